@@ -1,0 +1,261 @@
+"""/v1/allocations: reserve an available node for an instance, as a scheduler needs."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.api import collection, node_rules
+from services.api.deps import api_version, conflict_from, database, find_node, is_uuid_like
+from services.api.patch import apply_patch
+from services.api.versions import Version
+from services.api.views import (
+    ALLOCATION_FIELD_VERSIONS,
+    ALLOCATION_LIST_FIELDS,
+    allocation_document,
+    visible_fields,
+)
+from services.common import states
+from services.common.db import Database
+from services.common.exceptions import Conflict, Invalid, NotFound
+from services.common.models import Allocation, Node
+
+router = APIRouter()
+
+CREATABLE = {"resource_class", "traits", "candidate_nodes", "name", "uuid", "extra", "owner",
+             "node"}
+SORTABLE = {"uuid", "name", "state", "resource_class", "created_at", "updated_at", "id"}
+# States in which a node's allocation is part of a deployment and may not be taken away.
+PROTECTED_STATES = states.BUSY_STATES | states.WAIT_STATES | {states.S.ACTIVE,
+                                                              states.S.DEPLOYFAIL}
+
+
+def _check_version(version: Version) -> None:
+    if version < (1, 52):
+        raise NotFound("Allocations need API version 1.52 or newer.")
+
+
+def _find(session: Session, ident: str) -> Allocation:
+    column = Allocation.uuid if is_uuid_like(ident) else Allocation.name
+    allocation = session.scalar(select(Allocation).where(column == ident))
+    if allocation is None:
+        raise NotFound(f"Allocation {ident} could not be found.")
+    return allocation
+
+
+def _node_uuids(session: Session, allocations: list[Allocation]) -> dict[int, str]:
+    ids = [a.node_id for a in allocations if a.node_id is not None]
+    if not ids:
+        return {}
+    return dict(session.execute(select(Node.id, Node.uuid).where(Node.id.in_(ids))).tuples())
+
+
+def _render(request: Request, session: Session, allocations: list[Allocation],
+            fields: list[str]) -> list[dict[str, Any]]:
+    uuids = _node_uuids(session, allocations)
+    return [allocation_document(request, a, uuids.get(a.node_id or -1), fields)
+            for a in allocations]
+
+
+def _candidates(session: Session, allocation: Allocation, candidate_ids: list[int] | None
+                ) -> list[int]:
+    statement = select(Node.id, Node.traits).where(
+        Node.provision_state == states.S.AVAILABLE.value,
+        Node.maintenance.is_(False),
+        Node.instance_uuid.is_(None),
+        Node.allocation_id.is_(None),
+        Node.retired.is_(False),
+    )
+    if allocation.resource_class:
+        statement = statement.where(Node.resource_class == allocation.resource_class)
+    if candidate_ids is not None:
+        statement = statement.where(Node.id.in_(candidate_ids))
+    if allocation.owner:
+        statement = statement.where(Node.owner == allocation.owner)
+    wanted = set(allocation.traits)
+    return [row.id for row in session.execute(statement) if wanted <= set(row.traits or [])]
+
+
+def _allocate(session: Session, allocation: Allocation, candidate_ids: list[int] | None) -> None:
+    """Give the allocation one matching node; a conditional UPDATE settles races."""
+    matching = _candidates(session, allocation, candidate_ids)
+    random.shuffle(matching)
+    for node_id in matching:
+        taken = session.execute(
+            update(Node)
+            .where(Node.id == node_id, Node.instance_uuid.is_(None),
+                   Node.allocation_id.is_(None))
+            .values(instance_uuid=allocation.uuid, allocation_id=allocation.id)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if taken == 1:
+            allocation.node_id = node_id
+            allocation.state = "active"
+            return
+    allocation.state = "error"
+    traits = f" and traits {', '.join(allocation.traits)}" if allocation.traits else ""
+    allocation.last_error = (f"No available nodes match the resource class "
+                             f"{allocation.resource_class}{traits}.")
+
+
+def _backfill(session: Session, allocation: Allocation, node: Node) -> None:
+    if node.allocation_id is not None:
+        raise Conflict(f"Node {node.uuid} already has an allocation.")
+    if node.instance_uuid and node.instance_uuid != allocation.uuid:
+        raise Conflict(f"Node {node.uuid} is associated with instance {node.instance_uuid}, "
+                       "which differs from the allocation's UUID.")
+    node.instance_uuid = allocation.uuid
+    node.allocation_id = allocation.id
+    allocation.node_id = node.id
+    allocation.state = "active"
+
+
+@router.post("/v1/allocations", status_code=201)
+def create_allocation(request: Request, response: Response, body: Any = Body(...),
+                      version: Version = Depends(api_version),
+                      db: Database = Depends(database)) -> dict[str, Any]:
+    _check_version(version)
+    if not isinstance(body, dict):
+        raise Invalid("Invalid allocation: expected a JSON object.")
+    unknown = set(body) - CREATABLE
+    if ("owner" in body and version < (1, 60)) or ("node" in body and version < (1, 58)):
+        unknown |= {k for k in ("owner", "node") if k in body}
+    if unknown:
+        raise Invalid(f"Unknown attribute(s) for allocation: {', '.join(sorted(unknown))}.")
+    if not body.get("resource_class") and not body.get("node"):
+        raise Invalid("An allocation needs a resource_class (or a node to backfill).")
+    traits = node_rules.check_traits(body.get("traits") or [])
+    name = body.get("name")
+    if name is not None and (not isinstance(name, str) or not node_rules.NAME_RE.match(name)):
+        raise Invalid(f"Invalid allocation name {name!r}.")
+    extra = body.get("extra") or {}
+    if not isinstance(extra, dict):
+        raise Invalid("Invalid value for extra: expected a JSON object.")
+    candidates = body.get("candidate_nodes")
+    if candidates is not None and not isinstance(candidates, list):
+        raise Invalid("Invalid candidate_nodes: expected a list of node names or UUIDs.")
+    values: dict[str, Any] = {"name": name, "uuid": body.get("uuid")}
+    try:
+        with db.session() as session:
+            candidate_nodes = [find_node(session, str(c), version) for c in candidates or []]
+            allocation = Allocation(
+                resource_class=body.get("resource_class"), traits=traits, name=name,
+                extra=extra, owner=body.get("owner"),
+                candidate_nodes=[n.uuid for n in candidate_nodes],
+            )
+            if body.get("uuid"):
+                allocation.uuid = node_rules.check_uuid("uuid", body["uuid"])
+            session.add(allocation)
+            session.flush()
+            if body.get("node"):
+                _backfill(session, allocation, find_node(session, str(body["node"]), version))
+            else:
+                _allocate(session, allocation,
+                          [n.id for n in candidate_nodes] if candidates is not None else None)
+            session.flush()
+            fields = visible_fields(ALLOCATION_FIELD_VERSIONS, version)
+            document = _render(request, session, [allocation], fields)[0]
+    except IntegrityError as exc:
+        raise conflict_from(exc, values) from None
+    response.headers["Location"] = f"{request.base_url}v1/allocations/{allocation.uuid}"
+    return document
+
+
+@router.get("/v1/allocations")
+def list_allocations(request: Request, version: Version = Depends(api_version),
+                     db: Database = Depends(database)) -> dict[str, Any]:
+    _check_version(version)
+    visible = visible_fields(ALLOCATION_FIELD_VERSIONS, version)
+    query = collection.parse_list_query(request, version=version, visible=visible,
+                                        summary=ALLOCATION_LIST_FIELDS, sortable=SORTABLE)
+    params = request.query_params
+    with db.session() as session:
+        statement = select(Allocation)
+        if params.get("node"):
+            statement = statement.where(
+                Allocation.node_id == find_node(session, params["node"], version).id)
+        for name in ("resource_class", "state", "owner"):
+            if params.get(name):
+                statement = statement.where(getattr(Allocation, name) == params[name])
+        marker = None
+        if query.marker:
+            marker = session.scalar(select(Allocation).where(Allocation.uuid == query.marker))
+            if marker is None:
+                raise Invalid(f"Marker {query.marker} could not be found.")
+        allocations = collection.page(session, statement, query, Allocation.id,
+                                      getattr(Allocation, query.sort_key), marker)
+        documents = _render(request, session, allocations, query.fields)
+    return {"allocations": documents, **collection.next_link(
+        request, "allocations", allocations, query, lambda a: a.uuid)}
+
+
+@router.get("/v1/allocations/{ident}")
+def show_allocation(ident: str, request: Request, version: Version = Depends(api_version),
+                    db: Database = Depends(database)) -> dict[str, Any]:
+    _check_version(version)
+    with db.session() as session:
+        allocation = _find(session, ident)
+        fields = visible_fields(ALLOCATION_FIELD_VERSIONS, version)
+        return _render(request, session, [allocation], fields)[0]
+
+
+@router.get("/v1/nodes/{ident}/allocation")
+def show_node_allocation(ident: str, request: Request, version: Version = Depends(api_version),
+                         db: Database = Depends(database)) -> dict[str, Any]:
+    _check_version(version)
+    with db.session() as session:
+        node = find_node(session, ident, version)
+        allocation = session.get(Allocation, node.allocation_id) if node.allocation_id else None
+        if allocation is None:
+            raise NotFound(f"Node {node.uuid} has no allocation.")
+        fields = visible_fields(ALLOCATION_FIELD_VERSIONS, version)
+        return _render(request, session, [allocation], fields)[0]
+
+
+@router.patch("/v1/allocations/{ident}")
+def update_allocation(ident: str, request: Request, patch: Any = Body(...),
+                      version: Version = Depends(api_version),
+                      db: Database = Depends(database)) -> dict[str, Any]:
+    if version < (1, 57):
+        raise Invalid("Updating allocations needs API version 1.57 or newer.", code=405)
+    with db.session() as session:
+        allocation = _find(session, ident)
+        patched = apply_patch({"name": allocation.name, "extra": allocation.extra}, patch)
+        if set(patched) - {"name", "extra"}:
+            raise Invalid("Only name and extra of an allocation can be updated.")
+        name, extra = patched.get("name"), patched.get("extra") or {}
+        if name is not None and (not isinstance(name, str)
+                                 or not node_rules.NAME_RE.match(name)):
+            raise Invalid(f"Invalid allocation name {name!r}.")
+        if not isinstance(extra, dict):
+            raise Invalid("Invalid value for extra: expected a JSON object.")
+        allocation.name, allocation.extra = name, extra
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            raise conflict_from(exc, {"name": name}) from None
+        fields = visible_fields(ALLOCATION_FIELD_VERSIONS, version)
+        return _render(request, session, [allocation], fields)[0]
+
+
+@router.delete("/v1/allocations/{ident}", status_code=204)
+def delete_allocation(ident: str, version: Version = Depends(api_version),
+                      db: Database = Depends(database)) -> Response:
+    _check_version(version)
+    with db.session() as session:
+        allocation = _find(session, ident)
+        node = session.get(Node, allocation.node_id) if allocation.node_id else None
+        if node is not None:
+            if node.provision_state in PROTECTED_STATES and not node.maintenance:
+                raise Conflict(f"Cannot remove allocation {allocation.uuid} from node "
+                               f"{node.uuid} in state \"{node.provision_state}\".")
+            if node.instance_uuid == allocation.uuid:
+                node.instance_uuid = None
+            node.allocation_id = None
+        session.delete(allocation)
+    return Response(status_code=204)

@@ -1,0 +1,46 @@
+"""The API application: Ironic v1 routes behind version negotiation, auth and a body limit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.api import allocations, conductors, drivers, errors, nodes, ports, root
+from services.api.auth import BasicAuthMiddleware, Htpasswd, effective_strategy
+from services.api.limits import BodySizeLimitMiddleware
+from services.api.versions import VersionMiddleware
+from services.common.config import Settings
+from services.common.db import Database
+from services.conductor.manager import ConductorManager
+
+
+def create_app(settings: Settings, db: Database, manager: ConductorManager) -> FastAPI:
+    strategy = effective_strategy(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        manager.start()
+        try:
+            yield
+        finally:
+            manager.stop()
+
+    app = FastAPI(title="Enclume", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.conductor = manager
+    app.state.drivers = manager.drivers
+    errors.install(app)
+    # Routes with fixed segments (/detail, /ports) come before /{ident}.
+    for router in (root.router, ports.router, allocations.router, nodes.router,
+                   drivers.router, conductors.router):
+        app.include_router(router)
+    # Starlette runs the last added middleware first: size limit, then auth, then versions.
+    app.add_middleware(VersionMiddleware)
+    if strategy == "http_basic":
+        assert settings.htpasswd_file is not None
+        app.add_middleware(BasicAuthMiddleware, htpasswd=Htpasswd(settings.htpasswd_file))
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    return app

@@ -1,0 +1,149 @@
+"""Collection rules shared by every list endpoint: fields, detail, limit, marker, sort, next.
+
+Pagination is by key (the sort column, then id), so a page costs the same wherever it starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from services.api.versions import Version
+from services.api.views import base_url
+from services.common.exceptions import Invalid
+
+TRUE_WORDS = frozenset({"1", "t", "true", "on", "y", "yes"})
+FALSE_WORDS = frozenset({"0", "f", "false", "off", "n", "no"})
+
+
+def parse_bool(name: str, raw: str | None) -> bool | None:
+    if raw is None:
+        return None
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise Invalid(f"Invalid value for {name}: {raw!r}, expected a boolean.")
+
+
+@dataclass
+class ListQuery:
+    limit: int
+    marker: str | None
+    sort_key: str
+    sort_dir: str
+    fields: list[str]
+    detail: bool
+
+
+def parse_list_query(
+    request: Request,
+    *,
+    version: Version,
+    visible: list[str],
+    summary: tuple[str, ...],
+    sortable: set[str],
+    detail_path: bool = False,
+    default_sort: str = "id",
+) -> ListQuery:
+    params = request.query_params
+    max_limit: int = request.app.state.settings.max_page_size
+    limit_raw = params.get("limit")
+    if limit_raw is None:
+        limit = max_limit
+    else:
+        try:
+            limit = int(limit_raw)
+        except ValueError:
+            raise Invalid(f"Invalid value for limit: {limit_raw!r}.") from None
+        if limit < 0:
+            raise Invalid(f"Limit must be positive: {limit}.")
+        limit = min(limit, max_limit) if limit else max_limit
+
+    sort_dir = params.get("sort_dir", "asc").lower()
+    if sort_dir not in ("asc", "desc"):
+        raise Invalid(f"Invalid sort direction: {sort_dir}. Acceptable values are 'asc' or "
+                      "'desc'")
+    sort_key = params.get("sort_key", default_sort)
+    if sort_key != default_sort and sort_key not in sortable:
+        raise Invalid(f"The sort_key value {sort_key} is an invalid field for sorting")
+
+    detail = detail_path
+    detail_raw = params.get("detail")
+    if detail_raw is not None:
+        if version < (1, 43):
+            raise Invalid("The detail parameter needs API version 1.43 or newer.")
+        if detail_path:
+            raise Invalid("The detail parameter is not allowed on the /detail endpoint.")
+        detail = bool(parse_bool("detail", detail_raw))
+
+    fields_raw = params.get("fields")
+    if fields_raw is not None:
+        if version < (1, 8):
+            raise Invalid("The fields parameter needs API version 1.8 or newer.")
+        if detail:
+            raise Invalid("Can not specify ?detail=True and fields in the same request.")
+        fields = [f.strip() for f in fields_raw.split(",") if f.strip()]
+        unknown = [f for f in fields if f not in visible]
+        if unknown or not fields:
+            raise Invalid(f"Field(s) \"{', '.join(unknown) or fields_raw}\" are not valid")
+    elif detail:
+        fields = visible
+    else:
+        fields = [f for f in summary if f in visible]
+    return ListQuery(limit, params.get("marker"), sort_key, sort_dir, fields, detail)
+
+
+def page(
+    session: Session,
+    statement: Select[Any],
+    query: ListQuery,
+    id_column: InstrumentedAttribute[int],
+    sort_column: InstrumentedAttribute[Any],
+    marker_row: Any | None,
+) -> list[Any]:
+    """One page of ``statement``, ordered by (sort column, id), after the marker row."""
+    descending = query.sort_dir == "desc"
+    if marker_row is not None:
+        value = getattr(marker_row, sort_column.key)
+        marker_id = getattr(marker_row, id_column.key)
+        if descending:
+            after = (
+                and_(sort_column.is_(None), id_column < marker_id)
+                if value is None
+                else or_(sort_column < value, and_(sort_column == value, id_column < marker_id),
+                         sort_column.is_(None))
+            )
+        else:
+            after = (
+                or_(and_(sort_column.is_(None), id_column > marker_id),
+                    sort_column.is_not(None))
+                if value is None
+                else or_(sort_column > value, and_(sort_column == value, id_column > marker_id))
+            )
+        statement = statement.where(after)
+    if descending:
+        order = (sort_column.desc().nulls_last(), id_column.desc())
+    else:
+        order = (sort_column.asc().nulls_first(), id_column.asc())
+    if sort_column is id_column:
+        order = order[1:]
+    return list(session.scalars(statement.order_by(*order).limit(query.limit)))
+
+
+def next_link(request: Request, path: str, items: list[Any], query: ListQuery,
+              marker_of: Any) -> dict[str, str]:
+    """Ironic's ``next`` link: present when a page is full, carrying the other parameters."""
+    if not items or len(items) < query.limit:
+        return {}
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "marker"]
+    if "limit" not in request.query_params:
+        params.append(("limit", str(query.limit)))
+    params.append(("marker", marker_of(items[-1])))
+    return {"next": f"{base_url(request)}/v1/{path}?{urlencode(params)}"}

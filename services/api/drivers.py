@@ -1,0 +1,76 @@
+"""/v1/drivers: the enabled hardware types and the conductors that run them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from services.api.collection import parse_bool
+from services.api.deps import api_version, conductor
+from services.api.versions import Version
+from services.api.views import links
+from services.common.exceptions import Invalid, NotFound
+from services.common.models import INTERFACES
+from services.conductor.manager import ConductorManager
+from services.drivers.base import HardwareType
+
+router = APIRouter(prefix="/v1/drivers")
+
+
+def _document(request: Request, hardware_type: HardwareType, hosts: list[str], detail: bool,
+              version: Version) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "name": hardware_type.name,
+        "hosts": hosts,
+        "type": "dynamic",
+        "links": links(request, "drivers", hardware_type.name),
+        "properties": links(request, "drivers", f"{hardware_type.name}/properties"),
+    }
+    if detail and version >= (1, 30):
+        for interface in INTERFACES:
+            if interface == "firmware":
+                continue
+            document[f"default_{interface}_interface"] = hardware_type.default(interface)
+            document[f"enabled_{interface}_interfaces"] = list(hardware_type.supported[interface])
+    return document
+
+
+def _hosts(manager: ConductorManager) -> dict[str, list[str]]:
+    hosts: dict[str, list[str]] = {}
+    for row in manager.alive_conductors():
+        for name in row.hardware_types:
+            hosts.setdefault(name, []).append(row.hostname)
+    return hosts
+
+
+@router.get("")
+def list_drivers(request: Request, version: Version = Depends(api_version),
+                 manager: ConductorManager = Depends(conductor)) -> dict[str, Any]:
+    kind = request.query_params.get("type")
+    if kind not in (None, "classic", "dynamic"):
+        raise Invalid(f"Invalid driver type {kind!r}: use classic or dynamic.")
+    detail = bool(parse_bool("detail", request.query_params.get("detail")))
+    hosts = _hosts(manager)
+    drivers = [] if kind == "classic" else [
+        _document(request, hw, hosts.get(name, []), detail, version)
+        for name, hw in manager.drivers.hardware_types.items() if name in hosts
+    ]
+    return {"drivers": drivers}
+
+
+@router.get("/{name}")
+def show_driver(name: str, request: Request, version: Version = Depends(api_version),
+                manager: ConductorManager = Depends(conductor)) -> dict[str, Any]:
+    hosts = _hosts(manager)
+    if name not in manager.drivers.hardware_types or name not in hosts:
+        raise NotFound(f"Could not find the following driver(s) or hardware type(s): {name}.")
+    return _document(request, manager.drivers.hardware_types[name], hosts[name], True, version)
+
+
+@router.get("/{name}/properties")
+def driver_properties(name: str, manager: ConductorManager = Depends(conductor)
+                      ) -> dict[str, Any]:
+    if name not in manager.drivers.hardware_types:
+        raise NotFound(f"Could not find the following driver(s) or hardware type(s): {name}.")
+    return dict(manager.drivers.hardware_types[name].properties)

@@ -1,0 +1,214 @@
+"""/v1/ports and /v1/nodes/{node}/ports."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload
+
+from services.api import collection
+from services.api.deps import (
+    api_version,
+    conductor,
+    conflict_from,
+    database,
+    find_node,
+    is_uuid_like,
+)
+from services.api.patch import apply_patch
+from services.api.versions import Version
+from services.api.views import PORT_FIELD_VERSIONS, PORT_LIST_FIELDS, port_document, visible_fields
+from services.common.db import Database
+from services.common.exceptions import Invalid, NotFound
+from services.common.models import Node, Port
+from services.conductor.manager import ConductorManager
+
+router = APIRouter()
+
+MAC_RE = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$")
+WRITABLE = frozenset({"address", "node_uuid", "extra", "local_link_connection",
+                      "physical_network", "pxe_enabled", "is_smartnic"})
+CREATABLE = WRITABLE | {"uuid", "portgroup_uuid"}
+LOCAL_LINK_KEYS = {"switch_id", "port_id", "switch_info", "network_type"}
+SORTABLE = {"uuid", "address", "created_at", "updated_at", "physical_network", "id"}
+
+
+def normalize_mac(value: Any) -> str:
+    if not isinstance(value, str) or not MAC_RE.match(value.lower()):
+        raise Invalid(f"Expected a MAC address but received {value}.")
+    return value.lower().replace("-", ":")
+
+
+def _check(values: dict[str, Any], version: Version) -> dict[str, Any]:
+    unknown = [k for k in values if k not in CREATABLE or (PORT_FIELD_VERSIONS.get(k, (9, 9))
+               > version and k != "uuid")]
+    if unknown:
+        raise Invalid(f"Unknown attribute(s) for port: {', '.join(sorted(unknown))}.")
+    clean = dict(values)
+    clean["address"] = normalize_mac(values.get("address"))
+    for field in ("extra", "local_link_connection"):
+        if not isinstance(clean.setdefault(field, {}) or {}, dict):
+            raise Invalid(f"Invalid value for {field}: expected a JSON object.")
+        clean[field] = clean[field] or {}
+    extra_keys = set(clean["local_link_connection"]) - LOCAL_LINK_KEYS
+    if extra_keys:
+        raise Invalid(f"Invalid local_link_connection: unknown key(s) {sorted(extra_keys)}; "
+                      f"allowed are {sorted(LOCAL_LINK_KEYS)}.")
+    for field in ("pxe_enabled", "is_smartnic"):
+        if field in clean and not isinstance(clean[field], bool):
+            raise Invalid(f"Invalid value for {field}: expected true or false.")
+    physical_network = clean.get("physical_network")
+    if physical_network is not None and (not isinstance(physical_network, str)
+                                         or len(physical_network) > 64):
+        raise Invalid("Invalid physical_network: expected a string of at most 64 characters.")
+    if clean.pop("portgroup_uuid", None) is not None:
+        raise Invalid("Port groups are not supported: portgroup_uuid must be null.")
+    if "uuid" in clean and not is_uuid_like(str(clean["uuid"])):
+        raise Invalid(f"Expected a UUID for uuid but received {clean['uuid']!r}.")
+    return clean
+
+
+def _render(request: Request, ports: list[Port], fields: list[str]) -> list[dict[str, Any]]:
+    return [port_document(request, port, port.node.uuid, fields) for port in ports]
+
+
+def _list(request: Request, version: Version, db: Database, detail: bool, path: str,
+          node_ident: str | None = None) -> dict[str, Any]:
+    visible = visible_fields(PORT_FIELD_VERSIONS, version)
+    query = collection.parse_list_query(request, version=version, visible=visible,
+                                        summary=PORT_LIST_FIELDS, sortable=SORTABLE,
+                                        detail_path=detail)
+    with db.session() as session:
+        statement: Select[tuple[Port]] = select(Port).options(
+            joinedload(Port.node).load_only(Node.uuid))
+        node_ident = node_ident or request.query_params.get("node") or (
+            request.query_params.get("node_uuid"))
+        if node_ident:
+            statement = statement.where(Port.node_id == find_node(session, node_ident,
+                                                                  version).id)
+        if address := request.query_params.get("address"):
+            statement = statement.where(Port.address == address.lower())
+        marker = None
+        if query.marker:
+            marker = session.scalar(select(Port).where(Port.uuid == query.marker))
+            if marker is None:
+                raise Invalid(f"Marker {query.marker} could not be found.")
+        ports = collection.page(session, statement, query, Port.id,
+                                getattr(Port, query.sort_key), marker)
+        documents = _render(request, ports, query.fields)
+    return {"ports": documents,
+            **collection.next_link(request, path, ports, query, lambda p: p.uuid)}
+
+
+def _find(session: Session, ident: str) -> Port:
+    port = session.scalar(select(Port).options(joinedload(Port.node)).where(
+        Port.uuid == ident.lower())) if is_uuid_like(ident) else None
+    if port is None:
+        raise NotFound(f"Port {ident} could not be found.")
+    return port
+
+
+@router.get("/v1/ports")
+def list_ports(request: Request, version: Version = Depends(api_version),
+               db: Database = Depends(database)) -> dict[str, Any]:
+    return _list(request, version, db, False, "ports")
+
+
+@router.get("/v1/ports/detail")
+def list_ports_detail(request: Request, version: Version = Depends(api_version),
+                      db: Database = Depends(database)) -> dict[str, Any]:
+    return _list(request, version, db, True, "ports/detail")
+
+
+@router.get("/v1/nodes/{ident}/ports")
+def list_node_ports(ident: str, request: Request, version: Version = Depends(api_version),
+                    db: Database = Depends(database)) -> dict[str, Any]:
+    return _list(request, version, db, False, f"nodes/{ident}/ports", node_ident=ident)
+
+
+@router.get("/v1/nodes/{ident}/ports/detail")
+def list_node_ports_detail(ident: str, request: Request,
+                           version: Version = Depends(api_version),
+                           db: Database = Depends(database)) -> dict[str, Any]:
+    return _list(request, version, db, True, f"nodes/{ident}/ports/detail", node_ident=ident)
+
+
+@router.get("/v1/ports/{ident}")
+def show_port(ident: str, request: Request, version: Version = Depends(api_version),
+              db: Database = Depends(database)) -> dict[str, Any]:
+    with db.session() as session:
+        port = _find(session, ident)
+        return _render(request, [port], visible_fields(PORT_FIELD_VERSIONS, version))[0]
+
+
+@router.post("/v1/ports", status_code=201)
+def create_port(request: Request, response: Response, body: Any = Body(...),
+                version: Version = Depends(api_version),
+                db: Database = Depends(database)) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise Invalid("Invalid port: expected a JSON object.")
+    if not body.get("node_uuid"):
+        raise Invalid("Mandatory field missing: node_uuid.")
+    values = _check(body, version)
+    try:
+        with db.session() as session:
+            node = find_node(session, str(values.pop("node_uuid")), version)
+            port = Port(**values, node_id=node.id)
+            session.add(port)
+            session.flush()
+            session.refresh(port, ["node"])
+            document = _render(request, [port], visible_fields(PORT_FIELD_VERSIONS, version))[0]
+    except IntegrityError as exc:
+        raise conflict_from(exc, values) from None
+    response.headers["Location"] = f"{request.base_url}v1/ports/{port.uuid}"
+    return document
+
+
+@router.patch("/v1/ports/{ident}")
+def update_port(ident: str, request: Request, patch: Any = Body(...),
+                version: Version = Depends(api_version), db: Database = Depends(database),
+                manager: ConductorManager = Depends(conductor)) -> dict[str, Any]:
+    with db.session() as session:
+        port = _find(session, ident)
+        node = port.node
+        current = {f: getattr(port, f) for f in WRITABLE - {"node_uuid"}}
+        current["node_uuid"] = node.uuid
+    for operation in patch if isinstance(patch, list) else []:
+        field = str(operation.get("path", "")).lstrip("/").split("/")[0]
+        if field not in WRITABLE:
+            raise Invalid(f"'/{field}' can not be updated on a port.")
+    patched = apply_patch(current, patch)
+    values = _check({k: v for k, v in patched.items() if k != "node_uuid"}, version)
+    try:
+        with manager.locked(node) as task:
+            target = task.session.get(Port, port.id)
+            if target is None:
+                raise NotFound(f"Port {ident} could not be found.")
+            if patched.get("node_uuid") != node.uuid:
+                target.node_id = find_node(task.session, str(patched.get("node_uuid")),
+                                           version).id
+            for field, value in values.items():
+                setattr(target, field, value)
+            task.session.flush()
+            task.session.refresh(target, ["node"])
+            document = _render(request, [target],
+                               visible_fields(PORT_FIELD_VERSIONS, version))[0]
+    except IntegrityError as exc:
+        raise conflict_from(exc, values) from None
+    return document
+
+
+@router.delete("/v1/ports/{ident}", status_code=204)
+def delete_port(ident: str, db: Database = Depends(database),
+                manager: ConductorManager = Depends(conductor)) -> Response:
+    with db.session() as session:
+        port = _find(session, ident)
+    with manager.locked(port.node) as task:
+        target = task.session.get(Port, port.id)
+        if target is not None:
+            task.session.delete(target)
+    return Response(status_code=204)

@@ -1,0 +1,68 @@
+"""Errors that reach API users. Each carries the HTTP status Ironic uses for it."""
+
+from __future__ import annotations
+
+
+class EnclumeError(Exception):
+    code: int = 500
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class Invalid(EnclumeError):
+    code = 400
+
+
+class NotFound(EnclumeError):
+    code = 404
+
+
+class Conflict(EnclumeError):
+    code = 409
+
+
+class NotAcceptable(EnclumeError):
+    code = 406
+
+
+class TemporaryFailure(EnclumeError):
+    code = 503
+
+
+class NodeNotFound(NotFound):
+    def __init__(self, ident: str) -> None:
+        super().__init__(f"Node {ident} could not be found.")
+
+
+class NodeLocked(Conflict):
+    def __init__(self, node: str, host: str) -> None:
+        super().__init__(
+            f"Node {node} is locked by host {host}, please retry after the current operation "
+            "is completed."
+        )
+
+
+class InvalidStateRequested(Invalid):
+    def __init__(self, action: str, node: str, state: str) -> None:
+        super().__init__(
+            f'The requested action "{action}" can not be performed on node "{node}" while it '
+            f'is in state "{state}".'
+        )
+
+
+class NodeInMaintenance(Invalid):
+    def __init__(self, op: str, node: str) -> None:
+        super().__init__(
+            f'The requested action "{op}" can not be performed on node "{node}" while it is '
+            "in maintenance mode."
+        )
+
+
+class NoFreeConductorWorker(TemporaryFailure):
+    def __init__(self) -> None:
+        super().__init__("Requested action cannot be performed due to lack of free conductor "
+                         "workers.")

@@ -1,0 +1,184 @@
+"""The data model. The schema itself is created and changed only by the alembic migrations."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from services.common.states import ProvisionState
+
+INTERFACES: tuple[str, ...] = (
+    "bios",
+    "boot",
+    "console",
+    "deploy",
+    "firmware",
+    "inspect",
+    "management",
+    "network",
+    "power",
+    "raid",
+    "rescue",
+    "storage",
+    "vendor",
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_uuid() -> str:
+    return str(uuidlib.uuid4())
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(default=None, onupdate=utcnow)
+
+
+class Node(TimestampMixin, Base):
+    __tablename__ = "nodes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    name: Mapped[str | None] = mapped_column(String(255), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    driver: Mapped[str] = mapped_column(String(255))
+
+    bios_interface: Mapped[str | None] = mapped_column(String(255))
+    boot_interface: Mapped[str | None] = mapped_column(String(255))
+    console_interface: Mapped[str | None] = mapped_column(String(255))
+    deploy_interface: Mapped[str | None] = mapped_column(String(255))
+    firmware_interface: Mapped[str | None] = mapped_column(String(255))
+    inspect_interface: Mapped[str | None] = mapped_column(String(255))
+    management_interface: Mapped[str | None] = mapped_column(String(255))
+    network_interface: Mapped[str | None] = mapped_column(String(255))
+    power_interface: Mapped[str | None] = mapped_column(String(255))
+    raid_interface: Mapped[str | None] = mapped_column(String(255))
+    rescue_interface: Mapped[str | None] = mapped_column(String(255))
+    storage_interface: Mapped[str | None] = mapped_column(String(255))
+    vendor_interface: Mapped[str | None] = mapped_column(String(255))
+
+    driver_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    driver_internal_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    instance_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    instance_uuid: Mapped[str | None] = mapped_column(String(36), unique=True)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    traits: Mapped[list[Any]] = mapped_column(default=list)
+
+    provision_state: Mapped[str] = mapped_column(
+        String(32), default=ProvisionState.ENROLL.value, index=True
+    )
+    target_provision_state: Mapped[str | None] = mapped_column(String(32))
+    provision_updated_at: Mapped[datetime | None] = mapped_column()
+    power_state: Mapped[str | None] = mapped_column(String(32))
+    target_power_state: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    maintenance: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    maintenance_reason: Mapped[str | None] = mapped_column(Text)
+    fault: Mapped[str | None] = mapped_column(String(255))
+    protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    protected_reason: Mapped[str | None] = mapped_column(Text)
+    retired: Mapped[bool] = mapped_column(Boolean, default=False)
+    retired_reason: Mapped[str | None] = mapped_column(Text)
+    automated_clean: Mapped[bool | None] = mapped_column(Boolean)
+    console_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    reservation: Mapped[str | None] = mapped_column(String(255), index=True)
+    reservation_expires_at: Mapped[datetime | None] = mapped_column()
+    conductor_affinity: Mapped[str | None] = mapped_column(String(255))
+    conductor_group: Mapped[str] = mapped_column(String(255), default="", index=True)
+    resource_class: Mapped[str | None] = mapped_column(String(80), index=True)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    lessee: Mapped[str | None] = mapped_column(String(255))
+    # Plain column: the allocation's node_id is the foreign key, a second one would be circular.
+    allocation_id: Mapped[int | None] = mapped_column(Integer, index=True)
+
+    clean_step: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    deploy_step: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    raid_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    target_raid_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    network_data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    inspection_started_at: Mapped[datetime | None] = mapped_column()
+    inspection_finished_at: Mapped[datetime | None] = mapped_column()
+
+    ports: Mapped[list[Port]] = relationship(back_populates="node", passive_deletes=True)
+
+
+class Port(TimestampMixin, Base):
+    __tablename__ = "ports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    address: Mapped[str] = mapped_column(String(18), unique=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    local_link_connection: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    physical_network: Mapped[str | None] = mapped_column(String(64))
+    pxe_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_smartnic: Mapped[bool] = mapped_column(Boolean, default=False)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    internal_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    node: Mapped[Node] = relationship(back_populates="ports")
+
+
+class Conductor(TimestampMixin, Base):
+    __tablename__ = "conductors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255), unique=True)
+    conductor_group: Mapped[str] = mapped_column(String(255), default="")
+    rpc_address: Mapped[str | None] = mapped_column(String(255))
+    hardware_types: Mapped[list[Any]] = mapped_column(default=list)
+    online: Mapped[bool] = mapped_column(Boolean, default=True)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Allocation(TimestampMixin, Base):
+    __tablename__ = "allocations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    name: Mapped[str | None] = mapped_column(String(255), unique=True)
+    node_id: Mapped[int | None] = mapped_column(
+        ForeignKey("nodes.id", ondelete="SET NULL"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(15), default="allocating")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    resource_class: Mapped[str | None] = mapped_column(String(80))
+    traits: Mapped[list[Any]] = mapped_column(default=list)
+    candidate_nodes: Mapped[list[Any]] = mapped_column(default=list)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    owner: Mapped[str | None] = mapped_column(String(255))
+
+    node: Mapped[Node | None] = relationship(foreign_keys=[node_id])
+
+
+class NodeHistory(Base):
+    __tablename__ = "node_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    conductor: Mapped[str | None] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(255))
+    severity: Mapped[str] = mapped_column(String(255))
+    event: Mapped[str] = mapped_column(Text)
+    user: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(default=None, onupdate=utcnow)

@@ -1,0 +1,133 @@
+"""The ``fake`` implementations: they touch no hardware, each after an optional random delay.
+
+Like Ironic's fake-hardware, they let the whole life of a node run without a machine, for
+tests, development and benchmarks. Delay ranges come from the settings (ENCLUME_FAKE_*_DELAY_S).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+from services.drivers.base import BOOT_DEVICES, POWER_OFF, POWER_ON, DriverError
+
+if TYPE_CHECKING:
+    from services.conductor.task import Task
+
+
+class FakeDelay:
+    def __init__(self, delay_range: tuple[float, float]) -> None:
+        self.low, self.high = delay_range
+
+    def sleep(self) -> None:
+        if self.high > 0:
+            time.sleep(random.uniform(self.low, self.high))
+
+
+class FakeInterface:
+    """Base of the fake implementations: validation passes, every action just waits."""
+
+    def __init__(self, delay_range: tuple[float, float] = (0.0, 0.0)) -> None:
+        self.delay = FakeDelay(delay_range)
+
+    def validate(self, task: Task) -> None:
+        return None
+
+
+class FakePower(FakeInterface):
+    def get_power_state(self, task: Task) -> str:
+        self.delay.sleep()
+        return task.node.power_state or POWER_OFF
+
+    def set_power_state(self, task: Task, state: str) -> None:
+        if state not in (POWER_ON, POWER_OFF):
+            raise DriverError(f"fake power cannot set the power state {state!r}")
+        self.delay.sleep()
+
+    def reboot(self, task: Task) -> None:
+        self.delay.sleep()
+
+
+class FakeManagement(FakeInterface):
+    def get_supported_boot_devices(self, task: Task) -> list[str]:
+        return ["pxe", "disk", "cdrom", "bios", "safe"]
+
+    def get_boot_device(self, task: Task) -> dict[str, Any]:
+        self.delay.sleep()
+        stored = task.node.driver_internal_info.get("fake_boot_device")
+        return stored or {"boot_device": None, "persistent": None}
+
+    def set_boot_device(self, task: Task, device: str, persistent: bool) -> None:
+        if device not in BOOT_DEVICES:
+            raise DriverError(f"unknown boot device {device!r}")
+        self.delay.sleep()
+        chosen = {"boot_device": device, "persistent": persistent}
+        task.update_internal_info(fake_boot_device=chosen)
+
+
+class FakeBoot(FakeInterface):
+    def prepare_ramdisk(self, task: Task) -> None:
+        self.delay.sleep()
+
+    def clean_up_ramdisk(self, task: Task) -> None:
+        self.delay.sleep()
+
+    def prepare_instance(self, task: Task) -> None:
+        self.delay.sleep()
+
+    def clean_up_instance(self, task: Task) -> None:
+        self.delay.sleep()
+
+
+class FakeDeploy(FakeInterface):
+    def deploy(self, task: Task) -> str | None:
+        self.delay.sleep()
+        return None
+
+    def tear_down(self, task: Task) -> None:
+        self.delay.sleep()
+
+    def clean(self, task: Task) -> str | None:
+        self.delay.sleep()
+        return None
+
+    def execute_clean_steps(self, task: Task, steps: list[dict[str, Any]]) -> str | None:
+        self.delay.sleep()
+        return None
+
+
+class FakeNetwork(FakeInterface):
+    def add_provisioning_network(self, task: Task) -> None:
+        self.delay.sleep()
+
+    def remove_provisioning_network(self, task: Task) -> None:
+        self.delay.sleep()
+
+    def add_cleaning_network(self, task: Task) -> None:
+        self.delay.sleep()
+
+    def remove_cleaning_network(self, task: Task) -> None:
+        self.delay.sleep()
+
+    def configure_tenant_networks(self, task: Task) -> None:
+        self.delay.sleep()
+
+    def unconfigure_tenant_networks(self, task: Task) -> None:
+        self.delay.sleep()
+
+
+class NoopNetwork(FakeNetwork):
+    """The ``noop`` network interface: the node stays on whatever network it is on."""
+
+
+class FakeInspect(FakeInterface):
+    def inspect_hardware(self, task: Task) -> str | None:
+        self.delay.sleep()
+        return None
+
+
+class NullInterface(FakeInterface):
+    """The ``no-*`` implementations (no-bios, no-console ...): nothing to do, nothing to check."""
+
+    supported = False
