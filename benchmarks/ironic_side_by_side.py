@@ -515,6 +515,8 @@ def list_details(conn: openstack.connection.Connection, expected: int,
         if len(nodes) != expected:
             raise BenchmarkError(
                 f"listing returned {len(nodes)} nodes, expected {expected}")
+        if any(node.provision_state != "active" for node in nodes):
+            raise BenchmarkError("listing shows nodes that are not active")
 
 
 @dataclass

@@ -52,7 +52,8 @@ def _node_uuids(session: Session, allocations: list[Allocation]) -> dict[int, st
     ids = [a.node_id for a in allocations if a.node_id is not None]
     if not ids:
         return {}
-    return dict(session.execute(select(Node.id, Node.uuid).where(Node.id.in_(ids))).tuples())
+    rows = session.execute(select(Node.id, Node.uuid).where(Node.id.in_(ids)))
+    return {row.id: row.uuid for row in rows}
 
 
 def _render(request: Request, session: Session, allocations: list[Allocation],

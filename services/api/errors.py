@@ -6,6 +6,7 @@ openstacksdk and python-ironicclient both unwrap that inner JSON string to show 
 from __future__ import annotations
 
 import json
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.exceptions import EnclumeError
+
+LOG = logging.getLogger(__name__)
 
 
 def error_body(status: int, message: str) -> bytes:
@@ -43,6 +46,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(EnclumeError)
     async def enclume_error(_request: Request, exc: EnclumeError) -> JSONResponse:
         return error_response(exc.code, exc.message)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+        LOG.error("unexpected error", exc_info=exc)
+        return error_response(500, "An unexpected error occurred; the details are in the "
+                                   "service log.")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

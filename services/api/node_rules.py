@@ -16,6 +16,8 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9\-._~]+$")
 CONDUCTOR_GROUP_RE = re.compile(r"^[a-zA-Z0-9_\-.]*$")
 TRAIT_RE = re.compile(r"^(CUSTOM_[A-Z0-9_]+|[A-Z][A-Z0-9_]*)$")
 MAX_TRAITS = 50
+# Deeper JSON values could be stored but not rendered back (the serializer stops at 255).
+MAX_JSON_DEPTH = 64
 
 DICT_FIELDS = ("driver_info", "properties", "instance_info", "extra", "network_data")
 BOOL_FIELDS = ("maintenance", "protected", "retired")
@@ -60,6 +62,8 @@ def check_values(values: dict[str, Any], drivers: Drivers) -> dict[str, Any]:
             continue
         if field in DICT_FIELDS and not isinstance(value, dict):
             raise Invalid(f"Invalid value for {field}: expected a JSON object.")
+        if field in DICT_FIELDS:
+            check_depth(field, value)
         if field in BOOL_FIELDS and not isinstance(value, bool):
             raise Invalid(f"Invalid value for {field}: expected true or false.")
         if field == "automated_clean" and not isinstance(value, bool):
@@ -85,6 +89,23 @@ def check_values(values: dict[str, Any], drivers: Drivers) -> dict[str, Any]:
             raise Invalid(f"Invalid value for {field}: expected a string or null.")
     _check_interfaces(clean, drivers)
     return clean
+
+
+def check_depth(name: str, value: Any) -> None:
+    """Refuse JSON values that nest objects and lists more than MAX_JSON_DEPTH deep."""
+    level, layer = 0, [value]
+    while layer:
+        level += 1
+        if level > MAX_JSON_DEPTH:
+            raise Invalid(f"Invalid value for {name}: nested more than {MAX_JSON_DEPTH} "
+                          "levels deep.")
+        children = []
+        for item in layer:
+            if isinstance(item, dict):
+                children.extend(item.values())
+            elif isinstance(item, list):
+                children.extend(item)
+        layer = [c for c in children if isinstance(c, dict | list)]
 
 
 def _uuid_like(value: str) -> bool:

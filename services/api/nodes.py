@@ -294,8 +294,8 @@ def set_provision_state(ident: str, request: Request, body: Any = Body(...),
         raise Invalid(f"Unknown attribute(s) for a provision state change: "
                       f"{', '.join(sorted(unknown))}.")
     target = body["target"]
-    if target not in states.API_TARGET_EVENTS or version < states.API_TARGET_MIN_VERSION.get(
-        target, (1, 1)
+    if not isinstance(target, str) or target not in states.API_TARGET_EVENTS or (
+        version < states.API_TARGET_MIN_VERSION.get(target, (1, 1))
     ):
         raise Invalid(f"The requested provision state target \"{target}\" is not valid at API "
                       f"version {version[0]}.{version[1]}.")

@@ -10,7 +10,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from services.api import collection
+from services.api import collection, node_rules
 from services.api.deps import (
     api_version,
     conductor,
@@ -19,7 +19,7 @@ from services.api.deps import (
     find_node,
     is_uuid_like,
 )
-from services.api.patch import apply_patch
+from services.api.patch import apply_patch, validate_patch
 from services.api.versions import Version
 from services.api.views import PORT_FIELD_VERSIONS, PORT_LIST_FIELDS, port_document, visible_fields
 from services.common.db import Database
@@ -54,6 +54,7 @@ def _check(values: dict[str, Any], version: Version) -> dict[str, Any]:
         if not isinstance(clean.setdefault(field, {}) or {}, dict):
             raise Invalid(f"Invalid value for {field}: expected a JSON object.")
         clean[field] = clean[field] or {}
+        node_rules.check_depth(field, clean[field])
     extra_keys = set(clean["local_link_connection"]) - LOCAL_LINK_KEYS
     if extra_keys:
         raise Invalid(f"Invalid local_link_connection: unknown key(s) {sorted(extra_keys)}; "
@@ -177,8 +178,8 @@ def update_port(ident: str, request: Request, patch: Any = Body(...),
         node = port.node
         current = {f: getattr(port, f) for f in WRITABLE - {"node_uuid"}}
         current["node_uuid"] = node.uuid
-    for operation in patch if isinstance(patch, list) else []:
-        field = str(operation.get("path", "")).lstrip("/").split("/")[0]
+    for operation in validate_patch(patch):
+        field = operation["path"].lstrip("/").split("/")[0]
         if field not in WRITABLE:
             raise Invalid(f"'/{field}' can not be updated on a port.")
     patched = apply_patch(current, patch)

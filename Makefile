@@ -1,0 +1,57 @@
+# Enclume: `make demo` and `make test` set up everything they need on Debian 12.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Downloads (Debian packages for the ramdisk, the Ironic venv of the benchmarks) live here.
+CACHE := .cache
+STAMP := $(VENV)/.installed
+APT_PACKAGES := python3-venv
+PYTEST_ARGS ?=
+
+.PHONY: help deps venv test unit integration lint demo bench clean
+
+help:
+	@echo "make demo   - set up, start enclume-aio on SQLite and provision machines, with progress"
+	@echo "make test   - set up and run the whole test suite (lint, unit, integration)"
+	@echo "make bench  - side-by-side benchmark against OpenStack Ironic (docs/benchmarks.md)"
+	@echo "make lint   - ruff"
+
+deps:
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "installing $(APT_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); }
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory deps
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,postgres]'
+	@touch $@
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check services agent alembic tests benchmarks
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: $(STAMP)
+	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+
+# The whole suite; pytest's "no tests collected" (exit 5) counts as a failure.
+test: $(STAMP) lint
+	$(BIN)/pytest -q tests $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
+
+demo: $(STAMP)
+	$(BIN)/python -m services.cli.demo
+
+bench: $(STAMP)
+	mkdir -p $(CACHE)
+	$(BIN)/python benchmarks/ironic_side_by_side.py
+
+clean:
+	rm -rf $(VENV) $(CACHE) .pytest_cache .ruff_cache

@@ -1,0 +1,114 @@
+"""Node locks on a real (SQLite) database: contention, leases, worker limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from services.common.config import Settings
+from services.common.db import Database, upgrade_schema
+from services.common.exceptions import NodeLocked, NoFreeConductorWorker
+from services.common.models import Node
+from services.conductor import locks
+from services.conductor.manager import ConductorManager
+from services.drivers.registry import Drivers
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    url = f"sqlite:///{tmp_path / 'locks.sqlite'}"
+    upgrade_schema(url)
+    return Database(url)
+
+
+def make_node(db: Database, state: str = "available") -> Node:
+    with db.session() as session:
+        node = Node(driver="fake-hardware", provision_state=state)
+        session.add(node)
+    return node
+
+
+def test_contention_names_the_holder(db: Database) -> None:
+    node = make_node(db)
+    locks.acquire(db, node.id, node.uuid, "conductor-a", lease_s=60)
+    with pytest.raises(NodeLocked, match="locked by host conductor-a"):
+        locks.acquire(db, node.id, node.uuid, "conductor-b", lease_s=60)
+    locks.release(db, node.id, "conductor-a")
+    locks.acquire(db, node.id, node.uuid, "conductor-b", lease_s=60)
+
+
+def test_lock_of_a_dead_holder_frees_itself_when_its_lease_expires(db: Database) -> None:
+    node = make_node(db)
+    locks.acquire(db, node.id, node.uuid, "dead-conductor", lease_s=0.3)
+    with pytest.raises(NodeLocked):
+        locks.acquire(db, node.id, node.uuid, "survivor", lease_s=60)
+    time.sleep(0.4)
+    locks.acquire(db, node.id, node.uuid, "survivor", lease_s=60)
+    with db.session() as session:
+        assert session.get(Node, node.id).reservation == "survivor"  # type: ignore[union-attr]
+
+
+def test_renewal_keeps_a_live_holder_locked(db: Database) -> None:
+    node = make_node(db)
+    locks.acquire(db, node.id, node.uuid, "alive", lease_s=0.3)
+    for _ in range(3):
+        time.sleep(0.15)
+        locks.renew(db, [node.id], "alive", lease_s=0.3)
+    with pytest.raises(NodeLocked):
+        locks.acquire(db, node.id, node.uuid, "other", lease_s=60)
+
+
+def test_release_by_a_non_holder_does_nothing(db: Database) -> None:
+    node = make_node(db)
+    locks.acquire(db, node.id, node.uuid, "holder", lease_s=60)
+    locks.release(db, node.id, "someone-else")
+    with pytest.raises(NodeLocked):
+        locks.acquire(db, node.id, node.uuid, "someone-else", lease_s=60)
+
+
+def test_no_free_worker_answers_503_and_changes_nothing(db: Database) -> None:
+    settings = Settings(conductor_workers=1, fake_deploy_delay_s=(0.5, 0.5),
+                        conductor_hostname="test-conductor")
+    manager = ConductorManager(db, settings, Drivers(settings))
+    manager.start()
+    try:
+        busy, idle = make_node(db), make_node(db)
+        manager.do_provisioning_action(busy, "active")
+        with pytest.raises(NoFreeConductorWorker) as refused:
+            manager.do_provisioning_action(idle, "active")
+        assert refused.value.code == 503
+        with db.session() as session:
+            untouched = session.get(Node, idle.id)
+            assert untouched is not None
+            assert (untouched.provision_state, untouched.reservation) == ("available", None)
+        with pytest.raises(NodeLocked) as locked:
+            manager.do_provisioning_action(busy, "manage")
+        assert locked.value.code == 409
+    finally:
+        manager.stop()
+    with db.session() as session:
+        finished = session.get(Node, busy.id)
+        assert finished is not None
+        assert (finished.provision_state, finished.reservation) == ("active", None)
+
+
+def test_concurrent_lockers_get_exactly_one_winner(db: Database) -> None:
+    node = make_node(db)
+    winners: list[str] = []
+
+    def attempt(name: str) -> None:
+        try:
+            locks.acquire(db, node.id, node.uuid, name, lease_s=60)
+            winners.append(name)
+        except NodeLocked:
+            pass
+
+    threads = [threading.Thread(target=attempt, args=(f"c{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1
