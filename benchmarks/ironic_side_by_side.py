@@ -521,19 +521,24 @@ def list_details(conn: openstack.connection.Connection, expected: int,
 
 @dataclass
 class Timings:
-    phases: dict[str, float] = field(default_factory=dict)
+    """Wall-clock and client CPU seconds per phase."""
+
+    wall: dict[str, float] = field(default_factory=dict)
+    client_cpu: dict[str, float] = field(default_factory=dict)
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
         print(f"  {name} ...", end="", flush=True, file=sys.stderr)
+        cpu_started = time.thread_time()
         started = time.perf_counter()
         yield
-        self.phases[name] = time.perf_counter() - started
-        print(f" {self.phases[name]:.2f}s", file=sys.stderr)
+        self.wall[name] = time.perf_counter() - started
+        self.client_cpu[name] = time.thread_time() - cpu_started
+        print(f" {self.wall[name]:.2f}s", file=sys.stderr)
 
 
 def run_workload(url: str, nodes: int, list_repeats: int,
-                 timeout: float) -> dict[str, float]:
+                 timeout: float) -> Timings:
     conn = connect(url)
     timings = Timings()
     with timings.phase("enroll"):
@@ -548,7 +553,7 @@ def run_workload(url: str, nodes: int, list_repeats: int,
         list_details(conn, nodes, list_repeats)
     with timings.phase("undeploy"):
         transition(conn, uuids, "deleted", "available", timeout)
-    return timings.phases
+    return timings
 
 
 # --------------------------------------------------------------------------
@@ -560,25 +565,28 @@ def mib(value: int) -> float:
     return round(value / MIB, 1)
 
 
+def rounded(values: dict[str, float], digits: int) -> dict[str, float]:
+    return {key: round(value, digits) for key, value in values.items()}
+
+
 def benchmark_server(name: str, args: argparse.Namespace) -> dict[str, Any]:
     print(f"{TITLES[name]}:", file=sys.stderr)
     with running_server(name, args.nodes, args.keep_tmp) as server:
         print(f"  up on {server.url} in {server.startup_seconds:.1f}s",
               file=sys.stderr)
         server_cpu = tree_cpu_seconds(server.proc.pid)
-        client_cpu = time.thread_time()
-        phases = run_workload(server.url, args.nodes, args.list_repeats,
-                              args.timeout)
-        client_cpu = time.thread_time() - client_cpu
+        timings = run_workload(server.url, args.nodes, args.list_repeats,
+                               args.timeout)
         server_cpu = tree_cpu_seconds(server.proc.pid) - server_cpu
         server.sampler.sample()
         return {
             "version": server_version(name),
             "startup_seconds": round(server.startup_seconds, 3),
-            "phases": {key: round(value, 3) for key, value in phases.items()},
-            "total_seconds": round(sum(phases.values()), 3),
+            "phases": rounded(timings.wall, 3),
+            "client_cpu_phases": rounded(timings.client_cpu, 3),
+            "total_seconds": round(sum(timings.wall.values()), 3),
             "server_cpu_seconds": round(server_cpu, 2),
-            "client_cpu_seconds": round(client_cpu, 2),
+            "client_cpu_seconds": round(sum(timings.client_cpu.values()), 2),
             "idle_rss_mib": mib(server.idle_memory[0]),
             "idle_pss_mib": mib(server.idle_memory[1]),
             "peak_rss_mib": mib(server.sampler.peak_rss),

@@ -166,6 +166,9 @@ def create_node(request: Request, response: Response, body: Any = Body(...),
         raise Invalid(f"Unknown attribute(s) for node: {', '.join(sorted(unknown))}.")
     if "driver" not in body:
         raise Invalid("Mandatory field missing: driver.")
+    default_class = request.app.state.settings.default_resource_class
+    if default_class and body.get("resource_class") is None:
+        body = {**body, "resource_class": default_class}
     values = node_rules.check_values(body, request.app.state.drivers)
     values.pop("chassis_uuid", None)
     initial = states.initial_state(enroll=version >= (1, 11))
