@@ -137,6 +137,7 @@ def create_allocation(request: Request, response: Response, body: Any = Body(...
     extra = body.get("extra") or {}
     if not isinstance(extra, dict):
         raise Invalid("Invalid value for extra: expected a JSON object.")
+    node_rules.check_depth("extra", extra)
     candidates = body.get("candidate_nodes")
     if candidates is not None and not isinstance(candidates, list):
         raise Invalid("Invalid candidate_nodes: expected a list of node names or UUIDs.")
@@ -235,6 +236,7 @@ def update_allocation(ident: str, request: Request, patch: Any = Body(...),
             raise Invalid(f"Invalid allocation name {name!r}.")
         if not isinstance(extra, dict):
             raise Invalid("Invalid value for extra: expected a JSON object.")
+        node_rules.check_depth("extra", extra)
         allocation.name, allocation.extra = name, extra
         try:
             session.flush()

@@ -324,7 +324,8 @@ def set_power_state(ident: str, request: Request, body: Any = Body(...),
         raise Invalid(f"Unknown attribute(s) for a power state change: "
                       f"{', '.join(sorted(unknown))}.")
     timeout = body.get("timeout")
-    if timeout is not None and (not isinstance(timeout, int) or timeout < 1):
+    if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool)
+                                or timeout < 1):
         raise Invalid("Invalid timeout: expected a positive number of seconds.")
     with db.session() as session:
         node = find_node(session, ident, version)
