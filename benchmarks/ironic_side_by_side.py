@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -259,10 +260,14 @@ def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
+def bypass_proxies(env: dict[str, str] | os._Environ[str]) -> None:
+    """Make sure no HTTP proxy is used for loopback traffic."""
     for key in ("no_proxy", "NO_PROXY"):
         env[key] = ",".join(filter(None, (env.get(key), LOOPBACK, "localhost")))
+
+
+def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
     env.update(extra or {})
     return env
 
@@ -642,13 +647,15 @@ def table_rows(results: dict[str, dict[str, Any]]) -> Iterator[list[str]]:
         yield row(label, [results[n][key] for n in names], key)
 
 
-def print_table(results: dict[str, dict[str, Any]], nodes: int) -> None:
+def print_table(results: dict[str, dict[str, Any]],
+                args: argparse.Namespace) -> None:
     rows = list(table_rows(results))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     versions = ", ".join(
         f"{TITLES[name]} {result['version']}" for name, result in results.items())
-    print(f"\n{nodes} nodes, API {API_VERSION}, fake hardware, "
-          f"{os.cpu_count()} CPUs ({versions})")
+    medians = f", median of {args.repeat} runs" if args.repeat > 1 else ""
+    print(f"\n{args.nodes} nodes, API {API_VERSION}, fake hardware, "
+          f"{os.cpu_count()} CPUs{medians} ({versions})")
     for index, cells in enumerate(rows):
         line = "  ".join(
             cell.ljust(width) if col == 0 else cell.rjust(width)
@@ -659,6 +666,38 @@ def print_table(results: dict[str, dict[str, Any]], nodes: int) -> None:
         print(line)
         if index == 0:
             print("-" * len(line))
+
+
+def median_result(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-field median over repeated runs of one server."""
+    merged: dict[str, Any] = {}
+    for key, first in runs[0].items():
+        values = [run[key] for run in runs]
+        if isinstance(first, dict):
+            merged[key] = median_result(values)
+        elif isinstance(first, float | int):
+            merged[key] = round(statistics.median(values), 3)
+        else:
+            merged[key] = first
+    return merged
+
+
+def write_json(args: argparse.Namespace, results: dict[str, dict[str, Any]],
+               runs: dict[str, list[dict[str, Any]]]) -> None:
+    report: dict[str, Any] = {
+        "nodes": args.nodes,
+        "repeat": args.repeat,
+        "api_version": API_VERSION,
+        "list_repeats": args.list_repeats,
+        "cpus": os.cpu_count(),
+        "openstacksdk": importlib.metadata.version("openstacksdk"),
+        "servers": results,
+    }
+    if len(results) == len(SERVERS):
+        report["ratios_ironic_over_enclume"] = compute_ratios(results)
+    if args.repeat > 1:
+        report["runs"] = runs
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -673,11 +712,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="detailed listings in the list phase (default 10)")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds to wait for a state change (default 600)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run everything R times (servers alternating) "
+                        "and report per-figure medians (default 1)")
     parser.add_argument("--keep-tmp", action="store_true",
                         help="keep the servers' temp dirs (config, db, logs)")
     args = parser.parse_args(argv)
-    if args.nodes < 1 or args.list_repeats < 1:
-        parser.error("--nodes and --list-repeats must be positive")
+    if min(args.nodes, args.list_repeats, args.repeat) < 1:
+        parser.error("--nodes, --list-repeats and --repeat must be positive")
     return args
 
 
@@ -692,32 +734,28 @@ def raise_on_sigterm() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     raise_on_sigterm()
+    bypass_proxies(os.environ)  # openstacksdk (requests) reads it per request
     names = [args.only] if args.only else list(SERVERS)
-    results: dict[str, dict[str, Any]] = {}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     try:
         if "ironic" in names:
             ensure_ironic_venv()
-        for name in names:
-            results[name] = benchmark_server(name, args)
+        for repeat in range(args.repeat):
+            if args.repeat > 1:
+                print(f"== run {repeat + 1}/{args.repeat}", file=sys.stderr)
+            for name in names:
+                runs[name].append(benchmark_server(name, args))
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print_table(results, args.nodes)
+    results = {name: median_result(name_runs)
+               for name, name_runs in runs.items()}
+    print_table(results, args)
     if args.json:
-        report: dict[str, Any] = {
-            "nodes": args.nodes,
-            "api_version": API_VERSION,
-            "list_repeats": args.list_repeats,
-            "cpus": os.cpu_count(),
-            "openstacksdk": importlib.metadata.version("openstacksdk"),
-            "servers": results,
-        }
-        if len(results) == 2:
-            report["ratios_ironic_over_enclume"] = compute_ratios(results)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args, results, runs)
     return 0
 
 
