@@ -38,6 +38,11 @@ def _null(_settings: Settings) -> Any:
     return fake.NullInterface()
 
 
+def _working(_settings: Settings) -> Any:
+    """An implementation that validates and has nothing to do (fake bios, noop storage ...)."""
+    return fake.FakeInterface()
+
+
 IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     ("power", "fake"): lambda s: fake.FakePower(s.fake_power_delay_s),
     ("management", "fake"): lambda s: fake.FakeManagement(s.fake_management_delay_s),
@@ -47,11 +52,11 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     ("network", "flat"): lambda s: fake.FakeNetwork(s.fake_network_delay_s),
     ("inspect", "fake"): lambda s: fake.FakeInspect(s.fake_deploy_delay_s),
     ("inspect", "no-inspect"): _null,
-    **{(iface, "fake"): _null for iface in ("bios", "console", "firmware", "raid", "rescue",
-                                             "vendor")},
+    **{(iface, "fake"): _working for iface in ("bios", "console", "firmware", "raid", "rescue",
+                                                "vendor")},
     **{(iface, f"no-{iface}"): _null for iface in ("bios", "console", "firmware", "raid",
                                                   "rescue", "vendor")},
-    ("storage", "noop"): _null,
+    ("storage", "noop"): _working,
 }
 
 
