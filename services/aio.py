@@ -9,34 +9,45 @@ import logging
 import sys
 
 import uvicorn
+from fastapi import FastAPI
 
 from services.api.app import create_app
 from services.api.auth import AuthConfigError
 from services.common.config import Settings, get_settings
 from services.common.db import Database, upgrade_schema
 from services.common.logs import setup as setup_logging
+from services.common.membership import Membership
 from services.conductor.manager import ConductorManager
+from services.conductor.periodic import PeriodicTasks
 from services.drivers.registry import Drivers
 
 LOG = logging.getLogger("enclume.aio")
 
 
-def build(settings: Settings):  # type: ignore[no-untyped-def]
-    """Database brought to the newest schema, drivers, conductor and the API app."""
+def open_database(settings: Settings) -> Database:
+    """The database of the settings, brought to the newest schema."""
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.effective_database_url
     upgrade_schema(url)
-    db = Database(url)
-    manager = ConductorManager(db, settings, Drivers(settings))
-    return create_app(settings, db, manager)
+    return Database(url)
 
 
-def serve(settings: Settings) -> int:
+def build(settings: Settings) -> FastAPI:
+    """The API app with a conductor (and its periodic tasks) in the same process."""
+    db = open_database(settings)
+    drivers = Drivers(settings)
+    membership = Membership(db, settings)
+    manager = ConductorManager(db, settings, drivers, membership)
+    return create_app(settings, db, manager, membership, drivers,
+                      services=[manager, PeriodicTasks(manager)])
+
+
+def serve(app_factory, settings: Settings) -> int:  # type: ignore[no-untyped-def]
     setup_logging(settings.log_level)
     try:
-        app = build(settings)
-    except AuthConfigError as exc:
+        app = app_factory(settings)
+    except (AuthConfigError, RuntimeError) as exc:
         LOG.error("refusing to start: %s", exc)
         return 2
     LOG.info("serving the Ironic API on http://%s:%d", settings.api_host, settings.api_port)
@@ -46,4 +57,4 @@ def serve(settings: Settings) -> int:
 
 
 def main() -> None:
-    sys.exit(serve(get_settings()))
+    sys.exit(serve(build, get_settings()))

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.api import collection, node_rules
-from services.api.deps import api_version, conflict_from, database, find_node, is_uuid_like
+from services.api.deps import api_version, database, find_node, is_uuid_like
 from services.api.patch import apply_patch
 from services.api.versions import Version
 from services.api.views import (
@@ -22,7 +22,7 @@ from services.api.views import (
 )
 from services.common import states
 from services.common.db import Database
-from services.common.exceptions import Conflict, Invalid, NotFound
+from services.common.exceptions import Conflict, Invalid, NotFound, conflict_from_integrity
 from services.common.models import Allocation, Node
 
 router = APIRouter()
@@ -163,7 +163,7 @@ def create_allocation(request: Request, response: Response, body: Any = Body(...
             fields = visible_fields(ALLOCATION_FIELD_VERSIONS, version)
             document = _render(request, session, [allocation], fields)[0]
     except IntegrityError as exc:
-        raise conflict_from(exc, values) from None
+        raise conflict_from_integrity(exc, values) from None
     response.headers["Location"] = f"{request.base_url}v1/allocations/{allocation.uuid}"
     return document
 
@@ -241,7 +241,7 @@ def update_allocation(ident: str, request: Request, patch: Any = Body(...),
         try:
             session.flush()
         except IntegrityError as exc:
-            raise conflict_from(exc, {"name": name}) from None
+            raise conflict_from_integrity(exc, {"name": name}) from None
         fields = visible_fields(ALLOCATION_FIELD_VERSIONS, version)
         return _render(request, session, [allocation], fields)[0]
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from fastapi import FastAPI
 
@@ -13,25 +14,39 @@ from services.api.limits import BodySizeLimitMiddleware
 from services.api.versions import VersionMiddleware
 from services.common.config import Settings
 from services.common.db import Database
-from services.conductor.manager import ConductorManager
+from services.common.membership import Membership
+from services.conductor.interface import ConductorAPI
+from services.drivers.registry import Drivers
 
 
-def create_app(settings: Settings, db: Database, manager: ConductorManager) -> FastAPI:
+class Service(Protocol):
+    """Something that runs beside the API for the life of the process (a conductor ...)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
+               membership: Membership, hardware: Drivers,
+               services: Sequence[Service] = ()) -> FastAPI:
     strategy = effective_strategy(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        manager.start()
+        for service in services:
+            service.start()
         try:
             yield
         finally:
-            manager.stop()
+            for service in reversed(services):
+                service.stop()
 
     app = FastAPI(title="Enclume", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
     app.state.db = db
-    app.state.conductor = manager
-    app.state.drivers = manager.drivers
+    app.state.conductor_api = conductor_api
+    app.state.membership = membership
+    app.state.drivers = hardware
     errors.install(app)
     # Routes with fixed segments (/detail, /ports) come before /{ident}.
     for router in (root.router, ports.router, allocations.router, nodes.router,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 
 from services.api import collection
-from services.api.deps import api_version, conductor, database
+from services.api.deps import api_version, database, members
 from services.api.versions import Version
 from services.api.views import (
     CONDUCTOR_FIELD_VERSIONS,
@@ -18,8 +18,8 @@ from services.api.views import (
 )
 from services.common.db import Database
 from services.common.exceptions import Invalid, NotFound
+from services.common.membership import Membership
 from services.common.models import Conductor
-from services.conductor.manager import ConductorManager
 
 router = APIRouter(prefix="/v1/conductors")
 
@@ -32,13 +32,13 @@ def _check_version(version: Version) -> None:
 @router.get("")
 def list_conductors(request: Request, version: Version = Depends(api_version),
                     db: Database = Depends(database),
-                    manager: ConductorManager = Depends(conductor)) -> dict[str, Any]:
+                    membership: Membership = Depends(members)) -> dict[str, Any]:
     _check_version(version)
     visible = visible_fields(CONDUCTOR_FIELD_VERSIONS, version)
     query = collection.parse_list_query(request, version=version, visible=visible,
                                         summary=CONDUCTOR_LIST_FIELDS,
                                         sortable={"hostname", "conductor_group", "id"})
-    alive = {c.hostname for c in manager.alive_conductors()}
+    alive = set(membership.members())
     with db.session() as session:
         marker = None
         if query.marker:
@@ -56,12 +56,12 @@ def list_conductors(request: Request, version: Version = Depends(api_version),
 @router.get("/{hostname}")
 def show_conductor(hostname: str, request: Request, version: Version = Depends(api_version),
                    db: Database = Depends(database),
-                   manager: ConductorManager = Depends(conductor)) -> dict[str, Any]:
+                   membership: Membership = Depends(members)) -> dict[str, Any]:
     _check_version(version)
     with db.session() as session:
         row = session.scalar(select(Conductor).where(Conductor.hostname == hostname))
     if row is None:
         raise NotFound(f"Conductor {hostname} could not be found.")
-    alive = hostname in {c.hostname for c in manager.alive_conductors()}
+    alive = hostname in membership.members()
     return conductor_document(request, row, alive,
                               visible_fields(CONDUCTOR_FIELD_VERSIONS, version))

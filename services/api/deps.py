@@ -6,16 +6,17 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.api.versions import Version
 from services.common.db import Database
-from services.common.exceptions import Conflict, NodeNotFound
+from services.common.exceptions import NodeNotFound
+from services.common.membership import Membership
 from services.common.models import Node
+from services.drivers.registry import Drivers
 
 if TYPE_CHECKING:
-    from services.conductor.manager import ConductorManager
+    from services.conductor.interface import ConductorAPI
 
 
 def api_version(request: Request) -> Version:
@@ -28,9 +29,19 @@ def database(request: Request) -> Database:
     return db
 
 
-def conductor(request: Request) -> ConductorManager:
-    manager: ConductorManager = request.app.state.conductor
-    return manager
+def conductor(request: Request) -> ConductorAPI:
+    api: ConductorAPI = request.app.state.conductor_api
+    return api
+
+
+def members(request: Request) -> Membership:
+    membership: Membership = request.app.state.membership
+    return membership
+
+
+def enabled_drivers(request: Request) -> Drivers:
+    drivers: Drivers = request.app.state.drivers
+    return drivers
 
 
 def is_uuid_like(value: str) -> bool:
@@ -53,18 +64,3 @@ def find_node(session: Session, ident: str, version: Version) -> Node:
     if node is None:
         raise NodeNotFound(ident)
     return node
-
-
-def conflict_from(exc: IntegrityError, values: dict[str, object]) -> Conflict:
-    """Turn a unique-constraint violation into Ironic's 409 message for that field."""
-    text = str(exc.orig).lower()
-    if "address" in text:
-        return Conflict(f"A port with MAC address {values.get('address')} already exists.")
-    if "instance_uuid" in text:
-        return Conflict(f"Instance {values.get('instance_uuid')} is already associated with a "
-                        "node.")
-    if "name" in text:
-        return Conflict(f"A resource with name {values.get('name')} already exists.")
-    if "uuid" in text:
-        return Conflict(f"A resource with UUID {values.get('uuid')} already exists.")
-    return Conflict("The request conflicts with an existing resource.")

@@ -7,13 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from services.api.collection import parse_bool
-from services.api.deps import api_version, conductor
+from services.api.deps import api_version, enabled_drivers, members
 from services.api.versions import Version
 from services.api.views import links
 from services.common.exceptions import Invalid, NotFound
+from services.common.membership import Membership
 from services.common.models import INTERFACES
-from services.conductor.manager import ConductorManager
 from services.drivers.base import HardwareType
+from services.drivers.registry import Drivers
 
 router = APIRouter(prefix="/v1/drivers")
 
@@ -36,41 +37,44 @@ def _document(request: Request, hardware_type: HardwareType, hosts: list[str], d
     return document
 
 
-def _hosts(manager: ConductorManager) -> dict[str, list[str]]:
+def _hosts(membership: Membership) -> dict[str, list[str]]:
     hosts: dict[str, list[str]] = {}
-    for row in manager.alive_conductors():
-        for name in row.hardware_types:
-            hosts.setdefault(name, []).append(row.hostname)
+    for member in membership.members().values():
+        for name in member.hardware_types:
+            hosts.setdefault(name, []).append(member.hostname)
     return hosts
 
 
 @router.get("")
 def list_drivers(request: Request, version: Version = Depends(api_version),
-                 manager: ConductorManager = Depends(conductor)) -> dict[str, Any]:
+                 membership: Membership = Depends(members),
+                 drivers: Drivers = Depends(enabled_drivers)) -> dict[str, Any]:
     kind = request.query_params.get("type")
     if kind not in (None, "classic", "dynamic"):
         raise Invalid(f"Invalid driver type {kind!r}: use classic or dynamic.")
     detail = bool(parse_bool("detail", request.query_params.get("detail")))
-    hosts = _hosts(manager)
+    hosts = _hosts(membership)
     drivers = [] if kind == "classic" else [
         _document(request, hw, hosts.get(name, []), detail, version)
-        for name, hw in manager.drivers.hardware_types.items() if name in hosts
+        for name, hw in drivers.hardware_types.items() if name in hosts
     ]
     return {"drivers": drivers}
 
 
 @router.get("/{name}")
 def show_driver(name: str, request: Request, version: Version = Depends(api_version),
-                manager: ConductorManager = Depends(conductor)) -> dict[str, Any]:
-    hosts = _hosts(manager)
-    if name not in manager.drivers.hardware_types or name not in hosts:
+                membership: Membership = Depends(members),
+                 drivers: Drivers = Depends(enabled_drivers)) -> dict[str, Any]:
+    hosts = _hosts(membership)
+    if name not in drivers.hardware_types or name not in hosts:
         raise NotFound(f"Could not find the following driver(s) or hardware type(s): {name}.")
-    return _document(request, manager.drivers.hardware_types[name], hosts[name], True, version)
+    return _document(request, drivers.hardware_types[name], hosts[name], True, version)
 
 
 @router.get("/{name}/properties")
-def driver_properties(name: str, manager: ConductorManager = Depends(conductor)
+def driver_properties(name: str, membership: Membership = Depends(members),
+                 drivers: Drivers = Depends(enabled_drivers)
                       ) -> dict[str, Any]:
-    if name not in manager.drivers.hardware_types:
+    if name not in drivers.hardware_types:
         raise NotFound(f"Could not find the following driver(s) or hardware type(s): {name}.")
-    return dict(manager.drivers.hardware_types[name].properties)
+    return dict(drivers.hardware_types[name].properties)

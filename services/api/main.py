@@ -1,13 +1,26 @@
-"""``enclume-api``: the API service. Until conductors run as their own processes (cluster
-mode), it hosts a conductor in process, like ``enclume-aio``, on ENCLUME_DATABASE_URL."""
+"""``enclume-api``: the API service of a cluster. Stateless: any number of replicas serve the
+same database and reach the conductors over RPC, each node's owner chosen by the hash ring."""
 
 from __future__ import annotations
 
 import sys
 
-from services.aio import serve
-from services.common.config import get_settings
+from fastapi import FastAPI
+
+from services.aio import open_database, serve
+from services.api.app import create_app
+from services.common.config import Settings, get_settings
+from services.common.membership import Membership
+from services.conductor.rpc import RpcClient
+from services.drivers.registry import Drivers
+
+
+def build(settings: Settings) -> FastAPI:
+    db = open_database(settings)
+    membership = Membership(db, settings)
+    client = RpcClient(db, settings, membership)
+    return create_app(settings, db, client, membership, Drivers(settings))
 
 
 def main() -> None:
-    sys.exit(serve(get_settings()))
+    sys.exit(serve(build, get_settings()))

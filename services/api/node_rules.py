@@ -10,12 +10,13 @@ from services.api.versions import Version
 from services.api.views import NODE_FIELD_VERSIONS
 from services.common.exceptions import Invalid
 from services.common.models import INTERFACES
+from services.common.traits import check_traits
 from services.drivers.registry import Drivers, UnknownHardwareType
+
+__all__ = ["check_depth", "check_traits", "check_uuid", "check_values", "field_known"]
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9\-._~]+$")
 CONDUCTOR_GROUP_RE = re.compile(r"^[a-zA-Z0-9_\-.]*$")
-TRAIT_RE = re.compile(r"^(CUSTOM_[A-Z0-9_]+|[A-Z][A-Z0-9_]*)$")
-MAX_TRAITS = 50
 # Deeper JSON values could be stored but not rendered back (the serializer stops at 255).
 MAX_JSON_DEPTH = 64
 
@@ -135,16 +136,3 @@ def _check_interfaces(values: dict[str, Any], drivers: Drivers) -> None:
                 f"{hardware_type.name}; it supports: "
                 f"{', '.join(hardware_type.supported[interface])}."
             )
-
-
-def check_traits(traits: Any) -> list[str]:
-    if not isinstance(traits, list) or not all(isinstance(t, str) for t in traits):
-        raise Invalid("Invalid traits: expected a list of strings.")
-    for trait in traits:
-        if len(trait) > 255 or not TRAIT_RE.match(trait):
-            raise Invalid(f"Invalid trait {trait!r}: a trait is a standard trait name or "
-                          "CUSTOM_ followed by upper-case letters, digits and underscores.")
-    unique = list(dict.fromkeys(traits))
-    if len(unique) > MAX_TRAITS:
-        raise Invalid(f"A node can have at most {MAX_TRAITS} traits.")
-    return unique

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.api import collection, node_rules
-from services.api.deps import api_version, conductor, conflict_from, database, find_node
+from services.api.deps import api_version, conductor, database, find_node
 from services.api.patch import apply_patch, validate_patch
 from services.api.versions import Version
 from services.api.views import (
@@ -22,9 +22,10 @@ from services.api.views import (
 )
 from services.common import states
 from services.common.db import Database
-from services.common.exceptions import Conflict, Invalid
+from services.common.exceptions import Invalid, conflict_from_integrity
+from services.common.membership import Membership
 from services.common.models import Allocation, Node
-from services.conductor.manager import ConductorManager
+from services.conductor.interface import ConductorAPI
 from services.drivers.base import BOOT_DEVICES
 
 router = APIRouter(prefix="/v1/nodes")
@@ -32,8 +33,6 @@ router = APIRouter(prefix="/v1/nodes")
 SORTABLE = {"uuid", "name", "driver", "provision_state", "power_state", "maintenance",
             "resource_class", "conductor_group", "owner", "lessee", "created_at", "updated_at",
             "provision_updated_at", "instance_uuid", "id"}
-DELETABLE_STATES = {states.S.ENROLL, states.S.MANAGEABLE, states.S.AVAILABLE,
-                    states.S.INSPECTFAIL, states.S.ADOPTFAIL, states.S.CLEANFAIL}
 FILTERS = ("provision_state", "maintenance", "associated", "driver", "resource_class",
            "conductor_group", "owner", "lessee", "fault", "instance_uuid", "retired",
            "description_contains")
@@ -51,8 +50,8 @@ class NodeRenderer:
         self.session = session
         self.version = version
         self.fields = fields
-        manager: ConductorManager = request.app.state.conductor
-        self._conductor = manager.host if "conductor" in fields else None
+        self._membership: Membership | None = (
+            request.app.state.membership if "conductor" in fields else None)
 
     def render(self, nodes: list[Node]) -> list[dict[str, Any]]:
         allocations: dict[int, str] = {}
@@ -67,12 +66,18 @@ class NodeRenderer:
             document = node_document(
                 self.request, node, self.fields,
                 allocation_uuid=allocations.get(node.allocation_id or -1),
-                conductor=self._conductor,
+                conductor=self._owner(node),
             )
             if self.version < (1, 2) and document.get("provision_state") == "available":
                 document["provision_state"] = None
             documents.append(document)
         return documents
+
+    def _owner(self, node: Node) -> str | None:
+        if self._membership is None:
+            return None
+        owner = self._membership.owner(node.conductor_group, node.uuid)
+        return owner.hostname if owner else None
 
     def one(self, node: Node) -> dict[str, Any]:
         return self.render([node])[0]
@@ -179,7 +184,7 @@ def create_node(request: Request, response: Response, body: Any = Body(...),
             session.flush()
             document = NodeRenderer(request, session, version, full_fields(version)).one(node)
     except IntegrityError as exc:
-        raise conflict_from(exc, values) from None
+        raise conflict_from_integrity(exc, values) from None
     response.headers["Location"] = f"{request.base_url}v1/nodes/{node.uuid}"
     return document
 
@@ -196,7 +201,7 @@ def show_node(ident: str, request: Request, version: Version = Depends(api_versi
 @router.patch("/{ident}")
 def update_node(ident: str, request: Request, patch: Any = Body(...),
                 version: Version = Depends(api_version), db: Database = Depends(database),
-                manager: ConductorManager = Depends(conductor)) -> dict[str, Any]:
+                manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
     validate_patch(patch)
     for operation in patch:
         field = operation["path"].lstrip("/").split("/")[0]
@@ -208,61 +213,29 @@ def update_node(ident: str, request: Request, patch: Any = Body(...),
             raise Invalid(f"Unknown attribute for node: {field}")
     with db.session() as session:
         node = find_node(session, ident, version)
-    values: dict[str, Any] = {}
-    try:
-        with manager.locked(node) as task:
-            current = {field: getattr(task.node, field) for field in node_rules.WRITABLE}
-            patched = {field: None for field in node_rules.WRITABLE} | apply_patch(current, patch)
-            if patched["driver"] != current["driver"]:
-                # Interfaces the patch left alone start again from the new type's defaults.
-                for field in node_rules.INTERFACE_FIELDS:
-                    if patched[field] == current[field]:
-                        patched[field] = None
-            values = node_rules.check_values(patched, request.app.state.drivers)
-            _check_update_allowed(task.node, values)
-            for field, value in values.items():
-                if value != current[field]:
-                    setattr(task.node, field, value)
-            task.session.flush()
-            document = NodeRenderer(request, task.session, version,
-                                    full_fields(version)).one(task.node)
-    except IntegrityError as exc:
-        raise conflict_from(exc, values) from None
-    return document
-
-
-def _check_update_allowed(node: Node, values: dict[str, Any]) -> None:
-    if "instance_uuid" in values and node.instance_uuid and values["instance_uuid"] and (
-        values["instance_uuid"] != node.instance_uuid
-    ):
-        raise Conflict(f"Node {node.uuid} is associated with instance {node.instance_uuid}; "
-                       "remove it first.")
-    if "driver" in values and values["driver"] != node.driver and node.provision_state in (
-        states.BUSY_STATES | states.WAIT_STATES
-    ):
-        raise Conflict(f"Can not change the driver of node {node.uuid} while it is in state "
-                       f"\"{node.provision_state}\".")
+        current = {field: getattr(node, field) for field in node_rules.WRITABLE}
+    patched = {field: None for field in node_rules.WRITABLE} | apply_patch(current, patch)
+    if patched["driver"] != current["driver"]:
+        # Interfaces the patch left alone start again from the new type's defaults.
+        for field in node_rules.INTERFACE_FIELDS:
+            if patched[field] == current[field]:
+                patched[field] = None
+    values = node_rules.check_values(patched, request.app.state.drivers)
+    changed = {field: value for field, value in values.items() if value != current[field]}
+    if changed:
+        manager.update_node(node.uuid, changed)
+    with db.session() as session:
+        node = find_node(session, node.uuid, version)
+        return NodeRenderer(request, session, version, full_fields(version)).one(node)
 
 
 @router.delete("/{ident}", status_code=204)
 def delete_node(ident: str, version: Version = Depends(api_version),
                 db: Database = Depends(database),
-                manager: ConductorManager = Depends(conductor)) -> Response:
+                manager: ConductorAPI = Depends(conductor)) -> Response:
     with db.session() as session:
         node = find_node(session, ident, version)
-    with manager.locked(node) as task:
-        target = task.node
-        if target.instance_uuid:
-            raise Conflict(f"Node {target.uuid} is associated with instance "
-                           f"{target.instance_uuid}.")
-        if target.protected:
-            raise Conflict(f"Node {target.uuid} is protected and can not be deleted.")
-        if target.provision_state not in DELETABLE_STATES and not (
-            target.maintenance and target.provision_state not in states.BUSY_STATES
-        ):
-            raise Conflict(f"Can not delete node {target.uuid} while it is in state "
-                           f"\"{target.provision_state}\".")
-        task.session.delete(target)
+    manager.destroy_node(node.uuid)
     return Response(status_code=204)
 
 
@@ -287,7 +260,7 @@ def _accepted(request: Request, node: Node) -> Response:
 def set_provision_state(ident: str, request: Request, body: Any = Body(...),
                         version: Version = Depends(api_version),
                         db: Database = Depends(database),
-                        manager: ConductorManager = Depends(conductor)) -> Response:
+                        manager: ConductorAPI = Depends(conductor)) -> Response:
     if not isinstance(body, dict) or "target" not in body:
         raise Invalid("Invalid request: a provision state change needs a \"target\".")
     known = {"target", "configdrive", "clean_steps", "deploy_steps", "rescue_password",
@@ -309,14 +282,14 @@ def set_provision_state(ident: str, request: Request, body: Any = Body(...),
     with db.session() as session:
         node = find_node(session, ident, version)
     options = {k: v for k, v in body.items() if k != "target"}
-    manager.do_provisioning_action(node, target, **options)
+    manager.do_provisioning_action(node.uuid, target, options)
     return _accepted(request, node)
 
 
 @router.put("/{ident}/states/power", status_code=202)
 def set_power_state(ident: str, request: Request, body: Any = Body(...),
                     version: Version = Depends(api_version), db: Database = Depends(database),
-                    manager: ConductorManager = Depends(conductor)) -> Response:
+                    manager: ConductorAPI = Depends(conductor)) -> Response:
     if not isinstance(body, dict) or "target" not in body:
         raise Invalid("Invalid request: a power state change needs a \"target\".")
     unknown = set(body) - {"target", "timeout"}
@@ -329,7 +302,7 @@ def set_power_state(ident: str, request: Request, body: Any = Body(...),
         raise Invalid("Invalid timeout: expected a positive number of seconds.")
     with db.session() as session:
         node = find_node(session, ident, version)
-    manager.change_power_state(node, body["target"], timeout)
+    manager.change_power_state(node.uuid, body["target"], timeout)
     return _accepted(request, node)
 
 
@@ -339,25 +312,25 @@ def set_power_state(ident: str, request: Request, body: Any = Body(...),
 @router.get("/{ident}/management/boot_device")
 def get_boot_device(ident: str, version: Version = Depends(api_version),
                     db: Database = Depends(database),
-                    manager: ConductorManager = Depends(conductor)) -> dict[str, Any]:
+                    manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
     with db.session() as session:
         node = find_node(session, ident, version)
-    return manager.get_boot_device(node)
+    return manager.get_boot_device(node.uuid)
 
 
 @router.get("/{ident}/management/boot_device/supported")
 def supported_boot_devices(ident: str, version: Version = Depends(api_version),
                            db: Database = Depends(database),
-                           manager: ConductorManager = Depends(conductor)) -> dict[str, Any]:
+                           manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
     with db.session() as session:
         node = find_node(session, ident, version)
-    return {"supported_boot_devices": manager.get_supported_boot_devices(node)}
+    return {"supported_boot_devices": manager.get_supported_boot_devices(node.uuid)}
 
 
 @router.put("/{ident}/management/boot_device", status_code=204)
 def set_boot_device(ident: str, body: Any = Body(...), version: Version = Depends(api_version),
                     db: Database = Depends(database),
-                    manager: ConductorManager = Depends(conductor)) -> Response:
+                    manager: ConductorAPI = Depends(conductor)) -> Response:
     if not isinstance(body, dict) or not isinstance(body.get("boot_device"), str):
         raise Invalid("Invalid request: expected {\"boot_device\": ..., \"persistent\": ...}.")
     if body["boot_device"] not in BOOT_DEVICES:
@@ -368,7 +341,7 @@ def set_boot_device(ident: str, body: Any = Body(...), version: Version = Depend
         raise Invalid("Invalid value for persistent: expected true or false.")
     with db.session() as session:
         node = find_node(session, ident, version)
-    manager.set_boot_device(node, body["boot_device"], persistent)
+    manager.set_boot_device(node.uuid, body["boot_device"], persistent)
     return Response(status_code=204)
 
 
@@ -399,10 +372,10 @@ def unset_maintenance(ident: str, version: Version = Depends(api_version),
 @router.get("/{ident}/validate")
 def validate_node(ident: str, version: Version = Depends(api_version),
                   db: Database = Depends(database),
-                  manager: ConductorManager = Depends(conductor)) -> dict[str, Any]:
+                  manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
     with db.session() as session:
         node = find_node(session, ident, version)
-    result = manager.validate(node)
+    result = manager.validate(node.uuid)
     if version < (1, 40):
         result.pop("bios", None)
     return {k: v for k, v in result.items()
@@ -429,51 +402,45 @@ def get_traits(ident: str, version: Version = Depends(api_version),
 @router.put("/{ident}/traits", status_code=204)
 def set_traits(ident: str, body: Any = Body(...), version: Version = Depends(api_version),
                db: Database = Depends(database),
-               manager: ConductorManager = Depends(conductor)) -> Response:
+               manager: ConductorAPI = Depends(conductor)) -> Response:
     _traits_version(version)
     if not isinstance(body, dict) or set(body) != {"traits"}:
         raise Invalid("Invalid request: expected {\"traits\": [...]}.")
     traits = node_rules.check_traits(body["traits"])
     with db.session() as session:
         node = find_node(session, ident, version)
-    with manager.locked(node) as task:
-        task.node.traits = traits
+    manager.update_traits(node.uuid, replace=traits)
     return Response(status_code=204)
 
 
 @router.put("/{ident}/traits/{trait}", status_code=204)
 def add_trait(ident: str, trait: str, version: Version = Depends(api_version),
               db: Database = Depends(database),
-              manager: ConductorManager = Depends(conductor)) -> Response:
+              manager: ConductorAPI = Depends(conductor)) -> Response:
     _traits_version(version)
     with db.session() as session:
         node = find_node(session, ident, version)
-    with manager.locked(node) as task:
-        task.node.traits = node_rules.check_traits([*task.node.traits, trait])
+    manager.update_traits(node.uuid, add=node_rules.check_traits([trait]))
     return Response(status_code=204)
 
 
 @router.delete("/{ident}/traits", status_code=204)
 def remove_traits(ident: str, version: Version = Depends(api_version),
                   db: Database = Depends(database),
-                  manager: ConductorManager = Depends(conductor)) -> Response:
+                  manager: ConductorAPI = Depends(conductor)) -> Response:
     _traits_version(version)
     with db.session() as session:
         node = find_node(session, ident, version)
-    with manager.locked(node) as task:
-        task.node.traits = []
+    manager.update_traits(node.uuid, remove=[])
     return Response(status_code=204)
 
 
 @router.delete("/{ident}/traits/{trait}", status_code=204)
 def remove_trait(ident: str, trait: str, version: Version = Depends(api_version),
                  db: Database = Depends(database),
-                 manager: ConductorManager = Depends(conductor)) -> Response:
+                 manager: ConductorAPI = Depends(conductor)) -> Response:
     _traits_version(version)
     with db.session() as session:
         node = find_node(session, ident, version)
-    with manager.locked(node) as task:
-        if trait not in task.node.traits:
-            raise Invalid(f"Node {task.node.uuid} has no trait {trait}.", code=404)
-        task.node.traits = [t for t in task.node.traits if t != trait]
+    manager.update_traits(node.uuid, remove=[trait])
     return Response(status_code=204)

@@ -14,7 +14,6 @@ from services.api import collection, node_rules
 from services.api.deps import (
     api_version,
     conductor,
-    conflict_from,
     database,
     find_node,
     is_uuid_like,
@@ -23,9 +22,9 @@ from services.api.patch import apply_patch, validate_patch
 from services.api.versions import Version
 from services.api.views import PORT_FIELD_VERSIONS, PORT_LIST_FIELDS, port_document, visible_fields
 from services.common.db import Database
-from services.common.exceptions import Invalid, NotFound
+from services.common.exceptions import Invalid, NotFound, conflict_from_integrity
 from services.common.models import Node, Port
-from services.conductor.manager import ConductorManager
+from services.conductor.interface import ConductorAPI
 
 router = APIRouter()
 
@@ -164,7 +163,7 @@ def create_port(request: Request, response: Response, body: Any = Body(...),
             session.refresh(port, ["node"])
             document = _render(request, [port], visible_fields(PORT_FIELD_VERSIONS, version))[0]
     except IntegrityError as exc:
-        raise conflict_from(exc, values) from None
+        raise conflict_from_integrity(exc, values) from None
     response.headers["Location"] = f"{request.base_url}v1/ports/{port.uuid}"
     return document
 
@@ -172,7 +171,7 @@ def create_port(request: Request, response: Response, body: Any = Body(...),
 @router.patch("/v1/ports/{ident}")
 def update_port(ident: str, request: Request, patch: Any = Body(...),
                 version: Version = Depends(api_version), db: Database = Depends(database),
-                manager: ConductorManager = Depends(conductor)) -> dict[str, Any]:
+                manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
     with db.session() as session:
         port = _find(session, ident)
         node = port.node
@@ -184,32 +183,20 @@ def update_port(ident: str, request: Request, patch: Any = Body(...),
             raise Invalid(f"'/{field}' can not be updated on a port.")
     patched = apply_patch(current, patch)
     values = _check({k: v for k, v in patched.items() if k != "node_uuid"}, version)
-    try:
-        with manager.locked(node) as task:
-            target = task.session.get(Port, port.id)
-            if target is None:
-                raise NotFound(f"Port {ident} could not be found.")
-            if patched.get("node_uuid") != node.uuid:
-                target.node_id = find_node(task.session, str(patched.get("node_uuid")),
-                                           version).id
-            for field, value in values.items():
-                setattr(target, field, value)
-            task.session.flush()
-            task.session.refresh(target, ["node"])
-            document = _render(request, [target],
-                               visible_fields(PORT_FIELD_VERSIONS, version))[0]
-    except IntegrityError as exc:
-        raise conflict_from(exc, values) from None
-    return document
+    new_node_uuid = None
+    if patched.get("node_uuid") != node.uuid:
+        with db.session() as session:
+            new_node_uuid = find_node(session, str(patched.get("node_uuid")), version).uuid
+    manager.update_port(port.uuid, values, node_uuid=new_node_uuid)
+    with db.session() as session:
+        return _render(request, [_find(session, port.uuid)],
+                       visible_fields(PORT_FIELD_VERSIONS, version))[0]
 
 
 @router.delete("/v1/ports/{ident}", status_code=204)
 def delete_port(ident: str, db: Database = Depends(database),
-                manager: ConductorManager = Depends(conductor)) -> Response:
+                manager: ConductorAPI = Depends(conductor)) -> Response:
     with db.session() as session:
         port = _find(session, ident)
-    with manager.locked(port.node) as task:
-        target = task.session.get(Port, port.id)
-        if target is not None:
-            task.session.delete(target)
+    manager.destroy_port(port.uuid)
     return Response(status_code=204)

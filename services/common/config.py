@@ -37,10 +37,25 @@ class Settings(BaseSettings):
     default_resource_class: str | None = None
 
     conductor_workers: int = 100
+    max_concurrent_deploys: int = 250
     conductor_hostname: str = Field(default_factory=lambda: os.uname().nodename)
     conductor_group: str = ""
     heartbeat_interval_s: float = 10.0
+    heartbeat_timeout_s: float = 60.0
     reservation_lease_s: float = 60.0
+    ring_refresh_s: float = 2.0
+    periodic_interval_s: float = 10.0
+    power_sync_interval_s: float = 60.0
+    power_sync_workers: int = 8
+    callback_timeout_s: float = 1800.0
+
+    rpc_host: str = "127.0.0.1"
+    rpc_port: int = 6388
+    rpc_address: str | None = None
+    rpc_secret: str | None = None
+    rpc_secret_file: Path | None = None
+    rpc_timeout_s: float = 60.0
+    rpc_retries: int = 2
 
     enabled_hardware_types: list[str] = ["fake-hardware"]
     fake_power_delay_s: tuple[float, float] = (0.0, 0.0)
@@ -65,6 +80,15 @@ class Settings(BaseSettings):
         if low < 0 or high < low:
             raise ValueError("a delay range is [min, max] seconds with 0 <= min <= max")
         return value
+
+    @property
+    def effective_rpc_address(self) -> str:
+        return self.rpc_address or f"http://{self.rpc_host}:{self.rpc_port}"
+
+    def rpc_shared_secret(self) -> str | None:
+        if self.rpc_secret_file is not None:
+            return self.rpc_secret_file.read_text().strip()
+        return self.rpc_secret
 
     @property
     def effective_database_url(self) -> str:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC_INI = REPO_ROOT / "alembic.ini"
@@ -52,10 +54,18 @@ class Database:
 
 
 def upgrade_schema(url: str) -> None:
-    """Bring the schema to the newest migration (the only way the schema is created)."""
-    from alembic.config import Config
+    """Bring the schema to the newest migration (the only way the schema is created).
 
+    Safe when several services start at once: they take turns (an advisory lock on
+    PostgreSQL, a lock file beside a SQLite database) and the later ones find nothing to do.
+    """
+    with _migration_lock(url):
+        _run_alembic_upgrade(url)
+
+
+def _run_alembic_upgrade(url: str) -> None:
     from alembic import command
+    from alembic.config import Config
 
     config = Config(str(ALEMBIC_INI))
     config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
@@ -63,3 +73,33 @@ def upgrade_schema(url: str) -> None:
     config.attributes["configure_logger"] = False
     config.attributes["url_given"] = True
     command.upgrade(config, "head")
+
+
+MIGRATION_LOCK_ID = 0x656E636C756D65  # "enclume"
+
+
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate-lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:id)"),
+                                   {"id": MIGRATION_LOCK_ID})
+    finally:
+        engine.dispose()

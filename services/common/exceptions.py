@@ -66,3 +66,18 @@ class NoFreeConductorWorker(TemporaryFailure):
     def __init__(self) -> None:
         super().__init__("Requested action cannot be performed due to lack of free conductor "
                          "workers.")
+
+
+def conflict_from_integrity(exc: Exception, values: dict[str, object]) -> Conflict:
+    """Turn a unique-constraint violation (SQLite or PostgreSQL) into Ironic's 409 message."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    if "address" in text:
+        return Conflict(f"A port with MAC address {values.get('address')} already exists.")
+    if "instance_uuid" in text:
+        return Conflict(f"Instance {values.get('instance_uuid')} is already associated with a "
+                        "node.")
+    if "name" in text:
+        return Conflict(f"A resource with name {values.get('name')} already exists.")
+    if "uuid" in text:
+        return Conflict(f"A resource with UUID {values.get('uuid')} already exists.")
+    return Conflict("The request conflicts with an existing resource.")

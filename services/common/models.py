@@ -6,9 +6,10 @@ import uuid as uuidlib
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from services.common.ring import ring_hash
 from services.common.states import ProvisionState
 
 INTERFACES: tuple[str, ...] = (
@@ -51,9 +52,17 @@ class TimestampMixin:
 
 class Node(TimestampMixin, Base):
     __tablename__ = "nodes"
+    __table_args__ = (Index("ix_nodes_group_ring_hash", "conductor_group", "ring_hash"),)
+
+    def __init__(self, **values: Any) -> None:
+        values.setdefault("uuid", new_uuid())
+        super().__init__(**values)
+        self.ring_hash = ring_hash(self.uuid)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    # Where the node sits on the conductors' hash ring (services/common/ring.py).
+    ring_hash: Mapped[int] = mapped_column(BigInteger)
     name: Mapped[str | None] = mapped_column(String(255), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
     driver: Mapped[str] = mapped_column(String(255))

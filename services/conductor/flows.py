@@ -56,11 +56,11 @@ def failure_message(task: Task, event_type: str, exc: BaseException) -> str:
 # -- verbs that need no worker -------------------------------------------------------------
 
 
-def is_immediate(node: Any, event: str) -> bool:
+def is_immediate(state: str, event: str) -> bool:
     """Verbs that only change state: manage from a stable/failed state, and abort."""
     if event == "abort":
         return True
-    return event == "manage" and node.provision_state != ProvisionState.ENROLL
+    return event == "manage" and state != ProvisionState.ENROLL
 
 
 def immediate(task: Task, event: str) -> None:
@@ -158,6 +158,7 @@ def finish_deploy(task: Task) -> None:
     task.driver.network.remove_provisioning_network(task)
     task.driver.network.configure_tenant_networks(task)
     task.driver.boot.prepare_instance(task)
+    task.node.conductor_affinity = task.conductor
     _set_power(task, POWER_ON)
     task.pop_internal_info("deploy_steps", "disable_ramdisk")
     task.node.deploy_step = {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 
 from services.common.db import Database
 from services.common.exceptions import NodeLocked
@@ -54,3 +54,18 @@ def renew(db: Database, node_ids: list[int], holder: str, lease_s: float) -> Non
             .values(reservation_expires_at=utcnow() + timedelta(seconds=lease_s))
             .execution_options(synchronize_session=False)
         )
+
+
+def release_all(db: Database, holder: str) -> int:
+    with db.session() as session:
+        return session.execute(
+            update(Node)
+            .where(Node.reservation == holder)
+            .values(reservation=None, reservation_expires_at=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+
+
+def is_free() -> ColumnElement[bool]:
+    """SQL condition: nobody holds the node's lock (never taken, released or expired)."""
+    return or_(Node.reservation.is_(None), Node.reservation_expires_at < utcnow())

@@ -1,8 +1,13 @@
-"""The conductor manager: takes node locks, validates requests, hands long work to workers.
+"""The conductor manager: takes node locks, checks requests, hands long work to workers.
 
-Synchronous work (boot device, validation, patches) runs in the caller's thread under the lock;
+Its public methods are the conductor API. They take plain values (node and port UUIDs, dicts),
+so the API calls them in process (``enclume-aio``) or over RPC (``services/conductor/rpc.py``)
+alike, and raise the same exceptions either way.
+
+Synchronous work (boot device, validation, updates) runs in the caller's thread under the lock;
 long work (provisioning, power changes) is prepared under the lock in the caller's thread, so
-that errors reach the API user, then finished by a worker that releases the lock at the end.
+that refusals reach the API user and change nothing, then finished by a worker that releases the
+lock at the end.
 """
 
 from __future__ import annotations
@@ -12,22 +17,28 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from services.common import states
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.exceptions import (
+    Conflict,
     Invalid,
     InvalidStateRequested,
     NodeInMaintenance,
     NodeNotFound,
     NoFreeConductorWorker,
+    NotFound,
+    TemporaryFailure,
+    conflict_from_integrity,
 )
-from services.common.models import INTERFACES, Conductor, Node, utcnow
+from services.common.membership import Membership
+from services.common.models import INTERFACES, Conductor, Node, Port, utcnow
+from services.common.traits import check_traits
 from services.conductor import flows, locks
 from services.conductor.task import Task
 from services.drivers.base import POWER_TARGETS, DriverError
@@ -40,13 +51,20 @@ Work = Callable[[Task], None]
 # Verbs refused while a node is in maintenance (tear down, manage and abort stay possible).
 MAINTENANCE_BLOCKED_EVENTS = frozenset({"deploy", "rebuild", "provide", "clean", "inspect",
                                         "adopt", "rescue", "unrescue"})
+DEPLOY_EVENTS = frozenset({"deploy", "rebuild"})
+DELETABLE_STATES = frozenset({states.S.ENROLL, states.S.MANAGEABLE, states.S.AVAILABLE,
+                              states.S.INSPECTFAIL, states.S.ADOPTFAIL, states.S.CLEANFAIL})
 
 
 class ConductorManager:
-    def __init__(self, db: Database, settings: Settings, drivers: Drivers) -> None:
+    def __init__(self, db: Database, settings: Settings, drivers: Drivers,
+                 membership: Membership | None = None, rpc_address: str | None = None) -> None:
+        """``rpc_address`` is where other processes reach this conductor (None: in process)."""
         self.db = db
+        self.rpc_address = rpc_address
         self.settings = settings
         self.drivers = drivers
+        self.membership = membership or Membership(db, settings)
         self.host = settings.conductor_hostname
         self._executor = ThreadPoolExecutor(settings.conductor_workers, "conductor-worker")
         self._free_workers = threading.BoundedSemaphore(settings.conductor_workers)
@@ -59,6 +77,9 @@ class ConductorManager:
 
     def start(self) -> None:
         self._register()
+        # Locks under our name are from before a restart: nothing holds them any more.
+        locks.release_all(self.db, self.host)
+        self.membership.refresh_now()
         self._keeper = threading.Thread(target=self._keep_alive, name="conductor-keeper",
                                         daemon=True)
         self._keeper.start()
@@ -73,6 +94,10 @@ class ConductorManager:
             if conductor:
                 conductor.online = False
 
+    @property
+    def stopping(self) -> threading.Event:
+        return self._stopping
+
     def _register(self) -> None:
         with self.db.session() as session:
             conductor = session.scalar(select(Conductor).where(Conductor.hostname == self.host))
@@ -81,6 +106,7 @@ class ConductorManager:
                 session.add(conductor)
             conductor.conductor_group = self.settings.conductor_group
             conductor.hardware_types = sorted(self.drivers.hardware_types)
+            conductor.rpc_address = self.rpc_address
             conductor.online = True
             conductor.heartbeat_at = utcnow()
 
@@ -96,35 +122,35 @@ class ConductorManager:
                     conductor = session.scalar(
                         select(Conductor).where(Conductor.hostname == self.host)
                     )
-                    if conductor:
-                        conductor.heartbeat_at = utcnow()
-                        conductor.online = True
+                    if conductor is None:
+                        continue
+                    conductor.heartbeat_at = utcnow()
+                    conductor.online = True
             except Exception:
                 LOG.exception("conductor heartbeat failed; retrying")
 
-    def alive_conductors(self) -> list[Conductor]:
-        timeout = timedelta(seconds=self.settings.heartbeat_interval_s * 3)
-        with self.db.session() as session:
-            rows = session.scalars(
-                select(Conductor).where(Conductor.online.is_(True),
-                                        Conductor.heartbeat_at > utcnow() - timeout)
-            )
-            return list(rows)
-
     # -- locks and tasks -------------------------------------------------------------------
 
+    def _node_id(self, node_uuid: str) -> int:
+        with self.db.session() as session:
+            node_id = session.scalar(select(Node.id).where(Node.uuid == node_uuid))
+        if node_id is None:
+            raise NodeNotFound(node_uuid)
+        return node_id
+
     @contextmanager
-    def _task(self, node_id: int) -> Iterator[Task]:
+    def task(self, node_id: int) -> Iterator[Task]:
+        """A node and its driver in a session of its own, without the lock (for reading)."""
         with self.db.session() as session:
             node = session.get(Node, node_id)
             if node is None:
                 raise NodeNotFound(str(node_id))
             yield Task(session, node, self.drivers.for_node(node), self.host)
 
-    def _lock(self, node: Node) -> None:
-        locks.acquire(self.db, node.id, node.uuid, self.host, self.settings.reservation_lease_s)
+    def _lock(self, node_id: int, node_uuid: str) -> None:
+        locks.acquire(self.db, node_id, node_uuid, self.host, self.settings.reservation_lease_s)
         with self._held_guard:
-            self._held.add(node.id)
+            self._held.add(node_id)
 
     def _unlock(self, node_id: int) -> None:
         with self._held_guard:
@@ -132,36 +158,38 @@ class ConductorManager:
         locks.release(self.db, node_id, self.host)
 
     @contextmanager
-    def locked(self, node: Node) -> Iterator[Task]:
+    def locked(self, node_uuid: str) -> Iterator[Task]:
         """Synchronous work on a node under its lock; committed when the block ends."""
-        self._lock(node)
+        node_id = self._node_id(node_uuid)
+        self._lock(node_id, node_uuid)
         try:
-            with self._task(node.id) as task:
+            with self.task(node_id) as task:
                 yield task
         finally:
-            self._unlock(node.id)
+            self._unlock(node_id)
 
-    def _start(self, node: Node, prepare: Work, work: Work, event_type: str) -> None:
+    def _start(self, node_uuid: str, prepare: Work, work: Work, event_type: str) -> None:
         """Prepare under the lock here, then finish in a worker, which releases the lock."""
+        node_id = self._node_id(node_uuid)
         if not self._free_workers.acquire(blocking=False):
             raise NoFreeConductorWorker()
         try:
-            self._lock(node)
+            self._lock(node_id, node_uuid)
         except BaseException:
             self._free_workers.release()
             raise
         try:
-            with self._task(node.id) as task:
+            with self.task(node_id) as task:
                 prepare(task)
-            self._executor.submit(self._run, node.id, work, event_type)
+            self._executor.submit(self._run, node_id, work, event_type)
         except BaseException:
-            self._unlock(node.id)
+            self._unlock(node_id)
             self._free_workers.release()
             raise
 
     def _run(self, node_id: int, work: Work, event_type: str) -> None:
         try:
-            with self._task(node_id) as task:
+            with self.task(node_id) as task:
                 try:
                     work(task)
                 except Exception as exc:
@@ -175,22 +203,46 @@ class ConductorManager:
             self._unlock(node_id)
             self._free_workers.release()
 
+    def start_on_locked(self, node_id: int, node_uuid: str, work: Work, event_type: str) -> bool:
+        """Run ``work`` in a worker on a node if its lock and a worker are free right now.
+
+        For periodic tasks, which skip a node that is busy rather than wait for it.
+        """
+        if not self._free_workers.acquire(blocking=False):
+            return False
+        try:
+            self._lock(node_id, node_uuid)
+        except Conflict:
+            self._free_workers.release()
+            return False
+        self._executor.submit(self._run, node_id, work, event_type)
+        return True
+
     # -- provisioning ----------------------------------------------------------------------
 
-    def do_provisioning_action(self, node: Node, target: str, **options: Any) -> None:
+    def do_provisioning_action(self, node_uuid: str, target: str,
+                               options: dict[str, Any] | None = None) -> None:
+        options = options or {}
         event = states.API_TARGET_EVENTS[target]
-        if not states.allows(node.provision_state, event):
-            raise InvalidStateRequested(target, node.uuid, node.provision_state)
-        if node.maintenance and event in MAINTENANCE_BLOCKED_EVENTS:
-            raise NodeInMaintenance(target, node.uuid)
+        with self.db.session() as session:
+            node = session.scalar(select(Node).where(Node.uuid == node_uuid))
+            if node is None:
+                raise NodeNotFound(node_uuid)
+            state, maintenance = node.provision_state, node.maintenance
+        if not states.allows(state, event):
+            raise InvalidStateRequested(target, node_uuid, state)
+        if maintenance and event in MAINTENANCE_BLOCKED_EVENTS:
+            raise NodeInMaintenance(target, node_uuid)
 
         def check_state(task: Task) -> None:
-            # The state may have changed between the caller's read and the lock.
+            # The state may have changed between the read above and the lock.
             if not states.allows(task.node.provision_state, event):
                 raise InvalidStateRequested(target, task.node.uuid, task.node.provision_state)
+            if event in DEPLOY_EVENTS:
+                self._check_deploy_limit(task)
 
-        if flows.is_immediate(node, event):
-            with self.locked(node) as task:
+        if flows.is_immediate(state, event):
+            with self.locked(node_uuid) as task:
                 check_state(task)
                 flows.immediate(task, event)
             return
@@ -201,40 +253,52 @@ class ConductorManager:
             check_state(task)
             prepare_step(task)
 
-        self._start(node, prepare, work, flows.EVENT_TYPES[event])
+        self._start(node_uuid, prepare, work, flows.EVENT_TYPES[event])
+
+    def _check_deploy_limit(self, task: Task) -> None:
+        deploying = task.session.scalar(
+            select(func.count()).select_from(Node).where(
+                Node.provision_state.in_([states.S.DEPLOYING.value, states.S.DEPLOYWAIT.value])
+            )
+        )
+        if (deploying or 0) >= self.settings.max_concurrent_deploys:
+            raise TemporaryFailure(
+                f"Too many nodes are deploying ({deploying}, the limit is "
+                f"{self.settings.max_concurrent_deploys}); please retry later.")
 
     # -- power and management --------------------------------------------------------------
 
-    def change_power_state(self, node: Node, target: str, timeout: int | None = None) -> None:
+    def change_power_state(self, node_uuid: str, target: str, timeout: int | None = None
+                           ) -> None:
         if target not in POWER_TARGETS:
             raise Invalid(f"Invalid power state target {target!r}, expected one of "
                           f"{', '.join(POWER_TARGETS)}.")
         prepare, work = flows.power_change(target)
-        self._start(node, prepare, work, "power")
+        self._start(node_uuid, prepare, work, "power")
 
-    def set_boot_device(self, node: Node, device: str, persistent: bool) -> None:
-        with self.locked(node) as task:
+    def set_boot_device(self, node_uuid: str, device: str, persistent: bool) -> None:
+        with self.locked(node_uuid) as task:
             supported = task.driver.management.get_supported_boot_devices(task)
             if device not in supported:
                 raise Invalid(f"Invalid boot device {device}, supported boot devices for node "
-                              f"{node.uuid} are: {', '.join(supported)}.")
+                              f"{node_uuid} are: {', '.join(supported)}.")
             try:
                 task.driver.management.validate(task)
                 task.driver.management.set_boot_device(task, device, persistent)
             except DriverError as exc:
                 raise Invalid(str(exc)) from exc
 
-    def get_boot_device(self, node: Node) -> dict[str, Any]:
-        with self._task(node.id) as task:
+    def get_boot_device(self, node_uuid: str) -> dict[str, Any]:
+        with self.task(self._node_id(node_uuid)) as task:
             return task.driver.management.get_boot_device(task)
 
-    def get_supported_boot_devices(self, node: Node) -> list[str]:
-        with self._task(node.id) as task:
+    def get_supported_boot_devices(self, node_uuid: str) -> list[str]:
+        with self.task(self._node_id(node_uuid)) as task:
             return task.driver.management.get_supported_boot_devices(task)
 
-    def validate(self, node: Node) -> dict[str, dict[str, Any]]:
+    def validate(self, node_uuid: str) -> dict[str, dict[str, Any]]:
         result: dict[str, dict[str, Any]] = {}
-        with self._task(node.id) as task:
+        with self.task(self._node_id(node_uuid)) as task:
             for name in INTERFACES:
                 interface = task.driver.interfaces[name]
                 if not getattr(interface, "supported", True):
@@ -246,3 +310,87 @@ class ConductorManager:
                 except DriverError as exc:
                     result[name] = {"result": False, "reason": str(exc)}
         return result
+
+    # -- changes to nodes and ports --------------------------------------------------------
+
+    def update_node(self, node_uuid: str, values: dict[str, Any]) -> None:
+        """Write field values the API has already checked, under the node's lock."""
+        try:
+            with self.locked(node_uuid) as task:
+                node = task.node
+                new_instance = values.get("instance_uuid")
+                if new_instance and node.instance_uuid and new_instance != node.instance_uuid:
+                    raise Conflict(f"Node {node.uuid} is associated with instance "
+                                   f"{node.instance_uuid}; remove it first.")
+                busy = states.BUSY_STATES | states.WAIT_STATES
+                if values.get("driver", node.driver) != node.driver and (
+                    node.provision_state in busy
+                ):
+                    raise Conflict(f"Can not change the driver of node {node.uuid} while it is "
+                                   f"in state \"{node.provision_state}\".")
+                for field, value in values.items():
+                    setattr(node, field, value)
+                task.session.flush()
+        except IntegrityError as exc:
+            raise conflict_from_integrity(exc, values) from None
+
+    def destroy_node(self, node_uuid: str) -> None:
+        with self.locked(node_uuid) as task:
+            node = task.node
+            if node.instance_uuid:
+                raise Conflict(f"Node {node.uuid} is associated with instance "
+                               f"{node.instance_uuid}.")
+            if node.protected:
+                raise Conflict(f"Node {node.uuid} is protected and can not be deleted.")
+            if node.provision_state not in DELETABLE_STATES and not (
+                node.maintenance and node.provision_state not in states.BUSY_STATES
+            ):
+                raise Conflict(f"Can not delete node {node.uuid} while it is in state "
+                               f"\"{node.provision_state}\".")
+            task.session.delete(node)
+
+    def update_traits(self, node_uuid: str, add: list[str] | None = None,
+                      remove: list[str] | None = None, replace: list[str] | None = None) -> None:
+        """Replace, add to or remove from a node's traits; ``remove=[]`` removes them all."""
+        with self.locked(node_uuid) as task:
+            traits = list(task.node.traits) if replace is None else list(replace)
+            if remove is not None:
+                missing = [t for t in remove if t not in traits]
+                if missing:
+                    raise NotFound(f"Node {node_uuid} has no trait {', '.join(missing)}.")
+                traits = [t for t in traits if t not in remove] if remove else []
+            task.node.traits = check_traits(traits + list(add or []))
+
+    def _port_node_uuid(self, port_uuid: str) -> str:
+        with self.db.session() as session:
+            node_uuid = session.scalar(
+                select(Node.uuid).join(Port, Port.node_id == Node.id).where(
+                    Port.uuid == port_uuid))
+        if node_uuid is None:
+            raise NotFound(f"Port {port_uuid} could not be found.")
+        return node_uuid
+
+    def update_port(self, port_uuid: str, values: dict[str, Any],
+                    node_uuid: str | None = None) -> None:
+        """Write checked port values under the lock of the port's node; maybe move the port."""
+        try:
+            with self.locked(self._port_node_uuid(port_uuid)) as task:
+                port = task.session.scalar(select(Port).where(Port.uuid == port_uuid))
+                if port is None:
+                    raise NotFound(f"Port {port_uuid} could not be found.")
+                if node_uuid is not None and node_uuid != task.node.uuid:
+                    new_node = task.session.scalar(select(Node.id).where(Node.uuid == node_uuid))
+                    if new_node is None:
+                        raise NodeNotFound(node_uuid)
+                    port.node_id = new_node
+                for field, value in values.items():
+                    setattr(port, field, value)
+                task.session.flush()
+        except IntegrityError as exc:
+            raise conflict_from_integrity(exc, values) from None
+
+    def destroy_port(self, port_uuid: str) -> None:
+        with self.locked(self._port_node_uuid(port_uuid)) as task:
+            port = task.session.scalar(select(Port).where(Port.uuid == port_uuid))
+            if port is not None:
+                task.session.delete(port)

@@ -76,16 +76,16 @@ def test_no_free_worker_answers_503_and_changes_nothing(db: Database) -> None:
     manager.start()
     try:
         busy, idle = make_node(db), make_node(db)
-        manager.do_provisioning_action(busy, "active")
+        manager.do_provisioning_action(busy.uuid, "active")
         with pytest.raises(NoFreeConductorWorker) as refused:
-            manager.do_provisioning_action(idle, "active")
+            manager.do_provisioning_action(idle.uuid, "active")
         assert refused.value.code == 503
         with db.session() as session:
             untouched = session.get(Node, idle.id)
             assert untouched is not None
             assert (untouched.provision_state, untouched.reservation) == ("available", None)
         with pytest.raises(NodeLocked) as locked:
-            manager.do_provisioning_action(busy, "manage")
+            manager.set_boot_device(busy.uuid, "pxe", persistent=False)
         assert locked.value.code == 409
     finally:
         manager.stop()

@@ -1,0 +1,203 @@
+"""What a conductor does on its own, for the nodes the hash ring gives it.
+
+- takeover: nodes whose work was cut off (a busy state or a power change with no live lock) fail
+  cleanly with a reason; active nodes another conductor prepared get their boot configuration
+  prepared again by their new owner;
+- callback timeouts: nodes that waited for an agent longer than ENCLUME_CALLBACK_TIMEOUT_S fail;
+- power sync: the power state of every idle node is read from its driver, a few at a time.
+
+Each conductor selects its own nodes with a range query over its arcs of the ring.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+
+from services.common import states
+from services.common.models import Node, utcnow
+from services.conductor import locks
+from services.conductor.manager import ConductorManager, Work
+from services.conductor.task import Task
+
+LOG = logging.getLogger(__name__)
+
+# The node history event type of the operation each busy state belongs to.
+BUSY_EVENT_TYPES = {
+    states.S.VERIFYING: "verify", states.S.DEPLOYING: "deploying",
+    states.S.DELETING: "unprovision", states.S.CLEANING: "cleaning",
+    states.S.INSPECTING: "introspection", states.S.ADOPTING: "adoption",
+    states.S.RESCUING: "rescue", states.S.UNRESCUING: "rescue",
+}
+
+
+@dataclass
+class PowerSyncReport:
+    nodes: int
+    changed: int
+    failed: int
+    seconds: float
+
+
+class PeriodicTasks:
+    def __init__(self, manager: ConductorManager) -> None:
+        self.manager = manager
+        self.settings = manager.settings
+        self.db = manager.db
+        self._thread: threading.Thread | None = None
+        self.last_power_sync: PowerSyncReport | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="conductor-periodic",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.manager.stopping.set()
+        if self._thread:
+            self._thread.join()
+
+    def _loop(self) -> None:
+        next_power_sync = time.monotonic() + self.settings.power_sync_interval_s
+        while not self.manager.stopping.wait(self.settings.periodic_interval_s):
+            try:
+                self.take_over()
+                self.fail_callback_timeouts()
+                if time.monotonic() >= next_power_sync:
+                    self.last_power_sync = self.sync_power_states()
+                    next_power_sync = time.monotonic() + self.settings.power_sync_interval_s
+            except Exception:
+                LOG.exception("periodic tasks failed; trying again next period")
+
+    def owned(self) -> ColumnElement[bool]:
+        return self.manager.membership.owned_by(self.manager.host,
+                                                self.settings.conductor_group)
+
+    def _rows(self, *conditions: Any) -> list[Any]:
+        with self.db.session() as session:
+            return list(session.execute(
+                select(Node.id, Node.uuid, Node.reservation, Node.provision_state)
+                .where(self.owned(), *conditions)))
+
+    # -- takeover --------------------------------------------------------------------------
+
+    def take_over(self) -> int:
+        """Fail cut-off work and re-prepare adopted active nodes; returns nodes handled."""
+        handled = 0
+        busy = [s.value for s in states.BUSY_STATES]
+        for row in self._rows(Node.provision_state.in_(busy), locks.is_free()):
+            handled += self.manager.start_on_locked(
+                row.id, row.uuid, _fail_cut_off(row.reservation), "takeover")
+        for row in self._rows(Node.target_power_state.is_not(None), locks.is_free()):
+            handled += self.manager.start_on_locked(
+                row.id, row.uuid, _clear_power_target(row.reservation), "takeover")
+        active = self._rows(
+            Node.provision_state == states.S.ACTIVE.value,
+            or_(Node.conductor_affinity.is_(None),
+                Node.conductor_affinity != self.manager.host),
+            locks.is_free())
+        for row in active:
+            handled += self.manager.start_on_locked(row.id, row.uuid, _prepare_boot_again,
+                                                    "takeover")
+        return handled
+
+    # -- agent callbacks -------------------------------------------------------------------
+
+    def fail_callback_timeouts(self) -> int:
+        deadline = utcnow() - timedelta(seconds=self.settings.callback_timeout_s)
+        waiting = [s.value for s in states.WAIT_STATES]
+        rows = self._rows(Node.provision_state.in_(waiting),
+                          Node.provision_updated_at < deadline, locks.is_free())
+        timeout = self.settings.callback_timeout_s
+        return sum(self.manager.start_on_locked(row.id, row.uuid, _fail_timeout(timeout),
+                                                "provisioning") for row in rows)
+
+    # -- power -----------------------------------------------------------------------------
+
+    def sync_power_states(self) -> PowerSyncReport:
+        started = time.monotonic()
+        busy = [s.value for s in states.BUSY_STATES]
+        rows = self._rows(Node.maintenance.is_(False), Node.provision_state.not_in(busy),
+                          locks.is_free())
+        workers = max(1, self.settings.power_sync_workers)
+        with ThreadPoolExecutor(workers, "power-sync") as pool:
+            outcomes = list(pool.map(self._sync_one, [row.id for row in rows]))
+        report = PowerSyncReport(len(rows), outcomes.count("changed"), outcomes.count("failed"),
+                                 time.monotonic() - started)
+        LOG.info("power sync: %d nodes, %d changed, %d failed, %.2fs", report.nodes,
+                 report.changed, report.failed, report.seconds)
+        return report
+
+    def _sync_one(self, node_id: int) -> str:
+        try:
+            with self.manager.task(node_id) as task:
+                actual = task.driver.power.get_power_state(task)
+                if actual == task.node.power_state:
+                    return "same"
+                # Only while nobody works on the node: work sets the power state itself.
+                changed = task.session.execute(
+                    update(Node)
+                    .where(and_(Node.id == node_id, locks.is_free()))
+                    .values(power_state=actual)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if changed:
+                    task.record("monitoring", f"Power state changed out of band from "
+                                              f"{task.node.power_state} to {actual}.")
+                return "changed" if changed else "same"
+        except Exception as exc:
+            LOG.warning("power sync of node %s failed: %s", node_id, exc)
+            return "failed"
+
+
+def _fail_cut_off(previous_holder: str | None) -> Work:
+    def work(task: Task) -> None:
+        state = states.ProvisionState(task.node.provision_state)
+        if state not in states.BUSY_STATES:
+            return  # someone finished it meanwhile
+        holder = previous_holder or "a conductor"
+        task.fail(BUSY_EVENT_TYPES[state],
+                  f"The conductor {holder} stopped while the node was {state.value}; the "
+                  f"operation did not finish and can be retried.")
+
+    return work
+
+
+def _clear_power_target(previous_holder: str | None) -> Work:
+    def work(task: Task) -> None:
+        if task.node.target_power_state is None:
+            return
+        message = (f"The conductor {previous_holder or 'working on it'} stopped before the power "
+                   f"change to {task.node.target_power_state} finished.")
+        task.node.target_power_state = None
+        task.node.last_error = message
+        task.record("conductor", message, severity="ERROR")
+
+    return work
+
+
+def _prepare_boot_again(task: Task) -> None:
+    if task.node.provision_state != states.S.ACTIVE:
+        return
+    task.driver.boot.prepare_instance(task)
+    previous = task.node.conductor_affinity
+    task.node.conductor_affinity = task.conductor
+    task.record("takeover", f"Conductor {task.conductor} took over the node from "
+                            f"{previous or 'no conductor'}.")
+
+
+def _fail_timeout(timeout_s: float) -> Work:
+    def work(task: Task) -> None:
+        if task.node.provision_state not in states.WAIT_STATES:
+            return
+        task.fail("provisioning", f"Timeout reached while waiting for callback for node "
+                                  f"{task.node.uuid} ({timeout_s:.0f} s).")
+
+    return work

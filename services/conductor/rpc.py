@@ -1,0 +1,207 @@
+"""API → conductor calls as JSON over HTTP, and the conductor's side of them.
+
+The client picks the conductor that the hash ring gives the node, posts
+``{"kwargs": {...}}`` to ``<rpc_address>/rpc/<method>`` with the shared secret, retries
+connection errors, and turns the conductor's error answers back into the same exceptions
+(with the same HTTP status) that an in-process conductor would raise.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from services.common.config import Settings
+from services.common.db import Database
+from services.common.exceptions import EnclumeError, Invalid, NodeNotFound, TemporaryFailure
+from services.common.membership import Membership
+from services.common.models import Node, Port
+
+LOG = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Enclume-RPC-Secret"
+
+# The manager methods reachable over RPC; every one takes keyword arguments only.
+METHODS = frozenset({
+    "do_provisioning_action", "change_power_state", "set_boot_device", "get_boot_device",
+    "get_supported_boot_devices", "validate", "update_node", "destroy_node", "update_traits",
+    "update_port", "destroy_port",
+})
+
+
+class NoConductor(Invalid):
+    def __init__(self, group: str) -> None:
+        super().__init__(f'No valid host was found. Reason: no conductor is alive for conductor '
+                         f'group "{group}".')
+
+
+class RpcClient:
+    """The conductor API of a process whose conductors run elsewhere."""
+
+    def __init__(self, db: Database, settings: Settings, membership: Membership) -> None:
+        secret = settings.rpc_shared_secret()
+        if not secret:
+            raise RuntimeError("set ENCLUME_RPC_SECRET or ENCLUME_RPC_SECRET_FILE: the API and "
+                               "the conductors authenticate each other with it")
+        self.db = db
+        self.membership = membership
+        self._http = httpx.Client(
+            headers={SECRET_HEADER: secret},
+            timeout=httpx.Timeout(settings.rpc_timeout_s, connect=5.0),
+            transport=httpx.HTTPTransport(retries=settings.rpc_retries),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _group_of_node(self, node_uuid: str) -> str:
+        with self.db.session() as session:
+            group = session.scalar(select(Node.conductor_group).where(Node.uuid == node_uuid))
+        if group is None:
+            raise NodeNotFound(node_uuid)
+        return group
+
+    def _node_of_port(self, port_uuid: str) -> str:
+        with self.db.session() as session:
+            node_uuid = session.scalar(select(Node.uuid).join(Port, Port.node_id == Node.id)
+                                       .where(Port.uuid == port_uuid))
+        if node_uuid is None:
+            raise EnclumeError(f"Port {port_uuid} could not be found.", 404)
+        return node_uuid
+
+    def call(self, node_uuid: str, method: str, **kwargs: Any) -> Any:
+        group = self._group_of_node(node_uuid)
+        owner = self.membership.owner(group, node_uuid)
+        if owner is None or not owner.rpc_address:
+            raise NoConductor(group)
+        url = f"{owner.rpc_address.rstrip('/')}/rpc/{method}"
+        try:
+            response = self._http.post(url, json={"kwargs": kwargs})
+        except httpx.TransportError as exc:
+            self.membership.refresh_now()
+            raise TemporaryFailure(f"Conductor {owner.hostname} could not be reached "
+                                   f"({type(exc).__name__}); please retry.") from exc
+        body = _json(response)
+        if response.status_code >= 400:
+            error = body.get("error") or {}
+            raise EnclumeError(error.get("message") or f"Conductor error {response.status_code}",
+                               response.status_code)
+        return body.get("result")
+
+    # The conductor API: the same signatures as ConductorManager's.
+    def do_provisioning_action(self, node_uuid: str, target: str, options: dict[str, Any]
+                               ) -> None:
+        self.call(node_uuid, "do_provisioning_action", node_uuid=node_uuid, target=target,
+                  options=options)
+
+    def change_power_state(self, node_uuid: str, target: str, timeout: int | None = None
+                           ) -> None:
+        self.call(node_uuid, "change_power_state", node_uuid=node_uuid, target=target,
+                  timeout=timeout)
+
+    def set_boot_device(self, node_uuid: str, device: str, persistent: bool) -> None:
+        self.call(node_uuid, "set_boot_device", node_uuid=node_uuid, device=device,
+                  persistent=persistent)
+
+    def get_boot_device(self, node_uuid: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(node_uuid, "get_boot_device", node_uuid=node_uuid)
+        return result
+
+    def get_supported_boot_devices(self, node_uuid: str) -> list[str]:
+        result: list[str] = self.call(node_uuid, "get_supported_boot_devices",
+                                      node_uuid=node_uuid)
+        return result
+
+    def validate(self, node_uuid: str) -> dict[str, dict[str, Any]]:
+        result: dict[str, dict[str, Any]] = self.call(node_uuid, "validate", node_uuid=node_uuid)
+        return result
+
+    def update_node(self, node_uuid: str, values: dict[str, Any]) -> None:
+        self.call(node_uuid, "update_node", node_uuid=node_uuid, values=values)
+
+    def destroy_node(self, node_uuid: str) -> None:
+        self.call(node_uuid, "destroy_node", node_uuid=node_uuid)
+
+    def update_traits(self, node_uuid: str, add: list[str] | None = None,
+                      remove: list[str] | None = None, replace: list[str] | None = None) -> None:
+        self.call(node_uuid, "update_traits", node_uuid=node_uuid, add=add, remove=remove,
+                  replace=replace)
+
+    def update_port(self, port_uuid: str, values: dict[str, Any],
+                    node_uuid: str | None = None) -> None:
+        self.call(self._node_of_port(port_uuid), "update_port", port_uuid=port_uuid,
+                  values=values, node_uuid=node_uuid)
+
+    def destroy_port(self, port_uuid: str) -> None:
+        self.call(self._node_of_port(port_uuid), "destroy_port", port_uuid=port_uuid)
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def server_app(manager: Any, secret: str, services: Sequence[Any] = ()) -> Starlette:
+    """The conductor's RPC endpoint: ``POST /rpc/<method>`` runs the manager's method.
+
+    ``services`` (the manager, its periodic tasks) start and stop with the server.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        for service in services:
+            service.start()
+        try:
+            yield
+        finally:
+            for service in reversed(services):
+                service.stop()
+
+    async def handle(request: Request) -> JSONResponse:
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), secret.encode()):
+            return _error(401, "RPC caller not authenticated.")
+        method = request.path_params["method"]
+        if method not in METHODS:
+            return _error(404, f"Unknown RPC method {method}.")
+        try:
+            payload = await request.json()
+            kwargs = payload["kwargs"]
+            if not isinstance(kwargs, dict):
+                raise TypeError("kwargs must be an object")
+        except (ValueError, KeyError, TypeError) as exc:
+            return _error(400, f"Malformed RPC request: {exc}")
+        try:
+            result = await run_in_threadpool(getattr(manager, method), **kwargs)
+        except EnclumeError as exc:
+            return _error(exc.code, exc.message)
+        except TypeError as exc:
+            return _error(400, f"Malformed RPC request: {exc}")
+        except Exception:
+            LOG.exception("RPC %s failed", method)
+            return _error(500, "The conductor failed unexpectedly; details are in its log.")
+        return JSONResponse({"result": result})
+
+    async def health(_request: Request) -> JSONResponse:
+        return JSONResponse({"hostname": manager.host, "alive": True})
+
+    return Starlette(routes=[Route("/rpc/{method}", handle, methods=["POST"]),
+                             Route("/health", health, methods=["GET"])], lifespan=lifespan)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": status, "message": message}}, status_code=status)
