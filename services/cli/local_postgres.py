@@ -1,0 +1,91 @@
+"""A throw-away PostgreSQL server from Debian's package, for tests and benchmarks.
+
+PostgreSQL refuses to run as root, so the server runs as a dedicated system user, in a
+temporary directory, listening on loopback only, with durability switched off (its data is
+thrown away afterwards). It is stopped by PID and its directory removed, also on failure.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from services.cli.local_service import free_port
+
+SERVICE_USER = "enclume-pg"
+
+
+def postgres_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _ensure_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        SERVICE_USER], check=True)
+        return pwd.getpwnam(SERVICE_USER)
+
+
+def _as_user(user: pwd.struct_passwd) -> dict[str, object]:
+    if os.geteuid() != 0:
+        return {}
+    return {"user": user.pw_uid, "group": user.pw_gid}
+
+
+@contextmanager
+def running_postgres(database: str = "enclume") -> Iterator[str]:
+    """Yield a SQLAlchemy URL of a new, empty database on a private PostgreSQL server."""
+    bindir = postgres_bin()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL is not installed (Debian package postgresql)")
+    user = _ensure_user() if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
+    workdir = Path(tempfile.mkdtemp(prefix="enclume-pg-"))
+    os.chown(workdir, user.pw_uid, user.pw_gid)
+    data, port = workdir / "data", free_port()
+    as_user = _as_user(user)
+    subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                    "--no-sync", "-E", "UTF8"], check=True, capture_output=True, **as_user)
+    log = (workdir / "server.log").open("wb")
+    server = subprocess.Popen(
+        [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(workdir),
+         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+         "-c", "full_page_writes=off", "-c", "max_connections=300"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **as_user)
+    try:
+        _wait_ready(bindir, port, server)
+        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p",
+                        str(port), "-U", "postgres", database], check=True, capture_output=True)
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/{database}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wait_ready(bindir: Path, port: int, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"PostgreSQL exited with {server.returncode}")
+        ready = subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                               capture_output=True)
+        if ready.returncode == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("PostgreSQL did not become ready within 30 s")
