@@ -1,6 +1,6 @@
-"""Run ``enclume-aio`` as a background process on loopback, and always stop it again.
+"""Run Enclume services as background processes on loopback, and always stop them again.
 
-Used by ``make demo`` and by the integration tests.
+Used by ``make demo``, the integration tests and the benchmarks.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ def free_port() -> int:
 
 @dataclass
 class Server:
+    """One Enclume process running in the background, answering on ``url``."""
+
+    name: str
     url: str
     port: int
     data_dir: Path
@@ -38,46 +41,62 @@ class Server:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+def start_service(command: str, name: str, port: int, data_dir: Path, env: dict[str, str],
+                  ready_path: str = "/", timeout: float = 30.0) -> Server:
+    """Start an Enclume console script and wait until ``ready_path`` answers 200."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / f"{name}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen([str(BIN / command)], env={**os.environ, **env},
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(name, f"http://127.0.0.1:{port}", port, data_dir, log, process)
+    try:
+        _wait_until_up(server, ready_path, timeout)
+    except BaseException:
+        stop_service(server)
+        raise
+    return server
+
 
 @contextmanager
 def running_aio(data_dir: Path, env: dict[str, str] | None = None,
                 timeout: float = 30.0) -> Iterator[Server]:
     port = free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log = data_dir / "aio.log"
-    environment = {**os.environ, "ENCLUME_DATA_DIR": str(data_dir),
-                   "ENCLUME_API_HOST": "127.0.0.1", "ENCLUME_API_PORT": str(port),
-                   **(env or {})}
-    with log.open("wb") as out:
-        process = subprocess.Popen([str(BIN / "enclume-aio")], env=environment, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    server = Server(f"http://127.0.0.1:{port}", port, data_dir, log, process)
+    environment = {"ENCLUME_DATA_DIR": str(data_dir), "ENCLUME_API_HOST": "127.0.0.1",
+                   "ENCLUME_API_PORT": str(port), **(env or {})}
+    server = start_service("enclume-aio", "aio", port, data_dir, environment, timeout=timeout)
     try:
-        _wait_until_up(server, timeout)
         yield server
     finally:
-        _stop(process)
+        stop_service(server)
 
 
-def _wait_until_up(server: Server, timeout: float) -> None:
+def _wait_until_up(server: Server, path: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"enclume-aio exited with {server.process.returncode}:\n"
+        if not server.alive:
+            raise RuntimeError(f"{server.name} exited with {server.process.returncode}:\n"
                                f"{server.log_text()}")
         try:
-            if httpx.get(server.url + "/", timeout=1).status_code == 200:
+            if httpx.get(server.url + path, timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"enclume-aio did not answer within {timeout}s:\n{server.log_text()}")
+    raise RuntimeError(f"{server.name} did not answer within {timeout}s:\n{server.log_text()}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_service(server: Server, sig: signal.Signals = signal.SIGTERM) -> None:
+    """Stop the process (SIGTERM, or ``sig``) and its group; SIGKILL if it lingers."""
+    process = server.process
     if process.poll() is not None:
         return
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(sig)
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:

@@ -80,9 +80,10 @@ class RpcClient:
             raise EnclumeError(f"Port {port_uuid} could not be found.", 404)
         return node_uuid
 
-    def call(self, node_uuid: str, method: str, **kwargs: Any) -> Any:
-        group = self._group_of_node(node_uuid)
-        owner = self.membership.owner(group, node_uuid)
+    def call(self, route_by: str, method: str, /, **kwargs: Any) -> Any:
+        """Call ``method`` on the conductor that owns the node ``route_by``."""
+        group = self._group_of_node(route_by)
+        owner = self.membership.owner(group, route_by)
         if owner is None or not owner.rpc_address:
             raise NoConductor(group)
         url = f"{owner.rpc_address.rstrip('/')}/rpc/{method}"

@@ -1,0 +1,71 @@
+"""A cluster of real processes on loopback: enclume-api replicas and enclume-conductors."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.cli.local_service import Server, free_port, start_service, stop_service
+
+
+@dataclass
+class Cluster:
+    workdir: Path
+    database_url: str
+    env: dict[str, str]
+    apis: dict[str, Server] = field(default_factory=dict)
+    conductors: dict[str, Server] = field(default_factory=dict)
+    rpc_ports: dict[str, int] = field(default_factory=dict)
+
+    def _common_env(self) -> dict[str, str]:
+        return {"ENCLUME_DATABASE_URL": self.database_url, "ENCLUME_DATA_DIR": str(self.workdir),
+                **self.env}
+
+    def start_conductor(self, name: str) -> Server:
+        port = self.rpc_ports.setdefault(name, free_port())
+        env = {**self._common_env(), "ENCLUME_CONDUCTOR_HOSTNAME": name,
+               "ENCLUME_RPC_HOST": "127.0.0.1", "ENCLUME_RPC_PORT": str(port)}
+        server = start_service("enclume-conductor", name, port, self.workdir, env,
+                               ready_path="/health")
+        self.conductors[name] = server
+        return server
+
+    def start_api(self, name: str) -> Server:
+        port = free_port()
+        env = {**self._common_env(), "ENCLUME_API_HOST": "127.0.0.1",
+               "ENCLUME_API_PORT": str(port)}
+        server = start_service("enclume-api", name, port, self.workdir, env)
+        self.apis[name] = server
+        return server
+
+    def kill(self, name: str) -> None:
+        """kill -9 a conductor: no goodbye, its locks and heartbeat just stop."""
+        stop_service(self.conductors[name], signal.SIGKILL)
+
+    def stop(self) -> None:
+        for server in [*self.apis.values(), *self.conductors.values()]:
+            stop_service(server)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {s.name}\n{s.log_text()[-4000:]}"
+                         for s in [*self.apis.values(), *self.conductors.values()])
+
+
+@contextmanager
+def running_cluster(workdir: Path, database_url: str, conductors: int = 3, apis: int = 2,
+                    env: dict[str, str] | None = None) -> Iterator[Cluster]:
+    cluster = Cluster(workdir, database_url,
+                      {"ENCLUME_RPC_SECRET": secrets.token_hex(16), "ENCLUME_ACCESS_LOG": "false",
+                       **(env or {})})
+    try:
+        for i in range(conductors):
+            cluster.start_conductor(f"conductor-{i + 1}")
+        for i in range(apis):
+            cluster.start_api(f"api-{i + 1}")
+        yield cluster
+    finally:
+        cluster.stop()
