@@ -8,7 +8,10 @@ BIN := $(VENV)/bin
 # Downloads (Debian packages for the ramdisk, the Ironic venv of the benchmarks) live here.
 CACHE := .cache
 STAMP := $(VENV)/.installed
-APT_PACKAGES := python3-venv
+# Debian packages `make deps` installs, each only when what it provides is missing:
+# python3-venv (ensurepip, to create .venv), docker-compose (validates compose.yaml in the tests),
+# postgresql (the throw-away PostgreSQL server of the cluster tests and benchmarks).
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 PYTEST_ARGS ?=
 
 .PHONY: help deps venv test unit integration lint demo bench clean
@@ -20,8 +23,14 @@ help:
 	@echo "make lint   - ruff"
 
 deps:
-	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "installing $(APT_PACKAGES)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); }
+	@missing=; \
+	$(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		apt-get update -qq && $(APT_INSTALL) $$missing; \
+	fi
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory deps
@@ -42,11 +51,11 @@ integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
 
 # The whole suite; pytest's "no tests collected" (exit 5) counts as a failure.
-test: $(STAMP) lint
+test: deps $(STAMP) lint
 	$(BIN)/pytest -q tests $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
 
-demo: $(STAMP)
+demo: deps $(STAMP)
 	$(BIN)/python -m services.cli.demo
 
 bench: $(STAMP)

@@ -36,17 +36,26 @@ class FakeInterface:
 
 
 class FakePower(FakeInterface):
+    """A machine whose power switch lives in ``driver_internal_info["fake_power_state"]``.
+
+    That is the "hardware": what the conductor believes is ``power_state``; a test can flip the
+    switch behind the conductor's back, as a person at the machine would.
+    """
+
     def get_power_state(self, task: Task) -> str:
         self.delay.sleep()
-        return task.node.power_state or POWER_OFF
+        physical = task.node.driver_internal_info.get("fake_power_state")
+        return str(physical or task.node.power_state or POWER_OFF)
 
     def set_power_state(self, task: Task, state: str) -> None:
         if state not in (POWER_ON, POWER_OFF):
             raise DriverError(f"fake power cannot set the power state {state!r}")
         self.delay.sleep()
+        task.update_internal_info(fake_power_state=state)
 
     def reboot(self, task: Task) -> None:
         self.delay.sleep()
+        task.update_internal_info(fake_power_state=POWER_ON)
 
 
 class FakeManagement(FakeInterface):
