@@ -1,4 +1,7 @@
-"""A cluster of real processes on loopback: enclume-api replicas and enclume-conductors."""
+"""A cluster of real processes on loopback: enclume-api replicas and enclume-conductors.
+
+Used by the cluster integration tests and the benchmarks.
+"""
 
 from __future__ import annotations
 
