@@ -129,23 +129,25 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
-def tree_memory(root: int) -> tuple[int, int]:
-    """(RSS, PSS) summed over a process tree, in bytes."""
-    samples = [_memory(pid) for pid in process_tree(root)]
+def tree_memory(root: int, include_root: bool = True) -> tuple[int, int]:
+    """(RSS, PSS) summed over a process tree, in bytes (the root left out on request)."""
+    samples = [_memory(pid) for pid in process_tree(root) if include_root or pid != root]
     return sum(rss for rss, _ in samples), sum(pss for _, pss in samples)
 
 
-def tree_cpu_seconds(root: int) -> float:
-    ticks = sum(_cpu_ticks(pid) for pid in process_tree(root))
+def tree_cpu_seconds(root: int, include_root: bool = True) -> float:
+    ticks = sum(_cpu_ticks(pid) for pid in process_tree(root) if include_root or pid != root)
     return ticks / CLOCK_TICKS
 
 
 class MemorySampler(threading.Thread):
     """Samples a process tree's memory in the background; keeps the peaks."""
 
-    def __init__(self, root_pid: int, interval: float = MEMORY_INTERVAL) -> None:
+    def __init__(self, root_pid: int, interval: float = MEMORY_INTERVAL,
+                 include_root: bool = True) -> None:
         super().__init__(name=f"mem-{root_pid}", daemon=True)
         self.root_pid = root_pid
+        self.include_root = include_root
         self.interval = interval
         self.peak_rss = 0
         self.peak_pss = 0
@@ -157,7 +159,7 @@ class MemorySampler(threading.Thread):
             self._stop_event.wait(self.interval)
 
     def sample(self) -> tuple[int, int]:
-        rss, pss = tree_memory(self.root_pid)
+        rss, pss = tree_memory(self.root_pid, self.include_root)
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_pss = max(self.peak_pss, pss)
         return rss, pss
@@ -380,6 +382,21 @@ def start_enclume(workdir: Path, nodes: int) -> Server:
     return Server("enclume", port, proc, log_path, MemorySampler(proc.pid))
 
 
+def start_enclume_cluster(workdir: Path, nodes: int) -> Server:
+    """PostgreSQL, 3 enclume-conductors and one enclume-api, under one launcher process.
+
+    The launcher (services/cli/local_cluster.py) only starts and stops them: its own memory and
+    CPU are left out; PostgreSQL's are counted.
+    """
+    del nodes
+    port = free_port()
+    log_path = workdir / "enclume-cluster.log"
+    python = REPO_ROOT / ".venv" / "bin" / "python"
+    proc = spawn([str(python), "-m", "services.cli.local_cluster", "--conductors", "3",
+                  "--apis", "1", "--api-port", str(port)], server_env(), workdir, log_path)
+    return Server("enclume", port, proc, log_path, MemorySampler(proc.pid, include_root=False))
+
+
 STARTERS: dict[str, Callable[[Path, int], Server]] = {
     "ironic": start_ironic,
     "enclume": start_enclume,
@@ -579,10 +596,11 @@ def benchmark_server(name: str, args: argparse.Namespace) -> dict[str, Any]:
     with running_server(name, args.nodes, args.keep_tmp) as server:
         print(f"  up on {server.url} in {server.startup_seconds:.1f}s",
               file=sys.stderr)
-        server_cpu = tree_cpu_seconds(server.proc.pid)
+        include_root = server.sampler.include_root
+        server_cpu = tree_cpu_seconds(server.proc.pid, include_root)
         timings = run_workload(server.url, args.nodes, args.list_repeats,
                                args.timeout)
-        server_cpu = tree_cpu_seconds(server.proc.pid) - server_cpu
+        server_cpu = tree_cpu_seconds(server.proc.pid, include_root) - server_cpu
         server.sampler.sample()
         return {
             "version": server_version(name),
@@ -715,6 +733,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1,
                         help="run everything R times (servers alternating) "
                         "and report per-figure medians (default 1)")
+    parser.add_argument("--enclume-topology", choices=("aio", "cluster"), default="aio",
+                        help="Enclume as enclume-aio on SQLite (default) or as 3 conductors "
+                             "and an API on PostgreSQL")
     parser.add_argument("--keep-tmp", action="store_true",
                         help="keep the servers' temp dirs (config, db, logs)")
     args = parser.parse_args(argv)
@@ -737,6 +758,9 @@ def main(argv: list[str] | None = None) -> int:
     bypass_proxies(os.environ)  # openstacksdk (requests) reads it per request
     names = [args.only] if args.only else list(SERVERS)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    if args.enclume_topology == "cluster":
+        STARTERS["enclume"] = start_enclume_cluster
+        TITLES["enclume"] = "Enclume x3"
     try:
         if "ironic" in names:
             ensure_ironic_venv()

@@ -37,8 +37,8 @@ class Cluster:
         self.conductors[name] = server
         return server
 
-    def start_api(self, name: str) -> Server:
-        port = free_port()
+    def start_api(self, name: str, port: int | None = None) -> Server:
+        port = port or free_port()
         env = {**self._common_env(), "ENCLUME_API_HOST": "127.0.0.1",
                "ENCLUME_API_PORT": str(port)}
         server = start_service("enclume-api", name, port, self.workdir, env)
@@ -60,7 +60,8 @@ class Cluster:
 
 @contextmanager
 def running_cluster(workdir: Path, database_url: str, conductors: int = 3, apis: int = 2,
-                    env: dict[str, str] | None = None) -> Iterator[Cluster]:
+                    env: dict[str, str] | None = None,
+                    api_ports: tuple[int, ...] = ()) -> Iterator[Cluster]:
     cluster = Cluster(workdir, database_url,
                       {"ENCLUME_RPC_SECRET": secrets.token_hex(16), "ENCLUME_ACCESS_LOG": "false",
                        **(env or {})})
@@ -68,7 +69,43 @@ def running_cluster(workdir: Path, database_url: str, conductors: int = 3, apis:
         for i in range(conductors):
             cluster.start_conductor(f"conductor-{i + 1}")
         for i in range(apis):
-            cluster.start_api(f"api-{i + 1}")
+            cluster.start_api(f"api-{i + 1}", api_ports[i] if i < len(api_ports) else None)
         yield cluster
     finally:
         cluster.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a local cluster in the foreground until SIGTERM or Ctrl-C (for benchmarks)."""
+    import argparse
+    import sys
+    import tempfile
+    import threading
+    from contextlib import ExitStack, suppress
+
+    from services.cli.local_postgres import running_postgres
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--conductors", type=int, default=3)
+    parser.add_argument("--apis", type=int, default=1)
+    parser.add_argument("--api-port", type=int, action="append", default=[],
+                        help="port of the next API replica (repeat; default: free ports)")
+    parser.add_argument("--database-url", help="default: a throw-away PostgreSQL")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="enclume-")))
+        url = args.database_url or stack.enter_context(running_postgres())
+        cluster = stack.enter_context(running_cluster(
+            workdir, url, args.conductors, args.apis, {"ENCLUME_ACCESS_LOG": "false"},
+            tuple(args.api_port)))
+        print(" ".join(["ready", *(api.url for api in cluster.apis.values())]), flush=True)
+        with suppress(KeyboardInterrupt):
+            stop.wait()
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
