@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Protocol
+from collections.abc import Sequence
 
 from fastapi import FastAPI
 
@@ -14,34 +12,18 @@ from services.api.limits import BodySizeLimitMiddleware
 from services.api.versions import VersionMiddleware
 from services.common.config import Settings
 from services.common.db import Database
+from services.common.lifecycle import Service, lifespan_of
 from services.common.membership import Membership
 from services.conductor.interface import ConductorAPI
 from services.drivers.registry import Drivers
-
-
-class Service(Protocol):
-    """Something that runs beside the API for the life of the process (a conductor ...)."""
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
 
 
 def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                membership: Membership, hardware: Drivers,
                services: Sequence[Service] = ()) -> FastAPI:
     strategy = effective_strategy(settings)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        for service in services:
-            service.start()
-        try:
-            yield
-        finally:
-            for service in reversed(services):
-                service.stop()
-
-    app = FastAPI(title="Enclume", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = FastAPI(title="Enclume", docs_url=None, redoc_url=None,
+                  lifespan=lifespan_of(services))
     app.state.settings = settings
     app.state.db = db
     app.state.conductor_api = conductor_api

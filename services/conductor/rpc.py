@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -25,6 +24,7 @@ from starlette.routing import Route
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.exceptions import EnclumeError, Invalid, NodeNotFound, TemporaryFailure
+from services.common.lifecycle import Service, lifespan_of
 from services.common.membership import Membership
 from services.common.models import Node, Port
 
@@ -156,21 +156,11 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def server_app(manager: Any, secret: str, services: Sequence[Any] = ()) -> Starlette:
+def server_app(manager: Any, secret: str, services: Sequence[Service] = ()) -> Starlette:
     """The conductor's RPC endpoint: ``POST /rpc/<method>`` runs the manager's method.
 
     ``services`` (the manager, its periodic tasks) start and stop with the server.
     """
-
-    @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        for service in services:
-            service.start()
-        try:
-            yield
-        finally:
-            for service in reversed(services):
-                service.stop()
 
     async def handle(request: Request) -> JSONResponse:
         given = request.headers.get(SECRET_HEADER, "")
@@ -201,7 +191,8 @@ def server_app(manager: Any, secret: str, services: Sequence[Any] = ()) -> Starl
         return JSONResponse({"hostname": manager.host, "alive": True})
 
     return Starlette(routes=[Route("/rpc/{method}", handle, methods=["POST"]),
-                             Route("/health", health, methods=["GET"])], lifespan=lifespan)
+                             Route("/health", health, methods=["GET"])],
+                     lifespan=lifespan_of(services))
 
 
 def _error(status: int, message: str) -> JSONResponse:
