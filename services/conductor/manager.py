@@ -36,6 +36,7 @@ from services.common.exceptions import (
     TemporaryFailure,
     conflict_from_integrity,
 )
+from services.common.lookups import node_uuid_of_port, node_value
 from services.common.membership import Membership
 from services.common.models import INTERFACES, Conductor, Node, Port, utcnow
 from services.common.traits import check_traits
@@ -132,10 +133,7 @@ class ConductorManager:
     # -- locks and tasks -------------------------------------------------------------------
 
     def _node_id(self, node_uuid: str) -> int:
-        with self.db.session() as session:
-            node_id = session.scalar(select(Node.id).where(Node.uuid == node_uuid))
-        if node_id is None:
-            raise NodeNotFound(node_uuid)
+        node_id: int = node_value(self.db, node_uuid, Node.id)
         return node_id
 
     @contextmanager
@@ -361,20 +359,11 @@ class ConductorManager:
                 traits = [t for t in traits if t not in remove] if remove else []
             task.node.traits = check_traits(traits + list(add or []))
 
-    def _port_node_uuid(self, port_uuid: str) -> str:
-        with self.db.session() as session:
-            node_uuid = session.scalar(
-                select(Node.uuid).join(Port, Port.node_id == Node.id).where(
-                    Port.uuid == port_uuid))
-        if node_uuid is None:
-            raise NotFound(f"Port {port_uuid} could not be found.")
-        return node_uuid
-
     def update_port(self, port_uuid: str, values: dict[str, Any],
                     node_uuid: str | None = None) -> None:
         """Write checked port values under the lock of the port's node; maybe move the port."""
         try:
-            with self.locked(self._port_node_uuid(port_uuid)) as task:
+            with self.locked(node_uuid_of_port(self.db, port_uuid)) as task:
                 port = task.session.scalar(select(Port).where(Port.uuid == port_uuid))
                 if port is None:
                     raise NotFound(f"Port {port_uuid} could not be found.")
@@ -390,7 +379,7 @@ class ConductorManager:
             raise conflict_from_integrity(exc, values) from None
 
     def destroy_port(self, port_uuid: str) -> None:
-        with self.locked(self._port_node_uuid(port_uuid)) as task:
+        with self.locked(node_uuid_of_port(self.db, port_uuid)) as task:
             port = task.session.scalar(select(Port).where(Port.uuid == port_uuid))
             if port is not None:
                 task.session.delete(port)

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -23,10 +22,11 @@ from starlette.routing import Route
 
 from services.common.config import Settings
 from services.common.db import Database
-from services.common.exceptions import EnclumeError, Invalid, NodeNotFound, TemporaryFailure
+from services.common.exceptions import EnclumeError, Invalid, TemporaryFailure
 from services.common.lifecycle import Service, lifespan_of
+from services.common.lookups import node_uuid_of_port, node_value
 from services.common.membership import Membership
-from services.common.models import Node, Port
+from services.common.models import Node
 
 LOG = logging.getLogger(__name__)
 
@@ -65,24 +65,9 @@ class RpcClient:
     def close(self) -> None:
         self._http.close()
 
-    def _group_of_node(self, node_uuid: str) -> str:
-        with self.db.session() as session:
-            group = session.scalar(select(Node.conductor_group).where(Node.uuid == node_uuid))
-        if group is None:
-            raise NodeNotFound(node_uuid)
-        return group
-
-    def _node_of_port(self, port_uuid: str) -> str:
-        with self.db.session() as session:
-            node_uuid = session.scalar(select(Node.uuid).join(Port, Port.node_id == Node.id)
-                                       .where(Port.uuid == port_uuid))
-        if node_uuid is None:
-            raise EnclumeError(f"Port {port_uuid} could not be found.", 404)
-        return node_uuid
-
     def call(self, route_by: str, method: str, /, **kwargs: Any) -> Any:
         """Call ``method`` on the conductor that owns the node ``route_by``."""
-        group = self._group_of_node(route_by)
+        group: str = node_value(self.db, route_by, Node.conductor_group)
         owner = self.membership.owner(group, route_by)
         if owner is None or not owner.rpc_address:
             raise NoConductor(group)
@@ -141,11 +126,11 @@ class RpcClient:
 
     def update_port(self, port_uuid: str, values: dict[str, Any],
                     node_uuid: str | None = None) -> None:
-        self.call(self._node_of_port(port_uuid), "update_port", port_uuid=port_uuid,
+        self.call(node_uuid_of_port(self.db, port_uuid), "update_port", port_uuid=port_uuid,
                   values=values, node_uuid=node_uuid)
 
     def destroy_port(self, port_uuid: str) -> None:
-        self.call(self._node_of_port(port_uuid), "destroy_port", port_uuid=port_uuid)
+        self.call(node_uuid_of_port(self.db, port_uuid), "destroy_port", port_uuid=port_uuid)
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

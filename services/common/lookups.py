@@ -1,0 +1,30 @@
+"""Small lookups by UUID that the conductor and the RPC client both need."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from services.common.db import Database
+from services.common.exceptions import NodeNotFound, NotFound
+from services.common.models import Node, Port
+
+
+def node_value(db: Database, node_uuid: str, column: InstrumentedAttribute[Any]) -> Any:
+    """One column of the node ``node_uuid``; NodeNotFound if there is no such node."""
+    with db.session() as session:
+        value = session.scalar(select(column).where(Node.uuid == node_uuid))
+    if value is None:
+        raise NodeNotFound(node_uuid)
+    return value
+
+
+def node_uuid_of_port(db: Database, port_uuid: str) -> str:
+    with db.session() as session:
+        node_uuid = session.scalar(select(Node.uuid).join(Port, Port.node_id == Node.id)
+                                   .where(Port.uuid == port_uuid))
+    if node_uuid is None:
+        raise NotFound(f"Port {port_uuid} could not be found.")
+    return str(node_uuid)
