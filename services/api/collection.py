@@ -83,21 +83,30 @@ def parse_list_query(
             raise Invalid("The detail parameter is not allowed on the /detail endpoint.")
         detail = bool(parse_bool("detail", detail_raw))
 
-    fields_raw = params.get("fields")
-    if fields_raw is not None:
-        if version < (1, 8):
-            raise Invalid("The fields parameter needs API version 1.8 or newer.")
+    requested = requested_fields(request, version, visible)
+    if requested is not None:
         if detail:
             raise Invalid("Can not specify ?detail=True and fields in the same request.")
-        fields = [f.strip() for f in fields_raw.split(",") if f.strip()]
-        unknown = [f for f in fields if f not in visible]
-        if unknown or not fields:
-            raise Invalid(f"Field(s) \"{', '.join(unknown) or fields_raw}\" are not valid")
+        fields = requested
     elif detail:
         fields = visible
     else:
         fields = [f for f in summary if f in visible]
     return ListQuery(limit, params.get("marker"), sort_key, sort_dir, fields, detail)
+
+
+def requested_fields(request: Request, version: Version, visible: list[str]) -> list[str] | None:
+    """The ``fields`` query parameter, checked against the fields visible at ``version``."""
+    raw = request.query_params.get("fields")
+    if raw is None:
+        return None
+    if version < (1, 8):
+        raise Invalid("The fields parameter needs API version 1.8 or newer.")
+    fields = [f.strip() for f in raw.split(",") if f.strip()]
+    unknown = [f for f in fields if f not in visible]
+    if unknown or not fields:
+        raise Invalid(f"Field(s) \"{', '.join(unknown) or raw}\" are not valid")
+    return fields
 
 
 def page(

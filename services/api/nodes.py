@@ -89,16 +89,7 @@ def full_fields(version: Version) -> list[str]:
 
 def show_fields(request: Request, version: Version) -> list[str]:
     visible = full_fields(version)
-    raw = request.query_params.get("fields")
-    if raw is None:
-        return visible
-    if version < (1, 8):
-        raise Invalid("The fields parameter needs API version 1.8 or newer.")
-    fields = [f.strip() for f in raw.split(",") if f.strip()]
-    unknown = [f for f in fields if f not in visible]
-    if unknown or not fields:
-        raise Invalid(f"Field(s) \"{', '.join(unknown) or raw}\" are not valid")
-    return fields
+    return collection.requested_fields(request, version, visible) or visible
 
 
 # -- collection ----------------------------------------------------------------------------

@@ -166,9 +166,8 @@ class ConductorManager:
         finally:
             self._unlock(node_id)
 
-    def _start(self, node_uuid: str, prepare: Work, work: Work, event_type: str) -> None:
-        """Prepare under the lock here, then finish in a worker, which releases the lock."""
-        node_id = self._node_id(node_uuid)
+    def _reserve(self, node_id: int, node_uuid: str) -> None:
+        """Take a free worker and the node's lock, or neither (NoFreeConductorWorker, 409)."""
         if not self._free_workers.acquire(blocking=False):
             raise NoFreeConductorWorker()
         try:
@@ -176,6 +175,11 @@ class ConductorManager:
         except BaseException:
             self._free_workers.release()
             raise
+
+    def _start(self, node_uuid: str, prepare: Work, work: Work, event_type: str) -> None:
+        """Prepare under the lock here, then finish in a worker, which releases the lock."""
+        node_id = self._node_id(node_uuid)
+        self._reserve(node_id, node_uuid)
         try:
             with self.task(node_id) as task:
                 prepare(task)
@@ -206,12 +210,9 @@ class ConductorManager:
 
         For periodic tasks, which skip a node that is busy rather than wait for it.
         """
-        if not self._free_workers.acquire(blocking=False):
-            return False
         try:
-            self._lock(node_id, node_uuid)
-        except Conflict:
-            self._free_workers.release()
+            self._reserve(node_id, node_uuid)
+        except (NoFreeConductorWorker, Conflict):
             return False
         self._executor.submit(self._run, node_id, work, event_type)
         return True
