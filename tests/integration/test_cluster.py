@@ -39,7 +39,9 @@ SETTINGS = {
     "ENCLUME_HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_TIMEOUT_S),
     "ENCLUME_RING_REFRESH_S": str(RING_REFRESH_S),
     "ENCLUME_PERIODIC_INTERVAL_S": "1",
-    "ENCLUME_RESERVATION_LEASE_S": "4",
+    # Longer than the write stalls of 5 processes on one SQLite file on a loaded 2-core machine:
+    # a lease that runs out under a live holder lets another conductor take the node over.
+    "ENCLUME_RESERVATION_LEASE_S": "10",
     "ENCLUME_FAKE_DEPLOY_DELAY_S": "[2.0, 4.0]",
     "ENCLUME_POWER_SYNC_INTERVAL_S": "3600",
     "ENCLUME_MAX_CONCURRENT_DEPLOYS": "1000",
