@@ -10,9 +10,13 @@ CACHE := .cache
 STAMP := $(VENV)/.installed
 # Debian packages `make deps` installs, each only when what it provides is missing:
 # python3-venv (ensurepip, to create .venv), docker-compose (validates compose.yaml in the tests),
-# postgresql (the throw-away PostgreSQL server of the cluster tests and benchmarks).
+# postgresql (the throw-away PostgreSQL server of the cluster tests and benchmarks), and the real
+# protocol peers and virtual hardware of the tests and the lab: ipmitool, dnsmasq, iptables, vde2,
+# QEMU with iPXE and OVMF firmware, qemu-utils with libiscsi, busybox-static.
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 PYTEST_ARGS ?=
+LAB_PACKAGES := ipmitool dnsmasq-base iptables vde2 qemu-system-x86 qemu-utils qemu-block-extra \
+	ipxe ovmf busybox-static
 
 .PHONY: help deps venv test unit integration lint demo bench clean
 
@@ -27,6 +31,10 @@ deps:
 	$(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing="$$missing postgresql"; \
+	for pkg in $(LAB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' \
+			|| missing="$$missing $$pkg"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		apt-get update -qq && $(APT_INSTALL) $$missing; \
