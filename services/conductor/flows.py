@@ -21,6 +21,7 @@ from services.drivers.base import (
     SOFT_POWER_OFF,
     SOFT_REBOOT,
     DriverError,
+    ManualActionRequired,
 )
 
 Step = Callable[[Task], None]
@@ -113,10 +114,26 @@ def _validate(task: Task, *interfaces: str) -> None:
                           f"{exc}") from exc
 
 
+def _record_power(task: Task, state: str) -> None:
+    """After a change: its target, or what the driver reads when it cannot confirm changes."""
+    power = task.driver.power
+    confirmed = getattr(power, "confirms_power_changes", True)
+    task.node.power_state = state if confirmed else power.get_power_state(task)
+    task.node.target_power_state = None
+
+
 def _set_power(task: Task, state: str) -> None:
     task.driver.power.set_power_state(task, state)
-    task.node.power_state = state
-    task.node.target_power_state = None
+    _record_power(task, state)
+
+
+def _power_off_or_ask(task: Task) -> None:
+    """Power off; where the driver cannot (Wake-on-LAN, no agent) record who has to."""
+    try:
+        _set_power(task, POWER_OFF)
+    except ManualActionRequired as exc:
+        task.node.power_state = None
+        task.record("power", f"{exc}. The operation goes on.", severity="WARNING")
 
 
 def _verify(task: Task) -> None:
@@ -166,7 +183,7 @@ def finish_deploy(task: Task) -> None:
 
 
 def _tear_down(task: Task) -> None:
-    _set_power(task, POWER_OFF)
+    _power_off_or_ask(task)
     task.driver.deploy.tear_down(task)
     task.driver.network.unconfigure_tenant_networks(task)
     task.driver.boot.clean_up_instance(task)
@@ -294,7 +311,6 @@ def power_change(target: str) -> tuple[Step, Step]:
             task.node.last_error = message
             task.record("power", message, severity="ERROR")
             return
-        task.node.power_state = _EVENTUAL_POWER[target]
-        task.node.target_power_state = None
+        _record_power(task, _EVENTUAL_POWER[target])
 
     return prepare, work

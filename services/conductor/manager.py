@@ -27,6 +27,7 @@ from services.common.config import Settings
 from services.common.db import Database
 from services.common.exceptions import (
     Conflict,
+    EnclumeError,
     Invalid,
     InvalidStateRequested,
     NodeInMaintenance,
@@ -283,13 +284,22 @@ class ConductorManager:
                               f"{node_uuid} are: {', '.join(supported)}.")
             try:
                 task.driver.management.validate(task)
-                task.driver.management.set_boot_device(task, device, persistent)
             except DriverError as exc:
                 raise Invalid(str(exc)) from exc
+            try:
+                task.driver.management.set_boot_device(task, device, persistent)
+            except DriverError as exc:
+                raise EnclumeError(f"Failed to set the boot device of node {node_uuid}: "
+                                   f"{exc}") from exc
 
     def get_boot_device(self, node_uuid: str) -> dict[str, Any]:
         with self.task(self._node_id(node_uuid)) as task:
-            return task.driver.management.get_boot_device(task)
+            try:
+                return task.driver.management.get_boot_device(task)
+            except DriverError as exc:
+                # A BMC that fails is the server side's problem, as in Ironic (500).
+                raise EnclumeError(f"Failed to get the boot device of node {node_uuid}: "
+                                   f"{exc}") from exc
 
     def get_supported_boot_devices(self, node_uuid: str) -> list[str]:
         with self.task(self._node_id(node_uuid)) as task:

@@ -122,10 +122,17 @@ class PeriodicTasks:
     # -- power -----------------------------------------------------------------------------
 
     def sync_power_states(self) -> PowerSyncReport:
+        """Read every idle node's power state; nodes whose BMC keeps failing go to maintenance.
+
+        Nodes in maintenance for ``power failure`` are tried as well (unless
+        ENCLUME_POWER_FAILURE_RECOVERY is off) and leave maintenance when their BMC answers.
+        """
         started = time.monotonic()
         busy = [s.value for s in states.BUSY_STATES]
-        rows = self._rows(Node.maintenance.is_(False), Node.provision_state.not_in(busy),
-                          locks.is_free())
+        in_scope = Node.maintenance.is_(False)
+        if self.settings.power_failure_recovery:
+            in_scope = or_(in_scope, Node.fault == POWER_FAILURE)
+        rows = self._rows(in_scope, Node.provision_state.not_in(busy), locks.is_free())
         workers = max(1, self.settings.power_sync_workers)
         with ThreadPoolExecutor(workers, "power-sync") as pool:
             outcomes = list(pool.map(self._sync_one, [row.id for row in rows]))
@@ -138,23 +145,70 @@ class PeriodicTasks:
     def _sync_one(self, node_id: int) -> str:
         try:
             with self.manager.task(node_id) as task:
-                actual = task.driver.power.get_power_state(task)
-                if actual == task.node.power_state:
-                    return "same"
-                # Only while nobody works on the node: work sets the power state itself.
-                changed = task.session.execute(
-                    update(Node)
-                    .where(and_(Node.id == node_id, locks.is_free()))
-                    .values(power_state=actual)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
-                if changed:
-                    task.record("monitoring", f"Power state changed out of band from "
-                                              f"{task.node.power_state} to {actual}.")
-                return "changed" if changed else "same"
-        except Exception as exc:
-            LOG.warning("power sync of node %s failed: %s", node_id, exc)
+                try:
+                    actual = task.driver.power.get_power_state(task)
+                except Exception as exc:
+                    LOG.warning("power sync of node %s failed: %s", task.node.uuid, exc)
+                    self._power_failed(task, exc)
+                    return "failed"
+                return self._power_read(task, actual)
+        except Exception:
+            LOG.exception("power sync of node %s could not be recorded", node_id)
             return "failed"
+
+    def _power_read(self, task: Task, actual: str | None) -> str:
+        node = task.node
+        values: dict[str, Any] = {}
+        if actual != node.power_state:
+            values["power_state"] = actual
+        recovered = node.maintenance and node.fault == POWER_FAILURE
+        if recovered:
+            values.update(maintenance=False, fault=None, maintenance_reason=None)
+        if node.driver_internal_info.get(FAILURES_KEY):
+            info = dict(node.driver_internal_info)
+            info.pop(FAILURES_KEY)
+            values["driver_internal_info"] = info
+        if not values or not _update_if_free(task, values):
+            return "same"
+        if recovered:
+            task.record("monitoring", "The BMC answers again: power state "
+                                      f"{actual}; maintenance for power failure ended.")
+        if "power_state" in values:
+            task.record("monitoring", f"Power state changed out of band from "
+                                      f"{node.power_state} to {actual}.")
+            return "changed"
+        return "same"
+
+    def _power_failed(self, task: Task, error: Exception) -> None:
+        node = task.node
+        if node.maintenance:
+            return  # already in maintenance for power failure: recovery keeps trying
+        failures = int(node.driver_internal_info.get(FAILURES_KEY, 0)) + 1
+        values: dict[str, Any] = {
+            "driver_internal_info": {**node.driver_internal_info, FAILURES_KEY: failures}}
+        limit = self.settings.power_sync_max_retries
+        if failures >= limit:
+            reason = f"Power state sync failed {failures} times in a row: {error}"
+            values.update(maintenance=True, fault=POWER_FAILURE, maintenance_reason=reason)
+        if _update_if_free(task, values) and failures >= limit:
+            task.record("monitoring", f"{values['maintenance_reason']}. The node is in "
+                                      "maintenance until its BMC answers again.",
+                        severity="ERROR")
+
+
+POWER_FAILURE = "power failure"
+FAILURES_KEY = "power_sync_failures"
+
+
+def _update_if_free(task: Task, values: dict[str, Any]) -> bool:
+    """Write ``values`` only while nobody works on the node: work sets the power state itself."""
+    changed = task.session.execute(
+        update(Node)
+        .where(and_(Node.id == task.node.id, locks.is_free()))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return bool(changed)
 
 
 def _fail_cut_off(previous_holder: str | None) -> Work:

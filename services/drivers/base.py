@@ -31,6 +31,10 @@ class MissingParameters(DriverError):
     pass
 
 
+class ManualActionRequired(DriverError):
+    """The interface cannot do this on this machine now; a person has to (WoL power off)."""
+
+
 class Interface(Protocol):
     def validate(self, task: Task) -> None:
         """Raise DriverError (with a clear reason) if the node cannot use this interface."""

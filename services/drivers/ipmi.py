@@ -1,0 +1,220 @@
+"""The ``ipmi`` power and management interfaces, on pyghmi (IPMI 2.0, RMCP+ "lanplus").
+
+One pyghmi session per BMC is kept and reused; calls to one BMC are serialised, calls to all BMCs
+together are bounded (ENCLUME_IPMI_MAX_CONCURRENCY) and each has a deadline
+(ENCLUME_IPMI_TIMEOUT_S). A session that failed is dropped, the next call logs in afresh.
+driver_info keys are Ironic's, so inventories written for Ironic or Bifrost work as they are.
+"""
+
+from __future__ import annotations
+
+import binascii
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pyghmi import exceptions as pyghmi_exceptions
+from pyghmi.ipmi import command as ipmi_command
+
+from services.common.config import Settings
+from services.drivers import driver_info
+from services.drivers.base import (
+    POWER_OFF,
+    POWER_ON,
+    SOFT_POWER_OFF,
+    DriverError,
+)
+from services.drivers.blocking import BoundedCalls, CallTimedOut, wait_for
+from services.drivers.boot_mode import boot_mode
+
+if TYPE_CHECKING:
+    from services.conductor.task import Task
+
+T = TypeVar("T")
+
+PRIVILEGE_LEVELS = {"CALLBACK": 1, "USER": 2, "OPERATOR": 3, "ADMINISTRATOR": 4}
+# Enclume's boot device names -> pyghmi's, and back.
+BOOT_DEVICES = {"pxe": "network", "disk": "hd", "cdrom": "optical", "bios": "setup",
+                "safe": "safe"}
+FROM_PYGHMI = {value: key for key, value in BOOT_DEVICES.items()}
+POWER_STATES = {"on": POWER_ON, "off": POWER_OFF}
+
+
+@dataclass(frozen=True)
+class IpmiAccess:
+    address: str
+    port: int
+    username: str
+    password: str
+    privilege: int
+    kg: bytes | None
+
+    @property
+    def where(self) -> str:
+        return f"{self.address}:{self.port}"
+
+
+def access_of(info: dict[str, Any]) -> IpmiAccess:
+    driver_info.require(info, ["ipmi_address"], "IPMI credentials")
+    level = driver_info.text(info, "ipmi_priv_level", "ADMINISTRATOR").upper()
+    if level not in PRIVILEGE_LEVELS:
+        raise driver_info.InvalidParameter(
+            f"ipmi_priv_level must be one of {', '.join(PRIVILEGE_LEVELS)}, not {level!r}.")
+    kg_hex = driver_info.text(info, "ipmi_hex_kg_key")
+    kg = None
+    if kg_hex:
+        try:
+            kg = binascii.unhexlify(kg_hex)
+        except (binascii.Error, ValueError):
+            raise driver_info.InvalidParameter(
+                "ipmi_hex_kg_key must be an even number of hexadecimal digits.") from None
+        if len(kg) > 20:
+            raise driver_info.InvalidParameter(
+                "ipmi_hex_kg_key must be at most 20 bytes (40 hexadecimal digits).")
+    return IpmiAccess(
+        address=driver_info.text(info, "ipmi_address"),
+        port=driver_info.port_number(info, "ipmi_port", 623),
+        username=driver_info.text(info, "ipmi_username"),
+        password=driver_info.text(info, "ipmi_password"),
+        privilege=PRIVILEGE_LEVELS[level],
+        kg=kg,
+    )
+
+
+def _explain(access: IpmiAccess, error: BaseException) -> str:
+    message = str(error) or type(error).__name__
+    lowered = message.lower()
+    if any(word in lowered for word in ("password", "unauthorized", "unknown user",
+                                        "authentication", "rakp")):
+        return (f"IPMI authentication failed at {access.where} for user {access.username!r}: "
+                f"{message} (check ipmi_username, ipmi_password and ipmi_priv_level)")
+    return f"IPMI at {access.where} failed: {message}"
+
+
+class IpmiSessions:
+    """Logged-in pyghmi sessions by BMC, shared by the power and management interfaces."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.calls = BoundedCalls("ipmi", settings.ipmi_max_concurrency, settings.ipmi_timeout_s)
+        self._commands: dict[IpmiAccess, ipmi_command.Command] = {}
+        self._bmc_locks: dict[IpmiAccess, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock_of(self, access: IpmiAccess) -> threading.Lock:
+        with self._guard:
+            return self._bmc_locks.setdefault(access, threading.Lock())
+
+    def _command(self, access: IpmiAccess) -> ipmi_command.Command:
+        command = self._commands.get(access)
+        if command is None:
+            # pyghmi needs bytes credentials to keep several sessions apart in one process.
+            command = ipmi_command.Command(
+                bmc=access.address, port=access.port, userid=access.username.encode(),
+                password=access.password.encode(), privlevel=access.privilege, kg=access.kg)
+            self._commands[access] = command
+        return command
+
+    def run(self, access: IpmiAccess, what: str, fn: Callable[[ipmi_command.Command], T]) -> T:
+        """``fn(command)`` on the BMC's session: one call per BMC at a time, with a deadline.
+
+        The BMC's lock is taken here and released by the pool thread when the call really
+        ends, so a BMC that hangs holds at most one pool thread, whatever number of callers.
+        """
+        label = f"IPMI {what} at {access.where}"
+        lock = self._lock_of(access)
+        if not lock.acquire(timeout=self.calls.timeout_s):
+            raise CallTimedOut(f"{label} did not answer within {self.calls.timeout_s:.0f} s: "
+                               f"an earlier call to this BMC has not returned")
+
+        def on_session() -> T:
+            try:
+                return fn(self._command(access))
+            except BaseException:
+                self._commands.pop(access, None)
+                raise
+            finally:
+                lock.release()
+
+        try:
+            return self.calls.call(label, on_session, on_never_started=lock.release)
+        except CallTimedOut:
+            raise
+        except (pyghmi_exceptions.PyghmiException, OSError, KeyError, AssertionError) as exc:
+            raise DriverError(_explain(access, exc)) from None
+
+
+class IpmiPower:
+    def __init__(self, sessions: IpmiSessions, settings: Settings) -> None:
+        self.sessions = sessions
+        self.settings = settings
+
+    def validate(self, task: Task) -> None:
+        access_of(task.node.driver_info)
+
+    def _read(self, access: IpmiAccess) -> str:
+        answer = self.sessions.run(access, "power status", lambda c: c.get_power())
+        return POWER_STATES.get(str(answer.get("powerstate")), str(answer.get("powerstate")))
+
+    def get_power_state(self, task: Task) -> str:
+        return self._read(access_of(task.node.driver_info))
+
+    def _switch(self, access: IpmiAccess, pyghmi_state: str, wanted: str, label: str) -> None:
+        self.sessions.run(access, f"power {label}",
+                          lambda c: c.set_power(pyghmi_state, wait=False))
+        reached = wait_for(lambda: self._read(access), lambda state: state == wanted,
+                           self.settings.power_state_change_timeout_s,
+                           self.settings.power_poll_interval_s)
+        if reached != wanted:
+            raise DriverError(
+                f"IPMI at {access.where}: the machine is still {reached!r} "
+                f"{self.settings.power_state_change_timeout_s:.0f} s after power {label}")
+
+    def set_power_state(self, task: Task, state: str) -> None:
+        access = access_of(task.node.driver_info)
+        if state == POWER_ON:
+            self._switch(access, "on", POWER_ON, "on")
+        elif state == POWER_OFF:
+            self._switch(access, "off", POWER_OFF, "off")
+        elif state == SOFT_POWER_OFF:
+            self._switch(access, "shutdown", POWER_OFF, "soft off")
+        else:
+            raise DriverError(f"IPMI cannot set the power state {state!r}")
+
+    def reboot(self, task: Task) -> None:
+        """Power off (when on) then on, as Ironic does: a reset of a machine that is off fails."""
+        access = access_of(task.node.driver_info)
+        if self._read(access) != POWER_OFF:
+            self._switch(access, "off", POWER_OFF, "off")
+        self._switch(access, "on", POWER_ON, "on")
+
+
+class IpmiManagement:
+    def __init__(self, sessions: IpmiSessions, settings: Settings) -> None:
+        self.sessions = sessions
+        self.settings = settings
+
+    def validate(self, task: Task) -> None:
+        access_of(task.node.driver_info)
+
+    def get_supported_boot_devices(self, task: Task) -> list[str]:
+        return list(BOOT_DEVICES)
+
+    def get_boot_device(self, task: Task) -> dict[str, Any]:
+        access = access_of(task.node.driver_info)
+        answer = self.sessions.run(access, "get boot device", lambda c: c.get_bootdev())
+        device = FROM_PYGHMI.get(str(answer.get("bootdev")))
+        return {"boot_device": device, "persistent": answer.get("persistent")}
+
+    def set_boot_device(self, task: Task, device: str, persistent: bool) -> None:
+        if device not in BOOT_DEVICES:
+            raise DriverError(f"IPMI cannot boot from {device!r}; it can boot from "
+                              f"{', '.join(BOOT_DEVICES)}")
+        access = access_of(task.node.driver_info)
+        uefi = boot_mode(task.node, self.settings) == "uefi"
+        answer = self.sessions.run(
+            access, "set boot device",
+            lambda c: c.set_bootdev(BOOT_DEVICES[device], persist=persistent, uefiboot=uefi))
+        if isinstance(answer, dict) and answer.get("error"):
+            raise DriverError(f"IPMI at {access.where} refused boot device {device}: "
+                              f"{answer['error']}")

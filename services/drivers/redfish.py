@@ -1,0 +1,238 @@
+"""The ``redfish`` power and management interfaces, on sushy.
+
+One sushy connection per (BMC, user, TLS setting) is kept, so its Redfish session is reused; calls
+are bounded (ENCLUME_REDFISH_MAX_CONCURRENCY) with a deadline (ENCLUME_REDFISH_TIMEOUT_S). TLS
+certificates are verified unless the node says ``redfish_verify_ca: false``; a path there names
+the CA bundle of that node's BMC. Without ``redfish_system_id`` the BMC's only system is used.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+import sushy
+from sushy import exceptions as sushy_exceptions
+
+from services.common.config import Settings
+from services.drivers import driver_info
+from services.drivers.base import POWER_OFF, POWER_ON, SOFT_POWER_OFF, SOFT_REBOOT, DriverError
+from services.drivers.blocking import BoundedCalls, CallTimedOut, wait_for
+from services.drivers.boot_mode import boot_mode
+
+if TYPE_CHECKING:
+    from sushy.resources.system.system import System
+
+    from services.conductor.task import Task
+
+T = TypeVar("T")
+
+POWER_STATES = {sushy.PowerState.ON: POWER_ON, sushy.PowerState.OFF: POWER_OFF,
+                sushy.PowerState.POWERING_ON: POWER_ON,
+                sushy.PowerState.POWERING_OFF: POWER_OFF}
+BOOT_DEVICES = {"pxe": sushy.BootSource.PXE, "disk": sushy.BootSource.HDD,
+                "cdrom": sushy.BootSource.CD, "bios": sushy.BootSource.BIOS_SETUP,
+                "uefi http": sushy.BootSource.UEFI_HTTP}
+FROM_SUSHY = {value: key for key, value in BOOT_DEVICES.items()}
+BOOT_MODES = {"bios": sushy.BootSourceOverrideMode.LEGACY,
+              "uefi": sushy.BootSourceOverrideMode.UEFI}
+
+
+@dataclass(frozen=True)
+class RedfishAccess:
+    base_url: str
+    system_id: str | None
+    username: str
+    password: str
+    verify: bool | str
+
+    @property
+    def where(self) -> str:
+        return self.base_url
+
+
+def access_of(info: dict[str, Any]) -> RedfishAccess:
+    driver_info.require(info, ["redfish_address"], "Redfish parameters")
+    address = driver_info.text(info, "redfish_address").rstrip("/")
+    if "://" not in address:
+        address = f"https://{address}"
+    parts = urlsplit(address)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise driver_info.InvalidParameter(
+            f"redfish_address must be an http(s) URL or a host name, not {address!r}.")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise driver_info.InvalidParameter(
+            f"redfish_address has an invalid port: {address!r}.") from None
+    system_id = driver_info.text(info, "redfish_system_id") or None
+    if system_id is not None and not system_id.startswith("/"):
+        raise driver_info.InvalidParameter(
+            f"redfish_system_id must be the path of a system, such as "
+            f"/redfish/v1/Systems/1, not {system_id!r}.")
+    return RedfishAccess(
+        base_url=f"{parts.scheme}://{parts.netloc}",
+        system_id=system_id,
+        username=driver_info.text(info, "redfish_username"),
+        password=driver_info.text(info, "redfish_password"),
+        verify=driver_info.boolean_or_path(info, "redfish_verify_ca", True),
+    )
+
+
+def _explain(access: RedfishAccess, error: BaseException) -> str:
+    if isinstance(error, sushy_exceptions.AccessError):
+        return (f"Redfish authentication failed at {access.where} for user "
+                f"{access.username!r} (check redfish_username and redfish_password)")
+    message = str(error) or type(error).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in message or "SSLError" in message:
+        return (f"Redfish at {access.where}: the BMC's TLS certificate could not be verified "
+                f"(set redfish_verify_ca to its CA bundle)")
+    return f"Redfish at {access.where} failed: {message}"
+
+
+class RedfishSessions:
+    """sushy connections by BMC and the system path each node's BMC answered for."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.calls = BoundedCalls("redfish", settings.redfish_max_concurrency,
+                                  settings.redfish_timeout_s)
+        self._connections: dict[tuple[str, str, str, bool | str], sushy.Sushy] = {}
+        self._guard = threading.Lock()
+
+    def _connection(self, access: RedfishAccess) -> sushy.Sushy:
+        key = (access.base_url, access.username, access.password, access.verify)
+        with self._guard:
+            connection = self._connections.get(key)
+        if connection is None:
+            connection = sushy.Sushy(
+                access.base_url, username=access.username or None,
+                password=access.password or None, verify=access.verify,
+                connect_timeout=self.settings.redfish_timeout_s,
+                read_timeout=self.settings.redfish_timeout_s,
+                server_side_retries=self.settings.redfish_connect_retries,
+                server_side_retries_delay=1)
+            with self._guard:
+                self._connections[key] = connection
+        return connection
+
+    def _forget(self, access: RedfishAccess) -> None:
+        with self._guard:
+            self._connections.pop(
+                (access.base_url, access.username, access.password, access.verify), None)
+
+    def system(self, access: RedfishAccess) -> System:
+        connection = self._connection(access)
+        if access.system_id:
+            return connection.get_system(access.system_id)
+        members = connection.get_system_collection().members_identities
+        if len(members) != 1:
+            raise DriverError(
+                f"Redfish at {access.where} manages {len(members)} systems "
+                f"({', '.join(sorted(members)) or 'none'}): set redfish_system_id to one of them")
+        return connection.get_system(members[0])
+
+    def run(self, access: RedfishAccess, what: str, fn: Callable[[System], T]) -> T:
+        def on_system() -> T:
+            try:
+                return fn(self.system(access))
+            except (sushy_exceptions.ConnectionError, sushy_exceptions.AccessError):
+                self._forget(access)
+                raise
+
+        try:
+            return self.calls.call(f"Redfish {what} at {access.where}", on_system)
+        except (CallTimedOut, DriverError):
+            raise
+        except (sushy_exceptions.SushyError, OSError) as exc:
+            raise DriverError(_explain(access, exc)) from None
+
+
+class RedfishPower:
+    def __init__(self, sessions: RedfishSessions, settings: Settings) -> None:
+        self.sessions = sessions
+        self.settings = settings
+
+    def validate(self, task: Task) -> None:
+        access_of(task.node.driver_info)
+
+    def _read(self, access: RedfishAccess) -> str:
+        state = self.sessions.run(access, "power status", lambda system: system.power_state)
+        return POWER_STATES.get(state, str(state))  # type: ignore[arg-type]
+
+    def get_power_state(self, task: Task) -> str:
+        return self._read(access_of(task.node.driver_info))
+
+    def _reset(self, access: RedfishAccess, reset: sushy.ResetType, wanted: str) -> None:
+        self.sessions.run(access, f"reset {reset.value}", lambda s: s.reset_system(reset))
+        # Read the raw state: "PoweringOn" is not "On" yet.
+        def raw() -> Any:
+            return self.sessions.run(access, "power status", lambda s: s.power_state)
+
+        final = {POWER_ON: sushy.PowerState.ON, POWER_OFF: sushy.PowerState.OFF}[wanted]
+        reached = wait_for(raw, lambda state: state == final,
+                           self.settings.power_state_change_timeout_s,
+                           self.settings.power_poll_interval_s)
+        if reached != final:
+            still = getattr(reached, "value", reached)
+            raise DriverError(
+                f"Redfish at {access.where}: the system is still {still!r} "
+                f"{self.settings.power_state_change_timeout_s:.0f} s after {reset.value}")
+
+    def set_power_state(self, task: Task, state: str) -> None:
+        access = access_of(task.node.driver_info)
+        if state == POWER_ON:
+            self._reset(access, sushy.ResetType.ON, POWER_ON)
+        elif state == POWER_OFF:
+            self._reset(access, sushy.ResetType.FORCE_OFF, POWER_OFF)
+        elif state == SOFT_POWER_OFF:
+            self._reset(access, sushy.ResetType.GRACEFUL_SHUTDOWN, POWER_OFF)
+        elif state == SOFT_REBOOT:
+            self._reset(access, sushy.ResetType.GRACEFUL_RESTART, POWER_ON)
+        else:
+            raise DriverError(f"Redfish cannot set the power state {state!r}")
+
+    def reboot(self, task: Task) -> None:
+        access = access_of(task.node.driver_info)
+        if self._read(access) != POWER_OFF:
+            self._reset(access, sushy.ResetType.FORCE_OFF, POWER_OFF)
+        self._reset(access, sushy.ResetType.ON, POWER_ON)
+
+
+class RedfishManagement:
+    def __init__(self, sessions: RedfishSessions, settings: Settings) -> None:
+        self.sessions = sessions
+        self.settings = settings
+
+    def validate(self, task: Task) -> None:
+        access_of(task.node.driver_info)
+
+    def get_supported_boot_devices(self, task: Task) -> list[str]:
+        return list(BOOT_DEVICES)
+
+    def get_boot_device(self, task: Task) -> dict[str, Any]:
+        access = access_of(task.node.driver_info)
+
+        def read(system: System) -> dict[str, Any]:
+            enabled = system.boot.enabled
+            return {"boot_device": FROM_SUSHY.get(system.boot.target),  # type: ignore[arg-type]
+                    "persistent": enabled == sushy.BootSourceOverrideEnabled.CONTINUOUS
+                    if enabled is not None else None}
+
+        return self.sessions.run(access, "get boot device", read)
+
+    def set_boot_device(self, task: Task, device: str, persistent: bool) -> None:
+        if device not in BOOT_DEVICES:
+            raise DriverError(f"Redfish cannot boot from {device!r}; it can boot from "
+                              f"{', '.join(BOOT_DEVICES)}")
+        access = access_of(task.node.driver_info)
+        enabled = (sushy.BootSourceOverrideEnabled.CONTINUOUS if persistent
+                   else sushy.BootSourceOverrideEnabled.ONCE)
+        mode = BOOT_MODES[boot_mode(task.node, self.settings)]
+        self.sessions.run(
+            access, "set boot device",
+            lambda system: system.set_system_boot_options(
+                target=BOOT_DEVICES[device], enabled=enabled, mode=mode))

@@ -1,0 +1,131 @@
+"""The ``wol`` power interface, for machines without a BMC (classroom PCs).
+
+- power on: a magic packet (6 x 0xFF, then the MAC 16 times, then the optional SecureOn password)
+  for every MAC of the node, over UDP to ``wol_host`` (a broadcast or subnet-directed broadcast
+  address) and ``wol_port``;
+- power off and reboot: through the agent when one runs on the machine (the deploy ramdisk).
+  Without an agent, power off cannot be done and says so (``ManualActionRequired``: the conductor
+  records that a person has to do it); reboot wakes the machine and warns that one that was
+  already on did not reboot;
+- power state: on while the agent heartbeats, otherwise unknown (None). Wake-on-LAN never
+  learns whether a machine is on, and Enclume does not pretend to know.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from typing import TYPE_CHECKING, Any
+
+from services.common.config import Settings
+from services.drivers import agent_client, driver_info
+from services.drivers.base import (
+    POWER_OFF,
+    POWER_ON,
+    SOFT_POWER_OFF,
+    DriverError,
+    ManualActionRequired,
+)
+
+if TYPE_CHECKING:
+    from services.conductor.task import Task
+
+MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$")
+PASSWORD = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){3}([:-][0-9a-f]{2}){0,2}$")
+
+
+def _hex_bytes(text: str) -> bytes:
+    return bytes.fromhex(re.sub("[:-]", "", text))
+
+
+def magic_packet(mac: str, password: str | None = None) -> bytes:
+    if not MAC.match(mac.lower()):
+        raise DriverError(f"{mac!r} is not a MAC address")
+    packet = b"\xff" * 6 + _hex_bytes(mac) * 16
+    if password:
+        packet += _hex_bytes(password)
+    return packet
+
+
+def _target(info: dict[str, Any], settings: Settings) -> tuple[str, int, str | None]:
+    host = driver_info.text(info, "wol_host", settings.wol_default_host)
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        raise driver_info.InvalidParameter(
+            f"wol_host must be an IPv4 (broadcast) address, not {host!r}.") from None
+    port = driver_info.port_number(info, "wol_port", settings.wol_default_port)
+    password = driver_info.text(info, "wol_password") or None
+    if password is not None and not PASSWORD.match(password.lower()):
+        raise driver_info.InvalidParameter(
+            "wol_password (SecureOn) must be 4 or 6 bytes written like a MAC address, "
+            "e.g. 01:02:03:04:05:06.")
+    return host, port, password
+
+
+class WolPower:
+    # A magic packet is not acknowledged: the conductor reads the power state back after a
+    # change instead of assuming the target was reached.
+    confirms_power_changes = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def _macs(self, task: Task) -> list[str]:
+        macs = [port.address for port in task.node.ports if port.address]
+        if not macs:
+            raise DriverError(f"node {task.node.uuid} has no port with a MAC address to wake")
+        return macs
+
+    def validate(self, task: Task) -> None:
+        _target(task.node.driver_info, self.settings)
+        for mac in self._macs(task):
+            if not MAC.match(mac.lower()):
+                raise DriverError(f"port MAC {mac!r} of node {task.node.uuid} is malformed")
+
+    def get_power_state(self, task: Task) -> str | None:
+        if agent_client.is_alive(task.node, self.settings.agent_heartbeat_timeout_s):
+            return POWER_ON
+        return None
+
+    def wake(self, task: Task) -> None:
+        host, port, password = _target(task.node.driver_info, self.settings)
+        packets = [magic_packet(mac, password) for mac in self._macs(task)]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            for packet in packets:
+                try:
+                    sender.sendto(packet, (host, port))
+                except OSError as exc:
+                    raise DriverError(f"could not send the magic packet to {host}:{port}: "
+                                      f"{exc.strerror or exc}") from None
+        task.record("power", f"Sent {len(packets)} Wake-on-LAN magic packet(s) to {host}:{port}.")
+
+    def _through_agent(self, task: Task, command: str) -> None:
+        if not agent_client.is_alive(task.node, self.settings.agent_heartbeat_timeout_s):
+            raise ManualActionRequired(
+                f"Wake-on-LAN cannot power off node {task.node.uuid}: no agent runs on it; "
+                f"switch it off by hand")
+        agent_client.run_command(task.node, command, {},
+                                 self.settings.agent_command_timeout_s)
+        # The agent goes away with the machine: its power state is unknown from now on.
+        task.pop_internal_info(agent_client.AGENT_LAST_HEARTBEAT, agent_client.AGENT_URL)
+
+    def set_power_state(self, task: Task, state: str) -> None:
+        if state == POWER_ON:
+            self.wake(task)
+        elif state in (POWER_OFF, SOFT_POWER_OFF):
+            self._through_agent(task, "standby.power_off")
+        else:
+            raise DriverError(f"Wake-on-LAN cannot set the power state {state!r}")
+
+    def reboot(self, task: Task) -> None:
+        """Through the agent; else wake the machine, which is all a magic packet can do."""
+        if agent_client.is_alive(task.node, self.settings.agent_heartbeat_timeout_s):
+            self._through_agent(task, "standby.reboot")
+            return
+        self.wake(task)
+        task.record("power", "No agent runs on the node: it was woken, but if it was already "
+                             "on it did not reboot; reboot it by hand if it does not come up.",
+                    severity="WARNING")
