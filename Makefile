@@ -18,13 +18,14 @@ PYTEST_ARGS ?=
 LAB_PACKAGES := ipmitool dnsmasq-base iptables vde2 qemu-system-x86 qemu-utils qemu-block-extra \
 	ipxe ovmf busybox-static
 
-.PHONY: help deps venv test unit integration lint demo bench clean
+.PHONY: help deps venv test unit integration lint demo bench clean testkernel
 
 help:
 	@echo "make demo   - set up, start enclume-aio on SQLite and provision machines, with progress"
 	@echo "make test   - set up and run the whole test suite (lint, unit, integration)"
 	@echo "make bench  - side-by-side benchmark against OpenStack Ironic (docs/benchmarks.md)"
 	@echo "make lint   - ruff"
+	@echo "make testkernel - the lab's test kernel and initramfs in $(CACHE)/testkernel"
 
 deps:
 	@missing=; \
@@ -69,6 +70,10 @@ demo: deps $(STAMP)
 bench: $(STAMP)
 	mkdir -p $(CACHE)
 	$(BIN)/python benchmarks/ironic_side_by_side.py
+
+# The lab's test kernel (Debian kernel + busybox initramfs printing a marker) in $(CACHE)/testkernel.
+testkernel: $(STAMP)
+	$(BIN)/python -m ramdisk.testkernel --cache-dir $(CACHE)
 
 clean:
 	rm -rf $(VENV) $(CACHE) .pytest_cache .ruff_cache

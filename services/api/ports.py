@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -23,12 +22,12 @@ from services.api.versions import Version
 from services.api.views import PORT_FIELD_VERSIONS, PORT_LIST_FIELDS, port_document, visible_fields
 from services.common.db import Database
 from services.common.exceptions import Invalid, NotFound, conflict_from_integrity
+from services.common.macs import parse_mac
 from services.common.models import Node, Port
 from services.conductor.interface import ConductorAPI
 
 router = APIRouter()
 
-MAC_RE = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$")
 WRITABLE = frozenset({"address", "node_uuid", "extra", "local_link_connection",
                       "physical_network", "pxe_enabled", "is_smartnic"})
 CREATABLE = WRITABLE | {"uuid", "portgroup_uuid"}
@@ -37,9 +36,10 @@ SORTABLE = {"uuid", "address", "created_at", "updated_at", "physical_network", "
 
 
 def normalize_mac(value: Any) -> str:
-    if not isinstance(value, str) or not MAC_RE.match(value.lower()):
+    mac = parse_mac(value)
+    if mac is None:
         raise Invalid(f"Expected a MAC address but received {value}.")
-    return value.lower().replace("-", ":")
+    return mac
 
 
 def _check(values: dict[str, Any], version: Version) -> dict[str, Any]:

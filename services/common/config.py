@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,12 +59,66 @@ class Settings(BaseSettings):
     rpc_timeout_s: float = 60.0
     rpc_retries: int = 2
 
-    enabled_hardware_types: list[str] = ["fake-hardware"]
+    enabled_hardware_types: list[str] = ["fake-hardware", "ipmi", "redfish", "wol"]
+    default_boot_mode: str = "uefi"  # "bios" or "uefi", unless a node's capabilities say
+    power_state_change_timeout_s: float = 60.0
+    power_poll_interval_s: float = 1.0
+    power_sync_max_retries: int = 3
+    power_failure_recovery: bool = True
+
+    ipmi_timeout_s: float = 15.0
+    ipmi_max_concurrency: int = 32
+    redfish_timeout_s: float = 30.0
+    redfish_max_concurrency: int = 32
+    redfish_connect_retries: int = 1
+    wol_default_host: str = "255.255.255.255"
+    wol_default_port: int = 9
+    agent_command_timeout_s: float = 30.0
+    agent_heartbeat_timeout_s: float = 90.0
     fake_power_delay_s: tuple[float, float] = (0.0, 0.0)
     fake_management_delay_s: tuple[float, float] = (0.0, 0.0)
     fake_boot_delay_s: tuple[float, float] = (0.0, 0.0)
     fake_deploy_delay_s: tuple[float, float] = (0.0, 0.0)
     fake_network_delay_s: tuple[float, float] = (0.0, 0.0)
+
+    # -- boot service: HTTP, TFTP, images
+    boot_http_host: str = "127.0.0.1"
+    boot_http_port: int = 8080
+    boot_public_url: str | None = None  # what machines use; default http://HOST:PORT
+    boot_files_dir: Path | None = None  # default DATA_DIR/boot-files
+    deploy_kernel: str | None = None  # URL, or a file name in the boot files dir
+    deploy_ramdisk: str | None = None
+    kernel_append_params: str = ""
+    agent_api_url: str | None = None  # default PUBLIC_URL, else http://API_HOST:API_PORT
+    boot_file_check_timeout_s: float = 5.0
+    tftp_host: str = "127.0.0.1"
+    tftp_port: int = 69
+    tftp_root: Path = Path("/usr/lib/ipxe")
+    tftp_files: list[str] = ["undionly.kpxe", "ipxe.efi"]
+    tftp_timeout_s: float = 5.0
+    tftp_retries: int = 3
+    tftp_max_sessions: int = 64
+    image_cache_dir: Path | None = None  # default DATA_DIR/image-cache
+    image_cache_max_bytes: int = 20 * 1024**3
+    image_download_timeout_s: float = 60.0
+
+    # -- boot service: DHCP (dnsmasq), the DHCP filter, following the desired boot
+    boot_interface: str | None = None  # the provisioning network's interface (enclume-boot)
+    boot_dhcp_mode: Literal["full", "proxy"] = "full"
+    boot_dhcp_range_start: IPv4Address | None = None  # full mode: the addresses to lease
+    boot_dhcp_range_end: IPv4Address | None = None
+    boot_dhcp_netmask: IPv4Address | None = None  # default: the interface's
+    boot_dhcp_lease_time_s: int = Field(default=3600, ge=120)
+    boot_dhcp_router: IPv4Address | None = None  # full mode; None: no default route given
+    boot_dhcp_no_ping: bool = False
+    boot_discovery: bool = False
+    boot_router_advertisement: bool = True
+    boot_dhcp_filter: bool = True
+    boot_dnsmasq_binary: Path = Path("/usr/sbin/dnsmasq")
+    boot_dnsmasq_user: str = "nobody"
+    boot_dnsmasq_dir: Path | None = None  # default DATA_DIR/dnsmasq
+    boot_poll_interval_s: float = Field(default=0.5, gt=0)
+    boot_resync_interval_s: float = Field(default=30.0, gt=0)
 
     log_level: str = "INFO"
     access_log: bool = True
@@ -80,6 +136,35 @@ class Settings(BaseSettings):
         if low < 0 or high < low:
             raise ValueError("a delay range is [min, max] seconds with 0 <= min <= max")
         return value
+
+    @field_validator("default_boot_mode")
+    @classmethod
+    def _boot_mode(cls, value: str) -> str:
+        if value not in ("bios", "uefi"):
+            raise ValueError('default_boot_mode is "bios" or "uefi"')
+        return value
+
+    @property
+    def effective_boot_url(self) -> str:
+        return (self.boot_public_url or f"http://{self.boot_http_host}:{self.boot_http_port}"
+                ).rstrip("/")
+
+    @property
+    def effective_boot_files_dir(self) -> Path:
+        return self.boot_files_dir or self.data_dir / "boot-files"
+
+    @property
+    def effective_boot_dnsmasq_dir(self) -> Path:
+        return self.boot_dnsmasq_dir or self.data_dir / "dnsmasq"
+
+    @property
+    def effective_image_cache_dir(self) -> Path:
+        return self.image_cache_dir or self.data_dir / "image-cache"
+
+    @property
+    def effective_agent_api_url(self) -> str:
+        return (self.agent_api_url or self.public_url
+                or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     @property
     def effective_rpc_address(self) -> str:

@@ -101,22 +101,27 @@ class RedfishSessions:
         self.calls = BoundedCalls("redfish", settings.redfish_max_concurrency,
                                   settings.redfish_timeout_s)
         self._connections: dict[tuple[str, str, str, bool | str], sushy.Sushy] = {}
+        self._connecting: dict[tuple[str, str, str, bool | str], threading.Lock] = {}
         self._guard = threading.Lock()
 
     def _connection(self, access: RedfishAccess) -> sushy.Sushy:
         key = (access.base_url, access.username, access.password, access.verify)
         with self._guard:
-            connection = self._connections.get(key)
-        if connection is None:
-            connection = sushy.Sushy(
-                access.base_url, username=access.username or None,
-                password=access.password or None, verify=access.verify,
-                connect_timeout=self.settings.redfish_timeout_s,
-                read_timeout=self.settings.redfish_timeout_s,
-                server_side_retries=self.settings.redfish_connect_retries,
-                server_side_retries_delay=1)
-            with self._guard:
-                self._connections[key] = connection
+            connecting = self._connecting.setdefault(key, threading.Lock())
+        with connecting:  # one log-in per BMC, however many callers arrive at once
+            return self._connections.get(key) or self._connect(key, access)
+
+    def _connect(self, key: tuple[str, str, str, bool | str],
+                 access: RedfishAccess) -> sushy.Sushy:
+        connection = sushy.Sushy(
+            access.base_url, username=access.username or None,
+            password=access.password or None, verify=access.verify,
+            connect_timeout=self.settings.redfish_timeout_s,
+            read_timeout=self.settings.redfish_timeout_s,
+            server_side_retries=self.settings.redfish_connect_retries,
+            server_side_retries_delay=1)
+        with self._guard:
+            self._connections[key] = connection
         return connection
 
     def _forget(self, access: RedfishAccess) -> None:

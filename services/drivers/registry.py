@@ -9,12 +9,17 @@ from services.common.config import Settings
 from services.common.models import INTERFACES, Node
 from services.drivers import fake
 from services.drivers.base import HardwareType, NodeDriver
+from services.drivers.boot.ipxe import ipxe_boot, pxe_boot
+from services.drivers.ipmi import IpmiManagement, IpmiPower, IpmiSessions
+from services.drivers.noop import NoopManagement
+from services.drivers.redfish import RedfishManagement, RedfishPower, RedfishSessions
+from services.drivers.wol import WolPower
 
 FAKE_HARDWARE = HardwareType(
     name="fake-hardware",
     supported={
         "bios": ("no-bios", "fake"),
-        "boot": ("fake",),
+        "boot": ("fake", "ipxe", "pxe"),
         "console": ("no-console", "fake"),
         "deploy": ("fake",),
         "firmware": ("no-firmware", "fake"),
@@ -29,7 +34,31 @@ FAKE_HARDWARE = HardwareType(
     },
 )
 
-HARDWARE_TYPES: dict[str, HardwareType] = {hw.name: hw for hw in (FAKE_HARDWARE,)}
+# What real machines use besides power and management. Until the agent's deploy interfaces
+# exist (issue #6) the only deploy interface is the fake one, which writes nothing.
+_REAL_MACHINE = {
+    "bios": ("no-bios",),
+    "boot": ("ipxe", "pxe"),
+    "console": ("no-console",),
+    "deploy": ("fake",),
+    "firmware": ("no-firmware",),
+    "inspect": ("no-inspect",),
+    "network": ("noop", "flat"),
+    "raid": ("no-raid",),
+    "rescue": ("no-rescue",),
+    "storage": ("noop",),
+    "vendor": ("no-vendor",),
+}
+
+IPMI = HardwareType(name="ipmi", supported={
+    **_REAL_MACHINE, "power": ("ipmi",), "management": ("ipmi", "noop")})
+REDFISH = HardwareType(name="redfish", supported={
+    **_REAL_MACHINE, "power": ("redfish",), "management": ("redfish", "noop")})
+WOL = HardwareType(name="wol", supported={
+    **_REAL_MACHINE, "power": ("wol",), "management": ("noop",)})
+
+HARDWARE_TYPES: dict[str, HardwareType] = {
+    hw.name: hw for hw in (FAKE_HARDWARE, IPMI, REDFISH, WOL)}
 
 Factory = Callable[[Settings], Any]
 
@@ -57,6 +86,20 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     **{(iface, f"no-{iface}"): _null for iface in ("bios", "console", "firmware", "raid",
                                                   "rescue", "vendor")},
     ("storage", "noop"): _working,
+    ("management", "noop"): lambda s: NoopManagement(),
+    ("power", "wol"): WolPower,
+    ("boot", "ipxe"): ipxe_boot,
+    ("boot", "pxe"): pxe_boot,
+}
+
+# Implementations sharing a client (one BMC session pool per protocol and process).
+CLIENTS: dict[str, Callable[[Settings], Any]] = {"ipmi": IpmiSessions,
+                                                 "redfish": RedfishSessions}
+CLIENT_IMPLEMENTATIONS: dict[tuple[str, str], tuple[str, Callable[[Any, Settings], Any]]] = {
+    ("power", "ipmi"): ("ipmi", IpmiPower),
+    ("management", "ipmi"): ("ipmi", IpmiManagement),
+    ("power", "redfish"): ("redfish", RedfishPower),
+    ("management", "redfish"): ("redfish", RedfishManagement),
 }
 
 
@@ -74,6 +117,7 @@ class Drivers:
             raise UnknownHardwareType(f"unknown hardware types enabled: {', '.join(unknown)}")
         self.hardware_types = {n: HARDWARE_TYPES[n] for n in settings.enabled_hardware_types}
         self._instances: dict[tuple[str, str], Any] = {}
+        self._clients: dict[str, Any] = {}
 
     def hardware_type(self, name: str) -> HardwareType:
         try:
@@ -84,7 +128,13 @@ class Drivers:
     def implementation(self, interface: str, name: str) -> Any:
         key = (interface, name)
         if key not in self._instances:
-            self._instances[key] = IMPLEMENTATIONS[key](self.settings)
+            if key in CLIENT_IMPLEMENTATIONS:
+                client_name, make = CLIENT_IMPLEMENTATIONS[key]
+                if client_name not in self._clients:
+                    self._clients[client_name] = CLIENTS[client_name](self.settings)
+                self._instances[key] = make(self._clients[client_name], self.settings)
+            else:
+                self._instances[key] = IMPLEMENTATIONS[key](self.settings)
         return self._instances[key]
 
     def for_node(self, node: Node) -> NodeDriver:

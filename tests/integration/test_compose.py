@@ -106,7 +106,8 @@ def test_postgres_has_a_health_check_and_a_named_volume(config: dict[str, Any],
 
 def test_topology(services: dict[str, Service]) -> None:
     counts = Counter(program(s) for s in enclume(services).values())
-    assert counts == {"enclume-api": 2, "enclume-conductor": 3, "enclume-dbsync": 1}
+    assert counts == {"enclume-api": 2, "enclume-conductor": 3, "enclume-dbsync": 1,
+                      "enclume-boot": 1}
 
 
 def test_every_long_running_service_has_a_health_check(services: dict[str, Service]) -> None:
@@ -121,13 +122,19 @@ def test_every_long_running_service_has_a_health_check(services: dict[str, Servi
     for name, service in enclume(services, "enclume-conductor").items():
         port = env(service).get("ENCLUME_RPC_PORT", "6388")
         assert f"127.0.0.1:{port}/health" in healthcheck_command(service), name
+    for name, service in enclume(services, "enclume-boot").items():
+        # /health answers 503 while dnsmasq is down, on the address the HTTP server listens on.
+        port = env(service).get("ENCLUME_BOOT_HTTP_PORT", "8080")
+        command = healthcheck_command(service)
+        assert f":{port}/health" in command and "ENCLUME_BOOT_HTTP_HOST" in command, name
 
 
 def test_services_start_in_order(services: dict[str, Service]) -> None:
     postgres = next(n for n, s in services.items() if s.get("image", "").startswith("postgres"))
     dbsync = next(iter(enclume(services, "enclume-dbsync")))
     assert services[dbsync]["depends_on"][postgres]["condition"] == "service_healthy"
-    for name in [*enclume(services, "enclume-api"), *enclume(services, "enclume-conductor")]:
+    for name in [*enclume(services, "enclume-api"), *enclume(services, "enclume-conductor"),
+                 *enclume(services, "enclume-boot")]:
         depends_on = services[name]["depends_on"]
         assert depends_on[postgres]["condition"] == "service_healthy", name
         assert depends_on[dbsync]["condition"] == "service_completed_successfully", name
@@ -166,12 +173,58 @@ def test_apis_listen_off_loopback_with_http_basic(services: dict[str, Service]) 
     assert len(published) == len(set(published)) == len(apis)
 
 
+def published_port(port: str | dict[str, Any]) -> tuple[str, str, str]:
+    """(host address, published port, container port) of a ``ports`` entry."""
+    if isinstance(port, dict):
+        return (str(port.get("host_ip", "0.0.0.0")), str(port["published"]),
+                str(port["target"]))
+    parts = port.split("/")[0].split(":")
+    return ("0.0.0.0", *parts) if len(parts) == 2 else (parts[0], parts[1], parts[2])
+
+
+def on_host_network(service: Service) -> bool:
+    return service.get("network_mode") == "host"
+
+
 def test_one_shared_database(services: dict[str, Service]) -> None:
-    urls = {env(s).get("ENCLUME_DATABASE_URL") for s in enclume(services).values()}
+    urls = {env(s).get("ENCLUME_DATABASE_URL") for s in enclume(services).values()
+            if not on_host_network(s)}
     assert len(urls) == 1
     url = urls.pop()
     assert url and url.startswith("postgresql+psycopg://")
-    assert urlsplit(url).hostname in services, "the database host is not a compose service"
+    database = urlsplit(url)
+    assert database.hostname in services, "the database host is not a compose service"
+    # Services in the host's network namespace reach the same database through the port its
+    # service publishes on the host's loopback.
+    published = {published_port(p) for p in services[database.hostname].get("ports", [])}
+    for name, service in enclume(services).items():
+        if on_host_network(service):
+            other = urlsplit(env(service)["ENCLUME_DATABASE_URL"])
+            assert (other.scheme, other.username, other.path) == (
+                database.scheme, database.username, database.path), name
+            assert ("127.0.0.1", str(other.port), str(database.port or 5432)) in published, name
+
+
+def test_boot_service_serves_the_provisioning_network(services: dict[str, Service]) -> None:
+    boots = enclume(services, "enclume-boot")
+    assert len(boots) == 1
+    boot = next(iter(boots.values()))
+    variables = env(boot)
+    assert on_host_network(boot), "DHCP needs the provisioning network itself"
+    assert {"NET_ADMIN", "NET_RAW"} <= set(boot.get("cap_add", []))
+    # The image has no dnsmasq, iptables or iPXE binaries: the entry point installs them.
+    assert {"dnsmasq-base", "iptables", "ipxe"} <= set(variables["APT_PACKAGES"].split())
+    assert "APT_PACKAGES" in " ".join(boot.get("entrypoint") or [])
+    assert variables["ENCLUME_BOOT_INTERFACE"]
+    assert variables["ENCLUME_BOOT_DHCP_MODE"] in ("full", "proxy")
+    # The URL the conductors write into boot configurations is where the boot service listens.
+    url = urlsplit(variables["ENCLUME_BOOT_PUBLIC_URL"])
+    assert (url.hostname, str(url.port)) == (variables["ENCLUME_BOOT_HTTP_HOST"],
+                                             variables["ENCLUME_BOOT_HTTP_PORT"])
+    for name, service in enclume(services, "enclume-conductor").items():
+        assert env(service)["ENCLUME_BOOT_PUBLIC_URL"] == variables["ENCLUME_BOOT_PUBLIC_URL"], \
+            name
+    assert variables["ENCLUME_TFTP_HOST"] == variables["ENCLUME_BOOT_HTTP_HOST"]
 
 
 def test_rpc_secret_comes_from_a_secret_file(services: dict[str, Service]) -> None:

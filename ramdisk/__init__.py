@@ -1,0 +1,1 @@
+"""Boot images built from Debian packages (kernels and initramfs images for machines)."""

@@ -1,0 +1,1 @@
+"""The boot service of one provisioning network: DHCP (dnsmasq), TFTP, HTTP, the DHCP filter."""

@@ -1,0 +1,159 @@
+"""The one renderer of iPXE scripts: what a machine's iPXE runs after fetching its boot script.
+
+A machine's iPXE asks the boot service for ``/boot.ipxe?mac=${netX/mac}`` (iPXE fills in the MAC
+of the interface it booted from). The answer depends on the node's desired boot, which the
+conductor's boot interfaces keep in ``driver_internal_info["boot"]``:
+
+- ``{"mode": "ramdisk", "kernel", "ramdisk", "kernel_params", ...}``: download the deploy kernel
+  and ramdisk (a few attempts, then reboot to start PXE again) and boot them;
+- ``{"mode": "local", "boot_mode": "bios"|"uefi"}``: boot the local disk — BIOS boots drive 0x80,
+  UEFI leaves iPXE so that the firmware goes on to its next boot entry;
+- no desired boot, or a MAC no node has: leave iPXE (``exit``), the firmware goes on; with
+  discovery on, a MAC no node has gets the ramdisk with ``enclume.discovery=1`` instead.
+
+Kernel parameters of the deploy ramdisk, read by the agent (``agent_kernel_params``):
+- ``enclume.api_url=URL``: the API the agent looks itself up at and heartbeats to;
+- ``enclume.node=UUID``: the node the conductor expects to boot, or ``enclume.discovery=1`` for
+  a machine no node has yet;
+- then the operator's extra parameters (``kernel_append_params``);
+- added by the script itself: ``initrd=ramdisk`` (the name the kernel's EFI stub needs) and
+  ``BOOTIF=<MAC of the boot interface>`` (``aa:bb:cc:dd:ee:ff``, as iPXE writes it).
+
+Values that come from users (URLs, kernel parameters) are checked by ``check_safe`` before they
+are written into a script, so that no value can add an iPXE command or expand a setting.
+"""
+
+from __future__ import annotations
+
+from services.boot.desired import BootEntry
+
+SCRIPT_PATH = "/boot.ipxe"
+# iPXE expands this to the MAC address of the network device it last opened (the boot NIC).
+MAC_SETTING = "${netX/mac}"
+# The name the ramdisk gets in iPXE; the kernel needs "initrd=<name>" under UEFI.
+RAMDISK_NAME = "ramdisk"
+DOWNLOAD_ATTEMPTS = 3
+RETRY_PAUSE_S = 5
+GIVE_UP_PAUSE_S = 30
+BIOS_FIRST_DISK = "0x80"
+BOOT_MODES = ("bios", "uefi")
+
+# Character sequences that would change the meaning of an iPXE script line: command chaining,
+# setting expansion, quoting and escapes.
+_UNSAFE_SEQUENCES = ("||", "&&", "$", '"', "'", "\\")
+
+
+class UnsafeScriptValue(ValueError):
+    """A value that cannot be written into an iPXE script as it is."""
+
+
+def check_safe(what: str, value: str, allow_spaces: bool = True) -> str:
+    """``value`` unchanged if it can stand in an iPXE script line, else UnsafeScriptValue."""
+    if not isinstance(value, str):
+        raise UnsafeScriptValue(f"{what} must be a string, not {type(value).__name__}")
+    for char in value:
+        if not (" " <= char <= "~"):
+            raise UnsafeScriptValue(f"{what} may only hold printable ASCII characters, "
+                                    f"found {char!r}")
+        if char == " " and not allow_spaces:
+            raise UnsafeScriptValue(f"{what} may not contain spaces")
+    for sequence in _UNSAFE_SEQUENCES:
+        if sequence in value:
+            raise UnsafeScriptValue(f"{what} may not contain {sequence!r} (it has a meaning in "
+                                    f"iPXE scripts)")
+    return value
+
+
+def check_url(what: str, url: str) -> str:
+    check_safe(what, url, allow_spaces=False)
+    if not url.startswith(("http://", "https://")):
+        raise UnsafeScriptValue(f"{what} must be an http:// or https:// URL, not {url!r}")
+    return url
+
+
+def script_url(base_url: str) -> str:
+    """The URL DHCP gives to iPXE clients; iPXE expands the MAC setting itself."""
+    return f"{base_url.rstrip('/')}{SCRIPT_PATH}?mac={MAC_SETTING}"
+
+
+def _script(*lines: str) -> str:
+    return "\n".join(("#!ipxe", *lines)) + "\n"
+
+
+def ramdisk_script(kernel: str, ramdisk: str, kernel_params: str, label: str) -> str:
+    """Download the kernel and ramdisk (a few attempts) and boot them; reboot when all failed."""
+    check_url("the kernel URL", kernel)
+    check_url("the ramdisk URL", ramdisk)
+    params = check_safe("the kernel parameters", kernel_params).strip()
+    check_safe("the node label", label)
+    command_line = " ".join(part for part in (f"initrd={RAMDISK_NAME}", params,
+                                              f"BOOTIF={MAC_SETTING}") if part)
+    return _script(
+        f"# Enclume: deploy ramdisk of {label}",
+        "set enclume_attempt:int32 0",
+        ":enclume_fetch",
+        "inc enclume_attempt",
+        "imgfree",
+        f"kernel {kernel} {command_line} || goto enclume_failed",
+        f"initrd --name {RAMDISK_NAME} {ramdisk} || goto enclume_failed",
+        "boot || goto enclume_failed",
+        ":enclume_failed",
+        f"iseq ${{enclume_attempt}} {DOWNLOAD_ATTEMPTS} && goto enclume_give_up ||",
+        f"echo Enclume: loading the deploy ramdisk failed, attempt ${{enclume_attempt}} of "
+        f"{DOWNLOAD_ATTEMPTS}, trying again in {RETRY_PAUSE_S} s",
+        f"sleep {RETRY_PAUSE_S}",
+        "goto enclume_fetch",
+        ":enclume_give_up",
+        f"echo Enclume: could not load the deploy ramdisk, rebooting in {GIVE_UP_PAUSE_S} s",
+        f"sleep {GIVE_UP_PAUSE_S}",
+        "reboot",
+    )
+
+
+def local_script(boot_mode: str, label: str) -> str:
+    """Boot the local disk: BIOS boots drive 0x80; UEFI returns to the firmware's boot order."""
+    if boot_mode not in BOOT_MODES:
+        raise UnsafeScriptValue(f"the boot mode must be one of {', '.join(BOOT_MODES)}, "
+                                f"not {boot_mode!r}")
+    check_safe("the node label", label)
+    if boot_mode == "uefi":
+        return _script(f"# Enclume: {label} boots from its disk: back to the firmware's next "
+                       f"boot entry", "exit")
+    return _script(
+        f"# Enclume: {label} boots from its first disk",
+        f"sanboot --no-describe --drive {BIOS_FIRST_DISK} || goto enclume_failed",
+        ":enclume_failed",
+        "echo Enclume: booting the first disk failed, trying the next boot device",
+        "exit 1",
+    )
+
+
+def exit_script(reason: str) -> str:
+    """Leave iPXE: the firmware goes on to its next boot device."""
+    return _script(f"# Enclume: {check_safe('the reason', reason)}", "exit")
+
+
+def chain_script(base_url: str) -> str:
+    """For a request without a MAC: ask again, with the MAC of the boot interface."""
+    return _script(f"chain {script_url(check_url('the boot URL', base_url))}")
+
+
+def agent_kernel_params(api_url: str, node_uuid: str | None, append: str = "") -> str:
+    """The parameters telling the agent where the API is and who it is (see the docstring)."""
+    check_url("the agent's API URL", api_url)
+    who = f"enclume.node={node_uuid}" if node_uuid else "enclume.discovery=1"
+    params = " ".join(part for part in (f"enclume.api_url={api_url.rstrip('/')}", who,
+                                        append.strip()) if part)
+    return check_safe("the kernel parameters", params)
+
+
+def script_for(entry: BootEntry | None, label: str, default_boot_mode: str) -> str:
+    """The script of a node's desired boot, or exit when it has none."""
+    if entry is None:
+        return exit_script(f"no boot is planned for {label}")
+    if entry.mode == "ramdisk":
+        return ramdisk_script(entry.kernel or "", entry.ramdisk or "", entry.kernel_params,
+                              label)
+    if entry.mode == "local":
+        return local_script(entry.boot_mode or default_boot_mode, label)
+    raise UnsafeScriptValue(f"unknown boot mode {entry.mode!r} for {label}")

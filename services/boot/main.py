@@ -1,0 +1,99 @@
+"""``enclume-boot``: the boot service of one provisioning network.
+
+DHCP (dnsmasq, full or proxy mode) with its filter and the desired-boot watcher, TFTP for the
+iPXE binaries, and the HTTP server of iPXE scripts, boot files and images. Everything is
+checked and started before HTTP serves; a setting at fault stops it with a message naming it.
+``GET /health`` says whether dnsmasq runs (503 while it does not).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from services.aio import open_database
+from services.boot.dhcp import DhcpService
+from services.boot.dnsmasq import BootConfigError
+from services.boot.http import create_boot_app
+from services.boot.supervisor import StartError
+from services.boot.tftp import TftpService
+from services.common.config import Settings, get_settings
+from services.common.lifecycle import Service
+from services.common.logs import setup as setup_logging
+
+LOG = logging.getLogger("enclume.boot")
+HEALTH_PATH = "/health"
+
+
+class StartedFirst:
+    """Services started before HTTP serves (so that a failure is a clear message, not a
+    traceback from the server's start) and stopped with the HTTP app's lifespan: uvicorn ends
+    the process by re-raising SIGTERM once the app has shut down, so code after it never runs."""
+
+    def __init__(self, services: list[Service]) -> None:
+        self.services = services
+        self._started: list[Service] = []
+
+    def start_now(self) -> None:
+        """Starts the services in order; on a failure stops the started ones and raises."""
+        try:
+            for service in self.services:
+                service.start()
+                self._started.append(service)
+        except BaseException:
+            self.stop()
+            raise
+
+    def start(self) -> None:
+        """The lifespan's start: nothing left to do."""
+
+    def stop(self) -> None:
+        while self._started:
+            service = self._started.pop()
+            try:
+                service.stop()
+            except Exception:
+                LOG.exception("stopping %s failed", type(service).__name__)
+
+
+def build(settings: Settings) -> tuple[FastAPI, StartedFirst]:
+    """The HTTP app, and the services to start before it serves."""
+    db = open_database(settings)
+    dhcp = DhcpService(settings, db)
+    tftp = TftpService(settings)
+    services = StartedFirst([tftp, dhcp])
+    app = create_boot_app(settings, db, services=[services])
+
+    @app.get(HEALTH_PATH)
+    def health() -> JSONResponse:
+        state: dict[str, Any] = {**dhcp.health(), "tftp_sessions": tftp.sessions}
+        return JSONResponse(state, status_code=200 if state["dnsmasq"] == "running" else 503)
+
+    return app, services
+
+
+def run(settings: Settings) -> int:
+    setup_logging(settings.log_level)
+    try:
+        app, services = build(settings)
+        services.start_now()
+    except (BootConfigError, StartError, RuntimeError, OSError) as exc:
+        LOG.error("refusing to start: %s", exc)
+        return 2
+    try:
+        LOG.info("boot service HTTP on http://%s:%d", settings.boot_http_host,
+                 settings.boot_http_port)
+        uvicorn.run(app, host=settings.boot_http_host, port=settings.boot_http_port,
+                    log_level=settings.log_level.lower(), access_log=settings.access_log)
+    finally:
+        services.stop()  # when uvicorn could not serve (its lifespan stops them otherwise)
+    return 0
+
+
+def main() -> None:
+    sys.exit(run(get_settings()))

@@ -1,0 +1,177 @@
+"""The ``ipxe`` and ``pxe`` boot interfaces: they write what the boot service answers a node.
+
+The desired boot of a node lives in the database, ``driver_internal_info["boot"]``, so that
+it survives a conductor takeover and every boot service of the node's network reads the same:
+
+- ``prepare_ramdisk``: ``{"mode": "ramdisk", "kernel": URL, "ramdisk": URL, "kernel_params":
+  "enclume.api_url=... enclume.node=<uuid> ...", "boot_mode": "bios"|"uefi", "boot_loader":
+  "ipxe"|"pxe"}``, and the next boot from the network (non persistent) where the management
+  interface can set it;
+- ``prepare_instance``: where the management interface can set the boot device, boot from disk
+  (persistent) and no desired boot; where it cannot (``noop``: machines that always boot from
+  the network first), ``{"mode": "local", ...}`` so that the boot service tells them to boot
+  their disk;
+- ``clean_up_ramdisk``, ``clean_up_instance``: no desired boot (the boot service does not answer).
+
+Each change is committed at once, so the boot service sees it before the machine is powered on.
+The kernel parameters (``enclume.api_url``, ``enclume.node``, then ``driver_info/
+kernel_append_params`` or ENCLUME_KERNEL_APPEND_PARAMS) are defined in ``services.boot.ipxe``.
+
+``ipxe`` and ``pxe`` differ as in Ironic in how the firmware gets to the boot loader, recorded
+as ``boot_loader``: with ``ipxe``, firmware that already runs iPXE is given the HTTP script
+directly (others load iPXE over TFTP first); with ``pxe`` the firmware's own PXE client always
+loads the iPXE binary over TFTP first. Both then fetch the same per-node iPXE script over HTTP;
+Enclume has no PXELINUX/GRUB configuration files.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from services.boot import ipxe as scripts
+from services.boot.desired import BOOT_KEY
+from services.boot.files import served_url
+from services.boot.image_cache import shown_url
+from services.common.config import Settings
+from services.common.macs import parse_mac
+from services.drivers.base import DriverError, MissingParameters
+from services.drivers.boot_mode import boot_mode
+from services.drivers.driver_info import InvalidParameter
+
+if TYPE_CHECKING:
+    from services.conductor.task import Task
+
+DEPLOY_FILES = ("deploy_kernel", "deploy_ramdisk")
+LOADERS = ("ipxe", "pxe")
+
+
+def can_set_boot_device(management: Any) -> bool:
+    """False for management interfaces of machines that boot from the network by themselves."""
+    return (getattr(management, "supported", True)
+            and getattr(management, "can_set_boot_device", True)
+            and hasattr(management, "set_boot_device"))
+
+
+class NetworkBoot:
+    """The boot interface ``loader`` ("ipxe" or "pxe"); see the module docstring."""
+
+    def __init__(self, settings: Settings, loader: str) -> None:
+        if loader not in LOADERS:
+            raise ValueError(f"unknown boot loader {loader!r}")
+        self.settings = settings
+        self.loader = loader
+
+    # -- validation ------------------------------------------------------------------------
+
+    def validate(self, task: Task) -> None:
+        self._check_ports(task)
+        for key in DEPLOY_FILES:
+            self._check_reachable(key, self.deploy_file_url(task, key))
+        self.kernel_params(task)
+
+    def _check_ports(self, task: Task) -> None:
+        node = task.node
+        if not node.ports:
+            raise MissingParameters(
+                f"Node {node.uuid} has no port: the boot service recognises a machine by the "
+                f"MAC address of its ports. Create a port with the MAC of its boot NIC.")
+        without_mac = [port.uuid for port in node.ports if parse_mac(port.address) is None]
+        if without_mac:
+            raise InvalidParameter(
+                f"Port(s) {', '.join(without_mac)} of node {node.uuid} have no valid MAC "
+                f"address; the boot service cannot recognise the machine by them.")
+        if not any(port.pxe_enabled for port in node.ports):
+            raise InvalidParameter(f"Node {node.uuid} has no port with pxe_enabled set: no "
+                                   f"network interface it may boot from.")
+
+    def _check_reachable(self, key: str, url: str) -> None:
+        try:
+            response = httpx.head(url, timeout=self.settings.boot_file_check_timeout_s,
+                                  follow_redirects=True)
+        except httpx.HTTPError as exc:
+            raise DriverError(f"The {key} {shown_url(url)} cannot be reached: "
+                              f"{type(exc).__name__}.") from None
+        if response.status_code == 404:
+            raise DriverError(f"The {key} {shown_url(url)} does not exist (HTTP 404).")
+        if not response.is_success:
+            raise DriverError(f"The {key} {shown_url(url)} answered HTTP "
+                              f"{response.status_code}.")
+
+    # -- what the node boots ---------------------------------------------------------------
+
+    def deploy_file_url(self, task: Task, key: str) -> str:
+        """The URL of the deploy kernel or ramdisk: driver_info, else the configured default."""
+        value = task.node.driver_info.get(key) or getattr(self.settings, key)
+        if not value:
+            raise MissingParameters(
+                f"Node {task.node.uuid} has no {key}: set driver_info/{key} (an http(s) URL, "
+                f"or the name of a file in the boot service's files directory) or "
+                f"ENCLUME_{key.upper()}.")
+        if not isinstance(value, str):
+            raise InvalidParameter(f"{key} must be a string, not {value!r}.")
+        try:
+            return served_url(self.settings.effective_boot_url, value)
+        except ValueError as exc:
+            raise InvalidParameter(f"{key} {value!r} is not usable: {exc}.") from None
+
+    def kernel_params(self, task: Task) -> str:
+        append = task.node.driver_info.get("kernel_append_params")
+        if append is None:
+            append = self.settings.kernel_append_params
+        if not isinstance(append, str):
+            raise InvalidParameter(f"kernel_append_params must be a string, not {append!r}.")
+        try:
+            return scripts.agent_kernel_params(self.settings.effective_agent_api_url,
+                                               task.node.uuid, append)
+        except scripts.UnsafeScriptValue as exc:
+            raise InvalidParameter(f"{exc} (driver_info/kernel_append_params or "
+                                   f"ENCLUME_KERNEL_APPEND_PARAMS).") from None
+
+    # -- the four steps --------------------------------------------------------------------
+
+    def prepare_ramdisk(self, task: Task) -> None:
+        desired = {
+            "mode": "ramdisk",
+            "kernel": self.deploy_file_url(task, "deploy_kernel"),
+            "ramdisk": self.deploy_file_url(task, "deploy_ramdisk"),
+            "kernel_params": self.kernel_params(task),
+            "boot_mode": boot_mode(task.node, self.settings),
+            "boot_loader": self.loader,
+        }
+        task.update_internal_info(**{BOOT_KEY: desired})
+        task.commit()
+        management = task.driver.management
+        if can_set_boot_device(management):
+            management.set_boot_device(task, "pxe", persistent=False)
+
+    def clean_up_ramdisk(self, task: Task) -> None:
+        self._forget(task)
+
+    def prepare_instance(self, task: Task) -> None:
+        management = task.driver.management
+        if can_set_boot_device(management):
+            management.set_boot_device(task, "disk", persistent=True)
+            self._forget(task)
+            return
+        task.update_internal_info(**{BOOT_KEY: {
+            "mode": "local", "boot_mode": boot_mode(task.node, self.settings),
+            "boot_loader": self.loader}})
+        task.commit()
+
+    def clean_up_instance(self, task: Task) -> None:
+        self._forget(task)
+
+    def _forget(self, task: Task) -> None:
+        if BOOT_KEY in task.node.driver_internal_info:
+            task.pop_internal_info(BOOT_KEY)
+            task.commit()
+
+
+def ipxe_boot(settings: Settings) -> NetworkBoot:
+    return NetworkBoot(settings, "ipxe")
+
+
+def pxe_boot(settings: Settings) -> NetworkBoot:
+    return NetworkBoot(settings, "pxe")
