@@ -6,6 +6,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.aio import Server, running_aio, write_htpasswd
+from tests.support.peers_fixtures import (  # noqa: F401 - fixtures of the power driver peers
+    ipmi_fleet,
+    make_redfish_emulator,
+    redfish_emulator,
+    redfish_emulator_tls,
+    wol_listener,
+)
 
 pytestmark = pytest.mark.integration
 

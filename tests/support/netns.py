@@ -1,0 +1,138 @@
+"""A network namespace joined to the root namespace by a veth pair, removed on exit.
+
+    with veth_namespace("wol") as link:
+        # root side link.root_address (10.X.Y.1/24), namespace side link.namespace_address
+        # (10.X.Y.2/24), link.broadcast is 10.X.Y.255
+        subprocess.run(link.exec_argv("ip", "addr"))
+
+Names carry the PID and a random token, and the /24 is picked among 10.200-250.*.0/24 so that it
+overlaps no route or address already present in the root namespace; a lock file keeps two test
+processes from picking the same one at the same moment. Needs root and iproute2.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import json
+import os
+import random
+import secrets
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+LOCK_FILE = Path("/run/lock/enclume-test-netns.lock")
+SECOND_OCTETS = range(200, 251)
+ATTEMPTS = 200
+IP_TIMEOUT_S = 30
+
+
+class NetnsError(RuntimeError):
+    """An ``ip`` command failed; the message has the command and its error output."""
+
+
+@dataclass(frozen=True)
+class VethNamespace:
+    name: str
+    root_interface: str
+    namespace_interface: str
+    network: ipaddress.IPv4Network
+
+    @property
+    def root_address(self) -> str:
+        return str(self.network.network_address + 1)
+
+    @property
+    def namespace_address(self) -> str:
+        return str(self.network.network_address + 2)
+
+    @property
+    def broadcast(self) -> str:
+        return str(self.network.broadcast_address)
+
+    def exec_argv(self, *argv: str) -> list[str]:
+        """``argv`` run inside the namespace (``ip netns exec`` execs it: same PID)."""
+        return ["ip", "netns", "exec", self.name, *argv]
+
+
+def ip(*args: str, check: bool = True) -> str:
+    try:
+        done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=IP_TIMEOUT_S)
+    except FileNotFoundError:
+        raise NetnsError("the `ip` command (iproute2) is missing") from None
+    if check and done.returncode != 0:
+        raise NetnsError(f"ip {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _networks_in_use() -> list[ipaddress.IPv4Network]:
+    used = []
+    for route in json.loads(ip("-j", "-4", "route", "show", "table", "all") or "[]"):
+        destination = route.get("dst", "")
+        if destination and destination != "default":
+            with suppress(ValueError):
+                used.append(ipaddress.ip_network(destination, strict=False))
+    for link in json.loads(ip("-j", "-4", "addr", "show") or "[]"):
+        for address in link.get("addr_info", []):
+            used.append(ipaddress.ip_network(f"{address['local']}/{address['prefixlen']}",
+                                             strict=False))
+    return used
+
+
+def _free_network() -> ipaddress.IPv4Network:
+    used = _networks_in_use()
+    for _ in range(ATTEMPTS):
+        candidate = ipaddress.ip_network(
+            f"10.{random.choice(SECOND_OCTETS)}.{random.randrange(256)}.0/24")
+        if not any(candidate.overlaps(network) for network in used):
+            return candidate
+    raise NetnsError("no free 10.200-250.*.0/24 network for a test namespace")
+
+
+@contextmanager
+def _creation_lock() -> Iterator[None]:
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with LOCK_FILE.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove(link: VethNamespace) -> None:
+    # Deleting either end of a veth pair deletes both; the namespace goes with `netns del`.
+    ip("link", "del", link.root_interface, check=False)
+    ip("netns", "del", link.name, check=False)
+
+
+@contextmanager
+def veth_namespace(purpose: str = "test") -> Iterator[VethNamespace]:
+    """A fresh namespace + veth pair with 10.X.Y.1 (root) and 10.X.Y.2 (namespace)."""
+    token = secrets.token_hex(3)
+    with _creation_lock():
+        link = VethNamespace(name=f"enclume-{purpose}-{os.getpid()}-{token}",
+                             root_interface=f"v{token}r", namespace_interface=f"v{token}n",
+                             network=_free_network())
+        try:
+            ip("netns", "add", link.name)
+            ip("link", "add", link.root_interface, "type", "veth",
+               "peer", "name", link.namespace_interface, "netns", link.name)
+            prefix = link.network.prefixlen
+            ip("addr", "add", f"{link.root_address}/{prefix}", "brd", "+",
+               "dev", link.root_interface)
+            ip("link", "set", link.root_interface, "up")
+            ip("-n", link.name, "addr", "add", f"{link.namespace_address}/{prefix}", "brd", "+",
+               "dev", link.namespace_interface)
+            ip("-n", link.name, "link", "set", link.namespace_interface, "up")
+            ip("-n", link.name, "link", "set", "lo", "up")
+        except BaseException:
+            _remove(link)
+            raise
+    try:
+        yield link
+    finally:
+        _remove(link)
