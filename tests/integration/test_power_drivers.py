@@ -145,6 +145,17 @@ def test_ipmi_power_and_boot_device_agree_with_ipmitool(api: httpx.Client, aio: 
     assert api.get(f"/v1/nodes/{node['uuid']}/management/boot_device").json() == {
         "boot_device": "pxe", "persistent": True}
     assert "Force PXE" in ipmitool(ipmi_fleet, port, "chassis", "bootparam", "get", "5")
+    setting = machine.boot_setting()
+    assert (setting.device, setting.persistent, setting.uefi) == ("pxe", True, False)
+
+    patched = api.patch(f"/v1/nodes/{node['uuid']}", json=[
+        {"op": "add", "path": "/properties/capabilities", "value": "boot_mode:uefi"}])
+    assert patched.status_code == 200, patched.text
+    response = api.put(f"/v1/nodes/{node['uuid']}/management/boot_device",
+                       json={"boot_device": "disk", "persistent": False})
+    assert response.status_code == 204, response.text
+    setting = machine.boot_setting()
+    assert (setting.device, setting.persistent, setting.uefi) == ("disk", False, True)
     ipmitool(ipmi_fleet, port, "chassis", "bootdev", "disk")
     assert api.get(f"/v1/nodes/{node['uuid']}/management/boot_device").json() == {
         "boot_device": "disk", "persistent": False}
