@@ -46,6 +46,17 @@ def _as_user(user: pwd.struct_passwd) -> dict[str, object]:
 @contextmanager
 def running_postgres(database: str = "enclume") -> Iterator[str]:
     """Yield a SQLAlchemy URL of a new, empty database on a private PostgreSQL server."""
+    with running_postgres_urls(database) as (tcp_url, _socket_url):
+        yield tcp_url
+
+
+@contextmanager
+def running_postgres_urls(database: str = "enclume") -> Iterator[tuple[str, str]]:
+    """Like ``running_postgres``, yielding (loopback TCP URL, Unix socket URL).
+
+    The socket URL also works from inside a network namespace, which has no route to the root
+    namespace's loopback but shares its file system.
+    """
     bindir = postgres_bin()
     if bindir is None:
         raise RuntimeError("PostgreSQL is not installed (Debian package postgresql)")
@@ -66,7 +77,8 @@ def running_postgres(database: str = "enclume") -> Iterator[str]:
         _wait_ready(bindir, port, server)
         subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p",
                         str(port), "-U", "postgres", database], check=True, capture_output=True)
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/{database}"
+        yield (f"postgresql+psycopg://postgres@127.0.0.1:{port}/{database}",
+               f"postgresql+psycopg://postgres@/{database}?host={workdir}&port={port}")
     finally:
         server.terminate()
         try:

@@ -27,7 +27,8 @@ import pytest
 from sqlalchemy import select
 
 from services.boot.dhcp_filter import chain_name
-from services.common.db import Database
+from services.cli.local_postgres import running_postgres_urls
+from services.common.db import Database, upgrade_schema
 from services.common.models import Node, Port
 from tests.support.boot_network import (
     INTERFACE,
@@ -512,3 +513,26 @@ def test_a_setting_at_fault_stops_the_start_with_its_name(spare_net: BootNetwork
     assert returncode == 2, process.log()
     assert f"refusing to start: {message}" in process.log()
     assert CHAIN not in spare_net.run(spare_net.server, "iptables-legacy", "-S")
+
+
+def test_the_boot_service_follows_node_states_in_postgresql(spare_net: BootNetwork,
+                                                            spare_dir: Path) -> None:
+    """The compose topology: enclume-boot reading the cluster's PostgreSQL database."""
+    with running_postgres_urls() as (tcp_url, socket_url):
+        upgrade_schema(tcp_url)
+        process = start_boot(spare_net, spare_dir, "full", ENCLUME_DATABASE_URL=socket_url)
+        db = Database(tcp_url)
+        spare_client = DhcpClient(spare_net.client, INTERFACE)
+        try:
+            boot = Boot("full", spare_net, process, db)
+            mac = new_mac()
+            node = boot.add_node(mac)
+            assert answered(spare_client, mac, arch=0) == []
+            boot.set_boot(node, RAMDISK_BOOT)
+            reply = wait_answered(spare_client, mac, arch=0)
+            assert reply.bootfile == "undionly.kpxe"
+            assert boot.filter_allows(mac)
+        finally:
+            spare_client.close()
+            db.engine.dispose()
+            process.stop()
