@@ -252,7 +252,7 @@ def test_drivers_conductors_and_unknown_node(cli: Cli, aio: Server) -> None:
     assert [c["hostname"] for c in long_alive] == [c["hostname"] for c in alive]
     assert all("fake-hardware" in c["drivers"] for c in long_alive)
     by_name = {d["name"]: d for d in drivers}
-    assert set(by_name) == {"fake-hardware"}
+    assert set(by_name) == {"fake-hardware", "ipmi", "redfish", "wol"}
     hosts = {h.strip() for h in by_name["fake-hardware"]["hosts"].split(",")}
     assert hosts == {c["hostname"] for c in alive}
 
