@@ -12,13 +12,17 @@ STAMP := $(VENV)/.installed
 # python3-venv (ensurepip, to create .venv), docker-compose (validates compose.yaml in the tests),
 # postgresql (the throw-away PostgreSQL server of the cluster tests and benchmarks), and the real
 # protocol peers and virtual hardware of the tests and the lab: ipmitool, dnsmasq, iptables, vde2,
-# QEMU with iPXE and OVMF firmware, qemu-utils with libiscsi, busybox-static.
+# QEMU with iPXE and OVMF firmware, qemu-utils with libiscsi, busybox-static; for the agent tests
+# sfdisk (fdisk), boot loaders (extlinux, systemd-boot-efi), EFI partitions (dosfstools, mtools),
+# genisoimage (config drives); for the lab's test images SYSLINUX on FAT without mounting
+# (syslinux, with mtools and dosfstools); zstd compresses the deploy ramdisk.
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 PYTEST_ARGS ?=
 LAB_PACKAGES := ipmitool dnsmasq-base iptables vde2 qemu-system-x86 qemu-utils qemu-block-extra \
-	ipxe ovmf busybox-static
+	ipxe ovmf busybox-static tgt fdisk extlinux genisoimage dosfstools mtools systemd-boot-efi \
+	syslinux zstd
 
-.PHONY: help deps venv test unit integration lint demo bench clean testkernel
+.PHONY: help deps venv test unit integration lint demo bench clean testkernel ramdisk testimages
 
 help:
 	@echo "make demo   - set up, start enclume-aio on SQLite and provision machines, with progress"
@@ -26,6 +30,8 @@ help:
 	@echo "make bench  - side-by-side benchmark against OpenStack Ironic (docs/benchmarks.md)"
 	@echo "make lint   - ruff"
 	@echo "make testkernel - the lab's test kernel and initramfs in $(CACHE)/testkernel"
+	@echo "make ramdisk - the deploy kernel and ramdisk (with the agent) in $(CACHE)/ramdisk"
+	@echo "make testimages - the lab's whole-disk and partition test images in $(CACHE)/testimages"
 
 deps:
 	@missing=; \
@@ -74,6 +80,16 @@ bench: $(STAMP)
 # The lab's test kernel (Debian kernel + busybox initramfs printing a marker) in $(CACHE)/testkernel.
 testkernel: $(STAMP)
 	$(BIN)/python -m ramdisk.testkernel --cache-dir $(CACHE)
+
+# The deploy kernel and ramdisk (docs/ramdisk.md) in $(CACHE)/ramdisk, from Debian packages
+# downloaded once into $(CACHE)/debs; rebuilt only when its sources, the agent or packages change.
+ramdisk: $(STAMP)
+	$(BIN)/python -m ramdisk --cache-dir $(CACHE)
+
+# The lab's test OS images (docs/lab.md): a BIOS whole-disk image and a partition image, raw and
+# qcow2 with .sha256 files, in $(CACHE)/testimages; rebuilt only when sources or packages change.
+testimages: deps $(STAMP)
+	$(BIN)/python -m ramdisk.testimages --cache-dir $(CACHE)
 
 clean:
 	rm -rf $(VENV) $(CACHE) .pytest_cache .ruff_cache

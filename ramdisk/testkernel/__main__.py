@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from ramdisk.debs import DebError
 from ramdisk.testkernel.build import DEFAULT_CACHE_DIR, ensure_built
-from ramdisk.testkernel.debs import DebError
 
 
 def main() -> int:

@@ -6,22 +6,19 @@ The output is reproducible: the same packages and sources give the same bytes. A
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ramdisk.testkernel import cpio, debs
+from ramdisk import cpio, debs
+from ramdisk.buildcache import DEFAULT_CACHE_DIR, exclusive, write_atomically
+from ramdisk.buildcache import sha256 as _sha256
 
 MARKER = "ENCLUME-TESTKERNEL-BOOTED"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CACHE_DIR = REPO_ROOT / ".cache"
-SOURCES = [Path(__file__).with_name(name) for name in ("build.py", "cpio.py", "debs.py", "init.sh")]
+SOURCES = [Path(__file__).with_name("build.py"), Path(cpio.__file__), Path(debs.__file__),
+           Path(__file__).with_name("init.sh")]
 BUSYBOX_PACKAGE = "busybox-static"
 VMLINUZ_NAME = "vmlinuz"
 INITRAMFS_NAME = "initramfs.gz"
@@ -35,10 +32,6 @@ class BuiltTestKernel:
     initramfs: Path
     kernel_version: str
     build_seconds: float  # how long the build that made these files took
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _sources_fingerprint() -> str:
@@ -56,23 +49,6 @@ def _initramfs_entries(busybox: bytes) -> list[cpio.Entry]:
         cpio.directory("proc"),
         cpio.directory("sys"),
     ]
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_bytes(data)
-    partial.replace(path)
-
-
-@contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _from_manifest(out_dir: Path) -> BuiltTestKernel | None:
@@ -110,7 +86,7 @@ def build(cache_dir: Path = DEFAULT_CACHE_DIR) -> BuiltTestKernel:
     cpio.write_gzipped_newc(_initramfs_entries(busybox), partial)
     initramfs = partial.read_bytes()
     partial.replace(initramfs_path)
-    _write_atomically(out_dir / VMLINUZ_NAME, vmlinuz)
+    write_atomically(out_dir / VMLINUZ_NAME, vmlinuz)
     kernel_version = kernel_path.removeprefix("boot/vmlinuz-")
     seconds = round(time.monotonic() - started, 2)
     manifest = {
@@ -121,13 +97,13 @@ def build(cache_dir: Path = DEFAULT_CACHE_DIR) -> BuiltTestKernel:
         "sha256": {VMLINUZ_NAME: _sha256(vmlinuz), INITRAMFS_NAME: _sha256(initramfs)},
         "build_seconds": seconds,
     }
-    _write_atomically(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2).encode() + b"\n")
+    write_atomically(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2).encode() + b"\n")
     return BuiltTestKernel(out_dir / VMLINUZ_NAME, initramfs_path, kernel_version, seconds)
 
 
 def ensure_built(cache_dir: Path = DEFAULT_CACHE_DIR, force: bool = False) -> BuiltTestKernel:
     """The cached build when it is current, else a new one; safe to call from several processes."""
     out_dir = cache_dir / "testkernel"
-    with _exclusive(cache_dir / "testkernel.lock"):
+    with exclusive(cache_dir / "testkernel.lock"):
         current = None if force else _from_manifest(out_dir)
         return current or build(cache_dir)

@@ -6,7 +6,16 @@ from collections.abc import Sequence
 
 from fastapi import FastAPI
 
-from services.api import allocations, conductors, drivers, errors, nodes, ports, root
+from services.api import (
+    agent_endpoints,
+    allocations,
+    conductors,
+    drivers,
+    errors,
+    nodes,
+    ports,
+    root,
+)
 from services.api.auth import BasicAuthMiddleware, Htpasswd, effective_strategy
 from services.api.limits import BodySizeLimitMiddleware
 from services.api.versions import VersionMiddleware
@@ -32,7 +41,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     errors.install(app)
     # Routes with fixed segments (/detail, /ports) come before /{ident}.
     for router in (root.router, ports.router, allocations.router, nodes.router,
-                   drivers.router, conductors.router):
+                   drivers.router, conductors.router, agent_endpoints.router):
         app.include_router(router)
     # Starlette runs the last added middleware first: size limit, then auth, then versions.
     app.add_middleware(VersionMiddleware)

@@ -22,7 +22,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.api.errors import error_body
 from services.common.config import Settings
 
-PUBLIC_PATHS = frozenset({"/", "/v1", "/v1/"})
+PUBLIC_PATHS = frozenset({"/", "/v1", "/v1/", "/v1/lookup"})
+# The agent's heartbeats: public as in Ironic, the agent proves itself with its token.
+PUBLIC_PREFIXES = ("/v1/heartbeat/",)
 REALM = b'Basic realm="Baremetal API"'
 
 
@@ -118,7 +120,8 @@ class BasicAuthMiddleware:
         self.htpasswd = htpasswd
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        path = scope["path"] if scope["type"] == "http" else ""
+        if scope["type"] != "http" or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             await self.app(scope, receive, send)
             return
         credentials = _credentials(scope)

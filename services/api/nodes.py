@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from services.api import collection, node_rules
 from services.api.deps import api_version, conductor, database, find_node
 from services.api.patch import apply_patch, validate_patch
-from services.api.versions import Version
+from services.api.versions import MAX_VERSION, Version, format_version
 from services.api.views import (
     NODE_FIELD_VERSIONS,
     NODE_LIST_FIELDS,
@@ -22,9 +22,9 @@ from services.api.views import (
 )
 from services.common import states
 from services.common.db import Database
-from services.common.exceptions import Invalid, conflict_from_integrity
+from services.common.exceptions import Invalid, NotFound, conflict_from_integrity
 from services.common.membership import Membership
-from services.common.models import Allocation, Node
+from services.common.models import Allocation, Node, NodeInventory
 from services.conductor.interface import ConductorAPI
 from services.drivers.base import BOOT_DEVICES
 
@@ -372,6 +372,24 @@ def validate_node(ident: str, version: Version = Depends(api_version),
     return {k: v for k, v in result.items()
             if node_rules.field_known(f"{k}_interface", version)
             or k in ("power", "deploy", "console", "management")}
+
+
+# -- inventory -----------------------------------------------------------------------------
+
+
+@router.get("/{ident}/inventory")
+def get_inventory(ident: str, version: Version = Depends(api_version),
+                  db: Database = Depends(database)) -> dict[str, Any]:
+    """What inspection found (Ironic 1.81, served here at the newest version, 1.73)."""
+    if version < MAX_VERSION:
+        raise Invalid(f"The node inventory needs API version {format_version(MAX_VERSION)}.",
+                      code=404)
+    with db.session() as session:
+        node = find_node(session, ident, version)
+        row = session.scalar(select(NodeInventory).where(NodeInventory.node_id == node.id))
+        if row is None:
+            raise NotFound(f"Node {node.uuid} inventory could not be found.")
+        return {"inventory": row.inventory_data, "plugin_data": row.plugin_data}
 
 
 # -- traits --------------------------------------------------------------------------------

@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     wol_default_port: int = 9
     agent_command_timeout_s: float = 30.0
     agent_heartbeat_timeout_s: float = 90.0
+    # -- agent deploys, cleaning, inspection (conductor side)
+    image_download_source: Literal["local", "http"] = "local"
+    automated_clean_steps: list[str] = ["erase_devices_metadata"]
+    conductor_image_cache_dir: Path | None = None  # default DATA_DIR/conductor-image-cache/HOST
+    iscsi_portal_port: int = 3260
+    iscsi_write_timeout_s: float = 3600.0
     fake_power_delay_s: tuple[float, float] = (0.0, 0.0)
     fake_management_delay_s: tuple[float, float] = (0.0, 0.0)
     fake_boot_delay_s: tuple[float, float] = (0.0, 0.0)
@@ -120,6 +126,14 @@ class Settings(BaseSettings):
     boot_poll_interval_s: float = Field(default=0.5, gt=0)
     boot_resync_interval_s: float = Field(default=30.0, gt=0)
 
+    # -- network: VLANs and switches (the ``vlan`` network interface)
+    switches_file: Path | None = None  # YAML or JSON: the switches and how to reach them
+    network_provisioning_vlan: int | None = Field(default=None, ge=1, le=4094)
+    network_cleaning_vlan: int | None = Field(default=None, ge=1, le=4094)  # None: provisioning
+    network_tenant_vlan: int | None = Field(default=None, ge=1, le=4094)
+    switch_batch_window_s: float = Field(default=0.2, ge=0)
+    switch_timeout_s: float = Field(default=30.0, gt=0)
+
     log_level: str = "INFO"
     access_log: bool = True
 
@@ -160,6 +174,12 @@ class Settings(BaseSettings):
     @property
     def effective_image_cache_dir(self) -> Path:
         return self.image_cache_dir or self.data_dir / "image-cache"
+
+    @property
+    def effective_conductor_image_cache_dir(self) -> Path:
+        # One per conductor: conductors may share a data directory (one host, a test cluster).
+        return self.conductor_image_cache_dir or (
+            self.data_dir / "conductor-image-cache" / self.conductor_hostname)
 
     @property
     def effective_agent_api_url(self) -> str:

@@ -196,3 +196,15 @@ class NodeHistory(Base):
     user: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(default=None, onupdate=utcnow)
+
+
+class NodeInventory(TimestampMixin, Base):
+    """What inspection found on a node: the agent's inventory, as Ironic keeps it."""
+
+    __tablename__ = "node_inventory"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"),
+                                         unique=True)
+    inventory_data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    plugin_data: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -21,8 +21,9 @@ from services.drivers.base import (
     SOFT_POWER_OFF,
     SOFT_REBOOT,
     DriverError,
-    ManualActionRequired,
 )
+from services.drivers.deploy.ramdisk import forget_agent
+from services.drivers.power_actions import power_off_or_ask, record_power, set_power
 
 Step = Callable[[Task], None]
 WAIT = "wait"
@@ -70,6 +71,7 @@ def immediate(task: Task, event: str) -> None:
         task.fail("provisioning", ABORT_MESSAGES.get(state, "Aborted by the user."),
                   event="abort")
         task.driver.boot.clean_up_ramdisk(task)
+        forget_agent(task)  # its heartbeats are refused from now on
         return
     task.process_event(event)
 
@@ -114,28 +116,6 @@ def _validate(task: Task, *interfaces: str) -> None:
                           f"{exc}") from exc
 
 
-def _record_power(task: Task, state: str) -> None:
-    """After a change: its target, or what the driver reads when it cannot confirm changes."""
-    power = task.driver.power
-    confirmed = getattr(power, "confirms_power_changes", True)
-    task.node.power_state = state if confirmed else power.get_power_state(task)
-    task.node.target_power_state = None
-
-
-def _set_power(task: Task, state: str) -> None:
-    task.driver.power.set_power_state(task, state)
-    _record_power(task, state)
-
-
-def _power_off_or_ask(task: Task) -> None:
-    """Power off; where the driver cannot (Wake-on-LAN, no agent) record who has to."""
-    try:
-        _set_power(task, POWER_OFF)
-    except ManualActionRequired as exc:
-        task.node.power_state = None
-        task.record("power", f"{exc}. The operation goes on.", severity="WARNING")
-
-
 def _verify(task: Task) -> None:
     """enroll -> manageable: the power credentials must work."""
     _validate(task, "power", "management")
@@ -176,14 +156,14 @@ def finish_deploy(task: Task) -> None:
     task.driver.network.configure_tenant_networks(task)
     task.driver.boot.prepare_instance(task)
     task.node.conductor_affinity = task.conductor
-    _set_power(task, POWER_ON)
+    set_power(task, POWER_ON)
     task.pop_internal_info("deploy_steps", "disable_ramdisk")
     task.node.deploy_step = {}
     task.process_event("done")
 
 
 def _tear_down(task: Task) -> None:
-    _power_off_or_ask(task)
+    power_off_or_ask(task)
     task.driver.deploy.tear_down(task)
     task.driver.network.unconfigure_tenant_networks(task)
     task.driver.boot.clean_up_instance(task)
@@ -300,10 +280,14 @@ def power_change(target: str) -> tuple[Step, Step]:
 
     def work(task: Task) -> None:
         try:
-            if target in (REBOOT, SOFT_REBOOT):
+            if target == REBOOT:
                 task.driver.power.reboot(task)
+            elif target == SOFT_REBOOT:
+                # Ask the OS to shut down, then power on: what every interface can do.
+                task.driver.power.set_power_state(task, SOFT_POWER_OFF)
+                task.driver.power.set_power_state(task, POWER_ON)
             else:
-                task.driver.power.set_power_state(task, _EVENTUAL_POWER[target])
+                task.driver.power.set_power_state(task, target)
         except Exception as exc:
             message = (f"Failed to change power state to '{_EVENTUAL_POWER[target]}' by "
                        f"'{target}'. Error: {exc}")
@@ -311,6 +295,6 @@ def power_change(target: str) -> tuple[Step, Step]:
             task.node.last_error = message
             task.record("power", message, severity="ERROR")
             return
-        _record_power(task, _EVENTUAL_POWER[target])
+        record_power(task, _EVENTUAL_POWER[target])
 
     return prepare, work

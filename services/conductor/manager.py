@@ -41,8 +41,9 @@ from services.common.lookups import node_uuid_of_port, node_value
 from services.common.membership import Membership
 from services.common.models import INTERFACES, Conductor, Node, Port, utcnow
 from services.common.traits import check_traits
-from services.conductor import flows, locks
+from services.conductor import agent, flows, locks
 from services.conductor.task import Task
+from services.drivers.agent_client import AGENT_TOKEN
 from services.drivers.base import POWER_TARGETS, DriverError
 from services.drivers.registry import Drivers
 
@@ -209,7 +210,8 @@ class ConductorManager:
     def start_on_locked(self, node_id: int, node_uuid: str, work: Work, event_type: str) -> bool:
         """Run ``work`` in a worker on a node if its lock and a worker are free right now.
 
-        For periodic tasks, which skip a node that is busy rather than wait for it.
+        For periodic tasks and agent heartbeats, which skip a node that is busy rather than
+        wait for it.
         """
         try:
             self._reserve(node_id, node_uuid)
@@ -265,6 +267,38 @@ class ConductorManager:
             raise TemporaryFailure(
                 f"Too many nodes are deploying ({deploying}, the limit is "
                 f"{self.settings.max_concurrent_deploys}); please retry later.")
+
+    # -- the agent in the deploy ramdisk ---------------------------------------------------
+
+    def issue_agent_token(self, node_uuid: str) -> str | None:
+        """The node's one-time agent token if none was issued yet, else None (409 if locked)."""
+        with self.locked(node_uuid) as task:
+            return agent.issue_token(task)
+
+    def heartbeat(self, node_uuid: str, callback_url: str, agent_token: str | None,
+                  agent_version: str | None = None) -> None:
+        """Check an agent's heartbeat and continue the node's work in a worker; returns at once.
+
+        Refused (nothing recorded) in a state that expects no agent (409), without a token
+        (401) or with a wrong one (403). A node that is busy skips this heartbeat.
+        """
+        problem = agent.callback_url_problem(callback_url)
+        if problem:
+            raise Invalid(problem)
+        agent.check_version(agent_version)
+        with self.db.session() as session:
+            row = session.execute(select(Node.id, Node.provision_state,
+                                         Node.driver_internal_info)
+                                  .where(Node.uuid == node_uuid)).first()
+        if row is None:
+            raise NodeNotFound(node_uuid)
+        agent.check_heartbeat(node_uuid, row.provision_state,
+                              (row.driver_internal_info or {}).get(AGENT_TOKEN), agent_token)
+        assert agent_token is not None
+        work = agent.heartbeat_work(callback_url, agent_version, agent_token)
+        if not self.start_on_locked(row.id, node_uuid, work,
+                                    agent.event_type(row.provision_state)):
+            LOG.debug("node %s is busy: its next heartbeat continues", node_uuid)
 
     # -- power and management --------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from services.common import states
 from services.common.models import Node, utcnow
-from services.conductor import locks
+from services.conductor import agent, locks
 from services.conductor.manager import ConductorManager, Work
 from services.conductor.task import Task
 
@@ -251,7 +251,8 @@ def _fail_timeout(timeout_s: float) -> Work:
     def work(task: Task) -> None:
         if task.node.provision_state not in states.WAIT_STATES:
             return
-        task.fail("provisioning", f"Timeout reached while waiting for callback for node "
-                                  f"{task.node.uuid} ({timeout_s:.0f} s).")
+        # Powered off and its ramdisk boot removed, as after any failure with an agent.
+        agent.fail_with(task, "provisioning", f"Timeout reached while waiting for callback "
+                                              f"for node {task.node.uuid} ({timeout_s:.0f} s).")
 
     return work

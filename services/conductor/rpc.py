@@ -36,7 +36,7 @@ SECRET_HEADER = "X-Enclume-RPC-Secret"
 METHODS = frozenset({
     "do_provisioning_action", "change_power_state", "set_boot_device", "get_boot_device",
     "get_supported_boot_devices", "validate", "update_node", "destroy_node", "update_traits",
-    "update_port", "destroy_port",
+    "update_port", "destroy_port", "issue_agent_token", "heartbeat",
 })
 
 
@@ -131,6 +131,15 @@ class RpcClient:
 
     def destroy_port(self, port_uuid: str) -> None:
         self.call(node_uuid_of_port(self.db, port_uuid), "destroy_port", port_uuid=port_uuid)
+
+    def issue_agent_token(self, node_uuid: str) -> str | None:
+        token: str | None = self.call(node_uuid, "issue_agent_token", node_uuid=node_uuid)
+        return token
+
+    def heartbeat(self, node_uuid: str, callback_url: str, agent_token: str | None,
+                  agent_version: str | None = None) -> None:
+        self.call(node_uuid, "heartbeat", node_uuid=node_uuid, callback_url=callback_url,
+                  agent_token=agent_token, agent_version=agent_version)
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -19,11 +20,29 @@ from services.drivers.base import DriverError
 AGENT_URL = "agent_url"
 AGENT_TOKEN = "agent_secret_token"
 AGENT_LAST_HEARTBEAT = "agent_last_heartbeat"
+AGENT_VERSION = "agent_version"
+# The long command the conductor is waiting for: {"id": ..., "name": ...}.
+AGENT_COMMAND = "agent_command"
+# Everything that belongs to one boot of the ramdisk: forgotten before the next one.
+AGENT_KEYS = (AGENT_URL, AGENT_TOKEN, AGENT_LAST_HEARTBEAT, AGENT_VERSION, AGENT_COMMAND)
 TOKEN_HEADER = "X-Agent-Token"
+
+RUNNING = "RUNNING"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+COMMAND_STATUSES = (RUNNING, SUCCEEDED, FAILED)
 
 
 class AgentUnavailable(DriverError):
-    pass
+    """The agent could not be reached (it may come back: the next heartbeat tries again)."""
+
+
+class AgentBusy(DriverError):
+    """The agent already runs a long command (HTTP 409)."""
+
+
+class AgentCommandFailed(DriverError):
+    """The agent ran a command and reports that it failed; the message is the agent's."""
 
 
 def last_heartbeat(node: Node) -> datetime | None:
@@ -44,21 +63,71 @@ def is_alive(node: Node, timeout_s: float) -> bool:
             and utcnow().replace(tzinfo=None) - seen < timedelta(seconds=timeout_s))
 
 
-def run_command(node: Node, name: str, params: dict[str, Any] | None,
-                timeout_s: float) -> dict[str, Any]:
+def _endpoint(node: Node) -> tuple[str, str]:
     info = node.driver_internal_info or {}
     url, token = info.get(AGENT_URL), info.get(AGENT_TOKEN)
     if not url or not token:
         raise AgentUnavailable(f"no agent is running on node {node.uuid}")
+    return f"{str(url).rstrip('/')}/v1/commands/", str(token)
+
+
+def _request(node: Node, method: str, path: str, what: str, timeout_s: float,
+             body: dict[str, Any] | None = None) -> httpx.Response:
+    base, token = _endpoint(node)
     try:
-        response = httpx.post(f"{str(url).rstrip('/')}/v1/commands/",
-                              json={"name": name, "params": params or {}},
-                              headers={TOKEN_HEADER: str(token)}, timeout=timeout_s)
+        return httpx.request(method, base + path, json=body, headers={TOKEN_HEADER: token},
+                             timeout=timeout_s)
     except httpx.HTTPError as exc:
-        raise AgentUnavailable(f"the agent of node {node.uuid} did not answer {name}: "
+        raise AgentUnavailable(f"the agent of node {node.uuid} did not answer {what}: "
                                f"{type(exc).__name__}") from None
+
+
+def _document(node: Node, response: httpx.Response, what: str) -> dict[str, Any]:
+    if response.status_code == 409:
+        raise AgentBusy(f"the agent of node {node.uuid} is busy and refused {what}: "
+                        f"{response.text[:200]}")
     if response.status_code >= 400:
-        raise DriverError(f"the agent of node {node.uuid} refused {name}: "
+        raise DriverError(f"the agent of node {node.uuid} refused {what}: "
                           f"HTTP {response.status_code} {response.text[:200]}")
-    answer: dict[str, Any] = response.json() if response.content else {}
+    try:
+        answer = response.json() if response.content else {}
+    except ValueError:
+        raise DriverError(f"the agent of node {node.uuid} answered {what} with something "
+                          f"that is not JSON") from None
+    if not isinstance(answer, dict):
+        raise DriverError(f"the agent of node {node.uuid} answered {what} with {answer!r}")
     return answer
+
+
+def run_command(node: Node, name: str, params: dict[str, Any] | None,
+                timeout_s: float) -> dict[str, Any]:
+    """Send a command; the answer is the agent's command document (see ``status_of``)."""
+    response = _request(node, "POST", "", name, timeout_s,
+                        body={"name": name, "params": params or {}})
+    return _document(node, response, name)
+
+
+def get_command(node: Node, command_id: str, timeout_s: float) -> dict[str, Any]:
+    """The command document of an earlier command, by its id."""
+    response = _request(node, "GET", quote(command_id, safe=""),
+                        f"the status of command {command_id}", timeout_s)
+    if response.status_code == 404:
+        raise DriverError(f"the agent of node {node.uuid} does not know command {command_id} "
+                          f"(did the machine reboot?)")
+    return _document(node, response, f"the status of command {command_id}")
+
+
+def list_commands(node: Node, timeout_s: float) -> list[dict[str, Any]]:
+    response = _request(node, "GET", "", "the list of commands", timeout_s)
+    answer = _document(node, response, "the list of commands")
+    commands = answer.get("commands", [])
+    return [c for c in commands if isinstance(c, dict)] if isinstance(commands, list) else []
+
+
+def status_of(node: Node, document: dict[str, Any]) -> str:
+    """The command_status of a command document, checked to be one the protocol knows."""
+    status = document.get("command_status")
+    if status not in COMMAND_STATUSES:
+        raise DriverError(f"the agent of node {node.uuid} answered an unknown command status "
+                          f"{status!r}")
+    return str(status)

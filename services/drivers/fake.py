@@ -10,7 +10,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from services.drivers.base import BOOT_DEVICES, POWER_OFF, POWER_ON, DriverError
+from services.drivers.base import BOOT_DEVICES, POWER_OFF, POWER_ON, SOFT_POWER_OFF, DriverError
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
@@ -48,10 +48,10 @@ class FakePower(FakeInterface):
         return str(physical or task.node.power_state or POWER_OFF)
 
     def set_power_state(self, task: Task, state: str) -> None:
-        if state not in (POWER_ON, POWER_OFF):
+        if state not in (POWER_ON, POWER_OFF, SOFT_POWER_OFF):
             raise DriverError(f"fake power cannot set the power state {state!r}")
         self.delay.sleep()
-        task.update_internal_info(fake_power_state=state)
+        task.update_internal_info(fake_power_state=POWER_ON if state == POWER_ON else POWER_OFF)
 
     def reboot(self, task: Task) -> None:
         self.delay.sleep()

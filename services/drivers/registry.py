@@ -10,7 +10,11 @@ from services.common.models import INTERFACES, Node
 from services.drivers import fake
 from services.drivers.base import HardwareType, NodeDriver
 from services.drivers.boot.ipxe import ipxe_boot, pxe_boot
+from services.drivers.deploy.direct import direct_deploy
+from services.drivers.deploy.iscsi import iscsi_deploy
+from services.drivers.inspect.agent import AgentInspect
 from services.drivers.ipmi import IpmiManagement, IpmiPower, IpmiSessions
+from services.drivers.network.vlan import VlanNetwork
 from services.drivers.noop import NoopManagement
 from services.drivers.redfish import RedfishManagement, RedfishPower, RedfishSessions
 from services.drivers.wol import WolPower
@@ -21,11 +25,11 @@ FAKE_HARDWARE = HardwareType(
         "bios": ("no-bios", "fake"),
         "boot": ("fake", "ipxe", "pxe"),
         "console": ("no-console", "fake"),
-        "deploy": ("fake",),
+        "deploy": ("fake", "direct", "iscsi"),
         "firmware": ("no-firmware", "fake"),
-        "inspect": ("no-inspect", "fake"),
+        "inspect": ("no-inspect", "fake", "agent"),
         "management": ("fake",),
-        "network": ("noop", "flat"),
+        "network": ("noop", "flat", "vlan"),
         "power": ("fake",),
         "raid": ("no-raid", "fake"),
         "rescue": ("no-rescue", "fake"),
@@ -34,16 +38,16 @@ FAKE_HARDWARE = HardwareType(
     },
 )
 
-# What real machines use besides power and management. Until the agent's deploy interfaces
-# exist (issue #6) the only deploy interface is the fake one, which writes nothing.
+# What real machines use besides power and management: the agent in the deploy ramdisk
+# writes images (direct) or exports the disk for the conductor to write (iscsi).
 _REAL_MACHINE = {
     "bios": ("no-bios",),
     "boot": ("ipxe", "pxe"),
     "console": ("no-console",),
-    "deploy": ("fake",),
+    "deploy": ("direct", "iscsi"),
     "firmware": ("no-firmware",),
-    "inspect": ("no-inspect",),
-    "network": ("noop", "flat"),
+    "inspect": ("agent", "no-inspect"),
+    "network": ("noop", "flat", "vlan"),
     "raid": ("no-raid",),
     "rescue": ("no-rescue",),
     "storage": ("noop",),
@@ -79,6 +83,7 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     ("deploy", "fake"): lambda s: fake.FakeDeploy(s.fake_deploy_delay_s),
     ("network", "noop"): lambda s: fake.NoopNetwork(s.fake_network_delay_s),
     ("network", "flat"): lambda s: fake.FakeNetwork(s.fake_network_delay_s),
+    ("network", "vlan"): VlanNetwork,
     ("inspect", "fake"): lambda s: fake.FakeInspect(s.fake_deploy_delay_s),
     ("inspect", "no-inspect"): _null,
     **{(iface, "fake"): _working for iface in ("bios", "console", "firmware", "raid", "rescue",
@@ -90,6 +95,9 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     ("power", "wol"): WolPower,
     ("boot", "ipxe"): ipxe_boot,
     ("boot", "pxe"): pxe_boot,
+    ("deploy", "direct"): direct_deploy,
+    ("deploy", "iscsi"): iscsi_deploy,
+    ("inspect", "agent"): AgentInspect,
 }
 
 # Implementations sharing a client (one BMC session pool per protocol and process).

@@ -400,3 +400,25 @@ def test_wol_powers_off_through_the_running_agent(api: httpx.Client, aio: Server
     finally:
         agent.shutdown()
         agent.server_close()
+
+
+def test_soft_power_off_asks_the_os_and_a_hard_one_does_not(api: httpx.Client,
+                                                            ipmi_fleet: IpmiPeers) -> None:
+    from tests.support.ipmi_bmc import MemoryMachine
+
+    # The OS of this machine takes 1.5 s to shut down after the ACPI power button.
+    machine = MemoryMachine(power="on", soft_off_delay_s=1.5)
+    port = ipmi_fleet.fleet.add(machine)
+    node = enroll(api, "ipmi", ipmi_fleet.driver_info(port))
+    assert manage(api, node["uuid"])["power_state"] == "power on"
+
+    started = time.monotonic()
+    assert set_power(api, node["uuid"], "soft power off")["power_state"] == "power off"
+    assert time.monotonic() - started >= 1.5
+    assert machine.power_state() == "off"
+
+    assert set_power(api, node["uuid"], "soft rebooting")["power_state"] == "power on"
+    assert machine.power_state() == "on"
+    started = time.monotonic()
+    assert set_power(api, node["uuid"], "power off")["power_state"] == "power off"
+    assert time.monotonic() - started < 1.5

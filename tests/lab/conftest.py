@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from ramdisk.build import BuiltRamdisk
+from ramdisk.build import ensure_built as ensure_ramdisk_built
+from ramdisk.testimages import BuiltTestImages
+from ramdisk.testimages import ensure_built as ensure_test_images_built
 from ramdisk.testkernel import BuiltTestKernel, ensure_built
 from tests.lab.harness import Lab
 
@@ -23,6 +27,27 @@ def test_kernel() -> BuiltTestKernel:
     kernel = ensure_built()
     TIMINGS.append(("session", "test kernel ready (cached or built)", time.monotonic() - started))
     return kernel
+
+
+@pytest.fixture(scope="session")
+def deploy_ramdisk() -> BuiltRamdisk:
+    """The deploy kernel and ramdisk from the cache (`make ramdisk`), built now if missing or
+    stale (about a minute)."""
+    started = time.monotonic()
+    ramdisk = ensure_ramdisk_built()
+    TIMINGS.append(("session", "deploy ramdisk ready (cached or built)",
+                    time.monotonic() - started))
+    return ramdisk
+
+
+@pytest.fixture(scope="session")
+def test_images() -> BuiltTestImages:
+    """The test OS images from the cache (`make testimages`), built now if missing or stale
+    (about 15 s)."""
+    started = time.monotonic()
+    images = ensure_test_images_built()
+    TIMINGS.append(("session", "test images ready (cached or built)", time.monotonic() - started))
+    return images
 
 
 @pytest.fixture

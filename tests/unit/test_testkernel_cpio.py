@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ramdisk.testkernel import cpio
+from ramdisk import cpio
 
 FIELDS = ("ino", "mode", "uid", "gid", "nlink", "mtime", "filesize", "devmajor", "devminor",
           "rdevmajor", "rdevminor", "namesize", "check")

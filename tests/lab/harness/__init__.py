@@ -8,6 +8,7 @@
         machine.wait_for_serial("login:", timeout=120)
 """
 
+from tests.lab.harness.aio import EnclumeAio, start_enclume_aio
 from tests.lab.harness.boot_service import BootService, start_boot_service
 from tests.lab.harness.lab import Lab, Terminated, check_prerequisites
 from tests.lab.harness.netns import NetnsHost
@@ -20,6 +21,7 @@ __all__ = [
     "DEFAULT_VLAN",
     "BootService",
     "DirectKernel",
+    "EnclumeAio",
     "Lab",
     "LabError",
     "ManagedProcess",
@@ -35,5 +37,6 @@ __all__ = [
     "random_mac",
     "require_tool",
     "start_boot_service",
+    "start_enclume_aio",
     "wait_until",
 ]

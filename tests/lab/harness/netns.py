@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.lab.harness.processes import LabError, ManagedProcess, require_tool
 from tests.lab.harness.vde import VdeSwitch
@@ -19,6 +21,27 @@ import sys, urllib.request
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 with opener.open(sys.argv[1], timeout=float(sys.argv[2])) as answer:
     sys.stdout.write(answer.read().decode())
+"""
+# Any method, JSON in and out; prints {"status": ..., "body": ...} whatever the status.
+HTTP_REQUEST_SCRIPT = """
+import json, sys, urllib.error, urllib.request
+method, url, timeout, body, headers = sys.argv[1], sys.argv[2], float(sys.argv[3]), \\
+    sys.argv[4], json.loads(sys.argv[5])
+data = body.encode() if body else None
+if data is not None:
+    headers.setdefault("Content-Type", "application/json")
+request = urllib.request.Request(url, data=data, method=method, headers=headers)
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+try:
+    with opener.open(request, timeout=timeout) as answer:
+        status, raw = answer.status, answer.read()
+except urllib.error.HTTPError as error:
+    status, raw = error.code, error.read()
+try:
+    parsed = json.loads(raw) if raw else None
+except ValueError:
+    parsed = raw.decode(errors="replace")
+sys.stdout.write(json.dumps({"status": status, "body": parsed}))
 """
 
 
@@ -114,6 +137,21 @@ class NetnsHost:
         done = self.execute([sys.executable, "-c", HTTP_GET_SCRIPT, url, str(timeout_s)],
                             timeout=timeout_s + COMMAND_TIMEOUT_S, check=False)
         return done.stdout if done.returncode == 0 else None
+
+    def http_request(self, method: str, url: str, body: Any = None,
+                     headers: dict[str, str] | None = None,
+                     timeout_s: float = 10.0) -> tuple[int, Any]:
+        """(status, JSON body or text) of a request made from inside the namespace; LabError
+        when no answer came at all (connection refused, timeout)."""
+        payload = "" if body is None else json.dumps(body)
+        done = self.execute([sys.executable, "-c", HTTP_REQUEST_SCRIPT, method, url,
+                             str(timeout_s), payload, json.dumps(headers or {})],
+                            timeout=timeout_s + COMMAND_TIMEOUT_S, check=False)
+        if done.returncode != 0:
+            raise LabError(f"{method} {url} from {self.name} got no answer: "
+                           f"{done.stderr.strip().splitlines()[-1:]}")
+        answer = json.loads(done.stdout)
+        return int(answer["status"]), answer["body"]
 
     def close(self) -> None:
         """Stop the host's processes (newest first), then delete the namespace."""

@@ -74,7 +74,11 @@ class QemuMachine:
                  switch: VdeSwitch | None = None, port: int | None = None,
                  mac: str | None = None, memory_mib: int = 512, disk_size: str = "2G",
                  boot_device: BootDevice = "network", network_boot: NetworkBoot = "ipxe-rom",
-                 direct_kernel: DirectKernel | None = None) -> None:
+                 direct_kernel: DirectKernel | None = None, disk_image: Path | None = None,
+                 extra_disks: tuple[Path, ...] = ()) -> None:
+        """`disk_image`: the disk starts as a copy-on-write overlay of this qcow2 image (left
+        unchanged); `extra_disks`: raw images attached read-only as further virtio disks (a
+        config drive)."""
         require_tool(QEMU)
         if (switch is None) != (port is None):
             raise LabError("a machine's NIC needs both a switch and a port (or neither)")
@@ -91,18 +95,21 @@ class QemuMachine:
         self.boot_device = boot_device
         self.network_boot = network_boot
         self.direct_kernel = direct_kernel
+        self.extra_disks = extra_disks
         self.serial_log = workdir / "serial.log"
         self.qmp_socket = check_socket_path(workdir / "qmp.sock")
         self.disk = workdir / "disk.qcow2"
         self.process: ManagedProcess | None = None
         self.started_at: float | None = None
         self._serial_start = 0
-        self._create_disk(disk_size)
+        self._create_disk(disk_size, disk_image)
         self._uefi_vars = self._copy_uefi_vars() if firmware == "uefi" else None
 
-    def _create_disk(self, size: str) -> None:
+    def _create_disk(self, size: str, image: Path | None) -> None:
         require_tool("qemu-img")
-        done = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(self.disk), size],
+        backing = ["-b", str(image.resolve()), "-F", "qcow2"] if image is not None else []
+        done = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", *backing,
+                               str(self.disk), size],
                               capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise LabError(f"qemu-img create {self.disk} failed: {done.stderr.strip()}")
@@ -124,6 +131,9 @@ class QemuMachine:
         network_first = self.boot_device == "network"
         args = ["-drive", f"file={self.disk},if=none,id=disk0,format=qcow2",
                 "-device", f"virtio-blk-pci,drive=disk0,bootindex={2 if network_first else 1}"]
+        for index, extra in enumerate(self.extra_disks, start=1):
+            args += ["-drive", f"file={extra},if=none,id=disk{index},format=raw,readonly=on",
+                     "-device", f"virtio-blk-pci,drive=disk{index}"]
         if self.switch is not None:
             rom = ",romfile=" if self.network_boot == "firmware-pxe" else ""
             args += ["-netdev", f"vde,id=net0,sock={self.switch.socket_dir},port={self.port}",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -69,3 +70,45 @@ def write_gzipped_newc(entries: list[Entry], path: Path) -> None:
         filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9
     ) as compressed:
         write_newc(entries, compressed)
+
+
+def _read_exactly(source: BinaryIO, size: int) -> bytes:
+    data = source.read(size)
+    if len(data) != size:
+        raise ValueError("cpio archive ends in the middle of an entry")
+    return data
+
+
+def read_newc(source: BinaryIO) -> Iterator[Entry]:
+    """The entries of a "newc" archive, in order, up to its trailer."""
+    offset = 0
+    while True:
+        header = _read_exactly(source, 110)
+        if header[:6] != NEWC_MAGIC:
+            raise ValueError(f"not a newc cpio header at offset {offset}")
+        fields = [int(header[6 + 8 * i:14 + 8 * i], 16) for i in range(13)]
+        mode, size, rdev, name_size = fields[1], fields[6], (fields[9], fields[10]), fields[11]
+        name = _read_exactly(source, name_size)[:-1].decode()
+        _read_exactly(source, -(110 + name_size) % 4)
+        data = _read_exactly(source, size)
+        _read_exactly(source, -size % 4)
+        offset += 110 + name_size + (-(110 + name_size) % 4) + size + (-size % 4)
+        if name == TRAILER:
+            return
+        yield Entry(name, mode, data, rdev)
+
+
+def unpack(source: BinaryIO, root: Path) -> None:
+    """Unpack directories, files and symlinks of a newc archive under `root` (device nodes are
+    skipped: the kernel's devtmpfs provides them)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for entry in read_newc(source):
+        target = root / entry.path
+        if stat.S_ISDIR(entry.mode):
+            target.mkdir(parents=True, exist_ok=True)
+            target.chmod(stat.S_IMODE(entry.mode))
+        elif stat.S_ISLNK(entry.mode):
+            target.symlink_to(entry.data.decode())
+        elif stat.S_ISREG(entry.mode):
+            target.write_bytes(entry.data)
+            target.chmod(stat.S_IMODE(entry.mode))

@@ -1,0 +1,89 @@
+"""The agent's two calls to the Enclume API: lookup (once) and heartbeat (every few seconds)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from agent import __version__
+
+LOG = logging.getLogger(__name__)
+MASK = "******"
+MIN_TOKEN_LENGTH = 32
+
+
+class ApiError(RuntimeError):
+    """The API refused or could not be reached; ``status`` is the HTTP status when it answered."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Lookup:
+    node_uuid: str
+    token: str
+    heartbeat_timeout_s: float
+    node: dict[str, Any]
+
+
+def _call(request: urllib.request.Request, timeout_s: float) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read()[:500].decode(errors="replace")
+        raise ApiError(f"HTTP {exc.code}: {body}", exc.code) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ApiError(f"cannot reach the API: {getattr(exc, 'reason', exc)}") from None
+
+
+def lookup(api_url: str, macs: list[str], node_uuid: str | None, timeout_s: float) -> Lookup:
+    query = {"addresses": ",".join(macs)}
+    if node_uuid:
+        query["node_uuid"] = node_uuid
+    url = f"{api_url}/v1/lookup?{urllib.parse.urlencode(query)}"
+    _, body = _call(urllib.request.Request(url, headers={"Accept": "application/json"}),
+                    timeout_s)
+    try:
+        answer = json.loads(body)
+        node, config = answer["node"], answer["config"]
+        token = str(config.get("agent_token") or "")
+        uuid = str(node["uuid"])
+        timeout = float(config.get("heartbeat_timeout") or 300)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ApiError(f"the lookup answer is not what the protocol says: {exc!r}") from None
+    if token == MASK:
+        raise ApiError("the API hid the agent token: another lookup already took it (the "
+                       "conductor must prepare a new ramdisk boot to issue a new one)")
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ApiError(f"the lookup gave no usable agent token ({len(token)} characters)")
+    return Lookup(node_uuid=uuid, token=token, heartbeat_timeout_s=timeout, node=node)
+
+
+def heartbeat(api_url: str, node_uuid: str, callback_url: str, token: str,
+              timeout_s: float) -> None:
+    body = json.dumps({"callback_url": callback_url, "agent_token": token,
+                       "agent_version": __version__}).encode()
+    request = urllib.request.Request(
+        f"{api_url}/v1/heartbeat/{urllib.parse.quote(node_uuid)}", data=body, method="POST",
+        headers={"Content-Type": "application/json"})
+    _call(request, timeout_s)
+
+
+def route_address(api_url: str) -> str:
+    """The local address this machine reaches the API from (no packet is sent)."""
+    parts = urllib.parse.urlsplit(api_url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    info = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)
+    with socket.socket(info[0][0], socket.SOCK_DGRAM) as probe:
+        probe.connect(info[0][4])
+        return str(probe.getsockname()[0])

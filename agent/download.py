@@ -1,0 +1,72 @@
+"""Opening image URLs and reading their bodies into buffers, with short reads made errors."""
+
+from __future__ import annotations
+
+import http.client
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+from agent.errors import BadParams, CommandError
+
+
+@dataclass
+class Download:
+    url: str
+    response: http.client.HTTPResponse
+    total: int | None  # Content-Length, when the server sent one
+    received: int = 0
+
+    def readinto(self, buffer: memoryview) -> int:
+        """Fill ``buffer`` as far as the body goes; 0 only at the end of the body."""
+        filled = 0
+        while filled < len(buffer):
+            try:
+                count = self.response.readinto(buffer[filled:])
+            except http.client.IncompleteRead:
+                count = 0
+                self._short()
+            except OSError as exc:
+                raise CommandError(f"download of {self.url} failed after {self.received} "
+                                   f"bytes: {exc.strerror or exc}") from None
+            if not count:
+                break
+            filled += count
+            self.received += count
+        if filled == 0 and self.total is not None and self.received < self.total:
+            self._short()
+        return filled
+
+    def _short(self) -> None:
+        expected = f" of {self.total}" if self.total is not None else ""
+        raise CommandError(f"short download of {self.url}: the server closed the connection "
+                           f"after {self.received}{expected} bytes")
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def check_url(url: object, what: str) -> str:
+    if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise BadParams(f"{what} must be an http(s) URL, got {url!r}")
+    return url
+
+
+def open_url(url: str, timeout_s: float, first_bytes: int | None = None) -> Download:
+    """The body of ``url``; with ``first_bytes``, ask for only that much (a Range request; a
+    server without ranges sends everything, of which the caller reads what it needs)."""
+    headers = {"User-Agent": "enclume-agent"}
+    if first_bytes is not None:
+        headers["Range"] = f"bytes=0-{first_bytes - 1}"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout_s)
+    except urllib.error.HTTPError as exc:
+        raise CommandError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CommandError(f"cannot download {url}: {reason}") from None
+    length = response.headers.get("Content-Length")
+    total = int(length) if length and length.isdigit() else None
+    return Download(url=url, response=response, total=total)

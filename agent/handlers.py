@@ -1,0 +1,120 @@
+"""The command table: each command's parameter check and what it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agent import erase, inventory, iscsi, power, write_image
+from agent.commands import Commands, Progress, Runner, Spec
+from agent.config import AgentConfig
+from agent.disks import Disk, DiskError, choose, discover
+from agent.errors import BadParams
+from agent.lldp import LldpListener
+
+
+@dataclass
+class AgentContext:
+    config: AgentConfig
+    lldp: LldpListener | None
+    advertise_host: Callable[[], str]
+
+    def disks(self) -> list[Disk]:
+        return discover(self.config.disks)
+
+
+def _choose(disks: list[Disk], requested: str | None) -> Disk:
+    try:
+        return choose(disks, requested, write_image.MIN_DEFAULT_DISK)
+    except DiskError as exc:
+        raise BadParams(str(exc)) from None
+
+
+def _no_params(params: dict[str, Any]) -> None:
+    if params:
+        raise BadParams(f"this command takes no parameters, got {sorted(params)}")
+
+
+def _disk_list(context: AgentContext, params: dict[str, Any]) -> list[Disk]:
+    wanted = params.get("disks")
+    disks = context.disks()
+    if wanted is None:
+        return disks
+    if not isinstance(wanted, list) or not all(isinstance(path, str) for path in wanted):
+        raise BadParams("disks must be a list of device paths")
+    return [_choose(disks, path) for path in wanted]
+
+
+def build(context: AgentContext) -> Commands:
+    config = context.config
+
+    def inventory_get(params: dict[str, Any]) -> Runner:
+        _no_params(params)
+        return lambda _: inventory.collect(
+            context.disks(), context.lldp.neighbours() if context.lldp else {})
+
+    def write(params: dict[str, Any]) -> Runner:
+        request = write_image.parse(params, config.http_timeout_s)
+        disks = context.disks()
+        _choose(disks, request.target_disk)  # a wrong disk is a 400, before anything starts
+
+        def run(progress: Progress) -> dict[str, Any]:
+            return write_image.write_image(request, disks, config.staging_dir,
+                                           config.http_timeout_s, progress.update)
+        return run
+
+    def erase_metadata(params: dict[str, Any]) -> Runner:
+        disks = _disk_list(context, params)
+
+        def run(_: Progress) -> dict[str, Any]:
+            return {"erased": {disk.path: {"partitions": erase.wipe_metadata(disk)}
+                               for disk in disks}}
+        return run
+
+    def erase_full(params: dict[str, Any]) -> Runner:
+        disks = _disk_list(context, params)
+
+        def run(progress: Progress) -> dict[str, Any]:
+            total, done = sum(disk.size for disk in disks), 0
+            for disk in disks:
+                erase.erase_full(disk, lambda count, base=done: progress.update(base + count,
+                                                                                 total))
+                done += disk.size
+            return {"erased": [disk.path for disk in disks]}
+        return run
+
+    def iscsi_start(params: dict[str, Any]) -> Runner:
+        request = iscsi.parse(params)
+        disk = _choose(context.disks(), request.target_disk)
+        return lambda _: iscsi.start(request, disk, context.advertise_host())
+
+    def iscsi_stop(params: dict[str, Any]) -> Runner:
+        iqn = params.get("iqn")
+        if iqn is not None and not isinstance(iqn, str):
+            raise BadParams("iqn must be a string")
+        return lambda _: iscsi.stop(iqn)
+
+    def power_off(params: dict[str, Any]) -> Runner:
+        _no_params(params)
+        return lambda _: power.schedule(config.poweroff_command, config.power_action_delay_s)
+
+    def reboot(params: dict[str, Any]) -> Runner:
+        _no_params(params)
+        return lambda _: power.schedule(config.reboot_command, config.power_action_delay_s)
+
+    def sync(params: dict[str, Any]) -> Runner:
+        _no_params(params)
+        return lambda _: power.sync()
+
+    return Commands({
+        "inventory.get": Spec(inventory_get),
+        "standby.write_image": Spec(write, long=True),
+        "deploy.erase_devices_metadata": Spec(erase_metadata, long=True),
+        "deploy.erase_devices": Spec(erase_full, long=True),
+        "iscsi.start_iscsi_target": Spec(iscsi_start),
+        "iscsi.stop_iscsi_target": Spec(iscsi_stop),
+        "standby.power_off": Spec(power_off),
+        "standby.reboot": Spec(reboot),
+        "standby.sync": Spec(sync),
+    })

@@ -1,0 +1,134 @@
+"""enclume-agent: look the node up, serve the command API, heartbeat until the machine goes."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from agent import api_client, handlers, inventory
+from agent.api_client import ApiError, Lookup
+from agent.config import MIN_HEARTBEAT_S, AgentConfig, ConfigError, load
+from agent.lldp import LldpListener
+from agent.server import AgentServer
+from agent.tokens import TokenState
+
+LOG = logging.getLogger("enclume-agent")
+
+
+def lookup_macs(config: AgentConfig) -> list[str]:
+    """The MACs given by flag, else BOOTIF followed by every NIC's MAC."""
+    if config.macs:
+        return list(config.macs)
+    macs = [config.boot_mac] if config.boot_mac else []
+    for name in inventory.interface_names():
+        mac = (inventory.SYS_NET / name / "address").read_text().strip().lower()
+        if mac not in macs:
+            macs.append(mac)
+    return macs
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.token = TokenState()
+        self.stopped = threading.Event()
+        self.lookup: Lookup | None = None
+        self._advertise = config.advertise_host
+        interfaces = (list(config.lldp_interfaces) if config.lldp_interfaces is not None
+                      else inventory.interface_names())
+        self.lldp = LldpListener(interfaces).start()
+        context = handlers.AgentContext(config, self.lldp, self.advertise_host)
+        self.server = AgentServer((config.listen_host, config.listen_port),
+                                  handlers.build(context), self.token)
+
+    def advertise_host(self) -> str:
+        if self._advertise is None:
+            self._advertise = api_client.route_address(self.config.api_url)
+        return self._advertise
+
+    @property
+    def callback_url(self) -> str:
+        host = self.advertise_host()
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.server.server_address[1]}"
+
+    def _look_up(self) -> bool:
+        macs = lookup_macs(self.config)
+        try:
+            found = api_client.lookup(self.config.api_url, macs, self.config.node_uuid,
+                                      self.config.http_timeout_s)
+        except ApiError as exc:
+            LOG.warning("lookup of %s failed: %s", ", ".join(macs) or "no MAC", exc)
+            return False
+        self.lookup = found
+        self.token.set(found.token)
+        LOG.info("this is node %s; heartbeat timeout %.0f s", found.node_uuid,
+                 found.heartbeat_timeout_s)
+        return True
+
+    def interval(self) -> float:
+        if self.config.heartbeat_interval_s is not None:
+            return self.config.heartbeat_interval_s
+        timeout = self.lookup.heartbeat_timeout_s if self.lookup else 0
+        return max(MIN_HEARTBEAT_S, timeout / 3)
+
+    def run(self) -> None:
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
+                         name="command-api", daemon=True).start()
+        LOG.info("command API listening on %s:%d", self.config.listen_host,
+                 self.server.server_address[1])
+        while not self.stopped.is_set():
+            if self.lookup is None and not self._look_up():
+                self.stopped.wait(self.config.lookup_retry_s)
+                continue
+            assert self.lookup is not None
+            try:
+                api_client.heartbeat(self.config.api_url, self.lookup.node_uuid,
+                                     self.callback_url, self.lookup.token,
+                                     self.config.http_timeout_s)
+            except ApiError as exc:
+                LOG.warning("heartbeat failed: %s", exc)
+                if exc.status in (401, 403):  # the conductor moved on: look up afresh
+                    self.lookup = None
+                    self.stopped.wait(self.config.lookup_retry_s)
+                    continue
+            self.stopped.wait(self.interval())
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.lldp.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config, verbose = load(argv)
+    except ConfigError as exc:
+        print(f"enclume-agent: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        agent = Agent(config)
+    except OSError as exc:
+        LOG.error("cannot listen on %s:%d: %s", config.listen_host, config.listen_port,
+                  exc.strerror or exc)
+        return 1
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        LOG.info("signal %d: stopping", signum)
+        agent.stopped.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    agent.run()
+    agent.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+#!/bin/busybox sh
+# /init of the Enclume test images (in their initramfs): a tiny "tenant OS" that says where it
+# booted. It brings up the first NIC with DHCP, reads its hostname and node UUID from a config
+# drive (a file system labelled config-2) if there is one, and reports
+# "booted <hostname> <uuid>" over TCP to the DHCP router (the tenant gateway) on port
+# @REPORT_PORT@, or to HOST:PORT given as enclume_report=HOST:PORT on the kernel command line.
+# Every step is also written to the serial console, prefixed with @MARKER@.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /run /tmp /mnt/config
+
+say() { echo "@MARKER@ $*" > /dev/console; }
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+say "init started uptime=$(uptime_s)"
+
+for module in $(cat /etc/modules); do
+    modprobe "$module" || say "module $module did not load"
+done
+# The ACPI power button (QMP system_powerdown, IPMI soft off) powers the machine off.
+acpid -c /etc/acpi -l /tmp/acpid.log -p /run/acpid.pid
+
+hostname=unknown
+uuid=unknown
+device=$(findfs LABEL=config-2 2>/dev/null)
+if [ -n "$device" ] && mount -o ro "$device" /mnt/config; then
+    meta=/mnt/config/openstack/latest/meta_data.json
+    if [ -f "$meta" ]; then
+        value() {
+            sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" "$meta" \
+                | head -n 1 | tr -cd 'A-Za-z0-9.-'
+        }
+        hostname=$(value hostname); [ -n "$hostname" ] || hostname=unknown
+        uuid=$(value uuid); [ -n "$uuid" ] || uuid=unknown
+    fi
+    umount /mnt/config
+    say "config drive $device: hostname=$hostname uuid=$uuid"
+else
+    say "no config drive"
+fi
+hostname "$hostname"
+
+ip link set lo up
+nic=
+for path in /sys/class/net/*; do
+    name=${path##*/}
+    [ "$name" = lo ] || { nic=$name; break; }
+done
+if [ -z "$nic" ]; then
+    say "no network interface"
+else
+    ip link set "$nic" up
+    if udhcpc -i "$nic" -s /etc/udhcpc.script -n -q -t 20 -T 1 -x "hostname:$hostname" \
+            > /tmp/udhcpc.log 2>&1; then
+        say "$nic has $(cat /run/address) router=$(cat /run/router 2>/dev/null)"
+    else
+        say "no DHCP lease on $nic"
+    fi
+fi
+
+target=
+for word in $(cat /proc/cmdline); do
+    case "$word" in enclume_report=*) target=${word#enclume_report=} ;; esac
+done
+[ -n "$target" ] || { [ -s /run/router ] && target="$(cat /run/router):@REPORT_PORT@"; }
+message="booted $hostname $uuid"
+say "$message uptime=$(uptime_s)"
+if [ -n "$target" ]; then
+    reported=no
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        if echo "$message" | timeout 10 nc -w 3 "${target%:*}" "${target##*:}"; then
+            reported=yes
+            break
+        fi
+        sleep 1
+    done
+    say "reported to $target: $reported"
+else
+    say "nowhere to report (no router from DHCP, no enclume_report=)"
+fi
+while :; do sleep 3600; done

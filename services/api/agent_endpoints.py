@@ -1,0 +1,108 @@
+"""The agent's endpoints (Ironic's ramdisk API), public like Ironic's: the agent proves itself
+with the one-time token it got at its first lookup.
+
+- ``GET /v1/lookup?addresses=<mac>,<mac>[&node_uuid=<uuid>]``: the node of those MACs, in a
+  state that expects an agent, and the agent's configuration; the token only at the first
+  lookup after the ramdisk was prepared (``******`` after that).
+- ``POST /v1/heartbeat/<node uuid>`` ``{"callback_url", "agent_token", "agent_version"}``: 202;
+  handed to the conductor that owns the node, which checks it (401 without a token, 403 with a
+  wrong one, 409 in a state that expects no agent) and continues the node's work in a worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.api.deps import conductor, database, is_uuid_like
+from services.common.db import Database
+from services.common.exceptions import Invalid, NodeNotFound, NotFound
+from services.common.macs import parse_mac
+from services.common.models import Node, Port
+from services.common.secrets import MASK, mask
+from services.conductor import agent
+from services.conductor.interface import ConductorAPI
+from services.drivers.agent_client import AGENT_TOKEN
+
+router = APIRouter(prefix="/v1")
+
+NO_AGENT_NODE = "No node in a state that expects an agent was found for these addresses."
+
+
+def _macs(addresses: str | None) -> list[str]:
+    if not addresses:
+        return []
+    found = (parse_mac(item.strip()) for item in addresses.split(","))
+    return [mac for mac in found if mac]
+
+
+def _find(session: Session, macs: list[str], node_uuid: str | None) -> Node:
+    if node_uuid is not None:
+        if not is_uuid_like(node_uuid):
+            raise Invalid(f"node_uuid must be a UUID, not {node_uuid!r}.")
+        node = session.scalar(select(Node).where(Node.uuid == node_uuid.lower()))
+        if node is None or (macs and not {p.address for p in node.ports} & set(macs)):
+            raise NotFound(NO_AGENT_NODE)
+        candidates = [node]
+    else:
+        nodes = session.scalars(select(Node).join(Port, Port.node_id == Node.id)
+                                .where(Port.address.in_(macs))).unique().all()
+        candidates = [n for n in nodes if agent.expects_agent(n.provision_state)]
+        if len(candidates) > 1:
+            raise NotFound(f"Several nodes expecting an agent have these addresses "
+                           f"({', '.join(sorted(n.uuid for n in candidates))}); pass node_uuid.")
+    if not candidates or not agent.expects_agent(candidates[0].provision_state):
+        raise NotFound(NO_AGENT_NODE)
+    return candidates[0]
+
+
+def _node_document(node: Node) -> dict[str, Any]:
+    return {"uuid": node.uuid, "properties": mask(node.properties),
+            "instance_info": mask(node.instance_info),
+            "driver_internal_info": mask(node.driver_internal_info),
+            "provision_state": node.provision_state}
+
+
+@router.get("/lookup")
+def lookup(request: Request, addresses: str | None = None, node_uuid: str | None = None,
+           db: Database = Depends(database), manager: ConductorAPI = Depends(conductor)
+           ) -> dict[str, Any]:
+    macs = _macs(addresses)
+    if not macs and node_uuid is None:
+        raise Invalid("Lookup needs addresses (comma-separated MAC addresses) or node_uuid.")
+    with db.session() as session:
+        found = _find(session, macs, node_uuid)
+        uuid, issued = found.uuid, bool(found.driver_internal_info.get(AGENT_TOKEN))
+    token = None if issued else manager.issue_agent_token(uuid)
+    with db.session() as session:
+        node = session.scalar(select(Node).where(Node.uuid == uuid))
+        if node is None:
+            raise NotFound(NO_AGENT_NODE)
+        document = _node_document(node)
+    settings = request.app.state.settings
+    return {"node": document,
+            "config": {"heartbeat_timeout": settings.agent_heartbeat_timeout_s,
+                       "agent_token": token or MASK, "agent_token_required": True}}
+
+
+@router.post("/heartbeat/{node_ident}", status_code=202)
+def heartbeat(node_ident: str, body: Any = Body(...), db: Database = Depends(database),
+              manager: ConductorAPI = Depends(conductor)) -> Response:
+    if not isinstance(body, dict):
+        raise Invalid("Invalid heartbeat: expected a JSON object.")
+    problem = agent.callback_url_problem(body.get("callback_url"))
+    if problem:
+        raise Invalid(problem)
+    token, version = body.get("agent_token"), agent.check_version(body.get("agent_version"))
+    if token is not None and not isinstance(token, str):
+        raise Invalid("agent_token must be a string.")
+    if not is_uuid_like(node_ident):
+        raise NodeNotFound(node_ident)
+    with db.session() as session:
+        if session.scalar(select(Node.id).where(Node.uuid == node_ident.lower())) is None:
+            raise NodeNotFound(node_ident)
+    manager.heartbeat(node_ident.lower(), body["callback_url"], token, version)
+    return Response(status_code=202)

@@ -1,0 +1,65 @@
+"""The deploy interfaces that work through the agent: what ``direct`` and ``iscsi`` share.
+
+Both boot the node into the deploy ramdisk and wait for its agent; on each heartbeat the
+conductor calls ``continue_deploy`` (or ``continue_clean``), which advances the work by one
+agent command and answers "wait" until the image is on the disk. They differ only in how the
+image gets there, their ``ImageWriter``: the agent downloads it (``direct``) or the conductor
+writes into the disk the agent exports (``iscsi``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from services.common.config import Settings
+from services.drivers.deploy.cleaning import AgentCleaning
+from services.drivers.deploy.ramdisk import boot_ramdisk, forget_agent
+
+if TYPE_CHECKING:
+    from services.conductor.task import Task
+
+Resume = Callable[[], None]
+DEPLOY_STEP = {"interface": "deploy", "step": "deploy", "priority": 100, "argsinfo": None}
+
+
+class ImageWriter(Protocol):
+    name: str
+
+    def validate(self, task: Task) -> None:
+        """Raise DriverError if the node's image cannot be written this way."""
+
+    def write(self, task: Task, resume: Resume) -> str | None:
+        """Advance the write on a heartbeat: "wait" until done, then None. Before work that
+        holds the node for long (not just one agent command), call ``resume`` first."""
+
+
+class AgentDeploy:
+    def __init__(self, settings: Settings, writer: ImageWriter) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.cleaning = AgentCleaning(settings, writer.name)
+
+    def validate(self, task: Task) -> None:
+        self.writer.validate(task)
+
+    def deploy(self, task: Task) -> str | None:
+        # Again: the config drive of the request was added to instance_info after validation.
+        self.writer.validate(task)
+        task.node.deploy_step = dict(DEPLOY_STEP)
+        return boot_ramdisk(task)
+
+    def continue_deploy(self, task: Task, resume: Resume) -> str | None:
+        return self.writer.write(task, resume)
+
+    def tear_down(self, task: Task) -> None:
+        forget_agent(task)
+
+    def clean(self, task: Task) -> str | None:
+        return self.cleaning.clean(task)
+
+    def execute_clean_steps(self, task: Task, requested: list[dict[str, Any]]) -> str | None:
+        return self.cleaning.execute_clean_steps(task, requested)
+
+    def continue_clean(self, task: Task, resume: Resume) -> str | None:
+        return self.cleaning.continue_clean(task)

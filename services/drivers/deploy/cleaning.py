@@ -1,0 +1,88 @@
+"""Cleaning through the agent: the clean steps of the ``direct`` and ``iscsi`` deploy
+interfaces, run one agent command after the other across heartbeats.
+
+Automated cleaning (provide, and after a tear down) runs ENCLUME_AUTOMATED_CLEAN_STEPS;
+manual cleaning runs the steps the user gave. The steps to run are kept in
+``driver_internal_info["clean_steps"]`` and the next one's index in ``clean_step_index``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from services.common.config import Settings
+from services.drivers.agent_client import AgentCommandFailed
+from services.drivers.base import DriverError
+from services.drivers.deploy import steps
+from services.drivers.deploy.ramdisk import WAIT, boot_ramdisk
+
+if TYPE_CHECKING:
+    from services.conductor.task import Task
+
+# Clean step name -> the agent command that performs it, with Ironic's default priorities.
+CLEAN_STEPS: dict[str, tuple[str, int]] = {
+    "erase_devices_metadata": ("deploy.erase_devices_metadata", 99),
+    "erase_devices": ("deploy.erase_devices", 10),
+}
+STEP_INDEX = "clean_step_index"
+
+
+def automated_steps(settings: Settings) -> list[dict[str, Any]]:
+    unknown = [name for name in settings.automated_clean_steps if name not in CLEAN_STEPS]
+    if unknown:
+        raise DriverError(f"ENCLUME_AUTOMATED_CLEAN_STEPS names unknown steps "
+                          f"{', '.join(unknown)}; known: {', '.join(CLEAN_STEPS)}.")
+    return [{"interface": "deploy", "step": name, "priority": CLEAN_STEPS[name][1],
+             "args": {}, "abortable": True} for name in settings.automated_clean_steps]
+
+
+def check_manual_steps(requested: list[dict[str, Any]], interface: str) -> None:
+    for step in requested:
+        if step.get("interface") != "deploy" or step.get("step") not in CLEAN_STEPS:
+            raise DriverError(
+                f"Clean step {step.get('interface')}.{step.get('step')} is not supported by the "
+                f"{interface} deploy interface; it supports "
+                f"{', '.join('deploy.' + name for name in CLEAN_STEPS)}.")
+        if not isinstance(step.get("args", {}), dict):
+            raise DriverError(f"The args of clean step deploy.{step['step']} must be an "
+                              f"object.")
+
+
+class AgentCleaning:
+    def __init__(self, settings: Settings, interface: str) -> None:
+        self.settings = settings
+        self.interface = interface
+
+    def clean(self, task: Task) -> str | None:
+        planned = automated_steps(self.settings)
+        if not planned:
+            return None
+        task.update_internal_info(clean_steps=planned, **{STEP_INDEX: 0})
+        return boot_ramdisk(task)
+
+    def execute_clean_steps(self, task: Task, requested: list[dict[str, Any]]) -> str | None:
+        check_manual_steps(requested, self.interface)
+        task.update_internal_info(**{STEP_INDEX: 0})
+        return boot_ramdisk(task)
+
+    def continue_clean(self, task: Task) -> str | None:
+        """On a heartbeat: advance the current step; None once every step is done."""
+        planned = task.node.driver_internal_info.get("clean_steps") or []
+        index = int(task.node.driver_internal_info.get(STEP_INDEX, 0))
+        while index < len(planned):
+            step = planned[index]
+            task.node.clean_step = step
+            command = CLEAN_STEPS[step["step"]][0]
+            try:
+                result = steps.advance(task, command, lambda s=step: dict(s.get("args") or {}),
+                                       self.settings.agent_command_timeout_s)
+            except AgentCommandFailed as exc:
+                raise AgentCommandFailed(f"clean step deploy.{step['step']} failed: "
+                                         f"{exc}") from None
+            if result is None:
+                return WAIT
+            task.record("cleaning", f"Clean step deploy.{step['step']} done.")
+            index += 1
+            task.update_internal_info(**{STEP_INDEX: index})
+        task.pop_internal_info(STEP_INDEX)
+        return None

@@ -1,0 +1,190 @@
+"""Deploy, clean and inspect with the real agent, end to end, through the real API.
+
+The pieces, all real processes or real servers on loopback:
+- ``enclume-aio`` (API + conductor, SQLite);
+- the boot service's HTTP app on the same database (deploy kernel/ramdisk files, iPXE scripts,
+  the image cache at /images/<node>), in a thread;
+- a BMC of the pyghmi IPMI emulator per node (driver ``ipmi``: the conductor powers the machine
+  and sets its boot device over RMCP+);
+- behind it a machine that plays its own boot (tests/support/agent_machine.py): a network boot
+  fetches the node's iPXE script, kernel and ramdisk from the boot service and runs the real
+  agent with that kernel command line on a file-backed disk; power off stops the agent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.common.db import Database
+from tests.support.aio import running_aio
+from tests.support.asgi import bound_socket, url_of
+from tests.support.deploy_lab import (
+    DISK_BYTES,
+    HEADERS,
+    DeployLab,
+    GiB,
+    Machine,
+    MiB,
+    boot_service,
+    bootable,
+    disk_head,
+    put_old_os_on,
+    require_agent_python,
+    write_boot_files,
+)
+from tests.support.peers_fixtures import IpmiPeers
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployLab]:
+    require_agent_python()
+    base = tmp_path_factory.mktemp("deploy-agent")
+    images = write_boot_files(base / "boot-files")
+    boot_socket = bound_socket()
+    env = {"ENCLUME_BOOT_PUBLIC_URL": url_of(boot_socket),
+           "ENCLUME_POWER_POLL_INTERVAL_S": "0.1", "ENCLUME_AGENT_HEARTBEAT_TIMEOUT_S": "3"}
+    data_dir = base / "aio"
+    with running_aio(data_dir, env=env) as aio:
+        db = Database(f"sqlite:///{data_dir / 'enclume.sqlite'}")
+        with boot_service(base, db, base / "boot-files", boot_socket) as boot_url, \
+                httpx.Client(base_url=aio.url, headers=HEADERS, timeout=30) as api:
+            yield DeployLab(api, boot_url, db, images)
+
+
+@pytest.fixture
+def machines(lab: DeployLab, ipmi_fleet: IpmiPeers, tmp_path: Path) -> Iterator[DeployLab]:
+    """The lab; machines added in a test are stopped at its end."""
+    try:
+        yield lab
+    finally:
+        lab.close_machines()
+
+
+def new_machine(lab: DeployLab, ipmi_fleet: IpmiPeers, tmp_path: Path, **fields: object
+                ) -> Machine:
+    return lab.add_machine(ipmi_fleet, tmp_path, **fields)
+
+
+def test_provide_deploy_raw_undeploy_deploy_qcow2(machines: DeployLab, ipmi_fleet: IpmiPeers,
+                                                  tmp_path: Path) -> None:
+    lab = machines
+    machine = new_machine(lab, ipmi_fleet, tmp_path)
+    put_old_os_on(machine)
+    lab.make_available(machine)  # automated cleaning boots the agent and erases metadata
+    assert machine.hardware.agent_boots == 1 and not bootable(machine)
+    assert disk_head(machine, MiB) == bytes(MiB)
+    assert machine.hardware.power_state() == "off"
+    lab.assert_agent_forgotten(machine)
+
+    raw = lab.images["raw"].read_bytes()
+    lab.set_image(machine, **lab.image_info("raw", image_download_source="http"))
+    lab.provision(machine, "active")
+    active = lab.settled(machine, "active")
+    assert active["last_error"] is None and active["power_state"] == "power on"
+    assert disk_head(machine, len(raw)) == raw
+    assert machine.hardware.agent_boots == 2
+    assert machine.hardware.boots[-1].device == "disk" and machine.hardware.disk_boots >= 1
+    assert machine.hardware.power_state() == "on"
+    assert active["deploy_step"] == {}
+    lab.assert_agent_forgotten(machine)
+
+    lab.provision(machine, "deleted")  # tear down, then automated cleaning
+    available = lab.settled(machine, "available")
+    assert available["instance_info"] == {} and not bootable(machine)
+    assert machine.hardware.agent_boots == 3
+
+    # qcow2, through the boot service's image cache (the default download source)
+    lab.set_image(machine, **lab.image_info("qcow2"))
+    lab.provision(machine, "active")
+    lab.settled(machine, "active")
+    assert disk_head(machine, len(raw)) == raw
+
+
+def test_a_wrong_checksum_fails_clearly_leaves_no_bootable_disk_and_deploy_again_works(
+        machines: DeployLab, ipmi_fleet: IpmiPeers, tmp_path: Path) -> None:
+    lab = machines
+    machine = new_machine(lab, ipmi_fleet, tmp_path, automated_clean=False)
+    lab.make_available(machine)
+    put_old_os_on(machine)
+    wrong = lab.image_info("raw", image_download_source="http", image_os_hash_value="0" * 64)
+    lab.set_image(machine, **wrong)
+    lab.provision(machine, "active")
+    failed = lab.settled(machine, "deploy failed")
+    error = failed["last_error"] or ""
+    assert error.startswith(f"Deploy failed for node {machine.uuid}:"), error
+    assert "checksum mismatch" in error
+    assert not bootable(machine) and disk_head(machine, MiB) == bytes(MiB)
+    assert machine.hardware.power_state() == "off"
+    lab.assert_agent_forgotten(machine)
+
+    # Through the boot service's cache the image never reaches the disk at all.
+    lab.set_image(machine, **{**wrong, "image_download_source": "local"})
+    lab.provision(machine, "active")
+    refused = lab.settled(machine, "deploy failed")
+    assert "HTTP 502" in (refused["last_error"] or ""), refused["last_error"]
+    assert not bootable(machine)
+
+    raw = lab.images["raw"].read_bytes()
+    lab.set_image(machine, **lab.image_info("raw"))
+    lab.provision(machine, "active")
+    active = lab.settled(machine, "active")
+    assert active["last_error"] is None
+    assert disk_head(machine, len(raw)) == raw and bootable(machine)
+
+
+def test_inspection_then_manual_cleaning(machines: DeployLab, ipmi_fleet: IpmiPeers,
+                                         tmp_path: Path) -> None:
+    lab = machines
+    machine = new_machine(lab, ipmi_fleet, tmp_path, automated_clean=False)
+    lab.provision(machine, "manage")
+    lab.settled(machine, "manageable")
+    assert lab.api.get(f"/v1/nodes/{machine.uuid}/inventory").status_code == 404
+    lab.provision(machine, "inspect")
+    inspected = lab.settled(machine, "manageable")
+    assert inspected["last_error"] is None
+    assert inspected["inspection_finished_at"] is not None
+    assert machine.hardware.power_state() == "off"
+    lab.assert_agent_forgotten(machine)
+
+    found = lab.api.get(f"/v1/nodes/{machine.uuid}/inventory")
+    assert found.status_code == 200, found.text
+    inventory = found.json()["inventory"]
+    assert found.json()["plugin_data"] == {}
+    properties = inspected["properties"]
+    assert properties["cpus"] == inventory["cpu"]["count"] == os.cpu_count()
+    assert properties["cpu_arch"] == inventory["cpu"]["architecture"]
+    assert properties["memory_mb"] > 0
+    assert properties["local_gb"] == DISK_BYTES // GiB - 1
+    assert properties["capabilities"] == "boot_mode:bios"  # kept
+    assert [d["size"] for d in inventory["disks"]] == [DISK_BYTES]
+    inventory_macs = {i["mac_address"] for i in inventory["interfaces"]
+                      if i.get("mac_address") and i["mac_address"] != "00:00:00:00:00:00"}
+    ports = lab.api.get(f"/v1/nodes/{machine.uuid}/ports/detail").json()["ports"]
+    addresses = {p["address"]: p["pxe_enabled"] for p in ports}
+    assert addresses[machine.mac] is True
+    for mac in inventory_macs:
+        assert addresses.get(mac) is False, (mac, addresses)
+
+    # Manual cleaning: a step the agent does not have fails before anything boots ...
+    boots = machine.hardware.agent_boots
+    lab.provision(machine, "clean", clean_steps=[{"interface": "raid", "step": "create"}])
+    failed = lab.settled(machine, "clean failed")
+    assert "deploy.erase_devices_metadata" in (failed["last_error"] or "")
+    assert machine.hardware.agent_boots == boots
+    lab.provision(machine, "manage")
+    lab.settled(machine, "manageable")
+    # ... and one it has runs in the ramdisk.
+    put_old_os_on(machine)
+    lab.provision(machine, "clean", clean_steps=[
+        {"interface": "deploy", "step": "erase_devices_metadata"}])
+    cleaned = lab.settled(machine, "manageable")
+    assert cleaned["last_error"] is None and cleaned["clean_step"] == {}
+    assert not bootable(machine) and machine.hardware.agent_boots == boots + 1
+    lab.assert_agent_forgotten(machine)

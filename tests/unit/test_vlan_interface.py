@@ -1,0 +1,190 @@
+"""The vlan network interface on a real SQLite database, with in-memory switches: which VLAN
+each call of the conductor's flows puts a node's ports in, and what validate refuses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.common.config import Settings
+from services.common.db import Database, upgrade_schema
+from services.common.models import Node, NodeHistory, Port
+from services.conductor.task import Task
+from services.drivers.base import DriverError
+from services.drivers.network.inventory import SwitchConfig
+from services.drivers.network.switches.base import check_interface_name
+from services.drivers.network.vlan import SwitchFleet, VlanNetwork, node_vlans
+from tests.unit.test_vlan_batching import InMemorySwitch
+
+SWITCHES = """
+switches:
+  tor-1:
+    driver: cisco_ios
+    address: 192.0.2.10
+    username: enclume
+    password: pw
+    mac: "00:1c:73:00:00:01"
+  tor-2:
+    driver: arista_eos
+    address: 192.0.2.11
+    username: enclume
+    password: pw
+"""
+
+
+class MemoryCli(InMemorySwitch):
+    def __init__(self, name: str) -> None:
+        super().__init__(session_s=0.0, broken_ports=["Gi1/0/99"])
+        self.name = name
+
+    def check_port_id(self, port_id: str) -> str | None:
+        return check_interface_name(port_id)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    path = tmp_path / "switches.yaml"
+    path.write_text(SWITCHES)
+    return Settings(switches_file=path, network_provisioning_vlan=100,
+                    network_tenant_vlan=200, switch_batch_window_s=0.0)
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[Session]:
+    url = f"sqlite:///{tmp_path / 'vlan.sqlite'}"
+    upgrade_schema(url)
+    with Database(url).session() as session:
+        yield session
+
+
+class Fixture:
+    def __init__(self, settings: Settings) -> None:
+        self.switches: dict[str, MemoryCli] = {}
+        self.network = VlanNetwork(settings, SwitchFleet(settings, self._driver))
+
+    def _driver(self, config: SwitchConfig, timeout_s: float) -> MemoryCli:
+        return self.switches.setdefault(config.name, MemoryCli(config.name))
+
+    def vlans(self) -> dict[str, dict[str, int]]:
+        return {name: dict(switch.port_vlans) for name, switch in self.switches.items()}
+
+    def session_count(self) -> int:
+        return sum(len(s.sessions) for s in self.switches.values())
+
+
+def make_task(session: Session, ports: list[dict[str, Any]], **driver_info: Any) -> Task:
+    node = Node(driver="fake-hardware", network_interface="vlan", driver_info=driver_info)
+    session.add(node)
+    session.flush()
+    for index, values in enumerate(ports):
+        session.add(Port(node_id=node.id, address=f"52:54:00:00:00:{index:02x}", **values))
+    session.flush()
+    session.refresh(node)
+    return Task(session, node, None, "conductor-a")  # type: ignore[arg-type]
+
+
+def link(switch: str, port_id: str, by: str = "switch_info") -> dict[str, Any]:
+    return {"local_link_connection": {by: switch, "port_id": port_id}}
+
+
+def test_the_flows_move_pxe_ports_through_the_node_vlans(settings: Settings,
+                                                         session: Session) -> None:
+    fx = Fixture(settings)
+    task = make_task(session, [link("tor-1", "Gi1/0/1"),
+                               link("00:1C:73:00:00:01", "Gi1/0/2", by="switch_id"),
+                               link("tor-2", "Ethernet7"),
+                               {**link("tor-2", "Ethernet8"), "pxe_enabled": False}],
+                     cleaning_vlan="150")
+    net = fx.network
+    net.validate(task)
+
+    net.add_provisioning_network(task)
+    assert fx.vlans() == {"tor-1": {"Gi1/0/1": 100, "Gi1/0/2": 100}, "tor-2": {"Ethernet7": 100}}
+    sessions = fx.session_count()
+    net.remove_provisioning_network(task)
+    assert fx.session_count() == sessions  # stays until the tenant VLAN takes it
+    net.configure_tenant_networks(task)
+    assert fx.vlans() == {"tor-1": {"Gi1/0/1": 200, "Gi1/0/2": 200}, "tor-2": {"Ethernet7": 200}}
+    net.unconfigure_tenant_networks(task)
+    assert fx.vlans()["tor-2"] == {"Ethernet7": 100}
+    net.add_cleaning_network(task)
+    assert fx.vlans()["tor-1"] == {"Gi1/0/1": 150, "Gi1/0/2": 150}
+    net.remove_cleaning_network(task)
+    assert fx.vlans() == {"tor-1": {"Gi1/0/1": 100, "Gi1/0/2": 100}, "tor-2": {"Ethernet7": 100}}
+    # one session per switch and move, both ports of tor-1 together
+    assert [len(s) for s in fx.switches["tor-1"].sessions] == [2] * 5
+
+    ports = {p.local_link_connection["port_id"]: p.internal_info for p in task.node.ports}
+    assert ports["Gi1/0/1"] == {"access_vlan": 100} and ports["Ethernet8"] == {}
+    history = session.scalars(select(NodeHistory.event).where(
+        NodeHistory.node_id == task.node.id)).all()
+    assert "Switch ports moved to the tenant VLAN 200: tor-1 Gi1/0/1, tor-1 Gi1/0/2, " \
+           "tor-2 Ethernet7." in history
+
+
+def test_without_a_separate_cleaning_vlan_leaving_cleaning_changes_nothing(
+        settings: Settings, session: Session) -> None:
+    fx = Fixture(settings)
+    task = make_task(session, [link("tor-1", "Gi1/0/1")])
+    fx.network.add_cleaning_network(task)
+    assert fx.vlans() == {"tor-1": {"Gi1/0/1": 100}}
+    fx.network.remove_cleaning_network(task)
+    assert fx.session_count() == 1
+
+
+def test_a_switch_refusing_fails_the_move_naming_it_and_the_other_switch_still_moves(
+        settings: Settings, session: Session) -> None:
+    fx = Fixture(settings)
+    task = make_task(session, [link("tor-1", "Gi1/0/99"), link("tor-2", "Ethernet1")])
+    with pytest.raises(DriverError, match="switch memory refused Gi1/0/99"):
+        fx.network.configure_tenant_networks(task)
+    assert fx.vlans()["tor-2"] == {"Ethernet1": 200}
+
+
+def test_node_vlans_come_from_driver_info_else_the_settings(settings: Settings) -> None:
+    defaults = node_vlans({}, settings)
+    assert (defaults.provisioning, defaults.cleaning, defaults.tenant) == (100, 100, 200)
+    own = node_vlans({"provisioning_vlan": 10, "cleaning_vlan": "11", "tenant_vlan": 12},
+                     settings)
+    assert (own.provisioning, own.cleaning, own.tenant) == (10, 11, 12)
+    with pytest.raises(DriverError, match="driver_info/tenant_vlan must be a VLAN id"):
+        node_vlans({"tenant_vlan": 5000}, settings)
+    with pytest.raises(DriverError, match=r"No provisioning VLAN.*ENCLUME_NETWORK_PROVISIONING"):
+        node_vlans({}, Settings())
+
+
+@pytest.mark.parametrize(("ports", "driver_info", "message"), [
+    ([link("tor-1", "Gi1/0/1")], {"tenant_vlan": None},
+     "No tenant VLAN for the vlan network interface: set the node's driver_info/tenant_vlan"),
+    ([], {}, "The node has no PXE-enabled port"),
+    ([{"local_link_connection": {"switch_info": "tor-1"}}], {},
+     "needs a local_link_connection with switch_id (or switch_info) and port_id"),
+    ([{}], {}, "needs a local_link_connection"),
+    ([link("tor-9", "Gi1/0/1")], {},
+     "the switch 'tor-9' of its local_link_connection is not in the switches file"),
+    ([link("tor-1", "Gi1/0/1\nreload")], {}, "switch tor-1: port_id 'Gi1/0/1\\nreload' is not"),
+])
+def test_validate_says_what_is_missing(settings: Settings, session: Session,
+                                       ports: list[dict[str, Any]], driver_info: dict[str, Any],
+                                       message: str) -> None:
+    if driver_info.get("tenant_vlan", 0) is None:
+        settings = settings.model_copy(update={"network_tenant_vlan": None})
+        driver_info = {}
+    fx = Fixture(settings)
+    task = make_task(session, ports, **driver_info)
+    with pytest.raises(DriverError) as caught:
+        fx.network.validate(task)
+    assert message in str(caught.value)
+    assert fx.session_count() == 0
+
+
+def test_validate_without_a_switches_file_says_which_setting(session: Session) -> None:
+    settings = Settings(network_provisioning_vlan=100, network_tenant_vlan=200)
+    task = make_task(session, [link("tor-1", "Gi1/0/1")])
+    with pytest.raises(DriverError, match="set ENCLUME_SWITCHES_FILE"):
+        VlanNetwork(settings).validate(task)
