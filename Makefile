@@ -25,7 +25,7 @@ LAB_PACKAGES := ipmitool dnsmasq-base iptables vde2 qemu-system-x86 qemu-utils q
 .PHONY: help deps venv test unit integration lint demo bench clean testkernel ramdisk testimages
 
 help:
-	@echo "make demo   - set up, start enclume-aio on SQLite and provision machines, with progress"
+	@echo "make demo   - set up, start enclume-aio and a virtual lab, provision 2 QEMU machines live"
 	@echo "make test   - set up and run the whole test suite (lint, unit, integration)"
 	@echo "make bench  - side-by-side benchmark against OpenStack Ironic (docs/benchmarks.md)"
 	@echo "make lint   - ruff"
@@ -70,8 +70,12 @@ test: deps $(STAMP) lint
 	$(BIN)/pytest -q tests $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
 
-demo: deps $(STAMP)
-	$(BIN)/python -m services.cli.demo
+# The virtual lab (root): two QEMU machines enrolled, cleaned and deployed by enclume-aio through
+# its API over a VLAN switch, with live progress; torn down at the end. DEMO_ARGS: e.g.
+# `--machines ipmi,redfish` or `--pause` (services/cli/demo.py).
+DEMO_ARGS ?=
+demo: deps $(STAMP) ramdisk testimages
+	$(BIN)/python -m services.cli.demo $(DEMO_ARGS)
 
 bench: $(STAMP)
 	mkdir -p $(CACHE)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from agent.errors import BadParams, CommandError
 
+MAX_EXPLANATION_BYTES = 500  # longer error bodies are pages, not explanations
+
 
 @dataclass
 class Download:
@@ -53,6 +55,21 @@ def check_url(url: object, what: str) -> str:
     return url
 
 
+def _explanation(error: urllib.error.HTTPError) -> str:
+    """": <what the server said>" for a short plain-text error body (the boot service's image
+    cache says why it refused: a checksum mismatch, an unreachable source), else ""."""
+    if not error.headers.get("Content-Type", "").startswith("text/plain"):
+        return ""
+    try:
+        body = error.read(MAX_EXPLANATION_BYTES + 1)
+    except OSError:
+        return ""
+    text = body.decode(errors="replace").strip()
+    if not text or len(body) > MAX_EXPLANATION_BYTES:
+        return ""
+    return ": " + " ".join(text.split())
+
+
 def open_url(url: str, timeout_s: float, first_bytes: int | None = None) -> Download:
     """The body of ``url``; with ``first_bytes``, ask for only that much (a Range request; a
     server without ranges sends everything, of which the caller reads what it needs)."""
@@ -63,7 +80,8 @@ def open_url(url: str, timeout_s: float, first_bytes: int | None = None) -> Down
     try:
         response = urllib.request.urlopen(request, timeout=timeout_s)
     except urllib.error.HTTPError as exc:
-        raise CommandError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
+        raise CommandError(f"cannot download {url}: HTTP {exc.code} {exc.reason}"
+                           f"{_explanation(exc)}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise CommandError(f"cannot download {url}: {reason}") from None

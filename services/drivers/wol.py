@@ -3,7 +3,8 @@
 - power on: a magic packet (6 x 0xFF, then the MAC 16 times, then the optional SecureOn password)
   for every MAC of the node, over UDP to ``wol_host`` (a broadcast or subnet-directed broadcast
   address) and ``wol_port``;
-- power off and reboot: through the agent when one runs on the machine (the deploy ramdisk).
+- power off and reboot: through the agent when one runs on the machine (the deploy ramdisk);
+  a power off returns once the agent no longer answers (the machine is off and can be woken).
   Without an agent, power off cannot be done and says so (``ManualActionRequired``: the conductor
   records that a person has to do it); reboot wakes the machine and warns that one that was
   already on did not reboot;
@@ -16,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 from services.common.config import Settings
@@ -33,6 +35,10 @@ if TYPE_CHECKING:
 
 MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$")
 PASSWORD = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){3}([:-][0-9a-f]{2}){0,2}$")
+# Powering off through the agent: how long a probe of its command API waits for an answer,
+# and how often it is probed until none comes.
+AGENT_GONE_PROBE_TIMEOUT_S = 2.0
+AGENT_GONE_POLL_S = 0.5
 
 
 def _hex_bytes(text: str) -> bytes:
@@ -109,8 +115,25 @@ class WolPower:
                 f"switch it off by hand")
         agent_client.run_command(task.node, command, {},
                                  self.settings.agent_command_timeout_s)
+        if command == "standby.power_off":
+            self._wait_until_off(task)
         # The agent goes away with the machine: its power state is unknown from now on.
         task.pop_internal_info(agent_client.AGENT_LAST_HEARTBEAT, agent_client.AGENT_URL)
+
+    def _wait_until_off(self, task: Task) -> None:
+        """Return once the agent stops answering: the agent powers the machine off a moment
+        after it answered, and a NIC ignores magic packets while its machine is still on, so
+        waking the machine right away (the next boot of a deploy) would be lost."""
+        deadline = time.monotonic() + self.settings.agent_command_timeout_s
+        while time.monotonic() < deadline:
+            try:
+                agent_client.list_commands(task.node, AGENT_GONE_PROBE_TIMEOUT_S)
+            except agent_client.AgentUnavailable:
+                return
+            time.sleep(AGENT_GONE_POLL_S)
+        raise DriverError(f"the agent of node {task.node.uuid} still answers "
+                          f"{self.settings.agent_command_timeout_s:.0f} s after it was asked to "
+                          f"power the machine off")
 
     def set_power_state(self, task: Task, state: str) -> None:
         if state == POWER_ON:

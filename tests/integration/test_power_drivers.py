@@ -330,17 +330,26 @@ def test_redfish_wrong_password_and_bmc_down(api: httpx.Client, aio: Server,
 
 
 class AgentStandIn(BaseHTTPRequestHandler):
-    """Records commands as the deploy ramdisk's agent (issue #6) will receive them."""
+    """Records commands as the deploy ramdisk's agent (issue #6) will receive them; after
+    `standby.power_off` it stops answering, as the agent does when its machine goes off."""
 
     received: ClassVar[list[tuple[str, dict[str, Any], str | None]]] = []
+
+    def _answer(self, document: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(document)
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.received.append((self.path, body, self.headers.get("X-Agent-Token")))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b'{"command_status": "SUCCEEDED"}')
+        self._answer(b'{"command_status": "SUCCEEDED"}')
+        if body.get("name") == "standby.power_off":
+            threading.Thread(target=self.server.shutdown).start()
+
+    def do_GET(self) -> None:
+        self._answer(b'{"commands": []}')
 
     def log_message(self, *args: Any) -> None:
         pass

@@ -1,0 +1,357 @@
+"""Issue #7 end to end: Enclume provisions QEMU machines in the virtual lab, through its API.
+
+One lab for the module (tests/lab/harness/provisioning.py): a vde_switch with the provisioning
+VLAN 100 and the tenant VLAN 200; enclume-boot and enclume-aio in the service host namespace on
+the provisioning VLAN (the `vlan` network interface drives the switch); the tenant gateway on the
+tenant VLAN with its own DHCP and a listener for the test images' "booted HOSTNAME UUID"
+reports; three BIOS machines with the real deploy ramdisk (`make ramdisk`) and test images
+(`make testimages`):
+
+- ipmi-1: IPMI BMC (pyghmi emulator), `direct` deploy;
+- redfish-1: Redfish BMC (sushy-emulator with the lab's QEMU driver), `iscsi` deploy;
+- wol-1: no BMC, Wake-on-LAN, network first, `direct` deploy.
+
+The machines are written to an inventory (`baremetal create` format) and enrolled through the
+API, managed and provided (automated cleaning in the ramdisk) together; then the scenarios of
+the issue run in order, each through the API:
+
+1. ipmi-1: whole-disk raw image, direct -> boots from disk on the tenant VLAN, reports to the
+   tenant listener; the provisioning network hears no more DHCP from it;
+2. redfish-1: whole-disk qcow2 image, iscsi (the conductor writes over iSCSI into the disk the
+   agent exports with LIO);
+3. + 4. wol-1: woken, deployed with a partition image and a config drive, powered off by the
+   agent, woken again: the booted OS reports the config drive's hostname and node UUID;
+6. ipmi-1 rebuilt with a wrong image checksum -> deploy failed, the disk (which held a bootable
+   OS) no longer bootable; deploying again with the right checksum succeeds;
+5. ipmi-1 undeployed: cleaning wipes the disk's metadata, the port returns to the provisioning
+   VLAN, the node is available.
+
+The times from deploy request to tenant OS up are printed in the "lab timings" summary
+(docs/benchmarks.md has them).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ramdisk.build import BuiltRamdisk
+from ramdisk.testimages import BuiltTestImages
+from tests.lab.conftest import TIMINGS, RecordTiming
+from tests.lab.harness import wait_until
+from tests.lab.harness.progress import NodeProgress
+from tests.lab.harness.provisioning import (
+    PROVISIONING_VLAN,
+    TENANT_VLAN,
+    LabMachine,
+    ProvisioningLab,
+    config_drive,
+    disk_head,
+    has_boot_signature,
+    sha256_of,
+)
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+CLEAN_TIMEOUT_S = 240.0
+DEPLOY_TIMEOUT_S = 240.0
+REPORT_TIMEOUT_S = 120.0
+MANAGE_TIMEOUT_S = 60.0
+POWER_OFF_TIMEOUT_S = 60.0
+MiB = 1024 * 1024
+AGENT_POWER_OFF = "agent.power: running poweroff -f"
+NOT_BOOTABLE = "Boot failed: not a bootable disk"  # SeaBIOS
+DISK_BOOT_TIMEOUT_S = 60.0
+
+
+@dataclass
+class E2e:
+    lab: ProvisioningLab
+    progress: NodeProgress
+    ipmi: LabMachine
+    redfish: LabMachine
+    wol: LabMachine
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory: pytest.TempPathFactory, deploy_ramdisk: BuiltRamdisk,
+        test_images: BuiltTestImages) -> Iterator[E2e]:
+    started = time.monotonic()
+    with ProvisioningLab(tmp_path_factory.mktemp("e2e"), deploy_ramdisk, test_images) as lab:
+        TIMINGS.append(("e2e", "lab up (switch, namespaces, enclume-boot, enclume-aio)",
+                        time.monotonic() - started))
+        ipmi = lab.add_machine("ipmi-1", "ipmi", deploy_interface="direct")
+        redfish = lab.add_machine("redfish-1", "redfish", deploy_interface="iscsi")
+        wol = lab.add_machine("wol-1", "wol", deploy_interface="direct")
+        inventory = lab.write_inventory()
+        assert inventory.stat().st_mode & 0o077 == 0  # it holds the BMC passwords
+        nodes = lab.enroll(inventory)
+        assert set(nodes) == {"ipmi-1", "redfish-1", "wol-1"}
+        yield E2e(lab, NodeProgress(lab.node), ipmi, redfish, wol)
+
+
+@pytest.fixture(scope="module")
+def available(e2e: E2e) -> E2e:
+    """Every machine managed, then provided: automated cleaning boots each into the deploy
+    ramdisk (IPMI, Redfish: the BMC; Wake-on-LAN: a magic packet), the agent erases the disk
+    metadata and the machine is powered off; available on the provisioning VLAN."""
+    lab = e2e.lab
+    names = list(lab.machines)
+    for name in names:
+        lab.provision(name, "manage")
+    e2e.progress.wait(names, "manageable", MANAGE_TIMEOUT_S)
+    asked = time.monotonic()
+    for name in names:
+        lab.provision(name, "provide")
+    e2e.progress.wait(names, "available", CLEAN_TIMEOUT_S)
+    for name in names:
+        cleaned = e2e.progress.first_seen(name, "available", asked)
+        assert cleaned is not None
+        TIMINGS.append(("e2e", f"provide (cleaning in the ramdisk) -> available, {name}, "
+                               f"3 machines at once", cleaned - asked))
+    return e2e
+
+
+def _wait_for_report(lab: ProvisioningLab, machine: LabMachine, since: float) -> str:
+    """The tenant listener's report from `machine` after `since`; fails after a while."""
+    wait_until(lambda: lab.tenant_report(machine, since) is not None, REPORT_TIMEOUT_S,
+               f"{machine.name} to report from the tenant network", interval=0.3,
+               on_timeout=lambda: f"reports: {lab.tenant.reports.reports}\n--- console (end) "
+                                  f"---\n{machine.qemu.serial_text()[-3000:]}")
+    report = lab.tenant_report(machine, since)
+    assert report is not None
+    return report
+
+
+def _deploy(e2e: E2e, machine: LabMachine, record_timing: RecordTiming, path: str,
+            **body: object) -> tuple[float, dict[str, object], str]:
+    """Deploy `machine` (its instance_info set) through the API, wait for active and the
+    tenant OS's report; (request time, node, report). Records the times of the path."""
+    lab = e2e.lab
+    asked = lab.provision(machine.name, "active", **body)
+    [node] = e2e.progress.wait([machine.name], "active", DEPLOY_TIMEOUT_S).values()
+    active = time.monotonic()
+    report = _wait_for_report(lab, machine, asked)
+    up = time.monotonic()
+    waiting = e2e.progress.first_seen(machine.name, "wait call-back", asked)
+    assert waiting is not None
+    record_timing(f"{path}: deploy request -> wait call-back (ramdisk boot asked)",
+                  waiting - asked)
+    record_timing(f"{path}: wait call-back -> active (ramdisk up, image written)",
+                  active - waiting)
+    record_timing(f"{path}: active -> tenant OS reported", up - active)
+    record_timing(f"{path}: deploy request -> tenant OS up", up - asked)
+    return asked, node, report
+
+
+def _assert_on_tenant_network_only(e2e: E2e, machine: LabMachine, asked: float) -> None:
+    """The machine's port is in the tenant VLAN, its OS got its lease from the tenant DHCP,
+    and the provisioning network heard its DHCP during the deploy (the ramdisk) but not once
+    it was active."""
+    lab = e2e.lab
+    assert lab.switch_vlan(machine) == TENANT_VLAN
+    assert lab.tenant_address_of(machine) is not None
+    active = e2e.progress.first_seen(machine.name, "active", asked)
+    assert active is not None
+    assert lab.provisioning_dhcp.heard(machine.mac, asked), "the ramdisk's DHCP was not heard"
+    assert lab.provisioning_dhcp.heard(machine.mac, active) == []
+
+
+def test_machines_are_enrolled_from_the_inventory_and_provided(available: E2e) -> None:
+    lab = available.lab
+    inventory = yaml.safe_load((lab.workdir / "inventory.yaml").read_text())
+    assert [node["driver"] for node in inventory["nodes"]] == ["ipmi", "redfish", "wol"]
+    for machine in (available.ipmi, available.redfish, available.wol):
+        node = lab.node(machine.name)
+        assert node["provision_state"] == "available" and node["last_error"] is None
+        assert node["network_interface"] == "vlan"
+        assert node["deploy_interface"] == machine.deploy_interface
+        for secret in ("ipmi_password", "redfish_password"):
+            if secret in machine.driver_info:
+                assert node["driver_info"][secret] == "******"
+        states = [change.provision_state for change in available.progress.changes[machine.name]]
+        assert "clean wait" in states  # cleaning waited for the agent
+        history = lab.history(machine.name)
+        assert "Clean step deploy.erase_devices_metadata done." in history
+        assert lab.switch_vlan(machine) == PROVISIONING_VLAN
+        assert not machine.qemu.running() or machine.qemu.status() == "shutdown"
+    assert available.ipmi.bmc.errors == available.redfish.bmc.errors == []
+    assert available.wol.wake_listener is not None
+    assert [wake.powered_on for wake in available.wol.wake_listener.wakes] == [True]
+
+
+def test_ipmi_machine_whole_disk_raw_image_direct(available: E2e,
+                                                  record_timing: RecordTiming) -> None:
+    lab, machine = available.lab, available.ipmi
+    lab.set_image(machine.name, "disk.raw")
+    boots_before = len(machine.bmc.boots)
+    asked, node, report = _deploy(available, machine, record_timing, "IPMI, raw, direct")
+
+    assert report == "booted unknown unknown"  # the whole-disk test image, no config drive
+    assert node["power_state"] == "power on" and node["last_error"] is None
+    # The BMC booted the ramdisk from the network once, then the instance from the disk.
+    assert [boot.order for boot in machine.bmc.boots[boots_before:]] == ["network", "disk"]
+    assert has_boot_signature(disk_head(machine, 512))
+    _assert_on_tenant_network_only(available, machine, asked)
+    history = lab.history(machine.name)
+    assert "The agent wrote the image and verified its checksum." in history
+    assert f"Switch ports moved to the tenant VLAN {TENANT_VLAN}: lab " \
+           f"{machine.switch_port}." in history
+
+
+def test_redfish_machine_qcow2_image_iscsi(available: E2e, record_timing: RecordTiming) -> None:
+    lab, machine = available.lab, available.redfish
+    lab.set_image(machine.name, "disk.qcow2")
+    boots_before = len(machine.bmc.boots)
+    asked, node, report = _deploy(available, machine, record_timing, "Redfish, qcow2, iscsi")
+
+    assert report == "booted unknown unknown"
+    assert node["deploy_interface"] == "iscsi" and node["last_error"] is None
+    assert [boot.order for boot in machine.bmc.boots[boots_before:]] == ["network", "disk"]
+    history = lab.history(machine.name)
+    assert "The conductor wrote the image (qcow2, sha256 verified) over iSCSI." in history
+    _assert_on_tenant_network_only(available, machine, asked)
+
+
+def test_wake_on_lan_machine_partition_image_with_config_drive(
+        available: E2e, record_timing: RecordTiming) -> None:
+    lab, machine = available.lab, available.wol
+    listener = machine.wake_listener
+    assert listener is not None
+    hostname = f"tenant-{secrets.token_hex(3)}"
+    node_uuid = machine.node_uuid
+    drive = config_drive({"hostname": hostname, "uuid": node_uuid, "name": hostname})
+    lab.set_image(machine.name, "partition.img")
+    wakes_before = len(listener.wakes)
+    power_offs_before = machine.qemu.serial_text(since_start=False).count(AGENT_POWER_OFF)
+    asked, node, report = _deploy(available, machine, record_timing,
+                                  "Wake-on-LAN, partition + config drive, direct",
+                                  configdrive=drive)
+
+    # The booted OS read its hostname and UUID from the config drive the agent wrote.
+    assert report == f"booted {hostname} {node_uuid}"
+    # Woken into the ramdisk, powered off by the agent after the image was written, woken
+    # again: it booted its disk (the network first: the tenant DHCP gave iPXE nothing to boot).
+    wakes = listener.wakes[wakes_before:]
+    assert [wake.powered_on for wake in wakes] == [True, True], wakes
+    console = machine.qemu.serial_text(since_start=False)
+    assert console.count(AGENT_POWER_OFF) == power_offs_before + 1
+    assert node["power_state"] is None  # Wake-on-LAN does not know; Enclume does not guess
+    history = lab.history(machine.name)
+    assert any(event.startswith("Sent 1 Wake-on-LAN magic packet") for event in history)
+    _assert_on_tenant_network_only(available, machine, asked)
+
+
+def _fail_deploy(e2e: E2e, machine: LabMachine, target: str, record_timing: RecordTiming,
+                 what: str) -> str:
+    """Ask for `target` (active or rebuild), wait for deploy failed; its last_error."""
+    asked = e2e.lab.provision(machine.name, target)
+    [failed] = e2e.progress.wait([machine.name], "deploy failed", DEPLOY_TIMEOUT_S).values()
+    record_timing(f"{target} request -> deploy failed ({what})", time.monotonic() - asked)
+    error = str(failed["last_error"])
+    assert error.startswith(f"Deploy failed for node {machine.node_uuid}: "), error
+    wait_until(lambda: machine.bmc.power_state() == "off", POWER_OFF_TIMEOUT_S,
+               "the machine to be powered off after the failure")
+    assert e2e.lab.switch_vlan(machine) == PROVISIONING_VLAN
+    return error
+
+
+def _assert_disk_does_not_boot(e2e: E2e, machine: LabMachine) -> None:
+    """Boot the machine from its disk through the API: the firmware says it cannot."""
+    lab = e2e.lab
+    lab.call("PUT", f"/v1/nodes/{machine.name}/management/boot_device",
+             {"boot_device": "disk", "persistent": True})
+    lab.call("PUT", f"/v1/nodes/{machine.name}/states/power", {"target": "power on"})
+    wait_until(lambda: machine.qemu.running(), POWER_OFF_TIMEOUT_S, "the machine to start")
+    machine.qemu.wait_for_serial(NOT_BOOTABLE, DISK_BOOT_TIMEOUT_S)
+    lab.call("PUT", f"/v1/nodes/{machine.name}/states/power", {"target": "power off"})
+    wait_until(lambda: machine.bmc.power_state() == "off", POWER_OFF_TIMEOUT_S,
+               "the machine to be powered off")
+
+
+def test_wrong_checksum_fails_the_deploy_leaves_no_bootable_disk_and_a_corrected_one_works(
+        available: E2e, record_timing: RecordTiming) -> None:
+    """On ipmi-1, active with the test OS from the first scenario."""
+    lab, machine = available.lab, available.ipmi
+    assert lab.node(machine.name)["provision_state"] == "active"
+    assert has_boot_signature(disk_head(machine, 512))  # the OS of the first deploy
+    wrong = secrets.token_hex(32)
+    actual = sha256_of(lab.images.checksum_file(lab.images.disk_raw))
+
+    # Rebuilt, the agent downloading the image itself: it streams the whole image to the disk
+    # while hashing, finds the wrong checksum at the end and wipes the disk's metadata.
+    lab.set_image(machine.name, "disk.raw", image_os_hash_value=wrong,
+                  image_download_source="http")
+    error = _fail_deploy(available, machine, "rebuild", record_timing,
+                         "wrong checksum, found by the agent")
+    assert wrong in error and actual in error, error
+    # The agent held the image's first MiB back until the checksum matched and wiped the
+    # metadata: no MBR, no partition table. The firmware finds nothing to boot on the disk.
+    assert disk_head(machine, MiB) == bytes(MiB)
+    _assert_disk_does_not_boot(available, machine)
+
+    # Deployed again through the boot service's image cache (the default): the cache verifies
+    # the checksum before serving anything and the agent reports why it got nothing.
+    lab.call("PATCH", f"/v1/nodes/{machine.name}", [
+        {"op": "remove", "path": "/instance_info/image_download_source"}])
+    error = _fail_deploy(available, machine, "active", record_timing,
+                         "wrong checksum, found by the image cache")
+    assert "HTTP 502" in error and f"is {actual}, expected {wrong}" in error, error
+    assert not has_boot_signature(disk_head(machine, 512))
+
+    lab.set_image(machine.name, "disk.raw")
+    asked, node, report = _deploy(available, machine, record_timing,
+                                  "IPMI, raw, direct, after a failed deploy")
+    assert report == "booted unknown unknown" and node["last_error"] is None
+    assert has_boot_signature(disk_head(machine, 512))
+    _assert_on_tenant_network_only(available, machine, asked)
+
+
+def test_undeploy_cleans_the_disk_and_returns_the_port_to_provisioning(
+        available: E2e, record_timing: RecordTiming) -> None:
+    lab, machine = available.lab, available.ipmi
+    assert lab.node(machine.name)["provision_state"] == "active"
+    assert has_boot_signature(disk_head(machine, 512))
+    asked = lab.provision(machine.name, "deleted")
+    [node] = available.progress.wait([machine.name], "available", CLEAN_TIMEOUT_S).values()
+    record_timing("undeploy request -> available (tear down, cleaning)",
+                  time.monotonic() - asked)
+
+    states = [change.provision_state for change in available.progress.changes[machine.name]
+              if change.at >= asked]
+    assert "clean wait" in states, states
+    assert node["instance_info"] == {} and node["last_error"] is None
+    # Cleaning wiped the disk's metadata: the MBR, and the boot partition's first MiB.
+    head = disk_head(machine, 2 * MiB)
+    assert head == bytes(len(head))
+    assert lab.switch_vlan(machine) == PROVISIONING_VLAN
+    assert machine.bmc.power_state() == "off"
+    # Back on the provisioning network: its DHCP heard the cleaning ramdisk.
+    assert lab.provisioning_dhcp.heard(machine.mac, asked)
+    # The node is deployable again: available, and validation passes.
+    validation = lab.call("GET", f"/v1/nodes/{machine.name}/validate")
+    assert validation["network"]["result"] is True, validation["network"]
+
+
+def test_the_lab_leaves_no_namespace_behind(tmp_path: Path, deploy_ramdisk: BuiltRamdisk,
+                                            test_images: BuiltTestImages) -> None:
+    """A lab that fails while being built removes what it made (here: a machine kind that
+    does not exist, after the services started)."""
+    import subprocess
+
+    from tests.lab.harness.processes import LabError
+
+    before = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                                check=True).stdout.split())
+    with pytest.raises(LabError, match="unknown machine kind"), \
+            ProvisioningLab(tmp_path / "lab", deploy_ramdisk, test_images) as lab:
+        lab.add_machine("odd-1", "ilo")  # type: ignore[arg-type]
+    after = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                               check=True).stdout.split())
+    assert {name for name in after - before if name.startswith("enclab-")} == set()
