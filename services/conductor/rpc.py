@@ -74,10 +74,17 @@ class RpcClient:
         url = f"{owner.rpc_address.rstrip('/')}/rpc/{method}"
         try:
             response = self._http.post(url, json={"kwargs": kwargs})
-        except httpx.TransportError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             self.membership.refresh_now()
             raise TemporaryFailure(f"Conductor {owner.hostname} could not be reached "
                                    f"({type(exc).__name__}); please retry.") from exc
+        except httpx.TransportError as exc:
+            # Sent, but no answer: the conductor may have done it before it went away.
+            self.membership.refresh_now()
+            raise TemporaryFailure(
+                f"Conductor {owner.hostname} stopped answering while handling {method} "
+                f"({type(exc).__name__}); it may have been done: check the node's state "
+                f"before retrying.") from exc
         body = _json(response)
         if response.status_code >= 400:
             error = body.get("error") or {}

@@ -1,0 +1,107 @@
+"""The API's RPC client tells "never reached the conductor" from "reached it, no answer":
+both are 503, but only the first is safe to retry blindly."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.common.config import Settings
+from services.common.db import Database, upgrade_schema
+from services.common.exceptions import EnclumeError
+from services.common.membership import Membership
+from services.common.models import Conductor, Node
+from services.conductor.rpc import RpcClient
+
+SECRET = "rpc-secret-for-tests"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    url = f"sqlite:///{tmp_path / 'rpc.sqlite'}"
+    upgrade_schema(url)
+    return Database(url)
+
+
+@pytest.fixture
+def hangs_up() -> Iterator[str]:
+    """A conductor address that reads the whole request, then closes without answering."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    received += chunk
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def client_routing_to(db: Database, tmp_path: Path, rpc_address: str) -> tuple[RpcClient, str]:
+    settings = Settings(data_dir=tmp_path, rpc_secret=SECRET, rpc_retries=0)
+    with db.session() as session:
+        session.add(Conductor(hostname="only-conductor", rpc_address=rpc_address,
+                              hardware_types=["fake-hardware"]))
+        node = Node(driver="fake-hardware", provision_state="available")
+        session.add(node)
+        session.flush()
+        uuid = node.uuid
+    return RpcClient(db, settings, Membership(db, settings)), uuid
+
+
+def test_an_unreachable_conductor_is_a_plain_retry(db: Database, tmp_path: Path) -> None:
+    client, uuid = client_routing_to(db, tmp_path, closed_port_url())
+    try:
+        with pytest.raises(EnclumeError) as failed:
+            client.do_provisioning_action(uuid, "active", {})
+    finally:
+        client.close()
+    assert failed.value.code == 503
+    assert "could not be reached" in str(failed.value)
+    assert "may have been done" not in str(failed.value)
+
+
+def test_a_conductor_dying_mid_call_says_it_may_have_been_done(
+        db: Database, tmp_path: Path, hangs_up: str) -> None:
+    client, uuid = client_routing_to(db, tmp_path, hangs_up)
+    try:
+        with pytest.raises(EnclumeError) as failed:
+            client.do_provisioning_action(uuid, "active", {})
+    finally:
+        client.close()
+    assert failed.value.code == 503
+    message = str(failed.value)
+    assert "stopped answering while handling do_provisioning_action" in message
+    assert "may have been done" in message
