@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,6 +40,7 @@ from tests.support.boot_network import (
     world_readable_dir,
 )
 from tests.support.dhcp_client import DHCP_MAGIC, DhcpClient, Reply, encode_options
+from tests.support.polling import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -72,15 +73,6 @@ def require_tools() -> None:
                         f"dnsmasq-base, iptables)", pytrace=False)
 
 
-def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 # -- the boot service under test ------------------------------------------------------------
@@ -151,7 +143,7 @@ def answered(client: DhcpClient, mac: str, **kind: Any) -> list[Reply]:
 
 
 def wait_answered(client: DhcpClient, mac: str, **kind: Any) -> Reply:
-    replies = wait_for(lambda: answered(client, mac, **kind), 5, f"an answer to {mac}")
+    replies = eventually(lambda: answered(client, mac, **kind), 5, f"an answer to {mac}")
     assert len(replies) == 1, replies
     return replies[0]
 
@@ -393,8 +385,8 @@ def test_dnsmasq_is_restarted_when_it_dies(boot: Boot, client: DhcpClient) -> No
     assert killed is not None
     os.kill(killed, signal.SIGKILL)  # dnsmasq is a child of the enclume-boot this test started
     # Down during the restart back-off (1 s): the health check says so.
-    assert wait_for(lambda: boot.health()[0] == 503, 0.9, "/health to answer 503")
-    wait_for(lambda: boot.process.dnsmasq_pid() not in (None, killed), 10, "a new dnsmasq")
+    assert eventually(lambda: boot.health()[0] == 503, 0.9, "/health to answer 503")
+    eventually(lambda: boot.process.dnsmasq_pid() not in (None, killed), 10, "a new dnsmasq")
     wait_answered(client, mac, arch=0)
     assert "restarting in" in boot.process.log()
     status, health = boot.health()
@@ -430,7 +422,7 @@ def test_discovery_answers_unknown_macs_then_stop_cleans_up(spare_net: BootNetwo
         assert wait_answered(dhcp_client, booting, arch=0).bootfile == "undionly.kpxe"
         assert wait_answered(dhcp_client, unknown, arch=9).bootfile == "ipxe.efi"
         drop_rule = f"-A {CHAIN} -m mac --mac-source {known_idle} -j DROP".lower()
-        wait_for(lambda: drop_rule in [rule.lower() for rule in boot.filter_rules()], 5,
+        eventually(lambda: drop_rule in [rule.lower() for rule in boot.filter_rules()], 5,
                  f"the DROP rule of {known_idle}")
         assert boot.filter_rules()[-1] == f"-A {CHAIN} -j RETURN"
         assert answered(dhcp_client, known_idle, arch=0) == []

@@ -24,6 +24,7 @@ import pytest
 from services.common.models import utcnow
 from tests.support.aio import Server, running_aio
 from tests.support.peers_fixtures import IpmiPeers, RedfishPeers
+from tests.support.polling import eventually
 from tests.support.wol_listener import WolListener
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -56,15 +57,6 @@ def api(aio: Server) -> Iterator[httpx.Client]:
         yield client
 
 
-def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.1)
 
 
 def enroll(api: httpx.Client, driver: str, driver_info: dict[str, Any],

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from tests.lab.harness import Lab, NetnsHost, VdeSwitch, require_tool
 from tests.support.aio import Server, running_aio
 from tests.support.dhcp_client import DhcpClient
 from tests.support.fake_switch import FakeSwitch
+from tests.support.polling import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -90,15 +90,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             dhcp.close()
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = STATE_TIMEOUT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def provision(world: World, node: str, target: str, reach: str) -> dict[str, Any]:
@@ -113,7 +104,7 @@ def provision(world: World, node: str, target: str, reach: str) -> dict[str, Any
             return dict(current)
         return None
 
-    return dict(wait_for(reached, f"node {node} to reach {reach}"))
+    return dict(eventually(reached, STATE_TIMEOUT_S, f"node {node} to reach {reach}"))
 
 
 def make_node(world: World, driver_info: dict[str, Any],
@@ -154,7 +145,7 @@ def test_deploy_moves_the_ports_to_the_tenant_vlan_and_undeploy_brings_them_back
     provision(world, node, "provide", "available")  # cleaning, then back to provisioning
     assert world.vde.port_status(world.machine.port) == (PROVISIONING, True)
     assert access_vlans(world.ios) == [CLEANING, PROVISIONING]
-    assert wait_for(lambda: dhcp_offers(world), "a DHCP offer on the provisioning VLAN", 15)
+    assert eventually(lambda: dhcp_offers(world), 15, "a DHCP offer on the provisioning VLAN")
     assert world.machine.pings(world.boot.ipv4, timeout_s=2)
 
     provision(world, node, "active", "active")
@@ -167,7 +158,7 @@ def test_deploy_moves_the_ports_to_the_tenant_vlan_and_undeploy_brings_them_back
     provision(world, node, "deleted", "available")  # tear down, cleaning, back to provisioning
     assert world.vde.port_status(world.machine.port) == (PROVISIONING, True)
     assert access_vlans(world.ios)[4:] == [PROVISIONING, CLEANING, PROVISIONING]
-    assert wait_for(lambda: dhcp_offers(world), "a DHCP offer after undeploy", 15)
+    assert eventually(lambda: dhcp_offers(world), 15, "a DHCP offer after undeploy")
 
     ports = world.api.get(f"/v1/nodes/{node}/ports/detail").json()["ports"]
     assert {p["address"]: p["internal_info"].get("access_vlan") for p in ports} == {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ from services.conductor.manager import ConductorManager
 from services.conductor.rpc import RpcClient, server_app
 from services.drivers.registry import Drivers
 from tests.support.asgi import bound_socket, serving, url_of
+from tests.support.polling import eventually
 
 HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 MAC = "52:54:00:00:aa:01"
@@ -89,14 +90,6 @@ def internal(db: Database, node_id: int) -> dict[str, Any]:
         return dict(node.driver_internal_info)
 
 
-def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 def closed_port_url() -> str:
