@@ -1,18 +1,28 @@
 """Node locks: the ``reservation`` column, taken by one conditional UPDATE, with a lease.
 
 A lock whose lease has expired counts as free, so the lock of a conductor that died frees itself
-once its lease runs out; a live holder renews the leases of the locks it holds.
+once its lease runs out; a live holder renews the leases of the locks it holds. A holder that
+was stalled past its lease (and whose lock another conductor took) must not write what it was
+doing: every commit of work done under a lock is fenced (`fence`) and fails with `LockLost`.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, event, or_, select, update
+from sqlalchemy.orm import Session
 
 from services.common.db import Database
-from services.common.exceptions import NodeLocked
+from services.common.exceptions import Conflict, NodeLocked
 from services.common.models import Node, utcnow
+
+
+class LockLost(Conflict):
+    def __init__(self, node_id: int, holder: str) -> None:
+        super().__init__(f"Conductor {holder} lost the lock of node {node_id} (its lease expired "
+                         f"and another conductor took it) before it could save its work; "
+                         f"nothing was saved.")
 
 
 def acquire(db: Database, node_id: int, node_uuid: str, holder: str, lease_s: float) -> None:
@@ -69,3 +79,20 @@ def release_all(db: Database, holder: str) -> int:
 def is_free() -> ColumnElement[bool]:
     """SQL condition: nobody holds the node's lock (never taken, released or expired)."""
     return or_(Node.reservation.is_(None), Node.reservation_expires_at < utcnow())
+
+
+def fence(session: Session, node_id: int, holder: str, lease_s: float) -> None:
+    """Make every commit of ``session`` first check, in the same transaction, that ``holder``
+    still holds the node's lock (renewing its lease), and fail with LockLost if not."""
+
+    def still_held(committing: Session) -> None:
+        held = committing.execute(
+            update(Node)
+            .where(Node.id == node_id, Node.reservation == holder)
+            .values(reservation_expires_at=utcnow() + timedelta(seconds=lease_s))
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if held != 1:
+            raise LockLost(node_id, holder)
+
+    event.listen(session, "before_commit", still_held)

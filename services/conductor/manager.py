@@ -31,6 +31,7 @@ from services.common.exceptions import (
     Invalid,
     InvalidStateRequested,
     NodeInMaintenance,
+    NodeLocked,
     NodeNotFound,
     NoFreeConductorWorker,
     NotFound,
@@ -41,7 +42,7 @@ from services.common.lookups import node_uuid_of_port, node_value
 from services.common.membership import Membership
 from services.common.models import INTERFACES, Conductor, Node, Port, utcnow
 from services.common.traits import check_traits
-from services.conductor import agent, flows, locks
+from services.conductor import agent, discovery, flows, locks
 from services.conductor.task import Task
 from services.drivers.agent_client import AGENT_TOKEN
 from services.drivers.base import POWER_TARGETS, DriverError
@@ -139,9 +140,12 @@ class ConductorManager:
         return node_id
 
     @contextmanager
-    def task(self, node_id: int) -> Iterator[Task]:
-        """A node and its driver in a session of its own, without the lock (for reading)."""
+    def task(self, node_id: int, locked: bool = False) -> Iterator[Task]:
+        """A node and its driver in a session of its own; ``locked``: the caller holds the
+        node's lock, and every commit checks it still does (`locks.fence`)."""
         with self.db.session() as session:
+            if locked:
+                locks.fence(session, node_id, self.host, self.settings.reservation_lease_s)
             node = session.get(Node, node_id)
             if node is None:
                 raise NodeNotFound(str(node_id))
@@ -163,7 +167,7 @@ class ConductorManager:
         node_id = self._node_id(node_uuid)
         self._lock(node_id, node_uuid)
         try:
-            with self.task(node_id) as task:
+            with self.task(node_id, locked=True) as task:
                 yield task
         finally:
             self._unlock(node_id)
@@ -183,7 +187,7 @@ class ConductorManager:
         node_id = self._node_id(node_uuid)
         self._reserve(node_id, node_uuid)
         try:
-            with self.task(node_id) as task:
+            with self.task(node_id, locked=True) as task:
                 prepare(task)
             self._executor.submit(self._run, node_id, work, event_type)
         except BaseException:
@@ -193,14 +197,18 @@ class ConductorManager:
 
     def _run(self, node_id: int, work: Work, event_type: str) -> None:
         try:
-            with self.task(node_id) as task:
+            with self.task(node_id, locked=True) as task:
                 try:
                     work(task)
+                except locks.LockLost:
+                    raise
                 except Exception as exc:
                     if not isinstance(exc, DriverError | Invalid):
                         LOG.exception("node %s: %s failed", task.node.uuid, event_type)
                     task.session.rollback()
                     task.fail(event_type, flows.failure_message(task, event_type, exc))
+        except locks.LockLost as exc:
+            LOG.warning("node %s: %s: %s", node_id, event_type, exc)
         except Exception:
             LOG.exception("node %s: could not record the outcome of %s", node_id, event_type)
         finally:
@@ -299,6 +307,36 @@ class ConductorManager:
         if not self.start_on_locked(row.id, node_uuid, work,
                                     agent.event_type(row.provision_state)):
             LOG.debug("node %s is busy: its next heartbeat continues", node_uuid)
+
+    # -- discovery of unknown machines ------------------------------------------------------
+
+    def process_discovery(self, node_uuid: str, inventory: dict[str, Any],
+                          new_node: dict[str, Any] | None = None, boot_mac: str | None = None,
+                          applied_rules: list[str] | None = None) -> dict[str, Any]:
+        """Enroll an unknown machine as node ``node_uuid`` (``new_node``: its checked field
+        values, that UUID included), or update the known node ``node_uuid`` from the inventory
+        its discovery ramdisk posted (409 when it is busy). A locked node is 503: retry."""
+        if new_node is not None:
+            if new_node.get("uuid") != node_uuid:
+                raise Invalid("A discovered node's values must carry its UUID.")
+            try:
+                with self.db.session() as session:
+                    node = discovery.enroll(session, dict(new_node), inventory, boot_mac,
+                                            list(applied_rules or []), self.drivers, self.host)
+                    result = discovery.summary(node, created=True)
+            except IntegrityError:
+                raise TemporaryFailure("Another request enrolled this machine at the same "
+                                       "moment; retry to update it.") from None
+            LOG.info("discovery: enrolled node %s (%s)", node_uuid, node.driver)
+            return result
+        try:
+            with self.locked(node_uuid) as task:
+                discovery.update(task, inventory)
+                result = discovery.summary(task.node, created=False)
+        except NodeLocked as exc:
+            raise TemporaryFailure(f"{exc.message}") from None
+        LOG.info("discovery: node %s updated from its inventory", node_uuid)
+        return result
 
     # -- power and management --------------------------------------------------------------
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.exceptions import NodeLocked, NoFreeConductorWorker
-from services.common.models import Node
+from services.common.models import Node, utcnow
 from services.conductor import locks
 from services.conductor.manager import ConductorManager
 from services.drivers.registry import Drivers
@@ -112,3 +114,45 @@ def test_concurrent_lockers_get_exactly_one_winner(db: Database) -> None:
     for thread in threads:
         thread.join()
     assert len(winners) == 1
+
+
+def take_over(db: Database, node_id: int, holder: str) -> None:
+    """What another conductor does once the lease of a stalled holder expired."""
+    with db.session() as session:
+        session.execute(update(Node).where(Node.id == node_id).values(
+            reservation=holder, reservation_expires_at=utcnow() + timedelta(seconds=60)))
+
+
+def test_a_holder_that_lost_its_lock_saves_nothing(db: Database) -> None:
+    node = make_node(db)
+    locks.acquire(db, node.id, node.uuid, "stalled", lease_s=60)
+    with pytest.raises(locks.LockLost, match="nothing was saved"), db.session() as session:
+        locks.fence(session, node.id, "stalled", lease_s=60)
+        mine = session.get(Node, node.id)
+        assert mine is not None
+        mine.last_error = "written by the holder"
+        session.commit()  # still held: saved, and the lease renewed
+        take_over(db, node.id, "successor")
+        mine.last_error = "written after the lock was lost"
+    with db.session() as session:
+        after = session.get(Node, node.id)
+        assert after is not None
+        assert (after.last_error, after.reservation) == ("written by the holder", "successor")
+
+
+def test_a_worker_that_lost_its_lock_records_no_outcome(db: Database) -> None:
+    settings = Settings(conductor_workers=1, fake_deploy_delay_s=(1.0, 1.0),
+                        conductor_hostname="stalled-conductor")
+    manager = ConductorManager(db, settings, Drivers(settings))
+    manager.start()
+    try:
+        node = make_node(db)
+        manager.do_provisioning_action(node.uuid, "active")
+        take_over(db, node.id, "successor")
+        time.sleep(1.5)  # the fake deploy ends and tries to save "active"
+    finally:
+        manager.stop()
+    with db.session() as session:
+        after = session.get(Node, node.id)
+        assert after is not None
+        assert (after.provision_state, after.reservation) == ("deploying", "successor")
