@@ -23,42 +23,11 @@ from services.boot.http import create_boot_app
 from services.boot.supervisor import StartError
 from services.boot.tftp import TftpService
 from services.common.config import Settings, get_settings
-from services.common.lifecycle import Service
+from services.common.lifecycle import StartedFirst
 from services.common.logs import setup as setup_logging
 
 LOG = logging.getLogger("enclume.boot")
 HEALTH_PATH = "/health"
-
-
-class StartedFirst:
-    """Services started before HTTP serves (so that a failure is a clear message, not a
-    traceback from the server's start) and stopped with the HTTP app's lifespan: uvicorn ends
-    the process by re-raising SIGTERM once the app has shut down, so code after it never runs."""
-
-    def __init__(self, services: list[Service]) -> None:
-        self.services = services
-        self._started: list[Service] = []
-
-    def start_now(self) -> None:
-        """Starts the services in order; on a failure stops the started ones and raises."""
-        try:
-            for service in self.services:
-                service.start()
-                self._started.append(service)
-        except BaseException:
-            self.stop()
-            raise
-
-    def start(self) -> None:
-        """The lifespan's start: nothing left to do."""
-
-    def stop(self) -> None:
-        while self._started:
-            service = self._started.pop()
-            try:
-                service.stop()
-            except Exception:
-                LOG.exception("stopping %s failed", type(service).__name__)
 
 
 def build(settings: Settings) -> tuple[FastAPI, StartedFirst]:

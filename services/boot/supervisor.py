@@ -7,13 +7,14 @@ process has run for ``STABLE_AFTER_S``. The process is stopped by its PID (SIGTE
 from __future__ import annotations
 
 import collections
+import ctypes
 import logging
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 START_GRACE_S = 0.5
@@ -22,6 +23,7 @@ MAX_BACKOFF_S = 30.0
 STABLE_AFTER_S = 60.0
 STOP_TIMEOUT_S = 5.0
 TAIL_LINES = 20
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def stop_pid(pid: int, timeout: float = STOP_TIMEOUT_S) -> None:
@@ -47,15 +49,29 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited; only its parent's wait is missing
 
 
+def _terminate_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies, even by SIGKILL. (Linux sends
+    it when the thread that forked exits: spawn from threads that live as long as the child.)"""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        os._exit(127)
+
+
 class StartError(RuntimeError):
     """The process exited right after its first start."""
 
 
 class ProcessSupervisor:
-    def __init__(self, name: str, argv: Sequence[str], log: logging.Logger) -> None:
+    def __init__(self, name: str, argv: Sequence[str], log: logging.Logger, *,
+                 env: Mapping[str, str] | None = None, die_with_parent: bool = False,
+                 output_level: int = logging.DEBUG) -> None:
         self.name = name
         self.argv = list(argv)
         self.log = log
+        self.env = dict(env) if env is not None else None
+        self.preexec: Callable[[], None] | None = _terminate_with_parent if die_with_parent \
+            else None
+        self.output_level = output_level
         self.restarts = 0
         self._process: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
@@ -111,7 +127,8 @@ class ProcessSupervisor:
                 return None  # stop() came first: it must not miss a process started now
             process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       text=True, errors="replace")
+                                       text=True, errors="replace", env=self.env,
+                                       preexec_fn=self.preexec)
             self._process = process
         threading.Thread(target=self._read_output, args=(process,),
                          name=f"{self.name}-output", daemon=True).start()
@@ -123,10 +140,14 @@ class ProcessSupervisor:
         for line in process.stdout:
             line = line.rstrip()
             self._tail.append(line)
-            self.log.debug("%s", line)
+            self.log.log(self.output_level, "%s", line)
 
     def _tail_text(self) -> str:
         return " | ".join(self._tail) or "(no output)"
+
+    def last_output(self) -> str:
+        """The process's last lines of output, joined by `` | ``."""
+        return self._tail_text()
 
     def _watch(self) -> None:
         backoff = MIN_BACKOFF_S

@@ -110,6 +110,7 @@ class Settings(BaseSettings):
 
     # -- boot service: DHCP (dnsmasq), the DHCP filter, following the desired boot
     boot_interface: str | None = None  # the provisioning network's interface (enclume-boot)
+    aio_boot_ready_timeout_s: float = Field(default=60.0, gt=0)  # aio: wait for its boot child
     boot_dhcp_mode: Literal["full", "proxy"] = "full"
     boot_dhcp_range_start: IPv4Address | None = None  # full mode: the addresses to lease
     boot_dhcp_range_end: IPv4Address | None = None
