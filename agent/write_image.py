@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent import bootloader, configdrive, erase, partitions, qcow2, stream
+from agent import bootloader, configdrive, erase, image_format, partitions, qcow2, stream
 from agent.checksum import Checksum, from_params
 from agent.disks import Disk, MiB, choose, flush, reread_partitions, write_all
 from agent.download import check_url, open_url
@@ -22,7 +22,6 @@ from agent.tools import run
 
 LOG = logging.getLogger(__name__)
 MIN_DEFAULT_DISK = 4 * 1024 * MiB
-FORMATS = ("raw", "qcow2")
 IMAGE_TYPES = ("whole-disk", "partition")
 BOOT_MODES = ("bios", "uefi")
 FIRST_PARTITION = 1 * MiB
@@ -35,7 +34,7 @@ LINUX, SWAP, ESP = "L", "S", "U"
 class WriteRequest:
     url: str
     checksum: Checksum
-    disk_format: str
+    disk_format: str | None  # None: the format found in the image's header
     image_type: str
     root_bytes: int
     swap_bytes: int
@@ -81,7 +80,8 @@ def parse(params: dict[str, Any], timeout_s: float) -> WriteRequest:
         raise BadParams("kernel_append_params must be a string")
     return WriteRequest(
         url=check_url(params.get("image_url"), "image_url"), checksum=from_params(params),
-        disk_format=_choice(params, "image_disk_format", FORMATS, "raw"), image_type=image_type,
+        disk_format=(_choice(params, "image_disk_format", image_format.WRITABLE, "raw")
+                     if params.get("image_disk_format") else None), image_type=image_type,
         root_bytes=root, swap_bytes=_mebibytes(params, "swap_mb"), configdrive=drive,
         configdrive_url=drive_url, target_disk=target, boot_mode=boot_mode,
         kernel_append=append)
@@ -124,8 +124,13 @@ class ImageWriter:
         self.staging_dir, self.timeout_s = staging_dir, timeout_s
         self.on_progress = on_progress
         self.result: dict[str, Any] = {"target_disk": disk.path}
+        self.disk_format = "raw"  # what the image really is: resolved first by run()
 
     def run(self) -> dict[str, Any]:
+        self.disk_format = image_format.resolve(
+            self.request.disk_format, image_format.read_head(self.request.url, self.timeout_s),
+            self.request.url)  # before anything is written
+        self.result["disk_format"] = self.disk_format
         drive = self.request.configdrive
         if self.request.configdrive_url:
             drive = configdrive.load(self.request.configdrive_url, self.timeout_s)
@@ -158,7 +163,7 @@ class ImageWriter:
             self.on_progress(done, total)
 
         try:
-            if request.disk_format == "qcow2":
+            if self.disk_format == "qcow2":
                 size, virtual = qcow2.write(download, request.checksum, self.disk, fd, offset,
                                             length, self.staging_dir, self.timeout_s,
                                             progress)

@@ -183,6 +183,45 @@ def test_qcow2_with_a_backing_file_is_refused(agent: RunningAgent,
     assert "backing file" in document["command_error"]
 
 
+def test_qcow2_without_a_declared_format_is_found_and_converted(
+        agent: RunningAgent, image_server: ImageServer, disk: Path) -> None:
+    raw = image_server.root / "source.raw"
+    data = whole_disk_image(raw, 16 * MiB)
+    image = qcow2_of(raw, image_server.root / "disk.qcow2")
+    request = params(image_server, "disk.qcow2", image)
+    del request["image_disk_format"]
+    document = agent.run("standby.write_image", request)
+    assert document["command_status"] == "SUCCEEDED", document
+    assert document["command_result"]["disk_format"] == "qcow2"
+    assert head(disk, len(data)) == data
+
+
+def test_an_image_that_is_not_what_image_disk_format_says_is_refused(
+        agent: RunningAgent, image_server: ImageServer, disk: Path) -> None:
+    write_good_image(agent, image_server, disk)
+    raw = image_server.root / "source.raw"
+    whole_disk_image(raw, 16 * MiB)
+    image = qcow2_of(raw, image_server.root / "disk.qcow2")
+    document = agent.run("standby.write_image", params(image_server, "disk.qcow2", image,
+                                                       image_disk_format="raw"))
+    assert document["command_status"] == "FAILED"
+    assert "is qcow2, but image_disk_format says raw" in document["command_error"]
+    assert_unbootable(disk)  # as after every failed write: the previous image must not boot
+
+
+def test_a_vmdk_image_is_refused(agent: RunningAgent, image_server: ImageServer,
+                                 disk: Path) -> None:
+    raw = image_server.root / "source.raw"
+    whole_disk_image(raw, 8 * MiB)
+    image = image_server.root / "disk.vmdk"
+    run_tool("qemu-img", "convert", "-q", "-f", "raw", "-O", "vmdk", str(raw), str(image))
+    request = params(image_server, "disk.vmdk", image)
+    del request["image_disk_format"]
+    document = agent.run("standby.write_image", request)
+    assert document["command_status"] == "FAILED"
+    assert "is a vmdk image; only raw and qcow2" in document["command_error"]
+
+
 def test_whole_disk_image_with_config_drive_partition_at_the_end(
         agent: RunningAgent, image_server: ImageServer, disk: Path,
         tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 - ``image_source``: an http(s) URL; ``image_os_hash_algo`` + ``image_os_hash_value`` or
   ``image_checksum`` (parsed by the image cache's ``source_of``, the one checksum parser);
-- ``image_disk_format``: ``raw`` (default) or ``qcow2``;
+- ``image_disk_format``: ``raw`` or ``qcow2``; left out, the format the agent finds in the
+  image's header (an image that is not what it says is refused);
 - ``image_type``: ``whole-disk`` (default) or ``partition`` (also implied by ``kernel`` and
   ``ramdisk`` in instance_info, as in Ironic); ``root_gb``/``root_mb``, ``swap_mb`` for
   partition images;
@@ -37,7 +38,7 @@ MIB_PER_GIB = 1024
 @dataclass(frozen=True)
 class DeployImage:
     source: ImageSource
-    disk_format: str
+    disk_format: str | None  # None: the agent goes by the image's header
     image_type: str
     root_mb: int
     swap_mb: int
@@ -74,8 +75,9 @@ def deploy_image(node: Node) -> DeployImage:
         source = source_of(info)
     except InvalidImageSource as exc:
         raise InvalidParameter(str(exc)) from None
-    disk_format = _choice(info.get("image_disk_format") or "raw", DISK_FORMATS,
-                          "instance_info/image_disk_format")
+    declared = info.get("image_disk_format")
+    disk_format = _choice(declared, DISK_FORMATS, "instance_info/image_disk_format") \
+        if declared else None
     implied = PARTITION if info.get("kernel") and info.get("ramdisk") else WHOLE_DISK
     image_type = _choice(info.get("image_type") or implied, IMAGE_TYPES,
                          "instance_info/image_type")
