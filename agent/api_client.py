@@ -1,4 +1,5 @@
-"""The agent's two calls to the Enclume API: lookup (once) and heartbeat (every few seconds)."""
+"""The agent's calls to the Enclume API: lookup (once) and heartbeat (every few seconds), or in
+discovery mode the inventory (continue_inspection)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,25 @@ def heartbeat(api_url: str, node_uuid: str, callback_url: str, token: str,
         f"{api_url}/v1/heartbeat/{urllib.parse.quote(node_uuid)}", data=body, method="POST",
         headers={"Content-Type": "application/json"})
     _call(request, timeout_s)
+
+
+def continue_inspection(api_url: str, inventory: dict[str, Any], timeout_s: float
+                        ) -> dict[str, Any]:
+    """Post a discovery inventory (Ironic's ``POST /v1/continue_inspection``); the answer
+    ``{"uuid", "created", "provision_state"}``."""
+    body = json.dumps({"inventory": inventory}).encode()
+    request = urllib.request.Request(
+        f"{api_url}/v1/continue_inspection", data=body, method="POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json"})
+    _, answer = _call(request, timeout_s)
+    try:
+        document = json.loads(answer)
+        if not isinstance(document, dict) or not isinstance(document.get("uuid"), str):
+            raise ValueError("no node uuid")
+    except ValueError as exc:
+        raise ApiError(f"the answer to the inventory is not what the protocol says: "
+                       f"{exc}") from None
+    return document
 
 
 def route_address(api_url: str) -> str:

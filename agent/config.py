@@ -17,6 +17,9 @@ DEFAULT_CMDLINE = Path("/proc/cmdline")
 DEFAULT_PORT = 9999
 DEFAULT_POWEROFF = ("poweroff", "-f")
 DEFAULT_REBOOT = ("reboot", "-f")
+# What a machine does once its discovery inventory was posted (enclume.after_discovery=).
+AFTER_DISCOVERY = ("poweroff", "reboot", "stay")
+DISCOVERY_RETRY_MAX_S = 60.0
 MIN_HEARTBEAT_S = 1.0
 _MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$")
 
@@ -44,6 +47,9 @@ class AgentConfig:
     staging_dir: str = "/tmp"  # in-memory staging of qcow2 images when the disk tail cannot be
     lldp_interfaces: tuple[str, ...] | None = None  # None: every interface with a MAC
     extra: dict[str, str] = field(default_factory=dict)  # other enclume.* kernel parameters
+    discovery: bool = False  # enclume.discovery=1 without enclume.node: post the inventory
+    after_discovery: str = "poweroff"  # one of AFTER_DISCOVERY
+    discovery_retry_max_s: float = DISCOVERY_RETRY_MAX_S  # back-off cap, from lookup_retry_s
 
 
 def normalize_mac(value: str) -> str:
@@ -89,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--staging-dir", default="/tmp")
     parser.add_argument("--lldp-interface", action="append",
                         help="interface to listen to LLDP on, repeatable (default: all)")
+    parser.add_argument("--discovery-retry-max", type=float, default=DISCOVERY_RETRY_MAX_S,
+                        help="longest wait between tries to post a discovery inventory")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -111,9 +119,16 @@ def load(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
         raise ConfigError(f"--port {args.port} is not a TCP port")
     if args.heartbeat_interval is not None and args.heartbeat_interval <= 0:
         raise ConfigError("--heartbeat-interval must be positive")
+    node_uuid = args.node_uuid or cmdline.get("enclume.node") or None
+    after = cmdline.get("enclume.after_discovery") or "poweroff"
+    if after not in AFTER_DISCOVERY:
+        raise ConfigError(f"enclume.after_discovery={after} is not one of "
+                          f"{', '.join(AFTER_DISCOVERY)}")
+    if args.discovery_retry_max <= 0 or args.lookup_retry <= 0:
+        raise ConfigError("--lookup-retry and --discovery-retry-max must be positive")
     config = AgentConfig(
         api_url=api_url.rstrip("/"),
-        node_uuid=args.node_uuid or cmdline.get("enclume.node") or None,
+        node_uuid=node_uuid,
         macs=tuple(macs),
         boot_mac=boot_mac,
         listen_host=args.listen_host,
@@ -130,5 +145,8 @@ def load(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
         staging_dir=args.staging_dir,
         lldp_interfaces=tuple(args.lldp_interface) if args.lldp_interface else None,
         extra={key: value for key, value in cmdline.items() if key.startswith("enclume.")},
+        discovery=node_uuid is None and cmdline.get("enclume.discovery") in ("1", "true", "yes"),
+        after_discovery=after,
+        discovery_retry_max_s=args.discovery_retry_max,
     )
     return config, args.verbose

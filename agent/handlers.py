@@ -52,7 +52,8 @@ def build(context: AgentContext) -> Commands:
     def inventory_get(params: dict[str, Any]) -> Runner:
         _no_params(params)
         return lambda _: inventory.collect(
-            context.disks(), context.lldp.neighbours() if context.lldp else {})
+            context.disks(), context.lldp.neighbours() if context.lldp else {},
+            config.boot_mac)
 
     def write(params: dict[str, Any]) -> Runner:
         request = write_image.parse(params, config.http_timeout_s)

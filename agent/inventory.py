@@ -1,4 +1,5 @@
-"""inventory.get: CPUs, memory, disks, NICs (with LLDP neighbours) and the boot mode."""
+"""inventory.get: CPUs, memory, disks, NICs (with LLDP neighbours), the system's vendor and
+product, the boot mode and NIC."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from agent.disks import Disk
 
 SYS_NET = Path("/sys/class/net")
 SYS_MEMORY = Path("/sys/devices/system/memory")
+SYS_DMI = Path("/sys/class/dmi/id")
 SIOCGIFADDR = 0x8915
 
 
@@ -85,8 +87,22 @@ def boot_mode() -> str:
     return "uefi" if Path("/sys/firmware/efi").is_dir() else "bios"
 
 
-def collect(disks: list[Disk], lldp: dict[str, list[list[object]]]) -> dict[str, Any]:
+def system_vendor() -> dict[str, str | None]:
+    """What the firmware says the machine is (SMBIOS, Ironic's names); None where unreadable."""
+    return {"manufacturer": _read(SYS_DMI / "sys_vendor"),
+            "product_name": _read(SYS_DMI / "product_name"),
+            "serial_number": _read(SYS_DMI / "product_serial")}
+
+
+def collect(disks: list[Disk], lldp: dict[str, list[list[object]]],
+            boot_mac: str | None = None) -> dict[str, Any]:
+    """The inventory; ``boot_mac`` (BOOTIF) is reported as boot.pxe_interface, as Ironic's
+    agent does."""
+    boot: dict[str, Any] = {"current_boot_mode": boot_mode()}
+    if boot_mac:
+        boot["pxe_interface"] = boot_mac
     return {"inventory": {"cpu": cpu(), "memory": memory(),
                           "disks": [disk.describe() for disk in disks],
                           "interfaces": interfaces(lldp),
-                          "boot": {"current_boot_mode": boot_mode()}}}
+                          "system_vendor": system_vendor(),
+                          "boot": boot}}

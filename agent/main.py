@@ -1,4 +1,5 @@
-"""enclume-agent: look the node up, serve the command API, heartbeat until the machine goes."""
+"""enclume-agent: look the node up, serve the command API, heartbeat until the machine goes;
+or in discovery mode post the machine's inventory (agent/discovery.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 import threading
 from types import FrameType
 
-from agent import api_client, handlers, inventory
+from agent import api_client, discovery, handlers, inventory
 from agent.api_client import ApiError, Lookup
 from agent.config import MIN_HEARTBEAT_S, AgentConfig, ConfigError, load
 from agent.lldp import LldpListener
@@ -104,6 +105,18 @@ class Agent:
         self.lldp.stop()
 
 
+def _discover(config: AgentConfig) -> int:
+    stopped = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        LOG.info("signal %d: stopping", signum)
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return discovery.run(config, stopped)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         config, verbose = load(argv)
@@ -112,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if config.discovery:
+        return _discover(config)
     try:
         agent = Agent(config)
     except OSError as exc:

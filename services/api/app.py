@@ -10,8 +10,10 @@ from services.api import (
     agent_endpoints,
     allocations,
     conductors,
+    discovery,
     drivers,
     errors,
+    node_history,
     nodes,
     ports,
     root,
@@ -38,10 +40,12 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     app.state.conductor_api = conductor_api
     app.state.membership = membership
     app.state.drivers = hardware
+    app.state.discovery_rules = discovery.load_rules(settings, hardware)
     errors.install(app)
     # Routes with fixed segments (/detail, /ports) come before /{ident}.
-    for router in (root.router, ports.router, allocations.router, nodes.router,
-                   drivers.router, conductors.router, agent_endpoints.router):
+    for router in (root.router, ports.router, allocations.router, node_history.router,
+                   nodes.router, drivers.router, conductors.router, agent_endpoints.router,
+                   discovery.router):
         app.include_router(router)
     # Starlette runs the last added middleware first: size limit, then auth, then versions.
     app.add_middleware(VersionMiddleware)

@@ -22,7 +22,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.api.errors import error_body
 from services.common.config import Settings
 
-PUBLIC_PATHS = frozenset({"/", "/v1", "/v1/", "/v1/lookup"})
+# /v1/continue_inspection: inventories of discovered machines, public as in Ironic, refused
+# while discovery is off (services/api/discovery.py).
+PUBLIC_PATHS = frozenset({"/", "/v1", "/v1/", "/v1/lookup", "/v1/continue_inspection"})
 # The agent's heartbeats: public as in Ironic, the agent proves itself with its token.
 PUBLIC_PREFIXES = ("/v1/heartbeat/",)
 REALM = b'Basic realm="Baremetal API"'

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
@@ -10,20 +9,24 @@ from services.api.versions import Version
 from services.api.views import NODE_FIELD_VERSIONS
 from services.common.exceptions import Invalid
 from services.common.models import INTERFACES
+from services.common.node_fields import (
+    CONDUCTOR_GROUP_RE,
+    NAME_RE,
+    NODE_NAME_RULE,
+    TEXT_FIELDS,
+    is_valid_node_name,
+)
 from services.common.traits import check_traits
 from services.drivers.registry import Drivers, UnknownHardwareType
 
-__all__ = ["check_depth", "check_traits", "check_uuid", "check_values", "field_known"]
+__all__ = ["CONDUCTOR_GROUP_RE", "NAME_RE", "TEXT_FIELDS", "check_depth", "check_traits",
+           "check_uuid", "check_values", "field_known"]
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9\-._~]+$")
-CONDUCTOR_GROUP_RE = re.compile(r"^[a-zA-Z0-9_\-.]*$")
 # Deeper JSON values could be stored but not rendered back (the serializer stops at 255).
 MAX_JSON_DEPTH = 64
 
 DICT_FIELDS = ("driver_info", "properties", "instance_info", "extra", "network_data")
 BOOL_FIELDS = ("maintenance", "protected", "retired")
-TEXT_FIELDS = {"description": 4096, "maintenance_reason": 4096, "protected_reason": 255,
-               "retired_reason": 255, "owner": 255, "lessee": 255, "resource_class": 80}
 INTERFACE_FIELDS = tuple(f"{name}_interface" for name in INTERFACES)
 
 WRITABLE = frozenset({
@@ -73,10 +76,8 @@ def check_values(values: dict[str, Any], drivers: Drivers) -> dict[str, Any]:
                                      or len(value) > TEXT_FIELDS[field]):
             raise Invalid(f"Invalid value for {field}: expected a string of at most "
                           f"{TEXT_FIELDS[field]} characters.")
-        if field == "name" and (not isinstance(value, str) or not NAME_RE.match(value)
-                                or len(value) > 255 or _uuid_like(value)):
-            raise Invalid(f"Cannot use {value!r} as a node name: names are 1-255 characters "
-                          "from letters, digits and -._~, and must not look like a UUID.")
+        if field == "name" and not is_valid_node_name(value):
+            raise Invalid(f"Cannot use {value!r} as a node name: {NODE_NAME_RULE}.")
         if field in ("uuid", "instance_uuid"):
             clean[field] = check_uuid(field, value)
         if field == "chassis_uuid":
@@ -90,6 +91,17 @@ def check_values(values: dict[str, Any], drivers: Drivers) -> dict[str, Any]:
             raise Invalid(f"Invalid value for {field}: expected a string or null.")
     _check_interfaces(clean, drivers)
     return clean
+
+
+def values_for_create(body: dict[str, Any], default_resource_class: str | None,
+                      drivers: Drivers) -> dict[str, Any]:
+    """The checked field values of a node to create from ``body`` (POST /v1/nodes names):
+    the default resource class when it names none, interfaces from the hardware type."""
+    if default_resource_class and body.get("resource_class") is None:
+        body = {**body, "resource_class": default_resource_class}
+    values = check_values(body, drivers)
+    values.pop("chassis_uuid", None)
+    return values
 
 
 def check_depth(name: str, value: Any) -> None:
@@ -107,14 +119,6 @@ def check_depth(name: str, value: Any) -> None:
             elif isinstance(item, list):
                 children.extend(item)
         layer = [c for c in children if isinstance(c, dict | list)]
-
-
-def _uuid_like(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _check_interfaces(values: dict[str, Any], drivers: Drivers) -> None:

@@ -22,6 +22,7 @@ from services.api.views import (
 )
 from services.common import states
 from services.common.db import Database
+from services.common.enrollment import new_node
 from services.common.exceptions import Invalid, NotFound, conflict_from_integrity
 from services.common.membership import Membership
 from services.common.models import Allocation, Node, NodeInventory
@@ -162,15 +163,11 @@ def create_node(request: Request, response: Response, body: Any = Body(...),
         raise Invalid(f"Unknown attribute(s) for node: {', '.join(sorted(unknown))}.")
     if "driver" not in body:
         raise Invalid("Mandatory field missing: driver.")
-    default_class = request.app.state.settings.default_resource_class
-    if default_class and body.get("resource_class") is None:
-        body = {**body, "resource_class": default_class}
-    values = node_rules.check_values(body, request.app.state.drivers)
-    values.pop("chassis_uuid", None)
-    initial = states.initial_state(enroll=version >= (1, 11))
+    values = node_rules.values_for_create(
+        body, request.app.state.settings.default_resource_class, request.app.state.drivers)
     try:
         with db.session() as session:
-            node = Node(**values, provision_state=initial.value)
+            node = new_node(values, enroll=version >= (1, 11))
             session.add(node)
             session.flush()
             document = NodeRenderer(request, session, version, full_fields(version)).one(node)

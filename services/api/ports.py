@@ -33,6 +33,9 @@ WRITABLE = frozenset({"address", "node_uuid", "extra", "local_link_connection",
 CREATABLE = WRITABLE | {"uuid", "portgroup_uuid"}
 LOCAL_LINK_KEYS = {"switch_id", "port_id", "switch_info", "network_type"}
 SORTABLE = {"uuid", "address", "created_at", "updated_at", "physical_network", "id"}
+REMOVED_DEFAULTS: dict[str, Any] = {"extra": {}, "local_link_connection": {},
+                                    "physical_network": None, "pxe_enabled": True,
+                                    "is_smartnic": False}
 
 
 def normalize_mac(value: Any) -> str:
@@ -181,7 +184,8 @@ def update_port(ident: str, request: Request, patch: Any = Body(...),
         field = operation["path"].lstrip("/").split("/")[0]
         if field not in WRITABLE:
             raise Invalid(f"'/{field}' can not be updated on a port.")
-    patched = apply_patch(current, patch)
+    # A field the patch removed goes back to its default (address and node stay required).
+    patched = REMOVED_DEFAULTS | apply_patch(current, patch)
     values = _check({k: v for k, v in patched.items() if k != "node_uuid"}, version)
     new_node_uuid = None
     if patched.get("node_uuid") != node.uuid:

@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     boot_dhcp_lease_time_s: int = Field(default=3600, ge=120)
     boot_dhcp_router: IPv4Address | None = None  # full mode; None: no default route given
     boot_dhcp_no_ping: bool = False
+    # THE discovery switch: the boot service answers unknown MACs with the discovery ramdisk
+    # and the API accepts their inventories (POST /v1/continue_inspection).
     boot_discovery: bool = False
     boot_router_advertisement: bool = True
     boot_dhcp_filter: bool = True
@@ -126,6 +128,10 @@ class Settings(BaseSettings):
     boot_dnsmasq_dir: Path | None = None  # default DATA_DIR/dnsmasq
     boot_poll_interval_s: float = Field(default=0.5, gt=0)
     boot_resync_interval_s: float = Field(default=30.0, gt=0)
+
+    # -- discovery of unknown machines (docs/discovery.md); on/off: boot_discovery
+    discovery_driver: str = "fake-hardware"  # of new nodes no rule gives a driver
+    discovery_rules_file: Path | None = None  # YAML: what new nodes get, by inventory
 
     # -- network: VLANs and switches (the ``vlan`` network interface)
     switches_file: Path | None = None  # YAML or JSON: the switches and how to reach them

@@ -41,3 +41,7 @@ class ConductorAPI(Protocol):
 
     def heartbeat(self, node_uuid: str, callback_url: str, agent_token: str | None,
                   agent_version: str | None = None) -> None: ...
+
+    def process_discovery(self, node_uuid: str, inventory: dict[str, Any],
+                          new_node: dict[str, Any] | None = None, boot_mac: str | None = None,
+                          applied_rules: list[str] | None = None) -> dict[str, Any]: ...

@@ -92,7 +92,7 @@ def fence(session: Session, node_id: int, holder: str, lease_s: float) -> None:
             .values(reservation_expires_at=utcnow() + timedelta(seconds=lease_s))
             .execution_options(synchronize_session=False)
         ).rowcount
-        if held != 1:
-            raise LockLost(node_id, holder)
+        if held != 1 and committing.scalar(select(Node.id).where(Node.id == node_id)) is not None:
+            raise LockLost(node_id, holder)  # (a node deleted by this work has no lock left)
 
     event.listen(session, "before_commit", still_held)

@@ -36,7 +36,7 @@ SECRET_HEADER = "X-Enclume-RPC-Secret"
 METHODS = frozenset({
     "do_provisioning_action", "change_power_state", "set_boot_device", "get_boot_device",
     "get_supported_boot_devices", "validate", "update_node", "destroy_node", "update_traits",
-    "update_port", "destroy_port", "issue_agent_token", "heartbeat",
+    "update_port", "destroy_port", "issue_agent_token", "heartbeat", "process_discovery",
 })
 
 
@@ -68,6 +68,11 @@ class RpcClient:
     def call(self, route_by: str, method: str, /, **kwargs: Any) -> Any:
         """Call ``method`` on the conductor that owns the node ``route_by``."""
         group: str = node_value(self.db, route_by, Node.conductor_group)
+        return self.call_in_group(group, route_by, method, **kwargs)
+
+    def call_in_group(self, group: str, route_by: str, method: str, /, **kwargs: Any) -> Any:
+        """Call ``method`` on the conductor of ``group`` the ring gives ``route_by`` (also for
+        a node that does not exist yet)."""
         owner = self.membership.owner(group, route_by)
         if owner is None or not owner.rpc_address:
             raise NoConductor(group)
@@ -147,6 +152,18 @@ class RpcClient:
                   agent_version: str | None = None) -> None:
         self.call(node_uuid, "heartbeat", node_uuid=node_uuid, callback_url=callback_url,
                   agent_token=agent_token, agent_version=agent_version)
+
+    def process_discovery(self, node_uuid: str, inventory: dict[str, Any],
+                          new_node: dict[str, Any] | None = None, boot_mac: str | None = None,
+                          applied_rules: list[str] | None = None) -> dict[str, Any]:
+        arguments = {"node_uuid": node_uuid, "inventory": inventory, "new_node": new_node,
+                     "boot_mac": boot_mac, "applied_rules": applied_rules}
+        if new_node is None:
+            result: dict[str, Any] = self.call(node_uuid, "process_discovery", **arguments)
+        else:  # no row to read the group from yet: the new node's own
+            result = self.call_in_group(str(new_node.get("conductor_group") or ""), node_uuid,
+                                        "process_discovery", **arguments)
+        return result
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from services.common.config import Settings
 from services.common.models import INTERFACES, Node
-from services.drivers import fake
+from services.drivers import fake, properties
 from services.drivers.base import HardwareType, NodeDriver
 from services.drivers.boot.ipxe import ipxe_boot, pxe_boot
 from services.drivers.deploy.direct import direct_deploy
@@ -36,6 +36,7 @@ FAKE_HARDWARE = HardwareType(
         "storage": ("noop",),
         "vendor": ("no-vendor", "fake"),
     },
+    properties=properties.for_power("fake"),
 )
 
 # What real machines use besides power and management: the agent in the deploy ramdisk
@@ -55,11 +56,14 @@ _REAL_MACHINE = {
 }
 
 IPMI = HardwareType(name="ipmi", supported={
-    **_REAL_MACHINE, "power": ("ipmi",), "management": ("ipmi", "noop")})
+    **_REAL_MACHINE, "power": ("ipmi",), "management": ("ipmi", "noop")},
+    properties=properties.for_power("ipmi"))
 REDFISH = HardwareType(name="redfish", supported={
-    **_REAL_MACHINE, "power": ("redfish",), "management": ("redfish", "noop")})
+    **_REAL_MACHINE, "power": ("redfish",), "management": ("redfish", "noop")},
+    properties=properties.for_power("redfish"))
 WOL = HardwareType(name="wol", supported={
-    **_REAL_MACHINE, "power": ("wol",), "management": ("noop",)})
+    **_REAL_MACHINE, "power": ("wol",), "management": ("noop",)},
+    properties=properties.for_power("wol"))
 
 HARDWARE_TYPES: dict[str, HardwareType] = {
     hw.name: hw for hw in (FAKE_HARDWARE, IPMI, REDFISH, WOL)}

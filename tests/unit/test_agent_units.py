@@ -54,6 +54,28 @@ def test_kernel_command_line_and_flags(tmp_path: Path) -> None:
         config.load(["--cmdline-file", str(cmdline), "--api-url", "http://x", "--mac", "zz"])
 
 
+def test_discovery_mode_from_the_kernel_command_line(tmp_path: Path) -> None:
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("enclume.api_url=http://10.0.0.1:6385 enclume.discovery=1 "
+                       "BOOTIF=52:54:00:00:00:01\n")
+    loaded, _ = config.load(["--cmdline-file", str(cmdline)])
+    assert loaded.discovery and loaded.node_uuid is None
+    assert loaded.after_discovery == "poweroff" and loaded.discovery_retry_max_s == 60
+    loaded, _ = config.load(["--cmdline-file", str(cmdline), "--discovery-retry-max", "2"])
+    assert loaded.discovery_retry_max_s == 2
+    cmdline.write_text("enclume.api_url=http://x enclume.discovery=1 enclume.after_discovery=stay")
+    assert config.load(["--cmdline-file", str(cmdline)])[0].after_discovery == "stay"
+    # A node given wins: the agent of a planned boot is never in discovery mode.
+    loaded, _ = config.load(["--cmdline-file", str(cmdline), "--node-uuid", "abc"])
+    assert not loaded.discovery
+    cmdline.write_text("enclume.api_url=http://x enclume.discovery=1 enclume.after_discovery=nap")
+    with pytest.raises(config.ConfigError, match="after_discovery=nap is not one of poweroff"):
+        config.load(["--cmdline-file", str(cmdline)])
+    cmdline.write_text("enclume.api_url=http://x enclume.discovery=1")
+    with pytest.raises(config.ConfigError, match="must be positive"):
+        config.load(["--cmdline-file", str(cmdline), "--discovery-retry-max", "0"])
+
+
 def test_checksums() -> None:
     value = hashlib.sha512(b"x").hexdigest()
     assert checksum.from_params({"image_os_hash_algo": "SHA512",

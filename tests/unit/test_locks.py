@@ -156,3 +156,14 @@ def test_a_worker_that_lost_its_lock_records_no_outcome(db: Database) -> None:
         after = session.get(Node, node.id)
         assert after is not None
         assert (after.provision_state, after.reservation) == ("deploying", "successor")
+
+
+def test_work_that_deletes_its_node_commits(db: Database) -> None:
+    node = make_node(db)
+    locks.acquire(db, node.id, node.uuid, "deleter", lease_s=60)
+    with db.session() as session:
+        locks.fence(session, node.id, "deleter", lease_s=60)
+        doomed = session.get(Node, node.id)
+        session.delete(doomed)
+    with db.session() as session:
+        assert session.get(Node, node.id) is None

@@ -176,11 +176,15 @@ def config_drive(meta_data: dict[str, Any]) -> str:
 
 class ProvisioningLab:
     def __init__(self, workdir: Path, ramdisk: BuiltRamdisk, images: BuiltTestImages,
-                 heartbeat_timeout_s: int = HEARTBEAT_TIMEOUT_S) -> None:
+                 heartbeat_timeout_s: int = HEARTBEAT_TIMEOUT_S,
+                 discovery_rules: str | None = None) -> None:
+        """``discovery_rules``: turn discovery on (boot service and API) with these rules
+        (YAML text, docs/discovery.md): machines no port knows boot the ramdisk and enroll."""
         self.workdir = workdir
         self.ramdisk = ramdisk
         self.images = images
         self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.discovery_rules = discovery_rules
         self.machines: dict[str, LabMachine] = {}
         self._stack = ExitStack()
         self._bmc_password = secrets.token_urlsafe(12)
@@ -237,7 +241,8 @@ class ProvisioningLab:
         self.database = Database(database_url)
         first, last = PROVISIONING_DHCP_RANGE
         self.boot = start_boot_service(self.service, self.workdir / "boot", database_url, {
-            "ENCLUME_BOOT_DHCP_RANGE_START": first, "ENCLUME_BOOT_DHCP_RANGE_END": last})
+            "ENCLUME_BOOT_DHCP_RANGE_START": first, "ENCLUME_BOOT_DHCP_RANGE_END": last,
+            **self._discovery_boot_settings()})
         self._publish_files()
         self.aio = start_enclume_aio(self.service, self.workdir / "aio", database_url,
                                      self.boot, self._aio_settings())
@@ -261,11 +266,32 @@ class ProvisioningLab:
         for name in IMAGE_KINDS:
             shutil.copyfile(self.images.directory / name, images / name)
 
+    def _discovery_boot_settings(self) -> dict[str, str]:
+        """With discovery, the boot service answers unknown MACs with the deploy ramdisk,
+        whose agent posts to the API in this namespace."""
+        if self.discovery_rules is None:
+            return {}
+        return {"ENCLUME_BOOT_DISCOVERY": "true",
+                "ENCLUME_DEPLOY_KERNEL": f"{DEPLOY_DIR}/vmlinuz",
+                "ENCLUME_DEPLOY_RAMDISK": f"{DEPLOY_DIR}/{self.ramdisk.initramfs.name}",
+                "ENCLUME_KERNEL_APPEND_PARAMS": KERNEL_APPEND_PARAMS,
+                "ENCLUME_AGENT_API_URL": f"http://{self.service.ipv4}:{API_PORT}"}
+
+    def _discovery_aio_settings(self) -> dict[str, str]:
+        if self.discovery_rules is None:
+            return {}
+        rules = self.workdir / "discovery-rules.yaml"
+        descriptor = os.open(rules, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(self.discovery_rules)
+        return {"ENCLUME_BOOT_DISCOVERY": "true", "ENCLUME_DISCOVERY_RULES_FILE": str(rules)}
+
     def _aio_settings(self) -> dict[str, str]:
         switches = self.workdir / "switches.yaml"
         switches.write_text(yaml.safe_dump({"switches": {SWITCH_NAME: {
             "driver": "vde", "socket": str(self.switch.management_socket)}}}))
         return {
+            **self._discovery_aio_settings(),
             "ENCLUME_SWITCHES_FILE": str(switches),
             "ENCLUME_DEPLOY_KERNEL": f"{DEPLOY_DIR}/vmlinuz",
             "ENCLUME_DEPLOY_RAMDISK": f"{DEPLOY_DIR}/{self.ramdisk.initramfs.name}",

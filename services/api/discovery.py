@@ -1,0 +1,116 @@
+"""``POST /v1/continue_inspection``: the inventory of a machine booted in discovery mode.
+
+Ironic's endpoint (API 1.84, public like the lookup and the heartbeat), accepted at any
+microversion. Body ``{"inventory": {...}}`` (other keys, Ironic's plugin data, are ignored).
+Only while discovery is on (``ENCLUME_BOOT_DISCOVERY``, else 403). The inventory is checked
+with the inspect interface's own check (400 with the reason, nothing written); then:
+
+- a node has a port with one of its MACs (or its BMC address): the owning conductor updates it
+  as inspection would, or refuses with 409 when the node is busy or deployed;
+- no node: the rules (``ENCLUME_DISCOVERY_RULES_FILE``, read at start) give the new node's
+  fields, checked as ``POST /v1/nodes`` checks them, and the conductor the ring gives the new
+  UUID enrolls it with its ports, properties, inventory and a "discovered" history entry.
+
+Answer (202): ``{"uuid", "created", "provision_state"}`` and nothing else: anyone on the
+provisioning network can call this while discovery is on.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request
+
+from services.api import node_rules
+from services.api.deps import conductor, database
+from services.common.config import Settings
+from services.common.db import Database
+from services.common.exceptions import EnclumeError, Invalid
+from services.common.models import new_uuid
+from services.common.secrets import is_secret_key
+from services.conductor.interface import ConductorAPI
+from services.discovery import lookup, rules
+from services.discovery.facts import Facts
+from services.drivers.inspect.inventory import MalformedInventory, check
+from services.drivers.registry import Drivers
+
+LOG = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1")
+
+# A public endpoint: an inventory with more interfaces than any machine has would make as many
+# ports.
+MAX_INTERFACES = 128
+
+
+class DiscoveryOff(EnclumeError):
+    code = 403
+
+
+def load_rules(settings: Settings, drivers: Drivers) -> rules.RuleSet:
+    """The discovery rules, checked at start (RuntimeError: the API refuses to start)."""
+    enabled = drivers.hardware_types
+    if settings.boot_discovery and settings.discovery_driver not in enabled:
+        raise rules.RulesError(
+            f"ENCLUME_DISCOVERY_DRIVER {settings.discovery_driver!r} is not an enabled hardware "
+            f"type (ENCLUME_ENABLED_HARDWARE_TYPES: {', '.join(sorted(enabled))})")
+    path = settings.discovery_rules_file
+    if path is None:
+        return rules.RuleSet()
+    loaded = rules.load(path, enabled)
+    secret_keys = {key for rule in loaded.rules for key in rule.actions.driver_info or {}
+                   if is_secret_key(key)}
+    if secret_keys and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        LOG.warning("the discovery rules file %s holds secrets (%s) and can be read by others "
+                    "than its owner: chmod 600 it", path, ", ".join(sorted(secret_keys)))
+    LOG.info("discovery rules: %d rule(s) from %s", len(loaded.rules), path)
+    return loaded
+
+
+def _checked_inventory(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict) or "inventory" not in body:
+        raise Invalid('Invalid inspection data: expected {"inventory": {...}}.')
+    try:
+        inventory = check(body["inventory"])
+    except MalformedInventory as exc:
+        raise Invalid(f"{exc}.") from None
+    node_rules.check_depth("inventory", inventory)
+    if len(inventory["interfaces"]) > MAX_INTERFACES:
+        raise Invalid(f"The inventory lists {len(inventory['interfaces'])} interfaces; at most "
+                      f"{MAX_INTERFACES} are accepted.")
+    return inventory
+
+
+@router.post("/continue_inspection", status_code=202)
+def continue_inspection(request: Request, body: Any = Body(...),
+                        db: Database = Depends(database),
+                        manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
+    settings: Settings = request.app.state.settings
+    if not settings.boot_discovery:
+        raise DiscoveryOff("Discovery is off: inventories of unknown machines are not accepted "
+                           "(ENCLUME_BOOT_DISCOVERY).")
+    inventory = _checked_inventory(body)
+    facts = Facts.of(inventory)
+    if not facts.macs:
+        raise Invalid("The inventory has no interface with a MAC address: nothing tells which "
+                      "machine this is.")
+    with db.session() as session:
+        known = lookup.find_node(session, facts.macs, facts.bmc_address)
+    if known is not None:
+        return manager.process_discovery(known, inventory)
+    ruleset: rules.RuleSet = request.app.state.discovery_rules
+    outcome = ruleset.evaluate(facts)
+    fields = {**outcome.node_fields(settings.discovery_driver), "uuid": new_uuid()}
+    try:
+        values = node_rules.values_for_create(fields, settings.default_resource_class,
+                                              request.app.state.drivers)
+    except Invalid as exc:
+        # The rules' fault, not the machine's: the agent retries while an operator fixes them.
+        LOG.error("discovery: the rules (%s) give machine %s values a node cannot have: %s",
+                  ", ".join(outcome.applied) or "none", facts.main_mac, exc.message)
+        raise EnclumeError(f"The discovery rules give this machine values a node cannot have: "
+                           f"{exc.message}") from None
+    return manager.process_discovery(values["uuid"], inventory, new_node=values,
+                                     boot_mac=facts.boot_mac,
+                                     applied_rules=list(outcome.applied))

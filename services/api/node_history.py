@@ -1,0 +1,100 @@
+"""/v1/nodes/{node}/history: what happened to a node (Ironic 1.78's shape).
+
+Ironic serves it from 1.78; Enclume's newest version is 1.73, so it is served at 1.73 (404
+below it), as the node inventory is. Entries are read-only; the conductor writes them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+
+from services.api import collection
+from services.api.deps import api_version, database, find_node, is_uuid_like
+from services.api.versions import MAX_VERSION, Version, format_version
+from services.api.views import base_url
+from services.common.db import Database
+from services.common.exceptions import Invalid, NotFound
+from services.common.models import Node, NodeHistory
+from services.common.secrets import mask
+
+router = APIRouter(prefix="/v1/nodes/{ident}/history")
+
+# Ironic's list shows these; ?detail=true and a single entry show them all.
+SUMMARY_FIELDS = ("uuid", "created_at", "severity", "event")
+DETAIL_FIELDS = ("uuid", "created_at", "user", "severity", "event", "event_type", "conductor")
+
+
+def _check_version(version: Version) -> None:
+    if version < MAX_VERSION:
+        raise Invalid(f"The node history needs API version {format_version(MAX_VERSION)}.",
+                      code=404)
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    """ISO 8601 with its UTC offset, as Ironic shows it (SQLite gives naive UTC values)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def _document(request: Request, node: Node, entry: NodeHistory, fields: tuple[str, ...]
+              ) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "uuid": entry.uuid,
+        "created_at": _utc_text(entry.created_at),
+        "user": entry.user,
+        "severity": entry.severity,
+        "event": mask(entry.event),
+        "event_type": entry.event_type,
+        "conductor": entry.conductor,
+    }
+    document = {name: values[name] for name in fields}
+    document["links"] = [{"href": f"{base_url(request)}/v1/nodes/{node.uuid}/history/"
+                                  f"{entry.uuid}", "rel": "self"}]
+    return document
+
+
+@router.get("")
+def list_history(ident: str, request: Request, version: Version = Depends(api_version),
+                 db: Database = Depends(database)) -> dict[str, Any]:
+    _check_version(version)
+    if request.query_params.get("fields") is not None:
+        raise Invalid("The fields parameter is not supported for node history.")
+    query = collection.parse_list_query(request, version=version, visible=list(DETAIL_FIELDS),
+                                        summary=SUMMARY_FIELDS, sortable={"created_at"},
+                                        default_sort="created_at")
+    with db.session() as session:
+        node = find_node(session, ident, version)
+        marker = None
+        if query.marker:
+            marker = session.scalar(select(NodeHistory).where(
+                NodeHistory.uuid == query.marker, NodeHistory.node_id == node.id))
+            if marker is None:
+                raise Invalid(f"Marker {query.marker} could not be found.")
+        statement = select(NodeHistory).where(NodeHistory.node_id == node.id)
+        entries = collection.page(session, statement, query, NodeHistory.id,
+                                  getattr(NodeHistory, query.sort_key), marker)
+        fields = tuple(query.fields)
+        documents = [_document(request, node, entry, fields) for entry in entries]
+        path = f"nodes/{node.uuid}/history"
+    return {"history": documents,
+            **collection.next_link(request, path, entries, query, lambda e: e.uuid)}
+
+
+@router.get("/{event_uuid}")
+def show_history_event(ident: str, event_uuid: str, request: Request,
+                       version: Version = Depends(api_version),
+                       db: Database = Depends(database)) -> dict[str, Any]:
+    _check_version(version)
+    with db.session() as session:
+        node = find_node(session, ident, version)
+        entry = session.scalar(select(NodeHistory).where(
+            NodeHistory.uuid == event_uuid.lower(), NodeHistory.node_id == node.id)
+        ) if is_uuid_like(event_uuid) else None
+        if entry is None:
+            raise NotFound(f"Node history record {event_uuid} could not be found.")
+        return _document(request, node, entry, DETAIL_FIELDS)

@@ -1,0 +1,281 @@
+"""``enclume node create|list|show|set|unset|delete``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from services.cli.enclume import args
+from services.cli.enclume.client import ApiError
+from services.cli.enclume.context import cli, print_error
+from services.cli.enclume.options import Fields, Format, Node, Nodes
+from services.cli.enclume.output import render
+from services.cli.enclume.patches import labels_operation, set_operations, unset_operations
+
+app = typer.Typer()
+
+LIST_COLUMNS = ("uuid", "name", "instance_uuid", "power_state", "provision_state",
+                "maintenance")
+LONG_COLUMNS = ("uuid", "name", "driver", "resource_class", "power_state", "provision_state",
+                "target_provision_state", "maintenance", "maintenance_reason", "conductor",
+                "last_error")
+# --xxx-interface options of create, set and unset, in the order --help shows them.
+INTERFACES = ("boot", "deploy", "inspect", "management", "network", "power", "console", "raid",
+              "rescue", "storage", "vendor", "bios")
+DICT_OPTIONS = {"driver_info": "--driver-info", "properties": "--property", "extra": "--extra",
+                "instance_info": "--instance-info"}
+
+Pairs = Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE")]
+Keys = Annotated[list[str] | None, typer.Option(metavar="KEY")]
+Iface = Annotated[str | None, typer.Option(metavar="IMPL", show_default=False)]
+IfaceFlag = Annotated[bool, typer.Option(help="Back to the hardware type's default.")]
+
+
+def node_path(ident: str) -> str:
+    return f"/v1/nodes/{ident}"
+
+
+def show_node(ctx: typer.Context, node: dict[str, Any], fmt: str | None,
+              columns: list[str] | None = None) -> None:
+    render(node, columns, cli(ctx).output_format(fmt))
+
+
+def _interfaces(values: dict[str, str | None]) -> dict[str, str | None]:
+    return {f"{name}_interface": values[name] for name in INTERFACES}
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    driver: Annotated[str, typer.Option(help="Hardware type: ipmi, redfish, wol, "
+                                             "fake-hardware ...")],
+    name: Annotated[str | None, typer.Option()] = None,
+    uuid: Annotated[str | None, typer.Option()] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    resource_class: Annotated[str | None, typer.Option()] = None,
+    conductor_group: Annotated[str | None, typer.Option()] = None,
+    owner: Annotated[str | None, typer.Option()] = None,
+    lessee: Annotated[str | None, typer.Option()] = None,
+    driver_info: Pairs = None,
+    property: Pairs = None,
+    extra: Pairs = None,
+    instance_info: Pairs = None,
+    label: Pairs = None,
+    network_data: Annotated[str | None, typer.Option(metavar="JSON|@FILE")] = None,
+    automated_clean: Annotated[bool | None, typer.Option(
+        "--automated-clean/--no-automated-clean", show_default=False)] = None,
+    boot_interface: Iface = None, deploy_interface: Iface = None,
+    inspect_interface: Iface = None, management_interface: Iface = None,
+    network_interface: Iface = None, power_interface: Iface = None,
+    console_interface: Iface = None, raid_interface: Iface = None,
+    rescue_interface: Iface = None, storage_interface: Iface = None,
+    vendor_interface: Iface = None, bios_interface: Iface = None,
+    fmt: Format = None,
+) -> None:
+    """Enroll a node (it starts in enroll); shows it.
+
+    --driver-info values stay strings; other KEY=VALUE values are JSON when they parse as JSON
+    (4, true, {...}), else strings. Labels go to extra["labels"].
+    """
+    extra_values = args.pairs(extra, "--extra")
+    labels = args.label_filter(label)
+    if labels:
+        extra_values["labels"] = {**args.labels_of({"extra": extra_values}), **labels}
+    body: dict[str, Any] = {
+        "driver": driver, "name": name, "uuid": uuid, "description": description,
+        "resource_class": resource_class, "conductor_group": conductor_group, "owner": owner,
+        "lessee": lessee, "automated_clean": automated_clean,
+        "driver_info": args.pairs(driver_info, "--driver-info", decode=False),
+        "properties": args.pairs(property, "--property"),
+        "extra": extra_values,
+        "instance_info": args.pairs(instance_info, "--instance-info"),
+        "network_data": (args.json_or_file(network_data, "--network-data")
+                         if network_data is not None else None),
+        **_interfaces({
+            "boot": boot_interface, "deploy": deploy_interface,
+            "inspect": inspect_interface, "management": management_interface,
+            "network": network_interface, "power": power_interface,
+            "console": console_interface, "raid": raid_interface,
+            "rescue": rescue_interface, "storage": storage_interface,
+            "vendor": vendor_interface, "bios": bios_interface}),
+    }
+    body = {key: value for key, value in body.items() if value not in (None, {})}
+    show_node(ctx, cli(ctx).client.post("/v1/nodes", body), fmt)
+
+
+@app.command("list")
+def list_nodes(
+    ctx: typer.Context,
+    provision_state: Annotated[str | None, typer.Option(help="Only nodes in this state.")]
+    = None,
+    maintenance: Annotated[bool | None, typer.Option(
+        "--maintenance/--no-maintenance", show_default=False,
+        help="Only nodes in (or not in) maintenance.")] = None,
+    driver: Annotated[str | None, typer.Option(help="Only nodes of this hardware type.")]
+    = None,
+    label: Annotated[list[str] | None, typer.Option(
+        metavar="KEY=VALUE", help="Only nodes with this label (repeat: all of them).")] = None,
+    long: Annotated[bool, typer.Option("--long", help="All fields (more columns).")] = False,
+    fields: Fields = None,
+    fmt: Format = None,
+) -> None:
+    """List nodes (every page)."""
+    wanted = args.field_list(fields)
+    if wanted and long:
+        raise typer.BadParameter("--fields and --long cannot be combined", param_hint="--long")
+    labels = args.label_filter(label)
+    columns = wanted or list(LONG_COLUMNS if long else LIST_COLUMNS)
+    params: dict[str, Any] = {}
+    path = "/v1/nodes/detail" if long else "/v1/nodes"
+    if not long:
+        fetched = columns + (["extra"] if labels and "extra" not in columns else [])
+        params["fields"] = ",".join(fetched)
+    for key, value in (("provision_state", provision_state), ("driver", driver)):
+        if value is not None:
+            params[key] = value
+    if maintenance is not None:
+        params["maintenance"] = str(maintenance).lower()
+    state = cli(ctx)
+    nodes = state.client.list_all(path, "nodes", params)
+    if labels:
+        nodes = [node for node in nodes if args.matches_labels(node, labels)]
+        if not long and "extra" not in columns:
+            nodes = [{k: v for k, v in node.items() if k != "extra"} for node in nodes]
+    render(nodes, columns, state.output_format(fmt))
+
+
+@app.command("show")
+def show(ctx: typer.Context, node: Node, fields: Fields = None, fmt: Format = None) -> None:
+    """Show one node."""
+    wanted = args.field_list(fields)
+    params = {"fields": ",".join(wanted)} if wanted else None
+    show_node(ctx, cli(ctx).client.get(node_path(node), params=params), fmt, wanted)
+
+
+@app.command("set")
+def set_node(
+    ctx: typer.Context,
+    node: Node,
+    name: Annotated[str | None, typer.Option()] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    driver: Annotated[str | None, typer.Option()] = None,
+    resource_class: Annotated[str | None, typer.Option()] = None,
+    conductor_group: Annotated[str | None, typer.Option()] = None,
+    owner: Annotated[str | None, typer.Option()] = None,
+    lessee: Annotated[str | None, typer.Option()] = None,
+    instance_uuid: Annotated[str | None, typer.Option()] = None,
+    driver_info: Pairs = None,
+    property: Pairs = None,
+    extra: Pairs = None,
+    instance_info: Pairs = None,
+    label: Pairs = None,
+    network_data: Annotated[str | None, typer.Option(metavar="JSON|@FILE")] = None,
+    automated_clean: Annotated[bool | None, typer.Option(
+        "--automated-clean/--no-automated-clean", show_default=False)] = None,
+    boot_interface: Iface = None, deploy_interface: Iface = None,
+    inspect_interface: Iface = None, management_interface: Iface = None,
+    network_interface: Iface = None, power_interface: Iface = None,
+    console_interface: Iface = None, raid_interface: Iface = None,
+    rescue_interface: Iface = None, storage_interface: Iface = None,
+    vendor_interface: Iface = None, bios_interface: Iface = None,
+    fmt: Format = None,
+) -> None:
+    """Change fields of a node (a JSON patch); shows the node as it is afterwards."""
+    scalars: dict[str, Any] = {
+        "name": name, "description": description, "driver": driver,
+        "resource_class": resource_class, "conductor_group": conductor_group, "owner": owner,
+        "lessee": lessee, "instance_uuid": instance_uuid, "automated_clean": automated_clean,
+        "network_data": (args.json_or_file(network_data, "--network-data")
+                         if network_data is not None else None),
+        **_interfaces({
+            "boot": boot_interface, "deploy": deploy_interface,
+            "inspect": inspect_interface, "management": management_interface,
+            "network": network_interface, "power": power_interface,
+            "console": console_interface, "raid": raid_interface,
+            "rescue": rescue_interface, "storage": storage_interface,
+            "vendor": vendor_interface, "bios": bios_interface}),
+    }
+    entries = {
+        "driver_info": args.pairs(driver_info, "--driver-info", decode=False),
+        "properties": args.pairs(property, "--property"),
+        "extra": args.pairs(extra, "--extra"),
+        "instance_info": args.pairs(instance_info, "--instance-info"),
+    }
+    operations = set_operations(scalars, entries)
+    client = cli(ctx).client
+    labels = args.label_filter(label)
+    if labels:
+        current = client.get(node_path(node), params={"fields": "extra"})
+        operations += labels_operation(args.labels_of(current), labels)
+    if not operations:
+        raise typer.BadParameter("nothing to set: give at least one option",
+                                 param_hint="options")
+    show_node(ctx, client.patch(node_path(node), operations), fmt)
+
+
+@app.command("unset")
+def unset_node(
+    ctx: typer.Context,
+    node: Node,
+    name: Annotated[bool, typer.Option("--name")] = False,
+    description: Annotated[bool, typer.Option("--description")] = False,
+    resource_class: Annotated[bool, typer.Option("--resource-class")] = False,
+    conductor_group: Annotated[bool, typer.Option("--conductor-group")] = False,
+    owner: Annotated[bool, typer.Option("--owner")] = False,
+    lessee: Annotated[bool, typer.Option("--lessee")] = False,
+    instance_uuid: Annotated[bool, typer.Option("--instance-uuid")] = False,
+    network_data: Annotated[bool, typer.Option("--network-data")] = False,
+    driver_info: Keys = None,
+    property: Keys = None,
+    extra: Keys = None,
+    instance_info: Keys = None,
+    label: Keys = None,
+    boot_interface: IfaceFlag = False, deploy_interface: IfaceFlag = False,
+    inspect_interface: IfaceFlag = False, management_interface: IfaceFlag = False,
+    network_interface: IfaceFlag = False, power_interface: IfaceFlag = False,
+    console_interface: IfaceFlag = False, raid_interface: IfaceFlag = False,
+    rescue_interface: IfaceFlag = False, storage_interface: IfaceFlag = False,
+    vendor_interface: IfaceFlag = False, bios_interface: IfaceFlag = False,
+    fmt: Format = None,
+) -> None:
+    """Remove fields of a node, or keys of its maps (--driver-info KEY, --label KEY ...)."""
+    flags = {
+        "name": name, "description": description, "resource_class": resource_class,
+        "conductor_group": conductor_group, "owner": owner, "lessee": lessee,
+        "instance_uuid": instance_uuid, "network_data": network_data,
+        **_interfaces({
+            "boot": boot_interface, "deploy": deploy_interface,
+            "inspect": inspect_interface, "management": management_interface,
+            "network": network_interface, "power": power_interface,
+            "console": console_interface, "raid": raid_interface,
+            "rescue": rescue_interface, "storage": storage_interface,
+            "vendor": vendor_interface, "bios": bios_interface}),
+    }
+    keys = {"driver_info": driver_info or [], "properties": property or [],
+            "extra": extra or [], "instance_info": instance_info or [],
+            "extra/labels": label or []}
+    operations = unset_operations([field for field, chosen in flags.items() if chosen], keys)
+    if not operations:
+        raise typer.BadParameter("nothing to unset: give at least one option",
+                                 param_hint="options")
+    show_node(ctx, cli(ctx).client.patch(node_path(node), operations), fmt)
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, nodes: Nodes) -> None:
+    """Delete nodes (and their ports). Exit 1 if any could not be deleted."""
+    client = cli(ctx).client
+    failed = False
+    for node in nodes:
+        try:
+            client.delete(node_path(node))
+        except ApiError as exc:
+            if exc.status == 0:
+                raise
+            print_error(exc)
+            failed = True
+            continue
+        typer.echo(f"Deleted node {node}")
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,96 @@
+"""Showing API data: a table (rich), JSON or YAML.
+
+JSON and YAML print the data exactly as the API returned it (so they parse back to it); the
+table shows the chosen columns, one row per item, or one row per field for a single item.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import IO, Any
+
+import yaml
+
+FORMATS = ("table", "json", "yaml")
+# Hyperlinks to sub-resources: noise in a table, kept in JSON and YAML.
+LINK_FIELDS = frozenset({"links", "ports", "states", "portgroups", "volume"})
+_ACRONYMS = {"uuid": "UUID", "id": "ID", "mac": "MAC", "pxe": "PXE", "url": "URL", "os": "OS"}
+# Wide enough that a table is never wrapped when the output goes to a file or a pipe.
+_PIPE_WIDTH = 10_000
+
+
+def heading(field: str) -> str:
+    """``provision_state`` -> ``Provision State``, ``instance_uuid`` -> ``Instance UUID``."""
+    return " ".join(_ACRONYMS.get(word, word.capitalize()) for word in field.split("_"))
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2)
+
+
+def to_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False,
+                          allow_unicode=True).rstrip("\n")
+
+
+def table_columns(data: Any, columns: Sequence[str] | None) -> list[str]:
+    if columns:
+        return list(columns)
+    sample = data if isinstance(data, dict) else (data[0] if data else {})
+    return [name for name in sample if name not in LINK_FIELDS]
+
+
+def build_table(data: dict[str, Any] | list[dict[str, Any]],
+                columns: Sequence[str] | None = None) -> Any:
+    from rich.table import Table
+    from rich.text import Text  # Text, not str: values must not be read as rich markup
+
+    names = table_columns(data, columns)
+    if isinstance(data, dict):
+        table = Table("Field", "Value")
+        for name in names:
+            table.add_row(Text(name), Text(cell(data.get(name))))
+        return table
+    table = Table(*(heading(name) for name in names))
+    for item in data:
+        table.add_row(*(Text(cell(item.get(name))) for name in names))
+    return table
+
+
+def format_output(data: Any, columns: Sequence[str] | None, fmt: str) -> str:
+    """The text ``render`` prints, without colours."""
+    if fmt == "json":
+        return to_json(data)
+    if fmt == "yaml":
+        return to_yaml(data)
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    Console(file=buffer, width=_PIPE_WIDTH, color_system=None).print(build_table(data, columns))
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+
+
+def render(data: Any, columns: Sequence[str] | None = None, fmt: str = "table",
+           out: IO[str] | None = None) -> None:
+    """Print ``data`` (a dict or a list of dicts) on stdout in ``fmt``."""
+    stream = out or sys.stdout
+    if fmt != "table" or not stream.isatty():
+        print(format_output(data, columns, fmt), file=stream, flush=True)
+        return
+    from rich.console import Console
+
+    Console(file=stream).print(build_table(data, columns))

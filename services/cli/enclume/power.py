@@ -1,0 +1,70 @@
+"""``enclume node power on|off|reboot NODE...``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from services.cli.enclume import progress
+from services.cli.enclume.client import ApiError
+from services.cli.enclume.context import cli, print_error
+from services.cli.enclume.options import DEFAULT_WAIT_TIMEOUT_S, Nodes, Timeout, Wait
+from services.drivers.base import POWER_OFF, POWER_ON, REBOOT, SOFT_POWER_OFF, SOFT_REBOOT
+
+app = typer.Typer(no_args_is_help=True, help="Power nodes on, off, or reboot them.")
+
+PowerTimeout = Annotated[int | None, typer.Option(
+    metavar="SECONDS", min=1, help="How long the conductor waits for the BMC to get there.")]
+Soft = Annotated[bool, typer.Option("--soft", help="Ask the OS to shut down (ACPI).")]
+
+
+def change_power(ctx: typer.Context, nodes: list[str], target: str, expected: str,
+                 power_timeout: int | None, wait: bool, timeout: float) -> None:
+    client = cli(ctx).client
+    body: dict[str, Any] = {"target": target}
+    if power_timeout is not None:
+        body["timeout"] = power_timeout
+    accepted: list[str] = []
+    for node in nodes:
+        try:
+            client.put(f"/v1/nodes/{node}/states/power", body)
+        except ApiError as exc:
+            if exc.status == 0:
+                raise
+            print_error(exc)
+            continue
+        accepted.append(node)
+        if not wait:
+            typer.echo(f"{node}: {target} requested")
+    failed = len(accepted) < len(nodes)
+    if wait and accepted:
+        outcomes = progress.watch(client, accepted, progress.power_judge(expected), timeout)
+        failed = failed or not all(outcome.ok for outcome in outcomes.values())
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("on")
+def power_on(ctx: typer.Context, nodes: Nodes, power_timeout: PowerTimeout = None,
+             wait: Wait = False, timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
+    """Power nodes on."""
+    change_power(ctx, nodes, POWER_ON, POWER_ON, power_timeout, wait, timeout)
+
+
+@app.command("off")
+def power_off(ctx: typer.Context, nodes: Nodes, soft: Soft = False,
+              power_timeout: PowerTimeout = None, wait: Wait = False,
+              timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
+    """Power nodes off (--soft: through the OS)."""
+    change_power(ctx, nodes, SOFT_POWER_OFF if soft else POWER_OFF, POWER_OFF, power_timeout,
+                 wait, timeout)
+
+
+@app.command("reboot")
+def reboot(ctx: typer.Context, nodes: Nodes, soft: Soft = False,
+           power_timeout: PowerTimeout = None, wait: Wait = False,
+           timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
+    """Reboot nodes (--soft: through the OS); they end powered on."""
+    change_power(ctx, nodes, SOFT_REBOOT if soft else REBOOT, POWER_ON, power_timeout, wait,
+                 timeout)

@@ -1,0 +1,256 @@
+"""``--wait``: follow nodes until each reaches its goal, fails or runs out of time.
+
+On a terminal a live table shows one line per node (name, provision state, target, power,
+elapsed, last error); elsewhere (pipes, CI, logs) one plain line is printed per change.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from typing import IO, Any, Protocol
+
+from services.cli.enclume.client import ApiClient, ApiError
+from services.common.states import FAILURE_STATES
+
+POLL_S = 0.5
+# Up to this many nodes are fetched one by one; more are read from the node list in one go.
+SINGLE_FETCH_MAX = 10
+WATCHED_FIELDS = ("uuid", "name", "provision_state", "target_provision_state", "power_state",
+                  "target_power_state", "last_error")
+FAILED_PROVISION_STATES: frozenset[str] = frozenset(state.value for state in FAILURE_STATES)
+
+# A judge reads a node: True when it reached the goal, False when it failed, None: not yet.
+Judge = Callable[[dict[str, Any]], bool | None]
+
+
+@dataclass
+class Outcome:
+    """How waiting for one node ended."""
+
+    ident: str
+    ok: bool
+    node: dict[str, Any]  # the node's last WATCHED_FIELDS ({} if it could not be read)
+    elapsed_s: float
+    timed_out: bool = False
+    error: str | None = None  # why it failed: last_error, or the API's answer
+
+    @property
+    def label(self) -> str:
+        return str(self.node.get("name") or self.node.get("uuid") or self.ident)
+
+    def describe(self) -> str:
+        state = self.node.get("provision_state")
+        if self.ok:
+            return f"{self.label}: {state} after {self.elapsed_s:.1f} s"
+        if self.timed_out:
+            return f"{self.label}: timed out after {self.elapsed_s:.1f} s in {state}"
+        reason = f": {self.error}" if self.error else ""
+        return f"{self.label}: failed in {state}{reason}"
+
+
+def provision_judge(done_states: Collection[str], failed_states: Collection[str]) -> Judge:
+    """Reached: a done state. Failed: a failed state, or a stable state that is not done
+    (e.g. back in ``enroll`` after a failed ``manage``)."""
+
+    def judge(node: dict[str, Any]) -> bool | None:
+        state = node.get("provision_state")
+        if state in done_states:
+            return True
+        if state in failed_states:
+            return False
+        if node.get("target_provision_state") is None:
+            return False
+        return None
+
+    return judge
+
+
+def power_judge(expected: str) -> Judge:
+    def judge(node: dict[str, Any]) -> bool | None:
+        if node.get("target_power_state") is not None:
+            return None
+        return node.get("power_state") == expected
+
+    return judge
+
+
+class Display(Protocol):
+    def update(self, nodes: dict[str, dict[str, Any]], finished: dict[str, Outcome],
+               elapsed_s: float) -> None: ...
+
+    def close(self, outcomes: dict[str, Outcome]) -> None: ...
+
+
+def wait_for(client: ApiClient, node_idents: Iterable[str], done_states: Collection[str],
+             failed_states: Collection[str] = FAILED_PROVISION_STATES,
+             timeout_s: float | None = None, *, out: IO[str] | None = None,
+             poll_s: float = POLL_S) -> dict[str, Outcome]:
+    """Wait until every node is in one of ``done_states`` (ok), in one of ``failed_states`` or
+    a stable state that is not done (failed), or ``timeout_s`` passed (None or 0: no limit).
+
+    Returns one Outcome per identifier, in the order given; shows progress on ``out``."""
+    return watch(client, node_idents, provision_judge(done_states, failed_states), timeout_s,
+                 out=out, poll_s=poll_s)
+
+
+def watch(client: ApiClient, node_idents: Iterable[str], judge: Judge,
+          timeout_s: float | None, *, out: IO[str] | None = None,
+          poll_s: float = POLL_S) -> dict[str, Outcome]:
+    idents = list(dict.fromkeys(node_idents))
+    stream = out or sys.stdout
+    display: Display = LiveDisplay(stream) if stream.isatty() else LineDisplay(stream)
+    start = time.monotonic()
+    finished: dict[str, Outcome] = {}
+    nodes: dict[str, dict[str, Any]] = {}
+    try:
+        while True:
+            elapsed = time.monotonic() - start
+            pending = [ident for ident in idents if ident not in finished]
+            for ident, node in fetch(client, pending).items():
+                if isinstance(node, ApiError):
+                    finished[ident] = Outcome(ident, False, nodes.get(ident, {}), elapsed,
+                                              error=f"{node.message} (HTTP {node.status})")
+                    continue
+                nodes[ident] = node
+                verdict = judge(node)
+                if verdict is not None:
+                    finished[ident] = Outcome(ident, verdict, node, elapsed,
+                                              error=None if verdict else node.get("last_error"))
+            timed_out = bool(timeout_s) and elapsed >= (timeout_s or 0)
+            if timed_out:
+                for ident in idents:
+                    if ident not in finished:
+                        finished[ident] = Outcome(ident, False, nodes.get(ident, {}), elapsed,
+                                                  timed_out=True)
+            display.update(nodes, finished, elapsed)
+            if len(finished) == len(idents):
+                break
+            pause = poll_s
+            if timeout_s:
+                pause = min(poll_s, max(0.0, start + timeout_s - time.monotonic()))
+            time.sleep(pause)
+    finally:
+        outcomes = {ident: finished[ident] for ident in idents if ident in finished}
+        display.close(outcomes)
+    return outcomes
+
+
+def fetch(client: ApiClient, idents: list[str]) -> dict[str, dict[str, Any] | ApiError]:
+    """The watched fields of each node; an ApiError for a node that cannot be read."""
+    fields = ",".join(WATCHED_FIELDS)
+    result: dict[str, dict[str, Any] | ApiError] = {}
+    if len(idents) <= SINGLE_FETCH_MAX:
+        for ident in idents:
+            try:
+                result[ident] = client.get(f"/v1/nodes/{ident}", params={"fields": fields})
+            except ApiError as exc:
+                if exc.status == 0:
+                    raise
+                result[ident] = exc
+        return result
+    by_key: dict[str, dict[str, Any]] = {}
+    for node in client.list_all("/v1/nodes", "nodes", params={"fields": fields}):
+        by_key[node["uuid"]] = node
+        if node.get("name"):
+            by_key[node["name"]] = node
+    for ident in idents:
+        node = by_key.get(ident) or by_key.get(ident.lower())
+        result[ident] = node if node is not None else ApiError(
+            404, f"Node {ident} could not be found.")
+    return result
+
+
+def summary(outcomes: dict[str, Outcome]) -> str:
+    total = len(outcomes)
+    ok = [o for o in outcomes.values() if o.ok]
+    timed_out = [o for o in outcomes.values() if o.timed_out]
+    failed = [o for o in outcomes.values() if not o.ok and not o.timed_out]
+    parts = [f"{len(ok)} of {total} node(s) done"]
+    if failed:
+        parts.append(f"{len(failed)} failed")
+    if timed_out:
+        parts.append(f"{len(timed_out)} timed out")
+    return ", ".join(parts)
+
+
+def _state_line(node: dict[str, Any]) -> str:
+    state = node.get("provision_state")
+    target = node.get("target_provision_state")
+    power = node.get("power_state")
+    text = f"{state}" + (f" -> {target}" if target else "")
+    return text + f", {power or 'power unknown'}"
+
+
+class LineDisplay:
+    """One line per change of a node, for logs and pipes."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.seen: dict[str, str] = {}
+        self.reported: set[str] = set()
+
+    def _say(self, elapsed_s: float, text: str) -> None:
+        print(f"[{elapsed_s:6.1f}s] {text}", file=self.out, flush=True)
+
+    def update(self, nodes: dict[str, dict[str, Any]], finished: dict[str, Outcome],
+               elapsed_s: float) -> None:
+        for ident, node in nodes.items():
+            line = _state_line(node)
+            if self.seen.get(ident) != line and ident not in self.reported:
+                self.seen[ident] = line
+                label = node.get("name") or node.get("uuid") or ident
+                self._say(elapsed_s, f"{label}: {line}")
+        for ident, outcome in finished.items():
+            if ident not in self.reported:
+                self.reported.add(ident)
+                mark = "done" if outcome.ok else "FAILED"
+                self._say(outcome.elapsed_s, f"{mark} {outcome.describe()}")
+
+    def close(self, outcomes: dict[str, Outcome]) -> None:
+        print(summary(outcomes), file=self.out, flush=True)
+
+
+class LiveDisplay:
+    """A table redrawn in place on a terminal."""
+
+    def __init__(self, out: IO[str]) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(file=out)
+        self.live = Live(console=self.console, refresh_per_second=4, transient=False,
+                         vertical_overflow="ellipsis")
+        self.live.start()
+
+    def update(self, nodes: dict[str, dict[str, Any]], finished: dict[str, Outcome],
+               elapsed_s: float) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table("Node", "Provision State", "Target", "Power", "Elapsed", "Last Error",
+                      title=f"{len(finished)} of {max(len(nodes), len(finished))} finished, "
+                              f"{elapsed_s:.0f} s")
+        for ident, node in nodes.items():
+            outcome = finished.get(ident)
+            seconds = outcome.elapsed_s if outcome else elapsed_s
+            style = "" if outcome is None else ("green" if outcome.ok else "red")
+            table.add_row(Text(str(node.get("name") or node.get("uuid") or ident)),
+                          Text(str(node.get("provision_state")), style=style),
+                          Text(str(node.get("target_provision_state") or "")),
+                          Text(str(node.get("power_state") or "")),
+                          Text(f"{seconds:.1f} s"),
+                          Text(str((outcome.error if outcome else None)
+                                   or node.get("last_error") or "")))
+        self.live.update(table, refresh=True)
+
+    def close(self, outcomes: dict[str, Outcome]) -> None:
+        from rich.text import Text
+
+        self.live.stop()
+        for outcome in outcomes.values():
+            if not outcome.ok:
+                self.console.print(Text(f"FAILED {outcome.describe()}", style="red"))
+        self.console.print(Text(summary(outcomes)))

@@ -1,0 +1,158 @@
+"""``enclume node manage|provide|inspect|clean|deploy|undeploy|rebuild|abort NODE...``.
+
+Each asks the API for a provision state change of every node given, then with ``--wait``
+follows them until all are done (exit 0) or any failed or timed out (exit 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+
+from services.cli.enclume import args, progress
+from services.cli.enclume.client import ApiError
+from services.cli.enclume.context import cli, print_error
+from services.cli.enclume.options import DEFAULT_WAIT_TIMEOUT_S, Nodes, Timeout, Wait
+from services.common.states import STABLE_STATES
+
+app = typer.Typer()
+
+FAILED = progress.FAILED_PROVISION_STATES
+
+
+@dataclass(frozen=True)
+class Verb:
+    target: str  # the API's provision state target
+    done: frozenset[str]  # where the nodes are when it worked
+    failed: frozenset[str] = FAILED
+
+
+VERBS = {
+    "manage": Verb("manage", frozenset({"manageable"})),
+    "provide": Verb("provide", frozenset({"available"})),
+    "inspect": Verb("inspect", frozenset({"manageable"})),
+    "clean": Verb("clean", frozenset({"manageable"})),
+    # "active" and "deleted" rather than 1.73's "deploy"/"undeploy": every version has them.
+    "deploy": Verb("active", frozenset({"active"})),
+    "undeploy": Verb("deleted", frozenset({"available"})),
+    "rebuild": Verb("rebuild", frozenset({"active"})),
+    # An abort ends in the failure state of what it stopped: that is its goal.
+    "abort": Verb("abort", FAILED | {s.value for s in STABLE_STATES}, frozenset()),
+}
+
+
+def run_verb(ctx: typer.Context, verb: str, nodes: list[str], wait: bool, timeout: float,
+             body: dict[str, Any] | None = None) -> None:
+    """Ask for ``verb`` on each node; report refusals; wait for the accepted ones."""
+    spec = VERBS[verb]
+    client = cli(ctx).client
+    accepted: list[str] = []
+    for node in nodes:
+        try:
+            client.put(f"/v1/nodes/{node}/states/provision",
+                       {"target": spec.target, **(body or {})})
+        except ApiError as exc:
+            if exc.status == 0:
+                raise
+            print_error(exc)
+            continue
+        accepted.append(node)
+        if not wait:
+            typer.echo(f"{node}: {verb} requested")
+    refused = len(accepted) < len(nodes)
+    if wait and accepted:
+        outcomes = progress.wait_for(client, accepted, spec.done, spec.failed, timeout)
+        refused = refused or not all(outcome.ok for outcome in outcomes.values())
+    if refused:
+        raise typer.Exit(1)
+
+
+@app.command("manage")
+def manage(ctx: typer.Context, nodes: Nodes, wait: Wait = False,
+           timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
+    """enroll/available/failed -> manageable (from enroll: checks the power credentials)."""
+    run_verb(ctx, "manage", nodes, wait, timeout)
+
+
+@app.command("provide")
+def provide(ctx: typer.Context, nodes: Nodes, wait: Wait = False,
+            timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
+    """manageable -> available (through automated cleaning)."""
+    run_verb(ctx, "provide", nodes, wait, timeout)
+
+
+@app.command("inspect")
+def inspect(ctx: typer.Context, nodes: Nodes, wait: Wait = False,
+            timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
+    """manageable -> inspecting -> manageable, with the node's properties and ports updated."""
+    run_verb(ctx, "inspect", nodes, wait, timeout)
+
+
+@app.command("clean")
+def clean(
+    ctx: typer.Context,
+    nodes: Nodes,
+    clean_steps: Annotated[str, typer.Option(
+        metavar="JSON|@FILE|-", help="The steps: a JSON list, or @FILE (JSON or YAML), or - "
+                                    "(stdin).")],
+    disable_ramdisk: Annotated[bool, typer.Option(
+        "--disable-ramdisk", help="Run the steps without booting the ramdisk.")] = False,
+    wait: Wait = False,
+    timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S,
+) -> None:
+    """Manual cleaning: manageable -> cleaning -> manageable."""
+    body: dict[str, Any] = {"clean_steps": args.steps(clean_steps, "--clean-steps")}
+    if disable_ramdisk:
+        body["disable_ramdisk"] = True
+    run_verb(ctx, "clean", nodes, wait, timeout, body)
+
+
+ConfigDrive = Annotated[str | None, typer.Option(
+    metavar="FILE|JSON|URL",
+    help="A config drive: a JSON object (inline or in FILE), an ISO image FILE (sent gzipped "
+         "and base64-encoded), a FILE of base64 text, or a URL.")]
+DeploySteps = Annotated[str | None, typer.Option(
+    metavar="JSON|@FILE|-", help="Deploy steps: a JSON list, or @FILE, or - (stdin).")]
+
+
+def _deploy_body(config_drive: str | None, deploy_steps: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    drive = args.config_drive(config_drive)
+    if drive is not None:
+        body["configdrive"] = drive
+    steps = args.steps(deploy_steps, "--deploy-steps")
+    if steps is not None:
+        body["deploy_steps"] = steps
+    return body
+
+
+@app.command("deploy")
+def deploy(ctx: typer.Context, nodes: Nodes, config_drive: ConfigDrive = None,
+           deploy_steps: DeploySteps = None, wait: Wait = False,
+           timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
+    """available -> active: write the image of instance_info to the node's disk."""
+    run_verb(ctx, "deploy", nodes, wait, timeout, _deploy_body(config_drive, deploy_steps))
+
+
+@app.command("undeploy")
+def undeploy(ctx: typer.Context, nodes: Nodes, wait: Wait = False,
+             timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
+    """active -> available: tear down, then automated cleaning."""
+    run_verb(ctx, "undeploy", nodes, wait, timeout)
+
+
+@app.command("rebuild")
+def rebuild(ctx: typer.Context, nodes: Nodes, config_drive: ConfigDrive = None,
+            deploy_steps: DeploySteps = None, wait: Wait = False,
+            timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
+    """active -> active: deploy the image again."""
+    run_verb(ctx, "rebuild", nodes, wait, timeout, _deploy_body(config_drive, deploy_steps))
+
+
+@app.command("abort")
+def abort(ctx: typer.Context, nodes: Nodes, wait: Wait = False,
+          timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
+    """Stop what is waiting (clean wait, inspect wait, wait call-back): -> ... failed."""
+    run_verb(ctx, "abort", nodes, wait, timeout)

@@ -1,0 +1,51 @@
+"""Which node an inventory belongs to: the node with a port of one of its MACs, else (for
+machines whose NICs are not enrolled) the node whose driver_info names its BMC address, as
+Ironic's inspection lookup does."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.common.exceptions import Conflict
+from services.common.models import Node, Port
+
+
+class AmbiguousMachine(Conflict):
+    def __init__(self, what: str, uuids: list[str]) -> None:
+        super().__init__(f"The {what} of this machine belong to several nodes "
+                         f"({', '.join(sorted(uuids))}); remove the wrong ports or addresses.")
+
+
+def find_node(session: Session, macs: tuple[str, ...] | list[str],
+              bmc_address: str | None) -> str | None:
+    """The UUID of the node this machine is, or None for an unknown machine."""
+    by_mac = sorted(set(session.scalars(select(Node.uuid).join(Port, Port.node_id == Node.id)
+                                        .where(Port.address.in_(list(macs))))))
+    if len(by_mac) > 1:
+        raise AmbiguousMachine("MAC addresses", by_mac)
+    if by_mac:
+        return by_mac[0]
+    if not bmc_address:
+        return None
+    wanted = bmc_address.strip("[]").lower()
+    by_bmc = [uuid for uuid, info in session.execute(select(Node.uuid, Node.driver_info))
+              if wanted in bmc_addresses(info or {})]
+    if len(by_bmc) > 1:
+        raise AmbiguousMachine("BMC address", by_bmc)
+    return by_bmc[0] if by_bmc else None
+
+
+def bmc_addresses(driver_info: dict[str, object]) -> set[str]:
+    """The hosts of the ``*_address`` entries of a driver_info (``ipmi_address``, the host of
+    ``redfish_address`` URLs), lower-case, without IPv6 brackets."""
+    found = set()
+    for key, value in driver_info.items():
+        if not key.endswith("_address") or not isinstance(value, str) or not value:
+            continue
+        host = urlsplit(value).hostname if "//" in value else value.strip("[]")
+        if host:
+            found.add(host.lower())
+    return found

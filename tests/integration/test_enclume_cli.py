@@ -1,0 +1,517 @@
+"""The real ``enclume`` console script drives enclume-aio, one process per command.
+
+Every command, every output format (JSON and YAML compared with what the API itself returns),
+configuration from flags, environment and file, basic auth, API errors, and ``--wait`` over
+several fake-hardware nodes (with a small fake delay so that the progress lines show real
+transitions), a failure and a timeout. Each process costs ~0.5 s: tests group commands.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.integration.conftest import USERS
+from tests.support.aio import Server, free_port, running_aio
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ENCLUME = Path(sys.executable).parent / "enclume"
+COMMAND_TIMEOUT = 60.0
+API_HEADERS = {"X-OpenStack-Ironic-API-Version": "1.73"}
+SECRET = "Sup3r-secret-bmc-pw"
+FAKE_DELAY = "[0.3, 0.3]"  # each fake deploy/clean/tear-down step, seconds
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Run:
+    argv: list[str]
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.out)
+        except json.JSONDecodeError:
+            pytest.fail(f"enclume {' '.join(self.argv)} printed no JSON: {self.out!r} "
+                        f"{self.err!r}")
+
+
+class Enclume:
+    """Runs the console script with a clean environment: no ENCLUME_* from outside, a HOME of
+    its own (so no ~/.config/enclume/cli.yaml leaks in), ENCLUME_URL set to the server."""
+
+    def __init__(self, server: Server, home: Path) -> None:
+        if not ENCLUME.is_file():
+            pytest.fail(f"{ENCLUME} is missing: run `.venv/bin/pip install --no-deps -e .`")
+        self.server = server
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+        self.base_env = {k: v for k, v in os.environ.items()
+                         if not k.startswith("ENCLUME_") and k != "XDG_CONFIG_HOME"}
+        self.base_env["HOME"] = str(home)
+        self.base_env["COLUMNS"] = "200"
+
+    def __call__(self, *argv: str, env: dict[str, str] | None = None, url: bool = True,
+                 code: int | None = 0, stdin: str | None = None) -> Run:
+        environment = dict(self.base_env)
+        if url:
+            environment["ENCLUME_URL"] = self.server.url
+        environment.update(env or {})
+        done = subprocess.run([str(ENCLUME), *argv], env=environment, capture_output=True,
+                              text=True, timeout=COMMAND_TIMEOUT, input=stdin, check=False)
+        result = Run(list(argv), done.returncode, done.stdout, done.stderr)
+        if code is not None and done.returncode != code:
+            pytest.fail(f"enclume {' '.join(argv)} exited {done.returncode}, expected {code}\n"
+                        f"stdout: {done.stdout}\nstderr: {done.stderr}\n"
+                        f"server log tail:\n{self.server.log_text()[-2000:]}")
+        return result
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {"ENCLUME_FAKE_DEPLOY_DELAY_S": FAKE_DELAY}
+    with running_aio(tmp_path_factory.mktemp("aio-cli"), env=env) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def api(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, headers=API_HEADERS, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def enclume(server: Server, tmp_path: Path) -> Enclume:
+    return Enclume(server, tmp_path / "home")
+
+
+def make_node(api: httpx.Client, **fields: Any) -> dict[str, Any]:
+    response = api.post("/v1/nodes", json={"driver": "fake-hardware",
+                                          "name": unique("n"), **fields})
+    assert response.status_code == 201, response.text
+    node: dict[str, Any] = response.json()
+    return node
+
+
+def node_of(api: httpx.Client, ident: str) -> dict[str, Any]:
+    response = api.get(f"/v1/nodes/{ident}")
+    assert response.status_code == 200, response.text
+    node: dict[str, Any] = response.json()
+    return node
+
+
+def move(api: httpx.Client, ident: str, target: str, wanted: str) -> None:
+    """Set up a node's state through the API (the CLI's verbs are tested separately)."""
+    response = api.put(f"/v1/nodes/{ident}/states/provision", json={"target": target})
+    assert response.status_code == 202, response.text
+    deadline = time.monotonic() + 20
+    while node_of(api, ident)["provision_state"] != wanted:
+        assert time.monotonic() < deadline, node_of(api, ident)
+        time.sleep(0.1)
+
+
+def without_volatile(node: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in node.items() if k not in ("updated_at", "conductor")}
+
+
+# -- nodes -----------------------------------------------------------------------------------
+
+
+def test_node_create_show_list_set_unset_delete_in_every_format(
+        enclume: Enclume, api: httpx.Client) -> None:
+    name = unique("crud")
+    created = enclume("node", "create", "--driver", "fake-hardware", "--name", name,
+                      "--driver-info", f"ipmi_password={SECRET}", "--driver-info",
+                      "ipmi_port=623", "--property", "cpus=4", "--property", "memory_mb=2048",
+                      "--label", "room=B12", "--label", "rack=7", "--resource-class", "gold",
+                      "--inspect-interface", "fake", "-f", "json").json()
+    assert created["name"] == name and created["provision_state"] == "enroll"
+    # driver_info values stay strings (a password of digits must not become a number),
+    # others are JSON; labels live in extra["labels"]
+    assert created["driver_info"] == {"ipmi_password": "******", "ipmi_port": "623"}
+    assert created["properties"] == {"cpus": 4, "memory_mb": 2048}
+    assert created["extra"] == {"labels": {"room": "B12", "rack": "7"}}
+    assert created["inspect_interface"] == "fake"
+
+    # show: JSON and YAML are exactly the API's document; the table shows the values
+    api_doc = node_of(api, name)
+    assert without_volatile(enclume("node", "show", name, "-f", "json").json()) == \
+        without_volatile(api_doc)
+    shown_yaml = enclume("node", "show", created["uuid"], "--format", "yaml").out
+    assert without_volatile(yaml.safe_load(shown_yaml)) == without_volatile(api_doc)
+    table = enclume("node", "show", name).out
+    assert "provision_state" in table and "enroll" in table and "gold" in table
+    assert "links" not in table  # hyperlinks are left out of tables only
+    assert enclume("node", "show", name, "--fields", "uuid,properties", "-f", "json").json() \
+        == {"uuid": created["uuid"], "properties": {"cpus": 4, "memory_mb": 2048}}
+
+    # list: default columns, JSON equal to the API's list with those fields, filters
+    other = make_node(api, extra={"labels": {"room": "C3"}})
+    listed = enclume("node", "list", "-f", "json").json()
+    fields = "uuid,name,instance_uuid,power_state,provision_state,maintenance"
+    assert listed == api.get("/v1/nodes", params={"fields": fields}).json()["nodes"]
+    assert {name, other["name"]} <= {n["name"] for n in listed}
+    table = enclume("node", "list").out
+    assert "Provision State" in table and name in table and other["name"] in table
+    by_label = enclume("node", "list", "--label", "room=B12", "--fields", "name,provision_state",
+                       "-f", "yaml").out
+    assert yaml.safe_load(by_label) == [{"name": name, "provision_state": "enroll"}]
+    assert enclume("node", "list", "--label", "room=B12", "--label", "rack=8",
+                   "-f", "json").json() == []
+    by_state = enclume("node", "list", "--provision-state", "enroll", "--driver",
+                       "fake-hardware", "--no-maintenance", "-f", "json").json()
+    assert {name, other["name"]} <= {n["name"] for n in by_state}
+    long = enclume("node", "list", "--long", "--label", "room=B12", "-f", "json").json()
+    assert len(long) == 1 and long[0]["driver_info"]["ipmi_password"] == "******"
+    assert "Target Provision State" in enclume("node", "list", "--long").out
+
+    # set and unset: JSON patches, the node shown afterwards
+    changed = enclume("node", "set", name, "--property", "cpus=8", "--label", "room=B13",
+                      "--description", "rack 7, slot 3", "--extra", "owner_team=infra",
+                      "-f", "json").json()
+    assert changed["properties"]["cpus"] == 8
+    assert changed["extra"] == {"labels": {"room": "B13", "rack": "7"}, "owner_team": "infra"}
+    assert changed["description"] == "rack 7, slot 3"
+    unset = enclume("node", "unset", name, "--label", "rack", "--property", "memory_mb",
+                    "--description", "--driver-info", "ipmi_port", "--inspect-interface",
+                    "-f", "yaml").out
+    after = yaml.safe_load(unset)
+    assert after["extra"]["labels"] == {"room": "B13"} and after["description"] is None
+    assert after["properties"] == {"cpus": 8}
+    assert after["driver_info"] == {"ipmi_password": "******"}
+    assert after["inspect_interface"] == "no-inspect"  # back to the hardware type's default
+
+    deleted = enclume("node", "delete", name, other["uuid"])
+    assert f"Deleted node {name}" in deleted.out
+    assert api.get(f"/v1/nodes/{name}").status_code == 404
+
+    for run_output in (created, table, shown_yaml, unset):
+        text = run_output if isinstance(run_output, str) else run_output.out
+        assert SECRET not in text
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+def test_configuration_flag_beats_environment_beats_file(
+        enclume: Enclume, server: Server, api: httpx.Client, tmp_path: Path) -> None:
+    node = make_node(api)
+    dead = f"http://127.0.0.1:{free_port()}"
+    config_dir = enclume.home / ".config" / "enclume"
+    config_dir.mkdir(parents=True)
+    (config_dir / "cli.yaml").write_text(f"url: {server.url}\nformat: yaml\n")
+
+    # the default file alone: its URL and its format
+    from_file = enclume("node", "show", node["name"], "--fields", "name", url=False)
+    assert yaml.safe_load(from_file.out) == {"name": node["name"]}
+    # the environment beats the file: the dead URL is used
+    from_env = enclume("node", "list", env={"ENCLUME_URL": dead}, url=False, code=1)
+    assert from_env.err.strip().startswith(f"Error: cannot reach {dead}")
+    # a flag beats the environment: --url and -f win
+    from_flag = enclume("--url", server.url, "-f", "json", "node", "show", node["name"],
+                        "--fields", "name", env={"ENCLUME_URL": dead}, url=False)
+    assert from_flag.json() == {"name": node["name"]}
+    # ENCLUME_CLI_CONFIG names another file, --config beats it
+    other = tmp_path / "other.yaml"
+    other.write_text(f"url: {dead}\n")
+    enclume("node", "list", env={"ENCLUME_CLI_CONFIG": str(other)}, url=False, code=1)
+    good = tmp_path / "good.yaml"
+    good.write_text(f"url: {server.url}\nformat: json\napi_version: '1.50'\n")
+    old_version = enclume("--config", str(good), "node", "show", node["name"],
+                          env={"ENCLUME_CLI_CONFIG": str(other)}, url=False).json()
+    # api_version from the file is sent: lessee (1.65) is not in a 1.50 document
+    assert old_version["uuid"] == node["uuid"] and "lessee" not in old_version
+    assert "lessee" in enclume("--config", str(good), "node", "show", node["name"],
+                               url=False, env={"ENCLUME_API_VERSION": "1.73"}).json()
+
+    # a broken file is reported, not a traceback
+    (config_dir / "cli.yaml").write_text("url: http://x\npasword: oops\n")
+    broken = enclume("node", "list", url=False, code=1)
+    assert "unknown setting(s) pasword" in broken.err and "Traceback" not in broken.err
+    missing = enclume("--config", str(tmp_path / "nope.yaml"), "node", "list", code=1)
+    assert "nope.yaml does not exist" in missing.err
+    bad_format = enclume("node", "list", env={"ENCLUME_FORMAT": "xml"}, code=1)
+    assert "format" in bad_format.err and "Traceback" not in bad_format.err
+
+
+def test_basic_auth_and_the_password_is_never_shown(aio_basic: Server, tmp_path: Path) -> None:
+    enclume = Enclume(aio_basic, tmp_path / "home")
+    user, password = next(iter(USERS.items()))
+    good = {"ENCLUME_USERNAME": user, "ENCLUME_PASSWORD": password}
+    created = enclume("node", "create", "--driver", "fake-hardware", "--name", "authn",
+                      "-f", "json", env=good).json()
+    assert created["name"] == "authn"
+    debug = enclume("--debug", "node", "list", env=good)
+    assert "GET http://127.0.0.1" in debug.err and "-> 200" in debug.err
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    for text in (debug.out, debug.err):
+        assert password not in text and token not in text
+
+    wrong = enclume("--username", user, "--password", "wrong horse", "--debug", "node", "list",
+                    code=1)
+    assert wrong.err.strip().splitlines()[-1].startswith("Error: ")
+    assert wrong.err.strip().endswith("(HTTP 401)") and wrong.out == ""
+    assert "wrong horse" not in wrong.err
+    anonymous = enclume("node", "show", "authn", code=1)
+    assert anonymous.err.strip().endswith("(HTTP 401)")
+    # a password in the URL is masked in errors too
+    in_url = enclume("--url", f"http://{user}:{SECRET}@127.0.0.1:{free_port()}", "node",
+                     "list", url=False, code=1)
+    assert "cannot reach" in in_url.err and SECRET not in in_url.err
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+def test_api_errors_are_shown_as_such(enclume: Enclume, api: httpx.Client) -> None:
+    node = make_node(api)
+    unknown = enclume("node", "show", "no-such-node", code=1)
+    assert unknown.out == ""
+    assert unknown.err.strip() == "Error: Node no-such-node could not be found. (HTTP 404)"
+    bad_patch = enclume("node", "unset", node["name"], "--label", "room", code=1)
+    assert bad_patch.err.startswith("Error: Can't remove ") and "(HTTP 400)" in bad_patch.err
+    bad_value = enclume("node", "set", node["name"], "--name", "not a name!", code=1)
+    assert "(HTTP 400)" in bad_value.err
+    wrong_state = enclume("node", "deploy", node["name"], code=1)
+    assert wrong_state.err.strip() == (
+        f'Error: The requested action "active" can not be performed on node "{node["uuid"]}" '
+        'while it is in state "enroll". (HTTP 400)')
+    # one refused node does not stop the others; the exit code says something failed
+    other = make_node(api)
+    mixed = enclume("node", "manage", "no-such-node", other["name"], code=1)
+    assert "Node no-such-node could not be found. (HTTP 404)" in mixed.err
+    assert f"{other['name']}: manage requested" in mixed.out
+    # usage errors: exit 2, before anything is sent
+    assert "Missing argument" in enclume("node", "show", code=2).err
+    bad_steps = enclume("node", "clean", node["name"], "--clean-steps", "[oops", code=2)
+    assert "--clean-steps" in bad_steps.err and "invalid JSON" in bad_steps.err
+    assert "--format" in enclume("node", "list", "-f", "xml", code=2).err
+    assert "nothing to set" in enclume("node", "set", node["name"], code=2).err
+
+
+# -- verbs and --wait ------------------------------------------------------------------------
+
+
+def test_wait_for_several_nodes_through_their_life(enclume: Enclume, api: httpx.Client,
+                                                   tmp_path: Path) -> None:
+    names = [make_node(api)["name"] for _ in range(3)]
+    managed = enclume("node", "manage", *names, "--wait", "--timeout", "30")
+    provided = enclume("node", "provide", *names, "--wait", "--timeout", "30")
+    deployed = enclume("node", "deploy", *names, "--wait", "--timeout", "30")
+    rebuilt = enclume("node", "rebuild", names[0], "--wait", "--timeout", "30")
+    undeployed = enclume("node", "undeploy", *names, "--wait", "--timeout", "30")
+    for run, goal in ((managed, "manageable"), (provided, "available"),
+                      (deployed, "active"), (undeployed, "available")):
+        for name in names:
+            assert f"done {name}: {goal} after" in run.out, run.out
+        assert run.out.strip().splitlines()[-1] == "3 of 3 node(s) done"
+    # the progress lines follow the real transitions (fake steps take 0.3 s)
+    assert f"{names[1]}: cleaning -> available" in provided.out
+    assert f"{names[2]}: deploying -> active" in deployed.out
+    assert f"{names[0]}: deploying -> active" in rebuilt.out
+    assert f"{names[0]}: deleting -> available" in undeployed.out \
+        or f"{names[0]}: cleaning -> available" in undeployed.out
+    assert all(node_of(api, name)["provision_state"] == "available" for name in names)
+
+    # more than 10 nodes are followed through the node list (one request per poll)
+    many = [make_node(api)["name"] for _ in range(12)]
+    assert enclume("node", "manage", *many, "--wait").out.strip().splitlines()[-1] == \
+        "12 of 12 node(s) done"
+    assert all(node_of(api, name)["provision_state"] == "manageable" for name in many)
+
+    # inspect, exactly as the lab test runs it, then manual cleaning with steps from a file
+    node = make_node(api, inspect_interface="fake")
+    move(api, node["name"], "manage", "manageable")
+    inspected = enclume("--url", enclume.server.url, "node", "inspect", node["name"], "--wait",
+                        url=False)
+    assert f"done {node['name']}: manageable" in inspected.out
+    assert node_of(api, node["name"])["inspection_finished_at"] is not None
+    steps = tmp_path / "steps.yaml"
+    steps.write_text("- interface: deploy\n  step: erase_devices_metadata\n")
+    cleaned = enclume("node", "clean", node["name"], "--clean-steps", f"@{steps}", "--wait")
+    assert f"{node['name']}: cleaning -> manageable" in cleaned.out
+    assert f"done {node['name']}: manageable" in cleaned.out
+    # without --wait: one line per node, at once
+    assert enclume("node", "provide", node["name"]).out.strip() == \
+        f"{node['name']}: provide requested"
+
+
+def test_wait_reports_failure_and_timeout_and_history_shows_them(
+        enclume: Enclume, api: httpx.Client, tmp_path: Path) -> None:
+    # direct deploy: the node waits for an agent that never comes (wait call-back)
+    node = make_node(api, deploy_interface="direct", automated_clean=False, instance_info={
+        "image_source": "http://127.0.0.1:9/disk.raw",
+        "image_checksum": "0123456789abcdef0123456789abcdef"})
+    name = node["name"]
+    move(api, name, "manage", "manageable")
+    move(api, name, "provide", "available")
+
+    iso = tmp_path / "configdrive.iso"
+    iso.write_bytes(b"CD001" + os.urandom(2048))
+    steps = [{"interface": "deploy", "step": "write_image", "priority": 80, "args": {}}]
+    (tmp_path / "steps.json").write_text(json.dumps(steps))
+    started = time.monotonic()
+    timed_out = enclume("node", "deploy", name, "--config-drive", str(iso), "--deploy-steps",
+                        f"@{tmp_path / 'steps.json'}", "--wait", "--timeout", "1.5", code=1)
+    assert time.monotonic() - started < 10
+    assert f"{name}: wait call-back -> active" in timed_out.out
+    assert f"FAILED {name}: timed out after" in timed_out.out
+    assert timed_out.out.strip().endswith("0 of 1 node(s) done, 1 timed out")
+    waiting = node_of(api, name)
+    assert waiting["provision_state"] == "wait call-back"
+    assert waiting["driver_internal_info"]["deploy_steps"] == steps
+    assert waiting["instance_info"]["configdrive"] == "******"  # sent, and masked
+
+    aborted = enclume("node", "abort", name, "--wait")
+    assert f"done {name}: deploy failed" in aborted.out
+
+    # a failure while waiting: Enclume refuses JSON config drives when it deploys
+    failed = enclume("node", "deploy", name, "--config-drive", '{"meta_data": {"a": 1}}',
+                     "--wait", code=1)
+    assert f"FAILED {name}: failed in deploy failed: " in failed.out
+    assert "A config drive given as JSON is not supported" in failed.out
+    assert failed.out.strip().endswith("0 of 1 node(s) done, 1 failed")
+
+    # history: the abort and the failure, oldest first, in every format
+    events = enclume("node", "history", "list", name, "-f", "json").json()
+    assert events == api.get(f"/v1/nodes/{name}/history").json()["history"]
+    assert [e["severity"] for e in events] == ["ERROR", "ERROR"]
+    assert "aborted" in events[0]["event"] and "config drive" in events[1]["event"]
+    long = enclume("node", "history", "list", name, "--long", "-f", "yaml").out
+    assert {e["event_type"] for e in yaml.safe_load(long)} == {"provisioning", "deploying"}
+    assert "Event Type" in enclume("node", "history", "list", name, "--long").out
+    event = events[1]["uuid"]
+    shown = enclume("node", "history", "show", name, event, "-f", "json").json()
+    assert shown == api.get(f"/v1/nodes/{name}/history/{event}").json()
+    assert shown["severity"] == "ERROR" and shown["event_type"] == "deploying"
+    assert "config drive" in enclume("node", "history", "show", name, event).out
+
+
+def test_power_boot_device_maintenance_validate(enclume: Enclume, api: httpx.Client) -> None:
+    names = [make_node(api)["name"] for _ in range(2)]
+    on = enclume("node", "power", "on", *names, "--power-timeout", "10", "--wait")
+    assert on.out.strip().endswith("2 of 2 node(s) done")
+    assert all(node_of(api, n)["power_state"] == "power on" for n in names)
+    enclume("node", "power", "off", names[0], "--soft", "--wait")
+    assert node_of(api, names[0])["power_state"] == "power off"
+    assert enclume("node", "power", "reboot", names[1]).out.strip() == \
+        f"{names[1]}: rebooting requested"
+
+    enclume("node", "boot", "device", "set", names[0], "pxe", "--persistent")
+    assert enclume("node", "boot", "device", "show", names[0], "-f", "json").json() == \
+        {"boot_device": "pxe", "persistent": True}
+    supported = enclume("node", "boot", "device", "show", names[0], "--supported", "-f", "yaml")
+    assert "pxe" in yaml.safe_load(supported.out)["supported_boot_devices"]
+
+    enclume("node", "maintenance", "set", *names, "--reason", "disk swap")
+    in_maintenance = enclume("node", "list", "--maintenance", "--fields",
+                             "name,maintenance_reason", "-f", "json").json()
+    assert {"name": names[0], "maintenance_reason": "disk swap"} in in_maintenance
+    enclume("node", "maintenance", "unset", *names)
+    assert node_of(api, names[1])["maintenance"] is False
+
+    table = enclume("node", "validate", names[0]).out
+    assert "Interface" in table and "power" in table and "not supported" in table
+    assert enclume("node", "validate", names[0], "-f", "json").json() == \
+        api.get(f"/v1/nodes/{names[0]}/validate").json()
+
+
+# -- ports ---------------------------------------------------------------------------------------
+
+
+def test_port_commands(enclume: Enclume, api: httpx.Client) -> None:
+    node = make_node(api)
+    other = make_node(api)
+    mac = "52:54:00:c1:1e:01"
+    created = enclume("port", "create", mac.upper(), "--node", node["name"],
+                      "--local-link-connection", "switch_id=aa:bb:cc:dd:ee:ff",
+                      "--local-link-connection", "port_id=Gi0/1", "--physical-network",
+                      "phys1", "--pxe-enabled", "--extra", "slot=2", "-f", "json").json()
+    assert created["address"] == mac and created["node_uuid"] == node["uuid"]
+    assert created["local_link_connection"] == {"switch_id": "aa:bb:cc:dd:ee:ff",
+                                                "port_id": "Gi0/1"}
+    assert created["extra"] == {"slot": 2}
+    second = enclume("port", "create", "52:54:00:c1:1e:02", "--node", other["uuid"],
+                     "--no-pxe-enabled", "-f", "yaml").out
+    assert yaml.safe_load(second)["pxe_enabled"] is False
+
+    fields = "uuid,address,node_uuid,pxe_enabled,physical_network"
+    assert enclume("port", "list", "-f", "json").json() == \
+        api.get("/v1/ports", params={"fields": fields}).json()["ports"]
+    mine = enclume("port", "list", "--node", node["name"], "--long", "-f", "json").json()
+    assert [p["uuid"] for p in mine] == [created["uuid"]]
+    assert "Physical Network" in enclume("port", "list", "--node", node["name"]).out
+    assert enclume("port", "show", mac, "-f", "json").json() == \
+        api.get(f"/v1/ports/{created['uuid']}").json()
+    assert "phys1" in enclume("port", "show", created["uuid"]).out
+
+    moved = enclume("port", "set", mac, "--node", other["name"], "--extra", "slot=3",
+                    "--no-pxe-enabled", "-f", "json").json()
+    assert moved["node_uuid"] == other["uuid"] and moved["extra"] == {"slot": 3}
+    unset = enclume("port", "unset", created["uuid"], "--physical-network", "--extra", "slot",
+                    "--local-link-connection", "port_id", "-f", "json").json()
+    assert unset["physical_network"] is None and unset["extra"] == {}
+    assert unset["local_link_connection"] == {"switch_id": "aa:bb:cc:dd:ee:ff"}
+
+    assert enclume("port", "delete", mac).out.strip() == f"Deleted port {mac}"
+    gone = enclume("port", "delete", mac, code=1)
+    assert gone.err.strip() == f"Error: no port has the MAC address {mac}"
+    assert enclume("port", "show", created["uuid"], code=1).err.strip().endswith("(HTTP 404)")
+
+
+# -- the history API -----------------------------------------------------------------------------
+
+
+def test_history_api_shape_pages_and_versions(enclume: Enclume, api: httpx.Client) -> None:
+    node = make_node(api, deploy_interface="direct", automated_clean=False, instance_info={
+        "image_source": "http://127.0.0.1:9/disk.raw",
+        "image_checksum": "0123456789abcdef0123456789abcdef"})
+    move(api, node["uuid"], "manage", "manageable")
+    move(api, node["uuid"], "provide", "available")
+    for _ in range(3):  # deploy, wait for the agent, abort: one ERROR event each time
+        move(api, node["uuid"], "active", "wait call-back")
+        move(api, node["uuid"], "abort", "deploy failed")
+    events = api.get(f"/v1/nodes/{node['name']}/history").json()["history"]
+    assert len(events) == 3, events
+    assert set(events[0]) == {"uuid", "created_at", "severity", "event", "links"}
+    assert events[0]["created_at"].endswith("+00:00")
+    assert events[0]["links"][0]["href"].endswith(
+        f"/v1/nodes/{node['uuid']}/history/{events[0]['uuid']}")
+    detail = api.get(f"/v1/nodes/{node['uuid']}/history", params={"detail": "true"}).json()
+    assert set(detail["history"][0]) == {"uuid", "created_at", "user", "severity", "event",
+                                         "event_type", "conductor", "links"}
+    first = api.get(f"/v1/nodes/{node['uuid']}/history", params={"limit": 1}).json()
+    assert [e["uuid"] for e in first["history"]] == [events[0]["uuid"]]
+    following = httpx.get(first["next"], headers=API_HEADERS).json()
+    assert following["history"][0]["uuid"] == events[1]["uuid"]
+    # the CLI follows the pages itself
+    assert len(enclume("node", "history", "list", node["name"], "-f", "json").json()) == \
+        len(events)
+
+    assert api.get(f"/v1/nodes/{node['uuid']}/history/{uuid.uuid4()}").status_code == 404
+    assert api.get("/v1/nodes/nope/history").status_code == 404
+    assert api.get(f"/v1/nodes/{node['uuid']}/history",
+                   params={"fields": "uuid"}).status_code == 400
+    old = api.get(f"/v1/nodes/{node['uuid']}/history",
+                  headers={"X-OpenStack-Ironic-API-Version": "1.72"})
+    assert old.status_code == 404 and "1.73" in old.text
+
