@@ -26,6 +26,7 @@ from tests.support.boot_network import (
 )
 from tests.support.dhcp_client import DhcpClient
 from tests.support.polling import eventually
+from tests.support.procfs import children, command_line, process_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,29 +39,6 @@ MAC = "52:54:00:a1:0b:01"
 def net() -> Iterator[BootNetwork]:
     with boot_network() as network:
         yield network
-
-
-def children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(child) for child in text.split()]
-
-
-def command_of(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 class Aio:
@@ -87,7 +65,7 @@ class Aio:
         return self.log_path.read_text(errors="replace")
 
     def boot_child(self) -> int | None:
-        found = [pid for pid in children(self.process.pid) if "enclume-boot" in command_of(pid)]
+        found = [pid for pid in children(self.process.pid) if "enclume-boot" in command_line(pid)]
         return found[0] if found else None
 
     def dnsmasq_pid(self) -> int | None:
@@ -134,12 +112,12 @@ def test_aio_runs_the_boot_service_and_takes_it_down_even_when_killed(
 
         aio.process.send_signal(signal.SIGKILL)  # no clean-up by enclume-aio itself
         aio.process.wait(timeout=10)
-        eventually(lambda: not alive(boot) and not alive(dnsmasq), 20,
+        eventually(lambda: not process_alive(boot) and not process_alive(dnsmasq), 20,
                    "the boot child and its dnsmasq to end after enclume-aio was killed")
     finally:
         client.close()
         for pid in (boot, dnsmasq):
-            if pid is not None and alive(pid):
+            if pid is not None and process_alive(pid):
                 stop_pid(pid)
         if aio.process.poll() is None:
             aio.stop()

@@ -41,6 +41,7 @@ from tests.support.boot_network import (
 )
 from tests.support.dhcp_client import DHCP_MAGIC, DhcpClient, Reply, encode_options
 from tests.support.polling import eventually
+from tests.support.procfs import process_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -473,14 +474,6 @@ def test_after_a_kill_the_next_start_stops_the_old_dnsmasq_and_resyncs(
         first.stop()
         if orphan is not None and process_alive(orphan):
             os.kill(orphan, signal.SIGTERM)  # the dnsmasq this test's first service started
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 WITH_RANGE = {"ENCLUME_BOOT_DHCP_RANGE_START": FULL_RANGE[0],
