@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,11 @@ class Enclume:
                         f"server log tail:\n{self.server.log_text()[-2000:]}")
         return result
 
+    def parallel(self, *commands: tuple[str, ...]) -> list[Run]:
+        """Independent commands at once (each must exit 0); results in the order given."""
+        with ThreadPoolExecutor(4) as pool:
+            return list(pool.map(lambda command: self(*command), commands))
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
@@ -152,37 +158,42 @@ def test_node_create_show_list_set_unset_delete_in_every_format(
     assert created["extra"] == {"labels": {"room": "B12", "rack": "7"}}
     assert created["inspect_interface"] == "fake"
 
-    # show: JSON and YAML are exactly the API's document; the table shows the values
-    api_doc = node_of(api, name)
-    assert without_volatile(enclume("node", "show", name, "-f", "json").json()) == \
-        without_volatile(api_doc)
-    shown_yaml = enclume("node", "show", created["uuid"], "--format", "yaml").out
-    assert without_volatile(yaml.safe_load(shown_yaml)) == without_volatile(api_doc)
-    table = enclume("node", "show", name).out
-    assert "provision_state" in table and "enroll" in table and "gold" in table
-    assert "links" not in table  # hyperlinks are left out of tables only
-    assert enclume("node", "show", name, "--fields", "uuid,properties", "-f", "json").json() \
-        == {"uuid": created["uuid"], "properties": {"cpus": 4, "memory_mb": 2048}}
-
-    # list: default columns, JSON equal to the API's list with those fields, filters
+    # show and list: JSON and YAML are exactly the API's documents; tables show the values;
+    # filters by the API (state, driver, maintenance) and by label
     other = make_node(api, extra={"labels": {"room": "C3"}})
-    listed = enclume("node", "list", "-f", "json").json()
+    api_doc = node_of(api, name)
     fields = "uuid,name,instance_uuid,power_state,provision_state,maintenance"
-    assert listed == api.get("/v1/nodes", params={"fields": fields}).json()["nodes"]
-    assert {name, other["name"]} <= {n["name"] for n in listed}
-    table = enclume("node", "list").out
-    assert "Provision State" in table and name in table and other["name"] in table
-    by_label = enclume("node", "list", "--label", "room=B12", "--fields", "name,provision_state",
-                       "-f", "yaml").out
-    assert yaml.safe_load(by_label) == [{"name": name, "provision_state": "enroll"}]
-    assert enclume("node", "list", "--label", "room=B12", "--label", "rack=8",
-                   "-f", "json").json() == []
-    by_state = enclume("node", "list", "--provision-state", "enroll", "--driver",
-                       "fake-hardware", "--no-maintenance", "-f", "json").json()
-    assert {name, other["name"]} <= {n["name"] for n in by_state}
-    long = enclume("node", "list", "--long", "--label", "room=B12", "-f", "json").json()
-    assert len(long) == 1 and long[0]["driver_info"]["ipmi_password"] == "******"
-    assert "Target Provision State" in enclume("node", "list", "--long").out
+    api_list = api.get("/v1/nodes", params={"fields": fields}).json()["nodes"]
+    (shown_json, shown_yaml, shown_table, shown_fields, listed, list_table, by_label,
+     no_label, by_state, long, long_table) = enclume.parallel(
+        ("node", "show", name, "-f", "json"),
+        ("node", "show", created["uuid"], "--format", "yaml"),
+        ("node", "show", name),
+        ("node", "show", name, "--fields", "uuid,properties", "-f", "json"),
+        ("node", "list", "-f", "json"),
+        ("node", "list"),
+        ("node", "list", "--label", "room=B12", "--fields", "name,provision_state", "-f", "yaml"),
+        ("node", "list", "--label", "room=B12", "--label", "rack=8", "-f", "json"),
+        ("node", "list", "--provision-state", "enroll", "--driver", "fake-hardware",
+         "--no-maintenance", "-f", "json"),
+        ("node", "list", "--long", "--label", "room=B12", "-f", "json"),
+        ("node", "list", "--long"))
+    assert without_volatile(shown_json.json()) == without_volatile(api_doc)
+    assert without_volatile(yaml.safe_load(shown_yaml.out)) == without_volatile(api_doc)
+    assert "provision_state" in shown_table.out and "enroll" in shown_table.out
+    assert "gold" in shown_table.out
+    assert "links" not in shown_table.out  # hyperlinks are left out of tables only
+    assert shown_fields.json() == {"uuid": created["uuid"],
+                                   "properties": {"cpus": 4, "memory_mb": 2048}}
+    assert listed.json() == api_list
+    assert {name, other["name"]} <= {n["name"] for n in listed.json()}
+    assert "Provision State" in list_table.out
+    assert name in list_table.out and other["name"] in list_table.out
+    assert yaml.safe_load(by_label.out) == [{"name": name, "provision_state": "enroll"}]
+    assert no_label.json() == []
+    assert {name, other["name"]} <= {n["name"] for n in by_state.json()}
+    assert len(long.json()) == 1 and long.json()[0]["driver_info"]["ipmi_password"] == "******"
+    assert "Target Provision State" in long_table.out
 
     # set and unset: JSON patches, the node shown afterwards
     changed = enclume("node", "set", name, "--property", "cpus=8", "--label", "room=B13",
@@ -204,9 +215,9 @@ def test_node_create_show_list_set_unset_delete_in_every_format(
     assert f"Deleted node {name}" in deleted.out
     assert api.get(f"/v1/nodes/{name}").status_code == 404
 
-    for run_output in (created, table, shown_yaml, unset):
-        text = run_output if isinstance(run_output, str) else run_output.out
-        assert SECRET not in text
+    assert SECRET not in json.dumps(created) and SECRET not in unset
+    for run in (shown_json, shown_yaml, shown_table, long, long_table):
+        assert SECRET not in run.out
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -417,10 +428,15 @@ def test_power_boot_device_maintenance_validate(enclume: Enclume, api: httpx.Cli
         f"{names[1]}: rebooting requested"
 
     enclume("node", "boot", "device", "set", names[0], "pxe", "--persistent")
-    assert enclume("node", "boot", "device", "show", names[0], "-f", "json").json() == \
-        {"boot_device": "pxe", "persistent": True}
-    supported = enclume("node", "boot", "device", "show", names[0], "--supported", "-f", "yaml")
+    device, supported, table, validated = enclume.parallel(
+        ("node", "boot", "device", "show", names[0], "-f", "json"),
+        ("node", "boot", "device", "show", names[0], "--supported", "-f", "yaml"),
+        ("node", "validate", names[0]),
+        ("node", "validate", names[0], "-f", "json"))
+    assert device.json() == {"boot_device": "pxe", "persistent": True}
     assert "pxe" in yaml.safe_load(supported.out)["supported_boot_devices"]
+    assert "Interface" in table.out and "power" in table.out and "not supported" in table.out
+    assert validated.json() == api.get(f"/v1/nodes/{names[0]}/validate").json()
 
     enclume("node", "maintenance", "set", *names, "--reason", "disk swap")
     in_maintenance = enclume("node", "list", "--maintenance", "--fields",
@@ -428,11 +444,6 @@ def test_power_boot_device_maintenance_validate(enclume: Enclume, api: httpx.Cli
     assert {"name": names[0], "maintenance_reason": "disk swap"} in in_maintenance
     enclume("node", "maintenance", "unset", *names)
     assert node_of(api, names[1])["maintenance"] is False
-
-    table = enclume("node", "validate", names[0]).out
-    assert "Interface" in table and "power" in table and "not supported" in table
-    assert enclume("node", "validate", names[0], "-f", "json").json() == \
-        api.get(f"/v1/nodes/{names[0]}/validate").json()
 
 
 # -- ports ---------------------------------------------------------------------------------------
@@ -455,14 +466,18 @@ def test_port_commands(enclume: Enclume, api: httpx.Client) -> None:
     assert yaml.safe_load(second)["pxe_enabled"] is False
 
     fields = "uuid,address,node_uuid,pxe_enabled,physical_network"
-    assert enclume("port", "list", "-f", "json").json() == \
-        api.get("/v1/ports", params={"fields": fields}).json()["ports"]
-    mine = enclume("port", "list", "--node", node["name"], "--long", "-f", "json").json()
-    assert [p["uuid"] for p in mine] == [created["uuid"]]
-    assert "Physical Network" in enclume("port", "list", "--node", node["name"]).out
-    assert enclume("port", "show", mac, "-f", "json").json() == \
-        api.get(f"/v1/ports/{created['uuid']}").json()
-    assert "phys1" in enclume("port", "show", created["uuid"]).out
+    api_ports = api.get("/v1/ports", params={"fields": fields}).json()["ports"]
+    listed, mine, mine_table, by_mac, by_uuid = enclume.parallel(
+        ("port", "list", "-f", "json"),
+        ("port", "list", "--node", node["name"], "--long", "-f", "json"),
+        ("port", "list", "--node", node["name"]),
+        ("port", "show", mac, "-f", "json"),
+        ("port", "show", created["uuid"]))
+    assert listed.json() == api_ports
+    assert [p["uuid"] for p in mine.json()] == [created["uuid"]]
+    assert "Physical Network" in mine_table.out and mac in mine_table.out
+    assert by_mac.json() == api.get(f"/v1/ports/{created['uuid']}").json()
+    assert "phys1" in by_uuid.out
 
     moved = enclume("port", "set", mac, "--node", other["name"], "--extra", "slot=3",
                     "--no-pxe-enabled", "-f", "json").json()

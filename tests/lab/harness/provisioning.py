@@ -58,7 +58,7 @@ from tests.lab.harness.bmc_wol import WolListener
 from tests.lab.harness.bmcs import VirtualBmcs
 from tests.lab.harness.boot_service import BootService, start_boot_service
 from tests.lab.harness.dhcp_sniffer import DhcpSniffer
-from tests.lab.harness.forward import LoopbackForwarder
+from tests.lab.harness.forward import loopback_forwarder
 from tests.lab.harness.lab import Lab
 from tests.lab.harness.netns import NetnsHost
 from tests.lab.harness.processes import LabError, require_tool
@@ -246,7 +246,7 @@ class ProvisioningLab:
         self._publish_files()
         self.aio = start_enclume_aio(self.service, self.workdir / "aio", database_url,
                                      self.boot, self._aio_settings())
-        forwarder = LoopbackForwarder(self.service.name, self.service.ipv4, API_PORT)
+        forwarder = loopback_forwarder(self.service.name, self.service.ipv4, API_PORT)
         stack.callback(forwarder.close)
         self.api_url = forwarder.url
         self.api = httpx.Client(base_url=self.api_url, timeout=HTTP_TIMEOUT_S,
