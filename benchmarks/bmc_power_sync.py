@@ -53,7 +53,8 @@ from sqlalchemy import delete  # noqa: E402
 
 from services.common.config import Settings  # noqa: E402
 from services.common.db import Database, upgrade_schema  # noqa: E402
-from services.common.models import INTERFACES, Node, utcnow  # noqa: E402
+from services.common.models import Node, utcnow  # noqa: E402
+from services.common.node_fields import INTERFACES  # noqa: E402
 from services.common.states import ProvisionState  # noqa: E402
 from services.conductor.manager import ConductorManager  # noqa: E402
 from services.conductor.periodic import PeriodicTasks  # noqa: E402

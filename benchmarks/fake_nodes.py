@@ -14,7 +14,8 @@ import time
 from sqlalchemy import func, select
 
 from services.common.db import Database
-from services.common.models import INTERFACES, Node, utcnow
+from services.common.models import Node, utcnow
+from services.common.node_fields import INTERFACES
 from services.common.states import ProvisionState
 from services.drivers.base import POWER_OFF
 from services.drivers.registry import FAKE_HARDWARE

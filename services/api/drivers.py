@@ -12,7 +12,7 @@ from services.api.versions import Version
 from services.api.views import links
 from services.common.exceptions import Invalid, NotFound
 from services.common.membership import Membership
-from services.common.models import INTERFACES
+from services.common.node_fields import INTERFACES
 from services.drivers.base import HardwareType
 from services.drivers.registry import Drivers
 

@@ -6,7 +6,6 @@ below it), as the node inventory is. Entries are read-only; the conductor writes
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -15,7 +14,7 @@ from sqlalchemy import select
 from services.api import collection
 from services.api.deps import api_version, database, find_node, is_uuid_like
 from services.api.versions import MAX_VERSION, Version, format_version
-from services.api.views import base_url
+from services.api.views import base_url, timestamp
 from services.common.db import Database
 from services.common.exceptions import Invalid, NotFound
 from services.common.models import Node, NodeHistory
@@ -34,18 +33,11 @@ def _check_version(version: Version) -> None:
                       code=404)
 
 
-def _utc_text(value: datetime | None) -> str | None:
-    """ISO 8601 with its UTC offset, as Ironic shows it (SQLite gives naive UTC values)."""
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-
-
 def _document(request: Request, node: Node, entry: NodeHistory, fields: tuple[str, ...]
               ) -> dict[str, Any]:
     values: dict[str, Any] = {
         "uuid": entry.uuid,
-        "created_at": _utc_text(entry.created_at),
+        "created_at": timestamp(entry.created_at),
         "user": entry.user,
         "severity": entry.severity,
         "event": mask(entry.event),

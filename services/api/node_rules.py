@@ -8,9 +8,9 @@ from typing import Any
 from services.api.versions import Version
 from services.api.views import NODE_FIELD_VERSIONS
 from services.common.exceptions import Invalid
-from services.common.models import INTERFACES
 from services.common.node_fields import (
     CONDUCTOR_GROUP_RE,
+    INTERFACES,
     NAME_RE,
     NODE_NAME_RULE,
     TEXT_FIELDS,

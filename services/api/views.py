@@ -6,7 +6,7 @@ for an older version sees the documents it was written for.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
@@ -79,8 +79,11 @@ def links(request: Request, resource: str, ident: str) -> list[dict[str, str]]:
             {"href": f"{base}/{resource}/{ident}", "rel": "bookmark"}]
 
 
-def _timestamp(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def timestamp(value: datetime | None) -> str | None:
+    """ISO 8601 with its UTC offset, as Ironic shows it (SQLite gives naive UTC values)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 def _select(document: dict[str, Any], fields: list[str]) -> dict[str, Any]:
@@ -98,7 +101,7 @@ def node_document(request: Request, node: Node, fields: list[str],
             continue
         value = getattr(node, name)
         if isinstance(value, datetime):
-            value = _timestamp(value)
+            value = timestamp(value)
         document[name] = value
     if "driver_info" in wanted:
         document["driver_info"] = mask(node.driver_info)
@@ -126,8 +129,8 @@ def port_document(request: Request, port: Port, node_uuid: str, fields: list[str
                   ) -> dict[str, Any]:
     values: dict[str, Any] = {
         "uuid": port.uuid, "address": port.address, "node_uuid": node_uuid,
-        "extra": port.extra, "created_at": _timestamp(port.created_at),
-        "updated_at": _timestamp(port.updated_at), "internal_info": mask(port.internal_info),
+        "extra": port.extra, "created_at": timestamp(port.created_at),
+        "updated_at": timestamp(port.updated_at), "internal_info": mask(port.internal_info),
         "local_link_connection": port.local_link_connection, "pxe_enabled": port.pxe_enabled,
         "portgroup_uuid": None, "physical_network": port.physical_network,
         "is_smartnic": port.is_smartnic,
@@ -144,8 +147,8 @@ def allocation_document(request: Request, allocation: Allocation, node_uuid: str
         "state": allocation.state, "last_error": allocation.last_error,
         "resource_class": allocation.resource_class, "traits": allocation.traits,
         "candidate_nodes": allocation.candidate_nodes, "extra": allocation.extra,
-        "owner": allocation.owner, "created_at": _timestamp(allocation.created_at),
-        "updated_at": _timestamp(allocation.updated_at),
+        "owner": allocation.owner, "created_at": timestamp(allocation.created_at),
+        "updated_at": timestamp(allocation.updated_at),
     }
     if "links" in fields:
         values["links"] = links(request, "allocations", allocation.uuid)
@@ -157,8 +160,8 @@ def conductor_document(request: Request, conductor: Conductor, alive: bool,
     values: dict[str, Any] = {
         "hostname": conductor.hostname, "conductor_group": conductor.conductor_group,
         "alive": alive, "drivers": conductor.hardware_types,
-        "created_at": _timestamp(conductor.created_at),
-        "updated_at": _timestamp(conductor.updated_at),
+        "created_at": timestamp(conductor.created_at),
+        "updated_at": timestamp(conductor.updated_at),
     }
     if "links" in fields:
         values["links"] = links(request, "conductors", conductor.hostname)

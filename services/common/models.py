@@ -12,22 +12,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from services.common.ring import ring_hash
 from services.common.states import ProvisionState
 
-INTERFACES: tuple[str, ...] = (
-    "bios",
-    "boot",
-    "console",
-    "deploy",
-    "firmware",
-    "inspect",
-    "management",
-    "network",
-    "power",
-    "raid",
-    "rescue",
-    "storage",
-    "vendor",
-)
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -6,6 +6,23 @@ from __future__ import annotations
 import re
 import uuid
 
+# The interfaces a node has (one implementation of each per node), in Ironic's order.
+INTERFACES: tuple[str, ...] = (
+    "bios",
+    "boot",
+    "console",
+    "deploy",
+    "firmware",
+    "inspect",
+    "management",
+    "network",
+    "power",
+    "raid",
+    "rescue",
+    "storage",
+    "vendor",
+)
+
 NAME_RE = re.compile(r"^[a-zA-Z0-9\-._~]+$")
 MAX_NAME_LENGTH = 255
 NODE_NAME_RULE = (f"names are 1-{MAX_NAME_LENGTH} characters from letters, digits and -._~, "

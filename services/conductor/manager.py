@@ -40,7 +40,8 @@ from services.common.exceptions import (
 )
 from services.common.lookups import node_uuid_of_port, node_value
 from services.common.membership import Membership
-from services.common.models import INTERFACES, Conductor, Node, Port, utcnow
+from services.common.models import Conductor, Node, Port, utcnow
+from services.common.node_fields import INTERFACES
 from services.common.traits import check_traits
 from services.conductor import agent, discovery, flows, locks
 from services.conductor.task import Task

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from services.common.config import Settings
-from services.common.models import INTERFACES, Node
+from services.common.models import Node
+from services.common.node_fields import INTERFACES
 from services.drivers import fake, properties
 from services.drivers.base import HardwareType, NodeDriver
 from services.drivers.boot.ipxe import ipxe_boot, pxe_boot

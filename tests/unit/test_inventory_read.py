@@ -50,6 +50,8 @@ def test_unquoted_macs_and_dates_stay_text() -> None:
                          "2024-01-31, n: 12, f: 1.5, hexa: 0x10}\n", "x.yaml")
     assert entry.fields["macs"] == ["52:54:00:12:34:56"]
     assert entry.fields["extra"] == {"bought": "2024-01-31", "n": 12, "f": 1.5, "hexa": 16}
+    # PyYAML's own loaders are untouched.
+    assert yaml.safe_load("a: 1:30") == {"a": 90}
 
 
 def test_baremetal_create_format_with_ports_reads_as_the_lab_writes_it() -> None:
@@ -207,6 +209,10 @@ def test_read_inventory_picks_the_reader_by_suffix(tmp_path: Path) -> None:
                             "*.yaml, *.yml, *.json or *.csv")
     (problem,) = problems_of(read_inventory, tmp_path / "missing.yaml")
     assert "cannot read the file" in problem.message
+    # A spreadsheet's byte order mark is not part of the first column's name.
+    (tmp_path / "excel.csv").write_bytes(b"\xef\xbb\xbfname,driver\r\nn1,ipmi\r\n")
+    (entry,) = read_inventory(tmp_path / "excel.csv")
+    assert entry.fields == {"name": "n1", "driver": "ipmi"}
     (tmp_path / "latin1.csv").write_bytes(b"name,driver\nn\xe9,ipmi\n")
     (problem,) = problems_of(read_inventory, tmp_path / "latin1.csv")
     assert (problem.line, problem.message) == (2, "not UTF-8 text")

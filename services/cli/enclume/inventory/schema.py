@@ -6,7 +6,7 @@ import difflib
 import re
 from collections.abc import Iterable
 
-from services.common.models import INTERFACES
+from services.common.node_fields import INTERFACES
 
 # Node fields copied as they are (strings).
 TEXT_FIELDS = ("driver", "resource_class", "description", "conductor_group", "owner", "lessee",
