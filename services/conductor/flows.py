@@ -125,11 +125,12 @@ def _verify(task: Task) -> None:
 
 def _deploy_prepare(event: str, options: dict[str, Any]) -> Step:
     def prepare(task: Task) -> None:
-        _validate(task, "power", "management", "boot", "deploy", "network")
         instance_info = dict(task.node.instance_info)
         if options.get("configdrive") is not None:
             instance_info["configdrive"] = options["configdrive"]
         task.node.instance_info = instance_info
+        # With the request's config drive in place: a refusal (400) rolls it back with the rest.
+        _validate(task, "power", "management", "boot", "deploy", "network")
         steps = {k: options[k] for k in ("deploy_steps", "disable_ramdisk") if options.get(k)}
         if steps:
             task.update_internal_info(**steps)
