@@ -91,10 +91,17 @@ class Enclume:
         with ThreadPoolExecutor(4) as pool:
             return list(pool.map(lambda command: self(*command), commands))
 
+    def parallel_codes(self, *commands: tuple[int, tuple[str, ...]]) -> list[Run]:
+        """Independent commands at once, each with the exit code it must give."""
+        with ThreadPoolExecutor(4) as pool:
+            return list(pool.map(lambda item: self(*item[1], code=item[0]), commands))
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {"ENCLUME_FAKE_DEPLOY_DELAY_S": FAKE_DELAY}
+    # Discovery on: POST /v1/continue_inspection is how an inventory reaches a known node
+    # without a ramdisk (as a discovery agent posts it), for `node inventory`.
+    env = {"ENCLUME_FAKE_DEPLOY_DELAY_S": FAKE_DELAY, "ENCLUME_BOOT_DISCOVERY": "true"}
     with running_aio(tmp_path_factory.mktemp("aio-cli"), env=env) as running:
         yield running
 
@@ -127,12 +134,19 @@ def node_of(api: httpx.Client, ident: str) -> dict[str, Any]:
 
 def move(api: httpx.Client, ident: str, target: str, wanted: str) -> None:
     """Set up a node's state through the API (the CLI's verbs are tested separately)."""
-    response = api.put(f"/v1/nodes/{ident}/states/provision", json={"target": target})
-    assert response.status_code == 202, response.text
+    move_all(api, [ident], target, wanted)
+
+
+def move_all(api: httpx.Client, idents: list[str], target: str, wanted: str) -> None:
+    """``move`` for several nodes at once."""
+    for ident in idents:
+        response = api.put(f"/v1/nodes/{ident}/states/provision", json={"target": target})
+        assert response.status_code == 202, response.text
     deadline = time.monotonic() + 20
-    while node_of(api, ident)["provision_state"] != wanted:
-        assert time.monotonic() < deadline, node_of(api, ident)
-        time.sleep(0.1)
+    for ident in idents:
+        while node_of(api, ident)["provision_state"] != wanted:
+            assert time.monotonic() < deadline, node_of(api, ident)
+            time.sleep(0.1)
 
 
 def without_volatile(node: dict[str, Any]) -> dict[str, Any]:
@@ -405,8 +419,18 @@ def test_wait_reports_failure_and_timeout_and_history_shows_them(
     assert waiting["driver_internal_info"]["deploy_steps"] == steps
     assert waiting["instance_info"]["configdrive"] == "******"  # sent, and masked
 
+    # `node wait` follows a busy node without acting on it: still waiting for its agent
+    still_waiting = enclume("node", "wait", name, "--timeout", "1", code=1)
+    assert f"{name}: wait call-back -> active" in still_waiting.out
+    assert f"FAILED {name}: timed out after" in still_waiting.out
+
     aborted = enclume("node", "abort", name, "--wait")
     assert f"done {name}: deploy failed" in aborted.out
+    failed_wait, failed_state = enclume.parallel_codes(
+        (1, ("node", "wait", name)), (0, ("node", "wait", name, "--state", "deploy failed")))
+    assert f"FAILED {name}: failed in deploy failed: " in failed_wait.out
+    assert failed_wait.out.strip().endswith("0 of 1 node(s) done, 1 failed")
+    assert f"done {name}: deploy failed after" in failed_state.out
 
     # a config drive Enclume cannot use is refused at once, and the node is left as it was
     refused = enclume("node", "deploy", name, "--config-drive", '{"meta_data": {"a": 1}}',
@@ -543,3 +567,129 @@ def test_history_api_shape_pages_and_versions(enclume: Enclume, api: httpx.Clien
                   headers={"X-OpenStack-Ironic-API-Version": "1.72"})
     assert old.status_code == 404 and "1.73" in old.text
 
+
+
+# -- selecting nodes by label, node wait, node inventory ------------------------------------
+
+
+def selected_line(run: Run) -> str:
+    return next(line for line in run.err.splitlines() if line.startswith("Selected "))
+
+
+def test_a_room_selected_by_label_is_deployed_rebuilt_undeployed_and_deleted(
+        enclume: Enclume, api: httpx.Client) -> None:
+    room = unique("room")
+    a, b, c = (make_node(api, automated_clean=False,
+                         extra={"labels": {"room": room, "rack": rack}})["name"]
+               for rack in ("1", "1", "2"))
+    other = make_node(api, extra={"labels": {"room": unique("room")}})["name"]
+    move_all(api, [a, b, c, other], "manage", "manageable")
+    move(api, other, "provide", "available")
+    by_room = ("--label", f"room={room}")
+
+    provided = enclume("node", "provide", *by_room, "--provision-state", "manageable", "--wait")
+    assert selected_line(provided) == \
+        f"Selected 3 node(s) with --label room={room} --provision-state manageable: {a}, {b}, {c}"
+    assert provided.out.strip().endswith("3 of 3 node(s) done")
+
+    image = {"image_source": "http://127.0.0.1:9/b12.raw",
+             "image_checksum": "0123456789abcdef0123456789abcdef"}
+    changed = enclume("node", "set", "--match-label", f"room={room}", "--provision-state",
+                      "available", *(f"--instance-info={k}={v}" for k, v in image.items()),
+                      "-f", "json")
+    assert [node["name"] for node in changed.json()] == [a, b, c]
+    assert all(node["instance_info"] == image for node in changed.json())
+    assert f"Selected 3 node(s) with --match-label room={room} --provision-state available" \
+        in changed.err
+
+    deployed = enclume("node", "deploy", *by_room, "--provision-state", "available", "--wait")
+    for name in (a, b, c):
+        assert f"done {name}: active after" in deployed.out
+    assert deployed.out.strip().endswith("3 of 3 node(s) done")
+    # rebuild without --wait, then `node wait` follows them until none is busy
+    rebuilt = enclume("node", "rebuild", *by_room, "--label", "rack=1")
+    assert rebuilt.out.splitlines() == [f"{a}: rebuild requested", f"{b}: rebuild requested"]
+    waited = enclume("node", "wait", *by_room)
+    for name in (a, b, c):
+        assert f"done {name}: active after" in waited.out
+    assert waited.out.strip().endswith("3 of 3 node(s) done")
+
+    undeployed = enclume("node", "undeploy", *by_room, "--wait")
+    assert undeployed.out.strip().endswith("3 of 3 node(s) done")
+    assert {node_of(api, n)["provision_state"] for n in (a, b, c)} == {"available"}
+    no_match, both, neither, no_yes, wrong_state, settled_elsewhere, maintenance = \
+        enclume.parallel_codes(
+        (1, ("node", "deploy", "--label", "room=nowhere", "--wait")),
+        (2, ("node", "deploy", a, *by_room)),
+        (2, ("node", "power", "on")),
+        (2, ("node", "delete", *by_room)),
+        (1, ("node", "power", "off", *by_room, "--provision-state", "active")),
+        (1, ("node", "wait", a, "--state", "active", "--timeout", "10")),
+        (0, ("node", "maintenance", "set", *by_room, "--label", "rack=2", "--reason", "swap")))
+    assert no_match.err.strip() == "Error: no node matches --label room=nowhere"
+    assert "not both" in both.err and "--label KEY=VALUE" in neither.err
+    assert "--yes" in no_yes.err
+    assert wrong_state.err.strip() == \
+        f"Error: no node matches --label room={room} --provision-state active"
+    assert f"FAILED {a}: failed in available" in settled_elsewhere.out
+    assert "Selected" not in both.err + neither.err + no_yes.err  # refused before any request
+    assert api.get(f"/v1/nodes/{a}").status_code == 200
+    assert maintenance.out.strip() == f"{c}: maintenance on"
+    assert [node_of(api, n)["maintenance_reason"] for n in (a, b, c)] == [None, None, "swap"]
+    # the node of the other room was left alone all along
+    untouched = node_of(api, other)
+    assert untouched["provision_state"] == "available" and untouched["instance_info"] == {}
+    assert untouched["maintenance"] is False
+
+    deleted = enclume("node", "delete", *by_room, "--yes")
+    assert deleted.out.splitlines() == [f"Deleted node {n}" for n in (a, b, c)]
+    assert all(api.get(f"/v1/nodes/{n}").status_code == 404 for n in (a, b, c))
+    assert api.get(f"/v1/nodes/{other}").status_code == 200
+
+
+INVENTORY_MAC = "52:54:00:e1:00:01"
+INVENTORY = {
+    "cpu": {"count": 4, "architecture": "x86_64", "model_name": "QEMU Virtual CPU"},
+    "memory": {"total_bytes": 8 * 1024**3, "physical_mb": 8192},
+    "disks": [{"name": "/dev/sda", "size": 256 * 1024**3, "model": "QEMU HARDDISK"},
+              {"name": "/dev/sdb", "size": 512 * 1024**2}],
+    "interfaces": [{"name": "enp1s0", "mac_address": INVENTORY_MAC,
+                    "ipv4_address": "10.12.0.31"}],
+    "system_vendor": {"manufacturer": "QEMU", "product_name": "Standard PC",
+                      "serial_number": "B12-31"},
+    "boot": {"current_boot_mode": "uefi", "pxe_interface": INVENTORY_MAC},
+}
+
+
+def test_node_inventory_as_inspection_stored_it(enclume: Enclume, api: httpx.Client) -> None:
+    """The inventory arrives as a discovery agent posts it for a known node (the module's
+    server runs with discovery on): the conductor stores it as an inspection would."""
+    node = make_node(api)
+    assert api.post("/v1/ports", json={"node_uuid": node["uuid"],
+                                       "address": INVENTORY_MAC}).status_code == 201
+    posted = httpx.post(f"{enclume.server.url}/v1/continue_inspection",
+                        json={"inventory": INVENTORY})
+    assert posted.status_code == 202, posted.text
+    assert posted.json()["uuid"] == node["uuid"]
+    bare = make_node(api)
+
+    table, as_json, as_yaml, none_yet, unknown = enclume.parallel_codes(
+        (0, ("node", "inventory", node["name"])),
+        (0, ("node", "inventory", node["name"], "-f", "json")),
+        (0, ("node", "inventory", node["uuid"], "-f", "yaml")),
+        (1, ("node", "inventory", bare["name"])),
+        (1, ("node", "inventory", "no-such-node")))
+    served = api.get(f"/v1/nodes/{node['uuid']}/inventory").json()
+    assert as_json.json() == served and yaml.safe_load(as_yaml.out) == served
+    assert served["inventory"]["disks"] == INVENTORY["disks"]
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+            for line in table.out.splitlines() if line.startswith("│")}
+    assert rows == {
+        "cpus": "4 x86_64 (QEMU Virtual CPU)", "memory": "8192 MiB",
+        "disks": "/dev/sda 256 GiB QEMU HARDDISK; /dev/sdb 512 MiB",
+        "interfaces": f"enp1s0 {INVENTORY_MAC} 10.12.0.31",
+        "system": "QEMU Standard PC serial B12-31", "boot": f"uefi from {INVENTORY_MAC}"}
+    assert none_yet.err.strip() == (
+        f"Error: Node {bare['uuid']} inventory could not be found. It has none until it is "
+        f"inspected (enclume node inspect {bare['name']}) or discovered. (HTTP 404)")
+    assert unknown.err.strip() == "Error: Node no-such-node could not be found. (HTTP 404)"

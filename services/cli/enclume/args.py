@@ -41,8 +41,8 @@ def pairs(items: Iterable[str] | None, option: str, *, decode: bool = True) -> d
     return result
 
 
-def label_filter(items: Iterable[str] | None) -> dict[str, str]:
-    return pairs(items, "--label", decode=False)
+def label_filter(items: Iterable[str] | None, option: str = "--label") -> dict[str, str]:
+    return pairs(items, option, decode=False)
 
 
 def labels_of(node: dict[str, Any]) -> dict[str, str]:

@@ -12,7 +12,16 @@ from typing import Annotated
 
 import typer
 
-from services.cli.enclume import enroll, history, management, nodes, ports, power, verbs
+from services.cli.enclume import (
+    enroll,
+    history,
+    management,
+    node_inventory,
+    nodes,
+    ports,
+    power,
+    verbs,
+)
 from services.cli.enclume.client import ApiError
 from services.cli.enclume.config import ConfigError
 from services.cli.enclume.context import Cli, CliError, print_error
@@ -25,7 +34,7 @@ app = typer.Typer(
     help="Enroll, provision and run bare-metal machines through the Enclume (Ironic v1) API.",
 )
 node_app = typer.Typer(no_args_is_help=True, help="Nodes: enrollment, provisioning, power.")
-for commands in (nodes.app, verbs.app, management.app):
+for commands in (nodes.app, verbs.app, management.app, node_inventory.app):
     node_app.add_typer(commands)
 node_app.add_typer(power.app, name="power")
 node_app.add_typer(management.boot_app, name="boot")

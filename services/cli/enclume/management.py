@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
+from services.cli.enclume import selection
 from services.cli.enclume.client import ApiError
 from services.cli.enclume.context import cli, print_error
-from services.cli.enclume.options import Format, Node, Nodes
+from services.cli.enclume.options import Format, Node, Nodes, SelectLabel, SelectState
 from services.cli.enclume.output import render
 
 app = typer.Typer()
@@ -73,18 +74,23 @@ def _each(ctx: typer.Context, nodes: list[str], method: str, body: Any, done: st
 @maintenance_app.command("set")
 def set_maintenance(
     ctx: typer.Context,
-    nodes: Nodes,
+    nodes: Nodes = None,
+    label: SelectLabel = None,
+    provision_state: SelectState = None,
     reason: Annotated[str | None, typer.Option(help="Why (shown as maintenance_reason).")]
     = None,
 ) -> None:
     """Put nodes in maintenance."""
-    _each(ctx, nodes, "PUT", {"reason": reason} if reason else {}, "maintenance on")
+    chosen = selection.resolve(cli(ctx), nodes, label, provision_state)
+    _each(ctx, chosen, "PUT", {"reason": reason} if reason else {}, "maintenance on")
 
 
 @maintenance_app.command("unset")
-def unset_maintenance(ctx: typer.Context, nodes: Nodes) -> None:
+def unset_maintenance(ctx: typer.Context, nodes: Nodes = None, label: SelectLabel = None,
+                      provision_state: SelectState = None) -> None:
     """Take nodes out of maintenance (also clears their fault)."""
-    _each(ctx, nodes, "DELETE", None, "maintenance off")
+    chosen = selection.resolve(cli(ctx), nodes, label, provision_state)
+    _each(ctx, chosen, "DELETE", None, "maintenance off")
 
 
 def validation_rows(result: dict[str, Any]) -> list[dict[str, Any]]:

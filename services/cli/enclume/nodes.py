@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
-from services.cli.enclume import args
-from services.cli.enclume.client import ApiError
+from services.cli.enclume import args, selection
+from services.cli.enclume.client import ApiClient, ApiError
 from services.cli.enclume.context import cli, print_error
-from services.cli.enclume.options import Fields, Format, Node, Nodes
+from services.cli.enclume.options import Fields, Format, Node, Nodes, SelectLabel, SelectState
 from services.cli.enclume.output import render
 from services.cli.enclume.patches import labels_operation, set_operations, unset_operations
 
@@ -137,11 +137,9 @@ def list_nodes(
     if maintenance is not None:
         params["maintenance"] = str(maintenance).lower()
     state = cli(ctx)
-    nodes = state.client.list_all(path, "nodes", params)
-    if labels:
-        nodes = [node for node in nodes if args.matches_labels(node, labels)]
-        if not long and "extra" not in columns:
-            nodes = [{k: v for k, v in node.items() if k != "extra"} for node in nodes]
+    nodes = selection.find_nodes(state.client, path, params, labels)
+    if labels and not long and "extra" not in columns:
+        nodes = [{k: v for k, v in node.items() if k != "extra"} for node in nodes]
     render(nodes, columns, state.output_format(fmt))
 
 
@@ -156,7 +154,16 @@ def show(ctx: typer.Context, node: Node, fields: Fields = None, fmt: Format = No
 @app.command("set")
 def set_node(
     ctx: typer.Context,
-    node: Node,
+    node: Annotated[str | None, typer.Argument(
+        metavar="NODE", show_default=False,
+        help="Node name or UUID; or none, and --match-label to select nodes.")] = None,
+    match_label: Annotated[list[str] | None, typer.Option(
+        metavar="KEY=VALUE", show_default=False,
+        help="Instead of NODE: the nodes with this label (repeat: all of them); --label sets "
+             "labels.")] = None,
+    provision_state: Annotated[str | None, typer.Option(
+        metavar="STATE", show_default=False,
+        help="With --match-label: only the nodes in this provision state.")] = None,
     name: Annotated[str | None, typer.Option()] = None,
     description: Annotated[str | None, typer.Option()] = None,
     driver: Annotated[str | None, typer.Option()] = None,
@@ -181,7 +188,9 @@ def set_node(
     vendor_interface: Iface = None, bios_interface: Iface = None,
     fmt: Format = None,
 ) -> None:
-    """Change fields of a node (a JSON patch); shows the node as it is afterwards."""
+    """Change fields of a node (a JSON patch); shows the node as it is afterwards.
+
+    With --match-label: of every node selected; shows the fields changed of each."""
     scalars: dict[str, Any] = {
         "name": name, "description": description, "driver": driver,
         "resource_class": resource_class, "conductor_group": conductor_group, "owner": owner,
@@ -203,15 +212,60 @@ def set_node(
         "instance_info": args.pairs(instance_info, "--instance-info"),
     }
     operations = set_operations(scalars, entries)
-    client = cli(ctx).client
     labels = args.label_filter(label)
-    if labels:
-        current = client.get(node_path(node), params={"fields": "extra"})
-        operations += labels_operation(args.labels_of(current), labels)
-    if not operations:
+    if not operations and not labels:
         raise typer.BadParameter("nothing to set: give at least one option",
                                  param_hint="options")
-    show_node(ctx, client.patch(node_path(node), operations), fmt)
+    chosen = selection.selector(match_label, provision_state, "--match-label")
+    unique = [option for option, value in (("--name", name), ("--instance-uuid", instance_uuid))
+              if value is not None]
+    if chosen and unique:
+        raise typer.BadParameter("is one node's own: it cannot be set on selected nodes",
+                                 param_hint=unique[0])
+    state = cli(ctx)
+    idents = selection.resolve(state, [node] if node else None, match_label, provision_state,
+                               "--match-label")
+    if not chosen:
+        show_node(ctx, _patch(state.client, idents[0], operations, labels), fmt)
+        return
+    changed, failed = [], False
+    for ident in idents:
+        try:
+            changed.append(_patch(state.client, ident, operations, labels))
+        except ApiError as exc:
+            if exc.status == 0:
+                raise
+            print_error(exc)
+            failed = True
+    fields = list(dict.fromkeys(changed_fields(operations) + (["extra"] if labels else [])))
+    chosen_format = state.output_format(fmt)
+    if changed:
+        render(changed_rows(changed, fields) if chosen_format == "table" else changed,
+               ["node", *fields], chosen_format)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _patch(client: ApiClient, ident: str, operations: list[dict[str, Any]],
+           labels: dict[str, str]) -> dict[str, Any]:
+    """Apply ``operations`` and set ``labels`` (merged into the node's own) on one node."""
+    if labels:
+        current = client.get(node_path(ident), params={"fields": "extra"})
+        operations = operations + labels_operation(args.labels_of(current), labels)
+    node: dict[str, Any] = client.patch(node_path(ident), operations)
+    return node
+
+
+def changed_fields(operations: list[dict[str, Any]]) -> list[str]:
+    """The top-level fields a JSON patch touches, in order: ``/instance_info/a`` ->
+    ``instance_info``."""
+    return list(dict.fromkeys(op["path"].split("/")[1] for op in operations))
+
+
+def changed_rows(nodes: list[dict[str, Any]], fields: list[str]) -> list[dict[str, Any]]:
+    """Table rows of nodes changed together: the node (name, else UUID) and those fields."""
+    return [{"node": node.get("name") or node.get("uuid"),
+             **{name: node.get(name) for name in fields}} for node in nodes]
 
 
 @app.command("unset")
@@ -263,8 +317,17 @@ def unset_node(
 
 
 @app.command("delete")
-def delete(ctx: typer.Context, nodes: Nodes) -> None:
+def delete(ctx: typer.Context, nodes: Nodes = None, label: SelectLabel = None,
+           provision_state: SelectState = None,
+           yes: Annotated[bool, typer.Option(
+               "--yes", help="Needed with --label: delete every node it selects.")] = False,
+           ) -> None:
     """Delete nodes (and their ports). Exit 1 if any could not be deleted."""
+    if label and not yes:
+        raise typer.BadParameter("deleting the nodes a label selects needs --yes (see them "
+                                 "first with `enclume node list --label ...`)",
+                                 param_hint="--label without --yes")
+    nodes = selection.resolve(cli(ctx), nodes, label, provision_state)
     client = cli(ctx).client
     failed = False
     for node in nodes:

@@ -27,5 +27,14 @@ Wait = Annotated[bool, typer.Option(
 Timeout = Annotated[float, typer.Option(
     "--timeout", metavar="SECONDS", min=0,
     help="With --wait: give up after this long (0: no limit).")]
-Nodes = Annotated[list[str], typer.Argument(metavar="NODE...", help="Node names or UUIDs.")]
+Nodes = Annotated[list[str] | None, typer.Argument(
+    metavar="NODE", show_default=False,
+    help="Node names or UUIDs; or none, and --label to select them.")]
+SelectLabel = Annotated[list[str] | None, typer.Option(
+    "--label", metavar="KEY=VALUE", show_default=False,
+    help="Instead of NODE...: the nodes with this label (repeat: all of them), as "
+         "`node list --label`.")]
+SelectState = Annotated[str | None, typer.Option(
+    "--provision-state", metavar="STATE", show_default=False,
+    help="With --label: only the nodes in this provision state.")]
 Node = Annotated[str, typer.Argument(metavar="NODE", help="Node name or UUID.")]

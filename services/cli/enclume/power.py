@@ -1,4 +1,4 @@
-"""``enclume node power on|off|reboot NODE...``."""
+"""``enclume node power on|off|reboot NODE...`` (or ``--label KEY=VALUE``)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,17 @@ from typing import Annotated, Any
 
 import typer
 
-from services.cli.enclume import progress
+from services.cli.enclume import progress, selection
 from services.cli.enclume.client import ApiError
 from services.cli.enclume.context import cli, print_error
-from services.cli.enclume.options import DEFAULT_WAIT_TIMEOUT_S, Nodes, Timeout, Wait
+from services.cli.enclume.options import (
+    DEFAULT_WAIT_TIMEOUT_S,
+    Nodes,
+    SelectLabel,
+    SelectState,
+    Timeout,
+    Wait,
+)
 from services.drivers.base import POWER_OFF, POWER_ON, REBOOT, SOFT_POWER_OFF, SOFT_REBOOT
 
 app = typer.Typer(no_args_is_help=True, help="Power nodes on, off, or reboot them.")
@@ -46,25 +53,31 @@ def change_power(ctx: typer.Context, nodes: list[str], target: str, expected: st
 
 
 @app.command("on")
-def power_on(ctx: typer.Context, nodes: Nodes, power_timeout: PowerTimeout = None,
+def power_on(ctx: typer.Context, nodes: Nodes = None, label: SelectLabel = None,
+             provision_state: SelectState = None, power_timeout: PowerTimeout = None,
              wait: Wait = False, timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
     """Power nodes on."""
-    change_power(ctx, nodes, POWER_ON, POWER_ON, power_timeout, wait, timeout)
+    chosen = selection.resolve(cli(ctx), nodes, label, provision_state)
+    change_power(ctx, chosen, POWER_ON, POWER_ON, power_timeout, wait, timeout)
 
 
 @app.command("off")
-def power_off(ctx: typer.Context, nodes: Nodes, soft: Soft = False,
+def power_off(ctx: typer.Context, nodes: Nodes = None, label: SelectLabel = None,
+              provision_state: SelectState = None, soft: Soft = False,
               power_timeout: PowerTimeout = None, wait: Wait = False,
               timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
     """Power nodes off (--soft: through the OS)."""
-    change_power(ctx, nodes, SOFT_POWER_OFF if soft else POWER_OFF, POWER_OFF, power_timeout,
+    chosen = selection.resolve(cli(ctx), nodes, label, provision_state)
+    change_power(ctx, chosen, SOFT_POWER_OFF if soft else POWER_OFF, POWER_OFF, power_timeout,
                  wait, timeout)
 
 
 @app.command("reboot")
-def reboot(ctx: typer.Context, nodes: Nodes, soft: Soft = False,
+def reboot(ctx: typer.Context, nodes: Nodes = None, label: SelectLabel = None,
+           provision_state: SelectState = None, soft: Soft = False,
            power_timeout: PowerTimeout = None, wait: Wait = False,
            timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
     """Reboot nodes (--soft: through the OS); they end powered on."""
-    change_power(ctx, nodes, SOFT_REBOOT if soft else REBOOT, POWER_ON, power_timeout, wait,
+    chosen = selection.resolve(cli(ctx), nodes, label, provision_state)
+    change_power(ctx, chosen, SOFT_REBOOT if soft else REBOOT, POWER_ON, power_timeout, wait,
                  timeout)

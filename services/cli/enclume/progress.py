@@ -68,6 +68,20 @@ def provision_judge(done_states: Collection[str], failed_states: Collection[str]
     return judge
 
 
+def settled_judge(failed_states: Collection[str] = FAILED_PROVISION_STATES) -> Judge:
+    """Reached: no provision state change under way (no target). Failed: a failed state (which
+    keeps its target)."""
+
+    def judge(node: dict[str, Any]) -> bool | None:
+        if node.get("provision_state") in failed_states:
+            return False
+        if node.get("target_provision_state") is None:
+            return True
+        return None
+
+    return judge
+
+
 def power_judge(expected: str) -> Judge:
     def judge(node: dict[str, Any]) -> bool | None:
         if node.get("target_power_state") is not None:

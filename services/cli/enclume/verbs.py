@@ -1,7 +1,9 @@
-"""``enclume node manage|provide|inspect|clean|deploy|undeploy|rebuild|abort NODE...``.
+"""``enclume node manage|provide|inspect|clean|deploy|undeploy|rebuild|abort NODE...``, and
+``enclume node wait NODE...``.
 
-Each asks the API for a provision state change of every node given, then with ``--wait``
-follows them until all are done (exit 0) or any failed or timed out (exit 1).
+Each verb asks the API for a provision state change of every node given (or selected with
+``--label``), then with ``--wait`` follows them until all are done (exit 0) or any failed or
+timed out (exit 1). ``node wait`` only follows them.
 """
 
 from __future__ import annotations
@@ -11,11 +13,18 @@ from typing import Annotated, Any
 
 import typer
 
-from services.cli.enclume import args, progress
+from services.cli.enclume import args, progress, selection
 from services.cli.enclume.client import ApiError
 from services.cli.enclume.context import cli, print_error
-from services.cli.enclume.options import DEFAULT_WAIT_TIMEOUT_S, Nodes, Timeout, Wait
-from services.common.states import STABLE_STATES
+from services.cli.enclume.options import (
+    DEFAULT_WAIT_TIMEOUT_S,
+    Nodes,
+    SelectLabel,
+    SelectState,
+    Timeout,
+    Wait,
+)
+from services.common.states import STABLE_STATES, ProvisionState
 
 app = typer.Typer()
 
@@ -41,6 +50,11 @@ VERBS = {
     # An abort ends in the failure state of what it stopped: that is its goal.
     "abort": Verb("abort", FAILED | {s.value for s in STABLE_STATES}, frozenset()),
 }
+
+
+def targets(ctx: typer.Context, nodes: list[str] | None, label: list[str] | None,
+            provision_state: str | None) -> list[str]:
+    return selection.resolve(cli(ctx), nodes, label, provision_state)
 
 
 def run_verb(ctx: typer.Context, verb: str, nodes: list[str], wait: bool, timeout: float,
@@ -70,35 +84,40 @@ def run_verb(ctx: typer.Context, verb: str, nodes: list[str], wait: bool, timeou
 
 
 @app.command("manage")
-def manage(ctx: typer.Context, nodes: Nodes, wait: Wait = False,
+def manage(ctx: typer.Context, nodes: Nodes = None, label: SelectLabel = None,
+           provision_state: SelectState = None, wait: Wait = False,
            timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
     """enroll/available/failed -> manageable (from enroll: checks the power credentials)."""
-    run_verb(ctx, "manage", nodes, wait, timeout)
+    run_verb(ctx, "manage", targets(ctx, nodes, label, provision_state), wait, timeout)
 
 
 @app.command("provide")
-def provide(ctx: typer.Context, nodes: Nodes, wait: Wait = False,
+def provide(ctx: typer.Context, nodes: Nodes = None, label: SelectLabel = None,
+            provision_state: SelectState = None, wait: Wait = False,
             timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
     """manageable -> available (through automated cleaning)."""
-    run_verb(ctx, "provide", nodes, wait, timeout)
+    run_verb(ctx, "provide", targets(ctx, nodes, label, provision_state), wait, timeout)
 
 
 @app.command("inspect")
-def inspect(ctx: typer.Context, nodes: Nodes, wait: Wait = False,
+def inspect(ctx: typer.Context, nodes: Nodes = None, label: SelectLabel = None,
+            provision_state: SelectState = None, wait: Wait = False,
             timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
     """manageable -> inspecting -> manageable, with the node's properties and ports updated."""
-    run_verb(ctx, "inspect", nodes, wait, timeout)
+    run_verb(ctx, "inspect", targets(ctx, nodes, label, provision_state), wait, timeout)
 
 
 @app.command("clean")
 def clean(
     ctx: typer.Context,
-    nodes: Nodes,
     clean_steps: Annotated[str, typer.Option(
         metavar="JSON|@FILE|-", help="The steps: a JSON list, or @FILE (JSON or YAML), or - "
                                     "(stdin).")],
     disable_ramdisk: Annotated[bool, typer.Option(
         "--disable-ramdisk", help="Run the steps without booting the ramdisk.")] = False,
+    nodes: Nodes = None,
+    label: SelectLabel = None,
+    provision_state: SelectState = None,
     wait: Wait = False,
     timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S,
 ) -> None:
@@ -106,7 +125,7 @@ def clean(
     body: dict[str, Any] = {"clean_steps": args.steps(clean_steps, "--clean-steps")}
     if disable_ramdisk:
         body["disable_ramdisk"] = True
-    run_verb(ctx, "clean", nodes, wait, timeout, body)
+    run_verb(ctx, "clean", targets(ctx, nodes, label, provision_state), wait, timeout, body)
 
 
 ConfigDrive = Annotated[str | None, typer.Option(
@@ -129,30 +148,72 @@ def _deploy_body(config_drive: str | None, deploy_steps: str | None) -> dict[str
 
 
 @app.command("deploy")
-def deploy(ctx: typer.Context, nodes: Nodes, config_drive: ConfigDrive = None,
+def deploy(ctx: typer.Context, nodes: Nodes = None, label: SelectLabel = None,
+           provision_state: SelectState = None, config_drive: ConfigDrive = None,
            deploy_steps: DeploySteps = None, wait: Wait = False,
            timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
     """available -> active: write the image of instance_info to the node's disk."""
-    run_verb(ctx, "deploy", nodes, wait, timeout, _deploy_body(config_drive, deploy_steps))
+    body = _deploy_body(config_drive, deploy_steps)
+    run_verb(ctx, "deploy", targets(ctx, nodes, label, provision_state), wait, timeout, body)
 
 
 @app.command("undeploy")
-def undeploy(ctx: typer.Context, nodes: Nodes, wait: Wait = False,
+def undeploy(ctx: typer.Context, nodes: Nodes = None, label: SelectLabel = None,
+             provision_state: SelectState = None, wait: Wait = False,
              timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
     """active -> available: tear down, then automated cleaning."""
-    run_verb(ctx, "undeploy", nodes, wait, timeout)
+    run_verb(ctx, "undeploy", targets(ctx, nodes, label, provision_state), wait, timeout)
 
 
 @app.command("rebuild")
-def rebuild(ctx: typer.Context, nodes: Nodes, config_drive: ConfigDrive = None,
+def rebuild(ctx: typer.Context, nodes: Nodes = None, label: SelectLabel = None,
+            provision_state: SelectState = None, config_drive: ConfigDrive = None,
             deploy_steps: DeploySteps = None, wait: Wait = False,
             timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
     """active -> active: deploy the image again."""
-    run_verb(ctx, "rebuild", nodes, wait, timeout, _deploy_body(config_drive, deploy_steps))
+    body = _deploy_body(config_drive, deploy_steps)
+    run_verb(ctx, "rebuild", targets(ctx, nodes, label, provision_state), wait, timeout, body)
 
 
 @app.command("abort")
-def abort(ctx: typer.Context, nodes: Nodes, wait: Wait = False,
+def abort(ctx: typer.Context, nodes: Nodes = None, label: SelectLabel = None,
+          provision_state: SelectState = None, wait: Wait = False,
           timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S) -> None:
     """Stop what is waiting (clean wait, inspect wait, wait call-back): -> ... failed."""
-    run_verb(ctx, "abort", nodes, wait, timeout)
+    run_verb(ctx, "abort", targets(ctx, nodes, label, provision_state), wait, timeout)
+
+
+def _known_state(value: str | None) -> str | None:
+    known = [state.value for state in ProvisionState]
+    if value is not None and value not in known:
+        raise typer.BadParameter(f"unknown provision state {value!r}; one of: "
+                                 f"{', '.join(known)}")
+    return value
+
+
+@app.command("wait")
+def wait_nodes(
+    ctx: typer.Context,
+    nodes: Nodes = None,
+    label: SelectLabel = None,
+    provision_state: SelectState = None,
+    state: Annotated[str | None, typer.Option(
+        "--state", metavar="STATE", callback=_known_state, show_default=False,
+        help="Wait until each node is in this provision state (default: until none is "
+             "busy).")] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", metavar="SECONDS", min=0, help="Give up after this long (0: no limit).")]
+    = DEFAULT_WAIT_TIMEOUT_S,
+) -> None:
+    """Follow nodes without acting on them, until none is busy or each is in --state.
+
+    Busy: a provision state change is under way (deploying, wait call-back, cleaning ...).
+    Exit 1 if any fails, settles in another state than --state, or times out."""
+    idents = targets(ctx, nodes, label, provision_state)
+    if state is None:
+        judge = progress.settled_judge()
+    else:
+        judge = progress.provision_judge({state}, FAILED - {state})
+    outcomes = progress.watch(cli(ctx).client, idents, judge, timeout)
+    if not all(outcome.ok for outcome in outcomes.values()):
+        raise typer.Exit(1)
