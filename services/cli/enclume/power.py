@@ -7,8 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from services.cli.enclume import progress, selection
-from services.cli.enclume.client import ApiError
-from services.cli.enclume.context import cli, print_error
+from services.cli.enclume.context import cli
 from services.cli.enclume.options import (
     DEFAULT_WAIT_TIMEOUT_S,
     Nodes,
@@ -17,6 +16,7 @@ from services.cli.enclume.options import (
     Timeout,
     Wait,
 )
+from services.cli.enclume.requests import put_state
 from services.drivers.base import POWER_OFF, POWER_ON, REBOOT, SOFT_POWER_OFF, SOFT_REBOOT
 
 app = typer.Typer(no_args_is_help=True, help="Power nodes on, off, or reboot them.")
@@ -32,18 +32,7 @@ def change_power(ctx: typer.Context, nodes: list[str], target: str, expected: st
     body: dict[str, Any] = {"target": target}
     if power_timeout is not None:
         body["timeout"] = power_timeout
-    accepted: list[str] = []
-    for node in nodes:
-        try:
-            client.put(f"/v1/nodes/{node}/states/power", body)
-        except ApiError as exc:
-            if exc.status == 0:
-                raise
-            print_error(exc)
-            continue
-        accepted.append(node)
-        if not wait:
-            typer.echo(f"{node}: {target} requested")
+    accepted = put_state(client, nodes, "power", body, None if wait else f"{target} requested")
     failed = len(accepted) < len(nodes)
     if wait and accepted:
         outcomes = progress.watch(client, accepted, progress.power_judge(expected), timeout)

@@ -14,8 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from services.cli.enclume import args, progress, selection
-from services.cli.enclume.client import ApiError
-from services.cli.enclume.context import cli, print_error
+from services.cli.enclume.context import cli
 from services.cli.enclume.options import (
     DEFAULT_WAIT_TIMEOUT_S,
     Nodes,
@@ -24,6 +23,7 @@ from services.cli.enclume.options import (
     Timeout,
     Wait,
 )
+from services.cli.enclume.requests import put_state
 from services.common.states import STABLE_STATES, ProvisionState
 
 app = typer.Typer()
@@ -62,19 +62,8 @@ def run_verb(ctx: typer.Context, verb: str, nodes: list[str], wait: bool, timeou
     """Ask for ``verb`` on each node; report refusals; wait for the accepted ones."""
     spec = VERBS[verb]
     client = cli(ctx).client
-    accepted: list[str] = []
-    for node in nodes:
-        try:
-            client.put(f"/v1/nodes/{node}/states/provision",
-                       {"target": spec.target, **(body or {})})
-        except ApiError as exc:
-            if exc.status == 0:
-                raise
-            print_error(exc)
-            continue
-        accepted.append(node)
-        if not wait:
-            typer.echo(f"{node}: {verb} requested")
+    accepted = put_state(client, nodes, "provision", {"target": spec.target, **(body or {})},
+                         None if wait else f"{verb} requested")
     refused = len(accepted) < len(nodes)
     if wait and accepted:
         outcomes = progress.wait_for(client, accepted, spec.done, spec.failed, timeout)
