@@ -2,9 +2,9 @@
 
 When ``ENCLUME_BOOT_INTERFACE`` is set, enclume-aio starts ``enclume-boot`` with its own
 settings (same environment, same database), supervised (restarted with back-off when it dies),
-and waits for its ``/health`` before the API serves: a boot service that cannot start stops
-enclume-aio with the boot service's own message. The child gets SIGTERM when enclume-aio dies,
-even by SIGKILL, and stops its dnsmasq.
+and waits until its ``/health`` says ready (200: dnsmasq runs) before the API serves: a boot
+service that cannot start stops enclume-aio with the boot service's own message. The child gets
+SIGTERM when enclume-aio dies, even by SIGKILL, and stops its dnsmasq.
 """
 
 from __future__ import annotations
@@ -63,11 +63,12 @@ class BootChild:
                 raise StartError(f"the boot service exited at start: "
                                  f"{self.supervisor.last_output()}")
             try:
-                httpx.get(url, timeout=1.0)
-                LOG.info("boot service answering on %s", url.removesuffix("/health"))
-                return
+                if httpx.get(url, timeout=1.0).status_code == 200:  # dnsmasq runs too
+                    LOG.info("boot service ready on %s", url.removesuffix("/health"))
+                    return
             except httpx.HTTPError:
-                time.sleep(READY_POLL_S)
+                pass
+            time.sleep(READY_POLL_S)
         raise StartError(f"the boot service did not answer {url} within "
                          f"{self.settings.aio_boot_ready_timeout_s} s: "
                          f"{self.supervisor.last_output()}")

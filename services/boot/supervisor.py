@@ -49,12 +49,21 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited; only its parent's wait is missing
 
 
-def _terminate_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies, even by SIGKILL. (Linux sends
-    it when the thread that forked exits: spawn from threads that live as long as the child.)"""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
-        os._exit(127)
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+
+
+def _terminate_with_parent(parent: int) -> Callable[[], None]:
+    """For the child, between fork and exec: SIGTERM when the parent dies, even by SIGKILL.
+    (Linux sends it when the thread that forked exits: spawn from threads that live as long as
+    the child.) Only a system call runs in the child: no lookup, no allocation."""
+
+    def in_child() -> None:
+        if _prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            os._exit(127)
+        if os.getppid() != parent:  # the parent died before prctl: nobody would signal us
+            os._exit(0)
+
+    return in_child
 
 
 class StartError(RuntimeError):
@@ -69,8 +78,7 @@ class ProcessSupervisor:
         self.argv = list(argv)
         self.log = log
         self.env = dict(env) if env is not None else None
-        self.preexec: Callable[[], None] | None = _terminate_with_parent if die_with_parent \
-            else None
+        self.die_with_parent = die_with_parent
         self.output_level = output_level
         self.restarts = 0
         self._process: subprocess.Popen[str] | None = None
@@ -128,7 +136,8 @@ class ProcessSupervisor:
             process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                        text=True, errors="replace", env=self.env,
-                                       preexec_fn=self.preexec)
+                                       preexec_fn=_terminate_with_parent(os.getpid())
+                                       if self.die_with_parent else None)
             self._process = process
         threading.Thread(target=self._read_output, args=(process,),
                          name=f"{self.name}-output", daemon=True).start()

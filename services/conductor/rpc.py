@@ -79,7 +79,7 @@ class RpcClient:
         url = f"{owner.rpc_address.rstrip('/')}/rpc/{method}"
         try:
             response = self._http.post(url, json={"kwargs": kwargs})
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             self.membership.refresh_now()
             raise TemporaryFailure(f"Conductor {owner.hostname} could not be reached "
                                    f"({type(exc).__name__}); please retry.") from exc
