@@ -27,6 +27,9 @@ from agent.tools import run
 
 MAGIC = b"QFI\xfb"
 HEADER_BYTES = 512
+V2_HEADER_BYTES = 72
+V3_HEADER_BYTES = 104
+EXTERNAL_DATA_FILE = 1 << 2  # incompatible feature bit: the data clusters live in another file
 HOLD = 1 * MiB  # first and last MiB of the converted image, written last
 STAGING_MARGIN = 64 * MiB  # memory left free when staging in the ramdisk's tmpfs
 
@@ -70,12 +73,23 @@ def target_spec(disk: Disk, offset: int, length: int) -> str:
 
 
 def parse_header(head: bytes) -> int:
-    """The virtual size of a qcow2 image from its header; refuses backing files."""
-    if len(head) < 32 or head[:4] != MAGIC:
+    """The virtual size of a qcow2 image from its header; refuses what would make qemu-img
+    open other files (a backing file, an external data file) or need a key (encryption)."""
+    if len(head) < V2_HEADER_BYTES or head[:4] != MAGIC:
         raise CommandError("the image is not qcow2 (no QFI\\xfb magic)")
+    version, = struct.unpack(">I", head[4:8])
     backing_offset, = struct.unpack(">Q", head[8:16])
     if backing_offset:
         raise CommandError("qcow2 images with a backing file are refused")
+    crypt_method, = struct.unpack(">I", head[32:36])
+    if crypt_method:
+        raise CommandError("encrypted qcow2 images are refused")
+    if version >= 3:
+        if len(head) < V3_HEADER_BYTES:
+            raise CommandError("the qcow2 header is truncated")
+        incompatible, = struct.unpack(">Q", head[72:80])
+        if incompatible & EXTERNAL_DATA_FILE:
+            raise CommandError("qcow2 images with an external data file are refused")
     size, = struct.unpack(">Q", head[24:32])
     return int(size)
 

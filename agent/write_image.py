@@ -172,6 +172,9 @@ class ImageWriter:
                 region = stream.Region(self.disk, fd, offset, length)
                 written = stream.stream(download, region, request.checksum.hasher(), progress)
                 request.checksum.verify(written.digest, request.url)
+                if image_format.sniff(written.head) != "raw":  # the verified bytes, not the peek
+                    raise CommandError(f"the image at {request.url} is "
+                                       f"{image_format.sniff(written.head)}, not raw")
                 stream.commit(region, written)
                 size = written.size
                 self.result["skipped_zero_bytes"] = written.skipped_bytes

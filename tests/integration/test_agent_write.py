@@ -183,6 +183,21 @@ def test_qcow2_with_a_backing_file_is_refused(agent: RunningAgent,
     assert "backing file" in document["command_error"]
 
 
+def test_qcow2_with_an_external_data_file_is_refused(agent: RunningAgent,
+                                                     image_server: ImageServer,
+                                                     disk: Path) -> None:
+    """qemu-img would open the file the header names (in the ramdisk) as the image's data."""
+    data_file = image_server.root / "outside.raw"
+    image = image_server.root / "external.qcow2"
+    run_tool("qemu-img", "create", "-q", "-f", "qcow2", "-o", f"data_file={data_file}",
+             str(image), "16M")
+    document = agent.run("standby.write_image", params(image_server, "external.qcow2", image,
+                                                       image_disk_format="qcow2"))
+    assert document["command_status"] == "FAILED"
+    assert "external data file" in document["command_error"]
+    assert_unbootable(disk)
+
+
 def test_qcow2_without_a_declared_format_is_found_and_converted(
         agent: RunningAgent, image_server: ImageServer, disk: Path) -> None:
     raw = image_server.root / "source.raw"

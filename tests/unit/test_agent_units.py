@@ -139,13 +139,25 @@ def test_zero_runs_are_found_per_block() -> None:
     assert stream.data_runs(buffer, 3 * MiB, 5 * MiB, zeros) == []
 
 
+def qcow2_header(version: int = 3, backing: int = 0, crypt: int = 0,
+                 incompatible: int = 0, size: int = 5 * MiB) -> bytes:
+    head = b"QFI\xfb" + struct.pack(">IQIIQI", version, backing, 10 if backing else 0, 16,
+                                     size, crypt)
+    head = head.ljust(72, b"\x00") + struct.pack(">Q", incompatible)
+    return head.ljust(512, b"\x00")
+
+
 def test_qcow2_header() -> None:
-    header = b"QFI\xfb" + struct.pack(">IQIIQ", 3, 0, 0, 16, 5 * MiB)
-    assert qcow2.parse_header(header) == 5 * MiB
-    with pytest.raises(CommandError, match="backing file"):
-        qcow2.parse_header(b"QFI\xfb" + struct.pack(">IQIIQ", 3, 512, 10, 16, MiB))
-    with pytest.raises(CommandError, match="not qcow2"):
-        qcow2.parse_header(b"\x00" * 64)
+    assert qcow2.parse_header(qcow2_header()) == 5 * MiB
+    assert qcow2.parse_header(qcow2_header(version=2)[:72]) == 5 * MiB
+    assert qcow2.parse_header(qcow2_header(incompatible=1)) == 5 * MiB  # dirty: harmless
+    for header, reason in ((qcow2_header(backing=512), "backing file"),
+                           (qcow2_header(crypt=2), "encrypted"),
+                           (qcow2_header(incompatible=4), "external data file"),
+                           (qcow2_header()[:80], "truncated"),
+                           (b"\x00" * 64, "not qcow2")):
+        with pytest.raises(CommandError, match=reason):
+            qcow2.parse_header(header)
 
 
 def _disk(path: str, size_mib: int) -> Disk:
