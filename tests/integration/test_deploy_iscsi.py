@@ -164,6 +164,18 @@ def test_only_self_contained_raw_and_qcow2_images_are_deployed(tmp_path: Path) -
                     str(overlay)], check=True, capture_output=True)
     with pytest.raises(DriverError, match="backing file"):
         qemu_img.image_format(overlay)
+    external = tmp_path / "external.qcow2"  # its data clusters: a file of the conductor's host
+    subprocess.run(["qemu-img", "create", "-f", "qcow2", "-o",
+                    f"data_file={tmp_path / 'host-file.raw'}", str(external), "8M"],
+                   check=True, capture_output=True)
+    with pytest.raises(DriverError, match="external data file"):
+        qemu_img.image_format(external)
+    encrypted = tmp_path / "encrypted.qcow2"
+    subprocess.run(["qemu-img", "create", "-f", "qcow2", "--object", "secret,id=key,data=pass",
+                    "-o", "encrypt.format=luks,encrypt.key-secret=key", str(encrypted), "8M"],
+                   check=True, capture_output=True)
+    with pytest.raises(DriverError, match="encrypted"):
+        qemu_img.image_format(encrypted)
     vmdk = tmp_path / "disk.vmdk"
     subprocess.run(["qemu-img", "create", "-f", "vmdk", str(vmdk), "8M"], check=True,
                    capture_output=True)

@@ -61,7 +61,8 @@ def _run(args: list[str], timeout_s: float, secret: str | None = None
 
 
 def image_format(path: Path) -> str:
-    """The format qemu-img finds in ``path``; only raw and qcow2 (without backing file) pass."""
+    """The format qemu-img finds in ``path``; only raw and self-contained qcow2 (no backing
+    file, no external data file, not encrypted) pass."""
     done = _run([QEMU_IMG, "info", "--output=json", str(path)], INFO_TIMEOUT_S)
     try:
         info = json.loads(done.stdout)
@@ -73,6 +74,12 @@ def image_format(path: Path) -> str:
                           f"{' and '.join(DEPLOYABLE_FORMATS)} images can be deployed")
     if info.get("backing-filename"):
         raise DriverError("the image has a backing file; deploy a self-contained image")
+    specific = (info.get("format-specific") or {}).get("data") or {}
+    if specific.get("data-file"):  # qemu-img would read that file of this host into the disk
+        raise DriverError("the image has an external data file; deploy a self-contained image")
+    if info.get("encrypted"):
+        raise DriverError("the image is encrypted; deploy an image qemu-img can read without a "
+                          "key")
     return str(found)
 
 
