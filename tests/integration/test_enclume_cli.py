@@ -25,6 +25,10 @@ import httpx
 import pytest
 import yaml
 
+from services.cli.enclume import selection
+from services.cli.enclume.client import ApiClient
+from services.cli.enclume.config import load_config
+from services.cli.enclume.requests import put_state
 from tests.integration.conftest import USERS
 from tests.support.aio import Server, free_port, running_aio
 
@@ -647,6 +651,35 @@ def test_a_room_selected_by_label_is_deployed_rebuilt_undeployed_and_deleted(
     assert api.get(f"/v1/nodes/{other}").status_code == 200
 
 
+def test_selected_nodes_are_acted_on_by_uuid_so_a_rename_cannot_redirect(
+        server: Server, api: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
+    room = unique("room")
+    first, second = (make_node(api, extra={"labels": {"room": room}}) for _ in range(2))
+    with ApiClient(load_config(url=server.url, api_version="1.73")) as client:
+        chosen = selection.select(client, selection.selector([f"room={room}"], None))
+        assert chosen == [first["uuid"], second["uuid"]]
+        assert selection.describe_selection(selection.selector([f"room={room}"], None),
+                                            chosen).endswith(
+            f": {first['name']}, {second['name']}")
+        # Between selecting and acting, the first node is renamed and its old name taken by
+        # a node of another room.
+        renamed = unique("renamed")
+        assert api.patch(f"/v1/nodes/{first['uuid']}", json=[
+            {"op": "replace", "path": "/name", "value": renamed}]).status_code == 200
+        impostor = make_node(api, name=first["name"], extra={"labels": {"room": "elsewhere"}})
+        accepted = put_state(client, chosen, "provision", {"target": "manage"},
+                             "manage requested")
+    assert accepted == [first["uuid"], second["uuid"]]
+    assert capsys.readouterr().out.splitlines() == [
+        f"{first['name']}: manage requested", f"{second['name']}: manage requested"]
+    deadline = time.monotonic() + 20
+    for ident in (renamed, second["name"]):
+        while node_of(api, ident)["provision_state"] != "manageable":
+            assert time.monotonic() < deadline, node_of(api, ident)
+            time.sleep(0.1)
+    assert node_of(api, impostor["uuid"])["provision_state"] == "enroll"
+
+
 INVENTORY_MAC = "52:54:00:e1:00:01"
 INVENTORY = {
     "cpu": {"count": 4, "architecture": "x86_64", "model_name": "QEMU Virtual CPU"},
@@ -662,15 +695,16 @@ INVENTORY = {
 
 
 def test_node_inventory_as_inspection_stored_it(enclume: Enclume, api: httpx.Client) -> None:
-    """The inventory arrives as a discovery agent posts it for a known node (the module's
-    server runs with discovery on): the conductor stores it as an inspection would."""
-    node = make_node(api)
-    assert api.post("/v1/ports", json={"node_uuid": node["uuid"],
-                                       "address": INVENTORY_MAC}).status_code == 201
+    """The inventory arrives as a discovery agent posts it (the module's server runs with
+    discovery on): the machine is enrolled and its inventory stored as an inspection would."""
     posted = httpx.post(f"{enclume.server.url}/v1/continue_inspection",
                         json={"inventory": INVENTORY})
     assert posted.status_code == 202, posted.text
-    assert posted.json()["uuid"] == node["uuid"]
+    assert posted.json()["created"] is True
+    named = api.patch(f"/v1/nodes/{posted.json()['uuid']}",
+                      json=[{"op": "add", "path": "/name", "value": unique("n")}])
+    assert named.status_code == 200, named.text
+    node = node_of(api, posted.json()["uuid"])
     bare = make_node(api)
 
     table, as_json, as_yaml, none_yet, unknown = enclume.parallel_codes(

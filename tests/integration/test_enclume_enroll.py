@@ -18,6 +18,12 @@ import httpx
 import pytest
 import yaml
 
+from services.cli.enclume import enroll as enroll_command
+from services.cli.enclume.client import ApiClient
+from services.cli.enclume.config import load_config
+from services.cli.enclume.inventory import report
+from services.cli.enclume.inventory.apply import SECRETS_RESENT, apply_changes
+from services.cli.enclume.inventory.read import read_inventory
 from tests.support.aio import Server, running_aio
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -192,7 +198,8 @@ def test_500_nodes_from_yaml_then_reruns(aio: Server, cli_env: dict[str, str],
     done, rerun_s = enroll(cli_env, path)
     print(f"re-run of the same {FLEET} nodes (nothing to change): {rerun_s:.2f} s")
     assert done.returncode == 0, done.stderr
-    assert f"0 created, 0 updated, {FLEET} unchanged, 0 failed, nothing to do" in done.stdout
+    assert (f"0 created, 0 updated, {FLEET} unchanged, 0 failed, secrets of {FLEET} unchanged "
+            "node(s) re-sent (the API applies those that differ) in ") in done.stdout
     assert snapshot(aio, "yaml-") == before
 
     # One address changed in the file: exactly one node updated.
@@ -207,12 +214,13 @@ def test_500_nodes_from_yaml_then_reruns(aio: Server, cli_env: dict[str, str],
     assert after["ports"] == before["ports"]
     assert node(aio, "yaml-042")["driver_info"]["ipmi_address"] == "127.0.0.42"
 
-    # A new password (which the API never shows): the API compares it, one node updated.
+    # A new password (which the API never shows): the API compares it and writes only that
+    # one. It never says whether a secret differed, so the report claims no update.
     inventory["nodes"][7]["driver_info"]["ipmi_password"] = "a-new-one"
     write_yaml(path, inventory)
     done, _ = enroll(cli_env, path)
     assert done.returncode == 0, done.stderr
-    assert f"0 created, 1 updated, {FLEET - 1} unchanged, 0 failed" in done.stdout
+    assert f"0 created, 0 updated, {FLEET} unchanged, 0 failed, secrets of {FLEET}" in done.stdout
     assert PASSWORD not in done.stdout + done.stderr and "a-new-one" not in done.stdout
     again = snapshot(aio, "yaml-")
     assert [n for n in after["nodes"] if again["nodes"][n] != after["nodes"][n]] == ["yaml-007"]
@@ -368,6 +376,27 @@ def test_dry_run_shows_the_plan_and_writes_nothing(aio: Server, cli_env: dict[st
     done, _ = enroll(cli_env, path)
     assert "0 created, 1 updated, 3 unchanged, 0 failed" in done.stdout, done.stderr
     assert [p["address"] for p in node_ports(aio, "dry-002")] == [mac(5, 2, 1), mac(5, 2, 3)]
+
+
+def test_a_write_between_listing_and_patch_is_no_reported_change(
+        aio: Server, cli_env: dict[str, str], tmp_path: Path) -> None:
+    """A power sync or heartbeat moves updated_at between enroll's listing and its patch of
+    secrets: the node, whose secrets are only re-sent, is still reported unchanged."""
+    path = write_yaml(tmp_path / "race.yaml", yaml_fleet("race", 2, kind=10))
+    assert enroll(cli_env, path)[0].returncode == 0
+    with ApiClient(load_config(url=aio.url, api_version="1.73")) as client:
+        _specs, plan = enroll_command._plan(client, read_inventory(path))
+        assert [(c.name, c.kind, bool(c.secret_ops)) for c in plan.changes] == [
+            ("race-000", "unchanged", True), ("race-001", "unchanged", True)]
+        listed = node(aio, "race-000")["updated_at"]
+        client.put("/v1/nodes/race-000/maintenance", {"reason": "another writer"})
+        client.delete("/v1/nodes/race-000/maintenance")
+        assert node(aio, "race-000")["updated_at"] != listed
+        results = apply_changes(client, plan.changes, concurrency=2)
+    assert [(r.name, r.outcome, r.detail) for r in results] == [
+        ("race-000", "unchanged", SECRETS_RESENT), ("race-001", "unchanged", SECRETS_RESENT)]
+    assert report.summary_counts(results, unchanged=0) == {
+        "created": 0, "updated": 0, "unchanged": 2, "failed": 0, "secrets_resent": 2}
 
 
 def test_a_failing_node_is_reported_and_the_others_go_on(aio: Server, cli_env: dict[str, str],

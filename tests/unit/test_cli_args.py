@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 from pathlib import Path
 
@@ -52,6 +53,22 @@ def test_json_or_file_reads_inline_json_files_and_yaml(tmp_path: Path) -> None:
         args.json_or_file(f"@{tmp_path / 'missing.json'}", "--x")
     with pytest.raises(typer.BadParameter, match="invalid JSON"):
         args.json_or_file("{oops", "--x")
+
+
+def test_yaml_errors_of_files_and_stdin_never_show_their_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    document = '- interface: deploy\n  args: {password: "s3cr3t-pass}\n'
+    (tmp_path / "s.yaml").write_text(document)
+    with pytest.raises(typer.BadParameter) as from_file:
+        args.json_or_file(f"@{tmp_path / 's.yaml'}", "--x")
+    monkeypatch.setattr("sys.stdin", io.StringIO(document))
+    with pytest.raises(typer.BadParameter) as from_stdin:
+        args.json_or_file("-", "--x")
+    for caught, source in ((from_file, str(tmp_path / "s.yaml")), (from_stdin, "stdin")):
+        message = caught.value.format_message()
+        assert "s3cr3t" not in message
+        assert (f"{source} is neither JSON nor YAML: line 3: while scanning a quoted scalar"
+                in message), message
 
 
 def test_steps_must_be_a_list_of_objects() -> None:

@@ -53,7 +53,7 @@ def test_named_file_from_flag_or_environment(monkeypatch: pytest.MonkeyPatch,
 @pytest.mark.parametrize(("content", "message"), [
     ("pasword: x\n", "unknown setting"),
     ("- a\n- b\n", "expected a mapping"),
-    ("url: [unclosed\n", "cannot read"),
+    ("url: [unclosed\n", "is not valid YAML: line 2: while parsing a flow sequence"),
     ("url: ftp://x\n", "url: Value error, must start with http"),
     ("api_version: '2'\n", "api_version"),
     ("format: xml\n", "format"),
@@ -73,3 +73,14 @@ def test_password_is_secret(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(cli_config=tmp_path / "c.yaml")
     assert "hunter2-secret" not in str(caught.value)
+
+
+def test_yaml_error_in_the_file_never_shows_its_text(tmp_path: Path) -> None:
+    # PyYAML's own message quotes the offending line: here, the password.
+    (tmp_path / "c.yaml").write_text('username: admin\npassword: "s3cr3t-pass\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(cli_config=tmp_path / "c.yaml")
+    message = str(caught.value)
+    assert "s3cr3t" not in message
+    assert message.startswith(f"configuration file {tmp_path / 'c.yaml'} is not valid YAML: "
+                              "line 3: while scanning a quoted scalar")

@@ -14,6 +14,8 @@ from typing import Any
 import typer
 import yaml
 
+from services.common.yaml_errors import describe_yaml_error
+
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -79,7 +81,8 @@ def _parse_document(text: str, source: str, option: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise typer.BadParameter(f"{source} is neither JSON nor YAML: {exc}",
+        raise typer.BadParameter(f"{source} is neither JSON nor YAML: "
+                                 f"{describe_yaml_error(exc)}",
                                  param_hint=option) from None
 
 

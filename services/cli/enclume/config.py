@@ -24,6 +24,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from services.common.yaml_errors import describe_yaml_error
+
 DEFAULT_URL = "http://127.0.0.1:6385"
 DEFAULT_TIMEOUT_S = 30.0
 CONFIG_FILE_ENV = "ENCLUME_CLI_CONFIG"
@@ -48,8 +50,12 @@ def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
         return {}
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read configuration file {path}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror or exc}"
+                          ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"configuration file {path} is not valid YAML: "
+                          f"{describe_yaml_error(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

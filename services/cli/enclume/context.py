@@ -50,12 +50,17 @@ def cli(ctx: typer.Context) -> Cli:
     return state
 
 
-def error_text(exc: Exception) -> str:
-    """``Error: <faultstring> (HTTP <status>)``, or ``Error: <message>`` without an answer."""
+def error_detail(exc: Exception) -> str:
+    """``<faultstring> (HTTP <status>)``, or ``<message>`` without an answer."""
     status = getattr(exc, "status", None)
     if status:
-        return f"Error: {exc} (HTTP {status})"
-    return f"Error: {exc}"
+        return f"{exc} (HTTP {status})"
+    return str(exc)
+
+
+def error_text(exc: Exception) -> str:
+    """``Error: <faultstring> (HTTP <status>)``, or ``Error: <message>`` without an answer."""
+    return f"Error: {error_detail(exc)}"
 
 
 def print_error(exc: Exception) -> None:

@@ -31,8 +31,8 @@ from services.cli.enclume.inventory.validate import (
 )
 from services.cli.enclume.options import DEFAULT_WAIT_TIMEOUT_S, Format, Timeout, Wait
 from services.cli.enclume.output import to_json, to_yaml
+from services.cli.enclume.requests import DEFAULT_CONCURRENCY
 
-DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 64
 # What the plan compares of every port of the server, fetched in one listing.
 PORT_FIELDS = ("uuid", "address", "node_uuid", "pxe_enabled", "local_link_connection",

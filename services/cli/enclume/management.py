@@ -66,7 +66,7 @@ def _each(ctx: typer.Context, nodes: list[str], method: str, body: Any, done: st
             print_error(exc)
             failed = True
             continue
-        typer.echo(f"{node}: {done}")
+        typer.echo(f"{selection.shown(node)}: {done}")
     if failed:
         raise typer.Exit(1)
 

@@ -339,6 +339,6 @@ def delete(ctx: typer.Context, nodes: Nodes = None, label: SelectLabel = None,
             print_error(exc)
             failed = True
             continue
-        typer.echo(f"Deleted node {node}")
+        typer.echo(f"Deleted node {selection.shown(node)}")
     if failed:
         raise typer.Exit(1)

@@ -70,17 +70,37 @@ def check_exclusive(names: Sequence[str] | None, chosen: Selector) -> None:
                                  "select nodes by label", param_hint=hint)
 
 
+class NodeRef(str):
+    """A selected node: its UUID, which requests use (a rename between selecting and acting
+    cannot redirect them to another node), shown to people as its name."""
+
+    display: str
+
+    def __new__(cls, uuid: str, display: str | None = None) -> NodeRef:
+        ref = super().__new__(cls, uuid)
+        ref.display = display or uuid
+        return ref
+
+
+def shown(ident: str) -> str:
+    """How a node identifier is printed: a selected node's name, else the identifier given."""
+    return ident.display if isinstance(ident, NodeRef) else ident
+
+
 def select(client: ApiClient, chosen: Selector) -> list[str]:
-    """The names (UUIDs of unnamed nodes) of the nodes ``chosen`` finds, in the API's order."""
+    """The nodes ``chosen`` finds, in the API's order, as NodeRefs (UUID, shown by name)."""
     params: dict[str, Any] = {"fields": "uuid,name,extra"}
     if chosen.provision_state is not None:
         params["provision_state"] = chosen.provision_state
     nodes = find_nodes(client, "/v1/nodes", params, chosen.labels)
-    return [str(node.get("name") or node["uuid"]) for node in nodes]
+    return [NodeRef(str(node["uuid"]), node.get("name")) for node in nodes]
 
 
 def describe_selection(chosen: Selector, idents: Sequence[str]) -> str:
-    return f"Selected {len(idents)} node(s) with {chosen}: {', '.join(idents)}"
+    return (f"Selected {len(idents)} node(s) with {chosen}: "
+            f"{', '.join(shown(ident) for ident in idents)}")
+
+
 
 
 def resolve(state: Cli, names: Sequence[str] | None, labels: Sequence[str] | None,

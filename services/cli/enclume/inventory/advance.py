@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
 from services.cli.enclume import progress
-from services.cli.enclume.client import ApiClient, ApiError
+from services.cli.enclume.client import ApiClient
+from services.cli.enclume.context import error_detail
+from services.cli.enclume.requests import request_states
 from services.cli.enclume.verbs import VERBS
 
 GOALS = ("manage", "inspect", "provide")
@@ -37,10 +38,15 @@ def advance(client: ApiClient, names: Iterable[str], goal: str, *, wait: bool,
         eligible = [name for name in wanted if states.get(name) == FROM_STATE[step]]
         if not eligible:
             continue
-        accepted, refused = _request(client, eligible, verb.target, concurrency)
-        for name, error in refused.items():
-            print(f"FAILED {name}: {step} refused: {error}", file=out, flush=True)
-        ok = ok and not refused
+        accepted: list[str] = []
+        for name, refusal in request_states(client, eligible, "provision",
+                                            {"target": verb.target}, concurrency):
+            if refusal is None:
+                accepted.append(name)
+            else:
+                print(f"FAILED {name}: {step} refused: {error_detail(refusal)}", file=out,
+                      flush=True)
+                ok = False
         moved.update(accepted)
         last = position == len(steps) - 1
         if not accepted:
@@ -68,21 +74,3 @@ def _states(client: ApiClient, names: list[str]) -> dict[str, str | None]:
             for node in client.list_all("/v1/nodes", "nodes",
                                         params={"fields": "uuid,name,provision_state"})
             if node.get("name") in wanted}
-
-
-def _request(client: ApiClient, names: list[str], target: str,
-             concurrency: int) -> tuple[list[str], dict[str, str]]:
-    """PUT the provision target of each node: (accepted names, name -> refusal)."""
-
-    def one(name: str) -> str | None:
-        try:
-            client.put(f"/v1/nodes/{name}/states/provision", {"target": target})
-        except ApiError as exc:
-            return f"{exc.message} (HTTP {exc.status})" if exc.status else exc.message
-        return None
-
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        answers = list(pool.map(one, names))
-    accepted = [name for name, error in zip(names, answers, strict=True) if error is None]
-    refused = {name: error for name, error in zip(names, answers, strict=True) if error}
-    return accepted, refused

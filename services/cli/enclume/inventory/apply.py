@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from services.cli.enclume.client import ApiClient, ApiError
+from services.cli.enclume.context import error_detail
 from services.cli.enclume.inventory.plan import NodeChange
 
 Outcome = Literal["created", "updated", "unchanged", "failed"]
+# The detail of an unchanged node whose secrets were sent for the API to compare.
+SECRETS_RESENT = "secrets re-sent (unchanged unless they differ)"
 
 
 @dataclass
@@ -55,7 +58,7 @@ def apply_change(client: ApiClient, change: NodeChange) -> Result:
     except _PartlyDone as exc:
         return Result(change.name, "failed", exc.node_uuid, exc.message)
     except ApiError as exc:
-        return Result(change.name, "failed", change.node_uuid, _said(exc))
+        return Result(change.name, "failed", change.node_uuid, error_detail(exc))
 
 
 class _PartlyDone(Exception):
@@ -63,10 +66,6 @@ class _PartlyDone(Exception):
         super().__init__(message)
         self.node_uuid = node_uuid
         self.message = message
-
-
-def _said(exc: ApiError) -> str:
-    return f"{exc.message} (HTTP {exc.status})" if exc.status else exc.message
 
 
 def _create(client: ApiClient, change: NodeChange) -> Result:
@@ -78,18 +77,15 @@ def _create(client: ApiClient, change: NodeChange) -> Result:
 
 def _update(client: ApiClient, change: NodeChange) -> Result:
     assert change.node_uuid is not None
-    changed = list(change.changed)
     if change.node_ops or change.secret_ops:
-        node: dict[str, Any] = client.patch(f"/v1/nodes/{change.node_uuid}",
-                                            change.node_ops + change.secret_ops)
-        # The API writes nothing for values equal to what it holds (secrets included), and
-        # then leaves updated_at alone: a moved updated_at is a change it made.
-        if not change.node_ops and node.get("updated_at") != change.updated_at:
-            changed.append("secrets")
+        client.patch(f"/v1/nodes/{change.node_uuid}", change.node_ops + change.secret_ops)
     _port_requests(client, change, change.node_uuid, done="updated")
-    if not changed:
-        return Result(change.name, "unchanged", change.node_uuid)
-    return Result(change.name, "updated", change.node_uuid, ", ".join(changed))
+    if change.kind == "update":
+        return Result(change.name, "updated", change.node_uuid, ", ".join(change.changed))
+    # Only secrets were sent: the API writes those that differ and never says whether it did
+    # (a moved updated_at proves nothing: power syncs and heartbeats move it too).
+    return Result(change.name, "unchanged", change.node_uuid,
+                  SECRETS_RESENT if change.secret_ops else "")
 
 
 def _port_requests(client: ApiClient, change: NodeChange, node_uuid: str, done: str) -> None:
@@ -106,4 +102,5 @@ def _port_requests(client: ApiClient, change: NodeChange, node_uuid: str, done: 
             step = f"creating port {body['address']}"
             client.post("/v1/ports", {**body, "node_uuid": node_uuid})
     except ApiError as exc:
-        raise _PartlyDone(node_uuid, f"node {done}, but {step} failed: {_said(exc)}") from None
+        raise _PartlyDone(node_uuid,
+                          f"node {done}, but {step} failed: {error_detail(exc)}") from None

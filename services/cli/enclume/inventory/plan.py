@@ -7,7 +7,8 @@ deleted to match the file when the file lists them.
 
 The API shows secrets (BMC passwords ...) as ``******``, so they cannot be compared here: they
 go in ``secret_ops``, sent in the node's patch; the API compares them with what it holds and
-changes nothing when they are equal (``apply`` then reports the node unchanged).
+changes nothing when they are equal. It never says whether they differed, so ``apply`` reports
+such a node unchanged with its secrets re-sent, never updated.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ class NodeChange:
     spec: NodeSpec
     kind: Kind
     node_uuid: str | None = None
-    updated_at: str | None = None  # of the existing node, to tell whether a patch changed it
     node_ops: list[dict[str, Any]] = field(default_factory=list)
     secret_ops: list[dict[str, Any]] = field(default_factory=list)
     port_creates: list[dict[str, Any]] = field(default_factory=list)
@@ -130,8 +130,7 @@ def _created(spec: NodeSpec) -> list[str]:
 
 def _compare(spec: NodeSpec, node: Mapping[str, Any],
              ports: list[Mapping[str, Any]]) -> NodeChange:
-    change = NodeChange(spec, "unchanged", node_uuid=node["uuid"],
-                        updated_at=node.get("updated_at"))
+    change = NodeChange(spec, "unchanged", node_uuid=node["uuid"])
     for name, value in spec.fields.items():
         if name != "uuid" and node.get(name) != value:
             change.node_ops.append({"op": "replace", "path": f"/{name}", "value": value})

@@ -23,6 +23,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from services.cli.enclume.inventory import schema
 from services.cli.enclume.inventory.model import InventoryInvalid, Problem, RawEntry
+from services.common.yaml_errors import describe_yaml_error
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 _INT_TAG = "tag:yaml.org,2002:int"
@@ -82,15 +83,10 @@ def read_yaml(text: str, source: str) -> list[RawEntry]:
     try:
         root = loader.get_single_node()
         return _YamlReader(loader, source).entries(root)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        # Only PyYAML's description: its snippet of the line could show a password.
-        what = "; ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise InventoryInvalid([Problem(source, line, f"not valid YAML: {what}")]) from None
     except yaml.YAMLError as exc:
-        raise InventoryInvalid([Problem(source, 1, f"not valid YAML: {type(exc).__name__}")]
-                               ) from None
+        problem = describe_yaml_error(exc)
+        raise InventoryInvalid([Problem(source, problem.line or 1,
+                                        f"not valid YAML: {problem.description}")]) from None
     finally:
         loader.dispose()
 

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from typing import IO, Any
 
-from services.cli.enclume.inventory.apply import Result
+from services.cli.enclume.inventory.apply import SECRETS_RESENT, Result
 from services.cli.enclume.inventory.model import Problem
 from services.cli.enclume.inventory.plan import Plan
 
@@ -48,13 +48,19 @@ def plan_document(source: str, plan: Plan) -> dict[str, Any]:
 
 def summary_counts(results: list[Result], unchanged: int) -> dict[str, int]:
     counts = Counter(result.outcome for result in results)
+    resent = sum(1 for result in results if result.detail == SECRETS_RESENT)
     return {"created": counts["created"], "updated": counts["updated"],
-            "unchanged": counts["unchanged"] + unchanged, "failed": counts["failed"]}
+            "unchanged": counts["unchanged"] + unchanged, "failed": counts["failed"],
+            "secrets_resent": resent}
 
 
 def summary_text(source: str, counts: dict[str, int], elapsed_s: float) -> str:
     parts = [f"{counts[key]} {key}" for key in ("created", "updated", "unchanged", "failed")]
-    if not counts["created"] and not counts["updated"] and not counts["failed"]:
+    resent = counts.get("secrets_resent", 0)
+    if resent:
+        parts.append(f"secrets of {resent} unchanged node(s) re-sent (the API applies those "
+                     f"that differ)")
+    elif not counts["created"] and not counts["updated"] and not counts["failed"]:
         parts.append("nothing to do")
     return f"{source}: {', '.join(parts)} in {elapsed_s:.1f} s."
 
