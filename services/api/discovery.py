@@ -5,14 +5,16 @@ microversion. Body ``{"inventory": {...}}`` (other keys, Ironic's plugin data, a
 Only while discovery is on (``ENCLUME_BOOT_DISCOVERY``, else 403). The inventory is checked
 with the inspect interface's own check (400 with the reason, nothing written); then:
 
-- a node has a port with one of its MACs (or its BMC address): the owning conductor updates it
-  as inspection would, or refuses with 409 when the node is busy or deployed;
+- a node has a port with one of its MACs (or, in ``inspect wait``, its BMC address): the owning
+  conductor ends its inspection, or updates it if discovery enrolled it and no operator has
+  taken it on yet; any other node is 409 and nothing changes;
 - no node: the rules (``ENCLUME_DISCOVERY_RULES_FILE``, read at start) give the new node's
   fields, checked as ``POST /v1/nodes`` checks them, and the conductor the ring gives the new
   UUID enrolls it with its ports, properties, inventory and a "discovered" history entry.
 
 Answer (202): ``{"uuid", "created", "provision_state"}`` and nothing else: anyone on the
-provisioning network can call this while discovery is on.
+provisioning network can call this while discovery is on. Errors are generic for the same
+reason (no node, state or host names); the detail is logged.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from services.common.db import Database
 from services.common.exceptions import EnclumeError, Invalid
 from services.common.models import new_uuid
 from services.common.secrets import is_secret_key
+from services.conductor import discovery as conductor_discovery
 from services.conductor.interface import ConductorAPI
 from services.discovery import lookup, rules
 from services.discovery.facts import Facts
@@ -40,8 +43,15 @@ LOG = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
 
 # A public endpoint: an inventory with more interfaces than any machine has would make as many
-# ports.
+# ports; more disks than any machine has is only there to cost memory and storage.
 MAX_INTERFACES = 128
+MAX_DISKS = 256
+# Errors of this public endpoint say nothing about nodes, states or hosts (the log does).
+GENERIC_ERRORS = {
+    409: conductor_discovery.REFUSED,
+    503: conductor_discovery.BUSY,
+}
+GENERIC_ERROR = "Discovery could not handle this machine: nothing was changed."
 
 
 class DiscoveryOff(EnclumeError):
@@ -79,7 +89,23 @@ def _checked_inventory(body: Any) -> dict[str, Any]:
     if len(inventory["interfaces"]) > MAX_INTERFACES:
         raise Invalid(f"The inventory lists {len(inventory['interfaces'])} interfaces; at most "
                       f"{MAX_INTERFACES} are accepted.")
+    if len(inventory["disks"]) > MAX_DISKS:
+        raise Invalid(f"The inventory lists {len(inventory['disks'])} disks; at most "
+                      f"{MAX_DISKS} are accepted.")
     return inventory
+
+
+def _processed(manager: ConductorAPI, node_uuid: str, inventory: dict[str, Any],
+               **new: Any) -> dict[str, Any]:
+    """The conductor's answer; its errors reach the anonymous caller only as generic ones."""
+    try:
+        return manager.process_discovery(node_uuid, inventory, **new)
+    except EnclumeError as exc:
+        if exc.message in conductor_discovery.PUBLIC_MESSAGES:
+            raise
+        LOG.warning("discovery: the conductor refused the inventory for node %s (%d): %s",
+                    node_uuid, exc.code, exc.message)
+        raise EnclumeError(GENERIC_ERRORS.get(exc.code, GENERIC_ERROR), exc.code) from None
 
 
 @router.post("/continue_inspection", status_code=202)
@@ -98,7 +124,7 @@ def continue_inspection(request: Request, body: Any = Body(...),
     with db.session() as session:
         known = lookup.find_node(session, facts.macs, facts.bmc_address)
     if known is not None:
-        return manager.process_discovery(known, inventory)
+        return _processed(manager, known, inventory)
     ruleset: rules.RuleSet = request.app.state.discovery_rules
     outcome = ruleset.evaluate(facts)
     fields = {**outcome.node_fields(settings.discovery_driver), "uuid": new_uuid()}
@@ -109,8 +135,7 @@ def continue_inspection(request: Request, body: Any = Body(...),
         # The rules' fault, not the machine's: the agent retries while an operator fixes them.
         LOG.error("discovery: the rules (%s) give machine %s values a node cannot have: %s",
                   ", ".join(outcome.applied) or "none", facts.main_mac, exc.message)
-        raise EnclumeError(f"The discovery rules give this machine values a node cannot have: "
-                           f"{exc.message}") from None
-    return manager.process_discovery(values["uuid"], inventory, new_node=values,
-                                     boot_mac=facts.boot_mac,
-                                     applied_rules=list(outcome.applied))
+        raise EnclumeError("The discovery rules give this machine values a node cannot have; "
+                           "the API's log says which.") from None
+    return _processed(manager, values["uuid"], inventory, new_node=values,
+                      boot_mac=facts.boot_mac, applied_rules=list(outcome.applied))

@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     # -- discovery of unknown machines (docs/discovery.md); on/off: boot_discovery
     discovery_driver: str = "fake-hardware"  # of new nodes no rule gives a driver
     discovery_rules_file: Path | None = None  # YAML: what new nodes get, by inventory
+    # Discovered nodes still in enroll (not yet taken on by an operator): beyond it, 503.
+    discovery_max_enroll_nodes: int = Field(default=1000, ge=0)
 
     # -- network: VLANs and switches (the ``vlan`` network interface)
     switches_file: Path | None = None  # YAML or JSON: the switches and how to reach them

@@ -5,38 +5,59 @@ Both use the code of the ``agent`` inspect interface (services/drivers/inspect/i
 properties, ports for new MACs and the kept inventory are what an inspection would give.
 - A new node is built by the one node constructor (services/common/enrollment.py) and written
   with its ports, inventory and history in one transaction: a failure leaves nothing behind.
-- A known node is updated only in a state where nothing works on it; in ``inspect wait`` its
-  inspection ends with this inventory (as Ironic's continue_inspection). Any other state is a
-  409 and nothing changes. Rules never touch a known node.
+- A known node is updated only when it waits for this inventory: in ``inspect wait`` its
+  inspection ends with it (as Ironic's continue_inspection), and a node discovery created that
+  is still in ``enroll`` untouched by an operator (services/discovery/untrusted.py) takes its
+  new properties, ports and inventory (a history event only when the inventory changed). Any
+  other node is a 409 and nothing changes: the endpoint is public, and knowing a MAC must not
+  let anyone rewrite an operator's node. Rules never touch a known node.
+
+Messages leaving here are for an anonymous caller: the detail goes to the log only.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.common import states
 from services.common.enrollment import new_node
 from services.common.exceptions import Conflict, TemporaryFailure
-from services.common.models import Node, Port, utcnow
+from services.common.models import Node, NodeInventory, Port, utcnow
 from services.conductor.task import Task
+from services.discovery import untrusted
 from services.drivers.deploy.ramdisk import forget_agent
 from services.drivers.inspect import inventory as inspected
 from services.drivers.registry import Drivers
 
+LOG = logging.getLogger(__name__)
 S = states.ProvisionState
 EVENT_TYPE = "discovered"
-# States in which a posted inventory may update a known node.
-UPDATABLE_STATES = frozenset({S.ENROLL, S.MANAGEABLE, S.AVAILABLE, S.INSPECTFAIL,
-                              S.INSPECTWAIT})
+
+# What an anonymous caller is told; nothing names a node, a state or a host.
+REFUSED = ("This machine is already known as a node that discovery does not change: nothing "
+           "was changed. An operator re-inspects a known node with `enclume node inspect`.")
+BUSY = "Discovery cannot handle this machine at the moment: nothing was changed; retry later."
+TOO_MANY = ("Discovery has enrolled as many new nodes as it may until an operator takes them "
+            "on (ENCLUME_DISCOVERY_MAX_ENROLL_NODES): nothing was changed; retry later.")
+PUBLIC_MESSAGES = frozenset({REFUSED, BUSY, TOO_MANY})
 
 
-class NodeBusy(Conflict):
-    def __init__(self, node_uuid: str, state: str) -> None:
-        super().__init__(f'Node {node_uuid} is in state "{state}": a discovery inventory '
-                         f'changes nothing on a node that is deployed or being worked on.')
+class NodeRefused(Conflict):
+    def __init__(self, node: Node) -> None:
+        LOG.warning('discovery: refused an inventory for node %s in state "%s" (discovery '
+                    'updates only nodes in inspect wait, or that it enrolled and nobody has '
+                    'managed yet)', node.uuid, node.provision_state)
+        super().__init__(REFUSED)
+
+
+def enrolled_and_untouched(session: Session) -> int:
+    """How many nodes discovery created that no operator has taken on yet."""
+    return session.scalar(select(func.count()).select_from(Node)
+                          .where(untrusted.untrusted())) or 0
 
 
 def summary(node: Node, created: bool) -> dict[str, Any]:
@@ -46,8 +67,16 @@ def summary(node: Node, created: bool) -> dict[str, Any]:
 
 def enroll(session: Session, values: dict[str, Any], inventory: dict[str, Any],
            boot_mac: str | None, applied_rules: list[str], drivers: Drivers,
-           conductor: str) -> Node:
-    """Create the node of an unknown machine in ``enroll`` (in ``session``, not committed)."""
+           conductor: str, max_untouched: int) -> Node:
+    """Create the node of an unknown machine in ``enroll`` (in ``session``, not committed),
+    marked as discovered (untrusted.MARKER); TemporaryFailure(TOO_MANY) when ``max_untouched``
+    such nodes exist already (concurrent requests may pass it by a few)."""
+    waiting = enrolled_and_untouched(session)
+    if waiting >= max_untouched:
+        LOG.error("discovery: %d discovered nodes wait in enroll for an operator "
+                  "(ENCLUME_DISCOVERY_MAX_ENROLL_NODES=%d): machine %s not enrolled", waiting,
+                  max_untouched, boot_mac or "?")
+        raise TemporaryFailure(TOO_MANY)
     macs = inspected.macs_of(inventory)
     if session.scalar(select(Port.id).where(Port.address.in_(macs)).limit(1)) is not None:
         # Another post of this machine (a retry) enrolled it a moment ago.
@@ -58,6 +87,7 @@ def enroll(session: Session, values: dict[str, Any], inventory: dict[str, Any],
         dropped_name = values["name"]
         values = {key: value for key, value in values.items() if key != "name"}
     node = new_node(values)
+    node.driver_internal_info = {**(node.driver_internal_info or {}), untrusted.MARKER: True}
     session.add(node)
     session.flush()
     task = Task(session, node, drivers.for_node(node), conductor)
@@ -78,17 +108,25 @@ def enroll(session: Session, values: dict[str, Any], inventory: dict[str, Any],
 
 
 def update(task: Task, inventory: dict[str, Any]) -> None:
-    """Update a known node from a discovery inventory, or NodeBusy (nothing changed)."""
+    """Update a known node from a discovery inventory, or NodeRefused (nothing changed)."""
     node = task.node
     state = node.provision_state
-    if state not in UPDATABLE_STATES:
-        raise NodeBusy(node.uuid, state)
-    inspected.apply(task, inventory)
-    task.record(EVENT_TYPE, f'Discovered again in state "{state}": properties, ports and '
-                            f'inventory updated from its discovery ramdisk\'s inventory.')
     if state == S.INSPECTWAIT:
+        inspected.apply(task, inventory)
+        task.record(EVENT_TYPE, "Its inspection ended with the inventory its discovery ramdisk "
+                                "posted.")
         # The inspection waited for this machine's inventory: it has it now.
         task.driver.boot.clean_up_ramdisk(task)
         forget_agent(task)
         node.inspection_finished_at = utcnow()
         task.process_event("done")
+        return
+    if not untrusted.is_untrusted(node):
+        raise NodeRefused(node)
+    stored = task.session.scalar(select(NodeInventory.inventory_data)
+                                 .where(NodeInventory.node_id == node.id))
+    if stored == inventory:
+        return  # a repeated post: nothing to change, nothing to record
+    inspected.apply(task, inventory)
+    task.record(EVENT_TYPE, "Discovered again before an operator took it on: properties, ports "
+                            "and inventory updated from its discovery ramdisk's inventory.")

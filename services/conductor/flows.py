@@ -14,6 +14,7 @@ from services.common.exceptions import Invalid
 from services.common.models import Allocation, utcnow
 from services.common.states import ProvisionState
 from services.conductor.task import Task
+from services.discovery import untrusted
 from services.drivers.base import (
     POWER_OFF,
     POWER_ON,
@@ -90,7 +91,7 @@ def provisioning(event: str, options: dict[str, Any]) -> tuple[Step, Step]:
     if event == "clean":
         return _manual_clean_prepare(options), _manual_clean
     if event == "manage":
-        return _event(event), _verify
+        return _manage_prepare, _verify
     if event == "inspect":
         return _inspect_prepare, _inspect
     if event == "adopt":
@@ -105,6 +106,13 @@ def _event(event: str) -> Step:
         task.commit()
 
     return prepare
+
+
+def _manage_prepare(task: Task) -> None:
+    """enroll -> verifying: an operator takes the node on; if discovery created it, it is now
+    trusted (power sync and verification may use its BMC credentials)."""
+    task.node.driver_internal_info = untrusted.without_marker(task.node.driver_internal_info)
+    _event("manage")(task)
 
 
 def _validate(task: Task, *interfaces: str) -> None:

@@ -323,7 +323,8 @@ class ConductorManager:
             try:
                 with self.db.session() as session:
                     node = discovery.enroll(session, dict(new_node), inventory, boot_mac,
-                                            list(applied_rules or []), self.drivers, self.host)
+                                            list(applied_rules or []), self.drivers, self.host,
+                                            self.settings.discovery_max_enroll_nodes)
                     result = discovery.summary(node, created=True)
             except IntegrityError:
                 raise TemporaryFailure("Another request enrolled this machine at the same "
@@ -335,7 +336,8 @@ class ConductorManager:
                 discovery.update(task, inventory)
                 result = discovery.summary(task.node, created=False)
         except NodeLocked as exc:
-            raise TemporaryFailure(f"{exc.message}") from None
+            LOG.info("discovery: node %s is busy: %s", node_uuid, exc.message)
+            raise TemporaryFailure(discovery.BUSY) from None
         LOG.info("discovery: node %s updated from its inventory", node_uuid)
         return result
 

@@ -26,6 +26,7 @@ from services.common.models import Node, utcnow
 from services.conductor import agent, locks
 from services.conductor.manager import ConductorManager, Work
 from services.conductor.task import Task
+from services.discovery import untrusted
 
 LOG = logging.getLogger(__name__)
 
@@ -132,7 +133,10 @@ class PeriodicTasks:
         in_scope = Node.maintenance.is_(False)
         if self.settings.power_failure_recovery:
             in_scope = or_(in_scope, Node.fault == POWER_FAILURE)
-        rows = self._rows(in_scope, Node.provision_state.not_in(busy), locks.is_free())
+        # Discovered nodes not yet taken on by an operator: their BMC address and password
+        # were chosen by an inventory anyone may post (services/discovery/untrusted.py).
+        rows = self._rows(in_scope, Node.provision_state.not_in(busy), untrusted.trusted(),
+                          locks.is_free())
         workers = max(1, self.settings.power_sync_workers)
         with ThreadPoolExecutor(workers, "power-sync") as pool:
             outcomes = list(pool.map(self._sync_one, [row.id for row in rows]))

@@ -7,6 +7,7 @@ the node's properties will hold.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,13 +50,13 @@ class Facts:
             macs=tuple(macs), boot_mac=boot_mac if boot_mac in macs else None,
             interface_names=tuple(i["name"] for i in interfaces),
             boot_interface=booted["name"] if booted else None,
-            boot_ipv4=_text(booted.get("ipv4_address")) if booted else None,
+            boot_ipv4=_ipv4(booted.get("ipv4_address")) if booted else None,
             system_vendor=_text(system.get("manufacturer")),
             system_product=_text(system.get("product_name")),
             system_serial=_text(system.get("serial_number")),
             cpu_arch=sizes["cpu_arch"], cpus=sizes["cpus"], memory_mb=sizes["memory_mb"],
             local_gb=sizes["local_gb"], boot_mode=_text(boot.get("current_boot_mode")),
-            bmc_address=_text(inventory.get("bmc_address")),
+            bmc_address=_ip(inventory.get("bmc_address")),
         )
 
     @property
@@ -77,10 +78,33 @@ class Facts:
 
 
 # The names templates may use; the unit tests keep it equal to the keys of Facts.variables.
+# ADDRESS_VARIABLES are network addresses the (untrusted) inventory claims; rules must confine
+# them with a network condition before they go next to a secret in driver_info (rules.py).
 VARIABLES = frozenset({
     "mac", "mac_hex", "interface", "ipv4_address", "bmc_address", "system_vendor",
     "system_product", "system_serial", "cpu_arch", "cpus", "memory_mb", "local_gb", "boot_mode",
 })
+
+
+# An address variable -> the rule condition that confines it to the operator's networks.
+ADDRESS_VARIABLES = {"bmc_address": "bmc_network", "ipv4_address": "ipv4_network"}
+
+
+def _ip(value: Any) -> str | None:
+    """A bare IP address (no port, host name or URL: the inventory is untrusted), normalised;
+    None for anything else and for the unspecified address (0.0.0.0 means "no BMC")."""
+    if not isinstance(value, str):
+        return None
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    return None if address.is_unspecified else str(address)
+
+
+def _ipv4(value: Any) -> str | None:
+    address = _ip(value)
+    return address if address is not None and ipaddress.ip_address(address).version == 4 else None
 
 
 def _text(value: Any) -> str | None:

@@ -17,7 +17,10 @@ Semantics: every rule that matches applies, in file order. ``driver``, ``resourc
 ``name`` of a later rule replace an earlier one's; ``driver_info``, ``labels`` and
 ``properties`` are merged key by key, a later rule's key winning. A rule whose templates name a
 value the inventory lacks (``{bmc_address}`` without a BMC address) does not apply. Rules shape
-new nodes only: a known node is updated from its inventory as inspection would, never re-ruled.
+new nodes only: a known node is updated from its inventory as inspection would (when the
+conductor allows it: services/conductor/discovery.py), never re-ruled. Addresses the inventory
+claims may sit next to a secret only when confined by a network condition
+(``unconfined_addresses``; docs/discovery.md, Security).
 
 The file is read and checked once, when the API starts; every problem is reported with the
 file, the rule and its line, and the API refuses to start.
@@ -26,6 +29,7 @@ file, the rule and its line, and the API refuses to start.
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import json
 import re
 from collections.abc import Iterable
@@ -46,12 +50,16 @@ from pydantic import (
 
 from services.common.macs import parse_mac
 from services.common.node_fields import MAX_NAME_LENGTH, TEXT_FIELDS, is_valid_node_name
+from services.common.secrets import mask
+from services.common.yaml_errors import describe_yaml_error
 from services.discovery import templates
-from services.discovery.facts import VARIABLES, Facts
+from services.discovery.facts import ADDRESS_VARIABLES, VARIABLES, Facts
 
 # What a node name cannot hold (the complement of node_fields.NAME_RE's characters).
 NAME_CHARS = re.compile(r"[^a-zA-Z0-9\-._~]")
 _MAC_PREFIX = re.compile(r"^([0-9a-f]{2}:){0,5}[0-9a-f]{1,2}$")
+# driver_info keys that say where the conductor connects (and sends the credentials).
+_WHERE_KEY = re.compile(r"(address|host|hostname|url|uri|endpoint|server)$", re.IGNORECASE)
 MAX_ERRORS_SHOWN = 10
 
 
@@ -121,10 +129,28 @@ class Match(BaseModel):
     memory_mb: Range | None = None
     local_gb: Range | None = None
     has_bmc: bool | None = None  # the inventory has a bmc_address
+    bmc_network: list[str] | None = None  # the bmc_address lies in one of these CIDRs
+    ipv4_network: list[str] | None = None  # the booting NIC's ipv4_address lies in one
 
     _to_list = field_validator("mac", "mac_prefix", "interface_name", "system_vendor",
-                               "system_product", "system_serial", "cpu_arch",
-                               mode="before")(_listed)
+                               "system_product", "system_serial", "cpu_arch", "bmc_network",
+                               "ipv4_network", mode="before")(_listed)
+
+    @field_validator("bmc_network", "ipv4_network")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        networks, bad = [], []
+        for value in values:
+            try:
+                networks.append(str(ipaddress.ip_network(value.strip(), strict=True)))
+            except ValueError:
+                bad.append(value)
+        if bad:
+            raise ValueError(f"not networks in CIDR notation with the host bits zero (such as "
+                             f"10.9.0.0/24): {', '.join(map(repr, bad))}")
+        if not networks:
+            raise ValueError("give at least one network")
+        return networks
 
     @field_validator("mac")
     @classmethod
@@ -161,8 +187,24 @@ class Match(BaseModel):
             self.memory_mb is None or self.memory_mb.holds(facts.memory_mb),
             self.local_gb is None or self.local_gb.holds(facts.local_gb),
             self.has_bmc is None or self.has_bmc == (facts.bmc_address is not None),
+            _in_networks(self.bmc_network, facts.bmc_address),
+            _in_networks(self.ipv4_network, facts.boot_ipv4),
         )
         return all(checks)
+
+    def confines(self, variable: str) -> bool:
+        """Whether this match holds only when the address ``variable`` is in a network the
+        operator named (ADDRESS_VARIABLES: bmc_address -> bmc_network ...)."""
+        return getattr(self, ADDRESS_VARIABLES[variable]) is not None
+
+
+def _in_networks(networks: list[str] | None, address: str | None) -> bool:
+    if networks is None:
+        return True
+    if address is None:
+        return False
+    ip = ipaddress.ip_address(address)
+    return any(ip in ipaddress.ip_network(network) for network in networks)
 
 
 def _glob(value: str, patterns: list[str]) -> bool:
@@ -318,12 +360,10 @@ def load(path: Path, enabled_drivers: Iterable[str]) -> RuleSet:
     try:
         data = yaml.safe_load(text)
         tree = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f", line {mark.line + 1}" if mark else ""
-        raise RulesError(f"{path}{where}: not valid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
-        raise RulesError(f"{path}: not valid YAML: {exc}") from None
+        problem = describe_yaml_error(exc)
+        where = f", line {problem.line}" if problem.line else ""
+        raise RulesError(f"{path}{where}: not valid YAML: {problem.description}") from None
     if not isinstance(data, dict) or "rules" not in data:
         raise RulesError(f"{path}: expected a mapping with a `rules` list (see "
                          f"docs/discovery.md)")
@@ -340,9 +380,65 @@ def load(path: Path, enabled_drivers: Iterable[str]) -> RuleSet:
                   f"(enabled: {', '.join(sorted(enabled))})")
         for index, rule in enumerate(parsed.rules)
         if rule.actions.driver is not None and rule.actions.driver not in enabled]
+    problems += [_describe(path, data, tree, loc, message)
+                 for loc, message in unconfined_addresses(parsed.rules)]
     if problems:
         raise RulesError(_joined(problems))
     return RuleSet(tuple(parsed.rules), path)
+
+
+def secret_families(parsed: list[Rule]) -> dict[str, int]:
+    """The driver_info key families (``ipmi_``, ``redfish_``, ``wol_`` ...: the prefix a driver
+    reads its keys by) in which some rule sets a secret (what ``secrets.mask`` would hide: a
+    secret-named key or a URL with a password), each with the first such rule's number."""
+    found: dict[str, int] = {}
+    for number, rule in enumerate(parsed, start=1):
+        for key, value in (rule.actions.driver_info or {}).items():
+            if mask({key: value}) != {key: value}:
+                found.setdefault(_family(key), number)
+    return found
+
+
+def _family(key: str) -> str:
+    return key.split("_", 1)[0].lower() + "_" if "_" in key else ""
+
+
+def unconfined_addresses(parsed: list[Rule]) -> list[tuple[list[Any], str]]:
+    """Rules that could send a BMC password to an address the machine claims.
+
+    The inventory is posted to a public endpoint: its ``bmc_address`` may be any host. Matching
+    rules are merged, so a general rule's ``ipmi_password`` joins a specific rule's
+    ``ipmi_address``: when any rule sets a secret in a key family, no rule may template an
+    address variable into a key of that family unless its own ``match`` confines the address to
+    the operator's networks (``bmc_network``/``ipv4_network``), and no other inventory value may
+    build a where-to-connect key of it (``*_address``, ``*_host``, ``*_url`` ...). A key
+    without a family (no ``_``) counts as in every family."""
+    secrets = secret_families(parsed)
+    if not secrets:
+        return []
+    found = []
+    for index, rule in enumerate(parsed):
+        for key, value in (rule.actions.driver_info or {}).items():
+            family = _family(key)
+            number = secrets.get(family) if family else min(secrets.values())
+            if number is None:
+                continue
+            where_secret = f"rule {number} sets a password or other secret of {family or 'it'}*"
+            loc = ["rules", index, "set", "driver_info", key]
+            for variable in sorted(templates.variables_in(value, VARIABLES)):
+                if variable in ADDRESS_VARIABLES and not rule.match.confines(variable):
+                    condition = ADDRESS_VARIABLES[variable]
+                    found.append((loc, (
+                        f"{{{variable}}} comes from the machine's own inventory and {where_secret}"
+                        f": any caller could have that secret sent to a host of its choosing. "
+                        f"Confine it with `match: {{{condition}: [<your networks in CIDR>]}}` in "
+                        f"this rule (docs/discovery.md, Security)")))
+                elif variable not in ADDRESS_VARIABLES and _WHERE_KEY.search(key):
+                    found.append((loc, (
+                        f"{{{variable}}} comes from the machine's own inventory and cannot name "
+                        f"where to connect while {where_secret}; only {{bmc_address}} confined "
+                        f"by bmc_network (or {{ipv4_address}} by ipv4_network) may")))
+    return found
 
 
 def _message(error: Any) -> str:

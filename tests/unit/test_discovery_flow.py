@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from services.common.membership import Membership
 from services.common.models import Node, NodeHistory, NodeInventory, Port
 from services.conductor import locks
 from services.conductor.manager import ConductorManager
+from services.conductor.periodic import PeriodicTasks
 from services.conductor.rpc import RpcClient, server_app
 from services.discovery.rules import RulesError
 from services.drivers.registry import Drivers
@@ -64,6 +66,7 @@ INVENTORY: dict[str, Any] = {
 class Stack:
     api: httpx.Client
     db: Database
+    manager: ConductorManager | None = None
 
 
 def settings_for(tmp_path: Path, **values: Any) -> Settings:
@@ -89,7 +92,7 @@ def serve(tmp_path: Path, db: Database, **values: Any) -> Iterator[Stack]:
     manager = ConductorManager(db, settings, drivers, membership)
     app = create_app(settings, db, manager, membership, drivers, services=[manager])
     with serving(app) as url, httpx.Client(base_url=url, timeout=10, headers=HEADERS) as api:
-        yield Stack(api, db)
+        yield Stack(api, db, manager)
 
 
 @pytest.fixture
@@ -184,31 +187,89 @@ def test_the_same_machine_again_updates_its_node_and_makes_no_second_one(stack: 
     nodes, ports, inventories, _ = counts(stack.db)
     assert (nodes, ports, inventories) == before[:3]
     assert show(stack, first["uuid"])["properties"]["cpus"] == 8
+    assert history(stack.db, first["uuid"])[-1][2].startswith("Discovered again")
 
 
-def test_a_known_mac_updates_that_node_and_never_applies_the_rules(stack: Stack) -> None:
-    node = add_node(stack.db, "manageable", mac=OTHER_MAC, driver_info={"keep": "me"})
+def test_repeating_the_same_inventory_records_nothing_more(stack: Stack) -> None:
+    assert post(stack, {"inventory": inventory()}).status_code == 202
+    before = counts(stack.db)
+    for _ in range(5):
+        assert post(stack, {"inventory": inventory()}).status_code == 202
+    assert counts(stack.db) == before  # no history event per post: no growth without bound
+
+
+@pytest.mark.parametrize("state", ["enroll", "manageable", "available", "inspect failed"])
+def test_a_known_mac_of_an_operators_node_is_refused_and_changes_nothing(
+        stack: Stack, state: str, caplog: pytest.LogCaptureFixture) -> None:
+    # Knowing a MAC must not let an anonymous caller rewrite an operator's node (only nodes in
+    # inspect wait, or enrolled by discovery and never managed, take an inventory).
+    node = add_node(stack.db, state, mac=OTHER_MAC, driver_info={"keep": "me"})
+    before = counts(stack.db)
     answer = post(stack, {"inventory": inventory()})
-    assert answer.status_code == 202, answer.text
-    assert answer.json() == {"uuid": node.uuid, "created": False,
-                             "provision_state": "manageable"}
+    assert answer.status_code == 409, answer.text
+    assert "already known as a node that discovery does not change" in fault(answer)
+    assert node.uuid not in answer.text and state not in fault(answer)
+    assert counts(stack.db) == before
     shown = show(stack, node.uuid)
-    assert shown["driver"] == "fake-hardware" and shown["driver_info"] == {"keep": "me"}
-    assert shown["name"] is None and shown["extra"] == {}
-    assert shown["properties"]["cpus"] == 2 and shown["properties"]["memory_mb"] == 4096
-    ports = stack.api.get(f"/v1/nodes/{node.uuid}/ports/detail").json()["ports"]
-    # A port for the new MAC, not PXE-enabled: as inspection creates them.
-    assert {p["address"]: p["pxe_enabled"] for p in ports} == {OTHER_MAC: True,
-                                                              BOOT_MAC: False}
-    assert counts(stack.db)[0] == 1
+    assert shown["properties"] == {"cpus": 99, "memory_mb": 1}
+    assert shown["driver_info"] == {"keep": "me"}
+    assert node.uuid in caplog.text  # the detail is logged
 
 
-def test_a_known_bmc_address_finds_its_node(stack: Stack) -> None:
-    node = add_node(stack.db, "enroll", mac="52:54:00:99:99:99", driver="redfish",
+def test_a_discovered_node_is_left_alone_once_an_operator_managed_it(stack: Stack) -> None:
+    created = post(stack, {"inventory": inventory(interfaces=[
+        {"name": "eth0", "mac_address": "aa:bb:cc:00:00:07"}], boot={})}).json()
+    uuid = created["uuid"]
+    assert show(stack, uuid)["driver_internal_info"] == {"discovered": True}
+    managed = stack.api.put(f"/v1/nodes/{uuid}/states/provision", json={"target": "manage"})
+    assert managed.status_code == 202, managed.text
+    wait_for_state(stack, uuid, "manageable")
+    assert "discovered" not in show(stack, uuid)["driver_internal_info"]
+    answer = post(stack, {"inventory": inventory(interfaces=[
+        {"name": "eth0", "mac_address": "aa:bb:cc:00:00:07"}], boot={},
+        cpu={"count": 64, "architecture": "x86_64"})})
+    assert answer.status_code == 409, answer.text
+    assert show(stack, uuid)["properties"]["cpus"] == 2
+
+
+def wait_for_state(stack: Stack, uuid: str, state: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while show(stack, uuid)["provision_state"] != state:
+        assert time.monotonic() < deadline, show(stack, uuid)
+        time.sleep(0.05)
+
+
+def test_power_sync_leaves_discovered_nodes_alone_until_managed(stack: Stack) -> None:
+    # fake-hardware (no rule matches this MAC): nothing leaves the machine even if it fails.
+    created = post(stack, {"inventory": inventory(interfaces=[
+        {"name": "eth0", "mac_address": "aa:bb:cc:00:00:08"}], boot={})}).json()
+    operators = add_node(stack.db, "enroll", mac="aa:bb:cc:00:00:09")
+    assert stack.manager is not None
+    periodic = PeriodicTasks(stack.manager)
+    assert periodic.sync_power_states().nodes == 1  # the operator's enroll node only
+    assert show(stack, created["uuid"])["power_state"] is None
+    assert show(stack, operators.uuid)["power_state"] == "power off"
+    stack.api.put(f"/v1/nodes/{created['uuid']}/states/provision", json={"target": "manage"})
+    wait_for_state(stack, created["uuid"], "manageable")
+    assert periodic.sync_power_states().nodes == 2
+
+
+def test_a_known_bmc_address_finds_its_node_only_in_inspect_wait(stack: Stack) -> None:
+    node = add_node(stack.db, "inspect wait", mac="52:54:00:99:99:99", driver="redfish",
                     driver_info={"redfish_address": "https://[FD00::9]:8000"})
     answer = post(stack, {"inventory": inventory(bmc_address="fd00::9")})
     assert answer.status_code == 202, answer.text
     assert answer.json()["uuid"] == node.uuid and answer.json()["created"] is False
+    assert answer.json()["provision_state"] == "manageable"
+
+
+def test_a_bmc_address_of_an_idle_node_is_not_a_match(stack: Stack) -> None:
+    node = add_node(stack.db, "manageable", mac="52:54:00:99:99:99", driver="redfish",
+                    driver_info={"redfish_address": "https://10.9.9.9:8000"})
+    answer = post(stack, {"inventory": inventory(bmc_address="10.9.9.9")})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["uuid"] != node.uuid and answer.json()["created"] is True
+    assert show(stack, node.uuid)["properties"] == {"cpus": 99, "memory_mb": 1}
 
 
 def test_an_inventory_in_inspect_wait_ends_the_inspection(stack: Stack) -> None:
@@ -232,16 +293,21 @@ def test_a_busy_or_deployed_node_refuses_with_409_and_nothing_changes(
     before = counts(stack.db)
     answer = post(stack, {"inventory": inventory()})
     assert answer.status_code == 409, answer.text
-    assert f'is in state "{state}"' in fault(answer)
+    assert "discovery does not change" in fault(answer) and state not in fault(answer)
     assert counts(stack.db) == before
     assert show(stack, node.uuid)["properties"] == {"cpus": 99, "memory_mb": 1}
 
 
-def test_a_locked_node_is_503_so_that_the_agent_retries(stack: Stack) -> None:
-    node = add_node(stack.db, "manageable")
+def test_a_locked_node_is_503_so_that_the_agent_retries(stack: Stack,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    node = add_node(stack.db, "inspect wait")
     locks.acquire(stack.db, node.id, node.uuid, "another-conductor", 60)
     answer = post(stack, {"inventory": inventory()})
-    assert answer.status_code == 503 and "locked by host another-conductor" in answer.text
+    assert answer.status_code == 503, answer.text
+    assert "another-conductor" not in answer.text and node.uuid not in answer.text
+    assert "retry later" in fault(answer)
+    assert "locked by host another-conductor" in caplog.text  # for the operator
     locks.release(stack.db, node.id, "another-conductor")
     assert post(stack, {"inventory": inventory()}).status_code == 202
 
@@ -251,7 +317,8 @@ def test_macs_of_two_nodes_are_a_conflict(stack: Stack) -> None:
     second = add_node(stack.db, "enroll", mac=OTHER_MAC)
     answer = post(stack, {"inventory": inventory()})
     assert answer.status_code == 409
-    assert first.uuid in answer.text and second.uuid in answer.text
+    assert first.uuid not in answer.text and second.uuid not in answer.text
+    assert "belong to several nodes" in fault(answer)
 
 
 def test_a_name_the_rules_give_that_is_taken_is_dropped_with_a_warning(stack: Stack) -> None:
@@ -283,6 +350,8 @@ for _ in range(70):
                                                          f"{i & 255:02x}"}
                                          for i in range(129)])}, "at most 128"),
     ({"inventory": inventory(extra=DEEP)}, "nested more than 64 levels"),
+    ({"inventory": inventory(disks=[{"name": f"/dev/sd{i}", "size": GiB}
+                                    for i in range(257)])}, "257 disks; at most 256"),
 ])
 def test_a_malformed_inventory_is_400_with_the_reason_and_writes_nothing(
         stack: Stack, document: Any, message: str) -> None:
@@ -375,10 +444,36 @@ def test_discovery_over_rpc_enrolls_at_the_owner_of_the_new_uuid(tmp_path: Path,
                 busy = add_node(db, "active", mac="52:54:00:77:77:77")
                 refused = post(stack, {"inventory": inventory(interfaces=[
                     {"name": "eth0", "mac_address": "52:54:00:77:77:77"}])})
-                assert refused.status_code == 409 and busy.uuid in refused.text
+                assert refused.status_code == 409 and busy.uuid not in refused.text
         finally:
             client.close()
     with db.session() as session:
         conductor = session.scalar(select(NodeHistory.conductor)
                                    .where(NodeHistory.event_type == "discovered"))
     assert conductor == "conductor-1"
+
+
+def test_discovered_nodes_waiting_in_enroll_are_capped(tmp_path: Path, db: Database,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    for stack in serve(tmp_path, db, discovery_max_enroll_nodes=2):
+        for last in range(2):
+            created = post(stack, {"inventory": inventory(interfaces=[
+                {"name": "eth0", "mac_address": f"aa:bb:cc:00:01:0{last}"}], boot={})})
+            assert created.status_code == 202, created.text
+        before = counts(db)
+        third = post(stack, {"inventory": inventory(interfaces=[
+            {"name": "eth0", "mac_address": "aa:bb:cc:00:01:09"}], boot={})})
+        assert third.status_code == 503, third.text
+        assert "ENCLUME_DISCOVERY_MAX_ENROLL_NODES" in fault(third)
+        assert counts(db) == before
+        assert "2 discovered nodes wait in enroll" in caplog.text
+        # Known machines are still updated; once an operator takes one on, room again.
+        again = post(stack, {"inventory": inventory(interfaces=[
+            {"name": "eth0", "mac_address": "aa:bb:cc:00:01:00"}], boot={},
+            cpu={"count": 4, "architecture": "x86_64"})})
+        assert again.status_code == 202, again.text
+        uuid = again.json()["uuid"]
+        stack.api.put(f"/v1/nodes/{uuid}/states/provision", json={"target": "manage"})
+        wait_for_state(stack, uuid, "manageable")
+        assert post(stack, {"inventory": inventory(interfaces=[
+            {"name": "eth0", "mac_address": "aa:bb:cc:00:01:09"}], boot={})}).status_code == 202

@@ -122,6 +122,7 @@ rules:
     "mac: ['52:54:00:12:34:57']", "mac_prefix: '52:54:01'", "memory_mb: {max: 4096}",
     "cpus: {min: 8}", "local_gb: 50", "system_product: 'Precision*'", "cpu_arch: aarch64",
     "boot_mode: bios", "interface_name: 'enp*'", "has_bmc: true", "system_serial: XYZ*",
+    "bmc_network: 10.0.0.0/8", "ipv4_network: [10.13.0.0/16, 'fd00::/8']",
 ])
 def test_a_rule_applies_only_when_every_condition_holds(tmp_path: Path, condition: str) -> None:
     rules = ruleset(tmp_path, f"""
@@ -138,6 +139,7 @@ def test_a_rule_whose_template_needs_a_missing_value_does_not_apply(tmp_path: Pa
     rules = ruleset(tmp_path, """
 rules:
   - name: BMC servers
+    match: {bmc_network: 10.0.9.0/24}
     set:
       driver: ipmi
       driver_info: {ipmi_address: "{bmc_address}", ipmi_username: admin,
@@ -236,3 +238,131 @@ def test_a_missing_file_is_refused_clearly(tmp_path: Path) -> None:
 
 def test_an_empty_rule_list_is_fine(tmp_path: Path) -> None:
     assert ruleset(tmp_path, "rules: []\n").rules == ()
+
+
+# -- addresses claimed by the machine (docs/discovery.md, Security) ------------------------
+
+
+@pytest.mark.parametrize(("claimed", "expected"), [
+    ("10.0.9.17", "10.0.9.17"), (" FD00::9 ", "fd00::9"), ("evil.example.com", None),
+    ("10.0.9.17:8443", None), ("https://10.0.9.17", None), ("[fd00::9]", None),
+    ("10.0.9.17/24", None), ("0.0.0.0", None), ("", None), (17, None),
+])
+def test_a_bmc_address_is_a_bare_ip_address_or_nothing(claimed: Any,
+                                                        expected: str | None) -> None:
+    assert facts(bmc_address=claimed).bmc_address == expected
+
+
+def test_an_interface_ipv4_address_is_a_bare_ipv4_address_or_nothing() -> None:
+    interfaces = copy.deepcopy(INVENTORY["interfaces"])
+    interfaces[1]["ipv4_address"] = "attacker.example.com"
+    assert facts(interfaces=interfaces).boot_ipv4 is None
+    interfaces[1]["ipv4_address"] = "fd00::5"
+    assert facts(interfaces=interfaces).boot_ipv4 is None
+
+
+def test_bmc_network_confines_the_claimed_bmc_address(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, """
+rules:
+  - name: BMCs of rack 1
+    match: {bmc_network: ["10.9.1.0/24", "fd00:9::/64"]}
+    set:
+      driver: redfish
+      driver_info: {redfish_address: "https://{bmc_address}", redfish_password: factory}
+""")
+    assert rules.evaluate(facts(bmc_address="10.9.1.20")).driver_info == {
+        "redfish_address": "https://10.9.1.20", "redfish_password": "factory"}
+    assert rules.evaluate(facts(bmc_address="fd00:9::20")).applied == ("BMCs of rack 1",)
+    for elsewhere in ("10.9.2.20", "192.0.2.1", "fd00:8::20", "attacker.example:443"):
+        assert rules.evaluate(facts(bmc_address=elsewhere)).applied == (), elsewhere
+    assert rules.evaluate(facts()).applied == ()
+
+
+@pytest.mark.parametrize("text", [
+    # the address and the password in one rule
+    """
+rules:
+  - name: servers
+    set:
+      driver_info: {ipmi_address: "{bmc_address}", ipmi_password: factory}
+""",
+    # merged: a general rule's password joins a later rule's claimed address
+    """
+rules:
+  - name: credentials
+    set: {driver_info: {ipmi_username: root, ipmi_password: factory}}
+  - name: servers
+    match: {system_vendor: "Dell*"}
+    set: {driver_info: {ipmi_address: "{bmc_address}"}}
+""",
+    # the password inside the URL, the address from the booting NIC
+    """
+rules:
+  - name: servers
+    set: {driver_info: {redfish_address: "https://root:factory@{ipv4_address}"}}
+""",
+    # confined, but by the other address's network
+    """
+rules:
+  - name: servers
+    match: {ipv4_network: 10.0.0.0/8}
+    set: {driver_info: {ipmi_address: "{bmc_address}", ipmi_password: factory}}
+""",
+    # another claimed value naming the host to connect to
+    """
+rules:
+  - name: servers
+    match: {bmc_network: 10.0.0.0/8}
+    set: {driver_info: {redfish_address: "https://{system_serial}.bmc.example.com",
+                        redfish_password: factory}}
+""",
+    # Wake-on-LAN's SecureOn password goes in the magic packet sent to wol_host
+    """
+rules:
+  - set: {driver_info: {wol_password: "00:11:22:33:44:55"}}
+  - name: servers
+    set: {driver: wol, driver_info: {wol_host: "{ipv4_address}"}}
+""",
+])
+def test_rules_sending_a_password_to_a_claimed_address_are_refused(
+        tmp_path: Path, text: str) -> None:
+    message = refused(tmp_path, text)
+    assert re.match(rf"{re.escape(str(tmp_path / 'rules.yaml'))}, rule \d \('servers'\), "
+                    rf"line \d+: set\.driver_info\.\w+: \{{\w+\}} comes from the "
+                    rf"machine's own inventory", message), message
+    assert "factory" not in message
+
+
+def test_claimed_addresses_without_secrets_or_confined_are_fine(tmp_path: Path) -> None:
+    ruleset(tmp_path, """
+rules:
+  - name: no secret anywhere
+    set: {driver_info: {ipmi_address: "{bmc_address}", wol_host: "{ipv4_address}"}}
+""")
+    ruleset(tmp_path, """
+rules:
+  - set: {driver_info: {ipmi_username: root, ipmi_password: factory}}
+  - match: {bmc_network: 10.9.0.0/16}
+    set: {driver_info: {ipmi_address: "{bmc_address}"}}
+  - set: {name: "srv-{system_serial}", labels: {bmc: "{bmc_address}"}}
+""")
+    # the ipmi password is never sent to the Wake-on-LAN host (drivers read keys by family)
+    ruleset(tmp_path, """
+rules:
+  - match: {mac_prefix: "52:54:00:d1"}
+    set: {driver: wol, driver_info: {wol_host: "{ipv4_address}"}}
+  - set: {driver_info: {ipmi_address: 192.0.2.10, ipmi_password: factory}}
+""")
+
+
+@pytest.mark.parametrize("network", ["10.9.0.1/16", "10.9.0.0/33", "rack1", "[]"])
+def test_a_bad_network_is_refused_with_its_line(tmp_path: Path, network: str) -> None:
+    message = refused(tmp_path, f"""
+rules:
+  - name: servers
+    match:
+      bmc_network: {network}
+    set: {{driver: ipmi}}
+""")
+    assert message.startswith(f"{tmp_path / 'rules.yaml'}, rule 1 ('servers'), line 5: "
+                              f"match.bmc_network:"), message
