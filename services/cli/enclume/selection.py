@@ -88,19 +88,18 @@ def shown(ident: str) -> str:
 
 
 def select(client: ApiClient, chosen: Selector) -> list[str]:
-    """The nodes ``chosen`` finds, in the API's order, as NodeRefs (UUID, shown by name)."""
+    """The nodes ``chosen`` finds, by name (then UUID), as NodeRefs (UUID, shown by name)."""
     params: dict[str, Any] = {"fields": "uuid,name,extra"}
     if chosen.provision_state is not None:
         params["provision_state"] = chosen.provision_state
     nodes = find_nodes(client, "/v1/nodes", params, chosen.labels)
+    nodes.sort(key=lambda node: (node.get("name") or "", str(node["uuid"])))
     return [NodeRef(str(node["uuid"]), node.get("name")) for node in nodes]
 
 
 def describe_selection(chosen: Selector, idents: Sequence[str]) -> str:
     return (f"Selected {len(idents)} node(s) with {chosen}: "
             f"{', '.join(shown(ident) for ident in idents)}")
-
-
 
 
 def resolve(state: Cli, names: Sequence[str] | None, labels: Sequence[str] | None,
