@@ -583,9 +583,10 @@ def selected_line(run: Run) -> str:
 def test_a_room_selected_by_label_is_deployed_rebuilt_undeployed_and_deleted(
         enclume: Enclume, api: httpx.Client) -> None:
     room = unique("room")
-    a, b, c = (make_node(api, automated_clean=False,
+    # named in the order selections list them (by name)
+    a, b, c = (make_node(api, automated_clean=False, name=f"{room}-pc{number}",
                          extra={"labels": {"room": room, "rack": rack}})["name"]
-               for rack in ("1", "1", "2"))
+               for number, rack in ((1, "1"), (2, "1"), (3, "2")))
     other = make_node(api, extra={"labels": {"room": unique("room")}})["name"]
     move_all(api, [a, b, c, other], "manage", "manageable")
     move(api, other, "provide", "available")
@@ -654,7 +655,8 @@ def test_a_room_selected_by_label_is_deployed_rebuilt_undeployed_and_deleted(
 def test_selected_nodes_are_acted_on_by_uuid_so_a_rename_cannot_redirect(
         server: Server, api: httpx.Client, capsys: pytest.CaptureFixture[str]) -> None:
     room = unique("room")
-    first, second = (make_node(api, extra={"labels": {"room": room}}) for _ in range(2))
+    first, second = sorted((make_node(api, extra={"labels": {"room": room}}) for _ in range(2)),
+                           key=lambda node: node["name"])  # selected in name order
     with ApiClient(load_config(url=server.url, api_version="1.73")) as client:
         chosen = selection.select(client, selection.selector([f"room={room}"], None))
         assert chosen == [first["uuid"], second["uuid"]]
