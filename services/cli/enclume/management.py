@@ -7,10 +7,10 @@ from typing import Annotated, Any
 import typer
 
 from services.cli.enclume import selection
-from services.cli.enclume.client import ApiError
-from services.cli.enclume.context import cli, print_error
+from services.cli.enclume.context import cli
 from services.cli.enclume.options import Format, Node, Nodes, SelectLabel, SelectState
 from services.cli.enclume.output import render
+from services.cli.enclume.requests import each_node
 
 app = typer.Typer()
 boot_app = typer.Typer(no_args_is_help=True, help="The boot device of a node.")
@@ -53,22 +53,15 @@ def show_boot_device(
 
 def _each(ctx: typer.Context, nodes: list[str], method: str, body: Any, done: str) -> None:
     client = cli(ctx).client
-    failed = False
-    for node in nodes:
-        try:
-            if method == "PUT":
-                client.put(f"/v1/nodes/{node}/maintenance", body)
-            else:
-                client.delete(f"/v1/nodes/{node}/maintenance")
-        except ApiError as exc:
-            if exc.status == 0:
-                raise
-            print_error(exc)
-            failed = True
-            continue
-        typer.echo(f"{selection.shown(node)}: {done}")
-    if failed:
-        raise typer.Exit(1)
+    path = "/v1/nodes/{}/maintenance".format
+
+    def call(node: str) -> None:
+        if method == "PUT":
+            client.put(path(node), body)
+        else:
+            client.delete(path(node))
+
+    each_node(nodes, call, lambda node: f"{selection.shown(node)}: {done}")
 
 
 @maintenance_app.command("set")

@@ -12,6 +12,7 @@ from services.cli.enclume.context import cli, print_error
 from services.cli.enclume.options import Fields, Format, Node, Nodes, SelectLabel, SelectState
 from services.cli.enclume.output import render
 from services.cli.enclume.patches import labels_operation, set_operations, unset_operations
+from services.cli.enclume.requests import each_node
 
 app = typer.Typer()
 
@@ -329,16 +330,5 @@ def delete(ctx: typer.Context, nodes: Nodes = None, label: SelectLabel = None,
                                  param_hint="--label without --yes")
     nodes = selection.resolve(cli(ctx), nodes, label, provision_state)
     client = cli(ctx).client
-    failed = False
-    for node in nodes:
-        try:
-            client.delete(node_path(node))
-        except ApiError as exc:
-            if exc.status == 0:
-                raise
-            print_error(exc)
-            failed = True
-            continue
-        typer.echo(f"Deleted node {selection.shown(node)}")
-    if failed:
-        raise typer.Exit(1)
+    each_node(nodes, lambda node: client.delete(node_path(node)),
+              lambda node: f"Deleted node {selection.shown(node)}")

@@ -4,7 +4,7 @@ and the others go on."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -70,3 +70,22 @@ def put_state(client: ApiClient, nodes: list[str], kind: str, body: dict[str, An
         if requested is not None:
             typer.echo(f"{shown(node)}: {requested}")
     return accepted
+
+
+def each_node(nodes: list[str], call: Callable[[str], object],
+              done: Callable[[str], str]) -> None:
+    """``call`` each node in turn, echoing ``done(node)`` or the API's refusal; exit 1 at the
+    end if any was refused. A lost connection ends everything at once."""
+    failed = False
+    for node in nodes:
+        try:
+            call(node)
+        except ApiError as exc:
+            if exc.status == 0:
+                raise
+            print_error(exc)
+            failed = True
+            continue
+        typer.echo(done(node))
+    if failed:
+        raise typer.Exit(1)
