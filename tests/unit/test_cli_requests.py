@@ -1,4 +1,5 @@
-"""``put_state``: many nodes' state changes in parallel (bounded), reported in the order given.
+"""``put_state`` and ``each_node``: requests about many nodes in parallel (bounded), reported in
+the order given.
 
 The peer is a small HTTP server on loopback that answers like the API's states endpoint and
 holds each request until ``PARALLEL`` of them are under way at once: requests sent one after
@@ -14,10 +15,11 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import typer
 
 from services.cli.enclume.client import ApiClient, ApiError
 from services.cli.enclume.config import load_config
-from services.cli.enclume.requests import DEFAULT_CONCURRENCY, put_state
+from services.cli.enclume.requests import DEFAULT_CONCURRENCY, each_node, put_state
 
 PARALLEL = 3
 assert DEFAULT_CONCURRENCY >= PARALLEL
@@ -42,8 +44,14 @@ class StatesHandler(BaseHTTPRequestHandler):
         pass
 
     def do_PUT(self) -> None:
-        node = self.path.split("/")[3]  # /v1/nodes/<node>/states/provision
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.hold_then_answer(body)
+
+    def do_DELETE(self) -> None:
+        self.hold_then_answer(None)
+
+    def hold_then_answer(self, body: dict | None) -> None:
+        node = self.path.split("/")[3]  # /v1/nodes/<node>/states/provision, /v1/nodes/<node>
         with self.server.lock:
             self.server.bodies[node] = body
         try:
@@ -56,7 +64,7 @@ class StatesHandler(BaseHTTPRequestHandler):
         if node == REFUSED:
             self.answer(409, f"Node {node} is locked by host other.")
         else:
-            self.answer(202, None)
+            self.answer(202 if body is not None else 204, None)
 
     def answer(self, status: int, fault: str | None) -> None:
         data = b""
@@ -97,6 +105,20 @@ def test_requests_run_in_parallel_and_print_in_the_order_given(
     assert out.splitlines() == [f"{node}: manage requested" for node in accepted]
     assert err == f"Error: Node {REFUSED} is locked by host other. (HTTP 409)\n"
     assert server.bodies == {node: {"target": "manage"} for node in NODES}
+
+
+def test_each_node_calls_in_parallel_and_exits_1_after_a_refusal(
+        server: StatesServer, capsys: pytest.CaptureFixture[str]) -> None:
+    """What `enclume node delete` and `maintenance set/unset` do for many nodes."""
+    with client_of(f"http://127.0.0.1:{server.server_address[1]}") as client, \
+            pytest.raises(typer.Exit) as exited:
+        each_node(NODES, lambda node: client.delete(f"/v1/nodes/{node}"),
+                  lambda node: f"Deleted node {node}")
+    out, err = capsys.readouterr()
+    assert exited.value.exit_code == 1
+    assert out.splitlines() == [f"Deleted node {node}" for node in NODES if node != REFUSED]
+    assert err == f"Error: Node {REFUSED} is locked by host other. (HTTP 409)\n"
+    assert server.bodies == {node: None for node in NODES}
 
 
 def test_a_lost_connection_ends_everything(capsys: pytest.CaptureFixture[str]) -> None:

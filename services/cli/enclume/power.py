@@ -16,7 +16,7 @@ from services.cli.enclume.options import (
     Timeout,
     Wait,
 )
-from services.cli.enclume.requests import put_state
+from services.cli.enclume.requests import change_states
 from services.drivers.base import POWER_OFF, POWER_ON, REBOOT, SOFT_POWER_OFF, SOFT_REBOOT
 
 app = typer.Typer(no_args_is_help=True, help="Power nodes on, off, or reboot them.")
@@ -32,13 +32,10 @@ def change_power(ctx: typer.Context, nodes: list[str], target: str, expected: st
     body: dict[str, Any] = {"target": target}
     if power_timeout is not None:
         body["timeout"] = power_timeout
-    accepted = put_state(client, nodes, "power", body, None if wait else f"{target} requested")
-    failed = len(accepted) < len(nodes)
-    if wait and accepted:
-        outcomes = progress.watch(client, accepted, progress.power_judge(expected), timeout)
-        failed = failed or not all(outcome.ok for outcome in outcomes.values())
-    if failed:
-        raise typer.Exit(1)
+    judge = progress.power_judge(expected)
+    change_states(client, nodes, "power", body, f"{target} requested",
+                  (lambda accepted: progress.watch(client, accepted, judge, timeout))
+                  if wait else None)
 
 
 @app.command("on")

@@ -23,7 +23,7 @@ from services.cli.enclume.options import (
     Timeout,
     Wait,
 )
-from services.cli.enclume.requests import put_state
+from services.cli.enclume.requests import change_states
 from services.common.states import STABLE_STATES, ProvisionState
 
 app = typer.Typer()
@@ -62,14 +62,10 @@ def run_verb(ctx: typer.Context, verb: str, nodes: list[str], wait: bool, timeou
     """Ask for ``verb`` on each node; report refusals; wait for the accepted ones."""
     spec = VERBS[verb]
     client = cli(ctx).client
-    accepted = put_state(client, nodes, "provision", {"target": spec.target, **(body or {})},
-                         None if wait else f"{verb} requested")
-    refused = len(accepted) < len(nodes)
-    if wait and accepted:
-        outcomes = progress.wait_for(client, accepted, spec.done, spec.failed, timeout)
-        refused = refused or not all(outcome.ok for outcome in outcomes.values())
-    if refused:
-        raise typer.Exit(1)
+    change_states(client, nodes, "provision", {"target": spec.target, **(body or {})},
+                  f"{verb} requested",
+                  (lambda accepted: progress.wait_for(client, accepted, spec.done, spec.failed,
+                                                      timeout)) if wait else None)
 
 
 @app.command("manage")
