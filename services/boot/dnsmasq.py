@@ -23,16 +23,20 @@ import logging
 import os
 import shutil
 import subprocess
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_address
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from services.boot import ipxe
+from services.boot.addresses import AddressBook
 from services.boot.desired import DesiredBoot
 from services.boot.interfaces import InterfaceError, ipv4_interface, ipv6_addresses
 from services.boot.supervisor import ProcessSupervisor, stop_pid
 from services.common.config import Settings
+from services.common.macs import parse_mac
 
 LOG = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ WILDCARD_MAC = "*:*:*:*:*:*"
 WILDCARD_FILE = "any-mac"
 TFTP_PORT = 69
 PID_FILE = "dnsmasq.pid"
+LEASE_FILE = "dnsmasq.leases"
 DNSMASQ_TEST_TIMEOUT_S = 10
 # Characters that would let a value end a dnsmasq option or add one.
 _CONFIG_UNSAFE = set(",\n\r\0\"'# \t")
@@ -193,7 +198,7 @@ def render_config(net: DhcpNetwork) -> str:
         "bind-interfaces",
         f"user={net.user}",
         f"pid-file={net.directory / PID_FILE}",
-        f"dhcp-leasefile={net.directory / 'dnsmasq.leases'}",
+        f"dhcp-leasefile={net.directory / LEASE_FILE}",
         f"dhcp-hostsdir={net.hosts_dir}",
         "log-dhcp",
     ]
@@ -234,17 +239,55 @@ def render_config(net: DhcpNetwork) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reserved_addresses(net: DhcpNetwork) -> AddressBook | None:
+    """The addresses reserved per answered MAC: in full DHCP mode only (in proxy mode another
+    server owns the addresses)."""
+    if net.mode != "full" or net.range_start is None or net.range_end is None:
+        return None
+    excluded = {net.network.network_address, net.network.broadcast_address, net.next_server,
+                *([net.router] if net.router else [])}
+    return AddressBook(net.range_start, net.range_end, excluded)
+
+
+def read_leases(path: Path, now: float | None = None) -> dict[str, IPv4Address]:
+    """dnsmasq's unexpired IPv4 leases by MAC (lower case). A line is ``EXPIRY MAC ADDRESS
+    HOSTNAME CLIENT-ID``, EXPIRY 0 for an infinite lease; other lines are skipped."""
+    now = time.time() if now is None else now
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return {}
+    leases: dict[str, IPv4Address] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or not fields[0].isdigit():
+            continue
+        expiry, mac = int(fields[0]), parse_mac(fields[1])
+        try:
+            address = IPv4Address(fields[2])
+        except ValueError:
+            continue
+        if mac is not None and (expiry == 0 or expiry > now):
+            leases[mac] = address
+    return leases
+
+
 def host_file_name(mac: str) -> str:
     return mac.replace(":", "-")
 
 
-def host_files(desired: DesiredBoot, written: dict[str, str]) -> dict[str, str]:
-    """File name → content of every host file ``desired`` needs, given the ones ``written``.
+def host_files(desired: DesiredBoot, written: dict[str, str],
+               addresses: Mapping[str, IPv4Address] | None = None) -> dict[str, str]:
+    """File name → content of every host file ``desired`` needs, given the ones ``written``;
+    ``addresses``: the address reserved for each answered MAC (full DHCP), if any.
 
     MACs that had a file and are no longer answered get ``ignore``: dnsmasq would keep their
     old entry if the file were deleted.
     """
-    wanted = {host_file_name(mac): f"{mac},set:{ANSWER_TAG}\n" for mac in desired.entries}
+    addresses = addresses or {}
+    wanted = {host_file_name(mac): f"{mac},set:{ANSWER_TAG}"
+              f"{f',{addresses[mac]}' if mac in addresses else ''}\n"
+              for mac in desired.entries}
     for mac in desired.quiet_macs:
         wanted[host_file_name(mac)] = f"{mac},ignore\n"
     if desired.discovery:
@@ -272,10 +315,11 @@ class HostsDir:
             directory.chmod(0o755)  # dnsmasq reads it after dropping privileges
         self.written = {}
 
-    def sync(self, desired: DesiredBoot) -> int:
+    def sync(self, desired: DesiredBoot,
+             addresses: Mapping[str, IPv4Address] | None = None) -> int:
         """Write the files that changed; returns how many."""
         changed = 0
-        for name, content in sorted(host_files(desired, self.written).items()):
+        for name, content in sorted(host_files(desired, self.written, addresses).items()):
             if self.written.get(name) == content:
                 continue
             staged = self._staging / name
@@ -298,6 +342,7 @@ class Dnsmasq:
                                   f"(install the Debian package dnsmasq-base)")
         self.binary = resolved
         self.hosts = HostsDir(net.hosts_dir)
+        self.addresses = reserved_addresses(net)
         self.process = ProcessSupervisor(
             "dnsmasq",
             [self.binary, "--keep-in-foreground", "--log-facility=-",
@@ -343,8 +388,15 @@ class Dnsmasq:
             raise BootConfigError(f"dnsmasq refuses the generated configuration "
                                   f"{self.net.config_file}: {result.stderr.strip()}")
 
+    @property
+    def lease_file(self) -> Path:
+        return self.net.directory / LEASE_FILE
+
     def apply(self, desired: DesiredBoot) -> None:
-        changed = self.hosts.sync(desired)
+        addresses = None
+        if self.addresses is not None:
+            addresses = self.addresses.assign(desired.entries, read_leases(self.lease_file))
+        changed = self.hosts.sync(desired, addresses)
         if changed:
             LOG.info("dnsmasq: %d host file(s) rewritten; %d MAC(s) answered%s", changed,
                      len(desired.entries), ", and unknown MACs (discovery)"

@@ -288,6 +288,35 @@ def test_a_mac_without_a_planned_boot_gets_no_offer(boot: Boot, client: DhcpClie
     assert not boot.filter_allows(known_idle) and boot.filter_allows(booting)
 
 
+def dnsmasq_seed(mac: str, bounds: tuple[str, str]) -> int:
+    """Where dnsmasq starts looking for a dynamic address for ``mac`` (address_allocate in its
+    dhcp.c: an SDBM hash of the MAC, modulo the size of the range)."""
+    low, high = (int(ipaddress.IPv4Address(bound)) for bound in bounds)
+    j = 0
+    for byte in bytes.fromhex(mac.replace(":", "")):
+        j = (byte + (j << 6) + (j << 16) - j) & 0xFFFFFFFF
+    return low + (j or 1) % (high - low + 1)
+
+
+def test_machines_whose_macs_dnsmasq_hashes_alike_get_different_addresses(
+        boot: Boot, client: DhcpClient) -> None:
+    """dnsmasq seeds a dynamic address with a hash of the MAC and keeps no record of its
+    offers: two machines booting together (a classroom woken at once) whose MACs hash alike
+    would be offered one address. Each answered MAC has an address reserved instead."""
+    first = new_mac()
+    second = next(mac for mac in iter(new_mac, None)
+                  if dnsmasq_seed(mac, FULL_RANGE) == dnsmasq_seed(first, FULL_RANGE))
+    for mac in (first, second):
+        boot.add_node(mac, boot=RAMDISK_BOOT)
+    offers = [wait_answered(client, mac, arch=0).yiaddr for mac in (first, second)]
+    if boot.mode == "proxy":  # the addresses are the other server's
+        assert offers == ["0.0.0.0", "0.0.0.0"]
+        return
+    assert offers[0] != offers[1], offers
+    assert all(in_range(offer, FULL_RANGE) for offer in offers)
+    assert wait_answered(client, first, arch=0).yiaddr == offers[0]  # kept
+
+
 def test_node_state_changes_are_followed_within_a_second(boot: Boot,
                                                          client: DhcpClient) -> None:
     mac = new_mac()

@@ -20,6 +20,7 @@ from services.boot.dnsmasq import (
     host_files,
     network_from_settings,
     render_config,
+    reserved_addresses,
 )
 from services.common.config import Settings
 
@@ -178,6 +179,24 @@ def test_a_missing_dnsmasq_is_named(tmp_path: Path) -> None:
 def test_answered_macs_are_tagged_and_nothing_else_is_written() -> None:
     files = host_files(DesiredBoot(entries={MAC_A: entry(MAC_A)}), {})
     assert files == {"52-54-00-00-00-0a": f"{MAC_A},set:enclume\n"}
+
+
+def test_an_answered_mac_gets_its_reserved_address() -> None:
+    files = host_files(DesiredBoot(entries={MAC_A: entry(MAC_A), MAC_B: entry(MAC_B)}), {},
+                       {MAC_A: IPv4Address("10.20.0.150")})
+    assert files == {"52-54-00-00-00-0a": f"{MAC_A},set:enclume,10.20.0.150\n",
+                     "52-54-00-00-00-0b": f"{MAC_B},set:enclume\n"}
+
+
+def test_addresses_are_reserved_in_full_dhcp_only_and_never_the_router_s(
+        tmp_path: Path) -> None:
+    assert reserved_addresses(network(tmp_path, boot_dhcp_mode="proxy")) is None
+    book = reserved_addresses(network(tmp_path, boot_dhcp_router="10.20.0.100"))
+    assert book is not None
+    assert (book.start, book.end) == (int(IPv4Address("10.20.0.100")),
+                                      int(IPv4Address("10.20.0.200")))
+    assert not book.usable(IPv4Address("10.20.0.100"))
+    assert book.usable(IPv4Address("10.20.0.101"))
 
 
 def test_a_mac_no_longer_answered_is_rewritten_to_ignore_never_deleted() -> None:
