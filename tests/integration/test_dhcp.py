@@ -40,6 +40,7 @@ from tests.support.boot_network import (
     world_readable_dir,
 )
 from tests.support.dhcp_client import DHCP_MAGIC, DhcpClient, Reply, encode_options
+from tests.support.dnsmasq_hash import macs_hashed_alike
 from tests.support.polling import eventually
 from tests.support.procfs import process_alive
 
@@ -288,24 +289,12 @@ def test_a_mac_without_a_planned_boot_gets_no_offer(boot: Boot, client: DhcpClie
     assert not boot.filter_allows(known_idle) and boot.filter_allows(booting)
 
 
-def dnsmasq_seed(mac: str, bounds: tuple[str, str]) -> int:
-    """Where dnsmasq starts looking for a dynamic address for ``mac`` (address_allocate in its
-    dhcp.c: an SDBM hash of the MAC, modulo the size of the range)."""
-    low, high = (int(ipaddress.IPv4Address(bound)) for bound in bounds)
-    j = 0
-    for byte in bytes.fromhex(mac.replace(":", "")):
-        j = (byte + (j << 6) + (j << 16) - j) & 0xFFFFFFFF
-    return low + (j or 1) % (high - low + 1)
-
-
 def test_machines_whose_macs_dnsmasq_hashes_alike_get_different_addresses(
         boot: Boot, client: DhcpClient) -> None:
     """dnsmasq seeds a dynamic address with a hash of the MAC and keeps no record of its
     offers: two machines booting together (a classroom woken at once) whose MACs hash alike
     would be offered one address. Each answered MAC has an address reserved instead."""
-    first = new_mac()
-    second = next(mac for mac in iter(new_mac, None)
-                  if dnsmasq_seed(mac, FULL_RANGE) == dnsmasq_seed(first, FULL_RANGE))
+    first, second = macs_hashed_alike(2, FULL_RANGE, prefix="52:54:01")
     for mac in (first, second):
         boot.add_node(mac, boot=RAMDISK_BOOT)
     offers = [wait_answered(client, mac, arch=0).yiaddr for mac in (first, second)]

@@ -47,6 +47,7 @@ from tests.lab.conftest import TIMINGS, RecordTiming
 from tests.lab.harness import wait_until
 from tests.lab.harness.progress import NodeProgress
 from tests.lab.harness.provisioning import (
+    PROVISIONING_DHCP_RANGE,
     PROVISIONING_VLAN,
     TENANT_VLAN,
     LabMachine,
@@ -56,6 +57,7 @@ from tests.lab.harness.provisioning import (
     has_boot_signature,
     sha256_of,
 )
+from tests.support.dnsmasq_hash import dnsmasq_seed, macs_hashed_alike
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -86,9 +88,12 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, deploy_ramdisk: BuiltRamdisk,
     with ProvisioningLab(tmp_path_factory.mktemp("e2e"), deploy_ramdisk, test_images) as lab:
         TIMINGS.append(("e2e", "lab up (switch, namespaces, enclume-boot, enclume-aio)",
                         time.monotonic() - started))
-        ipmi = lab.add_machine("ipmi-1", "ipmi", deploy_interface="direct")
-        redfish = lab.add_machine("redfish-1", "redfish", deploy_interface="iscsi")
-        wol = lab.add_machine("wol-1", "wol", deploy_interface="direct")
+        # MACs dnsmasq hashes alike: booting together, they would be offered one address
+        # without the address enclume-boot reserves for each.
+        macs = macs_hashed_alike(3, PROVISIONING_DHCP_RANGE)
+        ipmi = lab.add_machine("ipmi-1", "ipmi", deploy_interface="direct", mac=macs[0])
+        redfish = lab.add_machine("redfish-1", "redfish", deploy_interface="iscsi", mac=macs[1])
+        wol = lab.add_machine("wol-1", "wol", deploy_interface="direct", mac=macs[2])
         inventory = lab.write_inventory()
         assert inventory.stat().st_mode & 0o077 == 0  # it holds the BMC passwords
         nodes = lab.enroll(inventory)
@@ -184,6 +189,14 @@ def test_machines_are_enrolled_from_the_inventory_and_provided(available: E2e) -
     assert available.ipmi.bmc.errors == available.redfish.bmc.errors == []
     assert available.wol.wake_listener is not None
     assert [wake.powered_on for wake in available.wol.wake_listener.wakes] == [True]
+    # Cleaned together with MACs dnsmasq hashes alike, each was offered only its own address.
+    machines = (available.ipmi, available.redfish, available.wol)
+    assert len({dnsmasq_seed(machine.mac, PROVISIONING_DHCP_RANGE) for machine in machines}) == 1
+    leases = [lab.provisioning_lease_of(machine) for machine in machines]
+    assert None not in leases and len(set(leases)) == 3, leases
+    offers = lab.provisioning_offers()
+    for machine, lease in zip(machines, leases, strict=True):
+        assert {address for address, mac in offers if mac == machine.mac.lower()} == {lease}
 
 
 def test_ipmi_machine_whole_disk_raw_image_direct(available: E2e,

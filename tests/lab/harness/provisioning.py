@@ -33,6 +33,7 @@ import base64
 import gzip
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -50,6 +51,7 @@ from sqlalchemy import select
 
 from ramdisk.build import BuiltRamdisk
 from ramdisk.testimages import REPORT_PORT, BuiltTestImages
+from services.boot.dnsmasq import LEASE_FILE, read_leases
 from services.common.db import Database
 from services.common.models import Node, NodeHistory
 from tests.lab.harness.aio import API_PORT, API_VERSION_HEADER, EnclumeAio, start_enclume_aio
@@ -77,6 +79,7 @@ TENANT_VLAN = 200
 # together; in 64,000 it is unlikely.
 SERVICE_IPV4, SERVICE_IPV6 = "10.87.0.1/16", "fd00:87::1/64"
 PROVISIONING_DHCP_RANGE = ("10.87.1.0", "10.87.250.255")
+DHCP_OFFER = re.compile(r"DHCPOFFER\(\S+\) (\S+) ((?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2})")
 WOL_LISTENER_IPV4 = "10.87.0.250/16"
 TENANT_IPV4, TENANT_IPV6 = "10.88.0.1/24", "fd00:88::1/64"
 SWITCH_NAME = "lab"  # in the switches file and the ports' local_link_connection
@@ -413,6 +416,20 @@ class ProvisioningLab:
             if len(words) >= 3 and words[1].lower() == machine.mac.lower():
                 return words[2]
         return None
+
+    def provisioning_lease_of(self, machine: LabMachine) -> str | None:
+        """The address enclume-boot's dnsmasq leased to the machine, if any."""
+        leased = read_leases(self._dnsmasq_dir / LEASE_FILE).get(machine.mac.lower())
+        return str(leased) if leased is not None else None
+
+    def provisioning_offers(self) -> list[tuple[str, str]]:
+        """(address, MAC) of every DHCPOFFER enclume-boot's dnsmasq logged (log-dhcp)."""
+        log = self.boot.process.log_path.read_text(errors="replace")
+        return [(address, mac.lower()) for address, mac in DHCP_OFFER.findall(log)]
+
+    @property
+    def _dnsmasq_dir(self) -> Path:
+        return self.workdir / "boot" / "data" / "dnsmasq"  # start_boot_service's data dir
 
     def tenant_report(self, machine: LabMachine, since: float = 0.0) -> str | None:
         """The latest "booted ..." report that reached the tenant listener from the machine
