@@ -16,6 +16,9 @@ from services.cli.enclume.client import ApiClient, ApiError
 from services.common.states import FAILURE_STATES
 
 POLL_S = 0.5
+UNAVAILABLE = 503
+# How long waiting without a timeout goes on while the API does not answer.
+UNREACHABLE_GIVE_UP_S = 300.0
 # Up to this many nodes are fetched one by one; more are read from the node list in one go.
 SINGLE_FETCH_MAX = 10
 WATCHED_FIELDS = ("uuid", "name", "provision_state", "target_provision_state", "power_state",
@@ -119,11 +122,20 @@ def watch(client: ApiClient, node_idents: Iterable[str], judge: Judge,
     start = time.monotonic()
     finished: dict[str, Outcome] = {}
     nodes: dict[str, dict[str, Any]] = {}
+    outage = Outage(timeout_s)
     try:
         while True:
             elapsed = time.monotonic() - start
             pending = [ident for ident in idents if ident not in finished]
-            for ident, node in fetch(client, pending).items():
+            try:
+                fetched = fetch(client, pending)
+            except ApiError as exc:  # no answer at all, or the API is unavailable
+                if not outage.lost(exc, elapsed):
+                    raise
+                fetched = {}
+            else:
+                outage.back(elapsed)
+            for ident, node in fetched.items():
                 if isinstance(node, ApiError):
                     finished[ident] = Outcome(ident, False, nodes.get(ident, {}), elapsed,
                                               error=f"{node.message} (HTTP {node.status})")
@@ -152,8 +164,35 @@ def watch(client: ApiClient, node_idents: Iterable[str], judge: Judge,
     return outcomes
 
 
+class Outage:
+    """The API not answering while nodes are watched (restarted, or behind a balancer that
+    lost it): waiting goes on until the timeout, or UNREACHABLE_GIVE_UP_S without one; the
+    outage and its end are told on stderr."""
+
+    def __init__(self, timeout_s: float | None) -> None:
+        self.timeout_s = timeout_s
+        self.since: float | None = None
+
+    def lost(self, error: ApiError, elapsed: float) -> bool:
+        """Whether to keep waiting after ``error`` (False: give up with it)."""
+        if error.status not in (0, UNAVAILABLE):
+            return False
+        if self.since is None:
+            self.since = elapsed
+            limit = "until the timeout" if self.timeout_s else \
+                f"for up to {UNREACHABLE_GIVE_UP_S:.0f} s"
+            sys.stderr.write(f"The API does not answer ({error.message}); retrying {limit}\n")
+        return bool(self.timeout_s) or elapsed - self.since < UNREACHABLE_GIVE_UP_S
+
+    def back(self, elapsed: float) -> None:
+        if self.since is not None:
+            sys.stderr.write(f"The API answers again after {elapsed - self.since:.1f} s\n")
+            self.since = None
+
+
 def fetch(client: ApiClient, idents: list[str]) -> dict[str, dict[str, Any] | ApiError]:
-    """The watched fields of each node; an ApiError for a node that cannot be read."""
+    """The watched fields of each node; an ApiError for a node that cannot be read. No
+    answer, or 503, raises."""
     fields = ",".join(WATCHED_FIELDS)
     result: dict[str, dict[str, Any] | ApiError] = {}
     if len(idents) <= SINGLE_FETCH_MAX:
@@ -161,7 +200,7 @@ def fetch(client: ApiClient, idents: list[str]) -> dict[str, dict[str, Any] | Ap
             try:
                 result[ident] = client.get(f"/v1/nodes/{ident}", params={"fields": fields})
             except ApiError as exc:
-                if exc.status == 0:
+                if exc.status in (0, UNAVAILABLE):
                     raise
                 result[ident] = exc
         return result
