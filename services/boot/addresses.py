@@ -5,10 +5,12 @@ so two machines whose MACs hash alike, booting together (a classroom woken at on
 offered the same address: one of them then gets a NAK and its boot may give up. A reserved
 address per known MAC (a ``dhcp-host`` with an address) cannot be offered to anyone else.
 
-A MAC keeps its address while it is answered: already reserved, or leased (dnsmasq's lease
-file, read when the service starts) when it becomes known. A new MAC gets the first free
-address from a point chosen by a hash of the MAC, skipping addresses leased to other clients
-(e.g. machines under discovery, which still get dynamic addresses).
+A reservation lasts as long as the dnsmasq it was written to: dnsmasq never forgets a record
+it read and refuses a second record for the same address, so an address is never moved to
+another MAC (enclume-boot empties its host files and starts dnsmasq afresh at each start). A
+MAC being answered for the first time gets its unexpired lease (dnsmasq's lease file) if it
+has one, else the first free address from a point chosen by a hash of the MAC, skipping
+addresses leased to other clients (machines under discovery keep dynamic addresses).
 """
 
 from __future__ import annotations
@@ -40,23 +42,21 @@ class AddressBook:
 
     def assign(self, macs: Iterable[str], leases: Mapping[str, IPv4Address] | None = None,
                ) -> dict[str, IPv4Address]:
-        """Reserve an address for each of ``macs`` (lower case) and release the others';
-        ``leases``: what dnsmasq leased, by MAC. Returns the reservations. MACs beyond the
-        range's capacity get none (logged)."""
-        wanted = sorted(set(macs))
+        """Reserve an address for each of ``macs`` (lower case) that has none yet; ``leases``:
+        what dnsmasq leased, by MAC. Returns every reservation. MACs beyond the range's
+        capacity get none (logged)."""
         leases = leases or {}
-        self.reserved = {mac: address for mac, address in self.reserved.items()
-                         if mac in wanted}
+        new = sorted(set(macs) - set(self.reserved))
         used = {int(address) for address in self.reserved.values()}
-        for mac in wanted:
+        for mac in new:
             leased = leases.get(mac)
-            if mac not in self.reserved and leased is not None and self.usable(leased) \
-                    and int(leased) not in used:
+            if leased is not None and self.usable(leased) and int(leased) not in used:
                 self.reserved[mac] = leased
                 used.add(int(leased))
-        taken = used | {int(address) for mac, address in leases.items() if mac not in wanted}
+        taken = used | {int(address) for mac, address in leases.items()
+                        if mac not in self.reserved}
         short = 0
-        for mac in wanted:
+        for mac in new:
             if mac in self.reserved:
                 continue
             address = self._free_from(self._seed(mac), taken)

@@ -21,7 +21,8 @@ class DhcpService:
     def __init__(self, settings: Settings, db: Database,
                  network: DhcpNetwork | None = None) -> None:
         self.network = network or network_from_settings(settings)
-        self.dnsmasq = Dnsmasq(self.network, settings.boot_dnsmasq_binary)
+        self.dnsmasq = Dnsmasq(self.network, settings.boot_dnsmasq_binary,
+                               reserve_addresses=settings.boot_dhcp_filter)
         self.filter = DhcpFilter(self.network.interface) if settings.boot_dhcp_filter else None
         self.watcher = BootWatcher(db, discovery=settings.boot_discovery,
                                    poll_interval_s=settings.boot_poll_interval_s,

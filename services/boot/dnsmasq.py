@@ -241,7 +241,7 @@ def render_config(net: DhcpNetwork) -> str:
 
 def reserved_addresses(net: DhcpNetwork) -> AddressBook | None:
     """The addresses reserved per answered MAC: in full DHCP mode only (in proxy mode another
-    server owns the addresses)."""
+    server owns the addresses). Only with the DHCP filter (see `host_files`)."""
     if net.mode != "full" or net.range_start is None or net.range_end is None:
         return None
     excluded = {net.network.network_address, net.network.broadcast_address, net.next_server,
@@ -279,23 +279,28 @@ def host_file_name(mac: str) -> str:
 def host_files(desired: DesiredBoot, written: dict[str, str],
                addresses: Mapping[str, IPv4Address] | None = None) -> dict[str, str]:
     """File name → content of every host file ``desired`` needs, given the ones ``written``;
-    ``addresses``: the address reserved for each answered MAC (full DHCP), if any.
+    ``addresses``: the address reserved for each MAC (full DHCP with the DHCP filter).
 
     MACs that had a file and are no longer answered get ``ignore``: dnsmasq would keep their
-    old entry if the file were deleted.
+    old entry if the file were deleted. A MAC with a reserved address keeps its entry instead:
+    dnsmasq keeps the records of a file it read before when the file changes, and refuses a
+    new record for an address an old one holds ("duplicate dhcp-host IP address"), so the MAC
+    could never be answered again; the DHCP filter cuts it off meanwhile.
     """
     addresses = addresses or {}
-    wanted = {host_file_name(mac): f"{mac},set:{ANSWER_TAG}"
-              f"{f',{addresses[mac]}' if mac in addresses else ''}\n"
-              for mac in desired.entries}
+
+    def answer(mac: str) -> str:
+        return f"{mac},set:{ANSWER_TAG}{f',{addresses[mac]}' if mac in addresses else ''}\n"
+
+    wanted = {host_file_name(mac): answer(mac) for mac in desired.entries}
     for mac in desired.quiet_macs:
-        wanted[host_file_name(mac)] = f"{mac},ignore\n"
+        wanted[host_file_name(mac)] = answer(mac) if mac in addresses else f"{mac},ignore\n"
     if desired.discovery:
         wanted[WILDCARD_FILE] = f"{WILDCARD_MAC},set:{ANSWER_TAG}\n"
     for name, content in written.items():
         if name not in wanted:
             mac = content.split(",", 1)[0]
-            wanted[name] = f"{mac},ignore\n"
+            wanted[name] = answer(mac) if mac in addresses else f"{mac},ignore\n"
     return wanted
 
 
@@ -334,7 +339,7 @@ class HostsDir:
 class Dnsmasq:
     """dnsmasq for one network: configuration, host files, and its supervised process."""
 
-    def __init__(self, net: DhcpNetwork, binary: Path) -> None:
+    def __init__(self, net: DhcpNetwork, binary: Path, reserve_addresses: bool = True) -> None:
         self.net = net
         resolved = shutil.which(str(binary))
         if resolved is None:
@@ -342,7 +347,7 @@ class Dnsmasq:
                                   f"(install the Debian package dnsmasq-base)")
         self.binary = resolved
         self.hosts = HostsDir(net.hosts_dir)
-        self.addresses = reserved_addresses(net)
+        self.addresses = reserved_addresses(net) if reserve_addresses else None
         self.process = ProcessSupervisor(
             "dnsmasq",
             [self.binary, "--keep-in-foreground", "--log-facility=-",

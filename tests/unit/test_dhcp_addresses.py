@@ -1,5 +1,5 @@
-"""Reserved DHCP addresses: one per answered MAC, never two MACs on one address, kept while the
-MAC is answered, leases respected (services/boot/addresses.py, read_leases)."""
+"""Reserved DHCP addresses: one per answered MAC, never two MACs on one address, never moved,
+leases respected (services/boot/addresses.py, read_leases)."""
 
 from __future__ import annotations
 
@@ -31,12 +31,15 @@ def test_every_mac_gets_its_own_usable_address(numbers: set[int], excluded: set[
     assert all(book.usable(address) for address in reserved.values())
 
 
-def test_a_mac_keeps_its_address_while_others_come_and_go() -> None:
+def test_a_reservation_is_never_moved_to_another_mac() -> None:
+    """dnsmasq keeps every record it read: an address, once written for a MAC, stays its."""
     book = AddressBook(START, END)
-    first = book.assign(mac(n) for n in range(1, 11))  # the range is full
-    later = book.assign([*(mac(n) for n in range(2, 11)), mac(11)])
-    assert all(later[mac(n)] == first[mac(n)] for n in range(2, 11))
-    assert later[mac(11)] == first[mac(1)]  # released with mac(1): the only free address
+    first = book.assign(mac(n) for n in range(1, 10))
+    later = book.assign([mac(10), mac(11)])  # mac(1..9) no longer answered: kept all the same
+    assert all(later[mac(n)] == first[mac(n)] for n in range(1, 10))
+    assert later[mac(10)] not in first.values()
+    assert mac(11) not in later  # the range is full
+    assert book.assign([mac(1)])[mac(1)] == first[mac(1)]
 
 
 def test_a_leased_mac_keeps_its_lease_and_other_leases_are_not_given_out() -> None:
