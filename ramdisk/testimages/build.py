@@ -1,7 +1,9 @@
 """Build the lab's test OS images into <cache>/testimages, from packages cached in <cache>/debs.
 
-    disk.raw, disk.qcow2            whole-disk image (BIOS): MBR (syslinux-common's mbr.bin), one
-                                    bootable FAT16 partition with SYSLINUX, vmlinuz, initrd.img
+    disk.raw, disk.qcow2            whole-disk image (BIOS and UEFI): MBR (syslinux-common's
+                                    mbr.bin), one bootable FAT16 partition with SYSLINUX (BIOS),
+                                    systemd-boot as /EFI/BOOT/BOOTX64.EFI (UEFI), vmlinuz,
+                                    initrd.img
     partition.img, partition.qcow2  partition image: an ext4 root file system with
                                     /boot/vmlinuz-VERSION and /boot/initrd.img-VERSION (plus
                                     /boot/vmlinuz and /boot/initrd.img links), no boot loader
@@ -16,8 +18,9 @@ TCP to the DHCP router on REPORT_PORT.
 
 The output is reproducible: fixed UUIDs, volume IDs, hash seed and timestamps, files in a fixed
 order; the same packages, tools and sources give the same bytes. No mount or loop device is used
-(mkfs.fat + syslinux + mtools for the FAT partition, `mke2fs -d` for ext4). UEFI is not built:
-the whole-disk image is BIOS only (the lab's UEFI machines network-boot).
+(mkfs.fat + syslinux + mtools for the FAT partition, `mke2fs -d` for ext4). UEFI firmware
+boots the whole-disk image from the removable-media path of its FAT partition (no NVRAM entry
+needed), which holds systemd-boot (from systemd-boot-efi) and one loader entry.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ REPORT_PORT = 7070
 BUSYBOX_PACKAGE = "busybox-static"
 MBR_PACKAGE = "syslinux-common"
 MBR_CODE = "usr/lib/syslinux/mbr/mbr.bin"
+UEFI_LOADER_PACKAGE = "systemd-boot-efi"
+UEFI_LOADER = "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 # Host tools of the build (Debian packages installed by `make deps`).
 TOOLS = {"mkfs.fat": "dosfstools", "syslinux": "syslinux", "mcopy": "mtools",
          "mke2fs": "e2fsprogs", "debugfs": "e2fsprogs",
@@ -204,8 +209,18 @@ def syslinux_config() -> str:
                       f"  APPEND {KERNEL_APPEND}", ""])
 
 
-def _boot_partition(work: Path, vmlinuz: Path, initrd: Path, out: Path) -> None:
-    """A FAT16 file system with SYSLINUX installed, its config, the kernel and initramfs."""
+def systemd_boot_files() -> dict[str, str]:
+    """systemd-boot's configuration: boot the one entry at once, no menu."""
+    return {"loader/loader.conf": "default enclume.conf\ntimeout 0\n",
+            "loader/entries/enclume.conf": "\n".join([
+                "title Enclume test image", f"linux /{VMLINUZ}", f"initrd /{INITRD}",
+                f"options {KERNEL_APPEND}", ""])}
+
+
+def _boot_partition(work: Path, vmlinuz: Path, initrd: Path, uefi_loader: bytes,
+                    out: Path) -> None:
+    """A FAT16 file system with SYSLINUX installed, its config, systemd-boot at the UEFI
+    removable-media path with its config, the kernel and initramfs."""
     env = {"SOURCE_DATE_EPOCH": str(EPOCH), "MTOOLS_SKIP_CHECK": "1"}
     hidden_sectors = str(mbr.PARTITION_START_SECTOR)  # where the partition starts on the disk
     _run(["mkfs.fat", "-C", "-F", "16", "--invariant", "-i", FAT_VOLUME_ID, "-n", FAT_LABEL,
@@ -217,10 +232,14 @@ def _boot_partition(work: Path, vmlinuz: Path, initrd: Path, out: Path) -> None:
     (files / "syslinux.cfg").write_text(syslinux_config())
     shutil.copyfile(vmlinuz, files / VMLINUZ)
     shutil.copyfile(initrd, files / INITRD)
+    _write(files, "EFI/BOOT/BOOTX64.EFI", uefi_loader)
+    for path, text in systemd_boot_files().items():
+        _write(files, path, text.encode())
     _fixed_times(files)
-    _run(["mcopy", "-m", "-i", str(out), *(str(files / name) for name in
-                                          ("syslinux.cfg", VMLINUZ, INITRD)), "::/"],
-         "copying the kernel into the FAT file system", env)
+    _run(["mcopy", "-s", "-m", "-i", str(out), *(str(files / name) for name in
+                                                ("syslinux.cfg", VMLINUZ, INITRD, "EFI",
+                                                 "loader")), "::/"],
+         "copying the kernel and boot loaders into the FAT file system", env)
 
 
 def _root_filesystem(work: Path, vmlinuz: Path, initrd: Path, kernel_version: str,
@@ -287,6 +306,7 @@ def build(cache_dir: Path = DEFAULT_CACHE_DIR) -> BuiltTestImages:
     kernel_deb = _kernel_deb(debs_dir)
     busybox_deb = debs.download(BUSYBOX_PACKAGE, debs_dir)
     mbr_deb = debs.download(MBR_PACKAGE, debs_dir)
+    uefi_loader_deb = debs.download(UEFI_LOADER_PACKAGE, debs_dir)
     kernel_files = debs.read_members(kernel_deb, ["boot/vmlinuz-*"])
     if len(kernel_files) != 1:
         raise ImageBuildError(f"{kernel_deb.name} holds {len(kernel_files)} kernels, "
@@ -299,6 +319,7 @@ def build(cache_dir: Path = DEFAULT_CACHE_DIR) -> BuiltTestImages:
                               f"{kernel_modules.version}")
     busybox = debs.read_members(busybox_deb, ["bin/busybox"])["bin/busybox"]
     mbr_code = debs.read_members(mbr_deb, [MBR_CODE])[MBR_CODE]
+    uefi_loader = debs.read_members(uefi_loader_deb, [UEFI_LOADER])[UEFI_LOADER]
 
     with tempfile.TemporaryDirectory(prefix=".build-", dir=out_dir) as work_name:
         work = Path(work_name)
@@ -306,7 +327,7 @@ def build(cache_dir: Path = DEFAULT_CACHE_DIR) -> BuiltTestImages:
         initramfs_root = work / "initramfs"
         _initramfs_root(initramfs_root, busybox, kernel_modules)
         _write_initramfs(initramfs_root, work / INITRD)
-        _boot_partition(work, work / VMLINUZ, work / INITRD, work / "boot.fat")
+        _boot_partition(work, work / VMLINUZ, work / INITRD, uefi_loader, work / "boot.fat")
         mbr.write_disk(work / DISK_RAW, mbr_code[:mbr.BOOT_CODE_SIZE], DISK_SIGNATURE,
                        work / "boot.fat", mbr.TYPE_FAT16_LBA)
         _root_filesystem(work, work / VMLINUZ, work / INITRD, kernel_version,
@@ -322,7 +343,8 @@ def build(cache_dir: Path = DEFAULT_CACHE_DIR) -> BuiltTestImages:
     manifest = {
         "kernel_version": kernel_version,
         "kernel_deb": kernel_deb.name,
-        "packages": {deb.name: file_sha256(deb) for deb in (kernel_deb, busybox_deb, mbr_deb)},
+        "packages": {deb.name: file_sha256(deb)
+                     for deb in (kernel_deb, busybox_deb, mbr_deb, uefi_loader_deb)},
         "tools": tools,
         "kernel_modules": list(kernel_modules.names),
         "report_port": REPORT_PORT,

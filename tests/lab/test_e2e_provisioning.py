@@ -4,12 +4,12 @@ One lab for the module (tests/lab/harness/provisioning.py): a vde_switch with th
 VLAN 100 and the tenant VLAN 200; enclume-boot and enclume-aio in the service host namespace on
 the provisioning VLAN (the `vlan` network interface drives the switch); the tenant gateway on the
 tenant VLAN with its own DHCP and a listener for the test images' "booted HOSTNAME UUID"
-reports; three BIOS machines with the real deploy ramdisk (`make ramdisk`) and test images
-(`make testimages`):
+reports; three machines with the real deploy ramdisk (`make ramdisk`) and test images
+(`make testimages`), whose MACs dnsmasq alone would offer one address:
 
-- ipmi-1: IPMI BMC (pyghmi emulator), `direct` deploy;
-- redfish-1: Redfish BMC (sushy-emulator with the lab's QEMU driver), `iscsi` deploy;
-- wol-1: no BMC, Wake-on-LAN, network first, `direct` deploy.
+- ipmi-1: BIOS, IPMI BMC (pyghmi emulator), `direct` deploy;
+- redfish-1: UEFI, Redfish BMC (sushy-emulator with the lab's QEMU driver), `iscsi` deploy;
+- wol-1: BIOS, no BMC, Wake-on-LAN, network first, `direct` deploy.
 
 The machines are written to an inventory (`baremetal create` format) and enrolled through the
 API, managed and provided (automated cleaning in the ramdisk) together; then the scenarios of
@@ -18,7 +18,7 @@ the issue run in order, each through the API:
 1. ipmi-1: whole-disk raw image, direct -> boots from disk on the tenant VLAN, reports to the
    tenant listener; the provisioning network hears no more DHCP from it;
 2. redfish-1: whole-disk qcow2 image, iscsi (the conductor writes over iSCSI into the disk the
-   agent exports with LIO);
+   agent exports with LIO), booted by OVMF from the disk;
 3. + 4. wol-1: woken, deployed with a partition image and a config drive, powered off by the
    agent, woken again: the booted OS reports the config drive's hostname and node UUID;
 6. ipmi-1 rebuilt with a wrong image checksum -> deploy failed, the disk (which held a bootable
@@ -57,6 +57,7 @@ from tests.lab.harness.provisioning import (
     has_boot_signature,
     sha256_of,
 )
+from tests.lab.harness.qemu import UEFI_DISK_BOOT
 from tests.support.dnsmasq_hash import dnsmasq_seed, macs_hashed_alike
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -92,7 +93,8 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, deploy_ramdisk: BuiltRamdisk,
         # without the address enclume-boot reserves for each.
         macs = macs_hashed_alike(3, PROVISIONING_DHCP_RANGE)
         ipmi = lab.add_machine("ipmi-1", "ipmi", deploy_interface="direct", mac=macs[0])
-        redfish = lab.add_machine("redfish-1", "redfish", deploy_interface="iscsi", mac=macs[1])
+        redfish = lab.add_machine("redfish-1", "redfish", firmware="uefi",
+                                  deploy_interface="iscsi", mac=macs[1])
         wol = lab.add_machine("wol-1", "wol", deploy_interface="direct", mac=macs[2])
         inventory = lab.write_inventory()
         assert inventory.stat().st_mode & 0o077 == 0  # it holds the BMC passwords
@@ -230,6 +232,8 @@ def test_redfish_machine_qcow2_image_iscsi(available: E2e, record_timing: Record
     history = lab.history(machine.name)
     assert "The conductor wrote the image (qcow2, sha256 verified) over iSCSI." in history
     _assert_on_tenant_network_only(available, machine, asked)
+    # A UEFI machine: OVMF booted the instance from the disk (the image's systemd-boot).
+    assert UEFI_DISK_BOOT.search(machine.qemu.serial_text()), machine.qemu.serial_text()[-3000:]
 
 
 def test_wake_on_lan_machine_partition_image_with_config_drive(

@@ -1,11 +1,12 @@
 """Issue #7: the test OS images built by the project (`make testimages`, ramdisk/testimages).
 
-The whole-disk image boots straight from the machine's disk (SeaBIOS -> mbr.bin -> SYSLINUX ->
-kernel + initramfs, no PXE) on a tenant network: a namespace host with dnsmasq (DHCP, itself as
-router) and a TCP listener. The image's /init gets a lease, reads hostname and node UUID from the
-config drive attached as a second disk (an ISO9660 image labelled config-2, made here with
-genisoimage as Ironic makes them) and reports "booted HOSTNAME UUID" to the router. The partition
-image is checked for the layout the agent's boot loader installer looks for.
+The whole-disk image boots straight from the machine's disk (SeaBIOS -> mbr.bin -> SYSLINUX, or
+OVMF -> systemd-boot at /EFI/BOOT/BOOTX64.EFI; then kernel + initramfs, no PXE) on a tenant
+network: a namespace host with dnsmasq (DHCP, itself as router) and a TCP listener. The image's
+/init gets a lease, reads hostname and node UUID from the config drive attached as a second disk
+(an ISO9660 image labelled config-2, made here with genisoimage as Ironic makes them) and
+reports "booted HOSTNAME UUID" to the router. The partition image is checked for the layout the
+agent's boot loader installer looks for.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from agent.bootloader import find_kernel
 from ramdisk.testimages import MARKER, REPORT_PORT, BuiltTestImages
 from tests.lab.conftest import RecordTiming
 from tests.lab.harness import Lab
+from tests.lab.harness.qemu import UEFI_DISK_BOOT
 from tests.lab.harness.tenant import TenantNetwork
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -41,9 +43,10 @@ def make_config_drive(directory: Path, meta_data: dict[str, str]) -> Path:
     return image
 
 
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
 def test_whole_disk_image_boots_from_disk_and_reports_its_config_drive_hostname(
-        lab: Lab, test_images: BuiltTestImages, tmp_path: Path,
-        record_timing: RecordTiming) -> None:
+        lab: Lab, test_images: BuiltTestImages, tmp_path: Path, record_timing: RecordTiming,
+        firmware: str) -> None:
     switch = lab.switch()
     tenant_host = lab.host("tenant", switch, TENANT_IPV4)
     tenant = TenantNetwork(tenant_host, REPORT_PORT)
@@ -52,19 +55,25 @@ def test_whole_disk_image_boots_from_disk_and_reports_its_config_drive_hostname(
         hostname = f"tenant-{node_uuid[:8]}"
         drive = make_config_drive(tmp_path, {"uuid": node_uuid, "hostname": hostname,
                                              "name": hostname})
-        machine = lab.machine("vm", switch, boot_device="disk",
+        machine = lab.machine("vm", switch, boot_device="disk", firmware=firmware,
                               disk_image=test_images.disk_qcow2, extra_disks=(drive,))
         machine.start()
         at, peer, line = tenant.reports.wait_for("booted ", BOOT_TIMEOUT_S)
         seconds = at - (machine.started_at or at)
-        record_timing("QEMU start -> 'booted' report, whole-disk image (BIOS, SYSLINUX)", seconds)
+        loader = "SYSLINUX" if firmware == "bios" else "systemd-boot"
+        record_timing(f"QEMU start -> 'booted' report, whole-disk image ({firmware.upper()}, "
+                      f"{loader})", seconds)
 
         assert line == f"booted {hostname} {node_uuid}"
         leases = tenant.leases_file.read_text()
         assert machine.mac in leases and peer in leases  # it reported from its DHCP address
         console = machine.serial_text()
         # Booted by the image's own boot loader from the disk; the NIC's ROM never booted.
-        assert "Booting from Hard Disk" in console and "SYSLINUX" in console
+        if firmware == "bios":
+            assert "Booting from Hard Disk" in console and "SYSLINUX" in console
+        else:
+            assert UEFI_DISK_BOOT.search(console), console[-3000:]
+            assert "PXE" not in console and "HTTP" not in console
         assert "iPXE initialising devices" not in console
         assert f"{MARKER} config drive" in console
         assert f"{MARKER} booted {hostname} {node_uuid}" in console

@@ -4,6 +4,7 @@ its state (what a virtual BMC drives)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import subprocess
@@ -38,6 +39,9 @@ OVMF_CANDIDATES = [
 MAC_PREFIX = "52:54:00"
 # virtio-net-pci loads Debian's iPXE ROM (ipxe-qemu's efi-virtio.rom: BIOS and UEFI images).
 NIC_MODEL = "virtio-net-pci"
+# On the console: OVMF starting its boot entry for the virtio disk ("Misc Device" is its name for
+# virtio-blk), as opposed to its network entries ("UEFI PXEv4", "UEFI HTTPv4").
+UEFI_DISK_BOOT = re.compile(r'BdsDxe: starting Boot[0-9A-F]{4} "UEFI Misc Device"')
 START_TIMEOUT_S = 15.0
 SERIAL_POLL_S = 0.2
 
