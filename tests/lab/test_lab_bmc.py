@@ -13,7 +13,6 @@ listener on the switch. PXE boots go to the test kernel
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import shutil
@@ -186,18 +185,14 @@ def test_redfish_bmc_and_wake_on_lan_drive_qemu_machines(
                                         BOOT_TIMEOUT_S)
         record_timing("Redfish power on -> test image booted (disk, BIOS)",
                       redfish.machine.seconds_since_start())
-        # Soft power off, a GracefulShutdown straight to the emulator from the service host
-        # (the conductor's "soft power off" currently asks for a hard one): the ACPI power
-        # button, and the guest powers itself off.
-        credentials = base64.b64encode(f"{BMC_USER}:{password}".encode()).decode()
-        status, _ = service.host.http_request(
-            "POST", f"{info['redfish_address']}{info['redfish_system_id']}"
-                    "/Actions/ComputerSystem.Reset", {"ResetType": "GracefulShutdown"},
-            {"Authorization": f"Basic {credentials}"})
-        assert status == 204
+        # Soft power off through the API (GracefulShutdown): the ACPI power button, and the
+        # guest powers itself off; the node is off once the BMC says so.
+        node_after = service.power(redfish_node, "soft power off", "power off")
+        assert node_after["last_error"] is None
         redfish.machine.wait_for_serial(f"{IMAGE_MARKER} power button: powering off", 30)
         redfish.machine.wait_for_status("shutdown", 30)
         assert redfish.power_state() == "off"
+        assert redfish.machine.running()  # powered off by its OS, not pulled (ForceOff)
         # Hard power off through the API (ForceOff): the QEMU process is gone.
         service.power(redfish_node, "power off", "power off")
         redfish.wait_idle()
