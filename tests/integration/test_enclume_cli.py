@@ -183,7 +183,7 @@ def test_node_create_show_list_set_unset_delete_in_every_format(
     fields = "uuid,name,instance_uuid,power_state,provision_state,maintenance"
     api_list = api.get("/v1/nodes", params={"fields": fields}).json()["nodes"]
     (shown_json, shown_yaml, shown_table, shown_fields, listed, list_table, by_label,
-     no_label, by_state, long, long_table) = enclume.parallel(
+     no_label, by_state, long, long_table, values, as_csv) = enclume.parallel(
         ("node", "show", name, "-f", "json"),
         ("node", "show", created["uuid"], "--format", "yaml"),
         ("node", "show", name),
@@ -195,7 +195,10 @@ def test_node_create_show_list_set_unset_delete_in_every_format(
         ("node", "list", "--provision-state", "enroll", "--driver", "fake-hardware",
          "--no-maintenance", "-f", "json"),
         ("node", "list", "--long", "--label", "room=B12", "-f", "json"),
-        ("node", "list", "--long"))
+        ("node", "list", "--long"),
+        ("node", "list", "--label", "room=B12", "--fields", "name,provision_state", "-f",
+         "value"),
+        ("node", "show", name, "--fields", "name,provision_state", "-f", "csv"))
     assert without_volatile(shown_json.json()) == without_volatile(api_doc)
     assert without_volatile(yaml.safe_load(shown_yaml.out)) == without_volatile(api_doc)
     assert "provision_state" in shown_table.out and "enroll" in shown_table.out
@@ -208,6 +211,8 @@ def test_node_create_show_list_set_unset_delete_in_every_format(
     assert "Provision State" in list_table.out
     assert name in list_table.out and other["name"] in list_table.out
     assert yaml.safe_load(by_label.out) == [{"name": name, "provision_state": "enroll"}]
+    assert values.out == f"{name} enroll\n"
+    assert as_csv.out == f'"Field","Value"\n"name","{name}"\n"provision_state","enroll"\n'
     assert no_label.json() == []
     assert {name, other["name"]} <= {n["name"] for n in by_state.json()}
     assert len(long.json()) == 1 and long.json()[0]["driver_info"]["ipmi_password"] == "******"

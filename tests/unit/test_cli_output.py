@@ -1,4 +1,4 @@
-"""Tables, JSON and YAML of the CLI."""
+"""Tables, JSON, YAML, values and CSV of the CLI."""
 
 from __future__ import annotations
 
@@ -53,3 +53,20 @@ def test_render_writes_plain_text_when_not_a_terminal() -> None:
     out = io.StringIO()
     render(NODES, None, "json", out=out)
     assert json.loads(out.getvalue()) == NODES
+
+
+def test_values_for_scripts() -> None:
+    assert format_output(NODES, ["uuid", "name", "last_error"], "value").splitlines() == [
+        "u1 [bold]n1[/bold] None", "u2 n2 boom"]
+    assert format_output(NODES[1], ["uuid", "extra"], "value").splitlines() == ["u2", "{}"]
+    assert format_output([], ["uuid"], "value") == ""
+
+
+def test_csv_has_a_header_and_quoted_rows() -> None:
+    import csv
+
+    rows = list(csv.reader(io.StringIO(format_output(NODES, ["uuid", "extra"], "csv"))))
+    assert rows == [["UUID", "Extra"], ["u1", '{"b": 1}'], ["u2", "{}"]]
+    rows = list(csv.reader(io.StringIO(format_output(NODES[1], ["uuid", "name"], "csv"))))
+    assert rows == [["Field", "Value"], ["uuid", "u2"], ["name", "n2"]]
+    assert format_output(NODES[1], ["uuid"], "csv").splitlines()[1] == '"uuid","u2"'

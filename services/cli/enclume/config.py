@@ -29,7 +29,7 @@ from services.common.yaml_errors import describe_yaml_error
 DEFAULT_URL = "http://127.0.0.1:6385"
 DEFAULT_TIMEOUT_S = 30.0
 CONFIG_FILE_ENV = "ENCLUME_CLI_CONFIG"
-OutputFormat = Literal["table", "json", "yaml"]
+OutputFormat = Literal["table", "json", "yaml", "value", "csv"]
 _API_VERSION_RE = re.compile(r"^1\.\d+$")
 
 

@@ -18,7 +18,7 @@ def _check_format(value: str | None) -> str | None:
 
 
 Format = Annotated[str | None, typer.Option(
-    "-f", "--format", metavar="table|json|yaml", callback=_check_format,
+    "-f", "--format", metavar="|".join(FORMATS), callback=_check_format,
     help="Output format (default: the global -f, else the configuration, else table).")]
 Fields = Annotated[str | None, typer.Option(
     "--fields", metavar="F1,F2", help="Only these fields, separated by commas.")]

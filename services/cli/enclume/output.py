@@ -1,19 +1,25 @@
-"""Showing API data: a table (rich), JSON or YAML.
+"""Showing API data: a table (rich), JSON, YAML, plain values or CSV.
 
 JSON and YAML print the data exactly as the API returned it (so they parse back to it); the
 table shows the chosen columns, one row per item, or one row per field for a single item.
+``value`` and ``csv`` are for scripts, as in the `openstack` client: ``value`` prints the
+columns of each item on one line separated by spaces (a single item: one value per line),
+``csv`` a header and one quoted row per item (a single item: ``"Field","Value"`` rows).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import typing
 from collections.abc import Sequence
 from typing import IO, Any
 
 import yaml
 
-FORMATS = ("table", "json", "yaml")
+from services.cli.enclume.config import OutputFormat
+
+FORMATS: tuple[str, ...] = typing.get_args(OutputFormat)
 # Hyperlinks to sub-resources: noise in a table, kept in JSON and YAML.
 LINK_FIELDS = frozenset({"links", "ports", "states", "portgroups", "volume"})
 _ACRONYMS = {"uuid": "UUID", "id": "ID", "mac": "MAC", "pxe": "PXE", "url": "URL", "os": "OS"}
@@ -69,12 +75,40 @@ def build_table(data: dict[str, Any] | list[dict[str, Any]],
     return table
 
 
+def to_values(data: dict[str, Any] | list[dict[str, Any]],
+              columns: Sequence[str] | None) -> str:
+    names = table_columns(data, columns)
+    if isinstance(data, dict):
+        return "\n".join(cell(data.get(name)) for name in names)
+    return "\n".join(" ".join(cell(item.get(name)) for name in names) for item in data)
+
+
+def to_csv(data: dict[str, Any] | list[dict[str, Any]], columns: Sequence[str] | None) -> str:
+    import csv
+    import io
+
+    names = table_columns(data, columns)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    if isinstance(data, dict):
+        writer.writerow(["Field", "Value"])
+        writer.writerows([name, cell(data.get(name))] for name in names)
+    else:
+        writer.writerow([heading(name) for name in names])
+        writer.writerows([cell(item.get(name)) for name in names] for item in data)
+    return buffer.getvalue().rstrip("\n")
+
+
 def format_output(data: Any, columns: Sequence[str] | None, fmt: str) -> str:
     """The text ``render`` prints, without colours."""
     if fmt == "json":
         return to_json(data)
     if fmt == "yaml":
         return to_yaml(data)
+    if fmt == "value":
+        return to_values(data, columns)
+    if fmt == "csv":
+        return to_csv(data, columns)
     import io
 
     from rich.console import Console
