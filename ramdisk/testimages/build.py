@@ -54,7 +54,7 @@ MBR_CODE = "usr/lib/syslinux/mbr/mbr.bin"
 UEFI_LOADER_PACKAGE = "systemd-boot-efi"
 UEFI_LOADER = "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 # Host tools of the build (Debian packages installed by `make deps`).
-TOOLS = {"mkfs.fat": "dosfstools", "syslinux": "syslinux", "mcopy": "mtools",
+TOOLS = {"mkfs.fat": "dosfstools", "syslinux": "syslinux", "mcopy": "mtools", "mmd": "mtools",
          "mke2fs": "e2fsprogs", "debugfs": "e2fsprogs",
          "qemu-img": "qemu-utils"}
 # Loaded by /init in this order: virtio PCI transport, NIC and disks, the config drive's file
@@ -236,10 +236,17 @@ def _boot_partition(work: Path, vmlinuz: Path, initrd: Path, uefi_loader: bytes,
     for path, text in systemd_boot_files().items():
         _write(files, path, text.encode())
     _fixed_times(files)
-    _run(["mcopy", "-s", "-m", "-i", str(out), *(str(files / name) for name in
-                                                ("syslinux.cfg", VMLINUZ, INITRD, "EFI",
-                                                 "loader")), "::/"],
-         "copying the kernel and boot loaders into the FAT file system", env)
+    # Directories and files one by one in sorted order (`mcopy -s` would follow the build
+    # host's directory order, and the bytes would depend on it).
+    paths = sorted(path.relative_to(files).as_posix() for path in files.rglob("*"))
+    directories = [path for path in paths if (files / path).is_dir()]
+    if directories:
+        _run(["mmd", "-i", str(out), *(f"::/{path}" for path in directories)],
+             "making the boot loaders' directories", env)
+    for path in paths:
+        if not (files / path).is_dir():
+            _run(["mcopy", "-m", "-i", str(out), str(files / path), f"::/{path}"],
+                 f"copying {path} into the FAT file system", env)
 
 
 def _root_filesystem(work: Path, vmlinuz: Path, initrd: Path, kernel_version: str,

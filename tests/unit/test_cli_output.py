@@ -60,6 +60,9 @@ def test_values_for_scripts() -> None:
         "u1 [bold]n1[/bold] None", "u2 n2 boom"]
     assert format_output(NODES[1], ["uuid", "extra"], "value").splitlines() == ["u2", "{}"]
     assert format_output([], ["uuid"], "value") == ""
+    out = io.StringIO()
+    render([], ["uuid"], "value", out=out)
+    assert out.getvalue() == ""  # no empty line for a `while read` loop
 
 
 def test_csv_has_a_header_and_quoted_rows() -> None:

@@ -22,7 +22,7 @@ from services.cli.enclume.config import load_config
 NODE = {"uuid": "u1", "name": "n1", "provision_state": "active",
         "target_provision_state": None, "power_state": "power on",
         "target_power_state": None, "last_error": None}
-UNAVAILABLE_ANSWERS = 2
+UNAVAILABLE_ANSWERS = (502, 503, 504)  # a proxy without its API, then the API starting
 
 
 class LateApi(ThreadingHTTPServer):
@@ -42,8 +42,9 @@ class NodeHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.requests += 1
-        status, body = (503, {"error_message": json.dumps({"faultstring": "starting"})}) \
-            if self.server.requests <= UNAVAILABLE_ANSWERS else (200, NODE)
+        status, body = (UNAVAILABLE_ANSWERS[self.server.requests - 1],
+                        {"error_message": json.dumps({"faultstring": "starting"})}) \
+            if self.server.requests <= len(UNAVAILABLE_ANSWERS) else (200, NODE)
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -30,7 +30,7 @@ from services.cli.enclume.inventory.validate import (
     check_with_server,
 )
 from services.cli.enclume.options import DEFAULT_WAIT_TIMEOUT_S, Format, Timeout, Wait
-from services.cli.enclume.output import to_json, to_yaml
+from services.cli.enclume.output import DOCUMENT_FORMATS, to_json, to_yaml
 from services.cli.enclume.requests import DEFAULT_CONCURRENCY
 
 MAX_CONCURRENCY = 64
@@ -76,7 +76,7 @@ def enroll(
         typer.echo(report.problems_text(source, exc.problems), err=True)
         raise typer.Exit(1) from None
     if dry_run:
-        if output == "table":
+        if output not in DOCUMENT_FORMATS:
             typer.echo(report.plan_text(source, plan))
             typer.echo("Dry run: nothing was written.")
         else:
@@ -91,7 +91,7 @@ def enroll(
         counter.close()
     elapsed = time.monotonic() - started
     counts = report.summary_counts(results, unchanged=len(plan.changes) - len(to_send))
-    if output == "table":
+    if output not in DOCUMENT_FORMATS:
         typer.echo(report.summary_text(source, counts, elapsed))
     else:
         _emit(report.results_document(source, results, counts, elapsed), output)
@@ -100,7 +100,7 @@ def enroll(
         failed = {result.name for result in results if result.outcome == "failed"}
         names = [spec.name for spec in specs if spec.name not in failed]
         ok = advance(client, names, then, wait=wait, timeout_s=timeout,
-                     concurrency=concurrency, out=sys.stderr if output != "table"
+                     concurrency=concurrency, out=sys.stderr if output in DOCUMENT_FORMATS
                      else sys.stdout) and ok
     if not ok:
         raise typer.Exit(1)

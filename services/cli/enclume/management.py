@@ -9,7 +9,7 @@ import typer
 from services.cli.enclume import selection
 from services.cli.enclume.context import cli
 from services.cli.enclume.options import Format, Node, Nodes, SelectLabel, SelectState
-from services.cli.enclume.output import render
+from services.cli.enclume.output import COLUMN_FORMATS, render
 from services.cli.enclume.requests import each_node
 
 app = typer.Typer()
@@ -98,4 +98,5 @@ def validate(ctx: typer.Context, node: Node, fmt: Format = None) -> None:
     state = cli(ctx)
     result = state.client.get(f"/v1/nodes/{node}/validate")
     chosen = state.output_format(fmt)
-    render(validation_rows(result) if chosen == "table" else result, VALIDATE_COLUMNS, chosen)
+    render(validation_rows(result) if chosen in COLUMN_FORMATS else result, VALIDATE_COLUMNS,
+           chosen)

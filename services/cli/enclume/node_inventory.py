@@ -13,7 +13,7 @@ import typer
 from services.cli.enclume.client import ApiError
 from services.cli.enclume.context import cli
 from services.cli.enclume.options import Format, Node
-from services.cli.enclume.output import render
+from services.cli.enclume.output import COLUMN_FORMATS, render
 
 app = typer.Typer()
 
@@ -78,7 +78,7 @@ def inventory(ctx: typer.Context, node: Node, fmt: Format = None) -> None:
                                 f"(enclume node inspect {node}) or discovered.") from None
         raise
     chosen = state.output_format(fmt)
-    if chosen == "table":
+    if chosen in COLUMN_FORMATS:
         render(summary(data.get("inventory") or {}), None, chosen)
     else:
         render(data, None, chosen)

@@ -10,7 +10,7 @@ from services.cli.enclume import args, selection
 from services.cli.enclume.client import ApiClient, ApiError
 from services.cli.enclume.context import cli, print_error
 from services.cli.enclume.options import Fields, Format, Node, Nodes, SelectLabel, SelectState
-from services.cli.enclume.output import render
+from services.cli.enclume.output import COLUMN_FORMATS, render
 from services.cli.enclume.patches import labels_operation, set_operations, unset_operations
 from services.cli.enclume.requests import each_node
 
@@ -241,7 +241,8 @@ def set_node(
     fields = list(dict.fromkeys(changed_fields(operations) + (["extra"] if labels else [])))
     chosen_format = state.output_format(fmt)
     if changed:
-        render(changed_rows(changed, fields) if chosen_format == "table" else changed,
+        render(changed_rows(changed, fields) if chosen_format in COLUMN_FORMATS
+               else changed,
                ["node", *fields], chosen_format)
     if failed:
         raise typer.Exit(1)

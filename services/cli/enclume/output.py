@@ -20,6 +20,9 @@ import yaml
 from services.cli.enclume.config import OutputFormat
 
 FORMATS: tuple[str, ...] = typing.get_args(OutputFormat)
+# Formats that show the command's columns, not the API's document.
+COLUMN_FORMATS = frozenset({"table", "value", "csv"})
+DOCUMENT_FORMATS = frozenset({"json", "yaml"})
 # Hyperlinks to sub-resources: noise in a table, kept in JSON and YAML.
 LINK_FIELDS = frozenset({"links", "ports", "states", "portgroups", "volume"})
 _ACRONYMS = {"uuid": "UUID", "id": "ID", "mac": "MAC", "pxe": "PXE", "url": "URL", "os": "OS"}
@@ -123,7 +126,9 @@ def render(data: Any, columns: Sequence[str] | None = None, fmt: str = "table",
     """Print ``data`` (a dict or a list of dicts) on stdout in ``fmt``."""
     stream = out or sys.stdout
     if fmt != "table" or not stream.isatty():
-        print(format_output(data, columns, fmt), file=stream, flush=True)
+        text = format_output(data, columns, fmt)
+        if text or fmt != "value":  # no lines at all for no items: a `while read` gets none
+            print(text, file=stream, flush=True)
         return
     from rich.console import Console
 

@@ -16,7 +16,8 @@ from services.cli.enclume.client import ApiClient, ApiError
 from services.common.states import FAILURE_STATES
 
 POLL_S = 0.5
-UNAVAILABLE = 503
+# Answers of an API that is down behind a proxy or starting: waited through like no answer.
+UNAVAILABLE = frozenset({502, 503, 504})
 # How long waiting without a timeout goes on while the API does not answer.
 UNREACHABLE_GIVE_UP_S = 300.0
 # Up to this many nodes are fetched one by one; more are read from the node list in one go.
@@ -166,8 +167,8 @@ def watch(client: ApiClient, node_idents: Iterable[str], judge: Judge,
 
 class Outage:
     """The API not answering while nodes are watched (restarted, or behind a balancer that
-    lost it): waiting goes on until the timeout, or UNREACHABLE_GIVE_UP_S without one; the
-    outage and its end are told on stderr."""
+    lost it: 502, 503, 504): waiting goes on until the timeout, or UNREACHABLE_GIVE_UP_S
+    without one; the outage and its end are told on stderr."""
 
     def __init__(self, timeout_s: float | None) -> None:
         self.timeout_s = timeout_s
@@ -175,7 +176,7 @@ class Outage:
 
     def lost(self, error: ApiError, elapsed: float) -> bool:
         """Whether to keep waiting after ``error`` (False: give up with it)."""
-        if error.status not in (0, UNAVAILABLE):
+        if error.status != 0 and error.status not in UNAVAILABLE:
             return False
         if self.since is None:
             self.since = elapsed
@@ -200,7 +201,7 @@ def fetch(client: ApiClient, idents: list[str]) -> dict[str, dict[str, Any] | Ap
             try:
                 result[ident] = client.get(f"/v1/nodes/{ident}", params={"fields": fields})
             except ApiError as exc:
-                if exc.status in (0, UNAVAILABLE):
+                if exc.status == 0 or exc.status in UNAVAILABLE:
                     raise
                 result[ident] = exc
         return result

@@ -43,14 +43,17 @@ def call_each(nodes: list[str], call: Callable[[str], object], name: str,
 
     connection_error: ApiError | None = None
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix=name) as pool:
-        for node, answer in zip(nodes, pool.map(one, nodes), strict=True):
-            if answer is False:
-                continue
-            if isinstance(answer, ApiError) and answer.status == 0:
-                connection_error = connection_error or answer
-                continue
-            assert answer is None or isinstance(answer, ApiError)
-            yield node, answer
+        try:
+            for node, answer in zip(nodes, pool.map(one, nodes), strict=True):
+                if answer is False:
+                    continue
+                if isinstance(answer, ApiError) and answer.status == 0:
+                    connection_error = connection_error or answer
+                    continue
+                assert answer is None or isinstance(answer, ApiError)
+                yield node, answer
+        finally:
+            lost.set()  # the caller stopped early (an error, a closed pipe): send no more
     if connection_error is not None:
         raise connection_error
 
