@@ -34,6 +34,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.json_http import send_json
+
 REPO = Path(__file__).resolve().parents[2]
 RAMDISK_PYTHON = "/usr/bin/python3"  # Debian's python3.11, as in the ramdisk
 MASK = "******"
@@ -81,12 +83,7 @@ class FakeApi:
                 pass
 
             def reply(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, body)
 
             def do_GET(self) -> None:
                 status, body = api.lookup(self.path)

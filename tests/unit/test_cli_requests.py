@@ -20,6 +20,7 @@ import typer
 from services.cli.enclume.client import ApiClient, ApiError
 from services.cli.enclume.config import load_config
 from services.cli.enclume.requests import DEFAULT_CONCURRENCY, each_node, put_state
+from tests.support.json_http import send_json
 
 PARALLEL = 3
 assert DEFAULT_CONCURRENCY >= PARALLEL
@@ -67,14 +68,8 @@ class StatesHandler(BaseHTTPRequestHandler):
             self.answer(202 if body is not None else 204, None)
 
     def answer(self, status: int, fault: str | None) -> None:
-        data = b""
-        if fault is not None:
-            data = json.dumps({"error_message": json.dumps({"faultstring": fault})}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, None if fault is None else
+                  {"error_message": json.dumps({"faultstring": fault})})
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import pytest
 from services.cli.enclume import progress
 from services.cli.enclume.client import ApiClient, ApiError
 from services.cli.enclume.config import load_config
+from tests.support.json_http import send_json
 
 NODE = {"uuid": "u1", "name": "n1", "provision_state": "active",
         "target_provision_state": None, "power_state": "power on",
@@ -45,12 +46,7 @@ class NodeHandler(BaseHTTPRequestHandler):
         status, body = (UNAVAILABLE_ANSWERS[self.server.requests - 1],
                         {"error_message": json.dumps({"faultstring": "starting"})}) \
             if self.server.requests <= len(UNAVAILABLE_ANSWERS) else (200, NODE)
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body)
 
 
 @pytest.fixture

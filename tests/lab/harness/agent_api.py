@@ -27,6 +27,7 @@ from typing import Any
 
 from tests.lab.harness.netns import NetnsHost
 from tests.lab.harness.processes import LabError, ManagedProcess, tail, wait_until
+from tests.support.json_http import send_json
 
 READY_TIMEOUT_S = 30.0
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -90,12 +91,7 @@ def serve(config: dict[str, Any]) -> None:
             sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
         def reply(self, status: int, body: Any) -> None:
-            data = b"" if body is None else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, body)
 
         def do_GET(self) -> None:
             url = urllib.parse.urlsplit(self.path)

@@ -1,0 +1,17 @@
+"""Answering as a JSON API from the small loopback HTTP servers tests stand up."""
+
+from __future__ import annotations
+
+import json
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, body: Any | None) -> None:
+    """``body`` as JSON with ``status``; None: an empty body (as the API's 202 and 204)."""
+    data = b"" if body is None else json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
