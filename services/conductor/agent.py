@@ -27,8 +27,8 @@ from services.conductor import flows
 from services.conductor.task import Task
 from services.drivers import agent_client
 from services.drivers.agent_client import AgentUnavailable
-from services.drivers.base import DriverError
-from services.drivers.deploy.ramdisk import WAIT, forget_agent
+from services.drivers.base import WAIT, DriverError
+from services.drivers.deploy.ramdisk import forget_agent
 from services.drivers.power_actions import power_off_or_ask
 
 LOG = logging.getLogger(__name__)
@@ -214,21 +214,15 @@ def _finish_inspection(task: Task) -> None:
 
 
 def _continue_deploy(task: Task) -> None:
-    method = getattr(task.driver.deploy, "continue_deploy", None)
-    if method is not None:
-        _advance(task, method, _finish_deploy)
+    _advance(task, task.driver.deploy.continue_deploy, _finish_deploy)
 
 
 def _continue_cleaning(task: Task) -> None:
-    method = getattr(task.driver.deploy, "continue_clean", None)
-    if method is not None:
-        _advance(task, method, _finish_cleaning)
+    _advance(task, task.driver.deploy.continue_clean, _finish_cleaning)
 
 
 def _continue_inspection(task: Task) -> None:
-    method = getattr(task.driver.inspect, "continue_inspection", None)
-    if method is not None:
-        _advance(task, method, _finish_inspection)
+    _advance(task, task.driver.inspect.continue_inspection, _finish_inspection)
 
 
 CONTINUATIONS: dict[S, Callable[[Task], None]] = {

@@ -21,13 +21,13 @@ from services.drivers.base import (
     REBOOT,
     SOFT_POWER_OFF,
     SOFT_REBOOT,
+    WAIT,
     DriverError,
 )
 from services.drivers.deploy.ramdisk import forget_agent
 from services.drivers.power_actions import power_off_or_ask, record_power, set_power
 
 Step = Callable[[Task], None]
-WAIT = "wait"
 
 # The node history event type of each operation, as Ironic names them.
 EVENT_TYPES: dict[str, str] = {
@@ -242,7 +242,7 @@ def _manual_clean(task: Task) -> None:
 
 
 def _inspect_prepare(task: Task) -> None:
-    if not hasattr(task.driver.inspect, "inspect_hardware"):
+    if not task.driver.inspect.supported:
         raise Invalid(f"Driver {task.node.driver} does not support inspection with the "
                       f"inspect interface {task.node.inspect_interface!r}.")
     _validate(task, "inspect")

@@ -385,7 +385,7 @@ class ConductorManager:
         with self.task(self._node_id(node_uuid)) as task:
             for name in INTERFACES:
                 interface = task.driver.interfaces[name]
-                if not getattr(interface, "supported", True):
+                if not interface.supported:
                     result[name] = {"result": None, "reason": "not supported"}
                     continue
                 try:

@@ -1,14 +1,24 @@
-"""Driver interfaces and hardware types.
+"""The driver contract: every interface's methods and optional capabilities, in one place.
 
 A hardware type is composition, not inheritance: for each interface it names which
 implementations it allows and which one is the default. A node picks one implementation per
 interface; the conductor builds a ``NodeDriver`` of those instances for the work at hand.
+
+Each interface is an abstract class below. An implementation subclasses exactly one of them and
+defines its required methods (else it cannot be built: TypeError when the registry makes it);
+optional methods have a default here, capabilities are class flags. An implementation's public
+methods are the contract's: a public method the contract does not declare (a misspelt
+``continue_deploi``) is refused when the class is defined, rather than never being called.
+Helpers of an implementation are private (``_name``).
 """
 
 from __future__ import annotations
 
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
@@ -21,6 +31,11 @@ SOFT_REBOOT = "soft rebooting"
 POWER_TARGETS = (POWER_ON, POWER_OFF, REBOOT, SOFT_POWER_OFF, SOFT_REBOOT)
 
 BOOT_DEVICES = ("pxe", "disk", "cdrom", "bios", "safe", "wanboot", "uefi http")
+
+# What an interface answers when the operation goes on asynchronously (an agent calls back).
+WAIT = "wait"
+
+Resume = Callable[[], None]
 
 
 class DriverError(Exception):
@@ -35,50 +50,180 @@ class ManualActionRequired(DriverError):
     """The interface cannot do this on this machine now; a person has to (WoL power off)."""
 
 
-class Interface(Protocol):
+class ContractError(TypeError):
+    """An implementation does not match its interface's contract."""
+
+
+class Interface(ABC):
+    """What every interface has. Subclasses of it in this module are contracts; others are
+    implementations, checked against their contract when they are defined."""
+
+    # False: a ``no-*`` implementation (the node has no such interface; validation says so).
+    supported: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__module__ != __name__:
+            _check_implementation(cls)
+
+    @abstractmethod
     def validate(self, task: Task) -> None:
         """Raise DriverError (with a clear reason) if the node cannot use this interface."""
 
 
-class PowerInterface(Interface, Protocol):
-    def get_power_state(self, task: Task) -> str: ...
+def _contract_names(cls: type) -> set[str]:
+    return {name for klass in cls.__mro__ if klass.__module__ == __name__
+            for name in vars(klass) if not name.startswith("_")}
+
+
+def _check_implementation(cls: type) -> None:
+    contracts = [klass for klass in cls.__mro__[1:]
+                 if klass.__module__ == __name__ and klass is not Interface
+                 and issubclass(klass, Interface)]
+    if len({c for c in contracts if Interface in c.__bases__}) > 1:
+        raise ContractError(f"{cls.__qualname__} implements more than one interface.")
+    declared = _contract_names(cls)
+    for klass in cls.__mro__:
+        if klass.__module__ == __name__ or klass is object:
+            continue
+        for name, value in vars(klass).items():
+            if name.startswith("_") or name in declared:
+                continue
+            if inspect.isfunction(value) or isinstance(value, staticmethod | classmethod):
+                contract = contracts[0].__name__ if contracts else "Interface"
+                raise ContractError(
+                    f"{cls.__qualname__}.{name} is not a method of {contract}: a misspelt "
+                    f"name would never be called. Declare it in services/drivers/base.py or "
+                    f"make it private (_{name}).")
+
+
+class PowerInterface(Interface):
+    # False: a change cannot be confirmed (Wake-on-LAN), so the node records what is read back.
+    confirms_power_changes: ClassVar[bool] = True
+
+    @abstractmethod
+    def get_power_state(self, task: Task) -> str | None: ...
+
+    @abstractmethod
     def set_power_state(self, task: Task, state: str) -> None: ...
+
+    @abstractmethod
     def reboot(self, task: Task) -> None: ...
 
 
-class ManagementInterface(Interface, Protocol):
+class ManagementInterface(Interface):
+    # False: the machine boots from the network first by itself; the boot service decides what
+    # it boots (the boot interfaces read this).
+    can_set_boot_device: ClassVar[bool] = True
+
+    @abstractmethod
     def get_supported_boot_devices(self, task: Task) -> list[str]: ...
+
+    @abstractmethod
     def get_boot_device(self, task: Task) -> dict[str, Any]: ...
+
+    @abstractmethod
     def set_boot_device(self, task: Task, device: str, persistent: bool) -> None: ...
 
 
-class BootInterface(Interface, Protocol):
+class BootInterface(Interface):
+    @abstractmethod
     def prepare_ramdisk(self, task: Task) -> None: ...
+
+    @abstractmethod
     def clean_up_ramdisk(self, task: Task) -> None: ...
+
+    @abstractmethod
     def prepare_instance(self, task: Task) -> None: ...
+
+    @abstractmethod
     def clean_up_instance(self, task: Task) -> None: ...
 
 
-class DeployInterface(Interface, Protocol):
-    def deploy(self, task: Task) -> str | None:
-        """Write the instance. Returns "wait" when it continues asynchronously, else None."""
+@dataclass(frozen=True)
+class CleanStep:
+    """A clean step an interface offers (as Ironic's ``@base.clean_step``)."""
 
+    name: str
+    priority: int
+    agent_command: str | None = None  # the agent runs it (else the conductor does)
+
+
+class DeployInterface(Interface):
+    # The clean steps this interface runs, by name.
+    clean_steps: ClassVar[dict[str, CleanStep]] = {}
+
+    @abstractmethod
+    def deploy(self, task: Task) -> str | None:
+        """Write the instance. Returns WAIT when it continues asynchronously, else None."""
+
+    @abstractmethod
     def tear_down(self, task: Task) -> None: ...
+
+    @abstractmethod
     def clean(self, task: Task) -> str | None: ...
+
+    @abstractmethod
     def execute_clean_steps(self, task: Task, steps: list[dict[str, Any]]) -> str | None: ...
 
+    def continue_deploy(self, task: Task, resume: Resume) -> str | None:
+        """On an agent's heartbeat in deploy wait: WAIT until the image is written, then None.
+        Before work that holds the node for long, call ``resume`` first. The default keeps
+        waiting (an interface whose ``deploy`` never answers WAIT)."""
+        return WAIT
 
-class NetworkInterface(Interface, Protocol):
+    def continue_clean(self, task: Task, resume: Resume) -> str | None:
+        """As ``continue_deploy``, in clean wait: WAIT until the clean steps are done."""
+        return WAIT
+
+
+class NetworkInterface(Interface):
+    @abstractmethod
     def add_provisioning_network(self, task: Task) -> None: ...
+
+    @abstractmethod
     def remove_provisioning_network(self, task: Task) -> None: ...
+
+    @abstractmethod
     def add_cleaning_network(self, task: Task) -> None: ...
+
+    @abstractmethod
     def remove_cleaning_network(self, task: Task) -> None: ...
+
+    @abstractmethod
     def configure_tenant_networks(self, task: Task) -> None: ...
+
+    @abstractmethod
     def unconfigure_tenant_networks(self, task: Task) -> None: ...
 
 
-class InspectInterface(Interface, Protocol):
-    def inspect_hardware(self, task: Task) -> str | None: ...
+class InspectInterface(Interface):
+    @abstractmethod
+    def inspect_hardware(self, task: Task) -> str | None:
+        """Start inspection: WAIT when an agent calls back with the inventory, else None."""
+
+    def continue_inspection(self, task: Task, resume: Resume) -> str | None:
+        """On an agent's heartbeat in inspect wait: WAIT, then None once the inventory is
+        applied. The default keeps waiting."""
+        return WAIT
+
+
+class OtherInterface(Interface):
+    """The interfaces Enclume declares no methods for yet (bios, console, firmware, raid,
+    rescue, storage, vendor): a node chooses an implementation, which only validates."""
+
+
+# Which contract each interface name's implementations follow.
+CONTRACTS: dict[str, type[Interface]] = {
+    "power": PowerInterface,
+    "management": ManagementInterface,
+    "boot": BootInterface,
+    "deploy": DeployInterface,
+    "network": NetworkInterface,
+    "inspect": InspectInterface,
+    **{name: OtherInterface for name in ("bios", "console", "firmware", "raid", "rescue",
+                                         "storage", "vendor")},
+}
 
 
 @dataclass(frozen=True)
@@ -95,33 +240,52 @@ class HardwareType:
         return implementation in self.supported.get(interface, ())
 
 
+InterfaceT = TypeVar("InterfaceT", bound=Interface)
+
+
+def check_implementation(interface: str, implementation: object) -> Interface:
+    """``implementation`` as an ``interface`` implementation, or ContractError."""
+    contract = CONTRACTS[interface]
+    if not isinstance(implementation, contract):
+        raise ContractError(f"{type(implementation).__qualname__} is not a "
+                            f"{contract.__name__}: it cannot be a {interface} interface.")
+    return implementation
+
+
 @dataclass
 class NodeDriver:
     """The interface instances of one node, as its hardware type and fields choose them."""
 
     hardware_type: HardwareType
-    interfaces: dict[str, Any]
+    interfaces: dict[str, Interface]
+
+    def _get(self, name: str, contract: type[InterfaceT]) -> InterfaceT:
+        implementation = self.interfaces[name]
+        if not isinstance(implementation, contract):
+            raise ContractError(f"{type(implementation).__qualname__} is not a "
+                                f"{contract.__name__}.")
+        return implementation
 
     @property
     def power(self) -> PowerInterface:
-        return self.interfaces["power"]  # type: ignore[no-any-return]
+        return self._get("power", PowerInterface)
 
     @property
     def management(self) -> ManagementInterface:
-        return self.interfaces["management"]  # type: ignore[no-any-return]
+        return self._get("management", ManagementInterface)
 
     @property
     def boot(self) -> BootInterface:
-        return self.interfaces["boot"]  # type: ignore[no-any-return]
+        return self._get("boot", BootInterface)
 
     @property
     def deploy(self) -> DeployInterface:
-        return self.interfaces["deploy"]  # type: ignore[no-any-return]
+        return self._get("deploy", DeployInterface)
 
     @property
     def network(self) -> NetworkInterface:
-        return self.interfaces["network"]  # type: ignore[no-any-return]
+        return self._get("network", NetworkInterface)
 
     @property
     def inspect(self) -> InspectInterface:
-        return self.interfaces["inspect"]  # type: ignore[no-any-return]
+        return self._get("inspect", InspectInterface)

@@ -10,7 +10,20 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from services.drivers.base import BOOT_DEVICES, POWER_OFF, POWER_ON, SOFT_POWER_OFF, DriverError
+from services.drivers.base import (
+    BOOT_DEVICES,
+    POWER_OFF,
+    POWER_ON,
+    SOFT_POWER_OFF,
+    BootInterface,
+    DeployInterface,
+    DriverError,
+    InspectInterface,
+    ManagementInterface,
+    NetworkInterface,
+    OtherInterface,
+    PowerInterface,
+)
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
@@ -25,8 +38,8 @@ class FakeDelay:
             time.sleep(random.uniform(self.low, self.high))
 
 
-class FakeInterface:
-    """Base of the fake implementations: validation passes, every action just waits."""
+class _Fake:
+    """What the fake implementations share: validation passes, every action just waits."""
 
     def __init__(self, delay_range: tuple[float, float] = (0.0, 0.0)) -> None:
         self.delay = FakeDelay(delay_range)
@@ -35,7 +48,11 @@ class FakeInterface:
         return None
 
 
-class FakePower(FakeInterface):
+class FakeOther(_Fake, OtherInterface):
+    """``fake`` bios, console ... and ``noop`` storage: they validate and have nothing to do."""
+
+
+class FakePower(_Fake, PowerInterface):
     """A machine whose power switch lives in ``driver_internal_info["fake_power_state"]``.
 
     That is the "hardware": what the conductor believes is ``power_state``; a test can flip the
@@ -58,7 +75,7 @@ class FakePower(FakeInterface):
         task.update_internal_info(fake_power_state=POWER_ON)
 
 
-class FakeManagement(FakeInterface):
+class FakeManagement(_Fake, ManagementInterface):
     def get_supported_boot_devices(self, task: Task) -> list[str]:
         return ["pxe", "disk", "cdrom", "bios", "safe"]
 
@@ -75,7 +92,7 @@ class FakeManagement(FakeInterface):
         task.update_internal_info(fake_boot_device=chosen)
 
 
-class FakeBoot(FakeInterface):
+class FakeBoot(_Fake, BootInterface):
     def prepare_ramdisk(self, task: Task) -> None:
         self.delay.sleep()
 
@@ -89,7 +106,7 @@ class FakeBoot(FakeInterface):
         self.delay.sleep()
 
 
-class FakeDeploy(FakeInterface):
+class FakeDeploy(_Fake, DeployInterface):
     def deploy(self, task: Task) -> str | None:
         self.delay.sleep()
         return None
@@ -106,7 +123,7 @@ class FakeDeploy(FakeInterface):
         return None
 
 
-class FakeNetwork(FakeInterface):
+class FakeNetwork(_Fake, NetworkInterface):
     def add_provisioning_network(self, task: Task) -> None:
         self.delay.sleep()
 
@@ -130,13 +147,22 @@ class NoopNetwork(FakeNetwork):
     """The ``noop`` network interface: the node stays on whatever network it is on."""
 
 
-class FakeInspect(FakeInterface):
+class FakeInspect(_Fake, InspectInterface):
     def inspect_hardware(self, task: Task) -> str | None:
         self.delay.sleep()
         return None
 
 
-class NullInterface(FakeInterface):
+class NoInterface(_Fake, OtherInterface):
     """The ``no-*`` implementations (no-bios, no-console ...): nothing to do, nothing to check."""
 
     supported = False
+
+
+class NoInspect(_Fake, InspectInterface):
+    """``no-inspect``: the node cannot be inspected (the conductor refuses before calling)."""
+
+    supported = False
+
+    def inspect_hardware(self, task: Task) -> str | None:
+        raise DriverError("the no-inspect interface cannot inspect a node")

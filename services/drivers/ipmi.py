@@ -24,6 +24,8 @@ from services.drivers.base import (
     POWER_ON,
     SOFT_POWER_OFF,
     DriverError,
+    ManagementInterface,
+    PowerInterface,
 )
 from services.drivers.blocking import BoundedCalls, CallTimedOut, wait_for
 from services.drivers.boot_mode import boot_mode
@@ -144,7 +146,7 @@ class IpmiSessions:
             raise DriverError(_explain(access, exc)) from None
 
 
-class IpmiPower:
+class IpmiPower(PowerInterface):
     def __init__(self, sessions: IpmiSessions, settings: Settings) -> None:
         self.sessions = sessions
         self.settings = settings
@@ -189,7 +191,7 @@ class IpmiPower:
         self._switch(access, "on", POWER_ON, "on")
 
 
-class IpmiManagement:
+class IpmiManagement(ManagementInterface):
     def __init__(self, sessions: IpmiSessions, settings: Settings) -> None:
         self.sessions = sessions
         self.settings = settings

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from services.drivers.base import ManagementInterface
+
 if TYPE_CHECKING:
     from services.conductor.task import Task
 
 
-class NoopManagement:
+class NoopManagement(ManagementInterface):
     # The boot interfaces read this: such nodes are told to boot from disk by the boot service.
     can_set_boot_device = False
 

@@ -16,8 +16,7 @@ if TYPE_CHECKING:
 def record_power(task: Task, state: str) -> None:
     """After a change: its target, or what the driver reads when it cannot confirm changes."""
     power = task.driver.power
-    confirmed = getattr(power, "confirms_power_changes", True)
-    task.node.power_state = state if confirmed else power.get_power_state(task)
+    task.node.power_state = state if power.confirms_power_changes else power.get_power_state(task)
     task.node.target_power_state = None
 
 

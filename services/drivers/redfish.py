@@ -19,7 +19,15 @@ from sushy import exceptions as sushy_exceptions
 
 from services.common.config import Settings
 from services.drivers import driver_info
-from services.drivers.base import POWER_OFF, POWER_ON, SOFT_POWER_OFF, SOFT_REBOOT, DriverError
+from services.drivers.base import (
+    POWER_OFF,
+    POWER_ON,
+    SOFT_POWER_OFF,
+    SOFT_REBOOT,
+    DriverError,
+    ManagementInterface,
+    PowerInterface,
+)
 from services.drivers.blocking import BoundedCalls, CallTimedOut, wait_for
 from services.drivers.boot_mode import boot_mode
 
@@ -156,7 +164,7 @@ class RedfishSessions:
             raise DriverError(_explain(access, exc)) from None
 
 
-class RedfishPower:
+class RedfishPower(PowerInterface):
     def __init__(self, sessions: RedfishSessions, settings: Settings) -> None:
         self.sessions = sessions
         self.settings = settings
@@ -207,7 +215,7 @@ class RedfishPower:
         self._reset(access, sushy.ResetType.ON, POWER_ON)
 
 
-class RedfishManagement:
+class RedfishManagement(ManagementInterface):
     def __init__(self, sessions: RedfishSessions, settings: Settings) -> None:
         self.sessions = sessions
         self.settings = settings

@@ -9,7 +9,7 @@ from services.common.config import Settings
 from services.common.models import Node
 from services.common.node_fields import INTERFACES
 from services.drivers import fake, properties
-from services.drivers.base import HardwareType, NodeDriver
+from services.drivers.base import HardwareType, Interface, NodeDriver, check_implementation
 from services.drivers.boot.ipxe import ipxe_boot, pxe_boot
 from services.drivers.deploy.direct import direct_deploy
 from services.drivers.deploy.iscsi import iscsi_deploy
@@ -69,16 +69,16 @@ WOL = HardwareType(name="wol", supported={
 HARDWARE_TYPES: dict[str, HardwareType] = {
     hw.name: hw for hw in (FAKE_HARDWARE, IPMI, REDFISH, WOL)}
 
-Factory = Callable[[Settings], Any]
+Factory = Callable[[Settings], Interface]
 
 
-def _null(_settings: Settings) -> Any:
-    return fake.NullInterface()
+def _null(_settings: Settings) -> Interface:
+    return fake.NoInterface()
 
 
-def _working(_settings: Settings) -> Any:
+def _working(_settings: Settings) -> Interface:
     """An implementation that validates and has nothing to do (fake bios, noop storage ...)."""
-    return fake.FakeInterface()
+    return fake.FakeOther()
 
 
 IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
@@ -90,7 +90,7 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     ("network", "flat"): lambda s: fake.FakeNetwork(s.fake_network_delay_s),
     ("network", "vlan"): VlanNetwork,
     ("inspect", "fake"): lambda s: fake.FakeInspect(s.fake_deploy_delay_s),
-    ("inspect", "no-inspect"): _null,
+    ("inspect", "no-inspect"): lambda s: fake.NoInspect(),
     **{(iface, "fake"): _working for iface in ("bios", "console", "firmware", "raid", "rescue",
                                                 "vendor")},
     **{(iface, f"no-{iface}"): _null for iface in ("bios", "console", "firmware", "raid",
@@ -108,7 +108,8 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
 # Implementations sharing a client (one BMC session pool per protocol and process).
 CLIENTS: dict[str, Callable[[Settings], Any]] = {"ipmi": IpmiSessions,
                                                  "redfish": RedfishSessions}
-CLIENT_IMPLEMENTATIONS: dict[tuple[str, str], tuple[str, Callable[[Any, Settings], Any]]] = {
+CLIENT_IMPLEMENTATIONS: dict[tuple[str, str],
+                             tuple[str, Callable[[Any, Settings], Interface]]] = {
     ("power", "ipmi"): ("ipmi", IpmiPower),
     ("management", "ipmi"): ("ipmi", IpmiManagement),
     ("power", "redfish"): ("redfish", RedfishPower),
@@ -129,7 +130,7 @@ class Drivers:
         if unknown:
             raise UnknownHardwareType(f"unknown hardware types enabled: {', '.join(unknown)}")
         self.hardware_types = {n: HARDWARE_TYPES[n] for n in settings.enabled_hardware_types}
-        self._instances: dict[tuple[str, str], Any] = {}
+        self._instances: dict[tuple[str, str], Interface] = {}
         self._clients: dict[str, Any] = {}
 
     def hardware_type(self, name: str) -> HardwareType:
@@ -138,16 +139,17 @@ class Drivers:
         except KeyError:
             raise UnknownHardwareType(f"Cannot find the hardware type {name}.") from None
 
-    def implementation(self, interface: str, name: str) -> Any:
+    def implementation(self, interface: str, name: str) -> Interface:
         key = (interface, name)
         if key not in self._instances:
             if key in CLIENT_IMPLEMENTATIONS:
                 client_name, make = CLIENT_IMPLEMENTATIONS[key]
                 if client_name not in self._clients:
                     self._clients[client_name] = CLIENTS[client_name](self.settings)
-                self._instances[key] = make(self._clients[client_name], self.settings)
+                made = make(self._clients[client_name], self.settings)
             else:
-                self._instances[key] = IMPLEMENTATIONS[key](self.settings)
+                made = IMPLEMENTATIONS[key](self.settings)
+            self._instances[key] = check_implementation(interface, made)
         return self._instances[key]
 
     def for_node(self, node: Node) -> NodeDriver:

@@ -28,6 +28,7 @@ from services.drivers.base import (
     SOFT_POWER_OFF,
     DriverError,
     ManualActionRequired,
+    PowerInterface,
 )
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def _target(info: dict[str, Any], settings: Settings) -> tuple[str, int, str | N
     return host, port, password
 
 
-class WolPower:
+class WolPower(PowerInterface):
     # A magic packet is not acknowledged: the conductor reads the power state back after a
     # change instead of assuming the target was reached.
     confirms_power_changes = False
@@ -95,7 +96,7 @@ class WolPower:
             return POWER_ON
         return None
 
-    def wake(self, task: Task) -> None:
+    def _wake(self, task: Task) -> None:
         host, port, password = _target(task.node.driver_info, self.settings)
         packets = [magic_packet(mac, password) for mac in self._macs(task)]
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
@@ -137,7 +138,7 @@ class WolPower:
 
     def set_power_state(self, task: Task, state: str) -> None:
         if state == POWER_ON:
-            self.wake(task)
+            self._wake(task)
         elif state in (POWER_OFF, SOFT_POWER_OFF):
             self._through_agent(task, "standby.power_off")
         else:
@@ -148,7 +149,7 @@ class WolPower:
         if agent_client.is_alive(task.node, self.settings.agent_heartbeat_timeout_s):
             self._through_agent(task, "standby.reboot")
             return
-        self.wake(task)
+        self._wake(task)
         task.record("power", "No agent runs on the node: it was woken, but if it was already "
                              "on it did not reboot; reboot it by hand if it does not come up.",
                     severity="WARNING")

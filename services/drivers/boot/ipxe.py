@@ -26,7 +26,7 @@ Enclume has no PXELINUX/GRUB configuration files.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -36,7 +36,12 @@ from services.boot.files import served_url
 from services.boot.image_cache import shown_url
 from services.common.config import Settings
 from services.common.macs import parse_mac
-from services.drivers.base import DriverError, MissingParameters
+from services.drivers.base import (
+    BootInterface,
+    DriverError,
+    ManagementInterface,
+    MissingParameters,
+)
 from services.drivers.boot_mode import boot_mode
 from services.drivers.driver_info import InvalidParameter
 
@@ -47,14 +52,12 @@ DEPLOY_FILES = ("deploy_kernel", "deploy_ramdisk")
 LOADERS = ("ipxe", "pxe")
 
 
-def can_set_boot_device(management: Any) -> bool:
+def can_set_boot_device(management: ManagementInterface) -> bool:
     """False for management interfaces of machines that boot from the network by themselves."""
-    return (getattr(management, "supported", True)
-            and getattr(management, "can_set_boot_device", True)
-            and hasattr(management, "set_boot_device"))
+    return management.supported and management.can_set_boot_device
 
 
-class NetworkBoot:
+class NetworkBoot(BootInterface):
     """The boot interface ``loader`` ("ipxe" or "pxe"); see the module docstring."""
 
     def __init__(self, settings: Settings, loader: str) -> None:
@@ -68,8 +71,8 @@ class NetworkBoot:
     def validate(self, task: Task) -> None:
         self._check_ports(task)
         for key in DEPLOY_FILES:
-            self._check_reachable(key, self.deploy_file_url(task, key))
-        self.kernel_params(task)
+            self._check_reachable(key, self._deploy_file_url(task, key))
+        self._kernel_params(task)
 
     def _check_ports(self, task: Task) -> None:
         node = task.node
@@ -101,7 +104,7 @@ class NetworkBoot:
 
     # -- what the node boots ---------------------------------------------------------------
 
-    def deploy_file_url(self, task: Task, key: str) -> str:
+    def _deploy_file_url(self, task: Task, key: str) -> str:
         """The URL of the deploy kernel or ramdisk: driver_info, else the configured default."""
         value = task.node.driver_info.get(key) or getattr(self.settings, key)
         if not value:
@@ -116,7 +119,7 @@ class NetworkBoot:
         except ValueError as exc:
             raise InvalidParameter(f"{key} {value!r} is not usable: {exc}.") from None
 
-    def kernel_params(self, task: Task) -> str:
+    def _kernel_params(self, task: Task) -> str:
         append = task.node.driver_info.get("kernel_append_params")
         if append is None:
             append = self.settings.kernel_append_params
@@ -134,9 +137,9 @@ class NetworkBoot:
     def prepare_ramdisk(self, task: Task) -> None:
         desired = {
             "mode": "ramdisk",
-            "kernel": self.deploy_file_url(task, "deploy_kernel"),
-            "ramdisk": self.deploy_file_url(task, "deploy_ramdisk"),
-            "kernel_params": self.kernel_params(task),
+            "kernel": self._deploy_file_url(task, "deploy_kernel"),
+            "ramdisk": self._deploy_file_url(task, "deploy_ramdisk"),
+            "kernel_params": self._kernel_params(task),
             "boot_mode": boot_mode(task.node, self.settings),
             "boot_loader": self.loader,
         }

@@ -9,17 +9,16 @@ writes into the disk the agent exports (``iscsi``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.common.config import Settings
-from services.drivers.deploy.cleaning import AgentCleaning
+from services.drivers.base import DeployInterface, Resume
+from services.drivers.deploy.cleaning import CLEAN_STEPS, AgentCleaning
 from services.drivers.deploy.ramdisk import boot_ramdisk, forget_agent
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
 
-Resume = Callable[[], None]
 DEPLOY_STEP = {"interface": "deploy", "step": "deploy", "priority": 100, "argsinfo": None}
 
 
@@ -34,7 +33,9 @@ class ImageWriter(Protocol):
         holds the node for long (not just one agent command), call ``resume`` first."""
 
 
-class AgentDeploy:
+class AgentDeploy(DeployInterface):
+    clean_steps = CLEAN_STEPS
+
     def __init__(self, settings: Settings, writer: ImageWriter) -> None:
         self.settings = settings
         self.writer = writer

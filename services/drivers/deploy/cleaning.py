@@ -12,17 +12,20 @@ from typing import TYPE_CHECKING, Any
 
 from services.common.config import Settings
 from services.drivers.agent_client import AgentCommandFailed
-from services.drivers.base import DriverError
+from services.drivers.base import WAIT, CleanStep, DriverError
 from services.drivers.deploy import steps
-from services.drivers.deploy.ramdisk import WAIT, boot_ramdisk
+from services.drivers.deploy.ramdisk import boot_ramdisk
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
 
-# Clean step name -> the agent command that performs it, with Ironic's default priorities.
-CLEAN_STEPS: dict[str, tuple[str, int]] = {
-    "erase_devices_metadata": ("deploy.erase_devices_metadata", 99),
-    "erase_devices": ("deploy.erase_devices", 10),
+# The clean steps of the agent deploy interfaces: the agent command of each, with Ironic's
+# default priorities.
+CLEAN_STEPS: dict[str, CleanStep] = {
+    step.name: step for step in (
+        CleanStep("erase_devices_metadata", 99, "deploy.erase_devices_metadata"),
+        CleanStep("erase_devices", 10, "deploy.erase_devices"),
+    )
 }
 STEP_INDEX = "clean_step_index"
 
@@ -32,7 +35,7 @@ def automated_steps(settings: Settings) -> list[dict[str, Any]]:
     if unknown:
         raise DriverError(f"ENCLUME_AUTOMATED_CLEAN_STEPS names unknown steps "
                           f"{', '.join(unknown)}; known: {', '.join(CLEAN_STEPS)}.")
-    return [{"interface": "deploy", "step": name, "priority": CLEAN_STEPS[name][1],
+    return [{"interface": "deploy", "step": name, "priority": CLEAN_STEPS[name].priority,
              "args": {}, "abortable": True} for name in settings.automated_clean_steps]
 
 
@@ -72,7 +75,8 @@ class AgentCleaning:
         while index < len(planned):
             step = planned[index]
             task.node.clean_step = step
-            command = CLEAN_STEPS[step["step"]][0]
+            command = CLEAN_STEPS[step["step"]].agent_command
+            assert command is not None
             try:
                 result = steps.advance(task, command, lambda s=step: dict(s.get("args") or {}),
                                        self.settings.agent_command_timeout_s)

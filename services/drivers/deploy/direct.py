@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from services.common.config import Settings
+from services.drivers.base import WAIT, Resume
 from services.drivers.deploy import image, steps
-from services.drivers.deploy.agent_deploy import AgentDeploy, Resume
-from services.drivers.deploy.ramdisk import WAIT
+from services.drivers.deploy.agent_deploy import AgentDeploy
 
 if TYPE_CHECKING:
     from services.conductor.task import Task

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 from services.boot.image_cache import ImageCache, ImageError
 from services.common.config import Settings
 from services.drivers import agent_client
-from services.drivers.base import DriverError
+from services.drivers.base import DriverError, Resume
 from services.drivers.deploy import image, qemu_img, steps
-from services.drivers.deploy.agent_deploy import AgentDeploy, Resume
+from services.drivers.deploy.agent_deploy import AgentDeploy
 from services.drivers.deploy.qemu_img import IscsiTarget
 from services.drivers.driver_info import InvalidParameter
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from services.drivers import agent_client, power_actions
+from services.drivers.base import WAIT
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
 
-WAIT = "wait"
 
 
 def forget_agent(task: Task) -> None:

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from services.common.config import Settings
+from services.drivers.base import WAIT, InspectInterface
 from services.drivers.deploy import steps
-from services.drivers.deploy.ramdisk import WAIT, boot_ramdisk
+from services.drivers.deploy.ramdisk import boot_ramdisk
 from services.drivers.inspect import inventory
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 GET_INVENTORY = "inventory.get"
 
 
-class AgentInspect:
+class AgentInspect(InspectInterface):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 

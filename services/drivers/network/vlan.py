@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from services.common.config import Settings
-from services.drivers.base import DriverError, MissingParameters
+from services.drivers.base import DriverError, MissingParameters, NetworkInterface
 from services.drivers.network.batching import SwitchBatcher
 from services.drivers.network.inventory import SwitchConfig, find_switch, load_switches
 from services.drivers.network.switches import PortVlan, SwitchDriver, make_switch_driver
@@ -122,7 +122,7 @@ class SwitchFleet:
             raise DriverError("; ".join(errors))
 
 
-class VlanNetwork:
+class VlanNetwork(NetworkInterface):
     def __init__(self, settings: Settings, fleet: SwitchFleet | None = None) -> None:
         self.settings = settings
         self.fleet = fleet or SwitchFleet(settings)
@@ -135,9 +135,9 @@ class VlanNetwork:
             raise MissingParameters("No tenant VLAN for the vlan network interface: set the "
                                     "node's driver_info/tenant_vlan or "
                                     "ENCLUME_NETWORK_TENANT_VLAN.")
-        self.bindings(task)
+        self._bindings(task)
 
-    def bindings(self, task: Task) -> list[PortBinding]:
+    def _bindings(self, task: Task) -> list[PortBinding]:
         """The switch port of each PXE-enabled port of the node; DriverError naming the port
         when one has no usable local_link_connection."""
         switches = self.fleet.switches()
@@ -193,7 +193,7 @@ class VlanNetwork:
             raise MissingParameters(f"No {network} VLAN for the vlan network interface: set the "
                                     f"node's driver_info/{network}_vlan or "
                                     f"ENCLUME_NETWORK_{network.upper()}_VLAN.")
-        bindings = self.bindings(task)
+        bindings = self._bindings(task)
         changes: dict[str, list[PortVlan]] = {}
         for binding in bindings:
             changes.setdefault(binding.switch, []).append(PortVlan(binding.port_id, vlan))
