@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from services.boot.desired import BootWatcher, DesiredBoot
+from services.boot.desired import BootWatcher
 from services.boot.dhcp_filter import DhcpFilter
 from services.boot.dnsmasq import DhcpNetwork, Dnsmasq, network_from_settings
+from services.common.bootconfig.entry import DesiredBoot
 from services.common.config import Settings
 from services.common.db import Database
 

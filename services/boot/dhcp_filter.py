@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from services.boot.desired import DesiredBoot
+from services.common.bootconfig.entry import DesiredBoot
 
 LOG = logging.getLogger(__name__)
 

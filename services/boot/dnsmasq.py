@@ -32,9 +32,10 @@ from urllib.parse import urlsplit
 
 from services.boot import ipxe
 from services.boot.addresses import AddressBook
-from services.boot.desired import DesiredBoot
 from services.boot.interfaces import InterfaceError, ipv4_interface, ipv6_addresses
 from services.boot.supervisor import ProcessSupervisor, stop_pid
+from services.common.bootconfig.entry import DesiredBoot
+from services.common.bootconfig.params import UnsafeScriptValue, check_url
 from services.common.config import Settings
 from services.common.macs import parse_mac
 
@@ -146,9 +147,9 @@ def network_from_settings(settings: Settings,
     next_server = (tftp_host if tftp_host is not None and not tftp_host.is_unspecified
                    else address.ip)
     try:
-        script_url = ipxe.script_url(ipxe.check_url("ENCLUME_BOOT_PUBLIC_URL",
+        script_url = ipxe.script_url(check_url("ENCLUME_BOOT_PUBLIC_URL",
                                                     settings.effective_boot_url))
-    except ipxe.UnsafeScriptValue as exc:
+    except UnsafeScriptValue as exc:
         raise BootConfigError(str(exc)) from exc
     _safe("the boot script URL (ENCLUME_BOOT_PUBLIC_URL)", script_url)
     if _is_loopback(urlsplit(script_url).hostname or ""):

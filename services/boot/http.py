@@ -2,9 +2,10 @@
 
 - ``GET /boot.ipxe?mac=<MAC>``: the iPXE script of the node owning a PXE-enabled port with that
   MAC, rendered by ``services.boot.ipxe`` from the node's desired boot as
-  ``services.boot.desired.boot_entry`` reads it (the DHCP side reads it the same way). ``exit``
-  for MACs without a desired boot; with ENCLUME_BOOT_DISCOVERY, MACs no port has get the
-  discovery ramdisk. Without ``mac``: a script that asks again with the boot interface's MAC.
+  ``services.common.bootconfig.entry.boot_entry`` reads it (the DHCP side reads it the same
+  way). ``exit`` for MACs without a desired boot; with ENCLUME_BOOT_DISCOVERY, MACs no port
+  has get the discovery ramdisk. Without ``mac``: a script that asks again with the boot
+  interface's MAC.
 - ``GET|HEAD /files/<name>``: a file of the boot files directory (deploy kernels, ramdisks),
   with HTTP Range. Hostile names (``..``, absolute, NUL, links leading out) get 400 or 404.
 - ``GET|HEAD /images/<node uuid>``: the image the node is being deployed with
@@ -25,9 +26,9 @@ from sqlalchemy import select
 from starlette.types import Receive, Scope, Send
 
 from services.boot import ipxe
-from services.boot.desired import BOOT_KEY, BootEntry, boot_entry
-from services.boot.files import FILES_PATH, UnsafeName, file_inside, served_url
-from services.boot.image_cache import (
+from services.common.bootconfig.entry import BOOT_KEY, BootEntry, boot_entry
+from services.common.bootconfig.files import FILES_PATH, UnsafeName, file_inside, served_url
+from services.common.bootconfig.image_cache import (
     DownloadFailed,
     ImageCache,
     ImageError,
@@ -36,6 +37,7 @@ from services.boot.image_cache import (
     InvalidImageSource,
     source_of,
 )
+from services.common.bootconfig.params import UnsafeScriptValue, agent_kernel_params
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.lifecycle import Service, lifespan_of
@@ -105,7 +107,7 @@ def _unknown_mac_script(settings: Settings, mac: str) -> str:
                     "not set: %s is not answered", mac)
         return ipxe.exit_script(f"no node has a port with MAC {mac}; discovery has no ramdisk")
     base = settings.effective_boot_url
-    params = ipxe.agent_kernel_params(settings.effective_agent_api_url, None,
+    params = agent_kernel_params(settings.effective_agent_api_url, None,
                                       settings.kernel_append_params)
     return ipxe.ramdisk_script(served_url(base, settings.deploy_kernel),
                                served_url(base, settings.deploy_ramdisk), params,
@@ -142,7 +144,7 @@ def create_boot_app(settings: Settings, db: Database,
             else:
                 script = ipxe.script_for(found.entry, f"node {found.node_uuid}",
                                          settings.default_boot_mode)
-        except (ipxe.UnsafeScriptValue, UnsafeName) as exc:
+        except (UnsafeScriptValue, UnsafeName) as exc:
             LOG.error("cannot render the boot script for %s: %s", normalized, exc)
             script = ipxe.exit_script(f"the desired boot of {normalized} is invalid, see the "
                                       f"boot service log")

@@ -11,7 +11,8 @@ conductor's boot interfaces keep in ``driver_internal_info["boot"]``:
 - no desired boot, or a MAC no node has: leave iPXE (``exit``), the firmware goes on; with
   discovery on, a MAC no node has gets the ramdisk with ``enclume.discovery=1`` instead.
 
-Kernel parameters of the deploy ramdisk, read by the agent (``agent_kernel_params``):
+Kernel parameters of the deploy ramdisk, read by the agent (``agent_kernel_params`` in
+``services/common/bootconfig/params.py``):
 - ``enclume.api_url=URL``: the API the agent looks itself up at and heartbeats to;
 - ``enclume.node=UUID``: the node the conductor expects to boot, or ``enclume.discovery=1`` for
   a machine no node has yet;
@@ -25,7 +26,8 @@ are written into a script, so that no value can add an iPXE command or expand a 
 
 from __future__ import annotations
 
-from services.boot.desired import BootEntry
+from services.common.bootconfig.entry import BootEntry
+from services.common.bootconfig.params import UnsafeScriptValue, check_safe, check_url
 
 SCRIPT_PATH = "/boot.ipxe"
 # iPXE expands this to the MAC address of the network device it last opened (the boot NIC).
@@ -37,39 +39,6 @@ RETRY_PAUSE_S = 5
 GIVE_UP_PAUSE_S = 30
 BIOS_FIRST_DISK = "0x80"
 BOOT_MODES = ("bios", "uefi")
-
-# Character sequences that would change the meaning of an iPXE script line: command chaining,
-# setting expansion, quoting and escapes.
-_UNSAFE_SEQUENCES = ("||", "&&", "$", '"', "'", "\\")
-
-
-class UnsafeScriptValue(ValueError):
-    """A value that cannot be written into an iPXE script as it is."""
-
-
-def check_safe(what: str, value: str, allow_spaces: bool = True) -> str:
-    """``value`` unchanged if it can stand in an iPXE script line, else UnsafeScriptValue."""
-    if not isinstance(value, str):
-        raise UnsafeScriptValue(f"{what} must be a string, not {type(value).__name__}")
-    for char in value:
-        if not (" " <= char <= "~"):
-            raise UnsafeScriptValue(f"{what} may only hold printable ASCII characters, "
-                                    f"found {char!r}")
-        if char == " " and not allow_spaces:
-            raise UnsafeScriptValue(f"{what} may not contain spaces")
-    for sequence in _UNSAFE_SEQUENCES:
-        if sequence in value:
-            raise UnsafeScriptValue(f"{what} may not contain {sequence!r} (it has a meaning in "
-                                    f"iPXE scripts)")
-    return value
-
-
-def check_url(what: str, url: str) -> str:
-    check_safe(what, url, allow_spaces=False)
-    if not url.startswith(("http://", "https://")):
-        raise UnsafeScriptValue(f"{what} must be an http:// or https:// URL, not {url!r}")
-    return url
-
 
 def script_url(base_url: str) -> str:
     """The URL DHCP gives to iPXE clients; iPXE expands the MAC setting itself."""
@@ -136,15 +105,6 @@ def exit_script(reason: str) -> str:
 def chain_script(base_url: str) -> str:
     """For a request without a MAC: ask again, with the MAC of the boot interface."""
     return _script(f"chain {script_url(check_url('the boot URL', base_url))}")
-
-
-def agent_kernel_params(api_url: str, node_uuid: str | None, append: str = "") -> str:
-    """The parameters telling the agent where the API is and who it is (see the docstring)."""
-    check_url("the agent's API URL", api_url)
-    who = f"enclume.node={node_uuid}" if node_uuid else "enclume.discovery=1"
-    params = " ".join(part for part in (f"enclume.api_url={api_url.rstrip('/')}", who,
-                                        append.strip()) if part)
-    return check_safe("the kernel parameters", params)
 
 
 def script_for(entry: BootEntry | None, label: str, default_boot_mode: str) -> str:

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import update
 
 from services.boot.http import create_boot_app
-from services.boot.image_cache import ImageCache, source_of
+from services.common.bootconfig.image_cache import ImageCache, source_of
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.models import Node, Port

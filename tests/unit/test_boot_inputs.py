@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from tftpy.TftpShared import TftpErrors
 
-from services.boot.files import UnsafeName, checked_name, file_inside
-from services.boot.image_cache import InvalidImageSource, shown_url, source_of
 from services.boot.tftp import BadRequest, parse_request
+from services.common.bootconfig.files import UnsafeName, checked_name, file_inside
+from services.common.bootconfig.image_cache import InvalidImageSource, shown_url, source_of
 
 ALLOWED = frozenset({"undionly.kpxe", "ipxe.efi"})
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from services.boot import ipxe
-from services.boot.desired import boot_entry
+from services.common.bootconfig.entry import boot_entry
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.models import Node, Port

@@ -9,14 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from services.boot.desired import (
-    BootEntry,
-    BootWatcher,
-    DesiredBoot,
-    boot_entry,
-    fingerprint,
-    load_desired_boot,
-)
+from services.boot.desired import BootWatcher, fingerprint, load_desired_boot
+from services.common.bootconfig.entry import BootEntry, DesiredBoot, boot_entry
 from services.common.db import Database, upgrade_schema
 from services.common.models import Node, Port
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from services.boot.desired import BootEntry, DesiredBoot
 from services.boot.dnsmasq import (
     BootConfigError,
     DhcpNetwork,
@@ -22,6 +21,7 @@ from services.boot.dnsmasq import (
     render_config,
     reserved_addresses,
 )
+from services.common.bootconfig.entry import BootEntry, DesiredBoot
 from services.common.config import Settings
 
 ADDRESS = IPv4Interface("10.20.0.1/24")

@@ -7,7 +7,12 @@ import re
 import pytest
 
 from services.boot import ipxe
-from services.boot.desired import BootEntry
+from services.common.bootconfig.entry import BootEntry
+from services.common.bootconfig.params import (
+    UnsafeScriptValue,
+    agent_kernel_params,
+    check_safe,
+)
 
 KERNEL = "http://10.0.0.1:8080/files/deploy.kernel"
 RAMDISK = "http://10.0.0.1:8080/files/deploy.initramfs"
@@ -62,7 +67,7 @@ def test_local_boot_bios_boots_the_first_disk_and_uefi_returns_to_the_firmware()
     uefi = ipxe.local_script("uefi", "node x")
     assert_well_formed(uefi)
     assert lines(uefi)[-1] == "exit" and "sanboot" not in uefi
-    with pytest.raises(ipxe.UnsafeScriptValue, match="boot mode"):
+    with pytest.raises(UnsafeScriptValue, match="boot mode"):
         ipxe.local_script("legacy", "node x")
 
 
@@ -78,20 +83,20 @@ def test_script_for_each_desired_boot() -> None:
     assert ipxe.script_for(unsure, "node a", "uefi") == ipxe.local_script("uefi", "node a")
     assert lines(ipxe.script_for(None, "node a", "bios")) == [
         "#!ipxe", "# Enclume: no boot is planned for node a", "exit"]
-    with pytest.raises(ipxe.UnsafeScriptValue, match="unknown boot mode"):
+    with pytest.raises(UnsafeScriptValue, match="unknown boot mode"):
         ipxe.script_for(BootEntry(mac="m", node_uuid="a", mode="rescue"), "node a", "bios")
-    with pytest.raises(ipxe.UnsafeScriptValue, match="kernel URL"):
+    with pytest.raises(UnsafeScriptValue, match="kernel URL"):
         ipxe.script_for(BootEntry(mac="m", node_uuid="a", mode="ramdisk", ramdisk=RAMDISK),
                         "node a", "bios")
 
 
 def test_agent_kernel_parameters_say_where_the_api_is_and_who_boots() -> None:
-    assert ipxe.agent_kernel_params("http://10.0.0.1:6385/", "1be26c0b", " console=ttyS0 ") == \
+    assert agent_kernel_params("http://10.0.0.1:6385/", "1be26c0b", " console=ttyS0 ") == \
         "enclume.api_url=http://10.0.0.1:6385 enclume.node=1be26c0b console=ttyS0"
-    assert ipxe.agent_kernel_params("http://10.0.0.1:6385", None) == \
+    assert agent_kernel_params("http://10.0.0.1:6385", None) == \
         "enclume.api_url=http://10.0.0.1:6385 enclume.discovery=1"
-    with pytest.raises(ipxe.UnsafeScriptValue):
-        ipxe.agent_kernel_params("http://10.0.0.1:6385", "x", "a\nchain http://evil")
+    with pytest.raises(UnsafeScriptValue):
+        agent_kernel_params("http://10.0.0.1:6385", "x", "a\nchain http://evil")
 
 
 @pytest.mark.parametrize("params", [
@@ -105,10 +110,10 @@ def test_agent_kernel_parameters_say_where_the_api_is_and_who_boots() -> None:
     "quiet\x00",
 ])
 def test_kernel_parameters_that_would_change_the_script_are_refused(params: str) -> None:
-    with pytest.raises(ipxe.UnsafeScriptValue):
+    with pytest.raises(UnsafeScriptValue):
         ipxe.ramdisk_script(KERNEL, RAMDISK, params, "node x")
-    with pytest.raises(ipxe.UnsafeScriptValue):
-        ipxe.check_safe("kernel parameters", params)
+    with pytest.raises(UnsafeScriptValue):
+        check_safe("kernel parameters", params)
 
 
 @pytest.mark.parametrize("url", [
@@ -116,9 +121,9 @@ def test_kernel_parameters_that_would_change_the_script_are_refused(params: str)
     "/srv/kernel", "http://10.0.0.1/${x}", "",
 ])
 def test_unusable_urls_are_refused(url: str) -> None:
-    with pytest.raises(ipxe.UnsafeScriptValue):
+    with pytest.raises(UnsafeScriptValue):
         ipxe.ramdisk_script(url, RAMDISK, "", "node x")
-    with pytest.raises(ipxe.UnsafeScriptValue):
+    with pytest.raises(UnsafeScriptValue):
         ipxe.ramdisk_script(KERNEL, url, "", "node x")
 
 

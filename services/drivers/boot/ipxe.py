@@ -15,7 +15,8 @@ it survives a conductor takeover and every boot service of the node's network re
 
 Each change is committed at once, so the boot service sees it before the machine is powered on.
 The kernel parameters (``enclume.api_url``, ``enclume.node``, then ``driver_info/
-kernel_append_params`` or ENCLUME_KERNEL_APPEND_PARAMS) are defined in ``services.boot.ipxe``.
+kernel_append_params`` or ENCLUME_KERNEL_APPEND_PARAMS) are defined in
+``services.common.bootconfig.params``.
 
 ``ipxe`` and ``pxe`` differ as in Ironic in how the firmware gets to the boot loader, recorded
 as ``boot_loader``: with ``ipxe``, firmware that already runs iPXE is given the HTTP script
@@ -30,10 +31,10 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from services.boot import ipxe as scripts
-from services.boot.desired import BOOT_KEY
-from services.boot.files import served_url
-from services.boot.image_cache import shown_url
+from services.common.bootconfig import params
+from services.common.bootconfig.entry import BOOT_KEY
+from services.common.bootconfig.files import served_url
+from services.common.bootconfig.image_cache import shown_url
 from services.common.config import Settings
 from services.common.macs import parse_mac
 from services.drivers.base import (
@@ -126,9 +127,9 @@ class NetworkBoot(BootInterface):
         if not isinstance(append, str):
             raise InvalidParameter(f"kernel_append_params must be a string, not {append!r}.")
         try:
-            return scripts.agent_kernel_params(self.settings.effective_agent_api_url,
+            return params.agent_kernel_params(self.settings.effective_agent_api_url,
                                                task.node.uuid, append)
-        except scripts.UnsafeScriptValue as exc:
+        except params.UnsafeScriptValue as exc:
             raise InvalidParameter(f"{exc} (driver_info/kernel_append_params or "
                                    f"ENCLUME_KERNEL_APPEND_PARAMS).") from None
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from services.boot.image_cache import ImageSource, InvalidImageSource, source_of
+from services.common.bootconfig.image_cache import ImageSource, InvalidImageSource, source_of
 from services.common.config import Settings
 from services.common.models import Node
 from services.drivers.base import MissingParameters

@@ -17,7 +17,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from services.boot.image_cache import ImageCache, ImageError
+from services.common.bootconfig.image_cache import ImageCache, ImageError
 from services.common.config import Settings
 from services.drivers import agent_client
 from services.drivers.base import DriverError, Resume

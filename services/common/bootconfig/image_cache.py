@@ -1,4 +1,5 @@
-"""The image cache of the boot service: each image downloaded once, verified, kept within a size.
+"""The image cache: each image downloaded once, verified, kept within a size (the boot service
+serves images from it, the iscsi deploy interface writes them from it).
 
 - An image is named by its checksum (``sha256-<hex>``), so the same content is stored once
   whatever its URL. It is downloaded (httpx, streamed) into ``.partial/`` while its checksum is

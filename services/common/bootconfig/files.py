@@ -11,7 +11,7 @@ import os
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from services.boot.ipxe import check_url
+from services.common.bootconfig.params import check_url
 
 MAX_NAME_LENGTH = 1024
 FILES_PATH = "/files/"  # where the boot service's HTTP server serves the files directory
