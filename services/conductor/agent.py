@@ -1,5 +1,6 @@
-"""The conductor's side of the agent protocol: one-time tokens, heartbeats, and continuing the
-work that waits for an agent (deploy, cleaning, inspection).
+"""The conductor's side of the agent protocol: one-time tokens and heartbeats; a heartbeat
+continues the work that waits for the agent (``flows.CONTINUATIONS``: deploy, cleaning,
+inspection).
 
 - A token is issued at the first lookup after the node was prepared to boot the ramdisk, under
   the node's lock, so no worker can overwrite it; later lookups never see it again.
@@ -22,14 +23,9 @@ from urllib.parse import urlsplit
 from services.common import states
 from services.common.exceptions import Conflict, EnclumeError, Invalid, NotFound
 from services.common.models import utcnow
-from services.common.secrets import mask
 from services.conductor import flows
 from services.conductor.task import Task
 from services.drivers import agent_client
-from services.drivers.agent_client import AgentUnavailable
-from services.drivers.base import WAIT, DriverError
-from services.drivers.deploy.ramdisk import forget_agent
-from services.drivers.power_actions import power_off_or_ask
 
 LOG = logging.getLogger(__name__)
 
@@ -37,12 +33,6 @@ S = states.ProvisionState
 # States in which a node runs (or is about to run) the agent: lookups and heartbeats accepted.
 AGENT_STATES = frozenset({S.DEPLOYING, S.DEPLOYWAIT, S.CLEANING, S.CLEANWAIT, S.INSPECTING,
                           S.INSPECTWAIT, S.RESCUING, S.RESCUEWAIT})
-# The node history event type, and the words of last_error, of the operation of each state.
-EVENT_TYPES = {S.DEPLOYING: "deploying", S.DEPLOYWAIT: "deploying", S.CLEANING: "cleaning",
-               S.CLEANWAIT: "cleaning", S.INSPECTING: "introspection",
-               S.INSPECTWAIT: "introspection", S.RESCUING: "rescue", S.RESCUEWAIT: "rescue"}
-FAILURE_WORDS = {"deploying": "Deploy", "cleaning": "Cleaning", "introspection": "Inspection",
-                 "rescue": "Rescue"}
 TOKEN_BYTES = 32  # secrets.token_urlsafe(32): 43 characters
 
 
@@ -62,10 +52,6 @@ class NotExpectingAgent(Conflict):
 
 def expects_agent(state: str) -> bool:
     return state in AGENT_STATES
-
-
-def event_type(state: str) -> str:
-    return EVENT_TYPES.get(S(state), "provisioning")
 
 
 def callback_url_problem(url: object) -> str | None:
@@ -133,103 +119,11 @@ def heartbeat_work(callback_url: str, agent_version: str | None, token: str
             # The agent is alive: the callback timeout counts from its last heartbeat.
             node.provision_updated_at = utcnow()
         task.commit()
-        continuation = CONTINUATIONS.get(S(state))
+        continuation = flows.CONTINUATIONS.get(S(state))
         if continuation is not None:
             continuation(task)
 
     return work
-
-
-def _resume(task: Task) -> Callable[[], None]:
-    def resume() -> None:
-        if task.node.provision_state in states.WAIT_STATES:
-            task.process_event("resume")
-            task.commit()
-
-    return resume
-
-
-def _advance(task: Task, method: Callable[[Task, Callable[[], None]], str | None],
-             finish: Callable[[Task], None]) -> None:
-    operation = event_type(task.node.provision_state)
-    resume = _resume(task)
-    try:
-        outcome = method(task, resume)
-    except AgentUnavailable as exc:
-        if task.node.provision_state in states.WAIT_STATES:
-            LOG.warning("node %s: %s; trying again on the next heartbeat", task.node.uuid, exc)
-            task.commit()
-            return
-        fail(task, operation, exc)
-        return
-    except DriverError as exc:
-        fail(task, operation, exc)
-        return
-    if outcome == WAIT:
-        return
-    resume()
-    finish(task)
-
-
-def fail(task: Task, operation: str, error: BaseException) -> None:
-    """Fail the operation with last_error "<Operation> failed for node X: <error>"."""
-    word = FAILURE_WORDS.get(operation, operation.capitalize())
-    # The agent's message may quote an image URL: never its password.
-    fail_with(task, operation, mask(f"{word} failed for node {task.node.uuid}: {error}"))
-
-
-def fail_with(task: Task, operation: str, message: str) -> None:
-    """Remove the ramdisk boot, power the node off, forget its agent, then fail the operation
-    (as Ironic: the failure state is reached once the machine is off)."""
-    try:
-        task.driver.boot.clean_up_ramdisk(task)
-        power_off_or_ask(task)  # Wake-on-LAN powers off through the agent: forget it after
-    except DriverError as exc:
-        task.record(operation, f"Powering the node off after the failure failed: {exc}",
-                    severity="WARNING")
-    forget_agent(task)
-    task.fail(operation, message)
-
-
-def _end_agent_boot(task: Task) -> None:
-    power_off_or_ask(task)
-    forget_agent(task)
-
-
-def _finish_deploy(task: Task) -> None:
-    _end_agent_boot(task)
-    flows.finish_deploy(task)
-
-
-def _finish_cleaning(task: Task) -> None:
-    _end_agent_boot(task)
-    flows.finish_cleaning(task)
-
-
-def _finish_inspection(task: Task) -> None:
-    _end_agent_boot(task)
-    task.driver.boot.clean_up_ramdisk(task)
-    task.node.inspection_finished_at = utcnow()
-    task.process_event("done")
-
-
-def _continue_deploy(task: Task) -> None:
-    _advance(task, task.driver.deploy.continue_deploy, _finish_deploy)
-
-
-def _continue_cleaning(task: Task) -> None:
-    _advance(task, task.driver.deploy.continue_clean, _finish_cleaning)
-
-
-def _continue_inspection(task: Task) -> None:
-    _advance(task, task.driver.inspect.continue_inspection, _finish_inspection)
-
-
-CONTINUATIONS: dict[S, Callable[[Task], None]] = {
-    S.DEPLOYWAIT: _continue_deploy,
-    S.CLEANWAIT: _continue_cleaning,
-    S.INSPECTWAIT: _continue_inspection,
-}
 
 
 def check_version(agent_version: object) -> str | None:

@@ -1,4 +1,4 @@
-"""The conductor manager: takes node locks, checks requests, hands long work to workers.
+"""The conductor API: checks requests and turns them into work under node locks.
 
 Its public methods are the conductor API. They take plain values (node and port UUIDs, dicts),
 so the API calls them in process (``enclume-aio``) or over RPC (``services/conductor/rpc.py``)
@@ -7,16 +7,15 @@ alike, and raise the same exceptions either way.
 Synchronous work (boot device, validation, updates) runs in the caller's thread under the lock;
 long work (provisioning, power changes) is prepared under the lock in the caller's thread, so
 that refusals reach the API user and change nothing, then finished by a worker that releases the
-lock at the end.
+lock at the end. The locks and workers are the task runner's (``runner.py``); the conductor's
+registration, heartbeat and lease renewal are its life cycle's (``lifecycle.py``); what each
+verb does is in the flow modules (``services/conductor/flows/``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import func, select
@@ -33,25 +32,26 @@ from services.common.exceptions import (
     NodeInMaintenance,
     NodeLocked,
     NodeNotFound,
-    NoFreeConductorWorker,
     NotFound,
     TemporaryFailure,
     conflict_from_integrity,
 )
-from services.common.lookups import node_uuid_of_port, node_value
+from services.common.lookups import node_uuid_of_port
 from services.common.membership import Membership
-from services.common.models import Conductor, Node, Port, utcnow
+from services.common.models import Node, Port
 from services.common.node_fields import INTERFACES
 from services.common.traits import check_traits
-from services.conductor import agent, discovery, flows, locks
+from services.conductor import agent, discovery, flows
+from services.conductor.flows import power
+from services.conductor.flows.steps import event_type
+from services.conductor.lifecycle import ConductorLifecycle
+from services.conductor.runner import TaskRunner
 from services.conductor.task import Task
 from services.drivers.agent_client import AGENT_TOKEN
 from services.drivers.base import POWER_TARGETS, DriverError
 from services.drivers.registry import Drivers
 
 LOG = logging.getLogger(__name__)
-
-Work = Callable[[Task], None]
 
 # Verbs refused while a node is in maintenance (tear down, manage and abort stay possible).
 MAINTENANCE_BLOCKED_EVENTS = frozenset({"deploy", "rebuild", "provide", "clean", "inspect",
@@ -71,163 +71,22 @@ class ConductorManager:
         self.drivers = drivers
         self.membership = membership or Membership(db, settings)
         self.host = settings.conductor_hostname
-        self._executor = ThreadPoolExecutor(settings.conductor_workers, "conductor-worker")
-        self._free_workers = threading.BoundedSemaphore(settings.conductor_workers)
-        self._held: set[int] = set()
-        self._held_guard = threading.Lock()
-        self._stopping = threading.Event()
-        self._keeper: threading.Thread | None = None
-
-    # -- life cycle ------------------------------------------------------------------------
+        self.runner = TaskRunner(db, settings, drivers, self.host)
+        self.lifecycle = ConductorLifecycle(db, settings, drivers, self.membership, self.runner,
+                                            rpc_address)
+        self.task = self.runner.task
+        self.locked = self.runner.locked
+        self.start_on_locked = self.runner.start_on_locked
 
     def start(self) -> None:
-        self._register()
-        # Locks under our name are from before a restart: nothing holds them any more.
-        locks.release_all(self.db, self.host)
-        self.membership.refresh_now()
-        self._keeper = threading.Thread(target=self._keep_alive, name="conductor-keeper",
-                                        daemon=True)
-        self._keeper.start()
+        self.lifecycle.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._executor.shutdown(wait=True)
-        if self._keeper:
-            self._keeper.join()
-        with self.db.session() as session:
-            conductor = session.scalar(select(Conductor).where(Conductor.hostname == self.host))
-            if conductor:
-                conductor.online = False
+        self.lifecycle.stop()
 
     @property
     def stopping(self) -> threading.Event:
-        return self._stopping
-
-    def _register(self) -> None:
-        with self.db.session() as session:
-            conductor = session.scalar(select(Conductor).where(Conductor.hostname == self.host))
-            if conductor is None:
-                conductor = Conductor(hostname=self.host)
-                session.add(conductor)
-            conductor.conductor_group = self.settings.conductor_group
-            conductor.hardware_types = sorted(self.drivers.hardware_types)
-            conductor.rpc_address = self.rpc_address
-            conductor.online = True
-            conductor.heartbeat_at = utcnow()
-
-    def _keep_alive(self) -> None:
-        """Heartbeat, and renew the leases of the locks this conductor holds."""
-        period = min(self.settings.heartbeat_interval_s, self.settings.reservation_lease_s / 3)
-        while not self._stopping.wait(period):
-            try:
-                with self._held_guard:
-                    held = list(self._held)
-                locks.renew(self.db, held, self.host, self.settings.reservation_lease_s)
-                with self.db.session() as session:
-                    conductor = session.scalar(
-                        select(Conductor).where(Conductor.hostname == self.host)
-                    )
-                    if conductor is None:
-                        continue
-                    conductor.heartbeat_at = utcnow()
-                    conductor.online = True
-            except Exception:
-                LOG.exception("conductor heartbeat failed; retrying")
-
-    # -- locks and tasks -------------------------------------------------------------------
-
-    def _node_id(self, node_uuid: str) -> int:
-        node_id: int = node_value(self.db, node_uuid, Node.id)
-        return node_id
-
-    @contextmanager
-    def task(self, node_id: int, locked: bool = False) -> Iterator[Task]:
-        """A node and its driver in a session of its own; ``locked``: the caller holds the
-        node's lock, and every commit checks it still does (`locks.fence`)."""
-        with self.db.session() as session:
-            if locked:
-                locks.fence(session, node_id, self.host, self.settings.reservation_lease_s)
-            node = session.get(Node, node_id)
-            if node is None:
-                raise NodeNotFound(str(node_id))
-            yield Task(session, node, self.drivers.for_node(node), self.host)
-
-    def _lock(self, node_id: int, node_uuid: str) -> None:
-        locks.acquire(self.db, node_id, node_uuid, self.host, self.settings.reservation_lease_s)
-        with self._held_guard:
-            self._held.add(node_id)
-
-    def _unlock(self, node_id: int) -> None:
-        with self._held_guard:
-            self._held.discard(node_id)
-        locks.release(self.db, node_id, self.host)
-
-    @contextmanager
-    def locked(self, node_uuid: str) -> Iterator[Task]:
-        """Synchronous work on a node under its lock; committed when the block ends."""
-        node_id = self._node_id(node_uuid)
-        self._lock(node_id, node_uuid)
-        try:
-            with self.task(node_id, locked=True) as task:
-                yield task
-        finally:
-            self._unlock(node_id)
-
-    def _reserve(self, node_id: int, node_uuid: str) -> None:
-        """Take a free worker and the node's lock, or neither (NoFreeConductorWorker, 409)."""
-        if not self._free_workers.acquire(blocking=False):
-            raise NoFreeConductorWorker()
-        try:
-            self._lock(node_id, node_uuid)
-        except BaseException:
-            self._free_workers.release()
-            raise
-
-    def _start(self, node_uuid: str, prepare: Work, work: Work, event_type: str) -> None:
-        """Prepare under the lock here, then finish in a worker, which releases the lock."""
-        node_id = self._node_id(node_uuid)
-        self._reserve(node_id, node_uuid)
-        try:
-            with self.task(node_id, locked=True) as task:
-                prepare(task)
-            self._executor.submit(self._run, node_id, work, event_type)
-        except BaseException:
-            self._unlock(node_id)
-            self._free_workers.release()
-            raise
-
-    def _run(self, node_id: int, work: Work, event_type: str) -> None:
-        try:
-            with self.task(node_id, locked=True) as task:
-                try:
-                    work(task)
-                except locks.LockLost:
-                    raise
-                except Exception as exc:
-                    if not isinstance(exc, DriverError | Invalid):
-                        LOG.exception("node %s: %s failed", task.node.uuid, event_type)
-                    task.session.rollback()
-                    task.fail(event_type, flows.failure_message(task, event_type, exc))
-        except locks.LockLost as exc:
-            LOG.warning("node %s: %s: %s", node_id, event_type, exc)
-        except Exception:
-            LOG.exception("node %s: could not record the outcome of %s", node_id, event_type)
-        finally:
-            self._unlock(node_id)
-            self._free_workers.release()
-
-    def start_on_locked(self, node_id: int, node_uuid: str, work: Work, event_type: str) -> bool:
-        """Run ``work`` in a worker on a node if its lock and a worker are free right now.
-
-        For periodic tasks and agent heartbeats, which skip a node that is busy rather than
-        wait for it.
-        """
-        try:
-            self._reserve(node_id, node_uuid)
-        except (NoFreeConductorWorker, Conflict):
-            return False
-        self._executor.submit(self._run, node_id, work, event_type)
-        return True
+        return self.lifecycle.stopping
 
     # -- provisioning ----------------------------------------------------------------------
 
@@ -264,7 +123,7 @@ class ConductorManager:
             check_state(task)
             prepare_step(task)
 
-        self._start(node_uuid, prepare, work, flows.EVENT_TYPES[event])
+        self.runner.start(node_uuid, prepare, work, flows.EVENT_TYPES[event])
 
     def _check_deploy_limit(self, task: Task) -> None:
         deploying = task.session.scalar(
@@ -306,7 +165,7 @@ class ConductorManager:
         assert agent_token is not None
         work = agent.heartbeat_work(callback_url, agent_version, agent_token)
         if not self.start_on_locked(row.id, node_uuid, work,
-                                    agent.event_type(row.provision_state)):
+                                    event_type(row.provision_state)):
             LOG.debug("node %s is busy: its next heartbeat continues", node_uuid)
 
     # -- discovery of unknown machines ------------------------------------------------------
@@ -348,8 +207,8 @@ class ConductorManager:
         if target not in POWER_TARGETS:
             raise Invalid(f"Invalid power state target {target!r}, expected one of "
                           f"{', '.join(POWER_TARGETS)}.")
-        prepare, work = flows.power_change(target)
-        self._start(node_uuid, prepare, work, "power")
+        prepare, work = power.change(target)
+        self.runner.start(node_uuid, prepare, work, "power")
 
     def set_boot_device(self, node_uuid: str, device: str, persistent: bool) -> None:
         with self.locked(node_uuid) as task:
@@ -368,7 +227,7 @@ class ConductorManager:
                                    f"{exc}") from exc
 
     def get_boot_device(self, node_uuid: str) -> dict[str, Any]:
-        with self.task(self._node_id(node_uuid)) as task:
+        with self.task(self.runner.node_id(node_uuid)) as task:
             try:
                 return task.driver.management.get_boot_device(task)
             except DriverError as exc:
@@ -377,12 +236,12 @@ class ConductorManager:
                                    f"{exc}") from exc
 
     def get_supported_boot_devices(self, node_uuid: str) -> list[str]:
-        with self.task(self._node_id(node_uuid)) as task:
+        with self.task(self.runner.node_id(node_uuid)) as task:
             return task.driver.management.get_supported_boot_devices(task)
 
     def validate(self, node_uuid: str) -> dict[str, dict[str, Any]]:
         result: dict[str, dict[str, Any]] = {}
-        with self.task(self._node_id(node_uuid)) as task:
+        with self.task(self.runner.node_id(node_uuid)) as task:
             for name in INTERFACES:
                 interface = task.driver.interfaces[name]
                 if not interface.supported:

@@ -23,8 +23,10 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from services.common import states
 from services.common.models import Node, utcnow
-from services.conductor import agent, locks
-from services.conductor.manager import ConductorManager, Work
+from services.conductor import locks
+from services.conductor.flows.steps import fail_with
+from services.conductor.manager import ConductorManager
+from services.conductor.runner import Work
 from services.conductor.task import Task
 from services.discovery import untrusted
 
@@ -256,7 +258,7 @@ def _fail_timeout(timeout_s: float) -> Work:
         if task.node.provision_state not in states.WAIT_STATES:
             return
         # Powered off and its ramdisk boot removed, as after any failure with an agent.
-        agent.fail_with(task, "provisioning", f"Timeout reached while waiting for callback "
+        fail_with(task, "provisioning", f"Timeout reached while waiting for callback "
                                               f"for node {task.node.uuid} ({timeout_s:.0f} s).")
 
     return work

@@ -1,0 +1,76 @@
+"""Deploy and tear down: validate and record the request, boot the deploy ramdisk and let the
+deploy interface write the image (at once, or on the agent's heartbeats), then boot the
+instance on the tenant network; tear down removes it and cleans the node."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common.models import Allocation
+from services.conductor.flows import clean
+from services.conductor.flows.steps import Step, advance, after_agent, on_ramdisk, validate
+from services.conductor.task import Task
+from services.drivers.base import POWER_ON
+from services.drivers.power_actions import power_off_or_ask, set_power
+
+
+def prepare(event: str, options: dict[str, Any]) -> Step:
+    def prepare(task: Task) -> None:
+        instance_info = dict(task.node.instance_info)
+        if options.get("configdrive") is not None:
+            instance_info["configdrive"] = options["configdrive"]
+        task.node.instance_info = instance_info
+        # With the request's config drive in place: a refusal (400) rolls it back with the rest.
+        validate(task, "power", "management", "boot", "deploy", "network")
+        steps = {k: options[k] for k in ("deploy_steps", "disable_ramdisk") if options.get(k)}
+        if steps:
+            task.update_internal_info(**steps)
+        task.node.last_error = None
+        task.process_event(event)
+        task.commit()
+
+    return prepare
+
+
+def deploy(task: Task) -> None:
+    on_ramdisk(task, task.driver.network.add_provisioning_network, task.driver.deploy.deploy,
+               finish)
+
+
+def continue_on_heartbeat(task: Task) -> None:
+    advance(task, task.driver.deploy.continue_deploy, after_agent(finish))
+
+
+def finish(task: Task) -> None:
+    """After the image is written: boot the instance on the tenant network."""
+    task.driver.boot.clean_up_ramdisk(task)
+    task.driver.network.remove_provisioning_network(task)
+    task.driver.network.configure_tenant_networks(task)
+    task.driver.boot.prepare_instance(task)
+    task.node.conductor_affinity = task.conductor
+    set_power(task, POWER_ON)
+    task.pop_internal_info("deploy_steps", "disable_ramdisk")
+    task.node.deploy_step = {}
+    task.process_event("done")
+
+
+def tear_down(task: Task) -> None:
+    power_off_or_ask(task)
+    task.driver.deploy.tear_down(task)
+    task.driver.network.unconfigure_tenant_networks(task)
+    task.driver.boot.clean_up_instance(task)
+    _release_instance(task)
+    task.process_event("clean")
+    task.commit()
+    clean.automated(task)
+
+
+def _release_instance(task: Task) -> None:
+    node = task.node
+    if node.allocation_id is not None:
+        allocation = task.session.get(Allocation, node.allocation_id)
+        if allocation is not None:
+            task.session.delete(allocation)
+        node.allocation_id = None
+    node.instance_uuid = None
+    node.instance_info = {}

@@ -1,0 +1,53 @@
+"""Power changes the user asks for: validated under the lock, made by a worker; a failure is
+recorded on the node (it does not fail a provisioning operation)."""
+
+from __future__ import annotations
+
+from services.common.exceptions import Invalid
+from services.conductor.flows.steps import Step
+from services.conductor.task import Task
+from services.drivers.base import (
+    POWER_OFF,
+    POWER_ON,
+    REBOOT,
+    SOFT_POWER_OFF,
+    SOFT_REBOOT,
+    DriverError,
+)
+from services.drivers.power_actions import record_power
+
+_EVENTUAL_POWER = {POWER_ON: POWER_ON, POWER_OFF: POWER_OFF, REBOOT: POWER_ON,
+                   SOFT_REBOOT: POWER_ON, SOFT_POWER_OFF: POWER_OFF}
+
+
+def change(target: str) -> tuple[Step, Step]:
+    def prepare(task: Task) -> None:
+        try:
+            task.driver.power.validate(task)
+        except DriverError as exc:
+            raise Invalid(f"Failed to validate power interface for node {task.node.uuid}: "
+                          f"{exc}") from exc
+        task.node.last_error = None
+        task.node.target_power_state = _EVENTUAL_POWER[target]
+        task.commit()
+
+    def work(task: Task) -> None:
+        try:
+            if target == REBOOT:
+                task.driver.power.reboot(task)
+            elif target == SOFT_REBOOT:
+                # Ask the OS to shut down, then power on: what every interface can do.
+                task.driver.power.set_power_state(task, SOFT_POWER_OFF)
+                task.driver.power.set_power_state(task, POWER_ON)
+            else:
+                task.driver.power.set_power_state(task, target)
+        except Exception as exc:
+            message = (f"Failed to change power state to '{_EVENTUAL_POWER[target]}' by "
+                       f"'{target}'. Error: {exc}")
+            task.node.target_power_state = None
+            task.node.last_error = message
+            task.record("power", message, severity="ERROR")
+            return
+        record_power(task, _EVENTUAL_POWER[target])
+
+    return prepare, work

@@ -1,0 +1,131 @@
+"""What the provisioning flows share: a state machine event as a prepare step, validation as
+the API reports it, the "prepare the ramdisk → driver call → wait or finish" sequence, and how
+work that waited for an agent advances and fails."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from services.common import states
+from services.common.exceptions import Invalid
+from services.common.secrets import mask
+from services.conductor.task import Task
+from services.drivers.agent_client import AgentUnavailable
+from services.drivers.base import WAIT, DriverError, Resume
+from services.drivers.deploy.ramdisk import forget_agent
+from services.drivers.power_actions import power_off_or_ask
+
+LOG = logging.getLogger(__name__)
+
+Step = Callable[[Task], None]
+
+S = states.ProvisionState
+# The node history event type, and the words of last_error, of the operation of each state.
+EVENT_TYPES = {S.DEPLOYING: "deploying", S.DEPLOYWAIT: "deploying", S.CLEANING: "cleaning",
+               S.CLEANWAIT: "cleaning", S.INSPECTING: "introspection",
+               S.INSPECTWAIT: "introspection", S.RESCUING: "rescue", S.RESCUEWAIT: "rescue"}
+FAILURE_WORDS = {"deploying": "Deploy", "cleaning": "Cleaning", "introspection": "Inspection",
+                 "rescue": "Rescue"}
+
+
+def event_type(state: str) -> str:
+    return EVENT_TYPES.get(S(state), "provisioning")
+
+
+def event(name: str) -> Step:
+    """A prepare step: clear the last error and move the node by ``name``, committed."""
+
+    def prepare(task: Task) -> None:
+        task.node.last_error = None
+        task.process_event(name)
+        task.commit()
+
+    return prepare
+
+
+def validate(task: Task, *interfaces: str) -> None:
+    for name in interfaces:
+        try:
+            task.driver.interfaces[name].validate(task)
+        except DriverError as exc:
+            raise Invalid(f"Failed to validate {name} interface for node {task.node.uuid}: "
+                          f"{exc}") from exc
+
+
+def on_ramdisk(task: Task, add_network: Step, call: Callable[[Task], str | None],
+               finish: Step) -> None:
+    """Put the node on its network and prepare the ramdisk boot, then make the driver call: it
+    answers WAIT (the node waits for its agent) or the operation finishes now."""
+    add_network(task)
+    task.driver.boot.prepare_ramdisk(task)
+    if call(task) == WAIT:
+        task.process_event("wait")
+        return
+    finish(task)
+
+
+# -- work that waits for an agent ----------------------------------------------------------
+
+
+def _resume(task: Task) -> Resume:
+    def resume() -> None:
+        if task.node.provision_state in states.WAIT_STATES:
+            task.process_event("resume")
+            task.commit()
+
+    return resume
+
+
+def advance(task: Task, method: Callable[[Task, Resume], str | None], finish: Step) -> None:
+    """On an agent's heartbeat: advance the waiting work by the interface's ``method``; finish
+    it when the method is done, fail it on a driver error."""
+    operation = event_type(task.node.provision_state)
+    resume = _resume(task)
+    try:
+        outcome = method(task, resume)
+    except AgentUnavailable as exc:
+        if task.node.provision_state in states.WAIT_STATES:
+            LOG.warning("node %s: %s; trying again on the next heartbeat", task.node.uuid, exc)
+            task.commit()
+            return
+        fail(task, operation, exc)
+        return
+    except DriverError as exc:
+        fail(task, operation, exc)
+        return
+    if outcome == WAIT:
+        return
+    resume()
+    finish(task)
+
+
+def fail(task: Task, operation: str, error: BaseException) -> None:
+    """Fail the operation with last_error "<Operation> failed for node X: <error>"."""
+    word = FAILURE_WORDS.get(operation, operation.capitalize())
+    # The agent's message may quote an image URL: never its password.
+    fail_with(task, operation, mask(f"{word} failed for node {task.node.uuid}: {error}"))
+
+
+def fail_with(task: Task, operation: str, message: str) -> None:
+    """Remove the ramdisk boot, power the node off, forget its agent, then fail the operation
+    (as Ironic: the failure state is reached once the machine is off)."""
+    try:
+        task.driver.boot.clean_up_ramdisk(task)
+        power_off_or_ask(task)  # Wake-on-LAN powers off through the agent: forget it after
+    except DriverError as exc:
+        task.record(operation, f"Powering the node off after the failure failed: {exc}",
+                    severity="WARNING")
+    forget_agent(task)
+    task.fail(operation, message)
+
+
+def after_agent(finish: Step) -> Step:
+    """``finish`` once the agent is done: power the node off and forget its agent first."""
+
+    def finish_after_agent(task: Task) -> None:
+        power_off_or_ask(task)
+        forget_agent(task)
+        finish(task)
+
+    return finish_after_agent
