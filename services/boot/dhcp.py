@@ -8,7 +8,8 @@ from typing import Any
 
 from services.boot.desired import BootWatcher
 from services.boot.dhcp_filter import DhcpFilter
-from services.boot.dnsmasq import DhcpNetwork, Dnsmasq, network_from_settings
+from services.boot.dnsmasq import Dnsmasq
+from services.boot.dnsmasq_config import DhcpNetwork, network_from_settings
 from services.common.bootconfig.entry import DesiredBoot
 from services.common.config import Settings
 from services.common.db import Database

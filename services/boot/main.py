@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 from services.aio import open_database
 from services.boot.dhcp import DhcpService
-from services.boot.dnsmasq import BootConfigError
+from services.boot.dnsmasq_config import BootConfigError
 from services.boot.http import create_boot_app
 from services.boot.supervisor import StartError
 from services.boot.tftp import TftpService

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from services.boot.dnsmasq import (
+from services.boot.dnsmasq import Dnsmasq, HostsDir, host_files
+from services.boot.dnsmasq_config import (
     BootConfigError,
     DhcpNetwork,
-    Dnsmasq,
-    HostsDir,
-    host_files,
     network_from_settings,
     render_config,
     reserved_addresses,

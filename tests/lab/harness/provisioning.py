@@ -51,7 +51,8 @@ from sqlalchemy import select
 
 from ramdisk.build import BuiltRamdisk
 from ramdisk.testimages import REPORT_PORT, BuiltTestImages
-from services.boot.dnsmasq import LEASE_FILE, read_leases
+from services.boot.dnsmasq import read_leases
+from services.boot.dnsmasq_config import LEASE_FILE
 from services.common.db import Database
 from services.common.models import Node, NodeHistory
 from tests.lab.harness.aio import API_PORT, API_VERSION_HEADER, EnclumeAio, start_enclume_aio
