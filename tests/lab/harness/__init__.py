@@ -8,6 +8,7 @@
         machine.wait_for_serial("login:", timeout=120)
 """
 
+from services.drivers.network.switches.vde import VdeCommandError
 from tests.lab.harness.aio import EnclumeAio, start_enclume_aio
 from tests.lab.harness.boot_service import BootService, start_boot_service
 from tests.lab.harness.lab import Lab, Terminated, check_prerequisites
@@ -15,7 +16,7 @@ from tests.lab.harness.netns import NetnsHost
 from tests.lab.harness.processes import LabError, ManagedProcess, require_tool, wait_until
 from tests.lab.harness.qemu import DirectKernel, QemuMachine, find_ovmf, random_mac
 from tests.lab.harness.qmp import QmpError, qmp_execute
-from tests.lab.harness.vde import DEFAULT_VLAN, VdeCommandError, VdeSwitch
+from tests.lab.harness.vde import DEFAULT_VLAN, VdeSwitch
 
 __all__ = [
     "DEFAULT_VLAN",

@@ -1,11 +1,12 @@
-"""A VLAN-capable layer-2 switch: vde_switch driven through its management socket."""
+"""A VLAN-capable layer-2 switch: a vde_switch process, driven through its management socket
+by the vde switch driver's client (services/drivers/network/switches/vde.py)."""
 
 from __future__ import annotations
 
-import re
-import socket
 from pathlib import Path
 
+from services.drivers.network.switches.base import SwitchError
+from services.drivers.network.switches.vde import VdeManagement
 from tests.lab.harness.processes import (
     LabError,
     ManagedProcess,
@@ -14,21 +15,9 @@ from tests.lab.harness.processes import (
     wait_until,
 )
 
-PROMPT = b"vde$ "
-# Every answer ends in a status line "1000 Success" or "10NN <strerror>" (1000 + errno).
-STATUS_LINE = re.compile(rb"(?:^|\n)(1\d{3}) ([^\n]*)\n")
-SUCCESS = 1000
-ALREADY_EXISTS = 1000 + 17  # EEXIST
 DEFAULT_VLAN = 0  # untagged; exists from the start
 COMMAND_TIMEOUT_S = 5.0
 START_TIMEOUT_S = 10.0
-PORT_LINE = re.compile(r"^Port (\d{4}) untagged_vlan=(\d{4}) (ACTIVE|INACTIVE)", re.MULTILINE)
-
-
-class VdeCommandError(LabError):
-    def __init__(self, command: str, code: int, message: str) -> None:
-        super().__init__(f"vde_switch `{command}` failed: {code} {message}")
-        self.code = code
 
 
 class VdeSwitch:
@@ -45,6 +34,7 @@ class VdeSwitch:
         self.management_socket = check_socket_path(workdir / "mgmt")
         self.numports = numports
         self._next_port = 1
+        self.management = VdeManagement(self.management_socket, COMMAND_TIMEOUT_S, "lab")
         # Without its console on stdin the switch exits at once ("EOF on stdin").
         self.process = ManagedProcess(
             "vde_switch",
@@ -64,47 +54,18 @@ class VdeSwitch:
             return False
         try:
             self.command("showinfo")
-        except OSError:
+        except SwitchError:
             return False
         return True
 
     def command(self, command: str) -> str:
-        """Run one management command; its output (the data lines); VdeCommandError on failure."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(COMMAND_TIMEOUT_S)
-            conn.connect(str(self.management_socket))
-            received = b""
-            while not received.endswith(PROMPT):
-                received += self._receive(conn, command)
-            conn.sendall(command.encode() + b"\n")
-            received = b""
-            while (status := STATUS_LINE.search(received)) is None:
-                received += self._receive(conn, command)
-        code, message = int(status.group(1)), status.group(2).decode()
-        if code != SUCCESS:
-            raise VdeCommandError(command, code, message)
-        data = received[: status.start()].decode()
-        lines = data.splitlines()
-        if lines and lines[0].startswith("0000 DATA"):
-            lines = lines[1:]
-        return "\n".join(line for line in lines if line != ".")
-
-    @staticmethod
-    def _receive(conn: socket.socket, command: str) -> bytes:
-        chunk = conn.recv(65536)
-        if not chunk:
-            raise LabError(f"vde_switch closed the management connection during `{command}`")
-        return chunk
+        """Run one management command; its output (the data lines); SwitchError on failure."""
+        return self.management.command(command)
 
     def create_vlan(self, vlan: int) -> None:
         """Create VLAN `vlan` unless it exists."""
-        if vlan == DEFAULT_VLAN:
-            return
-        try:
-            self.command(f"vlan/create {vlan}")
-        except VdeCommandError as exc:
-            if exc.code != ALREADY_EXISTS:
-                raise
+        with self.management.session() as session:
+            self.management.create_vlan(session, vlan)
 
     def create_port(self, vlan: int = DEFAULT_VLAN) -> int:
         """A new port number, untagged in `vlan`, for a host or machine to plug into."""
@@ -123,10 +84,7 @@ class VdeSwitch:
 
     def port_status(self, port: int) -> tuple[int, bool]:
         """(untagged VLAN, whether something is plugged in) of `port`."""
-        for number, vlan, state in PORT_LINE.findall(self.command(f"port/allprint {port}")):
-            if int(number) == port:
-                return int(vlan), state == "ACTIVE"
-        raise LabError(f"vde_switch does not list port {port}")
+        return self.management.port_status(port)
 
     def wait_port_active(self, port: int, timeout: float = START_TIMEOUT_S) -> None:
         wait_until(lambda: self.port_status(port)[1], timeout, f"a plug in switch port {port}")
