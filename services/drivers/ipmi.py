@@ -25,9 +25,9 @@ from services.drivers.base import (
     SOFT_POWER_OFF,
     DriverError,
     ManagementInterface,
-    PowerInterface,
 )
-from services.drivers.blocking import BoundedCalls, CallTimedOut, wait_for
+from services.drivers.blocking import BoundedCalls, CallTimedOut
+from services.drivers.bmc_power import BmcPower, PowerCommand
 from services.drivers.boot_mode import boot_mode
 
 if TYPE_CHECKING:
@@ -41,6 +41,9 @@ BOOT_DEVICES = {"pxe": "network", "disk": "hd", "cdrom": "optical", "bios": "set
                 "safe": "safe"}
 FROM_PYGHMI = {value: key for key, value in BOOT_DEVICES.items()}
 POWER_STATES = {"on": POWER_ON, "off": POWER_OFF}
+POWER_COMMANDS = {POWER_ON: PowerCommand("on", POWER_ON, "on"),
+                  POWER_OFF: PowerCommand("off", POWER_OFF, "off"),
+                  SOFT_POWER_OFF: PowerCommand("shutdown", POWER_OFF, "soft off")}
 
 
 @dataclass(frozen=True)
@@ -146,49 +149,37 @@ class IpmiSessions:
             raise DriverError(_explain(access, exc)) from None
 
 
-class IpmiPower(PowerInterface):
-    def __init__(self, sessions: IpmiSessions, settings: Settings) -> None:
+class IpmiPowerControl:
+    """IPMI's part of ``BmcPower``: pyghmi's power commands, polled by power status."""
+
+    name = "IPMI"
+    commands = POWER_COMMANDS
+
+    def __init__(self, sessions: IpmiSessions) -> None:
         self.sessions = sessions
-        self.settings = settings
 
-    def validate(self, task: Task) -> None:
-        access_of(task.node.driver_info)
+    def access(self, info: dict[str, Any]) -> IpmiAccess:
+        return access_of(info)
 
-    def _read(self, access: IpmiAccess) -> str:
+    def read(self, access: IpmiAccess) -> str:
         answer = self.sessions.run(access, "power status", lambda c: c.get_power())
         return POWER_STATES.get(str(answer.get("powerstate")), str(answer.get("powerstate")))
 
-    def get_power_state(self, task: Task) -> str:
-        return self._read(access_of(task.node.driver_info))
+    def send(self, access: IpmiAccess, command: PowerCommand) -> None:
+        self.sessions.run(access, f"power {command.label}",
+                          lambda c: c.set_power(command.request, wait=False))
 
-    def _switch(self, access: IpmiAccess, pyghmi_state: str, wanted: str, label: str) -> None:
-        self.sessions.run(access, f"power {label}",
-                          lambda c: c.set_power(pyghmi_state, wait=False))
-        reached = wait_for(lambda: self._read(access), lambda state: state == wanted,
-                           self.settings.power_state_change_timeout_s,
-                           self.settings.power_poll_interval_s)
-        if reached != wanted:
-            raise DriverError(
-                f"IPMI at {access.where}: the machine is still {reached!r} "
-                f"{self.settings.power_state_change_timeout_s:.0f} s after power {label}")
+    def poll(self, access: IpmiAccess) -> str:
+        return self.read(access)
 
-    def set_power_state(self, task: Task, state: str) -> None:
-        access = access_of(task.node.driver_info)
-        if state == POWER_ON:
-            self._switch(access, "on", POWER_ON, "on")
-        elif state == POWER_OFF:
-            self._switch(access, "off", POWER_OFF, "off")
-        elif state == SOFT_POWER_OFF:
-            self._switch(access, "shutdown", POWER_OFF, "soft off")
-        else:
-            raise DriverError(f"IPMI cannot set the power state {state!r}")
+    def still(self, access: IpmiAccess, polled: Any, command: PowerCommand,
+              timeout_s: float) -> str:
+        return (f"IPMI at {access.where}: the machine is still {polled!r} {timeout_s:.0f} s "
+                f"after power {command.label}")
 
-    def reboot(self, task: Task) -> None:
-        """Power off (when on) then on, as Ironic does: a reset of a machine that is off fails."""
-        access = access_of(task.node.driver_info)
-        if self._read(access) != POWER_OFF:
-            self._switch(access, "off", POWER_OFF, "off")
-        self._switch(access, "on", POWER_ON, "on")
+
+def ipmi_power(sessions: IpmiSessions, settings: Settings) -> BmcPower:
+    return BmcPower(IpmiPowerControl(sessions), settings)
 
 
 class IpmiManagement(ManagementInterface):

@@ -26,9 +26,9 @@ from services.drivers.base import (
     SOFT_REBOOT,
     DriverError,
     ManagementInterface,
-    PowerInterface,
 )
-from services.drivers.blocking import BoundedCalls, CallTimedOut, wait_for
+from services.drivers.blocking import BoundedCalls, CallTimedOut
+from services.drivers.bmc_power import BmcPower, PowerCommand
 from services.drivers.boot_mode import boot_mode
 
 if TYPE_CHECKING:
@@ -47,6 +47,14 @@ BOOT_DEVICES = {"pxe": sushy.BootSource.PXE, "disk": sushy.BootSource.HDD,
 FROM_SUSHY = {value: key for key, value in BOOT_DEVICES.items()}
 BOOT_MODES = {"bios": sushy.BootSourceOverrideMode.LEGACY,
               "uefi": sushy.BootSourceOverrideMode.UEFI}
+POWER_COMMANDS = {
+    POWER_ON: PowerCommand(sushy.ResetType.ON, sushy.PowerState.ON, "On"),
+    POWER_OFF: PowerCommand(sushy.ResetType.FORCE_OFF, sushy.PowerState.OFF, "ForceOff"),
+    SOFT_POWER_OFF: PowerCommand(sushy.ResetType.GRACEFUL_SHUTDOWN, sushy.PowerState.OFF,
+                                 "GracefulShutdown"),
+    SOFT_REBOOT: PowerCommand(sushy.ResetType.GRACEFUL_RESTART, sushy.PowerState.ON,
+                              "GracefulRestart"),
+}
 
 
 @dataclass(frozen=True)
@@ -164,55 +172,39 @@ class RedfishSessions:
             raise DriverError(_explain(access, exc)) from None
 
 
-class RedfishPower(PowerInterface):
-    def __init__(self, sessions: RedfishSessions, settings: Settings) -> None:
+class RedfishPowerControl:
+    """Redfish's part of ``BmcPower``: system resets, polled by the raw power state
+    ("PoweringOn" is not "On" yet)."""
+
+    name = "Redfish"
+    commands = POWER_COMMANDS
+
+    def __init__(self, sessions: RedfishSessions) -> None:
         self.sessions = sessions
-        self.settings = settings
 
-    def validate(self, task: Task) -> None:
-        access_of(task.node.driver_info)
+    def access(self, info: dict[str, Any]) -> RedfishAccess:
+        return access_of(info)
 
-    def _read(self, access: RedfishAccess) -> str:
-        state = self.sessions.run(access, "power status", lambda system: system.power_state)
-        return POWER_STATES.get(state, str(state))  # type: ignore[arg-type]
+    def read(self, access: RedfishAccess) -> str:
+        state = self.poll(access)
+        return POWER_STATES.get(state, str(state))
 
-    def get_power_state(self, task: Task) -> str:
-        return self._read(access_of(task.node.driver_info))
-
-    def _reset(self, access: RedfishAccess, reset: sushy.ResetType, wanted: str) -> None:
+    def send(self, access: RedfishAccess, command: PowerCommand) -> None:
+        reset = command.request
         self.sessions.run(access, f"reset {reset.value}", lambda s: s.reset_system(reset))
-        # Read the raw state: "PoweringOn" is not "On" yet.
-        def raw() -> Any:
-            return self.sessions.run(access, "power status", lambda s: s.power_state)
 
-        final = {POWER_ON: sushy.PowerState.ON, POWER_OFF: sushy.PowerState.OFF}[wanted]
-        reached = wait_for(raw, lambda state: state == final,
-                           self.settings.power_state_change_timeout_s,
-                           self.settings.power_poll_interval_s)
-        if reached != final:
-            still = getattr(reached, "value", reached)
-            raise DriverError(
-                f"Redfish at {access.where}: the system is still {still!r} "
-                f"{self.settings.power_state_change_timeout_s:.0f} s after {reset.value}")
+    def poll(self, access: RedfishAccess) -> Any:
+        return self.sessions.run(access, "power status", lambda s: s.power_state)
 
-    def set_power_state(self, task: Task, state: str) -> None:
-        access = access_of(task.node.driver_info)
-        if state == POWER_ON:
-            self._reset(access, sushy.ResetType.ON, POWER_ON)
-        elif state == POWER_OFF:
-            self._reset(access, sushy.ResetType.FORCE_OFF, POWER_OFF)
-        elif state == SOFT_POWER_OFF:
-            self._reset(access, sushy.ResetType.GRACEFUL_SHUTDOWN, POWER_OFF)
-        elif state == SOFT_REBOOT:
-            self._reset(access, sushy.ResetType.GRACEFUL_RESTART, POWER_ON)
-        else:
-            raise DriverError(f"Redfish cannot set the power state {state!r}")
+    def still(self, access: RedfishAccess, polled: Any, command: PowerCommand,
+              timeout_s: float) -> str:
+        still = getattr(polled, "value", polled)
+        return (f"Redfish at {access.where}: the system is still {still!r} {timeout_s:.0f} s "
+                f"after {command.request.value}")
 
-    def reboot(self, task: Task) -> None:
-        access = access_of(task.node.driver_info)
-        if self._read(access) != POWER_OFF:
-            self._reset(access, sushy.ResetType.FORCE_OFF, POWER_OFF)
-        self._reset(access, sushy.ResetType.ON, POWER_ON)
+
+def redfish_power(sessions: RedfishSessions, settings: Settings) -> BmcPower:
+    return BmcPower(RedfishPowerControl(sessions), settings)
 
 
 class RedfishManagement(ManagementInterface):

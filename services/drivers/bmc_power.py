@@ -1,0 +1,80 @@
+"""The power interface of machines with a BMC, one piece of code for every BMC protocol.
+
+``BmcPower`` validates, reads, switches and reboots; what differs between IPMI and Redfish
+(how to reach a BMC, the command for each power target, the state polled until the command is
+done, the words of a timeout) is the ``BmcPowerControl`` it is composed with. A change is sent,
+then the state polled until reached (``ENCLUME_POWER_STATE_CHANGE_TIMEOUT_S``); reboot is
+power off (when not off) then on, as in Ironic: a reset of a machine that is off fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from services.common.config import Settings
+from services.drivers.base import POWER_OFF, POWER_ON, DriverError, PowerInterface
+from services.drivers.blocking import wait_for
+
+if TYPE_CHECKING:
+    from services.conductor.task import Task
+
+
+@dataclass(frozen=True)
+class PowerCommand:
+    request: Any  # what the protocol sends (a pyghmi power state, a sushy reset type)
+    done_when: Any  # the polled state once the command is done
+    label: str  # the command in messages
+
+
+class BmcPowerControl(Protocol):
+    name: str  # "IPMI", "Redfish": for messages
+    commands: Mapping[str, PowerCommand]  # by power target; POWER_ON and POWER_OFF at least
+
+    def access(self, driver_info: dict[str, Any]) -> Any:
+        """Where and how to reach the BMC; DriverError when driver_info cannot say."""
+
+    def read(self, access: Any) -> str:
+        """The machine's power state, as a node records it."""
+
+    def send(self, access: Any, command: PowerCommand) -> None: ...
+
+    def poll(self, access: Any) -> Any:
+        """The state compared with ``done_when``."""
+
+    def still(self, access: Any, polled: Any, command: PowerCommand, timeout_s: float) -> str:
+        """The message of a command not done in time."""
+
+
+class BmcPower(PowerInterface):
+    def __init__(self, control: BmcPowerControl, settings: Settings) -> None:
+        self.control = control
+        self.settings = settings
+
+    def validate(self, task: Task) -> None:
+        self.control.access(task.node.driver_info)
+
+    def get_power_state(self, task: Task) -> str:
+        return self.control.read(self.control.access(task.node.driver_info))
+
+    def set_power_state(self, task: Task, state: str) -> None:
+        command = self.control.commands.get(state)
+        if command is None:
+            raise DriverError(f"{self.control.name} cannot set the power state {state!r}")
+        self._run(self.control.access(task.node.driver_info), command)
+
+    def reboot(self, task: Task) -> None:
+        access = self.control.access(task.node.driver_info)
+        if self.control.read(access) != POWER_OFF:
+            self._run(access, self.control.commands[POWER_OFF])
+        self._run(access, self.control.commands[POWER_ON])
+
+    def _run(self, access: Any, command: PowerCommand) -> None:
+        self.control.send(access, command)
+        timeout_s = self.settings.power_state_change_timeout_s
+        reached = wait_for(lambda: self.control.poll(access),
+                           lambda state: bool(state == command.done_when), timeout_s,
+                           self.settings.power_poll_interval_s)
+        if reached != command.done_when:
+            raise DriverError(self.control.still(access, reached, command, timeout_s))
