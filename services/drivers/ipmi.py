@@ -24,14 +24,12 @@ from services.drivers.base import (
     POWER_ON,
     SOFT_POWER_OFF,
     DriverError,
-    ManagementInterface,
 )
 from services.drivers.blocking import BoundedCalls, CallTimedOut
-from services.drivers.bmc_power import BmcPower, PowerCommand
-from services.drivers.boot_mode import boot_mode
+from services.drivers.bmc import BmcManagement, BmcPower, PowerCommand
 
 if TYPE_CHECKING:
-    from services.conductor.task import Task
+    pass
 
 T = TypeVar("T")
 
@@ -182,32 +180,34 @@ def ipmi_power(sessions: IpmiSessions, settings: Settings) -> BmcPower:
     return BmcPower(IpmiPowerControl(sessions), settings)
 
 
-class IpmiManagement(ManagementInterface):
-    def __init__(self, sessions: IpmiSessions, settings: Settings) -> None:
+class IpmiBootControl:
+    """IPMI's part of ``BmcManagement``: the boot device through pyghmi, once or persistent,
+    with the UEFI flag from the node's boot mode."""
+
+    name = "IPMI"
+    devices = BOOT_DEVICES
+
+    def __init__(self, sessions: IpmiSessions) -> None:
         self.sessions = sessions
-        self.settings = settings
 
-    def validate(self, task: Task) -> None:
-        access_of(task.node.driver_info)
+    def access(self, info: dict[str, Any]) -> IpmiAccess:
+        return access_of(info)
 
-    def get_supported_boot_devices(self, task: Task) -> list[str]:
-        return list(BOOT_DEVICES)
-
-    def get_boot_device(self, task: Task) -> dict[str, Any]:
-        access = access_of(task.node.driver_info)
+    def get_boot_device(self, access: IpmiAccess) -> dict[str, Any]:
         answer = self.sessions.run(access, "get boot device", lambda c: c.get_bootdev())
         device = FROM_PYGHMI.get(str(answer.get("bootdev")))
         return {"boot_device": device, "persistent": answer.get("persistent")}
 
-    def set_boot_device(self, task: Task, device: str, persistent: bool) -> None:
-        if device not in BOOT_DEVICES:
-            raise DriverError(f"IPMI cannot boot from {device!r}; it can boot from "
-                              f"{', '.join(BOOT_DEVICES)}")
-        access = access_of(task.node.driver_info)
-        uefi = boot_mode(task.node, self.settings) == "uefi"
+    def set_boot_device(self, access: IpmiAccess, device: str, persistent: bool,
+                        boot_mode: str) -> None:
+        uefi = boot_mode == "uefi"
         answer = self.sessions.run(
             access, "set boot device",
             lambda c: c.set_bootdev(BOOT_DEVICES[device], persist=persistent, uefiboot=uefi))
         if isinstance(answer, dict) and answer.get("error"):
             raise DriverError(f"IPMI at {access.where} refused boot device {device}: "
                               f"{answer['error']}")
+
+
+def ipmi_management(sessions: IpmiSessions, settings: Settings) -> BmcManagement:
+    return BmcManagement(IpmiBootControl(sessions), settings)

@@ -25,16 +25,13 @@ from services.drivers.base import (
     SOFT_POWER_OFF,
     SOFT_REBOOT,
     DriverError,
-    ManagementInterface,
 )
 from services.drivers.blocking import BoundedCalls, CallTimedOut
-from services.drivers.bmc_power import BmcPower, PowerCommand
-from services.drivers.boot_mode import boot_mode
+from services.drivers.bmc import BmcManagement, BmcPower, PowerCommand
 
 if TYPE_CHECKING:
     from sushy.resources.system.system import System
 
-    from services.conductor.task import Task
 
 T = TypeVar("T")
 
@@ -207,20 +204,20 @@ def redfish_power(sessions: RedfishSessions, settings: Settings) -> BmcPower:
     return BmcPower(RedfishPowerControl(sessions), settings)
 
 
-class RedfishManagement(ManagementInterface):
-    def __init__(self, sessions: RedfishSessions, settings: Settings) -> None:
+class RedfishBootControl:
+    """Redfish's part of ``BmcManagement``: the boot source override, once or continuous, in
+    Legacy or UEFI mode from the node's boot mode."""
+
+    name = "Redfish"
+    devices = BOOT_DEVICES
+
+    def __init__(self, sessions: RedfishSessions) -> None:
         self.sessions = sessions
-        self.settings = settings
 
-    def validate(self, task: Task) -> None:
-        access_of(task.node.driver_info)
+    def access(self, info: dict[str, Any]) -> RedfishAccess:
+        return access_of(info)
 
-    def get_supported_boot_devices(self, task: Task) -> list[str]:
-        return list(BOOT_DEVICES)
-
-    def get_boot_device(self, task: Task) -> dict[str, Any]:
-        access = access_of(task.node.driver_info)
-
+    def get_boot_device(self, access: RedfishAccess) -> dict[str, Any]:
         def read(system: System) -> dict[str, Any]:
             enabled = system.boot.enabled
             return {"boot_device": FROM_SUSHY.get(system.boot.target),  # type: ignore[arg-type]
@@ -229,15 +226,16 @@ class RedfishManagement(ManagementInterface):
 
         return self.sessions.run(access, "get boot device", read)
 
-    def set_boot_device(self, task: Task, device: str, persistent: bool) -> None:
-        if device not in BOOT_DEVICES:
-            raise DriverError(f"Redfish cannot boot from {device!r}; it can boot from "
-                              f"{', '.join(BOOT_DEVICES)}")
-        access = access_of(task.node.driver_info)
+    def set_boot_device(self, access: RedfishAccess, device: str, persistent: bool,
+                        boot_mode: str) -> None:
         enabled = (sushy.BootSourceOverrideEnabled.CONTINUOUS if persistent
                    else sushy.BootSourceOverrideEnabled.ONCE)
-        mode = BOOT_MODES[boot_mode(task.node, self.settings)]
+        mode = BOOT_MODES[boot_mode]
         self.sessions.run(
             access, "set boot device",
             lambda system: system.set_system_boot_options(
                 target=BOOT_DEVICES[device], enabled=enabled, mode=mode))
+
+
+def redfish_management(sessions: RedfishSessions, settings: Settings) -> BmcManagement:
+    return BmcManagement(RedfishBootControl(sessions), settings)

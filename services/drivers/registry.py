@@ -14,10 +14,10 @@ from services.drivers.boot.ipxe import ipxe_boot, pxe_boot
 from services.drivers.deploy.direct import direct_deploy
 from services.drivers.deploy.iscsi import iscsi_deploy
 from services.drivers.inspect.agent import AgentInspect
-from services.drivers.ipmi import IpmiManagement, IpmiSessions, ipmi_power
+from services.drivers.ipmi import IpmiSessions, ipmi_management, ipmi_power
 from services.drivers.network.vlan import VlanNetwork
 from services.drivers.noop import NoopManagement
-from services.drivers.redfish import RedfishManagement, RedfishSessions, redfish_power
+from services.drivers.redfish import RedfishSessions, redfish_management, redfish_power
 from services.drivers.wol import WolPower
 
 FAKE_HARDWARE = HardwareType(
@@ -111,9 +111,9 @@ CLIENTS: dict[str, Callable[[Settings], Any]] = {"ipmi": IpmiSessions,
 CLIENT_IMPLEMENTATIONS: dict[tuple[str, str],
                              tuple[str, Callable[[Any, Settings], Interface]]] = {
     ("power", "ipmi"): ("ipmi", ipmi_power),
-    ("management", "ipmi"): ("ipmi", IpmiManagement),
+    ("management", "ipmi"): ("ipmi", ipmi_management),
     ("power", "redfish"): ("redfish", redfish_power),
-    ("management", "redfish"): ("redfish", RedfishManagement),
+    ("management", "redfish"): ("redfish", redfish_management),
 }
 
 

@@ -1,8 +1,10 @@
-"""The power interface of machines with a BMC, one piece of code for every BMC protocol.
+"""The power and management interfaces of machines with a BMC, one piece of code for every BMC
+protocol.
 
 ``BmcPower`` validates, reads, switches and reboots; what differs between IPMI and Redfish
 (how to reach a BMC, the command for each power target, the state polled until the command is
-done, the words of a timeout) is the ``BmcPowerControl`` it is composed with. A change is sent,
+done, the words of a timeout) is the ``BmcPowerControl`` it is composed with. ``BmcManagement``
+likewise checks and reads or sets the boot device through a ``BmcBootControl``. A change is sent,
 then the state polled until reached (``ENCLUME_POWER_STATE_CHANGE_TIMEOUT_S``); reboot is
 power off (when not off) then on, as in Ironic: a reset of a machine that is off fails.
 """
@@ -14,8 +16,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.common.config import Settings
-from services.drivers.base import POWER_OFF, POWER_ON, DriverError, PowerInterface
+from services.drivers.base import (
+    POWER_OFF,
+    POWER_ON,
+    DriverError,
+    ManagementInterface,
+    PowerInterface,
+)
 from services.drivers.blocking import wait_for
+from services.drivers.boot_mode import boot_mode
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
@@ -78,3 +87,39 @@ class BmcPower(PowerInterface):
                            self.settings.power_poll_interval_s)
         if reached != command.done_when:
             raise DriverError(self.control.still(access, reached, command, timeout_s))
+
+
+class BmcBootControl(Protocol):
+    name: str  # "IPMI", "Redfish": for messages
+    devices: Mapping[str, Any]  # Enclume's boot device -> the protocol's
+
+    def access(self, driver_info: dict[str, Any]) -> Any: ...
+
+    def get_boot_device(self, access: Any) -> dict[str, Any]:
+        """``{"boot_device": ..., "persistent": ...}``."""
+
+    def set_boot_device(self, access: Any, device: str, persistent: bool,
+                        boot_mode: str) -> None: ...
+
+
+class BmcManagement(ManagementInterface):
+    def __init__(self, control: BmcBootControl, settings: Settings) -> None:
+        self.control = control
+        self.settings = settings
+
+    def validate(self, task: Task) -> None:
+        self.control.access(task.node.driver_info)
+
+    def get_supported_boot_devices(self, task: Task) -> list[str]:
+        return list(self.control.devices)
+
+    def get_boot_device(self, task: Task) -> dict[str, Any]:
+        return self.control.get_boot_device(self.control.access(task.node.driver_info))
+
+    def set_boot_device(self, task: Task, device: str, persistent: bool) -> None:
+        if device not in self.control.devices:
+            raise DriverError(f"{self.control.name} cannot boot from {device!r}; it can boot "
+                              f"from {', '.join(self.control.devices)}")
+        access = self.control.access(task.node.driver_info)
+        self.control.set_boot_device(access, device, persistent,
+                                     boot_mode(task.node, self.settings))
