@@ -147,11 +147,14 @@ class IpmiSessions:
             raise DriverError(_explain(access, exc)) from None
 
 
-class IpmiPowerControl:
-    """IPMI's part of ``BmcPower``: pyghmi's power commands, polled by power status."""
+class IpmiBmc:
+    """IPMI's part of ``BmcPower`` and ``BmcManagement``: pyghmi's power commands, polled by
+    power status; the boot device once or persistent, with the UEFI flag from the node's boot
+    mode."""
 
     name = "IPMI"
     commands = POWER_COMMANDS
+    devices = BOOT_DEVICES
 
     def __init__(self, sessions: IpmiSessions) -> None:
         self.sessions = sessions
@@ -175,24 +178,6 @@ class IpmiPowerControl:
         return (f"IPMI at {access.where}: the machine is still {polled!r} {timeout_s:.0f} s "
                 f"after power {command.label}")
 
-
-def ipmi_power(sessions: IpmiSessions, settings: Settings) -> BmcPower:
-    return BmcPower(IpmiPowerControl(sessions), settings)
-
-
-class IpmiBootControl:
-    """IPMI's part of ``BmcManagement``: the boot device through pyghmi, once or persistent,
-    with the UEFI flag from the node's boot mode."""
-
-    name = "IPMI"
-    devices = BOOT_DEVICES
-
-    def __init__(self, sessions: IpmiSessions) -> None:
-        self.sessions = sessions
-
-    def access(self, info: dict[str, Any]) -> IpmiAccess:
-        return access_of(info)
-
     def get_boot_device(self, access: IpmiAccess) -> dict[str, Any]:
         answer = self.sessions.run(access, "get boot device", lambda c: c.get_bootdev())
         device = FROM_PYGHMI.get(str(answer.get("bootdev")))
@@ -209,5 +194,9 @@ class IpmiBootControl:
                               f"{answer['error']}")
 
 
+def ipmi_power(sessions: IpmiSessions, settings: Settings) -> BmcPower:
+    return BmcPower(IpmiBmc(sessions), settings)
+
+
 def ipmi_management(sessions: IpmiSessions, settings: Settings) -> BmcManagement:
-    return BmcManagement(IpmiBootControl(sessions), settings)
+    return BmcManagement(IpmiBmc(sessions), settings)

@@ -169,12 +169,14 @@ class RedfishSessions:
             raise DriverError(_explain(access, exc)) from None
 
 
-class RedfishPowerControl:
-    """Redfish's part of ``BmcPower``: system resets, polled by the raw power state
-    ("PoweringOn" is not "On" yet)."""
+class RedfishBmc:
+    """Redfish's part of ``BmcPower`` and ``BmcManagement``: system resets, polled by the raw
+    power state ("PoweringOn" is not "On" yet); the boot source override, once or continuous,
+    in Legacy or UEFI mode from the node's boot mode."""
 
     name = "Redfish"
     commands = POWER_COMMANDS
+    devices = BOOT_DEVICES
 
     def __init__(self, sessions: RedfishSessions) -> None:
         self.sessions = sessions
@@ -199,24 +201,6 @@ class RedfishPowerControl:
         return (f"Redfish at {access.where}: the system is still {still!r} {timeout_s:.0f} s "
                 f"after {command.request.value}")
 
-
-def redfish_power(sessions: RedfishSessions, settings: Settings) -> BmcPower:
-    return BmcPower(RedfishPowerControl(sessions), settings)
-
-
-class RedfishBootControl:
-    """Redfish's part of ``BmcManagement``: the boot source override, once or continuous, in
-    Legacy or UEFI mode from the node's boot mode."""
-
-    name = "Redfish"
-    devices = BOOT_DEVICES
-
-    def __init__(self, sessions: RedfishSessions) -> None:
-        self.sessions = sessions
-
-    def access(self, info: dict[str, Any]) -> RedfishAccess:
-        return access_of(info)
-
     def get_boot_device(self, access: RedfishAccess) -> dict[str, Any]:
         def read(system: System) -> dict[str, Any]:
             enabled = system.boot.enabled
@@ -237,5 +221,9 @@ class RedfishBootControl:
                 target=BOOT_DEVICES[device], enabled=enabled, mode=mode))
 
 
+def redfish_power(sessions: RedfishSessions, settings: Settings) -> BmcPower:
+    return BmcPower(RedfishBmc(sessions), settings)
+
+
 def redfish_management(sessions: RedfishSessions, settings: Settings) -> BmcManagement:
-    return BmcManagement(RedfishBootControl(sessions), settings)
+    return BmcManagement(RedfishBmc(sessions), settings)
