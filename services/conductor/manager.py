@@ -42,7 +42,7 @@ from services.common.lookups import node_uuid_of_port, node_value
 from services.common.membership import Membership
 from services.common.models import Conductor, Node, Port, utcnow
 from services.common.node_fields import INTERFACES
-from services.common.traits import check_traits
+from services.common.validation import traits as check_traits
 from services.conductor import agent, discovery, flows, locks
 from services.conductor.task import Task
 from services.drivers.agent_client import AGENT_TOKEN

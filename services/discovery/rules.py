@@ -49,13 +49,13 @@ from pydantic import (
 )
 
 from services.common.macs import parse_mac
-from services.common.node_fields import MAX_NAME_LENGTH, TEXT_FIELDS, is_valid_node_name
 from services.common.secrets import mask
+from services.common.validation import FIELD_LIMITS, is_valid_name
 from services.common.yaml_errors import describe_yaml_error
 from services.discovery import templates
 from services.discovery.facts import ADDRESS_VARIABLES, VARIABLES, Facts
 
-# What a node name cannot hold (the complement of node_fields.NAME_RE's characters).
+# What a node name cannot hold (the complement of validation.NAME_RE's characters).
 NAME_CHARS = re.compile(r"[^a-zA-Z0-9\-._~]")
 _MAC_PREFIX = re.compile(r"^([0-9a-f]{2}:){0,5}[0-9a-f]{1,2}$")
 # driver_info keys that say where the conductor connects (and sends the credentials).
@@ -223,7 +223,7 @@ class Actions(BaseModel):
     driver_info: dict[str, Any] | None = None
     labels: dict[str, str] | None = None  # extra["labels"]; the room is the label "room"
     properties: dict[str, Any] | None = None
-    resource_class: str | None = Field(default=None, max_length=TEXT_FIELDS["resource_class"])
+    resource_class: str | None = Field(default=None, max_length=FIELD_LIMITS["resource_class"])
     name: str | None = None
 
     @field_validator("labels", mode="before")
@@ -343,8 +343,8 @@ class RuleSet:
 def node_name(rendered: str) -> str | None:
     """A usable node name from a rendered template: characters a name cannot hold (from
     inventory values such as a product name) become ``-``; a UUID-like result is no name."""
-    name = NAME_CHARS.sub("-", rendered)[:MAX_NAME_LENGTH]
-    return name if is_valid_node_name(name) else None
+    name = NAME_CHARS.sub("-", rendered)[:FIELD_LIMITS["name"]]
+    return name if is_valid_name(name) else None
 
 
 # -- reading the file ----------------------------------------------------------------------
