@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from services.api.deps import conductor, database
 from services.api.routing import api_router
+from services.common import validation
 from services.common.db import Database
 from services.common.exceptions import Invalid, NodeNotFound, NotFound
 from services.common.macs import parse_mac
@@ -95,6 +96,8 @@ def heartbeat(node_ident: str, body: Any = Body(...), db: Database = Depends(dat
               manager: ConductorAPI = Depends(conductor)) -> Response:
     if not isinstance(body, dict):
         raise Invalid("Invalid heartbeat: expected a JSON object.")
+    if isinstance(body.get("callback_url"), str):
+        validation.text("callback_url", body["callback_url"])
     problem = agent.callback_url_problem(body.get("callback_url"))
     if problem:
         raise Invalid(problem)

@@ -243,11 +243,14 @@ def test_allocation_resource_class_is_limited(stack: Stack) -> None:
     assert counts(stack.db) == before
 
 
-def test_a_long_agent_version_is_400(api: httpx.Client) -> None:
+def test_a_long_agent_version_or_callback_url_is_400(api: httpx.Client) -> None:
     node = make_node(api)
     response = api.post(f"/v1/heartbeat/{node['uuid']}", json={
         "callback_url": "http://192.0.2.1:9999", "agent_token": "t", "agent_version": "9" * 5000})
     refused(response, "agent_version")
+    response = api.post(f"/v1/heartbeat/{node['uuid']}", json={
+        "callback_url": "http://192.0.2.1:9999/" + "p" * 5000, "agent_token": "t"})
+    refused(response, "callback_url")
 
 
 def test_control_characters_are_refused_in_single_line_text(api: httpx.Client) -> None:
