@@ -65,6 +65,8 @@ MAX_TRAITS = 50
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_BUT_LINE_BREAKS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# int() also reads other scripts' digits, spaces and underscores: ASCII digits only here.
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 
 def _bad_character(value: str, multiline: bool) -> str | None:
@@ -91,6 +93,13 @@ def text(field: str, value: Any, limit_of: str | None = None) -> str:
         raise Invalid(f"Invalid value for {field}: expected a string of at most {limit} "
                       "characters.")
     return value
+
+
+def integer(field: str, value: Any) -> int:
+    """An integer written in ASCII digits (a query parameter); Invalid otherwise."""
+    if not isinstance(value, str) or _INTEGER.fullmatch(value) is None:
+        raise Invalid(f"Invalid value for {field}: {shown(value)}.")
+    return int(value)
 
 
 def is_uuid(value: Any) -> bool:

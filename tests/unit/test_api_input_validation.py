@@ -278,6 +278,12 @@ def test_odd_patch_indexes_are_400(api: httpx.Client, index: str) -> None:
     assert snapshot(api, node["uuid"]) == before
 
 
+@pytest.mark.parametrize("limit", ["\u0661", "1_0", " 1", "9" * 30])
+@pytest.mark.parametrize("path", ["/v1/nodes", "/v1/ports", "/v1/allocations"])
+def test_odd_list_limits_are_400(api: httpx.Client, path: str, limit: str) -> None:
+    refused(api.get(path, params={"limit": limit}), "Invalid value for limit")
+
+
 def test_a_null_uuid_is_generated_as_ironic_does(api: httpx.Client) -> None:
     node = make_node(api, uuid=None)
     assert uuid.UUID(node["uuid"])

@@ -153,6 +153,13 @@ def test_parse_json_accepts_json() -> None:
         "a": [1, 2.5, "\u00e9\n"]}
 
 
+def test_integers_are_ascii_digits() -> None:
+    assert validation.integer("limit", "-12") == -12
+    for bad in ("\u0661", "1_0", " 1", "1\n", "9" * 19, "", None):
+        with pytest.raises(Invalid, match="Invalid value for limit"):
+            validation.integer("limit", bad)
+
+
 @pytest.mark.parametrize("index", ["\u0661", "1" * 5000, "\uff11", "-1"])
 def test_patch_indexes_are_ascii_digits(index: str) -> None:
     with pytest.raises(Invalid, match="index"):
