@@ -181,7 +181,10 @@ def json_value(field: str, value: Any) -> Any:
                 children.extend(item)
             else:
                 _check_json_scalar(field, item)
-        layer = children
+        layer = [child for child in children if isinstance(child, dict | list)]
+        for child in children:
+            if not isinstance(child, dict | list):
+                _check_json_scalar(field, child)
     return value
 
 

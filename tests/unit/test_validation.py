@@ -125,9 +125,9 @@ def test_json_values_keep_their_strings_as_sent() -> None:
 
 
 def test_json_depth_is_limited() -> None:
-    deep: Any = "leaf"
+    deep: Any = {"leaf": 1}
     for _ in range(validation.MAX_JSON_DEPTH - 1):
-        deep = [deep]
+        deep = [deep]  # MAX_JSON_DEPTH containers in all
     validation.json_value("extra", deep)
     with pytest.raises(Invalid, match="nested more than"):
         validation.json_value("extra", [deep])
