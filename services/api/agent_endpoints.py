@@ -13,21 +13,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import Body, Depends, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.api.deps import conductor, database, is_uuid_like
+from services.api.deps import conductor, database
+from services.api.routing import api_router
+from services.common import validation
 from services.common.db import Database
 from services.common.exceptions import Invalid, NodeNotFound, NotFound
 from services.common.macs import parse_mac
 from services.common.models import Node, Port
 from services.common.secrets import MASK, mask
+from services.common.validation import is_uuid
 from services.conductor import agent
 from services.conductor.interface import ConductorAPI
 from services.drivers.agent_client import AGENT_TOKEN
 
-router = APIRouter(prefix="/v1")
+router = api_router(prefix="/v1")
 
 NO_AGENT_NODE = "No node in a state that expects an agent was found for these addresses."
 
@@ -41,7 +44,7 @@ def _macs(addresses: str | None) -> list[str]:
 
 def _find(session: Session, macs: list[str], node_uuid: str | None) -> Node:
     if node_uuid is not None:
-        if not is_uuid_like(node_uuid):
+        if not is_uuid(node_uuid):
             raise Invalid(f"node_uuid must be a UUID, not {node_uuid!r}.")
         node = session.scalar(select(Node).where(Node.uuid == node_uuid.lower()))
         if node is None or (macs and not {p.address for p in node.ports} & set(macs)):
@@ -93,13 +96,15 @@ def heartbeat(node_ident: str, body: Any = Body(...), db: Database = Depends(dat
               manager: ConductorAPI = Depends(conductor)) -> Response:
     if not isinstance(body, dict):
         raise Invalid("Invalid heartbeat: expected a JSON object.")
+    if isinstance(body.get("callback_url"), str):
+        validation.text("callback_url", body["callback_url"])
     problem = agent.callback_url_problem(body.get("callback_url"))
     if problem:
         raise Invalid(problem)
     token, version = body.get("agent_token"), agent.check_version(body.get("agent_version"))
     if token is not None and not isinstance(token, str):
         raise Invalid("agent_token must be a string.")
-    if not is_uuid_like(node_ident):
+    if not is_uuid(node_ident):
         raise NodeNotFound(node_ident)
     with db.session() as session:
         if session.scalar(select(Node.id).where(Node.uuid == node_ident.lower())) is None:

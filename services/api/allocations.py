@@ -5,14 +5,16 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import Body, Depends, Request, Response
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.api import collection, node_rules
-from services.api.deps import api_version, database, find_node, is_uuid_like
+from services.api import collection
+from services.api.deps import api_version, database, find_node
 from services.api.patch import apply_patch
+from services.api.responses import rendered
+from services.api.routing import api_router
 from services.api.versions import Version
 from services.api.views import (
     ALLOCATION_FIELD_VERSIONS,
@@ -20,12 +22,13 @@ from services.api.views import (
     allocation_document,
     visible_fields,
 )
-from services.common import states
+from services.common import states, validation
 from services.common.db import Database
 from services.common.exceptions import Conflict, Invalid, NotFound, conflict_from_integrity
 from services.common.models import Allocation, Node
+from services.common.validation import is_uuid
 
-router = APIRouter()
+router = api_router()
 
 CREATABLE = {"resource_class", "traits", "candidate_nodes", "name", "uuid", "extra", "owner",
              "node"}
@@ -41,11 +44,29 @@ def _check_version(version: Version) -> None:
 
 
 def _find(session: Session, ident: str) -> Allocation:
-    column = Allocation.uuid if is_uuid_like(ident) else Allocation.name
-    allocation = session.scalar(select(Allocation).where(column == ident))
+    if is_uuid(ident):
+        statement = select(Allocation).where(Allocation.uuid == ident.lower())
+    else:
+        statement = select(Allocation).where(Allocation.name == ident)
+    allocation = session.scalar(statement)
     if allocation is None:
         raise NotFound(f"Allocation {ident} could not be found.")
     return allocation
+
+
+def _checked(body: dict[str, Any]) -> dict[str, Any]:
+    """The allocation's own fields of ``body``, checked; those it leaves out or nulls are
+    left out (a UUID is then generated, as Ironic does)."""
+    checks: dict[str, Any] = {
+        "name": lambda v: validation.name(v, "allocation"),
+        "uuid": lambda v: validation.uuid_value("uuid", v),
+        "extra": lambda v: validation.json_object("extra", v),
+        "traits": validation.traits,
+        "resource_class": lambda v: validation.text("resource_class", v),
+        "owner": lambda v: validation.text("owner", v),
+    }
+    return {field: check(body[field]) for field, check in checks.items()
+            if body.get(field) is not None}
 
 
 def _node_uuids(session: Session, allocations: list[Allocation]) -> dict[int, str]:
@@ -117,9 +138,9 @@ def _backfill(session: Session, allocation: Allocation, node: Node) -> None:
 
 
 @router.post("/v1/allocations", status_code=201)
-def create_allocation(request: Request, response: Response, body: Any = Body(...),
+def create_allocation(request: Request, body: Any = Body(...),
                       version: Version = Depends(api_version),
-                      db: Database = Depends(database)) -> dict[str, Any]:
+                      db: Database = Depends(database)) -> Response:
     _check_version(version)
     if not isinstance(body, dict):
         raise Invalid("Invalid allocation: expected a JSON object.")
@@ -130,42 +151,41 @@ def create_allocation(request: Request, response: Response, body: Any = Body(...
         raise Invalid(f"Unknown attribute(s) for allocation: {', '.join(sorted(unknown))}.")
     if not body.get("resource_class") and not body.get("node"):
         raise Invalid("An allocation needs a resource_class (or a node to backfill).")
-    traits = node_rules.check_traits(body.get("traits") or [])
-    name = body.get("name")
-    if name is not None and (not isinstance(name, str) or not node_rules.NAME_RE.match(name)):
-        raise Invalid(f"Invalid allocation name {name!r}.")
-    extra = body.get("extra") or {}
-    if not isinstance(extra, dict):
-        raise Invalid("Invalid value for extra: expected a JSON object.")
-    node_rules.check_depth("extra", extra)
+    fields = _checked(body)
+    name, extra, traits = fields.get("name"), fields.get("extra", {}), fields.get("traits", [])
     candidates = body.get("candidate_nodes")
-    if candidates is not None and not isinstance(candidates, list):
-        raise Invalid("Invalid candidate_nodes: expected a list of node names or UUIDs.")
-    values: dict[str, Any] = {"name": name, "uuid": body.get("uuid")}
+    if candidates is not None:
+        if not isinstance(candidates, list):
+            raise Invalid("Invalid candidate_nodes: expected a list of node names or UUIDs.")
+        candidates = [validation.node_ident("candidate_nodes", c) for c in candidates]
+    node_ident = body.get("node")
+    if node_ident is not None:
+        node_ident = validation.node_ident("node", node_ident)
+    values: dict[str, Any] = {"name": name, "uuid": fields.get("uuid")}
     try:
         with db.session() as session:
-            candidate_nodes = [find_node(session, str(c), version) for c in candidates or []]
+            candidate_nodes = [find_node(session, c, version) for c in candidates or []]
             allocation = Allocation(
-                resource_class=body.get("resource_class"), traits=traits, name=name,
-                extra=extra, owner=body.get("owner"),
+                resource_class=fields.get("resource_class"), traits=traits, name=name,
+                extra=extra, owner=fields.get("owner"),
                 candidate_nodes=[n.uuid for n in candidate_nodes],
             )
-            if body.get("uuid"):
-                allocation.uuid = node_rules.check_uuid("uuid", body["uuid"])
+            if fields.get("uuid"):
+                allocation.uuid = fields["uuid"]
             session.add(allocation)
             session.flush()
-            if body.get("node"):
-                _backfill(session, allocation, find_node(session, str(body["node"]), version))
+            if node_ident:
+                _backfill(session, allocation, find_node(session, node_ident, version))
             else:
                 _allocate(session, allocation,
                           [n.id for n in candidate_nodes] if candidates is not None else None)
             session.flush()
             fields = visible_fields(ALLOCATION_FIELD_VERSIONS, version)
             document = _render(request, session, [allocation], fields)[0]
+            location = f"{request.base_url}v1/allocations/{allocation.uuid}"
+            return rendered(document, 201, {"Location": location})
     except IntegrityError as exc:
         raise conflict_from_integrity(exc, values) from None
-    response.headers["Location"] = f"{request.base_url}v1/allocations/{allocation.uuid}"
-    return document
 
 
 @router.get("/v1/allocations")
@@ -222,7 +242,7 @@ def show_node_allocation(ident: str, request: Request, version: Version = Depend
 @router.patch("/v1/allocations/{ident}")
 def update_allocation(ident: str, request: Request, patch: Any = Body(...),
                       version: Version = Depends(api_version),
-                      db: Database = Depends(database)) -> dict[str, Any]:
+                      db: Database = Depends(database)) -> Response:
     if version < (1, 57):
         raise Invalid("Updating allocations needs API version 1.57 or newer.", code=405)
     with db.session() as session:
@@ -230,20 +250,15 @@ def update_allocation(ident: str, request: Request, patch: Any = Body(...),
         patched = apply_patch({"name": allocation.name, "extra": allocation.extra}, patch)
         if set(patched) - {"name", "extra"}:
             raise Invalid("Only name and extra of an allocation can be updated.")
-        name, extra = patched.get("name"), patched.get("extra") or {}
-        if name is not None and (not isinstance(name, str)
-                                 or not node_rules.NAME_RE.match(name)):
-            raise Invalid(f"Invalid allocation name {name!r}.")
-        if not isinstance(extra, dict):
-            raise Invalid("Invalid value for extra: expected a JSON object.")
-        node_rules.check_depth("extra", extra)
+        checked = _checked(patched)
+        name, extra = checked.get("name"), checked.get("extra", {})
         allocation.name, allocation.extra = name, extra
         try:
             session.flush()
         except IntegrityError as exc:
             raise conflict_from_integrity(exc, {"name": name}) from None
         fields = visible_fields(ALLOCATION_FIELD_VERSIONS, version)
-        return _render(request, session, [allocation], fields)[0]
+        return rendered(_render(request, session, [allocation], fields)[0])
 
 
 @router.delete("/v1/allocations/{ident}", status_code=204)

@@ -14,12 +14,15 @@ from services.api import (
     drivers,
     errors,
     node_history,
+    node_states,
+    node_traits,
     nodes,
     ports,
     root,
 )
 from services.api.auth import BasicAuthMiddleware, Htpasswd, effective_strategy
 from services.api.limits import BodySizeLimitMiddleware
+from services.api.responses import SafeJSONResponse
 from services.api.versions import VersionMiddleware
 from services.common.config import Settings
 from services.common.db import Database
@@ -34,7 +37,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                services: Sequence[Service] = ()) -> FastAPI:
     strategy = effective_strategy(settings)
     app = FastAPI(title="Enclume", docs_url=None, redoc_url=None,
-                  lifespan=lifespan_of(services))
+                  lifespan=lifespan_of(services), default_response_class=SafeJSONResponse)
     app.state.settings = settings
     app.state.db = db
     app.state.conductor_api = conductor_api
@@ -44,7 +47,8 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     errors.install(app)
     # Routes with fixed segments (/detail, /ports) come before /{ident}.
     for router in (root.router, ports.router, allocations.router, node_history.router,
-                   nodes.router, drivers.router, conductors.router, agent_endpoints.router,
+                   nodes.router, node_states.router, node_traits.router,
+                   drivers.router, conductors.router, agent_endpoints.router,
                    discovery.router):
         app.include_router(router)
     # Starlette runs the last added middleware first: size limit, then auth, then versions.

@@ -15,6 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from services.api.versions import Version
 from services.api.views import base_url
+from services.common import validation
 from services.common.exceptions import Invalid
 
 TRUE_WORDS = frozenset({"1", "t", "true", "on", "y", "yes"})
@@ -58,10 +59,7 @@ def parse_list_query(
     if limit_raw is None:
         limit = max_limit
     else:
-        try:
-            limit = int(limit_raw)
-        except ValueError:
-            raise Invalid(f"Invalid value for limit: {limit_raw!r}.") from None
+        limit = validation.integer("limit", limit_raw)
         if limit < 0:
             raise Invalid(f"Limit must be positive: {limit}.")
         limit = min(limit, max_limit) if limit else max_limit

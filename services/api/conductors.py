@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from sqlalchemy import select
 
 from services.api import collection
 from services.api.deps import api_version, database, members
+from services.api.routing import api_router
 from services.api.versions import Version
 from services.api.views import (
     CONDUCTOR_FIELD_VERSIONS,
@@ -21,7 +22,7 @@ from services.common.exceptions import Invalid, NotFound
 from services.common.membership import Membership
 from services.common.models import Conductor
 
-router = APIRouter(prefix="/v1/conductors")
+router = api_router(prefix="/v1/conductors")
 
 
 def _check_version(version: Version) -> None:

@@ -13,6 +13,7 @@ from services.common.db import Database
 from services.common.exceptions import NodeNotFound
 from services.common.membership import Membership
 from services.common.models import Node
+from services.common.validation import is_uuid
 from services.drivers.registry import Drivers
 
 if TYPE_CHECKING:
@@ -44,18 +45,9 @@ def enabled_drivers(request: Request) -> Drivers:
     return drivers
 
 
-def is_uuid_like(value: str) -> bool:
-    import uuid
-
-    try:
-        return str(uuid.UUID(value)) == value.lower()
-    except ValueError:
-        return False
-
-
 def find_node(session: Session, ident: str, version: Version) -> Node:
     """A node by UUID, or by name from API 1.5 on; NodeNotFound otherwise."""
-    if is_uuid_like(ident):
+    if is_uuid(ident):
         node = session.scalar(select(Node).where(Node.uuid == ident.lower()))
     elif version >= (1, 5):
         node = session.scalar(select(Node).where(Node.name == ident))

@@ -23,10 +23,12 @@ import logging
 import stat
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import Body, Depends, Request
 
 from services.api import node_rules
 from services.api.deps import conductor, database
+from services.api.routing import api_router
+from services.common import validation
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.exceptions import EnclumeError, Invalid
@@ -40,7 +42,7 @@ from services.drivers.inspect.inventory import MalformedInventory, check
 from services.drivers.registry import Drivers
 
 LOG = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1")
+router = api_router(prefix="/v1")
 
 # A public endpoint: an inventory with more interfaces than any machine has would make as many
 # ports; more disks than any machine has is only there to cost memory and storage.
@@ -85,7 +87,7 @@ def _checked_inventory(body: Any) -> dict[str, Any]:
         inventory = check(body["inventory"])
     except MalformedInventory as exc:
         raise Invalid(f"{exc}.") from None
-    node_rules.check_depth("inventory", inventory)
+    validation.json_value("inventory", inventory)
     if len(inventory["interfaces"]) > MAX_INTERFACES:
         raise Invalid(f"The inventory lists {len(inventory['interfaces'])} interfaces; at most "
                       f"{MAX_INTERFACES} are accepted.")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 
 from services.api.collection import parse_bool
 from services.api.deps import api_version, enabled_drivers, members
+from services.api.routing import api_router
 from services.api.versions import Version
 from services.api.views import links
 from services.common.exceptions import Invalid, NotFound
@@ -16,7 +17,7 @@ from services.common.node_fields import INTERFACES
 from services.drivers.base import HardwareType
 from services.drivers.registry import Drivers
 
-router = APIRouter(prefix="/v1/drivers")
+router = api_router(prefix="/v1/drivers")
 
 
 def _document(request: Request, hardware_type: HardwareType, hosts: list[str], detail: bool,

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from sqlalchemy import select
 
 from services.api import collection
-from services.api.deps import api_version, database, find_node, is_uuid_like
+from services.api.deps import api_version, database, find_node
+from services.api.routing import api_router
 from services.api.versions import MAX_VERSION, Version, format_version
 from services.api.views import base_url, timestamp
 from services.common.db import Database
 from services.common.exceptions import Invalid, NotFound
 from services.common.models import Node, NodeHistory
 from services.common.secrets import mask
+from services.common.validation import is_uuid
 
-router = APIRouter(prefix="/v1/nodes/{ident}/history")
+router = api_router(prefix="/v1/nodes/{ident}/history")
 
 # Ironic's list shows these; ?detail=true and a single entry show them all.
 SUMMARY_FIELDS = ("uuid", "created_at", "severity", "event")
@@ -86,7 +88,7 @@ def show_history_event(ident: str, event_uuid: str, request: Request,
         node = find_node(session, ident, version)
         entry = session.scalar(select(NodeHistory).where(
             NodeHistory.uuid == event_uuid.lower(), NodeHistory.node_id == node.id)
-        ) if is_uuid_like(event_uuid) else None
+        ) if is_uuid(event_uuid) else None
         if entry is None:
             raise NotFound(f"Node history record {event_uuid} could not be found.")
         return _document(request, node, entry, DETAIL_FIELDS)

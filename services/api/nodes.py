@@ -1,10 +1,11 @@
-"""/v1/nodes: the node collection, single nodes, and their states, management and traits."""
+"""/v1/nodes: the node collection, single nodes and their inventory. A node's states and
+actions are in ``node_states``, its traits in ``node_traits``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import Body, Depends, Request, Response
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -12,24 +13,23 @@ from sqlalchemy.orm import Session
 from services.api import collection, node_rules
 from services.api.deps import api_version, conductor, database, find_node
 from services.api.patch import apply_patch, validate_patch
+from services.api.responses import rendered
+from services.api.routing import api_router
 from services.api.versions import MAX_VERSION, Version, format_version
 from services.api.views import (
     NODE_FIELD_VERSIONS,
     NODE_LIST_FIELDS,
-    NODE_STATES_FIELDS,
     node_document,
     visible_fields,
 )
-from services.common import states
 from services.common.db import Database
 from services.common.enrollment import new_node
 from services.common.exceptions import Invalid, NotFound, conflict_from_integrity
 from services.common.membership import Membership
 from services.common.models import Allocation, Node, NodeInventory
 from services.conductor.interface import ConductorAPI
-from services.drivers.base import BOOT_DEVICES
 
-router = APIRouter(prefix="/v1/nodes")
+router = api_router(prefix="/v1/nodes")
 
 SORTABLE = {"uuid", "name", "driver", "provision_state", "power_state", "maintenance",
             "resource_class", "conductor_group", "owner", "lessee", "created_at", "updated_at",
@@ -152,9 +152,9 @@ def list_nodes_detail(request: Request, version: Version = Depends(api_version),
 
 
 @router.post("", status_code=201)
-def create_node(request: Request, response: Response, body: Any = Body(...),
+def create_node(request: Request, body: Any = Body(...),
                 version: Version = Depends(api_version), db: Database = Depends(database)
-                ) -> dict[str, Any]:
+                ) -> Response:
     if not isinstance(body, dict):
         raise Invalid("Invalid node: expected a JSON object.")
     unknown = [k for k in body if k not in node_rules.CREATABLE
@@ -171,10 +171,9 @@ def create_node(request: Request, response: Response, body: Any = Body(...),
             session.add(node)
             session.flush()
             document = NodeRenderer(request, session, version, full_fields(version)).one(node)
+            return rendered(document, 201, {"Location": f"{request.base_url}v1/nodes/{node.uuid}"})
     except IntegrityError as exc:
         raise conflict_from_integrity(exc, values) from None
-    response.headers["Location"] = f"{request.base_url}v1/nodes/{node.uuid}"
-    return document
 
 
 @router.get("/{ident}")
@@ -227,150 +226,6 @@ def delete_node(ident: str, version: Version = Depends(api_version),
     return Response(status_code=204)
 
 
-# -- states --------------------------------------------------------------------------------
-
-
-@router.get("/{ident}/states")
-def node_states(ident: str, request: Request, version: Version = Depends(api_version),
-                db: Database = Depends(database)) -> dict[str, Any]:
-    with db.session() as session:
-        node = find_node(session, ident, version)
-        fields = [f for f in NODE_STATES_FIELDS if f in full_fields(version)]
-        return NodeRenderer(request, session, version, fields).one(node)
-
-
-def _accepted(request: Request, node: Node) -> Response:
-    return Response(status_code=202,
-                    headers={"Location": f"{request.base_url}v1/nodes/{node.uuid}/states"})
-
-
-@router.put("/{ident}/states/provision", status_code=202)
-def set_provision_state(ident: str, request: Request, body: Any = Body(...),
-                        version: Version = Depends(api_version),
-                        db: Database = Depends(database),
-                        manager: ConductorAPI = Depends(conductor)) -> Response:
-    if not isinstance(body, dict) or "target" not in body:
-        raise Invalid("Invalid request: a provision state change needs a \"target\".")
-    known = {"target", "configdrive", "clean_steps", "deploy_steps", "rescue_password",
-             "disable_ramdisk"}
-    unknown = set(body) - known
-    if unknown:
-        raise Invalid(f"Unknown attribute(s) for a provision state change: "
-                      f"{', '.join(sorted(unknown))}.")
-    target = body["target"]
-    if not isinstance(target, str) or target not in states.API_TARGET_EVENTS or (
-        version < states.API_TARGET_MIN_VERSION.get(target, (1, 1))
-    ):
-        raise Invalid(f"The requested provision state target \"{target}\" is not valid at API "
-                      f"version {version[0]}.{version[1]}.")
-    if body.get("configdrive") is not None and target not in ("active", "deploy", "rebuild"):
-        raise Invalid("A config drive can only be given when deploying or rebuilding.")
-    if isinstance(body.get("configdrive"), dict) and version < (1, 56):
-        raise Invalid("A config drive given as JSON needs API version 1.56 or newer.")
-    with db.session() as session:
-        node = find_node(session, ident, version)
-    options = {k: v for k, v in body.items() if k != "target"}
-    manager.do_provisioning_action(node.uuid, target, options)
-    return _accepted(request, node)
-
-
-@router.put("/{ident}/states/power", status_code=202)
-def set_power_state(ident: str, request: Request, body: Any = Body(...),
-                    version: Version = Depends(api_version), db: Database = Depends(database),
-                    manager: ConductorAPI = Depends(conductor)) -> Response:
-    if not isinstance(body, dict) or "target" not in body:
-        raise Invalid("Invalid request: a power state change needs a \"target\".")
-    unknown = set(body) - {"target", "timeout"}
-    if unknown:
-        raise Invalid(f"Unknown attribute(s) for a power state change: "
-                      f"{', '.join(sorted(unknown))}.")
-    timeout = body.get("timeout")
-    if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool)
-                                or timeout < 1):
-        raise Invalid("Invalid timeout: expected a positive number of seconds.")
-    with db.session() as session:
-        node = find_node(session, ident, version)
-    manager.change_power_state(node.uuid, body["target"], timeout)
-    return _accepted(request, node)
-
-
-# -- management, maintenance, validation ---------------------------------------------------
-
-
-@router.get("/{ident}/management/boot_device")
-def get_boot_device(ident: str, version: Version = Depends(api_version),
-                    db: Database = Depends(database),
-                    manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
-    with db.session() as session:
-        node = find_node(session, ident, version)
-    return manager.get_boot_device(node.uuid)
-
-
-@router.get("/{ident}/management/boot_device/supported")
-def supported_boot_devices(ident: str, version: Version = Depends(api_version),
-                           db: Database = Depends(database),
-                           manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
-    with db.session() as session:
-        node = find_node(session, ident, version)
-    return {"supported_boot_devices": manager.get_supported_boot_devices(node.uuid)}
-
-
-@router.put("/{ident}/management/boot_device", status_code=204)
-def set_boot_device(ident: str, body: Any = Body(...), version: Version = Depends(api_version),
-                    db: Database = Depends(database),
-                    manager: ConductorAPI = Depends(conductor)) -> Response:
-    if not isinstance(body, dict) or not isinstance(body.get("boot_device"), str):
-        raise Invalid("Invalid request: expected {\"boot_device\": ..., \"persistent\": ...}.")
-    if body["boot_device"] not in BOOT_DEVICES:
-        raise Invalid(f"Invalid boot device {body['boot_device']!r}, expected one of "
-                      f"{', '.join(BOOT_DEVICES)}.")
-    persistent = body.get("persistent", False)
-    if not isinstance(persistent, bool):
-        raise Invalid("Invalid value for persistent: expected true or false.")
-    with db.session() as session:
-        node = find_node(session, ident, version)
-    manager.set_boot_device(node.uuid, body["boot_device"], persistent)
-    return Response(status_code=204)
-
-
-@router.put("/{ident}/maintenance", status_code=202)
-def set_maintenance(ident: str, body: Any = Body(None), version: Version = Depends(api_version),
-                    db: Database = Depends(database)) -> Response:
-    reason = body.get("reason") if isinstance(body, dict) else None
-    if reason is not None and not isinstance(reason, str):
-        raise Invalid("Invalid maintenance reason: expected a string.")
-    with db.session() as session:
-        node = find_node(session, ident, version)
-        node.maintenance = True
-        node.maintenance_reason = reason
-    return Response(status_code=202)
-
-
-@router.delete("/{ident}/maintenance", status_code=202)
-def unset_maintenance(ident: str, version: Version = Depends(api_version),
-                      db: Database = Depends(database)) -> Response:
-    with db.session() as session:
-        node = find_node(session, ident, version)
-        node.maintenance = False
-        node.maintenance_reason = None
-        node.fault = None
-    return Response(status_code=202)
-
-
-@router.get("/{ident}/validate")
-def validate_node(ident: str, version: Version = Depends(api_version),
-                  db: Database = Depends(database),
-                  manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
-    with db.session() as session:
-        node = find_node(session, ident, version)
-    result = manager.validate(node.uuid)
-    if version < (1, 40):
-        result.pop("bios", None)
-    return {k: v for k, v in result.items()
-            if node_rules.field_known(f"{k}_interface", version)
-            or k in ("power", "deploy", "console", "management")}
-
-
 # -- inventory -----------------------------------------------------------------------------
 
 
@@ -387,66 +242,3 @@ def get_inventory(ident: str, version: Version = Depends(api_version),
         if row is None:
             raise NotFound(f"Node {node.uuid} inventory could not be found.")
         return {"inventory": row.inventory_data, "plugin_data": row.plugin_data}
-
-
-# -- traits --------------------------------------------------------------------------------
-
-
-def _traits_version(version: Version) -> None:
-    if version < (1, 37):
-        raise Invalid("Traits need API version 1.37 or newer.", code=404)
-
-
-@router.get("/{ident}/traits")
-def get_traits(ident: str, version: Version = Depends(api_version),
-               db: Database = Depends(database)) -> dict[str, Any]:
-    _traits_version(version)
-    with db.session() as session:
-        return {"traits": find_node(session, ident, version).traits}
-
-
-@router.put("/{ident}/traits", status_code=204)
-def set_traits(ident: str, body: Any = Body(...), version: Version = Depends(api_version),
-               db: Database = Depends(database),
-               manager: ConductorAPI = Depends(conductor)) -> Response:
-    _traits_version(version)
-    if not isinstance(body, dict) or set(body) != {"traits"}:
-        raise Invalid("Invalid request: expected {\"traits\": [...]}.")
-    traits = node_rules.check_traits(body["traits"])
-    with db.session() as session:
-        node = find_node(session, ident, version)
-    manager.update_traits(node.uuid, replace=traits)
-    return Response(status_code=204)
-
-
-@router.put("/{ident}/traits/{trait}", status_code=204)
-def add_trait(ident: str, trait: str, version: Version = Depends(api_version),
-              db: Database = Depends(database),
-              manager: ConductorAPI = Depends(conductor)) -> Response:
-    _traits_version(version)
-    with db.session() as session:
-        node = find_node(session, ident, version)
-    manager.update_traits(node.uuid, add=node_rules.check_traits([trait]))
-    return Response(status_code=204)
-
-
-@router.delete("/{ident}/traits", status_code=204)
-def remove_traits(ident: str, version: Version = Depends(api_version),
-                  db: Database = Depends(database),
-                  manager: ConductorAPI = Depends(conductor)) -> Response:
-    _traits_version(version)
-    with db.session() as session:
-        node = find_node(session, ident, version)
-    manager.update_traits(node.uuid, remove=[])
-    return Response(status_code=204)
-
-
-@router.delete("/{ident}/traits/{trait}", status_code=204)
-def remove_trait(ident: str, trait: str, version: Version = Depends(api_version),
-                 db: Database = Depends(database),
-                 manager: ConductorAPI = Depends(conductor)) -> Response:
-    _traits_version(version)
-    with db.session() as session:
-        node = find_node(session, ident, version)
-    manager.update_traits(node.uuid, remove=[trait])
-    return Response(status_code=204)

@@ -7,11 +7,14 @@ writes it only if every operation succeeded, so a bad patch changes nothing.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from services.common.exceptions import Invalid
 
 SUPPORTED_OPS = ("add", "replace", "remove")
+# ASCII digits only (str.isdigit takes any script's), and few enough for any real list.
+_INDEX = re.compile(r"[0-9]{1,9}")
 
 
 def _split(path: Any) -> list[str]:
@@ -23,7 +26,7 @@ def _split(path: Any) -> list[str]:
 def _index(container: list[Any], token: str, op: str, path: str) -> int:
     if token == "-" and op == "add":
         return len(container)
-    if not token.isdigit():
+    if _INDEX.fullmatch(token) is None:
         raise Invalid(f"Invalid list index {token!r} in patch path {path}.")
     index = int(token)
     limit = len(container) if op == "add" else len(container) - 1

@@ -4,29 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import Body, Depends, Request, Response
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from services.api import collection, node_rules
+from services.api import collection
 from services.api.deps import (
     api_version,
     conductor,
     database,
     find_node,
-    is_uuid_like,
 )
 from services.api.patch import apply_patch, validate_patch
+from services.api.responses import rendered
+from services.api.routing import api_router
 from services.api.versions import Version
 from services.api.views import PORT_FIELD_VERSIONS, PORT_LIST_FIELDS, port_document, visible_fields
+from services.common import validation
 from services.common.db import Database
 from services.common.exceptions import Invalid, NotFound, conflict_from_integrity
 from services.common.macs import parse_mac
 from services.common.models import Node, Port
+from services.common.validation import is_uuid
 from services.conductor.interface import ConductorAPI
 
-router = APIRouter()
+router = api_router()
 
 WRITABLE = frozenset({"address", "node_uuid", "extra", "local_link_connection",
                       "physical_network", "pxe_enabled", "is_smartnic"})
@@ -41,7 +44,7 @@ REMOVED_DEFAULTS: dict[str, Any] = {"extra": {}, "local_link_connection": {},
 def normalize_mac(value: Any) -> str:
     mac = parse_mac(value)
     if mac is None:
-        raise Invalid(f"Expected a MAC address but received {value}.")
+        raise Invalid(f"Expected a MAC address but received {value!a}.")
     return mac
 
 
@@ -53,25 +56,28 @@ def _check(values: dict[str, Any], version: Version) -> dict[str, Any]:
     clean = dict(values)
     clean["address"] = normalize_mac(values.get("address"))
     for field in ("extra", "local_link_connection"):
-        if not isinstance(clean.setdefault(field, {}) or {}, dict):
-            raise Invalid(f"Invalid value for {field}: expected a JSON object.")
-        clean[field] = clean[field] or {}
-        node_rules.check_depth(field, clean[field])
+        clean[field] = validation.json_object(field, clean.get(field) or {})
     extra_keys = set(clean["local_link_connection"]) - LOCAL_LINK_KEYS
     if extra_keys:
         raise Invalid(f"Invalid local_link_connection: unknown key(s) {sorted(extra_keys)}; "
                       f"allowed are {sorted(LOCAL_LINK_KEYS)}.")
+    clean["local_link_connection"] = {
+        key: validation.text(f"local_link_connection/{key}", value,
+                             limit_of="local_link_connection")
+        for key, value in clean["local_link_connection"].items()}
     for field in ("pxe_enabled", "is_smartnic"):
         if field in clean and not isinstance(clean[field], bool):
             raise Invalid(f"Invalid value for {field}: expected true or false.")
-    physical_network = clean.get("physical_network")
-    if physical_network is not None and (not isinstance(physical_network, str)
-                                         or len(physical_network) > 64):
-        raise Invalid("Invalid physical_network: expected a string of at most 64 characters.")
+    if clean.get("physical_network") is not None:
+        clean["physical_network"] = validation.text("physical_network",
+                                                    clean["physical_network"])
     if clean.pop("portgroup_uuid", None) is not None:
         raise Invalid("Port groups are not supported: portgroup_uuid must be null.")
-    if "uuid" in clean and not is_uuid_like(str(clean["uuid"])):
-        raise Invalid(f"Expected a UUID for uuid but received {clean['uuid']!r}.")
+    if "uuid" in clean:
+        if clean["uuid"] is None:
+            del clean["uuid"]  # a new one is generated, as Ironic does
+        else:
+            clean["uuid"] = validation.uuid_value("uuid", clean["uuid"])
     return clean
 
 
@@ -109,7 +115,7 @@ def _list(request: Request, version: Version, db: Database, detail: bool, path: 
 
 def _find(session: Session, ident: str) -> Port:
     port = session.scalar(select(Port).options(joinedload(Port.node)).where(
-        Port.uuid == ident.lower())) if is_uuid_like(ident) else None
+        Port.uuid == ident.lower())) if is_uuid(ident) else None
     if port is None:
         raise NotFound(f"Port {ident} could not be found.")
     return port
@@ -149,26 +155,26 @@ def show_port(ident: str, request: Request, version: Version = Depends(api_versi
 
 
 @router.post("/v1/ports", status_code=201)
-def create_port(request: Request, response: Response, body: Any = Body(...),
+def create_port(request: Request, body: Any = Body(...),
                 version: Version = Depends(api_version),
-                db: Database = Depends(database)) -> dict[str, Any]:
+                db: Database = Depends(database)) -> Response:
     if not isinstance(body, dict):
         raise Invalid("Invalid port: expected a JSON object.")
     if not body.get("node_uuid"):
         raise Invalid("Mandatory field missing: node_uuid.")
     values = _check(body, version)
+    node_ident = validation.node_ident("node_uuid", values.pop("node_uuid"))
     try:
         with db.session() as session:
-            node = find_node(session, str(values.pop("node_uuid")), version)
+            node = find_node(session, node_ident, version)
             port = Port(**values, node_id=node.id)
             session.add(port)
             session.flush()
             session.refresh(port, ["node"])
             document = _render(request, [port], visible_fields(PORT_FIELD_VERSIONS, version))[0]
+            return rendered(document, 201, {"Location": f"{request.base_url}v1/ports/{port.uuid}"})
     except IntegrityError as exc:
         raise conflict_from_integrity(exc, values) from None
-    response.headers["Location"] = f"{request.base_url}v1/ports/{port.uuid}"
-    return document
 
 
 @router.patch("/v1/ports/{ident}")
@@ -189,8 +195,9 @@ def update_port(ident: str, request: Request, patch: Any = Body(...),
     values = _check({k: v for k, v in patched.items() if k != "node_uuid"}, version)
     new_node_uuid = None
     if patched.get("node_uuid") != node.uuid:
+        node_ident = validation.node_ident("node_uuid", patched.get("node_uuid"))
         with db.session() as session:
-            new_node_uuid = find_node(session, str(patched.get("node_uuid")), version).uuid
+            new_node_uuid = find_node(session, node_ident, version).uuid
     manager.update_port(port.uuid, values, node_uuid=new_node_uuid)
     with db.session() as session:
         return _render(request, [_find(session, port.uuid)],

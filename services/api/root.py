@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
+from services.api.routing import api_router
 from services.api.versions import MAX_VERSION, MIN_VERSION, format_version
 from services.api.views import base_url
 
-router = APIRouter()
+router = api_router()
 
 
 def _version_document(request: Request) -> dict[str, Any]:

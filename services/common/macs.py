@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$")
+_MAC = re.compile(r"([0-9a-f]{2}[:-]){5}[0-9a-f]{2}")
 
 
 def parse_mac(value: Any) -> str | None:
@@ -13,6 +13,6 @@ def parse_mac(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     lowered = value.lower()
-    if not _MAC.match(lowered):
+    if not _MAC.fullmatch(lowered):
         return None
     return lowered.replace("-", ":")

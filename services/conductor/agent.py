@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from services.common import states
+from services.common import states, validation
 from services.common.exceptions import Conflict, EnclumeError, Invalid, NotFound
 from services.common.models import utcnow
 from services.conductor import flows
@@ -129,4 +129,4 @@ def heartbeat_work(callback_url: str, agent_version: str | None, token: str
 def check_version(agent_version: object) -> str | None:
     if agent_version is not None and not isinstance(agent_version, str):
         raise Invalid("agent_version must be a string.")
-    return agent_version
+    return None if agent_version is None else validation.text("agent_version", agent_version)

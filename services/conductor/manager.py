@@ -40,7 +40,7 @@ from services.common.lookups import node_uuid_of_port
 from services.common.membership import Membership
 from services.common.models import Node, Port
 from services.common.node_fields import INTERFACES
-from services.common.traits import check_traits
+from services.common.validation import traits as check_traits
 from services.conductor import agent, discovery, flows
 from services.conductor.flows import power
 from services.conductor.flows.steps import event_type

@@ -19,11 +19,11 @@ from pydantic import (
 )
 
 from services.common.macs import parse_mac
-from services.common.node_fields import TEXT_FIELDS
+from services.common.validation import FIELD_LIMITS
 from services.discovery import templates
 from services.discovery.facts import ADDRESS_VARIABLES, VARIABLES, Facts
 
-# What a node name cannot hold (the complement of node_fields.NAME_RE's characters).
+# What a node name cannot hold (the complement of validation.NAME_RE's characters).
 NAME_CHARS = re.compile(r"[^a-zA-Z0-9\-._~]")
 _MAC_PREFIX = re.compile(r"^([0-9a-f]{2}:){0,5}[0-9a-f]{1,2}$")
 
@@ -183,7 +183,7 @@ class Actions(BaseModel):
     driver_info: dict[str, Any] | None = None
     labels: dict[str, str] | None = None  # extra["labels"]; the room is the label "room"
     properties: dict[str, Any] | None = None
-    resource_class: str | None = Field(default=None, max_length=TEXT_FIELDS["resource_class"])
+    resource_class: str | None = Field(default=None, max_length=FIELD_LIMITS["resource_class"])
     name: str | None = None
 
     @field_validator("labels", mode="before")

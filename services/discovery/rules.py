@@ -37,8 +37,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from services.common.node_fields import MAX_NAME_LENGTH, is_valid_node_name
 from services.common.secrets import mask
+from services.common.validation import FIELD_LIMITS, is_valid_name
 from services.common.yaml_errors import describe_yaml_error
 from services.discovery import templates
 from services.discovery.facts import ADDRESS_VARIABLES, VARIABLES, Facts
@@ -108,8 +108,8 @@ class RuleSet:
 def node_name(rendered: str) -> str | None:
     """A usable node name from a rendered template: characters a name cannot hold (from
     inventory values such as a product name) become ``-``; a UUID-like result is no name."""
-    name = NAME_CHARS.sub("-", rendered)[:MAX_NAME_LENGTH]
-    return name if is_valid_node_name(name) else None
+    name = NAME_CHARS.sub("-", rendered)[:FIELD_LIMITS["name"]]
+    return name if is_valid_name(name) else None
 
 
 # -- reading the file ----------------------------------------------------------------------

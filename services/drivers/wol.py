@@ -34,8 +34,8 @@ from services.drivers.base import (
 if TYPE_CHECKING:
     from services.conductor.task import Task
 
-MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$")
-PASSWORD = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){3}([:-][0-9a-f]{2}){0,2}$")
+MAC = re.compile(r"[0-9a-f]{2}([:-][0-9a-f]{2}){5}")
+PASSWORD = re.compile(r"[0-9a-f]{2}([:-][0-9a-f]{2}){3}([:-][0-9a-f]{2}){0,2}")
 # Powering off through the agent: how long a probe of its command API waits for an answer,
 # and how often it is probed until none comes.
 AGENT_GONE_PROBE_TIMEOUT_S = 2.0
@@ -47,7 +47,7 @@ def _hex_bytes(text: str) -> bytes:
 
 
 def magic_packet(mac: str, password: str | None = None) -> bytes:
-    if not MAC.match(mac.lower()):
+    if not MAC.fullmatch(mac.lower()):
         raise DriverError(f"{mac!r} is not a MAC address")
     packet = b"\xff" * 6 + _hex_bytes(mac) * 16
     if password:
@@ -64,7 +64,7 @@ def _target(info: dict[str, Any], settings: Settings) -> tuple[str, int, str | N
             f"wol_host must be an IPv4 (broadcast) address, not {host!r}.") from None
     port = driver_info.port_number(info, "wol_port", settings.wol_default_port)
     password = driver_info.text(info, "wol_password") or None
-    if password is not None and not PASSWORD.match(password.lower()):
+    if password is not None and not PASSWORD.fullmatch(password.lower()):
         raise driver_info.InvalidParameter(
             "wol_password (SecureOn) must be 4 or 6 bytes written like a MAC address, "
             "e.g. 01:02:03:04:05:06.")
@@ -88,7 +88,7 @@ class WolPower(PowerInterface):
     def validate(self, task: Task) -> None:
         _target(task.node.driver_info, self.settings)
         for mac in self._macs(task):
-            if not MAC.match(mac.lower()):
+            if not MAC.fullmatch(mac.lower()):
                 raise DriverError(f"port MAC {mac!r} of node {task.node.uuid} is malformed")
 
     def get_power_state(self, task: Task) -> str | None:

@@ -6,6 +6,7 @@ import pytest
 
 from services.api import node_rules, versions
 from services.api.patch import apply_patch
+from services.common import validation
 from services.common.config import Settings
 from services.common.exceptions import Invalid
 from services.common.secrets import MASK, mask
@@ -90,10 +91,10 @@ def test_node_values_get_interface_defaults_and_refuse_bad_ones() -> None:
 
 
 def test_traits_are_checked_and_deduplicated() -> None:
-    assert node_rules.check_traits(["CUSTOM_A", "HW_CPU_X86_AVX2", "CUSTOM_A"]) == [
+    assert validation.traits(["CUSTOM_A", "HW_CPU_X86_AVX2", "CUSTOM_A"]) == [
         "CUSTOM_A", "HW_CPU_X86_AVX2"]
     for bad in (["custom_lower"], ["CUSTOM-DASH"], "CUSTOM_A", [1]):
         with pytest.raises(Invalid):
-            node_rules.check_traits(bad)
+            validation.traits(bad)
     with pytest.raises(Invalid, match="at most"):
-        node_rules.check_traits([f"CUSTOM_{i}" for i in range(51)])
+        validation.traits([f"CUSTOM_{i}" for i in range(51)])

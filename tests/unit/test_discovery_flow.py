@@ -33,6 +33,7 @@ from services.conductor.rpc import RpcClient, server_app
 from services.discovery.rules import RulesError
 from services.drivers.registry import Drivers
 from tests.support.aio import write_htpasswd
+from tests.support.api_stack import served_api
 from tests.support.asgi import bound_socket, serving, url_of
 
 GiB = 1024**3
@@ -86,13 +87,8 @@ def db(tmp_path: Path) -> Database:
 
 
 def serve(tmp_path: Path, db: Database, **values: Any) -> Iterator[Stack]:
-    settings = settings_for(tmp_path, **values)
-    drivers = Drivers(settings)
-    membership = Membership(db, settings)
-    manager = ConductorManager(db, settings, drivers, membership)
-    app = create_app(settings, db, manager, membership, drivers, services=[manager])
-    with serving(app) as url, httpx.Client(base_url=url, timeout=10, headers=HEADERS) as api:
-        yield Stack(api, db, manager)
+    with served_api(settings_for(tmp_path, **values), db) as served:
+        yield Stack(served.client, db, served.manager)
 
 
 @pytest.fixture

@@ -22,12 +22,12 @@ from services.cli.enclume.inventory.model import (
     RawEntry,
 )
 from services.common.macs import parse_mac
-from services.common.node_fields import (
+from services.common.validation import (
     CONDUCTOR_GROUP_RE,
-    NODE_NAME_RULE,
-    TEXT_FIELDS,
-    is_uuid_like,
-    is_valid_node_name,
+    FIELD_LIMITS,
+    NAME_RULE,
+    is_uuid,
+    is_valid_name,
 )
 from services.drivers.properties import required
 
@@ -115,8 +115,8 @@ class _EntryCheck:
         if name is None:
             self.bad("", "name is required")
             return ""
-        if not is_valid_node_name(name):
-            self.bad("name", f"{name!r} cannot be a node name: {NODE_NAME_RULE}")
+        if not is_valid_name(name):
+            self.bad("name", f"{name!r} cannot be a node name: {NAME_RULE}")
             return ""
         return str(name)
 
@@ -135,13 +135,13 @@ class _EntryCheck:
             if not isinstance(value, str) or not value:
                 self.bad(name, "expected a non-empty string")
                 continue
-            limit = TEXT_FIELDS.get(name)
+            limit = FIELD_LIMITS.get(name)
             if limit is not None and len(value) > limit:
                 self.bad(name, f"longer than {limit} characters")
-            elif name == "conductor_group" and not CONDUCTOR_GROUP_RE.match(value):
+            elif name == "conductor_group" and not CONDUCTOR_GROUP_RE.fullmatch(value):
                 self.bad(name, "only letters, digits and _-. are allowed")
             elif name == "uuid":
-                if not is_uuid_like(value):
+                if not is_uuid(value):
                     self.bad(name, f"{value!r} is not a UUID")
                     continue
                 value = str(uuid.UUID(value))

@@ -13,7 +13,7 @@ MIN_VLAN = 1
 MAX_VLAN = 4094
 # Interface names as switches spell them (GigabitEthernet1/0/5, Ethernet1, ge-0/0/5,
 # ethernet1/1/5, Port-channel3 ...). Nothing else reaches a CLI: no spaces, no line breaks.
-INTERFACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/._:-]{0,63}$")
+INTERFACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9/._:-]{0,63}")
 
 
 class SwitchError(DriverError):
@@ -39,7 +39,7 @@ class SwitchDriver(Protocol):
 
 
 def check_interface_name(port_id: str) -> str | None:
-    if not INTERFACE_NAME.match(port_id):
+    if not INTERFACE_NAME.fullmatch(port_id):
         return (f"port_id {port_id!r} is not an interface name (letters, digits and / . _ : - "
                 "only, at most 64 characters)")
     return None

@@ -1,0 +1,173 @@
+"""/v1/nodes/{ident}: a node's states and what changes them (provision, power, boot device,
+maintenance) and the validation of its interfaces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Body, Depends, Request, Response
+
+from services.api import node_rules
+from services.api.deps import api_version, conductor, database, find_node
+from services.api.nodes import NodeRenderer, full_fields
+from services.api.routing import api_router
+from services.api.versions import Version
+from services.api.views import NODE_STATES_FIELDS
+from services.common import states, validation
+from services.common.db import Database
+from services.common.exceptions import Invalid
+from services.common.models import Node
+from services.conductor.interface import ConductorAPI
+from services.drivers.base import BOOT_DEVICES
+
+router = api_router(prefix="/v1/nodes")
+
+
+# -- states --------------------------------------------------------------------------------
+
+
+@router.get("/{ident}/states")
+def node_states(ident: str, request: Request, version: Version = Depends(api_version),
+                db: Database = Depends(database)) -> dict[str, Any]:
+    with db.session() as session:
+        node = find_node(session, ident, version)
+        fields = [f for f in NODE_STATES_FIELDS if f in full_fields(version)]
+        return NodeRenderer(request, session, version, fields).one(node)
+
+
+def _accepted(request: Request, node: Node) -> Response:
+    return Response(status_code=202,
+                    headers={"Location": f"{request.base_url}v1/nodes/{node.uuid}/states"})
+
+
+@router.put("/{ident}/states/provision", status_code=202)
+def set_provision_state(ident: str, request: Request, body: Any = Body(...),
+                        version: Version = Depends(api_version),
+                        db: Database = Depends(database),
+                        manager: ConductorAPI = Depends(conductor)) -> Response:
+    if not isinstance(body, dict) or "target" not in body:
+        raise Invalid("Invalid request: a provision state change needs a \"target\".")
+    known = {"target", "configdrive", "clean_steps", "deploy_steps", "rescue_password",
+             "disable_ramdisk"}
+    unknown = set(body) - known
+    if unknown:
+        raise Invalid(f"Unknown attribute(s) for a provision state change: "
+                      f"{', '.join(sorted(unknown))}.")
+    target = body["target"]
+    if not isinstance(target, str) or target not in states.API_TARGET_EVENTS or (
+        version < states.API_TARGET_MIN_VERSION.get(target, (1, 1))
+    ):
+        raise Invalid(f"The requested provision state target \"{target}\" is not valid at API "
+                      f"version {version[0]}.{version[1]}.")
+    if body.get("configdrive") is not None and target not in ("active", "deploy", "rebuild"):
+        raise Invalid("A config drive can only be given when deploying or rebuilding.")
+    if isinstance(body.get("configdrive"), dict) and version < (1, 56):
+        raise Invalid("A config drive given as JSON needs API version 1.56 or newer.")
+    options = {k: v for k, v in body.items() if k != "target"}
+    if not isinstance(options.get("configdrive"), str | dict | None):
+        raise Invalid("Invalid configdrive: expected a string or a JSON object.")
+    if options.get("rescue_password") is not None:
+        options["rescue_password"] = validation.text("rescue_password",
+                                                     options["rescue_password"])
+    with db.session() as session:
+        node = find_node(session, ident, version)
+    manager.do_provisioning_action(node.uuid, target, options)
+    return _accepted(request, node)
+
+
+@router.put("/{ident}/states/power", status_code=202)
+def set_power_state(ident: str, request: Request, body: Any = Body(...),
+                    version: Version = Depends(api_version), db: Database = Depends(database),
+                    manager: ConductorAPI = Depends(conductor)) -> Response:
+    if not isinstance(body, dict) or "target" not in body:
+        raise Invalid("Invalid request: a power state change needs a \"target\".")
+    unknown = set(body) - {"target", "timeout"}
+    if unknown:
+        raise Invalid(f"Unknown attribute(s) for a power state change: "
+                      f"{', '.join(sorted(unknown))}.")
+    timeout = body.get("timeout")
+    if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool)
+                                or timeout < 1):
+        raise Invalid("Invalid timeout: expected a positive number of seconds.")
+    target = validation.text("target", body["target"])
+    with db.session() as session:
+        node = find_node(session, ident, version)
+    manager.change_power_state(node.uuid, target, timeout)
+    return _accepted(request, node)
+
+
+# -- management, maintenance, validation ---------------------------------------------------
+
+
+@router.get("/{ident}/management/boot_device")
+def get_boot_device(ident: str, version: Version = Depends(api_version),
+                    db: Database = Depends(database),
+                    manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
+    with db.session() as session:
+        node = find_node(session, ident, version)
+    return manager.get_boot_device(node.uuid)
+
+
+@router.get("/{ident}/management/boot_device/supported")
+def supported_boot_devices(ident: str, version: Version = Depends(api_version),
+                           db: Database = Depends(database),
+                           manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
+    with db.session() as session:
+        node = find_node(session, ident, version)
+    return {"supported_boot_devices": manager.get_supported_boot_devices(node.uuid)}
+
+
+@router.put("/{ident}/management/boot_device", status_code=204)
+def set_boot_device(ident: str, body: Any = Body(...), version: Version = Depends(api_version),
+                    db: Database = Depends(database),
+                    manager: ConductorAPI = Depends(conductor)) -> Response:
+    if not isinstance(body, dict) or not isinstance(body.get("boot_device"), str):
+        raise Invalid("Invalid request: expected {\"boot_device\": ..., \"persistent\": ...}.")
+    if body["boot_device"] not in BOOT_DEVICES:
+        raise Invalid(f"Invalid boot device {body['boot_device']!r}, expected one of "
+                      f"{', '.join(BOOT_DEVICES)}.")
+    persistent = body.get("persistent", False)
+    if not isinstance(persistent, bool):
+        raise Invalid("Invalid value for persistent: expected true or false.")
+    with db.session() as session:
+        node = find_node(session, ident, version)
+    manager.set_boot_device(node.uuid, body["boot_device"], persistent)
+    return Response(status_code=204)
+
+
+@router.put("/{ident}/maintenance", status_code=202)
+def set_maintenance(ident: str, body: Any = Body(None), version: Version = Depends(api_version),
+                    db: Database = Depends(database)) -> Response:
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if reason is not None:
+        reason = validation.text("maintenance_reason", reason)
+    with db.session() as session:
+        node = find_node(session, ident, version)
+        node.maintenance = True
+        node.maintenance_reason = reason
+    return Response(status_code=202)
+
+
+@router.delete("/{ident}/maintenance", status_code=202)
+def unset_maintenance(ident: str, version: Version = Depends(api_version),
+                      db: Database = Depends(database)) -> Response:
+    with db.session() as session:
+        node = find_node(session, ident, version)
+        node.maintenance = False
+        node.maintenance_reason = None
+        node.fault = None
+    return Response(status_code=202)
+
+
+@router.get("/{ident}/validate")
+def validate_node(ident: str, version: Version = Depends(api_version),
+                  db: Database = Depends(database),
+                  manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
+    with db.session() as session:
+        node = find_node(session, ident, version)
+    result = manager.validate(node.uuid)
+    if version < (1, 40):
+        result.pop("bios", None)
+    return {k: v for k, v in result.items()
+            if node_rules.field_known(f"{k}_interface", version)
+            or k in ("power", "deploy", "console", "management")}
