@@ -45,7 +45,6 @@ from services.common.node_fields import INTERFACES
 from services.common.validation import traits as check_traits
 from services.conductor import agent, discovery, flows, locks
 from services.conductor.task import Task
-from services.drivers.agent_client import AGENT_TOKEN
 from services.drivers.base import POWER_TARGETS, DriverError
 from services.drivers.registry import Drivers
 
@@ -289,7 +288,8 @@ class ConductorManager:
         """Check an agent's heartbeat and continue the node's work in a worker; returns at once.
 
         Refused (nothing recorded) in a state that expects no agent (409), without a token
-        (401) or with a wrong one (403). A node that is busy skips this heartbeat.
+        (401), with a wrong one (403), or from another callback URL than its first (409). A
+        node that is busy skips this heartbeat.
         """
         problem = agent.callback_url_problem(callback_url)
         if problem:
@@ -301,8 +301,8 @@ class ConductorManager:
                                   .where(Node.uuid == node_uuid)).first()
         if row is None:
             raise NodeNotFound(node_uuid)
-        agent.check_heartbeat(node_uuid, row.provision_state,
-                              (row.driver_internal_info or {}).get(AGENT_TOKEN), agent_token)
+        agent.check_heartbeat(node_uuid, row.provision_state, row.driver_internal_info or {},
+                              agent_token, callback_url)
         assert agent_token is not None
         work = agent.heartbeat_work(callback_url, agent_version, agent_token)
         if not self.start_on_locked(row.id, node_uuid, work,
