@@ -42,6 +42,7 @@ from services.common.lookups import node_uuid_of_port, node_value
 from services.common.membership import Membership
 from services.common.models import Conductor, Node, Port, utcnow
 from services.common.node_fields import INTERFACES
+from services.common.secrets import scrub
 from services.common.validation import traits as check_traits
 from services.conductor import agent, discovery, flows, locks
 from services.conductor.task import Task
@@ -392,7 +393,7 @@ class ConductorManager:
                     interface.validate(task)
                     result[name] = {"result": True}
                 except DriverError as exc:
-                    result[name] = {"result": False, "reason": str(exc)}
+                    result[name] = {"result": False, "reason": scrub(str(exc))}
         return result
 
     # -- changes to nodes and ports --------------------------------------------------------

@@ -7,6 +7,7 @@ interface; the conductor builds a ``NodeDriver`` of those instances for the work
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,6 +23,8 @@ POWER_TARGETS = (POWER_ON, POWER_OFF, REBOOT, SOFT_POWER_OFF, SOFT_REBOOT)
 
 BOOT_DEVICES = ("pxe", "disk", "cdrom", "bios", "safe", "wanboot", "uefi http")
 
+LOG = logging.getLogger(__name__)
+
 
 class DriverError(Exception):
     """A driver could not do what it was asked; the message is shown to the user."""
@@ -29,6 +32,16 @@ class DriverError(Exception):
 
 class MissingParameters(DriverError):
     pass
+
+
+def unexpected_error(protocol: str, what: str, where: str, error: BaseException) -> DriverError:
+    """An exception of a type a BMC library is not documented to raise (its bug, or an answer
+    it could not parse): logged with its traceback (scrubbed, as every log line), shown as
+    Ironic's "<protocol> call failed" without the raw text, which may quote anything."""
+    LOG.warning("%s %s at %s raised %s", protocol, what, where, type(error).__name__,
+                exc_info=error)
+    return DriverError(f"{protocol} call failed: {what} at {where} (unexpected "
+                       f"{type(error).__name__}; the details are in the conductor's log).")
 
 
 class ManualActionRequired(DriverError):
