@@ -42,6 +42,7 @@ from services.common.lookups import node_uuid_of_port, node_value
 from services.common.membership import Membership
 from services.common.models import Conductor, Node, Port, utcnow
 from services.common.node_fields import INTERFACES
+from services.common.optimistic import check_unchanged
 from services.common.secrets import scrub
 from services.common.validation import traits as check_traits
 from services.conductor import agent, discovery, flows, locks
@@ -398,11 +399,14 @@ class ConductorManager:
 
     # -- changes to nodes and ports --------------------------------------------------------
 
-    def update_node(self, node_uuid: str, values: dict[str, Any]) -> None:
-        """Write field values the API has already checked, under the node's lock."""
+    def update_node(self, node_uuid: str, values: dict[str, Any],
+                    expected: dict[str, Any] | None = None) -> None:
+        """Write field values the API has already checked, under the node's lock, if the
+        node's fields still have the ``expected`` values they were computed from."""
         try:
             with self.locked(node_uuid) as task:
                 node = task.node
+                check_unchanged(node, expected, f"Node {node.uuid}")
                 new_instance = values.get("instance_uuid")
                 if new_instance and node.instance_uuid and new_instance != node.instance_uuid:
                     raise Conflict(f"Node {node.uuid} is associated with instance "
@@ -447,13 +451,16 @@ class ConductorManager:
             task.node.traits = check_traits(traits + list(add or []))
 
     def update_port(self, port_uuid: str, values: dict[str, Any],
-                    node_uuid: str | None = None) -> None:
-        """Write checked port values under the lock of the port's node; maybe move the port."""
+                    node_uuid: str | None = None, expected: dict[str, Any] | None = None
+                    ) -> None:
+        """Write checked port values under the lock of the port's node; maybe move the port.
+        ``expected``: as for `update_node`."""
         try:
             with self.locked(node_uuid_of_port(self.db, port_uuid)) as task:
                 port = task.session.scalar(select(Port).where(Port.uuid == port_uuid))
                 if port is None:
                     raise NotFound(f"Port {port_uuid} could not be found.")
+                check_unchanged(port, expected, f"Port {port_uuid}")
                 if node_uuid is not None and node_uuid != task.node.uuid:
                     new_node = task.session.scalar(select(Node.id).where(Node.uuid == node_uuid))
                     if new_node is None:
