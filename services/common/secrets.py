@@ -97,10 +97,10 @@ class _KnownSecrets:
         self._guard = threading.Lock()
 
     def add(self, values: Iterable[str]) -> None:
-        new = set(values) - self._values
+        new = set(values) - self._values  # the set is replaced, never changed in place
         if new:
             with self._guard:
-                self._values |= new
+                self._values = self._values | new
                 self._pattern = None
 
     def scrub(self, text: str) -> str:
