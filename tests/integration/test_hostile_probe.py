@@ -95,7 +95,7 @@ def _parallel_patches(client: httpx.Client, path: str) -> dict[str, int]:
         return dict(pool.map(add, [f"k{n}" for n in range(PARALLEL)]))
 
 
-def test_parallel_node_and_port_patches_lose_no_accepted_write(aio: Server) -> None:
+def test_parallel_node_port_and_allocation_patches_lose_no_accepted_write(aio: Server) -> None:
     limits = httpx.Limits(max_connections=PARALLEL)
     with httpx.Client(base_url=aio.url, headers=HEADERS, timeout=60, limits=limits) as client:
         for round_number in range(ROUNDS):  # a lost update needs an unlucky interleaving
@@ -103,7 +103,9 @@ def test_parallel_node_and_port_patches_lose_no_accepted_write(aio: Server) -> N
             port = client.post("/v1/ports", json={
                 "node_uuid": node["uuid"], "address": f"52:54:00:15:00:{round_number:02x}"}
             ).json()
-            for path in (f"/v1/nodes/{node['uuid']}", f"/v1/ports/{port['uuid']}"):
+            allocation = client.post("/v1/allocations", json={"resource_class": "none"}).json()
+            for path in (f"/v1/nodes/{node['uuid']}", f"/v1/ports/{port['uuid']}",
+                         f"/v1/allocations/{allocation['uuid']}"):
                 outcome = _parallel_patches(client, path)
                 accepted = {key for key, status in outcome.items() if status == 200}
                 assert accepted, outcome  # concurrent writers merge: some succeed
