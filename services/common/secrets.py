@@ -26,6 +26,9 @@ _SECRET_KEY = re.compile(_SECRET_WORDS, re.IGNORECASE)
 # Values shorter than this are masked by key only: scrubbing "1" from every text would hide
 # everything else and protect nothing.
 MIN_KNOWN_LENGTH = 4
+# Longer values (a config drive, a certificate) are masked by key only: they are not passwords
+# a message would quote, and would make the pattern of known values huge.
+MAX_KNOWN_LENGTH = 512
 
 
 def is_secret_key(key: str) -> bool:
@@ -85,7 +88,7 @@ def secret_values(value: Any, secret: bool = False) -> set[str]:
         found |= {match.group(2) for match in _URL_PASSWORD.finditer(value)}
     if secret and value not in (None, "") and not isinstance(value, bool):
         found |= {str(value), repr(value)} if not isinstance(value, str) else {value}
-    return {text for text in found if len(text) >= MIN_KNOWN_LENGTH}
+    return {text for text in found if MIN_KNOWN_LENGTH <= len(text) <= MAX_KNOWN_LENGTH}
 
 
 class _KnownSecrets:
