@@ -128,10 +128,10 @@ def heartbeat(request: Request, node_ident: str, body: Any = Body(...),
     problem = agent.callback_url_problem(body.get("callback_url"))
     if problem:
         raise Invalid(problem)
-    _check_callback_host(request, body["callback_url"])
     token, version = body.get("agent_token"), agent.check_version(body.get("agent_version"))
     if token is not None and not isinstance(token, str):
         raise Invalid("agent_token must be a string.")
+    _check_callback_host(request, body["callback_url"])
     if not is_uuid(node_ident):
         raise NodeNotFound(node_ident)
     with db.session() as session:

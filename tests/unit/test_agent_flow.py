@@ -25,7 +25,7 @@ from services.common.db import Database, upgrade_schema
 from services.common.exceptions import EnclumeError
 from services.common.membership import Membership
 from services.common.models import Node, Port, utcnow
-from services.conductor import locks
+from services.conductor import agent, locks
 from services.conductor.manager import ConductorManager
 from services.conductor.rpc import RpcClient, server_app
 from services.drivers.registry import Drivers
@@ -218,11 +218,15 @@ def test_a_heartbeat_cannot_point_the_conductor_at_another_host_or_url(stack: St
     moved = heartbeat(stack, node.uuid, callback_url=closed_port_url(), agent_token=token)
     assert moved.status_code == 409 and "callback URL can not change" in moved.text
     assert internal(stack.db, node.id)["agent_url"] == url
-    # A token that is a lone surrogate is a wrong token, not a server error.
+    # A token that is a lone surrogate is refused, never a server error: the body's validation
+    # refuses it (400), and the conductor's comparison would call it a wrong token.
     surrogate = stack.api.post(f"/v1/heartbeat/{node.uuid}",
                                content=b'{"callback_url": "%s", "agent_token": "\\ud800"}'
                                % url.encode(), headers={"Content-Type": "application/json"})
-    assert surrogate.status_code == 403, surrogate.text
+    assert 400 <= surrogate.status_code < 500, surrogate.text
+    with pytest.raises(agent.AgentTokenInvalid):
+        agent.check_heartbeat(node.uuid, "wait call-back", {"agent_secret_token": token},
+                              "\ud800", url)
 
 
 def test_a_heartbeat_records_the_agent_and_an_unreachable_one_leaves_the_node_waiting(
