@@ -63,7 +63,8 @@ def serve(app_factory, settings: Settings) -> int:  # type: ignore[no-untyped-de
     LOG.info("serving the Ironic API on http://%s:%d", settings.api_host, settings.api_port)
     try:
         uvicorn.run(app, host=settings.api_host, port=settings.api_port,
-                    log_level=settings.log_level.lower(), access_log=settings.access_log)
+                    log_level=settings.log_level.lower(), access_log=settings.access_log,
+                    log_config=None)
     finally:
         if started_first is not None:
             started_first.stop()  # when uvicorn could not serve (its lifespan stops it otherwise)

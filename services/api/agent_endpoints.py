@@ -3,15 +3,20 @@ with the one-time token it got at its first lookup.
 
 - ``GET /v1/lookup?addresses=<mac>,<mac>[&node_uuid=<uuid>]``: the node of those MACs, in a
   state that expects an agent, and the agent's configuration; the token only at the first
-  lookup after the ramdisk was prepared (``******`` after that).
+  lookup after the ramdisk was prepared (``******`` after that). A MAC of the node is required:
+  a node UUID alone finds nothing (400), unlike Ironic, where it handed out the token.
 - ``POST /v1/heartbeat/<node uuid>`` ``{"callback_url", "agent_token", "agent_version"}``: 202;
-  handed to the conductor that owns the node, which checks it (401 without a token, 403 with a
-  wrong one, 409 in a state that expects no agent) and continues the node's work in a worker.
+  the callback URL's host must be the IP address the heartbeat came from (403), so no one can
+  point the conductor's commands elsewhere; handed to the conductor that owns the node, which
+  checks it (401 without a token, 403 with a wrong one, 409 in a state that expects no agent or
+  from another callback URL than the token's first) and continues the node's work in a worker.
 """
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Body, Depends, Request, Response
 from sqlalchemy import select
@@ -47,7 +52,7 @@ def _find(session: Session, macs: list[str], node_uuid: str | None) -> Node:
         if not is_uuid(node_uuid):
             raise Invalid(f"node_uuid must be a UUID, not {node_uuid!r}.")
         node = session.scalar(select(Node).where(Node.uuid == node_uuid.lower()))
-        if node is None or (macs and not {p.address for p in node.ports} & set(macs)):
+        if node is None or not {p.address for p in node.ports} & set(macs):
             raise NotFound(NO_AGENT_NODE)
         candidates = [node]
     else:
@@ -74,8 +79,8 @@ def lookup(request: Request, addresses: str | None = None, node_uuid: str | None
            db: Database = Depends(database), manager: ConductorAPI = Depends(conductor)
            ) -> dict[str, Any]:
     macs = _macs(addresses)
-    if not macs and node_uuid is None:
-        raise Invalid("Lookup needs addresses (comma-separated MAC addresses) or node_uuid.")
+    if not macs:
+        raise Invalid("Lookup needs addresses: comma-separated MAC addresses of the node.")
     with db.session() as session:
         found = _find(session, macs, node_uuid)
         uuid, issued = found.uuid, bool(found.driver_internal_info.get(AGENT_TOKEN))
@@ -91,8 +96,30 @@ def lookup(request: Request, addresses: str | None = None, node_uuid: str | None
                        "agent_token": token or MASK, "agent_token_required": True}}
 
 
+def _check_callback_host(request: Request, callback_url: str) -> None:
+    """The agent serves its commands on the address it calls from (the agent advertises the
+    address its route to the API leaves from): any other host could be a thief's."""
+    client = request.client.host if request.client else ""
+    host = urlsplit(callback_url).hostname or ""
+    if _ip(host) is None:
+        raise Invalid("callback_url's host must be an IP address (the agent's own).")
+    if _ip(host) != _ip(client):
+        raise Invalid(f"callback_url's host {host} is not the address this heartbeat came "
+                      "from.", code=403)
+
+
+def _ip(text: str) -> IPv4Address | IPv6Address | None:
+    try:
+        address = ip_address(text)
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
+
+
 @router.post("/heartbeat/{node_ident}", status_code=202)
-def heartbeat(node_ident: str, body: Any = Body(...), db: Database = Depends(database),
+def heartbeat(request: Request, node_ident: str, body: Any = Body(...),
+              db: Database = Depends(database),
               manager: ConductorAPI = Depends(conductor)) -> Response:
     if not isinstance(body, dict):
         raise Invalid("Invalid heartbeat: expected a JSON object.")
@@ -104,6 +131,7 @@ def heartbeat(node_ident: str, body: Any = Body(...), db: Database = Depends(dat
     token, version = body.get("agent_token"), agent.check_version(body.get("agent_version"))
     if token is not None and not isinstance(token, str):
         raise Invalid("agent_token must be a string.")
+    _check_callback_host(request, body["callback_url"])
     if not is_uuid(node_ident):
         raise NodeNotFound(node_ident)
     with db.session() as session:

@@ -24,8 +24,15 @@ from services.api.views import (
 )
 from services.common import states, validation
 from services.common.db import Database
-from services.common.exceptions import Conflict, Invalid, NotFound, conflict_from_integrity
-from services.common.models import Allocation, Node
+from services.common.exceptions import (
+    Conflict,
+    Invalid,
+    NotFound,
+    StaleUpdate,
+    conflict_from_integrity,
+)
+from services.common.models import Allocation, Node, utcnow
+from services.common.optimistic import retrying_stale
 from services.common.validation import is_uuid
 
 router = api_router()
@@ -245,20 +252,30 @@ def update_allocation(ident: str, request: Request, patch: Any = Body(...),
                       db: Database = Depends(database)) -> Response:
     if version < (1, 57):
         raise Invalid("Updating allocations needs API version 1.57 or newer.", code=405)
-    with db.session() as session:
-        allocation = _find(session, ident)
-        patched = apply_patch({"name": allocation.name, "extra": allocation.extra}, patch)
-        if set(patched) - {"name", "extra"}:
-            raise Invalid("Only name and extra of an allocation can be updated.")
-        checked = _checked(patched)
-        name, extra = checked.get("name"), checked.get("extra", {})
-        allocation.name, allocation.extra = name, extra
-        try:
-            session.flush()
-        except IntegrityError as exc:
-            raise conflict_from_integrity(exc, {"name": name}) from None
-        fields = visible_fields(ALLOCATION_FIELD_VERSIONS, version)
-        return rendered(_render(request, session, [allocation], fields)[0])
+
+    def attempt() -> Response:  # again on the fresh allocation while another writer won
+        with db.session() as session:
+            allocation = _find(session, ident)
+            patched = apply_patch({"name": allocation.name, "extra": allocation.extra}, patch)
+            if set(patched) - {"name", "extra"}:
+                raise Invalid("Only name and extra of an allocation can be updated.")
+            checked = _checked(patched)
+            name, extra = checked.get("name"), checked.get("extra", {})
+            try:  # compare-and-set on the version read
+                written = session.execute(
+                    update(Allocation).where(Allocation.id == allocation.id,
+                                             Allocation.version == allocation.version)
+                    .values(name=name, extra=extra, version=Allocation.version + 1,
+                            updated_at=utcnow()))
+            except IntegrityError as exc:
+                raise conflict_from_integrity(exc, {"name": name}) from None
+            if written.rowcount != 1:
+                raise StaleUpdate.of(f"Allocation {allocation.uuid}")
+            session.refresh(allocation)
+            fields = visible_fields(ALLOCATION_FIELD_VERSIONS, version)
+            return rendered(_render(request, session, [allocation], fields)[0])
+
+    return retrying_stale(attempt)
 
 
 @router.delete("/v1/allocations/{ident}", status_code=204)

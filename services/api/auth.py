@@ -95,11 +95,19 @@ class Htpasswd:
             if digest in self._verified:
                 return True
             hashed = self._users.get(user)
-        if hashed is None or not bcrypt.checkpw(password.encode(), hashed):
+        if hashed is None or not _bcrypt_matches(password, hashed):
             return False
         with self._guard:
             self._verified.add(digest)
         return True
+
+
+def _bcrypt_matches(password: str, hashed: bytes) -> bool:
+    """bcrypt's verdict; a password bcrypt refuses to hash (over 72 bytes) is simply wrong."""
+    try:
+        return bcrypt.checkpw(password.encode(), hashed)
+    except ValueError:
+        return False
 
 
 def _credentials(scope: Scope) -> tuple[str, str] | None:

@@ -14,12 +14,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.exceptions import EnclumeError
+from services.common.secrets import scrub
 
 LOG = logging.getLogger(__name__)
 
 
 def error_body(status: int, message: str) -> bytes:
-    fault = {"faultstring": message, "faultcode": "Client" if status < 500 else "Server",
+    fault = {"faultstring": scrub(message), "faultcode": "Client" if status < 500 else "Server",
              "debuginfo": None}
     return json.dumps({"error_message": json.dumps(fault)}).encode()
 

@@ -27,6 +27,7 @@ from services.common.enrollment import new_node
 from services.common.exceptions import Invalid, NotFound, conflict_from_integrity
 from services.common.membership import Membership
 from services.common.models import Allocation, Node, NodeInventory
+from services.common.optimistic import retrying_stale
 from services.conductor.interface import ConductorAPI
 
 router = api_router(prefix="/v1/nodes")
@@ -198,21 +199,26 @@ def update_node(ident: str, request: Request, patch: Any = Body(...),
             raise Invalid(f"Unknown attribute for node: {field}")
         if not node_rules.field_known(field, version):
             raise Invalid(f"Unknown attribute for node: {field}")
+
+    def attempt() -> str:  # again on the fresh node while another writer won (409 at last)
+        with db.session() as session:
+            node = find_node(session, ident, version)
+            current = {field: getattr(node, field) for field in node_rules.WRITABLE}
+        patched = {field: None for field in node_rules.WRITABLE} | apply_patch(current, patch)
+        if patched["driver"] != current["driver"]:
+            # Interfaces the patch left alone start again from the new type's defaults.
+            for field in node_rules.INTERFACE_FIELDS:
+                if patched[field] == current[field]:
+                    patched[field] = None
+        values = node_rules.check_values(patched, request.app.state.drivers)
+        changed = {field: value for field, value in values.items() if value != current[field]}
+        if changed:
+            manager.update_node(node.uuid, changed, expected=current)
+        return node.uuid
+
+    uuid = retrying_stale(attempt)
     with db.session() as session:
-        node = find_node(session, ident, version)
-        current = {field: getattr(node, field) for field in node_rules.WRITABLE}
-    patched = {field: None for field in node_rules.WRITABLE} | apply_patch(current, patch)
-    if patched["driver"] != current["driver"]:
-        # Interfaces the patch left alone start again from the new type's defaults.
-        for field in node_rules.INTERFACE_FIELDS:
-            if patched[field] == current[field]:
-                patched[field] = None
-    values = node_rules.check_values(patched, request.app.state.drivers)
-    changed = {field: value for field, value in values.items() if value != current[field]}
-    if changed:
-        manager.update_node(node.uuid, changed)
-    with db.session() as session:
-        node = find_node(session, node.uuid, version)
+        node = find_node(session, uuid, version)
         return NodeRenderer(request, session, version, full_fields(version)).one(node)
 
 

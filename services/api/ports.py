@@ -26,6 +26,7 @@ from services.common.db import Database
 from services.common.exceptions import Invalid, NotFound, conflict_from_integrity
 from services.common.macs import parse_mac
 from services.common.models import Node, Port
+from services.common.optimistic import retrying_stale
 from services.common.validation import is_uuid
 from services.conductor.interface import ConductorAPI
 
@@ -182,25 +183,31 @@ def update_port(ident: str, request: Request, patch: Any = Body(...),
                 version: Version = Depends(api_version), db: Database = Depends(database),
                 manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
     with db.session() as session:
-        port = _find(session, ident)
-        node = port.node
-        current = {f: getattr(port, f) for f in WRITABLE - {"node_uuid"}}
-        current["node_uuid"] = node.uuid
+        port_uuid = _find(session, ident).uuid
     for operation in validate_patch(patch):
         field = operation["path"].lstrip("/").split("/")[0]
         if field not in WRITABLE:
             raise Invalid(f"'/{field}' can not be updated on a port.")
-    # A field the patch removed goes back to its default (address and node stay required).
-    patched = REMOVED_DEFAULTS | apply_patch(current, patch)
-    values = _check({k: v for k, v in patched.items() if k != "node_uuid"}, version)
-    new_node_uuid = None
-    if patched.get("node_uuid") != node.uuid:
-        node_ident = validation.node_ident("node_uuid", patched.get("node_uuid"))
+
+    def attempt() -> None:  # again on the fresh port while another writer won (409 at last)
         with db.session() as session:
-            new_node_uuid = find_node(session, node_ident, version).uuid
-    manager.update_port(port.uuid, values, node_uuid=new_node_uuid)
+            port = _find(session, port_uuid)
+            node = port.node
+            stored = {f: getattr(port, f) for f in WRITABLE - {"node_uuid"}}
+        # A field the patch removed goes back to its default (address and node stay required).
+        patched = REMOVED_DEFAULTS | apply_patch({**stored, "node_uuid": node.uuid}, patch)
+        values = _check({k: v for k, v in patched.items() if k != "node_uuid"}, version)
+        new_node_uuid = None
+        if patched.get("node_uuid") != node.uuid:
+            node_ident = validation.node_ident("node_uuid", patched.get("node_uuid"))
+            with db.session() as session:
+                new_node_uuid = find_node(session, node_ident, version).uuid
+        manager.update_port(port_uuid, values, node_uuid=new_node_uuid,
+                            expected={**stored, "node_id": node.id})
+
+    retrying_stale(attempt)
     with db.session() as session:
-        return _render(request, [_find(session, port.uuid)],
+        return _render(request, [_find(session, port_uuid)],
                        visible_fields(PORT_FIELD_VERSIONS, version))[0]
 
 

@@ -21,7 +21,8 @@ MAX_VERSION: Version = (1, 73)
 
 HEADER = "x-openstack-ironic-api-version"
 GENERIC_HEADER = "openstack-api-version"
-_VERSION_RE = re.compile(r"^(\d+)\.(\d+)$")
+# ASCII digits only, and few of them: int() of thousands of digits raises, a "1.٣" is no version.
+_VERSION_RE = re.compile(r"^([0-9]{1,9})\.([0-9]{1,9})$")
 
 
 def format_version(version: Version) -> str:
@@ -46,7 +47,7 @@ def parse(headers: dict[str, str]) -> Version:
         return MAX_VERSION
     match = _VERSION_RE.match(raw)
     if not match:
-        raise InvalidVersion(f"Invalid value for {HEADER} header: {raw!r}. Expected a "
+        raise InvalidVersion(f"Invalid value for {HEADER} header: {raw[:32]!r}. Expected a "
                              "version like 1.73 or \"latest\".")
     return int(match.group(1)), int(match.group(2))
 

@@ -58,7 +58,8 @@ def run(settings: Settings) -> int:
         LOG.info("boot service HTTP on http://%s:%d", settings.boot_http_host,
                  settings.boot_http_port)
         uvicorn.run(app, host=settings.boot_http_host, port=settings.boot_http_port,
-                    log_level=settings.log_level.lower(), access_log=settings.access_log)
+                    log_level=settings.log_level.lower(), access_log=settings.access_log,
+                    log_config=None)
     finally:
         services.stop()  # when uvicorn could not serve (its lifespan stops them otherwise)
     return 0

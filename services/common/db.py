@@ -12,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from services.common import scrubbed_fields
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC_INI = REPO_ROOT / "alembic.ini"
 
@@ -38,6 +40,7 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        scrubbed_fields.install()
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 

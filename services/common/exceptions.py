@@ -46,6 +46,16 @@ class NodeLocked(Conflict):
         )
 
 
+class StaleUpdate(Conflict):
+    """A write computed from values another writer changed since they were read (optimistic
+    concurrency: the API reads, patches and tries again; 409 after a few attempts)."""
+
+    @classmethod
+    def of(cls, resource: str) -> StaleUpdate:
+        return cls(f"{resource} was changed by another request while this one was being "
+                   "applied; please retry.")
+
+
 class InvalidStateRequested(Invalid):
     def __init__(self, action: str, node: str, state: str) -> None:
         super().__init__(

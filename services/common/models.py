@@ -163,6 +163,8 @@ class Allocation(TimestampMixin, Base):
     candidate_nodes: Mapped[list[Any]] = mapped_column(default=list)
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     owner: Mapped[str | None] = mapped_column(String(255))
+    # Bumped by each PATCH, which writes only if it is still the version it read.
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     node: Mapped[Node | None] = relationship(foreign_keys=[node_id])
 

@@ -82,13 +82,22 @@ def issue_token(task: Task) -> str | None:
 
 
 def _token_matches(expected: object, given: str) -> bool:
+    # surrogatepass: a lone surrogate in a hostile token is a wrong token, not an error.
     return isinstance(expected, str) and bool(expected) and hmac.compare_digest(
-        expected.encode(), given.encode())
+        expected.encode(), given.encode("utf-8", "surrogatepass"))
 
 
-def check_heartbeat(node_uuid: str, state: str, expected_token: object,
-                    given_token: object) -> None:
-    """Refuse a heartbeat: 409 wrong state, 401 no token, 403 wrong token (nothing recorded)."""
+class CallbackUrlChanged(Conflict):
+    def __init__(self, node_uuid: str) -> None:
+        super().__init__(f"The agent of node {node_uuid} already called back from another URL; "
+                         "the callback URL can not change while its token is valid.")
+
+
+def check_heartbeat(node_uuid: str, state: str, internal_info: dict[str, object],
+                    given_token: object, callback_url: str) -> None:
+    """Refuse a heartbeat: 409 wrong state, 401 no token, 403 wrong token, 409 a callback URL
+    other than the one the token's agent gave first (nothing recorded)."""
+    expected_token = internal_info.get(agent_client.AGENT_TOKEN)
     if not expects_agent(state):
         raise NotExpectingAgent(node_uuid, state)
     if not isinstance(given_token, str) or not given_token:
@@ -97,6 +106,15 @@ def check_heartbeat(node_uuid: str, state: str, expected_token: object,
     if not _token_matches(expected_token, given_token):
         raise AgentTokenInvalid(f"Invalid or missing agent token received for node "
                                 f"{node_uuid}.")
+    if not _same_callback(internal_info, callback_url):
+        raise CallbackUrlChanged(node_uuid)
+
+
+def _same_callback(internal_info: dict[str, object], callback_url: str) -> bool:
+    """The first heartbeat after a token was issued pins the agent's URL until it is forgotten
+    (a new boot of the ramdisk): a stolen token can not redirect the conductor's commands."""
+    recorded = internal_info.get(agent_client.AGENT_URL)
+    return recorded in (None, "", callback_url)
 
 
 # -- heartbeats ----------------------------------------------------------------------------
@@ -109,9 +127,11 @@ def heartbeat_work(callback_url: str, agent_version: str | None, token: str
     def work(task: Task) -> None:
         node = task.node
         state = node.provision_state
+        internal_info = node.driver_internal_info
         if not expects_agent(state) or not _token_matches(
-                node.driver_internal_info.get(agent_client.AGENT_TOKEN), token):
-            return  # the operation ended or restarted since the heartbeat was checked
+                internal_info.get(agent_client.AGENT_TOKEN), token) or not _same_callback(
+                internal_info, callback_url):
+            return  # the operation ended or restarted, or another URL won, since the check
         task.update_internal_info(**{agent_client.AGENT_URL: callback_url,
                                      agent_client.AGENT_LAST_HEARTBEAT: utcnow().isoformat(),
                                      agent_client.AGENT_VERSION: agent_version})

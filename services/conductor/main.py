@@ -35,7 +35,7 @@ def main() -> None:
     LOG.info("conductor %s (group %r) serving RPC on %s", manager.host,
              settings.conductor_group, settings.effective_rpc_address)
     uvicorn.run(app, host=settings.rpc_host, port=settings.rpc_port,
-                log_level=settings.log_level.lower(), access_log=False)
+                log_level=settings.log_level.lower(), access_log=False, log_config=None)
 
 
 def dbsync() -> None:

@@ -40,6 +40,8 @@ from services.common.lookups import node_uuid_of_port
 from services.common.membership import Membership
 from services.common.models import Node, Port
 from services.common.node_fields import INTERFACES
+from services.common.optimistic import check_unchanged
+from services.common.secrets import scrub
 from services.common.validation import traits as check_traits
 from services.conductor import agent, discovery, flows
 from services.conductor.flows import power
@@ -47,7 +49,6 @@ from services.conductor.flows.steps import event_type
 from services.conductor.lifecycle import ConductorLifecycle
 from services.conductor.runner import TaskRunner
 from services.conductor.task import Task
-from services.drivers.agent_client import AGENT_TOKEN
 from services.drivers.base import POWER_TARGETS, DriverError
 from services.drivers.registry import Drivers
 
@@ -148,7 +149,8 @@ class ConductorManager:
         """Check an agent's heartbeat and continue the node's work in a worker; returns at once.
 
         Refused (nothing recorded) in a state that expects no agent (409), without a token
-        (401) or with a wrong one (403). A node that is busy skips this heartbeat.
+        (401), with a wrong one (403), or from another callback URL than its first (409). A
+        node that is busy skips this heartbeat.
         """
         problem = agent.callback_url_problem(callback_url)
         if problem:
@@ -160,8 +162,8 @@ class ConductorManager:
                                   .where(Node.uuid == node_uuid)).first()
         if row is None:
             raise NodeNotFound(node_uuid)
-        agent.check_heartbeat(node_uuid, row.provision_state,
-                              (row.driver_internal_info or {}).get(AGENT_TOKEN), agent_token)
+        agent.check_heartbeat(node_uuid, row.provision_state, row.driver_internal_info or {},
+                              agent_token, callback_url)
         assert agent_token is not None
         work = agent.heartbeat_work(callback_url, agent_version, agent_token)
         if not self.start_on_locked(row.id, node_uuid, work,
@@ -251,16 +253,19 @@ class ConductorManager:
                     interface.validate(task)
                     result[name] = {"result": True}
                 except DriverError as exc:
-                    result[name] = {"result": False, "reason": str(exc)}
+                    result[name] = {"result": False, "reason": scrub(str(exc))}
         return result
 
     # -- changes to nodes and ports --------------------------------------------------------
 
-    def update_node(self, node_uuid: str, values: dict[str, Any]) -> None:
-        """Write field values the API has already checked, under the node's lock."""
+    def update_node(self, node_uuid: str, values: dict[str, Any],
+                    expected: dict[str, Any] | None = None) -> None:
+        """Write field values the API has already checked, under the node's lock, if the
+        node's fields still have the ``expected`` values they were computed from."""
         try:
             with self.locked(node_uuid) as task:
                 node = task.node
+                check_unchanged(node, expected, f"Node {node.uuid}")
                 new_instance = values.get("instance_uuid")
                 if new_instance and node.instance_uuid and new_instance != node.instance_uuid:
                     raise Conflict(f"Node {node.uuid} is associated with instance "
@@ -305,13 +310,16 @@ class ConductorManager:
             task.node.traits = check_traits(traits + list(add or []))
 
     def update_port(self, port_uuid: str, values: dict[str, Any],
-                    node_uuid: str | None = None) -> None:
-        """Write checked port values under the lock of the port's node; maybe move the port."""
+                    node_uuid: str | None = None, expected: dict[str, Any] | None = None
+                    ) -> None:
+        """Write checked port values under the lock of the port's node; maybe move the port.
+        ``expected``: as for `update_node`."""
         try:
             with self.locked(node_uuid_of_port(self.db, port_uuid)) as task:
                 port = task.session.scalar(select(Port).where(Port.uuid == port_uuid))
                 if port is None:
                     raise NotFound(f"Port {port_uuid} could not be found.")
+                check_unchanged(port, expected, f"Port {port_uuid}")
                 if node_uuid is not None and node_uuid != task.node.uuid:
                     new_node = task.session.scalar(select(Node.id).where(Node.uuid == node_uuid))
                     if new_node is None:

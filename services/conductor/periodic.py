@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from services.common import states
 from services.common.models import Node, utcnow
+from services.common.secrets import scrub
 from services.conductor import locks
 from services.conductor.flows.steps import fail_with
 from services.conductor.manager import ConductorManager
@@ -194,7 +195,7 @@ class PeriodicTasks:
             "driver_internal_info": {**node.driver_internal_info, FAILURES_KEY: failures}}
         limit = self.settings.power_sync_max_retries
         if failures >= limit:
-            reason = f"Power state sync failed {failures} times in a row: {error}"
+            reason = scrub(f"Power state sync failed {failures} times in a row: {error}")
             values.update(maintenance=True, fault=POWER_FAILURE, maintenance_reason=reason)
         if _update_if_free(task, values) and failures >= limit:
             task.record("monitoring", f"{values['maintenance_reason']}. The node is in "

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from services.common.config import Settings
 from services.common.db import Database
-from services.common.exceptions import EnclumeError, Invalid, TemporaryFailure
+from services.common.exceptions import EnclumeError, Invalid, StaleUpdate, TemporaryFailure
 from services.common.lifecycle import Service, lifespan_of
 from services.common.lookups import node_uuid_of_port, node_value
 from services.common.membership import Membership
@@ -93,8 +93,10 @@ class RpcClient:
         body = _json(response)
         if response.status_code >= 400:
             error = body.get("error") or {}
-            raise EnclumeError(error.get("message") or f"Conductor error {response.status_code}",
-                               response.status_code)
+            message = error.get("message") or f"Conductor error {response.status_code}"
+            if error.get("kind") == StaleUpdate.__name__:  # the API retries on it
+                raise StaleUpdate(message)
+            raise EnclumeError(message, response.status_code)
         return body.get("result")
 
     # The conductor API: the same signatures as ConductorManager's.
@@ -125,8 +127,10 @@ class RpcClient:
         result: dict[str, dict[str, Any]] = self.call(node_uuid, "validate", node_uuid=node_uuid)
         return result
 
-    def update_node(self, node_uuid: str, values: dict[str, Any]) -> None:
-        self.call(node_uuid, "update_node", node_uuid=node_uuid, values=values)
+    def update_node(self, node_uuid: str, values: dict[str, Any],
+                    expected: dict[str, Any] | None = None) -> None:
+        self.call(node_uuid, "update_node", node_uuid=node_uuid, values=values,
+                  expected=expected)
 
     def destroy_node(self, node_uuid: str) -> None:
         self.call(node_uuid, "destroy_node", node_uuid=node_uuid)
@@ -137,9 +141,10 @@ class RpcClient:
                   replace=replace)
 
     def update_port(self, port_uuid: str, values: dict[str, Any],
-                    node_uuid: str | None = None) -> None:
+                    node_uuid: str | None = None, expected: dict[str, Any] | None = None
+                    ) -> None:
         self.call(node_uuid_of_port(self.db, port_uuid), "update_port", port_uuid=port_uuid,
-                  values=values, node_uuid=node_uuid)
+                  values=values, node_uuid=node_uuid, expected=expected)
 
     def destroy_port(self, port_uuid: str) -> None:
         self.call(node_uuid_of_port(self.db, port_uuid), "destroy_port", port_uuid=port_uuid)
@@ -197,7 +202,7 @@ def server_app(manager: Any, secret: str, services: Sequence[Service] = ()) -> S
         try:
             result = await run_in_threadpool(getattr(manager, method), **kwargs)
         except EnclumeError as exc:
-            return _error(exc.code, exc.message)
+            return _error(exc.code, exc.message, type(exc).__name__)
         except TypeError as exc:
             return _error(400, f"Malformed RPC request: {exc}")
         except Exception:
@@ -213,5 +218,6 @@ def server_app(manager: Any, secret: str, services: Sequence[Service] = ()) -> S
                      lifespan=lifespan_of(services))
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": status, "message": message}}, status_code=status)
+def _error(status: int, message: str, kind: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": status, "message": message, "kind": kind}},
+                        status_code=status)

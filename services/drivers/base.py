@@ -15,6 +15,7 @@ Helpers of an implementation are private (``_name``).
 from __future__ import annotations
 
 import inspect
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ WAIT = "wait"
 
 Resume = Callable[[], None]
 
+LOG = logging.getLogger(__name__)
+
 
 class DriverError(Exception):
     """A driver could not do what it was asked; the message is shown to the user."""
@@ -44,6 +47,16 @@ class DriverError(Exception):
 
 class MissingParameters(DriverError):
     pass
+
+
+def unexpected_error(protocol: str, what: str, where: str, error: BaseException) -> DriverError:
+    """An exception of a type a BMC library is not documented to raise (its bug, or an answer
+    it could not parse): logged with its traceback (scrubbed, as every log line), shown as
+    Ironic's "<protocol> call failed" without the raw text, which may quote anything."""
+    LOG.warning("%s %s at %s raised %s", protocol, what, where, type(error).__name__,
+                exc_info=error)
+    return DriverError(f"{protocol} call failed: {what} at {where} (unexpected "
+                       f"{type(error).__name__}; the details are in the conductor's log).")
 
 
 class ManualActionRequired(DriverError):

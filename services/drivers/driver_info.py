@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from services.common.secrets import is_secret_key
 from services.drivers.base import DriverError, MissingParameters
 
 
@@ -56,5 +57,6 @@ def text(info: Mapping[str, Any], key: str, default: str = "") -> str:
     if value is None:
         return default
     if not isinstance(value, str | int):
-        raise InvalidParameter(f"{key} must be a string, not {value!r}.")
+        shown = f"a {type(value).__name__}" if is_secret_key(key) else repr(value)
+        raise InvalidParameter(f"{key} must be a string, not {shown}.")
     return str(value)

@@ -18,12 +18,14 @@ from pyghmi import exceptions as pyghmi_exceptions
 from pyghmi.ipmi import command as ipmi_command
 
 from services.common.config import Settings
+from services.common.secrets import scrub
 from services.drivers import driver_info
 from services.drivers.base import (
     POWER_OFF,
     POWER_ON,
     SOFT_POWER_OFF,
     DriverError,
+    unexpected_error,
 )
 from services.drivers.blocking import BoundedCalls, CallTimedOut
 from services.drivers.bmc import BmcManagement, BmcPower, PowerCommand
@@ -141,10 +143,12 @@ class IpmiSessions:
 
         try:
             return self.calls.call(label, on_session, on_never_started=lock.release)
-        except CallTimedOut:
+        except (CallTimedOut, DriverError):
             raise
-        except (pyghmi_exceptions.PyghmiException, OSError, KeyError, AssertionError) as exc:
-            raise DriverError(_explain(access, exc)) from None
+        except (pyghmi_exceptions.PyghmiException, OSError) as exc:
+            raise DriverError(scrub(_explain(access, exc))) from None
+        except Exception as exc:  # pyghmi raises more types than it says (KeyError, ...)
+            raise unexpected_error("IPMI", what, access.where, exc) from None
 
 
 class IpmiBmc:

@@ -18,6 +18,7 @@ import sushy
 from sushy import exceptions as sushy_exceptions
 
 from services.common.config import Settings
+from services.common.secrets import scrub
 from services.drivers import driver_info
 from services.drivers.base import (
     POWER_OFF,
@@ -25,6 +26,7 @@ from services.drivers.base import (
     SOFT_POWER_OFF,
     SOFT_REBOOT,
     DriverError,
+    unexpected_error,
 )
 from services.drivers.blocking import BoundedCalls, CallTimedOut
 from services.drivers.bmc import BmcManagement, BmcPower, PowerCommand
@@ -64,7 +66,7 @@ class RedfishAccess:
 
     @property
     def where(self) -> str:
-        return self.base_url
+        return scrub(self.base_url)  # a redfish_address may carry user:password@
 
 
 def access_of(info: dict[str, Any]) -> RedfishAccess:
@@ -166,7 +168,9 @@ class RedfishSessions:
         except (CallTimedOut, DriverError):
             raise
         except (sushy_exceptions.SushyError, OSError) as exc:
-            raise DriverError(_explain(access, exc)) from None
+            raise DriverError(scrub(_explain(access, exc))) from None
+        except Exception as exc:  # sushy's parsing of an odd BMC answer (KeyError, ...)
+            raise unexpected_error("Redfish", what, access.where, exc) from None
 
 
 class RedfishBmc:

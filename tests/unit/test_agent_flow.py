@@ -25,7 +25,7 @@ from services.common.db import Database, upgrade_schema
 from services.common.exceptions import EnclumeError
 from services.common.membership import Membership
 from services.common.models import Node, Port, utcnow
-from services.conductor import locks
+from services.conductor import agent, locks
 from services.conductor.manager import ConductorManager
 from services.conductor.rpc import RpcClient, server_app
 from services.drivers.registry import Drivers
@@ -123,7 +123,7 @@ def test_the_first_lookup_gets_the_token_and_no_later_one_sees_it(
     assert body["node"]["driver_internal_info"]["agent_secret_token"] == "******"
     assert internal(stack.db, node.id)["agent_secret_token"] == token
 
-    for again in (lookup(stack, addresses=MAC), lookup(stack, node_uuid=node.uuid)):
+    for again in (lookup(stack, addresses=MAC), lookup(stack, node_uuid=node.uuid, addresses=MAC)):
         assert again.status_code == 200
         assert again.json()["config"]["agent_token"] == "******"
         assert token not in again.text
@@ -143,13 +143,17 @@ def test_lookup_finds_only_nodes_that_expect_an_agent(stack: Stack) -> None:
     assert refused.status_code == 404
     assert "No node in a state that expects an agent" in refused.text
     assert "agent_secret_token" not in internal(stack.db, idle.id)
-    assert lookup(stack, node_uuid=idle.uuid).status_code == 404
+    # A node UUID alone finds nothing: a MAC of the node is required (issue #15).
+    assert lookup(stack, node_uuid=idle.uuid).status_code == 400
+    assert lookup(stack, node_uuid=waiting.uuid).status_code == 400
+    assert lookup(stack, node_uuid=idle.uuid, addresses="52:54:00:00:aa:02").status_code == 404
     # node_uuid and MACs must agree
     assert lookup(stack, node_uuid=waiting.uuid, addresses="52:54:00:00:aa:02").status_code == 404
     assert lookup(stack, addresses="52:54:00:00:ff:ff").status_code == 404
     assert lookup(stack).status_code == 400
     assert lookup(stack, addresses="garbage").status_code == 400
-    assert lookup(stack, node_uuid="not-a-uuid").status_code == 400
+    assert lookup(stack, node_uuid="not-a-uuid", addresses="52:54:00:00:aa:02"
+                  ).status_code == 400
     assert lookup(stack, addresses="52:54:00:00:aa:02,52:54:00:00:aa:03").status_code == 200
 
 
@@ -194,6 +198,35 @@ def test_heartbeat_refusals_record_nothing(stack: Stack) -> None:
     idle = add_node(stack.db, "active", mac="52:54:00:00:aa:04")
     conflict = heartbeat(stack, idle.uuid, callback_url=url, agent_token=token)
     assert conflict.status_code == 409 and "does not expect an agent" in conflict.text
+
+
+def test_a_heartbeat_cannot_point_the_conductor_at_another_host_or_url(stack: Stack) -> None:
+    node = add_node(stack.db, "wait call-back")
+    token = lookup(stack, addresses=MAC).json()["config"]["agent_token"]
+    # The callback host must be the address the heartbeat comes from (127.0.0.1 here).
+    elsewhere = heartbeat(stack, node.uuid, callback_url="http://192.0.2.66:9999",
+                          agent_token=token)
+    assert elsewhere.status_code == 403 and "not the address this heartbeat came from" in (
+        elsewhere.text)
+    named = heartbeat(stack, node.uuid, callback_url="http://agent.example:9999",
+                      agent_token=token)
+    assert named.status_code == 400 and "must be an IP address" in named.text
+    url = closed_port_url()
+    assert heartbeat(stack, node.uuid, callback_url=url, agent_token=token).status_code == 202
+    eventually(lambda: internal(stack.db, node.id).get("agent_url") == url)
+    # Once an agent called back with the token, its URL is pinned until the agent is forgotten.
+    moved = heartbeat(stack, node.uuid, callback_url=closed_port_url(), agent_token=token)
+    assert moved.status_code == 409 and "callback URL can not change" in moved.text
+    assert internal(stack.db, node.id)["agent_url"] == url
+    # A token that is a lone surrogate is refused, never a server error: the body's validation
+    # refuses it (400), and the conductor's comparison would call it a wrong token.
+    surrogate = stack.api.post(f"/v1/heartbeat/{node.uuid}",
+                               content=b'{"callback_url": "%s", "agent_token": "\\ud800"}'
+                               % url.encode(), headers={"Content-Type": "application/json"})
+    assert 400 <= surrogate.status_code < 500, surrogate.text
+    with pytest.raises(agent.AgentTokenInvalid):
+        agent.check_heartbeat(node.uuid, "wait call-back", {"agent_secret_token": token},
+                              "\ud800", url)
 
 
 def test_a_heartbeat_records_the_agent_and_an_unreachable_one_leaves_the_node_waiting(

@@ -9,13 +9,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
-from services.common.exceptions import EnclumeError
+from services.common.exceptions import EnclumeError, StaleUpdate
 from services.common.membership import Membership
 from services.common.models import Conductor, Node
-from services.conductor.rpc import RpcClient
+from services.common.optimistic import retrying_stale
+from services.conductor.manager import ConductorManager
+from services.conductor.rpc import RpcClient, server_app
+from services.drivers.registry import Drivers
+from tests.support.asgi import serving
 
 SECRET = "rpc-secret-for-tests"
 
@@ -105,3 +110,39 @@ def test_a_conductor_dying_mid_call_says_it_may_have_been_done(
     message = str(failed.value)
     assert "stopped answering while handling do_provisioning_action" in message
     assert "may have been done" in message
+
+
+def test_a_stale_update_crosses_rpc_as_itself_so_the_api_retries_it(
+        db: Database, tmp_path: Path) -> None:
+    """The conductor's compare-and-set refusal reaches the API as StaleUpdate (409), the one
+    error `retrying_stale` tries again on; a stale write changes nothing."""
+    settings = Settings(data_dir=tmp_path, conductor_hostname="rpc-conductor")
+    drivers = Drivers(settings)
+    manager = ConductorManager(db, settings, drivers, Membership(db, settings))
+    with serving(server_app(manager, SECRET)) as url:
+        client, uuid = client_routing_to(db, tmp_path, url)
+        with pytest.raises(StaleUpdate) as stale:
+            client.update_node(uuid, {"extra": {"b": 2}}, expected={"extra": {"a": 1}})
+        assert stale.value.code == 409 and "changed by another request" in stale.value.message
+        client.update_node(uuid, {"extra": {"b": 2}}, expected={"extra": {}})
+    with db.session() as session:
+        node = session.scalar(select(Node).where(Node.uuid == uuid))
+        assert node is not None and node.extra == {"b": 2}
+
+
+def test_retrying_stale_tries_again_then_gives_up_with_409() -> None:
+    calls: list[int] = []
+
+    def loses_twice() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise StaleUpdate.of("Node x")
+        return "written"
+
+    assert retrying_stale(loses_twice) == "written" and len(calls) == 3
+
+    def always_loses() -> None:
+        raise StaleUpdate.of("Node x")
+
+    with pytest.raises(StaleUpdate):
+        retrying_stale(always_loses, attempts=3)
