@@ -16,13 +16,13 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from services.aio import open_database
 from services.boot.dhcp import DhcpService
 from services.boot.dnsmasq import BootConfigError
 from services.boot.http import create_boot_app
 from services.boot.supervisor import StartError
 from services.boot.tftp import TftpService
 from services.common.config import Settings, get_settings
+from services.common.db import open_database
 from services.common.lifecycle import StartedFirst
 from services.common.logs import setup as setup_logging
 

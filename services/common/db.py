@@ -12,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from services.common.config import Settings
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC_INI = REPO_ROOT / "alembic.ini"
 
@@ -51,6 +53,15 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+
+def open_database(settings: Settings) -> Database:
+    """The database of the settings, brought to the newest schema."""
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.effective_database_url
+    upgrade_schema(url)
+    return Database(url)
 
 
 def upgrade_schema(url: str) -> None:

@@ -14,8 +14,10 @@ from datetime import timedelta
 
 from sqlalchemy import ColumnElement, and_, false, or_, select
 
+from services.common import enabled_hardware
 from services.common.config import Settings
 from services.common.db import Database
+from services.common.enabled_hardware import EnabledHardware
 from services.common.models import Conductor, Node, utcnow
 from services.common.ring import MAX_HASH, ConductorRing
 
@@ -29,15 +31,21 @@ class Member:
 
 
 def alive_conductors(db: Database, timeout_s: float) -> list[Member]:
+    return _alive(db, timeout_s)[0]
+
+
+def _alive(db: Database, timeout_s: float) -> tuple[list[Member], EnabledHardware]:
+    """The live conductors, and the hardware they registered."""
     with db.session() as session:
-        rows = session.scalars(
+        rows = list(session.scalars(
             select(Conductor).where(
                 Conductor.online.is_(True),
                 Conductor.heartbeat_at > utcnow() - timedelta(seconds=timeout_s),
             )
-        )
-        return [Member(r.hostname, r.conductor_group, r.rpc_address, tuple(r.hardware_types))
-                for r in rows]
+        ))
+        hardware = enabled_hardware.registered(session, [r.id for r in rows])
+        return ([Member(r.hostname, r.conductor_group, r.rpc_address, tuple(r.hardware_types))
+                 for r in rows], hardware)
 
 
 class Membership:
@@ -50,12 +58,13 @@ class Membership:
         self._loaded_at = float("-inf")
         self._members: dict[str, Member] = {}
         self._rings: dict[str, ConductorRing] = {}
+        self._hardware = EnabledHardware({})
 
     def _refresh(self, force: bool = False) -> None:
         with self._guard:
             if not force and time.monotonic() - self._loaded_at < self.settings.ring_refresh_s:
                 return
-            members = alive_conductors(self.db, self.settings.heartbeat_timeout_s)
+            members, hardware = _alive(self.db, self.settings.heartbeat_timeout_s)
             groups: dict[str, list[str]] = {}
             for member in members:
                 groups.setdefault(member.conductor_group, []).append(member.hostname)
@@ -66,6 +75,7 @@ class Membership:
                 for group, hosts in groups.items()
             }
             self._members = {m.hostname: m for m in members}
+            self._hardware = hardware
             self._loaded_at = time.monotonic()
 
     def refresh_now(self) -> None:
@@ -74,6 +84,11 @@ class Membership:
     def members(self) -> dict[str, Member]:
         self._refresh()
         return self._members
+
+    def hardware(self) -> EnabledHardware:
+        """The hardware types and interfaces the live conductors registered."""
+        self._refresh()
+        return self._hardware
 
     def ring(self, group: str) -> ConductorRing:
         self._refresh()

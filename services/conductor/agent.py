@@ -17,12 +17,13 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
-from services.common import states, validation
-from services.common.exceptions import Conflict, EnclumeError, Invalid, NotFound
+from services.common import states
+from services.common.agent_checks import callback_url_problem, check_version  # noqa: F401
+from services.common.exceptions import Conflict, EnclumeError, NotFound
 from services.common.models import utcnow
 from services.common.secrets import mask
+from services.common.states import expects_agent
 from services.conductor import flows
 from services.conductor.task import Task
 from services.drivers import agent_client
@@ -34,9 +35,6 @@ from services.drivers.power_actions import power_off_or_ask
 LOG = logging.getLogger(__name__)
 
 S = states.ProvisionState
-# States in which a node runs (or is about to run) the agent: lookups and heartbeats accepted.
-AGENT_STATES = frozenset({S.DEPLOYING, S.DEPLOYWAIT, S.CLEANING, S.CLEANWAIT, S.INSPECTING,
-                          S.INSPECTWAIT, S.RESCUING, S.RESCUEWAIT})
 # The node history event type, and the words of last_error, of the operation of each state.
 EVENT_TYPES = {S.DEPLOYING: "deploying", S.DEPLOYWAIT: "deploying", S.CLEANING: "cleaning",
                S.CLEANWAIT: "cleaning", S.INSPECTING: "introspection",
@@ -60,24 +58,8 @@ class NotExpectingAgent(Conflict):
                          f'to call back.')
 
 
-def expects_agent(state: str) -> bool:
-    return state in AGENT_STATES
-
-
 def event_type(state: str) -> str:
     return EVENT_TYPES.get(S(state), "provisioning")
-
-
-def callback_url_problem(url: object) -> str | None:
-    """Why ``url`` cannot be an agent's callback URL, or None if it can."""
-    if not isinstance(url, str) or not url:
-        return "callback_url is required: the URL the agent serves its command API on"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "callback_url must be an http:// or https:// URL with a host"
-    if parts.username or parts.password or parts.query or parts.fragment:
-        return "callback_url must not carry credentials, a query or a fragment"
-    return None
 
 
 # -- tokens --------------------------------------------------------------------------------
@@ -236,9 +218,3 @@ CONTINUATIONS: dict[S, Callable[[Task], None]] = {
     S.CLEANWAIT: _continue_cleaning,
     S.INSPECTWAIT: _continue_inspection,
 }
-
-
-def check_version(agent_version: object) -> str | None:
-    if agent_version is not None and not isinstance(agent_version, str):
-        raise Invalid("agent_version must be a string.")
-    return None if agent_version is None else validation.text("agent_version", agent_version)

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from services.common import states
+from services.common import enabled_hardware, states
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.exceptions import (
@@ -114,6 +114,8 @@ class ConductorManager:
             conductor.rpc_address = self.rpc_address
             conductor.online = True
             conductor.heartbeat_at = utcnow()
+            session.flush()
+            enabled_hardware.register(session, conductor.id, self.drivers.hardware_types.values())
 
     def _keep_alive(self) -> None:
         """Heartbeat, and renew the leases of the locks this conductor holds."""

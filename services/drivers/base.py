@@ -7,24 +7,23 @@ interface; the conductor builds a ``NodeDriver`` of those instances for the work
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from services.common.exceptions import DriverError
+from services.common.hardware_types import (  # noqa: F401 (the drivers' names for them)
+    BOOT_DEVICES,
+    POWER_OFF,
+    POWER_ON,
+    POWER_TARGETS,
+    REBOOT,
+    SOFT_POWER_OFF,
+    SOFT_REBOOT,
+    HardwareType,
+)
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
-
-POWER_ON = "power on"
-POWER_OFF = "power off"
-REBOOT = "rebooting"
-SOFT_POWER_OFF = "soft power off"
-SOFT_REBOOT = "soft rebooting"
-POWER_TARGETS = (POWER_ON, POWER_OFF, REBOOT, SOFT_POWER_OFF, SOFT_REBOOT)
-
-BOOT_DEVICES = ("pxe", "disk", "cdrom", "bios", "safe", "wanboot", "uefi http")
-
-
-class DriverError(Exception):
-    """A driver could not do what it was asked; the message is shown to the user."""
 
 
 class MissingParameters(DriverError):
@@ -79,20 +78,6 @@ class NetworkInterface(Interface, Protocol):
 
 class InspectInterface(Interface, Protocol):
     def inspect_hardware(self, task: Task) -> str | None: ...
-
-
-@dataclass(frozen=True)
-class HardwareType:
-    name: str
-    # interface -> allowed implementation names, the first one being the default
-    supported: dict[str, tuple[str, ...]]
-    properties: dict[str, str] = field(default_factory=dict)
-
-    def default(self, interface: str) -> str:
-        return self.supported[interface][0]
-
-    def allows(self, interface: str, implementation: str) -> bool:
-        return implementation in self.supported.get(interface, ())
 
 
 @dataclass

@@ -6,10 +6,19 @@ from collections.abc import Callable
 from typing import Any
 
 from services.common.config import Settings
+from services.common.hardware_types import (  # noqa: F401 (the registry's names for them)
+    FAKE_HARDWARE,
+    HARDWARE_TYPES,
+    IPMI,
+    REDFISH,
+    WOL,
+    HardwareType,
+    UnknownHardwareType,
+)
 from services.common.models import Node
 from services.common.node_fields import INTERFACES
-from services.drivers import fake, properties
-from services.drivers.base import HardwareType, NodeDriver
+from services.drivers import fake
+from services.drivers.base import NodeDriver
 from services.drivers.boot.ipxe import ipxe_boot, pxe_boot
 from services.drivers.deploy.direct import direct_deploy
 from services.drivers.deploy.iscsi import iscsi_deploy
@@ -19,55 +28,6 @@ from services.drivers.network.vlan import VlanNetwork
 from services.drivers.noop import NoopManagement
 from services.drivers.redfish import RedfishManagement, RedfishPower, RedfishSessions
 from services.drivers.wol import WolPower
-
-FAKE_HARDWARE = HardwareType(
-    name="fake-hardware",
-    supported={
-        "bios": ("no-bios", "fake"),
-        "boot": ("fake", "ipxe", "pxe"),
-        "console": ("no-console", "fake"),
-        "deploy": ("fake", "direct", "iscsi"),
-        "firmware": ("no-firmware", "fake"),
-        "inspect": ("no-inspect", "fake", "agent"),
-        "management": ("fake",),
-        "network": ("noop", "flat", "vlan"),
-        "power": ("fake",),
-        "raid": ("no-raid", "fake"),
-        "rescue": ("no-rescue", "fake"),
-        "storage": ("noop",),
-        "vendor": ("no-vendor", "fake"),
-    },
-    properties=properties.for_power("fake"),
-)
-
-# What real machines use besides power and management: the agent in the deploy ramdisk
-# writes images (direct) or exports the disk for the conductor to write (iscsi).
-_REAL_MACHINE = {
-    "bios": ("no-bios",),
-    "boot": ("ipxe", "pxe"),
-    "console": ("no-console",),
-    "deploy": ("direct", "iscsi"),
-    "firmware": ("no-firmware",),
-    "inspect": ("agent", "no-inspect"),
-    "network": ("noop", "flat", "vlan"),
-    "raid": ("no-raid",),
-    "rescue": ("no-rescue",),
-    "storage": ("noop",),
-    "vendor": ("no-vendor",),
-}
-
-IPMI = HardwareType(name="ipmi", supported={
-    **_REAL_MACHINE, "power": ("ipmi",), "management": ("ipmi", "noop")},
-    properties=properties.for_power("ipmi"))
-REDFISH = HardwareType(name="redfish", supported={
-    **_REAL_MACHINE, "power": ("redfish",), "management": ("redfish", "noop")},
-    properties=properties.for_power("redfish"))
-WOL = HardwareType(name="wol", supported={
-    **_REAL_MACHINE, "power": ("wol",), "management": ("noop",)},
-    properties=properties.for_power("wol"))
-
-HARDWARE_TYPES: dict[str, HardwareType] = {
-    hw.name: hw for hw in (FAKE_HARDWARE, IPMI, REDFISH, WOL)}
 
 Factory = Callable[[Settings], Any]
 
@@ -114,10 +74,6 @@ CLIENT_IMPLEMENTATIONS: dict[tuple[str, str], tuple[str, Callable[[Any, Settings
     ("power", "redfish"): ("redfish", RedfishPower),
     ("management", "redfish"): ("redfish", RedfishManagement),
 }
-
-
-class UnknownHardwareType(LookupError):
-    pass
 
 
 class Drivers:

@@ -21,6 +21,7 @@ from services.cli.enclume.inventory.model import (
     Problem,
     RawEntry,
 )
+from services.common.driver_properties import required
 from services.common.macs import parse_mac
 from services.common.validation import (
     CONDUCTOR_GROUP_RE,
@@ -29,7 +30,6 @@ from services.common.validation import (
     is_uuid,
     is_valid_name,
 )
-from services.drivers.properties import required
 
 # How close an unknown driver_info key must be to a known one to be refused as misspelt
 # ("ipmi_user" for ipmi_username is; a key of the site's own such as "rack_position" is not).
