@@ -74,10 +74,10 @@ test: deps $(STAMP) lint
 
 # The virtual lab (root): two QEMU machines enrolled, cleaned and deployed by enclume-aio through
 # its API over a VLAN switch, with live progress; torn down at the end. DEMO_ARGS: e.g.
-# `--machines ipmi,redfish` or `--pause` (services/cli/demo.py).
+# `--machines ipmi,redfish` or `--pause` (lab/demo.py).
 DEMO_ARGS ?=
 demo: deps $(STAMP) ramdisk testimages
-	$(BIN)/python -m services.cli.demo $(DEMO_ARGS)
+	$(BIN)/python -m lab.demo $(DEMO_ARGS)
 
 bench: $(STAMP)
 	mkdir -p $(CACHE)

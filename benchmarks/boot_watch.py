@@ -31,8 +31,8 @@ from typing import Any
 from fake_nodes import insert_nodes
 from sqlalchemy import insert, select, text
 
+from lab.local_postgres import running_postgres
 from services.boot.desired import fingerprint, load_desired_boot
-from services.cli.local_postgres import running_postgres
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.models import Node, Port

@@ -14,8 +14,8 @@ from sqlalchemy.pool import NullPool
 
 from services.common.config import Settings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ALEMBIC_INI = REPO_ROOT / "alembic.ini"
+# The migrations ship inside the package: found from it, whatever the working directory.
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -78,8 +78,8 @@ def _run_alembic_upgrade(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    config = Config(str(ALEMBIC_INI))
-    config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url)
     config.attributes["configure_logger"] = False
     config.attributes["url_given"] = True
