@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -23,10 +24,8 @@ from services.drivers.boot.ipxe import ipxe_boot, pxe_boot
 from services.drivers.deploy.direct import direct_deploy
 from services.drivers.deploy.iscsi import iscsi_deploy
 from services.drivers.inspect.agent import AgentInspect
-from services.drivers.ipmi import IpmiManagement, IpmiPower, IpmiSessions
 from services.drivers.network.vlan import VlanNetwork
 from services.drivers.noop import NoopManagement
-from services.drivers.redfish import RedfishManagement, RedfishPower, RedfishSessions
 from services.drivers.wol import WolPower
 
 Factory = Callable[[Settings], Any]
@@ -65,14 +64,28 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     ("inspect", "agent"): AgentInspect,
 }
 
+
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """``module.name``, imported when first called: the BMC client libraries (pyghmi, sushy)
+    cost a conductor time and memory only once a node uses them."""
+
+    def make(*args: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args)
+
+    return make
+
+
 # Implementations sharing a client (one BMC session pool per protocol and process).
-CLIENTS: dict[str, Callable[[Settings], Any]] = {"ipmi": IpmiSessions,
-                                                 "redfish": RedfishSessions}
+CLIENTS: dict[str, Callable[[Settings], Any]] = {
+    "ipmi": _lazy("services.drivers.ipmi", "IpmiSessions"),
+    "redfish": _lazy("services.drivers.redfish", "RedfishSessions"),
+}
 CLIENT_IMPLEMENTATIONS: dict[tuple[str, str], tuple[str, Callable[[Any, Settings], Any]]] = {
-    ("power", "ipmi"): ("ipmi", IpmiPower),
-    ("management", "ipmi"): ("ipmi", IpmiManagement),
-    ("power", "redfish"): ("redfish", RedfishPower),
-    ("management", "redfish"): ("redfish", RedfishManagement),
+    ("power", "ipmi"): ("ipmi", _lazy("services.drivers.ipmi", "IpmiPower")),
+    ("management", "ipmi"): ("ipmi", _lazy("services.drivers.ipmi", "IpmiManagement")),
+    ("power", "redfish"): ("redfish", _lazy("services.drivers.redfish", "RedfishPower")),
+    ("management", "redfish"): ("redfish", _lazy("services.drivers.redfish",
+                                                 "RedfishManagement")),
 }
 
 

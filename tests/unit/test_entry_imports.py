@@ -30,9 +30,11 @@ FORBIDDEN: dict[str, set[str]] = {
                                    "services.drivers", "services.aio"},
     "enclume-api": BMC_CLIENTS | {"iptc", "tftpy", "services.boot", "services.drivers",
                                   "services.aio"},
-    "enclume-conductor": {"fastapi", "services.api", "services.aio"},
-    "enclume-dbsync": {"fastapi", "services.api", "services.aio"},
-    "enclume-aio": set(),
+    # The BMC clients load when a node first uses them (services/drivers/registry.py).
+    "enclume-conductor": BMC_CLIENTS | {"fastapi", "iptc", "tftpy", "services.api",
+                                        "services.aio"},
+    "enclume-dbsync": BMC_CLIENTS | {"fastapi", "iptc", "tftpy", "services.api", "services.aio"},
+    "enclume-aio": BMC_CLIENTS | {"iptc", "tftpy"},
 }
 
 
