@@ -30,22 +30,26 @@ class Member:
     hardware_types: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class _Alive:
+    id: int
+    member: Member
+
+
 def alive_conductors(db: Database, timeout_s: float) -> list[Member]:
-    return _alive(db, timeout_s)[0]
+    return [alive.member for alive in _alive(db, timeout_s)]
 
 
-def _alive(db: Database, timeout_s: float) -> tuple[list[Member], EnabledHardware]:
-    """The live conductors, and the hardware they registered."""
+def _alive(db: Database, timeout_s: float) -> list[_Alive]:
     with db.session() as session:
-        rows = list(session.scalars(
+        rows = session.scalars(
             select(Conductor).where(
                 Conductor.online.is_(True),
                 Conductor.heartbeat_at > utcnow() - timedelta(seconds=timeout_s),
             )
-        ))
-        hardware = enabled_hardware.registered(session, [r.id for r in rows])
-        return ([Member(r.hostname, r.conductor_group, r.rpc_address, tuple(r.hardware_types))
-                 for r in rows], hardware)
+        )
+        return [_Alive(r.id, Member(r.hostname, r.conductor_group, r.rpc_address,
+                                    tuple(r.hardware_types))) for r in rows]
 
 
 class Membership:
@@ -58,13 +62,15 @@ class Membership:
         self._loaded_at = float("-inf")
         self._members: dict[str, Member] = {}
         self._rings: dict[str, ConductorRing] = {}
-        self._hardware = EnabledHardware({})
+        self._alive_ids: list[int] = []
+        self._hardware: tuple[float, EnabledHardware] | None = None  # (of the load at, what)
 
     def _refresh(self, force: bool = False) -> None:
         with self._guard:
             if not force and time.monotonic() - self._loaded_at < self.settings.ring_refresh_s:
                 return
-            members, hardware = _alive(self.db, self.settings.heartbeat_timeout_s)
+            alive = _alive(self.db, self.settings.heartbeat_timeout_s)
+            members = [a.member for a in alive]
             groups: dict[str, list[str]] = {}
             for member in members:
                 groups.setdefault(member.conductor_group, []).append(member.hostname)
@@ -75,7 +81,7 @@ class Membership:
                 for group, hosts in groups.items()
             }
             self._members = {m.hostname: m for m in members}
-            self._hardware = hardware
+            self._alive_ids = [a.id for a in alive]
             self._loaded_at = time.monotonic()
 
     def refresh_now(self) -> None:
@@ -86,9 +92,15 @@ class Membership:
         return self._members
 
     def hardware(self) -> EnabledHardware:
-        """The hardware types and interfaces the live conductors registered."""
+        """The hardware types and interfaces the live conductors registered (read once per
+        refresh of the members, when first asked: conductors never ask)."""
         self._refresh()
-        return self._hardware
+        with self._guard:
+            if self._hardware is None or self._hardware[0] != self._loaded_at:
+                with self.db.session() as session:
+                    found = enabled_hardware.registered(session, self._alive_ids)
+                self._hardware = (self._loaded_at, found)
+            return self._hardware[1]
 
     def ring(self, group: str) -> ConductorRing:
         self._refresh()
