@@ -22,7 +22,7 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
 def copy_of_the_tree(tmp_path: Path) -> Path:
     root = tmp_path / "tree"
     ignore = shutil.ignore_patterns("__pycache__")
-    for package in ("services", "agent"):
+    for package in ("services", "agent", "lab"):
         shutil.copytree(REPO / package, root / package, ignore=ignore)
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
     return root
@@ -42,6 +42,7 @@ def test_the_tree_keeps_every_layer_contract() -> None:
     ("services/boot/files.py", "services.conductor.rpc", "The boot service imports no API"),
     ("services/cli/enclume/output.py", "sqlalchemy", "The CLI and the agent import nothing"),
     ("agent/main.py", "services.drivers.ipmi", "The CLI and the agent import nothing"),
+    ("services/conductor/main.py", "lab.local_service", "The shipped package imports nothing"),
 ])
 def test_a_forbidden_import_breaks_its_contract(tmp_path: Path, module: str, forbidden: str,
                                                 contract: str) -> None:
