@@ -26,7 +26,7 @@ WATCHED = BMC_CLIENTS | SERVERS | LAYERS
 FORBIDDEN: dict[str, set[str]] = {
     "enclume": WATCHED,
     "enclume-agent": WATCHED,
-    "enclume-boot": BMC_CLIENTS | {"iptc", "services.api", "services.conductor",
+    "enclume-boot": BMC_CLIENTS | {"fastapi", "iptc", "services.api", "services.conductor",
                                    "services.drivers", "services.aio"},
     "enclume-api": BMC_CLIENTS | {"iptc", "tftpy", "services.boot", "services.drivers",
                                   "services.aio"},
