@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # lab/ is not installed
+
 from fake_nodes import insert_nodes
 from sqlalchemy import insert, select, text
 
