@@ -28,7 +28,7 @@ help:
 	@echo "make demo   - set up, start enclume-aio and a virtual lab, provision 2 QEMU machines live"
 	@echo "make test   - set up and run the whole test suite (lint, unit, integration)"
 	@echo "make bench  - side-by-side benchmark against OpenStack Ironic (docs/benchmarks.md)"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff and the layer contracts (lint-imports)"
 	@echo "make testkernel - the lab's test kernel and initramfs in $(CACHE)/testkernel"
 	@echo "make ramdisk - the deploy kernel and ramdisk (with the agent) in $(CACHE)/ramdisk"
 	@echo "make testimages - the lab's whole-disk and partition test images in $(CACHE)/testimages"
@@ -56,8 +56,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# ruff, and the layer contracts of pyproject.toml's [tool.importlinter] (docs/architecture.md).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
@@ -72,10 +74,10 @@ test: deps $(STAMP) lint
 
 # The virtual lab (root): two QEMU machines enrolled, cleaned and deployed by enclume-aio through
 # its API over a VLAN switch, with live progress; torn down at the end. DEMO_ARGS: e.g.
-# `--machines ipmi,redfish` or `--pause` (services/cli/demo.py).
+# `--machines ipmi,redfish` or `--pause` (lab/demo.py).
 DEMO_ARGS ?=
 demo: deps $(STAMP) ramdisk testimages
-	$(BIN)/python -m services.cli.demo $(DEMO_ARGS)
+	$(BIN)/python -m lab.demo $(DEMO_ARGS)
 
 bench: $(STAMP)
 	mkdir -p $(CACHE)

@@ -28,11 +28,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # lab/ is not installed
+
 from fake_nodes import insert_nodes
 from sqlalchemy import insert, select, text
 
+from lab.local_postgres import running_postgres
 from services.boot.desired import fingerprint, load_desired_boot
-from services.cli.local_postgres import running_postgres
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.models import Node, Port

@@ -385,15 +385,16 @@ def start_enclume(workdir: Path, nodes: int) -> Server:
 def start_enclume_cluster(workdir: Path, nodes: int) -> Server:
     """PostgreSQL, 3 enclume-conductors and one enclume-api, under one launcher process.
 
-    The launcher (services/cli/local_cluster.py) only starts and stops them: its own memory and
+    The launcher (lab/local_cluster.py) only starts and stops them: its own memory and
     CPU are left out; PostgreSQL's are counted.
     """
     del nodes
     port = free_port()
     log_path = workdir / "enclume-cluster.log"
     python = REPO_ROOT / ".venv" / "bin" / "python"
-    proc = spawn([str(python), "-m", "services.cli.local_cluster", "--conductors", "3",
-                  "--apis", "1", "--api-port", str(port)], server_env(), workdir, log_path)
+    proc = spawn([str(python), "-m", "lab.local_cluster", "--conductors", "3",
+                  "--apis", "1", "--api-port", str(port)],
+                 {**server_env(), "PYTHONPATH": str(REPO_ROOT)}, workdir, log_path)  # lab/
     return Server("enclume", port, proc, log_path, MemorySampler(proc.pid, include_root=False))
 
 

@@ -6,9 +6,9 @@ What is measured: the wall-clock time a client needs to read every node with det
 (10 requests for 10,000 nodes), at microversion 1.73, each response parsed as JSON. The target
 from the issue is under 2 s for the whole listing.
 
-How: ``enclume-aio`` is started on 127.0.0.1 (``services/cli/local_service.running_aio``) in a
+How: ``enclume-aio`` is started on 127.0.0.1 (``lab/local_service.running_aio``) in a
 temp dir, on its own SQLite database, or on a throw-away PostgreSQL
-(``services/cli/local_postgres.running_postgres``) through ENCLUME_DATABASE_URL. Once it answers,
+(``lab/local_postgres.running_postgres``) through ENCLUME_DATABASE_URL. Once it answers,
 the nodes are inserted directly into its database in bulk with SQLAlchemy (``fake_nodes.py``:
 the rows the API would write); the server reads the database on every request. Its power sync is
 pushed out of the way (ENCLUME_POWER_SYNC_INTERVAL_S) so that it does not run during the
@@ -47,13 +47,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # lab/ is not installed
+
 import httpx
 import openstack.connection
 import requests
 from fake_nodes import insert_nodes
 
-from services.cli.local_postgres import running_postgres
-from services.cli.local_service import Server, running_aio
+from lab.local_postgres import running_postgres
+from lab.local_service import Server, running_aio
 from services.common.db import Database
 
 DATABASES = ("sqlite", "postgres")

@@ -8,7 +8,7 @@ session, load the node, build its driver and read its power state from the fake 
 interface, which sleeps ``--delay`` seconds (5 ms) like a BMC round trip would.
 
 How: in this process, against a SQLite file in a temp dir and against a throw-away PostgreSQL
-(``services/cli/local_postgres.running_postgres``). The schema is created by ``upgrade_schema``,
+(``lab/local_postgres.running_postgres``). The schema is created by ``upgrade_schema``,
 the nodes are inserted in bulk with SQLAlchemy as the API would store them
 (``fake_nodes.py``), then for each worker count a ``ConductorManager`` is started (it
 registers, and the ring holds it alone, so it owns every node) and ``--cycles`` power syncs are
@@ -40,9 +40,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # lab/ is not installed
+
 from fake_nodes import count_nodes, insert_nodes
 
-from services.cli.local_postgres import running_postgres
+from lab.local_postgres import running_postgres
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.conductor.manager import ConductorManager

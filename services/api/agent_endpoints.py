@@ -25,15 +25,16 @@ from sqlalchemy.orm import Session
 from services.api.deps import conductor, database
 from services.api.routing import api_router
 from services.common import validation
+from services.common.agent_checks import callback_url_problem, check_version
 from services.common.db import Database
 from services.common.exceptions import Invalid, NodeNotFound, NotFound
 from services.common.macs import parse_mac
 from services.common.models import Node, Port
+from services.common.node_fields import AGENT_TOKEN
 from services.common.secrets import MASK, mask
+from services.common.states import expects_agent
 from services.common.validation import is_uuid
-from services.conductor import agent
 from services.conductor.interface import ConductorAPI
-from services.drivers.agent_client import AGENT_TOKEN
 
 router = api_router(prefix="/v1")
 
@@ -58,11 +59,11 @@ def _find(session: Session, macs: list[str], node_uuid: str | None) -> Node:
     else:
         nodes = session.scalars(select(Node).join(Port, Port.node_id == Node.id)
                                 .where(Port.address.in_(macs))).unique().all()
-        candidates = [n for n in nodes if agent.expects_agent(n.provision_state)]
+        candidates = [n for n in nodes if expects_agent(n.provision_state)]
         if len(candidates) > 1:
             raise NotFound(f"Several nodes expecting an agent have these addresses "
                            f"({', '.join(sorted(n.uuid for n in candidates))}); pass node_uuid.")
-    if not candidates or not agent.expects_agent(candidates[0].provision_state):
+    if not candidates or not expects_agent(candidates[0].provision_state):
         raise NotFound(NO_AGENT_NODE)
     return candidates[0]
 
@@ -125,10 +126,10 @@ def heartbeat(request: Request, node_ident: str, body: Any = Body(...),
         raise Invalid("Invalid heartbeat: expected a JSON object.")
     if isinstance(body.get("callback_url"), str):
         validation.text("callback_url", body["callback_url"])
-    problem = agent.callback_url_problem(body.get("callback_url"))
+    problem = callback_url_problem(body.get("callback_url"))
     if problem:
         raise Invalid(problem)
-    token, version = body.get("agent_token"), agent.check_version(body.get("agent_version"))
+    token, version = body.get("agent_token"), check_version(body.get("agent_version"))
     if token is not None and not isinstance(token, str):
         raise Invalid("agent_token must be a string.")
     _check_callback_host(request, body["callback_url"])

@@ -29,11 +29,10 @@ from services.common.db import Database
 from services.common.lifecycle import Service, lifespan_of
 from services.common.membership import Membership
 from services.conductor.interface import ConductorAPI
-from services.drivers.registry import Drivers
 
 
 def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
-               membership: Membership, hardware: Drivers,
+               membership: Membership,
                services: Sequence[Service] = ()) -> FastAPI:
     strategy = effective_strategy(settings)
     app = FastAPI(title="Enclume", docs_url=None, redoc_url=None,
@@ -42,8 +41,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     app.state.db = db
     app.state.conductor_api = conductor_api
     app.state.membership = membership
-    app.state.drivers = hardware
-    app.state.discovery_rules = discovery.load_rules(settings, hardware)
+    app.state.discovery_rules = discovery.load_rules(settings)
     errors.install(app)
     # Routes with fixed segments (/detail, /ports) come before /{ident}.
     for router in (root.router, ports.router, allocations.router, node_history.router,

@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session
 
 from services.api.versions import Version
 from services.common.db import Database
+from services.common.enabled_hardware import EnabledHardware
 from services.common.exceptions import NodeNotFound
 from services.common.membership import Membership
 from services.common.models import Node
 from services.common.validation import is_uuid
-from services.drivers.registry import Drivers
 
 if TYPE_CHECKING:
     from services.conductor.interface import ConductorAPI
@@ -40,9 +40,10 @@ def members(request: Request) -> Membership:
     return membership
 
 
-def enabled_drivers(request: Request) -> Drivers:
-    drivers: Drivers = request.app.state.drivers
-    return drivers
+def enabled_drivers(request: Request) -> EnabledHardware:
+    """The hardware types and interfaces the live conductors registered."""
+    membership: Membership = request.app.state.membership
+    return membership.hardware()
 
 
 def find_node(session: Session, ident: str, version: Version) -> Node:

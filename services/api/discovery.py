@@ -26,20 +26,19 @@ from typing import Any
 from fastapi import Body, Depends, Request
 
 from services.api import node_rules
-from services.api.deps import conductor, database
+from services.api.deps import conductor, database, enabled_drivers
 from services.api.routing import api_router
 from services.common import validation
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.exceptions import EnclumeError, Invalid
+from services.common.inventory import MalformedInventory, check
 from services.common.models import new_uuid
 from services.common.secrets import is_secret_key
-from services.conductor import discovery as conductor_discovery
 from services.conductor.interface import ConductorAPI
 from services.discovery import lookup, rules
+from services.discovery import public as conductor_discovery
 from services.discovery.facts import Facts
-from services.drivers.inspect.inventory import MalformedInventory, check
-from services.drivers.registry import Drivers
 
 LOG = logging.getLogger(__name__)
 router = api_router(prefix="/v1")
@@ -60,9 +59,9 @@ class DiscoveryOff(EnclumeError):
     code = 403
 
 
-def load_rules(settings: Settings, drivers: Drivers) -> rules.RuleSet:
+def load_rules(settings: Settings) -> rules.RuleSet:
     """The discovery rules, checked at start (RuntimeError: the API refuses to start)."""
-    enabled = drivers.hardware_types
+    enabled = settings.enabled_hardware_types
     if settings.boot_discovery and settings.discovery_driver not in enabled:
         raise rules.RulesError(
             f"ENCLUME_DISCOVERY_DRIVER {settings.discovery_driver!r} is not an enabled hardware "
@@ -132,7 +131,7 @@ def continue_inspection(request: Request, body: Any = Body(...),
     fields = {**outcome.node_fields(settings.discovery_driver), "uuid": new_uuid()}
     try:
         values = node_rules.values_for_create(fields, settings.default_resource_class,
-                                              request.app.state.drivers)
+                                              enabled_drivers(request))
     except Invalid as exc:
         # The rules' fault, not the machine's: the agent retries while an operator fixes them.
         LOG.error("discovery: the rules (%s) give machine %s values a node cannot have: %s",

@@ -11,11 +11,11 @@ from services.api.deps import api_version, enabled_drivers, members
 from services.api.routing import api_router
 from services.api.versions import Version
 from services.api.views import links
+from services.common.enabled_hardware import EnabledHardware
 from services.common.exceptions import Invalid, NotFound
+from services.common.hardware_types import HardwareType
 from services.common.membership import Membership
 from services.common.node_fields import INTERFACES
-from services.drivers.base import HardwareType
-from services.drivers.registry import Drivers
 
 router = api_router(prefix="/v1/drivers")
 
@@ -49,7 +49,7 @@ def _hosts(membership: Membership) -> dict[str, list[str]]:
 @router.get("")
 def list_drivers(request: Request, version: Version = Depends(api_version),
                  membership: Membership = Depends(members),
-                 drivers: Drivers = Depends(enabled_drivers)) -> dict[str, Any]:
+                 drivers: EnabledHardware = Depends(enabled_drivers)) -> dict[str, Any]:
     kind = request.query_params.get("type")
     if kind not in (None, "classic", "dynamic"):
         raise Invalid(f"Invalid driver type {kind!r}: use classic or dynamic.")
@@ -65,7 +65,7 @@ def list_drivers(request: Request, version: Version = Depends(api_version),
 @router.get("/{name}")
 def show_driver(name: str, request: Request, version: Version = Depends(api_version),
                 membership: Membership = Depends(members),
-                 drivers: Drivers = Depends(enabled_drivers)) -> dict[str, Any]:
+                 drivers: EnabledHardware = Depends(enabled_drivers)) -> dict[str, Any]:
     hosts = _hosts(membership)
     if name not in drivers.hardware_types or name not in hosts:
         raise NotFound(f"Could not find the following driver(s) or hardware type(s): {name}.")
@@ -74,7 +74,7 @@ def show_driver(name: str, request: Request, version: Version = Depends(api_vers
 
 @router.get("/{name}/properties")
 def driver_properties(name: str, membership: Membership = Depends(members),
-                 drivers: Drivers = Depends(enabled_drivers)
+                 drivers: EnabledHardware = Depends(enabled_drivers)
                       ) -> dict[str, Any]:
     if name not in drivers.hardware_types:
         raise NotFound(f"Could not find the following driver(s) or hardware type(s): {name}.")

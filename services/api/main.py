@@ -7,19 +7,19 @@ import sys
 
 from fastapi import FastAPI
 
-from services.aio import open_database, serve
 from services.api.app import create_app
+from services.api.serve import serve
 from services.common.config import Settings, get_settings
+from services.common.db import open_database
 from services.common.membership import Membership
 from services.conductor.rpc import RpcClient
-from services.drivers.registry import Drivers
 
 
 def build(settings: Settings) -> FastAPI:
     db = open_database(settings)
     membership = Membership(db, settings)
     client = RpcClient(db, settings, membership)
-    return create_app(settings, db, client, membership, Drivers(settings))
+    return create_app(settings, db, client, membership)
 
 
 def main() -> None:

@@ -7,9 +7,10 @@ from typing import Any
 from services.api.versions import Version
 from services.api.views import NODE_FIELD_VERSIONS
 from services.common import validation
+from services.common.enabled_hardware import EnabledHardware
 from services.common.exceptions import Invalid
+from services.common.hardware_types import UnknownHardwareType
 from services.common.node_fields import INTERFACES
-from services.drivers.registry import Drivers, UnknownHardwareType
 
 DICT_FIELDS = ("driver_info", "properties", "instance_info", "extra", "network_data")
 BOOL_FIELDS = ("maintenance", "protected", "retired")
@@ -36,7 +37,7 @@ def field_known(name: str, version: Version) -> bool:
     return since is not None and since <= version
 
 
-def check_values(values: dict[str, Any], drivers: Drivers) -> dict[str, Any]:
+def check_values(values: dict[str, Any], drivers: EnabledHardware) -> dict[str, Any]:
     """Check and normalise node field values; raise Invalid naming the first bad one."""
     clean = dict(values)
     for field, value in values.items():
@@ -78,7 +79,7 @@ def _checked(field: str, value: Any) -> Any:
 
 
 def values_for_create(body: dict[str, Any], default_resource_class: str | None,
-                      drivers: Drivers) -> dict[str, Any]:
+                      drivers: EnabledHardware) -> dict[str, Any]:
     """The checked field values of a node to create from ``body`` (POST /v1/nodes names):
     the default resource class when it names none, interfaces from the hardware type."""
     if default_resource_class and body.get("resource_class") is None:
@@ -88,7 +89,7 @@ def values_for_create(body: dict[str, Any], default_resource_class: str | None,
     return values
 
 
-def _check_interfaces(values: dict[str, Any], drivers: Drivers) -> None:
+def _check_interfaces(values: dict[str, Any], drivers: EnabledHardware) -> None:
     if "driver" not in values:
         return
     try:

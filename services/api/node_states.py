@@ -16,9 +16,9 @@ from services.api.views import NODE_STATES_FIELDS
 from services.common import states, validation
 from services.common.db import Database
 from services.common.exceptions import Invalid
+from services.common.hardware_types import BOOT_DEVICES
 from services.common.models import Node
 from services.conductor.interface import ConductorAPI
-from services.drivers.base import BOOT_DEVICES
 
 router = api_router(prefix="/v1/nodes")
 

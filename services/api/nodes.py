@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.api import collection, node_rules
-from services.api.deps import api_version, conductor, database, find_node
+from services.api.deps import api_version, conductor, database, enabled_drivers, find_node
 from services.api.patch import apply_patch, validate_patch
 from services.api.responses import rendered
 from services.api.routing import api_router
@@ -165,7 +165,7 @@ def create_node(request: Request, body: Any = Body(...),
     if "driver" not in body:
         raise Invalid("Mandatory field missing: driver.")
     values = node_rules.values_for_create(
-        body, request.app.state.settings.default_resource_class, request.app.state.drivers)
+        body, request.app.state.settings.default_resource_class, enabled_drivers(request))
     try:
         with db.session() as session:
             node = new_node(values, enroll=version >= (1, 11))
@@ -210,7 +210,7 @@ def update_node(ident: str, request: Request, patch: Any = Body(...),
             for field in node_rules.INTERFACE_FIELDS:
                 if patched[field] == current[field]:
                     patched[field] = None
-        values = node_rules.check_values(patched, request.app.state.drivers)
+        values = node_rules.check_values(patched, enabled_drivers(request))
         changed = {field: value for field, value in values.items() if value != current[field]}
         if changed:
             manager.update_node(node.uuid, changed, expected=current)

@@ -20,9 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse, PlainTextResponse, Response
 from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from services.boot import ipxe
@@ -119,19 +121,16 @@ def _text(status: int, message: str) -> PlainTextResponse:
 
 
 def create_boot_app(settings: Settings, db: Database,
-                    services: Sequence[Service] = ()) -> FastAPI:
+                    services: Sequence[Service] = ()) -> Starlette:
     """The HTTP app of one boot service; ``services`` start and stop with it (TFTP, dnsmasq)."""
     files_dir = settings.effective_boot_files_dir
     files_dir.mkdir(parents=True, exist_ok=True)
     cache = ImageCache(settings.effective_image_cache_dir, settings.image_cache_max_bytes,
                        settings.image_download_timeout_s)
-    app = FastAPI(title="Enclume boot service", docs_url=None, redoc_url=None,
-                  openapi_url=None, lifespan=lifespan_of([cache, *services]))
-    app.state.image_cache = cache
     boot_url = settings.effective_boot_url
 
-    @app.get(ipxe.SCRIPT_PATH)
-    def boot_script(mac: str | None = None) -> Response:
+    def boot_script(request: Request) -> Response:
+        mac = request.query_params.get("mac")
         if mac is None:
             return PlainTextResponse(ipxe.chain_script(boot_url), headers=NO_STORE)
         normalized = parse_mac(mac)
@@ -150,8 +149,8 @@ def create_boot_app(settings: Settings, db: Database,
                                       f"boot service log")
         return PlainTextResponse(script, headers=NO_STORE)
 
-    @app.api_route(FILES_PATH + "{name:path}", methods=["GET", "HEAD"])
-    def boot_file(name: str) -> Response:
+    def boot_file(request: Request) -> Response:
+        name: str = request.path_params["name"]
         try:
             path = file_inside(files_dir, name)
         except UnsafeName as exc:
@@ -160,8 +159,8 @@ def create_boot_app(settings: Settings, db: Database,
             return _text(404, "no such file")
         return FileResponse(path, media_type="application/octet-stream")
 
-    @app.api_route("/images/{node_uuid}", methods=["GET", "HEAD"])
-    def image(node_uuid: str) -> Response:
+    def image(request: Request) -> Response:
+        node_uuid: str = request.path_params["node_uuid"]
         try:
             source = _image_of_node(db, node_uuid)
         except InvalidImageSource as exc:
@@ -182,4 +181,10 @@ def create_boot_app(settings: Settings, db: Database,
             cache.release(source)
             raise
 
+    app = Starlette(routes=[
+        Route(ipxe.SCRIPT_PATH, boot_script, methods=["GET"]),
+        Route(FILES_PATH + "{name:path}", boot_file, methods=["GET", "HEAD"]),
+        Route("/images/{node_uuid}", image, methods=["GET", "HEAD"]),
+    ], lifespan=lifespan_of([cache, *services]))
+    app.state.image_cache = cache
     return app

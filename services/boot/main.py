@@ -13,16 +13,17 @@ import sys
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
-from services.aio import open_database
 from services.boot.dhcp import DhcpService
 from services.boot.dnsmasq_config import BootConfigError
 from services.boot.http import create_boot_app
 from services.boot.supervisor import StartError
 from services.boot.tftp import TftpService
 from services.common.config import Settings, get_settings
+from services.common.db import open_database
 from services.common.lifecycle import StartedFirst
 from services.common.logs import setup as setup_logging
 
@@ -30,7 +31,7 @@ LOG = logging.getLogger("enclume.boot")
 HEALTH_PATH = "/health"
 
 
-def build(settings: Settings) -> tuple[FastAPI, StartedFirst]:
+def build(settings: Settings) -> tuple[Starlette, StartedFirst]:
     """The HTTP app, and the services to start before it serves."""
     db = open_database(settings)
     dhcp = DhcpService(settings, db)
@@ -38,11 +39,11 @@ def build(settings: Settings) -> tuple[FastAPI, StartedFirst]:
     services = StartedFirst([tftp, dhcp])
     app = create_boot_app(settings, db, services=[services])
 
-    @app.get(HEALTH_PATH)
-    def health() -> JSONResponse:
+    def health(_request: Request) -> JSONResponse:
         state: dict[str, Any] = {**dhcp.health(), "tftp_sessions": tftp.sessions}
         return JSONResponse(state, status_code=200 if state["dnsmasq"] == "running" else 503)
 
+    app.add_route(HEALTH_PATH, health, methods=["GET"])
     return app, services
 
 

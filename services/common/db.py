@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from services.common import scrubbed_fields
+from services.common.config import Settings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ALEMBIC_INI = REPO_ROOT / "alembic.ini"
+# The migrations ship inside the package: found from it, whatever the working directory.
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -56,6 +57,15 @@ class Database:
                 raise
 
 
+def open_database(settings: Settings) -> Database:
+    """The database of the settings, brought to the newest schema."""
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.effective_database_url
+    upgrade_schema(url)
+    return Database(url)
+
+
 def upgrade_schema(url: str) -> None:
     """Bring the schema to the newest migration (the only way the schema is created).
 
@@ -70,8 +80,8 @@ def _run_alembic_upgrade(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    config = Config(str(ALEMBIC_INI))
-    config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url)
     config.attributes["configure_logger"] = False
     config.attributes["url_given"] = True

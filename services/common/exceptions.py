@@ -91,3 +91,7 @@ def conflict_from_integrity(exc: Exception, values: dict[str, object]) -> Confli
     if "uuid" in text:
         return Conflict(f"A resource with UUID {values.get('uuid')} already exists.")
     return Conflict("The request conflicts with an existing resource.")
+
+
+class DriverError(Exception):
+    """A driver could not do what it was asked; the message is shown to the user."""

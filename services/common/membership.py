@@ -14,8 +14,10 @@ from datetime import timedelta
 
 from sqlalchemy import ColumnElement, and_, false, or_, select
 
+from services.common import enabled_hardware
 from services.common.config import Settings
 from services.common.db import Database
+from services.common.enabled_hardware import EnabledHardware
 from services.common.models import Conductor, Node, utcnow
 from services.common.ring import MAX_HASH, ConductorRing
 
@@ -28,7 +30,17 @@ class Member:
     hardware_types: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class _Alive:
+    id: int
+    member: Member
+
+
 def alive_conductors(db: Database, timeout_s: float) -> list[Member]:
+    return [alive.member for alive in _alive(db, timeout_s)]
+
+
+def _alive(db: Database, timeout_s: float) -> list[_Alive]:
     with db.session() as session:
         rows = session.scalars(
             select(Conductor).where(
@@ -36,8 +48,8 @@ def alive_conductors(db: Database, timeout_s: float) -> list[Member]:
                 Conductor.heartbeat_at > utcnow() - timedelta(seconds=timeout_s),
             )
         )
-        return [Member(r.hostname, r.conductor_group, r.rpc_address, tuple(r.hardware_types))
-                for r in rows]
+        return [_Alive(r.id, Member(r.hostname, r.conductor_group, r.rpc_address,
+                                    tuple(r.hardware_types))) for r in rows]
 
 
 class Membership:
@@ -50,12 +62,15 @@ class Membership:
         self._loaded_at = float("-inf")
         self._members: dict[str, Member] = {}
         self._rings: dict[str, ConductorRing] = {}
+        self._alive_ids: list[int] = []
+        self._hardware: tuple[float, EnabledHardware] | None = None  # (of the load at, what)
 
     def _refresh(self, force: bool = False) -> None:
         with self._guard:
             if not force and time.monotonic() - self._loaded_at < self.settings.ring_refresh_s:
                 return
-            members = alive_conductors(self.db, self.settings.heartbeat_timeout_s)
+            alive = _alive(self.db, self.settings.heartbeat_timeout_s)
+            members = [a.member for a in alive]
             groups: dict[str, list[str]] = {}
             for member in members:
                 groups.setdefault(member.conductor_group, []).append(member.hostname)
@@ -66,6 +81,7 @@ class Membership:
                 for group, hosts in groups.items()
             }
             self._members = {m.hostname: m for m in members}
+            self._alive_ids = [a.id for a in alive]
             self._loaded_at = time.monotonic()
 
     def refresh_now(self) -> None:
@@ -74,6 +90,17 @@ class Membership:
     def members(self) -> dict[str, Member]:
         self._refresh()
         return self._members
+
+    def hardware(self) -> EnabledHardware:
+        """The hardware types and interfaces the live conductors registered (read once per
+        refresh of the members, when first asked: conductors never ask)."""
+        self._refresh()
+        with self._guard:
+            if self._hardware is None or self._hardware[0] != self._loaded_at:
+                with self.db.session() as session:
+                    found = enabled_hardware.registered(session, self._alive_ids)
+                self._hardware = (self._loaded_at, found)
+            return self._hardware[1]
 
     def ring(self, group: str) -> ConductorRing:
         self._refresh()

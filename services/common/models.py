@@ -6,7 +6,18 @@ import uuid as uuidlib
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.common.ring import ring_hash
@@ -146,6 +157,25 @@ class Conductor(TimestampMixin, Base):
     online: Mapped[bool] = mapped_column(Boolean, default=True)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+
+
+class ConductorHardwareInterface(Base):
+    """A hardware type's interface implementation that a conductor enables (the first row of
+    an interface marked default), written when the conductor registers."""
+
+    __tablename__ = "conductor_hardware_interfaces"
+    __table_args__ = (
+        UniqueConstraint("conductor_id", "hardware_type", "interface_type", "interface_name",
+                         name="uniq_conductorhardwareinterfaces"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conductor_id: Mapped[int] = mapped_column(
+        ForeignKey("conductors.id", ondelete="CASCADE"), index=True)
+    hardware_type: Mapped[str] = mapped_column(String(255))
+    interface_type: Mapped[str] = mapped_column(String(16))
+    interface_name: Mapped[str] = mapped_column(String(255))
+    default: Mapped[bool] = mapped_column(Boolean, default=False)
 
 class Allocation(TimestampMixin, Base):
     __tablename__ = "allocations"

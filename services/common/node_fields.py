@@ -19,3 +19,6 @@ INTERFACES: tuple[str, ...] = (
     "storage",
     "vendor",
 )
+
+# The driver_internal_info key of the token given to the agent of a node's ramdisk.
+AGENT_TOKEN = "agent_secret_token"

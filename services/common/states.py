@@ -261,6 +261,15 @@ def apply(node: HasProvisionState, event: str) -> ProvisionState:
     return new_state
 
 
+# States in which a node runs (or is about to run) the agent: lookups and heartbeats accepted.
+AGENT_STATES = frozenset({S.DEPLOYING, S.DEPLOYWAIT, S.CLEANING, S.CLEANWAIT, S.INSPECTING,
+                          S.INSPECTWAIT, S.RESCUING, S.RESCUEWAIT})
+
+
+def expects_agent(state: str) -> bool:
+    return state in AGENT_STATES
+
+
 def initial_state(enroll: bool = True) -> ProvisionState:
     """Where a new node starts: ``enroll``, or ``available`` for clients older than API 1.11."""
     return S.ENROLL if enroll else S.AVAILABLE

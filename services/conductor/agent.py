@@ -18,11 +18,12 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
-from services.common import states, validation
-from services.common.exceptions import Conflict, EnclumeError, Invalid, NotFound
+from services.common import states
+from services.common.agent_checks import callback_url_problem, check_version  # noqa: F401
+from services.common.exceptions import Conflict, EnclumeError, NotFound
 from services.common.models import utcnow
+from services.common.states import expects_agent
 from services.conductor import flows
 from services.conductor.task import Task
 from services.drivers import agent_client
@@ -30,9 +31,6 @@ from services.drivers import agent_client
 LOG = logging.getLogger(__name__)
 
 S = states.ProvisionState
-# States in which a node runs (or is about to run) the agent: lookups and heartbeats accepted.
-AGENT_STATES = frozenset({S.DEPLOYING, S.DEPLOYWAIT, S.CLEANING, S.CLEANWAIT, S.INSPECTING,
-                          S.INSPECTWAIT, S.RESCUING, S.RESCUEWAIT})
 TOKEN_BYTES = 32  # secrets.token_urlsafe(32): 43 characters
 
 
@@ -50,20 +48,6 @@ class NotExpectingAgent(Conflict):
                          f'to call back.')
 
 
-def expects_agent(state: str) -> bool:
-    return state in AGENT_STATES
-
-
-def callback_url_problem(url: object) -> str | None:
-    """Why ``url`` cannot be an agent's callback URL, or None if it can."""
-    if not isinstance(url, str) or not url:
-        return "callback_url is required: the URL the agent serves its command API on"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "callback_url must be an http:// or https:// URL with a host"
-    if parts.username or parts.password or parts.query or parts.fragment:
-        return "callback_url must not carry credentials, a query or a fragment"
-    return None
 
 
 # -- tokens --------------------------------------------------------------------------------
@@ -146,7 +130,3 @@ def heartbeat_work(callback_url: str, agent_version: str | None, token: str
     return work
 
 
-def check_version(agent_version: object) -> str | None:
-    if agent_version is not None and not isinstance(agent_version, str):
-        raise Invalid("agent_version must be a string.")
-    return None if agent_version is None else validation.text("agent_version", agent_version)

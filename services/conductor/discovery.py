@@ -29,6 +29,7 @@ from services.common.exceptions import Conflict, TemporaryFailure
 from services.common.models import Node, NodeInventory, Port, utcnow
 from services.conductor.task import Task
 from services.discovery import untrusted
+from services.discovery.public import BUSY, PUBLIC_MESSAGES, REFUSED, TOO_MANY  # noqa: F401
 from services.drivers.deploy.ramdisk import forget_agent
 from services.drivers.inspect import inventory as inspected
 from services.drivers.registry import Drivers
@@ -37,13 +38,6 @@ LOG = logging.getLogger(__name__)
 S = states.ProvisionState
 EVENT_TYPE = "discovered"
 
-# What an anonymous caller is told; nothing names a node, a state or a host.
-REFUSED = ("This machine is already known as a node that discovery does not change: nothing "
-           "was changed. An operator re-inspects a known node with `enclume node inspect`.")
-BUSY = "Discovery cannot handle this machine at the moment: nothing was changed; retry later."
-TOO_MANY = ("Discovery has enrolled as many new nodes as it may until an operator takes them "
-            "on (ENCLUME_DISCOVERY_MAX_ENROLL_NODES): nothing was changed; retry later.")
-PUBLIC_MESSAGES = frozenset({REFUSED, BUSY, TOO_MANY})
 
 
 class NodeRefused(Conflict):

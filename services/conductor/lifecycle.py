@@ -9,6 +9,7 @@ import threading
 
 from sqlalchemy import select
 
+from services.common import enabled_hardware
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.membership import Membership
@@ -61,6 +62,8 @@ class ConductorLifecycle:
             conductor.rpc_address = self.rpc_address
             conductor.online = True
             conductor.heartbeat_at = utcnow()
+            session.flush()
+            enabled_hardware.register(session, conductor.id, self.drivers.hardware_types.values())
 
     def _keep_alive(self) -> None:
         """Heartbeat, and renew the leases of the locks this conductor holds."""

@@ -8,8 +8,8 @@ import sys
 
 import uvicorn
 
-from services.aio import open_database
 from services.common.config import get_settings
+from services.common.db import open_database
 from services.common.logs import setup as setup_logging
 from services.common.membership import Membership
 from services.conductor.manager import ConductorManager

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from services.common import states
+from services.common import agent_checks, states
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.exceptions import (
@@ -152,10 +152,10 @@ class ConductorManager:
         (401), with a wrong one (403), or from another callback URL than its first (409). A
         node that is busy skips this heartbeat.
         """
-        problem = agent.callback_url_problem(callback_url)
+        problem = agent_checks.callback_url_problem(callback_url)
         if problem:
             raise Invalid(problem)
-        agent.check_version(agent_version)
+        agent_checks.check_version(agent_version)
         with self.db.session() as session:
             row = session.execute(select(Node.id, Node.provision_state,
                                          Node.driver_internal_info)

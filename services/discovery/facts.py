@@ -11,8 +11,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from services.common import inventory as inspected
 from services.common.macs import parse_mac
-from services.drivers.inspect import inventory as inspected
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from urllib.parse import quote
 import httpx
 
 from services.common.models import Node, utcnow
+from services.common.node_fields import AGENT_TOKEN
 from services.drivers.base import DriverError
 
 AGENT_URL = "agent_url"
-AGENT_TOKEN = "agent_secret_token"
 AGENT_LAST_HEARTBEAT = "agent_last_heartbeat"
 AGENT_VERSION = "agent_version"
 # The long command the conductor is waiting for: {"id": ..., "name": ...}.

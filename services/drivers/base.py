@@ -18,20 +18,23 @@ import inspect
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from services.common.exceptions import DriverError
+from services.common.hardware_types import (  # noqa: F401 (the drivers' names for them)
+    BOOT_DEVICES,
+    POWER_OFF,
+    POWER_ON,
+    POWER_TARGETS,
+    REBOOT,
+    SOFT_POWER_OFF,
+    SOFT_REBOOT,
+    HardwareType,
+)
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
-
-POWER_ON = "power on"
-POWER_OFF = "power off"
-REBOOT = "rebooting"
-SOFT_POWER_OFF = "soft power off"
-SOFT_REBOOT = "soft rebooting"
-POWER_TARGETS = (POWER_ON, POWER_OFF, REBOOT, SOFT_POWER_OFF, SOFT_REBOOT)
-
-BOOT_DEVICES = ("pxe", "disk", "cdrom", "bios", "safe", "wanboot", "uefi http")
 
 # What an interface answers when the operation goes on asynchronously (an agent calls back).
 WAIT = "wait"
@@ -39,10 +42,6 @@ WAIT = "wait"
 Resume = Callable[[], None]
 
 LOG = logging.getLogger(__name__)
-
-
-class DriverError(Exception):
-    """A driver could not do what it was asked; the message is shown to the user."""
 
 
 class MissingParameters(DriverError):
@@ -237,20 +236,6 @@ CONTRACTS: dict[str, type[Interface]] = {
     **{name: OtherInterface for name in ("bios", "console", "firmware", "raid", "rescue",
                                          "storage", "vendor")},
 }
-
-
-@dataclass(frozen=True)
-class HardwareType:
-    name: str
-    # interface -> allowed implementation names, the first one being the default
-    supported: dict[str, tuple[str, ...]]
-    properties: dict[str, str] = field(default_factory=dict)
-
-    def default(self, interface: str) -> str:
-        return self.supported[interface][0]
-
-    def allows(self, interface: str, implementation: str) -> bool:
-        return implementation in self.supported.get(interface, ())
 
 
 InterfaceT = TypeVar("InterfaceT", bound=Interface)

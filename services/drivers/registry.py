@@ -2,72 +2,31 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 from services.common.config import Settings
+from services.common.hardware_types import (  # noqa: F401 (the registry's names for them)
+    FAKE_HARDWARE,
+    HARDWARE_TYPES,
+    IPMI,
+    REDFISH,
+    WOL,
+    HardwareType,
+    UnknownHardwareType,
+)
 from services.common.models import Node
 from services.common.node_fields import INTERFACES
-from services.drivers import fake, properties
-from services.drivers.base import HardwareType, Interface, NodeDriver, check_implementation
+from services.drivers import fake
+from services.drivers.base import Interface, NodeDriver, check_implementation
 from services.drivers.boot.ipxe import ipxe_boot, pxe_boot
 from services.drivers.deploy.direct import direct_deploy
 from services.drivers.deploy.iscsi import iscsi_deploy
 from services.drivers.inspect.agent import AgentInspect
-from services.drivers.ipmi import IpmiSessions, ipmi_management, ipmi_power
 from services.drivers.network.vlan import VlanNetwork
 from services.drivers.noop import NoopManagement
-from services.drivers.redfish import RedfishSessions, redfish_management, redfish_power
 from services.drivers.wol import WolPower
-
-FAKE_HARDWARE = HardwareType(
-    name="fake-hardware",
-    supported={
-        "bios": ("no-bios", "fake"),
-        "boot": ("fake", "ipxe", "pxe"),
-        "console": ("no-console", "fake"),
-        "deploy": ("fake", "direct", "iscsi"),
-        "firmware": ("no-firmware", "fake"),
-        "inspect": ("no-inspect", "fake", "agent"),
-        "management": ("fake",),
-        "network": ("noop", "flat", "vlan"),
-        "power": ("fake",),
-        "raid": ("no-raid", "fake"),
-        "rescue": ("no-rescue", "fake"),
-        "storage": ("noop",),
-        "vendor": ("no-vendor", "fake"),
-    },
-    properties=properties.for_power("fake"),
-)
-
-# What real machines use besides power and management: the agent in the deploy ramdisk
-# writes images (direct) or exports the disk for the conductor to write (iscsi).
-_REAL_MACHINE = {
-    "bios": ("no-bios",),
-    "boot": ("ipxe", "pxe"),
-    "console": ("no-console",),
-    "deploy": ("direct", "iscsi"),
-    "firmware": ("no-firmware",),
-    "inspect": ("agent", "no-inspect"),
-    "network": ("noop", "flat", "vlan"),
-    "raid": ("no-raid",),
-    "rescue": ("no-rescue",),
-    "storage": ("noop",),
-    "vendor": ("no-vendor",),
-}
-
-IPMI = HardwareType(name="ipmi", supported={
-    **_REAL_MACHINE, "power": ("ipmi",), "management": ("ipmi", "noop")},
-    properties=properties.for_power("ipmi"))
-REDFISH = HardwareType(name="redfish", supported={
-    **_REAL_MACHINE, "power": ("redfish",), "management": ("redfish", "noop")},
-    properties=properties.for_power("redfish"))
-WOL = HardwareType(name="wol", supported={
-    **_REAL_MACHINE, "power": ("wol",), "management": ("noop",)},
-    properties=properties.for_power("wol"))
-
-HARDWARE_TYPES: dict[str, HardwareType] = {
-    hw.name: hw for hw in (FAKE_HARDWARE, IPMI, REDFISH, WOL)}
 
 Factory = Callable[[Settings], Interface]
 
@@ -105,20 +64,30 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     ("inspect", "agent"): AgentInspect,
 }
 
+
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """``module.name``, imported when first called: the BMC client libraries (pyghmi, sushy)
+    cost a conductor time and memory only once a node uses them."""
+
+    def make(*args: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args)
+
+    return make
+
+
 # Implementations sharing a client (one BMC session pool per protocol and process).
-CLIENTS: dict[str, Callable[[Settings], Any]] = {"ipmi": IpmiSessions,
-                                                 "redfish": RedfishSessions}
+CLIENTS: dict[str, Callable[[Settings], Any]] = {
+    "ipmi": _lazy("services.drivers.ipmi", "IpmiSessions"),
+    "redfish": _lazy("services.drivers.redfish", "RedfishSessions"),
+}
 CLIENT_IMPLEMENTATIONS: dict[tuple[str, str],
                              tuple[str, Callable[[Any, Settings], Interface]]] = {
-    ("power", "ipmi"): ("ipmi", ipmi_power),
-    ("management", "ipmi"): ("ipmi", ipmi_management),
-    ("power", "redfish"): ("redfish", redfish_power),
-    ("management", "redfish"): ("redfish", redfish_management),
+    ("power", "ipmi"): ("ipmi", _lazy("services.drivers.ipmi", "ipmi_power")),
+    ("management", "ipmi"): ("ipmi", _lazy("services.drivers.ipmi", "ipmi_management")),
+    ("power", "redfish"): ("redfish", _lazy("services.drivers.redfish", "redfish_power")),
+    ("management", "redfish"): ("redfish", _lazy("services.drivers.redfish",
+                                                 "redfish_management")),
 }
-
-
-class UnknownHardwareType(LookupError):
-    pass
 
 
 class Drivers:

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from services.cli.local_cluster import Cluster, running_cluster
-from services.cli.local_postgres import running_postgres
+from lab.local_cluster import Cluster, running_cluster
+from lab.local_postgres import running_postgres
 from services.common.db import Database
 from services.common.models import Node
 from services.common.ring import ConductorRing

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.cli.local_cluster import Cluster, running_cluster
-from services.cli.local_service import free_port
+from lab.local_cluster import Cluster, running_cluster
+from lab.local_service import free_port
 from services.common.db import Database
 from services.common.models import Node
 from services.common.ring import ConductorRing

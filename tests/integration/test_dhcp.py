@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import select
 
+from lab.local_postgres import running_postgres_urls
 from services.boot.dhcp_filter import chain_name
-from services.cli.local_postgres import running_postgres_urls
 from services.common.db import Database, upgrade_schema
 from services.common.models import Node, Port
 from tests.support.boot_network import (

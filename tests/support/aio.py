@@ -6,7 +6,7 @@ from pathlib import Path
 
 import bcrypt
 
-from services.cli.local_service import Server, free_port, running_aio
+from lab.local_service import Server, free_port, running_aio
 
 __all__ = ["Server", "free_port", "running_aio", "write_htpasswd"]
 

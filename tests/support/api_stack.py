@@ -33,6 +33,6 @@ def served_api(settings: Settings, db: Database) -> Iterator[ServedApi]:
     drivers = Drivers(settings)
     membership = Membership(db, settings)
     manager = ConductorManager(db, settings, drivers, membership)
-    app = create_app(settings, db, manager, membership, drivers, services=[manager])
+    app = create_app(settings, db, manager, membership, services=[manager])
     with serving(app) as url, httpx.Client(base_url=url, timeout=10, headers=HEADERS) as api:
         yield ServedApi(api, manager, app)

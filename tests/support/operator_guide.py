@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.cli.local_service import running_aio
+from lab.local_service import running_aio
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "operator-guide.md"
 VENV_BIN = Path(sys.executable).parent

@@ -66,7 +66,7 @@ def stack(tmp_path: Path, db: Database) -> Iterator[Stack]:
     drivers = Drivers(settings)
     membership = Membership(db, settings)
     manager = ConductorManager(db, settings, drivers, membership)
-    app = create_app(settings, db, manager, membership, drivers, services=[manager])
+    app = create_app(settings, db, manager, membership, services=[manager])
     with serving(app) as url, httpx.Client(base_url=url, headers=HEADERS, timeout=10) as api:
         yield Stack(api, db, manager, settings)
 

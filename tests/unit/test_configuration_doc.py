@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from services.common.config import Settings
-from services.common.db import REPO_ROOT
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_setting_is_documented_and_every_documented_one_exists() -> None:

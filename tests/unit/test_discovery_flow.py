@@ -392,13 +392,13 @@ def test_the_api_refuses_to_start_with_bad_rules_or_a_disabled_default_driver(
     drivers = Drivers(settings)
     with pytest.raises(RulesError, match=r"rules\.yaml, rule 1, line 2: set\.driver"):
         create_app(settings, db, ConductorManager(db, settings, drivers), Membership(
-            db, settings), drivers)
+            db, settings))
     settings = settings_for(tmp_path, discovery_driver="wol",
                             enabled_hardware_types=["fake-hardware", "ipmi"])
     drivers = Drivers(settings)
     with pytest.raises(RulesError, match="ENCLUME_DISCOVERY_DRIVER 'wol' is not an enabled"):
         create_app(settings, db, ConductorManager(db, settings, drivers), Membership(
-            db, settings), drivers)
+            db, settings))
 
 
 def test_a_rules_file_with_passwords_readable_by_others_is_warned_about(
@@ -407,8 +407,7 @@ def test_a_rules_file_with_passwords_readable_by_others_is_warned_about(
     assert settings.discovery_rules_file is not None
     settings.discovery_rules_file.chmod(0o644)
     drivers = Drivers(settings)
-    create_app(settings, db, ConductorManager(db, settings, drivers), Membership(db, settings),
-               drivers)
+    create_app(settings, db, ConductorManager(db, settings, drivers), Membership(db, settings))
     assert "holds secrets (ipmi_password)" in caplog.text and "chmod 600" in caplog.text
     assert PASSWORD not in caplog.text
     assert not settings.discovery_rules_file.stat().st_mode & stat.S_IWOTH
@@ -427,7 +426,7 @@ def test_discovery_over_rpc_enrolls_at_the_owner_of_the_new_uuid(tmp_path: Path,
     with serving(server_app(manager, "rpc-secret-for-tests", services=[manager]), sock):
         membership = Membership(db, settings)
         client = RpcClient(db, settings, membership)
-        app = create_app(settings, db, client, membership, drivers)
+        app = create_app(settings, db, client, membership)
         try:
             with serving(app) as url, httpx.Client(base_url=url, timeout=10,
                                                    headers=HEADERS) as api:

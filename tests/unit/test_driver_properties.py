@@ -7,8 +7,9 @@ import inspect
 
 import pytest
 
+from services.common import driver_properties as properties
 from services.common.config import Settings
-from services.drivers import ipmi, properties, redfish, wol
+from services.drivers import ipmi, redfish, wol
 from services.drivers.base import MissingParameters
 from services.drivers.boot import ipxe
 from services.drivers.deploy import image

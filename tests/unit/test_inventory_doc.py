@@ -10,7 +10,7 @@ import pytest
 
 from services.cli.enclume.inventory.read import read_csv, read_yaml
 from services.cli.enclume.inventory.validate import DriverFacts, check_with_server, validate_entries
-from services.drivers import properties
+from services.common import driver_properties as properties
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "inventory-format.md"
 TEXT = DOC.read_text()

@@ -16,8 +16,8 @@ from services.cli.enclume.inventory.validate import (
     check_with_server,
     validate_entries,
 )
+from services.common import driver_properties as properties
 from services.common.config import Settings
-from services.drivers import properties
 from services.drivers.network.vlan import node_vlans
 
 PASSWORD = "Tr0ub4dor&3"

@@ -10,7 +10,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from services.common.db import ALEMBIC_INI, REPO_ROOT, upgrade_schema
+from services.common.db import MIGRATIONS, upgrade_schema
 from services.common.models import Base
 
 
@@ -25,8 +25,8 @@ def test_head_matches_the_models(tmp_path: Path) -> None:
 def test_downgrade_to_nothing_and_back(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'updown.sqlite'}"
     upgrade_schema(url)
-    config = Config(str(ALEMBIC_INI))
-    config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url)
     config.attributes.update(configure_logger=False, url_given=True)
     command.downgrade(config, "base")

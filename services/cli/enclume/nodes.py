@@ -9,6 +9,7 @@ import typer
 from services.cli.enclume import args, selection
 from services.cli.enclume.client import ApiClient, ApiError
 from services.cli.enclume.context import cli, print_error
+from services.cli.enclume.node_options import INTERFACES, TEXT_FIELDS, NodeFields, node_fields
 from services.cli.enclume.options import Fields, Format, Node, Nodes, SelectLabel, SelectState
 from services.cli.enclume.output import COLUMN_FORMATS, render
 from services.cli.enclume.patches import labels_operation, set_operations, unset_operations
@@ -21,15 +22,10 @@ LIST_COLUMNS = ("uuid", "name", "instance_uuid", "power_state", "provision_state
 LONG_COLUMNS = ("uuid", "name", "driver", "resource_class", "power_state", "provision_state",
                 "target_provision_state", "maintenance", "maintenance_reason", "conductor",
                 "last_error")
-# --xxx-interface options of create, set and unset, in the order --help shows them.
-INTERFACES = ("boot", "deploy", "inspect", "management", "network", "power", "console", "raid",
-              "rescue", "storage", "vendor", "bios")
 DICT_OPTIONS = {"driver_info": "--driver-info", "properties": "--property", "extra": "--extra",
                 "instance_info": "--instance-info"}
 
-Pairs = Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE")]
 Keys = Annotated[list[str] | None, typer.Option(metavar="KEY")]
-Iface = Annotated[str | None, typer.Option(metavar="IMPL", show_default=False)]
 IfaceFlag = Annotated[bool, typer.Option(help="Back to the hardware type's default.")]
 
 
@@ -42,64 +38,36 @@ def show_node(ctx: typer.Context, node: dict[str, Any], fmt: str | None,
     render(node, columns, cli(ctx).output_format(fmt))
 
 
-def _interfaces(values: dict[str, str | None]) -> dict[str, str | None]:
+def _interfaces(values: dict[str, Any]) -> dict[str, Any]:
     return {f"{name}_interface": values[name] for name in INTERFACES}
 
 
 @app.command("create")
+@node_fields
 def create(
     ctx: typer.Context,
     driver: Annotated[str, typer.Option(help="Hardware type: ipmi, redfish, wol, "
                                              "fake-hardware ...")],
-    name: Annotated[str | None, typer.Option()] = None,
     uuid: Annotated[str | None, typer.Option()] = None,
-    description: Annotated[str | None, typer.Option()] = None,
-    resource_class: Annotated[str | None, typer.Option()] = None,
-    conductor_group: Annotated[str | None, typer.Option()] = None,
-    owner: Annotated[str | None, typer.Option()] = None,
-    lessee: Annotated[str | None, typer.Option()] = None,
-    driver_info: Pairs = None,
-    property: Pairs = None,
-    extra: Pairs = None,
-    instance_info: Pairs = None,
-    label: Pairs = None,
-    network_data: Annotated[str | None, typer.Option(metavar="JSON|@FILE")] = None,
-    automated_clean: Annotated[bool | None, typer.Option(
-        "--automated-clean/--no-automated-clean", show_default=False)] = None,
-    boot_interface: Iface = None, deploy_interface: Iface = None,
-    inspect_interface: Iface = None, management_interface: Iface = None,
-    network_interface: Iface = None, power_interface: Iface = None,
-    console_interface: Iface = None, raid_interface: Iface = None,
-    rescue_interface: Iface = None, storage_interface: Iface = None,
-    vendor_interface: Iface = None, bios_interface: Iface = None,
     fmt: Format = None,
+    *,
+    fields: NodeFields,
 ) -> None:
     """Enroll a node (it starts in enroll); shows it.
 
     --driver-info values stay strings; other KEY=VALUE values are JSON when they parse as JSON
     (4, true, {...}), else strings. Labels go to extra["labels"].
     """
-    extra_values = args.pairs(extra, "--extra")
-    labels = args.label_filter(label)
+    extra_values = args.pairs(fields["extra"], "--extra")
+    labels = args.label_filter(fields["label"])
     if labels:
         extra_values["labels"] = {**args.labels_of({"extra": extra_values}), **labels}
     body: dict[str, Any] = {
-        "driver": driver, "name": name, "uuid": uuid, "description": description,
-        "resource_class": resource_class, "conductor_group": conductor_group, "owner": owner,
-        "lessee": lessee, "automated_clean": automated_clean,
-        "driver_info": args.pairs(driver_info, "--driver-info", decode=False),
-        "properties": args.pairs(property, "--property"),
-        "extra": extra_values,
-        "instance_info": args.pairs(instance_info, "--instance-info"),
-        "network_data": (args.json_or_file(network_data, "--network-data")
-                         if network_data is not None else None),
-        **_interfaces({
-            "boot": boot_interface, "deploy": deploy_interface,
-            "inspect": inspect_interface, "management": management_interface,
-            "network": network_interface, "power": power_interface,
-            "console": console_interface, "raid": raid_interface,
-            "rescue": rescue_interface, "storage": storage_interface,
-            "vendor": vendor_interface, "bios": bios_interface}),
+        "driver": driver, "uuid": uuid, **{name: fields[name] for name in TEXT_FIELDS},
+        "automated_clean": fields["automated_clean"],
+        **fields.maps(extra=extra_values),
+        "network_data": fields.network_data(),
+        **fields.interfaces(),
     }
     body = {key: value for key, value in body.items() if value not in (None, {})}
     show_node(ctx, cli(ctx).client.post("/v1/nodes", body), fmt)
@@ -153,6 +121,7 @@ def show(ctx: typer.Context, node: Node, fields: Fields = None, fmt: Format = No
 
 
 @app.command("set")
+@node_fields
 def set_node(
     ctx: typer.Context,
     node: Annotated[str | None, typer.Argument(
@@ -165,55 +134,25 @@ def set_node(
     provision_state: Annotated[str | None, typer.Option(
         metavar="STATE", show_default=False,
         help="With --match-label: only the nodes in this provision state.")] = None,
-    name: Annotated[str | None, typer.Option()] = None,
-    description: Annotated[str | None, typer.Option()] = None,
     driver: Annotated[str | None, typer.Option()] = None,
-    resource_class: Annotated[str | None, typer.Option()] = None,
-    conductor_group: Annotated[str | None, typer.Option()] = None,
-    owner: Annotated[str | None, typer.Option()] = None,
-    lessee: Annotated[str | None, typer.Option()] = None,
     instance_uuid: Annotated[str | None, typer.Option()] = None,
-    driver_info: Pairs = None,
-    property: Pairs = None,
-    extra: Pairs = None,
-    instance_info: Pairs = None,
-    label: Pairs = None,
-    network_data: Annotated[str | None, typer.Option(metavar="JSON|@FILE")] = None,
-    automated_clean: Annotated[bool | None, typer.Option(
-        "--automated-clean/--no-automated-clean", show_default=False)] = None,
-    boot_interface: Iface = None, deploy_interface: Iface = None,
-    inspect_interface: Iface = None, management_interface: Iface = None,
-    network_interface: Iface = None, power_interface: Iface = None,
-    console_interface: Iface = None, raid_interface: Iface = None,
-    rescue_interface: Iface = None, storage_interface: Iface = None,
-    vendor_interface: Iface = None, bios_interface: Iface = None,
     fmt: Format = None,
+    *,
+    fields: NodeFields,
 ) -> None:
     """Change fields of a node (a JSON patch); shows the node as it is afterwards.
 
     With --match-label: of every node selected; shows the fields changed of each."""
+    name = fields["name"]
     scalars: dict[str, Any] = {
-        "name": name, "description": description, "driver": driver,
-        "resource_class": resource_class, "conductor_group": conductor_group, "owner": owner,
-        "lessee": lessee, "instance_uuid": instance_uuid, "automated_clean": automated_clean,
-        "network_data": (args.json_or_file(network_data, "--network-data")
-                         if network_data is not None else None),
-        **_interfaces({
-            "boot": boot_interface, "deploy": deploy_interface,
-            "inspect": inspect_interface, "management": management_interface,
-            "network": network_interface, "power": power_interface,
-            "console": console_interface, "raid": raid_interface,
-            "rescue": rescue_interface, "storage": storage_interface,
-            "vendor": vendor_interface, "bios": bios_interface}),
+        "name": name, "description": fields["description"], "driver": driver,
+        **{key: fields[key] for key in ("resource_class", "conductor_group", "owner", "lessee")},
+        "instance_uuid": instance_uuid, "automated_clean": fields["automated_clean"],
+        "network_data": fields.network_data(),
+        **fields.interfaces(),
     }
-    entries = {
-        "driver_info": args.pairs(driver_info, "--driver-info", decode=False),
-        "properties": args.pairs(property, "--property"),
-        "extra": args.pairs(extra, "--extra"),
-        "instance_info": args.pairs(instance_info, "--instance-info"),
-    }
-    operations = set_operations(scalars, entries)
-    labels = args.label_filter(label)
+    operations = set_operations(scalars, fields.maps())
+    labels = args.label_filter(fields["label"])
     if not operations and not labels:
         raise typer.BadParameter("nothing to set: give at least one option",
                                  param_hint="options")

@@ -17,7 +17,7 @@ from services.cli.enclume.options import (
     Wait,
 )
 from services.cli.enclume.requests import change_states
-from services.drivers.base import POWER_OFF, POWER_ON, REBOOT, SOFT_POWER_OFF, SOFT_REBOOT
+from services.common.hardware_types import POWER_OFF, POWER_ON, REBOOT, SOFT_POWER_OFF, SOFT_REBOOT
 
 app = typer.Typer(no_args_is_help=True, help="Power nodes on, off, or reboot them.")
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.cli.local_service import Server, free_port, start_service, stop_service
+from lab.local_service import Server, free_port, start_service, stop_service
 
 
 @dataclass
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     import threading
     from contextlib import ExitStack, suppress
 
-    from services.cli.local_postgres import running_postgres
+    from lab.local_postgres import running_postgres
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--conductors", type=int, default=3)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from services.cli.local_service import free_port
+from lab.local_service import free_port
 
 SERVICE_USER = "enclume-pg"
 

@@ -1,0 +1,38 @@
+"""Serving an API app with uvicorn: the services it starts first, then HTTP (``enclume-api``
+and ``enclume-aio``). A service that cannot start stops the process with its message."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.common.config import Settings
+from services.common.lifecycle import StartedFirst
+from services.common.logs import setup as setup_logging
+
+LOG = logging.getLogger("enclume.api")
+
+
+def serve(app_factory: Callable[[Settings], FastAPI], settings: Settings) -> int:
+    setup_logging(settings.log_level)
+    started_first: StartedFirst | None = None
+    try:
+        app = app_factory(settings)
+        started_first = getattr(app.state, "started_first", None)
+        if started_first is not None:
+            started_first.start_now()
+    except RuntimeError as exc:  # AuthConfigError, the boot child's StartError ...
+        LOG.error("refusing to start: %s", exc)
+        return 2
+    LOG.info("serving the Ironic API on http://%s:%d", settings.api_host, settings.api_port)
+    try:
+        uvicorn.run(app, host=settings.api_host, port=settings.api_port,
+                    log_level=settings.log_level.lower(), access_log=settings.access_log,
+                    log_config=None)  # uvicorn logs through our (scrubbing) handlers
+    finally:
+        if started_first is not None:
+            started_first.stop()  # when uvicorn could not serve (its lifespan stops it otherwise)
+    return 0

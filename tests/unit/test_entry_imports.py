@@ -1,0 +1,67 @@
+"""What each console script loads: its entry module imported in a fresh interpreter, and the
+heavy modules (BMC clients, web framework, ORM, ...) and Enclume layers that pulled in checked
+against what the script may load (docs/architecture.md, "Processes and layers")."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS: dict[str, str] = tomllib.loads(
+    (REPO / "pyproject.toml").read_text())["project"]["scripts"]
+
+BMC_CLIENTS = {"pyghmi", "sushy", "netmiko", "paramiko"}
+SERVERS = {"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "iptc", "tftpy"}
+LAYERS = {"services.api", "services.boot", "services.conductor", "services.drivers",
+          "services.aio"}
+WATCHED = BMC_CLIENTS | SERVERS | LAYERS
+
+# script -> the watched modules it must not load
+FORBIDDEN: dict[str, set[str]] = {
+    "enclume": WATCHED,
+    "enclume-agent": WATCHED,
+    "enclume-boot": BMC_CLIENTS | {"fastapi", "iptc", "services.api", "services.conductor",
+                                   "services.drivers", "services.aio"},
+    "enclume-api": BMC_CLIENTS | {"iptc", "tftpy", "services.boot", "services.drivers",
+                                  "services.aio"},
+    # The BMC clients load when a node first uses them (services/drivers/registry.py).
+    "enclume-conductor": BMC_CLIENTS | {"fastapi", "iptc", "tftpy", "services.api",
+                                        "services.aio"},
+    "enclume-dbsync": BMC_CLIENTS | {"fastapi", "iptc", "tftpy", "services.api", "services.aio"},
+    "enclume-aio": BMC_CLIENTS | {"iptc", "tftpy"},
+}
+
+
+def loaded_by(module: str) -> set[str]:
+    """The watched modules importing ``module`` loads, in a fresh interpreter."""
+    code = (f"import importlib, json, sys; importlib.import_module({module!r}); "
+            f"print(json.dumps(sorted(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=120, check=True)
+    modules = json.loads(result.stdout)
+    return {name for name in WATCHED
+            if any(m == name or m.startswith(f"{name}.") for m in modules)}
+
+
+def test_every_console_script_has_its_allowed_list() -> None:
+    assert set(SCRIPTS) == set(FORBIDDEN)
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_a_console_script_loads_only_what_it_needs(script: str) -> None:
+    module = SCRIPTS[script].split(":")[0]
+    loaded = loaded_by(module)
+    assert not loaded & FORBIDDEN[script], (
+        f"{script} ({module}) loads {sorted(loaded & FORBIDDEN[script])}")
+
+
+def test_the_check_sees_what_the_all_in_one_loads() -> None:
+    """The all-in-one loads the API, the conductor and the drivers: the check can fail."""
+    assert {"fastapi", "sqlalchemy", "services.api", "services.conductor",
+            "services.drivers"} <= loaded_by(SCRIPTS["enclume-aio"].split(":")[0])
