@@ -15,6 +15,7 @@ from services.api import (
     errors,
     node_history,
     nodes,
+    openapi,
     ports,
     root,
 )
@@ -47,6 +48,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    nodes.router, drivers.router, conductors.router, agent_endpoints.router,
                    discovery.router):
         app.include_router(router)
+    openapi.install(app)
     # Starlette runs the last added middleware first: size limit, then auth, then versions.
     app.add_middleware(VersionMiddleware)
     if strategy == "http_basic":
