@@ -71,11 +71,12 @@ NODES: tuple[dict[str, Any], ...] = (
     {"uuid": "0f0f0f0f-0000-4000-8000-000000000002",
      "name": "fuzz-fake-2", "driver": "fake-hardware", "provision_state": "available",
      "driver_info": {"deploy_kernel": "http://127.0.0.1:9/k", "bmc_password": "bmc-pw-0d6e2c41"},
-     "resource_class": "fuzz", "mac": "52:54:00:f0:00:02"},
+     "extra": {"list": [1, 2, 3]}, "resource_class": "fuzz", "mac": "52:54:00:f0:00:02"},
     {"uuid": "0f0f0f0f-0000-4000-8000-000000000003",
      "name": "fuzz-redfish", "driver": "redfish", "provision_state": "enroll",
      "driver_info": {"redfish_address": f"https://admin:{URL_PASSWORD}@{CLOSED_PORT_URL}/",
                      "redfish_username": "admin", "redfish_password": NUMERIC_PASSWORD},
+     "extra": {"list": [1, 2, 3]},
      "mac": "52:54:00:f0:00:03"},
 )
 
@@ -144,6 +145,11 @@ class Stack:
 
     # -- the known state -------------------------------------------------------------------
 
+    # Secrets the known nodes show before any request (a masking bug in how they are stored
+    # or shown): reported once by test_the_known_nodes_show_no_secret, not by every request.
+    shown_at_rest: dict[str, str] = field(default_factory=dict)
+    _rest_checked: bool = False
+
     def reset(self) -> None:
         """The three nodes, their ports and one allocation, as after a fresh start."""
         self._wait_unlocked()
@@ -166,6 +172,12 @@ class Stack:
                                    name="fuzz-allocation", resource_class="fuzz",
                                    state="error", traits=[], extra={"k": "v"},
                                    last_error="No available nodes match."))
+        if not self.shown_at_rest and not self._rest_checked:
+            outputs: list[str] = []
+            self._listings_answer(outputs)
+            self.shown_at_rest = {secret: output for output in outputs for secret in SECRETS
+                                  if secret in output}
+            self._rest_checked = True
 
     def _wait_unlocked(self, timeout: float = 10.0) -> None:
         """Until the conductor's background work (fake hardware: quick) released every node."""
@@ -233,7 +245,8 @@ class Stack:
         problems += self._listings_answer(outputs)
         outputs += [f"log: {line}" for line in self.logs.since(mark)]
         for output in outputs:
-            leaked = [secret for secret in SECRETS if secret in output]
+            leaked = [secret for secret in SECRETS
+                      if secret in output and secret not in self.shown_at_rest]
             if leaked:
                 at = output.index(leaked[0])
                 problems.append(f"secret {leaked[0]!r} shown in {output.split(':')[0]}: "
@@ -331,7 +344,7 @@ def running_stack(tmp_path: Path) -> Iterator[Stack]:
 # Bounded and reproducible: the same examples on every run and machine, no shrinking (a
 # failure shows the request as generated; shrinking would cost minutes), no deadline (the
 # machine is shared), at most MAX_EXAMPLES requests per test.
-MAX_EXAMPLES = 60
+MAX_EXAMPLES = 50
 FUZZ_SETTINGS = settings(
     max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
     phases=(Phase.explicit, Phase.generate), print_blob=False,

@@ -25,8 +25,8 @@ Build = Callable[[st.DataObject, dict[str, list[str]]], Request]
 def _ident(data: st.DataObject, known: list[str]) -> str:
     """Mostly a resource that exists (sometimes its UUID in upper case), else anything."""
     existing = st.sampled_from(known) if known else st.just("missing")
-    value = data.draw(st.one_of(existing, existing, existing, existing.map(str.upper),
-                                hostile.nasty_text()), label="ident")
+    value = data.draw(hostile.mostly(existing, existing.map(str.upper) | hostile.nasty_text()),
+                      label="ident")
     return encoded(value) or "empty"
 
 
