@@ -13,8 +13,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.fuzz)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One API for the whole fuzz suite; each example starts from ``Stack.reset``."""
+    """One API for the fuzz suite (its logging set-up ends with it); each example starts from
+    ``Stack.reset``."""
     with running_stack(tmp_path_factory.mktemp("fuzz")) as running:
         yield running
