@@ -17,6 +17,7 @@ from services.api import (
     node_states,
     node_traits,
     nodes,
+    openapi,
     ports,
     root,
 )
@@ -49,6 +50,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    drivers.router, conductors.router, agent_endpoints.router,
                    discovery.router):
         app.include_router(router)
+    openapi.install(app)
     # Starlette runs the last added middleware first: size limit, then auth, then versions.
     app.add_middleware(VersionMiddleware)
     if strategy == "http_basic":

@@ -1,0 +1,287 @@
+"""The OpenAPI document of the Ironic v1 API as Enclume serves it (``GET /openapi.json``).
+
+FastAPI's own document knows only the Python signatures (untyped ``Body(...)``, query
+parameters read from ``request.query_params``, a 422 that is never answered). This module
+replaces each operation's parameters, request body and responses with what the route really
+takes and answers, from the table below; the routes themselves are not changed by it and do
+not read it. A route missing from the table (or a table entry without its route) makes the
+document fail to build, so the two cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from services.api import allocations, auth, nodes, ports
+from services.api.openapi_schemas import UUID, component_schemas, ref, text
+from services.api.versions import GENERIC_HEADER, HEADER, MAX_VERSION, format_version
+
+Schema = dict[str, Any]
+
+ERROR_DESCRIPTIONS = {
+    400: "Bad input: a malformed body, parameter or version header.",
+    401: "Missing or wrong credentials (http_basic), or a heartbeat without agent token.",
+    403: "Refused: a wrong agent token, or discovery is off.",
+    404: "No such resource, or not served at the requested microversion.",
+    405: "Not allowed at the requested microversion.",
+    406: "The requested microversion is outside the served range.",
+    409: "Conflict: a duplicate name, MAC or UUID, a locked node or a wrong state.",
+    413: "The request body is larger than ENCLUME_MAX_REQUEST_BODY_BYTES.",
+    503: "No free conductor worker, or the node is locked for a moment: retry.",
+}
+# Every operation can answer these: the version middleware runs before any route.
+ALWAYS = (400, 406)
+CONDUCTOR = (409, 503)  # work handed to a conductor: the node may be locked, workers busy
+
+
+@dataclass(frozen=True)
+class Operation:
+    status: int  # the success status
+    response: str | None = None  # its body's component schema
+    body: str | None = None  # the request body's component schema
+    body_required: bool = True
+    query: tuple[str, ...] = ()
+    errors: tuple[int, ...] = ()
+    public: bool = False
+    summary: str = ""
+    path_names: dict[str, str] = field(default_factory=dict)
+
+
+LIST = ("fields", "limit", "marker", "sort_dir", "detail")
+NODE_LIST = (*LIST, "node_sort_key", *nodes.FILTERS)
+PORT_LIST = (*LIST, "port_sort_key")
+IDENT = {"ident": "A node's UUID or name (API 1.5)."}
+PORT_IDENT = {"ident": "A port's UUID."}
+ALLOCATION_IDENT = {"ident": "An allocation's UUID or name."}
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("get", "/"): Operation(200, "Versions", public=True, summary="Version discovery"),
+    ("get", "/v1"): Operation(200, "Versions", public=True, summary="The v1 document"),
+    ("get", "/v1/"): Operation(200, "Versions", public=True, summary="The v1 document"),
+    # nodes
+    ("get", "/v1/nodes"): Operation(200, "NodeCollection", query=NODE_LIST),
+    ("get", "/v1/nodes/detail"): Operation(200, "NodeCollection",
+                                           query=tuple(q for q in NODE_LIST if q != "detail")),
+    ("post", "/v1/nodes"): Operation(201, "Node", body="NodeCreate", errors=(409,)),
+    ("get", "/v1/nodes/{ident}"): Operation(200, "Node", query=("fields",), errors=(404,),
+                                            path_names=IDENT),
+    ("patch", "/v1/nodes/{ident}"): Operation(200, "Node", body="NodePatch",
+                                              errors=(404, *CONDUCTOR), path_names=IDENT),
+    ("delete", "/v1/nodes/{ident}"): Operation(204, errors=(404, *CONDUCTOR), path_names=IDENT),
+    ("get", "/v1/nodes/{ident}/states"): Operation(200, "Node", errors=(404,),
+                                                   path_names=IDENT),
+    ("put", "/v1/nodes/{ident}/states/provision"): Operation(
+        202, body="ProvisionStateChange", errors=(404, *CONDUCTOR), path_names=IDENT),
+    ("put", "/v1/nodes/{ident}/states/power"): Operation(
+        202, body="PowerStateChange", errors=(404, *CONDUCTOR), path_names=IDENT),
+    ("get", "/v1/nodes/{ident}/management/boot_device"): Operation(
+        200, errors=(404, *CONDUCTOR), path_names=IDENT),
+    ("put", "/v1/nodes/{ident}/management/boot_device"): Operation(
+        204, body="BootDevice", errors=(404, *CONDUCTOR), path_names=IDENT),
+    ("get", "/v1/nodes/{ident}/management/boot_device/supported"): Operation(
+        200, errors=(404, *CONDUCTOR), path_names=IDENT),
+    ("put", "/v1/nodes/{ident}/maintenance"): Operation(
+        202, body="Maintenance", body_required=False, errors=(404,), path_names=IDENT),
+    ("delete", "/v1/nodes/{ident}/maintenance"): Operation(202, errors=(404,),
+                                                           path_names=IDENT),
+    ("get", "/v1/nodes/{ident}/validate"): Operation(200, errors=(404, *CONDUCTOR),
+                                                     path_names=IDENT),
+    ("get", "/v1/nodes/{ident}/inventory"): Operation(200, errors=(404,), path_names=IDENT),
+    ("get", "/v1/nodes/{ident}/traits"): Operation(200, "Traits", errors=(404,),
+                                                   path_names=IDENT),
+    ("put", "/v1/nodes/{ident}/traits"): Operation(204, body="Traits",
+                                                   errors=(404, *CONDUCTOR), path_names=IDENT),
+    ("delete", "/v1/nodes/{ident}/traits"): Operation(204, errors=(404, *CONDUCTOR),
+                                                      path_names=IDENT),
+    ("put", "/v1/nodes/{ident}/traits/{trait}"): Operation(
+        204, errors=(404, *CONDUCTOR),
+        path_names=IDENT | {"trait": "A standard trait or CUSTOM_..."}),
+    ("delete", "/v1/nodes/{ident}/traits/{trait}"): Operation(
+        204, errors=(404, *CONDUCTOR), path_names=IDENT | {"trait": "A trait of the node."}),
+    ("get", "/v1/nodes/{ident}/history"): Operation(
+        200, "HistoryCollection", query=("detail", "limit", "marker", "sort_dir"),
+        errors=(404,), path_names=IDENT),
+    ("get", "/v1/nodes/{ident}/history/{event_uuid}"): Operation(
+        200, "HistoryEvent", errors=(404,),
+        path_names=IDENT | {"event_uuid": "A history event's UUID."}),
+    ("get", "/v1/nodes/{ident}/allocation"): Operation(200, "Allocation", errors=(404,),
+                                                       path_names=IDENT),
+    # ports
+    ("get", "/v1/ports"): Operation(200, "PortCollection",
+                                    query=(*PORT_LIST, "node", "node_uuid", "address"),
+                                    errors=(404,)),
+    ("get", "/v1/ports/detail"): Operation(
+        200, "PortCollection", query=(*(q for q in PORT_LIST if q != "detail"), "node",
+                                      "node_uuid", "address"), errors=(404,)),
+    ("post", "/v1/ports"): Operation(201, "Port", body="PortCreate", errors=(404, 409)),
+    ("get", "/v1/nodes/{ident}/ports"): Operation(200, "PortCollection", query=PORT_LIST,
+                                                  errors=(404,), path_names=IDENT),
+    ("get", "/v1/nodes/{ident}/ports/detail"): Operation(
+        200, "PortCollection", query=tuple(q for q in PORT_LIST if q != "detail"),
+        errors=(404,), path_names=IDENT),
+    ("get", "/v1/ports/{ident}"): Operation(200, "Port", errors=(404,), path_names=PORT_IDENT),
+    ("patch", "/v1/ports/{ident}"): Operation(200, "Port", body="PortPatch",
+                                              errors=(404, *CONDUCTOR), path_names=PORT_IDENT),
+    ("delete", "/v1/ports/{ident}"): Operation(204, errors=(404, *CONDUCTOR),
+                                               path_names=PORT_IDENT),
+    # allocations (API 1.52)
+    ("get", "/v1/allocations"): Operation(
+        200, "AllocationCollection",
+        query=("fields", "limit", "marker", "sort_dir", "allocation_sort_key", "node",
+               "resource_class", "state", "owner"), errors=(404,)),
+    ("post", "/v1/allocations"): Operation(201, "Allocation", body="AllocationCreate",
+                                           errors=(404, 409)),
+    ("get", "/v1/allocations/{ident}"): Operation(200, "Allocation", errors=(404,),
+                                                  path_names=ALLOCATION_IDENT),
+    ("patch", "/v1/allocations/{ident}"): Operation(
+        200, "Allocation", body="AllocationPatch", errors=(404, 405, 409),
+        path_names=ALLOCATION_IDENT),
+    ("delete", "/v1/allocations/{ident}"): Operation(204, errors=(404, 409),
+                                                     path_names=ALLOCATION_IDENT),
+    # drivers and conductors
+    ("get", "/v1/drivers"): Operation(200, "DriverCollection", query=("type", "detail")),
+    ("get", "/v1/drivers/{name}"): Operation(200, "Driver", errors=(404,),
+                                             path_names={"name": "A hardware type."}),
+    ("get", "/v1/drivers/{name}/properties"): Operation(
+        200, errors=(404,), path_names={"name": "A hardware type."}),
+    ("get", "/v1/conductors"): Operation(
+        200, "ConductorCollection", query=("fields", "limit", "marker", "sort_dir", "detail",
+                                           "conductor_sort_key"), errors=(404,)),
+    ("get", "/v1/conductors/{hostname}"): Operation(
+        200, "Conductor", errors=(404,), path_names={"hostname": "A conductor's hostname."}),
+    # the agent's (public, the agent proves itself with its token)
+    ("get", "/v1/lookup"): Operation(200, "Lookup", query=("addresses", "node_uuid"),
+                                     errors=(404, 409), public=True),
+    ("post", "/v1/heartbeat/{node_ident}"): Operation(
+        202, body="Heartbeat", errors=(401, 403, 404, 409, 503), public=True,
+        path_names={"node_ident": "The node's UUID."}),
+    ("post", "/v1/continue_inspection"): Operation(
+        202, body="ContinueInspection", errors=(403, 409, 503), public=True),
+}
+
+
+def _sort_key(names: set[str]) -> Schema:
+    return {"type": "string", "enum": sorted(names)}
+
+
+BOOLEAN_WORD = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", "on", "off",
+                                           "t", "f", "y", "n"]}
+QUERY: dict[str, tuple[str, Schema, str]] = {
+    # parameter -> (name on the wire, schema, description)
+    "fields": ("fields", text(4096), "Comma-separated field names (API 1.8)."),
+    "limit": ("limit", {"type": "integer", "minimum": 0},
+              "At most this many items (0: the configured maximum page size)."),
+    "marker": ("marker", text(), "The last item of the previous page (its UUID)."),
+    "sort_dir": ("sort_dir", {"type": "string", "enum": ["asc", "desc"]}, ""),
+    "detail": ("detail", BOOLEAN_WORD, "Every field (API 1.43); not on /detail."),
+    "node_sort_key": ("sort_key", _sort_key(nodes.SORTABLE), ""),
+    "port_sort_key": ("sort_key", _sort_key(ports.SORTABLE), ""),
+    "allocation_sort_key": ("sort_key", _sort_key(allocations.SORTABLE), ""),
+    "conductor_sort_key": ("sort_key", _sort_key({"hostname", "conductor_group", "id"}), ""),
+    "maintenance": ("maintenance", BOOLEAN_WORD, ""),
+    "associated": ("associated", BOOLEAN_WORD, "Has an instance_uuid."),
+    "retired": ("retired", BOOLEAN_WORD, ""),
+    "fault": ("fault", text(), ""),
+    "instance_uuid": ("instance_uuid", UUID, ""),
+    "description_contains": ("description_contains", text(), ""),
+    "node": ("node", text(), "A node's UUID or name."),
+    "node_uuid": ("node_uuid", UUID, "A node's UUID."),
+    "address": ("address", text(), "A MAC address."),
+    "addresses": ("addresses", text(4096), "Comma-separated MAC addresses of the machine."),
+    "type": ("type", {"type": "string", "enum": ["classic", "dynamic"]}, ""),
+}
+VERSION_PATTERN = r"^(latest|[0-9]{1,3}\.[0-9]{1,3})$"
+
+
+def _query_parameter(key: str) -> Schema:
+    name, schema, description = QUERY.get(key, (key, text(), ""))
+    parameter = {"name": name, "in": "query", "required": False, "schema": schema}
+    return parameter | ({"description": description} if description else {})
+
+
+def _version_headers() -> list[Schema]:
+    served = format_version(MAX_VERSION)
+    return [
+        {"name": "X-OpenStack-Ironic-API-Version", "in": "header", "required": False,
+         "schema": {"type": "string", "pattern": VERSION_PATTERN, "example": served},
+         "description": f"The microversion: 1.N or latest ({served}); none means 1.1."},
+        {"name": "OpenStack-API-Version", "in": "header", "required": False,
+         "schema": {"type": "string", "pattern": r"^baremetal (latest|[0-9]{1,3}\.[0-9]{1,3})$",
+                    "example": f"baremetal {served}"},
+         "description": f"The same as 'baremetal 1.N'; {HEADER} wins when both are given."},
+    ]
+
+
+def _error(status: int) -> Schema:
+    return {"description": ERROR_DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": ref("Error")}}}
+
+
+def _describe(path: str, operation: Operation, generated: Schema) -> Schema:
+    described: Schema = {key: generated[key] for key in ("operationId", "tags")
+                         if key in generated}
+    described["summary"] = operation.summary or generated.get("summary", "")
+    parameters = [{"name": name, "in": "path", "required": True,
+                   "schema": {"type": "string", "minLength": 1}, "description": description}
+                  for name, description in operation.path_names.items()]
+    parameters += [_query_parameter(key) for key in operation.query]
+    described["parameters"] = parameters + _version_headers()
+    if operation.body:
+        described["requestBody"] = {"required": operation.body_required, "content": {
+            "application/json": {"schema": ref(operation.body)}}}
+    success: Schema = {"description": "Done." if operation.status != 202 else "Accepted."}
+    if operation.response:
+        success["content"] = {"application/json": {"schema": ref(operation.response)}}
+    codes = set(ALWAYS) | set(operation.errors)
+    if operation.body:
+        codes.add(413)
+    if not operation.public and path not in auth.PUBLIC_PATHS:
+        codes.add(401)
+        described["security"] = [{"http_basic": []}, {}]
+    else:
+        described["security"] = []
+    described["responses"] = {str(operation.status): success} | {
+        str(code): _error(code) for code in sorted(codes)}
+    return described
+
+
+def build(app: FastAPI) -> Schema:
+    """The document for ``app``; ValueError if its routes and OPERATIONS differ."""
+    generated = get_openapi(title="Enclume: OpenStack Ironic v1 API",
+                            version=format_version(MAX_VERSION), routes=app.routes,
+                            description=__doc__)
+    served = {(method, path) for path, methods in generated["paths"].items()
+              for method in methods}
+    if served != set(OPERATIONS):
+        raise ValueError(f"OpenAPI table out of date: routes without an entry "
+                         f"{sorted(served - set(OPERATIONS))}, entries without a route "
+                         f"{sorted(set(OPERATIONS) - served)}")
+    paths: dict[str, Schema] = {}
+    for (method, path), operation in OPERATIONS.items():
+        paths.setdefault(path, {})[method] = _describe(
+            path, operation, generated["paths"][path][method])
+    return {
+        "openapi": generated["openapi"],
+        "info": generated["info"] | {"description": (
+            "OpenStack Ironic's v1 REST API as Enclume serves it (docs/api.md): microversions "
+            f"1.1 to {format_version(MAX_VERSION)} in the {HEADER} or {GENERIC_HEADER} header. "
+            "Every error body is Ironic's {\"error_message\": \"<JSON string>\"}.")},
+        "paths": paths,
+        "components": {"schemas": component_schemas(),
+                       "securitySchemes": {"http_basic": {"type": "http", "scheme": "basic"}}},
+    }
+
+
+def install(app: FastAPI) -> None:
+    """Serve the described document at /openapi.json (built once, at its first request)."""
+
+    def openapi() -> Schema:
+        if app.openapi_schema is None:
+            app.openapi_schema = build(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
