@@ -96,9 +96,9 @@ def update_room(session: Session, room: Room, body: Any) -> Room:
 def add_pcs(session: Session, room: Room, idents: Any) -> None:
     """Add PCs (node UUIDs or names); 409 naming the other room if one is already in one."""
     nodes = [_node(session, ident) for ident in _names("pcs", idents)]
-    placed = dict(session.execute(select(RoomPC.node_id, Room.name).join(
-        Room, Room.id == RoomPC.room_id).where(RoomPC.node_id.in_([n.id for n in nodes]))
-        ).tuples())
+    rows = session.execute(select(RoomPC.node_id, Room.name).join(
+        Room, Room.id == RoomPC.room_id).where(RoomPC.node_id.in_([n.id for n in nodes])))
+    placed = {node_id: room_name for node_id, room_name in rows}
     for node in nodes:
         other = placed.get(node.id)
         if other is not None and other != room.name:
