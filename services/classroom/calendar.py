@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import recurring_ical_events
 
-from services.classroom.schedule import Interval, to_utc
+from services.classroom.times import Interval, to_utc
 from services.common.exceptions import Invalid
 
 # Occurrences tried when a calendar is imported, to find broken rules before they are stored.

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.classroom.schedule import Schedule, as_utc, occurrences, zone
+from services.classroom.schedule import Schedule, occurrences
+from services.classroom.times import as_utc, zone
 from services.common.classroom_models import ClassSession, Occurrence
 from services.common.models import new_uuid
 

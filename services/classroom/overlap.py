@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from services.classroom.schedule import Interval
+from services.classroom.times import Interval
 
 OVERLAP_WINDOW = timedelta(days=366)
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from services.classroom import fields
 from services.classroom.images import find_image
-from services.classroom.schedule import zone
+from services.classroom.times import zone
 from services.common import validation
 from services.common.classroom_models import Room, RoomImage, RoomPC, RoomTeacher
 from services.common.exceptions import Conflict, Invalid, NotFound

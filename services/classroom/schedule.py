@@ -2,9 +2,8 @@
 
 A session's times are wall-clock (naive) in its room's IANA zone; each occurrence is placed
 with ``zoneinfo`` on its own date, so a weekly 14:00 Europe/Paris class is at 14:00 local
-before and after a daylight-saving change (12:00 UTC in summer, 13:00 UTC in winter). A time
-that does not exist on the day clocks go forward (02:30) falls after the gap (03:30); an
-ambiguous one (the repeated hour in autumn) is its first, summer-time, instance.
+before and after a daylight-saving change (12:00 UTC in summer, 13:00 UTC in winter); the gap
+and the repeated hour are handled as ``services.classroom.times`` says.
 
 Weekly recurrences are RFC 5545 RRULEs read by python-dateutil; iCalendar sessions are expanded
 by ``services.classroom.calendar``. Expansion is always bounded: by a window and a count.
@@ -15,11 +14,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rrulestr
 
+from services.classroom.calendar import calendar_occurrences
+from services.classroom.times import Interval, as_utc, to_utc
 from services.common.exceptions import Invalid
 
 RECURRENCES = ("once", "weekly", "ical")
@@ -27,17 +28,6 @@ MAX_WEEKLY_COUNT = 520  # ten years of weekly classes
 MAX_RECURRENCE_YEARS = 10
 # Occurrences one expansion returns at most (a window of a year of any session fits).
 MAX_OCCURRENCES_PER_WINDOW = 5000
-
-
-@dataclass(frozen=True)
-class Interval:
-    """One occurrence: [start, end) as UTC instants."""
-
-    start: datetime
-    end: datetime
-
-    def overlaps(self, other: Interval) -> bool:
-        return self.start < other.end and other.start < self.end
 
 
 @dataclass(frozen=True)
@@ -49,27 +39,6 @@ class Schedule:
     ends_at: datetime
     rrule: str | None = None
     calendar: str | None = None
-
-
-def zone(name: object) -> ZoneInfo:
-    """An IANA time zone by name (Europe/Paris); Invalid if there is none by that name."""
-    if not isinstance(name, str) or not name or len(name) > 64 or name.startswith("/"):
-        raise Invalid(f"Invalid time_zone {name!a}: expected an IANA zone like Europe/Paris.")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid(f"Unknown time_zone {name!a}: expected an IANA zone like "
-                      "Europe/Paris.") from None
-
-
-def to_utc(wall_clock: datetime, where: ZoneInfo) -> datetime:
-    """The instant of a naive wall-clock time in ``where`` (see the module's DST rules)."""
-    return wall_clock.replace(tzinfo=where, fold=0).astimezone(UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    """An instant as an aware UTC datetime (SQLite hands back naive UTC values)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def weekly_rule(starts_at: datetime, until: datetime | date | None, count: int | None,
@@ -131,8 +100,6 @@ def occurrences(schedule: Schedule, where: ZoneInfo, window_start: datetime,
         found = _from_wall_clock(itertools.takewhile(lambda s: s <= local_to, starts), length,
                                  where)
     elif schedule.recurrence == "ical":
-        from services.classroom.calendar import calendar_occurrences
-
         found = calendar_occurrences(schedule.calendar or "", where, window_start)
     else:
         raise Invalid(f"Invalid recurrence {schedule.recurrence!a}: one of "

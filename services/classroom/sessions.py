@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from services.classroom import calendar, fields, occurrences, rooms
 from services.classroom.images import find_version
 from services.classroom.overlap import OVERLAP_WINDOW, first_overlap
-from services.classroom.schedule import Schedule, as_utc, first_after, weekly_rule, zone
+from services.classroom.schedule import Schedule, first_after, weekly_rule
 from services.classroom.schedule import occurrences as expand
+from services.classroom.times import as_utc, zone
 from services.common import validation
 from services.common.classroom_models import ClassSession, Room
 from services.common.exceptions import Conflict, Invalid

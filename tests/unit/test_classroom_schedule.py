@@ -8,14 +8,8 @@ import pytest
 
 from services.classroom import calendar
 from services.classroom.overlap import first_overlap
-from services.classroom.schedule import (
-    Interval,
-    Schedule,
-    first_after,
-    occurrences,
-    weekly_rule,
-    zone,
-)
+from services.classroom.schedule import Schedule, first_after, occurrences, weekly_rule
+from services.classroom.times import Interval, zone
 from services.common.exceptions import Invalid
 
 PARIS = zone("Europe/Paris")
