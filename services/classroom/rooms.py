@@ -133,8 +133,12 @@ def remove_teacher(session: Session, room: Room, user: str) -> None:
     session.expire(room, ["teachers"])
 
 
-def lock(session: Session, room: Room) -> None:
-    """Serialise writers of one room's timetable (a row lock on PostgreSQL, the write lock on
-    SQLite), so that two overlapping sessions cannot both pass the overlap check."""
-    session.execute(Room.__table__.update().where(Room.id == room.id).values(
+def lock(session: Session, ident: str) -> None:
+    """Serialise writers of one room's timetable: a no-op UPDATE of the room's row, as the
+    transaction's first statement (a row lock on PostgreSQL; on SQLite the write lock, taken
+    before anything is read, so a concurrent writer waits instead of failing), so that two
+    overlapping sessions cannot both pass the overlap check."""
+    column = Room.uuid if validation.is_uuid(ident) else Room.name
+    value = ident.lower() if validation.is_uuid(ident) else ident
+    session.execute(Room.__table__.update().where(column == value).values(
         updated_at=Room.updated_at))

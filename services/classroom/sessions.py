@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.classroom import calendar, fields, occurrences, rooms
+from services.classroom.access import find_room
 from services.classroom.images import find_version
 from services.classroom.overlap import OVERLAP_WINDOW, first_overlap
 from services.classroom.schedule import Schedule, first_after, weekly_rule
@@ -19,6 +20,7 @@ from services.classroom.times import as_utc, zone
 from services.common import validation
 from services.common.classroom_models import ClassSession, Room
 from services.common.exceptions import Conflict, Invalid
+from services.common.identity import Identity
 
 SESSION_FIELDS = frozenset({"name", "room", "image", "recurrence", "start", "end", "until",
                             "count", "interval", "ical", "before", "after"})
@@ -73,11 +75,16 @@ def _schedule(values: dict[str, Any], room: Room, limits: Limits, now: datetime)
     return Schedule("weekly", start, end, weekly_rule(start, until, count, interval))
 
 
-def create_session(session: Session, room: Room, body: Any, *, created_by: str,
-                   now: datetime, limits: Limits) -> ClassSession:
-    """A new session in ``room`` (already checked visible to the caller), with its first
-    occurrences; Invalid (400) or Conflict (409) and nothing stored if it does not fit."""
+def create_session(session: Session, caller: Identity, body: Any, *, now: datetime,
+                   limits: Limits) -> ClassSession:
+    """A new session in the room ``body`` names (404 if ``caller`` cannot see it), with its
+    first occurrences; Invalid (400) or Conflict (409) and nothing stored if it does not fit.
+    Call it first in its transaction: it takes the room's lock before reading anything."""
     values = fields.known_keys("session", body, SESSION_FIELDS)
+    if not isinstance(values.get("room"), str):
+        raise Invalid("Mandatory field missing: room (a room's name or UUID).")
+    rooms.lock(session, values["room"])
+    room = find_room(session, caller, values["room"])
     schedule = _schedule(values, room, limits, now)
     where = zone(room.time_zone)
     if first_after(schedule, where, now) is None:
@@ -93,8 +100,7 @@ def create_session(session: Session, room: Room, body: Any, *, created_by: str,
         calendar=schedule.calendar,
         before=fields.choice("before", values.get("before", "restore-full"), fields.BEFORE),
         after=fields.choice("after", values.get("after", "nothing"), fields.AFTER),
-        created_by=created_by)
-    rooms.lock(session, room)
+        created_by=caller.user)
     _refuse_overlap(session, room, schedule, now)
     session.add(cls_session)
     session.flush()

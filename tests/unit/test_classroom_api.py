@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +281,30 @@ def test_students_and_services_have_no_classroom_resources(stack: Stack, world: 
     with httpx.Client(base_url=stack.url) as anonymous:
         assert anonymous.get(f"{E}/rooms").status_code == 401
         assert anonymous.get("/v1/nodes").status_code == 401
+
+
+def test_concurrent_overlapping_sessions_one_wins(stack: Stack, world: Any) -> None:
+    body = {"room": "B12", "image": "debian:v1", "start": "2027-09-07T10:00",
+            "end": "2027-09-07T12:00"}
+    clients = [stack.client("root") for _ in range(6)]
+    try:
+        with ThreadPoolExecutor(len(clients)) as pool:
+            codes = sorted(pool.map(lambda c: c.post(f"{E}/sessions", json=body).status_code,
+                                    clients))
+    finally:
+        for client in clients:
+            client.close()
+    assert codes == [201, 409, 409, 409, 409, 409]
+    with stack.client("root") as admin:
+        for listed in ok(admin.get(f"{E}/sessions"))["sessions"]:
+            ok(admin.delete(f"{E}/sessions/{listed['uuid']}"), 204)
+
+
+def test_an_image_used_by_a_session_cannot_be_deleted(admin: httpx.Client, world: Any) -> None:
+    created = ok(admin.post(f"{E}/sessions", json={
+        "room": "B12", "image": "debian:v1", "start": "2027-10-05T10:00",
+        "end": "2027-10-05T11:00"}), 201)
+    refused(admin.delete(f"{E}/images/debian/versions/v1"), 409, "used by sessions")
+    refused(admin.delete(f"{E}/images/debian"), 409, "used by sessions")
+    assert ok(admin.get(f"{E}/images/debian"))["versions"][0]["version"] == "v1"
+    ok(admin.delete(f"{E}/sessions/{created['uuid']}"), 204)

@@ -24,7 +24,7 @@ from services.classroom.access import find_room, room_visible_to
 from services.classroom.fields import OCCURRENCE_STATES, choice
 from services.common.classroom_models import ClassSession, Occurrence, Room
 from services.common.db import Database
-from services.common.exceptions import Invalid, NotFound
+from services.common.exceptions import NotFound
 from services.common.identity import Identity
 from services.common.validation import is_uuid
 
@@ -64,15 +64,10 @@ def show_session(ident: str, request: Request, caller: Identity = Depends(identi
 def create_session(request: Request, body: Any = Body(...),
                    caller: Identity = Depends(identity),
                    db: Database = Depends(database)) -> Response:
-    if not isinstance(body, dict):
-        raise Invalid("Invalid session: expected a JSON object.")
-    if not isinstance(body.get("room"), str):
-        raise Invalid("Mandatory field missing: room (a room's name or UUID).")
     at = now()
     with db.session() as session:
-        room = find_room(session, caller, body["room"])
-        created = sessions.create_session(session, room, body, created_by=caller.user,
-                                          now=at, limits=limits(request))
+        created = sessions.create_session(session, caller, body, now=at,
+                                          limits=limits(request))
         document = session_document(request, created, at)
     return rendered(document, 201, {"Location": document["links"][0]["href"]})
 
