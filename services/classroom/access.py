@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from services.common.classroom_models import Room, RoomTeacher
 from services.common.exceptions import Forbidden, NotFound
 from services.common.identity import Identity
-from services.common.validation import is_uuid
+from services.common.lookups import by_uuid_or_name
 
 
 def require_classroom_user(identity: Identity) -> None:
@@ -47,9 +47,8 @@ def visible_rooms(statement: Select[Any], identity: Identity) -> Select[Any]:
 
 def find_room(session: Session, identity: Identity, ident: str) -> Room:
     """A room the caller may see, by UUID or name; NotFound (404) otherwise."""
-    column = Room.uuid if is_uuid(ident) else Room.name
-    value = ident.lower() if is_uuid(ident) else ident
-    room = session.scalar(select(Room).where(column == value, room_visible_to(identity)))
+    room = session.scalar(select(Room).where(by_uuid_or_name(Room, ident),
+                                             room_visible_to(identity)))
     if room is None:
         raise NotFound(f"Room {ident} could not be found.")
     return room

@@ -11,6 +11,7 @@ from services.classroom import fields
 from services.common import validation
 from services.common.classroom_models import Image, ImageVersion
 from services.common.exceptions import Conflict, Invalid, NotFound
+from services.common.lookups import by_uuid_or_name
 from services.common.validation import is_uuid
 
 IMAGE_FIELDS = frozenset({"name", "description", "versions"})
@@ -19,9 +20,7 @@ VERSION_FIELDS = frozenset({"version", "source", "checksum", "disk_format", "ima
 
 
 def find_image(session: Session, ident: str) -> Image:
-    column = Image.uuid if is_uuid(ident) else Image.name
-    image = session.scalar(select(Image).where(column == (ident.lower() if is_uuid(ident)
-                                                          else ident)))
+    image = session.scalar(select(Image).where(by_uuid_or_name(Image, ident)))
     if image is None:
         raise NotFound(f"Image {ident} could not be found.")
     return image

@@ -13,6 +13,7 @@ from services.classroom.times import zone
 from services.common import validation
 from services.common.classroom_models import Room, RoomImage, RoomPC, RoomTeacher
 from services.common.exceptions import Conflict, Invalid, NotFound
+from services.common.lookups import by_uuid_or_name
 from services.common.models import Node
 
 ROOM_FIELDS = frozenset({"name", "description", "time_zone", "idle_vlan", "class_vlan",
@@ -28,9 +29,7 @@ def _names(field: str, value: Any) -> list[str]:
 
 def _node(session: Session, ident: str) -> Node:
     validation.node_ident("pcs", ident)
-    column = Node.uuid if validation.is_uuid(ident) else Node.name
-    node = session.scalar(select(Node).where(
-        column == (ident.lower() if validation.is_uuid(ident) else ident)))
+    node = session.scalar(select(Node).where(by_uuid_or_name(Node, ident)))
     if node is None:
         raise Invalid(f"PC {ident} is not a known node.")
     return node
@@ -138,7 +137,5 @@ def lock(session: Session, ident: str) -> None:
     transaction's first statement (a row lock on PostgreSQL; on SQLite the write lock, taken
     before anything is read, so a concurrent writer waits instead of failing), so that two
     overlapping sessions cannot both pass the overlap check."""
-    column = Room.uuid if validation.is_uuid(ident) else Room.name
-    value = ident.lower() if validation.is_uuid(ident) else ident
-    session.execute(Room.__table__.update().where(column == value).values(
+    session.execute(Room.__table__.update().where(by_uuid_or_name(Room, ident)).values(
         updated_at=Room.updated_at))
