@@ -25,6 +25,8 @@ from services.common.exceptions import Invalid
 
 # Occurrences tried when a calendar is imported, to find broken rules before they are stored.
 TRIAL_OCCURRENCES = 50
+# Rules repeating more often than daily are no timetable (and would be costly to expand).
+TOO_FREQUENT = frozenset({"SECONDLY", "MINUTELY", "HOURLY"})
 
 
 def _instant(value: date | datetime, where: ZoneInfo, what: str) -> datetime:
@@ -42,6 +44,15 @@ def _value(event: icalendar.Event, name: str) -> object:
         return getattr(event.get(name), "dt", None)
     except (ValueError, AttributeError):  # BrokenCalendarProperty is a ValueError
         return None
+
+
+def _frequencies(event: icalendar.Event) -> set[str]:
+    rules = event.get("RRULE")
+    try:
+        return {str(f).upper() for rule in (rules if isinstance(rules, list) else [rules])
+                if rule for f in rule.get("FREQ", [])}
+    except ValueError as exc:  # BrokenCalendarProperty: a rule icalendar could not read
+        raise Invalid(f"Invalid iCalendar recurrence: {exc}") from None
 
 
 def parse(text: str, *, max_bytes: int, max_events: int) -> icalendar.Calendar:
@@ -71,6 +82,9 @@ def parse(text: str, *, max_bytes: int, max_events: int) -> icalendar.Calendar:
         if not isinstance(end, datetime | timedelta):
             raise Invalid(f"Malformed iCalendar file: event {number} has no valid DTEND or "
                           "DURATION.")
+        if _frequencies(event) & TOO_FREQUENT:
+            raise Invalid(f"Invalid iCalendar: event {number} repeats more often than "
+                          "daily; a timetable's events repeat daily at most.")
     return calendar
 
 
@@ -85,13 +99,17 @@ def calendar_occurrences(calendar_text: str, where: ZoneInfo, earliest_end: date
     calendar = icalendar.Calendar.from_ical(calendar_text)
     try:
         for event in recurring_ical_events.of(calendar).after(earliest_end):
-            start = _instant(event["DTSTART"].dt, where, "DTSTART")
-            end = _instant(event["DTEND"].dt, where, "DTEND") if "DTEND" in event else (
-                start + event["DURATION"].dt)
-            if end <= start:
-                raise Invalid("Invalid iCalendar: an event ends before it starts.")
-            yield Interval(start, end)
+            yield _interval(event, where)
     except Invalid:
         raise
     except Exception as exc:  # the libraries' own errors for rules they cannot expand
         raise Invalid(f"Invalid iCalendar recurrence: {exc}") from None
+
+
+def _interval(event: icalendar.Event, where: ZoneInfo) -> Interval:
+    start = _instant(event["DTSTART"].dt, where, "DTSTART")
+    end = _instant(event["DTEND"].dt, where, "DTEND") if "DTEND" in event else (
+        start + event["DURATION"].dt)
+    if end <= start:
+        raise Invalid("Invalid iCalendar: an event ends before it starts.")
+    return Interval(start, end)

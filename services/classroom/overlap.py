@@ -27,3 +27,13 @@ def first_overlap(candidate: Iterable[Interval], existing: Iterable[Interval]
         else:
             j += 1
     return None
+
+
+def self_overlap(intervals: Iterable[Interval]) -> Interval | None:
+    """An occurrence that starts before an earlier one ends (an iCalendar file's events can)."""
+    latest_end = None
+    for interval in sorted(intervals, key=lambda i: i.start):
+        if latest_end is not None and interval.start < latest_end:
+            return interval
+        latest_end = interval.end if latest_end is None else max(latest_end, interval.end)
+    return None

@@ -13,8 +13,13 @@ from sqlalchemy.orm import Session
 from services.classroom import calendar, fields, occurrences, rooms
 from services.classroom.access import find_room
 from services.classroom.images import find_version
-from services.classroom.overlap import OVERLAP_WINDOW, first_overlap
-from services.classroom.schedule import Schedule, first_after, weekly_rule
+from services.classroom.overlap import OVERLAP_WINDOW, first_overlap, self_overlap
+from services.classroom.schedule import (
+    MAX_OCCURRENCES_PER_WINDOW,
+    Schedule,
+    first_after,
+    weekly_rule,
+)
 from services.classroom.schedule import occurrences as expand
 from services.classroom.times import as_utc, zone
 from services.common import validation
@@ -112,7 +117,15 @@ def create_session(session: Session, caller: Identity, body: Any, *, now: dateti
 def _refuse_overlap(session: Session, room: Room, schedule: Schedule, now: datetime) -> None:
     where = zone(room.time_zone)
     window_end = as_utc(now) + OVERLAP_WINDOW
-    candidate = expand(schedule, where, now, window_end)
+    candidate = expand(schedule, where, now, window_end, limit=MAX_OCCURRENCES_PER_WINDOW + 1)
+    if len(candidate) > MAX_OCCURRENCES_PER_WINDOW:
+        raise Invalid(f"The session has more than {MAX_OCCURRENCES_PER_WINDOW} occurrences in "
+                      "the coming year: a timetable holds classes, not a clock's ticks.")
+    clash_within = self_overlap(candidate)
+    if clash_within is not None:
+        raise Invalid("The session's own occurrences overlap, first on "
+                      f"{clash_within.start.astimezone(where):%Y-%m-%d %H:%M} "
+                      f"({room.time_zone}).")
     for other in session.scalars(select(ClassSession).where(ClassSession.room_id == room.id)):
         clash = first_overlap(candidate, expand(occurrences.schedule_of(other), where, now,
                                                 window_end))

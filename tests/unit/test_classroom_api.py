@@ -203,6 +203,12 @@ def test_ical_session_with_an_endless_rule_is_expanded_up_to_the_horizon(
     ({"recurrence": "ical", "ical": ics(*vevent("p", "20200601T090000", "20200601T100000"))},
      400, "past"),
     ({"room": "A1"}, 400, "not allowed"),
+    ({"recurrence": "ical", "ical": ics(*vevent("m", "20270601T090000", "20270601T090100",
+                                                "RRULE:FREQ=MINUTELY"))}, 400,
+     "more often than daily"),
+    ({"recurrence": "ical", "ical": ics(*vevent("h", "20270601T090000", "20270601T110000"),
+                                        *vevent("i", "20270601T100000", "20270601T120000"))},
+     400, "own occurrences overlap"),
 ])
 def test_bad_sessions_are_refused_and_store_nothing(stack: Stack, admin: httpx.Client,
                                                    world: Any, body: dict[str, Any],

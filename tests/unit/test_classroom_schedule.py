@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.classroom import calendar
-from services.classroom.overlap import first_overlap
+from services.classroom.overlap import first_overlap, self_overlap
 from services.classroom.schedule import Schedule, first_after, occurrences, weekly_rule
 from services.classroom.times import Interval, zone
 from services.common.exceptions import Invalid
@@ -72,6 +72,8 @@ def test_overlap_finds_the_first_clash_and_allows_touching_sessions() -> None:
 
     assert first_overlap([at(8), at(14)], [at(10), at(16)]) is None
     assert first_overlap([at(8), at(15)], [at(10), at(16)]) == (at(15), at(16))
+    assert self_overlap([at(14), at(8), at(10)]) is None
+    assert self_overlap([at(8, 5), at(14), at(10)]) == at(10)
 
 
 def ics(*events: str) -> str:
