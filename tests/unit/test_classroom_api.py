@@ -52,15 +52,20 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """SQLite here; tests/integration/test_classroom_postgres.py runs these tests on PostgreSQL."""
+    return f"sqlite:///{tmp_path_factory.mktemp('classroom-db') / 'db.sqlite'}"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Stack]:
     directory: Path = tmp_path_factory.mktemp("classroom")
     hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
     users = [{"name": n, "password_hash": hashed, "roles": r, "rooms": rooms}
              for n, (r, rooms) in USERS.items()]
     (directory / "users.yaml").write_text(yaml.safe_dump({"users": users}))
-    url = f"sqlite:///{directory / 'db.sqlite'}"
-    upgrade_schema(url)
-    db = Database(url)
+    upgrade_schema(database_url)
+    db = Database(database_url)
     settings = Settings(data_dir=directory, conductor_hostname="c1", auth_strategy="users_file",
                         users_file=directory / "users.yaml", ical_max_bytes=20_000,
                         ical_max_events=50, occurrence_horizon_days=366)
