@@ -30,6 +30,7 @@ def test_users_file_gives_roles_and_rooms_and_checks_the_password(tmp_path: Path
     assert not alice.may_use_ironic and not alice.is_staff
     assert source.authenticate("alice", "wrong") is None
     assert source.authenticate("mallory", "pw") is None
+    assert source.authenticate("alice", "x" * 100) is None  # bcrypt refuses over 72 bytes
 
 
 @pytest.mark.parametrize(("users", "fragment"), [
