@@ -72,22 +72,44 @@ def checked_version(body: Any) -> dict[str, Any]:
     return clean
 
 
+def _description(values: dict[str, Any]) -> str | None:
+    value = values.get("description")
+    return None if value is None else validation.text("description", value)
+
+
+def _refuse_taken_name(session: Session, name: str, image_id: int | None = None) -> None:
+    if session.scalar(select(Image.id).where(Image.name == name,
+                                             Image.id != (image_id or -1))) is not None:
+        raise Conflict(f"An image named {name} already exists.")
+
+
 def create_image(session: Session, body: Any) -> Image:
     values = fields.known_keys("image", body, IMAGE_FIELDS)
     name = validation.name(values.get("name"), "image")
-    description = (validation.text("description", values["description"])
-                   if values.get("description") is not None else None)
+    description = _description(values)
     versions = values.get("versions", [])
     if not isinstance(versions, list):
         raise Invalid("Invalid versions: expected a list of image versions.")
     checked = [checked_version(v) for v in versions]
     if len({v["version"] for v in checked}) != len(checked):
         raise Invalid("Two versions of the image have the same version name.")
-    if session.scalar(select(Image.id).where(Image.name == name)) is not None:
-        raise Conflict(f"An image named {name} already exists.")
+    _refuse_taken_name(session, name)
     image = Image(name=name, description=description)
     image.versions = [ImageVersion(**v) for v in checked]
     session.add(image)
+    session.flush()
+    return image
+
+
+def update_image(session: Session, image: Image, body: Any) -> Image:
+    """Rename or describe an image (its versions are added and deleted one by one)."""
+    values = fields.known_keys("image update", body, frozenset({"name", "description"}))
+    if "name" in values:
+        name = validation.name(values["name"], "image")
+        _refuse_taken_name(session, name, image.id)
+        image.name = name
+    if "description" in values:
+        image.description = _description(values)
     session.flush()
     return image
 

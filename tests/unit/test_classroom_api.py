@@ -319,3 +319,20 @@ def test_an_image_used_by_a_session_cannot_be_deleted(admin: httpx.Client, world
     refused(admin.delete(f"{E}/images/debian"), 409, "used by sessions")
     assert ok(admin.get(f"{E}/images/debian"))["versions"][0]["version"] == "v1"
     ok(admin.delete(f"{E}/sessions/{created['uuid']}"), 204)
+
+
+def test_images_are_renamed_and_described_by_staff_only(stack: Stack, admin: httpx.Client,
+                                                        world: Any) -> None:
+    ok(admin.post(f"{E}/images", json={"name": "scratch"}), 201)
+    changed = ok(admin.patch(f"{E}/images/scratch", json={"name": "scratch2",
+                                                          "description": "for tests"}))
+    assert (changed["name"], changed["description"]) == ("scratch2", "for tests")
+    refused(admin.patch(f"{E}/images/scratch2", json={"name": "debian"}), 409, "already exists")
+    refused(admin.patch(f"{E}/images/scratch2", json={"versions": []}), 400, "Unknown")
+    with stack.client("alice") as alice:
+        assert "scratch2" in [i["name"] for i in ok(alice.get(f"{E}/images"))["images"]]
+        refused(alice.patch(f"{E}/images/scratch2", json={"description": "mine"}), 403,
+                "admin or an operator")
+        refused(alice.delete(f"{E}/images/scratch2"), 403, "admin or an operator")
+    ok(admin.delete(f"{E}/images/scratch2"), 204)
+    refused(admin.get(f"{E}/images/scratch2"), 404, "could not be found")

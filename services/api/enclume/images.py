@@ -50,6 +50,16 @@ def create_image(request: Request, body: Any = Body(...), caller: Identity = Dep
     return rendered(document, 201, {"Location": document["links"][0]["href"]})
 
 
+@router.patch(f"{PREFIX}/images/{{ident}}")
+def update_image(ident: str, request: Request, body: Any = Body(...),
+                 caller: Identity = Depends(identity),
+                 db: Database = Depends(database)) -> dict[str, Any]:
+    require_staff(caller, "change the image catalogue")
+    with db.session() as session:
+        image = images.update_image(session, images.find_image(session, ident), body)
+        return image_document(request, image)
+
+
 @router.post(f"{PREFIX}/images/{{ident}}/versions", status_code=201)
 def add_version(ident: str, body: Any = Body(...), caller: Identity = Depends(identity),
                 db: Database = Depends(database)) -> Response:
