@@ -261,8 +261,17 @@ def test_paging_follows_next_links(admin: httpx.Client, world: Any) -> None:
 
 
 @pytest.mark.parametrize("teacher", ["alice", "bob"])
-def test_a_teacher_sees_their_room_only(stack: Stack, world: Any, teacher: str) -> None:
+def test_a_teacher_sees_their_room_only(stack: Stack, admin: httpx.Client, world: Any,
+                                        teacher: str) -> None:
+    elsewhere = ok(admin.post(f"{E}/sessions", json={
+        "room": "A1", "image": "windows:v1", "start": "2027-06-02T10:00",
+        "end": "2027-06-02T11:00"}), 201)
     with stack.client(teacher) as client:
+        assert ok(client.get(f"{E}/sessions"))["sessions"] == []
+        refused(client.delete(f"{E}/sessions/{elsewhere['uuid']}"), 404, "could not be found")
+        refused(client.get(f"{E}/occurrences", params={"session": elsewhere["uuid"]}), 404,
+                "could not be found")
+        assert ok(client.get(f"{E}/occurrences"))["occurrences"] == []
         assert [r["name"] for r in ok(client.get(f"{E}/rooms"))["rooms"]] == ["B12"]
         response = client.get(f"{E}/rooms/B12")
         assert "driver_info" not in ok(response) and "bmc-pw" not in response.text
@@ -280,6 +289,8 @@ def test_a_teacher_sees_their_room_only(stack: Stack, world: Any, teacher: str) 
             "end": "2027-06-01T11:00"}), 201)
         assert created["created_by"] == teacher
         ok(client.delete(f"{E}/sessions/{created['uuid']}"), 204)
+    ok(admin.get(f"{E}/sessions/{elsewhere['uuid']}"))  # untouched
+    ok(admin.delete(f"{E}/sessions/{elsewhere['uuid']}"), 204)
 
 
 def test_students_and_services_have_no_classroom_resources(stack: Stack, world: Any) -> None:
