@@ -11,7 +11,13 @@ from services.classroom import fields
 from services.classroom.images import find_image
 from services.classroom.times import zone
 from services.common import validation
-from services.common.classroom_models import Room, RoomImage, RoomPC, RoomTeacher
+from services.common.classroom_models import (
+    ClassSession,
+    Room,
+    RoomImage,
+    RoomPC,
+    RoomTeacher,
+)
 from services.common.exceptions import Conflict, Invalid, NotFound
 from services.common.lookups import by_uuid_or_name
 from services.common.models import Node
@@ -83,6 +89,10 @@ def create_room(session: Session, body: Any) -> Room:
 
 def update_room(session: Session, room: Room, body: Any) -> Room:
     values = fields.known_keys("room update", body, UPDATABLE)
+    if "time_zone" in values and zone(values["time_zone"]).key != room.time_zone and (
+            session.scalar(select(ClassSession.id).where(ClassSession.room_id == room.id))):
+        raise Conflict(f"Room {room.name} has sessions, planned in its time zone: delete them "
+                       "before changing the zone.")
     _apply(session, room, values)
     if "name" in values and session.scalar(select(Room.id).where(
             Room.name == room.name, Room.id != room.id)) is not None:

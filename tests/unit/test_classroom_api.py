@@ -347,3 +347,15 @@ def test_images_are_renamed_and_described_by_staff_only(stack: Stack, admin: htt
         refused(alice.delete(f"{E}/images/scratch2"), 403, "admin or an operator")
     ok(admin.delete(f"{E}/images/scratch2"), 204)
     refused(admin.get(f"{E}/images/scratch2"), 404, "could not be found")
+
+
+def test_a_room_with_sessions_keeps_its_time_zone(admin: httpx.Client, world: Any) -> None:
+    created = ok(admin.post(f"{E}/sessions", json={
+        "room": "B12", "image": "debian:v1", "start": "2027-11-02T10:00",
+        "end": "2027-11-02T11:00"}), 201)
+    refused(admin.patch(f"{E}/rooms/B12", json={"time_zone": "Asia/Tokyo"}), 409,
+            "has sessions")
+    changed = ok(admin.patch(f"{E}/rooms/B12", json={"description": "ground floor",
+                                                     "time_zone": "Europe/Paris"}))
+    assert (changed["time_zone"], changed["description"]) == ("Europe/Paris", "ground floor")
+    ok(admin.delete(f"{E}/sessions/{created['uuid']}"), 204)
