@@ -5,7 +5,8 @@ Sources (``ENCLUME_AUTH_STRATEGY``):
 - ``users_file``: a YAML file of users with a bcrypt hash, roles and, for teachers, rooms.
 - LDAP comes later (#15) as another ``IdentitySource``.
 
-Both files are re-read when they change. Verified credentials are remembered as a salted
+Both files are re-read when they change (a users file broken while running is logged and the
+users read before are kept). Verified credentials are remembered as a salted
 digest (never the password), so bcrypt's deliberate slowness is paid once per user and
 password; a change of the file forgets them all.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import threading
@@ -24,6 +26,7 @@ from typing import Any, Protocol
 import bcrypt
 import yaml
 
+LOG = logging.getLogger(__name__)
 ROLES = ("admin", "operator", "teacher", "student", "service")
 # Roles that may use Ironic's /v1 and manage everything of the classroom API.
 IRONIC_ROLES = frozenset({"admin", "operator", "service"})
@@ -81,9 +84,18 @@ class _BcryptFile:
 
     def _reload_if_changed(self) -> None:
         mtime = os.stat(self.path).st_mtime
-        if mtime != self._mtime:
-            self._entries = self._parse(self.path.read_text())
-            self._mtime, self._verified = mtime, set()
+        if mtime == self._mtime:
+            return
+        try:
+            entries = self._parse(self.path.read_text())
+        except IdentityFileError as exc:
+            if self._mtime is None:
+                raise  # at start: refuse to run
+            # While running: keep the users read last, say why once per change of the file.
+            LOG.error("%s; keeping the users read before", exc)
+            self._mtime = mtime
+            return
+        self._entries, self._mtime, self._verified = entries, mtime, set()
 
     def authenticate(self, user: str, password: str) -> Identity | None:
         digest = hmac.new(self._salt, f"{user}\0{password}".encode(), hashlib.sha256).digest()

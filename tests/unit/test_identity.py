@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,15 @@ def test_htpasswd_users_are_admins(tmp_path: Path) -> None:
     path.write_text(f"root:{HASH}\n")
     root = Htpasswd(path).authenticate("root", "pw")
     assert root is not None and root.roles == {"admin"} and root.may_use_ironic
+
+
+def test_a_users_file_broken_while_running_keeps_the_users_read_before(tmp_path: Path) -> None:
+    path = users_file(tmp_path, [{"name": "a", "password_hash": HASH, "roles": ["admin"]}])
+    source = UsersFile(path)
+    path.write_text("users: [{name: a}]")
+    os.utime(path, (1, 1))  # a change of mtime whatever the file system's resolution
+    assert source.authenticate("a", "pw") is not None
+    users_file(tmp_path, [{"name": "b", "password_hash": HASH, "roles": ["teacher"]}])
+    assert source.authenticate("a", "pw") is None
+    b = source.authenticate("b", "pw")
+    assert b is not None and b.roles == {"teacher"}
