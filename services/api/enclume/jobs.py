@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from services.api.deps import database
 from services.api.enclume.common import PREFIX, identity, listing
@@ -26,7 +27,8 @@ router = api_router()
 def list_jobs(request: Request, caller: Identity = Depends(identity),
               db: Database = Depends(database)) -> dict[str, Any]:
     with db.session() as session:
-        statement = select(Job).join(Room).where(room_visible_to(caller))
+        statement = select(Job).join(Room).where(room_visible_to(caller)).options(
+            selectinload(Job.pcs))
         if room := request.query_params.get("room"):
             statement = statement.where(Job.room_id == find_room(session, caller, room).id)
         return listing(request, session, statement, Job, "jobs", "jobs", JOB_FIELDS,

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import Body, Depends, Request, Response
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
 
 from services.api.deps import database
 from services.api.enclume.common import PREFIX, identity, listing
@@ -16,7 +17,7 @@ from services.api.routing import api_router
 from services.classroom import rooms
 from services.classroom.access import find_room, require_staff, visible_rooms
 from services.classroom.fields import known_keys
-from services.common.classroom_models import Room
+from services.common.classroom_models import Room, RoomImage, RoomPC
 from services.common.db import Database
 from services.common.identity import Identity
 
@@ -31,7 +32,11 @@ def _list_of(body: Any, key: str) -> Any:
 def list_rooms(request: Request, caller: Identity = Depends(identity),
                db: Database = Depends(database)) -> dict[str, Any]:
     with db.session() as session:
-        return listing(request, session, visible_rooms(select(Room), caller), Room, "rooms",
+        statement = visible_rooms(select(Room), caller).options(
+            selectinload(Room.pcs).joinedload(RoomPC.node), selectinload(Room.teachers),
+            selectinload(Room.allowed_images).joinedload(RoomImage.image),
+            joinedload(Room.default_image))
+        return listing(request, session, statement, Room, "rooms",
                        "rooms", ROOM_FIELDS, {"name", "created_at", "updated_at"},
                        lambda room: room_document(request, room))
 
