@@ -2,7 +2,8 @@
 
 Times: a session's ``starts_at``/``ends_at`` are wall-clock times (naive) in its room's time
 zone, so that a weekly 14:00 class stays at 14:00 across daylight-saving changes. Occurrences
-and jobs hold instants (UTC). The schema is created only by ``alembic/versions/0006``.
+and jobs hold instants (UTC). The schema is created only by migration 0007
+(services/common/migrations).
 """
 
 from __future__ import annotations
