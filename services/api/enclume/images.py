@@ -21,7 +21,7 @@ from services.common.db import Database
 from services.common.exceptions import Conflict, NotFound
 from services.common.identity import Identity
 
-router = api_router()
+router = api_router(include_in_schema=False)  # not Ironic: kept out of its OpenAPI document
 
 
 @router.get(f"{PREFIX}/images")

@@ -20,7 +20,7 @@ from services.common.exceptions import NotFound
 from services.common.identity import Identity
 from services.common.validation import is_uuid
 
-router = api_router()
+router = api_router(include_in_schema=False)  # not Ironic: kept out of its OpenAPI document
 
 
 @router.get(f"{PREFIX}/jobs")

@@ -10,7 +10,7 @@ from services.api.enclume.common import PREFIX, identity, link
 from services.api.routing import api_router
 from services.common.identity import Identity
 
-router = api_router()
+router = api_router(include_in_schema=False)  # not Ironic: kept out of its OpenAPI document
 RESOURCES = ("images", "rooms", "sessions", "occurrences", "jobs")
 
 
