@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from services.cli.local_postgres import postgres_bin, running_postgres_urls
 
+from lab.local_postgres import postgres_bin, running_postgres_urls
 from tests.unit.test_classroom_api import *  # noqa: F403 - the same tests, collected here
 from tests.unit.test_classroom_api import admin, stack, world  # noqa: F401 - their fixtures
 
