@@ -21,7 +21,12 @@ from services.api import (
     ports,
     root,
 )
-from services.api.auth import BasicAuthMiddleware, Htpasswd, effective_strategy
+from services.api.auth import BasicAuthMiddleware, effective_strategy, identity_source
+from services.api.enclume import images as enclume_images
+from services.api.enclume import jobs as enclume_jobs
+from services.api.enclume import rooms as enclume_rooms
+from services.api.enclume import root as enclume_root
+from services.api.enclume import sessions as enclume_sessions
 from services.api.limits import BodySizeLimitMiddleware
 from services.api.responses import SafeJSONResponse
 from services.api.versions import VersionMiddleware
@@ -35,7 +40,7 @@ from services.conductor.interface import ConductorAPI
 def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                membership: Membership,
                services: Sequence[Service] = ()) -> FastAPI:
-    strategy = effective_strategy(settings)
+    source = identity_source(settings, effective_strategy(settings))
     app = FastAPI(title="Enclume", docs_url=None, redoc_url=None,
                   lifespan=lifespan_of(services), default_response_class=SafeJSONResponse)
     app.state.settings = settings
@@ -48,13 +53,13 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     for router in (root.router, ports.router, allocations.router, node_history.router,
                    nodes.router, node_states.router, node_traits.router,
                    drivers.router, conductors.router, agent_endpoints.router,
-                   discovery.router):
+                   discovery.router, enclume_root.router, enclume_images.router,
+                   enclume_rooms.router, enclume_sessions.router, enclume_jobs.router):
         app.include_router(router)
     openapi.install(app)
     # Starlette runs the last added middleware first: size limit, then auth, then versions.
     app.add_middleware(VersionMiddleware)
-    if strategy == "http_basic":
-        assert settings.htpasswd_file is not None
-        app.add_middleware(BasicAuthMiddleware, htpasswd=Htpasswd(settings.htpasswd_file))
+    if source is not None:
+        app.add_middleware(BasicAuthMiddleware, source=source)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     return app

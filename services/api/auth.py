@@ -1,26 +1,21 @@
-"""Authentication, as Ironic standalone does it: ``noauth`` or ``http_basic`` (htpasswd, bcrypt).
+"""Authentication: ``noauth``, ``http_basic`` (htpasswd, bcrypt, as Ironic standalone does it)
+or ``users_file`` (bcrypt and roles, services/common/identity.py).
 
-noauth is refused off loopback unless explicitly allowed. Verified credentials are remembered
-(as a salted digest, never the password) so that bcrypt's deliberate slowness is paid once per
-user and password, not on every request; a change of the htpasswd file forgets them all.
+noauth is refused off loopback unless explicitly allowed; without authentication every request
+acts as an admin. The middleware puts the caller's ``Identity`` in ``scope["state"]`` and keeps
+Ironic's /v1 for the admin, operator and service roles (teachers and students get 403 there).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import ipaddress
-import os
-import secrets
-import threading
-from pathlib import Path
 
-import bcrypt
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.api.errors import error_body
 from services.common.config import Settings
+from services.common.identity import Htpasswd, IdentitySource, UsersFile
 
 # /v1/continue_inspection: inventories of discovered machines, public as in Ironic, refused
 # while discovery is off (services/api/discovery.py).
@@ -28,6 +23,9 @@ PUBLIC_PATHS = frozenset({"/", "/v1", "/v1/", "/v1/lookup", "/v1/continue_inspec
 # The agent's heartbeats: public as in Ironic, the agent proves itself with its token.
 PUBLIC_PREFIXES = ("/v1/heartbeat/",)
 REALM = b'Basic realm="Baremetal API"'
+# Enclume's own API: its endpoints check roles and rooms themselves (services/api/enclume).
+ENCLUME_PREFIX = "/enclume/"
+STRATEGIES = ("noauth", "http_basic", "users_file")
 
 
 class AuthConfigError(RuntimeError):
@@ -48,8 +46,9 @@ def effective_strategy(settings: Settings) -> str:
     strategy = settings.auth_strategy or (
         "noauth" if is_loopback(settings.api_host) else "http_basic"
     )
-    if strategy not in ("noauth", "http_basic"):
-        raise AuthConfigError(f"unknown auth strategy {strategy!r}: use noauth or http_basic")
+    if strategy not in STRATEGIES:
+        raise AuthConfigError(f"unknown auth strategy {strategy!r}: use "
+                              f"{', '.join(STRATEGIES)}")
     if strategy == "noauth" and not is_loopback(settings.api_host) and not (
         settings.allow_noauth_off_loopback
     ):
@@ -63,51 +62,23 @@ def effective_strategy(settings: Settings) -> str:
     ):
         raise AuthConfigError("http_basic needs ENCLUME_HTPASSWD_FILE naming an htpasswd file "
                               "of bcrypt entries")
+    if strategy == "users_file" and not (settings.users_file and settings.users_file.is_file()):
+        raise AuthConfigError("users_file needs ENCLUME_USERS_FILE naming a YAML users file")
     return strategy
 
 
-class Htpasswd:
-    """Users of an htpasswd file with bcrypt hashes, re-read when the file changes."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._users: dict[str, bytes] = {}
-        self._mtime: float | None = None
-        self._verified: set[bytes] = set()
-        self._salt = secrets.token_bytes(16)
-        self._guard = threading.Lock()
-
-    def _reload_if_changed(self) -> None:
-        mtime = os.stat(self.path).st_mtime
-        if mtime == self._mtime:
-            return
-        users = {}
-        for line in self.path.read_text().splitlines():
-            user, sep, hashed = line.strip().partition(":")
-            if sep and hashed.startswith(("$2y$", "$2b$", "$2a$")):
-                users[user] = hashed.replace("$2y$", "$2b$", 1).encode()
-        self._users, self._mtime, self._verified = users, mtime, set()
-
-    def check(self, user: str, password: str) -> bool:
-        digest = hmac.new(self._salt, f"{user}\0{password}".encode(), hashlib.sha256).digest()
-        with self._guard:
-            self._reload_if_changed()
-            if digest in self._verified:
-                return True
-            hashed = self._users.get(user)
-        if hashed is None or not _bcrypt_matches(password, hashed):
-            return False
-        with self._guard:
-            self._verified.add(digest)
-        return True
-
-
-def _bcrypt_matches(password: str, hashed: bytes) -> bool:
-    """bcrypt's verdict; a password bcrypt refuses to hash (over 72 bytes) is simply wrong."""
-    try:
-        return bcrypt.checkpw(password.encode(), hashed)
-    except ValueError:
-        return False
+def identity_source(settings: Settings, strategy: str) -> IdentitySource | None:
+    """The identity source of ``strategy``; None for noauth. A broken users file is refused."""
+    if strategy == "http_basic":
+        assert settings.htpasswd_file is not None
+        return Htpasswd(settings.htpasswd_file)
+    if strategy == "users_file":
+        assert settings.users_file is not None
+        try:
+            return UsersFile(settings.users_file)
+        except ValueError as exc:
+            raise AuthConfigError(str(exc)) from None
+    return None
 
 
 def _credentials(scope: Scope) -> tuple[str, str] | None:
@@ -125,9 +96,9 @@ def _credentials(scope: Scope) -> tuple[str, str] | None:
 
 
 class BasicAuthMiddleware:
-    def __init__(self, app: ASGIApp, htpasswd: Htpasswd) -> None:
+    def __init__(self, app: ASGIApp, source: IdentitySource) -> None:
         self.app = app
-        self.htpasswd = htpasswd
+        self.source = source
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["type"] == "http" else ""
@@ -135,12 +106,23 @@ class BasicAuthMiddleware:
             await self.app(scope, receive, send)
             return
         credentials = _credentials(scope)
-        if credentials and self.htpasswd.check(*credentials):
-            await self.app(scope, receive, send)
+        identity = self.source.authenticate(*credentials) if credentials else None
+        if identity is None:
+            await _refuse(send, 401, "Authentication required: HTTP basic credentials were "
+                                     "missing or wrong.", [(b"www-authenticate", REALM)])
             return
-        body = error_body(401, "Authentication required: HTTP basic credentials were missing "
-                               "or wrong.")
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"application/json"), (b"www-authenticate", REALM),
-            (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        if not path.startswith(ENCLUME_PREFIX) and not identity.may_use_ironic:
+            await _refuse(send, 403, "Access was denied: the Ironic API is for the admin, "
+                                     "operator and service roles.", [])
+            return
+        scope.setdefault("state", {})["identity"] = identity
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send: Send, status: int, message: str,
+                  headers: list[tuple[bytes, bytes]]) -> None:
+    body = error_body(status, message)
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), *headers,
+        (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

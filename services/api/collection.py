@@ -145,12 +145,14 @@ def page(
 
 
 def next_link(request: Request, path: str, items: list[Any], query: ListQuery,
-              marker_of: Any) -> dict[str, str]:
-    """Ironic's ``next`` link: present when a page is full, carrying the other parameters."""
+              marker_of: Any, prefix: str = "/v1") -> dict[str, str]:
+    """Ironic's ``next`` link: present when a page is full, carrying the other parameters.
+
+    ``prefix`` is the API's path (Enclume's own API lists under /enclume/v1)."""
     if not items or len(items) < query.limit:
         return {}
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "marker"]
     if "limit" not in request.query_params:
         params.append(("limit", str(query.limit)))
     params.append(("marker", marker_of(items[-1])))
-    return {"next": f"{base_url(request)}/v1/{path}?{urlencode(params)}"}
+    return {"next": f"{base_url(request)}{prefix}/{path}?{urlencode(params)}"}

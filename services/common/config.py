@@ -30,8 +30,15 @@ class Settings(BaseSettings):
     api_port: int = 6385
     public_url: str | None = None
 
-    auth_strategy: str | None = None  # "noauth" or "http_basic"; None: noauth on loopback only
+    # "noauth", "http_basic" or "users_file"; None: noauth on loopback only, else http_basic
+    auth_strategy: str | None = None
     htpasswd_file: Path | None = None
+    users_file: Path | None = None  # users_file: YAML users, bcrypt hashes, roles, rooms
+
+    # -- classroom (docs/classroom-api.md)
+    ical_max_bytes: int = Field(default=512 * 1024, gt=0)
+    ical_max_events: int = Field(default=2000, gt=0)
+    occurrence_horizon_days: int = Field(default=28, ge=1, le=366)
     allow_noauth_off_loopback: bool = False
 
     max_request_body_bytes: int = 1024 * 1024

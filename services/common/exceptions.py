@@ -17,6 +17,10 @@ class Invalid(EnclumeError):
     code = 400
 
 
+class Forbidden(EnclumeError):
+    code = 403
+
+
 class NotFound(EnclumeError):
     code = 404
 

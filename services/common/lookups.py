@@ -1,15 +1,23 @@
-"""Small lookups by UUID that the conductor and the RPC client both need."""
+"""Small lookups by UUID (or name) that the conductor, the RPC client and the classroom need."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from services.common.db import Database
 from services.common.exceptions import NodeNotFound, NotFound
 from services.common.models import Node, Port
+from services.common.validation import is_uuid
+
+
+def by_uuid_or_name(model: Any, ident: str) -> ColumnElement[bool]:
+    """The condition matching ``ident`` as ``model``'s UUID (any case) or, if not one, name."""
+    if is_uuid(ident):
+        return model.uuid == ident.lower()
+    return model.name == ident
 
 
 def node_value(db: Database, node_uuid: str, column: InstrumentedAttribute[Any]) -> Any:

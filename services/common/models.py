@@ -224,3 +224,7 @@ class NodeInventory(TimestampMixin, Base):
                                          unique=True)
     inventory_data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     plugin_data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# The classroom tables share this metadata (one schema, one set of migrations).
+from services.common import classroom_models  # noqa: E402, F401

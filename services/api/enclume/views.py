@@ -1,0 +1,103 @@
+"""The documents of Enclume's own API. Rooms show their PCs by uuid, name and states only:
+never driver_info or anything of a BMC."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+
+from services.api.enclume.common import link
+from services.api.views import timestamp
+from services.classroom.sessions import next_occurrences
+from services.common.classroom_models import (
+    ClassSession,
+    Image,
+    ImageVersion,
+    Job,
+    Occurrence,
+    Room,
+)
+
+IMAGE_FIELDS = ["uuid", "name", "description", "versions", "created_at", "updated_at",
+                "links"]
+ROOM_FIELDS = ["uuid", "name", "description", "time_zone", "idle_vlan", "class_vlan",
+               "allowed_images", "default_image", "pcs", "teachers", "created_at",
+               "updated_at", "links"]
+SESSION_FIELDS = ["uuid", "name", "room", "image", "recurrence", "start", "end", "rrule",
+                  "before", "after", "created_by", "next_occurrences", "created_at", "links"]
+OCCURRENCE_FIELDS = ["uuid", "session", "room", "planned_start", "planned_end", "state",
+                     "claimed_by", "claimed_at"]
+JOB_FIELDS = ["uuid", "room", "kind", "requested_by", "state", "occurrence", "image",
+              "pcs", "created_at", "updated_at", "links"]
+
+
+def version_document(version: ImageVersion) -> dict[str, Any]:
+    return {"uuid": version.uuid, "version": version.version, "source": version.source,
+            "checksum": version.checksum, "disk_format": version.disk_format,
+            "image_type": version.image_type, "kernel": version.kernel,
+            "ramdisk": version.ramdisk, "boot_mode": version.boot_mode,
+            "created_at": timestamp(version.created_at)}
+
+
+def image_document(request: Request, image: Image) -> dict[str, Any]:
+    return {"uuid": image.uuid, "name": image.name, "description": image.description,
+            "versions": [version_document(v) for v in image.versions],
+            "created_at": timestamp(image.created_at), "updated_at": timestamp(image.updated_at),
+            "links": link(request, f"images/{image.uuid}")}
+
+
+def room_document(request: Request, room: Room) -> dict[str, Any]:
+    return {
+        "uuid": room.uuid, "name": room.name, "description": room.description,
+        "time_zone": room.time_zone, "idle_vlan": room.idle_vlan, "class_vlan": room.class_vlan,
+        "allowed_images": [a.image.name for a in room.allowed_images],
+        "default_image": room.default_image.name if room.default_image else None,
+        "pcs": [{"uuid": pc.node.uuid, "name": pc.node.name,
+                 "provision_state": pc.node.provision_state,
+                 "power_state": pc.node.power_state} for pc in room.pcs],
+        "teachers": [t.user_name for t in room.teachers],
+        "created_at": timestamp(room.created_at), "updated_at": timestamp(room.updated_at),
+        "links": link(request, f"rooms/{room.uuid}"),
+    }
+
+
+def session_document(request: Request, cls_session: ClassSession, now: datetime
+                     ) -> dict[str, Any]:
+    version = cls_session.image_version
+    return {
+        "uuid": cls_session.uuid, "name": cls_session.name, "room": cls_session.room.name,
+        "image": f"{version.image.name}:{version.version}",
+        "recurrence": cls_session.recurrence,
+        "start": cls_session.starts_at.isoformat(), "end": cls_session.ends_at.isoformat(),
+        "rrule": cls_session.rrule, "before": cls_session.before, "after": cls_session.after,
+        "created_by": cls_session.created_by,
+        "next_occurrences": [{"start": timestamp(s), "end": timestamp(e)}
+                             for s, e in next_occurrences(cls_session, now)],
+        "created_at": timestamp(cls_session.created_at),
+        "links": link(request, f"sessions/{cls_session.uuid}"),
+    }
+
+
+def occurrence_document(occurrence: Occurrence) -> dict[str, Any]:
+    return {"uuid": occurrence.uuid, "session": occurrence.session.uuid,
+            "room": occurrence.session.room.name,
+            "planned_start": timestamp(occurrence.planned_start),
+            "planned_end": timestamp(occurrence.planned_end), "state": occurrence.state,
+            "claimed_by": occurrence.claimed_by, "claimed_at": timestamp(occurrence.claimed_at)}
+
+
+def job_document(request: Request, job: Job) -> dict[str, Any]:
+    return {
+        "uuid": job.uuid, "room": job.room.name, "kind": job.kind,
+        "requested_by": job.requested_by, "state": job.state,
+        "occurrence": job.occurrence.uuid if job.occurrence else None,
+        "image": (f"{job.image_version.image.name}:{job.image_version.version}"
+                  if job.image_version else None),
+        "pcs": [{"node_uuid": pc.node_uuid, "step": pc.step, "percent": pc.percent,
+                 "bytes_done": pc.bytes_done, "bytes_total": pc.bytes_total,
+                 "outcome": pc.outcome, "error": pc.error} for pc in job.pcs],
+        "created_at": timestamp(job.created_at), "updated_at": timestamp(job.updated_at),
+        "links": link(request, f"jobs/{job.uuid}"),
+    }

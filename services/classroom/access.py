@@ -1,0 +1,54 @@
+"""Who sees which room: staff (admin, operator) every room, a teacher their rooms only.
+
+A teacher's rooms are those whose teacher list names them, and those the identity source gives
+them (a users file's ``rooms``). A room a caller cannot see does not exist for them: lookups
+answer 404, never 403, so that room names do not leak. Students and service accounts have no
+classroom resources yet (403).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, exists, false, or_, select
+from sqlalchemy.orm import Session
+
+from services.common.classroom_models import Room, RoomTeacher
+from services.common.exceptions import Forbidden, NotFound
+from services.common.identity import Identity
+from services.common.lookups import by_uuid_or_name
+
+
+def require_classroom_user(identity: Identity) -> None:
+    if not (identity.is_staff or "teacher" in identity.roles):
+        raise Forbidden("Access was denied: the classroom API is for the admin, operator and "
+                        "teacher roles.")
+
+
+def require_staff(identity: Identity, action: str) -> None:
+    if not identity.is_staff:
+        raise Forbidden(f"Access was denied: only an admin or an operator may {action}.")
+
+
+def room_visible_to(identity: Identity) -> ColumnElement[bool]:
+    """A condition on ``Room``: the rooms ``identity`` may see."""
+    if identity.is_staff:
+        return Room.id.is_not(None)
+    if "teacher" not in identity.roles:
+        return false()
+    listed = exists().where(RoomTeacher.room_id == Room.id,
+                            RoomTeacher.user_name == identity.user)
+    return or_(listed, Room.name.in_(sorted(identity.rooms)))
+
+
+def visible_rooms(statement: Select[Any], identity: Identity) -> Select[Any]:
+    return statement.where(room_visible_to(identity))
+
+
+def find_room(session: Session, identity: Identity, ident: str) -> Room:
+    """A room the caller may see, by UUID or name; NotFound (404) otherwise."""
+    room = session.scalar(select(Room).where(by_uuid_or_name(Room, ident),
+                                             room_visible_to(identity)))
+    if room is None:
+        raise NotFound(f"Room {ident} could not be found.")
+    return room

@@ -1,0 +1,102 @@
+"""Checks of the classroom's own fields (the generic text and name rules are
+``services.common.validation``'s, used as they are)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any
+
+from services.common.exceptions import Invalid
+from services.common.validation import shown
+
+DISK_FORMATS = ("raw", "qcow2")
+IMAGE_TYPES = ("whole-disk", "partition")
+BOOT_MODES = ("bios", "uefi")
+BEFORE = ("restore-full", "restore-delta", "none")
+AFTER = ("restore", "power-off", "nothing")
+OCCURRENCE_STATES = ("planned", "claimed", "running", "done", "missed", "cancelled")
+JOB_KINDS = ("wake", "restore", "power-off")
+JOB_STATES = ("pending", "running", "done", "failed", "cancelled")
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+USER_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,255}")
+SOURCE_LIMIT = 2048
+
+
+def choice(field: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise Invalid(f"Invalid value for {field}: {shown(value)}; one of "
+                      f"{', '.join(allowed)}.")
+    return str(value)
+
+
+def vlan(field: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4094:
+        raise Invalid(f"Invalid value for {field}: {shown(value)}; a VLAN id is 1 to 4094.")
+    return value
+
+
+def checksum(value: Any) -> str:
+    if not isinstance(value, str) or SHA256.fullmatch(value) is None:
+        raise Invalid(f"Invalid checksum {shown(value)}: expected a sha256 as 64 hex digits.")
+    return value.lower()
+
+
+def source(field: str, value: Any) -> str:
+    """A URL (http, https, file) or a file name in the image store."""
+    if not isinstance(value, str) or not value or len(value) > SOURCE_LIMIT or any(
+            ord(c) < 0x20 or c == "\x7f" for c in value):
+        raise Invalid(f"Invalid {field} {shown(value)}: expected a URL or a file name of at "
+                      f"most {SOURCE_LIMIT} characters.")
+    scheme, sep, _ = value.partition("://")
+    if sep and scheme.lower() not in ("http", "https", "file"):
+        raise Invalid(f"Invalid {field} {shown(value)}: URLs are http, https or file.")
+    if not sep and ("/" in value or value in (".", "..")):
+        raise Invalid(f"Invalid {field} {shown(value)}: a file name in the image store has no "
+                      "slash.")
+    return value
+
+
+def user_name(value: Any) -> str:
+    if not isinstance(value, str) or USER_NAME.fullmatch(value) is None:
+        raise Invalid(f"Invalid user name {shown(value)}: 1-255 letters, digits and _.@-.")
+    return value
+
+
+def wall_clock(field: str, value: Any) -> datetime:
+    """A wall-clock time in the room's zone: ISO 8601 without an offset (2026-10-20T14:00)."""
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is not None:
+        raise Invalid(f"Invalid {field} {shown(value)}: expected a wall-clock time in the "
+                      "room's time zone, like 2026-10-20T14:00 (no UTC offset).")
+    return parsed
+
+
+def wall_clock_or_date(field: str, value: Any) -> datetime | date:
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    return wall_clock(field, value)
+
+
+def positive_int(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise Invalid(f"Invalid value for {field}: {shown(value)}; expected a positive "
+                      "integer.")
+    return value
+
+
+def known_keys(kind: str, body: Any, allowed: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise Invalid(f"Invalid {kind}: expected a JSON object.")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise Invalid(f"Unknown attribute(s) for {kind}: {', '.join(unknown)}.")
+    return body
