@@ -17,6 +17,7 @@ from services.common.classroom_models import Room, RoomTeacher
 from services.common.exceptions import Forbidden, NotFound
 from services.common.identity import Identity
 from services.common.lookups import by_uuid_or_name
+from services.common.validation import is_uuid
 
 
 def require_classroom_user(identity: Identity) -> None:
@@ -52,3 +53,14 @@ def find_room(session: Session, identity: Identity, ident: str) -> Room:
     if room is None:
         raise NotFound(f"Room {ident} could not be found.")
     return room
+
+
+def find_in_room(session: Session, identity: Identity, model: Any, ident: str, kind: str
+                 ) -> Any:
+    """A row of ``model`` (a session, a job: anything with a ``room_id``) by UUID, in a room the
+    caller may see; NotFound (404) otherwise."""
+    found = session.scalar(select(model).join(Room).where(
+        model.uuid == ident.lower(), room_visible_to(identity))) if is_uuid(ident) else None
+    if found is None:
+        raise NotFound(f"{kind} {ident} could not be found.")
+    return found

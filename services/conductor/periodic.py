@@ -4,7 +4,8 @@
   cleanly with a reason; active nodes another conductor prepared get their boot configuration
   prepared again by their new owner;
 - callback timeouts: nodes that waited for an agent longer than ENCLUME_CALLBACK_TIMEOUT_S fail;
-- power sync: the power state of every idle node is read from its driver, a few at a time.
+- power sync: the power state of every idle node is read from its driver, a few at a time;
+- room jobs: the jobs of the rooms the ring gives this conductor advance (room_jobs.py).
 
 Each conductor selects its own nodes with a range query over its arcs of the ring.
 """
@@ -26,7 +27,10 @@ from services.common.models import Node, utcnow
 from services.common.secrets import scrub
 from services.conductor import locks
 from services.conductor.flows.steps import fail_with
+from services.conductor.interface import ConductorAPI
 from services.conductor.manager import ConductorManager
+from services.conductor.room_jobs import JobAdvancer
+from services.conductor.rpc import RpcClient
 from services.conductor.runner import Work
 from services.conductor.task import Task
 from services.discovery import untrusted
@@ -50,12 +54,22 @@ class PowerSyncReport:
     seconds: float
 
 
+def _conductor_api(manager: ConductorManager) -> ConductorAPI:
+    """This conductor in process (enclume-aio), else the RPC client: a room's PCs may be owned
+    by other conductors, whose nodes only they work on."""
+    if manager.rpc_address is None:
+        return manager
+    return RpcClient(manager.db, manager.settings, manager.membership)
+
+
 class PeriodicTasks:
     def __init__(self, manager: ConductorManager) -> None:
         self.manager = manager
         self.settings = manager.settings
         self.db = manager.db
         self._thread: threading.Thread | None = None
+        self.room_jobs = JobAdvancer(self.db, manager.membership, manager.host,
+                                     self.settings.conductor_group, _conductor_api(manager))
         self.last_power_sync: PowerSyncReport | None = None
 
     def start(self) -> None:
@@ -74,6 +88,7 @@ class PeriodicTasks:
             try:
                 self.take_over()
                 self.fail_callback_timeouts()
+                self.room_jobs.advance()
                 if time.monotonic() >= next_power_sync:
                     self.last_power_sync = self.sync_power_states()
                     next_power_sync = time.monotonic() + self.settings.power_sync_interval_s

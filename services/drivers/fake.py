@@ -108,7 +108,10 @@ class FakeBoot(_Fake, BootInterface):
 
 class FakeDeploy(_Fake, DeployInterface):
     def deploy(self, task: Task) -> str | None:
+        """Fails with ``driver_info["fake_deploy_error"]`` when set (a disk that breaks)."""
         self.delay.sleep()
+        if error := task.node.driver_info.get("fake_deploy_error"):
+            raise DriverError(str(error))
         return None
 
     def tear_down(self, task: Task) -> None:

@@ -1,24 +1,25 @@
-"""/enclume/v1/jobs: room actions and their per-PC progress, read-only (the room restore
-runner creates and moves them)."""
+"""/enclume/v1/jobs: room actions (``POST /rooms/{room}/actions``), their per-PC progress,
+and the retry of a failed PC. The API only records them: the conductor that owns the room on
+the hash ring drives them (services/conductor/room_jobs.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Body, Depends, Request, Response
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from services.api.deps import database
-from services.api.enclume.common import PREFIX, identity, listing
+from services.api.enclume.common import PREFIX, identity, listing, now
 from services.api.enclume.views import JOB_FIELDS, job_document
+from services.api.responses import rendered
 from services.api.routing import api_router
-from services.classroom.access import find_room, room_visible_to
+from services.classroom import jobs
+from services.classroom.access import find_in_room, find_room, room_visible_to
 from services.common.classroom_models import Job, Room
 from services.common.db import Database
-from services.common.exceptions import NotFound
 from services.common.identity import Identity
-from services.common.validation import is_uuid
 
 router = api_router(include_in_schema=False)  # not Ironic: kept out of its OpenAPI document
 
@@ -35,12 +36,39 @@ def list_jobs(request: Request, caller: Identity = Depends(identity),
                        {"created_at", "state", "kind"}, lambda j: job_document(request, j))
 
 
+def _find_job(session: Session, caller: Identity, ident: str) -> Job:
+    job: Job = find_in_room(session, caller, Job, ident, "Job")
+    return job
+
+
+def _accepted(request: Request, job: Job) -> Response:
+    document = job_document(request, job)
+    return rendered(document, 202, {"Location": document["links"][0]["href"]})
+
+
 @router.get(f"{PREFIX}/jobs/{{ident}}")
 def show_job(ident: str, request: Request, caller: Identity = Depends(identity),
              db: Database = Depends(database)) -> dict[str, Any]:
     with db.session() as session:
-        job = session.scalar(select(Job).join(Room).where(
-            Job.uuid == ident.lower(), room_visible_to(caller))) if is_uuid(ident) else None
-        if job is None:
-            raise NotFound(f"Job {ident} could not be found.")
-        return job_document(request, job)
+        return job_document(request, _find_job(session, caller, ident))
+
+
+@router.post(f"{PREFIX}/rooms/{{ident}}/actions", status_code=202)
+def room_action(ident: str, request: Request, body: Any = Body(...),
+                caller: Identity = Depends(identity),
+                db: Database = Depends(database)) -> Response:
+    """Wake, restore or power off a room's PCs (all, or those named): a job, 202."""
+    with db.session() as session:
+        room = find_room(session, caller, ident)
+        job = jobs.create_job(session, room, body, requested_by=caller.user, now=now())
+        return _accepted(request, job)
+
+
+@router.post(f"{PREFIX}/jobs/{{ident}}/pcs/{{node}}/retry", status_code=202)
+def retry_pc(ident: str, node: str, request: Request, caller: Identity = Depends(identity),
+             db: Database = Depends(database)) -> Response:
+    """Queue one failed PC of a job again; the job's other PCs are left as they are."""
+    with db.session() as session:
+        job = _find_job(session, caller, ident)
+        jobs.retry_pc(session, job, node)
+        return _accepted(request, job)

@@ -20,22 +20,17 @@ from services.api.enclume.views import (
 from services.api.responses import rendered
 from services.api.routing import api_router
 from services.classroom import sessions
-from services.classroom.access import find_room, room_visible_to
+from services.classroom.access import find_in_room, find_room, room_visible_to
 from services.classroom.fields import OCCURRENCE_STATES, choice
 from services.common.classroom_models import ClassSession, Occurrence, Room
 from services.common.db import Database
-from services.common.exceptions import NotFound
 from services.common.identity import Identity
-from services.common.validation import is_uuid
 
 router = api_router(include_in_schema=False)  # not Ironic: kept out of its OpenAPI document
 
 
 def _find(session: Any, caller: Identity, ident: str) -> ClassSession:
-    found = session.scalar(select(ClassSession).join(Room).where(
-        ClassSession.uuid == ident.lower(), room_visible_to(caller))) if is_uuid(ident) else None
-    if found is None:
-        raise NotFound(f"Session {ident} could not be found.")
+    found: ClassSession = find_in_room(session, caller, ClassSession, ident, "Session")
     return found
 
 

@@ -89,13 +89,15 @@ def occurrence_document(occurrence: Occurrence) -> dict[str, Any]:
 
 
 def job_document(request: Request, job: Job) -> dict[str, Any]:
+    names = {pc.node.uuid: pc.node.name for pc in job.room.pcs}
     return {
         "uuid": job.uuid, "room": job.room.name, "kind": job.kind,
         "requested_by": job.requested_by, "state": job.state,
         "occurrence": job.occurrence.uuid if job.occurrence else None,
         "image": (f"{job.image_version.image.name}:{job.image_version.version}"
                   if job.image_version else None),
-        "pcs": [{"node_uuid": pc.node_uuid, "step": pc.step, "percent": pc.percent,
+        "pcs": [{"node": names.get(pc.node_uuid), "node_uuid": pc.node_uuid,
+                 "step": pc.step, "percent": pc.percent,
                  "bytes_done": pc.bytes_done, "bytes_total": pc.bytes_total,
                  "outcome": pc.outcome, "error": pc.error} for pc in job.pcs],
         "created_at": timestamp(job.created_at), "updated_at": timestamp(job.updated_at),

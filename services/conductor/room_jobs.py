@@ -1,0 +1,166 @@
+"""The job advancer: drives the room jobs of the rooms the hash ring gives this conductor.
+
+Rooms are on the ring like nodes (key: the room's UUID), so exactly one live conductor advances
+a room's jobs. Each pass, for every PC of a pending or running job:
+
+- a ``queued`` PC is started through the conductor API, i.e. the existing state machine: a
+  restore rebuilds an ``active`` (or ``deploy failed``) PC with the image's instance_info and
+  deploys an ``available`` one; wake and power-off change the power state. A refusal that
+  passes (the deploy concurrency limit, no free worker, a node busy: 503 or 409) leaves the PC
+  queued for the next pass; any other refusal fails that PC with its reason;
+- a started PC follows its node: ``step`` is the provision state, the agent's progress (stored in
+  driver_internal_info by the heartbeat) is copied, and the outcome is set when the node is
+  ``active`` (succeeded) or ``deploy failed`` (failed, with the node's last error).
+
+A job ends ``done`` when every PC succeeded, ``failed-partly`` when some failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from services.classroom.jobs import ACTIVE_JOB_STATES, QUEUED
+from services.common import states
+from services.common.classroom_models import ImageVersion, Job, JobPC, Room
+from services.common.db import Database
+from services.common.exceptions import Conflict, EnclumeError, TemporaryFailure
+from services.common.membership import Membership
+from services.common.models import Node
+from services.common.secrets import scrub
+from services.conductor.interface import ConductorAPI
+from services.drivers.base import POWER_OFF, POWER_ON
+
+LOG = logging.getLogger(__name__)
+
+POWER_TARGET = {"wake": POWER_ON, "power-off": POWER_OFF}
+REBUILDABLE = frozenset({states.S.ACTIVE.value, states.S.DEPLOYFAIL.value})
+PROGRESS_KEY = "progress"  # driver_internal_info: {"bytes_done": n, "bytes_total": m}
+
+
+def instance_info(version: ImageVersion) -> dict[str, Any]:
+    """What a node needs to deploy ``version`` (Ironic's instance_info keys)."""
+    info: dict[str, Any] = {
+        "image_source": version.source, "image_os_hash_algo": "sha256",
+        "image_os_hash_value": version.checksum, "image_disk_format": version.disk_format,
+        "image_type": version.image_type, "deploy_boot_mode": version.boot_mode}
+    if version.kernel:
+        info.update(kernel=version.kernel, ramdisk=version.ramdisk)
+    return info
+
+
+class JobAdvancer:
+    def __init__(self, db: Database, membership: Membership, host: str, group: str,
+                 conductor: ConductorAPI) -> None:
+        self.db = db
+        self.membership = membership
+        self.host = host
+        self.group = group
+        self.conductor = conductor
+
+    def owns(self, room_uuid: str) -> bool:
+        return self.membership.ring(self.group).owner(room_uuid) == self.host
+
+    def advance(self) -> int:
+        """One pass over the active jobs of this conductor's rooms; how many were advanced."""
+        with self.db.session() as session:
+            rows = session.execute(select(Job.id, Room.uuid).join(Room).where(
+                Job.state.in_(ACTIVE_JOB_STATES)).order_by(Job.id)).all()
+        mine = [job_id for job_id, room_uuid in rows if self.owns(room_uuid)]
+        for job_id in mine:
+            try:
+                self.advance_job(job_id)
+            except Exception:
+                LOG.exception("room job %s could not be advanced; trying next pass", job_id)
+        return len(mine)
+
+    def advance_job(self, job_id: int) -> None:
+        with self.db.session() as session:
+            job = session.scalar(select(Job).where(Job.id == job_id).options(
+                selectinload(Job.pcs), selectinload(Job.image_version)))
+            if job is None:
+                return
+            kind, version = job.kind, job.image_version
+            info = instance_info(version) if version is not None else None
+            waiting = [pc.node_uuid for pc in job.pcs if pc.outcome is None]
+            queued = [pc.node_uuid for pc in job.pcs if pc.outcome is None and pc.step == QUEUED]
+            nodes = {n.uuid: n for n in session.scalars(
+                select(Node).where(Node.uuid.in_(waiting)))}
+            observed = {uuid: self._observe(kind, nodes.get(uuid))
+                        for uuid in waiting if uuid not in queued}
+        started = {uuid: self._start(kind, uuid, info) for uuid in queued}
+        with self.db.session() as session:
+            job = session.scalar(select(Job).where(Job.id == job_id).options(
+                selectinload(Job.pcs)))
+            assert job is not None
+            for pc in job.pcs:
+                if pc.outcome is None and pc.node_uuid in observed | started:
+                    _apply(pc, (observed | started)[pc.node_uuid])
+            job.state = _job_state(job.pcs)
+
+    def _start(self, kind: str, node_uuid: str, info: dict[str, Any] | None
+               ) -> dict[str, Any]:
+        """Start one PC's action; the values its row takes (a queued PC stays queued)."""
+        try:
+            if kind in POWER_TARGET:
+                self.conductor.change_power_state(node_uuid, POWER_TARGET[kind])
+                return {"step": f"{POWER_TARGET[kind]} requested"}
+            with self.db.session() as session:
+                state = session.scalar(select(Node.provision_state).where(
+                    Node.uuid == node_uuid))
+            if state is None:
+                return {"outcome": "failed", "error": "The PC's node no longer exists."}
+            if state not in REBUILDABLE and state != states.S.AVAILABLE.value:
+                return {"outcome": "failed",
+                        "error": f"The PC is {state}: only an active, available or "
+                                 "deploy failed PC can be restored."}
+            self.conductor.update_node(node_uuid, {"instance_info": info},
+                                       {"provision_state": state})
+            target = "rebuild" if state in REBUILDABLE else "active"
+            self.conductor.do_provisioning_action(node_uuid, target, {})
+            return {"step": states.S.DEPLOYING.value, "percent": 0}
+        except (TemporaryFailure, Conflict) as exc:
+            # The deploy limit, no free worker, a busy node: its turn comes in a later pass.
+            LOG.info("room job: PC %s waits: %s", node_uuid, exc.message)
+            return {}
+        except EnclumeError as exc:
+            return {"outcome": "failed", "error": scrub(exc.message)}
+
+    def _observe(self, kind: str, node: Node | None) -> dict[str, Any]:
+        """A started PC's row values from its node's state now."""
+        if node is None:
+            return {"outcome": "failed", "error": "The PC's node no longer exists."}
+        if kind in POWER_TARGET:
+            if node.target_power_state is not None:
+                return {}
+            if node.power_state == POWER_TARGET[kind]:
+                return {"step": node.power_state, "outcome": "succeeded"}
+            return {"step": node.power_state, "outcome": "failed",
+                    "error": scrub(node.last_error or f"The PC is still {node.power_state}.")}
+        values: dict[str, Any] = {"step": node.provision_state}
+        progress = (node.driver_internal_info or {}).get(PROGRESS_KEY) or {}
+        done, total = progress.get("bytes_done"), progress.get("bytes_total")
+        if isinstance(done, int) and isinstance(total, int) and total > 0:
+            values.update(bytes_done=done, bytes_total=total,
+                          percent=min(100, done * 100 // total))
+        if node.provision_state == states.S.ACTIVE.value:
+            values.update(outcome="succeeded", percent=100)
+        elif node.provision_state == states.S.DEPLOYFAIL.value:
+            values.update(outcome="failed",
+                          error=scrub(node.last_error or "The deploy failed."))
+        return values
+
+
+def _apply(pc: JobPC, values: dict[str, Any]) -> None:
+    for field, value in values.items():
+        if getattr(pc, field) != value:
+            setattr(pc, field, value)
+
+
+def _job_state(pcs: list[JobPC]) -> str:
+    if any(pc.outcome is None for pc in pcs):
+        return "running" if any(pc.step != QUEUED or pc.outcome for pc in pcs) else "pending"
+    return "done" if all(pc.outcome == "succeeded" for pc in pcs) else "failed-partly"

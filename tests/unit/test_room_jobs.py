@@ -1,0 +1,228 @@
+"""Room actions as jobs on a real loopback server and fake hardware: a 40-PC room restored in
+one action (through the deploy limit), a PC that fails while the others finish and is then
+retried alone, wake and power-off, and a teacher's refusals."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import httpx
+import pytest
+import yaml
+from sqlalchemy import select
+
+from services.common.classroom_models import ClassSession, Occurrence, Room
+from services.common.config import Settings
+from services.common.db import Database, upgrade_schema
+from services.common.models import Node
+from services.conductor.room_jobs import JobAdvancer
+from tests.support.api_stack import ServedApi, served_api
+
+E = "/enclume/v1"
+SUM = "b" * 64
+PASSWORD = "correct horse"
+USERS = {"root": (["admin"], []), "alice": (["teacher"], ["B12"]), "bob": (["teacher"], [])}
+PCS = 40
+DEPLOY_LIMIT = 8
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServedApi, Database]]:
+    directory: Path = tmp_path_factory.mktemp("roomjobs")
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    users = [{"name": n, "password_hash": hashed, "roles": r, "rooms": rooms}
+             for n, (r, rooms) in USERS.items()]
+    (directory / "users.yaml").write_text(yaml.safe_dump({"users": users}))
+    url = f"sqlite:///{directory / 'db.sqlite'}"
+    upgrade_schema(url)
+    db = Database(url)
+    settings = Settings(data_dir=directory, conductor_hostname="c1", auth_strategy="users_file",
+                        users_file=directory / "users.yaml",
+                        max_concurrent_deploys=DEPLOY_LIMIT, fake_deploy_delay_s=(0.3, 0.5))
+    with served_api(settings, db) as served:
+        yield served, db
+
+
+def client(served: ServedApi, user: str) -> httpx.Client:
+    return httpx.Client(base_url=str(served.client.base_url), auth=(user, PASSWORD),
+                        timeout=20, headers={"X-OpenStack-Ironic-API-Version": "latest"})
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json() if response.content else None
+
+
+def wait_for(check: Any, what: str, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def room(stack: tuple[ServedApi, Database]) -> dict[str, Any]:
+    """Room B12 (alice's) of 40 available fake PCs, pc7 with a disk that breaks on deploy."""
+    served, _db = stack
+    with client(served, "root") as admin:
+        for i in range(PCS):
+            driver_info = {"fake_deploy_error": "disk /dev/sda is gone"} if i == 7 else {}
+            node = ok(admin.post("/v1/nodes", json={
+                "driver": "fake-hardware", "name": f"b12-pc{i}", "driver_info": driver_info}),
+                201)
+            for target in ("manage", "provide"):
+                ok(admin.put(f"/v1/nodes/{node['uuid']}/states/provision",
+                             json={"target": target}), 202)
+                wait_for(lambda n=node: admin.get(f"/v1/nodes/{n['uuid']}").json()
+                         ["provision_state"] in ("manageable", "available"), "a PC's state")
+        ok(admin.post(f"{E}/images", json={"name": "debian", "versions": [
+            {"version": "v1", "source": "http://images.example/debian-v1.img", "checksum": SUM},
+            {"version": "v2", "source": "http://images.example/debian-v2.img",
+             "checksum": SUM}]}), 201)
+        ok(admin.post(f"{E}/images", json={"name": "windows", "versions": [
+            {"version": "v1", "source": "http://images.example/w.img", "checksum": SUM}]}), 201)
+        return ok(admin.post(f"{E}/rooms", json={
+            "name": "B12", "time_zone": "Europe/Paris", "allowed_images": ["debian"],
+            "default_image": "debian", "pcs": [f"b12-pc{i}" for i in range(PCS)]}), 201)
+
+
+def drive(stack: tuple[ServedApi, Database], job_uuid: str, *, until: tuple[str, ...]
+          = ("done", "failed-partly"), timeout: float = 90.0) -> list[dict[str, Any]]:
+    """Run the job advancer (as the room's owning conductor's periodic task does) until the job
+    ends; every job document seen on the way."""
+    served, db = stack
+    advancer = JobAdvancer(db, served.manager.membership, "c1", "", served.manager)
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    with client(served, "alice") as alice:
+        while time.monotonic() < deadline:
+            assert advancer.advance() >= 1
+            seen.append(ok(alice.get(f"{E}/jobs/{job_uuid}")))
+            if seen[-1]["state"] in until:
+                return seen
+            time.sleep(0.05)
+    raise AssertionError(f"job {job_uuid} did not end: {seen[-1]}")
+
+
+def test_a_room_is_restored_in_one_action_and_a_failed_pc_retried_alone(
+        stack: tuple[ServedApi, Database], room: dict[str, Any]) -> None:
+    served, db = stack
+    with client(served, "alice") as alice:
+        response = alice.post(f"{E}/rooms/B12/actions", json={"action": "restore"})
+        job = ok(response, 202)
+    assert response.headers["Location"] == job["links"][0]["href"]
+    assert job["kind"] == "restore" and job["state"] == "pending"
+    assert job["image"] == "debian:v2" and job["requested_by"] == "alice"
+    assert len(job["pcs"]) == PCS and {pc["step"] for pc in job["pcs"]} == {"queued"}
+
+    seen = drive(stack, job["uuid"])
+    final = seen[-1]
+    by_name = {pc["node"]: pc for pc in final["pcs"]}
+    assert final["state"] == "failed-partly"
+    broken = by_name.pop("b12-pc7")
+    assert broken["outcome"] == "failed" and "disk /dev/sda is gone" in broken["error"]
+    assert all(pc["outcome"] == "succeeded" and pc["percent"] == 100
+               for pc in by_name.values())
+    # The deploy limit held: some PCs waited queued while others were deploying.
+    assert any(sum(pc["step"] == "queued" for pc in doc["pcs"]) > 0
+               and sum(pc["step"] == "deploying" for pc in doc["pcs"]) > 0 for doc in seen)
+    with db.session() as session:
+        infos = {n.name: n.instance_info for n in session.scalars(select(Node))}
+    assert infos["b12-pc3"]["image_source"] == "http://images.example/debian-v2.img"
+
+    # The disk is replaced: the failed PC alone is retried (a rebuild from deploy failed).
+    with client(served, "root") as admin:
+        uuid = broken["node_uuid"]
+        ok(admin.patch(f"/v1/nodes/{uuid}", json=[
+            {"op": "remove", "path": "/driver_info/fake_deploy_error"}]))
+    with client(served, "alice") as alice:
+        refused = alice.post(f"{E}/jobs/{final['uuid']}/pcs/b12-pc3/retry")
+        assert refused.status_code == 409, refused.text
+        retried = ok(alice.post(f"{E}/jobs/{final['uuid']}/pcs/b12-pc7/retry"), 202)
+    assert retried["state"] == "running"
+    again = drive(stack, job["uuid"])[-1]
+    assert again["state"] == "done"
+    assert all(pc["outcome"] == "succeeded" for pc in again["pcs"])
+    with db.session() as session:
+        # The others were not restored a second time: one deploy each in their history.
+        active = session.scalars(select(Node).where(Node.provision_state == "active")).all()
+    assert len(active) == PCS
+
+
+def test_restore_some_pcs_with_a_named_version_rebuilds_them(
+        stack: tuple[ServedApi, Database], room: dict[str, Any]) -> None:
+    served, db = stack
+    with client(served, "alice") as alice:
+        job = ok(alice.post(f"{E}/rooms/B12/actions", json={
+            "action": "restore", "image": "debian:v1", "pcs": ["b12-pc1", "b12-pc2"]}), 202)
+    assert [pc["node"] for pc in job["pcs"]] == ["b12-pc1", "b12-pc2"]
+    assert drive(stack, job["uuid"])[-1]["state"] == "done"
+    with db.session() as session:
+        sources = {n.name: n.instance_info.get("image_source")
+                   for n in session.scalars(select(Node))}
+    assert sources["b12-pc1"] == sources["b12-pc2"] == "http://images.example/debian-v1.img"
+    assert sources["b12-pc3"] == "http://images.example/debian-v2.img"
+
+
+def test_power_off_and_wake(stack: tuple[ServedApi, Database], room: dict[str, Any]) -> None:
+    served, _db = stack
+    with client(served, "alice") as alice:
+        off = ok(alice.post(f"{E}/rooms/B12/actions",
+                            json={"action": "power-off", "pcs": ["b12-pc5"]}), 202)
+        assert drive(stack, off["uuid"])[-1]["pcs"][0]["step"] == "power off"
+        assert ok(alice.get(f"{E}/rooms/B12"))["pcs"][5]["power_state"] == "power off"
+        wake = ok(alice.post(f"{E}/rooms/B12/actions",
+                             json={"action": "wake", "pcs": ["b12-pc5"]}), 202)
+        last = drive(stack, wake["uuid"])[-1]
+    assert last["state"] == "done" and last["pcs"][0]["outcome"] == "succeeded"
+
+
+def test_refusals(stack: tuple[ServedApi, Database], room: dict[str, Any]) -> None:
+    served, db = stack
+    with client(served, "bob") as bob:
+        response = bob.post(f"{E}/rooms/B12/actions", json={"action": "wake"})
+        assert response.status_code == 404, response.text
+    with client(served, "alice") as alice:
+        jobs = ok(alice.get(f"{E}/jobs"))["jobs"]
+        for body, status, fragment in [
+            ({"action": "reboot"}, 400, "action"),
+            ({"action": "restore", "image": "windows"}, 400, "not allowed"),
+            ({"action": "restore", "pcs": ["nope"]}, 400, "not in room"),
+            ({"action": "wake", "image": "debian"}, 400, "no image"),
+            ({"action": "wake", "force": "yes"}, 400, "force"),
+            ({"action": "wake", "colour": 1}, 400, "colour"),
+        ]:
+            response = alice.post(f"{E}/rooms/B12/actions", json=body)
+            assert response.status_code == status, (body, response.text)
+            assert fragment in response.text, (body, response.text)
+        # A session in progress: a restore is refused unless forced.
+        with db.session() as session:
+            room_row = session.scalar(select(Room).where(Room.name == "B12"))
+            assert room_row is not None
+            version_id = room_row.default_image.versions[0].id  # type: ignore[union-attr]
+            now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+            cls = ClassSession(room_id=room_row.id, image_version_id=version_id,
+                               recurrence="once", starts_at=now, ends_at=now, before="none",
+                               after="nothing")
+            session.add(cls)
+            session.flush()
+            session.add(Occurrence(session_id=cls.id, planned_start=now - timedelta(hours=1),
+                                   planned_end=now + timedelta(hours=1)))
+        response = alice.post(f"{E}/rooms/B12/actions", json={"action": "restore"})
+        assert response.status_code == 409 and "in a session" in response.text
+        assert len(ok(alice.get(f"{E}/jobs"))["jobs"]) == len(jobs)  # nothing stored
+        forced = ok(alice.post(f"{E}/rooms/B12/actions",
+                               json={"action": "restore", "force": True, "pcs": ["b12-pc9"]}),
+                    202)
+    assert drive(stack, forced["uuid"])[-1]["state"] == "done"
+    with client(served, "bob") as bob:
+        assert bob.get(f"{E}/jobs/{forced['uuid']}").status_code == 404
+        response = bob.post(f"{E}/jobs/{forced['uuid']}/pcs/b12-pc9/retry")
+        assert response.status_code == 404
