@@ -8,9 +8,11 @@ a room's jobs. Each pass, for every PC of a pending or running job:
   deploys an ``available`` one; wake and power-off change the power state. A refusal that
   passes (the deploy concurrency limit, no free worker, a node busy: 503 or 409) leaves the PC
   queued for the next pass; any other refusal fails that PC with its reason;
-- a started PC follows its node: ``step`` is the provision state, the agent's progress (stored in
-  driver_internal_info by the heartbeat) is copied, and the outcome is set when the node is
-  ``active`` (succeeded) or ``deploy failed`` (failed, with the node's last error).
+- a started PC follows its node: ``step`` is the provision state; the image write's progress
+  is copied from what the agent reports (its command document's ``progress``, which the
+  conductor polling it on each heartbeat keeps in ``driver_internal_info["agent_command"]``: one
+  node write per heartbeat, none per block); the outcome is set when the node is ``active``
+  (succeeded) or ``deploy failed`` (failed, with the node's last error).
 
 A job ends ``done`` when every PC succeeded, ``failed-partly`` when some failed.
 """
@@ -32,13 +34,14 @@ from services.common.membership import Membership
 from services.common.models import Node
 from services.common.secrets import scrub
 from services.conductor.interface import ConductorAPI
+from services.drivers.agent_client import AGENT_COMMAND
 from services.drivers.base import POWER_OFF, POWER_ON
+from services.drivers.deploy.direct import WRITE_IMAGE
 
 LOG = logging.getLogger(__name__)
 
 POWER_TARGET = {"wake": POWER_ON, "power-off": POWER_OFF}
 REBUILDABLE = frozenset({states.S.ACTIVE.value, states.S.DEPLOYFAIL.value})
-PROGRESS_KEY = "progress"  # driver_internal_info: {"bytes_done": n, "bytes_total": m}
 
 
 def instance_info(version: ImageVersion) -> dict[str, Any]:
@@ -141,17 +144,25 @@ class JobAdvancer:
             return {"step": node.power_state, "outcome": "failed",
                     "error": scrub(node.last_error or f"The PC is still {node.power_state}.")}
         values: dict[str, Any] = {"step": node.provision_state}
-        progress = (node.driver_internal_info or {}).get(PROGRESS_KEY) or {}
-        done, total = progress.get("bytes_done"), progress.get("bytes_total")
-        if isinstance(done, int) and isinstance(total, int) and total > 0:
-            values.update(bytes_done=done, bytes_total=total,
-                          percent=min(100, done * 100 // total))
+        values.update(_write_progress(node))
         if node.provision_state == states.S.ACTIVE.value:
             values.update(outcome="succeeded", percent=100)
         elif node.provision_state == states.S.DEPLOYFAIL.value:
             values.update(outcome="failed",
                           error=scrub(node.last_error or "The deploy failed."))
         return values
+
+
+def _write_progress(node: Node) -> dict[str, Any]:
+    """Bytes written and total of the image write the agent runs now, if it reported them."""
+    command = (node.driver_internal_info or {}).get(AGENT_COMMAND)
+    if not isinstance(command, dict) or command.get("name") != WRITE_IMAGE:
+        return {}
+    progress = command.get("progress") or {}
+    done, total = progress.get("done_bytes"), progress.get("total_bytes")
+    if not isinstance(done, int) or not isinstance(total, int) or total <= 0:
+        return {"bytes_done": done} if isinstance(done, int) else {}
+    return {"bytes_done": done, "bytes_total": total, "percent": min(99, done * 100 // total)}
 
 
 def _apply(pc: JobPC, values: dict[str, Any]) -> None:

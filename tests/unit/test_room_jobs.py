@@ -16,7 +16,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from services.common.classroom_models import ClassSession, Occurrence, Room
+from services.common.classroom_models import ClassSession, Job, JobPC, Occurrence, Room
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.models import Node
@@ -226,3 +226,55 @@ def test_refusals(stack: tuple[ServedApi, Database], room: dict[str, Any]) -> No
         assert bob.get(f"{E}/jobs/{forced['uuid']}").status_code == 404
         response = bob.post(f"{E}/jobs/{forced['uuid']}/pcs/b12-pc9/retry")
         assert response.status_code == 404
+
+
+def test_progress_of_the_image_write_reaches_the_job(
+        stack: tuple[ServedApi, Database], room: dict[str, Any]) -> None:
+    """What the conductor keeps of the agent's write_image command on each heartbeat
+    (driver_internal_info["agent_command"]["progress"]) becomes the PC's bytes and percent."""
+    served, db = stack
+    advancer = JobAdvancer(db, served.manager.membership, "c1", "", served.manager)
+    with client(served, "root") as admin:
+        node = ok(admin.post("/v1/nodes", json={"driver": "fake-hardware", "name": "c3-pc0"}),
+                  201)
+        ok(admin.post(f"{E}/rooms", json={"name": "C3", "time_zone": "UTC",
+                                          "allowed_images": ["debian"], "pcs": ["c3-pc0"]}),
+           201)
+        job = ok(admin.post(f"{E}/rooms/C3/actions",
+                            json={"action": "restore", "image": "debian:v1"}), 202)
+
+    def agent_wrote(done: int | None, state: str = "wait call-back") -> dict[str, Any]:
+        with db.session() as session:
+            row = session.scalar(select(Node).where(Node.uuid == node["uuid"]))
+            assert row is not None
+            row.provision_state = state
+            info = dict(row.driver_internal_info or {})
+            info.pop("agent_command", None)
+            if done is not None:
+                info["agent_command"] = {"id": "c1", "name": "standby.write_image",
+                                         "progress": {"done_bytes": done,
+                                                      "total_bytes": 4 << 30}}
+            row.driver_internal_info = info
+            job_pc = session.scalar(select(JobPC).where(JobPC.node_uuid == node["uuid"]))
+            assert job_pc is not None
+            job_pc.step = "deploying"  # as the advancer leaves a PC it started
+        job_id = session_job_id(db, job["uuid"])
+        advancer.advance_job(job_id)
+        with client(served, "root") as admin:
+            return ok(admin.get(f"{E}/jobs/{job['uuid']}"))["pcs"][0]
+
+    first = agent_wrote(1 << 30)
+    assert (first["bytes_done"], first["bytes_total"], first["percent"]) == (1 << 30, 4 << 30,
+                                                                              25)
+    assert first["step"] == "wait call-back" and first["outcome"] is None
+    later = agent_wrote(3 << 30)
+    assert (later["bytes_done"], later["percent"]) == (3 << 30, 75)
+    done = agent_wrote(None, state="active")
+    assert done["outcome"] == "succeeded" and done["percent"] == 100
+
+
+def session_job_id(db: Database, job_uuid: str) -> int:
+    with db.session() as session:
+        job_id = session.scalar(select(Job.id).where(Job.uuid == job_uuid))
+        assert job_id is not None
+        return int(job_id)
