@@ -5,7 +5,8 @@
   prepared again by their new owner;
 - callback timeouts: nodes that waited for an agent longer than ENCLUME_CALLBACK_TIMEOUT_S fail;
 - power sync: the power state of every idle node is read from its driver, a few at a time;
-- room jobs: the jobs of the rooms the ring gives this conductor advance (room_jobs.py).
+- timetable and room jobs: the sessions of the rooms the ring gives this conductor run
+  (timetable.py) and their jobs advance (room_jobs.py).
 
 Each conductor selects its own nodes with a range query over its arcs of the ring.
 """
@@ -33,6 +34,7 @@ from services.conductor.room_jobs import JobAdvancer
 from services.conductor.rpc import RpcClient
 from services.conductor.runner import Work
 from services.conductor.task import Task
+from services.conductor.timetable import TimetableRunner
 from services.discovery import untrusted
 
 LOG = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ class PeriodicTasks:
         self._thread: threading.Thread | None = None
         self.room_jobs = JobAdvancer(self.db, manager.membership, manager.host,
                                      self.settings.conductor_group, _conductor_api(manager))
+        self.timetable = TimetableRunner(self.db, self.settings, manager.membership,
+                                         manager.host)
         self.last_power_sync: PowerSyncReport | None = None
 
     def start(self) -> None:
@@ -88,6 +92,7 @@ class PeriodicTasks:
             try:
                 self.take_over()
                 self.fail_callback_timeouts()
+                self.timetable.run()
                 self.room_jobs.advance()
                 if time.monotonic() >= next_power_sync:
                     self.last_power_sync = self.sync_power_states()

@@ -1,0 +1,195 @@
+"""The timetable runner: runs the sessions of the rooms the hash ring gives this conductor.
+
+Each pass, with ``now`` from an injectable clock:
+
+- the sessions of its rooms get their occurrences up to the horizon (occurrences.extend);
+- a ``planned`` occurrence is due ``ENCLUME_RESTORE_LEAD_S`` before its start when its session
+  restores first, at its start otherwise. Due, it is claimed with ONE conditional UPDATE
+  (``state='planned'`` → ``'claimed'``, ``claimed_by`` = this conductor) and, in the same
+  transaction, its restore job is created: a claim and its job are committed together or not at
+  all, so an occurrence runs once across the cluster. A room still in another session waits;
+- an occurrence not claimed within ``ENCLUME_OCCURRENCE_GRACE_S`` of its due time is recorded
+  ``missed`` and never run late;
+- at its start a claimed occurrence is ``running``; at its end it is ``done`` and the session's
+  "after" action (power-off or restore) is created as a job, by the same kind of conditional
+  UPDATE (``running`` → ``done``), at most once (after more than the grace: not at all);
+- an occurrence claimed by a conductor that is no longer alive is handed over: ``claimed_by``
+  becomes the room's new owner. Its job is not created again; the job advancer of the new owner
+  goes on with the PCs that have not finished (the job rows say which did).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from services.classroom import jobs, occurrences
+from services.classroom.times import as_utc
+from services.common.classroom_models import ClassSession, Occurrence, Room
+from services.common.config import Settings
+from services.common.db import Database
+from services.common.exceptions import EnclumeError
+from services.common.membership import Membership
+
+LOG = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+RESTORES = ("restore-full", "restore-delta")
+
+
+@dataclass
+class TimetableReport:
+    claimed: int = 0
+    missed: int = 0
+    started: int = 0
+    ended: int = 0
+    handed_over: int = 0
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TimetableRunner:
+    def __init__(self, db: Database, settings: Settings, membership: Membership, host: str,
+                 clock: Clock = _utc_now) -> None:
+        self.db = db
+        self.settings = settings
+        self.membership = membership
+        self.host = host
+        self.clock = clock
+        self.lead = timedelta(seconds=settings.restore_lead_s)
+        self.grace = timedelta(seconds=settings.occurrence_grace_s)
+        self.horizon = timedelta(days=settings.occurrence_horizon_days)
+
+    def owns(self, room_uuid: str) -> bool:
+        return self.membership.ring(self.settings.conductor_group).owner(room_uuid) == self.host
+
+    def run(self, now: datetime | None = None) -> TimetableReport:
+        """One pass at ``now`` (the clock's time by default)."""
+        now = as_utc(now or self.clock()).replace(tzinfo=None)  # rows hold naive UTC
+        report = TimetableReport()
+        self._extend(now)
+        with self.db.session() as session:
+            rows = session.execute(
+                select(Occurrence.id, Occurrence.state, Occurrence.claimed_by,
+                       Occurrence.planned_start, Occurrence.planned_end, ClassSession.before,
+                       Room.uuid)
+                .join(ClassSession, Occurrence.session_id == ClassSession.id)
+                .join(Room, ClassSession.room_id == Room.id)
+                .where(Occurrence.state.in_(("planned", "claimed", "running")),
+                       Occurrence.planned_start <= now + self.lead)
+                .order_by(Occurrence.planned_start)).all()
+        alive = set(self.membership.members())
+        for row in rows:
+            if not self.owns(row.uuid):
+                continue
+            try:
+                self._advance(row, now, alive, report)
+            except Exception:
+                LOG.exception("timetable: occurrence %s could not be advanced", row.id)
+        return report
+
+    def _extend(self, now: datetime) -> None:
+        until = now + self.horizon
+        with self.db.session() as session:
+            stale = session.scalars(select(ClassSession).join(Room).where(
+                (ClassSession.expanded_until.is_(None)) | (ClassSession.expanded_until < until)
+            )).all()
+            for cls_session in stale:
+                if self.owns(cls_session.room.uuid):
+                    occurrences.extend(session, cls_session, now.replace(tzinfo=UTC),
+                                       self.horizon)
+
+    def _advance(self, row: Any, now: datetime, alive: set[str],
+                 report: TimetableReport) -> None:
+        due = row.planned_start - (self.lead if row.before in RESTORES else timedelta())
+        if row.state == "planned":
+            if now > due + self.grace:
+                report.missed += self._move(row.id, "planned", "missed")
+                LOG.warning("timetable: occurrence %s missed (due %s, now %s)", row.id, due,
+                            now)
+            elif now >= due:
+                report.claimed += self._claim(row.id, now)
+            return
+        if row.state == "claimed" and row.claimed_by not in alive and \
+                row.claimed_by != self.host:
+            report.handed_over += self._hand_over(row.id, row.claimed_by, now)
+        if row.state == "claimed" and now >= row.planned_start:
+            report.started += self._move(row.id, "claimed", "running")
+        if row.state in ("claimed", "running") and now >= row.planned_end:
+            report.ended += self._end(row.id, row.state, now)
+
+    def _move(self, occurrence_id: int, old: str, new: str,
+              session: Session | None = None, **values: Any) -> int:
+        """One conditional UPDATE: 1 if this pass moved the occurrence, 0 if another did."""
+        statement = (update(Occurrence)
+                     .where(Occurrence.id == occurrence_id, Occurrence.state == old)
+                     .values(state=new, **values)
+                     .execution_options(synchronize_session=False))
+        if session is not None:
+            return int(session.execute(statement).rowcount)
+        with self.db.session() as own:
+            return int(own.execute(statement).rowcount)
+
+    def _claim(self, occurrence_id: int, now: datetime) -> int:
+        with self.db.session() as session:
+            occurrence = session.get(Occurrence, occurrence_id)
+            assert occurrence is not None
+            cls_session = occurrence.session
+            if cls_session.before in RESTORES and jobs.session_in_progress(
+                    session, cls_session.room, now) not in (None, occurrence):
+                return 0  # the room is still in another class: not now
+            if not self._move(occurrence_id, "planned", "claimed", session,
+                              claimed_by=self.host, claimed_at=now):
+                return 0
+            if cls_session.before in RESTORES:
+                self._job(session, occurrence, "restore", now)
+        return 1
+
+    def _end(self, occurrence_id: int, state: str, now: datetime) -> int:
+        with self.db.session() as session:
+            if not self._move(occurrence_id, state, "done", session):
+                return 0
+            occurrence = session.get(Occurrence, occurrence_id)
+            assert occurrence is not None
+            after = occurrence.session.after
+            if after == "nothing":
+                return 1
+            if now > occurrence.planned_end + self.grace:
+                LOG.warning("timetable: the %s after occurrence %s was missed", after,
+                            occurrence.uuid)
+                return 1
+            self._job(session, occurrence, after, now)
+        return 1
+
+    def _hand_over(self, occurrence_id: int, previous: str | None, now: datetime) -> int:
+        with self.db.session() as session:
+            moved = session.execute(
+                update(Occurrence)
+                .where(Occurrence.id == occurrence_id, Occurrence.state == "claimed",
+                       Occurrence.claimed_by == previous)
+                .values(claimed_by=self.host, claimed_at=now)
+                .execution_options(synchronize_session=False)).rowcount
+        if moved:
+            LOG.info("timetable: occurrence %s handed over from %s", occurrence_id, previous)
+        return int(moved)
+
+    def _job(self, session: Session, occurrence: Occurrence, kind: str, now: datetime) -> None:
+        cls_session = occurrence.session
+        body: dict[str, Any] = {"action": kind}
+        if kind == "restore":
+            body["image"] = cls_session.image_version.uuid
+        try:
+            jobs.create_job(session, cls_session.room, body, now=now, occurrence=occurrence,
+                            requested_by=f"timetable ({cls_session.created_by or 'staff'})")
+        except EnclumeError as exc:
+            # A room without PCs, an image no longer allowed: recorded in the log, not retried.
+            LOG.warning("timetable: occurrence %s: no %s job: %s", occurrence.uuid, kind,
+                        exc.message)
