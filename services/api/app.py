@@ -22,6 +22,7 @@ from services.api import (
     root,
 )
 from services.api.auth import BasicAuthMiddleware, effective_strategy, identity_source
+from services.api.enclume import events as enclume_events
 from services.api.enclume import images as enclume_images
 from services.api.enclume import jobs as enclume_jobs
 from services.api.enclume import rooms as enclume_rooms
@@ -54,7 +55,8 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    nodes.router, node_states.router, node_traits.router,
                    drivers.router, conductors.router, agent_endpoints.router,
                    discovery.router, enclume_root.router, enclume_images.router,
-                   enclume_rooms.router, enclume_sessions.router, enclume_jobs.router):
+                   enclume_rooms.router, enclume_sessions.router, enclume_jobs.router,
+                   enclume_events.router):
         app.include_router(router)
     openapi.install(app)
     # Starlette runs the last added middleware first: size limit, then auth, then versions.

@@ -4,6 +4,7 @@ retried alone, wake and power-off, and a teacher's refusals."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -278,3 +279,44 @@ def session_job_id(db: Database, job_uuid: str) -> int:
         job_id = session.scalar(select(Job.id).where(Job.uuid == job_uuid))
         assert job_id is not None
         return int(job_id)
+
+
+def read_events(lines: Iterator[str], wanted: Any, timeout: float = 20.0
+                ) -> list[tuple[str, dict[str, Any]]]:
+    """Server-sent events from a stream's ``lines`` until ``wanted(events)`` holds."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    name, deadline = None, time.monotonic() + timeout
+    for line in lines:
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: ") and name:
+            events.append((name, json.loads(line.removeprefix("data: "))))
+            if wanted(events):
+                return events
+        assert time.monotonic() < deadline, f"no such event in {events}"
+    raise AssertionError(f"the stream ended: {events}")
+
+
+def test_the_event_stream_shows_a_teachers_jobs_and_pcs_change(
+        stack: tuple[ServedApi, Database], room: dict[str, Any]) -> None:
+    served, _db = stack
+    with client(served, "bob") as bob:
+        assert bob.get(f"{E}/events", params={"room": "B12"}).status_code == 404
+    with client(served, "alice") as alice, alice.stream(
+            "GET", f"{E}/events", params={"room": "B12"}) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        with client(served, "root") as admin:
+            job = ok(admin.post(f"{E}/rooms/B12/actions",
+                                json={"action": "power-off", "pcs": ["b12-pc11"]}), 202)
+            ok(admin.post(f"{E}/rooms/C3/actions", json={"action": "wake"}), 202)
+        created = read_events(lines, lambda evs: any(
+            n == "job" and d["uuid"] == job["uuid"] for n, d in evs))
+        assert all(d["room"] == "B12" for _, d in created)  # another room's job is not shown
+        drive(stack, job["uuid"])
+        ended = read_events(lines, lambda evs: any(
+            n == "pc" and d["job"] == job["uuid"] and d["outcome"] == "succeeded"
+            for n, d in evs))
+        pc = next(d for n, d in ended if n == "pc" and d["outcome"] == "succeeded")
+        assert (pc["node"], pc["step"]) == ("b12-pc11", "power off")
