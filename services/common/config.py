@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     ical_max_events: int = Field(default=2000, gt=0)
     occurrence_horizon_days: int = Field(default=28, ge=1, le=366)
     restore_lead_s: float = Field(default=900.0, ge=0)
+    classroom_interval_s: float = Field(default=2.0, gt=0)
     occurrence_grace_s: float = Field(default=600.0, ge=0)
     allow_noauth_off_loopback: bool = False
 

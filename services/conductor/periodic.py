@@ -5,8 +5,9 @@
   prepared again by their new owner;
 - callback timeouts: nodes that waited for an agent longer than ENCLUME_CALLBACK_TIMEOUT_S fail;
 - power sync: the power state of every idle node is read from its driver, a few at a time;
-- timetable and room jobs: the sessions of the rooms the ring gives this conductor run
-  (timetable.py) and their jobs advance (room_jobs.py).
+- timetable and room jobs, in a thread of their own every ENCLUME_CLASSROOM_INTERVAL_S: the
+  sessions of the rooms the ring gives this conductor run (timetable.py) and their jobs
+  advance (room_jobs.py).
 
 Each conductor selects its own nodes with a range query over its arcs of the ring.
 """
@@ -70,6 +71,7 @@ class PeriodicTasks:
         self.settings = manager.settings
         self.db = manager.db
         self._thread: threading.Thread | None = None
+        self._classroom_thread: threading.Thread | None = None
         self.room_jobs = JobAdvancer(self.db, manager.membership, manager.host,
                                      self.settings.conductor_group, _conductor_api(manager))
         self.timetable = TimetableRunner(self.db, self.settings, manager.membership,
@@ -80,11 +82,25 @@ class PeriodicTasks:
         self._thread = threading.Thread(target=self._loop, name="conductor-periodic",
                                         daemon=True)
         self._thread.start()
+        self._classroom_thread = threading.Thread(target=self._classroom_loop,
+                                                  name="conductor-classroom", daemon=True)
+        self._classroom_thread.start()
 
     def stop(self) -> None:
         self.manager.stopping.set()
-        if self._thread:
-            self._thread.join()
+        for thread in (self._thread, self._classroom_thread):
+            if thread:
+                thread.join()
+
+    def _classroom_loop(self) -> None:
+        """The timetable and the room jobs, on their own (shorter) period: a job's PCs move
+        on at each pass."""
+        while not self.manager.stopping.wait(self.settings.classroom_interval_s):
+            try:
+                self.timetable.run()
+                self.room_jobs.advance()
+            except Exception:
+                LOG.exception("timetable or room jobs failed; trying again next period")
 
     def _loop(self) -> None:
         next_power_sync = time.monotonic() + self.settings.power_sync_interval_s
@@ -92,8 +108,6 @@ class PeriodicTasks:
             try:
                 self.take_over()
                 self.fail_callback_timeouts()
-                self.timetable.run()
-                self.room_jobs.advance()
                 if time.monotonic() >= next_power_sync:
                     self.last_power_sync = self.sync_power_states()
                     next_power_sync = time.monotonic() + self.settings.power_sync_interval_s
