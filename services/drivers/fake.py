@@ -108,10 +108,13 @@ class FakeBoot(_Fake, BootInterface):
 
 class FakeDeploy(_Fake, DeployInterface):
     def deploy(self, task: Task) -> str | None:
-        """Fails with ``driver_info["fake_deploy_error"]`` when set (a disk that breaks)."""
+        """Fails with ``driver_info["fake_deploy_error"]`` when set (a disk that breaks); counts
+        the images written in ``driver_internal_info["fake_deploys"]``, as a disk would show."""
         self.delay.sleep()
         if error := task.node.driver_info.get("fake_deploy_error"):
             raise DriverError(str(error))
+        task.update_internal_info(fake_deploys=task.node.driver_internal_info.get(
+            "fake_deploys", 0) + 1)
         return None
 
     def tear_down(self, task: Task) -> None:

@@ -23,6 +23,7 @@ from services.common.db import Database, upgrade_schema
 from services.common.models import Node
 from services.conductor.room_jobs import JobAdvancer
 from tests.support.api_stack import ServedApi, served_api
+from tests.support.polling import eventually
 
 E = "/enclume/v1"
 SUM = "b" * 64
@@ -59,15 +60,6 @@ def ok(response: httpx.Response, status: int = 200) -> Any:
     return response.json() if response.content else None
 
 
-def wait_for(check: Any, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def room(stack: tuple[ServedApi, Database]) -> dict[str, Any]:
     """Room B12 (alice's) of 40 available fake PCs, pc7 with a disk that breaks on deploy."""
@@ -81,8 +73,9 @@ def room(stack: tuple[ServedApi, Database]) -> dict[str, Any]:
             for target in ("manage", "provide"):
                 ok(admin.put(f"/v1/nodes/{node['uuid']}/states/provision",
                              json={"target": target}), 202)
-                wait_for(lambda n=node: admin.get(f"/v1/nodes/{n['uuid']}").json()
-                         ["provision_state"] in ("manageable", "available"), "a PC's state")
+                eventually(lambda n=node: admin.get(f"/v1/nodes/{n['uuid']}").json()
+                           ["provision_state"] in ("manageable", "available"), 60,
+                           "a PC's state")
         ok(admin.post(f"{E}/images", json={"name": "debian", "versions": [
             {"version": "v1", "source": "http://images.example/debian-v1.img", "checksum": SUM},
             {"version": "v2", "source": "http://images.example/debian-v2.img",
