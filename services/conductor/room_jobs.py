@@ -3,7 +3,9 @@
 Rooms are on the ring like nodes (key: the room's UUID), so exactly one live conductor advances
 a room's jobs. Each pass, for every PC of a pending or running job:
 
-- a ``queued`` PC is started through the conductor API, i.e. the existing state machine: a
+- a ``queued`` PC is taken (``queued`` → ``starting``, one conditional UPDATE, so that two
+  conductors that both believe they own the room during a ring change never start it twice)
+  and started through the conductor API, i.e. the existing state machine: a
   restore rebuilds an ``active`` (or ``deploy failed``) PC with the image's instance_info and
   deploys an ``available`` one; wake and power-off change the power state. A refusal that
   passes (the deploy concurrency limit, no free worker, a node busy: 503 or 409) leaves the PC
@@ -20,18 +22,20 @@ A job ends ``done`` when every PC succeeded, ``failed-partly`` when some failed.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from services.classroom.jobs import ACTIVE_JOB_STATES, QUEUED
+from services.classroom.times import as_utc
 from services.common import states
 from services.common.classroom_models import ImageVersion, Job, JobPC, Room
 from services.common.db import Database
 from services.common.exceptions import Conflict, EnclumeError, TemporaryFailure
 from services.common.membership import Membership
-from services.common.models import Node
+from services.common.models import Node, utcnow
 from services.common.secrets import scrub
 from services.conductor.interface import ConductorAPI
 from services.drivers.agent_client import AGENT_COMMAND
@@ -42,6 +46,9 @@ LOG = logging.getLogger(__name__)
 
 POWER_TARGET = {"wake": POWER_ON, "power-off": POWER_OFF}
 REBUILDABLE = frozenset({states.S.ACTIVE.value, states.S.DEPLOYFAIL.value})
+STARTED_STATES = frozenset({states.S.DEPLOYING.value, states.S.DEPLOYWAIT.value})
+STARTING = "starting"
+STARTING_S = timedelta(seconds=60)  # longer than a start (an update and a provisioning call)
 
 
 def instance_info(version: ImageVersion) -> dict[str, Any]:
@@ -88,13 +95,15 @@ class JobAdvancer:
                 return
             kind, version = job.kind, job.image_version
             info = instance_info(version) if version is not None else None
-            waiting = [pc.node_uuid for pc in job.pcs if pc.outcome is None]
-            queued = [pc.node_uuid for pc in job.pcs if pc.outcome is None and pc.step == QUEUED]
+            rows = {pc.node_uuid: pc for pc in job.pcs if pc.outcome is None}
             nodes = {n.uuid: n for n in session.scalars(
-                select(Node).where(Node.uuid.in_(waiting)))}
-            observed = {uuid: self._observe(kind, nodes.get(uuid))
-                        for uuid in waiting if uuid not in queued}
-        started = {uuid: self._start(kind, uuid, info) for uuid in queued}
+                select(Node).where(Node.uuid.in_(list(rows))))}
+            queued = [pc.id for pc in rows.values() if pc.step == QUEUED]
+            observed = {uuid: self._observe(kind, nodes.get(uuid), pc)
+                        for uuid, pc in rows.items() if pc.step != QUEUED}
+            by_id = {pc.id: pc.node_uuid for pc in rows.values()}
+        started = {by_id[pc_id]: self._start(kind, by_id[pc_id], info)
+                   for pc_id in queued if self._claim_start(pc_id)}
         with self.db.session() as session:
             job = session.scalar(select(Job).where(Job.id == job_id).options(
                 selectinload(Job.pcs)))
@@ -103,6 +112,16 @@ class JobAdvancer:
                 if pc.outcome is None and pc.node_uuid in observed | started:
                     _apply(pc, (observed | started)[pc.node_uuid])
             job.state = _job_state(job.pcs)
+
+    def _claim_start(self, pc_id: int) -> bool:
+        """``queued`` → ``starting`` with one conditional UPDATE: while the ring changes, two
+        conductors may both believe they own a room; only one of them starts each PC."""
+        with self.db.session() as session:
+            return bool(session.execute(
+                update(JobPC).where(JobPC.id == pc_id, JobPC.step == QUEUED,
+                                    JobPC.outcome.is_(None))
+                .values(step=STARTING, updated_at=utcnow())
+                .execution_options(synchronize_session=False)).rowcount)
 
     def _start(self, kind: str, node_uuid: str, info: dict[str, Any] | None
                ) -> dict[str, Any]:
@@ -128,14 +147,22 @@ class JobAdvancer:
         except (TemporaryFailure, Conflict) as exc:
             # The deploy limit, no free worker, a busy node: its turn comes in a later pass.
             LOG.info("room job: PC %s waits: %s", node_uuid, exc.message)
-            return {}
+            return {"step": QUEUED}
         except EnclumeError as exc:
             return {"outcome": "failed", "error": scrub(exc.message)}
 
-    def _observe(self, kind: str, node: Node | None) -> dict[str, Any]:
+    def _observe(self, kind: str, node: Node | None, pc: JobPC) -> dict[str, Any]:
         """A started PC's row values from its node's state now."""
         if node is None:
             return {"outcome": "failed", "error": "The PC's node no longer exists."}
+        if pc.step == STARTING:
+            # Being started by this or another conductor; one that died before it could say
+            # whether it started the PC leaves it here: queued again after a while, unless its
+            # node shows the work began.
+            began = kind not in POWER_TARGET and node.provision_state in STARTED_STATES
+            if not began:
+                stale = pc.updated_at is None or as_utc(pc.updated_at) < utcnow() - STARTING_S
+                return {"step": QUEUED} if stale else {}
         if kind in POWER_TARGET:
             if node.target_power_state is not None:
                 return {}

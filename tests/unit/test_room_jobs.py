@@ -5,6 +5,7 @@ retried alone, wake and power-off, and a teacher's refusals."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -313,3 +314,40 @@ def test_the_event_stream_shows_a_teachers_jobs_and_pcs_change(
             for n, d in evs))
         pc = next(d for n, d in ended if n == "pc" and d["outcome"] == "succeeded")
         assert (pc["node"], pc["step"]) == ("b12-pc11", "power off")
+
+
+def test_two_advancers_of_one_room_start_each_pc_once(
+        stack: tuple[ServedApi, Database], room: dict[str, Any]) -> None:
+    """During a ring change two conductors may both advance a room's jobs: each PC is taken by
+    one of them (queued → starting with one conditional UPDATE) and written once."""
+    served, db = stack
+    names = [f"b12-pc{i}" for i in range(20, 28)]
+
+    def writes() -> dict[str, int]:
+        with db.session() as session:
+            return {n.name: n.driver_internal_info.get("fake_deploys", 0)
+                    for n in session.scalars(select(Node).where(Node.name.in_(names)))}
+
+    before = writes()
+    with client(served, "alice") as alice:
+        job = ok(alice.post(f"{E}/rooms/B12/actions",
+                            json={"action": "restore", "pcs": names, "force": True}), 202)
+    advancers = [JobAdvancer(db, served.manager.membership, host, "", served.manager)
+                 for host in ("c1", "c1-too")]
+    for advancer in advancers:
+        advancer.owns = lambda _uuid: True  # type: ignore[method-assign]
+    job_id = session_job_id(db, job["uuid"])
+    barrier = threading.Barrier(len(advancers))
+
+    def race(advancer: JobAdvancer) -> None:
+        barrier.wait()
+        advancer.advance_job(job_id)
+
+    threads = [threading.Thread(target=race, args=(a,)) for a in advancers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    final = drive(stack, job["uuid"])[-1]
+    assert final["state"] == "done", final
+    assert {n: writes()[n] - before[n] for n in names} == dict.fromkeys(names, 1)
