@@ -97,7 +97,9 @@ class TimetableRunner:
         return report
 
     def _extend(self, now: datetime) -> None:
-        until = now + self.horizon
+        """Sessions whose occurrences end less than half the horizon ahead get more: a session
+        is extended about twice per horizon, not on every pass."""
+        until = now + self.horizon / 2
         with self.db.session() as session:
             stale = session.scalars(select(ClassSession).join(Room).where(
                 (ClassSession.expanded_until.is_(None)) | (ClassSession.expanded_until < until)
