@@ -178,6 +178,8 @@ def watch(client: ApiClient, node_idents: Iterable[str], judge: Judge,
             else:
                 outage.back(elapsed)
             for ident, node in fetched.items():
+                if ident not in pending:  # finished before, or not followed
+                    continue
                 if isinstance(node, ApiError):
                     finished[ident] = Outcome(ident, False, nodes.get(ident, {}), elapsed,
                                               error=f"{node.message} (HTTP {node.status})",

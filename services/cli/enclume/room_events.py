@@ -69,9 +69,10 @@ class LiveStatus:
 
 def follow(client: ApiClient, room: str, read: Callable[[], Status],
            title: Callable[[Status], str], columns: Sequence[str], deadline: float | None,
-           *, out: IO[str] | None = None, poll_s: float = POLL_S) -> None:
+           *, out: IO[str] | None = None, poll_s: float | None = None) -> None:
     """Show ``read()`` now and after every event of the room (or every ``poll_s`` without a
     stream) until ``deadline`` (monotonic; None: until interrupted)."""
+    poll_s = POLL_S if poll_s is None else poll_s
     stream = out or sys.stdout
     display = LiveStatus(stream, columns) if stream.isatty() else LineStatus(stream, columns)
 

@@ -54,6 +54,7 @@ class Rates:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.first: dict[str, tuple[float, int]] = {}
+        self.last: dict[str, int] = {}
 
     def measure(self, key: str, done: Any, total: Any) -> tuple[float | None, float | None]:
         """(bytes per second, seconds left); None where it cannot be told yet."""
@@ -61,8 +62,9 @@ class Rates:
             return None, None
         now = self.clock()
         start = self.first.setdefault(key, (now, done))
-        if done < start[1]:  # written again from the start (a retry): measure anew
+        if done < self.last.get(key, done):  # written again from the start (a retry)
             start = self.first[key] = (now, done)
+        self.last[key] = done
         elapsed = now - start[0]
         if elapsed <= 0 or done == start[1]:
             return None, None
@@ -117,6 +119,8 @@ def job_fetcher(client: ApiClient, job: str, rates: Rates) -> progress.Fetcher:
         found: dict[str, dict[str, Any] | ApiError] = {}
         for pc in document.get("pcs") or []:
             key = pc_key(pc)
+            if key not in pending:
+                continue
             rate, left = rates.measure(key, pc.get("bytes_done"), pc.get("bytes_total"))
             found[key] = {**pc, "name": pc_name(pc), "uuid": pc.get("node_uuid"),
                           "rate": rate, "eta": left, "job_state": document.get("state")}

@@ -52,7 +52,9 @@ def read_ical(source: str) -> str:
             raise CliError(f"cannot fetch {source}: HTTP {response.status_code}")
         return response.text
     try:
-        return Path(source).expanduser().read_text(encoding="utf-8")
+        # newline="": the text as it is (iCalendar lines end in CRLF)
+        with Path(source).expanduser().open(encoding="utf-8", newline="") as calendar:
+            return calendar.read()
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise typer.BadParameter(f"cannot read {source}: {reason}", param_hint="--ical") \
