@@ -84,6 +84,7 @@ class Restore:
         self.done = 0
         self.total = 2 * manifest.size  # compared (or written) once, verified once
         self._zeros = bytes(manifest.block_size)
+        self.writes_count = False  # progress counts written blocks (full) or compared ones
         self._lock = threading.Lock()
 
     def _advance(self, count: int) -> None:
@@ -122,6 +123,8 @@ class Restore:
 
     def _write_block(self, index: int, data: memoryview) -> None:
         write_all(self.fd, data, self.manifest.span(index)[0], self.disk)
+        if self.writes_count:
+            self._advance(len(data))
 
     def rewrite(self, indexes: list[int]) -> None:
         """Make these blocks what the manifest says: zeros written or discarded, data fetched
@@ -188,8 +191,13 @@ class Restore:
         discarded = zero_range(self.fd, self.disk, 0, size, cheap_only=True)
         indexes = [index for index, digest in enumerate(self.manifest.blocks)
                    if digest is not None or not discarded]
-        self.rewrite(indexes)
-        self._advance(size)
+        self._advance(size - sum(self.manifest.span(index)[1] for index, digest
+                                 in enumerate(self.manifest.blocks) if digest is not None))
+        self.writes_count = True
+        try:
+            self.rewrite(indexes)
+        finally:
+            self.writes_count = False
 
     def verify(self, indexes: Iterable[int]) -> list[int]:
         flush(self.fd, self.disk)

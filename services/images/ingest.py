@@ -75,8 +75,12 @@ class Ingest:
 
     def read_raw(self, stream: BinaryIO) -> Manifest:
         builder = ManifestBuilder(on_block=self._keep)
-        for block in manifests.blocks_of(stream):
-            builder.add(block)
+        try:
+            for block in manifests.blocks_of(stream):
+                builder.add(block)
+        except BaseException:
+            builder.abort()
+            raise
         return builder.finish()
 
     def spool(self, stream: BinaryIO, expected_sha256: str) -> Path:

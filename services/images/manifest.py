@@ -138,6 +138,9 @@ class ManifestBuilder:
             self._on_block(digest, block)
         return digest
 
+    def abort(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
     def finish(self) -> Manifest:
         try:
             if self.size == 0:
@@ -170,6 +173,10 @@ def blocks_of(stream: BinaryIO) -> Iterator[bytes]:
 def compute(stream: BinaryIO) -> Manifest:
     """The manifest of the raw disk read from a binary file object."""
     builder = ManifestBuilder()
-    for block in blocks_of(stream):
-        builder.add(block)
+    try:
+        for block in blocks_of(stream):
+            builder.add(block)
+    except BaseException:
+        builder.abort()
+        raise
     return builder.finish()

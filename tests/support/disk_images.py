@@ -1,7 +1,9 @@
 """Realistic whole-disk images and realistic changes to them, for block-level restore tests.
 
 The image is an MBR disk with one ext4 partition from 1 MiB, its file system filled with files of
-random bytes (so the image is mostly non-zero), made without root by ``mke2fs -d``. A change is
+random bytes and its free blocks holding old data as on a used PC (so the image is mostly
+non-zero, and new files land on blocks that were data), made without root by ``mke2fs -d`` and
+``debugfs``. A change is
 what a class does to a PC: files written into a package-like tree (``debugfs -w``, so the file
 system's bitmaps, inode tables and directories change where ext4 puts them), files removed, and
 the partition table edited (the disk identifier and the partition type).
@@ -41,8 +43,33 @@ def _fill_tree(root: Path, data_bytes: int, rng: random.Random) -> None:
         package += 1
 
 
-def make_os_image(path: Path, size: int, fill: float = 0.75, seed: int = 1) -> None:
-    """A whole-disk image of ``size`` bytes whose file system is ``fill`` full of data."""
+def _debugfs(filesystem: Path, commands: list[str], workdir: Path) -> None:
+    script = workdir / "debugfs-commands"
+    script.write_text("\n".join(commands) + "\n")
+    done = subprocess.run(["debugfs", "-w", "-f", str(script), str(filesystem)],
+                          capture_output=True, text=True, check=True)
+    errors = [line for line in done.stderr.splitlines() if ": " in line]
+    if errors:  # debugfs exits 0 even when a write found no free blocks
+        raise RuntimeError(f"debugfs could not change the file system: {errors[:3]}")
+
+
+def _dirty_free_space(filesystem: Path, workdir: Path, rng: random.Random) -> None:
+    """Free blocks holding old data, as on a PC that was used: a file filling the free space,
+    written then removed."""
+    header = subprocess.run(["dumpe2fs", "-h", str(filesystem)], capture_output=True, text=True,
+                            check=True).stdout
+    fields = dict(line.split(":", 1) for line in header.splitlines() if ":" in line)
+    free = int(fields["Free blocks"]) * int(fields["Block size"])
+    filler = workdir / "filler"
+    filler.write_bytes(rng.randbytes(max(free - 4 * MiB, 0)))
+    _debugfs(filesystem, [f"write {filler} /filler", "rm /filler"], workdir)
+    filler.unlink()
+
+
+def make_os_image(path: Path, size: int, fill: float = 0.75, seed: int = 1,
+                  used_free_space: bool = True) -> None:
+    """A whole-disk image of ``size`` bytes whose file system is ``fill`` full of data (and, with
+    ``used_free_space``, whose free blocks hold old data too)."""
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
         tree = Path(scratch) / "tree"
@@ -53,6 +80,8 @@ def make_os_image(path: Path, size: int, fill: float = 0.75, seed: int = 1) -> N
         with filesystem.open("wb") as handle:
             handle.truncate(size - FIRST_PARTITION)
         _run("mke2fs", "-q", "-F", "-t", "ext4", "-L", "root", "-d", str(tree), str(filesystem))
+        if used_free_space:
+            _dirty_free_space(filesystem, Path(scratch), rng)
         with path.open("wb") as disk:
             disk.truncate(size)
         _run("sfdisk", "--quiet", str(path), stdin=b"label: dos\nlabel-id: 0x1234abcd\n"
@@ -96,9 +125,7 @@ def change_disk(path: Path, fraction: float, seed: int = 2) -> None:
                             f"f{number}")
             written += count
             number += 1
-        script = Path(scratch) / "commands"
-        script.write_text("\n".join(commands) + "\n")
-        _run("debugfs", "-w", "-f", str(script), str(filesystem))
+        _debugfs(filesystem, commands, Path(scratch))
         _copy_into(filesystem, path, FIRST_PARTITION)
     _run("sfdisk", "--quiet", "--disk-id", str(path), "0x5678ef01")
     _run("sfdisk", "--quiet", "--part-type", str(path), "1", "8e")

@@ -156,3 +156,42 @@ def test_hostile_version_ids_are_refused(store: ImageStore) -> None:
     for version_id in ("../x", "", ".hidden", "a/b"):
         with pytest.raises(StoreError):
             store.manifest(version_id)
+
+
+class _CutStream(io.RawIOBase):
+    """An upload whose connection drops after ``limit`` bytes."""
+
+    def __init__(self, data: bytes, limit: int) -> None:
+        self.data, self.limit, self.position = data, limit, 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self.position >= self.limit:
+            raise ConnectionResetError("the client went away")
+        chunk = self.data[self.position:min(self.position + size, self.limit)]
+        self.position += len(chunk)
+        return chunk
+
+
+def test_an_interrupted_upload_keeps_nothing(store: ImageStore) -> None:
+    data = image([os.urandom(BLOCK_SIZE), os.urandom(BLOCK_SIZE), os.urandom(BLOCK_SIZE)])
+    with pytest.raises(ConnectionResetError):
+        store.ingest_stream("v1", _CutStream(data, 2 * BLOCK_SIZE + 5), sha(data))
+    assert store.versions() == [] and store.usage().used_bytes == 0
+    assert list(store.layout.tmp.iterdir()) == []
+
+
+def test_blocks_an_ingest_relies_on_survive_a_gc_meanwhile(store: ImageStore) -> None:
+    from services.images.ingest import Ingest
+    shared = os.urandom(BLOCK_SIZE)
+    old = image([shared])
+    store.ingest_stream("old", io.BytesIO(old), sha(old))
+    ingest = Ingest(store.layout, store.max_bytes, "new")
+    try:
+        manifest = ingest.read_raw(io.BytesIO(old))  # finds the block already stored
+        assert ingest.new_bytes == 0
+        store.delete_version("old")
+        assert store.gc().blocks == 1  # the store's copy goes; the ingest's link stays
+        ingest.commit(manifest, {"disk_format": "raw"})
+    finally:
+        ingest.close()
+    assert b"".join(store.read_range("new", 0, len(old))) == old
