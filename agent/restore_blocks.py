@@ -86,6 +86,7 @@ class Restore:
         self._zeros = bytes(manifest.block_size)
         self.writes_count = False  # progress counts written blocks (full) or compared ones
         self._lock = threading.Lock()
+        self._buffers = threading.local()
 
     def _advance(self, count: int) -> None:
         with self._lock:
@@ -94,15 +95,21 @@ class Restore:
 
     def matches(self, index: int) -> bool:
         offset, length = self.manifest.span(index)
+        buffer = getattr(self._buffers, "block", None)  # one per hashing thread, reused
+        if buffer is None:
+            buffer = self._buffers.block = bytearray(self.manifest.block_size)
         try:
-            data = os.pread(self.fd, length, offset)
+            count = os.preadv(self.fd, [memoryview(buffer)[:length]], offset)
         except OSError as exc:
             LOG.warning("reading block %d of %s failed: %s", index, self.disk.path, exc)
             return False
+        if count != length:
+            return False
         expected = self.manifest.blocks[index]
-        if expected is None:
-            return data == (self._zeros if length == len(self._zeros) else bytes(length))
-        return len(data) == length and hashlib.sha256(data).hexdigest() == expected
+        if expected is None:  # startswith is a memcmp in place (see stream.data_runs)
+            return buffer.startswith(self._zeros[:length] if length < len(self._zeros)
+                                     else self._zeros, 0, length)
+        return hashlib.sha256(memoryview(buffer)[:length]).hexdigest() == expected
 
     def differing(self, indexes: Iterable[int]) -> Iterator[int]:
         """The blocks among ``indexes`` that do not match, in order, as the hashing finds them."""

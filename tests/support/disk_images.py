@@ -61,7 +61,10 @@ def _dirty_free_space(filesystem: Path, workdir: Path, rng: random.Random) -> No
     fields = dict(line.split(":", 1) for line in header.splitlines() if ":" in line)
     free = int(fields["Free blocks"]) * int(fields["Block size"])
     filler = workdir / "filler"
-    filler.write_bytes(rng.randbytes(max(free - 4 * MiB, 0)))
+    remaining = max(free - 4 * MiB, 0)
+    with filler.open("wb") as out:
+        while remaining > 0:
+            remaining -= out.write(rng.randbytes(min(4 * MiB, remaining)))
     _debugfs(filesystem, [f"write {filler} /filler", "rm /filler"], workdir)
     filler.unlink()
 
