@@ -125,7 +125,7 @@ def main() -> None:
         agent_side(json.loads(args.agent_side))
         return
 
-    from fastapi import FastAPI
+    from starlette.applications import Starlette
 
     from services.boot.image_blocks import image_block_routes
     from services.images.store import ImageStore
@@ -150,8 +150,7 @@ def main() -> None:
         manifest = store.ingest_file("bench", image, digest.hexdigest())
         print(f"ingested in {time.perf_counter() - started:.1f} s: {len(manifest.blocks)} "
               f"blocks, {manifest.data_bytes / MiB:.0f} MiB of data", flush=True)
-        app = FastAPI()
-        app.include_router(image_block_routes(store))
+        app = Starlette(routes=image_block_routes(store))
         link_rate = args.rate_mbit * 1e6 / 8
         rows = []
         with veth_namespace("delta") as link:
