@@ -66,8 +66,12 @@ def mask(value: Any) -> Any:
 
 def scrub(text: str) -> str:
     """``text`` without URL passwords, secret-named values, or any secret value seen."""
-    text = _URL_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", text)
-    text = _KEY_VALUE.sub(_masked_pair, text)
+    # Each pattern only where it can match: _KEY_VALUE is slow on text without a secret word,
+    # and every log line and every string of a document passes here.
+    if "://" in text:
+        text = _URL_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", text)
+    if _SECRET_KEY.search(text):
+        text = _KEY_VALUE.sub(_masked_pair, text)
     return _KNOWN.scrub(text)
 
 
