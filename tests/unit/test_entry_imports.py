@@ -28,14 +28,16 @@ WATCHED = BMC_CLIENTS | CALENDARS | SERVERS | LAYERS
 FORBIDDEN: dict[str, set[str]] = {
     "enclume": WATCHED,
     "enclume-agent": WATCHED,
-    "enclume-boot": BMC_CLIENTS | CALENDARS | {"fastapi", "iptc", "services.api", "services.conductor",
-                                   "services.drivers", "services.aio"},
-    "enclume-api": BMC_CLIENTS | CALENDARS | {"iptc", "tftpy", "services.boot", "services.drivers",
-                                  "services.aio"},
+    "enclume-boot": BMC_CLIENTS | CALENDARS | {
+        "fastapi", "iptc", "services.api", "services.conductor", "services.drivers",
+        "services.aio"},
+    "enclume-api": BMC_CLIENTS | CALENDARS | {
+        "iptc", "tftpy", "services.boot", "services.drivers", "services.aio"},
     # The BMC clients load when a node first uses them (services/drivers/registry.py).
-    "enclume-conductor": BMC_CLIENTS | CALENDARS | {"fastapi", "iptc", "tftpy", "services.api",
-                                        "services.aio"},
-    "enclume-dbsync": BMC_CLIENTS | CALENDARS | {"fastapi", "iptc", "tftpy", "services.api", "services.aio"},
+    "enclume-conductor": BMC_CLIENTS | CALENDARS | {
+        "fastapi", "iptc", "tftpy", "services.api", "services.aio"},
+    "enclume-dbsync": BMC_CLIENTS | CALENDARS | {
+        "fastapi", "iptc", "tftpy", "services.api", "services.aio"},
     "enclume-aio": BMC_CLIENTS | CALENDARS | {"iptc", "tftpy"},
 }
 
