@@ -13,6 +13,7 @@ A string is scrubbed of
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -31,6 +32,7 @@ MIN_KNOWN_LENGTH = 4
 MAX_KNOWN_LENGTH = 512
 
 
+@functools.lru_cache(maxsize=4096)  # keys repeat: every document renders the same few
 def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
