@@ -11,7 +11,7 @@ points the CLI at it (the guide's files name no reachable address).
 
 Not run on purpose: the users file the guide shows (hashes elided, no file name: this test
 writes a real one), and the room actions (``room restore --wait``, ``job retry``,
-``room status``) until their API is merged: ROOM_ACTIONS lists the only enclume commands a
+``room status --watch``) until their API is merged: ROOM_ACTIONS lists the only enclume commands a
 skipped block may hold.
 """
 
@@ -40,10 +40,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "teacher-guide.md"
 PASSWORDS = {"admin": "the admin's long password", "alice": "alice's long password"}
 ENCLUME_CALL = re.compile(r"(^|[;&|(`]\s*|\$\(\s*)enclume\s")
-ROOM_ACTIONS = re.compile(r"enclume (room (restore|wake|power-off|status)|job retry)\b")
+ROOM_ACTIONS = re.compile(r"enclume (room (restore|wake|power-off|status \S+ --watch)|job retry)\b")
 MUST_RUN = ("room create B12", "enclume room list", "enclume room show B12",
             "enclume image list", "enclume session create --room B12", "--weekly",
-            "enclume session list", "enclume job list")
+            "enclume session list", "enclume job list", "enclume room status B12")
 
 
 def guide_steps() -> list[GuideCommand | GuideFile]:
