@@ -15,6 +15,7 @@ import typer
 from services.cli.enclume.context import CliError
 from services.cli.enclume.images import image_row
 from services.cli.enclume.jobs import pc_rows, pcs_summary
+from services.cli.enclume.output import heading
 from services.cli.enclume.rooms import room_row
 from services.cli.enclume.sessions import read_ical, session_body
 
@@ -99,3 +100,5 @@ def test_table_rows() -> None:
            {"node": "pc-02", "outcome": None, "bytes_done": None}]
     assert pcs_summary(pcs) == "2 PC(s): 1 succeeded, 1 working"
     assert pc_rows({"pcs": pcs})[0]["written"] == "2.0 GiB of 4.0 GiB"
+    assert [heading(name) for name in ("pc", "pcs", "allowed_images")] == [
+        "PC", "PCs", "Allowed Images"]
