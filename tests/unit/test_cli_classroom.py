@@ -4,7 +4,6 @@ by the CLI itself (a loopback server), and the rows tables show."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,6 +17,7 @@ from services.cli.enclume.jobs import pc_rows, pcs_summary
 from services.cli.enclume.output import heading
 from services.cli.enclume.rooms import room_row
 from services.cli.enclume.sessions import read_ical, session_body
+from tests.support.json_http import serving
 
 ICS = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nEND:VCALENDAR\r\n"
 
@@ -69,14 +69,8 @@ class IcsHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def feed() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), IcsHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def test_ical_is_fetched_by_the_cli(feed: str, tmp_path: Path) -> None:

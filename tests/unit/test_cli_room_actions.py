@@ -23,7 +23,7 @@ import pytest
 from services.cli.enclume import main as cli_main
 from services.cli.enclume import room_events
 from services.cli.enclume.room_progress import Rates, pc_judge, pc_line
-from tests.support.json_http import send_json
+from tests.support.json_http import send_json, serving
 
 JOB = "6f1c2d3e-0000-4000-8000-000000000001"
 MIB = 1024 * 1024
@@ -145,15 +145,8 @@ class RoomHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def api() -> Iterator[RoomApi]:
     server = RoomApi()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture
