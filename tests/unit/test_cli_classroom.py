@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 import typer
 
+from services.cli.enclume.client import ApiClient
+from services.cli.enclume.config import load_config
 from services.cli.enclume.context import CliError
 from services.cli.enclume.images import image_row
 from services.cli.enclume.jobs import pc_rows, pcs_summary
 from services.cli.enclume.output import heading
 from services.cli.enclume.rooms import room_row
-from services.cli.enclume.sessions import read_ical, session_body
-from tests.support.json_http import serving
+from services.cli.enclume.sessions import image_version, read_ical, session_body
+from tests.support.json_http import send_json, serving
 
 ICS = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nEND:VCALENDAR\r\n"
 
@@ -96,3 +98,32 @@ def test_table_rows() -> None:
     assert pc_rows({"pcs": pcs})[0]["written"] == "2.0 GiB of 4.0 GiB"
     assert [heading(name) for name in ("pc", "pcs", "allowed_images")] == [
         "PC", "PCs", "Allowed Images"]
+
+
+CATALOGUE = {"/enclume/v1/rooms/B12": {"default_image": "debian-12"},
+             "/enclume/v1/rooms/C3": {"default_image": None},
+             "/enclume/v1/images/debian-12": {"versions": [{"version": "2026-01"},
+                                                           {"version": "2026-09"}]},
+             "/enclume/v1/images/empty": {"versions": []}}
+
+
+class CatalogueHandler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        found = CATALOGUE.get(self.path)
+        send_json(self, 200 if found else 404, found or {})
+
+
+def test_the_image_of_a_session_is_resolved_to_a_version() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CatalogueHandler)
+    with serving(server), ApiClient(load_config(
+            url=f"http://127.0.0.1:{server.server_address[1]}")) as client:
+        assert image_version(client, "B12", None) == "debian-12:2026-09"
+        assert image_version(client, "B12", "debian-12") == "debian-12:2026-09"
+        assert image_version(client, "B12", "debian-12:2026-01") == "debian-12:2026-01"
+        with pytest.raises(CliError, match="room C3 has no default image"):
+            image_version(client, "C3", None)
+        with pytest.raises(CliError, match="image empty has no version yet"):
+            image_version(client, "C3", "empty")

@@ -10,8 +10,10 @@ import httpx
 import typer
 
 from services.cli.enclume.classroom_common import listing, path, show
+from services.cli.enclume.client import ApiClient
 from services.cli.enclume.context import CliError, cli
 from services.cli.enclume.options import Format
+from services.common.validation import is_uuid
 
 app = typer.Typer(no_args_is_help=True,
                   help="Sessions: classes in a room, once, every week or from an iCalendar "
@@ -61,6 +63,21 @@ def read_ical(source: str) -> str:
             from None
 
 
+def image_version(client: ApiClient, room: str, image: str | None) -> str:
+    """``IMAGE:VERSION`` as the API wants it: given so; an image's name alone -> its newest
+    version; nothing -> the room's default image, newest version."""
+    if image is not None and (":" in image or is_uuid(image)):
+        return image
+    if image is None:
+        image = client.get(path("rooms", room)).get("default_image")
+        if not image:
+            raise CliError(f"room {room} has no default image: give --image NAME[:VERSION]")
+    versions = client.get(path("images", image)).get("versions") or []
+    if not versions:
+        raise CliError(f"image {image} has no version yet")
+    return f"{image}:{versions[-1]['version']}"
+
+
 def session_body(room: str, image: str | None, at: str | None, until: str | None,
                  weekly: bool, count: int | None, last: str | None, every: int | None,
                  ical: str | None) -> dict[str, Any]:
@@ -101,8 +118,10 @@ def create(
     ctx: typer.Context,
     room: Annotated[str, typer.Option(metavar="ROOM", help="The room of the class.")],
     image: Annotated[str | None, typer.Option(
-        metavar="NAME[:VERSION]", help="The image the PCs run (an image allowed in the "
-                                       "room; debian-12:2026-09).")] = None,
+        metavar="NAME[:VERSION]", help="The image the PCs run, allowed in the room "
+                                       "(debian-12:2026-09; a name alone: its newest "
+                                       "version). Default: the room's default image.")]
+    = None,
     at: Annotated[str | None, typer.Option(
         metavar="START", help="When the class starts, in the room's time: 2027-03-16T14:00."
     )] = None,
@@ -132,10 +151,12 @@ def create(
 ) -> None:
     """Plan a class in a room: once (--at/--until), weekly, or from an iCalendar timetable."""
     body = session_body(room, image, at, until, weekly, count, last, every, ical)
+    client = cli(ctx).client
+    body["image"] = image_version(client, room, image)
     for key, value in (("before", before), ("after", after), ("name", name)):
         if value is not None:
             body[key] = value
-    show(ctx, cli(ctx).client.post(path("sessions"), body), SHOW_COLUMNS, fmt, session_row)
+    show(ctx, client.post(path("sessions"), body), SHOW_COLUMNS, fmt, session_row)
 
 
 @app.command("list")
