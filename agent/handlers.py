@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent import erase, inventory, iscsi, power, write_image
+from agent import erase, inventory, iscsi, power, restore_blocks, write_image
 from agent.commands import Commands, Progress, Runner, Spec
 from agent.config import AgentConfig
 from agent.disks import Disk, DiskError, choose, discover
@@ -65,6 +65,16 @@ def build(context: AgentContext) -> Commands:
                                            config.http_timeout_s, progress.update)
         return run
 
+    def restore(params: dict[str, Any]) -> Runner:
+        request = restore_blocks.parse_params(params)
+        disks = context.disks()
+        _choose(disks, request.target_disk)
+
+        def run(progress: Progress) -> dict[str, Any]:
+            return restore_blocks.restore_blocks(request, disks, config.http_timeout_s,
+                                                 progress.update)
+        return run
+
     def erase_metadata(params: dict[str, Any]) -> Runner:
         disks = _disk_list(context, params)
 
@@ -111,6 +121,7 @@ def build(context: AgentContext) -> Commands:
     return Commands({
         "inventory.get": Spec(inventory_get),
         "standby.write_image": Spec(write, long=True),
+        "deploy.restore_blocks": Spec(restore, long=True),
         "deploy.erase_devices_metadata": Spec(erase_metadata, long=True),
         "deploy.erase_devices": Spec(erase_full, long=True),
         "iscsi.start_iscsi_target": Spec(iscsi_start),

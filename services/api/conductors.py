@@ -24,6 +24,8 @@ from services.common.models import Conductor
 
 router = api_router(prefix="/v1/conductors")
 
+SORTABLE = {"hostname", "conductor_group", "id"}
+
 
 def _check_version(version: Version) -> None:
     if version < (1, 49):
@@ -38,7 +40,7 @@ def list_conductors(request: Request, version: Version = Depends(api_version),
     visible = visible_fields(CONDUCTOR_FIELD_VERSIONS, version)
     query = collection.parse_list_query(request, version=version, visible=visible,
                                         summary=CONDUCTOR_LIST_FIELDS,
-                                        sortable={"hostname", "conductor_group", "id"})
+                                        sortable=SORTABLE)
     alive = set(membership.members())
     with db.session() as session:
         marker = None

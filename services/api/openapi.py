@@ -16,26 +16,40 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from services.api import allocations, auth, nodes, ports
-from services.api.openapi_schemas import UUID, component_schemas, ref, text
-from services.api.versions import GENERIC_HEADER, HEADER, MAX_VERSION, format_version
+from services.api import allocations, auth, collection, conductors, nodes, ports
+from services.api.openapi_schemas import END, UUID, component_schemas, ref
+from services.api.versions import (
+    GENERIC_HEADER,
+    HEADER,
+    MAX_VERSION,
+    VERSION_RE,
+    format_version,
+)
 
 Schema = dict[str, Any]
 
 ERROR_DESCRIPTIONS = {
-    400: "Bad input: a malformed body, parameter or version header.",
-    401: "Missing or wrong credentials (http_basic), or a heartbeat without agent token.",
-    403: "Refused: a wrong agent token, or discovery is off.",
+    400: "Bad input: a malformed body, parameter or version header (thousands of digits, "
+         "non-ASCII digits), a value the validation layer refuses, or a lookup without a MAC "
+         "address of the node.",
+    401: "Missing or wrong credentials of any shape (http_basic), or a heartbeat without "
+         "agent token.",
+    403: "Refused: a wrong agent token, a heartbeat whose callback host is not the address it "
+         "came from, or discovery is off.",
     404: "No such resource, or not served at the requested microversion.",
     405: "Not allowed at the requested microversion.",
     406: "The requested microversion is outside the served range.",
-    409: "Conflict: a duplicate name, MAC or UUID, a locked node or a wrong state.",
+    409: "Conflict: a duplicate name, MAC or UUID, a locked node, a wrong state, a PATCH "
+         "that kept losing to concurrent writers (StaleUpdate: read again and retry), or a "
+         "heartbeat from another callback URL than its token's first.",
     413: "The request body is larger than ENCLUME_MAX_REQUEST_BODY_BYTES.",
+    500: "The node's BMC failed a synchronous call: the driver's error, as in Ironic.",
     503: "No free conductor worker, or the node is locked for a moment: retry.",
 }
 # Every operation can answer these: the version middleware runs before any route.
 ALWAYS = (400, 406)
 CONDUCTOR = (409, 503)  # work handed to a conductor: the node may be locked, workers busy
+BMC = (*CONDUCTOR, 500)  # a synchronous call to the node's BMC, which may fail
 
 
 @dataclass(frozen=True)
@@ -79,9 +93,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("put", "/v1/nodes/{ident}/states/power"): Operation(
         202, body="PowerStateChange", errors=(404, *CONDUCTOR), path_names=IDENT),
     ("get", "/v1/nodes/{ident}/management/boot_device"): Operation(
-        200, errors=(404, *CONDUCTOR), path_names=IDENT),
+        200, errors=(404, *BMC), path_names=IDENT),
     ("put", "/v1/nodes/{ident}/management/boot_device"): Operation(
-        204, body="BootDevice", errors=(404, *CONDUCTOR), path_names=IDENT),
+        204, body="BootDevice", errors=(404, *BMC), path_names=IDENT),
     ("get", "/v1/nodes/{ident}/management/boot_device/supported"): Operation(
         200, errors=(404, *CONDUCTOR), path_names=IDENT),
     ("put", "/v1/nodes/{ident}/maintenance"): Operation(
@@ -168,37 +182,39 @@ def _sort_key(names: set[str]) -> Schema:
     return {"type": "string", "enum": sorted(names)}
 
 
-BOOLEAN_WORD = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", "on", "off",
-                                           "t", "f", "y", "n"]}
+TEXT: Schema = {"type": "string"}  # compared with what is stored: no limit of its own
+BOOLEAN_WORD = {"type": "string",
+                "enum": sorted(collection.TRUE_WORDS) + sorted(collection.FALSE_WORDS)}
 QUERY: dict[str, tuple[str, Schema, str]] = {
     # parameter -> (name on the wire, schema, description)
-    "fields": ("fields", text(4096), "Comma-separated field names (API 1.8)."),
+    "fields": ("fields", TEXT, "Comma-separated field names (API 1.8)."),
     "limit": ("limit", {"type": "integer", "minimum": 0},
               "At most this many items (0: the configured maximum page size)."),
-    "marker": ("marker", text(), "The last item of the previous page (its UUID)."),
+    "marker": ("marker", TEXT, "The last item of the previous page (its UUID)."),
     "sort_dir": ("sort_dir", {"type": "string", "enum": ["asc", "desc"]}, ""),
     "detail": ("detail", BOOLEAN_WORD, "Every field (API 1.43); not on /detail."),
     "node_sort_key": ("sort_key", _sort_key(nodes.SORTABLE), ""),
     "port_sort_key": ("sort_key", _sort_key(ports.SORTABLE), ""),
     "allocation_sort_key": ("sort_key", _sort_key(allocations.SORTABLE), ""),
-    "conductor_sort_key": ("sort_key", _sort_key({"hostname", "conductor_group", "id"}), ""),
+    "conductor_sort_key": ("sort_key", _sort_key(conductors.SORTABLE), ""),
     "maintenance": ("maintenance", BOOLEAN_WORD, ""),
     "associated": ("associated", BOOLEAN_WORD, "Has an instance_uuid."),
     "retired": ("retired", BOOLEAN_WORD, ""),
-    "fault": ("fault", text(), ""),
+    "fault": ("fault", TEXT, ""),
     "instance_uuid": ("instance_uuid", UUID, ""),
-    "description_contains": ("description_contains", text(), ""),
-    "node": ("node", text(), "A node's UUID or name."),
+    "description_contains": ("description_contains", TEXT, ""),
+    "node": ("node", TEXT, "A node's UUID or name."),
     "node_uuid": ("node_uuid", UUID, "A node's UUID."),
-    "address": ("address", text(), "A MAC address."),
-    "addresses": ("addresses", text(4096), "Comma-separated MAC addresses of the machine."),
+    "address": ("address", TEXT, "A MAC address."),
+    "addresses": ("addresses", TEXT, "Comma-separated MAC addresses of the machine: one of "
+                                     "the node's is needed."),
     "type": ("type", {"type": "string", "enum": ["classic", "dynamic"]}, ""),
 }
-VERSION_PATTERN = r"^(latest|[0-9]{1,3}\.[0-9]{1,3})$"
+VERSION_PATTERN = f"(?:latest|{VERSION_RE.pattern}){END}"
 
 
 def _query_parameter(key: str) -> Schema:
-    name, schema, description = QUERY.get(key, (key, text(), ""))
+    name, schema, description = QUERY.get(key, (key, TEXT, ""))
     parameter = {"name": name, "in": "query", "required": False, "schema": schema}
     return parameter | ({"description": description} if description else {})
 
@@ -207,10 +223,10 @@ def _version_headers() -> list[Schema]:
     served = format_version(MAX_VERSION)
     return [
         {"name": "X-OpenStack-Ironic-API-Version", "in": "header", "required": False,
-         "schema": {"type": "string", "pattern": VERSION_PATTERN, "example": served},
+         "schema": {"type": "string", "pattern": f"^{VERSION_PATTERN}", "example": served},
          "description": f"The microversion: 1.N or latest ({served}); none means 1.1."},
         {"name": "OpenStack-API-Version", "in": "header", "required": False,
-         "schema": {"type": "string", "pattern": r"^baremetal (latest|[0-9]{1,3}\.[0-9]{1,3})$",
+         "schema": {"type": "string", "pattern": f"^baremetal {VERSION_PATTERN}",
                     "example": f"baremetal {served}"},
          "description": f"The same as 'baremetal 1.N'; {HEADER} wins when both are given."},
     ]

@@ -1,15 +1,21 @@
 """JSON Schemas of what the Ironic v1 API takes and answers, for the OpenAPI document.
 
-They describe the contract (what a well-behaved client sends), built from the rules the routes
-enforce (node_fields, traits, states, the drivers' verbs), not a second validation layer: the
-routes validate by themselves and never read these. ``services/api/openapi.py`` assembles them.
+They describe the contract (what a well-behaved client sends) from the rules the routes
+enforce, read from their one owner: lengths, grammars and character rules from
+``services.common.validation``, MACs from ``services.common.macs``, writable fields from the
+routes' modules, states and hardware verbs from ``states`` and ``hardware_types``. Nothing here
+is a second validation layer: the routes never read these schemas.
+``services/api/openapi.py`` assembles them.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from services.api import node_rules, ports
+from services.api.versions import MAX_VERSION
 from services.api.views import (
     ALLOCATION_FIELD_VERSIONS,
     CONDUCTOR_FIELD_VERSIONS,
@@ -17,21 +23,33 @@ from services.api.views import (
     PORT_FIELD_VERSIONS,
 )
 from services.common import states
-from services.common.node_fields import (
+from services.common.hardware_types import BOOT_DEVICES, POWER_TARGETS
+from services.common.macs import MAC_RE
+from services.common.validation import (
     CONDUCTOR_GROUP_RE,
-    MAX_NAME_LENGTH,
+    CONTROL_BUT_LINE_BREAKS,
+    CONTROL_CHARACTERS,
+    FIELD_LIMITS,
+    MAX_TRAITS,
+    MULTILINE_FIELDS,
     NAME_RE,
-    TEXT_FIELDS,
+    TRAIT_RE,
+    UUID_RE,
 )
-from services.common.traits import MAX_TRAITS, TRAIT_RE
-from services.drivers.base import BOOT_DEVICES, POWER_TARGETS
 
 Schema = dict[str, Any]
 
-UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-MAC_PATTERN = r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$"
-# Identifiers and free text longer than this are refused where no tighter limit applies.
-MAX_TEXT = 255
+
+# The end of the text in every regex dialect: ECMA's "$" (JSON Schema's) is the end, Python's
+# (jsonschema's, hypothesis') also matches before a final line break, which the lookahead
+# refuses; without it a fuzzer would draw "name\n" as a valid name.
+END = r"$(?!\n)"
+
+
+def whole(pattern: re.Pattern[str]) -> str:
+    """A pattern the validation layer matches whole (``fullmatch``) as a JSON Schema pattern
+    (which matches anywhere unless anchored)."""
+    return f"^(?:{pattern.pattern}){END}"
 
 
 def ref(name: str) -> Schema:
@@ -42,50 +60,76 @@ def nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-def text(max_length: int = MAX_TEXT, **more: Any) -> Schema:
-    return {"type": "string", "maxLength": max_length, **more}
+def field_text(field: str, limit_of: str | None = None, **more: Any) -> Schema:
+    """The text ``validation.text(field, value, limit_of)`` accepts: at most its FIELD_LIMITS
+    characters, no control character (free text may hold tabs and line breaks)."""
+    controls = CONTROL_BUT_LINE_BREAKS if field in MULTILINE_FIELDS else CONTROL_CHARACTERS
+    return {"type": "string", "maxLength": FIELD_LIMITS[limit_of or field],
+            "pattern": f"^[^{controls}]*{END}", **more}
 
 
-UUID: Schema = {"type": "string", "format": "uuid", "pattern": UUID_PATTERN,
-                "description": "A UUID in its canonical lower-case form."}
-NAME: Schema = text(MAX_NAME_LENGTH, minLength=1, pattern=NAME_RE.pattern,
-                    description="Letters, digits and -._~; never UUID-like.")
-TRAIT: Schema = text(MAX_TEXT, pattern=TRAIT_RE.pattern,
-                     description="A standard trait name or CUSTOM_ followed by A-Z, 0-9, _.")
-OBJECT: Schema = {"type": "object", "description": "A JSON object (no NaN or Infinity)."}
+UUID: Schema = {"type": "string", "format": "uuid", "pattern": whole(UUID_RE),
+                "description": "A UUID in its 8-4-4-4-12 form (any case; stored lower-case)."}
+NAME: Schema = {"type": "string", "minLength": 1, "maxLength": FIELD_LIMITS["name"],
+                "pattern": whole(NAME_RE), "not": {"pattern": f"^-*(?:[0-9a-fA-F]-*){{32}}{END}"},
+                "description": "Letters, digits and -._~; never a UUID in any spelling "
+                               "(32 hex digits with or without hyphens)."}
+NODE_IDENT: Schema = {"anyOf": [UUID, NAME], "description": "A node's UUID or name."}
+CONDUCTOR_GROUP: Schema = {"type": "string", "maxLength": FIELD_LIMITS["conductor_group"],
+                           "pattern": whole(CONDUCTOR_GROUP_RE)}
+TRAIT: Schema = {"type": "string", "maxLength": FIELD_LIMITS["trait"],
+                 "pattern": whole(TRAIT_RE),
+                 "description": "A standard trait name or CUSTOM_ followed by A-Z, 0-9, _."}
+TRAITS: Schema = {"type": "array", "items": TRAIT, "maxItems": MAX_TRAITS}
+MAC: Schema = {"type": "string", "pattern": whole(MAC_RE),
+               "description": "Stored lower-case with colons."}
+OBJECT: Schema = {"type": "object", "description": "A JSON object (no NaN or Infinity, no NUL "
+                                                   "or lone surrogate in any string)."}
 LINKS: Schema = {"type": "array", "items": {
     "type": "object", "properties": {"href": {"type": "string"}, "rel": {"type": "string"}}}}
 
 
+def _node_field(field: str) -> Schema:
+    """What ``node_rules.check_values`` accepts for ``field`` (null: its default)."""
+    if field in node_rules.DICT_FIELDS:
+        return nullable(OBJECT)
+    if field in node_rules.BOOL_FIELDS or field == "automated_clean":
+        return nullable({"type": "boolean"})
+    if field in node_rules.TEXT_FIELDS:
+        return nullable(field_text(field))
+    if field in node_rules.INTERFACE_FIELDS:
+        return nullable(field_text(field, "interface"))
+    if field == "chassis_uuid":
+        return {"type": "null", "description": "Chassis are not supported."}
+    if field == "driver":
+        return field_text("driver", description="An enabled hardware type (GET /v1/drivers).")
+    if field in ("uuid", "instance_uuid"):
+        return nullable(UUID)  # a null uuid: one is generated, as Ironic does
+    if field == "conductor_group":
+        return nullable(CONDUCTOR_GROUP)
+    if field == "name":
+        return nullable(NAME)
+    raise ValueError(f"no schema for the node field {field}")
+
+
 def _node_create() -> Schema:
-    properties: dict[str, Schema] = {
-        "uuid": UUID,
-        "name": nullable(NAME),
-        "driver": text(description="An enabled hardware type (GET /v1/drivers)."),
-        "instance_uuid": nullable(UUID),
-        "chassis_uuid": {"type": "null", "description": "Chassis are not supported."},
-        "conductor_group": text(pattern=CONDUCTOR_GROUP_RE.pattern),
-        "automated_clean": nullable({"type": "boolean"}),
-    }
-    properties |= {field: OBJECT for field in node_rules.DICT_FIELDS}
-    properties |= {field: {"type": "boolean"} for field in ("protected", "retired")}
-    properties |= {field: nullable(text(limit)) for field, limit in TEXT_FIELDS.items()
-                   if field != "maintenance_reason"}
-    properties |= {field: nullable(text()) for field in node_rules.INTERFACE_FIELDS
-                   if field != "firmware_interface"}
+    fields = sorted(f for f in node_rules.CREATABLE
+                    if f == "uuid" or node_rules.field_known(f, MAX_VERSION))
     return {"type": "object", "required": ["driver"], "additionalProperties": False,
-            "properties": properties}
+            "properties": {field: _node_field(field) for field in fields}}
 
 
-def _patch(description: str) -> Schema:
+def _patch(writable: Iterable[str], description: str) -> Schema:
+    fields = "|".join(re.escape(field) for field in sorted(writable))
     operation = {
         "type": "object",
         "required": ["op", "path"],
         "additionalProperties": False,
         "properties": {
             "op": {"type": "string", "enum": ["add", "replace", "remove"]},
-            "path": {"type": "string", "pattern": r"^(/[^/]+)+$",
-                     "description": "A JSON pointer: /field or /field/key/index."},
+            "path": {"type": "string", "pattern": f"^/(?:{fields})(?:/.*)?$",
+                     "description": "A JSON pointer: /field or /field/key/index, of a "
+                                    "writable field."},
             "value": {"description": "Any JSON value (no NaN or Infinity); needed by add "
                                      "and replace."},
         },
@@ -95,19 +139,20 @@ def _patch(description: str) -> Schema:
 
 
 def _port_create() -> Schema:
-    link_keys = {key: text() for key in sorted(ports.LOCAL_LINK_KEYS)}
+    link_keys = {key: field_text("local_link_connection")
+                 for key in sorted(ports.LOCAL_LINK_KEYS)}
     return {
         "type": "object",
         "required": ["address", "node_uuid"],
         "additionalProperties": False,
         "properties": {
-            "address": {"type": "string", "pattern": MAC_PATTERN},
-            "node_uuid": UUID,
-            "uuid": UUID,
-            "extra": OBJECT,
-            "local_link_connection": {"type": "object", "additionalProperties": False,
-                                      "properties": link_keys},
-            "physical_network": nullable(text(64)),
+            "address": MAC,
+            "node_uuid": NODE_IDENT,
+            "uuid": nullable(UUID),
+            "extra": nullable(OBJECT),
+            "local_link_connection": nullable({"type": "object", "additionalProperties": False,
+                                               "properties": link_keys}),
+            "physical_network": nullable(field_text("physical_network")),
             "pxe_enabled": {"type": "boolean"},
             "is_smartnic": {"type": "boolean"},
             "portgroup_uuid": {"type": "null", "description": "Port groups are not supported."},
@@ -119,16 +164,17 @@ def _allocation_create() -> Schema:
     return {
         "type": "object",
         "additionalProperties": False,
+        "description": "A resource_class, or a node to backfill (API 1.58), is needed.",
         "properties": {
-            "resource_class": nullable(text(TEXT_FIELDS["resource_class"])),
-            "traits": {"type": "array", "items": TRAIT, "maxItems": MAX_TRAITS},
-            "candidate_nodes": {"type": "array", "items": text(),
-                                "description": "Node UUIDs or names."},
+            "resource_class": nullable(field_text("resource_class")),
+            "traits": nullable(TRAITS),
+            "candidate_nodes": nullable({"type": "array", "items": NODE_IDENT}),
             "name": nullable(NAME),
-            "uuid": UUID,
-            "extra": OBJECT,
-            "owner": nullable(text(TEXT_FIELDS["owner"])),
-            "node": text(description="A node UUID or name to backfill (API 1.58)."),
+            "uuid": nullable(UUID),
+            "extra": nullable(OBJECT),
+            "owner": nullable(field_text("owner", description="API 1.60.")),
+            "node": nullable(NODE_IDENT | {"description": "A node UUID or name to backfill "
+                                                          "(API 1.58)."}),
         },
     }
 
@@ -144,10 +190,22 @@ def _provision() -> Schema:
             "configdrive": {"anyOf": [{"type": "string"}, OBJECT, {"type": "null"}]},
             "clean_steps": {"type": "array", "items": OBJECT},
             "deploy_steps": {"type": "array", "items": OBJECT},
-            "rescue_password": text(),
+            "rescue_password": nullable(field_text("rescue_password")),
             "disable_ramdisk": {"type": "boolean"},
         },
     }
+
+
+def _heartbeat() -> Schema:
+    return {
+        "type": "object", "required": ["callback_url"], "additionalProperties": False,
+        "properties": {
+            "callback_url": field_text("callback_url") | {
+                "format": "uri", "pattern": f"^https?://[^{CONTROL_CHARACTERS}]+{END}",
+                "description": "http(s)://<the address the heartbeat comes from>:<port>, "
+                               "without credentials, query or fragment."},
+            "agent_token": nullable(field_text("agent_token")),
+            "agent_version": nullable(field_text("agent_version"))}}
 
 
 def _document(fields: dict[str, Any], typed: dict[str, Schema]) -> Schema:
@@ -175,47 +233,44 @@ def component_schemas() -> dict[str, Schema]:
                                "\"faultcode\": \"Client\" or \"Server\", \"debuginfo\": null}."}},
         },
         "NodeCreate": _node_create(),
-        "NodePatch": _patch("Writable node fields: "
+        "NodePatch": _patch(node_rules.WRITABLE, "Writable node fields: "
                             + ", ".join(sorted(node_rules.WRITABLE)) + "."),
         "PortCreate": _port_create(),
-        "PortPatch": _patch("Writable port fields: " + ", ".join(sorted(ports.WRITABLE)) + "."),
+        "PortPatch": _patch(ports.WRITABLE, "Writable port fields: "
+                            + ", ".join(sorted(ports.WRITABLE)) + "."),
         "AllocationCreate": _allocation_create(),
-        "AllocationPatch": _patch("Only /name and /extra (API 1.57)."),
+        "AllocationPatch": _patch(("name", "extra"), "Only /name and /extra (API 1.57)."),
         "ProvisionStateChange": _provision(),
         "PowerStateChange": {
             "type": "object", "required": ["target"], "additionalProperties": False,
             "properties": {"target": {"type": "string", "enum": list(POWER_TARGETS)},
-                           "timeout": {"type": "integer", "minimum": 1}}},
+                           "timeout": nullable({"type": "integer", "minimum": 1})}},
         "BootDevice": {
             "type": "object", "required": ["boot_device"], "additionalProperties": False,
             "properties": {"boot_device": {"type": "string", "enum": list(BOOT_DEVICES)},
                            "persistent": {"type": "boolean"}}},
         "Maintenance": {
             "type": "object", "additionalProperties": False,
-            "properties": {"reason": nullable(text(TEXT_FIELDS["maintenance_reason"]))}},
+            "properties": {"reason": nullable(field_text("maintenance_reason"))}},
         "Traits": {
             "type": "object", "required": ["traits"], "additionalProperties": False,
-            "properties": {"traits": {"type": "array", "items": TRAIT,
-                                      "maxItems": MAX_TRAITS}}},
-        "Heartbeat": {
-            "type": "object", "required": ["callback_url"], "additionalProperties": False,
-            "properties": {"callback_url": {"type": "string", "format": "uri",
-                                            "pattern": "^https?://"},
-                           "agent_token": text(),
-                           "agent_version": text(64)}},
+            "properties": {"traits": TRAITS}},
+        "Heartbeat": _heartbeat(),
         "ContinueInspection": {
             "type": "object", "required": ["inventory"],
             "properties": {"inventory": OBJECT, "plugin_data": OBJECT}},
         "Node": _document(NODE_FIELD_VERSIONS, uuid_text | {
-            "name": nullable({"type": "string"}), "driver": {"type": "string"},
-            "maintenance": {"type": "boolean"}, "traits": {"type": "array"},
+            "name": nullable(NAME), "driver": {"type": "string"},
+            "conductor_group": CONDUCTOR_GROUP,
+            "maintenance": {"type": "boolean"}, "traits": {"type": "array", "items": TRAIT},
             "driver_info": OBJECT, "properties": OBJECT, "instance_info": OBJECT}),
         "NodeCollection": _collection("nodes", "Node"),
         "Port": _document(PORT_FIELD_VERSIONS, uuid_text | {
-            "address": {"type": "string"}, "node_uuid": UUID}),
+            "address": MAC, "node_uuid": UUID}),
         "PortCollection": _collection("ports", "Port"),
         "Allocation": _document(ALLOCATION_FIELD_VERSIONS, uuid_text | {
-            "state": {"type": "string"}, "traits": {"type": "array"}}),
+            "name": nullable(NAME), "state": {"type": "string"},
+            "traits": {"type": "array", "items": TRAIT}}),
         "AllocationCollection": _collection("allocations", "Allocation"),
         "Conductor": _document(CONDUCTOR_FIELD_VERSIONS, {"hostname": {"type": "string"},
                                                           "alive": {"type": "boolean"}}),

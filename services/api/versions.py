@@ -22,7 +22,7 @@ MAX_VERSION: Version = (1, 73)
 HEADER = "x-openstack-ironic-api-version"
 GENERIC_HEADER = "openstack-api-version"
 # ASCII digits only, and few of them: int() of thousands of digits raises, a "1.٣" is no version.
-_VERSION_RE = re.compile(r"^([0-9]{1,9})\.([0-9]{1,9})$")
+VERSION_RE = re.compile(r"([0-9]{1,9})\.([0-9]{1,9})")  # matched whole
 
 
 def format_version(version: Version) -> str:
@@ -45,7 +45,7 @@ def parse(headers: dict[str, str]) -> Version:
     raw = raw.strip()
     if raw.lower() == "latest":
         return MAX_VERSION
-    match = _VERSION_RE.match(raw)
+    match = VERSION_RE.fullmatch(raw)
     if not match:
         raise InvalidVersion(f"Invalid value for {HEADER} header: {raw[:32]!r}. Expected a "
                              "version like 1.73 or \"latest\".")

@@ -11,6 +11,8 @@
 - ``GET|HEAD /images/<node uuid>``: the image the node is being deployed with
   (``instance_info/image_source``), served from the image cache, with HTTP Range; only while the
   node is ``deploying`` or ``wait call-back``.
+- ``/image-versions/<version id>/manifest|disk``: the image store's versions, by HTTP range reads
+  (``services.boot.image_blocks``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from services.boot import ipxe
+from services.boot.image_blocks import image_block_routes
 from services.common.bootconfig.entry import BOOT_KEY, BootEntry, boot_entry
 from services.common.bootconfig.files import FILES_PATH, UnsafeName, file_inside, served_url
 from services.common.bootconfig.image_cache import (
@@ -46,6 +49,7 @@ from services.common.lifecycle import Service, lifespan_of
 from services.common.macs import parse_mac
 from services.common.models import Node, Port
 from services.common.states import ProvisionState
+from services.images.store import ImageStore
 
 LOG = logging.getLogger(__name__)
 
@@ -185,6 +189,8 @@ def create_boot_app(settings: Settings, db: Database,
         Route(ipxe.SCRIPT_PATH, boot_script, methods=["GET"]),
         Route(FILES_PATH + "{name:path}", boot_file, methods=["GET", "HEAD"]),
         Route("/images/{node_uuid}", image, methods=["GET", "HEAD"]),
+        *image_block_routes(ImageStore(settings.effective_image_store_dir,
+                                       settings.image_store_max_bytes)),
     ], lifespan=lifespan_of([cache, *services]))
     app.state.image_cache = cache
     return app

@@ -15,13 +15,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-import icalendar
-import recurring_ical_events
 
 from services.classroom.times import Interval, to_utc
 from services.common.exceptions import Invalid
+
+if TYPE_CHECKING:
+    import icalendar
 
 # Occurrences tried when a calendar is imported, to find broken rules before they are stored.
 TRIAL_OCCURRENCES = 50
@@ -57,6 +58,7 @@ def _frequencies(event: icalendar.Event) -> set[str]:
 
 def parse(text: str, *, max_bytes: int, max_events: int) -> icalendar.Calendar:
     """The calendar in ``text``, checked: size, syntax, event count, every event's times."""
+    import icalendar  # here: the libraries cost every API process 8 MiB, used only by imports
     size = len(text.encode("utf-8", errors="replace"))
     if size > max_bytes:
         raise Invalid(f"The iCalendar file is too large: {size} bytes, at most {max_bytes}.")
@@ -96,6 +98,9 @@ def check_expandable(calendar_text: str, where: ZoneInfo, now: datetime) -> None
 def calendar_occurrences(calendar_text: str, where: ZoneInfo, earliest_end: datetime
                          ) -> Iterator[Interval]:
     """The calendar's occurrences ending after ``earliest_end``, in time order, lazily."""
+    import icalendar
+    import recurring_ical_events
+
     calendar = icalendar.Calendar.from_ical(calendar_text)
     try:
         for event in recurring_ical_events.of(calendar).after(earliest_end):

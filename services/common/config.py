@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     image_cache_dir: Path | None = None  # default DATA_DIR/image-cache
     image_cache_max_bytes: int = 20 * 1024**3
     image_download_timeout_s: float = 60.0
+    image_store_dir: Path | None = None  # default DATA_DIR/image-store (docs/images.md)
+    image_store_max_bytes: int = Field(default=200 * 1024**3, gt=0)
 
     # -- boot service: DHCP (dnsmasq), the DHCP filter, following the desired boot
     boot_interface: str | None = None  # the provisioning network's interface (enclume-boot)
@@ -193,6 +195,10 @@ class Settings(BaseSettings):
     @property
     def effective_image_cache_dir(self) -> Path:
         return self.image_cache_dir or self.data_dir / "image-cache"
+
+    @property
+    def effective_image_store_dir(self) -> Path:
+        return self.image_store_dir or self.data_dir / "image-store"
 
     @property
     def effective_conductor_image_cache_dir(self) -> Path:

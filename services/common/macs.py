@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_MAC = re.compile(r"([0-9a-f]{2}[:-]){5}[0-9a-f]{2}")
+# Six octets of two hex digits (either case) separated by colons or hyphens, matched whole.
+MAC_RE = re.compile(r"([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}")
 
 
 def parse_mac(value: Any) -> str | None:
     """``value`` as a lower-case colon-separated MAC address, or None if it is not one."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not MAC_RE.fullmatch(value):
         return None
-    lowered = value.lower()
-    if not _MAC.fullmatch(lowered):
-        return None
-    return lowered.replace("-", ":")
+    return value.lower().replace("-", ":")

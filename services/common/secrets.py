@@ -13,6 +13,7 @@ A string is scrubbed of
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -31,6 +32,7 @@ MIN_KNOWN_LENGTH = 4
 MAX_KNOWN_LENGTH = 512
 
 
+@functools.lru_cache(maxsize=4096)  # keys repeat: every document renders the same few
 def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
@@ -66,8 +68,12 @@ def mask(value: Any) -> Any:
 
 def scrub(text: str) -> str:
     """``text`` without URL passwords, secret-named values, or any secret value seen."""
-    text = _URL_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", text)
-    text = _KEY_VALUE.sub(_masked_pair, text)
+    # Each pattern only where it can match: _KEY_VALUE is slow on text without a secret word,
+    # and every log line and every string of a document passes here.
+    if "://" in text:
+        text = _URL_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", text)
+    if _SECRET_KEY.search(text):
+        text = _KEY_VALUE.sub(_masked_pair, text)
     return _KNOWN.scrub(text)
 
 

@@ -61,9 +61,12 @@ CONDUCTOR_GROUP_RE = re.compile(r"[a-zA-Z0-9_\-.]*")
 TRAIT_RE = re.compile(r"CUSTOM_[A-Z0-9_]+|[A-Z][A-Z0-9_]*")
 MAX_TRAITS = 50
 
-# Unicode's control characters (category Cc), and the same less tab and line breaks.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_BUT_LINE_BREAKS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Unicode's control characters (category Cc), and the same less tab and line breaks, as the
+# inside of a character class (the OpenAPI document's text patterns are built from them too).
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f"
+CONTROL_BUT_LINE_BREAKS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
+_CONTROL_BUT_LINE_BREAKS = re.compile(f"[{CONTROL_BUT_LINE_BREAKS}]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 # int() also reads other scripts' digits, spaces and underscores: ASCII digits only here.
 _INTEGER = re.compile(r"-?[0-9]{1,18}")

@@ -85,7 +85,19 @@ def fence(session: Session, node_id: int, holder: str, lease_s: float) -> None:
     """Make every commit of ``session`` first check, in the same transaction, that ``holder``
     still holds the node's lock (renewing its lease), and fail with LockLost if not."""
 
+    flushed = False  # the transaction under way has written something already
+
+    def wrote(_session: Session, _context: object) -> None:
+        nonlocal flushed
+        flushed = True
+
+    def ended(_session: Session) -> None:
+        nonlocal flushed
+        flushed = False
+
     def still_held(committing: Session) -> None:
+        if not (flushed or committing.new or committing.dirty or committing.deleted):
+            return  # a commit that writes nothing needs no lock (the check is an UPDATE)
         held = committing.execute(
             update(Node)
             .where(Node.id == node_id, Node.reservation == holder)
@@ -95,4 +107,7 @@ def fence(session: Session, node_id: int, holder: str, lease_s: float) -> None:
         if held != 1 and committing.scalar(select(Node.id).where(Node.id == node_id)) is not None:
             raise LockLost(node_id, holder)  # (a node deleted by this work has no lock left)
 
+    event.listen(session, "after_flush", wrote)
+    event.listen(session, "after_commit", ended)
+    event.listen(session, "after_rollback", ended)
     event.listen(session, "before_commit", still_held)

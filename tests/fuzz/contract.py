@@ -1,5 +1,7 @@
 """What every stored node, port and allocation must look like when listed: the grammars of
-the OpenAPI document (services/api/openapi_schemas.py), matched whole, and strict JSON.
+the OpenAPI document (services/api/openapi_schemas.py, built from services/common/validation.py),
+matched whole, the stored forms (lower-case UUIDs and MACs), the validation layer's length
+limits, and strict JSON.
 
 A value that breaks them was stored although the API's contract forbids it (a name with a
 trailing newline, an upper-case UUID that can never be fetched, NaN, a 900,000-character
@@ -13,19 +15,37 @@ import math
 import re
 from typing import Any
 
-from services.api.openapi_schemas import NAME, TRAIT, UUID_PATTERN
-from services.common.node_fields import CONDUCTOR_GROUP_RE, TEXT_FIELDS
+from services.api import node_rules
+from services.api.openapi_schemas import CONDUCTOR_GROUP, MAC, NAME, TRAIT, UUID
+from services.common.validation import FIELD_LIMITS, looks_like_uuid
 
 
-def _whole(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern.removeprefix("^").removesuffix("$"))
+def _whole(schema: dict[str, Any]) -> re.Pattern[str]:
+    return re.compile(schema["pattern"])
 
 
-UUID = _whole(UUID_PATTERN)
-NAME_GRAMMAR = _whole(NAME["pattern"])
-TRAIT_GRAMMAR = _whole(TRAIT["pattern"])
-MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")  # as stored: lower case, colons
-GROUP = _whole(CONDUCTOR_GROUP_RE.pattern)
+UUID_GRAMMAR = _whole(UUID)
+NAME_GRAMMAR = _whole(NAME)
+TRAIT_GRAMMAR = _whole(TRAIT)
+MAC_GRAMMAR = _whole(MAC)
+GROUP = _whole(CONDUCTOR_GROUP)
+# Limited node text fields, as rendered (the validation layer's FIELD_LIMITS).
+NODE_TEXT_LIMITS = {field: FIELD_LIMITS[field] for field in ("name", "conductor_group",
+                                                             *node_rules.TEXT_FIELDS)}
+
+
+class _StoredForm:
+    """A grammar matched whole, of a value stored lower-case (UUIDs, MACs)."""
+
+    def __init__(self, grammar: re.Pattern[str]) -> None:
+        self.grammar = grammar
+
+    def fullmatch(self, value: str) -> bool:
+        return value == value.lower() and self.grammar.fullmatch(value) is not None
+
+
+UUID_STORED = _StoredForm(UUID_GRAMMAR)
+MAC_STORED = _StoredForm(MAC_GRAMMAR)
 
 
 def _no_constant(name: str) -> Any:
@@ -52,14 +72,13 @@ def listing_problems(text: str) -> list[str]:
     for node in document.get("nodes", []):
         problems += _node(node)
     for port in document.get("ports", []):
-        problems += _check(port, "port", "address", MAC)
+        problems += _check(port, "port", "address", MAC_STORED)
     for allocation in document.get("allocations", []):
         problems += _named(allocation, "allocation")
     return problems
 
 
-def _check(document: dict[str, Any], kind: str, field: str, grammar: re.Pattern[str]
-           ) -> list[str]:
+def _check(document: dict[str, Any], kind: str, field: str, grammar: Any) -> list[str]:
     value = document.get(field)
     if value is None or (isinstance(value, str) and grammar.fullmatch(value)):
         return []
@@ -67,9 +86,9 @@ def _check(document: dict[str, Any], kind: str, field: str, grammar: re.Pattern[
 
 
 def _named(document: dict[str, Any], kind: str) -> list[str]:
-    problems = _check(document, kind, "uuid", UUID) + _check(document, kind, "name",
-                                                             NAME_GRAMMAR)
-    if isinstance(document.get("name"), str) and UUID.fullmatch(document["name"].lower()):
+    problems = _check(document, kind, "uuid", UUID_STORED) + _check(document, kind, "name",
+                                                                    NAME_GRAMMAR)
+    if isinstance(document.get("name"), str) and looks_like_uuid(document["name"]):
         problems.append(f"{kind} {document.get('uuid')!r} named like a UUID")
     return problems
 
@@ -79,7 +98,7 @@ def _node(node: dict[str, Any]) -> list[str]:
     for trait in node.get("traits") or []:
         problems += _check({"uuid": node.get("uuid"), "trait": trait}, "node", "trait",
                            TRAIT_GRAMMAR)
-    for field, limit in TEXT_FIELDS.items():
+    for field, limit in NODE_TEXT_LIMITS.items():
         value = node.get(field)
         if isinstance(value, str) and len(value) > limit:
             problems.append(f"node {node.get('uuid')!r} with a {field} of {len(value)} "

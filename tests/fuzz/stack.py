@@ -6,7 +6,8 @@ points at a closed loopback port: no BMC answers, nothing waits). Before each ex
 database is put back to a known set of nodes, ports and an allocation whose ``driver_info``
 holds the known secrets. After each request:
 
-- no 5xx;
+- no 5xx (but the one Ironic answers too: a boot device call to the redfish node, whose BMC
+  is a closed port, is a 500 with the driver's error naming that BMC);
 - a refused request (4xx) stored nothing: the tables read the same before and after;
 - every listing, node, port and allocation still answers 200, and what the listings show
   keeps the grammar of the OpenAPI document (tests/fuzz/contract.py);
@@ -42,6 +43,7 @@ from services.common.db import Database, upgrade_schema
 from services.common.enrollment import new_node
 from services.common.membership import Membership
 from services.common.models import Allocation, Node, NodeHistory, NodeInventory, Port
+from services.common.secrets import scrub_logs
 from services.conductor.manager import ConductorManager
 from services.drivers.registry import Drivers
 from tests.fuzz import contract
@@ -230,7 +232,7 @@ class Stack:
         except httpx.TransportError as exc:
             status, answer = 0, ""
             problems.append(f"the connection broke: {exc!r}")
-        if status >= 500:
+        if status >= 500 and not _bmc_failure(request, status, answer):
             problems.append(f"answered {status}")
         if 200 <= status < 300 and request.has_body and contract.has_non_finite(request.body):
             problems.append(f"accepted NaN or Infinity (not JSON) with {status}")
@@ -288,6 +290,20 @@ class Stack:
         return problems
 
 
+def _bmc_failure(request: Request, status: int, answer: str) -> bool:
+    """The one 5xx the API owes: a synchronous BMC call (the boot device) of the redfish node,
+    whose BMC is a closed port, is Ironic's 500 with the driver's error naming that BMC (not
+    the generic message of an unexpected exception)."""
+    if status != 500 or not request.path.endswith("/management/boot_device"):
+        return False
+    try:
+        fault = json.loads(json.loads(answer)["error_message"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    return (fault.get("faultcode") == "Server"
+            and CLOSED_PORT_URL in str(fault.get("faultstring")))
+
+
 def encoded(value: Any) -> str:
     """``value`` percent-encoded as UTF-8, lone surrogates too (as a careless client may)."""
     return quote(str(value).encode("utf-8", "surrogatepass"), safe="")
@@ -321,11 +337,14 @@ def running_stack(tmp_path: Path) -> Iterator[Stack]:
     drivers = Drivers(settings)
     membership = Membership(db, settings)
     manager = ConductorManager(db, settings, drivers, membership)
-    app = create_app(settings, db, manager, membership, drivers, services=[manager])
+    app = create_app(settings, db, manager, membership, services=[manager])
     logs = LogLines()
     root = logging.getLogger()
     old_level = root.level
     root.addHandler(logs)
+    # As services.common.logs.setup does for the service's handlers: what a handler writes is
+    # scrubbed (the one secret scrubber); the records themselves are the raw ones.
+    scrub_logs([logs])
     root.setLevel(logging.DEBUG)
     for name in CLIENT_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)

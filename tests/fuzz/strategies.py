@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from services.api import node_rules, ports
 from services.common import states
-from services.drivers.base import BOOT_DEVICES, POWER_TARGETS
+from services.common.hardware_types import BOOT_DEVICES, POWER_TARGETS
+from services.common.validation import FIELD_LIMITS
 
 SURROGATES = ("\ud800", "\udfff", "a\udc80b")
 # Strings a validator must refuse or keep as they are, and never crash on.
@@ -106,8 +107,10 @@ def traits() -> st.SearchStrategy[Any]:
                      nasty_text(), wrong_type())
 
 
-def text_field(limit: int = 255) -> st.SearchStrategy[Any]:
-    return st.one_of(nasty_text(), st.just("d" * (limit + 1)), wrong_type())
+def text_field(field: str) -> st.SearchStrategy[Any]:
+    """Text for ``field``: nasty, one character over its limit in the validation layer's
+    FIELD_LIMITS, or not a string at all."""
+    return st.one_of(nasty_text(), st.just("d" * (FIELD_LIMITS[field] + 1)), wrong_type())
 
 
 def _some_of(fields: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[dict[str, Any]]:
@@ -123,20 +126,23 @@ def node_bodies() -> st.SearchStrategy[dict[str, Any]]:
     fields: dict[str, st.SearchStrategy[Any]] = {
         "uuid": uuids(), "name": names(), "instance_uuid": uuids(),
         "chassis_uuid": st.one_of(st.none(), uuids()),
-        "conductor_group": st.one_of(names(), text_field()),
+        "conductor_group": st.one_of(names(), text_field("conductor_group")),
         "automated_clean": st.one_of(st.none(), st.booleans(), wrong_type()),
         "protected": st.one_of(st.booleans(), wrong_type()),
         "retired": st.one_of(st.booleans(), wrong_type()),
-        "resource_class": text_field(80), "description": st.one_of(text_field(4096),
-                                                                   st.just(HUGE)),
-        "owner": text_field(), "lessee": text_field(), "protected_reason": text_field(),
-        "retired_reason": text_field(), "deploy_interface": text_field(),
-        "power_interface": st.one_of(st.sampled_from(["fake", "redfish"]), text_field()),
+        "resource_class": text_field("resource_class"),
+        "description": st.one_of(text_field("description"), st.just(HUGE)),
+        "owner": text_field("owner"), "lessee": text_field("lessee"),
+        "protected_reason": text_field("protected_reason"),
+        "retired_reason": text_field("retired_reason"),
+        "deploy_interface": text_field("interface"),
+        "power_interface": st.one_of(st.sampled_from(["fake", "redfish"]),
+                                     text_field("interface")),
         "unknown_field": json_values(),
     }
     fields |= {field: st.one_of(json_objects(), wrong_type())
                for field in node_rules.DICT_FIELDS}
-    fields["driver"] = st.one_of(st.just("redfish"), text_field())
+    fields["driver"] = st.one_of(st.just("redfish"), text_field("driver"))
     return st.builds(lambda rest: {"driver": "fake-hardware", **rest}, _some_of(fields))
 
 
@@ -149,7 +155,7 @@ def port_bodies(node_uuids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     return st.builds(lambda rest: {**base, **rest}, _some_of({
         "address": macs(), "node_uuid": node, "uuid": uuids(),
         "extra": st.one_of(json_objects(), wrong_type()), "local_link_connection": link,
-        "physical_network": text_field(64), "pxe_enabled": st.one_of(st.booleans(),
+        "physical_network": text_field("physical_network"), "pxe_enabled": st.one_of(st.booleans(),
                                                                      wrong_type()),
         "is_smartnic": st.one_of(st.booleans(), wrong_type()),
         "portgroup_uuid": st.one_of(st.none(), uuids())}))
@@ -158,11 +164,11 @@ def port_bodies(node_uuids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
 def allocation_bodies(node_idents: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     node = st.one_of(st.sampled_from(node_idents), names()) if node_idents else names()
     return _some_of({
-        "resource_class": st.one_of(st.just("fuzz"), text_field(80)),
+        "resource_class": st.one_of(st.just("fuzz"), text_field("resource_class")),
         "traits": st.one_of(st.lists(traits(), max_size=3), wrong_type()),
         "candidate_nodes": st.one_of(st.lists(node, max_size=3), wrong_type()),
         "name": names(), "uuid": uuids(), "extra": st.one_of(json_objects(), wrong_type()),
-        "owner": text_field(), "node": node,
+        "owner": text_field("owner"), "node": node,
     })
 
 
@@ -217,18 +223,18 @@ ALLOCATION_PATCH_FIELDS = frozenset({"name", "extra", "node_uuid"})
 
 
 def provision_bodies() -> st.SearchStrategy[Any]:
-    target = st.one_of(st.sampled_from(sorted(states.API_TARGET_EVENTS)), text_field())
+    target = st.one_of(st.sampled_from(sorted(states.API_TARGET_EVENTS)), text_field("target"))
     return st.one_of(st.builds(lambda t, rest: {"target": t, **rest}, target, _some_of({
         "configdrive": st.one_of(st.none(), nasty_text(), json_objects()),
         "clean_steps": st.one_of(st.lists(json_objects(), max_size=2), wrong_type()),
         "deploy_steps": st.one_of(st.lists(json_objects(), max_size=2), wrong_type()),
-        "rescue_password": text_field(), "disable_ramdisk": st.one_of(st.booleans(),
-                                                                      wrong_type()),
+        "rescue_password": text_field("rescue_password"),
+        "disable_ramdisk": st.one_of(st.booleans(), wrong_type()),
     })), wrong_type())
 
 
 def power_bodies() -> st.SearchStrategy[Any]:
-    target = st.one_of(st.sampled_from(POWER_TARGETS), text_field())
+    target = st.one_of(st.sampled_from(POWER_TARGETS), text_field("target"))
     timeout = st.one_of(st.integers(), st.floats(allow_nan=True, allow_infinity=True),
                         st.just(10**30), wrong_type())
     return st.one_of(st.builds(lambda t, rest: {"target": t, **rest}, target,
@@ -236,7 +242,7 @@ def power_bodies() -> st.SearchStrategy[Any]:
 
 
 def boot_device_bodies() -> st.SearchStrategy[Any]:
-    device = st.one_of(st.sampled_from(BOOT_DEVICES), text_field())
+    device = st.one_of(st.sampled_from(BOOT_DEVICES), text_field("boot_device"))
     return st.one_of(st.builds(lambda d, rest: {"boot_device": d, **rest}, device,
                                _some_of({"persistent": st.one_of(st.booleans(),
                                                                  wrong_type())})),
@@ -244,7 +250,8 @@ def boot_device_bodies() -> st.SearchStrategy[Any]:
 
 
 def maintenance_bodies() -> st.SearchStrategy[Any]:
-    return st.one_of(_some_of({"reason": st.one_of(text_field(4096), st.just(HUGE))}),
+    return st.one_of(_some_of({"reason": st.one_of(text_field("maintenance_reason"),
+                                                 st.just(HUGE))}),
                      wrong_type())
 
 
@@ -260,6 +267,7 @@ def heartbeat_bodies() -> st.SearchStrategy[Any]:
     url = st.one_of(st.just("http://127.0.0.1:9999"), st.sampled_from(
         ["https://192.0.2.1:9999", "ftp://x", "http://u:p@h:1", "http://h:1/?q#f"]),
         nasty_text(), wrong_type())
-    return st.one_of(_some_of({"callback_url": url, "agent_token": text_field(),
-                               "agent_version": st.one_of(st.just("v" * 5000), text_field(64))}),
+    return st.one_of(_some_of({"callback_url": url, "agent_token": text_field("agent_token"),
+                               "agent_version": st.one_of(st.just("v" * 5000),
+                                                          text_field("agent_version"))}),
                      wrong_type())

@@ -41,7 +41,7 @@ from tests.support.operator_guide import (
     GuideCommand,
     GuideFile,
     GuideShell,
-    missing_lines,
+    run_steps,
     section,
     steps,
 )
@@ -64,10 +64,6 @@ def part(heading: str) -> list[GuideCommand | GuideFile]:
     return steps(text, first_line)
 
 
-def describe(outcome_text: str, command: GuideCommand) -> str:
-    return f"docs/operator-guide.md line {command.line}: $ {command.text}\n{outcome_text}"
-
-
 def test_part1_is_what_the_guide_promises() -> None:
     found = part("Part 1")
     commands = [step for step in found if isinstance(step, GuideCommand)]
@@ -88,26 +84,8 @@ def test_part1_runs_as_written(aio: Server, tmp_path: Path) -> None:
     if not (VENV_BIN / "enclume").is_file():
         pytest.fail(f"{VENV_BIN / 'enclume'} is missing: run `.venv/bin/pip install -e .`")
     shell = GuideShell(tmp_path, {"ENCLUME_URL": aio.url})
-    ran = 0
     started = time.monotonic()
-    for step in part("Part 1"):
-        if isinstance(step, GuideFile):
-            shell.write(step)
-            continue
-        if step.mode == "skip":
-            continue
-        outcome = shell.run(step)
-        ran += 1
-        shown = (f"exit {outcome.code}\n--- stdout\n{outcome.stdout}--- stderr\n"
-                 f"{outcome.stderr}")
-        if step.mode == "fails":
-            assert outcome.code == 1, describe(f"expected to fail with exit 1\n{shown}", step)
-        else:
-            assert outcome.code == 0, describe(shown, step)
-        missing = missing_lines(step.output, outcome.output)
-        assert not missing, describe(
-            "output the guide shows but the command did not print:\n  "
-            + "\n  ".join(missing) + f"\n{shown}", step)
+    ran = run_steps(shell, part("Part 1"), "docs/operator-guide.md")
     assert ran >= 25, f"only {ran} commands of part 1 were run"
     print(f"{ran} commands of part 1 in {time.monotonic() - started:.1f} s")
 

@@ -1,4 +1,5 @@
-"""docs/operator-guide.md as a script: its files and commands, run in order, outputs compared.
+"""docs/operator-guide.md (and docs/teacher-guide.md) as a script: its files and commands, run
+in order, outputs compared.
 
 The guide's conventions (its "How this page is tested" section says the same to its readers):
 
@@ -203,6 +204,41 @@ class GuideShell:
                               timeout=COMMAND_TIMEOUT_S, check=False)
         return Outcome(command, done.returncode, done.stdout, done.stderr,
                        time.monotonic() - started)
+
+
+def failure(step: GuideCommand, outcome: Outcome, guide: str) -> str | None:
+    """Why ``outcome`` does not match what ``guide`` shows of ``step`` (None: it does): an
+    exit code other than 0 (1 under ``guide-test: fails``), or output lines it did not print."""
+    shown = (f"exit {outcome.code}\n--- stdout\n{outcome.stdout}--- stderr\n"
+             f"{outcome.stderr}")
+    where = f"{guide} line {step.line}: $ {step.text}\n"
+    expected = 1 if step.mode == "fails" else 0
+    if outcome.code != expected:
+        hint = "expected to fail with exit 1\n" if expected else ""
+        return where + hint + shown
+    missing = missing_lines(step.output, outcome.output)
+    if missing:
+        return where + ("output the guide shows but the command did not print:\n  "
+                        + "\n  ".join(missing) + f"\n{shown}")
+    return None
+
+
+def run_steps(shell: GuideShell, found: list[Step], guide: str) -> int:
+    """Write each file and run each command not skipped, in order; AssertionError at the
+    first command that does not do what the guide shows. Returns how many commands ran."""
+    ran = 0
+    for step in found:
+        if isinstance(step, GuideFile):
+            shell.write(step)
+            continue
+        if step.mode == "skip":
+            continue
+        outcome = shell.run(step)
+        ran += 1
+        problem = failure(step, outcome, guide)
+        if problem is not None:
+            raise AssertionError(problem)
+    return ran
 
 
 def main() -> None:

@@ -17,24 +17,28 @@ SCRIPTS: dict[str, str] = tomllib.loads(
     (REPO / "pyproject.toml").read_text())["project"]["scripts"]
 
 BMC_CLIENTS = {"pyghmi", "sushy", "netmiko", "paramiko"}
+# Loaded only while a timetable is imported (services/classroom/calendar.py).
+CALENDARS = {"icalendar", "recurring_ical_events"}
 SERVERS = {"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "iptc", "tftpy"}
 LAYERS = {"services.api", "services.boot", "services.conductor", "services.drivers",
           "services.aio"}
-WATCHED = BMC_CLIENTS | SERVERS | LAYERS
+WATCHED = BMC_CLIENTS | CALENDARS | SERVERS | LAYERS
 
 # script -> the watched modules it must not load
 FORBIDDEN: dict[str, set[str]] = {
     "enclume": WATCHED,
     "enclume-agent": WATCHED,
-    "enclume-boot": BMC_CLIENTS | {"fastapi", "iptc", "services.api", "services.conductor",
-                                   "services.drivers", "services.aio"},
-    "enclume-api": BMC_CLIENTS | {"iptc", "tftpy", "services.boot", "services.drivers",
-                                  "services.aio"},
+    "enclume-boot": BMC_CLIENTS | CALENDARS | {
+        "fastapi", "iptc", "services.api", "services.conductor", "services.drivers",
+        "services.aio"},
+    "enclume-api": BMC_CLIENTS | CALENDARS | {
+        "iptc", "tftpy", "services.boot", "services.drivers", "services.aio"},
     # The BMC clients load when a node first uses them (services/drivers/registry.py).
-    "enclume-conductor": BMC_CLIENTS | {"fastapi", "iptc", "tftpy", "services.api",
-                                        "services.aio"},
-    "enclume-dbsync": BMC_CLIENTS | {"fastapi", "iptc", "tftpy", "services.api", "services.aio"},
-    "enclume-aio": BMC_CLIENTS | {"iptc", "tftpy"},
+    "enclume-conductor": BMC_CLIENTS | CALENDARS | {
+        "fastapi", "iptc", "tftpy", "services.api", "services.aio"},
+    "enclume-dbsync": BMC_CLIENTS | CALENDARS | {
+        "fastapi", "iptc", "tftpy", "services.api", "services.aio"},
+    "enclume-aio": BMC_CLIENTS | CALENDARS | {"iptc", "tftpy"},
 }
 
 

@@ -16,8 +16,11 @@ from starlette.testclient import TestClient
 from services.api import openapi
 from services.api.app import create_app
 from services.api.errors import error_body
+from services.common import validation
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
+from services.common.exceptions import Invalid
+from services.common.macs import parse_mac
 from services.common.membership import Membership
 from services.conductor.manager import ConductorManager
 from services.drivers.registry import Drivers
@@ -32,7 +35,7 @@ def app(tmp_path: Path) -> FastAPI:
     drivers = Drivers(settings)
     membership = Membership(db, settings)
     return create_app(settings, db, ConductorManager(db, settings, drivers, membership),
-                      membership, drivers)
+                      membership)
 
 
 @pytest.fixture
@@ -130,3 +133,52 @@ def test_a_route_without_a_description_fails_the_build(app: FastAPI) -> None:
 
     with pytest.raises(ValueError, match="undescribed"):
         openapi.build(app)
+
+
+GRAMMAR_SAMPLES = (
+    "node-1", "a", "A.b~c_d", "name\n", "name\r\n", " name", "n" * 255, "n" * 256, "",
+    "11111111-2222-4333-8444-555555555555", "11111111-2222-4333-8444-55555555555G",
+    "0123456789ABCDEF0123456789abcdef", "CUSTOM_X", "CUSTOM_", "custom_x", "HW_CPU_X86",
+    "T" * 255, "T" * 256, "group.1_x-y", "52:54:00:ab:cd:ef", "52-54-00-AB-CD-EF",
+    "52:54:00:ab:cd:ef\n", "52:54:00:ab:cd", "tab\there", "line\nbreak", "nul\x00",
+    "esc\x1b[31m", "c1\x85", "e\u0301", "\u00e9" * 255, "\u00e9" * 256, "r" * 80, "r" * 81,
+)
+
+
+def _accepts(check: Any, value: str) -> bool:
+    try:
+        check(value)
+    except Invalid:
+        return False
+    return True
+
+
+def test_the_grammars_are_the_validation_layer_s(document: dict[str, Any]) -> None:
+    """Each schema accepts exactly what the route's check (its one owner) accepts."""
+    schemas = document["components"]["schemas"]
+    node = schemas["NodeCreate"]["properties"]
+    rules = {
+        "name": (node["name"]["anyOf"][0], validation.is_valid_name),
+        "conductor_group": (node["conductor_group"]["anyOf"][0],
+                            lambda v: _accepts(validation.conductor_group, v)),
+        "trait": (schemas["Traits"]["properties"]["traits"]["items"],
+                  lambda v: _accepts(lambda t: validation.traits([t]), v)),
+        "uuid": (node["uuid"]["anyOf"][0], validation.is_uuid),
+        "mac": (schemas["PortCreate"]["properties"]["address"], lambda v: parse_mac(v) is not None),
+        "owner": (node["owner"]["anyOf"][0], lambda v: _accepts(
+            lambda t: validation.text("owner", t), v)),
+        "description": (node["description"]["anyOf"][0], lambda v: _accepts(
+            lambda t: validation.text("description", t), v)),
+        "resource_class": (node["resource_class"]["anyOf"][0], lambda v: _accepts(
+            lambda t: validation.text("resource_class", t), v)),
+    }
+    for field, (schema, accepts) in rules.items():
+        checker = jsonschema.Draft202012Validator(schema)
+        for value in GRAMMAR_SAMPLES:
+            assert checker.is_valid(value) == accepts(value), (field, value)
+
+
+def test_a_bmc_failure_is_documented_where_it_happens(document: dict[str, Any]) -> None:
+    with_500 = {(m, p) for m, p, o in operations(document) if "500" in o["responses"]}
+    assert with_500 == {("get", "/v1/nodes/{ident}/management/boot_device"),
+                        ("put", "/v1/nodes/{ident}/management/boot_device")}

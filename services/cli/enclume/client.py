@@ -10,10 +10,12 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+import httpx_sse
 
 from services.cli.enclume.config import CliConfig
 from services.common.secrets import mask
@@ -21,6 +23,7 @@ from services.common.secrets import mask
 LOG = logging.getLogger(__name__)
 VERSION_HEADER = "X-OpenStack-Ironic-API-Version"
 USER_AGENT = "enclume-cli"
+ENCLUME_PREFIX = "/enclume/v1"
 
 
 class ApiError(Exception):
@@ -118,8 +121,32 @@ class ApiClient:
             # Keep our own base URL: the server's idea of it may differ (proxies).
             query = dict(parse_qsl(urlsplit(next_link).query, keep_blank_values=True))
 
+    def events(self, path: str, params: dict[str, Any], read_timeout_s: float
+               ) -> Iterator[str]:
+        """The event names of a Server-Sent Events stream, as they come. ApiError when the
+        stream is refused or is no stream (an API without it: 404); httpx.ReadTimeout after
+        ``read_timeout_s`` without a byte."""
+        timeout = httpx.Timeout(self.config.timeout_s, read=read_timeout_s)
+        try:
+            with httpx_sse.connect_sse(self._http, "GET", path, params=params,
+                                       timeout=timeout) as source:
+                response = source.response
+                if response.status_code >= 400:
+                    response.read()
+                    raise ApiError(response.status_code, mask(fault_message(response)))
+                for event in source.iter_sse():
+                    yield event.event
+        except httpx_sse.SSEError as exc:
+            raise ApiError(404, f"{path} is not an event stream: {exc}") from None
+        except httpx.TimeoutException:
+            raise
+        except httpx.HTTPError as exc:
+            raise ApiError(0, f"cannot reach {self._where()}: {mask(str(exc))}") from None
+
     def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
               body: Any = None, versioned: bool = True) -> Any:
+        # Enclume's own API (/enclume/v1) has its version in the path: no microversion.
+        versioned = versioned and not path.startswith(ENCLUME_PREFIX)
         headers = {VERSION_HEADER: self.api_version} if versioned else {}
         content = None
         if body is not None:

@@ -15,11 +15,15 @@ import typer
 from services.cli.enclume import (
     enroll,
     history,
+    images,
+    jobs,
     management,
     node_inventory,
     nodes,
     ports,
     power,
+    room_actions,
+    sessions,
     verbs,
 )
 from services.cli.enclume.client import ApiError
@@ -31,7 +35,8 @@ app = typer.Typer(
     name="enclume", no_args_is_help=True, add_completion=False,
     # Tracebacks with local variables could show the password: plain errors only.
     pretty_exceptions_enable=False,
-    help="Enroll, provision and run bare-metal machines through the Enclume (Ironic v1) API.",
+    help="Enroll, provision and run bare-metal machines through the Enclume (Ironic v1) API; "
+         "rooms, images, sessions and jobs of classrooms (Enclume's /enclume/v1 API).",
 )
 node_app = typer.Typer(no_args_is_help=True, help="Nodes: enrollment, provisioning, power.")
 for commands in (nodes.app, verbs.app, management.app, node_inventory.app):
@@ -43,6 +48,11 @@ node_app.add_typer(history.app, name="history")
 app.add_typer(node_app, name="node")
 app.add_typer(ports.app, name="port")
 app.command("enroll")(enroll.enroll)
+# Classrooms (Enclume's own API, /enclume/v1): room_actions adds its commands to `room`.
+app.add_typer(images.app, name="image")
+app.add_typer(room_actions.app, name="room")
+app.add_typer(sessions.app, name="session")
+app.add_typer(jobs.app, name="job")
 
 
 @app.callback()

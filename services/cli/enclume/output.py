@@ -25,7 +25,8 @@ COLUMN_FORMATS = frozenset({"table", "value", "csv"})
 DOCUMENT_FORMATS = frozenset({"json", "yaml"})
 # Hyperlinks to sub-resources: noise in a table, kept in JSON and YAML.
 LINK_FIELDS = frozenset({"links", "ports", "states", "portgroups", "volume"})
-_ACRONYMS = {"uuid": "UUID", "id": "ID", "mac": "MAC", "pxe": "PXE", "url": "URL", "os": "OS"}
+_ACRONYMS = {"uuid": "UUID", "id": "ID", "mac": "MAC", "pxe": "PXE", "url": "URL", "os": "OS",
+             "pc": "PC", "pcs": "PCs", "eta": "ETA"}
 # Wide enough that a table is never wrapped when the output goes to a file or a pipe.
 _PIPE_WIDTH = 10_000
 

@@ -2,6 +2,8 @@
 
 On a terminal a live table shows one line per node (name, provision state, target, power,
 elapsed, last error); elsewhere (pipes, CI, logs) one plain line is printed per change.
+What is followed and shown is a ``View``: nodes by default; the PCs of a room's job
+(room_progress.py) are followed by the same loop and displays.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
 from services.cli.enclume.client import ApiClient, ApiError
@@ -40,13 +42,14 @@ class Outcome:
     elapsed_s: float
     timed_out: bool = False
     error: str | None = None  # why it failed: last_error, or the API's answer
+    state_field: str = "provision_state"  # the field describe() names the state by
 
     @property
     def label(self) -> str:
         return str(self.node.get("name") or self.node.get("uuid") or self.ident)
 
     def describe(self) -> str:
-        state = self.node.get("provision_state")
+        state = self.node.get(self.state_field)
         if self.ok:
             return f"{self.label}: {state} after {self.elapsed_s:.1f} s"
         if self.timed_out:
@@ -95,6 +98,39 @@ def power_judge(expected: str) -> Judge:
     return judge
 
 
+def _state_line(node: dict[str, Any]) -> str:
+    state = node.get("provision_state")
+    target = node.get("target_provision_state")
+    power = node.get("power_state")
+    text = f"{state}" + (f" -> {target}" if target else "")
+    return text + f", {power or 'power unknown'}"
+
+
+Column = tuple[str, Callable[[dict[str, Any]], Any]]
+
+
+@dataclass(frozen=True)
+class View:
+    """What is followed and how it is shown: the plural noun of the summary, the live table's
+    columns between the name and the elapsed time, the plain line of a change, the field
+    that names an item's state and the one that tells why it failed."""
+
+    noun: str = "node(s)"
+    columns: tuple[Column, ...] = field(default=(
+        ("Provision State", lambda node: node.get("provision_state")),
+        ("Target", lambda node: node.get("target_provision_state") or ""),
+        ("Power", lambda node: node.get("power_state") or "")))
+    line: Callable[[dict[str, Any]], str] = _state_line
+    state_field: str = "provision_state"
+    error_field: str = "last_error"
+    heading: str = "Node"
+
+
+NODE_VIEW = View()
+# Reads the items not finished yet: each item, or an ApiError for one that cannot be read.
+Fetcher = Callable[[list[str]], dict[str, "dict[str, Any] | ApiError"]]
+
+
 class Display(Protocol):
     def update(self, nodes: dict[str, dict[str, Any]], finished: dict[str, Outcome],
                elapsed_s: float) -> None: ...
@@ -116,10 +152,15 @@ def wait_for(client: ApiClient, node_idents: Iterable[str], done_states: Collect
 
 def watch(client: ApiClient, node_idents: Iterable[str], judge: Judge,
           timeout_s: float | None, *, out: IO[str] | None = None,
-          poll_s: float = POLL_S) -> dict[str, Outcome]:
+          poll_s: float = POLL_S, fetcher: Fetcher | None = None,
+          view: View = NODE_VIEW) -> dict[str, Outcome]:
+    """Follow the items until ``judge`` settles each or ``timeout_s`` passes: nodes read with
+    ``fetch``, or what ``fetcher`` reads, shown as ``view`` says."""
     idents = list(dict.fromkeys(node_idents))
     stream = out or sys.stdout
-    display: Display = LiveDisplay(stream) if stream.isatty() else LineDisplay(stream)
+    read = fetcher or (lambda pending: fetch(client, pending))
+    display: Display = (LiveDisplay(stream, view) if stream.isatty()
+                        else LineDisplay(stream, view))
     start = time.monotonic()
     finished: dict[str, Outcome] = {}
     nodes: dict[str, dict[str, Any]] = {}
@@ -129,7 +170,7 @@ def watch(client: ApiClient, node_idents: Iterable[str], judge: Judge,
             elapsed = time.monotonic() - start
             pending = [ident for ident in idents if ident not in finished]
             try:
-                fetched = fetch(client, pending)
+                fetched = read(pending)
             except ApiError as exc:  # no answer at all, or the API is unavailable
                 if not outage.lost(exc, elapsed):
                     raise
@@ -137,21 +178,25 @@ def watch(client: ApiClient, node_idents: Iterable[str], judge: Judge,
             else:
                 outage.back(elapsed)
             for ident, node in fetched.items():
+                if ident not in pending:  # finished before, or not followed
+                    continue
                 if isinstance(node, ApiError):
                     finished[ident] = Outcome(ident, False, nodes.get(ident, {}), elapsed,
-                                              error=f"{node.message} (HTTP {node.status})")
+                                              error=f"{node.message} (HTTP {node.status})",
+                                              state_field=view.state_field)
                     continue
                 nodes[ident] = node
                 verdict = judge(node)
                 if verdict is not None:
-                    finished[ident] = Outcome(ident, verdict, node, elapsed,
-                                              error=None if verdict else node.get("last_error"))
+                    finished[ident] = Outcome(
+                        ident, verdict, node, elapsed, state_field=view.state_field,
+                        error=None if verdict else node.get(view.error_field))
             timed_out = bool(timeout_s) and elapsed >= (timeout_s or 0)
             if timed_out:
                 for ident in idents:
                     if ident not in finished:
                         finished[ident] = Outcome(ident, False, nodes.get(ident, {}), elapsed,
-                                                  timed_out=True)
+                                                  timed_out=True, state_field=view.state_field)
             display.update(nodes, finished, elapsed)
             if len(finished) == len(idents):
                 break
@@ -217,12 +262,12 @@ def fetch(client: ApiClient, idents: list[str]) -> dict[str, dict[str, Any] | Ap
     return result
 
 
-def summary(outcomes: dict[str, Outcome]) -> str:
+def summary(outcomes: dict[str, Outcome], noun: str = "node(s)") -> str:
     total = len(outcomes)
     ok = [o for o in outcomes.values() if o.ok]
     timed_out = [o for o in outcomes.values() if o.timed_out]
     failed = [o for o in outcomes.values() if not o.ok and not o.timed_out]
-    parts = [f"{len(ok)} of {total} node(s) done"]
+    parts = [f"{len(ok)} of {total} {noun} done"]
     if failed:
         parts.append(f"{len(failed)} failed")
     if timed_out:
@@ -230,19 +275,12 @@ def summary(outcomes: dict[str, Outcome]) -> str:
     return ", ".join(parts)
 
 
-def _state_line(node: dict[str, Any]) -> str:
-    state = node.get("provision_state")
-    target = node.get("target_provision_state")
-    power = node.get("power_state")
-    text = f"{state}" + (f" -> {target}" if target else "")
-    return text + f", {power or 'power unknown'}"
-
-
 class LineDisplay:
     """One line per change of a node, for logs and pipes."""
 
-    def __init__(self, out: IO[str]) -> None:
+    def __init__(self, out: IO[str], view: View = NODE_VIEW) -> None:
         self.out = out
+        self.view = view
         self.seen: dict[str, str] = {}
         self.reported: set[str] = set()
 
@@ -252,7 +290,7 @@ class LineDisplay:
     def update(self, nodes: dict[str, dict[str, Any]], finished: dict[str, Outcome],
                elapsed_s: float) -> None:
         for ident, node in nodes.items():
-            line = _state_line(node)
+            line = self.view.line(node)
             if self.seen.get(ident) != line and ident not in self.reported:
                 self.seen[ident] = line
                 label = node.get("name") or node.get("uuid") or ident
@@ -264,16 +302,17 @@ class LineDisplay:
                 self._say(outcome.elapsed_s, f"{mark} {outcome.describe()}")
 
     def close(self, outcomes: dict[str, Outcome]) -> None:
-        print(summary(outcomes), file=self.out, flush=True)
+        print(summary(outcomes, self.view.noun), file=self.out, flush=True)
 
 
 class LiveDisplay:
     """A table redrawn in place on a terminal."""
 
-    def __init__(self, out: IO[str]) -> None:
+    def __init__(self, out: IO[str], view: View = NODE_VIEW) -> None:
         from rich.console import Console
         from rich.live import Live
 
+        self.view = view
         self.console = Console(file=out)
         self.live = Live(console=self.console, refresh_per_second=4, transient=False,
                          vertical_overflow="ellipsis")
@@ -284,20 +323,21 @@ class LiveDisplay:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table("Node", "Provision State", "Target", "Power", "Elapsed", "Last Error",
-                      title=f"{len(finished)} of {max(len(nodes), len(finished))} finished, "
-                              f"{elapsed_s:.0f} s")
+        view = self.view
+        total = max(len(nodes), len(finished))
+        table = Table(view.heading, *(title for title, _ in view.columns), "Elapsed",
+                      "Last Error", title=f"{len(finished)} of {total} finished, "
+                                          f"{elapsed_s:.0f} s")
         for ident, node in nodes.items():
             outcome = finished.get(ident)
             seconds = outcome.elapsed_s if outcome else elapsed_s
             style = "" if outcome is None else ("green" if outcome.ok else "red")
-            table.add_row(Text(str(node.get("name") or node.get("uuid") or ident)),
-                          Text(str(node.get("provision_state")), style=style),
-                          Text(str(node.get("target_provision_state") or "")),
-                          Text(str(node.get("power_state") or "")),
+            cells = [Text(str(value(node))) for _, value in view.columns]
+            cells[0].stylize(style)
+            table.add_row(Text(str(node.get("name") or node.get("uuid") or ident)), *cells,
                           Text(f"{seconds:.1f} s"),
                           Text(str((outcome.error if outcome else None)
-                                   or node.get("last_error") or "")))
+                                   or node.get(view.error_field) or "")))
         self.live.update(table, refresh=True)
 
     def close(self, outcomes: dict[str, Outcome]) -> None:
@@ -307,4 +347,4 @@ class LiveDisplay:
         for outcome in outcomes.values():
             if not outcome.ok:
                 self.console.print(Text(f"FAILED {outcome.describe()}", style="red"))
-        self.console.print(Text(summary(outcomes)))
+        self.console.print(Text(summary(outcomes, self.view.noun)))

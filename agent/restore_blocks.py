@@ -1,0 +1,262 @@
+"""deploy.restore_blocks: a disk made identical to an image version, block by block.
+
+``mode: delta`` hashes the disk against the version's block manifest and fetches only the blocks
+that differ, while the hashing goes on (one thread per core hashes, one fetches and writes);
+``mode: full`` fetches every non-zero block and discards (or zeroes) the zero ones. Each fetched
+block is checked against its hash as it arrives and fetched again if it is wrong. Then the whole
+disk is read back (past the page cache) and checked against the manifest; blocks that fail are
+fetched again, and if some still fail a delta restore falls back to a full write. A disk smaller
+than the image is refused before anything is written; a disk that does not verify in the end is
+made unbootable and the command fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from agent import erase
+from agent.block_fetch import BlockFetcher
+from agent.block_manifest import BlockManifest, parse
+from agent.disks import Disk, choose, flush, write_all, zero_range
+from agent.download import check_url, open_url
+from agent.errors import BadParams, CommandError
+
+LOG = logging.getLogger(__name__)
+MODES = ("delta", "full")
+REPAIR_ROUNDS = 2
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # a 4 TB disk in 4 MiB blocks is ~70 MB of JSON at most
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    manifest_url: str
+    manifest_sha256: str
+    disk_url: str
+    mode: str
+    target_disk: str | None
+
+
+def parse_params(params: dict[str, Any]) -> RestoreRequest:
+    mode = params.get("mode") or "delta"
+    if mode not in MODES:
+        raise BadParams(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    digest = params.get("manifest_sha256")
+    if not isinstance(digest, str) or len(digest) != 64 or not all(
+            char in "0123456789abcdefABCDEF" for char in digest):
+        raise BadParams("manifest_sha256 must be the manifest's sha256 (64 hex digits)")
+    target = params.get("target_disk")
+    if target is not None and not isinstance(target, str):
+        raise BadParams(f"target_disk must be a device path, got {target!r}")
+    return RestoreRequest(manifest_url=check_url(params.get("manifest_url"), "manifest_url"),
+                          manifest_sha256=digest,
+                          disk_url=check_url(params.get("disk_url"), "disk_url"),
+                          mode=str(mode), target_disk=target)
+
+
+def _load_manifest(request: RestoreRequest, timeout_s: float) -> BlockManifest:
+    download = open_url(request.manifest_url, timeout_s)
+    try:
+        raw = download.response.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise CommandError(f"cannot read the manifest at {request.manifest_url}: {exc}") from None
+    finally:
+        download.close()
+    return parse(raw, request.manifest_sha256)
+
+
+class Restore:
+    """One restore of one disk."""
+
+    def __init__(self, manifest: BlockManifest, disk: Disk, fd: int, fetcher: BlockFetcher,
+                 on_progress: Callable[[int, int | None], None]) -> None:
+        self.manifest, self.disk, self.fd, self.fetcher = manifest, disk, fd, fetcher
+        self.on_progress = on_progress
+        self.threads = os.cpu_count() or 1
+        self.done = 0
+        self.total = 2 * manifest.size  # compared (or written) once, verified once
+        self._zeros = bytes(manifest.block_size)
+        self.writes_count = False  # progress counts written blocks (full) or compared ones
+        self._lock = threading.Lock()
+        self._buffers = threading.local()
+
+    def _advance(self, count: int) -> None:
+        with self._lock:
+            self.done += count
+            self.on_progress(min(self.done, self.total), self.total)
+
+    def matches(self, index: int) -> bool:
+        offset, length = self.manifest.span(index)
+        buffer = getattr(self._buffers, "block", None)  # one per hashing thread, reused
+        if buffer is None:
+            buffer = self._buffers.block = bytearray(self.manifest.block_size)
+        try:
+            count = os.preadv(self.fd, [memoryview(buffer)[:length]], offset)
+        except OSError as exc:
+            LOG.warning("reading block %d of %s failed: %s", index, self.disk.path, exc)
+            return False
+        if count != length:
+            return False
+        expected = self.manifest.blocks[index]
+        if expected is None:  # startswith is a memcmp in place (see stream.data_runs)
+            return buffer.startswith(self._zeros[:length] if length < len(self._zeros)
+                                     else self._zeros, 0, length)
+        return hashlib.sha256(memoryview(buffer)[:length]).hexdigest() == expected
+
+    def differing(self, indexes: Iterable[int]) -> Iterator[int]:
+        """The blocks among ``indexes`` that do not match, in order, as the hashing finds them."""
+        window: deque[tuple[int, Future[bool]]] = deque()
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="block-hash") as pool:
+            for index in indexes:
+                window.append((index, pool.submit(self.matches, index)))
+                while len(window) > 2 * self.threads or (window and window[0][1].done()):
+                    yield from self._settle(*window.popleft())
+            while window:
+                yield from self._settle(*window.popleft())
+
+    def _settle(self, index: int, check: Future[bool]) -> Iterator[int]:
+        matched = check.result()
+        self._advance(self.manifest.span(index)[1])
+        if not matched:
+            yield index
+
+    def _write_block(self, index: int, data: memoryview) -> None:
+        write_all(self.fd, data, self.manifest.span(index)[0], self.disk)
+        if self.writes_count:
+            self._advance(len(data))
+
+    def rewrite(self, indexes: list[int]) -> None:
+        """Make these blocks what the manifest says: zeros written or discarded, data fetched
+        (the first block, the partition table, last)."""
+        data = []
+        for index in indexes:
+            if self.manifest.blocks[index] is None:
+                zero_range(self.fd, self.disk, *self.manifest.span(index))
+            else:
+                data.append(index)
+        first = [0] if data and data[0] == 0 else []
+        self.fetcher.fetch(sorted(set(data) - set(first)), self._write_block)
+        self.fetcher.fetch(first, self._write_block)
+
+    def delta(self) -> int:
+        """Fetch what differs while the hashing goes on; returns the number of blocks fixed."""
+        found: queue.Queue[int | None] = queue.Queue()
+        failure: list[BaseException] = []
+        fixed = [0]
+
+        ended = threading.Event()  # the hashing put its final None
+
+        def next_found() -> int | None:
+            index = found.get()
+            if index is None:
+                ended.set()
+            return index
+
+        def fetch_loop() -> None:
+            try:
+                first_block = []
+                while (index := next_found()) is not None:
+                    batch = [index]
+                    while not found.empty() and (following := next_found()) is not None:
+                        batch.append(following)
+                    if 0 in batch:
+                        batch.remove(0)
+                        first_block = [0]
+                    self.rewrite(batch)
+                    fixed[0] += len(batch)
+                    if ended.is_set():
+                        break
+                self.rewrite(first_block)
+                fixed[0] += len(first_block)
+            except BaseException as exc:
+                failure.append(exc)
+                while not ended.is_set():  # let the hashing finish
+                    next_found()
+
+        fetching = threading.Thread(target=fetch_loop, name="block-fetch", daemon=True)
+        fetching.start()
+        try:
+            for index in self.differing(range(len(self.manifest.blocks))):
+                found.put(index)
+        finally:
+            found.put(None)
+            fetching.join()
+        if failure:
+            raise failure[0]
+        return fixed[0]
+
+    def full(self) -> None:
+        size = self.manifest.size
+        discarded = zero_range(self.fd, self.disk, 0, size, cheap_only=True)
+        indexes = [index for index, digest in enumerate(self.manifest.blocks)
+                   if digest is not None or not discarded]
+        self._advance(size - sum(self.manifest.span(index)[1] for index, digest
+                                 in enumerate(self.manifest.blocks) if digest is not None))
+        self.writes_count = True
+        try:
+            self.rewrite(indexes)
+        finally:
+            self.writes_count = False
+
+    def verify(self, indexes: Iterable[int]) -> list[int]:
+        flush(self.fd, self.disk)
+        os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)  # read the disk, not the cache
+        return list(self.differing(indexes))
+
+
+def restore_blocks(request: RestoreRequest, disks: list[Disk], timeout_s: float,
+                   on_progress: Callable[[int, int | None], None]) -> dict[str, Any]:
+    disk = choose(disks, request.target_disk, 1)
+    manifest = _load_manifest(request, timeout_s)
+    if disk.size < manifest.size:
+        raise CommandError(f"{disk.path} has {disk.size} bytes, the image needs "
+                           f"{manifest.size}: refused, nothing was written")
+    fetcher = BlockFetcher(request.disk_url, manifest, timeout_s)
+    fd = disk.open()
+    result: dict[str, Any] = {"target_disk": disk.path, "mode": request.mode,
+                              "image_size": manifest.size, "image_sha256": manifest.image_sha256,
+                              "fell_back_to_full": False}
+    try:
+        run = Restore(manifest, disk, fd, fetcher, on_progress)
+        if request.mode == "delta":
+            result["differing_blocks"] = run.delta()
+        else:
+            run.full()
+        everything = range(len(manifest.blocks))
+        bad = run.verify(everything)
+        for _ in range(REPAIR_ROUNDS):
+            if not bad:
+                break
+            LOG.warning("%d blocks of %s failed verification: fetching them again",
+                        len(bad), disk.path)
+            run.rewrite(bad)
+            bad = run.verify(bad)
+        if bad and request.mode == "delta":
+            LOG.warning("%d blocks still differ: writing the whole image", len(bad))
+            result["fell_back_to_full"] = True
+            run.full()
+            bad = run.verify(everything)
+        if bad:
+            raise CommandError(f"{len(bad)} blocks of {disk.path} do not match the manifest "
+                               f"after the restore (first: block {bad[0]})")
+        result.update(fetched_bytes=fetcher.fetched_bytes,
+                      refetched_blocks=fetcher.refetched_blocks, verified=True)
+        return result
+    except BaseException:
+        LOG.error("restoring %s failed: wiping its metadata", disk.path)
+        os.close(fd)
+        fd = -1
+        erase.make_unbootable(disk)
+        raise
+    finally:
+        fetcher.close()
+        if fd >= 0:
+            os.close(fd)

@@ -1,0 +1,159 @@
+"""``enclume room create|list|show|set|delete|add|remove``: rooms, their PCs, teachers and
+allowed images (admins and operators change them; a teacher sees their own rooms)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from services.cli.enclume.classroom_common import listing, names, path, show
+from services.cli.enclume.context import CliError, cli
+from services.cli.enclume.options import Format
+
+app = typer.Typer(no_args_is_help=True,
+                  help="Rooms of PCs: who teaches there, which images they may run, and "
+                       "actions on the whole room (wake, restore, power-off, status).")
+
+LIST_COLUMNS = ("name", "time_zone", "default_image", "allowed_images", "pcs", "teachers")
+SHOW_COLUMNS = ("uuid", "name", "description", "time_zone", "idle_vlan", "class_vlan",
+                "allowed_images", "default_image", "pcs", "teachers", "created_at",
+                "updated_at")
+
+Room = Annotated[str, typer.Argument(metavar="ROOM", help="Room name or UUID.")]
+Pcs = Annotated[list[str] | None, typer.Argument(
+    metavar="[PC]...", show_default=False, help="PCs (node names or UUIDs).")]
+Teachers = Annotated[list[str] | None, typer.Option(
+    "--teacher", metavar="USER", show_default=False,
+    help="A teacher's user name (repeat for several).")]
+Images = Annotated[list[str] | None, typer.Option(
+    "--image", metavar="IMAGE", show_default=False,
+    help="An image allowed in the room (repeat for several).")]
+DefaultImage = Annotated[str | None, typer.Option(
+    metavar="IMAGE", help="The image a restore uses when none is named (one of the allowed).")]
+TimeZone = Annotated[str | None, typer.Option(
+    metavar="ZONE", help="IANA time zone (Europe/Paris): session times are wall-clock there.")]
+IdleVlan = Annotated[int | None, typer.Option(
+    metavar="ID", min=1, max=4094, help="VLAN of idle and provisioning PCs.")]
+ClassVlan = Annotated[int | None, typer.Option(
+    metavar="ID", min=1, max=4094, help="VLAN of the PCs during a class.")]
+Description = Annotated[str | None, typer.Option(help="Free text.")]
+
+
+def room_row(room: dict[str, Any]) -> dict[str, Any]:
+    return {**room, "pcs": names(room.get("pcs")), "teachers": names(room.get("teachers")),
+            "allowed_images": names(room.get("allowed_images"))}
+
+
+def room_path(room: str, *more: str) -> str:
+    return path("rooms", room, *more)
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The room's name (B12).")],
+    time_zone: Annotated[str, typer.Option(
+        metavar="ZONE", help="IANA time zone (Europe/Paris): session times are wall-clock "
+                             "there.")],
+    pc: Annotated[list[str] | None, typer.Option(
+        "--pc", metavar="PC", show_default=False,
+        help="A PC of the room, node name or UUID (repeat for several; a PC is in one room "
+             "at most).")] = None,
+    teacher: Teachers = None, image: Images = None, default_image: DefaultImage = None,
+    idle_vlan: IdleVlan = None, class_vlan: ClassVlan = None, description: Description = None,
+    fmt: Format = None,
+) -> None:
+    """Create a room (admins, operators); shows it."""
+    body: dict[str, Any] = {"name": name, "time_zone": time_zone, "pcs": pc or [],
+                            "teachers": teacher or [], "allowed_images": image or [],
+                            "default_image": default_image, "idle_vlan": idle_vlan,
+                            "class_vlan": class_vlan, "description": description}
+    body = {key: value for key, value in body.items() if value not in (None, [])}
+    show(ctx, cli(ctx).client.post(path("rooms"), body), SHOW_COLUMNS, fmt, room_row)
+
+
+@app.command("list")
+def list_rooms(ctx: typer.Context, fmt: Format = None) -> None:
+    """The rooms you may see (a teacher: their own)."""
+    show(ctx, listing(ctx, "rooms"), LIST_COLUMNS, fmt, room_row)
+
+
+@app.command("show")
+def show_room(ctx: typer.Context, room: Room, fmt: Format = None) -> None:
+    """One room: its PCs, teachers, images, VLANs and time zone."""
+    show(ctx, cli(ctx).client.get(room_path(room)), SHOW_COLUMNS, fmt, room_row)
+
+
+@app.command("set")
+def set_room(
+    ctx: typer.Context, room: Room,
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    time_zone: TimeZone = None, default_image: DefaultImage = None,
+    idle_vlan: IdleVlan = None, class_vlan: ClassVlan = None, description: Description = None,
+    fmt: Format = None,
+) -> None:
+    """Change a room's name, time zone, default image, VLANs or description; shows it."""
+    body = {key: value for key, value in {
+        "name": name, "time_zone": time_zone, "default_image": default_image,
+        "idle_vlan": idle_vlan, "class_vlan": class_vlan, "description": description,
+    }.items() if value is not None}
+    if not body:
+        raise typer.BadParameter("nothing to set: give at least one option",
+                                 param_hint="options")
+    show(ctx, cli(ctx).client.patch(room_path(room), body), SHOW_COLUMNS, fmt, room_row)
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, room: Room) -> None:
+    """Delete a room (its sessions and jobs go with it; its PCs stay enrolled)."""
+    cli(ctx).client.delete(room_path(room))
+    typer.echo(f"Deleted room {room}")
+
+
+def _nothing_given(pcs: list[str] | None, teachers: list[str] | None,
+                   images: list[str] | None) -> None:
+    if not (pcs or teachers or images):
+        raise typer.BadParameter("give PCs, --teacher USER or --image IMAGE",
+                                 param_hint="PC / --teacher / --image")
+
+
+@app.command("add")
+def add(ctx: typer.Context, room: Room, pcs: Pcs = None, teacher: Teachers = None,
+        image: Images = None, fmt: Format = None) -> None:
+    """Add PCs, teachers (--teacher) or allowed images (--image) to a room; shows it."""
+    _nothing_given(pcs, teacher, image)
+    client = cli(ctx).client
+    document: dict[str, Any] = {}
+    if pcs:
+        document = client.post(room_path(room, "pcs"), {"pcs": pcs})
+    if teacher:
+        document = client.post(room_path(room, "teachers"), {"teachers": teacher})
+    if image:
+        current = client.get(room_path(room)).get("allowed_images") or []
+        allowed = list(dict.fromkeys([*current, *image]))
+        document = client.patch(room_path(room), {"allowed_images": allowed})
+    show(ctx, document, SHOW_COLUMNS, fmt, room_row)
+
+
+@app.command("remove")
+def remove(ctx: typer.Context, room: Room, pcs: Pcs = None, teacher: Teachers = None,
+           image: Images = None, fmt: Format = None) -> None:
+    """Remove PCs, teachers (--teacher) or allowed images (--image) from a room; shows it."""
+    _nothing_given(pcs, teacher, image)
+    client = cli(ctx).client
+    for pc in pcs or []:
+        client.delete(room_path(room, "pcs", pc))
+    for user in teacher or []:
+        client.delete(room_path(room, "teachers", user))
+    document = client.get(room_path(room))
+    if image:
+        current = document.get("allowed_images") or []
+        unknown = [name for name in image if name not in current]
+        if unknown:
+            raise CliError(f"image(s) {', '.join(unknown)} not allowed in room {room}")
+        body: dict[str, Any] = {"allowed_images": [n for n in current if n not in image]}
+        if document.get("default_image") in image:
+            body["default_image"] = None
+        document = client.patch(room_path(room), body)
+    show(ctx, document, SHOW_COLUMNS, fmt, room_row)

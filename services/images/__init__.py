@@ -1,0 +1,1 @@
+"""The image store: disk images as block manifests over shared blocks (docs/images.md)."""
