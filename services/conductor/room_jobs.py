@@ -102,15 +102,20 @@ class JobAdvancer:
             observed = {uuid: self._observe(kind, nodes.get(uuid), pc)
                         for uuid, pc in rows.items() if pc.step != QUEUED}
             by_id = {pc.id: pc.node_uuid for pc in rows.values()}
-        started = {by_id[pc_id]: self._start(kind, by_id[pc_id], info)
-                   for pc_id in queued if self._claim_start(pc_id)}
+        for pc_id in queued:
+            if self._claim_start(pc_id):
+                # Recorded at once: a conductor killed later in the pass loses no start.
+                self._record(job_id, {by_id[pc_id]: self._start(kind, by_id[pc_id], info)})
+        self._record(job_id, observed)
+
+    def _record(self, job_id: int, values: dict[str, dict[str, Any]]) -> None:
         with self.db.session() as session:
             job = session.scalar(select(Job).where(Job.id == job_id).options(
                 selectinload(Job.pcs)))
             assert job is not None
             for pc in job.pcs:
-                if pc.outcome is None and pc.node_uuid in observed | started:
-                    _apply(pc, (observed | started)[pc.node_uuid])
+                if pc.outcome is None and pc.node_uuid in values:
+                    _apply(pc, values[pc.node_uuid])
             job.state = _job_state(job.pcs)
 
     def _claim_start(self, pc_id: int) -> bool:
@@ -155,14 +160,12 @@ class JobAdvancer:
         """A started PC's row values from its node's state now."""
         if node is None:
             return {"outcome": "failed", "error": "The PC's node no longer exists."}
-        if pc.step == STARTING:
+        if pc.step == STARTING and not _began(kind, node, pc):
             # Being started by this or another conductor; one that died before it could say
             # whether it started the PC leaves it here: queued again after a while, unless its
-            # node shows the work began.
-            began = kind not in POWER_TARGET and node.provision_state in STARTED_STATES
-            if not began:
-                stale = pc.updated_at is None or as_utc(pc.updated_at) < utcnow() - STARTING_S
-                return {"step": QUEUED} if stale else {}
+            # node shows the work began (then it is followed as any started PC).
+            stale = pc.updated_at is None or as_utc(pc.updated_at) < utcnow() - STARTING_S
+            return {"step": QUEUED} if stale else {}
         if kind in POWER_TARGET:
             if node.target_power_state is not None:
                 return {}
@@ -178,6 +181,16 @@ class JobAdvancer:
             values.update(outcome="failed",
                           error=scrub(node.last_error or "The deploy failed."))
         return values
+
+
+def _began(kind: str, node: Node, pc: JobPC) -> bool:
+    """Whether a ``starting`` PC's action began: its node changed state since it was taken."""
+    if kind in POWER_TARGET:
+        return node.target_power_state is not None or node.power_state == POWER_TARGET[kind]
+    if node.provision_state in STARTED_STATES:
+        return True
+    changed, taken = node.provision_updated_at, pc.updated_at
+    return changed is not None and taken is not None and as_utc(changed) >= as_utc(taken)
 
 
 def _write_progress(node: Node) -> dict[str, Any]:
