@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from services.api.versions import Version
@@ -46,12 +46,17 @@ def enabled_drivers(request: Request) -> EnabledHardware:
     return membership.hardware()
 
 
+# Built once: a statement object keeps its SQL cache key (every node request runs one).
+_NODE_BY_UUID = select(Node).where(Node.uuid == bindparam("ident"))
+_NODE_BY_NAME = select(Node).where(Node.name == bindparam("ident"))
+
+
 def find_node(session: Session, ident: str, version: Version) -> Node:
     """A node by UUID, or by name from API 1.5 on; NodeNotFound otherwise."""
     if is_uuid(ident):
-        node = session.scalar(select(Node).where(Node.uuid == ident.lower()))
+        node = session.scalar(_NODE_BY_UUID, {"ident": ident.lower()})
     elif version >= (1, 5):
-        node = session.scalar(select(Node).where(Node.name == ident))
+        node = session.scalar(_NODE_BY_NAME, {"ident": ident})
     else:
         node = None
     if node is None:

@@ -3,6 +3,7 @@ and ``enclume-aio``). A service that cannot start stops the process with its mes
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 
@@ -27,6 +28,9 @@ def serve(app_factory: Callable[[Settings], FastAPI], settings: Settings) -> int
     except RuntimeError as exc:  # AuthConfigError, the boot child's StartError ...
         LOG.error("refusing to start: %s", exc)
         return 2
+    # What was built so far (modules, app, settings) lives as long as the process: moved out of
+    # the collector's reach, the full collections under load stop walking it again and again.
+    gc.freeze()
     LOG.info("serving the Ironic API on http://%s:%d", settings.api_host, settings.api_port)
     try:
         uvicorn.run(app, host=settings.api_host, port=settings.api_port,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from services.common.db import Database
@@ -23,10 +24,16 @@ def by_uuid_or_name(model: Any, ident: str) -> ColumnElement[bool]:
 def node_value(db: Database, node_uuid: str, column: InstrumentedAttribute[Any]) -> Any:
     """One column of the node ``node_uuid``; NodeNotFound if there is no such node."""
     with db.session() as session:
-        value = session.scalar(select(column).where(Node.uuid == node_uuid))
+        value = session.scalar(_column_by_uuid(column), {"node_uuid": node_uuid})
     if value is None:
         raise NodeNotFound(node_uuid)
     return value
+
+
+@cache
+def _column_by_uuid(column: InstrumentedAttribute[Any]) -> Select[Any]:
+    # Built once per column: a statement object keeps its SQL cache key (runs for every action).
+    return select(column).where(Node.uuid == bindparam("node_uuid"))
 
 
 def node_uuid_of_port(db: Database, port_uuid: str) -> str:

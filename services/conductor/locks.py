@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, event, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, event, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.common.db import Database
@@ -25,33 +25,52 @@ class LockLost(Conflict):
                          f"nothing was saved.")
 
 
+# Built once: a statement object keeps its SQL cache key, so executing it again costs neither
+# building it nor keying it (these run several times for every action on a node).
+_TAKE = (
+    update(Node)
+    .where(
+        Node.id == bindparam("node_id"),
+        or_(Node.reservation.is_(None), Node.reservation_expires_at < bindparam("now")),
+    )
+    .values(reservation=bindparam("holder"), reservation_expires_at=bindparam("expires"))
+    .execution_options(synchronize_session=False)
+)
+_RELEASE = (
+    update(Node)
+    .where(Node.id == bindparam("node_id"), Node.reservation == bindparam("holder"))
+    .values(reservation=None, reservation_expires_at=None)
+    .execution_options(synchronize_session=False)
+)
+_RENEW_ONE = (
+    update(Node)
+    .where(Node.id == bindparam("node_id"), Node.reservation == bindparam("holder"))
+    .values(reservation_expires_at=bindparam("expires"))
+    .execution_options(synchronize_session=False)
+)
+_RESERVATION = select(Node.reservation).where(Node.id == bindparam("node_id"))
+_EXISTS = select(Node.id).where(Node.id == bindparam("node_id"))
+_FENCE = "enclume.fence"  # session.info key: (node id, holder, lease) of a fenced session
+_FLUSHED = "enclume.fence.flushed"  # session.info key: the transaction has written something
+
+
 def acquire(db: Database, node_id: int, node_uuid: str, holder: str, lease_s: float) -> None:
     """Take the lock of a node or raise NodeLocked naming the holder."""
     now = utcnow()
     with db.session() as session:
-        taken = session.execute(
-            update(Node)
-            .where(
-                Node.id == node_id,
-                or_(Node.reservation.is_(None), Node.reservation_expires_at < now),
-            )
-            .values(reservation=holder, reservation_expires_at=now + timedelta(seconds=lease_s))
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        taken = session.execute(_TAKE, {
+            "node_id": node_id, "now": now, "holder": holder,
+            "expires": now + timedelta(seconds=lease_s),
+        }).rowcount
         if taken == 1:
             return
-        current = session.scalar(select(Node.reservation).where(Node.id == node_id))
+        current = session.scalar(_RESERVATION, {"node_id": node_id})
     raise NodeLocked(node_uuid, current or "unknown")
 
 
 def release(db: Database, node_id: int, holder: str) -> None:
     with db.session() as session:
-        session.execute(
-            update(Node)
-            .where(Node.id == node_id, Node.reservation == holder)
-            .values(reservation=None, reservation_expires_at=None)
-            .execution_options(synchronize_session=False)
-        )
+        session.execute(_RELEASE, {"node_id": node_id, "holder": holder})
 
 
 def renew(db: Database, node_ids: list[int], holder: str, lease_s: float) -> None:
@@ -84,30 +103,35 @@ def is_free() -> ColumnElement[bool]:
 def fence(session: Session, node_id: int, holder: str, lease_s: float) -> None:
     """Make every commit of ``session`` first check, in the same transaction, that ``holder``
     still holds the node's lock (renewing its lease), and fail with LockLost if not."""
+    session.info[_FENCE] = (node_id, holder, lease_s)
 
-    flushed = False  # the transaction under way has written something already
 
-    def wrote(_session: Session, _context: object) -> None:
-        nonlocal flushed
-        flushed = True
+# Listened to once for every session (listening per session costs more than the check): only
+# a session that `fence` marked is checked.
+@event.listens_for(Session, "after_flush")
+def _wrote(session: Session, _context: object) -> None:
+    if _FENCE in session.info:
+        session.info[_FLUSHED] = True
 
-    def ended(_session: Session) -> None:
-        nonlocal flushed
-        flushed = False
 
-    def still_held(committing: Session) -> None:
-        if not (flushed or committing.new or committing.dirty or committing.deleted):
-            return  # a commit that writes nothing needs no lock (the check is an UPDATE)
-        held = committing.execute(
-            update(Node)
-            .where(Node.id == node_id, Node.reservation == holder)
-            .values(reservation_expires_at=utcnow() + timedelta(seconds=lease_s))
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if held != 1 and committing.scalar(select(Node.id).where(Node.id == node_id)) is not None:
-            raise LockLost(node_id, holder)  # (a node deleted by this work has no lock left)
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _ended(session: Session) -> None:
+    session.info.pop(_FLUSHED, None)
 
-    event.listen(session, "after_flush", wrote)
-    event.listen(session, "after_commit", ended)
-    event.listen(session, "after_rollback", ended)
-    event.listen(session, "before_commit", still_held)
+
+@event.listens_for(Session, "before_commit")
+def _still_held(committing: Session) -> None:
+    fenced = committing.info.get(_FENCE)
+    if fenced is None:
+        return
+    if not (committing.info.get(_FLUSHED) or committing.new or committing.dirty
+            or committing.deleted):
+        return  # a commit that writes nothing needs no lock (the check is an UPDATE)
+    node_id, holder, lease_s = fenced
+    held = committing.execute(_RENEW_ONE, {
+        "node_id": node_id, "holder": holder,
+        "expires": utcnow() + timedelta(seconds=lease_s),
+    }).rowcount
+    if held != 1 and committing.scalar(_EXISTS, {"node_id": node_id}) is not None:
+        raise LockLost(node_id, holder)  # (a node deleted by this work has no lock left)
