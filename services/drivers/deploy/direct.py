@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from services.common.config import Settings
-from services.drivers.base import WAIT, Resume
+from services.drivers.base import WAIT, DriverError, Resume
 from services.drivers.deploy import block_restore, image, steps
 from services.drivers.deploy.agent_deploy import AgentDeploy
 
@@ -44,6 +44,9 @@ class DirectWriter:
                 lambda: block_restore.restore_params(node, self.settings, source), timeout_s)
             if result is None:
                 return WAIT
+            if result.get("verified") is not True:  # an agent that did not check: never active
+                raise DriverError(f"the agent restored image version {source.version_id} "
+                                  f"without verifying the disk against its manifest")
             block_restore.record_restore(task, source, result)
             task.record("deploying", f"The agent restored image version {source.version_id} "
                                      f"({result.get('mode', source.mode)}, "
