@@ -10,7 +10,9 @@ import hashlib
 import http.server
 import json
 import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -145,6 +147,28 @@ def test_an_upload_cut_twice_resumes_and_makes_an_available_version(
     assert made(admin.get(upload), 404) is not None  # the upload is gone once committed
     shown = made(admin.get(f"{E}/images/debian"), 200)["versions"]
     assert [(v["version"], v["state"]) for v in shown] == [("v1", "available")]
+
+
+def test_a_qcow2_upload_is_stored_as_its_virtual_disk(tmp_path: Path, admin: httpx.Client,
+                                                      store: ImageStore) -> None:
+    if shutil.which("qemu-img") is None:
+        pytest.skip("qemu-img (Debian package qemu-utils) is missing")
+    raw, qcow2 = tmp_path / "disk.raw", tmp_path / "disk.qcow2"
+    data = disk_bytes(4)
+    raw.write_bytes(data)
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2)],
+                   check=True)
+    uploaded = qcow2.read_bytes()
+    made(admin.post(f"{E}/images", json={"name": "qcow"}))
+    upload = made(admin.post(f"{E}/images/qcow/uploads", json={
+        "version": "v1", "size": len(uploaded), "disk_format": "qcow2",
+        "checksum": hashlib.sha256(uploaded).hexdigest()}))
+    path = f"{E}/images/qcow/uploads/{upload['id']}"
+    made(send(admin, path, 0, uploaded), 200)
+    version = made(admin.post(f"{path}/commit"))
+    assert version["disk_format"] == "qcow2" and version["store"]["size"] == len(data)
+    assert version["store"]["image_sha256"] == hashlib.sha256(data).hexdigest()
+    assert b"".join(store.read_range(version["uuid"], 0, len(data))) == data
 
 
 def test_a_wrong_checksum_keeps_nothing(aio: Server, admin: httpx.Client,
@@ -297,6 +321,16 @@ def test_the_enclume_image_commands_against_the_live_api(
     assert version["uuid"] not in store.versions()
     freed = enclume("image", "gc", "-f", "json", env=env).json()
     assert freed["freed_bytes"] >= len(data) - BLOCK_SIZE
+    # An upload cut for good (here: half sent by hand) goes on with --resume.
+    again = disk_bytes(21)
+    image.write_bytes(again)
+    with httpx.Client(base_url=aio.url, auth=("admin", PASSWORD), timeout=60) as admin:
+        upload = start(admin, "cli-image", "v3", again)
+        made(send(admin, upload, 0, again[:5 * 1024 * 1024]), 200)
+    resumed = enclume("image", "upload", "cli-image", str(image), "--resume",
+                      upload.rsplit("/", 1)[1], "-f", "json", env=env)
+    assert resumed.json()["store"]["image_sha256"] == hashlib.sha256(again).hexdigest()
+    assert "sent 5.0 MiB" not in resumed.err and "(100%)" in resumed.err
     teacher = {"ENCLUME_USERNAME": "alice", "ENCLUME_PASSWORD": PASSWORD}
     refused = enclume("image", "gc", env=teacher, code=1)
     assert "admin or an operator" in refused.err
