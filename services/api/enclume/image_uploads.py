@@ -2,7 +2,8 @@
 
 1. ``POST …/uploads`` ``{version, size, checksum, disk_format?, image_type?, boot_mode?,
    kernel?, ramdisk?, filename?}`` → 201, the upload (``id``, ``offset`` 0); refused at once
-   (507) when the store has no room for ``size`` bytes.
+   (507) when the store has no room for ``size`` bytes. Without ``disk_format`` the format is
+   read from the image's header when it is ingested.
 2. ``PATCH …/uploads/{id}`` with ``Upload-Offset: N`` (the bytes received so far) and the
    next bytes as the body, streamed to disk (not bounded by ENCLUME_MAX_REQUEST_BODY_BYTES);
    a cut request keeps what arrived. 409 when N is not the upload's offset.
@@ -102,6 +103,8 @@ def start_upload(ident: str, request: Request, body: Any = Body(...),
     version_body = {k: v for k, v in body.items() if k not in ("size", "filename")}
     version_body["source"] = body.get("filename") or "upload"
     details = images.checked_version(version_body)
+    if "disk_format" not in body:
+        details["disk_format"] = None  # read from the image's header when it is ingested
     with db.session() as session:
         image = images.find_image(session, ident)
         _refuse_taken_version(image, details["version"])
@@ -174,6 +177,7 @@ def commit_upload(ident: str, upload_id: str, request: Request,
     with store_errors():
         store_uploads.commit(upload_id, version_uuid)
     columns = {k: v for k, v in upload.details.items() if k != "image_uuid"}
+    columns["disk_format"] = store_uploads.store.source(version_uuid)["disk_format"]
     try:
         with db.session() as session:
             version = ImageVersion(uuid=version_uuid, image_id=image_id, **columns)
