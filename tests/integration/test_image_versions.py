@@ -335,3 +335,21 @@ def test_the_enclume_image_commands_against_the_live_api(
     refused = enclume("image", "gc", env=teacher, code=1)
     assert "admin or an operator" in refused.err
     assert os.listdir(aio.data_dir / "image-store" / "uploads") == []
+
+
+def test_bad_upload_requests_get_clear_refusals(admin: httpx.Client) -> None:
+    made(admin.post(f"{E}/images", json={"name": "other"}))
+    data = disk_bytes(30)
+    upload = start(admin, "debian", "bad-requests", data)
+    assert fault(admin.patch(upload, content=b"x"), 400)  # no Upload-Offset
+    assert fault(admin.patch(upload, content=b"x", headers={"Upload-Offset": "x"}), 400)
+    assert fault(admin.patch(upload, content=b"x", headers={"Upload-Offset": "-1"}), 400)
+    elsewhere = upload.replace("/images/debian/", "/images/other/")
+    assert "has no upload" in fault(admin.get(elsewhere), 404)
+    assert "has no upload" in fault(send(admin, elsewhere, 0, b"x"), 404)
+    assert "no upload" in fault(admin.get(f"{E}/images/debian/uploads/{'0' * 32}"), 404)
+    assert admin.get(f"{E}/images/debian/uploads/..%2F..%2Fx").status_code == 404
+    made(admin.delete(upload), 204)
+    assert "no upload" in fault(admin.get(upload), 404)
+    # The API's body limit still holds everywhere else.
+    assert fault(admin.post(f"{E}/images", json={"name": "x" * (2 * BODY_LIMIT)}), 413)
