@@ -133,8 +133,8 @@ def upload(
     checksum: Annotated[str | None, typer.Option(
         metavar="SHA256", help="The file's sha256 (checked by the API); default computed "
                                "here.")] = None,
-    disk_format: Annotated[str | None, typer.Option(
-        "--format", "--disk-format", metavar="raw|qcow2",
+    disk_format: Annotated[str | None, typer.Option(  # --format is the output format
+        "--disk-format", metavar="raw|qcow2",
         help="Default: read from the file's header.")] = None,
     image_type: ImageType = None, boot_mode: BootMode = None, kernel: Kernel = None,
     ramdisk: Ramdisk = None,
