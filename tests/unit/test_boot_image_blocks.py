@@ -15,6 +15,7 @@ import pytest
 from starlette.applications import Starlette
 
 from services.boot.image_blocks import image_block_routes
+from services.common.config import Settings
 from services.images import tokens
 from services.images.manifest import BLOCK_SIZE
 from services.images.store import ImageStore
@@ -117,3 +118,16 @@ def test_a_token_is_refused_once_expired(tmp_path: Path) -> None:
     assert tokens.refusal(SECRET, "v1", token, now=1005.0) is None
     assert "expired" in str(tokens.refusal(SECRET, "v1", token, now=1011.0))
     assert "not valid for version v2" in str(tokens.refusal(SECRET, "v2", token, now=1005.0))
+
+
+def test_the_secret_comes_from_the_settings_or_is_made_once_per_data_dir(
+        tmp_path: Path) -> None:
+    made = tokens.load_secret(Settings(data_dir=tmp_path))
+    assert len(made) >= 32 and tokens.load_secret(Settings(data_dir=tmp_path)) == made
+    assert (tmp_path / tokens.SECRET_FILE_NAME).stat().st_mode & 0o077 == 0
+    assert tokens.load_secret(Settings(data_dir=tmp_path, image_token_secret="s3cret")) == \
+        b"s3cret"
+    (tmp_path / "secret").write_text("from a file\n")
+    assert tokens.load_secret(Settings(data_dir=tmp_path, image_token_secret="s3cret",
+                                       image_token_secret_file=tmp_path / "secret")) == \
+        b"from a file"
