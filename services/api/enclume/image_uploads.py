@@ -87,6 +87,25 @@ def _refuse_taken_version(image: Image, version: str) -> None:
         raise Conflict(f"Image {image.name} already has a version {version}.")
 
 
+@dataclass(frozen=True)
+class _Found:
+    image: _Named
+    image_id: int
+    upload: Upload
+
+
+def _find(db: Database, store_uploads: Uploads, ident: str, upload_id: str,
+          unused_version: bool = False) -> _Found:
+    """The image and its upload (404 if either is unknown); ``unused_version``: 409 when the
+    image has meanwhile got a version of the upload's name."""
+    with db.session() as session:
+        image = images.find_image(session, ident)
+        upload = _upload_of(store_uploads, image, upload_id)
+        if unused_version:
+            _refuse_taken_version(image, upload.details["version"])
+        return _Found(_Named(image.name, image.uuid), image.id, upload)
+
+
 @router.post(f"{PREFIX}/images/{{ident}}/uploads", status_code=201)
 def start_upload(ident: str, request: Request, body: Any = Body(...),
                  caller: Identity = Depends(identity),
@@ -120,9 +139,8 @@ def show_upload(ident: str, upload_id: str, request: Request,
                 caller: Identity = Depends(identity),
                 db: Database = Depends(database)) -> dict[str, Any]:
     require_staff(caller, ACTION)
-    with db.session() as session:
-        image = images.find_image(session, ident)
-        return _document(request, image, _upload_of(uploads(request), image, upload_id))
+    found = _find(db, uploads(request), ident, upload_id)
+    return _document(request, found.image, found.upload)
 
 
 @router.patch(f"{PREFIX}/images/{{ident}}/uploads/{{upload_id}}")
@@ -132,14 +150,7 @@ async def send_bytes(ident: str, upload_id: str, request: Request,
                      db: Database = Depends(database)) -> Response:
     require_staff(caller, ACTION)
     store_uploads = uploads(request)
-
-    def check() -> _Named:
-        with db.session() as session:
-            image = images.find_image(session, ident)
-            _upload_of(store_uploads, image, upload_id)
-            return _Named(image.name, image.uuid)
-
-    image = await run_in_threadpool(check)
+    found = await run_in_threadpool(_find, db, store_uploads, ident, upload_id)
     with store_errors():
         length = request.headers.get("content-length", "")
         writer = await run_in_threadpool(store_uploads.writer, upload_id, upload_offset,
@@ -158,7 +169,7 @@ async def send_bytes(ident: str, upload_id: str, request: Request,
         finally:
             await run_in_threadpool(writer.close)
         upload = await run_in_threadpool(store_uploads.get, upload_id)
-    return rendered(_document(request, image, upload), 200,
+    return rendered(_document(request, found.image, upload), 200,
                     {"Upload-Offset": str(upload.offset)})
 
 
@@ -168,11 +179,8 @@ def commit_upload(ident: str, upload_id: str, request: Request,
                   db: Database = Depends(database)) -> Response:
     require_staff(caller, ACTION)
     store_uploads = uploads(request)
-    with db.session() as session:
-        image = images.find_image(session, ident)
-        upload = _upload_of(store_uploads, image, upload_id)
-        _refuse_taken_version(image, upload.details["version"])
-        image_id = image.id
+    found = _find(db, store_uploads, ident, upload_id, unused_version=True)
+    upload = found.upload
     version_uuid = new_uuid()
     with store_errors():
         store_uploads.commit(upload_id, version_uuid)
@@ -180,7 +188,7 @@ def commit_upload(ident: str, upload_id: str, request: Request,
     columns["disk_format"] = store_uploads.store.source(version_uuid)["disk_format"]
     try:
         with db.session() as session:
-            version = ImageVersion(uuid=version_uuid, image_id=image_id, **columns)
+            version = ImageVersion(uuid=version_uuid, image_id=found.image_id, **columns)
             set_state(version, "available")
             session.add(version)
             session.flush()
@@ -198,8 +206,7 @@ def abandon_upload(ident: str, upload_id: str, request: Request,
                    db: Database = Depends(database)) -> Response:
     require_staff(caller, ACTION)
     store_uploads = uploads(request)
-    with db.session() as session:
-        _upload_of(store_uploads, images.find_image(session, ident), upload_id)
+    _find(db, store_uploads, ident, upload_id)
     with store_errors():
         store_uploads.abort(upload_id)
     return Response(status_code=204)
