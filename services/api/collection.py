@@ -54,7 +54,7 @@ def parse_list_query(
     default_sort: str = "id",
 ) -> ListQuery:
     params = request.query_params
-    max_limit: int = request.app.state.settings.max_page_size
+    max_limit: int = request.app.state.settings.api.max_page_size
     limit_raw = params.get("limit")
     if limit_raw is None:
         limit = max_limit

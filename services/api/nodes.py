@@ -165,7 +165,7 @@ def create_node(request: Request, body: Any = Body(...),
     if "driver" not in body:
         raise Invalid("Mandatory field missing: driver.")
     values = node_rules.values_for_create(
-        body, request.app.state.settings.default_resource_class, enabled_drivers(request))
+        body, request.app.state.settings.api.default_resource_class, enabled_drivers(request))
     try:
         with db.session() as session:
             node = new_node(values, enroll=version >= (1, 11))

@@ -68,8 +68,11 @@ def boot_service(base: Path, db: Database, files: Path, boot_socket: socket.sock
                  ) -> Iterator[str]:
     """The boot service's HTTP app (files, iPXE scripts, image cache) in a thread; its URL."""
     boot_url = url_of(boot_socket)
-    settings = Settings(data_dir=base, boot_files_dir=files, boot_public_url=boot_url,
-                        image_cache_dir=base / "image-cache")
+    settings = Settings(
+        process={"data_dir": base},
+        boot={"files_dir": files, "public_url": boot_url},
+        images={"cache_dir": base / "image-cache"},
+    )
     with serving(create_boot_app(settings, db), boot_socket):
         yield boot_url
 

@@ -48,9 +48,13 @@ class Stack:
 
 
 def settings_for(tmp_path: Path, **values: Any) -> Settings:
-    return Settings(data_dir=tmp_path, conductor_hostname="conductor-1",
-                    agent_heartbeat_timeout_s=6, boot_public_url="http://192.0.2.1:8080",
-                    **values)
+    return Settings(
+        **values,
+        process={"data_dir": tmp_path},
+        conductor={"hostname": "conductor-1"},
+        deploy={"agent_heartbeat_timeout_s": 6},
+        boot={"public_url": "http://192.0.2.1:8080"},
+    )
 
 
 @pytest.fixture
@@ -291,7 +295,7 @@ def test_inventory_endpoint(stack: Stack) -> None:
 
 
 def test_token_and_heartbeat_work_over_rpc(tmp_path: Path, db: Database) -> None:
-    settings = settings_for(tmp_path, rpc_secret=SECRET)
+    settings = settings_for(tmp_path, rpc={"secret": SECRET})
     sock = bound_socket()
     membership = Membership(db, settings)
     manager = ConductorManager(db, settings, Drivers(settings), membership,
@@ -335,7 +339,7 @@ def test_abort_forgets_the_agent_and_refuses_its_heartbeats(stack: Stack) -> Non
 def test_a_callback_timeout_powers_off_and_removes_the_ramdisk_boot(stack: Stack) -> None:
     from services.conductor.periodic import PeriodicTasks
 
-    old = utcnow() - timedelta(seconds=stack.settings.callback_timeout_s + 60)
+    old = utcnow() - timedelta(seconds=stack.settings.conductor.callback_timeout_s + 60)
     node = add_node(stack.db, "clean wait", provision_updated_at=old,
                     driver_internal_info={"boot": {"mode": "ramdisk"},
                                           "fake_power_state": "power on",

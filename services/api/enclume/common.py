@@ -35,8 +35,8 @@ def now() -> datetime:
 
 def limits(request: Request) -> Limits:
     settings = request.app.state.settings
-    return Limits(settings.ical_max_bytes, settings.ical_max_events,
-                  timedelta(days=settings.occurrence_horizon_days))
+    return Limits(settings.classroom.ical_max_bytes, settings.classroom.ical_max_events,
+                  timedelta(days=settings.classroom.occurrence_horizon_days))
 
 
 def link(request: Request, path: str) -> list[dict[str, str]]:

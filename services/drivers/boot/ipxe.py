@@ -92,7 +92,7 @@ class NetworkBoot(BootInterface):
 
     def _check_reachable(self, key: str, url: str) -> None:
         try:
-            response = httpx.head(url, timeout=self.settings.boot_file_check_timeout_s,
+            response = httpx.head(url, timeout=self.settings.boot.file_check_timeout_s,
                                   follow_redirects=True)
         except httpx.HTTPError as exc:
             raise DriverError(f"The {key} {shown_url(url)} cannot be reached: "
@@ -123,7 +123,7 @@ class NetworkBoot(BootInterface):
     def _kernel_params(self, task: Task) -> str:
         append = task.node.driver_info.get("kernel_append_params")
         if append is None:
-            append = self.settings.kernel_append_params
+            append = self.settings.deploy.kernel_append_params
         if not isinstance(append, str):
             raise InvalidParameter(f"kernel_append_params must be a string, not {append!r}.")
         try:

@@ -34,7 +34,7 @@ class DirectWriter:
         task.node.deploy_step = dict(WRITE_STEP)
         result = steps.advance(task, WRITE_IMAGE,
                                lambda: image.write_image_params(task.node, self.settings),
-                               self.settings.agent_command_timeout_s)
+                               self.settings.deploy.agent_command_timeout_s)
         if result is None:
             return WAIT
         task.record("deploying", "The agent wrote the image and verified its checksum.")
