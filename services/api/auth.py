@@ -62,7 +62,8 @@ def effective_strategy(settings: Settings) -> str:
     ):
         raise AuthConfigError("http_basic needs ENCLUME_HTPASSWD_FILE naming an htpasswd file "
                               "of bcrypt entries")
-    if strategy == "users_file" and not (settings.auth.users_file and settings.auth.users_file.is_file()):
+    users_file = settings.auth.users_file
+    if strategy == "users_file" and not (users_file and users_file.is_file()):
         raise AuthConfigError("users_file needs ENCLUME_USERS_FILE naming a YAML users file")
     return strategy
 

@@ -34,7 +34,8 @@ def serve(app_factory: Callable[[Settings], FastAPI], settings: Settings) -> int
     LOG.info("serving the Ironic API on http://%s:%d", settings.api.host, settings.api.port)
     try:
         uvicorn.run(app, host=settings.api.host, port=settings.api.port,
-                    log_level=settings.process.log_level.lower(), access_log=settings.process.access_log,
+                    log_level=settings.process.log_level.lower(),
+                    access_log=settings.process.access_log,
                     log_config=None)  # uvicorn logs through our (scrubbing) handlers
     finally:
         if started_first is not None:

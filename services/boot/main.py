@@ -59,7 +59,8 @@ def run(settings: Settings) -> int:
         LOG.info("boot service HTTP on http://%s:%d", settings.boot.http_host,
                  settings.boot.http_port)
         uvicorn.run(app, host=settings.boot.http_host, port=settings.boot.http_port,
-                    log_level=settings.process.log_level.lower(), access_log=settings.process.access_log,
+                    log_level=settings.process.log_level.lower(),
+                    access_log=settings.process.access_log,
                     log_config=None)
     finally:
         services.stop()  # when uvicorn could not serve (its lifespan stops them otherwise)

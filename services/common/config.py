@@ -1,4 +1,4 @@
-"""The one settings object, in sections: every knob is an ENCLUME_* variable, optionally from a file.
+"""The one settings object, in sections: every knob is an ENCLUME_* variable, maybe from a file.
 
 The file is named by ENCLUME_CONFIG_FILE (dotenv syntax: ENCLUME_API_PORT=6385 lines). Each section
 reads the variables of its own fields: ENCLUME_<PREFIX><FIELD> (ENCLUME_API_PORT is `api.port`), or
@@ -260,7 +260,8 @@ class NetworkSettings(BaseSettings):
     model_config = _section("NETWORK_")
     switches_file: Path | None = _var("SWITCHES_FILE")  # YAML or JSON: the switches
     provisioning_vlan: int | None = Field(default=None, ge=1, le=4094)
-    cleaning_vlan: int | None = Field(default=None, ge=1, le=4094)  # None: the provisioning VLAN
+    # None: the provisioning VLAN
+    cleaning_vlan: int | None = Field(default=None, ge=1, le=4094)
     tenant_vlan: int | None = Field(default=None, ge=1, le=4094)
     switch_batch_window_s: float = _var("SWITCH_BATCH_WINDOW_S", 0.2, ge=0)
     switch_timeout_s: float = _var("SWITCH_TIMEOUT_S", 30.0, gt=0)

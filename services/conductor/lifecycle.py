@@ -67,7 +67,8 @@ class ConductorLifecycle:
 
     def _keep_alive(self) -> None:
         """Heartbeat, and renew the leases of the locks this conductor holds."""
-        period = min(self.settings.conductor.heartbeat_interval_s, self.settings.conductor.reservation_lease_s / 3)
+        conductor = self.settings.conductor
+        period = min(conductor.heartbeat_interval_s, conductor.reservation_lease_s / 3)
         while not self.stopping.wait(period):
             try:
                 self.runner.renew_held()

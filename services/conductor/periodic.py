@@ -110,7 +110,8 @@ class PeriodicTasks:
                 self.fail_callback_timeouts()
                 if time.monotonic() >= next_power_sync:
                     self.last_power_sync = self.sync_power_states()
-                    next_power_sync = time.monotonic() + self.settings.conductor.power_sync_interval_s
+                    next_power_sync = (time.monotonic()
+                                       + self.settings.conductor.power_sync_interval_s)
             except Exception:
                 LOG.exception("periodic tasks failed; trying again next period")
 

@@ -98,7 +98,8 @@ class Drivers:
         unknown = [n for n in settings.drivers.enabled_hardware_types if n not in HARDWARE_TYPES]
         if unknown:
             raise UnknownHardwareType(f"unknown hardware types enabled: {', '.join(unknown)}")
-        self.hardware_types = {n: HARDWARE_TYPES[n] for n in settings.drivers.enabled_hardware_types}
+        self.hardware_types = {n: HARDWARE_TYPES[n]
+                               for n in settings.drivers.enabled_hardware_types}
         self._instances: dict[tuple[str, str], Interface] = {}
         self._clients: dict[str, Any] = {}
 

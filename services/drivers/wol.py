@@ -133,8 +133,8 @@ class WolPower(PowerInterface):
                 return
             time.sleep(AGENT_GONE_POLL_S)
         raise DriverError(f"the agent of node {task.node.uuid} still answers "
-                          f"{self.settings.deploy.agent_command_timeout_s:.0f} s after it was asked to "
-                          f"power the machine off")
+                          f"{self.settings.deploy.agent_command_timeout_s:.0f} s after it was "
+                          f"asked to power the machine off")
 
     def set_power_state(self, task: Task, state: str) -> None:
         if state == POWER_ON:

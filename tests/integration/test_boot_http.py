@@ -106,7 +106,8 @@ def boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Boot]:
     settings = Settings(
         process={"data_dir": base},
         boot={"files_dir": files, "public_url": "http://192.0.2.10:8080"},
-        images={"cache_dir": base / "cache", "cache_max_bytes": CACHE_MAX_BYTES, "download_timeout_s": 5},
+        images={"cache_dir": base / "cache", "cache_max_bytes": CACHE_MAX_BYTES,
+                "download_timeout_s": 5},
     )
     with serving(create_boot_app(settings, db)) as served:
         yield Boot(served, db, settings)
@@ -191,7 +192,12 @@ def test_ports_not_enabled_for_pxe_get_no_boot(boot: Boot) -> None:
 
 
 def test_with_discovery_unknown_macs_get_the_discovery_ramdisk(boot: Boot) -> None:
-    settings = boot.settings.model_copy(update={"discovery": boot.settings.discovery.model_copy(update={"enabled": True}), "deploy": boot.settings.deploy.model_copy(update={"kernel": "deploy.kernel", "ramdisk": "https://images.example/initrd.img", "agent_api_url": "http://192.0.2.10:6385", "kernel_append_params": "console=ttyS0"})})
+    settings = boot.settings.model_copy(update={
+        "discovery": boot.settings.discovery.model_copy(update={"enabled": True}),
+        "deploy": boot.settings.deploy.model_copy(update={
+            "kernel": "deploy.kernel", "ramdisk": "https://images.example/initrd.img",
+            "agent_api_url": "http://192.0.2.10:6385", "kernel_append_params": "console=ttyS0"}),
+    })
     known, known_mac = add_node(boot.db)
     with serving(create_boot_app(settings, boot.db)) as url:
         unknown = httpx.get(f"{url}/boot.ipxe", params={"mac": "52:54:00:fe:fe:fe"}).text

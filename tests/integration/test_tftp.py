@@ -15,6 +15,7 @@ from tftpy.TftpShared import TftpErrors
 
 from services.boot.tftp import TftpService
 from services.common.config import Settings
+from tests.support.settings import merged_settings
 
 pytestmark = pytest.mark.integration
 
@@ -22,11 +23,12 @@ IPXE = Path("/usr/lib/ipxe")
 RRQ, WRQ, DATA, ACK, ERROR = 1, 2, 3, 4, 5
 
 
-def settings(**values: object) -> Settings:
+def settings(**sections: dict[str, object]) -> Settings:
     for name in ("undionly.kpxe", "ipxe.efi"):
         assert (IPXE / name).is_file(), f"{IPXE / name} missing: install Debian's ipxe package"
-    defaults: dict[str, object] = {"tftp": {"host": "127.0.0.1", "port": 0, "root": IPXE, "timeout_s": 0.5, "retries": 2}}
-    return Settings(**{**defaults, **values})
+    defaults = {"tftp": {"host": "127.0.0.1", "port": 0, "root": IPXE, "timeout_s": 0.5,
+                         "retries": 2}}
+    return merged_settings(defaults, **sections)
 
 
 @pytest.fixture

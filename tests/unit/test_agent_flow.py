@@ -31,6 +31,7 @@ from services.conductor.rpc import RpcClient, server_app
 from services.drivers.registry import Drivers
 from tests.support.asgi import bound_socket, serving, url_of
 from tests.support.polling import eventually
+from tests.support.settings import Sections, merged_settings
 
 HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 MAC = "52:54:00:00:aa:01"
@@ -47,14 +48,12 @@ class Stack:
     settings: Settings
 
 
-def settings_for(tmp_path: Path, **values: Any) -> Settings:
-    return Settings(
-        **values,
-        process={"data_dir": tmp_path},
-        conductor={"hostname": "conductor-1"},
-        deploy={"agent_heartbeat_timeout_s": 6},
-        boot={"public_url": "http://192.0.2.1:8080"},
-    )
+def settings_for(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
+    defaults: Sections = {"process": {"data_dir": tmp_path},
+                          "conductor": {"hostname": "conductor-1"},
+                          "deploy": {"agent_heartbeat_timeout_s": 6},
+                          "boot": {"public_url": "http://192.0.2.1:8080"}}
+    return merged_settings(defaults, **sections)
 
 
 @pytest.fixture

@@ -51,7 +51,8 @@ def test_write_image_params_from_instance_info() -> None:
     direct = node_with({**node.instance_info, "image_download_source": "http"})
     assert image.write_image_params(direct, SETTINGS)["image_url"] == (
         "https://user:pw@images.example/os.qcow2")
-    by_setting = SETTINGS.model_copy(update={"deploy": SETTINGS.deploy.model_copy(update={"image_download_source": "http"})})
+    by_setting = SETTINGS.model_copy(update={"deploy": SETTINGS.deploy.model_copy(
+        update={"image_download_source": "http"})})
     assert image.write_image_params(node_with(dict(node.instance_info)), by_setting)[
         "image_url"].startswith("https://")
 
@@ -147,7 +148,8 @@ def test_clean_steps() -> None:
     assert [s["step"] for s in steps] == ["erase_devices_metadata"]
     with pytest.raises(DriverError, match="unknown steps erase_all"):
         cleaning.automated_steps(SETTINGS.model_copy(
-            update={"deploy": SETTINGS.deploy.model_copy(update={"automated_clean_steps": ["erase_all"]})}))
+            update={"deploy": SETTINGS.deploy.model_copy(
+                update={"automated_clean_steps": ["erase_all"]})}))
     cleaning.check_manual_steps([{"interface": "deploy", "step": "erase_devices"}], "direct")
     with pytest.raises(DriverError, match=r"deploy\.erase_devices_metadata, deploy\.erase_devices"):
         cleaning.check_manual_steps([{"interface": "raid", "step": "create"}], "direct")

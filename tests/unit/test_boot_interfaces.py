@@ -110,7 +110,8 @@ def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 def test_a_conductor_taking_over_an_active_node_prepares_its_boot_again(db: Database) -> None:
-    settings = SETTINGS.model_copy(update={"conductor": SETTINGS.conductor.model_copy(update={"hostname": "conductor-b"})})
+    settings = SETTINGS.model_copy(update={"conductor": SETTINGS.conductor.model_copy(
+        update={"hostname": "conductor-b"})})
     stale = {"mode": "ramdisk", "kernel": "http://gone/k", "ramdisk": "http://gone/r"}
     node_id = add_node(db, provision_state="active", conductor_affinity="conductor-a",
                        driver_internal_info={"boot": stale})

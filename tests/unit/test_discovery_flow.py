@@ -35,6 +35,7 @@ from services.drivers.registry import Drivers
 from tests.support.aio import write_htpasswd
 from tests.support.api_stack import served_api
 from tests.support.asgi import bound_socket, serving, url_of
+from tests.support.settings import Sections, merged_settings
 
 GiB = 1024**3
 HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
@@ -70,13 +71,14 @@ class Stack:
     manager: ConductorManager | None = None
 
 
-def settings_for(tmp_path: Path, **values: Any) -> Settings:
+def settings_for(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     rules.chmod(0o600)
-    values = {"data_dir": tmp_path, "conductor_hostname": "conductor-1",
-              "boot_discovery": True, "discovery_rules_file": rules, **values}
-    return Settings(**values)
+    defaults: Sections = {"process": {"data_dir": tmp_path},
+                          "conductor": {"hostname": "conductor-1"},
+                          "discovery": {"enabled": True, "rules_file": rules}}
+    return merged_settings(defaults, **sections)
 
 
 @pytest.fixture

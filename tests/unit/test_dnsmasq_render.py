@@ -21,6 +21,7 @@ from services.boot.dnsmasq_config import (
 )
 from services.common.bootconfig.entry import BootEntry, DesiredBoot
 from services.common.config import Settings
+from tests.support.settings import Sections, merged_settings
 
 ADDRESS = IPv4Interface("10.20.0.1/24")
 SCRIPT = "http://10.20.0.1:8080/boot.ipxe?mac=${netX/mac}"
@@ -29,13 +30,18 @@ MAC_B = "52:54:00:00:00:0b"
 MAC_Q = "52:54:00:00:00:99"
 
 
-def settings(tmp_path: Path, **values: object) -> Settings:
-    defaults: dict[str, object] = {"process": {"data_dir": tmp_path}, "boot": {"interface": "prov0", "http_host": "10.20.0.1", "http_port": 8080}, "dhcp": {"mode": "full", "range_start": "10.20.0.100", "range_end": "10.20.0.200"}, "tftp": {"host": "0.0.0.0"}}
-    return Settings(**{**defaults, **values})  # type: ignore[arg-type]
+def settings(tmp_path: Path, **sections: dict[str, object]) -> Settings:
+    defaults: Sections = {
+        "process": {"data_dir": tmp_path},
+        "boot": {"interface": "prov0", "http_host": "10.20.0.1", "http_port": 8080},
+        "dhcp": {"mode": "full", "range_start": "10.20.0.100", "range_end": "10.20.0.200"},
+        "tftp": {"host": "0.0.0.0"},
+    }
+    return merged_settings(defaults, **sections)
 
 
-def network(tmp_path: Path, **values: object) -> DhcpNetwork:
-    return network_from_settings(settings(tmp_path, **values), ADDRESS)
+def network(tmp_path: Path, **sections: dict[str, object]) -> DhcpNetwork:
+    return network_from_settings(settings(tmp_path, **sections), ADDRESS)
 
 
 def lines(config: str) -> list[str]:
@@ -78,7 +84,8 @@ def test_full_mode_leases_the_range_and_sends_each_client_kind_its_loader(tmp_pa
 def test_full_mode_options(tmp_path: Path) -> None:
     config = lines(render_config(network(
         tmp_path,
-        dhcp={"router": "10.20.0.254", "lease_time_s": 600, "dnsmasq_user": "dnsmasq", "router_advertisement": False},
+        dhcp={"router": "10.20.0.254", "lease_time_s": 600, "dnsmasq_user": "dnsmasq",
+              "router_advertisement": False},
     )))
     assert "dhcp-option=option:router,10.20.0.254" in config
     assert "dhcp-range=10.20.0.100,10.20.0.200,255.255.255.0,600" in config
@@ -148,7 +155,7 @@ def test_dnsmasq_accepts_the_generated_configuration(tmp_path: Path, mode: str) 
     ({"boot": {"http_host": "127.0.0.1"}}, "http://127.0.0.1:8080 is on loopback"),
     ({"boot": {"public_url": "http://localhost:8080"}}, "http://localhost:8080 is on loopback"),
 ])
-def test_settings_at_fault_are_named(tmp_path: Path, values: dict[str, object],
+def test_settings_at_fault_are_named(tmp_path: Path, values: Sections,
                                      message: str) -> None:
     with pytest.raises(BootConfigError, match=re.escape(message)):
         network(tmp_path, **values)

@@ -32,7 +32,8 @@ def db(tmp_path: Path) -> Database:
 @pytest.fixture
 def manager(db: Database) -> Iterator[ConductorManager]:
     settings = Settings(
-        conductor={"hostname": ME, "callback_timeout_s": 60, "power_sync_workers": 4, "max_concurrent_deploys": 1},
+        conductor={"hostname": ME, "callback_timeout_s": 60, "power_sync_workers": 4,
+                   "max_concurrent_deploys": 1},
         fake={"deploy_delay_s": (0.3, 0.3)},
     )
     with db.session() as session:  # a second live conductor shares the ring

@@ -36,7 +36,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServedApi,
     settings = Settings(
         process={"data_dir": directory},
         conductor={"hostname": "c1"},
-        classroom={"restore_lead_s": LEAD.total_seconds(), "occurrence_grace_s": GRACE.total_seconds()},
+        classroom={"restore_lead_s": LEAD.total_seconds(),
+                   "occurrence_grace_s": GRACE.total_seconds()},
     )
     with served_api(settings, db) as served:
         api = served.client

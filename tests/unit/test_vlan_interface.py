@@ -51,7 +51,8 @@ def settings(tmp_path: Path) -> Settings:
     path = tmp_path / "switches.yaml"
     path.write_text(SWITCHES)
     return Settings(
-        network={"switches_file": path, "provisioning_vlan": 100, "tenant_vlan": 200, "switch_batch_window_s": 0.0},
+        network={"switches_file": path, "provisioning_vlan": 100, "tenant_vlan": 200,
+                 "switch_batch_window_s": 0.0},
     )
 
 
@@ -174,7 +175,8 @@ def test_validate_says_what_is_missing(settings: Settings, session: Session,
                                        ports: list[dict[str, Any]], driver_info: dict[str, Any],
                                        message: str) -> None:
     if driver_info.get("tenant_vlan", 0) is None:
-        settings = settings.model_copy(update={"network": settings.network.model_copy(update={"tenant_vlan": None})})
+        settings = settings.model_copy(update={"network": settings.network.model_copy(
+            update={"tenant_vlan": None})})
         driver_info = {}
     fx = Fixture(settings)
     task = make_task(session, ports, **driver_info)

@@ -107,7 +107,8 @@ class NetworkBoot(BootInterface):
 
     def _deploy_file_url(self, task: Task, key: str) -> str:
         """The URL of the deploy kernel or ramdisk: driver_info, else the configured default."""
-        value = task.node.driver_info.get(key) or getattr(self.settings, key)
+        configured = getattr(self.settings.deploy, key.removeprefix("deploy_"))
+        value = task.node.driver_info.get(key) or configured
         if not value:
             raise MissingParameters(
                 f"Node {task.node.uuid} has no {key}: set driver_info/{key} (an http(s) URL, "

@@ -120,7 +120,8 @@ class IscsiWriter:
         except DriverError:
             self._stop_quietly(task, timeout)
             try:
-                steps.run_to_end(task, ERASE_METADATA, {}, self.settings.deploy.iscsi_write_timeout_s)
+                steps.run_to_end(task, ERASE_METADATA, {},
+                                 self.settings.deploy.iscsi_write_timeout_s)
             except DriverError as exc:
                 task.record("deploying", f"Erasing the half-written disk failed: {exc}",
                             severity="WARNING")

@@ -97,7 +97,8 @@ class SwitchFleet:
         with self._lock:
             if name not in self._batchers:
                 driver = self._make_driver(switches[name], self.settings.network.switch_timeout_s)
-                self._batchers[name] = SwitchBatcher(driver, self.settings.network.switch_batch_window_s)
+                self._batchers[name] = SwitchBatcher(
+                    driver, self.settings.network.switch_batch_window_s)
             return self._batchers[name]
 
     def driver(self, name: str) -> SwitchDriver:
@@ -157,7 +158,8 @@ class VlanNetwork(NetworkInterface):
             if switch is None:
                 named = link.get("switch_info") or link.get("switch_id")
                 raise DriverError(f"{where}: the switch {named!r} of its local_link_connection "
-                                  f"is not in the switches file {self.settings.network.switches_file}.")
+                                  f"is not in the switches file "
+                                  f"{self.settings.network.switches_file}.")
             problem = self.fleet.driver(switch.name).check_port_id(str(port_id))
             if problem:
                 raise DriverError(f"{where}: switch {switch.name}: {problem}.")
