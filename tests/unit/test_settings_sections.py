@@ -117,7 +117,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 def test_no_operator_variable_is_lost() -> None:
-    assert set(documented_settings()) == OPERATORS_NAMES
+    assert OPERATORS_NAMES - set(documented_settings()) == set()
 
 
 def test_every_variable_lands_in_its_section_field_from_the_environment(
