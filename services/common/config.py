@@ -20,6 +20,8 @@ from typing import Any, Literal
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.validation import MAX_VLAN, MIN_VLAN
+
 DelayRange = tuple[float, float]
 
 
@@ -259,10 +261,10 @@ class NetworkSettings(BaseSettings):
 
     model_config = _section("NETWORK_")
     switches_file: Path | None = _var("SWITCHES_FILE")  # YAML or JSON: the switches
-    provisioning_vlan: int | None = Field(default=None, ge=1, le=4094)
+    provisioning_vlan: int | None = Field(default=None, ge=MIN_VLAN, le=MAX_VLAN)
     # None: the provisioning VLAN
-    cleaning_vlan: int | None = Field(default=None, ge=1, le=4094)
-    tenant_vlan: int | None = Field(default=None, ge=1, le=4094)
+    cleaning_vlan: int | None = Field(default=None, ge=MIN_VLAN, le=MAX_VLAN)
+    tenant_vlan: int | None = Field(default=None, ge=MIN_VLAN, le=MAX_VLAN)
     switch_batch_window_s: float = _var("SWITCH_BATCH_WINDOW_S", 0.2, ge=0)
     switch_timeout_s: float = _var("SWITCH_TIMEOUT_S", 30.0, gt=0)
 
