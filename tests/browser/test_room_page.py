@@ -5,7 +5,8 @@ Teacher alice logs in, sees only her room, selects all 40 PCs and restores them:
 change from ready to restoring (with a percentage) to "active on debian-12:2026-09" without the
 page reloading, one PC fails with its reason and is retried once the administrator has fixed
 it. Another room's URL is 404; the page switches to French; axe-core finds no accessibility
-violation on the pages; logging out leads back to the login page.
+violation on the pages; a weekly class is planned from the timetable and shows in its weeks;
+logging out leads back to the login page.
 
 ``ENCLUME_SCREENSHOTS=DIR`` saves the screenshots of docs/teacher-guide.md there
 (``make screenshots``).
@@ -16,8 +17,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import bcrypt
 import httpx
@@ -109,6 +112,13 @@ def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
     return eventually(tolerant, timeout, what)
 
 
+def main_text(browser: Chrome) -> str:
+    """The page's main text, once the page that a click led to has loaded."""
+    return str(until(lambda: browser.execute_script(
+        "return document.readyState === 'complete' && document.querySelector('main').innerText"),
+        10, "the page"))
+
+
 def cards(browser: Chrome) -> dict[str, str]:
     """Each PC's card as the page shows it now: its name and state text."""
     shown = browser.execute_script(
@@ -141,7 +151,7 @@ def test_a_teacher_restores_her_room_live_and_retries_the_failed_pc(
     browser = chromium
     browser.set_script_timeout(30)
     log_in(browser, aio.url, "alice")
-    rooms = browser.find_element(By.TAG_NAME, "main").text
+    rooms = main_text(browser)
     assert "B12" in rooms and "C3" not in rooms
     assert "All rooms" not in rooms
     browser.find_element(By.LINK_TEXT, "B12").click()
@@ -151,13 +161,13 @@ def test_a_teacher_restores_her_room_live_and_retries_the_failed_pc(
     browser.find_element(By.ID, "select-all").click()
     Select(browser.find_element(By.ID, "image")).select_by_value("debian-12:2026-09")
     browser.find_element(By.CSS_SELECTOR, "button[value=restore]").click()
-    heading = browser.find_element(By.TAG_NAME, "h1").text
+    heading = until(lambda: "/actions" in browser.current_url and browser.find_element(
+        By.TAG_NAME, "h1").text, 10, "the confirmation page")
     assert heading == "Restore 40 PCs of room B12 with debian-12:2026-09?"
-    assert "Everything on their disks is erased" in browser.find_element(
-        By.TAG_NAME, "main").text
+    assert "Everything on their disks is erased" in main_text(browser)
     browser.find_element(By.XPATH, "//button[text()='Confirm']").click()
     until(lambda: "notice=started" in browser.current_url, 10, "the room page again")
-    assert "Started: restore of 40 PCs." in browser.find_element(By.TAG_NAME, "main").text
+    assert "Started: restore of 40 PCs." in main_text(browser)
     # From here on the page must not load again: this mark would be gone.
     browser.execute_script("window.sameDocument = true;")
 
@@ -193,16 +203,42 @@ def test_a_teacher_restores_her_room_live_and_retries_the_failed_pc(
         {"op": "remove", "path": "/driver_info/fake_deploy_error"}]))
     browser.find_element(By.CSS_SELECTOR, f"[aria-label='Retry {FAILING}']").click()
     until(lambda: "notice=retried" in browser.current_url, 10, "the retry's notice")
-    assert "Retried 1 failed PCs." in browser.find_element(By.TAG_NAME, "main").text
+    assert "Retried 1 failed PCs." in main_text(browser)
     browser.execute_script("window.sameDocument = true;")
     until(lambda: cards(browser)[FAILING] == "active on debian-12:2026-09", 60,
           "the retried PC active")
     assert browser.execute_script("return window.sameDocument === true;")
 
     browser.find_element(By.LINK_TEXT, "Recent actions").click()
-    history = browser.find_element(By.TAG_NAME, "main").text
+    until(lambda: browser.current_url.endswith("/jobs"), 10, "the room's recent actions")
+    history = main_text(browser)
     assert "alice" in history and "restore debian-12:2026-09" in history
     assert f"{FAILING}: succeeded" in history
+
+
+def plan_a_weekly_class(browser: Chrome) -> None:
+    """Tuesday 14:00-16:00 every week for four weeks, from the timetable's form."""
+    browser.find_element(By.LINK_TEXT, "Timetable").click()
+    until(lambda: browser.current_url.endswith("/timetable"), 10, "the timetable")
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    tuesday = today + timedelta(days=(1 - today.weekday()) % 7 or 7)
+    browser.find_element(By.ID, "name").send_keys("Networks lab")
+    for field, value in (("day", tuesday.isoformat()), ("start", "14:00"), ("end", "16:00"),
+                         ("until", (tuesday + timedelta(weeks=3)).isoformat())):
+        browser.execute_script("document.getElementById(arguments[0]).value = arguments[1];",
+                               field, value)
+    browser.find_element(By.CSS_SELECTOR, "input[name=repeat][value=weekly]").click()
+    Select(browser.find_element(By.ID, "after")).select_by_value("power-off")
+    browser.find_element(By.XPATH, "//button[text()='Plan']").click()
+    until(lambda: "created=1" in browser.current_url, 10, "the planned class")
+    week = main_text(browser)
+    assert "The class is planned." in week
+    assert "14:00\N{EN DASH}16:00 Networks lab" in week
+    assert "Next: the PCs are restored from" in week
+    screenshot(browser, "timetable.png")
+    browser.find_element(By.LINK_TEXT, "Next week \N{RIGHTWARDS ARROW}").click()
+    until(lambda: "14:00\N{EN DASH}16:00 Networks lab" in main_text(browser)
+          and "created" not in browser.current_url, 10, "the class the week after")
 
 
 def test_other_rooms_french_accessibility_and_log_out(
@@ -215,11 +251,12 @@ def test_other_rooms_french_accessibility_and_log_out(
     until(lambda: len(cards(browser)) == PCS, 10, "the room's PCs")
     assert accessibility_violations(browser) == []
     browser.find_element(By.LINK_TEXT, "Recent actions").click()
+    until(lambda: browser.current_url.endswith("/jobs"), 10, "the room's recent actions")
     assert accessibility_violations(browser) == []
 
     browser.get(f"{aio.url}/ui/rooms/C3")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Not found"
-    assert "C3" not in browser.find_element(By.TAG_NAME, "main").text
+    assert "C3" not in main_text(browser)
     assert accessibility_violations(browser) == []
 
     browser.get(f"{aio.url}/ui/rooms/B12")
@@ -233,6 +270,9 @@ def test_other_rooms_french_accessibility_and_log_out(
     browser.find_element(By.LINK_TEXT, "English").click()
     until(lambda: browser.find_element(By.TAG_NAME, "h1").text == "Room B12", 10,
           "the room in English")
+
+    plan_a_weekly_class(browser)
+    assert accessibility_violations(browser) == []
 
     browser.find_element(By.XPATH, "//button[starts-with(text(), 'Log out')]").click()
     until(lambda: "/ui/login" in browser.current_url, 10, "the login page")

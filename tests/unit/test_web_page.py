@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import bcrypt
 import httpx
@@ -26,6 +28,7 @@ from services.common.db import Database, upgrade_schema
 from tests.support.api_stack import served_api
 
 E = "/enclume/v1"
+DASH = "\N{EN DASH}"  # between a class's start and end times
 SUM = "b" * 64
 PASSWORD = "correct horse"
 USERS = {"root": (["admin"], []), "alice": (["teacher"], ["B12"]), "sam": (["student"], [])}
@@ -257,9 +260,65 @@ def test_every_text_of_the_templates_has_a_french_translation() -> None:
         source = template.read_text()
         texts |= set(re.findall(r'_\(\s*"([^"]+)"', source))
         texts |= set(re.findall(r"_\(\s*'([^']+)'", source))
-    from services.api.ui import room_pages, status
+    from services.api.ui import room_pages, status, timetable
+    from services.classroom import fields
     texts |= set(room_pages.NOTICES.values()) | set(status.IN_PROGRESS_WORDS.values())
-    texts |= set(status.POWER_WORDS.values()) | {"unknown"}
+    texts |= set(status.POWER_WORDS.values()) | {"unknown"} | set(timetable.DAYS)
+    # Words the templates translate from data: states, kinds, recurrences, choices.
+    texts |= set(fields.OCCURRENCE_STATES) | set(fields.JOB_KINDS) | set(fields.JOB_STATES)
+    texts |= {"once", "weekly", "ical", "succeeded", "restore the PCs", "power the PCs off",
+              "nothing"}
     assert texts, "no text found in the templates"
     missing = sorted(t for t in texts if t not in FRENCH)
     assert not missing, f"texts without a French translation: {missing}"
+
+
+def next_tuesday() -> date:
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    return today + timedelta(days=(1 - today.weekday()) % 7 or 7)
+
+
+def test_a_weekly_class_is_planned_shown_in_its_week_and_cancelled(
+        stack: Stack, world: dict[str, Any]) -> None:
+    tuesday = next_tuesday()
+    form = {"name": "Networks", "image": "debian:v2", "day": tuesday.isoformat(),
+            "start": "14:00", "end": "16:00", "repeat": "weekly",
+            "until": (tuesday + timedelta(weeks=3)).isoformat(), "before": "restore-full",
+            "after": "power-off"}
+    with logged_in(stack, "alice") as (client, token):
+        assert client.post("/ui/rooms/B12/sessions", data=form).status_code == 403
+        created = client.post("/ui/rooms/B12/sessions", data={**form, "csrf": token})
+        assert created.status_code == 303, created.text
+        week = ok(client.get(created.headers["location"])).text
+        assert "The class is planned." in week
+        assert f"14:00{DASH}16:00</strong> Networks" in week
+        assert f"Week of {tuesday - timedelta(days=1)}" in week
+        assert "Next: the PCs are restored from" in week
+        later = ok(client.get(f"/ui/rooms/B12/timetable?week={tuesday + timedelta(weeks=3)}"))
+        assert f"14:00{DASH}16:00</strong> Networks" in later.text
+        clash = client.post("/ui/rooms/B12/sessions", data={
+            **form, "csrf": token, "name": "Overlap", "start": "15:00", "end": "17:00",
+            "repeat": "once"})
+        assert clash.status_code == 409 and "overlaps session Networks" in clash.text
+        uuid = re.search(r'/ui/rooms/B12/sessions/([0-9a-f-]{36})/cancel', week).group(1)
+        assert client.post(f"/ui/rooms/A1/sessions/{uuid}/cancel",
+                           data={"csrf": token}).status_code == 404
+        cancelled = client.post(f"/ui/rooms/B12/sessions/{uuid}/cancel", data={"csrf": token})
+        assert cancelled.status_code == 303
+        assert "Networks" not in ok(client.get(f"/ui/rooms/B12/timetable?week={tuesday}")).text
+
+
+def test_an_icalendar_file_is_imported(stack: Stack, world: dict[str, Any]) -> None:
+    day = next_tuesday() + timedelta(days=1)
+    ics = "\r\n".join([
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//t//EN", "BEGIN:VEVENT", "UID:x1",
+        "DTSTAMP:20260901T000000Z", f"DTSTART;TZID=Europe/Paris:{day:%Y%m%d}T090000",
+        f"DTEND;TZID=Europe/Paris:{day:%Y%m%d}T100000", "SUMMARY:Imported",
+        "END:VEVENT", "END:VCALENDAR", ""])
+    with logged_in(stack, "alice") as (client, token):
+        created = client.post("/ui/rooms/B12/sessions", data={
+            "csrf": token, "image": "debian:v1", "name": "From the calendar"},
+            files={"ical": ("week.ics", ics.encode(), "text/calendar")})
+        assert created.status_code == 303, created.text
+        week = ok(client.get(f"/ui/rooms/B12/timetable?week={day}")).text
+        assert f"09:00{DASH}10:00</strong> From the calendar" in week
