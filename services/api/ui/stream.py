@@ -11,12 +11,12 @@ up by itself. The stream ends when the visitor's session does.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
+from services.api.sse import polling_stream
 from services.api.ui.i18n import language_of
 from services.api.ui.room_pages import room_of
 from services.api.ui.status import PcStatus, room_statuses
@@ -27,7 +27,6 @@ from services.common.db import Database
 router = APIRouter(include_in_schema=False)
 MEGABYTE = 1_000_000
 POLL_S = 0.5  # as /enclume/v1/events: the database is looked at twice a second
-KEEPALIVE_S = 15.0
 
 
 def html_event(event: str, html: str) -> str:
@@ -95,19 +94,5 @@ def room_events(ident: str, request: Request, who: Visitor = Depends(visitor),
             return False
         return True
 
-    async def stream() -> AsyncIterator[str]:
-        yield ": enclume room\n\n"
-        quiet_since = time.monotonic()
-        while not await request.is_disconnected() and still_logged_in():
-            messages = await anyio.to_thread.run_sync(watcher.changes)
-            for message in messages:
-                yield message
-            if messages:
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since > KEEPALIVE_S:
-                yield ": keep-alive\n\n"
-                quiet_since = time.monotonic()
-            await anyio.sleep(POLL_S)
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return polling_stream(request, watcher.changes, "enclume room", lambda: POLL_S,
+                          go_on=still_logged_in)
