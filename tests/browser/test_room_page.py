@@ -271,6 +271,17 @@ def test_other_rooms_french_accessibility_and_log_out(
     until(lambda: browser.find_element(By.TAG_NAME, "h1").text == "Room B12", 10,
           "the room in English")
 
+    # On a phone's width the page fits: nothing wider than the screen, the cards in a column.
+    browser.set_window_size(390, 844)
+    browser.get(f"{aio.url}/ui/rooms/B12")
+    until(lambda: len(cards(browser)) == PCS, 10, "the room's PCs")
+    assert browser.execute_script(
+        "const width = document.documentElement.clientWidth;"
+        "return [...document.querySelectorAll('body *')].filter("
+        "e => e.getBoundingClientRect().right > width + 1).map(e => e.tagName + ' ' +"
+        " e.className + ' ' + e.textContent.trim().slice(0, 20));") == []
+    browser.set_window_size(1280, 1400)
+
     plan_a_weekly_class(browser)
     assert accessibility_violations(browser) == []
 

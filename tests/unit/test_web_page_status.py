@@ -4,8 +4,11 @@ at its bytes, and the SSE framing of an HTML card."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
+from types import SimpleNamespace
 
+from services.api.ui.cookies import COOKIE, SessionCookies, WebSession
 from services.api.ui.i18n import translator
 from services.api.ui.status import PcStatus, reason_words, state_words, tone
 from services.api.ui.stream import CardWatcher, html_event
@@ -36,6 +39,8 @@ def test_the_state_words_of_each_situation() -> None:
     assert state_words(failed, FR) == "échec : the disk /dev/sda does not answer"
     assert [tone(s) for s in (IDLE, RESTORING, active, failed)] == \
         ["idle", "busy", "active", "failed"]
+    assert state_words(replace(IDLE, provision="manageable"), EN) \
+        == "not available (manageable)"
     assert reason_words("The PC is cleaning: only an active PC can be restored.") \
         == "The PC is cleaning: only an active PC can be restored."
 
@@ -53,3 +58,13 @@ def test_the_write_rate_comes_from_two_looks_at_the_bytes_written() -> None:
 def test_an_html_card_is_one_sse_message_of_data_lines() -> None:
     assert html_event("pc-u1", "<div>\n  <span>ready</span>\n</div>\n") == (
         "event: pc-u1\ndata: <div>\ndata:   <span>ready</span>\ndata: </div>\n\n")
+
+
+def test_a_session_cookie_expires_and_a_tampered_one_is_no_session() -> None:
+    cookies = SessionCookies("k" * 40, max_age_s=1)
+    value = cookies.serializer.dumps({"user": "alice", "csrf": "t"})
+    assert cookies.read(SimpleNamespace(cookies={COOKIE: value})) == WebSession("alice", "t")  # type: ignore[arg-type]
+    other = SessionCookies("x" * 40, max_age_s=60)  # another key: a forged signature
+    assert other.read(SimpleNamespace(cookies={COOKIE: value})) is None  # type: ignore[arg-type]
+    time.sleep(2.1)
+    assert cookies.read(SimpleNamespace(cookies={COOKIE: value})) is None  # type: ignore[arg-type]

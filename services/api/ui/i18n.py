@@ -66,7 +66,7 @@ FRENCH: dict[str, str] = {
     "done": "terminé",
     "failed: {reason}": "échec : {reason}",
     "failed": "échec",
-    "busy ({state})": "occupé ({state})",
+    "not available ({state})": "indisponible ({state})",
     "Select at least one PC.": "Sélectionnez au moins un PC.",
     "Confirm": "Confirmer",
     "Cancel": "Annuler",

@@ -97,7 +97,7 @@ def state_words(status: PcStatus, t: Translate, rate_mb_s: float | None = None) 
         return t("ready")
     if status.provision == states.S.DEPLOYFAIL.value:
         return t("failed")
-    return t("busy ({state})", state=status.provision or "?")
+    return t("not available ({state})", state=status.provision or "?")
 
 
 def reason_words(error: str) -> str:
