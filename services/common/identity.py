@@ -66,6 +66,10 @@ class IdentitySource(Protocol):
         started with a password follows later changes of roles and rooms."""
         ...
 
+    def users(self) -> list[Identity]:
+        """Every user the source holds, by name (the admins' read-only list of the web page)."""
+        ...
+
 
 @dataclass(frozen=True)
 class _Entry:
@@ -120,6 +124,11 @@ class _BcryptFile:
             self._reload_if_changed()
             entry = self._entries.get(user)
         return entry.identity if entry is not None else None
+
+    def users(self) -> list[Identity]:
+        with self._guard:
+            self._reload_if_changed()
+            return [self._entries[name].identity for name in sorted(self._entries)]
 
     def check(self, user: str, password: str) -> bool:
         return self.authenticate(user, password) is not None

@@ -247,11 +247,19 @@ def test_other_rooms_french_accessibility_and_log_out(
     browser.set_script_timeout(30)
     log_in(browser, aio.url, "alice")
     assert accessibility_violations(browser) == []
+    # The checker is live: an input without a label, added to the page, is reported.
+    browser.execute_script("document.querySelector('main').append("
+                           "document.createElement('input'));")
+    assert any(v.startswith("label:") for v in accessibility_violations(browser))
     browser.get(f"{aio.url}/ui/rooms/B12")
     until(lambda: len(cards(browser)) == PCS, 10, "the room's PCs")
     assert accessibility_violations(browser) == []
     browser.find_element(By.LINK_TEXT, "Recent actions").click()
     until(lambda: browser.current_url.endswith("/jobs"), 10, "the room's recent actions")
+    assert accessibility_violations(browser) == []
+
+    browser.find_element(By.LINK_TEXT, "Images").click()
+    until(lambda: "debian-12" in main_text(browser), 10, "the images")
     assert accessibility_violations(browser) == []
 
     browser.get(f"{aio.url}/ui/rooms/C3")

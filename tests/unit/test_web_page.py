@@ -322,3 +322,16 @@ def test_an_icalendar_file_is_imported(stack: Stack, world: dict[str, Any]) -> N
         assert created.status_code == 303, created.text
         week = ok(client.get(f"/ui/rooms/B12/timetable?week={day}")).text
         assert f"09:00{DASH}10:00</strong> From the calendar" in week
+
+
+def test_images_for_everyone_users_and_roles_for_admins_only(stack: Stack,
+                                                             world: dict[str, Any]) -> None:
+    with logged_in(stack, "alice") as (client, _token):
+        images = ok(client.get("/ui/images")).text
+        assert "debian" in images and "v2" in images and "http://images.example" not in images
+        assert client.get("/ui/users").status_code == 404
+        assert 'href="/ui/users"' not in images
+    with logged_in(stack, "root") as (client, _token):
+        users = ok(client.get("/ui/users")).text
+        assert "<td>alice</td><td>teacher</td><td>B12</td>" in users
+        assert "<td>root</td><td>admin</td>" in users and "$2b$" not in users

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from services.api.ui import pages, room_pages, stream, timetable
+from services.api.ui import catalogue, pages, room_pages, stream, timetable
 from services.api.ui.cookies import COOKIE, SessionCookies, secret_key
 from services.api.ui.login_limit import LoginLimiter
 from services.api.ui.web import (
@@ -31,7 +31,8 @@ def install(app: FastAPI, settings: Settings, source: IdentitySource | None) -> 
         source=source,
         cookies=SessionCookies(secret_key(settings), settings.ui_session_hours * 3600),
         limiter=LoginLimiter(settings.ui_login_attempts, settings.ui_login_window_s))
-    for router in (pages.router, stream.router, room_pages.router, timetable.router):
+    for router in (pages.router, stream.router, room_pages.router, timetable.router,
+                   catalogue.router):
         app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="ui-static")
 

@@ -105,6 +105,21 @@ FRENCH: dict[str, str] = {
     "Main navigation": "Navigation principale",
     "Signed in as {user}": "Connecté en tant que {user}",
     "Timetable": "Emploi du temps",
+    "Images": "Images",
+    "Users": "Utilisateurs",
+    "Version": "Version",
+    "Added": "Ajoutée",
+    "Format": "Format",
+    "Boot": "Démarrage",
+    "No version yet.": "Aucune version pour l'instant.",
+    "No image yet.": "Aucune image pour l'instant.",
+    "Authentication is off: every visitor is an administrator.":
+        "L'authentification est désactivée : chaque visiteur est administrateur.",
+    "Roles": "Rôles",
+    "Read from the identity source; a teacher's rooms also come from the rooms' teacher lists.":
+        "Lu dans la source d'identités ; les salles d'un enseignant viennent aussi des listes "
+        "d'enseignants des salles.",
+    "No user.": "Aucun utilisateur.",
     "Times are in the room's time zone, {zone}.":
         "Les heures sont celles du fuseau horaire de la salle, {zone}.",
     "The class is planned.": "Le cours est planifié.",
