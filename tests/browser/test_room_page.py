@@ -28,7 +28,9 @@ import pytest
 import yaml
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver import Chrome
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from tests.support.aio import Server, running_aio
@@ -241,6 +243,20 @@ def plan_a_weekly_class(browser: Chrome) -> None:
           and "created" not in browser.current_url, 10, "the class the week after")
 
 
+def select_all_with_the_keyboard(browser: Chrome) -> None:
+    """Tab from the top of the page to "Select all PCs" and tick it with the space bar."""
+    browser.execute_script("document.querySelector('header a').focus();")  # the page's top
+    for _ in range(30):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        if browser.execute_script("return document.activeElement.id") == "select-all":
+            break
+    else:
+        pytest.fail("Select all PCs cannot be reached with the Tab key")
+    ActionChains(browser).send_keys(Keys.SPACE).perform()
+    assert browser.execute_script(
+        "return [...document.querySelectorAll('input[name=pcs]')].every(b => b.checked);")
+
+
 def test_other_rooms_french_accessibility_and_log_out(
         aio: Server, world: dict[str, Any], chromium: Chrome) -> None:
     browser = chromium
@@ -254,6 +270,7 @@ def test_other_rooms_french_accessibility_and_log_out(
     browser.get(f"{aio.url}/ui/rooms/B12")
     until(lambda: len(cards(browser)) == PCS, 10, "the room's PCs")
     assert accessibility_violations(browser) == []
+    select_all_with_the_keyboard(browser)
     browser.find_element(By.LINK_TEXT, "Recent actions").click()
     until(lambda: browser.current_url.endswith("/jobs"), 10, "the room's recent actions")
     assert accessibility_violations(browser) == []

@@ -25,7 +25,7 @@ def test_the_state_words_of_each_situation() -> None:
         == "waiting to start"
     assert state_words(RESTORING, EN) == "restoring 63 %"
     assert state_words(RESTORING, EN, 11.04) == "restoring 63 % at 11 MB/s"
-    assert state_words(RESTORING, FR, 2.54) == "restauration 63 % à 2.5 Mo/s"
+    assert state_words(RESTORING, FR, 2.54) == "restauration 63 % à 2,5 Mo/s"
     assert state_words(replace(IDLE, job="j1", kind="wake", step="power on requested"), EN) \
         == "powering on"
     active = replace(IDLE, provision="active", job="j1", kind="restore", outcome="succeeded",

@@ -18,6 +18,7 @@ Translate = Callable[..., str]
 
 FRENCH: dict[str, str] = {
     "Enclume": "Enclume",
+    ".": ",",  # the decimal mark
     "Log in": "Se connecter",
     "Log out": "Se déconnecter",
     "User name": "Nom d'utilisateur",

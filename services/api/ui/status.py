@@ -88,8 +88,9 @@ def state_words(status: PcStatus, t: Translate, rate_mb_s: float | None = None) 
         if status.percent is None:
             return t("restoring")
         if rate_mb_s:
+            rate = f"{rate_mb_s:.0f}" if rate_mb_s >= 10 else f"{rate_mb_s:.1f}"
             return t("restoring {percent} % at {rate} MB/s", percent=status.percent,
-                     rate=f"{rate_mb_s:.0f}" if rate_mb_s >= 10 else f"{rate_mb_s:.1f}")
+                     rate=rate.replace(".", t(".")))  # the decimal mark: a comma in French
         return t("restoring {percent} %", percent=status.percent)
     if status.provision == states.S.ACTIVE.value:
         return t("active on {image}", image=status.image) if status.image else t("active")
