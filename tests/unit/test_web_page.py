@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,11 +18,11 @@ import bcrypt
 import httpx
 import pytest
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from services.api.ui.i18n import FRENCH, accepted_language
 from services.api.ui.login_limit import LoginLimiter
-from services.common.classroom_models import Job
+from services.common.classroom_models import ClassSession, Job, Occurrence
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from tests.support.api_stack import served_api
@@ -335,3 +335,30 @@ def test_images_for_everyone_users_and_roles_for_admins_only(stack: Stack,
         users = ok(client.get("/ui/users")).text
         assert "<td>alice</td><td>teacher</td><td>B12</td>" in users
         assert "<td>root</td><td>admin</td>" in users and "$2b$" not in users
+
+
+def test_the_confirmation_says_a_class_is_in_progress_and_then_forces(
+        stack: Stack, world: dict[str, Any]) -> None:
+    day = next_tuesday() + timedelta(weeks=2)
+    with logged_in(stack, "alice") as (client, token):
+        assert client.post("/ui/rooms/B12/sessions", data={
+            "csrf": token, "name": "Lab now", "image": "debian:v1", "day": day.isoformat(),
+            "start": "18:00", "end": "19:00", "repeat": "once"}).status_code == 303
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        with stack.db.session() as session:  # as if the class had begun ten minutes ago
+            lab = session.scalar(select(ClassSession).where(ClassSession.name == "Lab now"))
+            session.add(Occurrence(session_id=lab.id, planned_start=now - timedelta(minutes=10),
+                                   planned_end=now + timedelta(minutes=50), state="running"))
+        form = {"action": "restore", "pcs": [world["nodes"][2]["uuid"]], "image": "debian:v2",
+                "csrf": token}
+        before = stack.jobs()
+        confirm = ok(client.post("/ui/rooms/B12/actions", data=form)).text
+        end = (now + timedelta(minutes=50)).replace(tzinfo=UTC).astimezone(
+            ZoneInfo("Europe/Paris")).strftime("%H:%M")
+        assert (f"A class is in progress in this room until {end} (Lab now): students will "
+                "lose what is on these PCs.") in confirm
+        assert "Restore 1 PCs of room B12 with debian:v2?" in confirm
+        started = client.post("/ui/rooms/B12/actions", data={**form, "confirm": "yes"})
+        assert started.status_code == 303 and stack.jobs() == before + 1
+        with stack.db.session() as session:
+            session.execute(delete(Occurrence).where(Occurrence.session_id == lab.id))
