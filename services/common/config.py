@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     # The teacher web page (/ui/): the key signing its session cookies, how long one lasts.
     ui_secret_file: Path | None = None  # None: DATA_DIR/ui-secret, made at first start
     ui_session_hours: float = Field(default=10.0, gt=0)
-    ui_login_attempts: int = Field(default=5, ge=1)  # failed logins per user or address ...
+    ui_login_attempts: int = Field(default=5, ge=1)  # failed logins per user name ...
     ui_login_window_s: float = Field(default=300.0, gt=0)  # ... within this many seconds
 
     # -- classroom (docs/classroom-api.md)

@@ -56,6 +56,8 @@ class Visitor:
 
 
 def database(request: Request) -> Database:
+    # services.api.deps has the same, but it names the conductor's interface (for typing),
+    # which the web page's import contract keeps out of reach.
     db: Database = request.app.state.db
     return db
 
