@@ -15,20 +15,24 @@ STAMP := $(VENV)/.installed
 # QEMU with iPXE and OVMF firmware, qemu-utils with libiscsi, busybox-static; for the agent tests
 # sfdisk (fdisk), boot loaders (extlinux, systemd-boot-efi), EFI partitions (dosfstools, mtools),
 # genisoimage (config drives); for the lab's test images SYSLINUX on FAT without mounting
-# (syslinux, with mtools and dosfstools); zstd compresses the deploy ramdisk.
+# (syslinux, with mtools and dosfstools); zstd compresses the deploy ramdisk; the browser tests
+# of the web page (tests/browser) drive Debian's chromium through chromium-driver.
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 PYTEST_ARGS ?=
 LAB_PACKAGES := ipmitool dnsmasq-base iptables vde2 qemu-system-x86 qemu-utils qemu-block-extra \
 	ipxe ovmf busybox-static tgt fdisk extlinux genisoimage dosfstools mtools systemd-boot-efi \
-	syslinux zstd
+	syslinux zstd chromium chromium-driver
 
-.PHONY: help deps venv test unit integration lint demo bench clean testkernel ramdisk testimages
+.PHONY: help deps venv test unit integration browser lint demo bench clean testkernel ramdisk \
+	testimages screenshots ui-vendor
 
 help:
 	@echo "make demo   - set up, start enclume-aio and a virtual lab, provision 2 QEMU machines live"
 	@echo "make test   - set up and run the whole test suite (lint, unit, integration)"
 	@echo "make bench  - side-by-side benchmark against OpenStack Ironic (docs/benchmarks.md)"
 	@echo "make lint   - ruff and the layer contracts (lint-imports)"
+	@echo "make browser - the web page's tests in headless chromium (part of make test)"
+	@echo "make screenshots - docs/images/*.png of docs/teacher-guide.md, from the browser tests"
 	@echo "make testkernel - the lab's test kernel and initramfs in $(CACHE)/testkernel"
 	@echo "make ramdisk - the deploy kernel and ramdisk (with the agent) in $(CACHE)/ramdisk"
 	@echo "make testimages - the lab's whole-disk and partition test images in $(CACHE)/testimages"
@@ -66,6 +70,28 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+
+browser: deps $(STAMP)
+	$(BIN)/pytest -q tests/browser $(PYTEST_ARGS)
+
+# The teacher guide's pictures of the web page, taken by the browser tests as they run.
+screenshots: deps $(STAMP)
+	ENCLUME_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/pytest -q tests/browser $(PYTEST_ARGS)
+
+# The web page's vendored htmx, its SSE extension and Pico CSS, fetched again from the npm
+# registry (services/api/ui/static/vendor/VENDOR.md: versions and licences). Not needed to
+# build or test: the files are committed.
+UI_VENDOR := services/api/ui/static/vendor
+ui-vendor:
+	@tmp=$$(mktemp -d) && cd $$tmp && \
+	npm pack -q htmx.org@2.0.11 htmx-ext-sse@2.2.4 @picocss/pico@2.1.1 >/dev/null && \
+	for f in *.tgz; do mkdir -p $${f%.tgz} && tar xzf $$f -C $${f%.tgz}; done && \
+	cp htmx.org-2.0.11/package/dist/htmx.min.js $(CURDIR)/$(UI_VENDOR)/htmx-2.0.11.min.js && \
+	cp htmx-ext-sse-2.2.4/package/dist/sse.min.js \
+		$(CURDIR)/$(UI_VENDOR)/htmx-ext-sse-2.2.4.min.js && \
+	cp picocss-pico-2.1.1/package/css/pico.classless.min.css \
+		$(CURDIR)/$(UI_VENDOR)/pico-2.1.1.classless.min.css && \
+	rm -rf $$tmp
 
 # The whole suite; pytest's "no tests collected" (exit 5) counts as a failure.
 test: deps $(STAMP) lint

@@ -32,6 +32,7 @@ from services.api.enclume import root as enclume_root
 from services.api.enclume import sessions as enclume_sessions
 from services.api.limits import BodySizeLimitMiddleware
 from services.api.responses import SafeJSONResponse
+from services.api.ui.app import install as install_web_page
 from services.api.versions import VersionMiddleware
 from services.common.config import Settings
 from services.common.db import Database
@@ -62,6 +63,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    enclume_events.router):
         app.include_router(router)
     openapi.install(app)
+    install_web_page(app, settings, source)  # /ui/: the teacher web page
     # Starlette runs the last added middleware first: size limit, then auth, then versions.
     app.add_middleware(VersionMiddleware)
     if source is not None:

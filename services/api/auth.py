@@ -25,6 +25,8 @@ PUBLIC_PREFIXES = ("/v1/heartbeat/",)
 REALM = b'Basic realm="Baremetal API"'
 # Enclume's own API: its endpoints check roles and rooms themselves (services/api/enclume).
 ENCLUME_PREFIX = "/enclume/"
+# The web page logs its visitors in with a session cookie of its own (services/api/ui).
+WEB_PAGE_PATHS = ("/ui", "/ui/")
 STRATEGIES = ("noauth", "http_basic", "users_file")
 
 
@@ -103,7 +105,8 @@ class BasicAuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["type"] == "http" else ""
-        if scope["type"] != "http" or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+        if scope["type"] != "http" or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) \
+                or path == WEB_PAGE_PATHS[0] or path.startswith(WEB_PAGE_PATHS[1]):
             await self.app(scope, receive, send)
             return
         credentials = _credentials(scope)

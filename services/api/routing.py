@@ -1,9 +1,10 @@
-"""Every route's JSON body goes through the one validation layer before an endpoint sees it.
+"""Every route's body goes through the one validation layer before an endpoint sees it.
 
-``api_router`` makes the routers of the API: their request bodies are parsed by
+``api_router`` makes the routers of the API: their JSON bodies are parsed by
 ``validation.parse_json`` (no NaN or Infinity, no NUL or lone surrogate at any depth, bounded
-nesting), so no endpoint, POST, PATCH or PUT, can receive a value the database or the response
-encoder would choke on. The fields are then checked by the endpoints with the same module.
+nesting), and the text fields of form bodies (the web page's) by ``validation.form_text``, so
+no endpoint, POST, PATCH or PUT, can receive a value the database or the response encoder
+would choke on. The fields are then checked by the endpoints with the same module.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
 from services.common import validation
@@ -35,6 +37,15 @@ class CheckedJSONRequest(Request):
             except Invalid as exc:
                 raise InvalidBody(exc.message) from None
         return self._json
+
+    async def _get_form(self, **limits: Any) -> FormData:
+        form = await super()._get_form(**limits)
+        try:
+            return FormData([(key, validation.form_text(key, value) if isinstance(value, str)
+                              else value) for key, value in form.multi_items()])
+        except Invalid as exc:
+            await form.close()
+            raise InvalidBody(exc.message) from None
 
 
 class CheckedJSONRoute(APIRoute):

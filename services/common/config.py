@@ -75,6 +75,16 @@ class AuthSettings(BaseSettings):
     allow_noauth_off_loopback: bool = _var("ALLOW_NOAUTH_OFF_LOOPBACK", False)
 
 
+class UiSettings(BaseSettings):
+    """The teacher's web page under /ui/ (docs/teacher-guide.md)."""
+
+    model_config = _section("UI_")
+    secret_file: Path | None = None  # None: DATA_DIR/ui-secret, made at first start
+    session_hours: float = Field(default=10.0, gt=0)
+    login_attempts: int = Field(default=5, ge=1)  # failed logins per user name ...
+    login_window_s: float = Field(default=300.0, gt=0)  # ... within this many seconds
+
+
 class ClassroomSettings(BaseSettings):
     """docs/classroom-api.md"""
 
@@ -282,6 +292,7 @@ class Settings(BaseModel):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
     classroom: ClassroomSettings = Field(default_factory=ClassroomSettings)
     conductor: ConductorSettings = Field(default_factory=ConductorSettings)
     rpc: RpcSettings = Field(default_factory=RpcSettings)

@@ -61,6 +61,15 @@ ANONYMOUS_ADMIN = Identity("anonymous", frozenset({"admin"}))
 class IdentitySource(Protocol):
     def authenticate(self, user: str, password: str) -> Identity | None: ...
 
+    def identity_of(self, user: str) -> Identity | None:
+        """The user's identity as the source holds it now (None once removed): a web session
+        started with a password follows later changes of roles and rooms."""
+        ...
+
+    def users(self) -> list[Identity]:
+        """Every user the source holds, by name (the admins' read-only list of the web page)."""
+        ...
+
 
 @dataclass(frozen=True)
 class _Entry:
@@ -109,6 +118,17 @@ class _BcryptFile:
         with self._guard:
             self._verified.add(digest)
         return entry.identity
+
+    def identity_of(self, user: str) -> Identity | None:
+        with self._guard:
+            self._reload_if_changed()
+            entry = self._entries.get(user)
+        return entry.identity if entry is not None else None
+
+    def users(self) -> list[Identity]:
+        with self._guard:
+            self._reload_if_changed()
+            return [self._entries[name].identity for name in sorted(self._entries)]
 
     def check(self, user: str, password: str) -> bool:
         return self.authenticate(user, password) is not None

@@ -99,6 +99,15 @@ def text(field: str, value: Any, limit_of: str | None = None) -> str:
     return value
 
 
+def form_text(field: str, value: str) -> str:
+    """A web form's text value, NFC; Invalid if it holds a control character (line breaks
+    allowed: text areas) or a lone surrogate."""
+    problem = _bad_character(value, multiline=True)
+    if problem:
+        raise Invalid(f"Invalid value for {field}: it holds {problem}.")
+    return unicodedata.normalize("NFC", value)
+
+
 def integer(field: str, value: Any) -> int:
     """An integer written in ASCII digits (a query parameter); Invalid otherwise."""
     if not isinstance(value, str) or _INTEGER.fullmatch(value) is None:

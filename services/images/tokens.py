@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 import time
-from pathlib import Path
 
 from services.common.config import Settings
+from services.common.secret_files import host_secret
 
 HEADER = "X-Image-Token"
 SECRET_FILE_NAME = "image-token.secret"
@@ -28,26 +26,7 @@ def load_secret(settings: Settings) -> bytes:
         return settings.images.token_secret_file.read_text().strip().encode()
     if settings.images.token_secret:
         return settings.images.token_secret.encode()
-    return _host_secret(settings.process.data_dir / SECRET_FILE_NAME)
-
-
-def _host_secret(path: Path) -> bytes:
-    try:
-        return path.read_text().strip().encode()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_urlsafe(32))
-    try:
-        os.link(partial, path)  # the first process to make it wins; the others read it
-    except FileExistsError:
-        pass
-    finally:
-        partial.unlink()
-    return path.read_text().strip().encode()
+    return host_secret(settings.process.data_dir / SECRET_FILE_NAME).encode()
 
 
 def _mac(secret: bytes, version_id: str, expires: int) -> str:

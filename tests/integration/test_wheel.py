@@ -59,6 +59,12 @@ def test_the_wheel_ships_the_migrations_and_not_the_lab(wheel: Path) -> None:
     assert "services/common/migrations/script.py.mako" in names
     assert any(n.startswith("services/common/migrations/versions/0001_") for n in names)
     assert not [n for n in names if n.startswith(("lab/", "tests/", "benchmarks/"))]
+    # The web page's templates and static files (services/api/ui).
+    assert {"services/api/ui/templates/room.html", "services/api/ui/templates/pc_status.html",
+            "services/api/ui/static/app.js", "services/api/ui/static/app.css",
+            "services/api/ui/static/vendor/htmx-2.0.11.min.js",
+            "services/api/ui/static/vendor/pico-2.1.1.classless.min.css",
+            "services/api/ui/static/vendor/LICENSE.pico"} <= set(names)
 
 
 def test_the_installed_aio_serves_from_any_directory(installed: Path, tmp_path: Path) -> None:
@@ -90,6 +96,11 @@ def test_the_installed_aio_serves_from_any_directory(installed: Path, tmp_path: 
         drivers = httpx.get(f"http://127.0.0.1:{port}/v1/drivers", timeout=5,
                             headers={"X-OpenStack-Ironic-API-Version": "1.31"}).json()
         assert "fake-hardware" in {d["name"] for d in drivers["drivers"]}
+        # The web page renders from the installed templates and serves its static files.
+        rooms = httpx.get(f"http://127.0.0.1:{port}/ui/rooms", timeout=5)
+        assert rooms.status_code == 200 and 'src="/ui/static/app.js"' in rooms.text
+        assert httpx.get(f"http://127.0.0.1:{port}/ui/static/vendor/htmx-2.0.11.min.js",
+                         timeout=5).status_code == 200
     finally:
         aio.terminate()
         aio.wait(timeout=30)

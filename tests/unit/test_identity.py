@@ -78,3 +78,18 @@ def test_a_users_file_broken_while_running_keeps_the_users_read_before(tmp_path:
     assert source.authenticate("a", "pw") is None
     b = source.authenticate("b", "pw")
     assert b is not None and b.roles == {"teacher"}
+
+
+def test_a_user_is_looked_up_without_a_password_and_follows_the_file(tmp_path: Path) -> None:
+    path = users_file(tmp_path, [
+        {"name": "alice", "password_hash": HASH, "roles": ["teacher"], "rooms": ["B12"]},
+        {"name": "admin", "password_hash": HASH, "roles": ["admin"]}])
+    source = UsersFile(path)
+    alice = source.identity_of("alice")
+    assert alice is not None and alice.roles == {"teacher"} and alice.rooms == {"B12"}
+    assert source.identity_of("mallory") is None
+    assert [u.user for u in source.users()] == ["admin", "alice"]
+    users_file(tmp_path, [{"name": "admin", "password_hash": HASH, "roles": ["admin"]}])
+    os.utime(path, (2, 2))
+    assert source.identity_of("alice") is None  # removed: a web session of hers ends
+    assert [u.user for u in source.users()] == ["admin"]

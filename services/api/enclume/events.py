@@ -6,18 +6,15 @@ last look, in the rooms the caller may see (one room with ``?room=R``), and send
 - ``event: job``: the job document, when a job appears or changes (its state, a PC of it);
 - ``event: pc``: ``{"job": uuid, "room": name, **pc}`` for each PC row that changed.
 
-A comment line every ``KEEPALIVE_S`` keeps proxies from closing a quiet stream.
+A comment line every ``services.api.sse.KEEPALIVE_S`` keeps proxies from closing a quiet stream.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import anyio
 from fastapi import Depends, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import or_, select
@@ -27,6 +24,7 @@ from services.api.deps import database
 from services.api.enclume.common import PREFIX, identity
 from services.api.enclume.views import job_document
 from services.api.routing import api_router
+from services.api.sse import polling_stream
 from services.classroom.access import find_room, room_visible_to
 from services.common.classroom_models import Job, JobPC, Room
 from services.common.db import Database
@@ -36,7 +34,6 @@ from services.common.models import utcnow
 router = api_router(include_in_schema=False)  # not Ironic: kept out of its OpenAPI document
 
 POLL_S = 0.5
-KEEPALIVE_S = 15.0
 OVERLAP = timedelta(seconds=2)  # rows committed a little after their timestamp are not missed
 
 
@@ -90,19 +87,4 @@ def events(request: Request, caller: Identity = Depends(identity),
             room_id = find_room(session, caller, room).id  # 404 before the stream starts
     watcher = JobWatcher(request, db, caller, room_id)
 
-    async def stream() -> AsyncIterator[str]:
-        yield ": enclume events\n\n"
-        quiet_since = time.monotonic()
-        while not await request.is_disconnected():
-            messages = await anyio.to_thread.run_sync(watcher.changes)
-            for message in messages:
-                yield message
-            if messages:
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since > KEEPALIVE_S:
-                yield ": keep-alive\n\n"
-                quiet_since = time.monotonic()
-            await anyio.sleep(POLL_S)
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return polling_stream(request, watcher.changes, "enclume events", lambda: POLL_S)

@@ -1,0 +1,317 @@
+"""The teacher web page in a real browser (Debian's chromium, headless) against a real
+enclume-aio with fake-hardware PCs and a users file.
+
+Teacher alice logs in, sees only her room, selects all 40 PCs and restores them: the cards
+change from ready to restoring (with a percentage) to "active on debian-12:2026-09" without the
+page reloading, one PC fails with its reason and is retried once the administrator has fixed
+it. Another room's URL is 404; the page switches to French; axe-core finds no accessibility
+violation on the pages; a weekly class is planned from the timetable and shows in its weeks;
+logging out leads back to the login page.
+
+``ENCLUME_SCREENSHOTS=DIR`` saves the screenshots of docs/teacher-guide.md there
+(``make screenshots``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import bcrypt
+import httpx
+import pytest
+import yaml
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver import Chrome
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select
+
+from tests.support.aio import Server, running_aio
+from tests.support.polling import eventually
+
+PCS = 40
+FAILING = "b12-pc07"
+REASON = "the disk /dev/sda does not answer"
+PASSWORDS = {"admin": "the admin's long password", "alice": "alice's long password"}
+E = "/enclume/v1"
+HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
+AXE = Path(__file__).parent / "vendor" / "axe-4.14.1.min.js"
+SETTINGS = {"ENCLUME_FAKE_DEPLOY_DELAY_S": "[3.0, 6.0]",
+            "ENCLUME_CLASSROOM_INTERVAL_S": "0.5"}
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json() if response.content else None
+
+
+@pytest.fixture(scope="module")
+def aio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    directory = tmp_path_factory.mktemp("browser-aio")
+    users = [{"name": "admin", "roles": ["admin"]}, {"name": "alice", "roles": ["teacher"]}]
+    for user in users:
+        user["password_hash"] = bcrypt.hashpw(PASSWORDS[str(user["name"])].encode(),
+                                              bcrypt.gensalt(rounds=4)).decode()
+    (directory / "users.yaml").write_text(yaml.safe_dump({"users": users}))
+    env = {"ENCLUME_AUTH_STRATEGY": "users_file",
+           "ENCLUME_USERS_FILE": str(directory / "users.yaml"), **SETTINGS}
+    with running_aio(directory / "data", env=env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def admin(aio: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=aio.url, auth=("admin", PASSWORDS["admin"]), timeout=30,
+                      headers=HEADERS) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def world(aio: Server, admin: httpx.Client) -> dict[str, Any]:
+    """Room B12: 40 available PCs, debian-12 allowed, alice its teacher, one PC's disk broken;
+    room C3 next door, not hers."""
+    names = [f"b12-pc{i:02d}" for i in range(1, PCS + 1)]
+    uuids = [ok(admin.post("/v1/nodes", json={"driver": "fake-hardware", "name": name}), 201)
+             ["uuid"] for name in names]
+    for verb, state in (("manage", "manageable"), ("provide", "available")):
+        for uuid in uuids:
+            ok(admin.put(f"/v1/nodes/{uuid}/states/provision", json={"target": verb}), 202)
+        eventually(lambda s=state: all(n["provision_state"] == s for n in ok(admin.get(
+            "/v1/nodes", params={"fields": "provision_state", "limit": 1000}))["nodes"]),
+            120, f"the PCs {state}")
+    ok(admin.patch(f"/v1/nodes/{FAILING}", json=[
+        {"op": "add", "path": "/driver_info/fake_deploy_error", "value": REASON}]))
+    ok(admin.post(f"{E}/images", json={"name": "debian-12", "versions": [
+        {"version": "2026-09", "source": "http://images.example/debian-12.raw",
+         "checksum": "0f" * 32}]}), 201)
+    ok(admin.post(f"{E}/rooms", json={
+        "name": "B12", "time_zone": "Europe/Paris", "allowed_images": ["debian-12"],
+        "default_image": "debian-12", "pcs": uuids, "teachers": ["alice"]}), 201)
+    ok(admin.post(f"{E}/rooms", json={"name": "C3", "time_zone": "Europe/Paris"}), 201)
+    return {"names": names, "uuids": uuids}
+
+
+def screenshot(browser: Chrome, name: str) -> None:
+    if directory := os.environ.get("ENCLUME_SCREENSHOTS"):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(Path(directory) / name))
+
+
+def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """``check``'s first true value; an element replaced while it is read counts as not yet."""
+    def tolerant() -> Any:
+        try:
+            return check()
+        except (StaleElementReferenceException, NoSuchElementException):
+            return None
+    return eventually(tolerant, timeout, what)
+
+
+def main_text(browser: Chrome) -> str:
+    """The page's main text, once the page that a click led to has loaded."""
+    return str(until(lambda: browser.execute_script(
+        "return document.readyState === 'complete' && document.querySelector('main').innerText"),
+        10, "the page"))
+
+
+def cards(browser: Chrome) -> dict[str, str]:
+    """Each PC's card as the page shows it now: its name and state text."""
+    shown = browser.execute_script(
+        "return [...document.querySelectorAll('.status')].map("
+        "c => [c.dataset.pc, c.querySelector('.state').textContent.trim()]);")
+    return dict(shown)
+
+
+def log_in(browser: Chrome, url: str, user: str) -> None:
+    browser.get(f"{url}/ui/")
+    until(lambda: "/ui/login" in browser.current_url, 10, "the login page")
+    browser.find_element(By.ID, "user").send_keys(user)
+    browser.find_element(By.ID, "password").send_keys(PASSWORDS[user])
+    browser.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
+    until(lambda: browser.current_url.endswith("/ui/rooms"), 10, "the rooms page")
+
+
+def accessibility_violations(browser: Chrome) -> list[str]:
+    browser.execute_script(AXE.read_text())
+    result = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']})"
+        ".then(r => done(r.violations.map(v => v.id + ': ' + v.help + ' ' +"
+        " v.nodes.map(n => n.target.join(' ')).slice(0, 3).join(', '))));")
+    return list(result)
+
+
+def test_a_teacher_restores_her_room_live_and_retries_the_failed_pc(
+        aio: Server, admin: httpx.Client, world: dict[str, Any], chromium: Chrome) -> None:
+    browser = chromium
+    browser.set_script_timeout(30)
+    log_in(browser, aio.url, "alice")
+    rooms = main_text(browser)
+    assert "B12" in rooms and "C3" not in rooms
+    assert "All rooms" not in rooms
+    browser.find_element(By.LINK_TEXT, "B12").click()
+    until(lambda: len(cards(browser)) == PCS, 10, "the room's 40 PCs")
+    assert set(cards(browser).values()) == {"ready"}
+
+    browser.find_element(By.ID, "select-all").click()
+    Select(browser.find_element(By.ID, "image")).select_by_value("debian-12:2026-09")
+    browser.find_element(By.CSS_SELECTOR, "button[value=restore]").click()
+    heading = until(lambda: "/actions" in browser.current_url and browser.find_element(
+        By.TAG_NAME, "h1").text, 10, "the confirmation page")
+    assert heading == "Restore 40 PCs of room B12 with debian-12:2026-09?"
+    assert "Everything on their disks is erased" in main_text(browser)
+    browser.find_element(By.XPATH, "//button[text()='Confirm']").click()
+    until(lambda: "notice=started" in browser.current_url, 10, "the room page again")
+    assert "Started: restore of 40 PCs." in main_text(browser)
+    # From here on the page must not load again: this mark would be gone.
+    browser.execute_script("window.sameDocument = true;")
+
+    seen: set[str] = set()
+
+    def finished() -> dict[str, str] | None:
+        now = cards(browser)
+        seen.update(now.values())
+        return now if all(s.startswith(("active on", "failed")) for s in now.values()) \
+            else None
+
+    saved = False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        states = finished()
+        if states:
+            break
+        if not saved and sum(s.startswith("restoring") for s in cards(browser).values()) > 5:
+            screenshot(browser, "room-restoring.png")
+            saved = True
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"the restore did not end on the page: {cards(browser)}\n"
+                    f"{aio.log_text()[-3000:]}")
+    assert browser.execute_script("return window.sameDocument === true;")
+    assert any(s.startswith("restoring") and s.endswith("%") for s in seen), seen
+    assert "waiting to start" in seen or any(s.startswith("restoring") for s in seen)
+    assert states.pop(FAILING) == f"failed: {REASON}"
+    assert set(states.values()) == {"active on debian-12:2026-09"}
+
+    # The administrator repairs the disk; the teacher retries the failed PC from its card.
+    ok(admin.patch(f"/v1/nodes/{FAILING}", json=[
+        {"op": "remove", "path": "/driver_info/fake_deploy_error"}]))
+    browser.find_element(By.CSS_SELECTOR, f"[aria-label='Retry {FAILING}']").click()
+    until(lambda: "notice=retried" in browser.current_url, 10, "the retry's notice")
+    assert "Retried 1 failed PCs." in main_text(browser)
+    browser.execute_script("window.sameDocument = true;")
+    until(lambda: cards(browser)[FAILING] == "active on debian-12:2026-09", 60,
+          "the retried PC active")
+    assert browser.execute_script("return window.sameDocument === true;")
+
+    browser.find_element(By.LINK_TEXT, "Recent actions").click()
+    until(lambda: browser.current_url.endswith("/jobs"), 10, "the room's recent actions")
+    history = main_text(browser)
+    assert "alice" in history and "restore debian-12:2026-09" in history
+    assert f"{FAILING}: succeeded" in history
+
+
+def plan_a_weekly_class(browser: Chrome) -> None:
+    """Tuesday 14:00-16:00 every week for four weeks, from the timetable's form."""
+    browser.find_element(By.LINK_TEXT, "Timetable").click()
+    until(lambda: browser.current_url.endswith("/timetable"), 10, "the timetable")
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    tuesday = today + timedelta(days=(1 - today.weekday()) % 7 or 7)
+    browser.find_element(By.ID, "name").send_keys("Networks lab")
+    for field, value in (("day", tuesday.isoformat()), ("start", "14:00"), ("end", "16:00"),
+                         ("until", (tuesday + timedelta(weeks=3)).isoformat())):
+        browser.execute_script("document.getElementById(arguments[0]).value = arguments[1];",
+                               field, value)
+    browser.find_element(By.CSS_SELECTOR, "input[name=repeat][value=weekly]").click()
+    Select(browser.find_element(By.ID, "after")).select_by_value("power-off")
+    browser.find_element(By.XPATH, "//button[text()='Plan']").click()
+    until(lambda: "created=1" in browser.current_url, 10, "the planned class")
+    week = main_text(browser)
+    assert "The class is planned." in week
+    assert "14:00\N{EN DASH}16:00 Networks lab" in week
+    assert "Next: the PCs are restored from" in week
+    screenshot(browser, "timetable.png")
+    browser.find_element(By.LINK_TEXT, "Next week \N{RIGHTWARDS ARROW}").click()
+    until(lambda: "14:00\N{EN DASH}16:00 Networks lab" in main_text(browser)
+          and "created" not in browser.current_url, 10, "the class the week after")
+
+
+def select_all_with_the_keyboard(browser: Chrome) -> None:
+    """Tab from the top of the page to "Select all PCs" and tick it with the space bar."""
+    browser.execute_script("document.querySelector('header a').focus();")  # the page's top
+    for _ in range(30):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        if browser.execute_script("return document.activeElement.id") == "select-all":
+            break
+    else:
+        pytest.fail("Select all PCs cannot be reached with the Tab key")
+    ActionChains(browser).send_keys(Keys.SPACE).perform()
+    assert browser.execute_script(
+        "return [...document.querySelectorAll('input[name=pcs]')].every(b => b.checked);")
+
+
+def test_other_rooms_french_accessibility_and_log_out(
+        aio: Server, world: dict[str, Any], chromium: Chrome) -> None:
+    browser = chromium
+    browser.set_script_timeout(30)
+    log_in(browser, aio.url, "alice")
+    assert accessibility_violations(browser) == []
+    # The checker is live: an input without a label, added to the page, is reported.
+    browser.execute_script("document.querySelector('main').append("
+                           "document.createElement('input'));")
+    assert any(v.startswith("label:") for v in accessibility_violations(browser))
+    browser.get(f"{aio.url}/ui/rooms/B12")
+    until(lambda: len(cards(browser)) == PCS, 10, "the room's PCs")
+    assert accessibility_violations(browser) == []
+    select_all_with_the_keyboard(browser)
+    browser.find_element(By.LINK_TEXT, "Recent actions").click()
+    until(lambda: browser.current_url.endswith("/jobs"), 10, "the room's recent actions")
+    assert accessibility_violations(browser) == []
+
+    browser.find_element(By.LINK_TEXT, "Images").click()
+    until(lambda: "debian-12" in main_text(browser), 10, "the images")
+    assert accessibility_violations(browser) == []
+
+    browser.get(f"{aio.url}/ui/rooms/C3")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Not found"
+    assert "C3" not in main_text(browser)
+    assert accessibility_violations(browser) == []
+
+    browser.get(f"{aio.url}/ui/rooms/B12")
+    browser.find_element(By.LINK_TEXT, "Français").click()
+    until(lambda: browser.find_element(By.TAG_NAME, "h1").text == "Salle B12", 10,
+          "the room in French")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "fr"
+    until(lambda: len(cards(browser)) == PCS, 10, "the room's PCs")
+    assert set(cards(browser).values()) == {"actif sur debian-12:2026-09"}
+    assert accessibility_violations(browser) == []
+    browser.find_element(By.LINK_TEXT, "English").click()
+    until(lambda: browser.find_element(By.TAG_NAME, "h1").text == "Room B12", 10,
+          "the room in English")
+
+    # On a phone's width the page fits: nothing wider than the screen, the cards in a column.
+    browser.set_window_size(390, 844)
+    browser.get(f"{aio.url}/ui/rooms/B12")
+    until(lambda: len(cards(browser)) == PCS, 10, "the room's PCs")
+    assert browser.execute_script(
+        "const width = document.documentElement.clientWidth;"
+        "return [...document.querySelectorAll('body *')].filter("
+        "e => e.getBoundingClientRect().right > width + 1).map(e => e.tagName + ' ' +"
+        " e.className + ' ' + e.textContent.trim().slice(0, 20));") == []
+    browser.set_window_size(1280, 1400)
+
+    plan_a_weekly_class(browser)
+    assert accessibility_violations(browser) == []
+
+    browser.find_element(By.XPATH, "//button[starts-with(text(), 'Log out')]").click()
+    until(lambda: "/ui/login" in browser.current_url, 10, "the login page")
+    assert accessibility_violations(browser) == []
+    browser.get(f"{aio.url}/ui/rooms/B12")
+    until(lambda: "/ui/login" in browser.current_url, 10, "the login page again")
