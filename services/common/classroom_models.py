@@ -54,6 +54,7 @@ class ImageVersion(Base):
     ramdisk: Mapped[str | None] = mapped_column(String(2048))
     boot_mode: Mapped[str] = mapped_column(String(8))  # bios | uefi
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    size: Mapped[int | None] = mapped_column(BigInteger)  # raw disk bytes, once in the store
 
     image: Mapped[Image] = relationship(back_populates="versions")
 

@@ -37,7 +37,7 @@ def version_document(version: ImageVersion) -> dict[str, Any]:
     return {"uuid": version.uuid, "version": version.version, "source": version.source,
             "checksum": version.checksum, "disk_format": version.disk_format,
             "image_type": version.image_type, "kernel": version.kernel,
-            "ramdisk": version.ramdisk, "boot_mode": version.boot_mode,
+            "ramdisk": version.ramdisk, "boot_mode": version.boot_mode, "size": version.size,
             "created_at": timestamp(version.created_at)}
 
 
