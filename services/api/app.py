@@ -23,6 +23,7 @@ from services.api import (
 )
 from services.api.auth import BasicAuthMiddleware, effective_strategy, identity_source
 from services.api.enclume import events as enclume_events
+from services.api.enclume import image_capture as enclume_image_capture
 from services.api.enclume import images as enclume_images
 from services.api.enclume import jobs as enclume_jobs
 from services.api.enclume import rooms as enclume_rooms
@@ -55,6 +56,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    nodes.router, node_states.router, node_traits.router,
                    drivers.router, conductors.router, agent_endpoints.router,
                    discovery.router, enclume_root.router, enclume_images.router,
+                   enclume_image_capture.router,
                    enclume_rooms.router, enclume_sessions.router, enclume_jobs.router,
                    enclume_events.router):
         app.include_router(router)

@@ -17,7 +17,6 @@ image and version are being made.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from services.classroom.image_capture import CaptureTarget, Refused
 from services.images import manifest as manifests
 from services.images.capture import CaptureIncomplete, UnknownCapture
 from services.images.errors import ChecksumMismatch, StoreError, StoreFull, VersionExists
@@ -34,22 +34,6 @@ from services.images.store import ImageStore
 PREFIX = "/image-captures"
 TOKEN_HEADER = "X-Agent-Token"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class CaptureTarget:
-    """What a node's capture makes: its session in the store, the image and version name."""
-
-    session: str
-    image: str  # its uuid
-    version: str
-    boot_mode: str = "uefi"
-
-
-class Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class CaptureAuthority(Protocol):

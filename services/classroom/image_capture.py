@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
-from services.boot.image_capture import CaptureTarget, Refused
 from services.common.classroom_models import Image, ImageVersion
 from services.common.db import Database
 from services.common.models import Node
@@ -24,8 +24,29 @@ from services.common.states import ProvisionState
 from services.images.manifest import Manifest
 
 STEP = "capture_image"
+# The conductor's provisioning option carrying the planned step: only the capture API sets it
+# (the Ironic API refuses unknown keys), so no user's clean request can name the step.
+OPTION = "capture_step"
 AGENT_COMMAND = "image.capture_blocks"
 CAPTURE_STATES = (ProvisionState.CLEANWAIT.value, ProvisionState.CLEANING.value)
+
+
+@dataclass(frozen=True)
+class CaptureTarget:
+    """What a node's capture makes: its session in the store, the image and version name."""
+
+    session: str
+    image: str  # its uuid
+    version: str
+    boot_mode: str = "uefi"
+
+
+class Refused(Exception):
+    """A capture request refused, with the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def session_id(image_uuid: str, version: str) -> str:
@@ -35,10 +56,10 @@ def session_id(image_uuid: str, version: str) -> str:
 
 
 def capture_step(image: Image, version: str, boot_url: str, node_uuid: str,
-                 target_disk: str | None, boot_mode: str) -> dict[str, Any]:
+                 target_disk: str | None) -> dict[str, Any]:
+    """The planned step (the conductor adds the node's ``boot_mode`` to its args)."""
     args: dict[str, Any] = {
         "image": image.uuid, "version": version, "session": session_id(image.uuid, version),
-        "boot_mode": boot_mode,
         "capture_url": f"{boot_url.rstrip('/')}/image-captures/{node_uuid}"}
     if target_disk is not None:
         args["target_disk"] = target_disk

@@ -19,7 +19,8 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.boot.image_capture import CaptureTarget, Refused, image_capture_routes
+from services.boot.image_capture import image_capture_routes
+from services.classroom.image_capture import CaptureTarget, Refused
 from services.images.manifest import Manifest
 from services.images.store import ImageStore
 from tests.integration.test_agent_harness import (

@@ -15,6 +15,7 @@ import typer
 from services.cli.enclume import (
     enroll,
     history,
+    image_capture,
     images,
     jobs,
     management,
@@ -49,6 +50,7 @@ app.add_typer(node_app, name="node")
 app.add_typer(ports.app, name="port")
 app.command("enroll")(enroll.enroll)
 # Classrooms (Enclume's own API, /enclume/v1): room_actions adds its commands to `room`.
+images.app.command("capture")(image_capture.capture)
 app.add_typer(images.app, name="image")
 app.add_typer(room_actions.app, name="room")
 app.add_typer(sessions.app, name="session")

@@ -1,0 +1,122 @@
+"""Capture of a reference PC end to end: the real ``enclume`` CLI asks the real API
+(enclume-aio), the conductor boots the machine (IPMI emulator, tests/support/agent_machine.py)
+into the ramdisk as a cleaning, the real agent sends its file-backed disk to the boot service's
+capture routes, and the version appears in the catalogue; a capture that fails keeps nothing and
+leaves the node in ``clean failed``, powered off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.images.store import ImageStore
+from tests.integration.test_deploy_agent import (  # noqa: F401 (the lab's fixtures)
+    lab,
+    machines,
+    new_machine,
+)
+from tests.support.deploy_lab import DeployLab, Machine, MiB
+from tests.support.peers_fixtures import IpmiPeers
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ENCLUME = Path(sys.executable).parent / "enclume"
+DISK = 24 * MiB
+PREFIX = "/enclume/v1"
+
+
+def reference_pc(pc_lab: DeployLab, ipmi_fleet: IpmiPeers, tmp_path: Path) -> Machine:
+    """A manageable machine whose (small) disk holds an image with an MBR, zeros after it."""
+    machine = new_machine(pc_lab, ipmi_fleet, tmp_path, automated_clean=False)
+    raw = pc_lab.images["raw"].read_bytes()
+    with machine.disk.open("r+b") as disk:
+        disk.truncate(DISK)
+        disk.write(raw)
+    pc_lab.provision(machine, "manage")
+    pc_lab.settled(machine, "manageable")
+    return machine
+
+
+def store_of(pc_lab: DeployLab) -> ImageStore:
+    base = pc_lab.images["raw"].parent.parent  # the boot service's data dir
+    return ImageStore(base / "image-store", max_bytes=1 << 40)
+
+
+def enclume(pc_lab: DeployLab, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(ENCLUME), "--url", str(pc_lab.api.base_url), *argv],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_capture_with_the_cli_then_a_failed_capture_keeps_nothing(
+        machines: DeployLab,  # noqa: F811
+        ipmi_fleet: IpmiPeers, tmp_path: Path) -> None:
+    pc_lab = machines
+    machine = reference_pc(pc_lab, ipmi_fleet, tmp_path)
+    created = pc_lab.api.post(f"{PREFIX}/images", json={"name": "reference"})
+    assert created.status_code == 201, created.text
+    disk = machine.disk.read_bytes()
+
+    run = enclume(pc_lab, "image", "capture", machine.uuid, "--image", "reference",
+                  "--version", "v1", "--wait", "-f", "json")
+    assert run.returncode == 0, (run.stdout, run.stderr, machine.hardware.logs())
+    version = json.loads(run.stdout)
+    assert version["checksum"] == hashlib.sha256(disk).hexdigest()
+    assert (version["size"], version["disk_format"], version["image_type"]) == (
+        DISK, "raw", "whole-disk")
+    assert version["boot_mode"] == "bios"  # the node's capabilities
+    listed = pc_lab.api.get(f"{PREFIX}/images/reference").json()["versions"]
+    assert [v["uuid"] for v in listed] == [version["uuid"]]
+    store = store_of(pc_lab)
+    assert b"".join(store.read_range(version["uuid"], 0, DISK)) == disk
+    node = pc_lab.settled(machine, "manageable")
+    assert node["last_error"] is None and node["clean_step"] == {}
+    assert machine.hardware.power_state() == "off"
+    pc_lab.assert_agent_forgotten(machine)
+    assert "clean_steps" not in pc_lab.stored_internal_info(machine.uuid)
+
+    taken = pc_lab.api.post(f"{PREFIX}/images/reference/capture",
+                         json={"node": machine.uuid, "version": "v1"})
+    assert taken.status_code == 409, taken.text
+
+    # The version's name is taken while the PC is being captured: nothing is kept.
+    started = pc_lab.api.post(f"{PREFIX}/images/reference/capture",
+                           json={"node": machine.uuid, "version": "v2"})
+    assert started.status_code == 202, started.text
+    clash = pc_lab.api.post(f"{PREFIX}/images/reference/versions", json={
+        "version": "v2", "source": "other.raw", "checksum": "0" * 64})
+    assert clash.status_code == 201, clash.text
+    failed = pc_lab.settled(machine, "clean failed")
+    error = failed["last_error"] or ""
+    assert error.startswith(f"Cleaning failed for node {machine.uuid}:"), error
+    assert "deploy.capture_image" in error and "version v2 meanwhile" in error, error
+    assert store.versions() == [version["uuid"]]
+    assert machine.hardware.power_state() == "off"
+    pc_lab.assert_agent_forgotten(machine)
+
+    # Back to manageable, a capture under another name works (every block already stored).
+    pc_lab.provision(machine, "manage")
+    pc_lab.settled(machine, "manageable")
+    run = enclume(pc_lab, "image", "capture", machine.uuid, "--image",
+                  "reference", "--version", "v3", "--wait", "-f", "json")
+    assert run.returncode == 0, (run.stdout, run.stderr)
+    assert json.loads(run.stdout)["checksum"] == version["checksum"]
+    assert len(store.versions()) == 2
+
+
+def test_capture_is_refused_for_a_node_that_is_not_manageable(
+        machines: DeployLab,  # noqa: F811
+        ipmi_fleet: IpmiPeers, tmp_path: Path) -> None:
+    pc_lab = machines
+    machine = new_machine(pc_lab, ipmi_fleet, tmp_path, automated_clean=False)
+    pc_lab.api.post(f"{PREFIX}/images", json={"name": "refused"})
+    run = enclume(pc_lab, "image", "capture", machine.uuid, "--image", "refused")
+    assert run.returncode != 0 and "enroll" in run.stderr, (run.stdout, run.stderr)
+    assert machine.hardware.agent_boots == 0
+    ironic = pc_lab.api.put(f"/v1/nodes/{machine.uuid}/states/provision", json={
+        "target": "clean", "capture_step": {"step": "capture_image"}})
+    assert ironic.status_code == 400, ironic.text
