@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -106,6 +109,51 @@ def test_capture_with_the_cli_then_a_failed_capture_keeps_nothing(
     assert run.returncode == 0, (run.stdout, run.stderr)
     assert json.loads(run.stdout)["checksum"] == version["checksum"]
     assert len(store.versions()) == 2
+
+
+def test_an_agent_killed_mid_capture_keeps_nothing_and_the_next_capture_resumes(
+        machines: DeployLab,  # noqa: F811
+        ipmi_fleet: IpmiPeers, tmp_path: Path) -> None:
+    pc_lab = machines
+    machine = reference_pc(pc_lab, ipmi_fleet, tmp_path)
+    with machine.disk.open("r+b") as disk:  # 48 MiB of data: 12 blocks to send
+        disk.truncate(64 * MiB)
+        disk.write(os.urandom(48 * MiB))
+    data = machine.disk.read_bytes()
+    pc_lab.api.post(f"{PREFIX}/images", json={"name": "killed"})
+    store = store_of(pc_lab)
+    before = set(store.versions())
+    started = pc_lab.api.post(f"{PREFIX}/images/killed/capture",
+                              json={"node": machine.uuid, "version": "v1"})
+    assert started.status_code == 202, started.text
+    staged_dir = store.layout.tmp / f"capture-{started.json()['session']}" / "blocks"
+    deadline = time.monotonic() + 60
+    while not (staged_dir.is_dir() and len(os.listdir(staged_dir)) >= 2):
+        assert time.monotonic() < deadline, machine.hardware.logs()
+        time.sleep(0.005)
+    agent = machine.hardware.agent
+    assert agent is not None
+    agent.kill()  # the PC loses power in the middle of the capture
+    agent.wait()
+    staged = len([name for name in os.listdir(staged_dir) if not name.startswith(".")])
+    assert 0 < staged < 12
+    assert set(store.versions()) == before
+    assert pc_lab.node(machine.uuid)["provision_state"] == "clean wait"
+    pc_lab.provision(machine, "abort")  # or the callback timeout, later
+    failed = pc_lab.settled(machine, "clean failed")
+    assert "aborted" in (failed["last_error"] or "")
+    assert set(store.versions()) == before
+
+    pc_lab.provision(machine, "manage")
+    pc_lab.settled(machine, "manageable")
+    run = enclume(pc_lab, "image", "capture", machine.uuid, "--image", "killed", "--version",
+                  "v1", "--wait", "-f", "json")
+    assert run.returncode == 0, (run.stdout, run.stderr, machine.hardware.logs())
+    version = json.loads(run.stdout)
+    assert version["checksum"] == hashlib.sha256(data).hexdigest()
+    sent = re.findall(r"captured \S+: (\d+) blocks sent of (\d+)", machine.hardware.logs())
+    assert sent[-1] == (str(12 - staged), "16"), sent
+    assert b"".join(store.read_range(version["uuid"], 0, len(data))) == data
 
 
 def test_capture_is_refused_for_a_node_that_is_not_manageable(
