@@ -49,17 +49,19 @@ class Refused(Exception):
         self.status = status
 
 
-def session_id(image_uuid: str, version: str) -> str:
-    """The store session of a capture: the same for a retry of the same version, so the blocks
-    an interrupted attempt sent are not sent again."""
-    return hashlib.sha256(f"{image_uuid}/{version}".encode()).hexdigest()[:40]
+def session_id(image_uuid: str, version: str, node_uuid: str) -> str:
+    """The store session of a capture: the same for a retry of the same version from the same
+    PC, so the blocks an interrupted attempt sent are not sent again; another PC captured under
+    the same name meanwhile has its own (the first commit wins, the other is refused)."""
+    return hashlib.sha256(f"{image_uuid}/{version}/{node_uuid}".encode()).hexdigest()[:40]
 
 
 def capture_step(image: Image, version: str, boot_url: str, node_uuid: str,
                  target_disk: str | None) -> dict[str, Any]:
     """The planned step (the conductor adds the node's ``boot_mode`` to its args)."""
     args: dict[str, Any] = {
-        "image": image.uuid, "version": version, "session": session_id(image.uuid, version),
+        "image": image.uuid, "version": version,
+        "session": session_id(image.uuid, version, node_uuid),
         "capture_url": f"{boot_url.rstrip('/')}/image-captures/{node_uuid}"}
     if target_disk is not None:
         args["target_disk"] = target_disk

@@ -135,25 +135,39 @@ def test_an_agent_killed_mid_capture_keeps_nothing_and_the_next_capture_resumes(
     assert agent is not None
     agent.kill()  # the PC loses power in the middle of the capture
     agent.wait()
-    staged = len([name for name in os.listdir(staged_dir) if not name.startswith(".")])
-    assert 0 < staged < 12
     assert set(store.versions()) == before
     assert pc_lab.node(machine.uuid)["provision_state"] == "clean wait"
-    pc_lab.provision(machine, "abort")  # or the callback timeout, later
+    abort(pc_lab, machine)  # or the callback timeout, later
     failed = pc_lab.settled(machine, "clean failed")
     assert "aborted" in (failed["last_error"] or "")
     assert set(store.versions()) == before
 
     pc_lab.provision(machine, "manage")
     pc_lab.settled(machine, "manageable")
+    # what the boot service received whole (and kept: the session outlives the failure)
+    staged = len([name for name in os.listdir(staged_dir) if not name.startswith(".")])
+    assert 0 < staged < 12
     run = enclume(pc_lab, "image", "capture", machine.uuid, "--image", "killed", "--version",
                   "v1", "--wait", "-f", "json")
     assert run.returncode == 0, (run.stdout, run.stderr, machine.hardware.logs())
     version = json.loads(run.stdout)
     assert version["checksum"] == hashlib.sha256(data).hexdigest()
     sent = re.findall(r"captured \S+: (\d+) blocks sent of (\d+)", machine.hardware.logs())
-    assert sent[-1] == (str(12 - staged), "16"), sent
+    # a block still in flight at the kill may have been kept after the count: at most the rest
+    assert sent[-1][1] == "16" and int(sent[-1][0]) <= 12 - staged, (sent, staged)
     assert b"".join(store.read_range(version["uuid"], 0, len(data))) == data
+
+
+def abort(pc_lab: DeployLab, machine: Machine) -> None:
+    """Abort the clean wait, again while a heartbeat holds the node's lock (409)."""
+    deadline = time.monotonic() + 30
+    while True:
+        answer = pc_lab.api.put(f"/v1/nodes/{machine.uuid}/states/provision",
+                                json={"target": "abort"})
+        if answer.status_code != 409 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert answer.status_code == 202, answer.text
 
 
 def test_capture_is_refused_for_a_node_that_is_not_manageable(

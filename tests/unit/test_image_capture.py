@@ -11,6 +11,16 @@ import pytest
 
 from agent.capture_blocks import Capture
 from agent.disks import Disk, DiskError
+from services.classroom.image_capture import (
+    CaptureTarget,
+    DatabaseCaptures,
+    Refused,
+    capture_step,
+)
+from services.common.classroom_models import Image
+from services.common.db import Database, upgrade_schema
+from services.common.models import Node
+from services.common.node_fields import AGENT_TOKEN
 from services.drivers.base import DriverError
 from services.drivers.deploy.cleaning import check_manual_steps
 from services.images import capture as captures
@@ -150,3 +160,65 @@ def test_no_clean_request_may_name_the_capture_step() -> None:
     with pytest.raises(DriverError, match="not supported"):
         check_manual_steps([{"interface": "deploy", "step": "capture_image",
                              "args": {"capture_url": "http://thief/"}}], "direct")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    url = f"sqlite:///{tmp_path / 'capture.sqlite'}"
+    upgrade_schema(url)  # migration 0008 included: image_versions.size
+    return Database(url)
+
+
+def capturing_node(db: Database, state: str = "clean wait") -> tuple[str, CaptureTarget]:
+    with db.session() as session:
+        image = Image(name="reference")
+        session.add(image)
+        session.flush()
+        step = capture_step(image, "v1", "http://boot:8080", "n", None)
+        step["args"]["boot_mode"] = "bios"
+        node = Node(driver="fake-hardware", provision_state=state, driver_internal_info={
+            AGENT_TOKEN: "t" * 43, "clean_steps": [step]})
+        session.add(node)
+        session.flush()
+        return node.uuid, CaptureTarget(step["args"]["session"], image.uuid, "v1", "bios")
+
+
+def test_only_the_nodes_agent_may_send_and_only_while_it_is_captured(db: Database) -> None:
+    node_uuid, expected = capturing_node(db)
+    captures_db = DatabaseCaptures(db)
+    assert captures_db.target(node_uuid, "t" * 43) == expected
+    for token, status in ((None, 401), ("x" * 43, 403)):
+        with pytest.raises(Refused) as refused:
+            captures_db.target(node_uuid, token)
+        assert refused.value.status == status
+    with pytest.raises(Refused) as unknown:
+        captures_db.target("00000000-0000-0000-0000-000000000000", "t" * 43)
+    assert unknown.value.status == 404
+    other_uuid, _ = capturing_node_in(db, "manageable")
+    with pytest.raises(Refused) as idle:
+        captures_db.target(other_uuid, "t" * 43)
+    assert idle.value.status == 409
+
+
+def capturing_node_in(db: Database, state: str) -> tuple[str, None]:
+    with db.session() as session:
+        node = Node(driver="fake-hardware", provision_state=state,
+                    driver_internal_info={AGENT_TOKEN: "t" * 43})
+        session.add(node)
+        session.flush()
+        return node.uuid, None
+
+
+def test_the_captured_version_is_recorded_once(db: Database) -> None:
+    _, target = capturing_node(db)
+    captures_db = DatabaseCaptures(db)
+    manifest = Manifest(size=BLOCK_SIZE, image_sha256="a" * 64, blocks=("b" * 64,))
+    assert captures_db.recorded(target) is None
+    document = captures_db.record(target, "1b4e28ba-2fa1-11d2-883f-0016d3cca427", manifest)
+    assert document == {"uuid": "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "image": "reference",
+                        "version": "v1", "checksum": "a" * 64, "size": BLOCK_SIZE,
+                        "disk_format": "raw", "image_type": "whole-disk", "boot_mode": "bios"}
+    assert captures_db.recorded(target) == document
+    with pytest.raises(Refused, match="meanwhile") as taken:
+        captures_db.record(target, "2b4e28ba-2fa1-11d2-883f-0016d3cca427", manifest)
+    assert taken.value.status == 409
