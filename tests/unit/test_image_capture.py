@@ -165,7 +165,7 @@ def test_no_clean_request_may_name_the_capture_step() -> None:
 @pytest.fixture
 def db(tmp_path: Path) -> Database:
     url = f"sqlite:///{tmp_path / 'capture.sqlite'}"
-    upgrade_schema(url)  # migration 0008 included: image_versions.size
+    upgrade_schema(url)  # migration 0009 included: image_versions.size
     return Database(url)
 
 
