@@ -226,4 +226,7 @@ def test_the_routes_refuse_a_block_that_does_not_match_its_hash(
         committed = client.post(f"{base}/commit", headers=headers)
         assert committed.status_code == 200, committed.text
         assert stored_bytes(store, committed.json()["uuid"]) == data
+        again = client.post(f"{base}/commit", headers=headers)  # its answer was lost
+        assert again.status_code == 200 and again.json() == committed.json()
+        assert store.versions() == [committed.json()["uuid"]]
 
