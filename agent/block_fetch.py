@@ -68,12 +68,14 @@ class KeepAlive:
 
 
 class BlockFetcher:
-    def __init__(self, disk_url: str, manifest: BlockManifest, timeout_s: float) -> None:
+    def __init__(self, disk_url: str, manifest: BlockManifest, timeout_s: float,
+                 headers: dict[str, str] | None = None) -> None:
         parts = urllib.parse.urlsplit(disk_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise CommandError(f"disk_url must be an http(s) URL, got {disk_url!r}")
         self.url, self.manifest = disk_url, manifest
         self.path = parts.path + (f"?{parts.query}" if parts.query else "")
+        self.headers = dict(headers or {})  # the image token
         self.fetched_bytes = 0
         self.refetched_blocks = 0
         self._server = KeepAlive(disk_url, timeout_s)
@@ -83,7 +85,7 @@ class BlockFetcher:
 
     def _get(self, offset: int, length: int) -> bytes:
         status, body = self._server.request(
-            "GET", self.path, {"Range": f"bytes={offset}-{offset + length - 1}"},
+            "GET", self.path, {**self.headers, "Range": f"bytes={offset}-{offset + length - 1}"},
             f"read bytes {offset}+{length} of {self.url}")
         if status != 206 or len(body) != length:
             self.close()

@@ -53,6 +53,7 @@ from services.common.lifecycle import Service, lifespan_of
 from services.common.macs import parse_mac
 from services.common.models import Node, Port
 from services.common.states import ProvisionState
+from services.images import tokens
 from services.images.store import ImageStore
 
 LOG = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ def create_boot_app(settings: Settings, db: Database,
         Route(ipxe.SCRIPT_PATH, boot_script, methods=["GET"]),
         Route(FILES_PATH + "{name:path}", boot_file, methods=["GET", "HEAD"]),
         Route("/images/{node_uuid}", image, methods=["GET", "HEAD"]),
-        *image_block_routes(store),
+        *image_block_routes(store, tokens.load_secret(settings)),
         *image_capture_routes(store, DatabaseCaptures(db)),
     ], lifespan=lifespan_of([cache, *services]))
     app.state.image_cache = cache

@@ -115,12 +115,13 @@ def image_capture_routes(store: ImageStore, authority: CaptureAuthority) -> list
             done = authority.recorded(target)  # the answer to a commit that made it was lost
             if done is None:
                 raise
-            return done
+            return {**done, "size": store.manifest(done["uuid"]).size}
         try:
-            return authority.record(target, version_id, manifest)
+            recorded = authority.record(target, version_id, manifest)
         except BaseException:
             store.delete_version(version_id)
             raise
+        return {**recorded, "size": manifest.size}
 
     return [Route(PREFIX + "/{node_uuid}/manifest", guarded(begin), methods=["POST"]),
             Route(PREFIX + "/{node_uuid}/missing", guarded(missing), methods=["GET"]),

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from services.classroom.image_versions import set_state
 from services.common.classroom_models import Image, ImageVersion
 from services.common.db import Database
 from services.common.models import Node
@@ -79,8 +80,9 @@ def planned_capture(internal_info: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def version_document(version: ImageVersion) -> dict[str, Any]:
+    """What the agent is answered at the commit (the boot service adds the disk's size)."""
     return {"uuid": version.uuid, "image": version.image.name, "version": version.version,
-            "checksum": version.checksum, "size": version.size,
+            "checksum": version.checksum, "state": version.state,
             "disk_format": version.disk_format, "image_type": version.image_type,
             "boot_mode": version.boot_mode}
 
@@ -126,8 +128,9 @@ class DatabaseCaptures:
                                    f"meanwhile: the capture was not kept")
             version = ImageVersion(
                 uuid=version_id, image_id=image.id, version=target.version, source=version_id,
-                checksum=manifest.image_sha256, size=manifest.size, disk_format="raw",
-                image_type="whole-disk", boot_mode=target.boot_mode)
+                checksum=manifest.image_sha256, disk_format="raw", image_type="whole-disk",
+                boot_mode=target.boot_mode)
+            set_state(version, "available")  # in the store under its uuid
             session.add(version)
             session.flush()
             session.refresh(version)

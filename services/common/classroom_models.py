@@ -54,7 +54,12 @@ class ImageVersion(Base):
     ramdisk: Mapped[str | None] = mapped_column(String(2048))
     boot_mode: Mapped[str] = mapped_column(String(8))  # bios | uefi
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    size: Mapped[int | None] = mapped_column(BigInteger)  # raw disk bytes, once in the store
+    # external (a catalogue entry only: deployed from ``source``) | ingesting | available (in
+    # the image store, under ``uuid``) | failed (``reason`` says why); docs/images.md
+    state: Mapped[str] = mapped_column(String(16), default="external",
+                                       server_default="external")
+    reason: Mapped[str | None] = mapped_column(Text)
+    state_changed_at: Mapped[datetime | None] = mapped_column()
 
     image: Mapped[Image] = relationship(back_populates="versions")
 

@@ -2,7 +2,9 @@
 (enclume-aio), the conductor boots the machine (IPMI emulator, tests/support/agent_machine.py)
 into the ramdisk as a cleaning, the real agent sends its file-backed disk to the boot service's
 capture routes, and the version appears in the catalogue; a capture that fails keeps nothing and
-leaves the node in ``clean failed``, powered off.
+leaves the node in ``clean failed``; a captured version is deployed to another PC. The lab of
+tests/integration/test_deploy_restore_blocks.py: the API, the conductor and the boot service on
+one image store.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -19,23 +22,28 @@ from pathlib import Path
 import pytest
 
 from services.images.store import ImageStore
-from tests.integration.test_deploy_agent import (  # noqa: F401 (the lab's fixtures)
+from tests.integration.test_deploy_restore_blocks import (  # noqa: F401 (the lab's fixtures)
+    IMAGE_SIZE,
+    StoreLab,
+    available_machine,
     lab,
-    machines,
-    new_machine,
+    ok,
+    store_lab,
 )
-from tests.support.deploy_lab import DeployLab, Machine, MiB
+from tests.support.deploy_lab import DeployLab, Machine, MiB, bootable, disk_head
 from tests.support.peers_fixtures import IpmiPeers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ENCLUME = Path(sys.executable).parent / "enclume"
 DISK = 24 * MiB
 PREFIX = "/enclume/v1"
+E = PREFIX
+REFERENCE_DISK = IMAGE_SIZE + 4 * MiB
 
 
 def reference_pc(pc_lab: DeployLab, ipmi_fleet: IpmiPeers, tmp_path: Path) -> Machine:
     """A manageable machine whose (small) disk holds an image with an MBR, zeros after it."""
-    machine = new_machine(pc_lab, ipmi_fleet, tmp_path, automated_clean=False)
+    machine = pc_lab.add_machine(ipmi_fleet, tmp_path, automated_clean=False)
     raw = pc_lab.images["raw"].read_bytes()
     with machine.disk.open("r+b") as disk:
         disk.truncate(DISK)
@@ -56,9 +64,9 @@ def enclume(pc_lab: DeployLab, *argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_capture_with_the_cli_then_a_failed_capture_keeps_nothing(
-        machines: DeployLab,  # noqa: F811
+        lab: StoreLab,  # noqa: F811
         ipmi_fleet: IpmiPeers, tmp_path: Path) -> None:
-    pc_lab = machines
+    pc_lab = lab.lab
     machine = reference_pc(pc_lab, ipmi_fleet, tmp_path)
     created = pc_lab.api.post(f"{PREFIX}/images", json={"name": "reference"})
     assert created.status_code == 201, created.text
@@ -69,13 +77,14 @@ def test_capture_with_the_cli_then_a_failed_capture_keeps_nothing(
     assert run.returncode == 0, (run.stdout, run.stderr, machine.hardware.logs())
     version = json.loads(run.stdout)
     assert version["checksum"] == hashlib.sha256(disk).hexdigest()
-    assert (version["size"], version["disk_format"], version["image_type"]) == (
-        DISK, "raw", "whole-disk")
+    assert (version["store"]["size"], version["state"], version["disk_format"],
+            version["image_type"]) == (DISK, "available", "raw", "whole-disk")
     assert version["boot_mode"] == "bios"  # the node's capabilities
     listed = pc_lab.api.get(f"{PREFIX}/images/reference").json()["versions"]
     assert [v["uuid"] for v in listed] == [version["uuid"]]
     store = store_of(pc_lab)
     assert b"".join(store.read_range(version["uuid"], 0, DISK)) == disk
+    before = set(store.versions()) - {version["uuid"]}
     node = pc_lab.settled(machine, "manageable")
     assert node["last_error"] is None and node["clean_step"] == {}
     assert machine.hardware.power_state() == "off"
@@ -97,7 +106,7 @@ def test_capture_with_the_cli_then_a_failed_capture_keeps_nothing(
     error = failed["last_error"] or ""
     assert error.startswith(f"Cleaning failed for node {machine.uuid}:"), error
     assert "deploy.capture_image" in error and "version v2 meanwhile" in error, error
-    assert store.versions() == [version["uuid"]]
+    assert set(store.versions()) == before | {version["uuid"]}
     assert machine.hardware.power_state() == "off"
     pc_lab.assert_agent_forgotten(machine)
 
@@ -108,13 +117,13 @@ def test_capture_with_the_cli_then_a_failed_capture_keeps_nothing(
                   "reference", "--version", "v3", "--wait", "-f", "json")
     assert run.returncode == 0, (run.stdout, run.stderr)
     assert json.loads(run.stdout)["checksum"] == version["checksum"]
-    assert len(store.versions()) == 2
+    assert len(store.versions()) == len(before) + 2
 
 
 def test_an_agent_killed_mid_capture_keeps_nothing_and_the_next_capture_resumes(
-        machines: DeployLab,  # noqa: F811
+        lab: StoreLab,  # noqa: F811
         ipmi_fleet: IpmiPeers, tmp_path: Path) -> None:
-    pc_lab = machines
+    pc_lab = lab.lab
     machine = reference_pc(pc_lab, ipmi_fleet, tmp_path)
     with machine.disk.open("r+b") as disk:  # 48 MiB of data: 12 blocks to send
         disk.truncate(64 * MiB)
@@ -171,10 +180,10 @@ def abort(pc_lab: DeployLab, machine: Machine) -> None:
 
 
 def test_capture_is_refused_for_a_node_that_is_not_manageable(
-        machines: DeployLab,  # noqa: F811
+        lab: StoreLab,  # noqa: F811
         ipmi_fleet: IpmiPeers, tmp_path: Path) -> None:
-    pc_lab = machines
-    machine = new_machine(pc_lab, ipmi_fleet, tmp_path, automated_clean=False)
+    pc_lab = lab.lab
+    machine = pc_lab.add_machine(ipmi_fleet, tmp_path, automated_clean=False)
     pc_lab.api.post(f"{PREFIX}/images", json={"name": "refused"})
     run = enclume(pc_lab, "image", "capture", machine.uuid, "--image", "refused")
     assert run.returncode != 0 and "enroll" in run.stderr, (run.stdout, run.stderr)
@@ -182,3 +191,35 @@ def test_capture_is_refused_for_a_node_that_is_not_manageable(
     ironic = pc_lab.api.put(f"/v1/nodes/{machine.uuid}/states/provision", json={
         "target": "clean", "capture_step": {"step": "capture_image"}})
     assert ironic.status_code == 400, ironic.text
+
+
+def test_a_captured_pc_is_deployed_to_another_pc_byte_identical(
+        lab: StoreLab,  # noqa: F811
+        ipmi_fleet: IpmiPeers, tmp_path: Path) -> None:
+    deploy = lab.lab
+    reference = deploy.add_machine(ipmi_fleet, tmp_path, automated_clean=False)
+    with reference.disk.open("r+b") as disk, lab.image.open("rb") as image:
+        disk.truncate(REFERENCE_DISK)
+        shutil.copyfileobj(image, disk)
+        disk.seek(70 * MiB + 4321)  # what the teacher installed on top of the debian version
+        disk.write(b"a package the class needs" * 4096)
+    captured = reference.disk.read_bytes()
+    deploy.provision(reference, "manage")
+    deploy.settled(reference, "manageable")
+    ok(deploy.api.post(f"{E}/images", json={"name": "captured"}), 201)
+    ok(deploy.api.post(f"{E}/images/captured/capture",
+                       json={"node": reference.uuid, "version": "v1"}), 202)
+    deploy.settled(reference, "manageable")
+    version = ok(deploy.api.get(f"{E}/images/captured"))["versions"][0]
+    assert version["checksum"] == hashlib.sha256(captured).hexdigest()
+    assert version["store"]["size"] == REFERENCE_DISK and version["state"] == "available"
+    # The store had the debian version's blocks: only the one the teacher changed was sent.
+    sent = re.findall(r"captured \S+: (\d+) blocks sent", reference.hardware.logs())
+    assert sent == ["1"], sent
+
+    target = available_machine(lab, ipmi_fleet, tmp_path)
+    deploy.set_image(target, image_source=version["uuid"])
+    deploy.provision(target, "active")
+    active = deploy.settled(target, "active")
+    assert active["last_error"] is None
+    assert disk_head(target, REFERENCE_DISK) == captured and bootable(target)

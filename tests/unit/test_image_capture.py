@@ -165,7 +165,7 @@ def test_no_clean_request_may_name_the_capture_step() -> None:
 @pytest.fixture
 def db(tmp_path: Path) -> Database:
     url = f"sqlite:///{tmp_path / 'capture.sqlite'}"
-    upgrade_schema(url)  # migration 0009 included: image_versions.size
+    upgrade_schema(url)
     return Database(url)
 
 
@@ -216,7 +216,7 @@ def test_the_captured_version_is_recorded_once(db: Database) -> None:
     assert captures_db.recorded(target) is None
     document = captures_db.record(target, "1b4e28ba-2fa1-11d2-883f-0016d3cca427", manifest)
     assert document == {"uuid": "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "image": "reference",
-                        "version": "v1", "checksum": "a" * 64, "size": BLOCK_SIZE,
+                        "version": "v1", "checksum": "a" * 64, "state": "available",
                         "disk_format": "raw", "image_type": "whole-disk", "boot_mode": "bios"}
     assert captures_db.recorded(target) == document
     with pytest.raises(Refused, match="meanwhile") as taken:

@@ -12,11 +12,10 @@ import typer
 from services.cli.enclume import progress
 from services.cli.enclume.classroom_common import path, show
 from services.cli.enclume.context import cli
+from services.cli.enclume.image_versions import VERSION_COLUMNS, version_row
 from services.cli.enclume.options import DEFAULT_WAIT_TIMEOUT_S, Format, Node, Timeout, Wait
 
 CAPTURED_COLUMNS = ("image", "version", "node_name", "node", "session")
-VERSION_COLUMNS = ("version", "checksum", "size", "disk_format", "image_type", "boot_mode",
-                   "uuid", "created_at")
 
 
 def capture(
@@ -51,4 +50,4 @@ def capture(
         typer.echo(f"Capture failed: {started['image']} has no version "
                    f"{started['version']}", err=True)
         raise typer.Exit(1)
-    show(ctx, made[0], VERSION_COLUMNS, fmt)
+    show(ctx, made[0], VERSION_COLUMNS, fmt, version_row)
