@@ -195,11 +195,13 @@ def measure_latency(args: argparse.Namespace, db: Database, url: str, workdir: P
                 for i, system in enumerate(systems))
         results = []
         for workers in args.workers:
-            settings = Settings(data_dir=workdir, database_url=url,
-                                conductor_hostname=HOSTNAME, power_sync_workers=workers,
-                                ipmi_max_concurrency=max(32, workers),
-                                redfish_max_concurrency=max(32, workers),
-                                log_level="WARNING")
+            settings = Settings(
+                process={"data_dir": workdir, "log_level": "WARNING"},
+                database={"url": url},
+                conductor={"hostname": HOSTNAME, "power_sync_workers": workers},
+                ipmi={"max_concurrency": max(32, workers)},
+                redfish={"max_concurrency": max(32, workers)},
+            )
             results.append(measure(db, settings,
                                    Result(latency_ms, workers, args.ipmi, args.redfish),
                                    args.cycles))

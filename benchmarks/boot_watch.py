@@ -98,7 +98,7 @@ def main() -> int:
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--repeat", type=int, default=50)
     args = parser.parse_args()
-    poll_s = Settings().boot_poll_interval_s
+    poll_s = Settings().boot.poll_interval_s
     print(f"{args.nodes} nodes, one port each, {args.booting} with a desired boot; "
           f"poll every {poll_s} s")
     print(f"{'database':<11}{'fingerprint':>13}{'load':>10}{'load+discovery':>16}"

@@ -126,9 +126,12 @@ def opened_database(url: str) -> Iterator[Database]:
 
 
 def settings_for(url: str, workdir: Path, workers: int, delay_s: float) -> Settings:
-    return Settings(data_dir=workdir, database_url=url, conductor_hostname=HOSTNAME,
-                    power_sync_workers=workers, fake_power_delay_s=(delay_s, delay_s),
-                    log_level="WARNING")
+    return Settings(
+        process={"data_dir": workdir, "log_level": "WARNING"},
+        database={"url": url},
+        conductor={"hostname": HOSTNAME, "power_sync_workers": workers},
+        fake={"power_delay_s": (delay_s, delay_s)},
+    )
 
 
 @contextmanager

@@ -29,7 +29,7 @@ def build(settings: Settings) -> FastAPI:
     membership = Membership(db, settings)
     manager = ConductorManager(db, settings, drivers, membership)
     services: list[Service] = [manager, PeriodicTasks(manager)]
-    boot = StartedFirst([BootChild(settings)] if settings.boot_interface else [])
+    boot = StartedFirst([BootChild(settings)] if settings.boot.interface else [])
     app = create_app(settings, db, manager, membership, services=[*services, boot])
     app.state.started_first = boot  # started by `serve` before the API serves
     return app

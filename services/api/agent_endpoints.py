@@ -93,7 +93,7 @@ def lookup(request: Request, addresses: str | None = None, node_uuid: str | None
         document = _node_document(node)
     settings = request.app.state.settings
     return {"node": document,
-            "config": {"heartbeat_timeout": settings.agent_heartbeat_timeout_s,
+            "config": {"heartbeat_timeout": settings.deploy.agent_heartbeat_timeout_s,
                        "agent_token": token or MASK, "agent_token_required": True}}
 
 

@@ -211,11 +211,7 @@ def list_allocations(request: Request, version: Version = Depends(api_version),
         for name in ("resource_class", "state", "owner"):
             if params.get(name):
                 statement = statement.where(getattr(Allocation, name) == params[name])
-        marker = None
-        if query.marker:
-            marker = session.scalar(select(Allocation).where(Allocation.uuid == query.marker))
-            if marker is None:
-                raise Invalid(f"Marker {query.marker} could not be found.")
+        marker = collection.marker_row(session, Allocation.uuid, query.marker)
         allocations = collection.page(session, statement, query, Allocation.id,
                                       getattr(Allocation, query.sort_key), marker)
         documents = _render(request, session, allocations, query.fields)

@@ -68,6 +68,6 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     app.add_middleware(VersionMiddleware)
     if source is not None:
         app.add_middleware(BasicAuthMiddleware, source=source)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes,
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_request_body_bytes,
                        unlimited=enclume_image_uploads.is_upload_body)
     return app

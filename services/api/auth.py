@@ -43,26 +43,27 @@ def is_loopback(host: str) -> bool:
 
 def effective_strategy(settings: Settings) -> str:
     """The strategy to run with, refusing noauth where the world could reach it."""
-    strategy = settings.auth_strategy or (
-        "noauth" if is_loopback(settings.api_host) else "http_basic"
+    strategy = settings.auth.strategy or (
+        "noauth" if is_loopback(settings.api.host) else "http_basic"
     )
     if strategy not in STRATEGIES:
         raise AuthConfigError(f"unknown auth strategy {strategy!r}: use "
                               f"{', '.join(STRATEGIES)}")
-    if strategy == "noauth" and not is_loopback(settings.api_host) and not (
-        settings.allow_noauth_off_loopback
+    if strategy == "noauth" and not is_loopback(settings.api.host) and not (
+        settings.auth.allow_noauth_off_loopback
     ):
         raise AuthConfigError(
-            f"noauth on {settings.api_host} would let anyone on the network control machines; "
+            f"noauth on {settings.api.host} would let anyone on the network control machines; "
             "use ENCLUME_AUTH_STRATEGY=http_basic with ENCLUME_HTPASSWD_FILE, or set "
             "ENCLUME_ALLOW_NOAUTH_OFF_LOOPBACK=true"
         )
     if strategy == "http_basic" and not (
-        settings.htpasswd_file and settings.htpasswd_file.is_file()
+        settings.auth.htpasswd_file and settings.auth.htpasswd_file.is_file()
     ):
         raise AuthConfigError("http_basic needs ENCLUME_HTPASSWD_FILE naming an htpasswd file "
                               "of bcrypt entries")
-    if strategy == "users_file" and not (settings.users_file and settings.users_file.is_file()):
+    users_file = settings.auth.users_file
+    if strategy == "users_file" and not (users_file and users_file.is_file()):
         raise AuthConfigError("users_file needs ENCLUME_USERS_FILE naming a YAML users file")
     return strategy
 
@@ -70,12 +71,12 @@ def effective_strategy(settings: Settings) -> str:
 def identity_source(settings: Settings, strategy: str) -> IdentitySource | None:
     """The identity source of ``strategy``; None for noauth. A broken users file is refused."""
     if strategy == "http_basic":
-        assert settings.htpasswd_file is not None
-        return Htpasswd(settings.htpasswd_file)
+        assert settings.auth.htpasswd_file is not None
+        return Htpasswd(settings.auth.htpasswd_file)
     if strategy == "users_file":
-        assert settings.users_file is not None
+        assert settings.auth.users_file is not None
         try:
-            return UsersFile(settings.users_file)
+            return UsersFile(settings.auth.users_file)
         except ValueError as exc:
             raise AuthConfigError(str(exc)) from None
     return None

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from services.api.versions import Version
@@ -54,7 +54,7 @@ def parse_list_query(
     default_sort: str = "id",
 ) -> ListQuery:
     params = request.query_params
-    max_limit: int = request.app.state.settings.max_page_size
+    max_limit: int = request.app.state.settings.api.max_page_size
     limit_raw = params.get("limit")
     if limit_raw is None:
         limit = max_limit
@@ -105,6 +105,17 @@ def requested_fields(request: Request, version: Version, visible: list[str]) -> 
     if unknown or not fields:
         raise Invalid(f"Field(s) \"{', '.join(unknown) or raw}\" are not valid")
     return fields
+
+
+def marker_row(session: Session, key: InstrumentedAttribute[Any], marker: str | None,
+               *where: ColumnElement[bool]) -> Any | None:
+    """The row a list query's ``marker`` names (by ``key``, within ``where``), None without one."""
+    if not marker:
+        return None
+    row = session.scalar(select(key.class_).where(key == marker, *where))
+    if row is None:
+        raise Invalid(f"Marker {marker} could not be found.")
+    return row
 
 
 def page(

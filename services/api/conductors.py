@@ -18,7 +18,7 @@ from services.api.views import (
     visible_fields,
 )
 from services.common.db import Database
-from services.common.exceptions import Invalid, NotFound
+from services.common.exceptions import NotFound
 from services.common.membership import Membership
 from services.common.models import Conductor
 
@@ -43,11 +43,7 @@ def list_conductors(request: Request, version: Version = Depends(api_version),
                                         sortable=SORTABLE)
     alive = set(membership.members())
     with db.session() as session:
-        marker = None
-        if query.marker:
-            marker = session.scalar(select(Conductor).where(Conductor.hostname == query.marker))
-            if marker is None:
-                raise Invalid(f"Marker {query.marker} could not be found.")
+        marker = collection.marker_row(session, Conductor.hostname, query.marker)
         rows = collection.page(session, select(Conductor), query, Conductor.id,
                                getattr(Conductor, query.sort_key), marker)
     documents = [conductor_document(request, c, c.hostname in alive, query.fields)

@@ -61,12 +61,12 @@ class DiscoveryOff(EnclumeError):
 
 def load_rules(settings: Settings) -> rules.RuleSet:
     """The discovery rules, checked at start (RuntimeError: the API refuses to start)."""
-    enabled = settings.enabled_hardware_types
-    if settings.boot_discovery and settings.discovery_driver not in enabled:
+    enabled = settings.drivers.enabled_hardware_types
+    if settings.discovery.enabled and settings.discovery.driver not in enabled:
         raise rules.RulesError(
-            f"ENCLUME_DISCOVERY_DRIVER {settings.discovery_driver!r} is not an enabled hardware "
+            f"ENCLUME_DISCOVERY_DRIVER {settings.discovery.driver!r} is not an enabled hardware "
             f"type (ENCLUME_ENABLED_HARDWARE_TYPES: {', '.join(sorted(enabled))})")
-    path = settings.discovery_rules_file
+    path = settings.discovery.rules_file
     if path is None:
         return rules.RuleSet()
     loaded = rules.load(path, enabled)
@@ -114,7 +114,7 @@ def continue_inspection(request: Request, body: Any = Body(...),
                         db: Database = Depends(database),
                         manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
-    if not settings.boot_discovery:
+    if not settings.discovery.enabled:
         raise DiscoveryOff("Discovery is off: inventories of unknown machines are not accepted "
                            "(ENCLUME_BOOT_DISCOVERY).")
     inventory = _checked_inventory(body)
@@ -128,9 +128,9 @@ def continue_inspection(request: Request, body: Any = Body(...),
         return _processed(manager, known, inventory)
     ruleset: rules.RuleSet = request.app.state.discovery_rules
     outcome = ruleset.evaluate(facts)
-    fields = {**outcome.node_fields(settings.discovery_driver), "uuid": new_uuid()}
+    fields = {**outcome.node_fields(settings.discovery.driver), "uuid": new_uuid()}
     try:
-        values = node_rules.values_for_create(fields, settings.default_resource_class,
+        values = node_rules.values_for_create(fields, settings.api.default_resource_class,
                                               enabled_drivers(request))
     except Invalid as exc:
         # The rules' fault, not the machine's: the agent retries while an operator fixes them.

@@ -63,12 +63,8 @@ def list_history(ident: str, request: Request, version: Version = Depends(api_ve
                                         default_sort="created_at")
     with db.session() as session:
         node = find_node(session, ident, version)
-        marker = None
-        if query.marker:
-            marker = session.scalar(select(NodeHistory).where(
-                NodeHistory.uuid == query.marker, NodeHistory.node_id == node.id))
-            if marker is None:
-                raise Invalid(f"Marker {query.marker} could not be found.")
+        marker = collection.marker_row(session, NodeHistory.uuid, query.marker,
+                                       NodeHistory.node_id == node.id)
         statement = select(NodeHistory).where(NodeHistory.node_id == node.id)
         entries = collection.page(session, statement, query, NodeHistory.id,
                                   getattr(NodeHistory, query.sort_key), marker)

@@ -125,11 +125,7 @@ def _list(request: Request, version: Version, db: Database, detail_path: bool,
         sortable=SORTABLE & set(visible) | {"id"}, detail_path=detail_path,
     )
     with db.session() as session:
-        marker = None
-        if query.marker:
-            marker = session.scalar(select(Node).where(Node.uuid == query.marker))
-            if marker is None:
-                raise Invalid(f"Marker {query.marker} could not be found.")
+        marker = collection.marker_row(session, Node.uuid, query.marker)
         nodes = collection.page(session, _filtered(request, version), query, Node.id,
                                 getattr(Node, query.sort_key), marker)
         documents = NodeRenderer(request, session, version, query.fields).render(nodes)
@@ -165,7 +161,7 @@ def create_node(request: Request, body: Any = Body(...),
     if "driver" not in body:
         raise Invalid("Mandatory field missing: driver.")
     values = node_rules.values_for_create(
-        body, request.app.state.settings.default_resource_class, enabled_drivers(request))
+        body, request.app.state.settings.api.default_resource_class, enabled_drivers(request))
     try:
         with db.session() as session:
             node = new_node(values, enroll=version >= (1, 11))

@@ -102,11 +102,7 @@ def _list(request: Request, version: Version, db: Database, detail: bool, path: 
                                                                   version).id)
         if address := request.query_params.get("address"):
             statement = statement.where(Port.address == address.lower())
-        marker = None
-        if query.marker:
-            marker = session.scalar(select(Port).where(Port.uuid == query.marker))
-            if marker is None:
-                raise Invalid(f"Marker {query.marker} could not be found.")
+        marker = collection.marker_row(session, Port.uuid, query.marker)
         ports = collection.page(session, statement, query, Port.id,
                                 getattr(Port, query.sort_key), marker)
         documents = _render(request, ports, query.fields)

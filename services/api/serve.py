@@ -18,7 +18,7 @@ LOG = logging.getLogger("enclume.api")
 
 
 def serve(app_factory: Callable[[Settings], FastAPI], settings: Settings) -> int:
-    setup_logging(settings.log_level)
+    setup_logging(settings.process.log_level)
     started_first: StartedFirst | None = None
     try:
         app = app_factory(settings)
@@ -31,10 +31,11 @@ def serve(app_factory: Callable[[Settings], FastAPI], settings: Settings) -> int
     # What was built so far (modules, app, settings) lives as long as the process: moved out of
     # the collector's reach, the full collections under load stop walking it again and again.
     gc.freeze()
-    LOG.info("serving the Ironic API on http://%s:%d", settings.api_host, settings.api_port)
+    LOG.info("serving the Ironic API on http://%s:%d", settings.api.host, settings.api.port)
     try:
-        uvicorn.run(app, host=settings.api_host, port=settings.api_port,
-                    log_level=settings.log_level.lower(), access_log=settings.access_log,
+        uvicorn.run(app, host=settings.api.host, port=settings.api.port,
+                    log_level=settings.process.log_level.lower(),
+                    access_log=settings.process.access_log,
                     log_config=None)  # uvicorn logs through our (scrubbing) handlers
     finally:
         if started_first is not None:

@@ -69,7 +69,7 @@ def visible_fields(table: dict[str, Version], version: Version) -> list[str]:
 
 
 def base_url(request: Request) -> str:
-    public = request.app.state.settings.public_url
+    public = request.app.state.settings.api.public_url
     return (public or str(request.base_url)).rstrip("/")
 
 

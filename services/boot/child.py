@@ -25,12 +25,12 @@ READY_POLL_S = 0.2
 
 
 def health_url(settings: Settings) -> str:
-    host = settings.boot_http_host
+    host = settings.boot.http_host
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{settings.boot_http_port}/health"
+    return f"http://{host}:{settings.boot.http_port}/health"
 
 
 class BootChild:
@@ -57,7 +57,7 @@ class BootChild:
 
     def _wait_ready(self) -> None:
         url = health_url(self.settings)
-        deadline = time.monotonic() + self.settings.aio_boot_ready_timeout_s
+        deadline = time.monotonic() + self.settings.boot.aio_ready_timeout_s
         while time.monotonic() < deadline:
             if self.supervisor.restarts or not self.supervisor.running:
                 raise StartError(f"the boot service exited at start: "
@@ -70,7 +70,7 @@ class BootChild:
                 pass
             time.sleep(READY_POLL_S)
         raise StartError(f"the boot service did not answer {url} within "
-                         f"{self.settings.aio_boot_ready_timeout_s} s: "
+                         f"{self.settings.boot.aio_ready_timeout_s} s: "
                          f"{self.supervisor.last_output()}")
 
     def stop(self) -> None:

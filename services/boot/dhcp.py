@@ -23,12 +23,12 @@ class DhcpService:
     def __init__(self, settings: Settings, db: Database,
                  network: DhcpNetwork | None = None) -> None:
         self.network = network or network_from_settings(settings)
-        self.dnsmasq = Dnsmasq(self.network, settings.boot_dnsmasq_binary,
-                               reserve_addresses=settings.boot_dhcp_filter)
-        self.filter = DhcpFilter(self.network.interface) if settings.boot_dhcp_filter else None
-        self.watcher = BootWatcher(db, discovery=settings.boot_discovery,
-                                   poll_interval_s=settings.boot_poll_interval_s,
-                                   resync_interval_s=settings.boot_resync_interval_s,
+        self.dnsmasq = Dnsmasq(self.network, settings.dhcp.dnsmasq_binary,
+                               reserve_addresses=settings.dhcp.filter)
+        self.filter = DhcpFilter(self.network.interface) if settings.dhcp.filter else None
+        self.watcher = BootWatcher(db, discovery=settings.discovery.enabled,
+                                   poll_interval_s=settings.boot.poll_interval_s,
+                                   resync_interval_s=settings.boot.resync_interval_s,
                                    on_change=self._apply)
         self._answered: frozenset[str] = frozenset()
 

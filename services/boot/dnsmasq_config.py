@@ -96,31 +96,31 @@ def network_from_settings(settings: Settings,
 
     Raises BootConfigError naming the setting at fault.
     """
-    if not settings.boot_interface:
+    if not settings.boot.interface:
         raise BootConfigError("ENCLUME_BOOT_INTERFACE is not set: name the network interface "
                               "of the provisioning network")
-    interface = _safe("ENCLUME_BOOT_INTERFACE", settings.boot_interface)
+    interface = _safe("ENCLUME_BOOT_INTERFACE", settings.boot.interface)
     if address is None:
         try:
             address = ipv4_interface(interface)
         except InterfaceError as exc:
             raise BootConfigError(f"ENCLUME_BOOT_INTERFACE={interface}: {exc}") from exc
-    netmask = settings.boot_dhcp_netmask or address.netmask
+    netmask = settings.dhcp.netmask or address.netmask
     try:
         network = IPv4Network(f"{address.ip}/{netmask}", strict=False)
     except ValueError as exc:
         raise BootConfigError(f"ENCLUME_BOOT_DHCP_NETMASK={netmask} is not a netmask") from exc
     for name in (BIOS_LOADER, UEFI_LOADER):
-        if name not in settings.tftp_files:
+        if name not in settings.tftp.files:
             raise BootConfigError(f"ENCLUME_TFTP_FILES must include {name}: DHCP sends PXE "
                                   f"ROMs to it")
-    if settings.tftp_port != TFTP_PORT:
-        raise BootConfigError(f"ENCLUME_TFTP_PORT={settings.tftp_port}: PXE ROMs fetch iPXE "
+    if settings.tftp.port != TFTP_PORT:
+        raise BootConfigError(f"ENCLUME_TFTP_PORT={settings.tftp.port}: PXE ROMs fetch iPXE "
                               f"from TFTP port {TFTP_PORT} only")
     try:
-        tftp_host = IPv4Address(settings.tftp_host) if settings.tftp_host else None
+        tftp_host = IPv4Address(settings.tftp.host) if settings.tftp.host else None
     except ValueError as exc:
-        raise BootConfigError(f"ENCLUME_TFTP_HOST={settings.tftp_host} is not an IPv4 "
+        raise BootConfigError(f"ENCLUME_TFTP_HOST={settings.tftp.host} is not an IPv4 "
                               f"address") from exc
     if tftp_host is not None and tftp_host.is_loopback:
         raise BootConfigError(f"ENCLUME_TFTP_HOST={tftp_host} is a loopback address: machines "
@@ -137,18 +137,18 @@ def network_from_settings(settings: Settings,
         raise BootConfigError(f"the boot script URL {settings.effective_boot_url} is on "
                               f"loopback: machines cannot reach it; set ENCLUME_BOOT_HTTP_HOST "
                               f"(or ENCLUME_BOOT_PUBLIC_URL) to e.g. {address.ip}")
-    start, end = settings.boot_dhcp_range_start, settings.boot_dhcp_range_end
-    if settings.boot_dhcp_mode == "full":
+    start, end = settings.dhcp.range_start, settings.dhcp.range_end
+    if settings.dhcp.mode == "full":
         _check_range(network, start, end, address.ip)
     return DhcpNetwork(
-        interface=interface, mode=settings.boot_dhcp_mode, network=network,
+        interface=interface, mode=settings.dhcp.mode, network=network,
         next_server=next_server, script_url=script_url,
-        range_start=start if settings.boot_dhcp_mode == "full" else None,
-        range_end=end if settings.boot_dhcp_mode == "full" else None,
-        lease_time_s=settings.boot_dhcp_lease_time_s, router=settings.boot_dhcp_router,
-        no_ping=settings.boot_dhcp_no_ping,
-        router_advertisement=settings.boot_router_advertisement,
-        user=_safe("ENCLUME_BOOT_DNSMASQ_USER", settings.boot_dnsmasq_user),
+        range_start=start if settings.dhcp.mode == "full" else None,
+        range_end=end if settings.dhcp.mode == "full" else None,
+        lease_time_s=settings.dhcp.lease_time_s, router=settings.dhcp.router,
+        no_ping=settings.dhcp.no_ping,
+        router_advertisement=settings.dhcp.router_advertisement,
+        user=_safe("ENCLUME_BOOT_DNSMASQ_USER", settings.dhcp.dnsmasq_user),
         directory=settings.effective_boot_dnsmasq_dir)
 
 

@@ -111,17 +111,17 @@ class _HeldFileResponse(FileResponse):
 
 def _unknown_mac_script(settings: Settings, mac: str) -> str:
     """Exit, or with discovery on, the ramdisk with the default deploy kernel and ramdisk."""
-    if not settings.boot_discovery:
+    if not settings.discovery.enabled:
         return ipxe.exit_script(f"no node has a port with MAC {mac}")
-    if not (settings.deploy_kernel and settings.deploy_ramdisk):
+    if not (settings.deploy.kernel and settings.deploy.ramdisk):
         LOG.warning("discovery is on but ENCLUME_DEPLOY_KERNEL or ENCLUME_DEPLOY_RAMDISK is "
                     "not set: %s is not answered", mac)
         return ipxe.exit_script(f"no node has a port with MAC {mac}; discovery has no ramdisk")
     base = settings.effective_boot_url
     params = agent_kernel_params(settings.effective_agent_api_url, None,
-                                      settings.kernel_append_params)
-    return ipxe.ramdisk_script(served_url(base, settings.deploy_kernel),
-                               served_url(base, settings.deploy_ramdisk), params,
+                                      settings.deploy.kernel_append_params)
+    return ipxe.ramdisk_script(served_url(base, settings.deploy.kernel),
+                               served_url(base, settings.deploy.ramdisk), params,
                                f"unknown machine {mac} (discovery)")
 
 
@@ -134,10 +134,10 @@ def create_boot_app(settings: Settings, db: Database,
     """The HTTP app of one boot service; ``services`` start and stop with it (TFTP, dnsmasq)."""
     files_dir = settings.effective_boot_files_dir
     files_dir.mkdir(parents=True, exist_ok=True)
-    cache = ImageCache(settings.effective_image_cache_dir, settings.image_cache_max_bytes,
-                       settings.image_download_timeout_s)
+    cache = ImageCache(settings.effective_image_cache_dir, settings.images.cache_max_bytes,
+                       settings.images.download_timeout_s)
     boot_url = settings.effective_boot_url
-    store = ImageStore(settings.effective_image_store_dir, settings.image_store_max_bytes)
+    store = ImageStore(settings.effective_image_store_dir, settings.images.store_max_bytes)
 
     def boot_script(request: Request) -> Response:
         mac = request.query_params.get("mac")
@@ -152,7 +152,7 @@ def create_boot_app(settings: Settings, db: Database,
                 script = _unknown_mac_script(settings, normalized)
             else:
                 script = ipxe.script_for(found.entry, f"node {found.node_uuid}",
-                                         settings.default_boot_mode)
+                                         settings.drivers.default_boot_mode)
         except (UnsafeScriptValue, UnsafeName) as exc:
             LOG.error("cannot render the boot script for %s: %s", normalized, exc)
             script = ipxe.exit_script(f"the desired boot of {normalized} is invalid, see the "

@@ -48,7 +48,7 @@ def build(settings: Settings) -> tuple[Starlette, StartedFirst]:
 
 
 def run(settings: Settings) -> int:
-    setup_logging(settings.log_level)
+    setup_logging(settings.process.log_level)
     try:
         app, services = build(settings)
         services.start_now()
@@ -56,10 +56,11 @@ def run(settings: Settings) -> int:
         LOG.error("refusing to start: %s", exc)
         return 2
     try:
-        LOG.info("boot service HTTP on http://%s:%d", settings.boot_http_host,
-                 settings.boot_http_port)
-        uvicorn.run(app, host=settings.boot_http_host, port=settings.boot_http_port,
-                    log_level=settings.log_level.lower(), access_log=settings.access_log,
+        LOG.info("boot service HTTP on http://%s:%d", settings.boot.http_host,
+                 settings.boot.http_port)
+        uvicorn.run(app, host=settings.boot.http_host, port=settings.boot.http_port,
+                    log_level=settings.process.log_level.lower(),
+                    access_log=settings.process.access_log,
                     log_config=None)
     finally:
         services.stop()  # when uvicorn could not serve (its lifespan stops them otherwise)

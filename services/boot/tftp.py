@@ -123,13 +123,13 @@ class TftpService:
     """A TFTP server thread serving ``settings.tftp_files`` of ``settings.tftp_root``."""
 
     def __init__(self, settings: Settings) -> None:
-        self.host = settings.tftp_host
-        self.requested_port = settings.tftp_port
-        self.root = settings.tftp_root
-        self.names = frozenset(settings.tftp_files)
-        self.timeout_s = settings.tftp_timeout_s
-        self.retries = settings.tftp_retries
-        self.max_sessions = settings.tftp_max_sessions
+        self.host = settings.tftp.host
+        self.requested_port = settings.tftp.port
+        self.root = settings.tftp.root
+        self.names = frozenset(settings.tftp.files)
+        self.timeout_s = settings.tftp.timeout_s
+        self.retries = settings.tftp.retries
+        self.max_sessions = settings.tftp.max_sessions
         self.port: int | None = None
         self._sock: socket.socket | None = None
         self._wake_r, self._wake_w = socket.socketpair()

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from services.common.exceptions import Invalid
-from services.common.validation import shown
+from services.common.validation import MAX_VLAN, MIN_VLAN, is_vlan_id, shown
 
 DISK_FORMATS = ("raw", "qcow2")
 IMAGE_TYPES = ("whole-disk", "partition")
@@ -33,8 +33,9 @@ def choice(field: str, value: Any, allowed: tuple[str, ...]) -> str:
 def vlan(field: str, value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4094:
-        raise Invalid(f"Invalid value for {field}: {shown(value)}; a VLAN id is 1 to 4094.")
+    if not is_vlan_id(value):
+        raise Invalid(f"Invalid value for {field}: {shown(value)}; a VLAN id is "
+                      f"{MIN_VLAN} to {MAX_VLAN}.")
     return value
 
 

@@ -59,8 +59,8 @@ class Database:
 
 def open_database(settings: Settings) -> Database:
     """The database of the settings, brought to the newest schema."""
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.database.url is None:
+        settings.process.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.effective_database_url
     upgrade_schema(url)
     return Database(url)

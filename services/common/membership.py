@@ -67,9 +67,10 @@ class Membership:
 
     def _refresh(self, force: bool = False) -> None:
         with self._guard:
-            if not force and time.monotonic() - self._loaded_at < self.settings.ring_refresh_s:
+            refresh_s = self.settings.conductor.ring_refresh_s
+            if not force and time.monotonic() - self._loaded_at < refresh_s:
                 return
-            alive = _alive(self.db, self.settings.heartbeat_timeout_s)
+            alive = _alive(self.db, self.settings.conductor.heartbeat_timeout_s)
             members = [a.member for a in alive]
             groups: dict[str, list[str]] = {}
             for member in members:

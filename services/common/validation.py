@@ -60,6 +60,7 @@ NAME_RULE = (f"names are 1-{FIELD_LIMITS['name']} characters from letters, digit
 CONDUCTOR_GROUP_RE = re.compile(r"[a-zA-Z0-9_\-.]*")
 TRAIT_RE = re.compile(r"CUSTOM_[A-Z0-9_]+|[A-Z][A-Z0-9_]*")
 MAX_TRAITS = 50
+MIN_VLAN, MAX_VLAN = 1, 4094
 
 # Unicode's control characters (category Cc), and the same less tab and line breaks, as the
 # inside of a character class (the OpenAPI document's text patterns are built from them too).
@@ -103,6 +104,12 @@ def integer(field: str, value: Any) -> int:
     if not isinstance(value, str) or _INTEGER.fullmatch(value) is None:
         raise Invalid(f"Invalid value for {field}: {shown(value)}.")
     return int(value)
+
+
+def is_vlan_id(number: Any) -> bool:
+    """An int (never a bool) in 802.1Q's usable range; each caller parses its own input forms."""
+    return not isinstance(number, bool) and isinstance(number, int) and (
+        MIN_VLAN <= number <= MAX_VLAN)
 
 
 def is_uuid(value: Any) -> bool:

@@ -29,7 +29,7 @@ class ConductorLifecycle:
         self.membership = membership
         self.runner = runner
         self.rpc_address = rpc_address
-        self.host = settings.conductor_hostname
+        self.host = settings.conductor.hostname
         self.stopping = threading.Event()
         self._keeper: threading.Thread | None = None
 
@@ -57,7 +57,7 @@ class ConductorLifecycle:
             if conductor is None:
                 conductor = Conductor(hostname=self.host)
                 session.add(conductor)
-            conductor.conductor_group = self.settings.conductor_group
+            conductor.conductor_group = self.settings.conductor.group
             conductor.hardware_types = sorted(self.drivers.hardware_types)
             conductor.rpc_address = self.rpc_address
             conductor.online = True
@@ -67,7 +67,8 @@ class ConductorLifecycle:
 
     def _keep_alive(self) -> None:
         """Heartbeat, and renew the leases of the locks this conductor holds."""
-        period = min(self.settings.heartbeat_interval_s, self.settings.reservation_lease_s / 3)
+        conductor = self.settings.conductor
+        period = min(conductor.heartbeat_interval_s, conductor.reservation_lease_s / 3)
         while not self.stopping.wait(period):
             try:
                 self.runner.renew_held()

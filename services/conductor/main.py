@@ -22,7 +22,7 @@ LOG = logging.getLogger("enclume.conductor")
 
 def main() -> None:
     settings = get_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.process.log_level)
     secret = settings.rpc_shared_secret()
     if not secret:
         LOG.error("refusing to start: set ENCLUME_RPC_SECRET or ENCLUME_RPC_SECRET_FILE")
@@ -33,15 +33,15 @@ def main() -> None:
                                rpc_address=settings.effective_rpc_address)
     app = server_app(manager, secret, services=[manager, PeriodicTasks(manager)])
     LOG.info("conductor %s (group %r) serving RPC on %s", manager.host,
-             settings.conductor_group, settings.effective_rpc_address)
-    uvicorn.run(app, host=settings.rpc_host, port=settings.rpc_port,
-                log_level=settings.log_level.lower(), access_log=False, log_config=None)
+             settings.conductor.group, settings.effective_rpc_address)
+    uvicorn.run(app, host=settings.rpc.host, port=settings.rpc.port,
+                log_level=settings.process.log_level.lower(), access_log=False, log_config=None)
 
 
 def dbsync() -> None:
     """``enclume-dbsync``: bring the database of the settings to the newest schema."""
     settings = get_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.process.log_level)
     open_database(settings)
     LOG.info("database %s is at the newest schema", settings.effective_database_url
              .split("@")[-1])

@@ -71,7 +71,7 @@ class ConductorManager:
         self.settings = settings
         self.drivers = drivers
         self.membership = membership or Membership(db, settings)
-        self.host = settings.conductor_hostname
+        self.host = settings.conductor.hostname
         self.runner = TaskRunner(db, settings, drivers, self.host)
         self.lifecycle = ConductorLifecycle(db, settings, drivers, self.membership, self.runner,
                                             rpc_address)
@@ -132,10 +132,10 @@ class ConductorManager:
                 Node.provision_state.in_([states.S.DEPLOYING.value, states.S.DEPLOYWAIT.value])
             )
         )
-        if (deploying or 0) >= self.settings.max_concurrent_deploys:
+        if (deploying or 0) >= self.settings.conductor.max_concurrent_deploys:
             raise TemporaryFailure(
                 f"Too many nodes are deploying ({deploying}, the limit is "
-                f"{self.settings.max_concurrent_deploys}); please retry later.")
+                f"{self.settings.conductor.max_concurrent_deploys}); please retry later.")
 
     # -- the agent in the deploy ramdisk ---------------------------------------------------
 
@@ -185,7 +185,7 @@ class ConductorManager:
                 with self.db.session() as session:
                     node = discovery.enroll(session, dict(new_node), inventory, boot_mac,
                                             list(applied_rules or []), self.drivers, self.host,
-                                            self.settings.discovery_max_enroll_nodes)
+                                            self.settings.discovery.max_enroll_nodes)
                     result = discovery.summary(node, created=True)
             except IntegrityError:
                 raise TemporaryFailure("Another request enrolled this machine at the same "

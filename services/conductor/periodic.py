@@ -73,7 +73,7 @@ class PeriodicTasks:
         self._thread: threading.Thread | None = None
         self._classroom_thread: threading.Thread | None = None
         self.room_jobs = JobAdvancer(self.db, manager.membership, manager.host,
-                                     self.settings.conductor_group, _conductor_api(manager))
+                                     self.settings.conductor.group, _conductor_api(manager))
         self.timetable = TimetableRunner(self.db, self.settings, manager.membership,
                                          manager.host)
         self.last_power_sync: PowerSyncReport | None = None
@@ -95,7 +95,7 @@ class PeriodicTasks:
     def _classroom_loop(self) -> None:
         """The timetable and the room jobs, on their own (shorter) period: a job's PCs move
         on at each pass."""
-        while not self.manager.stopping.wait(self.settings.classroom_interval_s):
+        while not self.manager.stopping.wait(self.settings.classroom.interval_s):
             try:
                 self.timetable.run()
                 self.room_jobs.advance()
@@ -103,20 +103,21 @@ class PeriodicTasks:
                 LOG.exception("timetable or room jobs failed; trying again next period")
 
     def _loop(self) -> None:
-        next_power_sync = time.monotonic() + self.settings.power_sync_interval_s
-        while not self.manager.stopping.wait(self.settings.periodic_interval_s):
+        next_power_sync = time.monotonic() + self.settings.conductor.power_sync_interval_s
+        while not self.manager.stopping.wait(self.settings.conductor.periodic_interval_s):
             try:
                 self.take_over()
                 self.fail_callback_timeouts()
                 if time.monotonic() >= next_power_sync:
                     self.last_power_sync = self.sync_power_states()
-                    next_power_sync = time.monotonic() + self.settings.power_sync_interval_s
+                    next_power_sync = (time.monotonic()
+                                       + self.settings.conductor.power_sync_interval_s)
             except Exception:
                 LOG.exception("periodic tasks failed; trying again next period")
 
     def owned(self) -> ColumnElement[bool]:
         return self.manager.membership.owned_by(self.manager.host,
-                                                self.settings.conductor_group)
+                                                self.settings.conductor.group)
 
     def _rows(self, *conditions: Any) -> list[Any]:
         with self.db.session() as session:
@@ -149,11 +150,11 @@ class PeriodicTasks:
     # -- agent callbacks -------------------------------------------------------------------
 
     def fail_callback_timeouts(self) -> int:
-        deadline = utcnow() - timedelta(seconds=self.settings.callback_timeout_s)
+        deadline = utcnow() - timedelta(seconds=self.settings.conductor.callback_timeout_s)
         waiting = [s.value for s in states.WAIT_STATES]
         rows = self._rows(Node.provision_state.in_(waiting),
                           Node.provision_updated_at < deadline, locks.is_free())
-        timeout = self.settings.callback_timeout_s
+        timeout = self.settings.conductor.callback_timeout_s
         return sum(self.manager.start_on_locked(row.id, row.uuid, _fail_timeout(timeout),
                                                 "provisioning") for row in rows)
 
@@ -168,13 +169,13 @@ class PeriodicTasks:
         started = time.monotonic()
         busy = [s.value for s in states.BUSY_STATES]
         in_scope = Node.maintenance.is_(False)
-        if self.settings.power_failure_recovery:
+        if self.settings.conductor.power_failure_recovery:
             in_scope = or_(in_scope, Node.fault == POWER_FAILURE)
         # Discovered nodes not yet taken on by an operator: their BMC address and password
         # were chosen by an inventory anyone may post (services/discovery/untrusted.py).
         rows = self._rows(in_scope, Node.provision_state.not_in(busy), untrusted.trusted(),
                           locks.is_free())
-        workers = max(1, self.settings.power_sync_workers)
+        workers = max(1, self.settings.conductor.power_sync_workers)
         with ThreadPoolExecutor(workers, "power-sync") as pool:
             outcomes = list(pool.map(self._sync_one, [row.id for row in rows]))
         report = PowerSyncReport(len(rows), outcomes.count("changed"), outcomes.count("failed"),
@@ -227,7 +228,7 @@ class PeriodicTasks:
         failures = int(node.driver_internal_info.get(FAILURES_KEY, 0)) + 1
         values: dict[str, Any] = {
             "driver_internal_info": {**node.driver_internal_info, FAILURES_KEY: failures}}
-        limit = self.settings.power_sync_max_retries
+        limit = self.settings.conductor.power_sync_max_retries
         if failures >= limit:
             reason = scrub(f"Power state sync failed {failures} times in a row: {error}")
             values.update(maintenance=True, fault=POWER_FAILURE, maintenance_reason=reason)

@@ -58,8 +58,8 @@ class RpcClient:
         self.membership = membership
         self._http = httpx.Client(
             headers={SECRET_HEADER: secret},
-            timeout=httpx.Timeout(settings.rpc_timeout_s, connect=5.0),
-            transport=httpx.HTTPTransport(retries=settings.rpc_retries),
+            timeout=httpx.Timeout(settings.rpc.timeout_s, connect=5.0),
+            transport=httpx.HTTPTransport(retries=settings.rpc.retries),
         )
 
     def close(self) -> None:

@@ -41,9 +41,9 @@ class TaskRunner:
         self.db = db
         self.drivers = drivers
         self.host = host
-        self._lease_s = settings.reservation_lease_s
-        self._executor = ThreadPoolExecutor(settings.conductor_workers, "conductor-worker")
-        self._free_workers = threading.BoundedSemaphore(settings.conductor_workers)
+        self._lease_s = settings.conductor.reservation_lease_s
+        self._executor = ThreadPoolExecutor(settings.conductor.workers, "conductor-worker")
+        self._free_workers = threading.BoundedSemaphore(settings.conductor.workers)
         self._held: set[int] = set()
         self._held_guard = threading.Lock()
 

@@ -64,12 +64,12 @@ class TimetableRunner:
         self.membership = membership
         self.host = host
         self.clock = clock
-        self.lead = timedelta(seconds=settings.restore_lead_s)
-        self.grace = timedelta(seconds=settings.occurrence_grace_s)
-        self.horizon = timedelta(days=settings.occurrence_horizon_days)
+        self.lead = timedelta(seconds=settings.classroom.restore_lead_s)
+        self.grace = timedelta(seconds=settings.classroom.occurrence_grace_s)
+        self.horizon = timedelta(days=settings.classroom.occurrence_horizon_days)
 
     def owns(self, room_uuid: str) -> bool:
-        return self.membership.ring(self.settings.conductor_group).owner(room_uuid) == self.host
+        return self.membership.ring(self.settings.conductor.group).owner(room_uuid) == self.host
 
     def run(self, now: datetime | None = None) -> TimetableReport:
         """One pass at ``now`` (the clock's time by default)."""

@@ -81,10 +81,10 @@ class BmcPower(PowerInterface):
 
     def _run(self, access: Any, command: PowerCommand) -> None:
         self.control.send(access, command)
-        timeout_s = self.settings.power_state_change_timeout_s
+        timeout_s = self.settings.drivers.power_state_change_timeout_s
         reached = wait_for(lambda: self.control.poll(access),
                            lambda state: bool(state == command.done_when), timeout_s,
-                           self.settings.power_poll_interval_s)
+                           self.settings.drivers.power_poll_interval_s)
         if reached != command.done_when:
             raise DriverError(self.control.still(access, reached, command, timeout_s))
 

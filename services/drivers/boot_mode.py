@@ -20,4 +20,4 @@ def capabilities(node: Node) -> dict[str, str]:
 def boot_mode(node: Node, settings: Settings) -> str:
     wanted = (node.instance_info or {}).get("deploy_boot_mode") or capabilities(node).get(
         "boot_mode")
-    return wanted if wanted in BOOT_MODES else settings.default_boot_mode
+    return wanted if wanted in BOOT_MODES else settings.drivers.default_boot_mode

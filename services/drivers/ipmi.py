@@ -101,7 +101,7 @@ class IpmiSessions:
     """Logged-in pyghmi sessions by BMC, shared by the power and management interfaces."""
 
     def __init__(self, settings: Settings) -> None:
-        self.calls = BoundedCalls("ipmi", settings.ipmi_max_concurrency, settings.ipmi_timeout_s)
+        self.calls = BoundedCalls("ipmi", settings.ipmi.max_concurrency, settings.ipmi.timeout_s)
         self._commands: dict[IpmiAccess, ipmi_command.Command] = {}
         self._bmc_locks: dict[IpmiAccess, threading.Lock] = {}
         self._guard = threading.Lock()

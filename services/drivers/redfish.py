@@ -113,8 +113,8 @@ class RedfishSessions:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.calls = BoundedCalls("redfish", settings.redfish_max_concurrency,
-                                  settings.redfish_timeout_s)
+        self.calls = BoundedCalls("redfish", settings.redfish.max_concurrency,
+                                  settings.redfish.timeout_s)
         self._connections: dict[tuple[str, str, str, bool | str], sushy.Sushy] = {}
         self._connecting: dict[tuple[str, str, str, bool | str], threading.Lock] = {}
         self._guard = threading.Lock()
@@ -131,9 +131,9 @@ class RedfishSessions:
         connection = sushy.Sushy(
             access.base_url, username=access.username or None,
             password=access.password or None, verify=access.verify,
-            connect_timeout=self.settings.redfish_timeout_s,
-            read_timeout=self.settings.redfish_timeout_s,
-            server_side_retries=self.settings.redfish_connect_retries,
+            connect_timeout=self.settings.redfish.timeout_s,
+            read_timeout=self.settings.redfish.timeout_s,
+            server_side_retries=self.settings.redfish.connect_retries,
             server_side_retries_delay=1)
         with self._guard:
             self._connections[key] = connection

@@ -41,14 +41,14 @@ def _working(_settings: Settings) -> Interface:
 
 
 IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
-    ("power", "fake"): lambda s: fake.FakePower(s.fake_power_delay_s),
-    ("management", "fake"): lambda s: fake.FakeManagement(s.fake_management_delay_s),
-    ("boot", "fake"): lambda s: fake.FakeBoot(s.fake_boot_delay_s),
-    ("deploy", "fake"): lambda s: fake.FakeDeploy(s.fake_deploy_delay_s),
-    ("network", "noop"): lambda s: fake.NoopNetwork(s.fake_network_delay_s),
-    ("network", "flat"): lambda s: fake.FakeNetwork(s.fake_network_delay_s),
+    ("power", "fake"): lambda s: fake.FakePower(s.fake.power_delay_s),
+    ("management", "fake"): lambda s: fake.FakeManagement(s.fake.management_delay_s),
+    ("boot", "fake"): lambda s: fake.FakeBoot(s.fake.boot_delay_s),
+    ("deploy", "fake"): lambda s: fake.FakeDeploy(s.fake.deploy_delay_s),
+    ("network", "noop"): lambda s: fake.NoopNetwork(s.fake.network_delay_s),
+    ("network", "flat"): lambda s: fake.FakeNetwork(s.fake.network_delay_s),
     ("network", "vlan"): VlanNetwork,
-    ("inspect", "fake"): lambda s: fake.FakeInspect(s.fake_deploy_delay_s),
+    ("inspect", "fake"): lambda s: fake.FakeInspect(s.fake.deploy_delay_s),
     ("inspect", "no-inspect"): lambda s: fake.NoInspect(),
     **{(iface, "fake"): _working for iface in ("bios", "console", "firmware", "raid", "rescue",
                                                 "vendor")},
@@ -95,10 +95,11 @@ class Drivers:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        unknown = [n for n in settings.enabled_hardware_types if n not in HARDWARE_TYPES]
+        unknown = [n for n in settings.drivers.enabled_hardware_types if n not in HARDWARE_TYPES]
         if unknown:
             raise UnknownHardwareType(f"unknown hardware types enabled: {', '.join(unknown)}")
-        self.hardware_types = {n: HARDWARE_TYPES[n] for n in settings.enabled_hardware_types}
+        self.hardware_types = {n: HARDWARE_TYPES[n]
+                               for n in settings.drivers.enabled_hardware_types}
         self._instances: dict[tuple[str, str], Interface] = {}
         self._clients: dict[str, Any] = {}
 

@@ -56,13 +56,13 @@ def magic_packet(mac: str, password: str | None = None) -> bytes:
 
 
 def _target(info: dict[str, Any], settings: Settings) -> tuple[str, int, str | None]:
-    host = driver_info.text(info, "wol_host", settings.wol_default_host)
+    host = driver_info.text(info, "wol_host", settings.wol.default_host)
     try:
         ipaddress.IPv4Address(host)
     except ValueError:
         raise driver_info.InvalidParameter(
             f"wol_host must be an IPv4 (broadcast) address, not {host!r}.") from None
-    port = driver_info.port_number(info, "wol_port", settings.wol_default_port)
+    port = driver_info.port_number(info, "wol_port", settings.wol.default_port)
     password = driver_info.text(info, "wol_password") or None
     if password is not None and not PASSWORD.fullmatch(password.lower()):
         raise driver_info.InvalidParameter(
@@ -92,7 +92,7 @@ class WolPower(PowerInterface):
                 raise DriverError(f"port MAC {mac!r} of node {task.node.uuid} is malformed")
 
     def get_power_state(self, task: Task) -> str | None:
-        if agent_client.is_alive(task.node, self.settings.agent_heartbeat_timeout_s):
+        if agent_client.is_alive(task.node, self.settings.deploy.agent_heartbeat_timeout_s):
             return POWER_ON
         return None
 
@@ -110,12 +110,12 @@ class WolPower(PowerInterface):
         task.record("power", f"Sent {len(packets)} Wake-on-LAN magic packet(s) to {host}:{port}.")
 
     def _through_agent(self, task: Task, command: str) -> None:
-        if not agent_client.is_alive(task.node, self.settings.agent_heartbeat_timeout_s):
+        if not agent_client.is_alive(task.node, self.settings.deploy.agent_heartbeat_timeout_s):
             raise ManualActionRequired(
                 f"Wake-on-LAN cannot power off node {task.node.uuid}: no agent runs on it; "
                 f"switch it off by hand")
         agent_client.run_command(task.node, command, {},
-                                 self.settings.agent_command_timeout_s)
+                                 self.settings.deploy.agent_command_timeout_s)
         if command == "standby.power_off":
             self._wait_until_off(task)
         # The agent goes away with the machine: its power state is unknown from now on.
@@ -125,7 +125,7 @@ class WolPower(PowerInterface):
         """Return once the agent stops answering: the agent powers the machine off a moment
         after it answered, and a NIC ignores magic packets while its machine is still on, so
         waking the machine right away (the next boot of a deploy) would be lost."""
-        deadline = time.monotonic() + self.settings.agent_command_timeout_s
+        deadline = time.monotonic() + self.settings.deploy.agent_command_timeout_s
         while time.monotonic() < deadline:
             try:
                 agent_client.list_commands(task.node, AGENT_GONE_PROBE_TIMEOUT_S)
@@ -133,8 +133,8 @@ class WolPower(PowerInterface):
                 return
             time.sleep(AGENT_GONE_POLL_S)
         raise DriverError(f"the agent of node {task.node.uuid} still answers "
-                          f"{self.settings.agent_command_timeout_s:.0f} s after it was asked to "
-                          f"power the machine off")
+                          f"{self.settings.deploy.agent_command_timeout_s:.0f} s after it was "
+                          f"asked to power the machine off")
 
     def set_power_state(self, task: Task, state: str) -> None:
         if state == POWER_ON:
@@ -146,7 +146,7 @@ class WolPower(PowerInterface):
 
     def reboot(self, task: Task) -> None:
         """Through the agent; else wake the machine, which is all a magic packet can do."""
-        if agent_client.is_alive(task.node, self.settings.agent_heartbeat_timeout_s):
+        if agent_client.is_alive(task.node, self.settings.deploy.agent_heartbeat_timeout_s):
             self._through_agent(task, "standby.reboot")
             return
         self._wake(task)

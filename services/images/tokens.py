@@ -24,11 +24,11 @@ SECRET_FILE_NAME = "image-token.secret"
 
 
 def load_secret(settings: Settings) -> bytes:
-    if settings.image_token_secret_file is not None:
-        return settings.image_token_secret_file.read_text().strip().encode()
-    if settings.image_token_secret:
-        return settings.image_token_secret.encode()
-    return _host_secret(settings.data_dir / SECRET_FILE_NAME)
+    if settings.images.token_secret_file is not None:
+        return settings.images.token_secret_file.read_text().strip().encode()
+    if settings.images.token_secret:
+        return settings.images.token_secret.encode()
+    return _host_secret(settings.process.data_dir / SECRET_FILE_NAME)
 
 
 def _host_secret(path: Path) -> bytes:

@@ -332,8 +332,11 @@ def running_stack(tmp_path: Path) -> Iterator[Stack]:
     url = f"sqlite:///{tmp_path / 'fuzz.sqlite'}"
     upgrade_schema(url)
     db = Database(url)
-    settings = Settings(data_dir=tmp_path, conductor_hostname="fuzz-conductor",
-                        boot_public_url="http://127.0.0.1:9")
+    settings = Settings(
+        process={"data_dir": tmp_path},
+        conductor={"hostname": "fuzz-conductor"},
+        boot={"public_url": "http://127.0.0.1:9"},
+    )
     drivers = Drivers(settings)
     membership = Membership(db, settings)
     manager = ConductorManager(db, settings, drivers, membership)

@@ -103,9 +103,12 @@ def boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Boot]:
     (files / "escape").symlink_to(base / "secret.txt")
     (files / "etc").symlink_to("/etc")
     (files / "same-kernel").symlink_to(files / "deploy.kernel")
-    settings = Settings(data_dir=base, boot_files_dir=files, image_cache_dir=base / "cache",
-                        image_cache_max_bytes=CACHE_MAX_BYTES, image_download_timeout_s=5,
-                        boot_public_url="http://192.0.2.10:8080")
+    settings = Settings(
+        process={"data_dir": base},
+        boot={"files_dir": files, "public_url": "http://192.0.2.10:8080"},
+        images={"cache_dir": base / "cache", "cache_max_bytes": CACHE_MAX_BYTES,
+                "download_timeout_s": 5},
+    )
     with serving(create_boot_app(settings, db)) as served:
         yield Boot(served, db, settings)
 
@@ -190,9 +193,11 @@ def test_ports_not_enabled_for_pxe_get_no_boot(boot: Boot) -> None:
 
 def test_with_discovery_unknown_macs_get_the_discovery_ramdisk(boot: Boot) -> None:
     settings = boot.settings.model_copy(update={
-        "boot_discovery": True, "deploy_kernel": "deploy.kernel",
-        "deploy_ramdisk": "https://images.example/initrd.img",
-        "agent_api_url": "http://192.0.2.10:6385", "kernel_append_params": "console=ttyS0"})
+        "discovery": boot.settings.discovery.model_copy(update={"enabled": True}),
+        "deploy": boot.settings.deploy.model_copy(update={
+            "kernel": "deploy.kernel", "ramdisk": "https://images.example/initrd.img",
+            "agent_api_url": "http://192.0.2.10:6385", "kernel_append_params": "console=ttyS0"}),
+    })
     known, known_mac = add_node(boot.db)
     with serving(create_boot_app(settings, boot.db)) as url:
         unknown = httpx.get(f"{url}/boot.ipxe", params={"mac": "52:54:00:fe:fe:fe"}).text

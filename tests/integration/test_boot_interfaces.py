@@ -50,7 +50,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     data_dir = base / "aio"
     with running_aio(data_dir, env=env) as aio:
         db = Database(f"sqlite:///{data_dir / 'enclume.sqlite'}")
-        settings = Settings(data_dir=base, boot_files_dir=files, boot_public_url=boot_url)
+        settings = Settings(
+            process={"data_dir": base},
+            boot={"files_dir": files, "public_url": boot_url},
+        )
         with serving(create_boot_app(settings, db), boot_socket), \
                 httpx.Client(base_url=aio.url, headers=HEADERS, timeout=10) as api:
             yield Lab(api, aio, boot_url, db)

@@ -201,7 +201,10 @@ def test_the_image_is_verified_before_the_agent_is_asked_to_export_anything(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/os.raw"
-        writer = IscsiWriter(Settings(data_dir=tmp_path, conductor_hostname="c1"))
+        writer = IscsiWriter(Settings(
+            process={"data_dir": tmp_path},
+            conductor={"hostname": "c1"},
+        ))
         resumed: list[bool] = []
         wrong = Node(driver="ipmi", instance_info={"image_source": url,
                                                    "image_checksum": "0" * 64})

@@ -202,10 +202,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             TcpForwarder(link.root_address, ("127.0.0.1", aio.port)) as forwarder:
         db = Database(f"sqlite:///{base / 'aio' / 'enclume.sqlite'}")
         boot_socket = bound_socket()
-        settings = Settings(data_dir=base / "boot", boot_files_dir=files, boot_discovery=True,
-                            deploy_kernel=KERNEL, deploy_ramdisk=RAMDISK,
-                            boot_public_url=url_of(boot_socket), agent_api_url=forwarder.url,
-                            image_cache_dir=base / "cache")
+        settings = Settings(
+            process={"data_dir": base / "boot"},
+            boot={"files_dir": files, "public_url": url_of(boot_socket)},
+            discovery={"enabled": True},
+            deploy={"kernel": KERNEL, "ramdisk": RAMDISK, "agent_api_url": forwarder.url},
+            images={"cache_dir": base / "cache"},
+        )
         with serving(create_boot_app(settings, db), boot_socket) as boot_url, \
                 httpx.Client(base_url=aio.url, headers=HEADERS, timeout=30) as api:
             yield Lab(aio, api, boot_url, link, forwarder.url, base)

@@ -15,6 +15,7 @@ from tftpy.TftpShared import TftpErrors
 
 from services.boot.tftp import TftpService
 from services.common.config import Settings
+from tests.support.settings import merged_settings
 
 pytestmark = pytest.mark.integration
 
@@ -22,13 +23,12 @@ IPXE = Path("/usr/lib/ipxe")
 RRQ, WRQ, DATA, ACK, ERROR = 1, 2, 3, 4, 5
 
 
-def settings(**values: object) -> Settings:
+def settings(**sections: dict[str, object]) -> Settings:
     for name in ("undionly.kpxe", "ipxe.efi"):
         assert (IPXE / name).is_file(), f"{IPXE / name} missing: install Debian's ipxe package"
-    defaults: dict[str, object] = {"tftp_host": "127.0.0.1", "tftp_port": 0,
-                                   "tftp_root": IPXE, "tftp_timeout_s": 0.5,
-                                   "tftp_retries": 2}
-    return Settings(**{**defaults, **values})
+    defaults = {"tftp": {"host": "127.0.0.1", "port": 0, "root": IPXE, "timeout_s": 0.5,
+                         "retries": 2}}
+    return merged_settings(defaults, **sections)
 
 
 @pytest.fixture
@@ -174,7 +174,7 @@ def test_a_silent_client_is_retried_then_dropped(tftp: TftpService) -> None:
 
 
 def test_transfers_beyond_the_limit_are_told_the_server_is_busy() -> None:
-    service = TftpService(settings(tftp_max_sessions=1))
+    service = TftpService(settings(tftp={"max_sessions": 1}))
     service.start()
     try:
         assert exchange(service, request(RRQ, b"undionly.kpxe")) is not None  # left hanging
@@ -189,6 +189,6 @@ def test_transfers_beyond_the_limit_are_told_the_server_is_busy() -> None:
 
 def test_a_missing_binary_stops_the_start_with_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match=r"ipxe\.efi is missing"):
-        TftpService(settings(tftp_root=tmp_path)).start()
+        TftpService(settings(tftp={"root": tmp_path})).start()
     with pytest.raises(RuntimeError, match="only plain file names"):
-        TftpService(settings(tftp_files=["../etc/passwd"])).start()
+        TftpService(settings(tftp={"files": ["../etc/passwd"]})).start()

@@ -113,7 +113,10 @@ def boot_service(tmp_path: Path, db: Database) -> Iterator[tuple[str, Path]]:
     files = tmp_path / "files"
     sock = bound_socket()
     guest_url = url_of(sock).replace("127.0.0.1", HOST_FROM_GUEST)
-    settings = Settings(data_dir=tmp_path, boot_files_dir=files, boot_public_url=guest_url)
+    settings = Settings(
+        process={"data_dir": tmp_path},
+        boot={"files_dir": files, "public_url": guest_url},
+    )
     with serving(create_boot_app(settings, db), sock):
         yield guest_url, files
 

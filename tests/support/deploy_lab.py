@@ -70,9 +70,12 @@ def boot_service(base: Path, db: Database, files: Path, boot_socket: socket.sock
     """The boot service's HTTP app (files, iPXE scripts, image cache, the image store's range
     reads, checking image tokens under ``image_token_secret``) in a thread; its URL."""
     boot_url = url_of(boot_socket)
-    settings = Settings(data_dir=base, boot_files_dir=files, boot_public_url=boot_url,
-                        image_cache_dir=base / "image-cache", image_store_dir=image_store_dir,
-                        image_token_secret=image_token_secret)
+    settings = Settings(
+        process={"data_dir": base},
+        boot={"files_dir": files, "public_url": boot_url},
+        images={"cache_dir": base / "image-cache", "store_dir": image_store_dir,
+                "token_secret": image_token_secret},
+    )
     with serving(create_boot_app(settings, db), boot_socket):
         yield boot_url
 

@@ -31,6 +31,7 @@ from services.conductor.rpc import RpcClient, server_app
 from services.drivers.registry import Drivers
 from tests.support.asgi import bound_socket, serving, url_of
 from tests.support.polling import eventually
+from tests.support.settings import Sections, merged_settings
 
 HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 MAC = "52:54:00:00:aa:01"
@@ -47,10 +48,12 @@ class Stack:
     settings: Settings
 
 
-def settings_for(tmp_path: Path, **values: Any) -> Settings:
-    return Settings(data_dir=tmp_path, conductor_hostname="conductor-1",
-                    agent_heartbeat_timeout_s=6, boot_public_url="http://192.0.2.1:8080",
-                    **values)
+def settings_for(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
+    defaults: Sections = {"process": {"data_dir": tmp_path},
+                          "conductor": {"hostname": "conductor-1"},
+                          "deploy": {"agent_heartbeat_timeout_s": 6},
+                          "boot": {"public_url": "http://192.0.2.1:8080"}}
+    return merged_settings(defaults, **sections)
 
 
 @pytest.fixture
@@ -291,7 +294,7 @@ def test_inventory_endpoint(stack: Stack) -> None:
 
 
 def test_token_and_heartbeat_work_over_rpc(tmp_path: Path, db: Database) -> None:
-    settings = settings_for(tmp_path, rpc_secret=SECRET)
+    settings = settings_for(tmp_path, rpc={"secret": SECRET})
     sock = bound_socket()
     membership = Membership(db, settings)
     manager = ConductorManager(db, settings, Drivers(settings), membership,
@@ -335,7 +338,7 @@ def test_abort_forgets_the_agent_and_refuses_its_heartbeats(stack: Stack) -> Non
 def test_a_callback_timeout_powers_off_and_removes_the_ramdisk_boot(stack: Stack) -> None:
     from services.conductor.periodic import PeriodicTasks
 
-    old = utcnow() - timedelta(seconds=stack.settings.callback_timeout_s + 60)
+    old = utcnow() - timedelta(seconds=stack.settings.conductor.callback_timeout_s + 60)
     node = add_node(stack.db, "clean wait", provision_updated_at=old,
                     driver_internal_info={"boot": {"mode": "ramdisk"},
                                           "fake_power_state": "power on",

@@ -21,7 +21,10 @@ from services.drivers.deploy.qemu_img import IscsiTarget
 from services.drivers.inspect import inventory
 from services.drivers.registry import HARDWARE_TYPES, Drivers
 
-SETTINGS = Settings(boot_public_url="http://192.0.2.1:8080/", default_boot_mode="uefi")
+SETTINGS = Settings(
+    boot={"public_url": "http://192.0.2.1:8080/"},
+    drivers={"default_boot_mode": "uefi"},
+)
 SHA256 = "a" * 64
 GIB = 1024**3
 
@@ -48,7 +51,8 @@ def test_write_image_params_from_instance_info() -> None:
     direct = node_with({**node.instance_info, "image_download_source": "http"})
     assert image.write_image_params(direct, SETTINGS)["image_url"] == (
         "https://user:pw@images.example/os.qcow2")
-    by_setting = SETTINGS.model_copy(update={"image_download_source": "http"})
+    by_setting = SETTINGS.model_copy(update={"deploy": SETTINGS.deploy.model_copy(
+        update={"image_download_source": "http"})})
     assert image.write_image_params(node_with(dict(node.instance_info)), by_setting)[
         "image_url"].startswith("https://")
 
@@ -144,7 +148,8 @@ def test_clean_steps() -> None:
     assert [s["step"] for s in steps] == ["erase_devices_metadata"]
     with pytest.raises(DriverError, match="unknown steps erase_all"):
         cleaning.automated_steps(SETTINGS.model_copy(
-            update={"automated_clean_steps": ["erase_all"]}))
+            update={"deploy": SETTINGS.deploy.model_copy(
+                update={"automated_clean_steps": ["erase_all"]})}))
     cleaning.check_manual_steps([{"interface": "deploy", "step": "erase_devices"}], "direct")
     with pytest.raises(DriverError, match=r"deploy\.erase_devices_metadata, deploy\.erase_devices"):
         cleaning.check_manual_steps([{"interface": "raid", "step": "create"}], "direct")

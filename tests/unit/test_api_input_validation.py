@@ -43,7 +43,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     url = f"sqlite:///{directory / 'api.sqlite'}"
     upgrade_schema(url)
     db = Database(url)
-    settings = Settings(data_dir=directory, conductor_hostname="conductor-1")
+    settings = Settings(
+        process={"data_dir": directory},
+        conductor={"hostname": "conductor-1"},
+    )
     with served_api(settings, db) as served:
         yield Stack(served.client, db, served.app)
 

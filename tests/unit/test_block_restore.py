@@ -26,8 +26,11 @@ PLAIN = {"image_source": "http://images.example/debian.img",
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    settings = Settings(data_dir=tmp_path, boot_public_url=BOOT,
-                        image_store_dir=tmp_path / "store")
+    settings = Settings(
+        process={"data_dir": tmp_path},
+        boot={"public_url": BOOT},
+        images={"store_dir": tmp_path / "store"},
+    )
     image = tmp_path / "disk.raw"
     image.write_bytes(os.urandom(64 * 1024))
     ImageStore(settings.effective_image_store_dir, 1 << 30).ingest_file(

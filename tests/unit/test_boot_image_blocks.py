@@ -122,12 +122,17 @@ def test_a_token_is_refused_once_expired(tmp_path: Path) -> None:
 
 def test_the_secret_comes_from_the_settings_or_is_made_once_per_data_dir(
         tmp_path: Path) -> None:
-    made = tokens.load_secret(Settings(data_dir=tmp_path))
-    assert len(made) >= 32 and tokens.load_secret(Settings(data_dir=tmp_path)) == made
+    made = tokens.load_secret(Settings(process={"data_dir": tmp_path}))
+    assert len(made) >= 32 and tokens.load_secret(Settings(process={"data_dir": tmp_path})) == made
     assert (tmp_path / tokens.SECRET_FILE_NAME).stat().st_mode & 0o077 == 0
-    assert tokens.load_secret(Settings(data_dir=tmp_path, image_token_secret="s3cret")) == \
+    assert tokens.load_secret(Settings(
+        process={"data_dir": tmp_path},
+        images={"token_secret": "s3cret"},
+    )) == \
         b"s3cret"
     (tmp_path / "secret").write_text("from a file\n")
-    assert tokens.load_secret(Settings(data_dir=tmp_path, image_token_secret="s3cret",
-                                       image_token_secret_file=tmp_path / "secret")) == \
+    assert tokens.load_secret(Settings(
+        process={"data_dir": tmp_path},
+        images={"token_secret": "s3cret", "token_secret_file": tmp_path / "secret"},
+    )) == \
         b"from a file"

@@ -49,9 +49,11 @@ def committed_info(db: Database, node_id: int) -> dict[str, Any]:
         return dict(node.driver_internal_info)
 
 
-SETTINGS = Settings(boot_public_url="http://192.0.2.1:8080/", deploy_kernel="vmlinuz",
-                    deploy_ramdisk="https://images.example/initrd.img",
-                    agent_api_url="http://192.0.2.1:6385", default_boot_mode="bios")
+SETTINGS = Settings(
+    boot={"public_url": "http://192.0.2.1:8080/"},
+    deploy={"kernel": "vmlinuz", "ramdisk": "https://images.example/initrd.img", "agent_api_url": "http://192.0.2.1:6385"},
+    drivers={"default_boot_mode": "bios"},
+)
 
 
 def test_machines_that_boot_from_the_network_first_are_told_to_boot_their_disk(
@@ -108,7 +110,8 @@ def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 def test_a_conductor_taking_over_an_active_node_prepares_its_boot_again(db: Database) -> None:
-    settings = SETTINGS.model_copy(update={"conductor_hostname": "conductor-b"})
+    settings = SETTINGS.model_copy(update={"conductor": SETTINGS.conductor.model_copy(
+        update={"hostname": "conductor-b"})})
     stale = {"mode": "ramdisk", "kernel": "http://gone/k", "ramdisk": "http://gone/r"}
     node_id = add_node(db, provision_state="active", conductor_affinity="conductor-a",
                        driver_internal_info={"boot": stale})

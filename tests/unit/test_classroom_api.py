@@ -66,9 +66,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterat
     (directory / "users.yaml").write_text(yaml.safe_dump({"users": users}))
     upgrade_schema(database_url)
     db = Database(database_url)
-    settings = Settings(data_dir=directory, conductor_hostname="c1", auth_strategy="users_file",
-                        users_file=directory / "users.yaml", ical_max_bytes=20_000,
-                        ical_max_events=50, occurrence_horizon_days=366)
+    settings = Settings(
+        process={"data_dir": directory},
+        conductor={"hostname": "c1"},
+        auth={"strategy": "users_file", "users_file": directory / "users.yaml"},
+        classroom={"ical_max_bytes": 20_000, "ical_max_events": 50, "occurrence_horizon_days": 366},
+    )
     with served_api(settings, db) as served:
         yield Stack(str(served.client.base_url), db)
 

@@ -35,6 +35,7 @@ from services.drivers.registry import Drivers
 from tests.support.aio import write_htpasswd
 from tests.support.api_stack import served_api
 from tests.support.asgi import bound_socket, serving, url_of
+from tests.support.settings import Sections, merged_settings
 
 GiB = 1024**3
 HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
@@ -70,13 +71,14 @@ class Stack:
     manager: ConductorManager | None = None
 
 
-def settings_for(tmp_path: Path, **values: Any) -> Settings:
+def settings_for(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     rules.chmod(0o600)
-    values = {"data_dir": tmp_path, "conductor_hostname": "conductor-1",
-              "boot_discovery": True, "discovery_rules_file": rules, **values}
-    return Settings(**values)
+    defaults: Sections = {"process": {"data_dir": tmp_path},
+                          "conductor": {"hostname": "conductor-1"},
+                          "discovery": {"enabled": True, "rules_file": rules}}
+    return merged_settings(defaults, **sections)
 
 
 @pytest.fixture
@@ -359,14 +361,14 @@ def test_a_malformed_inventory_is_400_with_the_reason_and_writes_nothing(
 
 
 def test_with_discovery_off_inventories_are_refused(tmp_path: Path, db: Database) -> None:
-    for stack in serve(tmp_path, db, boot_discovery=False):
+    for stack in serve(tmp_path, db, discovery={"enabled": False}):
         answer = post(stack, {"inventory": inventory()})
         assert answer.status_code == 403 and "Discovery is off" in answer.text
         assert counts(db) == (0, 0, 0, 0)
 
 
 def test_an_inventory_over_the_body_limit_is_413(tmp_path: Path, db: Database) -> None:
-    for stack in serve(tmp_path, db, max_request_body_bytes=4096):
+    for stack in serve(tmp_path, db, api={"max_request_body_bytes": 4096}):
         padded = inventory(padding="x" * 5000)
         answer = post(stack, {"inventory": padded})
         assert answer.status_code == 413 and counts(db) == (0, 0, 0, 0)
@@ -375,7 +377,11 @@ def test_an_inventory_over_the_body_limit_is_413(tmp_path: Path, db: Database) -
 
 def test_the_endpoint_is_public_under_http_basic(tmp_path: Path, db: Database) -> None:
     htpasswd = write_htpasswd(tmp_path / "htpasswd", {"admin": "pw"})
-    for stack in serve(tmp_path, db, auth_strategy="http_basic", htpasswd_file=htpasswd):
+    for stack in serve(
+        tmp_path,
+        db,
+        auth={"strategy": "http_basic", "htpasswd_file": htpasswd},
+    ):
         assert stack.api.get("/v1/nodes").status_code == 401
         answer = post(stack, {"inventory": inventory()})
         assert answer.status_code == 202, answer.text
@@ -387,14 +393,17 @@ def test_the_endpoint_is_public_under_http_basic(tmp_path: Path, db: Database) -
 def test_the_api_refuses_to_start_with_bad_rules_or_a_disabled_default_driver(
         tmp_path: Path, db: Database) -> None:
     settings = settings_for(tmp_path)
-    assert settings.discovery_rules_file is not None
-    settings.discovery_rules_file.write_text("rules:\n  - set: {driver: idrac}\n")
+    assert settings.discovery.rules_file is not None
+    settings.discovery.rules_file.write_text("rules:\n  - set: {driver: idrac}\n")
     drivers = Drivers(settings)
     with pytest.raises(RulesError, match=r"rules\.yaml, rule 1, line 2: set\.driver"):
         create_app(settings, db, ConductorManager(db, settings, drivers), Membership(
             db, settings))
-    settings = settings_for(tmp_path, discovery_driver="wol",
-                            enabled_hardware_types=["fake-hardware", "ipmi"])
+    settings = settings_for(
+        tmp_path,
+        discovery={"driver": "wol"},
+        drivers={"enabled_hardware_types": ["fake-hardware", "ipmi"]},
+    )
     drivers = Drivers(settings)
     with pytest.raises(RulesError, match="ENCLUME_DISCOVERY_DRIVER 'wol' is not an enabled"):
         create_app(settings, db, ConductorManager(db, settings, drivers), Membership(
@@ -404,13 +413,13 @@ def test_the_api_refuses_to_start_with_bad_rules_or_a_disabled_default_driver(
 def test_a_rules_file_with_passwords_readable_by_others_is_warned_about(
         tmp_path: Path, db: Database, caplog: pytest.LogCaptureFixture) -> None:
     settings = settings_for(tmp_path)
-    assert settings.discovery_rules_file is not None
-    settings.discovery_rules_file.chmod(0o644)
+    assert settings.discovery.rules_file is not None
+    settings.discovery.rules_file.chmod(0o644)
     drivers = Drivers(settings)
     create_app(settings, db, ConductorManager(db, settings, drivers), Membership(db, settings))
     assert "holds secrets (ipmi_password)" in caplog.text and "chmod 600" in caplog.text
     assert PASSWORD not in caplog.text
-    assert not settings.discovery_rules_file.stat().st_mode & stat.S_IWOTH
+    assert not settings.discovery.rules_file.stat().st_mode & stat.S_IWOTH
 
 
 # -- over RPC (cluster mode) ---------------------------------------------------------------
@@ -418,7 +427,7 @@ def test_a_rules_file_with_passwords_readable_by_others_is_warned_about(
 
 def test_discovery_over_rpc_enrolls_at_the_owner_of_the_new_uuid(tmp_path: Path,
                                                                  db: Database) -> None:
-    settings = settings_for(tmp_path, rpc_secret="rpc-secret-for-tests")
+    settings = settings_for(tmp_path, rpc={"secret": "rpc-secret-for-tests"})
     drivers = Drivers(settings)
     sock = bound_socket()
     manager = ConductorManager(db, settings, drivers, Membership(db, settings),
@@ -450,7 +459,7 @@ def test_discovery_over_rpc_enrolls_at_the_owner_of_the_new_uuid(tmp_path: Path,
 
 def test_discovered_nodes_waiting_in_enroll_are_capped(tmp_path: Path, db: Database,
                                                        caplog: pytest.LogCaptureFixture) -> None:
-    for stack in serve(tmp_path, db, discovery_max_enroll_nodes=2):
+    for stack in serve(tmp_path, db, discovery={"max_enroll_nodes": 2}):
         for last in range(2):
             created = post(stack, {"inventory": inventory(interfaces=[
                 {"name": "eth0", "mac_address": f"aa:bb:cc:00:01:0{last}"}], boot={})})

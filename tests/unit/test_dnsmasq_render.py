@@ -21,6 +21,7 @@ from services.boot.dnsmasq_config import (
 )
 from services.common.bootconfig.entry import BootEntry, DesiredBoot
 from services.common.config import Settings
+from tests.support.settings import Sections, merged_settings
 
 ADDRESS = IPv4Interface("10.20.0.1/24")
 SCRIPT = "http://10.20.0.1:8080/boot.ipxe?mac=${netX/mac}"
@@ -29,17 +30,18 @@ MAC_B = "52:54:00:00:00:0b"
 MAC_Q = "52:54:00:00:00:99"
 
 
-def settings(tmp_path: Path, **values: object) -> Settings:
-    defaults: dict[str, object] = {
-        "data_dir": tmp_path, "boot_interface": "prov0", "boot_dhcp_mode": "full",
-        "boot_dhcp_range_start": "10.20.0.100", "boot_dhcp_range_end": "10.20.0.200",
-        "boot_http_host": "10.20.0.1", "boot_http_port": 8080, "tftp_host": "0.0.0.0",
+def settings(tmp_path: Path, **sections: dict[str, object]) -> Settings:
+    defaults: Sections = {
+        "process": {"data_dir": tmp_path},
+        "boot": {"interface": "prov0", "http_host": "10.20.0.1", "http_port": 8080},
+        "dhcp": {"mode": "full", "range_start": "10.20.0.100", "range_end": "10.20.0.200"},
+        "tftp": {"host": "0.0.0.0"},
     }
-    return Settings(**{**defaults, **values})  # type: ignore[arg-type]
+    return merged_settings(defaults, **sections)
 
 
-def network(tmp_path: Path, **values: object) -> DhcpNetwork:
-    return network_from_settings(settings(tmp_path, **values), ADDRESS)
+def network(tmp_path: Path, **sections: dict[str, object]) -> DhcpNetwork:
+    return network_from_settings(settings(tmp_path, **sections), ADDRESS)
 
 
 def lines(config: str) -> list[str]:
@@ -62,7 +64,7 @@ def dnsmasq_binary() -> str:
 # -- configuration --------------------------------------------------------------------------
 
 def test_full_mode_leases_the_range_and_sends_each_client_kind_its_loader(tmp_path: Path) -> None:
-    config = lines(render_config(network(tmp_path, boot_dhcp_no_ping=True)))
+    config = lines(render_config(network(tmp_path, dhcp={"no_ping": True})))
     assert "interface=prov0" in config and "bind-interfaces" in config and "port=0" in config
     assert "dhcp-range=10.20.0.100,10.20.0.200,255.255.255.0,3600" in config
     assert "dhcp-ignore=tag:!enclume" in config  # only MACs a host file tags are answered
@@ -80,9 +82,11 @@ def test_full_mode_leases_the_range_and_sends_each_client_kind_its_loader(tmp_pa
 
 
 def test_full_mode_options(tmp_path: Path) -> None:
-    config = lines(render_config(network(tmp_path, boot_dhcp_router="10.20.0.254",
-                                         boot_dhcp_lease_time_s=600, boot_dnsmasq_user="dnsmasq",
-                                         boot_router_advertisement=False)))
+    config = lines(render_config(network(
+        tmp_path,
+        dhcp={"router": "10.20.0.254", "lease_time_s": 600, "dnsmasq_user": "dnsmasq",
+              "router_advertisement": False},
+    )))
     assert "dhcp-option=option:router,10.20.0.254" in config
     assert "dhcp-range=10.20.0.100,10.20.0.200,255.255.255.0,600" in config
     assert "user=dnsmasq" in config
@@ -92,8 +96,10 @@ def test_full_mode_options(tmp_path: Path) -> None:
 
 
 def test_proxy_mode_adds_boot_answers_to_another_servers_addresses(tmp_path: Path) -> None:
-    config = lines(render_config(network(tmp_path, boot_dhcp_mode="proxy",
-                                         boot_dhcp_range_start=None, boot_dhcp_range_end=None)))
+    config = lines(render_config(network(
+        tmp_path,
+        dhcp={"mode": "proxy", "range_start": None, "range_end": None},
+    )))
     assert "dhcp-range=10.20.0.0,proxy,255.255.255.0" in config
     assert not any(line.startswith("dhcp-range=10.20.0.100") for line in config)
     services = [line for line in config if line.startswith("pxe-service=")]
@@ -116,12 +122,12 @@ def test_router_advertisement_for_ipxe(tmp_path: Path) -> None:
 
 def test_next_server_is_the_tftp_address_when_one_is_named(tmp_path: Path) -> None:
     assert network(tmp_path).next_server == IPv4Address("10.20.0.1")
-    assert network(tmp_path, tftp_host="10.20.0.5").next_server == IPv4Address("10.20.0.5")
+    assert network(tmp_path, tftp={"host": "10.20.0.5"}).next_server == IPv4Address("10.20.0.5")
 
 
 @pytest.mark.parametrize("mode", ["full", "proxy"])
 def test_dnsmasq_accepts_the_generated_configuration(tmp_path: Path, mode: str) -> None:
-    net = network(tmp_path, boot_dhcp_mode=mode, boot_dhcp_no_ping=True)
+    net = network(tmp_path, dhcp={"mode": mode, "no_ping": True})
     config = tmp_path / "dnsmasq.conf"
     config.write_text(render_config(net))
     result = subprocess.run([dnsmasq_binary(), "--test", f"--conf-file={config}"],
@@ -133,23 +139,23 @@ def test_dnsmasq_accepts_the_generated_configuration(tmp_path: Path, mode: str) 
 # -- settings that cannot work -------------------------------------------------------------
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"boot_interface": None}, "ENCLUME_BOOT_INTERFACE is not set"),
-    ({"boot_dhcp_range_start": None}, "ENCLUME_BOOT_DHCP_RANGE_START"),
-    ({"boot_dhcp_range_end": None}, "ENCLUME_BOOT_DHCP_RANGE_END"),
-    ({"boot_dhcp_range_end": "10.21.0.9"}, "ENCLUME_BOOT_DHCP_RANGE_END=10.21.0.9 is outside"),
-    ({"boot_dhcp_range_start": "10.20.0.201"}, "comes before ENCLUME_BOOT_DHCP_RANGE_START"),
-    ({"boot_dhcp_range_start": "10.20.0.1"}, "holds this host's own address 10.20.0.1"),
-    ({"tftp_host": "127.0.0.1"}, "ENCLUME_TFTP_HOST=127.0.0.1 is a loopback address"),
-    ({"tftp_host": "tftp.example"}, "ENCLUME_TFTP_HOST=tftp.example is not an IPv4"),
-    ({"tftp_port": 6969}, "ENCLUME_TFTP_PORT=6969"),
-    ({"tftp_files": ["ipxe.efi"]}, "ENCLUME_TFTP_FILES must include undionly.kpxe"),
-    ({"boot_dnsmasq_user": "no body"}, "ENCLUME_BOOT_DNSMASQ_USER"),
-    ({"boot_interface": "eth0,x"}, "ENCLUME_BOOT_INTERFACE"),
-    ({"boot_public_url": "ftp://10.20.0.1/"}, "ENCLUME_BOOT_PUBLIC_URL"),
-    ({"boot_http_host": "127.0.0.1"}, "http://127.0.0.1:8080 is on loopback"),
-    ({"boot_public_url": "http://localhost:8080"}, "http://localhost:8080 is on loopback"),
+    ({"boot": {"interface": None}}, "ENCLUME_BOOT_INTERFACE is not set"),
+    ({"dhcp": {"range_start": None}}, "ENCLUME_BOOT_DHCP_RANGE_START"),
+    ({"dhcp": {"range_end": None}}, "ENCLUME_BOOT_DHCP_RANGE_END"),
+    ({"dhcp": {"range_end": "10.21.0.9"}}, "ENCLUME_BOOT_DHCP_RANGE_END=10.21.0.9 is outside"),
+    ({"dhcp": {"range_start": "10.20.0.201"}}, "comes before ENCLUME_BOOT_DHCP_RANGE_START"),
+    ({"dhcp": {"range_start": "10.20.0.1"}}, "holds this host's own address 10.20.0.1"),
+    ({"tftp": {"host": "127.0.0.1"}}, "ENCLUME_TFTP_HOST=127.0.0.1 is a loopback address"),
+    ({"tftp": {"host": "tftp.example"}}, "ENCLUME_TFTP_HOST=tftp.example is not an IPv4"),
+    ({"tftp": {"port": 6969}}, "ENCLUME_TFTP_PORT=6969"),
+    ({"tftp": {"files": ["ipxe.efi"]}}, "ENCLUME_TFTP_FILES must include undionly.kpxe"),
+    ({"dhcp": {"dnsmasq_user": "no body"}}, "ENCLUME_BOOT_DNSMASQ_USER"),
+    ({"boot": {"interface": "eth0,x"}}, "ENCLUME_BOOT_INTERFACE"),
+    ({"boot": {"public_url": "ftp://10.20.0.1/"}}, "ENCLUME_BOOT_PUBLIC_URL"),
+    ({"boot": {"http_host": "127.0.0.1"}}, "http://127.0.0.1:8080 is on loopback"),
+    ({"boot": {"public_url": "http://localhost:8080"}}, "http://localhost:8080 is on loopback"),
 ])
-def test_settings_at_fault_are_named(tmp_path: Path, values: dict[str, object],
+def test_settings_at_fault_are_named(tmp_path: Path, values: Sections,
                                      message: str) -> None:
     with pytest.raises(BootConfigError, match=re.escape(message)):
         network(tmp_path, **values)
@@ -158,11 +164,11 @@ def test_settings_at_fault_are_named(tmp_path: Path, values: dict[str, object],
 def test_a_missing_interface_is_named(tmp_path: Path) -> None:
     with pytest.raises(BootConfigError, match="ENCLUME_BOOT_INTERFACE=no-such-if0: there is no "
                                               "network interface"):
-        network_from_settings(settings(tmp_path, boot_interface="no-such-if0"))
+        network_from_settings(settings(tmp_path, boot={"interface": "no-such-if0"}))
 
 
 def test_proxy_mode_needs_no_range(tmp_path: Path) -> None:
-    net = network(tmp_path, boot_dhcp_mode="proxy", boot_dhcp_range_start=None)
+    net = network(tmp_path, dhcp={"mode": "proxy", "range_start": None})
     assert net.range_start is None and net.mode == "proxy"
 
 
@@ -198,8 +204,8 @@ def test_a_mac_with_a_reserved_address_keeps_its_entry_when_no_longer_answered()
 
 def test_addresses_are_reserved_in_full_dhcp_only_and_never_the_router_s(
         tmp_path: Path) -> None:
-    assert reserved_addresses(network(tmp_path, boot_dhcp_mode="proxy")) is None
-    book = reserved_addresses(network(tmp_path, boot_dhcp_router="10.20.0.100"))
+    assert reserved_addresses(network(tmp_path, dhcp={"mode": "proxy"})) is None
+    book = reserved_addresses(network(tmp_path, dhcp={"router": "10.20.0.100"}))
     assert book is not None
     assert (book.start, book.end) == (int(IPv4Address("10.20.0.100")),
                                       int(IPv4Address("10.20.0.200")))

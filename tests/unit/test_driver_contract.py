@@ -58,8 +58,10 @@ def test_an_implementation_in_the_wrong_slot_is_refused() -> None:
 
 
 def test_every_registered_implementation_follows_its_interface_contract() -> None:
-    drivers = Drivers(Settings(enabled_hardware_types=["fake-hardware", "ipmi", "redfish",
-                                                       "wol"]))
+    drivers = Drivers(Settings(
+        drivers={"enabled_hardware_types": ["fake-hardware", "ipmi", "redfish",
+                                                       "wol"]},
+    ))
     for interface, name in [*IMPLEMENTATIONS, *CLIENT_IMPLEMENTATIONS]:
         made = drivers.implementation(interface, name)
         assert isinstance(made, base.CONTRACTS[interface]), (interface, name)

@@ -28,7 +28,10 @@ def db(tmp_path: Path) -> Database:
 
 
 def started(db: Database, hostname: str, hardware_types: list[str]) -> ConductorManager:
-    settings = Settings(conductor_hostname=hostname, enabled_hardware_types=hardware_types)
+    settings = Settings(
+        conductor={"hostname": hostname},
+        drivers={"enabled_hardware_types": hardware_types},
+    )
     manager = ConductorManager(db, settings, Drivers(settings))
     manager.start()
     return manager
@@ -55,7 +58,9 @@ def test_a_conductor_registers_every_interface_of_its_hardware_types(db: Databas
 
 def test_the_api_answers_from_what_live_conductors_registered(db: Database) -> None:
     first = started(db, "c-1", ["fake-hardware"])
-    settings = Settings(enabled_hardware_types=["fake-hardware", "ipmi", "redfish", "wol"])
+    settings = Settings(
+        drivers={"enabled_hardware_types": ["fake-hardware", "ipmi", "redfish", "wol"]},
+    )
     app = create_app(settings, db, first, Membership(db, settings))
     try:
         with TestClient(app, headers=HEADERS) as api:

@@ -50,12 +50,12 @@ def test_a_broken_users_file_is_refused_with_where_and_why(tmp_path: Path, users
 
 def test_the_strategy_names_the_source(tmp_path: Path) -> None:
     path = users_file(tmp_path, [{"name": "a", "password_hash": HASH, "roles": ["admin"]}])
-    settings = Settings(auth_strategy="users_file", users_file=path)
+    settings = Settings(auth={"strategy": "users_file", "users_file": path})
     assert isinstance(identity_source(settings, effective_strategy(settings)), UsersFile)
     with pytest.raises(AuthConfigError, match="ENCLUME_USERS_FILE"):
-        effective_strategy(Settings(auth_strategy="users_file"))
+        effective_strategy(Settings(auth={"strategy": "users_file"}))
     with pytest.raises(AuthConfigError, match="unknown auth strategy"):
-        effective_strategy(Settings(auth_strategy="ldap"))
+        effective_strategy(Settings(auth={"strategy": "ldap"}))
     path.write_text("users: [{name: a}]")
     with pytest.raises(AuthConfigError, match="bcrypt"):
         identity_source(settings, "users_file")

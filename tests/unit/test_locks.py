@@ -72,8 +72,10 @@ def test_release_by_a_non_holder_does_nothing(db: Database) -> None:
 
 
 def test_no_free_worker_answers_503_and_changes_nothing(db: Database) -> None:
-    settings = Settings(conductor_workers=1, fake_deploy_delay_s=(0.5, 0.5),
-                        conductor_hostname="test-conductor")
+    settings = Settings(
+        conductor={"workers": 1, "hostname": "test-conductor"},
+        fake={"deploy_delay_s": (0.5, 0.5)},
+    )
     manager = ConductorManager(db, settings, Drivers(settings))
     manager.start()
     try:
@@ -141,8 +143,10 @@ def test_a_holder_that_lost_its_lock_saves_nothing(db: Database) -> None:
 
 
 def test_a_worker_that_lost_its_lock_records_no_outcome(db: Database) -> None:
-    settings = Settings(conductor_workers=1, fake_deploy_delay_s=(1.0, 1.0),
-                        conductor_hostname="stalled-conductor")
+    settings = Settings(
+        conductor={"workers": 1, "hostname": "stalled-conductor"},
+        fake={"deploy_delay_s": (1.0, 1.0)},
+    )
     manager = ConductorManager(db, settings, Drivers(settings))
     manager.start()
     try:

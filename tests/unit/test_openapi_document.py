@@ -31,7 +31,7 @@ def app(tmp_path: Path) -> FastAPI:
     url = f"sqlite:///{tmp_path / 'openapi.sqlite'}"
     upgrade_schema(url)
     db = Database(url)
-    settings = Settings(data_dir=tmp_path, conductor_hostname="c1")
+    settings = Settings(process={"data_dir": tmp_path}, conductor={"hostname": "c1"})
     drivers = Drivers(settings)
     membership = Membership(db, settings)
     return create_app(settings, db, ConductorManager(db, settings, drivers, membership),

@@ -31,8 +31,11 @@ def db(tmp_path: Path) -> Database:
 
 @pytest.fixture
 def manager(db: Database) -> Iterator[ConductorManager]:
-    settings = Settings(conductor_hostname=ME, callback_timeout_s=60, power_sync_workers=4,
-                        max_concurrent_deploys=1, fake_deploy_delay_s=(0.3, 0.3))
+    settings = Settings(
+        conductor={"hostname": ME, "callback_timeout_s": 60, "power_sync_workers": 4,
+                   "max_concurrent_deploys": 1},
+        fake={"deploy_delay_s": (0.3, 0.3)},
+    )
     with db.session() as session:  # a second live conductor shares the ring
         session.add(Conductor(hostname=OTHER, hardware_types=["fake-hardware"]))
     conductor = ConductorManager(db, settings, Drivers(settings))

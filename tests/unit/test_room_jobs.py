@@ -44,9 +44,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServedApi,
     url = f"sqlite:///{directory / 'db.sqlite'}"
     upgrade_schema(url)
     db = Database(url)
-    settings = Settings(data_dir=directory, conductor_hostname="c1", auth_strategy="users_file",
-                        users_file=directory / "users.yaml",
-                        max_concurrent_deploys=DEPLOY_LIMIT, fake_deploy_delay_s=(0.3, 0.5))
+    settings = Settings(
+        process={"data_dir": directory},
+        conductor={"hostname": "c1", "max_concurrent_deploys": DEPLOY_LIMIT},
+        auth={"strategy": "users_file", "users_file": directory / "users.yaml"},
+        fake={"deploy_delay_s": (0.3, 0.5)},
+    )
     with served_api(settings, db) as served:
         yield served, db
 

@@ -75,7 +75,10 @@ def closed_port_url() -> str:
 
 
 def client_routing_to(db: Database, tmp_path: Path, rpc_address: str) -> tuple[RpcClient, str]:
-    settings = Settings(data_dir=tmp_path, rpc_secret=SECRET, rpc_retries=0)
+    settings = Settings(
+        process={"data_dir": tmp_path},
+        rpc={"secret": SECRET, "retries": 0},
+    )
     with db.session() as session:
         session.add(Conductor(hostname="only-conductor", rpc_address=rpc_address,
                               hardware_types=["fake-hardware"]))
@@ -116,7 +119,10 @@ def test_a_stale_update_crosses_rpc_as_itself_so_the_api_retries_it(
         db: Database, tmp_path: Path) -> None:
     """The conductor's compare-and-set refusal reaches the API as StaleUpdate (409), the one
     error `retrying_stale` tries again on; a stale write changes nothing."""
-    settings = Settings(data_dir=tmp_path, conductor_hostname="rpc-conductor")
+    settings = Settings(
+        process={"data_dir": tmp_path},
+        conductor={"hostname": "rpc-conductor"},
+    )
     drivers = Drivers(settings)
     manager = ConductorManager(db, settings, drivers, Membership(db, settings))
     with serving(server_app(manager, SECRET)) as url:

@@ -115,7 +115,10 @@ class _Boom(Exception):
                                     "subscriptable: pw=hunter-9"), _Boom("raw")])
 def test_an_unexpected_pyghmi_exception_is_a_clean_driver_error(
         tmp_path: Path, raised: Exception) -> None:
-    sessions = ipmi.IpmiSessions(Settings(data_dir=tmp_path, ipmi_timeout_s=5))
+    sessions = ipmi.IpmiSessions(Settings(
+        process={"data_dir": tmp_path},
+        ipmi={"timeout_s": 5},
+    ))
     access = ipmi.access_of({"ipmi_address": "192.0.2.9", "ipmi_password": "hunter-9"})
     sessions._commands[access] = object()  # type: ignore[assignment] # no real session needed
 
@@ -132,7 +135,10 @@ def test_an_unexpected_pyghmi_exception_is_a_clean_driver_error(
 
 
 def test_an_unexpected_sushy_exception_is_a_clean_driver_error(tmp_path: Path) -> None:
-    sessions = redfish.RedfishSessions(Settings(data_dir=tmp_path, redfish_timeout_s=5))
+    sessions = redfish.RedfishSessions(Settings(
+        process={"data_dir": tmp_path},
+        redfish={"timeout_s": 5},
+    ))
     access = redfish.access_of({"redfish_address": "https://u:pw@with@at@bmc.example",
                                 "redfish_password": "pw-x"})
     assert access.where == "https://u:******@bmc.example"

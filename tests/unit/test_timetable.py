@@ -33,9 +33,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServedApi,
     url = f"sqlite:///{directory / 'db.sqlite'}"
     upgrade_schema(url)
     db = Database(url)
-    settings = Settings(data_dir=directory, conductor_hostname="c1",
-                        restore_lead_s=LEAD.total_seconds(),
-                        occurrence_grace_s=GRACE.total_seconds())
+    settings = Settings(
+        process={"data_dir": directory},
+        conductor={"hostname": "c1"},
+        classroom={"restore_lead_s": LEAD.total_seconds(),
+                   "occurrence_grace_s": GRACE.total_seconds()},
+    )
     with served_api(settings, db) as served:
         api = served.client
         pcs = {"R": ["r-pc0", "r-pc1", "r-pc2"], "S": ["s-pc0"], "T": ["t-pc0"]}

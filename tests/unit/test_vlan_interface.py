@@ -50,8 +50,10 @@ class MemoryCli(InMemorySwitch):
 def settings(tmp_path: Path) -> Settings:
     path = tmp_path / "switches.yaml"
     path.write_text(SWITCHES)
-    return Settings(switches_file=path, network_provisioning_vlan=100,
-                    network_tenant_vlan=200, switch_batch_window_s=0.0)
+    return Settings(
+        network={"switches_file": path, "provisioning_vlan": 100, "tenant_vlan": 200,
+                 "switch_batch_window_s": 0.0},
+    )
 
 
 @pytest.fixture
@@ -173,7 +175,8 @@ def test_validate_says_what_is_missing(settings: Settings, session: Session,
                                        ports: list[dict[str, Any]], driver_info: dict[str, Any],
                                        message: str) -> None:
     if driver_info.get("tenant_vlan", 0) is None:
-        settings = settings.model_copy(update={"network_tenant_vlan": None})
+        settings = settings.model_copy(update={"network": settings.network.model_copy(
+            update={"tenant_vlan": None})})
         driver_info = {}
     fx = Fixture(settings)
     task = make_task(session, ports, **driver_info)
@@ -184,7 +187,7 @@ def test_validate_says_what_is_missing(settings: Settings, session: Session,
 
 
 def test_validate_without_a_switches_file_says_which_setting(session: Session) -> None:
-    settings = Settings(network_provisioning_vlan=100, network_tenant_vlan=200)
+    settings = Settings(network={"provisioning_vlan": 100, "tenant_vlan": 200})
     task = make_task(session, [link("tor-1", "Gi1/0/1")])
     with pytest.raises(DriverError, match="set ENCLUME_SWITCHES_FILE"):
         VlanNetwork(settings).validate(task)

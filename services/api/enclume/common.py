@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from services.api import collection
@@ -15,7 +15,6 @@ from services.api.versions import MAX_VERSION
 from services.api.views import base_url
 from services.classroom.access import require_classroom_user
 from services.classroom.sessions import Limits
-from services.common.exceptions import Invalid
 from services.common.identity import ANONYMOUS_ADMIN, Identity
 
 PREFIX = "/enclume/v1"
@@ -35,8 +34,8 @@ def now() -> datetime:
 
 def limits(request: Request) -> Limits:
     settings = request.app.state.settings
-    return Limits(settings.ical_max_bytes, settings.ical_max_events,
-                  timedelta(days=settings.occurrence_horizon_days))
+    return Limits(settings.classroom.ical_max_bytes, settings.classroom.ical_max_events,
+                  timedelta(days=settings.classroom.occurrence_horizon_days))
 
 
 def link(request: Request, path: str) -> list[dict[str, str]]:
@@ -50,11 +49,7 @@ def listing(request: Request, session: Session, statement: Select[Any], model: A
     query = collection.parse_list_query(request, version=MAX_VERSION, visible=fields,
                                         summary=tuple(fields), sortable=sortable,
                                         default_sort="id")
-    marker = None
-    if query.marker:
-        marker = session.scalar(select(model).where(model.uuid == query.marker))
-        if marker is None:
-            raise Invalid(f"Marker {query.marker} could not be found.")
+    marker = collection.marker_row(session, model.uuid, query.marker)
     rows = collection.page(session, statement, query, model.id,
                            getattr(model, query.sort_key), marker)
     documents = [{f: v for f, v in render(row).items() if f in query.fields} for row in rows]

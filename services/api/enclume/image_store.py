@@ -45,7 +45,7 @@ def collect_garbage(request: Request, caller: Identity = Depends(identity),
     with store_errors():
         removed_uploads = store_uploads.collect()
         collected = store.gc()
-    failed = fail_stale_fetches(db, request.app.state.settings.image_upload_timeout_s)
+    failed = fail_stale_fetches(db, request.app.state.settings.images.upload_timeout_s)
     return {"freed_bytes": collected.bytes, "removed_blocks": collected.blocks,
             "removed_ingests": collected.stale_ingests, "removed_uploads": removed_uploads,
             "failed_fetches": failed,

@@ -25,7 +25,7 @@ def image_store(request: Request) -> ImageStore:
         if getattr(state, "image_store", None) is None:
             settings = state.settings
             state.image_store = ImageStore(settings.effective_image_store_dir,
-                                           settings.image_store_max_bytes)
+                                           settings.images.store_max_bytes)
         return state.image_store  # type: ignore[no-any-return]
 
 
@@ -34,7 +34,7 @@ def uploads(request: Request) -> Uploads:
     store = image_store(request)
     with _OPENING:
         if getattr(state, "image_uploads", None) is None:
-            state.image_uploads = Uploads(store, state.settings.image_upload_timeout_s)
+            state.image_uploads = Uploads(store, state.settings.images.upload_timeout_s)
         return state.image_uploads  # type: ignore[no-any-return]
 
 

@@ -92,7 +92,7 @@ class NetworkBoot(BootInterface):
 
     def _check_reachable(self, key: str, url: str) -> None:
         try:
-            response = httpx.head(url, timeout=self.settings.boot_file_check_timeout_s,
+            response = httpx.head(url, timeout=self.settings.boot.file_check_timeout_s,
                                   follow_redirects=True)
         except httpx.HTTPError as exc:
             raise DriverError(f"The {key} {shown_url(url)} cannot be reached: "
@@ -107,7 +107,8 @@ class NetworkBoot(BootInterface):
 
     def _deploy_file_url(self, task: Task, key: str) -> str:
         """The URL of the deploy kernel or ramdisk: driver_info, else the configured default."""
-        value = task.node.driver_info.get(key) or getattr(self.settings, key)
+        configured = getattr(self.settings.deploy, key.removeprefix("deploy_"))
+        value = task.node.driver_info.get(key) or configured
         if not value:
             raise MissingParameters(
                 f"Node {task.node.uuid} has no {key}: set driver_info/{key} (an http(s) URL, "
@@ -123,7 +124,7 @@ class NetworkBoot(BootInterface):
     def _kernel_params(self, task: Task) -> str:
         append = task.node.driver_info.get("kernel_append_params")
         if append is None:
-            append = self.settings.kernel_append_params
+            append = self.settings.deploy.kernel_append_params
         if not isinstance(append, str):
             raise InvalidParameter(f"kernel_append_params must be a string, not {append!r}.")
         try:

@@ -115,7 +115,7 @@ def block_source(node: Node, settings: Settings) -> BlockSource | None:
 
 
 def store_of(settings: Settings) -> ImageStore:
-    return ImageStore(settings.effective_image_store_dir, settings.image_store_max_bytes)
+    return ImageStore(settings.effective_image_store_dir, settings.images.store_max_bytes)
 
 
 def restore_params(node: Node, settings: Settings, source: BlockSource) -> dict[str, Any]:
@@ -123,7 +123,7 @@ def restore_params(node: Node, settings: Settings, source: BlockSource) -> dict[
     it read this one version from the boot service."""
     base = f"{settings.effective_boot_url}{VERSION_ROUTE}/{source.version_id}"
     token = image_tokens.issue(image_tokens.load_secret(settings), source.version_id,
-                               settings.image_token_ttl_s)
+                               settings.images.token_ttl_s)
     return {"manifest_url": f"{base}/manifest", "manifest_sha256": source.manifest_sha256,
             "disk_url": f"{base}/disk", "mode": source.mode, "target_disk": target_disk(node),
             "image_token": token}

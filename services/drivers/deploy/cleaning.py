@@ -38,12 +38,12 @@ STEP_INDEX = "clean_step_index"
 
 
 def automated_steps(settings: Settings) -> list[dict[str, Any]]:
-    unknown = [name for name in settings.automated_clean_steps if name not in CLEAN_STEPS]
+    unknown = [name for name in settings.deploy.automated_clean_steps if name not in CLEAN_STEPS]
     if unknown:
         raise DriverError(f"ENCLUME_AUTOMATED_CLEAN_STEPS names unknown steps "
                           f"{', '.join(unknown)}; known: {', '.join(CLEAN_STEPS)}.")
     return [{"interface": "deploy", "step": name, "priority": CLEAN_STEPS[name].priority,
-             "args": {}, "abortable": True} for name in settings.automated_clean_steps]
+             "args": {}, "abortable": True} for name in settings.deploy.automated_clean_steps]
 
 
 def check_manual_steps(requested: list[dict[str, Any]], interface: str) -> None:
@@ -90,7 +90,7 @@ class AgentCleaning:
             assert command is not None
             try:
                 result = steps.advance(task, command, lambda s=step: dict(s.get("args") or {}),
-                                       self.settings.agent_command_timeout_s)
+                                       self.settings.deploy.agent_command_timeout_s)
             except AgentCommandFailed as exc:
                 raise AgentCommandFailed(f"clean step deploy.{step['step']} failed: "
                                          f"{exc}") from None

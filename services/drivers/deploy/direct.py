@@ -36,7 +36,7 @@ class DirectWriter:
 
     def write(self, task: Task, resume: Resume) -> str | None:
         task.node.deploy_step = dict(WRITE_STEP)
-        node, timeout_s = task.node, self.settings.agent_command_timeout_s
+        node, timeout_s = task.node, self.settings.deploy.agent_command_timeout_s
         source = block_restore.block_source(node, self.settings)
         if source is not None:
             result = steps.advance(

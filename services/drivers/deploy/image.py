@@ -102,7 +102,7 @@ def deploy_image(node: Node) -> DeployImage:
 def download_source(node: Node, settings: Settings) -> str:
     wanted = ((node.instance_info or {}).get("image_download_source")
               or (node.driver_info or {}).get("image_download_source")
-              or settings.image_download_source)
+              or settings.deploy.image_download_source)
     return _choice(wanted, DOWNLOAD_SOURCES, "image_download_source")
 
 

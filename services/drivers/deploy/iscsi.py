@@ -71,8 +71,8 @@ class IscsiWriter:
         with self._cache_guard:
             if self._cache is None:
                 cache = ImageCache(self.settings.effective_conductor_image_cache_dir,
-                                   self.settings.image_cache_max_bytes,
-                                   self.settings.image_download_timeout_s)
+                                   self.settings.images.cache_max_bytes,
+                                   self.settings.images.download_timeout_s)
                 cache.start()
                 self._cache = cache
             return self._cache
@@ -91,7 +91,7 @@ class IscsiWriter:
         node = task.node
         task.node.deploy_step = dict(WRITE_STEP)
         source = image.deploy_image(node).source
-        timeout = self.settings.agent_command_timeout_s
+        timeout = self.settings.deploy.agent_command_timeout_s
         try:
             with self.cache().image(source) as path:
                 source_format = qemu_img.image_format(path)
@@ -99,10 +99,10 @@ class IscsiWriter:
                 iqn = f"{IQN_PREFIX}:{node.uuid}"
                 result = steps.run_to_end(task, START_TARGET, {
                     "iqn": iqn, "username": username, "password": password,
-                    "portal_port": self.settings.iscsi_portal_port,
+                    "portal_port": self.settings.deploy.iscsi_portal_port,
                     "target_disk": image.target_disk(node)}, timeout)
                 host, port = portal_of(result, str(node.driver_internal_info.get(
-                    agent_client.AGENT_URL, "")), self.settings.iscsi_portal_port)
+                    agent_client.AGENT_URL, "")), self.settings.deploy.iscsi_portal_port)
                 target = IscsiTarget(host, port, str(result.get("iscsi_target_iqn") or iqn),
                                      int(result.get("lun", 0)), username, password)
                 self._write(task, path, source_format, target)
@@ -113,14 +113,15 @@ class IscsiWriter:
         return None
 
     def _write(self, task: Task, path: Any, source_format: str, target: IscsiTarget) -> None:
-        timeout = self.settings.agent_command_timeout_s
+        timeout = self.settings.deploy.agent_command_timeout_s
         try:
             qemu_img.write_to_iscsi(path, source_format, target,
-                                    self.settings.iscsi_write_timeout_s)
+                                    self.settings.deploy.iscsi_write_timeout_s)
         except DriverError:
             self._stop_quietly(task, timeout)
             try:
-                steps.run_to_end(task, ERASE_METADATA, {}, self.settings.iscsi_write_timeout_s)
+                steps.run_to_end(task, ERASE_METADATA, {},
+                                 self.settings.deploy.iscsi_write_timeout_s)
             except DriverError as exc:
                 task.record("deploying", f"Erasing the half-written disk failed: {exc}",
                             severity="WARNING")

@@ -35,7 +35,8 @@ class AgentInspect(InspectInterface):
         return boot_ramdisk(task)
 
     def continue_inspection(self, task: Task, resume: Callable[[], None]) -> str | None:
-        result = steps.advance(task, GET_INVENTORY, dict, self.settings.agent_command_timeout_s)
+        result = steps.advance(task, GET_INVENTORY, dict,
+                               self.settings.deploy.agent_command_timeout_s)
         if result is None:
             return WAIT
         inventory.apply(task, result.get("inventory"))

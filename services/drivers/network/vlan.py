@@ -52,13 +52,13 @@ def node_vlans(driver_info: Mapping[str, Any], settings: Settings) -> NodeVlans:
             return default
         return check_vlan(value, f"driver_info/{key}")
 
-    provisioning = pick("provisioning_vlan", settings.network_provisioning_vlan)
+    provisioning = pick("provisioning_vlan", settings.network.provisioning_vlan)
     if provisioning is None:
         raise MissingParameters("No provisioning VLAN for the vlan network interface: set the "
                                 "node's driver_info/provisioning_vlan or "
                                 "ENCLUME_NETWORK_PROVISIONING_VLAN.")
-    cleaning = pick("cleaning_vlan", settings.network_cleaning_vlan) or provisioning
-    return NodeVlans(provisioning, cleaning, pick("tenant_vlan", settings.network_tenant_vlan))
+    cleaning = pick("cleaning_vlan", settings.network.cleaning_vlan) or provisioning
+    return NodeVlans(provisioning, cleaning, pick("tenant_vlan", settings.network.tenant_vlan))
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class SwitchFleet:
     def switches(self) -> dict[str, SwitchConfig]:
         with self._lock:
             if self._switches is None:
-                path = self.settings.switches_file
+                path = self.settings.network.switches_file
                 if path is None:
                     raise DriverError("No switches are configured for the vlan network "
                                       "interface: set ENCLUME_SWITCHES_FILE.")
@@ -96,8 +96,9 @@ class SwitchFleet:
         switches = self.switches()
         with self._lock:
             if name not in self._batchers:
-                driver = self._make_driver(switches[name], self.settings.switch_timeout_s)
-                self._batchers[name] = SwitchBatcher(driver, self.settings.switch_batch_window_s)
+                driver = self._make_driver(switches[name], self.settings.network.switch_timeout_s)
+                self._batchers[name] = SwitchBatcher(
+                    driver, self.settings.network.switch_batch_window_s)
             return self._batchers[name]
 
     def driver(self, name: str) -> SwitchDriver:
@@ -157,7 +158,8 @@ class VlanNetwork(NetworkInterface):
             if switch is None:
                 named = link.get("switch_info") or link.get("switch_id")
                 raise DriverError(f"{where}: the switch {named!r} of its local_link_connection "
-                                  f"is not in the switches file {self.settings.switches_file}.")
+                                  f"is not in the switches file "
+                                  f"{self.settings.network.switches_file}.")
             problem = self.fleet.driver(switch.name).check_port_id(str(port_id))
             if problem:
                 raise DriverError(f"{where}: switch {switch.name}: {problem}.")

@@ -17,9 +17,12 @@ from services.common.macs import parse_mac
 from services.common.validation import (
     CONDUCTOR_GROUP_RE,
     FIELD_LIMITS,
+    MAX_VLAN,
+    MIN_VLAN,
     NAME_RULE,
     is_uuid,
     is_valid_name,
+    is_vlan_id,
 )
 
 # Text fields that null resets (to the server's default); driver and uuid cannot be reset.
@@ -154,10 +157,9 @@ class EntryCheck:
         number = value
         if isinstance(value, str) and value.strip().isdigit():
             number = int(value)
-        if (isinstance(number, bool) or not isinstance(number, int)
-                or not schema.MIN_VLAN <= number <= schema.MAX_VLAN):
-            self.bad(path, f"expected a VLAN id between {schema.MIN_VLAN} and "
-                           f"{schema.MAX_VLAN}, not {value!r}")
+        if not is_vlan_id(number):
+            self.bad(path, f"expected a VLAN id between {MIN_VLAN} and {MAX_VLAN}, "
+                           f"not {value!r}")
             return value
         return number
 

@@ -35,7 +35,6 @@ LOCAL_LINK_KEYS = ("switch_id", "port_id", "switch_info", "network_type")
 # (services/drivers/network/vlan.py, node_vlans).
 VLAN_KEYS = {"provisioning": "provisioning_vlan", "cleaning": "cleaning_vlan",
              "tenant": "tenant_vlan"}
-MIN_VLAN, MAX_VLAN = 1, 4094
 
 # properties that schedulers and inspection read as whole numbers.
 NUMERIC_PROPERTIES = ("cpus", "memory_mb", "local_gb")

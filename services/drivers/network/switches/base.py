@@ -7,10 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from services.common.validation import MAX_VLAN, MIN_VLAN, is_vlan_id
 from services.drivers.base import DriverError
 
-MIN_VLAN = 1
-MAX_VLAN = 4094
 # Interface names as switches spell them (GigabitEthernet1/0/5, Ethernet1, ge-0/0/5,
 # ethernet1/1/5, Port-channel3 ...). Nothing else reaches a CLI: no spaces, no line breaks.
 INTERFACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9/._:-]{0,63}")
@@ -55,7 +54,7 @@ def check_vlan(vlan: object, what: str) -> int:
     except (TypeError, ValueError):
         raise DriverError(f"{what} must be a VLAN id between {MIN_VLAN} and {MAX_VLAN}, "
                           f"not {vlan!r}.") from None
-    if not MIN_VLAN <= number <= MAX_VLAN or (isinstance(vlan, float) and vlan != number):
+    if not is_vlan_id(number) or (isinstance(vlan, float) and vlan != number):
         raise DriverError(f"{what} must be a VLAN id between {MIN_VLAN} and {MAX_VLAN}, "
                           f"not {vlan!r}.")
     return number
