@@ -30,53 +30,69 @@ def runs(indexes: Iterable[int], limit: int = MAX_RUN_BLOCKS) -> Iterator[list[i
         yield run
 
 
-class BlockFetcher:
-    def __init__(self, disk_url: str, manifest: BlockManifest, timeout_s: float,
-                 headers: dict[str, str] | None = None) -> None:
-        parts = urllib.parse.urlsplit(disk_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise CommandError(f"disk_url must be an http(s) URL, got {disk_url!r}")
-        self.url, self.parts, self.manifest, self.timeout_s = disk_url, parts, manifest, timeout_s
-        self.path = parts.path + (f"?{parts.query}" if parts.query else "")
-        self.headers = {"User-Agent": "enclume-agent", **(headers or {})}  # the image token
-        self.fetched_bytes = 0
-        self.refetched_blocks = 0
-        self._connection: http.client.HTTPConnection | None = None
+class KeepAlive:
+    """Requests to one http(s) server on one keep-alive connection, sent again on a new one
+    (up to ATTEMPTS times) when the connection drops."""
 
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._connection is None:
-            kind = (http.client.HTTPSConnection if self.parts.scheme == "https"
-                    else http.client.HTTPConnection)
-            self._connection = kind(self.parts.hostname or "", self.parts.port,
-                                    timeout=self.timeout_s)
-        return self._connection
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self.parts = urllib.parse.urlsplit(url)
+        if self.parts.scheme not in ("http", "https") or not self.parts.hostname:
+            raise CommandError(f"{url!r} is not an http(s) URL")
+        self.timeout_s = timeout_s
+        self._connection: http.client.HTTPConnection | None = None
 
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
 
-    def _get(self, offset: int, length: int) -> bytes:
+    def request(self, method: str, path: str, headers: dict[str, str], what: str,
+                body: bytes | None = None) -> tuple[int, bytes]:
+        """``(status, body)``; CommandError "cannot <what>: <reason>" when no answer came."""
         for attempt in range(ATTEMPTS):
             try:
-                connection = self._connect()
-                connection.request("GET", self.path, headers={
-                    **self.headers, "Range": f"bytes={offset}-{offset + length - 1}"})
-                response = connection.getresponse()
-                body = response.read()
+                if self._connection is None:
+                    kind = (http.client.HTTPSConnection if self.parts.scheme == "https"
+                            else http.client.HTTPConnection)
+                    self._connection = kind(self.parts.hostname or "", self.parts.port,
+                                            timeout=self.timeout_s)
+                self._connection.request(method, path, body=body,
+                                         headers={**headers, "User-Agent": "enclume-agent"})
+                response = self._connection.getresponse()
+                return response.status, response.read()
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
                 if attempt + 1 == ATTEMPTS:
-                    raise CommandError(f"cannot read bytes {offset}+{length} of {self.url}: "
-                                       f"{exc}") from None
-                continue
-            if response.status != 206 or len(body) != length:
-                self.close()
-                raise CommandError(f"reading bytes {offset}+{length} of {self.url}: HTTP "
-                                   f"{response.status}, {len(body)} bytes")
-            self.fetched_bytes += length
-            return body
+                    raise CommandError(f"cannot {what}: {exc}") from None
         raise AssertionError("unreachable")
+
+
+class BlockFetcher:
+    def __init__(self, disk_url: str, manifest: BlockManifest, timeout_s: float,
+                 headers: dict[str, str] | None = None) -> None:
+        parts = urllib.parse.urlsplit(disk_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise CommandError(f"disk_url must be an http(s) URL, got {disk_url!r}")
+        self.url, self.manifest = disk_url, manifest
+        self.path = parts.path + (f"?{parts.query}" if parts.query else "")
+        self.headers = dict(headers or {})  # the image token
+        self.fetched_bytes = 0
+        self.refetched_blocks = 0
+        self._server = KeepAlive(disk_url, timeout_s)
+
+    def close(self) -> None:
+        self._server.close()
+
+    def _get(self, offset: int, length: int) -> bytes:
+        status, body = self._server.request(
+            "GET", self.path, {**self.headers, "Range": f"bytes={offset}-{offset + length - 1}"},
+            f"read bytes {offset}+{length} of {self.url}")
+        if status != 206 or len(body) != length:
+            self.close()
+            raise CommandError(f"reading bytes {offset}+{length} of {self.url}: HTTP "
+                               f"{status}, {len(body)} bytes")
+        self.fetched_bytes += length
+        return body
 
     def fetch(self, indexes: list[int], write: Callable[[int, memoryview], None]) -> None:
         """Fetch the (sorted, non-zero) blocks and hand each verified one to ``write``."""

@@ -6,7 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent import erase, inventory, iscsi, power, restore_blocks, write_image
+from agent import (
+    capture_blocks,
+    erase,
+    inventory,
+    iscsi,
+    power,
+    restore_blocks,
+    write_image,
+)
 from agent.commands import Commands, Progress, Runner, Spec
 from agent.config import AgentConfig
 from agent.disks import Disk, DiskError, choose, discover
@@ -19,6 +27,7 @@ class AgentContext:
     config: AgentConfig
     lldp: LldpListener | None
     advertise_host: Callable[[], str]
+    token: Callable[[], str | None] = lambda: None  # the agent's own, from its lookup
 
     def disks(self) -> list[Disk]:
         return discover(self.config.disks)
@@ -75,6 +84,16 @@ def build(context: AgentContext) -> Commands:
                                                  progress.update)
         return run
 
+    def capture(params: dict[str, Any]) -> Runner:
+        request = capture_blocks.parse_params(params)
+        disks = context.disks()
+        _choose(disks, request.target_disk)
+
+        def run(progress: Progress) -> dict[str, Any]:
+            return capture_blocks.capture_blocks(request, disks, context.token(),
+                                                 config.http_timeout_s, progress.update)
+        return run
+
     def erase_metadata(params: dict[str, Any]) -> Runner:
         disks = _disk_list(context, params)
 
@@ -122,6 +141,7 @@ def build(context: AgentContext) -> Commands:
         "inventory.get": Spec(inventory_get),
         "standby.write_image": Spec(write, long=True),
         "deploy.restore_blocks": Spec(restore, long=True),
+        "image.capture_blocks": Spec(capture, long=True),
         "deploy.erase_devices_metadata": Spec(erase_metadata, long=True),
         "deploy.erase_devices": Spec(erase_full, long=True),
         "iscsi.start_iscsi_target": Spec(iscsi_start),

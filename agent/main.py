@@ -41,7 +41,8 @@ class Agent:
         interfaces = (list(config.lldp_interfaces) if config.lldp_interfaces is not None
                       else inventory.interface_names())
         self.lldp = LldpListener(interfaces).start()
-        context = handlers.AgentContext(config, self.lldp, self.advertise_host)
+        context = handlers.AgentContext(config, self.lldp, self.advertise_host,
+                                          self.token.get)
         self.server = AgentServer((config.listen_host, config.listen_port),
                                   handlers.build(context), self.token)
 

@@ -17,15 +17,14 @@ import logging
 import os
 import queue
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from agent import erase
 from agent.block_fetch import BlockFetcher
 from agent.block_manifest import BlockManifest, parse
+from agent.block_reader import BlockReader
 from agent.disks import Disk, choose, flush, write_all, zero_range
 from agent.download import check_url, open_url
 from agent.errors import BadParams, CommandError
@@ -90,13 +89,11 @@ class Restore:
                  on_progress: Callable[[int, int | None], None]) -> None:
         self.manifest, self.disk, self.fd, self.fetcher = manifest, disk, fd, fetcher
         self.on_progress = on_progress
-        self.threads = os.cpu_count() or 1
+        self.reader = BlockReader(fd, manifest.size, manifest.block_size)
         self.done = 0
         self.total = 2 * manifest.size  # compared (or written) once, verified once
-        self._zeros = bytes(manifest.block_size)
         self.writes_count = False  # progress counts written blocks (full) or compared ones
         self._lock = threading.Lock()
-        self._buffers = threading.local()
 
     def _advance(self, count: int) -> None:
         with self._lock:
@@ -104,39 +101,22 @@ class Restore:
             self.on_progress(min(self.done, self.total), self.total)
 
     def matches(self, index: int) -> bool:
-        offset, length = self.manifest.span(index)
-        buffer = getattr(self._buffers, "block", None)  # one per hashing thread, reused
-        if buffer is None:
-            buffer = self._buffers.block = bytearray(self.manifest.block_size)
         try:
-            count = os.preadv(self.fd, [memoryview(buffer)[:length]], offset)
+            block = self.reader.read(index)
         except OSError as exc:
             LOG.warning("reading block %d of %s failed: %s", index, self.disk.path, exc)
             return False
-        if count != length:
-            return False
         expected = self.manifest.blocks[index]
-        if expected is None:  # startswith is a memcmp in place (see stream.data_runs)
-            return buffer.startswith(self._zeros[:length] if length < len(self._zeros)
-                                     else self._zeros, 0, length)
-        return hashlib.sha256(memoryview(buffer)[:length]).hexdigest() == expected
+        if expected is None:
+            return self.reader.is_zero(block)
+        return hashlib.sha256(block).hexdigest() == expected
 
     def differing(self, indexes: Iterable[int]) -> Iterator[int]:
         """The blocks among ``indexes`` that do not match, in order, as the hashing finds them."""
-        window: deque[tuple[int, Future[bool]]] = deque()
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="block-hash") as pool:
-            for index in indexes:
-                window.append((index, pool.submit(self.matches, index)))
-                while len(window) > 2 * self.threads or (window and window[0][1].done()):
-                    yield from self._settle(*window.popleft())
-            while window:
-                yield from self._settle(*window.popleft())
-
-    def _settle(self, index: int, check: Future[bool]) -> Iterator[int]:
-        matched = check.result()
-        self._advance(self.manifest.span(index)[1])
-        if not matched:
-            yield index
+        for index, matched in self.reader.in_order(indexes, self.matches):
+            self._advance(self.manifest.span(index)[1])
+            if not matched:
+                yield index
 
     def _write_block(self, index: int, data: memoryview) -> None:
         write_all(self.fd, data, self.manifest.span(index)[0], self.disk)

@@ -23,6 +23,7 @@ from services.api import (
 )
 from services.api.auth import BasicAuthMiddleware, effective_strategy, identity_source
 from services.api.enclume import events as enclume_events
+from services.api.enclume import image_capture as enclume_image_capture
 from services.api.enclume import image_store as enclume_image_store
 from services.api.enclume import image_uploads as enclume_image_uploads
 from services.api.enclume import images as enclume_images
@@ -59,6 +60,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    drivers.router, conductors.router, agent_endpoints.router,
                    discovery.router, enclume_root.router, enclume_images.router,
                    enclume_image_uploads.router, enclume_image_store.router,
+                   enclume_image_capture.router,
                    enclume_rooms.router, enclume_sessions.router, enclume_jobs.router,
                    enclume_events.router):
         app.include_router(router)

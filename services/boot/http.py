@@ -13,6 +13,8 @@
   node is ``deploying`` or ``wait call-back``.
 - ``/image-versions/<version id>/manifest|disk``: the image store's versions, by HTTP range reads
   (``services.boot.image_blocks``).
+- ``/image-captures/<node uuid>/...``: the agent of a node being captured sends its disk's
+  blocks into the store (``services.boot.image_capture``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from starlette.types import Receive, Scope, Send
 
 from services.boot import ipxe
 from services.boot.image_blocks import image_block_routes
+from services.boot.image_capture import image_capture_routes
+from services.classroom.image_capture import DatabaseCaptures
 from services.common.bootconfig.entry import BOOT_KEY, BootEntry, boot_entry
 from services.common.bootconfig.files import FILES_PATH, UnsafeName, file_inside, served_url
 from services.common.bootconfig.image_cache import (
@@ -133,6 +137,7 @@ def create_boot_app(settings: Settings, db: Database,
     cache = ImageCache(settings.effective_image_cache_dir, settings.images.cache_max_bytes,
                        settings.images.download_timeout_s)
     boot_url = settings.effective_boot_url
+    store = ImageStore(settings.effective_image_store_dir, settings.images.store_max_bytes)
 
     def boot_script(request: Request) -> Response:
         mac = request.query_params.get("mac")
@@ -190,9 +195,8 @@ def create_boot_app(settings: Settings, db: Database,
         Route(ipxe.SCRIPT_PATH, boot_script, methods=["GET"]),
         Route(FILES_PATH + "{name:path}", boot_file, methods=["GET", "HEAD"]),
         Route("/images/{node_uuid}", image, methods=["GET", "HEAD"]),
-        *image_block_routes(ImageStore(settings.effective_image_store_dir,
-                                       settings.images.store_max_bytes),
-                            tokens.load_secret(settings)),
+        *image_block_routes(store, tokens.load_secret(settings)),
+        *image_capture_routes(store, DatabaseCaptures(db)),
     ], lifespan=lifespan_of([cache, *services]))
     app.state.image_cache = cache
     return app

@@ -103,27 +103,35 @@ class Ingest:
         return raw
 
     def commit(self, manifest: Manifest, source: dict[str, object]) -> None:
-        version_dir = self.area / "version"
-        version_dir.mkdir()
-        (version_dir / "manifest.json").write_bytes(manifest.to_json())
-        (version_dir / "source.json").write_text(json.dumps(source))
-        with self.layout.locked():
-            target = self.layout.version(self.version_id)
-            if target.exists():
-                raise VersionExists(f"version {self.version_id} is already in the image store")
-            for digest in {block for block in manifest.blocks if block is not None}:
-                final = self.layout.block(digest)
-                if final.exists():
-                    continue
-                final.parent.mkdir(exist_ok=True)
-                os.rename(self.area_blocks / digest, final)
-            try:
-                os.rename(version_dir, target)
-            except OSError as exc:
-                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise VersionExists(f"version {self.version_id} is already in the image "
-                                        f"store") from None
-                raise
+        commit_version(self.layout, self.area, self.version_id, manifest, source)
+
+
+def commit_version(layout: Layout, area: Path, version_id: str, manifest: Manifest,
+                   source: dict[str, object]) -> None:
+    """Make the version whose blocks are all in ``area/blocks`` (new ones, or hard links to the
+    store's): its new blocks renamed into place and its directory into ``versions/``, under the
+    store's lock."""
+    version_dir = area / "version"
+    version_dir.mkdir(exist_ok=True)
+    (version_dir / "manifest.json").write_bytes(manifest.to_json())
+    (version_dir / "source.json").write_text(json.dumps(source))
+    with layout.locked():
+        target = layout.version(version_id)
+        if target.exists():
+            raise VersionExists(f"version {version_id} is already in the image store")
+        for digest in {block for block in manifest.blocks if block is not None}:
+            final = layout.block(digest)
+            if final.exists():
+                continue
+            final.parent.mkdir(exist_ok=True)
+            os.rename(area / "blocks" / digest, final)
+        try:
+            os.rename(version_dir, target)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise VersionExists(f"version {version_id} is already in the image "
+                                    f"store") from None
+            raise
 
 
 def check_sha256(actual: str, expected: str, what: str) -> None:

@@ -68,3 +68,14 @@ class Layout:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lock_is_free(lock: Path) -> bool:
+    """Nobody holds ``lock`` (a temp area's): its ingest or capture request is not running."""
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True

@@ -7,7 +7,6 @@ this; the boot service serves range reads of it (``services/boot/image_blocks.py
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import json
@@ -21,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from services.images import capture as captures
 from services.images import manifest as manifests
 from services.images.errors import BadImage, StoreError, UnknownVersion
 from services.images.ingest import Ingest, check_manifest, check_sha256
-from services.images.layout import Layout
+from services.images.layout import Layout, lock_is_free
 from services.images.manifest import Manifest
 
 FORMATS = ("raw", "qcow2")
@@ -93,6 +93,10 @@ class ImageStore:
         finally:
             ingest.close()
         return manifest
+
+    def capture(self, session_id: str) -> captures.CaptureSession:
+        """A capture's staged ingest (``capture.py``): begun, fed blocks, then committed."""
+        return captures.CaptureSession(self.layout, self.max_bytes, session_id)
 
     # reading ------------------------------------------------------------------------------
 
@@ -189,7 +193,8 @@ class ImageStore:
         shutil.rmtree(doomed, ignore_errors=True)
 
     def gc(self) -> Collected:
-        """Remove blocks no version uses, and temp areas of ingests that died."""
+        """Remove blocks no version uses, temp areas of ingests that died and capture sessions
+        left idle."""
         removed = freed = stale = 0
         with self.layout.locked():
             used: set[str] = set()
@@ -201,7 +206,7 @@ class ImageStore:
                     path.unlink()
                     removed += 1
             for area in self.layout.tmp.iterdir():
-                if _abandoned(area):
+                if captures.idle(area) if captures.is_capture_area(area) else _abandoned(area):
                     shutil.rmtree(area, ignore_errors=True)
                     stale += 1
         return Collected(blocks=removed, bytes=freed, stale_ingests=stale)
@@ -229,13 +234,7 @@ def _abandoned(area: Path) -> bool:
     lock = area / ".lock"
     if not lock.exists():  # a deleted version's leftovers, or an ingest being set up right now
         return time.time() - area.stat().st_mtime > FRESH_AREA_S
-    with open(lock, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return True
+    return lock_is_free(lock)
 
 
 def _peek(stream: BinaryIO) -> bytes:

@@ -15,6 +15,7 @@ import typer
 from services.cli.enclume import (
     enroll,
     history,
+    image_capture,
     image_versions,
     jobs,
     management,
@@ -51,6 +52,7 @@ app.command("enroll")(enroll.enroll)
 # Classrooms (Enclume's own API, /enclume/v1): room_actions adds its commands to `room`,
 # image_versions its commands to `image`.
 app.add_typer(image_versions.app, name="image")
+image_versions.app.command("capture")(image_capture.capture)
 app.add_typer(room_actions.app, name="room")
 app.add_typer(sessions.app, name="session")
 app.add_typer(jobs.app, name="job")

@@ -4,7 +4,8 @@ Each long operation is a pair: ``prepare`` runs under the lock in the caller's t
 then the state machine event the user asked for), ``work`` runs in a worker and ends in a stable,
 wait or failure state. Interfaces that return WAIT hand over to an agent: its heartbeats
 continue the operation (``CONTINUATIONS``). One module per operation: ``deploy`` (and tear
-down), ``clean``, ``inspect``, ``adopt`` (and verify), ``power``; ``steps`` is what they share.
+down), ``clean``, ``capture`` (a cleaning the conductor plans), ``inspect``, ``adopt`` (and
+verify), ``power``; ``steps`` is what they share.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from services.common.exceptions import Invalid
 from services.common.states import ProvisionState
-from services.conductor.flows import adopt, clean, deploy, inspect
+from services.conductor.flows import adopt, capture, clean, deploy, inspect
 from services.conductor.flows.steps import Step, event
 from services.conductor.task import Task
 from services.drivers.deploy.ramdisk import forget_agent
@@ -81,6 +82,8 @@ def provisioning(name: str, options: dict[str, Any]) -> tuple[Step, Step]:
         return event(name), deploy.tear_down
     if name == "provide":
         return event(name), clean.automated
+    if name == "clean" and options.get(capture.OPTION):
+        return capture.prepare(options), capture.capture
     if name == "clean":
         return clean.manual_prepare(options), clean.manual
     if name == "manage":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from services.classroom import image_capture as capture
 from services.common.config import Settings
 from services.drivers.agent_client import AgentCommandFailed
 from services.drivers.base import WAIT, CleanStep, DriverError
@@ -27,6 +28,11 @@ CLEAN_STEPS: dict[str, CleanStep] = {
         CleanStep("erase_devices_metadata", 99, "deploy.erase_devices_metadata"),
         CleanStep("erase_devices", 10, "deploy.erase_devices"),
     )
+}
+# Steps the conductor plans itself, which a user's clean request may not name: the capture of
+# a reference PC (services/classroom/image_capture.py), whose args say where the disk goes.
+INTERNAL_STEPS: dict[str, CleanStep] = {
+    capture.STEP: CleanStep(capture.STEP, 0, capture.AGENT_COMMAND),
 }
 STEP_INDEX = "clean_step_index"
 
@@ -66,6 +72,10 @@ class AgentCleaning:
 
     def execute_clean_steps(self, task: Task, requested: list[dict[str, Any]]) -> str | None:
         check_manual_steps(requested, self.interface)
+        return self.start(task)
+
+    def start(self, task: Task) -> str:
+        """Boot the ramdisk to run the node's planned ``clean_steps`` from the first."""
         task.update_internal_info(**{STEP_INDEX: 0})
         return boot_ramdisk(task)
 
@@ -76,7 +86,7 @@ class AgentCleaning:
         while index < len(planned):
             step = planned[index]
             task.node.clean_step = step
-            command = CLEAN_STEPS[step["step"]].agent_command
+            command = {**CLEAN_STEPS, **INTERNAL_STEPS}[step["step"]].agent_command
             assert command is not None
             try:
                 result = steps.advance(task, command, lambda s=step: dict(s.get("args") or {}),

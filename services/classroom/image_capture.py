@@ -1,0 +1,142 @@
+"""Capture of a reference PC into the image catalogue: the clean step the conductor runs, and
+the boot service's check of who may send blocks for which version (docs/images.md "Capture").
+
+The capture is a manual cleaning with one step, ``deploy.capture_image``, planned by
+``capture_step``: its args (image, version name, store session, where to send the disk) are in
+the node's ``driver_internal_info["clean_steps"]``, so the boot service learns from the node,
+not from the agent, what the blocks it receives are for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from services.classroom.image_versions import set_state
+from services.common.classroom_models import Image, ImageVersion
+from services.common.db import Database
+from services.common.models import Node
+from services.common.node_fields import AGENT_TOKEN
+from services.common.states import ProvisionState
+from services.images.manifest import Manifest
+
+STEP = "capture_image"
+# The conductor's provisioning option carrying the planned step: only the capture API sets it
+# (the Ironic API refuses unknown keys), so no user's clean request can name the step.
+OPTION = "capture_step"
+AGENT_COMMAND = "image.capture_blocks"
+CAPTURE_STATES = (ProvisionState.CLEANWAIT.value, ProvisionState.CLEANING.value)
+
+
+@dataclass(frozen=True)
+class CaptureTarget:
+    """What a node's capture makes: its session in the store, the image and version name."""
+
+    session: str
+    image: str  # its uuid
+    version: str
+    boot_mode: str = "uefi"
+
+
+class Refused(Exception):
+    """A capture request refused, with the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def session_id(image_uuid: str, version: str, node_uuid: str) -> str:
+    """The store session of a capture: the same for a retry of the same version from the same
+    PC, so the blocks an interrupted attempt sent are not sent again; another PC captured under
+    the same name meanwhile has its own (the first commit wins, the other is refused)."""
+    return hashlib.sha256(f"{image_uuid}/{version}/{node_uuid}".encode()).hexdigest()[:40]
+
+
+def capture_step(image: Image, version: str, boot_url: str, node_uuid: str,
+                 target_disk: str | None) -> dict[str, Any]:
+    """The planned step (the conductor adds the node's ``boot_mode`` to its args)."""
+    args: dict[str, Any] = {
+        "image": image.uuid, "version": version,
+        "session": session_id(image.uuid, version, node_uuid),
+        "capture_url": f"{boot_url.rstrip('/')}/image-captures/{node_uuid}"}
+    if target_disk is not None:
+        args["target_disk"] = target_disk
+    return {"interface": "deploy", "step": STEP, "priority": 0, "args": args,
+            "abortable": True}
+
+
+def planned_capture(internal_info: dict[str, Any]) -> dict[str, Any] | None:
+    """The args of the node's planned capture step, if it has one."""
+    for step in internal_info.get("clean_steps") or []:
+        if isinstance(step, dict) and step.get("step") == STEP:
+            args = step.get("args")
+            return args if isinstance(args, dict) else None
+    return None
+
+
+def version_document(version: ImageVersion) -> dict[str, Any]:
+    """What the agent is answered at the commit (the boot service adds the disk's size)."""
+    return {"uuid": version.uuid, "image": version.image.name, "version": version.version,
+            "checksum": version.checksum, "state": version.state,
+            "disk_format": version.disk_format, "image_type": version.image_type,
+            "boot_mode": version.boot_mode}
+
+
+class DatabaseCaptures:
+    """The boot service's ``CaptureAuthority``: the node's agent token and planned step."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def target(self, node_uuid: str, token: str | None) -> CaptureTarget:
+        if not token:
+            raise Refused(401, "the agent token is required (X-Agent-Token)")
+        with self.db.session() as session:
+            node = session.scalar(select(Node).where(Node.uuid == node_uuid.lower()))
+            if node is None:
+                raise Refused(404, f"no node {node_uuid}")
+            info = dict(node.driver_internal_info or {})
+            expected = info.get(AGENT_TOKEN)
+            if not isinstance(expected, str) or not hmac.compare_digest(
+                    expected.encode(), token.encode("utf-8", "surrogatepass")):
+                raise Refused(403, f"invalid agent token for node {node_uuid}")
+            args = planned_capture(info)
+            if node.provision_state not in CAPTURE_STATES or args is None:
+                raise Refused(409, f"node {node_uuid} is not being captured")
+        return CaptureTarget(session=str(args["session"]), image=str(args["image"]),
+                             version=str(args["version"]),
+                             boot_mode=str(args.get("boot_mode") or "uefi"))
+
+    def _find(self, session: Any, target: CaptureTarget) -> tuple[Image, ImageVersion | None]:
+        image = session.scalar(select(Image).where(Image.uuid == target.image))
+        if image is None:
+            raise Refused(409, "the image being captured was deleted meanwhile")
+        found = [v for v in image.versions if v.version == target.version]
+        return image, found[0] if found else None
+
+    def record(self, target: CaptureTarget, version_id: str, manifest: Manifest
+               ) -> dict[str, Any]:
+        with self.db.session() as session:
+            image, taken = self._find(session, target)
+            if taken is not None:
+                raise Refused(409, f"image {image.name} got a version {target.version} "
+                                   f"meanwhile: the capture was not kept")
+            version = ImageVersion(
+                uuid=version_id, image_id=image.id, version=target.version, source=version_id,
+                checksum=manifest.image_sha256, disk_format="raw", image_type="whole-disk",
+                boot_mode=target.boot_mode)
+            set_state(version, "available")  # in the store under its uuid
+            session.add(version)
+            session.flush()
+            session.refresh(version)
+            return version_document(version)
+
+    def recorded(self, target: CaptureTarget) -> dict[str, Any] | None:
+        with self.db.session() as session:
+            _, version = self._find(session, target)
+            return None if version is None else version_document(version)

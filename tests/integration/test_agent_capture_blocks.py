@@ -1,0 +1,232 @@
+"""image.capture_blocks: the real agent process captures a file-backed disk into the image store
+through the boot service's capture routes (uvicorn on loopback).
+
+The disk holds the project's test OS image: the version made reads back byte-identical; a
+second capture of a slightly changed disk sends only the changed blocks; a capture cut in the
+middle keeps no version, and the next attempt sends only what the first did not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.boot.image_capture import image_capture_routes
+from services.classroom.image_capture import CaptureTarget, Refused
+from services.images.manifest import Manifest
+from services.images.store import ImageStore
+from tests.integration.test_agent_harness import (
+    REPO,
+    FakeApi,
+    RunningAgent,
+    fake_api_fixture,  # noqa: F401 (the fake_api fixture)
+    running_agent,
+)
+from tests.support.asgi import serving
+from tests.support.disk_images import MiB
+
+pytestmark = pytest.mark.integration
+TEST_IMAGE = REPO / ".cache" / "testimages" / "disk.raw"
+DISK_SIZE = 48 * MiB  # the test image (32 MiB) and zeros after it
+BLOCK = 4 * MiB
+
+
+class MemoryCaptures:
+    """A capture authority that knows one node's token: the catalogue as a dict."""
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self.version = "v1"
+        self.catalogue: dict[str, dict[str, Any]] = {}
+
+    def target(self, node_uuid: str, token: str | None) -> CaptureTarget:
+        if token != self.token:
+            raise Refused(403, "invalid agent token")
+        return CaptureTarget(session=f"session-{self.version}", image="image-uuid",
+                             version=self.version)
+
+    def record(self, target: CaptureTarget, version_id: str, manifest: Manifest
+               ) -> dict[str, Any]:
+        document = {"uuid": version_id, "version": target.version, "size": manifest.size,
+                    "checksum": manifest.image_sha256}
+        self.catalogue[target.version] = document
+        return document
+
+    def recorded(self, target: CaptureTarget) -> dict[str, Any] | None:
+        return self.catalogue.get(target.version)
+
+
+class CutAfter:
+    """Answers 503 to block uploads once ``allowed`` of them went through (a network cut)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app, self.allowed = app, None
+        self.seen = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "PUT" and self.allowed is not None:
+            self.seen += 1
+            if self.seen > self.allowed:
+                await PlainTextResponse("cut", status_code=503)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ImageStore:
+    return ImageStore(tmp_path / "store", max_bytes=1024 * MiB)
+
+
+@pytest.fixture
+def captures() -> MemoryCaptures:
+    return MemoryCaptures()
+
+
+@pytest.fixture
+def cut(store: ImageStore, captures: MemoryCaptures) -> Iterator[tuple[str, CutAfter]]:
+    app = CutAfter(Starlette(routes=image_capture_routes(store, captures)))
+    with serving(app) as url:
+        yield url, app
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Path:
+    if not TEST_IMAGE.exists():
+        pytest.skip("the test images are not built (make testimages)")
+    path = tmp_path / "disk.img"
+    shutil.copyfile(TEST_IMAGE, path)
+    with path.open("r+b") as out:
+        out.truncate(DISK_SIZE)
+    return path
+
+
+@pytest.fixture
+def agent(fake_api: FakeApi, tmp_path: Path, disk: Path, captures: MemoryCaptures
+          ) -> Iterator[RunningAgent]:
+    with running_agent(fake_api, tmp_path, [disk]) as running:
+        captures.token = running.token
+        yield running
+
+
+def capture(agent: RunningAgent, url: str, disk: Path) -> dict[str, Any]:
+    node = agent.node.uuid
+    return agent.run("image.capture_blocks", {"capture_url": f"{url}/image-captures/{node}",
+                                              "target_disk": str(disk)})
+
+
+def stored_bytes(store: ImageStore, version_id: str) -> bytes:
+    return b"".join(store.read_range(version_id, 0, store.manifest(version_id).size))
+
+
+def test_capture_reads_back_byte_identical_and_skips_zero_blocks(
+        agent: RunningAgent, store: ImageStore, cut: tuple[str, CutAfter],
+        captures: MemoryCaptures, disk: Path) -> None:
+    document = capture(agent, cut[0], disk)
+    assert document["command_status"] == "SUCCEEDED", document
+    result = document["command_result"]
+    version_id = result["version"]["uuid"]
+    assert stored_bytes(store, version_id) == disk.read_bytes()
+    manifest = store.manifest(version_id)
+    assert manifest.image_sha256 == hashlib.sha256(disk.read_bytes()).hexdigest()
+    assert result["image_sha256"] == manifest.image_sha256 == result["version"]["checksum"]
+    assert result["blocks"] == DISK_SIZE // BLOCK and result["zero_blocks"] >= 4
+    distinct = {digest for digest in manifest.blocks if digest is not None}
+    assert result["sent_blocks"] == len(distinct)
+    assert store.layout.tmp.exists() and not any(store.layout.tmp.iterdir())
+
+
+def test_a_second_capture_of_a_changed_disk_sends_only_the_changed_blocks(
+        agent: RunningAgent, store: ImageStore, cut: tuple[str, CutAfter],
+        captures: MemoryCaptures, disk: Path) -> None:
+    first = capture(agent, cut[0], disk)["command_result"]
+    with disk.open("r+b") as out:  # a file written in block 1, a new one past the image
+        out.seek(BLOCK + 12345)
+        out.write(b"a teacher's change" * 100)
+        out.seek(40 * MiB)
+        out.write(b"new data" * 1000)
+    captures.version = "v2"
+    document = capture(agent, cut[0], disk)
+    assert document["command_status"] == "SUCCEEDED", document
+    second = document["command_result"]
+    assert second["sent_blocks"] == 2 and second["sent_bytes"] == 2 * BLOCK
+    assert second["zero_blocks"] == first["zero_blocks"] - 1
+    assert stored_bytes(store, second["version"]["uuid"]) == disk.read_bytes()
+    assert stored_bytes(store, first["version"]["uuid"]) != disk.read_bytes()
+
+
+def test_an_interrupted_capture_keeps_nothing_and_the_retry_resumes(
+        agent: RunningAgent, store: ImageStore, cut: tuple[str, CutAfter],
+        captures: MemoryCaptures, disk: Path) -> None:
+    url, cutter = cut
+    cutter.allowed = 2
+    document = capture(agent, url, disk)
+    assert document["command_status"] == "FAILED"
+    assert "HTTP 503" in document["command_error"]
+    assert store.versions() == [] and captures.catalogue == {}
+    cutter.allowed = None
+    document = capture(agent, url, disk)
+    assert document["command_status"] == "SUCCEEDED", document
+    result = document["command_result"]
+    distinct = {digest for digest in store.manifest(result["version"]["uuid"]).blocks if digest}
+    assert result["sent_blocks"] == len(distinct) - 2
+    assert stored_bytes(store, result["version"]["uuid"]) == disk.read_bytes()
+
+
+def test_a_killed_agent_leaves_no_version_and_the_session_is_collected(
+        agent: RunningAgent, store: ImageStore, cut: tuple[str, CutAfter], disk: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url, cutter = cut
+    cutter.allowed = 1
+    capture(agent, url, disk)
+    agent.process.kill()  # what stays is what a PC powered off mid-capture leaves
+    agent.process.wait()
+    assert store.versions() == []
+    assert store.gc().stale_ingests == 0  # a fresh session is kept for a retry
+    monkeypatch.setattr("services.images.capture.IDLE_S", -1)
+    assert store.gc().stale_ingests == 1
+    assert not any(store.layout.tmp.iterdir())
+
+
+def test_a_wrong_token_is_refused(agent: RunningAgent, cut: tuple[str, CutAfter],
+                                  captures: MemoryCaptures, disk: Path,
+                                  store: ImageStore) -> None:
+    captures.token = "another agent's"
+    document = capture(agent, cut[0], disk)
+    assert document["command_status"] == "FAILED"
+    assert "HTTP 403" in document["command_error"]
+    assert store.versions() == []
+
+
+def test_the_routes_refuse_a_block_that_does_not_match_its_hash(
+        store: ImageStore, captures: MemoryCaptures) -> None:
+    from starlette.testclient import TestClient
+
+    captures.token = "t" * 43
+    data = bytes(range(256)) * 16
+    digest = hashlib.sha256(data).hexdigest()
+    manifest = Manifest(size=len(data), image_sha256=digest, blocks=(digest,))
+    headers = {"X-Agent-Token": captures.token}
+    with TestClient(Starlette(routes=image_capture_routes(store, captures))) as client:
+        base = "/image-captures/node"
+        answer = client.post(f"{base}/manifest", content=manifest.to_json(), headers=headers)
+        assert answer.json() == {"missing": [digest]}
+        assert client.put(f"{base}/blocks/{digest}", content=data[:-1] + b"x",
+                          headers=headers).status_code == 422
+        assert client.post(f"{base}/commit", headers=headers).status_code == 409
+        assert client.put(f"{base}/blocks/{digest}", content=data,
+                          headers=headers).status_code == 204
+        committed = client.post(f"{base}/commit", headers=headers)
+        assert committed.status_code == 200, committed.text
+        assert stored_bytes(store, committed.json()["uuid"]) == data
+        again = client.post(f"{base}/commit", headers=headers)  # its answer was lost
+        assert again.status_code == 200 and again.json() == committed.json()
+        assert store.versions() == [committed.json()["uuid"]]
+
