@@ -39,7 +39,11 @@ class Settings(BaseSettings):
     ical_max_bytes: int = Field(default=512 * 1024, gt=0)
     ical_max_events: int = Field(default=2000, gt=0)
     occurrence_horizon_days: int = Field(default=28, ge=1, le=366)
-    restore_lead_s: float = Field(default=900.0, ge=0)
+    restore_lead_s: float = Field(default=900.0, ge=0)  # a room without measured restores
+    restore_lead_samples: int = Field(default=5, ge=0, le=100)  # 0: always restore_lead_s
+    restore_lead_factor: float = Field(default=1.5, ge=1.0, le=10.0)
+    restore_lead_min_s: float = Field(default=300.0, ge=0)
+    restore_lead_max_s: float = Field(default=7200.0, ge=0)
     classroom_interval_s: float = Field(default=2.0, gt=0)
     occurrence_grace_s: float = Field(default=600.0, ge=0)
     allow_noauth_off_loopback: bool = False
