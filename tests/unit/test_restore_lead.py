@@ -6,11 +6,9 @@ room and session views show the lead and the next action's planned instant."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -20,6 +18,7 @@ from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.conductor.timetable import TimetableRunner
 from tests.support.api_stack import ServedApi, served_api
+from tests.unit.test_timetable import at, ok
 
 E = "/enclume/v1"
 POLICY = LeadPolicy(fallback=timedelta(minutes=15), samples=3, factor=1.5,
@@ -59,15 +58,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServedApi,
             ok(api.post(f"{E}/rooms", json={"name": name, "time_zone": "Europe/Paris",
                                             "allowed_images": ["debian"], "pcs": pcs}), 201)
         yield served, db, settings
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json() if response.content else None
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def finished_job(db: Database, room: str, kind: str, state: str, ended: datetime,
