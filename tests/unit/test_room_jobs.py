@@ -416,3 +416,9 @@ def test_a_job_whose_every_pc_failed_is_failed(
         for name in broken:
             ok(admin.patch(f"/v1/nodes/{name}", json=[
                 {"op": "remove", "path": "/driver_info/fake_deploy_error"}]))
+    with client(served, "alice") as alice:
+        # A PC retried later does not move the job's first end (its restore duration).
+        ok(alice.post(f"{E}/jobs/{every['uuid']}/pcs/b12-pc30/retry"), 202)
+        again = drive(stack, every["uuid"])[-1]
+    assert again["state"] == "failed-partly"
+    assert again["finished_at"] == final["finished_at"]
