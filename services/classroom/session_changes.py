@@ -77,8 +77,12 @@ def _refuse_change_under_the_runner(session: Session, cls_session: ClassSession,
                                     values: dict[str, Any], schedule: Schedule) -> None:
     room = cls_session.room
     where = zone(room.time_zone)
-    for occurrence in session.scalars(select(Occurrence).where(
-            Occurrence.session_id == cls_session.id, Occurrence.state.in_(ACTIVE))):
+    # FOR UPDATE (PostgreSQL): the session's occurrences keep their state until this change
+    # commits: a runner claiming one meanwhile waits, then sees the change.
+    rows = session.scalars(select(Occurrence).where(
+        Occurrence.session_id == cls_session.id,
+        Occurrence.state.in_(("planned", *ACTIVE))).with_for_update())
+    for occurrence in (row for row in rows if row.state in ACTIVE):
         start, end = as_utc(occurrence.planned_start), as_utc(occurrence.planned_end)
         touched = [name for name in IN_USE
                    if name in values and values[name] not in _current(cls_session, name)]

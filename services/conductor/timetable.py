@@ -160,6 +160,9 @@ class TimetableRunner:
             if not self._move(occurrence_id, "planned", "claimed", session,
                               claimed_by=self.host, claimed_at=now):
                 return 0
+            # A session change (PATCH) that committed while this claim waited on its row lock
+            # is read now, so the job is the changed session's.
+            session.refresh(cls_session)
             if cls_session.before in RESTORING:
                 # restore-full: the room's restore (delta where the PC had the image)
                 kind = jobs.FORCED_DELTA if cls_session.before == "restore-delta" \
