@@ -14,6 +14,7 @@ DISK_FORMATS = ("raw", "qcow2")
 IMAGE_TYPES = ("whole-disk", "partition")
 BOOT_MODES = ("bios", "uefi")
 BEFORE = ("restore-full", "restore-delta", "none")
+RESTORING = BEFORE[:2]  # the "before" values that restore the room first
 AFTER = ("restore", "power-off", "nothing")
 OCCURRENCE_STATES = ("planned", "claimed", "running", "done", "missed", "cancelled")
 JOB_KINDS = ("wake", "restore", "restore-delta", "power-off")

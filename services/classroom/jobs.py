@@ -32,6 +32,7 @@ QUEUED = "queued"
 ACTIVE_JOB_STATES = ("pending", "running")
 FORCED_DELTA = "restore-delta"  # a restore that asks the agent for delta whatever the PC had
 RESTORE_KINDS = ("restore", FORCED_DELTA)
+ENDED_JOB_STATES = ("done", "failed-partly", "failed")
 
 
 def _pcs(room: Room, wanted: Any) -> list[str]:

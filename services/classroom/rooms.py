@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session
 
 from services.classroom import fields
@@ -142,10 +142,11 @@ def remove_teacher(session: Session, room: Room, user: str) -> None:
     session.expire(room, ["teachers"])
 
 
-def lock(session: Session, ident: str) -> None:
+def lock(session: Session, ident: str | ColumnElement[bool]) -> None:
     """Serialise writers of one room's timetable: a no-op UPDATE of the room's row, as the
     transaction's first statement (a row lock on PostgreSQL; on SQLite the write lock, taken
     before anything is read, so a concurrent writer waits instead of failing), so that two
-    overlapping sessions cannot both pass the overlap check."""
-    session.execute(Room.__table__.update().where(by_uuid_or_name(Room, ident)).values(
-        updated_at=Room.updated_at))
+    overlapping sessions cannot both pass the overlap check. ``ident``: the room's name or
+    UUID, or a condition on ``Room`` (the room of a session being changed)."""
+    where = by_uuid_or_name(Room, ident) if isinstance(ident, str) else ident
+    session.execute(Room.__table__.update().where(where).values(updated_at=Room.updated_at))

@@ -23,7 +23,7 @@ from services.classroom.schedule import (
 from services.classroom.schedule import occurrences as expand
 from services.classroom.times import as_utc, zone
 from services.common import validation
-from services.common.classroom_models import ClassSession, Room
+from services.common.classroom_models import ClassSession, ImageVersion, Room
 from services.common.exceptions import Conflict, Invalid
 from services.common.identity import Identity
 
@@ -34,11 +34,13 @@ MAX_SESSION_LENGTH = timedelta(hours=24)
 
 @dataclass(frozen=True)
 class Limits:
-    """The settings that bound a session's creation (ENCLUME_ICAL_*, the horizon)."""
+    """The settings that bound a session's creation and change (ENCLUME_ICAL_*, the horizon,
+    the grace of an occurrence)."""
 
     ical_max_bytes: int
     ical_max_events: int
     horizon: timedelta
+    grace: timedelta = timedelta(0)
 
 
 def _schedule(values: dict[str, Any], room: Room, limits: Limits, now: datetime) -> Schedule:
@@ -66,9 +68,7 @@ def _schedule(values: dict[str, Any], room: Room, limits: Limits, now: datetime)
         if required not in values:
             raise Invalid(f"Mandatory field missing: {required}.")
     start = fields.wall_clock("start", values["start"])
-    end = fields.wall_clock("end", values["end"])
-    if not start < end <= start + MAX_SESSION_LENGTH:
-        raise Invalid("Invalid end: a session ends after its start, within 24 hours.")
+    end = checked_end(start, values["end"])
     if recurrence == "once":
         if any(k in values for k in ("until", "count", "interval")):
             raise Invalid("until, count and interval belong to weekly sessions.")
@@ -78,6 +78,25 @@ def _schedule(values: dict[str, Any], room: Room, limits: Limits, now: datetime)
     count = fields.positive_int("count", values["count"]) if values.get("count") else None
     interval = fields.positive_int("interval", values.get("interval", 1))
     return Schedule("weekly", start, end, weekly_rule(start, until, count, interval))
+
+
+def checked_end(start: datetime, value: Any) -> datetime:
+    end = fields.wall_clock("end", value)
+    if not start < end <= start + MAX_SESSION_LENGTH:
+        raise Invalid("Invalid end: a session ends after its start, within 24 hours.")
+    return end
+
+
+def refuse_the_past(schedule: Schedule, room: Room, now: datetime) -> None:
+    if first_after(schedule, zone(room.time_zone), now) is None:
+        raise Invalid("The session is in the past: none of its occurrences starts after now.")
+
+
+def allowed_version(session: Session, room: Room, reference: Any) -> ImageVersion:
+    version = find_version(session, reference)
+    if version.image_id not in {a.image_id for a in room.allowed_images}:
+        raise Invalid(f"Image {version.image.name} is not allowed in room {room.name}.")
+    return version
 
 
 def create_session(session: Session, caller: Identity, body: Any, *, now: datetime,
@@ -91,12 +110,8 @@ def create_session(session: Session, caller: Identity, body: Any, *, now: dateti
     rooms.lock(session, values["room"])
     room = find_room(session, caller, values["room"])
     schedule = _schedule(values, room, limits, now)
-    where = zone(room.time_zone)
-    if first_after(schedule, where, now) is None:
-        raise Invalid("The session is in the past: none of its occurrences starts after now.")
-    version = find_version(session, values.get("image"))
-    if version.image_id not in {a.image_id for a in room.allowed_images}:
-        raise Invalid(f"Image {version.image.name} is not allowed in room {room.name}.")
+    refuse_the_past(schedule, room, now)
+    version = allowed_version(session, room, values.get("image"))
     cls_session = ClassSession(
         name=(validation.text("name", values["name"]) if values.get("name") is not None
               else None),
@@ -106,7 +121,7 @@ def create_session(session: Session, caller: Identity, body: Any, *, now: dateti
         before=fields.choice("before", values.get("before", "restore-full"), fields.BEFORE),
         after=fields.choice("after", values.get("after", "nothing"), fields.AFTER),
         created_by=caller.user)
-    _refuse_overlap(session, room, schedule, now)
+    refuse_overlap(session, room, schedule, now)
     session.add(cls_session)
     session.flush()
     session.refresh(cls_session, ["room"])
@@ -114,7 +129,10 @@ def create_session(session: Session, caller: Identity, body: Any, *, now: dateti
     return cls_session
 
 
-def _refuse_overlap(session: Session, room: Room, schedule: Schedule, now: datetime) -> None:
+def refuse_overlap(session: Session, room: Room, schedule: Schedule, now: datetime,
+                   changed: ClassSession | None = None) -> None:
+    """Invalid or Conflict if ``schedule`` is no timetable or clashes with another session
+    of the room (``changed``: the session being changed, not compared with itself)."""
     where = zone(room.time_zone)
     window_end = as_utc(now) + OVERLAP_WINDOW
     candidate = expand(schedule, where, now, window_end, limit=MAX_OCCURRENCES_PER_WINDOW + 1)
@@ -126,7 +144,10 @@ def _refuse_overlap(session: Session, room: Room, schedule: Schedule, now: datet
         raise Invalid("The session's own occurrences overlap, first on "
                       f"{clash_within.start.astimezone(where):%Y-%m-%d %H:%M} "
                       f"({room.time_zone}).")
-    for other in session.scalars(select(ClassSession).where(ClassSession.room_id == room.id)):
+    others = select(ClassSession).where(ClassSession.room_id == room.id)
+    if changed is not None:
+        others = others.where(ClassSession.id != changed.id)
+    for other in session.scalars(others):
         clash = first_overlap(candidate, expand(occurrences.schedule_of(other), where, now,
                                                 window_end))
         if clash is not None:

@@ -2,8 +2,8 @@
 
 Times: a session's ``starts_at``/``ends_at`` are wall-clock times (naive) in its room's time
 zone, so that a weekly 14:00 class stays at 14:00 across daylight-saving changes. Occurrences
-and jobs hold instants (UTC). The schema is created only by migration 0007
-(services/common/migrations).
+and jobs hold instants (UTC). The schema is created by migration 0007 and changed by later
+ones (services/common/migrations).
 """
 
 from __future__ import annotations
@@ -170,6 +170,8 @@ class Occurrence(Base):
     state: Mapped[str] = mapped_column(String(16), default="planned")
     claimed_by: Mapped[str | None] = mapped_column(String(255))
     claimed_at: Mapped[datetime | None] = mapped_column()
+    # Why it was missed, or why its job or "after" action was skipped (migration 0010).
+    reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime | None] = mapped_column(default=None, onupdate=utcnow)
 
     session: Mapped[ClassSession] = relationship()
@@ -191,6 +193,8 @@ class Job(TimestampMixin, Base):
     image_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("image_versions.id", ondelete="SET NULL"))
     state: Mapped[str] = mapped_column(String(16), default="pending")
+    # When it first ended (done, failed-partly, failed); a PC retried later does not move it.
+    finished_at: Mapped[datetime | None] = mapped_column()
 
     room: Mapped[Room] = relationship()
     occurrence: Mapped[Occurrence | None] = relationship()

@@ -92,7 +92,11 @@ class ClassroomSettings(BaseSettings):
     ical_max_bytes: int = _var("ICAL_MAX_BYTES", 512 * 1024, gt=0)
     ical_max_events: int = _var("ICAL_MAX_EVENTS", 2000, gt=0)
     occurrence_horizon_days: int = _var("OCCURRENCE_HORIZON_DAYS", 28, ge=1, le=366)
-    restore_lead_s: float = _var("RESTORE_LEAD_S", 900.0, ge=0)
+    restore_lead_s: float = _var("RESTORE_LEAD_S", 900.0, ge=0)  # rooms without measured restores
+    restore_lead_samples: int = _var("RESTORE_LEAD_SAMPLES", 5, ge=0, le=100)  # 0: always the above
+    restore_lead_factor: float = _var("RESTORE_LEAD_FACTOR", 1.5, ge=1.0, le=10.0)
+    restore_lead_min_s: float = _var("RESTORE_LEAD_MIN_S", 300.0, ge=0)
+    restore_lead_max_s: float = _var("RESTORE_LEAD_MAX_S", 7200.0, ge=0)
     interval_s: float = Field(default=2.0, gt=0)
     occurrence_grace_s: float = _var("OCCURRENCE_GRACE_S", 600.0, ge=0)
 

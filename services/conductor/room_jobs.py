@@ -24,7 +24,8 @@ which the deploy path keeps: delta compares blocks, so it pays off across versio
 image), full otherwise. The deploy path writes versions the image store lacks by the plain
 download (docs/images.md).
 
-A job ends ``done`` when every PC succeeded, ``failed-partly`` when some failed.
+A job ends ``done`` when every PC succeeded, ``failed`` when every PC failed, ``failed-partly``
+when some failed and others succeeded.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from services.classroom.jobs import ACTIVE_JOB_STATES, FORCED_DELTA, QUEUED
+from services.classroom.jobs import ACTIVE_JOB_STATES, ENDED_JOB_STATES, FORCED_DELTA, QUEUED
 from services.classroom.times import as_utc
 from services.common import states
 from services.common.classroom_models import ImageVersion, Job, JobPC, Room
@@ -133,6 +134,8 @@ class JobAdvancer:
                 if pc.outcome is None and pc.node_uuid in values:
                     _apply(pc, values[pc.node_uuid])
             job.state = _job_state(job.pcs)
+            if job.state in ENDED_JOB_STATES and job.finished_at is None:
+                job.finished_at = utcnow()  # the first end: a room's restore duration
 
     def _claim_start(self, pc_id: int) -> bool:
         """``queued`` → ``starting`` with one conditional UPDATE: while the ring changes, two
@@ -260,4 +263,6 @@ def _apply(pc: JobPC, values: dict[str, Any]) -> None:
 def _job_state(pcs: list[JobPC]) -> str:
     if any(pc.outcome is None for pc in pcs):
         return "running" if any(pc.step != QUEUED or pc.outcome for pc in pcs) else "pending"
-    return "done" if all(pc.outcome == "succeeded" for pc in pcs) else "failed-partly"
+    if all(pc.outcome == "succeeded" for pc in pcs):
+        return "done"
+    return "failed" if all(pc.outcome == "failed" for pc in pcs) else "failed-partly"

@@ -3,13 +3,16 @@
 Each pass, with ``now`` from an injectable clock:
 
 - the sessions of its rooms get their occurrences up to the horizon (occurrences.extend);
-- a ``planned`` occurrence is due ``ENCLUME_RESTORE_LEAD_S`` before its start when its session
-  restores first, at its start otherwise. Due, it is claimed with ONE conditional UPDATE
-  (``state='planned'`` → ``'claimed'``, ``claimed_by`` = this conductor) and, in the same
+- a ``planned`` occurrence is due its room's lead time before its start when its session
+  restores first (services/classroom/lead.py: measured from the room's last restores, else
+  ``ENCLUME_RESTORE_LEAD_S``), at its start otherwise. Due, it is claimed with ONE conditional
+  UPDATE (``state='planned'`` → ``'claimed'``, ``claimed_by`` = this conductor) and, in the same
   transaction, its restore job is created: a claim and its job are committed together or not at
   all, so an occurrence runs once across the cluster. A room still in another session waits;
 - an occurrence not claimed within ``ENCLUME_OCCURRENCE_GRACE_S`` of its due time is recorded
-  ``missed`` and never run late;
+  ``missed``, with the reason (no conductor ran the room's timetable then, or the room was still
+  in another class), and never run late; a job that could not be created, or an "after" action
+  skipped for being late, leaves its reason on the occurrence too;
 - at its start a claimed occurrence is ``running``; at its end it is ``done`` and the session's
   "after" action (power-off or restore) is created as a job, by the same kind of conditional
   UPDATE (``running`` → ``done``), at most once (after more than the grace: not at all);
@@ -30,6 +33,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.classroom import jobs, occurrences
+from services.classroom.fields import RESTORING
+from services.classroom.lead import Lead, LeadPolicy, room_leads
 from services.classroom.times import as_utc
 from services.common.classroom_models import ClassSession, Occurrence, Room
 from services.common.config import Settings
@@ -40,7 +45,6 @@ from services.common.membership import Membership
 LOG = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-RESTORES = ("restore-full", "restore-delta")
 
 
 @dataclass
@@ -50,6 +54,7 @@ class TimetableReport:
     started: int = 0
     ended: int = 0
     handed_over: int = 0
+    checked: int = 0  # occurrences of this conductor's rooms looked at in the pass
 
 
 def _utc_now() -> datetime:
@@ -64,7 +69,8 @@ class TimetableRunner:
         self.membership = membership
         self.host = host
         self.clock = clock
-        self.lead = timedelta(seconds=settings.classroom.restore_lead_s)
+        self.lead_policy = LeadPolicy.of(settings)
+        self.last_pass: datetime | None = None
         self.grace = timedelta(seconds=settings.classroom.occurrence_grace_s)
         self.horizon = timedelta(days=settings.classroom.occurrence_horizon_days)
 
@@ -80,20 +86,23 @@ class TimetableRunner:
             rows = session.execute(
                 select(Occurrence.id, Occurrence.state, Occurrence.claimed_by,
                        Occurrence.planned_start, Occurrence.planned_end, ClassSession.before,
-                       Room.uuid)
+                       Room.uuid, Room.id.label("room_id"))
                 .join(ClassSession, Occurrence.session_id == ClassSession.id)
                 .join(Room, ClassSession.room_id == Room.id)
                 .where(Occurrence.state.in_(("planned", "claimed", "running")),
-                       Occurrence.planned_start <= now + self.lead)
+                       Occurrence.planned_start <= now + self.lead_policy.longest)
                 .order_by(Occurrence.planned_start)).all()
+            mine = [row for row in rows if self.owns(row.uuid)]
+            leads = room_leads(session, {row.room_id for row in mine if row.state == "planned"
+                                         and row.before in RESTORING}, self.lead_policy)
         alive = set(self.membership.members())
-        for row in rows:
-            if not self.owns(row.uuid):
-                continue
+        report.checked = len(mine)
+        for row in mine:
             try:
-                self._advance(row, now, alive, report)
+                self._advance(row, now, alive, report, leads.get(row.room_id))
             except Exception:
                 LOG.exception("timetable: occurrence %s could not be advanced", row.id)
+        self.last_pass = now
         return report
 
     def _extend(self, now: datetime) -> None:
@@ -110,13 +119,13 @@ class TimetableRunner:
                                        self.horizon)
 
     def _advance(self, row: Any, now: datetime, alive: set[str],
-                 report: TimetableReport) -> None:
-        due = row.planned_start - (self.lead if row.before in RESTORES else timedelta())
+                 report: TimetableReport, lead: Lead | None) -> None:
+        due = row.planned_start - (lead.duration if lead is not None else timedelta())
         if row.state == "planned":
             if now > due + self.grace:
-                report.missed += self._move(row.id, "planned", "missed")
-                LOG.warning("timetable: occurrence %s missed (due %s, now %s)", row.id, due,
-                            now)
+                reason = self._missed_reason(row.id, due, now)
+                report.missed += self._move(row.id, "planned", "missed", reason=reason)
+                LOG.warning("timetable: occurrence %s missed: %s", row.id, reason)
             elif now >= due:
                 report.claimed += self._claim(row.id, now)
             return
@@ -145,13 +154,16 @@ class TimetableRunner:
             occurrence = session.get(Occurrence, occurrence_id)
             assert occurrence is not None
             cls_session = occurrence.session
-            if cls_session.before in RESTORES and jobs.session_in_progress(
+            if cls_session.before in RESTORING and jobs.session_in_progress(
                     session, cls_session.room, now) not in (None, occurrence):
                 return 0  # the room is still in another class: not now
             if not self._move(occurrence_id, "planned", "claimed", session,
                               claimed_by=self.host, claimed_at=now):
                 return 0
-            if cls_session.before in RESTORES:
+            # A session change (PATCH) that committed while this claim waited on its row lock
+            # is read now, so the job is the changed session's.
+            session.refresh(cls_session)
+            if cls_session.before in RESTORING:
                 # restore-full: the room's restore (delta where the PC had the image)
                 kind = jobs.FORCED_DELTA if cls_session.before == "restore-delta" \
                     else "restore"
@@ -168,8 +180,12 @@ class TimetableRunner:
             if after == "nothing":
                 return 1
             if now > occurrence.planned_end + self.grace:
-                LOG.warning("timetable: the %s after occurrence %s was missed", after,
-                            occurrence.uuid)
+                occurrence.reason = (
+                    f"The {after} after the class was skipped: the class ended at "
+                    f"{_utc(occurrence.planned_end)} and no conductor ended it before "
+                    f"{_utc(occurrence.planned_end + self.grace)} (the grace of "
+                    f"{_seconds(self.grace)} s); it is never run late.")
+                LOG.warning("timetable: occurrence %s: %s", occurrence.uuid, occurrence.reason)
                 return 1
             self._job(session, occurrence, after, now)
         return 1
@@ -195,6 +211,36 @@ class TimetableRunner:
             jobs.create_job(session, cls_session.room, body, now=now, occurrence=occurrence,
                             requested_by=f"timetable ({cls_session.created_by or 'staff'})")
         except EnclumeError as exc:
-            # A room without PCs, an image no longer allowed: recorded in the log, not retried.
-            LOG.warning("timetable: occurrence %s: no %s job: %s", occurrence.uuid, kind,
-                        exc.message)
+            # A room without PCs, an image no longer allowed: recorded, not retried.
+            occurrence.reason = f"No {kind} job was started: {exc.message}"
+            LOG.warning("timetable: occurrence %s: %s", occurrence.uuid, occurrence.reason)
+
+    def _missed_reason(self, occurrence_id: int, due: datetime, now: datetime) -> str:
+        """Why an occurrence was not claimed in time: the room was still in another class
+        at the end of the grace, or no conductor ran the room's timetable meanwhile."""
+        last_chance = due + self.grace
+        grace = f"missed by more than the grace of {_seconds(self.grace)} s"
+        with self.db.session() as session:
+            occurrence = session.get(Occurrence, occurrence_id)
+            assert occurrence is not None
+            room = occurrence.session.room
+            other = jobs.session_in_progress(session, room, last_chance)
+            if other is not None and other.id != occurrence.id:
+                return (f"Room {room.name} was still in session "
+                        f"{other.session.name or other.session.uuid} until "
+                        f"{_utc(other.planned_end)}, from this occurrence's due time "
+                        f"{_utc(due)} to {_utc(last_chance)}: {grace}; a restore never starts "
+                        "during a class unless forced.")
+        previous = (f"this conductor's previous pass: {_utc(self.last_pass)}"
+                    if self.last_pass is not None else "this conductor has just started")
+        return (f"No conductor was running room {room.name}'s timetable between its due time "
+                f"{_utc(due)} and {_utc(last_chance)} ({previous}; recorded at {_utc(now)}): "
+                f"{grace}; it is never run late.")
+
+
+def _utc(instant: datetime) -> str:
+    return f"{as_utc(instant):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _seconds(span: timedelta) -> str:
+    return f"{span.total_seconds():g}"

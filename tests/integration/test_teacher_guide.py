@@ -45,7 +45,7 @@ MUST_RUN = ("room create B12", "enclume room list", "enclume room show B12",
             "enclume session list", "enclume job list", "enclume room status B12",
             "fake_deploy_error", "enclume room restore B12 --wait", "enclume job retry",
             "enclume room status B12 --watch", "enclume room power-off B12",
-            "enclume room wake B12")
+            "enclume room wake B12", "enclume session set")
 
 
 def guide_steps() -> list[GuideCommand | GuideFile]:

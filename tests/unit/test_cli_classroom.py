@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import typer
 
+from services.cli.enclume.classroom_common import plan_cells
 from services.cli.enclume.client import ApiClient
 from services.cli.enclume.config import load_config
 from services.cli.enclume.context import CliError
@@ -127,3 +128,18 @@ def test_the_image_of_a_session_is_resolved_to_a_version() -> None:
             image_version(client, "C3", None)
         with pytest.raises(CliError, match="image empty has no version yet"):
             image_version(client, "C3", "empty")
+
+
+def test_the_restore_lead_and_next_action_cells() -> None:
+    measured = {"restore_lead": {"seconds": 1800.0, "source": "measured", "samples": 3,
+                                 "longest_restore_s": 1200.0},
+                "next_action": {"action": "restore-full", "at": "2027-09-07T11:30:00+00:00"}}
+    assert plan_cells(measured) == {
+        "restore_lead": "1800.0 s (measured: longest of 3 restore(s) 1200.0 s)",
+        "next_action": "restore-full at 2027-09-07T11:30:00+00:00"}
+    setting = {"restore_lead": {"seconds": 900.0, "source": "setting", "samples": 0,
+                                "longest_restore_s": None}, "next_action": None}
+    assert plan_cells(setting) == {"restore_lead": "900.0 s (the setting: no restore yet)",
+                                   "next_action": "nothing planned"}
+    assert plan_cells({"name": "B12"}) == {}  # a room as `room set` answers: no plan
+    assert room_row({"name": "B12", **measured})["restore_lead"].startswith("1800.0 s")

@@ -92,7 +92,7 @@ def room(stack: tuple[ServedApi, Database]) -> dict[str, Any]:
 
 
 def drive(stack: tuple[ServedApi, Database], job_uuid: str, *, until: tuple[str, ...]
-          = ("done", "failed-partly"), timeout: float = 90.0) -> list[dict[str, Any]]:
+          = ("done", "failed-partly", "failed"), timeout: float = 90.0) -> list[dict[str, Any]]:
     """Run the job advancer (as the room's owning conductor's periodic task does) until the job
     ends; every job document seen on the way."""
     served, db = stack
@@ -393,3 +393,35 @@ def test_a_restore_asks_for_delta_where_the_pc_last_had_the_same_image(
     assert modes == {"b12-pc0": "full", "b12-pc1": "delta", "b12-pc2": "full"}
     forced = {name: pc["restore_mode"] for name, pc in restore("restore-delta").items()}
     assert forced == {"b12-pc0": "delta", "b12-pc1": "delta", "b12-pc2": "delta"}
+
+
+def test_a_job_whose_every_pc_failed_is_failed(
+        stack: tuple[ServedApi, Database], room: dict[str, Any]) -> None:
+    """Every PC failed: ``failed``; some failed and some succeeded: ``failed-partly``."""
+    served, _db = stack
+    broken = ["b12-pc30", "b12-pc31"]
+    with client(served, "root") as admin:
+        for name in broken:
+            ok(admin.patch(f"/v1/nodes/{name}", json=[
+                {"op": "add", "path": "/driver_info/fake_deploy_error",
+                 "value": "the disk does not answer"}]))
+    with client(served, "alice") as alice:
+        every = ok(alice.post(f"{E}/rooms/B12/actions", json={
+            "action": "restore", "pcs": broken, "force": True}), 202)
+        final = drive(stack, every["uuid"])[-1]
+        assert final["state"] == "failed", final
+        assert [pc["outcome"] for pc in final["pcs"]] == ["failed", "failed"]
+        assert final["finished_at"] is not None
+        some = ok(alice.post(f"{E}/rooms/B12/actions", json={
+            "action": "restore", "pcs": [*broken, "b12-pc32"], "force": True}), 202)
+        assert drive(stack, some["uuid"])[-1]["state"] == "failed-partly"
+    with client(served, "root") as admin:
+        for name in broken:
+            ok(admin.patch(f"/v1/nodes/{name}", json=[
+                {"op": "remove", "path": "/driver_info/fake_deploy_error"}]))
+    with client(served, "alice") as alice:
+        # A PC retried later does not move the job's first end (its restore duration).
+        ok(alice.post(f"{E}/jobs/{every['uuid']}/pcs/b12-pc30/retry"), 202)
+        again = drive(stack, every["uuid"])[-1]
+    assert again["state"] == "failed-partly"
+    assert again["finished_at"] == final["finished_at"]

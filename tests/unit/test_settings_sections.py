@@ -63,13 +63,14 @@ OPERATORS_NAMES = {
     "ENCLUME_LOG_LEVEL", "ENCLUME_ACCESS_LOG",
 }
 # Values a validator restricts beyond the field's type.
-RESTRICTED = {"ENCLUME_DEFAULT_BOOT_MODE": "bios"}
+RESTRICTED = {"ENCLUME_DEFAULT_BOOT_MODE": "bios", "ENCLUME_RESTORE_LEAD_SAMPLES": 7,
+              "ENCLUME_RESTORE_LEAD_FACTOR": 2.5}
 
 
 def sample(var: str, index: int, annotation: Any, default: Any) -> tuple[str, Any]:
     """A value for `var` (as written in a file) that is not its default, and what it reads as."""
     if var in RESTRICTED:
-        return RESTRICTED[var], RESTRICTED[var]
+        return str(RESTRICTED[var]), RESTRICTED[var]
     if get_origin(annotation) in (Union, types.UnionType):
         annotation = next(a for a in get_args(annotation) if a is not type(None))
     if get_origin(annotation) is Literal:

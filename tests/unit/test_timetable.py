@@ -174,3 +174,81 @@ def test_racing_conductors_claim_an_occurrence_once_and_a_dead_claimer_is_replac
         occurrence = session.scalar(select(Occurrence).where(Occurrence.state == "claimed"))
         assert occurrence is not None and occurrence.claimed_by == "c1"
     assert jobs_of(db, cls["uuid"]) == [("restore", "2027-06-01T08:00:00")]  # not run twice
+
+
+def occurrences_of(served: ServedApi, session_uuid: str) -> list[dict[str, Any]]:
+    return ok(served.client.get(f"{E}/occurrences", params={"session": session_uuid}))[
+        "occurrences"]
+
+
+def new_room(served: ServedApi, name: str, pcs: list[str]) -> None:
+    for pc in pcs:
+        ok(served.client.post("/v1/nodes", json={"driver": "fake-hardware", "name": pc}), 201)
+    ok(served.client.post(f"{E}/rooms", json={
+        "name": name, "time_zone": "Europe/Paris", "allowed_images": ["debian"], "pcs": pcs}),
+       201)
+
+
+def test_a_missed_occurrence_says_no_conductor_was_running_then(
+        stack: tuple[ServedApi, Database, Settings]) -> None:
+    served, db, settings = stack
+    new_room(served, "M1", ["m1-pc0"])
+    cls = ok(served.client.post(f"{E}/sessions", json={
+        "room": "M1", "image": "debian:v1", "start": "2027-05-11T10:00",
+        "end": "2027-05-11T12:00"}), 201)
+    runner = TimetableRunner(db, settings, served.manager.membership, "c1")
+    due = at("2027-05-11T08:00") - LEAD
+    assert runner.run(due + GRACE + timedelta(seconds=1)).missed == 1
+    (occurrence,) = occurrences_of(served, cls["uuid"])
+    assert occurrence["state"] == "missed"
+    assert occurrence["reason"] == (
+        "No conductor was running room M1's timetable between its due time "
+        "2027-05-11 07:45:00 UTC and 2027-05-11 07:55:00 UTC (this conductor has just "
+        "started; recorded at 2027-05-11 07:55:01 UTC): missed by more than the grace of "
+        "600 s; it is never run late.")
+
+
+def test_a_restore_missed_while_the_room_was_in_another_class_says_so(
+        stack: tuple[ServedApi, Database, Settings]) -> None:
+    served, db, settings = stack
+    new_room(served, "M2", ["m2-pc0"])
+    ok(served.client.post(f"{E}/sessions", json={
+        "room": "M2", "image": "debian:v1", "name": "long lab", "start": "2027-05-18T08:00",
+        "end": "2027-05-18T11:00", "before": "none"}), 201)
+    second = ok(served.client.post(f"{E}/sessions", json={
+        "room": "M2", "image": "debian:v1", "start": "2027-05-18T11:00",
+        "end": "2027-05-18T12:00"}), 201)
+    runner = TimetableRunner(db, settings, served.manager.membership, "c1")
+    assert runner.run(at("2027-05-18T06:00")).claimed == 1  # the long lab, at its start
+    assert runner.run(at("2027-05-18T08:45")).claimed == 0  # the room is in the long lab
+    assert runner.run(at("2027-05-18T08:55:01")).missed == 1
+    (occurrence,) = occurrences_of(served, second["uuid"])
+    assert occurrence["state"] == "missed"
+    assert occurrence["reason"].startswith(
+        "Room M2 was still in session long lab until 2027-05-18 09:00:00 UTC, from this "
+        "occurrence's due time 2027-05-18 08:45:00 UTC to 2027-05-18 08:55:00 UTC: missed by "
+        "more than the grace of 600 s")
+
+
+def test_a_skipped_after_action_and_a_job_that_could_not_start_leave_their_reason(
+        stack: tuple[ServedApi, Database, Settings]) -> None:
+    served, db, settings = stack
+    ok(served.client.post(f"{E}/rooms", json={
+        "name": "EMPTY", "time_zone": "Europe/Paris", "allowed_images": ["debian"]}), 201)
+    cls = ok(served.client.post(f"{E}/sessions", json={
+        "room": "EMPTY", "image": "debian:v1", "start": "2027-05-25T10:00",
+        "end": "2027-05-25T12:00", "after": "power-off"}), 201)
+    runner = TimetableRunner(db, settings, served.manager.membership, "c1")
+    assert runner.run(at("2027-05-25T08:00") - LEAD).claimed == 1
+    (occurrence,) = occurrences_of(served, cls["uuid"])
+    assert occurrence["state"] == "claimed"
+    assert occurrence["reason"] == ("No restore job was started: Room EMPTY has no PCs to act "
+                                    "on.")
+    assert runner.run(at("2027-05-25T08:00")).started == 1
+    assert runner.run(at("2027-05-25T10:00") + GRACE + timedelta(seconds=1)).ended == 1
+    (occurrence,) = occurrences_of(served, cls["uuid"])
+    assert occurrence["state"] == "done"
+    assert occurrence["reason"] == (
+        "The power-off after the class was skipped: the class ended at 2027-05-25 10:00:00 UTC "
+        "and no conductor ended it before 2027-05-25 10:10:00 UTC (the grace of 600 s); it is "
+        "never run late.")

@@ -14,6 +14,7 @@ from services.api import collection
 from services.api.versions import MAX_VERSION
 from services.api.views import base_url
 from services.classroom.access import require_classroom_user
+from services.classroom.lead import LeadPolicy
 from services.classroom.sessions import Limits
 from services.common.identity import ANONYMOUS_ADMIN, Identity
 
@@ -35,7 +36,12 @@ def now() -> datetime:
 def limits(request: Request) -> Limits:
     settings = request.app.state.settings
     return Limits(settings.classroom.ical_max_bytes, settings.classroom.ical_max_events,
-                  timedelta(days=settings.classroom.occurrence_horizon_days))
+                  timedelta(days=settings.classroom.occurrence_horizon_days),
+                  timedelta(seconds=settings.classroom.occurrence_grace_s))
+
+
+def lead_policy(request: Request) -> LeadPolicy:
+    return LeadPolicy.of(request.app.state.settings)
 
 
 def link(request: Request, path: str) -> list[dict[str, str]]:

@@ -10,13 +10,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from services.api.deps import database
-from services.api.enclume.common import PREFIX, identity, listing
+from services.api.enclume.common import PREFIX, identity, lead_policy, listing, now
 from services.api.enclume.views import ROOM_FIELDS, room_document
 from services.api.responses import rendered
 from services.api.routing import api_router
 from services.classroom import rooms
 from services.classroom.access import find_room, require_staff, visible_rooms
 from services.classroom.fields import known_keys
+from services.classroom.plans import room_plan
 from services.common.classroom_models import Room, RoomImage, RoomPC
 from services.common.db import Database
 from services.common.identity import Identity
@@ -45,7 +46,9 @@ def list_rooms(request: Request, caller: Identity = Depends(identity),
 def show_room(ident: str, request: Request, caller: Identity = Depends(identity),
               db: Database = Depends(database)) -> dict[str, Any]:
     with db.session() as session:
-        return room_document(request, find_room(session, caller, ident))
+        room = find_room(session, caller, ident)
+        return room_document(request, room, room_plan(session, room, now(),
+                                                       lead_policy(request)))
 
 
 @router.post(f"{PREFIX}/rooms", status_code=201)

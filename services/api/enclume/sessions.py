@@ -1,16 +1,17 @@
-"""/enclume/v1/sessions and /enclume/v1/occurrences: a room's timetable. Teachers create and
-delete sessions in their rooms; occurrences are read-only here (the timetable runner moves
-their state)."""
+"""/enclume/v1/sessions and /enclume/v1/occurrences: a room's timetable. Teachers create,
+change and delete sessions in their rooms; occurrences are read-only here (the timetable runner
+moves their state)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import Body, Depends, Request, Response
 from sqlalchemy import select
 
 from services.api.deps import database
-from services.api.enclume.common import PREFIX, identity, limits, listing, now
+from services.api.enclume.common import PREFIX, identity, lead_policy, limits, listing, now
 from services.api.enclume.views import (
     OCCURRENCE_FIELDS,
     SESSION_FIELDS,
@@ -19,9 +20,10 @@ from services.api.enclume.views import (
 )
 from services.api.responses import rendered
 from services.api.routing import api_router
-from services.classroom import sessions
+from services.classroom import session_changes, sessions
 from services.classroom.access import find_in_room, find_room, room_visible_to
 from services.classroom.fields import OCCURRENCE_STATES, choice
+from services.classroom.plans import room_plan
 from services.common.classroom_models import ClassSession, Occurrence, Room
 from services.common.db import Database
 from services.common.identity import Identity
@@ -32,6 +34,12 @@ router = api_router(include_in_schema=False)  # not Ironic: kept out of its Open
 def _find(session: Any, caller: Identity, ident: str) -> ClassSession:
     found: ClassSession = find_in_room(session, caller, ClassSession, ident, "Session")
     return found
+
+
+def _document(request: Request, session: Any, cls_session: ClassSession, at: datetime
+              ) -> dict[str, Any]:
+    plan = room_plan(session, cls_session.room, at, lead_policy(request), cls_session)
+    return session_document(request, cls_session, at, plan)
 
 
 @router.get(f"{PREFIX}/sessions")
@@ -45,14 +53,14 @@ def list_sessions(request: Request, caller: Identity = Depends(identity),
                                                                            room).id)
         return listing(request, session, statement, ClassSession, "sessions", "sessions",
                        SESSION_FIELDS, {"created_at", "starts_at"},
-                       lambda s: session_document(request, s, at))
+                       lambda s: _document(request, session, s, at))
 
 
 @router.get(f"{PREFIX}/sessions/{{ident}}")
 def show_session(ident: str, request: Request, caller: Identity = Depends(identity),
                  db: Database = Depends(database)) -> dict[str, Any]:
     with db.session() as session:
-        return session_document(request, _find(session, caller, ident), now())
+        return _document(request, session, _find(session, caller, ident), now())
 
 
 @router.post(f"{PREFIX}/sessions", status_code=201)
@@ -63,8 +71,19 @@ def create_session(request: Request, body: Any = Body(...),
     with db.session() as session:
         created = sessions.create_session(session, caller, body, now=at,
                                           limits=limits(request))
-        document = session_document(request, created, at)
+        document = _document(request, session, created, at)
     return rendered(document, 201, {"Location": document["links"][0]["href"]})
+
+
+@router.patch(f"{PREFIX}/sessions/{{ident}}")
+def update_session(ident: str, request: Request, body: Any = Body(...),
+                   caller: Identity = Depends(identity),
+                   db: Database = Depends(database)) -> dict[str, Any]:
+    at = now()
+    with db.session() as session:
+        changed = session_changes.update_session(session, caller, ident, body, now=at,
+                                                 limits=limits(request))
+        return _document(request, session, changed, at)
 
 
 @router.delete(f"{PREFIX}/sessions/{{ident}}", status_code=204)

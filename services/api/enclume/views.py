@@ -12,6 +12,7 @@ from services.api.enclume.common import link
 from services.api.enclume.stores import image_store
 from services.api.views import timestamp
 from services.classroom.image_versions import store_summary
+from services.classroom.lead import Lead
 from services.classroom.sessions import next_occurrences
 from services.common.classroom_models import (
     ClassSession,
@@ -29,11 +30,13 @@ ROOM_FIELDS = ["uuid", "name", "description", "time_zone", "idle_vlan", "class_v
                "allowed_images", "default_image", "pcs", "teachers", "created_at",
                "updated_at", "links"]
 SESSION_FIELDS = ["uuid", "name", "room", "image", "recurrence", "start", "end", "rrule",
-                  "before", "after", "created_by", "next_occurrences", "created_at", "links"]
+                  "before", "after", "created_by", "next_occurrences", "restore_lead",
+                  "next_action", "created_at", "updated_at", "links"]
 OCCURRENCE_FIELDS = ["uuid", "session", "room", "planned_start", "planned_end", "state",
-                     "claimed_by", "claimed_at"]
+                     "claimed_by", "claimed_at", "reason"]
 JOB_FIELDS = ["uuid", "room", "kind", "requested_by", "state", "occurrence", "image",
-              "pcs", "created_at", "updated_at", "links"]
+              "pcs", "created_at", "updated_at", "finished_at", "links"]
+Plan = tuple[Lead, dict[str, Any] | None]
 
 
 def version_document(version: ImageVersion, store: ImageStore | None = None
@@ -57,7 +60,17 @@ def image_document(request: Request, image: Image) -> dict[str, Any]:
             "links": link(request, f"images/{image.uuid}")}
 
 
-def room_document(request: Request, room: Room) -> dict[str, Any]:
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """The room's restore lead and the timetable's next action (``GET`` of one room or
+    session)."""
+    lead, action = plan
+    shown = None if action is None else {
+        key: timestamp(value) if isinstance(value, datetime) else value
+        for key, value in action.items()}
+    return {"restore_lead": lead.document(), "next_action": shown}
+
+
+def room_document(request: Request, room: Room, plan: Plan | None = None) -> dict[str, Any]:
     return {
         "uuid": room.uuid, "name": room.name, "description": room.description,
         "time_zone": room.time_zone, "idle_vlan": room.idle_vlan, "class_vlan": room.class_vlan,
@@ -68,12 +81,13 @@ def room_document(request: Request, room: Room) -> dict[str, Any]:
                  "power_state": pc.node.power_state} for pc in room.pcs],
         "teachers": [t.user_name for t in room.teachers],
         "created_at": timestamp(room.created_at), "updated_at": timestamp(room.updated_at),
+        **(plan_document(plan) if plan is not None else {}),
         "links": link(request, f"rooms/{room.uuid}"),
     }
 
 
-def session_document(request: Request, cls_session: ClassSession, now: datetime
-                     ) -> dict[str, Any]:
+def session_document(request: Request, cls_session: ClassSession, now: datetime,
+                     plan: Plan) -> dict[str, Any]:
     version = cls_session.image_version
     return {
         "uuid": cls_session.uuid, "name": cls_session.name, "room": cls_session.room.name,
@@ -84,7 +98,9 @@ def session_document(request: Request, cls_session: ClassSession, now: datetime
         "created_by": cls_session.created_by,
         "next_occurrences": [{"start": timestamp(s), "end": timestamp(e)}
                              for s, e in next_occurrences(cls_session, now)],
+        **plan_document(plan),
         "created_at": timestamp(cls_session.created_at),
+        "updated_at": timestamp(cls_session.updated_at),
         "links": link(request, f"sessions/{cls_session.uuid}"),
     }
 
@@ -94,7 +110,8 @@ def occurrence_document(occurrence: Occurrence) -> dict[str, Any]:
             "room": occurrence.session.room.name,
             "planned_start": timestamp(occurrence.planned_start),
             "planned_end": timestamp(occurrence.planned_end), "state": occurrence.state,
-            "claimed_by": occurrence.claimed_by, "claimed_at": timestamp(occurrence.claimed_at)}
+            "claimed_by": occurrence.claimed_by, "claimed_at": timestamp(occurrence.claimed_at),
+            "reason": occurrence.reason}
 
 
 def job_document(request: Request, job: Job) -> dict[str, Any]:
@@ -112,5 +129,5 @@ def job_document(request: Request, job: Job) -> dict[str, Any]:
                  "image_bytes": pc.image_bytes, "outcome": pc.outcome, "error": pc.error}
                 for pc in job.pcs],
         "created_at": timestamp(job.created_at), "updated_at": timestamp(job.updated_at),
-        "links": link(request, f"jobs/{job.uuid}"),
+        "finished_at": timestamp(job.finished_at), "links": link(request, f"jobs/{job.uuid}"),
     }

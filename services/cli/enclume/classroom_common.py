@@ -38,3 +38,22 @@ def listing(ctx: typer.Context, collection: str, params: dict[str, Any] | None =
             ) -> list[dict[str, Any]]:
     """Every item of ``/enclume/v1/<collection>`` (all pages)."""
     return cli(ctx).client.list_all(path(collection), collection, params)
+
+
+def plan_cells(document: dict[str, Any]) -> dict[str, Any]:
+    """A room's or session's ``restore_lead`` and ``next_action`` as table cells:
+    ``1800 s (measured: longest of 3 restores 1200 s)``, ``restore-full at 2027-…Z``."""
+    cells: dict[str, Any] = {}
+    lead = document.get("restore_lead")
+    if isinstance(lead, dict):
+        if lead.get("source") == "measured":
+            cells["restore_lead"] = (f"{lead.get('seconds')} s (measured: longest of "
+                                     f"{lead.get('samples')} restore(s) "
+                                     f"{lead.get('longest_restore_s')} s)")
+        else:
+            cells["restore_lead"] = f"{lead.get('seconds')} s (the setting: no restore yet)"
+    action = document.get("next_action")
+    if "next_action" in document:
+        cells["next_action"] = (f"{action.get('action')} at {action.get('at')}"
+                                if isinstance(action, dict) else "nothing planned")
+    return cells

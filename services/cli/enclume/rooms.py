@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from services.cli.enclume.classroom_common import listing, names, path, show
+from services.cli.enclume.classroom_common import listing, names, path, plan_cells, show
 from services.cli.enclume.context import CliError, cli
 from services.cli.enclume.options import Format
 
@@ -17,8 +17,8 @@ app = typer.Typer(no_args_is_help=True,
 
 LIST_COLUMNS = ("name", "time_zone", "default_image", "allowed_images", "pcs", "teachers")
 SHOW_COLUMNS = ("uuid", "name", "description", "time_zone", "idle_vlan", "class_vlan",
-                "allowed_images", "default_image", "pcs", "teachers", "created_at",
-                "updated_at")
+                "allowed_images", "default_image", "pcs", "teachers", "restore_lead",
+                "next_action", "created_at", "updated_at")
 
 Room = Annotated[str, typer.Argument(metavar="ROOM", help="Room name or UUID.")]
 Pcs = Annotated[list[str] | None, typer.Argument(
@@ -42,7 +42,7 @@ Description = Annotated[str | None, typer.Option(help="Free text.")]
 
 def room_row(room: dict[str, Any]) -> dict[str, Any]:
     return {**room, "pcs": names(room.get("pcs")), "teachers": names(room.get("teachers")),
-            "allowed_images": names(room.get("allowed_images"))}
+            "allowed_images": names(room.get("allowed_images")), **plan_cells(room)}
 
 
 def room_path(room: str, *more: str) -> str:
@@ -81,7 +81,8 @@ def list_rooms(ctx: typer.Context, fmt: Format = None) -> None:
 
 @app.command("show")
 def show_room(ctx: typer.Context, room: Room, fmt: Format = None) -> None:
-    """One room: its PCs, teachers, images, VLANs and time zone."""
+    """One room: its PCs, teachers, images, VLANs and time zone, how early its restores start
+    (its lead, measured from its last restores) and the timetable's next action there."""
     show(ctx, cli(ctx).client.get(room_path(room)), SHOW_COLUMNS, fmt, room_row)
 
 

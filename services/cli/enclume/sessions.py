@@ -1,5 +1,6 @@
-"""``enclume session create|list|show|delete``: a room's timetable. Times are wall-clock in the
-room's time zone (``2027-03-16T14:00``); a weekly session stays at 14:00 across summer time."""
+"""``enclume session create|list|show|set|delete|occurrences``: a room's timetable. Times are
+wall-clock in the room's time zone (``2027-03-16T14:00``); a weekly session stays at 14:00
+across summer time."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from services.cli.enclume.classroom_common import listing, path, show
+from services.cli.enclume.classroom_common import listing, path, plan_cells, show
 from services.cli.enclume.client import ApiClient
 from services.cli.enclume.context import CliError, cli
 from services.cli.enclume.options import Format
@@ -21,7 +22,10 @@ app = typer.Typer(no_args_is_help=True,
 
 LIST_COLUMNS = ("uuid", "name", "room", "image", "recurrence", "start", "end", "next")
 SHOW_COLUMNS = ("uuid", "name", "room", "image", "recurrence", "start", "end", "rrule",
-                "before", "after", "created_by", "next_occurrences", "created_at")
+                "before", "after", "created_by", "next_occurrences", "restore_lead",
+                "next_action", "created_at", "updated_at")
+OCCURRENCE_COLUMNS = ("planned_start", "planned_end", "state", "claimed_by", "reason")
+OCCURRENCE_STATES = ("planned", "claimed", "running", "done", "missed", "cancelled")
 BEFORE = ("restore-full", "restore-delta", "none")
 AFTER = ("restore", "power-off", "nothing")
 ICAL_FETCH_TIMEOUT_S = 30.0
@@ -40,7 +44,8 @@ def _choice(allowed: tuple[str, ...]) -> Any:
 def session_row(session: dict[str, Any]) -> dict[str, Any]:
     upcoming = session.get("next_occurrences") or []
     return {**session, "next": upcoming[0].get("start") if upcoming else None,
-            "next_occurrences": ", ".join(str(o.get("start")) for o in upcoming)}
+            "next_occurrences": ", ".join(str(o.get("start")) for o in upcoming),
+            **plan_cells(session)}
 
 
 def read_ical(source: str) -> str:
@@ -172,7 +177,8 @@ def list_sessions(
 
 @app.command("show")
 def show_session(ctx: typer.Context, session: Session, fmt: Format = None) -> None:
-    """One session and its next three occurrences (UTC)."""
+    """One session, its next three occurrences (UTC), its room's restore lead and the next
+    thing the timetable does for it (a restore, the start, the after action) and when."""
     show(ctx, cli(ctx).client.get(path("sessions", session)), SHOW_COLUMNS, fmt, session_row)
 
 
@@ -181,3 +187,55 @@ def delete(ctx: typer.Context, session: Session) -> None:
     """Delete a session and its planned occurrences."""
     cli(ctx).client.delete(path("sessions", session))
     typer.echo(f"Deleted session {session}")
+
+
+@app.command("set")
+def set_session(
+    ctx: typer.Context, session: Session,
+    until: Annotated[str | None, typer.Option(
+        metavar="END", help="A new end: 2027-03-16T17:00 (the first class's day), or a time "
+                            "of day alone (17:00) for every class.")] = None,
+    last: Annotated[str | None, typer.Option(
+        metavar="DATE", help="Weekly: a new last day (2027-06-29).")] = None,
+    count: Annotated[int | None, typer.Option(
+        metavar="WEEKS", min=1, max=520, help="Weekly: a new number of weeks.")] = None,
+    image: Annotated[str | None, typer.Option(
+        metavar="NAME[:VERSION]", help="Another image allowed in the room (a name alone: its "
+                                       "newest version).")] = None,
+    before: Annotated[str | None, typer.Option(
+        metavar="|".join(BEFORE), callback=_choice(BEFORE), help="What happens before.")]
+    = None,
+    after: Annotated[str | None, typer.Option(
+        metavar="|".join(AFTER), callback=_choice(AFTER), help="What happens after.")] = None,
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    fmt: Format = None,
+) -> None:
+    """Change a session: its end, weekly last day or count, image, before/after or name.
+    Classes not yet started are planned again; one under way cannot change (409)."""
+    if last is not None and count is not None:
+        raise typer.BadParameter("give --last or --count, not both", param_hint="--last")
+    body: dict[str, Any] = {key: value for key, value in {
+        "end": until, "until": last, "count": count, "before": before, "after": after,
+        "name": name}.items() if value is not None}
+    client = cli(ctx).client
+    if image is not None:
+        room = client.get(path("sessions", session)).get("room") or ""
+        body["image"] = image_version(client, room, image)
+    if not body:
+        raise typer.BadParameter("nothing to set: give at least one option",
+                                 param_hint="options")
+    show(ctx, client.patch(path("sessions", session), body), SHOW_COLUMNS, fmt, session_row)
+
+
+@app.command("occurrences")
+def list_occurrences(
+    ctx: typer.Context, session: Session,
+    state: Annotated[str | None, typer.Option(
+        metavar="|".join(OCCURRENCE_STATES), callback=_choice(OCCURRENCE_STATES),
+        help="Only the occurrences in this state (missed: with why).")] = None,
+    fmt: Format = None,
+) -> None:
+    """A session's occurrences (UTC): planned, claimed, running, done, or missed with the
+    reason (no conductor was running then, the room was still in another class...)."""
+    params = {"session": session, **({"state": state} if state else {})}
+    show(ctx, listing(ctx, "occurrences", params), OCCURRENCE_COLUMNS, fmt)
