@@ -27,6 +27,7 @@ from services.api.enclume import images as enclume_images
 from services.api.enclume import jobs as enclume_jobs
 from services.api.enclume import rooms as enclume_rooms
 from services.api.enclume import root as enclume_root
+from services.api.enclume import session_service as enclume_session_service
 from services.api.enclume import sessions as enclume_sessions
 from services.api.limits import BodySizeLimitMiddleware
 from services.api.responses import SafeJSONResponse
@@ -56,7 +57,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    drivers.router, conductors.router, agent_endpoints.router,
                    discovery.router, enclume_root.router, enclume_images.router,
                    enclume_rooms.router, enclume_sessions.router, enclume_jobs.router,
-                   enclume_events.router):
+                   enclume_events.router, enclume_session_service.router):
         app.include_router(router)
     openapi.install(app)
     # Starlette runs the last added middleware first: size limit, then auth, then versions.

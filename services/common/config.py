@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     redfish_connect_retries: int = 1
     wol_default_host: str = "255.255.255.255"
     wol_default_port: int = 9
+    # -- the session service of deployed OSes (docs/session-service.md)
+    session_service_enabled: bool = False  # direct deploys write a token into a config drive
+    session_service_api_url: str | None = None  # default: the agents' API URL
+    session_service_timeout_s: float = 60.0  # silent longer than this: not up
+    session_service_wait_s: float = 20.0  # how long the API holds a heartbeat for a command
+    session_service_command_timeout_s: float = 45.0  # a command not fetched by then: unreachable
     agent_command_timeout_s: float = 30.0
     agent_heartbeat_timeout_s: float = 90.0
     # -- agent deploys, cleaning, inspection (conductor side)

@@ -3,13 +3,18 @@
 - power on: a magic packet (6 x 0xFF, then the MAC 16 times, then the optional SecureOn password)
   for every MAC of the node, over UDP to ``wol_host`` (a broadcast or subnet-directed broadcast
   address) and ``wol_port``;
+  (``wol_host`` in driver_info, else the PC's room's directed broadcast address, else
+  ENCLUME_WOL_DEFAULT_HOST);
 - power off and reboot: through the agent when one runs on the machine (the deploy ramdisk);
   a power off returns once the agent no longer answers (the machine is off and can be woken).
-  Without an agent, power off cannot be done and says so (``ManualActionRequired``: the conductor
-  records that a person has to do it); reboot wakes the machine and warns that one that was
-  already on did not reboot;
-- power state: on while the agent heartbeats, otherwise unknown (None). Wake-on-LAN never
-  learns whether a machine is on, and Enclume does not pretend to know.
+  Else through the session service of the deployed OS when it reports up (power-off, and
+  reboot-to-network so that the boot service decides what the machine boots). Without either,
+  power off cannot be done and says so (``ManualActionRequired``: the conductor records that a
+  person has to do it); reboot wakes the machine and warns that one that was already on did
+  not reboot;
+- power state: on while the agent or the session service heartbeats, off once the session
+  service took a power-off and fell silent, otherwise unknown (None). Wake-on-LAN never learns
+  whether a machine is on, and Enclume does not pretend to know.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+from services.classroom.rooms import wol_address
+from services.common import session_service
 from services.common.config import Settings
-from services.drivers import agent_client, driver_info
+from services.drivers import agent_client, driver_info, session_commands
 from services.drivers.base import (
     POWER_OFF,
     POWER_ON,
@@ -55,8 +62,9 @@ def magic_packet(mac: str, password: str | None = None) -> bytes:
     return packet
 
 
-def _target(info: dict[str, Any], settings: Settings) -> tuple[str, int, str | None]:
-    host = driver_info.text(info, "wol_host", settings.wol_default_host)
+def _target(info: dict[str, Any], settings: Settings, room_host: str | None = None
+            ) -> tuple[str, int, str | None]:
+    host = driver_info.text(info, "wol_host", room_host or settings.wol_default_host)
     try:
         ipaddress.IPv4Address(host)
     except ValueError:
@@ -85,8 +93,12 @@ class WolPower(PowerInterface):
             raise DriverError(f"node {task.node.uuid} has no port with a MAC address to wake")
         return macs
 
+    def _node_target(self, task: Task) -> tuple[str, int, str | None]:
+        room_host = wol_address(task.session, task.node.id)
+        return _target(task.node.driver_info, self.settings, room_host)
+
     def validate(self, task: Task) -> None:
-        _target(task.node.driver_info, self.settings)
+        self._node_target(task)
         for mac in self._macs(task):
             if not MAC.fullmatch(mac.lower()):
                 raise DriverError(f"port MAC {mac!r} of node {task.node.uuid} is malformed")
@@ -94,10 +106,11 @@ class WolPower(PowerInterface):
     def get_power_state(self, task: Task) -> str | None:
         if agent_client.is_alive(task.node, self.settings.agent_heartbeat_timeout_s):
             return POWER_ON
-        return None
+        return {session_service.UP: POWER_ON, session_service.OFF: POWER_OFF}.get(
+            session_commands.state(task, self.settings) or "")
 
     def _wake(self, task: Task) -> None:
-        host, port, password = _target(task.node.driver_info, self.settings)
+        host, port, password = self._node_target(task)
         packets = [magic_packet(mac, password) for mac in self._macs(task)]
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             sender.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
@@ -140,16 +153,31 @@ class WolPower(PowerInterface):
         if state == POWER_ON:
             self._wake(task)
         elif state in (POWER_OFF, SOFT_POWER_OFF):
-            self._through_agent(task, "standby.power_off")
+            if agent_client.is_alive(task.node, self.settings.agent_heartbeat_timeout_s):
+                self._through_agent(task, "standby.power_off")
+                return
+            try:
+                session_commands.run(task, self.settings, session_service.POWER_OFF)
+            except ManualActionRequired as exc:
+                raise ManualActionRequired(
+                    f"Wake-on-LAN cannot power off node {task.node.uuid}: {exc}, and no agent "
+                    f"runs on it; switch it off by hand") from None
         else:
             raise DriverError(f"Wake-on-LAN cannot set the power state {state!r}")
 
     def reboot(self, task: Task) -> None:
-        """Through the agent; else wake the machine, which is all a magic packet can do."""
+        """Through the agent, else the session service (reboot to the network); else wake the
+        machine, which is all a magic packet can do."""
         if agent_client.is_alive(task.node, self.settings.agent_heartbeat_timeout_s):
             self._through_agent(task, "standby.reboot")
             return
+        if session_commands.state(task, self.settings) == session_service.UP:
+            try:
+                session_commands.run(task, self.settings, session_service.REBOOT_TO_NETWORK)
+                return
+            except ManualActionRequired:
+                pass  # it fell silent: perhaps off, which a magic packet mends
         self._wake(task)
-        task.record("power", "No agent runs on the node: it was woken, but if it was already "
-                             "on it did not reboot; reboot it by hand if it does not come up.",
-                    severity="WARNING")
+        task.record("power", f"No agent runs on the node and {session_commands.UNREACHED}: "
+                             "it was woken, but if it was already on it did not reboot; reboot "
+                             "it by hand if it does not come up.", severity="WARNING")

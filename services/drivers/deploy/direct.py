@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from services.common.config import Settings
 from services.drivers.base import WAIT, Resume
-from services.drivers.deploy import image, steps
+from services.drivers.deploy import config_drive, image, steps
 from services.drivers.deploy.agent_deploy import AgentDeploy
 
 if TYPE_CHECKING:
@@ -32,8 +32,9 @@ class DirectWriter:
 
     def write(self, task: Task, resume: Resume) -> str | None:
         task.node.deploy_step = dict(WRITE_STEP)
-        result = steps.advance(task, WRITE_IMAGE,
-                               lambda: image.write_image_params(task.node, self.settings),
+        result = steps.advance(task, WRITE_IMAGE, lambda: config_drive.with_session_token(
+                                   task, self.settings,
+                                   image.write_image_params(task.node, self.settings)),
                                self.settings.agent_command_timeout_s)
         if result is None:
             return WAIT

@@ -1,0 +1,52 @@
+"""Powering off or rebooting a deployed OS through its session service, for machines without
+a BMC (the ``wol`` power interface): the conductor records a command, the service fetches it on
+its next heartbeat (services/common/session_service.py), and the conductor waits until it did.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from services.common import session_service
+from services.common.config import Settings
+from services.common.models import utcnow
+from services.drivers.base import ManualActionRequired
+
+if TYPE_CHECKING:
+    from services.conductor.task import Task
+
+DELIVERY_POLL_S = 0.5
+UNREACHED = "no BMC and the session service did not answer"
+
+
+def state(task: Task, settings: Settings) -> str | None:
+    """``up``, ``off`` or None (unknown), as the node's session service was last heard of."""
+    row = session_service.find(task.session, task.node.id)
+    return session_service.status(row, utcnow(),
+                                  timedelta(seconds=settings.session_service_timeout_s))
+
+
+def run(task: Task, settings: Settings, command: str) -> None:
+    """Have the node's session service run ``command``; ManualActionRequired (saying
+    ``UNREACHED``) when it is not up or does not fetch the command in time."""
+    row = session_service.find(task.session, task.node.id)
+    if state(task, settings) != session_service.UP:
+        raise ManualActionRequired(f"{UNREACHED} (it is not running or not reporting)")
+    assert row is not None
+    asked = utcnow()
+    session_service.request_command(row, command, asked)
+    task.commit()  # the API hands it out from the database
+    deadline = time.monotonic() + settings.session_service_command_timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(DELIVERY_POLL_S)
+        task.session.refresh(row)
+        if session_service.delivered(row, command, asked):
+            task.record("power", f"The session service of the deployed OS fetched the "
+                                 f"{command} command.")
+            return
+    row.command = row.command_at = None
+    task.commit()
+    raise ManualActionRequired(f"{UNREACHED} (it did not fetch the {command} command in "
+                               f"{settings.session_service_command_timeout_s:.0f} s)")
