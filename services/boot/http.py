@@ -13,6 +13,8 @@
   node is ``deploying`` or ``wait call-back``.
 - ``/image-versions/<version id>/manifest|disk``: the image store's versions, by HTTP range reads
   (``services.boot.image_blocks``).
+- ``POST /wake``: a conductor's Wake-on-LAN magic packets, sent out of the provisioning
+  interface (``services.boot.wake``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 
 from services.boot import ipxe
 from services.boot.image_blocks import image_block_routes
+from services.boot.wake import wake_routes
 from services.common.bootconfig.entry import BOOT_KEY, BootEntry, boot_entry
 from services.common.bootconfig.files import FILES_PATH, UnsafeName, file_inside, served_url
 from services.common.bootconfig.image_cache import (
@@ -191,6 +194,7 @@ def create_boot_app(settings: Settings, db: Database,
         Route("/images/{node_uuid}", image, methods=["GET", "HEAD"]),
         *image_block_routes(ImageStore(settings.effective_image_store_dir,
                                        settings.image_store_max_bytes)),
+        *wake_routes(settings),
     ], lifespan=lifespan_of([cache, *services]))
     app.state.image_cache = cache
     return app

@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     redfish_connect_retries: int = 1
     wol_default_host: str = "255.255.255.255"
     wol_default_port: int = 9
+    wol_via_boot_service: bool = False  # the boot service sends them out of its interface
     # -- the session service of deployed OSes (docs/session-service.md)
     session_service_enabled: bool = False  # direct deploys write a token into a config drive
     session_service_api_url: str | None = None  # default: the agents' API URL

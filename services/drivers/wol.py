@@ -4,7 +4,8 @@
   for every MAC of the node, over UDP to ``wol_host`` (a broadcast or subnet-directed broadcast
   address) and ``wol_port``;
   (``wol_host`` in driver_info, else the PC's room's directed broadcast address, else
-  ENCLUME_WOL_DEFAULT_HOST);
+  ENCLUME_WOL_DEFAULT_HOST); or, with ENCLUME_WOL_VIA_BOOT_SERVICE and neither of the first
+  two, sent by the boot service out of its provisioning interface (``POST <boot URL>/wake``);
 - power off and reboot: through the agent when one runs on the machine (the deploy ramdisk);
   a power off returns once the agent no longer answers (the machine is off and can be woken).
   Else through the session service of the deployed OS when it reports up (power-off, and
@@ -20,14 +21,15 @@
 from __future__ import annotations
 
 import ipaddress
-import re
-import socket
 import time
 from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from services.classroom.rooms import wol_address
 from services.common import session_service
 from services.common.config import Settings
+from services.common.wake_on_lan import MAC, PASSWORD, SECRET_HEADER, magic_packet, send
 from services.drivers import agent_client, driver_info, session_commands
 from services.drivers.base import (
     POWER_OFF,
@@ -41,25 +43,11 @@ from services.drivers.base import (
 if TYPE_CHECKING:
     from services.conductor.task import Task
 
-MAC = re.compile(r"[0-9a-f]{2}([:-][0-9a-f]{2}){5}")
-PASSWORD = re.compile(r"[0-9a-f]{2}([:-][0-9a-f]{2}){3}([:-][0-9a-f]{2}){0,2}")
 # Powering off through the agent: how long a probe of its command API waits for an answer,
 # and how often it is probed until none comes.
 AGENT_GONE_PROBE_TIMEOUT_S = 2.0
 AGENT_GONE_POLL_S = 0.5
-
-
-def _hex_bytes(text: str) -> bytes:
-    return bytes.fromhex(re.sub("[:-]", "", text))
-
-
-def magic_packet(mac: str, password: str | None = None) -> bytes:
-    if not MAC.fullmatch(mac.lower()):
-        raise DriverError(f"{mac!r} is not a MAC address")
-    packet = b"\xff" * 6 + _hex_bytes(mac) * 16
-    if password:
-        packet += _hex_bytes(password)
-    return packet
+BOOT_SERVICE_TIMEOUT_S = 10.0
 
 
 def _target(info: dict[str, Any], settings: Settings, room_host: str | None = None
@@ -110,17 +98,35 @@ class WolPower(PowerInterface):
             session_commands.state(task, self.settings) or "")
 
     def _wake(self, task: Task) -> None:
-        host, port, password = self._node_target(task)
-        packets = [magic_packet(mac, password) for mac in self._macs(task)]
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-            sender.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-            for packet in packets:
-                try:
-                    sender.sendto(packet, (host, port))
-                except OSError as exc:
-                    raise DriverError(f"could not send the magic packet to {host}:{port}: "
-                                      f"{exc.strerror or exc}") from None
+        room_host = wol_address(task.session, task.node.id)
+        host, port, password = _target(task.node.driver_info, self.settings, room_host)
+        macs = self._macs(task)
+        packets = [magic_packet(mac, password) for mac in macs]
+        if self.settings.wol_via_boot_service and room_host is None and not (
+                task.node.driver_info.get("wol_host")):
+            where = self._through_boot_service(macs, password, port)
+            task.record("power", f"The boot service sent {len(packets)} Wake-on-LAN magic "
+                                 f"packet(s) to {where}.")
+            return
+        send(packets, host, port)
         task.record("power", f"Sent {len(packets)} Wake-on-LAN magic packet(s) to {host}:{port}.")
+
+    def _through_boot_service(self, macs: list[str], password: str | None, port: int) -> str:
+        """Have the boot service send the packets out of its provisioning interface (the PCs'
+        own network when the conductor is on another one); where they went."""
+        url = f"{self.settings.effective_boot_url}/wake"
+        secret = self.settings.rpc_shared_secret()
+        try:
+            answer = httpx.post(url, json={"macs": macs, "password": password, "port": port},
+                                headers={SECRET_HEADER: secret} if secret else {},
+                                timeout=BOOT_SERVICE_TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            raise DriverError(f"the boot service at {url} could not be asked to send the "
+                              f"magic packet: {exc}") from None
+        if answer.status_code != 200:
+            raise DriverError(f"the boot service at {url} did not send the magic packet "
+                              f"(HTTP {answer.status_code}): {answer.text[:300]}")
+        return str(answer.json().get("sent_to"))
 
     def _through_agent(self, task: Task, command: str) -> None:
         if not agent_client.is_alive(task.node, self.settings.agent_heartbeat_timeout_s):

@@ -6,14 +6,18 @@ a real process with the settings a deploy's config drive carries (built by the c
 read back from the ISO with isoinfo); its ``systemctl poweroff`` / ``reboot`` and ``efibootmgr``
 are replaced by recorder scripts (tests/support/session_service.py), so that nothing here powers
 the machine off. The magic packets are received by a listener in a network namespace, on a
-subnet the root namespace reaches only through a route (a room behind a router).
+subnet the root namespace reaches only through a route (a room behind a router), or sent by the
+boot service out of its interface (the veth whose other end is the listener's).
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +27,17 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from services.boot.http import create_boot_app
 from services.common import session_service
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.models import Node
+from services.common.wake_on_lan import SECRET_HEADER
 from services.conductor.room_jobs import JobAdvancer
 from services.conductor.task import Task
 from services.drivers.deploy import config_drive
 from tests.support.api_stack import ServedApi, served_api
+from tests.support.asgi import bound_socket, serving, url_of
 from tests.support.netns import routed_network
 from tests.support.polling import eventually
 from tests.support.session_service import recorded, running_session_service, session_file_of
@@ -104,9 +111,9 @@ def row_of(db: Database, uuid: str) -> Any:
         return session_service.find(session, node_id)  # type: ignore[arg-type]
 
 
-def power(admin: httpx.Client, uuid: str, target: str) -> dict[str, Any]:
-    ok(admin.put(f"/v1/nodes/{uuid}/states/power", json={"target": target}), 202)
-    return eventually(lambda: (n := ok(admin.get(f"/v1/nodes/{uuid}")))[
+def power(api: httpx.Client, uuid: str, target: str) -> dict[str, Any]:
+    ok(api.put(f"/v1/nodes/{uuid}/states/power", json={"target": target}), 202)
+    return eventually(lambda: (n := ok(api.get(f"/v1/nodes/{uuid}")))[
         "target_power_state"] is None and n, 30, f"power {target} finished")
 
 
@@ -268,3 +275,96 @@ def test_magic_packets_reach_a_room_on_another_subnet(
         power(admin, node["uuid"], "power on")
         eventually(lambda: any(d["destination"] == wol_listener.address
                                for d in wol_listener.datagrams), 5, "the packet to wol_host")
+
+
+@pytest.fixture
+def deploy_files(tmp_path: Path) -> Iterator[str]:
+    """An HTTP server of a deploy kernel and ramdisk (the ipxe boot interface checks that they
+    answer); its URL."""
+    (tmp_path / "files").mkdir()
+    for name in ("kernel", "ramdisk"):
+        (tmp_path / "files" / name).write_bytes(b"x")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "files"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_a_room_restore_reboots_a_reporting_pc_to_the_network_then_deploys(
+        stack: tuple[ServedApi, Database, Settings], admin: httpx.Client, tmp_path: Path,
+        deploy_files: str) -> None:
+    _served, db, _settings = stack
+    node = enroll(admin, "s-pc7", "52:54:00:00:51:07", deploy_kernel=f"{deploy_files}/kernel",
+                  deploy_ramdisk=f"{deploy_files}/ramdisk")
+    with db.session() as session:  # as if deployed before (a deploy needs a machine)
+        deployed = session.scalar(select(Node).where(Node.uuid == node["uuid"]))
+        assert deployed is not None
+        deployed.provision_state = "active"
+    ok(admin.post(f"{E}/images", json={"name": "debian", "versions": [
+        {"version": "v1", "source": f"{deploy_files}/kernel", "checksum": "b" * 64}]}), 201)
+    ok(admin.post(f"{E}/rooms", json={"name": "S3", "time_zone": "UTC", "pcs": ["s-pc7"],
+                                      "allowed_images": ["debian"]}), 201)
+    log = tmp_path / "calls.log"
+    served, _db, _settings = stack
+    advancer = JobAdvancer(db, served.manager.membership, "c1", "", served.manager)
+    with running_session_service(deploy_settings(stack, node["uuid"]), tmp_path / "svc",
+                                 log) as process:
+        eventually(lambda: row_of(db, node["uuid"]).last_seen_at, 15, "a heartbeat")
+        job = ok(admin.post(f"{E}/rooms/S3/actions", json={"action": "restore",
+                                                           "image": "debian:v1"}), 202)
+
+        def waiting_for_the_ramdisk() -> dict[str, Any] | None:
+            advancer.advance()
+            pc = ok(admin.get(f"{E}/jobs/{job['uuid']}"))["pcs"][0]
+            return pc if pc["step"] == "wait call-back" else None
+
+        pc = eventually(waiting_for_the_ramdisk, 30, "the rebuild waiting for the agent")
+        assert process.wait(timeout=15) == 0
+    assert pc["outcome"] is None and pc["error"] is None
+    assert recorded(log) == [["efibootmgr", "--bootnext", "0003"], ["reboot"]]
+
+
+def test_the_boot_service_sends_magic_packets_out_of_its_interface(
+        tmp_path: Path, wol_listener: WolListener) -> None:
+    """ENCLUME_WOL_VIA_BOOT_SERVICE: the conductor asks the boot service (POST /wake, with the
+    cluster's secret), which broadcasts out of its provisioning interface: here the veth whose
+    other end holds the listener."""
+    link = wol_listener.link
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade_schema(url)
+    db = Database(url)
+    boot_socket = bound_socket()
+    common = {"boot_public_url": url_of(boot_socket), "rpc_secret": "cluster secret"}
+    boot_settings = Settings(data_dir=tmp_path / "boot", boot_interface=link.root_interface,
+                             **common)
+    settings = Settings(data_dir=tmp_path / "api", conductor_hostname="c1",
+                        enabled_hardware_types=["wol"], wol_via_boot_service=True,
+                        wol_default_host="127.0.0.1", **common)
+    mac = "52:54:00:00:51:08"
+    with serving(create_boot_app(boot_settings, db), boot_socket) as boot_url, \
+            served_api(settings, db) as served:
+        api = served.client
+        node = ok(api.post("/v1/nodes", json={"driver": "wol", "driver_info": {
+            "wol_port": wol_listener.port}}), 201)
+        ok(api.post("/v1/ports", json={"node_uuid": node["uuid"], "address": mac}), 201)
+        power(api, node["uuid"], "power on")
+        packet = wol_listener.wait_for_magic(mac, timeout=5)
+        assert packet is not None and packet["destination"] == link.broadcast
+        history = api.get(f"/v1/nodes/{node['uuid']}/history").text
+        assert f"to {link.broadcast}:{wol_listener.port} out of {link.root_interface}" in history
+
+        for headers, body, status in [
+            ({}, {"macs": [mac]}, 401),
+            ({SECRET_HEADER: "wrong"}, {"macs": [mac]}, 401),
+            ({SECRET_HEADER: "cluster secret"}, {"macs": ["nope"]}, 400),
+            ({SECRET_HEADER: "cluster secret"}, {"macs": []}, 400),
+            ({SECRET_HEADER: "cluster secret"}, {"macs": [mac], "port": 0}, 400),
+        ]:
+            answer = httpx.post(f"{boot_url}/wake", json=body, headers=headers, timeout=10)
+            assert answer.status_code == status, (body, answer.text)
