@@ -98,6 +98,9 @@ def request_command(row: SessionService, command: str, now: datetime) -> None:
     row.command, row.command_at = command, now
 
 
-def delivered(row: SessionService, command: str, since: datetime) -> bool:
-    return (row.command is None and row.delivered_command == command
-            and row.delivered_at is not None and _utc(row.delivered_at) >= since)
+def delivered(row: SessionService, command: str, before: datetime | None) -> bool:
+    """Whether ``command`` was handed out since the delivery at ``before`` (the row's
+    ``delivered_at`` when it was asked: no clock of another host is compared)."""
+    if row.command is not None or row.delivered_command != command or row.delivered_at is None:
+        return False
+    return before is None or _utc(row.delivered_at) != _utc(before)

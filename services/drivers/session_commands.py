@@ -6,12 +6,13 @@ its next heartbeat (services/common/session_service.py), and the conductor waits
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from services.common import session_service
 from services.common.config import Settings
 from services.common.models import utcnow
+from services.common.session_models import SessionService
 from services.drivers.base import ManualActionRequired
 
 if TYPE_CHECKING:
@@ -35,18 +36,26 @@ def run(task: Task, settings: Settings, command: str) -> None:
     if state(task, settings) != session_service.UP:
         raise ManualActionRequired(f"{UNREACHED} (it is not running or not reporting)")
     assert row is not None
-    asked = utcnow()
-    session_service.request_command(row, command, asked)
+    before = row.delivered_at
+    session_service.request_command(row, command, utcnow())
     task.commit()  # the API hands it out from the database
     deadline = time.monotonic() + settings.session_service_command_timeout_s
     while time.monotonic() < deadline:
         time.sleep(DELIVERY_POLL_S)
-        task.session.refresh(row)
-        if session_service.delivered(row, command, asked):
-            task.record("power", f"The session service of the deployed OS fetched the "
-                                 f"{command} command.")
+        if _fetched(task, row, command, before):
             return
-    row.command = row.command_at = None
+    row.command = row.command_at = None  # withdrawn: a PC coming back later must not obey it
     task.commit()
+    if _fetched(task, row, command, before):  # fetched at the last moment
+        return
     raise ManualActionRequired(f"{UNREACHED} (it did not fetch the {command} command in "
                                f"{settings.session_service_command_timeout_s:.0f} s)")
+
+
+def _fetched(task: Task, row: SessionService, command: str, before: datetime | None) -> bool:
+    task.session.refresh(row)
+    if not session_service.delivered(row, command, before):
+        return False
+    task.record("power", f"The session service of the deployed OS fetched the {command} "
+                         f"command.")
+    return True

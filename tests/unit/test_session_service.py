@@ -69,11 +69,13 @@ def test_the_power_state_follows_heartbeats_and_delivered_commands(db: Database,
         assert ss.take_command(row, T0) is None
         ss.request_command(row, ss.POWER_OFF, T0)
         ss.request_command(row, ss.REBOOT_TO_NETWORK, T0)  # replaces the unfetched one
-        assert not ss.delivered(row, ss.REBOOT_TO_NETWORK, T0)
+        assert not ss.delivered(row, ss.REBOOT_TO_NETWORK, None)
         delivered_at = T0 + timedelta(seconds=1)
         assert ss.take_command(row, delivered_at) == ss.REBOOT_TO_NETWORK
         assert ss.take_command(row, delivered_at) is None  # once
-        assert ss.delivered(row, ss.REBOOT_TO_NETWORK, T0)
+        assert ss.delivered(row, ss.REBOOT_TO_NETWORK, None)
+        assert not ss.delivered(row, ss.POWER_OFF, None)
+        assert not ss.delivered(row, ss.REBOOT_TO_NETWORK, delivered_at)  # an earlier one
         assert ss.status(row, delivered_at, TIMEOUT) is None  # rebooting: unknown
         ss.heartbeat(row, T0, T0 + timedelta(seconds=30))  # back up
         assert ss.status(row, T0 + timedelta(seconds=30), TIMEOUT) == ss.UP

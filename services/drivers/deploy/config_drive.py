@@ -6,7 +6,9 @@ base64-encoded as the agent takes it) holding
 
 - ``openstack/latest/meta_data.json``: the node's UUID and name (what cloud-init reads);
 - ``enclume/session-service.json``: the API URL, the node's UUID and a token issued for this
-  deploy (services/common/session_service.py; only its hash is kept).
+  deploy (services/common/session_service.py; only its hash is kept). The token is in no text
+  the conductor writes: it travels inside the config drive, an agent parameter masked by its
+  key (``configdrive``) by the one scrubber, services/common/secrets.py.
 
 A deploy that brings its own config drive keeps it untouched, without a session token
 (docs/session-service.md says so).
@@ -23,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from services.common import secrets, session_service
+from services.common import session_service
 from services.common.config import Settings
 from services.common.models import utcnow
 from services.drivers.base import DriverError
@@ -66,7 +68,6 @@ def with_session_token(task: Task, settings: Settings, params: dict[str, Any]
         return params
     node = task.node
     token = session_service.issue_token(task.session, node.id, utcnow())
-    secrets.remember({"session_token": token})  # masked in every text from now on
     api_url = (settings.session_service_api_url or settings.effective_agent_api_url).rstrip("/")
     drive = build({
         "openstack/latest/meta_data.json": {"uuid": node.uuid, "name": node.name or node.uuid,
