@@ -368,3 +368,41 @@ def test_the_boot_service_sends_magic_packets_out_of_its_interface(
         ]:
             answer = httpx.post(f"{boot_url}/wake", json=body, headers=headers, timeout=10)
             assert answer.status_code == status, (body, answer.text)
+
+
+def test_a_held_heartbeat_gets_a_command_asked_meanwhile(
+        stack: tuple[ServedApi, Database, Settings], admin: httpx.Client) -> None:
+    served, db, settings = stack
+    assert served.app.state.settings is settings
+    base = str(admin.base_url)
+    nodes = [enroll(admin, f"s-pc{n}", f"52:54:00:00:51:{n:02x}") for n in (9, 10)]
+    tokens = [deploy_settings(stack, node["uuid"])["token"] for node in nodes]
+    answers: dict[int, tuple[float, httpx.Response]] = {}
+
+    def hold(i: int) -> None:
+        started = time.monotonic()
+        response = httpx.post(f"{base}{E}/session-service/{nodes[i]['uuid']}",
+                              headers={"Authorization": f"Bearer {tokens[i]}"},
+                              json={"wait_s": 60}, timeout=30)  # capped at the setting
+        answers[i] = (time.monotonic() - started, response)
+
+    settings.session_service_wait_s = 6.0
+    try:
+        threads = [threading.Thread(target=hold, args=(i,)) for i in (0, 1)]
+        for thread in threads:
+            thread.start()
+        eventually(lambda: all(row_of(db, n["uuid"]).last_seen_at for n in nodes), 5,
+                   "both heartbeats held")
+        with db.session() as session:
+            node_id = session.scalar(select(Node.id).where(Node.uuid == nodes[0]["uuid"]))
+            row = session_service.find(session, node_id)  # type: ignore[arg-type]
+            assert row is not None
+            session_service.request_command(row, session_service.REBOOT, datetime.now(UTC))
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        settings.session_service_wait_s = 1.0
+    (took, first), (held, second) = answers[0], answers[1]
+    assert ok(first)["command"] == "reboot" and took < 4.0
+    assert ok(second)["command"] is None and held >= 6.0  # held for the whole wait, capped
+    assert row_of(db, nodes[0]["uuid"]).delivered_command == "reboot"
