@@ -13,6 +13,10 @@ boot service out of its interface (the veth whose other end is the listener's).
 from __future__ import annotations
 
 import functools
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -406,3 +410,24 @@ def test_a_held_heartbeat_gets_a_command_asked_meanwhile(
     assert ok(first)["command"] == "reboot" and took < 4.0
     assert ok(second)["command"] is None and held >= 6.0  # held for the whole wait, capped
     assert row_of(db, nodes[0]["uuid"]).delivered_command == "reboot"
+
+
+def test_the_cli_sets_a_rooms_subnet_and_wol_broadcast(admin: httpx.Client) -> None:
+    environment = {**{k: v for k, v in os.environ.items() if not k.startswith("ENCLUME_")},
+                   "ENCLUME_URL": str(admin.base_url), "ENCLUME_USERNAME": "root",
+                   "ENCLUME_PASSWORD": PASSWORD}
+
+    def enclume(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(Path(sys.executable).with_name("enclume")), *argv],
+                              env=environment, capture_output=True, text=True, timeout=60,
+                              check=False)
+
+    made = enclume("room", "create", "S4", "--time-zone", "UTC", "--subnet", "10.12.0.0/16",
+                   "-f", "json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["subnet"] == "10.12.0.0/16"
+    changed = enclume("room", "set", "S4", "--wol-broadcast", "10.12.3.255", "-f", "json")
+    assert changed.returncode == 0, changed.stderr
+    assert json.loads(changed.stdout)["wol_broadcast"] == "10.12.3.255"
+    refused = enclume("room", "set", "S4", "--wol-broadcast", "10.13.0.255")
+    assert refused.returncode != 0 and "Invalid wol_broadcast" in refused.stderr + refused.stdout
