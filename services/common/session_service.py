@@ -92,6 +92,12 @@ def status(row: SessionService | None, now: datetime, timeout: timedelta) -> str
     return UP if seen >= now - timeout else None
 
 
+def forget_state(row: SessionService) -> None:
+    """The PC was woken: what its service said before (up, powered off) no longer holds; its
+    next heartbeat says it is up."""
+    row.last_seen_at = row.delivered_command = row.delivered_at = None
+
+
 def request_command(row: SessionService, command: str, now: datetime) -> None:
     if command not in COMMANDS:
         raise ValueError(f"unknown session service command {command!r}")

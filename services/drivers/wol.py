@@ -102,6 +102,9 @@ class WolPower(PowerInterface):
         host, port, password = _target(task.node.driver_info, self.settings, room_host)
         macs = self._macs(task)
         packets = [magic_packet(mac, password) for mac in macs]
+        row = session_service.find(task.session, task.node.id)
+        if row is not None:
+            session_service.forget_state(row)
         if self.settings.wol_via_boot_service and room_host is None and not (
                 task.node.driver_info.get("wol_host")):
             where = self._through_boot_service(macs, password, port)

@@ -150,6 +150,8 @@ def test_the_service_reports_up_and_obeys_a_power_off(
         assert power(admin, node["uuid"], "power off")["power_state"] == "power off"
         assert process.wait(timeout=15) == 0  # the OS went down: no more heartbeats
     assert recorded(log) == [["poweroff"]]
+    # Woken again: nothing is known until its OS reports (a magic packet is not acknowledged).
+    assert power(admin, node["uuid"], "power on")["power_state"] is None
     history = admin.get(f"/v1/nodes/{node['uuid']}/history").text
     assert "fetched the power-off command" in history
     for text in (history, admin.get(f"/v1/nodes/{node['uuid']}").text):
@@ -264,7 +266,8 @@ def test_magic_packets_reach_a_room_on_another_subnet(
                   201)
         assert room["subnet"] == str(subnet) and room["wol_broadcast"] is None
         job = ok(admin.post(f"{E}/rooms/S2/actions", json={"action": "wake"}), 202)
-        drive(stack, admin, job["uuid"])
+        woken = drive(stack, admin, job["uuid"])["pcs"][0]
+        assert woken["outcome"] == "succeeded" and woken["step"] == "power on requested"
         packet = wol_listener.wait_for_magic("52:54:00:00:51:06", timeout=5)
         assert packet is not None and packet["destination"] == str(subnet.broadcast_address)
 
