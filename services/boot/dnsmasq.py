@@ -40,16 +40,32 @@ from services.common.macs import parse_mac
 
 LOG = logging.getLogger(__name__)
 
+LEASE_READ_ATTEMPTS = 5
+
+
+def _stable_text(path: Path) -> str:
+    """The lease file read until two reads agree: dnsmasq rewrites it in place (rewind, write,
+    truncate), so one read may catch it half-written."""
+    previous = path.read_text(errors="replace")
+    for _ in range(LEASE_READ_ATTEMPTS):
+        current = path.read_text(errors="replace")
+        if current == previous:
+            break
+        previous = current
+    return previous
+
+
 def read_leases(path: Path, now: float | None = None) -> dict[str, IPv4Address]:
     """dnsmasq's unexpired IPv4 leases by MAC (lower case). A line is ``EXPIRY MAC ADDRESS
-    HOSTNAME CLIENT-ID``, EXPIRY 0 for an infinite lease; other lines are skipped."""
+    HOSTNAME CLIENT-ID``, EXPIRY 0 for an infinite lease; other lines are skipped, and so is
+    a last line without its newline (cut by a rewrite: its address may be cut short too)."""
     now = time.time() if now is None else now
     try:
-        text = path.read_text(errors="replace")
+        text = _stable_text(path)
     except OSError:
         return {}
     leases: dict[str, IPv4Address] = {}
-    for line in text.splitlines():
+    for line in text.split("\n")[:-1]:
         fields = line.split()
         if len(fields) < 3 or not fields[0].isdigit():
             continue

@@ -30,6 +30,8 @@ from services.common.validation import is_uuid, shown
 ACTION_FIELDS = frozenset({"action", "pcs", "image", "force"})
 QUEUED = "queued"
 ACTIVE_JOB_STATES = ("pending", "running")
+FORCED_DELTA = "restore-delta"  # a restore that asks the agent for delta whatever the PC had
+RESTORE_KINDS = ("restore", FORCED_DELTA)
 
 
 def _pcs(room: Room, wanted: Any) -> list[str]:
@@ -96,7 +98,7 @@ def create_job(session: Session, room: Room, body: Any, *, requested_by: str | N
         raise Invalid(f"Invalid value for force: {shown(force)}; true or false.")
     pcs = _pcs(room, values.get("pcs"))
     version = None
-    if kind == "restore":
+    if kind in RESTORE_KINDS:
         version = _image(session, room, values.get("image"))
         running = session_in_progress(session, room, now) if occurrence is None else None
         if running is not None and not force:
@@ -126,6 +128,7 @@ def retry_pc(session: Session, job: Job, node_ident: str) -> JobPC:
                        f"(outcome {row.outcome or 'none yet'}); only a failed PC is retried.")
     row.outcome, row.error, row.step = None, None, QUEUED
     row.percent = row.bytes_done = row.bytes_total = None
+    row.restore_mode = row.fetched_bytes = row.image_bytes = None
     job.state = "running"
     session.flush()
     return row

@@ -69,7 +69,7 @@ class Room(TimestampMixin, Base):
     idle_vlan: Mapped[int | None] = mapped_column(Integer)
     class_vlan: Mapped[int | None] = mapped_column(Integer)
     # The PCs' IPv4 subnet (CIDR) and the directed broadcast address magic packets go to
-    # (default: the subnet's broadcast); migration 0008.
+    # (default: the subnet's broadcast); migration 0009.
     subnet: Mapped[str | None] = mapped_column(String(18))
     wol_broadcast: Mapped[str | None] = mapped_column(String(15))
     default_image_id: Mapped[int | None] = mapped_column(
@@ -208,5 +208,9 @@ class JobPC(Base):
     bytes_done: Mapped[int | None] = mapped_column(BigInteger)
     bytes_total: Mapped[int | None] = mapped_column(BigInteger)
     outcome: Mapped[str | None] = mapped_column(String(16))  # succeeded | failed | skipped
+    # restores: delta | full | delta+full (a delta that fell back) | download (not by blocks)
+    restore_mode: Mapped[str | None] = mapped_column(String(16))
+    fetched_bytes: Mapped[int | None] = mapped_column(BigInteger)  # what the agent fetched
+    image_bytes: Mapped[int | None] = mapped_column(BigInteger)  # the image's (raw) size
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime | None] = mapped_column(default=None, onupdate=utcnow)

@@ -14,7 +14,15 @@ a room's jobs. Each pass, for every PC of a pending or running job:
   is copied from what the agent reports (its command document's ``progress``, which the
   conductor polling it on each heartbeat keeps in ``driver_internal_info["agent_command"]``: one
   node write per heartbeat, none per block); the outcome is set when the node is ``active``
-  (succeeded) or ``deploy failed`` (failed, with the node's last error).
+  (succeeded, with how the disk was written: ``restore_mode``, bytes fetched and the image's
+  size) or ``deploy failed`` (failed, with the node's last error).
+
+A restore names the catalogue version in instance_info (``image_version``) with the block
+restore's mode (``image_restore``): ``restore-delta`` asks for delta; ``restore`` asks for delta
+when the disk last had a version of the same image (``driver_internal_info["image_written"]``,
+which the deploy path keeps: delta compares blocks, so it pays off across versions of one
+image), full otherwise. The deploy path writes versions the image store lacks by the plain
+download (docs/images.md).
 
 A job ends ``done`` when every PC succeeded, ``failed-partly`` when some failed.
 """
@@ -28,7 +36,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from services.classroom.jobs import ACTIVE_JOB_STATES, QUEUED
+from services.classroom.jobs import ACTIVE_JOB_STATES, FORCED_DELTA, QUEUED
 from services.classroom.times import as_utc
 from services.common import states
 from services.common.classroom_models import ImageVersion, Job, JobPC, Room
@@ -40,7 +48,8 @@ from services.common.secrets import scrub
 from services.conductor.interface import ConductorAPI
 from services.drivers.agent_client import AGENT_COMMAND
 from services.drivers.base import POWER_OFF, POWER_ON
-from services.drivers.deploy.direct import WRITE_IMAGE
+from services.drivers.deploy.block_restore import IMAGE_WRITTEN
+from services.drivers.deploy.direct import RESTORE_BLOCKS, WRITE_IMAGE
 
 LOG = logging.getLogger(__name__)
 
@@ -51,10 +60,15 @@ STARTING = "starting"
 STARTING_S = timedelta(seconds=60)  # longer than a start (an update and a provisioning call)
 
 
+AGENT_WRITES = (WRITE_IMAGE, RESTORE_BLOCKS)
+
+
 def instance_info(version: ImageVersion) -> dict[str, Any]:
-    """What a node needs to deploy ``version`` (Ironic's instance_info keys)."""
+    """What a node needs to deploy ``version`` (Ironic's instance_info keys, and the version
+    for a block restore)."""
     info: dict[str, Any] = {
-        "image_source": version.source, "image_os_hash_algo": "sha256",
+        "image_source": version.source, "image_version": version.uuid,
+        "image_os_hash_algo": "sha256",
         "image_os_hash_value": version.checksum, "image_disk_format": version.disk_format,
         "image_type": version.image_type, "deploy_boot_mode": version.boot_mode}
     if version.kernel:
@@ -95,6 +109,7 @@ class JobAdvancer:
                 return
             kind, version = job.kind, job.image_version
             info = instance_info(version) if version is not None else None
+            image_id = version.image_id if version is not None else None
             rows = {pc.node_uuid: pc for pc in job.pcs if pc.outcome is None}
             nodes = {n.uuid: n for n in session.scalars(
                 select(Node).where(Node.uuid.in_(list(rows))))}
@@ -105,7 +120,8 @@ class JobAdvancer:
         for pc_id in queued:
             if self._claim_start(pc_id):
                 # Recorded at once: a conductor killed later in the pass loses no start.
-                self._record(job_id, {by_id[pc_id]: self._start(kind, by_id[pc_id], info)})
+                self._record(job_id, {by_id[pc_id]: self._start(kind, by_id[pc_id], info,
+                                                                image_id)})
         self._record(job_id, observed)
 
     def _record(self, job_id: int, values: dict[str, dict[str, Any]]) -> None:
@@ -128,27 +144,31 @@ class JobAdvancer:
                 .values(step=STARTING, updated_at=utcnow())
                 .execution_options(synchronize_session=False)).rowcount)
 
-    def _start(self, kind: str, node_uuid: str, info: dict[str, Any] | None
-               ) -> dict[str, Any]:
+    def _start(self, kind: str, node_uuid: str, info: dict[str, Any] | None,
+               image_id: int | None) -> dict[str, Any]:
         """Start one PC's action; the values its row takes (a queued PC stays queued)."""
         try:
             if kind in POWER_TARGET:
                 self.conductor.change_power_state(node_uuid, POWER_TARGET[kind])
                 return {"step": f"{POWER_TARGET[kind]} requested"}
             with self.db.session() as session:
-                state = session.scalar(select(Node.provision_state).where(
-                    Node.uuid == node_uuid))
+                state, written = session.execute(select(
+                    Node.provision_state, Node.driver_internal_info).where(
+                    Node.uuid == node_uuid)).one_or_none() or (None, None)
+                mode = "delta" if kind == FORCED_DELTA or _same_image(
+                    session, written, image_id) else "full"
             if state is None:
                 return {"outcome": "failed", "error": "The PC's node no longer exists."}
             if state not in REBUILDABLE and state != states.S.AVAILABLE.value:
                 return {"outcome": "failed",
                         "error": f"The PC is {state}: only an active, available or "
                                  "deploy failed PC can be restored."}
-            self.conductor.update_node(node_uuid, {"instance_info": info},
+            self.conductor.update_node(node_uuid, {"instance_info": {**(info or {}),
+                                                                     "image_restore": mode}},
                                        {"provision_state": state})
             target = "rebuild" if state in REBUILDABLE else "active"
             self.conductor.do_provisioning_action(node_uuid, target, {})
-            return {"step": states.S.DEPLOYING.value, "percent": 0}
+            return {"step": states.S.DEPLOYING.value, "percent": 0, "restore_mode": mode}
         except (TemporaryFailure, Conflict) as exc:
             # The deploy limit, no free worker, a busy node: its turn comes in a later pass.
             LOG.info("room job: PC %s waits: %s", node_uuid, exc.message)
@@ -179,7 +199,7 @@ class JobAdvancer:
         values: dict[str, Any] = {"step": node.provision_state}
         values.update(_write_progress(node))
         if node.provision_state == states.S.ACTIVE.value:
-            values.update(outcome="succeeded", percent=100)
+            values.update(outcome="succeeded", percent=100, **_how_written(node))
         elif node.provision_state == states.S.DEPLOYFAIL.value:
             values.update(outcome="failed",
                           error=scrub(node.last_error or "The deploy failed."))
@@ -196,10 +216,36 @@ def _began(kind: str, node: Node, pc: JobPC) -> bool:
     return changed is not None and taken is not None and as_utc(changed) >= as_utc(taken)
 
 
+def _same_image(session: Any, internal_info: dict[str, Any] | None,
+                image_id: int | None) -> bool:
+    """Whether the disk last had a version of image ``image_id`` written successfully."""
+    written = (internal_info or {}).get(IMAGE_WRITTEN)
+    version = written.get("version") if isinstance(written, dict) else None
+    if image_id is None or not isinstance(version, str):
+        return False
+    return session.scalar(select(ImageVersion.image_id).where(
+        ImageVersion.uuid == version)) == image_id
+
+
+def _how_written(node: Node) -> dict[str, Any]:
+    """The restore mode used (``delta+full``: a delta that fell back to a full write;
+    ``download``: the plain image download, the store lacking the version), the bytes fetched
+    and the image's size, as the deploy path recorded them."""
+    written = (node.driver_internal_info or {}).get(IMAGE_WRITTEN)
+    if not isinstance(written, dict):
+        return {}
+    if written.get("method") != "restore_blocks":
+        return {"restore_mode": "download", "image_bytes": written.get("image_size")}
+    mode = "delta+full" if written.get("fell_back_to_full") else written.get("mode")
+    return {"restore_mode": mode, "fetched_bytes": written.get("fetched_bytes"),
+            "image_bytes": written.get("image_size")}
+
+
 def _write_progress(node: Node) -> dict[str, Any]:
-    """Bytes written and total of the image write the agent runs now, if it reported them."""
+    """Bytes done and total of the image write the agent runs now, if it reported them (a
+    block restore counts each byte of the image twice: compared or written, then verified)."""
     command = (node.driver_internal_info or {}).get(AGENT_COMMAND)
-    if not isinstance(command, dict) or command.get("name") != WRITE_IMAGE:
+    if not isinstance(command, dict) or command.get("name") not in AGENT_WRITES:
         return {}
     progress = command.get("progress") or {}
     done, total = progress.get("done_bytes"), progress.get("total_bytes")

@@ -152,7 +152,10 @@ class TimetableRunner:
                               claimed_by=self.host, claimed_at=now):
                 return 0
             if cls_session.before in RESTORES:
-                self._job(session, occurrence, "restore", now)
+                # restore-full: the room's restore (delta where the PC had the image)
+                kind = jobs.FORCED_DELTA if cls_session.before == "restore-delta" \
+                    else "restore"
+                self._job(session, occurrence, kind, now)
         return 1
 
     def _end(self, occurrence_id: int, state: str, now: datetime) -> int:
@@ -186,7 +189,7 @@ class TimetableRunner:
     def _job(self, session: Session, occurrence: Occurrence, kind: str, now: datetime) -> None:
         cls_session = occurrence.session
         body: dict[str, Any] = {"action": kind}
-        if kind == "restore":
+        if kind in jobs.RESTORE_KINDS:
             body["image"] = cls_session.image_version.uuid
         try:
             jobs.create_job(session, cls_session.room, body, now=now, occurrence=occurrence,

@@ -65,12 +65,13 @@ def write_boot_files(files: Path) -> dict[str, Path]:
 
 
 @contextmanager
-def boot_service(base: Path, db: Database, files: Path, boot_socket: socket.socket
-                 ) -> Iterator[str]:
-    """The boot service's HTTP app (files, iPXE scripts, image cache) in a thread; its URL."""
+def boot_service(base: Path, db: Database, files: Path, boot_socket: socket.socket,
+                 image_store_dir: Path | None = None) -> Iterator[str]:
+    """The boot service's HTTP app (files, iPXE scripts, image cache, the image store's range
+    reads) in a thread; its URL."""
     boot_url = url_of(boot_socket)
     settings = Settings(data_dir=base, boot_files_dir=files, boot_public_url=boot_url,
-                        image_cache_dir=base / "image-cache")
+                        image_cache_dir=base / "image-cache", image_store_dir=image_store_dir)
     with serving(create_boot_app(settings, db), boot_socket):
         yield boot_url
 

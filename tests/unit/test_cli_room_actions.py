@@ -201,6 +201,12 @@ def test_wake_without_wait_shows_the_job_and_json_is_the_api_document(
     assert api.actions[-1] == {"action": "power-off", "force": False, "pcs": ["b12-pc03"]}
 
 
+def test_restore_delta_asks_for_the_restore_delta_action(api: RoomApi, enclume: Any) -> None:
+    code, out, err = enclume("room", "restore", "B12", "--delta", "-f", "json")
+    assert code == 0, (out, err)
+    assert api.actions[-1] == {"action": "restore-delta", "force": False}
+
+
 def test_refusals_print_the_api_faultstring(api: RoomApi, enclume: Any) -> None:
     api.in_session = True
     code, _, err = enclume("room", "restore", "B12")

@@ -70,3 +70,12 @@ def test_the_lease_file_is_read_for_unexpired_leases(tmp_path: Path) -> None:
         "52:54:00:00:00:01": IPv4Address("10.20.0.101"),
         "52:54:00:00:00:03": IPv4Address("10.20.0.103")}
     assert read_leases(tmp_path / "missing") == {}
+
+
+def test_a_lease_line_cut_by_a_rewrite_is_not_read(tmp_path: Path) -> None:
+    leases = tmp_path / "dnsmasq.leases"
+    # dnsmasq caught mid-rewrite: the second line's address ("10.20.0.102") is cut short
+    leases.write_text("1900000000 52:54:00:00:00:01 10.20.0.101 * *\n"
+                      "1900000000 52:54:00:00:00:02 10.20.0.10")
+    assert read_leases(leases, now=1_800_000_000) == {
+        "52:54:00:00:00:01": IPv4Address("10.20.0.101")}

@@ -351,3 +351,42 @@ def test_two_advancers_of_one_room_start_each_pc_once(
     final = drive(stack, job["uuid"])[-1]
     assert final["state"] == "done", final
     assert {n: writes()[n] - before[n] for n in names} == dict.fromkeys(names, 1)
+
+
+def test_a_restore_asks_for_delta_where_the_pc_last_had_the_same_image(
+        stack: tuple[ServedApi, Database], room: dict[str, Any]) -> None:
+    served, db = stack
+    with client(served, "root") as admin:
+        versions = {f"{name}:{v['version']}": v["uuid"] for name in ("debian", "windows")
+                    for v in ok(admin.get(f"{E}/images/{name}"))["versions"]}
+    had = {"b12-pc0": None, "b12-pc1": versions["debian:v1"], "b12-pc2": versions["windows:v1"]}
+    with db.session() as session:
+        for name, version in had.items():
+            row = session.scalar(select(Node).where(Node.name == name))
+            assert row is not None
+            info = dict(row.driver_internal_info or {})
+            info.pop("image_written", None)
+            if version is not None:
+                info["image_written"] = {"version": version, "method": "restore_blocks"}
+            row.driver_internal_info = info
+
+    def restore(action: str) -> dict[str, dict[str, Any]]:
+        with client(served, "alice") as alice:
+            job = ok(alice.post(f"{E}/rooms/B12/actions", json={
+                "action": action, "image": "debian:v2", "pcs": list(had), "force": True}),
+                202)
+        assert job["kind"] == action
+        final = drive(stack, job["uuid"])[-1]
+        assert final["state"] == "done", final
+        with client(served, "root") as admin:
+            infos = {name: ok(admin.get(f"/v1/nodes/{name}"))["instance_info"] for name in had}
+        for pc in final["pcs"]:
+            assert infos[pc["node"]]["image_restore"] == pc["restore_mode"]
+            assert infos[pc["node"]]["image_version"] == versions["debian:v2"]
+        return {pc["node"]: pc for pc in final["pcs"]}
+
+    # Another version of the same image counts (delta compares blocks); another image not.
+    modes = {name: pc["restore_mode"] for name, pc in restore("restore").items()}
+    assert modes == {"b12-pc0": "full", "b12-pc1": "delta", "b12-pc2": "full"}
+    forced = {name: pc["restore_mode"] for name, pc in restore("restore-delta").items()}
+    assert forced == {"b12-pc0": "delta", "b12-pc1": "delta", "b12-pc2": "delta"}

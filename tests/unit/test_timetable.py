@@ -123,6 +123,17 @@ def test_an_occurrence_missed_by_more_than_its_grace_is_never_run(
     assert jobs_of(db, cls["uuid"]) == []
 
 
+def test_a_session_restoring_by_delta_starts_a_restore_delta_job(
+        stack: tuple[ServedApi, Database, Settings]) -> None:
+    served, db, settings = stack
+    cls = ok(served.client.post(f"{E}/sessions", json={
+        "room": "S", "image": "debian:v1", "start": "2027-07-06T10:00",
+        "end": "2027-07-06T12:00", "before": "restore-delta"}), 201)
+    runner = TimetableRunner(db, settings, served.manager.membership, "c1")
+    assert runner.run(at("2027-07-06T08:00") - LEAD).claimed == 1  # 10:00 CEST
+    assert jobs_of(db, cls["uuid"]) == [("restore-delta", "2027-07-06T08:00:00")]
+
+
 def test_racing_conductors_claim_an_occurrence_once_and_a_dead_claimer_is_replaced(
         stack: tuple[ServedApi, Database, Settings]) -> None:
     served, db, settings = stack

@@ -100,7 +100,9 @@ def job_document(request: Request, job: Job) -> dict[str, Any]:
         "pcs": [{"node": names.get(pc.node_uuid), "node_uuid": pc.node_uuid,
                  "step": pc.step, "percent": pc.percent,
                  "bytes_done": pc.bytes_done, "bytes_total": pc.bytes_total,
-                 "outcome": pc.outcome, "error": pc.error} for pc in job.pcs],
+                 "restore_mode": pc.restore_mode, "fetched_bytes": pc.fetched_bytes,
+                 "image_bytes": pc.image_bytes, "outcome": pc.outcome, "error": pc.error}
+                for pc in job.pcs],
         "created_at": timestamp(job.created_at), "updated_at": timestamp(job.updated_at),
         "links": link(request, f"jobs/{job.uuid}"),
     }

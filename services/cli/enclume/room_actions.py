@@ -63,6 +63,9 @@ def restore(
     image: Annotated[str | None, typer.Option(
         metavar="NAME[:VERSION]", help="The image to put on the PCs (default: the room's "
                                        "default image, newest version).")] = None,
+    delta: Annotated[bool, typer.Option(
+        "--delta", help="Fetch only the blocks that differ even on PCs that last had another "
+                        "image (by default only on PCs that last had this image).")] = False,
     force: Force = False, wait: Wait = False, timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S,
     fmt: Format = None,
 ) -> None:
@@ -70,7 +73,8 @@ def restore(
 
     With --wait: follow each PC live (step, percent, throughput, time left); exit 1 if any PC
     failed."""
-    act(ctx, room, "restore", pc, image, force, wait, timeout, fmt)
+    act(ctx, room, "restore-delta" if delta else "restore", pc, image, force, wait, timeout,
+        fmt)
 
 
 @app.command("power-off")

@@ -11,6 +11,7 @@ from services.conductor.flows import clean
 from services.conductor.flows.steps import Step, advance, after_agent, on_ramdisk, validate
 from services.conductor.task import Task
 from services.drivers.base import POWER_ON
+from services.drivers.deploy.block_restore import forget_written
 from services.drivers.power_actions import power_off_or_ask, set_power
 
 
@@ -26,6 +27,7 @@ def prepare(event: str, options: dict[str, Any]) -> Step:
         if steps:
             task.update_internal_info(**steps)
         task.node.last_error = None
+        forget_written(task)  # what the disk held: unknown until the new image is verified
         task.process_event(event)
         task.commit()
 

@@ -14,6 +14,7 @@ from services.common.config import Settings
 from services.drivers.agent_client import AgentCommandFailed
 from services.drivers.base import WAIT, CleanStep, DriverError
 from services.drivers.deploy import steps
+from services.drivers.deploy.block_restore import forget_written
 from services.drivers.deploy.ramdisk import boot_ramdisk
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ class AgentCleaning:
             if result is None:
                 return WAIT
             task.record("cleaning", f"Clean step deploy.{step['step']} done.")
+            if step["step"] == "erase_devices":
+                forget_written(task)  # every byte is zero: no image left to compare with
             index += 1
             task.update_internal_info(**{STEP_INDEX: index})
         task.pop_internal_info(STEP_INDEX)

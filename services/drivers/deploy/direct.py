@@ -1,8 +1,10 @@
-"""The ``direct`` deploy interface: the agent downloads the image and streams it to the disk.
+"""The ``direct`` deploy interface: the agent writes the image to the disk itself.
 
-The agent verifies the checksum while it writes; on any failure (checksum, short download,
-write error) it leaves the disk unbootable and the command fails with its reason, which becomes
-the node's last_error.
+A catalogue image version the image store holds is restored block by block
+(``deploy.restore_blocks``, see ``block_restore``); anything else is downloaded and streamed
+to the disk (``standby.write_image``). The agent verifies what it wrote (the checksum while it
+streams, the manifest after a block restore); on any failure it leaves the disk unbootable and
+the command fails with its reason, which becomes the node's last_error.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from services.common.config import Settings
-from services.drivers.base import WAIT, Resume
-from services.drivers.deploy import config_drive, image, steps
+from services.drivers.base import WAIT, DriverError, Resume
+from services.drivers.deploy import block_restore, config_drive, image, steps
 from services.drivers.deploy.agent_deploy import AgentDeploy
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
 
 WRITE_IMAGE = "standby.write_image"
+RESTORE_BLOCKS = block_restore.RESTORE_BLOCKS
 WRITE_STEP = {"interface": "deploy", "step": "write_image", "priority": 80, "argsinfo": None}
 
 
@@ -28,16 +31,35 @@ class DirectWriter:
         self.settings = settings
 
     def validate(self, task: Task) -> None:
-        image.write_image_params(task.node, self.settings)
+        if block_restore.block_source(task.node, self.settings) is None:
+            image.write_image_params(task.node, self.settings)
 
     def write(self, task: Task, resume: Resume) -> str | None:
         task.node.deploy_step = dict(WRITE_STEP)
+        node, timeout_s = task.node, self.settings.agent_command_timeout_s
+        source = block_restore.block_source(node, self.settings)
+        if source is not None:
+            result = steps.advance(
+                task, RESTORE_BLOCKS,
+                lambda: block_restore.restore_params(node, self.settings, source), timeout_s)
+            if result is None:
+                return WAIT
+            if result.get("verified") is not True:  # an agent that did not check: never active
+                raise DriverError(f"the agent restored image version {source.version_id} "
+                                  f"without verifying the disk against its manifest")
+            block_restore.record_restore(task, source, result)
+            task.record("deploying", f"The agent restored image version {source.version_id} "
+                                     f"({result.get('mode', source.mode)}, "
+                                     f"{result.get('fetched_bytes')} bytes fetched) and "
+                                     f"verified the disk against its manifest.")
+            return None
         result = steps.advance(task, WRITE_IMAGE, lambda: config_drive.with_session_token(
-                                   task, self.settings,
-                                   image.write_image_params(task.node, self.settings)),
-                               self.settings.agent_command_timeout_s)
+            task, self.settings, image.write_image_params(node, self.settings)), timeout_s)
         if result is None:
             return WAIT
+        version_id, _ = block_restore.named_version(node, self.settings)
+        block_restore.record_written(task, version_id, {
+            "method": "write_image", "image_size": result.get("image_size")})
         task.record("deploying", "The agent wrote the image and verified its checksum.")
         return None
 

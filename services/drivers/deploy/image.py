@@ -13,6 +13,9 @@
   — the agent downloads from the boot service's image cache (``<boot URL>/images/<node>``),
   ``http`` — the agent downloads ``image_source`` itself;
 - the target disk: ``properties.root_device.name`` when given, else the agent's choice.
+
+A catalogue image version the image store holds is restored by blocks instead
+(``image_version``, ``image_restore``: see ``block_restore``).
 """
 
 from __future__ import annotations
