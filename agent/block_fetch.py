@@ -31,12 +31,14 @@ def runs(indexes: Iterable[int], limit: int = MAX_RUN_BLOCKS) -> Iterator[list[i
 
 
 class BlockFetcher:
-    def __init__(self, disk_url: str, manifest: BlockManifest, timeout_s: float) -> None:
+    def __init__(self, disk_url: str, manifest: BlockManifest, timeout_s: float,
+                 headers: dict[str, str] | None = None) -> None:
         parts = urllib.parse.urlsplit(disk_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise CommandError(f"disk_url must be an http(s) URL, got {disk_url!r}")
         self.url, self.parts, self.manifest, self.timeout_s = disk_url, parts, manifest, timeout_s
         self.path = parts.path + (f"?{parts.query}" if parts.query else "")
+        self.headers = {"User-Agent": "enclume-agent", **(headers or {})}  # the image token
         self.fetched_bytes = 0
         self.refetched_blocks = 0
         self._connection: http.client.HTTPConnection | None = None
@@ -59,8 +61,7 @@ class BlockFetcher:
             try:
                 connection = self._connect()
                 connection.request("GET", self.path, headers={
-                    "Range": f"bytes={offset}-{offset + length - 1}",
-                    "User-Agent": "enclume-agent"})
+                    **self.headers, "Range": f"bytes={offset}-{offset + length - 1}"})
                 response = connection.getresponse()
                 body = response.read()
             except (OSError, http.client.HTTPException) as exc:

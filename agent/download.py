@@ -70,10 +70,11 @@ def _explanation(error: urllib.error.HTTPError) -> str:
     return ": " + " ".join(text.split())
 
 
-def open_url(url: str, timeout_s: float, first_bytes: int | None = None) -> Download:
+def open_url(url: str, timeout_s: float, first_bytes: int | None = None,
+             extra_headers: dict[str, str] | None = None) -> Download:
     """The body of ``url``; with ``first_bytes``, ask for only that much (a Range request; a
     server without ranges sends everything, of which the caller reads what it needs)."""
-    headers = {"User-Agent": "enclume-agent"}
+    headers = {"User-Agent": "enclume-agent", **(extra_headers or {})}
     if first_bytes is not None:
         headers["Range"] = f"bytes=0-{first_bytes - 1}"
     request = urllib.request.Request(url, headers=headers)

@@ -33,6 +33,7 @@ from agent.errors import BadParams, CommandError
 LOG = logging.getLogger(__name__)
 MODES = ("delta", "full")
 REPAIR_ROUNDS = 2
+IMAGE_TOKEN_HEADER = "X-Image-Token"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # a 4 TB disk in 4 MiB blocks is ~70 MB of JSON at most
 
 
@@ -43,6 +44,11 @@ class RestoreRequest:
     disk_url: str
     mode: str
     target_disk: str | None
+    image_token: str | None = None  # sent as X-Image-Token to the boot service
+
+    @property
+    def token_headers(self) -> dict[str, str]:
+        return {IMAGE_TOKEN_HEADER: self.image_token} if self.image_token else {}
 
 
 def parse_params(params: dict[str, Any]) -> RestoreRequest:
@@ -56,14 +62,18 @@ def parse_params(params: dict[str, Any]) -> RestoreRequest:
     target = params.get("target_disk")
     if target is not None and not isinstance(target, str):
         raise BadParams(f"target_disk must be a device path, got {target!r}")
+    token = params.get("image_token")
+    if token is not None and (not isinstance(token, str) or not token.isprintable()):
+        raise BadParams("image_token must be the token the conductor was given (text)")
     return RestoreRequest(manifest_url=check_url(params.get("manifest_url"), "manifest_url"),
                           manifest_sha256=digest,
                           disk_url=check_url(params.get("disk_url"), "disk_url"),
-                          mode=str(mode), target_disk=target)
+                          mode=str(mode), target_disk=target, image_token=token)
 
 
 def _load_manifest(request: RestoreRequest, timeout_s: float) -> BlockManifest:
-    download = open_url(request.manifest_url, timeout_s)
+    download = open_url(request.manifest_url, timeout_s,
+                        extra_headers=request.token_headers)
     try:
         raw = download.response.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:
@@ -219,7 +229,7 @@ def restore_blocks(request: RestoreRequest, disks: list[Disk], timeout_s: float,
     if disk.size < manifest.size:
         raise CommandError(f"{disk.path} has {disk.size} bytes, the image needs "
                            f"{manifest.size}: refused, nothing was written")
-    fetcher = BlockFetcher(request.disk_url, manifest, timeout_s)
+    fetcher = BlockFetcher(request.disk_url, manifest, timeout_s, request.token_headers)
     fd = disk.open()
     result: dict[str, Any] = {"target_disk": disk.path, "mode": request.mode,
                               "image_size": manifest.size, "image_sha256": manifest.image_sha256,

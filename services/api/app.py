@@ -23,6 +23,8 @@ from services.api import (
 )
 from services.api.auth import BasicAuthMiddleware, effective_strategy, identity_source
 from services.api.enclume import events as enclume_events
+from services.api.enclume import image_store as enclume_image_store
+from services.api.enclume import image_uploads as enclume_image_uploads
 from services.api.enclume import images as enclume_images
 from services.api.enclume import jobs as enclume_jobs
 from services.api.enclume import rooms as enclume_rooms
@@ -56,6 +58,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    nodes.router, node_states.router, node_traits.router,
                    drivers.router, conductors.router, agent_endpoints.router,
                    discovery.router, enclume_root.router, enclume_images.router,
+                   enclume_image_uploads.router, enclume_image_store.router,
                    enclume_rooms.router, enclume_sessions.router, enclume_jobs.router,
                    enclume_events.router, enclume_session_service.router):
         app.include_router(router)
@@ -64,5 +67,6 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     app.add_middleware(VersionMiddleware)
     if source is not None:
         app.add_middleware(BasicAuthMiddleware, source=source)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes,
+                       unlimited=enclume_image_uploads.is_upload_body)
     return app

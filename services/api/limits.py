@@ -1,6 +1,12 @@
-"""Refuse request bodies over the configured size, before they are read into memory."""
+"""Refuse request bodies over the configured size, before they are read into memory.
+
+Routes that stream their body to disk (image uploads) are exempt: ``unlimited`` names them, and
+they bound what they accept themselves (the image store's limit).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,12 +23,14 @@ class BodyTooLarge(HTTPException):
 
 
 class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int,
+                 unlimited: Callable[[Scope], bool] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.unlimited = unlimited
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.unlimited is not None and self.unlimited(scope)):
             await self.app(scope, receive, send)
             return
         for key, value in scope["headers"]:

@@ -52,6 +52,7 @@ from services.common.lifecycle import Service, lifespan_of
 from services.common.macs import parse_mac
 from services.common.models import Node, Port
 from services.common.states import ProvisionState
+from services.images import tokens
 from services.images.store import ImageStore
 
 LOG = logging.getLogger(__name__)
@@ -193,7 +194,8 @@ def create_boot_app(settings: Settings, db: Database,
         Route(FILES_PATH + "{name:path}", boot_file, methods=["GET", "HEAD"]),
         Route("/images/{node_uuid}", image, methods=["GET", "HEAD"]),
         *image_block_routes(ImageStore(settings.effective_image_store_dir,
-                                       settings.image_store_max_bytes)),
+                                       settings.image_store_max_bytes),
+                            tokens.load_secret(settings)),
         *wake_routes(settings),
     ], lifespan=lifespan_of([cache, *services]))
     app.state.image_cache = cache

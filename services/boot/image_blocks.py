@@ -5,6 +5,10 @@
 - ``GET|HEAD /image-versions/<version id>/disk``: the version's raw (virtual) disk, with a single
   HTTP Range (``bytes=a-b``, ``bytes=a-``, ``bytes=-n``) answered 206; zero blocks are read as
   zeros. Blocks are reached through a version only, never by their hash.
+
+Both answer only a request carrying a valid image token for that version in the
+``X-Image-Token`` header (``services/images/tokens.py``): 403 without one, with one expired or
+made for another version.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from services.images import tokens
 from services.images.errors import StoreError, UnknownVersion
 from services.images.store import ImageStore
 
@@ -48,8 +53,13 @@ def _text(status: int, message: str, headers: dict[str, str] | None = None) -> R
     return PlainTextResponse(message + "\n", status_code=status, headers=headers)
 
 
-def _manifest_json(store: ImageStore, version_id: str) -> bytes | Response:
-    """The version's manifest, or the error response: 404 unknown, 400 an invalid id."""
+def _manifest_json(store: ImageStore, secret: bytes, request: Request,
+                   version_id: str) -> bytes | Response:
+    """The version's manifest, or the error response: 403 no valid token, 404 unknown, 400 an
+    invalid id."""
+    refused = tokens.refusal(secret, version_id, request.headers.get(tokens.HEADER))
+    if refused is not None:
+        return _text(403, refused)
     try:
         return store.manifest_json(version_id)
     except UnknownVersion as exc:
@@ -58,9 +68,11 @@ def _manifest_json(store: ImageStore, version_id: str) -> bytes | Response:
         return _text(400, str(exc))
 
 
-def image_block_routes(store: ImageStore) -> list[Route]:
+def image_block_routes(store: ImageStore, secret: bytes) -> list[Route]:
+    """The routes; ``secret`` is the image tokens' HMAC secret (``tokens.load_secret``)."""
+
     def manifest(request: Request) -> Response:
-        body = _manifest_json(store, request.path_params["version_id"])
+        body = _manifest_json(store, secret, request, request.path_params["version_id"])
         if isinstance(body, Response):
             return body
         return Response(body, media_type="application/json",
@@ -68,7 +80,7 @@ def image_block_routes(store: ImageStore) -> list[Route]:
 
     def disk(request: Request) -> Response:
         version_id: str = request.path_params["version_id"]
-        found = _manifest_json(store, version_id)
+        found = _manifest_json(store, secret, request, version_id)
         if isinstance(found, Response):
             return found
         size = store.manifest(version_id).size

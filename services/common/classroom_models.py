@@ -54,6 +54,12 @@ class ImageVersion(Base):
     ramdisk: Mapped[str | None] = mapped_column(String(2048))
     boot_mode: Mapped[str] = mapped_column(String(8))  # bios | uefi
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # external (a catalogue entry only: deployed from ``source``) | ingesting | available (in
+    # the image store, under ``uuid``) | failed (``reason`` says why); docs/images.md
+    state: Mapped[str] = mapped_column(String(16), default="external",
+                                       server_default="external")
+    reason: Mapped[str | None] = mapped_column(Text)
+    state_changed_at: Mapped[datetime | None] = mapped_column()
 
     image: Mapped[Image] = relationship(back_populates="versions")
 
@@ -69,7 +75,7 @@ class Room(TimestampMixin, Base):
     idle_vlan: Mapped[int | None] = mapped_column(Integer)
     class_vlan: Mapped[int | None] = mapped_column(Integer)
     # The PCs' IPv4 subnet (CIDR) and the directed broadcast address magic packets go to
-    # (default: the subnet's broadcast); migration 0009.
+    # (default: the subnet's broadcast); migration 0010.
     subnet: Mapped[str | None] = mapped_column(String(18))
     wol_broadcast: Mapped[str | None] = mapped_column(String(15))
     default_image_id: Mapped[int | None] = mapped_column(

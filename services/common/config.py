@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     image_download_timeout_s: float = 60.0
     image_store_dir: Path | None = None  # default DATA_DIR/image-store (docs/images.md)
     image_store_max_bytes: int = Field(default=200 * 1024**3, gt=0)
+    image_upload_timeout_s: float = Field(default=86400.0, gt=0)  # idle uploads: gc removes
+    image_token_secret: str | None = None  # shared by conductors and boot services
+    image_token_secret_file: Path | None = None  # default DATA_DIR/image-token.secret
+    image_token_ttl_s: float = Field(default=6 * 3600.0, gt=0)
 
     # -- boot service: DHCP (dnsmasq), the DHCP filter, following the desired boot
     boot_interface: str | None = None  # the provisioning network's interface (enclume-boot)

@@ -1,6 +1,6 @@
 """The session service's table: one row per deployed node that was given a session token.
 
-The schema is created only by migration 0009 (services/common/migrations).
+The schema is created only by migration 0010 (services/common/migrations).
 """
 
 from __future__ import annotations

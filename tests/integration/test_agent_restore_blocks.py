@@ -19,6 +19,7 @@ import pytest
 from starlette.applications import Starlette
 
 from services.boot.image_blocks import image_block_routes
+from services.images import tokens
 from services.images.store import ImageStore
 from tests.integration.test_agent_harness import (
     FakeApi,
@@ -42,6 +43,7 @@ pytestmark = pytest.mark.integration
 IMAGE_SIZE = 256 * MiB
 DISK_SIZE = IMAGE_SIZE + 8 * MiB  # a little larger than the image, as PCs' disks are
 VERSION = "v1"
+SECRET = b"shared by the conductor and the boot service"
 
 
 class CorruptingStore(ImageStore):
@@ -78,7 +80,7 @@ def store(image: Path, tmp_path_factory: pytest.TempPathFactory) -> CorruptingSt
 
 @pytest.fixture
 def boot_url(store: CorruptingStore) -> Iterator[str]:
-    app = Starlette(routes=image_block_routes(store))
+    app = Starlette(routes=image_block_routes(store, SECRET))
     store.corrupt_block, store.times = None, 0
     with serving(app) as url:
         yield url
@@ -96,8 +98,9 @@ def agent(fake_api: FakeApi, tmp_path: Path, disk: Path) -> Iterator[RunningAgen
 
 
 def restore(agent: RunningAgent, store: ImageStore, boot_url: str, disk: Path,
-            mode: str) -> dict[str, Any]:
+            mode: str, token: str | None = None) -> dict[str, Any]:
     return agent.run("deploy.restore_blocks", {
+        "image_token": token or tokens.issue(SECRET, VERSION, 600),
         "manifest_url": f"{boot_url}/image-versions/{VERSION}/manifest",
         "manifest_sha256": store.manifest_sha256(VERSION),
         "disk_url": f"{boot_url}/image-versions/{VERSION}/disk",
@@ -183,9 +186,18 @@ def test_a_manifest_with_another_checksum_is_refused(
     status, document = agent.command("deploy.restore_blocks", {
         "manifest_url": f"{boot_url}/image-versions/{VERSION}/manifest",
         "manifest_sha256": "0" * 64, "disk_url": f"{boot_url}/image-versions/{VERSION}/disk",
-        "target_disk": str(disk)})
+        "target_disk": str(disk), "image_token": tokens.issue(SECRET, VERSION, 600)})
     assert status == 200
     document = agent.run_poll(document)
     assert document["command_status"] == "FAILED"
     assert "manifest's sha256" in document["command_error"]
+    assert file_bytes(disk, MiB) == bytes(MiB)
+
+
+def test_a_token_for_another_version_or_expired_reads_nothing(
+        agent: RunningAgent, store: CorruptingStore, boot_url: str, disk: Path) -> None:
+    for token in (tokens.issue(SECRET, "v2", 600), tokens.issue(SECRET, VERSION, -1)):
+        document = restore(agent, store, boot_url, disk, "full", token=token)
+        assert document["command_status"] == "FAILED"
+        assert "HTTP 403" in document["command_error"], document["command_error"]
     assert file_bytes(disk, MiB) == bytes(MiB)

@@ -89,13 +89,16 @@ def store_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreLab]:
         handle.write(b"broken" * MiB)
     store_dir = base / "image-store"
     boot_socket = bound_socket()
+    token_secret = "deploy-blocks-image-token-secret"  # the conductor's and the boot service's
     env = {"ENCLUME_BOOT_PUBLIC_URL": url_of(boot_socket),
+           "ENCLUME_IMAGE_TOKEN_SECRET": token_secret,
            "ENCLUME_IMAGE_STORE_DIR": str(store_dir), "ENCLUME_CLASSROOM_INTERVAL_S": "0.3",
            "ENCLUME_POWER_POLL_INTERVAL_S": "0.1", "ENCLUME_AGENT_HEARTBEAT_TIMEOUT_S": "3"}
     data_dir = base / "aio"
     with running_aio(data_dir, env=env) as aio:
         db = Database(f"sqlite:///{data_dir / 'enclume.sqlite'}")
-        with boot_service(base, db, base / "boot-files", boot_socket, store_dir) as boot_url, \
+        with boot_service(base, db, base / "boot-files", boot_socket, store_dir,
+                          token_secret) as boot_url, \
                 httpx.Client(base_url=aio.url, headers=HEADERS, timeout=30) as api:
             store = ImageStore(store_dir, 4 * IMAGE_SIZE)
             version = add_version(api, store, "debian", image, boot_url)

@@ -66,12 +66,14 @@ def write_boot_files(files: Path) -> dict[str, Path]:
 
 @contextmanager
 def boot_service(base: Path, db: Database, files: Path, boot_socket: socket.socket,
-                 image_store_dir: Path | None = None) -> Iterator[str]:
+                 image_store_dir: Path | None = None,
+                 image_token_secret: str | None = None) -> Iterator[str]:
     """The boot service's HTTP app (files, iPXE scripts, image cache, the image store's range
-    reads) in a thread; its URL."""
+    reads, checking image tokens under ``image_token_secret``) in a thread; its URL."""
     boot_url = url_of(boot_socket)
     settings = Settings(data_dir=base, boot_files_dir=files, boot_public_url=boot_url,
-                        image_cache_dir=base / "image-cache", image_store_dir=image_store_dir)
+                        image_cache_dir=base / "image-cache", image_store_dir=image_store_dir,
+                        image_token_secret=image_token_secret)
     with serving(create_boot_app(settings, db), boot_socket):
         yield boot_url
 

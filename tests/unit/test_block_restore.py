@@ -15,6 +15,7 @@ from services.common.config import Settings
 from services.common.models import Node
 from services.drivers.deploy.block_restore import block_source, restore_params
 from services.drivers.driver_info import InvalidParameter
+from services.images import tokens as image_tokens
 from services.images.store import ImageStore
 
 BOOT = "http://boot.example:8080"
@@ -52,11 +53,16 @@ def test_a_version_named_by_image_source_is_restored_in_full_by_default(
     store = ImageStore(settings.effective_image_store_dir, 1 << 30)
     assert found is not None and found.mode == "full"
     assert found.manifest_sha256 == store.manifest_sha256(VERSION)
-    assert restore_params(target, settings, found) == {
+    params = restore_params(target, settings, found)
+    token = params.pop("image_token")
+    assert params == {
         "manifest_url": f"{BOOT}/image-versions/{VERSION}/manifest",
         "manifest_sha256": found.manifest_sha256,
         "disk_url": f"{BOOT}/image-versions/{VERSION}/disk", "mode": "full",
         "target_disk": "/dev/sdb"}
+    secret = image_tokens.load_secret(settings)
+    assert image_tokens.refusal(secret, VERSION, token) is None
+    assert image_tokens.refusal(secret, str(uuid.uuid4()), token) is not None
 
 
 def test_image_version_beside_a_source_asks_for_delta(settings: Settings) -> None:

@@ -341,7 +341,10 @@ def test_images_are_renamed_and_described_by_staff_only(stack: Stack, admin: htt
     refused(admin.patch(f"{E}/images/scratch2", json={"name": "debian"}), 409, "already exists")
     refused(admin.patch(f"{E}/images/scratch2", json={"versions": []}), 400, "Unknown")
     with stack.client("alice") as alice:
-        assert "scratch2" in [i["name"] for i in ok(alice.get(f"{E}/images"))["images"]]
+        # A teacher reads the images allowed in their rooms only (#17): B12 allows debian.
+        assert [i["name"] for i in ok(alice.get(f"{E}/images"))["images"]] == ["debian"]
+        refused(alice.get(f"{E}/images/scratch2"), 404, "could not be found")
+        assert ok(alice.get(f"{E}/images/debian"))["name"] == "debian"
         refused(alice.patch(f"{E}/images/scratch2", json={"description": "mine"}), 403,
                 "admin or an operator")
         refused(alice.delete(f"{E}/images/scratch2"), 403, "admin or an operator")

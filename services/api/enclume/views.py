@@ -9,7 +9,9 @@ from typing import Any
 from fastapi import Request
 
 from services.api.enclume.common import link
+from services.api.enclume.stores import image_store
 from services.api.views import timestamp
+from services.classroom.image_versions import store_summary
 from services.classroom.sessions import next_occurrences
 from services.common.classroom_models import (
     ClassSession,
@@ -19,6 +21,7 @@ from services.common.classroom_models import (
     Occurrence,
     Room,
 )
+from services.images.store import ImageStore
 
 IMAGE_FIELDS = ["uuid", "name", "description", "versions", "created_at", "updated_at",
                 "links"]
@@ -33,17 +36,23 @@ JOB_FIELDS = ["uuid", "room", "kind", "requested_by", "state", "occurrence", "im
               "pcs", "created_at", "updated_at", "links"]
 
 
-def version_document(version: ImageVersion) -> dict[str, Any]:
+def version_document(version: ImageVersion, store: ImageStore | None = None
+                     ) -> dict[str, Any]:
+    """``store``: add the summary of the version's manifest when the store holds it."""
     return {"uuid": version.uuid, "version": version.version, "source": version.source,
             "checksum": version.checksum, "disk_format": version.disk_format,
             "image_type": version.image_type, "kernel": version.kernel,
             "ramdisk": version.ramdisk, "boot_mode": version.boot_mode,
+            "state": version.state, "reason": version.reason,
+            "store": store_summary(store, version) if store is not None else None,
             "created_at": timestamp(version.created_at)}
 
 
 def image_document(request: Request, image: Image) -> dict[str, Any]:
+    stored = any(v.state == "available" for v in image.versions)
+    store = image_store(request) if stored else None
     return {"uuid": image.uuid, "name": image.name, "description": image.description,
-            "versions": [version_document(v) for v in image.versions],
+            "versions": [version_document(v, store) for v in image.versions],
             "created_at": timestamp(image.created_at), "updated_at": timestamp(image.updated_at),
             "links": link(request, f"images/{image.uuid}")}
 

@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -107,6 +107,16 @@ class ApiClient:
     def delete(self, path: str) -> None:
         self._send("DELETE", path)
 
+    def send_bytes(self, method: str, path: str, chunks: Iterable[bytes],
+                   headers: dict[str, str], timeout_s: float | None = None) -> Any:
+        """A request whose body is ``chunks`` streamed as they come (an image upload)."""
+        return self._send(method, path, raw=chunks, extra_headers=headers,
+                          timeout_s=timeout_s)
+
+    def slow_post(self, path: str, timeout_s: float) -> Any:
+        """A POST that may take long to answer (an upload's commit hashes the whole image)."""
+        return self._send("POST", path, timeout_s=timeout_s)
+
     def list_all(self, path: str, key: str, params: dict[str, Any] | None = None
                  ) -> list[dict[str, Any]]:
         """Every item of a collection, following its ``next`` links page after page."""
@@ -144,21 +154,25 @@ class ApiClient:
             raise ApiError(0, f"cannot reach {self._where()}: {mask(str(exc))}") from None
 
     def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-              body: Any = None, versioned: bool = True) -> Any:
+              body: Any = None, versioned: bool = True, raw: Iterable[bytes] | None = None,
+              extra_headers: dict[str, str] | None = None,
+              timeout_s: float | None = None) -> Any:
         # Enclume's own API (/enclume/v1) has its version in the path: no microversion.
         versioned = versioned and not path.startswith(ENCLUME_PREFIX)
         headers = {VERSION_HEADER: self.api_version} if versioned else {}
-        content = None
+        headers.update(extra_headers or {})
+        content: str | Iterable[bytes] | None = raw
         if body is not None:
             content = json.dumps(body)
             headers["Content-Type"] = "application/json"
+        timeout = self.config.timeout_s if timeout_s is None else timeout_s
         started = time.monotonic()
         try:
             response = self._http.request(method, path, params=params, content=content,
-                                          headers=headers)
+                                          headers=headers, timeout=timeout)
         except httpx.TimeoutException:
             raise ApiError(0, f"no answer from {self._where()} within "
-                              f"{self.config.timeout_s:g} s") from None
+                              f"{timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise ApiError(0, f"cannot reach {self._where()}: {mask(str(exc))}") from None
         LOG.debug("%s %s%s -> %s in %.0f ms", method, self._where(), path,

@@ -1,5 +1,6 @@
 """``enclume image create|list|show|delete`` and ``enclume image version add|delete``: the
-catalogue of OS images rooms may use (admins and operators change it; teachers read it)."""
+catalogue of OS images rooms may use (admins and operators change it; teachers read the images
+of their rooms). Uploads, versions in the store, gc: image_versions.py."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import typer
 from services.cli.enclume.classroom_common import listing, names, path, show
 from services.cli.enclume.context import cli
 from services.cli.enclume.options import Format
+from services.cli.enclume.room_progress import human_bytes
 
 app = typer.Typer(no_args_is_help=True,
                   help="OS images (with versions) that rooms may be restored to.")
@@ -18,8 +20,8 @@ app.add_typer(version_app, name="version")
 
 LIST_COLUMNS = ("name", "description", "versions")
 SHOW_COLUMNS = ("uuid", "name", "description", "versions", "created_at", "updated_at")
-VERSION_COLUMNS = ("version", "source", "checksum", "disk_format", "image_type", "boot_mode",
-                   "uuid", "created_at")
+VERSION_COLUMNS = ("version", "state", "source", "checksum", "disk_format", "image_type",
+                   "boot_mode", "uuid", "created_at")
 
 Image = Annotated[str, typer.Argument(metavar="IMAGE", help="Image name or UUID.")]
 SOURCE_HELP = ("Where the version is: an http(s) or file URL, or a file name in the image "
@@ -40,6 +42,25 @@ Ramdisk = Annotated[str | None, typer.Option(metavar="URL|FILE",
 
 def image_row(image: dict[str, Any]) -> dict[str, Any]:
     return {**image, "versions": names(image.get("versions"), "version")}
+
+
+def version_summary(version: dict[str, Any]) -> str:
+    """``v2 (available: 1.0 GiB, 256 blocks, 190 zero, 212.0 MiB stored)``."""
+    state = version.get("state") or "external"
+    store = version.get("store")
+    if store:
+        details = (f"{state}: {human_bytes(store['size'])}, {store['blocks']} blocks, "
+                   f"{store['zero_blocks']} zero, {human_bytes(store['stored_bytes'])} stored")
+    elif version.get("reason"):
+        details = f"{state}: {version['reason']}"
+    else:
+        details = state
+    return f"{version.get('version')} ({details})"
+
+
+def image_detail_row(image: dict[str, Any]) -> dict[str, Any]:
+    return {**image, "versions": "; ".join(version_summary(v)
+                                           for v in image.get("versions") or [])}
 
 
 def version_body(version: str, source: str | None, checksum: str | None,
@@ -84,13 +105,27 @@ def list_images(ctx: typer.Context, fmt: Format = None) -> None:
 
 @app.command("show")
 def show_image(ctx: typer.Context, image: Image, fmt: Format = None) -> None:
-    """One image; the table lists its versions, -f json everything about them."""
-    show(ctx, cli(ctx).client.get(path("images", image)), SHOW_COLUMNS, fmt, image_row)
+    """One image; the table sums each version up, -f json tells everything about them.
+
+    Per version: its state, and when in the store its size, blocks, zero blocks and bytes
+    stored."""
+    show(ctx, cli(ctx).client.get(path("images", image)), SHOW_COLUMNS, fmt,
+         image_detail_row)
 
 
 @app.command("delete")
-def delete(ctx: typer.Context, image: Image) -> None:
-    """Delete an image and its versions (refused while a session uses it)."""
+def delete(ctx: typer.Context, image: Annotated[str, typer.Argument(
+        metavar="IMAGE[:VERSION]", help="Image name or UUID; with :VERSION only that "
+                                        "version.")]) -> None:
+    """Delete an image and its versions, or one version (IMAGE:VERSION).
+
+    Refused while a session uses it, or a room restores it by default; its blocks are freed
+    by `enclume image gc`."""
+    name, _, version = image.rpartition(":") if ":" in image else (image, "", "")
+    if version:
+        cli(ctx).client.delete(path("images", name, "versions", version))
+        typer.echo(f"Deleted version {version} of image {name}")
+        return
     cli(ctx).client.delete(path("images", image))
     typer.echo(f"Deleted image {image}")
 
@@ -102,11 +137,17 @@ def add_version(
     source: Annotated[str, typer.Option(metavar="URL|FILE", help=SOURCE_HELP)],
     checksum: Annotated[str, typer.Option(metavar="SHA256", help="The sha256 of the file.")],
     disk_format: DiskFormat = None, image_type: ImageType = None, boot_mode: BootMode = None,
-    kernel: Kernel = None, ramdisk: Ramdisk = None, fmt: Format = None,
+    kernel: Kernel = None, ramdisk: Ramdisk = None,
+    fetch: Annotated[bool, typer.Option(
+        "--fetch", help="Fetch the source URL into the image store (in the background: "
+                        "`enclume image versions` shows when it is available).")] = False,
+    fmt: Format = None,
 ) -> None:
     """Add a version to an image (IMAGE:VERSION elsewhere); shows it."""
     body = version_body(version, source, checksum, disk_format, image_type, boot_mode, kernel,
                         ramdisk)
+    if fetch:
+        body["fetch"] = True
     show(ctx, cli(ctx).client.post(path("images", image, "versions"), body), VERSION_COLUMNS,
          fmt)
 

@@ -15,7 +15,7 @@ import typer
 from services.cli.enclume import (
     enroll,
     history,
-    images,
+    image_versions,
     jobs,
     management,
     node_inventory,
@@ -48,8 +48,9 @@ node_app.add_typer(history.app, name="history")
 app.add_typer(node_app, name="node")
 app.add_typer(ports.app, name="port")
 app.command("enroll")(enroll.enroll)
-# Classrooms (Enclume's own API, /enclume/v1): room_actions adds its commands to `room`.
-app.add_typer(images.app, name="image")
+# Classrooms (Enclume's own API, /enclume/v1): room_actions adds its commands to `room`,
+# image_versions its commands to `image`.
+app.add_typer(image_versions.app, name="image")
 app.add_typer(room_actions.app, name="room")
 app.add_typer(sessions.app, name="session")
 app.add_typer(jobs.app, name="job")

@@ -28,6 +28,7 @@ from services.common.models import Node
 from services.common.validation import is_uuid
 from services.drivers.deploy.image import PARTITION, WHOLE_DISK, target_disk
 from services.drivers.driver_info import InvalidParameter
+from services.images import tokens as image_tokens
 from services.images.errors import StoreError, UnknownVersion
 from services.images.store import ImageStore
 
@@ -118,11 +119,14 @@ def store_of(settings: Settings) -> ImageStore:
 
 
 def restore_params(node: Node, settings: Settings, source: BlockSource) -> dict[str, Any]:
-    """The parameters of the agent's ``deploy.restore_blocks``. A per-version read credential
-    for the boot service's /image-versions routes, when there is one, goes in here."""
+    """The parameters of the agent's ``deploy.restore_blocks``, with the image token that lets
+    it read this one version from the boot service."""
     base = f"{settings.effective_boot_url}{VERSION_ROUTE}/{source.version_id}"
+    token = image_tokens.issue(image_tokens.load_secret(settings), source.version_id,
+                               settings.image_token_ttl_s)
     return {"manifest_url": f"{base}/manifest", "manifest_sha256": source.manifest_sha256,
-            "disk_url": f"{base}/disk", "mode": source.mode, "target_disk": target_disk(node)}
+            "disk_url": f"{base}/disk", "mode": source.mode, "target_disk": target_disk(node),
+            "image_token": token}
 
 
 def record_restore(task: Task, source: BlockSource, result: dict[str, Any]) -> None:
