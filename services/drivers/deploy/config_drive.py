@@ -10,8 +10,8 @@ base64-encoded as the agent takes it) holding
   the conductor writes: it travels inside the config drive, an agent parameter masked by its
   key (``configdrive``) by the one scrubber, services/common/secrets.py.
 
-A deploy that brings its own config drive keeps it untouched, without a session token
-(docs/session-service.md says so).
+A deploy that brings its own config drive keeps it untouched, without a session token, and a
+block restore (``deploy.restore_blocks``) gets none (docs/session-service.md says so).
 """
 
 from __future__ import annotations
