@@ -1,8 +1,9 @@
 """Config drives the conductor builds: the session service's token for the deployed OS.
 
-With ENCLUME_SESSION_SERVICE_ENABLED, a direct deploy without a config drive of its own gets one
-(an ISO 9660 image labelled config-2, made with genisoimage as Ironic makes them, gzipped and
-base64-encoded as the agent takes it) holding
+With ENCLUME_SESSION_SERVICE_ENABLED, a direct deploy without a config drive of its own (an
+image write, or a block restore: the agent appends the partition after the restored image)
+gets one (an ISO 9660 image labelled config-2, made with genisoimage as Ironic makes them,
+gzipped and base64-encoded as the agent takes it) holding
 
 - ``openstack/latest/meta_data.json``: the node's UUID and name (what cloud-init reads);
 - ``enclume/session-service.json``: the API URL, the node's UUID and a token issued for this
@@ -10,8 +11,8 @@ base64-encoded as the agent takes it) holding
   the conductor writes: it travels inside the config drive, an agent parameter masked by its
   key (``configdrive``) by the one scrubber, services/common/secrets.py.
 
-A deploy that brings its own config drive keeps it untouched, without a session token, and a
-block restore (``deploy.restore_blocks``) gets none (docs/session-service.md says so).
+A deploy that brings its own config drive keeps it untouched, without a session token
+(docs/session-service.md says so).
 """
 
 from __future__ import annotations

@@ -39,9 +39,9 @@ class DirectWriter:
         node, timeout_s = task.node, self.settings.agent_command_timeout_s
         source = block_restore.block_source(node, self.settings)
         if source is not None:
-            result = steps.advance(
-                task, RESTORE_BLOCKS,
-                lambda: block_restore.restore_params(node, self.settings, source), timeout_s)
+            result = steps.advance(task, RESTORE_BLOCKS, lambda: config_drive.with_session_token(
+                task, self.settings, block_restore.restore_params(node, self.settings, source)),
+                timeout_s)
             if result is None:
                 return WAIT
             if result.get("verified") is not True:  # an agent that did not check: never active
