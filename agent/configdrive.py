@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import zlib
 
-from agent.disks import MiB
+from agent import partitions
+from agent.disks import Disk, MiB, flush, write_all
 from agent.download import check_url, open_url
 from agent.errors import BadParams, CommandError
 
@@ -72,3 +74,16 @@ def load(value: object, timeout_s: float) -> bytes:
 def partition_size(image: bytes) -> int:
     """The partition the image goes to: whole MiB, at least 64 MiB as Ironic makes it."""
     return max(MAX_SIZE, -(-len(image) // MiB) * MiB)
+
+
+def append_partition(disk: Disk, image: bytes) -> int:
+    """A partition at the end of ``disk`` holding ``image`` (after a whole-disk image: its
+    partitions are left as they are); its number."""
+    part = partitions.append_at_end(disk, partition_size(image))
+    fd = disk.open()
+    try:
+        write_all(fd, image, part.start, disk)
+        flush(fd, disk)
+    finally:
+        os.close(fd)
+    return part.number

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from agent import erase
+from agent import configdrive, erase
 from agent.block_fetch import BlockFetcher
 from agent.block_manifest import BlockManifest, parse
 from agent.block_reader import BlockReader
@@ -44,6 +44,7 @@ class RestoreRequest:
     mode: str
     target_disk: str | None
     image_token: str | None = None  # sent as X-Image-Token to the boot service
+    configdrive: str | None = None  # base64 or URL: a partition appended after the restore
 
     @property
     def token_headers(self) -> dict[str, str]:
@@ -61,13 +62,17 @@ def parse_params(params: dict[str, Any]) -> RestoreRequest:
     target = params.get("target_disk")
     if target is not None and not isinstance(target, str):
         raise BadParams(f"target_disk must be a device path, got {target!r}")
+    drive = params.get("configdrive")
+    if drive is not None and (not isinstance(drive, str) or not drive):
+        raise BadParams("configdrive must be a URL or base64 text")
     token = params.get("image_token")
     if token is not None and (not isinstance(token, str) or not token.isprintable()):
         raise BadParams("image_token must be the token the conductor was given (text)")
     return RestoreRequest(manifest_url=check_url(params.get("manifest_url"), "manifest_url"),
                           manifest_sha256=digest,
                           disk_url=check_url(params.get("disk_url"), "disk_url"),
-                          mode=str(mode), target_disk=target, image_token=token)
+                          mode=str(mode), target_disk=target, image_token=token,
+                          configdrive=drive)
 
 
 def _load_manifest(request: RestoreRequest, timeout_s: float) -> BlockManifest:
@@ -239,10 +244,16 @@ def restore_blocks(request: RestoreRequest, disks: list[Disk], timeout_s: float,
                                f"after the restore (first: block {bad[0]})")
         result.update(fetched_bytes=fetcher.fetched_bytes,
                       refetched_blocks=fetcher.refetched_blocks, verified=True)
+        if request.configdrive is not None:  # after the image's blocks, outside them
+            os.close(fd)
+            fd = -1
+            result["configdrive_partition"] = configdrive.append_partition(
+                disk, configdrive.load(request.configdrive, timeout_s))
         return result
     except BaseException:
         LOG.error("restoring %s failed: wiping its metadata", disk.path)
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         fd = -1
         erase.make_unbootable(disk)
         raise

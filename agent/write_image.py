@@ -192,9 +192,7 @@ class ImageWriter:
             os.close(fd)
 
     def _add_configdrive(self, drive: bytes) -> None:
-        part = partitions.append_at_end(self.disk, configdrive.partition_size(drive))
-        self._write_at(drive, part.start)
-        self.result["configdrive_partition"] = part.number
+        self.result["configdrive_partition"] = configdrive.append_partition(self.disk, drive)
 
     def _finish_partitions(self, layout: Table, drive: bytes | None) -> None:
         partitions.write(self.disk, layout)

@@ -30,6 +30,7 @@ from services.api.enclume import images as enclume_images
 from services.api.enclume import jobs as enclume_jobs
 from services.api.enclume import rooms as enclume_rooms
 from services.api.enclume import root as enclume_root
+from services.api.enclume import session_service as enclume_session_service
 from services.api.enclume import sessions as enclume_sessions
 from services.api.limits import BodySizeLimitMiddleware
 from services.api.responses import SafeJSONResponse
@@ -62,7 +63,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    enclume_image_uploads.router, enclume_image_store.router,
                    enclume_image_capture.router,
                    enclume_rooms.router, enclume_sessions.router, enclume_jobs.router,
-                   enclume_events.router):
+                   enclume_events.router, enclume_session_service.router):
         app.include_router(router)
     openapi.install(app)
     install_web_page(app, settings, source)  # /ui/: the teacher web page

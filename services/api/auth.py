@@ -20,8 +20,9 @@ from services.common.identity import Htpasswd, IdentitySource, UsersFile
 # /v1/continue_inspection: inventories of discovered machines, public as in Ironic, refused
 # while discovery is off (services/api/discovery.py).
 PUBLIC_PATHS = frozenset({"/", "/v1", "/v1/", "/v1/lookup", "/v1/continue_inspection"})
-# The agent's heartbeats: public as in Ironic, the agent proves itself with its token.
-PUBLIC_PREFIXES = ("/v1/heartbeat/",)
+# The agent's heartbeats: public as in Ironic, the agent proves itself with its token; so does
+# a deployed OS's session service (services/api/enclume/session_service.py).
+PUBLIC_PREFIXES = ("/v1/heartbeat/", "/enclume/v1/session-service/")
 REALM = b'Basic realm="Baremetal API"'
 # Enclume's own API: its endpoints check roles and rooms themselves (services/api/enclume).
 ENCLUME_PREFIX = "/enclume/"

@@ -15,6 +15,8 @@
   (``services.boot.image_blocks``).
 - ``/image-captures/<node uuid>/...``: the agent of a node being captured sends its disk's
   blocks into the store (``services.boot.image_capture``).
+- ``POST /wake``: a conductor's Wake-on-LAN magic packets, sent out of the provisioning
+  interface (``services.boot.wake``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from starlette.types import Receive, Scope, Send
 from services.boot import ipxe
 from services.boot.image_blocks import image_block_routes
 from services.boot.image_capture import image_capture_routes
+from services.boot.wake import wake_routes
 from services.classroom.image_capture import DatabaseCaptures
 from services.common.bootconfig.entry import BOOT_KEY, BootEntry, boot_entry
 from services.common.bootconfig.files import FILES_PATH, UnsafeName, file_inside, served_url
@@ -197,6 +200,7 @@ def create_boot_app(settings: Settings, db: Database,
         Route("/images/{node_uuid}", image, methods=["GET", "HEAD"]),
         *image_block_routes(store, tokens.load_secret(settings)),
         *image_capture_routes(store, DatabaseCaptures(db)),
+        *wake_routes(settings),
     ], lifespan=lifespan_of([cache, *services]))
     app.state.image_cache = cache
     return app

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import date, datetime
 from typing import Any
@@ -38,6 +39,40 @@ def vlan(field: str, value: Any) -> int | None:
         raise Invalid(f"Invalid value for {field}: {shown(value)}; a VLAN id is "
                       f"{MIN_VLAN} to {MAX_VLAN}.")
     return value
+
+
+def subnet(value: Any) -> ipaddress.IPv4Network | None:
+    """A room's IPv4 subnet, written as a CIDR network (host bits zero): 10.12.0.0/16."""
+    if value is None:
+        return None
+    try:
+        network = ipaddress.IPv4Network(value) if isinstance(value, str) else None
+    except ValueError:
+        network = None
+    if network is None or network.prefixlen > 30 or network.is_loopback or (
+            network.is_multicast or network.is_reserved or network.is_unspecified):
+        raise Invalid(f"Invalid subnet {shown(value)}: expected an IPv4 network such as "
+                      "10.12.0.0/16 (host bits zero, at most /30).")
+    return network
+
+
+def wol_broadcast(value: Any, network: ipaddress.IPv4Network | None) -> str | None:
+    """A directed broadcast address inside the room's subnet: the broadcast address of the
+    subnet or of a part of it (10.12.3.255 in 10.12.0.0/16)."""
+    if value is None:
+        return None
+    if network is None:
+        raise Invalid("A room's wol_broadcast needs its subnet: set subnet too.")
+    try:
+        address = ipaddress.IPv4Address(value) if isinstance(value, str) else None
+    except ValueError:
+        address = None
+    if address is None or address not in network or not any(
+            ipaddress.IPv4Network(f"{address}/{prefix}", strict=False).broadcast_address
+            == address for prefix in range(network.prefixlen, 31)):
+        raise Invalid(f"Invalid wol_broadcast {shown(value)}: expected the broadcast address "
+                      f"of {network} or of a part of it (such as {network.broadcast_address}).")
+    return str(address)
 
 
 def checksum(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, select
@@ -23,7 +24,8 @@ from services.common.lookups import by_uuid_or_name
 from services.common.models import Node
 
 ROOM_FIELDS = frozenset({"name", "description", "time_zone", "idle_vlan", "class_vlan",
-                         "allowed_images", "default_image", "pcs", "teachers"})
+                         "subnet", "wol_broadcast", "allowed_images", "default_image", "pcs",
+                         "teachers"})
 UPDATABLE = ROOM_FIELDS - {"pcs", "teachers"}
 
 
@@ -68,6 +70,11 @@ def _apply(session: Session, room: Room, values: dict[str, Any]) -> None:
     for vlan in ("idle_vlan", "class_vlan"):
         if vlan in values:
             setattr(room, vlan, fields.vlan(vlan, values[vlan]))
+    if "subnet" in values or "wol_broadcast" in values:
+        network = fields.subnet(values.get("subnet", room.subnet))
+        room.subnet = None if network is None else str(network)
+        room.wol_broadcast = fields.wol_broadcast(
+            values.get("wol_broadcast", room.wol_broadcast), network)
 
 
 def create_room(session: Session, body: Any) -> Room:
@@ -150,3 +157,13 @@ def lock(session: Session, ident: str | ColumnElement[bool]) -> None:
     UUID, or a condition on ``Room`` (the room of a session being changed)."""
     where = by_uuid_or_name(Room, ident) if isinstance(ident, str) else ident
     session.execute(Room.__table__.update().where(where).values(updated_at=Room.updated_at))
+
+
+def wol_address(session: Session, node_id: int) -> str | None:
+    """Where the magic packets of a room's PC go: the room's wol_broadcast, else its subnet's
+    broadcast address; None for a PC in no room or in a room without a subnet."""
+    row = session.execute(select(Room.subnet, Room.wol_broadcast).join(
+        RoomPC, RoomPC.room_id == Room.id).where(RoomPC.node_id == node_id)).first()
+    if row is None or row.subnet is None:
+        return None
+    return row.wol_broadcast or str(ipaddress.IPv4Network(row.subnet).broadcast_address)

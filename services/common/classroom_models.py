@@ -74,6 +74,10 @@ class Room(TimestampMixin, Base):
     time_zone: Mapped[str] = mapped_column(String(64))  # IANA, e.g. Europe/Paris
     idle_vlan: Mapped[int | None] = mapped_column(Integer)
     class_vlan: Mapped[int | None] = mapped_column(Integer)
+    # The PCs' IPv4 subnet (CIDR) and the directed broadcast address magic packets go to
+    # (default: the subnet's broadcast); migration 0010.
+    subnet: Mapped[str | None] = mapped_column(String(18))
+    wol_broadcast: Mapped[str | None] = mapped_column(String(15))
     default_image_id: Mapped[int | None] = mapped_column(
         ForeignKey("images.id", ondelete="SET NULL"))
 

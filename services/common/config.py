@@ -162,6 +162,18 @@ class WolSettings(BaseSettings):
     model_config = _section("WOL_")
     default_host: str = "255.255.255.255"
     default_port: int = 9
+    via_boot_service: bool = False  # the boot service sends them out of its interface
+
+
+class SessionServiceSettings(BaseSettings):
+    """The session service of deployed OSes (docs/session-service.md)."""
+
+    model_config = _section("SESSION_SERVICE_")
+    enabled: bool = False  # direct deploys write a token into a config drive
+    api_url: str | None = None  # default: the agents' API URL
+    timeout_s: float = 60.0  # silent longer than this: not up
+    wait_s: float = 20.0  # how long the API holds a heartbeat for a command
+    command_timeout_s: float = 45.0  # a command not fetched by then: unreachable
 
 
 class FakeSettings(BaseSettings):
@@ -304,6 +316,7 @@ class Settings(BaseModel):
     ipmi: IpmiSettings = Field(default_factory=IpmiSettings)
     redfish: RedfishSettings = Field(default_factory=RedfishSettings)
     wol: WolSettings = Field(default_factory=WolSettings)
+    session_service: SessionServiceSettings = Field(default_factory=SessionServiceSettings)
     fake: FakeSettings = Field(default_factory=FakeSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
     boot: BootSettings = Field(default_factory=BootSettings)

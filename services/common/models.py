@@ -226,5 +226,6 @@ class NodeInventory(TimestampMixin, Base):
     plugin_data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-# The classroom tables share this metadata (one schema, one set of migrations).
-from services.common import classroom_models  # noqa: E402, F401
+# The classroom and session service tables share this metadata (one schema, one set of
+# migrations).
+from services.common import classroom_models, session_models  # noqa: E402, F401

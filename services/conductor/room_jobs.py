@@ -194,6 +194,9 @@ class JobAdvancer:
                 return {}
             if node.power_state == POWER_TARGET[kind]:
                 return {"step": node.power_state, "outcome": "succeeded"}
+            if node.power_state is None and not node.last_error:
+                # Wake-on-LAN cannot read the state back: the request went through, unconfirmed.
+                return {"step": f"{POWER_TARGET[kind]} requested", "outcome": "succeeded"}
             return {"step": node.power_state, "outcome": "failed",
                     "error": scrub(node.last_error or f"The PC is still {node.power_state}.")}
         values: dict[str, Any] = {"step": node.provision_state}

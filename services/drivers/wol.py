@@ -3,25 +3,34 @@
 - power on: a magic packet (6 x 0xFF, then the MAC 16 times, then the optional SecureOn password)
   for every MAC of the node, over UDP to ``wol_host`` (a broadcast or subnet-directed broadcast
   address) and ``wol_port``;
+  (``wol_host`` in driver_info, else the PC's room's directed broadcast address, else
+  ENCLUME_WOL_DEFAULT_HOST); or, with ENCLUME_WOL_VIA_BOOT_SERVICE and neither of the first
+  two, sent by the boot service out of its provisioning interface (``POST <boot URL>/wake``);
 - power off and reboot: through the agent when one runs on the machine (the deploy ramdisk);
   a power off returns once the agent no longer answers (the machine is off and can be woken).
-  Without an agent, power off cannot be done and says so (``ManualActionRequired``: the conductor
-  records that a person has to do it); reboot wakes the machine and warns that one that was
-  already on did not reboot;
-- power state: on while the agent heartbeats, otherwise unknown (None). Wake-on-LAN never
-  learns whether a machine is on, and Enclume does not pretend to know.
+  Else through the session service of the deployed OS when it reports up (power-off, and
+  reboot-to-network so that the boot service decides what the machine boots). Without either,
+  power off cannot be done and says so (``ManualActionRequired``: the conductor records that a
+  person has to do it); reboot wakes the machine and warns that one that was already on did
+  not reboot;
+- power state: on while the agent or the session service heartbeats, off once the session
+  service took a power-off and fell silent, otherwise unknown (None). Wake-on-LAN never learns
+  whether a machine is on, and Enclume does not pretend to know.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
-import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
+from services.classroom.rooms import wol_address
+from services.common import session_service
 from services.common.config import Settings
-from services.drivers import agent_client, driver_info
+from services.common.wake_on_lan import MAC, PASSWORD, SECRET_HEADER, magic_packet, send
+from services.drivers import agent_client, driver_info, session_commands
 from services.drivers.base import (
     POWER_OFF,
     POWER_ON,
@@ -34,29 +43,16 @@ from services.drivers.base import (
 if TYPE_CHECKING:
     from services.conductor.task import Task
 
-MAC = re.compile(r"[0-9a-f]{2}([:-][0-9a-f]{2}){5}")
-PASSWORD = re.compile(r"[0-9a-f]{2}([:-][0-9a-f]{2}){3}([:-][0-9a-f]{2}){0,2}")
 # Powering off through the agent: how long a probe of its command API waits for an answer,
 # and how often it is probed until none comes.
 AGENT_GONE_PROBE_TIMEOUT_S = 2.0
 AGENT_GONE_POLL_S = 0.5
+BOOT_SERVICE_TIMEOUT_S = 10.0
 
 
-def _hex_bytes(text: str) -> bytes:
-    return bytes.fromhex(re.sub("[:-]", "", text))
-
-
-def magic_packet(mac: str, password: str | None = None) -> bytes:
-    if not MAC.fullmatch(mac.lower()):
-        raise DriverError(f"{mac!r} is not a MAC address")
-    packet = b"\xff" * 6 + _hex_bytes(mac) * 16
-    if password:
-        packet += _hex_bytes(password)
-    return packet
-
-
-def _target(info: dict[str, Any], settings: Settings) -> tuple[str, int, str | None]:
-    host = driver_info.text(info, "wol_host", settings.wol.default_host)
+def _target(info: dict[str, Any], settings: Settings, room_host: str | None = None
+            ) -> tuple[str, int, str | None]:
+    host = driver_info.text(info, "wol_host", room_host or settings.wol.default_host)
     try:
         ipaddress.IPv4Address(host)
     except ValueError:
@@ -85,8 +81,12 @@ class WolPower(PowerInterface):
             raise DriverError(f"node {task.node.uuid} has no port with a MAC address to wake")
         return macs
 
+    def _node_target(self, task: Task) -> tuple[str, int, str | None]:
+        room_host = wol_address(task.session, task.node.id)
+        return _target(task.node.driver_info, self.settings, room_host)
+
     def validate(self, task: Task) -> None:
-        _target(task.node.driver_info, self.settings)
+        self._node_target(task)
         for mac in self._macs(task):
             if not MAC.fullmatch(mac.lower()):
                 raise DriverError(f"port MAC {mac!r} of node {task.node.uuid} is malformed")
@@ -94,20 +94,42 @@ class WolPower(PowerInterface):
     def get_power_state(self, task: Task) -> str | None:
         if agent_client.is_alive(task.node, self.settings.deploy.agent_heartbeat_timeout_s):
             return POWER_ON
-        return None
+        return {session_service.UP: POWER_ON, session_service.OFF: POWER_OFF}.get(
+            session_commands.state(task, self.settings) or "")
 
     def _wake(self, task: Task) -> None:
-        host, port, password = _target(task.node.driver_info, self.settings)
-        packets = [magic_packet(mac, password) for mac in self._macs(task)]
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-            sender.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-            for packet in packets:
-                try:
-                    sender.sendto(packet, (host, port))
-                except OSError as exc:
-                    raise DriverError(f"could not send the magic packet to {host}:{port}: "
-                                      f"{exc.strerror or exc}") from None
+        room_host = wol_address(task.session, task.node.id)
+        host, port, password = _target(task.node.driver_info, self.settings, room_host)
+        macs = self._macs(task)
+        packets = [magic_packet(mac, password) for mac in macs]
+        row = session_service.find(task.session, task.node.id)
+        if row is not None:
+            session_service.forget_state(row)
+        if self.settings.wol.via_boot_service and room_host is None and not (
+                task.node.driver_info.get("wol_host")):
+            where = self._through_boot_service(macs, password, port)
+            task.record("power", f"The boot service sent {len(packets)} Wake-on-LAN magic "
+                                 f"packet(s) to {where}.")
+            return
+        send(packets, host, port)
         task.record("power", f"Sent {len(packets)} Wake-on-LAN magic packet(s) to {host}:{port}.")
+
+    def _through_boot_service(self, macs: list[str], password: str | None, port: int) -> str:
+        """Have the boot service send the packets out of its provisioning interface (the PCs'
+        own network when the conductor is on another one); where they went."""
+        url = f"{self.settings.effective_boot_url}/wake"
+        secret = self.settings.rpc_shared_secret()
+        try:
+            answer = httpx.post(url, json={"macs": macs, "password": password, "port": port},
+                                headers={SECRET_HEADER: secret} if secret else {},
+                                timeout=BOOT_SERVICE_TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            raise DriverError(f"the boot service at {url} could not be asked to send the "
+                              f"magic packet: {exc}") from None
+        if answer.status_code != 200:
+            raise DriverError(f"the boot service at {url} did not send the magic packet "
+                              f"(HTTP {answer.status_code}): {answer.text[:300]}")
+        return str(answer.json().get("sent_to"))
 
     def _through_agent(self, task: Task, command: str) -> None:
         if not agent_client.is_alive(task.node, self.settings.deploy.agent_heartbeat_timeout_s):
@@ -140,16 +162,31 @@ class WolPower(PowerInterface):
         if state == POWER_ON:
             self._wake(task)
         elif state in (POWER_OFF, SOFT_POWER_OFF):
-            self._through_agent(task, "standby.power_off")
+            if agent_client.is_alive(task.node, self.settings.deploy.agent_heartbeat_timeout_s):
+                self._through_agent(task, "standby.power_off")
+                return
+            try:
+                session_commands.run(task, self.settings, session_service.POWER_OFF)
+            except ManualActionRequired as exc:
+                raise ManualActionRequired(
+                    f"Wake-on-LAN cannot power off node {task.node.uuid}: {exc}, and no agent "
+                    f"runs on it; switch it off by hand") from None
         else:
             raise DriverError(f"Wake-on-LAN cannot set the power state {state!r}")
 
     def reboot(self, task: Task) -> None:
-        """Through the agent; else wake the machine, which is all a magic packet can do."""
+        """Through the agent, else the session service (reboot to the network); else wake the
+        machine, which is all a magic packet can do."""
         if agent_client.is_alive(task.node, self.settings.deploy.agent_heartbeat_timeout_s):
             self._through_agent(task, "standby.reboot")
             return
+        if session_commands.state(task, self.settings) == session_service.UP:
+            try:
+                session_commands.run(task, self.settings, session_service.REBOOT_TO_NETWORK)
+                return
+            except ManualActionRequired:
+                pass  # it fell silent: perhaps off, which a magic packet mends
         self._wake(task)
-        task.record("power", "No agent runs on the node: it was woken, but if it was already "
-                             "on it did not reboot; reboot it by hand if it does not come up.",
-                    severity="WARNING")
+        task.record("power", f"No agent runs on the node and {session_commands.UNREACHED}: "
+                             "it was woken, but if it was already on it did not reboot; reboot "
+                             "it by hand if it does not come up.", severity="WARNING")

@@ -9,8 +9,12 @@ than the image is refused before anything is written.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
+import json
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ import pytest
 from starlette.applications import Starlette
 
 from services.boot.image_blocks import image_block_routes
+from services.drivers.deploy import config_drive
 from services.images import tokens
 from services.images.store import ImageStore
 from tests.integration.test_agent_harness import (
@@ -98,13 +103,13 @@ def agent(fake_api: FakeApi, tmp_path: Path, disk: Path) -> Iterator[RunningAgen
 
 
 def restore(agent: RunningAgent, store: ImageStore, boot_url: str, disk: Path,
-            mode: str, token: str | None = None) -> dict[str, Any]:
+            mode: str, token: str | None = None, **extra: Any) -> dict[str, Any]:
     return agent.run("deploy.restore_blocks", {
         "image_token": token or tokens.issue(SECRET, VERSION, 600),
         "manifest_url": f"{boot_url}/image-versions/{VERSION}/manifest",
         "manifest_sha256": store.manifest_sha256(VERSION),
         "disk_url": f"{boot_url}/image-versions/{VERSION}/disk",
-        "mode": mode, "target_disk": str(disk)})
+        "mode": mode, "target_disk": str(disk), **extra})
 
 
 def identical(disk: Path, image: Path) -> bool:
@@ -201,3 +206,30 @@ def test_a_token_for_another_version_or_expired_reads_nothing(
         assert document["command_status"] == "FAILED"
         assert "HTTP 403" in document["command_error"], document["command_error"]
     assert file_bytes(disk, MiB) == bytes(MiB)
+
+
+def test_a_config_drive_is_appended_after_the_restored_image(
+        fake_api: FakeApi, store: CorruptingStore, boot_url: str, image: Path,
+        tmp_path: Path) -> None:
+    """The session service's token reaches a PC restored by blocks: the config drive the
+    conductor built goes to a partition at the disk's end, outside the image's blocks."""
+    disk = make_blank_disk(tmp_path / "large.img", IMAGE_SIZE + 80 * MiB)
+    drive = config_drive.build({"openstack/latest/meta_data.json": {"uuid": "pc-1"}})
+    with running_agent(fake_api, tmp_path, [disk]) as agent:
+        document = restore(agent, store, boot_url, disk, "full", configdrive=drive)
+        assert document["command_status"] == "SUCCEEDED", document
+        number = document["command_result"]["configdrive_partition"]
+        table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], check=True,
+                                          capture_output=True, text=True).stdout)
+        part = next(p for p in table["partitiontable"]["partitions"]
+                    if p["node"].endswith(str(number)))
+        iso = gzip.decompress(base64.b64decode(drive))
+        with disk.open("rb") as handle:
+            handle.seek(part["start"] * 512)
+            assert handle.read(len(iso)) == iso
+        assert part["start"] * 512 >= IMAGE_SIZE
+        # The next delta restore puts the image's own partition table back, nothing else.
+        again = restore(agent, store, boot_url, disk, "delta")
+    assert again["command_status"] == "SUCCEEDED", again
+    assert again["command_result"]["verified"] is True
+    assert 1 <= again["command_result"]["differing_blocks"] <= 2

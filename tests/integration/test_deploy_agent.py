@@ -17,25 +17,18 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from services.common.db import Database
-from tests.support.aio import running_aio
-from tests.support.asgi import bound_socket, url_of
 from tests.support.deploy_lab import (
     DISK_BYTES,
-    HEADERS,
     DeployLab,
     GiB,
     Machine,
     MiB,
-    boot_service,
     bootable,
     disk_head,
     put_old_os_on,
-    require_agent_python,
-    write_boot_files,
+    running_deploy_lab,
 )
 from tests.support.peers_fixtures import IpmiPeers
 
@@ -44,18 +37,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployLab]:
-    require_agent_python()
-    base = tmp_path_factory.mktemp("deploy-agent")
-    images = write_boot_files(base / "boot-files")
-    boot_socket = bound_socket()
-    env = {"ENCLUME_BOOT_PUBLIC_URL": url_of(boot_socket),
-           "ENCLUME_POWER_POLL_INTERVAL_S": "0.1", "ENCLUME_AGENT_HEARTBEAT_TIMEOUT_S": "3"}
-    data_dir = base / "aio"
-    with running_aio(data_dir, env=env) as aio:
-        db = Database(f"sqlite:///{data_dir / 'enclume.sqlite'}")
-        with boot_service(base, db, base / "boot-files", boot_socket) as boot_url, \
-                httpx.Client(base_url=aio.url, headers=HEADERS, timeout=30) as api:
-            yield DeployLab(api, boot_url, db, images)
+    with running_deploy_lab(tmp_path_factory.mktemp("deploy-agent")) as lab:
+        yield lab
 
 
 @pytest.fixture

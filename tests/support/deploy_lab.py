@@ -27,7 +27,8 @@ from services.common.config import Settings
 from services.common.db import Database
 from services.common.models import Node
 from tests.support.agent_machine import RAMDISK_PYTHON, AgentMachine
-from tests.support.asgi import serving, url_of
+from tests.support.aio import running_aio
+from tests.support.asgi import bound_socket, serving, url_of
 from tests.support.peers_fixtures import IpmiPeers
 
 HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
@@ -78,6 +79,23 @@ def boot_service(base: Path, db: Database, files: Path, boot_socket: socket.sock
     )
     with serving(create_boot_app(settings, db), boot_socket):
         yield boot_url
+
+
+@contextmanager
+def running_deploy_lab(base: Path, env: dict[str, str] | None = None) -> Iterator[DeployLab]:
+    """``enclume-aio`` (with ``env``) and the boot service's HTTP app on its database."""
+    require_agent_python()
+    images = write_boot_files(base / "boot-files")
+    boot_socket = bound_socket()
+    env = {"ENCLUME_BOOT_PUBLIC_URL": url_of(boot_socket),
+           "ENCLUME_POWER_POLL_INTERVAL_S": "0.1", "ENCLUME_AGENT_HEARTBEAT_TIMEOUT_S": "3",
+           **(env or {})}
+    data_dir = base / "aio"
+    with running_aio(data_dir, env=env) as aio:
+        db = Database(f"sqlite:///{data_dir / 'enclume.sqlite'}")
+        with boot_service(base, db, base / "boot-files", boot_socket) as boot_url, \
+                httpx.Client(base_url=aio.url, headers=HEADERS, timeout=30) as api:
+            yield DeployLab(api, boot_url, db, images)
 
 
 @dataclass

@@ -136,3 +136,26 @@ def veth_namespace(purpose: str = "test") -> Iterator[VethNamespace]:
         yield link
     finally:
         _remove(link)
+
+
+@contextmanager
+def routed_network(link: VethNamespace) -> Iterator[ipaddress.IPv4Network]:
+    """Another free /24 behind ``link``'s namespace, as a room's subnet behind a router: its
+    address .2 is on the namespace's interface and the root namespace routes the /24 via the
+    namespace (10.X.Y.2). A datagram sent from the root namespace to the /24's broadcast
+    address (a directed broadcast) travels as unicast to the namespace, which takes it as a
+    broadcast of its subnet. The route is removed on exit; the address goes with the namespace."""
+    with _creation_lock():
+        network = _free_network()
+        try:
+            ip("-n", link.name, "addr", "add", f"{network.network_address + 2}/24", "brd", "+",
+               "dev", link.namespace_interface)
+            ip("route", "add", str(network), "via", link.namespace_address,
+               "dev", link.root_interface)
+        except BaseException:
+            ip("route", "del", str(network), check=False)
+            raise
+    try:
+        yield network
+    finally:
+        ip("route", "del", str(network), check=False)

@@ -1,8 +1,11 @@
-"""What /proc says about processes a test started (directly or through its children)."""
+"""What /proc says about processes a test started (directly or through its children), and
+stopping one of them."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+from typing import Any
 
 
 def process_alive(pid: int) -> bool:
@@ -27,3 +30,14 @@ def command_line(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float) -> None:
+    """Terminate ``process`` (by its PID), then kill it if it lingers ``timeout`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)

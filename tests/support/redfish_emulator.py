@@ -47,6 +47,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.aio import free_port, write_htpasswd
+from tests.support.procfs import stop_process
 from tests.support.throwaway_ca import create_ca, issue_server_certificate
 
 SUSHY_EMULATOR = Path(sys.executable).parent / "sushy-emulator"
@@ -179,13 +180,7 @@ class RedfishEmulator:
         if self._frozen:
             self._signal(process, signal.SIGCONT)
             self._frozen = False
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=STOP_TIMEOUT_S)
+        stop_process(process, STOP_TIMEOUT_S)
 
     def freeze(self) -> None:
         """Stop answering while keeping the port open (SIGSTOP): clients time out."""

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.netns import VethNamespace, veth_namespace
+from tests.support.procfs import stop_process
 
 WOL_PORT = 9  # the usual "discard" port; free in a namespace of our own
 SYNC = b"\xff" * 6
@@ -167,13 +168,7 @@ class WolListener:
         process, self._process = self._process, None
         if process is None:
             return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=STOP_TIMEOUT_S)
+        stop_process(process, STOP_TIMEOUT_S)
         if process.stderr is not None:
             self.errors += process.stderr.read()
         if self._reader is not None:

@@ -22,7 +22,7 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
 def copy_of_the_tree(tmp_path: Path) -> Path:
     root = tmp_path / "tree"
     ignore = shutil.ignore_patterns("__pycache__")
-    for package in ("services", "agent", "lab"):
+    for package in ("services", "agent", "lab", "session_service"):
         shutil.copytree(REPO / package, root / package, ignore=ignore)
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
     return root
@@ -46,6 +46,8 @@ def test_the_tree_keeps_every_layer_contract() -> None:
     ("services/cli/enclume/output.py", "sqlalchemy", "The CLI and the agent import nothing"),
     ("agent/main.py", "services.drivers.ipmi", "The CLI and the agent import nothing"),
     ("services/conductor/main.py", "lab.local_service", "The shipped package imports nothing"),
+    ("session_service/enclume_session_service.py", "services.common.session_service",
+     "The session service ships alone"),
 ])
 def test_a_forbidden_import_breaks_its_contract(tmp_path: Path, module: str, forbidden: str,
                                                 contract: str) -> None:

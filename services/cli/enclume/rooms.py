@@ -38,6 +38,12 @@ IdleVlan = Annotated[int | None, typer.Option(
 ClassVlan = Annotated[int | None, typer.Option(
     metavar="ID", min=1, max=4094, help="VLAN of the PCs during a class.")]
 Description = Annotated[str | None, typer.Option(help="Free text.")]
+Subnet = Annotated[str | None, typer.Option(
+    metavar="CIDR", help="The PCs' IPv4 subnet (10.12.0.0/16): Wake-on-LAN magic packets go "
+                         "to its broadcast address (a directed broadcast).")]
+WolBroadcast = Annotated[str | None, typer.Option(
+    metavar="ADDRESS", help="The directed broadcast address for magic packets instead: the "
+                            "broadcast address of the subnet or of a part of it.")]
 
 
 def room_row(room: dict[str, Any]) -> dict[str, Any]:
@@ -62,13 +68,14 @@ def create(
              "at most).")] = None,
     teacher: Teachers = None, image: Images = None, default_image: DefaultImage = None,
     idle_vlan: IdleVlan = None, class_vlan: ClassVlan = None, description: Description = None,
-    fmt: Format = None,
+    subnet: Subnet = None, wol_broadcast: WolBroadcast = None, fmt: Format = None,
 ) -> None:
     """Create a room (admins, operators); shows it."""
     body: dict[str, Any] = {"name": name, "time_zone": time_zone, "pcs": pc or [],
                             "teachers": teacher or [], "allowed_images": image or [],
                             "default_image": default_image, "idle_vlan": idle_vlan,
-                            "class_vlan": class_vlan, "description": description}
+                            "class_vlan": class_vlan, "description": description,
+                            "subnet": subnet, "wol_broadcast": wol_broadcast}
     body = {key: value for key, value in body.items() if value not in (None, [])}
     show(ctx, cli(ctx).client.post(path("rooms"), body), SHOW_COLUMNS, fmt, room_row)
 
@@ -92,12 +99,14 @@ def set_room(
     name: Annotated[str | None, typer.Option(help="A new name.")] = None,
     time_zone: TimeZone = None, default_image: DefaultImage = None,
     idle_vlan: IdleVlan = None, class_vlan: ClassVlan = None, description: Description = None,
-    fmt: Format = None,
+    subnet: Subnet = None, wol_broadcast: WolBroadcast = None, fmt: Format = None,
 ) -> None:
-    """Change a room's name, time zone, default image, VLANs or description; shows it."""
+    """Change a room's name, time zone, default image, VLANs, subnet, Wake-on-LAN broadcast
+    address or description; shows it."""
     body = {key: value for key, value in {
         "name": name, "time_zone": time_zone, "default_image": default_image,
         "idle_vlan": idle_vlan, "class_vlan": class_vlan, "description": description,
+        "subnet": subnet, "wol_broadcast": wol_broadcast,
     }.items() if value is not None}
     if not body:
         raise typer.BadParameter("nothing to set: give at least one option",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from services.common.config import Settings
 from services.drivers.base import WAIT, DriverError, Resume
-from services.drivers.deploy import block_restore, image, steps
+from services.drivers.deploy import block_restore, config_drive, image, steps
 from services.drivers.deploy.agent_deploy import AgentDeploy
 
 if TYPE_CHECKING:
@@ -39,9 +39,9 @@ class DirectWriter:
         node, timeout_s = task.node, self.settings.deploy.agent_command_timeout_s
         source = block_restore.block_source(node, self.settings)
         if source is not None:
-            result = steps.advance(
-                task, RESTORE_BLOCKS,
-                lambda: block_restore.restore_params(node, self.settings, source), timeout_s)
+            result = steps.advance(task, RESTORE_BLOCKS, lambda: config_drive.with_session_token(
+                task, self.settings, block_restore.restore_params(node, self.settings, source)),
+                timeout_s)
             if result is None:
                 return WAIT
             if result.get("verified") is not True:  # an agent that did not check: never active
@@ -53,8 +53,8 @@ class DirectWriter:
                                      f"{result.get('fetched_bytes')} bytes fetched) and "
                                      f"verified the disk against its manifest.")
             return None
-        result = steps.advance(task, WRITE_IMAGE,
-                               lambda: image.write_image_params(node, self.settings), timeout_s)
+        result = steps.advance(task, WRITE_IMAGE, lambda: config_drive.with_session_token(
+            task, self.settings, image.write_image_params(node, self.settings)), timeout_s)
         if result is None:
             return WAIT
         version_id, _ = block_restore.named_version(node, self.settings)
