@@ -2,7 +2,8 @@
 port on a real vde_switch and one on a fake Cisco IOS switch. Providing, deploying and
 undeploying move both ports through the cleaning, provisioning and tenant VLANs; the
 provisioning network's DHCP server (dnsmasq in a namespace on the provisioning VLAN) answers the
-machine while it is provisioned and no longer hears it once it is deployed."""
+machine while it is provisioned and no longer hears it once it is deployed. A PC of a room rests
+on the room's idle VLAN and a room restore leaves it on the room's class VLAN."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 PROVISIONING, CLEANING, TENANT = 100, 150, 200
+IDLE, CLASS = 110, 201  # the room's
 SUBNET = "10.80.0"
 IOS_PORT = "GigabitEthernet0/5"
 SECOND_MAC = "52:54:00:80:00:06"
@@ -44,12 +46,17 @@ class World:
     machine: NetnsHost
     boot: NetnsHost
     dhcp: DhcpClient
+    lab: Lab
 
     @property
     def machine_mac(self) -> str:
         """The MAC of the machine's interface: unicast DHCP answers go to it."""
-        return str(json.loads(self.machine.execute(
-            ["ip", "-json", "link", "show", "tap0"]).stdout)[0]["address"])
+        return mac_of(self.machine)
+
+
+def mac_of(host: NetnsHost) -> str:
+    return str(json.loads(host.execute(
+        ["ip", "-json", "link", "show", "tap0"]).stdout)[0]["address"])
 
 
 def serve_dhcp(host: NetnsHost, workdir: Path) -> None:
@@ -85,7 +92,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         try:
             with running_aio(base / "aio", env=env) as aio, \
                     httpx.Client(base_url=aio.url, headers=HEADERS, timeout=30) as api:
-                yield World(api, aio, vde, ios, machine, boot, dhcp)
+                yield World(api, aio, vde, ios, machine, boot, dhcp, lab)
         finally:
             dhcp.close()
 
@@ -197,3 +204,54 @@ def test_a_port_on_an_unknown_switch_fails_validation_naming_it(world: World) ->
     assert validation["network"]["result"] is False
     assert "the switch '00:00:5e:00:53:99' of its local_link_connection is not in the " \
            "switches file" in validation["network"]["reason"]
+
+
+def node_history(world: World, node: str) -> list[str]:
+    database = Database(f"sqlite:///{world.aio.data_dir / 'enclume.sqlite'}")
+    with database.session() as session:
+        return list(session.scalars(select(NodeHistory.event).join(Node).where(
+            Node.uuid == node)))
+
+
+def test_a_room_restore_leaves_its_pcs_on_the_class_vlan_and_they_rest_on_its_idle_vlan(
+        world: World) -> None:
+    pc = world.lab.host("pc", world.vde, f"{SUBNET}.60/24")  # VLAN 0 until Enclume moves it
+    classmate = world.lab.host("classmate", world.vde, f"{SUBNET}.61/24", vlan=CLASS)
+    node = make_node(world, {"tenant_vlan": TENANT}, [
+        (mac_of(pc), {"switch_id": "lab", "port_id": str(pc.port)})])
+    response = world.api.post("/enclume/v1/images", json={"name": "debian", "versions": [
+        {"version": "v1", "source": "http://images.example/debian.img", "checksum": "d" * 64}]})
+    assert response.status_code == 201, response.text
+    response = world.api.post("/enclume/v1/rooms", json={
+        "name": "B12", "time_zone": "UTC", "idle_vlan": IDLE, "class_vlan": CLASS,
+        "allowed_images": ["debian"], "pcs": [node]})
+    assert response.status_code == 201, response.text
+
+    provision(world, node, "manage", "manageable")
+    provision(world, node, "provide", "available")  # cleaning, then the room's idle VLAN
+    assert world.vde.port_status(pc.port) == (IDLE, True)
+
+    response = world.api.post("/enclume/v1/rooms/B12/actions",
+                              json={"action": "restore", "image": "debian:v1"})
+    assert response.status_code == 202, response.text
+    job = response.json()["uuid"]
+
+    def ended() -> dict[str, Any] | None:
+        document = world.api.get(f"/enclume/v1/jobs/{job}").json()
+        return document if document["state"] in ("done", "failed-partly") else None
+
+    final = eventually(ended, STATE_TIMEOUT_S, "the room's restore")
+    assert final["state"] == "done", final
+    # The OS runs on the room's class VLAN, not the node's own tenant VLAN.
+    assert world.vde.port_status(pc.port) == (CLASS, True)
+    assert pc.pings(classmate.ipv4, timeout_s=2)
+    assert not pc.pings(world.boot.ipv4)
+    events = node_history(world, node)
+    assert f"Switch ports moved to the provisioning VLAN {IDLE} (the idle VLAN of room B12): " \
+           f"lab {pc.port}." in events
+    assert f"Switch ports moved to the tenant VLAN {CLASS} (the class VLAN of room B12): " \
+           f"lab {pc.port}." in events
+
+    provision(world, node, "deleted", "available")  # tear down, cleaning, back to idle
+    assert world.vde.port_status(pc.port) == (IDLE, True)
+    assert not pc.pings(classmate.ipv4)

@@ -24,7 +24,11 @@ the issue run in order, each through the API:
 6. ipmi-1 rebuilt with a wrong image checksum -> deploy failed, the disk (which held a bootable
    OS) no longer bootable; deploying again with the right checksum succeeds;
 5. ipmi-1 undeployed: cleaning wipes the disk's metadata, the port returns to the provisioning
-   VLAN, the node is available.
+   VLAN, the node is available;
+7. issue #16: the three machines are the PCs of a room whose class VLAN (201) has its own DHCP
+   and report listener; a one-off session starting minutes ahead is created through the
+   classroom API, the conductor's timetable runner fires its restore, the room's event stream
+   shows each PC's write progress climbing, and all three boot the test OS on the class VLAN.
 
 The times from deploy request to tenant OS up are printed in the "lab timings" summary
 (docs/benchmarks.md has them).
@@ -36,6 +40,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -45,6 +50,7 @@ from ramdisk.build import BuiltRamdisk
 from ramdisk.testimages import BuiltTestImages
 from tests.lab.conftest import TIMINGS, RecordTiming
 from tests.lab.harness import wait_until
+from tests.lab.harness.classroom import EventStream, ImageDownloadThrottle
 from tests.lab.harness.progress import NodeProgress
 from tests.lab.harness.provisioning import (
     PROVISIONING_DHCP_RANGE,
@@ -58,6 +64,7 @@ from tests.lab.harness.provisioning import (
     sha256_of,
 )
 from tests.lab.harness.qemu import UEFI_DISK_BOOT
+from tests.lab.harness.tenant import TenantNetwork
 from tests.support.dnsmasq_hash import dnsmasq_seed, macs_hashed_alike
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -71,6 +78,20 @@ MiB = 1024 * 1024
 AGENT_POWER_OFF = "agent.power: running poweroff -f"
 NOT_BOOTABLE = "Boot failed: not a bootable disk"  # SeaBIOS
 DISK_BOOT_TIMEOUT_S = 60.0
+# The room of scenario 7.
+ROOM = "lab-room"
+CLASS_VLAN = 201
+CLASS_IPV4, CLASS_IPV6 = "10.89.0.1/24", "fd00:89::1/64"
+ROOM_IMAGE = "lab-os"
+CLASSROOM = "/enclume/v1"
+SESSION_AHEAD = timedelta(minutes=5)  # its restore is due at once (the lab's lead time: 1 h)
+SCHEDULED_TIMEOUT_S = 30.0
+RESTORE_TIMEOUT_S = 480.0
+SHUTDOWN_TIMEOUT_S = 60.0
+# 2 MB/s to each machine once its ramdisk runs: the 32 MiB image takes about 17 s to write, in
+# 8 MiB chunks (the agent's progress steps) of about 4 s, over four or five 4 s heartbeats, so
+# the progress the conductor learns climbs step by step (at 2.5 MB/s one run saw a step missed).
+IMAGE_DOWNLOAD_RATE = "16mbit"
 
 
 @dataclass
@@ -125,13 +146,17 @@ def available(e2e: E2e) -> E2e:
     return e2e
 
 
-def _wait_for_report(lab: ProvisioningLab, machine: LabMachine, since: float) -> str:
-    """The tenant listener's report from `machine` after `since`; fails after a while."""
-    wait_until(lambda: lab.tenant_report(machine, since) is not None, REPORT_TIMEOUT_S,
-               f"{machine.name} to report from the tenant network", interval=0.3,
-               on_timeout=lambda: f"reports: {lab.tenant.reports.reports}\n--- console (end) "
+def _wait_for_report(lab: ProvisioningLab, machine: LabMachine, since: float,
+                     network: TenantNetwork | None = None) -> str:
+    """The report from `machine` after `since` on the tenant listener (of `network`, default
+    the tenant VLAN's); fails after a while."""
+    listener = (network or lab.tenant).reports
+    wait_until(lambda: lab.tenant_report(machine, since, network) is not None,
+               REPORT_TIMEOUT_S, f"{machine.name} to report from the tenant network",
+               interval=0.3,
+               on_timeout=lambda: f"reports: {listener.reports}\n--- console (end) "
                                   f"---\n{machine.qemu.serial_text()[-3000:]}")
-    report = lab.tenant_report(machine, since)
+    report = lab.tenant_report(machine, since, network)
     assert report is not None
     return report
 
@@ -354,6 +379,118 @@ def test_undeploy_cleans_the_disk_and_returns_the_port_to_provisioning(
     # The node is deployable again: available, and validation passes.
     validation = lab.call("GET", f"/v1/nodes/{machine.name}/validate")
     assert validation["network"]["result"] is True, validation["network"]
+
+
+def _scheduled_job(e2e: E2e, session: dict[str, object]) -> dict[str, object]:
+    """The restore job the timetable runner made for the session's first occurrence."""
+    lab = e2e.lab
+    [occurrence] = lab.call("GET", f"{CLASSROOM}/occurrences?session={session['uuid']}")[
+        "occurrences"][:1]
+    found: dict[str, object] = {}
+
+    def made() -> bool:
+        jobs = lab.call("GET", f"{CLASSROOM}/jobs?room={ROOM}")["jobs"]
+        found.update(next((job for job in jobs if job["occurrence"] == occurrence["uuid"]), {}))
+        return bool(found)
+
+    wait_until(made, SCHEDULED_TIMEOUT_S, "the timetable runner to fire the session's restore",
+               interval=0.5, on_timeout=lambda: str(lab.call(
+                   "GET", f"{CLASSROOM}/occurrences?session={session['uuid']}")))
+    return found
+
+
+def test_a_scheduled_session_restores_the_room_onto_its_class_vlan(
+        available: E2e, record_timing: RecordTiming) -> None:
+    """Issue #16 in the lab: IPMI, Redfish and Wake-on-LAN PCs restored by a session."""
+    lab = available.lab
+    machines = (available.ipmi, available.redfish, available.wol)
+    names = [machine.name for machine in machines]
+    class_network = lab.add_tenant_network("class", CLASS_VLAN, CLASS_IPV4, CLASS_IPV6)
+    source = lab.boot.file_url("images/disk.raw")
+    # The whole-disk test image boots BIOS and UEFI machines alike; a version has one boot mode
+    # and UEFI is the one the Redfish machine's firmware accepts (the others ignore it).
+    lab.call("POST", f"{CLASSROOM}/images", {"name": ROOM_IMAGE, "versions": [{
+        "version": "v1", "source": source, "image_type": "whole-disk", "disk_format": "raw",
+        "checksum": sha256_of(lab.images.checksum_file(lab.images.disk_raw)),
+        "boot_mode": "uefi"}]})
+    lab.call("POST", f"{CLASSROOM}/rooms", {
+        "name": ROOM, "time_zone": "UTC", "idle_vlan": PROVISIONING_VLAN,
+        "class_vlan": CLASS_VLAN, "allowed_images": [ROOM_IMAGE], "pcs": names})
+    # The agent writes the image (and reports its progress) on every PC: the iscsi deploy of
+    # scenario 2 has the conductor write it.
+    lab.call("PATCH", f"/v1/nodes/{available.redfish.name}", [
+        {"op": "replace", "path": "/deploy_interface", "value": "direct"}])
+    # The Wake-on-LAN PC still runs the OS of scenario 4: without a BMC or an agent nothing can
+    # power it off, so it is shut down at the machine, as at the end of a class.
+    if available.wol.bmc.power_state() != "off":
+        available.wol.bmc.soft_shutdown()
+        wait_until(lambda: available.wol.bmc.power_state() == "off", SHUTDOWN_TIMEOUT_S,
+                   "wol-1 to shut down")
+
+    with EventStream(lab.api_url, ROOM) as stream:
+        throttle = ImageDownloadThrottle(lab, machines, IMAGE_DOWNLOAD_RATE)
+        try:
+            start = datetime.now(UTC).replace(second=0, microsecond=0) + SESSION_AHEAD
+            session = lab.call("POST", f"{CLASSROOM}/sessions", {
+                "room": ROOM, "image": f"{ROOM_IMAGE}:v1", "name": "lab class",
+                "start": start.strftime("%Y-%m-%dT%H:%M"),
+                "end": (start + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M")})
+            asked = time.monotonic()
+            job = _scheduled_job(available, session)
+            fired = time.monotonic()
+            final: dict[str, object] = {}
+
+            def finished() -> bool:
+                throttle.poll()
+                available.progress.poll(names)
+                final.update(lab.call("GET", f"{CLASSROOM}/jobs/{job['uuid']}"))
+                return final["state"] in ("done", "failed-partly")
+
+            wait_until(finished, RESTORE_TIMEOUT_S, "the room's restore to end", interval=0.5,
+                       on_timeout=lambda: f"job: {final}")
+            ended = time.monotonic()
+        finally:
+            throttle.close()
+        reports = {machine.name: _wait_for_report(lab, machine, asked, class_network)
+                   for machine in machines}
+        up = time.monotonic()
+    record_timing("room of 3 PCs: session created -> restore fired by the timetable runner",
+                  fired - asked)
+    record_timing("room of 3 PCs: session created -> job done (all PCs active)", ended - asked)
+    record_timing("room of 3 PCs: session created -> 3 OS up on the class VLAN", up - asked)
+
+    assert stream.error is None, stream.error
+    assert final["state"] == "done", final
+    assert str(final["requested_by"]).startswith("timetable"), final
+    assert final["kind"] == "restore" and final["image"] == f"{ROOM_IMAGE}:v1", final
+    assert set(throttle.throttled) == set(names)  # every PC booted the deploy ramdisk
+    # The event stream showed each PC's image write climbing, step by step, to 100.
+    percents = stream.percents(str(job["uuid"]))
+    for name in names:
+        values = percents.get(name, [])
+        active = available.progress.first_seen(name, "active", asked)
+        assert active is not None, name
+        record_timing(f"room of 3 PCs: {name}, its ramdisk's kernel up -> active; percentages "
+                      f"seen: {values}", active - throttle.throttled[name])
+        assert values == sorted(values) and values[-1] == 100, (name, values)
+        assert len([value for value in values if 0 < value < 100]) >= 2, (name, values)
+    assert any(kind == "job" and data.get("uuid") == job["uuid"] and data["state"] == "done"
+               for _, kind, data in stream.events)
+
+    for machine in machines:
+        node = lab.node(machine.name)
+        assert node["provision_state"] == "active" and node["last_error"] is None, node
+        assert node["instance_info"]["image_source"] == source
+        # The OS booted on the room's class VLAN, not on the node's own tenant VLAN (200).
+        assert reports[machine.name] == "booted unknown unknown"
+        assert lab.switch_vlan(machine) == CLASS_VLAN
+        assert lab.tenant_report(machine, asked) is None
+        active = available.progress.first_seen(machine.name, "active", asked)
+        assert active is not None
+        assert lab.provisioning_dhcp.heard(machine.mac, asked), "the ramdisk's DHCP not heard"
+        assert lab.provisioning_dhcp.heard(machine.mac, active) == []
+        assert (f"Switch ports moved to the tenant VLAN {CLASS_VLAN} (the class VLAN of room "
+                f"{ROOM}): lab {machine.switch_port}.") in lab.history(machine.name)
 
 
 def test_the_lab_leaves_no_namespace_behind(tmp_path: Path, deploy_ramdisk: BuiltRamdisk,

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from services.classroom.networks import RoomVlans
+from services.common.classroom_models import Room, RoomPC
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.models import Node, NodeHistory, Port
@@ -158,6 +160,55 @@ def test_node_vlans_come_from_driver_info_else_the_settings(settings: Settings) 
         node_vlans({"tenant_vlan": 5000}, settings)
     with pytest.raises(DriverError, match=r"No provisioning VLAN.*ENCLUME_NETWORK_PROVISIONING"):
         node_vlans({}, Settings())
+
+
+def test_a_pc_of_a_room_rests_on_its_idle_vlan_and_boots_its_os_on_its_class_vlan(
+        settings: Settings, session: Session) -> None:
+    fx = Fixture(settings)
+    task = make_task(session, [link("tor-1", "Gi1/0/1")], provisioning_vlan=10, tenant_vlan=12)
+    room = Room(name="B12", time_zone="UTC", idle_vlan=110, class_vlan=201)
+    session.add(room)
+    session.flush()
+    session.add(RoomPC(room_id=room.id, node_id=task.node.id))
+    session.flush()
+    net = fx.network
+    net.validate(task)
+
+    net.add_provisioning_network(task)
+    assert fx.vlans() == {"tor-1": {"Gi1/0/1": 110}}
+    net.configure_tenant_networks(task)
+    assert fx.vlans() == {"tor-1": {"Gi1/0/1": 201}}
+    net.unconfigure_tenant_networks(task)
+    assert fx.vlans() == {"tor-1": {"Gi1/0/1": 110}}
+    history = session.scalars(select(NodeHistory.event).where(
+        NodeHistory.node_id == task.node.id)).all()
+    assert "Switch ports moved to the tenant VLAN 201 (the class VLAN of room B12): " \
+           "tor-1 Gi1/0/1." in history
+    assert "Switch ports moved to the provisioning VLAN 110 (the idle VLAN of room B12): " \
+           "tor-1 Gi1/0/1." in history
+
+    # A room without VLANs leaves the node's own; out of its room, the node's own again.
+    room.idle_vlan = room.class_vlan = None
+    session.flush()
+    net.configure_tenant_networks(task)
+    assert fx.vlans() == {"tor-1": {"Gi1/0/1": 12}}
+    room.class_vlan = 201
+    session.execute(delete(RoomPC))
+    session.flush()
+    net.configure_tenant_networks(task)
+    net.add_provisioning_network(task)
+    assert fx.vlans() == {"tor-1": {"Gi1/0/1": 10}}
+    assert [len(s) for s in fx.switches["tor-1"].sessions] == [1] * 6
+
+
+def test_room_vlans_override_the_node_and_the_settings(settings: Settings) -> None:
+    vlans = node_vlans({"tenant_vlan": 12}, settings, RoomVlans("B12", 110, 201))
+    assert (vlans.provisioning, vlans.cleaning, vlans.tenant) == (110, 110, 201)
+    assert dict(vlans.from_room) == {"provisioning": "the idle VLAN of room B12",
+                                     "tenant": "the class VLAN of room B12"}
+    partial = node_vlans({"tenant_vlan": 12}, settings, RoomVlans("B12", None, 201))
+    assert (partial.provisioning, partial.tenant) == (100, 201)
+    assert set(partial.from_room) == {"tenant"}
 
 
 @pytest.mark.parametrize(("ports", "driver_info", "message"), [

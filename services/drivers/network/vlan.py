@@ -12,6 +12,10 @@ Which VLAN when (the conductor's flows call these):
 | remove_cleaning_network        | provisioning VLAN (nothing to do when it is the cleaning VLAN) |
 
 So a machine is never left on no VLAN, and an idle machine rests on the provisioning VLAN.
+
+The VLANs of a node: those of its room when it is a PC of one (the room's ``idle_vlan`` as its
+provisioning VLAN, the room's ``class_vlan`` as its tenant VLAN: services/classroom/networks.py),
+else its driver_info keys, else the settings' defaults.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from services.classroom.networks import RoomVlans, room_vlans
 from services.common.config import Settings
 from services.drivers.base import DriverError, MissingParameters, NetworkInterface
 from services.drivers.network.batching import SwitchBatcher
@@ -41,10 +46,14 @@ class NodeVlans:
     provisioning: int
     cleaning: int
     tenant: int | None
+    # Which of these come from the node's room, e.g. {"tenant": "the class VLAN of room B12"}.
+    from_room: Mapping[str, str] = field(default_factory=dict)
 
 
-def node_vlans(driver_info: Mapping[str, Any], settings: Settings) -> NodeVlans:
-    """The node's VLANs: its driver_info keys, else the settings' defaults."""
+def node_vlans(driver_info: Mapping[str, Any], settings: Settings,
+               room: RoomVlans | None = None) -> NodeVlans:
+    """The node's VLANs: its room's (a PC of a room), else its driver_info keys, else the
+    settings' defaults."""
 
     def pick(key: str, default: int | None) -> int | None:
         value = driver_info.get(key)
@@ -52,13 +61,20 @@ def node_vlans(driver_info: Mapping[str, Any], settings: Settings) -> NodeVlans:
             return default
         return check_vlan(value, f"driver_info/{key}")
 
-    provisioning = pick("provisioning_vlan", settings.network.provisioning_vlan)
+    idle, class_ = (room.idle, room.class_) if room is not None else (None, None)
+    from_room: dict[str, str] = {}
+    if room is not None and idle is not None:
+        from_room["provisioning"] = f"the idle VLAN of room {room.room}"
+    if room is not None and class_ is not None:
+        from_room["tenant"] = f"the class VLAN of room {room.room}"
+    provisioning = idle or pick("provisioning_vlan", settings.network.provisioning_vlan)
     if provisioning is None:
         raise MissingParameters("No provisioning VLAN for the vlan network interface: set the "
                                 "node's driver_info/provisioning_vlan or "
                                 "ENCLUME_NETWORK_PROVISIONING_VLAN.")
     cleaning = pick("cleaning_vlan", settings.network.cleaning_vlan) or provisioning
-    return NodeVlans(provisioning, cleaning, pick("tenant_vlan", settings.network.tenant_vlan))
+    tenant = class_ or pick("tenant_vlan", settings.network.tenant_vlan)
+    return NodeVlans(provisioning, cleaning, tenant, from_room)
 
 
 @dataclass(frozen=True)
@@ -130,12 +146,17 @@ class VlanNetwork(NetworkInterface):
 
     # -- checks ------------------------------------------------------------------------------
 
+    def _vlans(self, task: Task) -> NodeVlans:
+        """The node's VLANs now (its room's, if it is a PC of one: read on every move)."""
+        return node_vlans(task.node.driver_info or {}, self.settings,
+                          room_vlans(task.session, task.node.id))
+
     def validate(self, task: Task) -> None:
-        vlans = node_vlans(task.node.driver_info or {}, self.settings)
+        vlans = self._vlans(task)
         if vlans.tenant is None:
             raise MissingParameters("No tenant VLAN for the vlan network interface: set the "
                                     "node's driver_info/tenant_vlan or "
-                                    "ENCLUME_NETWORK_TENANT_VLAN.")
+                                    "ENCLUME_NETWORK_TENANT_VLAN (or its room's class_vlan).")
         self._bindings(task)
 
     def _bindings(self, task: Task) -> list[PortBinding]:
@@ -184,12 +205,12 @@ class VlanNetwork(NetworkInterface):
         self._move(task, "cleaning")
 
     def remove_cleaning_network(self, task: Task) -> None:
-        vlans = node_vlans(task.node.driver_info or {}, self.settings)
+        vlans = self._vlans(task)
         if vlans.cleaning != vlans.provisioning:
             self._move(task, "provisioning")
 
     def _move(self, task: Task, network: str) -> None:
-        vlans = node_vlans(task.node.driver_info or {}, self.settings)
+        vlans = self._vlans(task)
         vlan = getattr(vlans, network)
         if vlan is None:
             raise MissingParameters(f"No {network} VLAN for the vlan network interface: set the "
@@ -203,4 +224,5 @@ class VlanNetwork(NetworkInterface):
         for binding in bindings:
             binding.port.internal_info = {**binding.port.internal_info, PORT_VLAN_KEY: vlan}
         moved = ", ".join(sorted(f"{b.switch} {b.port_id}" for b in bindings))
-        task.record("network", f"Switch ports moved to the {network} VLAN {vlan}: {moved}.")
+        why = f" ({vlans.from_room[network]})" if network in vlans.from_room else ""
+        task.record("network", f"Switch ports moved to the {network} VLAN {vlan}{why}: {moved}.")

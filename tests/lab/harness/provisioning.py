@@ -88,6 +88,8 @@ BMC_USER = "admin"
 # Heartbeats every 4 s: the conductor advances a deploy on each one, so this bounds the idle
 # time between the steps of a deploy. (Ironic's 300 s default suits hardware, not a lab.)
 HEARTBEAT_TIMEOUT_S = 12
+SESSION_RESTORE_LEAD_S = 3600
+SESSION_GRACE_S = 7200
 MACHINE_MEMORY_MIB = 1024  # the ramdisk unpacks ~60 MiB and may stage a qcow2 image in /tmp
 MACHINE_DISK_SIZE = "2G"
 DEPLOY_DIR = "deploy"
@@ -301,6 +303,10 @@ class ProvisioningLab:
             "ENCLUME_DEPLOY_RAMDISK": f"{DEPLOY_DIR}/{self.ramdisk.initramfs.name}",
             "ENCLUME_KERNEL_APPEND_PARAMS": KERNEL_APPEND_PARAMS,
             "ENCLUME_AGENT_HEARTBEAT_TIMEOUT_S": str(self.heartbeat_timeout_s),
+            # A session a test creates starts minutes ahead: its restore is due at once (the
+            # timetable runner fires it on its next pass) and is not missed meanwhile.
+            "ENCLUME_RESTORE_LEAD_S": str(SESSION_RESTORE_LEAD_S),
+            "ENCLUME_OCCURRENCE_GRACE_S": str(SESSION_GRACE_S),
         }
 
     # -- machines and enrolment -----------------------------------------------------------
@@ -406,10 +412,22 @@ class ProvisioningLab:
         """The VLAN the machine's switch port is in now."""
         return self.switch.port_status(machine.switch_port)[0]
 
-    def tenant_address_of(self, machine: LabMachine) -> str | None:
-        """The address the tenant DHCP leased to the machine, if any."""
+    def add_tenant_network(self, name: str, vlan: int, ipv4: str,
+                           ipv6: str | None = None) -> TenantNetwork:
+        """Another tenant network (DHCP and report listener) on VLAN `vlan` of the switch,
+        closed with the lab: e.g. a room's class VLAN."""
+        self.switch.create_vlan(vlan)
+        network = TenantNetwork(self.lab.host(name, self.switch, ipv4, ipv6, vlan=vlan),
+                                REPORT_PORT)
+        self._stack.callback(network.close)
+        return network
+
+    def tenant_address_of(self, machine: LabMachine,
+                          network: TenantNetwork | None = None) -> str | None:
+        """The address the tenant DHCP (of `network`, default the tenant VLAN's) leased to the
+        machine, if any."""
         try:
-            lines = self.tenant.leases_file.read_text().splitlines()
+            lines = (network or self.tenant).leases_file.read_text().splitlines()
         except FileNotFoundError:
             return None
         for line in lines:
@@ -432,11 +450,14 @@ class ProvisioningLab:
     def _dnsmasq_dir(self) -> Path:
         return self.workdir / "boot" / "data" / "dnsmasq"  # start_boot_service's data dir
 
-    def tenant_report(self, machine: LabMachine, since: float = 0.0) -> str | None:
-        """The latest "booted ..." report that reached the tenant listener from the machine
-        (by its tenant lease) at or after `since` (monotonic), or None."""
-        address = self.tenant_address_of(machine)
-        found = [line for at, peer, line in self.tenant.reports.reports
+    def tenant_report(self, machine: LabMachine, since: float = 0.0,
+                      network: TenantNetwork | None = None) -> str | None:
+        """The latest "booted ..." report that reached the tenant listener (of `network`,
+        default the tenant VLAN's) from the machine (by its lease there) at or after `since`
+        (monotonic), or None."""
+        network = network or self.tenant
+        address = self.tenant_address_of(machine, network)
+        found = [line for at, peer, line in network.reports.reports
                  if peer == address and at >= since and line.startswith("booted ")]
         return found[-1] if found else None
 

@@ -1,0 +1,32 @@
+"""The networks of a room's PCs: its idle VLAN and its class VLAN (docs/classroom-api.md).
+
+A PC of a room rests and is provisioned (ramdisk, cleaning) on the room's **idle VLAN** (the
+network with the boot service, "idle/provisioning" in CLASSROOM.md) and boots its OS on the
+room's **class VLAN**. The ``vlan`` network interface asks for them on every move, so a PC
+added to a room or taken out of one follows its new room on its next provisioning action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.common.classroom_models import Room, RoomPC
+
+
+@dataclass(frozen=True)
+class RoomVlans:
+    room: str  # the room's name, for the node's history
+    idle: int | None
+    class_: int | None
+
+
+def room_vlans(session: Session, node_id: int) -> RoomVlans | None:
+    """The VLANs of the room the node is a PC of, or None when it is in no room."""
+    row = session.execute(
+        select(Room.name, Room.idle_vlan, Room.class_vlan)
+        .join(RoomPC, RoomPC.room_id == Room.id)
+        .where(RoomPC.node_id == node_id)).first()
+    return None if row is None else RoomVlans(row.name, row.idle_vlan, row.class_vlan)
