@@ -116,6 +116,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         path_names=IDENT | {"trait": "A standard trait or CUSTOM_..."}),
     ("delete", "/v1/nodes/{ident}/traits/{trait}"): Operation(
         204, errors=(404, *CONDUCTOR), path_names=IDENT | {"trait": "A trait of the node."}),
+    ("get", "/v1/nodes/{ident}/vifs"): Operation(200, "VifCollection", errors=(404, *CONDUCTOR),
+                                                 path_names=IDENT),
+    ("post", "/v1/nodes/{ident}/vifs"): Operation(204, body="Vif", errors=(404, *CONDUCTOR),
+                                                  path_names=IDENT),
+    ("delete", "/v1/nodes/{ident}/vifs/{vif_id}"): Operation(
+        204, errors=(404, *CONDUCTOR), path_names=IDENT | {"vif_id": "An attached VIF's ID."}),
     ("get", "/v1/nodes/{ident}/history"): Operation(
         200, "HistoryCollection", query=("detail", "limit", "marker", "sort_dir"),
         errors=(404,), path_names=IDENT),

@@ -255,6 +255,21 @@ def component_schemas() -> dict[str, Schema]:
         "Traits": {
             "type": "object", "required": ["traits"], "additionalProperties": False,
             "properties": {"traits": TRAITS}},
+        "Vif": {
+            "type": "object", "required": ["id"],
+            "description": "A VIF to attach (API 1.28): its ID, and optionally port_uuid "
+                           "(1.67), physical_network(s) (Enclume: the VIF's physical "
+                           "networks, which Ironic reads from Neutron).",
+            "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 255},
+                           "port_uuid": UUID,
+                           "physical_network": {"type": "string"},
+                           "physical_networks": {"type": "array",
+                                                 "items": {"type": "string"}}}},
+        "VifCollection": {
+            "type": "object", "required": ["vifs"], "additionalProperties": False,
+            "properties": {"vifs": {"type": "array", "items": {
+                "type": "object", "required": ["id"],
+                "properties": {"id": {"type": "string"}}}}}},
         "Heartbeat": _heartbeat(),
         "ContinueInspection": {
             "type": "object", "required": ["inventory"],

@@ -39,6 +39,7 @@ FIELD_LIMITS: dict[str, int] = {
     "interface": 255,
     "trait": 255,
     "physical_network": 64,
+    "vif": 255,  # a VIF's ID (a Neutron port's UUID for Nova)
     "local_link_connection": 255,  # each of its values: switch_id, port_id, switch_info...
     "boot_device": 255,
     "target": 255,

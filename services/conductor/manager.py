@@ -256,6 +256,26 @@ class ConductorManager:
                     result[name] = {"result": False, "reason": scrub(str(exc))}
         return result
 
+    # -- VIFs (API 1.28): the node's network interface keeps them on its ports --------------
+
+    def vif_list(self, node_uuid: str) -> list[dict[str, Any]]:
+        with self.task(self.runner.node_id(node_uuid)) as task:
+            return task.driver.network.vif_list(task)
+
+    def vif_attach(self, node_uuid: str, vif_info: dict[str, Any]) -> None:
+        """Attach the VIF ``vif_info["id"]`` to a free port, as Ironic: the network interface
+        validates first (400 with its reason if it cannot work)."""
+        with self.locked(node_uuid) as task:
+            try:
+                task.driver.network.validate(task)
+            except DriverError as exc:
+                raise Invalid(scrub(str(exc))) from exc
+            task.driver.network.vif_attach(task, vif_info)
+
+    def vif_detach(self, node_uuid: str, vif_id: str) -> None:
+        with self.locked(node_uuid) as task:
+            task.driver.network.vif_detach(task, vif_id)
+
     # -- changes to nodes and ports --------------------------------------------------------
 
     def update_node(self, node_uuid: str, values: dict[str, Any],

@@ -37,6 +37,7 @@ METHODS = frozenset({
     "do_provisioning_action", "change_power_state", "set_boot_device", "get_boot_device",
     "get_supported_boot_devices", "validate", "update_node", "destroy_node", "update_traits",
     "update_port", "destroy_port", "issue_agent_token", "heartbeat", "process_discovery",
+    "vif_list", "vif_attach", "vif_detach",
 })
 
 
@@ -148,6 +149,16 @@ class RpcClient:
 
     def destroy_port(self, port_uuid: str) -> None:
         self.call(node_uuid_of_port(self.db, port_uuid), "destroy_port", port_uuid=port_uuid)
+
+    def vif_list(self, node_uuid: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.call(node_uuid, "vif_list", node_uuid=node_uuid)
+        return result
+
+    def vif_attach(self, node_uuid: str, vif_info: dict[str, Any]) -> None:
+        self.call(node_uuid, "vif_attach", node_uuid=node_uuid, vif_info=vif_info)
+
+    def vif_detach(self, node_uuid: str, vif_id: str) -> None:
+        self.call(node_uuid, "vif_detach", node_uuid=node_uuid, vif_id=vif_id)
 
     def issue_agent_token(self, node_uuid: str) -> str | None:
         token: str | None = self.call(node_uuid, "issue_agent_token", node_uuid=node_uuid)

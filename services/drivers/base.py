@@ -32,8 +32,10 @@ from services.common.hardware_types import (  # noqa: F401 (the drivers' names f
     SOFT_REBOOT,
     HardwareType,
 )
+from services.drivers.network import vifs
 
 if TYPE_CHECKING:
+    from services.common.models import Port
     from services.conductor.task import Task
 
 # What an interface answers when the operation goes on asynchronously (an agent calls back).
@@ -207,6 +209,21 @@ class NetworkInterface(Interface):
 
     @abstractmethod
     def unconfigure_tenant_networks(self, task: Task) -> None: ...
+
+    # VIFs (API 1.28), kept on the node's ports as Ironic keeps them: services/drivers/network/
+    # vifs.py. The conductor calls them under the node's lock, after ``validate``.
+    def vif_list(self, task: Task) -> list[dict[str, Any]]:
+        return vifs.list_vifs(task)
+
+    def vif_attach(self, task: Task, vif_info: dict[str, Any]) -> None:
+        vifs.attach(task, vif_info, self._usable_for_vif)
+
+    def vif_detach(self, task: Task, vif_id: str) -> None:
+        vifs.detach(task, vif_id)
+
+    def _usable_for_vif(self, port: Port) -> bool:
+        """Whether this interface can put a VIF on ``port`` at all (any port by default)."""
+        return True
 
 
 class InspectInterface(Interface):

@@ -150,7 +150,19 @@ class FakeNetwork(_Fake, NetworkInterface):
 
 
 class NoopNetwork(FakeNetwork):
-    """The ``noop`` network interface: the node stays on whatever network it is on."""
+    """The ``noop`` network interface: the node stays on whatever network it is on.
+
+    As Ironic's: it accepts VIFs and keeps none (attach and detach do nothing, the list is
+    empty), so a client that attaches VIFs before deploying works with it."""
+
+    def vif_list(self, task: Task) -> list[dict[str, Any]]:
+        return []
+
+    def vif_attach(self, task: Task, vif_info: dict[str, Any]) -> None:
+        """Accepted; nothing is recorded."""
+
+    def vif_detach(self, task: Task, vif_id: str) -> None:
+        """Accepted; nothing is recorded."""
 
 
 class FakeInspect(_Fake, InspectInterface):

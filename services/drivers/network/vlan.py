@@ -13,6 +13,12 @@ Which VLAN when (the conductor's flows call these):
 
 So a machine is never left on no VLAN, and an idle machine rests on the provisioning VLAN.
 
+VIFs (API 1.28, services/drivers/network/vifs.py): a VIF attaches only to a port cabled to a
+known switch port (a local_link_connection). When VIFs are attached, the tenant step moves the
+ports that carry them (PXE-enabled or not) to the tenant VLAN, as Ironic's neutron interface
+binds the VIFs' ports; PXE-enabled ports without a VIF stay on the provisioning VLAN. Without
+VIFs, the PXE-enabled ports go, as before. The provisioning VLAN takes back both kinds.
+
 The VLANs of a node: those of its room when it is a PC of one (the room's ``idle_vlan`` as its
 provisioning VLAN, the room's ``class_vlan`` as its tenant VLAN: services/classroom/networks.py),
 else its driver_info keys, else the settings' defaults.
@@ -33,6 +39,7 @@ from services.drivers.network.batching import SwitchBatcher
 from services.drivers.network.inventory import SwitchConfig, find_switch, load_switches
 from services.drivers.network.switches import PortVlan, SwitchDriver, make_switch_driver
 from services.drivers.network.switches.base import check_vlan
+from services.drivers.network.vifs import vif_ports
 
 if TYPE_CHECKING:
     from services.common.models import Port
@@ -159,14 +166,30 @@ class VlanNetwork(NetworkInterface):
                                     "ENCLUME_NETWORK_TENANT_VLAN (or its room's class_vlan).")
         self._bindings(task)
 
-    def _bindings(self, task: Task) -> list[PortBinding]:
-        """The switch port of each PXE-enabled port of the node; DriverError naming the port
-        when one has no usable local_link_connection."""
-        switches = self.fleet.switches()
-        ports = sorted((p for p in task.node.ports if p.pxe_enabled), key=lambda p: p.address)
-        if not ports:
+    def _ports(self, task: Task, network: str) -> list[Port]:
+        """The ports a move to ``network`` concerns (see the module's docstring)."""
+        pxe = [p for p in task.node.ports if p.pxe_enabled]
+        if not pxe:
             raise DriverError("The node has no PXE-enabled port: the vlan network interface "
                               "moves the switch ports of PXE-enabled ports.")
+        with_vifs = vif_ports(task.node.ports)
+        if network == "tenant" and with_vifs:
+            ports = with_vifs
+        elif network in ("provisioning", "all"):
+            ports = pxe + [p for p in with_vifs if not p.pxe_enabled]
+        else:
+            ports = pxe
+        return sorted(ports, key=lambda p: p.address)
+
+    def _usable_for_vif(self, port: Port) -> bool:
+        link = port.local_link_connection or {}
+        return bool((link.get("switch_id") or link.get("switch_info")) and link.get("port_id"))
+
+    def _bindings(self, task: Task, network: str = "all") -> list[PortBinding]:
+        """The switch port of each port a move to ``network`` concerns; DriverError naming
+        the port when one has no usable local_link_connection."""
+        switches = self.fleet.switches()
+        ports = self._ports(task, network)
         bindings = []
         for port in ports:
             link = port.local_link_connection or {}
@@ -216,7 +239,7 @@ class VlanNetwork(NetworkInterface):
             raise MissingParameters(f"No {network} VLAN for the vlan network interface: set the "
                                     f"node's driver_info/{network}_vlan or "
                                     f"ENCLUME_NETWORK_{network.upper()}_VLAN.")
-        bindings = self._bindings(task)
+        bindings = self._bindings(task, network)
         changes: dict[str, list[PortVlan]] = {}
         for binding in bindings:
             changes.setdefault(binding.switch, []).append(PortVlan(binding.port_id, vlan))

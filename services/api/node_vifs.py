@@ -1,0 +1,64 @@
+"""/v1/nodes/{ident}/vifs: the VIFs attached to a node's ports (API 1.28), as Ironic serves them.
+
+The conductor that owns the node attaches, detaches and lists them under the node's lock; its
+network interface keeps them (services/drivers/network/vifs.py). Before 1.28 these paths do not
+exist (404), as in Ironic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Body, Depends, Response
+
+from services.api.deps import api_version, conductor, database, find_node
+from services.api.routing import api_router
+from services.api.versions import Version
+from services.common import validation
+from services.common.db import Database
+from services.common.exceptions import Invalid, NotFound
+from services.conductor.interface import ConductorAPI
+
+router = api_router(prefix="/v1/nodes")
+
+VIFS_VERSION: Version = (1, 28)
+PORT_HINTS_VERSION: Version = (1, 67)  # port_uuid / portgroup_uuid in the body
+
+
+def _node_uuid(db: Database, ident: str, version: Version) -> str:
+    if version < VIFS_VERSION:
+        raise NotFound("The resource could not be found.")
+    with db.session() as session:
+        return find_node(session, ident, version).uuid
+
+
+@router.get("/{ident}/vifs")
+def list_vifs(ident: str, version: Version = Depends(api_version),
+              db: Database = Depends(database),
+              manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
+    return {"vifs": manager.vif_list(_node_uuid(db, ident, version))}
+
+
+@router.post("/{ident}/vifs", status_code=204)
+def attach_vif(ident: str, body: Any = Body(...), version: Version = Depends(api_version),
+               db: Database = Depends(database),
+               manager: ConductorAPI = Depends(conductor)) -> Response:
+    node_uuid = _node_uuid(db, ident, version)
+    if not isinstance(body, dict) or "id" not in body:
+        raise Invalid("Invalid input for field/attribute vif: 'id' is a required property.")
+    if not isinstance(body["id"], str):
+        raise Invalid("Invalid input for field/attribute vif: 'id' must be a string.")
+    vif = {**body, "id": validation.text("vif", body["id"])}
+    if version >= PORT_HINTS_VERSION and "port_uuid" in vif and "portgroup_uuid" in vif:
+        raise Invalid("Cannot specify both port_uuid and portgroup_uuid")
+    manager.vif_attach(node_uuid, vif)
+    return Response(status_code=204)
+
+
+@router.delete("/{ident}/vifs/{vif_id}", status_code=204)
+def detach_vif(ident: str, vif_id: str, version: Version = Depends(api_version),
+               db: Database = Depends(database),
+               manager: ConductorAPI = Depends(conductor)) -> Response:
+    node_uuid = _node_uuid(db, ident, version)
+    manager.vif_detach(node_uuid, validation.text("vif", vif_id))
+    return Response(status_code=204)
