@@ -50,6 +50,7 @@ from services.conductor.lifecycle import ConductorLifecycle
 from services.conductor.runner import TaskRunner
 from services.conductor.task import Task
 from services.drivers.base import POWER_TARGETS, DriverError
+from services.drivers.network.vifs import attached_vif
 from services.drivers.registry import Drivers
 
 LOG = logging.getLogger(__name__)
@@ -354,5 +355,10 @@ class ConductorManager:
     def destroy_port(self, port_uuid: str) -> None:
         with self.locked(node_uuid_of_port(self.db, port_uuid)) as task:
             port = task.session.scalar(select(Port).where(Port.uuid == port_uuid))
-            if port is not None:
-                task.session.delete(port)
+            if port is None:
+                return
+            vif = attached_vif(port)
+            if vif and not task.node.maintenance:  # as Ironic: detach it first
+                raise Conflict(f"Cannot delete the port {port.uuid} as it is bound to VIF "
+                               f"{vif} for use.")
+            task.session.delete(port)

@@ -196,6 +196,10 @@ def test_api_attach_list_detach(api: httpx.Client) -> None:
     assert full.status_code == 400
     assert fault(full) == NO_FREE.format("vif-2")
 
+    busy = api.delete(f"/v1/ports/{port['uuid']}")
+    assert busy.status_code == 409
+    assert fault(busy) == (f"Cannot delete the port {port['uuid']} as it is bound to VIF "
+                           "vif-1 for use.")
     assert api.delete(f"{vifs}/vif-1").status_code == 204
     assert api.get(vifs).json() == {"vifs": []}
     missing = api.delete(f"{vifs}/vif-1")
@@ -205,6 +209,17 @@ def test_api_attach_list_detach(api: httpx.Client) -> None:
         f"VIF vif-1 attached to port {port['uuid']} ({port['address']}).",
         f"VIF vif-1 detached from port {port['uuid']} ({port['address']}).",
     ]
+    assert api.delete(f"/v1/ports/{port['uuid']}").status_code == 204
+
+
+def test_api_a_node_in_maintenance_may_lose_a_port_with_a_vif(api: httpx.Client) -> None:
+    node = node_with_ports(api, 1)
+    assert api.post(f"/v1/nodes/{node}/vifs", json={"id": "vif-m"}).status_code == 204
+    [port] = api.get(f"/v1/nodes/{node}/ports").json()["ports"]
+    assert api.put(f"/v1/nodes/{node}/maintenance", json={"reason": "nic swap"}
+                   ).status_code == 202
+    assert api.delete(f"/v1/ports/{port['uuid']}").status_code == 204
+    assert api.get(f"/v1/nodes/{node}/vifs").json() == {"vifs": []}
 
 
 def test_api_before_1_28_has_no_vifs(api: httpx.Client) -> None:
