@@ -21,6 +21,7 @@ import openstack
 import pytest
 from openstack import exceptions as sdk_exceptions
 
+from tests.integration.test_baremetal_cli import Cli
 from tests.support.aio import Server
 
 MACS = (f"52:54:02:{i >> 16 & 0xff:02x}:{i >> 8 & 0xff:02x}:{i & 0xff:02x}"
@@ -118,3 +119,18 @@ def test_a_deploy_as_novas_ironic_driver_does_it(conn: openstack.connection.Conn
     assert conn.baremetal.list_node_vifs(node.id) == []
     ports = list(conn.baremetal.ports(node=node.id, details=True))
     assert [p.internal_info.get("tenant_vif_port_id") for p in ports] == [None, None]
+
+
+def test_the_baremetal_cli_attaches_lists_and_detaches(aio: Server) -> None:
+    """python-ironicclient's ``baremetal node vif ...`` commands, as an operator runs them."""
+    cli = Cli(aio)
+    node = cli.json("node", "create", "--driver", "fake-hardware", "--network-interface",
+                    "flat")["uuid"]
+    cli.run("port", "create", next(MACS), "--node", node)
+    cli.run("node", "vif", "attach", node, "vif-cli")
+    assert cli.json("node", "vif", "list", node) == [{"id": "vif-cli"}]
+    refused = cli.run("node", "vif", "attach", node, "vif-two", check=False)
+    assert refused.returncode != 0
+    assert "not enough free physical ports" in refused.stderr
+    cli.run("node", "vif", "detach", node, "vif-cli")
+    assert cli.json("node", "vif", "list", node) == []
