@@ -46,8 +46,9 @@ def attach_vif(ident: str, body: Any = Body(...), version: Version = Depends(api
     node_uuid = _node_uuid(db, ident, version)
     if not isinstance(body, dict) or "id" not in body:
         raise Invalid("Invalid input for field/attribute vif: 'id' is a required property.")
-    if not isinstance(body["id"], str):
-        raise Invalid("Invalid input for field/attribute vif: 'id' must be a string.")
+    if not isinstance(body["id"], str) or not body["id"]:
+        raise Invalid("Invalid input for field/attribute vif: 'id' must be a non-empty "
+                      "string.")
     vif = {**body, "id": validation.text("vif", body["id"])}
     if version >= PORT_HINTS_VERSION and "port_uuid" in vif and "portgroup_uuid" in vif:
         raise Invalid("Cannot specify both port_uuid and portgroup_uuid")

@@ -236,7 +236,7 @@ def test_api_before_1_28_has_no_vifs(api: httpx.Client) -> None:
 def test_api_refuses_bad_vif_bodies(api: httpx.Client) -> None:
     node = node_with_ports(api, 1)
     vifs = f"/v1/nodes/{node}/vifs"
-    for body in ({}, {"id": 5}, ["vif"], {"id": "x" * 256}):
+    for body in ({}, {"id": 5}, {"id": ""}, ["vif"], {"id": "x" * 256}):
         assert api.post(vifs, json=body).status_code == 400, body
     both = api.post(vifs, json={"id": "v", "port_uuid": str(uuid.uuid4()),
                                 "portgroup_uuid": str(uuid.uuid4())})
