@@ -22,23 +22,27 @@ CALENDARS = {"icalendar", "recurring_ical_events"}
 SERVERS = {"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "iptc", "tftpy"}
 LAYERS = {"services.api", "services.boot", "services.conductor", "services.drivers",
           "services.aio"}
-WATCHED = BMC_CLIENTS | CALENDARS | SERVERS | LAYERS
+# httpx's command-line client's libraries: no Enclume process runs it (services/__init__.py).
+HTTPX_CLI = {"rich", "pygments"}  # (click stays: uvicorn uses it)
+# Loaded when the web page first renders (services/api/ui/web.py).
+TEMPLATES = {"jinja2"}
+WATCHED = BMC_CLIENTS | CALENDARS | SERVERS | LAYERS | HTTPX_CLI | TEMPLATES
 
 # script -> the watched modules it must not load
 FORBIDDEN: dict[str, set[str]] = {
-    "enclume": WATCHED,
+    "enclume": WATCHED - {"rich"},  # typer draws the CLI's help with rich
     "enclume-agent": WATCHED,
-    "enclume-boot": BMC_CLIENTS | CALENDARS | {
+    "enclume-boot": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | {
         "fastapi", "iptc", "services.api", "services.conductor", "services.drivers",
         "services.aio"},
-    "enclume-api": BMC_CLIENTS | CALENDARS | {
+    "enclume-api": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | {
         "iptc", "tftpy", "services.boot", "services.drivers", "services.aio"},
     # The BMC clients load when a node first uses them (services/drivers/registry.py).
-    "enclume-conductor": BMC_CLIENTS | CALENDARS | {
+    "enclume-conductor": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | {
         "fastapi", "iptc", "tftpy", "services.api", "services.aio"},
-    "enclume-dbsync": BMC_CLIENTS | CALENDARS | {
+    "enclume-dbsync": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | {
         "fastapi", "iptc", "tftpy", "services.api", "services.aio"},
-    "enclume-aio": BMC_CLIENTS | CALENDARS | {"iptc", "tftpy"},
+    "enclume-aio": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | {"iptc", "tftpy"},
 }
 
 

@@ -4,12 +4,12 @@ for a visitor who is not logged in (the login page) or asks for what is not thei
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from services.api.ui.cookies import SessionCookies, WebSession, csrf_matches, new_session
 from services.api.ui.i18n import LANGUAGES, language_of, translator
@@ -20,12 +20,24 @@ from services.common.db import Database
 from services.common.exceptions import Forbidden
 from services.common.identity import ANONYMOUS_ADMIN, Identity, IdentitySource
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 PREFIX = "/ui"
-ENVIRONMENT = Environment(loader=PackageLoader("services.api.ui", "templates"),
-                          autoescape=select_autoescape(default=True), trim_blocks=True,
-                          lstrip_blocks=True)
-ENVIRONMENT.filters.update(state_words=state_words, power_words=power_words, tone=tone,
-                           reason_words=reason_words)
+
+
+@cache
+def environment() -> Environment:
+    """The templates, loaded at the page's first use: a process whose page no one opens never
+    imports jinja2 (the side-by-side benchmark's memory, docs/benchmarks.md)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    templates = Environment(loader=PackageLoader("services.api.ui", "templates"),
+                            autoescape=select_autoescape(default=True), trim_blocks=True,
+                            lstrip_blocks=True)
+    templates.filters.update(state_words=state_words, power_words=power_words, tone=tone,
+                             reason_words=reason_words)
+    return templates
 
 
 @dataclass
@@ -92,7 +104,7 @@ def render(request: Request, template: str, *, status: int = 200,
            session: WebSession | None = None, identity: Identity | None = None,
            **context: Any) -> HTMLResponse:
     language = language_of(request)
-    page = ENVIRONMENT.get_template(template).render(
+    page = environment().get_template(template).render(
         _=translator(language), lang=language, languages=LANGUAGES,
         path=request.url.path, csrf=session.csrf if session else "",
         identity=identity, authenticated=ui_of(request).source is not None, **context)
@@ -102,7 +114,7 @@ def render(request: Request, template: str, *, status: int = 200,
 
 
 def fragment(template: str, language: str, **context: Any) -> str:
-    return ENVIRONMENT.get_template(template).render(_=translator(language), **context)
+    return environment().get_template(template).render(_=translator(language), **context)
 
 
 def redirect(request: Request, url: str) -> Response:
