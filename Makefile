@@ -24,7 +24,7 @@ LAB_PACKAGES := ipmitool dnsmasq-base iptables vde2 qemu-system-x86 qemu-utils q
 	syslinux zstd chromium chromium-driver
 
 .PHONY: help deps venv test unit integration browser lint demo bench clean testkernel ramdisk \
-	testimages screenshots ui-vendor
+	testimages screenshots lab-screenshots ui-vendor
 
 help:
 	@echo "make demo   - set up, start enclume-aio and a virtual lab, provision 2 QEMU machines live"
@@ -33,6 +33,7 @@ help:
 	@echo "make lint   - ruff and the layer contracts (lint-imports)"
 	@echo "make browser - the web page's tests in headless chromium (part of make test)"
 	@echo "make screenshots - docs/images/*.png of docs/teacher-guide.md, from the browser tests"
+	@echo "make lab-screenshots - docs/images/lab-room-*.png, the room page during a QEMU lab restore (root)"
 	@echo "make testkernel - the lab's test kernel and initramfs in $(CACHE)/testkernel"
 	@echo "make ramdisk - the deploy kernel and ramdisk (with the agent) in $(CACHE)/ramdisk"
 	@echo "make testimages - the lab's whole-disk and partition test images in $(CACHE)/testimages"
@@ -77,6 +78,11 @@ browser: deps $(STAMP)
 # The teacher guide's pictures of the web page, taken by the browser tests as they run.
 screenshots: deps $(STAMP)
 	ENCLUME_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/pytest -q tests/browser $(PYTEST_ARGS)
+
+# The room page following a real restore of the QEMU lab's 3 PCs (root; docs/lab.md).
+lab-screenshots: deps $(STAMP)
+	ENCLUME_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/pytest -q \
+		tests/lab/test_e2e_provisioning.py $(PYTEST_ARGS)
 
 # The web page's vendored htmx, its SSE extension and Pico CSS, fetched again from the npm
 # registry (services/api/ui/static/vendor/VENDOR.md: versions and licences). Not needed to

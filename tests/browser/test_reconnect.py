@@ -15,8 +15,9 @@ import yaml
 from selenium.webdriver import Chrome
 
 from lab.local_service import start_service, stop_service
-from tests.browser.test_room_page import HEADERS, PASSWORDS, E, cards, log_in, ok, until
+from tests.browser.test_room_page import HEADERS, PASSWORDS, E, log_in, ok
 from tests.support.aio import free_port
+from tests.support.browser import cards, until
 
 ENV = {"ENCLUME_AUTH_STRATEGY": "users_file", "ENCLUME_API_HOST": "127.0.0.1"}
 

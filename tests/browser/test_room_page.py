@@ -14,9 +14,8 @@ logging out leads back to the login page.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ import bcrypt
 import httpx
 import pytest
 import yaml
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver import Chrome
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -34,6 +32,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from tests.support.aio import Server, running_aio
+from tests.support.browser import cards, screenshot, until
 from tests.support.polling import eventually
 
 PCS = 40
@@ -98,35 +97,11 @@ def world(aio: Server, admin: httpx.Client) -> dict[str, Any]:
     return {"names": names, "uuids": uuids}
 
 
-def screenshot(browser: Chrome, name: str) -> None:
-    if directory := os.environ.get("ENCLUME_SCREENSHOTS"):
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(Path(directory) / name))
-
-
-def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """``check``'s first true value; an element replaced while it is read counts as not yet."""
-    def tolerant() -> Any:
-        try:
-            return check()
-        except (StaleElementReferenceException, NoSuchElementException):
-            return None
-    return eventually(tolerant, timeout, what)
-
-
 def main_text(browser: Chrome) -> str:
     """The page's main text, once the page that a click led to has loaded."""
     return str(until(lambda: browser.execute_script(
         "return document.readyState === 'complete' && document.querySelector('main').innerText"),
         10, "the page"))
-
-
-def cards(browser: Chrome) -> dict[str, str]:
-    """Each PC's card as the page shows it now: its name and state text."""
-    shown = browser.execute_script(
-        "return [...document.querySelectorAll('.status')].map("
-        "c => [c.dataset.pc, c.querySelector('.state').textContent.trim()]);")
-    return dict(shown)
 
 
 def log_in(browser: Chrome, url: str, user: str) -> None:

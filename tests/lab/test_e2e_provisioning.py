@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 import yaml
@@ -64,6 +65,7 @@ from tests.lab.harness.provisioning import (
     sha256_of,
 )
 from tests.lab.harness.qemu import UEFI_DISK_BOOT
+from tests.lab.harness.room_page import RoomPage, percent
 from tests.lab.harness.tenant import TenantNetwork
 from tests.support.dnsmasq_hash import dnsmasq_seed, macs_hashed_alike
 
@@ -399,6 +401,27 @@ def _scheduled_job(e2e: E2e, session: dict[str, object]) -> dict[str, object]:
     return found
 
 
+def _assert_the_room_page_followed_the_restore(lab: ProvisioningLab, page: RoomPage,
+                                              job: dict[str, object]) -> dict[str, list[str]]:
+    """Issue #19 in the lab: the room's page, never reloaded, showed each PC restoring with
+    its percentage climbing (at least one between 0 and 100) and ends with each one active on
+    the image, as the JSON API says. Each PC's card states, as the page showed them."""
+    room = lab.call("GET", f"{CLASSROOM}/rooms/{ROOM}")
+    api = {pc["name"]: pc for pc in room["pcs"]}
+    outcomes = {pc["node"]: pc["outcome"] for pc in cast(list[dict[str, str]], job["pcs"])}
+    assert outcomes == dict.fromkeys(page.pcs, "succeeded"), job
+    assert {name: pc["provision_state"] for name, pc in api.items()} == dict.fromkeys(
+        page.pcs, "active"), api
+    shown = page.wait_for(dict.fromkeys(page.pcs, f"active on {job['image']}"), 30.0)
+    assert shown == dict.fromkeys(page.pcs, f"active on {ROOM_IMAGE}:v1")
+    seen = page.seen()
+    for name in page.pcs:
+        percents = [p for p in map(percent, seen.get(name, [])) if p is not None]
+        assert percents == sorted(percents) and any(0 < p < 100 for p in percents), (name, seen)
+    assert page.same_document(), "the room's page was loaded again"
+    return seen
+
+
 def test_a_scheduled_session_restores_the_room_onto_its_class_vlan(
         available: E2e, record_timing: RecordTiming) -> None:
     """Issue #16 in the lab: IPMI, Redfish and Wake-on-LAN PCs restored by a session."""
@@ -427,7 +450,8 @@ def test_a_scheduled_session_restores_the_room_onto_its_class_vlan(
         wait_until(lambda: available.wol.bmc.power_state() == "off", SHUTDOWN_TIMEOUT_S,
                    "wol-1 to shut down")
 
-    with EventStream(lab.api_url, ROOM) as stream:
+    # The teacher's page of the room, open from before the session until the restore's end.
+    with EventStream(lab.api_url, ROOM) as stream, RoomPage(lab.api_url, ROOM, names) as page:
         throttle = ImageDownloadThrottle(lab, machines, IMAGE_DOWNLOAD_RATE)
         try:
             start = datetime.now(UTC).replace(second=0, microsecond=0) + SESSION_AHEAD
@@ -443,6 +467,7 @@ def test_a_scheduled_session_restores_the_room_onto_its_class_vlan(
             def finished() -> bool:
                 throttle.poll()
                 available.progress.poll(names)
+                page.poll()
                 final.update(lab.call("GET", f"{CLASSROOM}/jobs/{job['uuid']}"))
                 return final["state"] in ("done", "failed-partly")
 
@@ -454,6 +479,9 @@ def test_a_scheduled_session_restores_the_room_onto_its_class_vlan(
         reports = {machine.name: _wait_for_report(lab, machine, asked, class_network)
                    for machine in machines}
         up = time.monotonic()
+        shown = _assert_the_room_page_followed_the_restore(lab, page, final)
+    record_timing(f"room of 3 PCs: chromium started, the room's page loaded; its cards showed "
+                  f"{shown}", page.opened_in_s)
     record_timing("room of 3 PCs: session created -> restore fired by the timetable runner",
                   fired - asked)
     record_timing("room of 3 PCs: session created -> job done (all PCs active)", ended - asked)
