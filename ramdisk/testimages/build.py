@@ -14,7 +14,10 @@
 
 Both images boot the same initramfs, whose /init (init.sh) is a tiny tenant OS: DHCP on the first
 NIC, hostname and node UUID from a config-2 config drive, and "booted HOSTNAME UUID" reported over
-TCP to the DHCP router on REPORT_PORT.
+TCP to the DHCP router on REPORT_PORT. When the config drive holds enclume/session-service.json
+(a direct deploy with ENCLUME_SESSION_SERVICE_ENABLED), /init then starts the session service's
+busybox port (session_service/enclume-session-service.sh, shipped as
+/bin/enclume-session-service; docs/session-service.md).
 
 The output is reproducible: fixed UUIDs, volume IDs, hash seed and timestamps, files in a fixed
 order; the same packages, tools and sources give the same bytes. No mount or loop device is used
@@ -45,6 +48,7 @@ from ramdisk.testimages import mbr
 from ramdisk.tree import cpio_entries
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+SESSION_SERVICE = PACKAGE_DIR.parents[1] / "session_service" / "enclume-session-service.sh"
 OUTPUT_NAME = "testimages"
 MARKER = "ENCLUME-TESTIMAGE"
 REPORT_PORT = 7070
@@ -125,7 +129,8 @@ class BuiltTestImages:
 
 def source_files() -> list[Path]:
     return sorted([*PACKAGE_DIR.glob("*.py"), *PACKAGE_DIR.glob("*.sh"),
-                   PACKAGE_DIR / "udhcpc.script", Path(cpio.__file__), Path(debs.__file__),
+                   PACKAGE_DIR / "udhcpc.script", SESSION_SERVICE, Path(cpio.__file__),
+                   Path(debs.__file__),
                    Path(modules.__file__)])
 
 
@@ -176,6 +181,7 @@ def _initramfs_root(root: Path, busybox: bytes, kernel_modules: modules.KernelMo
     _write(root, "etc/udhcpc.script", _template("udhcpc.script", version), executable=True)
     _write(root, "etc/acpi/PWRF/00000080", _template("power-button.sh", version),
            executable=True)
+    _write(root, "bin/enclume-session-service", SESSION_SERVICE.read_bytes(), executable=True)
     _write(root, "etc/modules", "".join(f"{name}\n" for name in KERNEL_MODULES).encode())
     for path, data in sorted(kernel_modules.files.items()):
         _write(root, path, data)

@@ -4,6 +4,9 @@
 # drive (a file system labelled config-2) if there is one, and reports
 # "booted <hostname> <uuid>" over TCP to the DHCP router (the tenant gateway) on port
 # @REPORT_PORT@, or to HOST:PORT given as enclume_report=HOST:PORT on the kernel command line.
+# When the config drive holds enclume/session-service.json (a direct deploy with Enclume's
+# session service enabled), it then starts the session service's busybox port
+# (/bin/enclume-session-service, docs/session-service.md), whose log goes to the console too.
 # Every step is also written to the serial console, prefixed with @MARKER@.
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -24,6 +27,7 @@ acpid -c /etc/acpi -l /tmp/acpid.log -p /run/acpid.pid
 
 hostname=unknown
 uuid=unknown
+session_service=
 device=$(findfs LABEL=config-2 2>/dev/null)
 if [ -n "$device" ] && mount -o ro "$device" /mnt/config; then
     meta=/mnt/config/openstack/latest/meta_data.json
@@ -35,6 +39,7 @@ if [ -n "$device" ] && mount -o ro "$device" /mnt/config; then
         hostname=$(value hostname); [ -n "$hostname" ] || hostname=unknown
         uuid=$(value uuid); [ -n "$uuid" ] || uuid=unknown
     fi
+    [ -f /mnt/config/enclume/session-service.json ] && session_service=yes
     umount /mnt/config
     say "config drive $device: hostname=$hostname uuid=$uuid"
 else
@@ -79,5 +84,11 @@ if [ -n "$target" ]; then
     say "reported to $target: $reported"
 else
     say "nowhere to report (no router from DHCP, no enclume_report=)"
+fi
+if [ -n "$session_service" ]; then
+    # Power commands: busybox's, forced (this init is a script, not one that takes signals).
+    enclume-session-service --poweroff-command "poweroff -f" --reboot-command "reboot -f" \
+        2>&1 | while read -r line; do say "$line"; done &
+    say "session service started"
 fi
 while :; do sleep 3600; done

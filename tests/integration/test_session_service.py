@@ -1,7 +1,8 @@
 """The session service of deployed OSes and Wake-on-LAN across subnets, for PCs without a BMC.
 
 The API and an in-process conductor serve on loopback (users-file authentication: the session
-service's path takes the deploy's token alone). The session service is the shipped script run as
+service's path takes the deploy's token alone). The session service is the shipped
+script (and, where busybox is installed, its busybox port, which the lab's test OS runs) run as
 a real process with the settings a deploy's config drive carries (built by the conductor's code,
 read back from the ISO with isoinfo); its ``systemctl poweroff`` / ``reboot`` and ``efibootmgr``
 are replaced by recorder scripts (tests/support/session_service.py), so that nothing here powers
@@ -15,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -44,7 +46,13 @@ from tests.support.api_stack import ServedApi, served_api
 from tests.support.asgi import bound_socket, serving, url_of
 from tests.support.netns import routed_network
 from tests.support.polling import eventually
-from tests.support.session_service import recorded, running_session_service, session_file_of
+from tests.support.session_service import (
+    BUSYBOX,
+    PYTHON,
+    recorded,
+    running_session_service,
+    session_file_of,
+)
 from tests.support.wol_listener import WolListener, running_wol_listener
 
 pytestmark = [pytest.mark.integration]
@@ -77,6 +85,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory
     with served_api(settings, db) as served:
         settings.session_service.api_url = str(served.client.base_url)
         yield served, db, settings
+
+
+@pytest.fixture(params=[PYTHON, BUSYBOX])
+def program(request: pytest.FixtureRequest) -> str:
+    """The session service as shipped (Python) or its busybox port (the lab's test OS)."""
+    if request.param == BUSYBOX and shutil.which("busybox") is None:
+        pytest.skip("busybox is not installed (Debian: busybox-static)")
+    return str(request.param)
+
+
+def tag(program: str) -> str:
+    """Names of one program's PCs and rooms (both programs' tests share the API)."""
+    return "" if program == PYTHON else "-bb"
+
+
+def mac_byte(program: str) -> str:
+    return "51" if program == PYTHON else "52"
 
 
 @pytest.fixture
@@ -138,14 +163,14 @@ def boot_time() -> datetime:
 
 def test_the_service_reports_up_and_obeys_a_power_off(
         stack: tuple[ServedApi, Database, Settings], admin: httpx.Client,
-        tmp_path: Path) -> None:
+        tmp_path: Path, program: str) -> None:
     _served, db, _settings = stack
-    node = enroll(admin, "s-pc1", "52:54:00:00:51:01")
+    node = enroll(admin, f"s-pc1{tag(program)}", f"52:54:00:00:{mac_byte(program)}:01")
     config = deploy_settings(stack, node["uuid"])
     assert config["node"] == node["uuid"] and config["api_url"] == str(admin.base_url)
     assert row_of(db, node["uuid"]).token_hash == session_service.token_hash(config["token"])
     log = tmp_path / "calls.log"
-    with running_session_service(config, tmp_path / "svc", log) as process:
+    with running_session_service(config, tmp_path / "svc", log, program=program) as process:
         up = eventually(lambda: (r := row_of(db, node["uuid"])).last_seen_at and r, 15,
                         "a heartbeat")
         assert up.booted_at.replace(tzinfo=UTC) == boot_time()
@@ -162,12 +187,12 @@ def test_the_service_reports_up_and_obeys_a_power_off(
 
 def test_a_reboot_goes_to_the_network_next(
         stack: tuple[ServedApi, Database, Settings], admin: httpx.Client,
-        tmp_path: Path) -> None:
+        tmp_path: Path, program: str) -> None:
     _served, db, _settings = stack
-    node = enroll(admin, "s-pc2", "52:54:00:00:51:02")
+    node = enroll(admin, f"s-pc2{tag(program)}", f"52:54:00:00:{mac_byte(program)}:02")
     log = tmp_path / "calls.log"
     with running_session_service(deploy_settings(stack, node["uuid"]), tmp_path / "svc",
-                                 log) as process:
+                                 log, program=program) as process:
         eventually(lambda: row_of(db, node["uuid"]).last_seen_at, 15, "a heartbeat")
         power(admin, node["uuid"], "rebooting")
         assert process.wait(timeout=15) == 0
@@ -176,14 +201,15 @@ def test_a_reboot_goes_to_the_network_next(
 
 def test_a_wrong_or_expired_token_is_refused(
         stack: tuple[ServedApi, Database, Settings], admin: httpx.Client,
-        tmp_path: Path) -> None:
+        tmp_path: Path, program: str) -> None:
     _served, db, _settings = stack
     base = str(admin.base_url)
-    node = enroll(admin, "s-pc3", "52:54:00:00:51:03")
+    node = enroll(admin, f"s-pc3{tag(program)}", f"52:54:00:00:{mac_byte(program)}:03")
     first = deploy_settings(stack, node["uuid"])
     answer = ok(heartbeat(base, node["uuid"], first["token"]))
     assert answer["command"] is None
-    assert ok(heartbeat(base, "s-pc3", first["token"]))["command"] is None  # by name too
+    name = f"s-pc3{tag(program)}"
+    assert ok(heartbeat(base, name, first["token"]))["command"] is None  # by name too
 
     second = deploy_settings(stack, node["uuid"])  # the next deploy: the first token expires
     for token in (first["token"], "not-the-token", None):
@@ -196,7 +222,7 @@ def test_a_wrong_or_expired_token_is_refused(
     # The script with an expired token keeps trying, and is never taken as up.
     seen = row_of(db, node["uuid"]).last_seen_at
     log = tmp_path / "calls.log"
-    with running_session_service(first, tmp_path / "svc", log) as process:
+    with running_session_service(first, tmp_path / "svc", log, program=program) as process:
         stderr = tmp_path / "svc" / "stderr.log"
         eventually(lambda: "refused this deploy's token" in stderr.read_text(), 15,
                    "the refusal logged")
@@ -221,24 +247,25 @@ def drive(stack: tuple[ServedApi, Database, Settings], admin: httpx.Client,
 
 def test_room_power_off_uses_the_session_service_and_names_the_pcs_it_missed(
         stack: tuple[ServedApi, Database, Settings], admin: httpx.Client,
-        tmp_path: Path) -> None:
+        tmp_path: Path, program: str) -> None:
     _served, db, _settings = stack
-    reporting = enroll(admin, "s-pc4", "52:54:00:00:51:04")
-    silent = enroll(admin, "s-pc5", "52:54:00:00:51:05")
+    pc4, pc5, room = f"s-pc4{tag(program)}", f"s-pc5{tag(program)}", f"S1{tag(program)}"
+    reporting = enroll(admin, pc4, f"52:54:00:00:{mac_byte(program)}:04")
+    silent = enroll(admin, pc5, f"52:54:00:00:{mac_byte(program)}:05")
     deploy_settings(stack, silent["uuid"])  # deployed, but its OS runs no session service
-    ok(admin.post(f"{E}/rooms", json={"name": "S1", "time_zone": "Europe/Paris",
-                                      "pcs": ["s-pc4", "s-pc5"]}), 201)
+    ok(admin.post(f"{E}/rooms", json={"name": room, "time_zone": "Europe/Paris",
+                                      "pcs": [pc4, pc5]}), 201)
     log = tmp_path / "calls.log"
     with running_session_service(deploy_settings(stack, reporting["uuid"]), tmp_path / "svc",
-                                 log) as process:
+                                 log, program=program) as process:
         eventually(lambda: row_of(db, reporting["uuid"]).last_seen_at, 15, "a heartbeat")
-        job = ok(admin.post(f"{E}/rooms/S1/actions", json={"action": "power-off"}), 202)
+        job = ok(admin.post(f"{E}/rooms/{room}/actions", json={"action": "power-off"}), 202)
         final = drive(stack, admin, job["uuid"])
         assert process.wait(timeout=15) == 0
     pcs = {pc["node"]: pc for pc in final["pcs"]}
     assert final["state"] == "failed-partly"
-    assert pcs["s-pc4"]["outcome"] == "succeeded" and pcs["s-pc4"]["step"] == "power off"
-    assert pcs["s-pc5"]["outcome"] == "failed" and UNREACHED in pcs["s-pc5"]["error"]
+    assert pcs[pc4]["outcome"] == "succeeded" and pcs[pc4]["step"] == "power off"
+    assert pcs[pc5]["outcome"] == "failed" and UNREACHED in pcs[pc5]["error"]
     assert recorded(log) == [["poweroff"]]
 
 
@@ -307,26 +334,28 @@ def deploy_files(tmp_path: Path) -> Iterator[str]:
 
 def test_a_room_restore_reboots_a_reporting_pc_to_the_network_then_deploys(
         stack: tuple[ServedApi, Database, Settings], admin: httpx.Client, tmp_path: Path,
-        deploy_files: str) -> None:
+        program: str, deploy_files: str) -> None:
     _served, db, _settings = stack
-    node = enroll(admin, "s-pc7", "52:54:00:00:51:07", deploy_kernel=f"{deploy_files}/kernel",
+    pc7, room, image = f"s-pc7{tag(program)}", f"S3{tag(program)}", f"debian{tag(program)}"
+    node = enroll(admin, pc7, f"52:54:00:00:{mac_byte(program)}:07",
+                  deploy_kernel=f"{deploy_files}/kernel",
                   deploy_ramdisk=f"{deploy_files}/ramdisk")
     with db.session() as session:  # as if deployed before (a deploy needs a machine)
         deployed = session.scalar(select(Node).where(Node.uuid == node["uuid"]))
         assert deployed is not None
         deployed.provision_state = "active"
-    ok(admin.post(f"{E}/images", json={"name": "debian", "versions": [
+    ok(admin.post(f"{E}/images", json={"name": image, "versions": [
         {"version": "v1", "source": f"{deploy_files}/kernel", "checksum": "b" * 64}]}), 201)
-    ok(admin.post(f"{E}/rooms", json={"name": "S3", "time_zone": "UTC", "pcs": ["s-pc7"],
-                                      "allowed_images": ["debian"]}), 201)
+    ok(admin.post(f"{E}/rooms", json={"name": room, "time_zone": "UTC", "pcs": [pc7],
+                                      "allowed_images": [image]}), 201)
     log = tmp_path / "calls.log"
     served, _db, _settings = stack
     advancer = JobAdvancer(db, served.manager.membership, "c1", "", served.manager)
     with running_session_service(deploy_settings(stack, node["uuid"]), tmp_path / "svc",
-                                 log) as process:
+                                 log, program=program) as process:
         eventually(lambda: row_of(db, node["uuid"]).last_seen_at, 15, "a heartbeat")
-        job = ok(admin.post(f"{E}/rooms/S3/actions", json={"action": "restore",
-                                                           "image": "debian:v1"}), 202)
+        job = ok(admin.post(f"{E}/rooms/{room}/actions", json={"action": "restore",
+                                                               "image": f"{image}:v1"}), 202)
 
         def waiting_for_the_ramdisk() -> dict[str, Any] | None:
             advancer.advance()

@@ -19,8 +19,9 @@ the issue run in order, each through the API:
    tenant listener; the provisioning network hears no more DHCP from it;
 2. redfish-1: whole-disk qcow2 image, iscsi (the conductor writes over iSCSI into the disk the
    agent exports with LIO), booted by OVMF from the disk;
-3. + 4. wol-1: woken, deployed with a partition image and a config drive, powered off by the
-   agent, woken again: the booted OS reports the config drive's hostname and node UUID;
+3. + 4. wol-1: woken, deployed with a partition image and the config drive the conductor
+   builds (its session service token), powered off by the agent, woken again: the booted OS
+   reports the config drive's hostname and node UUID and runs the session service;
 6. ipmi-1 rebuilt with a wrong image checksum -> deploy failed, the disk (which held a bootable
    OS) no longer bootable; deploying again with the right checksum succeeds;
 5. ipmi-1 undeployed: cleaning wipes the disk's metadata, the port returns to the provisioning
@@ -28,7 +29,12 @@ the issue run in order, each through the API:
 7. issue #16: the three machines are the PCs of a room whose class VLAN (201) has its own DHCP
    and report listener; a one-off session starting minutes ahead is created through the
    classroom API, the conductor's timetable runner fires its restore, the room's event stream
-   shows each PC's write progress climbing, and all three boot the test OS on the class VLAN.
+   shows each PC's write progress climbing, and all three boot the test OS on the class VLAN;
+   before it, wol-1, still running its OS, is powered off by a room power-off job through
+   its session service (the busybox port in the test OS), and the restore wakes it.
+
+Every direct deploy's OS gets a config drive from the conductor (enclume-aio runs with
+ENCLUME_SESSION_SERVICE_ENABLED): the test OS reports its node's name and UUID from it.
 
 The times from deploy request to tenant OS up are printed in the "lab timings" summary
 (docs/benchmarks.md has them).
@@ -59,7 +65,6 @@ from tests.lab.harness.provisioning import (
     TENANT_VLAN,
     LabMachine,
     ProvisioningLab,
-    config_drive,
     disk_head,
     has_boot_signature,
     sha256_of,
@@ -79,6 +84,11 @@ POWER_OFF_TIMEOUT_S = 60.0
 MiB = 1024 * 1024
 AGENT_POWER_OFF = "agent.power: running poweroff -f"
 NOT_BOOTABLE = "Boot failed: not a bootable disk"  # SeaBIOS
+SESSION_TOKEN_BUILT = "A config drive with a new session service token was built."
+SESSION_SERVICE_UP = "enclume-session-service: INFO reporting node"  # the test OS's console
+POWERED_OFF_BY_SESSION_SERVICE = ("The session service of the deployed OS fetched the power-off "
+                                  "command.")
+POWER_OFF_JOB_TIMEOUT_S = 90.0
 DISK_BOOT_TIMEOUT_S = 60.0
 # The room of scenario 7.
 ROOM = "lab-room"
@@ -89,7 +99,6 @@ CLASSROOM = "/enclume/v1"
 SESSION_AHEAD = timedelta(minutes=5)  # its restore is due at once (the lab's lead time: 1 h)
 SCHEDULED_TIMEOUT_S = 30.0
 RESTORE_TIMEOUT_S = 480.0
-SHUTDOWN_TIMEOUT_S = 60.0
 # 2 MB/s to each machine once its ramdisk runs: the 32 MiB image takes about 17 s to write, in
 # 8 MiB chunks (the agent's progress steps) of about 4 s, over four or five 4 s heartbeats, so
 # the progress the conductor learns climbs step by step (at 2.5 MB/s one run saw a step missed).
@@ -235,7 +244,8 @@ def test_ipmi_machine_whole_disk_raw_image_direct(available: E2e,
     boots_before = len(machine.bmc.boots)
     asked, node, report = _deploy(available, machine, record_timing, "IPMI, raw, direct")
 
-    assert report == "booted unknown unknown"  # the whole-disk test image, no config drive
+    # The conductor's config drive (the session service token), appended to the whole disk.
+    assert report == f"booted {machine.name} {machine.node_uuid}"
     assert node["power_state"] == "power on" and node["last_error"] is None
     # The BMC booted the ramdisk from the network once, then the instance from the disk.
     assert [boot.order for boot in machine.bmc.boots[boots_before:]] == ["network", "disk"]
@@ -253,7 +263,7 @@ def test_redfish_machine_qcow2_image_iscsi(available: E2e, record_timing: Record
     boots_before = len(machine.bmc.boots)
     asked, node, report = _deploy(available, machine, record_timing, "Redfish, qcow2, iscsi")
 
-    assert report == "booted unknown unknown"
+    assert report == "booted unknown unknown"  # the iscsi deploy writes no config drive
     assert node["deploy_interface"] == "iscsi" and node["last_error"] is None
     assert [boot.order for boot in machine.bmc.boots[boots_before:]] == ["network", "disk"]
     history = lab.history(machine.name)
@@ -268,18 +278,17 @@ def test_wake_on_lan_machine_partition_image_with_config_drive(
     lab, machine = available.lab, available.wol
     listener = machine.wake_listener
     assert listener is not None
-    hostname = f"tenant-{secrets.token_hex(3)}"
     node_uuid = machine.node_uuid
-    drive = config_drive({"hostname": hostname, "uuid": node_uuid, "name": hostname})
     lab.set_image(machine.name, "partition.img")
     wakes_before = len(listener.wakes)
     power_offs_before = machine.qemu.serial_text(since_start=False).count(AGENT_POWER_OFF)
     asked, node, report = _deploy(available, machine, record_timing,
-                                  "Wake-on-LAN, partition + config drive, direct",
-                                  configdrive=drive)
+                                  "Wake-on-LAN, partition + config drive, direct")
 
-    # The booted OS read its hostname and UUID from the config drive the agent wrote.
-    assert report == f"booted {hostname} {node_uuid}"
+    # The booted OS read its hostname and UUID from the config drive the conductor built
+    # and the agent wrote, and started the session service it holds the settings of.
+    assert report == f"booted {machine.name} {node_uuid}"
+    machine.qemu.wait_for_serial(SESSION_SERVICE_UP, REPORT_TIMEOUT_S)
     # Woken into the ramdisk, powered off by the agent after the image was written, woken
     # again: it booted its disk (the network first: the tenant DHCP gave iPXE nothing to boot).
     wakes = listener.wakes[wakes_before:]
@@ -289,6 +298,7 @@ def test_wake_on_lan_machine_partition_image_with_config_drive(
     assert node["power_state"] is None  # Wake-on-LAN does not know; Enclume does not guess
     history = lab.history(machine.name)
     assert any(event.startswith("Sent 1 Wake-on-LAN magic packet") for event in history)
+    assert SESSION_TOKEN_BUILT in history
     _assert_on_tenant_network_only(available, machine, asked)
 
 
@@ -352,7 +362,8 @@ def test_wrong_checksum_fails_the_deploy_leaves_no_bootable_disk_and_a_corrected
     lab.set_image(machine.name, "disk.raw")
     asked, node, report = _deploy(available, machine, record_timing,
                                   "IPMI, raw, direct, after a failed deploy")
-    assert report == "booted unknown unknown" and node["last_error"] is None
+    assert report == f"booted {machine.name} {machine.node_uuid}"
+    assert node["last_error"] is None
     assert has_boot_signature(disk_head(machine, 512))
     _assert_on_tenant_network_only(available, machine, asked)
 
@@ -422,6 +433,28 @@ def _assert_the_room_page_followed_the_restore(lab: ProvisioningLab, page: RoomP
     return seen
 
 
+def _power_off_through_the_session_service(e2e: E2e) -> None:
+    """A room power-off job of the running wol-1: its OS's session service powers it off."""
+    lab, machine = e2e.lab, e2e.wol
+    assert machine.bmc.power_state() == "on"
+    job = lab.call("POST", f"{CLASSROOM}/rooms/{ROOM}/actions",
+                   {"action": "power-off", "pcs": [machine.name]})
+    final: dict[str, object] = {}
+
+    def ended() -> bool:
+        final.update(lab.call("GET", f"{CLASSROOM}/jobs/{job['uuid']}"))
+        return final["state"] in ("done", "failed-partly", "failed")
+
+    wait_until(ended, POWER_OFF_JOB_TIMEOUT_S, "the power-off job of wol-1", interval=0.5,
+               on_timeout=lambda: f"job: {final}")
+    [pc] = final["pcs"]  # type: ignore[misc]
+    assert final["state"] == "done" and pc["step"] == "power off", final
+    assert lab.history(machine.name).count(POWERED_OFF_BY_SESSION_SERVICE) == 1
+    wait_until(lambda: machine.bmc.power_state() == "off", POWER_OFF_TIMEOUT_S,
+               "wol-1 to power itself off")
+    assert "running power-off: poweroff -f" in machine.qemu.serial_text(since_start=False)
+
+
 def test_a_scheduled_session_restores_the_room_onto_its_class_vlan(
         available: E2e, record_timing: RecordTiming) -> None:
     """Issue #16 in the lab: IPMI, Redfish and Wake-on-LAN PCs restored by a session."""
@@ -443,12 +476,11 @@ def test_a_scheduled_session_restores_the_room_onto_its_class_vlan(
     # scenario 2 has the conductor write it.
     lab.call("PATCH", f"/v1/nodes/{available.redfish.name}", [
         {"op": "replace", "path": "/deploy_interface", "value": "direct"}])
-    # The Wake-on-LAN PC still runs the OS of scenario 4: without a BMC or an agent nothing can
-    # power it off, so it is shut down at the machine, as at the end of a class.
-    if available.wol.bmc.power_state() != "off":
-        available.wol.bmc.soft_shutdown()
-        wait_until(lambda: available.wol.bmc.power_state() == "off", SHUTDOWN_TIMEOUT_S,
-                   "wol-1 to shut down")
+    # The Wake-on-LAN PC still runs the OS of scenario 4, with its session service: a room
+    # power-off job switches it off through that service (no BMC, no agent); the restore wakes
+    # it. (A reboot to the network through it would be lost: the restore moves the PC's port to
+    # the idle VLAN first, cutting the service's connection before the command reaches it.)
+    _power_off_through_the_session_service(available)
 
     # The teacher's page of the room, open from before the session until the restore's end.
     with EventStream(lab.api_url, ROOM) as stream, RoomPage(lab.api_url, ROOM, names) as page:
@@ -510,7 +542,7 @@ def test_a_scheduled_session_restores_the_room_onto_its_class_vlan(
         assert node["provision_state"] == "active" and node["last_error"] is None, node
         assert node["instance_info"]["image_source"] == source
         # The OS booted on the room's class VLAN, not on the node's own tenant VLAN (200).
-        assert reports[machine.name] == "booted unknown unknown"
+        assert reports[machine.name] == f"booted {machine.name} {machine.node_uuid}"
         assert lab.switch_vlan(machine) == CLASS_VLAN
         assert lab.tenant_report(machine, asked) is None
         active = available.progress.first_seen(machine.name, "active", asked)

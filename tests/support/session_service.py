@@ -1,6 +1,10 @@
 """The session service script as a real process, with its power commands replaced by a
 recorder (tests never power the test machine off), and the config drive a deploy carries.
 
+The shipped Python script, or its busybox port (``BUSYBOX_PORT``, run by busybox's sh with
+busybox's applets first on the PATH, as the lab's test OS runs it): ``program`` of
+``running_session_service``.
+
 ``record_argv(log)``: a command line that appends its arguments as one JSON line to ``log``;
 the service runs it instead of ``systemctl poweroff`` / ``systemctl reboot``
 (``--poweroff-command`` / ``--reboot-command``). ``fake_efibootmgr(dir, log)``: an
@@ -12,7 +16,9 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +31,8 @@ from tests.support.procfs import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "session_service" / "enclume_session_service.py"
+BUSYBOX_PORT = REPO_ROOT / "session_service" / "enclume-session-service.sh"
+PYTHON, BUSYBOX = "python", "busybox"
 STOP_TIMEOUT_S = 10
 
 RECORDER = """import json, sys
@@ -74,21 +82,37 @@ def session_file_of(configdrive: str) -> dict[str, Any]:
     return document
 
 
+def _program(program: str, directory: Path) -> tuple[list[str], dict[str, str] | None]:
+    """The command line that starts ``program``, and its environment (None: this one's)."""
+    if program == PYTHON:
+        return [sys.executable, str(SCRIPT)], None
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        raise RuntimeError("busybox is not installed (Debian: busybox-static)")
+    applets = directory / "busybox-bin"
+    applets.mkdir(exist_ok=True)
+    subprocess.run([busybox, "--install", "-s", str(applets)], check=True)
+    return [busybox, "sh", str(BUSYBOX_PORT)], {**os.environ, "PATH": str(applets)}
+
+
 @contextmanager
 def running_session_service(config: dict[str, Any], directory: Path, log: Path,
-                            *extra: str) -> Iterator[subprocess.Popen[str]]:
-    """The script with ``config`` as its kept settings; stopped (by its PID) on exit."""
+                            *extra: str, program: str = PYTHON
+                            ) -> Iterator[subprocess.Popen[str]]:
+    """The service (``PYTHON`` or ``BUSYBOX``) with ``config`` as its kept settings; stopped
+    (by its PID) on exit."""
     directory.mkdir(parents=True, exist_ok=True)
     settings = directory / "session-service.json"
     settings.write_text(json.dumps(config))
-    argv = [sys.executable, str(SCRIPT), "--config", str(settings), "--wait-s", "1",
+    command, env = _program(program, directory)
+    argv = [*command, "--config", str(settings), "--wait-s", "1",
             "--retry-s", "0.3", "--config-drive", "/nonexistent",
             "--poweroff-command", record_argv(directory, log, "poweroff"),
             "--reboot-command", record_argv(directory, log, "reboot"),
             "--efibootmgr", str(fake_efibootmgr(directory, log)), *extra]
     with (directory / "stderr.log").open("w") as stderr:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=stderr, text=True)
+                                   stderr=stderr, text=True, env=env)
     try:
         yield process
     finally:

@@ -14,7 +14,10 @@ What it builds (everything stopped and removed on leaving, whatever ends the blo
   `enclume-aio` (API + conductor) on one SQLite database, with the `vde` switch in its switches
   file (docs/networking.md); the virtual BMCs listen on 127.0.0.1 of that namespace;
 - the **tenant gateway** namespace on the tenant VLAN: its own DHCP (dnsmasq) and the listener
-  collecting the "booted HOSTNAME UUID" reports of the test images (tests/lab/harness/tenant.py);
+  collecting the "booted HOSTNAME UUID" reports of the test images (tests/lab/harness/tenant.py),
+  and a relay of the API's address and port to the service host, so that the session service of
+  a deployed test OS reaches the API (tests/lab/harness/forward.py; enclume-aio runs with
+  ENCLUME_SESSION_SERVICE_ENABLED: each direct deploy's config drive carries its token);
 - a Wake-on-LAN listener host on the provisioning VLAN (the stand-in for the NICs of machines
   without BMC), and a DHCP sniffer on the service host's interface (what the provisioning
   network hears, before any filter);
@@ -61,7 +64,7 @@ from tests.lab.harness.bmc_wol import WolListener
 from tests.lab.harness.bmcs import VirtualBmcs
 from tests.lab.harness.boot_service import BootService, start_boot_service
 from tests.lab.harness.dhcp_sniffer import DhcpSniffer
-from tests.lab.harness.forward import loopback_forwarder
+from tests.lab.harness.forward import gateway_relay, loopback_forwarder
 from tests.lab.harness.lab import Lab
 from tests.lab.harness.netns import NetnsHost
 from tests.lab.harness.processes import LabError, require_tool
@@ -240,6 +243,7 @@ class ProvisioningLab:
                                     vlan=TENANT_VLAN)
         self.tenant = TenantNetwork(tenant_host, REPORT_PORT)
         stack.callback(self.tenant.close)
+        stack.callback(gateway_relay(tenant_host, self.service, API_PORT).close)
         self.wol_host = self.lab.host("wol", self.switch, WOL_LISTENER_IPV4,
                                       vlan=PROVISIONING_VLAN)
 
@@ -307,6 +311,9 @@ class ProvisioningLab:
             # timetable runner fires it on its next pass) and is not missed meanwhile.
             "ENCLUME_RESTORE_LEAD_S": str(SESSION_RESTORE_LEAD_S),
             "ENCLUME_OCCURRENCE_GRACE_S": str(SESSION_GRACE_S),
+            # Direct deploys write a config drive with a session service token; the test OS
+            # runs the service (through the tenant gateway's relay to the API).
+            "ENCLUME_SESSION_SERVICE_ENABLED": "true",
         }
 
     # -- machines and enrolment -----------------------------------------------------------
@@ -417,9 +424,10 @@ class ProvisioningLab:
         """Another tenant network (DHCP and report listener) on VLAN `vlan` of the switch,
         closed with the lab: e.g. a room's class VLAN."""
         self.switch.create_vlan(vlan)
-        network = TenantNetwork(self.lab.host(name, self.switch, ipv4, ipv6, vlan=vlan),
-                                REPORT_PORT)
+        gateway = self.lab.host(name, self.switch, ipv4, ipv6, vlan=vlan)
+        network = TenantNetwork(gateway, REPORT_PORT)
         self._stack.callback(network.close)
+        self._stack.callback(gateway_relay(gateway, self.service, API_PORT).close)
         return network
 
     def tenant_address_of(self, machine: LabMachine,
