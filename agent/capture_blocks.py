@@ -1,5 +1,5 @@
-"""image.capture_blocks: a disk read into the image store as a new version, sending only the
-blocks the store lacks.
+"""image.capture_blocks: a disk (or its root partition, ``capture_source``) read into the image
+store as a new version, sending only the blocks the store lacks.
 
 1. The disk is read and hashed block by block (``block_reader``: one thread per core, zero
    blocks found by a memcmp), giving its block manifest and its whole sha256.
@@ -108,8 +108,11 @@ def wire_encoder() -> Callable[[memoryview], tuple[bytes, dict[str, str]]]:
 
 
 class Capture:
-    def __init__(self, read_from: CaptureSource, fd: int, client: CaptureClient,
-                 on_progress: Callable[[int, int | None], None]) -> None:
+    def __init__(self, disk: Disk, fd: int, client: CaptureClient,
+                 on_progress: Callable[[int, int | None], None],
+                 read_from: CaptureSource | None = None) -> None:
+        """``read_from``: the part of ``disk`` captured (default: all of it)."""
+        read_from = read_from or source(disk, WHOLE_DISK, None)
         self.source, self.client, self.on_progress = read_from, client, on_progress
         self.reader = BlockReader(fd, read_from.size, BLOCK_SIZE, read_from.base)
         self.done = 0
@@ -176,7 +179,7 @@ def capture_blocks(request: CaptureRequest, disks: list[Disk], token: str | None
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         read_from = source(disk, request.image_type, request.root_partition)
-        run = Capture(read_from, fd, client, on_progress)
+        run = Capture(disk, fd, client, on_progress, read_from)
         manifest = run.manifest()
         blocks = manifest["blocks"]
         answer = client.call("POST", "/manifest", json.dumps(manifest).encode(),
