@@ -250,3 +250,13 @@ def test_a_partition_capture_with_the_cli_makes_a_partition_version(
     assert version["store"]["size"] == len(partition)
     store = store_of(pc_lab)
     assert b"".join(store.read_range(version["uuid"], 0, len(partition))) == partition
+
+    # Not deployable yet (docs/images.md "Partition captures"): refused before the PC is touched.
+    target = available_machine(lab, ipmi_fleet, tmp_path)
+    pc_lab.set_image(target, image_source=version["uuid"], image_type="partition",
+                     kernel="vmlinuz", ramdisk="initrd.img", root_gb=1)
+    answer = pc_lab.api.put(f"/v1/nodes/{target.uuid}/states/provision",
+                            json={"target": "active"})
+    assert answer.status_code == 400, answer.text
+    assert "a partition image is written by standby.write_image" in answer.text, answer.text
+    assert target.hardware.agent_boots == 0
