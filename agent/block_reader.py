@@ -15,8 +15,10 @@ T = TypeVar("T")
 
 
 class BlockReader:
-    def __init__(self, fd: int, size: int, block_size: int) -> None:
-        self.fd, self.size, self.block_size = fd, size, block_size
+    """``size`` bytes of the file from ``base`` on (a partition of a disk) as blocks."""
+
+    def __init__(self, fd: int, size: int, block_size: int, base: int = 0) -> None:
+        self.fd, self.size, self.block_size, self.base = fd, size, block_size, base
         self.threads = os.cpu_count() or 1
         self.zeros = bytes(block_size)
         self._buffers = threading.local()
@@ -33,7 +35,7 @@ class BlockReader:
         buffer = getattr(self._buffers, "block", None)  # one per thread, reused
         if buffer is None:
             buffer = self._buffers.block = bytearray(self.block_size)
-        count = os.preadv(self.fd, [memoryview(buffer)[:length]], offset)
+        count = os.preadv(self.fd, [memoryview(buffer)[:length]], self.base + offset)
         if count != length:
             raise OSError(f"short read: {count} of {length} bytes at offset {offset}")
         return memoryview(buffer)[:length]

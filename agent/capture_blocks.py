@@ -1,12 +1,14 @@
-"""image.capture_blocks: a disk read into the image store as a new version, sending only the
-blocks the store lacks.
+"""image.capture_blocks: a disk (or its root partition, ``capture_source``) read into the image
+store as a new version, sending only the blocks the store lacks.
 
 1. The disk is read and hashed block by block (``block_reader``: one thread per core, zero
    blocks found by a memcmp), giving its block manifest and its whole sha256.
 2. The manifest goes to the boot service's capture session for this node, which answers the
    blocks the store lacks (and that an interrupted attempt did not already send).
 3. Those blocks are read again, checked against the hash of the first pass (a disk that changed
-   meanwhile fails the capture) and sent one by one, each checked again on arrival.
+   meanwhile fails the capture) and sent one by one, each checked again on arrival. Each goes
+   zstd-compressed (``Content-Encoding: zstd``) when the ``zstandard`` module is here (the
+   ramdisk has Debian's python3-zstandard) and that makes it smaller, plain otherwise.
 4. The commit makes the version, whole, or nothing.
 
 The agent proves itself with its token (``X-Agent-Token``), as on its own command endpoint.
@@ -25,31 +27,40 @@ from typing import Any
 
 from agent.block_fetch import KeepAlive
 from agent.block_reader import BlockReader
+from agent.capture_source import WHOLE_DISK, CaptureSource, check_params, source
 from agent.disks import Disk, DiskError, choose
 from agent.download import check_url
 from agent.errors import BadParams, CommandError
+
+try:
+    import zstandard
+except ImportError:  # an agent without the module sends its blocks plain
+    zstandard = None
 
 LOG = logging.getLogger(__name__)
 BLOCK_SIZE = 4 * 1024 * 1024  # the block manifest's (services/images/manifest.py)
 FORMAT = "enclume-block-manifest/1"
 TOKEN_HEADER = "X-Agent-Token"
+ZSTD_LEVEL = 3  # zstd's default: see docs/images.md for the measurement
 
 
 @dataclass(frozen=True)
 class CaptureRequest:
     capture_url: str
     target_disk: str | None
+    image_type: str = WHOLE_DISK
+    root_partition: int | None = None
 
 
 def parse_params(params: dict[str, Any]) -> CaptureRequest:
     target = params.get("target_disk")
     if target is not None and not isinstance(target, str):
         raise BadParams(f"target_disk must be a device path, got {target!r}")
-    image_type = params.get("image_type") or "whole-disk"
-    if image_type != "whole-disk":
-        raise BadParams(f"only whole-disk images can be captured, not {image_type!r}")
+    image_type, root_partition = check_params(params.get("image_type"),
+                                              params.get("root_partition"))
     return CaptureRequest(capture_url=check_url(params.get("capture_url"), "capture_url"),
-                          target_disk=target)
+                          target_disk=target, image_type=image_type,
+                          root_partition=root_partition)
 
 
 class CaptureClient:
@@ -63,9 +74,11 @@ class CaptureClient:
     def close(self) -> None:
         self._server.close()
 
-    def call(self, method: str, path: str, body: bytes, content_type: str) -> dict[str, Any]:
+    def call(self, method: str, path: str, body: bytes, content_type: str,
+             headers: dict[str, str] | None = None) -> dict[str, Any]:
         status, answer = self._server.request(
-            method, self.path + path, {"Content-Type": content_type, TOKEN_HEADER: self.token},
+            method, self.path + path,
+            {"Content-Type": content_type, TOKEN_HEADER: self.token, **(headers or {})},
             f"reach the capture service at {self.url}", body)
         if status >= 400:
             raise CommandError(f"the capture service refused {method} {path}: HTTP {status} "
@@ -78,20 +91,41 @@ class CaptureClient:
         return document if isinstance(document, dict) else {}
 
 
+def wire_encoder() -> Callable[[memoryview], tuple[bytes, dict[str, str]]]:
+    """What turns a block into a request body and its headers: zstd when the module is
+    here and the block shrinks, the block itself otherwise."""
+    if zstandard is None:
+        return lambda block: (bytes(block), {})
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+
+    def encode(block: memoryview) -> tuple[bytes, dict[str, str]]:
+        packed = compressor.compress(block)
+        if len(packed) < len(block):
+            return packed, {"Content-Encoding": "zstd"}
+        return bytes(block), {}
+
+    return encode
+
+
 class Capture:
     def __init__(self, disk: Disk, fd: int, client: CaptureClient,
-                 on_progress: Callable[[int, int | None], None]) -> None:
-        self.disk, self.client, self.on_progress = disk, client, on_progress
-        self.reader = BlockReader(fd, disk.size, BLOCK_SIZE)
+                 on_progress: Callable[[int, int | None], None],
+                 read_from: CaptureSource | None = None) -> None:
+        """``read_from``: the part of ``disk`` captured (default: all of it)."""
+        read_from = read_from or source(disk, WHOLE_DISK, None)
+        self.source, self.client, self.on_progress = read_from, client, on_progress
+        self.reader = BlockReader(fd, read_from.size, BLOCK_SIZE, read_from.base)
         self.done = 0
-        self.total = disk.size
+        self.total = read_from.size
+        self.encode = wire_encoder()
+        self.wire_bytes = 0
 
     def _read(self, index: int) -> memoryview:
         try:
             return self.reader.read(index)
         except OSError as exc:
             offset, _ = self.reader.span(index)
-            raise DiskError(f"reading block {index} of {self.disk.path} (offset {offset}) "
+            raise DiskError(f"reading block {index} of {self.source.label} (offset {offset}) "
                             f"failed: {exc}; nothing was captured") from None
 
     def _digest(self, index: int) -> tuple[str | None, bytes | None]:
@@ -102,7 +136,7 @@ class Capture:
 
     def manifest(self) -> dict[str, Any]:
         whole = hashlib.sha256()
-        count = -(-self.disk.size // BLOCK_SIZE)
+        count = -(-self.source.size // BLOCK_SIZE)
         blocks: list[str | None] = []
         for index, (digest, data) in self.reader.in_order(range(count), self._digest):
             length = self.reader.span(index)[1]
@@ -110,7 +144,7 @@ class Capture:
             blocks.append(digest)
             self.done += length
             self.on_progress(self.done, self.total)
-        return {"format": FORMAT, "block_size": BLOCK_SIZE, "size": self.disk.size,
+        return {"format": FORMAT, "block_size": BLOCK_SIZE, "size": self.source.size,
                 "hash": "sha256", "image_sha256": whole.hexdigest(), "blocks": blocks}
 
     def send(self, blocks: list[str | None], wanted: set[str]) -> tuple[int, int]:
@@ -122,10 +156,12 @@ class Capture:
             wanted.discard(digest)
             data = self._read(index)
             if hashlib.sha256(data).hexdigest() != digest:
-                raise CommandError(f"block {index} of {self.disk.path} changed during the "
+                raise CommandError(f"block {index} of {self.source.label} changed during the "
                                    f"capture: nothing was captured (is the disk in use?)")
-            self.client.call("PUT", f"/blocks/{digest}", bytes(data),
-                             "application/octet-stream")
+            body, headers = self.encode(data)
+            self.client.call("PUT", f"/blocks/{digest}", body, "application/octet-stream",
+                             headers)
+            self.wire_bytes += len(body)
             sent, sent_bytes = sent + 1, sent_bytes + len(data)
             self.done += len(data)
             self.on_progress(self.done, self.total)
@@ -142,7 +178,8 @@ def capture_blocks(request: CaptureRequest, disks: list[Disk], token: str | None
     fd = disk.open(writable=False)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        run = Capture(disk, fd, client, on_progress)
+        read_from = source(disk, request.image_type, request.root_partition)
+        run = Capture(disk, fd, client, on_progress, read_from)
         manifest = run.manifest()
         blocks = manifest["blocks"]
         answer = client.call("POST", "/manifest", json.dumps(manifest).encode(),
@@ -151,15 +188,18 @@ def capture_blocks(request: CaptureRequest, disks: list[Disk], token: str | None
         if not isinstance(missing, list):
             raise CommandError("the capture service did not say which blocks it lacks")
         wanted = set(missing) & {digest for digest in blocks if digest is not None}
-        run.total = disk.size + sum(run.reader.span(index)[1] for index, digest
+        run.total = read_from.size + sum(run.reader.span(index)[1] for index, digest
                                     in enumerate(blocks) if digest in wanted)
         sent, sent_bytes = run.send(blocks, set(wanted))
         committed = client.call("POST", "/commit", b"{}", "application/json")
-        LOG.info("captured %s: %d blocks sent of %d", disk.path, sent, len(blocks))
-        return {"target_disk": disk.path, "image_size": disk.size,
+        LOG.info("captured %s: %d blocks sent of %d", read_from.label, sent, len(blocks))
+        return {"target_disk": disk.path, "image_type": request.image_type,
+                "partition": read_from.partition, "image_size": read_from.size,
                 "image_sha256": manifest["image_sha256"], "blocks": len(blocks),
                 "zero_blocks": blocks.count(None), "sent_blocks": sent,
-                "sent_bytes": sent_bytes, "version": committed}
+                "sent_bytes": sent_bytes, "wire_bytes": run.wire_bytes,
+                "wire_encoding": "zstd" if zstandard is not None else "identity",
+                "version": committed}
     finally:
         client.close()
         os.close(fd)

@@ -44,6 +44,10 @@ PACKAGES: tuple[Selection, ...] = (
     # pyudev loads libudev with ctypes, no ELF file names it.
     Selection("python3-rtslib-fb", with_depends=True),
     Selection("libudev1", (f"{ARCH_LIBS}/libudev.so.1*",)),
+    # zstd for captured blocks on the wire: the C extension alone (CPython never imports the
+    # cffi backend, so python3-cffi-backend is not needed); libzstd is already here for qemu-img.
+    Selection("python3-zstandard", tuple(f"usr/lib/python3/dist-packages/zstandard/{name}"
+                                         for name in ("__init__.py", "backend_c.*.so"))),
     # Images: qcow2 and other formats are converted while written.
     Selection("qemu-utils", ("usr/bin/qemu-img",)),
     # Disks: partition tables, signatures, file systems, swap.

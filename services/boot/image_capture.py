@@ -4,8 +4,9 @@
   ``{"missing": [sha256, ...]}`` lists the blocks to send (not in the store, not received by an
   earlier, interrupted attempt). 507 at once when they cannot fit in the store.
 - ``GET /image-captures/<node uuid>/missing``: the same list, again.
-- ``PUT /image-captures/<node uuid>/blocks/<sha256>``: one block's bytes, checked against the
-  hash (422 if they differ: nothing kept).
+- ``PUT /image-captures/<node uuid>/blocks/<sha256>``: one block's bytes, plain or as one zstd
+  frame (``Content-Encoding: zstd``, decompressed bounded by the block size: 413 beyond it),
+  checked against the hash (422 if they differ: nothing kept).
 - ``POST /image-captures/<node uuid>/commit``: the version is made, whole, and recorded in the
   catalogue; the answer is its catalogue document.
 
@@ -30,6 +31,7 @@ from services.images.capture import CaptureIncomplete, UnknownCapture
 from services.images.errors import ChecksumMismatch, StoreError, StoreFull, VersionExists
 from services.images.manifest import Manifest, ManifestError
 from services.images.store import ImageStore
+from services.images.wire import BadEncoding, decode_block
 
 PREFIX = "/image-captures"
 TOKEN_HEADER = "X-Agent-Token"
@@ -60,6 +62,18 @@ def _status(error: StoreError) -> int:
     if isinstance(error, UnknownCapture | CaptureIncomplete | VersionExists):
         return 409
     return 400
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None as soon as it exceeds ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def image_capture_routes(store: ImageStore, authority: CaptureAuthority) -> list[Route]:
@@ -94,9 +108,15 @@ def image_capture_routes(store: ImageStore, authority: CaptureAuthority) -> list
             store.capture(target.session).missing)})
 
     async def block(request: Request, target: CaptureTarget) -> Response:
-        data = await request.body()
-        if len(data) > manifests.BLOCK_SIZE:
+        body = await _bounded_body(request, manifests.BLOCK_SIZE)
+        if body is None:
             return _text(413, f"a block has at most {manifests.BLOCK_SIZE} bytes")
+        try:
+            data = await run_in_threadpool(decode_block, body,
+                                           request.headers.get("content-encoding"),
+                                           manifests.BLOCK_SIZE)
+        except BadEncoding as exc:
+            return _text(exc.status, str(exc))
         await run_in_threadpool(store.capture(target.session).stage,
                                 request.path_params["digest"], data)
         return Response(status_code=204)

@@ -40,6 +40,9 @@ class CaptureTarget:
     image: str  # its uuid
     version: str
     boot_mode: str = "uefi"
+    image_type: str = "whole-disk"  # or "partition": the root partition alone
+    kernel: str | None = None  # a partition version's (the catalogue requires them)
+    ramdisk: str | None = None
 
 
 class Refused(Exception):
@@ -58,14 +61,19 @@ def session_id(image_uuid: str, version: str, node_uuid: str) -> str:
 
 
 def capture_step(image: Image, version: str, boot_url: str, node_uuid: str,
-                 target_disk: str | None) -> dict[str, Any]:
-    """The planned step (the conductor adds the node's ``boot_mode`` to its args)."""
+                 target_disk: str | None, partition: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """The planned step (the conductor adds the node's ``boot_mode`` to its args);
+    ``partition``: ``kernel``, ``ramdisk`` and optionally ``root_partition`` of a partition
+    capture."""
     args: dict[str, Any] = {
         "image": image.uuid, "version": version,
         "session": session_id(image.uuid, version, node_uuid),
         "capture_url": f"{boot_url.rstrip('/')}/image-captures/{node_uuid}"}
     if target_disk is not None:
         args["target_disk"] = target_disk
+    if partition is not None:
+        args.update(image_type="partition", **partition)
     return {"interface": "deploy", "step": STEP, "priority": 0, "args": args,
             "abortable": True}
 
@@ -110,7 +118,9 @@ class DatabaseCaptures:
                 raise Refused(409, f"node {node_uuid} is not being captured")
         return CaptureTarget(session=str(args["session"]), image=str(args["image"]),
                              version=str(args["version"]),
-                             boot_mode=str(args.get("boot_mode") or "uefi"))
+                             boot_mode=str(args.get("boot_mode") or "uefi"),
+                             image_type=str(args.get("image_type") or "whole-disk"),
+                             kernel=args.get("kernel"), ramdisk=args.get("ramdisk"))
 
     def _find(self, session: Any, target: CaptureTarget) -> tuple[Image, ImageVersion | None]:
         image = session.scalar(select(Image).where(Image.uuid == target.image))
@@ -128,7 +138,8 @@ class DatabaseCaptures:
                                    f"meanwhile: the capture was not kept")
             version = ImageVersion(
                 uuid=version_id, image_id=image.id, version=target.version, source=version_id,
-                checksum=manifest.image_sha256, disk_format="raw", image_type="whole-disk",
+                checksum=manifest.image_sha256, disk_format="raw",
+                image_type=target.image_type, kernel=target.kernel, ramdisk=target.ramdisk,
                 boot_mode=target.boot_mode)
             set_state(version, "available")  # in the store under its uuid
             session.add(version)

@@ -60,16 +60,22 @@ def checked_version(body: Any) -> dict[str, Any]:
         "image_type": image_type,
         "boot_mode": fields.choice("boot_mode", values.get("boot_mode", "uefi"),
                                    fields.BOOT_MODES),
-        "kernel": None, "ramdisk": None,
+        **boot_files(image_type, values),
     }
+    return clean
+
+
+def boot_files(image_type: str, values: dict[str, Any]) -> dict[str, str | None]:
+    """``kernel`` and ``ramdisk`` of a version of ``image_type``: a partition image's are
+    required, a whole-disk image has none; Invalid otherwise."""
     if image_type == "partition":
         for part in ("kernel", "ramdisk"):
             if values.get(part) is None:
                 raise Invalid(f"A partition image needs a {part} (a URL or a file name).")
-            clean[part] = fields.source(part, values[part])
-    elif values.get("kernel") is not None or values.get("ramdisk") is not None:
+        return {part: fields.source(part, values[part]) for part in ("kernel", "ramdisk")}
+    if values.get("kernel") is not None or values.get("ramdisk") is not None:
         raise Invalid("kernel and ramdisk belong to partition images only.")
-    return clean
+    return {"kernel": None, "ramdisk": None}
 
 
 def _description(values: dict[str, Any]) -> str | None:

@@ -9,7 +9,10 @@ middle keeps no version, and the next attempt sends only what the first did not.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.boot.image_capture import image_capture_routes
 from services.classroom.image_capture import CaptureTarget, Refused
@@ -65,18 +68,31 @@ class MemoryCaptures:
 
 
 class CutAfter:
-    """Answers 503 to block uploads once ``allowed`` of them went through (a network cut)."""
+    """Answers 503 to block uploads once ``allowed`` of them went through (a network cut);
+    counts the bytes of the block uploads' bodies as they arrive, by encoding."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app, self.allowed = app, None
         self.seen = 0
+        self.wire: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "PUT" and self.allowed is not None:
-            self.seen += 1
-            if self.seen > self.allowed:
-                await PlainTextResponse("cut", status_code=503)(scope, receive, send)
-                return
+        if scope["type"] == "http" and scope["method"] == "PUT":
+            if self.allowed is not None:
+                self.seen += 1
+                if self.seen > self.allowed:
+                    await PlainTextResponse("cut", status_code=503)(scope, receive, send)
+                    return
+            encoding = dict(scope["headers"]).get(b"content-encoding", b"identity").decode()
+
+            async def counting() -> Message:
+                message = await receive()
+                self.wire[encoding] = (self.wire.get(encoding, 0)
+                                       + len(message.get("body", b"")))
+                return message
+
+            await self.app(scope, counting, send)
+            return
         await self.app(scope, receive, send)
 
 
@@ -116,10 +132,28 @@ def agent(fake_api: FakeApi, tmp_path: Path, disk: Path, captures: MemoryCapture
         yield running
 
 
-def capture(agent: RunningAgent, url: str, disk: Path) -> dict[str, Any]:
+@pytest.fixture
+def plain_agent(fake_api: FakeApi, tmp_path: Path, disk: Path, captures: MemoryCaptures,
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningAgent]:
+    """An agent that cannot import zstandard (an unknown import policy makes it refuse)."""
+    monkeypatch.setenv("PYTHON_ZSTANDARD_IMPORT_POLICY", "none")
+    with running_agent(fake_api, tmp_path, [disk]) as running:
+        captures.token = running.token
+        yield running
+
+
+def capture(agent: RunningAgent, url: str, disk: Path, **params: Any) -> dict[str, Any]:
     node = agent.node.uuid
     return agent.run("image.capture_blocks", {"capture_url": f"{url}/image-captures/{node}",
-                                              "target_disk": str(disk)})
+                                              "target_disk": str(disk), **params})
+
+
+def partition_bytes(disk: Path, number: int) -> bytes:
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], capture_output=True,
+                                      check=True, text=True).stdout)["partitiontable"]
+    entry = next(part for part in table["partitions"] if part["node"].endswith(str(number)))
+    data = disk.read_bytes()
+    return data[entry["start"] * 512:(entry["start"] + entry["size"]) * 512]
 
 
 def stored_bytes(store: ImageStore, version_id: str) -> bytes:
@@ -230,3 +264,71 @@ def test_the_routes_refuse_a_block_that_does_not_match_its_hash(
         assert again.status_code == 200 and again.json() == committed.json()
         assert store.versions() == [committed.json()["uuid"]]
 
+
+
+def test_blocks_travel_zstd_compressed_in_fewer_bytes_than_plain(
+        agent: RunningAgent, store: ImageStore, cut: tuple[str, CutAfter], disk: Path) -> None:
+    document = capture(agent, cut[0], disk)
+    assert document["command_status"] == "SUCCEEDED", document
+    result = document["command_result"]
+    assert result["wire_encoding"] == "zstd"
+    wire = cut[1].wire
+    assert wire.get("zstd", 0) > 0, wire  # the test OS image's blocks compress
+    assert sum(wire.values()) == result["wire_bytes"] < result["sent_bytes"]
+    assert stored_bytes(store, result["version"]["uuid"]) == disk.read_bytes()
+
+
+def test_an_agent_without_zstd_sends_its_blocks_plain(
+        plain_agent: RunningAgent, store: ImageStore, cut: tuple[str, CutAfter],
+        disk: Path) -> None:
+    document = capture(plain_agent, cut[0], disk)
+    assert document["command_status"] == "SUCCEEDED", document
+    result = document["command_result"]
+    assert result["wire_encoding"] == "identity"
+    assert cut[1].wire == {"identity": result["sent_bytes"]} and result["sent_bytes"] > 0
+    assert result["wire_bytes"] == result["sent_bytes"]
+    assert stored_bytes(store, result["version"]["uuid"]) == disk.read_bytes()
+
+
+def test_a_partition_capture_reads_back_the_partition_named(
+        agent: RunningAgent, store: ImageStore, cut: tuple[str, CutAfter], disk: Path) -> None:
+    """The test OS image's one partition (FAT, so it is named: it is not a Linux one)."""
+    expected = partition_bytes(disk, 1)
+    document = capture(agent, cut[0], disk, image_type="partition", root_partition=1)
+    assert document["command_status"] == "SUCCEEDED", document
+    result = document["command_result"]
+    assert result["image_type"] == "partition" and result["partition"] == 1
+    assert result["image_size"] == len(expected) < DISK_SIZE
+    version_id = result["version"]["uuid"]
+    assert stored_bytes(store, version_id) == expected
+    assert store.manifest(version_id).image_sha256 == hashlib.sha256(expected).hexdigest()
+
+
+def test_a_partition_capture_takes_the_largest_linux_partition_by_default(
+        agent: RunningAgent, store: ImageStore, cut: tuple[str, CutAfter], disk: Path) -> None:
+    with disk.open("r+b") as out:
+        out.write(bytes(DISK_SIZE))
+    layout = ("label: gpt\n"
+              "size=8MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n"  # /boot
+              "size=22MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709\n"  # the root
+              "size=12MiB, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F\n")  # swap, not Linux
+    subprocess.run(["sfdisk", "--quiet", str(disk)], input=layout, text=True, check=True)
+    root_start = 1 * MiB + 8 * MiB
+    with disk.open("r+b") as out:  # a file system's worth of data, zeros between
+        for offset in (0, 5 * MiB, 13 * MiB + 4321):
+            out.seek(root_start + offset)
+            out.write(os.urandom(MiB) + b"/etc/fstab\n" * 50000)
+    document = capture(agent, cut[0], disk, image_type="partition")
+    assert document["command_status"] == "SUCCEEDED", document
+    result = document["command_result"]
+    assert result["partition"] == 2 and result["image_size"] == 22 * MiB
+    assert stored_bytes(store, result["version"]["uuid"]) == partition_bytes(disk, 2)
+
+
+def test_a_partition_capture_without_a_linux_partition_says_what_there_is(
+        agent: RunningAgent, store: ImageStore, cut: tuple[str, CutAfter], disk: Path) -> None:
+    document = capture(agent, cut[0], disk, image_type="partition")
+    assert document["command_status"] == "FAILED"
+    assert "no Linux partition" in document["command_error"]
+    assert "1 (type e," in document["command_error"]
+    assert store.versions() == []

@@ -223,3 +223,40 @@ def test_a_captured_pc_is_deployed_to_another_pc_byte_identical(
     active = deploy.settled(target, "active")
     assert active["last_error"] is None
     assert disk_head(target, REFERENCE_DISK) == captured and bootable(target)
+
+
+def test_a_partition_capture_with_the_cli_makes_a_partition_version(
+        lab: StoreLab,  # noqa: F811
+        ipmi_fleet: IpmiPeers, tmp_path: Path) -> None:
+    pc_lab = lab.lab
+    machine = reference_pc(pc_lab, ipmi_fleet, tmp_path)
+    machine.disk.write_bytes(machine.disk.read_bytes()[:DISK])
+    subprocess.run(["sfdisk", "--quiet", str(machine.disk)], check=True, text=True,
+                   input="label: dos\nsize=8MiB, type=83\nsize=12MiB, type=83\n")
+    partition = machine.disk.read_bytes()[9 * MiB:21 * MiB]  # the largest Linux one: the root
+    ok(pc_lab.api.post(f"{E}/images", json={"name": "root-only"}), 201)
+    refused = pc_lab.api.post(f"{E}/images/root-only/capture", json={
+        "node": machine.uuid, "image_type": "partition"})
+    assert refused.status_code == 400 and "needs a kernel" in refused.text, refused.text
+
+    run = enclume(pc_lab, "image", "capture", machine.uuid, "--image", "root-only",
+                  "--version", "p1", "--partition",
+                  "--kernel", "vmlinuz", "--ramdisk", "initrd.img", "--wait", "-f", "json")
+    assert run.returncode == 0, (run.stdout, run.stderr, machine.hardware.logs())
+    version = json.loads(run.stdout)
+    assert (version["image_type"], version["kernel"], version["ramdisk"]) == (
+        "partition", "vmlinuz", "initrd.img")
+    assert version["checksum"] == hashlib.sha256(partition).hexdigest()
+    assert version["store"]["size"] == len(partition)
+    store = store_of(pc_lab)
+    assert b"".join(store.read_range(version["uuid"], 0, len(partition))) == partition
+
+    # Not deployable yet (docs/images.md "Partition captures"): refused before the PC is touched.
+    target = available_machine(lab, ipmi_fleet, tmp_path)
+    pc_lab.set_image(target, image_source=version["uuid"], image_type="partition",
+                     kernel="vmlinuz", ramdisk="initrd.img", root_gb=1)
+    answer = pc_lab.api.put(f"/v1/nodes/{target.uuid}/states/provision",
+                            json={"target": "active"})
+    assert answer.status_code == 400, answer.text
+    assert "a partition image is written by standby.write_image" in answer.text, answer.text
+    assert target.hardware.agent_boots == 0

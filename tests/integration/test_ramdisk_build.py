@@ -3,7 +3,8 @@ reproducible, and rebuilt only when its inputs change.
 
 The build of the cache (`make ramdisk`) is unpacked and its programs run in a chroot: the
 ramdisk's own dynamic loader must find every library of every program and Python extension,
-its Python must import the agent and rtslib-fb, and the tools the agent runs must start.
+its Python must import the agent (with zstandard's C extension) and rtslib-fb, and the tools
+the agent runs must start.
 (QEMU boots it in tests/lab/test_ramdisk_boot.py.)
 """
 
@@ -34,8 +35,9 @@ TOOLS = [["qemu-img", "--version"], ["sfdisk", "--version"], ["mkfs.ext4", "-V"]
 BUSYBOX_APPLETS = ["sh", "udhcpc", "modprobe", "ip", "init", "poweroff", "reboot", "dd"]
 PYTHON_CHECK = """
 import ctypes.util, ssl
-import agent.main, rtslib_fb, pyudev
+import agent.main, agent.capture_blocks, rtslib_fb, pyudev
 print(ctypes.util.find_library("udev"))
+print(agent.capture_blocks.zstandard.backend)
 print(ssl.create_default_context().cert_store_stats()["x509_ca"])
 print(agent.main.__cached__)
 """
@@ -104,8 +106,9 @@ def test_every_program_and_library_loads_with_the_ramdisk_own_libraries(root: Pa
 def test_the_agent_and_rtslib_import_and_find_what_they_load_at_run_time(root: Path) -> None:
     done = _in_root(root, "/usr/bin/python3", "-c", PYTHON_CHECK)
     assert done.returncode == 0, done.stderr
-    udev, certificates, cached = done.stdout.split()
+    udev, zstd_backend, certificates, cached = done.stdout.split()
     assert udev == "libudev.so.1"  # pyudev finds it through `ldconfig -p`
+    assert zstd_backend == "cext"  # captured blocks are compressed, without cffi
     assert int(certificates) > 100  # https image URLs can be verified
     assert cached.endswith(".pyc") and (root / cached.lstrip("/")).is_file()
 

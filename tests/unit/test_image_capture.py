@@ -222,3 +222,26 @@ def test_the_captured_version_is_recorded_once(db: Database) -> None:
     with pytest.raises(Refused, match="meanwhile") as taken:
         captures_db.record(target, "2b4e28ba-2fa1-11d2-883f-0016d3cca427", manifest)
     assert taken.value.status == 409
+
+
+def test_a_partition_capture_request_needs_its_boot_files_and_a_partition_number() -> None:
+    from services.api.enclume.image_capture import _partition
+    from services.common.exceptions import Invalid
+
+    assert _partition({}) is None
+    assert _partition({"image_type": "partition", "kernel": "vmlinuz",
+                       "ramdisk": "initrd.img"}) == {"kernel": "vmlinuz",
+                                                     "ramdisk": "initrd.img"}
+    assert _partition({"image_type": "partition", "kernel": "k", "ramdisk": "r",
+                       "root_partition": 2})["root_partition"] == 2
+    for body, message in (
+            ({"image_type": "partition", "kernel": "k"}, "needs a ramdisk"),
+            ({"kernel": "k", "ramdisk": "r"}, "partition images only"),
+            ({"root_partition": 1}, "partition captures only"),
+            ({"image_type": "partition", "kernel": "k", "ramdisk": "r",
+              "root_partition": 0}, "from 1 to 128"),
+            ({"image_type": "partition", "kernel": "k", "ramdisk": "r",
+              "root_partition": "2"}, "from 1 to 128"),
+            ({"image_type": "qcow2"}, "image_type")):
+        with pytest.raises(Invalid, match=message):
+            _partition(body)

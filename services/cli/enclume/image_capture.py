@@ -1,5 +1,6 @@
-"""``enclume image capture PC --image NAME [--version V]``: a reference PC's disk becomes a new
-version of an image (docs/images.md "Capture"). The PC boots the deploy ramdisk, its agent sends
+"""``enclume image capture PC --image NAME [--version V] [--partition --kernel K --ramdisk R
+[--root-partition N]]``: a reference PC's disk (or its root partition) becomes a new version of
+an image (docs/images.md "Capture"). The PC boots the deploy ramdisk, its agent sends
 the blocks the image store lacks, the PC powers off and is ``manageable`` again."""
 
 from __future__ import annotations
@@ -26,11 +27,23 @@ def capture(
         metavar="VERSION", help="Its name (default: the time now, 20261205-1430).")] = None,
     target_disk: Annotated[str | None, typer.Option(
         metavar="DEVICE", help="The disk to capture (default: the PC's first disk).")] = None,
+    partition: Annotated[bool, typer.Option(
+        "--partition", help="Capture the root partition alone, as a partition image.")] = False,
+    root_partition: Annotated[int | None, typer.Option(
+        metavar="N", help="With --partition: the root partition's number (default: the "
+                          "largest Linux partition).")] = None,
+    kernel: Annotated[str | None, typer.Option(
+        metavar="URL", help="With --partition: the version's kernel (URL or file name).")] = None,
+    ramdisk: Annotated[str | None, typer.Option(
+        metavar="URL", help="With --partition: the version's ramdisk (URL or file name).")
+    ] = None,
     wait: Wait = False, timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S, fmt: Format = None,
 ) -> None:
     """Capture a manageable PC's disk as a new image version (admins, operators). With --wait:
     shows the version once it is in the catalogue; exit 1 if the capture failed."""
-    body = {"node": node, "version": version, "target_disk": target_disk}
+    body = {"node": node, "version": version, "target_disk": target_disk,
+            "image_type": "partition" if partition else None,
+            "root_partition": root_partition, "kernel": kernel, "ramdisk": ramdisk}
     client = cli(ctx).client
     started = client.post(path("images", image, "capture"),
                           {key: value for key, value in body.items() if value is not None})
