@@ -124,6 +124,12 @@ class PowerInterface(Interface):
     @abstractmethod
     def reboot(self, task: Task) -> None: ...
 
+    def reaches_node_in_band(self, task: Task) -> bool:
+        """True when the node is reached through its own network only (a service in the OS it
+        runs), so that moving its switch ports would cut the way: a flow then powers it off
+        first, as Ironic powers a node off before it adds the provisioning network."""
+        return False
+
 
 class ManagementInterface(Interface):
     # False: the machine boots from the network first by itself; the boot service decides what

@@ -174,13 +174,23 @@ class WolPower(PowerInterface):
         else:
             raise DriverError(f"Wake-on-LAN cannot set the power state {state!r}")
 
+    def reaches_node_in_band(self, task: Task) -> bool:
+        """A deployed OS reached only through its session service (no agent runs)."""
+        return not agent_client.is_alive(
+            task.node, self.settings.deploy.agent_heartbeat_timeout_s) and session_commands.state(
+            task, self.settings) == session_service.UP
+
     def reboot(self, task: Task) -> None:
         """Through the agent, else the session service (reboot to the network); else wake the
         machine, which is all a magic packet can do."""
         if agent_client.is_alive(task.node, self.settings.deploy.agent_heartbeat_timeout_s):
             self._through_agent(task, "standby.reboot")
             return
-        if session_commands.state(task, self.settings) == session_service.UP:
+        service = session_commands.state(task, self.settings)
+        if service == session_service.OFF:  # its session service powered it off
+            self._wake(task)
+            return
+        if service == session_service.UP:
             try:
                 session_commands.run(task, self.settings, session_service.REBOOT_TO_NETWORK)
                 return

@@ -332,7 +332,7 @@ def deploy_files(tmp_path: Path) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def test_a_room_restore_reboots_a_reporting_pc_to_the_network_then_deploys(
+def test_a_room_restore_powers_a_reporting_pc_off_then_wakes_it_into_the_ramdisk(
         stack: tuple[ServedApi, Database, Settings], admin: httpx.Client, tmp_path: Path,
         program: str, deploy_files: str) -> None:
     _served, db, _settings = stack
@@ -365,7 +365,10 @@ def test_a_room_restore_reboots_a_reporting_pc_to_the_network_then_deploys(
         pc = eventually(waiting_for_the_ramdisk, 30, "the rebuild waiting for the agent")
         assert process.wait(timeout=15) == 0
     assert pc["outcome"] is None and pc["error"] is None
-    assert recorded(log) == [["efibootmgr", "--bootnext", "0003"], ["reboot"]]
+    # Off first, through its own network (its switch port moves next), then a magic packet.
+    assert recorded(log) == [["poweroff"]]
+    history = admin.get(f"/v1/nodes/{node['uuid']}/history").text
+    assert history.index("fetched the power-off command") < history.index("Wake-on-LAN magic")
 
 
 def test_the_boot_service_sends_magic_packets_out_of_its_interface(

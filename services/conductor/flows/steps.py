@@ -56,7 +56,10 @@ def validate(task: Task, *interfaces: str) -> None:
 def on_ramdisk(task: Task, add_network: Step, call: Callable[[Task], str | None],
                finish: Step) -> None:
     """Put the node on its network and prepare the ramdisk boot, then make the driver call: it
-    answers WAIT (the node waits for its agent) or the operation finishes now."""
+    answers WAIT (the node waits for its agent) or the operation finishes now. A node powered
+    through its own network is powered off first: its ports are about to move."""
+    if task.driver.power.reaches_node_in_band(task):
+        power_off_or_ask(task)
     add_network(task)
     task.driver.boot.prepare_ramdisk(task)
     if call(task) == WAIT:
