@@ -22,12 +22,12 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ramdisk.testimages import ensure_built as ensure_test_images_built
 from services.boot.image_capture import image_capture_routes
 from services.classroom.image_capture import CaptureTarget, Refused
 from services.images.manifest import Manifest
 from services.images.store import ImageStore
 from tests.integration.test_agent_harness import (
-    REPO,
     FakeApi,
     RunningAgent,
     fake_api_fixture,  # noqa: F401 (the fake_api fixture)
@@ -37,7 +37,6 @@ from tests.support.asgi import serving
 from tests.support.disk_images import MiB
 
 pytestmark = pytest.mark.integration
-TEST_IMAGE = REPO / ".cache" / "testimages" / "disk.raw"
 DISK_SIZE = 48 * MiB  # the test image (32 MiB) and zeros after it
 BLOCK = 4 * MiB
 
@@ -113,12 +112,16 @@ def cut(store: ImageStore, captures: MemoryCaptures) -> Iterator[tuple[str, CutA
         yield url, app
 
 
+@pytest.fixture(scope="module")
+def test_image() -> Path:
+    """The lab's test OS disk (`make testimages`), built now if missing or stale (about 15 s)."""
+    return ensure_test_images_built().disk_raw
+
+
 @pytest.fixture
-def disk(tmp_path: Path) -> Path:
-    if not TEST_IMAGE.exists():
-        pytest.skip("the test images are not built (make testimages)")
+def disk(tmp_path: Path, test_image: Path) -> Path:
     path = tmp_path / "disk.img"
-    shutil.copyfile(TEST_IMAGE, path)
+    shutil.copyfile(test_image, path)
     with path.open("r+b") as out:
         out.truncate(DISK_SIZE)
     return path
