@@ -46,7 +46,8 @@ def test_the_room_page_catches_up_after_the_api_restarts(
                201)
             log_in(chromium, server.url, "alice")
             chromium.get(f"{server.url}/ui/rooms/B12")
-            until(lambda: cards(chromium).get("b12-pc01") == "not available (enroll)", 10,
+            # The first page of a fresh process (a fresh clone: nothing compiled yet) is slow.
+            until(lambda: cards(chromium).get("b12-pc01") == "not available (enroll)", 60,
                   "the PC enrolled")
             chromium.execute_script("window.sameDocument = true;")
 
