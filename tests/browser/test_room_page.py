@@ -106,11 +106,11 @@ def main_text(browser: Chrome) -> str:
 
 def log_in(browser: Chrome, url: str, user: str) -> None:
     browser.get(f"{url}/ui/")
-    until(lambda: "/ui/login" in browser.current_url, 10, "the login page")
+    until(lambda: "/ui/login" in browser.current_url, 30, "the login page")
     browser.find_element(By.ID, "user").send_keys(user)
     browser.find_element(By.ID, "password").send_keys(PASSWORDS[user])
     browser.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
-    until(lambda: browser.current_url.endswith("/ui/rooms"), 10, "the rooms page")
+    until(lambda: browser.current_url.endswith("/ui/rooms"), 30, "the rooms page")
 
 
 def accessibility_violations(browser: Chrome) -> list[str]:
@@ -132,7 +132,7 @@ def test_a_teacher_restores_her_room_live_and_retries_the_failed_pc(
     assert "B12" in rooms and "C3" not in rooms
     assert "All rooms" not in rooms
     browser.find_element(By.LINK_TEXT, "B12").click()
-    until(lambda: len(cards(browser)) == PCS, 10, "the room's 40 PCs")
+    until(lambda: len(cards(browser)) == PCS, 30, "the room's 40 PCs")
     assert set(cards(browser).values()) == {"ready"}
 
     browser.find_element(By.ID, "select-all").click()
@@ -143,7 +143,7 @@ def test_a_teacher_restores_her_room_live_and_retries_the_failed_pc(
     assert heading == "Restore 40 PCs of room B12 with debian-12:2026-09?"
     assert "Everything on their disks is erased" in main_text(browser)
     browser.find_element(By.XPATH, "//button[text()='Confirm']").click()
-    until(lambda: "notice=started" in browser.current_url, 10, "the room page again")
+    until(lambda: "notice=started" in browser.current_url, 30, "the room page again")
     assert "Started: restore of 40 PCs." in main_text(browser)
     # From here on the page must not load again: this mark would be gone.
     browser.execute_script("window.sameDocument = true;")
@@ -179,7 +179,7 @@ def test_a_teacher_restores_her_room_live_and_retries_the_failed_pc(
     ok(admin.patch(f"/v1/nodes/{FAILING}", json=[
         {"op": "remove", "path": "/driver_info/fake_deploy_error"}]))
     browser.find_element(By.CSS_SELECTOR, f"[aria-label='Retry {FAILING}']").click()
-    until(lambda: "notice=retried" in browser.current_url, 10, "the retry's notice")
+    until(lambda: "notice=retried" in browser.current_url, 30, "the retry's notice")
     assert "Retried 1 failed PCs." in main_text(browser)
     browser.execute_script("window.sameDocument = true;")
     until(lambda: cards(browser)[FAILING] == "active on debian-12:2026-09", 60,
@@ -187,7 +187,7 @@ def test_a_teacher_restores_her_room_live_and_retries_the_failed_pc(
     assert browser.execute_script("return window.sameDocument === true;")
 
     browser.find_element(By.LINK_TEXT, "Recent actions").click()
-    until(lambda: browser.current_url.endswith("/jobs"), 10, "the room's recent actions")
+    until(lambda: browser.current_url.endswith("/jobs"), 30, "the room's recent actions")
     history = main_text(browser)
     assert "alice" in history and "restore debian-12:2026-09" in history
     assert f"{FAILING}: succeeded" in history
@@ -196,7 +196,7 @@ def test_a_teacher_restores_her_room_live_and_retries_the_failed_pc(
 def plan_a_weekly_class(browser: Chrome) -> None:
     """Tuesday 14:00-16:00 every week for four weeks, from the timetable's form."""
     browser.find_element(By.LINK_TEXT, "Timetable").click()
-    until(lambda: browser.current_url.endswith("/timetable"), 10, "the timetable")
+    until(lambda: browser.current_url.endswith("/timetable"), 30, "the timetable")
     today = datetime.now(ZoneInfo("Europe/Paris")).date()
     tuesday = today + timedelta(days=(1 - today.weekday()) % 7 or 7)
     browser.find_element(By.ID, "name").send_keys("Networks lab")
@@ -207,7 +207,7 @@ def plan_a_weekly_class(browser: Chrome) -> None:
     browser.find_element(By.CSS_SELECTOR, "input[name=repeat][value=weekly]").click()
     Select(browser.find_element(By.ID, "after")).select_by_value("power-off")
     browser.find_element(By.XPATH, "//button[text()='Plan']").click()
-    until(lambda: "created=1" in browser.current_url, 10, "the planned class")
+    until(lambda: "created=1" in browser.current_url, 30, "the planned class")
     week = main_text(browser)
     assert "The class is planned." in week
     assert "14:00\N{EN DASH}16:00 Networks lab" in week
@@ -243,15 +243,15 @@ def test_other_rooms_french_accessibility_and_log_out(
                            "document.createElement('input'));")
     assert any(v.startswith("label:") for v in accessibility_violations(browser))
     browser.get(f"{aio.url}/ui/rooms/B12")
-    until(lambda: len(cards(browser)) == PCS, 10, "the room's PCs")
+    until(lambda: len(cards(browser)) == PCS, 30, "the room's PCs")
     assert accessibility_violations(browser) == []
     select_all_with_the_keyboard(browser)
     browser.find_element(By.LINK_TEXT, "Recent actions").click()
-    until(lambda: browser.current_url.endswith("/jobs"), 10, "the room's recent actions")
+    until(lambda: browser.current_url.endswith("/jobs"), 30, "the room's recent actions")
     assert accessibility_violations(browser) == []
 
     browser.find_element(By.LINK_TEXT, "Images").click()
-    until(lambda: "debian-12" in main_text(browser), 10, "the images")
+    until(lambda: "debian-12" in main_text(browser), 30, "the images")
     assert accessibility_violations(browser) == []
 
     browser.get(f"{aio.url}/ui/rooms/C3")
@@ -264,7 +264,7 @@ def test_other_rooms_french_accessibility_and_log_out(
     until(lambda: browser.find_element(By.TAG_NAME, "h1").text == "Salle B12", 10,
           "the room in French")
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "fr"
-    until(lambda: len(cards(browser)) == PCS, 10, "the room's PCs")
+    until(lambda: len(cards(browser)) == PCS, 30, "the room's PCs")
     assert set(cards(browser).values()) == {"actif sur debian-12:2026-09"}
     assert accessibility_violations(browser) == []
     browser.find_element(By.LINK_TEXT, "English").click()
@@ -274,7 +274,7 @@ def test_other_rooms_french_accessibility_and_log_out(
     # On a phone's width the page fits: nothing wider than the screen, the cards in a column.
     browser.set_window_size(390, 844)
     browser.get(f"{aio.url}/ui/rooms/B12")
-    until(lambda: len(cards(browser)) == PCS, 10, "the room's PCs")
+    until(lambda: len(cards(browser)) == PCS, 30, "the room's PCs")
     assert browser.execute_script(
         "const width = document.documentElement.clientWidth;"
         "return [...document.querySelectorAll('body *')].filter("
@@ -286,7 +286,7 @@ def test_other_rooms_french_accessibility_and_log_out(
     assert accessibility_violations(browser) == []
 
     browser.find_element(By.XPATH, "//button[starts-with(text(), 'Log out')]").click()
-    until(lambda: "/ui/login" in browser.current_url, 10, "the login page")
+    until(lambda: "/ui/login" in browser.current_url, 30, "the login page")
     assert accessibility_violations(browser) == []
     browser.get(f"{aio.url}/ui/rooms/B12")
-    until(lambda: "/ui/login" in browser.current_url, 10, "the login page again")
+    until(lambda: "/ui/login" in browser.current_url, 30, "the login page again")
