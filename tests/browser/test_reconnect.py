@@ -17,7 +17,7 @@ from selenium.webdriver import Chrome
 from lab.local_service import start_service, stop_service
 from tests.browser.test_room_page import HEADERS, PASSWORDS, E, log_in, ok
 from tests.support.aio import free_port
-from tests.support.browser import cards, until
+from tests.support.browser import cards, open_page, until
 
 ENV = {"ENCLUME_AUTH_STRATEGY": "users_file", "ENCLUME_API_HOST": "127.0.0.1"}
 
@@ -45,9 +45,8 @@ def test_the_room_page_catches_up_after_the_api_restarts(
                                               "pcs": [node["uuid"]], "teachers": ["alice"]}),
                201)
             log_in(chromium, server.url, "alice")
-            chromium.get(f"{server.url}/ui/rooms/B12")
-            # The first page of a fresh process (a fresh clone: nothing compiled yet) is slow.
-            until(lambda: cards(chromium).get("b12-pc01") == "not available (enroll)", 60,
+            open_page(chromium, f"{server.url}/ui/rooms/B12")
+            until(lambda: cards(chromium).get("b12-pc01") == "not available (enroll)", 30,
                   "the PC enrolled")
             chromium.execute_script("window.sameDocument = true;")
 

@@ -32,7 +32,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from tests.support.aio import Server, running_aio
-from tests.support.browser import cards, screenshot, until
+from tests.support.browser import cards, open_page, screenshot, until
 from tests.support.polling import eventually
 
 PCS = 40
@@ -111,6 +111,8 @@ def log_in(browser: Chrome, url: str, user: str) -> None:
     browser.find_element(By.ID, "password").send_keys(PASSWORDS[user])
     browser.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
     until(lambda: browser.current_url.endswith("/ui/rooms"), 30, "the rooms page")
+    until(lambda: browser.execute_script("return document.readyState;") == "complete", 30,
+          "the rooms page loaded")
 
 
 def accessibility_violations(browser: Chrome) -> list[str]:
@@ -242,7 +244,7 @@ def test_other_rooms_french_accessibility_and_log_out(
     browser.execute_script("document.querySelector('main').append("
                            "document.createElement('input'));")
     assert any(v.startswith("label:") for v in accessibility_violations(browser))
-    browser.get(f"{aio.url}/ui/rooms/B12")
+    open_page(browser, f"{aio.url}/ui/rooms/B12")
     until(lambda: len(cards(browser)) == PCS, 30, "the room's PCs")
     assert accessibility_violations(browser) == []
     select_all_with_the_keyboard(browser)

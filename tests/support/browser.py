@@ -71,6 +71,19 @@ def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
     return eventually(tolerant, timeout, what)
 
 
+def open_page(browser: webdriver.Chrome, url: str, timeout: float = 30.0) -> None:
+    """Load ``url`` and wait until the browser shows it. A navigation still finishing (a
+    form's redirect) can swallow a ``get`` issued meanwhile: then it is issued again."""
+    def shown() -> bool:
+        if browser.current_url.split("?")[0] != url.split("?")[0]:
+            browser.get(url)
+            return False
+        return bool(browser.execute_script("return document.readyState !== 'loading';"))
+
+    browser.get(url)
+    until(shown, timeout, f"the page {url}")
+
+
 def cards(browser: webdriver.Chrome) -> dict[str, str]:
     """Each PC's card on the room page as it shows now: its name and state text."""
     shown = browser.execute_script(
