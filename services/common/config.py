@@ -9,294 +9,41 @@ Tests and callers build one with section dicts: ``Settings(api={"port": 0}, cond
 the environment still fills every field they do not name.
 """
 
+
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings
 
-from services.common.validation import MAX_VLAN, MIN_VLAN
-
-DelayRange = tuple[float, float]
-
-
-def _section(prefix: str) -> SettingsConfigDict:
-    """A section's config: its fields read ENCLUME_<prefix><FIELD> unless they name their own."""
-    return SettingsConfigDict(
-        env_file=os.environ.get("ENCLUME_CONFIG_FILE"),
-        extra="ignore",
-        validate_by_name=True,
-        validate_by_alias=True,
-        alias_generator=AliasGenerator(
-            validation_alias=lambda field: f"ENCLUME_{prefix}{field.upper()}"),
-    )
-
-
-def _var(name: str, default: Any = None, **constraints: Any) -> Any:
-    """A field read from the variable ENCLUME_<name>, whatever its section's prefix."""
-    return Field(default=default, validation_alias=f"ENCLUME_{name}", **constraints)
-
-
-class ProcessSettings(BaseSettings):
-    """What every process reads: its data directory and its logging."""
-
-    model_config = _section("")
-    data_dir: Path = Path("/var/lib/enclume")
-    log_level: str = "INFO"
-    access_log: bool = True
-
-
-class DatabaseSettings(BaseSettings):
-    model_config = _section("DATABASE_")
-    url: str | None = None
-
-
-class ApiSettings(BaseSettings):
-    model_config = _section("API_")
-    host: str = "127.0.0.1"
-    port: int = 6385
-    public_url: str | None = _var("PUBLIC_URL")
-    max_request_body_bytes: int = _var("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
-    max_page_size: int = _var("MAX_PAGE_SIZE", 1000)
-    default_resource_class: str | None = _var("DEFAULT_RESOURCE_CLASS")
-
-
-class AuthSettings(BaseSettings):
-    model_config = _section("AUTH_")
-    # "noauth", "http_basic" or "users_file"; None: noauth on loopback only, else http_basic
-    strategy: str | None = None
-    htpasswd_file: Path | None = _var("HTPASSWD_FILE")
-    users_file: Path | None = _var("USERS_FILE")  # YAML users, bcrypt hashes, roles, rooms
-    allow_noauth_off_loopback: bool = _var("ALLOW_NOAUTH_OFF_LOOPBACK", False)
-
-
-class UiSettings(BaseSettings):
-    """The teacher's web page under /ui/ (docs/teacher-guide.md)."""
-
-    model_config = _section("UI_")
-    secret_file: Path | None = None  # None: DATA_DIR/ui-secret, made at first start
-    session_hours: float = Field(default=10.0, gt=0)
-    login_attempts: int = Field(default=5, ge=1)  # failed logins per user name ...
-    login_window_s: float = Field(default=300.0, gt=0)  # ... within this many seconds
-
-
-class ClassroomSettings(BaseSettings):
-    """docs/classroom-api.md"""
-
-    model_config = _section("CLASSROOM_")
-    ical_max_bytes: int = _var("ICAL_MAX_BYTES", 512 * 1024, gt=0)
-    ical_max_events: int = _var("ICAL_MAX_EVENTS", 2000, gt=0)
-    occurrence_horizon_days: int = _var("OCCURRENCE_HORIZON_DAYS", 28, ge=1, le=366)
-    restore_lead_s: float = _var("RESTORE_LEAD_S", 900.0, ge=0)  # rooms without measured restores
-    restore_lead_samples: int = _var("RESTORE_LEAD_SAMPLES", 5, ge=0, le=100)  # 0: always the above
-    restore_lead_factor: float = _var("RESTORE_LEAD_FACTOR", 1.5, ge=1.0, le=10.0)
-    restore_lead_min_s: float = _var("RESTORE_LEAD_MIN_S", 300.0, ge=0)
-    restore_lead_max_s: float = _var("RESTORE_LEAD_MAX_S", 7200.0, ge=0)
-    interval_s: float = Field(default=2.0, gt=0)
-    occurrence_grace_s: float = _var("OCCURRENCE_GRACE_S", 600.0, ge=0)
-
-
-class ConductorSettings(BaseSettings):
-    model_config = _section("CONDUCTOR_")
-    workers: int = 100
-    max_concurrent_deploys: int = _var("MAX_CONCURRENT_DEPLOYS", 250)
-    hostname: str = Field(default_factory=lambda: os.uname().nodename)
-    group: str = ""
-    heartbeat_interval_s: float = _var("HEARTBEAT_INTERVAL_S", 10.0)
-    heartbeat_timeout_s: float = _var("HEARTBEAT_TIMEOUT_S", 60.0)
-    reservation_lease_s: float = _var("RESERVATION_LEASE_S", 60.0)
-    ring_refresh_s: float = _var("RING_REFRESH_S", 2.0)
-    periodic_interval_s: float = _var("PERIODIC_INTERVAL_S", 10.0)
-    power_sync_interval_s: float = _var("POWER_SYNC_INTERVAL_S", 60.0)
-    power_sync_workers: int = _var("POWER_SYNC_WORKERS", 8)
-    power_sync_max_retries: int = _var("POWER_SYNC_MAX_RETRIES", 3)
-    power_failure_recovery: bool = _var("POWER_FAILURE_RECOVERY", True)
-    callback_timeout_s: float = _var("CALLBACK_TIMEOUT_S", 1800.0)
-
-
-class RpcSettings(BaseSettings):
-    model_config = _section("RPC_")
-    host: str = "127.0.0.1"
-    port: int = 6388
-    address: str | None = None
-    secret: str | None = None
-    secret_file: Path | None = None
-    timeout_s: float = 60.0
-    retries: int = 2
-
-
-class DriverSettings(BaseSettings):
-    model_config = _section("")
-    enabled_hardware_types: list[str] = ["fake-hardware", "ipmi", "redfish", "wol"]
-    default_boot_mode: str = "uefi"  # "bios" or "uefi", unless a node's capabilities say
-    power_state_change_timeout_s: float = 60.0
-    power_poll_interval_s: float = 1.0
-
-    @field_validator("default_boot_mode")
-    @classmethod
-    def _boot_mode(cls, value: str) -> str:
-        if value not in ("bios", "uefi"):
-            raise ValueError('default_boot_mode is "bios" or "uefi"')
-        return value
-
-
-class IpmiSettings(BaseSettings):
-    model_config = _section("IPMI_")
-    timeout_s: float = 15.0
-    max_concurrency: int = 32
-
-
-class RedfishSettings(BaseSettings):
-    model_config = _section("REDFISH_")
-    timeout_s: float = 30.0
-    max_concurrency: int = 32
-    connect_retries: int = 1
-
-
-class WolSettings(BaseSettings):
-    model_config = _section("WOL_")
-    default_host: str = "255.255.255.255"
-    default_port: int = 9
-    via_boot_service: bool = False  # the boot service sends them out of its interface
-
-
-class SessionServiceSettings(BaseSettings):
-    """The session service of deployed OSes (docs/session-service.md)."""
-
-    model_config = _section("SESSION_SERVICE_")
-    enabled: bool = False  # direct deploys write a token into a config drive
-    api_url: str | None = None  # default: the agents' API URL
-    timeout_s: float = 60.0  # silent longer than this: not up
-    wait_s: float = 20.0  # how long the API holds a heartbeat for a command
-    command_timeout_s: float = 45.0  # a command not fetched by then: unreachable
-
-
-class FakeSettings(BaseSettings):
-    """Random delay ranges [min, max] seconds of the fake interfaces' calls."""
-
-    model_config = _section("FAKE_")
-    power_delay_s: DelayRange = (0.0, 0.0)
-    management_delay_s: DelayRange = (0.0, 0.0)
-    boot_delay_s: DelayRange = (0.0, 0.0)
-    deploy_delay_s: DelayRange = (0.0, 0.0)
-    network_delay_s: DelayRange = (0.0, 0.0)
-
-    @field_validator("*")
-    @classmethod
-    def _ordered_range(cls, value: DelayRange) -> DelayRange:
-        low, high = value
-        if low < 0 or high < low:
-            raise ValueError("a delay range is [min, max] seconds with 0 <= min <= max")
-        return value
-
-
-class DeploySettings(BaseSettings):
-    """Agent deploys, cleaning, inspection: the deploy ramdisk and the conductor's side."""
-
-    model_config = _section("DEPLOY_")
-    kernel: str | None = None  # URL, or a file name in the boot files dir
-    ramdisk: str | None = None
-    kernel_append_params: str = _var("KERNEL_APPEND_PARAMS", "")
-    agent_api_url: str | None = _var("AGENT_API_URL")  # default PUBLIC_URL, else the API's
-    agent_command_timeout_s: float = _var("AGENT_COMMAND_TIMEOUT_S", 30.0)
-    agent_heartbeat_timeout_s: float = _var("AGENT_HEARTBEAT_TIMEOUT_S", 90.0)
-    image_download_source: Literal["local", "http"] = _var("IMAGE_DOWNLOAD_SOURCE", "local")
-    automated_clean_steps: list[str] = _var("AUTOMATED_CLEAN_STEPS", ["erase_devices_metadata"])
-    # default DATA_DIR/conductor-image-cache/HOST
-    conductor_image_cache_dir: Path | None = _var("CONDUCTOR_IMAGE_CACHE_DIR")
-    iscsi_portal_port: int = _var("ISCSI_PORTAL_PORT", 3260)
-    iscsi_write_timeout_s: float = _var("ISCSI_WRITE_TIMEOUT_S", 3600.0)
-
-
-class BootSettings(BaseSettings):
-    """The boot service: its HTTP server, its interface, following the desired boots."""
-
-    model_config = _section("BOOT_")
-    http_host: str = "127.0.0.1"
-    http_port: int = 8080
-    public_url: str | None = None  # what machines use; default http://HOST:PORT
-    files_dir: Path | None = None  # default DATA_DIR/boot-files
-    file_check_timeout_s: float = 5.0
-    interface: str | None = None  # the provisioning network's interface (enclume-boot)
-    # enclume-aio: how long it waits for its boot child
-    aio_ready_timeout_s: float = _var("AIO_BOOT_READY_TIMEOUT_S", 60.0, gt=0)
-    poll_interval_s: float = Field(default=0.5, gt=0)
-    resync_interval_s: float = Field(default=30.0, gt=0)
-
-
-class TftpSettings(BaseSettings):
-    model_config = _section("TFTP_")
-    host: str = "127.0.0.1"
-    port: int = 69
-    root: Path = Path("/usr/lib/ipxe")
-    files: list[str] = ["undionly.kpxe", "ipxe.efi"]
-    timeout_s: float = 5.0
-    retries: int = 3
-    max_sessions: int = 64
-
-
-class DhcpSettings(BaseSettings):
-    """The boot service's DHCP (dnsmasq) and the DHCP filter."""
-
-    model_config = _section("BOOT_DHCP_")
-    mode: Literal["full", "proxy"] = "full"
-    range_start: IPv4Address | None = None  # full mode: the addresses to lease
-    range_end: IPv4Address | None = None
-    netmask: IPv4Address | None = None  # default: the interface's
-    lease_time_s: int = Field(default=3600, ge=120)
-    router: IPv4Address | None = None  # full mode; None: no default route given
-    no_ping: bool = False
-    filter: bool = True
-    router_advertisement: bool = _var("BOOT_ROUTER_ADVERTISEMENT", True)
-    dnsmasq_binary: Path = _var("BOOT_DNSMASQ_BINARY", Path("/usr/sbin/dnsmasq"))
-    dnsmasq_user: str = _var("BOOT_DNSMASQ_USER", "nobody")
-    dnsmasq_dir: Path | None = _var("BOOT_DNSMASQ_DIR")  # default DATA_DIR/dnsmasq
-
-
-class ImageSettings(BaseSettings):
-    """The boot service's image cache and the image store (docs/images.md)."""
-
-    model_config = _section("IMAGE_")
-    cache_dir: Path | None = None  # default DATA_DIR/image-cache
-    cache_max_bytes: int = 20 * 1024**3
-    download_timeout_s: float = 60.0
-    store_dir: Path | None = None  # default DATA_DIR/image-store
-    store_max_bytes: int = Field(default=200 * 1024**3, gt=0)
-    upload_timeout_s: float = Field(default=86400.0, gt=0)  # idle uploads: gc removes
-    token_secret: str | None = None  # shared by conductors and boot services
-    token_secret_file: Path | None = None  # default DATA_DIR/image-token.secret
-    token_ttl_s: float = Field(default=6 * 3600.0, gt=0)
-
-
-class DiscoverySettings(BaseSettings):
-    """Discovery of unknown machines (docs/discovery.md)."""
-
-    model_config = _section("DISCOVERY_")
-    # THE discovery switch: the boot service answers unknown MACs with the discovery ramdisk
-    # and the API accepts their inventories (POST /v1/continue_inspection).
-    enabled: bool = _var("BOOT_DISCOVERY", False)
-    driver: str = "fake-hardware"  # of new nodes no rule gives a driver
-    rules_file: Path | None = None  # YAML: what new nodes get, by inventory
-    # Discovered nodes still in enroll (not yet taken on by an operator): beyond it, 503.
-    max_enroll_nodes: int = Field(default=1000, ge=0)
-
-
-class NetworkSettings(BaseSettings):
-    """VLANs and switches (the ``vlan`` network interface)."""
-
-    model_config = _section("NETWORK_")
-    switches_file: Path | None = _var("SWITCHES_FILE")  # YAML or JSON: the switches
-    provisioning_vlan: int | None = Field(default=None, ge=MIN_VLAN, le=MAX_VLAN)
-    # None: the provisioning VLAN
-    cleaning_vlan: int | None = Field(default=None, ge=MIN_VLAN, le=MAX_VLAN)
-    tenant_vlan: int | None = Field(default=None, ge=MIN_VLAN, le=MAX_VLAN)
-    switch_batch_window_s: float = _var("SWITCH_BATCH_WINDOW_S", 0.2, ge=0)
-    switch_timeout_s: float = _var("SWITCH_TIMEOUT_S", 30.0, gt=0)
+from services.common.config_hardware_sections import (
+    BootSettings,
+    DeploySettings,
+    DhcpSettings,
+    DiscoverySettings,
+    FakeSettings,
+    ImageSettings,
+    NetworkSettings,
+    TftpSettings,
+)
+from services.common.config_service_sections import (
+    ApiSettings,
+    AuthSettings,
+    ClassroomSettings,
+    ConductorSettings,
+    DatabaseSettings,
+    DriverSettings,
+    IpmiSettings,
+    ProcessSettings,
+    RedfishSettings,
+    RpcSettings,
+    SessionServiceSettings,
+    UiSettings,
+    WolSettings,
+)
 
 
 class Settings(BaseModel):
