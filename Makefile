@@ -22,7 +22,7 @@ APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 PYTEST_ARGS ?=
 LAB_PACKAGES := ipmitool dnsmasq-base iptables vde2 qemu-system-x86 qemu-utils qemu-block-extra \
 	ipxe ovmf busybox-static tgt fdisk extlinux genisoimage dosfstools mtools systemd-boot-efi \
-	syslinux zstd python3-zstandard chromium chromium-driver
+	syslinux zstd python3-zstandard chromium chromium-driver slapd ldap-utils
 
 .PHONY: help deps venv test unit integration browser lint demo bench clean testkernel ramdisk \
 	testimages screenshots lab-screenshots ui-vendor

@@ -1,5 +1,6 @@
-"""Authentication: ``noauth``, ``http_basic`` (htpasswd, bcrypt, as Ironic standalone does it)
-or ``users_file`` (bcrypt and roles, services/common/identity.py).
+"""Authentication: ``noauth``, ``http_basic`` (htpasswd, bcrypt, as Ironic standalone does it),
+``users_file`` (bcrypt and roles, services/common/identity.py) or ``ldap`` (the university's
+directory, services/common/ldap_identity.py; a directory that cannot answer is a 503).
 
 noauth is refused off loopback unless explicitly allowed; without authentication every request
 acts as an admin. The middleware puts the caller's ``Identity`` in ``scope["state"]`` and keeps
@@ -11,11 +12,13 @@ from __future__ import annotations
 import base64
 import ipaddress
 
+from anyio import to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.api.errors import error_body
 from services.common.config import Settings
 from services.common.identity import Htpasswd, IdentitySource, UsersFile
+from services.common.ldap_identity import DirectoryUnavailable, LdapSource
 
 # /v1/continue_inspection: inventories of discovered machines, public as in Ironic, refused
 # while discovery is off (services/api/discovery.py).
@@ -28,7 +31,7 @@ REALM = b'Basic realm="Baremetal API"'
 ENCLUME_PREFIX = "/enclume/"
 # The web page logs its visitors in with a session cookie of its own (services/api/ui).
 WEB_PAGE_PATHS = ("/ui", "/ui/")
-STRATEGIES = ("noauth", "http_basic", "users_file")
+STRATEGIES = ("noauth", "http_basic", "users_file", "ldap")
 
 
 class AuthConfigError(RuntimeError):
@@ -68,6 +71,13 @@ def effective_strategy(settings: Settings) -> str:
     users_file = settings.auth.users_file
     if strategy == "users_file" and not (users_file and users_file.is_file()):
         raise AuthConfigError("users_file needs ENCLUME_USERS_FILE naming a YAML users file")
+    if strategy == "ldap" and not settings.ldap.url:
+        raise AuthConfigError("ldap needs ENCLUME_LDAP_URL naming the directory")
+    if strategy == "ldap" and settings.ldap.users_file_fallback and not (
+        users_file and users_file.is_file()
+    ):
+        raise AuthConfigError("ENCLUME_LDAP_USERS_FILE_FALLBACK needs ENCLUME_USERS_FILE naming "
+                              "a YAML users file")
     return strategy
 
 
@@ -80,6 +90,12 @@ def identity_source(settings: Settings, strategy: str) -> IdentitySource | None:
         assert settings.auth.users_file is not None
         try:
             return UsersFile(settings.auth.users_file)
+        except ValueError as exc:
+            raise AuthConfigError(str(exc)) from None
+    if strategy == "ldap":
+        try:
+            local = UsersFile(settings.auth.users_file) if settings.auth.users_file else None
+            return LdapSource(settings.ldap, local)
         except ValueError as exc:
             raise AuthConfigError(str(exc)) from None
     return None
@@ -111,7 +127,14 @@ class BasicAuthMiddleware:
             await self.app(scope, receive, send)
             return
         credentials = _credentials(scope)
-        identity = self.source.authenticate(*credentials) if credentials else None
+        try:
+            # In a thread: bcrypt is slow on purpose and a directory may take its time.
+            identity = (await to_thread.run_sync(self.source.authenticate, *credentials)
+                        if credentials else None)
+        except DirectoryUnavailable:
+            await _refuse(send, 503, "The user directory (LDAP) cannot be reached: try again "
+                                     "later.", [(b"retry-after", b"30")])
+            return
         if identity is None:
             await _refuse(send, 401, "Authentication required: HTTP basic credentials were "
                                      "missing or wrong.", [(b"www-authenticate", REALM)])

@@ -19,6 +19,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings
 
+from services.common.config_classroom_sections import (
+    LdapSettings,
+    PcLoginSettings,
+    StudentStateSettings,
+)
 from services.common.config_hardware_sections import (
     BootSettings,
     DeploySettings,
@@ -57,6 +62,9 @@ class Settings(BaseModel):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
     classroom: ClassroomSettings = Field(default_factory=ClassroomSettings)
+    ldap: LdapSettings = Field(default_factory=LdapSettings)
+    pc_login: PcLoginSettings = Field(default_factory=PcLoginSettings)
+    student_states: StudentStateSettings = Field(default_factory=StudentStateSettings)
     conductor: ConductorSettings = Field(default_factory=ConductorSettings)
     rpc: RpcSettings = Field(default_factory=RpcSettings)
     drivers: DriverSettings = Field(default_factory=DriverSettings)

@@ -13,6 +13,7 @@ import yaml
 from services.api.auth import AuthConfigError, effective_strategy, identity_source
 from services.common.config import Settings
 from services.common.identity import Htpasswd, IdentityFileError, UsersFile
+from services.common.ldap_identity import LdapSource
 
 HASH = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
 
@@ -55,7 +56,16 @@ def test_the_strategy_names_the_source(tmp_path: Path) -> None:
     with pytest.raises(AuthConfigError, match="ENCLUME_USERS_FILE"):
         effective_strategy(Settings(auth={"strategy": "users_file"}))
     with pytest.raises(AuthConfigError, match="unknown auth strategy"):
+        effective_strategy(Settings(auth={"strategy": "kerberos"}))
+    # ldap (issue #20) needs its directory, and its fallback needs the users file.
+    with pytest.raises(AuthConfigError, match="ENCLUME_LDAP_URL"):
         effective_strategy(Settings(auth={"strategy": "ldap"}))
+    with pytest.raises(AuthConfigError, match="ENCLUME_USERS_FILE"):
+        effective_strategy(Settings(auth={"strategy": "ldap"}, ldap={
+            "url": "ldap://127.0.0.1", "users_file_fallback": True}))
+    ldap = Settings(auth={"strategy": "ldap", "users_file": path},
+                    ldap={"url": "ldap://127.0.0.1", "users_file_fallback": True})
+    assert isinstance(identity_source(ldap, effective_strategy(ldap)), LdapSource)
     path.write_text("users: [{name: a}]")
     with pytest.raises(AuthConfigError, match="bcrypt"):
         identity_source(settings, "users_file")

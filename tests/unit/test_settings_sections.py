@@ -88,6 +88,10 @@ def sample(var: str, index: int, annotation: Any, default: Any) -> tuple[str, An
         return f"10.9.0.{index}", IPv4Address(f"10.9.0.{index}")
     if get_origin(annotation) is list:
         return json.dumps([f"item-{index}"]), [f"item-{index}"]
+    if get_origin(annotation) is dict:
+        value_type = get_args(annotation)[1]
+        value = "student" if value_type is str else [f"item-{index}"]  # roles are checked
+        return json.dumps({f"group-{index}": value}), {f"group-{index}": value}
     if get_origin(annotation) is tuple:
         return json.dumps([index, index + 1]), (float(index), float(index + 1))
     assert annotation is str, (var, annotation)

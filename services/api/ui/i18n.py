@@ -24,6 +24,8 @@ FRENCH: dict[str, str] = {
     "User name": "Nom d'utilisateur",
     "Password": "Mot de passe",
     "Wrong user name or password.": "Nom d'utilisateur ou mot de passe incorrect.",
+    "The user directory cannot be reached: try again in a few minutes.":
+        "L'annuaire des utilisateurs est injoignable : réessayez dans quelques minutes.",
     "Too many failed attempts: wait a few minutes and try again.":
         "Trop d'essais manqués : attendez quelques minutes avant de réessayer.",
     "Your session has expired: log in again.": "Votre session a expiré : reconnectez-vous.",

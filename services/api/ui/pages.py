@@ -23,6 +23,7 @@ from services.api.ui.web import (
 from services.classroom.access import visible_rooms
 from services.common.classroom_models import Room
 from services.common.db import Database
+from services.common.ldap_identity import DirectoryUnavailable
 
 router = api_router(include_in_schema=False)
 
@@ -60,7 +61,12 @@ def login(request: Request, user: str = Form(""), password: str = Form(""),
         return render(request, "login.html", status=429, session=session,
                       next=safe_next(next), error="Too many failed attempts: wait a few "
                       "minutes and try again.", user=user)
-    identity = ui.source.authenticate(user, password) if user and password else None
+    try:
+        identity = ui.source.authenticate(user, password) if user and password else None
+    except DirectoryUnavailable:
+        return render(request, "login.html", status=503, session=session,
+                      next=safe_next(next), error="The user directory cannot be reached: try "
+                      "again in a few minutes.", user=user)
     if identity is None:
         ui.limiter.failed(user, address)
         return render(request, "login.html", status=401, session=session,
