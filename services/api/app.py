@@ -29,10 +29,12 @@ from services.api.enclume import image_store as enclume_image_store
 from services.api.enclume import image_uploads as enclume_image_uploads
 from services.api.enclume import images as enclume_images
 from services.api.enclume import jobs as enclume_jobs
+from services.api.enclume import pc_logins as enclume_pc_logins
 from services.api.enclume import rooms as enclume_rooms
 from services.api.enclume import root as enclume_root
 from services.api.enclume import session_service as enclume_session_service
 from services.api.enclume import sessions as enclume_sessions
+from services.api.enclume import student_states as enclume_student_states
 from services.api.limits import BodySizeLimitMiddleware
 from services.api.responses import SafeJSONResponse
 from services.api.ui.app import install as install_web_page
@@ -54,6 +56,8 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     app.state.db = db
     app.state.conductor_api = conductor_api
     app.state.membership = membership
+    app.state.identity_source = source
+    app.state.pc_login_limiter = enclume_pc_logins.limiter_for(settings)
     app.state.discovery_rules = discovery.load_rules(settings)
     errors.install(app)
     # Routes with fixed segments (/detail, /ports) come before /{ident}.
@@ -65,7 +69,8 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    enclume_image_uploads.router, enclume_image_store.router,
                    enclume_image_capture.router,
                    enclume_rooms.router, enclume_sessions.router, enclume_jobs.router,
-                   enclume_events.router, enclume_session_service.router):
+                   enclume_events.router, enclume_session_service.router,
+                   enclume_student_states.router, enclume_pc_logins.router):
         app.include_router(router)
     openapi.install(app)
     install_web_page(app, settings, source)  # /ui/: the teacher web page

@@ -24,8 +24,9 @@ from services.common.ldap_identity import DirectoryUnavailable, LdapSource
 # while discovery is off (services/api/discovery.py).
 PUBLIC_PATHS = frozenset({"/", "/v1", "/v1/", "/v1/lookup", "/v1/continue_inspection"})
 # The agent's heartbeats: public as in Ironic, the agent proves itself with its token; so does
-# a deployed OS's session service (services/api/enclume/session_service.py).
-PUBLIC_PREFIXES = ("/v1/heartbeat/", "/enclume/v1/session-service/")
+# a deployed OS's session service (services/api/enclume/session_service.py), and an agent
+# passing on a user's login at its PC (services/api/enclume/pc_logins.py).
+PUBLIC_PREFIXES = ("/v1/heartbeat/", "/enclume/v1/session-service/", "/enclume/v1/pc-logins")
 REALM = b'Basic realm="Baremetal API"'
 # Enclume's own API: its endpoints check roles and rooms themselves (services/api/enclume).
 ENCLUME_PREFIX = "/enclume/"

@@ -10,13 +10,13 @@ not from the agent, what the blocks it receives are for.
 from __future__ import annotations
 
 import hashlib
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
 from services.classroom.image_versions import set_state
+from services.common.agent_checks import agent_token_matches
 from services.common.classroom_models import Image, ImageVersion
 from services.common.db import Database
 from services.common.models import Node
@@ -110,8 +110,7 @@ class DatabaseCaptures:
                 raise Refused(404, f"no node {node_uuid}")
             info = dict(node.driver_internal_info or {})
             expected = info.get(AGENT_TOKEN)
-            if not isinstance(expected, str) or not hmac.compare_digest(
-                    expected.encode(), token.encode("utf-8", "surrogatepass")):
+            if not agent_token_matches(expected, token):
                 raise Refused(403, f"invalid agent token for node {node_uuid}")
             args = planned_capture(info)
             if node.provision_state not in CAPTURE_STATES or args is None:

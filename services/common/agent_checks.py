@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from urllib.parse import urlsplit
 
 from services.common import validation
@@ -24,3 +25,10 @@ def check_version(agent_version: object) -> str | None:
     if agent_version is not None and not isinstance(agent_version, str):
         raise Invalid("agent_version must be a string.")
     return None if agent_version is None else validation.text("agent_version", agent_version)
+
+
+def agent_token_matches(expected: object, given: str | None) -> bool:
+    """Whether ``given`` is the agent token a node holds (``expected``), in constant time.
+    surrogatepass: a lone surrogate in a hostile token is a wrong token, not an error."""
+    return isinstance(expected, str) and bool(expected) and isinstance(given, str) and \
+        hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))

@@ -228,4 +228,4 @@ class NodeInventory(TimestampMixin, Base):
 
 # The classroom and session service tables share this metadata (one schema, one set of
 # migrations).
-from services.common import classroom_models, session_models  # noqa: E402, F401
+from services.common import classroom_models, session_models, state_models  # noqa: E402, F401

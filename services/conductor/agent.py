@@ -14,13 +14,16 @@ inspection).
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 from collections.abc import Callable
 
 from services.common import states
-from services.common.agent_checks import callback_url_problem, check_version  # noqa: F401
+from services.common.agent_checks import (  # noqa: F401
+    agent_token_matches,
+    callback_url_problem,
+    check_version,
+)
 from services.common.exceptions import Conflict, EnclumeError, NotFound
 from services.common.models import utcnow
 from services.common.states import expects_agent
@@ -66,9 +69,7 @@ def issue_token(task: Task) -> str | None:
 
 
 def _token_matches(expected: object, given: str) -> bool:
-    # surrogatepass: a lone surrogate in a hostile token is a wrong token, not an error.
-    return isinstance(expected, str) and bool(expected) and hmac.compare_digest(
-        expected.encode(), given.encode("utf-8", "surrogatepass"))
+    return agent_token_matches(expected, given)
 
 
 class CallbackUrlChanged(Conflict):

@@ -7,7 +7,8 @@
 - power sync: the power state of every idle node is read from its driver, a few at a time;
 - timetable and room jobs, in a thread of their own every ENCLUME_CLASSROOM_INTERVAL_S: the
   sessions of the rooms the ring gives this conductor run (timetable.py) and their jobs
-  advance (room_jobs.py).
+  advance (room_jobs.py); hourly, students' states past their retention go
+  (state_retention.py).
 
 Each conductor selects its own nodes with a range query over its arcs of the ring.
 """
@@ -34,6 +35,7 @@ from services.conductor.manager import ConductorManager
 from services.conductor.room_jobs import JobAdvancer
 from services.conductor.rpc import RpcClient
 from services.conductor.runner import Work
+from services.conductor.state_retention import PERIOD_S, remove_expired_states
 from services.conductor.task import Task
 from services.conductor.timetable import TimetableRunner
 from services.discovery import untrusted
@@ -95,10 +97,14 @@ class PeriodicTasks:
     def _classroom_loop(self) -> None:
         """The timetable and the room jobs, on their own (shorter) period: a job's PCs move
         on at each pass."""
+        next_retention = time.monotonic()
         while not self.manager.stopping.wait(self.settings.classroom.interval_s):
             try:
                 self.timetable.run()
                 self.room_jobs.advance()
+                if time.monotonic() >= next_retention:
+                    remove_expired_states(self.db, self.settings, utcnow())
+                    next_retention = time.monotonic() + PERIOD_S
             except Exception:
                 LOG.exception("timetable or room jobs failed; trying again next period")
 

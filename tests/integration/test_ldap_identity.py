@@ -12,10 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 import httpx
 import pytest
-import yaml
 
 from services.common.config import Settings
 from services.common.config_classroom_sections import LdapSettings
@@ -24,6 +22,7 @@ from services.common.identity import UsersFile
 from services.common.ldap_identity import DirectoryUnavailable, LdapSource
 from tests.support import slapd
 from tests.support.api_stack import served_api
+from tests.support.classroom_users import write_users_file
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not slapd.available(), reason="needs Debian's slapd")]
@@ -45,11 +44,8 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[slapd.Slapd]
 @pytest.fixture(scope="module")
 def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tina is also a local teacher (another password); sam is not local."""
-    hashed = bcrypt.hashpw(LOCAL_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    path = tmp_path_factory.mktemp("users") / "users.yaml"
-    path.write_text(yaml.safe_dump({"users": [
-        {"name": "tina", "password_hash": hashed, "roles": ["teacher"], "rooms": ["B12"]}]}))
-    return path
+    return write_users_file(tmp_path_factory.mktemp("users"), {"tina": (["teacher"], ["B12"])},
+                            LOCAL_PASSWORD)
 
 
 def ldap_settings(url: str, **overrides: Any) -> LdapSettings:

@@ -3,7 +3,6 @@ nothing stored), and what a teacher may see and do."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +18,7 @@ from services.common.classroom_models import ClassSession, Job, JobPC, Occurrenc
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from tests.support.api_stack import served_api
+from tests.support.classroom_users import ok, refused
 
 E = "/enclume/v1"
 SUM = "a" * 64
@@ -99,17 +99,6 @@ def world(admin: httpx.Client) -> dict[str, Any]:
     ok(admin.post(f"{E}/rooms", json={"name": "A1", "time_zone": "America/New_York",
                                       "allowed_images": ["windows"], "pcs": ["pc2"]}), 201)
     return {"nodes": nodes}
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json() if response.content else None
-
-
-def refused(response: httpx.Response, status: int, fragment: str) -> None:
-    assert response.status_code == status, response.text
-    fault = json.loads(response.json()["error_message"])
-    assert fragment in fault["faultstring"], fault["faultstring"]
 
 
 def test_root_document_lists_the_resources(admin: httpx.Client) -> None:

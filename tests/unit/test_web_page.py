@@ -20,8 +20,8 @@ import pytest
 import yaml
 from sqlalchemy import delete, func, select
 
+from services.api.login_limit import LoginLimiter
 from services.api.ui.i18n import FRENCH, accepted_language
-from services.api.ui.login_limit import LoginLimiter
 from services.common.classroom_models import ClassSession, Job, Occurrence
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema

@@ -8,9 +8,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from services.api.login_limit import LoginLimiter
 from services.api.ui import catalogue, pages, room_pages, stream, timetable
 from services.api.ui.cookies import COOKIE, SessionCookies, secret_key
-from services.api.ui.login_limit import LoginLimiter
 from services.api.ui.web import (
     PREFIX,
     BadCsrf,

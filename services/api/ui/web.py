@@ -11,9 +11,9 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from services.api.login_limit import LoginLimiter
 from services.api.ui.cookies import SessionCookies, WebSession, csrf_matches, new_session
 from services.api.ui.i18n import LANGUAGES, language_of, translator
-from services.api.ui.login_limit import LoginLimiter
 from services.api.ui.status import power_words, reason_words, state_words, tone
 from services.classroom.access import require_classroom_user
 from services.common.db import Database

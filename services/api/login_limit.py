@@ -1,7 +1,8 @@
 """Failed logins counted per user name and per client address in a sliding window: past the
 limit, the next attempts are refused before bcrypt runs (a guessing bot gets nowhere, and
 bcrypt's cost is not paid for it). One address may fail ``ADDRESS_FACTOR`` times as often as
-one user name: a whole school may reach the page through one NAT address."""
+one user name: a whole school may reach the page through one NAT address. The web page's
+login uses it, and so does a PC's boot prompt (the PC's node as the "address")."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ ADDRESS_FACTOR = 10
 
 class LoginLimiter:
     def __init__(self, attempts: int, window_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 address_attempts: int | None = None) -> None:
         self.attempts, self.window_s, self.clock = attempts, window_s, clock
+        self.address_attempts = address_attempts or attempts * ADDRESS_FACTOR
         self._failures: dict[str, deque[float]] = defaultdict(deque)
         self._guard = threading.Lock()
 
@@ -33,7 +36,7 @@ class LoginLimiter:
         with self._guard:
             return (len(self._recent(f"user:{user}", now)) >= self.attempts
                     or len(self._recent(f"address:{address}", now))
-                    >= self.attempts * ADDRESS_FACTOR)
+                    >= self.address_attempts)
 
     def failed(self, user: str, address: str) -> None:
         now = self.clock()

@@ -1,0 +1,34 @@
+"""A users file of classroom users for API tests, and the checks of the API's answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import httpx
+import yaml
+
+
+def write_users_file(directory: Path, users: dict[str, tuple[list[str], list[str]]],
+                     password: str) -> Path:
+    """``users``: name → (roles, rooms), all with ``password`` (bcrypt at its lowest cost)."""
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+    path = directory / "users.yaml"
+    path.write_text(yaml.safe_dump({"users": [
+        {"name": name, "password_hash": hashed, "roles": roles, "rooms": rooms}
+        for name, (roles, rooms) in users.items()]}))
+    return path
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json() if response.content else None
+
+
+def refused(response: httpx.Response, status: int, fragment: str) -> None:
+    """An error answer of ``status`` whose message holds ``fragment``."""
+    assert response.status_code == status, response.text
+    fault = json.loads(response.json()["error_message"])
+    assert fragment in fault["faultstring"], fault["faultstring"]
