@@ -9,20 +9,25 @@ import logging
 import re
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from services.common.classroom_models import ClassSession, ImageVersion, Occurrence, Room
 from services.common.config import Settings
 from services.common.config_classroom_sections import LdapSettings
 from services.common.db import Database, upgrade_schema
 from services.common.identity import UsersFile
 from services.common.ldap_identity import DirectoryUnavailable, LdapSource
+from services.common.models import Node
+from services.common.node_fields import AGENT_TOKEN
 from tests.support import slapd
 from tests.support.api_stack import served_api
-from tests.support.classroom_users import write_users_file
+from tests.support.classroom_users import ok, write_users_file
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not slapd.available(), reason="needs Debian's slapd")]
@@ -152,18 +157,20 @@ def test_the_directory_coming_back_lets_users_in_again(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def api(directory: slapd.Slapd, users_file: Path, tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[tuple[httpx.Client, Settings]]:
+        ) -> Iterator[tuple[httpx.Client, Database]]:
     data = tmp_path_factory.mktemp("api")
     url = f"sqlite:///{data / 'db.sqlite'}"
     upgrade_schema(url)
     settings = Settings(process={"data_dir": data}, conductor={"hostname": "c1"},
                         auth={"strategy": "ldap", "users_file": users_file},
-                        ldap=ldap_settings(directory.url).model_dump())
-    with served_api(settings, Database(url)) as served:
-        yield served.client, settings
+                        ldap=ldap_settings(directory.url, cache_s=0,
+                                           users_file_fallback=True).model_dump())
+    db = Database(url)
+    with served_api(settings, db) as served:
+        yield served.client, db
 
 
-def test_the_api_and_the_web_page_log_ldap_users_in(api: tuple[httpx.Client, Settings]
+def test_the_api_and_the_web_page_log_ldap_users_in(api: tuple[httpx.Client, Database]
                                                     ) -> None:
     client, _ = api
     tina = (("tina", slapd.password_of("tina")))
@@ -213,3 +220,61 @@ def test_the_api_says_503_when_the_directory_is_down_and_never_echoes_the_passwo
     assert source.authenticate("sam", secret) is None
     assert caplog.records and secret not in caplog.text
     assert LOCAL_PASSWORD not in caplog.text
+
+
+def _pc_in_a_class(client: httpx.Client, db: Database) -> str:
+    """pc0 in room B12 (tina's by her groups) with a class on now; its agent's token set."""
+    ada = ("ada", slapd.password_of("ada"))
+    node = ok(client.post("/v1/nodes", auth=ada, json={"driver": "fake-hardware", "name": "pc0"},
+                          headers={"X-OpenStack-Ironic-API-Version": "latest"}), 201)
+    ok(client.post("/enclume/v1/images", auth=ada, json={"name": "debian", "versions": [
+        {"version": "v1", "source": "http://images.example/debian.img", "checksum": "a" * 64,
+         "disk_format": "qcow2", "boot_mode": "uefi"}]}), 201)
+    ok(client.post("/enclume/v1/rooms", auth=ada, json={
+        "name": "B12", "time_zone": "Europe/Paris", "allowed_images": ["debian"],
+        "pcs": ["pc0"]}), 201)
+    now = datetime.now(UTC)
+    with db.session() as session:
+        pc = session.scalar(select(Node).where(Node.uuid == node["uuid"]))
+        room = session.scalar(select(Room).where(Room.name == "B12"))
+        version = session.scalar(select(ImageVersion))
+        assert pc is not None and room is not None and version is not None
+        pc.driver_internal_info = {AGENT_TOKEN: "pc0-agent-token"}
+        wall = now.replace(tzinfo=None)
+        lesson = ClassSession(room_id=room.id, image_version_id=version.id, recurrence="once",
+                              starts_at=wall - timedelta(hours=1),
+                              ends_at=wall + timedelta(hours=1), before="none", after="nothing")
+        session.add(lesson)
+        session.flush()
+        session.add(Occurrence(session_id=lesson.id, planned_start=now - timedelta(hours=1),
+                               planned_end=now + timedelta(hours=1), state="running"))
+    return str(node["uuid"])
+
+
+def test_logins_at_a_pc_against_the_directory_up_and_down(
+        api: tuple[httpx.Client, Database], directory: slapd.Slapd) -> None:
+    client, db = api
+    node = _pc_in_a_class(client, db)
+
+    def login(user: str, password: str) -> httpx.Response:
+        return client.post("/enclume/v1/pc-logins", headers={"X-Agent-Token": "pc0-agent-token"},
+                           json={"node": node, "user": user, "password": password})
+
+    sam = ok(login("sam", slapd.password_of("sam")))
+    assert sam["roles"] == ["student"] and [c["action"] for c in sam["choices"]] == ["fresh"]
+    tina = ok(login("tina", slapd.password_of("tina")))  # B12 is hers by her groups
+    assert [c["action"] for c in tina["choices"]] == ["fresh", "maintenance"]
+    assert login("sam", "wrong").status_code == 401
+    assert login("nora", slapd.password_of("nora")).status_code == 401  # no mapped group
+    directory.stop()
+    try:
+        down = login("sue", slapd.password_of("sue"))
+        assert down.status_code == 503 and down.headers["retry-after"] == "30"
+        assert "The user directory cannot be reached" in down.text
+        assert slapd.password_of("sue") not in down.text
+        # tina is also in the local users file: she still logs in, with its password.
+        local = ok(login("tina", LOCAL_PASSWORD))
+        assert "maintenance" in [c["action"] for c in local["choices"]]
+    finally:
+        directory.restart()
+    assert ok(login("sue", slapd.password_of("sue")))["user"] == "sue"
