@@ -29,6 +29,7 @@ from services.api.enclume import image_store as enclume_image_store
 from services.api.enclume import image_uploads as enclume_image_uploads
 from services.api.enclume import images as enclume_images
 from services.api.enclume import jobs as enclume_jobs
+from services.api.enclume import pc_login_choice as enclume_pc_login_choice
 from services.api.enclume import pc_logins as enclume_pc_logins
 from services.api.enclume import rooms as enclume_rooms
 from services.api.enclume import root as enclume_root
@@ -58,6 +59,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     app.state.membership = membership
     app.state.identity_source = source
     app.state.pc_login_limiter = enclume_pc_logins.limiter_for(settings)
+    app.state.pc_login_tickets = enclume_pc_login_choice.Tickets(settings)
     app.state.discovery_rules = discovery.load_rules(settings)
     errors.install(app)
     # Routes with fixed segments (/detail, /ports) come before /{ident}.
@@ -70,7 +72,8 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    enclume_image_capture.router,
                    enclume_rooms.router, enclume_sessions.router, enclume_jobs.router,
                    enclume_events.router, enclume_session_service.router,
-                   enclume_student_states.router, enclume_pc_logins.router):
+                   enclume_student_states.router, enclume_pc_login_choice.router,
+                   enclume_pc_logins.router):
         app.include_router(router)
     openapi.install(app)
     install_web_page(app, settings, source)  # /ui/: the teacher web page

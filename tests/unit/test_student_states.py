@@ -281,6 +281,44 @@ def test_only_the_pcs_agent_may_ask(stack: Stack, world: dict[str, Any]) -> None
                             headers={"X-Agent-Token": TOKEN}), 400, "Unknown attribute")
 
 
+def choose(stack: Stack, world: dict[str, Any], ticket: str, action: str,
+           state: str | None = None, pc: str = "pc0") -> httpx.Response:
+    body = {"node": world["nodes"][pc], "ticket": ticket, "action": action}
+    if state is not None:
+        body["state"] = state
+    with stack.anonymous() as client:
+        return client.post(f"{E}/pc-logins/choice", json=body,
+                           headers={"X-Agent-Token": f"agent-token-of-{pc}"})
+
+
+def test_resuming_at_a_pc_needs_ones_own_state_of_the_sessions_version(
+        stack: Stack, world: dict[str, Any]) -> None:
+    states = world["states"]
+    sue = ok(login(stack, world, "sue"))["ticket"]
+    before = datetime.now(UTC)
+    resumed = ok(choose(stack, world, sue, "resume", states["sue1"]))
+    assert resumed["action"] == "resume" and resumed["state"]["label"] == "sue1"
+    assert resumed["state"]["store_id"] == "store-sue1"
+    assert datetime.fromisoformat(resumed["state"]["last_used_at"]) >= before.replace(
+        microsecond=0)
+    assert ok(choose(stack, world, sue, "fresh"))["image_version"] == resumed["state"][
+        "image_version"]
+    # Another student's state does not exist for sue, by id too.
+    refused(choose(stack, world, sue, "resume", states["sam2"]), 404, "could not be found")
+    refused(choose(stack, world, sue, "resume"), 400, "'state'")
+    refused(choose(stack, world, sue, "maintenance"), 403, "may not choose maintenance")
+    refused(choose(stack, world, sue, "resume", states["sue1"], pc="pc1"), 403, "another PC")
+    refused(choose(stack, world, sue + "x", "fresh"), 401, "log in again")
+    refused(choose(stack, world, sue, "format-disk"), 400, "action")
+    # A state of another image version than the session's is refused, clearly.
+    sam = ok(login(stack, world, "sam"))["ticket"]
+    refused(choose(stack, world, sam, "resume", states["sam-v2"]), 409,
+            "saved on version v2 of image debian")
+    bob = ok(login(stack, world, "bob"))["ticket"]
+    assert ok(choose(stack, world, bob, "maintenance"))["action"] == "maintenance"
+    refused(choose(stack, world, bob, "resume", states["sue1"]), 404, "could not be found")
+
+
 def test_wrong_passwords_and_unknown_users_are_limited_per_user_and_per_pc(
         stack: Stack, world: dict[str, Any]) -> None:
     secret = "guessed-password"

@@ -90,4 +90,6 @@ def pc_login(request: Request, body: Any = Body(...),
                 "image_version": current.image_version.uuid,
                 "version": current.image_version.version},
             "choices": [{**c, "state": state_document(request, c["state"])} if "state" in c
-                        else c for c in choices]}
+                        else c for c in choices],
+            # Sent back with the choice (pc_login_choice.py): no second password check.
+            "ticket": request.app.state.pc_login_tickets.issue(identity, node_uuid)}
