@@ -7,6 +7,10 @@ aggregate is what the server side can push through the bridge into that many por
 machine; a room's shaped traffic must stay well below it for its timings to mean anything.
 
     .venv/bin/python -m lab.switch_capacity --pcs 1 10 40
+    .venv/bin/python -m lab.switch_capacity --pcs 1 10 40 --pc-mbit 10 --uplink-mbit 100
+
+With ``--pc-mbit``/``--uplink-mbit`` the links are shaped as in a simulated room: what each PC
+then gets shows the shaping itself (a PC at its link's rate, or its share of the uplink).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ print(total, flush=True)
 
 def _send(address: str, seconds: float) -> None:
     with socket.create_connection((address, SINK_PORT), timeout=10) as sock:
+        sock.settimeout(None)  # a shaped link may take long to drain 1 MiB
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             sock.sendall(BUFFER)
@@ -73,10 +78,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pcs", type=int, nargs="+", default=[1, 10, 40])
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--pc-mbit", type=float, default=None)
+    parser.add_argument("--uplink-mbit", type=float, default=None)
     args = parser.parse_args()
     for count in args.pcs:
-        with room_network(count, None, None) as net:
-            print(json.dumps(measure(net.pcs, args.seconds)), flush=True)
+        with room_network(count, args.pc_mbit, args.uplink_mbit) as net:
+            shaped = {"pc_link_mbit": args.pc_mbit, "uplink_mbit": args.uplink_mbit}
+            print(json.dumps({**measure(net.pcs, args.seconds), **shaped}), flush=True)
 
 
 if __name__ == "__main__":

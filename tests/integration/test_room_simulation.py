@@ -6,14 +6,17 @@ to the job's end. Unicast (HTTP block restore), the transfer the services have t
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lab.room_sim import MiB, RoomSim, RoomSpec, SimPc
-from tests.support.room_sim import make_room_fixture  # noqa: F401
+from lab.room_sim import MiB, RoomSim, RoomSpec, SimPc, room_sim
+from tests.support.room_sim import make_room_fixture, require_room_tools  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -23,6 +26,7 @@ IMAGE_BYTES = 4 * MiB
 LINK_FLOOR_S = IMAGE_BYTES * 8 / (PC_MBIT * 1e6)  # one image through one PC's link
 LOSSY, POWER_CUT = 3, 6
 CUT_AFTER_S = 1.0
+CALLBACK_TIMEOUT_S = 8.0  # a PC silent this long fails (heartbeats every 0.3 s)
 SPEC = RoomSpec(pcs=PCS, pc_mbit=PC_MBIT, uplink_mbit=UPLINK_MBIT, image_bytes=IMAGE_BYTES,
                 heartbeat_s=0.3, lookup_retry_s=0.3)
 MakeRoom = Callable[[RoomSpec], RoomSim]
@@ -53,7 +57,7 @@ def test_a_room_of_8_pcs_is_restored_and_every_disk_is_the_image(make_room: Make
 
 def test_a_pc_cut_off_mid_restore_fails_alone_and_a_lossy_pc_still_finishes(
         make_room: MakeRoom) -> None:
-    room = make_room(RoomSpec(**{**SPEC.__dict__, "callback_timeout_s": 8.0}))
+    room = make_room(replace(SPEC, callback_timeout_s=CALLBACK_TIMEOUT_S))
     lossy, cut = room.pcs[LOSSY], room.pcs[POWER_CUT]
     room.network.lose(lossy.link, 0.05)
     writing_since: list[float] = []
@@ -78,8 +82,24 @@ def test_a_pc_cut_off_mid_restore_fails_alone_and_a_lossy_pc_still_finishes(
     assert ended.pop(cut.uuid) == "failed"
     assert set(ended.values()) == {"succeeded"}, job["pcs"]
     failed = next(pc for pc in job["pcs"] if pc["node_uuid"] == cut.uuid)
-    assert "Timeout" in (failed["error"] or "") or "timed out" in (failed["error"] or ""), failed
+    assert "Timeout reached while waiting for callback" in (failed["error"] or ""), failed
     others: list[SimPc] = [pc for pc in room.pcs if pc is not cut]
     assert [room.disk_matches(pc) for pc in others] == [True] * (PCS - 1)
     assert not room.disk_matches(cut)
     assert room.network.dropped(lossy.link) > 0  # the lossy link did lose packets
+
+
+def test_a_failing_body_leaves_no_process_and_no_namespace(tmp_path: Path) -> None:
+    require_room_tools()
+    seen: dict[str, Any] = {}
+    with pytest.raises(RuntimeError, match="the test failed here"), \
+            room_sim(tmp_path, replace(SPEC, pcs=2)) as room:
+        seen["pids"] = [pc.agent.pid for pc in room.pcs if pc.agent is not None]
+        seen["pids"] += [room.aio.process.pid, room.boot.process.pid]
+        seen["namespaces"] = [pc.link.namespace for pc in room.pcs]
+        seen["namespaces"].append(room.network.switch_namespace)
+        raise RuntimeError("the test failed here")
+    assert len(seen["pids"]) == 4
+    assert not [pid for pid in seen["pids"] if Path(f"/proc/{pid}").exists()]
+    remaining = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not [name for name in seen["namespaces"] if name in remaining], remaining
