@@ -146,6 +146,8 @@ def _add_pc(net: RoomNetwork, index: int, mac: str) -> PcLink:
         "dev", "eth0")
     run("ip", "-n", pc.namespace, "link", "set", "eth0", "up")
     run("ip", "-n", pc.namespace, "link", "set", "lo", "up")
+    # No default route in a PC: a multicast join or send on INADDR_ANY needs this one.
+    run("ip", "-n", pc.namespace, "route", "add", "224.0.0.0/4", "dev", "eth0")
     if net.pc_mbit:
         _tbf(net.switch_namespace, pc.switch_port, net.pc_mbit)
         _tbf(pc.namespace, "eth0", net.pc_mbit)

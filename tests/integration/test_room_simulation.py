@@ -6,6 +6,7 @@ to the job's end. Unicast (HTTP block restore), the transfer the services have t
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from lab.room_network import room_network
 from lab.room_sim import MiB, RoomSim, RoomSpec, SimPc, room_sim
 from tests.support.room_sim import make_room_fixture, require_room_tools  # noqa: F401
 
@@ -103,3 +105,47 @@ def test_a_failing_body_leaves_no_process_and_no_namespace(tmp_path: Path) -> No
     assert not [pid for pid in seen["pids"] if Path(f"/proc/{pid}").exists()]
     remaining = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not [name for name in seen["namespaces"] if name in remaining], remaining
+
+
+MULTICAST_RECEIVER = """
+import socket, struct
+group = ("239.255.18.1", 9018)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(group)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+             struct.pack("4s4s", socket.inet_aton(group[0]), socket.inet_aton("0.0.0.0")))
+print("joined", flush=True)
+s.settimeout(3)
+received = 0
+try:
+    while True:
+        s.recv(2048)
+        received += 1
+except socket.timeout:
+    print(received, flush=True)
+"""
+
+
+def test_the_room_network_carries_the_servers_multicast_to_every_pc() -> None:
+    """What a multicast transfer needs of the harness: a datagram the server sends once to a
+    group (TTL 1, from its address) reaches every PC that joined it, through the bridge."""
+    require_room_tools()
+    with room_network(3, PC_MBIT, UPLINK_MBIT) as net:
+        receivers = [subprocess.Popen(pc.exec_argv("/usr/bin/python3", "-c", MULTICAST_RECEIVER),
+                                      stdout=subprocess.PIPE, text=True) for pc in net.pcs]
+        try:
+            assert [r.stdout.readline().strip() for r in receivers if r.stdout] == ["joined"] * 3
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+                sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                                  socket.inet_aton(net.server_address))
+                sender.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+                for _ in range(300):  # 300 x 1400 bytes at ~3 Mbit/s, under the PC links
+                    sender.sendto(b"m" * 1400, ("239.255.18.1", 9018))
+                    time.sleep(0.003)
+            counts = [int(r.communicate(timeout=30)[0].strip()) for r in receivers]
+        finally:
+            for receiver in receivers:
+                if receiver.poll() is None:
+                    receiver.kill()
+                    receiver.wait()
+    assert all(count >= 270 for count in counts), counts
