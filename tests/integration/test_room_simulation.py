@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,6 @@ def outcomes(job: dict[str, Any]) -> dict[str, str | None]:
 
 
 def server_seconds(job: dict[str, Any]) -> float:
-    from datetime import datetime
     return (datetime.fromisoformat(job["finished_at"])
             - datetime.fromisoformat(job["created_at"])).total_seconds()
 
