@@ -19,7 +19,9 @@ long as a 100 MB one here). Figures:
   uplink), what unicast cannot beat;
 - ``unicast_s`` / ``multicast_s``: the job's ``finished_at`` - ``created_at`` (the room's
   restore as Enclume records it, from the request to the last PC active) with that transfer;
-  ``wall_s`` the same seen by the client; ``floor_ratio`` = transfer time / link floor.
+  ``wall_s`` the same seen by the client; ``floor_ratio`` = transfer time / link floor;
+- ``server_cpu_s``: CPU seconds of enclume-aio and of the boot service's HTTP process during
+  the restore.
 
 ``--transfer multicast`` sets the room's transfer mode (PATCH of the room's ``transfer``) before
 the restore; while the API has no such setting it prints ``multicast_s: null`` with a note.
@@ -42,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from restore_room import process_cpu_s
 
 from lab.room_sim import MiB, RoomSim, RoomSpec, TransferUnsupported, room_sim
 
@@ -72,11 +76,15 @@ def run_room(args: argparse.Namespace, pcs: int) -> dict[str, Any]:
             room_sim(Path(workdir), spec) as room:
         for pc in room.pcs[:args.lossy]:
             room.network.lose(pc.link, LOSS)
+        servers = (room.aio.process.pid, room.boot.process.pid)
+        cpu = [process_cpu_s(pid) for pid in servers]
         try:
             job = room.restore(None if args.transfer == "unicast" else args.transfer,
                                timeout=args.timeout)
         except TransferUnsupported as exc:
             return {**line, "note": str(exc)}
+        line["server_cpu_s"] = {name: round(process_cpu_s(pid) - before, 2) for name, pid, before
+                                in zip(("aio", "boot_http"), servers, cpu, strict=True)}
         line.update(_outcome(room, job))
     took = seconds(job)
     line[f"{args.transfer}_s"] = took
