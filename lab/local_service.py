@@ -21,9 +21,9 @@ import httpx
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -46,15 +46,18 @@ class Server:
         return self.process.poll() is None
 
 
-def start_service(command: str, name: str, port: int, data_dir: Path, env: dict[str, str],
-                  ready_path: str = "/", timeout: float = 30.0) -> Server:
-    """Start an Enclume console script and wait until ``ready_path`` answers 200."""
+def start_service(command: str | list[str], name: str, port: int, data_dir: Path,
+                  env: dict[str, str], ready_path: str = "/", timeout: float = 30.0,
+                  host: str = "127.0.0.1") -> Server:
+    """Start an Enclume console script (or an argv) answering on ``host`` and wait until
+    ``ready_path`` answers 200."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / f"{name}.log"
+    argv = [str(BIN / command)] if isinstance(command, str) else command
     with log.open("ab") as out:
-        process = subprocess.Popen([str(BIN / command)], env={**os.environ, **env},
+        process = subprocess.Popen(argv, env={**os.environ, **env},
                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Server(name, f"http://127.0.0.1:{port}", port, data_dir, log, process)
+    server = Server(name, f"http://{host}:{port}", port, data_dir, log, process)
     try:
         _wait_until_up(server, ready_path, timeout)
     except BaseException:
@@ -65,11 +68,12 @@ def start_service(command: str, name: str, port: int, data_dir: Path, env: dict[
 
 @contextmanager
 def running_aio(data_dir: Path, env: dict[str, str] | None = None,
-                timeout: float = 30.0) -> Iterator[Server]:
-    port = free_port()
-    environment = {"ENCLUME_DATA_DIR": str(data_dir), "ENCLUME_API_HOST": "127.0.0.1",
+                timeout: float = 30.0, host: str = "127.0.0.1") -> Iterator[Server]:
+    port = free_port(host)
+    environment = {"ENCLUME_DATA_DIR": str(data_dir), "ENCLUME_API_HOST": host,
                    "ENCLUME_API_PORT": str(port), **(env or {})}
-    server = start_service("enclume-aio", "aio", port, data_dir, environment, timeout=timeout)
+    server = start_service("enclume-aio", "aio", port, data_dir, environment, timeout=timeout,
+                           host=host)
     try:
         yield server
     finally:

@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.room_network import run
+
 IP_TIMEOUT_S = 30
 INTERFACE = "eth0"
 SERVER_IP = "10.77.0.1"
@@ -38,10 +40,8 @@ STOP_TIMEOUT_S = 15
 
 
 def ip(*args: str) -> str:
-    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=IP_TIMEOUT_S)
-    if done.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
+    """``ip ARGS``' output; RuntimeError (RoomNetworkError) with its stderr when it fails."""
+    return run("ip", *args)
 
 
 @dataclass(frozen=True)

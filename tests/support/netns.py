@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
-import json
 import os
-import random
 import secrets
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
-LOCK_FILE = Path("/run/lock/enclume-test-netns.lock")
-SECOND_OCTETS = range(200, 251)
-ATTEMPTS = 200
+from lab.room_network import LOCK_FILE
+from lab.room_network import free_network as _free_network
+
 IP_TIMEOUT_S = 30
 
 
@@ -66,30 +63,6 @@ def ip(*args: str, check: bool = True) -> str:
     if check and done.returncode != 0:
         raise NetnsError(f"ip {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout
-
-
-def _networks_in_use() -> list[ipaddress.IPv4Network]:
-    used = []
-    for route in json.loads(ip("-j", "-4", "route", "show", "table", "all") or "[]"):
-        destination = route.get("dst", "")
-        if destination and destination != "default":
-            with suppress(ValueError):
-                used.append(ipaddress.ip_network(destination, strict=False))
-    for link in json.loads(ip("-j", "-4", "addr", "show") or "[]"):
-        for address in link.get("addr_info", []):
-            used.append(ipaddress.ip_network(f"{address['local']}/{address['prefixlen']}",
-                                             strict=False))
-    return used
-
-
-def _free_network() -> ipaddress.IPv4Network:
-    used = _networks_in_use()
-    for _ in range(ATTEMPTS):
-        candidate = ipaddress.ip_network(
-            f"10.{random.choice(SECOND_OCTETS)}.{random.randrange(256)}.0/24")
-        if not any(candidate.overlaps(network) for network in used):
-            return candidate
-    raise NetnsError("no free 10.200-250.*.0/24 network for a test namespace")
 
 
 @contextmanager

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""A whole room restored on this machine, against its link floor (#18): one JSON line per size.
+
+For each room size (``--pcs``, default 10 20 40) a simulated room is built (lab/room_sim.py: one
+namespace per PC on one bridge, the real agent on a file-backed disk in each, enclume-aio and
+the boot service's HTTP side in the root namespace) and restored through
+``POST /enclume/v1/rooms/SIM/actions {"action": "restore"}`` (a full block restore of a
+catalogue version: every PC gets the whole image), the job followed to its end; then every disk
+is compared with the image.
+
+Links are the real room's scaled by ``--scale`` (default 0.1): a PC's 100 Mbit/s and the
+server's 1 Gbit/s uplink (``--real-pc-mbit``, ``--real-uplink-mbit``) become 10 and 100 Mbit/s,
+the ratio kept; times scale by 1/scale for the same image (a 1 GB image at full speed takes as
+long as a 100 MB one here). Figures:
+
+- ``link_floor_s``: one image through one PC's link (image_bytes * 8 / pc_link), the best any
+  transfer can do;
+- ``uplink_floor_s``: every PC's copy through the server's uplink (pcs * image_bytes * 8 /
+  uplink), what unicast cannot beat;
+- ``unicast_s`` / ``multicast_s``: the job's ``finished_at`` - ``created_at`` (the room's
+  restore as Enclume records it, from the request to the last PC active) with that transfer;
+  ``wall_s`` the same seen by the client; ``floor_ratio`` = transfer time / link floor;
+- ``server_cpu_s``: CPU seconds of enclume-aio and of the boot service's HTTP process during
+  the restore.
+
+``--transfer multicast`` sets the room's transfer mode (PATCH of the room's ``transfer``) before
+the restore; while the API has no such setting it prints ``multicast_s: null`` with a note.
+``--lossy N`` drops 5% of what N PCs receive (iptables ``statistic``), as the issue's goal has.
+
+    .venv/bin/python benchmarks/room_restore.py                      # 10, 20, 40 PCs, unicast
+    .venv/bin/python benchmarks/room_restore.py --pcs 40 --transfer multicast --lossy 1
+
+Needs root (network namespaces, tc, iptables) and Debian's python3 for the agents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from restore_room import process_cpu_s
+
+from lab.room_sim import MiB, RoomSim, RoomSpec, TransferUnsupported, room_sim
+
+LOSS = 0.05
+
+
+def seconds(job: dict[str, Any]) -> float:
+    return round((datetime.fromisoformat(job["finished_at"])
+                  - datetime.fromisoformat(job["created_at"])).total_seconds(), 2)
+
+
+def run_room(args: argparse.Namespace, pcs: int) -> dict[str, Any]:
+    pc_mbit = args.real_pc_mbit * args.scale
+    uplink_mbit = args.real_uplink_mbit * args.scale
+    image_bytes = args.image_mib * MiB
+    link_floor = image_bytes * 8 / (pc_mbit * 1e6)
+    line: dict[str, Any] = {
+        "pcs": pcs, "image_bytes": image_bytes, "pc_link_mbit": pc_mbit,
+        "uplink_mbit": uplink_mbit, "scale": args.scale,
+        "real_pc_link_mbit": args.real_pc_mbit, "real_uplink_mbit": args.real_uplink_mbit,
+        "link_floor_s": round(link_floor, 2),
+        "uplink_floor_s": round(pcs * image_bytes * 8 / (uplink_mbit * 1e6), 2),
+        "lossy_pcs": args.lossy, "transfer": args.transfer,
+        "unicast_s": None, "multicast_s": None}
+    spec = RoomSpec(pcs=pcs, pc_mbit=pc_mbit, uplink_mbit=uplink_mbit, image_bytes=image_bytes,
+                    heartbeat_s=1.0, lookup_retry_s=1.0)
+    with tempfile.TemporaryDirectory(prefix="room-restore-") as workdir, \
+            room_sim(Path(workdir), spec) as room:
+        for pc in room.pcs[:args.lossy]:
+            room.network.lose(pc.link, LOSS)
+        servers = (room.aio.process.pid, room.boot.process.pid)
+        cpu = [process_cpu_s(pid) for pid in servers]
+        try:
+            job = room.restore(None if args.transfer == "unicast" else args.transfer,
+                               timeout=args.timeout)
+        except TransferUnsupported as exc:
+            return {**line, "note": str(exc)}
+        line["server_cpu_s"] = {name: round(process_cpu_s(pid) - before, 2) for name, pid, before
+                                in zip(("aio", "boot_http"), servers, cpu, strict=True)}
+        line.update(_outcome(room, job))
+    took = seconds(job)
+    line[f"{args.transfer}_s"] = took
+    line["floor_ratio"] = round(took / link_floor, 2)
+    return line
+
+
+def _outcome(room: RoomSim, job: dict[str, Any]) -> dict[str, Any]:
+    return {"job_state": job["state"], "wall_s": job["wall_s"],
+            "succeeded": sum(pc["outcome"] == "succeeded" for pc in job["pcs"]),
+            "identical_disks": sum(room.disk_matches(pc) for pc in room.pcs),
+            "restore_modes": sorted({str(pc["restore_mode"]) for pc in job["pcs"]})}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pcs", type=int, nargs="+", default=[10, 20, 40])
+    parser.add_argument("--image-mib", type=int, default=32)
+    parser.add_argument("--scale", type=float, default=0.1,
+                        help="the real links' speeds times this (default 0.1)")
+    parser.add_argument("--real-pc-mbit", type=float, default=100.0)
+    parser.add_argument("--real-uplink-mbit", type=float, default=1000.0)
+    parser.add_argument("--transfer", choices=("unicast", "multicast"), default="unicast")
+    parser.add_argument("--lossy", type=int, default=0, help="PCs on a 5%%-lossy link")
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    args = parser.parse_args()
+    for pcs in args.pcs:
+        print(json.dumps(run_room(args, pcs)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""A classroom on one machine: N real agents in network namespaces, restored by the real services.
+
+    with room_sim(workdir, RoomSpec(pcs=8, pc_mbit=8, uplink_mbit=80, image_bytes=4 * MiB)) as room:
+        job = room.restore()                      # POST /enclume/v1/rooms/ROOM/actions, followed
+        assert all(room.disk_matches(pc) for pc in room.pcs)
+
+- The network (lab/room_network.py): one bridge, one namespace per PC with the PC's MAC, PC
+  links and the server's uplink shaped apart with tbf.
+- The services, in the root namespace on the room's server address (10.X.Y.1): ``enclume-aio``
+  (API, conductor, job advancer, on SQLite) and the boot service's HTTP side (lab/boot_http.py:
+  files and the image store's range reads, checking image tokens) on the same database.
+- The image: random bytes (nothing for a sparse write to skip) with a boot signature, a
+  catalogue version of image ``IMAGE`` held by the image store, so that a room restore is the
+  block restore of a catalogue version, as in a real room.
+- The PCs: ``fake-hardware`` nodes (fake power and boot: powering is not what is measured; the
+  agent is already running, as after a network boot) with the ``direct`` deploy, a port with
+  the PC's MAC, ``available``, in room ``ROOM``. Each runs the real agent
+  (``python3 -m agent.main`` with Debian's python3, the ramdisk's interpreter) inside its
+  namespace, on a sparse file as its disk: lookup, heartbeats, the image's download through the
+  shaped links and its write are the real ones.
+
+Processes are stopped by PID (agents, then the services) and the namespaces removed on exit,
+also when the body raised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lab.local_service import Server, free_port, running_aio, start_service, stop_service
+from lab.room_network import PcLink, RoomNetwork, room_network
+from services.images.store import ImageStore
+
+REPO = Path(__file__).resolve().parents[1]
+RAMDISK_PYTHON = "/usr/bin/python3"  # Debian's python3.11, the ramdisk's interpreter
+HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
+E = "/enclume/v1"
+MiB = 1024 * 1024
+ROOM, IMAGE = "SIM", "sim-image"
+ENDED = ("done", "failed", "failed-partly")
+TOKEN_SECRET = "room-simulation-image-token-secret"  # shared by the conductor and boot service
+TRANSFER_FIELD = "transfer"  # the room's unicast/multicast setting, when the API has it
+
+
+@dataclass(frozen=True)
+class RoomSpec:
+    pcs: int
+    pc_mbit: float
+    uplink_mbit: float
+    image_bytes: int
+    heartbeat_s: float = 0.5  # the agents' heartbeat interval
+    lookup_retry_s: float = 0.5
+    callback_timeout_s: float = 1800.0  # a node waiting for its agent longer fails
+    env: dict[str, str] = field(default_factory=dict)  # more ENCLUME_* for enclume-aio
+
+
+@dataclass
+class SimPc:
+    link: PcLink
+    uuid: str
+    disk: Path
+    log: Path
+    agent: subprocess.Popen[bytes] | None = None
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@dataclass
+class RoomSim:
+    spec: RoomSpec
+    network: RoomNetwork
+    aio: Server
+    boot: Server
+    api: httpx.Client
+    image: Path
+    image_sha256: str
+    pcs: list[SimPc] = field(default_factory=list)
+
+    def restore(self, transfer: str | None = None, timeout: float = 600.0,
+                during: Any = None) -> dict[str, Any]:
+        """Restore the whole room and follow the job to its end (``during(room, job)`` is
+        called on each poll); the ended job, with ``wall_s`` (request to end, as seen here)."""
+        if transfer is not None:
+            self.set_transfer(transfer)
+        started = time.monotonic()
+        job = ok(self.api.post(f"{E}/rooms/{ROOM}/actions", json={"action": "restore"}), 202)
+        deadline = started + timeout
+        while job["state"] not in ENDED:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the room's job is still {job['state']} after {timeout} s:"
+                                     f" {job['pcs']}\n{self.diagnostics()}")
+            time.sleep(0.2)
+            job = ok(self.api.get(f"{E}/jobs/{job['uuid']}"))
+            if during is not None:
+                during(self, job)
+        return {**job, "wall_s": round(time.monotonic() - started, 2)}
+
+    def set_transfer(self, transfer: str) -> None:
+        """The room's transfer mode; refused while the API has no such setting."""
+        response = self.api.patch(f"{E}/rooms/{ROOM}", json={TRANSFER_FIELD: transfer})
+        if response.status_code != 200 or response.json().get(TRANSFER_FIELD) != transfer:
+            raise TransferUnsupported(f"the API does not take the room's {TRANSFER_FIELD!r}: "
+                                      f"{response.status_code} {response.text[:300]}")
+
+    def cut_power(self, pc: SimPc) -> None:
+        """The PC goes dark at once: its agent is killed (SIGKILL), its disk left as it is."""
+        if pc.agent is not None and pc.agent.poll() is None:
+            pc.agent.send_signal(signal.SIGKILL)
+            pc.agent.wait()
+
+    def disk_matches(self, pc: SimPc) -> bool:
+        digest = hashlib.sha256()
+        remaining = self.spec.image_bytes
+        with pc.disk.open("rb") as handle:
+            while remaining and (chunk := handle.read(min(4 * MiB, remaining))):
+                digest.update(chunk)
+                remaining -= len(chunk)
+        return remaining == 0 and digest.hexdigest() == self.image_sha256
+
+    def diagnostics(self) -> str:
+        tails = [f"--- {pc.link.namespace}\n{pc.logs()[-1500:]}" for pc in self.pcs
+                 if pc.agent is not None and pc.agent.poll() is not None]
+        return "\n".join([f"--- aio\n{self.aio.log_text()[-3000:]}",
+                          f"--- boot\n{self.boot.log_text()[-1500:]}", *tails])
+
+
+class TransferUnsupported(RuntimeError):
+    """The API has no per-room transfer setting (unicast/multicast) yet."""
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    if response.status_code != status:
+        raise AssertionError(f"{response.request.method} {response.request.url}: "
+                             f"{response.status_code} {response.text[:500]}")
+    return response.json() if response.content else None
+
+
+def write_image(path: Path, size: int) -> str:
+    """Random bytes with an MBR boot signature; its sha256."""
+    digest = hashlib.sha256()
+    with path.open("wb") as handle:
+        for offset in range(0, size, MiB):
+            chunk = bytearray(os.urandom(min(MiB, size - offset)))
+            if offset == 0:
+                chunk[510:512] = b"\x55\xaa"
+            handle.write(chunk)
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _services_env(base: Path, spec: RoomSpec, boot_url: str) -> dict[str, str]:
+    return {"ENCLUME_DATA_DIR": str(base / "aio"), "ENCLUME_BOOT_PUBLIC_URL": boot_url,
+            "ENCLUME_BOOT_FILES_DIR": str(base / "boot-files"),
+            "ENCLUME_IMAGE_STORE_DIR": str(base / "image-store"),
+            "ENCLUME_IMAGE_CACHE_DIR": str(base / "image-cache"),
+            "ENCLUME_IMAGE_TOKEN_SECRET": TOKEN_SECRET,
+            # The API listens on the room's server address, which only the room's namespaces
+            # reach: no users to log in, as on loopback.
+            "ENCLUME_AUTH_STRATEGY": "noauth", "ENCLUME_ALLOW_NOAUTH_OFF_LOOPBACK": "true",
+            "ENCLUME_CLASSROOM_INTERVAL_S": "0.3", "ENCLUME_POWER_POLL_INTERVAL_S": "0.1",
+            "ENCLUME_POWER_SYNC_INTERVAL_S": "3600", "ENCLUME_PERIODIC_INTERVAL_S": "1",
+            "ENCLUME_CALLBACK_TIMEOUT_S": str(spec.callback_timeout_s),
+            "ENCLUME_AGENT_HEARTBEAT_TIMEOUT_S": str(max(3.0, 6 * spec.heartbeat_s)),
+            **spec.env}
+
+
+def _enroll(api: httpx.Client, link: PcLink) -> str:
+    node = ok(api.post("/v1/nodes", json={
+        "driver": "fake-hardware", "name": f"sim-pc{link.index}", "deploy_interface": "direct",
+        "boot_interface": "fake", "automated_clean": False}), 201)
+    ok(api.post("/v1/ports", json={"node_uuid": node["uuid"], "address": link.mac}), 201)
+    return str(node["uuid"])
+
+
+def _make_available(api: httpx.Client, uuids: list[str], timeout: float = 120) -> None:
+    for target, state in (("manage", "manageable"), ("provide", "available")):
+        for uuid in uuids:
+            ok(api.put(f"/v1/nodes/{uuid}/states/provision", json={"target": target}), 202)
+        deadline = time.monotonic() + timeout
+        for uuid in uuids:
+            while ok(api.get(f"/v1/nodes/{uuid}"))["provision_state"] != state:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"node {uuid} never became {state}")
+                time.sleep(0.1)
+
+
+def _start_agent(room: RoomSim, pc: SimPc, workdir: Path) -> None:
+    link, spec = pc.link, room.spec
+    cmdline = workdir / "cmdline"
+    cmdline.write_text(f"quiet enclume.api_url={room.aio.url} "
+                       f"BOOTIF=01-{link.mac.replace(':', '-')}\n")
+    argv = link.exec_argv(
+        RAMDISK_PYTHON, "-m", "agent.main", "--cmdline-file", str(cmdline), "--mac", link.mac,
+        "--port", "9999", "--listen-host", link.address, "--advertise-host", link.address,
+        "--lldp-interface", "lo", "--heartbeat-interval", str(spec.heartbeat_s),
+        "--lookup-retry", str(spec.lookup_retry_s), "--staging-dir", str(workdir),
+        "--disk", str(pc.disk), "--poweroff-command", "true", "--reboot-command", "true",
+        "--power-action-delay", "0.1")
+    with pc.log.open("ab") as out:
+        pc.agent = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def _stop_agents(pcs: list[SimPc]) -> None:
+    running = [pc.agent for pc in pcs if pc.agent is not None and pc.agent.poll() is None]
+    for process in running:
+        process.terminate()
+    for process in running:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _add_image(room: RoomSim, base: Path) -> None:
+    created = ok(room.api.post(f"{E}/images", json={"name": IMAGE, "versions": [{
+        "version": "v1", "source": f"{room.boot.url}/files/{room.image.name}",
+        "checksum": room.image_sha256}]}), 201)
+    store = ImageStore(base / "image-store", 4 * room.spec.image_bytes + 64 * MiB)
+    store.ingest_file(str(created["versions"][0]["uuid"]), room.image, room.image_sha256)
+
+
+@contextmanager
+def room_sim(base: Path, spec: RoomSpec) -> Iterator[RoomSim]:
+    """The room of ``spec`` under ``base``, ready to be restored (see the module's doc)."""
+    files = base / "boot-files"
+    files.mkdir(parents=True, exist_ok=True)
+    image = files / "room.img"
+    image_sha256 = write_image(image, spec.image_bytes)
+    with ExitStack() as stack:
+        net = stack.enter_context(room_network(spec.pcs, spec.pc_mbit, spec.uplink_mbit))
+        host = net.server_address
+        boot_port = free_port(host)
+        env = _services_env(base, spec, f"http://{host}:{boot_port}")
+        aio = stack.enter_context(running_aio(base / "aio", env=env, host=host))
+        boot = start_service([sys.executable, "-m", "lab.boot_http"], "boot",
+                             boot_port, base / "boot",
+                             {**env, "ENCLUME_BOOT_HTTP_HOST": host,
+                              "ENCLUME_BOOT_HTTP_PORT": str(boot_port),
+                              "PYTHONPATH": str(REPO)},
+                             ready_path=f"/files/{image.name}", host=host)
+        stack.callback(stop_service, boot)
+        api = stack.enter_context(httpx.Client(base_url=aio.url, headers=HEADERS, timeout=60))
+        room = RoomSim(spec, net, aio, boot, api, image, image_sha256)
+        stack.callback(_stop_agents, room.pcs)
+        _add_image(room, base)
+        for link in net.pcs:
+            workdir = base / "pcs" / f"pc{link.index}"
+            workdir.mkdir(parents=True)
+            disk = workdir / "disk.img"
+            with disk.open("wb") as handle:
+                handle.truncate(spec.image_bytes + MiB)
+            room.pcs.append(SimPc(link, _enroll(api, link), disk, workdir / "agent.log"))
+        _make_available(api, [pc.uuid for pc in room.pcs])
+        ok(api.post(f"{E}/rooms", json={"name": ROOM, "time_zone": "UTC",
+                                        "allowed_images": [IMAGE], "default_image": IMAGE,
+                                        "pcs": [pc.uuid for pc in room.pcs]}), 201)
+        for pc in room.pcs:
+            _start_agent(room, pc, pc.disk.parent)
+        yield room
