@@ -105,6 +105,7 @@ class MulticastSessions:
         size = self.store.manifest(version_id).size  # UnknownVersion before anything starts
         if shutil.which(SENDER) is None:
             raise SessionError(f"{SENDER} is missing (Debian package udpcast)")
+        self._reap()
         with self._lock:
             used = {session.slot for session in self._sessions.values()}
             free = [slot for slot in range(len(self._groups)) if slot not in used]
@@ -161,6 +162,15 @@ class MulticastSessions:
                 LOG.warning("multicast session %s: the sender is gone: %s", session.id, exc)
         LOG.info("multicast session %s starts with %d of %d receivers", session.id,
                  session.joined, session.expected)
+
+    def _reap(self) -> None:
+        """Sessions whose sender ended (streamed, died) free their slot for a new one: a
+        conductor that never closes its session leaks nothing."""
+        with self._lock:
+            ended = [session.id for session in self._sessions.values()
+                     if session.process is not None and session.process.poll() is not None]
+        for session_id in ended:
+            self.close(session_id)
 
     def joined(self, session: MulticastSession) -> None:
         with session.lock:
