@@ -3,8 +3,9 @@
 udpcast's ``udp-receiver`` joins the boot service's session (its port base; the group comes with
 the sender's hello) and writes the raw disk to a pipe; non-zero blocks are written as they arrive
 (zero ones are left to the discard done first), the first block (the partition table) is held
-back. Whatever the stream gave (all of it, a prefix when this PC lost more than the FEC mends,
-nothing when the sender died or never started), the disk is then restored by
+back. Whatever the stream gave (all of it, wrong blocks where this PC lost more than the FEC
+mends: ``--ignore-lost-data`` goes on past them; a prefix when the sender died; nothing when it
+never started), the disk is then restored by
 ``deploy.restore_blocks`` in delta mode: verified against the version's block manifest, the
 missing and bad blocks fetched over HTTP, the first block written last, the disk read back;
 a disk that does not verify is made unbootable and the command fails.
@@ -41,6 +42,8 @@ RENDEZVOUS_ADDRESS = "224.0.0.1"  # as the boot service's sender (services/boot/
 CONNECTED = b"Connected as"  # udp-receiver's line once the sender answered
 DEFAULT_START_TIMEOUT_S = 60.0
 DEFAULT_RECEIVE_TIMEOUT_S = 5.0
+EXIT_WAIT_S = 3.0
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024  # the kernel caps it at net.core.rmem_max
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,9 @@ class Receiver:
         request = self.request
         return [RECEIVER, "--interface", interface, "--portbase", str(request.port),
                 "--mcast-rdv-address", RENDEZVOUS_ADDRESS, "--nokbd",
+                # a lost slice the FEC cannot mend leaves its blocks wrong and the stream goes
+                # on: the repair fetches just those; a large buffer rides out busy moments
+                "--ignore-lost-data", "--rcvbuf", str(RECEIVE_BUFFER_BYTES),
                 "--start-timeout", str(round(request.start_timeout_s)),
                 "--receive-timeout", str(max(1, round(request.receive_timeout_s)))]
 
@@ -130,6 +136,9 @@ class Receiver:
         watching.start()
         try:
             self._write_stream(process.stdout)
+            process.wait(EXIT_WAIT_S)  # the sender's end of transfer, when all came
+        except subprocess.TimeoutExpired:
+            pass
         finally:
             if process.poll() is None:
                 process.kill()

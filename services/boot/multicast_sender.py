@@ -4,13 +4,14 @@ A session streams one image version's raw disk (read from the image store into a
 sender reads) once, to a group address and an even port base of its own (picked from
 ENCLUME_MULTICAST_GROUP_RANGE and ENCLUME_MULTICAST_PORT_BASE), out of the provisioning
 interface, TTL 1, at a fixed rate cap, asynchronously with forward error correction: a receiver
-that loses more than the FEC mends stops receiving and repairs over HTTP, it never slows the
-others (docs/architecture.md, "Multicast room restores").
+that loses more than the FEC mends repairs the spoiled blocks over HTTP afterwards, it never
+slows the others (docs/architecture.md, "Multicast room restores").
 
-The stream starts when the expected receivers have said they joined, or ENCLUME_MULTICAST_
-START_WAIT_S after the session opened, whichever comes first: udp-sender runs without ``--nokbd``
-and the session writes its start keystroke on its standard input (in async mode udp-sender
-does not count receivers itself).
+The stream starts when the expected receivers have said they joined, or
+ENCLUME_MULTICAST_START_WAIT_S after the first one did (the PCs boot their ramdisks at different
+times), whichever comes first: udp-sender runs without ``--nokbd`` and the session writes its
+start keystroke on its standard input (in async mode udp-sender does not count receivers
+itself). A session nobody joins is closed after UNJOINED_LIMIT_S.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ SENDER = "udp-sender"
 RENDEZVOUS_ADDRESS = "224.0.0.1"  # receivers find the sender there (LAB-NOTES: udpcast)
 HELLO_INTERVAL_MS = 200
 STOP_TIMEOUT_S = 5.0
+UNJOINED_LIMIT_S = 3600.0  # longer than any room's PCs take to boot their ramdisks
 
 
 class SessionError(RuntimeError):
@@ -134,9 +136,6 @@ class MulticastSessions:
                  session.id, session.version_id, session.group, session.port, session.expected)
         threading.Thread(target=self._feed, args=(session, fifo, size), daemon=True,
                          name=f"multicast-feed-{session.slot}").start()
-        timer = threading.Timer(self.settings.start_wait_s, self._start, args=(session,))
-        timer.daemon = True
-        timer.start()
 
     def _feed(self, session: MulticastSession, fifo: Path, size: int) -> None:
         """The raw disk into the FIFO udp-sender reads (open blocks until it opens it)."""
@@ -164,20 +163,27 @@ class MulticastSessions:
                  session.joined, session.expected)
 
     def _reap(self) -> None:
-        """Sessions whose sender ended (streamed, died) free their slot for a new one: a
-        conductor that never closes its session leaks nothing."""
+        """Sessions whose sender ended (streamed, died), or that nobody joined for
+        UNJOINED_LIMIT_S, free their slot for a new one: a conductor that never closes its
+        session leaks nothing."""
         with self._lock:
+            now = time.monotonic()
             ended = [session.id for session in self._sessions.values()
-                     if session.process is not None and session.process.poll() is not None]
+                     if (session.process is not None and session.process.poll() is not None)
+                     or (session.joined == 0 and now - session.opened > UNJOINED_LIMIT_S)]
         for session_id in ended:
             self.close(session_id)
 
     def joined(self, session: MulticastSession) -> None:
         with session.lock:
             session.joined += 1
-            everyone = session.joined >= session.expected
+            first, everyone = session.joined == 1, session.joined >= session.expected
         if everyone:
             self._start(session)
+        elif first:
+            timer = threading.Timer(self.settings.start_wait_s, self._start, args=(session,))
+            timer.daemon = True
+            timer.start()
 
     def close(self, session_id: str) -> MulticastSession | None:
         with self._lock:

@@ -4,11 +4,12 @@ namespaces on a vde_switch, each on a file-backed disk, the boot service's multi
 uvicorn, all on one 10.X.Y.0/24 (tests/support/vde_room.py).
 
 Every disk ends byte-identical to the image: with a clean stream (nothing fetched over HTTP);
-with one PC dropping 5% or 20% of its packets (iptables' statistic match in its namespace: it
-repairs over HTTP what the FEC cannot mend, the others get the whole stream at the sender's fixed
-rate); with the sender killed mid-stream (every agent falls back to HTTP); with a PC that joins
-after the stream started; with a block corrupted in the stream (repaired from the manifest). An
-image whose block is corrupt in the store too fails the command, the disk left unbootable.
+with one PC dropping 5% of its packets, or 35% of its UDP ones (iptables' statistic match in its
+namespace: it repairs over HTTP what the FEC cannot mend, the others get the whole stream at the
+sender's fixed rate); with the sender killed mid-stream (every agent falls back to HTTP); with a
+PC that joins after the stream started; with a block corrupted in the stream (repaired from the
+manifest). An image whose block is corrupt in the store too fails the command, the disk left
+unbootable.
 """
 
 from __future__ import annotations
@@ -233,17 +234,19 @@ def test_a_clean_stream_restores_every_pc_byte_identical(fresh: Lab) -> None:
         assert identical(fresh, disk)
         assert result["transfer"] == "multicast" and result["verified"] is True
     results = [succeeded(document) for document, _ in ended]
-    whole = [r for r in results if r["multicast_received_bytes"] == IMAGE_SIZE]
-    # on 2 shared cores a PC may lose a stripe now and then; most get everything by multicast
-    assert len(whole) >= PCS - 1, results
-    assert all(r["fetched_bytes"] == 0 for r in whole), results
+    assert all(r["multicast_received_bytes"] == IMAGE_SIZE for r in results), results
+    # on 2 shared cores a PC may lose a slice now and then; most get everything by multicast
+    assert len([r for r in results if r["fetched_bytes"] == 0]) >= PCS - 1, results
 
 
-@pytest.mark.parametrize("loss", [0.05, 0.2])
-def test_a_lossy_pc_does_not_slow_the_others(fresh: Lab, loss: float) -> None:
+@pytest.mark.parametrize(("loss", "protocol"), [(0.05, []), (0.35, ["-p", "udp"])])
+def test_a_lossy_pc_does_not_slow_the_others(fresh: Lab, loss: float,
+                                             protocol: list[str]) -> None:
+    """5% of every packet (the FEC mends it), or 35% of the multicast stream's (more than it
+    mends: the lossy PC repairs over HTTP)."""
     lossy = fresh.room.pcs[-1]
-    rule = ["INPUT", "-m", "statistic", "--mode", "random", "--probability", str(loss),
-            "-j", "DROP"]
+    rule = ["INPUT", *protocol, "-m", "statistic", "--mode", "random", "--probability",
+            str(loss), "-j", "DROP"]
     subprocess.run(lossy.exec_argv("iptables", "-A", *rule), check=True)
     try:
         ended = restore_room(fresh)
@@ -251,10 +254,10 @@ def test_a_lossy_pc_does_not_slow_the_others(fresh: Lab, loss: float) -> None:
         subprocess.run(lossy.exec_argv("iptables", "-D", *rule), check=False)
     results = [succeeded(document) for document, _ in ended]
     assert all(identical(fresh, disk) for disk in fresh.disks)
-    if loss > 0.1:  # more than the FEC mends (5% is mended): the lossy PC repaired over HTTP
+    if loss > 0.25:  # more than the FEC mends: the lossy PC repaired over HTTP
         assert results[-1]["fetched_bytes"] > 0, results[-1]
     others = [(r, seconds) for r, (_, seconds) in zip(results[:-1], ended[:-1], strict=True)]
-    assert any(r["multicast_received_bytes"] == IMAGE_SIZE for r, _ in others), others
+    assert any(r["fetched_bytes"] == 0 for r, _ in others), others  # all by multicast
     # the stream runs at its fixed rate: the others end about when it does
     assert all(seconds < STREAM_S + START_WAIT_S + 15 for _, seconds in others), others
 
@@ -284,9 +287,11 @@ def test_the_sender_killed_mid_stream_every_pc_falls_back_to_http(fresh: Lab) ->
 
 
 def test_a_pc_joining_after_the_start_repairs(fresh: Lab) -> None:
+    """All three expected: the stream starts START_WAIT_S after the first joined, without the
+    late one, which repairs over HTTP."""
     early, late = fresh.agents[:-1], fresh.agents[-1]
     session = boot_call(fresh, "POST", "/multicast-sessions",
-                        {"version_id": VERSION, "expected": len(early)})
+                        {"version_id": VERSION, "expected": PCS})
     try:
         started = time.monotonic()
         documents = [start_restore(fresh, agent, session, disk)
@@ -296,6 +301,7 @@ def test_a_pc_joining_after_the_start_repairs(fresh: Lab) -> None:
         while not sender.started:
             assert time.monotonic() - started < 30, "the stream never started"
             time.sleep(0.05)
+        assert time.monotonic() - started >= START_WAIT_S  # it waited for the third
         time.sleep(STREAM_S / 2)
         documents.append(start_restore(fresh, late, session, fresh.disks[-1],
                                        start_timeout_s=3))
