@@ -28,7 +28,9 @@ the issue run in order, each through the API:
    VLAN, the node is available;
 7. issue #16: the three machines are the PCs of a room whose class VLAN (201) has its own DHCP
    and report listener; a one-off session starting minutes ahead is created through the
-   classroom API, the conductor's timetable runner fires its restore, the room's event stream
+   classroom API (its image version fetched into the image store, the room's transfer
+   multicast: one udpcast session of the boot service, each PC verifying and repairing over
+   HTTP), the conductor's timetable runner fires its restore, the room's event stream
    shows each PC's write progress climbing, and all three boot the test OS on the class VLAN;
    before it, wol-1, still running its OS, is powered off by a room power-off job through
    its session service (the busybox port in the test OS), and the restore wakes it.
