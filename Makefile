@@ -17,12 +17,14 @@ STAMP := $(VENV)/.installed
 # genisoimage (config drives); for the lab's test images SYSLINUX on FAT without mounting
 # (syslinux, with mtools and dosfstools); zstd compresses the deploy ramdisk; python3-zstandard
 # lets the agent (Debian's python3) compress captured blocks as in the ramdisk; the browser tests
-# of the web page (tests/browser) drive Debian's chromium through chromium-driver.
+# of the web page (tests/browser) drive Debian's chromium through chromium-driver; udpcast is the
+# multicast sender of the boot service and the receiver of the agent (room restores); slapd and
+# ldap-utils run the throw-away OpenLDAP directory of the LDAP identity tests.
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 PYTEST_ARGS ?=
 LAB_PACKAGES := ipmitool dnsmasq-base iptables vde2 qemu-system-x86 qemu-utils qemu-block-extra \
 	ipxe ovmf busybox-static tgt fdisk extlinux genisoimage dosfstools mtools systemd-boot-efi \
-	syslinux zstd python3-zstandard chromium chromium-driver slapd ldap-utils
+	syslinux zstd python3-zstandard chromium chromium-driver slapd ldap-utils udpcast
 
 .PHONY: help deps venv test unit integration browser lint demo bench clean testkernel ramdisk \
 	testimages screenshots lab-screenshots ui-vendor

@@ -78,6 +78,7 @@ class BlockFetcher:
         self.headers = dict(headers or {})  # the image token
         self.fetched_bytes = 0
         self.refetched_blocks = 0
+        self.held: dict[int, bytes] = {}  # blocks already at hand (verified), not fetched
         self._server = KeepAlive(disk_url, timeout_s)
 
     def close(self) -> None:
@@ -96,7 +97,10 @@ class BlockFetcher:
 
     def fetch(self, indexes: list[int], write: Callable[[int, memoryview], None]) -> None:
         """Fetch the (sorted, non-zero) blocks and hand each verified one to ``write``."""
-        for run in runs(indexes):
+        at_hand = [index for index in indexes if index in self.held]
+        for index in at_hand:
+            write(index, memoryview(self.held.pop(index)))
+        for run in runs(index for index in indexes if index not in at_hand):
             first, _ = self.manifest.span(run[0])
             last_offset, last_length = self.manifest.span(run[-1])
             body = memoryview(self._get(first, last_offset + last_length - first))

@@ -26,6 +26,13 @@ class BlockManifest:
         offset = index * self.block_size
         return offset, min(self.block_size, self.size - offset)
 
+    def matches(self, index: int, data: bytes | memoryview) -> bool:
+        """Whether ``data`` is block ``index`` as the manifest describes it."""
+        expected = self.blocks[index]
+        if expected is None:
+            return not any(bytes(data))
+        return hashlib.sha256(data).hexdigest() == expected
+
 
 def parse(raw: bytes, expected_sha256: str) -> BlockManifest:
     """The manifest, if ``raw`` has the sha256 the conductor announced and is well-formed."""

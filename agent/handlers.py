@@ -11,6 +11,7 @@ from agent import (
     erase,
     inventory,
     iscsi,
+    multicast_restore,
     power,
     restore_blocks,
     write_image,
@@ -84,6 +85,16 @@ def build(context: AgentContext) -> Commands:
                                                  progress.update)
         return run
 
+    def multicast(params: dict[str, Any]) -> Runner:
+        request = multicast_restore.parse_params(params)
+        disks = context.disks()
+        _choose(disks, request.restore.target_disk)
+
+        def run(progress: Progress) -> dict[str, Any]:
+            return multicast_restore.multicast_restore(request, disks, config.http_timeout_s,
+                                                       progress.update)
+        return run
+
     def capture(params: dict[str, Any]) -> Runner:
         request = capture_blocks.parse_params(params)
         disks = context.disks()
@@ -141,6 +152,7 @@ def build(context: AgentContext) -> Commands:
         "inventory.get": Spec(inventory_get),
         "standby.write_image": Spec(write, long=True),
         "deploy.restore_blocks": Spec(restore, long=True),
+        "deploy.multicast_restore": Spec(multicast, long=True),
         "image.capture_blocks": Spec(capture, long=True),
         "deploy.erase_devices_metadata": Spec(erase_metadata, long=True),
         "deploy.erase_devices": Spec(erase_full, long=True),

@@ -207,14 +207,28 @@ class Restore:
         return list(self.differing(indexes))
 
 
-def restore_blocks(request: RestoreRequest, disks: list[Disk], timeout_s: float,
-                   on_progress: Callable[[int, int | None], None]) -> dict[str, Any]:
+def load_checked(request: RestoreRequest, disks: list[Disk], timeout_s: float
+                 ) -> tuple[Disk, BlockManifest]:
+    """The target disk and the manifest; CommandError when the disk is too small (nothing was
+    written then)."""
     disk = choose(disks, request.target_disk, 1)
     manifest = _load_manifest(request, timeout_s)
     if disk.size < manifest.size:
         raise CommandError(f"{disk.path} has {disk.size} bytes, the image needs "
                            f"{manifest.size}: refused, nothing was written")
+    return disk, manifest
+
+
+def restore_blocks(request: RestoreRequest, disks: list[Disk], timeout_s: float,
+                   on_progress: Callable[[int, int | None], None],
+                   loaded: tuple[Disk, BlockManifest] | None = None,
+                   held: dict[int, bytes] | None = None) -> dict[str, Any]:
+    """``loaded``: what ``load_checked`` returned, when the caller already did; ``held``:
+    blocks (checked against the manifest) the caller has at hand, written in place of
+    fetching them."""
+    disk, manifest = loaded or load_checked(request, disks, timeout_s)
     fetcher = BlockFetcher(request.disk_url, manifest, timeout_s, request.token_headers)
+    fetcher.held = dict(held or {})
     fd = disk.open()
     result: dict[str, Any] = {"target_disk": disk.path, "mode": request.mode,
                               "image_size": manifest.size, "image_sha256": manifest.image_sha256,

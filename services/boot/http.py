@@ -15,6 +15,8 @@
   (``services.boot.image_blocks``).
 - ``/image-captures/<node uuid>/...``: the agent of a node being captured sends its disk's
   blocks into the store (``services.boot.image_capture``).
+- ``/multicast-sessions``: multicast sessions streaming a version to a room's agents
+  (``services.boot.multicast_routes``).
 - ``POST /wake``: a conductor's Wake-on-LAN magic packets, sent out of the provisioning
   interface (``services.boot.wake``).
 """
@@ -36,6 +38,8 @@ from starlette.types import Receive, Scope, Send
 from services.boot import ipxe
 from services.boot.image_blocks import image_block_routes
 from services.boot.image_capture import image_capture_routes
+from services.boot.multicast_routes import multicast_routes
+from services.boot.multicast_sender import MulticastSessions
 from services.boot.wake import wake_routes
 from services.classroom.image_capture import DatabaseCaptures
 from services.common.bootconfig.entry import BOOT_KEY, BootEntry, boot_entry
@@ -141,6 +145,10 @@ def create_boot_app(settings: Settings, db: Database,
                        settings.images.download_timeout_s)
     boot_url = settings.effective_boot_url
     store = ImageStore(settings.effective_image_store_dir, settings.images.store_max_bytes)
+    multicast = MulticastSessions(settings.multicast,
+                                  settings.multicast.interface or settings.boot.interface
+                                  or "eth0", store)
+    secret = tokens.load_secret(settings)
 
     def boot_script(request: Request) -> Response:
         mac = request.query_params.get("mac")
@@ -198,9 +206,10 @@ def create_boot_app(settings: Settings, db: Database,
         Route(ipxe.SCRIPT_PATH, boot_script, methods=["GET"]),
         Route(FILES_PATH + "{name:path}", boot_file, methods=["GET", "HEAD"]),
         Route("/images/{node_uuid}", image, methods=["GET", "HEAD"]),
-        *image_block_routes(store, tokens.load_secret(settings)),
+        *image_block_routes(store, secret),
+        *multicast_routes(multicast, secret),
         *image_capture_routes(store, DatabaseCaptures(db)),
         *wake_routes(settings),
-    ], lifespan=lifespan_of([cache, *services]))
+    ], lifespan=lifespan_of([cache, multicast, *services]))
     app.state.image_cache = cache
     return app

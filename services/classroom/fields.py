@@ -75,6 +75,15 @@ def wol_broadcast(value: Any, network: ipaddress.IPv4Network | None) -> str | No
     return str(address)
 
 
+TRANSFERS = ("unicast", "multicast")
+
+
+def transfer(value: Any) -> str:
+    if value not in TRANSFERS:
+        raise Invalid(f"Invalid transfer {shown(value)}: expected one of {', '.join(TRANSFERS)}.")
+    return str(value)
+
+
 def checksum(value: Any) -> str:
     if not isinstance(value, str) or SHA256.fullmatch(value) is None:
         raise Invalid(f"Invalid checksum {shown(value)}: expected a sha256 as 64 hex digits.")

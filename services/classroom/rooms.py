@@ -24,8 +24,8 @@ from services.common.lookups import by_uuid_or_name
 from services.common.models import Node
 
 ROOM_FIELDS = frozenset({"name", "description", "time_zone", "idle_vlan", "class_vlan",
-                         "subnet", "wol_broadcast", "allowed_images", "default_image", "pcs",
-                         "teachers"})
+                         "subnet", "wol_broadcast", "transfer", "allowed_images",
+                         "default_image", "pcs", "teachers"})
 UPDATABLE = ROOM_FIELDS - {"pcs", "teachers"}
 
 
@@ -70,6 +70,8 @@ def _apply(session: Session, room: Room, values: dict[str, Any]) -> None:
     for vlan in ("idle_vlan", "class_vlan"):
         if vlan in values:
             setattr(room, vlan, fields.vlan(vlan, values[vlan]))
+    if "transfer" in values:
+        room.transfer = fields.transfer(values["transfer"])
     if "subnet" in values or "wol_broadcast" in values:
         network = fields.subnet(values.get("subnet", room.subnet))
         room.subnet = None if network is None else str(network)

@@ -78,6 +78,10 @@ class Room(TimestampMixin, Base):
     # (default: the subnet's broadcast); migration 0010.
     subnet: Mapped[str | None] = mapped_column(String(18))
     wol_broadcast: Mapped[str | None] = mapped_column(String(15))
+    # How a room restore sends the image: "unicast" (HTTP to each PC) or "multicast" (one
+    # udpcast session, HTTP repair); migration 0012.
+    transfer: Mapped[str] = mapped_column(String(16), default="unicast",
+                                          server_default="unicast")
     default_image_id: Mapped[int | None] = mapped_column(
         ForeignKey("images.id", ondelete="SET NULL"))
 

@@ -31,6 +31,7 @@ from services.common.config_hardware_sections import (
     DiscoverySettings,
     FakeSettings,
     ImageSettings,
+    MulticastSettings,
     NetworkSettings,
     TftpSettings,
 )
@@ -80,6 +81,7 @@ class Settings(BaseModel):
     images: ImageSettings = Field(default_factory=ImageSettings)
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
+    multicast: MulticastSettings = Field(default_factory=MulticastSettings)
 
     @model_validator(mode="before")
     @classmethod

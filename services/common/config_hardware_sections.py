@@ -134,3 +134,17 @@ class NetworkSettings(BaseSettings):
     tenant_vlan: int | None = Field(default=None, ge=MIN_VLAN, le=MAX_VLAN)
     switch_batch_window_s: float = env_var("SWITCH_BATCH_WINDOW_S", 0.2, ge=0)
     switch_timeout_s: float = env_var("SWITCH_TIMEOUT_S", 30.0, gt=0)
+
+
+class MulticastSettings(BaseSettings):
+    """Multicast sessions of the boot service (udpcast's udp-sender), for room restores."""
+
+    model_config = section_config("MULTICAST_")
+    group_range: str = "239.192.77.0/24"  # one group address per session, in this range
+    port_base: int = Field(default=9200, gt=0, le=65000)  # sessions: even ports from here
+    max_sessions: int = Field(default=16, ge=1)
+    rate_mbit: float = Field(default=80.0, gt=0)  # the sender's fixed rate cap
+    fec: str = "8x16/64"  # udpcast's --fec: interleave x redundancy / stripe size
+    start_wait_s: float = Field(default=30.0, ge=0)  # after the 1st joined: start anyway
+    interface: str | None = None  # default: ENCLUME_BOOT_INTERFACE, else eth0
+    receive_timeout_s: float = Field(default=5.0, gt=0)  # agents: silence that ends the stream

@@ -75,7 +75,8 @@ class PeriodicTasks:
         self._thread: threading.Thread | None = None
         self._classroom_thread: threading.Thread | None = None
         self.room_jobs = JobAdvancer(self.db, manager.membership, manager.host,
-                                     self.settings.conductor.group, _conductor_api(manager))
+                                     self.settings.conductor.group, _conductor_api(manager),
+                                     self.settings)
         self.timetable = TimetableRunner(self.db, self.settings, manager.membership,
                                          manager.host)
         self.last_power_sync: PowerSyncReport | None = None

@@ -24,6 +24,12 @@ which the deploy path keeps: delta compares blocks, so it pays off across versio
 image), full otherwise. The deploy path writes versions the image store lacks by the plain
 download (docs/images.md).
 
+A restore of a room whose ``transfer`` is ``multicast`` asks the boot service for one multicast
+session for the PCs it starts in a pass and puts it in their instance_info
+(``services.drivers.deploy.multicast``); each PC's deploy then receives the stream and repairs
+over HTTP. No session (the boot service refused, the store lacks the version): unicast. A PC
+that dies is reported as any failed deploy; the stream does not wait for it.
+
 A job ends ``done`` when every PC succeeded, ``failed`` when every PC failed, ``failed-partly``
 when some failed and others succeeded.
 """
@@ -41,6 +47,7 @@ from services.classroom.jobs import ACTIVE_JOB_STATES, ENDED_JOB_STATES, FORCED_
 from services.classroom.times import as_utc
 from services.common import states
 from services.common.classroom_models import ImageVersion, Job, JobPC, Room
+from services.common.config import Settings
 from services.common.db import Database
 from services.common.exceptions import Conflict, EnclumeError, TemporaryFailure
 from services.common.membership import Membership
@@ -49,6 +56,7 @@ from services.common.secrets import scrub
 from services.conductor.interface import ConductorAPI
 from services.drivers.agent_client import AGENT_COMMAND
 from services.drivers.base import POWER_OFF, POWER_ON
+from services.drivers.deploy import multicast as deploy_multicast
 from services.drivers.deploy.block_restore import IMAGE_WRITTEN
 from services.drivers.deploy.direct import RESTORE_BLOCKS, WRITE_IMAGE
 
@@ -61,7 +69,7 @@ STARTING = "starting"
 STARTING_S = timedelta(seconds=60)  # longer than a start (an update and a provisioning call)
 
 
-AGENT_WRITES = (WRITE_IMAGE, RESTORE_BLOCKS)
+AGENT_WRITES = (WRITE_IMAGE, RESTORE_BLOCKS, deploy_multicast.MULTICAST_RESTORE)
 
 
 def instance_info(version: ImageVersion) -> dict[str, Any]:
@@ -79,7 +87,8 @@ def instance_info(version: ImageVersion) -> dict[str, Any]:
 
 class JobAdvancer:
     def __init__(self, db: Database, membership: Membership, host: str, group: str,
-                 conductor: ConductorAPI) -> None:
+                 conductor: ConductorAPI, settings: Settings | None = None) -> None:
+        self.settings = settings  # None: no multicast sessions (rooms restore by unicast)
         self.db = db
         self.membership = membership
         self.host = host
@@ -105,10 +114,13 @@ class JobAdvancer:
     def advance_job(self, job_id: int) -> None:
         with self.db.session() as session:
             job = session.scalar(select(Job).where(Job.id == job_id).options(
-                selectinload(Job.pcs), selectinload(Job.image_version)))
+                selectinload(Job.pcs), selectinload(Job.image_version),
+                selectinload(Job.room)))
             if job is None:
                 return
             kind, version = job.kind, job.image_version
+            multicast = (kind not in POWER_TARGET and version is not None
+                         and job.room.transfer == "multicast" and self.settings is not None)
             info = instance_info(version) if version is not None else None
             image_id = version.image_id if version is not None else None
             rows = {pc.node_uuid: pc for pc in job.pcs if pc.outcome is None}
@@ -118,12 +130,28 @@ class JobAdvancer:
             observed = {uuid: self._observe(kind, nodes.get(uuid), pc)
                         for uuid, pc in rows.items() if pc.step != QUEUED}
             by_id = {pc.id: pc.node_uuid for pc in rows.values()}
-        for pc_id in queued:
+        if multicast and queued and info is not None:
+            claimed = [pc_id for pc_id in queued if self._claim_start(pc_id)]
+            info = {**info, **self._session_for(info["image_version"], len(claimed))}
+            for pc_id in claimed:
+                self._record(job_id, {by_id[pc_id]: self._start(kind, by_id[pc_id], info,
+                                                                image_id)})
+        for pc_id in [] if multicast else queued:
             if self._claim_start(pc_id):
                 # Recorded at once: a conductor killed later in the pass loses no start.
                 self._record(job_id, {by_id[pc_id]: self._start(kind, by_id[pc_id], info,
                                                                 image_id)})
         self._record(job_id, observed)
+
+    def _session_for(self, version_uuid: str, pcs: int) -> dict[str, Any]:
+        """The instance_info of the PCs a multicast room starts in this pass: one boot service
+        session for them all; none (unicast, the fallback) when it cannot be opened."""
+        if pcs == 0 or self.settings is None:
+            return {}
+        session = deploy_multicast.open_session(self.settings, version_uuid, pcs)
+        if session is None:
+            return {}
+        return {deploy_multicast.TRANSFER: "multicast", deploy_multicast.SESSION: session}
 
     def _record(self, job_id: int, values: dict[str, dict[str, Any]]) -> None:
         with self.db.session() as session:
@@ -240,6 +268,8 @@ def _how_written(node: Node) -> dict[str, Any]:
     if written.get("method") != "restore_blocks":
         return {"restore_mode": "download", "image_bytes": written.get("image_size")}
     mode = "delta+full" if written.get("fell_back_to_full") else written.get("mode")
+    if written.get("transfer") == "multicast":
+        mode = "multicast"
     return {"restore_mode": mode, "fetched_bytes": written.get("fetched_bytes"),
             "image_bytes": written.get("image_size")}
 

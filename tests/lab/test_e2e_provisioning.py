@@ -28,7 +28,9 @@ the issue run in order, each through the API:
    VLAN, the node is available;
 7. issue #16: the three machines are the PCs of a room whose class VLAN (201) has its own DHCP
    and report listener; a one-off session starting minutes ahead is created through the
-   classroom API, the conductor's timetable runner fires its restore, the room's event stream
+   classroom API (its image version fetched into the image store, the room's transfer
+   multicast: one udpcast session of the boot service, each PC verifying and repairing over
+   HTTP), the conductor's timetable runner fires its restore, the room's event stream
    shows each PC's write progress climbing, and all three boot the test OS on the class VLAN;
    before it, wol-1, still running its OS, is powered off by a room power-off job through
    its session service (the busybox port in the test OS), and the restore wakes it.
@@ -465,13 +467,19 @@ def test_a_scheduled_session_restores_the_room_onto_its_class_vlan(
     source = lab.boot.file_url("images/disk.raw")
     # The whole-disk test image boots BIOS and UEFI machines alike; a version has one boot mode
     # and UEFI is the one the Redfish machine's firmware accepts (the others ignore it).
-    lab.call("POST", f"{CLASSROOM}/images", {"name": ROOM_IMAGE, "versions": [{
+    # The version is fetched into the image store: the room restores it by multicast (one
+    # udpcast stream from the boot service to the three PCs, each repairing over HTTP).
+    lab.call("POST", f"{CLASSROOM}/images", {"name": ROOM_IMAGE})
+    lab.call("POST", f"{CLASSROOM}/images/{ROOM_IMAGE}/versions", {
         "version": "v1", "source": source, "image_type": "whole-disk", "disk_format": "raw",
         "checksum": sha256_of(lab.images.checksum_file(lab.images.disk_raw)),
-        "boot_mode": "uefi"}]})
+        "boot_mode": "uefi", "fetch": True})
+    wait_until(lambda: lab.call("GET", f"{CLASSROOM}/images/{ROOM_IMAGE}")["versions"][0][
+        "state"] == "available", 120, "the room's image version to be fetched into the store")
     lab.call("POST", f"{CLASSROOM}/rooms", {
         "name": ROOM, "time_zone": "UTC", "idle_vlan": PROVISIONING_VLAN,
-        "class_vlan": CLASS_VLAN, "allowed_images": [ROOM_IMAGE], "pcs": names})
+        "class_vlan": CLASS_VLAN, "allowed_images": [ROOM_IMAGE], "pcs": names,
+        "transfer": "multicast"})
     # The agent writes the image (and reports its progress) on every PC: the iscsi deploy of
     # scenario 2 has the conductor write it.
     lab.call("PATCH", f"/v1/nodes/{available.redfish.name}", [
@@ -523,6 +531,8 @@ def test_a_scheduled_session_restores_the_room_onto_its_class_vlan(
     assert final["state"] == "done", final
     assert str(final["requested_by"]).startswith("timetable"), final
     assert final["kind"] == "restore" and final["image"] == f"{ROOM_IMAGE}:v1", final
+    # every PC was restored by the room's multicast session (and verified, repaired over HTTP)
+    assert {pc["restore_mode"] for pc in final["pcs"]} == {"multicast"}, final  # type: ignore
     assert set(throttle.throttled) == set(names)  # every PC booted the deploy ramdisk
     # The event stream showed each PC's image write climbing, step by step, to 100.
     percents = stream.percents(str(job["uuid"]))

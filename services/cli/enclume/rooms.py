@@ -44,6 +44,10 @@ Subnet = Annotated[str | None, typer.Option(
 WolBroadcast = Annotated[str | None, typer.Option(
     metavar="ADDRESS", help="The directed broadcast address for magic packets instead: the "
                             "broadcast address of the subnet or of a part of it.")]
+Transfer = Annotated[str | None, typer.Option(
+    metavar="unicast|multicast", help="How a restore sends the image: to each PC over HTTP "
+                                      "(unicast, the default) or once to all in a multicast "
+                                      "session, each PC repairing over HTTP.")]
 
 
 def room_row(room: dict[str, Any]) -> dict[str, Any]:
@@ -68,14 +72,16 @@ def create(
              "at most).")] = None,
     teacher: Teachers = None, image: Images = None, default_image: DefaultImage = None,
     idle_vlan: IdleVlan = None, class_vlan: ClassVlan = None, description: Description = None,
-    subnet: Subnet = None, wol_broadcast: WolBroadcast = None, fmt: Format = None,
+    subnet: Subnet = None, wol_broadcast: WolBroadcast = None, transfer: Transfer = None,
+    fmt: Format = None,
 ) -> None:
     """Create a room (admins, operators); shows it."""
     body: dict[str, Any] = {"name": name, "time_zone": time_zone, "pcs": pc or [],
                             "teachers": teacher or [], "allowed_images": image or [],
                             "default_image": default_image, "idle_vlan": idle_vlan,
                             "class_vlan": class_vlan, "description": description,
-                            "subnet": subnet, "wol_broadcast": wol_broadcast}
+                            "subnet": subnet, "wol_broadcast": wol_broadcast,
+                            "transfer": transfer}
     body = {key: value for key, value in body.items() if value not in (None, [])}
     show(ctx, cli(ctx).client.post(path("rooms"), body), SHOW_COLUMNS, fmt, room_row)
 
@@ -99,14 +105,15 @@ def set_room(
     name: Annotated[str | None, typer.Option(help="A new name.")] = None,
     time_zone: TimeZone = None, default_image: DefaultImage = None,
     idle_vlan: IdleVlan = None, class_vlan: ClassVlan = None, description: Description = None,
-    subnet: Subnet = None, wol_broadcast: WolBroadcast = None, fmt: Format = None,
+    subnet: Subnet = None, wol_broadcast: WolBroadcast = None, transfer: Transfer = None,
+    fmt: Format = None,
 ) -> None:
     """Change a room's name, time zone, default image, VLANs, subnet, Wake-on-LAN broadcast
-    address or description; shows it."""
+    address, transfer or description; shows it."""
     body = {key: value for key, value in {
         "name": name, "time_zone": time_zone, "default_image": default_image,
         "idle_vlan": idle_vlan, "class_vlan": class_vlan, "description": description,
-        "subnet": subnet, "wol_broadcast": wol_broadcast,
+        "subnet": subnet, "wol_broadcast": wol_broadcast, "transfer": transfer,
     }.items() if value is not None}
     if not body:
         raise typer.BadParameter("nothing to set: give at least one option",

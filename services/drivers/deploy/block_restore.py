@@ -130,7 +130,8 @@ def restore_params(node: Node, settings: Settings, source: BlockSource) -> dict[
 
 
 def record_restore(task: Task, source: BlockSource, result: dict[str, Any]) -> None:
-    record_written(task, source.version_id, {
+    multicast = {"transfer": "multicast"} if result.get("transfer") == "multicast" else {}
+    record_written(task, source.version_id, {**multicast,
         "method": "restore_blocks", "mode": result.get("mode", source.mode),
         "fell_back_to_full": bool(result.get("fell_back_to_full")),
         "differing_blocks": result.get("differing_blocks"),

@@ -1,7 +1,8 @@
 """The ``direct`` deploy interface: the agent writes the image to the disk itself.
 
 A catalogue image version the image store holds is restored block by block
-(``deploy.restore_blocks``, see ``block_restore``); anything else is downloaded and streamed
+(``deploy.restore_blocks``, see ``block_restore``; ``deploy.multicast_restore`` when a room job
+put the node in a multicast session, see ``multicast``); anything else is downloaded and streamed
 to the disk (``standby.write_image``). The agent verifies what it wrote (the checksum while it
 streams, the manifest after a block restore); on any failure it leaves the disk unbootable and
 the command fails with its reason, which becomes the node's last_error.
@@ -9,11 +10,11 @@ the command fails with its reason, which becomes the node's last_error.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from services.common.config import Settings
 from services.drivers.base import WAIT, DriverError, Resume
-from services.drivers.deploy import block_restore, config_drive, image, steps
+from services.drivers.deploy import block_restore, config_drive, image, multicast, steps
 from services.drivers.deploy.agent_deploy import AgentDeploy
 
 if TYPE_CHECKING:
@@ -39,9 +40,15 @@ class DirectWriter:
         node, timeout_s = task.node, self.settings.deploy.agent_command_timeout_s
         source = block_restore.block_source(node, self.settings)
         if source is not None:
-            result = steps.advance(task, RESTORE_BLOCKS, lambda: config_drive.with_session_token(
-                task, self.settings, block_restore.restore_params(node, self.settings, source)),
-                timeout_s)
+            session = multicast.session_of(node)
+            command = RESTORE_BLOCKS if session is None else multicast.MULTICAST_RESTORE
+
+            def params() -> dict[str, Any]:
+                restore = block_restore.restore_params(node, self.settings, source)
+                if session is not None:
+                    restore = multicast.multicast_params(self.settings, session, restore)
+                return config_drive.with_session_token(task, self.settings, restore)
+            result = steps.advance(task, command, params, timeout_s)
             if result is None:
                 return WAIT
             if result.get("verified") is not True:  # an agent that did not check: never active

@@ -194,6 +194,7 @@ class ProvisioningLab:
         self.images = images
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.discovery_rules = discovery_rules
+        self._image_token_secret = secrets.token_hex(16)
         self.machines: dict[str, LabMachine] = {}
         self._stack = ExitStack()
         self._bmc_password = secrets.token_urlsafe(12)
@@ -252,7 +253,7 @@ class ProvisioningLab:
         first, last = PROVISIONING_DHCP_RANGE
         self.boot = start_boot_service(self.service, self.workdir / "boot", database_url, {
             "ENCLUME_BOOT_DHCP_RANGE_START": first, "ENCLUME_BOOT_DHCP_RANGE_END": last,
-            **self._discovery_boot_settings()})
+            **self._discovery_boot_settings(), **self._image_settings()})
         self._publish_files()
         self.aio = start_enclume_aio(self.service, self.workdir / "aio", database_url,
                                      self.boot, self._aio_settings())
@@ -296,12 +297,24 @@ class ProvisioningLab:
             out.write(self.discovery_rules)
         return {"ENCLUME_BOOT_DISCOVERY": "true", "ENCLUME_DISCOVERY_RULES_FILE": str(rules)}
 
+    def _image_settings(self) -> dict[str, str]:
+        """What the boot service and enclume-aio share for block and multicast restores: the
+        image store (the API fetches versions into it, the boot service serves them), the image
+        tokens' secret, and the multicast sessions' timing (the agents wait for the stream that
+        much longer than the sender waits for them)."""
+        return {"ENCLUME_IMAGE_STORE_DIR": str(self.workdir / "image-store"),
+                "ENCLUME_IMAGE_TOKEN_SECRET": self._image_token_secret,
+                # the PCs boot their ramdisks tens of seconds apart under TCG
+                "ENCLUME_MULTICAST_START_WAIT_S": "90",
+                # as the test's unicast throttle: the progress climbs over several heartbeats
+                "ENCLUME_MULTICAST_RATE_MBIT": "16"}
+
     def _aio_settings(self) -> dict[str, str]:
         switches = self.workdir / "switches.yaml"
         switches.write_text(yaml.safe_dump({"switches": {SWITCH_NAME: {
             "driver": "vde", "socket": str(self.switch.management_socket)}}}))
         return {
-            **self._discovery_aio_settings(),
+            **self._discovery_aio_settings(), **self._image_settings(),
             "ENCLUME_SWITCHES_FILE": str(switches),
             "ENCLUME_DEPLOY_KERNEL": f"{DEPLOY_DIR}/vmlinuz",
             "ENCLUME_DEPLOY_RAMDISK": f"{DEPLOY_DIR}/{self.ramdisk.initramfs.name}",
