@@ -18,19 +18,12 @@ from services.api.views import base_url
 from services.common import validation
 from services.common.exceptions import Invalid
 
-TRUE_WORDS = frozenset({"1", "t", "true", "on", "y", "yes"})
-FALSE_WORDS = frozenset({"0", "f", "false", "off", "n", "no"})
+TRUE_WORDS = validation.TRUE_WORDS
+FALSE_WORDS = validation.FALSE_WORDS
 
 
 def parse_bool(name: str, raw: str | None) -> bool | None:
-    if raw is None:
-        return None
-    word = raw.strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise Invalid(f"Invalid value for {name}: {raw!r}, expected a boolean.")
+    return None if raw is None else validation.boolean(name, raw)
 
 
 @dataclass

@@ -23,8 +23,9 @@ WRITABLE = frozenset({
     "name", "description", "driver", *DICT_FIELDS, "instance_uuid", *INTERFACE_FIELDS,
     "resource_class", "conductor_group", "owner", "lessee", "maintenance", "maintenance_reason",
     "automated_clean", "protected", "protected_reason", "retired", "retired_reason",
+    "chassis_uuid",
 })
-CREATABLE = (WRITABLE - {"maintenance", "maintenance_reason"}) | {"uuid", "chassis_uuid"}
+CREATABLE = (WRITABLE - {"maintenance", "maintenance_reason"}) | {"uuid"}
 DEFAULTS: dict[str, Any] = {name: {} for name in DICT_FIELDS} | {
     "maintenance": False, "protected": False, "retired": False, "conductor_group": "",
 }
@@ -65,10 +66,8 @@ def _checked(field: str, value: Any) -> Any:
         return validation.text(field, value)
     if field == "name":
         return validation.name(value)
-    if field in ("uuid", "instance_uuid"):
+    if field in ("uuid", "instance_uuid", "chassis_uuid"):
         return validation.uuid_value(field, value)
-    if field == "chassis_uuid":
-        raise Invalid("Chassis are not supported: chassis_uuid must be null.")
     if field == "conductor_group":
         return validation.conductor_group(value)
     if field == "driver":
@@ -84,9 +83,7 @@ def values_for_create(body: dict[str, Any], default_resource_class: str | None,
     the default resource class when it names none, interfaces from the hardware type."""
     if default_resource_class and body.get("resource_class") is None:
         body = {**body, "resource_class": default_resource_class}
-    values = check_values(body, drivers)
-    values.pop("chassis_uuid", None)
-    return values
+    return check_values(body, drivers)
 
 
 def _check_interfaces(values: dict[str, Any], drivers: EnabledHardware) -> None:

@@ -16,7 +16,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from services.api import allocations, auth, collection, conductors, nodes, ports
+from services.api import (
+    allocations,
+    auth,
+    chassis,
+    collection,
+    conductors,
+    nodes,
+    portgroups,
+    ports,
+)
 from services.api.openapi_schemas import END, UUID, component_schemas, ref
 from services.api.versions import (
     GENERIC_HEADER,
@@ -71,6 +80,14 @@ PORT_LIST = (*LIST, "port_sort_key")
 IDENT = {"ident": "A node's UUID or name (API 1.5)."}
 PORT_IDENT = {"ident": "A port's UUID."}
 ALLOCATION_IDENT = {"ident": "An allocation's UUID or name."}
+PORTGROUP_IDENT = {"ident": "A port group's UUID or name."}
+CHASSIS_IDENT = {"ident": "A chassis' UUID."}
+PORTGROUP_LIST = (*LIST, "portgroup_sort_key")
+CHASSIS_LIST = (*LIST, "chassis_sort_key")
+
+
+def _no_detail(query: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(q for q in query if q != "detail")
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/"): Operation(200, "Versions", public=True, summary="Version discovery"),
@@ -148,6 +165,49 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                               errors=(404, *CONDUCTOR), path_names=PORT_IDENT),
     ("delete", "/v1/ports/{ident}"): Operation(204, errors=(404, *CONDUCTOR),
                                                path_names=PORT_IDENT),
+    # port groups (API 1.23; a node's and a group's sub-collections 1.24)
+    ("get", "/v1/portgroups"): Operation(200, "PortgroupCollection",
+                                         query=(*PORTGROUP_LIST, "node", "address"),
+                                         errors=(404,)),
+    ("get", "/v1/portgroups/detail"): Operation(
+        200, "PortgroupCollection", query=(*_no_detail(PORTGROUP_LIST), "node", "address"),
+        errors=(404,)),
+    ("post", "/v1/portgroups"): Operation(201, "Portgroup", body="PortgroupCreate",
+                                          errors=(404, 409)),
+    ("get", "/v1/portgroups/{ident}"): Operation(200, "Portgroup", query=("fields",),
+                                                 errors=(404,), path_names=PORTGROUP_IDENT),
+    ("patch", "/v1/portgroups/{ident}"): Operation(
+        200, "Portgroup", body="PortgroupPatch", errors=(404, *CONDUCTOR),
+        path_names=PORTGROUP_IDENT),
+    ("delete", "/v1/portgroups/{ident}"): Operation(204, errors=(404, *CONDUCTOR),
+                                                    path_names=PORTGROUP_IDENT),
+    ("get", "/v1/portgroups/{ident}/ports"): Operation(
+        200, "PortCollection", query=PORT_LIST, errors=(404,), path_names=PORTGROUP_IDENT),
+    ("get", "/v1/portgroups/{ident}/ports/detail"): Operation(
+        200, "PortCollection", query=_no_detail(PORT_LIST), errors=(404,),
+        path_names=PORTGROUP_IDENT),
+    ("get", "/v1/nodes/{ident}/portgroups"): Operation(
+        200, "PortgroupCollection", query=PORTGROUP_LIST, errors=(404,), path_names=IDENT),
+    ("get", "/v1/nodes/{ident}/portgroups/detail"): Operation(
+        200, "PortgroupCollection", query=_no_detail(PORTGROUP_LIST), errors=(404,),
+        path_names=IDENT),
+    # chassis
+    ("get", "/v1/chassis"): Operation(200, "ChassisCollection", query=CHASSIS_LIST),
+    ("get", "/v1/chassis/detail"): Operation(200, "ChassisCollection",
+                                             query=_no_detail(CHASSIS_LIST)),
+    ("post", "/v1/chassis"): Operation(201, "Chassis", body="ChassisCreate", errors=(409,)),
+    ("get", "/v1/chassis/{ident}"): Operation(200, "Chassis", query=("fields",),
+                                              errors=(404,), path_names=CHASSIS_IDENT),
+    ("patch", "/v1/chassis/{ident}"): Operation(200, "Chassis", body="ChassisPatch",
+                                                errors=(404,), path_names=CHASSIS_IDENT),
+    ("delete", "/v1/chassis/{ident}"): Operation(204, errors=(404,),
+                                                 path_names=CHASSIS_IDENT),
+    ("get", "/v1/chassis/{ident}/nodes"): Operation(
+        200, "NodeCollection", query=(*LIST, "node_sort_key"), errors=(404,),
+        path_names=CHASSIS_IDENT),
+    ("get", "/v1/chassis/{ident}/nodes/detail"): Operation(
+        200, "NodeCollection", query=(*_no_detail(LIST), "node_sort_key"), errors=(404,),
+        path_names=CHASSIS_IDENT),
     # allocations (API 1.52)
     ("get", "/v1/allocations"): Operation(
         200, "AllocationCollection",
@@ -201,6 +261,9 @@ QUERY: dict[str, tuple[str, Schema, str]] = {
     "detail": ("detail", BOOLEAN_WORD, "Every field (API 1.43); not on /detail."),
     "node_sort_key": ("sort_key", _sort_key(nodes.SORTABLE), ""),
     "port_sort_key": ("sort_key", _sort_key(ports.SORTABLE), ""),
+    "portgroup_sort_key": ("sort_key", _sort_key(portgroups.SORTABLE), ""),
+    "chassis_sort_key": ("sort_key", _sort_key(chassis.SORTABLE), ""),
+    "chassis_uuid": ("chassis_uuid", UUID, "A chassis' UUID."),
     "allocation_sort_key": ("sort_key", _sort_key(allocations.SORTABLE), ""),
     "conductor_sort_key": ("sort_key", _sort_key(conductors.SORTABLE), ""),
     "maintenance": ("maintenance", BOOLEAN_WORD, ""),

@@ -37,6 +37,8 @@ FIELD_LIMITS: dict[str, int] = {
     "conductor_group": 255,
     "driver": 255,
     "interface": 255,
+    "mode": 255,  # a port group's bonding mode
+    "chassis_description": 255,
     "trait": 255,
     "physical_network": 64,
     "vif": 255,  # a VIF's ID (a Neutron port's UUID for Nova)
@@ -114,6 +116,23 @@ def integer(field: str, value: Any) -> int:
     if not isinstance(value, str) or _INTEGER.fullmatch(value) is None:
         raise Invalid(f"Invalid value for {field}: {shown(value)}.")
     return int(value)
+
+
+TRUE_WORDS = frozenset({"1", "t", "true", "on", "y", "yes"})
+FALSE_WORDS = frozenset({"0", "f", "false", "off", "n", "no"})
+
+
+def boolean(field: str, value: Any) -> bool:
+    """true/false, or a string Ironic reads as one ("True", "yes", "0"... any case), as
+    oslo's strict ``bool_from_string`` does; Invalid otherwise."""
+    if isinstance(value, bool):
+        return value
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise Invalid(f"Invalid value for {field}: {shown(value)}, expected a boolean.")
 
 
 def is_vlan_id(number: Any) -> bool:
