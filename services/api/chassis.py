@@ -115,8 +115,7 @@ def list_chassis_nodes_detail(ident: str, request: Request,
 @router.get("/{ident}")
 def show_chassis(ident: str, request: Request, version: Version = Depends(api_version),
                  db: Database = Depends(database)) -> dict[str, Any]:
-    visible = visible_fields(CHASSIS_FIELD_VERSIONS, version)
-    fields = collection.requested_fields(request, version, visible) or visible
+    fields = collection.single_fields(request, version, CHASSIS_FIELD_VERSIONS)
     with db.session() as session:
         return chassis_document(request, find_chassis(session, ident), fields)
 

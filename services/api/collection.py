@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from services.api.versions import Version
-from services.api.views import base_url
+from services.api.views import base_url, visible_fields
 from services.common import validation
 from services.common.exceptions import Invalid
 
@@ -98,6 +98,14 @@ def requested_fields(request: Request, version: Version, visible: list[str]) -> 
     if unknown or not fields:
         raise Invalid(f"Field(s) \"{', '.join(unknown) or raw}\" are not valid")
     return fields
+
+
+def single_fields(request: Request, version: Version,
+                  table: dict[str, Version]) -> list[str]:
+    """The fields a single-resource GET shows: those of ``fields`` (API 1.8), else every field
+    of ``table`` visible at ``version``."""
+    visible = visible_fields(table, version)
+    return requested_fields(request, version, visible) or visible
 
 
 def marker_row(session: Session, key: InstrumentedAttribute[Any], marker: str | None,

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session, joinedload
 from services.api.versions import Version
 from services.common.db import Database
 from services.common.enabled_hardware import EnabledHardware
-from services.common.exceptions import Invalid, NodeNotFound, NotFound
+from services.common.exceptions import NodeNotFound, NotFound
 from services.common.membership import Membership
 from services.common.models import Node, Portgroup
-from services.common.validation import is_uuid, is_valid_name, shown
+from services.common.validation import invalid_ident, is_uuid, is_valid_name
 
 if TYPE_CHECKING:
     from services.conductor.interface import ConductorAPI
@@ -56,6 +56,8 @@ def find_node(session: Session, ident: str, version: Version) -> Node:
     if is_uuid(ident):
         node = session.scalar(_NODE_BY_UUID, {"ident": ident.lower()})
     elif version >= (1, 5):
+        if not is_valid_name(ident):
+            raise invalid_ident(ident)
         node = session.scalar(_NODE_BY_NAME, {"ident": ident})
     else:
         node = None
@@ -81,7 +83,7 @@ def find_portgroup(session: Session, ident: str) -> Portgroup:
     elif is_valid_name(ident):
         where = Portgroup.name == ident
     else:
-        raise Invalid(f"Expected a logical name or UUID but received {shown(ident)}.")
+        raise invalid_ident(ident)
     group = session.scalar(select(Portgroup).options(joinedload(Portgroup.node)).where(where))
     if group is None:
         raise NotFound(f"Portgroup {ident} could not be found.")

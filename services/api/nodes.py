@@ -98,8 +98,7 @@ def full_fields(version: Version) -> list[str]:
 
 
 def show_fields(request: Request, version: Version) -> list[str]:
-    visible = full_fields(version)
-    return collection.requested_fields(request, version, visible) or visible
+    return collection.single_fields(request, version, NODE_FIELD_VERSIONS)
 
 
 # -- collection ----------------------------------------------------------------------------
@@ -238,7 +237,9 @@ def update_node(ident: str, request: Request, patch: Any = Body(...),
             for field in node_rules.INTERFACE_FIELDS:
                 if patched[field] == current[field]:
                     patched[field] = None
-        values = node_rules.check_values(patched, enabled_drivers(request))
+        values = node_rules.check_values(
+            patched, enabled_drivers(request),
+            node_rules.PATCH_NAME_ERROR.replace("{ident}", validation.as_sent(ident)))
         with db.session() as session:
             values["chassis_id"] = chassis_id(session, values.pop("chassis_uuid", None))
         current["chassis_id"] = node.chassis_id

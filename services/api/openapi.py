@@ -145,8 +145,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/nodes/{ident}/history/{event_uuid}"): Operation(
         200, "HistoryEvent", errors=(404,),
         path_names=IDENT | {"event_uuid": "A history event's UUID."}),
-    ("get", "/v1/nodes/{ident}/allocation"): Operation(200, "Allocation", errors=(404,),
-                                                       path_names=IDENT),
+    ("get", "/v1/nodes/{ident}/allocation"): Operation(200, "Allocation", query=("fields",),
+                                                       errors=(404,), path_names=IDENT),
     # ports
     ("get", "/v1/ports"): Operation(200, "PortCollection",
                                     query=(*PORT_LIST, "node", "node_uuid", "address"),
@@ -160,7 +160,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/nodes/{ident}/ports/detail"): Operation(
         200, "PortCollection", query=tuple(q for q in PORT_LIST if q != "detail"),
         errors=(404,), path_names=IDENT),
-    ("get", "/v1/ports/{ident}"): Operation(200, "Port", errors=(404,), path_names=PORT_IDENT),
+    ("get", "/v1/ports/{ident}"): Operation(200, "Port", query=("fields",), errors=(404,),
+                                            path_names=PORT_IDENT),
     ("patch", "/v1/ports/{ident}"): Operation(200, "Port", body="PortPatch",
                                               errors=(404, *CONDUCTOR), path_names=PORT_IDENT),
     ("delete", "/v1/ports/{ident}"): Operation(204, errors=(404, *CONDUCTOR),
@@ -215,8 +216,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                "resource_class", "state", "owner"), errors=(404,)),
     ("post", "/v1/allocations"): Operation(201, "Allocation", body="AllocationCreate",
                                            errors=(404, 409)),
-    ("get", "/v1/allocations/{ident}"): Operation(200, "Allocation", errors=(404,),
-                                                  path_names=ALLOCATION_IDENT),
+    ("get", "/v1/allocations/{ident}"): Operation(200, "Allocation", query=("fields",),
+                                                  errors=(404,), path_names=ALLOCATION_IDENT),
     ("patch", "/v1/allocations/{ident}"): Operation(
         200, "Allocation", body="AllocationPatch", errors=(404, 405, 409),
         path_names=ALLOCATION_IDENT),
@@ -232,7 +233,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         200, "ConductorCollection", query=("fields", "limit", "marker", "sort_dir", "detail",
                                            "conductor_sort_key"), errors=(404,)),
     ("get", "/v1/conductors/{hostname}"): Operation(
-        200, "Conductor", errors=(404,), path_names={"hostname": "A conductor's hostname."}),
+        200, "Conductor", query=("fields",), errors=(404,),
+        path_names={"hostname": "A conductor's hostname."}),
     # the agent's (public, the agent proves itself with its token)
     ("get", "/v1/lookup"): Operation(200, "Lookup", query=("addresses", "node_uuid"),
                                      errors=(404, 409), public=True),

@@ -63,7 +63,7 @@ def _check(values: dict[str, Any], version: Version, name_error: str) -> dict[st
         raise NotAcceptable("Request not acceptable.")
     clean = {k: v for k, v in values.items() if k != "node_uuid"}
     if clean.get("name") is not None and not validation.is_valid_name(clean["name"]):
-        raise Invalid(name_error.format(name=clean["name"]))
+        raise Invalid(name_error.replace("{name}", validation.as_sent(clean["name"])))
     if clean.get("address") is not None:
         clean["address"] = normalize_mac(clean["address"])
     for field in ("extra", "properties"):
@@ -144,8 +144,7 @@ def list_node_portgroups_detail(ident: str, request: Request,
 def show_portgroup(ident: str, request: Request, version: Version = Depends(api_version),
                    db: Database = Depends(database)) -> dict[str, Any]:
     require_version(version)
-    visible = visible_fields(PORTGROUP_FIELD_VERSIONS, version)
-    fields = collection.requested_fields(request, version, visible) or visible
+    fields = collection.single_fields(request, version, PORTGROUP_FIELD_VERSIONS)
     with db.session() as session:
         return _render(request, [find_portgroup(session, ident)], fields)[0]
 

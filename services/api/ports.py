@@ -193,8 +193,7 @@ def list_portgroup_ports_detail(ident: str, request: Request,
 @router.get("/v1/ports/{ident}")
 def show_port(ident: str, request: Request, version: Version = Depends(api_version),
               db: Database = Depends(database)) -> dict[str, Any]:
-    visible = visible_fields(PORT_FIELD_VERSIONS, version)
-    fields = collection.requested_fields(request, version, visible) or visible
+    fields = collection.single_fields(request, version, PORT_FIELD_VERSIONS)
     with db.session() as session:
         port = _find(session, ident)
         return _render(request, [port], fields)[0]

@@ -62,6 +62,20 @@ DELETABLE_STATES = frozenset({states.S.ENROLL, states.S.MANAGEABLE, states.S.AVA
                               states.S.INSPECTFAIL, states.S.ADOPTFAIL, states.S.CLEANFAIL})
 
 
+def _retired_rules(node: Node, values: dict[str, Any]) -> dict[str, Any]:
+    """Ironic's ``_check_update_retired``: not retired in ``available``, the reason only with
+    the flag (and cleared with it). Its texts."""
+    if "retired" in values:
+        if not values["retired"]:
+            values = {**values, "retired_reason": None}
+        elif node.provision_state == states.S.AVAILABLE.value:
+            raise Conflict(f"Node {node.uuid} can not have 'retired' set in provision state "
+                           f"'available', the current state is '{node.provision_state}'")
+    if values.get("retired_reason") and not values.get("retired", node.retired):
+        raise Invalid("The retired_reason field can only be set when retired is True")
+    return values
+
+
 class ConductorManager(PortOperations):
     def __init__(self, db: Database, settings: Settings, drivers: Drivers,
                  membership: Membership | None = None, rpc_address: str | None = None) -> None:
@@ -286,6 +300,7 @@ class ConductorManager(PortOperations):
             with self.locked(node_uuid) as task:
                 node = task.node
                 check_unchanged(node, expected, f"Node {node.uuid}")
+                values = _retired_rules(node, values)
                 new_instance = values.get("instance_uuid")
                 if new_instance and node.instance_uuid and new_instance != node.instance_uuid:
                     raise Conflict(f"Node {node.uuid} is associated with instance "

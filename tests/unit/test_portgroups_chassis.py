@@ -128,7 +128,7 @@ def test_portgroup_patch_rules_and_texts(api: httpx.Client) -> None:
     assert fault(bad) == "Cannot create portgroup with invalid name 'not ok'"
     ident = api.get("/v1/portgroups/not a name")
     assert ident.status_code == 400
-    assert fault(ident) == "Expected a logical name or UUID but received 'not a name'."
+    assert fault(ident) == "Expected a logical name or UUID but received not a name."
     duplicate = api.post("/v1/portgroups", json={"node_uuid": node["uuid"],
                                                  "uuid": group["uuid"]})
     assert duplicate.status_code == 409
