@@ -141,3 +141,13 @@ def test_an_unknown_portgroup_or_chassis_in_a_body_is_400(api: httpx.Client) -> 
     assert fault(api.patch(f"/v1/nodes/{node['uuid']}", json=[
         {"op": "add", "path": "/chassis_uuid", "value": missing}]), 400) == (
         f"Chassis {missing} could not be found.")
+
+
+def test_a_vif_body_has_the_ports_limits(api: httpx.Client) -> None:
+    node = new_node(api, network_interface="flat")
+    vifs = f"/v1/nodes/{node['uuid']}/vifs"
+    assert "physical_network" in fault(api.post(vifs, json={
+        "id": "v1", "physical_networks": ["p" * 65]}), 400)
+    assert fault(api.post(vifs, json={"id": "v1", "port_uuid": "nope"}), 400) == (
+        "Expected UUID for port_uuid: nope")
+    assert api.get(vifs).json() == {"vifs": []}
