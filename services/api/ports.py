@@ -94,8 +94,10 @@ def _render(request: Request, ports: list[Port], fields: list[str]) -> list[dict
 def portgroup_id(session: Session, values: dict[str, Any], node_id: int) -> dict[str, Any]:
     """``values`` with ``portgroup_uuid`` turned into the id of that group of node ``node_id``
     (400 if it is not one: Ironic's texts)."""
+    if "portgroup_uuid" not in values:  # not given (or older than 1.24): unchanged
+        return values
     values = dict(values)
-    group_uuid = values.pop("portgroup_uuid", None)
+    group_uuid = values.pop("portgroup_uuid")
     if group_uuid is None:
         return {**values, "portgroup_id": None}
     group = session.scalar(select(Portgroup).where(Portgroup.uuid == group_uuid))
@@ -230,7 +232,7 @@ def update_port(ident: str, request: Request, patch: Any = Body(...),
         port_uuid = _find(session, ident).uuid
     for operation in validate_patch(patch):
         field = operation["path"].lstrip("/").split("/")[0]
-        if field not in WRITABLE:
+        if field not in WRITABLE or PORT_FIELD_VERSIONS[field] > version:
             raise Invalid(f"'/{field}' can not be updated on a port.")
 
     def attempt() -> None:  # again on the fresh port while another writer won (409 at last)
@@ -242,7 +244,9 @@ def update_port(ident: str, request: Request, patch: Any = Body(...),
         # A field the patch removed goes back to its default (address and node stay required).
         patched = REMOVED_DEFAULTS | apply_patch(
             {**stored, "node_uuid": node.uuid, "portgroup_uuid": group_uuid}, patch)
-        values = _check({k: v for k, v in patched.items() if k != "node_uuid"}, version)
+        # Fields newer than the request's version keep their stored values.
+        values = _check({k: v for k, v in patched.items()
+                         if k != "node_uuid" and PORT_FIELD_VERSIONS[k] <= version}, version)
         with db.session() as session:
             node_id = node.id
             new_node_uuid = None
