@@ -225,7 +225,7 @@ def show_allocation(ident: str, request: Request, version: Version = Depends(api
     _check_version(version)
     with db.session() as session:
         allocation = _find(session, ident)
-        fields = visible_fields(ALLOCATION_FIELD_VERSIONS, version)
+        fields = collection.single_fields(request, version, ALLOCATION_FIELD_VERSIONS)
         return _render(request, session, [allocation], fields)[0]
 
 
@@ -238,7 +238,7 @@ def show_node_allocation(ident: str, request: Request, version: Version = Depend
         allocation = session.get(Allocation, node.allocation_id) if node.allocation_id else None
         if allocation is None:
             raise NotFound(f"Node {node.uuid} has no allocation.")
-        fields = visible_fields(ALLOCATION_FIELD_VERSIONS, version)
+        fields = collection.single_fields(request, version, ALLOCATION_FIELD_VERSIONS)
         return _render(request, session, [allocation], fields)[0]
 
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from services.api import (
     agent_endpoints,
     allocations,
+    chassis,
     conductors,
     discovery,
     drivers,
@@ -19,6 +20,7 @@ from services.api import (
     node_vifs,
     nodes,
     openapi,
+    portgroups,
     ports,
     root,
 )
@@ -63,7 +65,8 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     app.state.discovery_rules = discovery.load_rules(settings)
     errors.install(app)
     # Routes with fixed segments (/detail, /ports) come before /{ident}.
-    for router in (root.router, ports.router, allocations.router, node_history.router,
+    for router in (root.router, ports.router, portgroups.router, chassis.router,
+                   allocations.router, node_history.router,
                    nodes.router, node_states.router, node_traits.router,
                    node_vifs.router,
                    drivers.router, conductors.router, agent_endpoints.router,

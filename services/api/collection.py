@@ -14,23 +14,16 @@ from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from services.api.versions import Version
-from services.api.views import base_url
+from services.api.views import base_url, visible_fields
 from services.common import validation
 from services.common.exceptions import Invalid
 
-TRUE_WORDS = frozenset({"1", "t", "true", "on", "y", "yes"})
-FALSE_WORDS = frozenset({"0", "f", "false", "off", "n", "no"})
+TRUE_WORDS = validation.TRUE_WORDS
+FALSE_WORDS = validation.FALSE_WORDS
 
 
 def parse_bool(name: str, raw: str | None) -> bool | None:
-    if raw is None:
-        return None
-    word = raw.strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise Invalid(f"Invalid value for {name}: {raw!r}, expected a boolean.")
+    return None if raw is None else validation.boolean(name, raw)
 
 
 @dataclass
@@ -105,6 +98,14 @@ def requested_fields(request: Request, version: Version, visible: list[str]) -> 
     if unknown or not fields:
         raise Invalid(f"Field(s) \"{', '.join(unknown) or raw}\" are not valid")
     return fields
+
+
+def single_fields(request: Request, version: Version,
+                  table: dict[str, Version]) -> list[str]:
+    """The fields a single-resource GET shows: those of ``fields`` (API 1.8), else every field
+    of ``table`` visible at ``version``."""
+    visible = visible_fields(table, version)
+    return requested_fields(request, version, visible) or visible
 
 
 def marker_row(session: Session, key: InstrumentedAttribute[Any], marker: str | None,

@@ -62,5 +62,5 @@ def show_conductor(hostname: str, request: Request, version: Version = Depends(a
     if row is None:
         raise NotFound(f"Conductor {hostname} could not be found.")
     alive = hostname in membership.members()
-    return conductor_document(request, row, alive,
-                              visible_fields(CONDUCTOR_FIELD_VERSIONS, version))
+    return conductor_document(request, row, alive, collection.single_fields(
+        request, version, CONDUCTOR_FIELD_VERSIONS))

@@ -6,15 +6,15 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from services.api.versions import Version
 from services.common.db import Database
 from services.common.enabled_hardware import EnabledHardware
-from services.common.exceptions import NodeNotFound
+from services.common.exceptions import NodeNotFound, NotFound
 from services.common.membership import Membership
-from services.common.models import Node
-from services.common.validation import is_uuid
+from services.common.models import Node, Portgroup
+from services.common.validation import invalid_ident, is_uuid, is_valid_name
 
 if TYPE_CHECKING:
     from services.conductor.interface import ConductorAPI
@@ -56,9 +56,35 @@ def find_node(session: Session, ident: str, version: Version) -> Node:
     if is_uuid(ident):
         node = session.scalar(_NODE_BY_UUID, {"ident": ident.lower()})
     elif version >= (1, 5):
+        if not is_valid_name(ident):
+            raise invalid_ident(ident)
         node = session.scalar(_NODE_BY_NAME, {"ident": ident})
     else:
         node = None
     if node is None:
         raise NodeNotFound(ident)
     return node
+
+
+PORTGROUPS_VERSION: Version = (1, 23)
+SUBCOLLECTIONS_VERSION: Version = (1, 24)  # a node's port groups, a port group's ports
+
+
+def require_version(version: Version, since: Version = PORTGROUPS_VERSION) -> None:
+    """Paths that do not exist before ``since`` are 404 there, as in Ironic."""
+    if version < since:
+        raise NotFound("The resource could not be found.")
+
+
+def find_portgroup(session: Session, ident: str) -> Portgroup:
+    """A port group by UUID or name; Ironic's 400 for an ident that is neither, else 404."""
+    if is_uuid(ident):
+        where = Portgroup.uuid == ident.lower()
+    elif is_valid_name(ident):
+        where = Portgroup.name == ident
+    else:
+        raise invalid_ident(ident)
+    group = session.scalar(select(Portgroup).options(joinedload(Portgroup.node)).where(where))
+    if group is None:
+        raise NotFound(f"Portgroup {ident} could not be found.")
+    return group

@@ -23,8 +23,9 @@ WRITABLE = frozenset({
     "name", "description", "driver", *DICT_FIELDS, "instance_uuid", *INTERFACE_FIELDS,
     "resource_class", "conductor_group", "owner", "lessee", "maintenance", "maintenance_reason",
     "automated_clean", "protected", "protected_reason", "retired", "retired_reason",
+    "chassis_uuid",
 })
-CREATABLE = (WRITABLE - {"maintenance", "maintenance_reason"}) | {"uuid", "chassis_uuid"}
+CREATABLE = (WRITABLE - {"maintenance", "maintenance_reason"}) | {"uuid"}
 DEFAULTS: dict[str, Any] = {name: {} for name in DICT_FIELDS} | {
     "maintenance": False, "protected": False, "retired": False, "conductor_group": "",
 }
@@ -37,8 +38,14 @@ def field_known(name: str, version: Version) -> bool:
     return since is not None and since <= version
 
 
-def check_values(values: dict[str, Any], drivers: EnabledHardware) -> dict[str, Any]:
-    """Check and normalise node field values; raise Invalid naming the first bad one."""
+CREATE_NAME_ERROR = "Cannot create node with invalid name '{name}'"  # Ironic's texts
+PATCH_NAME_ERROR = "Node {ident}: Cannot change name to invalid name '{name}'"
+
+
+def check_values(values: dict[str, Any], drivers: EnabledHardware,
+                 name_error: str = CREATE_NAME_ERROR) -> dict[str, Any]:
+    """Check and normalise node field values; raise Invalid naming the first bad one
+    (``name_error``: Ironic's text for a bad name, with ``{name}``)."""
     clean = dict(values)
     for field, value in values.items():
         if value is None:
@@ -49,6 +56,9 @@ def check_values(values: dict[str, Any], drivers: EnabledHardware) -> dict[str, 
             elif field == "uuid":
                 del clean[field]  # a new one is generated, as Ironic does
             continue
+        if field == "name" and not validation.is_valid_name(value):
+            raise Invalid(name_error.replace("{name}", validation.as_sent(value)) + ": "
+                          + validation.NAME_RULE + ".")
         clean[field] = _checked(field, value)
     _check_interfaces(clean, drivers)
     return clean
@@ -57,18 +67,14 @@ def check_values(values: dict[str, Any], drivers: EnabledHardware) -> dict[str, 
 def _checked(field: str, value: Any) -> Any:
     if field in DICT_FIELDS:
         return validation.json_object(field, value)
-    if field in BOOL_FIELDS and not isinstance(value, bool):
-        raise Invalid(f"Invalid value for {field}: expected true or false.")
-    if field == "automated_clean" and not isinstance(value, bool):
-        raise Invalid("Invalid value for automated_clean: expected true, false or null.")
+    if field in BOOL_FIELDS or field == "automated_clean":
+        return validation.boolean(field, value)  # "True", "no"...: as Ironic's args.boolean
     if field in TEXT_FIELDS:
         return validation.text(field, value)
     if field == "name":
         return validation.name(value)
-    if field in ("uuid", "instance_uuid"):
+    if field in ("uuid", "instance_uuid", "chassis_uuid"):
         return validation.uuid_value(field, value)
-    if field == "chassis_uuid":
-        raise Invalid("Chassis are not supported: chassis_uuid must be null.")
     if field == "conductor_group":
         return validation.conductor_group(value)
     if field == "driver":
@@ -84,9 +90,7 @@ def values_for_create(body: dict[str, Any], default_resource_class: str | None,
     the default resource class when it names none, interfaces from the hardware type."""
     if default_resource_class and body.get("resource_class") is None:
         body = {**body, "resource_class": default_resource_class}
-    values = check_values(body, drivers)
-    values.pop("chassis_uuid", None)
-    return values
+    return check_values(body, drivers)
 
 
 def _check_interfaces(values: dict[str, Any], drivers: EnabledHardware) -> None:

@@ -66,6 +66,9 @@ def set_provision_state(ident: str, request: Request, body: Any = Body(...),
     options = {k: v for k, v in body.items() if k != "target"}
     if not isinstance(options.get("configdrive"), str | dict | None):
         raise Invalid("Invalid configdrive: expected a string or a JSON object.")
+    if options.get("disable_ramdisk") is not None:
+        options["disable_ramdisk"] = validation.boolean("disable_ramdisk",
+                                                        options["disable_ramdisk"])
     if options.get("rescue_password") is not None:
         options["rescue_password"] = validation.text("rescue_password",
                                                      options["rescue_password"])
@@ -126,9 +129,7 @@ def set_boot_device(ident: str, body: Any = Body(...), version: Version = Depend
     if body["boot_device"] not in BOOT_DEVICES:
         raise Invalid(f"Invalid boot device {body['boot_device']!r}, expected one of "
                       f"{', '.join(BOOT_DEVICES)}.")
-    persistent = body.get("persistent", False)
-    if not isinstance(persistent, bool):
-        raise Invalid("Invalid value for persistent: expected true or false.")
+    persistent = validation.boolean("persistent", body.get("persistent", False))
     with db.session() as session:
         node = find_node(session, ident, version)
     manager.set_boot_device(node.uuid, body["boot_device"], persistent)

@@ -50,6 +50,12 @@ def attach_vif(ident: str, body: Any = Body(...), version: Version = Depends(api
         raise Invalid("Invalid input for field/attribute vif: 'id' must be a non-empty "
                       "string.")
     vif = {**body, "id": validation.text("vif", body["id"])}
+    for hint in ("port_uuid", "portgroup_uuid"):
+        if vif.get(hint) is not None:
+            vif[hint] = validation.uuid_value(hint, vif[hint])
+    named = vif.get("physical_networks", vif.get("physical_network"))
+    for physnet in named if isinstance(named, list) else [named] if named is not None else []:
+        validation.text("physical_network", physnet)  # the ports' own limit (64)
     if version >= PORT_HINTS_VERSION and "port_uuid" in vif and "portgroup_uuid" in vif:
         raise Invalid("Cannot specify both port_uuid and portgroup_uuid")
     manager.vif_attach(node_uuid, vif)

@@ -22,11 +22,12 @@ from services.api.views import (
     node_document,
     visible_fields,
 )
+from services.common import validation
 from services.common.db import Database
 from services.common.enrollment import new_node
 from services.common.exceptions import Invalid, NotFound, conflict_from_integrity
 from services.common.membership import Membership
-from services.common.models import Allocation, Node, NodeInventory
+from services.common.models import Allocation, Chassis, Node, NodeInventory
 from services.common.optimistic import retrying_stale
 from services.conductor.interface import ConductorAPI
 
@@ -35,9 +36,9 @@ router = api_router(prefix="/v1/nodes")
 SORTABLE = {"uuid", "name", "driver", "provision_state", "power_state", "maintenance",
             "resource_class", "conductor_group", "owner", "lessee", "created_at", "updated_at",
             "provision_updated_at", "instance_uuid", "id"}
-FILTERS = ("provision_state", "maintenance", "associated", "driver", "resource_class",
-           "conductor_group", "owner", "lessee", "fault", "instance_uuid", "retired",
-           "description_contains")
+FILTERS = ("chassis_uuid", "provision_state", "maintenance", "associated", "driver",
+           "resource_class", "conductor_group", "owner", "lessee", "fault", "instance_uuid",
+           "retired", "description_contains")
 
 
 # -- rendering -----------------------------------------------------------------------------
@@ -63,12 +64,19 @@ class NodeRenderer:
                 select(Allocation.id, Allocation.uuid).where(Allocation.id.in_(wanted_ids))
             )
             allocations = {row.id: row.uuid for row in rows}
+        chassis: dict[int, str] = {}
+        chassis_ids = [n.chassis_id for n in nodes if n.chassis_id is not None]
+        if "chassis_uuid" in self.fields and chassis_ids:
+            rows = self.session.execute(
+                select(Chassis.id, Chassis.uuid).where(Chassis.id.in_(chassis_ids)))
+            chassis = {row.id: row.uuid for row in rows}
         documents = []
         for node in nodes:
             document = node_document(
                 self.request, node, self.fields,
                 allocation_uuid=allocations.get(node.allocation_id or -1),
                 conductor=self._owner(node),
+                chassis_uuid=chassis.get(node.chassis_id or -1),
             )
             if self.version < (1, 2) and document.get("provision_state") == "available":
                 document["provision_state"] = None
@@ -90,8 +98,7 @@ def full_fields(version: Version) -> list[str]:
 
 
 def show_fields(request: Request, version: Version) -> list[str]:
-    visible = full_fields(version)
-    return collection.requested_fields(request, version, visible) or visible
+    return collection.single_fields(request, version, NODE_FIELD_VERSIONS)
 
 
 # -- collection ----------------------------------------------------------------------------
@@ -110,6 +117,9 @@ def _filtered(request: Request, version: Version) -> Select[tuple[Node]]:
             associated = collection.parse_bool(name, raw)
             column = Node.instance_uuid
             statement = statement.where(column.is_not(None) if associated else column.is_(None))
+        elif name == "chassis_uuid":
+            statement = statement.join(Chassis, Node.chassis_id == Chassis.id).where(
+                Chassis.uuid == validation.uuid_value(name, raw).lower())
         elif name == "description_contains":
             statement = statement.where(Node.description.contains(raw))
         else:
@@ -117,8 +127,24 @@ def _filtered(request: Request, version: Version) -> Select[tuple[Node]]:
     return statement
 
 
+def chassis_id(session: Session, chassis_uuid: str | None) -> int | None:
+    """The id of the chassis a node names (Ironic's 400 when there is none such)."""
+    if chassis_uuid is None:
+        return None
+    found = session.scalar(select(Chassis.id).where(Chassis.uuid == chassis_uuid))
+    if found is None:
+        raise Invalid(f"Chassis {chassis_uuid} could not be found.")
+    return int(found)
+
+
+def list_nodes_of(request: Request, version: Version, db: Database, detail_path: bool,
+                  path: str, *where: Any) -> dict[str, Any]:
+    """A page of the nodes (``where``: those of a chassis), with the list's parameters."""
+    return _list(request, version, db, detail_path, path, *where)
+
+
 def _list(request: Request, version: Version, db: Database, detail_path: bool,
-          path: str) -> dict[str, Any]:
+          path: str, *where: Any) -> dict[str, Any]:
     visible = full_fields(version)
     query = collection.parse_list_query(
         request, version=version, visible=visible, summary=NODE_LIST_FIELDS,
@@ -126,7 +152,8 @@ def _list(request: Request, version: Version, db: Database, detail_path: bool,
     )
     with db.session() as session:
         marker = collection.marker_row(session, Node.uuid, query.marker)
-        nodes = collection.page(session, _filtered(request, version), query, Node.id,
+        nodes = collection.page(session, _filtered(request, version).where(*where), query,
+                                Node.id,
                                 getattr(Node, query.sort_key), marker)
         documents = NodeRenderer(request, session, version, query.fields).render(nodes)
     return {"nodes": documents,
@@ -164,6 +191,7 @@ def create_node(request: Request, body: Any = Body(...),
         body, request.app.state.settings.api.default_resource_class, enabled_drivers(request))
     try:
         with db.session() as session:
+            values["chassis_id"] = chassis_id(session, values.pop("chassis_uuid", None))
             node = new_node(values, enroll=version >= (1, 11))
             session.add(node)
             session.flush()
@@ -199,14 +227,22 @@ def update_node(ident: str, request: Request, patch: Any = Body(...),
     def attempt() -> str:  # again on the fresh node while another writer won (409 at last)
         with db.session() as session:
             node = find_node(session, ident, version)
-            current = {field: getattr(node, field) for field in node_rules.WRITABLE}
-        patched = {field: None for field in node_rules.WRITABLE} | apply_patch(current, patch)
+            current = {field: getattr(node, field)
+                       for field in node_rules.WRITABLE - {"chassis_uuid"}}
+            chassis = session.get(Chassis, node.chassis_id) if node.chassis_id else None
+            shown = {**current, "chassis_uuid": chassis.uuid if chassis else None}
+        patched = {field: None for field in node_rules.WRITABLE} | apply_patch(shown, patch)
         if patched["driver"] != current["driver"]:
             # Interfaces the patch left alone start again from the new type's defaults.
             for field in node_rules.INTERFACE_FIELDS:
                 if patched[field] == current[field]:
                     patched[field] = None
-        values = node_rules.check_values(patched, enabled_drivers(request))
+        values = node_rules.check_values(
+            patched, enabled_drivers(request),
+            node_rules.PATCH_NAME_ERROR.replace("{ident}", validation.as_sent(ident)))
+        with db.session() as session:
+            values["chassis_id"] = chassis_id(session, values.pop("chassis_uuid", None))
+        current["chassis_id"] = node.chassis_id
         changed = {field: value for field, value in values.items() if value != current[field]}
         if changed:
             manager.update_node(node.uuid, changed, expected=current)

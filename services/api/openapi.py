@@ -16,7 +16,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from services.api import allocations, auth, collection, conductors, nodes, ports
+from services.api import (
+    allocations,
+    auth,
+    chassis,
+    collection,
+    conductors,
+    nodes,
+    portgroups,
+    ports,
+)
 from services.api.openapi_schemas import END, UUID, component_schemas, ref
 from services.api.versions import (
     GENERIC_HEADER,
@@ -71,6 +80,14 @@ PORT_LIST = (*LIST, "port_sort_key")
 IDENT = {"ident": "A node's UUID or name (API 1.5)."}
 PORT_IDENT = {"ident": "A port's UUID."}
 ALLOCATION_IDENT = {"ident": "An allocation's UUID or name."}
+PORTGROUP_IDENT = {"ident": "A port group's UUID or name."}
+CHASSIS_IDENT = {"ident": "A chassis' UUID."}
+PORTGROUP_LIST = (*LIST, "portgroup_sort_key")
+CHASSIS_LIST = (*LIST, "chassis_sort_key")
+
+
+def _no_detail(query: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(q for q in query if q != "detail")
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/"): Operation(200, "Versions", public=True, summary="Version discovery"),
@@ -128,8 +145,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/nodes/{ident}/history/{event_uuid}"): Operation(
         200, "HistoryEvent", errors=(404,),
         path_names=IDENT | {"event_uuid": "A history event's UUID."}),
-    ("get", "/v1/nodes/{ident}/allocation"): Operation(200, "Allocation", errors=(404,),
-                                                       path_names=IDENT),
+    ("get", "/v1/nodes/{ident}/allocation"): Operation(200, "Allocation", query=("fields",),
+                                                       errors=(404,), path_names=IDENT),
     # ports
     ("get", "/v1/ports"): Operation(200, "PortCollection",
                                     query=(*PORT_LIST, "node", "node_uuid", "address"),
@@ -143,11 +160,55 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/nodes/{ident}/ports/detail"): Operation(
         200, "PortCollection", query=tuple(q for q in PORT_LIST if q != "detail"),
         errors=(404,), path_names=IDENT),
-    ("get", "/v1/ports/{ident}"): Operation(200, "Port", errors=(404,), path_names=PORT_IDENT),
+    ("get", "/v1/ports/{ident}"): Operation(200, "Port", query=("fields",), errors=(404,),
+                                            path_names=PORT_IDENT),
     ("patch", "/v1/ports/{ident}"): Operation(200, "Port", body="PortPatch",
                                               errors=(404, *CONDUCTOR), path_names=PORT_IDENT),
     ("delete", "/v1/ports/{ident}"): Operation(204, errors=(404, *CONDUCTOR),
                                                path_names=PORT_IDENT),
+    # port groups (API 1.23; a node's and a group's sub-collections 1.24)
+    ("get", "/v1/portgroups"): Operation(200, "PortgroupCollection",
+                                         query=(*PORTGROUP_LIST, "node", "address"),
+                                         errors=(404,)),
+    ("get", "/v1/portgroups/detail"): Operation(
+        200, "PortgroupCollection", query=(*_no_detail(PORTGROUP_LIST), "node", "address"),
+        errors=(404,)),
+    ("post", "/v1/portgroups"): Operation(201, "Portgroup", body="PortgroupCreate",
+                                          errors=(404, 409)),
+    ("get", "/v1/portgroups/{ident}"): Operation(200, "Portgroup", query=("fields",),
+                                                 errors=(404,), path_names=PORTGROUP_IDENT),
+    ("patch", "/v1/portgroups/{ident}"): Operation(
+        200, "Portgroup", body="PortgroupPatch", errors=(404, *CONDUCTOR),
+        path_names=PORTGROUP_IDENT),
+    ("delete", "/v1/portgroups/{ident}"): Operation(204, errors=(404, *CONDUCTOR),
+                                                    path_names=PORTGROUP_IDENT),
+    ("get", "/v1/portgroups/{ident}/ports"): Operation(
+        200, "PortCollection", query=PORT_LIST, errors=(404,), path_names=PORTGROUP_IDENT),
+    ("get", "/v1/portgroups/{ident}/ports/detail"): Operation(
+        200, "PortCollection", query=_no_detail(PORT_LIST), errors=(404,),
+        path_names=PORTGROUP_IDENT),
+    ("get", "/v1/nodes/{ident}/portgroups"): Operation(
+        200, "PortgroupCollection", query=PORTGROUP_LIST, errors=(404,), path_names=IDENT),
+    ("get", "/v1/nodes/{ident}/portgroups/detail"): Operation(
+        200, "PortgroupCollection", query=_no_detail(PORTGROUP_LIST), errors=(404,),
+        path_names=IDENT),
+    # chassis
+    ("get", "/v1/chassis"): Operation(200, "ChassisCollection", query=CHASSIS_LIST),
+    ("get", "/v1/chassis/detail"): Operation(200, "ChassisCollection",
+                                             query=_no_detail(CHASSIS_LIST)),
+    ("post", "/v1/chassis"): Operation(201, "Chassis", body="ChassisCreate", errors=(409,)),
+    ("get", "/v1/chassis/{ident}"): Operation(200, "Chassis", query=("fields",),
+                                              errors=(404,), path_names=CHASSIS_IDENT),
+    ("patch", "/v1/chassis/{ident}"): Operation(200, "Chassis", body="ChassisPatch",
+                                                errors=(404,), path_names=CHASSIS_IDENT),
+    ("delete", "/v1/chassis/{ident}"): Operation(204, errors=(404,),
+                                                 path_names=CHASSIS_IDENT),
+    ("get", "/v1/chassis/{ident}/nodes"): Operation(
+        200, "NodeCollection", query=(*LIST, "node_sort_key"), errors=(404,),
+        path_names=CHASSIS_IDENT),
+    ("get", "/v1/chassis/{ident}/nodes/detail"): Operation(
+        200, "NodeCollection", query=(*_no_detail(LIST), "node_sort_key"), errors=(404,),
+        path_names=CHASSIS_IDENT),
     # allocations (API 1.52)
     ("get", "/v1/allocations"): Operation(
         200, "AllocationCollection",
@@ -155,8 +216,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                "resource_class", "state", "owner"), errors=(404,)),
     ("post", "/v1/allocations"): Operation(201, "Allocation", body="AllocationCreate",
                                            errors=(404, 409)),
-    ("get", "/v1/allocations/{ident}"): Operation(200, "Allocation", errors=(404,),
-                                                  path_names=ALLOCATION_IDENT),
+    ("get", "/v1/allocations/{ident}"): Operation(200, "Allocation", query=("fields",),
+                                                  errors=(404,), path_names=ALLOCATION_IDENT),
     ("patch", "/v1/allocations/{ident}"): Operation(
         200, "Allocation", body="AllocationPatch", errors=(404, 405, 409),
         path_names=ALLOCATION_IDENT),
@@ -172,7 +233,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         200, "ConductorCollection", query=("fields", "limit", "marker", "sort_dir", "detail",
                                            "conductor_sort_key"), errors=(404,)),
     ("get", "/v1/conductors/{hostname}"): Operation(
-        200, "Conductor", errors=(404,), path_names={"hostname": "A conductor's hostname."}),
+        200, "Conductor", query=("fields",), errors=(404,),
+        path_names={"hostname": "A conductor's hostname."}),
     # the agent's (public, the agent proves itself with its token)
     ("get", "/v1/lookup"): Operation(200, "Lookup", query=("addresses", "node_uuid"),
                                      errors=(404, 409), public=True),
@@ -201,6 +263,9 @@ QUERY: dict[str, tuple[str, Schema, str]] = {
     "detail": ("detail", BOOLEAN_WORD, "Every field (API 1.43); not on /detail."),
     "node_sort_key": ("sort_key", _sort_key(nodes.SORTABLE), ""),
     "port_sort_key": ("sort_key", _sort_key(ports.SORTABLE), ""),
+    "portgroup_sort_key": ("sort_key", _sort_key(portgroups.SORTABLE), ""),
+    "chassis_sort_key": ("sort_key", _sort_key(chassis.SORTABLE), ""),
+    "chassis_uuid": ("chassis_uuid", UUID, "A chassis' UUID."),
     "allocation_sort_key": ("sort_key", _sort_key(allocations.SORTABLE), ""),
     "conductor_sort_key": ("sort_key", _sort_key(conductors.SORTABLE), ""),
     "maintenance": ("maintenance", BOOLEAN_WORD, ""),

@@ -14,13 +14,15 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from services.api import node_rules, ports
+from services.api import chassis, node_rules, portgroups, ports
 from services.api.versions import MAX_VERSION
 from services.api.views import (
     ALLOCATION_FIELD_VERSIONS,
+    CHASSIS_FIELD_VERSIONS,
     CONDUCTOR_FIELD_VERSIONS,
     NODE_FIELD_VERSIONS,
     PORT_FIELD_VERSIONS,
+    PORTGROUP_FIELD_VERSIONS,
 )
 from services.common import states
 from services.common.hardware_types import BOOT_DEVICES, POWER_TARGETS
@@ -29,11 +31,13 @@ from services.common.validation import (
     CONDUCTOR_GROUP_RE,
     CONTROL_BUT_LINE_BREAKS,
     CONTROL_CHARACTERS,
+    FALSE_WORDS,
     FIELD_LIMITS,
     MAX_TRAITS,
     MULTILINE_FIELDS,
     NAME_RE,
     TRAIT_RE,
+    TRUE_WORDS,
     UUID_RE,
 )
 
@@ -83,6 +87,9 @@ TRAIT: Schema = {"type": "string", "maxLength": FIELD_LIMITS["trait"],
 TRAITS: Schema = {"type": "array", "items": TRAIT, "maxItems": MAX_TRAITS}
 MAC: Schema = {"type": "string", "pattern": whole(MAC_RE),
                "description": "Stored lower-case with colons."}
+BOOLEAN: Schema = {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": sorted(
+    {w for word in TRUE_WORDS | FALSE_WORDS for w in (word, word.capitalize())})}],
+    "description": "true or false, or a word Ironic reads as one (\"True\", \"no\"...)."}
 OBJECT: Schema = {"type": "object", "description": "A JSON object (no NaN or Infinity, no NUL "
                                                    "or lone surrogate in any string)."}
 LINKS: Schema = {"type": "array", "items": {
@@ -93,14 +100,16 @@ def _node_field(field: str) -> Schema:
     """What ``node_rules.check_values`` accepts for ``field`` (null: its default)."""
     if field in node_rules.DICT_FIELDS:
         return nullable(OBJECT)
-    if field in node_rules.BOOL_FIELDS or field == "automated_clean":
+    if field in node_rules.BOOL_FIELDS:
+        return nullable(BOOLEAN)
+    if field == "automated_clean":
         return nullable({"type": "boolean"})
     if field in node_rules.TEXT_FIELDS:
         return nullable(field_text(field))
     if field in node_rules.INTERFACE_FIELDS:
         return nullable(field_text(field, "interface"))
     if field == "chassis_uuid":
-        return {"type": "null", "description": "Chassis are not supported."}
+        return nullable(UUID | {"description": "An existing chassis (POST /v1/chassis)."})
     if field == "driver":
         return field_text("driver", description="An enabled hardware type (GET /v1/drivers).")
     if field in ("uuid", "instance_uuid"):
@@ -153,11 +162,37 @@ def _port_create() -> Schema:
             "local_link_connection": nullable({"type": "object", "additionalProperties": False,
                                                "properties": link_keys}),
             "physical_network": nullable(field_text("physical_network")),
-            "pxe_enabled": {"type": "boolean"},
-            "is_smartnic": {"type": "boolean"},
-            "portgroup_uuid": {"type": "null", "description": "Port groups are not supported."},
+            "pxe_enabled": BOOLEAN,
+            "is_smartnic": BOOLEAN,
+            "portgroup_uuid": nullable(UUID | {"description": "A port group of the same node "
+                                                              "(API 1.24)."}),
         },
     }
+
+
+def _portgroup_create() -> Schema:
+    return {
+        "type": "object",
+        "required": ["node_uuid"],
+        "additionalProperties": False,
+        "properties": {
+            "node_uuid": NODE_IDENT,
+            "uuid": nullable(UUID),
+            "name": nullable(NAME),
+            "address": nullable(MAC),
+            "extra": nullable(OBJECT),
+            "standalone_ports_supported": nullable(BOOLEAN),
+            "mode": nullable(field_text("mode", description="API 1.26; default "
+                                                            f"{portgroups.DEFAULT_MODE}.")),
+            "properties": nullable(OBJECT | {"description": "API 1.26."}),
+        },
+    }
+
+
+def _chassis_create() -> Schema:
+    return {"type": "object", "additionalProperties": False, "properties": {
+        "uuid": nullable(UUID), "extra": nullable(OBJECT),
+        "description": nullable(field_text("description", "chassis_description"))}}
 
 
 def _allocation_create() -> Schema:
@@ -238,6 +273,12 @@ def component_schemas() -> dict[str, Schema]:
         "PortCreate": _port_create(),
         "PortPatch": _patch(ports.WRITABLE, "Writable port fields: "
                             + ", ".join(sorted(ports.WRITABLE)) + "."),
+        "PortgroupCreate": _portgroup_create(),
+        "PortgroupPatch": _patch(portgroups.WRITABLE, "Writable port group fields: "
+                                 + ", ".join(sorted(portgroups.WRITABLE)) + "."),
+        "ChassisCreate": _chassis_create(),
+        "ChassisPatch": _patch(chassis.WRITABLE, "Writable chassis fields: "
+                               + ", ".join(sorted(chassis.WRITABLE)) + "."),
         "AllocationCreate": _allocation_create(),
         "AllocationPatch": _patch(("name", "extra"), "Only /name and /extra (API 1.57)."),
         "ProvisionStateChange": _provision(),
@@ -283,6 +324,11 @@ def component_schemas() -> dict[str, Schema]:
         "Port": _document(PORT_FIELD_VERSIONS, uuid_text | {
             "address": MAC, "node_uuid": UUID}),
         "PortCollection": _collection("ports", "Port"),
+        "Portgroup": _document(PORTGROUP_FIELD_VERSIONS, uuid_text | {
+            "name": nullable(NAME), "address": nullable(MAC), "node_uuid": UUID}),
+        "PortgroupCollection": _collection("portgroups", "Portgroup"),
+        "Chassis": _document(CHASSIS_FIELD_VERSIONS, uuid_text),
+        "ChassisCollection": _collection("chassis", "Chassis"),
         "Allocation": _document(ALLOCATION_FIELD_VERSIONS, uuid_text | {
             "name": nullable(NAME), "state": {"type": "string"},
             "traits": {"type": "array", "items": TRAIT}}),

@@ -72,12 +72,12 @@ def apply_patch(document: dict[str, Any], patch: list[dict[str, Any]]) -> dict[s
                 raise Invalid(f"Can't {op} {path}: {token!r} is not set.")
         last = tokens[-1]
         if isinstance(parent, dict):
+            if op in ("remove", "replace") and last not in parent:
+                # Ironic's PatchError around the jsonpatch library's text (clients match on it)
+                raise Invalid(f"Couldn't apply patch '{operation!r}'. Reason: can't {op} a "
+                              f"non-existent object '{last}'")
             if op == "remove":
-                if last not in parent:
-                    raise Invalid(f"Can't remove non-existent object '{last}' ({path}).")
                 del parent[last]
-            elif op == "replace" and last not in parent:
-                raise Invalid(f"Can't replace non-existent object '{last}' ({path}).")
             else:
                 parent[last] = operation["value"]
         elif isinstance(parent, list):

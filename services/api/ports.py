@@ -11,10 +11,13 @@ from sqlalchemy.orm import Session, joinedload
 
 from services.api import collection
 from services.api.deps import (
+    SUBCOLLECTIONS_VERSION,
     api_version,
     conductor,
     database,
     find_node,
+    find_portgroup,
+    require_version,
 )
 from services.api.patch import apply_patch, validate_patch
 from services.api.responses import rendered
@@ -23,9 +26,9 @@ from services.api.versions import Version
 from services.api.views import PORT_FIELD_VERSIONS, PORT_LIST_FIELDS, port_document, visible_fields
 from services.common import validation
 from services.common.db import Database
-from services.common.exceptions import Invalid, NotFound, conflict_from_integrity
+from services.common.exceptions import Conflict, Invalid, NotFound, conflict_from_integrity
 from services.common.macs import parse_mac
-from services.common.models import Node, Port
+from services.common.models import Node, Port, Portgroup
 from services.common.optimistic import retrying_stale
 from services.common.validation import is_uuid
 from services.conductor.interface import ConductorAPI
@@ -33,13 +36,13 @@ from services.conductor.interface import ConductorAPI
 router = api_router()
 
 WRITABLE = frozenset({"address", "node_uuid", "extra", "local_link_connection",
-                      "physical_network", "pxe_enabled", "is_smartnic"})
-CREATABLE = WRITABLE | {"uuid", "portgroup_uuid"}
+                      "physical_network", "pxe_enabled", "is_smartnic", "portgroup_uuid"})
+CREATABLE = WRITABLE | {"uuid"}
 LOCAL_LINK_KEYS = {"switch_id", "port_id", "switch_info", "network_type"}
 SORTABLE = {"uuid", "address", "created_at", "updated_at", "physical_network", "id"}
 REMOVED_DEFAULTS: dict[str, Any] = {"extra": {}, "local_link_connection": {},
                                     "physical_network": None, "pxe_enabled": True,
-                                    "is_smartnic": False}
+                                    "is_smartnic": False, "portgroup_uuid": None}
 
 
 def normalize_mac(value: Any) -> str:
@@ -67,13 +70,14 @@ def _check(values: dict[str, Any], version: Version) -> dict[str, Any]:
                              limit_of="local_link_connection")
         for key, value in clean["local_link_connection"].items()}
     for field in ("pxe_enabled", "is_smartnic"):
-        if field in clean and not isinstance(clean[field], bool):
-            raise Invalid(f"Invalid value for {field}: expected true or false.")
+        if field in clean:
+            clean[field] = validation.boolean(field, clean[field])
     if clean.get("physical_network") is not None:
         clean["physical_network"] = validation.text("physical_network",
                                                     clean["physical_network"])
-    if clean.pop("portgroup_uuid", None) is not None:
-        raise Invalid("Port groups are not supported: portgroup_uuid must be null.")
+    if clean.get("portgroup_uuid") is not None:
+        clean["portgroup_uuid"] = validation.uuid_value("portgroup_uuid",
+                                                        clean["portgroup_uuid"])
     if "uuid" in clean:
         if clean["uuid"] is None:
             del clean["uuid"]  # a new one is generated, as Ironic does
@@ -83,18 +87,46 @@ def _check(values: dict[str, Any], version: Version) -> dict[str, Any]:
 
 
 def _render(request: Request, ports: list[Port], fields: list[str]) -> list[dict[str, Any]]:
-    return [port_document(request, port, port.node.uuid, fields) for port in ports]
+    return [port_document(request, port, port.node.uuid, fields,
+                          port.portgroup.uuid if port.portgroup else None) for port in ports]
+
+
+def portgroup_id(session: Session, values: dict[str, Any], node_id: int) -> dict[str, Any]:
+    """``values`` with ``portgroup_uuid`` turned into the id of that group of node ``node_id``
+    (400 if it is not one: Ironic's texts)."""
+    if "portgroup_uuid" not in values:  # not given (or older than 1.24): unchanged
+        return values
+    values = dict(values)
+    group_uuid = values.pop("portgroup_uuid")
+    if group_uuid is None:
+        return {**values, "portgroup_id": None}
+    group = session.scalar(select(Portgroup).where(Portgroup.uuid == group_uuid))
+    if group is None:
+        raise Invalid(f"Portgroup {group_uuid} could not be found.")
+    if group.node_id != node_id:
+        raise Invalid("Port can not be added to a portgroup belonging to a different node.")
+    if values.get("pxe_enabled") and not group.standalone_ports_supported:
+        raise Conflict(f"Port group {group.uuid} doesn't support standalone ports. This port "
+                       "cannot be created as a member of that portgroup as the port's "
+                       "'pxe_enabled' field was set to True.")
+    return {**values, "portgroup_id": group.id}
 
 
 def _list(request: Request, version: Version, db: Database, detail: bool, path: str,
-          node_ident: str | None = None) -> dict[str, Any]:
+          node_ident: str | None = None, portgroup_ident: str | None = None
+          ) -> dict[str, Any]:
     visible = visible_fields(PORT_FIELD_VERSIONS, version)
     query = collection.parse_list_query(request, version=version, visible=visible,
                                         summary=PORT_LIST_FIELDS, sortable=SORTABLE,
                                         detail_path=detail)
     with db.session() as session:
         statement: Select[tuple[Port]] = select(Port).options(
-            joinedload(Port.node).load_only(Node.uuid))
+            joinedload(Port.node).load_only(Node.uuid),
+            joinedload(Port.portgroup).load_only(Portgroup.uuid))
+        portgroup_ident = portgroup_ident or request.query_params.get("portgroup")
+        if portgroup_ident:
+            statement = statement.where(
+                Port.portgroup_id == find_portgroup(session, portgroup_ident).id)
         node_ident = node_ident or request.query_params.get("node") or (
             request.query_params.get("node_uuid"))
         if node_ident:
@@ -111,7 +143,8 @@ def _list(request: Request, version: Version, db: Database, detail: bool, path: 
 
 
 def _find(session: Session, ident: str) -> Port:
-    port = session.scalar(select(Port).options(joinedload(Port.node)).where(
+    port = session.scalar(select(Port).options(joinedload(Port.node),
+                                               joinedload(Port.portgroup)).where(
         Port.uuid == ident.lower())) if is_uuid(ident) else None
     if port is None:
         raise NotFound(f"Port {ident} could not be found.")
@@ -143,12 +176,29 @@ def list_node_ports_detail(ident: str, request: Request,
     return _list(request, version, db, True, f"nodes/{ident}/ports/detail", node_ident=ident)
 
 
+@router.get("/v1/portgroups/{ident}/ports")
+def list_portgroup_ports(ident: str, request: Request, version: Version = Depends(api_version),
+                         db: Database = Depends(database)) -> dict[str, Any]:
+    require_version(version, SUBCOLLECTIONS_VERSION)
+    return _list(request, version, db, False, f"portgroups/{ident}/ports", portgroup_ident=ident)
+
+
+@router.get("/v1/portgroups/{ident}/ports/detail")
+def list_portgroup_ports_detail(ident: str, request: Request,
+                                version: Version = Depends(api_version),
+                                db: Database = Depends(database)) -> dict[str, Any]:
+    require_version(version, SUBCOLLECTIONS_VERSION)
+    return _list(request, version, db, True, f"portgroups/{ident}/ports/detail",
+                 portgroup_ident=ident)
+
+
 @router.get("/v1/ports/{ident}")
 def show_port(ident: str, request: Request, version: Version = Depends(api_version),
               db: Database = Depends(database)) -> dict[str, Any]:
+    fields = collection.single_fields(request, version, PORT_FIELD_VERSIONS)
     with db.session() as session:
         port = _find(session, ident)
-        return _render(request, [port], visible_fields(PORT_FIELD_VERSIONS, version))[0]
+        return _render(request, [port], fields)[0]
 
 
 @router.post("/v1/ports", status_code=201)
@@ -164,7 +214,7 @@ def create_port(request: Request, body: Any = Body(...),
     try:
         with db.session() as session:
             node = find_node(session, node_ident, version)
-            port = Port(**values, node_id=node.id)
+            port = Port(**portgroup_id(session, values, node.id), node_id=node.id)
             session.add(port)
             session.flush()
             session.refresh(port, ["node"])
@@ -182,22 +232,29 @@ def update_port(ident: str, request: Request, patch: Any = Body(...),
         port_uuid = _find(session, ident).uuid
     for operation in validate_patch(patch):
         field = operation["path"].lstrip("/").split("/")[0]
-        if field not in WRITABLE:
+        if field not in WRITABLE or PORT_FIELD_VERSIONS[field] > version:
             raise Invalid(f"'/{field}' can not be updated on a port.")
 
     def attempt() -> None:  # again on the fresh port while another writer won (409 at last)
         with db.session() as session:
             port = _find(session, port_uuid)
             node = port.node
-            stored = {f: getattr(port, f) for f in WRITABLE - {"node_uuid"}}
+            stored = {f: getattr(port, f) for f in WRITABLE - {"node_uuid", "portgroup_uuid"}}
+            group_uuid = port.portgroup.uuid if port.portgroup else None
         # A field the patch removed goes back to its default (address and node stay required).
-        patched = REMOVED_DEFAULTS | apply_patch({**stored, "node_uuid": node.uuid}, patch)
-        values = _check({k: v for k, v in patched.items() if k != "node_uuid"}, version)
-        new_node_uuid = None
-        if patched.get("node_uuid") != node.uuid:
-            node_ident = validation.node_ident("node_uuid", patched.get("node_uuid"))
-            with db.session() as session:
-                new_node_uuid = find_node(session, node_ident, version).uuid
+        patched = REMOVED_DEFAULTS | apply_patch(
+            {**stored, "node_uuid": node.uuid, "portgroup_uuid": group_uuid}, patch)
+        # Fields newer than the request's version keep their stored values.
+        values = _check({k: v for k, v in patched.items()
+                         if k != "node_uuid" and PORT_FIELD_VERSIONS[k] <= version}, version)
+        with db.session() as session:
+            node_id = node.id
+            new_node_uuid = None
+            if patched.get("node_uuid") != node.uuid:
+                node_ident = validation.node_ident("node_uuid", patched.get("node_uuid"))
+                new_node = find_node(session, node_ident, version)
+                new_node_uuid, node_id = new_node.uuid, new_node.id
+            values = portgroup_id(session, values, node_id)
         manager.update_port(port_uuid, values, node_uuid=new_node_uuid,
                             expected={**stored, "node_id": node.id})
 

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import Request
 
 from services.api.versions import Version
-from services.common.models import Allocation, Conductor, Node, Port
+from services.common.models import Allocation, Chassis, Conductor, Node, Port, Portgroup
 from services.common.secrets import mask
 
 NODE_FIELD_VERSIONS: dict[str, Version] = {
@@ -49,6 +49,19 @@ PORT_FIELD_VERSIONS: dict[str, Version] = {
     "physical_network": (1, 34), "is_smartnic": (1, 53),
 }
 PORT_LIST_FIELDS = ("uuid", "address", "links")
+
+PORTGROUP_FIELD_VERSIONS: dict[str, Version] = {
+    name: (1, 23) for name in (
+        "uuid", "name", "address", "node_uuid", "standalone_ports_supported", "internal_info",
+        "extra", "created_at", "updated_at", "links")
+} | {"ports": (1, 24), "mode": (1, 26), "properties": (1, 26)}
+PORTGROUP_LIST_FIELDS = ("uuid", "address", "name", "links")
+
+CHASSIS_FIELD_VERSIONS: dict[str, Version] = {
+    name: (1, 1) for name in ("uuid", "description", "extra", "created_at", "updated_at",
+                              "links", "nodes")
+}
+CHASSIS_LIST_FIELDS = ("uuid", "description", "links")
 
 ALLOCATION_FIELD_VERSIONS: dict[str, Version] = {
     name: (1, 52) for name in (
@@ -90,9 +103,14 @@ def _select(document: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     return {name: document[name] for name in fields if name in document}
 
 
+def sub_links(request: Request, resource: str, ident: str, sub: str) -> list[dict[str, str]]:
+    """The links to a resource's sub-collection (a node's ports, a chassis' nodes...)."""
+    return links(request, resource, f"{ident}/{sub}")
+
+
 def node_document(request: Request, node: Node, fields: list[str],
-                  allocation_uuid: str | None = None, conductor: str | None = None
-                  ) -> dict[str, Any]:
+                  allocation_uuid: str | None = None, conductor: str | None = None,
+                  chassis_uuid: str | None = None) -> dict[str, Any]:
     wanted = set(fields)
     document: dict[str, Any] = {}
     for name in fields:
@@ -110,33 +128,60 @@ def node_document(request: Request, node: Node, fields: list[str],
     if "driver_internal_info" in wanted:
         document["driver_internal_info"] = mask(node.driver_internal_info)
     if "chassis_uuid" in wanted:
-        document["chassis_uuid"] = None
+        document["chassis_uuid"] = chassis_uuid
     if "allocation_uuid" in wanted:
         document["allocation_uuid"] = allocation_uuid
     if "conductor" in wanted:
         document["conductor"] = conductor
     if "links" in wanted:
         document["links"] = links(request, "nodes", node.uuid)
-    base = base_url(request)
     for sub in ("ports", "states", "portgroups", "volume"):
         if sub in wanted:
-            document[sub] = [{"href": f"{base}/v1/nodes/{node.uuid}/{sub}", "rel": "self"},
-                             {"href": f"{base}/nodes/{node.uuid}/{sub}", "rel": "bookmark"}]
+            document[sub] = sub_links(request, "nodes", node.uuid, sub)
     return document
 
 
-def port_document(request: Request, port: Port, node_uuid: str, fields: list[str]
-                  ) -> dict[str, Any]:
+def port_document(request: Request, port: Port, node_uuid: str, fields: list[str],
+                  portgroup_uuid: str | None = None) -> dict[str, Any]:
     values: dict[str, Any] = {
         "uuid": port.uuid, "address": port.address, "node_uuid": node_uuid,
         "extra": port.extra, "created_at": timestamp(port.created_at),
         "updated_at": timestamp(port.updated_at), "internal_info": mask(port.internal_info),
         "local_link_connection": port.local_link_connection, "pxe_enabled": port.pxe_enabled,
-        "portgroup_uuid": None, "physical_network": port.physical_network,
+        "portgroup_uuid": portgroup_uuid, "physical_network": port.physical_network,
         "is_smartnic": port.is_smartnic,
     }
     if "links" in fields:
         values["links"] = links(request, "ports", port.uuid)
+    return _select(values, fields)
+
+
+def portgroup_document(request: Request, portgroup: Portgroup, node_uuid: str,
+                       fields: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "uuid": portgroup.uuid, "name": portgroup.name, "address": portgroup.address,
+        "node_uuid": node_uuid, "standalone_ports_supported": portgroup.standalone_ports_supported,
+        "internal_info": mask(portgroup.internal_info), "extra": portgroup.extra,
+        "mode": portgroup.mode, "properties": portgroup.properties,
+        "created_at": timestamp(portgroup.created_at),
+        "updated_at": timestamp(portgroup.updated_at),
+    }
+    if "links" in fields:
+        values["links"] = links(request, "portgroups", portgroup.uuid)
+    if "ports" in fields:
+        values["ports"] = sub_links(request, "portgroups", portgroup.uuid, "ports")
+    return _select(values, fields)
+
+
+def chassis_document(request: Request, chassis: Chassis, fields: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "uuid": chassis.uuid, "description": chassis.description, "extra": chassis.extra,
+        "created_at": timestamp(chassis.created_at), "updated_at": timestamp(chassis.updated_at),
+    }
+    if "links" in fields:
+        values["links"] = links(request, "chassis", chassis.uuid)
+    if "nodes" in fields:
+        values["nodes"] = sub_links(request, "chassis", chassis.uuid, "nodes")
     return _select(values, fields)
 
 

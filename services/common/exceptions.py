@@ -82,11 +82,17 @@ class NoFreeConductorWorker(TemporaryFailure):
                          "workers.")
 
 
-def conflict_from_integrity(exc: Exception, values: dict[str, object]) -> Conflict:
-    """Turn a unique-constraint violation (SQLite or PostgreSQL) into Ironic's 409 message."""
+def conflict_from_integrity(exc: Exception, values: dict[str, object],
+                            kind: str = "port") -> Conflict:
+    """Turn a unique-constraint violation (SQLite or PostgreSQL) into Ironic's 409 message
+    (``kind``: "port" or "portgroup", whose MAC, name and UUID it names)."""
     text = str(getattr(exc, "orig", exc)).lower()
     if "address" in text:
-        return Conflict(f"A port with MAC address {values.get('address')} already exists.")
+        return Conflict(f"A {kind} with MAC address {values.get('address')} already exists.")
+    if kind == "portgroup" and ("name" in text or "uuid" in text):
+        field = "name" if "name" in text else "UUID"
+        return Conflict(f"A portgroup with {field} {values.get(field.lower())} already "
+                        "exists.")
     if "instance_uuid" in text:
         return Conflict(f"Instance {values.get('instance_uuid')} is already associated with a "
                         "node.")

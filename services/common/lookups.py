@@ -10,7 +10,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from services.common.db import Database
 from services.common.exceptions import NodeNotFound, NotFound
-from services.common.models import Node, Port
+from services.common.models import Node, Port, Portgroup
 from services.common.validation import is_uuid
 
 
@@ -37,9 +37,19 @@ def _column_by_uuid(column: InstrumentedAttribute[Any]) -> Select[Any]:
 
 
 def node_uuid_of_port(db: Database, port_uuid: str) -> str:
+    return _node_uuid_of(db, Port, port_uuid, "Port")
+
+
+def node_uuid_of_portgroup(db: Database, portgroup_uuid: str) -> str:
+    return _node_uuid_of(db, Portgroup, portgroup_uuid, "Portgroup")
+
+
+def _node_uuid_of(db: Database, model: type[Port] | type[Portgroup], uuid: str,
+                  kind: str) -> str:
+    """The UUID of the node of the port or port group ``uuid``; NotFound in Ironic's words."""
     with db.session() as session:
-        node_uuid = session.scalar(select(Node.uuid).join(Port, Port.node_id == Node.id)
-                                   .where(Port.uuid == port_uuid))
+        node_uuid = session.scalar(select(Node.uuid).join(model, model.node_id == Node.id)
+                                   .where(model.uuid == uuid))
     if node_uuid is None:
-        raise NotFound(f"Port {port_uuid} could not be found.")
+        raise NotFound(f"{kind} {uuid} could not be found.")
     return str(node_uuid)

@@ -124,8 +124,11 @@ class Node(TimestampMixin, Base):
     network_data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     inspection_started_at: Mapped[datetime | None] = mapped_column()
     inspection_finished_at: Mapped[datetime | None] = mapped_column()
+    chassis_id: Mapped[int | None] = mapped_column(ForeignKey("chassis.id"), index=True)
 
     ports: Mapped[list[Port]] = relationship(back_populates="node", passive_deletes=True)
+    portgroups: Mapped[list[Portgroup]] = relationship(back_populates="node",
+                                                       passive_deletes=True)
 
 
 class Port(TimestampMixin, Base):
@@ -142,8 +145,42 @@ class Port(TimestampMixin, Base):
     is_smartnic: Mapped[bool] = mapped_column(Boolean, default=False)
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     internal_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    portgroup_id: Mapped[int | None] = mapped_column(
+        ForeignKey("portgroups.id", ondelete="SET NULL"), index=True)
 
     node: Mapped[Node] = relationship(back_populates="ports")
+    portgroup: Mapped[Portgroup | None] = relationship(back_populates="ports")
+
+
+class Portgroup(TimestampMixin, Base):
+    """A group of a node's ports bonded together (Ironic's port group, API 1.23+)."""
+
+    __tablename__ = "portgroups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    name: Mapped[str | None] = mapped_column(String(255), unique=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str | None] = mapped_column(String(18), unique=True)
+    standalone_ports_supported: Mapped[bool] = mapped_column(Boolean, default=True)
+    mode: Mapped[str | None] = mapped_column(String(255))
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    internal_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    node: Mapped[Node] = relationship(back_populates="portgroups")
+    ports: Mapped[list[Port]] = relationship(back_populates="portgroup")
+
+
+class Chassis(TimestampMixin, Base):
+    """A chassis that nodes may belong to (Ironic's, API 1.1): a description and extra."""
+
+    __tablename__ = "chassis"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    description: Mapped[str | None] = mapped_column(String(255))
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Conductor(TimestampMixin, Base):

@@ -37,6 +37,8 @@ FIELD_LIMITS: dict[str, int] = {
     "conductor_group": 255,
     "driver": 255,
     "interface": 255,
+    "mode": 255,  # a port group's bonding mode
+    "chassis_description": 255,
     "trait": 255,
     "physical_network": 64,
     "vif": 255,  # a VIF's ID (a Neutron port's UUID for Nova)
@@ -116,6 +118,23 @@ def integer(field: str, value: Any) -> int:
     return int(value)
 
 
+TRUE_WORDS = frozenset({"1", "t", "true", "on", "y", "yes"})
+FALSE_WORDS = frozenset({"0", "f", "false", "off", "n", "no"})
+
+
+def boolean(field: str, value: Any) -> bool:
+    """true/false, or a string Ironic reads as one ("True", "yes", "0"... any case), as
+    oslo's strict ``bool_from_string`` does; Invalid otherwise."""
+    if isinstance(value, bool):
+        return value
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise Invalid(f"Invalid value for {field}: {shown(value)}, expected a boolean.")
+
+
 def is_vlan_id(number: Any) -> bool:
     """An int (never a bool) in 802.1Q's usable range; each caller parses its own input forms."""
     return not isinstance(number, bool) and isinstance(number, int) and (
@@ -137,9 +156,9 @@ def looks_like_uuid(value: str) -> bool:
 
 
 def uuid_value(field: str, value: Any) -> str:
-    """``value`` as a lower-case canonical UUID; Invalid otherwise."""
+    """``value`` as a lower-case canonical UUID; Invalid (Ironic's text) otherwise."""
     if not is_uuid(value):
-        raise Invalid(f"Expected a UUID for {field} but received {shown(value)}.")
+        raise Invalid(f"Expected UUID for {field}: {as_sent(value)}")
     return str(value).lower()
 
 
@@ -175,8 +194,11 @@ def traits(values: Any) -> list[str]:
         raise Invalid("Invalid traits: expected a list of strings.")
     for trait in values:
         if len(trait) > FIELD_LIMITS["trait"] or TRAIT_RE.fullmatch(trait) is None:
-            raise Invalid(f"Invalid trait {shown(trait)}: a trait is a standard trait name or "
-                          "CUSTOM_ followed by upper-case letters, digits and underscores.")
+            # Ironic's jsonschema text first (clients match on it), then the rule.
+            raise Invalid(f"Schema error for trait: {shown(trait)} is not valid under any of "
+                          f"the given schemas. Invalid trait {shown(trait)}: a trait is a "
+                          "standard trait name or CUSTOM_ followed by upper-case letters, "
+                          "digits and underscores.")
     unique = list(dict.fromkeys(values))
     if len(unique) > MAX_TRAITS:
         raise Invalid(f"A node can have at most {MAX_TRAITS} traits.")
@@ -246,6 +268,19 @@ def _check_json_string(field: str, value: str) -> None:
         raise Invalid(f"Invalid value for {field}: a string holds a NUL character.")
     if _SURROGATE.search(value):
         raise Invalid(f"Invalid value for {field}: a string holds a lone surrogate.")
+
+
+def as_sent(value: Any) -> str:
+    """``value`` in an error message as Ironic shows it (as sent) when it is short printable
+    text, else ``shown``."""
+    if isinstance(value, str) and value.isprintable() and len(value) <= 255:
+        return value
+    return shown(value)
+
+
+def invalid_ident(value: Any) -> Invalid:
+    """Ironic's 400 for a path ident that is neither a UUID nor a logical name."""
+    return Invalid(f"Expected a logical name or UUID but received {as_sent(value)}.")
 
 
 def shown(value: Any) -> str:

@@ -36,9 +36,8 @@ from services.common.exceptions import (
     TemporaryFailure,
     conflict_from_integrity,
 )
-from services.common.lookups import node_uuid_of_port
 from services.common.membership import Membership
-from services.common.models import Node, Port
+from services.common.models import Node
 from services.common.node_fields import INTERFACES
 from services.common.optimistic import check_unchanged
 from services.common.secrets import scrub
@@ -47,10 +46,10 @@ from services.conductor import agent, discovery, flows
 from services.conductor.flows import power
 from services.conductor.flows.steps import event_type
 from services.conductor.lifecycle import ConductorLifecycle
+from services.conductor.port_ops import PortOperations
 from services.conductor.runner import TaskRunner
 from services.conductor.task import Task
 from services.drivers.base import POWER_TARGETS, DriverError
-from services.drivers.network.vifs import attached_vif
 from services.drivers.registry import Drivers
 
 LOG = logging.getLogger(__name__)
@@ -63,7 +62,21 @@ DELETABLE_STATES = frozenset({states.S.ENROLL, states.S.MANAGEABLE, states.S.AVA
                               states.S.INSPECTFAIL, states.S.ADOPTFAIL, states.S.CLEANFAIL})
 
 
-class ConductorManager:
+def _retired_rules(node: Node, values: dict[str, Any]) -> dict[str, Any]:
+    """Ironic's ``_check_update_retired``: not retired in ``available``, the reason only with
+    the flag (and cleared with it). Its texts."""
+    if "retired" in values:
+        if not values["retired"]:
+            values = {**values, "retired_reason": None}
+        elif node.provision_state == states.S.AVAILABLE.value:
+            raise Conflict(f"Node {node.uuid} can not have 'retired' set in provision state "
+                           f"'available', the current state is '{node.provision_state}'")
+    if values.get("retired_reason") and not values.get("retired", node.retired):
+        raise Invalid("The retired_reason field can only be set when retired is True")
+    return values
+
+
+class ConductorManager(PortOperations):
     def __init__(self, db: Database, settings: Settings, drivers: Drivers,
                  membership: Membership | None = None, rpc_address: str | None = None) -> None:
         """``rpc_address`` is where other processes reach this conductor (None: in process)."""
@@ -277,7 +290,7 @@ class ConductorManager:
         with self.locked(node_uuid) as task:
             task.driver.network.vif_detach(task, vif_id)
 
-    # -- changes to nodes and ports --------------------------------------------------------
+    # -- changes to nodes (ports and port groups: port_ops.py) -------------------------
 
     def update_node(self, node_uuid: str, values: dict[str, Any],
                     expected: dict[str, Any] | None = None) -> None:
@@ -287,6 +300,7 @@ class ConductorManager:
             with self.locked(node_uuid) as task:
                 node = task.node
                 check_unchanged(node, expected, f"Node {node.uuid}")
+                values = _retired_rules(node, values)
                 new_instance = values.get("instance_uuid")
                 if new_instance and node.instance_uuid and new_instance != node.instance_uuid:
                     raise Conflict(f"Node {node.uuid} is associated with instance "
@@ -329,36 +343,3 @@ class ConductorManager:
                     raise NotFound(f"Node {node_uuid} has no trait {', '.join(missing)}.")
                 traits = [t for t in traits if t not in remove] if remove else []
             task.node.traits = check_traits(traits + list(add or []))
-
-    def update_port(self, port_uuid: str, values: dict[str, Any],
-                    node_uuid: str | None = None, expected: dict[str, Any] | None = None
-                    ) -> None:
-        """Write checked port values under the lock of the port's node; maybe move the port.
-        ``expected``: as for `update_node`."""
-        try:
-            with self.locked(node_uuid_of_port(self.db, port_uuid)) as task:
-                port = task.session.scalar(select(Port).where(Port.uuid == port_uuid))
-                if port is None:
-                    raise NotFound(f"Port {port_uuid} could not be found.")
-                check_unchanged(port, expected, f"Port {port_uuid}")
-                if node_uuid is not None and node_uuid != task.node.uuid:
-                    new_node = task.session.scalar(select(Node.id).where(Node.uuid == node_uuid))
-                    if new_node is None:
-                        raise NodeNotFound(node_uuid)
-                    port.node_id = new_node
-                for field, value in values.items():
-                    setattr(port, field, value)
-                task.session.flush()
-        except IntegrityError as exc:
-            raise conflict_from_integrity(exc, values) from None
-
-    def destroy_port(self, port_uuid: str) -> None:
-        with self.locked(node_uuid_of_port(self.db, port_uuid)) as task:
-            port = task.session.scalar(select(Port).where(Port.uuid == port_uuid))
-            if port is None:
-                return
-            vif = attached_vif(port)
-            if vif and not task.node.maintenance:  # as Ironic: detach it first
-                raise Conflict(f"Cannot delete the port {port.uuid} as it is bound to VIF "
-                               f"{vif} for use.")
-            task.session.delete(port)

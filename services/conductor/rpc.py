@@ -24,7 +24,7 @@ from services.common.config import Settings
 from services.common.db import Database
 from services.common.exceptions import EnclumeError, Invalid, StaleUpdate, TemporaryFailure
 from services.common.lifecycle import Service, lifespan_of
-from services.common.lookups import node_uuid_of_port, node_value
+from services.common.lookups import node_uuid_of_port, node_uuid_of_portgroup, node_value
 from services.common.membership import Membership
 from services.common.models import Node
 
@@ -149,6 +149,17 @@ class RpcClient:
 
     def destroy_port(self, port_uuid: str) -> None:
         self.call(node_uuid_of_port(self.db, port_uuid), "destroy_port", port_uuid=port_uuid)
+
+    def update_portgroup(self, portgroup_uuid: str, values: dict[str, Any],
+                         node_uuid: str | None = None,
+                         expected: dict[str, Any] | None = None) -> None:
+        self.call(node_uuid_of_portgroup(self.db, portgroup_uuid), "update_portgroup",
+                  portgroup_uuid=portgroup_uuid, values=values, node_uuid=node_uuid,
+                  expected=expected)
+
+    def destroy_portgroup(self, portgroup_uuid: str) -> None:
+        self.call(node_uuid_of_portgroup(self.db, portgroup_uuid), "destroy_portgroup",
+                  portgroup_uuid=portgroup_uuid)
 
     def vif_list(self, node_uuid: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.call(node_uuid, "vif_list", node_uuid=node_uuid)

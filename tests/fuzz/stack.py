@@ -42,7 +42,15 @@ from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.enrollment import new_node
 from services.common.membership import Membership
-from services.common.models import Allocation, Node, NodeHistory, NodeInventory, Port
+from services.common.models import (
+    Allocation,
+    Chassis,
+    Node,
+    NodeHistory,
+    NodeInventory,
+    Port,
+    Portgroup,
+)
 from services.common.secrets import scrub_logs
 from services.conductor.manager import ConductorManager
 from services.drivers.registry import Drivers
@@ -60,7 +68,10 @@ CLOSED_PORT_URL = "127.0.0.1:9"  # discard: nothing listens on loopback here
 # Survey mode (FUZZ_FINDINGS=file): every failing request is appended to the file as a JSON
 # line instead of failing the test at the first one, to list all a run finds.
 FINDINGS = os.environ.get("FUZZ_FINDINGS")
-TABLES = ("nodes", "ports", "allocations", "node_history", "node_inventory")
+TABLES = ("nodes", "ports", "allocations", "node_history", "node_inventory", "portgroups",
+          "chassis")
+CHASSIS_UUID = "c4a55150-0000-4000-8000-000000000001"
+PORTGROUP_UUID = "9a0c0f0f-0000-4000-8000-000000000001"
 VOLATILE = {"updated_at"}  # a node lock taken and released moves it, as in Ironic
 CLIENT_LOGGERS = ("httpx", "httpcore")  # the test's own client, not the service
 
@@ -153,23 +164,37 @@ class Stack:
     _rest_checked: bool = False
 
     def reset(self) -> None:
-        """The three nodes, their ports and one allocation, as after a fresh start."""
+        """The three nodes, their ports, one allocation, a chassis holding the first node and a
+        port group holding its port, as after a fresh start."""
         self._wait_unlocked()
         with self.db.session() as session:
-            for model in (NodeHistory, NodeInventory, Port):
+            for model in (NodeHistory, NodeInventory, Port, Portgroup):
                 session.execute(delete(model))
             session.execute(text("UPDATE nodes SET allocation_id = NULL"))
             session.execute(delete(Allocation))
             session.execute(delete(Node))
+            session.execute(delete(Chassis))
         with self.db.session() as session:
+            chassis = Chassis(uuid=CHASSIS_UUID, description="fuzz rack", extra={"row": 1})
+            session.add(chassis)
+            session.flush()
             for spec in NODES:
                 values = {k: v for k, v in spec.items() if k not in ("provision_state", "mac")}
                 node = new_node(node_rules.check_values(values, self.drivers))
                 node.provision_state = spec["provision_state"]
+                first = spec is NODES[0]
+                node.chassis_id = chassis.id if first else None
                 session.add(node)
                 session.flush()
+                group = Portgroup(uuid=PORTGROUP_UUID, name="fuzz-bond", node_id=node.id,
+                                  mode="active-backup") if first else None
+                if group is not None:
+                    session.add(group)
+                    session.flush()
                 session.add(Port(uuid=spec["uuid"].replace("0f0f0f0f", "9a9a9a9a"),
-                                 address=spec["mac"], node_id=node.id, extra={"note": "seeded"}))
+                                 address=spec["mac"], node_id=node.id, extra={"note": "seeded"},
+                                 portgroup_id=group.id if group else None,
+                                 pxe_enabled=True))
             session.add(Allocation(uuid="a110ca7e-0000-4000-8000-000000000001",
                                    name="fuzz-allocation", resource_class="fuzz",
                                    state="error", traits=[], extra={"k": "v"},
@@ -204,7 +229,11 @@ class Stack:
             nodes = session.execute(select(Node.uuid, Node.name)).all()
             ports = session.scalars(select(Port.uuid)).all()
             allocations = session.execute(select(Allocation.uuid, Allocation.name)).all()
+            groups = session.execute(select(Portgroup.uuid, Portgroup.name)).all()
+            chassis = session.scalars(select(Chassis.uuid)).all()
         return {
+            "portgroup": [g.uuid for g in groups] + [g.name for g in groups if g.name],
+            "chassis": list(chassis),
             "node": [n.uuid for n in nodes] + [n.name for n in nodes if n.name],
             "port": list(ports),
             "allocation": [a.uuid for a in allocations] + [a.name for a in allocations
@@ -269,7 +298,8 @@ class Stack:
 
     def _listings_answer(self, outputs: list[str]) -> list[str]:
         problems = []
-        paths = ["/v1/nodes/detail", "/v1/ports/detail", "/v1/allocations"]
+        paths = ["/v1/nodes/detail", "/v1/ports/detail", "/v1/allocations",
+                 "/v1/portgroups/detail", "/v1/chassis/detail"]
         idents = self.idents()
         paths += [f"/v1/nodes/{uuid}" for uuid in idents["node"] if _is_uuid(uuid)]
         paths += [f"/v1/ports/{uuid}" for uuid in idents["port"]]

@@ -42,6 +42,10 @@ def schema(document: dict[str, Any]) -> Any:
 def _kind(path: str) -> str | None:
     if path.startswith("/v1/ports/"):
         return "port"
+    if path.startswith("/v1/portgroups/"):
+        return "portgroup"
+    if path.startswith("/v1/chassis/"):
+        return "chassis"
     if path.startswith("/v1/allocations/"):
         return "allocation"
     if path.startswith(("/v1/nodes/", "/v1/heartbeat/")):

@@ -84,7 +84,7 @@ def test_node_values_get_interface_defaults_and_refuse_bad_ones() -> None:
         node_rules.check_values({"driver": "fake-hardware", "power_interface": "ipmi"}, drivers)
     with pytest.raises(Invalid, match="hardware type"):
         node_rules.check_values({"driver": "nope"}, drivers)
-    with pytest.raises(Invalid, match="node name"):
+    with pytest.raises(Invalid, match="Cannot create node with invalid name 'has space'"):
         node_rules.check_values({"driver": "fake-hardware", "name": "has space"}, drivers)
     with pytest.raises(Invalid, match="UUID"):
         node_rules.check_values({"driver": "fake-hardware", "instance_uuid": "x"}, drivers)

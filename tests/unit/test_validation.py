@@ -58,7 +58,7 @@ def test_uuids_are_canonical_and_lower_case() -> None:
                 "urn:uuid:" + value, value[:-1] + "_", value[:-1] + "\u0661", None, 5,
                 {"a": 1}):
         assert not validation.is_uuid(bad)
-        with pytest.raises(Invalid, match="Expected a UUID"):
+        with pytest.raises(Invalid, match="Expected UUID for uuid: "):
             validation.uuid_value("uuid", bad)
 
 

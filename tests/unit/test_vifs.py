@@ -18,7 +18,7 @@ from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.exceptions import Conflict, EnclumeError, Invalid
 from services.common.membership import Membership
-from services.common.models import Node, Port
+from services.common.models import Node, Port, Portgroup
 from services.conductor.manager import ConductorManager
 from services.conductor.rpc import server_app
 from services.drivers.fake import FakeNetwork, NoopNetwork
@@ -94,8 +94,61 @@ def test_port_hint_and_port_groups(session: Session) -> None:
     assert vif_of(task) == {second.address: "vif-a"}
     with pytest.raises(Invalid, match="not enough free physical ports"):
         network.vif_attach(task, {"id": "vif-b", "port_uuid": second.uuid})
-    with pytest.raises(Invalid, match="Port groups are not supported"):
+    # A port group that is not the node's has no free port (Ironic's answer).
+    with pytest.raises(Invalid, match="not enough free physical ports"):
         network.vif_attach(task, {"id": "vif-b", "portgroup_uuid": str(uuid.uuid4())})
+
+
+def grouped_task(session: Session, ports: list[dict[str, Any]], groups: int = 1) -> Any:
+    """A node whose ports ``ports`` (``"group": index`` puts one in a port group)."""
+    task = make_task(session, [{k: v for k, v in p.items() if k != "group"} for p in ports])
+    made = []
+    for index in range(groups):
+        group = Portgroup(node_id=task.node.id, address=f"52:54:00:00:01:{index:02x}")
+        session.add(group)
+        made.append(group)
+    session.flush()
+    by_address = sorted(task.node.ports, key=lambda p: p.address)
+    for port, values in zip(by_address, ports, strict=True):
+        if "group" in values:
+            port.portgroup_id = made[values["group"]].id
+    session.flush()
+    session.refresh(task.node)
+    return task
+
+
+def test_a_port_group_with_a_free_member_is_preferred_to_ports(session: Session) -> None:
+    task = grouped_task(session, [{}, {"group": 0}, {"group": 0}])
+    [group] = task.node.portgroups
+    network = FakeNetwork((0.0, 0.0))
+    network.vif_attach(task, {"id": "vif-a"})
+    assert group.internal_info == {TENANT_VIF_KEY: "vif-a"}
+    assert vif_of(task) == {}
+    network.vif_attach(task, {"id": "vif-b"})  # the group is taken: the single port
+    assert vif_of(task) == {"52:54:00:00:00:00": "vif-b"}
+    with pytest.raises(Invalid, match=NO_FREE.format("vif-c")):
+        network.vif_attach(task, {"id": "vif-c"})  # members go only with their group
+    with pytest.raises(Conflict) as conflict:
+        network.vif_attach(task, {"id": "vif-a"})
+    assert conflict.value.message == ("Unable to attach VIF because VIF vif-a is already "
+                                      f"attached to Ironic Portgroup {group.uuid}")
+    assert sorted(v["id"] for v in network.vif_list(task)) == ["vif-a", "vif-b"]
+    network.vif_detach(task, "vif-a")
+    assert group.internal_info == {}
+
+
+def test_portgroup_and_port_hints(session: Session) -> None:
+    task = grouped_task(session, [{}, {"group": 0}, {"group": 1}], groups=2)
+    first, second = sorted(task.node.portgroups, key=lambda g: g.address)
+    network = FakeNetwork((0.0, 0.0))
+    network.vif_attach(task, {"id": "vif-a", "portgroup_uuid": second.uuid})
+    assert second.internal_info == {TENANT_VIF_KEY: "vif-a"} and first.internal_info == {}
+    member = next(p for p in task.node.ports if p.portgroup_id == first.id)
+    network.vif_attach(task, {"id": "vif-b", "port_uuid": member.uuid})  # a member, named
+    assert vif_of(task) == {member.address: "vif-b"}
+    # The group of a member with a VIF takes none; its free members would, but it has none.
+    with pytest.raises(Invalid, match=NO_FREE.format("vif-c")):
+        network.vif_attach(task, {"id": "vif-c", "portgroup_uuid": first.uuid})
 
 
 def test_detach_clears_the_port_and_ironics_legacy_key(session: Session) -> None:
