@@ -14,6 +14,7 @@ logging out leads back to the login page.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -31,8 +32,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from tests.support.aio import Server, running_aio
+from tests.support.aio import Server, free_port, running_aio
 from tests.support.browser import cards, open_page, screenshot, until
+from tests.support.calendar_server import calendar_server, weekly_feed
 from tests.support.polling import eventually
 
 PCS = 40
@@ -173,6 +175,9 @@ def test_a_teacher_restores_her_room_live_and_retries_the_failed_pc(
                     f"{aio.log_text()[-3000:]}")
     assert browser.execute_script("return window.sameDocument === true;")
     assert any(s.startswith("restoring") and s.endswith("%") for s in seen), seen
+    # Fake hardware reports its image write's progress as an agent does: a percentage between
+    # the start and the end, with the rate the page works out from two looks.
+    assert any(re.fullmatch(r"restoring [1-9]\d? % at [\d.]+ MB/s", s) for s in seen), seen
     assert "waiting to start" in seen or any(s.startswith("restoring") for s in seen)
     assert states.pop(FAILING) == f"failed: {REASON}"
     assert set(states.values()) == {"active on debian-12:2026-09"}
@@ -292,3 +297,44 @@ def test_other_rooms_french_accessibility_and_log_out(
     assert accessibility_violations(browser) == []
     browser.get(f"{aio.url}/ui/rooms/B12")
     until(lambda: "/ui/login" in browser.current_url, 30, "the login page again")
+
+
+def import_a_feed(browser: Chrome, address: str) -> str:
+    """The timetable's form sent with only a feed's address; the page that answers."""
+    field = browser.find_element(By.ID, "ical_url")
+    field.clear()
+    field.send_keys(address)
+    browser.find_element(By.ID, "name").send_keys("From the school's timetable")
+    browser.find_element(By.XPATH, "//button[text()='Plan']").click()
+    return str(until(lambda: browser.execute_script(
+        "return document.readyState === 'complete' && document.querySelector("
+        "'main [role=alert], main [role=status].notice')?.textContent.trim();"), 30,
+        "the answer to the import"))
+
+
+def test_the_timetable_imports_a_feed_by_its_address(
+        aio: Server, world: dict[str, Any], chromium: Chrome) -> None:
+    """From a timetable system's URL (a server on 127.0.0.1 here): an address where nothing
+    answers and a feed that is not a calendar are refused in words; a good feed is planned."""
+    browser = chromium
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()
+    wednesday = today + timedelta(days=(2 - today.weekday()) % 7 or 7)
+    with calendar_server() as feeds:
+        feeds.feeds["/week.ics"] = weekly_feed(wednesday, "Databases").encode()
+        feeds.feeds["/bad.ics"] = b"<html>This is the school's home page</html>"
+        log_in(browser, aio.url, "alice")
+        open_page(browser, f"{aio.url}/ui/rooms/B12/timetable")
+        unreachable = f"http://127.0.0.1:{free_port()}/week.ics"
+        assert import_a_feed(browser, unreachable).startswith(
+            f"The calendar at {unreachable} cannot be reached: ")
+        nowhere = f"{feeds.url}/missing.ics"
+        assert import_a_feed(browser, nowhere) == (
+            f"The calendar at {nowhere} could not be fetched: the server answered HTTP 404 "
+            "Not Found.")
+        assert browser.find_element(By.ID, "ical_url").get_attribute("value") == nowhere
+        answer = import_a_feed(browser, f"{feeds.url}/bad.ics")
+        assert answer.startswith(f"The calendar at {feeds.url}/bad.ics: Malformed iCalendar"), \
+            answer
+        assert import_a_feed(browser, f"{feeds.url}/week.ics") == "The class is planned."
+    open_page(browser, f"{aio.url}/ui/rooms/B12/timetable?week={wednesday}")
+    assert "09:00\N{EN DASH}10:00 From the school's timetable" in main_text(browser)

@@ -161,6 +161,8 @@ FRENCH: dict[str, str] = {
     "nothing": "rien",
     "Or import an iCalendar file (.ics) instead of the date and times":
         "Ou importer un fichier iCalendar (.ics) au lieu de la date et des heures",
+    "Or import an iCalendar feed from its address (the timetable system's URL)":
+        "Ou importer un flux iCalendar depuis son adresse (l'URL de l'emploi du temps)",
     "Plan": "Planifier",
     "Sessions of the room": "Séances de la salle",
     "First": "Première",
