@@ -239,6 +239,26 @@ def select_all_with_the_keyboard(browser: Chrome) -> None:
         "return [...document.querySelectorAll('input[name=pcs]')].every(b => b.checked);")
 
 
+def lay_out_the_room(browser: Chrome, rows: int, columns: int) -> None:
+    """The room's rows and columns from the form under its PCs, with the keyboard."""
+    browser.find_element(By.XPATH, "//summary[text()='Room layout']").click()
+    for field, value in (("layout-rows", rows), ("layout-columns", columns)):
+        box = browser.find_element(By.ID, field)
+        box.clear()
+        box.send_keys(str(value))
+    browser.find_element(By.ID, "layout-columns").send_keys(Keys.ENTER)
+    until(lambda: "notice=laid-out" in browser.current_url, 30, "the saved layout")
+    until(lambda: len(cards(browser)) == PCS, 30, "the room's PCs")
+
+
+def columns_drawn(browser: Chrome) -> int:
+    """How many PC cards stand side by side in the grid's first row."""
+    return int(browser.execute_script(
+        "const tops = [...document.querySelectorAll('li.pc')].map("
+        "e => Math.round(e.getBoundingClientRect().top));"
+        "return tops.filter(t => t === tops[0]).length;"))
+
+
 def test_other_rooms_french_accessibility_and_log_out(
         aio: Server, world: dict[str, Any], chromium: Chrome) -> None:
     browser = chromium
@@ -253,6 +273,13 @@ def test_other_rooms_french_accessibility_and_log_out(
     until(lambda: len(cards(browser)) == PCS, 30, "the room's PCs")
     assert accessibility_violations(browser) == []
     select_all_with_the_keyboard(browser)
+    lay_out_the_room(browser, 5, 8)
+    assert "The room's layout is saved." in main_text(browser)
+    assert columns_drawn(browser) == 8
+    assert cards(browser)  # the cards are drawn and read as before
+    assert browser.find_element(By.CSS_SELECTOR, "li.pc:nth-child(9) .seat").text == \
+        "row 2, place 1"
+    assert accessibility_violations(browser) == []
     browser.find_element(By.LINK_TEXT, "Recent actions").click()
     until(lambda: browser.current_url.endswith("/jobs"), 30, "the room's recent actions")
     assert accessibility_violations(browser) == []
@@ -287,6 +314,7 @@ def test_other_rooms_french_accessibility_and_log_out(
         "return [...document.querySelectorAll('body *')].filter("
         "e => e.getBoundingClientRect().right > width + 1).map(e => e.tagName + ' ' +"
         " e.className + ' ' + e.textContent.trim().slice(0, 20));") == []
+    assert columns_drawn(browser) == 1  # the laid-out room, one card under the other
     browser.set_window_size(1280, 1400)
 
     plan_a_weekly_class(browser)
