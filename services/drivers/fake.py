@@ -139,14 +139,16 @@ class FakeDeploy(_Fake, DeployInterface):
             time.sleep(seconds)
             return
         total = int(task.node.driver_info.get("fake_image_bytes") or FAKE_IMAGE_BYTES)
-        for step in range(1, steps):
+        try:
+            for step in range(1, steps):
+                time.sleep(seconds / steps)
+                task.update_internal_info(**{AGENT_COMMAND: {
+                    "id": f"fake-{task.node.uuid}", "name": WRITE_IMAGE,
+                    "progress": {"done_bytes": total * step // steps, "total_bytes": total}}})
+                task.commit()
             time.sleep(seconds / steps)
-            task.update_internal_info(**{AGENT_COMMAND: {
-                "id": f"fake-{task.node.uuid}", "name": WRITE_IMAGE,
-                "progress": {"done_bytes": total * step // steps, "total_bytes": total}}})
-            task.commit()
-        time.sleep(seconds / steps)
-        task.pop_internal_info(AGENT_COMMAND)
+        finally:
+            task.pop_internal_info(AGENT_COMMAND)  # committed with the deploy's end or failure
 
     def tear_down(self, task: Task) -> None:
         self.delay.sleep()

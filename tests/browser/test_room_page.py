@@ -2,11 +2,15 @@
 enclume-aio with fake-hardware PCs and a users file.
 
 Teacher alice logs in, sees only her room, selects all 40 PCs and restores them: the cards
-change from ready to restoring (with a percentage) to "active on debian-12:2026-09" without the
-page reloading, one PC fails with its reason and is retried once the administrator has fixed
-it. Another room's URL is 404; the page switches to French; axe-core finds no accessibility
-violation on the pages; a weekly class is planned from the timetable and shows in its weeks;
-logging out leads back to the login page.
+change from ready to restoring (a percentage, then with its rate, as the fake deploys report
+their progress) to "active on debian-12:2026-09" without the page reloading, smoothly (the
+cards drawn in batches, few long tasks, each PC's end shown within seconds), one PC fails with
+its reason and is retried once the administrator has fixed it. She lays the room out in five
+rows of eight from the keyboard. Another room's URL is 404; the page switches to French;
+axe-core finds no accessibility violation on the pages; it fits a phone's width; a weekly
+class is planned from the timetable and shows in its weeks; an iCalendar feed is imported by
+its address (refused in words when unreachable, missing or not a calendar); logging out leads
+back to the login page.
 
 ``ENCLUME_SCREENSHOTS=DIR`` saves the screenshots of docs/teacher-guide.md there
 (``make screenshots``).
