@@ -3,8 +3,9 @@ session import then parses with its usual checks.
 
 The API process makes the request, so it is bounded: http(s) only, a timeout, at most
 ``max_bytes`` read (the import's own size limit), a few redirects. Each failure says in words
-what went wrong with the address (unreachable, no answer in time, an HTTP error, too large),
-without the server's answer body.
+what went wrong with the address (unreachable, no answer in time, an HTTP error, too large,
+not a calendar), without quoting the server's answer: a teacher could name an address only
+the API reaches, and learns no more of it than whether it serves a calendar.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ def fetch_feed(url: str, *, max_bytes: int, timeout_s: float) -> str:
         raise Invalid(f"The calendar at {address} cannot be reached: "
                       f"{exc or type(exc).__name__}.") from None
     try:
-        return bytes(body).decode(encoding, errors="replace")
+        text = bytes(body).decode(encoding, errors="replace")
     except LookupError:  # a charset Python does not know: iCalendar's default
-        return bytes(body).decode("utf-8", errors="replace")
+        text = bytes(body).decode("utf-8", errors="replace")
+    if not text.lstrip("\ufeff \t\r\n").upper().startswith("BEGIN:VCALENDAR"):
+        # Said without quoting the answer: the address may be any page the API can reach.
+        raise Invalid(f"The address {address} does not give an iCalendar feed: its answer "
+                      "does not begin with BEGIN:VCALENDAR (is it the address of a web page "
+                      "rather than of the .ics feed?).")
+    return text

@@ -5,7 +5,7 @@ tests, development and benchmarks. Delay ranges come from the settings (ENCLUME_
 
 A fake deploy that lasts a second or more reports its image write's progress as the agent path
 does: ``driver_internal_info["agent_command"]`` names a running ``standby.write_image`` with its
-``progress`` (bytes done of ``driver_info["fake_image_bytes"]``, 2 GB by default), committed
+``progress`` (bytes done of ``driver_info["fake_image_bytes"]``, 400 MB by default), committed
 every ``PROGRESS_EVERY_S``; the room jobs and the web page read it from there as they read a
 real agent's.
 """
@@ -36,7 +36,7 @@ from services.drivers.deploy.direct import WRITE_IMAGE
 if TYPE_CHECKING:
     from services.conductor.task import Task
 
-FAKE_IMAGE_BYTES = 2_000_000_000
+FAKE_IMAGE_BYTES = 400_000_000  # at 3 to 6 s a deploy: 70 to 130 MB/s, a gigabit link
 PROGRESS_EVERY_S = 0.5
 
 

@@ -55,6 +55,7 @@ PASSWORDS = {"admin": "the admin's long password", "alice": "alice's long passwo
 E = "/enclume/v1"
 HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 AXE = Path(__file__).parent / "vendor" / "axe-4.14.1.min.js"
+WRITING = re.compile(r"restoring [1-9]\d? % at [\d.]+ MB/s")  # between start and end, with a rate
 SETTINGS = {"ENCLUME_FAKE_DEPLOY_DELAY_S": "[3.0, 6.0]",
             "ENCLUME_CLASSROOM_INTERVAL_S": "0.5"}
 
@@ -178,7 +179,7 @@ def test_a_teacher_restores_her_room_live_and_retries_the_failed_pc(
         states = finished()
         if states:
             break
-        if not saved and sum(s.startswith("restoring") for s in cards(browser).values()) > 5:
+        if not saved and sum(bool(WRITING.fullmatch(s)) for s in cards(browser).values()) > 5:
             screenshot(browser, "room-restoring.png")
             saved = True
         time.sleep(0.2)
@@ -189,7 +190,7 @@ def test_a_teacher_restores_her_room_live_and_retries_the_failed_pc(
     assert any(s.startswith("restoring") and s.endswith("%") for s in seen), seen
     # Fake hardware reports its image write's progress as an agent does: a percentage between
     # the start and the end, with the rate the page works out from two looks.
-    assert any(re.fullmatch(r"restoring [1-9]\d? % at [\d.]+ MB/s", s) for s in seen), seen
+    assert any(WRITING.fullmatch(s) for s in seen), seen
     assert "waiting to start" in seen or any(s.startswith("restoring") for s in seen)
     assert states.pop(FAILING) == f"failed: {REASON}"
     assert set(states.values()) == {"active on debian-12:2026-09"}
@@ -363,11 +364,12 @@ def import_a_feed(browser: Chrome, address: str) -> str:
     field.clear()
     field.send_keys(address)
     browser.find_element(By.ID, "name").send_keys("From the school's timetable")
+    browser.execute_script("window.beforeImport = true;")  # gone once the answer has loaded
     browser.find_element(By.XPATH, "//button[text()='Plan']").click()
     return str(until(lambda: browser.execute_script(
-        "return document.readyState === 'complete' && document.querySelector("
-        "'main [role=alert], main [role=status].notice')?.textContent.trim();"), 30,
-        "the answer to the import"))
+        "return !window.beforeImport && document.readyState === 'complete' && "
+        "document.querySelector('main [role=alert], main [role=status].notice')"
+        "?.textContent.trim();"), 30, "the answer to the import"))
 
 
 def test_the_timetable_imports_a_feed_by_its_address(
@@ -380,6 +382,7 @@ def test_the_timetable_imports_a_feed_by_its_address(
     with calendar_server() as feeds:
         feeds.feeds["/week.ics"] = weekly_feed(wednesday, "Databases").encode()
         feeds.feeds["/bad.ics"] = b"<html>This is the school's home page</html>"
+        feeds.feeds["/broken.ics"] = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"
         log_in(browser, aio.url, "alice")
         open_page(browser, f"{aio.url}/ui/rooms/B12/timetable")
         unreachable = f"http://127.0.0.1:{free_port()}/week.ics"
@@ -391,8 +394,11 @@ def test_the_timetable_imports_a_feed_by_its_address(
             "Not Found.")
         assert browser.find_element(By.ID, "ical_url").get_attribute("value") == nowhere
         answer = import_a_feed(browser, f"{feeds.url}/bad.ics")
-        assert answer.startswith(f"The calendar at {feeds.url}/bad.ics: Malformed iCalendar"), \
-            answer
+        assert answer.startswith(f"The address {feeds.url}/bad.ics does not give an iCalendar "
+                                 "feed"), answer
+        assert import_a_feed(browser, f"{feeds.url}/broken.ics") == (
+            f"The calendar at {feeds.url}/broken.ics: The iCalendar file holds no event "
+            "(VEVENT).")
         assert import_a_feed(browser, f"{feeds.url}/week.ics") == "The class is planned."
     open_page(browser, f"{aio.url}/ui/rooms/B12/timetable?week={wednesday}")
     assert "09:00\N{EN DASH}10:00 From the school's timetable" in main_text(browser)

@@ -22,6 +22,7 @@ def server() -> Iterator[CalendarServer]:
         running.feeds["/week.ics"] = FEED.encode()
         running.feeds["/slow.ics"] = FEED.encode()
         running.feeds["/big.ics"] = b"X" * 5000
+        running.feeds["/page.html"] = b"<html>secret intranet page</html>"
         running.slow_s = 2.0
         yield running
 
@@ -49,6 +50,10 @@ def test_each_failure_says_what_is_wrong_with_the_address(server: CalendarServer
         f"The calendar at {url}/big.ics is too large: more than 4096 bytes.")
     assert refusal(f"{url}/loop.ics") == (
         f"The calendar at {url}/loop.ics redirects too many times.")
+    not_a_calendar = refusal(f"{url}/page.html")
+    assert not_a_calendar.startswith(f"The address {url}/page.html does not give an "
+                                     "iCalendar feed: ")
+    assert "secret" not in not_a_calendar
     for address in ("file:///etc/passwd", "ftp://127.0.0.1/x.ics", "week.ics", "http://"):
         assert refusal(address) == "The calendar's address must be an http:// or https:// URL."
 

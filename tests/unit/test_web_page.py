@@ -412,6 +412,10 @@ def test_a_teacher_sets_her_rooms_layout_from_the_page(stack: Stack,
         wrong = client.post("/ui/rooms/B12/layout", data={"rows": "2", "columns": "zero",
                                                           "csrf": token})
         assert wrong.status_code == 400 and "Invalid layout columns" in wrong.text
+        for rows in ("\N{SUPERSCRIPT TWO}", "99999", "-1", "0"):
+            odd = client.post("/ui/rooms/B12/layout", data={"rows": rows, "columns": "3",
+                                                            "csrf": token})
+            assert odd.status_code == 400 and "Invalid layout rows" in odd.text, rows
         saved = client.post("/ui/rooms/B12/layout", data={"rows": "1", "columns": "3",
                                                           "csrf": token})
         assert saved.status_code == 303

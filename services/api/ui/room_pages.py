@@ -123,10 +123,11 @@ def room_layout(ident: str, request: Request, rows: str = Form(""), columns: str
     check_csrf(who.session, csrf)
     with db.session() as session:
         room = room_of(session, who.identity, ident)
-        given = (rows.strip(), columns.strip())
-        layout = None if given == ("", "") else {
-            "rows": int(given[0]) if given[0].isdigit() else given[0],
-            "columns": int(given[1]) if given[1].isdigit() else given[1]}
+        given = {"rows": rows.strip(), "columns": columns.strip()}
+        # A number as the API takes it; anything else as typed, for the API's refusal to name.
+        layout = None if not any(given.values()) else {
+            key: int(text) if text.isdecimal() and len(text) < 4 else text
+            for key, text in given.items()}
         try:
             rooms.update_room(session, room, {"layout": layout})
         except Invalid as exc:
