@@ -272,7 +272,9 @@ def select_all_with_the_keyboard(browser: Chrome) -> None:
 
 def lay_out_the_room(browser: Chrome, rows: int, columns: int) -> None:
     """The room's rows and columns from the form under its PCs, with the keyboard."""
-    browser.find_element(By.XPATH, "//summary[text()='Room layout']").click()
+    browser.find_element(By.XPATH, "//summary[text()='Room layout']").send_keys(Keys.ENTER)
+    until(lambda: browser.find_element(By.ID, "layout-rows").is_displayed(), 10,
+          "the layout form open")
     for field, value in (("layout-rows", rows), ("layout-columns", columns)):
         box = browser.find_element(By.ID, field)
         box.clear()
