@@ -26,9 +26,8 @@ def polling_stream(request: Request, changes: Callable[[], list[str]], banner: s
         quiet_since = time.monotonic()
         while not await request.is_disconnected() and go_on():
             messages = await anyio.to_thread.run_sync(changes)
-            for message in messages:
-                yield message
-            if messages:
+            if messages:  # one write for the whole look: a room changing at once is one chunk
+                yield "".join(messages)
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since > KEEPALIVE_S:
                 yield ": keep-alive\n\n"

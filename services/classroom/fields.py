@@ -146,3 +146,20 @@ def known_keys(kind: str, body: Any, allowed: frozenset[str]) -> dict[str, Any]:
     if unknown:
         raise Invalid(f"Unknown attribute(s) for {kind}: {', '.join(unknown)}.")
     return body
+
+
+MAX_LAYOUT = 30  # rows or columns of a room's grid
+
+
+def layout(value: Any) -> tuple[int, int] | None:
+    """A room's grid: ``{"rows": R, "columns": C}`` (each 1 to 30), or null for none."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"rows", "columns"}:
+        raise Invalid("Invalid layout: expected {\"rows\": R, \"columns\": C} or null.")
+    for key in ("rows", "columns"):
+        number = value[key]
+        if isinstance(number, bool) or not isinstance(number, int) or \
+                not 1 <= number <= MAX_LAYOUT:
+            raise Invalid(f"Invalid layout {key}: {shown(number)}; 1 to {MAX_LAYOUT}.")
+    return value["rows"], value["columns"]

@@ -25,7 +25,7 @@ from services.common.models import Node
 
 ROOM_FIELDS = frozenset({"name", "description", "time_zone", "idle_vlan", "class_vlan",
                          "subnet", "wol_broadcast", "transfer", "allowed_images",
-                         "default_image", "pcs", "teachers"})
+                         "default_image", "pcs", "teachers", "layout"})
 UPDATABLE = ROOM_FIELDS - {"pcs", "teachers"}
 
 
@@ -72,6 +72,8 @@ def _apply(session: Session, room: Room, values: dict[str, Any]) -> None:
             setattr(room, vlan, fields.vlan(vlan, values[vlan]))
     if "transfer" in values:
         room.transfer = fields.transfer(values["transfer"])
+    if "layout" in values:
+        room.layout_rows, room.layout_columns = fields.layout(values["layout"]) or (None, None)
     if "subnet" in values or "wol_broadcast" in values:
         network = fields.subnet(values.get("subnet", room.subnet))
         room.subnet = None if network is None else str(network)

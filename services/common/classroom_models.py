@@ -82,6 +82,10 @@ class Room(TimestampMixin, Base):
     # udpcast session, HTTP repair); migration 0012.
     transfer: Mapped[str] = mapped_column(String(16), default="unicast",
                                           server_default="unicast")
+    # The web page's grid: the PCs, in the room's order, fill these rows and columns row by
+    # row (both None: as many columns as fit); migration 0014.
+    layout_rows: Mapped[int | None] = mapped_column(Integer)
+    layout_columns: Mapped[int | None] = mapped_column(Integer)
     default_image_id: Mapped[int | None] = mapped_column(
         ForeignKey("images.id", ondelete="SET NULL"))
 

@@ -60,6 +60,7 @@ class ClassroomSettings(BaseSettings):
     model_config = section_config("CLASSROOM_")
     ical_max_bytes: int = env_var("ICAL_MAX_BYTES", 512 * 1024, gt=0)
     ical_max_events: int = env_var("ICAL_MAX_EVENTS", 2000, gt=0)
+    ical_fetch_timeout_s: float = env_var("ICAL_FETCH_TIMEOUT_S", 10.0, gt=0, le=120)
     occurrence_horizon_days: int = env_var("OCCURRENCE_HORIZON_DAYS", 28, ge=1, le=366)
     # rooms without measured restores:
     restore_lead_s: float = env_var("RESTORE_LEAD_S", 900.0, ge=0)

@@ -2,6 +2,12 @@
 
 Like Ironic's fake-hardware, they let the whole life of a node run without a machine, for
 tests, development and benchmarks. Delay ranges come from the settings (ENCLUME_FAKE_*_DELAY_S).
+
+A fake deploy that lasts a second or more reports its image write's progress as the agent path
+does: ``driver_internal_info["agent_command"]`` names a running ``standby.write_image`` with its
+``progress`` (bytes done of ``driver_info["fake_image_bytes"]``, 400 MB by default), committed
+every ``PROGRESS_EVERY_S``; the room jobs and the web page read it from there as they read a
+real agent's.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
+from services.drivers.agent_client import AGENT_COMMAND
 from services.drivers.base import (
     BOOT_DEVICES,
     POWER_OFF,
@@ -24,18 +31,25 @@ from services.drivers.base import (
     OtherInterface,
     PowerInterface,
 )
+from services.drivers.deploy.direct import WRITE_IMAGE
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
+
+FAKE_IMAGE_BYTES = 400_000_000  # at 3 to 6 s a deploy: 70 to 130 MB/s, a gigabit link
+PROGRESS_EVERY_S = 0.5
 
 
 class FakeDelay:
     def __init__(self, delay_range: tuple[float, float]) -> None:
         self.low, self.high = delay_range
 
+    def draw(self) -> float:
+        return random.uniform(self.low, self.high) if self.high > 0 else 0.0
+
     def sleep(self) -> None:
-        if self.high > 0:
-            time.sleep(random.uniform(self.low, self.high))
+        if seconds := self.draw():
+            time.sleep(seconds)
 
 
 class _Fake:
@@ -110,12 +124,31 @@ class FakeDeploy(_Fake, DeployInterface):
     def deploy(self, task: Task) -> str | None:
         """Fails with ``driver_info["fake_deploy_error"]`` when set (a disk that breaks); counts
         the images written in ``driver_internal_info["fake_deploys"]``, as a disk would show."""
-        self.delay.sleep()
+        self._write_image(task)
         if error := task.node.driver_info.get("fake_deploy_error"):
             raise DriverError(str(error))
         task.update_internal_info(fake_deploys=task.node.driver_internal_info.get(
             "fake_deploys", 0) + 1)
         return None
+
+    def _write_image(self, task: Task) -> None:
+        """The deploy's delay, in steps that each report the bytes written so far."""
+        seconds = self.delay.draw()
+        steps = int(seconds / PROGRESS_EVERY_S)
+        if steps < 2:
+            time.sleep(seconds)
+            return
+        total = int(task.node.driver_info.get("fake_image_bytes") or FAKE_IMAGE_BYTES)
+        try:
+            for step in range(1, steps):
+                time.sleep(seconds / steps)
+                task.update_internal_info(**{AGENT_COMMAND: {
+                    "id": f"fake-{task.node.uuid}", "name": WRITE_IMAGE,
+                    "progress": {"done_bytes": total * step // steps, "total_bytes": total}}})
+                task.commit()
+            time.sleep(seconds / steps)
+        finally:
+            task.pop_internal_info(AGENT_COMMAND)  # committed with the deploy's end or failure
 
     def tear_down(self, task: Task) -> None:
         self.delay.sleep()

@@ -379,3 +379,51 @@ def test_the_confirmation_says_a_class_is_in_progress_and_then_forces(
         assert started.status_code == 303 and stack.jobs() == before + 1
         with stack.db.session() as session:
             session.execute(delete(Occurrence).where(Occurrence.session_id == lab.id))
+
+
+def test_a_rooms_layout_is_set_through_the_api_and_drawn_on_the_page(
+        stack: Stack, world: dict[str, Any]) -> None:
+    with httpx.Client(base_url=stack.url, auth=("root", PASSWORD), timeout=10) as admin:
+        assert ok(admin.get(f"{E}/rooms/B12"))["layout"] is None
+        for wrong in ({"rows": 0, "columns": 2}, {"rows": 2}, {"rows": 2, "columns": "3"},
+                      {"rows": 2, "columns": 31}, [2, 2], {"rows": True, "columns": 2}):
+            answer = admin.patch(f"{E}/rooms/B12", json={"layout": wrong})
+            assert answer.status_code == 400, (wrong, answer.text)
+        laid = ok(admin.patch(f"{E}/rooms/B12", json={"layout": {"rows": 2, "columns": 2}}))
+        assert laid["layout"] == {"rows": 2, "columns": 2}
+        with logged_in(stack, "alice") as (client, _token):
+            page = ok(client.get("/ui/rooms/B12")).text
+        assert 'class="pcs laid-out"' in page and 'style="--columns: 2"' in page
+        # Three PCs, two per row, in the room's order: the third starts the second row.
+        seats = re.findall(r'<strong>(b12-pc\d)</strong></label>\s*<small class="seat">([^<]+)',
+                           page)
+        assert seats == [("b12-pc0", "row 1, place 1"), ("b12-pc1", "row 1, place 2"),
+                         ("b12-pc2", "row 2, place 1")]
+        assert ok(admin.patch(f"{E}/rooms/B12", json={"layout": None}))["layout"] is None
+
+
+def test_a_teacher_sets_her_rooms_layout_from_the_page(stack: Stack,
+                                                       world: dict[str, Any]) -> None:
+    with logged_in(stack, "alice") as (client, token):
+        refused = client.post("/ui/rooms/B12/layout", data={"rows": "2", "columns": "3"})
+        assert refused.status_code == 403
+        assert client.post("/ui/rooms/A1/layout", data={
+            "rows": "2", "columns": "3", "csrf": token}).status_code == 404
+        wrong = client.post("/ui/rooms/B12/layout", data={"rows": "2", "columns": "zero",
+                                                          "csrf": token})
+        assert wrong.status_code == 400 and "Invalid layout columns" in wrong.text
+        for rows in ("\N{SUPERSCRIPT TWO}", "99999", "-1", "0"):
+            odd = client.post("/ui/rooms/B12/layout", data={"rows": rows, "columns": "3",
+                                                            "csrf": token})
+            assert odd.status_code == 400 and "Invalid layout rows" in odd.text, rows
+        saved = client.post("/ui/rooms/B12/layout", data={"rows": "1", "columns": "3",
+                                                          "csrf": token})
+        assert saved.status_code == 303
+        page = ok(client.get(saved.headers["location"])).text
+        assert "The room&#39;s layout is saved." in page and 'style="--columns: 3"' in page
+        assert 'id="layout-rows" name="rows" type="number" min="1" max="30" ' \
+               'inputmode="numeric" value="1"' in page
+        cleared = client.post("/ui/rooms/B12/layout", data={"rows": "", "columns": "",
+                                                            "csrf": token})
+        assert cleared.status_code == 303
+        assert "laid-out" not in ok(client.get("/ui/rooms/B12")).text

@@ -27,8 +27,8 @@ from services.images.store import ImageStore
 IMAGE_FIELDS = ["uuid", "name", "description", "versions", "created_at", "updated_at",
                 "links"]
 ROOM_FIELDS = ["uuid", "name", "description", "time_zone", "idle_vlan", "class_vlan",
-               "subnet", "wol_broadcast", "transfer", "allowed_images", "default_image", "pcs",
-               "teachers", "created_at", "updated_at", "links"]
+               "subnet", "wol_broadcast", "transfer", "layout", "allowed_images",
+               "default_image", "pcs", "teachers", "created_at", "updated_at", "links"]
 SESSION_FIELDS = ["uuid", "name", "room", "image", "recurrence", "start", "end", "rrule",
                   "before", "after", "created_by", "next_occurrences", "restore_lead",
                   "next_action", "created_at", "updated_at", "links"]
@@ -76,6 +76,8 @@ def room_document(request: Request, room: Room, plan: Plan | None = None) -> dic
         "time_zone": room.time_zone, "idle_vlan": room.idle_vlan, "class_vlan": room.class_vlan,
         "subnet": room.subnet, "wol_broadcast": room.wol_broadcast,
         "transfer": room.transfer or "unicast",
+        "layout": {"rows": room.layout_rows, "columns": room.layout_columns}
+        if room.layout_rows and room.layout_columns else None,
         "allowed_images": [a.image.name for a in room.allowed_images],
         "default_image": room.default_image.name if room.default_image else None,
         "pcs": [{"uuid": pc.node.uuid, "name": pc.node.name,

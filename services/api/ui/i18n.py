@@ -161,6 +161,18 @@ FRENCH: dict[str, str] = {
     "nothing": "rien",
     "Or import an iCalendar file (.ics) instead of the date and times":
         "Ou importer un fichier iCalendar (.ics) au lieu de la date et des heures",
+    "The room's layout is saved.": "La disposition de la salle est enregistrée.",
+    "row {row}, place {place}": "rangée {row}, place {place}",
+    "Room layout": "Disposition de la salle",
+    "The PCs are drawn in these rows and columns, row by row in the room's order. Leave both "
+    "empty to fit the screen.":
+        "Les PC sont dessinés dans ces rangées et colonnes, rangée par rangée dans l'ordre de la "
+        "salle. Laissez les deux vides pour s'adapter à l'écran.",
+    "Rows": "Rangées",
+    "Columns": "Colonnes",
+    "Save the layout": "Enregistrer la disposition",
+    "Or import an iCalendar feed from its address (the timetable system's URL)":
+        "Ou importer un flux iCalendar depuis son adresse (l'URL de l'emploi du temps)",
     "Plan": "Planifier",
     "Sessions of the room": "Séances de la salle",
     "First": "Première",

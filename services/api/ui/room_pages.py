@@ -24,7 +24,7 @@ from services.api.ui.web import (
     render,
     visitor,
 )
-from services.classroom import jobs
+from services.classroom import jobs, rooms
 from services.classroom.access import find_room
 from services.common.classroom_models import Job, Room
 from services.common.db import Database
@@ -34,7 +34,8 @@ from services.common.identity import Identity
 router = api_router(include_in_schema=False)
 ACTIONS = ("wake", "restore", "power-off")
 NOTICES = {"started": "Started: {action} of {count} PCs.",
-           "retried": "Retried {count} failed PCs.", "nothing-to-retry": "No failed PC to retry."}
+           "retried": "Retried {count} failed PCs.", "nothing-to-retry": "No failed PC to retry.",
+           "laid-out": "The room's layout is saved."}
 HISTORY_LENGTH = 30
 
 
@@ -112,6 +113,28 @@ def room_action(ident: str, request: Request, action: str = Form(""),
             return room_view(request, who, session, room, status=exc.code, error=exc.message)
     return redirect(request, f"{PREFIX}/rooms/{ident}?notice=started&action={action}"
                              f"&count={len(pcs)}")
+
+
+@router.post(f"{PREFIX}/rooms/{{ident}}/layout")
+def room_layout(ident: str, request: Request, rows: str = Form(""), columns: str = Form(""),
+                csrf: str = Form(""), who: Visitor = Depends(visitor),
+                db: Database = Depends(database)) -> Response:
+    """The rows and columns the room's PCs are drawn in; both empty: no layout."""
+    check_csrf(who.session, csrf)
+    with db.session() as session:
+        room = room_of(session, who.identity, ident)
+        given = {"rows": rows.strip(), "columns": columns.strip()}
+        # A number as the API takes it; anything else as typed, for the API's refusal to name.
+        layout = None if not any(given.values()) else {
+            key: int(text) if text.isdecimal() and len(text) < 4 else text
+            for key, text in given.items()}
+        try:
+            rooms.update_room(session, room, {"layout": layout})
+        except Invalid as exc:
+            session.rollback()
+            return room_view(request, who, session, room_of(session, who.identity, ident),
+                             status=exc.code, error=exc.message)
+    return redirect(request, f"{PREFIX}/rooms/{ident}?notice=laid-out")
 
 
 @router.post(f"{PREFIX}/rooms/{{ident}}/retry")

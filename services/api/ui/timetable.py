@@ -30,6 +30,7 @@ from services.api.ui.web import (
 )
 from services.classroom import sessions
 from services.classroom.access import find_in_room
+from services.classroom.ical_feed import fetch_feed
 from services.common.classroom_models import ClassSession, Occurrence, Room
 from services.common.db import Database
 from services.common.exceptions import Conflict, Invalid, NotFound
@@ -139,14 +140,35 @@ def create_session(ident: str, request: Request, csrf: str = Form(""), name: str
                    image: str = Form(""), day: str = Form(""), start: str = Form(""),
                    end: str = Form(""), repeat: str = Form(""), until: str = Form(""),
                    before: str = Form(""), after: str = Form(""),
-                   ical: UploadFile | None = File(None), who: Visitor = Depends(visitor),
+                   ical: UploadFile | None = File(None), ical_url: str = Form(""),
+                   who: Visitor = Depends(visitor),
                    db: Database = Depends(database)) -> Response:
-    """A class once or weekly from the form's fields, or the events of an iCalendar file."""
+    """A class once or weekly from the form's fields, or the events of an iCalendar file or
+    of the feed at ``ical_url`` (fetched here, once)."""
     check_csrf(who.session, csrf)
     form = {"name": name, "image": image, "date": day, "start": start, "end": end,
-            "repeat": repeat, "until": until, "before": before, "after": after}
+            "repeat": repeat, "until": until, "before": before, "after": after,
+            "ical_url": ical_url.strip()}
     calendar = ical.file.read().decode("utf-8", "replace") if ical and ical.filename else None
+    if form["ical_url"]:
+        with db.session() as session:
+            room_of(session, who.identity, ident)  # 404 before anything is fetched
+        try:
+            if calendar is not None:
+                raise Invalid("Give an iCalendar file or the address of a feed, not both.")
+            settings = request.app.state.settings.classroom
+            calendar = fetch_feed(form["ical_url"], max_bytes=settings.ical_max_bytes,
+                                  timeout_s=settings.ical_fetch_timeout_s)
+        except Invalid as exc:
+            return _refused(request, who, db, ident, form, exc)
     return _create(request, who, db, ident, form, calendar)
+
+
+def _refused(request: Request, who: Visitor, db: Database, ident: str, form: dict[str, str],
+             exc: Invalid | Conflict) -> Response:
+    with db.session() as session:
+        return timetable_view(request, who, session, room_of(session, who.identity, ident),
+                              status=exc.code, error=exc.message, form=form)
 
 
 def _create(request: Request, who: Visitor, db: Database, ident: str, form: dict[str, str],
@@ -171,8 +193,10 @@ def _create(request: Request, who: Visitor, db: Database, ident: str, form: dict
                                     limits=limits(request))
         except (Invalid, Conflict) as exc:
             session.rollback()
+            error = f"The calendar at {form['ical_url']}: {exc.message}" if form["ical_url"] \
+                else exc.message
             return timetable_view(request, who, session, room_of(session, who.identity, ident),
-                                  status=exc.code, error=exc.message, form=form)
+                                  status=exc.code, error=error, form=form)
         week = form["date"] if calendar is None else ""
     return redirect(request, f"{PREFIX}/rooms/{ident}/timetable?created=1&week={week}")
 
