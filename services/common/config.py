@@ -37,6 +37,7 @@ from services.common.config_service_sections import (
     DatabaseSettings,
     DriverSettings,
     IpmiSettings,
+    MetricsSettings,
     ProcessSettings,
     RedfishSettings,
     RpcSettings,
@@ -56,6 +57,7 @@ class Settings(BaseModel):
     api: ApiSettings = Field(default_factory=ApiSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     classroom: ClassroomSettings = Field(default_factory=ClassroomSettings)
     conductor: ConductorSettings = Field(default_factory=ConductorSettings)
     rpc: RpcSettings = Field(default_factory=RpcSettings)
