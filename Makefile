@@ -10,7 +10,8 @@ CACHE := .cache
 STAMP := $(VENV)/.installed
 # Debian packages `make deps` installs, each only when what it provides is missing:
 # python3-venv (ensurepip, to create .venv), docker-compose (validates compose.yaml in the tests),
-# postgresql (the throw-away PostgreSQL server of the cluster tests and benchmarks), and the real
+# postgresql and mariadb-server (the throw-away database servers of the cluster and classroom
+# tests and the benchmarks; mariadb-server: the classroom tests on MariaDB), and the real
 # protocol peers and virtual hardware of the tests and the lab: ipmitool, dnsmasq, iptables, vde2,
 # QEMU with iPXE and OVMF firmware, qemu-utils with libiscsi, busybox-static; for the agent tests
 # sfdisk (fdisk), boot loaders (extlinux, systemd-boot-efi), EFI partitions (dosfstools, mtools),
@@ -24,7 +25,8 @@ APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 PYTEST_ARGS ?=
 LAB_PACKAGES := ipmitool dnsmasq-base iptables vde2 qemu-system-x86 qemu-utils qemu-block-extra \
 	ipxe ovmf busybox-static tgt fdisk extlinux genisoimage dosfstools mtools systemd-boot-efi \
-	syslinux zstd python3-zstandard chromium chromium-driver slapd ldap-utils udpcast
+	syslinux zstd python3-zstandard chromium chromium-driver slapd ldap-utils udpcast \
+	mariadb-server
 
 .PHONY: help deps venv test unit integration browser lint demo bench clean testkernel ramdisk \
 	testimages screenshots lab-screenshots ui-vendor

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from lab.local_service import free_port
 
@@ -28,13 +29,27 @@ def postgres_bin() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def _ensure_user() -> pwd.struct_passwd:
+def ensure_user(name: str = SERVICE_USER) -> pwd.struct_passwd:
+    """The system user a throw-away database server runs as (made when missing)."""
     try:
-        return pwd.getpwnam(SERVICE_USER)
+        return pwd.getpwnam(name)
     except KeyError:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        SERVICE_USER], check=True)
-        return pwd.getpwnam(SERVICE_USER)
+                        name], check=True)
+        return pwd.getpwnam(name)
+
+
+def stop_and_remove(server: subprocess.Popen[bytes], log: IO[bytes], workdir: Path,
+                    timeout: float = 15) -> None:
+    """Stop a throw-away server (SIGTERM, SIGKILL if it lingers) and remove its directory."""
+    server.terminate()
+    try:
+        server.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    log.close()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _as_user(user: pwd.struct_passwd) -> dict[str, object]:
@@ -60,7 +75,7 @@ def running_postgres_urls(database: str = "enclume") -> Iterator[tuple[str, str]
     bindir = postgres_bin()
     if bindir is None:
         raise RuntimeError("PostgreSQL is not installed (Debian package postgresql)")
-    user = _ensure_user() if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
+    user = ensure_user() if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
     workdir = Path(tempfile.mkdtemp(prefix="enclume-pg-"))
     os.chown(workdir, user.pw_uid, user.pw_gid)
     data, port = workdir / "data", free_port()
@@ -80,14 +95,7 @@ def running_postgres_urls(database: str = "enclume") -> Iterator[tuple[str, str]
         yield (f"postgresql+psycopg://postgres@127.0.0.1:{port}/{database}",
                f"postgresql+psycopg://postgres@/{database}?host={workdir}&port={port}")
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        stop_and_remove(server, log, workdir)
 
 
 def _wait_ready(bindir: Path, port: int, server: subprocess.Popen[bytes]) -> None:

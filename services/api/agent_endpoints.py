@@ -29,6 +29,7 @@ from services.common.agent_checks import callback_url_problem, check_version
 from services.common.db import Database
 from services.common.exceptions import Invalid, NodeNotFound, NotFound
 from services.common.macs import parse_mac
+from services.common.metrics import AGENT_HEARTBEATS
 from services.common.models import Node, Port
 from services.common.node_fields import AGENT_TOKEN
 from services.common.secrets import MASK, mask
@@ -122,6 +123,17 @@ def _ip(text: str) -> IPv4Address | IPv6Address | None:
 def heartbeat(request: Request, node_ident: str, body: Any = Body(...),
               db: Database = Depends(database),
               manager: ConductorAPI = Depends(conductor)) -> Response:
+    try:
+        _heartbeat(request, node_ident, body, db, manager)
+    except Exception:
+        AGENT_HEARTBEATS.labels("refused").inc()
+        raise
+    AGENT_HEARTBEATS.labels("accepted").inc()
+    return Response(status_code=202)
+
+
+def _heartbeat(request: Request, node_ident: str, body: Any, db: Database,
+               manager: ConductorAPI) -> None:
     if not isinstance(body, dict):
         raise Invalid("Invalid heartbeat: expected a JSON object.")
     if isinstance(body.get("callback_url"), str):
@@ -139,4 +151,3 @@ def heartbeat(request: Request, node_ident: str, body: Any = Body(...),
         if session.scalar(select(Node.id).where(Node.uuid == node_ident.lower())) is None:
             raise NodeNotFound(node_ident)
     manager.heartbeat(node_ident.lower(), body["callback_url"], token, version)
-    return Response(status_code=202)

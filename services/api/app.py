@@ -46,6 +46,7 @@ from services.common.config import Settings
 from services.common.db import Database
 from services.common.lifecycle import Service, lifespan_of
 from services.common.membership import Membership
+from services.common.metrics_asgi import MetricsEndpoint, RequestTimer
 from services.conductor.interface import ConductorAPI
 
 
@@ -80,10 +81,17 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
         app.include_router(router)
     openapi.install(app)
     install_web_page(app, settings, source)  # /ui/: the teacher web page
-    # Starlette runs the last added middleware first: size limit, then auth, then versions.
+    # Starlette runs the last added middleware first: the request timer, size limit, auth,
+    # versions, then /metrics (behind auth when ENCLUME_METRICS_REQUIRE_AUTH, else public).
+    metrics = settings.metrics
+    if metrics.enabled:
+        app.add_middleware(MetricsEndpoint)
     app.add_middleware(VersionMiddleware)
     if source is not None:
-        app.add_middleware(BasicAuthMiddleware, source=source)
+        app.add_middleware(BasicAuthMiddleware, source=source,
+                           public_metrics=metrics.enabled and not metrics.require_auth)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_request_body_bytes,
                        unlimited=enclume_image_uploads.is_upload_body)
+    if metrics.enabled:
+        app.add_middleware(RequestTimer)
     return app

@@ -19,6 +19,7 @@ from services.api.errors import error_body
 from services.common.config import Settings
 from services.common.identity import Htpasswd, IdentitySource, UsersFile
 from services.common.ldap_identity import DirectoryUnavailable, LdapSource
+from services.common.metrics_asgi import METRICS_PATH
 
 # /v1/continue_inspection: inventories of discovered machines, public as in Ironic, refused
 # while discovery is off (services/api/discovery.py).
@@ -117,14 +118,16 @@ def _credentials(scope: Scope) -> tuple[str, str] | None:
 
 
 class BasicAuthMiddleware:
-    def __init__(self, app: ASGIApp, source: IdentitySource) -> None:
+    def __init__(self, app: ASGIApp, source: IdentitySource, public_metrics: bool = False) -> None:
         self.app = app
         self.source = source
+        self.public_metrics = public_metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"] if scope["type"] == "http" else ""
         if scope["type"] != "http" or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) \
-                or path == WEB_PAGE_PATHS[0] or path.startswith(WEB_PAGE_PATHS[1]):
+                or path == WEB_PAGE_PATHS[0] or path.startswith(WEB_PAGE_PATHS[1]) \
+                or (self.public_metrics and path == METRICS_PATH):
             await self.app(scope, receive, send)
             return
         credentials = _credentials(scope)

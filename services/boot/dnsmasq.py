@@ -37,6 +37,7 @@ from services.boot.interfaces import ipv6_addresses
 from services.boot.supervisor import ProcessSupervisor, stop_pid
 from services.common.bootconfig.entry import DesiredBoot
 from services.common.macs import parse_mac
+from services.common.metrics import count_dnsmasq_line
 
 LOG = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ class Dnsmasq:
             "dnsmasq",
             [self.binary, "--keep-in-foreground", "--log-facility=-",
              f"--conf-file={net.config_file}"],
-            logging.getLogger("enclume.boot.dnsmasq"))
+            logging.getLogger("enclume.boot.dnsmasq"), on_line=count_dnsmasq_line)
 
     @property
     def pid_file(self) -> Path:

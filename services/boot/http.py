@@ -30,6 +30,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -58,6 +59,8 @@ from services.common.config import Settings
 from services.common.db import Database
 from services.common.lifecycle import Service, lifespan_of
 from services.common.macs import parse_mac
+from services.common.metrics import BOOT_SCRIPTS
+from services.common.metrics_asgi import MetricsEndpoint, RequestTimer, metrics_bearer
 from services.common.models import Node, Port
 from services.common.states import ProvisionState
 from services.images import tokens
@@ -153,11 +156,13 @@ def create_boot_app(settings: Settings, db: Database,
     def boot_script(request: Request) -> Response:
         mac = request.query_params.get("mac")
         if mac is None:
+            BOOT_SCRIPTS.labels("chain").inc()
             return PlainTextResponse(ipxe.chain_script(boot_url), headers=NO_STORE)
         normalized = parse_mac(mac)
         if normalized is None:
             return _text(400, "mac must be a MAC address such as 52:54:00:12:34:56")
         found = lookup_mac(db, normalized)
+        answer = "unknown" if found.node_uuid is None else "node"
         try:
             if found.node_uuid is None:
                 script = _unknown_mac_script(settings, normalized)
@@ -168,6 +173,8 @@ def create_boot_app(settings: Settings, db: Database,
             LOG.error("cannot render the boot script for %s: %s", normalized, exc)
             script = ipxe.exit_script(f"the desired boot of {normalized} is invalid, see the "
                                       f"boot service log")
+            answer = "invalid"
+        BOOT_SCRIPTS.labels(answer).inc()
         return PlainTextResponse(script, headers=NO_STORE)
 
     def boot_file(request: Request) -> Response:
@@ -210,6 +217,9 @@ def create_boot_app(settings: Settings, db: Database,
         *multicast_routes(multicast, secret),
         *image_capture_routes(store, DatabaseCaptures(db)),
         *wake_routes(settings),
-    ], lifespan=lifespan_of([cache, multicast, *services]))
+    ], middleware=[Middleware(RequestTimer), Middleware(MetricsEndpoint, bearer=metrics_bearer(
+        settings.metrics.require_auth, settings.rpc_shared_secret()))]
+        if settings.metrics.enabled else [],
+        lifespan=lifespan_of([cache, multicast, *services]))
     app.state.image_cache = cache
     return app

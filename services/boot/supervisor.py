@@ -73,8 +73,10 @@ class StartError(RuntimeError):
 class ProcessSupervisor:
     def __init__(self, name: str, argv: Sequence[str], log: logging.Logger, *,
                  env: Mapping[str, str] | None = None, die_with_parent: bool = False,
-                 output_level: int = logging.DEBUG) -> None:
+                 output_level: int = logging.DEBUG,
+                 on_line: Callable[[str], None] | None = None) -> None:
         self.name = name
+        self.on_line = on_line  # sees each line of the process's output
         self.argv = list(argv)
         self.log = log
         self.env = dict(env) if env is not None else None
@@ -150,6 +152,8 @@ class ProcessSupervisor:
             line = line.rstrip()
             self._tail.append(line)
             self.log.log(self.output_level, "%s", line)
+            if self.on_line is not None:
+                self.on_line(line)
 
     def _tail_text(self) -> str:
         return " | ".join(self._tail) or "(no output)"

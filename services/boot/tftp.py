@@ -30,6 +30,7 @@ from tftpy.TftpPacketTypes import TftpPacketRRQ
 from tftpy.TftpShared import TftpErrors, TftpTimeout, TftpTimeoutExpectACK
 
 from services.common.config import Settings
+from services.common.metrics import TFTP_REQUESTS
 
 LOG = logging.getLogger(__name__)
 
@@ -217,6 +218,7 @@ class TftpService:
                 raise BadRequest(TftpErrors.NotDefined, "server busy, try again later")
         except BadRequest as refused:
             LOG.warning("TFTP: refused a request from %s:%d: %s", *peer, refused.message)
+            TFTP_REQUESTS.labels("refused").inc()
             if refused.code is not None:
                 self._send(error_packet(refused.code, refused.message), peer)
             return
@@ -242,8 +244,10 @@ class TftpService:
         except Exception as exc:
             LOG.warning("TFTP: transfer of %s to %s:%d failed to start: %s",
                         request.filename, *peer, exc)
+            TFTP_REQUESTS.labels("failed").inc()
             self._finish(peer)
             return
+        TFTP_REQUESTS.labels("started").inc()
         LOG.info("TFTP: sending %s to %s:%d", request.filename, *peer)
 
     def _on_transfer_packet(self, key: tuple[str, int]) -> None:

@@ -1,8 +1,9 @@
 """Occurrences: a session's planned runs, created ahead up to a horizon, never unbounded.
 
 ``extend`` is idempotent (one row per session and planned start, inserted with ON CONFLICT DO
-NOTHING) and safe to run from several processes; the timetable runner calls ``extend_all``
-periodically and claims due rows with one conditional UPDATE (state planned → claimed).
+NOTHING, on MariaDB ON DUPLICATE KEY UPDATE of nothing) and safe to run from several
+processes; the timetable runner calls ``extend_all`` periodically and claims due rows with one
+conditional UPDATE (state planned → claimed).
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ def schedule_of(cls_session: ClassSession) -> Schedule:
 def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    name = session.get_bind().dialect.name
+    if name == "mysql":  # MariaDB has no ON CONFLICT: a duplicate key "updates" to itself
+        from sqlalchemy.dialects import mysql  # only there: its import costs 1 MiB of RSS
+
+        upsert = mysql.insert(Occurrence).values(rows)
+        session.execute(upsert.on_duplicate_key_update(session_id=upsert.inserted.session_id))
+        return
+    dialect = postgresql if name == "postgresql" else sqlite
     statement = dialect.insert(Occurrence).values(rows).on_conflict_do_nothing(
         index_elements=["session_id", "planned_start"])
     session.execute(statement)

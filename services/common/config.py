@@ -43,6 +43,7 @@ from services.common.config_service_sections import (
     DatabaseSettings,
     DriverSettings,
     IpmiSettings,
+    MetricsSettings,
     ProcessSettings,
     RedfishSettings,
     RpcSettings,
@@ -62,6 +63,7 @@ class Settings(BaseModel):
     api: ApiSettings = Field(default_factory=ApiSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     classroom: ClassroomSettings = Field(default_factory=ClassroomSettings)
     ldap: LdapSettings = Field(default_factory=LdapSettings)
     pc_login: PcLoginSettings = Field(default_factory=PcLoginSettings)

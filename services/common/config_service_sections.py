@@ -73,6 +73,16 @@ class ClassroomSettings(BaseSettings):
     occurrence_grace_s: float = env_var("OCCURRENCE_GRACE_S", 600.0, ge=0)
 
 
+class MetricsSettings(BaseSettings):
+    """The Prometheus endpoint, GET /metrics, of every service (docs/operator-guide.md)."""
+
+    model_config = section_config("METRICS_")
+    enabled: bool = True
+    # False: /metrics is open (its labels hold no names, ids or secrets); True: the API asks
+    # for the credentials of its /v1 routes, the conductor and boot service for the RPC secret.
+    require_auth: bool = False
+
+
 class ConductorSettings(BaseSettings):
     model_config = section_config("CONDUCTOR_")
     workers: int = 100

@@ -1,4 +1,5 @@
-"""Engines and sessions. SQLite runs in WAL mode with foreign keys on; PostgreSQL as it is."""
+"""Engines and sessions. SQLite runs in WAL mode with foreign keys on; PostgreSQL as it is;
+MariaDB at READ COMMITTED."""
 
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if make_url(url).get_backend_name() == "mysql":
+        # MariaDB: READ COMMITTED, PostgreSQL's level, which the locking is written for; InnoDB's
+        # default (REPEATABLE READ) takes gap locks that turn concurrent lock updates into
+        # deadlocks.
+        return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True,
+                             pool_recycle=3600, isolation_level="READ COMMITTED")
     return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
 
 
@@ -70,7 +77,8 @@ def upgrade_schema(url: str) -> None:
     """Bring the schema to the newest migration (the only way the schema is created).
 
     Safe when several services start at once: they take turns (an advisory lock on
-    PostgreSQL, a lock file beside a SQLite database) and the later ones find nothing to do.
+    PostgreSQL, a named lock on MariaDB, a lock file beside a SQLite database) and the later
+    ones find nothing to do.
     """
     with _migration_lock(url):
         _run_alembic_upgrade(url)
@@ -106,13 +114,18 @@ def _migration_lock(url: str) -> Iterator[None]:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return
     engine = create_engine(url, poolclass=NullPool)
+    if engine.dialect.name == "mysql":  # MariaDB: a named lock, held by this connection
+        take, give_back = "SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)"
+        key: dict[str, Any] = {"name": f"enclume-migrations-{MIGRATION_LOCK_ID}"}
+    else:
+        take, give_back = "SELECT pg_advisory_lock(:id)", "SELECT pg_advisory_unlock(:id)"
+        key = {"id": MIGRATION_LOCK_ID}
     try:
         with engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+            connection.execute(text(take), key)
             try:
                 yield
             finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:id)"),
-                                   {"id": MIGRATION_LOCK_ID})
+                connection.execute(text(give_back), key)
     finally:
         engine.dispose()

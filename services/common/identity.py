@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import bcrypt
-import yaml
 
 LOG = logging.getLogger(__name__)
 ROLES = ("admin", "operator", "teacher", "student", "service")
@@ -174,6 +173,8 @@ class UsersFile(_BcryptFile):
         self._reload_if_changed()  # a broken file is refused at start, not at the first login
 
     def _parse(self, text: str) -> dict[str, _Entry]:
+        import yaml  # here, not at start: PyYAML costs a server ~1 MiB of RSS it rarely needs
+
         try:
             document = yaml.safe_load(text)
         except yaml.YAMLError as exc:

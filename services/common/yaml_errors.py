@@ -8,8 +8,10 @@ about a YAML file or value that reaches an operator is built from ``describe_yam
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class YamlProblem:
 
 def describe_yaml_error(exc: yaml.YAMLError) -> YamlProblem:
     """Where and what, from the error's marks and descriptions only (not its snippet)."""
+    import yaml
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from services.common.db import Database
 from services.common.exceptions import Conflict, NodeLocked
+from services.common.metrics import NODE_LOCKS
 from services.common.models import Node, utcnow
 
 
@@ -63,8 +64,10 @@ def acquire(db: Database, node_id: int, node_uuid: str, holder: str, lease_s: fl
             "expires": now + timedelta(seconds=lease_s),
         }).rowcount
         if taken == 1:
+            NODE_LOCKS.labels("taken").inc()
             return
         current = session.scalar(_RESERVATION, {"node_id": node_id})
+    NODE_LOCKS.labels("conflict").inc()
     raise NodeLocked(node_uuid, current or "unknown")
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from services.common import states
+from services.common.metrics import POWER_SYNC_NODES, POWER_SYNC_SECONDS
 from services.common.models import Node, utcnow
 from services.common.secrets import scrub
 from services.conductor import locks
@@ -187,6 +188,9 @@ class PeriodicTasks:
             outcomes = list(pool.map(self._sync_one, [row.id for row in rows]))
         report = PowerSyncReport(len(rows), outcomes.count("changed"), outcomes.count("failed"),
                                  time.monotonic() - started)
+        POWER_SYNC_SECONDS.observe(report.seconds)
+        for outcome in set(outcomes):
+            POWER_SYNC_NODES.labels(outcome).inc(outcomes.count(outcome))
         LOG.info("power sync: %d nodes, %d changed, %d failed, %.2fs", report.nodes,
                  report.changed, report.failed, report.seconds)
         return report

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -26,6 +27,7 @@ from services.common.exceptions import EnclumeError, Invalid, StaleUpdate, Tempo
 from services.common.lifecycle import Service, lifespan_of
 from services.common.lookups import node_uuid_of_port, node_uuid_of_portgroup, node_value
 from services.common.membership import Membership
+from services.common.metrics_asgi import MetricsEndpoint, RequestTimer, metrics_bearer
 from services.common.models import Node
 
 LOG = logging.getLogger(__name__)
@@ -235,8 +237,12 @@ def server_app(manager: Any, secret: str, services: Sequence[Service] = ()) -> S
     async def health(_request: Request) -> JSONResponse:
         return JSONResponse({"hostname": manager.host, "alive": True})
 
+    metrics = manager.settings.metrics
     return Starlette(routes=[Route("/rpc/{method}", handle, methods=["POST"]),
                              Route("/health", health, methods=["GET"])],
+                     middleware=[Middleware(RequestTimer), Middleware(
+                         MetricsEndpoint, bearer=metrics_bearer(metrics.require_auth, secret))]
+                     if metrics.enabled else [],
                      lifespan=lifespan_of(services))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from services.common import states
+from services.common import metrics, states
 from services.common.models import Node, NodeHistory
 from services.drivers.base import NodeDriver
 
@@ -23,8 +23,9 @@ class Task:
 
     def process_event(self, event: str) -> states.ProvisionState:
         """Move the node through the state machine (the only way provision_state changes)."""
-        before = self.node.provision_state
+        before, entered_at = self.node.provision_state, self.node.provision_updated_at
         new_state = states.apply(self.node, event)
+        metrics.count_transition(before, new_state.value, entered_at)
         LOG.info("node %s: %s -> %s (%s)", self.node.uuid, before, new_state.value, event)
         return new_state
 

@@ -32,9 +32,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import ValidationError
 
 from services.common.secrets import mask
@@ -43,6 +42,9 @@ from services.common.yaml_errors import describe_yaml_error
 from services.discovery import templates
 from services.discovery.facts import ADDRESS_VARIABLES, VARIABLES, Facts
 from services.discovery.rule_schema import NAME_CHARS, Rule, RulesFile
+
+if TYPE_CHECKING:
+    import yaml
 
 # driver_info keys that say where the conductor connects (and sends the credentials).
 _WHERE_KEY = re.compile(r"(address|host|hostname|url|uri|endpoint|server)$", re.IGNORECASE)
@@ -122,6 +124,8 @@ def load(path: Path, enabled_drivers: Iterable[str]) -> RuleSet:
     except OSError as exc:
         raise RulesError(f"cannot read the discovery rules file {path}: "
                          f"{exc.strerror or exc}") from None
+    import yaml  # here, not at start: PyYAML costs a server ~1 MiB of RSS it rarely needs
+
     try:
         data = yaml.safe_load(text)
         tree = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -239,6 +243,7 @@ def _describe(path: Path, data: Any, tree: yaml.Node | None, loc: list[Any],
 
 def _line_of(tree: yaml.Node | None, loc: list[Any]) -> int | None:
     """The 1-based line of the deepest YAML node along ``loc`` that exists."""
+    import yaml
     node, line = tree, None
     for part in loc:
         if node is None:

@@ -27,6 +27,7 @@ from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.models import Node, Port
 from tests.support.asgi import serving
+from tests.support.metrics import scrape
 
 pytestmark = pytest.mark.integration
 
@@ -395,3 +396,35 @@ def test_images_in_use_are_never_evicted(tmp_path: Path, images: ImageServer) ->
         assert {p.name for p in cache.directory.iterdir() if p.is_file()} == {x.key}
     finally:
         cache.stop()
+
+
+# -- metrics --------------------------------------------------------------------------------
+
+def test_boot_scripts_images_and_routes_are_counted_with_bounded_labels(
+        boot: Boot, images: ImageServer) -> None:
+    before = scrape(boot.url)
+    node_uuid, node_mac = add_node(boot.db, boot={"mode": "local", "boot_mode": "bios"})
+    script(boot, node_mac)
+    unknown = [f"52:54:01:00:{i >> 8:02x}:{i & 0xff:02x}" for i in range(100)]
+    for mac in unknown:
+        script(boot, mac)
+    body = os.urandom(1000)
+    url = images.add("/counted.img", body)
+    deploying = [deploying_with(boot, url, body) for _ in range(3)]
+    for node in deploying:
+        assert httpx.get(f"{boot.url}/images/{node}").content == body
+    after = scrape(boot.url)
+
+    def moved(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    assert moved("enclume_boot_scripts_total", answer="node") == 1
+    assert moved("enclume_boot_scripts_total", answer="unknown") == 100
+    assert moved("enclume_image_cache_lookups_total", result="miss") == 1
+    assert moved("enclume_image_cache_lookups_total", result="hit") == 2
+    requests = "enclume_http_request_duration_seconds_count"
+    assert moved(requests, route="/boot.ipxe", method="GET", status="2xx") == 101
+    assert moved(requests, route="/images/{node_uuid}", method="GET", status="2xx") == 3
+    labels = {value for sample in after.samples for value in sample.labels.values()}
+    assert not labels & {node_uuid, node_mac, *unknown, *deploying}
+    assert len(after.label_values(requests.removesuffix("_count"), "route")) <= 10

@@ -41,6 +41,7 @@ from tests.support.boot_network import (
 )
 from tests.support.dhcp_client import DHCP_MAGIC, DhcpClient, Reply, encode_options
 from tests.support.dnsmasq_hash import macs_hashed_alike
+from tests.support.metrics import Scrape, parse
 from tests.support.polling import eventually
 from tests.support.procfs import process_alive
 
@@ -120,6 +121,13 @@ class Boot:
                   "print(r.status, r.read().decode())\n")
         status, body = self.net.run(self.net.server, sys.executable, "-c", script).split(" ", 1)
         return int(status), json.loads(body)
+
+    def metrics(self) -> Scrape:
+        """``GET /metrics`` of the boot service, from inside its namespace."""
+        script = ("import urllib.request\n"
+                  f"r = urllib.request.urlopen('http://{SERVER_IP}:8080/metrics', timeout=5)\n"
+                  "print(r.read().decode())\n")
+        return parse(self.net.run(self.net.server, sys.executable, "-c", script))
 
     def dropped(self) -> int:
         """Packets the filter's final DROP rule has dropped."""
@@ -270,6 +278,28 @@ def test_ipxe_gets_the_url_of_its_boot_script(boot: Boot, client: DhcpClient,
         assert in_range(offer.yiaddr, FULL_RANGE)
     else:
         assert offer.yiaddr == "0.0.0.0" and offer.vendor_class == "PXEClient"
+
+
+def test_dhcp_messages_are_counted_by_type_in_the_metrics(boot: Boot,
+                                                          client: DhcpClient) -> None:
+    before = boot.metrics()
+    mac = new_mac()
+    boot.add_node(mac, boot=LOCAL_BOOT)
+    wait_answered(client, mac, arch=0, ipxe=True)
+    name = "enclume_dhcp_messages_total"
+
+    def counted() -> Scrape | None:
+        scraped = boot.metrics()
+        return scraped if scraped.value(name) > before.value(name) else None
+
+    after = eventually(counted, 5, "a DHCP message counted")
+    if boot.mode == "full":  # proxy mode: dnsmasq logs its answers as PXE(...)
+        assert after.value(name, type="DHCPDISCOVER") > before.value(name, type="DHCPDISCOVER")
+        assert after.value(name, type="DHCPOFFER") > before.value(name, type="DHCPOFFER")
+    assert after.label_values(name, "type") <= {
+        "DHCPDISCOVER", "DHCPOFFER", "DHCPREQUEST", "DHCPACK", "DHCPNAK", "DHCPDECLINE",
+        "DHCPRELEASE", "DHCPINFORM", "PXE"}
+    assert not any(mac in value for sample in after.samples for value in sample.labels.values())
 
 
 def test_a_mac_without_a_planned_boot_gets_no_offer(boot: Boot, client: DhcpClient) -> None:

@@ -15,6 +15,7 @@ from tftpy.TftpShared import TftpErrors
 
 from services.boot.tftp import TftpService
 from services.common.config import Settings
+from tests.support.metrics import scrape, this_process_endpoint
 from tests.support.settings import merged_settings
 
 pytestmark = pytest.mark.integration
@@ -192,3 +193,16 @@ def test_a_missing_binary_stops_the_start_with_a_clear_error(tmp_path: Path) -> 
         TftpService(settings(tftp={"root": tmp_path})).start()
     with pytest.raises(RuntimeError, match="only plain file names"):
         TftpService(settings(tftp={"files": ["../etc/passwd"]})).start()
+
+
+def test_transfers_and_refusals_are_counted_in_the_metrics(tftp: TftpService,
+                                                           tmp_path: Path) -> None:
+    with this_process_endpoint() as url:
+        before = scrape(url)
+        download(tftp, "undionly.kpxe", tmp_path / "undionly.kpxe")
+        refused = exchange(tftp, request(WRQ, b"undionly.kpxe"))
+        assert refused is not None and error_code(refused[0]) > 0
+        after = scrape(url)
+    name = "enclume_tftp_requests_total"
+    assert after.value(name, outcome="started") == before.value(name, outcome="started") + 1
+    assert after.value(name, outcome="refused") == before.value(name, outcome="refused") + 1

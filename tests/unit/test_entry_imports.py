@@ -26,23 +26,25 @@ LAYERS = {"services.api", "services.boot", "services.conductor", "services.drive
 HTTPX_CLI = {"rich", "pygments"}  # (click stays: uvicorn uses it)
 # Loaded when the web page first renders (services/api/ui/web.py).
 TEMPLATES = {"jinja2"}
-WATCHED = BMC_CLIENTS | CALENDARS | SERVERS | LAYERS | HTTPX_CLI | TEMPLATES
+# Loaded when a YAML file is read (users file, discovery rules, switches): ~1 MiB of RSS.
+YAML = {"yaml"}
+WATCHED = BMC_CLIENTS | CALENDARS | SERVERS | LAYERS | HTTPX_CLI | TEMPLATES | YAML
 
 # script -> the watched modules it must not load
 FORBIDDEN: dict[str, set[str]] = {
-    "enclume": WATCHED - {"rich"},  # typer draws the CLI's help with rich
-    "enclume-agent": WATCHED,
-    "enclume-boot": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | {
+    "enclume": WATCHED - {"rich", "yaml"},  # typer draws the CLI's help with rich
+    "enclume-agent": WATCHED - YAML,
+    "enclume-boot": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | {
         "fastapi", "iptc", "services.api", "services.conductor", "services.drivers",
         "services.aio"},
-    "enclume-api": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | {
+    "enclume-api": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | {
         "iptc", "tftpy", "services.boot", "services.drivers", "services.aio"},
     # The BMC clients load when a node first uses them (services/drivers/registry.py).
-    "enclume-conductor": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | {
+    "enclume-conductor": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | {
         "fastapi", "iptc", "tftpy", "services.api", "services.aio"},
-    "enclume-dbsync": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | {
+    "enclume-dbsync": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | {
         "fastapi", "iptc", "tftpy", "services.api", "services.aio"},
-    "enclume-aio": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | {"iptc", "tftpy"},
+    "enclume-aio": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | {"iptc", "tftpy"},
 }
 
 

@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from services.common.metrics import IMAGE_CACHE_LOOKUPS
+
 LOG = logging.getLogger(__name__)
 
 ALGORITHMS = ("md5", "sha256", "sha512")
@@ -169,10 +171,12 @@ class ImageCache:
         path = self.path_of(source)
         with self._lock:
             self._in_use[source.key] += 1
-            pending = None if path.exists() else self._downloads.get(source.key)
-            owner = not path.exists() and pending is None
+            cached = path.exists()
+            pending = None if cached else self._downloads.get(source.key)
+            owner = not cached and pending is None
             if owner:
                 pending = self._downloads[source.key] = Future()
+        IMAGE_CACHE_LOOKUPS.labels("hit" if cached else "miss").inc()
         try:
             if owner:
                 assert pending is not None

@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from services.common.macs import parse_mac
@@ -81,6 +80,8 @@ def _parse(path: Path) -> Any:
         text = path.read_text()
     except OSError as exc:
         raise SwitchesFileError(f"cannot read the switches file {path}: {exc.strerror}") from None
+    import yaml  # here, not at start: PyYAML costs a server ~1 MiB of RSS it rarely needs
+
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)

@@ -1,0 +1,79 @@
+"""A throw-away MariaDB server from Debian's package (mariadb-server), for tests and benchmarks.
+
+As ``lab/local_postgres.py`` does for PostgreSQL: a temporary data directory, loopback only,
+durability off, a dedicated system user when run as root; stopped by PID and its directory
+removed, also on failure. The URL uses PyMySQL (``mysql+pymysql://``), the driver Ironic's
+MySQL deployments use.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from lab.local_postgres import ensure_user, stop_and_remove
+from lab.local_service import free_port
+
+SERVICE_USER = "enclume-mariadb"
+SERVER = Path("/usr/sbin/mariadbd")
+INSTALL_DB = Path("/usr/bin/mariadb-install-db")
+ADMIN = Path("/usr/bin/mariadb-admin")
+CLIENT = Path("/usr/bin/mariadb")
+
+
+def mariadb_installed() -> bool:
+    return SERVER.exists() and INSTALL_DB.exists()
+
+
+@contextmanager
+def running_mariadb(database: str = "enclume") -> Iterator[str]:
+    """Yield a SQLAlchemy URL of a new, empty database on a private MariaDB server."""
+    if not mariadb_installed():
+        raise RuntimeError("MariaDB is not installed (Debian package mariadb-server)")
+    user = ensure_user(SERVICE_USER) if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
+    workdir = Path(tempfile.mkdtemp(prefix="enclume-mariadb-"))
+    os.chown(workdir, user.pw_uid, user.pw_gid)
+    data, port, socket = workdir / "data", free_port(), workdir / "mysqld.sock"
+    subprocess.run([str(INSTALL_DB), f"--user={user.pw_name}", f"--datadir={data}",
+                    "--auth-root-authentication-method=normal", "--skip-test-db",
+                    "--skip-name-resolve"], check=True, capture_output=True)
+    log = (workdir / "server.log").open("wb")
+    server = subprocess.Popen(
+        [str(SERVER), "--no-defaults", f"--user={user.pw_name}", f"--datadir={data}",
+         f"--port={port}", "--bind-address=127.0.0.1", f"--socket={socket}",
+         f"--pid-file={workdir / 'mysqld.pid'}", "--skip-name-resolve", "--skip-log-bin",
+         "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0", "--sync-binlog=0",
+         "--innodb-buffer-pool-size=64M", "--max-connections=300",
+         "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin",
+         f"--log-error={workdir / 'error.log'}"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_ready(socket, server)
+        subprocess.run([str(CLIENT), f"--socket={socket}", "-uroot", "-e",
+                        f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;"
+                        f" CREATE USER 'enclume'@'127.0.0.1' IDENTIFIED BY 'enclume';"
+                        f" GRANT ALL ON `{database}`.* TO 'enclume'@'127.0.0.1';"],
+                       check=True, capture_output=True)
+        yield (f"mysql+pymysql://enclume:enclume@127.0.0.1:{port}/{database}"
+               f"?charset=utf8mb4")
+    finally:
+        stop_and_remove(server, log, workdir, timeout=30)
+
+
+def _wait_ready(socket: Path, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"MariaDB exited with {server.returncode}")
+        ready = subprocess.run([str(ADMIN), f"--socket={socket}", "-uroot", "ping"],
+                               capture_output=True)
+        if ready.returncode == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("MariaDB did not become ready within 60 s")
