@@ -17,8 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.api.errors import error_body
 from services.common.config import Settings
-from services.common.identity import Htpasswd, IdentitySource, UsersFile
-from services.common.ldap_identity import DirectoryUnavailable, LdapSource
+from services.common.identity import DirectoryUnavailable, Htpasswd, IdentitySource, UsersFile
 from services.common.metrics_asgi import METRICS_PATH
 
 # /v1/continue_inspection: inventories of discovered machines, public as in Ironic, refused
@@ -95,6 +94,8 @@ def identity_source(settings: Settings, strategy: str) -> IdentitySource | None:
         except ValueError as exc:
             raise AuthConfigError(str(exc)) from None
     if strategy == "ldap":
+        from services.common.ldap_identity import LdapSource  # ldap3 costs memory: only when used
+
         try:
             local = UsersFile(settings.auth.users_file) if settings.auth.users_file else None
             return LdapSource(settings.ldap, local)

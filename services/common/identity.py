@@ -37,6 +37,10 @@ class IdentityFileError(ValueError):
     """The users file cannot be used; the message says where and why."""
 
 
+class DirectoryUnavailable(RuntimeError):
+    """A directory (LDAP) cannot be reached or answer; the message names it, never a password."""
+
+
 @dataclass(frozen=True)
 class Identity:
     user: str

@@ -31,14 +31,10 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
 from services.common.config_classroom_sections import LdapSettings
-from services.common.identity import ROLES, Identity, UsersFile
+from services.common.identity import ROLES, DirectoryUnavailable, Identity, UsersFile
 
 LOG = logging.getLogger(__name__)
 INVALID_CREDENTIALS = 49
-
-
-class DirectoryUnavailable(RuntimeError):
-    """The directory cannot be reached or answer; the message names it, never a password."""
 
 
 @dataclass(frozen=True)

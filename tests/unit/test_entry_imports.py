@@ -28,23 +28,26 @@ HTTPX_CLI = {"rich", "pygments"}  # (click stays: uvicorn uses it)
 TEMPLATES = {"jinja2"}
 # Loaded when a YAML file is read (users file, discovery rules, switches): ~1 MiB of RSS.
 YAML = {"yaml"}
-WATCHED = BMC_CLIENTS | CALENDARS | SERVERS | LAYERS | HTTPX_CLI | TEMPLATES | YAML
+# Loaded when the ldap strategy is configured (services/api/auth.py): ~5 MiB of RSS.
+DIRECTORY = {"ldap3", "pyasn1"}
+WATCHED = BMC_CLIENTS | CALENDARS | SERVERS | LAYERS | HTTPX_CLI | TEMPLATES | YAML | DIRECTORY
 
 # script -> the watched modules it must not load
 FORBIDDEN: dict[str, set[str]] = {
     "enclume": WATCHED - {"rich", "yaml"},  # typer draws the CLI's help with rich
     "enclume-agent": WATCHED - YAML,
-    "enclume-boot": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | {
+    "enclume-boot": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | DIRECTORY | {
         "fastapi", "iptc", "services.api", "services.conductor", "services.drivers",
         "services.aio"},
-    "enclume-api": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | {
+    "enclume-api": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | DIRECTORY | {
         "iptc", "tftpy", "services.boot", "services.drivers", "services.aio"},
     # The BMC clients load when a node first uses them (services/drivers/registry.py).
-    "enclume-conductor": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | {
+    "enclume-conductor": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | DIRECTORY | {
         "fastapi", "iptc", "tftpy", "services.api", "services.aio"},
-    "enclume-dbsync": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | {
+    "enclume-dbsync": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | DIRECTORY | {
         "fastapi", "iptc", "tftpy", "services.api", "services.aio"},
-    "enclume-aio": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | {"iptc", "tftpy"},
+    "enclume-aio": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | DIRECTORY | {
+        "iptc", "tftpy"},
 }
 
 

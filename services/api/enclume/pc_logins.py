@@ -25,8 +25,7 @@ from services.classroom import pc_logins
 from services.classroom.fields import known_keys
 from services.common.db import Database
 from services.common.exceptions import Conflict, Invalid
-from services.common.identity import IdentitySource
-from services.common.ldap_identity import DirectoryUnavailable
+from services.common.identity import DirectoryUnavailable, IdentitySource
 
 router = api_router(include_in_schema=False)
 PATH = f"{PREFIX}/pc-logins"

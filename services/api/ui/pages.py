@@ -23,7 +23,7 @@ from services.api.ui.web import (
 from services.classroom.access import visible_rooms
 from services.common.classroom_models import Room
 from services.common.db import Database
-from services.common.ldap_identity import DirectoryUnavailable
+from services.common.identity import DirectoryUnavailable
 
 router = api_router(include_in_schema=False)
 
