@@ -5,7 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Downloads (Debian packages for the ramdisk, the Ironic venv of the benchmarks) live here.
+# Downloads (Debian packages for the ramdisk, the Ironic venv of the benchmarks, the clients' venv
+# of their functional suites: $(CACHE)/client-functional, from tests/clients/requirements.txt) live here.
 CACHE := .cache
 STAMP := $(VENV)/.installed
 # Debian packages `make deps` installs, each only when what it provides is missing:
@@ -28,8 +29,8 @@ LAB_PACKAGES := ipmitool dnsmasq-base iptables vde2 qemu-system-x86 qemu-utils q
 	syslinux zstd python3-zstandard chromium chromium-driver slapd ldap-utils udpcast \
 	mariadb-server
 
-.PHONY: help deps venv test unit integration browser lint demo bench clean testkernel ramdisk \
-	testimages screenshots lab-screenshots ui-vendor
+.PHONY: help deps venv test unit integration browser clients lint demo bench clean testkernel \
+	ramdisk testimages screenshots lab-screenshots ui-vendor
 
 help:
 	@echo "make demo   - set up, start enclume-aio and a virtual lab, provision 2 QEMU machines live"
@@ -37,6 +38,7 @@ help:
 	@echo "make bench  - side-by-side benchmark against OpenStack Ironic (docs/benchmarks.md)"
 	@echo "make lint   - ruff and the layer contracts (lint-imports)"
 	@echo "make browser - the web page's tests in headless chromium (part of make test)"
+	@echo "make clients - python-ironicclient's and openstacksdk's functional suites (part of make test)"
 	@echo "make screenshots - docs/images/*.png of docs/teacher-guide.md, from the browser tests"
 	@echo "make lab-screenshots - docs/images/lab-room-*.png, the room page during a QEMU lab restore (root)"
 	@echo "make testkernel - the lab's test kernel and initramfs in $(CACHE)/testkernel"
@@ -79,6 +81,11 @@ integration: $(STAMP)
 
 browser: deps $(STAMP)
 	$(BIN)/pytest -q tests/browser $(PYTEST_ARGS)
+
+# The functional suites Ironic's clients ship, against enclume-aio, from the clients' own venv
+# ($(CACHE)/client-functional; docs/api.md lists the tests that do not pass).
+clients: $(STAMP)
+	$(BIN)/pytest -q -s tests/integration/test_client_functional.py $(PYTEST_ARGS)
 
 # The teacher guide's pictures of the web page, taken by the browser tests as they run.
 screenshots: deps $(STAMP)

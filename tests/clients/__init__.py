@@ -1,0 +1,1 @@
+"""The bare-metal functional test suites that Ironic's clients ship, run against enclume-aio."""
