@@ -197,6 +197,9 @@ class ProvisioningLab:
         self.machines: dict[str, LabMachine] = {}
         self._stack = ExitStack()
         self._bmc_password = secrets.token_urlsafe(12)
+        self.image_token_secret = secrets.token_urlsafe(24)
+        self.image_store_dir = workdir / "image-store"
+        self.tenant_networks: dict[int, TenantNetwork] = {}  # added by add_tenant_network
         # Set while the lab is built (see _build).
         self.lab: Lab
         self.switch: VdeSwitch
@@ -252,7 +255,7 @@ class ProvisioningLab:
         first, last = PROVISIONING_DHCP_RANGE
         self.boot = start_boot_service(self.service, self.workdir / "boot", database_url, {
             "ENCLUME_BOOT_DHCP_RANGE_START": first, "ENCLUME_BOOT_DHCP_RANGE_END": last,
-            **self._discovery_boot_settings()})
+            **self._discovery_boot_settings(), **self._image_store_settings()})
         self._publish_files()
         self.aio = start_enclume_aio(self.service, self.workdir / "aio", database_url,
                                      self.boot, self._aio_settings())
@@ -296,12 +299,18 @@ class ProvisioningLab:
             out.write(self.discovery_rules)
         return {"ENCLUME_BOOT_DISCOVERY": "true", "ENCLUME_DISCOVERY_RULES_FILE": str(rules)}
 
+    def _image_store_settings(self) -> dict[str, str]:
+        """One image store and image token secret for enclume-boot and enclume-aio (their data
+        directories differ): captures land in it, restores read from it."""
+        return {"ENCLUME_IMAGE_STORE_DIR": str(self.image_store_dir),
+                "ENCLUME_IMAGE_TOKEN_SECRET": self.image_token_secret}
+
     def _aio_settings(self) -> dict[str, str]:
         switches = self.workdir / "switches.yaml"
         switches.write_text(yaml.safe_dump({"switches": {SWITCH_NAME: {
             "driver": "vde", "socket": str(self.switch.management_socket)}}}))
         return {
-            **self._discovery_aio_settings(),
+            **self._discovery_aio_settings(), **self._image_store_settings(),
             "ENCLUME_SWITCHES_FILE": str(switches),
             "ENCLUME_DEPLOY_KERNEL": f"{DEPLOY_DIR}/vmlinuz",
             "ENCLUME_DEPLOY_RAMDISK": f"{DEPLOY_DIR}/{self.ramdisk.initramfs.name}",
@@ -428,6 +437,7 @@ class ProvisioningLab:
         network = TenantNetwork(gateway, REPORT_PORT)
         self._stack.callback(network.close)
         self._stack.callback(gateway_relay(gateway, self.service, API_PORT).close)
+        self.tenant_networks[vlan] = network
         return network
 
     def tenant_address_of(self, machine: LabMachine,
