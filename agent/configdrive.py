@@ -76,10 +76,32 @@ def partition_size(image: bytes) -> int:
     return max(MAX_SIZE, -(-len(image) // MiB) * MiB)
 
 
+def labelled_partition(disk: Disk) -> partitions.Partition | None:
+    """The disk's partition that already holds a config drive (a captured PC's disk keeps the
+    one it was deployed with), if any."""
+    table = partitions.read(disk)
+    if table is None:
+        return None
+    fd = disk.open(writable=False)
+    try:
+        for part in table.partitions:
+            if has_label(os.pread(fd, min(part.size, ISO_PVD + 72), part.start)):
+                return part
+    finally:
+        os.close(fd)
+    return None
+
+
 def append_partition(disk: Disk, image: bytes) -> int:
     """A partition at the end of ``disk`` holding ``image`` (after a whole-disk image: its
-    partitions are left as they are); its number."""
-    part = partitions.append_at_end(disk, partition_size(image))
+    partitions are left as they are); its number. A partition already labelled config-2 is
+    written over instead, as Ironic does."""
+    part = labelled_partition(disk)
+    if part is not None and part.size < len(image):
+        raise CommandError(f"the config drive ({len(image)} bytes) does not fit in the "
+                           f"{part.size}-byte config-2 partition {part.number} of {disk.path}")
+    if part is None:
+        part = partitions.append_at_end(disk, partition_size(image))
     fd = disk.open()
     try:
         write_all(fd, image, part.start, disk)

@@ -7,10 +7,26 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 from agent.errors import BadParams, CommandError
 
 MAX_EXPLANATION_BYTES = 500  # longer error bodies are pages, not explanations
+IMAGE_TOKEN_HEADER = "X-Image-Token"  # the boot service's image store wants it
+
+
+def image_token(params: dict[str, Any]) -> str | None:
+    """The ``image_token`` parameter (the conductor's read credential for one image version of
+    the boot service), checked."""
+    token = params.get("image_token")
+    if token is not None and (not isinstance(token, str) or not token.isprintable()):
+        raise BadParams("image_token must be the token the conductor was given (text)")
+    return token
+
+
+def token_headers(token: str | None) -> dict[str, str]:
+    """The header carrying the image token, if any."""
+    return {IMAGE_TOKEN_HEADER: token} if token else {}
 
 
 @dataclass

@@ -35,8 +35,8 @@ def sniff(head: bytes) -> str:
     return "raw"
 
 
-def read_head(url: str, timeout_s: float) -> bytes:
-    download = open_url(url, timeout_s, first_bytes=HEADER_BYTES)
+def read_head(url: str, timeout_s: float, headers: dict[str, str] | None = None) -> bytes:
+    download = open_url(url, timeout_s, first_bytes=HEADER_BYTES, extra_headers=headers)
     try:
         buffer = bytearray(HEADER_BYTES)
         view = memoryview(buffer)

@@ -26,13 +26,12 @@ from agent.block_fetch import BlockFetcher
 from agent.block_manifest import BlockManifest, parse
 from agent.block_reader import BlockReader
 from agent.disks import Disk, choose, flush, write_all, zero_range
-from agent.download import check_url, open_url
+from agent.download import check_url, image_token, open_url, token_headers
 from agent.errors import BadParams, CommandError
 
 LOG = logging.getLogger(__name__)
 MODES = ("delta", "full")
 REPAIR_ROUNDS = 2
-IMAGE_TOKEN_HEADER = "X-Image-Token"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # a 4 TB disk in 4 MiB blocks is ~70 MB of JSON at most
 
 
@@ -48,7 +47,7 @@ class RestoreRequest:
 
     @property
     def token_headers(self) -> dict[str, str]:
-        return {IMAGE_TOKEN_HEADER: self.image_token} if self.image_token else {}
+        return token_headers(self.image_token)
 
 
 def parse_params(params: dict[str, Any]) -> RestoreRequest:
@@ -65,9 +64,7 @@ def parse_params(params: dict[str, Any]) -> RestoreRequest:
     drive = params.get("configdrive")
     if drive is not None and (not isinstance(drive, str) or not drive):
         raise BadParams("configdrive must be a URL or base64 text")
-    token = params.get("image_token")
-    if token is not None and (not isinstance(token, str) or not token.isprintable()):
-        raise BadParams("image_token must be the token the conductor was given (text)")
+    token = image_token(params)
     return RestoreRequest(manifest_url=check_url(params.get("manifest_url"), "manifest_url"),
                           manifest_sha256=digest,
                           disk_url=check_url(params.get("disk_url"), "disk_url"),

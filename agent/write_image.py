@@ -15,7 +15,7 @@ from typing import Any
 from agent import bootloader, configdrive, erase, image_format, partitions, qcow2, stream
 from agent.checksum import Checksum, from_params
 from agent.disks import Disk, MiB, choose, flush, reread_partitions, write_all
-from agent.download import check_url, open_url
+from agent.download import check_url, image_token, open_url, token_headers
 from agent.errors import BadParams, CommandError
 from agent.partitions import Partition, Table
 from agent.tools import run
@@ -43,6 +43,11 @@ class WriteRequest:
     target_disk: str | None
     boot_mode: str
     kernel_append: str | None
+    image_token: str | None = None  # the image store's read credential (X-Image-Token)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return token_headers(self.image_token)
 
 
 def _choice(params: dict[str, Any], key: str, allowed: tuple[str, ...], default: str) -> str:
@@ -84,7 +89,7 @@ def parse(params: dict[str, Any], timeout_s: float) -> WriteRequest:
                      if params.get("image_disk_format") else None), image_type=image_type,
         root_bytes=root, swap_bytes=_mebibytes(params, "swap_mb"), configdrive=drive,
         configdrive_url=drive_url, target_disk=target, boot_mode=boot_mode,
-        kernel_append=append)
+        kernel_append=append, image_token=image_token(params))
 
 
 def partition_layout(disk: Disk, request: WriteRequest, drive: bytes | None) -> Table:
@@ -127,9 +132,10 @@ class ImageWriter:
         self.disk_format = "raw"  # what the image really is: resolved first by run()
 
     def run(self) -> dict[str, Any]:
-        self.disk_format = image_format.resolve(
-            self.request.disk_format, image_format.read_head(self.request.url, self.timeout_s),
-            self.request.url)  # before anything is written
+        request = self.request
+        head = image_format.read_head(request.url, self.timeout_s, request.headers)
+        self.disk_format = image_format.resolve(request.disk_format, head,
+                                                request.url)  # before anything is written
         self.result["disk_format"] = self.disk_format
         drive = self.request.configdrive
         if self.request.configdrive_url:
@@ -156,7 +162,7 @@ class ImageWriter:
 
     def _write(self, fd: int, offset: int, length: int) -> None:
         request = self.request
-        download = open_url(request.url, self.timeout_s)
+        download = open_url(request.url, self.timeout_s, extra_headers=request.headers)
         total = download.total
 
         def progress(done: int) -> None:

@@ -164,6 +164,7 @@ def check_tools() -> dict[str, str]:
 def _template(name: str, kernel_version: str) -> bytes:
     text = (PACKAGE_DIR / name).read_text()
     return (text.replace("@MARKER@", MARKER).replace("@REPORT_PORT@", str(REPORT_PORT))
+            .replace("@BOOT_LABEL@", FAT_LABEL)
             .replace("@KERNEL_VERSION@", kernel_version).encode())
 
 

@@ -7,6 +7,8 @@
 # When the config drive holds enclume/session-service.json (a direct deploy with Enclume's
 # session service enabled), it then starts the session service's busybox port
 # (/bin/enclume-session-service, docs/session-service.md), whose log goes to the console too.
+# The listener may answer "write-files" to the report: the OS then writes a few files on its
+# boot partition (how the lab shows a delta restore taking a used PC's changes back).
 # Every step is also written to the serial console, prefixed with @MARKER@.
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -75,13 +77,29 @@ say "$message uptime=$(uptime_s)"
 if [ -n "$target" ]; then
     reported=no
     for attempt in 1 2 3 4 5 6 7 8 9 10; do
-        if echo "$message" | timeout 10 nc -w 3 "${target%:*}" "${target##*:}"; then
+        if echo "$message" | timeout 10 nc -w 3 "${target%:*}" "${target##*:}" > /tmp/reply
+        then
             reported=yes
             break
         fi
         sleep 1
     done
     say "reported to $target: $reported"
+    # The listener may answer "write-files": the OS then writes files on its boot partition
+    # (a boot log, a cache of 1 MiB), as a used PC does; a delta restore takes them back.
+    if [ "$(head -n 1 /tmp/reply 2>/dev/null)" = write-files ]; then
+        boot=$(findfs LABEL=@BOOT_LABEL@ 2>/dev/null)
+        mkdir -p /mnt/boot
+        if [ -n "$boot" ] && mount -t vfat "$boot" /mnt/boot; then
+            mkdir -p /mnt/boot/var/cache
+            echo "$message uptime=$(uptime_s)" >> /mnt/boot/var/boot.log
+            dd if=/dev/urandom of=/mnt/boot/var/cache/blob bs=64k count=16 2>/dev/null
+            umount /mnt/boot && sync
+            say "wrote files on $boot"
+        else
+            say "no boot partition to write files on"
+        fi
+    fi
 else
     say "nowhere to report (no router from DHCP, no enclume_report=)"
 fi

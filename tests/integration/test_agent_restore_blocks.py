@@ -233,3 +233,40 @@ def test_a_config_drive_is_appended_after_the_restored_image(
     assert again["command_status"] == "SUCCEEDED", again
     assert again["command_result"]["verified"] is True
     assert 1 <= again["command_result"]["differing_blocks"] <= 2
+
+
+def test_a_captured_disk_keeps_its_config_drive_partition_for_the_next_one(
+        fake_api: FakeApi, store: CorruptingStore, boot_url: str, tmp_path: Path) -> None:
+    """A PC deployed with a config drive, captured, restored to another PC with that PC's own
+    config drive: the drive goes over the captured config-2 partition (as Ironic reuses one),
+    every other byte is the captured version's."""
+    size = IMAGE_SIZE + 80 * MiB
+    reference = make_blank_disk(tmp_path / "reference.img", size)
+    target = make_blank_disk(tmp_path / "target.img", size)
+    drives = [config_drive.build({"openstack/latest/meta_data.json": {"uuid": f"pc-{n}"}})
+              for n in (1, 2)]
+    captured_version = "c0ffee00-0000-4000-8000-000000000001"
+    with running_agent(fake_api, tmp_path, [reference, target]) as agent:
+        first = restore(agent, store, boot_url, reference, "full", configdrive=drives[0])
+        assert first["command_status"] == "SUCCEEDED", first
+        store.ingest_file(captured_version, reference, sha256_of(reference))
+        document = agent.run("deploy.restore_blocks", {
+            "image_token": tokens.issue(SECRET, captured_version, 600),
+            "manifest_url": f"{boot_url}/image-versions/{captured_version}/manifest",
+            "manifest_sha256": store.manifest_sha256(captured_version),
+            "disk_url": f"{boot_url}/image-versions/{captured_version}/disk",
+            "mode": "full", "target_disk": str(target), "configdrive": drives[1]})
+    assert document["command_status"] == "SUCCEEDED", document
+    number = document["command_result"]["configdrive_partition"]
+    assert number == first["command_result"]["configdrive_partition"]
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(target)], check=True,
+                                      capture_output=True, text=True).stdout)
+    assert len(table["partitiontable"]["partitions"]) == number  # none added
+    part = next(p for p in table["partitiontable"]["partitions"]
+                if p["node"].endswith(str(number)))
+    start = part["start"] * 512
+    iso = gzip.decompress(base64.b64decode(drives[1]))
+    written, captured = target.read_bytes(), reference.read_bytes()
+    assert written[start:start + len(iso)] == iso
+    assert written[:start] == captured[:start]
+    assert written[start + len(iso):] == captured[start + len(iso):]

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from services.images.store import ImageStore
+from tests.integration.test_agent_harness import partition_image
 from tests.integration.test_deploy_restore_blocks import (  # noqa: F401 (the lab's fixtures)
     IMAGE_SIZE,
     StoreLab,
@@ -39,6 +40,7 @@ DISK = 24 * MiB
 PREFIX = "/enclume/v1"
 E = PREFIX
 REFERENCE_DISK = IMAGE_SIZE + 4 * MiB
+EXT4_UUID_OFFSET = 1024 + 104  # the superblock's s_uuid
 
 
 def reference_pc(pc_lab: DeployLab, ipmi_fleet: IpmiPeers, tmp_path: Path) -> Machine:
@@ -233,7 +235,12 @@ def test_a_partition_capture_with_the_cli_makes_a_partition_version(
     machine.disk.write_bytes(machine.disk.read_bytes()[:DISK])
     subprocess.run(["sfdisk", "--quiet", str(machine.disk)], check=True, text=True,
                    input="label: dos\nsize=8MiB, type=83\nsize=12MiB, type=83\n")
-    partition = machine.disk.read_bytes()[9 * MiB:21 * MiB]  # the largest Linux one: the root
+    # The largest Linux partition, the root: a file system with a kernel in /boot.
+    root = partition_image(tmp_path / "root.img", 12 * MiB)
+    with machine.disk.open("r+b") as disk:
+        disk.seek(9 * MiB)
+        disk.write(root.read_bytes())
+    partition = machine.disk.read_bytes()[9 * MiB:21 * MiB]
     ok(pc_lab.api.post(f"{E}/images", json={"name": "root-only"}), 201)
     refused = pc_lab.api.post(f"{E}/images/root-only/capture", json={
         "node": machine.uuid, "image_type": "partition"})
@@ -251,12 +258,31 @@ def test_a_partition_capture_with_the_cli_makes_a_partition_version(
     store = store_of(pc_lab)
     assert b"".join(store.read_range(version["uuid"], 0, len(partition))) == partition
 
-    # Not deployable yet (docs/images.md "Partition captures"): refused before the PC is touched.
+    # Deployed to another PC: the agent's partition-image write reads the store's disk with
+    # the image token the conductor gave it, checks the version's sha256, lays out the disk.
     target = available_machine(lab, ipmi_fleet, tmp_path)
     pc_lab.set_image(target, image_source=version["uuid"], image_type="partition",
-                     kernel="vmlinuz", ramdisk="initrd.img", root_gb=1)
-    answer = pc_lab.api.put(f"/v1/nodes/{target.uuid}/states/provision",
+                     kernel="vmlinuz", ramdisk="initrd.img", root_mb=16)
+    pc_lab.provision(target, "active")
+    active = pc_lab.settled(target, "active")
+    assert active["last_error"] is None, active["last_error"]
+    assert pc_lab.stored_internal_info(target.uuid)["image_written"] == {
+        "version": version["uuid"], "method": "write_image", "image_size": len(partition)}
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(target.disk)], check=True,
+                                      capture_output=True, text=True).stdout)
+    first = table["partitiontable"]["partitions"][0]
+    assert first["size"] * 512 == 16 * MiB and first.get("bootable"), table
+    with target.disk.open("rb") as disk:  # the captured file system (its ext4 UUID)
+        disk.seek(first["start"] * 512 + EXT4_UUID_OFFSET)
+        assert disk.read(16) == partition[EXT4_UUID_OFFSET:EXT4_UUID_OFFSET + 16]
+    assert bootable(target)
+
+    # Delta needs a whole disk: refused before the PC is touched.
+    again = available_machine(lab, ipmi_fleet, tmp_path)
+    pc_lab.set_image(again, image_source=version["uuid"], image_type="partition",
+                     kernel="vmlinuz", ramdisk="initrd.img", root_mb=16, image_restore="delta")
+    answer = pc_lab.api.put(f"/v1/nodes/{again.uuid}/states/provision",
                             json={"target": "active"})
     assert answer.status_code == 400, answer.text
-    assert "a partition image is written by standby.write_image" in answer.text, answer.text
-    assert target.hardware.agent_boots == 0
+    assert "cannot be restored by delta: a partition image" in answer.text, answer.text
+    assert again.hardware.agent_boots == 0

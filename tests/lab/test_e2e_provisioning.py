@@ -33,7 +33,10 @@ the issue run in order, each through the API:
    HTTP), the conductor's timetable runner fires its restore, the room's event stream
    shows each PC's write progress climbing, and all three boot the test OS on the class VLAN;
    before it, wol-1, still running its OS, is powered off by a room power-off job through
-   its session service (the busybox port in the test OS), and the restore wakes it.
+   its session service (the busybox port in the test OS), and the restore wakes it;
+8. issue #17, on the PCs the room left running: redfish-1 captured as version v2 of the room's
+   image, ipmi-1 rebuilt with v2 by a block restore, its OS told to write files, and a delta
+   restore fetching only the blocks that differ.
 
 Every direct deploy's OS gets a config drive from the conductor (enclume-aio runs with
 ENCLUME_SESSION_SERVICE_ENABLED): the test OS reports its node's name and UUID from it.
@@ -44,7 +47,10 @@ The times from deploy request to tenant OS up are printed in the "lab timings" s
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+import struct
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,6 +63,8 @@ import yaml
 
 from ramdisk.build import BuiltRamdisk
 from ramdisk.testimages import BuiltTestImages
+from services.images.manifest import Manifest
+from services.images.store import ImageStore
 from tests.lab.conftest import TIMINGS, RecordTiming
 from tests.lab.harness import wait_until
 from tests.lab.harness.classroom import EventStream, ImageDownloadThrottle
@@ -561,6 +569,110 @@ def test_a_scheduled_session_restores_the_room_onto_its_class_vlan(
         assert lab.provisioning_dhcp.heard(machine.mac, active) == []
         assert (f"Switch ports moved to the tenant VLAN {CLASS_VLAN} (the class VLAN of room "
                 f"{ROOM}): lab {machine.switch_port}.") in lab.history(machine.name)
+
+
+def _differing_blocks(machine: LabMachine, manifest: Manifest, workdir: Path) -> list[int]:
+    """The blocks of the machine's disk (read shared: QEMU may run) that differ from the
+    manifest's."""
+    raw = workdir / f"{machine.name}.raw"
+    subprocess.run(["qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw",
+                    str(machine.qemu.disk), str(raw)], check=True, capture_output=True)
+    differing = []
+    with raw.open("rb") as disk:
+        for index, digest in enumerate(manifest.blocks):
+            block = disk.read(manifest.block_length(index))
+            found = None if block.count(0) == len(block) else hashlib.sha256(block).hexdigest()
+            if found != digest:
+                differing.append(index)
+    raw.unlink()
+    return differing
+
+
+def _config_drive_blocks(machine: LabMachine, manifest: Manifest) -> set[int]:
+    """The blocks of the config-2 partition the conductor's config drive went to: the last
+    entry of the disk's MBR (the test image's table is an MBR)."""
+    mbr = disk_head(machine, 512)
+    entries = [struct.unpack_from("<II", mbr, 446 + 16 * slot + 8) for slot in range(4)]
+    start, count = [entry for entry in entries if entry[1]][-1]
+    first, end = start * 512, (start + count) * 512
+    return set(range(first // manifest.block_size, -(-end // manifest.block_size)))
+
+
+def _rebuild(e2e: E2e, machine: LabMachine, record_timing: RecordTiming, path: str,
+             network: TenantNetwork) -> tuple[float, str]:
+    lab = e2e.lab
+    asked = lab.provision(machine.name, "rebuild")
+    e2e.progress.wait([machine.name], "active", DEPLOY_TIMEOUT_S)
+    assert e2e.progress.first_seen(machine.name, "wait call-back", asked) is not None
+    report = _wait_for_report(lab, machine, asked, network)
+    record_timing(f"{path}: rebuild request -> tenant OS up", time.monotonic() - asked)
+    return asked, report
+
+
+def test_a_captured_pc_is_deployed_used_and_restored_by_delta(
+        available: E2e, record_timing: RecordTiming, tmp_path: Path) -> None:
+    """Issue #17 in the lab, on the PCs the room restore left running: redfish-1 (its disk as
+    the room's session left it, with its config drive) is captured as version v2 of the room's
+    image; ipmi-1 is rebuilt with v2 by a block restore and boots it; its OS writes files;
+    a delta restore fetches only the blocks they changed and the disk is v2's again."""
+    lab, reference, target = available.lab, available.redfish, available.ipmi
+    started = time.monotonic()
+    # Capture needs a manageable PC: tear down without cleaning (the disk is what to capture).
+    lab.call("PATCH", f"/v1/nodes/{reference.name}", [
+        {"op": "replace", "path": "/automated_clean", "value": False}])
+    lab.provision(reference.name, "deleted")
+    available.progress.wait([reference.name], "available", CLEAN_TIMEOUT_S)
+    lab.provision(reference.name, "manage")
+    available.progress.wait([reference.name], "manageable", MANAGE_TIMEOUT_S)
+    asked = time.monotonic()
+    lab.call("POST", f"{CLASSROOM}/images/{ROOM_IMAGE}/capture",
+             {"node": reference.name, "version": "v2"})
+    available.progress.wait([reference.name], "manageable", CLEAN_TIMEOUT_S)
+    record_timing("capture of redfish-1 (ramdisk boot, 2 GiB disk read) -> version v2",
+                  time.monotonic() - asked)
+    [version] = [v for v in lab.call("GET", f"{CLASSROOM}/images/{ROOM_IMAGE}")["versions"]
+                 if v["version"] == "v2"]
+    assert version["state"] == "available" and version["image_type"] == "whole-disk", version
+    manifest = ImageStore(lab.image_store_dir, 1 << 40).manifest(version["uuid"])
+    assert manifest.image_sha256 == version["checksum"]
+    assert _differing_blocks(reference, manifest, tmp_path) == []
+
+    # Deployed to another PC by a block restore (full); its own config drive goes over the
+    # captured one's partition. It boots the captured OS and writes files when asked to.
+    lab.call("PATCH", f"/v1/nodes/{target.name}", [
+        {"op": "add", "path": "/instance_info", "value": {"image_source": version["uuid"]}}])
+    # A PC of the room: its OS comes up on the room's class VLAN, as in the room's restore.
+    network = lab.tenant_networks[CLASS_VLAN]
+    network.reports.answers[f"booted {target.name} {target.node_uuid}"] = "write-files"
+    console = len(target.qemu.serial_text(since_start=False))
+    _, report = _rebuild(available, target, record_timing, "captured v2 to ipmi-1, full",
+                         network)
+    assert report == f"booted {target.name} {target.node_uuid}"  # its own config drive
+    written = target.qemu.wait_for_serial("wrote files on /dev/vda1", REPORT_TIMEOUT_S)
+    assert written, target.qemu.serial_text(since_start=False)[console:]
+    full = lab.node(target.name)["driver_internal_info"]["image_written"]
+    assert (full["version"], full["mode"]) == (version["uuid"], "full"), full
+    drive = _config_drive_blocks(target, manifest)
+    used = set(_differing_blocks(target, manifest, tmp_path))
+    assert used - drive, "the OS wrote nothing outside the config drive"
+
+    # A delta restore takes the OS's changes back, fetching only the blocks that differ.
+    lab.call("PATCH", f"/v1/nodes/{target.name}", [
+        {"op": "add", "path": "/instance_info/image_restore", "value": "delta"}])
+    _rebuild(available, target, record_timing, "ipmi-1 back to v2, delta", network)
+    delta = lab.node(target.name)["driver_internal_info"]["image_written"]
+    assert (delta["mode"], delta["fell_back_to_full"]) == ("delta", False), delta
+    assert 1 <= delta["differing_blocks"] <= len(used), (delta, sorted(used))
+    assert delta["fetched_bytes"] <= len(used) * manifest.block_size, delta
+    assert delta["fetched_bytes"] * 100 <= manifest.size, (delta, manifest.size)
+    assert set(_differing_blocks(target, manifest, tmp_path)) <= drive
+    history = lab.history(target.name)
+    assert any(event.startswith(f"The agent restored image version {version['uuid']} (delta, ")
+               for event in history), history[-5:]
+    record_timing(f"issue #17 scenario (capture, full, files, delta); delta fetched "
+                  f"{delta['fetched_bytes']} bytes ({manifest.data_bytes} data bytes in the "
+                  f"{manifest.size}-byte disk)",
+                  time.monotonic() - started)
 
 
 def test_the_lab_leaves_no_namespace_behind(tmp_path: Path, deploy_ramdisk: BuiltRamdisk,

@@ -13,7 +13,9 @@ import pytest
 
 from services.common.config import Settings
 from services.common.models import Node
-from services.drivers.deploy.block_restore import block_source, restore_params
+from services.conductor.task import Task
+from services.drivers.deploy.block_restore import block_source, restore_params, write_params
+from services.drivers.deploy.iscsi import IscsiWriter
 from services.drivers.driver_info import InvalidParameter
 from services.images import tokens as image_tokens
 from services.images.store import ImageStore
@@ -94,10 +96,30 @@ def test_partition_images_and_config_drives_are_not_restored_by_blocks(
     assert block_source(node(**PLAIN, **partition, image_version=VERSION), settings) is None
     assert block_source(node(**PLAIN, configdrive="H4sI", image_version=VERSION),
                         settings) is None
-    with pytest.raises(InvalidParameter, match="partition image"):
-        block_source(node(image_source=VERSION, **partition), settings)
-    with pytest.raises(InvalidParameter, match="config drive"):
-        block_source(node(image_source=VERSION, configdrive="H4sI"), settings)
+    with pytest.raises(InvalidParameter, match="cannot be restored by delta: a partition image"):
+        block_source(node(image_source=VERSION, image_restore="delta", root_mb=16,
+                          **partition), settings)
+
+
+@pytest.mark.parametrize("extra", [
+    {"image_type": "partition", "kernel": "k", "ramdisk": "r", "root_mb": 16},
+    {"configdrive": "H4sI"}])
+def test_a_store_version_blocks_cannot_restore_is_written_from_the_store(
+        settings: Settings, extra: dict[str, Any]) -> None:
+    """A version named by image_source: standby.write_image reads the store's disk with an
+    image token, and checks the version's sha256."""
+    target = node(image_source=VERSION, **extra)
+    found = block_source(target, settings)
+    assert found is not None and found.by_blocks is False and found.mode == "full"
+    manifest = ImageStore(settings.effective_image_store_dir, 1 << 30).manifest(VERSION)
+    params = write_params(target, settings, found)
+    assert params["image_url"] == f"{BOOT}/image-versions/{VERSION}/disk"
+    assert (params["image_os_hash_algo"], params["image_os_hash_value"]) == (
+        "sha256", manifest.image_sha256)
+    assert params["image_disk_format"] == "raw"
+    assert params["image_type"] == extra.get("image_type", "whole-disk")
+    assert image_tokens.refusal(image_tokens.load_secret(settings), VERSION,
+                                params["image_token"]) is None
 
 
 @pytest.mark.parametrize(("info", "message"), [
@@ -108,3 +130,17 @@ def test_partition_images_and_config_drives_are_not_restored_by_blocks(
 def test_bad_values_are_refused(settings: Settings, info: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidParameter, match=message):
         block_source(node(**info), settings)
+
+
+def test_the_iscsi_interface_refuses_a_version_only_the_store_has(settings: Settings) -> None:
+    """The conductor writes iscsi deploys from a URL: a version named by image_source is
+    refused with the way out; image_version beside a URL (a room's restore) is accepted."""
+    writer = IscsiWriter(settings)
+    task = Task(None, node(image_source=VERSION), None, "c1")  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameter, match="use the direct deploy interface"):
+        writer.validate(task)
+    task.node = node(**PLAIN, image_version=VERSION, image_restore="quick")
+    with pytest.raises(InvalidParameter, match="image_restore must be one of"):
+        writer.validate(task)
+    task.node = node(**PLAIN, image_version=VERSION, image_restore="delta")
+    writer.validate(task)

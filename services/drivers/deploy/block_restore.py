@@ -9,7 +9,10 @@ instance_info names the version (the store's version id is the catalogue version
   set): the block restore when the store holds it, else the plain download of ``image_source``.
 
 ``image_restore``: ``full`` (default) or ``delta``. Only whole-disk images without a config
-drive are restored by blocks (the manifest describes the whole disk, nothing is added to it).
+drive of the user's are restored by blocks (the manifest describes the whole disk). A version
+``image_source`` names that blocks cannot restore (a partition image, a user's config drive) is
+written by ``standby.write_image`` reading the store's disk with an image token
+(``write_params``).
 
 The write the node's disk last had is kept in ``driver_internal_info["image_written"]`` (the
 version, how it was written, bytes fetched against the image's size): forgotten when a deploy
@@ -23,9 +26,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from services.common.bootconfig.image_cache import ImageSource
 from services.common.config import Settings
 from services.common.models import Node
 from services.common.validation import is_uuid
+from services.drivers.deploy import image
 from services.drivers.deploy.image import PARTITION, WHOLE_DISK, target_disk
 from services.drivers.driver_info import InvalidParameter
 from services.images import tokens as image_tokens
@@ -47,6 +52,8 @@ class BlockSource:
     version_id: str
     manifest_sha256: str
     mode: str
+    image_sha256: str = ""  # the version's disk (the checksum standby.write_image verifies)
+    by_blocks: bool = True  # False: written whole by standby.write_image (write_params)
 
 
 def restore_mode(node: Node) -> str:
@@ -98,12 +105,12 @@ def block_source(node: Node, settings: Settings) -> BlockSource | None:
                                    "(instance_info/image_version or image_source).")
         return None
     problem = _unsuitable(node)
-    if problem is not None:
-        if required:
-            raise InvalidParameter(f"Image version {version_id}: {problem}.")
+    if problem is not None and not required:
         return None
+    store = store_of(settings)
     try:
-        digest = store_of(settings).manifest_sha256(version_id)
+        digest = store.manifest_sha256(version_id)
+        image_sha256 = store.manifest(version_id).image_sha256
     except UnknownVersion:
         if required:
             raise InvalidParameter(f"Image version {version_id} is not in the image store "
@@ -111,22 +118,44 @@ def block_source(node: Node, settings: Settings) -> BlockSource | None:
         return None
     except StoreError as exc:
         raise InvalidParameter(str(exc)) from None
-    return BlockSource(version_id, digest, mode)
+    if problem is not None:
+        if (node.instance_info or {}).get("image_restore") == "delta":
+            raise InvalidParameter(f"Image version {version_id} cannot be restored by delta: "
+                                   f"{problem}.")
+        return BlockSource(version_id, digest, "full", image_sha256, by_blocks=False)
+    return BlockSource(version_id, digest, mode, image_sha256)
 
 
 def store_of(settings: Settings) -> ImageStore:
     return ImageStore(settings.effective_image_store_dir, settings.images.store_max_bytes)
 
 
+def _version_url(settings: Settings, source: BlockSource) -> str:
+    return f"{settings.effective_boot_url}{VERSION_ROUTE}/{source.version_id}"
+
+
+def _token(settings: Settings, source: BlockSource) -> str:
+    """The image token that lets the agent read this one version from the boot service."""
+    return image_tokens.issue(image_tokens.load_secret(settings), source.version_id,
+                              settings.images.token_ttl_s)
+
+
 def restore_params(node: Node, settings: Settings, source: BlockSource) -> dict[str, Any]:
-    """The parameters of the agent's ``deploy.restore_blocks``, with the image token that lets
-    it read this one version from the boot service."""
-    base = f"{settings.effective_boot_url}{VERSION_ROUTE}/{source.version_id}"
-    token = image_tokens.issue(image_tokens.load_secret(settings), source.version_id,
-                               settings.images.token_ttl_s)
+    """The parameters of the agent's ``deploy.restore_blocks``."""
+    base = _version_url(settings, source)
     return {"manifest_url": f"{base}/manifest", "manifest_sha256": source.manifest_sha256,
             "disk_url": f"{base}/disk", "mode": source.mode, "target_disk": target_disk(node),
-            "image_token": token}
+            "image_token": _token(settings, source)}
+
+
+def write_params(node: Node, settings: Settings, source: BlockSource) -> dict[str, Any]:
+    """The parameters of the agent's ``standby.write_image`` for a version blocks cannot
+    restore: the store's raw disk of the version, its sha256, and the image token."""
+    disk_url = f"{_version_url(settings, source)}/disk"
+    params = image.write_image_params(node, settings,
+                                      ImageSource(disk_url, "sha256", source.image_sha256))
+    return {**params, "image_url": disk_url, "image_disk_format": "raw",
+            "image_token": _token(settings, source)}
 
 
 def record_restore(task: Task, source: BlockSource, result: dict[str, Any]) -> None:

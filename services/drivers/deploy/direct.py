@@ -3,9 +3,10 @@
 A catalogue image version the image store holds is restored block by block
 (``deploy.restore_blocks``, see ``block_restore``; ``deploy.multicast_restore`` when a room job
 put the node in a multicast session, see ``multicast``); anything else is downloaded and streamed
-to the disk (``standby.write_image``). The agent verifies what it wrote (the checksum while it
-streams, the manifest after a block restore); on any failure it leaves the disk unbootable and
-the command fails with its reason, which becomes the node's last_error.
+to the disk (``standby.write_image``), a store version blocks cannot restore (a partition
+image) from the store's disk with an image token. The agent verifies what it wrote (the
+checksum while it streams, the manifest after a block restore); on any failure it leaves the
+disk unbootable and the command fails with its reason, which becomes the node's last_error.
 """
 
 from __future__ import annotations
@@ -32,14 +33,23 @@ class DirectWriter:
         self.settings = settings
 
     def validate(self, task: Task) -> None:
-        if block_restore.block_source(task.node, self.settings) is None:
-            image.write_image_params(task.node, self.settings)
+        source = block_restore.block_source(task.node, self.settings)
+        if source is None or not source.by_blocks:
+            self._write_params(task, source)
+
+    def _write_params(self, task: Task, source: block_restore.BlockSource | None
+                      ) -> dict[str, Any]:
+        """``standby.write_image``'s parameters: from instance_info, or a version of the
+        image store that blocks cannot restore."""
+        if source is None:
+            return image.write_image_params(task.node, self.settings)
+        return block_restore.write_params(task.node, self.settings, source)
 
     def write(self, task: Task, resume: Resume) -> str | None:
         task.node.deploy_step = dict(WRITE_STEP)
         node, timeout_s = task.node, self.settings.deploy.agent_command_timeout_s
         source = block_restore.block_source(node, self.settings)
-        if source is not None:
+        if source is not None and source.by_blocks:
             session = multicast.session_of(node)
             command = RESTORE_BLOCKS if session is None else multicast.MULTICAST_RESTORE
 
@@ -61,7 +71,7 @@ class DirectWriter:
                                      f"verified the disk against its manifest.")
             return None
         result = steps.advance(task, WRITE_IMAGE, lambda: config_drive.with_session_token(
-            task, self.settings, image.write_image_params(node, self.settings)), timeout_s)
+            task, self.settings, self._write_params(task, source)), timeout_s)
         if result is None:
             return WAIT
         version_id, _ = block_restore.named_version(node, self.settings)

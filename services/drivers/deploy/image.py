@@ -68,16 +68,19 @@ def _choice(value: Any, allowed: tuple[str, ...], what: str) -> str:
     return str(value)
 
 
-def deploy_image(node: Node) -> DeployImage:
-    """The image of ``node``, checked; InvalidParameter/MissingParameters say what is wrong."""
+def deploy_image(node: Node, source: ImageSource | None = None) -> DeployImage:
+    """The image of ``node``, checked; InvalidParameter/MissingParameters say what is wrong.
+    ``source``: where the image is read from and its checksum, when not from ``image_source``
+    (a version of the image store)."""
     info = node.instance_info or {}
     if not info.get("image_source"):
         raise MissingParameters(f"Node {node.uuid} has no instance_info/image_source: set it "
                                 f"(and its checksum) before deploying.")
-    try:
-        source = source_of(info)
-    except InvalidImageSource as exc:
-        raise InvalidParameter(str(exc)) from None
+    if source is None:
+        try:
+            source = source_of(info)
+        except InvalidImageSource as exc:
+            raise InvalidParameter(str(exc)) from None
     declared = info.get("image_disk_format")
     disk_format = _choice(declared, DISK_FORMATS, "instance_info/image_disk_format") \
         if declared else None
@@ -119,10 +122,11 @@ def target_disk(node: Node) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def write_image_params(node: Node, settings: Settings) -> dict[str, Any]:
+def write_image_params(node: Node, settings: Settings,
+                       source: ImageSource | None = None) -> dict[str, Any]:
     """The parameters of the agent's ``standby.write_image`` (they may hold a URL with
     credentials: never log them)."""
-    image = deploy_image(node)
+    image = deploy_image(node, source)
     return {
         "image_url": download_url(node, settings, image),
         "image_os_hash_algo": image.source.algorithm,

@@ -7,6 +7,11 @@ before anything is written, has the agent export the disk with per-deploy CHAP c
 (kept in memory only), converts the image into the disk, and stops the export. A failure after
 the export started stops it and asks the agent to erase the disk's metadata, so no half-written
 image is left bootable.
+
+A catalogue version beside the URL (``image_version``, what room restores set) is recorded as
+what the disk holds; ``image_restore`` delta is written in full (the history says so); a version
+only the image store has (named by ``image_source``) is refused: the direct interface's agent
+reads the store.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from services.common.bootconfig.image_cache import ImageCache, ImageError
 from services.common.config import Settings
 from services.drivers import agent_client
 from services.drivers.base import DriverError, Resume
-from services.drivers.deploy import image, qemu_img, steps
+from services.drivers.deploy import block_restore, image, qemu_img, steps
 from services.drivers.deploy.agent_deploy import AgentDeploy
 from services.drivers.deploy.qemu_img import IscsiTarget
 from services.drivers.driver_info import InvalidParameter
@@ -78,6 +83,13 @@ class IscsiWriter:
             return self._cache
 
     def validate(self, task: Task) -> None:
+        version_id, in_store_only = block_restore.named_version(task.node, self.settings)
+        if in_store_only:
+            raise InvalidParameter(f"The iscsi deploy interface writes an image from its URL; "
+                                   f"image version {version_id} is named by image_source, so "
+                                   f"only the image store has it: use the direct deploy "
+                                   f"interface (its agent reads the store).")
+        block_restore.restore_mode(task.node)  # a wrong value is refused as for direct
         deployed = image.deploy_image(task.node)
         if deployed.image_type != image.WHOLE_DISK:
             raise InvalidParameter("The iscsi deploy interface writes whole-disk images only; "
@@ -110,7 +122,17 @@ class IscsiWriter:
             raise DriverError(f"the image could not be fetched and verified: {exc}") from None
         task.record("deploying", f"The conductor wrote the image ({source_format}, "
                                  f"{source.algorithm} verified) over iSCSI.")
+        self._record_version(task)
         return None
+
+    def _record_version(self, task: Task) -> None:
+        """What the disk holds now (a room's next restore reads it); a delta asked for was a
+        full write here, and the history says so."""
+        version_id, _ = block_restore.named_version(task.node, self.settings)
+        block_restore.record_written(task, version_id, {"method": "iscsi", "mode": "full"})
+        if block_restore.restore_mode(task.node) == "delta":
+            task.record("deploying", "The iscsi deploy interface writes whole images: the "
+                                     "delta restore asked for was a full write.")
 
     def _write(self, task: Task, path: Any, source_format: str, target: IscsiTarget) -> None:
         timeout = self.settings.deploy.agent_command_timeout_s

@@ -194,10 +194,12 @@ class ProvisioningLab:
         self.images = images
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.discovery_rules = discovery_rules
-        self._image_token_secret = secrets.token_hex(16)
         self.machines: dict[str, LabMachine] = {}
         self._stack = ExitStack()
         self._bmc_password = secrets.token_urlsafe(12)
+        self.image_token_secret = secrets.token_urlsafe(24)
+        self.image_store_dir = workdir / "image-store"
+        self.tenant_networks: dict[int, TenantNetwork] = {}  # added by add_tenant_network
         # Set while the lab is built (see _build).
         self.lab: Lab
         self.switch: VdeSwitch
@@ -302,8 +304,8 @@ class ProvisioningLab:
         image store (the API fetches versions into it, the boot service serves them), the image
         tokens' secret, and the multicast sessions' timing (the agents wait for the stream that
         much longer than the sender waits for them)."""
-        return {"ENCLUME_IMAGE_STORE_DIR": str(self.workdir / "image-store"),
-                "ENCLUME_IMAGE_TOKEN_SECRET": self._image_token_secret,
+        return {"ENCLUME_IMAGE_STORE_DIR": str(self.image_store_dir),
+                "ENCLUME_IMAGE_TOKEN_SECRET": self.image_token_secret,
                 # the PCs boot their ramdisks tens of seconds apart under TCG
                 "ENCLUME_MULTICAST_START_WAIT_S": "90",
                 # as the test's unicast throttle: the progress climbs over several heartbeats
@@ -441,6 +443,7 @@ class ProvisioningLab:
         network = TenantNetwork(gateway, REPORT_PORT)
         self._stack.callback(network.close)
         self._stack.callback(gateway_relay(gateway, self.service, API_PORT).close)
+        self.tenant_networks[vlan] = network
         return network
 
     def tenant_address_of(self, machine: LabMachine,

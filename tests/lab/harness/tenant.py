@@ -21,10 +21,14 @@ POLL_S = 0.2
 
 
 class ReportListener:
-    """TCP on ADDRESS:PORT in a namespace; every connection sends one line, which is kept."""
+    """TCP on ADDRESS:PORT in a namespace; every connection sends one line, which is kept. The
+    next report that is a key of `answers` ("booted HOSTNAME UUID") is answered with its value
+    (once): "write-files" makes the test OS write files on its disk
+    (ramdisk/testimages/init.sh)."""
 
     def __init__(self, host: NetnsHost, port: int) -> None:
         self.reports: list[tuple[float, str, str]] = []  # (monotonic time, peer address, line)
+        self.answers: dict[str, str] = {}
         self._changed = threading.Condition()
         self._stop = threading.Event()
 
@@ -58,6 +62,9 @@ class ReportListener:
                         if not chunk:
                             break
                         data += chunk
+                    report = data.decode(errors="replace").strip()
+                    if b"\n" in data and report in self.answers:
+                        conn.sendall(self.answers.pop(report).encode() + b"\n")
                 except OSError:
                     pass  # a half-sent report is kept as far as it came
             line = data.decode(errors="replace").strip()
