@@ -10,7 +10,6 @@ writes). The image is 16 MiB (4 blocks of 4 MiB) so each test takes about a seco
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -31,7 +30,7 @@ from tests.integration.test_agent_harness import (
 from tests.integration.test_agent_restore_blocks import SECRET, VERSION, restore
 from tests.support.asgi import serving
 from tests.support.disk_images import MiB, file_bytes, make_os_image
-from tests.support.faulty_disk import FaultyDisk, mounted_faulty_disk
+from tests.support.faulty_disk import FaultyDisk, mounted_faulty_disk, used_disk
 
 pytestmark = pytest.mark.integration
 IMAGE_SIZE = 16 * MiB
@@ -65,18 +64,8 @@ def boot_url(store: ImageStore) -> Iterator[str]:
         yield url
 
 
-def used_disk(path: Path, image: Path) -> Path:
-    """The image, changed where the disk will lose writes (a class wrote there)."""
-    shutil.copyfile(image, path)
-    with path.open("r+b") as disk:
-        disk.truncate(DISK_SIZE)
-        disk.seek(LOST_RANGE[0])
-        disk.write(b"written in class" * 4096)
-    return path
-
-
 def faulty(tmp_path: Path, image: Path, times: int) -> AbstractContextManager[FaultyDisk]:
-    backing = used_disk(tmp_path / "backing.img", image)
+    backing = used_disk(tmp_path / "backing.img", image, DISK_SIZE, LOST_RANGE[0])
     return mounted_faulty_disk(backing, tmp_path, [(*LOST_RANGE, times)])
 
 

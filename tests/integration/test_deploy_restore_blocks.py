@@ -1,5 +1,6 @@
 """Block restores driven by the conductor: deploys of catalogue versions the image store holds,
-and room restores (jobs through the classroom API) choosing delta or full.
+and room restores (jobs through the classroom API) choosing delta or full; a delta deploy on a
+disk that loses writes (tests/support/faulty_disk.py) ends active only once the agent verified.
 
 All real: ``enclume-aio`` (API, conductor, job advancer) on SQLite, the boot service's HTTP app
 serving the image store's range reads, machines running the real agent on file-backed disks
@@ -25,6 +26,7 @@ from services.images.store import ImageStore
 from tests.support.aio import running_aio
 from tests.support.asgi import bound_socket, url_of
 from tests.support.deploy_lab import (
+    DISK_BYTES,
     HEADERS,
     DeployLab,
     Machine,
@@ -36,6 +38,7 @@ from tests.support.deploy_lab import (
     write_boot_files,
 )
 from tests.support.disk_images import change_disk, differing_blocks, make_os_image
+from tests.support.faulty_disk import mounted_faulty_disk, used_disk
 from tests.support.peers_fixtures import IpmiPeers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -43,6 +46,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 E = "/enclume/v1"
 IMAGE_SIZE = 128 * MiB
 JOB_TIMEOUT_S = 120.0
+LOST_RANGE = (8 * MiB, 8 * MiB + 4096)  # in block 2, where the faulty disk loses writes
 
 
 @dataclass
@@ -254,3 +258,38 @@ def test_a_disk_smaller_than_the_image_fails_before_anything_is_written(
     failed = lab.lab.settled(machine, "deploy failed")
     assert "refused, nothing was written" in (failed["last_error"] or ""), failed["last_error"]
     assert disk_head(machine, len(old)) == old
+
+
+@pytest.mark.parametrize(("lost_writes", "state"), [(3, "active"), (1000, "deploy failed")])
+def test_a_delta_deploy_on_a_disk_that_loses_writes_is_active_only_once_verified(
+        lab: StoreLab, ipmi_fleet: IpmiPeers, tmp_path: Path, lost_writes: int,
+        state: str) -> None:
+    """Lost 3 times (the delta and both refetch rounds), the agent's full write lands: active,
+    recorded as fallen back. Never kept: deploy failed naming the block, the disk wiped."""
+    assert lab.store.manifest(lab.version).blocks[2] is not None
+    machine = available_machine(lab, ipmi_fleet, tmp_path)
+    backing = used_disk(tmp_path / "backing.img", lab.image, DISK_BYTES, LOST_RANGE[0])
+    with mounted_faulty_disk(backing, tmp_path, [(*LOST_RANGE, lost_writes)]) as disk:
+        machine.hardware.disk = disk.path  # what its agent boots with
+        try:
+            lab.lab.set_image(machine, image_source=lab.version, image_restore="delta")
+            lab.lab.provision(machine, "active")
+            node = lab.lab.settled(machine, state)
+            counts = disk.counts()
+        finally:
+            lab.lab.close_machines()  # the agent lets go of the disk before it is unmounted
+    lost = counts["ranges"][0]  # type: ignore[index]
+    if state == "active":
+        assert node["last_error"] is None
+        assert lost["dropped"] == 3 and lost["landed"] == 1, counts
+        record = written(lab, machine)
+        assert record["fell_back_to_full"] is True and record["mode"] == "delta", record
+        with backing.open("rb") as restored:
+            assert hashlib.sha256(restored.read(IMAGE_SIZE)).hexdigest() == sha256_of(lab.image)
+    else:
+        error = node["last_error"] or ""
+        assert "do not match the manifest after the restore (first: block 2)" in error, error
+        assert lost["landed"] == 0, counts
+        assert written(lab, machine) == {}
+        with backing.open("rb") as head:
+            assert head.read(MiB) == bytes(MiB), "the MBR must be wiped"

@@ -23,6 +23,7 @@ import argparse
 import errno
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -158,6 +159,17 @@ class FaultyDisk:
 
     def counts(self) -> dict[str, object]:
         return dict(json.loads(self.stats.read_text()))
+
+
+def used_disk(backing: Path, image: Path, size: int, changed_at: int) -> Path:
+    """``image`` on a disk of ``size`` bytes, changed at ``changed_at`` (where a class wrote,
+    and where the disk will lose the restore's writes)."""
+    shutil.copyfile(image, backing)
+    with backing.open("r+b") as disk:
+        disk.truncate(size)
+        disk.seek(changed_at)
+        disk.write(b"written in class" * 4096)
+    return backing
 
 
 @contextmanager
