@@ -11,7 +11,9 @@ JSON file beside the mount point, so a test can tell what the disk did.
 The kernel splits a large ``pwrite`` into requests of at most 128 KiB (FUSE's ``max_write``);
 a small range (a few KiB, aligned) is touched by exactly one request per ``pwrite`` of the block
 around it, so ``times`` counts the writer's writes of that block. ``fallocate`` is not offered:
-the disk cannot discard, so zeros are written (a disk without discard).
+the disk cannot discard, so zeros are written (a disk without discard). Its mtime never changes,
+so the kernel keeps the pages a lost write filled: a writer that verifies without dropping its
+page cache reads back what it wrote, not what the disk kept (as on a real disk).
 
 Run as ``python -m tests.support.faulty_disk BACKING MOUNTPOINT STATS --lose START:END:TIMES``;
 ``mounted_faulty_disk`` does that, and unmounts and stops the process by its PID on exit.
@@ -82,6 +84,7 @@ def _operations(backing: Path, stats: Path, ranges: list[LosingRange]) -> object
             self.fd = os.open(backing, os.O_RDWR | os.O_CLOEXEC)
             self.counts = WriteCounts(ranges=ranges)
             self.lock = threading.Lock()
+            self.mounted_at = time.time_ns()
             self._save()
 
         def _save(self) -> None:
@@ -90,7 +93,7 @@ def _operations(backing: Path, stats: Path, ranges: list[LosingRange]) -> object
             os.replace(partial, stats)
 
         def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
-            now = time.time_ns()
+            now = self.mounted_at  # a changing mtime would drop the kernel's page cache
             if path == "/":
                 return {"st_mode": stat.S_IFDIR | 0o755, "st_nlink": 2,
                         "st_atime": now, "st_mtime": now, "st_ctime": now}
