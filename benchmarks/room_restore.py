@@ -75,9 +75,10 @@ def run_room(args: argparse.Namespace, pcs: int) -> dict[str, Any]:
         "unicast_s": None, "multicast_s": None}
     if args.transfer == "multicast":
         line.update(multicast_rate_mbit=round(pc_mbit * args.rate_share, 3),
-                    multicast_fec=args.fec)
+                    multicast_fec=args.fec, multicast_start_wait_s=args.start_wait)
     spec = RoomSpec(pcs=pcs, pc_mbit=pc_mbit, uplink_mbit=uplink_mbit, image_bytes=image_bytes,
                     heartbeat_s=1.0, lookup_retry_s=1.0, multicast_rate_share=args.rate_share,
+                    multicast_start_wait_s=args.start_wait,
                     env={"ENCLUME_MULTICAST_FEC": args.fec})
     with tempfile.TemporaryDirectory(prefix="room-restore-") as workdir, \
             room_sim(Path(workdir), spec) as room:
@@ -121,6 +122,8 @@ def main() -> None:
                         help="multicast: the sender's rate cap, of a PC's link (default 0.8)")
     parser.add_argument("--fec", default="8x16/64",
                         help="multicast: udpcast's FEC (default 8x16/64, the setting's default)")
+    parser.add_argument("--start-wait", type=float, default=2.0,
+                        help="multicast: ENCLUME_MULTICAST_START_WAIT_S (default 2)")
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args()
     for pcs in args.pcs:
