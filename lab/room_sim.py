@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,10 +149,12 @@ class RoomSim:
         return None if response.status_code == 404 else ok(response)
 
     def cut_power(self, pc: SimPc) -> None:
-        """The PC goes dark at once: its agent is killed (SIGKILL), its disk left as it is."""
+        """The PC goes dark at once: its agent and what it started (a udp-receiver) are killed
+        (SIGKILL), its disk left as it is."""
         if pc.agent is not None and pc.agent.poll() is None:
             pc.agent.send_signal(signal.SIGKILL)
             pc.agent.wait()
+        _kill_the_rest(pc)
 
     def disk_matches(self, pc: SimPc) -> bool:
         digest = hashlib.sha256()
@@ -267,6 +269,16 @@ def _start_agent(room: RoomSim, pc: SimPc, workdir: Path) -> None:
                                     env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+def _kill_the_rest(pc: SimPc) -> None:
+    """SIGKILL whatever still runs in the PC's namespace (children of a killed agent: they
+    would keep the namespace alive after its deletion)."""
+    listed = subprocess.run(["ip", "netns", "pids", pc.link.namespace], capture_output=True,
+                            text=True, check=False).stdout
+    for pid in (int(word) for word in listed.split() if word.isdigit()):
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _stop_agents(pcs: list[SimPc]) -> None:
     running = [pc.agent for pc in pcs if pc.agent is not None and pc.agent.poll() is None]
     for process in running:
@@ -277,6 +289,8 @@ def _stop_agents(pcs: list[SimPc]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    for pc in pcs:
+        _kill_the_rest(pc)
 
 
 def _add_image(room: RoomSim, base: Path) -> None:
