@@ -24,7 +24,10 @@ long as a 100 MB one here). Figures:
   the restore.
 
 ``--transfer multicast`` sets the room's transfer mode (PATCH of the room's ``transfer``) before
-the restore; while the API has no such setting it prints ``multicast_s: null`` with a note.
+the restore.
+The multicast sender runs at ``--rate-share`` of a PC's link (0.8, as the default 80 Mbit/s
+for 100 Mbit/s PCs) with udpcast's ``--fec`` (the setting's default); ``fetched_bytes`` is what
+the PCs fetched over HTTP (unicast: everything; multicast: the repairs).
 ``--lossy N`` drops 5% of what N PCs receive (iptables ``statistic``), as the issue's goal has.
 
     .venv/bin/python benchmarks/room_restore.py                      # 10, 20, 40 PCs, unicast
@@ -70,8 +73,13 @@ def run_room(args: argparse.Namespace, pcs: int) -> dict[str, Any]:
         "uplink_floor_s": round(pcs * image_bytes * 8 / (uplink_mbit * 1e6), 2),
         "lossy_pcs": args.lossy, "transfer": args.transfer,
         "unicast_s": None, "multicast_s": None}
+    if args.transfer == "multicast":
+        line.update(multicast_rate_mbit=round(pc_mbit * args.rate_share, 3),
+                    multicast_fec=args.fec, multicast_start_wait_s=args.start_wait)
     spec = RoomSpec(pcs=pcs, pc_mbit=pc_mbit, uplink_mbit=uplink_mbit, image_bytes=image_bytes,
-                    heartbeat_s=1.0, lookup_retry_s=1.0)
+                    heartbeat_s=1.0, lookup_retry_s=1.0, multicast_rate_share=args.rate_share,
+                    multicast_start_wait_s=args.start_wait,
+                    env={"ENCLUME_MULTICAST_FEC": args.fec})
     with tempfile.TemporaryDirectory(prefix="room-restore-") as workdir, \
             room_sim(Path(workdir), spec) as room:
         for pc in room.pcs[:args.lossy]:
@@ -96,7 +104,8 @@ def _outcome(room: RoomSim, job: dict[str, Any]) -> dict[str, Any]:
     return {"job_state": job["state"], "wall_s": job["wall_s"],
             "succeeded": sum(pc["outcome"] == "succeeded" for pc in job["pcs"]),
             "identical_disks": sum(room.disk_matches(pc) for pc in room.pcs),
-            "restore_modes": sorted({str(pc["restore_mode"]) for pc in job["pcs"]})}
+            "restore_modes": sorted({str(pc["restore_mode"]) for pc in job["pcs"]}),
+            "fetched_bytes": sum(pc["fetched_bytes"] or 0 for pc in job["pcs"])}
 
 
 def main() -> None:
@@ -109,6 +118,12 @@ def main() -> None:
     parser.add_argument("--real-uplink-mbit", type=float, default=1000.0)
     parser.add_argument("--transfer", choices=("unicast", "multicast"), default="unicast")
     parser.add_argument("--lossy", type=int, default=0, help="PCs on a 5%%-lossy link")
+    parser.add_argument("--rate-share", type=float, default=0.8,
+                        help="multicast: the sender's rate cap, of a PC's link (default 0.8)")
+    parser.add_argument("--fec", default="8x16/64",
+                        help="multicast: udpcast's FEC (default 8x16/64, the setting's default)")
+    parser.add_argument("--start-wait", type=float, default=2.0,
+                        help="multicast: ENCLUME_MULTICAST_START_WAIT_S (default 2)")
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args()
     for pcs in args.pcs:

@@ -14,7 +14,8 @@
   block restore of a catalogue version, as in a real room.
 - The PCs: ``fake-hardware`` nodes (fake power and boot: powering is not what is measured; the
   agent is already running, as after a network boot) with the ``direct`` deploy, a port with
-  the PC's MAC, ``available``, in room ``ROOM``. Each runs the real agent
+  the PC's MAC, ``available``, in room ``ROOM`` (or shared by ``spec.rooms`` rooms on the same
+  network, for rooms restored at once). Each runs the real agent
   (``python3 -m agent.main`` with Debian's python3, the ramdisk's interpreter) inside its
   namespace, on a sparse file as its disk: lookup, heartbeats, the image's download through the
   shaped links and its write are the real ones.
@@ -32,7 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ import httpx
 
 from lab.local_service import Server, free_port, running_aio, start_service, stop_service
 from lab.room_network import PcLink, RoomNetwork, room_network
+from services.images import tokens
 from services.images.store import ImageStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +65,9 @@ class RoomSpec:
     heartbeat_s: float = 0.5  # the agents' heartbeat interval
     lookup_retry_s: float = 0.5
     callback_timeout_s: float = 1800.0  # a node waiting for its agent longer fails
+    multicast_rate_share: float = 0.8  # the sender's rate cap, of a PC's link (80 of 100 Mbit)
+    multicast_start_wait_s: float = 2.0  # the agents are running already: no ramdisk boots
+    rooms: int = 1  # the PCs split into this many rooms (ROOM, then ROOM2, ROOM3...)
     env: dict[str, str] = field(default_factory=dict)  # more ENCLUME_* for enclume-aio
 
 
@@ -93,33 +98,63 @@ class RoomSim:
                 during: Any = None) -> dict[str, Any]:
         """Restore the whole room and follow the job to its end (``during(room, job)`` is
         called on each poll); the ended job, with ``wall_s`` (request to end, as seen here)."""
-        if transfer is not None:
-            self.set_transfer(transfer)
-        started = time.monotonic()
-        job = ok(self.api.post(f"{E}/rooms/{ROOM}/actions", json={"action": "restore"}), 202)
-        deadline = started + timeout
-        while job["state"] not in ENDED:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the room's job is still {job['state']} after {timeout} s:"
-                                     f" {job['pcs']}\n{self.diagnostics()}")
-            time.sleep(0.2)
-            job = ok(self.api.get(f"{E}/jobs/{job['uuid']}"))
-            if during is not None:
-                during(self, job)
-        return {**job, "wall_s": round(time.monotonic() - started, 2)}
+        return self.restore_rooms([ROOM], transfer, timeout, during)[0]
 
-    def set_transfer(self, transfer: str) -> None:
+    def restore_rooms(self, rooms: list[str], transfer: str | None = None,
+                      timeout: float = 600.0, during: Any = None) -> list[dict[str, Any]]:
+        """Restore ``rooms`` at once (one request each, back to back) and follow their jobs to
+        their ends (``during(room, job)`` on each poll of the first room's job)."""
+        if transfer is not None:
+            for name in rooms:
+                self.set_transfer(transfer, name)
+        started = time.monotonic()
+        jobs = [ok(self.api.post(f"{E}/rooms/{name}/actions", json={"action": "restore"}), 202)
+                for name in rooms]
+        deadline = started + timeout
+        while any(job["state"] not in ENDED for job in jobs):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"a room's job is still running after {timeout} s:"
+                                     f" {[job['pcs'] for job in jobs]}\n{self.diagnostics()}")
+            time.sleep(0.2)
+            jobs = [ok(self.api.get(f"{E}/jobs/{job['uuid']}")) for job in jobs]
+            if during is not None:
+                during(self, jobs[0])
+        return [{**job, "wall_s": round(time.monotonic() - started, 2)} for job in jobs]
+
+    def set_transfer(self, transfer: str, room: str = ROOM) -> None:
         """The room's transfer mode; refused while the API has no such setting."""
-        response = self.api.patch(f"{E}/rooms/{ROOM}", json={TRANSFER_FIELD: transfer})
+        response = self.api.patch(f"{E}/rooms/{room}", json={TRANSFER_FIELD: transfer})
         if response.status_code != 200 or response.json().get(TRANSFER_FIELD) != transfer:
             raise TransferUnsupported(f"the API does not take the room's {TRANSFER_FIELD!r}: "
                                       f"{response.status_code} {response.text[:300]}")
 
+    def room_names(self) -> list[str]:
+        return [ROOM, *(f"{ROOM}{number}" for number in range(2, self.spec.rooms + 1))]
+
+    def pcs_of(self, number: int) -> list[SimPc]:
+        """The PCs of room ``number`` (from 0): a contiguous share of the network's PCs."""
+        share = -(-len(self.pcs) // self.spec.rooms)
+        return self.pcs[number * share:(number + 1) * share]
+
+    def multicast_session(self, pc: SimPc) -> dict[str, Any] | None:
+        """The boot service's multicast session the PC was started in (``state``: waiting,
+        sending, done...), None while it has none (not started yet, or unicast)."""
+        info = ok(self.api.get(f"/v1/nodes/{pc.uuid}"))["instance_info"] or {}
+        session, version = info.get("multicast_session"), info.get("image_version")
+        if not isinstance(session, dict) or not isinstance(version, str):
+            return None
+        token = tokens.issue(TOKEN_SECRET.encode(), version, 60)
+        response = httpx.get(f"{self.boot.url}/multicast-sessions/{session['id']}",
+                             headers={tokens.HEADER: token}, timeout=10)
+        return None if response.status_code == 404 else ok(response)
+
     def cut_power(self, pc: SimPc) -> None:
-        """The PC goes dark at once: its agent is killed (SIGKILL), its disk left as it is."""
+        """The PC goes dark at once: its agent and what it started (a udp-receiver) are killed
+        (SIGKILL), its disk left as it is."""
         if pc.agent is not None and pc.agent.poll() is None:
             pc.agent.send_signal(signal.SIGKILL)
             pc.agent.wait()
+        _kill_the_rest(pc)
 
     def disk_matches(self, pc: SimPc) -> bool:
         digest = hashlib.sha256()
@@ -161,7 +196,8 @@ def write_image(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def _services_env(base: Path, spec: RoomSpec, boot_url: str) -> dict[str, str]:
+def _services_env(base: Path, spec: RoomSpec, boot_url: str,
+                  net: RoomNetwork) -> dict[str, str]:
     return {"ENCLUME_DATA_DIR": str(base / "aio"), "ENCLUME_BOOT_PUBLIC_URL": boot_url,
             "ENCLUME_BOOT_FILES_DIR": str(base / "boot-files"),
             "ENCLUME_IMAGE_STORE_DIR": str(base / "image-store"),
@@ -174,7 +210,26 @@ def _services_env(base: Path, spec: RoomSpec, boot_url: str) -> dict[str, str]:
             "ENCLUME_POWER_SYNC_INTERVAL_S": "3600", "ENCLUME_PERIODIC_INTERVAL_S": "1",
             "ENCLUME_CALLBACK_TIMEOUT_S": str(spec.callback_timeout_s),
             "ENCLUME_AGENT_HEARTBEAT_TIMEOUT_S": str(max(3.0, 6 * spec.heartbeat_s)),
+            # A multicast room: the boot service's udp-sender sends out of the server's veth
+            # (the uplink) at a rate scaled like the links.
+            "ENCLUME_MULTICAST_INTERFACE": net.server_interface,
+            **_multicast_slots(net),
+            "ENCLUME_MULTICAST_RATE_MBIT": f"{spec.pc_mbit * spec.multicast_rate_share:.3f}",
+            "ENCLUME_MULTICAST_START_WAIT_S": str(spec.multicast_start_wait_s),
             **spec.env}
+
+
+def _multicast_slots(net: RoomNetwork) -> dict[str, str]:
+    """Groups and ports of this simulation's own: every simulated room's sender runs in the
+    root namespace, where two on the same port base take each other's receivers (and a test's
+    vde room may be streaming there too). The groups follow the room's network (10.X.Y.0/24,
+    unique among those alive), the ports too, spread over 20000-59999 in windows of 32 (the
+    16 sessions' port pairs)."""
+    second, third = net.network.network_address.packed[1:3]
+    window = ((second - 200) * 256 + third) % 1250
+    return {"ENCLUME_MULTICAST_GROUP_RANGE": f"239.{second}.{third}.0/27",
+            "ENCLUME_MULTICAST_PORT_BASE": str(20000 + 32 * window),
+            "ENCLUME_MULTICAST_MAX_SESSIONS": "16"}
 
 
 def _enroll(api: httpx.Client, link: PcLink) -> str:
@@ -214,6 +269,16 @@ def _start_agent(room: RoomSim, pc: SimPc, workdir: Path) -> None:
                                     env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+def _kill_the_rest(pc: SimPc) -> None:
+    """SIGKILL whatever still runs in the PC's namespace (children of a killed agent: they
+    would keep the namespace alive after its deletion)."""
+    listed = subprocess.run(["ip", "netns", "pids", pc.link.namespace], capture_output=True,
+                            text=True, check=False).stdout
+    for pid in (int(word) for word in listed.split() if word.isdigit()):
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _stop_agents(pcs: list[SimPc]) -> None:
     running = [pc.agent for pc in pcs if pc.agent is not None and pc.agent.poll() is None]
     for process in running:
@@ -224,6 +289,8 @@ def _stop_agents(pcs: list[SimPc]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    for pc in pcs:
+        _kill_the_rest(pc)
 
 
 def _add_image(room: RoomSim, base: Path) -> None:
@@ -245,7 +312,7 @@ def room_sim(base: Path, spec: RoomSpec) -> Iterator[RoomSim]:
         net = stack.enter_context(room_network(spec.pcs, spec.pc_mbit, spec.uplink_mbit))
         host = net.server_address
         boot_port = free_port(host)
-        env = _services_env(base, spec, f"http://{host}:{boot_port}")
+        env = _services_env(base, spec, f"http://{host}:{boot_port}", net)
         aio = stack.enter_context(running_aio(base / "aio", env=env, host=host))
         boot = start_service([sys.executable, "-m", "lab.boot_http"], "boot",
                              boot_port, base / "boot",
@@ -266,9 +333,11 @@ def room_sim(base: Path, spec: RoomSpec) -> Iterator[RoomSim]:
                 handle.truncate(spec.image_bytes + MiB)
             room.pcs.append(SimPc(link, _enroll(api, link), disk, workdir / "agent.log"))
         _make_available(api, [pc.uuid for pc in room.pcs])
-        ok(api.post(f"{E}/rooms", json={"name": ROOM, "time_zone": "UTC",
-                                        "allowed_images": [IMAGE], "default_image": IMAGE,
-                                        "pcs": [pc.uuid for pc in room.pcs]}), 201)
+        for number, name in enumerate(room.room_names()):
+            ok(api.post(f"{E}/rooms", json={"name": name, "time_zone": "UTC",
+                                            "allowed_images": [IMAGE], "default_image": IMAGE,
+                                            "pcs": [pc.uuid for pc in room.pcs_of(number)]}),
+               201)
         for pc in room.pcs:
             _start_agent(room, pc, pc.disk.parent)
         yield room

@@ -2,7 +2,9 @@
 real agent in its own network namespace on one bridge, with its own MAC and a file-backed disk;
 PC links and the server's uplink are shaped apart (8 Mbit/s and 80 Mbit/s: a 100 Mbit/1 Gbit
 room scaled by 0.08); ``POST /enclume/v1/rooms/SIM/actions {"action": "restore"}`` is followed
-to the job's end. Unicast (HTTP block restore), the transfer the services have today."""
+to the job's end, by unicast (HTTP block restore) and by multicast (the boot service's udpcast
+sender out of the server's veth at 80% of a PC's link, the agents' udp-receiver, then their
+repair over HTTP)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ PCS = 8
 PC_MBIT, UPLINK_MBIT = 8.0, 80.0
 IMAGE_BYTES = 4 * MiB
 LINK_FLOOR_S = IMAGE_BYTES * 8 / (PC_MBIT * 1e6)  # one image through one PC's link
+# A multicast stream: the image and udpcast's FEC (16 redundant packets per 64) at the sender's
+# rate cap, 80% of a PC's link: 1.56x the link floor before any start-up.
+STREAM_FLOOR_S = IMAGE_BYTES * 8 * (1 + 16 / 64) / (0.8 * PC_MBIT * 1e6)
 LOSSY, POWER_CUT = 3, 6
 CUT_AFTER_S = 1.0
 CALLBACK_TIMEOUT_S = 15.0  # a PC silent this long fails (heartbeats every 0.3 s; a loaded
@@ -90,6 +95,88 @@ def test_a_pc_cut_off_mid_restore_fails_alone_and_a_lossy_pc_still_finishes(
     assert [room.disk_matches(pc) for pc in others] == [True] * (PCS - 1)
     assert not room.disk_matches(cut)
     assert room.network.dropped(lossy.link) > 0  # the lossy link did lose packets
+
+
+def test_a_room_restored_by_multicast_finishes_near_the_link_floor_without_its_dead_pc(
+        make_room: MakeRoom) -> None:
+    """One stream for the room: a PC whose agent dies mid-stream is reported failed, the others
+    (one of them losing 5% of what it receives) get the stream and finish with identical
+    disks, within 3x the stream's floor (~12 s measured at load 10, 2.9x the link floor: the
+    rate cap and FEC are 1.56x, start-up ~3 s); a stream per PC, one after the other, would
+    take 8x."""
+    room = make_room(replace(SPEC, callback_timeout_s=CALLBACK_TIMEOUT_S))
+    lossy, cut = room.pcs[LOSSY], room.pcs[POWER_CUT]
+    room.network.lose(lossy.link, 0.05)
+    sending_since: list[float] = []
+    cut_while: dict[str, Any] = {}
+    succeeded_at: dict[str, float] = {}
+    started = time.monotonic()
+
+    def follow(sim: RoomSim, job: dict[str, Any]) -> None:
+        for pc in job["pcs"]:
+            if pc["outcome"] == "succeeded":
+                succeeded_at.setdefault(pc["node_uuid"], time.monotonic() - started)
+        if cut_while:
+            return
+        session = sim.multicast_session(cut)
+        if session is None or session["state"] != "sending":
+            return
+        if not sending_since:
+            sending_since.append(time.monotonic())
+        elif time.monotonic() - sending_since[0] >= CUT_AFTER_S:
+            sim.cut_power(cut)
+            cut_while.update(session)
+
+    job = room.restore("multicast", timeout=180, during=follow)
+    assert cut_while, "the stream was never seen sending: the PC could not be cut mid-stream"
+    assert cut_while["expected"] == PCS, cut_while  # one session for the whole room
+    assert job["state"] == "failed-partly", (job["pcs"], room.diagnostics())
+    ended = outcomes(job)
+    assert ended.pop(cut.uuid) == "failed"
+    assert set(ended.values()) == {"succeeded"}, job["pcs"]
+    assert {pc["restore_mode"] for pc in job["pcs"] if pc["node_uuid"] != cut.uuid} \
+        == {"multicast"}, job["pcs"]
+    others = [pc for pc in room.pcs if pc is not cut]
+    assert [room.disk_matches(pc) for pc in others] == [True] * (PCS - 1)
+    assert not room.disk_matches(cut)
+    assert room.network.dropped(lossy.link) > 0
+    # The stream, not the HTTP repair, carried the image (the image is one 4 MiB block: a PC
+    # that lost one slice the FEC could not mend, as a busy machine's receiver can, fetches it
+    # whole; they do not all).
+    clean = [pc for pc in job["pcs"] if pc["node_uuid"] not in (cut.uuid, lossy.uuid)]
+    assert 0 in [pc["fetched_bytes"] for pc in clean], clean
+    last = max(succeeded_at.values())
+    assert LINK_FLOOR_S < last < 3 * STREAM_FLOOR_S, (succeeded_at, STREAM_FLOOR_S)
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "issue #18: the harness's bridge floods both rooms' groups to every port (no IGMP "
+    "querier), so each 8 Mbit/s PC link carries two 6.4 Mbit/s streams, drops a third and "
+    "repairs the whole image over HTTP; once a PC stayed in wait call-back past 120 s. "
+    "A bridge querier helped only in part, mcast_flood off on PC ports lost the streams"))
+def test_two_rooms_on_one_network_are_restored_by_multicast_at_once(make_room: MakeRoom) -> None:
+    """Two rooms of 3 PCs on the same bridge, restored together: one session each, on groups
+    of their own, both streams at once, both rooms finish with every disk identical."""
+    room = make_room(replace(SPEC, pcs=6, rooms=2))
+    firsts = [room.pcs_of(0)[0], room.pcs_of(1)[0]]
+    sessions: dict[int, dict[str, Any]] = {}
+
+    def see_sessions(sim: RoomSim, _job: dict[str, Any]) -> None:
+        for number, pc in enumerate(firsts):
+            if number not in sessions and (session := sim.multicast_session(pc)) is not None:
+                sessions[number] = session
+
+    jobs = room.restore_rooms(room.room_names(), "multicast", timeout=60, during=see_sessions)
+    assert [job["state"] for job in jobs] == ["done", "done"], room.diagnostics()
+    for number, job in enumerate(jobs):
+        assert {pc["node_uuid"] for pc in job["pcs"]} == {pc.uuid for pc in room.pcs_of(number)}
+        assert {pc["restore_mode"] for pc in job["pcs"]} == {"multicast"}, job["pcs"]
+    assert sorted(sessions) == [0, 1], sessions
+    assert sessions[0]["group"] != sessions[1]["group"], sessions
+    assert [session["expected"] for session in sessions.values()] == [3, 3]
+    assert [room.disk_matches(pc) for pc in room.pcs] == [True] * 6
+    for job in jobs:  # as above: the stream carried the image to some PCs of each room
+        assert 0 in [pc["fetched_bytes"] for pc in job["pcs"]], job["pcs"]
 
 
 def test_a_failing_body_leaves_no_process_and_no_namespace(tmp_path: Path) -> None:
