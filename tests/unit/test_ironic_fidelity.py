@@ -182,3 +182,20 @@ def test_ironics_error_texts_for_allocations(api: httpx.Client) -> None:
     renamed = api.patch(f"{create}/{allocation['uuid']}", json=[
         {"op": "add", "path": "/name", "value": "a b"}])
     assert fault(renamed, 400).startswith("Cannot update allocation with invalid name 'a b'")
+
+
+def test_a_portgroup_patch_before_1_26_leaves_its_stored_mode_alone(api: httpx.Client) -> None:
+    """`openstack baremetal port group set --extra` speaks 1.25: a group's stored mode and
+    properties (1.26 fields) must not make its PATCH 406; sending them at 1.25 still is."""
+    node = new_node(api)
+    group = api.post("/v1/portgroups", json={"node_uuid": node["uuid"], "mode": "802.3ad"}).json()
+    old = {"X-OpenStack-Ironic-API-Version": "1.25"}
+    path = f"/v1/portgroups/{group['uuid']}"
+    patched = api.patch(path, json=[{"op": "add", "path": "/extra/ext", "value": "testdata"}],
+                        headers=old)
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["extra"] == {"ext": "testdata"}
+    assert api.get(path).json()["mode"] == "802.3ad"
+    refused = api.post("/v1/portgroups", json={"node_uuid": node["uuid"], "mode": "802.3ad"},
+                       headers=old)
+    assert refused.status_code == 406, refused.text
