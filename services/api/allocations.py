@@ -27,6 +27,7 @@ from services.common.db import Database
 from services.common.exceptions import (
     Conflict,
     Invalid,
+    NodeNotFound,
     NotFound,
     StaleUpdate,
     conflict_from_integrity,
@@ -61,19 +62,48 @@ def _find(session: Session, ident: str) -> Allocation:
     return allocation
 
 
-def _checked(body: dict[str, Any]) -> dict[str, Any]:
+CREATE_NAME_ERROR = "Cannot create allocation with invalid name '{name}'"  # Ironic's texts
+UPDATE_NAME_ERROR = "Cannot update allocation with invalid name '{name}'"
+
+
+def _resource_class(value: Any) -> str:
+    if isinstance(value, str) and len(value) > validation.FIELD_LIMITS["resource_class"]:
+        raise Invalid(f"Schema error for allocation: {validation.shown(value)} is too long. "
+                      "Invalid value for resource_class: expected a string of at most "
+                      f"{validation.FIELD_LIMITS['resource_class']} characters.")
+    return validation.text("resource_class", value)
+
+
+def _checked(body: dict[str, Any], name_error: str = CREATE_NAME_ERROR) -> dict[str, Any]:
     """The allocation's own fields of ``body``, checked; those it leaves out or nulls are
     left out (a UUID is then generated, as Ironic does)."""
     checks: dict[str, Any] = {
-        "name": lambda v: validation.name(v, "allocation"),
+        "name": lambda v: validation.ironic_name(v, name_error),
         "uuid": lambda v: validation.uuid_value("uuid", v),
         "extra": lambda v: validation.json_object("extra", v),
-        "traits": validation.traits,
-        "resource_class": lambda v: validation.text("resource_class", v),
+        "traits": lambda v: validation.traits(v, validation.ALLOCATION_TRAIT_ERROR),
+        "resource_class": _resource_class,
         "owner": lambda v: validation.text("owner", v),
     }
     return {field: check(body[field]) for field, check in checks.items()
             if body.get(field) is not None}
+
+
+def _candidate_nodes(session: Session, idents: list[str], version: Version) -> list[Node]:
+    """The candidate nodes, in the order given; a 400 naming those that cannot exist or do
+    not (Ironic's text)."""
+    missing = [ident for ident in idents if not validation.is_node_ident(ident)]
+    nodes: list[Node] = []
+    if not missing:
+        for ident in idents:
+            try:
+                nodes.append(find_node(session, ident, version))
+            except NodeNotFound:
+                missing.append(ident)
+    if missing:
+        raise Invalid("Nodes cannot be found: "
+                      + ", ".join(validation.as_sent(ident) for ident in missing))
+    return nodes
 
 
 def _node_uuids(session: Session, allocations: list[Allocation]) -> dict[int, str]:
@@ -161,17 +191,15 @@ def create_allocation(request: Request, body: Any = Body(...),
     fields = _checked(body)
     name, extra, traits = fields.get("name"), fields.get("extra", {}), fields.get("traits", [])
     candidates = body.get("candidate_nodes")
-    if candidates is not None:
-        if not isinstance(candidates, list):
-            raise Invalid("Invalid candidate_nodes: expected a list of node names or UUIDs.")
-        candidates = [validation.node_ident("candidate_nodes", c) for c in candidates]
+    if candidates is not None and not isinstance(candidates, list):
+        raise Invalid("Invalid candidate_nodes: expected a list of node names or UUIDs.")
     node_ident = body.get("node")
     if node_ident is not None:
         node_ident = validation.node_ident("node", node_ident)
     values: dict[str, Any] = {"name": name, "uuid": fields.get("uuid")}
     try:
         with db.session() as session:
-            candidate_nodes = [find_node(session, c, version) for c in candidates or []]
+            candidate_nodes = _candidate_nodes(session, candidates or [], version)
             allocation = Allocation(
                 resource_class=fields.get("resource_class"), traits=traits, name=name,
                 extra=extra, owner=fields.get("owner"),
@@ -255,7 +283,7 @@ def update_allocation(ident: str, request: Request, patch: Any = Body(...),
             patched = apply_patch({"name": allocation.name, "extra": allocation.extra}, patch)
             if set(patched) - {"name", "extra"}:
                 raise Invalid("Only name and extra of an allocation can be updated.")
-            checked = _checked(patched)
+            checked = _checked(patched, UPDATE_NAME_ERROR)
             name, extra = checked.get("name"), checked.get("extra", {})
             try:  # compare-and-set on the version read
                 written = session.execute(

@@ -56,10 +56,8 @@ def check_values(values: dict[str, Any], drivers: EnabledHardware,
             elif field == "uuid":
                 del clean[field]  # a new one is generated, as Ironic does
             continue
-        if field == "name" and not validation.is_valid_name(value):
-            raise Invalid(name_error.replace("{name}", validation.as_sent(value)) + ": "
-                          + validation.NAME_RULE + ".")
-        clean[field] = _checked(field, value)
+        clean[field] = (validation.ironic_name(value, name_error) if field == "name"
+                        else _checked(field, value))
     _check_interfaces(clean, drivers)
     return clean
 
@@ -71,8 +69,6 @@ def _checked(field: str, value: Any) -> Any:
         return validation.boolean(field, value)  # "True", "no"...: as Ironic's args.boolean
     if field in TEXT_FIELDS:
         return validation.text(field, value)
-    if field == "name":
-        return validation.name(value)
     if field in ("uuid", "instance_uuid", "chassis_uuid"):
         return validation.uuid_value(field, value)
     if field == "conductor_group":
@@ -99,8 +95,12 @@ def _check_interfaces(values: dict[str, Any], drivers: EnabledHardware) -> None:
     try:
         hardware_type = drivers.hardware_type(values["driver"])
     except UnknownHardwareType:
-        raise Invalid(f"Cannot find the hardware type {values['driver']}; enabled are: "
-                      f"{', '.join(drivers.hardware_types)}.") from None
+        # Ironic's text first (clients match on it), then which ones are enabled.
+        raise Invalid(f"No valid host was found. Reason: No conductor service registered which "
+                      f"supports driver {values['driver']} for conductor group "
+                      f"\"{values.get('conductor_group') or ''}\". Cannot find the hardware type "
+                      f"{values['driver']}; enabled are: {', '.join(drivers.hardware_types)}."
+                      ) from None
     for interface in INTERFACES:
         field = f"{interface}_interface"
         chosen = values.get(field)

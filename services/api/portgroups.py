@@ -54,13 +54,11 @@ REMOVED_DEFAULTS: dict[str, Any] = {"address": None, "extra": {}, "name": None,
                                     "properties": {}, "standalone_ports_supported": True}
 
 
-def _check(values: dict[str, Any], version: Version, name_error: str) -> dict[str, Any]:
+def _check(values: dict[str, Any], name_error: str) -> dict[str, Any]:
     """Checked, normalised port group values (without node_uuid)."""
     unknown = sorted(set(values) - CREATABLE)
     if unknown:
         raise Invalid(f"Unknown attribute(s) for portgroup: {', '.join(unknown)}.")
-    if version < MODE_VERSION and (values.get("mode") or values.get("properties")):
-        raise NotAcceptable("Request not acceptable.")
     clean = {k: v for k, v in values.items() if k != "node_uuid"}
     if clean.get("name") is not None and not validation.is_valid_name(clean["name"]):
         raise Invalid(name_error.replace("{name}", validation.as_sent(clean["name"])))
@@ -158,7 +156,9 @@ def create_portgroup(request: Request, body: Any = Body(...),
         raise Invalid("Invalid portgroup: expected a JSON object.")
     if not body.get("node_uuid"):
         raise Invalid("Mandatory field missing: node_uuid.")
-    values = _check(body, version, "Cannot create portgroup with invalid name '{name}'")
+    if version < MODE_VERSION and (body.get("mode") or body.get("properties")):
+        raise NotAcceptable("Request not acceptable.")
+    values = _check(body, "Cannot create portgroup with invalid name '{name}'")
     values.setdefault("mode", DEFAULT_MODE)
     node_ident = validation.node_ident("node_uuid", body["node_uuid"])
     try:
@@ -199,7 +199,7 @@ def update_portgroup(ident: str, request: Request, patch: Any = Body(...),
         if "mode" not in patched:
             raise Invalid("'mode' is a mandatory attribute and can not be removed")
         patched = REMOVED_DEFAULTS | patched
-        values = _check({k: v for k, v in patched.items() if k != "node_uuid"}, version,
+        values = _check({k: v for k, v in patched.items() if k != "node_uuid"},
                         f"Portgroup {ident}: Cannot change name to invalid name '{{name}}'")
         new_node_uuid = None
         if patched.get("node_uuid") != node.uuid:

@@ -173,9 +173,22 @@ def name(value: Any, kind: str = "node") -> str:
     return str(value)
 
 
+def ironic_name(value: Any, error: str) -> str:
+    """``value`` as a resource's name; Invalid otherwise, with Ironic's ``error`` text first
+    (its ``{name}`` filled in: clients match on it), then the rule."""
+    if not is_valid_name(value):
+        raise Invalid(f"{error.replace('{name}', as_sent(value))}: {NAME_RULE}.")
+    return str(value)
+
+
+def is_node_ident(value: Any) -> bool:
+    """Whether ``value`` can name a node: its UUID or a valid name."""
+    return isinstance(value, str) and (is_uuid(value) or is_valid_name(value))
+
+
 def node_ident(field: str, value: Any) -> str:
     """A reference to a node: its UUID or its name (checked before any database lookup)."""
-    if isinstance(value, str) and (is_uuid(value) or is_valid_name(value)):
+    if is_node_ident(value):
         return value
     raise Invalid(f"Invalid {field}: expected a node UUID or name but received "
                   f"{shown(value)}.")
@@ -188,15 +201,22 @@ def conductor_group(value: Any) -> str:
     return group
 
 
-def traits(values: Any) -> list[str]:
-    """The traits as a list without duplicates; Invalid naming the first bad one."""
+# Ironic's jsonschema texts for a bad trait: a node's (PUT .../traits/{trait}) and an
+# allocation's (its `traits` list, where the client's tests match "does not match").
+NODE_TRAIT_ERROR = "Schema error for trait: {trait} is not valid under any of the given schemas"
+ALLOCATION_TRAIT_ERROR = "Schema error for allocation: {trait} does not match '^CUSTOM_[A-Z0-9_]+$'"
+
+
+def traits(values: Any, schema_error: str = NODE_TRAIT_ERROR) -> list[str]:
+    """The traits as a list without duplicates; Invalid naming the first bad one
+    (``schema_error``: Ironic's text, with ``{trait}``)."""
     if not isinstance(values, list) or not all(isinstance(t, str) for t in values):
         raise Invalid("Invalid traits: expected a list of strings.")
     for trait in values:
         if len(trait) > FIELD_LIMITS["trait"] or TRAIT_RE.fullmatch(trait) is None:
             # Ironic's jsonschema text first (clients match on it), then the rule.
-            raise Invalid(f"Schema error for trait: {shown(trait)} is not valid under any of "
-                          f"the given schemas. Invalid trait {shown(trait)}: a trait is a "
+            raise Invalid(schema_error.replace("{trait}", shown(trait))
+                          + f". Invalid trait {shown(trait)}: a trait is a "
                           "standard trait name or CUSTOM_ followed by upper-case letters, "
                           "digits and underscores.")
     unique = list(dict.fromkeys(values))

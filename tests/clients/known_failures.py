@@ -33,25 +33,13 @@ class Known:
 
 ALLOCATING = ("allocations are decided while `POST /v1/allocations` runs: never `allocating` "
               "(a conductor-decided life cycle is issue #21's allocations work)")
-CHASSIS = "chassis are not served (404); issue #21 adds them"
-PORT_GROUPS = "port groups are not served (404); issue #21 adds them"
 VOLUMES = "volume connectors and targets are not served (404); issue #21 adds them"
 DEPLOY_TEMPLATES = "deploy templates are not served (404); issue #21 adds them"
-RETIRED = ("`retired` semantics differ: Ironic refuses it on `available` and clears "
-           "`retired_reason` with it (issue #21, fidelity)")
-PORT_FIELDS = "`fields` is not honoured on `GET /v1/ports/{id}` (issue #21, fidelity)"
 RAID = ("RAID is not served: `GET /v1/drivers/{name}/raid/logical_disk_properties` and "
         "`PUT /v1/nodes/{id}/states/raid` are 404")
-STRING_BOOLEAN = ("the CLI sends `pxe_enabled` as the string `\"True\"`, which Ironic accepts; "
-                  "Enclume wants a JSON boolean (issue #21, fidelity)")
 
 
 ALLOCATION_TESTS = "osc.v1.test_baremetal_allocation.BaremetalAllocationTests"
-
-
-def error_text(ironic: str) -> str:
-    return (f"the test matches Ironic's error text ({ironic}); Enclume refuses the same input "
-            "in its own words (issue #21, fidelity)")
 
 
 def newer(version: str, what: str) -> str:
@@ -64,22 +52,6 @@ KNOWN: tuple[Known, ...] = (
     Known("ironicclient", f"{ALLOCATION_TESTS}.test_create_candidate_nodes", "fail", ALLOCATING),
     Known("ironicclient", f"{ALLOCATION_TESTS}.test_create_name_uuid", "fail", ALLOCATING),
     Known("ironicclient", f"{ALLOCATION_TESTS}.test_create_traits", "fail", ALLOCATING),
-    Known("ironicclient", f"{ALLOCATION_TESTS}"
-          ".test_create_negative_02_____uuid_________________Expected_UUID_for_uuid__",
-          "fail", error_text('"Expected UUID for uuid"')),
-    Known("ironicclient", f"{ALLOCATION_TESTS}"
-          ".test_create_negative_05_____name____not_a_name____invalid_name__",
-          "fail", error_text('"invalid name"')),
-    Known("ironicclient", f"{ALLOCATION_TESTS}"
-          ".test_create_negative_07_____resource_class____xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx____is_too_long__",
-          "fail", error_text('"is too long"')),
-    Known("ironicclient", f"{ALLOCATION_TESTS}"
-          ".test_create_negative_09_____trait____foo____does_not_match__",
-          "fail", error_text('"does not match"')),
-    Known("ironicclient", f"{ALLOCATION_TESTS}"
-          ".test_create_negative_11_____candidate_node____banana_____Nodes_cannot_be_found__",
-          "fail", error_text('"Nodes cannot be found"')),
-    Known("ironicclient", "osc.v1.test_baremetal_chassis_basic", "fail", CHASSIS),
     Known("ironicclient", "osc.v1.test_baremetal_deploy_template_basic", "fail",
           DEPLOY_TEMPLATES),
     Known("ironicclient", "osc.v1.test_baremetal_driver_basic.BaremetalDriverTests"
@@ -90,27 +62,9 @@ KNOWN: tuple[Known, ...] = (
           ".test_set_unset_target_raid_config_2___MAX____JBOD__", "fail", RAID),
     Known("ironicclient", "osc.v1.test_baremetal_node_basic.BaremetalNodeTests"
           ".test_set_unset_target_raid_config_3__300___6_0__", "fail", RAID),
-    Known("ironicclient", "osc.v1.test_baremetal_node_create_negative"
-          ".BaremetalNodeCreateNegativeTests"
-          ".test_baremetal_node_create_02_____uuid_________________Expected_UUID_for_uuid__",
-          "fail", error_text('"Expected UUID for uuid"')),
-    Known("ironicclient", "osc.v1.test_baremetal_node_negative.BaremetalNodeNegativeTests"
-          ".test_create_driver_2_____driver____wrongdriver____No_valid_host_was_found__Reason"
-          "__No_conductor_service_registered_which_supports_driver_wrongdriver___",
-          "fail", error_text('"No valid host was found. Reason: No conductor service '
-                             'registered which supports driver wrongdriver."')),
-    Known("ironicclient", "osc.v1.test_baremetal_node_negative.BaremetalNodeNegativeTests"
-          ".test_unset_property_2_____property____prop____Reason__can_t_remove_a_non_existent"
-          "_object__", "fail", error_text('"Reason: can\'t remove a non-existent object"')),
-    Known("ironicclient", "osc.v1.test_baremetal_port_basic.BaremetalPortTests"
-          ".test_port_create_with_portgroup", "fail", PORT_GROUPS),
-    Known("ironicclient", "osc.v1.test_baremetal_port_create.BaremetalPortCreate.test_pxe_1_19",
-          "fail", STRING_BOOLEAN),
-    Known("ironicclient", "osc.v1.test_baremetal_portgroup_basic", "fail", PORT_GROUPS),
     # openstacksdk 4.22.0, openstack/tests/functional/baremetal
     Known("openstacksdk", "v1.test_allocation.TestBareMetalAllocation"
           ".test_allocation_create_get_delete", "fail", ALLOCATING),
-    Known("openstacksdk", "v1.test_chassis", "fail", CHASSIS),
     Known("openstacksdk", "v1.test_deploy_templates.TestBareMetalDeployTemplate"
           ".test_baremetal_deploy_create_get_delete", "fail", DEPLOY_TEMPLATES),
     Known("openstacksdk", "v1.test_deploy_templates.TestBareMetalDeployTemplate"
@@ -128,10 +82,6 @@ KNOWN: tuple[Known, ...] = (
           newer("1.86", "firmware components")),
     Known("openstacksdk", "v1.test_node.TestBareMetalVirtualMedia", "skip",
           newer("1.89", "virtual media attach")),
-    Known("openstacksdk", "v1.test_node.TestNodeRetired", "fail", RETIRED),
-    Known("openstacksdk", "v1.test_port.TestBareMetalPort.test_port_create_get_delete", "fail",
-          PORT_FIELDS),
-    Known("openstacksdk", "v1.test_port_group", "fail", PORT_GROUPS),
     Known("openstacksdk", "v1.test_runbooks.TestBareMetalRunbook", "skip",
           newer("1.92", "runbooks")),
     Known("openstacksdk", "v1.test_runbooks.TestBareMetalRunbookTraits", "skip",

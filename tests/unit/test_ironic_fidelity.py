@@ -35,6 +35,9 @@ def test_ironics_error_texts(api: httpx.Client) -> None:
     path = f"/v1/nodes/{node['uuid']}"
     assert fault(api.post("/v1/nodes", json={"driver": "fake-hardware", "uuid": "x-1"}),
                  400) == "Expected UUID for uuid: x-1"
+    assert fault(api.post("/v1/nodes", json={"driver": "wrongdriver"}), 400).startswith(
+        "No valid host was found. Reason: No conductor service registered which supports "
+        'driver wrongdriver for conductor group "".')
     assert fault(api.post("/v1/nodes", json={"driver": "fake-hardware", "name": "a b"}),
                  400).startswith("Cannot create node with invalid name 'a b'")
     assert fault(api.patch(path, json=[{"op": "add", "path": "/name", "value": "a b"}]),
@@ -151,3 +154,48 @@ def test_a_vif_body_has_the_ports_limits(api: httpx.Client) -> None:
     assert fault(api.post(vifs, json={"id": "v1", "port_uuid": "nope"}), 400) == (
         "Expected UUID for port_uuid: nope")
     assert api.get(vifs).json() == {"vifs": []}
+
+
+def test_ironics_error_texts_for_allocations(api: httpx.Client) -> None:
+    create = "/v1/allocations"
+    before = api.get(create).json()["allocations"]
+    assert fault(api.post(create, json={"resource_class": "rc", "name": "not/a/name"}),
+                 400).startswith("Cannot create allocation with invalid name 'not/a/name'")
+    assert fault(api.post(create, json={"resource_class": "x" * 81}), 400).startswith(
+        "Schema error for allocation: 'xxx")
+    assert "is too long" in fault(api.post(create, json={"resource_class": "x" * 81}), 400)
+    assert fault(api.post(create, json={"resource_class": "rc", "traits": ["foo"]}),
+                 400).startswith("Schema error for allocation: 'foo' does not match "
+                                 "'^CUSTOM_[A-Z0-9_]+$'")
+    node = new_node(api, name="candidate-one")
+    missing = str(uuid.uuid4())
+    assert fault(api.post(create, json={"resource_class": "rc",
+                                        "candidate_nodes": ["banana?"]}), 400) == (
+        "Nodes cannot be found: banana?")
+    assert fault(api.post(create, json={"resource_class": "rc",
+                                        "candidate_nodes": [node["name"], missing]}), 400) == (
+        f"Nodes cannot be found: {missing}")
+    assert api.get(create).json()["allocations"] == before
+    allocation = api.post(create, json={"resource_class": "rc",
+                                        "candidate_nodes": [node["name"]]}).json()
+    assert allocation["candidate_nodes"] == [node["uuid"]]
+    renamed = api.patch(f"{create}/{allocation['uuid']}", json=[
+        {"op": "add", "path": "/name", "value": "a b"}])
+    assert fault(renamed, 400).startswith("Cannot update allocation with invalid name 'a b'")
+
+
+def test_a_portgroup_patch_before_1_26_leaves_its_stored_mode_alone(api: httpx.Client) -> None:
+    """`openstack baremetal port group set --extra` speaks 1.25: a group's stored mode and
+    properties (1.26 fields) must not make its PATCH 406; sending them at 1.25 still is."""
+    node = new_node(api)
+    group = api.post("/v1/portgroups", json={"node_uuid": node["uuid"], "mode": "802.3ad"}).json()
+    old = {"X-OpenStack-Ironic-API-Version": "1.25"}
+    path = f"/v1/portgroups/{group['uuid']}"
+    patched = api.patch(path, json=[{"op": "add", "path": "/extra/ext", "value": "testdata"}],
+                        headers=old)
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["extra"] == {"ext": "testdata"}
+    assert api.get(path).json()["mode"] == "802.3ad"
+    refused = api.post("/v1/portgroups", json={"node_uuid": node["uuid"], "mode": "802.3ad"},
+                       headers=old)
+    assert refused.status_code == 406, refused.text
