@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -75,14 +76,15 @@ def agent_side(spec: dict[str, object]) -> None:
     request = RestoreRequest(manifest_url=str(spec["manifest_url"]),
                              manifest_sha256=str(spec["manifest_sha256"]),
                              disk_url=str(spec["disk_url"]), mode=str(spec["mode"]),
-                             target_disk=None)
+                             target_disk=None, image_token=str(spec["image_token"]))
     disk = file_disk(str(spec["disk"]))
     started = time.perf_counter()
     if spec["mode"] == "hash":
         manifest = _load_manifest(request, 60)
         fd = disk.open()
         try:
-            run = Restore(manifest, disk, fd, BlockFetcher(request.disk_url, manifest, 60),
+            fetcher = BlockFetcher(request.disk_url, manifest, 60, request.token_headers)
+            run = Restore(manifest, disk, fd, fetcher,
                           lambda done, total: None)
             bad = run.verify(range(len(manifest.blocks)))
         finally:
@@ -128,6 +130,7 @@ def main() -> None:
     from starlette.applications import Starlette
 
     from services.boot.image_blocks import image_block_routes
+    from services.images import tokens
     from services.images.store import ImageStore
     from tests.support.asgi import serving
     from tests.support.disk_images import change_disk, make_blank_disk, make_os_image
@@ -150,7 +153,8 @@ def main() -> None:
         manifest = store.ingest_file("bench", image, digest.hexdigest())
         print(f"ingested in {time.perf_counter() - started:.1f} s: {len(manifest.blocks)} "
               f"blocks, {manifest.data_bytes / MiB:.0f} MiB of data", flush=True)
-        app = Starlette(routes=image_block_routes(store))
+        secret = secrets.token_bytes(32)
+        app = Starlette(routes=image_block_routes(store, secret))
         link_rate = args.rate_mbit * 1e6 / 8
         rows = []
         with veth_namespace("delta") as link:
@@ -161,7 +165,8 @@ def main() -> None:
             with serving(app, sock) as url:
                 spec = {"manifest_url": f"{url}/image-versions/bench/manifest",
                         "manifest_sha256": store.manifest_sha256("bench"),
-                        "disk_url": f"{url}/image-versions/bench/disk", "disk": str(disk)}
+                        "disk_url": f"{url}/image-versions/bench/disk", "disk": str(disk),
+                        "image_token": tokens.issue(secret, "bench", 3600)}
                 shutil.copyfile(image, disk)
                 read_rate = cold_read_rate(disk, size)
                 hashed = run_agent(link, {**spec, "mode": "hash"})
