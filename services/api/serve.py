@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from services.common.config import Settings
 from services.common.lifecycle import StartedFirst
 from services.common.logs import setup as setup_logging
+from services.common.memory import release_free_heap
 
 LOG = logging.getLogger("enclume.api")
 
@@ -30,7 +31,9 @@ def serve(app_factory: Callable[[Settings], FastAPI], settings: Settings) -> int
         return 2
     # What was built so far (modules, app, settings) lives as long as the process: moved out of
     # the collector's reach, the full collections under load stop walking it again and again.
+    gc.collect()  # the import's and the app's build garbage first, so its memory can be reused
     gc.freeze()
+    release_free_heap()
     LOG.info("serving the Ironic API on http://%s:%d", settings.api.host, settings.api.port)
     try:
         uvicorn.run(app, host=settings.api.host, port=settings.api.port,
