@@ -40,6 +40,8 @@ class DeploySettings(BaseSettings):
     ramdisk: str | None = None
     kernel_append_params: str = env_var("KERNEL_APPEND_PARAMS", "")
     agent_api_url: str | None = env_var("AGENT_API_URL")  # default PUBLIC_URL, else the API's
+    # the CA that signed the API's certificate: the boot service hands it to the ramdisk
+    agent_api_ca_file: Path | None = env_var("AGENT_API_CA_FILE")
     agent_command_timeout_s: float = env_var("AGENT_COMMAND_TIMEOUT_S", 30.0)
     agent_heartbeat_timeout_s: float = env_var("AGENT_HEARTBEAT_TIMEOUT_S", 90.0)
     image_download_source: Literal["local", "http"] = env_var("IMAGE_DOWNLOAD_SOURCE", "local")

@@ -43,6 +43,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
+from services.classroom.image_versions import instance_info
 from services.classroom.jobs import ACTIVE_JOB_STATES, ENDED_JOB_STATES, FORCED_DELTA, QUEUED
 from services.classroom.times import as_utc
 from services.common import states
@@ -70,19 +71,6 @@ STARTING_S = timedelta(seconds=60)  # longer than a start (an update and a provi
 
 
 AGENT_WRITES = (WRITE_IMAGE, RESTORE_BLOCKS, deploy_multicast.MULTICAST_RESTORE)
-
-
-def instance_info(version: ImageVersion) -> dict[str, Any]:
-    """What a node needs to deploy ``version`` (Ironic's instance_info keys, and the version
-    for a block restore)."""
-    info: dict[str, Any] = {
-        "image_source": version.source, "image_version": version.uuid,
-        "image_os_hash_algo": "sha256",
-        "image_os_hash_value": version.checksum, "image_disk_format": version.disk_format,
-        "image_type": version.image_type, "deploy_boot_mode": version.boot_mode}
-    if version.kernel:
-        info.update(kernel=version.kernel, ramdisk=version.ramdisk)
-    return info
 
 
 class JobAdvancer:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.classroom.pc_logins import clear_login
 from services.common.models import Allocation
 from services.conductor.flows import clean
 from services.conductor.flows.steps import Step, advance, after_agent, on_ramdisk, validate
@@ -28,6 +29,7 @@ def prepare(event: str, options: dict[str, Any]) -> Step:
             task.update_internal_info(**steps)
         task.node.last_error = None
         forget_written(task)  # what the disk held: unknown until the new image is verified
+        clear_login(task.node)  # restored for the next user: nobody is logged in
         task.process_event(event)
         task.commit()
 

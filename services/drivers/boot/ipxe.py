@@ -129,7 +129,8 @@ class NetworkBoot(BootInterface):
             raise InvalidParameter(f"kernel_append_params must be a string, not {append!r}.")
         try:
             return params.agent_kernel_params(self.settings.effective_agent_api_url,
-                                               task.node.uuid, append)
+                                               task.node.uuid, append,
+                                               self.settings.agent_api_ca_url)
         except params.UnsafeScriptValue as exc:
             raise InvalidParameter(f"{exc} (driver_info/kernel_append_params or "
                                    f"ENCLUME_KERNEL_APPEND_PARAMS).") from None

@@ -4,7 +4,8 @@ Both boot the node into the deploy ramdisk and wait for its agent; on each heart
 conductor calls ``continue_deploy`` (or ``continue_clean``), which advances the work by one
 agent command and answers "wait" until the image is on the disk. They differ only in how the
 image gets there, their ``ImageWriter``: the agent downloads it (``direct``) or the conductor
-writes into the disk the agent exports (``iscsi``).
+writes into the disk the agent exports (``iscsi``). A PC of a room taking logins at boot first
+waits for its user's choice (``login_step``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.common.config import Settings
-from services.drivers.base import DeployInterface, Resume
+from services.drivers.base import WAIT, DeployInterface, Resume
+from services.drivers.deploy import login_step
 from services.drivers.deploy.cleaning import CLEAN_STEPS, AgentCleaning
 from services.drivers.deploy.ramdisk import boot_ramdisk, forget_agent
 
@@ -51,6 +53,12 @@ class AgentDeploy(DeployInterface):
         return boot_ramdisk(task)
 
     def continue_deploy(self, task: Task, resume: Resume) -> str | None:
+        if login_step.wanted(task, self.settings):
+            action = login_step.advance(task, self.settings)
+            if action == WAIT:
+                return WAIT
+            if action == login_step.MAINTENANCE:
+                return None  # the disk boots as it is
         return self.writer.write(task, resume)
 
     def tear_down(self, task: Task) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from services.classroom.pc_logins import login_of
 from services.common.config import Settings
 from services.drivers.base import WAIT, DriverError, Resume
 from services.drivers.deploy import block_restore, config_drive, image, multicast, steps
@@ -50,7 +51,8 @@ class DirectWriter:
         node, timeout_s = task.node, self.settings.deploy.agent_command_timeout_s
         source = block_restore.block_source(node, self.settings)
         if source is not None and source.by_blocks:
-            session = multicast.session_of(node)
+            # A PC restored after its user's login is alone: the room's multicast is over.
+            session = None if login_of(node) else multicast.session_of(node)
             command = RESTORE_BLOCKS if session is None else multicast.MULTICAST_RESTORE
 
             def params() -> dict[str, Any]:
