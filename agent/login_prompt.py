@@ -159,12 +159,14 @@ class Prompt:
                    if isinstance(c, dict) and c.get("action") in _ACTION_WORDS]
         session = answer.get("session")
         user = printable(answer.get("user", ""))
-        greeting = text(self.language, "Hello {user}. No class is on in this room.", user=user) \
-            if not session else text(self.language, "Hello {user}. Class: {session} ({image} "
-                                     "{version})", user=user,
-                                     session=printable(session.get("name", "")),
-                                     image=printable(session.get("image", "")),
-                                     version=printable(session.get("version", "")))
+        if session:
+            image = printable(f"{session.get('image', '')} {session.get('version', '')}")
+            name = printable(session.get("name") or "")
+            greeting = text(self.language, "Hello {user}. Class: {session}", user=user,
+                            session=f"{name} ({image})" if name else image)
+        else:
+            greeting = text(self.language, "Hello {user}. No class is on in this room.",
+                            user=user)
         message: str | None = None
         while True:
             lines = [*self._header(message), greeting, ""]

@@ -28,8 +28,7 @@ FRENCH: dict[str, str] = {
         "La connexion au serveur n'est pas sécurisée : prévenez votre enseignant.",
     "Refused: {reason}": "Refusé : {reason}",
     "Your login has expired: log in again.": "Votre connexion a expiré : reconnectez-vous.",
-    "Hello {user}. Class: {session} ({image} {version})":
-        "Bonjour {user}. Cours : {session} ({image} {version})",
+    "Hello {user}. Class: {session}": "Bonjour {user}. Cours : {session}",
     "Hello {user}. No class is on in this room.": "Bonjour {user}. Aucun cours dans cette salle.",
     "Start fresh from {image} {version}": "Repartir de zéro avec {image} {version}",
     "Resume \"{label}\" (saved {date}, {size})":

@@ -27,28 +27,28 @@ with open(ca_file, encoding="ascii") as pem:
 request = login_prompt.LoginRequest(node, "B12", language)
 print(json.dumps(login_prompt.run(request, api_url, token, console, 10)))
 """
-ANSI_CLEAR = "\x1b[2J"
 
 
-class LoginConsole:
-    def __init__(self, api_url: str, ca_file: Path, node: str, token: str,
-                 language: str = "en") -> None:
+class PtyScreen:
+    """A pseudo-terminal: a program opens ``slave_path``; the test reads and types here."""
+
+    def __init__(self) -> None:
         self.master, self._slave = os.openpty()
+        self.slave_path = os.ttyname(self._slave)
         self.output = ""
         self._read_to = 0
-        self.process = subprocess.Popen(
-            [RAMDISK_PYTHON, "-c", RUNNER, api_url, str(ca_file), node, token,
-             os.ttyname(self._slave), language],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def alive(self) -> bool:
+        return True
 
     def expect(self, text: str, timeout_s: float = 15.0) -> str:
         """Wait until ``text`` appears after what was already expected; the output up to it."""
         deadline = time.monotonic() + timeout_s
         while text not in self.output[self._read_to:]:
             left = deadline - time.monotonic()
-            if left <= 0 or (self.process.poll() is not None and not self._pending()):
+            if left <= 0 or (not self.alive() and not self._pending()):
                 raise AssertionError(f"{text!r} did not appear; the console shows:\n"
-                                     f"{self.output[self._read_to:]!r}\n{self._stderr()}")
+                                     f"{self.output[self._read_to:]!r}\n{self.errors()}")
             if select.select([self.master], [], [], min(left, 0.2))[0]:
                 self.output += os.read(self.master, 65536).decode(errors="replace")
         end = self.output.index(text, self._read_to) + len(text)
@@ -58,13 +58,35 @@ class LoginConsole:
     def _pending(self) -> bool:
         return bool(select.select([self.master], [], [], 0)[0])
 
-    def _stderr(self) -> str:
-        if self.process.poll() is None or self.process.stderr is None:
-            return ""
-        return self.process.stderr.read().decode(errors="replace")
+    def errors(self) -> str:
+        return ""
 
     def type(self, line: str) -> None:
         os.write(self.master, line.encode() + b"\r")
+
+    def close(self) -> None:
+        os.close(self.master)
+        os.close(self._slave)
+
+
+class LoginConsole(PtyScreen):
+    """The login prompt's code alone, in its own process, on a new pty."""
+
+    def __init__(self, api_url: str, ca_file: Path, node: str, token: str,
+                 language: str = "en") -> None:
+        super().__init__()
+        self.process = subprocess.Popen(
+            [RAMDISK_PYTHON, "-c", RUNNER, api_url, str(ca_file), node, token,
+             self.slave_path, language],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def errors(self) -> str:
+        if self.process.poll() is None or self.process.stderr is None:
+            return ""
+        return self.process.stderr.read().decode(errors="replace")
 
     def result(self, timeout_s: float = 15.0) -> dict[str, Any]:
         out, err = self.process.communicate(timeout=timeout_s)
@@ -76,5 +98,4 @@ class LoginConsole:
         if self.process.poll() is None:
             self.process.kill()
         self.process.communicate()
-        os.close(self.master)
-        os.close(self._slave)
+        super().close()
