@@ -11,6 +11,7 @@ choice; a refusal is shown on the next screen and the prompt starts again.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -192,10 +193,13 @@ def run(request: LoginRequest, api_url: str, token: str | None, console_path: st
     if not token:
         raise CommandError("the agent has no token yet: it cannot ask the API for logins")
     console = Console(console_path)
+    # The ramdisk logs on its console: only warnings while a user reads and types there.
+    logging.disable(logging.INFO)
     try:
         accepted = Prompt(console, LoginApi(api_url, request.node, token, timeout_s),
                           request).run()
     finally:
+        logging.disable(logging.NOTSET)
         console.close()
     state = accepted.get("state")
     return {"action": accepted.get("action"), "user": accepted.get("user"),
