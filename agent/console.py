@@ -54,10 +54,10 @@ class Console:
         termios.tcsetattr(self.fd, termios.TCSANOW, attributes)
 
     def read_line(self, prompt: str, echo: bool = True) -> str:
-        self.write(prompt)
-        if not echo:
+        if not echo:  # before the prompt shows: a key typed as soon as it does is not echoed
             self._echo(False)
         try:
+            self.write(prompt)
             data = b""
             while not data.endswith(b"\n"):
                 chunk = os.read(self.fd, MAX_LINE)

@@ -6,6 +6,8 @@ and an API whose certificate the ramdisk does not trust."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,7 @@ from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.models import Node
 from services.common.state_models import StudentState
+from services.conductor import locks
 from tests.support import slapd
 from tests.support.api_stack import TlsFiles, served_api
 from tests.support.classroom_users import refused
@@ -207,3 +210,25 @@ def test_no_credential_leaves_without_a_trusted_tls_api(stack: Stack, tmp_path: 
             console.expect("The connection to the server is not secure: ask your teacher.")
         finally:
             console.close()
+
+
+def test_a_choice_waits_for_the_nodes_lock_to_record_the_login(stack: Stack) -> None:
+    """A heartbeat's work holding the node's lock delays the record, never loses it."""
+    headers = {"X-Agent-Token": AGENT_TOKEN_OF_PC0}
+    answer = stack.client.post("/enclume/v1/pc-logins", headers=headers, json={
+        "node": stack.node, "user": "tom", "password": slapd.password_of("tom")}).json()
+    with stack.db.session() as session:
+        node_id = session.scalar(select(Node.id).where(Node.uuid == stack.node))
+    assert node_id is not None
+    locks.acquire(stack.db, node_id, stack.node, "another-conductor", 60)
+    releasing = threading.Timer(0.6, locks.release, (stack.db, node_id, "another-conductor"))
+    releasing.start()
+    started = time.monotonic()
+    try:
+        chosen = stack.client.post("/enclume/v1/pc-logins/choice", headers=headers, json={
+            "node": stack.node, "ticket": answer["ticket"], "action": "fresh"})
+    finally:
+        releasing.join()
+    assert chosen.status_code == 200, chosen.text
+    assert time.monotonic() - started >= 0.5
+    assert stack.login_of_pc()["user"] == "tom"
