@@ -246,7 +246,6 @@ def test_a_student_logs_in_and_the_port_moves_to_the_class_vlan_until_power_off(
 def test_the_next_class_logs_in_again_resume_and_maintenance(world: World) -> None:
     world.provision("rebuild")
     eventually(lambda: world.vlan() == IDLE, TIMEOUT_S, "the idle VLAN")
-    assert "pc_login" not in world.internal()  # restored for the next class: nobody yet
     world.log_in("sam", "2")  # resume "lab 3"
     node = world.settled("active")
     assert node["instance_info"]["student_state"] == world.state
@@ -256,6 +255,8 @@ def test_the_next_class_logs_in_again_resume_and_maintenance(world: World) -> No
     with world.disk.open("r+b") as disk:  # the class changed the disk
         disk.write(b"changed by the class")
     world.provision("rebuild")
+    eventually(lambda: "pc_login" not in world.internal(), TIMEOUT_S, "sam's login to go")
+    eventually(lambda: world.vlan() == IDLE, TIMEOUT_S, "the idle VLAN")
     screen = world.log_in("tina", "2")
     assert "2) Maintenance" in screen
     node = world.settled("active")
