@@ -11,13 +11,16 @@ missing and bad blocks fetched over HTTP, the first block written last, the disk
 a disk that does not verify is made unbootable and the command fails.
 
 Parameters: those of ``deploy.restore_blocks`` (``mode`` is ignored) and ``multicast``:
-``{"port": <even port base>, "joined_url": <the session's /joined URL>, "interface": <name>,
-"start_timeout_s": ..., "receive_timeout_s": ...}`` (only ``port`` is required; the interface
-defaults to the one routing to the boot service).
+``{"port": <even port base>, "group": <the session's group>, "joined_url": <the session's
+/joined URL>, "interface": <name>, "start_timeout_s": ..., "receive_timeout_s": ...}`` (only
+``port`` is required; the group is where udp-receiver finds the sender, the boot service's
+sessions rendezvous on their own group, 224.0.0.1 without one; the interface defaults to the one
+routing to the boot service).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import socket
@@ -38,7 +41,9 @@ from agent.tools import require
 
 LOG = logging.getLogger(__name__)
 RECEIVER = "udp-receiver"
-RENDEZVOUS_ADDRESS = "224.0.0.1"  # as the boot service's sender (services/boot/multicast_sender)
+# Where a receiver given no group looks for the sender: udpcast's all-hosts rendezvous, which
+# a switch floods to every port (the boot service's sessions use their own group instead).
+ALL_HOSTS_RENDEZVOUS = "224.0.0.1"
 CONNECTED = b"Connected as"  # udp-receiver's line once the sender answered
 DEFAULT_START_TIMEOUT_S = 60.0
 DEFAULT_RECEIVE_TIMEOUT_S = 5.0
@@ -50,6 +55,7 @@ RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024  # the kernel caps it at net.core.rmem_ma
 class MulticastRequest:
     restore: restore_blocks.RestoreRequest
     port: int
+    group: str
     joined_url: str | None
     interface: str | None
     start_timeout_s: float
@@ -71,6 +77,13 @@ def parse_params(params: dict[str, Any]) -> MulticastRequest:
     if isinstance(port, bool) or not isinstance(port, int) or not 1024 <= port < 65535 \
             or port % 2:
         raise BadParams(f"multicast.port must be an even port number, got {port!r}")
+    group = options.get("group", ALL_HOSTS_RENDEZVOUS)
+    try:
+        multicast = isinstance(group, str) and ipaddress.IPv4Address(group).is_multicast
+    except ValueError:
+        multicast = False
+    if not multicast:
+        raise BadParams(f"multicast.group must be an IPv4 multicast address, got {group!r}")
     joined = options.get("joined_url")
     if joined is not None and urllib.parse.urlsplit(str(joined)).scheme not in ("http", "https"):
         raise BadParams("multicast.joined_url must be an http(s) URL")
@@ -79,7 +92,7 @@ def parse_params(params: dict[str, Any]) -> MulticastRequest:
         raise BadParams("multicast.interface must be an interface name")
     restore = restore_blocks.parse_params(
         {**{key: value for key, value in params.items() if key != "multicast"}, "mode": "delta"})
-    return MulticastRequest(restore, port, joined, interface,
+    return MulticastRequest(restore, port, group, joined, interface,
                             _seconds(options, "start_timeout_s", DEFAULT_START_TIMEOUT_S),
                             _seconds(options, "receive_timeout_s", DEFAULT_RECEIVE_TIMEOUT_S))
 
@@ -114,7 +127,7 @@ class Receiver:
     def argv(self, interface: str) -> list[str]:
         request = self.request
         return [RECEIVER, "--interface", interface, "--portbase", str(request.port),
-                "--mcast-rdv-address", RENDEZVOUS_ADDRESS, "--nokbd",
+                "--mcast-rdv-address", request.group, "--nokbd",
                 # a lost slice the FEC cannot mend leaves its blocks wrong and the stream goes
                 # on: the repair fetches just those; a large buffer rides out busy moments
                 "--ignore-lost-data", "--rcvbuf", str(RECEIVE_BUFFER_BYTES),

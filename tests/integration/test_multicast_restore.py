@@ -180,7 +180,7 @@ def start_restore(lab: Lab, agent: RunningAgent, session: dict[str, Any], disk: 
         "image_token": tokens.issue(SECRET, VERSION, 600),
         "manifest_url": f"{base}/manifest", "manifest_sha256": lab.store.manifest_sha256(VERSION),
         "disk_url": f"{base}/disk", "target_disk": str(disk),
-        "multicast": {"port": session["port"],
+        "multicast": {"port": session["port"], "group": session["group"],
                       "joined_url": f"{lab.boot_url}/multicast-sessions/{session['id']}/joined",
                       "start_timeout_s": start_timeout_s, "receive_timeout_s": 2}})
     assert status == 200, document

@@ -149,11 +149,6 @@ def test_a_room_restored_by_multicast_finishes_near_the_link_floor_without_its_d
     assert LINK_FLOOR_S < last < 3 * STREAM_FLOOR_S, (succeeded_at, STREAM_FLOOR_S)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue #18: the harness's bridge floods both rooms' groups to every port (no IGMP "
-    "querier), so each 8 Mbit/s PC link carries two 6.4 Mbit/s streams, drops a third and "
-    "repairs the whole image over HTTP; once a PC stayed in wait call-back past 120 s. "
-    "A bridge querier helped only in part, mcast_flood off on PC ports lost the streams"))
 def test_two_rooms_on_one_network_are_restored_by_multicast_at_once(make_room: MakeRoom) -> None:
     """Two rooms of 3 PCs on the same bridge, restored together: one session each, on groups
     of their own, both streams at once, both rooms finish with every disk identical."""
