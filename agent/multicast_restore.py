@@ -8,6 +8,8 @@ mends: ``--ignore-lost-data`` goes on past them; a prefix when the sender died; 
 never started), the disk is then restored by
 ``deploy.restore_blocks`` in delta mode: verified against the version's block manifest, the
 missing and bad blocks fetched over HTTP, the first block written last, the disk read back;
+the blocks the stream wrote are read back and checked while it goes on
+(``agent.stream_verify``): the repair skips those found good;
 a disk that does not verify is made unbootable and the command fails.
 
 Parameters: those of ``deploy.restore_blocks`` (``mode`` is ignored) and ``multicast``:
@@ -37,6 +39,7 @@ from agent.block_manifest import BlockManifest
 from agent.disks import Disk, write_all, zero_range
 from agent.errors import BadParams, CommandError
 from agent.inventory import ipv4_address
+from agent.stream_verify import StreamVerifier
 from agent.tools import require
 
 LOG = logging.getLogger(__name__)
@@ -117,9 +120,10 @@ class Receiver:
     """One udp-receiver run writing into the open disk ``fd``."""
 
     def __init__(self, request: MulticastRequest, disk: Disk, fd: int, manifest: BlockManifest,
-                 on_progress: Callable[[int], None]) -> None:
+                 on_progress: Callable[[int], None],
+                 on_written: Callable[[int], None] = lambda index: None) -> None:
         self.request, self.disk, self.fd, self.manifest = request, disk, fd, manifest
-        self.on_progress = on_progress
+        self.on_progress, self.on_written = on_progress, on_written
         self.received = 0
         self.first_block: bytes | None = None
         self.log_tail: list[bytes] = []
@@ -176,6 +180,7 @@ class Receiver:
                 self.first_block = bytes(view)
             elif self.manifest.blocks[index] is not None:  # zero blocks: discarded before
                 write_all(self.fd, view, offset, self.disk)
+                self.on_written(index)
             self.received += length
             self.on_progress(self.received)
 
@@ -211,8 +216,11 @@ def multicast_restore(request: MulticastRequest, disks: list[Disk], timeout_s: f
     try:
         erase.wipe_metadata(disk)
         zero_range(fd, disk, 0, size, cheap_only=True)
-        receiver = Receiver(request, disk, fd, manifest, lambda done: on_progress(done, total))
+        verifier = StreamVerifier(fd, disk, manifest)
+        receiver = Receiver(request, disk, fd, manifest, lambda done: on_progress(done, total),
+                            verifier.written)
         returncode = receiver.run()
+        verified = verifier.finish()
     except BaseException:
         os.close(fd)
         erase.make_unbootable(disk)
@@ -223,8 +231,8 @@ def multicast_restore(request: MulticastRequest, disks: list[Disk], timeout_s: f
         held[0] = receiver.first_block
     result = restore_blocks.restore_blocks(
         replace(request.restore, mode="delta"), disks, timeout_s,
-        lambda done, _total: on_progress(size + done, total), (disk, manifest), held)
+        lambda done, _total: on_progress(size + done, total), (disk, manifest), held, verified)
     result.update(transfer="multicast", multicast_received_bytes=receiver.received,
-                  multicast_receiver_exit=returncode,
+                  multicast_receiver_exit=returncode, verified_while_received=len(verified),
                   repaired_over_http=result.get("differing_blocks", 0) > 0)
     return result

@@ -2,17 +2,23 @@
 requests go to the session's group (which a switch with IGMP snooping sends only to the PCs that
 joined it), not to 224.0.0.1 (flooded to every port); the agent's receiver is given that group
 by the conductor (tests/integration/test_room_simulation.py restores two rooms at once through
-a snooping bridge)."""
+a snooping bridge). The agent reads back the blocks the stream wrote while it goes on
+(``agent.stream_verify``)."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.block_manifest import BlockManifest
+from agent.disks import Disk
 from agent.errors import BadParams
 from agent.multicast_restore import Receiver, parse_params
+from agent.stream_verify import StreamVerifier
 from services.boot.multicast_sender import MulticastSession, sender_argv
 from services.common.config import Settings
 from services.common.config_hardware_sections import MulticastSettings
@@ -55,3 +61,26 @@ def test_a_receiver_without_a_group_looks_on_the_all_hosts_group() -> None:
 def test_a_group_that_is_not_multicast_is_refused(group: object) -> None:
     with pytest.raises(BadParams, match=r"multicast\.group"):
         parse_params({**RESTORE, "multicast": {"port": 9208, "group": group}})
+
+
+def test_blocks_written_from_the_stream_are_read_back_and_only_good_ones_kept(
+        tmp_path: Path) -> None:
+    """The stream's blocks are checked from the disk as they are written: a block whose bytes on
+    the disk differ from the manifest (a slice the FEC could not mend) is left to the repair."""
+    size = 4 * 4096
+    good = [os.urandom(4096) for _ in range(4)]
+    manifest = BlockManifest(size, 4096, "0" * 64,
+                             tuple(hashlib.sha256(block).hexdigest() for block in good))
+    path = tmp_path / "disk.img"
+    path.write_bytes(bytes(size))
+    disk = Disk(str(path), size, False)
+    fd = disk.open()
+    try:
+        verifier = StreamVerifier(fd, disk, manifest)
+        for index, block in enumerate(good):
+            os.pwrite(fd, block if index != 2 else b"lost" + block[4:], index * 4096)
+            if index != 3:  # block 3 never came
+                verifier.written(index)
+        assert verifier.finish() == {0, 1}
+    finally:
+        os.close(fd)
