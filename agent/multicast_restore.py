@@ -23,11 +23,13 @@ routing to the boot service).
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
 import socket
 import subprocess
 import threading
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -51,6 +53,9 @@ CONNECTED = b"Connected as"  # udp-receiver's line once the sender answered
 DEFAULT_START_TIMEOUT_S = 60.0
 DEFAULT_RECEIVE_TIMEOUT_S = 5.0
 EXIT_WAIT_S = 3.0
+JOINED = "/joined"  # the session's joined URL is the session's URL and this
+SESSION_POLL_S = 2.0  # while not connected: has the session's stream ended already?
+SESSION_OVER = ("done", "failed", "closed", "gone")
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024  # the kernel caps it at net.core.rmem_max
 
 
@@ -127,6 +132,7 @@ class Receiver:
         self.received = 0
         self.first_block: bytes | None = None
         self.log_tail: list[bytes] = []
+        self.connected = threading.Event()
 
     def argv(self, interface: str) -> list[str]:
         request = self.request
@@ -151,6 +157,7 @@ class Receiver:
         assert process.stdout is not None and process.stderr is not None
         watching = threading.Thread(target=self._watch, args=(process.stderr,), daemon=True)
         watching.start()
+        threading.Thread(target=self._give_up_when_over, args=(process,), daemon=True).start()
         try:
             self._write_stream(process.stdout)
             process.wait(EXIT_WAIT_S)  # the sender's end of transfer, when all came
@@ -191,7 +198,23 @@ class Receiver:
             self.log_tail = [*self.log_tail[-9:], line.strip()]
             if not told and CONNECTED in line:
                 told = True
+                self.connected.set()
                 self._say_joined()
+
+    def _give_up_when_over(self, process: subprocess.Popen[bytes]) -> None:
+        """A PC that comes after its session's stream ended (its deploy started late) stops
+        waiting for it (udp-receiver would wait its whole start timeout) and repairs at once:
+        the session is asked while the receiver has not connected."""
+        url = self.request.joined_url
+        if url is None or not url.endswith(JOINED):
+            return
+        session_url = url.removesuffix(JOINED)
+        while not self.connected.wait(SESSION_POLL_S) and process.poll() is None:
+            state = _session_state(session_url, self.request.restore.token_headers)
+            if state in SESSION_OVER and not self.connected.is_set():
+                LOG.warning("multicast session over (%s) before this PC joined it", state)
+                process.kill()
+                return
 
     def _say_joined(self) -> None:
         url = self.request.joined_url
@@ -204,6 +227,19 @@ class Receiver:
                 pass
         except OSError as exc:
             LOG.warning("could not tell %s that this PC joined: %s", url, exc)
+
+
+def _session_state(url: str, headers: dict[str, str]) -> str | None:
+    """The boot service's state of the session (``gone`` when it has none), None when it
+    cannot be asked."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                    timeout=10) as answer:
+            return str(json.loads(answer.read()).get("state"))
+    except urllib.error.HTTPError as exc:
+        return "gone" if exc.code == 404 else None
+    except (OSError, ValueError):
+        return None
 
 
 def multicast_restore(request: MulticastRequest, disks: list[Disk], timeout_s: float,
