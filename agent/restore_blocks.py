@@ -138,8 +138,13 @@ class Restore:
         self.fetcher.fetch(sorted(set(data) - set(first)), self._write_block)
         self.fetcher.fetch(first, self._write_block)
 
-    def delta(self) -> int:
-        """Fetch what differs while the hashing goes on; returns the number of blocks fixed."""
+    def skip(self, count: int) -> None:
+        """Progress for bytes known good already (neither compared nor verified here)."""
+        self._advance(count)
+
+    def delta(self, indexes: Iterable[int]) -> int:
+        """Fetch what differs among ``indexes`` while the hashing goes on; returns the number
+        of blocks fixed."""
         found: queue.Queue[int | None] = queue.Queue()
         failure: list[BaseException] = []
         fixed = [0]
@@ -176,7 +181,7 @@ class Restore:
         fetching = threading.Thread(target=fetch_loop, name="block-fetch", daemon=True)
         fetching.start()
         try:
-            for index in self.differing(range(len(self.manifest.blocks))):
+            for index in self.differing(indexes):
                 found.put(index)
         finally:
             found.put(None)
@@ -219,10 +224,12 @@ def load_checked(request: RestoreRequest, disks: list[Disk], timeout_s: float
 def restore_blocks(request: RestoreRequest, disks: list[Disk], timeout_s: float,
                    on_progress: Callable[[int, int | None], None],
                    loaded: tuple[Disk, BlockManifest] | None = None,
-                   held: dict[int, bytes] | None = None) -> dict[str, Any]:
+                   held: dict[int, bytes] | None = None,
+                   verified: frozenset[int] = frozenset()) -> dict[str, Any]:
     """``loaded``: what ``load_checked`` returned, when the caller already did; ``held``:
     blocks (checked against the manifest) the caller has at hand, written in place of
-    fetching them."""
+    fetching them; ``verified``: blocks the caller read back from the disk (past the page
+    cache) and found to match, neither compared nor read back again (delta mode)."""
     disk, manifest = loaded or load_checked(request, disks, timeout_s)
     fetcher = BlockFetcher(request.disk_url, manifest, timeout_s, request.token_headers)
     fetcher.held = dict(held or {})
@@ -232,12 +239,15 @@ def restore_blocks(request: RestoreRequest, disks: list[Disk], timeout_s: float,
                               "fell_back_to_full": False}
     try:
         run = Restore(manifest, disk, fd, fetcher, on_progress)
-        if request.mode == "delta":
-            result["differing_blocks"] = run.delta()
-        else:
-            run.full()
         everything = range(len(manifest.blocks))
-        bad = run.verify(everything)
+        if request.mode == "delta":
+            unchecked = [index for index in everything if index not in verified]
+            run.skip(2 * sum(manifest.span(index)[1] for index in verified))
+            result["differing_blocks"] = run.delta(unchecked)
+        else:
+            unchecked = list(everything)
+            run.full()
+        bad = run.verify(unchecked)
         for _ in range(REPAIR_ROUNDS):
             if not bad:
                 break
