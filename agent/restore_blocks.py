@@ -138,6 +138,13 @@ class Restore:
         self.fetcher.fetch(sorted(set(data) - set(first)), self._write_block)
         self.fetcher.fetch(first, self._write_block)
 
+    def repair(self, bad: list[int]) -> None:
+        """Write again blocks that failed verification; those fetched again count as
+        refetched (zero blocks are zeroed again, not fetched)."""
+        self.rewrite(bad)
+        self.fetcher.refetched_blocks += sum(
+            1 for index in bad if self.manifest.blocks[index] is not None)
+
     def delta(self) -> int:
         """Fetch what differs while the hashing goes on; returns the number of blocks fixed."""
         found: queue.Queue[int | None] = queue.Queue()
@@ -243,7 +250,7 @@ def restore_blocks(request: RestoreRequest, disks: list[Disk], timeout_s: float,
                 break
             LOG.warning("%d blocks of %s failed verification: fetching them again",
                         len(bad), disk.path)
-            run.rewrite(bad)
+            run.repair(bad)
             bad = run.verify(bad)
         if bad and request.mode == "delta":
             LOG.warning("%d blocks still differ: writing the whole image", len(bad))
