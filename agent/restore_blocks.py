@@ -7,7 +7,8 @@ block is checked against its hash as it arrives and fetched again if it is wrong
 disk is read back (past the page cache) and checked against the manifest; blocks that fail are
 fetched again, and if some still fail a delta restore falls back to a full write. A disk smaller
 than the image is refused before anything is written; a disk that does not verify in the end is
-made unbootable and the command fails.
+made unbootable and the command fails. Progress is in bytes of the image: the compare (or write)
+pass and the verification each count for half of it.
 """
 
 from __future__ import annotations
@@ -93,14 +94,17 @@ class Restore:
         self.on_progress = on_progress
         self.reader = BlockReader(fd, manifest.size, manifest.block_size)
         self.done = 0
-        self.total = 2 * manifest.size  # compared (or written) once, verified once
+        self.work = 2 * manifest.size  # each byte compared (or written) once, verified once
         self.writes_count = False  # progress counts written blocks (full) or compared ones
         self._lock = threading.Lock()
 
     def _advance(self, count: int) -> None:
+        """Progress in bytes of the image (the total is its size): both passes, weighed
+        alike, count for the whole of it."""
         with self._lock:
             self.done += count
-            self.on_progress(min(self.done, self.total), self.total)
+            size = self.manifest.size
+            self.on_progress(min(self.done, self.work) * size // self.work, size)
 
     def matches(self, index: int) -> bool:
         try:
