@@ -82,7 +82,7 @@ def agent_side(spec: dict[str, object]) -> None:
                              disk_url=str(spec["disk_url"]), mode=str(spec["mode"]),
                              target_disk=None, image_token=str(spec["image_token"]))
     disk = file_disk(str(spec["disk"]))
-    started = time.perf_counter()
+    started, before = time.perf_counter(), os.times()
     if spec["mode"] == "hash":
         manifest = _load_manifest(request, 60)
         fd = disk.open()
@@ -93,7 +93,9 @@ def agent_side(spec: dict[str, object]) -> None:
             bad = run.verify(range(len(manifest.blocks)))
         finally:
             os.close(fd)
-        result: dict[str, object] = {"differing": len(bad)}
+        after = os.times()  # what the pass cost the CPUs (all its threads)
+        result: dict[str, object] = {"differing": len(bad), "cpu_seconds": (
+            after.user + after.system - before.user - before.system)}
     else:
         result = restore_blocks(request, [disk], 60, lambda done, total: None)
     print(json.dumps({"seconds": time.perf_counter() - started, "result": result}))
@@ -132,12 +134,14 @@ def hashing_rounds(link: object, spec: dict[str, object], disk: Path, size: int,
         read_rate = cold_read_rate(disk, size)
         hashed = run_agent(link, {**spec, "mode": "hash"})
         hash_rate = size / float(hashed["seconds"])  # type: ignore[arg-type]
+        cpu_seconds = float(hashed["result"]["cpu_seconds"])  # type: ignore[index]
         direct_rate = direct_read_rate(disk, size, (os.cpu_count() or 1) + 1)
         reads.append(read_rate)
         ratios.append(hash_rate / read_rate)
         print(f"load {load:.1f}: cold sequential read {read_rate / 1e6:.0f} MB/s; agent "
               f"hashing {hash_rate / 1e6:.0f} MB/s ({100 * hash_rate / read_rate:.0f} % of "
-              f"it); O_DIRECT reads alone {direct_rate / 1e6:.0f} MB/s", flush=True)
+              f"it), {cpu_seconds / (size / 2**30):.2f} CPU-s per GiB; O_DIRECT reads alone "
+              f"{direct_rate / 1e6:.0f} MB/s", flush=True)
     if rounds > 1:
         print(f"agent hashing / cold read over {rounds} rounds: median "
               f"{100 * median(ratios):.0f} %, {100 * min(ratios):.0f}-{100 * max(ratios):.0f} %; "
