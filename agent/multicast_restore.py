@@ -245,15 +245,15 @@ def _session_state(url: str, headers: dict[str, str]) -> str | None:
 def multicast_restore(request: MulticastRequest, disks: list[Disk], timeout_s: float,
                       on_progress: Callable[[int, int | None], None]) -> dict[str, Any]:
     disk, manifest = restore_blocks.load_checked(request.restore, disks, timeout_s)
-    size = manifest.size
-    total = 3 * size  # received once, then compared and verified by the repair
+    size = manifest.size  # progress in bytes of the image: received (a third), then the
+    # repair's compare and verification (two thirds)
 
     fd = disk.open()
     try:
         erase.wipe_metadata(disk)
         zero_range(fd, disk, 0, size, cheap_only=True)
         verifier = StreamVerifier(fd, disk, manifest)
-        receiver = Receiver(request, disk, fd, manifest, lambda done: on_progress(done, total),
+        receiver = Receiver(request, disk, fd, manifest, lambda done: on_progress(done // 3, size),
                             verifier.written)
         returncode = receiver.run()
         verified = verifier.finish()
@@ -267,7 +267,8 @@ def multicast_restore(request: MulticastRequest, disks: list[Disk], timeout_s: f
         held[0] = receiver.first_block
     result = restore_blocks.restore_blocks(
         replace(request.restore, mode="delta"), disks, timeout_s,
-        lambda done, _total: on_progress(size + done, total), (disk, manifest), held, verified)
+        lambda done, _total: on_progress((size + 2 * done) // 3, size), (disk, manifest), held,
+        verified)
     result.update(transfer="multicast", multicast_received_bytes=receiver.received,
                   multicast_receiver_exit=returncode, verified_while_received=len(verified),
                   repaired_over_http=result.get("differing_blocks", 0) > 0)

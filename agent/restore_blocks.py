@@ -7,7 +7,8 @@ block is checked against its hash as it arrives and fetched again if it is wrong
 disk is read back (past the page cache) and checked against the manifest; blocks that fail are
 fetched again, and if some still fail a delta restore falls back to a full write. A disk smaller
 than the image is refused before anything is written; a disk that does not verify in the end is
-made unbootable and the command fails.
+made unbootable and the command fails. Progress is in bytes of the image: the compare (or write)
+pass and the verification each count for half of it.
 """
 
 from __future__ import annotations
@@ -93,14 +94,17 @@ class Restore:
         self.on_progress = on_progress
         self.reader = BlockReader(fd, manifest.size, manifest.block_size)
         self.done = 0
-        self.total = 2 * manifest.size  # compared (or written) once, verified once
+        self.work = 2 * manifest.size  # each byte compared (or written) once, verified once
         self.writes_count = False  # progress counts written blocks (full) or compared ones
         self._lock = threading.Lock()
 
     def _advance(self, count: int) -> None:
+        """Progress in bytes of the image (the total is its size): both passes, weighed
+        alike, count for the whole of it."""
         with self._lock:
             self.done += count
-            self.on_progress(min(self.done, self.total), self.total)
+            size = self.manifest.size
+            self.on_progress(min(self.done, self.work) * size // self.work, size)
 
     def matches(self, index: int) -> bool:
         try:
@@ -141,6 +145,13 @@ class Restore:
     def skip(self, count: int) -> None:
         """Progress for bytes known good already (neither compared nor verified here)."""
         self._advance(count)
+
+    def repair(self, bad: list[int]) -> None:
+        """Write again blocks that failed verification; those fetched again count as
+        refetched (zero blocks are zeroed again, not fetched)."""
+        self.rewrite(bad)
+        self.fetcher.refetched_blocks += sum(
+            1 for index in bad if self.manifest.blocks[index] is not None)
 
     def delta(self, indexes: Iterable[int]) -> int:
         """Fetch what differs among ``indexes`` while the hashing goes on; returns the number
@@ -253,7 +264,7 @@ def restore_blocks(request: RestoreRequest, disks: list[Disk], timeout_s: float,
                 break
             LOG.warning("%d blocks of %s failed verification: fetching them again",
                         len(bad), disk.path)
-            run.rewrite(bad)
+            run.repair(bad)
             bad = run.verify(bad)
         if bad and request.mode == "delta":
             LOG.warning("%d blocks still differ: writing the whole image", len(bad))

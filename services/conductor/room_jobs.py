@@ -219,6 +219,11 @@ class JobAdvancer:
         values.update(_write_progress(node))
         if node.provision_state == states.S.ACTIVE.value:
             values.update(outcome="succeeded", percent=100, **_how_written(node))
+            # the write ended whole, whatever the last heartbeat saw of it (often nothing,
+            # for a restore shorter than a heartbeat)
+            total = pc.bytes_total or values.get("image_bytes")
+            if isinstance(total, int):
+                values.update(bytes_done=total, bytes_total=total)
         elif node.provision_state == states.S.DEPLOYFAIL.value:
             values.update(outcome="failed",
                           error=scrub(node.last_error or "The deploy failed."))
@@ -263,8 +268,9 @@ def _how_written(node: Node) -> dict[str, Any]:
 
 
 def _write_progress(node: Node) -> dict[str, Any]:
-    """Bytes done and total of the image write the agent runs now, if it reported them (a
-    block restore counts each byte of the image twice: compared or written, then verified)."""
+    """Bytes done and total of the image write the agent runs now, if it reported them (of
+    the image: a block restore's compare or write pass and its verification each count for
+    half)."""
     command = (node.driver_internal_info or {}).get(AGENT_COMMAND)
     if not isinstance(command, dict) or command.get("name") not in AGENT_WRITES:
         return {}
