@@ -88,3 +88,11 @@ def choices(session: Session, identity: Identity, place: Place) -> list[dict[str
     if teacher:
         found.append({"action": "maintenance"})
     return found
+
+
+def clear_login(node: Node) -> None:
+    """Forget who is logged in at the PC: its student's work was saved, or the PC is restored
+    for the next class or powered off (``driver_internal_info["pc_login"]``)."""
+    info = dict(node.driver_internal_info or {})
+    if info.pop("pc_login", None) is not None:
+        node.driver_internal_info = info

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.classroom.state_capture import POWER_OFF_AFTER
 from services.common.models import Allocation
 from services.conductor.flows import clean
 from services.conductor.flows.steps import Step, advance, after_agent, on_ramdisk, validate
 from services.conductor.task import Task
-from services.drivers.base import POWER_ON
+from services.drivers.base import POWER_OFF, POWER_ON
 from services.drivers.deploy.block_restore import forget_written
 from services.drivers.power_actions import power_off_or_ask, set_power
 
@@ -50,7 +51,8 @@ def finish(task: Task) -> None:
     task.driver.network.configure_tenant_networks(task)
     task.driver.boot.prepare_instance(task)
     task.node.conductor_affinity = task.conductor
-    set_power(task, POWER_ON)
+    # A session's end that saved a student's work and restored the PC may leave it off.
+    set_power(task, POWER_OFF if task.node.instance_info.get(POWER_OFF_AFTER) else POWER_ON)
     task.pop_internal_info("deploy_steps", "disable_ramdisk")
     task.node.deploy_step = {}
     task.process_event("done")

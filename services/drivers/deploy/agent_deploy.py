@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from services.common.config import Settings
-from services.drivers.base import DeployInterface, Resume
+from services.drivers.base import WAIT, DeployInterface, Resume
+from services.drivers.deploy import state_save
 from services.drivers.deploy.cleaning import CLEAN_STEPS, AgentCleaning
 from services.drivers.deploy.ramdisk import boot_ramdisk, forget_agent
 
@@ -48,9 +49,12 @@ class AgentDeploy(DeployInterface):
         # Again: the config drive of the request was added to instance_info after validation.
         self.writer.validate(task)
         task.node.deploy_step = dict(DEPLOY_STEP)
+        state_save.plan(task, self.settings)  # a logged-in student's work, saved first
         return boot_ramdisk(task)
 
     def continue_deploy(self, task: Task, resume: Resume) -> str | None:
+        if state_save.advance(task, self.settings) == WAIT:
+            return WAIT
         return self.writer.write(task, resume)
 
     def tear_down(self, task: Task) -> None:
