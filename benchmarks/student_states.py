@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -102,14 +101,6 @@ class BenchAuthority:
         return None
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(4 * MiB):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=512)
@@ -132,6 +123,7 @@ def main() -> None:
     from services.boot.image_capture import image_capture_routes
     from services.images import tokens
     from services.images.store import ImageStore
+    from tests.integration.test_agent_harness import sha256_of
     from tests.support.asgi import serving
     from tests.support.disk_images import change_disk, make_os_image
 
