@@ -23,8 +23,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from services.boot.http import create_boot_app
+from services.common.classroom_models import ClassSession, ImageVersion, Job, Occurrence, Room
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.models import Node
@@ -358,13 +360,43 @@ def test_a_pc_lost_during_the_capture_keeps_the_previous_state_and_a_full_store_
     assert [s["uuid"] for s in states_of(lab, "erin")] == [previous["uuid"]]
     assert login_of(lab, pc)["user"] == "erin"
 
-    # Room again: a retry saves her work, replacing the previous state.
-    [again] = job(lab, "S3", [pc], "restore")
+    # Room again: the class's scheduled end (after: restore) saves her work, replacing the
+    # previous state, then restores the PC.
+    again = scheduled_end(lab, "S3")
     assert again["outcome"] == "succeeded", again
     [saved] = states_of(lab, "erin")
     assert saved["uuid"] != previous["uuid"] and saved["size_bytes"] == 5 * BLOCK
     assert restored(lab, pc)
     assert previous_store not in lab.store.versions()
+
+
+def scheduled_end(lab: StateLab, room: str) -> dict[str, Any]:
+    """A class of ``room`` running until a second from now, ``after: restore``: the timetable
+    ends it and starts its after job; that job's (only) PC."""
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    with lab.lab.db.session() as session:
+        room_row = session.scalar(select(Room).where(Room.name == room))
+        version = session.scalar(select(ImageVersion).where(ImageVersion.uuid == lab.version))
+        assert room_row is not None and version is not None
+        cls = ClassSession(room_id=room_row.id, image_version_id=version.id, recurrence="once",
+                           starts_at=now - timedelta(hours=1), ends_at=now, before="none",
+                           after="restore", expanded_until=now + timedelta(days=365))
+        session.add(cls)
+        session.flush()
+        occurrence = Occurrence(session_id=cls.id, planned_start=now - timedelta(hours=1),
+                                planned_end=now + timedelta(seconds=1), state="running")
+        session.add(occurrence)
+        session.flush()
+        occurrence_id = occurrence.id
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with lab.lab.db.session() as session:
+            found = session.scalar(select(Job).where(Job.occurrence_id == occurrence_id))
+            if found is not None and found.state in ("done", "failed", "failed-partly"):
+                [pc] = found.pcs
+                return {"outcome": pc.outcome, "error": pc.error}
+        time.sleep(0.2)
+    raise AssertionError("the class's end started no job that ended")
 
 
 def abort_deploy(lab: StateLab, machine: Machine) -> None:
