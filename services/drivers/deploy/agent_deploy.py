@@ -16,6 +16,8 @@ from services.drivers.base import WAIT, DeployInterface, Resume
 from services.drivers.deploy import state_save
 from services.drivers.deploy.cleaning import CLEAN_STEPS, AgentCleaning
 from services.drivers.deploy.ramdisk import boot_ramdisk, forget_agent
+from services.drivers.deploy.state_resume import STUDENT_STATE
+from services.drivers.driver_info import InvalidParameter
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
@@ -43,6 +45,9 @@ class AgentDeploy(DeployInterface):
         self.cleaning = AgentCleaning(settings, writer.name)
 
     def validate(self, task: Task) -> None:
+        if (task.node.instance_info or {}).get(STUDENT_STATE) and self.writer.name != "direct":
+            raise InvalidParameter(f"A student's state is restored by the direct deploy "
+                                   f"interface only, not by {self.writer.name}.")
         self.writer.validate(task)
 
     def deploy(self, task: Task) -> str | None:
