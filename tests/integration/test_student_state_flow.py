@@ -326,13 +326,13 @@ def test_a_pc_lost_during_the_capture_keeps_the_previous_state_and_a_full_store_
     started = ok(lab.lab.api.post(f"{E}/rooms/S3/actions", json={
         "action": "restore", "image": "lab:v1", "pcs": [pc.uuid]}), 202)
     deadline = time.monotonic() + 60
-    while True:
-        plan = lab.lab.stored_internal_info(pc.uuid).get("state_capture") or {}
-        area = lab.store.layout.tmp / f"capture-{plan.get('session')}"
-        if plan and (area / "manifest.json").exists():
-            break
+    while not (plan := lab.lab.stored_internal_info(pc.uuid).get("state_capture")):
         assert time.monotonic() < deadline, pc.hardware.logs()
-        time.sleep(0.002)
+        time.sleep(0.05)
+    manifest = lab.store.layout.tmp / f"capture-{plan['session']}" / "manifest.json"
+    while not manifest.exists():  # the agent hashed the disk and sends its blocks now
+        assert time.monotonic() < deadline, pc.hardware.logs()
+        time.sleep(0.001)
     agent = pc.hardware.agent
     assert agent is not None
     agent.kill()
@@ -343,7 +343,11 @@ def test_a_pc_lost_during_the_capture_keeps_the_previous_state_and_a_full_store_
     [still] = states_of(lab, "erin")
     assert still["uuid"] == previous["uuid"] and lab.store.verify(previous_store) == []
     assert disk_head(pc, IMAGE_SIZE) == worked  # nothing restored over her work
-    assert ok(lab.lab.api.get(f"{E}/jobs/{started['uuid']}"))["pcs"][0]["outcome"] == "failed"
+    deadline = time.monotonic() + 30  # the job advancer's next pass sees the failure
+    while (outcome := ok(lab.lab.api.get(f"{E}/jobs/{started['uuid']}"))["pcs"][0][
+            "outcome"]) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert outcome == "failed"
 
     # The store is full: she is told, her work stays, the previous state too.
     filler = lab.store.layout.tmp / "filler"
