@@ -35,6 +35,7 @@ from services.api.enclume import pc_login_choice as enclume_pc_login_choice
 from services.api.enclume import pc_logins as enclume_pc_logins
 from services.api.enclume import rooms as enclume_rooms
 from services.api.enclume import root as enclume_root
+from services.api.enclume import save_and_log_out as enclume_save_and_log_out
 from services.api.enclume import session_service as enclume_session_service
 from services.api.enclume import sessions as enclume_sessions
 from services.api.enclume import student_states as enclume_student_states
@@ -77,7 +78,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    enclume_rooms.router, enclume_sessions.router, enclume_jobs.router,
                    enclume_events.router, enclume_session_service.router,
                    enclume_student_states.router, enclume_pc_login_choice.router,
-                   enclume_pc_logins.router):
+                   enclume_pc_logins.router, enclume_save_and_log_out.router):
         app.include_router(router)
     openapi.install(app)
     install_web_page(app, settings, source)  # /ui/: the teacher web page

@@ -223,7 +223,7 @@ def create_boot_app(settings: Settings, db: Database,
         Route(AGENT_API_CA_PATH, agent_api_ca, methods=["GET"]),
         *image_block_routes(store, secret),
         *multicast_routes(multicast, secret),
-        *image_capture_routes(store, DatabaseCaptures(db)),
+        *image_capture_routes(store, DatabaseCaptures(db, store, settings.student_states)),
         *wake_routes(settings),
     ], middleware=[Middleware(RequestTimer), Middleware(MetricsEndpoint, bearer=metrics_bearer(
         settings.metrics.require_auth, settings.rpc_shared_secret()))]

@@ -43,6 +43,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
+from services.classroom import state_capture
 from services.classroom.image_versions import instance_info
 from services.classroom.jobs import ACTIVE_JOB_STATES, ENDED_JOB_STATES, FORCED_DELTA, QUEUED
 from services.classroom.times import as_utc
@@ -115,8 +116,10 @@ class JobAdvancer:
             nodes = {n.uuid: n for n in session.scalars(
                 select(Node).where(Node.uuid.in_(list(rows))))}
             queued = [pc.id for pc in rows.values() if pc.step == QUEUED]
-            observed = {uuid: self._observe(kind, nodes.get(uuid), pc)
-                        for uuid, pc in rows.items() if pc.step != QUEUED}
+            # A power-off that saves a student's work first is a deploy (restore_mode set).
+            observed = {uuid: self._observe(
+                kind if kind not in POWER_TARGET or pc.restore_mode is None else "restore",
+                nodes.get(uuid), pc) for uuid, pc in rows.items() if pc.step != QUEUED}
             by_id = {pc.id: pc.node_uuid for pc in rows.values()}
         if multicast and queued and info is not None:
             claimed = [pc_id for pc_id in queued if self._claim_start(pc_id)]
@@ -167,15 +170,22 @@ class JobAdvancer:
                image_id: int | None) -> dict[str, Any]:
         """Start one PC's action; the values its row takes (a queued PC stays queued)."""
         try:
-            if kind in POWER_TARGET:
-                self.conductor.change_power_state(node_uuid, POWER_TARGET[kind])
-                return {"step": f"{POWER_TARGET[kind]} requested"}
             with self.db.session() as session:
                 state, written = session.execute(select(
                     Node.provision_state, Node.driver_internal_info).where(
                     Node.uuid == node_uuid)).one_or_none() or (None, None)
+                login = state_capture.logged_in(written) if kind != "wake" and \
+                    state in REBUILDABLE else None
+                if kind == "power-off" and login is not None:
+                    info = _saving_power_off(session, login["image_version"])
+                    image_id = None if info is None else info.pop("image_id")
                 mode = "delta" if kind == FORCED_DELTA or _same_image(
                     session, written, image_id) else "full"
+            if kind in POWER_TARGET and (login is None or info is None):
+                self.conductor.change_power_state(node_uuid, POWER_TARGET[kind])
+                return {"step": f"{POWER_TARGET[kind]} requested"}
+            if login is not None:  # its student's work is saved before the disk is rewritten
+                info = {**(info or {}), state_capture.SAVE_FLAG: True}
             if state is None:
                 return {"outcome": "failed", "error": "The PC's node no longer exists."}
             if state not in REBUILDABLE and state != states.S.AVAILABLE.value:
@@ -228,6 +238,17 @@ class JobAdvancer:
             values.update(outcome="failed",
                           error=scrub(node.last_error or "The deploy failed."))
         return values
+
+
+def _saving_power_off(session: Any, version_uuid: str) -> dict[str, Any] | None:
+    """The instance_info of a power-off that saves a logged-in student's work first: the
+    version the student had restored, written back, then the PC off (None: the version is
+    gone, the PC is just powered off)."""
+    version = session.scalar(select(ImageVersion).where(ImageVersion.uuid == version_uuid))
+    if version is None:
+        return None
+    return {**instance_info(version), state_capture.POWER_OFF_AFTER: True,
+            "image_id": version.image_id}
 
 
 def _began(kind: str, node: Node, pc: JobPC) -> bool:

@@ -196,6 +196,8 @@ def test_refusals(stack: tuple[ServedApi, Database], room: dict[str, Any]) -> No
             ({"action": "wake", "image": "debian"}, 400, "no image"),
             ({"action": "wake", "force": "yes"}, 400, "force"),
             ({"action": "wake", "colour": 1}, 400, "colour"),
+            ({"action": "restore", "discard_unsaved": "yes"}, 400, "discard_unsaved"),
+            ({"action": "wake", "discard_unsaved": True}, 400, "saves nothing"),
         ]:
             response = alice.post(f"{E}/rooms/B12/actions", json=body)
             assert response.status_code == status, (body, response.text)

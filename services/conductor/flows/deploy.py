@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from services.classroom.pc_logins import clear_login
+from services.classroom.state_capture import POWER_OFF_AFTER, SAVE_FLAG
 from services.common.models import Allocation
 from services.conductor.flows import clean
 from services.conductor.flows.steps import Step, advance, after_agent, on_ramdisk, validate
 from services.conductor.task import Task
-from services.drivers.base import POWER_ON
+from services.drivers.base import POWER_OFF, POWER_ON
 from services.drivers.deploy.block_restore import forget_written
 from services.drivers.power_actions import power_off_or_ask, set_power
 
@@ -29,7 +30,8 @@ def prepare(event: str, options: dict[str, Any]) -> Step:
             task.update_internal_info(**steps)
         task.node.last_error = None
         forget_written(task)  # what the disk held: unknown until the new image is verified
-        clear_login(task.node)  # restored for the next user: nobody is logged in
+        if not instance_info.get(SAVE_FLAG):  # else forgotten once the work is saved
+            clear_login(task.node)  # restored for the next user: nobody is logged in
         task.process_event(event)
         task.commit()
 
@@ -52,7 +54,8 @@ def finish(task: Task) -> None:
     task.driver.network.configure_tenant_networks(task)
     task.driver.boot.prepare_instance(task)
     task.node.conductor_affinity = task.conductor
-    set_power(task, POWER_ON)
+    # A session's end that saved a student's work and restored the PC may leave it off.
+    set_power(task, POWER_OFF if task.node.instance_info.get(POWER_OFF_AFTER) else POWER_ON)
     task.pop_internal_info("deploy_steps", "disable_ramdisk")
     task.node.deploy_step = {}
     task.process_event("done")

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from services.common.config import Settings
 from services.drivers.base import WAIT, DeployInterface, Resume
-from services.drivers.deploy import login_step
+from services.drivers.deploy import login_step, state_save
 from services.drivers.deploy.cleaning import CLEAN_STEPS, AgentCleaning
 from services.drivers.deploy.ramdisk import boot_ramdisk, forget_agent
+from services.drivers.deploy.state_resume import STUDENT_STATE
+from services.drivers.driver_info import InvalidParameter
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
@@ -44,15 +46,21 @@ class AgentDeploy(DeployInterface):
         self.cleaning = AgentCleaning(settings, writer.name)
 
     def validate(self, task: Task) -> None:
+        if (task.node.instance_info or {}).get(STUDENT_STATE) and self.writer.name != "direct":
+            raise InvalidParameter(f"A student's state is restored by the direct deploy "
+                                   f"interface only, not by {self.writer.name}.")
         self.writer.validate(task)
 
     def deploy(self, task: Task) -> str | None:
         # Again: the config drive of the request was added to instance_info after validation.
         self.writer.validate(task)
         task.node.deploy_step = dict(DEPLOY_STEP)
+        state_save.plan(task, self.settings)  # a logged-in student's work, saved first
         return boot_ramdisk(task)
 
     def continue_deploy(self, task: Task, resume: Resume) -> str | None:
+        if state_save.advance(task, self.settings) == WAIT:
+            return WAIT
         if login_step.wanted(task, self.settings):
             action = login_step.advance(task, self.settings)
             if action == WAIT:

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from services.classroom.image_versions import instance_info
 from services.classroom.networks import room_vlans
 from services.classroom.pc_logins import clear_login, login_of
+from services.classroom.state_capture import POWER_OFF_AFTER
 from services.common.classroom_models import ImageVersion
 from services.common.config import Settings
 from services.drivers.agent_client import AGENT_COMMAND
@@ -40,6 +41,10 @@ STUDENT_STATE = "student_state"  # in instance_info: the state restored on top o
 
 
 def wanted(task: Task, settings: Settings) -> bool:
+    """A room's PC with logins at boot, unless the deploy ends with the PC off (a session's
+    end that saves the student's work and powers the PC off: nobody is there to log in)."""
+    if (task.node.instance_info or {}).get(POWER_OFF_AFTER):
+        return False
     return settings.pc_login.at_boot and room_vlans(task.session, task.node.id) is not None
 
 
