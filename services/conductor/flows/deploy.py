@@ -14,6 +14,7 @@ from services.conductor.flows.steps import Step, advance, after_agent, on_ramdis
 from services.conductor.task import Task
 from services.drivers.base import POWER_OFF, POWER_ON
 from services.drivers.deploy.block_restore import forget_written
+from services.drivers.deploy.state_resume import STUDENT_STATE
 from services.drivers.power_actions import power_off_or_ask, set_power
 
 
@@ -30,8 +31,10 @@ def prepare(event: str, options: dict[str, Any]) -> Step:
             task.update_internal_info(**steps)
         task.node.last_error = None
         forget_written(task)  # what the disk held: unknown until the new image is verified
-        if not instance_info.get(SAVE_FLAG):  # else forgotten once the work is saved
-            clear_login(task.node)  # restored for the next user: nobody is logged in
+        # Restored for the next user: nobody is logged in; unless the deploy first saves the
+        # student's work (forgotten once saved) or resumes their state (whose owner it checks).
+        if not (instance_info.get(SAVE_FLAG) or instance_info.get(STUDENT_STATE)):
+            clear_login(task.node)
         task.process_event(event)
         task.commit()
 

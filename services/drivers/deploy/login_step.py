@@ -31,13 +31,13 @@ from services.common.config import Settings
 from services.drivers.agent_client import AGENT_COMMAND
 from services.drivers.base import WAIT, DriverError
 from services.drivers.deploy import steps
+from services.drivers.deploy.state_resume import STUDENT_STATE
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
 
 LOGIN_PROMPT = "login.prompt"
 MAINTENANCE = "maintenance"
-STUDENT_STATE = "student_state"  # in instance_info: the state restored on top of the version
 
 
 def wanted(task: Task, settings: Settings) -> bool:
