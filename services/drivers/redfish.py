@@ -156,9 +156,14 @@ class RedfishSessions:
         return connection.get_system(members[0])
 
     def run(self, access: RedfishAccess, what: str, fn: Callable[[System], T]) -> T:
+        return self.run_on_service(access, what, lambda _connection, system: fn(system))
+
+    def run_on_service(self, access: RedfishAccess, what: str,
+                       fn: Callable[[sushy.Sushy, System], T]) -> T:
+        """As ``run``, with the connection too (its services: updates, tasks)."""
         def on_system() -> T:
             try:
-                return fn(self.system(access))
+                return fn(self._connection(access), self.system(access))
             except (sushy_exceptions.ConnectionError, sushy_exceptions.AccessError):
                 self._forget(access)
                 raise
