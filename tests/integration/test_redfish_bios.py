@@ -17,9 +17,9 @@ import pytest
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from tests.support.api_stack import served_api
-from tests.support.peers_fixtures import RedfishPeers
+from tests.support.peers_fixtures import REDFISH_USERNAME, RedfishPeers
 from tests.support.polling import eventually
-from tests.support.redfish_emulator import fake_systems
+from tests.support.redfish_emulator import RedfishEmulator, fake_systems
 
 pytestmark = [pytest.mark.integration]
 
@@ -35,6 +35,15 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         yield served.client
 
 
+@pytest.fixture(scope="module")
+def bios_peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedfishPeers]:
+    """One sushy-emulator with BIOS settings for the module: a system per test."""
+    password = "bios-51c9"
+    with RedfishEmulator(tmp_path_factory.mktemp("bios-bmc"), fake_systems(2),
+                         {REDFISH_USERNAME: password}, bios=True) as emulator:
+        yield RedfishPeers(emulator=emulator, username=REDFISH_USERNAME, password=password)
+
+
 def node(api: httpx.Client, uuid: str) -> dict[str, Any]:
     document: dict[str, Any] = api.get(f"/v1/nodes/{uuid}").json()
     return document
@@ -45,8 +54,8 @@ def settled(api: httpx.Client, uuid: str) -> dict[str, Any]:
         "manageable", "clean failed", "enroll") and n, 20, "the operation's end")
 
 
-def manageable(api: httpx.Client, peers: RedfishPeers) -> str:
-    system = peers.emulator.system_ids[0]
+def manageable(api: httpx.Client, peers: RedfishPeers, index: int = 0) -> str:
+    system = peers.emulator.system_ids[index]
     response = api.post("/v1/nodes", json={"driver": "redfish",
                                            "driver_info": peers.driver_info(system)})
     assert response.status_code == 201, response.text
@@ -69,10 +78,10 @@ def cached(api: httpx.Client, uuid: str) -> dict[str, str]:
     return {s["name"]: s["value"] for s in api.get(f"/v1/nodes/{uuid}/bios").json()["bios"]}
 
 
-def bmc_attributes(peers: RedfishPeers) -> dict[str, Any]:
+def bmc_attributes(peers: RedfishPeers, index: int = 0) -> dict[str, Any]:
     emulator = peers.emulator
     with httpx.Client(auth=(peers.username, peers.password)) as bmc:
-        path = emulator.system_path(emulator.system_ids[0])
+        path = emulator.system_path(emulator.system_ids[index])
         attributes: dict[str, Any] = bmc.get(f"{emulator.address}{path}/BIOS").json()[
             "Attributes"]
         return attributes
@@ -84,8 +93,8 @@ def apply(*settings: tuple[str, str]) -> dict[str, Any]:
 
 
 def test_settings_cached_applied_refused_and_reset(
-        api: httpx.Client, make_redfish_emulator: Callable[..., RedfishPeers]) -> None:
-    peers = make_redfish_emulator(fake_systems(1), bios=True)
+        api: httpx.Client, bios_peers: RedfishPeers) -> None:
+    peers = bios_peers
     uuid = manageable(api, peers)
     defaults = {name: str(value) for name, value in bmc_attributes(peers).items()}
     assert cached(api, uuid) == defaults
@@ -139,9 +148,9 @@ def update(*components: str) -> dict[str, Any]:
 
 
 def test_firmware_versions_cached_updated_and_refused(
-        api: httpx.Client, make_redfish_emulator: Callable[..., RedfishPeers]) -> None:
-    peers = make_redfish_emulator(fake_systems(1), bios=True)
-    uuid = manageable(api, peers)
+        api: httpx.Client, bios_peers: RedfishPeers) -> None:
+    peers = bios_peers
+    uuid = manageable(api, peers, 1)
     cached_versions = firmware(api, uuid)
     assert {c: (v["initial_version"], v["current_version"], v["last_version_flashed"])
             for c, v in cached_versions.items()} == {"bios": ("1.0.0", "1.0.0", None),
@@ -152,7 +161,7 @@ def test_firmware_versions_cached_updated_and_refused(
     bios = firmware(api, uuid)["bios"]
     assert (bios["initial_version"], bios["current_version"], bios["last_version_flashed"]) \
         == ("1.0.0", "1.1.0", "1.1.0")
-    system = peers.emulator.system_path(peers.emulator.system_ids[0])
+    system = peers.emulator.system_path(peers.emulator.system_ids[1])
     with httpx.Client(auth=(peers.username, peers.password)) as bmc:
         assert bmc.get(f"{peers.emulator.address}{system}").json()["BiosVersion"] == "1.1.0"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +23,23 @@ from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from tests.support.api_stack import served_api
 from tests.support.asgi import bound_socket, serving, url_of
-from tests.support.peers_fixtures import RedfishPeers
+from tests.support.peers_fixtures import REDFISH_USERNAME, RedfishPeers
 from tests.support.polling import eventually
-from tests.support.redfish_emulator import fake_systems
+from tests.support.redfish_emulator import RedfishEmulator, fake_systems
 
 pytestmark = [pytest.mark.integration]
 
 KERNEL, RAMDISK = "deploy.kernel", "deploy.initramfs"
 ERASE = {"interface": "deploy", "step": "erase_devices_metadata"}
+
+
+@pytest.fixture(scope="module")
+def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedfishPeers]:
+    """One sushy-emulator for the module: a system per test."""
+    password = "vmedia-7f3a"
+    with RedfishEmulator(tmp_path_factory.mktemp("vmedia-bmc"), fake_systems(2),
+                         {REDFISH_USERNAME: password}) as emulator:
+        yield RedfishPeers(emulator=emulator, username=REDFISH_USERNAME, password=password)
 
 
 @dataclass
@@ -70,10 +79,11 @@ def node_of(api: httpx.Client, uuid: str) -> dict[str, Any]:
     return document
 
 
-def enroll_and_clean(api: httpx.Client, peers: RedfishPeers) -> dict[str, Any]:
-    """A manageable redfish node booting by virtual media, asked for a manual cleaning that
-    needs the ramdisk; the node once cleaning has ended or waits for its agent."""
-    system = peers.emulator.system_ids[0]
+def enroll_and_clean(api: httpx.Client, peers: RedfishPeers, index: int) -> dict[str, Any]:
+    """A manageable redfish node (the emulator's system ``index``) booting by virtual media,
+    asked for a manual cleaning that needs the ramdisk; the node once cleaning has ended or
+    waits for its agent."""
+    system = peers.emulator.system_ids[index]
     response = api.post("/v1/nodes", json={
         "driver": "redfish", "boot_interface": "redfish-virtual-media",
         "driver_info": peers.driver_info(system),
@@ -90,26 +100,25 @@ def enroll_and_clean(api: httpx.Client, peers: RedfishPeers) -> dict[str, Any]:
         "clean wait", "clean failed") and n, 30, "the ramdisk booted or cleaning failed")
 
 
-def bmc(peers: RedfishPeers, path: str) -> dict[str, Any]:
+def bmc(peers: RedfishPeers, index: int, path: str) -> dict[str, Any]:
     emulator = peers.emulator
     with httpx.Client(auth=(peers.username, peers.password)) as client:
-        system = emulator.system_path(emulator.system_ids[0])
+        system = emulator.system_path(emulator.system_ids[index])
         document: dict[str, Any] = client.get(f"{emulator.address}{system}{path}").json()
         return document
 
 
 def test_the_deploy_iso_is_built_inserted_booted_and_ejected(
-        tmp_path: Path, make_redfish_emulator: Callable[..., RedfishPeers]) -> None:
-    peers = make_redfish_emulator(fake_systems(1))
+        tmp_path: Path, peers: RedfishPeers) -> None:
     with stack(tmp_path) as served:
-        waiting = enroll_and_clean(served.api, peers)
+        waiting = enroll_and_clean(served.api, peers, 0)
         uuid = waiting["uuid"]
         assert waiting["provision_state"] == "clean wait", waiting["last_error"]
         iso = served.files / "vmedia" / f"{uuid}.iso"
-        cd = bmc(peers, "/VirtualMedia/Cd")
+        cd = bmc(peers, 0, "/VirtualMedia/Cd")
         assert cd["Inserted"] is True and cd["WriteProtected"] is True
         assert cd["Image"] == f"{served.boot_url}/files/vmedia/{uuid}.iso"
-        assert bmc(peers, "")["Boot"]["BootSourceOverrideTarget"] == "Cd"
+        assert bmc(peers, 0, "")["Boot"]["BootSourceOverrideTarget"] == "Cd"
         assert waiting["power_state"] == "power on"
 
         # What the BMC downloaded is a UEFI-bootable ISO whose loader boots the ramdisk with
@@ -131,22 +140,21 @@ def test_the_deploy_iso_is_built_inserted_booted_and_ejected(
 
         assert served.api.put(f"/v1/nodes/{uuid}/states/provision",
                               json={"target": "abort"}).status_code == 202
-        eventually(lambda: bmc(peers, "/VirtualMedia/Cd")["Inserted"] is False, 10, "ejected")
+        eventually(lambda: bmc(peers, 0, "/VirtualMedia/Cd")["Inserted"] is False, 10, "ejected")
         assert not iso.exists()
 
 
 def test_an_iso_the_bmc_cannot_download_fails_with_its_reason(
-        tmp_path: Path, make_redfish_emulator: Callable[..., RedfishPeers]) -> None:
-    peers = make_redfish_emulator(fake_systems(1))
+        tmp_path: Path, peers: RedfishPeers) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         unreachable = url_of(closed)  # nothing listens there once the socket is closed
     with stack(tmp_path, iso_url=unreachable) as served:
-        failed = enroll_and_clean(served.api, peers)
+        failed = enroll_and_clean(served.api, peers, 1)
     assert failed["provision_state"] == "clean failed"
     error = failed["last_error"]
     assert f"could not insert the virtual media ISO {unreachable}/files/vmedia/" in error
     assert "Failed fetching image from URL" in error  # the BMC's own words
     assert f"it must reach the boot service at {unreachable}" in error
     assert peers.password not in error
-    assert bmc(peers, "/VirtualMedia/Cd")["Inserted"] is False
+    assert bmc(peers, 1, "/VirtualMedia/Cd")["Inserted"] is False
