@@ -16,8 +16,9 @@ STAMP := $(VENV)/.installed
 # protocol peers and virtual hardware of the tests and the lab: ipmitool, dnsmasq, iptables, vde2,
 # QEMU with iPXE and OVMF firmware, qemu-utils with libiscsi, busybox-static; for the agent tests
 # sfdisk (fdisk), boot loaders (extlinux, systemd-boot-efi), EFI partitions (dosfstools, mtools),
-# genisoimage (config drives); for the lab's test images SYSLINUX on FAT without mounting
-# (syslinux, with mtools and dosfstools); zstd compresses the deploy ramdisk; python3-zstandard
+# genisoimage (config drives; with dosfstools, mtools and systemd-boot-efi the virtual media
+# deploy ISO, its isoinfo reads it back in the tests); for the lab's test images SYSLINUX on
+# FAT without mounting (syslinux, with mtools and dosfstools); zstd compresses the deploy ramdisk; python3-zstandard
 # lets the agent (Debian's python3) compress captured blocks as in the ramdisk; the browser tests
 # of the web page (tests/browser) drive Debian's chromium through chromium-driver; udpcast is the
 # multicast sender of the boot service and the receiver of the agent (room restores); slapd and

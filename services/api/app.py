@@ -14,6 +14,8 @@ from services.api import (
     discovery,
     drivers,
     errors,
+    node_bios,
+    node_firmware,
     node_history,
     node_states,
     node_traits,
@@ -68,7 +70,8 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     errors.install(app)
     # Routes with fixed segments (/detail, /ports) come before /{ident}.
     for router in (root.router, ports.router, portgroups.router, chassis.router,
-                   allocations.router, node_history.router,
+                   allocations.router, node_history.router, node_bios.router,
+                   node_firmware.router,
                    nodes.router, node_states.router, node_traits.router,
                    node_vifs.router,
                    drivers.router, conductors.router, agent_endpoints.router,

@@ -145,6 +145,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/nodes/{ident}/history/{event_uuid}"): Operation(
         200, "HistoryEvent", errors=(404,),
         path_names=IDENT | {"event_uuid": "A history event's UUID."}),
+    ("get", "/v1/nodes/{ident}/bios"): Operation(
+        200, "BiosCollection", query=("detail", "fields"), errors=(404,), path_names=IDENT),
+    ("get", "/v1/nodes/{ident}/bios/{name}"): Operation(
+        200, errors=(404,), path_names=IDENT | {"name": "A BIOS setting's name."}),
+    ("get", "/v1/nodes/{ident}/firmware"): Operation(200, "FirmwareCollection", errors=(404,),
+                                                     path_names=IDENT),
     ("get", "/v1/nodes/{ident}/allocation"): Operation(200, "Allocation", query=("fields",),
                                                        errors=(404,), path_names=IDENT),
     # ports

@@ -343,6 +343,18 @@ def component_schemas() -> dict[str, Schema]:
         "HistoryEvent": {"type": "object", "properties": {
             "uuid": UUID, "created_at": {"type": "string"}, "severity": {"type": "string"},
             "event": {"type": "string"}}},
+        "BiosCollection": {"type": "object", "required": ["bios"],
+                           "properties": {"bios": {"type": "array",
+                                                   "items": ref("BiosSetting")}}},
+        "BiosSetting": {"type": "object", "properties": {
+            "name": {"type": "string"}, "value": {"type": ["string", "null"]},
+            "created_at": {"type": "string"}, "updated_at": {"type": ["string", "null"]}}},
+        "FirmwareCollection": {"type": "object", "required": ["firmware"], "properties": {
+            "firmware": {"type": "array", "items": {"type": "object", "properties": {
+                "component": {"type": "string"},
+                "initial_version": {"type": ["string", "null"]},
+                "current_version": {"type": ["string", "null"]},
+                "last_version_flashed": {"type": ["string", "null"]}}}}}},
         "Lookup": {"type": "object", "required": ["node", "config"],
                    "properties": {"node": OBJECT, "config": OBJECT}},
         "Versions": OBJECT,

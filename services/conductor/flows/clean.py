@@ -7,8 +7,11 @@ from typing import Any
 
 from services.common.exceptions import Invalid
 from services.common.states import ProvisionState
+from services.conductor import component_caches
+from services.conductor.flows import conductor_steps
 from services.conductor.flows.steps import Step, advance, after_agent, event, on_ramdisk
 from services.conductor.task import Task
+from services.drivers.base import DriverError
 
 
 def automated(task: Task) -> None:
@@ -30,6 +33,15 @@ def manual_prepare(options: dict[str, Any]) -> Step:
                           "\"step\".")
 
     def prepare(task: Task) -> None:
+        in_conductor = [conductor_steps.runs_in_conductor(step) for step in steps]
+        if any(in_conductor) and not all(in_conductor):
+            raise Invalid("Clean steps of the bios or firmware interface and of the deploy "
+                          "interface cannot be mixed in one request yet: run them in two.")
+        if any(in_conductor):
+            try:
+                conductor_steps.check(task, steps)
+            except DriverError as exc:
+                raise Invalid(str(exc)) from None
         task.update_internal_info(clean_steps=steps)
         event("clean")(task)
 
@@ -37,6 +49,12 @@ def manual_prepare(options: dict[str, Any]) -> Step:
 
 
 def manual(task: Task) -> None:
+    """Steps the conductor runs (bios) need no ramdisk; the deploy interface's run on it."""
+    steps = task.node.driver_internal_info.get("clean_steps", [])
+    if all(conductor_steps.runs_in_conductor(step) for step in steps):
+        conductor_steps.run(task, steps)
+        _done(task)
+        return
     on_ramdisk(task, task.driver.network.add_cleaning_network, _execute_clean_steps, finish)
 
 
@@ -52,6 +70,11 @@ def continue_on_heartbeat(task: Task) -> None:
 def finish(task: Task) -> None:
     task.driver.boot.clean_up_ramdisk(task)
     task.driver.network.remove_cleaning_network(task)
+    component_caches.refresh(task, "cleaning")
+    _done(task)
+
+
+def _done(task: Task) -> None:
     task.node.clean_step = {}
     task.pop_internal_info("clean_steps")
     manual = task.node.target_provision_state == ProvisionState.MANAGEABLE
