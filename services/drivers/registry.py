@@ -55,6 +55,7 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     **{(iface, f"no-{iface}"): _null for iface in ("bios", "console", "firmware", "raid",
                                                   "rescue", "vendor")},
     ("storage", "noop"): _working,
+    ("storage", "external"): _working,  # volumes stored; the storage is managed elsewhere
     ("management", "noop"): lambda s: NoopManagement(),
     ("power", "wol"): WolPower,
     ("boot", "ipxe"): ipxe_boot,

@@ -33,7 +33,6 @@ class Known:
 
 ALLOCATING = ("allocations are decided while `POST /v1/allocations` runs: never `allocating` "
               "(a conductor-decided life cycle is issue #21's allocations work)")
-VOLUMES = "volume connectors and targets are not served (404); issue #21 adds them"
 DEPLOY_TEMPLATES = "deploy templates are not served (404); issue #21 adds them"
 RAID = ("RAID is not served: `GET /v1/drivers/{name}/raid/logical_disk_properties` and "
         "`PUT /v1/nodes/{id}/states/raid` are 404")
@@ -86,8 +85,6 @@ KNOWN: tuple[Known, ...] = (
           newer("1.92", "runbooks")),
     Known("openstacksdk", "v1.test_runbooks.TestBareMetalRunbookTraits", "skip",
           newer("1.112", "runbook traits")),
-    Known("openstacksdk", "v1.test_volume_connector", "fail", VOLUMES),
-    Known("openstacksdk", "v1.test_volume_target", "fail", VOLUMES),
 )
 
 
