@@ -25,6 +25,7 @@ from services.api import (
     portgroups,
     ports,
     root,
+    volumes,
 )
 from services.api.auth import BasicAuthMiddleware, effective_strategy, identity_source
 from services.api.enclume import events as enclume_events
@@ -73,7 +74,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    allocations.router, node_history.router, node_bios.router,
                    node_firmware.router,
                    nodes.router, node_states.router, node_traits.router,
-                   node_vifs.router,
+                   node_vifs.router, volumes.router,
                    drivers.router, conductors.router, agent_endpoints.router,
                    discovery.router, enclume_root.router, enclume_images.router,
                    enclume_image_uploads.router, enclume_image_store.router,

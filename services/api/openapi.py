@@ -23,6 +23,7 @@ from services.api import (
     collection,
     conductors,
     nodes,
+    openapi_volumes,
     portgroups,
     ports,
 )
@@ -249,7 +250,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         path_names={"node_ident": "The node's UUID."}),
     ("post", "/v1/continue_inspection"): Operation(
         202, body="ContinueInspection", errors=(403, 409, 503), public=True),
-}
+} | {key: Operation(**values) for key, values in openapi_volumes.operations().items()}
 
 
 def _sort_key(names: set[str]) -> Schema:
@@ -364,7 +365,7 @@ def build(app: FastAPI) -> Schema:
             f"1.1 to {format_version(MAX_VERSION)} in the {HEADER} or {GENERIC_HEADER} header. "
             "Every error body is Ironic's {\"error_message\": \"<JSON string>\"}.")},
         "paths": paths,
-        "components": {"schemas": component_schemas(),
+        "components": {"schemas": component_schemas() | openapi_volumes.schemas(),
                        "securitySchemes": {"http_basic": {"type": "http", "scheme": "basic"}}},
     }
 

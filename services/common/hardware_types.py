@@ -59,7 +59,7 @@ FAKE_HARDWARE = HardwareType(
         "power": ("fake",),
         "raid": ("no-raid", "fake"),
         "rescue": ("no-rescue", "fake"),
-        "storage": ("noop",),
+        "storage": ("noop", "external"),
         "vendor": ("no-vendor", "fake"),
     },
     properties=properties.for_power("fake"),
@@ -77,7 +77,7 @@ _REAL_MACHINE = {
     "network": ("noop", "flat", "vlan"),
     "raid": ("no-raid",),
     "rescue": ("no-rescue",),
-    "storage": ("noop",),
+    "storage": ("noop", "external"),
     "vendor": ("no-vendor",),
 }
 

@@ -183,6 +183,42 @@ class Chassis(TimestampMixin, Base):
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class VolumeConnector(TimestampMixin, Base):
+    """A node's volume connector (Ironic's, API 1.32): how storage sees the node."""
+
+    __tablename__ = "volume_connectors"
+    __table_args__ = (UniqueConstraint("type", "connector_id",
+                                       name="uniq_volumeconnectors0type0connector_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    connector_id: Mapped[str] = mapped_column(String(255))
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    node: Mapped[Node] = relationship()
+
+
+class VolumeTarget(TimestampMixin, Base):
+    """A volume a node can attach or boot from (Ironic's, API 1.32)."""
+
+    __tablename__ = "volume_targets"
+    __table_args__ = (UniqueConstraint("node_id", "boot_index",
+                                       name="uniq_volumetargets0node_id0boot_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    volume_type: Mapped[str] = mapped_column(String(64))
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    boot_index: Mapped[int] = mapped_column(Integer)
+    volume_id: Mapped[str] = mapped_column(String(36))
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    node: Mapped[Node] = relationship()
+
+
 class Conductor(TimestampMixin, Base):
     __tablename__ = "conductors"
 

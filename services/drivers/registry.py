@@ -59,6 +59,7 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     **{(iface, "fake"): _working for iface in ("console", "raid", "rescue", "vendor")},
     **{(iface, f"no-{iface}"): _null for iface in ("console", "raid", "rescue", "vendor")},
     ("storage", "noop"): _working,
+    ("storage", "external"): _working,  # volumes stored; the storage is managed elsewhere
     ("management", "noop"): lambda s: NoopManagement(),
     ("power", "wol"): WolPower,
     ("boot", "ipxe"): ipxe_boot,
