@@ -13,6 +13,8 @@ from services.conductor.flows import clean
 from services.conductor.flows.steps import Step, advance, after_agent, on_ramdisk, validate
 from services.conductor.task import Task
 from services.drivers.base import POWER_OFF, POWER_ON
+from services.drivers.deploy import login_step
+from services.drivers.deploy.agent_deploy import AgentDeploy
 from services.drivers.deploy.block_restore import forget_written
 from services.drivers.deploy.state_resume import STUDENT_STATE
 from services.drivers.power_actions import power_off_or_ask, set_power
@@ -23,6 +25,8 @@ def prepare(event: str, options: dict[str, Any]) -> Step:
         instance_info = dict(task.node.instance_info)
         if options.get("configdrive") is not None:
             instance_info["configdrive"] = options["configdrive"]
+        if _asks_who_is_there(task):  # the state an earlier login resumed is not this deploy's
+            instance_info.pop(STUDENT_STATE, None)
         task.node.instance_info = instance_info
         # With the request's config drive in place: a refusal (400) rolls it back with the rest.
         validate(task, "power", "management", "boot", "deploy", "network")
@@ -32,13 +36,21 @@ def prepare(event: str, options: dict[str, Any]) -> Step:
         task.node.last_error = None
         forget_written(task)  # what the disk held: unknown until the new image is verified
         # Restored for the next user: nobody is logged in; unless the deploy first saves the
-        # student's work (forgotten once saved) or resumes their state (whose owner it checks).
+        # student's work (forgotten once saved) or resumes their state (whose owner it checks)
+        # without asking who is at the PC.
         if not (instance_info.get(SAVE_FLAG) or instance_info.get(STUDENT_STATE)):
             clear_login(task.node)
         task.process_event(event)
         task.commit()
 
     return prepare
+
+
+def _asks_who_is_there(task: Task) -> bool:
+    """Whether the deploy's login step asks who is at the PC (login_step.py): then that choice
+    alone says whether a state is resumed, and whose."""
+    deploy = task.driver.deploy
+    return isinstance(deploy, AgentDeploy) and login_step.wanted(task, deploy.settings)
 
 
 def deploy(task: Task) -> None:
