@@ -15,7 +15,6 @@ fuzz, unit), so that no long one ends the run alone; without xdist the order is 
 from __future__ import annotations
 
 import pytest
-from xdist.scheduler import LoadScopeScheduling
 
 LAB = "tests/lab/"
 ONE_UNIT_PER_TEST = ("tests/integration/test_client_functional.py",)
@@ -32,16 +31,26 @@ def unit_of_work(nodeid: str) -> str:
     return module
 
 
-class ModuleScheduling(LoadScopeScheduling):
-    def _split_scope(self, nodeid: str) -> str:
-        return unit_of_work(nodeid)
+class _XdistScheduling:
+    """Registered only when pytest-xdist is (`-p no:xdist` still works)."""
+
+    @staticmethod
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+        from xdist.scheduler import LoadScopeScheduling
+
+        class ModuleScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return unit_of_work(nodeid)
+
+        if config.getvalue("dist") != "loadscope":
+            return None
+        config.option.loadscopereorder = False  # keep the order the workers collected (below)
+        return ModuleScheduling(config, log)  # type: ignore[arg-type]
 
 
-def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> ModuleScheduling | None:
-    if config.getvalue("dist") != "loadscope":
-        return None
-    config.option.loadscopereorder = False  # keep the order the workers collected (below)
-    return ModuleScheduling(config, log)  # type: ignore[arg-type]
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistScheduling(), "enclume-xdist-scheduling")
 
 
 def _start_rank(item: pytest.Item) -> int:
