@@ -4,8 +4,9 @@ with the results handed back in disk order: what a delta restore compares and a 
 A pass over the disk (``in_order``) reads with O_DIRECT where the disk allows it: the blocks go
 from the disk straight into each thread's page-aligned buffer, with no copy out of the page cache
 and no page cache to fill and evict (CPU the hashing needs: on two cores it is CPU-bound), and
-the reads see the disk, not the cache. One thread more than cores keeps a read in flight while
-every core hashes (O_DIRECT has no read-ahead). Where O_DIRECT is refused (tmpfs, some file
+the reads see the disk, not the cache. Two threads more than cores keep reads in flight while
+every core hashes (O_DIRECT has no read-ahead; one more thread left the disk idle part of the
+time: docs/benchmarks.md). Where O_DIRECT is refused (tmpfs, some file
 systems) or a block is not aligned for it, the block is read through the page cache.
 """
 
@@ -38,7 +39,7 @@ class BlockReader:
     def __init__(self, fd: int, size: int, block_size: int, base: int = 0,
                  direct: bool = True) -> None:
         self.fd, self.size, self.block_size, self.base = fd, size, block_size, base
-        self.threads = (os.cpu_count() or 1) + 1
+        self.threads = (os.cpu_count() or 1) + 2
         self.zeros = bytes(block_size)
         self.direct = direct  # try O_DIRECT in passes
         self._direct_fd: int | None = None  # open during a pass that could get it
