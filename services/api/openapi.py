@@ -22,6 +22,7 @@ from services.api import (
     chassis,
     collection,
     conductors,
+    deploy_templates,
     nodes,
     portgroups,
     ports,
@@ -84,6 +85,8 @@ PORTGROUP_IDENT = {"ident": "A port group's UUID or name."}
 CHASSIS_IDENT = {"ident": "A chassis' UUID."}
 PORTGROUP_LIST = (*LIST, "portgroup_sort_key")
 CHASSIS_LIST = (*LIST, "chassis_sort_key")
+TEMPLATE_IDENT = {"ident": "A deploy template's UUID or name."}
+TEMPLATE_LIST = (*LIST, "template_sort_key")
 
 
 def _no_detail(query: tuple[str, ...]) -> tuple[str, ...]:
@@ -209,6 +212,20 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/chassis/{ident}/nodes/detail"): Operation(
         200, "NodeCollection", query=(*_no_detail(LIST), "node_sort_key"), errors=(404,),
         path_names=CHASSIS_IDENT),
+    # deploy templates (API 1.55)
+    ("get", "/v1/deploy_templates"): Operation(200, "DeployTemplateCollection",
+                                               query=TEMPLATE_LIST),
+    ("get", "/v1/deploy_templates/detail"): Operation(200, "DeployTemplateCollection",
+                                                      query=_no_detail(TEMPLATE_LIST)),
+    ("post", "/v1/deploy_templates"): Operation(201, "DeployTemplate",
+                                                body="DeployTemplateCreate", errors=(409,)),
+    ("get", "/v1/deploy_templates/{ident}"): Operation(
+        200, "DeployTemplate", query=("fields",), errors=(404,), path_names=TEMPLATE_IDENT),
+    ("patch", "/v1/deploy_templates/{ident}"): Operation(
+        200, "DeployTemplate", body="DeployTemplatePatch", errors=(404, 409),
+        path_names=TEMPLATE_IDENT),
+    ("delete", "/v1/deploy_templates/{ident}"): Operation(204, errors=(404,),
+                                                          path_names=TEMPLATE_IDENT),
     # allocations (API 1.52)
     ("get", "/v1/allocations"): Operation(
         200, "AllocationCollection",
@@ -265,6 +282,7 @@ QUERY: dict[str, tuple[str, Schema, str]] = {
     "port_sort_key": ("sort_key", _sort_key(ports.SORTABLE), ""),
     "portgroup_sort_key": ("sort_key", _sort_key(portgroups.SORTABLE), ""),
     "chassis_sort_key": ("sort_key", _sort_key(chassis.SORTABLE), ""),
+    "template_sort_key": ("sort_key", _sort_key(deploy_templates.SORTABLE), ""),
     "chassis_uuid": ("chassis_uuid", UUID, "A chassis' UUID."),
     "allocation_sort_key": ("sort_key", _sort_key(allocations.SORTABLE), ""),
     "conductor_sort_key": ("sort_key", _sort_key(conductors.SORTABLE), ""),

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from services.api import chassis, node_rules, portgroups, ports
+from services.api import chassis, deploy_templates, node_rules, portgroups, ports
 from services.api.versions import MAX_VERSION
 from services.api.views import (
     ALLOCATION_FIELD_VERSIONS,
@@ -31,6 +31,7 @@ from services.common.validation import (
     CONDUCTOR_GROUP_RE,
     CONTROL_BUT_LINE_BREAKS,
     CONTROL_CHARACTERS,
+    DEPLOY_STEP_SCHEMA,
     FALSE_WORDS,
     FIELD_LIMITS,
     MAX_TRAITS,
@@ -224,7 +225,7 @@ def _provision() -> Schema:
                        "description": "Some targets need a newer microversion (docs/api.md)."},
             "configdrive": {"anyOf": [{"type": "string"}, OBJECT, {"type": "null"}]},
             "clean_steps": {"type": "array", "items": OBJECT},
-            "deploy_steps": {"type": "array", "items": OBJECT},
+            "deploy_steps": {"type": "array", "items": DEPLOY_STEP_SCHEMA},
             "rescue_password": nullable(field_text("rescue_password")),
             "disable_ramdisk": {"type": "boolean"},
         },
@@ -279,6 +280,14 @@ def component_schemas() -> dict[str, Schema]:
         "ChassisCreate": _chassis_create(),
         "ChassisPatch": _patch(chassis.WRITABLE, "Writable chassis fields: "
                                + ", ".join(sorted(chassis.WRITABLE)) + "."),
+        "DeployTemplateCreate": {
+            "type": "object", "required": ["name", "steps"], "additionalProperties": False,
+            "properties": {"uuid": nullable(UUID), "extra": nullable(OBJECT), "name": TRAIT,
+                           "steps": {"type": "array", "minItems": 1,
+                                     "items": DEPLOY_STEP_SCHEMA}}},
+        "DeployTemplatePatch": _patch(deploy_templates.WRITABLE, "Writable deploy template "
+                                      "fields: " + ", ".join(sorted(deploy_templates.WRITABLE))
+                                      + "."),
         "AllocationCreate": _allocation_create(),
         "AllocationPatch": _patch(("name", "extra"), "Only /name and /extra (API 1.57)."),
         "ProvisionStateChange": _provision(),
@@ -329,6 +338,9 @@ def component_schemas() -> dict[str, Schema]:
         "PortgroupCollection": _collection("portgroups", "Portgroup"),
         "Chassis": _document(CHASSIS_FIELD_VERSIONS, uuid_text),
         "ChassisCollection": _collection("chassis", "Chassis"),
+        "DeployTemplate": _document(deploy_templates.FIELD_VERSIONS, uuid_text | {
+            "name": TRAIT, "steps": {"type": "array", "items": DEPLOY_STEP_SCHEMA}}),
+        "DeployTemplateCollection": _collection("deploy_templates", "DeployTemplate"),
         "Allocation": _document(ALLOCATION_FIELD_VERSIONS, uuid_text | {
             "name": nullable(NAME), "state": {"type": "string"},
             "traits": {"type": "array", "items": TRAIT}}),

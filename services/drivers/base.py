@@ -68,12 +68,30 @@ class ContractError(TypeError):
     """An implementation does not match its interface's contract."""
 
 
+@dataclass(frozen=True)
+class DriverStep:
+    """A clean or deploy step an interface offers (as Ironic's ``@base.clean_step`` and
+    ``@base.deploy_step``)."""
+
+    name: str
+    priority: int
+    agent_command: str | None = None  # the agent runs it (else the conductor does)
+    # Ironic's argsinfo: {arg: {"description": ..., "required": bool}}.
+    argsinfo: dict[str, dict[str, Any]] | None = None
+    requires_ramdisk: bool = True
+
+
+
 class Interface(ABC):
     """What every interface has. Subclasses of it in this module are contracts; others are
     implementations, checked against their contract when they are defined."""
 
     # False: a ``no-*`` implementation (the node has no such interface; validation says so).
     supported: ClassVar[bool] = True
+    # The clean and deploy steps this implementation offers, by name (as Ironic's
+    # ``@base.clean_step`` / ``@base.deploy_step``); services/conductor/step_plan.py plans them.
+    clean_steps: ClassVar[dict[str, DriverStep]] = {}
+    deploy_steps: ClassVar[dict[str, DriverStep]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -83,6 +101,21 @@ class Interface(ABC):
     @abstractmethod
     def validate(self, task: Task) -> None:
         """Raise DriverError (with a clear reason) if the node cannot use this interface."""
+
+    def execute_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
+                     ) -> str | None:
+        """Run this implementation's step ``name`` (one of its ``clean_steps`` or
+        ``deploy_steps``; a step with an agent command sends it to the agent): None when it is
+        done, WAIT when the agent's heartbeats go on with it (``continue_step``). Before work
+        that holds the node for long, call ``resume`` first."""
+        raise DriverError(f"{type(self).__name__} has no step {name}")
+
+    def continue_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
+                      ) -> str | None:
+        """On an agent's heartbeat, the step ``name`` that answered WAIT: WAIT until it is
+        done, then None. The default: the heartbeat was what the step waited for (the ramdisk
+        it booted is up)."""
+        return None
 
 
 def _contract_names(cls: type) -> set[str]:
@@ -160,22 +193,11 @@ class BootInterface(Interface):
     def clean_up_instance(self, task: Task) -> None: ...
 
 
-@dataclass(frozen=True)
-class CleanStep:
-    """A clean step an interface offers (as Ironic's ``@base.clean_step``)."""
-
-    name: str
-    priority: int
-    agent_command: str | None = None  # the agent runs it (else the conductor does)
-
-
 class DeployInterface(Interface):
-    # The clean steps this interface runs, by name.
-    clean_steps: ClassVar[dict[str, CleanStep]] = {}
-
     @abstractmethod
     def deploy(self, task: Task) -> str | None:
-        """Write the instance. Returns WAIT when it continues asynchronously, else None."""
+        """The core deploy step ``deploy.deploy``: write the instance (or boot the ramdisk
+        whose agent the next steps use). Returns WAIT when it continues asynchronously."""
 
     @abstractmethod
     def tear_down(self, task: Task) -> None: ...
@@ -187,9 +209,8 @@ class DeployInterface(Interface):
     def execute_clean_steps(self, task: Task, steps: list[dict[str, Any]]) -> str | None: ...
 
     def continue_deploy(self, task: Task, resume: Resume) -> str | None:
-        """On an agent's heartbeat in deploy wait: WAIT until the image is written, then None.
-        Before work that holds the node for long, call ``resume`` first. The default keeps
-        waiting (an interface whose ``deploy`` never answers WAIT)."""
+        """Kept for interfaces outside this tree: the deploy flow runs the node's deploy
+        steps (``execute_step``/``continue_step``) and never calls it. Keeps waiting."""
         return WAIT
 
     def continue_clean(self, task: Task, resume: Resume) -> str | None:

@@ -25,11 +25,13 @@ from services.drivers.base import (
     BootInterface,
     DeployInterface,
     DriverError,
+    DriverStep,
     InspectInterface,
     ManagementInterface,
     NetworkInterface,
     OtherInterface,
     PowerInterface,
+    Resume,
 )
 from services.drivers.deploy.direct import WRITE_IMAGE
 
@@ -120,7 +122,27 @@ class FakeBoot(_Fake, BootInterface):
         self.delay.sleep()
 
 
+FAKE_DEPLOY_STEPS = {"deploy": DriverStep("deploy", 100, requires_ramdisk=False)}
+
+
+# The agent interfaces' erase steps, as names the fake deploy accepts and does nothing for.
+FAKE_CLEAN_STEPS = {name: DriverStep(name, priority, requires_ramdisk=False)
+                    for name, priority in (("erase_devices_metadata", 99), ("erase_devices", 10))}
+
+
 class FakeDeploy(_Fake, DeployInterface):
+    deploy_steps = FAKE_DEPLOY_STEPS
+    clean_steps = FAKE_CLEAN_STEPS
+
+    def execute_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
+                     ) -> str | None:
+        if name == "deploy":
+            return self.deploy(task)
+        if name not in FAKE_CLEAN_STEPS:
+            raise DriverError(f"fake deploy has no step {name}")
+        self.delay.sleep()
+        return None
+
     def deploy(self, task: Task) -> str | None:
         """Fails with ``driver_info["fake_deploy_error"]`` when set (a disk that breaks); counts
         the images written in ``driver_internal_info["fake_deploys"]``, as a disk would show."""
@@ -159,6 +181,42 @@ class FakeDeploy(_Fake, DeployInterface):
 
     def execute_clean_steps(self, task: Task, steps: list[dict[str, Any]]) -> str | None:
         self.delay.sleep()
+        return None
+
+
+# As Ironic's fake BIOS: its two steps, for cleaning and deploying, run by the conductor.
+BIOS_STEPS = {step.name: step for step in (
+    DriverStep("apply_configuration", 0, argsinfo={"settings": {
+        "description": "A list of BIOS settings to be applied", "required": True}},
+        requires_ramdisk=False),
+    DriverStep("factory_reset", 0, requires_ramdisk=False),
+)}
+
+
+class FakeBios(_Fake, OtherInterface):
+    """The ``fake`` bios interface: its settings live in
+    ``driver_internal_info["fake_bios_settings"]``, as a machine's firmware would keep them."""
+
+    clean_steps = BIOS_STEPS
+    deploy_steps = BIOS_STEPS
+
+    def execute_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
+                     ) -> str | None:
+        self.delay.sleep()
+        if name == "factory_reset":
+            task.pop_internal_info("fake_bios_settings")
+            return None
+        if name != "apply_configuration":
+            raise DriverError(f"fake bios has no step {name}")
+        settings = args.get("settings")
+        if not isinstance(settings, list) or not all(
+                isinstance(s, dict) and isinstance(s.get("name"), str) and "value" in s
+                for s in settings):
+            raise DriverError(f"invalid BIOS settings {settings!r}: expected a list of "
+                              "{\"name\": ..., \"value\": ...}")
+        current = dict(task.node.driver_internal_info.get("fake_bios_settings") or {})
+        current.update({s["name"]: s["value"] for s in settings})
+        task.update_internal_info(fake_bios_settings=current)
         return None
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from services.common.exceptions import Invalid
 from services.common.states import ProvisionState
+from services.conductor import step_plan
+from services.conductor.flows import step_runner
 from services.conductor.flows.steps import Step, advance, after_agent, event, on_ramdisk
 from services.conductor.task import Task
 
@@ -30,13 +32,29 @@ def manual_prepare(options: dict[str, Any]) -> Step:
                           "\"step\".")
 
     def prepare(task: Task) -> None:
-        task.update_internal_info(clean_steps=steps)
+        task.update_internal_info(clean_steps=steps,
+                                  disable_ramdisk=bool(options.get("disable_ramdisk")))
         event("clean")(task)
 
     return prepare
 
 
 def manual(task: Task) -> None:
+    """Check the user's steps against the node's (a refusal fails the cleaning, as Ironic's).
+    Steps the conductor runs (``requires_ramdisk`` False) run at once without the ramdisk;
+    steps on the agent run on the deploy ramdisk, advanced on its heartbeats."""
+    info = task.node.driver_internal_info
+    plan = step_plan.clean_plan(task, list(info.get("clean_steps") or []),
+                                bool(info.get("disable_ramdisk")))
+    in_ramdisk = [step_plan.needs_ramdisk(task, step) for step in plan]
+    step_runner.start(task, "clean", plan)
+    if not any(in_ramdisk):
+        step_runner.run(task, "clean")
+        finish(task)
+        return
+    if not all(in_ramdisk):
+        raise Invalid("A manual cleaning cannot mix steps on the agent with steps the "
+                      "conductor runs yet: clean them in two requests.")
     on_ramdisk(task, task.driver.network.add_cleaning_network, _execute_clean_steps, finish)
 
 
@@ -52,7 +70,7 @@ def continue_on_heartbeat(task: Task) -> None:
 def finish(task: Task) -> None:
     task.driver.boot.clean_up_ramdisk(task)
     task.driver.network.remove_cleaning_network(task)
-    task.node.clean_step = {}
-    task.pop_internal_info("clean_steps")
+    step_runner.forget(task, "clean")
+    task.pop_internal_info("disable_ramdisk")
     manual = task.node.target_provision_state == ProvisionState.MANAGEABLE
     task.process_event("manage" if manual else "done")
