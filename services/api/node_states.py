@@ -67,7 +67,7 @@ def set_provision_state(ident: str, request: Request, body: Any = Body(...),
     if not isinstance(options.get("configdrive"), str | dict | None):
         raise Invalid("Invalid configdrive: expected a string or a JSON object.")
     if options.get("deploy_steps") is not None:
-        if target not in ("active", "rebuild"):
+        if target not in ("active", "deploy", "rebuild"):  # "deploy": 1.73's name of active
             raise Invalid("\"deploy_steps\" is only valid when setting target provision "
                           "state to active or rebuild")
         options["deploy_steps"] = validation.deploy_steps("deploy_steps",

@@ -14,6 +14,7 @@ import pytest
 
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
+from services.conductor.step_plan import sorted_steps
 from tests.support.api_stack import served_api
 from tests.support.polling import eventually
 
@@ -150,3 +151,12 @@ def test_manual_cleaning_runs_conductor_steps_without_the_ramdisk(api: httpx.Cli
     assert "node does not support this clean step: {'interface': 'raid', 'step': " \
            "'create_configuration', 'priority': 0}" in failed["last_error"]
     assert "bios.apply_configuration" in failed["last_error"]  # what it does offer
+
+
+def test_equal_priorities_run_in_ironics_interface_order() -> None:
+    steps = [{"interface": i, "step": "s", "priority": p, "args": {}}
+             for i, p in (("raid", 50), ("bios", 50), ("deploy", 50), ("management", 50),
+                          ("bios", 60), ("deploy", 10))]
+    assert [(s["interface"], s["priority"]) for s in sorted_steps(steps)] == [
+        ("bios", 60), ("management", 50), ("deploy", 50), ("bios", 50), ("raid", 50),
+        ("deploy", 10)]
