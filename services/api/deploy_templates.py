@@ -39,6 +39,7 @@ WRITABLE = frozenset({"name", "steps", "extra"})
 CREATABLE = WRITABLE | {"uuid"}
 SORTABLE = {"uuid", "name", "created_at", "updated_at", "id"}
 STEP_FIELDS = ("interface", "step", "args", "priority")
+SCHEMA_ERROR = "Schema error for deploy_template: "  # Ironic's jsonschema texts begin so
 
 
 def _check_version(version: Version, method: str) -> None:
@@ -90,14 +91,15 @@ def _check(values: Any) -> dict[str, Any]:
         raise _invalid("Deploy template name cannot be None")
     if (not isinstance(name, str) or len(name) > validation.FIELD_LIMITS["trait"]
             or validation.TRAIT_RE.fullmatch(name) is None):
-        raise Invalid("Deploy template name must be a valid trait. A valid trait must be no "
-                      "longer than 255 characters. Standard traits are defined in the "
-                      "os_traits library. A custom trait must start with the prefix CUSTOM_ "
-                      "and use the following characters: A-Z, 0-9 and _")
+        # Ironic's schema text first (python-ironicclient's tests match "does not match").
+        raise Invalid(f"{SCHEMA_ERROR}{validation.shown(name)} does not match "
+                      "'^CUSTOM_[A-Z0-9_]+$'. Deploy template name must be a valid trait. A "
+                      "valid trait must be no longer than 255 characters. Standard traits are "
+                      "defined in the os_traits library. A custom trait must start with the "
+                      "prefix CUSTOM_ and use the following characters: A-Z, 0-9 and _")
+    if values["steps"] == []:
+        raise Invalid(f"{SCHEMA_ERROR}[] is too short")
     steps = validation.deploy_steps("steps", values["steps"])
-    if not steps:
-        raise _invalid("No deploy steps specified. A deploy template must have at least one "
-                       "deploy step")
     counts = Counter((step["interface"], step["step"]) for step in steps)
     duplicates = sorted(f"interface: {i}, step: {s}" for (i, s), n in counts.items() if n > 1)
     if duplicates:

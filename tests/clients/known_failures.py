@@ -34,7 +34,6 @@ class Known:
 ALLOCATING = ("allocations are decided while `POST /v1/allocations` runs: never `allocating` "
               "(a conductor-decided life cycle is issue #21's allocations work)")
 VOLUMES = "volume connectors and targets are not served (404); issue #21 adds them"
-DEPLOY_TEMPLATES = "deploy templates are not served (404); issue #21 adds them"
 RAID = ("RAID is not served: `GET /v1/drivers/{name}/raid/logical_disk_properties` and "
         "`PUT /v1/nodes/{id}/states/raid` are 404")
 
@@ -52,8 +51,6 @@ KNOWN: tuple[Known, ...] = (
     Known("ironicclient", f"{ALLOCATION_TESTS}.test_create_candidate_nodes", "fail", ALLOCATING),
     Known("ironicclient", f"{ALLOCATION_TESTS}.test_create_name_uuid", "fail", ALLOCATING),
     Known("ironicclient", f"{ALLOCATION_TESTS}.test_create_traits", "fail", ALLOCATING),
-    Known("ironicclient", "osc.v1.test_baremetal_deploy_template_basic", "fail",
-          DEPLOY_TEMPLATES),
     Known("ironicclient", "osc.v1.test_baremetal_driver_basic.BaremetalDriverTests"
           ".test_driver_raid_property_list", "fail", RAID),
     Known("ironicclient", "osc.v1.test_baremetal_node_basic.BaremetalNodeTests"
@@ -65,16 +62,6 @@ KNOWN: tuple[Known, ...] = (
     # openstacksdk 4.22.0, openstack/tests/functional/baremetal
     Known("openstacksdk", "v1.test_allocation.TestBareMetalAllocation"
           ".test_allocation_create_get_delete", "fail", ALLOCATING),
-    Known("openstacksdk", "v1.test_deploy_templates.TestBareMetalDeployTemplate"
-          ".test_baremetal_deploy_create_get_delete", "fail", DEPLOY_TEMPLATES),
-    Known("openstacksdk", "v1.test_deploy_templates.TestBareMetalDeployTemplate"
-          ".test_baremetal_deploy_list_update_delete", "fail", DEPLOY_TEMPLATES),
-    Known("openstacksdk", "v1.test_deploy_templates.TestBareMetalDeployTemplate"
-          ".test_baremetal_deploy_template_list", "fail", DEPLOY_TEMPLATES),
-    Known("openstacksdk", "v1.test_deploy_templates.TestBareMetalDeployTemplate"
-          ".test_baremetal_deploy_update", "fail", DEPLOY_TEMPLATES),
-    Known("openstacksdk", "v1.test_deploy_templates.TestBareMetalDeployTemplate"
-          ".test_deploy_template_patch", "fail", DEPLOY_TEMPLATES),
     Known("openstacksdk", "v1.test_inspection_rules", "skip", newer("1.96", "inspection rules")),
     Known("openstacksdk", "v1.test_node.TestBareMetalNodeInstanceName", "skip",
           newer("1.104", "`instance_name`")),

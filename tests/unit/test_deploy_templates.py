@@ -69,10 +69,10 @@ def test_life_of_a_template(api: httpx.Client) -> None:
 
 def test_ironic_rules_and_texts(api: httpx.Client) -> None:
     assert fault(create(api, name="virt", steps=[STEP])).startswith(
+        "Schema error for deploy_template: 'virt' does not match '^CUSTOM_[A-Z0-9_]+$'. "
         "Deploy template name must be a valid trait.")
     assert fault(create(api, name="CUSTOM_A", steps=[])) == (
-        "Deploy template invalid: No deploy steps specified. A deploy template must have at "
-        "least one deploy step.")
+        "Schema error for deploy_template: [] is too short")
     assert fault(create(api, name="CUSTOM_A", steps=[STEP, STEP])) == (
         "Deploy template invalid: Duplicate deploy steps. A deploy template cannot have "
         "multiple deploy steps with the same interface and step. Duplicates: interface: bios, "
