@@ -16,8 +16,9 @@ STAMP := $(VENV)/.installed
 # protocol peers and virtual hardware of the tests and the lab: ipmitool, dnsmasq, iptables, vde2,
 # QEMU with iPXE and OVMF firmware, qemu-utils with libiscsi, busybox-static; for the agent tests
 # sfdisk (fdisk), boot loaders (extlinux, systemd-boot-efi), EFI partitions (dosfstools, mtools),
-# genisoimage (config drives); for the lab's test images SYSLINUX on FAT without mounting
-# (syslinux, with mtools and dosfstools); zstd compresses the deploy ramdisk; python3-zstandard
+# genisoimage (config drives; with dosfstools, mtools and systemd-boot-efi the virtual media
+# deploy ISO, its isoinfo reads it back in the tests); for the lab's test images SYSLINUX on
+# FAT without mounting (syslinux, with mtools and dosfstools); zstd compresses the deploy ramdisk; python3-zstandard
 # lets the agent (Debian's python3) compress captured blocks as in the ramdisk; the browser tests
 # of the web page (tests/browser) drive Debian's chromium through chromium-driver; udpcast is the
 # multicast sender of the boot service and the receiver of the agent (room restores); slapd and
@@ -25,6 +26,12 @@ STAMP := $(VENV)/.installed
 # FUSE library of the disk that loses writes (tests/support/faulty_disk.py, mounted as root).
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test`, `make unit` and `make integration`: a test module at a time
+# per worker, the QEMU lab (tests/lab) whole on one worker, the clients' two suites on two
+# (tests/conftest.py). Most integration tests wait on processes, sockets and timers rather than
+# compute, so 4 workers beat 2 even on 2 cores. PYTEST_WORKERS=0: no workers, one process.
+PYTEST_WORKERS ?= 4
+XDIST := -n $(PYTEST_WORKERS) --dist loadscope
 LAB_PACKAGES := ipmitool dnsmasq-base iptables vde2 qemu-system-x86 qemu-utils qemu-block-extra \
 	ipxe ovmf busybox-static tgt fdisk extlinux genisoimage dosfstools mtools systemd-boot-efi \
 	syslinux zstd python3-zstandard chromium chromium-driver slapd ldap-utils udpcast \
@@ -75,10 +82,10 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
-	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest -q $(XDIST) tests/unit $(PYTEST_ARGS)
 
 integration: $(STAMP)
-	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
+	$(BIN)/pytest -q $(XDIST) tests/integration $(PYTEST_ARGS)
 
 browser: deps $(STAMP)
 	$(BIN)/pytest -q tests/browser $(PYTEST_ARGS)
@@ -112,9 +119,10 @@ ui-vendor:
 		$(CURDIR)/$(UI_VENDOR)/pico-2.1.1.classless.min.css && \
 	rm -rf $$tmp
 
-# The whole suite; pytest's "no tests collected" (exit 5) counts as a failure.
+# The whole suite; pytest's "no tests collected" (exit 5) counts as a failure. The 40 slowest
+# tests are listed at the end of every run.
 test: deps $(STAMP) lint
-	$(BIN)/pytest -q tests $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/pytest -q $(XDIST) --durations=40 tests $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$rc
 
 # The virtual lab (root): two QEMU machines enrolled, cleaned and deployed by enclume-aio through

@@ -1,11 +1,16 @@
 """The agent's calls to the Enclume API: lookup (once) and heartbeat (every few seconds), or in
-discovery mode the inventory (continue_inspection)."""
+discovery mode the inventory (continue_inspection); ``post_json`` for the login prompt.
+
+An https API is checked against the CA the boot service hands the ramdisk (``trust_ca``: the
+kernel parameter ``enclume.api_ca_url=``, or ``--api-ca-file``), else the ramdisk's CA bundle.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import socket
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,14 +22,56 @@ from agent import __version__
 LOG = logging.getLogger(__name__)
 MASK = "******"
 MIN_TOKEN_LENGTH = 32
+MAX_CA_BYTES = 256 * 1024
+_tls: ssl.SSLContext | None = None  # None: the default context (the ramdisk's CA bundle)
 
 
 class ApiError(RuntimeError):
-    """The API refused or could not be reached; ``status`` is the HTTP status when it answered."""
+    """The API refused or could not be reached; ``status`` is the HTTP status when it answered,
+    ``fault`` its own words (Ironic's faultstring), ``retry_after_s`` its Retry-After."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, fault: str | None = None,
+                 retry_after_s: int | None = None, tls_failed: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.fault = fault
+        self.retry_after_s = retry_after_s
+        self.tls_failed = tls_failed  # the API's certificate was not trusted (or no TLS)
+
+
+def trust_ca(pem: str) -> None:
+    """Check https APIs against this CA (PEM) only, from now on; ValueError if it is no CA."""
+    global _tls
+    try:
+        context = ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ValueError(f"not a PEM CA certificate: {exc}") from None
+    if not context.get_ca_certs():
+        raise ValueError("no CA certificate in it")
+    _tls = context
+
+
+def fetch_ca(url: str, timeout_s: float) -> str:
+    """The CA certificate the boot service serves (fetched like the kernel and the ramdisk)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return str(response.read(MAX_CA_BYTES).decode("ascii"))
+    except (urllib.error.URLError, OSError, UnicodeDecodeError) as exc:
+        raise ApiError(f"cannot fetch the API's CA from {url}: "
+                       f"{getattr(exc, 'reason', exc)}") from None
+
+
+def _fault(body: bytes) -> str | None:
+    try:
+        document = json.loads(body)
+        fault = json.loads(document["error_message"])["faultstring"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return fault if isinstance(fault, str) else None
+
+
+def _retry_after(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -37,13 +84,17 @@ class Lookup:
 
 def _call(request: urllib.request.Request, timeout_s: float) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with urllib.request.urlopen(request, timeout=timeout_s, context=_tls) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        body = exc.read()[:500].decode(errors="replace")
-        raise ApiError(f"HTTP {exc.code}: {body}", exc.code) from None
+        raw = exc.read()[:4000]
+        body = raw[:500].decode(errors="replace")
+        raise ApiError(f"HTTP {exc.code}: {body}", exc.code, _fault(raw),
+                       _retry_after(exc.headers.get("Retry-After"))) from None
     except (urllib.error.URLError, OSError) as exc:
-        raise ApiError(f"cannot reach the API: {getattr(exc, 'reason', exc)}") from None
+        reason = getattr(exc, "reason", exc)
+        raise ApiError(f"cannot reach the API: {reason}",
+                       tls_failed=isinstance(reason, ssl.SSLError)) from None
 
 
 def lookup(api_url: str, macs: list[str], node_uuid: str | None, timeout_s: float) -> Lookup:
@@ -77,6 +128,22 @@ def heartbeat(api_url: str, node_uuid: str, callback_url: str, token: str,
         f"{api_url}/v1/heartbeat/{urllib.parse.quote(node_uuid)}", data=body, method="POST",
         headers={"Content-Type": "application/json"})
     _call(request, timeout_s)
+
+
+def post_json(url: str, document: dict[str, Any], headers: dict[str, str], timeout_s: float
+              ) -> dict[str, Any]:
+    """POST a JSON document, answer the JSON object the API sent back."""
+    request = urllib.request.Request(
+        url, data=json.dumps(document).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json", **headers})
+    _, answer = _call(request, timeout_s)
+    try:
+        found = json.loads(answer)
+    except ValueError as exc:
+        raise ApiError(f"the API's answer is not JSON: {exc}") from None
+    if not isinstance(found, dict):
+        raise ApiError("the API's answer is not a JSON object")
+    return found
 
 
 def continue_inspection(api_url: str, inventory: dict[str, Any], timeout_s: float

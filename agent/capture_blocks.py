@@ -22,7 +22,7 @@ import logging
 import os
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agent.block_fetch import KeepAlive
@@ -50,6 +50,7 @@ class CaptureRequest:
     target_disk: str | None
     image_type: str = WHOLE_DISK
     root_partition: int | None = None
+    size: int | None = None  # the first bytes only (a student's state: the version's size)
 
 
 def parse_params(params: dict[str, Any]) -> CaptureRequest:
@@ -58,9 +59,13 @@ def parse_params(params: dict[str, Any]) -> CaptureRequest:
         raise BadParams(f"target_disk must be a device path, got {target!r}")
     image_type, root_partition = check_params(params.get("image_type"),
                                               params.get("root_partition"))
+    size = params.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1
+                             or image_type != WHOLE_DISK):
+        raise BadParams(f"size must be a number of bytes of a whole-disk capture, not {size!r}")
     return CaptureRequest(capture_url=check_url(params.get("capture_url"), "capture_url"),
                           target_disk=target, image_type=image_type,
-                          root_partition=root_partition)
+                          root_partition=root_partition, size=size)
 
 
 class CaptureClient:
@@ -179,6 +184,11 @@ def capture_blocks(request: CaptureRequest, disks: list[Disk], token: str | None
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         read_from = source(disk, request.image_type, request.root_partition)
+        if request.size is not None:
+            if request.size > read_from.size:
+                raise CommandError(f"{disk.path} has {disk.size} bytes, fewer than the "
+                                   f"{request.size} to capture")
+            read_from = replace(read_from, size=request.size)
         run = Capture(disk, fd, client, on_progress, read_from)
         manifest = run.manifest()
         blocks = manifest["blocks"]

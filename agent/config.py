@@ -1,8 +1,9 @@
 """The agent's configuration: the kernel command line, overridden by command-line flags.
 
 The boot service starts the ramdisk with ``enclume.api_url=<URL> enclume.node=<uuid>
-BOOTIF=<mac>`` (or ``enclume.discovery=1``); flags override each value, which is how tests run
-the agent on file-backed disks on loopback.
+BOOTIF=<mac>`` (or ``enclume.discovery=1``), and ``enclume.api_ca_url=<URL>`` when the API's
+certificate is signed by the operator's own CA; flags override each value, which is how tests
+run the agent on file-backed disks on loopback.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ DEFAULT_CMDLINE = Path("/proc/cmdline")
 DEFAULT_PORT = 9999
 DEFAULT_POWEROFF = ("poweroff", "-f")
 DEFAULT_REBOOT = ("reboot", "-f")
+DEFAULT_LOGIN_CONSOLE = "/dev/console"
 # What a machine does once its discovery inventory was posted (enclume.after_discovery=).
 AFTER_DISCOVERY = ("poweroff", "reboot", "stay")
 DISCOVERY_RETRY_MAX_S = 60.0
@@ -50,6 +52,9 @@ class AgentConfig:
     discovery: bool = False  # enclume.discovery=1 without enclume.node: post the inventory
     after_discovery: str = "poweroff"  # one of AFTER_DISCOVERY
     discovery_retry_max_s: float = DISCOVERY_RETRY_MAX_S  # back-off cap, from lookup_retry_s
+    api_ca_file: str | None = None  # PEM of the CA the API's certificate is checked against ...
+    api_ca_url: str | None = None  # ... or where the boot service serves it
+    login_console: str = DEFAULT_LOGIN_CONSOLE  # the terminal of the login prompt
 
 
 def normalize_mac(value: str) -> str:
@@ -97,6 +102,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="interface to listen to LLDP on, repeatable (default: all)")
     parser.add_argument("--discovery-retry-max", type=float, default=DISCOVERY_RETRY_MAX_S,
                         help="longest wait between tries to post a discovery inventory")
+    parser.add_argument("--api-ca-file",
+                        help="CA (PEM) of the API's certificate (default: enclume.api_ca_url=)")
+    parser.add_argument("--login-console",
+                        help="terminal of the login prompt (default: enclume.login_console=, "
+                             "else /dev/console)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -148,5 +158,9 @@ def load(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
         discovery=node_uuid is None and cmdline.get("enclume.discovery") in ("1", "true", "yes"),
         after_discovery=after,
         discovery_retry_max_s=args.discovery_retry_max,
+        api_ca_file=args.api_ca_file,
+        api_ca_url=cmdline.get("enclume.api_ca_url") or None,
+        login_console=(args.login_console or cmdline.get("enclume.login_console")
+                       or DEFAULT_LOGIN_CONSOLE),
     )
     return config, args.verbose

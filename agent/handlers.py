@@ -11,6 +11,7 @@ from agent import (
     erase,
     inventory,
     iscsi,
+    login_prompt,
     multicast_restore,
     power,
     restore_blocks,
@@ -136,6 +137,11 @@ def build(context: AgentContext) -> Commands:
             raise BadParams("iqn must be a string")
         return lambda _: iscsi.stop(iqn)
 
+    def login(params: dict[str, Any]) -> Runner:
+        request = login_prompt.parse_params(params)
+        return lambda _: login_prompt.run(request, config.api_url, context.token(),
+                                          config.login_console, config.http_timeout_s)
+
     def power_off(params: dict[str, Any]) -> Runner:
         _no_params(params)
         return lambda _: power.schedule(config.poweroff_command, config.power_action_delay_s)
@@ -157,6 +163,7 @@ def build(context: AgentContext) -> Commands:
         "deploy.erase_devices_metadata": Spec(erase_metadata, long=True),
         "deploy.erase_devices": Spec(erase_full, long=True),
         "iscsi.start_iscsi_target": Spec(iscsi_start),
+        "login.prompt": Spec(login, long=True),
         "iscsi.stop_iscsi_target": Spec(iscsi_stop),
         "standby.power_off": Spec(power_off),
         "standby.reboot": Spec(reboot),

@@ -37,6 +37,7 @@ class Agent:
         self.token = TokenState()
         self.stopped = threading.Event()
         self.lookup: Lookup | None = None
+        self.ca_loaded = not (config.api_ca_file or config.api_ca_url)
         self._advertise = config.advertise_host
         interfaces = (list(config.lldp_interfaces) if config.lldp_interfaces is not None
                       else inventory.interface_names())
@@ -57,7 +58,24 @@ class Agent:
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.server.server_address[1]}"
 
+    def _load_ca(self) -> bool:
+        """Trust the API's CA before the first call to it (fetched again until it arrives)."""
+        try:
+            if self.config.api_ca_file:
+                with open(self.config.api_ca_file, encoding="ascii") as pem:
+                    api_client.trust_ca(pem.read())
+            elif self.config.api_ca_url:
+                api_client.trust_ca(api_client.fetch_ca(self.config.api_ca_url,
+                                                        self.config.http_timeout_s))
+        except (ApiError, OSError, ValueError) as exc:
+            LOG.warning("the API's CA is not loaded: %s", exc)
+            return False
+        self.ca_loaded = True
+        return True
+
     def _look_up(self) -> bool:
+        if not self.ca_loaded and not self._load_ca():
+            return False
         macs = lookup_macs(self.config)
         try:
             found = api_client.lookup(self.config.api_url, macs, self.config.node_uuid,

@@ -7,7 +7,8 @@ block is checked against its hash as it arrives and fetched again if it is wrong
 disk is read back (past the page cache) and checked against the manifest; blocks that fail are
 fetched again, and if some still fail a delta restore falls back to a full write. A disk smaller
 than the image is refused before anything is written; a disk that does not verify in the end is
-made unbootable and the command fails.
+made unbootable and the command fails. Progress is in bytes of the image: the compare (or write)
+pass and the verification each count for half of it.
 """
 
 from __future__ import annotations
@@ -93,14 +94,17 @@ class Restore:
         self.on_progress = on_progress
         self.reader = BlockReader(fd, manifest.size, manifest.block_size)
         self.done = 0
-        self.total = 2 * manifest.size  # compared (or written) once, verified once
+        self.work = 2 * manifest.size  # each byte compared (or written) once, verified once
         self.writes_count = False  # progress counts written blocks (full) or compared ones
         self._lock = threading.Lock()
 
     def _advance(self, count: int) -> None:
+        """Progress in bytes of the image (the total is its size): both passes, weighed
+        alike, count for the whole of it."""
         with self._lock:
             self.done += count
-            self.on_progress(min(self.done, self.total), self.total)
+            size = self.manifest.size
+            self.on_progress(min(self.done, self.work) * size // self.work, size)
 
     def matches(self, index: int) -> bool:
         try:
@@ -138,8 +142,20 @@ class Restore:
         self.fetcher.fetch(sorted(set(data) - set(first)), self._write_block)
         self.fetcher.fetch(first, self._write_block)
 
-    def delta(self) -> int:
-        """Fetch what differs while the hashing goes on; returns the number of blocks fixed."""
+    def skip(self, count: int) -> None:
+        """Progress for bytes known good already (neither compared nor verified here)."""
+        self._advance(count)
+
+    def repair(self, bad: list[int]) -> None:
+        """Write again blocks that failed verification; those fetched again count as
+        refetched (zero blocks are zeroed again, not fetched)."""
+        self.rewrite(bad)
+        self.fetcher.refetched_blocks += sum(
+            1 for index in bad if self.manifest.blocks[index] is not None)
+
+    def delta(self, indexes: Iterable[int]) -> int:
+        """Fetch what differs among ``indexes`` while the hashing goes on; returns the number
+        of blocks fixed."""
         found: queue.Queue[int | None] = queue.Queue()
         failure: list[BaseException] = []
         fixed = [0]
@@ -176,7 +192,7 @@ class Restore:
         fetching = threading.Thread(target=fetch_loop, name="block-fetch", daemon=True)
         fetching.start()
         try:
-            for index in self.differing(range(len(self.manifest.blocks))):
+            for index in self.differing(indexes):
                 found.put(index)
         finally:
             found.put(None)
@@ -219,10 +235,12 @@ def load_checked(request: RestoreRequest, disks: list[Disk], timeout_s: float
 def restore_blocks(request: RestoreRequest, disks: list[Disk], timeout_s: float,
                    on_progress: Callable[[int, int | None], None],
                    loaded: tuple[Disk, BlockManifest] | None = None,
-                   held: dict[int, bytes] | None = None) -> dict[str, Any]:
+                   held: dict[int, bytes] | None = None,
+                   verified: frozenset[int] = frozenset()) -> dict[str, Any]:
     """``loaded``: what ``load_checked`` returned, when the caller already did; ``held``:
     blocks (checked against the manifest) the caller has at hand, written in place of
-    fetching them."""
+    fetching them; ``verified``: blocks the caller read back from the disk (past the page
+    cache) and found to match, neither compared nor read back again (delta mode)."""
     disk, manifest = loaded or load_checked(request, disks, timeout_s)
     fetcher = BlockFetcher(request.disk_url, manifest, timeout_s, request.token_headers)
     fetcher.held = dict(held or {})
@@ -232,18 +250,21 @@ def restore_blocks(request: RestoreRequest, disks: list[Disk], timeout_s: float,
                               "fell_back_to_full": False}
     try:
         run = Restore(manifest, disk, fd, fetcher, on_progress)
-        if request.mode == "delta":
-            result["differing_blocks"] = run.delta()
-        else:
-            run.full()
         everything = range(len(manifest.blocks))
-        bad = run.verify(everything)
+        if request.mode == "delta":
+            unchecked = [index for index in everything if index not in verified]
+            run.skip(2 * sum(manifest.span(index)[1] for index in verified))
+            result["differing_blocks"] = run.delta(unchecked)
+        else:
+            unchecked = list(everything)
+            run.full()
+        bad = run.verify(unchecked)
         for _ in range(REPAIR_ROUNDS):
             if not bad:
                 break
             LOG.warning("%d blocks of %s failed verification: fetching them again",
                         len(bad), disk.path)
-            run.rewrite(bad)
+            run.repair(bad)
             bad = run.verify(bad)
         if bad and request.mode == "delta":
             LOG.warning("%d blocks still differ: writing the whole image", len(bad))

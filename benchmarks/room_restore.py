@@ -11,7 +11,10 @@ is compared with the image.
 Links are the real room's scaled by ``--scale`` (default 0.1): a PC's 100 Mbit/s and the
 server's 1 Gbit/s uplink (``--real-pc-mbit``, ``--real-uplink-mbit``) become 10 and 100 Mbit/s,
 the ratio kept; times scale by 1/scale for the same image (a 1 GB image at full speed takes as
-long as a 100 MB one here). Figures:
+long as a 100 MB one here). The image (``--image-mib``, default 100 MiB) is scaled with the
+links, so that the fixed costs (the job's start, the agents' joins, the verification) weigh
+against the link floor what they would with a 1 GB image at full speed (84 s floor here, 80 s
+there). Figures:
 
 - ``link_floor_s``: one image through one PC's link (image_bytes * 8 / pc_link), the best any
   transfer can do;
@@ -25,9 +28,12 @@ long as a 100 MB one here). Figures:
 
 ``--transfer multicast`` sets the room's transfer mode (PATCH of the room's ``transfer``) before
 the restore.
-The multicast sender runs at ``--rate-share`` of a PC's link (0.8, as the default 80 Mbit/s
+The multicast sender runs at ``--rate-share`` of a PC's link (0.9, as the default 90 Mbit/s
 for 100 Mbit/s PCs) with udpcast's ``--fec`` (the setting's default); ``fetched_bytes`` is what
-the PCs fetched over HTTP (unicast: everything; multicast: the repairs).
+the PCs fetched over HTTP (unicast: everything; multicast: the repairs), ``pcs_that_fetched``
+how many did, ``pc_port_drops`` the packets the switch's PC ports dropped (a stream faster than
+a link); ``stream_start_s`` (request to the sender streaming) and ``stream_s`` (the stream
+itself) as seen by polling the last PC's session with the job.
 ``--lossy N`` drops 5% of what N PCs receive (iptables ``statistic``), as the issue's goal has.
 
     .venv/bin/python benchmarks/room_restore.py                      # 10, 20, 40 PCs, unicast
@@ -40,8 +46,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,7 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from restore_room import process_cpu_s
 
-from lab.room_sim import MiB, RoomSim, RoomSpec, TransferUnsupported, room_sim
+from lab.room_network import run
+from lab.room_sim import MiB, RoomSim, RoomSpec, SimPc, TransferUnsupported, room_sim
 
 LOSS = 0.05
 
@@ -86,11 +95,17 @@ def run_room(args: argparse.Namespace, pcs: int) -> dict[str, Any]:
             room.network.lose(pc.link, LOSS)
         servers = (room.aio.process.pid, room.boot.process.pid)
         cpu = [process_cpu_s(pid) for pid in servers]
+        phases = StreamPhases(room.pcs[-1])
         try:
             job = room.restore(None if args.transfer == "unicast" else args.transfer,
-                               timeout=args.timeout)
+                               timeout=args.timeout,
+                               during=phases.follow if args.transfer == "multicast" else None)
         except TransferUnsupported as exc:
             return {**line, "note": str(exc)}
+        line.update(phases.seen())
+        started = re.search(r"starts with (\d+) of (\d+) receivers", room.boot.log_text())
+        if started:  # the boot service's log: all joined, or the start wait ran out first
+            line["stream_started_with"] = f"{started[1]} of {started[2]}"
         line["server_cpu_s"] = {name: round(process_cpu_s(pid) - before, 2) for name, pid, before
                                 in zip(("aio", "boot_http"), servers, cpu, strict=True)}
         line.update(_outcome(room, job))
@@ -100,30 +115,76 @@ def run_room(args: argparse.Namespace, pcs: int) -> dict[str, Any]:
     return line
 
 
+class StreamPhases:
+    """When the session of ``pc`` (the last PC, a clean one) began sending and ended, seen from
+    here (polled with the job): ``stream_start_s`` from the request, ``stream_s`` the stream."""
+
+    def __init__(self, pc: SimPc) -> None:
+        self.pc = pc
+        self.started = time.monotonic()
+        self.sending: float | None = None
+        self.ended: float | None = None
+        self.session: dict[str, Any] = {}
+
+    def follow(self, room: RoomSim, _job: dict[str, Any]) -> None:
+        if self.ended is not None:
+            return
+        session = room.multicast_session(self.pc)
+        if session is None:
+            return
+        self.session = session
+        now = time.monotonic()
+        if session["state"] == "sending" and self.sending is None:
+            self.sending = now
+        elif session["state"] not in ("waiting", "sending"):
+            self.ended = now
+
+    def seen(self) -> dict[str, Any]:
+        if self.sending is None:
+            return {}
+        seen = {"stream_start_s": round(self.sending - self.started, 2),
+                "session_joined": self.session.get("joined")}
+        if self.ended is not None:
+            seen["stream_s"] = round(self.ended - self.sending, 2)
+        return seen
+
+
 def _outcome(room: RoomSim, job: dict[str, Any]) -> dict[str, Any]:
     return {"job_state": job["state"], "wall_s": job["wall_s"],
             "succeeded": sum(pc["outcome"] == "succeeded" for pc in job["pcs"]),
             "identical_disks": sum(room.disk_matches(pc) for pc in room.pcs),
             "restore_modes": sorted({str(pc["restore_mode"]) for pc in job["pcs"]}),
-            "fetched_bytes": sum(pc["fetched_bytes"] or 0 for pc in job["pcs"])}
+            "fetched_bytes": sum(pc["fetched_bytes"] or 0 for pc in job["pcs"]),
+            "pcs_that_fetched": sum(bool(pc["fetched_bytes"]) for pc in job["pcs"]),
+            "pc_port_drops": sum(_port_drops(room, pc) for pc in room.pcs)}
+
+
+def _port_drops(room: RoomSim, pc: SimPc) -> int:
+    """Packets the switch's port towards ``pc`` dropped (its tbf queue full)."""
+    out = run("tc", "-n", room.network.switch_namespace, "-s", "-j", "qdisc", "show", "dev",
+              pc.link.switch_port)
+    return sum(int(qdisc.get("drops", 0)) for qdisc in json.loads(out or "[]"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pcs", type=int, nargs="+", default=[10, 20, 40])
-    parser.add_argument("--image-mib", type=int, default=32)
+    parser.add_argument("--image-mib", type=int, default=100,
+                        help="the image (default 100 MiB: at 0.1 scale, as 1 GB at full speed)")
     parser.add_argument("--scale", type=float, default=0.1,
                         help="the real links' speeds times this (default 0.1)")
     parser.add_argument("--real-pc-mbit", type=float, default=100.0)
     parser.add_argument("--real-uplink-mbit", type=float, default=1000.0)
     parser.add_argument("--transfer", choices=("unicast", "multicast"), default="unicast")
     parser.add_argument("--lossy", type=int, default=0, help="PCs on a 5%%-lossy link")
-    parser.add_argument("--rate-share", type=float, default=0.8,
-                        help="multicast: the sender's rate cap, of a PC's link (default 0.8)")
-    parser.add_argument("--fec", default="8x16/64",
-                        help="multicast: udpcast's FEC (default 8x16/64, the setting's default)")
-    parser.add_argument("--start-wait", type=float, default=2.0,
-                        help="multicast: ENCLUME_MULTICAST_START_WAIT_S (default 2)")
+    parser.add_argument("--rate-share", type=float, default=0.9,
+                        help="multicast: the sender's rate cap, of a PC's link (default 0.9, "
+                             "as the setting's 90 Mbit/s for 100 Mbit/s PCs)")
+    parser.add_argument("--fec", default="8x16/128",
+                        help="multicast: udpcast's FEC (default 8x16/128, the setting's default)")
+    parser.add_argument("--start-wait", type=float, default=30.0,
+                        help="multicast: ENCLUME_MULTICAST_START_WAIT_S (default 30, the "
+                             "setting's: the stream starts when every PC joined)")
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args()
     for pcs in args.pcs:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import uvicorn
 
 from services.boot.http import create_boot_app
+from services.common import logs
 from services.common.config import get_settings
 from services.common.db import open_database
 
 
 def main() -> None:
     settings = get_settings()
+    logs.setup("info")  # as enclume-boot: the multicast sessions' start lines among them
     app = create_boot_app(settings, open_database(settings))
     uvicorn.run(app, host=settings.boot.http_host, port=settings.boot.http_port,
                 log_level="warning", access_log=False, log_config=None)

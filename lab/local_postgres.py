@@ -22,6 +22,8 @@ from typing import IO
 from lab.local_service import free_port
 
 SERVICE_USER = "enclume-pg"
+USERADD_ATTEMPTS = 5
+USERADD_RETRY_S = 0.5
 
 
 def postgres_bin() -> Path | None:
@@ -31,12 +33,21 @@ def postgres_bin() -> Path | None:
 
 def ensure_user(name: str = SERVICE_USER) -> pwd.struct_passwd:
     """The system user a throw-away database server runs as (made when missing)."""
+    for _ in range(USERADD_ATTEMPTS):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            pass
+        # Another process (a pytest-xdist worker) may be adding the same user right now: useradd
+        # then fails (user exists, /etc/passwd locked) and the next look finds it.
+        added = subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                                "/usr/sbin/nologin", name], capture_output=True, text=True)
+        if added.returncode != 0:
+            time.sleep(USERADD_RETRY_S)
     try:
         return pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        name], check=True)
-        return pwd.getpwnam(name)
+        raise RuntimeError(f"useradd {name} failed: {added.stderr.strip()}") from None
 
 
 def stop_and_remove(server: subprocess.Popen[bytes], log: IO[bytes], workdir: Path,

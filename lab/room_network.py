@@ -5,7 +5,10 @@
         net.pcs[0].exec_argv("python3", ...)   # a command inside PC 0's namespace
         net.lose(net.pcs[3], 0.05)   # 5% of the packets PC 3 receives are dropped
 
-The switch is a Linux bridge in a namespace of its own; every PC's namespace has one interface,
+The switch is a Linux bridge in a namespace of its own, with IGMP snooping and its own querier
+(10.X.Y.2): it sends a multicast group only to the ports that joined it, as a classroom switch
+with IGMP snooping does (without a querier a bridge floods every group to every port, and two
+rooms' streams would share each PC's link). Every PC's namespace has one interface,
 ``eth0`` (the PC's MAC, 10.X.Y.10+i), on a veth whose other end is a port of the bridge. The
 server's port is a veth too: one end on the bridge, the other (10.X.Y.1) in the root
 namespace. A Linux bridge rather than vde_switch: every vde host needs a ``vde_plug2tap``
@@ -33,6 +36,7 @@ import os
 import random
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -43,6 +47,7 @@ FIRST_PC_HOST = 10
 MAX_PCS = 200
 TBF_LATENCY_MS = 400  # queue length of a shaped link: TCP fills it, it drops nothing needed
 COMMAND_TIMEOUT_S = 30
+QUERY_RESPONSE_CENTISECONDS = 100  # the querier's max response time; it floods this long first
 
 
 class RoomNetworkError(RuntimeError):
@@ -84,6 +89,11 @@ class RoomNetwork:
     def server_address(self) -> str:
         return str(self.network.network_address + 1)
 
+    @property
+    def switch_address(self) -> str:
+        """The switch's own (its IGMP querier's source)."""
+        return str(self.network.network_address + 2)
+
     def lose(self, pc: PcLink, probability: float) -> None:
         """Drop ``probability`` of the packets ``pc`` receives (iptables, random)."""
         run(*pc.exec_argv("iptables", "-w", "-A", "INPUT", "-m", "statistic", "--mode",
@@ -102,6 +112,23 @@ def _tbf(namespace: str | None, device: str, mbit: float) -> None:
     prefix = ["-n", namespace] if namespace else []
     run("tc", *prefix, "qdisc", "replace", "dev", device, "root", "tbf", "rate",
         f"{mbit * 1000:.0f}kbit", "burst", str(burst), "latency", f"{TBF_LATENCY_MS}ms")
+
+
+def _add_snooping_switch(net: RoomNetwork) -> None:
+    """The bridge as a classroom switch with IGMP snooping and its own querier: a group goes
+    only to the ports whose PCs joined it. Snooping alone is not enough: with no querier on the
+    network the kernel floods every group to every port (as many switches do), and an own
+    querier floods too until its first query response interval has passed (10 s by default,
+    1 s here), so the interval is set before the querier is turned on. The querier sends from
+    the switch's address (``mcast_query_use_ifaddr``), as a managed switch's does."""
+    namespace = net.switch_namespace
+    run("ip", "-n", namespace, "link", "add", "br0", "type", "bridge", "mcast_snooping", "1",
+        "mcast_igmp_version", "2", "mcast_query_use_ifaddr", "1",
+        "mcast_query_response_interval", str(QUERY_RESPONSE_CENTISECONDS))
+    run("ip", "-n", namespace, "addr", "add", f"{net.switch_address}/{net.network.prefixlen}",
+        "dev", "br0")
+    run("ip", "-n", namespace, "link", "set", "br0", "up")
+    run("ip", "-n", namespace, "link", "set", "br0", "type", "bridge", "mcast_querier", "1")
 
 
 def networks_in_use() -> list[ipaddress.IPv4Network]:
@@ -177,8 +204,8 @@ def room_network(pcs: int, pc_mbit: float | None, uplink_mbit: float | None,
                           f"rs{tag.replace('-', '')[-11:]}", pc_mbit, uplink_mbit)
         try:
             run("ip", "netns", "add", net.switch_namespace)
-            run("ip", "-n", net.switch_namespace, "link", "add", "br0", "type", "bridge")
-            run("ip", "-n", net.switch_namespace, "link", "set", "br0", "up")
+            _add_snooping_switch(net)
+            querier_ready = time.monotonic() + QUERY_RESPONSE_CENTISECONDS / 100
             run("ip", "link", "add", net.server_interface, "type", "veth", "peer", "name",
                 "up0", "netns", net.switch_namespace)
             run("ip", "-n", net.switch_namespace, "link", "set", "up0", "master", "br0", "up")
@@ -196,6 +223,7 @@ def room_network(pcs: int, pc_mbit: float | None, uplink_mbit: float | None,
     try:
         for index in range(pcs):
             _add_pc(net, index, macs[index] if macs else pc_mac(tag_byte, index))
+        time.sleep(max(0.0, querier_ready - time.monotonic()))
         yield net
     finally:
         _remove(net)

@@ -1,8 +1,12 @@
-"""/v1/allocations: reserve an available node for an instance, as a scheduler needs."""
+"""/v1/allocations: reserve an available node for an instance, as a scheduler needs.
+
+As Ironic's: created ``allocating`` and answered so; a conductor then decides it (``active``
+with a node, or ``error`` with ``last_error``: services/conductor/allocations.py). With
+``node`` (1.58) it is a backfill, checked and written at once by the node's conductor.
+"""
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from fastapi import Body, Depends, Request, Response
@@ -11,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.api import collection
-from services.api.deps import api_version, database, find_node
+from services.api.deps import api_version, conductor, database, find_node
 from services.api.patch import apply_patch
 from services.api.responses import rendered
 from services.api.routing import api_router
@@ -22,28 +26,25 @@ from services.api.views import (
     allocation_document,
     visible_fields,
 )
-from services.common import states, validation
+from services.common import validation
 from services.common.db import Database
 from services.common.exceptions import (
-    Conflict,
     Invalid,
     NodeNotFound,
     NotFound,
     StaleUpdate,
     conflict_from_integrity,
 )
-from services.common.models import Allocation, Node, utcnow
+from services.common.models import Allocation, Node, new_uuid, utcnow
 from services.common.optimistic import retrying_stale
 from services.common.validation import is_uuid
+from services.conductor.interface import ConductorAPI
 
 router = api_router()
 
 CREATABLE = {"resource_class", "traits", "candidate_nodes", "name", "uuid", "extra", "owner",
              "node"}
 SORTABLE = {"uuid", "name", "state", "resource_class", "created_at", "updated_at", "id"}
-# States in which a node's allocation is part of a deployment and may not be taken away.
-PROTECTED_STATES = states.BUSY_STATES | states.WAIT_STATES | {states.S.ACTIVE,
-                                                              states.S.DEPLOYFAIL}
 
 
 def _check_version(version: Version) -> None:
@@ -121,63 +122,11 @@ def _render(request: Request, session: Session, allocations: list[Allocation],
             for a in allocations]
 
 
-def _candidates(session: Session, allocation: Allocation, candidate_ids: list[int] | None
-                ) -> list[int]:
-    statement = select(Node.id, Node.traits).where(
-        Node.provision_state == states.S.AVAILABLE.value,
-        Node.maintenance.is_(False),
-        Node.instance_uuid.is_(None),
-        Node.allocation_id.is_(None),
-        Node.retired.is_(False),
-    )
-    if allocation.resource_class:
-        statement = statement.where(Node.resource_class == allocation.resource_class)
-    if candidate_ids is not None:
-        statement = statement.where(Node.id.in_(candidate_ids))
-    if allocation.owner:
-        statement = statement.where(Node.owner == allocation.owner)
-    wanted = set(allocation.traits)
-    return [row.id for row in session.execute(statement) if wanted <= set(row.traits or [])]
-
-
-def _allocate(session: Session, allocation: Allocation, candidate_ids: list[int] | None) -> None:
-    """Give the allocation one matching node; a conditional UPDATE settles races."""
-    matching = _candidates(session, allocation, candidate_ids)
-    random.shuffle(matching)
-    for node_id in matching:
-        taken = session.execute(
-            update(Node)
-            .where(Node.id == node_id, Node.instance_uuid.is_(None),
-                   Node.allocation_id.is_(None))
-            .values(instance_uuid=allocation.uuid, allocation_id=allocation.id)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if taken == 1:
-            allocation.node_id = node_id
-            allocation.state = "active"
-            return
-    allocation.state = "error"
-    traits = f" and traits {', '.join(allocation.traits)}" if allocation.traits else ""
-    allocation.last_error = (f"No available nodes match the resource class "
-                             f"{allocation.resource_class}{traits}.")
-
-
-def _backfill(session: Session, allocation: Allocation, node: Node) -> None:
-    if node.allocation_id is not None:
-        raise Conflict(f"Node {node.uuid} already has an allocation.")
-    if node.instance_uuid and node.instance_uuid != allocation.uuid:
-        raise Conflict(f"Node {node.uuid} is associated with instance {node.instance_uuid}, "
-                       "which differs from the allocation's UUID.")
-    node.instance_uuid = allocation.uuid
-    node.allocation_id = allocation.id
-    allocation.node_id = node.id
-    allocation.state = "active"
-
-
 @router.post("/v1/allocations", status_code=201)
 def create_allocation(request: Request, body: Any = Body(...),
                       version: Version = Depends(api_version),
-                      db: Database = Depends(database)) -> Response:
+                      db: Database = Depends(database),
+                      manager: ConductorAPI = Depends(conductor)) -> Response:
     _check_version(version)
     if not isinstance(body, dict):
         raise Invalid("Invalid allocation: expected a JSON object.")
@@ -186,41 +135,49 @@ def create_allocation(request: Request, body: Any = Body(...),
         unknown |= {k for k in ("owner", "node") if k in body}
     if unknown:
         raise Invalid(f"Unknown attribute(s) for allocation: {', '.join(sorted(unknown))}.")
-    if not body.get("resource_class") and not body.get("node"):
-        raise Invalid("An allocation needs a resource_class (or a node to backfill).")
     fields = _checked(body)
-    name, extra, traits = fields.get("name"), fields.get("extra", {}), fields.get("traits", [])
     candidates = body.get("candidate_nodes")
     if candidates is not None and not isinstance(candidates, list):
         raise Invalid("Invalid candidate_nodes: expected a list of node names or UUIDs.")
     node_ident = body.get("node")
     if node_ident is not None:
         node_ident = validation.node_ident("node", node_ident)
-    values: dict[str, Any] = {"name": name, "uuid": fields.get("uuid")}
+    elif not fields.get("resource_class"):
+        raise Invalid("The resource_class field is mandatory when not backfilling")
+    values: dict[str, Any] = {"name": fields.get("name"), "uuid": fields.get("uuid")}
     try:
         with db.session() as session:
-            candidate_nodes = _candidate_nodes(session, candidates or [], version)
+            node = None
+            if node_ident:
+                try:
+                    node = find_node(session, node_ident, version)
+                except NodeNotFound as exc:
+                    raise Invalid(exc.message) from None
             allocation = Allocation(
-                resource_class=fields.get("resource_class"), traits=traits, name=name,
-                extra=extra, owner=fields.get("owner"),
-                candidate_nodes=[n.uuid for n in candidate_nodes],
+                resource_class=fields.get("resource_class") or (node and node.resource_class),
+                traits=fields.get("traits", []), name=fields.get("name"),
+                extra=fields.get("extra", {}), owner=fields.get("owner"),
+                candidate_nodes=[n.uuid for n in _candidate_nodes(session, candidates or [],
+                                                                  version)],
+                uuid=fields.get("uuid") or (node and node.instance_uuid) or new_uuid(),
             )
-            if fields.get("uuid"):
-                allocation.uuid = fields["uuid"]
+            values["uuid"] = allocation_uuid = allocation.uuid
             session.add(allocation)
             session.flush()
-            if node_ident:
-                _backfill(session, allocation, find_node(session, node_ident, version))
-            else:
-                _allocate(session, allocation,
-                          [n.id for n in candidate_nodes] if candidates is not None else None)
-            session.flush()
+            node_uuid = node.uuid if node else None
             fields = visible_fields(ALLOCATION_FIELD_VERSIONS, version)
             document = _render(request, session, [allocation], fields)[0]
-            location = f"{request.base_url}v1/allocations/{allocation.uuid}"
-            return rendered(document, 201, {"Location": location})
     except IntegrityError as exc:
         raise conflict_from_integrity(exc, values) from None
+    # A conductor decides it (answered as it was created, "allocating"); a backfill at once.
+    if node_uuid is None:
+        manager.process_allocation(allocation_uuid)
+    else:
+        manager.backfill_allocation(allocation_uuid, node_uuid)
+        with db.session() as session:
+            document = _render(request, session, [_find(session, allocation_uuid)], fields)[0]
+    location = f"{request.base_url}v1/allocations/{allocation_uuid}"
+    return rendered(document, 201, {"Location": location})
 
 
 @router.get("/v1/allocations")
@@ -304,17 +261,10 @@ def update_allocation(ident: str, request: Request, patch: Any = Body(...),
 
 @router.delete("/v1/allocations/{ident}", status_code=204)
 def delete_allocation(ident: str, version: Version = Depends(api_version),
-                      db: Database = Depends(database)) -> Response:
+                      db: Database = Depends(database),
+                      manager: ConductorAPI = Depends(conductor)) -> Response:
     _check_version(version)
     with db.session() as session:
-        allocation = _find(session, ident)
-        node = session.get(Node, allocation.node_id) if allocation.node_id else None
-        if node is not None:
-            if node.provision_state in PROTECTED_STATES and not node.maintenance:
-                raise Conflict(f"Cannot remove allocation {allocation.uuid} from node "
-                               f"{node.uuid} in state \"{node.provision_state}\".")
-            if node.instance_uuid == allocation.uuid:
-                node.instance_uuid = None
-            node.allocation_id = None
-        session.delete(allocation)
+        allocation_uuid = _find(session, ident).uuid
+    manager.destroy_allocation(allocation_uuid)
     return Response(status_code=204)

@@ -15,6 +15,8 @@ from services.api import (
     discovery,
     drivers,
     errors,
+    node_bios,
+    node_firmware,
     node_history,
     node_states,
     node_traits,
@@ -24,6 +26,7 @@ from services.api import (
     portgroups,
     ports,
     root,
+    volumes,
 )
 from services.api.auth import BasicAuthMiddleware, effective_strategy, identity_source
 from services.api.enclume import events as enclume_events
@@ -36,6 +39,7 @@ from services.api.enclume import pc_login_choice as enclume_pc_login_choice
 from services.api.enclume import pc_logins as enclume_pc_logins
 from services.api.enclume import rooms as enclume_rooms
 from services.api.enclume import root as enclume_root
+from services.api.enclume import save_and_log_out as enclume_save_and_log_out
 from services.api.enclume import session_service as enclume_session_service
 from services.api.enclume import sessions as enclume_sessions
 from services.api.enclume import student_states as enclume_student_states
@@ -69,8 +73,9 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     # Routes with fixed segments (/detail, /ports) come before /{ident}.
     for router in (root.router, ports.router, portgroups.router, chassis.router,
                    allocations.router, deploy_templates.router, node_history.router,
+                   node_bios.router, node_firmware.router,
                    nodes.router, node_states.router, node_traits.router,
-                   node_vifs.router,
+                   node_vifs.router, volumes.router,
                    drivers.router, conductors.router, agent_endpoints.router,
                    discovery.router, enclume_root.router, enclume_images.router,
                    enclume_image_uploads.router, enclume_image_store.router,
@@ -78,7 +83,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    enclume_rooms.router, enclume_sessions.router, enclume_jobs.router,
                    enclume_events.router, enclume_session_service.router,
                    enclume_student_states.router, enclume_pc_login_choice.router,
-                   enclume_pc_logins.router):
+                   enclume_pc_logins.router, enclume_save_and_log_out.router):
         app.include_router(router)
     openapi.install(app)
     install_web_page(app, settings, source)  # /ui/: the teacher web page

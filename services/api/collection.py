@@ -45,6 +45,7 @@ def parse_list_query(
     sortable: set[str],
     detail_path: bool = False,
     default_sort: str = "id",
+    detail_since: Version = (1, 43),
 ) -> ListQuery:
     params = request.query_params
     max_limit: int = request.app.state.settings.api.max_page_size
@@ -68,8 +69,9 @@ def parse_list_query(
     detail = detail_path
     detail_raw = params.get("detail")
     if detail_raw is not None:
-        if version < (1, 43):
-            raise Invalid("The detail parameter needs API version 1.43 or newer.")
+        if version < detail_since:
+            raise Invalid("The detail parameter needs API version "
+                          f"{detail_since[0]}.{detail_since[1]} or newer.")
         if detail_path:
             raise Invalid("The detail parameter is not allowed on the /detail endpoint.")
         detail = bool(parse_bool("detail", detail_raw))

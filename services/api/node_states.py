@@ -80,8 +80,21 @@ def set_provision_state(ident: str, request: Request, body: Any = Body(...),
                                                      options["rescue_password"])
     with db.session() as session:
         node = find_node(session, ident, version)
+    _check_rescue_password(node, target, options.get("rescue_password"))
     manager.do_provisioning_action(node.uuid, target, options)
     return _accepted(request, node)
+
+
+def _check_rescue_password(node: Node, target: str, password: str | None) -> None:
+    """Ironic's checks of a rescue password, after its check of the node's state."""
+    if not states.allows(node.provision_state, states.API_TARGET_EVENTS[target]):
+        return  # the conductor refuses it in Ironic's words
+    if password is not None and target != "rescue":
+        raise Invalid('"rescue_password" is only valid when setting target provision state '
+                      "to rescue")
+    if target == "rescue" and not (password or "").strip():
+        raise Invalid('A non-empty "rescue_password" is required when setting target '
+                      "provision state to rescue")
 
 
 @router.put("/{ident}/states/power", status_code=202)

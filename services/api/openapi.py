@@ -24,6 +24,8 @@ from services.api import (
     conductors,
     deploy_templates,
     nodes,
+    openapi_deploy_templates,
+    openapi_volumes,
     portgroups,
     ports,
 )
@@ -85,8 +87,6 @@ PORTGROUP_IDENT = {"ident": "A port group's UUID or name."}
 CHASSIS_IDENT = {"ident": "A chassis' UUID."}
 PORTGROUP_LIST = (*LIST, "portgroup_sort_key")
 CHASSIS_LIST = (*LIST, "chassis_sort_key")
-TEMPLATE_IDENT = {"ident": "A deploy template's UUID or name."}
-TEMPLATE_LIST = (*LIST, "template_sort_key")
 
 
 def _no_detail(query: tuple[str, ...]) -> tuple[str, ...]:
@@ -148,6 +148,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/nodes/{ident}/history/{event_uuid}"): Operation(
         200, "HistoryEvent", errors=(404,),
         path_names=IDENT | {"event_uuid": "A history event's UUID."}),
+    ("get", "/v1/nodes/{ident}/bios"): Operation(
+        200, "BiosCollection", query=("detail", "fields"), errors=(404,), path_names=IDENT),
+    ("get", "/v1/nodes/{ident}/bios/{name}"): Operation(
+        200, errors=(404,), path_names=IDENT | {"name": "A BIOS setting's name."}),
+    ("get", "/v1/nodes/{ident}/firmware"): Operation(200, "FirmwareCollection", errors=(404,),
+                                                     path_names=IDENT),
     ("get", "/v1/nodes/{ident}/allocation"): Operation(200, "Allocation", query=("fields",),
                                                        errors=(404,), path_names=IDENT),
     # ports
@@ -212,20 +218,6 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/chassis/{ident}/nodes/detail"): Operation(
         200, "NodeCollection", query=(*_no_detail(LIST), "node_sort_key"), errors=(404,),
         path_names=CHASSIS_IDENT),
-    # deploy templates (API 1.55)
-    ("get", "/v1/deploy_templates"): Operation(200, "DeployTemplateCollection",
-                                               query=TEMPLATE_LIST),
-    ("get", "/v1/deploy_templates/detail"): Operation(200, "DeployTemplateCollection",
-                                                      query=_no_detail(TEMPLATE_LIST)),
-    ("post", "/v1/deploy_templates"): Operation(201, "DeployTemplate",
-                                                body="DeployTemplateCreate", errors=(409,)),
-    ("get", "/v1/deploy_templates/{ident}"): Operation(
-        200, "DeployTemplate", query=("fields",), errors=(404,), path_names=TEMPLATE_IDENT),
-    ("patch", "/v1/deploy_templates/{ident}"): Operation(
-        200, "DeployTemplate", body="DeployTemplatePatch", errors=(404, 409),
-        path_names=TEMPLATE_IDENT),
-    ("delete", "/v1/deploy_templates/{ident}"): Operation(204, errors=(404,),
-                                                          path_names=TEMPLATE_IDENT),
     # allocations (API 1.52)
     ("get", "/v1/allocations"): Operation(
         200, "AllocationCollection",
@@ -260,7 +252,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         path_names={"node_ident": "The node's UUID."}),
     ("post", "/v1/continue_inspection"): Operation(
         202, body="ContinueInspection", errors=(403, 409, 503), public=True),
-}
+} | {key: Operation(**values) for key, values in (openapi_volumes.operations()
+                                                 | openapi_deploy_templates.operations()).items()}
 
 
 def _sort_key(names: set[str]) -> Schema:
@@ -376,7 +369,8 @@ def build(app: FastAPI) -> Schema:
             f"1.1 to {format_version(MAX_VERSION)} in the {HEADER} or {GENERIC_HEADER} header. "
             "Every error body is Ironic's {\"error_message\": \"<JSON string>\"}.")},
         "paths": paths,
-        "components": {"schemas": component_schemas(),
+        "components": {"schemas": component_schemas() | openapi_volumes.schemas()
+                       | openapi_deploy_templates.schemas(),
                        "securitySchemes": {"http_basic": {"type": "http", "scheme": "basic"}}},
     }
 

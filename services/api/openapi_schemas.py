@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from services.api import chassis, deploy_templates, node_rules, portgroups, ports
+from services.api import chassis, node_rules, portgroups, ports
 from services.api.versions import MAX_VERSION
 from services.api.views import (
     ALLOCATION_FIELD_VERSIONS,
@@ -280,14 +280,6 @@ def component_schemas() -> dict[str, Schema]:
         "ChassisCreate": _chassis_create(),
         "ChassisPatch": _patch(chassis.WRITABLE, "Writable chassis fields: "
                                + ", ".join(sorted(chassis.WRITABLE)) + "."),
-        "DeployTemplateCreate": {
-            "type": "object", "required": ["name", "steps"], "additionalProperties": False,
-            "properties": {"uuid": nullable(UUID), "extra": nullable(OBJECT), "name": TRAIT,
-                           "steps": {"type": "array", "minItems": 1,
-                                     "items": DEPLOY_STEP_SCHEMA}}},
-        "DeployTemplatePatch": _patch(deploy_templates.WRITABLE, "Writable deploy template "
-                                      "fields: " + ", ".join(sorted(deploy_templates.WRITABLE))
-                                      + "."),
         "AllocationCreate": _allocation_create(),
         "AllocationPatch": _patch(("name", "extra"), "Only /name and /extra (API 1.57)."),
         "ProvisionStateChange": _provision(),
@@ -338,9 +330,6 @@ def component_schemas() -> dict[str, Schema]:
         "PortgroupCollection": _collection("portgroups", "Portgroup"),
         "Chassis": _document(CHASSIS_FIELD_VERSIONS, uuid_text),
         "ChassisCollection": _collection("chassis", "Chassis"),
-        "DeployTemplate": _document(deploy_templates.FIELD_VERSIONS, uuid_text | {
-            "name": TRAIT, "steps": {"type": "array", "items": DEPLOY_STEP_SCHEMA}}),
-        "DeployTemplateCollection": _collection("deploy_templates", "DeployTemplate"),
         "Allocation": _document(ALLOCATION_FIELD_VERSIONS, uuid_text | {
             "name": nullable(NAME), "state": {"type": "string"},
             "traits": {"type": "array", "items": TRAIT}}),
@@ -355,6 +344,18 @@ def component_schemas() -> dict[str, Schema]:
         "HistoryEvent": {"type": "object", "properties": {
             "uuid": UUID, "created_at": {"type": "string"}, "severity": {"type": "string"},
             "event": {"type": "string"}}},
+        "BiosCollection": {"type": "object", "required": ["bios"],
+                           "properties": {"bios": {"type": "array",
+                                                   "items": ref("BiosSetting")}}},
+        "BiosSetting": {"type": "object", "properties": {
+            "name": {"type": "string"}, "value": {"type": ["string", "null"]},
+            "created_at": {"type": "string"}, "updated_at": {"type": ["string", "null"]}}},
+        "FirmwareCollection": {"type": "object", "required": ["firmware"], "properties": {
+            "firmware": {"type": "array", "items": {"type": "object", "properties": {
+                "component": {"type": "string"},
+                "initial_version": {"type": ["string", "null"]},
+                "current_version": {"type": ["string", "null"]},
+                "last_version_flashed": {"type": ["string", "null"]}}}}}},
         "Lookup": {"type": "object", "required": ["node", "config"],
                    "properties": {"node": OBJECT, "config": OBJECT}},
         "Versions": OBJECT,

@@ -20,6 +20,10 @@ LOG = logging.getLogger("enclume.api")
 
 def serve(app_factory: Callable[[Settings], FastAPI], settings: Settings) -> int:
     setup_logging(settings.process.log_level)
+    if (settings.api.tls_cert_file is None) != (settings.api.tls_key_file is None):
+        LOG.error("refusing to start: ENCLUME_API_TLS_CERT_FILE and ENCLUME_API_TLS_KEY_FILE "
+                  "go together")
+        return 2
     started_first: StartedFirst | None = None
     try:
         app = app_factory(settings)
@@ -34,9 +38,13 @@ def serve(app_factory: Callable[[Settings], FastAPI], settings: Settings) -> int
     gc.collect()  # the import's and the app's build garbage first, so its memory can be reused
     gc.freeze()
     release_free_heap()
-    LOG.info("serving the Ironic API on http://%s:%d", settings.api.host, settings.api.port)
+    tls = settings.api.tls_cert_file is not None and settings.api.tls_key_file is not None
+    LOG.info("serving the Ironic API on %s://%s:%d", "https" if tls else "http",
+             settings.api.host, settings.api.port)
     try:
         uvicorn.run(app, host=settings.api.host, port=settings.api.port,
+                    ssl_certfile=settings.api.tls_cert_file if tls else None,
+                    ssl_keyfile=settings.api.tls_key_file if tls else None,
                     log_level=settings.process.log_level.lower(),
                     access_log=settings.process.access_log,
                     log_config=None)  # uvicorn logs through our (scrubbing) handlers

@@ -55,7 +55,7 @@ from services.common.bootconfig.image_cache import (
     source_of,
 )
 from services.common.bootconfig.params import UnsafeScriptValue, agent_kernel_params
-from services.common.config import Settings
+from services.common.config import AGENT_API_CA_PATH, Settings
 from services.common.db import Database
 from services.common.lifecycle import Service, lifespan_of
 from services.common.macs import parse_mac
@@ -129,7 +129,7 @@ def _unknown_mac_script(settings: Settings, mac: str) -> str:
         return ipxe.exit_script(f"no node has a port with MAC {mac}; discovery has no ramdisk")
     base = settings.effective_boot_url
     params = agent_kernel_params(settings.effective_agent_api_url, None,
-                                      settings.deploy.kernel_append_params)
+                                 settings.deploy.kernel_append_params, settings.agent_api_ca_url)
     return ipxe.ramdisk_script(served_url(base, settings.deploy.kernel),
                                served_url(base, settings.deploy.ramdisk), params,
                                f"unknown machine {mac} (discovery)")
@@ -187,6 +187,13 @@ def create_boot_app(settings: Settings, db: Database,
             return _text(404, "no such file")
         return FileResponse(path, media_type="application/octet-stream")
 
+    def agent_api_ca(_request: Request) -> Response:
+        """The CA of the API's certificate, for the ramdisk (handed over like its kernel)."""
+        if settings.deploy.agent_api_ca_file is None:
+            return _text(404, "no CA is configured for the API (ENCLUME_AGENT_API_CA_FILE)")
+        return FileResponse(settings.deploy.agent_api_ca_file,
+                            media_type="application/x-pem-file", headers=NO_STORE)
+
     def image(request: Request) -> Response:
         node_uuid: str = request.path_params["node_uuid"]
         try:
@@ -213,9 +220,10 @@ def create_boot_app(settings: Settings, db: Database,
         Route(ipxe.SCRIPT_PATH, boot_script, methods=["GET"]),
         Route(FILES_PATH + "{name:path}", boot_file, methods=["GET", "HEAD"]),
         Route("/images/{node_uuid}", image, methods=["GET", "HEAD"]),
+        Route(AGENT_API_CA_PATH, agent_api_ca, methods=["GET"]),
         *image_block_routes(store, secret),
         *multicast_routes(multicast, secret),
-        *image_capture_routes(store, DatabaseCaptures(db)),
+        *image_capture_routes(store, DatabaseCaptures(db, store, settings.student_states)),
         *wake_routes(settings),
     ], middleware=[Middleware(RequestTimer), Middleware(MetricsEndpoint, bearer=metrics_bearer(
         settings.metrics.require_auth, settings.rpc_shared_secret()))]

@@ -128,9 +128,7 @@ def image_capture_routes(store: ImageStore, authority: CaptureAuthority) -> list
         version_id = str(uuid.uuid4())
         session = store.capture(target.session)
         try:
-            manifest = session.commit(version_id, {
-                "disk_format": "raw", "captured": True,
-                "image": target.image, "version": target.version})
+            manifest = session.commit(version_id, target.source())
         except UnknownCapture:
             done = authority.recorded(target)  # the answer to a commit that made it was lost
             if done is None:

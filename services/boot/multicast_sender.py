@@ -2,10 +2,11 @@
 
 A session streams one image version's raw disk (read from the image store into a FIFO the
 sender reads) once, to a group address and an even port base of its own (picked from
-ENCLUME_MULTICAST_GROUP_RANGE and ENCLUME_MULTICAST_PORT_BASE), out of the provisioning
-interface, TTL 1, at a fixed rate cap, asynchronously with forward error correction: a receiver
-that loses more than the FEC mends repairs the spoiled blocks over HTTP afterwards, it never
-slows the others (docs/architecture.md, "Multicast room restores").
+ENCLUME_MULTICAST_GROUP_RANGE and ENCLUME_MULTICAST_PORT_BASE; the group is the session's
+rendezvous address too, so receivers are given it), out of the provisioning interface, TTL 1,
+at a fixed rate cap, asynchronously with forward error correction: a receiver that loses more
+than the FEC mends repairs the spoiled blocks over HTTP afterwards, it never slows the others
+(docs/architecture.md, "Multicast room restores").
 
 The stream starts when the expected receivers have said they joined, or
 ENCLUME_MULTICAST_START_WAIT_S after the first one did (the PCs boot their ramdisks at different
@@ -34,7 +35,6 @@ from services.images.store import ImageStore
 
 LOG = logging.getLogger(__name__)
 SENDER = "udp-sender"
-RENDEZVOUS_ADDRESS = "224.0.0.1"  # receivers find the sender there (LAB-NOTES: udpcast)
 HELLO_INTERVAL_MS = 200
 STOP_TIMEOUT_S = 5.0
 UNJOINED_LIMIT_S = 3600.0  # longer than any room's PCs take to boot their ramdisks
@@ -78,8 +78,11 @@ class MulticastSession:
 
 def sender_argv(settings: MulticastSettings, interface: str, session: MulticastSession,
                 fifo: Path) -> list[str]:
+    # The session's group carries its rendezvous (hellos, receivers' requests) as well as its
+    # data: a switch with IGMP snooping sends neither to another session's PCs (224.0.0.1, the
+    # all-hosts group, would be flooded to every port of the network).
     return [SENDER, "--file", str(fifo), "--interface", interface,
-            "--portbase", str(session.port), "--mcast-rdv-address", RENDEZVOUS_ADDRESS,
+            "--portbase", str(session.port), "--mcast-rdv-address", session.group,
             "--mcast-data-address", session.group, "--ttl", "1", "--async",
             "--fec", settings.fec, "--max-bitrate", f"{round(settings.rate_mbit * 1000)}k",
             "--rexmit-hello-interval", str(HELLO_INTERVAL_MS)]

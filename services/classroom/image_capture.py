@@ -15,14 +15,18 @@ from typing import Any
 
 from sqlalchemy import select
 
-from services.classroom.image_versions import set_state
+from services.classroom import state_capture
+from services.classroom.image_versions import forget_in_store, set_state
 from services.common.agent_checks import agent_token_matches
 from services.common.classroom_models import Image, ImageVersion
+from services.common.config_classroom_sections import StudentStateSettings
 from services.common.db import Database
 from services.common.models import Node
 from services.common.node_fields import AGENT_TOKEN
 from services.common.states import ProvisionState
+from services.images.errors import StoreError
 from services.images.manifest import Manifest
+from services.images.store import ImageStore
 
 STEP = "capture_image"
 # The conductor's provisioning option carrying the planned step: only the capture API sets it
@@ -30,6 +34,7 @@ STEP = "capture_image"
 OPTION = "capture_step"
 AGENT_COMMAND = "image.capture_blocks"
 CAPTURE_STATES = (ProvisionState.CLEANWAIT.value, ProvisionState.CLEANING.value)
+SAVE_STATES = (ProvisionState.DEPLOYWAIT.value, ProvisionState.DEPLOYING.value)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,18 @@ class CaptureTarget:
     image_type: str = "whole-disk"  # or "partition": the root partition alone
     kernel: str | None = None  # a partition version's (the catalogue requires them)
     ramdisk: str | None = None
+    # A student's state saved at a session's end (services/classroom/state_capture.py): the
+    # deploy's plan and the node, in place of an image and a version name.
+    student: dict[str, Any] | None = None
+
+    def source(self) -> dict[str, object]:
+        """What the store keeps in the captured version's source.json."""
+        if self.student is not None:
+            return {"disk_format": "raw", "captured": True, "student_state": True,
+                    "owner": self.student["owner"],
+                    "base_version": self.student["image_version"]}
+        return {"disk_format": "raw", "captured": True, "image": self.image,
+                "version": self.version}
 
 
 class Refused(Exception):
@@ -96,10 +113,13 @@ def version_document(version: ImageVersion) -> dict[str, Any]:
 
 
 class DatabaseCaptures:
-    """The boot service's ``CaptureAuthority``: the node's agent token and planned step."""
+    """The boot service's ``CaptureAuthority``: the node's agent token and planned step (or
+    the student's state its deploy saves first)."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, db: Database, store: ImageStore | None = None,
+                 states: StudentStateSettings | None = None) -> None:
+        self.db, self.store = db, store
+        self.states = states or StudentStateSettings()
 
     def target(self, node_uuid: str, token: str | None) -> CaptureTarget:
         if not token:
@@ -113,6 +133,11 @@ class DatabaseCaptures:
             if not agent_token_matches(expected, token):
                 raise Refused(403, f"invalid agent token for node {node_uuid}")
             args = planned_capture(info)
+            plan = info.get(state_capture.PLAN)
+            if args is None and node.provision_state in SAVE_STATES and \
+                    isinstance(plan, dict) and not plan.get("done"):
+                return CaptureTarget(session=str(plan["session"]), image="", version="",
+                                     student={**plan, "node": node.uuid})
             if node.provision_state not in CAPTURE_STATES or args is None:
                 raise Refused(409, f"node {node_uuid} is not being captured")
         return CaptureTarget(session=str(args["session"]), image=str(args["image"]),
@@ -130,6 +155,8 @@ class DatabaseCaptures:
 
     def record(self, target: CaptureTarget, version_id: str, manifest: Manifest
                ) -> dict[str, Any]:
+        if target.student is not None:
+            return self._record_state(target.student, version_id, manifest)
         with self.db.session() as session:
             image, taken = self._find(session, target)
             if taken is not None:
@@ -146,7 +173,28 @@ class DatabaseCaptures:
             session.refresh(version)
             return version_document(version)
 
+    def _record_state(self, plan: dict[str, Any], store_id: str, manifest: Manifest
+                      ) -> dict[str, Any]:
+        if self.store is None:
+            raise Refused(409, "this boot service saves no students' states")
+        try:
+            base = self.store.manifest(plan["image_version"])
+        except StoreError:
+            raise Refused(409, f"image version {plan['image_version']} is not in the image "
+                               f"store: {plan['owner']}'s work was not saved") from None
+        try:
+            with self.db.session() as session:
+                document, replaced = state_capture.record_capture(
+                    session, self.states, plan["node"], plan, base, manifest, store_id)
+        except state_capture.CaptureRefused as exc:
+            raise Refused(409, str(exc)) from None
+        if replaced is not None:
+            forget_in_store(self.store, replaced)
+        return document
+
     def recorded(self, target: CaptureTarget) -> dict[str, Any] | None:
+        if target.student is not None:
+            return None  # a lost answer: the deploy fails and a retry captures again
         with self.db.session() as session:
             _, version = self._find(session, target)
             return None if version is None else version_document(version)

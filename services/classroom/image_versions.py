@@ -27,6 +27,19 @@ def set_state(version: ImageVersion, state: str, reason: str | None = None) -> N
     version.state, version.reason, version.state_changed_at = state, reason, utcnow()
 
 
+def instance_info(version: ImageVersion) -> dict[str, Any]:
+    """What a node needs to deploy ``version`` (Ironic's instance_info keys, and the version
+    for a block restore)."""
+    info: dict[str, Any] = {
+        "image_source": version.source, "image_version": version.uuid,
+        "image_os_hash_algo": "sha256",
+        "image_os_hash_value": version.checksum, "image_disk_format": version.disk_format,
+        "image_type": version.image_type, "deploy_boot_mode": version.boot_mode}
+    if version.kernel:
+        info.update(kernel=version.kernel, ramdisk=version.ramdisk)
+    return info
+
+
 def find_image_version(image: Image, version: str) -> ImageVersion:
     found = [v for v in image.versions if v.version == version]
     if not found:

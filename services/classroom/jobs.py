@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from services.classroom import fields
 from services.classroom.images import find_image, find_version
+from services.classroom.pc_logins import clear_login
 from services.classroom.times import as_utc
 from services.common.classroom_models import (
     ClassSession,
@@ -25,9 +26,10 @@ from services.common.classroom_models import (
     Room,
 )
 from services.common.exceptions import Conflict, Invalid, NotFound
+from services.common.models import Node
 from services.common.validation import is_uuid, shown
 
-ACTION_FIELDS = frozenset({"action", "pcs", "image", "force"})
+ACTION_FIELDS = frozenset({"action", "pcs", "image", "force", "discard_unsaved"})
 QUEUED = "queued"
 ACTIVE_JOB_STATES = ("pending", "running")
 FORCED_DELTA = "restore-delta"  # a restore that asks the agent for delta whatever the PC had
@@ -107,6 +109,7 @@ def create_job(session: Session, room: Room, body: Any, *, requested_by: str | N
                            f"{running.planned_end.isoformat()}Z; use force to restore anyway.")
     elif values.get("image") is not None:
         raise Invalid(f"A {kind} action takes no image.")
+    _discard_unsaved(session, kind, values.get("discard_unsaved", False), pcs)
     job = Job(room_id=room.id, kind=kind, requested_by=requested_by, state="pending",
               image_version_id=version.id if version else None,
               occurrence_id=occurrence.id if occurrence else None)
@@ -114,6 +117,20 @@ def create_job(session: Session, room: Room, body: Any, *, requested_by: str | N
     session.add(job)
     session.flush()
     return job
+
+
+def _discard_unsaved(session: Session, kind: str, discard: Any, pcs: list[str]) -> None:
+    """A teacher's confirmation that the logged-in students' work on these PCs is dropped (a
+    save that failed, the store full): their logins are forgotten, so the job saves nothing."""
+    if not isinstance(discard, bool):
+        raise Invalid(f"Invalid value for discard_unsaved: {shown(discard)}; true or false.")
+    if not discard:
+        return
+    if kind not in (*RESTORE_KINDS, "power-off"):
+        raise Invalid(f"A {kind} action saves nothing: discard_unsaved belongs to restores "
+                      "and power-offs.")
+    for node in session.scalars(select(Node).where(Node.uuid.in_(pcs))):
+        clear_login(node)
 
 
 def retry_pc(session: Session, job: Job, node_ident: str) -> JobPC:

@@ -4,6 +4,10 @@ on in its room, and what the user may choose there.
 A student may start fresh from the session's image or resume one of *their own* states made on
 that image version; a teacher of the room (or staff) may also choose maintenance. The
 password is checked by the caller (the one identity source); this module decides the rest.
+
+Who is logged in at a PC is ``driver_internal_info["pc_login"]`` (``record_login`` when the
+user's choice is accepted, ``clear_login`` when the PC is restored for the next class or
+powered off): the user, the action, the state resumed and the image version, and when.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from services.common.validation import is_uuid
 
 # An occurrence in these states is the class on in its room at its planned time.
 CURRENT_STATES = ("planned", "claimed", "running")
+PC_LOGIN = "pc_login"  # in a node's driver_internal_info
 
 
 class AgentRefused(EnclumeError):
@@ -88,3 +93,24 @@ def choices(session: Session, identity: Identity, place: Place) -> list[dict[str
     if teacher:
         found.append({"action": "maintenance"})
     return found
+
+
+def record_login(node: Node, identity: Identity, answer: dict[str, Any], now: datetime) -> None:
+    """Remember who logged in at ``node`` and what they chose (the choice's ``answer``)."""
+    state = answer.get("state")
+    node.driver_internal_info = {**(node.driver_internal_info or {}), PC_LOGIN: {
+        "user": identity.user, "action": answer["action"],
+        "state": state.get("uuid") if isinstance(state, dict) else None,
+        "image_version": answer.get("image_version"), "at": now.isoformat()}}
+
+
+def clear_login(node: Node) -> None:
+    """Nobody is logged in at ``node`` any more."""
+    info = node.driver_internal_info or {}
+    if PC_LOGIN in info:
+        node.driver_internal_info = {k: v for k, v in info.items() if k != PC_LOGIN}
+
+
+def login_of(node: Node) -> dict[str, Any] | None:
+    found = (node.driver_internal_info or {}).get(PC_LOGIN)
+    return found if isinstance(found, dict) else None

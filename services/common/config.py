@@ -52,6 +52,8 @@ from services.common.config_service_sections import (
     WolSettings,
 )
 
+AGENT_API_CA_PATH = "/agent-api-ca.pem"  # the boot service's route of the API's CA
+
 
 class Settings(BaseModel):
     """Every section; each reads its variables when built (a dict given for one overrides them)."""
@@ -136,6 +138,13 @@ class Settings(BaseModel):
     def effective_agent_api_url(self) -> str:
         return (self.deploy.agent_api_url or self.api.public_url
                 or f"http://{self.api.host}:{self.api.port}").rstrip("/")
+
+    @property
+    def agent_api_ca_url(self) -> str | None:
+        """Where the boot service serves ENCLUME_AGENT_API_CA_FILE to the deploy ramdisk."""
+        if self.deploy.agent_api_ca_file is None:
+            return None
+        return f"{self.effective_boot_url.rstrip('/')}{AGENT_API_CA_PATH}"
 
     @property
     def effective_rpc_address(self) -> str:

@@ -4,6 +4,7 @@ and students' saved states (docs/configuration.md)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
@@ -52,6 +53,9 @@ class PcLoginSettings(BaseSettings):
     attempts: int = Field(default=5, ge=1)  # failed logins per user name ...
     window_s: float = Field(default=300.0, gt=0)  # ... within this many seconds
     pc_attempts: int = Field(default=20, ge=1)  # failed logins at one PC in the same window
+    # True: a deploy of a room's PC waits for a login at its console before it restores
+    at_boot: bool = False
+    language: Literal["en", "fr"] = "en"  # of the prompt at the PCs
 
 
 class StudentStateSettings(BaseSettings):

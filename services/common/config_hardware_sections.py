@@ -40,6 +40,8 @@ class DeploySettings(BaseSettings):
     ramdisk: str | None = None
     kernel_append_params: str = env_var("KERNEL_APPEND_PARAMS", "")
     agent_api_url: str | None = env_var("AGENT_API_URL")  # default PUBLIC_URL, else the API's
+    # the CA that signed the API's certificate: the boot service hands it to the ramdisk
+    agent_api_ca_file: Path | None = env_var("AGENT_API_CA_FILE")
     agent_command_timeout_s: float = env_var("AGENT_COMMAND_TIMEOUT_S", 30.0)
     agent_heartbeat_timeout_s: float = env_var("AGENT_HEARTBEAT_TIMEOUT_S", 90.0)
     image_download_source: Literal["local", "http"] = env_var("IMAGE_DOWNLOAD_SOURCE", "local")
@@ -143,8 +145,8 @@ class MulticastSettings(BaseSettings):
     group_range: str = "239.192.77.0/24"  # one group address per session, in this range
     port_base: int = Field(default=9200, gt=0, le=65000)  # sessions: even ports from here
     max_sessions: int = Field(default=16, ge=1)
-    rate_mbit: float = Field(default=80.0, gt=0)  # the sender's fixed rate cap
-    fec: str = "8x16/64"  # udpcast's --fec: interleave x redundancy / stripe size
+    rate_mbit: float = Field(default=90.0, gt=0)  # the sender's fixed rate cap
+    fec: str = "8x16/128"  # udpcast's --fec: interleave x redundancy / stripe size
     start_wait_s: float = Field(default=30.0, ge=0)  # after the 1st joined: start anyway
     interface: str | None = None  # default: ENCLUME_BOOT_INTERFACE, else eth0
     receive_timeout_s: float = Field(default=5.0, gt=0)  # agents: silence that ends the stream

@@ -33,6 +33,8 @@ class ApiSettings(BaseSettings):
     max_request_body_bytes: int = env_var("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
     max_page_size: int = env_var("MAX_PAGE_SIZE", 1000)
     default_resource_class: str | None = env_var("DEFAULT_RESOURCE_CLASS")
+    tls_cert_file: Path | None = None  # both set: the API serves https itself
+    tls_key_file: Path | None = None
 
 
 class AuthSettings(BaseSettings):

@@ -22,6 +22,10 @@ POWER_TARGETS = (POWER_ON, POWER_OFF, REBOOT, SOFT_POWER_OFF, SOFT_REBOOT)
 
 BOOT_DEVICES = ("pxe", "disk", "cdrom", "bios", "safe", "wanboot", "uefi http")
 
+# The attribute registry's fields of a BIOS setting (Ironic 1.74), None when the BMC has none.
+BIOS_REGISTRY_FIELDS = ("attribute_type", "allowable_values", "lower_bound", "max_length",
+                        "min_length", "read_only", "reset_required", "unique", "upper_bound")
+
 
 class UnknownHardwareType(LookupError):
     pass
@@ -55,7 +59,7 @@ FAKE_HARDWARE = HardwareType(
         "power": ("fake",),
         "raid": ("no-raid", "fake"),
         "rescue": ("no-rescue", "fake"),
-        "storage": ("noop",),
+        "storage": ("noop", "external"),
         "vendor": ("no-vendor", "fake"),
     },
     properties=properties.for_power("fake"),
@@ -73,7 +77,7 @@ _REAL_MACHINE = {
     "network": ("noop", "flat", "vlan"),
     "raid": ("no-raid",),
     "rescue": ("no-rescue",),
-    "storage": ("noop",),
+    "storage": ("noop", "external"),
     "vendor": ("no-vendor",),
 }
 
@@ -81,7 +85,9 @@ IPMI = HardwareType(name="ipmi", supported={
     **_REAL_MACHINE, "power": ("ipmi",), "management": ("ipmi", "noop")},
     properties=properties.for_power("ipmi"))
 REDFISH = HardwareType(name="redfish", supported={
-    **_REAL_MACHINE, "power": ("redfish",), "management": ("redfish", "noop")},
+    **_REAL_MACHINE, "power": ("redfish",), "management": ("redfish", "noop"),
+    "bios": ("redfish", "no-bios"), "firmware": ("redfish", "no-firmware"),
+    "boot": ("ipxe", "pxe", "redfish-virtual-media")},
     properties=properties.for_power("redfish"))
 WOL = HardwareType(name="wol", supported={
     **_REAL_MACHINE, "power": ("wol",), "management": ("noop",)},

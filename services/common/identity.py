@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 import bcrypt
 
+from services.common.yaml_errors import describe_yaml_error
+
 LOG = logging.getLogger(__name__)
 ROLES = ("admin", "operator", "teacher", "student", "service")
 # Roles that may use Ironic's /v1 and manage everything of the classroom API.
@@ -182,7 +184,8 @@ class UsersFile(_BcryptFile):
         try:
             document = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise IdentityFileError(f"{self.path}: not valid YAML: {exc}") from None
+            raise IdentityFileError(
+                f"{self.path}: not valid YAML: {describe_yaml_error(exc)}") from None
         users = document.get("users") if isinstance(document, dict) else None
         if not isinstance(users, list):
             raise IdentityFileError(f"{self.path}: expected a mapping with a 'users' list")

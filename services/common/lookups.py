@@ -10,7 +10,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from services.common.db import Database
 from services.common.exceptions import NodeNotFound, NotFound
-from services.common.models import Node, Port, Portgroup
+from services.common.models import Node, Port, Portgroup, VolumeConnector, VolumeTarget
 from services.common.validation import is_uuid
 
 
@@ -44,9 +44,16 @@ def node_uuid_of_portgroup(db: Database, portgroup_uuid: str) -> str:
     return _node_uuid_of(db, Portgroup, portgroup_uuid, "Portgroup")
 
 
-def _node_uuid_of(db: Database, model: type[Port] | type[Portgroup], uuid: str,
-                  kind: str) -> str:
-    """The UUID of the node of the port or port group ``uuid``; NotFound in Ironic's words."""
+def node_uuid_of_volume(db: Database, model: type[VolumeConnector] | type[VolumeTarget],
+                        volume_uuid: str, title: str) -> str:
+    return _node_uuid_of(db, model, volume_uuid, title)
+
+
+def _node_uuid_of(db: Database,
+                  model: type[Port] | type[Portgroup] | type[VolumeConnector] | type[VolumeTarget],
+                  uuid: str, kind: str) -> str:
+    """The UUID of the node of the port, port group or volume ``uuid``; NotFound in Ironic's
+    words."""
     with db.session() as session:
         node_uuid = session.scalar(select(Node.uuid).join(model, model.node_id == Node.id)
                                    .where(model.uuid == uuid))

@@ -197,6 +197,42 @@ class DeployTemplate(TimestampMixin, Base):
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class VolumeConnector(TimestampMixin, Base):
+    """A node's volume connector (Ironic's, API 1.32): how storage sees the node."""
+
+    __tablename__ = "volume_connectors"
+    __table_args__ = (UniqueConstraint("type", "connector_id",
+                                       name="uniq_volumeconnectors0type0connector_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    connector_id: Mapped[str] = mapped_column(String(255))
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    node: Mapped[Node] = relationship()
+
+
+class VolumeTarget(TimestampMixin, Base):
+    """A volume a node can attach or boot from (Ironic's, API 1.32)."""
+
+    __tablename__ = "volume_targets"
+    __table_args__ = (UniqueConstraint("node_id", "boot_index",
+                                       name="uniq_volumetargets0node_id0boot_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    volume_type: Mapped[str] = mapped_column(String(64))
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    boot_index: Mapped[int] = mapped_column(Integer)
+    volume_id: Mapped[str] = mapped_column(String(36))
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    node: Mapped[Node] = relationship()
+
+
 class Conductor(TimestampMixin, Base):
     __tablename__ = "conductors"
 
@@ -280,3 +316,41 @@ class NodeInventory(TimestampMixin, Base):
 # The classroom and session service tables share this metadata (one schema, one set of
 # migrations).
 from services.common import classroom_models, session_models, state_models  # noqa: E402, F401
+
+
+class BiosSetting(TimestampMixin, Base):
+    """A BIOS setting as the node's bios interface last read it, with its attribute registry
+    entry where the BMC gives one (Ironic's bios_settings, API 1.40 and 1.74)."""
+
+    __tablename__ = "bios_settings"
+    __table_args__ = (UniqueConstraint("node_id", "name", name="uniq_bios_settings_node_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str | None] = mapped_column(Text)
+    attribute_type: Mapped[str | None] = mapped_column(String(255))
+    allowable_values: Mapped[list[Any] | None] = mapped_column(JSON)
+    lower_bound: Mapped[int | None] = mapped_column(BigInteger)
+    max_length: Mapped[int | None] = mapped_column(Integer)
+    min_length: Mapped[int | None] = mapped_column(Integer)
+    read_only: Mapped[bool | None] = mapped_column(Boolean)
+    reset_required: Mapped[bool | None] = mapped_column(Boolean)
+    unique: Mapped[bool | None] = mapped_column(Boolean)
+    upper_bound: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class FirmwareComponent(TimestampMixin, Base):
+    """A firmware component's versions as the node's firmware interface read them (Ironic's
+    firmware_information, API 1.86)."""
+
+    __tablename__ = "firmware_information"
+    __table_args__ = (UniqueConstraint("node_id", "component",
+                                       name="uniq_firmware_node_component"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    component: Mapped[str] = mapped_column(String(255))
+    initial_version: Mapped[str | None] = mapped_column(String(255))
+    current_version: Mapped[str | None] = mapped_column(String(255))
+    last_version_flashed: Mapped[str | None] = mapped_column(String(255))

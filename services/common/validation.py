@@ -52,6 +52,10 @@ FIELD_LIMITS: dict[str, int] = {
     "agent_version": 64,
     "agent_token": 255,
     "callback_url": 2048,
+    "connector_type": 32,  # a volume connector's type (iqn, ip, mac, wwnn, wwpn...)
+    "connector_id": 255,
+    "volume_type": 64,
+    "volume_id": 36,
 }
 # Fields whose text may span lines: tabs and line breaks are allowed there, no other control.
 MULTILINE_FIELDS = frozenset({"description", "maintenance_reason", "protected_reason",

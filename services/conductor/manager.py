@@ -18,7 +18,7 @@ import logging
 import threading
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from services.common import agent_checks, states
@@ -37,18 +37,20 @@ from services.common.exceptions import (
     conflict_from_integrity,
 )
 from services.common.membership import Membership
-from services.common.models import Node
+from services.common.models import Allocation, Node
 from services.common.node_fields import INTERFACES
 from services.common.optimistic import check_unchanged
 from services.common.secrets import scrub
 from services.common.validation import traits as check_traits
-from services.conductor import agent, discovery, flows
+from services.conductor import agent, allocations, discovery, flows
+from services.conductor.allocations import AllocationOperations
 from services.conductor.flows import power
 from services.conductor.flows.steps import event_type
 from services.conductor.lifecycle import ConductorLifecycle
 from services.conductor.port_ops import PortOperations
 from services.conductor.runner import TaskRunner
 from services.conductor.task import Task
+from services.conductor.volume_ops import VolumeOperations
 from services.drivers.base import POWER_TARGETS, DriverError
 from services.drivers.registry import Drivers
 
@@ -76,7 +78,7 @@ def _retired_rules(node: Node, values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-class ConductorManager(PortOperations):
+class ConductorManager(PortOperations, VolumeOperations, AllocationOperations):
     def __init__(self, db: Database, settings: Settings, drivers: Drivers,
                  membership: Membership | None = None, rpc_address: str | None = None) -> None:
         """``rpc_address`` is where other processes reach this conductor (None: in process)."""
@@ -305,6 +307,7 @@ class ConductorManager(PortOperations):
                 if new_instance and node.instance_uuid and new_instance != node.instance_uuid:
                     raise Conflict(f"Node {node.uuid} is associated with instance "
                                    f"{node.instance_uuid}; remove it first.")
+                allocations.remove_with_instance(task.session, node, values)
                 busy = states.BUSY_STATES | states.WAIT_STATES
                 if values.get("driver", node.driver) != node.driver and (
                     node.provision_state in busy
@@ -330,6 +333,7 @@ class ConductorManager(PortOperations):
             ):
                 raise Conflict(f"Can not delete node {node.uuid} while it is in state "
                                f"\"{node.provision_state}\".")
+            task.session.execute(delete(Allocation).where(Allocation.node_id == node.id))
             task.session.delete(node)
 
     def update_traits(self, node_uuid: str, add: list[str] | None = None,

@@ -4,6 +4,7 @@
   cleanly with a reason; active nodes another conductor prepared get their boot configuration
   prepared again by their new owner;
 - callback timeouts: nodes that waited for an agent longer than ENCLUME_CALLBACK_TIMEOUT_S fail;
+- allocations left ``allocating`` (their conductor died) are decided;
 - power sync: the power state of every idle node is read from its driver, a few at a time;
 - timetable and room jobs, in a thread of their own every ENCLUME_CLASSROOM_INTERVAL_S: the
   sessions of the rooms the ring gives this conductor run (timetable.py) and their jobs
@@ -29,7 +30,7 @@ from services.common import states
 from services.common.metrics import POWER_SYNC_NODES, POWER_SYNC_SECONDS
 from services.common.models import Node, utcnow
 from services.common.secrets import scrub
-from services.conductor import locks
+from services.conductor import allocations, locks
 from services.conductor.flows.steps import fail_with
 from services.conductor.interface import ConductorAPI
 from services.conductor.manager import ConductorManager
@@ -43,6 +44,7 @@ from services.discovery import untrusted
 
 LOG = logging.getLogger(__name__)
 
+ORPHANED_ALLOCATION_S = 30.0  # a conductor decides an allocation in milliseconds
 # The node history event type of the operation each busy state belongs to.
 BUSY_EVENT_TYPES = {
     states.S.VERIFYING: "verify", states.S.DEPLOYING: "deploying",
@@ -116,6 +118,7 @@ class PeriodicTasks:
             try:
                 self.take_over()
                 self.fail_callback_timeouts()
+                self.resume_allocations()
                 if time.monotonic() >= next_power_sync:
                     self.last_power_sync = self.sync_power_states()
                     next_power_sync = (time.monotonic()
@@ -154,6 +157,21 @@ class PeriodicTasks:
             handled += self.manager.start_on_locked(row.id, row.uuid, _prepare_boot_again,
                                                     "takeover")
         return handled
+
+    def resume_allocations(self) -> int:
+        """Decide the allocations left ``allocating`` for ORPHANED_ALLOCATION_S: those the
+        ring of the first conductor group (where the API sends them) gives this conductor."""
+        groups = sorted({m.conductor_group for m in self.manager.membership.members().values()})
+        if not groups or groups[0] != self.settings.conductor.group:
+            return 0
+        resumed = 0
+        before = utcnow() - timedelta(seconds=ORPHANED_ALLOCATION_S)
+        for allocation_uuid in allocations.orphaned(self.db, before):
+            owner = self.manager.membership.owner(groups[0], allocation_uuid)
+            if owner is not None and owner.hostname == self.manager.host:
+                self.manager.process_allocation(allocation_uuid)
+                resumed += 1
+        return resumed
 
     # -- agent callbacks -------------------------------------------------------------------
 

@@ -43,6 +43,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
+from services.classroom import state_capture
+from services.classroom.image_versions import instance_info
 from services.classroom.jobs import ACTIVE_JOB_STATES, ENDED_JOB_STATES, FORCED_DELTA, QUEUED
 from services.classroom.times import as_utc
 from services.common import states
@@ -70,19 +72,6 @@ STARTING_S = timedelta(seconds=60)  # longer than a start (an update and a provi
 
 
 AGENT_WRITES = (WRITE_IMAGE, RESTORE_BLOCKS, deploy_multicast.MULTICAST_RESTORE)
-
-
-def instance_info(version: ImageVersion) -> dict[str, Any]:
-    """What a node needs to deploy ``version`` (Ironic's instance_info keys, and the version
-    for a block restore)."""
-    info: dict[str, Any] = {
-        "image_source": version.source, "image_version": version.uuid,
-        "image_os_hash_algo": "sha256",
-        "image_os_hash_value": version.checksum, "image_disk_format": version.disk_format,
-        "image_type": version.image_type, "deploy_boot_mode": version.boot_mode}
-    if version.kernel:
-        info.update(kernel=version.kernel, ramdisk=version.ramdisk)
-    return info
 
 
 class JobAdvancer:
@@ -127,8 +116,10 @@ class JobAdvancer:
             nodes = {n.uuid: n for n in session.scalars(
                 select(Node).where(Node.uuid.in_(list(rows))))}
             queued = [pc.id for pc in rows.values() if pc.step == QUEUED]
-            observed = {uuid: self._observe(kind, nodes.get(uuid), pc)
-                        for uuid, pc in rows.items() if pc.step != QUEUED}
+            # A power-off that saves a student's work first is a deploy (restore_mode set).
+            observed = {uuid: self._observe(
+                kind if kind not in POWER_TARGET or pc.restore_mode is None else "restore",
+                nodes.get(uuid), pc) for uuid, pc in rows.items() if pc.step != QUEUED}
             by_id = {pc.id: pc.node_uuid for pc in rows.values()}
         if multicast and queued and info is not None:
             claimed = [pc_id for pc_id in queued if self._claim_start(pc_id)]
@@ -179,15 +170,22 @@ class JobAdvancer:
                image_id: int | None) -> dict[str, Any]:
         """Start one PC's action; the values its row takes (a queued PC stays queued)."""
         try:
-            if kind in POWER_TARGET:
-                self.conductor.change_power_state(node_uuid, POWER_TARGET[kind])
-                return {"step": f"{POWER_TARGET[kind]} requested"}
             with self.db.session() as session:
                 state, written = session.execute(select(
                     Node.provision_state, Node.driver_internal_info).where(
                     Node.uuid == node_uuid)).one_or_none() or (None, None)
+                login = state_capture.logged_in(written) if kind != "wake" and \
+                    state in REBUILDABLE else None
+                if kind == "power-off" and login is not None:
+                    info = _saving_power_off(session, login["image_version"])
+                    image_id = None if info is None else info.pop("image_id")
                 mode = "delta" if kind == FORCED_DELTA or _same_image(
                     session, written, image_id) else "full"
+            if kind in POWER_TARGET and (login is None or info is None):
+                self.conductor.change_power_state(node_uuid, POWER_TARGET[kind])
+                return {"step": f"{POWER_TARGET[kind]} requested"}
+            if login is not None:  # its student's work is saved before the disk is rewritten
+                info = {**(info or {}), state_capture.SAVE_FLAG: True}
             if state is None:
                 return {"outcome": "failed", "error": "The PC's node no longer exists."}
             if state not in REBUILDABLE and state != states.S.AVAILABLE.value:
@@ -231,10 +229,26 @@ class JobAdvancer:
         values.update(_write_progress(node))
         if node.provision_state == states.S.ACTIVE.value:
             values.update(outcome="succeeded", percent=100, **_how_written(node))
+            # the write ended whole, whatever the last heartbeat saw of it (often nothing,
+            # for a restore shorter than a heartbeat)
+            total = pc.bytes_total or values.get("image_bytes")
+            if isinstance(total, int):
+                values.update(bytes_done=total, bytes_total=total)
         elif node.provision_state == states.S.DEPLOYFAIL.value:
             values.update(outcome="failed",
                           error=scrub(node.last_error or "The deploy failed."))
         return values
+
+
+def _saving_power_off(session: Any, version_uuid: str) -> dict[str, Any] | None:
+    """The instance_info of a power-off that saves a logged-in student's work first: the
+    version the student had restored, written back, then the PC off (None: the version is
+    gone, the PC is just powered off)."""
+    version = session.scalar(select(ImageVersion).where(ImageVersion.uuid == version_uuid))
+    if version is None:
+        return None
+    return {**instance_info(version), state_capture.POWER_OFF_AFTER: True,
+            "image_id": version.image_id}
 
 
 def _began(kind: str, node: Node, pc: JobPC) -> bool:
@@ -275,8 +289,9 @@ def _how_written(node: Node) -> dict[str, Any]:
 
 
 def _write_progress(node: Node) -> dict[str, Any]:
-    """Bytes done and total of the image write the agent runs now, if it reported them (a
-    block restore counts each byte of the image twice: compared or written, then verified)."""
+    """Bytes done and total of the image write the agent runs now, if it reported them (of
+    the image: a block restore's compare or write pass and its verification each count for
+    half)."""
     command = (node.driver_internal_info or {}).get(AGENT_COMMAND)
     if not isinstance(command, dict) or command.get("name") not in AGENT_WRITES:
         return {}

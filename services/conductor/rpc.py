@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -25,10 +26,16 @@ from services.common.config import Settings
 from services.common.db import Database
 from services.common.exceptions import EnclumeError, Invalid, StaleUpdate, TemporaryFailure
 from services.common.lifecycle import Service, lifespan_of
-from services.common.lookups import node_uuid_of_port, node_uuid_of_portgroup, node_value
+from services.common.lookups import (
+    node_uuid_of_port,
+    node_uuid_of_portgroup,
+    node_uuid_of_volume,
+    node_value,
+)
 from services.common.membership import Membership
 from services.common.metrics_asgi import MetricsEndpoint, RequestTimer, metrics_bearer
-from services.common.models import Node
+from services.common.models import Allocation, Node
+from services.common.volumes import KINDS
 
 LOG = logging.getLogger(__name__)
 
@@ -38,7 +45,9 @@ SECRET_HEADER = "X-Enclume-RPC-Secret"
 METHODS = frozenset({
     "do_provisioning_action", "change_power_state", "set_boot_device", "get_boot_device",
     "get_supported_boot_devices", "validate", "update_node", "destroy_node", "update_traits",
-    "update_port", "destroy_port", "issue_agent_token", "heartbeat", "process_discovery",
+    "update_port", "destroy_port", "update_portgroup", "destroy_portgroup", "update_volume",
+    "destroy_volume", "process_allocation", "backfill_allocation", "destroy_allocation",
+    "issue_agent_token", "heartbeat", "process_discovery",
     "vif_list", "vif_attach", "vif_detach",
 })
 
@@ -162,6 +171,44 @@ class RpcClient:
     def destroy_portgroup(self, portgroup_uuid: str) -> None:
         self.call(node_uuid_of_portgroup(self.db, portgroup_uuid), "destroy_portgroup",
                   portgroup_uuid=portgroup_uuid)
+
+    def update_volume(self, kind: str, volume_uuid: str, values: dict[str, Any],
+                      node_uuid: str | None = None,
+                      expected: dict[str, Any] | None = None) -> None:
+        self.call(self._node_of_volume(kind, volume_uuid), "update_volume", kind=kind,
+                  volume_uuid=volume_uuid, values=values, node_uuid=node_uuid,
+                  expected=expected)
+
+    def destroy_volume(self, kind: str, volume_uuid: str) -> None:
+        self.call(self._node_of_volume(kind, volume_uuid), "destroy_volume", kind=kind,
+                  volume_uuid=volume_uuid)
+
+    def process_allocation(self, allocation_uuid: str) -> None:
+        self._call_any(allocation_uuid, "process_allocation", allocation_uuid=allocation_uuid)
+
+    def backfill_allocation(self, allocation_uuid: str, node_uuid: str) -> None:
+        self.call(node_uuid, "backfill_allocation", allocation_uuid=allocation_uuid,
+                  node_uuid=node_uuid)
+
+    def destroy_allocation(self, allocation_uuid: str) -> None:
+        with self.db.session() as session:
+            node_uuid = session.scalar(select(Node.uuid).join(
+                Allocation, Allocation.node_id == Node.id).where(
+                Allocation.uuid == allocation_uuid))
+        if node_uuid is None:
+            self._call_any(allocation_uuid, "destroy_allocation", allocation_uuid=allocation_uuid)
+        else:
+            self.call(node_uuid, "destroy_allocation", allocation_uuid=allocation_uuid)
+
+    def _call_any(self, route_by: str, method: str, /, **kwargs: Any) -> Any:
+        """Call ``method`` on a live conductor of any group (the ring of the first group,
+        the default one if it has conductors, for ``route_by``): work tied to no node."""
+        groups = sorted({member.conductor_group for member in self.membership.members().values()})
+        return self.call_in_group(groups[0] if groups else "", route_by, method, **kwargs)
+
+    def _node_of_volume(self, kind: str, volume_uuid: str) -> str:
+        spec = KINDS[kind]
+        return node_uuid_of_volume(self.db, spec.model, volume_uuid, spec.title)
 
     def vif_list(self, node_uuid: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.call(node_uuid, "vif_list", node_uuid=node_uuid)

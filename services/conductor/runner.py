@@ -139,6 +139,20 @@ class TaskRunner:
         self._executor.submit(self._run, node_id, work, event_type)
         return True
 
+    def submit(self, work: Callable[[], None]) -> bool:
+        """Run ``work``, tied to no node, in a worker if one is free right now (else False)."""
+        if not self._free_workers.acquire(blocking=False):
+            return False
+
+        def run() -> None:
+            try:
+                work()
+            finally:
+                self._free_workers.release()
+
+        self._executor.submit(run)
+        return True
+
     def _run(self, node_id: int, work: Work, event_type: str) -> None:
         try:
             with self.task(node_id, locked=True) as task:

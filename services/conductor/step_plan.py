@@ -17,6 +17,9 @@ from services.common.validation import STEP_INTERFACES
 from services.conductor.task import Task
 from services.drivers.base import DriverStep
 
+# The interfaces whose steps the conductor runs itself (no ramdisk): a manual cleaning of
+# their steps is checked before it starts and may not mix them with the agent's.
+CONDUCTOR_INTERFACES = ("bios", "firmware")
 # The core step of every deploy interface: it can be disabled (priority 0), never moved.
 CORE_STEP = ("deploy", "deploy")
 PLANNED_FIELDS = ("interface", "step", "args", "priority")
@@ -58,6 +61,8 @@ def _step_errors(user: dict[str, Any], interface: str, spec: DriverStep, kind: s
     errors = []
     argsinfo = spec.argsinfo or {}
     args = user.get("args") or {}
+    if not isinstance(args, dict):
+        return [f"{kind} step {user}: its args must be an object"]
     unexpected = set(args) - set(argsinfo)
     if unexpected:
         errors.append(f"{kind} step {user} has these unexpected arguments: "
@@ -161,7 +166,31 @@ def clean_plan(task: Task, requested: list[dict[str, Any]], disable_ramdisk: boo
         return validate_user_steps(task, requested, "clean", disable_ramdisk=disable_ramdisk)
     except Invalid as exc:
         known = ", ".join(sorted(offered(task, "clean"))) or "none"
-        raise Invalid(f"{exc}; the node's clean steps: {known}") from None
+        raise Invalid(f"{exc}; the node's clean steps: {known}"
+                      f"{_unsupported(task, requested)}") from None
+
+
+def _unsupported(task: Task, requested: list[dict[str, Any]]) -> str:
+    """Why a requested step's interface offers nothing: the node has its ``no-*`` one."""
+    said = ""
+    for name in sorted({str(step.get("interface")) for step in requested}):
+        implementation = task.driver.interfaces.get(name)
+        if implementation is not None and not implementation.supported:
+            chosen = getattr(task.node, f"{name}_interface", None) or "its default"
+            said += f"; the node's {name} interface is {chosen}"
+    return said
+
+
+def runs_in_conductor(step: dict[str, Any]) -> bool:
+    return step.get("interface") in CONDUCTOR_INTERFACES
+
+
+def flashed_components(steps: list[dict[str, Any]]) -> list[str]:
+    """The firmware components the ``firmware.update`` steps among ``steps`` flash."""
+    return [str(setting.get("component")) for step in steps
+            if (step["interface"], step["step"]) == ("firmware", "update")
+            for setting in (step.get("args") or {}).get("settings") or []
+            if isinstance(setting, dict)]
 
 
 def needs_ramdisk(task: Task, step: dict[str, Any], kind: str = "clean") -> bool:

@@ -18,11 +18,12 @@ import inspect
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from services.common.exceptions import DriverError
 from services.common.hardware_types import (  # noqa: F401 (the drivers' names for them)
+    BIOS_REGISTRY_FIELDS,
     BOOT_DEVICES,
     POWER_OFF,
     POWER_ON,
@@ -33,6 +34,11 @@ from services.common.hardware_types import (  # noqa: F401 (the drivers' names f
     HardwareType,
 )
 from services.drivers.network import vifs
+from services.drivers.step_spec import (
+    DriverStep,
+    conductor_steps,
+    run_method_step,
+)
 
 if TYPE_CHECKING:
     from services.common.models import Port
@@ -66,20 +72,6 @@ class ManualActionRequired(DriverError):
 
 class ContractError(TypeError):
     """An implementation does not match its interface's contract."""
-
-
-@dataclass(frozen=True)
-class DriverStep:
-    """A clean or deploy step an interface offers (as Ironic's ``@base.clean_step`` and
-    ``@base.deploy_step``)."""
-
-    name: str
-    priority: int
-    agent_command: str | None = None  # the agent runs it (else the conductor does)
-    # Ironic's argsinfo: {arg: {"description": ..., "required": bool}}.
-    argsinfo: dict[str, dict[str, Any]] | None = None
-    requires_ramdisk: bool = True
-
 
 
 class Interface(ABC):
@@ -264,9 +256,66 @@ class InspectInterface(Interface):
         return WAIT
 
 
+@dataclass(frozen=True)
+class BiosAttribute:
+    """A BIOS setting as the machine reports it; ``registry`` holds BIOS_REGISTRY_FIELDS."""
+
+    name: str
+    value: str | None
+    registry: dict[str, Any] = field(default_factory=dict)
+
+
+class BiosInterface(Interface):
+    """Firmware settings. The conductor caches what ``read_settings`` answers (the node's
+    ``/bios``) after verification and after cleaning; the steps (clean and deploy steps, as
+    Ironic's) are run by the conductor."""
+
+    clean_steps = deploy_steps = conductor_steps(
+        ("apply_configuration", "A list of BIOS settings to be applied"),
+        ("factory_reset", None))
+
+    def execute_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
+                     ) -> str | None:
+        run_method_step(self, "bios", task, name, args)
+        return None
+
+    @abstractmethod
+    def read_settings(self, task: Task) -> list[BiosAttribute]: ...
+
+    @abstractmethod
+    def apply_configuration(self, task: Task, settings: list[dict[str, Any]]) -> None:
+        """Set each ``{"name", "value"}``; DriverError with the machine's reason when it
+        refuses one or does not apply it."""
+
+    @abstractmethod
+    def factory_reset(self, task: Task) -> None: ...
+
+
+class FirmwareInterface(Interface):
+    """Firmware components ("bios", "bmc") and their versions: cached by the conductor as the
+    bios settings are; updated by the ``update`` clean step, which the conductor runs."""
+
+    clean_steps = deploy_steps = conductor_steps(
+        ("update", "A list of dicts with firmware components to be updated"))
+
+    def execute_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
+                     ) -> str | None:
+        run_method_step(self, "firmware", task, name, args)
+        return None
+
+    @abstractmethod
+    def read_components(self, task: Task) -> dict[str, str | None]:
+        """Component name -> its current version."""
+
+    @abstractmethod
+    def update(self, task: Task, settings: list[dict[str, Any]]) -> None:
+        """Flash each ``{"component", "url"}`` in order; DriverError with the machine's reason
+        when it refuses one or the component's version does not change."""
+
+
 class OtherInterface(Interface):
-    """The interfaces Enclume declares no methods for yet (bios, console, firmware, raid,
-    rescue, storage, vendor): a node chooses an implementation, which only validates."""
+    """The interfaces Enclume declares no methods for yet (console, raid, rescue, storage,
+    vendor): a node chooses an implementation, which only validates."""
 
 
 # Which contract each interface name's implementations follow.
@@ -277,8 +326,9 @@ CONTRACTS: dict[str, type[Interface]] = {
     "deploy": DeployInterface,
     "network": NetworkInterface,
     "inspect": InspectInterface,
-    **{name: OtherInterface for name in ("bios", "console", "firmware", "raid", "rescue",
-                                         "storage", "vendor")},
+    "bios": BiosInterface,
+    "firmware": FirmwareInterface,
+    **{name: OtherInterface for name in ("console", "raid", "rescue", "storage", "vendor")},
 }
 
 
@@ -331,3 +381,11 @@ class NodeDriver:
     @property
     def inspect(self) -> InspectInterface:
         return self._get("inspect", InspectInterface)
+
+    @property
+    def bios(self) -> BiosInterface:
+        return self._get("bios", BiosInterface)
+
+    @property
+    def firmware(self) -> FirmwareInterface:
+        return self._get("firmware", FirmwareInterface)

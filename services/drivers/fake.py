@@ -184,42 +184,6 @@ class FakeDeploy(_Fake, DeployInterface):
         return None
 
 
-# As Ironic's fake BIOS: its two steps, for cleaning and deploying, run by the conductor.
-BIOS_STEPS = {step.name: step for step in (
-    DriverStep("apply_configuration", 0, argsinfo={"settings": {
-        "description": "A list of BIOS settings to be applied", "required": True}},
-        requires_ramdisk=False),
-    DriverStep("factory_reset", 0, requires_ramdisk=False),
-)}
-
-
-class FakeBios(_Fake, OtherInterface):
-    """The ``fake`` bios interface: its settings live in
-    ``driver_internal_info["fake_bios_settings"]``, as a machine's firmware would keep them."""
-
-    clean_steps = BIOS_STEPS
-    deploy_steps = BIOS_STEPS
-
-    def execute_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
-                     ) -> str | None:
-        self.delay.sleep()
-        if name == "factory_reset":
-            task.pop_internal_info("fake_bios_settings")
-            return None
-        if name != "apply_configuration":
-            raise DriverError(f"fake bios has no step {name}")
-        settings = args.get("settings")
-        if not isinstance(settings, list) or not all(
-                isinstance(s, dict) and isinstance(s.get("name"), str) and "value" in s
-                for s in settings):
-            raise DriverError(f"invalid BIOS settings {settings!r}: expected a list of "
-                              "{\"name\": ..., \"value\": ...}")
-        current = dict(task.node.driver_internal_info.get("fake_bios_settings") or {})
-        current.update({s["name"]: s["value"] for s in settings})
-        task.update_internal_info(fake_bios_settings=current)
-        return None
-
-
 class FakeNetwork(_Fake, NetworkInterface):
     def add_provisioning_network(self, task: Task) -> None:
         self.delay.sleep()

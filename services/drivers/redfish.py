@@ -156,9 +156,18 @@ class RedfishSessions:
         return connection.get_system(members[0])
 
     def run(self, access: RedfishAccess, what: str, fn: Callable[[System], T]) -> T:
+        return self._call(access, what, lambda: fn(self.system(access)))
+
+    def run_on_service(self, access: RedfishAccess, what: str,
+                       fn: Callable[[sushy.Sushy, System], T]) -> T:
+        """As ``run``, with the connection too (its services: updates, tasks)."""
+        return self._call(access, what,
+                          lambda: fn(self._connection(access), self.system(access)))
+
+    def _call(self, access: RedfishAccess, what: str, body: Callable[[], T]) -> T:
         def on_system() -> T:
             try:
-                return fn(self.system(access))
+                return body()
             except (sushy_exceptions.ConnectionError, sushy_exceptions.AccessError):
                 self._forget(access)
                 raise

@@ -20,9 +20,11 @@ from services.common.models import Node
 from services.common.node_fields import INTERFACES
 from services.drivers import fake
 from services.drivers.base import Interface, NodeDriver, check_implementation
+from services.drivers.bios import FakeBios, NoBios
 from services.drivers.boot.ipxe import ipxe_boot, pxe_boot
 from services.drivers.deploy.direct import direct_deploy
 from services.drivers.deploy.iscsi import iscsi_deploy
+from services.drivers.firmware import FakeFirmware, NoFirmware
 from services.drivers.inspect.agent import AgentInspect
 from services.drivers.network.vlan import VlanNetwork
 from services.drivers.noop import NoopManagement
@@ -50,12 +52,14 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     ("network", "vlan"): VlanNetwork,
     ("inspect", "fake"): lambda s: fake.FakeInspect(s.fake.deploy_delay_s),
     ("inspect", "no-inspect"): lambda s: fake.NoInspect(),
-    ("bios", "fake"): lambda s: fake.FakeBios(),
-    **{(iface, "fake"): _working for iface in ("console", "firmware", "raid", "rescue",
-                                                "vendor")},
-    **{(iface, f"no-{iface}"): _null for iface in ("bios", "console", "firmware", "raid",
-                                                  "rescue", "vendor")},
+    ("bios", "fake"): lambda s: FakeBios(),
+    ("bios", "no-bios"): lambda s: NoBios(),
+    ("firmware", "fake"): lambda s: FakeFirmware(),
+    ("firmware", "no-firmware"): lambda s: NoFirmware(),
+    **{(iface, "fake"): _working for iface in ("console", "raid", "rescue", "vendor")},
+    **{(iface, f"no-{iface}"): _null for iface in ("console", "raid", "rescue", "vendor")},
     ("storage", "noop"): _working,
+    ("storage", "external"): _working,  # volumes stored; the storage is managed elsewhere
     ("management", "noop"): lambda s: NoopManagement(),
     ("power", "wol"): WolPower,
     ("boot", "ipxe"): ipxe_boot,
@@ -88,6 +92,11 @@ CLIENT_IMPLEMENTATIONS: dict[tuple[str, str],
     ("power", "redfish"): ("redfish", _lazy("services.drivers.redfish", "redfish_power")),
     ("management", "redfish"): ("redfish", _lazy("services.drivers.redfish",
                                                  "redfish_management")),
+    ("bios", "redfish"): ("redfish", _lazy("services.drivers.redfish_bios", "redfish_bios")),
+    ("firmware", "redfish"): ("redfish", _lazy("services.drivers.redfish_firmware",
+                                               "redfish_firmware")),
+    ("boot", "redfish-virtual-media"): ("redfish", _lazy("services.drivers.boot.redfish_vmedia",
+                                                         "redfish_virtual_media")),
 }
 
 

@@ -31,14 +31,8 @@ class Known:
     reason: str
 
 
-ALLOCATING = ("allocations are decided while `POST /v1/allocations` runs: never `allocating` "
-              "(a conductor-decided life cycle is issue #21's allocations work)")
-VOLUMES = "volume connectors and targets are not served (404); issue #21 adds them"
 RAID = ("RAID is not served: `GET /v1/drivers/{name}/raid/logical_disk_properties` and "
         "`PUT /v1/nodes/{id}/states/raid` are 404")
-
-
-ALLOCATION_TESTS = "osc.v1.test_baremetal_allocation.BaremetalAllocationTests"
 
 
 def newer(version: str, what: str) -> str:
@@ -47,10 +41,6 @@ def newer(version: str, what: str) -> str:
 
 KNOWN: tuple[Known, ...] = (
     # python-ironicclient 5.8.1, ironicclient/tests/functional (through the openstack CLI)
-    Known("ironicclient", f"{ALLOCATION_TESTS}.test_create", "fail", ALLOCATING),
-    Known("ironicclient", f"{ALLOCATION_TESTS}.test_create_candidate_nodes", "fail", ALLOCATING),
-    Known("ironicclient", f"{ALLOCATION_TESTS}.test_create_name_uuid", "fail", ALLOCATING),
-    Known("ironicclient", f"{ALLOCATION_TESTS}.test_create_traits", "fail", ALLOCATING),
     Known("ironicclient", "osc.v1.test_baremetal_driver_basic.BaremetalDriverTests"
           ".test_driver_raid_property_list", "fail", RAID),
     Known("ironicclient", "osc.v1.test_baremetal_node_basic.BaremetalNodeTests"
@@ -60,8 +50,6 @@ KNOWN: tuple[Known, ...] = (
     Known("ironicclient", "osc.v1.test_baremetal_node_basic.BaremetalNodeTests"
           ".test_set_unset_target_raid_config_3__300___6_0__", "fail", RAID),
     # openstacksdk 4.22.0, openstack/tests/functional/baremetal
-    Known("openstacksdk", "v1.test_allocation.TestBareMetalAllocation"
-          ".test_allocation_create_get_delete", "fail", ALLOCATING),
     Known("openstacksdk", "v1.test_inspection_rules", "skip", newer("1.96", "inspection rules")),
     Known("openstacksdk", "v1.test_node.TestBareMetalNodeInstanceName", "skip",
           newer("1.104", "`instance_name`")),
@@ -73,8 +61,6 @@ KNOWN: tuple[Known, ...] = (
           newer("1.92", "runbooks")),
     Known("openstacksdk", "v1.test_runbooks.TestBareMetalRunbookTraits", "skip",
           newer("1.112", "runbook traits")),
-    Known("openstacksdk", "v1.test_volume_connector", "fail", VOLUMES),
-    Known("openstacksdk", "v1.test_volume_target", "fail", VOLUMES),
 )
 
 

@@ -127,6 +127,7 @@ def test_full_restore_is_byte_identical_and_skips_zero_blocks(
     assert result["fetched_bytes"] == manifest.data_bytes < manifest.size
     assert result["verified"] is True
     assert document["progress"]["done_bytes"] == document["progress"]["total_bytes"] > 0
+    assert document["progress"]["total_bytes"] == IMAGE_SIZE  # of the image, not of the passes
 
 
 def test_delta_restore_after_a_two_percent_change_fetches_only_what_differs(
@@ -146,6 +147,7 @@ def test_delta_restore_after_a_two_percent_change_fetches_only_what_differs(
                    if manifest.blocks[index] is not None)
     assert result["fetched_bytes"] == expected
     assert result["refetched_blocks"] == 0 and not result["fell_back_to_full"]
+    assert document["progress"] == {"done_bytes": IMAGE_SIZE, "total_bytes": IMAGE_SIZE}
 
 
 def test_a_block_served_corrupt_once_is_fetched_again(

@@ -89,6 +89,8 @@ def test_a_block_the_disk_did_not_keep_is_written_again_until_it_verifies(
     assert result["verified"] is True
     assert result["fell_back_to_full"] is falls_back
     assert result["differing_blocks"] == 1
+    # fetched again by each refetch round that ran (the full write is not a refetch)
+    assert result["refetched_blocks"] == min(lost_writes, REPAIR_ROUNDS)
     lost = counts["ranges"][0]  # type: ignore[index]
     assert lost["dropped"] == lost_writes and lost["landed"] == 1, counts
     assert identical(disk.backing, image)

@@ -17,9 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.aio import Server
+from tests.support.polling import eventually
 
 BAREMETAL = Path(sys.executable).parent / "baremetal"
 COMMAND_TIMEOUT = 60.0
@@ -259,4 +261,30 @@ def test_drivers_conductors_and_unknown_node(cli: Cli, aio: Server) -> None:
     assert manage.returncode != 0
     assert f"Node {missing} could not be found" in manage.stderr, manage.stderr
     assert manage.stdout == ""
+    assert_no_tracebacks(aio)
+
+
+def test_bios_settings_through_the_cli(cli: Cli, aio: Server) -> None:
+    """The node is prepared through the API (the CLI's --wait polls every 2 s); the bios
+    commands are the CLI's."""
+    name = unique("cli-bios")
+    with httpx.Client(base_url=aio.url, headers={"X-OpenStack-Ironic-API-Version": "1.73"},
+                      timeout=30) as api:
+        assert api.post("/v1/nodes", json={"driver": "fake-hardware", "name": name,
+                                           "bios_interface": "fake"}).status_code == 201
+        for target, body in (("manage", {}), ("clean", {"clean_steps": [{
+                "interface": "bios", "step": "apply_configuration", "args": {"settings": [
+                    {"name": "HyperThreading", "value": "Disabled"}]}}]})):
+            response = api.put(f"/v1/nodes/{name}/states/provision",
+                               json={"target": target, **body})
+            assert response.status_code == 202, response.text
+            eventually(lambda: api.get(f"/v1/nodes/{name}").json()["provision_state"]
+                       == "manageable", 20, f"{target} done")
+    detailed, shown = cli.parallel_json(
+        ("node", "bios", "setting", "list", name, "--long"),
+        ("node", "bios", "setting", "show", name, "SerialNumber"))
+    assert {s["name"]: s["value"] for s in detailed}["HyperThreading"] == "Disabled"
+    serial = next(s for s in detailed if s["name"] == "SerialNumber")
+    assert serial["read_only"] is True and serial["attribute_type"] == "String"
+    assert shown["value"] == "FAKE-0001" and shown["name"] == "SerialNumber"
     assert_no_tracebacks(aio)

@@ -211,6 +211,24 @@ def test_with_discovery_unknown_macs_get_the_discovery_ramdisk(boot: Boot) -> No
     assert quiet.splitlines()[-1] == "exit" and known in quiet
 
 
+def test_the_boot_service_hands_the_ramdisk_the_apis_ca(boot: Boot, tmp_path: Path) -> None:
+    ca = tmp_path / "api-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    settings = boot.settings.model_copy(update={
+        "discovery": boot.settings.discovery.model_copy(update={"enabled": True}),
+        "deploy": boot.settings.deploy.model_copy(update={
+            "kernel": "deploy.kernel", "ramdisk": "deploy.ramdisk", "agent_api_ca_file": ca,
+            "agent_api_url": "https://192.0.2.10:6385"})})
+    with serving(create_boot_app(settings, boot.db)) as url:
+        served = httpx.get(f"{url}/agent-api-ca.pem")
+        unknown = httpx.get(f"{url}/boot.ipxe", params={"mac": "52:54:00:fe:fe:fd"}).text
+    assert served.status_code == 200 and served.text == ca.read_text()
+    assert ("enclume.api_url=https://192.0.2.10:6385 enclume.discovery=1 "
+            "enclume.api_ca_url=http://192.0.2.10:8080/agent-api-ca.pem") in unknown
+    without = httpx.get(f"{boot.url}/agent-api-ca.pem")
+    assert without.status_code == 404 and "ENCLUME_AGENT_API_CA_FILE" in without.text
+
+
 # -- boot files ----------------------------------------------------------------------------
 
 

@@ -9,32 +9,25 @@ import logging
 import re
 import socket
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
-from services.common.classroom_models import ClassSession, ImageVersion, Occurrence, Room
 from services.common.config import Settings
-from services.common.config_classroom_sections import LdapSettings
 from services.common.db import Database, upgrade_schema
 from services.common.identity import UsersFile
 from services.common.ldap_identity import DirectoryUnavailable, LdapSource
-from services.common.models import Node
-from services.common.node_fields import AGENT_TOKEN
 from tests.support import slapd
 from tests.support.api_stack import served_api
 from tests.support.classroom_users import ok, write_users_file
+from tests.support.pc_login_room import pc_in_a_class
+from tests.support.slapd import ldap_settings
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not slapd.available(), reason="needs Debian's slapd")]
 
 LOCAL_PASSWORD = "local teacher password"
-ROLE_GROUPS = {"staff-net": "teacher", "l3-net": "student", "admins": "admin"}
-ROOM_GROUPS = {"staff-net": ["B12", "B14"], "l3-b12": ["B12"]}
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +44,6 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tina is also a local teacher (another password); sam is not local."""
     return write_users_file(tmp_path_factory.mktemp("users"), {"tina": (["teacher"], ["B12"])},
                             LOCAL_PASSWORD)
-
-
-def ldap_settings(url: str, **overrides: Any) -> LdapSettings:
-    values: dict[str, Any] = {
-        "url": url, "user_dn_template": f"uid={{user}},ou=people,{slapd.BASE}",
-        "group_base": f"ou=groups,{slapd.BASE}", "role_groups": ROLE_GROUPS,
-        "room_groups": ROOM_GROUPS, "connect_timeout_s": 2, "timeout_s": 3}
-    return LdapSettings(**{**values, **overrides})
 
 
 def closed_port() -> int:
@@ -222,39 +207,10 @@ def test_the_api_says_503_when_the_directory_is_down_and_never_echoes_the_passwo
     assert LOCAL_PASSWORD not in caplog.text
 
 
-def _pc_in_a_class(client: httpx.Client, db: Database) -> str:
-    """pc0 in room B12 (tina's by her groups) with a class on now; its agent's token set."""
-    ada = ("ada", slapd.password_of("ada"))
-    node = ok(client.post("/v1/nodes", auth=ada, json={"driver": "fake-hardware", "name": "pc0"},
-                          headers={"X-OpenStack-Ironic-API-Version": "latest"}), 201)
-    ok(client.post("/enclume/v1/images", auth=ada, json={"name": "debian", "versions": [
-        {"version": "v1", "source": "http://images.example/debian.img", "checksum": "a" * 64,
-         "disk_format": "qcow2", "boot_mode": "uefi"}]}), 201)
-    ok(client.post("/enclume/v1/rooms", auth=ada, json={
-        "name": "B12", "time_zone": "Europe/Paris", "allowed_images": ["debian"],
-        "pcs": ["pc0"]}), 201)
-    now = datetime.now(UTC)
-    with db.session() as session:
-        pc = session.scalar(select(Node).where(Node.uuid == node["uuid"]))
-        room = session.scalar(select(Room).where(Room.name == "B12"))
-        version = session.scalar(select(ImageVersion))
-        assert pc is not None and room is not None and version is not None
-        pc.driver_internal_info = {AGENT_TOKEN: "pc0-agent-token"}
-        wall = now.replace(tzinfo=None)
-        lesson = ClassSession(room_id=room.id, image_version_id=version.id, recurrence="once",
-                              starts_at=wall - timedelta(hours=1),
-                              ends_at=wall + timedelta(hours=1), before="none", after="nothing")
-        session.add(lesson)
-        session.flush()
-        session.add(Occurrence(session_id=lesson.id, planned_start=now - timedelta(hours=1),
-                               planned_end=now + timedelta(hours=1), state="running"))
-    return str(node["uuid"])
-
-
 def test_logins_at_a_pc_against_the_directory_up_and_down(
         api: tuple[httpx.Client, Database], directory: slapd.Slapd) -> None:
     client, db = api
-    node = _pc_in_a_class(client, db)
+    node = pc_in_a_class(client, db, ("ada", slapd.password_of("ada")))
 
     def login(user: str, password: str) -> httpx.Response:
         return client.post("/enclume/v1/pc-logins", headers={"X-Agent-Token": "pc0-agent-token"},

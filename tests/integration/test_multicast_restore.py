@@ -7,9 +7,9 @@ Every disk ends byte-identical to the image: with a clean stream (nothing fetche
 with one PC dropping 5% of its packets, or 35% of its UDP ones (iptables' statistic match in its
 namespace: it repairs over HTTP what the FEC cannot mend, the others get the whole stream at the
 sender's fixed rate); with the sender killed mid-stream (every agent falls back to HTTP); with a
-PC that joins after the stream started; with a block corrupted in the stream (repaired from the
-manifest). An image whose block is corrupt in the store too fails the command, the disk left
-unbootable.
+PC that joins after the stream started, or after it ended (it does not wait for it); with a
+block corrupted in the stream (repaired from the manifest). An image whose block is corrupt
+in the store too fails the command, the disk left unbootable.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def start_restore(lab: Lab, agent: RunningAgent, session: dict[str, Any], disk: 
         "image_token": tokens.issue(SECRET, VERSION, 600),
         "manifest_url": f"{base}/manifest", "manifest_sha256": lab.store.manifest_sha256(VERSION),
         "disk_url": f"{base}/disk", "target_disk": str(disk),
-        "multicast": {"port": session["port"],
+        "multicast": {"port": session["port"], "group": session["group"],
                       "joined_url": f"{lab.boot_url}/multicast-sessions/{session['id']}/joined",
                       "start_timeout_s": start_timeout_s, "receive_timeout_s": 2}})
     assert status == 200, document
@@ -312,6 +312,32 @@ def test_a_pc_joining_after_the_start_repairs(fresh: Lab) -> None:
     assert all(identical(fresh, disk) for disk in fresh.disks)
     assert results[-1]["multicast_received_bytes"] < IMAGE_SIZE, results[-1]
     assert results[-1]["fetched_bytes"] > 0, results[-1]
+
+
+def test_a_pc_coming_after_the_stream_ended_repairs_without_waiting_for_it(
+        fresh: Lab) -> None:
+    """Its receiver would wait its whole start timeout (30 s here) for a sender that is gone:
+    the agent sees the session is over and repairs at once."""
+    early, late = fresh.agents[:-1], fresh.agents[-1]
+    session = boot_call(fresh, "POST", "/multicast-sessions",
+                        {"version_id": VERSION, "expected": PCS - 1})
+    try:
+        started = time.monotonic()
+        documents = [start_restore(fresh, agent, session, disk)
+                     for agent, disk in zip(early, fresh.disks[:-1], strict=True)]
+        sender = fresh.sessions.get(session["id"])
+        assert sender is not None and sender.process is not None
+        sender.process.wait(timeout=60)
+        came = time.monotonic()
+        documents.append(start_restore(fresh, late, session, fresh.disks[-1],
+                                       start_timeout_s=30))
+        ended = wait_all(fresh.agents, documents, started)
+    finally:
+        boot_call(fresh, "DELETE", f"/multicast-sessions/{session['id']}")
+    result, at = succeeded(ended[-1][0]), ended[-1][1]
+    assert identical(fresh, fresh.disks[-1])
+    assert result["multicast_received_bytes"] == 0 and result["fetched_bytes"] > 0, result
+    assert at - (came - started) < 15, at - (came - started)
 
 
 def test_a_block_corrupt_in_the_stream_is_repaired_from_the_manifest(fresh: Lab) -> None:

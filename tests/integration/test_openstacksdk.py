@@ -159,7 +159,9 @@ def test_allocation_by_resource_class_and_trait(aio: Server) -> None:
 
     second = conn.baremetal.create_allocation(resource_class=rc, traits=["CUSTOM_GPU"])
     second = conn.baremetal.wait_for_allocation(second, timeout=30, ignore_error=True)
-    assert second.state == "error" and "No available nodes" in second.last_error
+    assert second.state == "error" and second.last_error == (  # Ironic's text
+        f"Failed to process allocation {second.id}: no suitable nodes have the requested "
+        "traits CUSTOM_GPU.")
 
     conn.baremetal.delete_allocation(allocation)
     assert conn.baremetal.get_node(gpu.id).instance_id is None

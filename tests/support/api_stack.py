@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -20,6 +23,13 @@ from tests.support.asgi import serving
 HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+
 @dataclass
 class ServedApi:
     client: httpx.Client
@@ -28,11 +38,16 @@ class ServedApi:
 
 
 @contextmanager
-def served_api(settings: Settings, db: Database) -> Iterator[ServedApi]:
-    """An httpx client (at the newest microversion) on the app, until the block ends."""
+def served_api(settings: Settings, db: Database, tls: TlsFiles | None = None
+               ) -> Iterator[ServedApi]:
+    """An httpx client (at the newest microversion) on the app, until the block ends; with
+    ``tls`` served over https (the client trusts its CA)."""
     drivers = Drivers(settings)
     membership = Membership(db, settings)
     manager = ConductorManager(db, settings, drivers, membership)
     app = create_app(settings, db, manager, membership, services=[manager])
-    with serving(app) as url, httpx.Client(base_url=url, timeout=10, headers=HEADERS) as api:
+    files = (tls.cert_file, tls.key_file) if tls else None
+    verify: Any = ssl.create_default_context(cafile=str(tls.ca_file)) if tls else True
+    with serving(app, tls=files) as url, httpx.Client(base_url=url, timeout=10, headers=HEADERS,
+                                                      verify=verify) as api:
         yield ServedApi(api, manager, app)

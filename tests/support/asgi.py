@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -20,17 +21,20 @@ def bound_socket() -> socket.socket:
     return sock
 
 
-def url_of(sock: socket.socket) -> str:
+def url_of(sock: socket.socket, scheme: str = "http") -> str:
     host, port = sock.getsockname()
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
 @contextmanager
-def serving(app: Any, sock: socket.socket | None = None, timeout: float = 10.0
-            ) -> Iterator[str]:
-    """Run ``app`` (lifespan included) until the block ends; yields its base URL."""
+def serving(app: Any, sock: socket.socket | None = None, timeout: float = 10.0,
+            tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """Run ``app`` (lifespan included) until the block ends; yields its base URL. ``tls``:
+    (certificate, key) files to serve https with."""
     sock = sock or bound_socket()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(
+        app, log_level="warning", lifespan="on", ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
@@ -39,7 +43,7 @@ def serving(app: Any, sock: socket.socket | None = None, timeout: float = 10.0
             raise RuntimeError("the ASGI app did not start")
         time.sleep(0.02)
     try:
-        yield url_of(sock)
+        yield url_of(sock, "https" if tls else "http")
     finally:
         server.should_exit = True
         thread.join(timeout)

@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ramdisk.buildcache import exclusive
+
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ROOT / "tests" / "clients"
 REQUIREMENTS = CLIENTS / "requirements.txt"
@@ -24,6 +26,7 @@ DRIVER = CLIENTS / "functional_driver.py"
 VENV = ROOT / ".cache" / "client-functional" / "venv"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".requirements-sha256"
+LOCK = VENV.parent / ".venv.lock"  # pytest-xdist workers: one builds, the others wait for it
 # python-ironicclient's harness runs the CLI from {cwd}/.tox/{OS_TESTENV_NAME}/bin (tox's layout).
 TESTENV_NAME = "functional"
 SUITE_TIMEOUT = 2400.0  # one driver process; a loaded 2-core machine runs the CLI slowly
@@ -38,6 +41,11 @@ class Outcome:
 
 def ensure_clients_venv() -> Path:
     """The clients' venv, installed from PyPI when missing or when the requirements changed."""
+    with exclusive(LOCK):
+        return _ensure_clients_venv()
+
+
+def _ensure_clients_venv() -> Path:
     wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
     if PYTHON.exists() and STAMP.exists() and STAMP.read_text() == wanted:
         return VENV

@@ -106,9 +106,12 @@ def _copy_out(disk: Path, offset: int, target: Path) -> None:
             writer.write(chunk)
 
 
-def change_disk(path: Path, fraction: float, seed: int = 2) -> None:
+def change_disk(path: Path, fraction: float, seed: int = 2, tree: str | None = None) -> None:
     """Write about ``fraction`` of the disk's size as new files in a new package tree, remove a
-    few files, and edit the partition table, as an OS running on the disk would."""
+    few files, and edit the partition table, as an OS running on the disk would. ``tree``: a
+    further change of a disk changed once already, new files under /opt/<tree> only."""
+    first = tree is None
+    tree = tree or "class-work"
     rng = random.Random(seed)
     size = path.stat().st_size
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
@@ -116,20 +119,22 @@ def change_disk(path: Path, fraction: float, seed: int = 2) -> None:
         _copy_out(path, FIRST_PARTITION, filesystem)
         new_files = Path(scratch) / "new"
         new_files.mkdir()
-        commands = ["mkdir /opt", "mkdir /opt/class-work", "rm /etc/hostname"]
+        commands = (["mkdir /opt", "rm /etc/hostname"] if first else []) + [f"mkdir /opt/{tree}"]
         written = number = 0
         while written < fraction * size:
             count = min(rng.choice((16384, 262144, 1 * MiB)), int(fraction * size) - written + 1)
             local = new_files / f"f{number}"
             local.write_bytes(rng.randbytes(count))
             if number % 8 == 0:
-                commands.append(f"mkdir /opt/class-work/module-{number}")
-            commands.append(f"write {local} /opt/class-work/module-{number - number % 8}/"
+                commands.append(f"mkdir /opt/{tree}/module-{number}")
+            commands.append(f"write {local} /opt/{tree}/module-{number - number % 8}/"
                             f"f{number}")
             written += count
             number += 1
         _debugfs(filesystem, commands, Path(scratch))
         _copy_into(filesystem, path, FIRST_PARTITION)
+    if not first:
+        return
     _run("sfdisk", "--quiet", "--disk-id", str(path), "0x5678ef01")
     _run("sfdisk", "--quiet", "--part-type", str(path), "1", "8e")
 

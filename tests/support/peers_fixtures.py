@@ -91,14 +91,16 @@ def ipmi_fleet() -> Iterator[IpmiPeers]:
 
 @pytest.fixture
 def make_redfish_emulator(tmp_path: Path) -> Iterator[Callable[..., RedfishPeers]]:
-    """Factory: ``make_redfish_emulator(systems, tls=False)`` -> a started ``RedfishPeers``."""
+    """Factory: ``make_redfish_emulator(systems, tls=False, bios=False)`` -> a started
+    ``RedfishPeers``."""
     with ExitStack() as stack:
         counter = iter(range(1_000_000))
 
-        def make(systems: list[FakeSystem], tls: bool = False) -> RedfishPeers:
+        def make(systems: list[FakeSystem], tls: bool = False,
+                 bios: bool = False) -> RedfishPeers:
             password = secrets.token_urlsafe(12)
             emulator = RedfishEmulator(tmp_path / f"redfish-{next(counter)}", systems,
-                                       {REDFISH_USERNAME: password}, tls=tls)
+                                       {REDFISH_USERNAME: password}, tls=tls, bios=bios)
             stack.enter_context(emulator)
             return RedfishPeers(emulator=emulator, username=REDFISH_USERNAME, password=password)
 

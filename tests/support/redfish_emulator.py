@@ -28,6 +28,9 @@ Measured with sushy-tools 2.2.0 (sushy 5.14 as client), see tests/integration/te
   default, so an endpoint that is down costs a default ``sushy.Sushy()`` ~27 s to give up on.
 - The environment variable for the fake driver is ignored: ``SUSHY_EMULATOR_FAKE_DRIVER = True``
   is written into the config file and ``--fake`` is passed as well.
+- BIOS: the fake driver has none (``/BIOS`` answers 501). ``bios=True`` starts the same emulator
+  through ``tests/support/sushy_emulator_bios.py``, which gives its fake driver the libvirt
+  driver's BIOS settings and refuses what the emulator's own attribute registry forbids.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from tests.support.procfs import stop_process
 from tests.support.throwaway_ca import create_ca, issue_server_certificate
 
 SUSHY_EMULATOR = Path(sys.executable).parent / "sushy-emulator"
+REPO = Path(__file__).resolve().parents[2]
 SYSTEMS_PATH = "/redfish/v1/Systems"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
@@ -96,7 +100,7 @@ class RedfishEmulator:
     """One sushy-emulator process. Use as a context manager, or ``start()``/``close()``."""
 
     def __init__(self, workdir: Path, systems: list[FakeSystem], users: dict[str, str],
-                 *, tls: bool = False, host: str = "127.0.0.1") -> None:
+                 *, tls: bool = False, host: str = "127.0.0.1", bios: bool = False) -> None:
         if not users:
             raise ValueError("at least one user is needed (HTTP basic authentication)")
         if not SUSHY_EMULATOR.exists():
@@ -107,6 +111,7 @@ class RedfishEmulator:
         self.users = dict(users)
         self.host = host
         self.tls = tls
+        self.bios = bios
         self.port = 0
         self.ca_file: Path | None = None
         self.log_file = workdir / "sushy-emulator.log"
@@ -236,10 +241,13 @@ class RedfishEmulator:
         self._write_config()
         env = {key: value for key, value in os.environ.items()
                if not key.startswith("SUSHY_EMULATOR_")}
+        program = ([sys.executable, "-m", "tests.support.sushy_emulator_bios"] if self.bios
+                   else [str(SUSHY_EMULATOR)])
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
-                [str(SUSHY_EMULATOR), "--config", str(self._config_file), "--fake"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+                [*program, "--config", str(self._config_file), "--fake"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                cwd=REPO)
         try:
             self._wait_until_answering()
         except BaseException:

@@ -24,7 +24,9 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from services.common.config_classroom_sections import LdapSettings
 from tests.support.throwaway_ca import create_ca, issue_server_certificate
 
 SLAPD = Path("/usr/sbin/slapd")
@@ -35,6 +37,16 @@ PEOPLE = {"tina": "Tina Teacher", "tom": "Tom Teacher", "ada": "Ada Admin",
           "sam": "Sam Student", "sue": "Sue Student", "nora": "Nora Nogroup"}
 POSIX_GROUPS = {"staff-net": ["tina", "tom"], "l3-net": ["sam", "sue"], "nobody-group": ["nora"]}
 NAMED_GROUPS = {"admins": ["ada"], "l3-b12": ["sam"]}
+ROLE_GROUPS = {"staff-net": "teacher", "l3-net": "student", "admins": "admin"}
+ROOM_GROUPS = {"staff-net": ["B12", "B14"], "l3-b12": ["B12"]}
+
+
+def ldap_settings(url: str, **overrides: Any) -> LdapSettings:
+    values: dict[str, Any] = {
+        "url": url, "user_dn_template": f"uid={{user}},ou=people,{BASE}",
+        "group_base": f"ou=groups,{BASE}", "role_groups": ROLE_GROUPS,
+        "room_groups": ROOM_GROUPS, "connect_timeout_s": 2, "timeout_s": 3}
+    return LdapSettings(**{**values, **overrides})
 
 
 def available() -> bool:

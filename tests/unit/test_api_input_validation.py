@@ -407,7 +407,8 @@ def test_uppercase_node_and_allocation_uuids_are_stored_lowercase(api: httpx.Cli
     assert api.get(f"/v1/allocations/{other.upper()}").status_code == 200
 
 
-@pytest.mark.parametrize("looks_like_a_uuid", [str(uuid.uuid4()), uuid.uuid4().hex])
+@pytest.mark.parametrize("looks_like_a_uuid", [str(uuid.uuid4()), uuid.uuid4().hex],
+                         ids=["uuid", "uuid-hex"])  # random values, fixed ids (pytest-xdist)
 def test_a_uuid_looking_allocation_name_is_refused(stack: Stack, looks_like_a_uuid: str) -> None:
     before = counts(stack.db)
     refused(stack.api.post("/v1/allocations", json={"resource_class": "rc",

@@ -50,7 +50,7 @@ def test_a_plain_image_keeps_the_download(settings: Settings) -> None:
 
 
 @pytest.mark.parametrize("source", [f"{BOOT}/image-versions/{VERSION}/disk", VERSION,
-                                    VERSION.upper()])
+                                    VERSION.upper()], ids=["url", "uuid", "uuid-upper"])
 def test_a_version_named_by_image_source_is_restored_in_full_by_default(
         settings: Settings, source: str) -> None:
     target = node(image_source=source)

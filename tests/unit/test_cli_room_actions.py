@@ -199,6 +199,11 @@ def test_wake_without_wait_shows_the_job_and_json_is_the_api_document(
     code, out, _ = enclume("room", "power-off", "B12", "--pc", "b12-pc03", "-f", "value")
     assert code == 0 and "b12-pc03 queued" in out
     assert api.actions[-1] == {"action": "power-off", "force": False, "pcs": ["b12-pc03"]}
+    code, out, _ = enclume("room", "power-off", "B12", "--pc", "b12-pc03", "--discard-unsaved",
+                           "-f", "value")
+    assert code == 0
+    assert api.actions[-1] == {"action": "power-off", "force": False, "pcs": ["b12-pc03"],
+                               "discard_unsaved": True}
 
 
 def test_restore_delta_asks_for_the_restore_delta_action(api: RoomApi, enclume: Any) -> None:

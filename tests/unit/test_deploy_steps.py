@@ -15,11 +15,12 @@ import pytest
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.conductor.step_plan import sorted_steps
+from services.drivers.bios import FAKE_DEFAULTS
 from tests.support.api_stack import served_api
 from tests.support.polling import eventually
 
 APPLY = {"interface": "bios", "step": "apply_configuration", "priority": 150,
-         "args": {"settings": [{"name": "LogicalProc", "value": "Enabled"}]}}
+         "args": {"settings": [{"name": "ProcVirtualization", "value": "Disabled"}]}}
 
 
 @pytest.fixture(scope="module")
@@ -72,15 +73,18 @@ def test_user_steps_run_by_priority_around_the_core_step(api: httpx.Client) -> N
     uuid = available_node(api)
     reset = {"interface": "bios", "step": "factory_reset", "priority": 160, "args": {}}
     late = {**APPLY, "priority": 10,
-            "args": {"settings": [{"name": "LogicalProc", "value": "Disabled"}]}}
+            "args": {"settings": [{"name": "ProcVirtualization", "value": "Enabled"}]}}
     assert provision(api, uuid, "active", deploy_steps=[APPLY, late]).status_code == 400
     accepted = provision(api, uuid, "active", deploy_steps=[
-        {**APPLY, "args": {"settings": [{"name": "Boot", "value": "Uefi"}]}}, reset])
+        {**APPLY, "args": {"settings": [{"name": "BootMode", "value": "Bios"}]}}, reset])
     assert accepted.status_code == 202, accepted.text
     active = settled(api, uuid, "active")
     assert active["deploy_step"] == {} and active["last_error"] is None
     # factory_reset (160) ran first, then apply_configuration (150), then deploy.deploy (100)
-    assert active["driver_internal_info"]["fake_bios_settings"] == {"Boot": "Uefi"}
+    assert active["driver_internal_info"]["fake_bios"] == {
+        name: value for name, (value, _registry) in FAKE_DEFAULTS.items()} | {"BootMode": "Bios"}
+    bios = api.get(f"/v1/nodes/{uuid}/bios").json()["bios"]  # the cache, read after the deploy
+    assert {s["name"]: s["value"] for s in bios}["BootMode"] == "Bios"
     assert active["driver_internal_info"]["fake_deploys"] == 1
     done = [e for e in history(api, uuid) if e.startswith("Deploy step")]
     assert done[-3:] == ["Deploy step bios.factory_reset done.",
@@ -115,12 +119,13 @@ def test_unknown_or_wrong_steps_are_refused_before_any_state_change(api: httpx.C
 
 def test_a_failing_step_fails_the_deploy_naming_it(api: httpx.Client) -> None:
     uuid = available_node(api)
-    broken = {**APPLY, "args": {"settings": "LogicalProc=Enabled"}}
+    broken = {**APPLY, "args": {"settings": "ProcVirtualization=Disabled"}}
     assert provision(api, uuid, "active", deploy_steps=[broken]).status_code == 202
     failed = settled(api, uuid, "deploy failed")
     assert failed["last_error"] == (
-        f"Deploying failed for node {uuid}: deploy step bios.apply_configuration failed: invalid "
-        "BIOS settings 'LogicalProc=Enabled': expected a list of {\"name\": ..., \"value\": ...}")
+        f"Deploying failed for node {uuid}: deploy step bios.apply_configuration failed: "
+        'bios.apply_configuration needs "settings": a non-empty list of {"name": ..., '
+        '"value": ...}.')
     assert "fake_deploys" not in failed["driver_internal_info"]  # deploy.deploy never ran
 
 
@@ -130,7 +135,7 @@ def test_disabling_the_core_step_skips_it(api: httpx.Client) -> None:
     assert provision(api, uuid, "active", deploy_steps=[off, APPLY]).status_code == 202
     active = settled(api, uuid, "active")
     assert "fake_deploys" not in active["driver_internal_info"]
-    assert active["driver_internal_info"]["fake_bios_settings"] == {"LogicalProc": "Enabled"}
+    assert active["driver_internal_info"]["fake_bios"]["ProcVirtualization"] == "Disabled"
 
 
 def test_manual_cleaning_runs_conductor_steps_without_the_ramdisk(api: httpx.Client) -> None:
@@ -138,12 +143,12 @@ def test_manual_cleaning_runs_conductor_steps_without_the_ramdisk(api: httpx.Cli
     provision(api, uuid, "manage")
     settled(api, uuid, "manageable")
     apply = {"interface": "bios", "step": "apply_configuration",
-             "args": {"settings": [{"name": "Numa", "value": "On"}]}}
+             "args": {"settings": [{"name": "HyperThreading", "value": "Disabled"}]}}
     assert provision(api, uuid, "clean", clean_steps=[apply], disable_ramdisk=True
                      ).status_code == 202
     cleaned = settled(api, uuid, "manageable")
     assert cleaned["last_error"] is None and cleaned["clean_step"] == {}
-    assert cleaned["driver_internal_info"]["fake_bios_settings"] == {"Numa": "On"}
+    assert cleaned["driver_internal_info"]["fake_bios"]["HyperThreading"] == "Disabled"
     assert "Clean step bios.apply_configuration done." in history(api, uuid)
     unknown = {"interface": "raid", "step": "create_configuration"}
     provision(api, uuid, "clean", clean_steps=[unknown])

@@ -13,11 +13,13 @@ import pytest
 
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
+from services.drivers.bios import FAKE_DEFAULTS
 from tests.support.api_stack import served_api
 from tests.unit.test_deploy_steps import APPLY, available_node, fault, provision, settled
 
 STEP = {"interface": "bios", "step": "apply_configuration", "priority": 150,
-        "args": {"settings": [{"name": "Virtualization", "value": "Enabled"}]}}
+        "args": {"settings": [{"name": "HyperThreading", "value": "Disabled"}]}}
+DEFAULTS = {name: value for name, (value, _registry) in FAKE_DEFAULTS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -105,15 +107,16 @@ def test_templates_named_by_instance_traits_run_their_steps(api: httpx.Client) -
     # The request's step overrides the template's for the same interface and step.
     assert provision(api, uuid, "active", deploy_steps=[APPLY]).status_code == 202
     active = settled(api, uuid, "active")
-    assert active["driver_internal_info"]["fake_bios_settings"] == {"LogicalProc": "Enabled"}
+    assert active["driver_internal_info"]["fake_bios"] == DEFAULTS | {
+        "ProcVirtualization": "Disabled"}
     provision(api, uuid, "deleted")
     settled(api, uuid, "available")
     api.patch(f"/v1/nodes/{uuid}", json=[{"op": "add", "path": "/instance_info/traits",
                                            "value": ["CUSTOM_BIOS_TUNED"]}])
     assert provision(api, uuid, "active").status_code == 202
     active = settled(api, uuid, "active")
-    assert active["driver_internal_info"]["fake_bios_settings"] == {
-        "LogicalProc": "Enabled", "Virtualization": "Enabled"}
+    assert active["driver_internal_info"]["fake_bios"] == DEFAULTS | {
+        "ProcVirtualization": "Disabled", "HyperThreading": "Disabled"}
     # A template whose steps the node cannot run refuses the deploy, naming the template.
     assert create(api, name="CUSTOM_RAID", steps=[
         {"interface": "raid", "step": "create_configuration", "priority": 10, "args": {}}]

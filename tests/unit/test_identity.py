@@ -103,3 +103,13 @@ def test_a_user_is_looked_up_without_a_password_and_follows_the_file(tmp_path: P
     os.utime(path, (2, 2))
     assert source.identity_of("alice") is None  # removed: a web session of hers ends
     assert [u.user for u in source.users()] == ["admin"]
+
+
+def test_a_users_file_that_is_not_yaml_is_refused_without_quoting_its_text(
+        tmp_path: Path) -> None:
+    path = tmp_path / "users.yaml"
+    path.write_text('users:\n  - name: a\n    password_hash: "$2b$12$secrethashtext\n'
+                    '    roles: [admin]\n  - {\n')
+    with pytest.raises(IdentityFileError, match=r"not valid YAML: line \d+") as raised:
+        UsersFile(path)
+    assert "secrethashtext" not in str(raised.value)

@@ -245,3 +245,16 @@ def test_a_partition_capture_request_needs_its_boot_files_and_a_partition_number
             ({"image_type": "qcow2"}, "image_type")):
         with pytest.raises(Invalid, match=message):
             _partition(body)
+
+
+def test_a_capture_may_stop_at_a_size_of_a_whole_disk_only() -> None:
+    from agent.capture_blocks import parse_params
+    from agent.errors import BadParams
+
+    url = "http://boot.example/image-captures/n"
+    assert parse_params({"capture_url": url, "size": 8 * BLOCK_SIZE}).size == 8 * BLOCK_SIZE
+    assert parse_params({"capture_url": url}).size is None
+    for wrong in ({"size": 0}, {"size": "8"}, {"size": True},
+                  {"size": BLOCK_SIZE, "image_type": "partition"}):
+        with pytest.raises(BadParams, match="size must be"):
+            parse_params({"capture_url": url, **wrong})

@@ -5,6 +5,7 @@ on every path. Through a served API with an in-process conductor."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -99,6 +100,10 @@ def test_fields_on_every_single_resource_get(api: httpx.Client) -> None:
     port = api.post("/v1/ports", json={"node_uuid": node["uuid"],
                                        "address": "52:54:03:00:00:02"}).json()
     allocation = api.post("/v1/allocations", json={"resource_class": "fidelity"}).json()
+    deadline = time.monotonic() + 10  # a conductor decides it (Ironic: "allocating" first)
+    while allocation["state"] == "allocating" and time.monotonic() < deadline:
+        time.sleep(0.02)
+        allocation = api.get(f"/v1/allocations/{allocation['uuid']}").json()
     assert allocation["node_uuid"] == node["uuid"], allocation
     group = api.post("/v1/portgroups", json={"node_uuid": node["uuid"]}).json()
     chassis = api.post("/v1/chassis", json={}).json()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -196,6 +196,8 @@ def test_refusals(stack: tuple[ServedApi, Database], room: dict[str, Any]) -> No
             ({"action": "wake", "image": "debian"}, 400, "no image"),
             ({"action": "wake", "force": "yes"}, 400, "force"),
             ({"action": "wake", "colour": 1}, 400, "colour"),
+            ({"action": "restore", "discard_unsaved": "yes"}, 400, "discard_unsaved"),
+            ({"action": "wake", "discard_unsaved": True}, 400, "saves nothing"),
         ]:
             response = alice.post(f"{E}/rooms/B12/actions", json=body)
             assert response.status_code == status, (body, response.text)
@@ -226,22 +228,26 @@ def test_refusals(stack: tuple[ServedApi, Database], room: dict[str, Any]) -> No
         assert response.status_code == 404
 
 
-def test_progress_of_the_image_write_reaches_the_job(
-        stack: tuple[ServedApi, Database], room: dict[str, Any]) -> None:
-    """What the conductor keeps of the agent's write_image command on each heartbeat
-    (driver_internal_info["agent_command"]["progress"]) becomes the PC's bytes and percent."""
+AgentWrote = Callable[..., dict[str, Any]]
+
+
+def _restore_started(stack: tuple[ServedApi, Database], name: str) -> AgentWrote:
+    """A room of one PC (``name``) whose restore the advancer started; what sets the node as
+    the agent's write left it (progress kept from a heartbeat, state, ``image_written``) and
+    returns the job's PC after one pass."""
     served, db = stack
     advancer = JobAdvancer(db, served.manager.membership, "c1", "", served.manager)
     with client(served, "root") as admin:
-        node = ok(admin.post("/v1/nodes", json={"driver": "fake-hardware", "name": "c3-pc0"}),
+        node = ok(admin.post("/v1/nodes", json={"driver": "fake-hardware", "name": f"{name}-pc0"}),
                   201)
-        ok(admin.post(f"{E}/rooms", json={"name": "C3", "time_zone": "UTC",
-                                          "allowed_images": ["debian"], "pcs": ["c3-pc0"]}),
+        ok(admin.post(f"{E}/rooms", json={"name": name, "time_zone": "UTC",
+                                          "allowed_images": ["debian"], "pcs": [f"{name}-pc0"]}),
            201)
-        job = ok(admin.post(f"{E}/rooms/C3/actions",
+        job = ok(admin.post(f"{E}/rooms/{name}/actions",
                             json={"action": "restore", "image": "debian:v1"}), 202)
 
-    def agent_wrote(done: int | None, state: str = "wait call-back") -> dict[str, Any]:
+    def agent_wrote(done: int | None, state: str = "wait call-back",
+                    written: dict[str, Any] | None = None) -> dict[str, Any]:
         with db.session() as session:
             row = session.scalar(select(Node).where(Node.uuid == node["uuid"]))
             assert row is not None
@@ -252,6 +258,8 @@ def test_progress_of_the_image_write_reaches_the_job(
                 info["agent_command"] = {"id": "c1", "name": "standby.write_image",
                                          "progress": {"done_bytes": done,
                                                       "total_bytes": 4 << 30}}
+            if written is not None:
+                info["image_written"] = written
             row.driver_internal_info = info
             job_pc = session.scalar(select(JobPC).where(JobPC.node_uuid == node["uuid"]))
             assert job_pc is not None
@@ -261,6 +269,14 @@ def test_progress_of_the_image_write_reaches_the_job(
         with client(served, "root") as admin:
             return ok(admin.get(f"{E}/jobs/{job['uuid']}"))["pcs"][0]
 
+    return agent_wrote
+
+
+def test_progress_of_the_image_write_reaches_the_job(
+        stack: tuple[ServedApi, Database], room: dict[str, Any]) -> None:
+    """What the conductor keeps of the agent's write_image command on each heartbeat
+    (driver_internal_info["agent_command"]["progress"]) becomes the PC's bytes and percent."""
+    agent_wrote = _restore_started(stack, "C3")
     first = agent_wrote(1 << 30)
     assert (first["bytes_done"], first["bytes_total"], first["percent"]) == (1 << 30, 4 << 30,
                                                                               25)
@@ -269,6 +285,21 @@ def test_progress_of_the_image_write_reaches_the_job(
     assert (later["bytes_done"], later["percent"]) == (3 << 30, 75)
     done = agent_wrote(None, state="active")
     assert done["outcome"] == "succeeded" and done["percent"] == 100
+    # it ended whole, though the last heartbeat saw 3 of the 4 GiB
+    assert (done["bytes_done"], done["bytes_total"]) == (4 << 30, 4 << 30)
+
+
+def test_a_restore_no_heartbeat_saw_ends_with_the_image_s_bytes(
+        stack: tuple[ServedApi, Database], room: dict[str, Any]) -> None:
+    """A block restore shorter than a heartbeat: no progress was kept for it, and once the PC
+    is active its bytes are the image's, not 0 of nothing."""
+    agent_wrote = _restore_started(stack, "C4")
+    done = agent_wrote(None, state="active", written={
+        "method": "restore_blocks", "mode": "delta", "image_size": 16 << 20,
+        "fetched_bytes": 4 << 20})
+    assert done["outcome"] == "succeeded" and done["percent"] == 100
+    assert (done["bytes_done"], done["bytes_total"]) == (16 << 20, 16 << 20)
+    assert (done["restore_mode"], done["fetched_bytes"]) == ("delta", 4 << 20)
 
 
 def session_job_id(db: Database, job_uuid: str) -> int:

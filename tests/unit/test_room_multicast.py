@@ -120,7 +120,8 @@ def test_a_multicast_room_restore_gathers_its_pcs_into_one_session(
     assert len(opened) == 1 and opened[0].expected == PCS
     assert opened[0].version_id == room
     assert all(info["transfer"] == "multicast" and info["multicast_session"] ==
-               {"id": opened[0].id, "port": opened[0].port} for info in infos), infos
+               {"id": opened[0].id, "port": opened[0].port, "group": opened[0].group}
+               for info in infos), infos
 
 
 def test_without_the_boot_service_a_multicast_room_restores_by_unicast(

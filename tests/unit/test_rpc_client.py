@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.exceptions import EnclumeError, StaleUpdate
 from services.common.membership import Membership
-from services.common.models import Conductor, Node
+from services.common.models import Allocation, Conductor, Node, Portgroup, VolumeTarget
 from services.common.optimistic import retrying_stale
 from services.conductor.manager import ConductorManager
 from services.conductor.rpc import RpcClient, server_app
@@ -152,3 +153,47 @@ def test_retrying_stale_tries_again_then_gives_up_with_409() -> None:
 
     with pytest.raises(StaleUpdate):
         retrying_stale(always_loses, attempts=3)
+
+
+def allocation_state(db: Database, allocation_uuid: str) -> str | None:
+    with db.session() as session:
+        return session.scalar(select(Allocation.state).where(Allocation.uuid == allocation_uuid))
+
+
+def test_volumes_portgroups_and_allocations_cross_rpc(db: Database, tmp_path: Path) -> None:
+    """The methods the API hands to a conductor for these resources are served over RPC
+    (update_portgroup and destroy_portgroup were once missing from METHODS)."""
+    settings = Settings(process={"data_dir": tmp_path}, conductor={"hostname": "rpc-conductor"})
+    manager = ConductorManager(db, settings, Drivers(settings), Membership(db, settings))
+    with serving(server_app(manager, SECRET)) as url:
+        client, uuid = client_routing_to(db, tmp_path, url)
+        with db.session() as session:
+            node = session.scalar(select(Node).where(Node.uuid == uuid))
+            assert node is not None
+            node.power_state, node.resource_class = "power off", "rpc"
+            target = VolumeTarget(node_id=node.id, volume_type="iscsi", volume_id="v",
+                                  boot_index=0)
+            group = Portgroup(node_id=node.id, name="rpc-bond")
+            allocation = Allocation(resource_class="rpc", traits=[], candidate_nodes=[],
+                                    extra={})
+            session.add_all([target, group, allocation])
+            session.flush()
+            target_uuid, group_uuid, allocation_uuid = (target.uuid, group.uuid,
+                                                        allocation.uuid)
+        try:
+            client.update_volume("targets", target_uuid, {"boot_index": 2})
+            client.update_portgroup(group_uuid, {"mode": "802.3ad"})
+            client.process_allocation(allocation_uuid)
+            deadline = time.monotonic() + 10
+            while allocation_state(db, allocation_uuid) == "allocating":
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            client.destroy_volume("targets", target_uuid)
+            client.destroy_portgroup(group_uuid)
+        finally:
+            client.close()
+    with db.session() as session:
+        assert session.scalar(select(VolumeTarget.id)) is None
+        assert session.scalar(select(Portgroup.id)) is None
+        assert session.scalar(select(Allocation.node_id).where(
+            Allocation.uuid == allocation_uuid)) is not None

@@ -336,3 +336,41 @@ def test_wrong_passwords_and_unknown_users_are_limited_per_user_and_per_pc(
     # pc1 has now failed 6 times (pc_attempts): everyone is refused there, not at pc0.
     refused(login(stack, world, "sue", pc="pc1"), 429, "Too many failed attempts")
     assert ok(login(stack, world, "sue", pc="pc0"))["user"] == "sue"
+
+
+def test_save_and_log_out_from_the_os_asks_for_the_rooms_save(stack: Stack,
+                                                             world: dict[str, Any]) -> None:
+    """The deployed OS's session service (its deploy's token) asks to save its student's work:
+    a one-PC power-off job of the room (which saves first); nobody logged in or no room: 409."""
+    from services.common import session_service
+    from services.common.classroom_models import Job
+
+    tokens = {}
+    with stack.db.session() as session:
+        for node in session.scalars(select(Node)):
+            tokens[node.name] = session_service.issue_token(session, node.id, datetime.now(UTC))
+            if node.name in ("pc0", "pc3"):
+                node.driver_internal_info = {**node.driver_internal_info, "pc_login": {
+                    "user": "sam", "action": "fresh", "state": None, "image_version": "v",
+                    "at": "2026-12-05T10:00:00+00:00"}}
+    pcs = world["nodes"]
+    path = f"{E}/session-service/{{}}/save-and-log-out"
+    with stack.anonymous() as os_service:
+        answer = os_service.post(path.format(pcs["pc0"]),
+                                 headers={"Authorization": f"Bearer {tokens['pc0']}"})
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["user"] == "sam"
+        wrong = os_service.post(path.format(pcs["pc0"]),
+                                headers={"Authorization": f"Bearer {tokens['pc1']}"})
+        assert wrong.status_code == 401, wrong.text
+        nobody = os_service.post(path.format(pcs["pc1"]),
+                                 headers={"Authorization": f"Bearer {tokens['pc1']}"})
+        assert nobody.status_code == 409 and "no student" in nobody.text, nobody.text
+        roomless = os_service.post(path.format(pcs["pc3"]),
+                                   headers={"Authorization": f"Bearer {tokens['pc3']}"})
+        assert roomless.status_code == 409 and "in no room" in roomless.text, roomless.text
+    with stack.db.session() as session:
+        job = session.scalar(select(Job).where(Job.uuid == answer.json()["job"]))
+        assert job is not None
+        assert (job.kind, job.requested_by, [pc.node_uuid for pc in job.pcs]) == (
+            "power-off", "sam (save and log out)", [pcs["pc0"]])

@@ -67,8 +67,11 @@ def test_names(good: str) -> None:
     assert validation.name(good) == good
 
 
-@pytest.mark.parametrize("bad", ["node-1\n", "", "has space", "x" * 256, str(uuid.uuid4()),
-                                 uuid.uuid4().hex, "n\u00e9", None, {"a": 1}])
+# The random UUIDs get fixed ids: pytest-xdist's workers must collect the same test ids.
+@pytest.mark.parametrize("bad", ["node-1\n", "", "has space", "x" * 256,
+                                 pytest.param(str(uuid.uuid4()), id="uuid"),
+                                 pytest.param(uuid.uuid4().hex, id="uuid-hex"),
+                                 "n\u00e9", None, {"a": 1}])
 def test_bad_names(bad: Any) -> None:
     assert not validation.is_valid_name(bad)
     with pytest.raises(Invalid, match="as a node name"):

@@ -4,17 +4,22 @@ A login (pc_logins.py) answers a ticket: the user's identity signed for that PC,
 ``TICKET_S`` (the key of the web page's session cookies, another salt). The agent sends it back
 with the choice; resuming needs one of the user's **own** states made on the session's image
 version (another's is 404, by id too; another version's is 409) and marks it used (its
-retention counts from now). The answer names what the agent restores.
+retention counts from now). The answer names what the agent restores; who chose what is
+recorded on the node (``pc_logins.record_login``) through its conductor, under the node's lock
+like every write to a node, before the answer leaves: the conductor's deploy, held at its
+login step, reads it there.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import Body, Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import select
 
-from services.api.deps import database
+from services.api.deps import conductor, database
 from services.api.enclume.common import now
 from services.api.enclume.pc_logins import PATH, TOKEN_HEADER
 from services.api.enclume.student_states import state_document
@@ -25,13 +30,18 @@ from services.classroom.fields import choice, known_keys
 from services.classroom.student_states import find_own_state
 from services.common.config import Settings
 from services.common.db import Database
-from services.common.exceptions import EnclumeError, Forbidden, Invalid
+from services.common.exceptions import EnclumeError, Forbidden, Invalid, StaleUpdate
 from services.common.identity import Identity
+from services.common.models import Node
+from services.common.optimistic import retrying_stale
+from services.conductor.interface import ConductorAPI
 
 router = api_router(include_in_schema=False)
 TICKET_S = 600
 SALT = "enclume-pc-login"
 ACTIONS = ("fresh", "resume", "maintenance")
+LOCKED_RETRY_S = 15.0  # a heartbeat's work holds the node's lock for a moment
+LOCKED_PAUSE_S = 0.2
 
 
 class Tickets:
@@ -55,9 +65,38 @@ class Tickets:
         return Identity(data["user"], frozenset(data["roles"]), frozenset(data["rooms"]))
 
 
+def _record(db: Database, api: ConductorAPI, node_uuid: str, identity: Identity,
+            answer: dict[str, Any]) -> None:
+    """``record_login`` written by the node's conductor (compare-and-set on the node's
+    driver_internal_info, again while another write or the lock gets in the way)."""
+    def attempt() -> None:
+        with db.session() as session:
+            node = session.scalar(select(Node).where(Node.uuid == node_uuid))
+            assert node is not None  # place_of found it
+            current = dict(node.driver_internal_info or {})
+            pc_logins.record_login(node, identity, answer, now())
+            wanted = dict(node.driver_internal_info)
+            session.rollback()
+        api.update_node(node_uuid, {"driver_internal_info": wanted},
+                        expected={"driver_internal_info": current})
+
+    deadline = time.monotonic() + LOCKED_RETRY_S
+    while True:
+        try:
+            retrying_stale(attempt)
+            return
+        except StaleUpdate:
+            raise
+        except EnclumeError as exc:  # NodeLocked (locally, or a 409 through the RPC)
+            if exc.code != 409 or "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(LOCKED_PAUSE_S)
+
+
 @router.post(f"{PATH}/choice")
 def pc_login_choice(request: Request, body: Any = Body(...),
-                    db: Database = Depends(database)) -> dict[str, Any]:
+                    db: Database = Depends(database),
+                    api: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
     body = known_keys("PC login choice", body, frozenset({"node", "ticket", "action", "state"}))
     action = choice("action", body.get("action"), ACTIONS)
     tickets: Tickets = request.app.state.pc_login_tickets
@@ -82,4 +121,6 @@ def pc_login_choice(request: Request, body: Any = Body(...),
             state.last_used_at = now()
             session.flush()
             answer["state"] = {**state_document(request, state), "store_id": state.store_id}
-        return answer
+        node_uuid = place.node.uuid
+    _record(db, api, node_uuid, identity, answer)
+    return answer

@@ -31,11 +31,17 @@ Pc = Annotated[list[str] | None, typer.Option(
     help="Only this PC (name or UUID; repeat for several). Default: every PC of the room.")]
 Force = Annotated[bool, typer.Option(
     "--force", help="Even while a class is in session in the room.")]
+Discard = Annotated[bool, typer.Option(
+    "--discard-unsaved", help="Drop the work of the students logged in at the PCs instead of "
+                              "saving it (after a save failed: the store full, a quota).")]
 
 
 def act(ctx: typer.Context, room: str, action: str, pcs: list[str] | None,
-        image: str | None, force: bool, wait: bool, timeout: float, fmt: str | None) -> None:
+        image: str | None, force: bool, wait: bool, timeout: float, fmt: str | None,
+        discard: bool = False) -> None:
     body: dict[str, Any] = {"action": action, "force": force}
+    if discard:
+        body["discard_unsaved"] = True
     if pcs:
         body["pcs"] = pcs
     if image is not None:
@@ -66,23 +72,23 @@ def restore(
     delta: Annotated[bool, typer.Option(
         "--delta", help="Fetch only the blocks that differ even on PCs that last had another "
                         "image (by default only on PCs that last had this image).")] = False,
-    force: Force = False, wait: Wait = False, timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S,
-    fmt: Format = None,
+    force: Force = False, discard: Discard = False, wait: Wait = False,
+    timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S, fmt: Format = None,
 ) -> None:
-    """Put a clean image back on the room's PCs.
+    """Put a clean image back on the room's PCs (saving the work of students logged in).
 
     With --wait: follow each PC live (step, percent, throughput, time left); exit 1 if any PC
     failed."""
     act(ctx, room, "restore-delta" if delta else "restore", pc, image, force, wait, timeout,
-        fmt)
+        fmt, discard)
 
 
 @app.command("power-off")
 def power_off(ctx: typer.Context, room: Room, pc: Pc = None, force: Force = False,
-              wait: Wait = False, timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S,
-              fmt: Format = None) -> None:
-    """Power off the room's PCs."""
-    act(ctx, room, "power-off", pc, None, force, wait, timeout, fmt)
+              discard: Discard = False, wait: Wait = False,
+              timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S, fmt: Format = None) -> None:
+    """Power off the room's PCs (saving the work of students logged in first)."""
+    act(ctx, room, "power-off", pc, None, force, wait, timeout, fmt, discard)
 
 
 def latest_job(client: ApiClient, room: str) -> dict[str, Any] | None:

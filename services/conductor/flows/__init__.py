@@ -5,7 +5,7 @@ then the state machine event the user asked for), ``work`` runs in a worker and 
 wait or failure state. Interfaces that return WAIT hand over to an agent: its heartbeats
 continue the operation (``CONTINUATIONS``). One module per operation: ``deploy`` (and tear
 down), ``clean``, ``capture`` (a cleaning the conductor plans), ``inspect``, ``adopt`` (and
-verify), ``power``; ``steps`` is what they share.
+verify), ``rescue`` (and unrescue), ``power``; ``steps`` is what they share.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from services.common.exceptions import Invalid
 from services.common.states import ProvisionState
-from services.conductor.flows import adopt, capture, clean, deploy, inspect
+from services.conductor.flows import adopt, capture, clean, deploy, inspect, rescue
 from services.conductor.flows.steps import Step, event
 from services.conductor.task import Task
 from services.drivers.deploy.ramdisk import forget_agent
@@ -92,4 +92,8 @@ def provisioning(name: str, options: dict[str, Any]) -> tuple[Step, Step]:
         return inspect.prepare, inspect.inspect
     if name == "adopt":
         return adopt.adopt_prepare, adopt.adopt
+    if name == "rescue":
+        return rescue.prepare(options), rescue.rescue
+    if name == "unrescue":
+        return rescue.unrescue_prepare, rescue.unrescue
     raise Invalid(f'The requested action "{name}" is not supported by hardware of this kind.')

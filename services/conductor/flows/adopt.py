@@ -1,8 +1,10 @@
-"""Taking a node on: verify (manage from enroll: its power credentials must work) and adopt (an
-active machine enters the inventory as it is, nothing written)."""
+"""Taking a node on: verify (manage from enroll: its power credentials must work; its BIOS
+settings are cached) and adopt (an active machine enters the inventory as it is, nothing
+written)."""
 
 from __future__ import annotations
 
+from services.conductor import component_caches
 from services.conductor.flows.steps import event, validate
 from services.conductor.task import Task
 from services.discovery import untrusted
@@ -19,6 +21,7 @@ def verify(task: Task) -> None:
     """enroll -> manageable: the power credentials must work."""
     validate(task, "power", "management")
     task.node.power_state = task.driver.power.get_power_state(task)
+    component_caches.refresh(task, "verify")
     task.process_event("done")
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from services.common.exceptions import Invalid
 from services.common.states import ProvisionState
-from services.conductor import step_plan
+from services.conductor import component_caches, step_plan
 from services.conductor.flows import step_runner
 from services.conductor.flows.steps import Step, advance, after_agent, event, on_ramdisk
 from services.conductor.task import Task
@@ -30,10 +30,16 @@ def manual_prepare(options: dict[str, Any]) -> Step:
         if not isinstance(step, dict) or not {"interface", "step"} <= step.keys():
             raise Invalid(f"Invalid clean step {step!r}: each step needs \"interface\" and "
                           "\"step\".")
+    disable_ramdisk = bool(options.get("disable_ramdisk"))
 
     def prepare(task: Task) -> None:
-        task.update_internal_info(clean_steps=steps,
-                                  disable_ramdisk=bool(options.get("disable_ramdisk")))
+        in_conductor = [step_plan.runs_in_conductor(step) for step in steps]
+        if any(in_conductor) and not all(in_conductor):
+            raise Invalid("Clean steps of the bios or firmware interface and of the deploy "
+                          "interface cannot be mixed in one request yet: run them in two.")
+        if any(in_conductor):  # they run at once: refused before the cleaning starts
+            step_plan.clean_plan(task, steps, disable_ramdisk)
+        task.update_internal_info(clean_steps=steps, disable_ramdisk=disable_ramdisk)
         event("clean")(task)
 
     return prepare
@@ -41,16 +47,20 @@ def manual_prepare(options: dict[str, Any]) -> Step:
 
 def manual(task: Task) -> None:
     """Check the user's steps against the node's (a refusal fails the cleaning, as Ironic's).
-    Steps the conductor runs (``requires_ramdisk`` False) run at once without the ramdisk;
-    steps on the agent run on the deploy ramdisk, advanced on its heartbeats."""
+    Steps the conductor runs (``requires_ramdisk`` False: bios, firmware) run at once without
+    the ramdisk; steps on the agent run on the deploy ramdisk, advanced on its heartbeats."""
     info = task.node.driver_internal_info
     plan = step_plan.clean_plan(task, list(info.get("clean_steps") or []),
                                 bool(info.get("disable_ramdisk")))
     in_ramdisk = [step_plan.needs_ramdisk(task, step) for step in plan]
     step_runner.start(task, "clean", plan)
     if not any(in_ramdisk):
-        step_runner.run(task, "clean")
-        finish(task)
+        try:
+            step_runner.run(task, "clean")
+        finally:  # also after a failed step: it may have changed some settings
+            done = plan[:step_runner.current_index(task, "clean")]
+            component_caches.refresh(task, "cleaning", step_plan.flashed_components(done))
+        _done(task)
         return
     if not all(in_ramdisk):
         raise Invalid("A manual cleaning cannot mix steps on the agent with steps the "
@@ -70,6 +80,11 @@ def continue_on_heartbeat(task: Task) -> None:
 def finish(task: Task) -> None:
     task.driver.boot.clean_up_ramdisk(task)
     task.driver.network.remove_cleaning_network(task)
+    component_caches.refresh(task, "cleaning")
+    _done(task)
+
+
+def _done(task: Task) -> None:
     step_runner.forget(task, "clean")
     task.pop_internal_info("disable_ramdisk")
     manual = task.node.target_provision_state == ProvisionState.MANAGEABLE

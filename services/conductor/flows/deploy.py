@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.classroom.pc_logins import clear_login
+from services.classroom.state_capture import POWER_OFF_AFTER, SAVE_FLAG
 from services.common.models import Allocation
-from services.conductor import step_plan
+from services.conductor import component_caches, step_plan
 from services.conductor.flows import clean, step_runner
 from services.conductor.flows.steps import Step, advance, after_agent, on_ramdisk, validate
 from services.conductor.step_plan import CORE_STEP
 from services.conductor.task import Task
-from services.drivers.base import POWER_ON, Resume
+from services.drivers.base import POWER_OFF, POWER_ON, Resume
+from services.drivers.deploy import login_step
+from services.drivers.deploy.agent_deploy import AgentDeploy
 from services.drivers.deploy.block_restore import forget_written
+from services.drivers.deploy.state_resume import STUDENT_STATE
 from services.drivers.power_actions import power_off_or_ask, set_power
 
 
@@ -24,6 +29,8 @@ def prepare(event: str, options: dict[str, Any]) -> Step:
         instance_info = dict(task.node.instance_info)
         if options.get("configdrive") is not None:
             instance_info["configdrive"] = options["configdrive"]
+        if _asks_who_is_there(task):  # the state an earlier login resumed is not this deploy's
+            instance_info.pop(STUDENT_STATE, None)
         task.node.instance_info = instance_info
         # With the request's config drive in place: a refusal (400) rolls it back with the rest.
         validate(task, "power", "management", "boot", "deploy", "network")
@@ -34,10 +41,22 @@ def prepare(event: str, options: dict[str, Any]) -> Step:
             task.update_internal_info(user_deploy_steps=requested)
         task.node.last_error = None
         forget_written(task)  # what the disk held: unknown until the new image is verified
+        # Restored for the next user: nobody is logged in; unless the deploy first saves the
+        # student's work (forgotten once saved) or resumes their state (whose owner it checks)
+        # without asking who is at the PC.
+        if not (instance_info.get(SAVE_FLAG) or instance_info.get(STUDENT_STATE)):
+            clear_login(task.node)
         task.process_event(event)
         task.commit()
 
     return prepare
+
+
+def _asks_who_is_there(task: Task) -> bool:
+    """Whether the deploy's login step asks who is at the PC (login_step.py): then that choice
+    alone says whether a state is resumed, and whose."""
+    deploy = task.driver.deploy
+    return isinstance(deploy, AgentDeploy) and login_step.wanted(task, deploy.settings)
 
 
 def deploy(task: Task) -> None:
@@ -69,7 +88,11 @@ def finish(task: Task) -> None:
     task.driver.network.configure_tenant_networks(task)
     task.driver.boot.prepare_instance(task)
     task.node.conductor_affinity = task.conductor
-    set_power(task, POWER_ON)
+    # A session's end that saved a student's work and restored the PC may leave it off.
+    set_power(task, POWER_OFF if task.node.instance_info.get(POWER_OFF_AFTER) else POWER_ON)
+    steps = step_runner.plan_of(task, "deploy")
+    if any(step_plan.runs_in_conductor(step) for step in steps):  # bios or firmware changed
+        component_caches.refresh(task, "deploying", step_plan.flashed_components(steps))
     step_runner.forget(task, "deploy")
     task.pop_internal_info("user_deploy_steps")
     task.process_event("done")

@@ -1,5 +1,6 @@
 """Power changes the user asks for: validated under the lock, made by a worker; a failure is
-recorded on the node (it does not fail a provisioning operation)."""
+recorded on the node (it does not fail a provisioning operation). A PC powered off while a
+user was logged in at it goes back to its idle VLAN (``login_step.log_out``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from services.drivers.base import (
     SOFT_REBOOT,
     DriverError,
 )
+from services.drivers.deploy import login_step
 from services.drivers.power_actions import record_power
 
 _EVENTUAL_POWER = {POWER_ON: POWER_ON, POWER_OFF: POWER_OFF, REBOOT: POWER_ON,
@@ -49,5 +51,7 @@ def change(target: str) -> tuple[Step, Step]:
             task.record("power", message, severity="ERROR")
             return
         record_power(task, _EVENTUAL_POWER[target])
+        if _EVENTUAL_POWER[target] == POWER_OFF:
+            login_step.log_out(task)
 
     return prepare, work

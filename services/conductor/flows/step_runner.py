@@ -25,6 +25,11 @@ def plan_of(task: Task, kind: str) -> list[dict[str, Any]]:
     return list(task.node.driver_internal_info.get(f"{kind}_steps") or [])
 
 
+def current_index(task: Task, kind: str) -> int:
+    """The index in the plan of the step running (of the steps done, once all are)."""
+    return int(task.node.driver_internal_info.get(_index_key(kind)) or 0)
+
+
 def start(task: Task, kind: str, plan: list[dict[str, Any]], index: int = 0) -> None:
     """Keep ``plan`` as the node's steps to run, from the one at ``index``."""
     task.update_internal_info(**{f"{kind}_steps": plan, _index_key(kind): index})
@@ -51,7 +56,7 @@ def _call(task: Task, kind: str, step: dict[str, Any], resume: Resume, first: bo
 
 
 def _advance_index(task: Task, kind: str, step: dict[str, Any]) -> None:
-    index = int(task.node.driver_internal_info.get(_index_key(kind)) or 0) + 1
+    index = current_index(task, kind) + 1
     task.update_internal_info(**{_index_key(kind): index})
     operation = "deploying" if kind == "deploy" else "cleaning"
     task.record(operation, f"{kind.capitalize()} step {step['interface']}.{step['step']} "
@@ -62,7 +67,7 @@ def run(task: Task, kind: str, resume: Resume = lambda: None) -> str | None:
     """Run the steps from the current one: WAIT when one waits for the agent, None once
     every step is done."""
     plan = plan_of(task, kind)
-    while (index := int(task.node.driver_internal_info.get(_index_key(kind)) or 0)) < len(plan):
+    while (index := current_index(task, kind)) < len(plan):
         step = plan[index]
         setattr(task.node, f"{kind}_step", dict(step))
         if _call(task, kind, step, resume, first=True) == WAIT:
@@ -74,7 +79,7 @@ def run(task: Task, kind: str, resume: Resume = lambda: None) -> str | None:
 def go_on(task: Task, kind: str, resume: Resume) -> str | None:
     """On an agent's heartbeat: advance the step that waited, then run the next ones."""
     plan = plan_of(task, kind)
-    index = int(task.node.driver_internal_info.get(_index_key(kind)) or 0)
+    index = current_index(task, kind)
     if index < len(plan):
         step = plan[index]
         if _call(task, kind, step, resume, first=False) == WAIT:

@@ -58,6 +58,53 @@ def can_set_boot_device(management: ManagementInterface) -> bool:
     return management.supported and management.can_set_boot_device
 
 
+def check_reachable(settings: Settings, key: str, url: str) -> None:
+    """DriverError unless ``url`` answers a HEAD with success."""
+    try:
+        response = httpx.head(url, timeout=settings.boot.file_check_timeout_s,
+                              follow_redirects=True)
+    except httpx.HTTPError as exc:
+        raise DriverError(f"The {key} {shown_url(url)} cannot be reached: "
+                          f"{type(exc).__name__}.") from None
+    if response.status_code == 404:
+        raise DriverError(f"The {key} {shown_url(url)} does not exist (HTTP 404).")
+    if not response.is_success:
+        raise DriverError(f"The {key} {shown_url(url)} answered HTTP "
+                          f"{response.status_code}.")
+
+
+def deploy_file_url(settings: Settings, task: Task, key: str) -> str:
+    """The URL of the deploy kernel or ramdisk: driver_info, else the configured default."""
+    configured = getattr(settings.deploy, key.removeprefix("deploy_"))
+    value = task.node.driver_info.get(key) or configured
+    if not value:
+        raise MissingParameters(
+            f"Node {task.node.uuid} has no {key}: set driver_info/{key} (an http(s) URL, "
+            f"or the name of a file in the boot service's files directory) or "
+            f"ENCLUME_{key.upper()}.")
+    if not isinstance(value, str):
+        raise InvalidParameter(f"{key} must be a string, not {value!r}.")
+    try:
+        return served_url(settings.effective_boot_url, value)
+    except ValueError as exc:
+        raise InvalidParameter(f"{key} {value!r} is not usable: {exc}.") from None
+
+
+def agent_kernel_params(settings: Settings, task: Task) -> str:
+    """The deploy ramdisk's kernel command line for this node."""
+    append = task.node.driver_info.get("kernel_append_params")
+    if append is None:
+        append = settings.deploy.kernel_append_params
+    if not isinstance(append, str):
+        raise InvalidParameter(f"kernel_append_params must be a string, not {append!r}.")
+    try:
+        return params.agent_kernel_params(settings.effective_agent_api_url, task.node.uuid,
+                                          append, settings.agent_api_ca_url)
+    except params.UnsafeScriptValue as exc:
+        raise InvalidParameter(f"{exc} (driver_info/kernel_append_params or "
+                               f"ENCLUME_KERNEL_APPEND_PARAMS).") from None
+
+
 class NetworkBoot(BootInterface):
     """The boot interface ``loader`` ("ipxe" or "pxe"); see the module docstring."""
 
@@ -91,48 +138,15 @@ class NetworkBoot(BootInterface):
                                    f"network interface it may boot from.")
 
     def _check_reachable(self, key: str, url: str) -> None:
-        try:
-            response = httpx.head(url, timeout=self.settings.boot.file_check_timeout_s,
-                                  follow_redirects=True)
-        except httpx.HTTPError as exc:
-            raise DriverError(f"The {key} {shown_url(url)} cannot be reached: "
-                              f"{type(exc).__name__}.") from None
-        if response.status_code == 404:
-            raise DriverError(f"The {key} {shown_url(url)} does not exist (HTTP 404).")
-        if not response.is_success:
-            raise DriverError(f"The {key} {shown_url(url)} answered HTTP "
-                              f"{response.status_code}.")
+        check_reachable(self.settings, key, url)
 
     # -- what the node boots ---------------------------------------------------------------
 
     def _deploy_file_url(self, task: Task, key: str) -> str:
-        """The URL of the deploy kernel or ramdisk: driver_info, else the configured default."""
-        configured = getattr(self.settings.deploy, key.removeprefix("deploy_"))
-        value = task.node.driver_info.get(key) or configured
-        if not value:
-            raise MissingParameters(
-                f"Node {task.node.uuid} has no {key}: set driver_info/{key} (an http(s) URL, "
-                f"or the name of a file in the boot service's files directory) or "
-                f"ENCLUME_{key.upper()}.")
-        if not isinstance(value, str):
-            raise InvalidParameter(f"{key} must be a string, not {value!r}.")
-        try:
-            return served_url(self.settings.effective_boot_url, value)
-        except ValueError as exc:
-            raise InvalidParameter(f"{key} {value!r} is not usable: {exc}.") from None
+        return deploy_file_url(self.settings, task, key)
 
     def _kernel_params(self, task: Task) -> str:
-        append = task.node.driver_info.get("kernel_append_params")
-        if append is None:
-            append = self.settings.deploy.kernel_append_params
-        if not isinstance(append, str):
-            raise InvalidParameter(f"kernel_append_params must be a string, not {append!r}.")
-        try:
-            return params.agent_kernel_params(self.settings.effective_agent_api_url,
-                                               task.node.uuid, append)
-        except params.UnsafeScriptValue as exc:
-            raise InvalidParameter(f"{exc} (driver_info/kernel_append_params or "
-                                   f"ENCLUME_KERNEL_APPEND_PARAMS).") from None
+        return agent_kernel_params(self.settings, task)
 
     # -- the four steps --------------------------------------------------------------------
 

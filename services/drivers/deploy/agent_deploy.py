@@ -6,7 +6,8 @@ heartbeats, answering "wait" until it is on the disk; the agent's own steps (the
 priority 0 unless a user or a deploy template asks) run as agent commands in between. On each
 heartbeat in clean wait the conductor calls ``continue_clean``. They differ only in how the
 image gets there, their ``ImageWriter``: the agent downloads it (``direct``) or the conductor
-writes into the disk the agent exports (``iscsi``).
+writes into the disk the agent exports (``iscsi``). A PC of a room taking logins at boot first
+waits for its user's choice (``login_step``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from services.common.config import Settings
 from services.drivers.agent_client import AgentCommandFailed
 from services.drivers.base import WAIT, DeployInterface, DriverError, DriverStep, Resume
-from services.drivers.deploy import steps
+from services.drivers.deploy import login_step, state_save, steps
 from services.drivers.deploy.block_restore import forget_written
 from services.drivers.deploy.cleaning import CLEAN_STEPS, ERASE_ARGS, AgentCleaning
 from services.drivers.deploy.ramdisk import boot_ramdisk, forget_agent
+from services.drivers.deploy.state_resume import STUDENT_STATE
+from services.drivers.driver_info import InvalidParameter
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
@@ -53,11 +56,15 @@ class AgentDeploy(DeployInterface):
         self.cleaning = AgentCleaning(settings, writer.name)
 
     def validate(self, task: Task) -> None:
+        if (task.node.instance_info or {}).get(STUDENT_STATE) and self.writer.name != "direct":
+            raise InvalidParameter(f"A student's state is restored by the direct deploy "
+                                   f"interface only, not by {self.writer.name}.")
         self.writer.validate(task)
 
     def deploy(self, task: Task) -> str | None:
         # Again: the config drive of the request was added to instance_info after validation.
         self.writer.validate(task)
+        state_save.plan(task, self.settings)  # a logged-in student's work, saved first
         return boot_ramdisk(task)
 
     def execute_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
@@ -69,7 +76,11 @@ class AgentDeploy(DeployInterface):
     def continue_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
                       ) -> str | None:
         if name == "deploy":
-            return None  # the agent of the ramdisk it booted is up
+            # The agent of the ramdisk it booted is up: before any other step touches the
+            # disk, a logged-in student's work is saved, then the PC asks who is there.
+            return WAIT if self._before_writing(task) == WAIT else None
+        if self._before_writing(task) == login_step.MAINTENANCE:
+            return None  # the user chose maintenance: the disk boots as it is
         if name == "write_image":
             return self.writer.write(task, resume)
         command = DEPLOY_STEPS[name].agent_command
@@ -84,6 +95,16 @@ class AgentDeploy(DeployInterface):
             return WAIT
         if name == "erase_devices":
             forget_written(task)  # every byte is zero: no image left to compare with
+        return None
+
+    def _before_writing(self, task: Task) -> str | None:
+        """The state save, then the login step (#20): WAIT while one runs, then the login's
+        choice (MAINTENANCE: nothing is written), None without a login step. Both are done
+        once: called again, it answers at once."""
+        if state_save.advance(task, self.settings) == WAIT:
+            return WAIT
+        if login_step.wanted(task, self.settings):
+            return login_step.advance(task, self.settings)
         return None
 
     def tear_down(self, task: Task) -> None:

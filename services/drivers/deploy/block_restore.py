@@ -54,6 +54,7 @@ class BlockSource:
     mode: str
     image_sha256: str = ""  # the version's disk (the checksum standby.write_image verifies)
     by_blocks: bool = True  # False: written whole by standby.write_image (write_params)
+    base_version: str | None = None  # a student's state: the version it was saved on
 
 
 def restore_mode(node: Node) -> str:
@@ -94,11 +95,16 @@ def _unsuitable(node: Node) -> str | None:
     return None
 
 
-def block_source(node: Node, settings: Settings) -> BlockSource | None:
+def block_source(node: Node, settings: Settings, state_store_id: str | None = None
+                 ) -> BlockSource | None:
     """How to restore ``node``'s disk by blocks; None for the plain image download.
-    InvalidParameter when instance_info asks for something that cannot be done."""
+    InvalidParameter when instance_info asks for something that cannot be done.
+    ``state_store_id``: a student's state on top of the version (services/drivers/deploy/
+    state_resume.py), restored from its manifest in the store."""
     mode = restore_mode(node)
     version_id, required = named_version(node, settings)
+    if state_store_id is not None:
+        return _state_source(node, settings, mode, version_id, state_store_id)
     if version_id is None:
         if (node.instance_info or {}).get("image_restore"):
             raise InvalidParameter("instance_info/image_restore needs a catalogue image version "
@@ -124,6 +130,21 @@ def block_source(node: Node, settings: Settings) -> BlockSource | None:
                                    f"{problem}.")
         return BlockSource(version_id, digest, "full", image_sha256, by_blocks=False)
     return BlockSource(version_id, digest, mode, image_sha256)
+
+
+def _state_source(node: Node, settings: Settings, mode: str, version_id: str | None,
+                  store_id: str) -> BlockSource:
+    problem = _unsuitable(node)
+    if version_id is None or problem is not None:
+        raise InvalidParameter(f"A student's state is restored by blocks on top of a whole-disk "
+                               f"image version: {problem or 'no image_version is named'}.")
+    try:
+        store = store_of(settings)
+        return BlockSource(store_id, store.manifest_sha256(store_id), mode,
+                           store.manifest(store_id).image_sha256, base_version=version_id)
+    except StoreError as exc:
+        raise InvalidParameter(f"The student's state is not in the image store: {exc}") \
+            from None
 
 
 def store_of(settings: Settings) -> ImageStore:
@@ -160,7 +181,8 @@ def write_params(node: Node, settings: Settings, source: BlockSource) -> dict[st
 
 def record_restore(task: Task, source: BlockSource, result: dict[str, Any]) -> None:
     multicast = {"transfer": "multicast"} if result.get("transfer") == "multicast" else {}
-    record_written(task, source.version_id, {**multicast,
+    state = {} if source.base_version is None else {"student_state_store": source.version_id}
+    record_written(task, source.base_version or source.version_id, {**multicast, **state,
         "method": "restore_blocks", "mode": result.get("mode", source.mode),
         "fell_back_to_full": bool(result.get("fell_back_to_full")),
         "differing_blocks": result.get("differing_blocks"),

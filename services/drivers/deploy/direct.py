@@ -13,9 +13,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from services.classroom.pc_logins import login_of
 from services.common.config import Settings
+from services.common.state_models import StudentState
 from services.drivers.base import WAIT, DriverError, Resume
-from services.drivers.deploy import block_restore, config_drive, image, multicast, steps
+from services.drivers.deploy import (
+    block_restore,
+    config_drive,
+    image,
+    multicast,
+    state_resume,
+    steps,
+)
 from services.drivers.deploy.agent_deploy import AgentDeploy
 
 if TYPE_CHECKING:
@@ -31,8 +40,14 @@ class DirectWriter:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
+    def _source(self, task: Task) -> tuple[block_restore.BlockSource | None,
+                                           StudentState | None]:
+        state = state_resume.resumed_state(task)
+        return block_restore.block_source(task.node, self.settings,
+                                          state.store_id if state else None), state
+
     def validate(self, task: Task) -> None:
-        source = block_restore.block_source(task.node, self.settings)
+        source, _ = self._source(task)
         if source is None or not source.by_blocks:
             self._write_params(task, source)
 
@@ -46,9 +61,11 @@ class DirectWriter:
 
     def write(self, task: Task, resume: Resume) -> str | None:
         node, timeout_s = task.node, self.settings.deploy.agent_command_timeout_s
-        source = block_restore.block_source(node, self.settings)
+        source, state = self._source(task)
         if source is not None and source.by_blocks:
-            session = multicast.session_of(node)
+            # A student's state is theirs alone, and a PC restored after its user's login is
+            # alone: neither takes the room's multicast stream.
+            session = None if state is not None or login_of(node) else multicast.session_of(node)
             command = RESTORE_BLOCKS if session is None else multicast.MULTICAST_RESTORE
 
             def params() -> dict[str, Any]:
@@ -63,7 +80,11 @@ class DirectWriter:
                 raise DriverError(f"the agent restored image version {source.version_id} "
                                   f"without verifying the disk against its manifest")
             block_restore.record_restore(task, source, result)
-            task.record("deploying", f"The agent restored image version {source.version_id} "
+            if state is not None:
+                state_resume.mark_used(state)
+            restored = source.version_id if state is None else \
+                f"{source.base_version} with {state.owner}'s state {state.uuid}"
+            task.record("deploying", f"The agent restored image version {restored} "
                                      f"({result.get('mode', source.mode)}, "
                                      f"{result.get('fetched_bytes')} bytes fetched) and "
                                      f"verified the disk against its manifest.")

@@ -5,7 +5,7 @@ restores").
   the PCs it starts now (``POST <boot URL>/multicast-sessions``, with an image token of the
   version); None when it cannot (then the PCs restore by unicast, as the room's fallback).
 - A PC started in a session carries it in instance_info: ``transfer: multicast`` and
-  ``multicast_session: {"id", "port"}``. Its deploy then runs the agent's
+  ``multicast_session: {"id", "port", "group"}``. Its deploy then runs the agent's
   ``deploy.multicast_restore`` (the parameters of ``deploy.restore_blocks`` and the session)
   instead of ``deploy.restore_blocks``: the agent receives the stream, then verifies and repairs
   over HTTP, so a PC that misses the stream still finishes.
@@ -48,7 +48,8 @@ def open_session(settings: Settings, version_id: str, expected: int) -> dict[str
                     answer.status_code, answer.text[:300])
         return None
     document = answer.json()
-    return {"id": str(document["id"]), "port": int(document["port"])}
+    return {"id": str(document["id"]), "port": int(document["port"]),
+            "group": str(document["group"])}
 
 
 def session_of(node: Node) -> dict[str, Any] | None:
@@ -72,7 +73,8 @@ def multicast_params(settings: Settings, session: dict[str, Any],
                      restore_params: dict[str, Any]) -> dict[str, Any]:
     """``deploy.multicast_restore``'s parameters: the block restore's and the session."""
     joined = f"{settings.effective_boot_url}{SESSIONS_ROUTE}/{session['id']}/joined"
+    group = {"group": session["group"]} if isinstance(session.get("group"), str) else {}
     return {**restore_params, "multicast": {
-        "port": session["port"], "joined_url": joined,
+        "port": session["port"], **group, "joined_url": joined,
         "start_timeout_s": settings.multicast.start_wait_s + START_MARGIN_S,
         "receive_timeout_s": settings.multicast.receive_timeout_s}}

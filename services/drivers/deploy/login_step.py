@@ -1,0 +1,107 @@
+"""The login step of a deploy (#20): a PC of a room waits for a user at its console.
+
+With ``ENCLUME_PC_LOGIN_AT_BOOT``, a deploy of a room's PC starts with the agent's
+``login.prompt`` (agent/login_prompt.py): the user logs in at the PC's console and chooses;
+the API records the accepted choice on the node (``pc_logins.record_login``) before the agent's
+command ends. Then the deploy does what was chosen:
+
+| choice      | the deploy                                                                   |
+|-------------|------------------------------------------------------------------------------|
+| fresh       | restores the class's image version by delta                                  |
+| resume      | the same, with ``instance_info["student_state"]``: the state on top          |
+| maintenance | writes nothing: the disk boots as it is                                      |
+
+and ends as every deploy does, the PC's switch ports on the tenant VLAN (a room PC's class
+VLAN). Who is logged in is forgotten (``clear_login``) when the next deploy starts or the PC is
+powered off.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from services.classroom.image_versions import instance_info
+from services.classroom.networks import room_vlans
+from services.classroom.pc_logins import clear_login, login_of
+from services.classroom.state_capture import POWER_OFF_AFTER
+from services.common.classroom_models import ImageVersion
+from services.common.config import Settings
+from services.drivers.agent_client import AGENT_COMMAND
+from services.drivers.base import WAIT, DriverError
+from services.drivers.deploy import steps
+from services.drivers.deploy.state_resume import STUDENT_STATE
+
+if TYPE_CHECKING:
+    from services.conductor.task import Task
+
+LOGIN_PROMPT = "login.prompt"
+MAINTENANCE = "maintenance"
+
+
+def wanted(task: Task, settings: Settings) -> bool:
+    """A room's PC with logins at boot, unless the deploy ends with the PC off (a session's
+    end that saves the student's work and powers the PC off: nobody is there to log in)."""
+    if (task.node.instance_info or {}).get(POWER_OFF_AFTER):
+        return False
+    return settings.pc_login.at_boot and room_vlans(task.session, task.node.id) is not None
+
+
+def _prompting(task: Task) -> bool:
+    current = task.node.driver_internal_info.get(AGENT_COMMAND)
+    return login_of(task.node) is None or (
+        isinstance(current, dict) and current.get("name") == LOGIN_PROMPT)
+
+
+def advance(task: Task, settings: Settings) -> str | None:
+    """WAIT while nobody has chosen; then the chosen action (instance_info set for it)."""
+    node = task.node
+    if _prompting(task):
+        room = room_vlans(task.session, node.id)
+        params = {"node": node.uuid, "room": room.room if room else "",
+                  "language": settings.pc_login.language}
+        if steps.advance(task, LOGIN_PROMPT, lambda: params,
+                         settings.deploy.agent_command_timeout_s) is None:
+            return WAIT
+        _apply(task)
+    login = login_of(node)
+    assert login is not None  # _apply checked it
+    return str(login["action"])
+
+
+def _apply(task: Task) -> None:
+    login = login_of(task.node)
+    if login is None:
+        raise DriverError("the agent's login prompt ended but no login was recorded for the "
+                          "node")
+    action, user = login.get("action"), login.get("user")
+    info = {k: v for k, v in (task.node.instance_info or {}).items() if k != STUDENT_STATE}
+    if action != MAINTENANCE:
+        version = task.session.scalar(select(ImageVersion).where(
+            ImageVersion.uuid == login.get("image_version")))
+        if version is None:
+            raise DriverError(f"{user} chose {action} but the class's image version "
+                              f"{login.get('image_version')} does not exist")
+        info.update(instance_info(version), image_restore="delta")
+        if action == "resume":
+            info[STUDENT_STATE] = login.get("state")
+    task.node.instance_info = info
+    what = {"fresh": "a fresh start", "resume": f"to resume state {login.get('state')}",
+            MAINTENANCE: "maintenance (nothing is restored)"}.get(str(action), str(action))
+    task.record("deploying", f"{user} logged in at the PC and chose {what}.")
+
+
+def log_out(task: Task) -> None:
+    """The PC of a logged-in user was powered off: forget the user, its ports back to the
+    idle VLAN (the provisioning VLAN of a room's PC) until the next login."""
+    login = login_of(task.node)
+    if login is None:
+        return
+    clear_login(task.node)
+    try:
+        task.driver.network.unconfigure_tenant_networks(task)
+    except DriverError as exc:
+        task.record("network", f"The switch ports of the PC {login.get('user')} had logged in "
+                               f"at could not go back to the idle VLAN: {exc}",
+                    severity="ERROR")

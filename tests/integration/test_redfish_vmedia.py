@@ -1,0 +1,160 @@
+"""The ``redfish-virtual-media`` boot interface against sushy-emulator (its fake driver does
+virtual media: it downloads the inserted image and records it as the CD's boot image), through
+a served API with an in-process conductor and the real boot service serving the files
+directory: the node's deploy ISO built, inserted from the boot service's URL and booted once
+from CD when the ramdisk is needed, ejected and removed when it is not; an ISO the BMC cannot
+download fails the operation with the BMC's reason and what to check."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.boot.http import create_boot_app
+from services.common.config import Settings
+from services.common.db import Database, upgrade_schema
+from tests.support.api_stack import served_api
+from tests.support.asgi import bound_socket, serving, url_of
+from tests.support.peers_fixtures import REDFISH_USERNAME, RedfishPeers
+from tests.support.polling import eventually
+from tests.support.redfish_emulator import RedfishEmulator, fake_systems
+
+pytestmark = [pytest.mark.integration]
+
+KERNEL, RAMDISK = "deploy.kernel", "deploy.initramfs"
+ERASE = {"interface": "deploy", "step": "erase_devices_metadata"}
+
+
+@pytest.fixture(scope="module")
+def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedfishPeers]:
+    """One sushy-emulator for the module: a system per test."""
+    password = "vmedia-7f3a"
+    with RedfishEmulator(tmp_path_factory.mktemp("vmedia-bmc"), fake_systems(2),
+                         {REDFISH_USERNAME: password}) as emulator:
+        yield RedfishPeers(emulator=emulator, username=REDFISH_USERNAME, password=password)
+
+
+@dataclass
+class Stack:
+    api: httpx.Client
+    files: Path
+    boot_url: str
+
+
+@contextmanager
+def stack(base: Path, iso_url: str | None = None) -> Iterator[Stack]:
+    """API + conductor + boot service on ``base``; the ISO's URL is the boot service's unless
+    ``iso_url`` says where the BMC is told to fetch it from."""
+    files = base / "boot-files"
+    files.mkdir(parents=True)
+    (files / KERNEL).write_bytes(b"\x7fkernel" * 1000)
+    (files / RAMDISK).write_bytes(b"ramdisk" * 1000)
+    boot_socket = bound_socket()
+    boot_url = url_of(boot_socket)
+    url = f"sqlite:///{base / 'api.sqlite'}"
+    upgrade_schema(url)
+    settings = Settings(
+        process={"data_dir": base}, conductor={"hostname": "conductor-1"},
+        boot={"files_dir": files, "public_url": iso_url or boot_url},
+        deploy={"kernel": f"{boot_url}/files/{KERNEL}", "ramdisk": f"{boot_url}/files/{RAMDISK}"},
+        redfish={"timeout_s": 5, "connect_retries": 0},
+        drivers={"power_poll_interval_s": 0.2, "power_state_change_timeout_s": 20})
+    db = Database(url)
+    with ExitStack() as stack_:
+        stack_.enter_context(serving(create_boot_app(settings, db), boot_socket))
+        served = stack_.enter_context(served_api(settings, db))
+        yield Stack(served.client, files, boot_url)
+
+
+def node_of(api: httpx.Client, uuid: str) -> dict[str, Any]:
+    document: dict[str, Any] = api.get(f"/v1/nodes/{uuid}").json()
+    return document
+
+
+def enroll_and_clean(api: httpx.Client, peers: RedfishPeers, index: int) -> dict[str, Any]:
+    """A manageable redfish node (the emulator's system ``index``) booting by virtual media,
+    asked for a manual cleaning that needs the ramdisk; the node once cleaning has ended or
+    waits for its agent."""
+    system = peers.emulator.system_ids[index]
+    response = api.post("/v1/nodes", json={
+        "driver": "redfish", "boot_interface": "redfish-virtual-media",
+        "driver_info": peers.driver_info(system),
+        "properties": {"capabilities": "boot_mode:uefi"}})
+    assert response.status_code == 201, response.text
+    uuid = response.json()["uuid"]
+    assert api.put(f"/v1/nodes/{uuid}/states/provision",
+                   json={"target": "manage"}).status_code == 202
+    eventually(lambda: node_of(api, uuid)["provision_state"] == "manageable", 20, "manageable")
+    response = api.put(f"/v1/nodes/{uuid}/states/provision",
+                       json={"target": "clean", "clean_steps": [ERASE]})
+    assert response.status_code == 202, response.text
+    return eventually(lambda: (n := node_of(api, uuid))["provision_state"] in (
+        "clean wait", "clean failed") and n, 30, "the ramdisk booted or cleaning failed")
+
+
+def bmc(peers: RedfishPeers, index: int, path: str) -> dict[str, Any]:
+    emulator = peers.emulator
+    with httpx.Client(auth=(peers.username, peers.password)) as client:
+        system = emulator.system_path(emulator.system_ids[index])
+        document: dict[str, Any] = client.get(f"{emulator.address}{system}{path}").json()
+        return document
+
+
+def test_the_deploy_iso_is_built_inserted_booted_and_ejected(
+        tmp_path: Path, peers: RedfishPeers) -> None:
+    with stack(tmp_path) as served:
+        waiting = enroll_and_clean(served.api, peers, 0)
+        uuid = waiting["uuid"]
+        assert waiting["provision_state"] == "clean wait", waiting["last_error"]
+        iso = served.files / "vmedia" / f"{uuid}.iso"
+        cd = bmc(peers, 0, "/VirtualMedia/Cd")
+        assert cd["Inserted"] is True and cd["WriteProtected"] is True
+        assert cd["Image"] == f"{served.boot_url}/files/vmedia/{uuid}.iso"
+        assert bmc(peers, 0, "")["Boot"]["BootSourceOverrideTarget"] == "Cd"
+        assert waiting["power_state"] == "power on"
+
+        # What the BMC downloaded is a UEFI-bootable ISO whose loader boots the ramdisk with
+        # the node's kernel command line.
+        listing = subprocess.run(["isoinfo", "-d", "-i", str(iso)], capture_output=True,
+                                 text=True, check=True).stdout
+        assert "El Torito" in listing and "No Emulation Boot" in listing
+        esp = tmp_path / "esp.img"
+        with esp.open("wb") as out:
+            subprocess.run(["isoinfo", "-R", "-i", str(iso), "-x", "/boot/efiboot.img"],
+                           stdout=out, check=True)
+        entry = subprocess.run(["mtype", "-i", str(esp), "::/loader/entries/enclume.conf"],
+                               capture_output=True, text=True, check=True,
+                               env={"MTOOLS_SKIP_CHECK": "1", "PATH": "/usr/bin:/bin"}).stdout
+        assert "linux /vmlinuz" in entry and f"enclume.node={uuid}" in entry
+        assert subprocess.run(["mtype", "-i", str(esp), "::/initrd"], capture_output=True,
+                              check=True, env={"MTOOLS_SKIP_CHECK": "1", "PATH": "/usr/bin:/bin"}
+                              ).stdout == (served.files / RAMDISK).read_bytes()
+
+        assert served.api.put(f"/v1/nodes/{uuid}/states/provision",
+                              json={"target": "abort"}).status_code == 202
+        eventually(lambda: bmc(peers, 0, "/VirtualMedia/Cd")["Inserted"] is False, 10, "ejected")
+        assert not iso.exists()
+
+
+def test_an_iso_the_bmc_cannot_download_fails_with_its_reason(
+        tmp_path: Path, peers: RedfishPeers) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        unreachable = url_of(closed)  # nothing listens there once the socket is closed
+    with stack(tmp_path, iso_url=unreachable) as served:
+        failed = enroll_and_clean(served.api, peers, 1)
+    assert failed["provision_state"] == "clean failed"
+    error = failed["last_error"]
+    assert f"could not insert the virtual media ISO {unreachable}/files/vmedia/" in error
+    assert "Failed fetching image from URL" in error  # the BMC's own words
+    assert f"it must reach the boot service at {unreachable}" in error
+    assert peers.password not in error
+    assert bmc(peers, 1, "/VirtualMedia/Cd")["Inserted"] is False

@@ -1,0 +1,106 @@
+"""Rescue and unrescue (API 1.38) on fake hardware: Ironic's states, password handling (kept
+hashed as Ironic hashes it, masked by the API, forgotten on unrescue) and error texts."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from passlib.hash import sha512_crypt
+from sqlalchemy import select
+
+from services.common.config import Settings
+from services.common.db import Database, upgrade_schema
+from services.common.models import Node
+from tests.support.api_stack import ServedApi, served_api
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
+    directory: Path = tmp_path_factory.mktemp("rescue")
+    url = f"sqlite:///{directory / 'api.sqlite'}"
+    upgrade_schema(url)
+    settings = Settings(process={"data_dir": directory}, conductor={"hostname": "conductor-1"})
+    with served_api(settings, Database(url)) as stack:
+        yield stack
+
+
+def fault(response: httpx.Response) -> str:
+    assert response.status_code == 400, response.text
+    return str(json.loads(response.json()["error_message"])["faultstring"])
+
+
+def wait_state(api: httpx.Client, node: str, state: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while (shown := api.get(f"/v1/nodes/{node}").json())["provision_state"] != state:
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.02)
+    return dict(shown)
+
+
+def active_node(api: httpx.Client, rescue_interface: str) -> str:
+    created = api.post("/v1/nodes", headers={"X-OpenStack-Ironic-API-Version": "1.10"},
+                       json={"driver": "fake-hardware"})
+    node = str(created.json()["uuid"])
+    assert api.patch(f"/v1/nodes/{node}", json=[
+        {"op": "add", "path": "/rescue_interface", "value": rescue_interface}]).status_code == 200
+    assert api.put(f"/v1/nodes/{node}/states/provision",
+                   json={"target": "active"}).status_code == 202
+    wait_state(api, node, "active")
+    return node
+
+
+def provision(api: httpx.Client, node: str, **body: Any) -> httpx.Response:
+    return api.put(f"/v1/nodes/{node}/states/provision", json=body)
+
+
+def test_rescue_and_unrescue_on_fake_hardware(served: ServedApi) -> None:
+    api = served.client
+    node = active_node(api, "fake")
+    assert fault(provision(api, node, target="rescue")) == (
+        'A non-empty "rescue_password" is required when setting target provision state to '
+        "rescue")
+    assert fault(provision(api, node, target="rescue", rescue_password="  ")).startswith(
+        'A non-empty "rescue_password"')
+    assert fault(provision(api, node, target="rebuild", rescue_password="pw")) == (
+        '"rescue_password" is only valid when setting target provision state to rescue')
+    assert provision(api, node, target="rescue", rescue_password="pw").status_code == 202
+    rescued = wait_state(api, node, "rescue")
+    assert rescued["instance_info"]["rescue_password"] == "******"
+    assert rescued["instance_info"]["hashed_rescue_password"] == "******"
+    with served.manager.db.session() as session:
+        info = session.scalar(select(Node.instance_info).where(Node.uuid == node))
+    assert info["rescue_password"] == "pw"
+    assert info["hashed_rescue_password"].startswith("$6$")
+    assert sha512_crypt.verify("pw", info["hashed_rescue_password"])
+    # Rescue again from rescue (a new password), then unrescue: active, password forgotten.
+    assert provision(api, node, target="rescue", rescue_password="other").status_code == 202
+    wait_state(api, node, "rescue")
+    assert provision(api, node, target="unrescue").status_code == 202
+    back = wait_state(api, node, "active")
+    assert "rescue_password" not in back["instance_info"]
+    assert "hashed_rescue_password" not in back["instance_info"]
+    assert fault(provision(api, node, target="unrescue")).startswith(
+        'The requested action "unrescue" can not be performed on node')
+    assert "not valid at API version 1.37" in fault(api.put(
+        f"/v1/nodes/{node}/states/provision", json={"target": "rescue", "rescue_password": "x"},
+        headers={"X-OpenStack-Ironic-API-Version": "1.37"}))
+
+
+def test_no_rescue_interface_and_maintenance_refuse(served: ServedApi) -> None:
+    api = served.client
+    node = active_node(api, "no-rescue")
+    assert fault(provision(api, node, target="rescue", rescue_password="pw")) == (
+        f"Failed to rescue instance None for node {node}: Validation failed: Driver "
+        "fake-hardware does not support rescue (disabled or not implemented).")
+    shown = api.get(f"/v1/nodes/{node}").json()
+    assert shown["provision_state"] == "active"
+    assert "rescue_password" not in shown["instance_info"]
+    assert api.put(f"/v1/nodes/{node}/maintenance", json={}).status_code == 202
+    assert "maintenance mode" in fault(provision(api, node, target="rescue",
+                                                 rescue_password="pw"))
