@@ -22,7 +22,6 @@ from services.api import (
     node_traits,
     node_vifs,
     nodes,
-    openapi,
     portgroups,
     ports,
     root,
@@ -44,6 +43,7 @@ from services.api.enclume import session_service as enclume_session_service
 from services.api.enclume import sessions as enclume_sessions
 from services.api.enclume import student_states as enclume_student_states
 from services.api.limits import BodySizeLimitMiddleware
+from services.api.openapi_install import install_openapi
 from services.api.responses import SafeJSONResponse
 from services.api.ui.app import install as install_web_page
 from services.api.versions import VersionMiddleware
@@ -85,7 +85,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    enclume_student_states.router, enclume_pc_login_choice.router,
                    enclume_pc_logins.router, enclume_save_and_log_out.router):
         app.include_router(router)
-    openapi.install(app)
+    install_openapi(app)
     install_web_page(app, settings, source)  # /ui/: the teacher web page
     # Starlette runs the last added middleware first: the request timer, size limit, auth,
     # versions, then /metrics (behind auth when ENCLUME_METRICS_REQUIRE_AUTH, else public).

@@ -374,13 +374,3 @@ def build(app: FastAPI) -> Schema:
                        "securitySchemes": {"http_basic": {"type": "http", "scheme": "basic"}}},
     }
 
-
-def install(app: FastAPI) -> None:
-    """Serve the described document at /openapi.json (built once, at its first request)."""
-
-    def openapi() -> Schema:
-        if app.openapi_schema is None:
-            app.openapi_schema = build(app)
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

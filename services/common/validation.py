@@ -22,8 +22,6 @@ import unicodedata
 import uuid
 from typing import Any
 
-import jsonschema
-
 from services.common.exceptions import Invalid
 
 # field -> the longest value accepted, in characters (after NFC).
@@ -337,6 +335,8 @@ DEPLOY_STEP_SCHEMA: dict[str, Any] = {
 def deploy_steps(field: str, value: Any) -> list[dict[str, Any]]:
     """Deploy steps as Ironic's schema accepts them, priorities as integers; Invalid with
     Ironic's "Invalid <field>: <the schema's complaint>"."""
+    import jsonschema  # here, not at start: it costs every server ~4 MiB of RSS it rarely needs
+
     try:
         jsonschema.validate(value, {"type": "array", "items": DEPLOY_STEP_SCHEMA})
     except jsonschema.ValidationError as exc:

@@ -30,23 +30,28 @@ TEMPLATES = {"jinja2"}
 YAML = {"yaml"}
 # Loaded when the ldap strategy is configured (services/api/auth.py): ~5 MiB of RSS.
 DIRECTORY = {"ldap3", "pyasn1"}
-WATCHED = BMC_CLIENTS | CALENDARS | SERVERS | LAYERS | HTTPX_CLI | TEMPLATES | YAML | DIRECTORY
+# Loaded when deploy steps are validated, and when a rescue password is hashed: a few MiB.
+STEPS = {"jsonschema", "passlib"}
+WATCHED = (BMC_CLIENTS | CALENDARS | SERVERS | LAYERS | HTTPX_CLI | TEMPLATES | YAML | DIRECTORY
+           | STEPS)
+# What no server loads at start: each only when first needed.
+ON_DEMAND = CALENDARS | HTTPX_CLI | TEMPLATES | YAML | DIRECTORY | STEPS
 
 # script -> the watched modules it must not load
 FORBIDDEN: dict[str, set[str]] = {
     "enclume": WATCHED - {"rich", "yaml"},  # typer draws the CLI's help with rich
     "enclume-agent": WATCHED - YAML,
-    "enclume-boot": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | DIRECTORY | {
+    "enclume-boot": BMC_CLIENTS | ON_DEMAND | {
         "fastapi", "iptc", "services.api", "services.conductor", "services.drivers",
         "services.aio"},
-    "enclume-api": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | DIRECTORY | {
+    "enclume-api": BMC_CLIENTS | ON_DEMAND | {
         "iptc", "tftpy", "services.boot", "services.drivers", "services.aio"},
     # The BMC clients load when a node first uses them (services/drivers/registry.py).
-    "enclume-conductor": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | DIRECTORY | {
+    "enclume-conductor": BMC_CLIENTS | ON_DEMAND | {
         "fastapi", "iptc", "tftpy", "services.api", "services.aio"},
-    "enclume-dbsync": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | DIRECTORY | {
+    "enclume-dbsync": BMC_CLIENTS | ON_DEMAND | {
         "fastapi", "iptc", "tftpy", "services.api", "services.aio"},
-    "enclume-aio": BMC_CLIENTS | CALENDARS | HTTPX_CLI | TEMPLATES | YAML | DIRECTORY | {
+    "enclume-aio": BMC_CLIENTS | ON_DEMAND | {
         "iptc", "tftpy"},
 }
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from passlib.hash import sha512_crypt
-
 from services.common.exceptions import Invalid
 from services.conductor.flows.steps import Step, validate
 from services.conductor.task import Task
@@ -24,6 +22,8 @@ ROUNDS = 5000  # crypt(3)'s default for $6$, as Ironic's crypt_password(password
 
 
 def hash_password(password: str) -> str:
+    from passlib.hash import sha512_crypt  # here, not at start: only a rescue needs it
+
     return str(sha512_crypt.using(rounds=ROUNDS).hash(password))
 
 
