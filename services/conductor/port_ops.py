@@ -29,6 +29,7 @@ from services.drivers.network.vifs import attached_vif
 if TYPE_CHECKING:
     from services.common.db import Database
     from services.conductor.runner import TaskRunner
+    from services.conductor.task import Task
 
 # Where a port group may move to another node (or a node in maintenance), as in Ironic.
 PORTGROUP_MOVE_STATES = (states.S.ENROLL.value, states.S.INSPECTING.value,
@@ -70,13 +71,7 @@ class PortOperations:
                 if port is None:
                     raise NotFound(f"Port {port_uuid} could not be found.")
                 check_unchanged(port, expected, f"Port {port_uuid}")
-                if node_uuid is not None and node_uuid != task.node.uuid:
-                    new_node = task.session.scalar(select(Node.id).where(Node.uuid == node_uuid))
-                    if new_node is None:
-                        raise NodeNotFound(node_uuid)
-                    port.node_id = new_node
-                for field, value in values.items():
-                    setattr(port, field, value)
+                update_row(task, port, node_uuid, values)
                 group = task.session.get(Portgroup, port.portgroup_id) if (
                     port.portgroup_id is not None) else None
                 if group is not None and group.node_id != port.node_id:
@@ -154,3 +149,15 @@ class PortOperations:
                 raise Invalid("Cannot complete the requested action because portgroup "
                               f"{group.uuid} contains ports.")
             task.session.delete(group)
+
+
+def update_row(task: Task, row: Any, node_uuid: str | None, values: dict[str, Any]) -> None:
+    """Set ``values`` on a node's ``row`` (a port, a volume connector or target) and move it
+    to the node ``node_uuid`` when that is another node (NodeNotFound when there is none)."""
+    if node_uuid is not None and node_uuid != task.node.uuid:
+        new_node = task.session.scalar(select(Node.id).where(Node.uuid == node_uuid))
+        if new_node is None:
+            raise NodeNotFound(node_uuid)
+        row.node_id = new_node
+    for field, value in values.items():
+        setattr(row, field, value)

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from services.common.exceptions import InvalidStateRequested, NodeNotFound, NotFound
+from services.common.exceptions import InvalidStateRequested, NotFound
 from services.common.lookups import node_uuid_of_volume
-from services.common.models import Node
 from services.common.optimistic import check_unchanged
 from services.common.volumes import DELETE_ANY_POWER_STATES, KINDS, POWER_OFF
+from services.conductor.port_ops import update_row
 
 if TYPE_CHECKING:
     from services.common.db import Database
@@ -47,13 +47,7 @@ class VolumeOperations:
                 if node.power_state != POWER_OFF:
                     raise InvalidStateRequested(f"{spec.label} update", node.uuid,
                                                 str(node.power_state))
-                if node_uuid is not None and node_uuid != node.uuid:
-                    new_node = task.session.scalar(select(Node.id).where(Node.uuid == node_uuid))
-                    if new_node is None:
-                        raise NodeNotFound(node_uuid)
-                    row.node_id = new_node
-                for field, value in values.items():
-                    setattr(row, field, value)
+                update_row(task, row, node_uuid, values)
                 task.session.flush()
         except IntegrityError as exc:
             raise spec.conflict(exc, values) from None
