@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import bcrypt
@@ -124,7 +125,8 @@ def log_in(browser: Chrome, url: str, user: str) -> None:
     browser.find_element(By.ID, "user").send_keys(user)
     browser.find_element(By.ID, "password").send_keys(PASSWORDS[user])
     browser.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
-    until(lambda: browser.current_url.endswith("/ui/rooms"), 30, "the rooms page")
+    # The login page's own address ends with "?next=/ui/rooms": compare paths only.
+    until(lambda: urlsplit(browser.current_url).path == "/ui/rooms", 30, "the rooms page")
     until(lambda: browser.execute_script("return document.readyState;") == "complete", 30,
           "the rooms page loaded")
 
@@ -208,7 +210,8 @@ def test_a_teacher_restores_her_room_live_and_retries_the_failed_pc(
     assert browser.execute_script("return window.sameDocument === true;")
 
     browser.find_element(By.LINK_TEXT, "Recent actions").click()
-    until(lambda: browser.current_url.endswith("/jobs"), 30, "the room's recent actions")
+    until(lambda: urlsplit(browser.current_url).path.endswith("/jobs"), 30,
+          "the room's recent actions")
     history = main_text(browser)
     assert "alice" in history and "restore debian-12:2026-09" in history
     assert f"{FAILING}: succeeded" in history
@@ -234,7 +237,7 @@ def stays_smooth(timing: PageTiming, admin: httpx.Client) -> None:
 def plan_a_weekly_class(browser: Chrome) -> None:
     """Tuesday 14:00-16:00 every week for four weeks, from the timetable's form."""
     browser.find_element(By.LINK_TEXT, "Timetable").click()
-    until(lambda: browser.current_url.endswith("/timetable"), 30, "the timetable")
+    until(lambda: urlsplit(browser.current_url).path.endswith("/timetable"), 30, "the timetable")
     today = datetime.now(ZoneInfo("Europe/Paris")).date()
     tuesday = today + timedelta(days=(1 - today.weekday()) % 7 or 7)
     browser.find_element(By.ID, "name").send_keys("Networks lab")
@@ -314,7 +317,8 @@ def test_other_rooms_french_accessibility_and_log_out(
         "row 2, place 1"
     assert accessibility_violations(browser) == []
     browser.find_element(By.LINK_TEXT, "Recent actions").click()
-    until(lambda: browser.current_url.endswith("/jobs"), 30, "the room's recent actions")
+    until(lambda: urlsplit(browser.current_url).path.endswith("/jobs"), 30,
+          "the room's recent actions")
     assert accessibility_violations(browser) == []
 
     browser.find_element(By.LINK_TEXT, "Images").click()
