@@ -95,7 +95,11 @@ class Restore:
         self.reader = BlockReader(fd, manifest.size, manifest.block_size)
         self.done = 0
         self.work = 2 * manifest.size  # each byte compared (or written) once, verified once
-        self.writes_count = False  # progress counts written blocks (full) or compared ones
+        # What the first half of the progress counts: compared blocks, and written ones (a
+        # full write's, or a delta's differing blocks, which count once fixed, not when found).
+        self.writes_count = False
+        self.fixing = False  # a delta's rewrites: its zeroed blocks count too (a full write's
+        # zero blocks were counted before it started)
         self._lock = threading.Lock()
 
     def _advance(self, count: int) -> None:
@@ -117,10 +121,12 @@ class Restore:
             return self.reader.is_zero(block)
         return hashlib.sha256(block).hexdigest() == expected
 
-    def differing(self, indexes: Iterable[int]) -> Iterator[int]:
-        """The blocks among ``indexes`` that do not match, in order, as the hashing finds them."""
+    def differing(self, indexes: Iterable[int], count_differing: bool = True) -> Iterator[int]:
+        """The blocks among ``indexes`` that do not match, in order, as the hashing finds them;
+        without ``count_differing`` those count for progress only when written."""
         for index, matched in self.reader.in_order(indexes, self.matches):
-            self._advance(self.manifest.span(index)[1])
+            if matched or count_differing:
+                self._advance(self.manifest.span(index)[1])
             if not matched:
                 yield index
 
@@ -136,6 +142,8 @@ class Restore:
         for index in indexes:
             if self.manifest.blocks[index] is None:
                 zero_range(self.fd, self.disk, *self.manifest.span(index))
+                if self.writes_count and self.fixing:
+                    self._advance(self.manifest.span(index)[1])
             else:
                 data.append(index)
         first = [0] if data and data[0] == 0 else []
@@ -190,13 +198,15 @@ class Restore:
                     next_found()
 
         fetching = threading.Thread(target=fetch_loop, name="block-fetch", daemon=True)
+        self.writes_count = self.fixing = True
         fetching.start()
         try:
-            for index in self.differing(indexes):
+            for index in self.differing(indexes, count_differing=False):
                 found.put(index)
         finally:
             found.put(None)
             fetching.join()
+            self.writes_count = self.fixing = False
         if failure:
             raise failure[0]
         return fixed[0]

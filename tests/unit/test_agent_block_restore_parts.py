@@ -1,17 +1,20 @@
-"""The agent's block-restore parts that need no disk or server: runs, manifest checks, params."""
+"""The agent's block-restore parts that need no block device or server: runs, manifest checks,
+params, progress (on a file, with every block to write at hand)."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import os
+from pathlib import Path
 
 import pytest
 
 from agent.block_fetch import runs
-from agent.block_manifest import parse
+from agent.block_manifest import BlockManifest, parse
+from agent.disks import Disk
 from agent.errors import BadParams, CommandError
-from agent.restore_blocks import parse_params
+from agent.restore_blocks import RestoreRequest, parse_params, restore_blocks
 from services.images import manifest as server_manifest
 
 
@@ -47,3 +50,36 @@ def test_bad_params_are_refused_before_anything_runs(change: dict[str, object]) 
               "disk_url": "http://boot/d", **change}
     with pytest.raises(BadParams):
         parse_params(params)
+
+
+def test_a_delta_restores_progress_counts_a_differing_block_once_it_is_written(
+        tmp_path: Path) -> None:
+    size, count = 64 * 1024, 16
+    image = b"".join(bytes([index + 1]) * size for index in range(count))
+    blocks = tuple(hashlib.sha256(image[i * size:(i + 1) * size]).hexdigest()
+                   for i in range(count))
+    manifest = BlockManifest(len(image), size, hashlib.sha256(image).hexdigest(), blocks)
+    differing = {3, 9, count - 1}  # the last one is found when the hashing ends
+    on_disk = bytearray(image)
+    for index in differing:
+        on_disk[index * size:(index + 1) * size] = bytes(size)
+    path = tmp_path / "disk"
+    path.write_bytes(on_disk)
+    disk = Disk(str(path), len(image), is_block=False)
+
+    seen: list[tuple[int, bool]] = []
+
+    def on_progress(done: int, total: int | None) -> None:
+        assert total == len(image)
+        seen.append((done, path.read_bytes() == image))
+
+    request = RestoreRequest("http://boot/m", "a" * 64, "http://boot/d", "delta", None)
+    held = {index: image[index * size:(index + 1) * size] for index in differing}
+    result = restore_blocks(request, [disk], 5, on_progress, loaded=(disk, manifest), held=held)
+    assert result["verified"] and result["differing_blocks"] == len(differing)
+    assert path.read_bytes() == image
+    dones = [done for done, _ in seen]
+    assert dones == sorted(dones) and dones[-1] == len(image)
+    # Half the work is the comparing and fixing: it is reached only once the disk is right.
+    assert all(whole for done, whole in seen if done >= len(image) // 2)
+    assert any(not whole for _, whole in seen)
