@@ -22,6 +22,7 @@ from services.common.db import Database
 from services.common.exceptions import Conflict, Invalid, NodeNotFound, NoFreeConductorWorker
 from services.common.lookups import node_value
 from services.common.models import Node
+from services.common.secrets import mask
 from services.conductor import locks
 from services.conductor.task import Task
 from services.drivers.base import DriverError
@@ -32,8 +33,16 @@ LOG = logging.getLogger(__name__)
 Work = Callable[[Task], None]
 
 
-def failure_message(task: Task, event_type: str, exc: BaseException) -> str:
-    return f"{event_type.capitalize()} failed for node {task.node.uuid}: {exc}"
+# The operation's name in "<Operation> failed for node X: <error>", whichever path failed it.
+FAILURE_WORDS = {"deploying": "Deploy", "cleaning": "Cleaning", "introspection": "Inspection",
+                 "rescue": "Rescue"}
+
+
+def failure_message(task: Task, operation: str, error: BaseException) -> str:
+    """last_error of a failed operation; the error may quote an image URL: never its
+    password."""
+    word = FAILURE_WORDS.get(operation, operation.capitalize())
+    return mask(f"{word} failed for node {task.node.uuid}: {error}")
 
 
 class TaskRunner:

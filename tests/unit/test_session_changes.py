@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from services.classroom.times import as_utc
@@ -20,6 +21,15 @@ from tests.unit.test_classroom_api import SUM, E, Stack, ok, refused
 # The stack's fixtures, found by pytest under these names.
 database_url, stack, admin, world = (classroom.database_url, classroom.stack, classroom.admin,
                                      classroom.world)
+
+
+@pytest.fixture(scope="module")
+def debian_v2(admin: httpx.Client, world: Any) -> str:
+    """A second version of the world's image, for the tests that change a session's image."""
+    ok(admin.post(f"{E}/images/debian/versions", json={
+        "version": "v2", "source": "http://images.example/debian-v2.img", "checksum": SUM}),
+       201)
+    return "debian:v2"
 
 
 def planned(stack: Stack, session_uuid: str) -> list[tuple[str, str, str]]:
@@ -43,10 +53,7 @@ def weekly(admin: httpx.Client, **values: Any) -> dict[str, Any]:
 
 
 def test_end_image_actions_and_until_change_and_occurrences_are_planned_again(
-        stack: Stack, admin: httpx.Client, world: Any) -> None:
-    ok(admin.post(f"{E}/images/debian/versions", json={
-        "version": "v2", "source": "http://images.example/debian-v2.img", "checksum": SUM}),
-       201)
+        stack: Stack, admin: httpx.Client, debian_v2: str) -> None:
     created = weekly(admin)
     assert planned(stack, created["uuid"]) == [
         ("2027-03-16T13:00:00", "2027-03-16T15:00:00", "planned"),
@@ -112,7 +119,7 @@ def test_a_series_cut_to_the_past_is_refused(stack: Stack, admin: httpx.Client,
 
 
 def test_a_claimed_occurrence_is_not_changed_under_the_runner(
-        stack: Stack, admin: httpx.Client, world: Any) -> None:
+        stack: Stack, admin: httpx.Client, debian_v2: str) -> None:
     created = weekly(admin)
     with stack.db.session() as session:
         second = session.scalars(select(Occurrence).join(ClassSession).where(

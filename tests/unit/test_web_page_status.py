@@ -33,7 +33,7 @@ def test_the_state_words_of_each_situation() -> None:
     assert state_words(active, EN) == "active on debian-12:2026-09"
     assert state_words(active, FR) == "actif sur debian-12:2026-09"
     failed = replace(RESTORING, outcome="failed", provision="deploy failed",
-                     error="Deploying failed for node 0b0e0f6c-2f3a-4a5b-8c9d-0e1f2a3b4c5d: "
+                     error="Deploy failed for node 0b0e0f6c-2f3a-4a5b-8c9d-0e1f2a3b4c5d: "
                            "the disk /dev/sda does not answer")
     assert state_words(failed, EN) == "failed: the disk /dev/sda does not answer"
     assert state_words(failed, FR) == "échec : the disk /dev/sda does not answer"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from services.common import states
 from services.common.exceptions import Invalid
-from services.common.secrets import mask
+from services.conductor.runner import failure_message
 from services.conductor.task import Task
 from services.drivers.agent_client import AgentUnavailable
 from services.drivers.base import WAIT, DriverError, Resume
@@ -25,10 +25,6 @@ S = states.ProvisionState
 EVENT_TYPES = {S.DEPLOYING: "deploying", S.DEPLOYWAIT: "deploying", S.CLEANING: "cleaning",
                S.CLEANWAIT: "cleaning", S.INSPECTING: "introspection",
                S.INSPECTWAIT: "introspection", S.RESCUING: "rescue", S.RESCUEWAIT: "rescue"}
-FAILURE_WORDS = {"deploying": "Deploy", "cleaning": "Cleaning", "introspection": "Inspection",
-                 "rescue": "Rescue"}
-
-
 def event_type(state: str) -> str:
     return EVENT_TYPES.get(S(state), "provisioning")
 
@@ -105,9 +101,7 @@ def advance(task: Task, method: Callable[[Task, Resume], str | None], finish: St
 
 def fail(task: Task, operation: str, error: BaseException) -> None:
     """Fail the operation with last_error "<Operation> failed for node X: <error>"."""
-    word = FAILURE_WORDS.get(operation, operation.capitalize())
-    # The agent's message may quote an image URL: never its password.
-    fail_with(task, operation, mask(f"{word} failed for node {task.node.uuid}: {error}"))
+    fail_with(task, operation, failure_message(task, operation, error))
 
 
 def fail_with(task: Task, operation: str, message: str) -> None:
