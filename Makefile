@@ -21,7 +21,8 @@ STAMP := $(VENV)/.installed
 # FAT without mounting (syslinux, with mtools and dosfstools); zstd compresses the deploy ramdisk; python3-zstandard
 # lets the agent (Debian's python3) compress captured blocks as in the ramdisk; the browser tests
 # of the web page (tests/browser) drive Debian's chromium through chromium-driver; udpcast is the
-# multicast sender of the boot service and the receiver of the agent (room restores); slapd and
+# multicast sender of the boot service and the receiver of the agent (room restores), uftp the
+# other multicast tool benchmarks/multicast_tools.py measures against it; slapd and
 # ldap-utils run the throw-away OpenLDAP directory of the LDAP identity tests; libfuse3-3 is the
 # FUSE library of the disk that loses writes (tests/support/faulty_disk.py, mounted as root).
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
@@ -34,7 +35,7 @@ PYTEST_WORKERS ?= 4
 XDIST := -n $(PYTEST_WORKERS) --dist loadscope
 LAB_PACKAGES := ipmitool dnsmasq-base iptables vde2 qemu-system-x86 qemu-utils qemu-block-extra \
 	ipxe ovmf busybox-static tgt fdisk extlinux genisoimage dosfstools mtools systemd-boot-efi \
-	syslinux zstd python3-zstandard chromium chromium-driver slapd ldap-utils udpcast \
+	syslinux zstd python3-zstandard chromium chromium-driver slapd ldap-utils udpcast uftp \
 	mariadb-server libfuse3-3
 
 .PHONY: help deps venv test unit integration browser clients lint demo bench clean testkernel \
