@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,9 @@ from tests.support.deploy_lab import (
     RAMDISK,
     DeployLab,
     MiB,
+    deploy_lab_fixtures,
     disk_head,
     put_old_os_on,
-    running_deploy_lab,
 )
 from tests.support.peers_fixtures import IpmiPeers
 from tests.support.polling import eventually
@@ -31,18 +30,7 @@ from tests.support.polling import eventually
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployLab]:
-    with running_deploy_lab(tmp_path_factory.mktemp("deploy-diskless")) as lab:
-        yield lab
-
-
-@pytest.fixture
-def machines(lab: DeployLab, ipmi_fleet: IpmiPeers) -> Iterator[DeployLab]:
-    try:
-        yield lab
-    finally:
-        lab.close_machines()
+lab, machines = deploy_lab_fixtures("deploy-diskless")
 
 
 def _provision_when_unlocked(lab: DeployLab, uuid: str, target: str) -> None:
