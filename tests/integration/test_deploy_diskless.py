@@ -137,3 +137,27 @@ def test_ramdisk_deploy_boots_the_instance_from_the_network_and_never_writes_the
     assert machine.hardware.agent_boots == boots_before + 2
     assert "boot" not in lab.stored_internal_info(machine.uuid)
     assert disk_head(machine, MiB) == bytes(MiB)
+
+
+def test_fast_track_keeps_the_agent_of_inspection_for_cleaning(
+        machines: DeployLab, ipmi_fleet: IpmiPeers, tmp_path: Path) -> None:
+    lab = machines
+    machine = lab.add_machine(ipmi_fleet, tmp_path)
+    patch = [{"op": "add", "path": "/driver_info/fast_track", "value": "true"}]
+    assert lab.api.patch(f"/v1/nodes/{machine.uuid}", json=patch).status_code == 200
+    put_old_os_on(machine)
+    lab.provision(machine, "manage")
+    lab.settled(machine, "manageable")
+    _provision_when_unlocked(lab, machine.uuid, "inspect")
+    inspected = lab.settled(machine, "manageable")
+    hardware = machine.hardware
+    assert inspected["last_error"] is None and inspected["inspection_finished_at"]
+    assert hardware.agent_boots == 1 and hardware.power_state() == "on"
+    before_cleaning = len(hardware.actions)
+
+    _provision_when_unlocked(lab, machine.uuid, "provide")  # automated cleaning, same agent
+    lab.settled(machine, "available")
+    assert hardware.agent_boots == 1, hardware.logs()
+    assert _power_actions(hardware.actions[before_cleaning:]) == []
+    assert hardware.power_state() == "on"
+    assert disk_head(machine, MiB) == bytes(MiB)  # erase_devices_metadata ran on it
