@@ -6,6 +6,9 @@ conductor's boot interfaces keep in ``driver_internal_info["boot"]``:
 
 - ``{"mode": "ramdisk", "kernel", "ramdisk", "kernel_params", ...}``: download the deploy kernel
   and ramdisk (a few attempts, then reboot to start PXE again) and boot them;
+- ``{"mode": "instance", "kernel", "ramdisk", "kernel_params"}`` (a diskless node, the ``ramdisk``
+  deploy interface): the same script with the instance's kernel and ramdisk, every boot; with
+  ``boot_iso`` instead, iPXE boots that ISO over HTTP (``sanboot``);
 - ``{"mode": "local", "boot_mode": "bios"|"uefi"}``: boot the local disk — BIOS boots drive 0x80,
   UEFI leaves iPXE so that the firmware goes on to its next boot entry;
 - no desired boot, or a MAC no node has: leave iPXE (``exit``), the firmware goes on; with
@@ -49,16 +52,19 @@ def _script(*lines: str) -> str:
     return "\n".join(("#!ipxe", *lines)) + "\n"
 
 
-def ramdisk_script(kernel: str, ramdisk: str, kernel_params: str, label: str) -> str:
-    """Download the kernel and ramdisk (a few attempts) and boot them; reboot when all failed."""
+def ramdisk_script(kernel: str, ramdisk: str, kernel_params: str, label: str,
+                   what: str = "deploy ramdisk") -> str:
+    """Download the kernel and ramdisk (a few attempts) and boot them; reboot when all failed.
+    ``what`` names them in the script's comment and messages."""
     check_url("the kernel URL", kernel)
     check_url("the ramdisk URL", ramdisk)
     params = check_safe("the kernel parameters", kernel_params).strip()
     check_safe("the node label", label)
+    check_safe("the boot's name", what)
     command_line = " ".join(part for part in (f"initrd={RAMDISK_NAME}", params,
                                               f"BOOTIF={MAC_SETTING}") if part)
     return _script(
-        f"# Enclume: deploy ramdisk of {label}",
+        f"# Enclume: {what} of {label}",
         "set enclume_attempt:int32 0",
         ":enclume_fetch",
         "inc enclume_attempt",
@@ -68,12 +74,26 @@ def ramdisk_script(kernel: str, ramdisk: str, kernel_params: str, label: str) ->
         "boot || goto enclume_failed",
         ":enclume_failed",
         f"iseq ${{enclume_attempt}} {DOWNLOAD_ATTEMPTS} && goto enclume_give_up ||",
-        f"echo Enclume: loading the deploy ramdisk failed, attempt ${{enclume_attempt}} of "
+        f"echo Enclume: loading the {what} failed, attempt ${{enclume_attempt}} of "
         f"{DOWNLOAD_ATTEMPTS}, trying again in {RETRY_PAUSE_S} s",
         f"sleep {RETRY_PAUSE_S}",
         "goto enclume_fetch",
         ":enclume_give_up",
-        f"echo Enclume: could not load the deploy ramdisk, rebooting in {GIVE_UP_PAUSE_S} s",
+        f"echo Enclume: could not load the {what}, rebooting in {GIVE_UP_PAUSE_S} s",
+        f"sleep {GIVE_UP_PAUSE_S}",
+        "reboot",
+    )
+
+
+def iso_script(boot_iso: str, label: str) -> str:
+    """Boot an ISO over HTTP (iPXE's SAN boot of an http URL); reboot when that failed."""
+    check_url("the boot ISO URL", boot_iso)
+    check_safe("the node label", label)
+    return _script(
+        f"# Enclume: instance ISO of {label}",
+        f"sanboot --no-describe {boot_iso} || goto enclume_failed",
+        ":enclume_failed",
+        f"echo Enclume: booting the instance ISO failed, rebooting in {GIVE_UP_PAUSE_S} s",
         f"sleep {GIVE_UP_PAUSE_S}",
         "reboot",
     )
@@ -114,6 +134,11 @@ def script_for(entry: BootEntry | None, label: str, default_boot_mode: str) -> s
     if entry.mode == "ramdisk":
         return ramdisk_script(entry.kernel or "", entry.ramdisk or "", entry.kernel_params,
                               label)
+    if entry.mode == "instance":
+        if entry.boot_iso:
+            return iso_script(entry.boot_iso, label)
+        return ramdisk_script(entry.kernel or "", entry.ramdisk or "", entry.kernel_params,
+                              label, what="instance kernel and ramdisk")
     if entry.mode == "local":
         return local_script(entry.boot_mode or default_boot_mode, label)
     raise UnsafeScriptValue(f"unknown boot mode {entry.mode!r} for {label}")

@@ -44,6 +44,9 @@ class DeploySettings(BaseSettings):
     agent_api_ca_file: Path | None = env_var("AGENT_API_CA_FILE")
     agent_command_timeout_s: float = env_var("AGENT_COMMAND_TIMEOUT_S", 30.0)
     agent_heartbeat_timeout_s: float = env_var("AGENT_HEARTBEAT_TIMEOUT_S", 90.0)
+    # Ironic's [deploy]fast_track and fast_track_timeout (services/common/fast_track.py)
+    fast_track: bool = False
+    fast_track_timeout_s: float = Field(default=300.0, ge=0, le=300)
     image_download_source: Literal["local", "http"] = env_var("IMAGE_DOWNLOAD_SOURCE", "local")
     automated_clean_steps: list[str] = env_var("AUTOMATED_CLEAN_STEPS", ["erase_devices_metadata"])
     # default DATA_DIR/conductor-image-cache/HOST

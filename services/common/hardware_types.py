@@ -51,7 +51,7 @@ FAKE_HARDWARE = HardwareType(
         "bios": ("no-bios", "fake"),
         "boot": ("fake", "ipxe", "pxe"),
         "console": ("no-console", "fake"),
-        "deploy": ("fake", "direct", "iscsi"),
+        "deploy": ("fake", "direct", "iscsi", "ramdisk"),
         "firmware": ("no-firmware", "fake"),
         "inspect": ("no-inspect", "fake", "agent"),
         "management": ("fake",),
@@ -66,12 +66,13 @@ FAKE_HARDWARE = HardwareType(
 )
 
 # What real machines use besides power and management: the agent in the deploy ramdisk
-# writes images (direct) or exports the disk for the conductor to write (iscsi).
+# writes images (direct) or exports the disk for the conductor to write (iscsi); or nothing is
+# written and the instance boots from the network (ramdisk: diskless machines).
 _REAL_MACHINE = {
     "bios": ("no-bios",),
     "boot": ("ipxe", "pxe"),
     "console": ("no-console",),
-    "deploy": ("direct", "iscsi"),
+    "deploy": ("direct", "iscsi", "ramdisk"),
     "firmware": ("no-firmware",),
     "inspect": ("agent", "no-inspect"),
     "network": ("noop", "flat", "vlan"),

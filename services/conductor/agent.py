@@ -17,13 +17,15 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 
-from services.common import states
+from services.common import fast_track, states
 from services.common.agent_checks import (  # noqa: F401
     agent_token_matches,
     callback_url_problem,
     check_version,
 )
+from services.common.config_hardware_sections import DeploySettings
 from services.common.exceptions import Conflict, EnclumeError, NotFound
 from services.common.models import utcnow
 from services.common.states import expects_agent
@@ -79,11 +81,13 @@ class CallbackUrlChanged(Conflict):
 
 
 def check_heartbeat(node_uuid: str, state: str, internal_info: dict[str, object],
-                    given_token: object, callback_url: str) -> None:
-    """Refuse a heartbeat: 409 wrong state, 401 no token, 403 wrong token, 409 a callback URL
-    other than the one the token's agent gave first (nothing recorded)."""
+                    given_token: object, callback_url: str, accepted: bool | None = None
+                    ) -> None:
+    """Refuse a heartbeat: 409 wrong state (``accepted``: whether the node's state takes one,
+    default: it expects an agent), 401 no token, 403 wrong token, 409 a callback URL other than
+    the one the token's agent gave first (nothing recorded)."""
     expected_token = internal_info.get(agent_client.AGENT_TOKEN)
-    if not expects_agent(state):
+    if not (expects_agent(state) if accepted is None else accepted):
         raise NotExpectingAgent(node_uuid, state)
     if not isinstance(given_token, str) or not given_token:
         raise AgentTokenMissing(f"Agent token is required for heartbeat processing of node "
@@ -105,15 +109,31 @@ def _same_callback(internal_info: dict[str, object], callback_url: str) -> bool:
 # -- heartbeats ----------------------------------------------------------------------------
 
 
-def heartbeat_work(callback_url: str, agent_version: str | None, token: str
-                   ) -> Callable[[Task], None]:
-    """What a heartbeat does under the node's lock, in a worker."""
+def recorded_recently(state: str, internal_info: dict[str, object],
+                      deploy: DeploySettings) -> bool:
+    """A heartbeat of an agent fast track keeps on a resting node is recorded only when the
+    last recorded one is older than a third of the shorter of the fast track and heartbeat
+    timeouts: enough to keep it usable (and a ``wol`` node's power reading), without taking
+    the node's lock, which users' requests need, on every heartbeat."""
+    if expects_agent(state):
+        return False
+    seen = agent_client.last_heartbeat_of(internal_info)
+    every_s = min(deploy.fast_track_timeout_s, deploy.agent_heartbeat_timeout_s) / 3
+    return seen is not None and utcnow().replace(tzinfo=None) - seen < timedelta(
+        seconds=every_s)
+
+
+def heartbeat_work(callback_url: str, agent_version: str | None, token: str,
+                   fast_track_default: bool = False) -> Callable[[Task], None]:
+    """What a heartbeat does under the node's lock, in a worker. In the stable states fast
+    track keeps the agent in (services/common/fast_track.py) it is only recorded."""
 
     def work(task: Task) -> None:
         node = task.node
         state = node.provision_state
         internal_info = node.driver_internal_info
-        if not expects_agent(state) or not _token_matches(
+        if not fast_track.accepts_agent(state, node.driver_info,
+                                        fast_track_default) or not _token_matches(
                 internal_info.get(agent_client.AGENT_TOKEN), token) or not _same_callback(
                 internal_info, callback_url):
             return  # the operation ended or restarted, or another URL won, since the check

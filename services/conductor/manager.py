@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from services.common import agent_checks, states
+from services.common import agent_checks, fast_track, states
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.exceptions import (
@@ -174,14 +174,21 @@ class ConductorManager(PortOperations, VolumeOperations, AllocationOperations):
         agent_checks.check_version(agent_version)
         with self.db.session() as session:
             row = session.execute(select(Node.id, Node.provision_state,
-                                         Node.driver_internal_info)
+                                         Node.driver_internal_info, Node.driver_info)
                                   .where(Node.uuid == node_uuid)).first()
         if row is None:
             raise NodeNotFound(node_uuid)
+        fast_track_default = self.settings.deploy.fast_track
         agent.check_heartbeat(node_uuid, row.provision_state, row.driver_internal_info or {},
-                              agent_token, callback_url)
+                              agent_token, callback_url, fast_track.accepts_agent(
+                                  row.provision_state, row.driver_info or {},
+                                  fast_track_default))
         assert agent_token is not None
-        work = agent.heartbeat_work(callback_url, agent_version, agent_token)
+        if agent.recorded_recently(row.provision_state, row.driver_internal_info or {},
+                                   self.settings.deploy):
+            return  # a resting node's agent: no lock taken for every heartbeat
+        work = agent.heartbeat_work(callback_url, agent_version, agent_token,
+                                    fast_track_default)
         if not self.start_on_locked(row.id, node_uuid, work,
                                     event_type(row.provision_state)):
             LOG.debug("node %s is busy: its next heartbeat continues", node_uuid)

@@ -8,6 +8,7 @@ the URL, so it stays out of access logs).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -46,7 +47,12 @@ class AgentCommandFailed(DriverError):
 
 
 def last_heartbeat(node: Node) -> datetime | None:
-    raw = (node.driver_internal_info or {}).get(AGENT_LAST_HEARTBEAT)
+    return last_heartbeat_of(node.driver_internal_info or {})
+
+
+def last_heartbeat_of(internal_info: Mapping[str, object]) -> datetime | None:
+    """When the agent's last heartbeat was recorded (naive UTC), from driver_internal_info."""
+    raw = internal_info.get(AGENT_LAST_HEARTBEAT)
     if not raw:
         return None
     try:

@@ -148,6 +148,10 @@ class ManagementInterface(Interface):
 
 
 class BootInterface(Interface):
+    # True: ``prepare_instance`` can boot a diskless node's kernel and ramdisk (or ISO) from the
+    # network (Ironic's ``ramdisk_boot`` capability), as the ``ramdisk`` deploy interface needs.
+    ramdisk_boot: ClassVar[bool] = False
+
     @abstractmethod
     def prepare_ramdisk(self, task: Task) -> None: ...
 
@@ -173,6 +177,10 @@ class CleanStep:
 class DeployInterface(Interface):
     # The clean steps this interface runs, by name.
     clean_steps: ClassVar[dict[str, CleanStep]] = {}
+    # True: the instance is booted from the network and nothing is written to the disk (the
+    # ``ramdisk`` deploy interface): no deploy ramdisk boots for the deploy, and the boot
+    # interface's ``prepare_instance`` boots the instance's kernel and ramdisk.
+    diskless: ClassVar[bool] = False
 
     @abstractmethod
     def deploy(self, task: Task) -> str | None:
@@ -196,6 +204,11 @@ class DeployInterface(Interface):
     def continue_clean(self, task: Task, resume: Resume) -> str | None:
         """As ``continue_deploy``, in clean wait: WAIT until the clean steps are done."""
         return WAIT
+
+    def keeps_agent(self, task: Task) -> bool:
+        """Fast track: whether the node's running agent stays up (powered on, not forgotten)
+        after cleaning and inspection, for the next operation. The default: never."""
+        return False
 
 
 class NetworkInterface(Interface):

@@ -107,6 +107,8 @@ class FakeManagement(_Fake, ManagementInterface):
 
 
 class FakeBoot(_Fake, BootInterface):
+    ramdisk_boot = True  # as Ironic's fake boot: a diskless deploy can be tried on it
+
     def prepare_ramdisk(self, task: Task) -> None:
         self.delay.sleep()
 

@@ -23,6 +23,7 @@ from services.drivers.base import Interface, NodeDriver, check_implementation
 from services.drivers.bios import FakeBios, NoBios
 from services.drivers.boot.ipxe import ipxe_boot, pxe_boot
 from services.drivers.deploy.direct import direct_deploy
+from services.drivers.deploy.diskless import ramdisk_deploy
 from services.drivers.deploy.iscsi import iscsi_deploy
 from services.drivers.firmware import FakeFirmware, NoFirmware
 from services.drivers.inspect.agent import AgentInspect
@@ -66,6 +67,7 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     ("boot", "pxe"): pxe_boot,
     ("deploy", "direct"): direct_deploy,
     ("deploy", "iscsi"): iscsi_deploy,
+    ("deploy", "ramdisk"): ramdisk_deploy,
     ("inspect", "agent"): AgentInspect,
 }
 

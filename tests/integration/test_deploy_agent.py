@@ -14,7 +14,6 @@ The pieces, all real processes or real servers on loopback:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,28 +25,16 @@ from tests.support.deploy_lab import (
     Machine,
     MiB,
     bootable,
+    deploy_lab_fixtures,
     disk_head,
     put_old_os_on,
-    running_deploy_lab,
 )
 from tests.support.peers_fixtures import IpmiPeers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployLab]:
-    with running_deploy_lab(tmp_path_factory.mktemp("deploy-agent")) as lab:
-        yield lab
-
-
-@pytest.fixture
-def machines(lab: DeployLab, ipmi_fleet: IpmiPeers, tmp_path: Path) -> Iterator[DeployLab]:
-    """The lab; machines added in a test are stopped at its end."""
-    try:
-        yield lab
-    finally:
-        lab.close_machines()
+lab, machines = deploy_lab_fixtures("deploy-agent")
 
 
 def new_machine(lab: DeployLab, ipmi_fleet: IpmiPeers, tmp_path: Path, **fields: object

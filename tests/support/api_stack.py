@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from fastapi import FastAPI
 
 from services.api.app import create_app
 from services.common.config import Settings
-from services.common.db import Database
+from services.common.db import Database, upgrade_schema
 from services.common.membership import Membership
 from services.conductor.manager import ConductorManager
 from services.drivers.registry import Drivers
@@ -51,3 +53,28 @@ def served_api(settings: Settings, db: Database, tls: TlsFiles | None = None
     with serving(app, tls=files) as url, httpx.Client(base_url=url, timeout=10, headers=HEADERS,
                                                       verify=verify) as api:
         yield ServedApi(api, manager, app)
+
+
+@contextmanager
+def served_sqlite_api(directory: Path) -> Iterator[ServedApi]:
+    """``served_api`` on a new SQLite database in ``directory``, default settings."""
+    url = f"sqlite:///{directory / 'api.sqlite'}"
+    upgrade_schema(url)
+    settings = Settings(process={"data_dir": directory}, conductor={"hostname": "conductor-1"})
+    with served_api(settings, Database(url)) as stack:
+        yield stack
+
+
+def fault(response: httpx.Response) -> str:
+    """The faultstring of a 400 answer."""
+    assert response.status_code == 400, response.text
+    return str(json.loads(response.json()["error_message"])["faultstring"])
+
+
+def wait_state(api: httpx.Client, node: str, state: str) -> dict[str, Any]:
+    """The node's document once its provision state is ``state`` (AssertionError after 10 s)."""
+    deadline = time.monotonic() + 10
+    while (shown := api.get(f"/v1/nodes/{node}").json())["provision_state"] != state:
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.02)
+    return dict(shown)

@@ -220,3 +220,23 @@ def put_old_os_on(machine: Machine) -> None:
     with machine.disk.open("r+b") as handle:
         handle.write(sector)
     assert bootable(machine)
+
+
+def deploy_lab_fixtures(name: str) -> tuple[Any, Any]:
+    """A test module's ``lab`` fixture (one running deploy lab for the module, its files under
+    a temporary directory ``name``) and ``machines`` (the lab; the machines a test added are
+    stopped at its end): ``lab, machines = deploy_lab_fixtures("deploy-agent")``."""
+
+    @pytest.fixture(scope="module")
+    def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployLab]:
+        with running_deploy_lab(tmp_path_factory.mktemp(name)) as running:
+            yield running
+
+    @pytest.fixture
+    def machines(lab: DeployLab, ipmi_fleet: IpmiPeers) -> Iterator[DeployLab]:
+        try:
+            yield lab
+        finally:
+            lab.close_machines()
+
+    return lab, machines

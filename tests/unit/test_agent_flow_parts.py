@@ -233,7 +233,7 @@ def test_an_inventory_updates_properties_ports_and_is_kept(tmp_path: Path) -> No
 @pytest.mark.parametrize("name", ["ipmi", "redfish", "wol"])
 def test_real_hardware_deploys_through_the_agent(name: str) -> None:
     hardware = HARDWARE_TYPES[name]
-    assert hardware.supported["deploy"] == ("direct", "iscsi")
+    assert hardware.supported["deploy"] == ("direct", "iscsi", "ramdisk")
     assert hardware.supported["inspect"] == ("agent", "no-inspect")
     assert not hardware.allows("deploy", "fake")
     drivers = Drivers(Settings())

@@ -132,3 +132,29 @@ def test_script_url_and_the_chain_script_ask_ipxe_for_the_boot_mac() -> None:
         "http://10.0.0.1:8080/boot.ipxe?mac=${netX/mac}"
     assert lines(ipxe.chain_script("http://10.0.0.1:8080")) == [
         "#!ipxe", "chain http://10.0.0.1:8080/boot.ipxe?mac=${netX/mac}"]
+
+
+def test_a_diskless_instance_boots_its_kernel_and_ramdisk_or_its_iso() -> None:
+    from services.common.bootconfig.entry import boot_entry
+
+    entry = boot_entry("52:54:00:00:00:09", "n-9", {
+        "mode": "instance", "kernel": "http://files/vmlinuz", "ramdisk": "http://files/initrd",
+        "kernel_params": "enclume.node=n-9 console=ttyS0"})
+    assert entry is not None and entry.mode == "instance" and entry.boot_iso is None
+    script = ipxe.script_for(entry, "node n-9", "bios")
+    assert "# Enclume: instance kernel and ramdisk of node n-9" in script
+    assert ("kernel http://files/vmlinuz initrd=ramdisk enclume.node=n-9 console=ttyS0 "
+            "BOOTIF=${netX/mac} || goto enclume_failed") in script
+    assert "initrd --name ramdisk http://files/initrd || goto enclume_failed" in script
+    assert "deploy ramdisk" not in script
+
+    iso = boot_entry("52:54:00:00:00:09", "n-9", {"mode": "instance",
+                                                  "boot_iso": "http://files/live.iso"})
+    assert iso is not None and iso.kernel is None
+    iso_script = ipxe.script_for(iso, "node n-9", "bios")
+    assert "sanboot --no-describe http://files/live.iso || goto enclume_failed" in iso_script
+    assert "kernel " not in iso_script
+    # neither files nor an ISO: no answer rather than a script that cannot boot
+    assert boot_entry("52:54:00:00:00:09", "n-9", {"mode": "instance"}) is None
+    with pytest.raises(UnsafeScriptValue):
+        ipxe.iso_script("http://files/live.iso || shell", "node n-9")

@@ -3,10 +3,7 @@ hashed as Ironic hashes it, masked by the API, forgotten on unrescue) and error 
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,33 +11,14 @@ import pytest
 from passlib.hash import sha512_crypt
 from sqlalchemy import select
 
-from services.common.config import Settings
-from services.common.db import Database, upgrade_schema
 from services.common.models import Node
-from tests.support.api_stack import ServedApi, served_api
+from tests.support.api_stack import ServedApi, fault, served_sqlite_api, wait_state
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
-    directory: Path = tmp_path_factory.mktemp("rescue")
-    url = f"sqlite:///{directory / 'api.sqlite'}"
-    upgrade_schema(url)
-    settings = Settings(process={"data_dir": directory}, conductor={"hostname": "conductor-1"})
-    with served_api(settings, Database(url)) as stack:
+    with served_sqlite_api(tmp_path_factory.mktemp("rescue")) as stack:
         yield stack
-
-
-def fault(response: httpx.Response) -> str:
-    assert response.status_code == 400, response.text
-    return str(json.loads(response.json()["error_message"])["faultstring"])
-
-
-def wait_state(api: httpx.Client, node: str, state: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while (shown := api.get(f"/v1/nodes/{node}").json())["provision_state"] != state:
-        assert time.monotonic() < deadline, shown
-        time.sleep(0.02)
-    return dict(shown)
 
 
 def active_node(api: httpx.Client, rescue_interface: str) -> str:

@@ -2,8 +2,10 @@
 reads.
 
 The boot interfaces keep it in ``driver_internal_info["boot"]`` (``{"mode": "ramdisk", "kernel",
-"ramdisk", "kernel_params", "boot_mode", "boot_loader"}`` or ``{"mode": "local", "boot_mode",
-"boot_loader"}``); a node without it gets no boot answers. Every PXE-enabled port of a node with
+"ramdisk", "kernel_params", "boot_mode", "boot_loader"}`` for the deploy ramdisk, ``{"mode":
+"instance", ...}`` with the same keys or with ``boot_iso`` for a diskless instance (the
+``ramdisk`` deploy interface), or ``{"mode": "local", "boot_mode", "boot_loader"}``); a node
+without it gets no boot answers. Every PXE-enabled port of a node with
 a desired boot is a ``BootEntry``.
 """
 
@@ -17,7 +19,8 @@ from typing import Any
 LOG = logging.getLogger(__name__)
 
 BOOT_KEY = "boot"
-MODES = ("ramdisk", "local")
+MODES = ("ramdisk", "instance", "local")
+NETWORK_MODES = ("ramdisk", "instance")  # a kernel and ramdisk (or an ISO) fetched over HTTP
 BOOT_MODES = ("bios", "uefi")
 
 
@@ -27,11 +30,12 @@ class BootEntry:
 
     mac: str
     node_uuid: str
-    mode: str  # "ramdisk" | "local"
+    mode: str  # "ramdisk" | "instance" | "local"
     boot_mode: str | None = None  # "bios" | "uefi"
     kernel: str | None = None
     ramdisk: str | None = None
     kernel_params: str = ""
+    boot_iso: str | None = None  # mode "instance": an ISO booted instead of kernel and ramdisk
 
 
 @dataclass(frozen=True)
@@ -68,13 +72,18 @@ def boot_entry(mac: str, node_uuid: str, boot: Any) -> BootEntry | None:
         LOG.warning("node %s: unknown boot_mode %r, no boot answers", node_uuid, boot_mode)
         return None
     kernel, ramdisk = boot.get("kernel"), boot.get("ramdisk")
-    if mode == "ramdisk" and not (isinstance(kernel, str) and isinstance(ramdisk, str)
-                                  and kernel and ramdisk):
-        LOG.warning("node %s: ramdisk boot without kernel and ramdisk URLs, no boot answers",
-                    node_uuid)
+    boot_iso = boot.get("boot_iso") if mode == "instance" else None
+    has_kernel = isinstance(kernel, str) and isinstance(ramdisk, str) and kernel and ramdisk
+    if boot_iso is not None and not (isinstance(boot_iso, str) and boot_iso):
+        LOG.warning("node %s: boot_iso is not a URL, no boot answers", node_uuid)
+        return None
+    if mode in NETWORK_MODES and not (has_kernel or boot_iso):
+        LOG.warning("node %s: %s boot without kernel and ramdisk URLs, no boot answers",
+                    node_uuid, mode)
         return None
     params = boot.get("kernel_params") or ""
+    network = mode in NETWORK_MODES and not boot_iso
     return BootEntry(mac=mac, node_uuid=node_uuid, mode=mode, boot_mode=boot_mode,
-                     kernel=kernel if mode == "ramdisk" else None,
-                     ramdisk=ramdisk if mode == "ramdisk" else None,
-                     kernel_params=str(params))
+                     kernel=kernel if network else None,
+                     ramdisk=ramdisk if network else None,
+                     kernel_params=str(params), boot_iso=boot_iso)

@@ -64,7 +64,7 @@ def _execute_clean_steps(task: Task) -> str | None:
 
 
 def continue_on_heartbeat(task: Task) -> None:
-    advance(task, task.driver.deploy.continue_clean, after_agent(finish))
+    advance(task, task.driver.deploy.continue_clean, after_agent(finish, fast_track=True))
 
 
 def finish(task: Task) -> None:

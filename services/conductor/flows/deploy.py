@@ -54,6 +54,10 @@ def _asks_who_is_there(task: Task) -> bool:
 
 
 def deploy(task: Task) -> None:
+    if task.driver.deploy.diskless:  # the ramdisk deploy: no deploy ramdisk, nothing written
+        task.driver.deploy.deploy(task)
+        finish(task)
+        return
     on_ramdisk(task, task.driver.network.add_provisioning_network, task.driver.deploy.deploy,
                finish)
 

@@ -29,7 +29,7 @@ def inspect(task: Task) -> None:
 
 
 def continue_on_heartbeat(task: Task) -> None:
-    advance(task, task.driver.inspect.continue_inspection, after_agent(_finish))
+    advance(task, task.driver.inspect.continue_inspection, after_agent(_finish, fast_track=True))
 
 
 def _finish(task: Task) -> None:

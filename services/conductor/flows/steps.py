@@ -117,12 +117,18 @@ def fail_with(task: Task, operation: str, message: str) -> None:
     task.fail(operation, message)
 
 
-def after_agent(finish: Step) -> Step:
-    """``finish`` once the agent is done: power the node off and forget its agent first."""
+def after_agent(finish: Step, fast_track: bool = False) -> Step:
+    """``finish`` once the agent is done: power the node off and forget its agent first;
+    with ``fast_track`` (cleaning, inspection), not when the deploy interface keeps the agent
+    up for the next operation (services/common/fast_track.py)."""
 
     def finish_after_agent(task: Task) -> None:
-        power_off_or_ask(task)
-        forget_agent(task)
+        if fast_track and task.driver.deploy.keeps_agent(task):
+            task.record(event_type(task.node.provision_state),
+                        "Fast track: the agent stays up for the next operation.")
+        else:
+            power_off_or_ask(task)
+            forget_agent(task)
         finish(task)
 
     return finish_after_agent

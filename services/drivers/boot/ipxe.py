@@ -7,10 +7,12 @@ it survives a conductor takeover and every boot service of the node's network re
   "enclume.api_url=... enclume.node=<uuid> ...", "boot_mode": "bios"|"uefi", "boot_loader":
   "ipxe"|"pxe"}``, and the next boot from the network (non persistent) where the management
   interface can set it;
-- ``prepare_instance``: where the management interface can set the boot device, boot from disk
-  (persistent) and no desired boot; where it cannot (``noop``: machines that always boot from
-  the network first), ``{"mode": "local", ...}`` so that the boot service tells them to boot
-  their disk;
+- ``prepare_instance`` of a diskless node (the ``ramdisk`` deploy interface): ``{"mode":
+  "instance", ...}`` (``instance_ramdisk.py``), the next boots from the network (persistent);
+- ``prepare_instance`` of others: where the management interface can set the boot device,
+  boot from disk (persistent) and no desired boot; where it cannot (``noop``: machines that
+  always boot from the network first), ``{"mode": "local", ...}`` so that the boot service
+  tells them to boot their disk;
 - ``clean_up_ramdisk``, ``clean_up_instance``: no desired boot (the boot service does not answer).
 
 Each change is committed at once, so the boot service sees it before the machine is powered on.
@@ -39,10 +41,12 @@ from services.common.config import Settings
 from services.common.macs import parse_mac
 from services.drivers.base import (
     BootInterface,
+    DeployInterface,
     DriverError,
     ManagementInterface,
     MissingParameters,
 )
+from services.drivers.boot import instance_ramdisk
 from services.drivers.boot_mode import boot_mode
 from services.drivers.driver_info import InvalidParameter
 
@@ -105,8 +109,16 @@ def agent_kernel_params(settings: Settings, task: Task) -> str:
                                f"ENCLUME_KERNEL_APPEND_PARAMS).") from None
 
 
+def _diskless(task: Task) -> bool:
+    """The node's deploy interface boots its instance from the network (``ramdisk``)."""
+    deploy = task.driver.interfaces.get("deploy")
+    return isinstance(deploy, DeployInterface) and deploy.diskless
+
+
 class NetworkBoot(BootInterface):
     """The boot interface ``loader`` ("ipxe" or "pxe"); see the module docstring."""
+
+    ramdisk_boot = True
 
     def __init__(self, settings: Settings, loader: str) -> None:
         if loader not in LOADERS:
@@ -170,6 +182,14 @@ class NetworkBoot(BootInterface):
 
     def prepare_instance(self, task: Task) -> None:
         management = task.driver.management
+        if _diskless(task):
+            task.update_internal_info(**{BOOT_KEY: {
+                **instance_ramdisk.desired_boot(self.settings, task.node),
+                "boot_mode": boot_mode(task.node, self.settings), "boot_loader": self.loader}})
+            task.commit()
+            if can_set_boot_device(management):
+                management.set_boot_device(task, "pxe", persistent=True)
+            return
         if can_set_boot_device(management):
             management.set_boot_device(task, "disk", persistent=True)
             self._forget(task)

@@ -10,13 +10,13 @@ waits for its user's choice (``login_step``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from services.common.config import Settings
-from services.drivers.base import WAIT, DeployInterface, Resume
+from services.drivers.base import WAIT, Resume
 from services.drivers.deploy import login_step, state_save
-from services.drivers.deploy.cleaning import CLEAN_STEPS, AgentCleaning
-from services.drivers.deploy.ramdisk import boot_ramdisk, forget_agent
+from services.drivers.deploy.cleaning import AgentCleaning, CleansThroughAgent
+from services.drivers.deploy.ramdisk import boot_ramdisk
 from services.drivers.deploy.state_resume import STUDENT_STATE
 from services.drivers.driver_info import InvalidParameter
 
@@ -37,9 +37,7 @@ class ImageWriter(Protocol):
         holds the node for long (not just one agent command), call ``resume`` first."""
 
 
-class AgentDeploy(DeployInterface):
-    clean_steps = CLEAN_STEPS
-
+class AgentDeploy(CleansThroughAgent):
     def __init__(self, settings: Settings, writer: ImageWriter) -> None:
         self.settings = settings
         self.writer = writer
@@ -56,7 +54,7 @@ class AgentDeploy(DeployInterface):
         self.writer.validate(task)
         task.node.deploy_step = dict(DEPLOY_STEP)
         state_save.plan(task, self.settings)  # a logged-in student's work, saved first
-        return boot_ramdisk(task)
+        return boot_ramdisk(task, self.settings)
 
     def continue_deploy(self, task: Task, resume: Resume) -> str | None:
         if state_save.advance(task, self.settings) == WAIT:
@@ -68,15 +66,3 @@ class AgentDeploy(DeployInterface):
             if action == login_step.MAINTENANCE:
                 return None  # the disk boots as it is
         return self.writer.write(task, resume)
-
-    def tear_down(self, task: Task) -> None:
-        forget_agent(task)
-
-    def clean(self, task: Task) -> str | None:
-        return self.cleaning.clean(task)
-
-    def execute_clean_steps(self, task: Task, requested: list[dict[str, Any]]) -> str | None:
-        return self.cleaning.execute_clean_steps(task, requested)
-
-    def continue_clean(self, task: Task, resume: Resume) -> str | None:
-        return self.cleaning.continue_clean(task)

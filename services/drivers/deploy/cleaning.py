@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from services.classroom import image_capture as capture
 from services.common.config import Settings
 from services.drivers.agent_client import AgentCommandFailed
-from services.drivers.base import WAIT, CleanStep, DriverError
+from services.drivers.base import WAIT, CleanStep, DeployInterface, DriverError, Resume
 from services.drivers.deploy import steps
 from services.drivers.deploy.block_restore import forget_written
-from services.drivers.deploy.ramdisk import boot_ramdisk
+from services.drivers.deploy.ramdisk import agent_is_up, boot_ramdisk, forget_agent
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
@@ -68,7 +68,7 @@ class AgentCleaning:
         if not planned:
             return None
         task.update_internal_info(clean_steps=planned, **{STEP_INDEX: 0})
-        return boot_ramdisk(task)
+        return boot_ramdisk(task, self.settings)
 
     def execute_clean_steps(self, task: Task, requested: list[dict[str, Any]]) -> str | None:
         check_manual_steps(requested, self.interface)
@@ -77,7 +77,7 @@ class AgentCleaning:
     def start(self, task: Task) -> str:
         """Boot the ramdisk to run the node's planned ``clean_steps`` from the first."""
         task.update_internal_info(**{STEP_INDEX: 0})
-        return boot_ramdisk(task)
+        return boot_ramdisk(task, self.settings)
 
     def continue_clean(self, task: Task) -> str | None:
         """On a heartbeat: advance the current step; None once every step is done."""
@@ -103,3 +103,28 @@ class AgentCleaning:
             task.update_internal_info(**{STEP_INDEX: index})
         task.pop_internal_info(STEP_INDEX)
         return None
+
+
+class CleansThroughAgent(DeployInterface):
+    """What the deploy interfaces that clean through the agent share (``direct``, ``iscsi``,
+    ``ramdisk``): their clean steps, tear down, and fast track's ``keeps_agent``. A subclass
+    sets ``settings`` and ``cleaning`` and defines ``validate`` and ``deploy``."""
+
+    clean_steps = CLEAN_STEPS
+    settings: Settings
+    cleaning: AgentCleaning
+
+    def tear_down(self, task: Task) -> None:
+        forget_agent(task)
+
+    def clean(self, task: Task) -> str | None:
+        return self.cleaning.clean(task)
+
+    def execute_clean_steps(self, task: Task, requested: list[dict[str, Any]]) -> str | None:
+        return self.cleaning.execute_clean_steps(task, requested)
+
+    def continue_clean(self, task: Task, resume: Resume) -> str | None:
+        return self.cleaning.continue_clean(task)
+
+    def keeps_agent(self, task: Task) -> bool:
+        return agent_is_up(task, self.settings)

@@ -32,7 +32,7 @@ class AgentInspect(InspectInterface):
 
     def inspect_hardware(self, task: Task) -> str | None:
         task.driver.boot.prepare_ramdisk(task)
-        return boot_ramdisk(task)
+        return boot_ramdisk(task, self.settings)
 
     def continue_inspection(self, task: Task, resume: Callable[[], None]) -> str | None:
         result = steps.advance(task, GET_INVENTORY, dict,
