@@ -5,6 +5,8 @@ step)."""
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from services.classroom.login_policy import LoginPolicy, login_policy
+from services.cli.enclume import main as cli_main
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.models import Node
@@ -92,3 +95,36 @@ def test_a_room_is_created_with_its_switch(stack: Stack) -> None:
         "name": "L2", "time_zone": "UTC", "pcs": ["l-pc2"], "pc_logins": True}), 201)
     assert (room["pc_logins"], room["login_language"]) == (True, None)
     assert policy(db, "l-pc2", language="fr") == LoginPolicy("L2", True, "fr")
+
+
+def test_the_cli_sets_and_gives_back_a_rooms_switch(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    served, db = stack
+    monkeypatch.setenv("ENCLUME_URL", str(served.client.base_url).rstrip("/"))
+    monkeypatch.setenv("ENCLUME_CLI_CONFIG", "")
+    monkeypatch.setenv("XDG_CONFIG_HOME", "/nonexistent")
+
+    def enclume(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["enclume", *args])
+        try:
+            cli_main.main()
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out + err
+
+    code, out = enclume("room", "set", "L1", "--pc-logins", "on", "--login-language", "fr",
+                        "-f", "json")
+    assert code == 0, out
+    assert (json.loads(out)["pc_logins"], json.loads(out)["login_language"]) == (True, "fr")
+    assert policy(db, "l-pc1") == LoginPolicy("L1", True, "fr")
+    code, out = enclume("room", "set", "L1", "--pc-logins", "default", "--login-language",
+                        "default", "-f", "json")
+    assert code == 0, out
+    assert (json.loads(out)["pc_logins"], json.loads(out)["login_language"]) == (None, None)
+    code, out = enclume("room", "set", "L1", "--pc-logins", "maybe")
+    assert code == 2 and "on, off or default" in out, out
+    code, out = enclume("room", "set", "L1", "--login-language", "de")
+    assert code != 0 and "login_language" in out, out
