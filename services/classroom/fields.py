@@ -84,6 +84,20 @@ def transfer(value: Any) -> str:
     return str(value)
 
 
+LOGIN_LANGUAGES = ("en", "fr")  # of the login prompt at the PCs (agent/login_texts.py)
+
+
+def optional_flag(field: str, value: Any) -> bool | None:
+    """true, false, or null (the setting that applies when nothing is said)."""
+    if value is not None and not isinstance(value, bool):
+        raise Invalid(f"Invalid value for {field}: {shown(value)}; true, false or null.")
+    return value
+
+
+def login_language(value: Any) -> str | None:
+    return None if value is None else choice("login_language", value, LOGIN_LANGUAGES)
+
+
 def checksum(value: Any) -> str:
     if not isinstance(value, str) or SHA256.fullmatch(value) is None:
         raise Invalid(f"Invalid checksum {shown(value)}: expected a sha256 as 64 hex digits.")

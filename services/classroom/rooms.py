@@ -25,7 +25,8 @@ from services.common.models import Node
 
 ROOM_FIELDS = frozenset({"name", "description", "time_zone", "idle_vlan", "class_vlan",
                          "subnet", "wol_broadcast", "transfer", "allowed_images",
-                         "default_image", "pcs", "teachers", "layout"})
+                         "default_image", "pcs", "teachers", "layout",
+                         "pc_logins", "login_language"})
 UPDATABLE = ROOM_FIELDS - {"pcs", "teachers"}
 
 
@@ -72,6 +73,10 @@ def _apply(session: Session, room: Room, values: dict[str, Any]) -> None:
             setattr(room, vlan, fields.vlan(vlan, values[vlan]))
     if "transfer" in values:
         room.transfer = fields.transfer(values["transfer"])
+    if "pc_logins" in values:
+        room.pc_logins = fields.optional_flag("pc_logins", values["pc_logins"])
+    if "login_language" in values:
+        room.login_language = fields.login_language(values["login_language"])
     if "layout" in values:
         room.layout_rows, room.layout_columns = fields.layout(values["layout"]) or (None, None)
     if "subnet" in values or "wol_broadcast" in values:

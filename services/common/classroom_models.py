@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -86,6 +87,10 @@ class Room(TimestampMixin, Base):
     # row (both None: as many columns as fit); migration 0014.
     layout_rows: Mapped[int | None] = mapped_column(Integer)
     layout_columns: Mapped[int | None] = mapped_column(Integer)
+    # Logins at the PCs' boot prompt and its language; None: ENCLUME_PC_LOGIN_AT_BOOT and
+    # ENCLUME_PC_LOGIN_LANGUAGE decide (migration 0018).
+    pc_logins: Mapped[bool | None] = mapped_column(Boolean)
+    login_language: Mapped[str | None] = mapped_column(String(8))
     default_image_id: Mapped[int | None] = mapped_column(
         ForeignKey("images.id", ondelete="SET NULL"))
 

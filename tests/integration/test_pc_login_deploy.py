@@ -10,7 +10,9 @@ and starts fresh: the class's version is restored and the port moves to the clas
 power-off clears the login and puts the port back on the idle VLAN. A rebuild (the next class)
 clears the login again; sam resumes his state: the version with his blocks on top, restored by
 delta, the disk byte-identical to the state; tina's maintenance writes nothing. A PC powered off
-after a resume asks again at its next deploy (the state resumed before is not asked for).
+after a resume asks again at its next deploy (the state resumed before is not asked for). The
+teacher's power-off (a room job, its advancer run by the test) saves sam's work, restores the
+version and leaves the PC off with its port on the idle VLAN.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import hashlib
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +38,7 @@ from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.models import Node, NodeHistory
 from services.common.state_models import StudentState
+from services.conductor.room_jobs import JobAdvancer
 from services.images.manifest import BLOCK_SIZE
 from services.images.store import ImageStore
 from tests.lab.harness import Lab, VdeSwitch
@@ -71,6 +74,7 @@ class World:
     agent_log: Path
     state: str
     state_disk: bytes  # the disk sam's state holds (the version's blocks with his on top)
+    advance_jobs: Callable[[], None] = lambda: None  # one pass of the room jobs' advancer
 
     def vlan(self) -> int:
         return self.switch.port_status(self.port)[0]
@@ -152,6 +156,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 served_api(settings, db, TlsFiles(server.cert_file, server.key_file,
                                                   ca.cert_file)) as served:
             world = _set_up(served.client, db, top, switch, port, bytes(image), settings)
+            world.advance_jobs = JobAdvancer(db, served.manager.membership, "c1", "",
+                                             served.manager, settings).advance
             ca_url = settings.agent_api_ca_url
             assert ca_url is not None
             agent = _start_agent(world, str(served.client.base_url).rstrip("/"), ca_url, top)
@@ -313,3 +319,29 @@ def test_a_pc_powered_off_after_a_resume_asks_again_and_starts_fresh(world: Worl
     assert "student_state" not in node["instance_info"]
     assert world.internal()["pc_login"]["action"] == "fresh"
     assert world.disk_head() == world.image
+
+
+def test_a_saving_power_off_leaves_the_pc_off_on_the_idle_vlan(world: World) -> None:
+    """The teacher's power-off of the PC sam works at (as a session's end does) saves sam's
+    work, restores the version and leaves the PC off: its port waits on the idle VLAN, not on
+    the class VLAN, until the next login."""
+    assert world.internal()["pc_login"]["user"] == "sam" and world.vlan() == CLASS
+    with world.disk.open("r+b") as disk:
+        disk.write(b"sam's unsaved work")
+    started = world.client.post("/enclume/v1/rooms/B12/actions",
+                                json={"action": "power-off", "pcs": [world.node]})
+    assert started.status_code == 202, started.text
+
+    def ended() -> dict[str, Any] | None:
+        world.advance_jobs()
+        job = world.client.get(f"/enclume/v1/jobs/{started.json()['uuid']}").json()
+        return job if job["state"] in ("done", "failed", "failed-partly") else None
+    job = eventually(ended, TIMEOUT_S * 2, "the power-off job to end")
+    assert job["state"] == "done", job
+    assert world.node_row()["power_state"] == "power off"
+    assert "pc_login" not in world.internal()
+    assert world.vlan() == IDLE
+    assert world.disk_head() == world.image  # restored for the next class
+    with world.db.session() as session:
+        saved = session.scalars(select(StudentState).where(StudentState.owner == "sam")).all()
+        assert len(saved) == 2, [s.label for s in saved]  # "lab 3" and this session's work

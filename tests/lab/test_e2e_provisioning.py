@@ -47,12 +47,9 @@ The times from deploy request to tenant OS up are printed in the "lab timings" s
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import secrets
-import struct
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,11 +62,11 @@ import yaml
 
 from ramdisk.build import BuiltRamdisk
 from ramdisk.testimages import BuiltTestImages
-from services.images.manifest import Manifest
 from services.images.store import ImageStore
 from tests.lab.conftest import TIMINGS, RecordTiming
 from tests.lab.harness import wait_until
 from tests.lab.harness.classroom import EventStream, ImageDownloadThrottle
+from tests.lab.harness.disk_blocks import config_drive_blocks, differing_blocks
 from tests.lab.harness.progress import NodeProgress
 from tests.lab.harness.provisioning import (
     PROVISIONING_DHCP_RANGE,
@@ -573,33 +570,6 @@ def test_a_scheduled_session_restores_the_room_onto_its_class_vlan(
                 f"{ROOM}): lab {machine.switch_port}.") in lab.history(machine.name)
 
 
-def _differing_blocks(machine: LabMachine, manifest: Manifest, workdir: Path) -> list[int]:
-    """The blocks of the machine's disk (read shared: QEMU may run) that differ from the
-    manifest's."""
-    raw = workdir / f"{machine.name}.raw"
-    subprocess.run(["qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw",
-                    str(machine.qemu.disk), str(raw)], check=True, capture_output=True)
-    differing = []
-    with raw.open("rb") as disk:
-        for index, digest in enumerate(manifest.blocks):
-            block = disk.read(manifest.block_length(index))
-            found = None if block.count(0) == len(block) else hashlib.sha256(block).hexdigest()
-            if found != digest:
-                differing.append(index)
-    raw.unlink()
-    return differing
-
-
-def _config_drive_blocks(machine: LabMachine, manifest: Manifest) -> set[int]:
-    """The blocks of the config-2 partition the conductor's config drive went to: the last
-    entry of the disk's MBR (the test image's table is an MBR)."""
-    mbr = disk_head(machine, 512)
-    entries = [struct.unpack_from("<II", mbr, 446 + 16 * slot + 8) for slot in range(4)]
-    start, count = [entry for entry in entries if entry[1]][-1]
-    first, end = start * 512, (start + count) * 512
-    return set(range(first // manifest.block_size, -(-end // manifest.block_size)))
-
-
 def _rebuild(e2e: E2e, machine: LabMachine, record_timing: RecordTiming, path: str,
              network: TenantNetwork) -> tuple[float, str]:
     lab = e2e.lab
@@ -637,7 +607,7 @@ def test_a_captured_pc_is_deployed_used_and_restored_by_delta(
     assert version["state"] == "available" and version["image_type"] == "whole-disk", version
     manifest = ImageStore(lab.image_store_dir, 1 << 40).manifest(version["uuid"])
     assert manifest.image_sha256 == version["checksum"]
-    assert _differing_blocks(reference, manifest, tmp_path) == []
+    assert differing_blocks(reference, manifest, tmp_path) == []
 
     # Deployed to another PC by a block restore (full); its own config drive goes over the
     # captured one's partition. It boots the captured OS and writes files when asked to.
@@ -654,8 +624,8 @@ def test_a_captured_pc_is_deployed_used_and_restored_by_delta(
     assert written, target.qemu.serial_text(since_start=False)[console:]
     full = lab.node(target.name)["driver_internal_info"]["image_written"]
     assert (full["version"], full["mode"]) == (version["uuid"], "full"), full
-    drive = _config_drive_blocks(target, manifest)
-    used = set(_differing_blocks(target, manifest, tmp_path))
+    drive = config_drive_blocks(target, manifest)
+    used = set(differing_blocks(target, manifest, tmp_path))
     assert used - drive, "the OS wrote nothing outside the config drive"
 
     # A delta restore takes the OS's changes back, fetching only the blocks that differ.
@@ -667,7 +637,7 @@ def test_a_captured_pc_is_deployed_used_and_restored_by_delta(
     assert 1 <= delta["differing_blocks"] <= len(used), (delta, sorted(used))
     assert delta["fetched_bytes"] <= len(used) * manifest.block_size, delta
     assert delta["fetched_bytes"] * 100 <= manifest.size, (delta, manifest.size)
-    assert set(_differing_blocks(target, manifest, tmp_path)) <= drive
+    assert set(differing_blocks(target, manifest, tmp_path)) <= drive
     history = lab.history(target.name)
     assert any(event.startswith(f"The agent restored image version {version['uuid']} (delta, ")
                for event in history), history[-5:]

@@ -27,7 +27,8 @@ from services.images.store import ImageStore
 IMAGE_FIELDS = ["uuid", "name", "description", "versions", "created_at", "updated_at",
                 "links"]
 ROOM_FIELDS = ["uuid", "name", "description", "time_zone", "idle_vlan", "class_vlan",
-               "subnet", "wol_broadcast", "transfer", "layout", "allowed_images",
+               "subnet", "wol_broadcast", "transfer", "pc_logins", "login_language", "layout",
+               "allowed_images",
                "default_image", "pcs", "teachers", "created_at", "updated_at", "links"]
 SESSION_FIELDS = ["uuid", "name", "room", "image", "recurrence", "start", "end", "rrule",
                   "before", "after", "created_by", "next_occurrences", "restore_lead",
@@ -76,6 +77,7 @@ def room_document(request: Request, room: Room, plan: Plan | None = None) -> dic
         "time_zone": room.time_zone, "idle_vlan": room.idle_vlan, "class_vlan": room.class_vlan,
         "subnet": room.subnet, "wol_broadcast": room.wol_broadcast,
         "transfer": room.transfer or "unicast",
+        "pc_logins": room.pc_logins, "login_language": room.login_language,
         "layout": {"rows": room.layout_rows, "columns": room.layout_columns}
         if room.layout_rows and room.layout_columns else None,
         "allowed_images": [a.image.name for a in room.allowed_images],

@@ -17,8 +17,8 @@ app = typer.Typer(no_args_is_help=True,
 
 LIST_COLUMNS = ("name", "time_zone", "default_image", "allowed_images", "pcs", "teachers")
 SHOW_COLUMNS = ("uuid", "name", "description", "time_zone", "idle_vlan", "class_vlan",
-                "allowed_images", "default_image", "pcs", "teachers", "restore_lead",
-                "next_action", "created_at", "updated_at")
+                "pc_logins", "login_language", "allowed_images", "default_image", "pcs",
+                "teachers", "restore_lead", "next_action", "created_at", "updated_at")
 
 Room = Annotated[str, typer.Argument(metavar="ROOM", help="Room name or UUID.")]
 Pcs = Annotated[list[str] | None, typer.Argument(
@@ -49,6 +49,27 @@ Transfer = Annotated[str | None, typer.Option(
                                       "(unicast, the default) or once to all in a multicast "
                                       "session, each PC repairing over HTTP.")]
 
+PcLogins = Annotated[str | None, typer.Option(
+    "--pc-logins", metavar="on|off|default",
+    help="Whether a restore of the room's PCs waits at a login prompt on each PC (students "
+         "log in, start fresh or resume their work); default: ENCLUME_PC_LOGIN_AT_BOOT.")]
+LoginLanguage = Annotated[str | None, typer.Option(
+    metavar="en|fr|default", help="The language of that prompt; default: "
+                                  "ENCLUME_PC_LOGIN_LANGUAGE.")]
+SWITCH = {"on": True, "off": False, "default": None}
+
+
+def login_fields(pc_logins: str | None, login_language: str | None) -> dict[str, Any]:
+    """The room's login switch and language as the API takes them ("default": null)."""
+    fields: dict[str, Any] = {}
+    if pc_logins is not None:
+        if pc_logins not in SWITCH:
+            raise typer.BadParameter("on, off or default", param_hint="--pc-logins")
+        fields["pc_logins"] = SWITCH[pc_logins]
+    if login_language is not None:
+        fields["login_language"] = None if login_language == "default" else login_language
+    return fields
+
 
 def room_row(room: dict[str, Any]) -> dict[str, Any]:
     return {**room, "pcs": names(room.get("pcs")), "teachers": names(room.get("teachers")),
@@ -73,7 +94,7 @@ def create(
     teacher: Teachers = None, image: Images = None, default_image: DefaultImage = None,
     idle_vlan: IdleVlan = None, class_vlan: ClassVlan = None, description: Description = None,
     subnet: Subnet = None, wol_broadcast: WolBroadcast = None, transfer: Transfer = None,
-    fmt: Format = None,
+    pc_logins: PcLogins = None, login_language: LoginLanguage = None, fmt: Format = None,
 ) -> None:
     """Create a room (admins, operators); shows it."""
     body: dict[str, Any] = {"name": name, "time_zone": time_zone, "pcs": pc or [],
@@ -83,6 +104,7 @@ def create(
                             "subnet": subnet, "wol_broadcast": wol_broadcast,
                             "transfer": transfer}
     body = {key: value for key, value in body.items() if value not in (None, [])}
+    body.update(login_fields(pc_logins, login_language))
     show(ctx, cli(ctx).client.post(path("rooms"), body), SHOW_COLUMNS, fmt, room_row)
 
 
@@ -106,15 +128,16 @@ def set_room(
     time_zone: TimeZone = None, default_image: DefaultImage = None,
     idle_vlan: IdleVlan = None, class_vlan: ClassVlan = None, description: Description = None,
     subnet: Subnet = None, wol_broadcast: WolBroadcast = None, transfer: Transfer = None,
-    fmt: Format = None,
+    pc_logins: PcLogins = None, login_language: LoginLanguage = None, fmt: Format = None,
 ) -> None:
     """Change a room's name, time zone, default image, VLANs, subnet, Wake-on-LAN broadcast
-    address, transfer or description; shows it."""
+    address, transfer, logins at its PCs or description; shows it."""
     body = {key: value for key, value in {
         "name": name, "time_zone": time_zone, "default_image": default_image,
         "idle_vlan": idle_vlan, "class_vlan": class_vlan, "description": description,
         "subnet": subnet, "wol_broadcast": wol_broadcast, "transfer": transfer,
     }.items() if value is not None}
+    body.update(login_fields(pc_logins, login_language))
     if not body:
         raise typer.BadParameter("nothing to set: give at least one option",
                                  param_hint="options")

@@ -68,13 +68,16 @@ def continue_on_heartbeat(task: Task) -> None:
 
 def finish(task: Task) -> None:
     """After the image is written: boot the instance on the tenant network."""
+    # A session's end that saved a student's work and restored the PC may leave it off: then
+    # nobody is logged in and its ports stay on the provisioning (a room's idle) VLAN.
+    off_after = bool(task.node.instance_info.get(POWER_OFF_AFTER))
     task.driver.boot.clean_up_ramdisk(task)
-    task.driver.network.remove_provisioning_network(task)
-    task.driver.network.configure_tenant_networks(task)
+    if not off_after:
+        task.driver.network.remove_provisioning_network(task)
+        task.driver.network.configure_tenant_networks(task)
     task.driver.boot.prepare_instance(task)
     task.node.conductor_affinity = task.conductor
-    # A session's end that saved a student's work and restored the PC may leave it off.
-    set_power(task, POWER_OFF if task.node.instance_info.get(POWER_OFF_AFTER) else POWER_ON)
+    set_power(task, POWER_OFF if off_after else POWER_ON)
     task.pop_internal_info("deploy_steps", "disable_ramdisk")
     task.node.deploy_step = {}
     task.process_event("done")

@@ -1,6 +1,7 @@
 """The login step of a deploy (#20): a PC of a room waits for a user at its console.
 
-With ``ENCLUME_PC_LOGIN_AT_BOOT``, a deploy of a room's PC starts with the agent's
+When its room asks for logins (the room's ``pc_logins``, else ``ENCLUME_PC_LOGIN_AT_BOOT``:
+services/classroom/login_policy.py), a deploy of a room's PC starts with the agent's
 ``login.prompt`` (agent/login_prompt.py): the user logs in at the PC's console and chooses;
 the API records the accepted choice on the node (``pc_logins.record_login``) before the agent's
 command ends. Then the deploy does what was chosen:
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from services.classroom.image_versions import instance_info
-from services.classroom.networks import room_vlans
+from services.classroom.login_policy import login_policy
 from services.classroom.pc_logins import clear_login, login_of
 from services.classroom.state_capture import POWER_OFF_AFTER
 from services.common.classroom_models import ImageVersion
@@ -45,7 +46,8 @@ def wanted(task: Task, settings: Settings) -> bool:
     end that saves the student's work and powers the PC off: nobody is there to log in)."""
     if (task.node.instance_info or {}).get(POWER_OFF_AFTER):
         return False
-    return settings.pc_login.at_boot and room_vlans(task.session, task.node.id) is not None
+    policy = login_policy(task.session, task.node.id, settings)
+    return policy is not None and policy.at_boot
 
 
 def _prompting(task: Task) -> bool:
@@ -58,9 +60,9 @@ def advance(task: Task, settings: Settings) -> str | None:
     """WAIT while nobody has chosen; then the chosen action (instance_info set for it)."""
     node = task.node
     if _prompting(task):
-        room = room_vlans(task.session, node.id)
-        params = {"node": node.uuid, "room": room.room if room else "",
-                  "language": settings.pc_login.language}
+        policy = login_policy(task.session, node.id, settings)
+        params = {"node": node.uuid, "room": policy.room if policy else "",
+                  "language": policy.language if policy else settings.pc_login.language}
         if steps.advance(task, LOGIN_PROMPT, lambda: params,
                          settings.deploy.agent_command_timeout_s) is None:
             return WAIT

@@ -19,6 +19,16 @@ READY_TIMEOUT_S = 60.0
 API_VERSION_HEADER = "X-OpenStack-Ironic-API-Version"
 
 
+@dataclass(frozen=True)
+class ApiTls:
+    """The API serves https with this certificate (valid for the address machines reach it
+    at), signed by the CA in `ca_file`."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+
 @dataclass
 class EnclumeAio:
     host: NetnsHost
@@ -72,11 +82,13 @@ def enclume_aio_binary() -> Path:
 
 
 def start_enclume_aio(host: NetnsHost, workdir: Path, database_url: str, boot: BootService,
-                      extra_env: dict[str, str] | None = None) -> EnclumeAio:
+                      extra_env: dict[str, str] | None = None,
+                      tls: ApiTls | None = None) -> EnclumeAio:
     """Start enclume-aio in `host` on its provisioning address (noauth: the namespace is the
-    test's own), machines sent to `boot`'s files; wait until the API answers."""
+    test's own, unless `extra_env` says otherwise), machines sent to `boot`'s files; with
+    `tls`, the API serves https; wait until the API answers."""
     workdir.mkdir(parents=True, exist_ok=True)
-    url = f"http://{host.ipv4}:{API_PORT}"
+    url = f"{'https' if tls else 'http'}://{host.ipv4}:{API_PORT}"
     env = {name: value for name, value in os.environ.items()
            if not name.startswith("ENCLUME_")}  # only the settings below count
     env.update({
@@ -90,6 +102,8 @@ def start_enclume_aio(host: NetnsHost, workdir: Path, database_url: str, boot: B
         "ENCLUME_AGENT_API_URL": url,
         "ENCLUME_BOOT_PUBLIC_URL": boot.url,
         "ENCLUME_BOOT_FILES_DIR": str(boot.files_dir),
+        **({"ENCLUME_API_TLS_CERT_FILE": str(tls.cert_file),
+            "ENCLUME_API_TLS_KEY_FILE": str(tls.key_file)} if tls else {}),
         **(extra_env or {}),
     })
     process = host.run([str(enclume_aio_binary())], "enclume-aio", env=env, inherit_env=False)
@@ -97,7 +111,7 @@ def start_enclume_aio(host: NetnsHost, workdir: Path, database_url: str, boot: B
 
     def answers() -> bool:
         process.check_alive()
-        return host.http_get(url + "/v1") is not None
+        return host.http_get(url + "/v1", ca_file=tls.ca_file if tls else None) is not None
 
     wait_until(answers, READY_TIMEOUT_S, "enclume-aio's API", interval=0.3,
                on_timeout=lambda: f"its log ends with:\n{tail(process.log_path, 40)}")

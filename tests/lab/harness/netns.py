@@ -17,8 +17,10 @@ from tests.lab.harness.vde import VdeSwitch
 TAP_NAME = "tap0"
 COMMAND_TIMEOUT_S = 30.0
 HTTP_GET_SCRIPT = """
-import sys, urllib.request
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+import ssl, sys, urllib.request
+context = ssl.create_default_context(cafile=sys.argv[3] or None)
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                     urllib.request.HTTPSHandler(context=context))
 with opener.open(sys.argv[1], timeout=float(sys.argv[2])) as answer:
     sys.stdout.write(answer.read().decode())
 """
@@ -130,11 +132,13 @@ class NetnsHost:
                              "-W", str(timeout_s), address], check=False)
         return done.returncode == 0
 
-    def http_get(self, url: str, timeout_s: float = 5.0) -> str | None:
+    def http_get(self, url: str, timeout_s: float = 5.0, ca_file: Path | None = None
+                 ) -> str | None:
         """The body of `url` fetched from inside the namespace, or None when the request fails or
-        the answer is not 200. (Python's urllib, no proxy: Debian's static busybox wget
-        segfaults here.)"""
-        done = self.execute([sys.executable, "-c", HTTP_GET_SCRIPT, url, str(timeout_s)],
+        the answer is not 200 (https: checked against `ca_file`). (Python's urllib, no proxy:
+        Debian's static busybox wget segfaults here.)"""
+        done = self.execute([sys.executable, "-c", HTTP_GET_SCRIPT, url, str(timeout_s),
+                             str(ca_file or "")],
                             timeout=timeout_s + COMMAND_TIMEOUT_S, check=False)
         return done.stdout if done.returncode == 0 else None
 

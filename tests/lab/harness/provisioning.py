@@ -39,6 +39,7 @@ import os
 import re
 import secrets
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -58,7 +59,13 @@ from services.boot.dnsmasq import read_leases
 from services.boot.dnsmasq_config import LEASE_FILE
 from services.common.db import Database
 from services.common.models import Node, NodeHistory
-from tests.lab.harness.aio import API_PORT, API_VERSION_HEADER, EnclumeAio, start_enclume_aio
+from tests.lab.harness.aio import (
+    API_PORT,
+    API_VERSION_HEADER,
+    ApiTls,
+    EnclumeAio,
+    start_enclume_aio,
+)
 from tests.lab.harness.bmc import QemuBackedMachine
 from tests.lab.harness.bmc_wol import WolListener
 from tests.lab.harness.bmcs import VirtualBmcs
@@ -183,17 +190,30 @@ def config_drive(meta_data: dict[str, Any]) -> str:
         return base64.b64encode(gzip.compress(iso.read_bytes(), mtime=0)).decode()
 
 
+@dataclass(frozen=True)
+class LabLogins:
+    """Users log in (at the PCs' boot prompt too): the API serves https (`tls`; the boot service
+    hands its CA to the deploy ramdisk) and checks users in `users_file`; the lab's own client
+    logs in as `admin` (user, password)."""
+
+    tls: ApiTls
+    users_file: Path
+    admin: tuple[str, str]
+
+
 class ProvisioningLab:
     def __init__(self, workdir: Path, ramdisk: BuiltRamdisk, images: BuiltTestImages,
                  heartbeat_timeout_s: int = HEARTBEAT_TIMEOUT_S,
-                 discovery_rules: str | None = None) -> None:
+                 discovery_rules: str | None = None, logins: LabLogins | None = None) -> None:
         """``discovery_rules``: turn discovery on (boot service and API) with these rules
-        (YAML text, docs/discovery.md): machines no port knows boot the ramdisk and enroll."""
+        (YAML text, docs/discovery.md): machines no port knows boot the ramdisk and enroll.
+        ``logins``: an https API with users instead of an http one with noauth."""
         self.workdir = workdir
         self.ramdisk = ramdisk
         self.images = images
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.discovery_rules = discovery_rules
+        self.logins = logins
         self.machines: dict[str, LabMachine] = {}
         self._stack = ExitStack()
         self._bmc_password = secrets.token_urlsafe(12)
@@ -255,15 +275,21 @@ class ProvisioningLab:
         first, last = PROVISIONING_DHCP_RANGE
         self.boot = start_boot_service(self.service, self.workdir / "boot", database_url, {
             "ENCLUME_BOOT_DHCP_RANGE_START": first, "ENCLUME_BOOT_DHCP_RANGE_END": last,
-            **self._discovery_boot_settings(), **self._image_settings()})
+            **self._discovery_boot_settings(), **self._image_settings(),
+            **self._ca_settings()})
         self._publish_files()
+        logins = self.logins
         self.aio = start_enclume_aio(self.service, self.workdir / "aio", database_url,
-                                     self.boot, self._aio_settings())
+                                     self.boot, self._aio_settings(),
+                                     tls=logins.tls if logins else None)
         forwarder = loopback_forwarder(self.service.name, self.service.ipv4, API_PORT)
         stack.callback(forwarder.close)
-        self.api_url = forwarder.url
+        self.api_url = forwarder.url.replace("http://", "https://") if logins else forwarder.url
         self.api = httpx.Client(base_url=self.api_url, timeout=HTTP_TIMEOUT_S,
-                                headers={API_VERSION_HEADER: "latest"})
+                                headers={API_VERSION_HEADER: "latest"},
+                                verify=ssl.create_default_context(
+                                    cafile=logins.tls.ca_file) if logins else True,
+                                auth=logins.admin if logins else None)
         stack.callback(self.api.close)
         self.bmcs = stack.enter_context(VirtualBmcs(self.service, self.workdir / "bmcs",
                                                     BMC_USER, self._bmc_password))
@@ -299,6 +325,18 @@ class ProvisioningLab:
             out.write(self.discovery_rules)
         return {"ENCLUME_BOOT_DISCOVERY": "true", "ENCLUME_DISCOVERY_RULES_FILE": str(rules)}
 
+    def _ca_settings(self) -> dict[str, str]:
+        """The API's CA, which the boot service serves to the ramdisk (`enclume.api_ca_url=`)."""
+        if self.logins is None:
+            return {}
+        return {"ENCLUME_AGENT_API_CA_FILE": str(self.logins.tls.ca_file)}
+
+    def _login_settings(self) -> dict[str, str]:
+        if self.logins is None:
+            return {}
+        return {**self._ca_settings(), "ENCLUME_AUTH_STRATEGY": "users_file",
+                "ENCLUME_USERS_FILE": str(self.logins.users_file)}
+
     def _image_settings(self) -> dict[str, str]:
         """What the boot service and enclume-aio share for block and multicast restores: the
         image store (the API fetches versions into it, the boot service serves them), the image
@@ -317,6 +355,7 @@ class ProvisioningLab:
             "driver": "vde", "socket": str(self.switch.management_socket)}}}))
         return {
             **self._discovery_aio_settings(), **self._image_settings(),
+            **self._login_settings(),
             "ENCLUME_SWITCHES_FILE": str(switches),
             "ENCLUME_DEPLOY_KERNEL": f"{DEPLOY_DIR}/vmlinuz",
             "ENCLUME_DEPLOY_RAMDISK": f"{DEPLOY_DIR}/{self.ramdisk.initramfs.name}",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ NIC_MODEL = "virtio-net-pci"
 UEFI_DISK_BOOT = re.compile(r'BdsDxe: starting Boot[0-9A-F]{4} "UEFI Misc Device"')
 START_TIMEOUT_S = 15.0
 SERIAL_POLL_S = 0.2
+SERIAL_TYPING_S = 1.0  # a typing client stays connected this long
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,9 @@ class QemuMachine:
         self.extra_disks = extra_disks
         self.serial_log = workdir / "serial.log"
         self.qmp_socket = check_socket_path(workdir / "qmp.sock")
+        # The serial line's input: a test types at the machine's console through this socket
+        # (`type_serial`); what the machine prints goes to serial_log, a client or not.
+        self.serial_socket = check_socket_path(workdir / "serial.sock")
         self.disk = workdir / "disk.qcow2"
         self.process: ManagedProcess | None = None
         self.started_at: float | None = None
@@ -154,7 +159,8 @@ class QemuMachine:
         return [
             QEMU, "-name", self.name, "-accel", "tcg", "-machine", "q35,graphics=off",
             "-m", str(self.memory_mib), "-smp", "1", "-nodefaults", "-display", "none",
-            "-chardev", f"file,id=serial0,path={self.serial_log},append=on",
+            "-chardev", f"socket,id=serial0,path={self.serial_socket},server=on,wait=off,"
+                        f"logfile={self.serial_log},logappend=on",
             "-serial", "chardev:serial0",
             "-qmp", f"unix:{self.qmp_socket},server=on,wait=off",
             "-no-shutdown",
@@ -234,6 +240,24 @@ class QemuMachine:
         with self.serial_log.open("rb") as log:
             log.seek(self._serial_start if since_start else 0)
             return log.read().decode(errors="replace")
+
+    def type_serial(self, line: str) -> None:
+        """Type ``line`` and Enter (CR, as a serial terminal sends it) at the serial console."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(START_TIMEOUT_S)
+            client.connect(str(self.serial_socket))
+            client.sendall(line.encode() + b"\r")
+            # Stay connected a moment, reading what the machine prints (its log has it): QEMU
+            # takes the keys as fast as the UART's FIFO drains and drops what is left unread
+            # when the client hangs up.
+            until = time.monotonic() + SERIAL_TYPING_S
+            client.settimeout(0.1)
+            while time.monotonic() < until:
+                try:
+                    if not client.recv(65536):
+                        break  # QEMU closed the connection
+                except TimeoutError:
+                    pass
 
     def wait_for_serial(self, marker: str, timeout: float) -> str:
         """The first console line containing `marker` in this boot; LabError (with the
