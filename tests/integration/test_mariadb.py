@@ -1,7 +1,8 @@
 """What MariaDB does differently from PostgreSQL and SQLite, on a real server the test starts
-(lab/local_mariadb.py, once for the module): time columns keep microseconds (migration 0018),
-and a real InnoDB deadlock is a transient error that `retrying_transient` gets past. The
-cluster test (test_cluster.py) and the classroom API (test_classroom_mariadb.py) run on it too."""
+(lab/local_mariadb.py, once for the module): time columns keep microseconds (the migration
+*_mariadb_datetime_precision.py), and a real InnoDB deadlock is a transient error that
+`retrying_transient` gets past. The cluster test (test_cluster.py), the classroom API
+(test_classroom_mariadb.py) and the boot service (test_dhcp.py) run on it too."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from datetime import datetime
 import pytest
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, select, text, update
 
 from lab.local_mariadb import mariadb_installed, running_mariadb
@@ -63,12 +65,14 @@ def test_time_columns_keep_microseconds(url: str, db: Database) -> None:
     assert stored == lease_end
 
 
-def test_migration_0018_sets_the_precision_and_takes_it_back(url: str) -> None:
+def test_the_precision_migration_sets_it_and_takes_it_back(url: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url)
     config.attributes.update(configure_logger=False, url_given=True)
-    command.downgrade(config, "0017")
+    precision = next(script for script in ScriptDirectory.from_config(config).walk_revisions()
+                     if (script.path or "").endswith("_mariadb_datetime_precision.py"))
+    command.downgrade(config, str(precision.down_revision))  # whatever its number
     assert time_precisions(url) == {0}
     upgrade_schema(url)
     assert time_precisions(url) == {6}
