@@ -32,7 +32,8 @@ def utcnow() -> datetime:
 @compiles(DateTime, "mysql")
 def _datetime_with_microseconds(_type: DateTime, _compiler: Any, **_kw: Any) -> str:
     """MariaDB's DATETIME keeps whole seconds: leases, heartbeats and change detection need
-    microseconds, as PostgreSQL and SQLite keep them (migration 0018 for older columns)."""
+    microseconds, as PostgreSQL and SQLite keep them (the mariadb_datetime_precision
+    migration converts older columns)."""
     return "DATETIME(6)"
 
 
