@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # Debian packages `make deps` installs, each only when what it provides is missing:
 # python3-venv (ensurepip, to create .venv), docker-compose (validates compose.yaml in the tests),
 # postgresql and mariadb-server (the throw-away database servers of the cluster and classroom
-# tests and the benchmarks; mariadb-server: the classroom tests on MariaDB), and the real
+# tests, test_mariadb.py and the benchmarks), and the real
 # protocol peers and virtual hardware of the tests and the lab: ipmitool, dnsmasq, iptables, vde2,
 # QEMU with iPXE and OVMF firmware, qemu-utils with libiscsi, busybox-static; for the agent tests
 # sfdisk (fdisk), boot loaders (extlinux, systemd-boot-efi), EFI partitions (dosfstools, mtools),

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     import threading
     from contextlib import ExitStack, suppress
 
+    from lab.local_mariadb import running_mariadb
     from lab.local_postgres import running_postgres
 
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -91,12 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-port", type=int, action="append", default=[],
                         help="port of the next API replica (repeat; default: free ports)")
     parser.add_argument("--database-url", help="default: a throw-away PostgreSQL")
+    parser.add_argument("--mariadb", action="store_true",
+                        help="a throw-away MariaDB instead of PostgreSQL")
     args = parser.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="enclume-")))
-        url = args.database_url or stack.enter_context(running_postgres())
+        url = args.database_url or stack.enter_context(
+            running_mariadb() if args.mariadb else running_postgres())
         cluster = stack.enter_context(running_cluster(
             workdir, url, args.conductors, args.apis, {"ENCLUME_ACCESS_LOG": "false"},
             tuple(args.api_port)))

@@ -34,6 +34,17 @@ def mariadb_installed() -> bool:
 @contextmanager
 def running_mariadb(database: str = "enclume") -> Iterator[str]:
     """Yield a SQLAlchemy URL of a new, empty database on a private MariaDB server."""
+    with running_mariadb_urls(database) as (tcp_url, _socket_url):
+        yield tcp_url
+
+
+@contextmanager
+def running_mariadb_urls(database: str = "enclume") -> Iterator[tuple[str, str]]:
+    """Like ``running_mariadb``, yielding (loopback TCP URL, Unix socket URL).
+
+    The socket URL also works from inside a network namespace, which has no route to the root
+    namespace's loopback but shares its file system.
+    """
     if not mariadb_installed():
         raise RuntimeError("MariaDB is not installed (Debian package mariadb-server)")
     user = ensure_user(SERVICE_USER) if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
@@ -55,13 +66,17 @@ def running_mariadb(database: str = "enclume") -> Iterator[str]:
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_ready(socket, server)
+        # 'enclume'@'localhost' is the same user over the Unix socket.
+        users = " ".join(f"CREATE USER 'enclume'@'{host}' IDENTIFIED BY 'enclume';"
+                         f" GRANT ALL ON `{database}`.* TO 'enclume'@'{host}';"
+                         for host in ("127.0.0.1", "localhost"))
         subprocess.run([str(CLIENT), f"--socket={socket}", "-uroot", "-e",
                         f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;"
-                        f" CREATE USER 'enclume'@'127.0.0.1' IDENTIFIED BY 'enclume';"
-                        f" GRANT ALL ON `{database}`.* TO 'enclume'@'127.0.0.1';"],
+                        f" {users}"],
                        check=True, capture_output=True)
-        yield (f"mysql+pymysql://enclume:enclume@127.0.0.1:{port}/{database}"
-               f"?charset=utf8mb4")
+        yield (f"mysql+pymysql://enclume:enclume@127.0.0.1:{port}/{database}?charset=utf8mb4",
+               f"mysql+pymysql://enclume:enclume@localhost/{database}"
+               f"?unix_socket={socket}&charset=utf8mb4")
     finally:
         stop_and_remove(server, log, workdir, timeout=30)
 

@@ -46,7 +46,9 @@ def _validation_message(exc: RequestValidationError) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(EnclumeError)
     async def enclume_error(_request: Request, exc: EnclumeError) -> JSONResponse:
-        return error_response(exc.code, exc.message)
+        retry_after = None if exc.retry_after_s is None else {"Retry-After":
+                                                               str(exc.retry_after_s)}
+        return error_response(exc.code, exc.message, headers=retry_after)
 
     @app.exception_handler(Exception)
     async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:

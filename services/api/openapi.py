@@ -54,7 +54,8 @@ ERROR_DESCRIPTIONS = {
          "heartbeat from another callback URL than its token's first.",
     413: "The request body is larger than ENCLUME_MAX_REQUEST_BODY_BYTES.",
     500: "The node's BMC failed a synchronous call: the driver's error, as in Ironic.",
-    503: "No free conductor worker, or the node is locked for a moment: retry.",
+    503: "No free conductor worker, the node is locked for a moment, or the database gave up "
+         "the request's transaction (a deadlock or lock wait; Retry-After): retry.",
 }
 # Every operation can answer these: the version middleware runs before any route.
 ALWAYS = (400, 406)

@@ -1,5 +1,6 @@
 """Engines and sessions. SQLite runs in WAL mode with foreign keys on; PostgreSQL as it is;
-MariaDB at READ COMMITTED."""
+MariaDB at READ COMMITTED. A unit of work the database gave up (deadlock, lock wait) ends as
+`TransientDatabaseError` (services/common/transient.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from services.common import scrubbed_fields
 from services.common.config import Settings
+from services.common.transient import TransientDatabaseError, is_transient
 
 # The migrations ship inside the package: found from it, whatever the working directory.
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -54,11 +57,17 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A unit of work: committed when the block ends normally, rolled back otherwise."""
+        """A unit of work: committed when the block ends normally, rolled back otherwise
+        (a transient database error as `TransientDatabaseError`: 503, please retry)."""
         with self.sessionmaker() as session:
             try:
                 yield session
                 session.commit()
+            except DBAPIError as exc:
+                session.rollback()
+                if is_transient(exc):
+                    raise TransientDatabaseError() from exc
+                raise
             except BaseException:
                 session.rollback()
                 raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 class EnclumeError(Exception):
     code: int = 500
+    retry_after_s: int | None = None  # the API's Retry-After header, for a 503 worth retrying
 
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.common.ring import ring_hash
@@ -26,6 +27,14 @@ from services.common.states import ProvisionState
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@compiles(DateTime, "mysql")
+def _datetime_with_microseconds(_type: DateTime, _compiler: Any, **_kw: Any) -> str:
+    """MariaDB's DATETIME keeps whole seconds: leases, heartbeats and change detection need
+    microseconds, as PostgreSQL and SQLite keep them (the mariadb_datetime_precision
+    migration converts older columns)."""
+    return "DATETIME(6)"
 
 
 def new_uuid() -> str:

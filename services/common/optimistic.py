@@ -10,12 +10,11 @@ writer that keeps losing gets the 409.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from services.common.exceptions import StaleUpdate
+from services.common.retry import retry_while
 
 T = TypeVar("T")
 ATTEMPTS = 8
@@ -30,11 +29,4 @@ def check_unchanged(row: object, expected: Mapping[str, Any] | None, resource: s
 
 def retrying_stale(attempt: Callable[[], T], attempts: int = ATTEMPTS) -> T:
     """``attempt()`` (read, patch, write), again while it raises StaleUpdate."""
-    for number in range(1, attempts + 1):
-        try:
-            return attempt()
-        except StaleUpdate:
-            if number == attempts:
-                raise
-            time.sleep(random.uniform(0, BACKOFF_S * number))
-    raise AssertionError("unreachable")
+    return retry_while(attempt, lambda exc: isinstance(exc, StaleUpdate), attempts, BACKOFF_S)

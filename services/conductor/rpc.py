@@ -35,6 +35,7 @@ from services.common.lookups import (
 from services.common.membership import Membership
 from services.common.metrics_asgi import MetricsEndpoint, RequestTimer, metrics_bearer
 from services.common.models import Allocation, Node
+from services.common.transient import TransientDatabaseError
 from services.common.volumes import KINDS
 
 LOG = logging.getLogger(__name__)
@@ -108,6 +109,8 @@ class RpcClient:
             message = error.get("message") or f"Conductor error {response.status_code}"
             if error.get("kind") == StaleUpdate.__name__:  # the API retries on it
                 raise StaleUpdate(message)
+            if error.get("kind") == TransientDatabaseError.__name__:  # 503 with Retry-After
+                raise TransientDatabaseError(message)
             raise EnclumeError(message, response.status_code)
         return body.get("result")
 

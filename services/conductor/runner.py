@@ -23,6 +23,7 @@ from services.common.exceptions import Conflict, Invalid, NodeNotFound, NoFreeCo
 from services.common.lookups import node_value
 from services.common.models import Node
 from services.common.secrets import mask
+from services.common.transient import TransientDatabaseError, retrying_transient
 from services.conductor import locks
 from services.conductor.task import Task
 from services.drivers.base import DriverError
@@ -176,8 +177,29 @@ class TaskRunner:
                     task.fail(event_type, failure_message(task, event_type, exc))
         except locks.LockLost as exc:
             LOG.warning("node %s: %s: %s", node_id, event_type, exc)
+        except TransientDatabaseError:
+            LOG.warning("node %s: the database gave up saving the outcome of %s", node_id,
+                        event_type)
+            self._fail_unsaved(node_id, event_type)
         except Exception:
             LOG.exception("node %s: could not record the outcome of %s", node_id, event_type)
         finally:
-            self._unlock(node_id)
-            self._free_workers.release()
+            try:
+                self._unlock(node_id)
+            finally:  # a release the database refused still gives the worker back
+                self._free_workers.release()
+
+    def _fail_unsaved(self, node_id: int, event_type: str) -> None:
+        """The work ran but its outcome was not saved: fail the node (still locked) with the
+        reason rather than leave it in its transitional state."""
+
+        def record() -> None:
+            with self.task(node_id, locked=True) as task:
+                task.fail(event_type, failure_message(task, event_type, RuntimeError(
+                    "the database gave up saving its outcome (a deadlock or a lock wait); "
+                    "nothing of it was saved")))
+
+        try:
+            retrying_transient(record)
+        except Exception:
+            LOG.exception("node %s: could not record the outcome of %s", node_id, event_type)

@@ -3,7 +3,8 @@
 300 fake nodes are deployed through both APIs; one conductor is killed with SIGKILL halfway.
 Its nodes must get a live owner within the heartbeat timeout plus the ring refresh, no node may
 stay locked or in a transitional state, every deploy ends ``active`` or ``deploy failed`` with a
-reason, and the conductor gets its share back when it returns. Runs on PostgreSQL and SQLite.
+reason, and the conductor gets its share back when it returns. Runs on PostgreSQL, MariaDB and
+SQLite.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 from sqlalchemy import select
 
 from lab.local_cluster import Cluster, running_cluster
+from lab.local_mariadb import running_mariadb
 from lab.local_postgres import running_postgres
 from services.common.db import Database
 from services.common.models import Node
@@ -54,6 +56,9 @@ TRANSITIONAL = {"deploying", "wait call-back", "verifying", "cleaning", "clean w
 def database(kind: str, tmp_path: Path) -> Iterator[str]:
     if kind == "postgres":
         with running_postgres() as url:
+            yield url
+    elif kind == "mariadb":
+        with running_mariadb() as url:
             yield url
     else:
         yield f"sqlite:///{tmp_path / 'cluster.sqlite'}"
@@ -103,7 +108,7 @@ def owners(client: httpx.Client) -> Counter[str]:
     return Counter(n["conductor"] for n in all_nodes(client, "uuid,conductor"))
 
 
-@pytest.mark.parametrize("kind", ["postgres", "sqlite"])
+@pytest.mark.parametrize("kind", ["postgres", "mariadb", "sqlite"])
 def test_conductor_killed_mid_deploy(kind: str, tmp_path: Path) -> None:
     report: dict[str, Any] = {"database": kind, "nodes": NODES}
     with database(kind, tmp_path) as url, running_cluster(tmp_path, url, env=SETTINGS) as cluster:

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import select
 
+from lab.local_mariadb import mariadb_installed, running_mariadb_urls
 from lab.local_postgres import running_postgres_urls
 from services.boot.dhcp_filter import chain_name
 from services.common.db import Database, upgrade_schema
@@ -558,20 +559,34 @@ def test_the_boot_service_follows_node_states_in_postgresql(spare_net: BootNetwo
                                                             spare_dir: Path) -> None:
     """The compose topology: enclume-boot reading the cluster's PostgreSQL database."""
     with running_postgres_urls() as (tcp_url, socket_url):
-        upgrade_schema(tcp_url)
-        process = start_boot(spare_net, spare_dir, "full", ENCLUME_DATABASE_URL=socket_url)
-        db = Database(tcp_url)
-        spare_client = DhcpClient(spare_net.client, INTERFACE)
-        try:
-            boot = Boot("full", spare_net, process, db)
-            mac = new_mac()
-            node = boot.add_node(mac)
-            assert answered(spare_client, mac, arch=0) == []
-            boot.set_boot(node, RAMDISK_BOOT)
-            reply = wait_answered(spare_client, mac, arch=0)
-            assert reply.bootfile == "undionly.kpxe"
-            assert boot.filter_allows(mac)
-        finally:
-            spare_client.close()
-            db.engine.dispose()
-            process.stop()
+        follows_node_states(spare_net, spare_dir, tcp_url, socket_url)
+
+
+def test_the_boot_service_follows_node_states_in_mariadb(spare_net: BootNetwork,
+                                                         spare_dir: Path) -> None:
+    """The same on MariaDB, over its Unix socket."""
+    if not mariadb_installed():
+        pytest.skip("MariaDB is not installed")
+    with running_mariadb_urls() as (tcp_url, socket_url):
+        follows_node_states(spare_net, spare_dir, tcp_url, socket_url)
+
+
+def follows_node_states(spare_net: BootNetwork, spare_dir: Path, tcp_url: str,
+                        socket_url: str) -> None:
+    upgrade_schema(tcp_url)
+    process = start_boot(spare_net, spare_dir, "full", ENCLUME_DATABASE_URL=socket_url)
+    db = Database(tcp_url)
+    spare_client = DhcpClient(spare_net.client, INTERFACE)
+    try:
+        boot = Boot("full", spare_net, process, db)
+        mac = new_mac()
+        node = boot.add_node(mac)
+        assert answered(spare_client, mac, arch=0) == []
+        boot.set_boot(node, RAMDISK_BOOT)
+        reply = wait_answered(spare_client, mac, arch=0)
+        assert reply.bootfile == "undionly.kpxe"
+        assert boot.filter_allows(mac)
+    finally:
+        spare_client.close()
+        db.engine.dispose()
+        process.stop()

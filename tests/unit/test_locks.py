@@ -7,15 +7,20 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pymysql.err
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, func, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.exceptions import NodeLocked, NoFreeConductorWorker
-from services.common.models import Node, utcnow
+from services.common.models import Node, NodeHistory, utcnow
 from services.conductor import locks
 from services.conductor.manager import ConductorManager
+from services.conductor.runner import TaskRunner
+from services.conductor.task import Task
 from services.drivers.registry import Drivers
 
 
@@ -171,3 +176,42 @@ def test_work_that_deletes_its_node_commits(db: Database) -> None:
         session.delete(doomed)
     with db.session() as session:
         assert session.get(Node, node.id) is None
+
+
+def test_a_fenced_transaction_checks_the_lock_before_its_first_write(db: Database) -> None:
+    """Before any row that refers to the node is written (InnoDB's foreign key check would
+    take a shared lock on the node's row first), not only at commit."""
+    node = make_node(db)
+    locks.acquire(db, node.id, node.uuid, "stalled", lease_s=60)
+    take_over(db, node.id, "successor")
+    with db.session() as session:
+        locks.fence(session, node.id, "stalled", lease_s=60)
+        session.add(NodeHistory(node_id=node.id, conductor="stalled", event_type="deploying",
+                                severity="INFO", event="written after the lock was lost"))
+        with pytest.raises(locks.LockLost):
+            session.flush()
+        session.rollback()
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(NodeHistory)) == 0
+
+
+def test_an_outcome_the_database_gave_up_saving_fails_the_node(db: Database) -> None:
+    settings = Settings(conductor={"workers": 1, "hostname": "c1"})
+    runner = TaskRunner(db, settings, Drivers(settings), "c1")
+    node = make_node(db, state="deploying")
+
+    def deadlocks_at_commit(_session: Session) -> None:
+        raise OperationalError("UPDATE nodes", {}, pymysql.err.OperationalError(
+            1213, "Deadlock found when trying to get lock; try restarting transaction"))
+
+    def deploy(task: Task) -> None:
+        task.process_event("done")
+        event.listen(task.session, "before_commit", deadlocks_at_commit, once=True)
+
+    assert runner.start_on_locked(node.id, node.uuid, deploy, "deploying")
+    runner.shutdown()
+    with db.session() as session:
+        after = session.get(Node, node.id)
+        assert after is not None
+        assert (after.provision_state, after.reservation) == ("deploy failed", None)
+        assert "the database gave up saving its outcome" in (after.last_error or "")
