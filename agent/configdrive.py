@@ -92,11 +92,26 @@ def labelled_partition(disk: Disk) -> partitions.Partition | None:
     return None
 
 
-def append_partition(disk: Disk, image: bytes) -> int:
+def past_the_image(disk: Disk, image_end: int) -> partitions.Partition | None:
+    """The last partition of the table, when it lies wholly past the image's end: an earlier
+    deploy's config drive partition, whose entry came with the image's blocks (a student's
+    state or a captured version holds the partition table of a deployed PC) but whose content,
+    outside them, did not."""
+    table = partitions.read(disk)
+    if table is None or not table.partitions:
+        return None
+    last = max(table.partitions, key=lambda part: part.start)
+    return last if last.start >= image_end else None
+
+
+def append_partition(disk: Disk, image: bytes, image_end: int | None = None) -> int:
     """A partition at the end of ``disk`` holding ``image`` (after a whole-disk image: its
     partitions are left as they are); its number. A partition already labelled config-2 is
-    written over instead, as Ironic does."""
+    written over instead, as Ironic does, and so is one wholly past ``image_end`` (the
+    image's size, when the caller wrote only that far)."""
     part = labelled_partition(disk)
+    if part is None and image_end is not None:
+        part = past_the_image(disk, image_end)
     if part is not None and part.size < len(image):
         raise CommandError(f"the config drive ({len(image)} bytes) does not fit in the "
                            f"{part.size}-byte config-2 partition {part.number} of {disk.path}")

@@ -290,7 +290,7 @@ def restore_blocks(request: RestoreRequest, disks: list[Disk], timeout_s: float,
             os.close(fd)
             fd = -1
             result["configdrive_partition"] = configdrive.append_partition(
-                disk, configdrive.load(request.configdrive, timeout_s))
+                disk, configdrive.load(request.configdrive, timeout_s), manifest.size)
         return result
     except BaseException:
         LOG.error("restoring %s failed: wiping its metadata", disk.path)
