@@ -71,7 +71,7 @@ $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,postgres]'
+	$(BIN)/pip install -q -e '.[test,postgres,keystone]'
 	@touch $@
 
 venv: $(STAMP)
