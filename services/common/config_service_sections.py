@@ -59,7 +59,7 @@ class KeystoneSettings(BaseSettings):
     project_domain_name: str = "Default"
     interface: str = "public"  # the catalog's identity endpoint used to validate tokens
     cafile: Path | None = None  # the CA of Keystone's certificate; None: the system's CAs
-    timeout_s: float = Field(default=10.0, gt=0)  # connect timeout of each call to Keystone
+    timeout_s: float = Field(default=10.0, gt=0)  # how long each call to Keystone may take
     memcached_servers: list[str] = Field(default_factory=list)  # none: an in-process cache
     token_cache_s: int = Field(default=300, ge=-1)  # a validated token is kept; -1: never
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,15 +21,9 @@ import pytest
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from tests.support.api_stack import served_api
-from tests.support.keystone_server import Keystone, KeystoneServer
+from tests.support.keystone_server import Keystone, KeystoneServer, seeded_template
 
-pytestmark = [
-    pytest.mark.integration,
-    # Unfinished (session 9): the Keystone served by tests/keystone/serve.py (wsgiref) resets
-    # connections during the module's setup on a loaded machine, so auth_token's calls fail
-    # (503); one run of the first test passed. Needs a sturdier server before it is enabled.
-    pytest.mark.skip(reason="the test Keystone's wsgiref server resets connections: unfinished"),
-]
+pytestmark = pytest.mark.integration
 
 SERVICE_PASSWORD = "ironic-service-password"
 PASSWORD = "user-password"
@@ -63,28 +58,39 @@ def _settings(data: Path, auth_url: str, **keystone: object) -> Settings:
                     auth={"strategy": "keystone"},
                     keystone={"auth_url": auth_url, "username": "ironic",
                               "password": SERVICE_PASSWORD, "project_name": "service",
-                              "timeout_s": 3, **keystone})
+                              "timeout_s": 30, **keystone})
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    server = KeystoneServer(tmp_path_factory.mktemp("keystone"))
-    server.prepare()
-    server.start()
+def _seed(url: str) -> dict[str, Any]:
+    """The projects and users of the tests (cached in a template: each call is slow)."""
+    keystone = Keystone(url)
     try:
-        keystone = Keystone(server.url)
         projects = {name: keystone.project(name) for name in ("service", "owner", "lessee",
                                                                "other")}
         ironic = keystone.user("ironic", SERVICE_PASSWORD)
         keystone.role("service")  # what keystone's policy lets validate others' tokens
         keystone.grant(ironic, "service", projects["service"])
         keystone.grant(ironic, "admin", projects["service"])
-        tokens, user_ids = {}, {}
+        users = {}
         for user, (role, project) in CALLERS.items():
-            user_ids[user] = keystone.user(user, PASSWORD)
-            keystone.grant(user_ids[user], role, projects[project] if project else None)
-            tokens[user] = keystone.token(user, PASSWORD, project=project,
-                                          system=project is None)
+            users[user] = keystone.user(user, PASSWORD)
+            keystone.grant(users[user], role, projects[project] if project else None)
+        return {"projects": projects, "users": users}
+    finally:
+        keystone.close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    template, seeded = seeded_template(f"roles-v1 {sorted(CALLERS.items())}", _seed)
+    projects, user_ids = seeded["projects"], seeded["users"]
+    server = KeystoneServer(tmp_path_factory.mktemp("keystone"))
+    server.prepare(template)
+    server.start()
+    try:
+        keystone = Keystone(server.url)
+        tokens = {user: keystone.token(user, PASSWORD, project=project, system=project is None)
+                  for user, (_, project) in CALLERS.items()}
         data = tmp_path_factory.mktemp("api")
         url = f"sqlite:///{data / 'db.sqlite'}"
         upgrade_schema(url)
@@ -199,7 +205,7 @@ def test_missing_revoked_and_expired_tokens_are_refused(world: World) -> None:
     # A token that expires between two requests: the first is served (the token is checked
     # when a request arrives), the next is refused although auth_token cached the token.
     short, expires = world.keystone.expiring_token(
-        world.user_ids["owner_member"], world.tokens["owner_member"], seconds=5)
+        world.user_ids["owner_member"], world.tokens["owner_member"], seconds=10)
     assert world.api.get(node, headers={"X-Auth-Token": short}).status_code == 200
     while time.time() <= expires + 1:
         time.sleep(0.2)

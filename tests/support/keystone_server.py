@@ -4,7 +4,8 @@ Keystone lives in its own venv under .cache/keystone (as the clients' venv does)
 from tests/keystone/requirements.txt under a file lock (pytest-xdist workers: one builds, the
 others wait) and rebuilt when that file changes. The same build bootstraps a template: a
 database after ``db_sync`` and ``bootstrap`` with fernet and credential keys, so that each test
-module copies it instead of spending ~20 s in keystone-manage. ``KeystoneServer`` serves a copy
+module copies it instead of spending ~20 s in keystone-manage; ``seeded_template`` caches a
+copy with a module's projects and users too. ``KeystoneServer`` serves a copy
 with tests/keystone/serve.py; ``Keystone`` (its admin's client) creates projects, users, role
 assignments and tokens through the real identity API.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import grp
 import hashlib
+import json
 import os
 import pwd
 import shutil
@@ -21,6 +23,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +82,33 @@ def ensure_keystone() -> Path:
         return VENV
 
 
+def seeded_template(key: str, seed: Callable[[str], dict[str, Any]]
+                    ) -> tuple[Path, dict[str, Any]]:
+    """A template holding what ``seed`` created through the API of a Keystone at the URL it
+    is given (projects, users, role assignments: each call costs a loaded machine a second or
+    more), made once per ``key`` and cached; with what ``seed`` returned (their ids)."""
+    ensure_keystone()
+    with exclusive(LOCK):
+        digest = hashlib.sha256(key.encode() + REQUIREMENTS.read_bytes()).hexdigest()[:16]
+        directory = CACHE / f"seeded-{digest}"
+        answers = directory / "seed.json"
+        if answers.exists():
+            return directory, dict(json.loads(answers.read_text()))
+        work = CACHE / "seeding"
+        shutil.rmtree(work, ignore_errors=True)
+        server = KeystoneServer(work)
+        server.prepare(TEMPLATE)  # not prepare(): it would take the lock held here again
+        server.start()
+        try:
+            result = seed(server.url)
+        finally:
+            server.stop()
+        (work / "seed.json").write_text(json.dumps(result))
+        shutil.rmtree(directory, ignore_errors=True)
+        work.rename(directory)
+        return directory, result
+
+
 def _run(command: list[str]) -> None:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -109,13 +139,14 @@ class KeystoneServer:
         self.url = f"http://127.0.0.1:{self.port}/v3"
         self._process: subprocess.Popen[str] | None = None
 
-    def prepare(self) -> None:
-        ensure_keystone()
-        shutil.copytree(TEMPLATE, self.home, dirs_exist_ok=True)
+    def prepare(self, template: Path | None = None) -> None:
+        """Copy ``template`` (the bootstrapped one by default) and point it at this port."""
+        if template is None:
+            ensure_keystone()
+        shutil.copytree(template or TEMPLATE, self.home, dirs_exist_ok=True)
         (self.home / "keystone.conf").write_text(_config(self.home))
         with sqlite3.connect(self.home / "keystone.db") as database:
-            database.execute("UPDATE endpoint SET url = ? WHERE url = ?",
-                             (self.url, PLACEHOLDER_URL))
+            database.execute("UPDATE endpoint SET url = ?", (self.url,))
 
     def start(self, timeout: float = 120.0) -> None:
         self._process = subprocess.Popen(
