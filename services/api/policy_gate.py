@@ -112,11 +112,14 @@ def _require_visible(credentials: policy.Credentials, target: policy.Target | No
 
 
 def _limit_list(request: Request, credentials: policy.Credentials, kind: str) -> None:
-    """Ironic's check_list_policy: the whole list, or the caller's project's share of it."""
+    """Ironic's check_list_policy: the whole list (or the ``project`` asked for), or the
+    caller's project's share of it; another project's is a 403."""
+    asked = request.query_params.get("project")
     if policy.allowed(f"baremetal:{kind}:list_all", credentials):
+        if asked:
+            request.scope.setdefault("state", {})[PROJECT_FILTER] = asked
         return
     project = credentials.project_id
-    asked = request.query_params.get("owner") or request.query_params.get("project")
     if not project or (asked and asked != project):
         raise Forbidden(f"Access was denied to the following resource: baremetal:{kind}:list_all")
     _require(f"baremetal:{kind}:list", credentials)

@@ -48,6 +48,7 @@ class World:
     spare_port: str
     settings: Settings
     db: Database
+    projects: dict[str, str]
 
     def as_(self, caller: str) -> dict[str, str]:
         return {"X-Auth-Token": self.tokens[caller]}
@@ -109,7 +110,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 "node_uuid": node, "address": f"52:54:00:00:00:0{i}"}).json()["uuid"]
                 for i, node in enumerate((leased, spare))]
             yield World(served.client, keystone, tokens, user_ids, leased, spare, *ports,
-                        settings=settings, db=db)
+                        settings=settings, db=db, projects=projects)
         keystone.close()
     finally:
         server.stop()
@@ -132,9 +133,14 @@ def test_lists_show_the_system_everything_and_a_project_its_owned_or_leased_node
              "owner_reader": {world.leased_port}, "lessee_member": {world.leased_port},
              "stranger": set()}
     assert {c: _listed(world, "/v1/ports", c, "ports") for c in ports} == ports
-    # A project asking for another project's nodes is refused, as in Ironic.
-    assert world.api.get("/v1/nodes?owner=someone-else",
+    # A project asking for another project's nodes is refused, as in Ironic; the system
+    # narrows its list to a project's (owned or leased) nodes with the same filter.
+    assert world.api.get("/v1/nodes?project=someone-else",
                          headers=world.as_("owner_reader")).status_code == 403
+    lessee = world.projects["lessee"]
+    assert _listed(world, f"/v1/nodes?project={lessee}", "sys_reader", "nodes") == leased
+    assert _listed(world, f"/v1/nodes?project={lessee}", "lessee_member", "nodes") == leased
+    assert _listed(world, "/v1/nodes?owner=someone-else", "owner_reader", "nodes") == set()
 
 
 def test_gets_conceal_from_a_project_what_it_neither_owns_nor_leases(world: World) -> None:
