@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from services.api import collection, node_rules
 from services.api.deps import api_version, conductor, database, enabled_drivers, find_node
 from services.api.patch import apply_patch, validate_patch
-from services.api.policy_gate import project_filter
+from services.api.policy_gate import forced_owner, project_filter
 from services.api.responses import rendered
 from services.api.routing import api_router
 from services.api.versions import MAX_VERSION, Version, format_version
@@ -190,6 +190,8 @@ def create_node(request: Request, body: Any = Body(...),
         raise Invalid(f"Unknown attribute(s) for node: {', '.join(sorted(unknown))}.")
     if "driver" not in body:
         raise Invalid("Mandatory field missing: driver.")
+    if owner := forced_owner(request):  # a project's admin creates its project's nodes
+        body = {**body, "owner": owner}
     values = node_rules.values_for_create(
         body, request.app.state.settings.api.default_resource_class, enabled_drivers(request))
     try:

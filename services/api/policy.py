@@ -83,6 +83,10 @@ API_READER = _any(_role("reader"), _role("service"))
 
 RULES: dict[str, Check] = {
     "baremetal:node:create": _any(SYSTEM_ADMIN, SYSTEM_SERVICE),
+    # Ironic's [api]project_admin_can_manage_own_nodes (on by default): a project's admin
+    # creates nodes owned by its project and deletes them.
+    "baremetal:node:create:self_owned_node": _any(_role("admin"), _role("service")),
+    "baremetal:node:delete:self_owned_node": OWNER_ADMIN,
     "baremetal:node:list": API_READER,
     "baremetal:node:list_all": SYSTEM_READER,
     "baremetal:node:get": SYSTEM_OR_PROJECT_READER,

@@ -20,11 +20,12 @@ from services.api import policy
 from services.api.auth import PUBLIC_PATHS, PUBLIC_PREFIXES
 from services.api.deps import find_node
 from services.common.db import Database
-from services.common.exceptions import Forbidden, NodeNotFound, NotFound
+from services.common.exceptions import Forbidden, Invalid, NodeNotFound, NotFound
 from services.common.models import Node, Port
 from services.common.validation import is_uuid
 
 PROJECT_FILTER = "policy_project"
+FORCED_OWNER = "policy_owner"
 _LISTS = {"/v1/nodes": "node", "/v1/nodes/detail": "node", "/v1/ports": "port",
           "/v1/ports/detail": "port", "/v1/chassis/{ident}/nodes": "node",
           "/v1/chassis/{ident}/nodes/detail": "node"}
@@ -66,16 +67,22 @@ async def enforce_policy(request: Request) -> None:
         if template.startswith("/v1/chassis/"):
             _require("enclume:system:read", credentials)
     elif template == "/v1/nodes":
-        _require("baremetal:node:create", credentials)
+        await _authorize_create(request, credentials)
     elif template.startswith("/v1/nodes/{ident}"):
         target = await _node_target(request, params["ident"])
+        if target is None:
+            return  # no such node: the endpoint says so (404), as Ironic does first
         _require_visible(credentials, target, NodeNotFound(params["ident"]))
         for rule in await _node_rules(request, method, template):
+            if rule == "baremetal:node:delete" and not policy.allowed(rule, credentials, target):
+                rule = "baremetal:node:delete:self_owned_node"
             _require(rule, credentials, target)
         if template.startswith("/v1/nodes/{ident}/ports") and method in _READS:
             _limit_list(request, credentials, "port")
     elif template == "/v1/ports/{ident}":
         target = await _port_target(request, params["ident"])
+        if target is None:
+            return  # no such port: the endpoint's 404
         _require_visible(credentials, target, NotFound(f"Port {params['ident']} could not be "
                                                         "found."))
         _require(_PORT_ACTIONS.get(method, "enclume:system:write"), credentials, target)
@@ -83,10 +90,33 @@ async def enforce_policy(request: Request) -> None:
         body = await request.json()
         ident = body.get("node_uuid") if isinstance(body, dict) else None
         target = await _node_target(request, ident) if isinstance(ident, str) else None
-        _require("baremetal:port:create", credentials, target or policy.Target())
+        if target is not None:  # no such node: the endpoint's 400
+            _require("baremetal:port:create", credentials, target)
     else:
         _require("enclume:system:read" if method in _READS else "enclume:system:write",
                  credentials)
+
+
+async def _authorize_create(request: Request, credentials: policy.Credentials) -> None:
+    """Ironic's node create: the system's admins (and services), or a project's admin for a
+    node its project owns (``forced_owner``, read by the endpoint)."""
+    if not policy.allowed("baremetal:node:create:self_owned_node", credentials):
+        _require("baremetal:node:create", credentials)
+        return
+    if credentials.system:
+        return
+    body = await request.json()
+    asked = body.get("owner") if isinstance(body, dict) else None
+    if asked and asked != credentials.project_id:
+        raise Invalid("Cannot create a node as a project scoped admin with an owner other "
+                      "than your own project.")
+    request.scope.setdefault("state", {})[FORCED_OWNER] = credentials.project_id
+
+
+def forced_owner(request: Request) -> str | None:
+    """The owner a project's admin gets for the node it creates; None: as the body says."""
+    value: str | None = request.scope.get("state", {}).get(FORCED_OWNER)
+    return value
 
 
 async def _node_rules(request: Request, method: str, template: str) -> list[str]:
@@ -104,10 +134,10 @@ def _require(rule: str, credentials: policy.Credentials,
         raise Forbidden(f"Access was denied to the following resource: {rule}")
 
 
-def _require_visible(credentials: policy.Credentials, target: policy.Target | None,
+def _require_visible(credentials: policy.Credentials, target: policy.Target,
                      missing: NotFound) -> None:
     """A node (or a port's node) the caller may not see is concealed: 404, as in Ironic."""
-    if target is not None and not policy.allowed("baremetal:node:get", credentials, target):
+    if not policy.allowed("baremetal:node:get", credentials, target):
         raise missing
 
 

@@ -180,15 +180,29 @@ def test_node_patches_answer_as_ironic_for_each_role(world: World, path: str) ->
     assert seen == PATCHES[path]
 
 
-def test_only_the_system_changes_owners_and_only_its_admins_delete_nodes(world: World) -> None:
+def test_only_the_system_changes_owners_and_only_admins_delete_nodes(world: World) -> None:
     owner_patch = [{"op": "replace", "path": "/owner", "value": "mine-now"}]
     for caller in ("owner_admin", "owner_member", "lessee_admin"):
         assert world.api.patch(f"/v1/nodes/{world.leased}", headers=world.as_(caller),
                                json=owner_patch).status_code == 403
+    for caller in ("owner_member", "lessee_admin", "sys_reader"):
         assert world.api.delete(f"/v1/nodes/{world.leased}",
                                 headers=world.as_(caller)).status_code == 403
     assert world.api.get(f"/v1/nodes/{world.leased}", headers=world.as_("sys_reader")
                          ).json()["owner"] != "mine-now"
+
+
+def test_a_project_admin_creates_and_deletes_its_own_nodes_only(world: World) -> None:
+    admin, member = world.as_("owner_admin"), world.as_("owner_member")
+    assert world.api.post("/v1/nodes", headers=member,
+                          json={"driver": "fake-hardware"}).status_code == 403
+    assert world.api.post("/v1/nodes", headers=admin, json={
+        "driver": "fake-hardware", "owner": world.projects["other"]}).status_code == 400
+    created = world.api.post("/v1/nodes", headers=admin, json={"driver": "fake-hardware"})
+    assert created.status_code == 201 and created.json()["owner"] == world.projects["owner"]
+    node = f"/v1/nodes/{created.json()['uuid']}"
+    assert world.api.delete(node, headers=member).status_code == 403
+    assert world.api.delete(node, headers=admin).status_code == 204
 
 
 def test_port_updates_are_for_system_members_and_owner_admins(world: World) -> None:

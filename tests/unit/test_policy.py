@@ -44,6 +44,9 @@ SYSTEM_READER = Credentials(frozenset({"reader"}), system=True)
     ("baremetal:port:create", project("admin", "p-lessee"), False),
     ("baremetal:node:set_provision_state", project("admin", "p-lessee"), True),
     ("baremetal:node:set_power_state", project("member", "p-lessee"), True),
+    ("baremetal:node:delete:self_owned_node", project("admin", "p-owner"), True),
+    ("baremetal:node:delete:self_owned_node", project("admin", "p-lessee"), False),
+    ("baremetal:node:create:self_owned_node", project("member", "p-owner"), False),
 ])
 def test_rules_answer_as_ironics_defaults(rule: str, caller: Credentials, expected: bool) -> None:
     assert allowed(rule, caller, LEASED) is expected
