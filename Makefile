@@ -6,7 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Downloads (Debian packages for the ramdisk, the Ironic venv of the benchmarks, the clients' venv
-# of their functional suites: $(CACHE)/client-functional, from tests/clients/requirements.txt) live here.
+# of their functional suites: $(CACHE)/client-functional, from tests/clients/requirements.txt; the
+# real Keystone of the keystone auth tests: $(CACHE)/keystone, from tests/keystone/requirements.txt)
+# live here.
 CACHE := .cache
 STAMP := $(VENV)/.installed
 # Debian packages `make deps` installs, each only when what it provides is missing:
@@ -72,7 +74,7 @@ $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,postgres]'
+	$(BIN)/pip install -q -e '.[test,postgres,keystone]'
 	@touch $@
 
 venv: $(STAMP)

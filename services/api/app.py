@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from services.api import (
     agent_endpoints,
@@ -43,6 +43,7 @@ from services.api.enclume import sessions as enclume_sessions
 from services.api.enclume import student_states as enclume_student_states
 from services.api.limits import BodySizeLimitMiddleware
 from services.api.openapi_install import install_openapi
+from services.api.policy_gate import enforce_policy
 from services.api.responses import SafeJSONResponse
 from services.api.ui.app import install as install_web_page
 from services.api.versions import VersionMiddleware
@@ -57,7 +58,8 @@ from services.conductor.interface import ConductorAPI
 def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                membership: Membership,
                services: Sequence[Service] = ()) -> FastAPI:
-    source = identity_source(settings, effective_strategy(settings))
+    strategy = effective_strategy(settings)
+    source = identity_source(settings, strategy)
     app = FastAPI(title="Enclume", docs_url=None, redoc_url=None,
                   lifespan=lifespan_of(services), default_response_class=SafeJSONResponse)
     app.state.settings = settings
@@ -83,7 +85,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    enclume_events.router, enclume_session_service.router,
                    enclume_student_states.router, enclume_pc_login_choice.router,
                    enclume_pc_logins.router, enclume_save_and_log_out.router):
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(enforce_policy)])
     install_openapi(app)
     install_web_page(app, settings, source)  # /ui/: the teacher web page
     # Starlette runs the last added middleware first: the request timer, size limit, auth,
@@ -92,9 +94,14 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     if metrics.enabled:
         app.add_middleware(MetricsEndpoint)
     app.add_middleware(VersionMiddleware)
-    if source is not None:
-        app.add_middleware(BasicAuthMiddleware, source=source,
-                           public_metrics=metrics.enabled and not metrics.require_auth)
+    public_metrics = metrics.enabled and not metrics.require_auth
+    if strategy == "keystone":
+        from services.api.keystone_auth import KeystoneAuthMiddleware, KeystoneTokens
+
+        app.add_middleware(KeystoneAuthMiddleware, tokens=KeystoneTokens(settings.keystone),
+                           public_metrics=public_metrics)
+    elif source is not None:
+        app.add_middleware(BasicAuthMiddleware, source=source, public_metrics=public_metrics)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.api.max_request_body_bytes,
                        unlimited=enclume_image_uploads.is_upload_body)
     if metrics.enabled:

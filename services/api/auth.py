@@ -1,6 +1,7 @@
 """Authentication: ``noauth``, ``http_basic`` (htpasswd, bcrypt, as Ironic standalone does it),
-``users_file`` (bcrypt and roles, services/common/identity.py) or ``ldap`` (the university's
-directory, services/common/ldap_identity.py; a directory that cannot answer is a 503).
+``users_file`` (bcrypt and roles, services/common/identity.py), ``ldap`` (the university's
+directory, services/common/ldap_identity.py; a directory that cannot answer is a 503) or
+``keystone`` (tokens, services/api/keystone_auth.py).
 
 noauth is refused off loopback unless explicitly allowed; without authentication every request
 acts as an admin. The middleware puts the caller's ``Identity`` in ``scope["state"]`` and keeps
@@ -17,7 +18,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.api.errors import error_body
 from services.common.config import Settings
-from services.common.identity import DirectoryUnavailable, Htpasswd, IdentitySource, UsersFile
+from services.common.identity import (
+    DirectoryUnavailable,
+    Htpasswd,
+    Identity,
+    IdentitySource,
+    UsersFile,
+)
 from services.common.metrics_asgi import METRICS_PATH
 
 # /v1/continue_inspection: inventories of discovered machines, public as in Ironic, refused
@@ -32,7 +39,7 @@ REALM = b'Basic realm="Baremetal API"'
 ENCLUME_PREFIX = "/enclume/"
 # The web page logs its visitors in with a session cookie of its own (services/api/ui).
 WEB_PAGE_PATHS = ("/ui", "/ui/")
-STRATEGIES = ("noauth", "http_basic", "users_file", "ldap")
+STRATEGIES = ("noauth", "http_basic", "users_file", "ldap", "keystone")
 
 
 class AuthConfigError(RuntimeError):
@@ -74,6 +81,10 @@ def effective_strategy(settings: Settings) -> str:
         raise AuthConfigError("users_file needs ENCLUME_USERS_FILE naming a YAML users file")
     if strategy == "ldap" and not settings.ldap.url:
         raise AuthConfigError("ldap needs ENCLUME_LDAP_URL naming the directory")
+    if strategy == "keystone" and not (settings.keystone.auth_url
+                                       and settings.keystone.password):
+        raise AuthConfigError("keystone needs ENCLUME_KEYSTONE_AUTH_URL and "
+                              "ENCLUME_KEYSTONE_PASSWORD (the service user's)")
     if strategy == "ldap" and settings.ldap.users_file_fallback and not (
         users_file and users_file.is_file()
     ):
@@ -101,7 +112,34 @@ def identity_source(settings: Settings, strategy: str) -> IdentitySource | None:
             return LdapSource(settings.ldap, local)
         except ValueError as exc:
             raise AuthConfigError(str(exc)) from None
+    if strategy == "keystone":
+        # /v1 takes tokens; the web page and PC logins take the users file's users, if any.
+        if settings.auth.users_file is None:
+            return NoUsers()
+        return identity_source(settings, "users_file")
     return None
+
+
+class NoUsers:
+    """The identity source of a strategy without passwords (keystone with no users file):
+    the web page's logins find nobody, rather than letting everyone in as noauth would."""
+
+    def authenticate(self, user: str, password: str) -> Identity | None:
+        return None
+
+    def identity_of(self, user: str) -> Identity | None:
+        return None
+
+    def users(self) -> list[Identity]:
+        return []
+
+
+def exempt_from_auth(scope: Scope, public_metrics: bool) -> bool:
+    """Paths anyone may call (discovery, the agent's, the web page's own login, /metrics)."""
+    path = scope["path"] if scope["type"] == "http" else ""
+    return (scope["type"] != "http" or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+            or path == WEB_PAGE_PATHS[0] or path.startswith(WEB_PAGE_PATHS[1])
+            or (public_metrics and path == METRICS_PATH))
 
 
 def _credentials(scope: Scope) -> tuple[str, str] | None:
@@ -125,34 +163,32 @@ class BasicAuthMiddleware:
         self.public_metrics = public_metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"] if scope["type"] == "http" else ""
-        if scope["type"] != "http" or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) \
-                or path == WEB_PAGE_PATHS[0] or path.startswith(WEB_PAGE_PATHS[1]) \
-                or (self.public_metrics and path == METRICS_PATH):
+        if exempt_from_auth(scope, self.public_metrics):
             await self.app(scope, receive, send)
             return
+        path = scope["path"]
         credentials = _credentials(scope)
         try:
             # In a thread: bcrypt is slow on purpose and a directory may take its time.
             identity = (await to_thread.run_sync(self.source.authenticate, *credentials)
                         if credentials else None)
         except DirectoryUnavailable:
-            await _refuse(send, 503, "The user directory (LDAP) cannot be reached: try again "
+            await refuse(send, 503, "The user directory (LDAP) cannot be reached: try again "
                                      "later.", [(b"retry-after", b"30")])
             return
         if identity is None:
-            await _refuse(send, 401, "Authentication required: HTTP basic credentials were "
+            await refuse(send, 401, "Authentication required: HTTP basic credentials were "
                                      "missing or wrong.", [(b"www-authenticate", REALM)])
             return
         if not path.startswith(ENCLUME_PREFIX) and not identity.may_use_ironic:
-            await _refuse(send, 403, "Access was denied: the Ironic API is for the admin, "
+            await refuse(send, 403, "Access was denied: the Ironic API is for the admin, "
                                      "operator and service roles.", [])
             return
         scope.setdefault("state", {})["identity"] = identity
         await self.app(scope, receive, send)
 
 
-async def _refuse(send: Send, status: int, message: str,
+async def refuse(send: Send, status: int, message: str,
                   headers: list[tuple[bytes, bytes]]) -> None:
     body = error_body(status, message)
     await send({"type": "http.response.start", "status": status, "headers": [

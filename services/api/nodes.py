@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Body, Depends, Request, Response
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.api import collection, node_rules
 from services.api.deps import api_version, conductor, database, enabled_drivers, find_node
 from services.api.patch import apply_patch, validate_patch
+from services.api.policy_gate import forced_owner, project_filter
 from services.api.responses import rendered
 from services.api.routing import api_router
 from services.api.versions import MAX_VERSION, Version, format_version
@@ -124,6 +125,8 @@ def _filtered(request: Request, version: Version) -> Select[tuple[Node]]:
             statement = statement.where(Node.description.contains(raw))
         else:
             statement = statement.where(getattr(Node, name) == raw)
+    if project := project_filter(request):  # a project's caller sees what it owns or leases
+        statement = statement.where(or_(Node.owner == project, Node.lessee == project))
     return statement
 
 
@@ -187,6 +190,8 @@ def create_node(request: Request, body: Any = Body(...),
         raise Invalid(f"Unknown attribute(s) for node: {', '.join(sorted(unknown))}.")
     if "driver" not in body:
         raise Invalid("Mandatory field missing: driver.")
+    if owner := forced_owner(request):  # a project's admin creates its project's nodes
+        body = {**body, "owner": owner}
     values = node_rules.values_for_create(
         body, request.app.state.settings.api.default_resource_class, enabled_drivers(request))
     try:

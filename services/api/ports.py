@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Body, Depends, Request, Response
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -20,6 +20,7 @@ from services.api.deps import (
     require_version,
 )
 from services.api.patch import apply_patch, validate_patch
+from services.api.policy_gate import project_filter
 from services.api.responses import rendered
 from services.api.routing import api_router
 from services.api.versions import Version
@@ -132,6 +133,9 @@ def _list(request: Request, version: Version, db: Database, detail: bool, path: 
         if node_ident:
             statement = statement.where(Port.node_id == find_node(session, node_ident,
                                                                   version).id)
+        if project := project_filter(request):  # ports of the nodes a project owns or leases
+            statement = statement.where(Port.node_id.in_(select(Node.id).where(
+                or_(Node.owner == project, Node.lessee == project))))
         if address := request.query_params.get("address"):
             statement = statement.where(Port.address == address.lower())
         marker = collection.marker_row(session, Port.uuid, query.marker)

@@ -43,6 +43,7 @@ from services.common.config_service_sections import (
     DatabaseSettings,
     DriverSettings,
     IpmiSettings,
+    KeystoneSettings,
     MetricsSettings,
     ProcessSettings,
     RedfishSettings,
@@ -68,6 +69,7 @@ class Settings(BaseModel):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     classroom: ClassroomSettings = Field(default_factory=ClassroomSettings)
     ldap: LdapSettings = Field(default_factory=LdapSettings)
+    keystone: KeystoneSettings = Field(default_factory=KeystoneSettings)
     pc_login: PcLoginSettings = Field(default_factory=PcLoginSettings)
     student_states: StudentStateSettings = Field(default_factory=StudentStateSettings)
     conductor: ConductorSettings = Field(default_factory=ConductorSettings)

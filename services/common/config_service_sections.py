@@ -46,6 +46,24 @@ class AuthSettings(BaseSettings):
     allow_noauth_off_loopback: bool = env_var("ALLOW_NOAUTH_OFF_LOOPBACK", False)
 
 
+class KeystoneSettings(BaseSettings):
+    """Keystone tokens (ENCLUME_AUTH_STRATEGY=keystone), validated by keystonemiddleware."""
+
+    model_config = section_config("KEYSTONE_")
+    auth_url: str | None = None  # Keystone's identity endpoint, e.g. https://keystone:5000/v3
+    # The service user Enclume validates tokens as (Ironic's [keystone_authtoken]).
+    username: str = "ironic"
+    password: str | None = None  # the service user's; never logged
+    project_name: str = "service"
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    interface: str = "public"  # the catalog's identity endpoint used to validate tokens
+    cafile: Path | None = None  # the CA of Keystone's certificate; None: the system's CAs
+    timeout_s: float = Field(default=10.0, gt=0)  # how long each call to Keystone may take
+    memcached_servers: list[str] = Field(default_factory=list)  # none: an in-process cache
+    token_cache_s: int = Field(default=300, ge=-1)  # a validated token is kept; -1: never
+
+
 class UiSettings(BaseSettings):
     """The teacher's web page under /ui/ (docs/teacher-guide.md)."""
 

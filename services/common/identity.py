@@ -44,11 +44,23 @@ class DirectoryUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
+class KeystoneScope:
+    """What a validated Keystone token says of its holder (services/api/keystone_auth.py)."""
+
+    roles: frozenset[str]
+    system: bool
+    project_id: str | None
+    project_name: str | None
+
+
+@dataclass(frozen=True)
 class Identity:
     user: str
     roles: frozenset[str]
     # Rooms (names) the identity source gives a teacher, beside the rooms' own teacher lists.
     rooms: frozenset[str] = field(default_factory=frozenset)
+    # A Keystone token's roles and scope: services/api/policy.py decides on them alone.
+    keystone: KeystoneScope | None = None
 
     @property
     def is_staff(self) -> bool:

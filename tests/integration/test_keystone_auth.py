@@ -1,0 +1,252 @@
+"""The keystone strategy against a real Keystone (PyPI keystone on SQLite, started here).
+
+Each caller holds a real token of its role and scope; the answers expected for nodes and ports
+are Ironic's (ironic/common/policy.py defaults, 404 for what a project may not see, 403 for what
+it sees but may not do), written out here rather than computed from Enclume's policy table.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.common.config import Settings
+from services.common.db import Database, upgrade_schema
+from tests.support.api_stack import served_api
+from tests.support.keystone_server import Keystone, KeystoneServer, seeded_template
+
+pytestmark = pytest.mark.integration
+
+SERVICE_PASSWORD = "ironic-service-password"
+PASSWORD = "user-password"
+# user -> (role, project or None for the system)
+CALLERS = {
+    "sys_admin": ("admin", None), "sys_reader": ("reader", None),
+    "owner_admin": ("admin", "owner"), "owner_member": ("member", "owner"),
+    "owner_reader": ("reader", "owner"), "lessee_admin": ("admin", "lessee"),
+    "lessee_member": ("member", "lessee"), "stranger": ("member", "other"),
+}
+
+
+@dataclass
+class World:
+    api: httpx.Client
+    keystone: Keystone
+    tokens: dict[str, str]
+    user_ids: dict[str, str]
+    leased: str  # node uuid: owned by "owner", leased to "lessee"
+    spare: str  # node uuid: no owner
+    leased_port: str
+    spare_port: str
+    settings: Settings
+    db: Database
+    projects: dict[str, str]
+
+    def as_(self, caller: str) -> dict[str, str]:
+        return {"X-Auth-Token": self.tokens[caller]}
+
+
+def _settings(data: Path, auth_url: str, **keystone: object) -> Settings:
+    return Settings(process={"data_dir": data}, conductor={"hostname": "c1"},
+                    auth={"strategy": "keystone"},
+                    keystone={"auth_url": auth_url, "username": "ironic",
+                              "password": SERVICE_PASSWORD, "project_name": "service",
+                              "timeout_s": 30, **keystone})
+
+
+def _seed(url: str) -> dict[str, Any]:
+    """The projects and users of the tests (cached in a template: each call is slow)."""
+    keystone = Keystone(url)
+    try:
+        projects = {name: keystone.project(name) for name in ("service", "owner", "lessee",
+                                                               "other")}
+        ironic = keystone.user("ironic", SERVICE_PASSWORD)
+        keystone.role("service")  # what keystone's policy lets validate others' tokens
+        keystone.grant(ironic, "service", projects["service"])
+        keystone.grant(ironic, "admin", projects["service"])
+        users = {}
+        for user, (role, project) in CALLERS.items():
+            users[user] = keystone.user(user, PASSWORD)
+            keystone.grant(users[user], role, projects[project] if project else None)
+        return {"projects": projects, "users": users}
+    finally:
+        keystone.close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    template, seeded = seeded_template(f"roles-v1 {sorted(CALLERS.items())}", _seed)
+    projects, user_ids = seeded["projects"], seeded["users"]
+    server = KeystoneServer(tmp_path_factory.mktemp("keystone"))
+    server.prepare(template)
+    server.start()
+    try:
+        keystone = Keystone(server.url)
+        tokens = {user: keystone.token(user, PASSWORD, project=project, system=project is None)
+                  for user, (_, project) in CALLERS.items()}
+        data = tmp_path_factory.mktemp("api")
+        url = f"sqlite:///{data / 'db.sqlite'}"
+        upgrade_schema(url)
+        settings = _settings(data, server.url)
+        db = Database(url)
+        with served_api(settings, db) as served:
+            admin = {"X-Auth-Token": tokens["sys_admin"]}
+            probe = served.client.get("/v1/nodes", headers=admin)
+            assert probe.status_code == 200, probe.text
+            leased = served.client.post("/v1/nodes", headers=admin, json={
+                "driver": "fake-hardware", "owner": projects["owner"],
+                "lessee": projects["lessee"]}).json()["uuid"]
+            spare = served.client.post("/v1/nodes", headers=admin,
+                                       json={"driver": "fake-hardware"}).json()["uuid"]
+            ports = [served.client.post("/v1/ports", headers=admin, json={
+                "node_uuid": node, "address": f"52:54:00:00:00:0{i}"}).json()["uuid"]
+                for i, node in enumerate((leased, spare))]
+            yield World(served.client, keystone, tokens, user_ids, leased, spare, *ports,
+                        settings=settings, db=db, projects=projects)
+        keystone.close()
+    finally:
+        server.stop()
+
+
+def _listed(world: World, path: str, caller: str, key: str) -> set[str]:
+    answer = world.api.get(path, headers=world.as_(caller))
+    assert answer.status_code == 200, answer.text
+    return {item["uuid"] for item in answer.json()[key]}
+
+
+def test_lists_show_the_system_everything_and_a_project_its_owned_or_leased_nodes(
+        world: World) -> None:
+    both, leased = {world.leased, world.spare}, {world.leased}
+    expected = {"sys_admin": both, "sys_reader": both, "owner_admin": leased,
+                "owner_member": leased, "owner_reader": leased, "lessee_admin": leased,
+                "lessee_member": leased, "stranger": set()}
+    assert {c: _listed(world, "/v1/nodes", c, "nodes") for c in CALLERS} == expected
+    ports = {"sys_reader": {world.leased_port, world.spare_port},
+             "owner_reader": {world.leased_port}, "lessee_member": {world.leased_port},
+             "stranger": set()}
+    assert {c: _listed(world, "/v1/ports", c, "ports") for c in ports} == ports
+    # A project asking for another project's nodes is refused, as in Ironic; the system
+    # narrows its list to a project's (owned or leased) nodes with the same filter.
+    assert world.api.get("/v1/nodes?project=someone-else",
+                         headers=world.as_("owner_reader")).status_code == 403
+    lessee = world.projects["lessee"]
+    assert _listed(world, f"/v1/nodes?project={lessee}", "sys_reader", "nodes") == leased
+    assert _listed(world, f"/v1/nodes?project={lessee}", "lessee_member", "nodes") == leased
+    assert _listed(world, "/v1/nodes?owner=someone-else", "owner_reader", "nodes") == set()
+
+
+def test_gets_conceal_from_a_project_what_it_neither_owns_nor_leases(world: World) -> None:
+    expected = {"sys_admin": (200, 200), "sys_reader": (200, 200), "owner_reader": (200, 404),
+                "owner_member": (200, 404), "lessee_member": (200, 404),
+                "lessee_admin": (200, 404), "stranger": (404, 404)}
+    seen = {caller: tuple(world.api.get(f"/v1/nodes/{node}", headers=world.as_(caller))
+                          .status_code for node in (world.leased, world.spare))
+            for caller in expected}
+    assert seen == expected
+    ports = {caller: tuple(world.api.get(f"/v1/ports/{port}", headers=world.as_(caller))
+                           .status_code for port in (world.leased_port, world.spare_port))
+             for caller in expected}
+    assert ports == expected
+
+
+# Ironic's rule of each patched field: update_extra (system or project member),
+# driver_info (system member or owner member), instance_info (... or lessee admin),
+# owner (system member only).
+PATCHES = {
+    "/extra/note": {"sys_admin": 200, "sys_reader": 403, "owner_member": 200,
+                    "owner_reader": 403, "lessee_member": 200, "lessee_admin": 200,
+                    "stranger": 404},
+    "/driver_info/note": {"sys_admin": 200, "owner_admin": 200, "owner_member": 200,
+                          "owner_reader": 403, "lessee_member": 403, "lessee_admin": 403,
+                          "stranger": 404},
+    "/instance_info/note": {"owner_member": 200, "lessee_member": 403, "lessee_admin": 200,
+                            "sys_reader": 403},
+}
+
+
+@pytest.mark.parametrize("path", sorted(PATCHES))
+def test_node_patches_answer_as_ironic_for_each_role(world: World, path: str) -> None:
+    seen = {caller: world.api.patch(f"/v1/nodes/{world.leased}", headers=world.as_(caller),
+                                    json=[{"op": "add", "path": path, "value": caller}]
+                                    ).status_code for caller in PATCHES[path]}
+    assert seen == PATCHES[path]
+
+
+def test_only_the_system_changes_owners_and_only_admins_delete_nodes(world: World) -> None:
+    owner_patch = [{"op": "replace", "path": "/owner", "value": "mine-now"}]
+    for caller in ("owner_admin", "owner_member", "lessee_admin"):
+        assert world.api.patch(f"/v1/nodes/{world.leased}", headers=world.as_(caller),
+                               json=owner_patch).status_code == 403
+    for caller in ("owner_member", "lessee_admin", "sys_reader"):
+        assert world.api.delete(f"/v1/nodes/{world.leased}",
+                                headers=world.as_(caller)).status_code == 403
+    assert world.api.get(f"/v1/nodes/{world.leased}", headers=world.as_("sys_reader")
+                         ).json()["owner"] != "mine-now"
+
+
+def test_a_project_admin_creates_and_deletes_its_own_nodes_only(world: World) -> None:
+    admin, member = world.as_("owner_admin"), world.as_("owner_member")
+    assert world.api.post("/v1/nodes", headers=member,
+                          json={"driver": "fake-hardware"}).status_code == 403
+    assert world.api.post("/v1/nodes", headers=admin, json={
+        "driver": "fake-hardware", "owner": world.projects["other"]}).status_code == 400
+    created = world.api.post("/v1/nodes", headers=admin, json={"driver": "fake-hardware"})
+    assert created.status_code == 201 and created.json()["owner"] == world.projects["owner"]
+    node = f"/v1/nodes/{created.json()['uuid']}"
+    assert world.api.delete(node, headers=member).status_code == 403
+    assert world.api.delete(node, headers=admin).status_code == 204
+
+
+def test_port_updates_are_for_system_members_and_owner_admins(world: World) -> None:
+    expected = {"sys_admin": 200, "sys_reader": 403, "owner_admin": 200, "owner_member": 403,
+                "lessee_admin": 403, "stranger": 404}
+    seen = {caller: world.api.patch(f"/v1/ports/{world.leased_port}", headers=world.as_(caller),
+                                    json=[{"op": "add", "path": "/extra/by", "value": caller}]
+                                    ).status_code for caller in expected}
+    assert seen == expected
+
+
+def test_missing_revoked_and_expired_tokens_are_refused(world: World) -> None:
+    node = f"/v1/nodes/{world.leased}"
+    missing = world.api.get(node)
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"].startswith("Keystone uri=")
+    fresh = world.keystone.token("owner_reader", PASSWORD, project="owner")
+    world.keystone.revoke(fresh)
+    assert world.api.get(node, headers={"X-Auth-Token": fresh}).status_code == 401
+    # A token that expires between two requests: the first is served (the token is checked
+    # when a request arrives), the next is refused although auth_token cached the token.
+    short, expires = world.keystone.expiring_token(
+        world.user_ids["owner_member"], world.tokens["owner_member"], seconds=10)
+    assert world.api.get(node, headers={"X-Auth-Token": short}).status_code == 200
+    while time.time() <= expires + 1:
+        time.sleep(0.2)
+    assert world.api.get(node, headers={"X-Auth-Token": short}).status_code == 401
+    assert world.api.get(node, headers=world.as_("owner_member")).status_code == 200
+
+
+def test_keystone_out_of_reach_is_a_503_that_names_no_secret(
+        world: World, tmp_path: Path) -> None:
+    with socket_closed() as port:
+        settings = _settings(tmp_path, f"http://127.0.0.1:{port}/v3")
+        with served_api(settings, world.db) as served:
+            answer = served.client.get("/v1/nodes", headers=world.as_("sys_reader"))
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
+    assert "Keystone cannot be reached" in answer.text
+    assert SERVICE_PASSWORD not in answer.text and world.tokens["sys_reader"] not in answer.text
+
+
+@contextmanager
+def socket_closed() -> Iterator[int]:
+    """A loopback port nothing listens on (bound, never listening) while the block runs."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield int(bound.getsockname()[1])

@@ -1,0 +1,83 @@
+"""Enclume's copy of Ironic's default policy (services/api/policy.py), rule by rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.api.policy import Credentials, Target, allowed, credentials_of, node_patch_rules
+from services.common.identity import Identity
+
+LEASED = Target(owner="p-owner", lessee="p-lessee")
+
+
+def project(role: str, project_id: str) -> Credentials:
+    implied = {"admin": {"admin", "member", "reader"}, "member": {"member", "reader"},
+               "reader": {"reader"}}[role]
+    return Credentials(frozenset(implied), project_id=project_id, project_name=project_id)
+
+
+SYSTEM_ADMIN = credentials_of(Identity("a", frozenset({"admin"})))
+SYSTEM_MEMBER = credentials_of(Identity("o", frozenset({"operator"})))
+SYSTEM_READER = Credentials(frozenset({"reader"}), system=True)
+
+
+@pytest.mark.parametrize(("rule", "caller", "expected"), [
+    ("baremetal:node:get", project("reader", "p-owner"), True),
+    ("baremetal:node:get", project("reader", "p-lessee"), True),
+    ("baremetal:node:get", project("admin", "p-other"), False),
+    ("baremetal:node:update_extra", project("member", "p-lessee"), True),
+    ("baremetal:node:update_extra", project("reader", "p-owner"), False),
+    ("baremetal:node:update:driver_info", project("member", "p-owner"), True),
+    ("baremetal:node:update:driver_info", project("admin", "p-lessee"), False),
+    ("baremetal:node:update_instance_info", project("member", "p-lessee"), False),
+    ("baremetal:node:update_instance_info", project("admin", "p-lessee"), True),
+    ("baremetal:node:update:owner", project("admin", "p-owner"), False),
+    ("baremetal:node:update:owner", SYSTEM_MEMBER, True),
+    ("baremetal:node:delete", SYSTEM_MEMBER, False),
+    ("baremetal:node:delete", SYSTEM_ADMIN, True),
+    ("baremetal:node:list_all", SYSTEM_READER, True),
+    ("baremetal:node:list_all", project("admin", "p-owner"), False),
+    ("baremetal:node:list", project("reader", "p-other"), True),
+    ("baremetal:node:update", SYSTEM_READER, False),
+    ("baremetal:port:update", project("admin", "p-owner"), True),
+    ("baremetal:port:update", project("member", "p-owner"), False),
+    ("baremetal:port:create", project("admin", "p-lessee"), False),
+    ("baremetal:node:set_provision_state", project("admin", "p-lessee"), True),
+    ("baremetal:node:set_power_state", project("member", "p-lessee"), True),
+    ("baremetal:node:delete:self_owned_node", project("admin", "p-owner"), True),
+    ("baremetal:node:delete:self_owned_node", project("admin", "p-lessee"), False),
+    ("baremetal:node:create:self_owned_node", project("member", "p-owner"), False),
+])
+def test_rules_answer_as_ironics_defaults(rule: str, caller: Credentials, expected: bool) -> None:
+    assert allowed(rule, caller, LEASED) is expected
+
+
+def test_a_node_without_owner_belongs_to_no_project() -> None:
+    assert not allowed("baremetal:node:get", project("admin", "p-owner"), Target())
+    assert allowed("baremetal:node:get", SYSTEM_READER, Target())
+
+
+def test_classroom_roles_map_to_ironic_personas() -> None:
+    assert credentials_of(None) == SYSTEM_ADMIN  # noauth
+    assert SYSTEM_ADMIN.system and SYSTEM_ADMIN.roles == {"admin", "member", "reader"}
+    assert SYSTEM_MEMBER.system and SYSTEM_MEMBER.roles == {"member", "reader"}
+    service = credentials_of(Identity("s", frozenset({"service"})))
+    assert allowed("baremetal:node:update:owner", service)  # Ironic's rule:service_role
+    assert not allowed("baremetal:node:delete", service)
+    teacher = credentials_of(Identity("t", frozenset({"teacher"})))
+    assert not allowed("baremetal:node:list", teacher) and not teacher.system
+
+
+@pytest.mark.parametrize(("patch", "rules"), [
+    ([{"op": "add", "path": "/extra/a", "value": 1}], ["baremetal:node:update_extra"]),
+    ([{"op": "replace", "path": "/deploy_interface", "value": "direct"}],
+     ["baremetal:node:update:driver_interfaces"]),
+    ([{"op": "replace", "path": "/automated_clean", "value": False}],
+     ["baremetal:node:disable_cleaning"]),
+    ([{"op": "replace", "path": "/description", "value": "x"},
+      {"op": "replace", "path": "/name", "value": "n"}],
+     ["baremetal:node:update:name", "baremetal:node:update"]),
+])
+def test_a_node_patch_needs_the_rules_of_its_paths(patch: list[dict[str, object]],
+                                                   rules: list[str]) -> None:
+    assert node_patch_rules(patch) == rules
