@@ -185,18 +185,17 @@ def node_patch_rules(patch: Iterable[Any]) -> list[str]:
 
 def credentials_of(identity: Identity | None) -> Credentials:
     """A caller's credentials: Keystone's as the token holds them, else the classroom roles
-    mapped (admin: system admin, operator: system member, service: Ironic's service role;
-    no identity, i.e. noauth: system admin)."""
+    mapped (admin and operator: system admin, as Ironic's personas have it: operators enroll,
+    run and delete machines; service: Ironic's service role; no identity, i.e. noauth: system
+    admin)."""
     if identity is None:
         return _SYSTEM_ADMIN
     if identity.keystone is not None:
         scope = identity.keystone
         return Credentials(scope.roles, scope.system, scope.project_id, scope.project_name)
     roles: set[str] = set()
-    if "admin" in identity.roles:
+    if {"admin", "operator"} & set(identity.roles):
         roles |= {"admin", "member", "reader"}
-    if "operator" in identity.roles:
-        roles |= {"member", "reader"}
     if "service" in identity.roles:
         roles.add("service")
     service = "service" in identity.roles

@@ -1,5 +1,6 @@
 """http_basic users and the users file's roles answer with Ironic's policy (services/api/policy.py):
-admin is a system admin, operator a system member, service Ironic's service role."""
+admin and operator are system admins (operators enroll, run and delete machines), service is
+Ironic's service role."""
 
 from __future__ import annotations
 
@@ -42,17 +43,20 @@ def _node(api: httpx.Client, user: str) -> httpx.Response:
 
 def test_each_classroom_role_gets_its_ironic_persona(users_file_api: httpx.Client) -> None:
     api = users_file_api
-    assert _node(api, "ops").status_code == 403  # node:create: system admin or service
-    created = _node(api, "svc")
+    enrolled = _node(api, "ops")  # an operator enrolls machines: node:create, system admin
+    assert enrolled.status_code == 201
+    created = _node(api, "svc")  # node:create: or the service role
     assert created.status_code == 201
     node = f"/v1/nodes/{created.json()['uuid']}"
     owner = [{"op": "add", "path": "/owner", "value": "p1"}]
     for user in ("ops", "svc"):  # update:owner is for system members (and the service role)
         assert api.get(node, auth=(user, PASSWORD)).status_code == 200
         assert api.patch(node, auth=(user, PASSWORD), json=owner).status_code == 200
-        assert api.delete(node, auth=(user, PASSWORD)).status_code == 403  # system admins'
+    assert api.delete(node, auth=("svc", PASSWORD)).status_code == 403  # system admins'
     assert api.get("/v1/nodes", auth=("tina", PASSWORD)).status_code == 403
     assert api.delete(node, auth=("root", PASSWORD)).status_code == 204
+    assert api.delete(f"/v1/nodes/{enrolled.json()['uuid']}",
+                      auth=("ops", PASSWORD)).status_code == 204
 
 
 def test_an_http_basic_user_is_a_system_admin(tmp_path: Path) -> None:
