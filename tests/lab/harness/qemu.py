@@ -79,10 +79,11 @@ class QemuMachine:
                  mac: str | None = None, memory_mib: int = 512, disk_size: str = "2G",
                  boot_device: BootDevice = "network", network_boot: NetworkBoot = "ipxe-rom",
                  direct_kernel: DirectKernel | None = None, disk_image: Path | None = None,
-                 extra_disks: tuple[Path, ...] = ()) -> None:
+                 extra_disks: tuple[Path, ...] = (), serial_socket: bool = False) -> None:
         """`disk_image`: the disk starts as a copy-on-write overlay of this qcow2 image (left
         unchanged); `extra_disks`: raw images attached read-only as further virtio disks (a
-        config drive)."""
+        config drive); `serial_socket`: the serial port is also a Unix socket
+        (`serial_socket_path`, QEMU listening: a BMC's SOL connects to it), still logged."""
         require_tool(QEMU)
         if (switch is None) != (port is None):
             raise LabError("a machine's NIC needs both a switch and a port (or neither)")
@@ -101,6 +102,8 @@ class QemuMachine:
         self.direct_kernel = direct_kernel
         self.extra_disks = extra_disks
         self.serial_log = workdir / "serial.log"
+        self.serial_socket_path = (check_socket_path(workdir / "serial.sock")
+                                   if serial_socket else None)
         self.qmp_socket = check_socket_path(workdir / "qmp.sock")
         self.disk = workdir / "disk.qcow2"
         self.process: ManagedProcess | None = None
@@ -154,12 +157,18 @@ class QemuMachine:
         return [
             QEMU, "-name", self.name, "-accel", "tcg", "-machine", "q35,graphics=off",
             "-m", str(self.memory_mib), "-smp", "1", "-nodefaults", "-display", "none",
-            "-chardev", f"file,id=serial0,path={self.serial_log},append=on",
+            "-chardev", self._serial_chardev(),
             "-serial", "chardev:serial0",
             "-qmp", f"unix:{self.qmp_socket},server=on,wait=off",
             "-no-shutdown",
             *self._firmware_args(), *self._device_args(),
         ]
+
+    def _serial_chardev(self) -> str:
+        if self.serial_socket_path is None:
+            return f"file,id=serial0,path={self.serial_log},append=on"
+        return (f"socket,id=serial0,path={self.serial_socket_path},server=on,wait=off,"
+                f"logfile={self.serial_log},logappend=on")
 
     def start(self) -> None:
         """Power on: start QEMU and wait for its QMP socket."""
