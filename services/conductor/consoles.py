@@ -121,7 +121,7 @@ class Consoles:
         if session.console_type == "socat":
             try:
                 session.tcp = TcpConsolePort(session, self.settings.conductor.console_host,
-                                             _terminal_port(task.node.driver_info))
+                                             interface.terminal_port(task))
             except OSError:
                 session.end("no TCP port for the console")
                 raise
@@ -171,7 +171,3 @@ class Consoles:
         return {"type": session.console_type,
                 "url": f"{self.public_url}/console/{node_uuid}?token={session.token}"}
 
-
-def _terminal_port(info: dict[str, Any]) -> int:
-    value = info.get("ipmi_terminal_port")
-    return int(value) if value not in (None, "") else 0

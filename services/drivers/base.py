@@ -309,6 +309,10 @@ class ConsoleInterface(Interface):
                      on_lost: Callable[[str], None]) -> ConsoleStream:
         """The node's serial console, connected (DriverError when it cannot be)."""
 
+    def terminal_port(self, task: Task) -> int:
+        """The TCP port of a ``socat`` console (0: any free port)."""
+        return 0
+
 
 class OtherInterface(Interface):
     """The interfaces Enclume declares no methods for yet (raid, rescue, storage, vendor): a

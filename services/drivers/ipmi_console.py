@@ -25,9 +25,8 @@ from pyghmi.ipmi import console as ipmi_console
 
 from services.common.config import Settings
 from services.common.secrets import scrub
-from services.drivers import driver_info
 from services.drivers.base import ConsoleInterface, ConsoleStream, DriverError
-from services.drivers.ipmi import IpmiAccess, access_of
+from services.drivers.ipmi import IpmiAccess, access_of, terminal_port
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
@@ -170,7 +169,10 @@ class IpmiSolConsole(ConsoleInterface):
 
     def validate(self, task: Task) -> None:
         access_of(task.node.driver_info)
-        driver_info.port_number(task.node.driver_info, "ipmi_terminal_port", 0)
+        terminal_port(task.node.driver_info)
+
+    def terminal_port(self, task: Task) -> int:
+        return terminal_port(task.node.driver_info)
 
     def open_console(self, task: Task, on_output: Callable[[bytes], None],
                      on_lost: Callable[[str], None]) -> ConsoleStream:

@@ -25,6 +25,7 @@ import websocket
 
 from services.aio import build
 from services.common.config import Settings
+from tests.support.aio import free_port
 from tests.support.api_stack import HEADERS
 from tests.support.asgi import bound_socket, serving
 from tests.support.polling import eventually
@@ -131,9 +132,11 @@ def test_web_console_carries_sol_both_ways(stack: Stack, sol: tuple[SolBmc, Seri
 def test_socat_console_and_node_deleted_while_connected(
         stack: Stack, sol: tuple[SolBmc, SerialLine]) -> None:
     bmc, line = sol
-    uuid = enroll(stack.api, "ipmi", bmc.driver_info(), "ipmitool-socat")
+    terminal_port = free_port()
+    uuid = enroll(stack.api, "ipmi", bmc.driver_info(ipmi_terminal_port=terminal_port),
+                  "ipmitool-socat")
     info = enabled_console(stack.api, uuid)["console_info"]
-    assert info["type"] == "socat" and info["url"].startswith("tcp://127.0.0.1:")
+    assert info == {"type": "socat", "url": f"tcp://127.0.0.1:{terminal_port}"}
     host, port = info["url"].removeprefix("tcp://").rsplit(":", 1)
     client = socket.create_connection((host, int(port)), timeout=10)
     line.send(b"boot output\r\n")
