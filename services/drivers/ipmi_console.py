@@ -12,7 +12,6 @@ An SOL payload still held by a session that is gone (a conductor that died) is t
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -33,6 +32,8 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 POLL_S = 0.1
+PROBE_S = 5.0  # how often an open SOL session's BMC is asked whether it is still there
+PROBE_TIMEOUT_S = 2.0  # pyghmi's retry timer of a probe
 
 
 class _SolLoop:
@@ -44,7 +45,8 @@ class _SolLoop:
         self._actions: queue.Queue[Callable[[], None]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._guard = threading.Lock()
-        self.open_streams = 0  # changed on the SOL thread only
+        self.streams: set[_SolStream] = set()  # the open ones; changed on the SOL thread only
+        self._next_probe = 0.0
 
     def submit(self, action: Callable[[], None]) -> None:
         with self._guard:
@@ -55,7 +57,7 @@ class _SolLoop:
 
     def _run(self) -> None:
         while True:
-            if not self.open_streams:
+            if not self.streams:
                 # pyghmi's wait_for_rsp blocks for good while it has no session at all.
                 try:
                     self._call(self._actions.get(timeout=1.0))
@@ -65,8 +67,16 @@ class _SolLoop:
             # wait for activation) runs once per turn of pyghmi's loop.
             for _ in range(self._actions.qsize()):
                 self._call(self._actions.get_nowait())
-            if self.open_streams:
+            if self.streams:
                 ipmi_console.Console.wait_for_rsp(POLL_S)
+                self._probe_when_due()
+
+    def _probe_when_due(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_probe:
+            self._next_probe = now + PROBE_S
+            for stream in list(self.streams):
+                self._call(stream.probe)
 
     @staticmethod
     def _call(action: Callable[[], None]) -> None:
@@ -106,14 +116,14 @@ class _SolStream(ConsoleStream):
 
     def _open(self) -> None:
         access = self._access
-        LOOP.open_streams += 1
+        LOOP.streams.add(self)
         try:
             self._console = ipmi_console.Console(
                 bmc=access.address, userid=access.username.encode(),
                 password=access.password.encode(), iohandler=self._received, port=access.port,
                 force=True, kg=access.kg)
         except (pyghmi_exceptions.PyghmiException, OSError) as exc:
-            LOOP.open_streams -= 1
+            LOOP.streams.discard(self)
             self._failure = str(exc) or type(exc).__name__
             return
         LOOP.submit(self._check_connected)
@@ -134,11 +144,34 @@ class _SolStream(ConsoleStream):
             message = str(data["error"])
             if not self._connected.is_set():
                 self._failure = message
-            elif not self._closed:
-                self._closed = True
-                self._on_lost(scrub(f"IPMI SOL at {self._access.where}: {message}"))
+            else:
+                self._lose(message)
             return
         self._on_output(data.encode() if isinstance(data, str) else bytes(data))
+
+    def _lose(self, message: str) -> None:
+        """The BMC is gone: forget the payload without deactivating it (that would wait for
+        the BMC again), then say so."""
+        LOOP.streams.discard(self)
+        self._console = None
+        if not self._closed:
+            self._closed = True
+            self._on_lost(scrub(f"IPMI SOL at {self._access.where}: {message}"))
+
+    def probe(self) -> None:
+        """Ask the BMC whether the payload is still ours (pyghmi's own SOL keepalive command,
+        Get Payload Instance Info): pyghmi notices a BMC gone only when it sends data."""
+        console = self._console
+        if console is None or self._closed or not self._connected.is_set():
+            return
+        session = console.ipmi_session
+        if session is None or console.broken:
+            self._lose("the SOL session ended")
+            return
+        answer = _command(session, 0x4b, (1, 1), retry=True)
+        if answer is not None and not answer.get("error"):
+            return
+        self._lose(f"the BMC does not answer ({answer['error'] if answer else 'no answer'})")
 
     def write(self, data: bytes) -> None:
         if not self._closed:
@@ -153,13 +186,29 @@ class _SolStream(ConsoleStream):
         LOOP.submit(self._deactivate)
 
     def _deactivate(self) -> None:
+        """pyghmi's ``Console.close``, but sent once: its retries would hold the SOL thread
+        (every console of the process) ~25 s when the BMC has just gone away."""
         console, self._console = self._console, None
-        if console is not None:
-            LOOP.open_streams -= 1
-            # A session that is gone has nothing to deactivate.
-            with contextlib.suppress(pyghmi_exceptions.PyghmiException, OSError,
-                                     AttributeError):
-                console.close()
+        LOOP.streams.discard(self)
+        session = console.ipmi_session if console is not None else None
+        if session is None:
+            return
+        session.unregister_keepalive(console.keepaliveid)
+        if console.activated:
+            _command(session, 0x49, (1, 1, 0, 0, 0, 0), retry=False)
+
+
+def _command(session: Any, command: int, data: tuple[int, ...], retry: bool
+             ) -> dict[str, Any] | None:
+    """An IPMI application command on ``session``: the answer, None when none came (sent once
+    without ``retry``, pyghmi does not wait for the answer), an error when the session is
+    gone. With ``retry``, a BMC that went away holds the SOL thread until pyghmi gives up."""
+    try:
+        answer = session.raw_command(netfn=6, command=command, data=data, retry=retry,
+                                     timeout=PROBE_TIMEOUT_S if retry else None)
+    except (pyghmi_exceptions.PyghmiException, OSError) as exc:
+        return {"error": str(exc) or type(exc).__name__}
+    return answer if isinstance(answer, dict) else None
 
 
 class IpmiSolConsole(ConsoleInterface):

@@ -3,7 +3,8 @@ consoles on the API's port), against OpenIPMI's ipmi_sim serving Serial-over-LAN
 (tests/support/sol_bmc.py): bytes typed in the websocket reach the emulated serial line and
 the line's output comes back; the socat type's TCP port does the same; deleting the node or
 disabling the console closes a connected client with the reason; a BMC that cannot be reached
-leaves console_enabled false with the reason in last_error; ipmitool's ``sol activate`` works
+leaves console_enabled false with the reason in last_error, and one that goes away while the
+console is open ends it the same way; ipmitool's ``sol activate`` works
 against the same emulator."""
 
 from __future__ import annotations
@@ -72,9 +73,13 @@ def enroll(api: httpx.Client, driver: str, driver_info: dict[str, Any],
 def enabled_console(api: httpx.Client, uuid: str) -> dict[str, Any]:
     response = api.put(f"/v1/nodes/{uuid}/states/console", json={"enabled": True})
     assert response.status_code == 202, response.text
-    state: dict[str, Any] = eventually(
-        lambda: (s := api.get(f"/v1/nodes/{uuid}/states/console").json())["console_enabled"]
-        and s, 15, "the console enabled")
+    try:
+        state: dict[str, Any] = eventually(
+            lambda: (s := api.get(f"/v1/nodes/{uuid}/states/console").json())[
+                "console_enabled"] and s, 15, "the console enabled")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last_error: "
+                             f"{api.get(f'/v1/nodes/{uuid}').json()['last_error']}") from None
     return state
 
 
@@ -196,6 +201,23 @@ def test_unreachable_bmc_leaves_the_console_disabled_with_the_reason(stack: Stac
     assert "secret-9" not in node["last_error"]
     assert stack.api.get(f"/v1/nodes/{uuid}/states/console").json() == {
         "console_enabled": False, "console_info": None}
+
+
+def test_a_bmc_that_goes_away_ends_the_console_with_the_reason(
+        stack: Stack, sol: tuple[SolBmc, SerialLine]) -> None:
+    """The conductor asks the BMC every 5 s whether the SOL payload is still there; pyghmi
+    gives up on one that does not answer after its retries (~32 s in all, measured)."""
+    bmc, _line = sol
+    uuid = enroll(stack.api, "ipmi", bmc.driver_info(), "ipmitool-shellinabox")
+    info = enabled_console(stack.api, uuid)["console_info"]
+    ws = websocket.create_connection(ws_url(info), timeout=10)
+    bmc.stop()
+    node = eventually(lambda: (n := stack.api.get(f"/v1/nodes/{uuid}").json())["last_error"]
+                      and n, 60, "the console's loss recorded")
+    assert node["console_enabled"] is False
+    assert node["last_error"].startswith(f"The console of node {uuid} was lost: IPMI SOL at ")
+    code, reason = close_frame(ws)
+    assert code == 1000 and reason.startswith(b"IPMI SOL at 127.0.0.1:")
 
 
 def test_no_console_and_bad_bodies_are_refused(stack: Stack) -> None:
