@@ -26,7 +26,9 @@ STAMP := $(VENV)/.installed
 # multicast sender of the boot service and the receiver of the agent (room restores), uftp the
 # other multicast tool benchmarks/multicast_tools.py measures against it; slapd and
 # ldap-utils run the throw-away OpenLDAP directory of the LDAP identity tests; libfuse3-3 is the
-# FUSE library of the disk that loses writes (tests/support/faulty_disk.py, mounted as root).
+# FUSE library of the disk that loses writes (tests/support/faulty_disk.py, mounted as root);
+# openipmi's ipmi_sim is the BMC that serves Serial-over-LAN to the console tests
+# (tests/support/sol_bmc.py).
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 PYTEST_ARGS ?=
 # pytest-xdist workers of `make test`, `make unit` and `make integration`: a test module at a time
@@ -38,7 +40,7 @@ XDIST := -n $(PYTEST_WORKERS) --dist loadscope
 LAB_PACKAGES := ipmitool dnsmasq-base iptables vde2 qemu-system-x86 qemu-utils qemu-block-extra \
 	ipxe ovmf busybox-static tgt fdisk extlinux genisoimage dosfstools mtools systemd-boot-efi \
 	syslinux zstd python3-zstandard chromium chromium-driver slapd ldap-utils udpcast uftp \
-	mariadb-server libfuse3-3
+	mariadb-server libfuse3-3 openipmi
 
 .PHONY: help deps venv test unit integration browser clients lint demo bench clean testkernel \
 	ramdisk testimages screenshots lab-screenshots ui-vendor

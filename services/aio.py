@@ -17,6 +17,7 @@ from services.common.config import Settings, get_settings
 from services.common.db import open_database
 from services.common.lifecycle import Service, StartedFirst
 from services.common.membership import Membership
+from services.conductor.console_web import console_routes
 from services.conductor.manager import ConductorManager
 from services.conductor.periodic import PeriodicTasks
 from services.drivers.registry import Drivers
@@ -31,6 +32,10 @@ def build(settings: Settings) -> FastAPI:
     services: list[Service] = [manager, PeriodicTasks(manager)]
     boot = StartedFirst([BootChild(settings)] if settings.boot.interface else [])
     app = create_app(settings, db, manager, membership, services=[*services, boot])
+    # The web consoles are the conductor's (it holds the SOL sessions); here they share the
+    # API's port. Their token is their authentication (the API's auth passes websockets and
+    # /console/ by).
+    app.router.routes.extend(console_routes(manager.consoles))
     app.state.started_first = boot  # started by `serve` before the API serves
     return app
 

@@ -32,8 +32,10 @@ from services.common.metrics_asgi import METRICS_PATH
 PUBLIC_PATHS = frozenset({"/", "/v1", "/v1/", "/v1/lookup", "/v1/continue_inspection"})
 # The agent's heartbeats: public as in Ironic, the agent proves itself with its token; so does
 # a deployed OS's session service (services/api/enclume/session_service.py), and an agent
-# passing on a user's login at its PC (services/api/enclume/pc_logins.py).
-PUBLIC_PREFIXES = ("/v1/heartbeat/", "/enclume/v1/session-service/", "/enclume/v1/pc-logins")
+# passing on a user's login at its PC (services/api/enclume/pc_logins.py), and the web
+# consoles' page (enclume-aio: their URL carries the console's token).
+PUBLIC_PREFIXES = ("/v1/heartbeat/", "/enclume/v1/session-service/", "/enclume/v1/pc-logins",
+                   "/console/")
 REALM = b'Basic realm="Baremetal API"'
 # Enclume's own API: its endpoints check roles and rooms themselves (services/api/enclume).
 ENCLUME_PREFIX = "/enclume/"

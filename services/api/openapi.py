@@ -111,6 +111,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         202, body="ProvisionStateChange", errors=(404, *CONDUCTOR), path_names=IDENT),
     ("put", "/v1/nodes/{ident}/states/power"): Operation(
         202, body="PowerStateChange", errors=(404, *CONDUCTOR), path_names=IDENT),
+    ("get", "/v1/nodes/{ident}/states/console"): Operation(
+        200, errors=(404, *CONDUCTOR), path_names=IDENT),
+    ("put", "/v1/nodes/{ident}/states/console"): Operation(
+        202, body="ConsoleChange", errors=(404, *CONDUCTOR), path_names=IDENT),
     ("get", "/v1/nodes/{ident}/management/boot_device"): Operation(
         200, errors=(404, *BMC), path_names=IDENT),
     ("put", "/v1/nodes/{ident}/management/boot_device"): Operation(

@@ -286,6 +286,9 @@ def component_schemas() -> dict[str, Schema]:
             "type": "object", "required": ["target"], "additionalProperties": False,
             "properties": {"target": {"type": "string", "enum": list(POWER_TARGETS)},
                            "timeout": nullable({"type": "integer", "minimum": 1})}},
+        "ConsoleChange": {
+            "type": "object", "required": ["enabled"], "additionalProperties": False,
+            "properties": {"enabled": {"type": "boolean"}}},
         "BootDevice": {
             "type": "object", "required": ["boot_device"], "additionalProperties": False,
             "properties": {"boot_device": {"type": "string", "enum": list(BOOT_DEVICES)},

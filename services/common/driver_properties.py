@@ -20,6 +20,8 @@ IPMI = {
     "ipmi_priv_level": "Privilege level: CALLBACK, USER, OPERATOR or ADMINISTRATOR. "
                        "Optional, default ADMINISTRATOR.",
     "ipmi_hex_kg_key": "IPMI 2.0 K_g key, in hexadecimal (at most 40 digits). Optional.",
+    "ipmi_terminal_port": "TCP port of the node's ipmitool-socat console on its conductor. "
+                          "Optional, default: a free port.",
 }
 
 REDFISH = {

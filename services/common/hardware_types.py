@@ -83,7 +83,8 @@ _REAL_MACHINE = {
 }
 
 IPMI = HardwareType(name="ipmi", supported={
-    **_REAL_MACHINE, "power": ("ipmi",), "management": ("ipmi", "noop")},
+    **_REAL_MACHINE, "power": ("ipmi",), "management": ("ipmi", "noop"),
+    "console": ("no-console", "ipmitool-socat", "ipmitool-shellinabox")},
     properties=properties.for_power("ipmi"))
 REDFISH = HardwareType(name="redfish", supported={
     **_REAL_MACHINE, "power": ("redfish",), "management": ("redfish", "noop"),

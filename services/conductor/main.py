@@ -12,6 +12,7 @@ from services.common.config import get_settings
 from services.common.db import open_database
 from services.common.logs import setup as setup_logging
 from services.common.membership import Membership
+from services.conductor.console_web import console_routes
 from services.conductor.manager import ConductorManager
 from services.conductor.periodic import PeriodicTasks
 from services.conductor.rpc import server_app
@@ -31,7 +32,8 @@ def main() -> None:
     drivers = Drivers(settings)
     manager = ConductorManager(db, settings, drivers, Membership(db, settings),
                                rpc_address=settings.effective_rpc_address)
-    app = server_app(manager, secret, services=[manager, PeriodicTasks(manager)])
+    app = server_app(manager, secret, services=[manager, PeriodicTasks(manager)],
+                     routes=console_routes(manager.consoles))
     LOG.info("conductor %s (group %r) serving RPC on %s", manager.host,
              settings.conductor.group, settings.effective_rpc_address)
     uvicorn.run(app, host=settings.rpc.host, port=settings.rpc.port,

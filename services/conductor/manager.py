@@ -44,6 +44,7 @@ from services.common.secrets import scrub
 from services.common.validation import traits as check_traits
 from services.conductor import agent, allocations, discovery, flows
 from services.conductor.allocations import AllocationOperations
+from services.conductor.console_ops import ConsoleOperations
 from services.conductor.flows import power
 from services.conductor.flows.steps import event_type
 from services.conductor.lifecycle import ConductorLifecycle
@@ -78,7 +79,8 @@ def _retired_rules(node: Node, values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-class ConductorManager(PortOperations, VolumeOperations, AllocationOperations):
+class ConductorManager(PortOperations, VolumeOperations, AllocationOperations,
+                       ConsoleOperations):
     def __init__(self, db: Database, settings: Settings, drivers: Drivers,
                  membership: Membership | None = None, rpc_address: str | None = None) -> None:
         """``rpc_address`` is where other processes reach this conductor (None: in process)."""
@@ -94,11 +96,14 @@ class ConductorManager(PortOperations, VolumeOperations, AllocationOperations):
         self.task = self.runner.task
         self.locked = self.runner.locked
         self.start_on_locked = self.runner.start_on_locked
+        self._init_consoles()
 
     def start(self) -> None:
         self.lifecycle.start()
+        self.reopen_consoles()
 
     def stop(self) -> None:
+        self.consoles.close_all("the conductor is stopping")
         self.lifecycle.stop()
 
     @property
@@ -342,6 +347,7 @@ class ConductorManager(PortOperations, VolumeOperations, AllocationOperations):
                                f"\"{node.provision_state}\".")
             task.session.execute(delete(Allocation).where(Allocation.node_id == node.id))
             task.session.delete(node)
+        self.consoles.close(node_uuid, "the node was deleted")
 
     def update_traits(self, node_uuid: str, add: list[str] | None = None,
                       remove: list[str] | None = None, replace: list[str] | None = None) -> None:

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from services.common.config import Settings
 from services.common.db import Database
@@ -49,7 +49,7 @@ METHODS = frozenset({
     "update_port", "destroy_port", "update_portgroup", "destroy_portgroup", "update_volume",
     "destroy_volume", "process_allocation", "backfill_allocation", "destroy_allocation",
     "issue_agent_token", "heartbeat", "process_discovery",
-    "vif_list", "vif_attach", "vif_detach",
+    "vif_list", "vif_attach", "vif_detach", "set_console_mode", "get_console_information",
 })
 
 
@@ -140,6 +140,14 @@ class RpcClient:
 
     def validate(self, node_uuid: str) -> dict[str, dict[str, Any]]:
         result: dict[str, dict[str, Any]] = self.call(node_uuid, "validate", node_uuid=node_uuid)
+        return result
+
+    def set_console_mode(self, node_uuid: str, enabled: bool) -> None:
+        self.call(node_uuid, "set_console_mode", node_uuid=node_uuid, enabled=enabled)
+
+    def get_console_information(self, node_uuid: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self.call(node_uuid, "get_console_information",
+                                                  node_uuid=node_uuid)
         return result
 
     def update_node(self, node_uuid: str, values: dict[str, Any],
@@ -253,10 +261,12 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def server_app(manager: Any, secret: str, services: Sequence[Service] = ()) -> Starlette:
+def server_app(manager: Any, secret: str, services: Sequence[Service] = (),
+               routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The conductor's RPC endpoint: ``POST /rpc/<method>`` runs the manager's method.
 
-    ``services`` (the manager, its periodic tasks) start and stop with the server.
+    ``services`` (the manager, its periodic tasks) start and stop with the server; ``routes``
+    are served beside (the web consoles, services/conductor/console_web.py).
     """
 
     async def handle(request: Request) -> JSONResponse:
@@ -289,7 +299,7 @@ def server_app(manager: Any, secret: str, services: Sequence[Service] = ()) -> S
 
     metrics = manager.settings.metrics
     return Starlette(routes=[Route("/rpc/{method}", handle, methods=["POST"]),
-                             Route("/health", health, methods=["GET"])],
+                             Route("/health", health, methods=["GET"]), *routes],
                      middleware=[Middleware(RequestTimer), Middleware(
                          MetricsEndpoint, bearer=metrics_bearer(metrics.require_auth, secret))]
                      if metrics.enabled else [],

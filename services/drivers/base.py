@@ -302,9 +302,34 @@ class FirmwareInterface(Interface):
         when it refuses one or the component's version does not change."""
 
 
+class ConsoleStream(ABC):
+    """An open serial console: bytes typed go to ``write``; the machine's output and the end
+    of the stream go to the callbacks given to ``open_console``."""
+
+    @abstractmethod
+    def write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class ConsoleInterface(Interface):
+    # Ironic's console_info "type" ("socat": a raw TCP URL, "shellinabox": a web page).
+    console_type: ClassVar[str] = "socat"
+
+    @abstractmethod
+    def open_console(self, task: Task, on_output: Callable[[bytes], None],
+                     on_lost: Callable[[str], None]) -> ConsoleStream:
+        """The node's serial console, connected (DriverError when it cannot be)."""
+
+    def terminal_port(self, task: Task) -> int:
+        """The TCP port of a ``socat`` console (0: any free port)."""
+        return 0
+
+
 class OtherInterface(Interface):
-    """The interfaces Enclume declares no methods for yet (console, raid, rescue, storage,
-    vendor): a node chooses an implementation, which only validates."""
+    """The interfaces Enclume declares no methods for yet (raid, rescue, storage, vendor): a
+    node chooses an implementation, which only validates."""
 
 
 # Which contract each interface name's implementations follow.
@@ -317,7 +342,8 @@ CONTRACTS: dict[str, type[Interface]] = {
     "inspect": InspectInterface,
     "bios": BiosInterface,
     "firmware": FirmwareInterface,
-    **{name: OtherInterface for name in ("console", "raid", "rescue", "storage", "vendor")},
+    "console": ConsoleInterface,
+    **{name: OtherInterface for name in ("raid", "rescue", "storage", "vendor")},
 }
 
 
@@ -378,3 +404,7 @@ class NodeDriver:
     @property
     def firmware(self) -> FirmwareInterface:
         return self._get("firmware", FirmwareInterface)
+
+    @property
+    def console(self) -> ConsoleInterface:
+        return self._get("console", ConsoleInterface)

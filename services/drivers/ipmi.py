@@ -87,6 +87,11 @@ def access_of(info: dict[str, Any]) -> IpmiAccess:
     )
 
 
+def terminal_port(info: dict[str, Any]) -> int:
+    """The node's ``ipmitool-socat`` console port (0: a free one)."""
+    return driver_info.port_number(info, "ipmi_terminal_port", 0)
+
+
 def _explain(access: IpmiAccess, error: BaseException) -> str:
     message = str(error) or type(error).__name__
     lowered = message.lower()

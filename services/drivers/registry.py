@@ -22,6 +22,7 @@ from services.drivers import fake
 from services.drivers.base import Interface, NodeDriver, check_implementation
 from services.drivers.bios import FakeBios, NoBios
 from services.drivers.boot.ipxe import ipxe_boot, pxe_boot
+from services.drivers.console import FakeConsole, NoConsole
 from services.drivers.deploy.direct import direct_deploy
 from services.drivers.deploy.diskless import ramdisk_deploy
 from services.drivers.deploy.iscsi import iscsi_deploy
@@ -43,6 +44,16 @@ def _working(_settings: Settings) -> Interface:
     return fake.FakeOther()
 
 
+def _lazy(module: str, name: str) -> Callable[..., Any]:
+    """``module.name``, imported when first called: the BMC client libraries (pyghmi, sushy)
+    cost a conductor time and memory only once a node uses them."""
+
+    def make(*args: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args)
+
+    return make
+
+
 IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     ("power", "fake"): lambda s: fake.FakePower(s.fake.power_delay_s),
     ("management", "fake"): lambda s: fake.FakeManagement(s.fake.management_delay_s),
@@ -57,8 +68,13 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     ("bios", "no-bios"): lambda s: NoBios(),
     ("firmware", "fake"): lambda s: FakeFirmware(),
     ("firmware", "no-firmware"): lambda s: NoFirmware(),
-    **{(iface, "fake"): _working for iface in ("console", "raid", "rescue", "vendor")},
-    **{(iface, f"no-{iface}"): _null for iface in ("console", "raid", "rescue", "vendor")},
+    **{(iface, "fake"): _working for iface in ("raid", "rescue", "vendor")},
+    **{(iface, f"no-{iface}"): _null for iface in ("raid", "rescue", "vendor")},
+    ("console", "fake"): lambda s: FakeConsole(),
+    ("console", "no-console"): lambda s: NoConsole(),
+    ("console", "ipmitool-socat"): _lazy("services.drivers.ipmi_console", "socat_console"),
+    ("console", "ipmitool-shellinabox"): _lazy("services.drivers.ipmi_console",
+                                                "shellinabox_console"),
     ("storage", "noop"): _working,
     ("storage", "external"): _working,  # volumes stored; the storage is managed elsewhere
     ("management", "noop"): lambda s: NoopManagement(),
@@ -70,16 +86,6 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     ("deploy", "ramdisk"): ramdisk_deploy,
     ("inspect", "agent"): AgentInspect,
 }
-
-
-def _lazy(module: str, name: str) -> Callable[..., Any]:
-    """``module.name``, imported when first called: the BMC client libraries (pyghmi, sushy)
-    cost a conductor time and memory only once a node uses them."""
-
-    def make(*args: Any) -> Any:
-        return getattr(importlib.import_module(module), name)(*args)
-
-    return make
 
 
 # Implementations sharing a client (one BMC session pool per protocol and process).

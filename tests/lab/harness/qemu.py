@@ -84,7 +84,8 @@ class QemuMachine:
                  extra_disks: tuple[Path, ...] = ()) -> None:
         """`disk_image`: the disk starts as a copy-on-write overlay of this qcow2 image (left
         unchanged); `extra_disks`: raw images attached read-only as further virtio disks (a
-        config drive)."""
+        config drive). The serial port is a Unix socket (`serial_socket`, QEMU listening: a
+        test types through it, a BMC's SOL relay connects to it), always logged."""
         require_tool(QEMU)
         if (switch is None) != (port is None):
             raise LabError("a machine's NIC needs both a switch and a port (or neither)")
@@ -105,7 +106,8 @@ class QemuMachine:
         self.serial_log = workdir / "serial.log"
         self.qmp_socket = check_socket_path(workdir / "qmp.sock")
         # The serial line's input: a test types at the machine's console through this socket
-        # (`type_serial`); what the machine prints goes to serial_log, a client or not.
+        # (`type_serial`) or a BMC's SOL relay holds it; what the machine prints goes to
+        # serial_log, a client or not.
         self.serial_socket = check_socket_path(workdir / "serial.sock")
         self.disk = workdir / "disk.qcow2"
         self.process: ManagedProcess | None = None

@@ -1,0 +1,238 @@
+"""IPMI Serial-over-LAN consoles on pyghmi's ``Console``, under Ironic's interface names.
+
+``ipmitool-socat`` (console_info type ``socat``: a TCP URL) and ``ipmitool-shellinabox`` (type
+``shellinabox``: a web page) keep those names so that inventories written for Ironic or Bifrost
+choose them unchanged; both open the SOL payload with pyghmi (no ipmitool process), and the
+conductor serves the session (services/conductor/consoles.py). driver_info keys are Ironic's:
+the ipmi credentials and ``ipmi_terminal_port``.
+
+An SOL payload still held by a session that is gone (a conductor that died) is taken over
+(pyghmi's ``force``: deactivate, then activate), as ``ipmitool sol deactivate`` would.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pyghmi import exceptions as pyghmi_exceptions
+from pyghmi.ipmi import console as ipmi_console
+
+from services.common.config import Settings
+from services.common.secrets import scrub
+from services.drivers.base import ConsoleInterface, ConsoleStream, DriverError
+from services.drivers.ipmi import IpmiAccess, access_of, terminal_port
+
+if TYPE_CHECKING:
+    from services.conductor.task import Task
+
+LOG = logging.getLogger(__name__)
+POLL_S = 0.1
+PROBE_S = 5.0  # how often an open SOL session's BMC is asked whether it is still there
+PROBE_TIMEOUT_S = 2.0  # pyghmi's retry timer of a probe
+
+
+class _SolLoop:
+    """The one thread that makes every pyghmi SOL call of the process and runs pyghmi's event
+    loop between them: pyghmi's console is driven by whoever calls ``wait_for_rsp`` and is not
+    safe to drive from two threads at once (a second thread's writes stalled the acks)."""
+
+    def __init__(self) -> None:
+        self._actions: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._guard = threading.Lock()
+        self.streams: set[_SolStream] = set()  # the open ones; changed on the SOL thread only
+        self._next_probe = 0.0
+
+    def submit(self, action: Callable[[], None]) -> None:
+        with self._guard:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ipmi-sol", daemon=True)
+                self._thread.start()
+        self._actions.put(action)
+
+    def _run(self) -> None:
+        while True:
+            if not self.streams:
+                # pyghmi's wait_for_rsp blocks for good while it has no session at all.
+                try:
+                    self._call(self._actions.get(timeout=1.0))
+                except queue.Empty:
+                    continue
+            # Only what was queued before this pass: an action that queues itself again (a
+            # wait for activation) runs once per turn of pyghmi's loop.
+            for _ in range(self._actions.qsize()):
+                self._call(self._actions.get_nowait())
+            if self.streams:
+                ipmi_console.Console.wait_for_rsp(POLL_S)
+                self._probe_when_due()
+
+    def _probe_when_due(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_probe:
+            self._next_probe = now + PROBE_S
+            for stream in list(self.streams):
+                self._call(stream.probe)
+
+    @staticmethod
+    def _call(action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception:  # one stream's failure must not stop every other console
+            LOG.exception("IPMI SOL call failed")
+
+
+LOOP = _SolLoop()
+
+
+class _SolStream(ConsoleStream):
+    """One activated SOL payload: pyghmi calls ``_received`` on the SOL thread with the
+    machine's bytes, or a dict when the session ends or fails."""
+
+    def __init__(self, access: IpmiAccess, on_output: Callable[[bytes], None],
+                 on_lost: Callable[[str], None]) -> None:
+        self._access = access
+        self._on_output = on_output
+        self._on_lost = on_lost
+        self._failure: str | None = None
+        self._connected = threading.Event()
+        self._closed = False
+        self._console: Any = None
+
+    def connect(self, timeout_s: float) -> None:
+        LOOP.submit(self._open)
+        deadline = time.monotonic() + timeout_s
+        while self._failure is None and not self._connected.wait(POLL_S):
+            if time.monotonic() >= deadline:
+                self._failure = f"no answer within {timeout_s:.0f} s"
+        if self._failure is not None:
+            self.close()
+            raise DriverError(scrub(f"IPMI SOL at {self._access.where} failed: "
+                                    f"{self._failure}"))
+
+    def _open(self) -> None:
+        access = self._access
+        LOOP.streams.add(self)
+        try:
+            self._console = ipmi_console.Console(
+                bmc=access.address, userid=access.username.encode(),
+                password=access.password.encode(), iohandler=self._received, port=access.port,
+                force=True, kg=access.kg)
+        except (pyghmi_exceptions.PyghmiException, OSError) as exc:
+            LOOP.streams.discard(self)
+            self._failure = str(exc) or type(exc).__name__
+            return
+        LOOP.submit(self._check_connected)
+
+    def _check_connected(self) -> None:
+        console = self._console
+        if console is None or self._failure is not None:
+            return
+        if console.connected:
+            self._connected.set()
+        elif not self._closed:
+            LOOP.submit(self._check_connected)
+
+    def _received(self, data: Any) -> None:
+        if isinstance(data, dict):
+            if "error" not in data:
+                return  # {"info": ...}
+            message = str(data["error"])
+            if not self._connected.is_set():
+                self._failure = message
+            else:
+                self._lose(message)
+            return
+        self._on_output(data.encode() if isinstance(data, str) else bytes(data))
+
+    def _lose(self, message: str) -> None:
+        """The BMC is gone: forget the payload without deactivating it (that would wait for
+        the BMC again), then say so."""
+        LOOP.streams.discard(self)
+        self._console = None
+        if not self._closed:
+            self._closed = True
+            self._on_lost(scrub(f"IPMI SOL at {self._access.where}: {message}"))
+
+    def probe(self) -> None:
+        """Ask the BMC whether the payload is still ours (pyghmi's own SOL keepalive command,
+        Get Payload Instance Info): pyghmi notices a BMC gone only when it sends data."""
+        console = self._console
+        if console is None or self._closed or not self._connected.is_set():
+            return
+        session = console.ipmi_session
+        if session is None or console.broken:
+            self._lose("the SOL session ended")
+            return
+        answer = _command(session, 0x4b, (1, 1), retry=True)
+        if answer is not None and not answer.get("error"):
+            return
+        self._lose(f"the BMC does not answer ({answer['error'] if answer else 'no answer'})")
+
+    def write(self, data: bytes) -> None:
+        if not self._closed:
+            LOOP.submit(lambda: self._send(data))
+
+    def _send(self, data: bytes) -> None:
+        if self._console is not None and not self._closed:
+            self._console.send_data(data)
+
+    def close(self) -> None:
+        self._closed = True
+        LOOP.submit(self._deactivate)
+
+    def _deactivate(self) -> None:
+        """pyghmi's ``Console.close``, but sent once: its retries would hold the SOL thread
+        (every console of the process) ~25 s when the BMC has just gone away."""
+        console, self._console = self._console, None
+        LOOP.streams.discard(self)
+        session = console.ipmi_session if console is not None else None
+        if session is None:
+            return
+        session.unregister_keepalive(console.keepaliveid)
+        if console.activated:
+            _command(session, 0x49, (1, 1, 0, 0, 0, 0), retry=False)
+
+
+def _command(session: Any, command: int, data: tuple[int, ...], retry: bool
+             ) -> dict[str, Any] | None:
+    """An IPMI application command on ``session``: the answer, None when none came (sent once
+    without ``retry``, pyghmi does not wait for the answer), an error when the session is
+    gone. With ``retry``, a BMC that went away holds the SOL thread until pyghmi gives up."""
+    try:
+        answer = session.raw_command(netfn=6, command=command, data=data, retry=retry,
+                                     timeout=PROBE_TIMEOUT_S if retry else None)
+    except (pyghmi_exceptions.PyghmiException, OSError) as exc:
+        return {"error": str(exc) or type(exc).__name__}
+    return answer if isinstance(answer, dict) else None
+
+
+class IpmiSolConsole(ConsoleInterface):
+    def __init__(self, console_type: str, settings: Settings) -> None:
+        self.console_type = console_type
+        self.timeout_s = settings.ipmi.timeout_s
+
+    def validate(self, task: Task) -> None:
+        access_of(task.node.driver_info)
+        terminal_port(task.node.driver_info)
+
+    def terminal_port(self, task: Task) -> int:
+        return terminal_port(task.node.driver_info)
+
+    def open_console(self, task: Task, on_output: Callable[[bytes], None],
+                     on_lost: Callable[[str], None]) -> ConsoleStream:
+        stream = _SolStream(access_of(task.node.driver_info), on_output, on_lost)
+        stream.connect(self.timeout_s)
+        return stream
+
+
+def socat_console(settings: Settings) -> IpmiSolConsole:
+    return IpmiSolConsole("socat", settings)
+
+
+def shellinabox_console(settings: Settings) -> IpmiSolConsole:
+    return IpmiSolConsole("shellinabox", settings)
