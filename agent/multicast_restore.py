@@ -6,7 +6,8 @@ private directory (the sender names the file ``disk``); lost packets are asked f
 and come in uftp's later passes. The agent says it joined with uftpd's id (the sender's closed
 group); the stream's end is uftpd's status file (``-F``: ``RESULT;...;copied``), then uftpd is
 stopped by its PID. Whatever the stream gave (all of it; a part when the sender died, this PC
-was dropped or stalled ``receive_timeout_s``; nothing when it came late or the stream never
+was dropped, or uftpd wrote nothing for ``receive_timeout_s`` while the session's state could
+not be read; nothing when it came late or the stream never
 started), the disk is then restored by ``deploy.restore_blocks`` in delta mode: verified
 against the version's block manifest, the missing and bad blocks fetched over HTTP, the disk
 read back; the blocks uftpd wrote (its write count, ``/proc/PID/io``) are read back and checked
@@ -183,10 +184,12 @@ class Receiver:
 
     def _follow(self, process: subprocess.Popen[bytes], status: Path) -> None:
         """Until uftpd says the file is complete, the session ended without it, it waited
-        ``start_timeout_s`` for the stream or ``receive_timeout_s`` for more data."""
+        ``start_timeout_s`` for the stream, or (while the session's state cannot be read)
+        ``receive_timeout_s`` for more data: a PC that waits for the resends of a later pass
+        writes nothing while uftp resends another PC's losses, and must not give up then."""
         request = self.request
         began = last_change = last_poll = time.monotonic()
-        connected, checked = False, 0
+        connected, checked, state = False, 0, None
         while process.poll() is None:
             time.sleep(FOLLOW_INTERVAL_S)
             now = time.monotonic()
@@ -203,12 +206,14 @@ class Receiver:
             if not connected and now - began > request.start_timeout_s:
                 LOG.warning("multicast: no stream after %.0f s", request.start_timeout_s)
                 return
-            if connected and self.received and now - last_change > request.receive_timeout_s:
+            if connected and self.received and state is None \
+                    and now - last_change > request.receive_timeout_s:
                 LOG.warning("multicast: nothing received for %.0f s", request.receive_timeout_s)
                 return
             if now - last_poll >= SESSION_POLL_S:
                 last_poll = now
-                if self._session_over():
+                state = self._session_state()
+                if state in SESSION_OVER:
                     time.sleep(EXIT_WAIT_S)  # uftpd's last status line, when it completed
                     self.complete = b";copied" in (status.read_bytes() if status.exists()
                                                    else b"")
@@ -234,14 +239,15 @@ class Receiver:
             if READY in line:
                 self.ready.set()
 
-    def _session_over(self) -> bool:
+    def _session_state(self) -> str | None:
+        """The boot service's state of the session (None: it cannot be asked)."""
         url = self.request.joined_url
         if url is None or not url.endswith(JOINED):
-            return False
+            return None
         state = _session_state(url.removesuffix(JOINED), self.request.restore.token_headers)
         if state in SESSION_OVER:
             LOG.warning("multicast session over (%s)", state)
-        return state in SESSION_OVER
+        return state
 
     def _say_joined(self, client_id: str) -> bool:
         """Tells the boot service; False when the session started without this PC (or is
