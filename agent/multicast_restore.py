@@ -23,11 +23,13 @@ routing to the boot service).
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import json
 import logging
 import os
 import re
+import signal
 import socket
 import subprocess
 import tempfile
@@ -65,6 +67,8 @@ FOLLOW_INTERVAL_S = 0.2
 JOINED = "/joined"  # the session's joined URL is the session's URL and this
 SESSION_POLL_S = 2.0  # has the session's stream ended (its sender died, done without us)?
 SESSION_OVER = ("done", "failed", "closed", "gone")
+PR_SET_PDEATHSIG = 1
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024  # the kernel caps it at net.core.rmem_max
 
 
@@ -165,7 +169,7 @@ class Receiver:
             (Path(folder) / DEST_NAME).symlink_to(self.disk.path)
             process = subprocess.Popen(self.argv(interface, Path(folder), client_id),
                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE)
+                                       stderr=subprocess.PIPE, preexec_fn=_ends_with_the_agent)
             assert process.stderr is not None
             watching = threading.Thread(target=self._watch, args=(process.stderr,), daemon=True)
             watching.start()
@@ -282,6 +286,13 @@ def uftp_id(address: str) -> str:
         return f"0x{int(ipaddress.IPv4Address(address)):08x}"
     except ValueError:
         raise CommandError(f"no IPv4 address for uftpd's id: {address!r}") from None
+
+
+def _ends_with_the_agent() -> None:
+    """In uftpd's child before it runs: uftpd is a daemon that never ends by itself, so it gets
+    SIGTERM when the agent's thread that started it dies (an agent killed mid-stream; run()
+    stops it otherwise). Only the libc call prepared at import runs here, after fork."""
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _written(pid: int) -> int:
