@@ -22,8 +22,8 @@ STAMP := $(VENV)/.installed
 # deploy ISO, its isoinfo reads it back in the tests); for the lab's test images SYSLINUX on
 # FAT without mounting (syslinux, with mtools and dosfstools); zstd compresses the deploy ramdisk; python3-zstandard
 # lets the agent (Debian's python3) compress captured blocks as in the ramdisk; the browser tests
-# of the web page (tests/browser) drive Debian's chromium through chromium-driver; udpcast is the
-# multicast sender of the boot service and the receiver of the agent (room restores), uftp the
+# of the web page (tests/browser) drive Debian's chromium through chromium-driver; uftp is the
+# multicast sender of the boot service and the receiver of the agent (room restores), udpcast the
 # other multicast tool benchmarks/multicast_tools.py measures against it; slapd and
 # ldap-utils run the throw-away OpenLDAP directory of the LDAP identity tests; libfuse3-3 is the
 # FUSE library of the disk that loses writes (tests/support/faulty_disk.py, mounted as root);

@@ -29,7 +29,7 @@ there). Figures:
 ``--transfer multicast`` sets the room's transfer mode (PATCH of the room's ``transfer``) before
 the restore.
 The multicast sender runs at ``--rate-share`` of a PC's link (0.9, as the default 90 Mbit/s
-for 100 Mbit/s PCs) with udpcast's ``--fec`` (the setting's default); ``fetched_bytes`` is what
+for 100 Mbit/s PCs), uftp with its NAK passes (no FEC); ``fetched_bytes`` is what
 the PCs fetched over HTTP (unicast: everything; multicast: the repairs), ``pcs_that_fetched``
 how many did, ``pc_port_drops`` the packets the switch's PC ports dropped (a stream faster than
 a link); ``stream_start_s`` (request to the sender streaming) and ``stream_s`` (the stream
@@ -84,11 +84,10 @@ def run_room(args: argparse.Namespace, pcs: int) -> dict[str, Any]:
         "unicast_s": None, "multicast_s": None}
     if args.transfer == "multicast":
         line.update(multicast_rate_mbit=round(pc_mbit * args.rate_share, 3),
-                    multicast_fec=args.fec, multicast_start_wait_s=args.start_wait)
+                    multicast_tool="uftp", multicast_start_wait_s=args.start_wait)
     spec = RoomSpec(pcs=pcs, pc_mbit=pc_mbit, uplink_mbit=uplink_mbit, image_bytes=image_bytes,
                     heartbeat_s=1.0, lookup_retry_s=1.0, multicast_rate_share=args.rate_share,
-                    multicast_start_wait_s=args.start_wait,
-                    env={"ENCLUME_MULTICAST_FEC": args.fec})
+                    multicast_start_wait_s=args.start_wait)
     with tempfile.TemporaryDirectory(prefix="room-restore-") as workdir, \
             room_sim(Path(workdir), spec) as room:
         for pc in room.pcs[:args.lossy]:
@@ -180,8 +179,6 @@ def main() -> None:
     parser.add_argument("--rate-share", type=float, default=0.9,
                         help="multicast: the sender's rate cap, of a PC's link (default 0.9, "
                              "as the setting's 90 Mbit/s for 100 Mbit/s PCs)")
-    parser.add_argument("--fec", default="8x16/128",
-                        help="multicast: udpcast's FEC (default 8x16/128, the setting's default)")
     parser.add_argument("--start-wait", type=float, default=30.0,
                         help="multicast: ENCLUME_MULTICAST_START_WAIT_S (default 30, the "
                              "setting's: the stream starts when every PC joined)")

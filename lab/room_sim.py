@@ -149,7 +149,7 @@ class RoomSim:
         return None if response.status_code == 404 else ok(response)
 
     def cut_power(self, pc: SimPc) -> None:
-        """The PC goes dark at once: its agent and what it started (a udp-receiver) are killed
+        """The PC goes dark at once: its agent and what it started (its uftpd) are killed
         (SIGKILL), its disk left as it is."""
         if pc.agent is not None and pc.agent.poll() is None:
             pc.agent.send_signal(signal.SIGKILL)
@@ -210,7 +210,7 @@ def _services_env(base: Path, spec: RoomSpec, boot_url: str,
             "ENCLUME_POWER_SYNC_INTERVAL_S": "3600", "ENCLUME_PERIODIC_INTERVAL_S": "1",
             "ENCLUME_CALLBACK_TIMEOUT_S": str(spec.callback_timeout_s),
             "ENCLUME_AGENT_HEARTBEAT_TIMEOUT_S": str(max(3.0, 6 * spec.heartbeat_s)),
-            # A multicast room: the boot service's udp-sender sends out of the server's veth
+            # A multicast room: the boot service's uftp sends out of the server's veth
             # (the uplink) at a rate scaled like the links.
             "ENCLUME_MULTICAST_INTERFACE": net.server_interface,
             **_multicast_slots(net),

@@ -65,8 +65,8 @@ PACKAGES: tuple[Selection, ...] = (
     Selection("extlinux", ("usr/bin/extlinux", "usr/lib/EXTLINUX/*.bin")),
     Selection("syslinux-common", ("usr/lib/syslinux/mbr/*.bin",
                                   "usr/lib/syslinux/modules/bios/*.c32")),
-    # Room restores by multicast: udpcast's receiver (the boot service runs its sender).
-    Selection("udpcast", ("usr/bin/udp-receiver",)),
+    # Room restores by multicast: uftp's receiver, uftpd (the boot service runs uftp).
+    Selection("uftp", ("usr/bin/uftpd",)),
     # CA certificates for https image URLs (the bundle is made from them by the build).
     Selection("ca-certificates", ("usr/share/ca-certificates/mozilla/*.crt",)),
 )

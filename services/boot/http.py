@@ -150,7 +150,7 @@ def create_boot_app(settings: Settings, db: Database,
     store = ImageStore(settings.effective_image_store_dir, settings.images.store_max_bytes)
     multicast = MulticastSessions(settings.multicast,
                                   settings.multicast.interface or settings.boot.interface
-                                  or "eth0", store)
+                                  or "eth0", store, cache)
     secret = tokens.load_secret(settings)
 
     def boot_script(request: Request) -> Response:

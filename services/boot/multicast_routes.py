@@ -3,8 +3,10 @@
 - ``POST /multicast-sessions`` ``{"version_id": ..., "expected": N}``: open a session streaming
   that version to N receivers; 201 and the session (``id``, ``group``, ``port``, ``state``...).
 - ``GET /multicast-sessions/<id>``: the session.
-- ``POST /multicast-sessions/<id>/joined``: a receiver (an agent) has joined; the stream
-  starts when all expected have.
+- ``POST /multicast-sessions/<id>/joined`` ``{"client_id": "0x0a000a0b"}``: a receiver (an
+  agent's uftpd, its id) has joined; the stream starts when all expected have. The answer is
+  the session with ``late``: true when the stream had started without it (the agent then
+  repairs over HTTP at once).
 - ``DELETE /multicast-sessions/<id>``: stop the sender, free its group and port.
 
 Each needs an image token for the session's version in ``X-Image-Token`` (403 without), as the
@@ -17,11 +19,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.boot.multicast_sender import MulticastSession, MulticastSessions, SessionError
+from services.boot.multicast_sender import (
+    CLIENT_ID,
+    MulticastSession,
+    MulticastSessions,
+    SessionError,
+)
 from services.images import tokens
 from services.images.errors import StoreError, UnknownVersion
 
@@ -72,12 +80,20 @@ def multicast_routes(sessions: MulticastSessions, secret: bytes) -> list[Route]:
             return session
         return JSONResponse(session.document())
 
-    def joined(request: Request) -> Response:
+    async def joined(request: Request) -> Response:
         session = found(request)
         if isinstance(session, Response):
             return session
-        sessions.joined(session)
-        return JSONResponse(session.document())
+        try:
+            body: Any = json.loads(await request.body() or b"{}")
+            client_id = body.get("client_id")
+        except (ValueError, AttributeError):
+            return _error(400, 'send {"client_id": "0x<8 hex digits>"}')
+        if client_id is not None and not (isinstance(client_id, str)
+                                          and CLIENT_ID.fullmatch(client_id)):
+            return _error(400, "client_id must be uftpd's id, 0x and 8 hex digits")
+        in_time = await run_in_threadpool(sessions.joined, session, client_id)
+        return JSONResponse({**session.document(), "late": not in_time})
 
     def close(request: Request) -> Response:
         session = found(request)

@@ -1,25 +1,29 @@
-"""Multicast sessions of the boot service: one udpcast ``udp-sender`` per session.
+"""Multicast sessions of the boot service: one ``uftp`` per session.
 
-A session streams one image version's raw disk (read from the image store into a FIFO the
-sender reads) once, to a group address and an even port base of its own (picked from
-ENCLUME_MULTICAST_GROUP_RANGE and ENCLUME_MULTICAST_PORT_BASE; the group is the session's
-rendezvous address too, so receivers are given it), out of the provisioning interface, TTL 1,
-at a fixed rate cap, asynchronously with forward error correction: a receiver that loses more
-than the FEC mends repairs the spoiled blocks over HTTP afterwards, it never slows the others
-(docs/architecture.md, "Multicast room restores").
+A session streams one image version's raw disk once, to a group address and a port of its own
+(picked from ENCLUME_MULTICAST_GROUP_RANGE and ENCLUME_MULTICAST_PORT_BASE; the group carries
+the announcements and the data, ``-M`` and ``-P``, so the receivers' uftpd listen on it), out of
+the provisioning interface (``-I``), TTL 1, at a fixed rate cap (``-R``). uftp needs a regular
+file (its NAK passes seek back to resend): the version's raw disk is made once into the image
+cache (``ImageCache.acquire_built``, keyed by the version, evicted by the cache's size limit
+like any image) while the PCs join. A receiver that lost packets asks for them again (NAKs) and
+gets them in later passes, the others are done at the end of the first; a receiver that stops
+answering is dropped after uftp's retries (``-s``), the others finish (docs/architecture.md,
+"Multicast room restores").
 
 The stream starts when the expected receivers have said they joined, or
 ENCLUME_MULTICAST_START_WAIT_S after the first one did (the PCs boot their ramdisks at different
-times), whichever comes first: udp-sender runs without ``--nokbd`` and the session writes its
-start keystroke on its standard input (in async mode udp-sender does not count receivers
-itself). A session nobody joins is closed after UNJOINED_LIMIT_S.
+times), whichever comes first: uftp is started then, with the joined receivers' ids as its
+closed group (``-H``), so it waits for no announce of a PC that is not there; a PC joining
+later is told it is late and repairs over HTTP. A session nobody joins is closed after
+UNJOINED_LIMIT_S.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -30,18 +34,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.common.bootconfig.image_cache import ImageCache
 from services.common.config_hardware_sections import MulticastSettings
 from services.images.store import ImageStore
 
 LOG = logging.getLogger(__name__)
-SENDER = "udp-sender"
-HELLO_INTERVAL_MS = 200
+SENDER = "uftp"
+DEST_NAME = "disk"  # the name the receivers' uftpd give the file: their symlink to the disk
+SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+ROBUST = 20  # uftp's -s: a receiver silent through this many retries is dropped
 STOP_TIMEOUT_S = 5.0
 UNJOINED_LIMIT_S = 3600.0  # longer than any room's PCs take to boot their ramdisks
+OWN_CACHE_MAX_BYTES = 20 * 1024**3
+OWN_CACHE_TIMEOUT_S = 60.0  # unused: that cache downloads nothing
+CLIENT_ID = re.compile(r"0x[0-9a-fA-F]{8}")  # uftp's -H / uftpd's -U
 
 
 class SessionError(RuntimeError):
-    """No session can be opened (all slots taken, no udp-sender)."""
+    """No session can be opened (all slots taken, no uftp)."""
 
 
 @dataclass
@@ -54,10 +64,13 @@ class MulticastSession:
     slot: int
     opened: float = field(default_factory=time.monotonic)
     joined: int = 0
+    clients: list[str] = field(default_factory=list)  # the receivers' uftpd ids
     started: bool = False
     closed: bool = False
     process: subprocess.Popen[bytes] | None = None
     workdir: Path | None = None
+    cache_key: str | None = None  # the image cache's file this session holds
+    go: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -77,28 +90,35 @@ class MulticastSession:
 
 
 def sender_argv(settings: MulticastSettings, interface: str, session: MulticastSession,
-                fifo: Path) -> list[str]:
-    # The session's group carries its rendezvous (hellos, receivers' requests) as well as its
-    # data: a switch with IGMP snooping sends neither to another session's PCs (224.0.0.1, the
-    # all-hosts group, would be flooded to every port of the network).
-    return [SENDER, "--file", str(fifo), "--interface", interface,
-            "--portbase", str(session.port), "--mcast-rdv-address", session.group,
-            "--mcast-data-address", session.group, "--ttl", "1", "--async",
-            "--fec", settings.fec, "--max-bitrate", f"{round(settings.rate_mbit * 1000)}k",
-            "--rexmit-hello-interval", str(HELLO_INTERVAL_MS)]
+                image: Path) -> list[str]:
+    # The session's group carries its announcements as well as its data: a switch with IGMP
+    # snooping sends neither to another session's PCs. Without joined ids the group is open
+    # (uftp takes whoever answers its announcements).
+    closed_group = ["-H", ",".join(session.clients)] if session.clients else []
+    return [SENDER, "-I", interface, "-M", session.group, "-P", session.group,
+            "-p", str(session.port), "-t", "1", "-R", str(round(settings.rate_mbit * 1000)),
+            "-B", str(SOCKET_BUFFER_BYTES), "-s", str(ROBUST), *closed_group,
+            "-D", DEST_NAME, str(image)]
 
 
 class MulticastSessions:
     """The boot service's open sessions, at most ``max_sessions``, each in its own slot (group
-    address and port base)."""
+    address and port); the versions' raw disks are made into ``cache`` (a cache of its own in
+    a temporary directory without one)."""
 
-    def __init__(self, settings: MulticastSettings, interface: str, store: ImageStore) -> None:
+    def __init__(self, settings: MulticastSettings, interface: str, store: ImageStore,
+                 cache: ImageCache | None = None) -> None:
         self.settings, self.interface, self.store = settings, interface, store
         network = ipaddress.ip_network(settings.group_range)
         if not network.is_multicast:
             raise ValueError(f"ENCLUME_MULTICAST_GROUP_RANGE {network} is not multicast")
         self._groups = [str(address) for address in network.hosts()][:settings.max_sessions]
-        self._first_port = settings.port_base + settings.port_base % 2  # udpcast: even
+        self._first_port = settings.port_base + settings.port_base % 2
+        self._own_cache: Path | None = None
+        if cache is None:  # tests, tools: a cache of the sessions' own, removed at stop
+            self._own_cache = Path(tempfile.mkdtemp(prefix="enclume-multicast-cache-"))
+            cache = ImageCache(self._own_cache, OWN_CACHE_MAX_BYTES, OWN_CACHE_TIMEOUT_S)
+        self.cache = cache
         self._sessions: dict[str, MulticastSession] = {}
         self._lock = threading.Lock()
 
@@ -109,7 +129,7 @@ class MulticastSessions:
     def open(self, version_id: str, expected: int) -> MulticastSession:
         size = self.store.manifest(version_id).size  # UnknownVersion before anything starts
         if shutil.which(SENDER) is None:
-            raise SessionError(f"{SENDER} is missing (Debian package udpcast)")
+            raise SessionError(f"{SENDER} is missing (Debian package uftp)")
         self._reap()
         with self._lock:
             used = {session.slot for session in self._sessions.values()}
@@ -121,47 +141,44 @@ class MulticastSessions:
                                        self._groups[slot],
                                        self._first_port + 2 * slot, slot)
             self._sessions[session.id] = session
-        try:
-            self._launch(session, size)
-        except BaseException:
-            self.close(session.id)
-            raise
-        return session
-
-    def _launch(self, session: MulticastSession, size: int) -> None:
         session.workdir = Path(tempfile.mkdtemp(prefix="enclume-multicast-"))
-        fifo = session.workdir / "disk"
-        os.mkfifo(fifo, 0o600)
-        session.process = subprocess.Popen(
-            sender_argv(self.settings, self.interface, session, fifo), stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL, stderr=(session.workdir / "sender.log").open("wb"))
         LOG.info("multicast session %s: version %s to %s port %d, %d receivers expected",
                  session.id, session.version_id, session.group, session.port, session.expected)
-        threading.Thread(target=self._feed, args=(session, fifo, size), daemon=True,
-                         name=f"multicast-feed-{session.slot}").start()
+        threading.Thread(target=self._send, args=(session, size), daemon=True,
+                         name=f"multicast-send-{session.slot}").start()
+        return session
 
-    def _feed(self, session: MulticastSession, fifo: Path, size: int) -> None:
-        """The raw disk into the FIFO udp-sender reads (open blocks until it opens it)."""
+    def _send(self, session: MulticastSession, size: int) -> None:
+        """Makes the version's regular file (while the PCs join), then runs uftp once the
+        session starts."""
+        key = f"multicast-version-{session.version_id}.raw"
         try:
-            with fifo.open("wb") as out:
-                for piece in self.store.read_range(session.version_id, 0, size):
-                    if session.closed:
-                        return
-                    out.write(piece)
-        except OSError as exc:  # the sender died or was stopped
-            LOG.warning("multicast session %s: feeding the sender stopped: %s", session.id, exc)
+            image = self.cache.acquire_built(key, size, lambda: self.store.read_range(
+                session.version_id, 0, size))
+        except Exception:
+            LOG.exception("multicast session %s: the image file could not be made", session.id)
+            self.close(session.id)
+            return
+        with session.lock:
+            session.cache_key = key
+            if session.closed:
+                self.cache.release_key(key)
+                return
+        session.go.wait()
+        with session.lock:
+            if session.closed or session.workdir is None:
+                return
+            session.process = subprocess.Popen(
+                sender_argv(self.settings, self.interface, session, image),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=(session.workdir / "sender.log").open("wb"))
 
     def _start(self, session: MulticastSession) -> None:
         with session.lock:
-            if session.started or session.closed or session.process is None:
+            if session.started or session.closed:
                 return
             session.started = True
-            try:
-                assert session.process.stdin is not None
-                session.process.stdin.write(b"\n")
-                session.process.stdin.flush()
-            except OSError as exc:
-                LOG.warning("multicast session %s: the sender is gone: %s", session.id, exc)
+            session.go.set()
         LOG.info("multicast session %s starts with %d of %d receivers", session.id,
                  session.joined, session.expected)
 
@@ -177,35 +194,44 @@ class MulticastSessions:
         for session_id in ended:
             self.close(session_id)
 
-    def joined(self, session: MulticastSession) -> None:
+    def joined(self, session: MulticastSession, client_id: str | None = None) -> bool:
+        """A receiver joined (``client_id``: its uftpd's id); False when it came after the
+        stream started (it is not in uftp's group: it repairs over HTTP)."""
         with session.lock:
+            late = session.started
             session.joined += 1
+            if client_id is not None and not late and client_id not in session.clients:
+                session.clients.append(client_id)
             first, everyone = session.joined == 1, session.joined >= session.expected
+        if late:
+            return False
         if everyone:
             self._start(session)
         elif first:
             timer = threading.Timer(self.settings.start_wait_s, self._start, args=(session,))
             timer.daemon = True
             timer.start()
+        return True
 
     def close(self, session_id: str) -> MulticastSession | None:
         with self._lock:
             session = self._sessions.pop(session_id, None)
         if session is None:
             return None
-        session.closed = True
-        if session.process is not None:
-            if session.process.poll() is None:
-                session.process.terminate()
-                try:
-                    session.process.wait(STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    session.process.kill()
-                    session.process.wait()
-            if session.process.stdin is not None:
-                session.process.stdin.close()
+        with session.lock:
+            session.closed = True
+            session.go.set()
+            key, session.cache_key = session.cache_key, None
+        if session.process is not None and session.process.poll() is None:
+            session.process.terminate()
+            try:
+                session.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                session.process.kill()
+                session.process.wait()
+        if key is not None:
+            self.cache.release_key(key)
         if session.workdir is not None:
-            _release_writer(session.workdir / "disk")
             shutil.rmtree(session.workdir, ignore_errors=True)
         return session
 
@@ -217,13 +243,6 @@ class MulticastSessions:
             ids = list(self._sessions)
         for session_id in ids:
             self.close(session_id)
-
-
-def _release_writer(fifo: Path) -> None:
-    """A feeding thread still blocked opening the FIFO (the sender never read it) gets a reader
-    that closes at once, so it sees a broken pipe and ends."""
-    try:
-        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return
-    os.close(fd)
+        if self._own_cache is not None:
+            self.cache.stop()
+            shutil.rmtree(self._own_cache, ignore_errors=True)

@@ -80,7 +80,7 @@ class Room(TimestampMixin, Base):
     subnet: Mapped[str | None] = mapped_column(String(18))
     wol_broadcast: Mapped[str | None] = mapped_column(String(15))
     # How a room restore sends the image: "unicast" (HTTP to each PC) or "multicast" (one
-    # udpcast session, HTTP repair); migration 0012.
+    # uftp session, HTTP repair); migration 0012.
     transfer: Mapped[str] = mapped_column(String(16), default="unicast",
                                           server_default="unicast")
     # The web page's grid: the PCs, in the room's order, fill these rows and columns row by

@@ -29,7 +29,7 @@ the issue run in order, each through the API:
 7. issue #16: the three machines are the PCs of a room whose class VLAN (201) has its own DHCP
    and report listener; a one-off session starting minutes ahead is created through the
    classroom API (its image version fetched into the image store, the room's transfer
-   multicast: one udpcast session of the boot service, each PC verifying and repairing over
+   multicast: one uftp session of the boot service, each PC verifying and repairing over
    HTTP), the conductor's timetable runner fires its restore, the room's event stream
    shows each PC's write progress climbing, and all three boot the test OS on the class VLAN;
    before it, wol-1, still running its OS, is powered off by a room power-off job through
@@ -475,7 +475,7 @@ def test_a_scheduled_session_restores_the_room_onto_its_class_vlan(
     # The whole-disk test image boots BIOS and UEFI machines alike; a version has one boot mode
     # and UEFI is the one the Redfish machine's firmware accepts (the others ignore it).
     # The version is fetched into the image store: the room restores it by multicast (one
-    # udpcast stream from the boot service to the three PCs, each repairing over HTTP).
+    # uftp stream from the boot service to the three PCs, each repairing over HTTP).
     lab.call("POST", f"{CLASSROOM}/images", {"name": ROOM_IMAGE})
     lab.call("POST", f"{CLASSROOM}/images/{ROOM_IMAGE}/versions", {
         "version": "v1", "source": source, "image_type": "whole-disk", "disk_format": "raw",

@@ -3,7 +3,7 @@ network namespace per PC with its own tap on the switch, all in one free 10.X.Y.
 
     with vde_room(3) as room:
         room.server_address, room.server_interface  # 10.X.Y.1 on the root side's tap
-        room.pcs[0].address, room.pcs[0].exec_argv("udp-receiver", ...)
+        room.pcs[0].address, room.pcs[0].exec_argv("uftpd", ...)
 
 Every process (the switch, each vde_plug2tap) is ended by its PID and every namespace deleted on
 exit, also when the block fails. Needs root, iproute2 and vde2 (LAB-NOTES: "vde_plug2tap").

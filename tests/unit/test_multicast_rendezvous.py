@@ -1,5 +1,5 @@
-"""A multicast session rendezvous on its own group: the sender's hellos and the receivers'
-requests go to the session's group (which a switch with IGMP snooping sends only to the PCs that
+"""A multicast session announces and sends on its own group: uftp's announcements and data go
+to the session's group (which a switch with IGMP snooping sends only to the PCs that
 joined it), not to 224.0.0.1 (flooded to every port); the agent's receiver is given that group
 by the conductor (tests/integration/test_room_simulation.py restores two rooms at once through
 a snooping bridge). The agent reads back the blocks the stream wrote while it goes on
@@ -17,7 +17,7 @@ import pytest
 from agent.block_manifest import BlockManifest
 from agent.disks import Disk
 from agent.errors import BadParams
-from agent.multicast_restore import Receiver, parse_params
+from agent.multicast_restore import Receiver, parse_params, uftp_id
 from agent.stream_verify import StreamVerifier
 from services.boot.multicast_sender import MulticastSession, sender_argv
 from services.common.config import Settings
@@ -34,11 +34,11 @@ def option(argv: list[str], name: str) -> str:
 
 def test_the_sender_rendezvous_and_sends_on_the_sessions_group() -> None:
     session = MulticastSession("s1", "v1", 3, "239.192.77.5", 9208, 4)
-    argv = sender_argv(MulticastSettings(), "eth1", session, Path("/tmp/fifo"))
-    assert option(argv, "--mcast-rdv-address") == "239.192.77.5"
-    assert option(argv, "--mcast-data-address") == "239.192.77.5"
-    assert option(argv, "--ttl") == "1"
-    assert option(argv, "--portbase") == "9208"
+    argv = sender_argv(MulticastSettings(), "eth1", session, Path("/tmp/image"))
+    assert option(argv, "-M") == "239.192.77.5"
+    assert option(argv, "-P") == "239.192.77.5"
+    assert option(argv, "-t") == "1"
+    assert option(argv, "-p") == "9208"
 
 
 def test_the_conductor_hands_the_group_to_the_agent_whose_receiver_uses_it() -> None:
@@ -47,14 +47,28 @@ def test_the_conductor_hands_the_group_to_the_agent_whose_receiver_uses_it() -> 
     assert params["multicast"]["group"] == "239.192.77.5"
     request = parse_params(params)
     argv = Receiver(request, None, 0, None, print).argv("eth0")  # type: ignore[arg-type]
-    assert option(argv, "--mcast-rdv-address") == "239.192.77.5"
-    assert option(argv, "--portbase") == "9208"
+    assert option(argv, "-M") == "239.192.77.5"
+    assert option(argv, "-p") == "9208"
 
 
-def test_a_receiver_without_a_group_looks_on_the_all_hosts_group() -> None:
+def test_a_receiver_without_a_group_listens_on_uftps_default_group() -> None:
     request = parse_params({**RESTORE, "multicast": {"port": 9208}})
     argv = Receiver(request, None, 0, None, print).argv("eth0")  # type: ignore[arg-type]
-    assert option(argv, "--mcast-rdv-address") == "224.0.0.1"
+    assert option(argv, "-M") == "230.4.4.1"
+
+
+def test_the_sender_sends_only_to_the_receivers_that_joined_in_time() -> None:
+    """uftp's closed group: the joined uftpd ids (``-H``), so it waits for no PC not there;
+    the receiver's id is its address, as uftpd's default."""
+    session = MulticastSession("s1", "v1", 3, "239.192.77.5", 9208, 4)
+    session.clients = [uftp_id("10.0.0.11"), uftp_id("10.0.0.12")]
+    argv = sender_argv(MulticastSettings(rate_mbit=90), "eth1", session, Path("/tmp/image"))
+    assert option(argv, "-H") == "0x0a00000b,0x0a00000c"
+    assert option(argv, "-R") == "90000"
+    assert argv[-1] == "/tmp/image"
+    assert "-H" not in sender_argv(MulticastSettings(), "eth1",
+                                   MulticastSession("s2", "v1", 3, "239.192.77.6", 9210, 5),
+                                   Path("/tmp/image"))
 
 
 @pytest.mark.parametrize("group", ["10.0.0.1", "not an address", 239, ""])

@@ -21,7 +21,7 @@ import os
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -168,37 +168,50 @@ class ImageCache:
 
     def acquire(self, source: ImageSource) -> Path:
         """Download ``source`` unless cached, and hold it until ``release``."""
-        path = self.path_of(source)
+        return self._acquire(source.key, lambda: self._download(source))
+
+    def acquire_built(self, key: str, size: int, chunks: Callable[[], Iterable[bytes]]) -> Path:
+        """The file ``key`` made from ``chunks()`` (``size`` bytes) unless cached, held until
+        ``release_key``: a local copy of something the service holds in another form (the
+        multicast sender's regular file of an image store version)."""
+        return self._acquire(key, lambda: self._build(key, size, chunks))
+
+    def _acquire(self, key: str, fetch: Callable[[], None]) -> Path:
+        path = self.directory / key
         with self._lock:
-            self._in_use[source.key] += 1
+            self._in_use[key] += 1
             cached = path.exists()
-            pending = None if cached else self._downloads.get(source.key)
+            pending = None if cached else self._downloads.get(key)
             owner = not cached and pending is None
             if owner:
-                pending = self._downloads[source.key] = Future()
+                pending = self._downloads[key] = Future()
         IMAGE_CACHE_LOOKUPS.labels("hit" if cached else "miss").inc()
         try:
             if owner:
                 assert pending is not None
-                self._fetch_for_all(source, pending)
+                self._fetch_for_all(key, fetch, pending)
             elif pending is not None:
                 pending.result()
             os.utime(path)  # its last use, for eviction
         except BaseException:
-            self.release(source)
+            self.release_key(key)
             raise
         return path
 
     def release(self, source: ImageSource) -> None:
+        self.release_key(source.key)
+
+    def release_key(self, key: str) -> None:
         with self._lock:
-            self._in_use[source.key] -= 1
-            if self._in_use[source.key] <= 0:
-                del self._in_use[source.key]
+            self._in_use[key] -= 1
+            if self._in_use[key] <= 0:
+                del self._in_use[key]
         self.make_room(0)
 
-    def _fetch_for_all(self, source: ImageSource, pending: Future[None]) -> None:
+    def _fetch_for_all(self, key: str, fetch: Callable[[], None],
+                       pending: Future[None]) -> None:
         try:
-            self._download(source)
+            fetch()
         except BaseException as exc:
             pending.set_exception(exc)
             raise
@@ -206,7 +219,26 @@ class ImageCache:
             pending.set_result(None)
         finally:
             with self._lock:
-                self._downloads.pop(source.key, None)
+                self._downloads.pop(key, None)
+
+    def _build(self, key: str, size: int, chunks: Callable[[], Iterable[bytes]]) -> None:
+        if size > self.max_bytes:
+            raise ImageTooLarge(f"{key} is larger ({size} bytes) than the image cache "
+                                f"(ENCLUME_IMAGE_CACHE_MAX_BYTES={self.max_bytes})")
+        self.partial.mkdir(parents=True, exist_ok=True)
+        self.make_room(size, keep=key)
+        fd, temporary = tempfile.mkstemp(dir=self.partial, prefix=f"{key}.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks():
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, self.directory / key)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        LOG.info("cached %s: %d bytes", key, size)
 
     def _download(self, source: ImageSource) -> None:
         LOG.info("downloading image %s (%s)", source.shown, source.key)
