@@ -26,20 +26,23 @@ BASE = "/v1/deploy_templates"
 
 
 def operations() -> dict[tuple[str, str], dict[str, Any]]:
-    """The keyword arguments of each deploy template route's ``Operation``."""
+    """The keyword arguments of each deploy template route's ``Operation``. Below 1.55 the
+    path does not exist: a GET answers 404, any other method 405 (Ironic's answers)."""
     one = {"path_names": IDENT}
     return {
-        ("get", BASE): {"status": 200, "response": "DeployTemplateCollection", "query": LIST},
+        ("get", BASE): {"status": 200, "response": "DeployTemplateCollection", "query": LIST,
+                        "errors": (404,)},
         ("get", f"{BASE}/detail"): {"status": 200, "response": "DeployTemplateCollection",
-                                    "query": tuple(q for q in LIST if q != "detail")},
+                                    "query": tuple(q for q in LIST if q != "detail"),
+                                    "errors": (404,)},
         ("post", BASE): {"status": 201, "response": "DeployTemplate",
-                         "body": "DeployTemplateCreate", "errors": (409,)},
+                         "body": "DeployTemplateCreate", "errors": (405, 409)},
         ("get", f"{BASE}/{{ident}}"): {"status": 200, "response": "DeployTemplate",
                                        "query": ("fields",), "errors": (404,)} | one,
         ("patch", f"{BASE}/{{ident}}"): {"status": 200, "response": "DeployTemplate",
                                          "body": "DeployTemplatePatch",
-                                         "errors": (404, 409)} | one,
-        ("delete", f"{BASE}/{{ident}}"): {"status": 204, "errors": (404,)} | one,
+                                         "errors": (404, 405, 409)} | one,
+        ("delete", f"{BASE}/{{ident}}"): {"status": 204, "errors": (404, 405)} | one,
     }
 
 

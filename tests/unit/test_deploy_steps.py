@@ -129,6 +129,15 @@ def test_a_failing_step_fails_the_deploy_naming_it(api: httpx.Client) -> None:
     assert "fake_deploys" not in failed["driver_internal_info"]  # deploy.deploy never ran
 
 
+def test_a_failing_core_step_keeps_the_deploy_interface_s_message(api: httpx.Client) -> None:
+    """The core step's failure is the reason teachers read on the room page: not renamed."""
+    uuid = available_node(api, driver_info={"fake_deploy_error": "the disk does not answer"})
+    assert provision(api, uuid, "active", deploy_steps=[APPLY]).status_code == 202
+    failed = settled(api, uuid, "deploy failed")
+    assert failed["last_error"] == (
+        f"Deploying failed for node {uuid}: the disk does not answer")
+
+
 def test_disabling_the_core_step_skips_it(api: httpx.Client) -> None:
     uuid = available_node(api)
     off = {"interface": "deploy", "step": "deploy", "priority": 0, "args": {}}

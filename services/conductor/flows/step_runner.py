@@ -4,7 +4,11 @@ The plan (services/conductor/step_plan.py) is kept in ``driver_internal_info["<k
 and the current step's index in ``"<kind>_step_index"``; the node's ``<kind>_step`` field shows
 the step running. Each step runs through the interface that offers it (``execute_step``, then
 ``continue_step`` on each heartbeat while it answers WAIT); a step with an agent command is
-sent to the agent by that interface. A failing step fails the operation, named in last_error.
+sent to the agent by that interface. A failing step fails the operation, named in last_error
+("deploy step bios.apply_configuration failed: ..."), except the core step ``deploy.deploy``:
+its failures are the deploy interface's own messages (the image that could not be written),
+which teachers read on the room page as before, as Ironic keeps the message of a deploy whose
+interface failed it itself (set_failed_state) rather than wrapping it in the step's name.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.common import states
+from services.conductor.step_plan import CORE_STEP
 from services.conductor.task import Task
 from services.drivers.agent_client import AgentUnavailable
 from services.drivers.base import WAIT, DriverError, Resume
@@ -51,6 +56,8 @@ def _call(task: Task, kind: str, step: dict[str, Any], resume: Resume, first: bo
     except AgentUnavailable:
         raise  # the heartbeat's caller tries again on the next one
     except DriverError as exc:
+        if (step["interface"], step["step"]) == CORE_STEP:
+            raise
         raise DriverError(f"{kind} step {step['interface']}.{step['step']} failed: "
                           f"{exc}") from exc
 
