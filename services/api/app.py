@@ -11,6 +11,7 @@ from services.api import (
     allocations,
     chassis,
     conductors,
+    deploy_templates,
     discovery,
     drivers,
     errors,
@@ -74,8 +75,8 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     errors.install(app)
     # Routes with fixed segments (/detail, /ports) come before /{ident}.
     for router in (root.router, ports.router, portgroups.router, chassis.router,
-                   allocations.router, node_history.router, node_bios.router,
-                   node_firmware.router, node_console.router,
+                   allocations.router, deploy_templates.router, node_history.router,
+                   node_bios.router, node_firmware.router, node_console.router,
                    nodes.router, node_states.router, node_traits.router,
                    node_vifs.router, volumes.router,
                    drivers.router, conductors.router, agent_endpoints.router,

@@ -95,7 +95,7 @@ def list_chassis_detail(request: Request, version: Version = Depends(api_version
 
 @router.get("/{ident}/nodes")
 def list_chassis_nodes(ident: str, request: Request, version: Version = Depends(api_version),
-                       db: Database = Depends(database)) -> dict[str, Any]:
+                       db: Database = Depends(database)) -> Response:
     with db.session() as session:
         chassis_id = find_chassis(session, ident).id
     return list_nodes_of(request, version, db, False, f"chassis/{ident}/nodes",
@@ -105,7 +105,7 @@ def list_chassis_nodes(ident: str, request: Request, version: Version = Depends(
 @router.get("/{ident}/nodes/detail")
 def list_chassis_nodes_detail(ident: str, request: Request,
                               version: Version = Depends(api_version),
-                              db: Database = Depends(database)) -> dict[str, Any]:
+                              db: Database = Depends(database)) -> Response:
     with db.session() as session:
         chassis_id = find_chassis(session, ident).id
     return list_nodes_of(request, version, db, True, f"chassis/{ident}/nodes/detail",

@@ -66,6 +66,12 @@ def set_provision_state(ident: str, request: Request, body: Any = Body(...),
     options = {k: v for k, v in body.items() if k != "target"}
     if not isinstance(options.get("configdrive"), str | dict | None):
         raise Invalid("Invalid configdrive: expected a string or a JSON object.")
+    if options.get("deploy_steps") is not None:
+        if target not in ("active", "deploy", "rebuild"):  # "deploy": 1.73's name of active
+            raise Invalid("\"deploy_steps\" is only valid when setting target provision "
+                          "state to active or rebuild")
+        options["deploy_steps"] = validation.deploy_steps("deploy_steps",
+                                                          options["deploy_steps"])
     if options.get("disable_ramdisk") is not None:
         options["disable_ramdisk"] = validation.boolean("disable_ramdisk",
                                                         options["disable_ramdisk"])

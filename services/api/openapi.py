@@ -22,7 +22,9 @@ from services.api import (
     chassis,
     collection,
     conductors,
+    deploy_templates,
     nodes,
+    openapi_deploy_templates,
     openapi_volumes,
     portgroups,
     ports,
@@ -255,7 +257,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         path_names={"node_ident": "The node's UUID."}),
     ("post", "/v1/continue_inspection"): Operation(
         202, body="ContinueInspection", errors=(403, 409, 503), public=True),
-} | {key: Operation(**values) for key, values in openapi_volumes.operations().items()}
+} | {key: Operation(**values) for key, values in (openapi_volumes.operations()
+                                                 | openapi_deploy_templates.operations()).items()}
 
 
 def _sort_key(names: set[str]) -> Schema:
@@ -277,6 +280,7 @@ QUERY: dict[str, tuple[str, Schema, str]] = {
     "port_sort_key": ("sort_key", _sort_key(ports.SORTABLE), ""),
     "portgroup_sort_key": ("sort_key", _sort_key(portgroups.SORTABLE), ""),
     "chassis_sort_key": ("sort_key", _sort_key(chassis.SORTABLE), ""),
+    "template_sort_key": ("sort_key", _sort_key(deploy_templates.SORTABLE), ""),
     "chassis_uuid": ("chassis_uuid", UUID, "A chassis' UUID."),
     "allocation_sort_key": ("sort_key", _sort_key(allocations.SORTABLE), ""),
     "conductor_sort_key": ("sort_key", _sort_key(conductors.SORTABLE), ""),
@@ -370,7 +374,8 @@ def build(app: FastAPI) -> Schema:
             f"1.1 to {format_version(MAX_VERSION)} in the {HEADER} or {GENERIC_HEADER} header. "
             "Every error body is Ironic's {\"error_message\": \"<JSON string>\"}.")},
         "paths": paths,
-        "components": {"schemas": component_schemas() | openapi_volumes.schemas(),
+        "components": {"schemas": component_schemas() | openapi_volumes.schemas()
+                       | openapi_deploy_templates.schemas(),
                        "securitySchemes": {"http_basic": {"type": "http", "scheme": "basic"}}},
     }
 

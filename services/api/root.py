@@ -56,5 +56,6 @@ def v1(request: Request) -> dict[str, Any]:
         "drivers": resource("drivers"),
         "conductors": resource("conductors"),
         "allocations": resource("allocations"),
+        "deploy_templates": resource("deploy_templates"),
         "version": _version_document(request),
     }

@@ -192,6 +192,20 @@ class Chassis(TimestampMixin, Base):
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class DeployTemplate(TimestampMixin, Base):
+    """A deploy template (Ironic's, API 1.55): named by a trait; its deploy steps run in the
+    deploys of nodes whose instance_info traits name it. The steps are kept as a JSON list
+    of {interface, step, args, priority}."""
+
+    __tablename__ = "deploy_templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    steps: Mapped[list[Any]] = mapped_column(default=list)
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 class VolumeConnector(TimestampMixin, Base):
     """A node's volume connector (Ironic's, API 1.32): how storage sees the node."""
 

@@ -34,6 +34,11 @@ from services.common.hardware_types import (  # noqa: F401 (the drivers' names f
     HardwareType,
 )
 from services.drivers.network import vifs
+from services.drivers.step_spec import (
+    DriverStep,
+    conductor_steps,
+    run_method_step,
+)
 
 if TYPE_CHECKING:
     from services.common.models import Port
@@ -75,6 +80,10 @@ class Interface(ABC):
 
     # False: a ``no-*`` implementation (the node has no such interface; validation says so).
     supported: ClassVar[bool] = True
+    # The clean and deploy steps this implementation offers, by name (as Ironic's
+    # ``@base.clean_step`` / ``@base.deploy_step``); services/conductor/step_plan.py plans them.
+    clean_steps: ClassVar[dict[str, DriverStep]] = {}
+    deploy_steps: ClassVar[dict[str, DriverStep]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -84,6 +93,21 @@ class Interface(ABC):
     @abstractmethod
     def validate(self, task: Task) -> None:
         """Raise DriverError (with a clear reason) if the node cannot use this interface."""
+
+    def execute_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
+                     ) -> str | None:
+        """Run this implementation's step ``name`` (one of its ``clean_steps`` or
+        ``deploy_steps``; a step with an agent command sends it to the agent): None when it is
+        done, WAIT when the agent's heartbeats go on with it (``continue_step``). Before work
+        that holds the node for long, call ``resume`` first."""
+        raise DriverError(f"{type(self).__name__} has no step {name}")
+
+    def continue_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
+                      ) -> str | None:
+        """On an agent's heartbeat, the step ``name`` that answered WAIT: WAIT until it is
+        done, then None. The default: the heartbeat was what the step waited for (the ramdisk
+        it booted is up)."""
+        return None
 
 
 def _contract_names(cls: type) -> set[str]:
@@ -165,18 +189,7 @@ class BootInterface(Interface):
     def clean_up_instance(self, task: Task) -> None: ...
 
 
-@dataclass(frozen=True)
-class CleanStep:
-    """A clean step an interface offers (as Ironic's ``@base.clean_step``)."""
-
-    name: str
-    priority: int
-    agent_command: str | None = None  # the agent runs it (else the conductor does)
-
-
 class DeployInterface(Interface):
-    # The clean steps this interface runs, by name.
-    clean_steps: ClassVar[dict[str, CleanStep]] = {}
     # True: the instance is booted from the network and nothing is written to the disk (the
     # ``ramdisk`` deploy interface): no deploy ramdisk boots for the deploy, and the boot
     # interface's ``prepare_instance`` boots the instance's kernel and ramdisk.
@@ -184,7 +197,8 @@ class DeployInterface(Interface):
 
     @abstractmethod
     def deploy(self, task: Task) -> str | None:
-        """Write the instance. Returns WAIT when it continues asynchronously, else None."""
+        """The core deploy step ``deploy.deploy``: write the instance (or boot the ramdisk
+        whose agent the next steps use). Returns WAIT when it continues asynchronously."""
 
     @abstractmethod
     def tear_down(self, task: Task) -> None: ...
@@ -196,9 +210,8 @@ class DeployInterface(Interface):
     def execute_clean_steps(self, task: Task, steps: list[dict[str, Any]]) -> str | None: ...
 
     def continue_deploy(self, task: Task, resume: Resume) -> str | None:
-        """On an agent's heartbeat in deploy wait: WAIT until the image is written, then None.
-        Before work that holds the node for long, call ``resume`` first. The default keeps
-        waiting (an interface whose ``deploy`` never answers WAIT)."""
+        """Kept for interfaces outside this tree: the deploy flow runs the node's deploy
+        steps (``execute_step``/``continue_step``) and never calls it. Keeps waiting."""
         return WAIT
 
     def continue_clean(self, task: Task, resume: Resume) -> str | None:
@@ -268,11 +281,17 @@ class BiosAttribute:
 
 class BiosInterface(Interface):
     """Firmware settings. The conductor caches what ``read_settings`` answers (the node's
-    ``/bios``) after verification and after cleaning; the steps are run by the conductor."""
+    ``/bios``) after verification and after cleaning; the steps (clean and deploy steps, as
+    Ironic's) are run by the conductor."""
 
-    clean_steps: ClassVar[dict[str, CleanStep]] = {
-        step.name: step for step in (CleanStep("apply_configuration", 0),
-                                     CleanStep("factory_reset", 0))}
+    clean_steps = deploy_steps = conductor_steps(
+        ("apply_configuration", "A list of BIOS settings to be applied"),
+        ("factory_reset", None))
+
+    def execute_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
+                     ) -> str | None:
+        run_method_step(self, "bios", task, name, args)
+        return None
 
     @abstractmethod
     def read_settings(self, task: Task) -> list[BiosAttribute]: ...
@@ -290,7 +309,13 @@ class FirmwareInterface(Interface):
     """Firmware components ("bios", "bmc") and their versions: cached by the conductor as the
     bios settings are; updated by the ``update`` clean step, which the conductor runs."""
 
-    clean_steps: ClassVar[dict[str, CleanStep]] = {"update": CleanStep("update", 0)}
+    clean_steps = deploy_steps = conductor_steps(
+        ("update", "A list of dicts with firmware components to be updated"))
+
+    def execute_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
+                     ) -> str | None:
+        run_method_step(self, "firmware", task, name, args)
+        return None
 
     @abstractmethod
     def read_components(self, task: Task) -> dict[str, str | None]:

@@ -25,11 +25,13 @@ from services.drivers.base import (
     BootInterface,
     DeployInterface,
     DriverError,
+    DriverStep,
     InspectInterface,
     ManagementInterface,
     NetworkInterface,
     OtherInterface,
     PowerInterface,
+    Resume,
 )
 from services.drivers.deploy.direct import WRITE_IMAGE
 
@@ -122,7 +124,27 @@ class FakeBoot(_Fake, BootInterface):
         self.delay.sleep()
 
 
+FAKE_DEPLOY_STEPS = {"deploy": DriverStep("deploy", 100, requires_ramdisk=False)}
+
+
+# The agent interfaces' erase steps, as names the fake deploy accepts and does nothing for.
+FAKE_CLEAN_STEPS = {name: DriverStep(name, priority, requires_ramdisk=False)
+                    for name, priority in (("erase_devices_metadata", 99), ("erase_devices", 10))}
+
+
 class FakeDeploy(_Fake, DeployInterface):
+    deploy_steps = FAKE_DEPLOY_STEPS
+    clean_steps = FAKE_CLEAN_STEPS
+
+    def execute_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
+                     ) -> str | None:
+        if name == "deploy":
+            return self.deploy(task)
+        if name not in FAKE_CLEAN_STEPS:
+            raise DriverError(f"fake deploy has no step {name}")
+        self.delay.sleep()
+        return None
+
     def deploy(self, task: Task) -> str | None:
         """Fails with ``driver_info["fake_deploy_error"]`` when set (a disk that breaks); counts
         the images written in ``driver_internal_info["fake_deploys"]``, as a disk would show."""

@@ -31,7 +31,6 @@ class Known:
     reason: str
 
 
-DEPLOY_TEMPLATES = "deploy templates are not served (404); issue #21 adds them"
 RAID = ("RAID is not served: `GET /v1/drivers/{name}/raid/logical_disk_properties` and "
         "`PUT /v1/nodes/{id}/states/raid` are 404")
 
@@ -42,8 +41,6 @@ def newer(version: str, what: str) -> str:
 
 KNOWN: tuple[Known, ...] = (
     # python-ironicclient 5.8.1, ironicclient/tests/functional (through the openstack CLI)
-    Known("ironicclient", "osc.v1.test_baremetal_deploy_template_basic", "fail",
-          DEPLOY_TEMPLATES),
     Known("ironicclient", "osc.v1.test_baremetal_driver_basic.BaremetalDriverTests"
           ".test_driver_raid_property_list", "fail", RAID),
     Known("ironicclient", "osc.v1.test_baremetal_node_basic.BaremetalNodeTests"
@@ -53,16 +50,6 @@ KNOWN: tuple[Known, ...] = (
     Known("ironicclient", "osc.v1.test_baremetal_node_basic.BaremetalNodeTests"
           ".test_set_unset_target_raid_config_3__300___6_0__", "fail", RAID),
     # openstacksdk 4.22.0, openstack/tests/functional/baremetal
-    Known("openstacksdk", "v1.test_deploy_templates.TestBareMetalDeployTemplate"
-          ".test_baremetal_deploy_create_get_delete", "fail", DEPLOY_TEMPLATES),
-    Known("openstacksdk", "v1.test_deploy_templates.TestBareMetalDeployTemplate"
-          ".test_baremetal_deploy_list_update_delete", "fail", DEPLOY_TEMPLATES),
-    Known("openstacksdk", "v1.test_deploy_templates.TestBareMetalDeployTemplate"
-          ".test_baremetal_deploy_template_list", "fail", DEPLOY_TEMPLATES),
-    Known("openstacksdk", "v1.test_deploy_templates.TestBareMetalDeployTemplate"
-          ".test_baremetal_deploy_update", "fail", DEPLOY_TEMPLATES),
-    Known("openstacksdk", "v1.test_deploy_templates.TestBareMetalDeployTemplate"
-          ".test_deploy_template_patch", "fail", DEPLOY_TEMPLATES),
     Known("openstacksdk", "v1.test_inspection_rules", "skip", newer("1.96", "inspection rules")),
     Known("openstacksdk", "v1.test_node.TestBareMetalNodeInstanceName", "skip",
           newer("1.104", "`instance_name`")),

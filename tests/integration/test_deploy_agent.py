@@ -158,3 +158,36 @@ def test_inspection_then_manual_cleaning(machines: DeployLab, ipmi_fleet: IpmiPe
     assert cleaned["last_error"] is None and cleaned["clean_step"] == {}
     assert not bootable(machine) and machine.hardware.agent_boots == boots + 1
     lab.assert_agent_forgotten(machine)
+
+
+def test_user_deploy_steps_run_on_the_agent_between_the_core_steps(
+        machines: DeployLab, ipmi_fleet: IpmiPeers, tmp_path: Path) -> None:
+    lab = machines
+    machine = new_machine(lab, ipmi_fleet, tmp_path, automated_clean=False)
+    lab.make_available(machine)
+    raw = lab.images["raw"].read_bytes()
+    lab.set_image(machine, **lab.image_info("raw", image_download_source="http"))
+    erase = {"interface": "deploy", "step": "erase_devices_metadata", "priority": 90,
+             "args": {}}
+    lab.provision(machine, "active", deploy_steps=[erase])
+    active = lab.settled(machine, "active")
+    assert active["last_error"] is None and disk_head(machine, len(raw)) == raw
+    events = [e["event"] for e in lab.api.get(
+        f"/v1/nodes/{machine.uuid}/history?detail=true").json()["history"]]
+    done = [e for e in events if e.startswith("Deploy step")]
+    assert done == ["Deploy step deploy.deploy done.",
+                    "Deploy step deploy.erase_devices_metadata done.",
+                    "Deploy step deploy.write_image done."], events
+
+    lab.provision(machine, "deleted")
+    lab.settled(machine, "available")
+    lab.set_image(machine, **lab.image_info("raw", image_download_source="http"))
+    wrong = {**erase, "args": {"disks": ["/dev/no-such-disk"]}}
+    lab.provision(machine, "active", deploy_steps=[wrong])
+    failed = lab.settled(machine, "deploy failed")
+    error = failed["last_error"] or ""
+    assert error.startswith(f"Deploy failed for node {machine.uuid}: deploy step "
+                            "deploy.erase_devices_metadata failed: "), error
+    assert "/dev/no-such-disk" in error
+    assert failed["deploy_step"] == {} or failed["deploy_step"]["step"] == "erase_devices_metadata"
+    lab.assert_agent_forgotten(machine)

@@ -425,7 +425,7 @@ def test_wait_reports_failure_and_timeout_and_history_shows_them(
     assert timed_out.out.strip().endswith("0 of 1 node(s) done, 1 timed out")
     waiting = node_of(api, name)
     assert waiting["provision_state"] == "wait call-back"
-    assert waiting["driver_internal_info"]["deploy_steps"] == steps
+    assert waiting["driver_internal_info"]["user_deploy_steps"] == steps
     assert waiting["instance_info"]["configdrive"] == "******"  # sent, and masked
 
     # `node wait` follows a busy node without acting on it: still waiting for its agent

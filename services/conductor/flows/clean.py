@@ -7,11 +7,10 @@ from typing import Any
 
 from services.common.exceptions import Invalid
 from services.common.states import ProvisionState
-from services.conductor import component_caches
-from services.conductor.flows import conductor_steps
+from services.conductor import component_caches, step_plan
+from services.conductor.flows import step_runner
 from services.conductor.flows.steps import Step, advance, after_agent, event, on_ramdisk
 from services.conductor.task import Task
-from services.drivers.base import DriverError
 
 
 def automated(task: Task) -> None:
@@ -31,30 +30,41 @@ def manual_prepare(options: dict[str, Any]) -> Step:
         if not isinstance(step, dict) or not {"interface", "step"} <= step.keys():
             raise Invalid(f"Invalid clean step {step!r}: each step needs \"interface\" and "
                           "\"step\".")
+    disable_ramdisk = bool(options.get("disable_ramdisk"))
 
     def prepare(task: Task) -> None:
-        in_conductor = [conductor_steps.runs_in_conductor(step) for step in steps]
+        in_conductor = [step_plan.runs_in_conductor(step) for step in steps]
         if any(in_conductor) and not all(in_conductor):
             raise Invalid("Clean steps of the bios or firmware interface and of the deploy "
                           "interface cannot be mixed in one request yet: run them in two.")
-        if any(in_conductor):
-            try:
-                conductor_steps.check(task, steps)
-            except DriverError as exc:
-                raise Invalid(str(exc)) from None
-        task.update_internal_info(clean_steps=steps)
+        if any(in_conductor):  # they run at once: refused before the cleaning starts
+            step_plan.clean_plan(task, steps, disable_ramdisk)
+        task.update_internal_info(clean_steps=steps, disable_ramdisk=disable_ramdisk)
         event("clean")(task)
 
     return prepare
 
 
 def manual(task: Task) -> None:
-    """Steps the conductor runs (bios) need no ramdisk; the deploy interface's run on it."""
-    steps = task.node.driver_internal_info.get("clean_steps", [])
-    if all(conductor_steps.runs_in_conductor(step) for step in steps):
-        conductor_steps.run(task, steps)
+    """Check the user's steps against the node's (a refusal fails the cleaning, as Ironic's).
+    Steps the conductor runs (``requires_ramdisk`` False: bios, firmware) run at once without
+    the ramdisk; steps on the agent run on the deploy ramdisk, advanced on its heartbeats."""
+    info = task.node.driver_internal_info
+    plan = step_plan.clean_plan(task, list(info.get("clean_steps") or []),
+                                bool(info.get("disable_ramdisk")))
+    in_ramdisk = [step_plan.needs_ramdisk(task, step) for step in plan]
+    step_runner.start(task, "clean", plan)
+    if not any(in_ramdisk):
+        try:
+            step_runner.run(task, "clean")
+        finally:  # also after a failed step: it may have changed some settings
+            done = plan[:step_runner.current_index(task, "clean")]
+            component_caches.refresh(task, "cleaning", step_plan.flashed_components(done))
         _done(task)
         return
+    if not all(in_ramdisk):
+        raise Invalid("A manual cleaning cannot mix steps on the agent with steps the "
+                      "conductor runs yet: clean them in two requests.")
     on_ramdisk(task, task.driver.network.add_cleaning_network, _execute_clean_steps, finish)
 
 
@@ -75,7 +85,7 @@ def finish(task: Task) -> None:
 
 
 def _done(task: Task) -> None:
-    task.node.clean_step = {}
-    task.pop_internal_info("clean_steps")
+    step_runner.forget(task, "clean")
+    task.pop_internal_info("disable_ramdisk")
     manual = task.node.target_provision_state == ProvisionState.MANAGEABLE
     task.process_event("manage" if manual else "done")

@@ -1,6 +1,8 @@
-"""Deploy and tear down: validate and record the request, boot the deploy ramdisk and let the
-deploy interface write the image (at once, or on the agent's heartbeats), then boot the
-instance on the tenant network; tear down removes it and cleans the node."""
+"""Deploy and tear down: validate the request and plan its deploy steps (the interfaces', the
+request's and the matching deploy templates'), run them in order (the deploy interface's
+``deploy.deploy`` writes the image or boots the ramdisk whose agent the next steps use, on its
+heartbeats), then boot the instance on the tenant network; tear down removes it and cleans
+the node."""
 
 from __future__ import annotations
 
@@ -8,11 +10,14 @@ from typing import Any
 
 from services.classroom.pc_logins import clear_login
 from services.classroom.state_capture import POWER_OFF_AFTER, SAVE_FLAG
+from services.common.exceptions import Invalid
 from services.common.models import Allocation
-from services.conductor.flows import clean
+from services.conductor import component_caches, step_plan
+from services.conductor.flows import clean, step_runner
 from services.conductor.flows.steps import Step, advance, after_agent, on_ramdisk, validate
+from services.conductor.step_plan import CORE_STEP
 from services.conductor.task import Task
-from services.drivers.base import POWER_OFF, POWER_ON
+from services.drivers.base import POWER_OFF, POWER_ON, Resume
 from services.drivers.deploy import login_step
 from services.drivers.deploy.agent_deploy import AgentDeploy
 from services.drivers.deploy.block_restore import forget_written
@@ -30,9 +35,16 @@ def prepare(event: str, options: dict[str, Any]) -> Step:
         task.node.instance_info = instance_info
         # With the request's config drive in place: a refusal (400) rolls it back with the rest.
         validate(task, "power", "management", "boot", "deploy", "network")
-        steps = {k: options[k] for k in ("deploy_steps", "disable_ramdisk") if options.get(k)}
-        if steps:
-            task.update_internal_info(**steps)
+        requested = options.get("deploy_steps") or []
+        plan = step_plan.deploy_plan(task, requested)
+        if task.driver.deploy.diskless and plan:
+            raise Invalid(f"The {task.node.deploy_interface} deploy interface writes nothing and "
+                          f"runs no deploy steps; asked for or enabled: "
+                          f"{', '.join(s['interface'] + '.' + s['step'] for s in plan)}.")
+        step_runner.start(task, "deploy", plan)
+        task.pop_internal_info("user_deploy_steps")
+        if requested:
+            task.update_internal_info(user_deploy_steps=requested)
         task.node.last_error = None
         forget_written(task)  # what the disk held: unknown until the new image is verified
         # Restored for the next user: nobody is logged in; unless the deploy first saves the
@@ -58,12 +70,25 @@ def deploy(task: Task) -> None:
         task.driver.deploy.deploy(task)
         finish(task)
         return
-    on_ramdisk(task, task.driver.network.add_provisioning_network, task.driver.deploy.deploy,
-               finish)
+    on_ramdisk(task, task.driver.network.add_provisioning_network, _run_steps, finish)
+
+
+def _run_steps(task: Task) -> str | None:
+    return step_runner.run(task, "deploy")
+
+
+def _go_on(task: Task, resume: Resume) -> str | None:
+    if not step_runner.plan_of(task, "deploy"):
+        # A deploy whose steps were not planned (begun by an older conductor): its ramdisk
+        # is up, so it goes on with the interfaces' steps after the core step.
+        plan = step_plan.interface_plan(task)
+        core = [i for i, s in enumerate(plan) if (s["interface"], s["step"]) == CORE_STEP]
+        step_runner.start(task, "deploy", plan, core[0] if core else 0)
+    return step_runner.go_on(task, "deploy", resume)
 
 
 def continue_on_heartbeat(task: Task) -> None:
-    advance(task, task.driver.deploy.continue_deploy, after_agent(finish))
+    advance(task, _go_on, after_agent(finish))
 
 
 def finish(task: Task) -> None:
@@ -78,8 +103,11 @@ def finish(task: Task) -> None:
     task.driver.boot.prepare_instance(task)
     task.node.conductor_affinity = task.conductor
     set_power(task, POWER_OFF if off_after else POWER_ON)
-    task.pop_internal_info("deploy_steps", "disable_ramdisk")
-    task.node.deploy_step = {}
+    steps = step_runner.plan_of(task, "deploy")
+    if any(step_plan.runs_in_conductor(step) for step in steps):  # bios or firmware changed
+        component_caches.refresh(task, "deploying", step_plan.flashed_components(steps))
+    step_runner.forget(task, "deploy")
+    task.pop_internal_info("user_deploy_steps")
     task.process_event("done")
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from services.classroom import image_capture as capture
 from services.common.config import Settings
 from services.drivers.agent_client import AgentCommandFailed
-from services.drivers.base import WAIT, CleanStep, DeployInterface, DriverError, Resume
+from services.drivers.base import WAIT, DeployInterface, DriverError, DriverStep, Resume
 from services.drivers.deploy import steps
 from services.drivers.deploy.block_restore import forget_written
 from services.drivers.deploy.ramdisk import agent_is_up, boot_ramdisk, forget_agent
@@ -23,16 +23,19 @@ if TYPE_CHECKING:
 
 # The clean steps of the agent deploy interfaces: the agent command of each, with Ironic's
 # default priorities.
-CLEAN_STEPS: dict[str, CleanStep] = {
+# Their argument: the agent's ``disks`` parameter (all disks when absent).
+ERASE_ARGS = {"disks": {"description": "the device paths of the disks to erase (all disks "
+                                       "when absent)", "required": False}}
+CLEAN_STEPS: dict[str, DriverStep] = {
     step.name: step for step in (
-        CleanStep("erase_devices_metadata", 99, "deploy.erase_devices_metadata"),
-        CleanStep("erase_devices", 10, "deploy.erase_devices"),
+        DriverStep("erase_devices_metadata", 99, "deploy.erase_devices_metadata", ERASE_ARGS),
+        DriverStep("erase_devices", 10, "deploy.erase_devices", ERASE_ARGS),
     )
 }
 # Steps the conductor plans itself, which a user's clean request may not name: the capture of
 # a reference PC (services/classroom/image_capture.py), whose args say where the disk goes.
-INTERNAL_STEPS: dict[str, CleanStep] = {
-    capture.STEP: CleanStep(capture.STEP, 0, capture.AGENT_COMMAND),
+INTERNAL_STEPS: dict[str, DriverStep] = {
+    capture.STEP: DriverStep(capture.STEP, 0, capture.AGENT_COMMAND),
 }
 STEP_INDEX = "clean_step_index"
 

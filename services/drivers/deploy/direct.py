@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 WRITE_IMAGE = "standby.write_image"
 RESTORE_BLOCKS = block_restore.RESTORE_BLOCKS
-WRITE_STEP = {"interface": "deploy", "step": "write_image", "priority": 80, "argsinfo": None}
 
 
 class DirectWriter:
@@ -61,7 +60,6 @@ class DirectWriter:
         return block_restore.write_params(task.node, self.settings, source)
 
     def write(self, task: Task, resume: Resume) -> str | None:
-        task.node.deploy_step = dict(WRITE_STEP)
         node, timeout_s = task.node, self.settings.deploy.agent_command_timeout_s
         source, state = self._source(task)
         if source is not None and source.by_blocks:

@@ -40,7 +40,6 @@ START_TARGET = "iscsi.start_iscsi_target"
 STOP_TARGET = "iscsi.stop_iscsi_target"
 ERASE_METADATA = "deploy.erase_devices_metadata"
 IQN_PREFIX = "iqn.2008-10.org.openstack"  # Ironic's, so existing tooling recognises it
-WRITE_STEP = {"interface": "deploy", "step": "write_image", "priority": 80, "argsinfo": None}
 
 
 def chap_credentials() -> tuple[str, str]:
@@ -101,7 +100,6 @@ class IscsiWriter:
     def write(self, task: Task, resume: Resume) -> str | None:
         resume()
         node = task.node
-        task.node.deploy_step = dict(WRITE_STEP)
         source = image.deploy_image(node).source
         timeout = self.settings.deploy.agent_command_timeout_s
         try:
