@@ -22,6 +22,9 @@ class ConductorAPI(Protocol):
 
     def get_supported_boot_devices(self, node_uuid: str) -> list[str]: ...
 
+    def set_target_raid_config(self, node_uuid: str, target_raid_config: dict[str, Any]
+                               ) -> None: ...
+
     def validate(self, node_uuid: str) -> dict[str, dict[str, Any]]: ...
 
     def update_node(self, node_uuid: str, values: dict[str, Any],

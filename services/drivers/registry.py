@@ -28,6 +28,7 @@ from services.drivers.firmware import FakeFirmware, NoFirmware
 from services.drivers.inspect.agent import AgentInspect
 from services.drivers.network.vlan import VlanNetwork
 from services.drivers.noop import NoopManagement
+from services.drivers.raid import FakeRaid, NoRaid
 from services.drivers.wol import WolPower
 
 Factory = Callable[[Settings], Interface]
@@ -56,8 +57,10 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     ("bios", "no-bios"): lambda s: NoBios(),
     ("firmware", "fake"): lambda s: FakeFirmware(),
     ("firmware", "no-firmware"): lambda s: NoFirmware(),
-    **{(iface, "fake"): _working for iface in ("console", "raid", "rescue", "vendor")},
-    **{(iface, f"no-{iface}"): _null for iface in ("console", "raid", "rescue", "vendor")},
+    ("raid", "fake"): lambda s: FakeRaid(),
+    ("raid", "no-raid"): lambda s: NoRaid(),
+    **{(iface, "fake"): _working for iface in ("console", "rescue", "vendor")},
+    **{(iface, f"no-{iface}"): _null for iface in ("console", "rescue", "vendor")},
     ("storage", "noop"): _working,
     ("storage", "external"): _working,  # volumes stored; the storage is managed elsewhere
     ("management", "noop"): lambda s: NoopManagement(),
@@ -95,6 +98,7 @@ CLIENT_IMPLEMENTATIONS: dict[tuple[str, str],
     ("bios", "redfish"): ("redfish", _lazy("services.drivers.redfish_bios", "redfish_bios")),
     ("firmware", "redfish"): ("redfish", _lazy("services.drivers.redfish_firmware",
                                                "redfish_firmware")),
+    ("raid", "redfish"): ("redfish", _lazy("services.drivers.redfish_raid", "redfish_raid")),
     ("boot", "redfish-virtual-media"): ("redfish", _lazy("services.drivers.boot.redfish_vmedia",
                                                          "redfish_virtual_media")),
 }
