@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from services.common.config import Settings
-from services.common.db import Database, upgrade_schema
 from tests.integration.test_redfish_bios import clean, manageable, settled
-from tests.support.api_stack import served_api
+from tests.support.api_stack import served_redfish_api
 from tests.support.peers_fixtures import REDFISH_USERNAME, RedfishPeers
 from tests.support.redfish_emulator import RedfishEmulator, fake_systems
 
@@ -30,13 +27,8 @@ ROOT_MIRROR = {"size_gb": 50, "raid_level": "1", "is_root_volume": True,
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    tmp_path: Path = tmp_path_factory.mktemp("redfish-raid")
-    url = f"sqlite:///{tmp_path / 'api.sqlite'}"
-    upgrade_schema(url)
-    settings = Settings(process={"data_dir": tmp_path}, conductor={"hostname": "conductor-1"},
-                        redfish={"timeout_s": 5, "connect_retries": 0})
-    with served_api(settings, Database(url)) as served:
-        yield served.client
+    with served_redfish_api(tmp_path_factory.mktemp("redfish-raid")) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
