@@ -12,12 +12,15 @@ from services.api.routing import api_router
 from services.api.versions import Version
 from services.api.views import links
 from services.common.enabled_hardware import EnabledHardware
-from services.common.exceptions import Invalid, NotFound
+from services.common.exceptions import Invalid, NotAcceptable, NotFound
 from services.common.hardware_types import HardwareType
 from services.common.membership import Membership
 from services.common.node_fields import INTERFACES
+from services.common.raid_config import logical_disk_properties
 
 router = api_router(prefix="/v1/drivers")
+
+RAID_VERSION: Version = (1, 12)  # RAID configuration, its properties
 
 
 def _document(request: Request, hardware_type: HardwareType, hosts: list[str], detail: bool,
@@ -79,3 +82,16 @@ def driver_properties(name: str, membership: Membership = Depends(members),
     if name not in drivers.hardware_types:
         raise NotFound(f"Could not find the following driver(s) or hardware type(s): {name}.")
     return dict(drivers.hardware_types[name].properties)
+
+
+@router.get("/{name}/raid/logical_disk_properties")
+def raid_logical_disk_properties(name: str, version: Version = Depends(api_version),
+                                 drivers: EnabledHardware = Depends(enabled_drivers)
+                                 ) -> dict[str, str]:
+    """What a logical disk of a RAID configuration may say (1.12): every raid interface takes
+    Ironic's schema, so the answer is the schema's."""
+    if version < RAID_VERSION:
+        raise NotAcceptable("Request not acceptable.")
+    if name not in drivers.hardware_types:
+        raise NotFound(f"Could not find the following driver(s) or hardware type(s): {name}.")
+    return logical_disk_properties()

@@ -9,13 +9,14 @@ from fastapi import Body, Depends, Request, Response
 
 from services.api import node_rules
 from services.api.deps import api_version, conductor, database, find_node
+from services.api.drivers import RAID_VERSION
 from services.api.nodes import NodeRenderer, full_fields
 from services.api.routing import api_router
 from services.api.versions import Version
 from services.api.views import NODE_STATES_FIELDS
 from services.common import states, validation
 from services.common.db import Database
-from services.common.exceptions import Invalid
+from services.common.exceptions import Invalid, NotAcceptable
 from services.common.hardware_types import BOOT_DEVICES
 from services.common.models import Node
 from services.conductor.interface import ConductorAPI
@@ -116,6 +117,23 @@ def set_power_state(ident: str, request: Request, body: Any = Body(...),
         node = find_node(session, ident, version)
     manager.change_power_state(node.uuid, target, timeout)
     return _accepted(request, node)
+
+
+@router.put("/{ident}/states/raid", status_code=204)
+def set_target_raid_config(ident: str, body: Any = Body(...),
+                           version: Version = Depends(api_version),
+                           db: Database = Depends(database),
+                           manager: ConductorAPI = Depends(conductor)) -> Response:
+    """The node's target RAID configuration (1.12), checked by its raid interface against
+    Ironic's schema; an empty object unsets it."""
+    if not isinstance(body, dict):
+        raise Invalid(f"Expected types <class 'dict'> for target_raid_config: {body}")
+    with db.session() as session:
+        node = find_node(session, ident, version)
+    if version < RAID_VERSION:
+        raise NotAcceptable("Request not acceptable.")
+    manager.set_target_raid_config(node.uuid, body)
+    return Response(status_code=204)
 
 
 # -- management, maintenance, validation ---------------------------------------------------

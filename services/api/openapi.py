@@ -117,6 +117,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         200, errors=(404, *CONDUCTOR), path_names=IDENT),
     ("put", "/v1/nodes/{ident}/states/console"): Operation(
         202, body="ConsoleChange", errors=(404, *CONDUCTOR), path_names=IDENT),
+    ("put", "/v1/nodes/{ident}/states/raid"): Operation(
+        204, body="RaidConfig", errors=(404, *CONDUCTOR), path_names=IDENT),
     ("get", "/v1/nodes/{ident}/management/boot_device"): Operation(
         200, errors=(404, *BMC), path_names=IDENT),
     ("put", "/v1/nodes/{ident}/management/boot_device"): Operation(
@@ -242,6 +244,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/drivers/{name}"): Operation(200, "Driver", errors=(404,),
                                              path_names={"name": "A hardware type."}),
     ("get", "/v1/drivers/{name}/properties"): Operation(
+        200, errors=(404,), path_names={"name": "A hardware type."}),
+    ("get", "/v1/drivers/{name}/raid/logical_disk_properties"): Operation(
         200, errors=(404,), path_names={"name": "A hardware type."}),
     ("get", "/v1/conductors"): Operation(
         200, "ConductorCollection", query=("fields", "limit", "marker", "sort_dir", "detail",

@@ -294,6 +294,9 @@ def component_schemas() -> dict[str, Schema]:
             "type": "object", "required": ["boot_device"], "additionalProperties": False,
             "properties": {"boot_device": {"type": "string", "enum": list(BOOT_DEVICES)},
                            "persistent": {"type": "boolean"}}},
+        "RaidConfig": {  # checked by the node's raid interface against Ironic's schema
+            "type": "object", "properties": {"logical_disks": {
+                "type": "array", "items": {"type": "object"}}}},
         "Maintenance": {
             "type": "object", "additionalProperties": False,
             "properties": {"reason": nullable(field_text("maintenance_reason"))}},

@@ -57,7 +57,7 @@ FAKE_HARDWARE = HardwareType(
         "management": ("fake",),
         "network": ("noop", "flat", "vlan"),
         "power": ("fake",),
-        "raid": ("no-raid", "fake"),
+        "raid": ("fake", "no-raid"),  # fake first, as Ironic's fake-hardware
         "rescue": ("no-rescue", "fake"),
         "storage": ("noop", "external"),
         "vendor": ("no-vendor", "fake"),
@@ -89,6 +89,7 @@ IPMI = HardwareType(name="ipmi", supported={
 REDFISH = HardwareType(name="redfish", supported={
     **_REAL_MACHINE, "power": ("redfish",), "management": ("redfish", "noop"),
     "bios": ("redfish", "no-bios"), "firmware": ("redfish", "no-firmware"),
+    "raid": ("redfish", "no-raid"),
     "boot": ("ipxe", "pxe", "redfish-virtual-media")},
     properties=properties.for_power("redfish"))
 WOL = HardwareType(name="wol", supported={

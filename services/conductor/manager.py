@@ -269,6 +269,22 @@ class ConductorManager(PortOperations, VolumeOperations, AllocationOperations,
         with self.task(self.runner.node_id(node_uuid)) as task:
             return task.driver.management.get_supported_boot_devices(task)
 
+    def set_target_raid_config(self, node_uuid: str, target_raid_config: dict[str, Any]
+                               ) -> None:
+        """Store the node's target RAID configuration once its raid interface takes it (an
+        empty one unsets it): 404 for a node without raid interface, 400 with the reason."""
+        with self.locked(node_uuid) as task:
+            raid = task.driver.raid
+            if not raid.supported:
+                raise NotFound(f"Driver {task.node.driver} does not support raid (disabled or "
+                               f"not implemented).")
+            if target_raid_config:
+                try:
+                    raid.validate_raid_config(task, target_raid_config)
+                except DriverError as exc:
+                    raise Invalid(scrub(str(exc))) from exc
+            task.node.target_raid_config = target_raid_config
+
     def validate(self, node_uuid: str) -> dict[str, dict[str, Any]]:
         result: dict[str, dict[str, Any]] = {}
         with self.task(self.runner.node_id(node_uuid)) as task:

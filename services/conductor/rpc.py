@@ -45,7 +45,8 @@ SECRET_HEADER = "X-Enclume-RPC-Secret"
 # The manager methods reachable over RPC; every one takes keyword arguments only.
 METHODS = frozenset({
     "do_provisioning_action", "change_power_state", "set_boot_device", "get_boot_device",
-    "get_supported_boot_devices", "validate", "update_node", "destroy_node", "update_traits",
+    "get_supported_boot_devices", "set_target_raid_config", "validate", "update_node",
+    "destroy_node", "update_traits",
     "update_port", "destroy_port", "update_portgroup", "destroy_portgroup", "update_volume",
     "destroy_volume", "process_allocation", "backfill_allocation", "destroy_allocation",
     "issue_agent_token", "heartbeat", "process_discovery",
@@ -128,6 +129,11 @@ class RpcClient:
     def set_boot_device(self, node_uuid: str, device: str, persistent: bool) -> None:
         self.call(node_uuid, "set_boot_device", node_uuid=node_uuid, device=device,
                   persistent=persistent)
+
+    def set_target_raid_config(self, node_uuid: str, target_raid_config: dict[str, Any]
+                               ) -> None:
+        self.call(node_uuid, "set_target_raid_config", node_uuid=node_uuid,
+                  target_raid_config=target_raid_config)
 
     def get_boot_device(self, node_uuid: str) -> dict[str, Any]:
         result: dict[str, Any] = self.call(node_uuid, "get_boot_device", node_uuid=node_uuid)

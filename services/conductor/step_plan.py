@@ -18,7 +18,9 @@ from services.conductor.task import Task
 from services.drivers.base import DriverStep
 
 # The interfaces whose steps the conductor runs itself (no ramdisk): a manual cleaning of
-# their steps is checked before it starts and may not mix them with the agent's.
+# their steps is checked before it starts and may not mix them with the agent's. (The raid
+# interface's steps run in the conductor too, checked when the cleaning runs, as Ironic's: a
+# node without raid interface fails the cleaning, naming the steps it has.)
 CONDUCTOR_INTERFACES = ("bios", "firmware")
 # The core step of every deploy interface: it can be disabled (priority 0), never moved.
 CORE_STEP = ("deploy", "deploy")

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from services.common import metrics, states
 from services.common.models import Node, NodeHistory
-from services.drivers.base import NodeDriver
+from services.drivers.node_driver import NodeDriver
 
 LOG = logging.getLogger(__name__)
 

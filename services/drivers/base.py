@@ -14,12 +14,11 @@ Helpers of an implementation are private (``_name``).
 
 from __future__ import annotations
 
-import inspect
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from services.common.exceptions import DriverError
 from services.common.hardware_types import (  # noqa: F401 (the drivers' names for them)
@@ -33,8 +32,12 @@ from services.common.hardware_types import (  # noqa: F401 (the drivers' names f
     SOFT_REBOOT,
     HardwareType,
 )
+from services.common.raid_config import configuration_error
+from services.drivers.contract_check import check_class
 from services.drivers.network import vifs
 from services.drivers.step_spec import (
+    RAID_CLEAN_STEPS,
+    RAID_DEPLOY_STEPS,
     DriverStep,
     conductor_steps,
     run_method_step,
@@ -70,10 +73,6 @@ class ManualActionRequired(DriverError):
     """The interface cannot do this on this machine now; a person has to (WoL power off)."""
 
 
-class ContractError(TypeError):
-    """An implementation does not match its interface's contract."""
-
-
 class Interface(ABC):
     """What every interface has. Subclasses of it in this module are contracts; others are
     implementations, checked against their contract when they are defined."""
@@ -88,7 +87,7 @@ class Interface(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.__module__ != __name__:
-            _check_implementation(cls)
+            check_class(cls, __name__, Interface)
 
     @abstractmethod
     def validate(self, task: Task) -> None:
@@ -108,32 +107,6 @@ class Interface(ABC):
         done, then None. The default: the heartbeat was what the step waited for (the ramdisk
         it booted is up)."""
         return None
-
-
-def _contract_names(cls: type) -> set[str]:
-    return {name for klass in cls.__mro__ if klass.__module__ == __name__
-            for name in vars(klass) if not name.startswith("_")}
-
-
-def _check_implementation(cls: type) -> None:
-    contracts = [klass for klass in cls.__mro__[1:]
-                 if klass.__module__ == __name__ and klass is not Interface
-                 and issubclass(klass, Interface)]
-    if len({c for c in contracts if Interface in c.__bases__}) > 1:
-        raise ContractError(f"{cls.__qualname__} implements more than one interface.")
-    declared = _contract_names(cls)
-    for klass in cls.__mro__:
-        if klass.__module__ == __name__ or klass is object:
-            continue
-        for name, value in vars(klass).items():
-            if name.startswith("_") or name in declared:
-                continue
-            if inspect.isfunction(value) or isinstance(value, staticmethod | classmethod):
-                contract = contracts[0].__name__ if contracts else "Interface"
-                raise ContractError(
-                    f"{cls.__qualname__}.{name} is not a method of {contract}: a misspelt "
-                    f"name would never be called. Declare it in services/drivers/base.py or "
-                    f"make it private (_{name}).")
 
 
 class PowerInterface(Interface):
@@ -352,9 +325,51 @@ class ConsoleInterface(Interface):
         return 0
 
 
+class RaidInterface(Interface):
+    """RAID on the node's controllers, as Ironic's: ``create_configuration`` makes the logical
+    disks of the node's ``target_raid_config`` and records what the machine then has in
+    ``raid_config`` (services/drivers/raid.py's ``record``); the steps run in the conductor."""
+
+    clean_steps = RAID_CLEAN_STEPS
+    deploy_steps = RAID_DEPLOY_STEPS
+
+    def execute_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
+                     ) -> str | None:
+        run_method_step(self, "raid", task, name, args)
+        return None
+
+    def validate(self, task: Task) -> None:
+        if task.node.target_raid_config:
+            self.validate_raid_config(task, task.node.target_raid_config)
+
+    def validate_raid_config(self, task: Task, raid_config: dict[str, Any]) -> None:
+        """DriverError with Ironic's text when this interface cannot take ``raid_config``."""
+        problem = configuration_error(raid_config)
+        if problem:
+            raise DriverError(problem)
+
+    def apply_configuration(self, task: Task, raid_config: dict[str, Any],
+                            create_root_volume: bool = True,
+                            create_nonroot_volumes: bool = False,
+                            delete_existing: bool = False) -> None:
+        """The deploy step: ``raid_config`` becomes the node's target, then is created."""
+        self.validate_raid_config(task, raid_config)
+        task.node.target_raid_config = raid_config
+        self.create_configuration(task, create_root_volume, create_nonroot_volumes,
+                                  delete_existing)
+
+    @abstractmethod
+    def create_configuration(self, task: Task, create_root_volume: bool = True,
+                             create_nonroot_volumes: bool = True,
+                             delete_existing: bool = False) -> None: ...
+
+    @abstractmethod
+    def delete_configuration(self, task: Task) -> None: ...
+
+
 class OtherInterface(Interface):
-    """The interfaces Enclume declares no methods for yet (raid, rescue, storage, vendor): a
-    node chooses an implementation, which only validates."""
+    """The interfaces Enclume declares no methods for yet (rescue, storage, vendor):
+    a node chooses an implementation, which only validates."""
 
 
 # Which contract each interface name's implementations follow.
@@ -368,68 +383,6 @@ CONTRACTS: dict[str, type[Interface]] = {
     "bios": BiosInterface,
     "firmware": FirmwareInterface,
     "console": ConsoleInterface,
-    **{name: OtherInterface for name in ("raid", "rescue", "storage", "vendor")},
+    "raid": RaidInterface,
+    **{name: OtherInterface for name in ("rescue", "storage", "vendor")},
 }
-
-
-InterfaceT = TypeVar("InterfaceT", bound=Interface)
-
-
-def check_implementation(interface: str, implementation: object) -> Interface:
-    """``implementation`` as an ``interface`` implementation, or ContractError."""
-    contract = CONTRACTS[interface]
-    if not isinstance(implementation, contract):
-        raise ContractError(f"{type(implementation).__qualname__} is not a "
-                            f"{contract.__name__}: it cannot be a {interface} interface.")
-    return implementation
-
-
-@dataclass
-class NodeDriver:
-    """The interface instances of one node, as its hardware type and fields choose them."""
-
-    hardware_type: HardwareType
-    interfaces: dict[str, Interface]
-
-    def _get(self, name: str, contract: type[InterfaceT]) -> InterfaceT:
-        implementation = self.interfaces[name]
-        if not isinstance(implementation, contract):
-            raise ContractError(f"{type(implementation).__qualname__} is not a "
-                                f"{contract.__name__}.")
-        return implementation
-
-    @property
-    def power(self) -> PowerInterface:
-        return self._get("power", PowerInterface)
-
-    @property
-    def management(self) -> ManagementInterface:
-        return self._get("management", ManagementInterface)
-
-    @property
-    def boot(self) -> BootInterface:
-        return self._get("boot", BootInterface)
-
-    @property
-    def deploy(self) -> DeployInterface:
-        return self._get("deploy", DeployInterface)
-
-    @property
-    def network(self) -> NetworkInterface:
-        return self._get("network", NetworkInterface)
-
-    @property
-    def inspect(self) -> InspectInterface:
-        return self._get("inspect", InspectInterface)
-
-    @property
-    def bios(self) -> BiosInterface:
-        return self._get("bios", BiosInterface)
-
-    @property
-    def firmware(self) -> FirmwareInterface:
-        return self._get("firmware", FirmwareInterface)
-
-    @property
-    def console(self) -> ConsoleInterface:
-        return self._get("console", ConsoleInterface)

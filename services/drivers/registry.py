@@ -19,7 +19,7 @@ from services.common.hardware_types import (  # noqa: F401 (the registry's names
 from services.common.models import Node
 from services.common.node_fields import INTERFACES
 from services.drivers import fake
-from services.drivers.base import Interface, NodeDriver, check_implementation
+from services.drivers.base import Interface
 from services.drivers.bios import FakeBios, NoBios
 from services.drivers.boot.ipxe import ipxe_boot, pxe_boot
 from services.drivers.console import FakeConsole, NoConsole
@@ -29,7 +29,9 @@ from services.drivers.deploy.iscsi import iscsi_deploy
 from services.drivers.firmware import FakeFirmware, NoFirmware
 from services.drivers.inspect.agent import AgentInspect
 from services.drivers.network.vlan import VlanNetwork
+from services.drivers.node_driver import NodeDriver, check_implementation
 from services.drivers.noop import NoopManagement
+from services.drivers.raid import FakeRaid, NoRaid
 from services.drivers.wol import WolPower
 
 Factory = Callable[[Settings], Interface]
@@ -68,8 +70,10 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     ("bios", "no-bios"): lambda s: NoBios(),
     ("firmware", "fake"): lambda s: FakeFirmware(),
     ("firmware", "no-firmware"): lambda s: NoFirmware(),
-    **{(iface, "fake"): _working for iface in ("raid", "rescue", "vendor")},
-    **{(iface, f"no-{iface}"): _null for iface in ("raid", "rescue", "vendor")},
+    ("raid", "fake"): lambda s: FakeRaid(),
+    ("raid", "no-raid"): lambda s: NoRaid(),
+    **{(iface, "fake"): _working for iface in ("rescue", "vendor")},
+    **{(iface, f"no-{iface}"): _null for iface in ("rescue", "vendor")},
     ("console", "fake"): lambda s: FakeConsole(),
     ("console", "no-console"): lambda s: NoConsole(),
     ("console", "ipmitool-socat"): _lazy("services.drivers.ipmi_console", "socat_console"),
@@ -103,6 +107,7 @@ CLIENT_IMPLEMENTATIONS: dict[tuple[str, str],
     ("bios", "redfish"): ("redfish", _lazy("services.drivers.redfish_bios", "redfish_bios")),
     ("firmware", "redfish"): ("redfish", _lazy("services.drivers.redfish_firmware",
                                                "redfish_firmware")),
+    ("raid", "redfish"): ("redfish", _lazy("services.drivers.redfish_raid", "redfish_raid")),
     ("boot", "redfish-virtual-media"): ("redfish", _lazy("services.drivers.boot.redfish_vmedia",
                                                          "redfish_virtual_media")),
 }

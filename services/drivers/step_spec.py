@@ -1,6 +1,6 @@
 """What a clean or deploy step is as an interface offers it (Ironic's ``@base.clean_step`` and
 ``@base.deploy_step``), and how an interface runs a step the conductor runs itself (bios,
-firmware): the interface's method named as the step, its ``args`` the method's keyword
+firmware, raid): the interface's method named as the step, its ``args`` the method's keyword
 arguments. services/conductor/step_plan.py plans the steps, flows/step_runner.py runs them."""
 
 from __future__ import annotations
@@ -47,3 +47,43 @@ def run_method_step(interface: object, label: str, task: Any, name: str,
     except TypeError as exc:
         raise DriverError(f"Invalid args for step {label}.{name}: {exc}") from None
     method(task, **args)
+
+
+def _optional(description: str) -> dict[str, Any]:
+    return {"description": description, "required": False}
+
+
+# The raid interface's steps (Ironic's redfish RAID interface's decorators and argsinfo):
+# priority 0, run by the conductor; create reads the node's target_raid_config, apply (a deploy
+# step) is given the configuration.
+_CREATE_ARGS = {
+    "create_root_volume": _optional("This specifies whether to create the root volume. "
+                                    "Defaults to `True`."),
+    "create_nonroot_volumes": _optional("This specifies whether to create the non-root "
+                                        "volumes. Defaults to `True`."),
+    "delete_existing": _optional("Setting this to `True` indicates to delete existing RAID "
+                                 "configuration prior to creating the new configuration. "
+                                 "Default value is `False`."),
+}
+_APPLY_ARGS = {
+    "raid_config": {"description": "The RAID configuration to apply.", "required": True},
+    "create_root_volume": _optional("Setting this to 'False' indicates not to create root "
+                                    "volume that is specified in 'raid_config'. Default value "
+                                    "is 'True'."),
+    "create_nonroot_volumes": _optional("Setting this to 'False' indicates not to create "
+                                        "non-root volumes (all except the root volume) in "
+                                        "'raid_config'. Default value is 'True'."),
+    "delete_existing": _optional("Setting this to 'True' indicates to delete existing RAID "
+                                 "configuration prior to creating the new configuration. "
+                                 "Default value is 'True'."),
+}
+RAID_CLEAN_STEPS = {
+    "create_configuration": DriverStep("create_configuration", 0, requires_ramdisk=False,
+                                       argsinfo=_CREATE_ARGS),
+    "delete_configuration": DriverStep("delete_configuration", 0, requires_ramdisk=False),
+}
+RAID_DEPLOY_STEPS = {
+    "apply_configuration": DriverStep("apply_configuration", 0, requires_ramdisk=False,
+                                      argsinfo=_APPLY_ARGS),
+    "delete_configuration": DriverStep("delete_configuration", 0, requires_ramdisk=False),
+}

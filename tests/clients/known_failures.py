@@ -31,24 +31,13 @@ class Known:
     reason: str
 
 
-RAID = ("RAID is not served: `GET /v1/drivers/{name}/raid/logical_disk_properties` and "
-        "`PUT /v1/nodes/{id}/states/raid` are 404")
-
-
 def newer(version: str, what: str) -> str:
     return f"needs microversion {version} ({what}); Enclume speaks up to 1.73: the suite skips"
 
 
 KNOWN: tuple[Known, ...] = (
-    # python-ironicclient 5.8.1, ironicclient/tests/functional (through the openstack CLI)
-    Known("ironicclient", "osc.v1.test_baremetal_driver_basic.BaremetalDriverTests"
-          ".test_driver_raid_property_list", "fail", RAID),
-    Known("ironicclient", "osc.v1.test_baremetal_node_basic.BaremetalNodeTests"
-          ".test_set_unset_target_raid_config_1__50___1__", "fail", RAID),
-    Known("ironicclient", "osc.v1.test_baremetal_node_basic.BaremetalNodeTests"
-          ".test_set_unset_target_raid_config_2___MAX____JBOD__", "fail", RAID),
-    Known("ironicclient", "osc.v1.test_baremetal_node_basic.BaremetalNodeTests"
-          ".test_set_unset_target_raid_config_3__300___6_0__", "fail", RAID),
+    # python-ironicclient 5.8.1, ironicclient/tests/functional (through the openstack CLI):
+    # none
     # openstacksdk 4.22.0, openstack/tests/functional/baremetal
     Known("openstacksdk", "v1.test_inspection_rules", "skip", newer("1.96", "inspection rules")),
     Known("openstacksdk", "v1.test_node.TestBareMetalNodeInstanceName", "skip",

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from services.common.config import Settings
-from services.common.db import Database, upgrade_schema
-from tests.support.api_stack import served_api
+from tests.support.api_stack import served_redfish_api
 from tests.support.peers_fixtures import REDFISH_USERNAME, RedfishPeers
 from tests.support.polling import eventually
 from tests.support.redfish_emulator import RedfishEmulator, fake_systems
@@ -26,13 +23,8 @@ pytestmark = [pytest.mark.integration]
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    tmp_path: Path = tmp_path_factory.mktemp("redfish-bios")
-    url = f"sqlite:///{tmp_path / 'api.sqlite'}"
-    upgrade_schema(url)
-    settings = Settings(process={"data_dir": tmp_path}, conductor={"hostname": "conductor-1"},
-                        redfish={"timeout_s": 5, "connect_retries": 0})
-    with served_api(settings, Database(url)) as served:
-        yield served.client
+    with served_redfish_api(tmp_path_factory.mktemp("redfish-bios")) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -56,13 +56,23 @@ def served_api(settings: Settings, db: Database, tls: TlsFiles | None = None
 
 
 @contextmanager
-def served_sqlite_api(directory: Path) -> Iterator[ServedApi]:
-    """``served_api`` on a new SQLite database in ``directory``, default settings."""
+def served_sqlite_api(directory: Path, **sections: Any) -> Iterator[ServedApi]:
+    """``served_api`` on a new SQLite database in ``directory``, default settings but for
+    ``sections`` (``redfish={...}``)."""
     url = f"sqlite:///{directory / 'api.sqlite'}"
     upgrade_schema(url)
-    settings = Settings(process={"data_dir": directory}, conductor={"hostname": "conductor-1"})
+    settings = Settings(process={"data_dir": directory}, conductor={"hostname": "conductor-1"},
+                        **sections)
     with served_api(settings, Database(url)) as stack:
         yield stack
+
+
+@contextmanager
+def served_redfish_api(directory: Path) -> Iterator[httpx.Client]:
+    """``served_sqlite_api`` with its Redfish calls bounded for sushy-emulator (5 s, no
+    connection retries)."""
+    with served_sqlite_api(directory, redfish={"timeout_s": 5, "connect_retries": 0}) as stack:
+        yield stack.client
 
 
 def fault(response: httpx.Response) -> str:

@@ -31,6 +31,9 @@ Measured with sushy-tools 2.2.0 (sushy 5.14 as client), see tests/integration/te
 - BIOS: the fake driver has none (``/BIOS`` answers 501). ``bios=True`` starts the same emulator
   through ``tests/support/sushy_emulator_bios.py``, which gives its fake driver the libvirt
   driver's BIOS settings and refuses what the emulator's own attribute registry forbids.
+- RAID: ``raid=True`` gives each system a storage ``1`` of ``RAID_DRIVES`` (the emulator's
+  static storage and drives) and starts it through ``tests/support/sushy_emulator_raid.py``,
+  whose fake driver creates and deletes volumes (the emulator itself only lists them).
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 POLL_INTERVAL_S = 0.1
 PORT_ATTEMPTS = 3
+# The drives of each system's storage 1 with raid=True: 4 SAS disks of 100 GiB.
+RAID_DRIVES = [{"Id": f"disk{n}", "Name": f"Disk {n}", "CapacityBytes": 100 * 1024 ** 3,
+                "Protocol": "SAS"} for n in range(4)]
 # Locally administered MAC prefix for the fake systems' NICs.
 MAC_PREFIX = (0x52, 0x54, 0x00)
 
@@ -100,7 +106,8 @@ class RedfishEmulator:
     """One sushy-emulator process. Use as a context manager, or ``start()``/``close()``."""
 
     def __init__(self, workdir: Path, systems: list[FakeSystem], users: dict[str, str],
-                 *, tls: bool = False, host: str = "127.0.0.1", bios: bool = False) -> None:
+                 *, tls: bool = False, host: str = "127.0.0.1", bios: bool = False,
+                 raid: bool = False) -> None:
         if not users:
             raise ValueError("at least one user is needed (HTTP basic authentication)")
         if not SUSHY_EMULATOR.exists():
@@ -112,6 +119,7 @@ class RedfishEmulator:
         self.host = host
         self.tls = tls
         self.bios = bios
+        self.raid = raid
         self.port = 0
         self.ca_file: Path | None = None
         self.log_file = workdir / "sushy-emulator.log"
@@ -230,6 +238,8 @@ class RedfishEmulator:
             "SUSHY_EMULATOR_AUTH_FILE": str(self._auth_file),
             "SUSHY_EMULATOR_FAKE_SYSTEMS": [system.config_entry() for system in self.systems],
         }
+        if self.raid:
+            settings.update(_raid_storage(self.systems))
         if self.tls:
             settings["SUSHY_EMULATOR_SSL_CERT"] = str(self._cert_file)
             settings["SUSHY_EMULATOR_SSL_KEY"] = str(self._key_file)
@@ -241,7 +251,8 @@ class RedfishEmulator:
         self._write_config()
         env = {key: value for key, value in os.environ.items()
                if not key.startswith("SUSHY_EMULATOR_")}
-        program = ([sys.executable, "-m", "tests.support.sushy_emulator_bios"] if self.bios
+        patched = "raid" if self.raid else "bios" if self.bios else None
+        program = ([sys.executable, "-m", f"tests.support.sushy_emulator_{patched}"] if patched
                    else [str(SUSHY_EMULATOR)])
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
@@ -285,6 +296,18 @@ class RedfishEmulator:
                     raise EmulatorError(f"sushy-emulator did not answer within {START_TIMEOUT_S}"
                                         f" s, see {self.log_file}")
                 time.sleep(POLL_INTERVAL_S)
+
+
+def _raid_storage(systems: list[FakeSystem]) -> dict[str, object]:
+    """sushy-emulator's storage, drives and (empty) volumes of each system's storage 1."""
+    controller = {"MemberId": "0", "Name": "RAID controller", "SpeedGbps": 12}
+    return {
+        "SUSHY_EMULATOR_STORAGE": {s.uuid: [{
+            "Id": "1", "Name": "Local storage", "StorageControllers": [controller],
+            "Drives": [drive["Id"] for drive in RAID_DRIVES]}] for s in systems},
+        "SUSHY_EMULATOR_DRIVES": {(s.uuid, "1"): RAID_DRIVES for s in systems},
+        "SUSHY_EMULATOR_VOLUMES": {(s.uuid, "1"): [] for s in systems},
+    }
 
 
 @contextmanager

@@ -16,8 +16,9 @@ from sqlalchemy import update
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.models import Node
-from services.drivers.base import ContractError, check_implementation
 from services.drivers.bios import FAKE_DEFAULTS, FakeBios, NoBios
+from services.drivers.contract_check import ContractError
+from services.drivers.node_driver import check_implementation
 from tests.support.api_stack import ServedApi, served_api
 from tests.support.polling import eventually
 

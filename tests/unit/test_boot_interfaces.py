@@ -18,9 +18,9 @@ from services.common.models import Node, Port
 from services.conductor.manager import ConductorManager
 from services.conductor.periodic import PeriodicTasks
 from services.conductor.task import Task
-from services.drivers.base import NodeDriver
 from services.drivers.boot.ipxe import ipxe_boot
 from services.drivers.fake import FakeManagement
+from services.drivers.node_driver import NodeDriver
 from services.drivers.noop import NoopManagement
 from services.drivers.registry import FAKE_HARDWARE, Drivers
 

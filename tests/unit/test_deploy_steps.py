@@ -148,7 +148,7 @@ def test_disabling_the_core_step_skips_it(api: httpx.Client) -> None:
 
 
 def test_manual_cleaning_runs_conductor_steps_without_the_ramdisk(api: httpx.Client) -> None:
-    uuid = available_node(api)
+    uuid = available_node(api, raid_interface="no-raid")
     provision(api, uuid, "manage")
     settled(api, uuid, "manageable")
     apply = {"interface": "bios", "step": "apply_configuration",

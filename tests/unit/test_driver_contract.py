@@ -9,8 +9,10 @@ import pytest
 
 from services.common.config import Settings
 from services.common.node_fields import INTERFACES
-from services.drivers import base, fake
-from services.drivers.base import ContractError, DeployInterface, NodeDriver, PowerInterface
+from services.drivers import base, fake, node_driver
+from services.drivers.base import DeployInterface, PowerInterface
+from services.drivers.contract_check import ContractError
+from services.drivers.node_driver import NodeDriver
 from services.drivers.registry import (
     CLIENT_IMPLEMENTATIONS,
     FAKE_HARDWARE,
@@ -54,7 +56,7 @@ def test_an_implementation_in_the_wrong_slot_is_refused() -> None:
     with pytest.raises(ContractError, match="FakeDeploy is not a PowerInterface"):
         _ = driver.power
     with pytest.raises(ContractError):
-        base.check_implementation("power", fake.FakeDeploy())
+        node_driver.check_implementation("power", fake.FakeDeploy())
 
 
 def test_every_registered_implementation_follows_its_interface_contract() -> None:
