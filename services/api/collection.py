@@ -16,7 +16,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from services.api.versions import Version
 from services.api.views import base_url, visible_fields
 from services.common import validation
-from services.common.exceptions import Invalid
+from services.common.exceptions import Invalid, NotAcceptable
 
 TRUE_WORDS = validation.TRUE_WORDS
 FALSE_WORDS = validation.FALSE_WORDS
@@ -24,6 +24,13 @@ FALSE_WORDS = validation.FALSE_WORDS
 
 def parse_bool(name: str, raw: str | None) -> bool | None:
     return None if raw is None else validation.boolean(name, raw)
+
+
+def require_filter_version(version: Version, since: Version, *given: str | None) -> None:
+    """A filter newer than the requested version: Ironic's 406."""
+    if version < since and any(value is not None for value in given):
+        raise NotAcceptable("Request not acceptable. The minimal required API version should "
+                            f"be {since[0]}.{since[1]}")
 
 
 @dataclass

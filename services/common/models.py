@@ -125,6 +125,13 @@ class Node(TimestampMixin, Base):
     inspection_started_at: Mapped[datetime | None] = mapped_column()
     inspection_finished_at: Mapped[datetime | None] = mapped_column()
     chassis_id: Mapped[int | None] = mapped_column(ForeignKey("chassis.id"), index=True)
+    # API 1.75: what the management interface last reported or set (None: not known).
+    boot_mode: Mapped[str | None] = mapped_column(String(16))
+    secure_boot: Mapped[bool | None] = mapped_column(Boolean)
+    # API 1.82: a free label that splits the nodes between schedulers.
+    shard: Mapped[str | None] = mapped_column(String(255), index=True)
+    # API 1.83: the UUID of the node this one is a child of.
+    parent_node: Mapped[str | None] = mapped_column(String(36), index=True)
 
     ports: Mapped[list[Port]] = relationship(back_populates="node", passive_deletes=True)
     portgroups: Mapped[list[Portgroup]] = relationship(back_populates="node",
@@ -195,6 +202,38 @@ class DeployTemplate(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     steps: Mapped[list[Any]] = mapped_column(default=list)
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Runbook(TimestampMixin, Base):
+    """Ironic's runbook (API 1.92): named clean steps a node whose traits hold its name may
+    run; the API writes them."""
+
+    __tablename__ = "runbooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    steps: Mapped[list[Any]] = mapped_column(default=list)
+    disable_ramdisk: Mapped[bool] = mapped_column(Boolean, default=False)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class InspectionRule(TimestampMixin, Base):
+    """Ironic's inspection rule (API 1.96): conditions on what inspection found and actions
+    on the node; the API writes them."""
+
+    __tablename__ = "inspection_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    description: Mapped[str | None] = mapped_column(String(255))
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    phase: Mapped[str] = mapped_column(String(16), default="main", index=True)
+    conditions: Mapped[list[Any]] = mapped_column(default=list)
+    actions: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class VolumeConnector(TimestampMixin, Base):

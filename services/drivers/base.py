@@ -170,6 +170,30 @@ class ManagementInterface(Interface):
     @abstractmethod
     def set_boot_device(self, task: Task, device: str, persistent: bool) -> None: ...
 
+    # The firmware's boot mode ("bios"/"uefi") and UEFI secure boot (API 1.75, 1.76); by
+    # default not supported, with Ironic's UnsupportedDriverExtension text.
+    def get_boot_mode(self, task: Task) -> str | None:
+        raise _unsupported(task, "get_boot_mode")
+
+    def set_boot_mode(self, task: Task, mode: str) -> None:
+        raise _unsupported(task, "set_boot_mode")
+
+    def get_secure_boot_state(self, task: Task) -> bool | None:
+        raise _unsupported(task, "get_secure_boot_state")
+
+    def set_secure_boot_state(self, task: Task, enabled: bool) -> None:
+        raise _unsupported(task, "set_secure_boot_state")
+
+
+class UnsupportedDriverExtension(DriverError):
+    """The implementation has no such optional method (Ironic's exception of that name)."""
+
+
+def _unsupported(task: Task, extension: str) -> DriverError:
+    return UnsupportedDriverExtension(
+        f"Driver {task.node.driver} does not support {extension} (disabled or not "
+        "implemented).")
+
 
 class BootInterface(Interface):
     @abstractmethod

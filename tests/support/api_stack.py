@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from services.api.app import create_app
 from services.common.config import Settings
-from services.common.db import Database
+from services.common.db import Database, upgrade_schema
 from services.common.membership import Membership
 from services.conductor.manager import ConductorManager
 from services.drivers.registry import Drivers
@@ -51,3 +51,13 @@ def served_api(settings: Settings, db: Database, tls: TlsFiles | None = None
     with serving(app, tls=files) as url, httpx.Client(base_url=url, timeout=10, headers=HEADERS,
                                                       verify=verify) as api:
         yield ServedApi(api, manager, app)
+
+
+@contextmanager
+def served_on_sqlite(directory: Path) -> Iterator[ServedApi]:
+    """``served_api`` on a new SQLite database in ``directory``, fake hardware, one conductor."""
+    url = f"sqlite:///{directory / 'api.sqlite'}"
+    upgrade_schema(url)
+    with served_api(Settings(process={"data_dir": directory},
+                             conductor={"hostname": "conductor-1"}), Database(url)) as stack:
+        yield stack
