@@ -60,6 +60,10 @@ def document(request: Request, template: DeployTemplate, fields: list[str]) -> d
     return {name: values[name] for name in fields if name in values}
 
 
+KIND = collection.NamedCollection("deploy_templates", DeployTemplate, FIELD_VERSIONS, LIST_FIELDS,
+                                  SORTABLE, ("steps", "extra"), document)
+
+
 def find_template(session: Session, ident: str) -> DeployTemplate:
     where = (DeployTemplate.uuid == ident.lower() if validation.is_uuid(ident)
              else DeployTemplate.name == ident)
@@ -130,35 +134,22 @@ def _conflict(session: Session, values: dict[str, Any], own_id: int | None) -> N
                                f"{text.format(values[key])} already exists.")
 
 
-def _list(request: Request, version: Version, db: Database, detail: bool,
-          path: str) -> dict[str, Any]:
+def _list(request: Request, version: Version, db: Database, detail: bool) -> dict[str, Any]:
     _check_version(version, "GET")
-    visible = visible_fields(FIELD_VERSIONS, version)
-    for field in ("steps", "extra"):
-        if request.query_params.get("sort_key") == field:
-            raise Invalid(f"The sort_key value {field} is an invalid field for sorting")
-    query = collection.parse_list_query(request, version=version, visible=visible,
-                                        summary=LIST_FIELDS, sortable=SORTABLE,
-                                        detail_path=detail)
     with db.session() as session:
-        marker = collection.marker_row(session, DeployTemplate.uuid, query.marker)
-        rows = collection.page(session, select(DeployTemplate), query, DeployTemplate.id,
-                               getattr(DeployTemplate, query.sort_key), marker)
-        documents = [document(request, row, query.fields) for row in rows]
-    return {"deploy_templates": documents,
-            **collection.next_link(request, path, rows, query, lambda t: t.uuid)}
+        return collection.list_named(request, version, session, KIND, detail)
 
 
 @router.get("")
 def list_templates(request: Request, version: Version = Depends(api_version),
                    db: Database = Depends(database)) -> dict[str, Any]:
-    return _list(request, version, db, False, "deploy_templates")
+    return _list(request, version, db, False)
 
 
 @router.get("/detail")
 def list_templates_detail(request: Request, version: Version = Depends(api_version),
                           db: Database = Depends(database)) -> dict[str, Any]:
-    return _list(request, version, db, True, "deploy_templates/detail")
+    return _list(request, version, db, True)
 
 
 @router.get("/{ident}")

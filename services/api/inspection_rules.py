@@ -56,6 +56,10 @@ def document(request: Request, rule: InspectionRule, fields: list[str]) -> dict[
     return {name: values[name] for name in fields if name in values}
 
 
+KIND = collection.NamedCollection("inspection_rules", InspectionRule, FIELD_VERSIONS,
+                                  LIST_FIELDS, SORTABLE, ("actions", "conditions"), document)
+
+
 def find_rule(session: Session, ident: str) -> InspectionRule:
     if not validation.is_uuid(ident):
         raise Invalid(f"Expected a UUID but received {validation.as_sent(ident)}.")
@@ -65,38 +69,25 @@ def find_rule(session: Session, ident: str) -> InspectionRule:
     return rule
 
 
-def _list(request: Request, version: Version, db: Database, detail: bool,
-          path: str) -> dict[str, Any]:
+def _list(request: Request, version: Version, db: Database, detail: bool) -> dict[str, Any]:
     _check_version(version, "GET")
-    for field in ("actions", "conditions"):
-        if request.query_params.get("sort_key") == field:
-            raise Invalid(f"The sort_key value {field} is an invalid field for sorting")
-    visible = visible_fields(FIELD_VERSIONS, version)
-    query = collection.parse_list_query(request, version=version, visible=visible,
-                                        summary=LIST_FIELDS, sortable=SORTABLE,
-                                        detail_path=detail)
     statement = select(InspectionRule)
     if (phase := request.query_params.get("phase")) is not None:
         statement = statement.where(InspectionRule.phase == phase)
     with db.session() as session:
-        marker = collection.marker_row(session, InspectionRule.uuid, query.marker)
-        rows = collection.page(session, statement, query, InspectionRule.id,
-                               getattr(InspectionRule, query.sort_key), marker)
-        documents = [document(request, row, query.fields) for row in rows]
-    return {"inspection_rules": documents,
-            **collection.next_link(request, path, rows, query, lambda r: r.uuid)}
+        return collection.list_named(request, version, session, KIND, detail, statement)
 
 
 @router.get("")
 def list_rules(request: Request, version: Version = Depends(api_version),
                db: Database = Depends(database)) -> dict[str, Any]:
-    return _list(request, version, db, False, "inspection_rules")
+    return _list(request, version, db, False)
 
 
 @router.get("/detail")
 def list_rules_detail(request: Request, version: Version = Depends(api_version),
                       db: Database = Depends(database)) -> dict[str, Any]:
-    return _list(request, version, db, True, "inspection_rules/detail")
+    return _list(request, version, db, True)
 
 
 @router.get("/{ident}")

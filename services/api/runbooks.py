@@ -69,6 +69,10 @@ def document(request: Request, runbook: Runbook, fields: list[str]) -> dict[str,
     return {name: values[name] for name in fields if name in values}
 
 
+KIND = collection.NamedCollection("runbooks", Runbook, FIELD_VERSIONS, LIST_FIELDS, SORTABLE,
+                                  ("steps", "extra"), document)
+
+
 def find_runbook(session: Session, ident: str) -> Runbook:
     where = (Runbook.uuid == ident.lower() if validation.is_uuid(ident)
              else Runbook.name == ident)
@@ -119,32 +123,22 @@ def _conflict(session: Session, values: dict[str, Any], own_id: int | None) -> N
                                "exists.")
 
 
-def _list(request: Request, version: Version, db: Database, detail: bool,
-          path: str) -> dict[str, Any]:
+def _list(request: Request, version: Version, db: Database, detail: bool) -> dict[str, Any]:
     _check_version(version, "GET")
-    visible = visible_fields(FIELD_VERSIONS, version)
-    query = collection.parse_list_query(request, version=version, visible=visible,
-                                        summary=LIST_FIELDS, sortable=SORTABLE,
-                                        detail_path=detail)
     with db.session() as session:
-        marker = collection.marker_row(session, Runbook.uuid, query.marker)
-        rows = collection.page(session, select(Runbook), query, Runbook.id,
-                               getattr(Runbook, query.sort_key), marker)
-        documents = [document(request, row, query.fields) for row in rows]
-    return {"runbooks": documents,
-            **collection.next_link(request, path, rows, query, lambda r: r.uuid)}
+        return collection.list_named(request, version, session, KIND, detail)
 
 
 @router.get("")
 def list_runbooks(request: Request, version: Version = Depends(api_version),
                   db: Database = Depends(database)) -> dict[str, Any]:
-    return _list(request, version, db, False, "runbooks")
+    return _list(request, version, db, False)
 
 
 @router.get("/detail")
 def list_runbooks_detail(request: Request, version: Version = Depends(api_version),
                          db: Database = Depends(database)) -> dict[str, Any]:
-    return _list(request, version, db, True, "runbooks/detail")
+    return _list(request, version, db, True)
 
 
 @router.get("/{ident}")
