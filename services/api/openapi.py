@@ -252,7 +252,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         202, body="Heartbeat", errors=(401, 403, 404, 409, 503), public=True,
         path_names={"node_ident": "The node's UUID."}),
     ("post", "/v1/continue_inspection"): Operation(
-        202, body="ContinueInspection", errors=(403, 409, 503), public=True),
+        202, body="ContinueInspection", errors=(403, 404, 409, 503), public=True,
+        summary="An inventory (API 1.84, and 1.1; 404 in between)"),
 } | {key: Operation(**values) for key, values in (openapi_volumes.operations()
                                                  | openapi_deploy_templates.operations()
                                                  | openapi_newer.operations()).items()}
