@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from services.api import (
     agent_endpoints,
@@ -15,7 +15,10 @@ from services.api import (
     discovery,
     drivers,
     errors,
+    inspection_rules,
     node_bios,
+    node_boot_mode,
+    node_children,
     node_console,
     node_firmware,
     node_history,
@@ -26,6 +29,9 @@ from services.api import (
     portgroups,
     ports,
     root,
+    runbooks,
+    shards,
+    versions,
     volumes,
 )
 from services.api.auth import BasicAuthMiddleware, effective_strategy, identity_source
@@ -57,6 +63,15 @@ from services.common.metrics_asgi import MetricsEndpoint, RequestTimer
 from services.conductor.interface import ConductorAPI
 
 
+def _speakable_routers() -> list[APIRouter]:
+    """The routers of resources built ahead of the versions Enclume speaks (runbooks 1.92,
+    inspection rules 1.96): included once ``MAX_VERSION`` reaches theirs (until then their
+    paths are 404 at every version, as unserved resources are)."""
+    return [router for since, router in ((runbooks.VERSION, runbooks.router),
+                                         (inspection_rules.VERSION, inspection_rules.router))
+            if since <= versions.MAX_VERSION]
+
+
 def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                membership: Membership,
                services: Sequence[Service] = ()) -> FastAPI:
@@ -75,11 +90,12 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     errors.install(app)
     # Routes with fixed segments (/detail, /ports) come before /{ident}.
     for router in (root.router, ports.router, portgroups.router, chassis.router,
-                   allocations.router, deploy_templates.router, node_history.router,
-                   node_bios.router, node_firmware.router, node_console.router,
-                   nodes.router, node_states.router, node_traits.router,
+                   allocations.router, deploy_templates.router, *_speakable_routers(),
+                   node_history.router, node_bios.router, node_firmware.router,
+                   node_console.router, node_children.router,
+                   nodes.router, node_states.router, node_boot_mode.router, node_traits.router,
                    node_vifs.router, volumes.router,
-                   drivers.router, conductors.router, agent_endpoints.router,
+                   shards.router, drivers.router, conductors.router, agent_endpoints.router,
                    discovery.router, enclume_root.router, enclume_images.router,
                    enclume_image_uploads.router, enclume_image_store.router,
                    enclume_image_capture.router,

@@ -16,7 +16,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from services.api.versions import Version
 from services.api.views import base_url, visible_fields
 from services.common import validation
-from services.common.exceptions import Invalid
+from services.common.exceptions import Invalid, NotAcceptable
 
 TRUE_WORDS = validation.TRUE_WORDS
 FALSE_WORDS = validation.FALSE_WORDS
@@ -24,6 +24,13 @@ FALSE_WORDS = validation.FALSE_WORDS
 
 def parse_bool(name: str, raw: str | None) -> bool | None:
     return None if raw is None else validation.boolean(name, raw)
+
+
+def require_filter_version(version: Version, since: Version, *given: str | None) -> None:
+    """A filter newer than the requested version: Ironic's 406."""
+    if version < since and any(value is not None for value in given):
+        raise NotAcceptable("Request not acceptable. The minimal required API version should "
+                            f"be {since[0]}.{since[1]}")
 
 
 @dataclass
@@ -170,3 +177,34 @@ def next_link(request: Request, path: str, items: list[Any], query: ListQuery,
         params.append(("limit", str(query.limit)))
     params.append(("marker", marker_of(items[-1])))
     return {"next": f"{base_url(request)}{prefix}/{path}?{urlencode(params)}"}
+
+
+@dataclass(frozen=True)
+class NamedCollection:
+    """A top-level collection of rows with a ``uuid`` and an ``id`` (deploy templates,
+    runbooks, inspection rules): what ``list_named`` needs to list a page of it."""
+
+    member: str  # the list's key and path: "runbooks"
+    model: Any  # the ORM class
+    field_versions: dict[str, Version]
+    summary: tuple[str, ...]
+    sortable: set[str]
+    unsortable: tuple[str, ...]  # fields Ironic refuses as sort keys
+    render: Any  # (request, row, fields) -> document
+
+
+def list_named(request: Request, version: Version, session: Session, kind: NamedCollection,
+               detail: bool, statement: Select[Any] | None = None) -> dict[str, Any]:
+    """A page of ``kind`` (``statement``: its filtered rows), with the next link."""
+    sort_key = request.query_params.get("sort_key")
+    if sort_key in kind.unsortable:
+        raise Invalid(f"The sort_key value {sort_key} is an invalid field for sorting")
+    query = parse_list_query(request, version=version,
+                             visible=visible_fields(kind.field_versions, version),
+                             summary=kind.summary, sortable=kind.sortable, detail_path=detail)
+    marker = marker_row(session, kind.model.uuid, query.marker)
+    rows = page(session, select(kind.model) if statement is None else statement, query,
+                kind.model.id, getattr(kind.model, query.sort_key), marker)
+    path = f"{kind.member}/detail" if detail else kind.member
+    return {kind.member: [kind.render(request, row, query.fields) for row in rows],
+            **next_link(request, path, rows, query, lambda row: row.uuid)}

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.api import collection
-from services.api.deps import api_version, database
+from services.api.deps import api_version, database, require_collection_version
 from services.api.patch import apply_patch, validate_patch
 from services.api.responses import rendered
 from services.api.routing import api_router
@@ -44,11 +44,8 @@ SCHEMA_ERROR = "Schema error for deploy_template: "  # Ironic's jsonschema texts
 
 def _check_version(version: Version, method: str) -> None:
     """Before 1.55 the path does not exist: Ironic's 404 for a GET, 405 otherwise."""
-    if version < VERSION:
-        message = "The API version does not allow deploy templates"
-        if method == "GET":
-            raise NotFound(message)
-        raise Invalid(message, code=405)
+    require_collection_version(version, VERSION, method,
+                               "The API version does not allow deploy templates")
 
 
 def document(request: Request, template: DeployTemplate, fields: list[str]) -> dict[str, Any]:
@@ -61,6 +58,10 @@ def document(request: Request, template: DeployTemplate, fields: list[str]) -> d
     if "links" in fields:
         values["links"] = links(request, "deploy_templates", template.uuid)
     return {name: values[name] for name in fields if name in values}
+
+
+KIND = collection.NamedCollection("deploy_templates", DeployTemplate, FIELD_VERSIONS, LIST_FIELDS,
+                                  SORTABLE, ("steps", "extra"), document)
 
 
 def find_template(session: Session, ident: str) -> DeployTemplate:
@@ -76,6 +77,28 @@ def _invalid(reason: str) -> Invalid:
     return Invalid(f"Deploy template invalid: {reason}.")
 
 
+def check_trait_name(name: Any, schema_error: str, what: str) -> None:
+    """A deploy template's or runbook's name: a trait, refused with Ironic's schema text first
+    (python-ironicclient's tests match "does not match")."""
+    if (not isinstance(name, str) or len(name) > validation.FIELD_LIMITS["trait"]
+            or validation.TRAIT_RE.fullmatch(name) is None):
+        raise Invalid(f"{schema_error}{validation.shown(name)} does not match "
+                      f"'^CUSTOM_[A-Z0-9_]+$'. {what} name must be a valid trait. A "
+                      "valid trait must be no longer than 255 characters. Standard traits are "
+                      "defined in the os_traits library. A custom trait must start with the "
+                      "prefix CUSTOM_ and use the following characters: A-Z, 0-9 and _")
+
+
+def check_no_duplicates(steps: list[dict[str, Any]], holder: str) -> None:
+    """Each interface and step at most once (Ironic's duplicate_steps, its text)."""
+    counts = Counter((step["interface"], step["step"]) for step in steps)
+    duplicates = sorted(f"interface: {i}, step: {s}" for (i, s), n in counts.items() if n > 1)
+    if duplicates:
+        raise _invalid(f"Duplicate deploy steps. {holder} cannot have multiple deploy "
+                       "steps with the same interface and step. Duplicates: "
+                       + "; ".join(duplicates))
+
+
 def _check(values: Any) -> dict[str, Any]:
     """A template's fields as Ironic validates them (its texts)."""
     if not isinstance(values, dict):
@@ -89,23 +112,11 @@ def _check(values: Any) -> dict[str, Any]:
     name = values["name"]
     if name is None:
         raise _invalid("Deploy template name cannot be None")
-    if (not isinstance(name, str) or len(name) > validation.FIELD_LIMITS["trait"]
-            or validation.TRAIT_RE.fullmatch(name) is None):
-        # Ironic's schema text first (python-ironicclient's tests match "does not match").
-        raise Invalid(f"{SCHEMA_ERROR}{validation.shown(name)} does not match "
-                      "'^CUSTOM_[A-Z0-9_]+$'. Deploy template name must be a valid trait. A "
-                      "valid trait must be no longer than 255 characters. Standard traits are "
-                      "defined in the os_traits library. A custom trait must start with the "
-                      "prefix CUSTOM_ and use the following characters: A-Z, 0-9 and _")
+    check_trait_name(name, SCHEMA_ERROR, "Deploy template")
     if values["steps"] == []:
         raise Invalid(f"{SCHEMA_ERROR}[] is too short")
     steps = validation.deploy_steps("steps", values["steps"])
-    counts = Counter((step["interface"], step["step"]) for step in steps)
-    duplicates = sorted(f"interface: {i}, step: {s}" for (i, s), n in counts.items() if n > 1)
-    if duplicates:
-        raise _invalid("Duplicate deploy steps. A deploy template cannot have multiple deploy "
-                       "steps with the same interface and step. Duplicates: "
-                       + "; ".join(duplicates))
+    check_no_duplicates(steps, "A deploy template")
     clean = {"name": name, "steps": steps,
              "extra": validation.json_object("extra", values.get("extra") or {})}
     if values.get("uuid") is not None:
@@ -123,35 +134,22 @@ def _conflict(session: Session, values: dict[str, Any], own_id: int | None) -> N
                                f"{text.format(values[key])} already exists.")
 
 
-def _list(request: Request, version: Version, db: Database, detail: bool,
-          path: str) -> dict[str, Any]:
+def _list(request: Request, version: Version, db: Database, detail: bool) -> dict[str, Any]:
     _check_version(version, "GET")
-    visible = visible_fields(FIELD_VERSIONS, version)
-    for field in ("steps", "extra"):
-        if request.query_params.get("sort_key") == field:
-            raise Invalid(f"The sort_key value {field} is an invalid field for sorting")
-    query = collection.parse_list_query(request, version=version, visible=visible,
-                                        summary=LIST_FIELDS, sortable=SORTABLE,
-                                        detail_path=detail)
     with db.session() as session:
-        marker = collection.marker_row(session, DeployTemplate.uuid, query.marker)
-        rows = collection.page(session, select(DeployTemplate), query, DeployTemplate.id,
-                               getattr(DeployTemplate, query.sort_key), marker)
-        documents = [document(request, row, query.fields) for row in rows]
-    return {"deploy_templates": documents,
-            **collection.next_link(request, path, rows, query, lambda t: t.uuid)}
+        return collection.list_named(request, version, session, KIND, detail)
 
 
 @router.get("")
 def list_templates(request: Request, version: Version = Depends(api_version),
                    db: Database = Depends(database)) -> dict[str, Any]:
-    return _list(request, version, db, False, "deploy_templates")
+    return _list(request, version, db, False)
 
 
 @router.get("/detail")
 def list_templates_detail(request: Request, version: Version = Depends(api_version),
                           db: Database = Depends(database)) -> dict[str, Any]:
-    return _list(request, version, db, True, "deploy_templates/detail")
+    return _list(request, version, db, True)
 
 
 @router.get("/{ident}")

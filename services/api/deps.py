@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, joinedload
 from services.api.versions import Version
 from services.common.db import Database
 from services.common.enabled_hardware import EnabledHardware
-from services.common.exceptions import NodeNotFound, NotFound
+from services.common.exceptions import Invalid, NodeNotFound, NotFound
 from services.common.membership import Membership
 from services.common.models import Node, Portgroup
 from services.common.validation import invalid_ident, is_uuid, is_valid_name
@@ -74,6 +74,16 @@ def require_version(version: Version, since: Version = PORTGROUPS_VERSION) -> No
     """Paths that do not exist before ``since`` are 404 there, as in Ironic."""
     if version < since:
         raise NotFound("The resource could not be found.")
+
+
+def require_collection_version(version: Version, since: Version, method: str,
+                               message: str) -> None:
+    """A top-level collection newer than the request's version (deploy templates, runbooks,
+    inspection rules): Ironic's 404 for a GET, 405 for any other method."""
+    if version < since:
+        if method == "GET":
+            raise NotFound(message)
+        raise Invalid(message, code=405)
 
 
 def find_portgroup(session: Session, ident: str) -> Portgroup:

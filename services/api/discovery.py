@@ -1,7 +1,8 @@
 """``POST /v1/continue_inspection``: the inventory of a machine booted in discovery mode.
 
-Ironic's endpoint (API 1.84, public like the lookup and the heartbeat), accepted at any
-microversion. Body ``{"inventory": {...}}`` (other keys, Ironic's plugin data, are ignored).
+Ironic's endpoint (API 1.84, public like the lookup and the heartbeat), accepted at 1.84 and
+later and at 1.1 (no version header: Inspector's drop-in), 404 in between as in Ironic.
+Body ``{"inventory": {...}}`` (other keys, Ironic's plugin data, are ignored).
 Only while discovery is on (``ENCLUME_BOOT_DISCOVERY``, else 403). The inventory is checked
 with the inspect interface's own check (400 with the reason, nothing written); then:
 
@@ -26,12 +27,13 @@ from typing import Any
 from fastapi import Body, Depends, Request
 
 from services.api import node_rules
-from services.api.deps import conductor, database, enabled_drivers
+from services.api.deps import api_version, conductor, database, enabled_drivers
 from services.api.routing import api_router
+from services.api.versions import MIN_VERSION, Version, format_version
 from services.common import validation
 from services.common.config import Settings
 from services.common.db import Database
-from services.common.exceptions import EnclumeError, Invalid
+from services.common.exceptions import EnclumeError, Invalid, NotFound
 from services.common.inventory import MalformedInventory, check
 from services.common.models import new_uuid
 from services.common.secrets import is_secret_key
@@ -41,6 +43,7 @@ from services.discovery import public as conductor_discovery
 from services.discovery.facts import Facts
 
 LOG = logging.getLogger(__name__)
+VERSION: Version = (1, 84)
 router = api_router(prefix="/v1")
 
 # A public endpoint: an inventory with more interfaces than any machine has would make as many
@@ -111,8 +114,11 @@ def _processed(manager: ConductorAPI, node_uuid: str, inventory: dict[str, Any],
 
 @router.post("/continue_inspection", status_code=202)
 def continue_inspection(request: Request, body: Any = Body(...),
+                        version: Version = Depends(api_version),
                         db: Database = Depends(database),
                         manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
+    if MIN_VERSION < version < VERSION:  # 1.1 too, as Inspector's drop-in (Ironic's rule)
+        raise NotFound(f"API version {format_version(VERSION)} or newer is required")
     settings: Settings = request.app.state.settings
     if not settings.discovery.enabled:
         raise DiscoveryOff("Discovery is off: inventories of unknown machines are not accepted "

@@ -41,6 +41,30 @@ def _document(request: Request, hardware_type: HardwareType, hosts: list[str], d
     return document
 
 
+FIELDS_VERSION: Version = (1, 77)
+
+
+def _requested_fields(request: Request, version: Version) -> list[str] | None:
+    """``?fields=`` (API 1.77; Ironic's bare 406 below it)."""
+    raw = request.query_params.get("fields")
+    if raw is None:
+        return None
+    if version < FIELDS_VERSION:
+        raise NotAcceptable("Not Acceptable")
+    return [name.strip() for name in raw.split(",") if name.strip()]
+
+
+def _only(document: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+    """The fields asked for (and the links), as Ironic's sanitize_dict keeps them."""
+    if fields is None:
+        return document
+    kept = {key: value for key, value in document.items() if key in fields or key == "links"}
+    unknown = set(fields) - set(kept)
+    if unknown:
+        raise Invalid(f'Field(s) "{", ".join(sorted(unknown))}" are not valid')
+    return kept
+
+
 def _hosts(membership: Membership) -> dict[str, list[str]]:
     hosts: dict[str, list[str]] = {}
     for member in membership.members().values():
@@ -57,9 +81,12 @@ def list_drivers(request: Request, version: Version = Depends(api_version),
     if kind not in (None, "classic", "dynamic"):
         raise Invalid(f"Invalid driver type {kind!r}: use classic or dynamic.")
     detail = bool(parse_bool("detail", request.query_params.get("detail")))
+    fields = _requested_fields(request, version)
+    if fields is not None and detail:
+        raise Invalid("Can not specify ?detail=True and fields in the same request.")
     hosts = _hosts(membership)
     drivers = [] if kind == "classic" else [
-        _document(request, hw, hosts.get(name, []), detail, version)
+        _only(_document(request, hw, hosts.get(name, []), detail, version), fields)
         for name, hw in drivers.hardware_types.items() if name in hosts
     ]
     return {"drivers": drivers}
@@ -69,10 +96,12 @@ def list_drivers(request: Request, version: Version = Depends(api_version),
 def show_driver(name: str, request: Request, version: Version = Depends(api_version),
                 membership: Membership = Depends(members),
                  drivers: EnabledHardware = Depends(enabled_drivers)) -> dict[str, Any]:
+    fields = _requested_fields(request, version)
     hosts = _hosts(membership)
     if name not in drivers.hardware_types or name not in hosts:
         raise NotFound(f"Could not find the following driver(s) or hardware type(s): {name}.")
-    return _document(request, drivers.hardware_types[name], hosts[name], True, version)
+    return _only(_document(request, drivers.hardware_types[name], hosts[name], True, version),
+                 fields)
 
 
 @router.get("/{name}/properties")

@@ -3,8 +3,7 @@
 Read-only: settings change through the ``bios.apply_configuration`` and ``bios.factory_reset``
 clean steps, and the conductor caches what the bios interface reads
 (services/conductor/component_caches.py). The attribute registry's fields (``?detail=True``, the
-``fields`` selector, and in a single setting) are Ironic 1.74's; Enclume serves them from its
-newest version (1.73) until it serves 1.74, as it serves the node history.
+``fields`` selector, and in a single setting) are API 1.74's (406 for the selectors below).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from sqlalchemy import select
 from services.api.collection import parse_bool
 from services.api.deps import api_version, database, find_node, require_version
 from services.api.routing import api_router
-from services.api.versions import MAX_VERSION, Version, format_version
+from services.api.versions import Version, format_version
 from services.api.views import base_url, timestamp
 from services.common.db import Database
 from services.common.exceptions import Invalid, NotFound
@@ -27,7 +26,7 @@ from services.common.models import BiosSetting, Node
 router = api_router(prefix="/v1/nodes/{ident}/bios")
 
 BIOS_VERSION: Version = (1, 40)
-REGISTRY_VERSION: Version = min((1, 74), MAX_VERSION)
+REGISTRY_VERSION: Version = (1, 74)
 SUMMARY_FIELDS = ("name", "value")
 DETAIL_FIELDS = (*SUMMARY_FIELDS, *BIOS_REGISTRY_FIELDS)
 

@@ -1,7 +1,7 @@
 """/v1/nodes/{ident}/firmware: the node's cached firmware components (Ironic 1.86's shape),
 read-only: they change through the ``firmware.update`` clean step, and the conductor caches
 what the firmware interface reads (services/conductor/component_caches.py). Enclume serves it
-from its newest version (1.73; 404 below it), as it serves the node history.
+from its newest version until it speaks 1.86 (404 below it).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """/v1/nodes/{node}/history: what happened to a node (Ironic 1.78's shape).
 
-Ironic serves it from 1.78; Enclume's newest version is 1.73, so it is served at 1.73 (404
-below it), as the node inventory is. Entries are read-only; the conductor writes them.
+Served from API 1.78 (404 below it), as Ironic. Entries are read-only; the conductor writes
+them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy import select
 from services.api import collection
 from services.api.deps import api_version, database, find_node
 from services.api.routing import api_router
-from services.api.versions import MAX_VERSION, Version, format_version
+from services.api.versions import Version, format_version
 from services.api.views import base_url, timestamp
 from services.common.db import Database
 from services.common.exceptions import Invalid, NotFound
@@ -29,10 +29,12 @@ SUMMARY_FIELDS = ("uuid", "created_at", "severity", "event")
 DETAIL_FIELDS = ("uuid", "created_at", "user", "severity", "event", "event_type", "conductor")
 
 
+VERSION: Version = (1, 78)
+
+
 def _check_version(version: Version) -> None:
-    if version < MAX_VERSION:
-        raise Invalid(f"The node history needs API version {format_version(MAX_VERSION)}.",
-                      code=404)
+    if version < VERSION:
+        raise NotFound(f"The node history needs API version {format_version(VERSION)}.")
 
 
 def _document(request: Request, node: Node, entry: NodeHistory, fields: tuple[str, ...]

@@ -17,13 +17,13 @@ BOOL_FIELDS = ("maintenance", "protected", "retired")
 INTERFACE_FIELDS = tuple(f"{name}_interface" for name in INTERFACES)
 # Free and single-line text, checked by validation.text against FIELD_LIMITS.
 TEXT_FIELDS = ("description", "maintenance_reason", "protected_reason", "retired_reason",
-               "owner", "lessee", "resource_class")
+               "owner", "lessee", "resource_class", "shard")
 
 WRITABLE = frozenset({
     "name", "description", "driver", *DICT_FIELDS, "instance_uuid", *INTERFACE_FIELDS,
     "resource_class", "conductor_group", "owner", "lessee", "maintenance", "maintenance_reason",
     "automated_clean", "protected", "protected_reason", "retired", "retired_reason",
-    "chassis_uuid",
+    "chassis_uuid", "shard", "parent_node",
 })
 CREATABLE = (WRITABLE - {"maintenance", "maintenance_reason"}) | {"uuid"}
 DEFAULTS: dict[str, Any] = {name: {} for name in DICT_FIELDS} | {
@@ -75,6 +75,8 @@ def _checked(field: str, value: Any) -> Any:
         return validation.conductor_group(value)
     if field == "driver":
         return validation.text(field, value)
+    if field == "parent_node":  # a UUID or name, made the parent's UUID where nodes are read
+        return validation.text(field, value, limit_of="name")
     if field in INTERFACE_FIELDS:
         return validation.text(field, value, limit_of="interface")
     return value

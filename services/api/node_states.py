@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Body, Depends, Request, Response
 
-from services.api import node_rules
+from services.api import node_rules, runbooks
 from services.api.deps import api_version, conductor, database, find_node
 from services.api.drivers import RAID_VERSION
 from services.api.nodes import NodeRenderer, full_fields
@@ -49,7 +49,7 @@ def set_provision_state(ident: str, request: Request, body: Any = Body(...),
     if not isinstance(body, dict) or "target" not in body:
         raise Invalid("Invalid request: a provision state change needs a \"target\".")
     known = {"target", "configdrive", "clean_steps", "deploy_steps", "rescue_password",
-             "disable_ramdisk"}
+             "disable_ramdisk", "runbook"}
     unknown = set(body) - known
     if unknown:
         raise Invalid(f"Unknown attribute(s) for a provision state change: "
@@ -81,6 +81,10 @@ def set_provision_state(ident: str, request: Request, body: Any = Body(...),
                                                      options["rescue_password"])
     with db.session() as session:
         node = find_node(session, ident, version)
+        if options.get("runbook") is not None:
+            options = runbooks.provision_options(session, node.uuid, list(node.traits or []),
+                                                 target, options, version)
+        options.pop("runbook", None)
     _check_rescue_password(node, target, options.get("rescue_password"))
     manager.do_provisioning_action(node.uuid, target, options)
     return _accepted(request, node)

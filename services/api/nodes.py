@@ -16,7 +16,8 @@ from services.api.patch import apply_patch, validate_patch
 from services.api.policy_gate import forced_owner, project_filter
 from services.api.responses import rendered
 from services.api.routing import api_router
-from services.api.versions import MAX_VERSION, Version, format_version
+from services.api.shards import VERSION as SHARD_VERSION
+from services.api.versions import Version, format_version
 from services.api.views import (
     NODE_FIELD_VERSIONS,
     NODE_LIST_FIELDS,
@@ -40,6 +41,10 @@ SORTABLE = {"uuid", "name", "driver", "provision_state", "power_state", "mainten
 FILTERS = ("chassis_uuid", "provision_state", "maintenance", "associated", "driver",
            "resource_class", "conductor_group", "owner", "lessee", "fault", "instance_uuid",
            "retired", "description_contains")
+NEWER_FILTERS = ("shard", "sharded", "include_children", "parent_node")  # 1.82, 1.83
+CHILDREN_VERSION: Version = (1, 83)
+INVENTORY_VERSION: Version = (1, 81)
+PARENT_ERROR = "Unable to apply the requested parent_node '{ident}'. Requested value was invalid."
 
 
 # -- rendering -----------------------------------------------------------------------------
@@ -127,7 +132,36 @@ def _filtered(request: Request, version: Version) -> Select[tuple[Node]]:
             statement = statement.where(getattr(Node, name) == raw)
     if project := project_filter(request):  # a project's caller sees what it owns or leases
         statement = statement.where(or_(Node.owner == project, Node.lessee == project))
+    return _newer_filters(statement, request, version)
+
+
+def _newer_filters(statement: Select[tuple[Node]], request: Request, version: Version
+                   ) -> Select[tuple[Node]]:
+    """Shards (1.82) and children (1.83): children are listed only when asked for."""
+    params = request.query_params
+    shard, sharded = params.get("shard"), params.get("sharded")
+    collection.require_filter_version(version, SHARD_VERSION, shard, sharded)
+    include_children, parent = params.get("include_children"), params.get("parent_node")
+    collection.require_filter_version(version, CHILDREN_VERSION, include_children, parent)
+    if shard is not None:
+        statement = statement.where(Node.shard.in_([s for s in shard.split(",") if s]))
+    if sharded is not None:
+        statement = statement.where(Node.shard.is_not(None) if collection.parse_bool(
+            "sharded", sharded) else Node.shard.is_(None))
+    if not collection.parse_bool("include_children", include_children):
+        statement = statement.where(Node.parent_node == parent if parent is not None
+                                    else Node.parent_node.is_(None))
     return statement
+
+
+def parent_uuid(session: Session, ident: str, owner: str | None) -> str:
+    """The UUID of the parent a node names (1.83); Ironic's one text whether the parent does
+    not exist or belongs to another owner."""
+    where = Node.uuid == ident.lower() if validation.is_uuid(ident) else Node.name == ident
+    parent = session.scalar(select(Node).where(where))
+    if parent is None or parent.owner != owner:
+        raise Invalid(PARENT_ERROR.format(ident=ident))
+    return parent.uuid
 
 
 def chassis_id(session: Session, chassis_uuid: str | None) -> int | None:
@@ -199,6 +233,9 @@ def create_node(request: Request, body: Any = Body(...),
     try:
         with db.session() as session:
             values["chassis_id"] = chassis_id(session, values.pop("chassis_uuid", None))
+            if values.get("parent_node"):
+                values["parent_node"] = parent_uuid(session, values["parent_node"],
+                                                    values.get("owner"))
             node = new_node(values, enroll=version >= (1, 11))
             session.add(node)
             session.flush()
@@ -249,6 +286,9 @@ def update_node(ident: str, request: Request, patch: Any = Body(...),
             node_rules.PATCH_NAME_ERROR.replace("{ident}", validation.as_sent(ident)))
         with db.session() as session:
             values["chassis_id"] = chassis_id(session, values.pop("chassis_uuid", None))
+            if values.get("parent_node") and values["parent_node"] != current["parent_node"]:
+                values["parent_node"] = parent_uuid(session, values["parent_node"],
+                                                    current["owner"])
         current["chassis_id"] = node.chassis_id
         changed = {field: value for field, value in values.items() if value != current[field]}
         if changed:
@@ -277,10 +317,10 @@ def delete_node(ident: str, version: Version = Depends(api_version),
 @router.get("/{ident}/inventory")
 def get_inventory(ident: str, version: Version = Depends(api_version),
                   db: Database = Depends(database)) -> dict[str, Any]:
-    """What inspection found (Ironic 1.81, served here at the newest version, 1.73)."""
-    if version < MAX_VERSION:
-        raise Invalid(f"The node inventory needs API version {format_version(MAX_VERSION)}.",
-                      code=404)
+    """What inspection found (API 1.81)."""
+    if version < INVENTORY_VERSION:
+        raise NotFound(f"The node inventory needs API version "
+                       f"{format_version(INVENTORY_VERSION)}.")
     with db.session() as session:
         node = find_node(session, ident, version)
         row = session.scalar(select(NodeInventory).where(NodeInventory.node_id == node.id))

@@ -25,6 +25,7 @@ from services.api import (
     deploy_templates,
     nodes,
     openapi_deploy_templates,
+    openapi_newer,
     openapi_volumes,
     portgroups,
     ports,
@@ -79,7 +80,7 @@ class Operation:
 
 
 LIST = ("fields", "limit", "marker", "sort_dir", "detail")
-NODE_LIST = (*LIST, "node_sort_key", *nodes.FILTERS)
+NODE_LIST = (*LIST, "node_sort_key", *nodes.FILTERS, *nodes.NEWER_FILTERS)
 PORT_LIST = (*LIST, "port_sort_key")
 IDENT = {"ident": "A node's UUID or name (API 1.5)."}
 PORT_IDENT = {"ident": "A port's UUID."}
@@ -260,9 +261,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         202, body="Heartbeat", errors=(401, 403, 404, 409, 503), public=True,
         path_names={"node_ident": "The node's UUID."}),
     ("post", "/v1/continue_inspection"): Operation(
-        202, body="ContinueInspection", errors=(403, 409, 503), public=True),
+        202, body="ContinueInspection", errors=(403, 404, 409, 503), public=True,
+        summary="An inventory (API 1.84, and 1.1; 404 in between)"),
 } | {key: Operation(**values) for key, values in (openapi_volumes.operations()
-                                                 | openapi_deploy_templates.operations()).items()}
+                                                 | openapi_deploy_templates.operations()
+                                                 | openapi_newer.operations()).items()}
 
 
 def _sort_key(names: set[str]) -> Schema:
@@ -294,6 +297,10 @@ QUERY: dict[str, tuple[str, Schema, str]] = {
     "fault": ("fault", TEXT, ""),
     "instance_uuid": ("instance_uuid", UUID, ""),
     "description_contains": ("description_contains", TEXT, ""),
+    "shard": ("shard", TEXT, "Comma-separated shards (API 1.82; 406 below)."),
+    "sharded": ("sharded", BOOLEAN_WORD, "Has a shard (API 1.82; 406 below)."),
+    "include_children": ("include_children", BOOLEAN_WORD, "Child nodes too (API 1.83)."),
+    "parent_node": ("parent_node", TEXT, "The children of this node UUID (API 1.83)."),
     "node": ("node", TEXT, "A node's UUID or name."),
     "node_uuid": ("node_uuid", UUID, "A node's UUID."),
     "address": ("address", TEXT, "A MAC address."),
@@ -379,7 +386,7 @@ def build(app: FastAPI) -> Schema:
             "Every error body is Ironic's {\"error_message\": \"<JSON string>\"}.")},
         "paths": paths,
         "components": {"schemas": component_schemas() | openapi_volumes.schemas()
-                       | openapi_deploy_templates.schemas(),
+                       | openapi_deploy_templates.schemas() | openapi_newer.schemas(),
                        "securitySchemes": {"http_basic": {"type": "http", "scheme": "basic"}}},
     }
 

@@ -119,6 +119,9 @@ def _node_field(field: str) -> Schema:
         return nullable(CONDUCTOR_GROUP)
     if field == "name":
         return nullable(NAME)
+    if field == "parent_node":
+        return nullable(NODE_IDENT | {"description": "An existing node of the same owner "
+                                                     "(API 1.83); stored as its UUID."})
     raise ValueError(f"no schema for the node field {field}")
 
 

@@ -23,6 +23,7 @@ from services.api.patch import apply_patch, validate_patch
 from services.api.policy_gate import project_filter
 from services.api.responses import rendered
 from services.api.routing import api_router
+from services.api.shards import VERSION as SHARD_VERSION
 from services.api.versions import Version
 from services.api.views import PORT_FIELD_VERSIONS, PORT_LIST_FIELDS, port_document, visible_fields
 from services.common import validation
@@ -138,6 +139,11 @@ def _list(request: Request, version: Version, db: Database, detail: bool, path: 
                 or_(Node.owner == project, Node.lessee == project))))
         if address := request.query_params.get("address"):
             statement = statement.where(Port.address == address.lower())
+        shard = request.query_params.get("shard")
+        collection.require_filter_version(version, SHARD_VERSION, shard)
+        if shard is not None:  # the ports of the nodes in these shards (1.82)
+            statement = statement.where(Port.node_id.in_(select(Node.id).where(
+                Node.shard.in_([s for s in shard.split(",") if s]))))
         marker = collection.marker_row(session, Port.uuid, query.marker)
         ports = collection.page(session, statement, query, Port.id,
                                 getattr(Port, query.sort_key), marker)

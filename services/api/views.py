@@ -35,12 +35,14 @@ NODE_FIELD_VERSIONS: dict[str, Version] = {
     "protected": (1, 48), "protected_reason": (1, 48), "conductor": (1, 49), "owner": (1, 50),
     "description": (1, 51), "allocation_uuid": (1, 52), "retired": (1, 61),
     "retired_reason": (1, 61), "lessee": (1, 65), "network_data": (1, 66),
+    "boot_mode": (1, 75), "secure_boot": (1, 75), "shard": (1, 82), "parent_node": (1, 83),
 }
 NODE_LIST_FIELDS = ("uuid", "instance_uuid", "maintenance", "power_state", "provision_state",
                     "name", "links")
 NODE_STATES_FIELDS = ("console_enabled", "last_error", "power_state", "provision_state",
                       "provision_updated_at", "raid_config", "target_power_state",
-                      "target_provision_state", "target_raid_config")
+                      "target_provision_state", "target_raid_config", "boot_mode",
+                      "secure_boot")
 
 PORT_FIELD_VERSIONS: dict[str, Version] = {
     "uuid": (1, 1), "address": (1, 1), "node_uuid": (1, 1), "extra": (1, 1),

@@ -134,6 +134,13 @@ class Node(TimestampMixin, Base):
     inspection_started_at: Mapped[datetime | None] = mapped_column()
     inspection_finished_at: Mapped[datetime | None] = mapped_column()
     chassis_id: Mapped[int | None] = mapped_column(ForeignKey("chassis.id"), index=True)
+    # API 1.75: what the management interface last reported or set (None: not known).
+    boot_mode: Mapped[str | None] = mapped_column(String(16))
+    secure_boot: Mapped[bool | None] = mapped_column(Boolean)
+    # API 1.82: a free label that splits the nodes between schedulers.
+    shard: Mapped[str | None] = mapped_column(String(255), index=True)
+    # API 1.83: the UUID of the node this one is a child of.
+    parent_node: Mapped[str | None] = mapped_column(String(36), index=True)
 
     ports: Mapped[list[Port]] = relationship(back_populates="node", passive_deletes=True)
     portgroups: Mapped[list[Portgroup]] = relationship(back_populates="node",
@@ -324,7 +331,12 @@ class NodeInventory(TimestampMixin, Base):
 
 # The classroom and session service tables share this metadata (one schema, one set of
 # migrations).
-from services.common import classroom_models, session_models, state_models  # noqa: E402, F401
+from services.common import (  # noqa: E402, F401
+    classroom_models,
+    rule_models,
+    session_models,
+    state_models,
+)
 
 
 class BiosSetting(TimestampMixin, Base):

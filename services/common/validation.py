@@ -37,6 +37,7 @@ FIELD_LIMITS: dict[str, int] = {
     "conductor_group": 255,
     "driver": 255,
     "interface": 255,
+    "shard": 255,
     "mode": 255,  # a port group's bonding mode
     "chassis_description": 255,
     "trait": 255,
@@ -317,30 +318,48 @@ def shown(value: Any) -> str:
 # The interfaces whose steps a user or a deploy template may name, highest interface priority
 # first (Ironic's DEPLOYING_INTERFACE_PRIORITY: it orders steps of equal priority).
 STEP_INTERFACES = ("vendor", "power", "management", "firmware", "deploy", "bios", "raid")
-# Ironic's schema of a deploy step (a provision request's deploy_steps, a deploy template's).
-DEPLOY_STEP_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "args": {"type": "object"},
-        "interface": {"type": "string", "enum": list(STEP_INTERFACES)},
-        "priority": {"anyOf": [{"type": "integer", "minimum": 0},
-                               {"type": "string", "minLength": 1, "pattern": "^[0-9]+$"}]},
-        "step": {"type": "string", "minLength": 1},
-    },
-    "required": ["interface", "step", "args", "priority"],
-    "additionalProperties": False,
-}
+
+
+def _step_schema(ordering: str, required: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "args": {"type": "object"},
+            "interface": {"type": "string", "enum": list(STEP_INTERFACES)},
+            ordering: {"anyOf": [{"type": "integer", "minimum": 0},
+                                 {"type": "string", "minLength": 1, "pattern": "^[0-9]+$"}]},
+            "step": {"type": "string", "minLength": 1},
+        },
+        "required": ["interface", "step", *required, ordering],
+        "additionalProperties": False,
+    }
+
+
+# Ironic's schema of a deploy step (a provision request's deploy_steps, a deploy template's)
+# and of a runbook's step (API 1.92: an "order" instead of a priority, args optional).
+DEPLOY_STEP_SCHEMA: dict[str, Any] = _step_schema("priority", ("args",))
+RUNBOOK_STEP_SCHEMA: dict[str, Any] = _step_schema("order", ())
 
 
 def deploy_steps(field: str, value: Any) -> list[dict[str, Any]]:
     """Deploy steps as Ironic's schema accepts them, priorities as integers; Invalid with
     Ironic's "Invalid <field>: <the schema's complaint>"."""
+    return _steps(field, value, DEPLOY_STEP_SCHEMA, "priority")
+
+
+def runbook_steps(field: str, value: Any) -> list[dict[str, Any]]:
+    """A runbook's steps, as ``deploy_steps`` checks them, with their ``order``."""
+    return _steps(field, value, RUNBOOK_STEP_SCHEMA, "order")
+
+
+def _steps(field: str, value: Any, schema: dict[str, Any], ordering: str
+           ) -> list[dict[str, Any]]:
     import jsonschema  # here, not at start: it costs every server ~4 MiB of RSS it rarely needs
 
     try:
-        jsonschema.validate(value, {"type": "array", "items": DEPLOY_STEP_SCHEMA})
+        jsonschema.validate(value, {"type": "array", "items": schema})
     except jsonschema.ValidationError as exc:
         raise Invalid(f"Invalid {field}: {exc.message}") from None
     json_value(field, value)
-    return [{**step, "step": text("step", step["step"]), "priority": int(step["priority"])}
-            for step in value]
+    return [{**step, "args": step.get("args", {}), "step": text("step", step["step"]),
+             ordering: int(step[ordering])} for step in value]

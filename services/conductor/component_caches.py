@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from services.common.models import BiosSetting, FirmwareComponent
 from services.conductor.task import Task
-from services.drivers.base import BIOS_REGISTRY_FIELDS, DriverError
+from services.drivers.base import BIOS_REGISTRY_FIELDS, DriverError, UnsupportedDriverExtension
 
 T = TypeVar("T")
 
@@ -28,9 +28,27 @@ def _read(task: Task, event_type: str, what: str, read: Callable[[Task], T]) -> 
 
 
 def refresh(task: Task, event_type: str, flashed: Iterable[str] = ()) -> None:
-    """Both caches; ``flashed``: the firmware components an update step just flashed."""
+    """The caches; ``flashed``: the firmware components an update step just flashed."""
     refresh_bios(task, event_type)
     refresh_firmware(task, event_type, set(flashed))
+    refresh_boot_mode(task, event_type)
+
+
+def refresh_boot_mode(task: Task, event_type: str) -> None:
+    """The node's ``boot_mode`` and ``secure_boot`` (API 1.75) as the management interface
+    reads them, None where it cannot tell (Ironic's ``node_cache_boot_mode``)."""
+    management = task.driver.management
+    values: list[Any] = []
+    for what, read in (("boot mode", management.get_boot_mode),
+                       ("secure boot state", management.get_secure_boot_state)):
+        try:
+            values.append(read(task))
+        except UnsupportedDriverExtension:
+            values.append(None)
+        except DriverError as exc:
+            task.record(event_type, f"Reading the {what} failed: {exc}", severity="WARNING")
+            return
+    task.node.boot_mode, task.node.secure_boot = values
 
 
 def refresh_bios(task: Task, event_type: str) -> None:

@@ -45,7 +45,7 @@ from services.common.validation import traits as check_traits
 from services.conductor import agent, allocations, discovery, flows
 from services.conductor.allocations import AllocationOperations
 from services.conductor.console_ops import ConsoleOperations
-from services.conductor.flows import power
+from services.conductor.flows import boot_mode, power
 from services.conductor.flows.steps import event_type
 from services.conductor.lifecycle import ConductorLifecycle
 from services.conductor.port_ops import PortOperations
@@ -239,6 +239,12 @@ class ConductorManager(PortOperations, VolumeOperations, AllocationOperations,
                           f"{', '.join(POWER_TARGETS)}.")
         prepare, work = power.change(target)
         self.runner.start(node_uuid, prepare, work, "power")
+
+    def change_node_boot_mode(self, node_uuid: str, target: str) -> None:
+        self.runner.start(node_uuid, *boot_mode.change_boot_mode(target), "management")
+
+    def change_node_secure_boot(self, node_uuid: str, target: bool) -> None:
+        self.runner.start(node_uuid, *boot_mode.change_secure_boot(target), "management")
 
     def set_boot_device(self, node_uuid: str, device: str, persistent: bool) -> None:
         with self.locked(node_uuid) as task:

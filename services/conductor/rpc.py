@@ -44,7 +44,8 @@ SECRET_HEADER = "X-Enclume-RPC-Secret"
 
 # The manager methods reachable over RPC; every one takes keyword arguments only.
 METHODS = frozenset({
-    "do_provisioning_action", "change_power_state", "set_boot_device", "get_boot_device",
+    "do_provisioning_action", "change_power_state", "change_node_boot_mode",
+    "change_node_secure_boot", "set_boot_device", "get_boot_device",
     "get_supported_boot_devices", "set_target_raid_config", "validate", "update_node",
     "destroy_node", "update_traits",
     "update_port", "destroy_port", "update_portgroup", "destroy_portgroup", "update_volume",
@@ -125,6 +126,12 @@ class RpcClient:
                            ) -> None:
         self.call(node_uuid, "change_power_state", node_uuid=node_uuid, target=target,
                   timeout=timeout)
+
+    def change_node_boot_mode(self, node_uuid: str, target: str) -> None:
+        self.call(node_uuid, "change_node_boot_mode", node_uuid=node_uuid, target=target)
+
+    def change_node_secure_boot(self, node_uuid: str, target: bool) -> None:
+        self.call(node_uuid, "change_node_secure_boot", node_uuid=node_uuid, target=target)
 
     def set_boot_device(self, node_uuid: str, device: str, persistent: bool) -> None:
         self.call(node_uuid, "set_boot_device", node_uuid=node_uuid, device=device,

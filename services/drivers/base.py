@@ -14,7 +14,6 @@ Helpers of an implementation are private (``_name``).
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,13 @@ from services.common.hardware_types import (  # noqa: F401 (the drivers' names f
 )
 from services.common.raid_config import configuration_error
 from services.drivers.contract_check import check_class
+from services.drivers.driver_errors import (  # noqa: F401 (the drivers' names for them)
+    ManualActionRequired,
+    MissingParameters,
+    UnsupportedDriverExtension,
+    unexpected_error,
+    unsupported,
+)
 from services.drivers.network import vifs
 from services.drivers.step_spec import (
     RAID_CLEAN_STEPS,
@@ -51,26 +57,6 @@ if TYPE_CHECKING:
 WAIT = "wait"
 
 Resume = Callable[[], None]
-
-LOG = logging.getLogger(__name__)
-
-
-class MissingParameters(DriverError):
-    pass
-
-
-def unexpected_error(protocol: str, what: str, where: str, error: BaseException) -> DriverError:
-    """An exception of a type a BMC library is not documented to raise (its bug, or an answer
-    it could not parse): logged with its traceback (scrubbed, as every log line), shown as
-    Ironic's "<protocol> call failed" without the raw text, which may quote anything."""
-    LOG.warning("%s %s at %s raised %s", protocol, what, where, type(error).__name__,
-                exc_info=error)
-    return DriverError(f"{protocol} call failed: {what} at {where} (unexpected "
-                       f"{type(error).__name__}; the details are in the conductor's log).")
-
-
-class ManualActionRequired(DriverError):
-    """The interface cannot do this on this machine now; a person has to (WoL power off)."""
 
 
 class Interface(ABC):
@@ -142,6 +128,20 @@ class ManagementInterface(Interface):
 
     @abstractmethod
     def set_boot_device(self, task: Task, device: str, persistent: bool) -> None: ...
+
+    # The firmware's boot mode ("bios"/"uefi") and UEFI secure boot (API 1.75, 1.76); by
+    # default not supported, with Ironic's UnsupportedDriverExtension text.
+    def get_boot_mode(self, task: Task) -> str | None:
+        raise unsupported(task, "get_boot_mode")
+
+    def set_boot_mode(self, task: Task, mode: str) -> None:
+        raise unsupported(task, "set_boot_mode")
+
+    def get_secure_boot_state(self, task: Task) -> bool | None:
+        raise unsupported(task, "get_secure_boot_state")
+
+    def set_secure_boot_state(self, task: Task, enabled: bool) -> None:
+        raise unsupported(task, "set_secure_boot_state")
 
 
 class BootInterface(Interface):

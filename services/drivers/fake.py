@@ -107,6 +107,22 @@ class FakeManagement(_Fake, ManagementInterface):
         chosen = {"boot_device": device, "persistent": persistent}
         task.update_internal_info(fake_boot_device=chosen)
 
+    def get_boot_mode(self, task: Task) -> str | None:
+        mode: str | None = task.node.driver_internal_info.get("fake_boot_mode")
+        return mode
+
+    def set_boot_mode(self, task: Task, mode: str) -> None:
+        self.delay.sleep()
+        task.update_internal_info(fake_boot_mode=mode)
+
+    def get_secure_boot_state(self, task: Task) -> bool | None:
+        enabled: bool | None = task.node.driver_internal_info.get("fake_secure_boot")
+        return enabled
+
+    def set_secure_boot_state(self, task: Task, enabled: bool) -> None:
+        self.delay.sleep()
+        task.update_internal_info(fake_secure_boot=enabled)
+
 
 class FakeBoot(_Fake, BootInterface):
     ramdisk_boot = True  # as Ironic's fake boot: a diskless deploy can be tried on it

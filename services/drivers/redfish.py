@@ -34,6 +34,8 @@ from services.drivers.bmc import BmcManagement, BmcPower, PowerCommand
 if TYPE_CHECKING:
     from sushy.resources.system.system import System
 
+    from services.conductor.task import Task
+
 
 T = TypeVar("T")
 
@@ -238,5 +240,30 @@ def redfish_power(sessions: RedfishSessions, settings: Settings) -> BmcPower:
     return BmcPower(RedfishBmc(sessions), settings)
 
 
+class RedfishManagement(BmcManagement):
+    """The boot source override, and the system's boot mode and UEFI secure boot (API 1.76:
+    ``BootSourceOverrideMode``, ``SecureBoot.SecureBootEnable``)."""
+
+    control: RedfishBmc
+
+    def _run(self, task: Task, what: str, fn: Callable[[System], T]) -> T:
+        return self.control.sessions.run(self.control.access(task.node.driver_info), what, fn)
+
+    def get_boot_mode(self, task: Task) -> str | None:
+        modes = {value: name for name, value in BOOT_MODES.items()}
+        return self._run(task, "get boot mode", lambda system: modes.get(system.boot.mode))
+
+    def set_boot_mode(self, task: Task, mode: str) -> None:
+        self._run(task, "set boot mode",
+                  lambda system: system.set_system_boot_options(mode=BOOT_MODES[mode]))
+
+    def get_secure_boot_state(self, task: Task) -> bool | None:
+        return self._run(task, "get secure boot", lambda system: system.secure_boot.enabled)
+
+    def set_secure_boot_state(self, task: Task, enabled: bool) -> None:
+        self._run(task, "set secure boot",
+                  lambda system: system.secure_boot.set_enabled(enabled))
+
+
 def redfish_management(sessions: RedfishSessions, settings: Settings) -> BmcManagement:
-    return BmcManagement(RedfishBmc(sessions), settings)
+    return RedfishManagement(RedfishBmc(sessions), settings)

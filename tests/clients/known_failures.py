@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.api.versions import MAX_VERSION, format_version
 from tests.clients.suites import SUITE_PACKAGES
 
 __all__ = ["BEGIN", "DOC", "END", "KNOWN", "SUITE_PACKAGES", "Known", "documented", "markdown",
@@ -32,7 +33,8 @@ class Known:
 
 
 def newer(version: str, what: str) -> str:
-    return f"needs microversion {version} ({what}); Enclume speaks up to 1.73: the suite skips"
+    return (f"needs microversion {version} ({what}); Enclume speaks up to "
+            f"{format_version(MAX_VERSION)}: the suite skips")
 
 
 KNOWN: tuple[Known, ...] = (

@@ -38,6 +38,7 @@ from starlette.testclient import TestClient
 
 from services.api import node_rules
 from services.api.app import create_app
+from services.api.versions import MAX_VERSION, format_version
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.enrollment import new_node
@@ -56,7 +57,7 @@ from services.conductor.manager import ConductorManager
 from services.drivers.registry import Drivers
 from tests.fuzz import contract
 
-LATEST = "1.73"
+LATEST = format_version(MAX_VERSION)
 # What the test puts into driver_info; none may ever come out. The URL password holds an "@"
 # (masking must not stop at it) and one password is a number (not a string).
 IPMI_PASSWORD = "ipmi-pw-5be1d07c"

@@ -18,13 +18,15 @@ from typing import Any
 import httpx
 import pytest
 
+from services.api.versions import MAX_VERSION, format_version
 from tests.support.aio import Server, running_aio
 
 pytestmark = pytest.mark.integration
 
-LATEST = "1.73"
+LATEST = format_version(MAX_VERSION)
 VERSION_HEADER = "X-OpenStack-Ironic-API-Version"
 HEADERS = {VERSION_HEADER: LATEST}
+NEXT = format_version((MAX_VERSION[0], MAX_VERSION[1] + 1))  # the first unserved version
 JSON = {"content-type": "application/json"}
 MAX_BODY = 1024 * 1024  # the default max_request_body_bytes
 NOWHERE = "4f6c1f8e-0000-4000-8000-000000000000"  # a UUID no resource has
@@ -141,7 +143,7 @@ def test_unknown_provision_verb_is_400(api: httpx.Client, target: Any) -> None:
     node = make_node(api)
     before = snapshot(api, node["uuid"])
     response = api.put(f"/v1/nodes/{node['uuid']}/states/provision", json={"target": target})
-    assert_error(response, 400, "is not valid at API version 1.73")
+    assert_error(response, 400, f"is not valid at API version {LATEST}")
     assert snapshot(api, node["uuid"]) == before
 
 
@@ -605,11 +607,11 @@ def assert_range_headers(response: httpx.Response) -> None:
     assert response.headers["X-OpenStack-Ironic-API-Maximum-Version"] == LATEST
 
 
-@pytest.mark.parametrize("version", ["1.99", "1.74", "1.0", "2.1", "0.9"])
+@pytest.mark.parametrize("version", ["1.99", NEXT, "1.0", "2.1", "0.9"])
 def test_unsupported_version_is_406_with_the_range(aio: Server, version: str) -> None:
     response = httpx.get(f"{aio.url}/v1/nodes", headers={VERSION_HEADER: version})
     message = assert_error(response, 406, f"Version {version} was requested")
-    assert "[1.1, 1.73]" in message
+    assert f"[1.1, {LATEST}]" in message
     assert_range_headers(response)
     assert VERSION_HEADER not in response.headers
 

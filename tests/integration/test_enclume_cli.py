@@ -25,6 +25,7 @@ import httpx
 import pytest
 import yaml
 
+from services.api.versions import MAX_VERSION, format_version
 from services.cli.enclume import selection
 from services.cli.enclume.client import ApiClient
 from services.cli.enclume.config import load_config
@@ -36,7 +37,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ENCLUME = Path(sys.executable).parent / "enclume"
 COMMAND_TIMEOUT = 60.0
-API_HEADERS = {"X-OpenStack-Ironic-API-Version": "1.73"}
+API_HEADERS = {"X-OpenStack-Ironic-API-Version": format_version(MAX_VERSION)}
 SECRET = "Sup3r-secret-bmc-pw"
 FAKE_DELAY = "[0.3, 0.3]"  # each fake deploy/clean/tear-down step, seconds
 
@@ -573,8 +574,8 @@ def test_history_api_shape_pages_and_versions(enclume: Enclume, api: httpx.Clien
     assert api.get(f"/v1/nodes/{node['uuid']}/history",
                    params={"fields": "uuid"}).status_code == 400
     old = api.get(f"/v1/nodes/{node['uuid']}/history",
-                  headers={"X-OpenStack-Ironic-API-Version": "1.72"})
-    assert old.status_code == 404 and "1.73" in old.text
+                  headers={"X-OpenStack-Ironic-API-Version": "1.77"})
+    assert old.status_code == 404 and "1.78" in old.text
 
 
 

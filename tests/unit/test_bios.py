@@ -6,30 +6,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import update
 
-from services.common.config import Settings
-from services.common.db import Database, upgrade_schema
 from services.common.models import Node
 from services.drivers.bios import FAKE_DEFAULTS, FakeBios, NoBios
 from services.drivers.contract_check import ContractError
 from services.drivers.node_driver import check_implementation
-from tests.support.api_stack import ServedApi, served_api
+from tests.support.api_stack import ServedApi, served_sqlite_api
 from tests.support.polling import eventually
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
-    directory: Path = tmp_path_factory.mktemp("bios")
-    url = f"sqlite:///{directory / 'api.sqlite'}"
-    upgrade_schema(url)
-    with served_api(Settings(process={"data_dir": directory},
-                             conductor={"hostname": "conductor-1"}), Database(url)) as stack:
+    with served_sqlite_api(tmp_path_factory.mktemp("bios")) as stack:
         yield stack
 
 

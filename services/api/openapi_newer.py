@@ -1,0 +1,125 @@
+"""The OpenAPI operations and schemas of what API 1.74 and later add (services/api/shards.py,
+node_children.py, node_boot_mode.py). ``openapi.py`` turns the operations into its
+``Operation`` entries, as it does with openapi_volumes.py's; each documents its 404 below its
+microversion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.api import (
+    inspection_rule_checks,
+    inspection_rules,
+    node_boot_mode,
+    runbooks,
+    versions,
+)
+from services.api.openapi_schemas import (
+    BOOLEAN,
+    LINKS,
+    OBJECT,
+    TRAIT,
+    UUID,
+    _collection,
+    _document,
+    _patch,
+    nullable,
+)
+from services.common.validation import RUNBOOK_STEP_SCHEMA
+
+Schema = dict[str, Any]
+IDENT = {"ident": "A node's UUID or name (API 1.5)."}
+CONDUCTOR = (409, 503)
+
+
+def _collection_operations(base: str, name: str, ident: str, *filters: str
+                           ) -> dict[tuple[str, str], dict[str, Any]]:
+    """A collection built like deploy templates' (404 for GET, 405 otherwise below it)."""
+    listing = ("fields", "limit", "marker", "sort_dir", "detail", "sort_key", *filters)
+    one = {"path_names": {"ident": ident}}
+    return {
+        ("get", base): {"status": 200, "response": f"{name}Collection", "query": listing,
+                        "errors": (404,)},
+        ("get", f"{base}/detail"): {"status": 200, "response": f"{name}Collection",
+                                    "query": tuple(q for q in listing if q != "detail"),
+                                    "errors": (404,)},
+        ("post", base): {"status": 201, "response": name, "body": f"{name}Create",
+                         "errors": (405, 409)},
+        ("get", f"{base}/{{ident}}"): {"status": 200, "response": name, "query": ("fields",),
+                                       "errors": (404,)} | one,
+        ("patch", f"{base}/{{ident}}"): {"status": 200, "response": name,
+                                         "body": f"{name}Patch", "errors": (404, 405, 409)}
+        | one,
+        ("delete", f"{base}/{{ident}}"): {"status": 204, "errors": (404, 405)} | one,
+    }
+
+
+def operations() -> dict[tuple[str, str], dict[str, Any]]:
+    """The keyword arguments of each route's ``Operation`` (runbooks and inspection rules
+    once ``MAX_VERSION`` reaches theirs, as services/api/app.py includes their routes)."""
+    built: dict[tuple[str, str], dict[str, Any]] = {}
+    if runbooks.VERSION <= versions.MAX_VERSION:
+        built |= _collection_operations("/v1/runbooks", "Runbook",
+                                        "A runbook's UUID or name.")
+    if inspection_rules.VERSION <= versions.MAX_VERSION:
+        built |= _collection_operations("/v1/inspection_rules", "InspectionRule",
+                                        "An inspection rule's UUID.", "phase")
+    return built | {
+        ("get", "/v1/shards"): {"status": 200, "response": "ShardCollection", "errors": (404,),
+                                "summary": "Nodes per shard (API 1.82; 404 below)"},
+        ("get", "/v1/nodes/{ident}/children"): {
+            "status": 200, "response": "NodeChildren", "errors": (404,), "path_names": IDENT,
+            "summary": "The node's child nodes (API 1.83; 404 below)"},
+        ("put", "/v1/nodes/{ident}/states/boot_mode"): {
+            "status": 202, "body": "BootModeChange", "errors": (404, *CONDUCTOR),
+            "path_names": IDENT, "summary": "Change the boot mode (API 1.76; 404 below)"},
+        ("put", "/v1/nodes/{ident}/states/secure_boot"): {
+            "status": 202, "body": "SecureBootChange", "errors": (404, *CONDUCTOR),
+            "path_names": IDENT, "summary": "Turn UEFI secure boot on or off (API 1.76; 404 "
+                                            "below)"},
+    }
+
+
+def schemas() -> dict[str, Schema]:
+    steps = {"type": "array", "items": RUNBOOK_STEP_SCHEMA}
+    rule = inspection_rule_checks.schema()
+    return {
+        "RunbookCreate": {
+            "type": "object", "required": ["name", "steps"], "additionalProperties": False,
+            "properties": {"uuid": nullable(UUID), "extra": nullable(OBJECT), "name": TRAIT,
+                           "steps": steps | {"minItems": 1},
+                           "disable_ramdisk": nullable({"type": "boolean"}),
+                           "public": nullable({"type": "boolean"}),
+                           "owner": nullable({"type": "string", "maxLength": 255})}},
+        "RunbookPatch": _patch(runbooks.WRITABLE, "Writable runbook fields: "
+                               + ", ".join(sorted(runbooks.WRITABLE)) + "."),
+        "Runbook": _document(runbooks.FIELD_VERSIONS, {
+            "uuid": UUID, "links": LINKS, "extra": OBJECT, "name": TRAIT, "steps": steps}),
+        "RunbookCollection": _collection("runbooks", "Runbook"),
+        "InspectionRuleCreate": rule,
+        "InspectionRulePatch": _patch(inspection_rules.WRITABLE, "Writable inspection rule "
+                                      "fields: " + ", ".join(sorted(inspection_rules.WRITABLE))
+                                      + "."),
+        "InspectionRule": _document(inspection_rules.FIELD_VERSIONS, {
+            "uuid": UUID, "links": LINKS, "priority": {"type": "integer"},
+            "conditions": nullable({"type": "array"}), "actions": nullable({"type": "array"})}),
+        "InspectionRuleCollection": _collection("inspection_rules", "InspectionRule"),
+        "ShardCollection": {
+            "type": "object", "required": ["shards"],
+            "properties": {"shards": {"type": "array", "items": {
+                "type": "object", "required": ["name", "count"],
+                "properties": {"name": {"type": "string",
+                                        "description": "'None' for the nodes without one."},
+                               "count": {"type": "integer", "minimum": 1}}}}}},
+        "NodeChildren": {
+            "type": "object", "required": ["children", "links"],
+            "properties": {"children": {"type": "array", "items": UUID},
+                           "links": {"type": "object"}}},
+        "BootModeChange": {
+            "type": "object", "required": ["target"], "additionalProperties": False,
+            "properties": {"target": {"type": "string",
+                                      "enum": list(node_boot_mode.BOOT_MODES)}}},
+        "SecureBootChange": {
+            "type": "object", "required": ["target"], "additionalProperties": False,
+            "properties": {"target": BOOLEAN}},
+    }

@@ -1,0 +1,228 @@
+"""/v1/runbooks, as Ironic serves them (API 1.92; 404 for a GET and 405 otherwise below it).
+
+A runbook is named by a trait and holds clean steps with an ``order``; ``PUT
+/v1/nodes/{id}/states/provision`` with ``{"target": "clean", "runbook": <uuid or name>}`` runs
+them on a node whose traits hold the runbook's name (services/api/node_states.py). Its steps
+are checked as a deploy template's are (``validation.runbook_steps``, duplicates refused).
+Runbooks have no conductor: the API writes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Body, Depends, Request, Response
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.api import collection
+from services.api.deploy_templates import check_no_duplicates, check_trait_name
+from services.api.deps import api_version, database, require_collection_version
+from services.api.patch import apply_patch, validate_patch
+from services.api.responses import rendered
+from services.api.routing import api_router
+from services.api.versions import Version
+from services.api.views import links, timestamp, visible_fields
+from services.common import validation
+from services.common.db import Database
+from services.common.exceptions import Conflict, Invalid, NotAcceptable, NotFound
+from services.common.rule_models import Runbook
+from services.common.secrets import mask
+
+router = api_router(prefix="/v1/runbooks")
+
+VERSION: Version = (1, 92)
+FIELD_VERSIONS: dict[str, Version] = {
+    name: VERSION for name in ("uuid", "name", "steps", "disable_ramdisk", "extra", "public",
+                               "owner", "created_at", "updated_at", "links")}
+LIST_FIELDS = ("uuid", "name", "links")
+WRITABLE = frozenset({"name", "steps", "disable_ramdisk", "extra", "public", "owner"})
+CREATABLE = WRITABLE | {"uuid"}
+SORTABLE = {"uuid", "name", "created_at", "updated_at", "id"}
+SCHEMA_ERROR = "Schema error for runbook: "
+
+
+def _check_version(version: Version, method: str) -> None:
+    require_collection_version(version, VERSION, method,
+                               "The API version does not allow runbooks")
+
+
+def steps_in_order(runbook: Runbook) -> list[dict[str, Any]]:
+    """The runbook's steps as a clean request names them, in their ``order``."""
+    return [{"interface": step["interface"], "step": step["step"], "args": step["args"]}
+            for step in sorted(runbook.steps, key=lambda step: step["order"])]
+
+
+def document(request: Request, runbook: Runbook, fields: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "uuid": runbook.uuid, "name": runbook.name,
+        "steps": [{"interface": step["interface"], "step": step["step"],
+                   "args": mask(step["args"]), "order": step["order"]}
+                  for step in runbook.steps],
+        "disable_ramdisk": runbook.disable_ramdisk, "extra": runbook.extra,
+        "public": runbook.public, "owner": runbook.owner,
+        "created_at": timestamp(runbook.created_at),
+        "updated_at": timestamp(runbook.updated_at)}
+    if "links" in fields:
+        values["links"] = links(request, "runbooks", runbook.uuid)
+    return {name: values[name] for name in fields if name in values}
+
+
+KIND = collection.NamedCollection("runbooks", Runbook, FIELD_VERSIONS, LIST_FIELDS, SORTABLE,
+                                  ("steps", "extra"), document)
+
+
+def find_runbook(session: Session, ident: str) -> Runbook:
+    where = (Runbook.uuid == ident.lower() if validation.is_uuid(ident)
+             else Runbook.name == ident)
+    runbook = session.scalar(select(Runbook).where(where))
+    if runbook is None:
+        raise NotFound(f"Runbook {ident} could not be found.")
+    return runbook
+
+
+def _check(values: Any) -> dict[str, Any]:
+    """A runbook's fields as Ironic's RUNBOOK_SCHEMA and duplicate_steps check them."""
+    if not isinstance(values, dict):
+        raise Invalid("Invalid runbook: expected a JSON object.")
+    unknown = sorted(set(values) - CREATABLE)
+    if unknown:
+        raise Invalid(f"{SCHEMA_ERROR}Additional properties are not allowed "
+                      f"({', '.join(repr(u) for u in unknown)} unexpected)")
+    for mandatory in ("name", "steps"):
+        if mandatory not in values:
+            raise Invalid(f"{SCHEMA_ERROR}'{mandatory}' is a required property")
+    check_trait_name(values["name"], SCHEMA_ERROR, "Runbook")
+    if values["steps"] == []:
+        raise Invalid(f"{SCHEMA_ERROR}[] is too short")
+    steps = validation.runbook_steps("steps", values["steps"])
+    check_no_duplicates(steps, "A template")
+    clean: dict[str, Any] = {
+        "name": values["name"], "steps": steps,
+        "extra": validation.json_object("extra", values.get("extra") or {})}
+    for flag in ("disable_ramdisk", "public"):
+        value = values.get(flag)
+        if value is not None and not isinstance(value, bool):
+            raise Invalid(f"{SCHEMA_ERROR}{validation.shown(value)} is not of type "
+                          "'boolean', 'null'")
+        clean[flag] = bool(value)
+    owner = values.get("owner")
+    clean["owner"] = None if owner is None else validation.text("owner", owner)
+    if values.get("uuid") is not None:
+        clean["uuid"] = validation.uuid_value("uuid", values["uuid"])
+    return clean
+
+
+def _conflict(session: Session, values: dict[str, Any], own_id: int | None) -> None:
+    for column, text in ((Runbook.name, "name {}"), (Runbook.uuid, "UUID {}")):
+        if column.key in values:
+            found = session.scalar(select(Runbook.id).where(column == values[column.key]))
+            if found is not None and found != own_id:
+                raise Conflict(f"A runbook with {text.format(values[column.key])} already "
+                               "exists.")
+
+
+def _list(request: Request, version: Version, db: Database, detail: bool) -> dict[str, Any]:
+    _check_version(version, "GET")
+    with db.session() as session:
+        return collection.list_named(request, version, session, KIND, detail)
+
+
+@router.get("")
+def list_runbooks(request: Request, version: Version = Depends(api_version),
+                  db: Database = Depends(database)) -> dict[str, Any]:
+    return _list(request, version, db, False)
+
+
+@router.get("/detail")
+def list_runbooks_detail(request: Request, version: Version = Depends(api_version),
+                         db: Database = Depends(database)) -> dict[str, Any]:
+    return _list(request, version, db, True)
+
+
+@router.get("/{ident}")
+def show_runbook(ident: str, request: Request, version: Version = Depends(api_version),
+                 db: Database = Depends(database)) -> dict[str, Any]:
+    _check_version(version, "GET")
+    fields = collection.single_fields(request, version, FIELD_VERSIONS)
+    with db.session() as session:
+        return document(request, find_runbook(session, ident), fields)
+
+
+@router.post("", status_code=201)
+def create_runbook(request: Request, body: Any = Body(...),
+                   version: Version = Depends(api_version),
+                   db: Database = Depends(database)) -> Response:
+    _check_version(version, "POST")
+    values = _check(body)
+    try:
+        with db.session() as session:
+            _conflict(session, values, None)
+            runbook = Runbook(**values)
+            session.add(runbook)
+            session.flush()
+            shown = document(request, runbook, visible_fields(FIELD_VERSIONS, version))
+            return rendered(shown, 201, {
+                "Location": f"{request.base_url}v1/runbooks/{runbook.uuid}"})
+    except IntegrityError:
+        raise Conflict(f"A runbook with name {values['name']} already exists.") from None
+
+
+@router.patch("/{ident}")
+def update_runbook(ident: str, request: Request, patch: Any = Body(...),
+                   version: Version = Depends(api_version),
+                   db: Database = Depends(database)) -> dict[str, Any]:
+    _check_version(version, "PATCH")
+    paths = {operation["path"].lstrip("/").split("/")[0]: operation
+             for operation in validate_patch(patch)}
+    for field in paths:
+        if field not in WRITABLE:
+            raise Invalid(f"Cannot update the field {field!r} of a runbook.")
+    try:
+        with db.session() as session:
+            runbook = find_runbook(session, ident)
+            stored = {field: getattr(runbook, field) for field in WRITABLE}
+            if "owner" in paths and paths["owner"].get("value") is not None and (
+                    paths["public"].get("value") if "public" in paths else runbook.public):
+                raise Invalid("Couldn't apply patch. Reason: There cannot be an owner for a "
+                              "public runbook")
+            if "public" in paths:
+                stored["owner"] = None  # as Ironic: making it public (or not) drops the owner
+            values = _check(apply_patch(stored, patch))
+            _conflict(session, values, runbook.id)
+            for field, value in values.items():
+                setattr(runbook, field, value)
+            session.flush()
+            return document(request, runbook, visible_fields(FIELD_VERSIONS, version))
+    except IntegrityError:
+        raise Conflict("A runbook with that name already exists.") from None
+
+
+@router.delete("/{ident}", status_code=204)
+def delete_runbook(ident: str, version: Version = Depends(api_version),
+                   db: Database = Depends(database)) -> Response:
+    _check_version(version, "DELETE")
+    with db.session() as session:
+        session.delete(find_runbook(session, ident))
+    return Response(status_code=204)
+
+
+def provision_options(session: Session, node_uuid: str, node_traits: list[str],
+                      target: str, options: dict[str, Any], version: Version) -> dict[str, Any]:
+    """A provision request's ``runbook`` (1.92, 406 below) made its clean steps, as Ironic's
+    _handle_runbook: the node's traits must hold the runbook's name."""
+    if version < VERSION:
+        raise NotAcceptable("Not Acceptable")
+    runbook = find_runbook(session, validation.text("runbook", options.pop("runbook"),
+                                                    limit_of="name"))
+    if runbook.name not in node_traits:
+        raise Invalid(f"This runbook has not been approved for use on this node {node_uuid}. "
+                      "Please ask an administrator to add it to your node traits.")
+    if target != "clean":
+        raise Invalid("\"runbooks\" is only valid when setting target provision state to any "
+                      "of ['clean', 'service']")
+    if options.get("clean_steps"):
+        raise Invalid("Please provide either \"clean_steps\" or a runbook, but not both.")
+    return {**options, "clean_steps": steps_in_order(runbook),
+            "disable_ramdisk": runbook.disable_ramdisk}
