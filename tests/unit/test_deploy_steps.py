@@ -123,7 +123,7 @@ def test_a_failing_step_fails_the_deploy_naming_it(api: httpx.Client) -> None:
     assert provision(api, uuid, "active", deploy_steps=[broken]).status_code == 202
     failed = settled(api, uuid, "deploy failed")
     assert failed["last_error"] == (
-        f"Deploying failed for node {uuid}: deploy step bios.apply_configuration failed: "
+        f"Deploy failed for node {uuid}: deploy step bios.apply_configuration failed: "
         'bios.apply_configuration needs "settings": a non-empty list of {"name": ..., '
         '"value": ...}.')
     assert "fake_deploys" not in failed["driver_internal_info"]  # deploy.deploy never ran
@@ -135,7 +135,7 @@ def test_a_failing_core_step_keeps_the_deploy_interface_s_message(api: httpx.Cli
     assert provision(api, uuid, "active", deploy_steps=[APPLY]).status_code == 202
     failed = settled(api, uuid, "deploy failed")
     assert failed["last_error"] == (
-        f"Deploying failed for node {uuid}: the disk does not answer")
+        f"Deploy failed for node {uuid}: the disk does not answer")
 
 
 def test_disabling_the_core_step_skips_it(api: httpx.Client) -> None:
