@@ -241,3 +241,30 @@ def test_rescue_and_unrescue_with_the_real_agent(
     every_text = (str(api.get(f"/v1/nodes/{node}").json()) + history + caplog.text
                   + log.read_text())
     assert PASSWORD not in every_text and hashed not in every_text
+
+
+def test_an_agent_that_cannot_set_the_password_fails_the_rescue_and_forgets_it(
+        served: ServedApi, rescue_agent: tuple[str, list[subprocess.Popen[bytes]]],
+        tmp_path: Path) -> None:
+    api = served.client
+    api_url, processes = rescue_agent
+    mac = "52:54:00:5e:00:02"
+    node = active_node(api, mac)
+    broken_root = tmp_path / "broken-root"
+    broken_root.mkdir()
+    (broken_root / "etc").write_text("not a directory\n")  # the agent cannot write etc/shadow
+    assert api.put(f"/v1/nodes/{node}/states/provision",
+                   json={"target": "rescue", "rescue_password": PASSWORD}).status_code == 202
+    wait_state(api, node, "rescue wait")
+    boot_rescue_ramdisk(api_url, node, mac, tmp_path, broken_root, processes)
+    failed = wait_state(api, node, "rescue failed")
+    assert failed["last_error"].startswith(
+        "Node failed to perform rescue operation: Agent returned bad result for command "
+        f"finalize_rescue: cannot set the password of the rescue user under {broken_root}")
+    assert failed["power_state"] == "power off"
+    with served.manager.db.session() as session:
+        stored = session.scalar(select(Node).where(Node.uuid == node))
+        assert stored is not None
+        assert not {"rescue_password", "hashed_rescue_password"} & set(stored.instance_info)
+        assert not {"agent_url", "agent_secret_token"} & set(stored.driver_internal_info)
+    assert PASSWORD not in str(failed)
