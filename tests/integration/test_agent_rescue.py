@@ -2,7 +2,8 @@
 
 - The agent's ``rescue.finalize_rescue`` as a process: the hash Ironic sends becomes the
   ``rescue`` user's shadow entry under a root the test gives (never this machine's
-  /etc/shadow), checked with Debian's ``openssl passwd -6``; then the agent serves no API and
+  /etc/shadow), checked with Debian's ``openssl passwd -6`` and with busybox's crypt (the
+  ramdisk's ``login``); then the agent serves no API and
   sends no heartbeat, and a restarted agent stays quiet.
 - The whole rescue through the real API and conductor (fake-hardware, SQLite) with the real
   agent as the rescue ramdisk's: ``rescue wait`` → heartbeat → ``rescue`` → unrescue →
@@ -50,6 +51,12 @@ def openssl_hash(password: str, salt: str) -> str:
                           check=True).stdout.strip()
 
 
+def busybox_hash(password: str, salt: str) -> str:
+    """The same with busybox's crypt: what the ramdisk's busybox ``login`` checks it with."""
+    return subprocess.run(["busybox", "mkpasswd", "-m", "sha512", password, salt],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
 def shadow_entry(root: Path) -> list[str]:
     lines = (root / "etc" / "shadow").read_text().splitlines()
     return [line for line in lines if line.startswith("rescue:")]
@@ -61,6 +68,7 @@ def check_rescue_password(root: Path, password: str) -> str:
     hashed = entry.split(":")[1]
     salt = hashed.split("$")[2]
     assert hashed.startswith("$6$") and openssl_hash(password, salt) == hashed
+    assert busybox_hash(password, salt) == hashed
     assert openssl_hash(password + "x", salt) != hashed
     return hashed
 
