@@ -33,7 +33,8 @@ LOG = logging.getLogger(__name__)
 USER = "rescue"
 LOGIN_AGAIN_S = 1.0  # between a logout (or a prompt that could not start) and the next prompt
 # The passwd entry the rescue user gets when the ramdisk has none: a shell in its home.
-PASSWD_ENTRY = f"{USER}:x:1000:1000:rescue user:/home/{USER}:/bin/sh"
+RESCUE_UID = 1000
+PASSWD_ENTRY = f"{USER}:x:{RESCUE_UID}:{RESCUE_UID}:rescue user:/home/{USER}:/bin/sh"
 RESCUED_MARKER = "etc/.rescued"
 # crypt(3) sha256/sha512: $5$ or $6$, optional rounds=N$, a salt, the hash; nothing else (a
 # ':' or a newline would write other shadow fields or entries).
@@ -86,7 +87,10 @@ def set_password(root: Path, hashed: str) -> None:
         passwd = _lines(etc / "passwd")
         if not any(line.split(":", 1)[0] == USER for line in passwd):
             _replace(etc / "passwd", [*passwd, PASSWD_ENTRY], 0o644)
-        (root / "home" / USER).mkdir(parents=True, exist_ok=True)
+        home = root / "home" / USER
+        home.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:  # the ramdisk: the user's home is theirs
+            os.chown(home, RESCUE_UID, RESCUE_UID)
         # name:hash:last change (days; 0 would force a change at login):min:max:warn:::
         days = int(time.time() // 86400)
         _replace(etc / "shadow", _with_entry(_lines(etc / "shadow"),
