@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from services.common import secrets
-
 if TYPE_CHECKING:
     from services.conductor.task import Task
 
@@ -22,11 +20,11 @@ def hash_password(password: str) -> str:
 
 
 def keep_password(task: Task, password: str) -> None:
-    """Keep ``password`` and its hash on the node; scrub both from every text from now on."""
-    hashed = hash_password(password)
-    secrets.remember({"rescue_password": password, "hashed_rescue_password": hashed})
+    """Keep ``password`` and its hash on the node. Not `secrets.remember`ed: a password such
+    as "other" would then be masked in every text of the process; the keys name a password,
+    which masks both wherever they are shown (services/common/secrets.py)."""
     task.node.instance_info = {**task.node.instance_info, "rescue_password": password,
-                               "hashed_rescue_password": hashed}
+                               "hashed_rescue_password": hash_password(password)}
 
 
 def forget_password(task: Task) -> None:
