@@ -28,7 +28,8 @@ STAMP := $(VENV)/.installed
 # ldap-utils run the throw-away OpenLDAP directory of the LDAP identity tests; libfuse3-3 is the
 # FUSE library of the disk that loses writes (tests/support/faulty_disk.py, mounted as root);
 # openipmi's ipmi_sim is the BMC that serves Serial-over-LAN to the console tests
-# (tests/support/sol_bmc.py).
+# (tests/support/sol_bmc.py); openssl's `passwd -6` checks the rescue user's sha512-crypt
+# password (tests/integration/test_agent_rescue.py).
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 PYTEST_ARGS ?=
 # pytest-xdist workers of `make test`, `make unit` and `make integration`: a test module at a time
@@ -40,7 +41,7 @@ XDIST := -n $(PYTEST_WORKERS) --dist loadscope
 LAB_PACKAGES := ipmitool dnsmasq-base iptables vde2 qemu-system-x86 qemu-utils qemu-block-extra \
 	ipxe ovmf busybox-static tgt fdisk extlinux genisoimage dosfstools mtools systemd-boot-efi \
 	syslinux zstd python3-zstandard chromium chromium-driver slapd ldap-utils udpcast uftp \
-	mariadb-server libfuse3-3 openipmi
+	mariadb-server libfuse3-3 openipmi openssl
 
 .PHONY: help deps venv test unit integration browser clients lint demo bench clean testkernel \
 	ramdisk testimages screenshots lab-screenshots ui-vendor

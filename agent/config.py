@@ -55,6 +55,8 @@ class AgentConfig:
     api_ca_file: str | None = None  # PEM of the CA the API's certificate is checked against ...
     api_ca_url: str | None = None  # ... or where the boot service serves it
     login_console: str = DEFAULT_LOGIN_CONSOLE  # the terminal of the login prompt
+    rescue_root: str = "/"  # where finalize_rescue writes etc/shadow (tests: a directory)
+    rescue_login_command: tuple[str, ...] | None = None  # None: getty on the login console
 
 
 def normalize_mac(value: str) -> str:
@@ -107,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--login-console",
                         help="terminal of the login prompt (default: enclume.login_console=, "
                              "else /dev/console)")
+    parser.add_argument("--rescue-root", default="/",
+                        help="root of the files rescue.finalize_rescue writes (etc/shadow)")
+    parser.add_argument("--rescue-login-command",
+                        help="login prompt of a rescued ramdisk (default: busybox getty on "
+                             "the login console)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -162,5 +169,8 @@ def load(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
         api_ca_url=cmdline.get("enclume.api_ca_url") or None,
         login_console=(args.login_console or cmdline.get("enclume.login_console")
                        or DEFAULT_LOGIN_CONSOLE),
+        rescue_root=args.rescue_root,
+        rescue_login_command=(tuple(shlex.split(args.rescue_login_command))
+                              if args.rescue_login_command else None),
     )
     return config, args.verbose

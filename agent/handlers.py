@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agent import (
@@ -14,6 +15,7 @@ from agent import (
     login_prompt,
     multicast_restore,
     power,
+    rescue,
     restore_blocks,
     write_image,
 )
@@ -30,6 +32,7 @@ class AgentContext:
     lldp: LldpListener | None
     advertise_host: Callable[[], str]
     token: Callable[[], str | None] = lambda: None  # the agent's own, from its lookup
+    rescued: Callable[[], None] = lambda: None  # finalize_rescue succeeded: stop serving
 
     def disks(self) -> list[Disk]:
         return discover(self.config.disks)
@@ -150,6 +153,15 @@ def build(context: AgentContext) -> Commands:
         _no_params(params)
         return lambda _: power.schedule(config.reboot_command, config.power_action_delay_s)
 
+    def finalize_rescue(params: dict[str, Any]) -> Runner:
+        hashed = rescue.parse_params(params)
+
+        def run(_: Progress) -> dict[str, Any]:
+            rescue.set_password(Path(config.rescue_root), hashed)
+            context.rescued()
+            return {}
+        return run
+
     def sync(params: dict[str, Any]) -> Runner:
         _no_params(params)
         return lambda _: power.sync()
@@ -168,4 +180,5 @@ def build(context: AgentContext) -> Commands:
         "standby.power_off": Spec(power_off),
         "standby.reboot": Spec(reboot),
         "standby.sync": Spec(sync),
+        "rescue.finalize_rescue": Spec(finalize_rescue),
     })

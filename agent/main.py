@@ -7,9 +7,10 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
-from agent import api_client, discovery, handlers, inventory
+from agent import api_client, discovery, handlers, inventory, rescue
 from agent.api_client import ApiError, Lookup
 from agent.config import MIN_HEARTBEAT_S, AgentConfig, ConfigError, load
 from agent.lldp import LldpListener
@@ -36,6 +37,7 @@ class Agent:
         self.config = config
         self.token = TokenState()
         self.stopped = threading.Event()
+        self.rescue_done = False
         self.lookup: Lookup | None = None
         self.ca_loaded = not (config.api_ca_file or config.api_ca_url)
         self._advertise = config.advertise_host
@@ -43,9 +45,15 @@ class Agent:
                       else inventory.interface_names())
         self.lldp = LldpListener(interfaces).start()
         context = handlers.AgentContext(config, self.lldp, self.advertise_host,
-                                          self.token.get)
+                                          self.token.get, self.rescued)
         self.server = AgentServer((config.listen_host, config.listen_port),
                                   handlers.build(context), self.token)
+
+    def rescued(self) -> None:
+        """finalize_rescue succeeded: once its answer has left, no API and no heartbeats
+        (the tenant network must not reach the agent), as Ironic's agent."""
+        self.rescue_done = True
+        threading.Timer(self.config.power_action_delay_s, self.stopped.set).start()
 
     def advertise_host(self) -> str:
         if self._advertise is None:
@@ -124,16 +132,32 @@ class Agent:
         self.lldp.stop()
 
 
-def _discover(config: AgentConfig) -> int:
-    stopped = threading.Event()
+def _on_signals(*events: threading.Event) -> None:
+    """SIGTERM and SIGINT set ``events``."""
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         LOG.info("signal %d: stopping", signum)
-        stopped.set()
+        for event in events:
+            event.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+
+
+def _discover(config: AgentConfig) -> int:
+    stopped = threading.Event()
+    _on_signals(stopped)
     return discovery.run(config, stopped)
+
+
+def _stay_rescued(config: AgentConfig, signalled: threading.Event) -> int:
+    """A rescued ramdisk's agent only keeps the rescue user's login prompt up until the
+    machine stops (init would start an agent that ends again at once)."""
+    LOG.info("this ramdisk is rescued: the agent serves no API and sends no heartbeat")
+    rescue.offer_login(config.rescue_login_command
+                       or rescue.login_command(config.login_console), signalled)
+    signalled.wait()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,22 +170,20 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if config.discovery:
         return _discover(config)
+    signalled = threading.Event()
+    if rescue.is_rescued(Path(config.rescue_root)):
+        _on_signals(signalled)
+        return _stay_rescued(config, signalled)
     try:
         agent = Agent(config)
     except OSError as exc:
         LOG.error("cannot listen on %s:%d: %s", config.listen_host, config.listen_port,
                   exc.strerror or exc)
         return 1
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        LOG.info("signal %d: stopping", signum)
-        agent.stopped.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    _on_signals(agent.stopped, signalled)
     agent.run()
     agent.stop()
-    return 0
+    return _stay_rescued(config, signalled) if agent.rescue_done else 0
 
 
 if __name__ == "__main__":

@@ -136,6 +136,7 @@ class NetworkSettings(BaseSettings):
     provisioning_vlan: int | None = Field(default=None, ge=MIN_VLAN, le=MAX_VLAN)
     # None: the provisioning VLAN
     cleaning_vlan: int | None = Field(default=None, ge=MIN_VLAN, le=MAX_VLAN)
+    rescuing_vlan: int | None = Field(default=None, ge=MIN_VLAN, le=MAX_VLAN)  # as cleaning's
     tenant_vlan: int | None = Field(default=None, ge=MIN_VLAN, le=MAX_VLAN)
     switch_batch_window_s: float = env_var("SWITCH_BATCH_WINDOW_S", 0.2, ge=0)
     switch_timeout_s: float = env_var("SWITCH_TIMEOUT_S", 30.0, gt=0)

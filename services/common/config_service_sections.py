@@ -119,6 +119,8 @@ class ConductorSettings(BaseSettings):
     power_sync_max_retries: int = env_var("POWER_SYNC_MAX_RETRIES", 3)
     power_failure_recovery: bool = env_var("POWER_FAILURE_RECOVERY", True)
     callback_timeout_s: float = env_var("CALLBACK_TIMEOUT_S", 1800.0)
+    # rescue wait's (Ironic's [conductor]rescue_callback_timeout); 0: never times out
+    rescue_callback_timeout_s: float = env_var("RESCUE_CALLBACK_TIMEOUT_S", 1800.0, ge=0)
     console_host: str = "127.0.0.1"  # where the socat consoles' TCP ports listen
     console_url: str | None = None  # base URL of the web consoles (default: RPC or API URL)
 

@@ -58,6 +58,9 @@ COMMON = {
     "cleaning_vlan": "VLAN (1-4094) cleaning runs in, for the vlan network interface. "
                      "Optional, default ENCLUME_NETWORK_CLEANING_VLAN, else the provisioning "
                      "VLAN.",
+    "rescuing_vlan": "VLAN (1-4094) the rescue ramdisk boots on, for the vlan network "
+                     "interface. Optional, default ENCLUME_NETWORK_RESCUING_VLAN, else the "
+                     "provisioning VLAN.",
     "tenant_vlan": "VLAN (1-4094) of the deployed instance, for the vlan network interface. "
                    "Optional, default ENCLUME_NETWORK_TENANT_VLAN.",
 }

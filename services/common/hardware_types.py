@@ -58,7 +58,7 @@ FAKE_HARDWARE = HardwareType(
         "network": ("noop", "flat", "vlan"),
         "power": ("fake",),
         "raid": ("fake", "no-raid"),  # fake first, as Ironic's fake-hardware
-        "rescue": ("no-rescue", "fake"),
+        "rescue": ("no-rescue", "fake", "agent"),
         "storage": ("noop", "external"),
         "vendor": ("no-vendor", "fake"),
     },
@@ -77,7 +77,7 @@ _REAL_MACHINE = {
     "inspect": ("agent", "no-inspect"),
     "network": ("noop", "flat", "vlan"),
     "raid": ("no-raid",),
-    "rescue": ("no-rescue",),
+    "rescue": ("no-rescue", "agent"),
     "storage": ("noop", "external"),
     "vendor": ("no-vendor",),
 }

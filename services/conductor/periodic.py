@@ -31,6 +31,7 @@ from services.common.metrics import POWER_SYNC_NODES, POWER_SYNC_SECONDS
 from services.common.models import Node, utcnow
 from services.common.secrets import scrub
 from services.conductor import allocations, locks
+from services.conductor.flows import rescue
 from services.conductor.flows.steps import fail_with
 from services.conductor.interface import ConductorAPI
 from services.conductor.manager import ConductorManager
@@ -176,13 +177,24 @@ class PeriodicTasks:
     # -- agent callbacks -------------------------------------------------------------------
 
     def fail_callback_timeouts(self) -> int:
-        deadline = utcnow() - timedelta(seconds=self.settings.conductor.callback_timeout_s)
-        waiting = [s.value for s in states.WAIT_STATES]
+        """Fail the nodes that waited for their agent too long: rescue wait after its own
+        timeout (0: never), the other wait states after ENCLUME_CALLBACK_TIMEOUT_S."""
+        conductor = self.settings.conductor
+        waiting = [s.value for s in states.WAIT_STATES if s != states.S.RESCUEWAIT]
+        started = self._start_timeouts(waiting, conductor.callback_timeout_s,
+                                       _fail_timeout(conductor.callback_timeout_s))
+        if conductor.rescue_callback_timeout_s > 0:
+            started += self._start_timeouts([states.S.RESCUEWAIT.value],
+                                             conductor.rescue_callback_timeout_s,
+                                             _fail_rescue_timeout)
+        return started
+
+    def _start_timeouts(self, waiting: list[str], timeout_s: float, work: Work) -> int:
+        deadline = utcnow() - timedelta(seconds=timeout_s)
         rows = self._rows(Node.provision_state.in_(waiting),
                           Node.provision_updated_at < deadline, locks.is_free())
-        timeout = self.settings.conductor.callback_timeout_s
-        return sum(self.manager.start_on_locked(row.id, row.uuid, _fail_timeout(timeout),
-                                                "provisioning") for row in rows)
+        return sum(self.manager.start_on_locked(row.id, row.uuid, work, "provisioning")
+                   for row in rows)
 
     # -- power -----------------------------------------------------------------------------
 
@@ -316,6 +328,11 @@ def _prepare_boot_again(task: Task) -> None:
     task.node.conductor_affinity = task.conductor
     task.record("takeover", f"Conductor {task.conductor} took over the node from "
                             f"{previous or 'no conductor'}.")
+
+
+def _fail_rescue_timeout(task: Task) -> None:
+    if task.node.provision_state == states.S.RESCUEWAIT:
+        rescue.fail_timeout(task)
 
 
 def _fail_timeout(timeout_s: float) -> Work:

@@ -5,11 +5,9 @@ implementations it allows and which one is the default. A node picks one impleme
 interface; the conductor builds a ``NodeDriver`` of those instances for the work at hand.
 
 Each interface is an abstract class below. An implementation subclasses exactly one of them and
-defines its required methods (else it cannot be built: TypeError when the registry makes it);
-optional methods have a default here, capabilities are class flags. An implementation's public
-methods are the contract's: a public method the contract does not declare (a misspelt
-``continue_deploi``) is refused when the class is defined, rather than never being called.
-Helpers of an implementation are private (``_name``).
+defines its required methods (else it cannot be built); optional methods have a default here,
+capabilities are class flags. A public method the contract does not declare (a misspelt
+``continue_deploi``) is refused when the class is defined; helpers are private (``_name``).
 """
 
 from __future__ import annotations
@@ -32,6 +30,7 @@ from services.common.hardware_types import (  # noqa: F401 (the drivers' names f
     HardwareType,
 )
 from services.common.raid_config import configuration_error
+from services.drivers.console_stream import ConsoleStream
 from services.drivers.contract_check import check_class
 from services.drivers.driver_errors import (  # noqa: F401 (the drivers' names for them)
     ManualActionRequired,
@@ -183,8 +182,7 @@ class DeployInterface(Interface):
     def execute_clean_steps(self, task: Task, steps: list[dict[str, Any]]) -> str | None: ...
 
     def continue_deploy(self, task: Task, resume: Resume) -> str | None:
-        """Kept for interfaces outside this tree: the deploy flow runs the node's deploy
-        steps (``execute_step``/``continue_step``) and never calls it. Keeps waiting."""
+        """Kept for interfaces outside this tree: the deploy flow never calls it."""
         return WAIT
 
     def continue_clean(self, task: Task, resume: Resume) -> str | None:
@@ -216,6 +214,14 @@ class NetworkInterface(Interface):
     @abstractmethod
     def unconfigure_tenant_networks(self, task: Task) -> None: ...
 
+    # The rescue ramdisk's network (as Ironic's base: nothing to do unless the interface moves
+    # ports); unconfigure_tenant_networks comes first, configure_tenant_networks after.
+    def add_rescuing_network(self, task: Task) -> None:
+        """Nothing by default."""
+
+    def remove_rescuing_network(self, task: Task) -> None:
+        """Nothing by default."""
+
     # VIFs (API 1.28), kept on the node's ports as Ironic keeps them: services/drivers/network/
     # vifs.py. The conductor calls them under the node's lock, after ``validate``.
     def vif_list(self, task: Task) -> list[dict[str, Any]]:
@@ -238,8 +244,7 @@ class InspectInterface(Interface):
         """Start inspection: WAIT when an agent calls back with the inventory, else None."""
 
     def continue_inspection(self, task: Task, resume: Resume) -> str | None:
-        """On an agent's heartbeat in inspect wait: WAIT, then None once the inventory is
-        applied. The default keeps waiting."""
+        """On a heartbeat in inspect wait: WAIT, None once the inventory is applied."""
         return WAIT
 
 
@@ -254,8 +259,7 @@ class BiosAttribute:
 
 class BiosInterface(Interface):
     """Firmware settings. The conductor caches what ``read_settings`` answers (the node's
-    ``/bios``) after verification and after cleaning; the steps (clean and deploy steps, as
-    Ironic's) are run by the conductor."""
+    ``/bios``) after verification and cleaning, and runs the steps (clean and deploy steps)."""
 
     clean_steps = deploy_steps = conductor_steps(
         ("apply_configuration", "A list of BIOS settings to be applied"),
@@ -298,17 +302,6 @@ class FirmwareInterface(Interface):
     def update(self, task: Task, settings: list[dict[str, Any]]) -> None:
         """Flash each ``{"component", "url"}`` in order; DriverError with the machine's reason
         when it refuses one or the component's version does not change."""
-
-
-class ConsoleStream(ABC):
-    """An open serial console: bytes typed go to ``write``; the machine's output and the end
-    of the stream go to the callbacks given to ``open_console``."""
-
-    @abstractmethod
-    def write(self, data: bytes) -> None: ...
-
-    @abstractmethod
-    def close(self) -> None: ...
 
 
 class ConsoleInterface(Interface):
@@ -367,9 +360,26 @@ class RaidInterface(Interface):
     def delete_configuration(self, task: Task) -> None: ...
 
 
+class RescueInterface(Interface):
+    """Rescue (API 1.38): ``rescue`` answers WAIT when the rescue ramdisk's agent calls back
+    (``continue_rescue`` on its heartbeats), None when the node is rescued at once."""
+
+    @abstractmethod
+    def rescue(self, task: Task) -> str | None: ...
+
+    @abstractmethod
+    def unrescue(self, task: Task) -> None: ...
+
+    def continue_rescue(self, task: Task, resume: Resume) -> str | None:
+        return None
+
+    def clean_up(self, task: Task) -> None:
+        """After a rescue, its failure or timeout: forget the password (and undo the rest)."""
+
+
 class OtherInterface(Interface):
-    """The interfaces Enclume declares no methods for yet (rescue, storage, vendor):
-    a node chooses an implementation, which only validates."""
+    """The interfaces Enclume declares no methods for yet (storage, vendor): a node chooses
+    an implementation, which only validates."""
 
 
 # Which contract each interface name's implementations follow.
@@ -384,5 +394,6 @@ CONTRACTS: dict[str, type[Interface]] = {
     "firmware": FirmwareInterface,
     "console": ConsoleInterface,
     "raid": RaidInterface,
-    **{name: OtherInterface for name in ("rescue", "storage", "vendor")},
+    "rescue": RescueInterface,
+    **{name: OtherInterface for name in ("storage", "vendor")},
 }

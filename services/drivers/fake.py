@@ -31,6 +31,7 @@ from services.drivers.base import (
     NetworkInterface,
     OtherInterface,
     PowerInterface,
+    RescueInterface,
     Resume,
 )
 from services.drivers.deploy.direct import WRITE_IMAGE
@@ -257,3 +258,26 @@ class NoInspect(_Fake, InspectInterface):
 
     def inspect_hardware(self, task: Task) -> str | None:
         raise DriverError("the no-inspect interface cannot inspect a node")
+
+
+class FakeRescue(_Fake, RescueInterface):
+    """``fake`` rescue, as Ironic's: the node is rescued (and back to active) at once."""
+
+    def rescue(self, task: Task) -> str | None:
+        self.delay.sleep()
+        return None
+
+    def unrescue(self, task: Task) -> None:
+        self.delay.sleep()
+
+
+class NoRescue(_Fake, RescueInterface):
+    """``no-rescue``: the conductor refuses a rescue before calling it."""
+
+    supported = False
+
+    def rescue(self, task: Task) -> str | None:
+        raise DriverError("the no-rescue rescue interface cannot rescue a node")
+
+    def unrescue(self, task: Task) -> None:
+        raise DriverError("the no-rescue rescue interface cannot unrescue a node")

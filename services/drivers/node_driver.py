@@ -20,6 +20,7 @@ from services.drivers.base import (
     NetworkInterface,
     PowerInterface,
     RaidInterface,
+    RescueInterface,
 )
 from services.drivers.contract_check import ContractError
 
@@ -70,3 +71,4 @@ class NodeDriver:
     firmware = _Contracted(FirmwareInterface)
     raid = _Contracted(RaidInterface)
     console = _Contracted(ConsoleInterface)
+    rescue = _Contracted(RescueInterface)

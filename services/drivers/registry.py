@@ -19,6 +19,7 @@ from services.common.hardware_types import (  # noqa: F401 (the registry's names
 from services.common.models import Node
 from services.common.node_fields import INTERFACES
 from services.drivers import fake
+from services.drivers.agent_rescue import AgentRescue
 from services.drivers.base import Interface
 from services.drivers.bios import FakeBios, NoBios
 from services.drivers.boot.ipxe import ipxe_boot, pxe_boot
@@ -72,8 +73,11 @@ IMPLEMENTATIONS: dict[tuple[str, str], Factory] = {
     ("firmware", "no-firmware"): lambda s: NoFirmware(),
     ("raid", "fake"): lambda s: FakeRaid(),
     ("raid", "no-raid"): lambda s: NoRaid(),
-    **{(iface, "fake"): _working for iface in ("rescue", "vendor")},
-    **{(iface, f"no-{iface}"): _null for iface in ("rescue", "vendor")},
+    ("vendor", "fake"): _working,
+    ("vendor", "no-vendor"): _null,
+    ("rescue", "fake"): lambda s: fake.FakeRescue(),
+    ("rescue", "no-rescue"): lambda s: fake.NoRescue(),
+    ("rescue", "agent"): AgentRescue,
     ("console", "fake"): lambda s: FakeConsole(),
     ("console", "no-console"): lambda s: NoConsole(),
     ("console", "ipmitool-socat"): _lazy("services.drivers.ipmi_console", "socat_console"),

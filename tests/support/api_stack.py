@@ -21,6 +21,7 @@ from services.common.membership import Membership
 from services.conductor.manager import ConductorManager
 from services.drivers.registry import Drivers
 from tests.support.asgi import serving
+from tests.support.settings import merged_settings
 
 HEADERS = {"X-OpenStack-Ironic-API-Version": "latest"}
 
@@ -61,8 +62,8 @@ def served_sqlite_api(directory: Path, **sections: Any) -> Iterator[ServedApi]:
     ``sections`` (``redfish={...}``)."""
     url = f"sqlite:///{directory / 'api.sqlite'}"
     upgrade_schema(url)
-    settings = Settings(process={"data_dir": directory}, conductor={"hostname": "conductor-1"},
-                        **sections)
+    settings = merged_settings({"process": {"data_dir": directory},
+                                "conductor": {"hostname": "conductor-1"}}, **sections)
     with served_api(settings, Database(url)) as stack:
         yield stack
 

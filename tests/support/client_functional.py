@@ -25,8 +25,6 @@ REQUIREMENTS = CLIENTS / "requirements.txt"
 DRIVER = CLIENTS / "functional_driver.py"
 VENV = ROOT / ".cache" / "client-functional" / "venv"
 PYTHON = VENV / "bin" / "python"
-STAMP = VENV / ".requirements-sha256"
-LOCK = VENV.parent / ".venv.lock"  # pytest-xdist workers: one builds, the others wait for it
 # python-ironicclient's harness runs the CLI from {cwd}/.tox/{OS_TESTENV_NAME}/bin (tox's layout).
 TESTENV_NAME = "functional"
 SUITE_TIMEOUT = 2400.0  # one driver process; a loaded 2-core machine runs the CLI slowly
@@ -41,22 +39,30 @@ class Outcome:
 
 def ensure_clients_venv() -> Path:
     """The clients' venv, installed from PyPI when missing or when the requirements changed."""
-    with exclusive(LOCK):
-        return _ensure_clients_venv()
+    return ensure_venv(REQUIREMENTS, VENV)
 
 
-def _ensure_clients_venv() -> Path:
-    wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    if PYTHON.exists() and STAMP.exists() and STAMP.read_text() == wanted:
-        return VENV
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
+def ensure_venv(requirements: Path, venv: Path) -> Path:
+    """``venv`` with ``requirements`` installed from PyPI, built again when that file changes;
+    one builder at a time (pytest-xdist workers wait for it)."""
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(venv.parent / f".{venv.name}.lock"):
+        return _ensure_venv(requirements, venv)
+
+
+def _ensure_venv(requirements: Path, venv: Path) -> Path:
+    python, stamp = venv / "bin" / "python", venv / ".requirements-sha256"
+    wanted = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return venv
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
     installed = subprocess.run(
-        [str(PYTHON), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)],
+        [str(python), "-m", "pip", "install", "-q", "-r", str(requirements)],
         capture_output=True, text=True, check=False)
     if installed.returncode != 0:
-        raise RuntimeError(f"pip could not install {REQUIREMENTS}:\n{installed.stderr}")
-    STAMP.write_text(wanted)
-    return VENV
+        raise RuntimeError(f"pip could not install {requirements}:\n{installed.stderr}")
+    stamp.write_text(wanted)
+    return venv
 
 
 def prepare_workdir(workdir: Path, api_url: str) -> dict[str, str]:

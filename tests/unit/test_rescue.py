@@ -4,6 +4,7 @@ hashed as Ironic hashes it, masked by the API, forgotten on unrescue) and error 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -11,7 +12,8 @@ import pytest
 from passlib.hash import sha512_crypt
 from sqlalchemy import select
 
-from services.common.models import Node
+from services.common.models import Node, utcnow
+from services.conductor.periodic import PeriodicTasks
 from tests.support.api_stack import ServedApi, fault, served_sqlite_api, wait_state
 
 
@@ -82,3 +84,74 @@ def test_no_rescue_interface_and_maintenance_refuse(served: ServedApi) -> None:
     assert api.put(f"/v1/nodes/{node}/maintenance", json={}).status_code == 202
     assert "maintenance mode" in fault(provision(api, node, target="rescue",
                                                  rescue_password="pw"))
+
+
+# -- the agent rescue interface's states, without its agent ----------------------------------
+
+
+@pytest.fixture
+def waiting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
+    """A stack whose general callback timeout is short: rescue wait keeps its own."""
+    with served_sqlite_api(tmp_path_factory.mktemp("rescue-wait"),
+                           conductor={"callback_timeout_s": 60}) as stack:
+        yield stack
+
+
+def backdate(stack: ServedApi, node: str, seconds: float) -> None:
+    with stack.manager.db.session() as session:
+        row = session.scalar(select(Node).where(Node.uuid == node))
+        assert row is not None
+        row.provision_updated_at = utcnow() - timedelta(seconds=seconds)
+        session.commit()
+
+
+def stored_instance_info(stack: ServedApi, node: str) -> dict[str, Any]:
+    with stack.manager.db.session() as session:
+        return dict(session.scalar(select(Node.instance_info).where(Node.uuid == node)) or {})
+
+
+def test_agent_rescue_waits_for_its_agent_and_times_out_after_its_own_setting(
+        waiting: ServedApi) -> None:
+    api = waiting.client
+    periodic = PeriodicTasks(waiting.manager)
+    node = active_node(api, "agent")
+    assert fault(provision(api, node, target="rescue", rescue_password=" ")).startswith(
+        'A non-empty "rescue_password"')
+    assert provision(api, node, target="rescue", rescue_password="pw").status_code == 202
+    shown = wait_state(api, node, "rescue wait")
+    assert shown["target_provision_state"] == "rescue" and shown["power_state"] == "power on"
+    assert stored_instance_info(waiting, node)["rescue_password"] == "pw"
+    backdate(waiting, node, 600)  # past the general callback timeout, not rescue wait's
+    assert periodic.fail_callback_timeouts() == 0
+    backdate(waiting, node, 1800 + 60)
+    assert periodic.fail_callback_timeouts() == 1
+    failed = wait_state(api, node, "rescue failed")
+    assert failed["last_error"] == (
+        "Timeout reached while waiting for rescue ramdisk callback for node")
+    assert failed["power_state"] == "power off" and failed["target_provision_state"] == "rescue"
+    assert not {"rescue_password", "hashed_rescue_password"} & set(
+        stored_instance_info(waiting, node))
+
+    # From rescue failed: rescue again, abort it (the password goes), then unrescue.
+    assert provision(api, node, target="rescue", rescue_password="again").status_code == 202
+    wait_state(api, node, "rescue wait")
+    assert provision(api, node, target="abort").status_code == 202
+    aborted = wait_state(api, node, "rescue failed")
+    assert aborted["last_error"] == "Rescue was aborted by the user."
+    assert "rescue_password" not in stored_instance_info(waiting, node)
+    assert provision(api, node, target="unrescue").status_code == 202
+    back = wait_state(api, node, "active")
+    assert back["last_error"] is None and back["power_state"] == "power on"
+
+
+def test_a_rescue_callback_timeout_of_zero_never_fails_rescue_wait(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    with served_sqlite_api(tmp_path_factory.mktemp("rescue-no-timeout"),
+                           conductor={"rescue_callback_timeout_s": 0}) as stack:
+        node = active_node(stack.client, "agent")
+        assert provision(stack.client, node, target="rescue",
+                         rescue_password="pw").status_code == 202
+        wait_state(stack.client, node, "rescue wait")
+        backdate(stack, node, 10 * 86400)
+        assert PeriodicTasks(stack.manager).fail_callback_timeouts() == 0
+        assert stack.client.get(f"/v1/nodes/{node}").json()["provision_state"] == "rescue wait"

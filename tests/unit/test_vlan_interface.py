@@ -141,6 +141,31 @@ def test_without_a_separate_cleaning_vlan_leaving_cleaning_changes_nothing(
     assert fx.session_count() == 1
 
 
+def test_rescue_moves_the_pxe_ports_to_the_rescuing_vlan_then_to_the_tenant_vlan(
+        settings: Settings, session: Session) -> None:
+    fx = Fixture(settings)
+    task = make_task(session, [link("tor-1", "Gi1/0/1")], rescuing_vlan="160")
+    net = fx.network
+    net.configure_tenant_networks(task)
+    net.unconfigure_tenant_networks(task)  # the agent rescue interface's order
+    net.add_rescuing_network(task)
+    assert fx.vlans() == {"tor-1": {"Gi1/0/1": 160}}
+    net.remove_rescuing_network(task)
+    assert fx.vlans() == {"tor-1": {"Gi1/0/1": 100}}
+    net.configure_tenant_networks(task)
+    assert fx.vlans() == {"tor-1": {"Gi1/0/1": 200}}
+
+
+def test_without_a_rescuing_vlan_rescue_runs_on_the_provisioning_vlan(
+        settings: Settings, session: Session) -> None:
+    fx = Fixture(settings)
+    task = make_task(session, [link("tor-2", "Ethernet1")])
+    fx.network.add_rescuing_network(task)
+    assert fx.vlans() == {"tor-2": {"Ethernet1": 100}}
+    fx.network.remove_rescuing_network(task)
+    assert fx.session_count() == 1
+
+
 def test_a_switch_refusing_fails_the_move_naming_it_and_the_other_switch_still_moves(
         settings: Settings, session: Session) -> None:
     fx = Fixture(settings)

@@ -47,6 +47,7 @@ CONTINUATIONS: dict[ProvisionState, Callable[[Task], None]] = {
     ProvisionState.DEPLOYWAIT: deploy.continue_on_heartbeat,
     ProvisionState.CLEANWAIT: clean.continue_on_heartbeat,
     ProvisionState.INSPECTWAIT: inspect.continue_on_heartbeat,
+    ProvisionState.RESCUEWAIT: rescue.continue_on_heartbeat,
 }
 
 
@@ -63,6 +64,8 @@ def is_immediate(state: str, event: str) -> bool:
 def immediate(task: Task, event: str) -> None:
     if event == "abort":
         state = ProvisionState(task.node.provision_state)
+        if state == ProvisionState.RESCUEWAIT:
+            rescue.clean_up(task)
         task.fail("provisioning", ABORT_MESSAGES.get(state, "Aborted by the user."),
                   event="abort")
         task.driver.boot.clean_up_ramdisk(task)

@@ -10,6 +10,8 @@ Which VLAN when (the conductor's flows call these):
 | unconfigure_tenant_networks    | provisioning VLAN          |
 | add_cleaning_network           | cleaning VLAN              |
 | remove_cleaning_network        | provisioning VLAN (nothing to do when it is the cleaning VLAN) |
+| add_rescuing_network           | rescuing VLAN (after unconfigure_tenant_networks)           |
+| remove_rescuing_network        | provisioning VLAN (nothing to do when it is the rescuing VLAN) |
 
 So a machine is never left on no VLAN, and an idle machine rests on the provisioning VLAN.
 
@@ -55,6 +57,7 @@ class NodeVlans:
     tenant: int | None
     # Which of these come from the node's room, e.g. {"tenant": "the class VLAN of room B12"}.
     from_room: Mapping[str, str] = field(default_factory=dict)
+    rescuing: int | None = None  # None: the provisioning VLAN
 
 
 def node_vlans(driver_info: Mapping[str, Any], settings: Settings,
@@ -81,7 +84,8 @@ def node_vlans(driver_info: Mapping[str, Any], settings: Settings,
                                 "ENCLUME_NETWORK_PROVISIONING_VLAN.")
     cleaning = pick("cleaning_vlan", settings.network.cleaning_vlan) or provisioning
     tenant = class_ or pick("tenant_vlan", settings.network.tenant_vlan)
-    return NodeVlans(provisioning, cleaning, tenant, from_room)
+    rescuing = pick("rescuing_vlan", settings.network.rescuing_vlan) or provisioning
+    return NodeVlans(provisioning, cleaning, tenant, rescuing=rescuing, from_room=from_room)
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,14 @@ class VlanNetwork(NetworkInterface):
     def remove_cleaning_network(self, task: Task) -> None:
         vlans = self._vlans(task)
         if vlans.cleaning != vlans.provisioning:
+            self._move(task, "provisioning")
+
+    def add_rescuing_network(self, task: Task) -> None:
+        self._move(task, "rescuing")
+
+    def remove_rescuing_network(self, task: Task) -> None:
+        vlans = self._vlans(task)
+        if vlans.rescuing != vlans.provisioning:
             self._move(task, "provisioning")
 
     def _move(self, task: Task, network: str) -> None:
