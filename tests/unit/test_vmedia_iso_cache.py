@@ -6,12 +6,10 @@ Ironic reads a Glance image's ``kernel_id``/``ramdisk_id``."""
 
 from __future__ import annotations
 
-import functools
 import os
-import threading
 import time
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -25,6 +23,7 @@ from services.drivers.base import MissingParameters
 from services.drivers.boot import instance_ramdisk, vmedia_iso
 from services.drivers.boot.vmedia_cache import IsoCache
 from services.drivers.driver_info import InvalidParameter
+from tests.support.static_http import serving_directory
 
 pytestmark = pytest.mark.skipif(bool(vmedia_iso.missing_tools()),
                                 reason="the ISO tools are not installed")
@@ -52,16 +51,8 @@ def served(tmp_path: Path) -> Iterator[str]:
     inputs.mkdir()
     (inputs / "vmlinuz").write_bytes(b"\x7fkernel" * (MiB // 7))
     (inputs / "initrd").write_bytes(bytes(range(256)) * (6 * MiB // 256))
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 functools.partial(QuietHandler, directory=str(inputs)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving_directory(inputs, QuietHandler) as url:
+        yield url
 
 
 def isos(tmp_path: Path, max_bytes: int = 1024 * MiB) -> IsoCache:
