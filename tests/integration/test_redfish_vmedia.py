@@ -247,7 +247,7 @@ def test_a_ramdisk_deploy_boots_the_instance_iso_and_the_next_deploy_reuses_it(
         assert bmc(peers, 2, "/VirtualMedia/Cd")["Image"].endswith(f"/vmedia/{uuid}.iso")
 
 
-def test_an_instance_iso_the_bmc_cannot_download_fails_the_deploy_cleanly(
+def test_an_instance_iso_the_bmc_cannot_download_fails_the_deploy_cleanly_a_boot_iso_boots(
         tmp_path: Path, peers: RedfishPeers) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
@@ -267,3 +267,17 @@ def test_an_instance_iso_the_bmc_cannot_download_fails_the_deploy_cleanly(
         assert bmc(peers, 3, "/VirtualMedia/Cd")["Inserted"] is False
         assert not (served.files / "vmedia" / f"{uuid}.iso").exists()
         assert failed["power_state"] == "power off"
+
+        # Deployed again with a boot_iso the BMC reaches: inserted from its URL as it is.
+        (served.files / "live.iso").write_bytes(b"an ISO the BMC downloads" * 100)
+        boot_iso = f"{served.boot_url}/files/live.iso"
+        patch = [{"op": "remove", "path": "/instance_info/kernel"},
+                 {"op": "remove", "path": "/instance_info/ramdisk"},
+                 {"op": "add", "path": "/instance_info/boot_iso", "value": boot_iso}]
+        assert served.api.patch(f"/v1/nodes/{uuid}", json=patch).status_code == 200
+        active = deploy(served.api, uuid)
+        assert active["provision_state"] == "active", active["last_error"]
+        cd = bmc(peers, 3, "/VirtualMedia/Cd")
+        assert cd["Inserted"] is True and cd["Image"] == boot_iso
+        assert bmc(peers, 3, "")["Boot"]["BootSourceOverrideTarget"] == "Cd"
+        assert not (served.files / "vmedia" / f"{uuid}.iso").exists()  # nothing built
