@@ -136,10 +136,12 @@ def source_of(instance_info: Mapping[str, Any]) -> ImageSource:
 
 class ImageCache:
     def __init__(self, directory: Path, max_bytes: int, timeout_s: float,
-                 client: httpx.Client | None = None) -> None:
+                 client: httpx.Client | None = None, partial_name: str = PARTIAL_DIR) -> None:
+        """``partial_name``: this process's own directory of unfinished files, where several
+        processes share ``directory`` (``start`` removes what it holds)."""
         self.directory = directory
         self.max_bytes = max_bytes
-        self.partial = directory / PARTIAL_DIR
+        self.partial = directory / partial_name
         self._client = client or httpx.Client(timeout=timeout_s, follow_redirects=True)
         self._owns_client = client is None
         self._lock = threading.Lock()

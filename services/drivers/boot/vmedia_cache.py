@@ -175,9 +175,11 @@ class IsoCache:
     def cache(self) -> ImageCache:
         with self._guard:
             if self._cache is None:
+                # Conductors share the files directory: each builds in its own partial one.
                 cache = ImageCache(self.iso_dir / CACHE_DIRECTORY,
                                    self.settings.images.cache_max_bytes,
-                                   self.settings.images.download_timeout_s)
+                                   self.settings.images.download_timeout_s,
+                                   partial_name=f".partial-{self.settings.conductor.hostname}")
                 cache.start()
                 self._cache = cache
             return self._cache
@@ -190,7 +192,7 @@ class IsoCache:
         """Make ``vmedia/<node>.iso`` the ISO of ``files`` (``{label: URL}`` of the kernel,
         then the ramdisk) booted with ``kernel_params``, from the cache or built into it."""
         cache = self.cache()
-        with tempfile.TemporaryDirectory(dir=self.iso_dir, prefix=".inputs-") as work_dir:
+        with tempfile.TemporaryDirectory(dir=cache.partial, prefix="inputs-") as work_dir:
             inputs = _Inputs(files, Path(work_dir), self.iso_dir / SOURCES_DIRECTORY,
                              self.settings.boot.file_check_timeout_s)
             digests = inputs.remembered() or inputs.fetch()
@@ -201,8 +203,14 @@ class IsoCache:
                                           lambda out: inputs.build(digests, kernel_params, out))
             except ImageError as exc:
                 raise DriverError(f"The virtual media ISO cannot be kept: {exc}.") from None
+            except OSError as exc:  # a full disk, or another conductor evicted it meanwhile
+                raise DriverError(f"The virtual media ISO {key} could not be stored: "
+                                  f"{exc.strerror or exc}; prepare again.") from None
         try:
             _link(path, self.node_iso(node_uuid))
+        except OSError as exc:  # evicted by another conductor in between, or a full disk
+            raise DriverError(f"The virtual media ISO {key} could not be served as node "
+                              f"{node_uuid}'s: {exc.strerror or exc}; prepare again.") from None
         finally:
             cache.release_key(key)
         return Published(f"{ISO_DIRECTORY}/{node_uuid}.iso", key, reused)
