@@ -26,6 +26,7 @@ import sushy
 from sushy import exceptions as sushy_exceptions
 
 from services.common.bootconfig.files import served_url
+from services.common.bootconfig.image_cache import shown_url
 from services.common.config import Settings
 from services.common.macs import parse_mac
 from services.drivers.base import BootInterface, DriverError
@@ -124,7 +125,8 @@ class RedfishVirtualMediaBoot(BootInterface):
                 drive.insert_media(url, inserted=True, write_protected=True)
             except sushy_exceptions.HTTPError as exc:
                 raise DriverError(
-                    f"The BMC at {access.where} could not insert the virtual media ISO {url}: "
+                    f"The BMC at {access.where} could not insert the virtual media ISO "
+                    f"{shown_url(url)}: "
                     f"{exc.message or exc}. The BMC downloads the ISO itself: it must reach "
                     f"{self._reach_hint(url)}."
                 ) from None
