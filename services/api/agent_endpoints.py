@@ -2,8 +2,11 @@
 with the one-time token it got at its first lookup.
 
 - ``GET /v1/lookup?addresses=<mac>,<mac>[&node_uuid=<uuid>]``: the node of those MACs, in a
-  state that expects an agent, and the agent's configuration; the token only at the first
-  lookup after the ramdisk was prepared (``******`` after that). A MAC of the node is required:
+  state that expects an agent (or, with fast track on for it, resting in ``enroll``,
+  ``manageable`` or ``available``: an agent that restarted there), and the agent's
+  configuration; the token only at the first lookup after the ramdisk was prepared
+  (``******`` after that; in a resting state, a new one once the earlier agent has been silent
+  for ENCLUME_AGENT_HEARTBEAT_TIMEOUT_S). A MAC of the node is required:
   a node UUID alone finds nothing (400), unlike Ironic, where it handed out the token.
 - ``POST /v1/heartbeat/<node uuid>`` ``{"callback_url", "agent_token", "agent_version"}``: 202;
   the callback URL's host must be the IP address the heartbeat came from (403), so no one can
@@ -24,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from services.api.deps import conductor, database
 from services.api.routing import api_router
-from services.common import validation
+from services.common import fast_track, validation
 from services.common.agent_checks import callback_url_problem, check_version
 from services.common.db import Database
 from services.common.exceptions import Invalid, NodeNotFound, NotFound
@@ -49,7 +52,13 @@ def _macs(addresses: str | None) -> list[str]:
     return [mac for mac in found if mac]
 
 
-def _find(session: Session, macs: list[str], node_uuid: str | None) -> Node:
+def _find(session: Session, macs: list[str], node_uuid: str | None,
+          fast_track_default: bool) -> Node:
+
+    def expects(node: Node) -> bool:  # or rests with fast track on: its agent may restart
+        return fast_track.accepts_agent(node.provision_state, node.driver_info or {},
+                                        fast_track_default)
+
     if node_uuid is not None:
         if not is_uuid(node_uuid):
             raise Invalid(f"node_uuid must be a UUID, not {node_uuid!r}.")
@@ -60,11 +69,11 @@ def _find(session: Session, macs: list[str], node_uuid: str | None) -> Node:
     else:
         nodes = session.scalars(select(Node).join(Port, Port.node_id == Node.id)
                                 .where(Port.address.in_(macs))).unique().all()
-        candidates = [n for n in nodes if expects_agent(n.provision_state)]
+        candidates = [n for n in nodes if expects(n)]
         if len(candidates) > 1:
             raise NotFound(f"Several nodes expecting an agent have these addresses "
                            f"({', '.join(sorted(n.uuid for n in candidates))}); pass node_uuid.")
-    if not candidates or not expects_agent(candidates[0].provision_state):
+    if not candidates or not expects(candidates[0]):
         raise NotFound(NO_AGENT_NODE)
     return candidates[0]
 
@@ -84,9 +93,10 @@ def lookup(request: Request, addresses: str | None = None, node_uuid: str | None
     if not macs:
         raise Invalid("Lookup needs addresses: comma-separated MAC addresses of the node.")
     with db.session() as session:
-        found = _find(session, macs, node_uuid)
+        found = _find(session, macs, node_uuid, request.app.state.settings.deploy.fast_track)
         uuid, issued = found.uuid, bool(found.driver_internal_info.get(AGENT_TOKEN))
-    token = None if issued else manager.issue_agent_token(uuid)
+        resting = not expects_agent(found.provision_state)  # the conductor decides
+    token = None if issued and not resting else manager.issue_agent_token(uuid)
     with db.session() as session:
         node = session.scalar(select(Node).where(Node.uuid == uuid))
         if node is None:

@@ -27,7 +27,7 @@ from services.common.agent_checks import (  # noqa: F401
 )
 from services.common.config_hardware_sections import DeploySettings
 from services.common.exceptions import Conflict, EnclumeError, NotFound
-from services.common.models import utcnow
+from services.common.models import Node, utcnow
 from services.common.states import expects_agent
 from services.conductor import flows
 from services.conductor.task import Task
@@ -58,16 +58,41 @@ class NotExpectingAgent(Conflict):
 # -- tokens --------------------------------------------------------------------------------
 
 
-def issue_token(task: Task) -> str | None:
-    """A new token if none was issued since the ramdisk was prepared, else None."""
+def issue_token(task: Task, deploy: DeploySettings) -> str | None:
+    """A new token if none was issued since the ramdisk was prepared, else None.
+
+    In fast track's resting states (``fast_track.STABLE_STATES``, fast track on for the node)
+    an agent that restarted while its node rested has lost its token: when the token's agent
+    has not heartbeated for ENCLUME_AGENT_HEARTBEAT_TIMEOUT_S (it is gone), the earlier agent
+    is forgotten and a new token issued, so that the next operation finds the agent up (as
+    Ironic allows a lookup in its fast-track states)."""
     node = task.node
-    if not expects_agent(node.provision_state):
+    resting = not expects_agent(node.provision_state)
+    if resting and not fast_track.accepts_agent(node.provision_state, node.driver_info or {},
+                                                deploy.fast_track):
         raise NotFound("No node in a state that expects an agent was found.")
     if node.driver_internal_info.get(agent_client.AGENT_TOKEN):
-        return None
+        if not resting or _heard_of_lately(node, deploy.agent_heartbeat_timeout_s):
+            return None
+        task.pop_internal_info(*agent_client.AGENT_KEYS)
+        task.record("provisioning", "Fast track: the node's earlier agent stopped "
+                                    "heartbeating; a new agent looked it up.")
     token = secrets.token_urlsafe(TOKEN_BYTES)
     task.update_internal_info(**{agent_client.AGENT_TOKEN: token})
+    if resting:  # its agent has not heartbeated yet: not to be taken for a gone one
+        task.update_internal_info(**{agent_client.AGENT_TOKEN_ISSUED:
+                                     utcnow().replace(tzinfo=None).isoformat()})
     return token
+
+
+def _heard_of_lately(node: Node, timeout_s: float) -> bool:
+    """The token's agent heartbeated, or looked up, within ``timeout_s``."""
+    info = node.driver_internal_info or {}
+    times = [agent_client.last_heartbeat_of(info),
+             agent_client.last_heartbeat_of({agent_client.AGENT_LAST_HEARTBEAT:
+                                             info.get(agent_client.AGENT_TOKEN_ISSUED)})]
+    now = utcnow().replace(tzinfo=None)
+    return any(seen is not None and now - seen < timedelta(seconds=timeout_s) for seen in times)
 
 
 def _token_matches(expected: object, given: str) -> bool:

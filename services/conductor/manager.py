@@ -163,7 +163,7 @@ class ConductorManager(PortOperations, VolumeOperations, AllocationOperations,
     def issue_agent_token(self, node_uuid: str) -> str | None:
         """The node's one-time agent token if none was issued yet, else None (409 if locked)."""
         with self.locked(node_uuid) as task:
-            return agent.issue_token(task)
+            return agent.issue_token(task, self.settings.deploy)
 
     def heartbeat(self, node_uuid: str, callback_url: str, agent_token: str | None,
                   agent_version: str | None = None) -> None:

@@ -24,8 +24,11 @@ AGENT_LAST_HEARTBEAT = "agent_last_heartbeat"
 AGENT_VERSION = "agent_version"
 # The long command the conductor is waiting for: {"id": ..., "name": ...}.
 AGENT_COMMAND = "agent_command"
+# When a lookup in a fast-track resting state issued the token (services/conductor/agent.py).
+AGENT_TOKEN_ISSUED = "agent_token_issued_at"
 # Everything that belongs to one boot of the ramdisk: forgotten before the next one.
-AGENT_KEYS = (AGENT_URL, AGENT_TOKEN, AGENT_LAST_HEARTBEAT, AGENT_VERSION, AGENT_COMMAND)
+AGENT_KEYS = (AGENT_URL, AGENT_TOKEN, AGENT_LAST_HEARTBEAT, AGENT_VERSION, AGENT_COMMAND,
+              AGENT_TOKEN_ISSUED)
 TOKEN_HEADER = "X-Agent-Token"
 
 RUNNING = "RUNNING"

@@ -4,7 +4,9 @@ The deploy lab of test_deploy_agent.py (tests/support/deploy_lab.py): ``enclume-
 service's HTTP app, a pyghmi IPMI emulator per machine whose network boot runs the real agent
 as a process on a file-backed disk. Fast track is off by default; the first node turns it on
 with ``driver_info/fast_track`` (as Ironic allows), the second does not: the same provide and
-deploy show the reboot between cleaning and deploy only without fast track.
+deploy show the reboot between cleaning and deploy only without fast track. An agent whose
+process restarts while its fast-track node rests looks the node up again and is used by the
+next deploy.
 """
 
 from __future__ import annotations
@@ -161,3 +163,30 @@ def test_fast_track_keeps_the_agent_of_inspection_for_cleaning(
     assert _power_actions(hardware.actions[before_cleaning:]) == []
     assert hardware.power_state() == "on"
     assert disk_head(machine, MiB) == bytes(MiB)  # erase_devices_metadata ran on it
+
+
+def test_an_agent_restarted_while_its_fast_track_node_rests_is_used_by_the_next_deploy(
+        machines: DeployLab, ipmi_fleet: IpmiPeers, tmp_path: Path) -> None:
+    lab = machines
+    machine = lab.add_machine(ipmi_fleet, tmp_path)
+    patch = [{"op": "add", "path": "/driver_info/fast_track", "value": True}]
+    assert lab.api.patch(f"/v1/nodes/{machine.uuid}", json=patch).status_code == 200
+    raw = lab.images["raw"].read_bytes()
+    lab.set_image(machine, **lab.image_info("raw", image_download_source="http"))
+    lab.make_available(machine)  # cleaning's agent stays up
+    hardware = machine.hardware
+    first_url = lab.stored_internal_info(machine.uuid)["agent_url"]
+
+    # Its process restarts (a new port, no token): it looks the resting node up again and gets
+    # a token once the old agent has been silent for the heartbeat timeout (3 s here).
+    hardware.restart_agent()
+    eventually(lambda: lab.stored_internal_info(machine.uuid).get("agent_url") not in (
+        None, first_url), 30, "the restarted agent heartbeats")
+    assert lab.node(machine.uuid)["provision_state"] == "available"
+    before_deploy = len(hardware.actions)
+
+    _provision_when_unlocked(lab, machine.uuid, "active")
+    active = lab.settled(machine, "active")
+    assert active["last_error"] is None and disk_head(machine, len(raw)) == raw
+    assert hardware.agent_boots == 1, hardware.logs()  # no reboot: fast track used it
+    assert _power_actions(hardware.actions[before_deploy:]) == ["power_off", "power_on"]

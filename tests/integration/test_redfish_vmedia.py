@@ -30,6 +30,8 @@ from tests.support.redfish_emulator import RedfishEmulator, fake_systems
 pytestmark = [pytest.mark.integration]
 
 KERNEL, RAMDISK = "deploy.kernel", "deploy.initramfs"
+INSTANCE_KERNEL, INSTANCE_RAMDISK = "instance.kernel", "instance.initramfs"
+MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1", "PATH": "/usr/bin:/bin"}
 ERASE = {"interface": "deploy", "step": "erase_devices_metadata"}
 
 
@@ -37,7 +39,7 @@ ERASE = {"interface": "deploy", "step": "erase_devices_metadata"}
 def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedfishPeers]:
     """One sushy-emulator for the module: a system per test."""
     password = "vmedia-7f3a"
-    with RedfishEmulator(tmp_path_factory.mktemp("vmedia-bmc"), fake_systems(2),
+    with RedfishEmulator(tmp_path_factory.mktemp("vmedia-bmc"), fake_systems(4),
                          {REDFISH_USERNAME: password}) as emulator:
         yield RedfishPeers(emulator=emulator, username=REDFISH_USERNAME, password=password)
 
@@ -57,6 +59,8 @@ def stack(base: Path, iso_url: str | None = None) -> Iterator[Stack]:
     files.mkdir(parents=True)
     (files / KERNEL).write_bytes(b"\x7fkernel" * 1000)
     (files / RAMDISK).write_bytes(b"ramdisk" * 1000)
+    (files / INSTANCE_KERNEL).write_bytes(b"\x7finstance-kernel" * 1000)
+    (files / INSTANCE_RAMDISK).write_bytes(b"instance-ramdisk" * 1000)
     boot_socket = bound_socket()
     boot_url = url_of(boot_socket)
     url = f"sqlite:///{base / 'api.sqlite'}"
@@ -158,3 +162,122 @@ def test_an_iso_the_bmc_cannot_download_fails_with_its_reason(
     assert f"it must reach the boot service at {unreachable}" in error
     assert peers.password not in error
     assert bmc(peers, 1, "/VirtualMedia/Cd")["Inserted"] is False
+
+
+def _loader_entry_and_initrd(iso: Path, work: Path) -> tuple[str, bytes]:
+    """The systemd-boot entry and the initrd of a vmedia ISO (read with isoinfo and mtools)."""
+    esp = work / f"{iso.stem}-esp.img"
+    with esp.open("wb") as out:
+        subprocess.run(["isoinfo", "-R", "-i", str(iso), "-x", "/boot/efiboot.img"],
+                       stdout=out, check=True)
+    entry = subprocess.run(["mtype", "-i", str(esp), "::/loader/entries/enclume.conf"],
+                           capture_output=True, text=True, check=True, env=MTOOLS_ENV).stdout
+    initrd = subprocess.run(["mtype", "-i", str(esp), "::/initrd"], capture_output=True,
+                            check=True, env=MTOOLS_ENV).stdout
+    return entry, initrd
+
+
+def enroll_diskless(api: httpx.Client, peers: RedfishPeers, index: int,
+                    instance_info: dict[str, Any]) -> str:
+    """An available redfish node (no automated cleaning: no agent runs here) with the ramdisk
+    deploy interface booting by virtual media, asked to deploy ``instance_info``."""
+    response = api.post("/v1/nodes", json={
+        "driver": "redfish", "boot_interface": "redfish-virtual-media",
+        "deploy_interface": "ramdisk", "automated_clean": False,
+        "driver_info": peers.driver_info(peers.emulator.system_ids[index]),
+        "properties": {"capabilities": "boot_mode:uefi"}})
+    assert response.status_code == 201, response.text
+    uuid: str = response.json()["uuid"]
+    for target, state in (("manage", "manageable"), ("provide", "available")):
+        assert api.put(f"/v1/nodes/{uuid}/states/provision",
+                       json={"target": target}).status_code == 202
+        eventually(lambda s=state: node_of(api, uuid)["provision_state"] == s, 20, state)
+    patch = [{"op": "add", "path": f"/instance_info/{key}", "value": value}
+             for key, value in instance_info.items()]
+    assert api.patch(f"/v1/nodes/{uuid}", json=patch).status_code == 200
+    return uuid
+
+
+def deploy(api: httpx.Client, uuid: str) -> dict[str, Any]:
+    response = api.put(f"/v1/nodes/{uuid}/states/provision", json={"target": "active"})
+    assert response.status_code == 202, response.text
+    return eventually(lambda: (n := node_of(api, uuid))["provision_state"] in (
+        "active", "deploy failed") and n, 60, "deployed or failed")
+
+
+def test_a_ramdisk_deploy_boots_the_instance_iso_and_the_next_deploy_reuses_it(
+        tmp_path: Path, peers: RedfishPeers) -> None:
+    with stack(tmp_path) as served:
+        uuid = enroll_diskless(served.api, peers, 2, {
+            "kernel": INSTANCE_KERNEL, "ramdisk": INSTANCE_RAMDISK,
+            "ramdisk_kernel_arguments": "console=ttyS0 diskless=1"})
+        active = deploy(served.api, uuid)
+        assert active["provision_state"] == "active", active["last_error"]
+        assert active["power_state"] == "power on" and active["last_error"] is None
+        cd = bmc(peers, 2, "/VirtualMedia/Cd")
+        assert cd["Inserted"] is True
+        assert cd["Image"] == f"{served.boot_url}/files/vmedia/{uuid}.iso"
+        boot = bmc(peers, 2, "")["Boot"]
+        assert boot["BootSourceOverrideTarget"] == "Cd"
+        assert bmc(peers, 2, "")["PowerState"] == "On"
+
+        # The ISO the BMC booted holds the instance's ramdisk and kernel command line.
+        iso = served.files / "vmedia" / f"{uuid}.iso"
+        entry, initrd = _loader_entry_and_initrd(iso, tmp_path)
+        assert f"options enclume.node={uuid} console=ttyS0 diskless=1" in entry
+        assert initrd == (served.files / INSTANCE_RAMDISK).read_bytes()
+        cached = list((served.files / "vmedia" / "cache").glob("iso-*"))
+        assert len(cached) == 1 and cached[0].samefile(iso)  # served as a link to the cache
+
+        assert served.api.put(f"/v1/nodes/{uuid}/states/provision",
+                              json={"target": "deleted"}).status_code == 202
+        eventually(lambda: node_of(served.api, uuid)["provision_state"] == "available", 30,
+                   "torn down")
+        assert bmc(peers, 2, "/VirtualMedia/Cd")["Inserted"] is False
+        assert not iso.exists() and cached[0].exists()  # kept for the next deploy
+
+        patch = [{"op": "add", "path": f"/instance_info/{key}", "value": value} for key, value
+                 in (("kernel", INSTANCE_KERNEL), ("ramdisk", INSTANCE_RAMDISK),
+                     ("ramdisk_kernel_arguments", "console=ttyS0 diskless=1"))]
+        assert served.api.patch(f"/v1/nodes/{uuid}", json=patch).status_code == 200
+        inode = cached[0].stat().st_ino
+        again = deploy(served.api, uuid)
+        assert again["provision_state"] == "active", again["last_error"]
+        assert iso.stat().st_ino == inode == cached[0].stat().st_ino  # not built again
+        assert bmc(peers, 2, "/VirtualMedia/Cd")["Image"].endswith(f"/vmedia/{uuid}.iso")
+
+
+def test_an_instance_iso_the_bmc_cannot_download_fails_the_deploy_cleanly_a_boot_iso_boots(
+        tmp_path: Path, peers: RedfishPeers) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        unreachable = url_of(closed)
+    with stack(tmp_path, iso_url=unreachable) as served:
+        uuid = enroll_diskless(served.api, peers, 3, {
+            "kernel": f"{served.boot_url}/files/{INSTANCE_KERNEL}",
+            "ramdisk": f"{served.boot_url}/files/{INSTANCE_RAMDISK}"})
+        failed = deploy(served.api, uuid)
+        assert failed["provision_state"] == "deploy failed"
+        error = failed["last_error"]
+        assert f"could not insert the virtual media ISO {unreachable}/files/vmedia/{uuid}.iso" \
+            in error
+        assert "Failed fetching image from URL" in error  # the BMC's own words
+        assert f"it must reach the boot service at {unreachable}" in error
+        assert peers.password not in error
+        assert bmc(peers, 3, "/VirtualMedia/Cd")["Inserted"] is False
+        assert not (served.files / "vmedia" / f"{uuid}.iso").exists()
+        assert failed["power_state"] == "power off"
+
+        # Deployed again with a boot_iso the BMC reaches: inserted from its URL as it is.
+        (served.files / "live.iso").write_bytes(b"an ISO the BMC downloads" * 100)
+        boot_iso = f"{served.boot_url}/files/live.iso"
+        patch = [{"op": "remove", "path": "/instance_info/kernel"},
+                 {"op": "remove", "path": "/instance_info/ramdisk"},
+                 {"op": "add", "path": "/instance_info/boot_iso", "value": boot_iso}]
+        assert served.api.patch(f"/v1/nodes/{uuid}", json=patch).status_code == 200
+        active = deploy(served.api, uuid)
+        assert active["provision_state"] == "active", active["last_error"]
+        cd = bmc(peers, 3, "/VirtualMedia/Cd")
+        assert cd["Inserted"] is True and cd["Image"] == boot_iso
+        assert bmc(peers, 3, "")["Boot"]["BootSourceOverrideTarget"] == "Cd"
+        assert not (served.files / "vmedia" / f"{uuid}.iso").exists()  # nothing built

@@ -13,7 +13,6 @@ boot service out of its interface (the veth whose other end is the listener's).
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -23,7 +22,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +51,7 @@ from tests.support.session_service import (
     running_session_service,
     session_file_of,
 )
+from tests.support.static_http import serving_directory
 from tests.support.wol_listener import WolListener, running_wol_listener
 
 pytestmark = [pytest.mark.integration]
@@ -320,16 +319,8 @@ def deploy_files(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "files").mkdir()
     for name in ("kernel", "ramdisk"):
         (tmp_path / "files" / name).write_bytes(b"x")
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "files"))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving_directory(tmp_path / "files") as url:
+        yield url
 
 
 def test_a_room_restore_powers_a_reporting_pc_off_then_wakes_it_into_the_ramdisk(

@@ -5,7 +5,8 @@ asks the boot service for its iPXE script, fetches the kernel and ramdisk the sc
 starts the real agent (``python3 -m agent.main`` with Debian's python, the ramdisk's
 interpreter) with the script's kernel command line, on a file-backed disk. Powered off, the
 agent stops. Booted from disk (or when the boot service has no ramdisk for it), it counts a disk
-boot. Processes are stopped by PID in ``close``.
+boot. ``restart_agent`` restarts the agent's process alone. Processes are stopped by PID in
+``close``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class AgentMachine(MemoryMachine):
         self.finished: list[subprocess.Popen[bytes]] = []
         self.disk_boots = 0
         self.agent_boots = 0
+        self.agent_restarts = 0
+        self._argv: list[str] = []
         self._generation = 0
         self._agent_lock = threading.Lock()
 
@@ -87,10 +90,25 @@ class AgentMachine(MemoryMachine):
                     "--staging-dir", str(self.workdir), "--disk", str(self.disk),
                     "--poweroff-command", "true", "--reboot-command", "true",
                     "--power-action-delay", "0.1"]
-            with log.open("wb") as out:
-                self.agent = subprocess.Popen(argv, cwd=REPO, stdout=out,
-                                              stderr=subprocess.STDOUT,
-                                              env={**os.environ, "PYTHONPATH": str(REPO)})
+            self._argv = argv
+            self._start_agent(log)
+
+    def _start_agent(self, log: Path) -> None:
+        with log.open("wb") as out:
+            self.agent = subprocess.Popen(self._argv, cwd=REPO, stdout=out,
+                                          stderr=subprocess.STDOUT,
+                                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    def restart_agent(self) -> None:
+        """The agent's process restarts (as after a crash) while the machine stays up: the new
+        one has the same command line and none of the old one's state (its token)."""
+        with self._agent_lock:
+            assert self.agent is not None, "no agent runs"
+            self.agent.terminate()
+            self.finished.append(self.agent)
+            self.agent_restarts += 1
+            self._start_agent(self.workdir / f"agent-{self.agent_boots}-restart-"
+                                             f"{self.agent_restarts}.log")
 
     def logs(self) -> str:
         return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"

@@ -170,6 +170,42 @@ def test_a_locked_node_answers_lookup_409_and_issues_no_token(stack: Stack) -> N
     assert len(lookup(stack, addresses=MAC).json()["config"]["agent_token"]) >= 43
 
 
+def test_an_agent_restarted_while_its_fast_track_node_rests_gets_a_token_once_the_old_is_gone(
+        stack: Stack) -> None:
+    node = add_node(stack.db, "available", driver_info={"fast_track": True})
+    first = lookup(stack, addresses=MAC)
+    assert first.status_code == 200, first.text
+    token = first.json()["config"]["agent_token"]
+    assert len(token) >= 43
+    url = closed_port_url()
+    assert heartbeat(stack, node.uuid, callback_url=url, agent_token=token).status_code == 202
+    eventually(lambda: internal(stack.db, node.id).get("agent_url") == url)
+    # The agent is up: no one else gets a token, not even right after the lookup.
+    assert lookup(stack, addresses=MAC).json()["config"]["agent_token"] == "******"
+
+    # The agent restarts and has lost its token; the old one has been silent for longer than
+    # the heartbeat timeout (6 s in these tests): the new agent gets a new token.
+    silent = (utcnow() - timedelta(seconds=7)).replace(tzinfo=None).isoformat()
+    with stack.db.session() as session:
+        stored = session.get(Node, node.id)
+        assert stored is not None
+        stored.driver_internal_info = {**stored.driver_internal_info,
+                                       "agent_last_heartbeat": silent,
+                                       "agent_token_issued_at": silent}
+    restarted = lookup(stack, addresses=MAC).json()["config"]["agent_token"]
+    assert len(restarted) >= 43 and restarted != token
+    assert "agent_url" not in internal(stack.db, node.id)  # the earlier agent is forgotten
+    assert heartbeat(stack, node.uuid, callback_url=url, agent_token=token).status_code == 403
+    assert heartbeat(stack, node.uuid, callback_url=closed_port_url(), agent_token=restarted
+                     ).status_code == 202
+    assert lookup(stack, addresses=MAC).json()["config"]["agent_token"] == "******"
+
+    # Without fast track a resting node has no agent to look up.
+    plain = add_node(stack.db, "manageable", mac="52:54:00:00:aa:05")
+    assert lookup(stack, addresses="52:54:00:00:aa:05").status_code == 404
+    assert "agent_secret_token" not in internal(stack.db, plain.id)
+
+
 # -- heartbeat -----------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from services.common.exceptions import Invalid
 from services.common.models import Node, utcnow
 from services.conductor.agent import recorded_recently
 from services.drivers.base import BootInterface
+from services.drivers.boot.instance_ramdisk import instance_kernel_params
 from services.drivers.deploy.diskless import NO_RAMDISK_BOOT, RamdiskDeploy
 from services.drivers.driver_info import InvalidParameter
 from tests.support.api_stack import ServedApi, fault, served_sqlite_api, wait_state
@@ -131,3 +132,20 @@ def test_fast_track_rules_for_heartbeats() -> None:
     assert not recorded_recently("available", earlier, deploy)  # 31 s > 90 s / 3
     assert not recorded_recently("available", {}, deploy)
     assert not recorded_recently("clean wait", just_now, deploy)  # work goes on: every one
+
+
+@pytest.mark.parametrize(("instance_info", "driver_info", "expected"), [
+    ({}, {}, "enclume.node={uuid}"),
+    ({"ramdisk_kernel_arguments": " console=ttyS0 "}, {}, "enclume.node={uuid} console=ttyS0"),
+    ({"kernel_append_params": "quiet", "ramdisk_kernel_arguments": "boot=live"},
+     {"kernel_append_params": "ignored"}, "enclume.node={uuid} quiet boot=live"),
+    ({}, {"kernel_append_params": "nomodeset"}, "enclume.node={uuid} nomodeset"),
+], ids=["node-only", "ramdisk-kernel-arguments", "append-then-arguments", "driver-info"])
+def test_the_instance_command_line_ends_with_ramdisk_kernel_arguments(
+        instance_info: dict[str, str], driver_info: dict[str, str], expected: str) -> None:
+    node = Node(uuid="7c0d9a52-3c1e-4a8e-9f0b-2d6e1f3a4b5c", driver="fake-hardware",
+                instance_info=instance_info, driver_info=driver_info)
+    assert instance_kernel_params(Settings(), node) == expected.format(uuid=node.uuid)
+    node.instance_info = {"ramdisk_kernel_arguments": "x $y"}
+    with pytest.raises(InvalidParameter, match="ramdisk_kernel_arguments"):
+        instance_kernel_params(Settings(), node)

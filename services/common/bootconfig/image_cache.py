@@ -7,8 +7,9 @@ serves images from it, the iscsi deploy interface writes them from it).
   a half file under a final name, and a failed download leaves nothing behind.
 - Concurrent requests for one image share one download; the later ones wait for it.
 - The cache holds at most ``max_bytes``: after each download and release, the least recently
-  used images are removed until it fits, never one that is being served or downloaded. A file's
-  modification time is its last use, so the order survives a restart.
+  used images are removed until it fits, never one that is being served or downloaded (nor one
+  with another hard link: a node's virtual media ISO). A file's modification time is its last
+  use, so the order survives a restart.
 - Checksums are Ironic's ``instance_info`` keys: ``image_os_hash_algo`` + ``image_os_hash_value``,
   else ``image_checksum`` (``algo:hex``, or plain hex whose length says md5/sha256/sha512).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from collections import Counter
@@ -134,10 +136,12 @@ def source_of(instance_info: Mapping[str, Any]) -> ImageSource:
 
 class ImageCache:
     def __init__(self, directory: Path, max_bytes: int, timeout_s: float,
-                 client: httpx.Client | None = None) -> None:
+                 client: httpx.Client | None = None, partial_name: str = PARTIAL_DIR) -> None:
+        """``partial_name``: this process's own directory of unfinished files, where several
+        processes share ``directory`` (``start`` removes what it holds)."""
         self.directory = directory
         self.max_bytes = max_bytes
-        self.partial = directory / PARTIAL_DIR
+        self.partial = directory / partial_name
         self._client = client or httpx.Client(timeout=timeout_s, follow_redirects=True)
         self._owns_client = client is None
         self._lock = threading.Lock()
@@ -146,8 +150,11 @@ class ImageCache:
 
     def start(self) -> None:
         self.partial.mkdir(parents=True, exist_ok=True)
-        for leftover in self.partial.iterdir():  # downloads cut off by an earlier stop
-            leftover.unlink(missing_ok=True)
+        for leftover in self.partial.iterdir():  # downloads or builds cut off by a stop
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
         self.make_room(0)
 
     def stop(self) -> None:
@@ -175,6 +182,11 @@ class ImageCache:
         ``release_key``: a local copy of something the service holds in another form (the
         multicast sender's regular file of an image store version)."""
         return self._acquire(key, lambda: self._build(key, size, chunks))
+
+    def acquire_made(self, key: str, size: int, make: Callable[[Path], None]) -> Path:
+        """The file ``key`` that ``make(path)`` writes (about ``size`` bytes) unless cached,
+        held until ``release_key``: something built from other files (a virtual media ISO)."""
+        return self._acquire(key, lambda: self._make(key, size, make))
 
     def _acquire(self, key: str, fetch: Callable[[], None]) -> Path:
         path = self.directory / key
@@ -222,23 +234,30 @@ class ImageCache:
                 self._downloads.pop(key, None)
 
     def _build(self, key: str, size: int, chunks: Callable[[], Iterable[bytes]]) -> None:
+        def write(path: Path) -> None:
+            with path.open("wb") as out:
+                for chunk in chunks():
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+
+        self._make(key, size, write)
+
+    def _make(self, key: str, size: int, make: Callable[[Path], None]) -> None:
         if size > self.max_bytes:
             raise ImageTooLarge(f"{key} is larger ({size} bytes) than the image cache "
                                 f"(ENCLUME_IMAGE_CACHE_MAX_BYTES={self.max_bytes})")
         self.partial.mkdir(parents=True, exist_ok=True)
         self.make_room(size, keep=key)
         fd, temporary = tempfile.mkstemp(dir=self.partial, prefix=f"{key}.")
+        os.close(fd)
         try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks():
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+            make(Path(temporary))
             os.replace(temporary, self.directory / key)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        LOG.info("cached %s: %d bytes", key, size)
+        LOG.info("cached %s: %d bytes", key, (self.directory / key).stat().st_size)
 
     def _download(self, source: ImageSource) -> None:
         LOG.info("downloading image %s (%s)", source.shown, source.key)
@@ -294,7 +313,7 @@ class ImageCache:
             for _, size, name in sorted(cached):
                 if total <= self.max_bytes:
                     break
-                if name in self._in_use or name == keep:
+                if name in self._in_use or name == keep or _linked(self.directory / name):
                     continue
                 (self.directory / name).unlink(missing_ok=True)
                 total -= size
@@ -315,6 +334,15 @@ def _files(directory: Path) -> Iterator[tuple[str, os.stat_result]]:
                 yield entry.name, entry.stat(follow_symlinks=False)
         except FileNotFoundError:
             continue
+
+
+def _linked(path: Path) -> bool:
+    """Served under another name too (a node's inserted virtual media ISO is a hard link to
+    its cached file): in use, and removing this name would free nothing."""
+    try:
+        return path.stat().st_nlink > 1
+    except FileNotFoundError:
+        return False
 
 
 def _content_length(response: httpx.Response) -> int | None:

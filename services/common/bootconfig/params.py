@@ -3,7 +3,8 @@ the kernel parameters the agent reads, and the values safe in an iPXE script lin
 
 ``agent_kernel_params``: ``enclume.api_url=URL`` (the API the agent looks itself up at and
 heartbeats to), ``enclume.node=UUID`` (the node the conductor expects to boot) or
-``enclume.discovery=1`` (a machine no node has yet), ``enclume.api_ca_url=URL`` (the CA of the
+``enclume.discovery=1`` (a machine no node has yet) or neither (the agent looks its node up by
+its MACs: a virtual media ISO shared by nodes), ``enclume.api_ca_url=URL`` (the CA of the
 API's certificate, served by the boot service) when one is configured, then the operator's
 extra parameters.
 Values that come from users (URLs, kernel parameters) pass ``check_safe`` so that no value can
@@ -46,10 +47,13 @@ def check_url(what: str, url: str) -> str:
 
 
 def agent_kernel_params(api_url: str, node_uuid: str | None, append: str = "",
-                        ca_url: str | None = None) -> str:
-    """The parameters telling the agent where the API is and who it is (see the docstring)."""
+                        ca_url: str | None = None, by_mac: bool = False) -> str:
+    """The parameters telling the agent where the API is and who it is (see the docstring).
+    ``by_mac``: neither node nor discovery, the agent looks its node up by its MACs alone (a
+    virtual media ISO shared by several nodes)."""
     check_url("the agent's API URL", api_url)
-    who = f"enclume.node={node_uuid}" if node_uuid else "enclume.discovery=1"
+    who = ("" if by_mac else f"enclume.node={node_uuid}" if node_uuid
+           else "enclume.discovery=1")
     ca = f"enclume.api_ca_url={check_url('the URL of the API CA', ca_url)}" if ca_url else ""
     params = " ".join(part for part in (f"enclume.api_url={api_url.rstrip('/')}", who, ca,
                                         append.strip()) if part)

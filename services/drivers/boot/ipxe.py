@@ -94,8 +94,9 @@ def deploy_file_url(settings: Settings, task: Task, key: str) -> str:
         raise InvalidParameter(f"{key} {value!r} is not usable: {exc}.") from None
 
 
-def agent_kernel_params(settings: Settings, task: Task) -> str:
-    """The deploy ramdisk's kernel command line for this node."""
+def agent_kernel_params(settings: Settings, task: Task, by_mac: bool = False) -> str:
+    """The deploy ramdisk's kernel command line for this node (``by_mac``: without the node's
+    UUID, for an ISO that nodes share; its agent looks the node up by its MACs)."""
     append = task.node.driver_info.get("kernel_append_params")
     if append is None:
         append = settings.deploy.kernel_append_params
@@ -103,13 +104,13 @@ def agent_kernel_params(settings: Settings, task: Task) -> str:
         raise InvalidParameter(f"kernel_append_params must be a string, not {append!r}.")
     try:
         return params.agent_kernel_params(settings.effective_agent_api_url, task.node.uuid,
-                                          append, settings.agent_api_ca_url)
+                                          append, settings.agent_api_ca_url, by_mac)
     except params.UnsafeScriptValue as exc:
         raise InvalidParameter(f"{exc} (driver_info/kernel_append_params or "
                                f"ENCLUME_KERNEL_APPEND_PARAMS).") from None
 
 
-def _diskless(task: Task) -> bool:
+def is_diskless(task: Task) -> bool:
     """The node's deploy interface boots its instance from the network (``ramdisk``)."""
     deploy = task.driver.interfaces.get("deploy")
     return isinstance(deploy, DeployInterface) and deploy.diskless
@@ -182,7 +183,7 @@ class NetworkBoot(BootInterface):
 
     def prepare_instance(self, task: Task) -> None:
         management = task.driver.management
-        if _diskless(task):
+        if is_diskless(task):
             task.update_internal_info(**{BOOT_KEY: {
                 **instance_ramdisk.desired_boot(self.settings, task.node),
                 "boot_mode": boot_mode(task.node, self.settings), "boot_loader": self.loader}})
