@@ -183,18 +183,28 @@ class _SolStream(ConsoleStream):
 
     def close(self) -> None:
         self._closed = True
-        LOOP.submit(self._deactivate)
+        LOOP.submit(lambda: self._end(deactivate=True))
 
-    def _deactivate(self) -> None:
-        """pyghmi's ``Console.close``, but sent once: its retries would hold the SOL thread
-        (every console of the process) ~25 s when the BMC has just gone away."""
+    def release(self) -> None:
+        """Forget the payload without deactivating it: the conductor that takes the node over
+        activates it with ``force``, and a deactivation sent from here after that would end
+        the new owner's session."""
+        self._closed = True
+        LOOP.submit(lambda: self._end(deactivate=False))
+
+    def _end(self, deactivate: bool) -> None:
+        """pyghmi's ``Console.close``, but the deactivation sent once: its retries would hold
+        the SOL thread (every console of the process) ~25 s when the BMC has just gone away."""
         console, self._console = self._console, None
         LOOP.streams.discard(self)
         session = console.ipmi_session if console is not None else None
         if session is None:
             return
         session.unregister_keepalive(console.keepaliveid)
-        if console.activated:
+        if session.sol_handler == console._got_sol_payload:
+            # pyghmi's logout of a session with an SOL handler deactivates the payload.
+            session.sol_handler = None
+        if deactivate and console.activated:
             _command(session, 0x49, (1, 1, 0, 0, 0, 0), retry=False)
 
 
