@@ -101,23 +101,23 @@ class ConsoleOperations:
 
     def follow_the_ring(self) -> tuple[int, int]:
         """Ironic's console takeover, run periodically: the consoles of nodes the ring now
-        gives another conductor are released (it opens them), the enabled consoles of nodes it
-        gives this one are opened. Returns (released, opened)."""
+        gives another conductor are released (it opens them), those of nodes deleted
+        meanwhile (by their new owner) closed, the enabled consoles of nodes the ring gives
+        this conductor opened. Returns (released or closed, opened)."""
         here = self.consoles.open_nodes()
-        owned = self.membership.owned_by(self.host, self.settings.conductor.group)
         if here:
+            owned = self.membership.owned_by(self.host, self.settings.conductor.group)
             with self.db.session() as session:
-                kept = set(session.scalars(select(Node.uuid).where(Node.uuid.in_(here),
-                                                                   owned)))
-            for uuid in here - kept:
+                existing: dict[str, bool] = {uuid: bool(mine) for uuid, mine in session.execute(
+                    select(Node.uuid, owned).where(Node.uuid.in_(here)))}
+            for uuid in here - set(existing):
+                self.consoles.close(uuid, "the node was deleted")
+            for uuid in (uuid for uuid, mine in existing.items() if not mine):
                 owner = self.membership.owner(self.settings.conductor.group, uuid)
                 where = f"conductor {owner.hostname}" if owner else "another conductor"
                 self.consoles.close(uuid, f"the node's console moved to {where}",
                                     handed_over=True)
-            released = len(here - kept)
-        else:
-            released = 0
-        return released, self.reopen_consoles()
+        return len(here - self.consoles.open_nodes()), self.reopen_consoles()
 
     def reopen_consoles(self) -> int:
         """Open the enabled consoles of this conductor's nodes that are not open here (at
