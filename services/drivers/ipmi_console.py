@@ -38,6 +38,7 @@ PROBE_TIMEOUT_S = 2.0  # pyghmi's retry timer of a probe
 # comes later (its retries, then as many logins again, ~60 s) or not at all (a probe whose
 # outcome it drops while it logs in again).
 SILENCE_LIMIT_S = 20.0
+RESENDS = 5  # of an SOL packet the BMC does not acknowledge, as pyghmi
 
 
 class _SolLoop:
@@ -74,6 +75,8 @@ class _SolLoop:
             if self.streams:
                 ipmi_console.Console.wait_for_rsp(POLL_S)
                 self._probe_when_due()
+                for stream in list(self.streams):
+                    self._call(stream.resend_when_due)
 
     def _probe_when_due(self) -> None:
         now = time.monotonic()
@@ -91,6 +94,40 @@ class _SolLoop:
 
 
 LOOP = _SolLoop()
+
+
+class _Console(ipmi_console.Console):
+    """pyghmi's SOL console whose sending does not wait in the shared loop for the BMC's ack
+    (pyghmi's ``_sendoutput`` turns the loop for up to ~12 s when that BMC has just died,
+    while the other consoles' typing waits): a packet not acknowledged is sent again from the
+    SOL thread's turns (``resend_when_due``), pyghmi's 5 times at its intervals, then the
+    console is lost as pyghmi would ("Connection lost")."""
+
+    _sent_at = 0.0
+    _resends = 0
+
+    def _sendoutput(self, output: Any, sendbreak: bool = False) -> None:
+        self.myseq = (self.myseq + 1) & 0xF or 1
+        data = output if isinstance(output, (bytes, bytearray)) else output.encode("utf8")
+        self.lasttextsize = len(data)
+        self.awaitingack = True
+        self.lastpayload = bytearray((self.myseq, 0, 0, 0b10000 if sendbreak else 0)) + data
+        self._resends = 0
+        self._sent_at = time.monotonic()
+        self.send_payload(self.lastpayload, retry=False, needskeepalive=not data)
+
+    def resend_when_due(self) -> None:
+        if not self.awaitingack or self.broken or self.ipmi_session is None:
+            return
+        # pyghmi waits 0.5, 1.5, 2.5, 3.5 then 4.5 s before each resend
+        if time.monotonic() - self._sent_at < 0.5 + self._resends:
+            return
+        if self._resends >= RESENDS:
+            self._print_error("Connection lost")
+            return
+        self._resends += 1
+        self._sent_at = time.monotonic()
+        self.send_payload(self.lastpayload, retry=False, needskeepalive=self.lasttextsize == 0)
 
 
 class _SolStream(ConsoleStream):
@@ -124,7 +161,7 @@ class _SolStream(ConsoleStream):
         access = self._access
         LOOP.streams.add(self)
         try:
-            self._console = ipmi_console.Console(
+            self._console = _Console(
                 bmc=access.address, userid=access.username.encode(),
                 password=access.password.encode(), iohandler=self._received, port=access.port,
                 force=True, kg=access.kg)
@@ -209,6 +246,10 @@ class _SolStream(ConsoleStream):
             self._lose(f"the BMC does not answer ({answer['error']})")
         else:
             self._answered_at = time.monotonic()
+
+    def resend_when_due(self) -> None:
+        if self._console is not None and not self._closed:
+            self._console.resend_when_due()
 
     def write(self, data: bytes) -> None:
         if not self._closed:

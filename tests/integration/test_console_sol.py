@@ -290,10 +290,11 @@ def test_a_restarted_conductor_opens_the_enabled_consoles_again(tmp_path: Path) 
 
 def test_a_dead_bmc_does_not_stall_the_other_consoles(
         stack: Stack, tmp_path: Path, sol: tuple[SolBmc, SerialLine]) -> None:
-    """Two SOL consoles of one conductor; one BMC is killed. Until the conductor gives up on
-    it (pyghmi's retries, ~30 s), the other console's line goes on both ways within a bound
-    far below those retries and generous for a loaded machine (a stall held every console of
-    the process for the whole retry time)."""
+    """Two SOL consoles of one conductor; one BMC is killed and someone types into its
+    console. Until the conductor gives up on it, the other console's line goes on both ways
+    within a bound far below pyghmi's retries and generous for a loaded machine (a stall held
+    every console of the process for the whole retry time: ~30 s for the liveness probe,
+    ~12 s for the typed bytes' ack)."""
     dying_bmc, _dying_line = sol
     line = SerialLine()
     try:
@@ -301,7 +302,8 @@ def test_a_dead_bmc_does_not_stall_the_other_consoles(
             eventually(lambda: line.connected, 10, "ipmi_sim connecting to the serial line")
             dying = enroll(stack.api, "ipmi", dying_bmc.driver_info(), "ipmitool-shellinabox")
             alive = enroll(stack.api, "ipmi", bmc.driver_info(), "ipmitool-shellinabox")
-            enabled_console(stack.api, dying)
+            dying_ws = websocket.create_connection(
+                ws_url(enabled_console(stack.api, dying)["console_info"]), timeout=10)
             ws = websocket.create_connection(
                 ws_url(enabled_console(stack.api, alive)["console_info"]), timeout=10)
             dying_bmc.process.kill()  # type: ignore[union-attr]
@@ -309,6 +311,8 @@ def test_a_dead_bmc_does_not_stall_the_other_consoles(
             rounds = 0
             while not (node := stack.api.get(f"/v1/nodes/{dying}").json())["last_error"]:
                 rounds += 1
+                with contextlib.suppress(OSError, websocket.WebSocketException):
+                    dying_ws.send_binary(b"typed into the dead one\r")  # no ack will come
                 line.send(f"still here {rounds}\r\n".encode())
                 assert f"still here {rounds}".encode() in received_until(
                     ws, f"still here {rounds}".encode(), timeout=STALL_BOUND_S)
