@@ -6,22 +6,18 @@ one whose node was deleted is closed with that reason."""
 from __future__ import annotations
 
 import uuid as uuid_module
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import delete, update
 
-from services.common.config import Settings
-from services.common.db import Database, upgrade_schema
+from services.common.db import Database
 from services.common.models import Conductor, Node
 from services.common.ring import ConductorRing
 from services.conductor.consoles import Closed
 from services.conductor.manager import ConductorManager
-from services.drivers.registry import Drivers
 from tests.support.polling import eventually
 
-ME, OTHER = "conductor-me", "conductor-other"
+# The periodic tasks' fixtures: this conductor (ME) started, OTHER a live row in the ring.
+from tests.unit.test_periodic import ME, OTHER, db, manager  # noqa: F401
 
 
 def uuid_owned_by(owner: str, series: str) -> str:
@@ -30,32 +26,15 @@ def uuid_owned_by(owner: str, series: str) -> str:
         candidate := str(uuid_module.uuid5(uuid_module.NAMESPACE_URL, f"{series}-{i}"))) == owner)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    url = f"sqlite:///{tmp_path / 'consoles.sqlite'}"
-    upgrade_schema(url)
-    return Database(url)
-
-
-@pytest.fixture
-def manager(db: Database) -> Iterator[ConductorManager]:
-    settings = Settings(conductor={"hostname": ME})
-    with db.session() as session:  # a second live conductor shares the ring
-        session.add(Conductor(hostname=OTHER, hardware_types=["fake-hardware"]))
-    conductor = ConductorManager(db, settings, Drivers(settings))
-    conductor.start()
-    yield conductor
-    conductor.stop()
-
-
-def set_other_online(db: Database, manager: ConductorManager, online: bool) -> None:
+def set_other_online(db: Database, manager: ConductorManager,  # noqa: F811
+                     online: bool) -> None:
     with db.session() as session:
         session.execute(update(Conductor).where(Conductor.hostname == OTHER)
                         .values(online=online))
     manager.membership.refresh_now()
 
 
-def listen(manager: ConductorManager, uuid: str) -> list[bytes | Closed]:
+def listen(manager: ConductorManager, uuid: str) -> list[bytes | Closed]:  # noqa: F811
     """What the node's open console delivers to a client from now on."""
     info = manager.consoles.info(uuid)
     assert info is not None
@@ -66,7 +45,8 @@ def listen(manager: ConductorManager, uuid: str) -> list[bytes | Closed]:
     return received
 
 
-def test_consoles_follow_the_ring(db: Database, manager: ConductorManager) -> None:
+def test_consoles_follow_the_ring(db: Database,  # noqa: F811
+                                  manager: ConductorManager) -> None:  # noqa: F811
     mine, theirs = uuid_owned_by(ME, "mine"), uuid_owned_by(OTHER, "theirs")
     with db.session() as session:
         session.add_all([Node(uuid=uuid, driver="fake-hardware", console_interface="fake",
