@@ -1,6 +1,8 @@
 """The conductor API's console methods (Ironic's ``set_console_mode`` and
-``get_console_information``) and the consoles' life with the conductor's: enabled consoles of
-its nodes opened again at start, every console closed at stop and with its node."""
+``get_console_information``) and the consoles' life with the conductor's and the hash ring's:
+enabled consoles of its nodes opened at start and whenever the ring gives it a node (another
+conductor joined, left or died), released when the ring gives the node to another conductor,
+every console closed at stop and with its node."""
 
 from __future__ import annotations
 
@@ -74,7 +76,14 @@ class ConsoleOperations:
         task.node.console_enabled = True
 
     def _console_lost(self, node_uuid: str, reason: str) -> None:
-        """The stream ended by itself: the node says so, as Ironic's console checks do."""
+        """The stream ended by itself: the node says so, as Ironic's console checks do, unless
+        the node moved to another conductor (whose console took the SOL payload over)."""
+        self.membership.refresh_now()
+        owner = self.membership.owner(self.settings.conductor.group, node_uuid)
+        if owner is not None and owner.hostname != self.host:
+            LOG.info("console of node %s ended here (%s): conductor %s has the node now",
+                     node_uuid, reason, owner.hostname)
+            return
         try:
             with self.runner.locked(node_uuid) as task:
                 task.node.console_enabled = False
@@ -90,8 +99,29 @@ class ConsoleOperations:
             _check_console(task)
         return self.consoles.info(node_uuid)
 
+    def follow_the_ring(self) -> tuple[int, int]:
+        """Ironic's console takeover, run periodically: the consoles of nodes the ring now
+        gives another conductor are released (it opens them), those of nodes deleted
+        meanwhile (by their new owner) closed, the enabled consoles of nodes the ring gives
+        this conductor opened. Returns (released or closed, opened)."""
+        here = self.consoles.open_nodes()
+        if here:
+            owned = self.membership.owned_by(self.host, self.settings.conductor.group)
+            with self.db.session() as session:
+                existing: dict[str, bool] = {uuid: bool(mine) for uuid, mine in session.execute(
+                    select(Node.uuid, owned).where(Node.uuid.in_(here)))}
+            for uuid in here - set(existing):
+                self.consoles.close(uuid, "the node was deleted")
+            for uuid in (uuid for uuid, mine in existing.items() if not mine):
+                owner = self.membership.owner(self.settings.conductor.group, uuid)
+                where = f"conductor {owner.hostname}" if owner else "another conductor"
+                self.consoles.close(uuid, f"the node's console moved to {where}",
+                                    handed_over=True)
+        return len(here - self.consoles.open_nodes()), self.reopen_consoles()
+
     def reopen_consoles(self) -> int:
-        """Open again the enabled consoles of this conductor's nodes (after a restart)."""
+        """Open the enabled consoles of this conductor's nodes that are not open here (at
+        start, and when the ring gives this conductor more nodes)."""
         with self.db.session() as session:
             uuids = list(session.scalars(select(Node.uuid).where(
                 Node.console_enabled.is_(True),
@@ -103,8 +133,8 @@ class ConsoleOperations:
             try:
                 self.runner.start(uuid, lambda task: None, self._open_console, "console")
                 opened += 1
-            except Exception as exc:  # locked or gone: the next start tries again
-                LOG.warning("console of node %s not reopened: %s", uuid, exc)
+            except Exception as exc:  # locked or gone: the next periodic pass tries again
+                LOG.info("console of node %s not reopened: %s", uuid, exc)
         return opened
 
 

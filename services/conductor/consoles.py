@@ -6,7 +6,9 @@ recent output), and its clients: the web page's websocket (console_web.py) and, 
 ``socat`` type, a raw TCP port (console_tcp.py). Each enable draws a new token, part of the web
 console's URL (the only secret given out, as the URL is Ironic's console_info); a client
 without it is refused. Disabling the console, deleting the node or losing the BMC closes the
-stream and every client, with the reason.
+stream and every client, with the reason; a node that the hash ring gives another conductor has
+its console released here (its clients told where it went) and opened by the new owner
+(console_ops.py).
 """
 
 from __future__ import annotations
@@ -79,7 +81,9 @@ class ConsoleSession:
         if self.stream is not None and not self.closed:
             self.stream.write(data)
 
-    def end(self, reason: str) -> None:
+    def end(self, reason: str, handed_over: bool = False) -> None:
+        """Close the stream and every client; ``handed_over``: another conductor takes the
+        console over, so the stream is released rather than closed."""
         with self.lock:
             if self.closed:
                 return
@@ -90,7 +94,10 @@ class ConsoleSession:
         if self.tcp is not None:
             self.tcp.close()
         if self.stream is not None:
-            self.stream.close()
+            if handed_over:
+                self.stream.release()
+            else:
+                self.stream.close()
 
 
 class Consoles:
@@ -137,12 +144,12 @@ class Consoles:
                 return True
             return False
 
-    def close(self, node_uuid: str, reason: str) -> bool:
+    def close(self, node_uuid: str, reason: str, handed_over: bool = False) -> bool:
         with self._guard:
             session = self._sessions.pop(node_uuid, None)
         if session is None:
             return False
-        session.end(reason)
+        session.end(reason, handed_over)
         LOG.info("console of node %s closed: %s", node_uuid, reason)
         return True
 
@@ -152,6 +159,10 @@ class Consoles:
 
     def is_open(self, node_uuid: str) -> bool:
         return node_uuid in self._sessions
+
+    def open_nodes(self) -> set[str]:
+        with self._guard:
+            return set(self._sessions)
 
     def session(self, node_uuid: str, token: str) -> ConsoleSession | None:
         """The node's open console if ``token`` is its current one."""

@@ -2,7 +2,8 @@
 
 - takeover: nodes whose work was cut off (a busy state or a power change with no live lock) fail
   cleanly with a reason; active nodes another conductor prepared get their boot configuration
-  prepared again by their new owner;
+  prepared again by their new owner; enabled serial consoles follow their nodes across the
+  ring (console_ops.py);
 - callback timeouts: nodes that waited for an agent longer than ENCLUME_CALLBACK_TIMEOUT_S fail;
 - allocations left ``allocating`` (their conductor died) are decided;
 - power sync: the power state of every idle node is read from its driver, a few at a time;
@@ -118,6 +119,7 @@ class PeriodicTasks:
         while not self.manager.stopping.wait(self.settings.conductor.periodic_interval_s):
             try:
                 self.take_over()
+                self.manager.follow_the_ring()
                 self.fail_callback_timeouts()
                 self.resume_allocations()
                 if time.monotonic() >= next_power_sync:

@@ -14,3 +14,9 @@ class ConsoleStream(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def release(self) -> None:
+        """Let go of the console for another conductor that takes the node over: by default
+        the same as ``close``; a stream whose close would also end the new owner's session
+        (an IPMI SOL payload) only forgets its own."""
+        self.close()

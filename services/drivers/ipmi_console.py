@@ -34,6 +34,11 @@ LOG = logging.getLogger(__name__)
 POLL_S = 0.1
 PROBE_S = 5.0  # how often an open SOL session's BMC is asked whether it is still there
 PROBE_TIMEOUT_S = 2.0  # pyghmi's retry timer of a probe
+# No answer to the probes for this long ends the console: pyghmi's own verdict on a dead BMC
+# comes later (its retries, then as many logins again, ~60 s) or not at all (a probe whose
+# outcome it drops while it logs in again).
+SILENCE_LIMIT_S = 20.0
+RESENDS = 5  # of an SOL packet the BMC does not acknowledge, as pyghmi
 
 
 class _SolLoop:
@@ -70,6 +75,8 @@ class _SolLoop:
             if self.streams:
                 ipmi_console.Console.wait_for_rsp(POLL_S)
                 self._probe_when_due()
+                for stream in list(self.streams):
+                    self._call(stream.resend_when_due)
 
     def _probe_when_due(self) -> None:
         now = time.monotonic()
@@ -89,6 +96,40 @@ class _SolLoop:
 LOOP = _SolLoop()
 
 
+class _Console(ipmi_console.Console):
+    """pyghmi's SOL console whose sending does not wait in the shared loop for the BMC's ack
+    (pyghmi's ``_sendoutput`` turns the loop for up to ~12 s when that BMC has just died,
+    while the other consoles' typing waits): a packet not acknowledged is sent again from the
+    SOL thread's turns (``resend_when_due``), pyghmi's 5 times at its intervals, then the
+    console is lost as pyghmi would ("Connection lost")."""
+
+    _sent_at = 0.0
+    _resends = 0
+
+    def _sendoutput(self, output: Any, sendbreak: bool = False) -> None:
+        self.myseq = (self.myseq + 1) & 0xF or 1
+        data = output if isinstance(output, (bytes, bytearray)) else output.encode("utf8")
+        self.lasttextsize = len(data)
+        self.awaitingack = True
+        self.lastpayload = bytearray((self.myseq, 0, 0, 0b10000 if sendbreak else 0)) + data
+        self._resends = 0
+        self._sent_at = time.monotonic()
+        self.send_payload(self.lastpayload, retry=False, needskeepalive=not data)
+
+    def resend_when_due(self) -> None:
+        if not self.awaitingack or self.broken or self.ipmi_session is None:
+            return
+        # pyghmi waits 0.5, 1.5, 2.5, 3.5 then 4.5 s before each resend
+        if time.monotonic() - self._sent_at < 0.5 + self._resends:
+            return
+        if self._resends >= RESENDS:
+            self._print_error("Connection lost")
+            return
+        self._resends += 1
+        self._sent_at = time.monotonic()
+        self.send_payload(self.lastpayload, retry=False, needskeepalive=self.lasttextsize == 0)
+
+
 class _SolStream(ConsoleStream):
     """One activated SOL payload: pyghmi calls ``_received`` on the SOL thread with the
     machine's bytes, or a dict when the session ends or fails."""
@@ -102,6 +143,8 @@ class _SolStream(ConsoleStream):
         self._connected = threading.Event()
         self._closed = False
         self._console: Any = None
+        self._probing = False
+        self._answered_at = time.monotonic()
 
     def connect(self, timeout_s: float) -> None:
         LOOP.submit(self._open)
@@ -118,7 +161,7 @@ class _SolStream(ConsoleStream):
         access = self._access
         LOOP.streams.add(self)
         try:
-            self._console = ipmi_console.Console(
+            self._console = _Console(
                 bmc=access.address, userid=access.username.encode(),
                 password=access.password.encode(), iohandler=self._received, port=access.port,
                 force=True, kg=access.kg)
@@ -133,6 +176,11 @@ class _SolStream(ConsoleStream):
         if console is None or self._failure is not None:
             return
         if console.connected:
+            # No login again after a timeout (pyghmi keeps one in reserve): while a session
+            # logs in, pyghmi's keepalive of it waits in the shared loop for the login (~30 s
+            # for a dead BMC), holding every other console. A timeout ends the console.
+            console.ipmi_session.logontries = 0
+            self._answered_at = time.monotonic()
             self._connected.set()
         elif not self._closed:
             LOOP.submit(self._check_connected)
@@ -152,15 +200,26 @@ class _SolStream(ConsoleStream):
     def _lose(self, message: str) -> None:
         """The BMC is gone: forget the payload without deactivating it (that would wait for
         the BMC again), then say so."""
+        console, self._console = self._console, None
         LOOP.streams.discard(self)
-        self._console = None
+        session = console.ipmi_session if console is not None else None
+        if session is not None and not session.broken:
+            # pyghmi's own end of a failed session: left alone, it goes on logging in again
+            # and retrying, and its packets disturbed the other consoles' SOL. The command in
+            # flight is dropped first: _mark_broken's logout would wait for its answer.
+            session.unregister_keepalive(console.keepaliveid)
+            session.sol_handler = None
+            session.incommand = False
+            session._mark_broken(message)
         if not self._closed:
             self._closed = True
             self._on_lost(scrub(f"IPMI SOL at {self._access.where}: {message}"))
 
     def probe(self) -> None:
         """Ask the BMC whether the payload is still ours (pyghmi's own SOL keepalive command,
-        Get Payload Instance Info): pyghmi notices a BMC gone only when it sends data."""
+        Get Payload Instance Info): pyghmi notices a BMC gone only when it sends data. The
+        probe is not waited for: its answer, or pyghmi's timeout after its retries, comes
+        back through pyghmi's loop (``_probed``), so a dead BMC holds no other console."""
         console = self._console
         if console is None or self._closed or not self._connected.is_set():
             return
@@ -168,10 +227,29 @@ class _SolStream(ConsoleStream):
         if session is None or console.broken:
             self._lose("the SOL session ended")
             return
-        answer = _command(session, 0x4b, (1, 1), retry=True)
-        if answer is not None and not answer.get("error"):
+        silent_s = time.monotonic() - self._answered_at
+        if silent_s > SILENCE_LIMIT_S:
+            self._lose(f"the BMC has not answered for {silent_s:.0f} s")
             return
-        self._lose(f"the BMC does not answer ({answer['error'] if answer else 'no answer'})")
+        if self._probing or session.logging or not session.logged or session._isincommand():
+            return  # raw_command would wait for the command or login in flight
+        self._probing = True
+        try:
+            session.raw_command(netfn=6, command=0x4b, data=(1, 1), timeout=PROBE_TIMEOUT_S,
+                                callback=session._keepalive_wrapper(self._probed))
+        except (pyghmi_exceptions.PyghmiException, OSError) as exc:
+            self._probed({"error": str(exc) or type(exc).__name__})
+
+    def _probed(self, answer: Any) -> None:
+        self._probing = False
+        if isinstance(answer, dict) and answer.get("error"):
+            self._lose(f"the BMC does not answer ({answer['error']})")
+        else:
+            self._answered_at = time.monotonic()
+
+    def resend_when_due(self) -> None:
+        if self._console is not None and not self._closed:
+            self._console.resend_when_due()
 
     def write(self, data: bytes) -> None:
         if not self._closed:
@@ -183,32 +261,37 @@ class _SolStream(ConsoleStream):
 
     def close(self) -> None:
         self._closed = True
-        LOOP.submit(self._deactivate)
+        LOOP.submit(lambda: self._end(deactivate=True))
 
-    def _deactivate(self) -> None:
-        """pyghmi's ``Console.close``, but sent once: its retries would hold the SOL thread
-        (every console of the process) ~25 s when the BMC has just gone away."""
+    def release(self) -> None:
+        """Forget the payload without deactivating it: the conductor that takes the node over
+        activates it with ``force``, and a deactivation sent from here after that would end
+        the new owner's session."""
+        self._closed = True
+        LOOP.submit(lambda: self._end(deactivate=False))
+
+    def _end(self, deactivate: bool) -> None:
+        """pyghmi's ``Console.close``, but the deactivation sent once: its retries would hold
+        the SOL thread (every console of the process) ~25 s when the BMC has just gone away."""
         console, self._console = self._console, None
         LOOP.streams.discard(self)
         session = console.ipmi_session if console is not None else None
         if session is None:
             return
         session.unregister_keepalive(console.keepaliveid)
-        if console.activated:
-            _command(session, 0x49, (1, 1, 0, 0, 0, 0), retry=False)
+        if session.sol_handler == console._got_sol_payload:
+            # pyghmi's logout of a session with an SOL handler deactivates the payload.
+            session.sol_handler = None
+        if deactivate and console.activated:
+            _send_once(session, 0x49, (1, 1, 0, 0, 0, 0))
 
 
-def _command(session: Any, command: int, data: tuple[int, ...], retry: bool
-             ) -> dict[str, Any] | None:
-    """An IPMI application command on ``session``: the answer, None when none came (sent once
-    without ``retry``, pyghmi does not wait for the answer), an error when the session is
-    gone. With ``retry``, a BMC that went away holds the SOL thread until pyghmi gives up."""
+def _send_once(session: Any, command: int, data: tuple[int, ...]) -> None:
+    """An IPMI application command on ``session``, sent once and not waited for."""
     try:
-        answer = session.raw_command(netfn=6, command=command, data=data, retry=retry,
-                                     timeout=PROBE_TIMEOUT_S if retry else None)
+        session.raw_command(netfn=6, command=command, data=data, retry=False)
     except (pyghmi_exceptions.PyghmiException, OSError) as exc:
-        return {"error": str(exc) or type(exc).__name__}
-    return answer if isinstance(answer, dict) else None
+        LOG.info("IPMI command %#x not sent: %s", command, exc)
 
 
 class IpmiSolConsole(ConsoleInterface):

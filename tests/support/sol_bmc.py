@@ -7,6 +7,11 @@ standing for the machine's serial port; in the lab, QEMU's ``-serial`` socket).
 
 ipmi_sim speaks RMCP+ with cipher suite 3 (SHA-1): pyghmi falls back to it by itself, ipmitool
 needs ``-C 3``. Its users are ``admin``/``password`` given here, on ADMINISTRATOR.
+
+ipmi_sim keeps the last SOL sequence number it received across payload activations: a new
+console whose first packet repeats the previous console's last number (pyghmi starts every
+console at 1) has that packet taken for a retransmission and its bytes dropped. A test that
+opens several consoles on one emulator in turn types twice in each (tests end at 2).
 """
 
 from __future__ import annotations
