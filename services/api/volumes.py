@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session, joinedload
 from services.api import collection
 from services.api.deps import api_version, conductor, database, find_node, require_version
 from services.api.patch import apply_patch, validate_patch
+from services.api.policy_gate import project_filter
+from services.api.policy_lookup import owned_or_leased
 from services.api.responses import rendered
 from services.api.routing import api_router
 from services.api.versions import Version
@@ -152,6 +154,8 @@ def _list(kind: VolumeKind, request: Request, version: Version, db: Database,
         if node_ident:
             statement = statement.where(model.node_id == find_node(session, node_ident,
                                                                    version).id)
+        if project := project_filter(request):  # of the nodes a project owns or leases
+            statement = statement.where(model.node_id.in_(owned_or_leased(project)))
         marker = collection.marker_row(session, model.uuid, query.marker)
         rows = collection.page(session, statement, query, model.id,
                                getattr(model, query.sort_key), marker)
