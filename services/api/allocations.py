@@ -91,17 +91,24 @@ def _checked(body: dict[str, Any], name_error: str = CREATE_NAME_ERROR) -> dict[
             if body.get(field) is not None}
 
 
-def _candidate_nodes(session: Session, idents: list[str], version: Version) -> list[Node]:
+def _candidate_nodes(session: Session, idents: list[str], version: Version,
+                     project: str | None) -> list[Node]:
     """The candidate nodes, in the order given; a 400 naming those that cannot exist or do
-    not (Ironic's text)."""
+    not (Ironic's text). A project's caller names only nodes its project owns or leases: the
+    others do not exist for it."""
     missing = [ident for ident in idents if not validation.is_node_ident(ident)]
     nodes: list[Node] = []
     if not missing:
         for ident in idents:
             try:
-                nodes.append(find_node(session, ident, version))
+                node = find_node(session, ident, version)
             except NodeNotFound:
                 missing.append(ident)
+                continue
+            if project and project not in (node.owner, node.lessee):
+                missing.append(ident)
+            else:
+                nodes.append(node)
     if missing:
         raise Invalid("Nodes cannot be found: "
                       + ", ".join(validation.as_sent(ident) for ident in missing))
@@ -159,8 +166,8 @@ def create_allocation(request: Request, body: Any = Body(...),
                 traits=fields.get("traits", []), name=fields.get("name"),
                 extra=fields.get("extra", {}),
                 owner=forced_owner(request) or fields.get("owner"),
-                candidate_nodes=[n.uuid for n in _candidate_nodes(session, candidates or [],
-                                                                  version)],
+                candidate_nodes=[n.uuid for n in _candidate_nodes(
+                    session, candidates or [], version, project_filter(request))],
                 uuid=fields.get("uuid") or (node and node.instance_uuid) or new_uuid(),
             )
             values["uuid"] = allocation_uuid = allocation.uuid

@@ -141,6 +141,14 @@ async def _authorize_allocation_create(request: Request,
         return
     body = await request.json()
     asked = body.get("owner") if isinstance(body, dict) else None
+    if not policy.allowed("baremetal:allocation:create_restricted", credentials):
+        # Its candidate nodes are its project's share (the endpoint's 400 for the others).
+        request.scope.setdefault("state", {})[PROJECT_FILTER] = credentials.project_id
+    backfill = body.get("node") if isinstance(body, dict) else None
+    found = await lookup_body_node(request, backfill)
+    if found is not None and not policy.allowed("baremetal:node:get", credentials,
+                                                found.target):
+        raise Invalid(found.missing.message)  # a node it may not see: Ironic's 400
     if not asked:
         request.scope.setdefault("state", {})[FORCED_OWNER] = credentials.project_id
     elif asked != credentials.project_id and not policy.allowed(

@@ -54,8 +54,8 @@ class World:
         return {"X-Auth-Token": self.tokens[caller]}
 
 
-def _settings(data: Path, auth_url: str, **keystone: object) -> Settings:
-    return Settings(process={"data_dir": data}, conductor={"hostname": "c1"},
+def _settings(data: Path, auth_url: str, hostname: str = "c1", **keystone: object) -> Settings:
+    return Settings(process={"data_dir": data}, conductor={"hostname": hostname},
                     auth={"strategy": "keystone"},
                     keystone={"auth_url": auth_url, "username": "ironic",
                               "password": SERVICE_PASSWORD, "project_name": "service",
@@ -236,7 +236,8 @@ def test_missing_revoked_and_expired_tokens_are_refused(world: World) -> None:
 def test_keystone_out_of_reach_is_a_503_that_names_no_secret(
         world: World, tmp_path: Path) -> None:
     with socket_closed() as port:
-        settings = _settings(tmp_path, f"http://127.0.0.1:{port}/v3")
+        # A conductor of its own: stopping it must not take the world's "c1" offline.
+        settings = _settings(tmp_path, f"http://127.0.0.1:{port}/v3", hostname="c-503")
         with served_api(settings, world.db) as served:
             answer = served.client.get("/v1/nodes", headers=world.as_("sys_reader"))
     assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
@@ -322,8 +323,10 @@ def test_a_provisioned_nodes_owner_changes_only_by_the_systems_admins(world: Wor
     from services.common.models import Node
 
     admin = world.as_("sys_admin")
-    node = world.api.post("/v1/nodes", headers=admin, json={
-        "driver": "fake-hardware", "owner": world.projects["owner"]}).json()["uuid"]
+    created = world.api.post("/v1/nodes", headers=admin, json={
+        "driver": "fake-hardware", "owner": world.projects["owner"]})
+    assert created.status_code == 201, created.text
+    node = created.json()["uuid"]
     with world.db.session() as session:
         session.query(Node).filter_by(uuid=node).one().provision_state = "active"
     service = {"X-Auth-Token": world.keystone.token("ironic", SERVICE_PASSWORD,
@@ -373,6 +376,15 @@ def test_allocations_belong_to_their_owner_project(world: World) -> None:
     assert other.status_code == 403
     assert world.api.get(f"/v1/allocations?owner={world.projects['other']}",
                          headers=member).status_code == 403
+    # Candidates and backfills are among the nodes the project owns or leases (else a 400).
+    lessee = {**world.as_("lessee_member"), **LATEST}
+    for body in ({"resource_class": "rbac-none", "candidate_nodes": [world.spare]},
+                 {"node": world.spare}):
+        refused = world.api.post("/v1/allocations", headers=lessee, json=body)
+        assert refused.status_code == 400 and world.spare in refused.text, refused.text
+    mine = world.api.post("/v1/allocations", headers=lessee, json={
+        "resource_class": "rbac-none", "candidate_nodes": [world.leased]})
+    assert mine.status_code == 201, mine.text
 
 
 def test_the_systems_resources_are_the_systems(world: World) -> None:
