@@ -6,8 +6,8 @@ rule Enclume serves for every persona (the system's admins, members and readers;
 admins, managers, members and readers as the node's owner, as its lessee and as a stranger;
 the service role in the service project, system-scoped and in the owner's project; a
 domain-scoped admin; the classroom roles as ``credentials_of`` maps them) on nodes owned and
-leased, owned only and of no project, and allocations of a project and of none. Both answers
-must be the same.
+leased, owned only, leased only and of no project, and on allocations of the owner, of another
+project and of none. Both answers must be the same.
 """
 
 from __future__ import annotations
@@ -57,11 +57,19 @@ def _personas() -> dict[str, Credentials]:
     return personas
 
 
-TARGETS = {"owned-and-leased": Target(owner=OWNER, lessee=LESSEE),
-           "owned": Target(owner=OWNER),
-           "no-project": Target(),
-           "allocation-of-owner": Target(allocation_owner=OWNER),
-           "allocation-of-none": Target()}
+NODE_TARGETS = {"owned-and-leased": Target(owner=OWNER, lessee=LESSEE),
+                "owned": Target(owner=OWNER),
+                "leased-only": Target(lessee=LESSEE),
+                "no-project": Target()}
+# Allocation rules read the allocation's owner only (the node's fields stay None).
+ALLOCATION_TARGETS = {"allocation-of-owner": Target(allocation_owner=OWNER),
+                      "allocation-of-other": Target(allocation_owner=OTHER),
+                      "allocation-of-none": Target()}
+TARGETS = {**NODE_TARGETS, **ALLOCATION_TARGETS}
+
+
+def _targets(rule: str) -> dict[str, Target]:
+    return ALLOCATION_TARGETS if rule.startswith("baremetal:allocation:") else NODE_TARGETS
 
 
 def _ironic_creds(credentials: Credentials) -> dict[str, Any]:
@@ -90,7 +98,7 @@ def cases() -> list[tuple[str, str, str, bool]]:
     return [(rule, persona, target, policy.allowed(rule, credentials, TARGETS[target]))
             for rule in sorted(policy.RULES) if rule.startswith("baremetal:")
             for persona, credentials in _personas().items()
-            for target in TARGETS]
+            for target in _targets(rule)]
 
 
 @pytest.fixture(scope="module")
