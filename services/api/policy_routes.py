@@ -25,7 +25,6 @@ ROUTES: dict[tuple[str, str], tuple[str, str | None]] = {
     ("GET", f"{_N}/bios"): ("baremetal:node:bios:get", NODE),
     ("GET", f"{_N}/bios/{{name}}"): ("baremetal:node:bios:get", NODE),
     ("GET", f"{_N}/firmware"): ("baremetal:node:firmware:get", NODE),
-    ("GET", f"{_N}/children"): ("baremetal:node:get", NODE),
     ("GET", f"{_N}/states"): ("baremetal:node:get_states", NODE),
     ("GET", f"{_N}/states/console"): ("baremetal:node:get_console", NODE),
     ("PUT", f"{_N}/states/console"): ("baremetal:node:set_console_state", NODE),
@@ -124,6 +123,7 @@ class ListRoute:
 LISTS: dict[str, ListRoute] = {
     "/v1/nodes": ListRoute("node"),
     "/v1/nodes/detail": ListRoute("node"),
+    f"{_N}/children": ListRoute("node", NODE),
     "/v1/chassis/{ident}/nodes": ListRoute("node"),
     "/v1/chassis/{ident}/nodes/detail": ListRoute("node"),
     "/v1/ports": ListRoute("port"),

@@ -395,3 +395,23 @@ def test_the_systems_resources_are_the_systems(world: World) -> None:
         assert _codes(world, "GET", path, expected) == expected, path
     expected = {"sys_reader": 403, "owner_admin": 403, "sys_admin": 201}
     assert _codes(world, "POST", "/v1/chassis", expected, {"description": "rack"}) == expected
+
+
+def test_a_project_sees_the_children_it_owns_or_leases(world: World) -> None:
+    """A child has its parent's owner (Ironic's rule); the lessee sees the one it leases."""
+    admin = {**world.as_("sys_admin"), **LATEST}
+    children = {}
+    for label, lessee in (("leased", world.projects["lessee"]), ("kept", None)):
+        created = world.api.post("/v1/nodes", headers=admin, json={
+            "driver": "fake-hardware", "owner": world.projects["owner"], "lessee": lessee,
+            "parent_node": world.leased})
+        assert created.status_code == 201, created.text
+        children[label] = created.json()["uuid"]
+    path = f"/v1/nodes/{world.leased}/children"
+    seen = {caller: world.api.get(path, headers={**world.as_(caller), **LATEST})
+            for caller in ("sys_reader", "owner_reader", "lessee_member", "stranger")}
+    both = [children["leased"], children["kept"]]
+    assert seen["sys_reader"].json()["children"] == both
+    assert seen["owner_reader"].json()["children"] == both
+    assert seen["lessee_member"].json()["children"] == [children["leased"]]
+    assert seen["stranger"].status_code == 404
