@@ -415,3 +415,22 @@ def test_a_project_sees_the_children_it_owns_or_leases(world: World) -> None:
     assert seen["owner_reader"].json()["children"] == both
     assert seen["lessee_member"].json()["children"] == [children["leased"]]
     assert seen["stranger"].status_code == 404
+
+
+def test_volume_target_properties_need_view_target_properties(world: World) -> None:
+    """Ironic's rule: the system's readers and any admin read them, others a redaction."""
+    admin = {**world.as_("sys_admin"), **LATEST}
+    created = world.api.post("/v1/volume/targets", headers=admin, json={
+        "node_uuid": world.leased, "volume_type": "iscsi", "boot_index": 0,
+        "volume_id": "vol-rbac", "properties": {"target_iqn": "iqn.2026-12.rbac:1"}})
+    assert created.status_code == 201, created.text
+    path = f"/v1/volume/targets/{created.json()['uuid']}"
+    seen = {caller: world.api.get(path, headers={**world.as_(caller), **LATEST}).json()[
+        "properties"] for caller in ("sys_reader", "lessee_admin", "owner_member")}
+    assert seen["sys_reader"] == seen["lessee_admin"] == {"target_iqn": "iqn.2026-12.rbac:1"}
+    assert seen["owner_member"] == {"redacted_contents": (
+        "** Value redacted: Requires permission baremetal:volume:view_target_properties "
+        "access. Permission denied. **")}
+    listed = world.api.get("/v1/volume/targets?detail=True",
+                           headers={**world.as_("owner_reader"), **LATEST})
+    assert [t["properties"] for t in listed.json()["targets"]] == [seen["owner_member"]]
