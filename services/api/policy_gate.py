@@ -76,6 +76,8 @@ async def enforce_policy(request: Request) -> None:
                         rule, credentials, found.target):
                     rule = "baremetal:node:delete:self_owned_node"
                 _require(rule, credentials, found.target)
+                if rule == "baremetal:node:set_provision_state":
+                    await _authorize_steps(request, credentials, found)
     else:  # /v1/enclume and the resources whose owner rules are not built (runbooks)
         _require("enclume:system:read" if method == "GET" else "enclume:system:write",
                  credentials)
@@ -173,6 +175,18 @@ async def _authorize_node_patch(request: Request, credentials: policy.Credential
             "baremetal:node:update_owner_provisioned", credentials, found.target):
         raise Conflict(f'Cannot update owner of node "{found.uuid}" while it is in state '
                        '"active".')
+
+
+async def _authorize_steps(request: Request, credentials: policy.Credentials,
+                           found: Found) -> None:
+    """Ironic's NodeStatesController.provision: clean or service steps have their own rules
+    (not for a runbook's)."""
+    body: Any = await request.json()
+    if not isinstance(body, dict) or body.get("runbook"):
+        return
+    for steps in ("clean_steps", "service_steps"):
+        if body.get(steps):
+            _require(f"baremetal:node:set_provision_state:{steps}", credentials, found.target)
 
 
 def _require(rule: str, credentials: policy.Credentials,
