@@ -7,7 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Downloads (Debian packages for the ramdisk, the Ironic venv of the benchmarks, the clients' venv
 # of their functional suites: $(CACHE)/client-functional, from tests/clients/requirements.txt; the
-# real Keystone of the keystone auth tests: $(CACHE)/keystone, from tests/keystone/requirements.txt)
+# real Keystone of the keystone auth tests: $(CACHE)/keystone, from tests/keystone/requirements.txt;
+# Ironic's policy defaults of test_policy_matches_ironic.py: $(CACHE)/ironic-policy, from
+# tests/ironic_policy/requirements.txt)
 # live here.
 CACHE := .cache
 STAMP := $(VENV)/.installed

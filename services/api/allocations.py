@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from services.api import collection
 from services.api.deps import api_version, conductor, database, find_node
 from services.api.patch import apply_patch
+from services.api.policy_gate import forced_owner, project_filter
 from services.api.responses import rendered
 from services.api.routing import api_router
 from services.api.versions import Version
@@ -90,17 +91,24 @@ def _checked(body: dict[str, Any], name_error: str = CREATE_NAME_ERROR) -> dict[
             if body.get(field) is not None}
 
 
-def _candidate_nodes(session: Session, idents: list[str], version: Version) -> list[Node]:
+def _candidate_nodes(session: Session, idents: list[str], version: Version,
+                     project: str | None) -> list[Node]:
     """The candidate nodes, in the order given; a 400 naming those that cannot exist or do
-    not (Ironic's text)."""
+    not (Ironic's text). A project's caller names only nodes its project owns or leases: the
+    others do not exist for it."""
     missing = [ident for ident in idents if not validation.is_node_ident(ident)]
     nodes: list[Node] = []
     if not missing:
         for ident in idents:
             try:
-                nodes.append(find_node(session, ident, version))
+                node = find_node(session, ident, version)
             except NodeNotFound:
                 missing.append(ident)
+                continue
+            if project and project not in (node.owner, node.lessee):
+                missing.append(ident)
+            else:
+                nodes.append(node)
     if missing:
         raise Invalid("Nodes cannot be found: "
                       + ", ".join(validation.as_sent(ident) for ident in missing))
@@ -156,9 +164,10 @@ def create_allocation(request: Request, body: Any = Body(...),
             allocation = Allocation(
                 resource_class=fields.get("resource_class") or (node and node.resource_class),
                 traits=fields.get("traits", []), name=fields.get("name"),
-                extra=fields.get("extra", {}), owner=fields.get("owner"),
-                candidate_nodes=[n.uuid for n in _candidate_nodes(session, candidates or [],
-                                                                  version)],
+                extra=fields.get("extra", {}),
+                owner=forced_owner(request) or fields.get("owner"),
+                candidate_nodes=[n.uuid for n in _candidate_nodes(
+                    session, candidates or [], version, project_filter(request))],
                 uuid=fields.get("uuid") or (node and node.instance_uuid) or new_uuid(),
             )
             values["uuid"] = allocation_uuid = allocation.uuid
@@ -196,6 +205,8 @@ def list_allocations(request: Request, version: Version = Depends(api_version),
         for name in ("resource_class", "state", "owner"):
             if params.get(name):
                 statement = statement.where(getattr(Allocation, name) == params[name])
+        if project := project_filter(request):  # a project's caller sees its allocations
+            statement = statement.where(Allocation.owner == project)
         marker = collection.marker_row(session, Allocation.uuid, query.marker)
         allocations = collection.page(session, statement, query, Allocation.id,
                                       getattr(Allocation, query.sort_key), marker)
@@ -221,6 +232,9 @@ def show_node_allocation(ident: str, request: Request, version: Version = Depend
     with db.session() as session:
         node = find_node(session, ident, version)
         allocation = session.get(Allocation, node.allocation_id) if node.allocation_id else None
+        if allocation is not None and (project := project_filter(request)) and (
+                allocation.owner != project):
+            allocation = None  # another project's: not in this caller's share
         if allocation is None:
             raise NotFound(f"Node {node.uuid} has no allocation.")
         fields = collection.single_fields(request, version, ALLOCATION_FIELD_VERSIONS)

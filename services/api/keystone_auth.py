@@ -105,7 +105,7 @@ def _identity(environ: dict[str, Any]) -> Identity:
     roles = _header_set(environ.get("HTTP_X_ROLES"))
     system = environ.get("HTTP_OPENSTACK_SYSTEM_SCOPE") == "all"
     scope = KeystoneScope(roles, system, environ.get("HTTP_X_PROJECT_ID"),
-                          environ.get("HTTP_X_PROJECT_NAME"))
+                          environ.get("HTTP_X_PROJECT_NAME"), environ.get("HTTP_X_DOMAIN_ID"))
     # The classroom API (/enclume/v1) knows its own roles: the system's admins and members.
     classroom: set[str] = set()
     if system and "admin" in roles:

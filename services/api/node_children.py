@@ -1,5 +1,6 @@
 """/v1/nodes/{ident}/children (API 1.83): the UUIDs of the nodes whose ``parent_node`` is
-this node, with the link to the same list as ``/v1/nodes?parent_node=``."""
+this node, with the link to the same list as ``/v1/nodes?parent_node=``. A project's caller
+sees the children its project owns or leases (Ironic's check_list_policy)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from sqlalchemy import select
 
 from services.api.deps import api_version, database, find_node, require_version
 from services.api.nodes import CHILDREN_VERSION
+from services.api.policy_gate import project_filter
+from services.api.policy_lookup import owned_or_leased
 from services.api.routing import api_router
 from services.api.versions import Version
 from services.api.views import base_url
@@ -25,8 +28,10 @@ def list_children(ident: str, request: Request, version: Version = Depends(api_v
     require_version(version, CHILDREN_VERSION)
     with db.session() as session:
         parent = find_node(session, ident, version)
-        children = list(session.scalars(select(Node.uuid).where(
-            Node.parent_node == parent.uuid).order_by(Node.id)))
+        statement = select(Node.uuid).where(Node.parent_node == parent.uuid)
+        if project := project_filter(request):  # a project's caller: its own share
+            statement = statement.where(Node.id.in_(owned_or_leased(project)))
+        children = list(session.scalars(statement.order_by(Node.id)))
     # One link object, not a list: Ironic's make_link('children', ...).
     return {"children": children,
             "links": {"href": f"{base_url(request)}/v1/nodes?parent_node={parent.uuid}",

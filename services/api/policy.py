@@ -3,10 +3,12 @@
 The checks below are Ironic's ``ironic/common/policy.py`` defaults (Ironic 39), written as
 Python predicates under Ironic's names instead of oslo.policy check strings: oslo.policy would
 bring oslo.config's global configuration into every strategy (http_basic, users_file, ldap use
-this table too) for what is one table of ~40 rules. A caller is ``Credentials`` (Keystone's
-roles and scope, or what a classroom role maps to, ``credentials_of``); a target is the node's
-``owner`` and ``lessee`` (a port's are its node's). Keystone expands implied roles (admin
-implies member implies reader) in the token, and the classroom mapping gives the same sets.
+this table too). A caller is ``Credentials`` (Keystone's roles and scope, or what a classroom
+role maps to, ``credentials_of``); a target is the node's ``owner`` and ``lessee`` (a port's,
+port group's or volume's are its node's; an allocation's is its ``owner``). Keystone expands
+implied roles (admin implies manager, member, reader) in the token, and the classroom mapping
+gives the same sets. tests/integration/test_policy_matches_ironic.py asks Ironic's own
+defaults, loaded with oslo.policy, the same questions for every rule here and each persona.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ class Credentials:
     system: bool = False  # system_scope:all
     project_id: str | None = None
     project_name: str | None = None
+    domain_id: str | None = None  # a domain-scoped token's
 
 
 @dataclass(frozen=True)
 class Target:
     owner: str | None = None
     lessee: str | None = None
+    allocation_owner: str | None = None
 
 
 Check = Callable[[Credentials, Target], bool]
@@ -50,8 +54,22 @@ def _role(name: str, *, system: bool = False, of: str | None = None) -> Check:
         if of is None:
             return True
         project = getattr(t, of)
-        return project is not None and project == c.project_id
+        if of == "lessee" and project is None:
+            return False  # check_owner_policy leaves node.lessee out: no match
+        # node.owner is always there, None too, and oslo.policy compares text: an unowned
+        # node's "None" matches a caller without a project, as in Ironic.
+        return project == c.project_id
     return check
+
+
+def _allocation_owner(name: str) -> Check:
+    """``role:name and project_id:%(allocation.owner)s`` (None matches None, as above)."""
+    return lambda c, t: name in c.roles and t.allocation_owner == c.project_id
+
+
+def _system_scope(check: Check) -> Check:
+    """A rule of ``scope_types=['system']``: oslo.policy refuses project-scoped tokens."""
+    return lambda c, t: c.system and check(c, t)
 
 
 SERVICE_ROLE: Check = lambda c, t: "service" in c.roles and c.project_name == SERVICE_PROJECT  # noqa: E731
@@ -79,22 +97,30 @@ SYSTEM_MEMBER_OR_OWNER_ADMIN = _any(
     SYSTEM_MEMBER, SYSTEM_SERVICE, OWNER_ADMIN, OWNER_MANAGER, PROJECT_SERVICE)
 SYSTEM_MEMBER_OR_OWNER_MEMBER = _any(SYSTEM_MEMBER, SYSTEM_SERVICE, OWNER_MEMBER, PROJECT_SERVICE)
 SYSTEM_OR_OWNER_READER = _any(SYSTEM_READER, SYSTEM_SERVICE, OWNER_READER, PROJECT_SERVICE)
+SYSTEM_MEMBER_OR_OWNER_LESSEE_ADMIN = _any(
+    SYSTEM_MEMBER, SYSTEM_SERVICE, OWNER_ADMIN, OWNER_MANAGER, LESSEE_ADMIN, LESSEE_MANAGER,
+    PROJECT_SERVICE)
+ALLOCATION_MEMBER = _any(SYSTEM_MEMBER, _allocation_owner("member"))
+ALLOCATION_READER = _any(SYSTEM_READER, _allocation_owner("reader"))
+ALLOCATION_CREATOR = _any(SYSTEM_MEMBER, _role("member"))
 API_READER = _any(_role("reader"), _role("service"))
+TARGET_PROPERTIES_READER = _any(SYSTEM_READER, _role("admin"))
+ANYONE: Check = lambda c, t: True  # noqa: E731  (Ironic's empty check string)
 
 RULES: dict[str, Check] = {
     "baremetal:node:create": _any(SYSTEM_ADMIN, SYSTEM_SERVICE),
     # Ironic's [api]project_admin_can_manage_own_nodes (on by default): a project's admin
     # creates nodes owned by its project and deletes them.
     "baremetal:node:create:self_owned_node": _any(_role("admin"), _role("service")),
-    "baremetal:node:delete:self_owned_node": OWNER_ADMIN,
     "baremetal:node:list": API_READER,
     "baremetal:node:list_all": SYSTEM_READER,
     "baremetal:node:get": SYSTEM_OR_PROJECT_READER,
+    # Who reads a node whole; the others get the fields below redacted (node_sanitize).
+    "baremetal:node:get:filter_threshold": SYSTEM_READER,
     "baremetal:node:get:last_error": SYSTEM_OR_OWNER_READER,
-    "baremetal:node:update": SYSTEM_OR_PROJECT_MEMBER,
-    "baremetal:node:update_extra": SYSTEM_OR_PROJECT_MEMBER,
-    "baremetal:node:update_instance_info": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
-    "baremetal:node:update_owner_provisioned": SYSTEM_ADMIN,
+    "baremetal:node:get:reservation": SYSTEM_OR_OWNER_READER,
+    "baremetal:node:get:driver_internal_info": SYSTEM_OR_OWNER_READER,
+    "baremetal:node:get:driver_info": SYSTEM_OR_OWNER_READER,
     "baremetal:node:update:driver_info": SYSTEM_MEMBER_OR_OWNER_MEMBER,
     "baremetal:node:update:properties": SYSTEM_MEMBER_OR_OWNER_MEMBER,
     "baremetal:node:update:chassis_uuid": SYSTEM_ADMIN,
@@ -106,26 +132,100 @@ RULES: dict[str, Check] = {
     "baremetal:node:update:conductor_group": SYSTEM_MEMBER,
     "baremetal:node:update:name": SYSTEM_MEMBER_OR_OWNER_MEMBER,
     "baremetal:node:update:retired": SYSTEM_MEMBER_OR_OWNER_MEMBER,
-    "baremetal:node:update:shard": SYSTEM_ADMIN,
-    "baremetal:node:update:parent_node": SYSTEM_MEMBER,
-    "baremetal:node:update:disable_power_off": SYSTEM_ADMIN,
-    "baremetal:node:disable_cleaning": SYSTEM_ADMIN,
+    "baremetal:node:update": SYSTEM_OR_PROJECT_MEMBER,
+    "baremetal:node:update_extra": SYSTEM_OR_PROJECT_MEMBER,
+    "baremetal:node:update_instance_info": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    # A new owner for a node in ``active``: else a 409 (NodesController.patch).
+    "baremetal:node:update_owner_provisioned": _system_scope(SYSTEM_ADMIN),
     "baremetal:node:delete": SYSTEM_ADMIN,
+    "baremetal:node:delete:self_owned_node": OWNER_ADMIN,
+    "baremetal:node:validate": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:set_maintenance": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:clear_maintenance": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:get_boot_device": SYSTEM_MEMBER_OR_OWNER_ADMIN,
+    "baremetal:node:set_boot_device": SYSTEM_MEMBER_OR_OWNER_ADMIN,
+    "baremetal:node:get_indicator_state": SYSTEM_OR_PROJECT_READER,
+    "baremetal:node:set_indicator_state": SYSTEM_MEMBER_OR_OWNER_MEMBER,
+    "baremetal:node:inject_nmi": SYSTEM_MEMBER_OR_OWNER_ADMIN,
+    "baremetal:node:get_states": SYSTEM_OR_PROJECT_READER,
     "baremetal:node:set_power_state": SYSTEM_OR_PROJECT_MEMBER,
+    "baremetal:node:set_boot_mode": SYSTEM_OR_PROJECT_MEMBER,
+    "baremetal:node:set_secure_boot": SYSTEM_OR_PROJECT_MEMBER,
     "baremetal:node:set_provision_state": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:set_provision_state:clean_steps": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:set_provision_state:service_steps": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:set_raid_state": SYSTEM_MEMBER_OR_OWNER_MEMBER,
+    "baremetal:node:get_console": SYSTEM_MEMBER_OR_OWNER_MEMBER,
+    "baremetal:node:set_console_state": SYSTEM_MEMBER_OR_OWNER_MEMBER,
+    "baremetal:node:vif:list": SYSTEM_OR_PROJECT_READER,
     "baremetal:node:vif:attach": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
     "baremetal:node:vif:detach": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:traits:list": SYSTEM_OR_PROJECT_READER,
     "baremetal:node:traits:set": SYSTEM_MEMBER_OR_OWNER_ADMIN,
     "baremetal:node:traits:delete": SYSTEM_MEMBER_OR_OWNER_ADMIN,
+    "baremetal:node:bios:get": SYSTEM_OR_PROJECT_READER,
+    "baremetal:node:disable_cleaning": SYSTEM_ADMIN,
+    "baremetal:node:history:get": SYSTEM_OR_OWNER_READER,
+    "baremetal:node:inventory:get": SYSTEM_OR_OWNER_READER,
+    "baremetal:node:update:shard": SYSTEM_ADMIN,
+    "baremetal:shards:get": SYSTEM_READER,
+    "baremetal:node:update:parent_node": SYSTEM_MEMBER,
+    "baremetal:node:update:disable_power_off": SYSTEM_ADMIN,
+    "baremetal:node:firmware:get": SYSTEM_OR_PROJECT_READER,
+    "baremetal:node:vmedia:attach": SYSTEM_OR_PROJECT_MEMBER,
+    "baremetal:node:vmedia:detach": SYSTEM_OR_PROJECT_MEMBER,
+    "baremetal:node:vmedia:get": SYSTEM_OR_PROJECT_READER,
     "baremetal:port:get": SYSTEM_OR_PROJECT_READER,
     "baremetal:port:list": API_READER,
     "baremetal:port:list_all": SYSTEM_READER,
     "baremetal:port:create": SYSTEM_ADMIN_OR_OWNER_ADMIN,
     "baremetal:port:delete": SYSTEM_ADMIN_OR_OWNER_ADMIN,
     "baremetal:port:update": SYSTEM_MEMBER_OR_OWNER_ADMIN,
-    # The rest of /v1 (chassis, drivers, conductors, port groups, allocations, volumes...):
-    # the system's readers read it and its members change it (Ironic's owner rules of port
-    # groups, allocations and volume targets are not built yet: docs/architecture.md).
+    "baremetal:portgroup:get": SYSTEM_OR_PROJECT_READER,
+    "baremetal:portgroup:create": SYSTEM_ADMIN_OR_OWNER_ADMIN,
+    "baremetal:portgroup:delete": SYSTEM_ADMIN_OR_OWNER_ADMIN,
+    "baremetal:portgroup:update": SYSTEM_MEMBER_OR_OWNER_ADMIN,
+    "baremetal:portgroup:list": API_READER,
+    "baremetal:portgroup:list_all": SYSTEM_READER,
+    "baremetal:chassis:get": _system_scope(SYSTEM_READER),
+    "baremetal:chassis:create": _system_scope(SYSTEM_ADMIN),
+    "baremetal:chassis:delete": _system_scope(SYSTEM_ADMIN),
+    "baremetal:chassis:update": _system_scope(SYSTEM_MEMBER),
+    "baremetal:driver:get": _system_scope(SYSTEM_READER),
+    "baremetal:driver:get_properties": _system_scope(SYSTEM_READER),
+    "baremetal:driver:get_raid_logical_disk_properties": _system_scope(SYSTEM_READER),
+    "baremetal:node:vendor_passthru": SYSTEM_ADMIN,
+    "baremetal:driver:vendor_passthru": _system_scope(SYSTEM_ADMIN),
+    # The agent's routes: public (services/api/auth.py), the agent token is the check.
+    "baremetal:node:ipa_heartbeat": ANYONE,
+    "baremetal:driver:ipa_lookup": ANYONE,
+    "baremetal:driver:ipa_continue_inspection": ANYONE,
+    "baremetal:volume:list_all": SYSTEM_READER,
+    "baremetal:volume:list": API_READER,
+    "baremetal:volume:get": SYSTEM_OR_PROJECT_READER,
+    "baremetal:volume:create": SYSTEM_MEMBER_OR_OWNER_LESSEE_ADMIN,
+    "baremetal:volume:delete": SYSTEM_MEMBER_OR_OWNER_LESSEE_ADMIN,
+    "baremetal:volume:update": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:volume:view_target_properties": TARGET_PROPERTIES_READER,
+    "baremetal:conductor:get": SYSTEM_READER,
+    "baremetal:allocation:get": ALLOCATION_READER,
+    "baremetal:allocation:list": API_READER,
+    "baremetal:allocation:list_all": SYSTEM_READER,
+    "baremetal:allocation:create": ALLOCATION_CREATOR,
+    "baremetal:allocation:create_restricted": SYSTEM_MEMBER,
+    "baremetal:allocation:delete": ALLOCATION_MEMBER,
+    "baremetal:allocation:update": ALLOCATION_MEMBER,
+    "baremetal:deploy_template:get": SYSTEM_READER,
+    "baremetal:deploy_template:create": SYSTEM_ADMIN,
+    "baremetal:deploy_template:delete": SYSTEM_ADMIN,
+    "baremetal:deploy_template:update": SYSTEM_ADMIN,
+    "baremetal:inspection_rule:get": SYSTEM_READER,
+    "baremetal:inspection_rule:list_all": SYSTEM_READER,
+    "baremetal:inspection_rule:create": SYSTEM_ADMIN,
+    "baremetal:inspection_rule:update": SYSTEM_ADMIN,
+    "baremetal:inspection_rule:delete": SYSTEM_ADMIN,
+    # Enclume's own routes (/v1/enclume, and runbooks until their owner rules are built):
+    # the system's readers read them and its members change them.
     "enclume:system:read": SYSTEM_READER,
     "enclume:system:write": SYSTEM_MEMBER,
 }
@@ -154,12 +254,15 @@ _FALSE = ("false", "0", "no", "off", "f", "n")
 
 
 def allowed(rule: str, credentials: Credentials, target: Target = Target()) -> bool:
-    return RULES[rule](credentials, target)
+    check = RULES[rule]
+    if credentials.domain_id and not credentials.system and check is not ANYONE:
+        return False  # oslo.policy: a domain-scoped token is in no rule's scope_types
+    return check(credentials, target)
 
 
 def unrestricted(credentials: Credentials) -> bool:
     """Every rule allows the caller whatever the target (a system admin): nothing to look up."""
-    return all(check(credentials, Target()) for check in RULES.values())
+    return all(allowed(rule, credentials) for rule in RULES)
 
 
 def node_patch_rules(patch: Iterable[Any]) -> list[str]:
@@ -192,7 +295,8 @@ def credentials_of(identity: Identity | None) -> Credentials:
         return _SYSTEM_ADMIN
     if identity.keystone is not None:
         scope = identity.keystone
-        return Credentials(scope.roles, scope.system, scope.project_id, scope.project_name)
+        return Credentials(scope.roles, scope.system, scope.project_id, scope.project_name,
+                           scope.domain_id)
     roles: set[str] = set()
     if {"admin", "operator"} & set(identity.roles):
         roles |= {"admin", "member", "reader"}

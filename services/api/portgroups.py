@@ -25,6 +25,8 @@ from services.api.deps import (
     require_version,
 )
 from services.api.patch import apply_patch, validate_patch
+from services.api.policy_gate import project_filter
+from services.api.policy_lookup import owned_or_leased
 from services.api.ports import normalize_mac
 from services.api.responses import rendered
 from services.api.routing import api_router
@@ -100,6 +102,8 @@ def _list(request: Request, version: Version, db: Database, detail: bool, path: 
         if node_ident:
             statement = statement.where(
                 Portgroup.node_id == find_node(session, node_ident, version).id)
+        if project := project_filter(request):  # of the nodes a project owns or leases
+            statement = statement.where(Portgroup.node_id.in_(owned_or_leased(project)))
         if address := request.query_params.get("address"):
             statement = statement.where(Portgroup.address == address.lower())
         marker = collection.marker_row(session, Portgroup.uuid, query.marker)

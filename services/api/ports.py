@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Body, Depends, Request, Response
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -21,6 +21,7 @@ from services.api.deps import (
 )
 from services.api.patch import apply_patch, validate_patch
 from services.api.policy_gate import project_filter
+from services.api.policy_lookup import owned_or_leased
 from services.api.responses import rendered
 from services.api.routing import api_router
 from services.api.shards import VERSION as SHARD_VERSION
@@ -135,8 +136,7 @@ def _list(request: Request, version: Version, db: Database, detail: bool, path: 
             statement = statement.where(Port.node_id == find_node(session, node_ident,
                                                                   version).id)
         if project := project_filter(request):  # ports of the nodes a project owns or leases
-            statement = statement.where(Port.node_id.in_(select(Node.id).where(
-                or_(Node.owner == project, Node.lessee == project))))
+            statement = statement.where(Port.node_id.in_(owned_or_leased(project)))
         if address := request.query_params.get("address"):
             statement = statement.where(Port.address == address.lower())
         shard = request.query_params.get("shard")

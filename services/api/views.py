@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import Request
 
+from services.api.node_redaction import redact
 from services.api.versions import Version
 from services.common.models import Allocation, Chassis, Conductor, Node, Port, Portgroup
 from services.common.secrets import mask
@@ -140,6 +141,7 @@ def node_document(request: Request, node: Node, fields: list[str],
     for sub in ("ports", "states", "portgroups", "volume"):
         if sub in wanted:
             document[sub] = sub_links(request, "nodes", node.uuid, sub)
+    redact(request, node, document)  # what a project's caller may not read (Ironic's)
     return document
 
 

@@ -17,9 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from services.api import collection
+from services.api import collection, policy
 from services.api.deps import api_version, conductor, database, find_node, require_version
 from services.api.patch import apply_patch, validate_patch
+from services.api.policy_gate import project_filter
+from services.api.policy_lookup import owned_or_leased
 from services.api.responses import rendered
 from services.api.routing import api_router
 from services.api.versions import Version
@@ -46,6 +48,8 @@ REQUIRED = {"connectors": ("connector_id", "node_uuid", "type"),
 LIMITS = {"type": "connector_type", "connector_id": "connector_id",
           "volume_type": "volume_type", "volume_id": "volume_id"}
 OBJECT_FIELDS = frozenset({"extra", "properties"})
+REDACTED_PROPERTIES = ("** Value redacted: Requires permission "
+                       "baremetal:volume:view_target_properties access. Permission denied. **")
 
 
 def field_versions(kind: VolumeKind) -> dict[str, Version]:
@@ -53,11 +57,17 @@ def field_versions(kind: VolumeKind) -> dict[str, Version]:
     return {name: VOLUME_VERSION for name in names}
 
 
-def _document(request: Request, kind: VolumeKind, row: Any, fields: list[str]
-              ) -> dict[str, Any]:
+def _document(request: Request, kind: VolumeKind, row: Any, fields: list[str],
+              shown: bool = False) -> dict[str, Any]:
+    """``shown``: a GET, where a target's properties need view_target_properties (Ironic's
+    redaction: iSCSI connection details) beside the secrets masked for everyone."""
     values: dict[str, Any] = {"uuid": row.uuid, "node_uuid": row.node.uuid}
     for name in (*kind.own_fields, "extra"):
         values[name] = mask(getattr(row, name)) if name == "properties" else getattr(row, name)
+    if shown and "properties" in values and not policy.allowed(
+            "baremetal:volume:view_target_properties",
+            policy.credentials_of(request.scope.get("state", {}).get("identity"))):
+        values["properties"] = {"redacted_contents": REDACTED_PROPERTIES}
     for name in TIMESTAMPS:
         values[name] = timestamp(getattr(row, name))
     values["links"] = links(request, f"volume/{kind.collection}", row.uuid)
@@ -152,10 +162,12 @@ def _list(kind: VolumeKind, request: Request, version: Version, db: Database,
         if node_ident:
             statement = statement.where(model.node_id == find_node(session, node_ident,
                                                                    version).id)
+        if project := project_filter(request):  # of the nodes a project owns or leases
+            statement = statement.where(model.node_id.in_(owned_or_leased(project)))
         marker = collection.marker_row(session, model.uuid, query.marker)
         rows = collection.page(session, statement, query, model.id,
                                getattr(model, query.sort_key), marker)
-        documents = [_document(request, kind, row, query.fields) for row in rows]
+        documents = [_document(request, kind, row, query.fields, shown=True) for row in rows]
     return {kind.collection: documents, **collection.next_link(
         request, f"volume/{kind.collection}", rows, query, lambda row: row.uuid)}
 
@@ -234,7 +246,7 @@ def _route(kind: VolumeKind) -> None:
         require_version(version, VOLUME_VERSION)
         fields = collection.single_fields(request, version, table)
         with db.session() as session:
-            return _document(request, kind, _find(session, kind, ident), fields)
+            return _document(request, kind, _find(session, kind, ident), fields, shown=True)
 
     def create(request: Request, body: Any = Body(...), version: Version = Depends(api_version),
                db: Database = Depends(database)) -> Response:

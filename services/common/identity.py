@@ -51,6 +51,7 @@ class KeystoneScope:
     system: bool
     project_id: str | None
     project_name: str | None
+    domain_id: str | None = None  # a domain-scoped token's domain
 
 
 @dataclass(frozen=True)

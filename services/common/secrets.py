@@ -22,7 +22,7 @@ from typing import Any
 
 MASK = "******"
 _SECRET_WORDS = (r"password|passwd|pswd|secret|token|passphrase|private_key|kg_key|encrypted_key"
-                 r"|configdrive")
+                 r"|configdrive|snmp_auth_key|snmp_priv_key")  # the last two: Ironic's _mask_fields
 _SECRET_KEY = re.compile(_SECRET_WORDS, re.IGNORECASE)
 # Values shorter than this are masked by key only: scrubbing "1" from every text would hide
 # everything else and protect nothing.

@@ -53,8 +53,9 @@ def _candidates(session: Session, allocation: Allocation) -> list[Node]:
         Node.maintenance.is_(False), Node.retired.is_(False))
     if allocation.candidate_nodes:
         statement = statement.where(Node.uuid.in_(allocation.candidate_nodes))
-    if allocation.owner:
-        statement = statement.where(Node.owner == allocation.owner)
+    if allocation.owner:  # the nodes its project owns or leases, as Ironic's 'project' filter
+        statement = statement.where(or_(Node.owner == allocation.owner,
+                                        Node.lessee == allocation.owner))
     nodes = list(session.scalars(statement))
     if not nodes:
         which = ("none of the requested nodes are available and match" if

@@ -54,8 +54,8 @@ class World:
         return {"X-Auth-Token": self.tokens[caller]}
 
 
-def _settings(data: Path, auth_url: str, **keystone: object) -> Settings:
-    return Settings(process={"data_dir": data}, conductor={"hostname": "c1"},
+def _settings(data: Path, auth_url: str, hostname: str = "c1", **keystone: object) -> Settings:
+    return Settings(process={"data_dir": data}, conductor={"hostname": hostname},
                     auth={"strategy": "keystone"},
                     keystone={"auth_url": auth_url, "username": "ironic",
                               "password": SERVICE_PASSWORD, "project_name": "service",
@@ -236,7 +236,8 @@ def test_missing_revoked_and_expired_tokens_are_refused(world: World) -> None:
 def test_keystone_out_of_reach_is_a_503_that_names_no_secret(
         world: World, tmp_path: Path) -> None:
     with socket_closed() as port:
-        settings = _settings(tmp_path, f"http://127.0.0.1:{port}/v3")
+        # A conductor of its own: stopping it must not take the world's "c1" offline.
+        settings = _settings(tmp_path, f"http://127.0.0.1:{port}/v3", hostname="c-503")
         with served_api(settings, world.db) as served:
             answer = served.client.get("/v1/nodes", headers=world.as_("sys_reader"))
     assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
@@ -250,3 +251,186 @@ def socket_closed() -> Iterator[int]:
     with socket.socket() as bound:
         bound.bind(("127.0.0.1", 0))
         yield int(bound.getsockname()[1])
+
+
+# -- the other resources: node sub-resources, port groups, volumes, allocations, the system's --
+
+LATEST = {"X-OpenStack-Ironic-API-Version": "latest"}
+
+
+def _codes(world: World, method: str, path: str, callers: dict[str, int],
+           body: Any = None) -> dict[str, int]:
+    return {caller: world.api.request(method, path, json=body,
+                                      headers={**world.as_(caller), **LATEST}).status_code
+            for caller in callers}
+
+
+# Ironic's rule of each node sub-resource: get_states and traits:list (system or project
+# reader), history:get (system or owner reader), get_boot_device (system member or owner
+# admin), set_maintenance (system member, owner member or lessee admin).
+SUB_RESOURCES = {
+    ("GET", "states"): {"sys_reader": 200, "owner_reader": 200, "lessee_member": 200,
+                        "stranger": 404},
+    ("GET", "traits"): {"owner_reader": 200, "lessee_member": 200, "stranger": 404},
+    ("GET", "history"): {"sys_reader": 200, "owner_reader": 200, "lessee_admin": 403,
+                         "stranger": 404},
+    ("GET", "management/boot_device"): {"sys_reader": 403, "owner_admin": 200,
+                                        "owner_member": 403, "lessee_admin": 403,
+                                        "stranger": 404},
+    ("PUT", "maintenance"): {"sys_reader": 403, "owner_member": 202, "lessee_member": 403,
+                             "lessee_admin": 202, "stranger": 404},
+}
+
+
+@pytest.mark.parametrize(("method", "sub"), sorted(SUB_RESOURCES))
+def test_node_sub_resources_answer_as_ironic_for_each_role(world: World, method: str,
+                                                           sub: str) -> None:
+    body = {"reason": "rbac"} if sub == "maintenance" else None
+    expected = SUB_RESOURCES[(method, sub)]
+    assert _codes(world, method, f"/v1/nodes/{world.leased}/{sub}", expected, body) == expected
+
+
+def test_a_lessee_reads_a_node_without_its_errors_and_bmc_details(world: World) -> None:
+    """Ironic's node_sanitize: below the system's readers, last_error, reservation,
+    driver_internal_info and driver_info need the owner's reader; instance_info's image_url
+    is masked for everyone."""
+    from services.common.models import Node
+
+    with world.db.session() as session:
+        node = session.query(Node).filter_by(uuid=world.leased).one()
+        node.last_error = "conductor c1 could not reach 10.0.0.7"
+        node.driver_info = {**node.driver_info, "ipmi_address": "10.0.0.7"}
+        node.instance_info = {**node.instance_info, "image_url": "http://s/i?temp_url_sig=1"}
+    seen = {caller: world.api.get(f"/v1/nodes/{world.leased}", headers=world.as_(caller)
+                                  ).json() for caller in ("sys_reader", "owner_reader",
+                                                          "lessee_admin")}
+    for caller in ("sys_reader", "owner_reader"):
+        assert seen[caller]["last_error"] == "conductor c1 could not reach 10.0.0.7"
+        assert seen[caller]["driver_info"]["ipmi_address"] == "10.0.0.7"
+    for caller in seen:  # Ironic's show_instance_secrets ("!"): nobody reads image_url
+        assert seen[caller]["instance_info"]["image_url"] == "******"
+    assert seen["lessee_admin"]["last_error"] == (
+        "** Value Redacted - Requires baremetal:node:get:last_error permission. **")
+    assert seen["lessee_admin"]["driver_info"] == {
+        "content": "** Redacted - requires baremetal:node:get:driver_info permission. **"}
+    listed = world.api.get("/v1/nodes/detail", headers=world.as_("lessee_admin")).json()
+    assert [n["last_error"] for n in listed["nodes"]] == [seen["lessee_admin"]["last_error"]]
+
+
+def test_a_provisioned_nodes_owner_changes_only_by_the_systems_admins(world: World) -> None:
+    """update_owner_provisioned: Ironic's service role (a system member, project-scoped) may
+    change owners, but not of a node in ``active``: a 409."""
+    from services.common.models import Node
+
+    admin = world.as_("sys_admin")
+    created = world.api.post("/v1/nodes", headers=admin, json={
+        "driver": "fake-hardware", "owner": world.projects["owner"]})
+    assert created.status_code == 201, created.text
+    node = created.json()["uuid"]
+    with world.db.session() as session:
+        session.query(Node).filter_by(uuid=node).one().provision_state = "active"
+    service = {"X-Auth-Token": world.keystone.token("ironic", SERVICE_PASSWORD,
+                                                    project="service")}
+    patch = [{"op": "replace", "path": "/owner", "value": world.projects["other"]}]
+    refused = world.api.patch(f"/v1/nodes/{node}", headers=service, json=patch)
+    assert refused.status_code == 409, refused.text
+    assert "while it is in state" in refused.text
+    assert world.api.patch(f"/v1/nodes/{node}", headers=admin, json=patch).status_code == 200
+
+
+def test_port_groups_and_volumes_follow_their_nodes_owner_and_lessee(world: World) -> None:
+    admin = {**world.as_("sys_admin"), **LATEST}
+    group = world.api.post("/v1/portgroups", headers=admin, json={
+        "node_uuid": world.leased, "name": "bond-rbac"}).json()["uuid"]
+    expected = {"sys_reader": 200, "lessee_member": 200, "owner_reader": 200, "stranger": 404}
+    assert _codes(world, "GET", f"/v1/portgroups/{group}", expected) == expected
+    patch = [{"op": "add", "path": "/extra/by", "value": "x"}]
+    expected = {"owner_member": 403, "owner_admin": 200, "lessee_admin": 403, "stranger": 404}
+    assert _codes(world, "PATCH", f"/v1/portgroups/{group}", expected, patch) == expected
+    groups = world.api.get("/v1/portgroups", headers={**world.as_("stranger"), **LATEST})
+    assert groups.status_code == 200 and groups.json()["portgroups"] == []
+    connector = {"node_uuid": world.leased, "type": "iqn", "connector_id": "iqn.2026-12.rbac"}
+    expected = {"lessee_member": 403, "stranger": 403, "lessee_admin": 201}
+    assert _codes(world, "POST", "/v1/volume/connectors", expected, connector) == expected
+    uuid = world.api.get("/v1/volume/connectors", headers=admin).json()["connectors"][0]["uuid"]
+    expected = {"owner_reader": 200, "lessee_member": 200, "stranger": 404}
+    assert _codes(world, "GET", f"/v1/volume/connectors/{uuid}", expected) == expected
+    stranger = world.api.get("/v1/volume/connectors", headers={**world.as_("stranger"),
+                                                                **LATEST})
+    assert stranger.status_code == 200 and stranger.json()["connectors"] == []
+
+
+def test_allocations_belong_to_their_owner_project(world: World) -> None:
+    member = {**world.as_("owner_member"), **LATEST}
+    created = world.api.post("/v1/allocations", headers=member,
+                             json={"resource_class": "rbac-none"})
+    assert created.status_code == 201, created.text
+    assert created.json()["owner"] == world.projects["owner"]  # the caller's project
+    allocation = created.json()["uuid"]
+    expected = {"sys_reader": 200, "owner_reader": 200, "lessee_admin": 404, "stranger": 404}
+    assert _codes(world, "GET", f"/v1/allocations/{allocation}", expected) == expected
+    expected = {"owner_reader": 403, "stranger": 404, "owner_member": 204}
+    assert _codes(world, "DELETE", f"/v1/allocations/{allocation}", expected) == expected
+    other = world.api.post("/v1/allocations", headers=member, json={
+        "resource_class": "rbac-none", "owner": world.projects["other"]})
+    assert other.status_code == 403
+    assert world.api.get(f"/v1/allocations?owner={world.projects['other']}",
+                         headers=member).status_code == 403
+    # Candidates and backfills are among the nodes the project owns or leases (else a 400).
+    lessee = {**world.as_("lessee_member"), **LATEST}
+    for body in ({"resource_class": "rbac-none", "candidate_nodes": [world.spare]},
+                 {"node": world.spare}):
+        refused = world.api.post("/v1/allocations", headers=lessee, json=body)
+        assert refused.status_code == 400 and world.spare in refused.text, refused.text
+    mine = world.api.post("/v1/allocations", headers=lessee, json={
+        "resource_class": "rbac-none", "candidate_nodes": [world.leased]})
+    assert mine.status_code == 201, mine.text
+
+
+def test_the_systems_resources_are_the_systems(world: World) -> None:
+    """Chassis and drivers are system-scoped rules (a project's admin is refused), conductors
+    and deploy templates the system's readers'."""
+    for path in ("/v1/chassis", "/v1/drivers", "/v1/conductors", "/v1/deploy_templates"):
+        expected = {"sys_reader": 200, "owner_admin": 403, "lessee_member": 403}
+        assert _codes(world, "GET", path, expected) == expected, path
+    expected = {"sys_reader": 403, "owner_admin": 403, "sys_admin": 201}
+    assert _codes(world, "POST", "/v1/chassis", expected, {"description": "rack"}) == expected
+
+
+def test_a_project_sees_the_children_it_owns_or_leases(world: World) -> None:
+    """A child has its parent's owner (Ironic's rule); the lessee sees the one it leases."""
+    admin = {**world.as_("sys_admin"), **LATEST}
+    children = {}
+    for label, lessee in (("leased", world.projects["lessee"]), ("kept", None)):
+        created = world.api.post("/v1/nodes", headers=admin, json={
+            "driver": "fake-hardware", "owner": world.projects["owner"], "lessee": lessee,
+            "parent_node": world.leased})
+        assert created.status_code == 201, created.text
+        children[label] = created.json()["uuid"]
+    path = f"/v1/nodes/{world.leased}/children"
+    seen = {caller: world.api.get(path, headers={**world.as_(caller), **LATEST})
+            for caller in ("sys_reader", "owner_reader", "lessee_member", "stranger")}
+    both = [children["leased"], children["kept"]]
+    assert seen["sys_reader"].json()["children"] == both
+    assert seen["owner_reader"].json()["children"] == both
+    assert seen["lessee_member"].json()["children"] == [children["leased"]]
+    assert seen["stranger"].status_code == 404
+
+
+def test_volume_target_properties_need_view_target_properties(world: World) -> None:
+    """Ironic's rule: the system's readers and any admin read them, others a redaction."""
+    admin = {**world.as_("sys_admin"), **LATEST}
+    created = world.api.post("/v1/volume/targets", headers=admin, json={
+        "node_uuid": world.leased, "volume_type": "iscsi", "boot_index": 0,
+        "volume_id": "vol-rbac", "properties": {"target_iqn": "iqn.2026-12.rbac:1"}})
+    assert created.status_code == 201, created.text
+    path = f"/v1/volume/targets/{created.json()['uuid']}"
+    seen = {caller: world.api.get(path, headers={**world.as_(caller), **LATEST}).json()[
+        "properties"] for caller in ("sys_reader", "lessee_admin", "owner_member")}
+    assert seen["sys_reader"] == seen["lessee_admin"] == {"target_iqn": "iqn.2026-12.rbac:1"}
+    assert seen["owner_member"] == {"redacted_contents": (
+        "** Value redacted: Requires permission baremetal:volume:view_target_properties "
+        "access. Permission denied. **")}
+    listed = world.api.get("/v1/volume/targets?detail=True",
+                           headers={**world.as_("owner_reader"), **LATEST})
+    assert [t["properties"] for t in listed.json()["targets"]] == [seen["owner_member"]]

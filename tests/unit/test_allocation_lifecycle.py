@@ -103,6 +103,21 @@ def test_a_conductor_decides_by_class_traits_candidates_and_name(api: httpx.Clie
         "allocations"][0]["uuid"] in (failed["uuid"], picked["uuid"])
 
 
+def test_an_owned_allocation_gets_a_node_its_project_owns_or_leases(api: httpx.Client) -> None:
+    """Ironic's conductor filters candidates by 'project': the node's owner or lessee."""
+    cls = rc()
+    other, leased = available(api, cls), available(api, cls)
+    for node, projects in ((other, {"owner": "p-other"}),
+                           (leased, {"owner": "p-landlord", "lessee": "p-tenant"})):
+        assert api.patch(f"/v1/nodes/{node}", headers={"X-OpenStack-Ironic-API-Version": "1.65"},
+                         json=[{"op": "add", "path": f"/{field}", "value": value}
+                               for field, value in projects.items()]).status_code == 200
+    done = allocate(api, resource_class=cls, owner="p-tenant")
+    assert (done["state"], done["node_uuid"]) == ("active", leased)
+    refused = allocate(api, resource_class=cls, owner="p-nobody")
+    assert (refused["state"], refused["node_uuid"]) == ("error", None)
+
+
 def test_backfill_is_decided_at_once_with_ironics_texts(api: httpx.Client) -> None:
     cls = rc()
     node = available(api, cls)

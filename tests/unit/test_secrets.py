@@ -152,3 +152,10 @@ def test_an_unexpected_sushy_exception_is_a_clean_driver_error(tmp_path: Path) -
     message = str(failed.value)
     assert message.startswith("Redfish call failed: power status at https://u:******@bmc")
     assert "Members" not in message and "with@at" not in message
+
+
+def test_snmp_keys_are_masked_as_ironic_masks_them() -> None:
+    # Ironic's node_sanitize masks snmp_auth_key and snmp_priv_key of driver_info too.
+    masked = secrets.mask({"snmp_auth_key": "k1", "snmp_priv_key": "k2", "snmp_version": "3"})
+    assert masked == {"snmp_auth_key": secrets.MASK, "snmp_priv_key": secrets.MASK,
+                      "snmp_version": "3"}
