@@ -115,6 +115,8 @@ RULES: dict[str, Check] = {
     "baremetal:node:set_provision_state": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
     "baremetal:node:vif:attach": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
     "baremetal:node:vif:detach": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
+    "baremetal:node:vmedia:attach": SYSTEM_OR_PROJECT_MEMBER,
+    "baremetal:node:vmedia:detach": SYSTEM_OR_PROJECT_MEMBER,
     "baremetal:node:traits:set": SYSTEM_MEMBER_OR_OWNER_ADMIN,
     "baremetal:node:traits:delete": SYSTEM_MEMBER_OR_OWNER_ADMIN,
     "baremetal:port:get": SYSTEM_OR_PROJECT_READER,

@@ -35,6 +35,8 @@ _NODE_ACTIONS = {
     ("PUT", "/v1/nodes/{ident}/states/provision"): "baremetal:node:set_provision_state",
     ("POST", "/v1/nodes/{ident}/vifs"): "baremetal:node:vif:attach",
     ("DELETE", "/v1/nodes/{ident}/vifs/{vif_id}"): "baremetal:node:vif:detach",
+    ("POST", "/v1/nodes/{ident}/vmedia"): "baremetal:node:vmedia:attach",
+    ("DELETE", "/v1/nodes/{ident}/vmedia"): "baremetal:node:vmedia:detach",
     ("PUT", "/v1/nodes/{ident}/traits"): "baremetal:node:traits:set",
     ("PUT", "/v1/nodes/{ident}/traits/{trait}"): "baremetal:node:traits:set",
     ("DELETE", "/v1/nodes/{ident}/traits"): "baremetal:node:traits:delete",

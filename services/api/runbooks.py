@@ -138,7 +138,8 @@ named_routes.install(router, RESOURCE)
 
 def provision_options(session: Session, node_uuid: str, node_traits: list[str],
                       target: str, options: dict[str, Any], version: Version) -> dict[str, Any]:
-    """A provision request's ``runbook`` (1.92, 406 below) made its clean steps, as Ironic's
+    """A provision request's ``runbook`` (1.92, 406 below) made its clean or service steps
+    (by ``target``), as Ironic's
     _handle_runbook: the node's traits must hold the runbook's name."""
     if version < VERSION:
         raise NotAcceptable("Not Acceptable")
@@ -147,10 +148,11 @@ def provision_options(session: Session, node_uuid: str, node_traits: list[str],
     if runbook.name not in node_traits:
         raise Invalid(f"This runbook has not been approved for use on this node {node_uuid}. "
                       "Please ask an administrator to add it to your node traits.")
-    if target != "clean":
+    if target not in ("clean", "service"):
         raise Invalid("\"runbooks\" is only valid when setting target provision state to any "
                       "of ['clean', 'service']")
-    if options.get("clean_steps"):
-        raise Invalid("Please provide either \"clean_steps\" or a runbook, but not both.")
-    return {**options, "clean_steps": steps_in_order(runbook),
+    steps_field = f"{target}_steps"
+    if options.get(steps_field):
+        raise Invalid(f"Please provide either \"{steps_field}\" or a runbook, but not both.")
+    return {**options, steps_field: steps_in_order(runbook),
             "disable_ramdisk": runbook.disable_ramdisk}

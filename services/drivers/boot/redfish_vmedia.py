@@ -16,12 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-import sushy
 from sushy import exceptions as sushy_exceptions
 
 from services.common.bootconfig.files import served_url
-from services.common.bootconfig.image_cache import shown_url
 from services.common.config import Settings
 from services.drivers.base import BootInterface, DriverError
 from services.drivers.boot import vmedia_iso
@@ -35,27 +32,15 @@ from services.drivers.boot.ipxe import (
 from services.drivers.boot_mode import boot_mode
 from services.drivers.driver_info import InvalidParameter
 from services.drivers.redfish import RedfishSessions, access_of
+from services.drivers.redfish_media import drive_of
+from services.drivers.url_download import download
 
 if TYPE_CHECKING:
-    from sushy.resources.manager.virtual_media import VirtualMedia
     from sushy.resources.system.system import System
 
     from services.conductor.task import Task
 
 ISO_DIRECTORY = "vmedia"
-CD_TYPES = (sushy.VirtualMediaType.CD, sushy.VirtualMediaType.DVD)
-DOWNLOAD_CHUNK = 1024 * 1024
-
-
-def _cd_drive(system: System) -> VirtualMedia:
-    collections = [system.virtual_media] if system.virtual_media is not None else []
-    if not collections:
-        collections = [manager.virtual_media for manager in system.managers]
-    for collection in collections:
-        for device in collection.get_members():
-            if any(kind in CD_TYPES for kind in device.media_types or []):
-                return device
-    raise DriverError("the BMC offers no virtual CD or DVD drive for this system")
 
 
 class RedfishVirtualMediaBoot(BootInterface):
@@ -85,18 +70,7 @@ class RedfishVirtualMediaBoot(BootInterface):
         return self.settings.effective_boot_files_dir / self._iso_name(task)
 
     def _download(self, key: str, url: str, out: Path) -> None:
-        try:
-            with httpx.stream("GET", url, follow_redirects=True,
-                              timeout=self.settings.boot.file_check_timeout_s) as response:
-                if not response.is_success:
-                    raise DriverError(f"The {key} {shown_url(url)} answered HTTP "
-                                      f"{response.status_code}.")
-                with out.open("wb") as file:
-                    for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
-                        file.write(chunk)
-        except httpx.HTTPError as exc:
-            raise DriverError(f"The {key} {shown_url(url)} cannot be fetched: "
-                              f"{type(exc).__name__}.") from None
+        download(key, url, out, self.settings.boot.file_check_timeout_s)
 
     def _build_iso(self, task: Task) -> str:
         """Build the node's ISO; the URL the BMC fetches it from."""
@@ -120,7 +94,7 @@ class RedfishVirtualMediaBoot(BootInterface):
         access = access_of(task.node.driver_info)
 
         def insert(system: System) -> None:
-            drive = _cd_drive(system)
+            drive = drive_of(system, "cdrom")
             if drive.inserted:
                 drive.eject_media()
             try:
@@ -137,7 +111,7 @@ class RedfishVirtualMediaBoot(BootInterface):
 
     def _eject(self, task: Task) -> None:
         def eject(system: System) -> Any:
-            drive = _cd_drive(system)
+            drive = drive_of(system, "cdrom")
             if drive.inserted:
                 drive.eject_media()
 
