@@ -6,14 +6,13 @@ tests/integration/test_redfish_vmedia.py), OVN VTEP switches in ``local_link_con
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.api_stack import ServedApi, served_sqlite_api
+from tests.support.api_stack import ServedApi, fault, served_sqlite_api
 from tests.support.polling import eventually
 
 VTEP = {"port_id": "p1", "vtep-logical-switch": "ls1", "vtep-physical-switch": "ps1"}
@@ -32,11 +31,6 @@ def api(served: ServedApi) -> httpx.Client:
 
 def at(version: str) -> dict[str, str]:
     return {"X-OpenStack-Ironic-API-Version": version}
-
-
-def fault(response: httpx.Response) -> str:
-    assert response.status_code == 400, response.text
-    return str(json.loads(response.json()["error_message"])["faultstring"])
 
 
 def new_node(api: httpx.Client, **fields: Any) -> dict[str, Any]:
