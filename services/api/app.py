@@ -25,6 +25,7 @@ from services.api import (
     node_states,
     node_traits,
     node_vifs,
+    node_vmedia,
     nodes,
     portgroups,
     ports,
@@ -49,6 +50,7 @@ from services.api.enclume import save_and_log_out as enclume_save_and_log_out
 from services.api.enclume import session_service as enclume_session_service
 from services.api.enclume import sessions as enclume_sessions
 from services.api.enclume import student_states as enclume_student_states
+from services.api.json_suffix import JsonSuffixMiddleware
 from services.api.limits import BodySizeLimitMiddleware
 from services.api.openapi_install import install_openapi
 from services.api.policy_gate import enforce_policy
@@ -94,7 +96,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                    node_history.router, node_bios.router, node_firmware.router,
                    node_console.router, node_children.router,
                    nodes.router, node_states.router, node_boot_mode.router, node_traits.router,
-                   node_vifs.router, volumes.router,
+                   node_vifs.router, node_vmedia.router, volumes.router,
                    shards.router, drivers.router, conductors.router, agent_endpoints.router,
                    discovery.router, enclume_root.router, enclume_images.router,
                    enclume_image_uploads.router, enclume_image_store.router,
@@ -111,6 +113,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     metrics = settings.metrics
     if metrics.enabled:
         app.add_middleware(MetricsEndpoint)
+    app.add_middleware(JsonSuffixMiddleware)  # below 1.91: a path's .json suffix dropped
     app.add_middleware(VersionMiddleware)
     public_metrics = metrics.enabled and not metrics.require_auth
     if strategy == "keystone":

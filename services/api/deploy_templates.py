@@ -10,20 +10,16 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from fastapi import Body, Depends, Request, Response
+from fastapi import Request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.api import collection
-from services.api.deps import api_version, database, require_collection_version
-from services.api.patch import apply_patch, validate_patch
-from services.api.responses import rendered
+from services.api import collection, named_routes
+from services.api.patch import apply_patch
 from services.api.routing import api_router
 from services.api.versions import Version
-from services.api.views import links, timestamp, visible_fields
+from services.api.views import links, timestamp
 from services.common import validation
-from services.common.db import Database
 from services.common.exceptions import Conflict, Invalid, NotFound
 from services.common.models import DeployTemplate
 from services.common.secrets import mask
@@ -40,12 +36,6 @@ CREATABLE = WRITABLE | {"uuid"}
 SORTABLE = {"uuid", "name", "created_at", "updated_at", "id"}
 STEP_FIELDS = ("interface", "step", "args", "priority")
 SCHEMA_ERROR = "Schema error for deploy_template: "  # Ironic's jsonschema texts begin so
-
-
-def _check_version(version: Version, method: str) -> None:
-    """Before 1.55 the path does not exist: Ironic's 404 for a GET, 405 otherwise."""
-    require_collection_version(version, VERSION, method,
-                               "The API version does not allow deploy templates")
 
 
 def document(request: Request, template: DeployTemplate, fields: list[str]) -> dict[str, Any]:
@@ -134,80 +124,17 @@ def _conflict(session: Session, values: dict[str, Any], own_id: int | None) -> N
                                f"{text.format(values[key])} already exists.")
 
 
-def _list(request: Request, version: Version, db: Database, detail: bool) -> dict[str, Any]:
-    _check_version(version, "GET")
-    with db.session() as session:
-        return collection.list_named(request, version, session, KIND, detail)
+def _patched(session: Session, template: DeployTemplate, patch: list[dict[str, Any]]
+             ) -> dict[str, Any]:
+    stored = {"name": template.name, "steps": template.steps, "extra": template.extra}
+    return _check({"extra": {}} | apply_patch(stored, patch))
 
 
-@router.get("")
-def list_templates(request: Request, version: Version = Depends(api_version),
-                   db: Database = Depends(database)) -> dict[str, Any]:
-    return _list(request, version, db, False)
-
-
-@router.get("/detail")
-def list_templates_detail(request: Request, version: Version = Depends(api_version),
-                          db: Database = Depends(database)) -> dict[str, Any]:
-    return _list(request, version, db, True)
-
-
-@router.get("/{ident}")
-def show_template(ident: str, request: Request, version: Version = Depends(api_version),
-                  db: Database = Depends(database)) -> dict[str, Any]:
-    _check_version(version, "GET")
-    fields = collection.single_fields(request, version, FIELD_VERSIONS)
-    with db.session() as session:
-        return document(request, find_template(session, ident), fields)
-
-
-@router.post("", status_code=201)
-def create_template(request: Request, body: Any = Body(...),
-                    version: Version = Depends(api_version),
-                    db: Database = Depends(database)) -> Response:
-    _check_version(version, "POST")
-    values = _check(body)
-    try:
-        with db.session() as session:
-            _conflict(session, values, None)
-            template = DeployTemplate(**values)
-            session.add(template)
-            session.flush()
-            shown = document(request, template, visible_fields(FIELD_VERSIONS, version))
-            return rendered(shown, 201, {
-                "Location": f"{request.base_url}v1/deploy_templates/{template.uuid}"})
-    except IntegrityError:
-        raise Conflict(f"A deploy template with name {values['name']} already "
-                       "exists.") from None
-
-
-@router.patch("/{ident}")
-def update_template(ident: str, request: Request, patch: Any = Body(...),
-                    version: Version = Depends(api_version),
-                    db: Database = Depends(database)) -> dict[str, Any]:
-    _check_version(version, "PATCH")
-    for operation in validate_patch(patch):
-        field = operation["path"].lstrip("/").split("/")[0]
-        if field not in WRITABLE:
-            raise Invalid(f"'/{field}' can not be updated on a deploy template.")
-    try:
-        with db.session() as session:
-            template = find_template(session, ident)
-            stored = {"name": template.name, "steps": template.steps, "extra": template.extra}
-            values = _check({"extra": {}} | apply_patch(stored, patch))
-            _conflict(session, values, template.id)
-            for field, value in values.items():
-                setattr(template, field, value)
-            session.flush()
-            return document(request, template, visible_fields(FIELD_VERSIONS, version))
-    except IntegrityError:
-        raise Conflict("A deploy template with that name already exists.") from None
-
-
-@router.delete("/{ident}", status_code=204)
-def delete_template(ident: str, version: Version = Depends(api_version),
-                    db: Database = Depends(database)) -> Response:
-    _check_version(version, "DELETE")
-    with db.session() as session:
-        session.delete(find_template(session, ident))
-    return Response(status_code=204)
+RESOURCE = named_routes.NamedResource(
+    kind=KIND, version=VERSION, too_old="The API version does not allow deploy templates",
+    find=find_template, check=_check, patched=_patched,
+    not_writable="'/{field}' can not be updated on a deploy template.", writable=WRITABLE,
+    created_conflict=lambda values: f"A deploy template with name {values['name']} already "
+                                    "exists.",
+    updated_conflict="A deploy template with that name already exists.", conflict=_conflict)
+named_routes.install(router, RESOURCE)

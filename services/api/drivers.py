@@ -34,7 +34,7 @@ def _document(request: Request, hardware_type: HardwareType, hosts: list[str], d
     }
     if detail and version >= (1, 30):
         for interface in INTERFACES:
-            if interface == "firmware":
+            if interface == "firmware" and version < FIRMWARE_INTERFACE_VERSION:
                 continue
             document[f"default_{interface}_interface"] = hardware_type.default(interface)
             document[f"enabled_{interface}_interfaces"] = list(hardware_type.supported[interface])
@@ -42,6 +42,7 @@ def _document(request: Request, hardware_type: HardwareType, hosts: list[str], d
 
 
 FIELDS_VERSION: Version = (1, 77)
+FIRMWARE_INTERFACE_VERSION: Version = (1, 86)
 
 
 def _requested_fields(request: Request, version: Version) -> list[str] | None:

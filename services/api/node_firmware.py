@@ -1,7 +1,6 @@
 """/v1/nodes/{ident}/firmware: the node's cached firmware components (Ironic 1.86's shape),
 read-only: they change through the ``firmware.update`` clean step, and the conductor caches
-what the firmware interface reads (services/conductor/component_caches.py). Enclume serves it
-from its newest version until it speaks 1.86 (404 below it).
+what the firmware interface reads (services/conductor/component_caches.py). 404 below 1.86.
 """
 
 from __future__ import annotations
@@ -13,14 +12,14 @@ from sqlalchemy import select
 
 from services.api.deps import api_version, database, find_node, require_version
 from services.api.routing import api_router
-from services.api.versions import MAX_VERSION, Version
+from services.api.versions import Version
 from services.api.views import timestamp
 from services.common.db import Database
 from services.common.models import FirmwareComponent
 
 router = api_router(prefix="/v1/nodes/{ident}/firmware")
 
-FIRMWARE_VERSION: Version = min((1, 86), MAX_VERSION)
+FIRMWARE_VERSION: Version = (1, 86)
 
 
 @router.get("")

@@ -33,8 +33,6 @@ DEFAULTS: dict[str, Any] = {name: {} for name in DICT_FIELDS} | {
 
 def field_known(name: str, version: Version) -> bool:
     since = NODE_FIELD_VERSIONS.get(name)
-    if name.endswith("_interface") and name in INTERFACE_FIELDS:
-        since = since or (9, 9)  # firmware_interface is newer than what we serve
     return since is not None and since <= version
 
 

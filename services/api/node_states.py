@@ -22,6 +22,9 @@ from services.common.models import Node
 from services.conductor.interface import ConductorAPI
 
 router = api_router(prefix="/v1/nodes")
+# Targets Ironic answers 406 to below their version (the others: 400).
+NOT_ACCEPTABLE_BELOW: dict[str, Version] = {
+    target: states.API_TARGET_MIN_VERSION[target] for target in ("unhold", "service")}
 
 
 # -- states --------------------------------------------------------------------------------
@@ -49,12 +52,14 @@ def set_provision_state(ident: str, request: Request, body: Any = Body(...),
     if not isinstance(body, dict) or "target" not in body:
         raise Invalid("Invalid request: a provision state change needs a \"target\".")
     known = {"target", "configdrive", "clean_steps", "deploy_steps", "rescue_password",
-             "disable_ramdisk", "runbook"}
+             "disable_ramdisk", "runbook", "service_steps"}
     unknown = set(body) - known
     if unknown:
         raise Invalid(f"Unknown attribute(s) for a provision state change: "
                       f"{', '.join(sorted(unknown))}.")
     target = body["target"]
+    if isinstance(target, str) and version < NOT_ACCEPTABLE_BELOW.get(target, version):
+        raise NotAcceptable("Not Acceptable")  # Ironic's answer to unhold, service below
     if not isinstance(target, str) or target not in states.API_TARGET_EVENTS or (
         version < states.API_TARGET_MIN_VERSION.get(target, (1, 1))
     ):
@@ -73,6 +78,11 @@ def set_provision_state(ident: str, request: Request, body: Any = Body(...),
                           "state to active or rebuild")
         options["deploy_steps"] = validation.deploy_steps("deploy_steps",
                                                           options["deploy_steps"])
+    if options.get("service_steps") and target != "service":
+        raise Invalid("\"service_steps\" is only valid when setting target provision state "
+                      "to service")
+    if target == "service" and options.get("runbook") is None:
+        options["service_steps"] = _service_steps(options.get("service_steps"))
     if options.get("disable_ramdisk") is not None:
         options["disable_ramdisk"] = validation.boolean("disable_ramdisk",
                                                         options["disable_ramdisk"])
@@ -88,6 +98,13 @@ def set_provision_state(ident: str, request: Request, body: Any = Body(...),
     _check_rescue_password(node, target, options.get("rescue_password"))
     manager.do_provisioning_action(node.uuid, target, options)
     return _accepted(request, node)
+
+
+def _service_steps(steps: Any) -> list[dict[str, Any]]:
+    if not steps:
+        raise Invalid('"service_steps" is required when setting target provision state to '
+                      "service")
+    return validation.service_steps("service_steps", steps)
 
 
 def _check_rescue_password(node: Node, target: str, password: str | None) -> None:

@@ -27,7 +27,7 @@ from services.api.views import (
 from services.common import validation
 from services.common.db import Database
 from services.common.enrollment import new_node
-from services.common.exceptions import Invalid, NotFound, conflict_from_integrity
+from services.common.exceptions import Invalid, NotAcceptable, NotFound, conflict_from_integrity
 from services.common.membership import Membership
 from services.common.models import Allocation, Chassis, Node, NodeInventory
 from services.common.optimistic import retrying_stale
@@ -266,7 +266,7 @@ def update_node(ident: str, request: Request, patch: Any = Body(...),
                 raise Invalid(f"'/{field}' is an internal attribute and can not be updated")
             raise Invalid(f"Unknown attribute for node: {field}")
         if not node_rules.field_known(field, version):
-            raise Invalid(f"Unknown attribute for node: {field}")
+            raise NotAcceptable("Request not acceptable.")  # Ironic's disallowed_fields
 
     def attempt() -> str:  # again on the fresh node while another writer won (409 at last)
         with db.session() as session:

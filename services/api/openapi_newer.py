@@ -11,6 +11,7 @@ from services.api import (
     inspection_rule_checks,
     inspection_rules,
     node_boot_mode,
+    node_vmedia,
     runbooks,
     versions,
 )
@@ -77,6 +78,12 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
             "status": 202, "body": "SecureBootChange", "errors": (404, *CONDUCTOR),
             "path_names": IDENT, "summary": "Turn UEFI secure boot on or off (API 1.76; 404 "
                                             "below)"},
+        ("post", "/v1/nodes/{ident}/vmedia"): {
+            "status": 204, "body": "VmediaAttach", "errors": (404, *CONDUCTOR),
+            "path_names": IDENT, "summary": "Attach virtual media (API 1.89; 404 below)"},
+        ("delete", "/v1/nodes/{ident}/vmedia"): {
+            "status": 204, "query": ("device_types",), "errors": (404, *CONDUCTOR),
+            "path_names": IDENT, "summary": "Detach virtual media (API 1.89; 404 below)"},
     }
 
 
@@ -122,4 +129,5 @@ def schemas() -> dict[str, Schema]:
         "SecureBootChange": {
             "type": "object", "required": ["target"], "additionalProperties": False,
             "properties": {"target": BOOLEAN}},
+        "VmediaAttach": node_vmedia.ATTACH_SCHEMA,
     }

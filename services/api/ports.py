@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import Body, Depends, Request, Response
@@ -26,10 +27,23 @@ from services.api.responses import rendered
 from services.api.routing import api_router
 from services.api.shards import VERSION as SHARD_VERSION
 from services.api.versions import Version
-from services.api.views import PORT_FIELD_VERSIONS, PORT_LIST_FIELDS, port_document, visible_fields
+from services.api.views import (
+    PORT_FIELD_VERSIONS,
+    PORT_LIST_FIELDS,
+    VTEP_KEYS,
+    VTEP_VERSION,
+    port_document,
+    visible_fields,
+)
 from services.common import validation
 from services.common.db import Database
-from services.common.exceptions import Conflict, Invalid, NotFound, conflict_from_integrity
+from services.common.exceptions import (
+    Conflict,
+    Invalid,
+    NotAcceptable,
+    NotFound,
+    conflict_from_integrity,
+)
 from services.common.macs import parse_mac
 from services.common.models import Node, Port, Portgroup
 from services.common.optimistic import retrying_stale
@@ -39,13 +53,15 @@ from services.conductor.interface import ConductorAPI
 router = api_router()
 
 WRITABLE = frozenset({"address", "node_uuid", "extra", "local_link_connection",
-                      "physical_network", "pxe_enabled", "is_smartnic", "portgroup_uuid"})
+                      "physical_network", "pxe_enabled", "is_smartnic", "portgroup_uuid", "name"})
+# Fields from this version on are Ironic's 406 below their version (older ones: 400, as ever).
+NOT_ACCEPTABLE_SINCE: Version = (1, 88)
 CREATABLE = WRITABLE | {"uuid"}
 LOCAL_LINK_KEYS = {"switch_id", "port_id", "switch_info", "network_type"}
 SORTABLE = {"uuid", "address", "created_at", "updated_at", "physical_network", "id"}
 REMOVED_DEFAULTS: dict[str, Any] = {"extra": {}, "local_link_connection": {},
                                     "physical_network": None, "pxe_enabled": True,
-                                    "is_smartnic": False, "portgroup_uuid": None}
+                                    "is_smartnic": False, "portgroup_uuid": None, "name": None}
 
 
 def normalize_mac(value: Any) -> str:
@@ -55,7 +71,17 @@ def normalize_mac(value: Any) -> str:
     return mac
 
 
-def _check(values: dict[str, Any], version: Version) -> dict[str, Any]:
+def _too_new(fields: Any, version: Version) -> None:
+    """Ironic's 406 for a field newer than the request (those of NOT_ACCEPTABLE_SINCE on)."""
+    if any(PORT_FIELD_VERSIONS.get(f, (1, 1)) >= NOT_ACCEPTABLE_SINCE and
+           PORT_FIELD_VERSIONS[f] > version for f in fields):
+        raise NotAcceptable("Request not acceptable.")
+
+
+def _check(values: dict[str, Any], version: Version,
+           name_error: str = "Cannot create port with invalid name '{name}'",
+           creating: bool = True) -> dict[str, Any]:
+    _too_new(values, version)
     unknown = [k for k in values if k not in CREATABLE or (PORT_FIELD_VERSIONS.get(k, (9, 9))
                > version and k != "uuid")]
     if unknown:
@@ -64,7 +90,15 @@ def _check(values: dict[str, Any], version: Version) -> dict[str, Any]:
     clean["address"] = normalize_mac(values.get("address"))
     for field in ("extra", "local_link_connection"):
         clean[field] = validation.json_object(field, clean.get(field) or {})
-    extra_keys = set(clean["local_link_connection"]) - LOCAL_LINK_KEYS
+    link = clean["local_link_connection"]
+    vtep = [key for key in VTEP_KEYS if key in link]
+    if vtep and version < VTEP_VERSION and creating:
+        raise NotAcceptable("Request not acceptable.")  # Ironic's answer below 1.90
+    if len(vtep) == 1:  # Ironic's dependentRequired: both switches or neither
+        missing = next(key for key in VTEP_KEYS if key not in link)
+        raise Invalid(f"Invalid local_link_connection: {missing!r} is a dependency of "
+                      f"{vtep[0]!r}")
+    extra_keys = set(link) - LOCAL_LINK_KEYS - set(VTEP_KEYS)
     if extra_keys:
         raise Invalid(f"Invalid local_link_connection: unknown key(s) {sorted(extra_keys)}; "
                       f"allowed are {sorted(LOCAL_LINK_KEYS)}.")
@@ -75,6 +109,8 @@ def _check(values: dict[str, Any], version: Version) -> dict[str, Any]:
     for field in ("pxe_enabled", "is_smartnic"):
         if field in clean:
             clean[field] = validation.boolean(field, clean[field])
+    if clean.get("name") is not None and not validation.is_valid_name(clean["name"]):
+        raise Invalid(name_error.replace("{name}", validation.as_sent(clean["name"])))
     if clean.get("physical_network") is not None:
         clean["physical_network"] = validation.text("physical_network",
                                                     clean["physical_network"])
@@ -153,9 +189,10 @@ def _list(request: Request, version: Version, db: Database, detail: bool, path: 
 
 
 def _find(session: Session, ident: str) -> Port:
+    """A port by UUID, or by name (API 1.88), as Ironic's Port.get."""
+    where = Port.uuid == ident.lower() if is_uuid(ident) else Port.name == ident
     port = session.scalar(select(Port).options(joinedload(Port.node),
-                                               joinedload(Port.portgroup)).where(
-        Port.uuid == ident.lower())) if is_uuid(ident) else None
+                                               joinedload(Port.portgroup)).where(where))
     if port is None:
         raise NotFound(f"Port {ident} could not be found.")
     return port
@@ -242,6 +279,10 @@ def update_port(ident: str, request: Request, patch: Any = Body(...),
         port_uuid = _find(session, ident).uuid
     for operation in validate_patch(patch):
         field = operation["path"].lstrip("/").split("/")[0]
+        _too_new([field], version)
+        if (field == "local_link_connection" and version < VTEP_VERSION
+                and any(key in json.dumps(operation.get("value")) for key in VTEP_KEYS)):
+            raise NotAcceptable("Request not acceptable.")  # Ironic's answer below 1.90
         if field not in WRITABLE or PORT_FIELD_VERSIONS[field] > version:
             raise Invalid(f"'/{field}' can not be updated on a port.")
 
@@ -256,7 +297,8 @@ def update_port(ident: str, request: Request, patch: Any = Body(...),
             {**stored, "node_uuid": node.uuid, "portgroup_uuid": group_uuid}, patch)
         # Fields newer than the request's version keep their stored values.
         values = _check({k: v for k, v in patched.items()
-                         if k != "node_uuid" and PORT_FIELD_VERSIONS[k] <= version}, version)
+                         if k != "node_uuid" and PORT_FIELD_VERSIONS[k] <= version}, version,
+                        f"Port {ident}: Cannot change name to invalid name '{{name}}'", False)
         with db.session() as session:
             node_id = node.id
             new_node_uuid = None

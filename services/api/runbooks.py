@@ -11,21 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Body, Depends, Request, Response
+from fastapi import Request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.api import collection
+from services.api import collection, named_routes
 from services.api.deploy_templates import check_no_duplicates, check_trait_name
-from services.api.deps import api_version, database, require_collection_version
-from services.api.patch import apply_patch, validate_patch
-from services.api.responses import rendered
+from services.api.patch import apply_patch
 from services.api.routing import api_router
 from services.api.versions import Version
-from services.api.views import links, timestamp, visible_fields
+from services.api.views import links, timestamp
 from services.common import validation
-from services.common.db import Database
 from services.common.exceptions import Conflict, Invalid, NotAcceptable, NotFound
 from services.common.rule_models import Runbook
 from services.common.secrets import mask
@@ -41,11 +37,6 @@ WRITABLE = frozenset({"name", "steps", "disable_ramdisk", "extra", "public", "ow
 CREATABLE = WRITABLE | {"uuid"}
 SORTABLE = {"uuid", "name", "created_at", "updated_at", "id"}
 SCHEMA_ERROR = "Schema error for runbook: "
-
-
-def _check_version(version: Version, method: str) -> None:
-    require_collection_version(version, VERSION, method,
-                               "The API version does not allow runbooks")
 
 
 def steps_in_order(runbook: Runbook) -> list[dict[str, Any]]:
@@ -123,94 +114,32 @@ def _conflict(session: Session, values: dict[str, Any], own_id: int | None) -> N
                                "exists.")
 
 
-def _list(request: Request, version: Version, db: Database, detail: bool) -> dict[str, Any]:
-    _check_version(version, "GET")
-    with db.session() as session:
-        return collection.list_named(request, version, session, KIND, detail)
+def _patched(session: Session, runbook: Runbook, patch: list[dict[str, Any]]
+             ) -> dict[str, Any]:
+    paths = {operation["path"].lstrip("/").split("/")[0]: operation for operation in patch}
+    stored = {field: getattr(runbook, field) for field in WRITABLE}
+    if "owner" in paths and paths["owner"].get("value") is not None and (
+            paths["public"].get("value") if "public" in paths else runbook.public):
+        raise Invalid("Couldn't apply patch. Reason: There cannot be an owner for a "
+                      "public runbook")
+    if "public" in paths:
+        stored["owner"] = None  # as Ironic: making it public (or not) drops the owner
+    return _check(apply_patch(stored, patch))
 
 
-@router.get("")
-def list_runbooks(request: Request, version: Version = Depends(api_version),
-                  db: Database = Depends(database)) -> dict[str, Any]:
-    return _list(request, version, db, False)
-
-
-@router.get("/detail")
-def list_runbooks_detail(request: Request, version: Version = Depends(api_version),
-                         db: Database = Depends(database)) -> dict[str, Any]:
-    return _list(request, version, db, True)
-
-
-@router.get("/{ident}")
-def show_runbook(ident: str, request: Request, version: Version = Depends(api_version),
-                 db: Database = Depends(database)) -> dict[str, Any]:
-    _check_version(version, "GET")
-    fields = collection.single_fields(request, version, FIELD_VERSIONS)
-    with db.session() as session:
-        return document(request, find_runbook(session, ident), fields)
-
-
-@router.post("", status_code=201)
-def create_runbook(request: Request, body: Any = Body(...),
-                   version: Version = Depends(api_version),
-                   db: Database = Depends(database)) -> Response:
-    _check_version(version, "POST")
-    values = _check(body)
-    try:
-        with db.session() as session:
-            _conflict(session, values, None)
-            runbook = Runbook(**values)
-            session.add(runbook)
-            session.flush()
-            shown = document(request, runbook, visible_fields(FIELD_VERSIONS, version))
-            return rendered(shown, 201, {
-                "Location": f"{request.base_url}v1/runbooks/{runbook.uuid}"})
-    except IntegrityError:
-        raise Conflict(f"A runbook with name {values['name']} already exists.") from None
-
-
-@router.patch("/{ident}")
-def update_runbook(ident: str, request: Request, patch: Any = Body(...),
-                   version: Version = Depends(api_version),
-                   db: Database = Depends(database)) -> dict[str, Any]:
-    _check_version(version, "PATCH")
-    paths = {operation["path"].lstrip("/").split("/")[0]: operation
-             for operation in validate_patch(patch)}
-    for field in paths:
-        if field not in WRITABLE:
-            raise Invalid(f"Cannot update the field {field!r} of a runbook.")
-    try:
-        with db.session() as session:
-            runbook = find_runbook(session, ident)
-            stored = {field: getattr(runbook, field) for field in WRITABLE}
-            if "owner" in paths and paths["owner"].get("value") is not None and (
-                    paths["public"].get("value") if "public" in paths else runbook.public):
-                raise Invalid("Couldn't apply patch. Reason: There cannot be an owner for a "
-                              "public runbook")
-            if "public" in paths:
-                stored["owner"] = None  # as Ironic: making it public (or not) drops the owner
-            values = _check(apply_patch(stored, patch))
-            _conflict(session, values, runbook.id)
-            for field, value in values.items():
-                setattr(runbook, field, value)
-            session.flush()
-            return document(request, runbook, visible_fields(FIELD_VERSIONS, version))
-    except IntegrityError:
-        raise Conflict("A runbook with that name already exists.") from None
-
-
-@router.delete("/{ident}", status_code=204)
-def delete_runbook(ident: str, version: Version = Depends(api_version),
-                   db: Database = Depends(database)) -> Response:
-    _check_version(version, "DELETE")
-    with db.session() as session:
-        session.delete(find_runbook(session, ident))
-    return Response(status_code=204)
+RESOURCE = named_routes.NamedResource(
+    kind=KIND, version=VERSION, too_old="The API version does not allow runbooks",
+    find=find_runbook, check=_check, patched=_patched,
+    not_writable="Cannot update the field {field!r} of a runbook.", writable=WRITABLE,
+    created_conflict=lambda values: f"A runbook with name {values['name']} already exists.",
+    updated_conflict="A runbook with that name already exists.", conflict=_conflict)
+named_routes.install(router, RESOURCE)
 
 
 def provision_options(session: Session, node_uuid: str, node_traits: list[str],
                       target: str, options: dict[str, Any], version: Version) -> dict[str, Any]:
-    """A provision request's ``runbook`` (1.92, 406 below) made its clean steps, as Ironic's
+    """A provision request's ``runbook`` (1.92, 406 below) made its clean or service steps
+    (by ``target``), as Ironic's
     _handle_runbook: the node's traits must hold the runbook's name."""
     if version < VERSION:
         raise NotAcceptable("Not Acceptable")
@@ -219,10 +148,11 @@ def provision_options(session: Session, node_uuid: str, node_traits: list[str],
     if runbook.name not in node_traits:
         raise Invalid(f"This runbook has not been approved for use on this node {node_uuid}. "
                       "Please ask an administrator to add it to your node traits.")
-    if target != "clean":
+    if target not in ("clean", "service"):
         raise Invalid("\"runbooks\" is only valid when setting target provision state to any "
                       "of ['clean', 'service']")
-    if options.get("clean_steps"):
-        raise Invalid("Please provide either \"clean_steps\" or a runbook, but not both.")
-    return {**options, "clean_steps": steps_in_order(runbook),
+    steps_field = f"{target}_steps"
+    if options.get(steps_field):
+        raise Invalid(f"Please provide either \"{steps_field}\" or a runbook, but not both.")
+    return {**options, steps_field: steps_in_order(runbook),
             "disable_ramdisk": runbook.disable_ramdisk}

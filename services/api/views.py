@@ -37,6 +37,7 @@ NODE_FIELD_VERSIONS: dict[str, Version] = {
     "description": (1, 51), "allocation_uuid": (1, 52), "retired": (1, 61),
     "retired_reason": (1, 61), "lessee": (1, 65), "network_data": (1, 66),
     "boot_mode": (1, 75), "secure_boot": (1, 75), "shard": (1, 82), "parent_node": (1, 83),
+    "firmware_interface": (1, 86), "service_step": (1, 87),
 }
 NODE_LIST_FIELDS = ("uuid", "instance_uuid", "maintenance", "power_state", "provision_state",
                     "name", "links")
@@ -49,9 +50,13 @@ PORT_FIELD_VERSIONS: dict[str, Version] = {
     "uuid": (1, 1), "address": (1, 1), "node_uuid": (1, 1), "extra": (1, 1),
     "created_at": (1, 1), "updated_at": (1, 1), "links": (1, 1), "internal_info": (1, 18),
     "local_link_connection": (1, 19), "pxe_enabled": (1, 19), "portgroup_uuid": (1, 24),
-    "physical_network": (1, 34), "is_smartnic": (1, 53),
+    "physical_network": (1, 34), "is_smartnic": (1, 53), "name": (1, 88),
 }
 PORT_LIST_FIELDS = ("uuid", "address", "links")
+# OVN VTEP switches in a port's local_link_connection (API 1.90): below it, a connection
+# that names them is shown empty, as Ironic shows it.
+VTEP_KEYS = ("vtep-logical-switch", "vtep-physical-switch")
+VTEP_VERSION: Version = (1, 90)
 
 PORTGROUP_FIELD_VERSIONS: dict[str, Version] = {
     name: (1, 23) for name in (
@@ -145,15 +150,23 @@ def node_document(request: Request, node: Node, fields: list[str],
     return document
 
 
+def _local_link(request: Request, link: dict[str, Any]) -> dict[str, Any]:
+    version = getattr(request.state, "api_version", VTEP_VERSION)
+    if version < VTEP_VERSION and any(key in link for key in VTEP_KEYS):
+        return {}
+    return link
+
+
 def port_document(request: Request, port: Port, node_uuid: str, fields: list[str],
                   portgroup_uuid: str | None = None) -> dict[str, Any]:
     values: dict[str, Any] = {
         "uuid": port.uuid, "address": port.address, "node_uuid": node_uuid,
         "extra": port.extra, "created_at": timestamp(port.created_at),
         "updated_at": timestamp(port.updated_at), "internal_info": mask(port.internal_info),
-        "local_link_connection": port.local_link_connection, "pxe_enabled": port.pxe_enabled,
+        "local_link_connection": _local_link(request, port.local_link_connection),
+        "pxe_enabled": port.pxe_enabled,
         "portgroup_uuid": portgroup_uuid, "physical_network": port.physical_network,
-        "is_smartnic": port.is_smartnic,
+        "is_smartnic": port.is_smartnic, "name": port.name,
     }
     if "links" in fields:
         values["links"] = links(request, "ports", port.uuid)

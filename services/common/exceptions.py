@@ -83,6 +83,11 @@ class NoFreeConductorWorker(TemporaryFailure):
                          "workers.")
 
 
+# How each database names the unique key of a port's name in its error (SQLite, PostgreSQL and
+# MySQL with migration 0022's constraint).
+PORT_NAME_KEYS = ("ports.name", "uniq_ports0name", "ports_name_key")
+
+
 def conflict_from_integrity(exc: Exception, values: dict[str, object],
                             kind: str = "port") -> Conflict:
     """Turn a unique-constraint violation (SQLite or PostgreSQL) into Ironic's 409 message
@@ -94,6 +99,8 @@ def conflict_from_integrity(exc: Exception, values: dict[str, object],
         field = "name" if "name" in text else "UUID"
         return Conflict(f"A portgroup with {field} {values.get(field.lower())} already "
                         "exists.")
+    if kind == "port" and any(key in text for key in PORT_NAME_KEYS):  # API 1.88
+        return Conflict(f"A port with name {values.get('name')} already exists.")
     if "instance_uuid" in text:
         return Conflict(f"Instance {values.get('instance_uuid')} is already associated with a "
                         "node.")

@@ -21,6 +21,8 @@ SOFT_REBOOT = "soft rebooting"
 POWER_TARGETS = (POWER_ON, POWER_OFF, REBOOT, SOFT_POWER_OFF, SOFT_REBOOT)
 
 BOOT_DEVICES = ("pxe", "disk", "cdrom", "bios", "safe", "wanboot", "uefi http")
+# The devices virtual media can attach (Ironic's VMEDIA_DEVICES, API 1.89).
+VMEDIA_DEVICES = ("disk", "cdrom", "floppy")
 
 # The attribute registry's fields of a BIOS setting (Ironic 1.74), None when the BMC has none.
 BIOS_REGISTRY_FIELDS = ("attribute_type", "allowable_values", "lower_bound", "max_length",

@@ -128,6 +128,7 @@ class Node(TimestampMixin, Base):
 
     clean_step: Mapped[dict[str, Any]] = mapped_column(default=dict)
     deploy_step: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    service_step: Mapped[dict[str, Any]] = mapped_column(default=dict)
     raid_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     target_raid_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     network_data: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -154,6 +155,7 @@ class Port(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_uuid)
     address: Mapped[str] = mapped_column(String(18), unique=True)
+    name: Mapped[str | None] = mapped_column(String(255), unique=True)  # API 1.88
     node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
     local_link_connection: Mapped[dict[str, Any]] = mapped_column(default=dict)
     physical_network: Mapped[str | None] = mapped_column(String(64))

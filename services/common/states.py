@@ -44,6 +44,14 @@ class ProvisionState(StrEnum):
     RESCUE = "rescue"
     UNRESCUING = "unrescuing"
     UNRESCUEFAIL = "unrescue failed"
+    # A ``hold`` step parks its operation until the ``unhold`` verb (API 1.85).
+    DEPLOYHOLD = "deploy hold"
+    CLEANHOLD = "clean hold"
+    # Servicing an active node (API 1.87): its service steps, then back to active.
+    SERVICING = "servicing"
+    SERVICEWAIT = "service wait"
+    SERVICEFAIL = "service failed"
+    SERVICEHOLD = "service hold"
 
 
 S = ProvisionState
@@ -52,15 +60,18 @@ STABLE_STATES: frozenset[ProvisionState] = frozenset(
     {S.ENROLL, S.MANAGEABLE, S.AVAILABLE, S.ACTIVE, S.ERROR, S.RESCUE}
 )
 FAILURE_STATES: frozenset[ProvisionState] = frozenset(
-    {S.DEPLOYFAIL, S.CLEANFAIL, S.INSPECTFAIL, S.ADOPTFAIL, S.RESCUEFAIL, S.UNRESCUEFAIL, S.ERROR}
+    {S.DEPLOYFAIL, S.CLEANFAIL, S.INSPECTFAIL, S.ADOPTFAIL, S.RESCUEFAIL, S.UNRESCUEFAIL, S.ERROR,
+     S.SERVICEFAIL}
 )
 WAIT_STATES: frozenset[ProvisionState] = frozenset(
-    {S.DEPLOYWAIT, S.CLEANWAIT, S.INSPECTWAIT, S.RESCUEWAIT}
+    {S.DEPLOYWAIT, S.CLEANWAIT, S.INSPECTWAIT, S.RESCUEWAIT, S.SERVICEWAIT}
 )
+# Parked by a hold step until a user's unhold (or abort): no callback timeout runs out.
+HOLD_STATES: frozenset[ProvisionState] = frozenset({S.DEPLOYHOLD, S.CLEANHOLD, S.SERVICEHOLD})
 # States in which a conductor is working on the node right now (not waiting for anyone).
 BUSY_STATES: frozenset[ProvisionState] = frozenset(
     {S.VERIFYING, S.DEPLOYING, S.DELETING, S.CLEANING, S.INSPECTING, S.ADOPTING, S.RESCUING,
-     S.UNRESCUING}
+     S.UNRESCUING, S.SERVICING}
 )
 
 # The target a non-stable state works towards when an operation enters it.
@@ -83,13 +94,20 @@ DEFAULT_TARGET: dict[ProvisionState, ProvisionState] = {
     S.RESCUEFAIL: S.RESCUE,
     S.UNRESCUING: S.ACTIVE,
     S.UNRESCUEFAIL: S.ACTIVE,
+    S.DEPLOYHOLD: S.ACTIVE,
+    S.CLEANHOLD: S.AVAILABLE,
+    S.SERVICING: S.ACTIVE,
+    S.SERVICEWAIT: S.ACTIVE,
+    S.SERVICEFAIL: S.ACTIVE,
+    S.SERVICEHOLD: S.ACTIVE,
 }
 
 VERBS: frozenset[str] = frozenset(
     {"manage", "provide", "inspect", "clean", "deploy", "rebuild", "delete", "abort", "adopt",
-     "rescue", "unrescue"}
+     "rescue", "unrescue", "unhold", "service"}
 )
-INTERNAL_EVENTS: frozenset[str] = frozenset({"done", "fail", "wait", "resume", "clean"})
+INTERNAL_EVENTS: frozenset[str] = frozenset({"done", "fail", "wait", "resume", "clean", "hold",
+                                             "unhold"})
 
 
 @dataclass(frozen=True)
@@ -176,6 +194,36 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(S.UNRESCUEFAIL, "rescue", S.RESCUING),
     Transition(S.UNRESCUEFAIL, "unrescue", S.UNRESCUING),
     Transition(S.UNRESCUEFAIL, "delete", S.DELETING),
+    # hold steps (1.85): unhold goes back to waiting, where the steps go on
+    Transition(S.DEPLOYING, "hold", S.DEPLOYHOLD),
+    Transition(S.DEPLOYWAIT, "hold", S.DEPLOYHOLD),
+    Transition(S.DEPLOYHOLD, "unhold", S.DEPLOYWAIT),
+    Transition(S.DEPLOYHOLD, "abort", S.DEPLOYFAIL),
+    Transition(S.CLEANING, "hold", S.CLEANHOLD),
+    Transition(S.CLEANWAIT, "hold", S.CLEANHOLD),
+    Transition(S.CLEANHOLD, "unhold", S.CLEANWAIT),
+    Transition(S.CLEANHOLD, "abort", S.CLEANFAIL),
+    # servicing (1.87); an abort ends in active, as Ironic's (service failed, then abort)
+    Transition(S.ACTIVE, "service", S.SERVICING),
+    Transition(S.SERVICING, "done", S.ACTIVE),
+    Transition(S.SERVICING, "fail", S.SERVICEFAIL),
+    Transition(S.SERVICING, "wait", S.SERVICEWAIT),
+    Transition(S.SERVICING, "hold", S.SERVICEHOLD),
+    Transition(S.SERVICEWAIT, "resume", S.SERVICING),
+    Transition(S.SERVICEWAIT, "hold", S.SERVICEHOLD),
+    Transition(S.SERVICEWAIT, "fail", S.SERVICEFAIL),
+    Transition(S.SERVICEWAIT, "abort", S.SERVICEFAIL),
+    Transition(S.SERVICEWAIT, "delete", S.DELETING),
+    Transition(S.SERVICEHOLD, "service", S.SERVICING),
+    Transition(S.SERVICEHOLD, "unhold", S.SERVICEWAIT),
+    Transition(S.SERVICEHOLD, "fail", S.SERVICEFAIL),
+    Transition(S.SERVICEHOLD, "abort", S.SERVICEFAIL),
+    Transition(S.SERVICEFAIL, "service", S.SERVICING),
+    Transition(S.SERVICEFAIL, "rescue", S.RESCUING),
+    Transition(S.SERVICEFAIL, "wait", S.SERVICEWAIT),
+    Transition(S.SERVICEFAIL, "hold", S.SERVICEHOLD),
+    Transition(S.SERVICEFAIL, "delete", S.DELETING),
+    Transition(S.SERVICEFAIL, "abort", S.ACTIVE),
 )
 
 _TABLE: dict[tuple[ProvisionState, str], Transition] = {
@@ -197,6 +245,8 @@ API_TARGET_EVENTS: dict[str, str] = {
     "adopt": "adopt",
     "rescue": "rescue",
     "unrescue": "unrescue",
+    "unhold": "unhold",
+    "service": "service",
 }
 # API targets that only exist from a given microversion on.
 API_TARGET_MIN_VERSION: dict[str, tuple[int, int]] = {
@@ -210,6 +260,8 @@ API_TARGET_MIN_VERSION: dict[str, tuple[int, int]] = {
     "unrescue": (1, 38),
     "deploy": (1, 73),
     "undeploy": (1, 73),
+    "unhold": (1, 85),
+    "service": (1, 87),
 }
 
 

@@ -352,6 +352,25 @@ def runbook_steps(field: str, value: Any) -> list[dict[str, Any]]:
     return _steps(field, value, RUNBOOK_STEP_SCHEMA, "order")
 
 
+# Ironic's schema of a provision request's clean or service steps (no priority, args optional).
+REQUEST_STEP_SCHEMA: dict[str, Any] = {
+    key: value for key, value in _step_schema("order", ()).items() if key != "required"
+} | {"required": ["interface", "step"]}
+
+
+def service_steps(field: str, value: Any) -> list[dict[str, Any]]:
+    """A service request's steps (API 1.87) as Ironic's _STEPS_SCHEMA checks them."""
+    import jsonschema
+
+    try:
+        jsonschema.validate(value, {"type": "array", "items": REQUEST_STEP_SCHEMA})
+    except jsonschema.ValidationError as exc:
+        raise Invalid(f"Invalid {field}: {exc.message}") from None
+    json_value(field, value)
+    return [{**step, "args": step.get("args", {}), "step": text("step", step["step"])}
+            for step in value]
+
+
 def _steps(field: str, value: Any, schema: dict[str, Any], ordering: str
            ) -> list[dict[str, Any]]:
     import jsonschema  # here, not at start: it costs every server ~4 MiB of RSS it rarely needs

@@ -36,7 +36,7 @@ ALLOCATING, ACTIVE, ERROR = "allocating", "active", "error"
 UPDATE_ALLOWED_STATES = frozenset(s.value for s in (
     states.S.DEPLOYFAIL, states.S.INSPECTING, states.S.INSPECTFAIL, states.S.INSPECTWAIT,
     states.S.CLEANFAIL, states.S.ERROR, states.S.VERIFYING, states.S.ADOPTFAIL,
-    states.S.RESCUEFAIL, states.S.UNRESCUEFAIL))
+    states.S.RESCUEFAIL, states.S.UNRESCUEFAIL, states.S.SERVICEHOLD, states.S.SERVICEFAIL))
 
 
 class AllocationFailed(Invalid):

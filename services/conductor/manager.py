@@ -45,7 +45,7 @@ from services.common.validation import traits as check_traits
 from services.conductor import agent, allocations, discovery, flows
 from services.conductor.allocations import AllocationOperations
 from services.conductor.console_ops import ConsoleOperations
-from services.conductor.flows import boot_mode, power
+from services.conductor.flows import boot_mode, power, vmedia
 from services.conductor.flows.steps import event_type
 from services.conductor.lifecycle import ConductorLifecycle
 from services.conductor.port_ops import PortOperations
@@ -245,6 +245,16 @@ class ConductorManager(PortOperations, VolumeOperations, AllocationOperations,
 
     def change_node_secure_boot(self, node_uuid: str, target: bool) -> None:
         self.runner.start(node_uuid, *boot_mode.change_secure_boot(target), "management")
+
+    def attach_virtual_media(self, node_uuid: str, device_type: str, image_url: str,
+                             image_download_source: str = "local") -> None:
+        self.runner.start(node_uuid, *vmedia.attach(self.settings, device_type, image_url,
+                                                    image_download_source), "management")
+
+    def detach_virtual_media(self, node_uuid: str, device_types: list[str] | None = None
+                             ) -> None:
+        self.runner.start(node_uuid, *vmedia.detach(self.settings, device_types),
+                          "management")
 
     def set_boot_device(self, node_uuid: str, device: str, persistent: bool) -> None:
         with self.locked(node_uuid) as task:

@@ -45,7 +45,8 @@ SECRET_HEADER = "X-Enclume-RPC-Secret"
 # The manager methods reachable over RPC; every one takes keyword arguments only.
 METHODS = frozenset({
     "do_provisioning_action", "change_power_state", "change_node_boot_mode",
-    "change_node_secure_boot", "set_boot_device", "get_boot_device",
+    "change_node_secure_boot", "attach_virtual_media", "detach_virtual_media",
+    "set_boot_device", "get_boot_device",
     "get_supported_boot_devices", "set_target_raid_config", "validate", "update_node",
     "destroy_node", "update_traits",
     "update_port", "destroy_port", "update_portgroup", "destroy_portgroup", "update_volume",
@@ -132,6 +133,17 @@ class RpcClient:
 
     def change_node_secure_boot(self, node_uuid: str, target: bool) -> None:
         self.call(node_uuid, "change_node_secure_boot", node_uuid=node_uuid, target=target)
+
+    def attach_virtual_media(self, node_uuid: str, device_type: str, image_url: str,
+                             image_download_source: str = "local") -> None:
+        self.call(node_uuid, "attach_virtual_media", node_uuid=node_uuid,
+                  device_type=device_type, image_url=image_url,
+                  image_download_source=image_download_source)
+
+    def detach_virtual_media(self, node_uuid: str, device_types: list[str] | None = None
+                             ) -> None:
+        self.call(node_uuid, "detach_virtual_media", node_uuid=node_uuid,
+                  device_types=device_types)
 
     def set_boot_device(self, node_uuid: str, device: str, persistent: bool) -> None:
         self.call(node_uuid, "set_boot_device", node_uuid=node_uuid, device=device,

@@ -25,6 +25,16 @@ CONDUCTOR_INTERFACES = ("bios", "firmware")
 # The core step of every deploy interface: it can be disabled (priority 0), never moved.
 CORE_STEP = ("deploy", "deploy")
 PLANNED_FIELDS = ("interface", "step", "args", "priority")
+# Steps the conductor resolves itself on any interface, as Ironic's reserved steps
+# (flows/step_runner.py): ``hold`` parks the operation until unhold.
+RESERVED_STEPS = ("hold",)
+
+
+def is_reserved(step: dict[str, Any]) -> bool:
+    return step.get("step") in RESERVED_STEPS
+
+
+_OFFERING = {"service": "clean"}  # which of an interface's step sets a kind draws on
 
 
 def step_id(step: dict[str, Any]) -> str:
@@ -41,13 +51,16 @@ def sorted_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def offered(task: Task, kind: str) -> dict[str, tuple[str, DriverStep]]:
-    """The ``kind`` ("deploy" or "clean") steps the node's interfaces offer, by step id."""
+    """The ``kind`` ("deploy" or "clean") steps the node's interfaces offer, by step id.
+    Service steps are the clean steps the conductor runs (``requires_ramdisk`` False)."""
     found: dict[str, tuple[str, DriverStep]] = {}
     for interface in STEP_INTERFACES:
         implementation = task.driver.interfaces.get(interface)
         if implementation is None or not implementation.supported:
             continue
-        for spec in getattr(implementation, f"{kind}_steps").values():
+        for spec in getattr(implementation, f"{_OFFERING.get(kind, kind)}_steps").values():
+            if kind == "service" and spec.requires_ramdisk:
+                continue
             found[f"{interface}.{spec.name}"] = (interface, spec)
     return found
 
@@ -98,8 +111,12 @@ def validate_user_steps(task: Task, user_steps: list[dict[str, Any]], kind: str,
     errors: list[str] = []
     result = []
     for user in user_steps:
-        if "priority" not in user and kind == "clean":
+        if "priority" not in user and kind != "deploy":
             user = {**user, "priority": 0}
+        if is_reserved(user):  # no interface offers it: the conductor resolves it
+            result.append({key: user.get(key) for key in PLANNED_FIELDS}
+                          | {"args": dict(user.get("args") or {})})
+            continue
         found = available.get(step_id(user))
         if found is None:
             errors.append(f"node does not support this {kind} step: {user}")
@@ -172,6 +189,31 @@ def clean_plan(task: Task, requested: list[dict[str, Any]], disable_ramdisk: boo
                       f"{_unsupported(task, requested)}") from None
 
 
+def requested_steps(options: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """A clean or service request's ``<kind>_steps``: a list of objects naming an interface
+    and a step (Invalid otherwise, before anything is locked)."""
+    steps = options.get(f"{kind}_steps")
+    if not steps or not isinstance(steps, list):
+        raise Invalid(f'"{kind}_steps" is required when setting the target provision state '
+                      f'to "{kind}".')
+    for step in steps:
+        if not isinstance(step, dict) or not {"interface", "step"} <= step.keys():
+            raise Invalid(f"Invalid {kind} step {step!r}: each step needs \"interface\" and "
+                          "\"step\".")
+    return steps
+
+
+def service_plan(task: Task, requested: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A servicing's steps, in the user's order: the clean steps the conductor runs (bios,
+    firmware, raid) and hold steps; steps on the agent are refused (no service ramdisk yet)."""
+    try:
+        return validate_user_steps(task, requested, "service")
+    except Invalid as exc:
+        known = ", ".join(sorted(offered(task, "service"))) or "none"
+        raise Invalid(f"{exc}; the node's service steps (the clean steps the conductor runs, "
+                      f"and hold): {known}{_unsupported(task, requested)}") from None
+
+
 def _unsupported(task: Task, requested: list[dict[str, Any]]) -> str:
     """Why a requested step's interface offers nothing: the node has its ``no-*`` one."""
     said = ""
@@ -196,5 +238,7 @@ def flashed_components(steps: list[dict[str, Any]]) -> list[str]:
 
 
 def needs_ramdisk(task: Task, step: dict[str, Any], kind: str = "clean") -> bool:
+    if is_reserved(step):
+        return False
     found = offered(task, kind).get(step_id(step))
     return found is None or found[1].requires_ramdisk

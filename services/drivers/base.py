@@ -142,6 +142,14 @@ class ManagementInterface(Interface):
     def set_secure_boot_state(self, task: Task, enabled: bool) -> None:
         raise unsupported(task, "set_secure_boot_state")
 
+    # Virtual media (API 1.89): an image at a URL the BMC fetches, as a "cdrom", "floppy" or
+    # "disk"; detach ejects the given kinds (all when None).
+    def attach_virtual_media(self, task: Task, device_type: str, image_url: str) -> None:
+        raise unsupported(task, "attach_virtual_media")
+
+    def detach_virtual_media(self, task: Task, device_types: list[str] | None) -> None:
+        raise unsupported(task, "detach_virtual_media")
+
 
 class BootInterface(Interface):
     # True: ``prepare_instance`` can boot a diskless node's kernel and ramdisk (or ISO) from the

@@ -19,7 +19,7 @@ from sushy import exceptions as sushy_exceptions
 
 from services.common.config import Settings
 from services.common.secrets import scrub
-from services.drivers import driver_info
+from services.drivers import driver_info, redfish_media
 from services.drivers.base import (
     POWER_OFF,
     POWER_ON,
@@ -263,6 +263,25 @@ class RedfishManagement(BmcManagement):
     def set_secure_boot_state(self, task: Task, enabled: bool) -> None:
         self._run(task, "set secure boot",
                   lambda system: system.secure_boot.set_enabled(enabled))
+
+    def attach_virtual_media(self, task: Task, device_type: str, image_url: str) -> None:
+        def insert(system: System) -> None:
+            drive = redfish_media.drive_of(system, device_type)
+            if drive.inserted:
+                drive.eject_media()
+            drive.insert_media(image_url, inserted=True, write_protected=True)
+
+        self._run(task, f"attach virtual media {device_type}", insert)
+
+    def detach_virtual_media(self, task: Task, device_types: list[str] | None) -> None:
+        def eject(system: System) -> None:
+            for device_type in device_types or redfish_media.VMEDIA_DEVICES:
+                kinds = redfish_media.MEDIA_TYPES[device_type]
+                for drive in redfish_media.drives(system):
+                    if drive.inserted and any(k in kinds for k in drive.media_types or []):
+                        drive.eject_media()
+
+        self._run(task, "detach virtual media", eject)
 
 
 def redfish_management(sessions: RedfishSessions, settings: Settings) -> BmcManagement:

@@ -44,12 +44,6 @@ KNOWN: tuple[Known, ...] = (
     Known("openstacksdk", "v1.test_inspection_rules", "skip", newer("1.96", "inspection rules")),
     Known("openstacksdk", "v1.test_node.TestBareMetalNodeInstanceName", "skip",
           newer("1.104", "`instance_name`")),
-    Known("openstacksdk", "v1.test_node.TestBareMetalNodeListFirmware", "skip",
-          newer("1.86", "firmware components")),
-    Known("openstacksdk", "v1.test_node.TestBareMetalVirtualMedia", "skip",
-          newer("1.89", "virtual media attach")),
-    Known("openstacksdk", "v1.test_runbooks.TestBareMetalRunbook", "skip",
-          newer("1.92", "runbooks")),
     Known("openstacksdk", "v1.test_runbooks.TestBareMetalRunbookTraits", "skip",
           newer("1.112", "runbook traits")),
 )

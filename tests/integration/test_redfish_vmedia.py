@@ -3,7 +3,9 @@ virtual media: it downloads the inserted image and records it as the CD's boot i
 a served API with an in-process conductor and the real boot service serving the files
 directory: the node's deploy ISO built, inserted from the boot service's URL and booted once
 from CD when the ramdisk is needed, ejected and removed when it is not; an ISO the BMC cannot
-download fails the operation with the BMC's reason and what to check."""
+download fails the operation with the BMC's reason and what to check; the API's vmedia attach
+and detach (1.89) through the redfish management interface, the image served by the boot
+service ("local") or handed to the BMC as it is ("http")."""
 
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ ERASE = {"interface": "deploy", "step": "erase_devices_metadata"}
 def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedfishPeers]:
     """One sushy-emulator for the module: a system per test."""
     password = "vmedia-7f3a"
-    with RedfishEmulator(tmp_path_factory.mktemp("vmedia-bmc"), fake_systems(4),
+    with RedfishEmulator(tmp_path_factory.mktemp("vmedia-bmc"), fake_systems(5),
                          {REDFISH_USERNAME: password}) as emulator:
         yield RedfishPeers(emulator=emulator, username=REDFISH_USERNAME, password=password)
 
@@ -281,3 +283,36 @@ def test_an_instance_iso_the_bmc_cannot_download_fails_the_deploy_cleanly_a_boot
         assert cd["Inserted"] is True and cd["Image"] == boot_iso
         assert bmc(peers, 3, "")["Boot"]["BootSourceOverrideTarget"] == "Cd"
         assert not (served.files / "vmedia" / f"{uuid}.iso").exists()  # nothing built
+
+
+def test_vmedia_attach_and_detach_through_the_api(tmp_path: Path, peers: RedfishPeers) -> None:
+    with stack(tmp_path) as served:
+        api = served.api
+        system = peers.emulator.system_ids[4]
+        response = api.post("/v1/nodes", json={"driver": "redfish",
+                                               "driver_info": peers.driver_info(system)})
+        assert response.status_code == 201, response.text
+        uuid = response.json()["uuid"]
+        image = f"{served.boot_url}/files/{KERNEL}"
+        assert api.post(f"/v1/nodes/{uuid}/vmedia",
+                        json={"device_type": "cdrom", "image_url": image}).status_code == 204
+        # "local": the conductor downloaded it into the boot service's files for the BMC.
+        local = f"{served.boot_url}/files/vmedia/{uuid}-cdrom.img"
+        eventually(lambda: bmc(peers, 4, "/VirtualMedia/Cd").get("Image") == local, 15,
+                   f"the CD holds {local} ({node_of(api, uuid)['last_error']})")
+        assert bmc(peers, 4, "/VirtualMedia/Cd")["Inserted"] is True
+        assert (served.files / "vmedia" / f"{uuid}-cdrom.img").read_bytes() == (
+            served.files / KERNEL).read_bytes()
+        assert api.delete(f"/v1/nodes/{uuid}/vmedia",
+                          params={"device_types": "cdrom"}).status_code == 204
+        eventually(lambda: bmc(peers, 4, "/VirtualMedia/Cd")["Inserted"] is False, 15,
+                   "ejected")
+        eventually(lambda: not (served.files / "vmedia" / f"{uuid}-cdrom.img").exists(), 5,
+                   "the served copy removed")
+        # "http": the BMC is given the URL as it is.
+        assert api.post(f"/v1/nodes/{uuid}/vmedia", json={
+            "device_type": "cdrom", "image_url": image,
+            "image_download_source": "http"}).status_code == 204
+        eventually(lambda: bmc(peers, 4, "/VirtualMedia/Cd").get("Image") == image, 15,
+                   f"the CD holds {image}")
+        assert node_of(api, uuid)["last_error"] is None

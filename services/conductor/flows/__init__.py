@@ -15,7 +15,7 @@ from typing import Any
 
 from services.common.exceptions import Invalid
 from services.common.states import ProvisionState
-from services.conductor.flows import adopt, capture, clean, deploy, inspect, rescue
+from services.conductor.flows import adopt, capture, clean, deploy, inspect, rescue, service
 from services.conductor.flows.steps import Step, event
 from services.conductor.task import Task
 from services.drivers.deploy.ramdisk import forget_agent
@@ -33,6 +33,8 @@ EVENT_TYPES: dict[str, str] = {
     "rescue": "rescue",
     "unrescue": "rescue",
     "abort": "provisioning",
+    "unhold": "provisioning",
+    "service": "service",
 }
 
 ABORT_MESSAGES: dict[ProvisionState, str] = {
@@ -40,6 +42,17 @@ ABORT_MESSAGES: dict[ProvisionState, str] = {
     ProvisionState.DEPLOYWAIT: "Deployment was aborted by the user.",
     ProvisionState.INSPECTWAIT: "Inspection was aborted by the user.",
     ProvisionState.RESCUEWAIT: "Rescue was aborted by the user.",
+    ProvisionState.CLEANHOLD: "Cleaning was aborted by the user.",
+    ProvisionState.DEPLOYHOLD: "Deployment was aborted by the user.",
+}
+SERVICE_ABORTABLE = frozenset({ProvisionState.SERVICEWAIT, ProvisionState.SERVICEHOLD,
+                               ProvisionState.SERVICEFAIL})
+
+# What an unhold continues, by the (wait) state it moves its node to.
+AFTER_HOLD: dict[ProvisionState, Callable[[Task], None]] = {
+    ProvisionState.DEPLOYWAIT: deploy.continue_on_heartbeat,
+    ProvisionState.CLEANWAIT: clean.after_hold,
+    ProvisionState.SERVICEWAIT: service.after_hold,
 }
 
 # What an agent's heartbeat continues, by the state of its node.
@@ -66,12 +79,19 @@ def immediate(task: Task, event: str) -> None:
         state = ProvisionState(task.node.provision_state)
         if state == ProvisionState.RESCUEWAIT:
             rescue.clean_up(task)
+        if state in SERVICE_ABORTABLE:
+            service.abort(task)
+            return
         task.fail("provisioning", ABORT_MESSAGES.get(state, "Aborted by the user."),
                   event="abort")
         task.driver.boot.clean_up_ramdisk(task)
         forget_agent(task)  # its heartbeats are refused from now on
         return
     task.process_event(event)
+
+
+def _after_hold(task: Task) -> None:
+    AFTER_HOLD[ProvisionState(task.node.provision_state)](task)
 
 
 # -- long verbs ----------------------------------------------------------------------------
@@ -99,4 +119,8 @@ def provisioning(name: str, options: dict[str, Any]) -> tuple[Step, Step]:
         return rescue.prepare(options), rescue.rescue
     if name == "unrescue":
         return rescue.unrescue_prepare, rescue.unrescue
+    if name == "unhold":
+        return event(name), _after_hold
+    if name == "service":
+        return service.prepare(options), service.service
     raise Invalid(f'The requested action "{name}" is not supported by hardware of this kind.')

@@ -17,7 +17,8 @@ from services.drivers.base import DriverError
 LOG = logging.getLogger(__name__)
 
 
-def _validated(task: Task) -> None:
+def validated_management(task: Task) -> None:
+    """A prepare step: the management interface validated (400), the last error cleared."""
     try:
         task.driver.management.validate(task)
     except DriverError as exc:
@@ -47,7 +48,7 @@ def _change(field: str, label: str, read: Callable[[Task], Any],
         setattr(task.node, field, target)
         task.record("management", f"Changed {label} to {target}")
 
-    return _validated, work
+    return validated_management, work
 
 
 def change_boot_mode(target: str) -> tuple[Step, Step]:

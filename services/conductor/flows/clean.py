@@ -3,6 +3,7 @@ on the deploy ramdisk, advanced on the agent's heartbeats by the deploy interfac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from services.common.exceptions import Invalid
@@ -22,22 +23,16 @@ def automated(task: Task) -> None:
 
 
 def manual_prepare(options: dict[str, Any]) -> Step:
-    steps = options.get("clean_steps")
-    if not steps or not isinstance(steps, list):
-        raise Invalid('"clean_steps" is required when setting the target provision state to '
-                      '"clean".')
-    for step in steps:
-        if not isinstance(step, dict) or not {"interface", "step"} <= step.keys():
-            raise Invalid(f"Invalid clean step {step!r}: each step needs \"interface\" and "
-                          "\"step\".")
+    steps = step_plan.requested_steps(options, "clean")
     disable_ramdisk = bool(options.get("disable_ramdisk"))
 
     def prepare(task: Task) -> None:
-        in_conductor = [step_plan.runs_in_conductor(step) for step in steps]
+        in_conductor = [step_plan.runs_in_conductor(step) for step in steps
+                        if not step_plan.is_reserved(step)]
         if any(in_conductor) and not all(in_conductor):
             raise Invalid("Clean steps of the bios or firmware interface and of the deploy "
                           "interface cannot be mixed in one request yet: run them in two.")
-        if any(in_conductor):  # they run at once: refused before the cleaning starts
+        if any(in_conductor) or not in_conductor:  # at once: refused before the cleaning
             step_plan.clean_plan(task, steps, disable_ramdisk)
         task.update_internal_info(clean_steps=steps, disable_ramdisk=disable_ramdisk)
         event("clean")(task)
@@ -55,17 +50,30 @@ def manual(task: Task) -> None:
     in_ramdisk = [step_plan.needs_ramdisk(task, step) for step in plan]
     step_runner.start(task, "clean", plan)
     if not any(in_ramdisk):
-        try:
-            step_runner.run(task, "clean")
-        finally:  # also after a failed step: it may have changed some settings
-            done = plan[:step_runner.current_index(task, "clean")]
-            component_caches.refresh(task, "cleaning", step_plan.flashed_components(done))
-        _done(task)
+        _in_conductor(task, lambda: step_runner.run(task, "clean"))
         return
     if not all(in_ramdisk):
         raise Invalid("A manual cleaning cannot mix steps on the agent with steps the "
-                      "conductor runs yet: clean them in two requests.")
+                      "conductor runs (or hold steps) yet: clean them in two requests.")
     on_ramdisk(task, task.driver.network.add_cleaning_network, _execute_clean_steps, finish)
+
+
+def _in_conductor(task: Task, run: Callable[[], str | None]) -> None:
+    """Run the conductor's clean steps; done, unless a hold step parked the cleaning."""
+    plan = step_runner.plan_of(task, "clean")
+    try:
+        outcome = run()
+    finally:  # also after a failed step: it may have changed some settings
+        done = plan[:step_runner.current_index(task, "clean")]
+        component_caches.refresh(task, "cleaning", step_plan.flashed_components(done))
+    if outcome != step_runner.HOLD:
+        _done(task)
+
+
+def after_hold(task: Task) -> None:
+    """After an unhold (the node in clean wait): the steps after the hold step."""
+    task.process_event("resume")
+    _in_conductor(task, lambda: step_runner.go_on(task, "clean", lambda: None))
 
 
 def _execute_clean_steps(task: Task) -> str | None:

@@ -9,6 +9,11 @@ sent to the agent by that interface. A failing step fails the operation, named i
 its failures are the deploy interface's own messages (the image that could not be written),
 which teachers read on the room page as before, as Ironic keeps the message of a deploy whose
 interface failed it itself (set_failed_state) rather than wrapping it in the step's name.
+
+A ``hold`` step (any interface, as Ironic's reserved step) is resolved here: it parks the
+operation in its hold state (``deploy hold``, ``clean hold``, ``service hold``) and the run
+answers HOLD; the ``unhold`` verb moves the node back to waiting and ``go_on`` carries on
+after the hold step.
 """
 
 from __future__ import annotations
@@ -20,6 +25,14 @@ from services.conductor.step_plan import CORE_STEP
 from services.conductor.task import Task
 from services.drivers.agent_client import AgentUnavailable
 from services.drivers.base import WAIT, DriverError, Resume
+
+HOLD = "hold"  # a run's answer: a hold step parked the operation until unhold
+# The history event type of each kind of steps' operation.
+OPERATIONS = {"deploy": "deploying", "clean": "cleaning", "service": "service"}
+
+
+def is_hold(step: dict[str, Any]) -> bool:
+    return step.get("step") == "hold"
 
 
 def _index_key(kind: str) -> str:
@@ -65,18 +78,23 @@ def _call(task: Task, kind: str, step: dict[str, Any], resume: Resume, first: bo
 def _advance_index(task: Task, kind: str, step: dict[str, Any]) -> None:
     index = current_index(task, kind) + 1
     task.update_internal_info(**{_index_key(kind): index})
-    operation = "deploying" if kind == "deploy" else "cleaning"
-    task.record(operation, f"{kind.capitalize()} step {step['interface']}.{step['step']} "
+    task.record(OPERATIONS[kind], f"{kind.capitalize()} step {step['interface']}.{step['step']} "
                            f"done.")
 
 
 def run(task: Task, kind: str, resume: Resume = lambda: None) -> str | None:
-    """Run the steps from the current one: WAIT when one waits for the agent, None once
-    every step is done."""
+    """Run the steps from the current one: WAIT when one waits for the agent, HOLD when a
+    hold step parked the operation, None once every step is done."""
     plan = plan_of(task, kind)
     while (index := current_index(task, kind)) < len(plan):
         step = plan[index]
         setattr(task.node, f"{kind}_step", dict(step))
+        if is_hold(step):
+            task.process_event("hold")
+            task.record(OPERATIONS[kind], f"Held by step {step['interface']}.hold until "
+                                          "unhold.")
+            task.commit()
+            return HOLD
         if _call(task, kind, step, resume, first=True) == WAIT:
             return WAIT
         _advance_index(task, kind, step)
@@ -84,12 +102,13 @@ def run(task: Task, kind: str, resume: Resume = lambda: None) -> str | None:
 
 
 def go_on(task: Task, kind: str, resume: Resume) -> str | None:
-    """On an agent's heartbeat: advance the step that waited, then run the next ones."""
+    """On an agent's heartbeat (or after an unhold): advance the step that waited (a hold
+    step is done once unheld), then run the next ones."""
     plan = plan_of(task, kind)
     index = current_index(task, kind)
     if index < len(plan):
         step = plan[index]
-        if _call(task, kind, step, resume, first=False) == WAIT:
+        if not is_hold(step) and _call(task, kind, step, resume, first=False) == WAIT:
             return WAIT
         _advance_index(task, kind, step)
     outcome = run(task, kind, resume)

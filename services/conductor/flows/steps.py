@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from services.common import states
 from services.common.exceptions import Invalid
+from services.conductor.flows.step_runner import HOLD
 from services.conductor.runner import failure_message
 from services.conductor.task import Task
 from services.drivers.agent_client import AgentUnavailable
@@ -24,7 +25,8 @@ S = states.ProvisionState
 # The node history event type, and the words of last_error, of the operation of each state.
 EVENT_TYPES = {S.DEPLOYING: "deploying", S.DEPLOYWAIT: "deploying", S.CLEANING: "cleaning",
                S.CLEANWAIT: "cleaning", S.INSPECTING: "introspection",
-               S.INSPECTWAIT: "introspection", S.RESCUING: "rescue", S.RESCUEWAIT: "rescue"}
+               S.INSPECTWAIT: "introspection", S.RESCUING: "rescue", S.RESCUEWAIT: "rescue",
+               S.SERVICING: "service", S.SERVICEWAIT: "service"}
 def event_type(state: str) -> str:
     return EVENT_TYPES.get(S(state), "provisioning")
 
@@ -58,8 +60,11 @@ def on_ramdisk(task: Task, add_network: Step, call: Callable[[Task], str | None]
         power_off_or_ask(task)
     add_network(task)
     task.driver.boot.prepare_ramdisk(task)
-    if call(task) == WAIT:
+    outcome = call(task)
+    if outcome == WAIT:
         task.process_event("wait")
+        return
+    if outcome == HOLD:  # parked by a hold step: its node is in its hold state
         return
     finish(task)
 
@@ -93,7 +98,7 @@ def advance(task: Task, method: Callable[[Task, Resume], str | None], finish: St
     except DriverError as exc:
         fail(task, operation, exc)
         return
-    if outcome == WAIT:
+    if outcome in (WAIT, HOLD):
         return
     resume()
     finish(task)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import sushy
 from sushy import exceptions as sushy_exceptions
 
 from services.common.bootconfig.files import served_url
@@ -43,25 +42,13 @@ from services.drivers.boot.vmedia_cache import IsoCache
 from services.drivers.boot_mode import boot_mode
 from services.drivers.driver_info import InvalidParameter
 from services.drivers.redfish import RedfishSessions, access_of
+from services.drivers.redfish_media import drive_of
 
 if TYPE_CHECKING:
-    from sushy.resources.manager.virtual_media import VirtualMedia
     from sushy.resources.system.system import System
 
     from services.conductor.task import Task
 
-CD_TYPES = (sushy.VirtualMediaType.CD, sushy.VirtualMediaType.DVD)
-
-
-def _cd_drive(system: System) -> VirtualMedia:
-    collections = [system.virtual_media] if system.virtual_media is not None else []
-    if not collections:
-        collections = [manager.virtual_media for manager in system.managers]
-    for collection in collections:
-        for device in collection.get_members():
-            if any(kind in CD_TYPES for kind in device.media_types or []):
-                return device
-    raise DriverError("the BMC offers no virtual CD or DVD drive for this system")
 
 
 class RedfishVirtualMediaBoot(BootInterface):
@@ -118,7 +105,7 @@ class RedfishVirtualMediaBoot(BootInterface):
         access = access_of(task.node.driver_info)
 
         def insert(system: System) -> None:
-            drive = _cd_drive(system)
+            drive = drive_of(system, "cdrom")
             if drive.inserted:
                 drive.eject_media()
             try:
@@ -145,7 +132,7 @@ class RedfishVirtualMediaBoot(BootInterface):
 
     def _eject(self, task: Task) -> None:
         def eject(system: System) -> Any:
-            drive = _cd_drive(system)
+            drive = drive_of(system, "cdrom")
             if drive.inserted:
                 drive.eject_media()
 
