@@ -2,7 +2,7 @@
 below it): rules checked by ``inspection_rule_checks`` (Ironic's schema, phases, priorities,
 operators and their arguments), found by UUID, listed by priority's and phase's fields. A
 ``sensitive`` rule shows no conditions or actions, and cannot become not sensitive again.
-They are stored and served; inspection does not run them yet (docs/api.md).
+Inspection runs them (services/drivers/inspect/rules.py).
 """
 
 from __future__ import annotations
