@@ -23,7 +23,7 @@ WRITABLE = frozenset({
     "name", "description", "driver", *DICT_FIELDS, "instance_uuid", *INTERFACE_FIELDS,
     "resource_class", "conductor_group", "owner", "lessee", "maintenance", "maintenance_reason",
     "automated_clean", "protected", "protected_reason", "retired", "retired_reason",
-    "chassis_uuid", "shard", "parent_node",
+    "chassis_uuid", "shard", "parent_node", "instance_name",
 })
 CREATABLE = (WRITABLE - {"maintenance", "maintenance_reason"}) | {"uuid"}
 DEFAULTS: dict[str, Any] = {name: {} for name in DICT_FIELDS} | {
@@ -68,6 +68,11 @@ def _checked(field: str, value: Any) -> Any:
     if field in BOOL_FIELDS or field == "automated_clean":
         return validation.boolean(field, value)  # "True", "no"...: as Ironic's args.boolean
     if field in TEXT_FIELDS:
+        return validation.text(field, value)
+    if field == "instance_name":  # 1.104; Ironic's schema: 1 to 255 characters
+        if value == "":
+            raise Invalid("Invalid input for field/attribute instance_name. Value: ''. "
+                          "'' is too short")
         return validation.text(field, value)
     if field in ("uuid", "instance_uuid", "chassis_uuid"):
         return validation.uuid_value(field, value)

@@ -119,6 +119,8 @@ def _node_field(field: str) -> Schema:
         return nullable(CONDUCTOR_GROUP)
     if field == "name":
         return nullable(NAME)
+    if field == "instance_name":
+        return nullable(field_text(field, minLength=1))
     if field == "parent_node":
         return nullable(NODE_IDENT | {"description": "An existing node of the same owner "
                                                      "(API 1.83); stored as its UUID."})

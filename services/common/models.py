@@ -141,6 +141,8 @@ class Node(TimestampMixin, Base):
     shard: Mapped[str | None] = mapped_column(String(255), index=True)
     # API 1.83: the UUID of the node this one is a child of.
     parent_node: Mapped[str | None] = mapped_column(String(36), index=True)
+    # API 1.104: the name of the instance on the node (Nova's display name, say).
+    instance_name: Mapped[str | None] = mapped_column(String(255), index=True)
 
     ports: Mapped[list[Port]] = relationship(back_populates="node", passive_deletes=True)
     portgroups: Mapped[list[Portgroup]] = relationship(back_populates="node",

@@ -38,6 +38,7 @@ FIELD_LIMITS: dict[str, int] = {
     "driver": 255,
     "interface": 255,
     "shard": 255,
+    "instance_name": 255,
     "mode": 255,  # a port group's bonding mode
     "chassis_description": 255,
     "trait": 255,
