@@ -29,6 +29,7 @@ from services.api import (
     portgroups,
     ports,
     root,
+    runbook_traits,
     runbooks,
     shards,
     versions,
@@ -68,6 +69,7 @@ def _speakable_routers() -> list[APIRouter]:
     inspection rules 1.96): included once ``MAX_VERSION`` reaches theirs (until then their
     paths are 404 at every version, as unserved resources are)."""
     return [router for since, router in ((runbooks.VERSION, runbooks.router),
+                                         (runbooks.VERSION, runbook_traits.router),
                                          (inspection_rules.VERSION, inspection_rules.router))
             if since <= versions.MAX_VERSION]
 

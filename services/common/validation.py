@@ -41,6 +41,7 @@ FIELD_LIMITS: dict[str, int] = {
     "instance_name": 255,
     "mode": 255,  # a port group's bonding mode
     "chassis_description": 255,
+    "runbook_description": 255,
     "trait": 255,
     "physical_network": 64,
     "vif": 255,  # a VIF's ID (a Neutron port's UUID for Nova)

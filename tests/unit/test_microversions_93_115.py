@@ -5,36 +5,21 @@ at the one below it, where Ironic ignores or refuses it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from services.api import versions
-from tests.support.api_stack import ServedApi, served_sqlite_api, wait_state
+from tests.support.api_stack import at, served_at_maximum, wait_state
+from tests.support.api_stack import faultstring as fault
+from tests.support.polling import eventually
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(versions, "MAX_VERSION", (1, 115))
-        with served_sqlite_api(tmp_path_factory.mktemp("micro-93-115")) as stack:
-            yield stack
-
-
-@pytest.fixture(scope="module")
-def api(served: ServedApi) -> httpx.Client:
-    return served.client
-
-
-def at(version: str) -> dict[str, str]:
-    return {"X-OpenStack-Ironic-API-Version": version}
-
-
-def fault(response: httpx.Response) -> str:
-    return str(json.loads(response.json()["error_message"])["faultstring"])
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    with served_at_maximum(tmp_path_factory.mktemp("micro-93-115"), (1, 115)) as stack:
+        yield stack.client
 
 
 def new_node(api: httpx.Client, version: str = "latest", **values: Any) -> str:
@@ -101,3 +86,87 @@ def test_instance_info_display_name_names_the_instance_until_undeploy(api: httpx
                    json={"target": "deleted"}).status_code == 202
     undeployed = wait_state(api, node, "available")
     assert undeployed["instance_name"] is None and undeployed["instance_info"] == {}
+
+
+# -- 1.112: runbook traits -----------------------------------------------------------------
+
+STEP = {"interface": "bios", "step": "factory_reset", "args": {}, "order": 0}
+
+
+def test_runbook_traits_description_and_names(api: httpx.Client) -> None:
+    old = api.post("/v1/runbooks", json={"name": "CUSTOM_OLD", "steps": [STEP]},
+                   headers=at("1.111"))
+    assert old.status_code == 201 and "traits" not in old.json()
+    assert "description" not in old.json()
+    assert api.post("/v1/runbooks", json={"name": "wipe-disks", "steps": [STEP]},
+                    headers=at("1.111")).status_code == 400  # a trait below 1.112
+    described = api.post("/v1/runbooks", json={"name": "CUSTOM_D", "steps": [STEP],
+                                                "description": "x"}, headers=at("1.111"))
+    assert described.status_code == 400 and "'description' unexpected" in fault(described)
+    new = api.post("/v1/runbooks", json={"name": "wipe-disks.v2", "steps": [STEP],
+                                         "description": "Wipe them"})
+    assert new.status_code == 201, new.text
+    assert new.json()["traits"] == [] and new.json()["description"] == "Wipe them"
+    bad = api.post("/v1/runbooks", json={"name": "wipe disks", "steps": [STEP]})
+    assert bad.status_code == 400 and "does not match" in fault(bad)
+    no_traits = api.post("/v1/runbooks", json={"name": "x", "steps": [STEP], "traits": []})
+    assert no_traits.status_code == 400 and "'traits' unexpected" in fault(no_traits)
+    # a PATCH accepts such names at every version, not a description below 1.112
+    renamed = api.patch("/v1/runbooks/CUSTOM_OLD", headers=at("1.111"),
+                        json=[{"op": "replace", "path": "/name", "value": "old-one"}])
+    assert renamed.status_code == 200 and renamed.json()["name"] == "old-one"
+    assert api.patch("/v1/runbooks/old-one", headers=at("1.111"), json=[
+        {"op": "add", "path": "/description", "value": "d"}]).status_code == 400
+    patched = api.patch("/v1/runbooks/old-one", json=[
+        {"op": "add", "path": "/description", "value": "d"}])
+    assert patched.json()["description"] == "d"
+
+
+def test_the_traits_sub_resource(api: httpx.Client) -> None:
+    api.post("/v1/runbooks", json={"name": "traited", "steps": [STEP]})
+    base = "/v1/runbooks/traited/traits"
+    assert api.get(base, headers=at("1.111")).status_code == 404
+    assert api.put(base, json={"traits": []}, headers=at("1.91")).status_code == 405
+    assert api.put(base, json={"traits": ["CUSTOM_A", "CUSTOM_B", "CUSTOM_A"]}).status_code \
+        == 204
+    assert api.get(base).json() == {"traits": ["CUSTOM_A", "CUSTOM_B"]}
+    added = api.put(f"{base}/CUSTOM_C")
+    assert added.status_code == 204 and added.headers["location"].endswith(f"{base}/CUSTOM_C")
+    assert api.put(f"{base}/CUSTOM_C").status_code == 204  # twice: no error
+    assert api.get("/v1/runbooks/traited").json()["traits"] == ["CUSTOM_A", "CUSTOM_B",
+                                                                "CUSTOM_C"]
+    assert api.put(f"{base}/not-a-trait").status_code == 400
+    with_body = api.put(f"{base}/CUSTOM_D", json={"x": 1})
+    assert fault(with_body) == "No body should be provided when adding a trait"
+    assert "A single runbook trait may be added" in fault(api.put(base, json={}))
+    assert api.delete(f"{base}/CUSTOM_B").status_code == 204
+    assert api.delete(f"{base}/CUSTOM_NONE").status_code == 204
+    assert api.get(base).json() == {"traits": ["CUSTOM_A", "CUSTOM_C"]}
+    assert api.delete(base).status_code == 204
+    assert api.get(base).json() == {"traits": []}
+    assert api.get("/v1/runbooks/nothing/traits").status_code == 404
+
+
+def test_a_node_runs_a_runbook_that_shares_one_of_its_traits(api: httpx.Client) -> None:
+    api.post("/v1/runbooks", json={"name": "bios-reset", "steps": [STEP]})
+    node = new_node(api, bios_interface="fake")
+    assert api.put(f"/v1/nodes/{node}/states/provision",
+                   json={"target": "manage"}).status_code == 202
+    wait_state(api, node, "manageable")
+    clean = {"target": "clean", "runbook": "bios-reset"}
+    untraited = api.put(f"/v1/nodes/{node}/states/provision", json=clean)
+    assert untraited.status_code == 400 and "has no traits configured" in fault(untraited)
+    api.put("/v1/runbooks/bios-reset/traits", json={"traits": ["CUSTOM_RESETTABLE"]})
+    unapproved = api.put(f"/v1/nodes/{node}/states/provision", json=clean)
+    assert fault(unapproved) == (
+        f"This runbook has not been approved for use on this node {node}. The node does not "
+        "have any of the runbook's traits ['CUSTOM_RESETTABLE']. Please ask an administrator "
+        "to add a matching trait to your node.")
+    assert api.put(f"/v1/nodes/{node}/traits/CUSTOM_RESETTABLE").status_code == 204
+    # below 1.112 the runbook's name must be one of the node's traits
+    assert api.put(f"/v1/nodes/{node}/states/provision", json=clean,
+                   headers=at("1.111")).status_code == 400
+    assert api.put(f"/v1/nodes/{node}/states/provision", json=clean).status_code == 202
+    eventually(lambda: any("factory_reset" in event["event"] for event in api.get(
+        f"/v1/nodes/{node}/history").json()["history"]), 10, "the runbook's step run")
+    wait_state(api, node, "manageable")

@@ -1,4 +1,5 @@
-"""API 1.93 to 1.115: nodes' instance_name (1.104)
+"""API 1.93 to 1.115: nodes' instance_name (1.104); runbooks' description and traits (1.112,
+each runbook's name its first trait, as Ironic's migrate_runbook_names_to_traits)
 
 Revision ID: 0022
 Revises: 0021
@@ -20,9 +21,21 @@ def upgrade() -> None:
     with op.batch_alter_table("nodes") as batch:
         batch.add_column(sa.Column("instance_name", sa.String(length=255), nullable=True))
         batch.create_index("ix_nodes_instance_name", ["instance_name"])
+    with op.batch_alter_table("runbooks") as batch:
+        batch.add_column(sa.Column("description", sa.String(length=255), nullable=True))
+        batch.add_column(sa.Column("traits", sa.JSON(), nullable=False, server_default="[]"))
+    runbooks = sa.table("runbooks", sa.column("id", sa.Integer()),
+                        sa.column("name", sa.String()), sa.column("traits", sa.JSON()))
+    connection = op.get_bind()
+    for row in connection.execute(sa.select(runbooks.c.id, runbooks.c.name)).all():
+        connection.execute(runbooks.update().where(runbooks.c.id == row.id)
+                           .values(traits=[row.name]))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("runbooks") as batch:
+        batch.drop_column("traits")
+        batch.drop_column("description")
     with op.batch_alter_table("nodes") as batch:
         batch.drop_index("ix_nodes_instance_name")
         batch.drop_column("instance_name")
