@@ -53,6 +53,7 @@ from services.api.enclume import student_states as enclume_student_states
 from services.api.limits import BodySizeLimitMiddleware
 from services.api.openapi_install import install_openapi
 from services.api.policy_gate import enforce_policy
+from services.api.request_id import RequestIdMiddleware
 from services.api.responses import SafeJSONResponse
 from services.api.ui.app import install as install_web_page
 from services.api.versions import VersionMiddleware
@@ -108,7 +109,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
         app.include_router(router, dependencies=[Depends(enforce_policy)])
     install_openapi(app)
     install_web_page(app, settings, source)  # /ui/: the teacher web page
-    # Starlette runs the last added middleware first: the request timer, size limit, auth,
+    # Starlette runs the last added middleware first: the request id, timer, size limit, auth,
     # versions, then /metrics (behind auth when ENCLUME_METRICS_REQUIRE_AUTH, else public).
     metrics = settings.metrics
     if metrics.enabled:
@@ -126,4 +127,5 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                        unlimited=enclume_image_uploads.is_upload_body)
     if metrics.enabled:
         app.add_middleware(RequestTimer)
+    app.add_middleware(RequestIdMiddleware)  # first of all: every answer names its request
     return app

@@ -5,6 +5,7 @@ at the one below it, where Ironic ignores or refuses it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -170,3 +171,51 @@ def test_a_node_runs_a_runbook_that_shares_one_of_its_traits(api: httpx.Client) 
     eventually(lambda: any("factory_reset" in event["event"] for event in api.get(
         f"/v1/nodes/{node}/history").json()["history"]), 10, "the runbook's step run")
     wait_state(api, node, "manageable")
+
+
+# -- 1.107: X-OpenStack-Request-Id -------------------------------------------------------
+
+
+def test_every_answer_names_its_request(api: httpx.Client) -> None:
+    answers = [api.get("/v1/nodes"), api.get("/v1/nodes/no-such-node"), api.get("/"),
+               api.get("/v1/nodes", headers=at("1.1"))]
+    ids = [answer.headers["x-openstack-request-id"] for answer in answers]
+    for answer, request_id in zip(answers, ids, strict=True):
+        assert answer.headers["openstack-request-id"] == request_id
+        assert re.fullmatch(r"req-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", request_id)
+    assert len(set(ids)) == len(ids)
+
+
+# -- 1.110: abort in wait call-back ------------------------------------------------------
+
+
+def test_a_deploy_waiting_for_its_agent_is_aborted_from_1_110(api: httpx.Client) -> None:
+    node = new_node(api, "1.10", instance_info={
+        "image_source": "http://127.0.0.1:9/disk.raw",
+        "image_checksum": "0123456789abcdef0123456789abcdef"})
+    patch(api, node, {"op": "add", "path": "/deploy_interface", "value": "direct"})
+    assert api.put(f"/v1/nodes/{node}/states/provision",
+                   json={"target": "active"}).status_code == 202
+    wait_state(api, node, "wait call-back")
+    old = api.put(f"/v1/nodes/{node}/states/provision", json={"target": "abort"},
+                  headers=at("1.109"))
+    assert old.status_code == 406
+    assert api.get(f"/v1/nodes/{node}").json()["provision_state"] == "wait call-back"
+    assert api.put(f"/v1/nodes/{node}/states/provision", json={"target": "abort"},
+                   headers=at("1.110")).status_code == 202
+    wait_state(api, node, "deploy failed")
+
+
+# -- 1.98: ~ and / in the keys of patch paths ----------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["1.97", "1.98"])
+def test_patch_keys_may_hold_tilde_and_slash(api: httpx.Client, version: str) -> None:
+    # Enclume decodes ~0 and ~1 in every path segment at every version, as the jsonpatch
+    # library Ironic applies patches with; 1.98 changed only Ironic's check of field names.
+    node = new_node(api)
+    patched = patch(api, node, {"op": "add", "path": "/extra/a~1b~0c", "value": 1},
+                    version=version)
+    assert patched.json()["extra"] == {"a/b~c": 1}
+    removed = patch(api, node, {"op": "remove", "path": "/extra/a~1b~0c"}, version=version)
+    assert removed.json()["extra"] == {}
