@@ -50,6 +50,7 @@ PORT_FIELD_VERSIONS: dict[str, Version] = {
     "created_at": (1, 1), "updated_at": (1, 1), "links": (1, 1), "internal_info": (1, 18),
     "local_link_connection": (1, 19), "pxe_enabled": (1, 19), "portgroup_uuid": (1, 24),
     "physical_network": (1, 34), "is_smartnic": (1, 53),
+    "description": (1, 97), "vendor": (1, 100), "category": (1, 101),
 }
 PORT_LIST_FIELDS = ("uuid", "address", "links")
 
@@ -57,7 +58,8 @@ PORTGROUP_FIELD_VERSIONS: dict[str, Version] = {
     name: (1, 23) for name in (
         "uuid", "name", "address", "node_uuid", "standalone_ports_supported", "internal_info",
         "extra", "created_at", "updated_at", "links")
-} | {"ports": (1, 24), "mode": (1, 26), "properties": (1, 26)}
+} | {"ports": (1, 24), "mode": (1, 26), "properties": (1, 26),
+     "physical_network": (1, 102), "category": (1, 103)}
 PORTGROUP_LIST_FIELDS = ("uuid", "address", "name", "links")
 
 CHASSIS_FIELD_VERSIONS: dict[str, Version] = {
@@ -152,7 +154,8 @@ def port_document(request: Request, port: Port, node_uuid: str, fields: list[str
         "updated_at": timestamp(port.updated_at), "internal_info": mask(port.internal_info),
         "local_link_connection": port.local_link_connection, "pxe_enabled": port.pxe_enabled,
         "portgroup_uuid": portgroup_uuid, "physical_network": port.physical_network,
-        "is_smartnic": port.is_smartnic,
+        "is_smartnic": port.is_smartnic, "description": port.description,
+        "vendor": port.vendor, "category": port.category,
     }
     if "links" in fields:
         values["links"] = links(request, "ports", port.uuid)
@@ -166,6 +169,7 @@ def portgroup_document(request: Request, portgroup: Portgroup, node_uuid: str,
         "node_uuid": node_uuid, "standalone_ports_supported": portgroup.standalone_ports_supported,
         "internal_info": mask(portgroup.internal_info), "extra": portgroup.extra,
         "mode": portgroup.mode, "properties": portgroup.properties,
+        "physical_network": portgroup.physical_network, "category": portgroup.category,
         "created_at": timestamp(portgroup.created_at),
         "updated_at": timestamp(portgroup.updated_at),
     }

@@ -165,6 +165,10 @@ class Port(TimestampMixin, Base):
     internal_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
     portgroup_id: Mapped[int | None] = mapped_column(
         ForeignKey("portgroups.id", ondelete="SET NULL"), index=True)
+    # API 1.97, 1.100, 1.101: free texts about the port.
+    description: Mapped[str | None] = mapped_column(String(255))
+    vendor: Mapped[str | None] = mapped_column(String(32))
+    category: Mapped[str | None] = mapped_column(String(80))
 
     node: Mapped[Node] = relationship(back_populates="ports")
     portgroup: Mapped[Portgroup | None] = relationship(back_populates="ports")
@@ -185,6 +189,9 @@ class Portgroup(TimestampMixin, Base):
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     internal_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # API 1.102, 1.103.
+    physical_network: Mapped[str | None] = mapped_column(String(64))
+    category: Mapped[str | None] = mapped_column(String(80))
 
     node: Mapped[Node] = relationship(back_populates="portgroups")
     ports: Mapped[list[Port]] = relationship(back_populates="portgroup")

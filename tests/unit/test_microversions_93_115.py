@@ -219,3 +219,73 @@ def test_patch_keys_may_hold_tilde_and_slash(api: httpx.Client, version: str) ->
     assert patched.json()["extra"] == {"a/b~c": 1}
     removed = patch(api, node, {"op": "remove", "path": "/extra/a~1b~0c"}, version=version)
     assert removed.json()["extra"] == {}
+
+
+# -- ports and port groups: 1.94, 1.97, 1.99 to 1.103, 1.106 ------------------------------
+
+
+def test_port_texts_and_creation_by_node_name(api: httpx.Client) -> None:
+    node = new_node(api, name="port-texts-node")
+    body = {"address": "52:54:00:12:34:01", "node_ident": "port-texts-node",
+            "description": "uplink", "vendor": "intel", "category": "fast"}
+    assert api.post("/v1/ports", json=body, headers=at("1.93")).status_code == 406
+    assert api.post("/v1/ports", json={**body, "node_ident": node, "description": None},
+                    headers=at("1.96")).status_code == 406  # description is 1.97's
+    created = api.post("/v1/ports", json=body)
+    assert created.status_code == 201, created.text
+    port = created.json()
+    assert (port["node_uuid"], port["description"], port["vendor"], port["category"]) == (
+        node, "uplink", "intel", "fast")
+    shown = api.get(f"/v1/ports/{port['uuid']}", headers=at("1.100")).json()
+    assert shown["vendor"] == "intel" and "category" not in shown
+    assert "description" not in api.get(f"/v1/ports/{port['uuid']}",
+                                        headers=at("1.96")).json()
+    too_long = api.post("/v1/ports", json={"address": "52:54:00:12:34:02", "node_uuid": node,
+                                           "vendor": "x" * 33})
+    assert too_long.status_code == 400
+    both = api.post("/v1/ports", json={"address": "52:54:00:12:34:03", "node_uuid": node,
+                                       "node_ident": node})
+    assert both.status_code == 400
+    old_patch = api.patch(f"/v1/ports/{port['uuid']}", headers=at("1.100"), json=[
+        {"op": "replace", "path": "/category", "value": "slow"}])
+    assert old_patch.status_code == 406
+    patched = api.patch(f"/v1/ports/{port['uuid']}", json=[
+        {"op": "replace", "path": "/category", "value": "slow"},
+        {"op": "remove", "path": "/description"}]).json()
+    assert patched["category"] == "slow" and patched["description"] is None
+
+
+def test_port_filters_by_description_and_conductor_group(api: httpx.Client) -> None:
+    here = new_node(api, conductor_group="rack-7")
+    elsewhere = new_node(api)
+    mine = api.post("/v1/ports", json={"address": "52:54:00:12:35:01", "node_uuid": here,
+                                       "description": "the rack-7 uplink"}).json()["uuid"]
+    api.post("/v1/ports", json={"address": "52:54:00:12:35:02", "node_uuid": elsewhere})
+    by_text = api.get("/v1/ports?description_contains=rack-7 up").json()["ports"]
+    assert [p["uuid"] for p in by_text] == [mine]
+    by_group = api.get("/v1/ports?conductor_groups=RACK-7,none").json()["ports"]
+    assert [p["uuid"] for p in by_group] == [mine]
+    mixed = api.get(f"/v1/ports?conductor_groups=rack-7&node={here}")
+    assert mixed.status_code == 400 and "cannot be combined" in fault(mixed)
+
+
+def test_portgroup_fields_and_filters(api: httpx.Client) -> None:
+    sharded = new_node(api, shard="shard-pg", conductor_group="rack-8")
+    other = new_node(api)
+    group = api.post("/v1/portgroups", json={"node_uuid": sharded, "physical_network": "lab",
+                                             "category": "bond"}).json()
+    assert (group["physical_network"], group["category"]) == ("lab", "bond")
+    api.post("/v1/portgroups", json={"node_uuid": other})
+    shown = api.get(f"/v1/portgroups/{group['uuid']}", headers=at("1.102")).json()
+    assert shown["physical_network"] == "lab" and "category" not in shown
+    assert "physical_network" not in api.get(f"/v1/portgroups/{group['uuid']}",
+                                             headers=at("1.101")).json()
+    by_shard = api.get("/v1/portgroups?shard=shard-pg").json()["portgroups"]
+    assert [g["uuid"] for g in by_shard] == [group["uuid"]]
+    assert api.get("/v1/portgroups?shard=shard-pg", headers=at("1.105")).status_code == 406
+    by_group = api.get("/v1/portgroups?conductor_groups=rack-8").json()["portgroups"]
+    assert [g["uuid"] for g in by_group] == [group["uuid"]]
+    assert api.get("/v1/portgroups?shard=shard-pg&conductor_groups=rack-8").status_code == 400
+    patched = api.patch(f"/v1/portgroups/{group['uuid']}", json=[
+        {"op": "remove", "path": "/physical_network"}]).json()
+    assert patched["physical_network"] is None and patched["category"] == "bond"

@@ -1,5 +1,7 @@
-"""API 1.93 to 1.115: nodes' instance_name (1.104); runbooks' description and traits (1.112,
-each runbook's name its first trait, as Ironic's migrate_runbook_names_to_traits)
+"""API 1.93 to 1.115: ports' description, vendor, category (1.97, 1.100, 1.101); port groups'
+physical_network, category (1.102, 1.103); nodes' instance_name (1.104); runbooks'
+description and traits (1.112, each runbook's name its first trait, as Ironic's
+migrate_runbook_names_to_traits)
 
 Revision ID: 0022
 Revises: 0021
@@ -18,6 +20,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("ports") as batch:
+        batch.add_column(sa.Column("description", sa.String(length=255), nullable=True))
+        batch.add_column(sa.Column("vendor", sa.String(length=32), nullable=True))
+        batch.add_column(sa.Column("category", sa.String(length=80), nullable=True))
+    with op.batch_alter_table("portgroups") as batch:
+        batch.add_column(sa.Column("physical_network", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("category", sa.String(length=80), nullable=True))
     with op.batch_alter_table("nodes") as batch:
         batch.add_column(sa.Column("instance_name", sa.String(length=255), nullable=True))
         batch.create_index("ix_nodes_instance_name", ["instance_name"])
@@ -33,6 +42,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("portgroups") as batch:
+        batch.drop_column("category")
+        batch.drop_column("physical_network")
+    with op.batch_alter_table("ports") as batch:
+        batch.drop_column("category")
+        batch.drop_column("vendor")
+        batch.drop_column("description")
     with op.batch_alter_table("runbooks") as batch:
         batch.drop_column("traits")
         batch.drop_column("description")
