@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -141,6 +142,9 @@ class Node(TimestampMixin, Base):
     shard: Mapped[str | None] = mapped_column(String(255), index=True)
     # API 1.83: the UUID of the node this one is a child of.
     parent_node: Mapped[str | None] = mapped_column(String(36), index=True)
+    # API 1.95: never power this node off on request (Ironic's disable_power_off).
+    disable_power_off: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                    server_default=false())
     # API 1.104: the name of the instance on the node (Nova's display name, say).
     instance_name: Mapped[str | None] = mapped_column(String(255), index=True)
 

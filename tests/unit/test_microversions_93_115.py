@@ -289,3 +289,26 @@ def test_portgroup_fields_and_filters(api: httpx.Client) -> None:
     patched = api.patch(f"/v1/portgroups/{group['uuid']}", json=[
         {"op": "remove", "path": "/physical_network"}]).json()
     assert patched["physical_network"] is None and patched["category"] == "bond"
+
+
+# -- 1.95: disable_power_off ---------------------------------------------------------------
+
+
+def test_a_node_with_disable_power_off_is_not_powered_off(api: httpx.Client) -> None:
+    node = new_node(api, "1.10")
+    assert "disable_power_off" not in api.get(f"/v1/nodes/{node}", headers=at("1.94")).json()
+    assert patch(api, node, {"op": "replace", "path": "/disable_power_off", "value": True},
+                 version="1.94").status_code == 400
+    shown = patch(api, node, {"op": "replace", "path": "/disable_power_off", "value": "True"},
+                  version="1.95").json()
+    assert shown["disable_power_off"] is True
+    for target in ("power off", "soft power off"):
+        refused = api.put(f"/v1/nodes/{node}/states/power", json={"target": target})
+        assert refused.status_code == 500
+        assert fault(refused) == f"Failed to set node power state to {target}."
+    assert api.put(f"/v1/nodes/{node}/states/power",
+                   json={"target": "rebooting"}).status_code == 202
+    patch(api, node, {"op": "remove", "path": "/disable_power_off"})
+    assert api.get(f"/v1/nodes/{node}").json()["disable_power_off"] is False
+    assert api.put(f"/v1/nodes/{node}/states/power",
+                   json={"target": "power off"}).status_code == 202
