@@ -36,7 +36,7 @@ NODE_FIELD_VERSIONS: dict[str, Version] = {
     "description": (1, 51), "allocation_uuid": (1, 52), "retired": (1, 61),
     "retired_reason": (1, 61), "lessee": (1, 65), "network_data": (1, 66),
     "boot_mode": (1, 75), "secure_boot": (1, 75), "shard": (1, 82), "parent_node": (1, 83),
-    "disable_power_off": (1, 95), "instance_name": (1, 104),
+    "disable_power_off": (1, 95), "instance_name": (1, 104), "health": (1, 109),
 }
 NODE_LIST_FIELDS = ("uuid", "instance_uuid", "maintenance", "power_state", "provision_state",
                     "name", "links")

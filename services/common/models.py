@@ -145,6 +145,8 @@ class Node(TimestampMixin, Base):
     # API 1.95: never power this node off on request (Ironic's disable_power_off).
     disable_power_off: Mapped[bool] = mapped_column(Boolean, default=False,
                                                     server_default=false())
+    # API 1.109: the hardware's health as the BMC last reported it (OK, Warning, Critical).
+    health: Mapped[str | None] = mapped_column(String(32))
     # API 1.104: the name of the instance on the node (Nova's display name, say).
     instance_name: Mapped[str | None] = mapped_column(String(255), index=True)
 

@@ -115,6 +115,9 @@ class PowerInterface(Interface):
         return False
 
 
+HEALTH_STATES = ("OK", "Warning", "Critical")  # Ironic's HealthState values
+
+
 class ManagementInterface(Interface):
     # False: the machine boots from the network first by itself; the boot service decides what
     # it boots (the boot interfaces read this).
@@ -142,6 +145,10 @@ class ManagementInterface(Interface):
 
     def set_secure_boot_state(self, task: Task, enabled: bool) -> None:
         raise unsupported(task, "set_secure_boot_state")
+
+    # The hardware's health as the BMC reports it, one of HEALTH_STATES or None (API 1.109).
+    def get_node_health(self, task: Task) -> str | None:
+        raise unsupported(task, "get_node_health")
 
 
 class BootInterface(Interface):

@@ -1,7 +1,7 @@
 """API 1.93 to 1.115: ports' description, vendor, category (1.97, 1.100, 1.101); port groups'
-physical_network, category (1.102, 1.103); nodes' disable_power_off (1.95) and instance_name
-(1.104); runbooks' description and traits (1.112, each runbook's name its first trait, as
-Ironic's migrate_runbook_names_to_traits)
+physical_network, category (1.102, 1.103); nodes' disable_power_off (1.95), instance_name
+(1.104) and health (1.109); runbooks' description and traits (1.112, each runbook's name its
+first trait, as Ironic's migrate_runbook_names_to_traits)
 
 Revision ID: 0022
 Revises: 0021
@@ -31,6 +31,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("instance_name", sa.String(length=255), nullable=True))
         batch.add_column(sa.Column("disable_power_off", sa.Boolean(), nullable=False,
                                    server_default=sa.false()))
+        batch.add_column(sa.Column("health", sa.String(length=32), nullable=True))
         batch.create_index("ix_nodes_instance_name", ["instance_name"])
     with op.batch_alter_table("runbooks") as batch:
         batch.add_column(sa.Column("description", sa.String(length=255), nullable=True))
@@ -58,3 +59,4 @@ def downgrade() -> None:
         batch.drop_index("ix_nodes_instance_name")
         batch.drop_column("instance_name")
         batch.drop_column("disable_power_off")
+        batch.drop_column("health")

@@ -1,0 +1,59 @@
+"""A node's ``health`` (API 1.109) read from sushy-emulator's system ``Status.Health`` by the
+power sync's health read, recorded once when it changes (Ironic's text); an interface that
+cannot tell (fake hardware) leaves it alone. Served at a raised maximum version."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from services.common.models import Node
+from services.conductor.periodic import read_health
+from tests.support.api_stack import ServedApi, at, served_at_maximum
+from tests.support.peers_fixtures import REDFISH_USERNAME, RedfishPeers
+from tests.support.redfish_emulator import RedfishEmulator, fake_systems
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedfishPeers]:
+    password = "health-5c1d"
+    with RedfishEmulator(tmp_path_factory.mktemp("health-bmc"), fake_systems(1),
+                         {REDFISH_USERNAME: password}) as emulator:
+        yield RedfishPeers(emulator=emulator, username=REDFISH_USERNAME, password=password)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
+    with served_at_maximum(tmp_path_factory.mktemp("health"), (1, 115)) as stack:
+        yield stack
+
+
+def node_id(served: ServedApi, uuid: str) -> int:
+    with served.manager.db.session() as session:
+        return int(session.scalar(select(Node.id).where(Node.uuid == uuid)) or 0)
+
+
+def test_health_comes_from_the_bmc(served: ServedApi, peers: RedfishPeers) -> None:
+    api: httpx.Client = served.client
+    system = peers.emulator.system_ids[0]
+    redfish = api.post("/v1/nodes", json={"driver": "redfish",
+                                          "driver_info": peers.driver_info(system)}).json()
+    fake = api.post("/v1/nodes", json={"driver": "fake-hardware"}).json()
+    assert redfish["health"] is None
+    for _ in range(2):  # a second read of the same health records nothing new
+        for uuid in (redfish["uuid"], fake["uuid"]):
+            with served.manager.task(node_id(served, uuid)) as task:
+                read_health(task)
+                task.commit()
+    shown = api.get(f"/v1/nodes/{redfish['uuid']}").json()
+    assert shown["health"] == "OK"
+    assert "health" not in api.get(f"/v1/nodes/{redfish['uuid']}", headers=at("1.108")).json()
+    assert api.get(f"/v1/nodes/{fake['uuid']}").json()["health"] is None
+    events = [e["event"] for e in api.get(f"/v1/nodes/{redfish['uuid']}/history").json()[
+        "history"] if "health" in e["event"]]
+    assert events == ["Node health status changed: health='OK' (previously 'None')"]
