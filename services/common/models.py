@@ -330,6 +330,13 @@ class NodeHistory(Base):
     user: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(default=None, onupdate=utcnow)
+    # API 1.113: the project of the request that caused it (none known to a conductor here).
+    project: Mapped[str | None] = mapped_column(String(80))
+    # API 1.115: the node's provision state and target then, and how long (s) it had been in
+    # that state.
+    state: Mapped[str | None] = mapped_column(String(255))
+    target_provision_state: Mapped[str | None] = mapped_column(String(255))
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
 
 
 class NodeInventory(TimestampMixin, Base):

@@ -312,3 +312,31 @@ def test_a_node_with_disable_power_off_is_not_powered_off(api: httpx.Client) -> 
     assert api.get(f"/v1/nodes/{node}").json()["disable_power_off"] is False
     assert api.put(f"/v1/nodes/{node}/states/power",
                    json={"target": "power off"}).status_code == 202
+
+
+# -- 1.113, 1.115: node history's project, state, target and duration ------------------------
+
+
+def test_history_events_carry_the_state_they_happened_in(api: httpx.Client) -> None:
+    node = new_node(api, bios_interface="fake")
+    assert api.put(f"/v1/nodes/{node}/states/provision",
+                   json={"target": "manage"}).status_code == 202
+    wait_state(api, node, "manageable")
+    assert api.put(f"/v1/nodes/{node}/states/provision", json={
+        "target": "clean", "clean_steps": [{"interface": "bios", "step": "factory_reset"}]}
+    ).status_code == 202
+    base = f"/v1/nodes/{node}/history"
+    events = eventually(lambda: api.get(f"{base}?detail=true").json()["history"], 10,
+                        "the clean step's history")
+    newest = events[-1]
+    assert {"project", "state", "target_provision_state", "duration_seconds"} <= set(newest)
+    assert newest["project"] is None
+    assert (newest["state"], newest["target_provision_state"]) in (
+        ("cleaning", "manageable"), ("clean wait", "manageable"), ("manageable", None))
+    assert isinstance(newest["duration_seconds"], int) and newest["duration_seconds"] >= 0
+    at_113 = api.get(f"{base}?detail=true", headers=at("1.113")).json()["history"][-1]
+    assert "project" in at_113 and "state" not in at_113
+    at_112 = api.get(f"{base}/{newest['uuid']}", headers=at("1.112")).json()
+    assert "project" not in at_112 and "duration_seconds" not in at_112
+    assert set(api.get(base).json()["history"][-1]) == {"uuid", "created_at", "severity",
+                                                        "event", "links"}

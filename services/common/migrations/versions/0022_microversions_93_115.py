@@ -1,7 +1,8 @@
 """API 1.93 to 1.115: ports' description, vendor, category (1.97, 1.100, 1.101); port groups'
 physical_network, category (1.102, 1.103); nodes' disable_power_off (1.95), instance_name
 (1.104) and health (1.109); runbooks' description and traits (1.112, each runbook's name its
-first trait, as Ironic's migrate_runbook_names_to_traits)
+first trait, as Ironic's migrate_runbook_names_to_traits); node history's project (1.113),
+state, target_provision_state and duration_seconds (1.115)
 
 Revision ID: 0022
 Revises: 0021
@@ -20,6 +21,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("node_history") as batch:
+        batch.add_column(sa.Column("project", sa.String(length=80), nullable=True))
+        batch.add_column(sa.Column("state", sa.String(length=255), nullable=True))
+        batch.add_column(sa.Column("target_provision_state", sa.String(length=255),
+                                   nullable=True))
+        batch.add_column(sa.Column("duration_seconds", sa.Integer(), nullable=True))
     with op.batch_alter_table("ports") as batch:
         batch.add_column(sa.Column("description", sa.String(length=255), nullable=True))
         batch.add_column(sa.Column("vendor", sa.String(length=32), nullable=True))
@@ -45,6 +52,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("node_history") as batch:
+        for column in ("duration_seconds", "target_provision_state", "state", "project"):
+            batch.drop_column(column)
     with op.batch_alter_table("portgroups") as batch:
         batch.drop_column("category")
         batch.drop_column("physical_network")
