@@ -383,6 +383,9 @@ class BiosSetting(TimestampMixin, Base):
     upper_bound: Mapped[int | None] = mapped_column(BigInteger)
 
 
+FIRMWARE_IDENTITY_FIELDS = ("vendor", "model", "serial_number")  # API 1.114
+
+
 class FirmwareComponent(TimestampMixin, Base):
     """A firmware component's versions as the node's firmware interface read them (Ironic's
     firmware_information, API 1.86)."""
@@ -397,3 +400,7 @@ class FirmwareComponent(TimestampMixin, Base):
     initial_version: Mapped[str | None] = mapped_column(String(255))
     current_version: Mapped[str | None] = mapped_column(String(255))
     last_version_flashed: Mapped[str | None] = mapped_column(String(255))
+    # API 1.114: who made it, what it is.
+    vendor: Mapped[str | None] = mapped_column(String(255))
+    model: Mapped[str | None] = mapped_column(String(255))
+    serial_number: Mapped[str | None] = mapped_column(String(255))

@@ -301,6 +301,10 @@ class FirmwareInterface(Interface):
     def read_components(self, task: Task) -> dict[str, str | None]:
         """Component name -> its current version."""
 
+    def read_identities(self, task: Task) -> dict[str, dict[str, str | None]]:
+        """Component name -> its vendor, model, serial_number (API 1.114); none by default."""
+        return {}
+
     @abstractmethod
     def update(self, task: Task, settings: list[dict[str, Any]]) -> None:
         """Flash each ``{"component", "url"}`` in order; DriverError with the machine's reason

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from services.common.models import Node
+from services.conductor.component_caches import refresh_firmware
 from services.conductor.periodic import read_health
 from tests.support.api_stack import ServedApi, at, served_at_maximum
 from tests.support.peers_fixtures import REDFISH_USERNAME, RedfishPeers
@@ -57,3 +58,27 @@ def test_health_comes_from_the_bmc(served: ServedApi, peers: RedfishPeers) -> No
     events = [e["event"] for e in api.get(f"/v1/nodes/{redfish['uuid']}/history").json()[
         "history"] if "health" in e["event"]]
     assert events == ["Node health status changed: health='OK' (previously 'None')"]
+
+
+def test_firmware_components_name_their_model_from_1_114(served: ServedApi,
+                                                         peers: RedfishPeers) -> None:
+    api: httpx.Client = served.client
+    system = peers.emulator.system_ids[0]
+    node = api.post("/v1/nodes", json={"driver": "redfish",
+                                       "driver_info": peers.driver_info(system)})
+    assert node.status_code == 201, node.text
+    uuid = node.json()["uuid"]
+    with served.manager.task(node_id(served, uuid)) as task:
+        refresh_firmware(task, "verify", set())
+        task.commit()
+    with httpx.Client(auth=(peers.username, peers.password)) as bmc:  # plain http here
+        system_doc = bmc.get(peers.emulator.address + peers.emulator.system_path(system)).json()
+        manager = bmc.get(peers.emulator.address + system_doc["Links"]["ManagedBy"][0][
+            "@odata.id"]).json()
+    components = {c["component"]: c for c in api.get(f"/v1/nodes/{uuid}/firmware").json()[
+        "firmware"]}
+    assert manager.get("Model") and components["bmc"]["model"] == manager["Model"]
+    assert components["bmc"]["current_version"] == manager.get("FirmwareVersion")
+    assert (components["bios"]["vendor"], components["bios"]["serial_number"]) == (None, None)
+    old = api.get(f"/v1/nodes/{uuid}/firmware", headers=at("1.113")).json()["firmware"]
+    assert all("model" not in component for component in old)

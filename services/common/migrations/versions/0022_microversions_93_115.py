@@ -2,7 +2,8 @@
 physical_network, category (1.102, 1.103); nodes' disable_power_off (1.95), instance_name
 (1.104) and health (1.109); runbooks' description and traits (1.112, each runbook's name its
 first trait, as Ironic's migrate_runbook_names_to_traits); node history's project (1.113),
-state, target_provision_state and duration_seconds (1.115)
+state, target_provision_state and duration_seconds (1.115); firmware components' vendor, model
+and serial_number (1.114)
 
 Revision ID: 0022
 Revises: 0021
@@ -21,6 +22,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("firmware_information") as batch:
+        for column in ("vendor", "model", "serial_number"):
+            batch.add_column(sa.Column(column, sa.String(length=255), nullable=True))
     with op.batch_alter_table("node_history") as batch:
         batch.add_column(sa.Column("project", sa.String(length=80), nullable=True))
         batch.add_column(sa.Column("state", sa.String(length=255), nullable=True))
@@ -52,6 +56,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("firmware_information") as batch:
+        for column in ("serial_number", "model", "vendor"):
+            batch.drop_column(column)
     with op.batch_alter_table("node_history") as batch:
         for column in ("duration_seconds", "target_provision_state", "state", "project"):
             batch.drop_column(column)
