@@ -14,18 +14,9 @@ from services.common.models import Node
 from services.conductor.component_caches import refresh_firmware
 from services.conductor.periodic import read_health
 from tests.support.api_stack import ServedApi, at, served_at_maximum
-from tests.support.peers_fixtures import REDFISH_USERNAME, RedfishPeers
-from tests.support.redfish_emulator import RedfishEmulator, fake_systems
+from tests.support.peers_fixtures import RedfishPeers
 
 pytestmark = [pytest.mark.integration]
-
-
-@pytest.fixture(scope="module")
-def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedfishPeers]:
-    password = "health-5c1d"
-    with RedfishEmulator(tmp_path_factory.mktemp("health-bmc"), fake_systems(1),
-                         {REDFISH_USERNAME: password}) as emulator:
-        yield RedfishPeers(emulator=emulator, username=REDFISH_USERNAME, password=password)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +30,9 @@ def node_id(served: ServedApi, uuid: str) -> int:
         return int(session.scalar(select(Node.id).where(Node.uuid == uuid)) or 0)
 
 
-def test_health_comes_from_the_bmc(served: ServedApi, peers: RedfishPeers) -> None:
+def test_health_comes_from_the_bmc(served: ServedApi, redfish_emulator: RedfishPeers) -> None:
     api: httpx.Client = served.client
+    peers = redfish_emulator
     system = peers.emulator.system_ids[0]
     redfish = api.post("/v1/nodes", json={"driver": "redfish",
                                           "driver_info": peers.driver_info(system)}).json()
@@ -61,8 +53,9 @@ def test_health_comes_from_the_bmc(served: ServedApi, peers: RedfishPeers) -> No
 
 
 def test_firmware_components_name_their_model_from_1_114(served: ServedApi,
-                                                         peers: RedfishPeers) -> None:
+                                                         redfish_emulator: RedfishPeers) -> None:
     api: httpx.Client = served.client
+    peers = redfish_emulator
     system = peers.emulator.system_ids[0]
     node = api.post("/v1/nodes", json={"driver": "redfish",
                                        "driver_info": peers.driver_info(system)})
