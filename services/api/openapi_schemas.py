@@ -159,6 +159,8 @@ def _port_create() -> Schema:
     newer: dict[str, Schema] = {  # 1.94 and later, once Enclume speaks them
         field: nullable(field_text(field, limit_of=limit))
         for field, (limit, since) in port_fields.PORT_TEXTS.items() if since <= MAX_VERSION}
+    newer |= {field: nullable(BOOLEAN) for field, (_default, since)
+              in port_fields.PORT_FLAGS.items() if since <= MAX_VERSION}
     if port_fields.NODE_IDENT_VERSION <= MAX_VERSION:
         newer["node_ident"] = NODE_IDENT | {"description": "Instead of node_uuid (API 1.94)."}
     return {
@@ -200,6 +202,7 @@ def _portgroup_create() -> Schema:
             **{field: nullable(field_text(field, limit_of=limit) | {
                 "description": f"Shown from API {since[0]}.{since[1]}."})
                for field, (limit, since) in port_fields.PORTGROUP_TEXTS.items()},
+            **{field: nullable(BOOLEAN) for field in port_fields.PORTGROUP_FLAGS},
         },
     }
 

@@ -6,6 +6,9 @@
   ``node_uuid``;
 - port groups' ``physical_network`` (1.102) and ``category`` (1.103): accepted at every
   version as Ironic's schema does, shown from theirs;
+- ports' ``available_for_dynamic_portgroup`` (1.111, default true; 406 below) and port
+  groups' ``dynamic_portgroup`` (1.111, default false): stored and shown, no trait-based
+  networking reads them;
 - the ``description_contains`` and ``conductor_groups`` filters of ports and the
   ``conductor_groups`` (1.99, ungated as in Ironic) and ``shard`` (1.106; 406 below) filters
   of port groups.
@@ -31,23 +34,32 @@ PORT_TEXTS: dict[str, tuple[str, Version]] = {
     "category": ("category", (1, 101))}
 PORTGROUP_TEXTS: dict[str, tuple[str, Version]] = {
     "physical_network": ("physical_network", (1, 102)), "category": ("category", (1, 103))}
+# Flags: field -> (default, version); the port's is refused below its version (406).
+PORT_FLAGS: dict[str, tuple[bool, Version]] = {"available_for_dynamic_portgroup": (True, (1, 111))}
+PORTGROUP_FLAGS: dict[str, tuple[bool, Version]] = {"dynamic_portgroup": (False, (1, 111))}
 NODE_IDENT_VERSION: Version = (1, 94)
 PORTGROUP_SHARD_VERSION: Version = (1, 106)
 
 
 def refuse_newer_port_fields(fields: Any, version: Version) -> None:
     """Ironic's 406 for a port field newer than the request (in a body or a patch)."""
-    for field, (_limit, since) in PORT_TEXTS.items():
+    newer = {field: since for field, (_limit, since) in PORT_TEXTS.items()} | {
+        field: since for field, (_default, since) in PORT_FLAGS.items()}
+    for field, since in newer.items():
         if field in fields and version < since:
             raise NotAcceptable("Request not acceptable.")
 
 
-def checked_texts(values: dict[str, Any], texts: dict[str, tuple[str, Version]]
-                  ) -> dict[str, Any]:
+def checked_texts(values: dict[str, Any], texts: dict[str, tuple[str, Version]],
+                  flags: dict[str, tuple[bool, Version]]) -> dict[str, Any]:
     clean = dict(values)
     for field, (limit, _since) in texts.items():
         if clean.get(field) is not None:
             clean[field] = validation.text(field, clean[field], limit_of=limit)
+    for field, (default, _since) in flags.items():
+        if field in clean:
+            clean[field] = default if clean[field] is None else validation.boolean(
+                field, clean[field])
     return clean
 
 

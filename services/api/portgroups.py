@@ -47,12 +47,15 @@ router = api_router()
 MODE_VERSION: Version = (1, 26)
 DEFAULT_MODE = "active-backup"  # Ironic's [DEFAULT]default_portgroup_mode
 WRITABLE = frozenset({"address", "extra", "mode", "name", "node_uuid", "properties",
-                      "standalone_ports_supported", *port_fields.PORTGROUP_TEXTS})
+                      "standalone_ports_supported", *port_fields.PORTGROUP_TEXTS,
+                      *port_fields.PORTGROUP_FLAGS})
 CREATABLE = WRITABLE | {"uuid"}
 SORTABLE = {"uuid", "name", "address", "created_at", "updated_at", "id"}
 REMOVED_DEFAULTS: dict[str, Any] = {"address": None, "extra": {}, "name": None,
                                     "properties": {}, "standalone_ports_supported": True,
-                                    **dict.fromkeys(port_fields.PORTGROUP_TEXTS)}
+                                    **dict.fromkeys(port_fields.PORTGROUP_TEXTS),
+                                    **{field: default for field, (default, _since)
+                                       in port_fields.PORTGROUP_FLAGS.items()}}
 
 
 def _check(values: dict[str, Any], name_error: str) -> dict[str, Any]:
@@ -61,7 +64,8 @@ def _check(values: dict[str, Any], name_error: str) -> dict[str, Any]:
     if unknown:
         raise Invalid(f"Unknown attribute(s) for portgroup: {', '.join(unknown)}.")
     clean = port_fields.checked_texts({k: v for k, v in values.items() if k != "node_uuid"},
-                                      port_fields.PORTGROUP_TEXTS)
+                                      port_fields.PORTGROUP_TEXTS,
+                                      port_fields.PORTGROUP_FLAGS)
     if clean.get("name") is not None and not validation.is_valid_name(clean["name"]):
         raise Invalid(name_error.replace("{name}", validation.as_sent(clean["name"])))
     if clean.get("address") is not None:

@@ -39,14 +39,16 @@ router = api_router()
 
 WRITABLE = frozenset({"address", "node_uuid", "extra", "local_link_connection",
                       "physical_network", "pxe_enabled", "is_smartnic", "portgroup_uuid",
-                      *port_fields.PORT_TEXTS})
+                      *port_fields.PORT_TEXTS, *port_fields.PORT_FLAGS})
 CREATABLE = WRITABLE | {"uuid"}
 LOCAL_LINK_KEYS = {"switch_id", "port_id", "switch_info", "network_type"}
 SORTABLE = {"uuid", "address", "created_at", "updated_at", "physical_network", "id"}
 REMOVED_DEFAULTS: dict[str, Any] = {"extra": {}, "local_link_connection": {},
                                     "physical_network": None, "pxe_enabled": True,
                                     "is_smartnic": False, "portgroup_uuid": None,
-                                    **dict.fromkeys(port_fields.PORT_TEXTS)}
+                                    **dict.fromkeys(port_fields.PORT_TEXTS),
+                                    **{field: default for field, (default, _since)
+                                       in port_fields.PORT_FLAGS.items()}}
 
 
 def normalize_mac(value: Any) -> str:
@@ -61,7 +63,7 @@ def _check(values: dict[str, Any], version: Version) -> dict[str, Any]:
                > version and k != "uuid")]
     if unknown:
         raise Invalid(f"Unknown attribute(s) for port: {', '.join(sorted(unknown))}.")
-    clean = port_fields.checked_texts(values, port_fields.PORT_TEXTS)
+    clean = port_fields.checked_texts(values, port_fields.PORT_TEXTS, port_fields.PORT_FLAGS)
     clean["address"] = normalize_mac(values.get("address"))
     for field in ("extra", "local_link_connection"):
         clean[field] = validation.json_object(field, clean.get(field) or {})

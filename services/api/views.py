@@ -51,6 +51,7 @@ PORT_FIELD_VERSIONS: dict[str, Version] = {
     "local_link_connection": (1, 19), "pxe_enabled": (1, 19), "portgroup_uuid": (1, 24),
     "physical_network": (1, 34), "is_smartnic": (1, 53),
     "description": (1, 97), "vendor": (1, 100), "category": (1, 101),
+    "available_for_dynamic_portgroup": (1, 111),
 }
 PORT_LIST_FIELDS = ("uuid", "address", "links")
 
@@ -59,7 +60,7 @@ PORTGROUP_FIELD_VERSIONS: dict[str, Version] = {
         "uuid", "name", "address", "node_uuid", "standalone_ports_supported", "internal_info",
         "extra", "created_at", "updated_at", "links")
 } | {"ports": (1, 24), "mode": (1, 26), "properties": (1, 26),
-     "physical_network": (1, 102), "category": (1, 103)}
+     "physical_network": (1, 102), "category": (1, 103), "dynamic_portgroup": (1, 111)}
 PORTGROUP_LIST_FIELDS = ("uuid", "address", "name", "links")
 
 CHASSIS_FIELD_VERSIONS: dict[str, Version] = {
@@ -156,6 +157,7 @@ def port_document(request: Request, port: Port, node_uuid: str, fields: list[str
         "portgroup_uuid": portgroup_uuid, "physical_network": port.physical_network,
         "is_smartnic": port.is_smartnic, "description": port.description,
         "vendor": port.vendor, "category": port.category,
+        "available_for_dynamic_portgroup": port.available_for_dynamic_portgroup,
     }
     if "links" in fields:
         values["links"] = links(request, "ports", port.uuid)
@@ -170,6 +172,7 @@ def portgroup_document(request: Request, portgroup: Portgroup, node_uuid: str,
         "internal_info": mask(portgroup.internal_info), "extra": portgroup.extra,
         "mode": portgroup.mode, "properties": portgroup.properties,
         "physical_network": portgroup.physical_network, "category": portgroup.category,
+        "dynamic_portgroup": portgroup.dynamic_portgroup,
         "created_at": timestamp(portgroup.created_at),
         "updated_at": timestamp(portgroup.updated_at),
     }

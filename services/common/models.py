@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -175,6 +176,9 @@ class Port(TimestampMixin, Base):
     description: Mapped[str | None] = mapped_column(String(255))
     vendor: Mapped[str | None] = mapped_column(String(32))
     category: Mapped[str | None] = mapped_column(String(80))
+    # API 1.111: may join a dynamic port group (Ironic's trait-based networking; stored only).
+    available_for_dynamic_portgroup: Mapped[bool] = mapped_column(Boolean, default=True,
+                                                                  server_default=true())
 
     node: Mapped[Node] = relationship(back_populates="ports")
     portgroup: Mapped[Portgroup | None] = relationship(back_populates="ports")
@@ -198,6 +202,9 @@ class Portgroup(TimestampMixin, Base):
     # API 1.102, 1.103.
     physical_network: Mapped[str | None] = mapped_column(String(64))
     category: Mapped[str | None] = mapped_column(String(80))
+    # API 1.111: made by trait-based networking (stored only here).
+    dynamic_portgroup: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                    server_default=false())
 
     node: Mapped[Node] = relationship(back_populates="portgroups")
     ports: Mapped[list[Port]] = relationship(back_populates="portgroup")

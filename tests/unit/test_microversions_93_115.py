@@ -340,3 +340,27 @@ def test_history_events_carry_the_state_they_happened_in(api: httpx.Client) -> N
     assert "project" not in at_112 and "duration_seconds" not in at_112
     assert set(api.get(base).json()["history"][-1]) == {"uuid", "created_at", "severity",
                                                         "event", "links"}
+
+
+# -- 1.111: dynamic port groups (fields only) ----------------------------------------------
+
+
+def test_dynamic_portgroup_fields(api: httpx.Client) -> None:
+    node = new_node(api)
+    port = api.post("/v1/ports", json={"address": "52:54:00:12:36:01", "node_uuid": node})
+    assert port.json()["available_for_dynamic_portgroup"] is True
+    assert api.post("/v1/ports", json={"address": "52:54:00:12:36:02", "node_uuid": node,
+                                       "available_for_dynamic_portgroup": False},
+                    headers=at("1.110")).status_code == 406
+    assert "available_for_dynamic_portgroup" not in api.get(
+        f"/v1/ports/{port.json()['uuid']}", headers=at("1.110")).json()
+    patched = api.patch(f"/v1/ports/{port.json()['uuid']}", json=[
+        {"op": "replace", "path": "/available_for_dynamic_portgroup", "value": "false"}])
+    assert patched.json()["available_for_dynamic_portgroup"] is False
+    group = api.post("/v1/portgroups", json={"node_uuid": node}).json()
+    assert group["dynamic_portgroup"] is False
+    dynamic = api.patch(f"/v1/portgroups/{group['uuid']}", json=[
+        {"op": "replace", "path": "/dynamic_portgroup", "value": True}]).json()
+    assert dynamic["dynamic_portgroup"] is True
+    assert "dynamic_portgroup" not in api.get(f"/v1/portgroups/{group['uuid']}",
+                                              headers=at("1.110")).json()

@@ -3,7 +3,8 @@ physical_network, category (1.102, 1.103); nodes' disable_power_off (1.95), inst
 (1.104) and health (1.109); runbooks' description and traits (1.112, each runbook's name its
 first trait, as Ironic's migrate_runbook_names_to_traits); node history's project (1.113),
 state, target_provision_state and duration_seconds (1.115); firmware components' vendor, model
-and serial_number (1.114)
+and serial_number (1.114); ports' available_for_dynamic_portgroup and port groups'
+dynamic_portgroup (1.111)
 
 Revision ID: 0022
 Revises: 0021
@@ -35,9 +36,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("description", sa.String(length=255), nullable=True))
         batch.add_column(sa.Column("vendor", sa.String(length=32), nullable=True))
         batch.add_column(sa.Column("category", sa.String(length=80), nullable=True))
+        batch.add_column(sa.Column("available_for_dynamic_portgroup", sa.Boolean(),
+                                   nullable=False, server_default=sa.true()))
     with op.batch_alter_table("portgroups") as batch:
         batch.add_column(sa.Column("physical_network", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("category", sa.String(length=80), nullable=True))
+        batch.add_column(sa.Column("dynamic_portgroup", sa.Boolean(), nullable=False,
+                                   server_default=sa.false()))
     with op.batch_alter_table("nodes") as batch:
         batch.add_column(sa.Column("instance_name", sa.String(length=255), nullable=True))
         batch.add_column(sa.Column("disable_power_off", sa.Boolean(), nullable=False,
@@ -63,9 +68,11 @@ def downgrade() -> None:
         for column in ("duration_seconds", "target_provision_state", "state", "project"):
             batch.drop_column(column)
     with op.batch_alter_table("portgroups") as batch:
+        batch.drop_column("dynamic_portgroup")
         batch.drop_column("category")
         batch.drop_column("physical_network")
     with op.batch_alter_table("ports") as batch:
+        batch.drop_column("available_for_dynamic_portgroup")
         batch.drop_column("category")
         batch.drop_column("vendor")
         batch.drop_column("description")
