@@ -7,15 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from services.common.db import Database, upgrade_schema
 from services.common.inventory import GIB
-from services.common.models import Node, NodeInventory, Port
+from services.common.models import Node, NodeHistory, NodeInventory, Port
 from services.common.rule_models import InspectionRule
 from services.conductor.task import Task
 from services.drivers.inspect import inventory
@@ -37,11 +36,20 @@ def agent_inventory() -> dict[str, Any]:
         "bmc_address": "192.0.2.200", "bmc_password": "hunter2"}
 
 
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Database:
+    url = f"sqlite:///{tmp_path_factory.mktemp('rules') / 'rules.sqlite'}"
+    upgrade_schema(url)  # once: the migrations take seconds on a loaded machine
+    return Database(url)
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    url = f"sqlite:///{tmp_path / 'rules.sqlite'}"
-    upgrade_schema(url)
-    yield Database(url)
+def db(database: Database) -> Iterator[Database]:
+    """The module's database, emptied of what a test wrote (rules apply to every node)."""
+    yield database
+    with database.session() as session:
+        for model in (NodeHistory, NodeInventory, Port, Node, InspectionRule):
+            session.execute(delete(model))
 
 
 def inspect_with(db: Database, rules: list[dict[str, Any]],
