@@ -1,6 +1,7 @@
-"""A node's ``health`` (API 1.109) read from sushy-emulator's system ``Status.Health`` by the
-power sync's health read, recorded once when it changes (Ironic's text); an interface that
-cannot tell (fake hardware) leaves it alone. Served at a raised maximum version."""
+"""Against sushy-emulator, served at a raised maximum version: a node's ``health`` (API 1.109)
+read from the system's ``Status.Health`` by the power sync's health read, recorded once when it
+changes (Ironic's text), left alone by an interface that cannot tell (fake hardware); the
+firmware components' identity (1.114): the BMC's model is its manager's."""
 
 from __future__ import annotations
 
