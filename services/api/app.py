@@ -30,6 +30,7 @@ from services.api import (
     portgroups,
     ports,
     root,
+    runbook_traits,
     runbooks,
     shards,
     versions,
@@ -54,6 +55,7 @@ from services.api.json_suffix import JsonSuffixMiddleware
 from services.api.limits import BodySizeLimitMiddleware
 from services.api.openapi_install import install_openapi
 from services.api.policy_gate import enforce_policy
+from services.api.request_id import RequestIdMiddleware
 from services.api.responses import SafeJSONResponse
 from services.api.ui.app import install as install_web_page
 from services.api.versions import VersionMiddleware
@@ -70,6 +72,7 @@ def _speakable_routers() -> list[APIRouter]:
     inspection rules 1.96): included once ``MAX_VERSION`` reaches theirs (until then their
     paths are 404 at every version, as unserved resources are)."""
     return [router for since, router in ((runbooks.VERSION, runbooks.router),
+                                         (runbooks.VERSION, runbook_traits.router),
                                          (inspection_rules.VERSION, inspection_rules.router))
             if since <= versions.MAX_VERSION]
 
@@ -108,7 +111,7 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
         app.include_router(router, dependencies=[Depends(enforce_policy)])
     install_openapi(app)
     install_web_page(app, settings, source)  # /ui/: the teacher web page
-    # Starlette runs the last added middleware first: the request timer, size limit, auth,
+    # Starlette runs the last added middleware first: the request id, timer, size limit, auth,
     # versions, then /metrics (behind auth when ENCLUME_METRICS_REQUIRE_AUTH, else public).
     metrics = settings.metrics
     if metrics.enabled:
@@ -127,4 +130,5 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
                        unlimited=enclume_image_uploads.is_upload_body)
     if metrics.enabled:
         app.add_middleware(RequestTimer)
+    app.add_middleware(RequestIdMiddleware)  # first of all: every answer names its request
     return app

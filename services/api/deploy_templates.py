@@ -132,8 +132,10 @@ def _patched(session: Session, template: DeployTemplate, patch: list[dict[str, A
 
 RESOURCE = named_routes.NamedResource(
     kind=KIND, version=VERSION, too_old="The API version does not allow deploy templates",
-    find=find_template, check=_check, patched=_patched,
-    not_writable="'/{field}' can not be updated on a deploy template.", writable=WRITABLE,
+    find=find_template, check=lambda body, _version: _check(body),
+    patched=lambda session, record, patch, _version: _patched(session, record, patch),
+    not_writable="'/{field}' can not be updated on a deploy template.",
+    writable=lambda _version: WRITABLE,
     created_conflict=lambda values: f"A deploy template with name {values['name']} already "
                                     "exists.",
     updated_conflict="A deploy template with that name already exists.", conflict=_conflict)

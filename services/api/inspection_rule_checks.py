@@ -10,34 +10,10 @@ from typing import Any
 
 from services.common import validation
 from services.common.exceptions import Invalid
+from services.common.inspection_rule_ops import ACTIONS, OPERATORS, PLUGIN_DATA_ACTIONS
 
 PHASES = ("main",)
 MAX_PRIORITY = 9999
-# operator -> (required args, optional args), as their __call__ signatures in Ironic.
-OPERATORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "eq": (("values",), ("force_strings",)), "lt": (("values",), ("force_strings",)),
-    "gt": (("values",), ("force_strings",)), "is-empty": (("value",), ()),
-    "in-net": (("address", "subnet"), ()), "matches": (("value", "regex"), ()),
-    "contains": (("value", "regex"), ()), "one-of": (("value",), ("values",)),
-    "is-none": (("value",), ()), "is-true": (("value",), ()), "is-false": (("value",), ()),
-}
-ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "fail": (("msg",), ()), "log": (("msg",), ("level",)),
-    "set-attribute": (("path", "value"), ()),
-    "extend-attribute": (("path", "value"), ("unique",)),
-    "del-attribute": (("path",), ()), "set-capability": (("name", "value"), ()),
-    "unset-capability": (("name",), ()), "add-trait": (("name",), ()),
-    "remove-trait": (("name",), ()),
-    "set-plugin-data": (("path", "value", "plugin_data"), ()),
-    "extend-plugin-data": (("path", "value", "plugin_data"), ("unique",)),
-    "unset-plugin-data": (("path", "plugin_data"), ()),
-    "set-port-attribute": (("port_id", "path", "value"), ()),
-    "extend-port-attribute": (("port_id", "path", "value"), ("unique",)),
-    "del-port-attribute": (("port_id", "path"), ()),
-    "api-call": (("url",), ("headers", "proxies", "timeout", "retries", "backoff_factor")),
-}
-# The actions whose plugin_data argument Ironic supplies itself.
-PLUGIN_DATA_ACTIONS = frozenset({"set-plugin-data", "extend-plugin-data", "unset-plugin-data"})
 FIELDS = ("uuid", "description", "priority", "sensitive", "phase", "conditions", "actions")
 VALIDATION_FAILED = "Validation failed for inspection rule: "
 

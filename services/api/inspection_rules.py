@@ -2,7 +2,7 @@
 below it): rules checked by ``inspection_rule_checks`` (Ironic's schema, phases, priorities,
 operators and their arguments), found by UUID, listed by priority's and phase's fields. A
 ``sensitive`` rule shows no conditions or actions, and cannot become not sensitive again.
-They are stored and served; inspection does not run them yet (docs/api.md).
+Inspection runs them (services/drivers/inspect/rules.py).
 """
 
 from __future__ import annotations
@@ -79,8 +79,10 @@ def _patched(session: Session, rule: InspectionRule, patch: list[dict[str, Any]]
 
 RESOURCE = named_routes.NamedResource(
     kind=KIND, version=VERSION, too_old="The API version does not allow inspection rules",
-    find=find_rule, check=check, patched=_patched,
-    not_writable="Cannot update the field {field!r} of an inspection rule.", writable=WRITABLE,
+    find=find_rule, check=lambda body, _version: check(body),
+    patched=lambda session, record, patch, _version: _patched(session, record, patch),
+    not_writable="Cannot update the field {field!r} of an inspection rule.",
+    writable=lambda _version: WRITABLE,
     created_conflict=lambda values: f"An inspection rule with UUID {values.get('uuid')} "
                                     "already exists.",
     updated_conflict="An inspection rule with that UUID already exists.",

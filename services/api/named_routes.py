@@ -33,11 +33,11 @@ class NamedResource:
     version: Version
     too_old: str  # the 404/405 text below ``version``
     find: Callable[[Session, str], Record]
-    check: Callable[[Any], dict[str, Any]]  # a created resource's fields, validated
+    check: Callable[[Any, Version], dict[str, Any]]  # a created resource's fields, validated
     # The values a validated patch leaves (the resource's own rules on its fields).
-    patched: Callable[[Session, Record, list[dict[str, Any]]], dict[str, Any]]
+    patched: Callable[[Session, Record, list[dict[str, Any]], Version], dict[str, Any]]
     not_writable: str  # "... {field} ..." refused in a patch
-    writable: frozenset[str]
+    writable: Callable[[Version], frozenset[str]]  # the fields a patch may change
     created_conflict: Callable[[dict[str, Any]], str]
     updated_conflict: str
     conflict: Callable[[Session, dict[str, Any], int | None], None] = lambda *_: None
@@ -84,7 +84,7 @@ def install(router: APIRouter, resource: NamedResource) -> None:
                version: Version = Depends(api_version),
                db: Database = Depends(database)) -> Response:
         resource.check_version(version, "POST")
-        values = resource.check(body)
+        values = resource.check(body, version)
         try:
             with db.session() as session:
                 resource.conflict(session, values, None)
@@ -105,12 +105,12 @@ def install(router: APIRouter, resource: NamedResource) -> None:
         resource.check_version(version, "PATCH")
         for operation in validate_patch(patch):
             field = operation["path"].lstrip("/").split("/")[0]
-            if field not in resource.writable:
+            if field not in resource.writable(version):
                 raise Invalid(resource.not_writable.format(field=field))
         try:
             with db.session() as session:
                 record = resource.find(session, ident)
-                values = resource.patched(session, record, patch)
+                values = resource.patched(session, record, patch, version)
                 resource.conflict(session, values, record.id)
                 for field, value in values.items():
                     setattr(record, field, value)

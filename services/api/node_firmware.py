@@ -15,11 +15,12 @@ from services.api.routing import api_router
 from services.api.versions import Version
 from services.api.views import timestamp
 from services.common.db import Database
-from services.common.models import FirmwareComponent
+from services.common.models import FIRMWARE_IDENTITY_FIELDS, FirmwareComponent
 
 router = api_router(prefix="/v1/nodes/{ident}/firmware")
 
 FIRMWARE_VERSION: Version = (1, 86)
+IDENTITY_VERSION: Version = (1, 114)  # vendor, model, serial_number
 
 
 @router.get("")
@@ -30,8 +31,10 @@ def list_firmware_components(ident: str, version: Version = Depends(api_version)
         node = find_node(session, ident, version)
         rows = session.scalars(select(FirmwareComponent).where(
             FirmwareComponent.node_id == node.id).order_by(FirmwareComponent.component))
+        identity = FIRMWARE_IDENTITY_FIELDS if version >= IDENTITY_VERSION else ()
         return {"firmware": [{
             "created_at": timestamp(row.created_at), "updated_at": timestamp(row.updated_at),
             "component": row.component, "initial_version": row.initial_version,
             "current_version": row.current_version,
-            "last_version_flashed": row.last_version_flashed} for row in rows]}
+            "last_version_flashed": row.last_version_flashed,
+            **{name: getattr(row, name) for name in identity}} for row in rows]}

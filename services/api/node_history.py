@@ -27,6 +27,14 @@ router = api_router(prefix="/v1/nodes/{ident}/history")
 # Ironic's list shows these; ?detail=true and a single entry show them all.
 SUMMARY_FIELDS = ("uuid", "created_at", "severity", "event")
 DETAIL_FIELDS = ("uuid", "created_at", "user", "severity", "event", "event_type", "conductor")
+NEWER_DETAIL_FIELDS: dict[str, Version] = {
+    "project": (1, 113), "state": (1, 115), "target_provision_state": (1, 115),
+    "duration_seconds": (1, 115)}
+
+
+def detail_fields(version: Version) -> tuple[str, ...]:
+    return DETAIL_FIELDS + tuple(name for name, since in NEWER_DETAIL_FIELDS.items()
+                                 if since <= version)
 
 
 VERSION: Version = (1, 78)
@@ -47,6 +55,10 @@ def _document(request: Request, node: Node, entry: NodeHistory, fields: tuple[st
         "event": mask(entry.event),
         "event_type": entry.event_type,
         "conductor": entry.conductor,
+        "project": entry.project,
+        "state": entry.state,
+        "target_provision_state": entry.target_provision_state,
+        "duration_seconds": entry.duration_seconds,
     }
     document = {name: values[name] for name in fields}
     document["links"] = [{"href": f"{base_url(request)}/v1/nodes/{node.uuid}/history/"
@@ -60,7 +72,8 @@ def list_history(ident: str, request: Request, version: Version = Depends(api_ve
     _check_version(version)
     if request.query_params.get("fields") is not None:
         raise Invalid("The fields parameter is not supported for node history.")
-    query = collection.parse_list_query(request, version=version, visible=list(DETAIL_FIELDS),
+    query = collection.parse_list_query(request, version=version,
+                                        visible=list(detail_fields(version)),
                                         summary=SUMMARY_FIELDS, sortable={"created_at"},
                                         default_sort="created_at")
     with db.session() as session:
@@ -89,4 +102,4 @@ def show_history_event(ident: str, event_uuid: str, request: Request,
         ) if is_uuid(event_uuid) else None
         if entry is None:
             raise NotFound(f"Node history record {event_uuid} could not be found.")
-        return _document(request, node, entry, DETAIL_FIELDS)
+        return _document(request, node, entry, detail_fields(version))

@@ -13,7 +13,7 @@ from services.common.hardware_types import UnknownHardwareType
 from services.common.node_fields import INTERFACES
 
 DICT_FIELDS = ("driver_info", "properties", "instance_info", "extra", "network_data")
-BOOL_FIELDS = ("maintenance", "protected", "retired")
+BOOL_FIELDS = ("maintenance", "protected", "retired", "disable_power_off")
 INTERFACE_FIELDS = tuple(f"{name}_interface" for name in INTERFACES)
 # Free and single-line text, checked by validation.text against FIELD_LIMITS.
 TEXT_FIELDS = ("description", "maintenance_reason", "protected_reason", "retired_reason",
@@ -23,11 +23,12 @@ WRITABLE = frozenset({
     "name", "description", "driver", *DICT_FIELDS, "instance_uuid", *INTERFACE_FIELDS,
     "resource_class", "conductor_group", "owner", "lessee", "maintenance", "maintenance_reason",
     "automated_clean", "protected", "protected_reason", "retired", "retired_reason",
-    "chassis_uuid", "shard", "parent_node",
+    "chassis_uuid", "shard", "parent_node", "instance_name", "disable_power_off",
 })
 CREATABLE = (WRITABLE - {"maintenance", "maintenance_reason"}) | {"uuid"}
 DEFAULTS: dict[str, Any] = {name: {} for name in DICT_FIELDS} | {
     "maintenance": False, "protected": False, "retired": False, "conductor_group": "",
+    "disable_power_off": False,
 }
 
 
@@ -66,6 +67,11 @@ def _checked(field: str, value: Any) -> Any:
     if field in BOOL_FIELDS or field == "automated_clean":
         return validation.boolean(field, value)  # "True", "no"...: as Ironic's args.boolean
     if field in TEXT_FIELDS:
+        return validation.text(field, value)
+    if field == "instance_name":  # 1.104; Ironic's schema: 1 to 255 characters
+        if value == "":
+            raise Invalid("Invalid input for field/attribute instance_name. Value: ''. "
+                          "'' is too short")
         return validation.text(field, value)
     if field in ("uuid", "instance_uuid", "chassis_uuid"):
         return validation.uuid_value(field, value)

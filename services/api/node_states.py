@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Body, Depends, Request, Response
 
-from services.api import node_rules, runbooks
+from services.api import node_rules, runbooks, versions
 from services.api.deps import api_version, conductor, database, find_node
 from services.api.drivers import RAID_VERSION
 from services.api.nodes import NodeRenderer, full_fields
@@ -20,6 +20,8 @@ from services.common.exceptions import Invalid, NotAcceptable
 from services.common.hardware_types import BOOT_DEVICES
 from services.common.models import Node
 from services.conductor.interface import ConductorAPI
+
+DEPLOY_WAIT_ABORT_VERSION: Version = (1, 110)
 
 router = api_router(prefix="/v1/nodes")
 # Targets Ironic answers 406 to below their version (the others: 400).
@@ -91,6 +93,7 @@ def set_provision_state(ident: str, request: Request, body: Any = Body(...),
                                                      options["rescue_password"])
     with db.session() as session:
         node = find_node(session, ident, version)
+        _check_deploy_wait_abort(node, target, version)
         if options.get("runbook") is not None:
             options = runbooks.provision_options(session, node.uuid, list(node.traits or []),
                                                  target, options, version)
@@ -105,6 +108,14 @@ def _service_steps(steps: Any) -> list[dict[str, Any]]:
         raise Invalid('"service_steps" is required when setting target provision state to '
                       "service")
     return validation.service_steps("service_steps", steps)
+
+
+def _check_deploy_wait_abort(node: Node, target: str, version: Version) -> None:
+    """Ironic's 406 for an abort in ``wait call-back`` below API 1.110. Enclume aborted a
+    deploy there before it spoke 1.110, at every version: it refuses them once it speaks it."""
+    if (target == "abort" and node.provision_state == states.ProvisionState.DEPLOYWAIT
+            and version < DEPLOY_WAIT_ABORT_VERSION <= versions.MAX_VERSION):
+        raise NotAcceptable("Request not acceptable.")
 
 
 def _check_rescue_password(node: Node, target: str, password: str | None) -> None:

@@ -41,7 +41,9 @@ SORTABLE = {"uuid", "name", "driver", "provision_state", "power_state", "mainten
 FILTERS = ("chassis_uuid", "provision_state", "maintenance", "associated", "driver",
            "resource_class", "conductor_group", "owner", "lessee", "fault", "instance_uuid",
            "retired", "description_contains")
-NEWER_FILTERS = ("shard", "sharded", "include_children", "parent_node")  # 1.82, 1.83
+NEWER_FILTERS = ("shard", "sharded", "include_children", "parent_node",  # 1.82, 1.83
+                 "instance_name")  # 1.104
+INSTANCE_NAME_VERSION: Version = (1, 104)
 CHILDREN_VERSION: Version = (1, 83)
 INVENTORY_VERSION: Version = (1, 81)
 PARENT_ERROR = "Unable to apply the requested parent_node '{ident}'. Requested value was invalid."
@@ -148,6 +150,10 @@ def _newer_filters(statement: Select[tuple[Node]], request: Request, version: Ve
     if sharded is not None:
         statement = statement.where(Node.shard.is_not(None) if collection.parse_bool(
             "sharded", sharded) else Node.shard.is_(None))
+    if (instance_name := params.get("instance_name")) is not None:
+        if version < INSTANCE_NAME_VERSION:  # Ironic's own text for this filter
+            raise NotAcceptable("instance_name is not acceptable in this API version")
+        statement = statement.where(Node.instance_name == instance_name)
     if not collection.parse_bool("include_children", include_children):
         statement = statement.where(Node.parent_node == parent if parent is not None
                                     else Node.parent_node.is_(None))
@@ -290,6 +296,7 @@ def update_node(ident: str, request: Request, patch: Any = Body(...),
                 values["parent_node"] = parent_uuid(session, values["parent_node"],
                                                     current["owner"])
         current["chassis_id"] = node.chassis_id
+        _name_from_display_name(values, current)
         changed = {field: value for field, value in values.items() if value != current[field]}
         if changed:
             manager.update_node(node.uuid, changed, expected=current)
@@ -299,6 +306,16 @@ def update_node(ident: str, request: Request, patch: Any = Body(...),
     with db.session() as session:
         node = find_node(session, uuid, version)
         return NodeRenderer(request, session, version, full_fields(version)).one(node)
+
+
+def _name_from_display_name(values: dict[str, Any], current: dict[str, Any]) -> None:
+    """As Ironic (1.104): new instance_info with a ``display_name`` names the instance when
+    no instance_name is set."""
+    display_name = (values.get("instance_info") or {}).get("display_name")
+    if (values.get("instance_info") != current["instance_info"]
+            and not values.get("instance_name") and isinstance(display_name, str)
+            and 0 < len(display_name) <= validation.FIELD_LIMITS["instance_name"]):
+        values["instance_name"] = display_name
 
 
 @router.delete("/{ident}", status_code=204)

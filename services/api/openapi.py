@@ -301,6 +301,8 @@ QUERY: dict[str, tuple[str, Schema, str]] = {
     "sharded": ("sharded", BOOLEAN_WORD, "Has a shard (API 1.82; 406 below)."),
     "include_children": ("include_children", BOOLEAN_WORD, "Child nodes too (API 1.83)."),
     "parent_node": ("parent_node", TEXT, "The children of this node UUID (API 1.83)."),
+    "instance_name": ("instance_name", TEXT, "The nodes of this instance name (API 1.104; "
+                                             "406 below)."),
     "node": ("node", TEXT, "A node's UUID or name."),
     "node_uuid": ("node_uuid", UUID, "A node's UUID."),
     "address": ("address", TEXT, "A MAC address."),

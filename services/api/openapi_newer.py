@@ -55,13 +55,34 @@ def _collection_operations(base: str, name: str, ident: str, *filters: str
     }
 
 
+def _runbook_traits() -> dict[tuple[str, str], dict[str, Any]]:
+    """/v1/runbooks/{ident}/traits (API 1.112; 404 below, runbooks' 404/405 below 1.92)."""
+    base = "/v1/runbooks/{ident}/traits"
+    ident = {"ident": "A runbook's UUID or name."}
+    trait = ident | {"trait": "A standard trait or CUSTOM_..."}
+    summary = " (API 1.112; 404 below)"
+    return {
+        ("get", base): {"status": 200, "response": "Traits", "errors": (404,),
+                        "path_names": ident, "summary": "The runbook's traits" + summary},
+        ("put", base): {"status": 204, "body": "Traits", "errors": (404, 405),
+                        "path_names": ident, "summary": "Replace its traits" + summary},
+        ("delete", base): {"status": 204, "errors": (404, 405), "path_names": ident,
+                           "summary": "Remove all its traits" + summary},
+        ("put", base + "/{trait}"): {"status": 204, "errors": (404, 405), "path_names": trait,
+                                     "summary": "Add a trait, with no body" + summary},
+        ("delete", base + "/{trait}"): {"status": 204, "errors": (404, 405),
+                                        "path_names": trait,
+                                        "summary": "Remove a trait" + summary},
+    }
+
+
 def operations() -> dict[tuple[str, str], dict[str, Any]]:
     """The keyword arguments of each route's ``Operation`` (runbooks and inspection rules
     once ``MAX_VERSION`` reaches theirs, as services/api/app.py includes their routes)."""
     built: dict[tuple[str, str], dict[str, Any]] = {}
     if runbooks.VERSION <= versions.MAX_VERSION:
         built |= _collection_operations("/v1/runbooks", "Runbook",
-                                        "A runbook's UUID or name.")
+                                        "A runbook's UUID or name.") | _runbook_traits()
     if inspection_rules.VERSION <= versions.MAX_VERSION:
         built |= _collection_operations("/v1/inspection_rules", "InspectionRule",
                                         "An inspection rule's UUID.", "phase")
@@ -90,18 +111,26 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
 def schemas() -> dict[str, Schema]:
     steps = {"type": "array", "items": RUNBOOK_STEP_SCHEMA}
     rule = inspection_rule_checks.schema()
+    writable = runbooks.writable(versions.MAX_VERSION)
+    name: Schema = TRAIT
+    more: dict[str, Schema] = {}
+    if versions.MAX_VERSION >= runbooks.TRAITS_VERSION:  # any unreserved name, a description
+        name = {"type": "string", "minLength": 1, "maxLength": 255,
+                "pattern": "^[A-Za-z0-9\\-._~]+$"}
+        more = {"description": nullable({"type": "string", "maxLength": 255})}
     return {
         "RunbookCreate": {
             "type": "object", "required": ["name", "steps"], "additionalProperties": False,
-            "properties": {"uuid": nullable(UUID), "extra": nullable(OBJECT), "name": TRAIT,
+            "properties": {"uuid": nullable(UUID), "extra": nullable(OBJECT), "name": name,
                            "steps": steps | {"minItems": 1},
                            "disable_ramdisk": nullable({"type": "boolean"}),
                            "public": nullable({"type": "boolean"}),
-                           "owner": nullable({"type": "string", "maxLength": 255})}},
-        "RunbookPatch": _patch(runbooks.WRITABLE, "Writable runbook fields: "
-                               + ", ".join(sorted(runbooks.WRITABLE)) + "."),
+                           "owner": nullable({"type": "string", "maxLength": 255}), **more}},
+        "RunbookPatch": _patch(writable, "Writable runbook fields: "
+                               + ", ".join(sorted(writable)) + "."),
         "Runbook": _document(runbooks.FIELD_VERSIONS, {
-            "uuid": UUID, "links": LINKS, "extra": OBJECT, "name": TRAIT, "steps": steps}),
+            "uuid": UUID, "links": LINKS, "extra": OBJECT, "name": name, "steps": steps,
+            "traits": {"type": "array", "items": TRAIT}}),
         "RunbookCollection": _collection("runbooks", "Runbook"),
         "InspectionRuleCreate": rule,
         "InspectionRulePatch": _patch(inspection_rules.WRITABLE, "Writable inspection rule "

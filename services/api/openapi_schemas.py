@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from services.api import chassis, node_rules, portgroups, ports
+from services.api import chassis, node_rules, port_fields, portgroups, ports
 from services.api.versions import MAX_VERSION
 from services.api.views import (
     ALLOCATION_FIELD_VERSIONS,
@@ -119,6 +119,8 @@ def _node_field(field: str) -> Schema:
         return nullable(CONDUCTOR_GROUP)
     if field == "name":
         return nullable(NAME)
+    if field == "instance_name":
+        return nullable(field_text(field, minLength=1))
     if field == "parent_node":
         return nullable(NODE_IDENT | {"description": "An existing node of the same owner "
                                                      "(API 1.83); stored as its UUID."})
@@ -154,9 +156,16 @@ def _patch(writable: Iterable[str], description: str) -> Schema:
 def _port_create() -> Schema:
     link_keys = {key: field_text("local_link_connection")
                  for key in sorted(ports.LOCAL_LINK_KEYS)}
+    newer: dict[str, Schema] = {  # 1.94 and later, once Enclume speaks them
+        field: nullable(field_text(field, limit_of=limit))
+        for field, (limit, since) in port_fields.PORT_TEXTS.items() if since <= MAX_VERSION}
+    newer |= {field: nullable(BOOLEAN) for field, (_default, since)
+              in port_fields.PORT_FLAGS.items() if since <= MAX_VERSION}
+    if port_fields.NODE_IDENT_VERSION <= MAX_VERSION:
+        newer["node_ident"] = NODE_IDENT | {"description": "Instead of node_uuid (API 1.94)."}
     return {
         "type": "object",
-        "required": ["address", "node_uuid"],
+        "required": ["address"] if "node_ident" in newer else ["address", "node_uuid"],
         "additionalProperties": False,
         "properties": {
             "address": MAC,
@@ -170,6 +179,7 @@ def _port_create() -> Schema:
             "is_smartnic": BOOLEAN,
             "portgroup_uuid": nullable(UUID | {"description": "A port group of the same node "
                                                               "(API 1.24)."}),
+            **newer,
         },
     }
 
@@ -189,6 +199,10 @@ def _portgroup_create() -> Schema:
             "mode": nullable(field_text("mode", description="API 1.26; default "
                                                             f"{portgroups.DEFAULT_MODE}.")),
             "properties": nullable(OBJECT | {"description": "API 1.26."}),
+            **{field: nullable(field_text(field, limit_of=limit) | {
+                "description": f"Shown from API {since[0]}.{since[1]}."})
+               for field, (limit, since) in port_fields.PORTGROUP_TEXTS.items()},
+            **{field: nullable(BOOLEAN) for field in port_fields.PORTGROUP_FLAGS},
         },
     }
 

@@ -14,7 +14,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from services.api import collection
+from services.api import collection, port_fields
 from services.api.deps import (
     SUBCOLLECTIONS_VERSION,
     api_version,
@@ -49,11 +49,15 @@ router = api_router()
 MODE_VERSION: Version = (1, 26)
 DEFAULT_MODE = "active-backup"  # Ironic's [DEFAULT]default_portgroup_mode
 WRITABLE = frozenset({"address", "extra", "mode", "name", "node_uuid", "properties",
-                      "standalone_ports_supported"})
+                      "standalone_ports_supported", *port_fields.PORTGROUP_TEXTS,
+                      *port_fields.PORTGROUP_FLAGS})
 CREATABLE = WRITABLE | {"uuid"}
 SORTABLE = {"uuid", "name", "address", "created_at", "updated_at", "id"}
 REMOVED_DEFAULTS: dict[str, Any] = {"address": None, "extra": {}, "name": None,
-                                    "properties": {}, "standalone_ports_supported": True}
+                                    "properties": {}, "standalone_ports_supported": True,
+                                    **dict.fromkeys(port_fields.PORTGROUP_TEXTS),
+                                    **{field: default for field, (default, _since)
+                                       in port_fields.PORTGROUP_FLAGS.items()}}
 
 
 def _check(values: dict[str, Any], name_error: str) -> dict[str, Any]:
@@ -61,7 +65,9 @@ def _check(values: dict[str, Any], name_error: str) -> dict[str, Any]:
     unknown = sorted(set(values) - CREATABLE)
     if unknown:
         raise Invalid(f"Unknown attribute(s) for portgroup: {', '.join(unknown)}.")
-    clean = {k: v for k, v in values.items() if k != "node_uuid"}
+    clean = port_fields.checked_texts({k: v for k, v in values.items() if k != "node_uuid"},
+                                      port_fields.PORTGROUP_TEXTS,
+                                      port_fields.PORTGROUP_FLAGS)
     if clean.get("name") is not None and not validation.is_valid_name(clean["name"]):
         raise Invalid(name_error.replace("{name}", validation.as_sent(clean["name"])))
     if clean.get("address") is not None:
@@ -106,6 +112,8 @@ def _list(request: Request, version: Version, db: Database, detail: bool, path: 
             statement = statement.where(Portgroup.node_id.in_(owned_or_leased(project)))
         if address := request.query_params.get("address"):
             statement = statement.where(Portgroup.address == address.lower())
+        statement = port_fields.portgroup_filters(statement, request.query_params, version,
+                                                  node_ident)
         marker = collection.marker_row(session, Portgroup.uuid, query.marker)
         groups = collection.page(session, statement, query, Portgroup.id,
                                  getattr(Portgroup, query.sort_key), marker)

@@ -10,7 +10,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from services.api import collection
+from services.api import collection, port_fields
 from services.api.deps import (
     SUBCOLLECTIONS_VERSION,
     api_version,
@@ -53,7 +53,8 @@ from services.conductor.interface import ConductorAPI
 router = api_router()
 
 WRITABLE = frozenset({"address", "node_uuid", "extra", "local_link_connection",
-                      "physical_network", "pxe_enabled", "is_smartnic", "portgroup_uuid", "name"})
+                      "physical_network", "pxe_enabled", "is_smartnic", "portgroup_uuid", "name",
+                      *port_fields.PORT_TEXTS, *port_fields.PORT_FLAGS})
 # Fields from this version on are Ironic's 406 below their version (older ones: 400, as ever).
 NOT_ACCEPTABLE_SINCE: Version = (1, 88)
 CREATABLE = WRITABLE | {"uuid"}
@@ -61,7 +62,10 @@ LOCAL_LINK_KEYS = {"switch_id", "port_id", "switch_info", "network_type"}
 SORTABLE = {"uuid", "address", "created_at", "updated_at", "physical_network", "id"}
 REMOVED_DEFAULTS: dict[str, Any] = {"extra": {}, "local_link_connection": {},
                                     "physical_network": None, "pxe_enabled": True,
-                                    "is_smartnic": False, "portgroup_uuid": None, "name": None}
+                                    "is_smartnic": False, "portgroup_uuid": None, "name": None,
+                                    **dict.fromkeys(port_fields.PORT_TEXTS),
+                                    **{field: default for field, (default, _since)
+                                       in port_fields.PORT_FLAGS.items()}}
 
 
 def normalize_mac(value: Any) -> str:
@@ -86,7 +90,7 @@ def _check(values: dict[str, Any], version: Version,
                > version and k != "uuid")]
     if unknown:
         raise Invalid(f"Unknown attribute(s) for port: {', '.join(sorted(unknown))}.")
-    clean = dict(values)
+    clean = port_fields.checked_texts(values, port_fields.PORT_TEXTS, port_fields.PORT_FLAGS)
     clean["address"] = normalize_mac(values.get("address"))
     for field in ("extra", "local_link_connection"):
         clean[field] = validation.json_object(field, clean.get(field) or {})
@@ -175,6 +179,7 @@ def _list(request: Request, version: Version, db: Database, detail: bool, path: 
             statement = statement.where(Port.node_id.in_(owned_or_leased(project)))
         if address := request.query_params.get("address"):
             statement = statement.where(Port.address == address.lower())
+        statement = port_fields.port_filters(statement, request.query_params)
         shard = request.query_params.get("shard")
         collection.require_filter_version(version, SHARD_VERSION, shard)
         if shard is not None:  # the ports of the nodes in these shards (1.82)
@@ -254,10 +259,10 @@ def create_port(request: Request, body: Any = Body(...),
                 db: Database = Depends(database)) -> Response:
     if not isinstance(body, dict):
         raise Invalid("Invalid port: expected a JSON object.")
-    if not body.get("node_uuid"):
-        raise Invalid("Mandatory field missing: node_uuid.")
+    port_fields.refuse_newer_port_fields(body, version)
+    body = dict(body)
+    node_ident = port_fields.node_of_new_port(body, version)
     values = _check(body, version)
-    node_ident = validation.node_ident("node_uuid", values.pop("node_uuid"))
     try:
         with db.session() as session:
             node = find_node(session, node_ident, version)
@@ -283,6 +288,7 @@ def update_port(ident: str, request: Request, patch: Any = Body(...),
         if (field == "local_link_connection" and version < VTEP_VERSION
                 and any(key in json.dumps(operation.get("value")) for key in VTEP_KEYS)):
             raise NotAcceptable("Request not acceptable.")  # Ironic's answer below 1.90
+        port_fields.refuse_newer_port_fields((field,), version)
         if field not in WRITABLE or PORT_FIELD_VERSIONS[field] > version:
             raise Invalid(f"'/{field}' can not be updated on a port.")
 

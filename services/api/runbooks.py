@@ -2,13 +2,17 @@
 
 A runbook is named by a trait and holds clean steps with an ``order``; ``PUT
 /v1/nodes/{id}/states/provision`` with ``{"target": "clean", "runbook": <uuid or name>}`` runs
-them on a node whose traits hold the runbook's name (services/api/node_states.py). Its steps
+them on a node whose traits hold the runbook's name (services/api/node_states.py). From 1.112
+(Ironic's runbook traits): the node needs one of the runbook's ``traits`` instead
+(runbook_traits.py sets them), a name is any unreserved URL text, and a runbook has a
+``description``; a PATCH accepts those names at every version, as Ironic's. Its steps
 are checked as a deploy template's are (``validation.runbook_steps``, duplicates refused).
 Runbooks have no conductor: the API writes them.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import Request
@@ -29,14 +33,25 @@ from services.common.secrets import mask
 router = api_router(prefix="/v1/runbooks")
 
 VERSION: Version = (1, 92)
+TRAITS_VERSION: Version = (1, 112)
 FIELD_VERSIONS: dict[str, Version] = {
     name: VERSION for name in ("uuid", "name", "steps", "disable_ramdisk", "extra", "public",
-                               "owner", "created_at", "updated_at", "links")}
+                               "owner", "created_at", "updated_at", "links")
+} | {"description": TRAITS_VERSION, "traits": TRAITS_VERSION}
 LIST_FIELDS = ("uuid", "name", "links")
 WRITABLE = frozenset({"name", "steps", "disable_ramdisk", "extra", "public", "owner"})
 CREATABLE = WRITABLE | {"uuid"}
+NAME_RE = re.compile(r"[A-Za-z0-9\-._~]+")  # 1.112's names (Ironic's RUNBOOK_NAME_SCHEMA)
 SORTABLE = {"uuid", "name", "created_at", "updated_at", "id"}
 SCHEMA_ERROR = "Schema error for runbook: "
+
+
+def writable(version: Version) -> frozenset[str]:
+    return WRITABLE | {"description"} if version >= TRAITS_VERSION else WRITABLE
+
+
+def check_version(version: Version, method: str) -> None:
+    RESOURCE.check_version(version, method)
 
 
 def steps_in_order(runbook: Runbook) -> list[dict[str, Any]]:
@@ -53,6 +68,7 @@ def document(request: Request, runbook: Runbook, fields: list[str]) -> dict[str,
                   for step in runbook.steps],
         "disable_ramdisk": runbook.disable_ramdisk, "extra": runbook.extra,
         "public": runbook.public, "owner": runbook.owner,
+        "description": runbook.description, "traits": list(runbook.traits),
         "created_at": timestamp(runbook.created_at),
         "updated_at": timestamp(runbook.updated_at)}
     if "links" in fields:
@@ -73,18 +89,29 @@ def find_runbook(session: Session, ident: str) -> Runbook:
     return runbook
 
 
-def _check(values: Any) -> dict[str, Any]:
-    """A runbook's fields as Ironic's RUNBOOK_SCHEMA and duplicate_steps check them."""
+def _check_name(name: Any, any_name: bool) -> None:
+    if not any_name:
+        check_trait_name(name, SCHEMA_ERROR, "Runbook")
+    elif not isinstance(name, str) or not 1 <= len(name) <= validation.FIELD_LIMITS["name"] \
+            or NAME_RE.fullmatch(name) is None:
+        raise Invalid(f"{SCHEMA_ERROR}{validation.shown(name)} does not match "
+                      f"'^[A-Za-z0-9\\-._~]+$'")
+
+
+def _check(values: Any, version: Version, any_name: bool = False) -> dict[str, Any]:
+    """A runbook's fields as Ironic's runbook schemas (RUNBOOK_SCHEMA, and from 1.112, or in a
+    PATCH, the mutation schema: any unreserved name, a description) and duplicate_steps
+    check them."""
     if not isinstance(values, dict):
         raise Invalid("Invalid runbook: expected a JSON object.")
-    unknown = sorted(set(values) - CREATABLE)
+    unknown = sorted(set(values) - writable(version) - {"uuid"})
     if unknown:
         raise Invalid(f"{SCHEMA_ERROR}Additional properties are not allowed "
                       f"({', '.join(repr(u) for u in unknown)} unexpected)")
     for mandatory in ("name", "steps"):
         if mandatory not in values:
             raise Invalid(f"{SCHEMA_ERROR}'{mandatory}' is a required property")
-    check_trait_name(values["name"], SCHEMA_ERROR, "Runbook")
+    _check_name(values["name"], any_name or version >= TRAITS_VERSION)
     if values["steps"] == []:
         raise Invalid(f"{SCHEMA_ERROR}[] is too short")
     steps = validation.runbook_steps("steps", values["steps"])
@@ -100,6 +127,10 @@ def _check(values: Any) -> dict[str, Any]:
         clean[flag] = bool(value)
     owner = values.get("owner")
     clean["owner"] = None if owner is None else validation.text("owner", owner)
+    if "description" in values:
+        description = values["description"]
+        clean["description"] = None if description is None else validation.text(
+            "description", description, limit_of="runbook_description")
     if values.get("uuid") is not None:
         clean["uuid"] = validation.uuid_value("uuid", values["uuid"])
     return clean
@@ -114,38 +145,51 @@ def _conflict(session: Session, values: dict[str, Any], own_id: int | None) -> N
                                "exists.")
 
 
-def _patched(session: Session, runbook: Runbook, patch: list[dict[str, Any]]
-             ) -> dict[str, Any]:
+def _patched(session: Session, runbook: Runbook, patch: list[dict[str, Any]],
+             version: Version) -> dict[str, Any]:
     paths = {operation["path"].lstrip("/").split("/")[0]: operation for operation in patch}
-    stored = {field: getattr(runbook, field) for field in WRITABLE}
+    stored = {field: getattr(runbook, field) for field in writable(version)}
     if "owner" in paths and paths["owner"].get("value") is not None and (
             paths["public"].get("value") if "public" in paths else runbook.public):
         raise Invalid("Couldn't apply patch. Reason: There cannot be an owner for a "
                       "public runbook")
     if "public" in paths:
         stored["owner"] = None  # as Ironic: making it public (or not) drops the owner
-    return _check(apply_patch(stored, patch))
+    return _check(apply_patch(stored, patch), version, any_name=True)
 
 
 RESOURCE = named_routes.NamedResource(
     kind=KIND, version=VERSION, too_old="The API version does not allow runbooks",
     find=find_runbook, check=_check, patched=_patched,
-    not_writable="Cannot update the field {field!r} of a runbook.", writable=WRITABLE,
+    not_writable="Cannot update the field {field!r} of a runbook.", writable=writable,
     created_conflict=lambda values: f"A runbook with name {values['name']} already exists.",
     updated_conflict="A runbook with that name already exists.", conflict=_conflict)
 named_routes.install(router, RESOURCE)
 
 
+def _check_runbook_traits(runbook: Runbook, node_uuid: str, node_traits: list[str]) -> None:
+    if not runbook.traits:
+        raise Invalid(f"Runbook {runbook.uuid} has no traits configured. Please ask an "
+                      "administrator to add traits to the runbook.")
+    if not set(runbook.traits) & set(node_traits):
+        raise Invalid(f"This runbook has not been approved for use on this node {node_uuid}. "
+                      "The node does not have any of the runbook's traits "
+                      f"{sorted(runbook.traits)}. Please ask an administrator to add a "
+                      "matching trait to your node.")
+
+
 def provision_options(session: Session, node_uuid: str, node_traits: list[str],
                       target: str, options: dict[str, Any], version: Version) -> dict[str, Any]:
     """A provision request's ``runbook`` (1.92, 406 below) made its clean or service steps
-    (by ``target``), as Ironic's
-    _handle_runbook: the node's traits must hold the runbook's name."""
+    (by ``target``), as Ironic's _handle_runbook: the node's traits must hold the runbook's
+    name (from 1.112: one of the runbook's traits)."""
     if version < VERSION:
         raise NotAcceptable("Not Acceptable")
     runbook = find_runbook(session, validation.text("runbook", options.pop("runbook"),
                                                     limit_of="name"))
-    if runbook.name not in node_traits:
+    if version >= TRAITS_VERSION:
+        _check_runbook_traits(runbook, node_uuid, node_traits)
+    elif runbook.name not in node_traits:
         raise Invalid(f"This runbook has not been approved for use on this node {node_uuid}. "
                       "Please ask an administrator to add it to your node traits.")
     if target not in ("clean", "service"):

@@ -38,6 +38,7 @@ NODE_FIELD_VERSIONS: dict[str, Version] = {
     "retired_reason": (1, 61), "lessee": (1, 65), "network_data": (1, 66),
     "boot_mode": (1, 75), "secure_boot": (1, 75), "shard": (1, 82), "parent_node": (1, 83),
     "firmware_interface": (1, 86), "service_step": (1, 87),
+    "disable_power_off": (1, 95), "instance_name": (1, 104), "health": (1, 109),
 }
 NODE_LIST_FIELDS = ("uuid", "instance_uuid", "maintenance", "power_state", "provision_state",
                     "name", "links")
@@ -51,6 +52,8 @@ PORT_FIELD_VERSIONS: dict[str, Version] = {
     "created_at": (1, 1), "updated_at": (1, 1), "links": (1, 1), "internal_info": (1, 18),
     "local_link_connection": (1, 19), "pxe_enabled": (1, 19), "portgroup_uuid": (1, 24),
     "physical_network": (1, 34), "is_smartnic": (1, 53), "name": (1, 88),
+    "description": (1, 97), "vendor": (1, 100), "category": (1, 101),
+    "available_for_dynamic_portgroup": (1, 111),
 }
 PORT_LIST_FIELDS = ("uuid", "address", "links")
 # OVN VTEP switches in a port's local_link_connection (API 1.90): below it, a connection
@@ -62,7 +65,8 @@ PORTGROUP_FIELD_VERSIONS: dict[str, Version] = {
     name: (1, 23) for name in (
         "uuid", "name", "address", "node_uuid", "standalone_ports_supported", "internal_info",
         "extra", "created_at", "updated_at", "links")
-} | {"ports": (1, 24), "mode": (1, 26), "properties": (1, 26)}
+} | {"ports": (1, 24), "mode": (1, 26), "properties": (1, 26),
+     "physical_network": (1, 102), "category": (1, 103), "dynamic_portgroup": (1, 111)}
 PORTGROUP_LIST_FIELDS = ("uuid", "address", "name", "links")
 
 CHASSIS_FIELD_VERSIONS: dict[str, Version] = {
@@ -166,7 +170,9 @@ def port_document(request: Request, port: Port, node_uuid: str, fields: list[str
         "local_link_connection": _local_link(request, port.local_link_connection),
         "pxe_enabled": port.pxe_enabled,
         "portgroup_uuid": portgroup_uuid, "physical_network": port.physical_network,
-        "is_smartnic": port.is_smartnic, "name": port.name,
+        "is_smartnic": port.is_smartnic, "name": port.name, "description": port.description,
+        "vendor": port.vendor, "category": port.category,
+        "available_for_dynamic_portgroup": port.available_for_dynamic_portgroup,
     }
     if "links" in fields:
         values["links"] = links(request, "ports", port.uuid)
@@ -180,6 +186,8 @@ def portgroup_document(request: Request, portgroup: Portgroup, node_uuid: str,
         "node_uuid": node_uuid, "standalone_ports_supported": portgroup.standalone_ports_supported,
         "internal_info": mask(portgroup.internal_info), "extra": portgroup.extra,
         "mode": portgroup.mode, "properties": portgroup.properties,
+        "physical_network": portgroup.physical_network, "category": portgroup.category,
+        "dynamic_portgroup": portgroup.dynamic_portgroup,
         "created_at": timestamp(portgroup.created_at),
         "updated_at": timestamp(portgroup.updated_at),
     }

@@ -17,6 +17,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    true,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -142,6 +144,13 @@ class Node(TimestampMixin, Base):
     shard: Mapped[str | None] = mapped_column(String(255), index=True)
     # API 1.83: the UUID of the node this one is a child of.
     parent_node: Mapped[str | None] = mapped_column(String(36), index=True)
+    # API 1.95: never power this node off on request (Ironic's disable_power_off).
+    disable_power_off: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                    server_default=false())
+    # API 1.109: the hardware's health as the BMC last reported it (OK, Warning, Critical).
+    health: Mapped[str | None] = mapped_column(String(32))
+    # API 1.104: the name of the instance on the node (Nova's display name, say).
+    instance_name: Mapped[str | None] = mapped_column(String(255), index=True)
 
     ports: Mapped[list[Port]] = relationship(back_populates="node", passive_deletes=True)
     portgroups: Mapped[list[Portgroup]] = relationship(back_populates="node",
@@ -165,6 +174,13 @@ class Port(TimestampMixin, Base):
     internal_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
     portgroup_id: Mapped[int | None] = mapped_column(
         ForeignKey("portgroups.id", ondelete="SET NULL"), index=True)
+    # API 1.97, 1.100, 1.101: free texts about the port.
+    description: Mapped[str | None] = mapped_column(String(255))
+    vendor: Mapped[str | None] = mapped_column(String(32))
+    category: Mapped[str | None] = mapped_column(String(80))
+    # API 1.111: may join a dynamic port group (Ironic's trait-based networking; stored only).
+    available_for_dynamic_portgroup: Mapped[bool] = mapped_column(Boolean, default=True,
+                                                                  server_default=true())
 
     node: Mapped[Node] = relationship(back_populates="ports")
     portgroup: Mapped[Portgroup | None] = relationship(back_populates="ports")
@@ -185,6 +201,12 @@ class Portgroup(TimestampMixin, Base):
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     internal_info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # API 1.102, 1.103.
+    physical_network: Mapped[str | None] = mapped_column(String(64))
+    category: Mapped[str | None] = mapped_column(String(80))
+    # API 1.111: made by trait-based networking (stored only here).
+    dynamic_portgroup: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                    server_default=false())
 
     node: Mapped[Node] = relationship(back_populates="portgroups")
     ports: Mapped[list[Port]] = relationship(back_populates="portgroup")
@@ -317,6 +339,13 @@ class NodeHistory(Base):
     user: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(default=None, onupdate=utcnow)
+    # API 1.113: the project of the request that caused it (none known to a conductor here).
+    project: Mapped[str | None] = mapped_column(String(80))
+    # API 1.115: the node's provision state and target then, and how long (s) it had been in
+    # that state.
+    state: Mapped[str | None] = mapped_column(String(255))
+    target_provision_state: Mapped[str | None] = mapped_column(String(255))
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
 
 
 class NodeInventory(TimestampMixin, Base):
@@ -339,41 +368,8 @@ from services.common import (  # noqa: E402, F401
     session_models,
     state_models,
 )
-
-
-class BiosSetting(TimestampMixin, Base):
-    """A BIOS setting as the node's bios interface last read it, with its attribute registry
-    entry where the BMC gives one (Ironic's bios_settings, API 1.40 and 1.74)."""
-
-    __tablename__ = "bios_settings"
-    __table_args__ = (UniqueConstraint("node_id", "name", name="uniq_bios_settings_node_name"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(255))
-    value: Mapped[str | None] = mapped_column(Text)
-    attribute_type: Mapped[str | None] = mapped_column(String(255))
-    allowable_values: Mapped[list[Any] | None] = mapped_column(JSON)
-    lower_bound: Mapped[int | None] = mapped_column(BigInteger)
-    max_length: Mapped[int | None] = mapped_column(Integer)
-    min_length: Mapped[int | None] = mapped_column(Integer)
-    read_only: Mapped[bool | None] = mapped_column(Boolean)
-    reset_required: Mapped[bool | None] = mapped_column(Boolean)
-    unique: Mapped[bool | None] = mapped_column(Boolean)
-    upper_bound: Mapped[int | None] = mapped_column(BigInteger)
-
-
-class FirmwareComponent(TimestampMixin, Base):
-    """A firmware component's versions as the node's firmware interface read them (Ironic's
-    firmware_information, API 1.86)."""
-
-    __tablename__ = "firmware_information"
-    __table_args__ = (UniqueConstraint("node_id", "component",
-                                       name="uniq_firmware_node_component"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
-    component: Mapped[str] = mapped_column(String(255))
-    initial_version: Mapped[str | None] = mapped_column(String(255))
-    current_version: Mapped[str | None] = mapped_column(String(255))
-    last_version_flashed: Mapped[str | None] = mapped_column(String(255))
+from services.common.component_models import (  # noqa: E402, F401 (their old home's names)
+    FIRMWARE_IDENTITY_FIELDS,
+    BiosSetting,
+    FirmwareComponent,
+)

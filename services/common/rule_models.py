@@ -12,8 +12,8 @@ from services.common.models import Base, TimestampMixin, new_uuid
 
 
 class Runbook(TimestampMixin, Base):
-    """Ironic's runbook (API 1.92): named clean steps a node whose traits hold its name may
-    run; the API writes them."""
+    """Ironic's runbook (API 1.92): named clean steps a node whose traits hold its name (from
+    1.112: one of the runbook's traits) may run; the API writes them."""
 
     __tablename__ = "runbooks"
 
@@ -25,6 +25,9 @@ class Runbook(TimestampMixin, Base):
     public: Mapped[bool] = mapped_column(Boolean, default=False)
     owner: Mapped[str | None] = mapped_column(String(255))
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # API 1.112: a node with one of these traits may run the runbook; a description.
+    description: Mapped[str | None] = mapped_column(String(255))
+    traits: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class InspectionRule(TimestampMixin, Base):

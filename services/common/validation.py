@@ -38,10 +38,15 @@ FIELD_LIMITS: dict[str, int] = {
     "driver": 255,
     "interface": 255,
     "shard": 255,
+    "instance_name": 255,
     "mode": 255,  # a port group's bonding mode
     "chassis_description": 255,
+    "runbook_description": 255,
     "trait": 255,
     "physical_network": 64,
+    "port_description": 255,  # a port's (Ironic's limits: 255, vendor 32, category 80)
+    "vendor": 32,
+    "category": 80,
     "vif": 255,  # a VIF's ID (a Neutron port's UUID for Nova)
     "local_link_connection": 255,  # each of its values: switch_id, port_id, switch_info...
     "boot_device": 255,

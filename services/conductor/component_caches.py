@@ -68,9 +68,12 @@ def refresh_firmware(task: Task, event_type: str, flashed: set[str]) -> None:
     versions = _read(task, event_type, "firmware versions", firmware.read_components) \
         if firmware.supported else None
     if versions is not None:
+        identities = _read(task, event_type, "firmware identities",
+                           firmware.read_identities) or {}
         _sync(task, FirmwareComponent, "component", {
             component: {"current_version": version,
-                        **({"last_version_flashed": version} if component in flashed else {})}
+                        **({"last_version_flashed": version} if component in flashed else {}),
+                        **identities.get(component, {})}
             for component, version in versions.items()},
             first_seen=lambda values: {"initial_version": values["current_version"]})
 

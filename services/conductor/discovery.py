@@ -10,7 +10,10 @@ properties, ports for new MACs and the kept inventory are what an inspection wou
   is still in ``enroll`` untouched by an operator (services/discovery/untrusted.py) takes its
   new properties, ports and inventory (a history event only when the inventory changed). Any
   other node is a 409 and nothing changes: the endpoint is public, and knowing a MAC must not
-  let anyone rewrite an operator's node. Rules never touch a known node.
+  let anyone rewrite an operator's node. Discovery rules never touch a known node.
+- Inspection rules (API 1.96) run on every applied inventory, as Ironic's run on inspection
+  and discovery data: one failing ends a waiting inspection in ``inspect failed``, and refuses
+  the inventory of a discovered node (409, nothing changed).
 
 Messages leaving here are for an anonymous caller: the detail goes to the log only.
 """
@@ -25,8 +28,9 @@ from sqlalchemy.orm import Session
 
 from services.common import states
 from services.common.enrollment import new_node
-from services.common.exceptions import Conflict, TemporaryFailure
+from services.common.exceptions import Conflict, DriverError, TemporaryFailure
 from services.common.models import Node, NodeInventory, Port, utcnow
+from services.conductor.flows import steps
 from services.conductor.task import Task
 from services.discovery import untrusted
 from services.discovery.public import BUSY, PUBLIC_MESSAGES, REFUSED, TOO_MANY  # noqa: F401
@@ -85,7 +89,7 @@ def enroll(session: Session, values: dict[str, Any], inventory: dict[str, Any],
     session.add(node)
     session.flush()
     task = Task(session, node, drivers.for_node(node), conductor)
-    inspected.apply(task, inventory)
+    _apply_untrusted(task, inventory)
     if boot_mac:
         port = session.scalar(select(Port).where(Port.node_id == node.id,
                                                  Port.address == boot_mac))
@@ -101,12 +105,26 @@ def enroll(session: Session, values: dict[str, Any], inventory: dict[str, Any],
     return node
 
 
+def _apply_untrusted(task: Task, inventory: dict[str, Any]) -> None:
+    """Apply the inventory to a node discovery enrolled; an inspection rule's failure refuses
+    the inventory (409, the transaction rolled back)."""
+    try:
+        inspected.apply(task, inventory)
+    except DriverError as exc:
+        LOG.warning("discovery: node %s: %s", task.node.uuid, exc)
+        raise Conflict(f"The inspection rules refused this inventory: {exc}") from None
+
+
 def update(task: Task, inventory: dict[str, Any]) -> None:
     """Update a known node from a discovery inventory, or NodeRefused (nothing changed)."""
     node = task.node
     state = node.provision_state
     if state == S.INSPECTWAIT:
-        inspected.apply(task, inventory)
+        try:
+            inspected.apply(task, inventory)
+        except DriverError as exc:  # an inspection rule failed it, say
+            steps.fail(task, steps.event_type(state), exc)
+            return
         task.record(EVENT_TYPE, "Its inspection ended with the inventory its discovery ramdisk "
                                 "posted.")
         # The inspection waited for this machine's inventory: it has it now.
@@ -121,6 +139,6 @@ def update(task: Task, inventory: dict[str, Any]) -> None:
                                  .where(NodeInventory.node_id == node.id))
     if stored == inventory:
         return  # a repeated post: nothing to change, nothing to record
-    inspected.apply(task, inventory)
+    _apply_untrusted(task, inventory)
     task.record(EVENT_TYPE, "Discovered again before an operator took it on: properties, ports "
                             "and inventory updated from its discovery ramdisk's inventory.")

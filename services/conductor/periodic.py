@@ -43,6 +43,8 @@ from services.conductor.state_retention import PERIOD_S, remove_expired_states
 from services.conductor.task import Task
 from services.conductor.timetable import TimetableRunner
 from services.discovery import untrusted
+from services.drivers.base import HEALTH_STATES
+from services.drivers.driver_errors import UnsupportedDriverExtension
 
 LOG = logging.getLogger(__name__)
 
@@ -236,7 +238,9 @@ class PeriodicTasks:
                     LOG.warning("power sync of node %s failed: %s", task.node.uuid, exc)
                     self._power_failed(task, exc)
                     return "failed"
-                return self._power_read(task, actual)
+                outcome = self._power_read(task, actual)
+                read_health(task)
+                return outcome
         except Exception:
             LOG.exception("power sync of node %s could not be recorded", node_id)
             return "failed"
@@ -279,6 +283,26 @@ class PeriodicTasks:
             task.record("monitoring", f"{values['maintenance_reason']}. The node is in "
                                       "maintenance until its BMC answers again.",
                         severity="ERROR")
+
+
+def read_health(task: Task) -> None:
+    """As Ironic's power sync: the hardware's health from the management interface (API
+    1.109), recorded when it changed; an interface that cannot tell is skipped, a failure
+    only logged."""
+    try:
+        health = task.driver.management.get_node_health(task)
+    except UnsupportedDriverExtension:
+        return
+    except Exception as exc:
+        LOG.warning("could not read the health of node %s: %s", task.node.uuid, exc)
+        return
+    if health not in (None, *HEALTH_STATES):
+        LOG.warning("node %s reports the unknown health %r: ignored", task.node.uuid, health)
+        return
+    old = task.node.health
+    if health != old and _update_if_free(task, {"health": health}):
+        task.record("monitoring", f"Node health status changed: health='{health or 'None'}' "
+                                  f"(previously '{old or 'None'}')")
 
 
 POWER_FAILURE = "power failure"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from services.common import metrics, states
-from services.common.models import Node, NodeHistory
+from services.common.models import Node, NodeHistory, utcnow
 from services.drivers.node_driver import NodeDriver
 
 LOG = logging.getLogger(__name__)
@@ -38,9 +39,17 @@ class Task:
 
     def record(self, event_type: str, message: str, severity: str = "INFO",
                user: str | None = None) -> None:
+        node = self.node
+        since = node.provision_updated_at
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)  # SQLite gives naive UTC datetimes back
         self.session.add(
-            NodeHistory(node_id=self.node.id, conductor=self.conductor, event_type=event_type,
-                        severity=severity, event=message, user=user)
+            NodeHistory(node_id=node.id, conductor=self.conductor, event_type=event_type,
+                        severity=severity, event=message, user=user,
+                        state=node.provision_state,
+                        target_provision_state=node.target_provision_state,
+                        duration_seconds=None if since is None
+                        else int((utcnow() - since).total_seconds()))
         )
 
     def update_internal_info(self, **values: Any) -> None:

@@ -12,7 +12,7 @@ capabilities are class flags. A public method the contract does not declare (a m
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -31,7 +31,6 @@ from services.common.hardware_types import (  # noqa: F401 (the drivers' names f
 )
 from services.common.raid_config import configuration_error
 from services.drivers.console_stream import ConsoleStream
-from services.drivers.contract_check import check_class
 from services.drivers.driver_errors import (  # noqa: F401 (the drivers' names for them)
     ManualActionRequired,
     MissingParameters,
@@ -39,11 +38,11 @@ from services.drivers.driver_errors import (  # noqa: F401 (the drivers' names f
     unexpected_error,
     unsupported,
 )
+from services.drivers.interface_root import WAIT, Interface, Resume
 from services.drivers.network import vifs
 from services.drivers.step_spec import (
     RAID_CLEAN_STEPS,
     RAID_DEPLOY_STEPS,
-    DriverStep,
     conductor_steps,
     run_method_step,
 )
@@ -51,48 +50,6 @@ from services.drivers.step_spec import (
 if TYPE_CHECKING:
     from services.common.models import Port
     from services.conductor.task import Task
-
-# What an interface answers when the operation goes on asynchronously (an agent calls back).
-WAIT = "wait"
-
-Resume = Callable[[], None]
-
-
-class Interface(ABC):
-    """What every interface has. Subclasses of it in this module are contracts; others are
-    implementations, checked against their contract when they are defined."""
-
-    # False: a ``no-*`` implementation (the node has no such interface; validation says so).
-    supported: ClassVar[bool] = True
-    # The clean and deploy steps this implementation offers, by name (as Ironic's
-    # ``@base.clean_step`` / ``@base.deploy_step``); services/conductor/step_plan.py plans them.
-    clean_steps: ClassVar[dict[str, DriverStep]] = {}
-    deploy_steps: ClassVar[dict[str, DriverStep]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.__module__ != __name__:
-            check_class(cls, __name__, Interface)
-
-    @abstractmethod
-    def validate(self, task: Task) -> None:
-        """Raise DriverError (with a clear reason) if the node cannot use this interface."""
-
-    def execute_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
-                     ) -> str | None:
-        """Run this implementation's step ``name`` (one of its ``clean_steps`` or
-        ``deploy_steps``; a step with an agent command sends it to the agent): None when it is
-        done, WAIT when the agent's heartbeats go on with it (``continue_step``). Before work
-        that holds the node for long, call ``resume`` first."""
-        raise DriverError(f"{type(self).__name__} has no step {name}")
-
-    def continue_step(self, task: Task, name: str, args: dict[str, Any], resume: Resume
-                      ) -> str | None:
-        """On an agent's heartbeat, the step ``name`` that answered WAIT: WAIT until it is
-        done, then None. The default: the heartbeat was what the step waited for (the ramdisk
-        it booted is up)."""
-        return None
-
 
 class PowerInterface(Interface):
     # False: a change cannot be confirmed (Wake-on-LAN), so the node records what is read back.
@@ -112,6 +69,9 @@ class PowerInterface(Interface):
         runs), so that moving its switch ports would cut the way: a flow then powers it off
         first, as Ironic powers a node off before it adds the provisioning network."""
         return False
+
+
+HEALTH_STATES = ("OK", "Warning", "Critical")  # Ironic's HealthState values
 
 
 class ManagementInterface(Interface):
@@ -149,6 +109,10 @@ class ManagementInterface(Interface):
 
     def detach_virtual_media(self, task: Task, device_types: list[str] | None) -> None:
         raise unsupported(task, "detach_virtual_media")
+
+    # The hardware's health as the BMC reports it, one of HEALTH_STATES or None (API 1.109).
+    def get_node_health(self, task: Task) -> str | None:
+        raise unsupported(task, "get_node_health")
 
 
 class BootInterface(Interface):
@@ -305,6 +269,10 @@ class FirmwareInterface(Interface):
     @abstractmethod
     def read_components(self, task: Task) -> dict[str, str | None]:
         """Component name -> its current version."""
+
+    def read_identities(self, task: Task) -> dict[str, dict[str, str | None]]:
+        """Component name -> its vendor, model, serial_number (API 1.114); none by default."""
+        return {}
 
     @abstractmethod
     def update(self, task: Task, settings: list[dict[str, Any]]) -> None:

@@ -23,9 +23,10 @@ def check_class(cls: type, contracts_module: str, root: type) -> None:
                  and issubclass(klass, root)]
     if len({c for c in contracts if root in c.__bases__}) > 1:
         raise ContractError(f"{cls.__qualname__} implements more than one interface.")
-    declared = _contract_names(cls, contracts_module)
+    declared = _contract_names(cls, contracts_module) | {
+        name for name in vars(root) if not name.startswith("_")}
     for klass in cls.__mro__:
-        if klass.__module__ == contracts_module or klass is object:
+        if klass.__module__ == contracts_module or klass in (root, object):
             continue
         for name, value in vars(klass).items():
             if name.startswith("_") or name in declared:

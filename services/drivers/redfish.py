@@ -242,7 +242,7 @@ def redfish_power(sessions: RedfishSessions, settings: Settings) -> BmcPower:
 
 class RedfishManagement(BmcManagement):
     """The boot source override, and the system's boot mode and UEFI secure boot (API 1.76:
-    ``BootSourceOverrideMode``, ``SecureBoot.SecureBootEnable``)."""
+    ``BootSourceOverrideMode``, ``SecureBoot.SecureBootEnable``) and health (1.109)."""
 
     control: RedfishBmc
 
@@ -282,6 +282,13 @@ class RedfishManagement(BmcManagement):
                         drive.eject_media()
 
         self._run(task, "detach virtual media", eject)
+
+    def get_node_health(self, task: Task) -> str | None:
+        """The system's ``Status.Health`` (OK, Warning, Critical), None when it has none."""
+        def health(system: System) -> str | None:
+            status = system.status
+            return status.health.value if status and status.health else None
+        return self._run(task, "get health", health)
 
 
 def redfish_management(sessions: RedfishSessions, settings: Settings) -> BmcManagement:

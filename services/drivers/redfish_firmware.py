@@ -29,6 +29,14 @@ def _versions(system: System) -> dict[str, str | None]:
             "bmc": managers[0].firmware_version if managers else None}
 
 
+def _identities(system: System) -> dict[str, dict[str, str | None]]:
+    """As Ironic's redfish firmware: the BMC's model is its manager's, nothing else known."""
+    managers = system.managers
+    unknown: dict[str, str | None] = {"vendor": None, "model": None, "serial_number": None}
+    return {"bios": dict(unknown),
+            "bmc": {**unknown, "model": managers[0].model if managers else None}}
+
+
 def _target(system: System, component: str) -> str:
     if component == "bios":
         return str(system.path)
@@ -48,6 +56,10 @@ class RedfishFirmware(FirmwareInterface):
     def read_components(self, task: Task) -> dict[str, str | None]:
         return self.sessions.run(access_of(task.node.driver_info), "read firmware versions",
                                  _versions)
+
+    def read_identities(self, task: Task) -> dict[str, dict[str, str | None]]:
+        return self.sessions.run(access_of(task.node.driver_info),
+                                 "read firmware identities", _identities)
 
     def update(self, task: Task, settings: list[dict[str, Any]]) -> None:
         access = access_of(task.node.driver_info)

@@ -176,6 +176,51 @@ def test_inventory(agent: RunningAgent, disks: list[Path]) -> None:
     assert inventory["boot"]["current_boot_mode"] in ("bios", "uefi")
 
 
+def test_inspection_rules_run_on_the_agents_inventory(agent: RunningAgent, disks: list[Path],
+                                                      tmp_path: Path) -> None:
+    """The agent's real inventory, applied as an inspection applies it, with rules (API 1.96)
+    reading it: a fake-hardware node on SQLite."""
+    from services.common.db import Database, upgrade_schema
+    from services.common.models import Node
+    from services.common.rule_models import InspectionRule
+    from services.conductor.task import Task
+    from services.drivers.inspect import inventory as inspected
+
+    status, document = agent.command("inventory.get")
+    assert status == 200, document
+    url = f"sqlite:///{tmp_path / 'rules.sqlite'}"
+    upgrade_schema(url)
+    db = Database(url)
+    with db.session() as session:
+        session.add_all([
+            InspectionRule(priority=10, conditions=[
+                {"op": "eq", "args": {"values": ["{inventory[cpu][count]}",
+                                                 str(os.cpu_count())]}},
+                {"op": "contains", "args": {"value": "{inventory[disks][0][model]}",
+                                            "regex": "^fil"}},
+                {"op": "is-false", "args": {"value": "{inventory[disks][1][rotational]}"}},
+            ], actions=[
+                {"op": "set-attribute", "args": {"path": "extra/first_disk",
+                                                 "value": "{inventory[disks][0][name]}"}},
+                {"op": "add-trait", "args": {"name": "CUSTOM_FILE_DISKS"}},
+                # formatted twice in a loop: the item picks the disk
+                {"op": "extend-attribute", "args": {
+                    "path": "extra/sizes", "value": "{{inventory[disks][{item}][size]}}"},
+                 "loop": [1, 0]}]),
+            InspectionRule(priority=20, conditions=[
+                {"op": "is-true", "args": {"value": "{inventory[disks][0][rotational]}"}}],
+                actions=[{"op": "fail", "args": {"msg": "a spinning file"}}])])
+        node = Node(driver="fake-hardware")
+        session.add(node)
+        session.flush()
+        inspected.apply(Task(session, node, None, "c"),  # type: ignore[arg-type]
+                        document["command_result"]["inventory"])
+        assert node.extra == {"first_disk": str(disks[0]),
+                              "sizes": [str(32 * MiB), str(48 * MiB)]}
+        assert node.traits == ["CUSTOM_FILE_DISKS"]
+        assert node.properties["cpus"] == os.cpu_count()
+
+
 @pytest.mark.parametrize(("command", "marker"), [("standby.power_off", "powered-off"),
                                                  ("standby.reboot", "rebooted")])
 def test_power_actions_run_after_the_answer(agent: RunningAgent, tmp_path: Path, command: str,

@@ -160,6 +160,43 @@ def test_inspection_then_manual_cleaning(machines: DeployLab, ipmi_fleet: IpmiPe
     lab.assert_agent_forgotten(machine)
 
 
+def test_inspection_rules_run_on_the_agents_inventory_in_the_real_flow(
+        machines: DeployLab, ipmi_fleet: IpmiPeers, tmp_path: Path) -> None:
+    """Inspection rules (API 1.96; written to the database: Enclume does not serve their API
+    before it speaks 1.96) applied by a real inspection; a ``fail`` rule fails the next one."""
+    from sqlalchemy import delete
+
+    from services.common.rule_models import InspectionRule
+
+    lab = machines
+    machine = new_machine(lab, ipmi_fleet, tmp_path, automated_clean=False)
+    lab.provision(machine, "manage")
+    lab.settled(machine, "manageable")
+    with lab.db.session() as session:
+        session.add(InspectionRule(priority=10, conditions=[
+            {"op": "eq", "args": {"values": ["{inventory[cpu][count]}", str(os.cpu_count())]}}],
+            actions=[{"op": "add-trait", "args": {"name": "CUSTOM_INSPECTED"}},
+                     {"op": "set-attribute", "args": {
+                         "path": "extra/first_disk", "value": "{inventory[disks][0][name]}"}},
+                     {"op": "set-plugin-data", "args": {"path": "rule.ran", "value": True}}]))
+    try:
+        lab.provision(machine, "inspect")
+        inspected = lab.settled(machine, "manageable")
+        found = lab.api.get(f"/v1/nodes/{machine.uuid}/inventory").json()
+        assert inspected["traits"] == ["CUSTOM_INSPECTED"]
+        assert inspected["extra"]["first_disk"] == found["inventory"]["disks"][0]["name"]
+        assert found["plugin_data"] == {"rule": {"ran": True}}
+        with lab.db.session() as session:
+            session.add(InspectionRule(priority=20, actions=[
+                {"op": "fail", "args": {"msg": "not this machine"}}]))
+        lab.provision(machine, "inspect")
+        failed = lab.settled(machine, "inspect failed")
+        assert "Failed to inspect hardware. Reason: not this machine" in failed["last_error"]
+    finally:
+        with lab.db.session() as session:
+            session.execute(delete(InspectionRule))
+
+
 def test_user_deploy_steps_run_on_the_agent_between_the_core_steps(
         machines: DeployLab, ipmi_fleet: IpmiPeers, tmp_path: Path) -> None:
     lab = machines

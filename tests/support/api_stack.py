@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
+from services.api import versions
 from services.api.app import create_app
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
@@ -74,6 +76,26 @@ def served_redfish_api(directory: Path) -> Iterator[httpx.Client]:
     connection retries)."""
     with served_sqlite_api(directory, redfish={"timeout_s": 5, "connect_retries": 0}) as stack:
         yield stack.client
+
+
+@contextmanager
+def served_at_maximum(directory: Path, maximum: tuple[int, int]) -> Iterator[ServedApi]:
+    """``served_sqlite_api`` by an app made while ``MAX_VERSION`` is raised to ``maximum``
+    (versions built ahead of the ones Enclume speaks); the maximum is restored after."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(versions, "MAX_VERSION", maximum)
+        with served_sqlite_api(directory) as stack:
+            yield stack
+
+
+def at(version: str) -> dict[str, str]:
+    """The headers of a request at ``version``."""
+    return {"X-OpenStack-Ironic-API-Version": version}
+
+
+def faultstring(response: httpx.Response) -> str:
+    """The faultstring of an error answer, whatever its status."""
+    return str(json.loads(response.json()["error_message"])["faultstring"])
 
 
 def fault(response: httpx.Response) -> str:

@@ -481,3 +481,32 @@ def test_discovered_nodes_waiting_in_enroll_are_capped(tmp_path: Path, db: Datab
         wait_for_state(stack, uuid, "manageable")
         assert post(stack, {"inventory": inventory(interfaces=[
             {"name": "eth0", "mac_address": "aa:bb:cc:00:01:09"}], boot={})}).status_code == 202
+
+
+# -- inspection rules (API 1.96) -------------------------------------------------------------
+
+
+def add_failing_rule(db: Database) -> None:
+    from services.common.rule_models import InspectionRule
+
+    with db.session() as session:
+        session.add(InspectionRule(priority=5, conditions=[
+            {"op": "is-true", "args": {"value": True}}], actions=[
+            {"op": "fail", "args": {"msg": "not in this room"}}]))
+
+
+def test_a_failing_inspection_rule_fails_the_waiting_inspection(stack: Stack) -> None:
+    node = add_node(stack.db, "inspect wait")
+    add_failing_rule(stack.db)
+    answer = post(stack, {"inventory": inventory()})
+    assert answer.status_code == 202, answer.text
+    shown = show(stack, node.uuid)
+    assert shown["provision_state"] == "inspect failed"
+    assert "Failed to inspect hardware. Reason: not in this room" in shown["last_error"]
+
+
+def test_a_failing_inspection_rule_enrolls_nothing(stack: Stack) -> None:
+    add_failing_rule(stack.db)
+    before = counts(stack.db)
+    assert post(stack, {"inventory": inventory()}).status_code == 409
+    assert counts(stack.db) == before

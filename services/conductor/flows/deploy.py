@@ -130,4 +130,5 @@ def _release_instance(task: Task) -> None:
             task.session.delete(allocation)
         node.allocation_id = None
     node.instance_uuid = None
+    node.instance_name = None
     node.instance_info = {}

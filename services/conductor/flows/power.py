@@ -1,10 +1,11 @@
 """Power changes the user asks for: validated under the lock, made by a worker; a failure is
 recorded on the node (it does not fail a provisioning operation). A PC powered off while a
-user was logged in at it goes back to its idle VLAN (``login_step.log_out``)."""
+user was logged in at it goes back to its idle VLAN (``login_step.log_out``). A node with
+``disable_power_off`` (API 1.95) is not powered off on request."""
 
 from __future__ import annotations
 
-from services.common.exceptions import Invalid
+from services.common.exceptions import EnclumeError, Invalid
 from services.conductor.flows.steps import Step
 from services.conductor.task import Task
 from services.drivers.base import (
@@ -24,6 +25,9 @@ _EVENTUAL_POWER = {POWER_ON: POWER_ON, POWER_OFF: POWER_OFF, REBOOT: POWER_ON,
 
 def change(target: str) -> tuple[Step, Step]:
     def prepare(task: Task) -> None:
+        if target in (POWER_OFF, SOFT_POWER_OFF) and task.node.disable_power_off:
+            # API 1.95, Ironic's PowerStateFailure (a 500): this node is never powered off.
+            raise EnclumeError(f"Failed to set node power state to {target}.")
         try:
             task.driver.power.validate(task)
         except DriverError as exc:
