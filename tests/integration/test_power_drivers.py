@@ -126,7 +126,7 @@ def test_ipmi_power_and_boot_device_agree_with_ipmitool(api: httpx.Client, aio: 
     assert "Chassis Power is on" in ipmitool(ipmi_fleet, port, "power", "status")
 
     ipmitool(ipmi_fleet, port, "power", "off")  # someone switches it off behind our back
-    eventually(lambda: node_of(api, node["uuid"])["power_state"] == "power off", 10,
+    eventually(lambda: node_of(api, node["uuid"])["power_state"] == "power off", 60,
                "power sync noticed the out-of-band power off")
 
     assert set_power(api, node["uuid"], "rebooting")["power_state"] == "power on"
