@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyghmi import exceptions as pyghmi_exceptions
 from pyghmi.ipmi import command as ipmi_command
+from pyghmi.ipmi.private import session as pyghmi_session
 
 from services.common.config import Settings
 from services.common.secrets import scrub
@@ -34,6 +35,13 @@ if TYPE_CHECKING:
     pass
 
 T = TypeVar("T")
+
+# pyghmi (1.6.19) takes the locks of its two session tables in both orders: its event loop holds
+# WAITING_SESSIONS while a timed-out session's _mark_broken takes KEEPALIVE_SESSIONS, and
+# send_payload holds KEEPALIVE_SESSIONS while _xmit_packet takes WAITING_SESSIONS. Two threads
+# meeting there (one BMC stopped answering, another call sends) deadlock every IPMI call and
+# SOL console of the process for good. One reentrant lock for both cannot be taken in two orders.
+pyghmi_session.KEEPALIVE_SESSIONS = pyghmi_session.WAITING_SESSIONS
 
 PRIVILEGE_LEVELS = {"CALLBACK": 1, "USER": 2, "OPERATOR": 3, "ADMINISTRATOR": 4}
 # Enclume's boot device names -> pyghmi's, and back.

@@ -116,7 +116,7 @@ def main_text(browser: Chrome) -> str:
     """The page's main text, once the page that a click led to has loaded."""
     return str(until(lambda: browser.execute_script(
         "return document.readyState === 'complete' && document.querySelector('main').innerText"),
-        10, "the page"))
+        30, "the page"))
 
 
 def log_in(browser: Chrome, url: str, user: str) -> None:

@@ -103,11 +103,11 @@ def test_aio_runs_the_boot_service_and_takes_it_down_even_when_killed(
                    60, "enclume-aio to serve")
         assert aio.process.poll() is None, aio.log()
         boot = aio.boot_child()
-        dnsmasq = eventually(aio.dnsmasq_pid, 10, "dnsmasq's pid file")
+        dnsmasq = eventually(aio.dnsmasq_pid, 60, "dnsmasq's pid file")
         assert boot is not None, aio.log()
         assert "boot service ready on" in aio.log()
         offers = eventually(lambda: [r for r in client.discover(MAC, wait=0.4)
-                                     if r.source == SERVER_IP], 10, "an offer for the node")
+                                     if r.source == SERVER_IP], 60, "an offer for the node")
         assert offers[0].yiaddr.startswith("10.77.0."), offers
 
         aio.process.send_signal(signal.SIGKILL)  # no clean-up by enclume-aio itself

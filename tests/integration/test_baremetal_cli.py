@@ -69,7 +69,7 @@ class Cli:
     def show(self, node: str, *fields: str) -> dict[str, Any]:
         return self.json("node", "show", node, *(["--fields", *fields] if fields else []))
 
-    def wait_for(self, node: str, timeout: float = 20.0, **expected: Any) -> dict[str, Any]:
+    def wait_for(self, node: str, timeout: float = 60.0, **expected: Any) -> dict[str, Any]:
         """``node show`` until the given fields hold the given values (usually the first one)."""
         deadline = time.monotonic() + timeout
         while True:

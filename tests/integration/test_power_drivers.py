@@ -126,7 +126,7 @@ def test_ipmi_power_and_boot_device_agree_with_ipmitool(api: httpx.Client, aio: 
     assert "Chassis Power is on" in ipmitool(ipmi_fleet, port, "power", "status")
 
     ipmitool(ipmi_fleet, port, "power", "off")  # someone switches it off behind our back
-    eventually(lambda: node_of(api, node["uuid"])["power_state"] == "power off", 10,
+    eventually(lambda: node_of(api, node["uuid"])["power_state"] == "power off", 60,
                "power sync noticed the out-of-band power off")
 
     assert set_power(api, node["uuid"], "rebooting")["power_state"] == "power on"
@@ -373,7 +373,7 @@ def test_wol_wakes_with_a_magic_packet_and_never_invents_the_power_state(
     woken = set_power(api, node["uuid"], "power on")
     assert woken["last_error"] is None
     assert woken["power_state"] is None  # a magic packet is not acknowledged
-    assert wol_listener.wait_for_magic(mac, "0a:0b:0c:0d:0e:0f", timeout=5)
+    assert wol_listener.wait_for_magic(mac, "0a:0b:0c:0d:0e:0f", timeout=30)
 
     refused = set_power(api, node["uuid"], "power off")
     assert "cannot power off" in refused["last_error"]
@@ -423,6 +423,7 @@ def test_soft_power_off_asks_the_os_and_a_hard_one_does_not(api: httpx.Client,
 
     assert set_power(api, node["uuid"], "soft rebooting")["power_state"] == "power on"
     assert machine.power_state() == "on"
-    started = time.monotonic()
+    asked = len(machine.actions)
     assert set_power(api, node["uuid"], "power off")["power_state"] == "power off"
-    assert time.monotonic() - started < 1.5
+    # Not a time bound (a loaded machine can take 1.5 s for anything): what the BMC was asked.
+    assert machine.actions[asked:] == ["power_off"]

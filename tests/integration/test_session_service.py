@@ -296,7 +296,7 @@ def test_magic_packets_reach_a_room_on_another_subnet(
         job = ok(admin.post(f"{E}/rooms/S2/actions", json={"action": "wake"}), 202)
         woken = drive(stack, admin, job["uuid"])["pcs"][0]
         assert woken["outcome"] == "succeeded" and woken["step"] == "power on requested"
-        packet = wol_listener.wait_for_magic("52:54:00:00:51:06", timeout=5)
+        packet = wol_listener.wait_for_magic("52:54:00:00:51:06", timeout=30)
         assert packet is not None and packet["destination"] == str(subnet.broadcast_address)
 
         # A directed broadcast to a part of the subnet may be set on the room instead.
@@ -309,7 +309,7 @@ def test_magic_packets_reach_a_room_on_another_subnet(
             {"op": "add", "path": "/driver_info/wol_host", "value": wol_listener.address}]))
         power(admin, node["uuid"], "power on")
         eventually(lambda: any(d["destination"] == wol_listener.address
-                               for d in wol_listener.datagrams), 5, "the packet to wol_host")
+                               for d in wol_listener.datagrams), 30, "the packet to wol_host")
 
 
 @pytest.fixture
@@ -394,7 +394,7 @@ def test_the_boot_service_sends_magic_packets_out_of_its_interface(
             "wol_port": wol_listener.port}}), 201)
         ok(api.post("/v1/ports", json={"node_uuid": node["uuid"], "address": mac}), 201)
         power(api, node["uuid"], "power on")
-        packet = wol_listener.wait_for_magic(mac, timeout=5)
+        packet = wol_listener.wait_for_magic(mac, timeout=30)
         assert packet is not None and packet["destination"] == link.broadcast
         history = api.get(f"/v1/nodes/{node['uuid']}/history").text
         assert f"to {link.broadcast}:{wol_listener.port} out of {link.root_interface}" in history
@@ -431,7 +431,7 @@ def test_a_held_heartbeat_gets_a_command_asked_meanwhile(
         threads = [threading.Thread(target=hold, args=(i,)) for i in (0, 1)]
         for thread in threads:
             thread.start()
-        eventually(lambda: all(row_of(db, n["uuid"]).last_seen_at for n in nodes), 5,
+        eventually(lambda: all(row_of(db, n["uuid"]).last_seen_at for n in nodes), 30,
                    "both heartbeats held")
         with db.session() as session:
             node_id = session.scalar(select(Node.id).where(Node.uuid == nodes[0]["uuid"]))

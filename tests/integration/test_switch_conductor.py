@@ -153,7 +153,7 @@ def test_deploy_moves_the_ports_to_the_tenant_vlan_and_undeploy_brings_them_back
     assert world.vde.port_status(world.machine.port) == (PROVISIONING, True)
     assert access_vlans(world.ios) == [CLEANING, PROVISIONING]
     assert eventually(lambda: dhcp_offers(world), 15, "a DHCP offer on the provisioning VLAN")
-    assert world.machine.pings(world.boot.ipv4, timeout_s=2)
+    assert world.machine.pings(world.boot.ipv4, timeout_s=10)
 
     provision(world, node, "active", "active")
     assert world.vde.port_status(world.machine.port) == (TENANT, True)
@@ -244,7 +244,7 @@ def test_a_room_restore_leaves_its_pcs_on_the_class_vlan_and_they_rest_on_its_id
     assert final["state"] == "done", final
     # The OS runs on the room's class VLAN, not the node's own tenant VLAN.
     assert world.vde.port_status(pc.port) == (CLASS, True)
-    assert pc.pings(classmate.ipv4, timeout_s=2)
+    assert pc.pings(classmate.ipv4, timeout_s=10)
     assert not pc.pings(world.boot.ipv4)
     events = node_history(world, node)
     assert f"Switch ports moved to the provisioning VLAN {IDLE} (the idle VLAN of room B12): " \

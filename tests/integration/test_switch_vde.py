@@ -31,7 +31,7 @@ def test_ports_move_between_vlans_and_only_hosts_on_one_vlan_reach_each_other(la
     first = lab.host("first", switch, "10.78.0.1/24")
     second = lab.host("second", switch, "10.78.0.2/24")
     driver = VdeSwitchDriver("lab", switch.management_socket, TIMEOUT_S)
-    assert first.pings(second.ipv4, timeout_s=2)
+    assert first.pings(second.ipv4, timeout_s=10)
 
     driver.set_access_vlans([PortVlan(str(second.port), 200)])  # VLAN 200 is made on the way
     assert switch.port_status(second.port) == (200, True)  # as the harness's own client reads
@@ -39,7 +39,7 @@ def test_ports_move_between_vlans_and_only_hosts_on_one_vlan_reach_each_other(la
     assert not first.pings(second.ipv4)
 
     driver.set_access_vlans([PortVlan(str(first.port), 200), PortVlan(str(second.port), 200)])
-    assert first.pings(second.ipv4, timeout_s=2)
+    assert first.pings(second.ipv4, timeout_s=10)
 
     driver.set_access_vlans([PortVlan(str(first.port), 100)])
     assert switch.port_status(first.port) == (100, True)
@@ -53,7 +53,7 @@ def test_batched_requests_share_one_management_session(lab: Lab) -> None:
     batcher.apply([PortVlan(str(h.port), 300) for h in hosts])
     assert batcher.sessions == 1
     assert [switch.port_status(h.port)[0] for h in hosts] == [300, 300, 300]
-    assert hosts[0].pings(hosts[2].ipv4, timeout_s=2)
+    assert hosts[0].pings(hosts[2].ipv4, timeout_s=10)
 
 
 def test_a_port_that_does_not_exist_and_a_missing_switch_are_clear_errors(

@@ -67,7 +67,7 @@ def exchange(service: TftpService, packet: bytes, wait: float = 0.5
         return answer, source
 
 
-def wait_idle(service: TftpService, timeout: float = 3.0) -> bool:
+def wait_idle(service: TftpService, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while service.sessions and time.monotonic() < deadline:
         time.sleep(0.02)

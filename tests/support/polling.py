@@ -11,10 +11,11 @@ T = TypeVar("T")
 POLL_INTERVAL_S = 0.05
 
 
-def eventually(check: Callable[[], T | None], timeout: float = 5.0,
+def eventually(check: Callable[[], T | None], timeout: float = 30.0,
                what: str = "the condition") -> T:
     """The first true value ``check`` returns; AssertionError naming ``what`` after ``timeout``
-    seconds. ``check`` is called at least once, also with a zero timeout."""
+    seconds. ``check`` is called at least once, also with a zero timeout. The default is
+    generous: CI runs four workers on two cores, and a wait only lasts that long when it fails."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()

@@ -202,7 +202,7 @@ class WolListener:
                 self._changed.wait(remaining)
 
     def wait_for_magic(self, mac: str, password: str | None = None,
-                       timeout: float = 5.0) -> dict[str, Any] | None:
+                       timeout: float = 30.0) -> dict[str, Any] | None:
         """The first datagram carrying a magic packet for ``mac`` (and ``password``, if given),
         or None after ``timeout`` seconds. MAC and password: colon-separated hex, any case."""
         mac = mac.lower().replace("-", ":")

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.models import Node
 from services.conductor.room_jobs import JobAdvancer
+from services.drivers.fake import FakeDelay
 from tests.support.api_stack import ServedApi, served_api
 from tests.support.polling import eventually
 
@@ -69,17 +71,19 @@ def room(stack: tuple[ServedApi, Database]) -> dict[str, Any]:
     """Room B12 (alice's) of 40 available fake PCs, pc7 with a disk that breaks on deploy."""
     served, _db = stack
     with client(served, "root") as admin:
-        for i in range(PCS):
-            driver_info = {"fake_deploy_error": "disk /dev/sda is gone"} if i == 7 else {}
-            node = ok(admin.post("/v1/nodes", json={
-                "driver": "fake-hardware", "name": f"b12-pc{i}", "driver_info": driver_info}),
-                201)
-            for target in ("manage", "provide"):
-                ok(admin.put(f"/v1/nodes/{node['uuid']}/states/provision",
-                             json={"target": target}), 202)
-                eventually(lambda n=node: admin.get(f"/v1/nodes/{n['uuid']}").json()
-                           ["provision_state"] in ("manageable", "available"), 60,
-                           "a PC's state")
+        uuids = [ok(admin.post("/v1/nodes", json={
+            "driver": "fake-hardware", "name": f"b12-pc{i}",
+            "driver_info": {"fake_deploy_error": "disk /dev/sda is gone"} if i == 7 else {}}),
+            201)["uuid"] for i in range(PCS)]
+        # All PCs at once: one after the other, this fixture took most of the module's time.
+        for target, reached in (("manage", "manageable"), ("provide", "available")):
+            for uuid in uuids:
+                ok(admin.put(f"/v1/nodes/{uuid}/states/provision", json={"target": target}),
+                   202)
+            eventually(lambda reached=reached: {
+                n["provision_state"] for n in ok(admin.get(
+                    "/v1/nodes", params={"fields": "uuid,provision_state", "limit": 1000}))
+                ["nodes"] if n["uuid"] in uuids} == {reached}, 120, f"every PC {reached}")
         ok(admin.post(f"{E}/images", json={"name": "debian", "versions": [
             {"version": "v1", "source": "http://images.example/debian-v1.img", "checksum": SUM},
             {"version": "v2", "source": "http://images.example/debian-v2.img",
@@ -91,8 +95,38 @@ def room(stack: tuple[ServedApi, Database]) -> dict[str, Any]:
             "default_image": "debian", "pcs": [f"b12-pc{i}" for i in range(PCS)]}), 201)
 
 
+class HeldImageWrites(FakeDelay):
+    """The fake deploy's image write, held until ``released``: on a loaded machine the first
+    deploys could end while the pass still starts the others, and the limit would never bite."""
+
+    def __init__(self, delay_range: tuple[float, float]) -> None:
+        super().__init__(delay_range)
+        self.released = threading.Event()
+
+    def draw(self) -> float:  # what the image write waits (FakeDeploy._write_image)
+        assert self.released.wait(120), "the test never released the image writes"
+        return super().draw()
+
+    def sleep(self) -> None:  # the fake's other steps are not held
+        if seconds := super().draw():
+            time.sleep(seconds)
+
+
+@contextmanager
+def image_writes_held(served: ServedApi) -> Iterator[HeldImageWrites]:
+    deploy = served.manager.drivers.implementation("deploy", "fake")
+    original = deploy.delay  # type: ignore[attr-defined]
+    held = HeldImageWrites((original.low, original.high))
+    deploy.delay = held  # type: ignore[attr-defined]
+    try:
+        yield held
+    finally:
+        held.released.set()
+        deploy.delay = original  # type: ignore[attr-defined]
+
+
 def drive(stack: tuple[ServedApi, Database], job_uuid: str, *, until: tuple[str, ...]
-          = ("done", "failed-partly", "failed"), timeout: float = 90.0) -> list[dict[str, Any]]:
+          = ("done", "failed-partly", "failed"), timeout: float = 300.0) -> list[dict[str, Any]]:
     """Run the job advancer (as the room's owning conductor's periodic task does) until the job
     ends; every job document seen on the way."""
     served, db = stack
@@ -120,7 +154,9 @@ def test_a_room_is_restored_in_one_action_and_a_failed_pc_retried_alone(
     assert job["image"] == "debian:v2" and job["requested_by"] == "alice"
     assert len(job["pcs"]) == PCS and {pc["step"] for pc in job["pcs"]} == {"queued"}
 
-    seen = drive(stack, job["uuid"])
+    with image_writes_held(served):
+        seen = drive(stack, job["uuid"], until=("running",))  # the first pass
+    seen += drive(stack, job["uuid"])
     final = seen[-1]
     by_name = {pc["node"]: pc for pc in final["pcs"]}
     assert final["state"] == "failed-partly"
