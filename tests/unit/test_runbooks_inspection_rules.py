@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from services.api import app as app_module
-from services.api import openapi, runbooks, versions
+from services.api import openapi, runbook_traits, runbooks, versions
 from tests.support.api_stack import ServedApi, served_sqlite_api
 from tests.support.polling import eventually
 
@@ -52,7 +52,7 @@ def test_without_the_version_the_paths_are_not_routes() -> None:
     # Runs first, before the module's app raises the maximum: Enclume's real one speaks 1.92
     # (runbooks served), not yet 1.96 (inspection rules).
     assert (1, 92) <= versions.MAX_VERSION < (1, 96)
-    assert app_module._speakable_routers() == [runbooks.router]
+    assert app_module._speakable_routers() == [runbooks.router, runbook_traits.router]
     assert not any(path.startswith("/v1/inspection_rules")
                    for _method, path in openapi.OPERATIONS)
     assert any(path.startswith("/v1/runbooks") for _method, path in openapi.OPERATIONS)
