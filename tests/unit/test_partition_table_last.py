@@ -8,6 +8,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,10 @@ from agent.block_manifest import BlockManifest
 from agent.disks import Disk
 from agent.held_table import held_blocks, parse_ranges, table_blocks
 from agent.restore_blocks import RestoreRequest, restore_blocks
+from services.boot.multicast_sender import MulticastSessions, sender_argv
 from services.boot.partition_table import HEAD_BYTES, table_ranges, zeroed
+from services.common.config_hardware_sections import MulticastSettings
+from services.images.store import ImageStore
 
 MiB = 1024 * 1024
 
@@ -114,3 +118,32 @@ def test_the_restore_writes_the_table_only_once_the_rest_verified(tmp_path: Path
     # progress of all blocks but the table's.
     assert all(rest for _, table, rest in seen if table)
     assert first_with_table >= (count - 1) * size, seen
+
+
+def test_the_senders_file_has_the_table_zeroed_and_its_session_names_it(
+        tmp_path: Path) -> None:
+    if shutil.which("uftp") is None:
+        pytest.skip("uftp (Debian uftp) is missing")
+    image = bytearray(os.urandom(2 * MiB))
+    image[510:512] = b"\x55\xaa"
+    source = tmp_path / "image.raw"
+    source.write_bytes(image)
+    store = ImageStore(tmp_path / "store", 16 * MiB)
+    store.ingest_file("v1", source, hashlib.sha256(image).hexdigest())
+    sessions = MulticastSessions(MulticastSettings(max_nak_percent=150, max_nak_times=3),
+                                 "lo", store)
+    try:
+        session = sessions.open("v1", 2)
+        assert session.document()["table"] == [[0, 512]]
+        path = sessions.cache.directory / "multicast-version-v1-table-zeroed.raw"
+        deadline = time.monotonic() + 60
+        while session.cache_key is None:  # made in the session's thread
+            assert time.monotonic() < deadline, "the session's file was never made"
+            time.sleep(0.05)
+        data = path.read_bytes()
+        assert data[:512] == bytes(512) and data[512:] == image[512:]
+        argv = sender_argv(sessions.settings, "lo", session, path)
+        assert argv[argv.index("-N") + 1] == "100"  # uftp's most: nobody is dropped
+        assert argv[argv.index("-m") + 1] == "3"
+    finally:
+        sessions.stop()
