@@ -95,11 +95,10 @@ def test_the_restore_writes_the_table_only_once_the_rest_verified(tmp_path: Path
     image = b"".join(bytes([index + 1]) * size for index in range(count))
     manifest = manifest_of(image, size)
     differing = {0, 3, 9}  # block 0: the table, zeroed by the stream
-    on_disk = bytearray(image)
-    for index in differing:
-        on_disk[index * size:(index + 1) * size] = bytes(size)
     path = tmp_path / "disk"
-    path.write_bytes(on_disk)
+    path.write_bytes(b"".join(bytes(size) if index in differing
+                              else image[index * size:(index + 1) * size]
+                              for index in range(count)))
     disk = Disk(str(path), len(image), is_block=False)
     seen: list[tuple[int, bool, bool]] = []
 
