@@ -84,7 +84,8 @@ class BlockFetcher:
     def close(self) -> None:
         self._server.close()
 
-    def _get(self, offset: int, length: int) -> bytes:
+    def read(self, offset: int, length: int) -> bytes:
+        """Bytes ``[offset, offset + length)`` of the image (any range, counted as fetched)."""
         status, body = self._server.request(
             "GET", self.path, {**self.headers, "Range": f"bytes={offset}-{offset + length - 1}"},
             f"read bytes {offset}+{length} of {self.url}")
@@ -103,7 +104,7 @@ class BlockFetcher:
         for run in runs(index for index in indexes if index not in at_hand):
             first, _ = self.manifest.span(run[0])
             last_offset, last_length = self.manifest.span(run[-1])
-            body = memoryview(self._get(first, last_offset + last_length - first))
+            body = memoryview(self.read(first, last_offset + last_length - first))
             for index in run:
                 offset, length = self.manifest.span(index)
                 block = body[offset - first:offset - first + length]
@@ -116,7 +117,7 @@ class BlockFetcher:
         offset, length = self.manifest.span(index)
         for _ in range(ATTEMPTS):
             self.refetched_blocks += 1
-            block = self._get(offset, length)
+            block = self.read(offset, length)
             if hashlib.sha256(block).hexdigest() == self.manifest.blocks[index]:
                 write(index, memoryview(block))
                 return

@@ -12,7 +12,9 @@ started), the disk is then restored by ``deploy.restore_blocks`` in delta mode: 
 against the version's block manifest, the missing and bad blocks fetched over HTTP, the disk
 read back; the blocks uftpd wrote (its write count, ``/proc/PID/io``) are read back and checked
 while the stream goes on (``agent.stream_verify``): the repair skips those found good;
-a disk that does not verify is made unbootable and the command fails.
+a disk that does not verify is made unbootable and the command fails. The partition table is
+not in the stream: its bytes, fetched over HTTP once this PC joined, are written last
+(``agent.held_table``).
 
 Parameters: those of ``deploy.restore_blocks`` (``mode`` is ignored) and ``multicast``:
 ``{"port": <port>, "group": <the session's group>, "joined_url": <the session's /joined URL>,
@@ -43,7 +45,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
-from agent import erase, restore_blocks
+from agent import erase, held_table, restore_blocks
 from agent.block_manifest import BlockManifest
 from agent.disks import Disk, zero_range
 from agent.errors import BadParams, CommandError
@@ -56,6 +58,7 @@ RECEIVER = "uftpd"
 DEST_NAME = "disk"  # the name the boot service's uftp gives the file (its -D)
 STATUS_FILE = "status"
 READY = b"Loaded"  # uftpd's first line once it listens (its session key loaded)
+ABORTED = b"Transfer aborted by server"  # this PC was dropped (uftp's -N/-m: too many NAKs)
 READY_TIMEOUT_S = 30.0
 # Where uftpd given no group listens: uftp's default public group (the boot service's sessions
 # use their own group).
@@ -147,6 +150,10 @@ class Receiver:
         self.log_tail: list[bytes] = []
         self._logged = 0  # bytes uftpd wrote to its log (they count in its write total)
         self.ready = threading.Event()
+        self.dropped = threading.Event()
+        self.table: list[held_table.Range] = []  # the session's held-back partition table
+        self.table_pieces: dict[int, bytes] = {}
+        self.table_fetched_bytes = 0
 
     def argv(self, interface: str, folder: Path | None = None,
              client_id: str = "0x00000000") -> list[str]:
@@ -175,6 +182,7 @@ class Receiver:
             watching.start()
             try:
                 if self.ready.wait(READY_TIMEOUT_S) and self._say_joined(client_id):
+                    self._fetch_table()
                     self._follow(process, Path(folder) / STATUS_FILE)
             finally:
                 _stop(process)
@@ -187,7 +195,8 @@ class Receiver:
         return process.returncode
 
     def _follow(self, process: subprocess.Popen[bytes], status: Path) -> None:
-        """Until uftpd says the file is complete, the session ended without it, it waited
+        """Until uftpd says the file is complete, the sender dropped this PC (too many NAKs),
+        the session ended without it, it waited
         ``start_timeout_s`` for the stream, or (while the session's state cannot be read)
         ``receive_timeout_s`` for more data: a PC that waits for the resends of a later pass
         writes nothing while uftp resends another PC's losses, and must not give up then."""
@@ -195,7 +204,10 @@ class Receiver:
         began = last_change = last_poll = time.monotonic()
         connected, checked, state = False, 0, None
         while process.poll() is None:
-            time.sleep(FOLLOW_INTERVAL_S)
+            if self.dropped.wait(FOLLOW_INTERVAL_S):
+                LOG.warning("multicast: dropped from the stream (%s)",
+                            self.log_tail[-1].decode(errors="replace"))
+                return  # uftpd stopped: its port leaves the group, the repair has the link
             now = time.monotonic()
             said = status.read_bytes() if status.exists() else b""
             connected = connected or b"CONNECT;" in said
@@ -223,6 +235,13 @@ class Receiver:
                                                    else b"")
                     return
 
+    def _fetch_table(self) -> None:
+        """The partition table's bytes the stream leaves out, while the session waits for the
+        room's other PCs (a few KiB)."""
+        if self.table:
+            self.table_pieces, self.table_fetched_bytes = held_table.fetch(
+                self.request.restore, self.manifest, self.table, READY_TIMEOUT_S)
+
     def _check_up_to(self, checked: int, written: int) -> int:
         """Hand the blocks wholly below uftpd's write count to the read-back (a block with
         packets still missing reads wrong and is left to the repair)."""
@@ -242,6 +261,8 @@ class Receiver:
             self.log_tail = [*self.log_tail[-9:], line.strip()]
             if READY in line:
                 self.ready.set()
+            if ABORTED in line:
+                self.dropped.set()
 
     def _session_state(self) -> str | None:
         """The boot service's state of the session (None: it cannot be asked)."""
@@ -272,6 +293,7 @@ class Receiver:
         except (OSError, ValueError) as exc:
             LOG.warning("could not tell %s that this PC joined: %s", url, exc)
             return True
+        self.table = held_table.parse_ranges(session.get("table"), self.manifest.size)
         if session.get("late") or session.get("state") in SESSION_OVER:
             LOG.warning("multicast session %s without this PC: repairing over HTTP",
                         session.get("state"))
@@ -344,6 +366,7 @@ def multicast_restore(request: MulticastRequest, disks: list[Disk], timeout_s: f
                             verifier.written)
         returncode = receiver.run()
         verified = verifier.finish()
+        held = held_table.held_blocks(fd, disk, manifest, receiver.table_pieces)
     except BaseException:
         os.close(fd)
         erase.make_unbootable(disk)
@@ -351,9 +374,11 @@ def multicast_restore(request: MulticastRequest, disks: list[Disk], timeout_s: f
     os.close(fd)
     result = restore_blocks.restore_blocks(
         replace(request.restore, mode="delta"), disks, timeout_s,
-        lambda done, _total: on_progress((size + 2 * done) // 3, size), (disk, manifest), None,
-        verified)
+        lambda done, _total: on_progress((size + 2 * done) // 3, size), (disk, manifest), held,
+        verified, held_table.table_blocks(manifest, receiver.table))
     result.update(transfer="multicast", multicast_received_bytes=receiver.received,
                   multicast_receiver_exit=returncode, verified_while_received=len(verified),
-                  repaired_over_http=result.get("differing_blocks", 0) > 0)
+                  table_fetched_bytes=receiver.table_fetched_bytes,
+                  multicast_dropped=receiver.dropped.is_set(),
+                  repaired_over_http=result.get("fetched_bytes", 0) > 0)
     return result

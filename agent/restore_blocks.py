@@ -230,6 +230,19 @@ class Restore:
         return list(self.differing(indexes))
 
 
+def _repaired(run: Restore, bad: list[int], disk: Disk) -> list[int]:
+    """Fetch the blocks that failed verification again, up to REPAIR_ROUNDS times; those
+    still bad."""
+    for _ in range(REPAIR_ROUNDS):
+        if not bad:
+            break
+        LOG.warning("%d blocks of %s failed verification: fetching them again",
+                    len(bad), disk.path)
+        run.repair(bad)
+        bad = run.verify(bad)
+    return bad
+
+
 def load_checked(request: RestoreRequest, disks: list[Disk], timeout_s: float
                  ) -> tuple[Disk, BlockManifest]:
     """The target disk and the manifest; CommandError when the disk is too small (nothing was
@@ -246,11 +259,14 @@ def restore_blocks(request: RestoreRequest, disks: list[Disk], timeout_s: float,
                    on_progress: Callable[[int, int | None], None],
                    loaded: tuple[Disk, BlockManifest] | None = None,
                    held: dict[int, bytes] | None = None,
-                   verified: frozenset[int] = frozenset()) -> dict[str, Any]:
+                   verified: frozenset[int] = frozenset(),
+                   last: frozenset[int] = frozenset()) -> dict[str, Any]:
     """``loaded``: what ``load_checked`` returned, when the caller already did; ``held``:
     blocks (checked against the manifest) the caller has at hand, written in place of
     fetching them; ``verified``: blocks the caller read back from the disk (past the page
-    cache) and found to match, neither compared nor read back again (delta mode)."""
+    cache) and found to match, neither compared nor read back again (delta mode); ``last``:
+    blocks (the partition table's) compared and written only once all others verified
+    (delta mode)."""
     disk, manifest = loaded or load_checked(request, disks, timeout_s)
     fetcher = BlockFetcher(request.disk_url, manifest, timeout_s, request.token_headers)
     fetcher.held = dict(held or {})
@@ -261,21 +277,19 @@ def restore_blocks(request: RestoreRequest, disks: list[Disk], timeout_s: float,
     try:
         run = Restore(manifest, disk, fd, fetcher, on_progress)
         everything = range(len(manifest.blocks))
+        table = sorted(last - verified) if request.mode == "delta" else []
         if request.mode == "delta":
-            unchecked = [index for index in everything if index not in verified]
+            unchecked = [index for index in everything
+                         if index not in verified and index not in last]
             run.skip(2 * sum(manifest.span(index)[1] for index in verified))
             result["differing_blocks"] = run.delta(unchecked)
         else:
             unchecked = list(everything)
             run.full()
-        bad = run.verify(unchecked)
-        for _ in range(REPAIR_ROUNDS):
-            if not bad:
-                break
-            LOG.warning("%d blocks of %s failed verification: fetching them again",
-                        len(bad), disk.path)
-            run.repair(bad)
-            bad = run.verify(bad)
+        bad = _repaired(run, run.verify(unchecked), disk)
+        if table and not bad:  # the rest verified: now the partition table
+            result["differing_blocks"] += run.delta(table)
+            bad = _repaired(run, run.verify(table), disk)
         if bad and request.mode == "delta":
             LOG.warning("%d blocks still differ: writing the whole image", len(bad))
             result["fell_back_to_full"] = True

@@ -52,7 +52,15 @@ class StreamVerifier:
                             exc)
 
     def _reads_back(self, index: int) -> bool:
-        offset, length = self.manifest.span(index)
-        flush(self.fd, self.disk)
-        os.posix_fadvise(self.fd, offset, length, os.POSIX_FADV_DONTNEED)  # the disk, not cache
-        return self.manifest.matches(index, self.reader.read(index))
+        return self.manifest.matches(index, read_back(self.fd, self.disk, self.reader,
+                                                      self.manifest, index))
+
+
+def read_back(fd: int, disk: Disk, reader: BlockReader, manifest: BlockManifest,
+              index: int) -> memoryview:
+    """Block ``index`` as the disk holds it (flushed, dropped from the page cache, read), in
+    the reader's buffer."""
+    offset, length = manifest.span(index)
+    flush(fd, disk)
+    os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)  # the disk, not the cache
+    return reader.read(index)

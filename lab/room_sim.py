@@ -53,6 +53,7 @@ MiB = 1024 * 1024
 ROOM, IMAGE = "SIM", "sim-image"
 ENDED = ("done", "failed", "failed-partly")
 TOKEN_SECRET = "room-simulation-image-token-secret"  # shared by the conductor and boot service
+AGENT_LISTENING = b"command API listening"  # the agent's log once it serves commands
 TRANSFER_FIELD = "transfer"  # the room's unicast/multicast setting, when the API has it
 
 
@@ -279,6 +280,21 @@ def _kill_the_rest(pc: SimPc) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _wait_listening(pcs: list[SimPc], timeout: float = 300) -> None:
+    """Until every agent's command API listens: the PCs are running their ramdisks when the
+    room is handed out, so a restore's start does not include 40 Python processes starting
+    on this machine's cores (a real room's PCs boot on their own CPUs)."""
+    deadline = time.monotonic() + timeout
+    for pc in pcs:
+        while AGENT_LISTENING not in (pc.log.read_bytes() if pc.log.exists() else b""):
+            if pc.agent is not None and pc.agent.poll() is not None:
+                raise RuntimeError(f"the agent of {pc.link.namespace} exited:\n{pc.logs()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the agent of {pc.link.namespace} is not listening after "
+                                   f"{timeout} s:\n{pc.logs()[-1500:]}")
+            time.sleep(0.1)
+
+
 def _stop_agents(pcs: list[SimPc]) -> None:
     running = [pc.agent for pc in pcs if pc.agent is not None and pc.agent.poll() is None]
     for process in running:
@@ -340,4 +356,5 @@ def room_sim(base: Path, spec: RoomSpec) -> Iterator[RoomSim]:
                201)
         for pc in room.pcs:
             _start_agent(room, pc, pc.disk.parent)
+        _wait_listening(room.pcs)
         yield room

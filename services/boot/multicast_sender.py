@@ -17,6 +17,10 @@ times), whichever comes first: uftp is started then, with the joined receivers' 
 closed group (``-H``), so it waits for no announce of a PC that is not there; a PC joining
 later is told it is late and repairs over HTTP. A session nobody joins is closed after
 UNJOINED_LIMIT_S.
+
+The partition table is not streamed (``services.boot.partition_table``): the file carries its
+bytes zeroed and the session's document names them (``table``: ``[[offset, length], ...]``), which
+the agents fetch over HTTP and write last, once the rest of their disk verified.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.boot.partition_table import HEAD_BYTES, Range, table_ranges, zeroed
 from services.common.bootconfig.image_cache import ImageCache
 from services.common.config_hardware_sections import MulticastSettings
 from services.images.store import ImageStore
@@ -42,6 +47,7 @@ LOG = logging.getLogger(__name__)
 SENDER = "uftp"
 DEST_NAME = "disk"  # the name the receivers' uftpd give the file: their symlink to the disk
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+MAX_NAK_TIMES = 10  # the most uftp's -m takes
 ROBUST = 20  # uftp's -s: a receiver silent through this many retries is dropped
 STOP_TIMEOUT_S = 5.0
 UNJOINED_LIMIT_S = 3600.0  # longer than any room's PCs take to boot their ramdisks
@@ -70,6 +76,7 @@ class MulticastSession:
     process: subprocess.Popen[bytes] | None = None
     workdir: Path | None = None
     cache_key: str | None = None  # the image cache's file this session holds
+    table: list[Range] = field(default_factory=list)  # held back from the stream
     go: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -86,7 +93,8 @@ class MulticastSession:
         returncode = None if self.process is None else self.process.poll()
         return {"id": self.id, "version_id": self.version_id, "group": self.group,
                 "port": self.port, "expected": self.expected, "joined": self.joined,
-                "state": self.state, "sender_exit": returncode}
+                "state": self.state, "sender_exit": returncode,
+                "table": [list(piece) for piece in self.table]}
 
 
 def sender_argv(settings: MulticastSettings, interface: str, session: MulticastSession,
@@ -97,7 +105,9 @@ def sender_argv(settings: MulticastSettings, interface: str, session: MulticastS
     closed_group = ["-H", ",".join(session.clients)] if session.clients else []
     return [SENDER, "-I", interface, "-M", session.group, "-P", session.group,
             "-p", str(session.port), "-t", "1", "-R", str(round(settings.rate_mbit * 1000)),
-            "-B", str(SOCKET_BUFFER_BYTES), "-s", str(ROBUST), *closed_group,
+            "-B", str(SOCKET_BUFFER_BYTES), "-s", str(ROBUST),
+            "-N", str(min(settings.max_nak_percent, 100)),
+            "-m", str(min(settings.max_nak_times, MAX_NAK_TIMES)), *closed_group,
             "-D", DEST_NAME, str(image)]
 
 
@@ -128,6 +138,8 @@ class MulticastSessions:
 
     def open(self, version_id: str, expected: int) -> MulticastSession:
         size = self.store.manifest(version_id).size  # UnknownVersion before anything starts
+        table = table_ranges(b"".join(self.store.read_range(version_id, 0,
+                                                            min(HEAD_BYTES, size))), size)
         if shutil.which(SENDER) is None:
             raise SessionError(f"{SENDER} is missing (Debian package uftp)")
         self._reap()
@@ -139,7 +151,7 @@ class MulticastSessions:
             slot = free[0]
             session = MulticastSession(str(uuid.uuid4()), version_id, expected,
                                        self._groups[slot],
-                                       self._first_port + 2 * slot, slot)
+                                       self._first_port + 2 * slot, slot, table=table)
             self._sessions[session.id] = session
         session.workdir = Path(tempfile.mkdtemp(prefix="enclume-multicast-"))
         LOG.info("multicast session %s: version %s to %s port %d, %d receivers expected",
@@ -151,10 +163,10 @@ class MulticastSessions:
     def _send(self, session: MulticastSession, size: int) -> None:
         """Makes the version's regular file (while the PCs join), then runs uftp once the
         session starts."""
-        key = f"multicast-version-{session.version_id}.raw"
+        key = f"multicast-version-{session.version_id}-table-zeroed.raw"
         try:
-            image = self.cache.acquire_built(key, size, lambda: self.store.read_range(
-                session.version_id, 0, size))
+            image = self.cache.acquire_built(key, size, lambda: zeroed(self.store.read_range(
+                session.version_id, 0, size), session.table))
         except Exception:
             LOG.exception("multicast session %s: the image file could not be made", session.id)
             self.close(session.id)

@@ -154,3 +154,7 @@ class MulticastSettings(BaseSettings):
     start_wait_s: float = Field(default=30.0, ge=0)  # after the 1st joined: start anyway
     interface: str | None = None  # default: ENCLUME_BOOT_INTERFACE, else eth0
     receive_timeout_s: float = Field(default=5.0, gt=0)  # agents: silence that ends the stream
+    # uftp's -N and -m: a PC NAKing more than this share of a section, this many times, is
+    # dropped from the stream (it repairs over HTTP) instead of keeping the passes going
+    max_nak_percent: int = Field(default=50, ge=0)  # above 100: as 100, nobody dropped
+    max_nak_times: int = Field(default=2, ge=1)  # uftp takes 1-10: above 10, as 10

@@ -30,6 +30,11 @@ AGENT_TOKEN_ISSUED = "agent_token_issued_at"
 AGENT_KEYS = (AGENT_URL, AGENT_TOKEN, AGENT_LAST_HEARTBEAT, AGENT_VERSION, AGENT_COMMAND,
               AGENT_TOKEN_ISSUED)
 TOKEN_HEADER = "X-Agent-Token"
+# One client for every agent request of the process: httpx.request() makes a client, and with
+# it an SSL context (the CA bundle loaded), per call, which was ~45% of enclume-aio's CPU while
+# 40 PCs started a room restore (docs/benchmarks.md, "The start of a 40-PC room"). A Client is
+# safe to share between threads; each request still gives its own timeout.
+_CLIENT = httpx.Client()
 
 RUNNING = "RUNNING"
 SUCCEEDED = "SUCCEEDED"
@@ -84,8 +89,8 @@ def _request(node: Node, method: str, path: str, what: str, timeout_s: float,
              body: dict[str, Any] | None = None) -> httpx.Response:
     base, token = _endpoint(node)
     try:
-        return httpx.request(method, base + path, json=body, headers={TOKEN_HEADER: token},
-                             timeout=timeout_s)
+        return _CLIENT.request(method, base + path, json=body, headers={TOKEN_HEADER: token},
+                               timeout=timeout_s)
     except httpx.HTTPError as exc:
         raise AgentUnavailable(f"the agent of node {node.uuid} did not answer {what}: "
                                f"{type(exc).__name__}") from None
