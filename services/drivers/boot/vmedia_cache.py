@@ -38,17 +38,16 @@ from pathlib import Path
 
 import httpx
 
-from services.common.bootconfig.image_cache import ImageCache, ImageError, shown_url
+from services.common.bootconfig.image_cache import ImageCache, ImageError
 from services.common.config import Settings
 from services.drivers.base import DriverError
 from services.drivers.boot import vmedia_iso
+from services.drivers.url_download import download, validators
 
 ISO_DIRECTORY = "vmedia"
 CACHE_DIRECTORY = "cache"
 SOURCES_DIRECTORY = ".sources"
-VALIDATORS = ("etag", "last-modified", "content-length")
 FORMAT = "enclume-vmedia-iso-1"  # change when vmedia_iso.build lays an ISO out differently
-DOWNLOAD_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -70,30 +69,6 @@ def iso_key(kernel_sha256: str, ramdisk_sha256: str, kernel_params: str) -> str:
     return f"iso-{hashlib.sha256(content.encode()).hexdigest()}"
 
 
-def _validators(response: httpx.Response) -> dict[str, str] | None:
-    """What identifies the version of a file the server answered; None if it says too little."""
-    found = {name: response.headers[name] for name in VALIDATORS if name in response.headers}
-    return found if "etag" in found or "last-modified" in found else None
-
-
-def download(label: str, url: str, out: Path, timeout_s: float
-             ) -> tuple[str, dict[str, str] | None]:
-    """Fetch ``url`` into ``out``; its sha256 and validators. DriverError saying which file
-    failed."""
-    hasher = hashlib.sha256()
-    try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=timeout_s) as response:
-            if not response.is_success:
-                raise DriverError(f"The {label} {shown_url(url)} answered HTTP "
-                                  f"{response.status_code}.")
-            with out.open("wb") as file:
-                for chunk in response.iter_bytes(DOWNLOAD_CHUNK):
-                    hasher.update(chunk)
-                    file.write(chunk)
-            return hasher.hexdigest(), _validators(response)
-    except httpx.HTTPError as exc:
-        raise DriverError(f"The {label} {shown_url(url)} cannot be fetched: "
-                          f"{type(exc).__name__}.") from None
 
 
 class _Inputs:
@@ -120,7 +95,7 @@ class _Inputs:
                 response = httpx.head(url, follow_redirects=True, timeout=self.timeout_s)
             except (OSError, ValueError, httpx.HTTPError):
                 return None
-            if not response.is_success or _validators(response) != known.get("validators"):
+            if not response.is_success or validators(response) != known.get("validators"):
                 return None
             digests.append(str(known["sha256"]))
         return digests
@@ -129,12 +104,12 @@ class _Inputs:
         digests = []
         self.sources.mkdir(parents=True, exist_ok=True)
         for (label, url), path in zip(self.files, self.paths, strict=True):
-            digest, validators = download(label, url, path, self.timeout_s)
+            digest, version = download(label, url, path, self.timeout_s)
             record = self._record(url)
-            if validators is None:
+            if version is None:
                 record.unlink(missing_ok=True)
             else:
-                record.write_text(json.dumps({"validators": validators, "sha256": digest}))
+                record.write_text(json.dumps({"validators": version, "sha256": digest}))
             digests.append(digest)
         self.fetched = True
         if expected is not None and digests != expected:
