@@ -40,9 +40,10 @@ from services.drivers.driver_errors import (  # noqa: F401 (the drivers' names f
 )
 from services.drivers.interface_root import WAIT, Interface, Resume
 from services.drivers.network import vifs
-from services.drivers.step_spec import (
+from services.drivers.step_spec import (  # noqa: F401 (DriverStep: the drivers' name for it)
     RAID_CLEAN_STEPS,
     RAID_DEPLOY_STEPS,
+    DriverStep,
     conductor_steps,
     run_method_step,
 )
