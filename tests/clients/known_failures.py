@@ -40,12 +40,8 @@ def newer(version: str, what: str) -> str:
 KNOWN: tuple[Known, ...] = (
     # python-ironicclient 5.8.1, ironicclient/tests/functional (through the openstack CLI):
     # none
-    # openstacksdk 4.22.0, openstack/tests/functional/baremetal
-    Known("openstacksdk", "v1.test_inspection_rules", "skip", newer("1.96", "inspection rules")),
-    Known("openstacksdk", "v1.test_node.TestBareMetalNodeInstanceName", "skip",
-          newer("1.104", "`instance_name`")),
-    Known("openstacksdk", "v1.test_runbooks.TestBareMetalRunbookTraits", "skip",
-          newer("1.112", "runbook traits")),
+    # openstacksdk 4.22.0, openstack/tests/functional/baremetal:
+    # none
 )
 
 
