@@ -46,7 +46,9 @@ KNOWN: tuple[Known, ...] = (
 
 
 def markdown() -> str:
-    """docs/api.md's table: one row an entry, in the order above."""
+    """docs/api.md's table: one row an entry, in the order above (a sentence when none)."""
+    if not KNOWN:
+        return "None: every test of both suites passes, none is skipped.\n"
     rows = ["| suite | tests | outcome | reason |", "|---|---|---|---|"]
     rows += [f"| {known.suite} | `{known.tests}` | {known.outcome} | {known.reason} |"
              for known in KNOWN]
