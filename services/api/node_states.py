@@ -22,6 +22,8 @@ from services.common.models import Node
 from services.conductor.interface import ConductorAPI
 
 DEPLOY_WAIT_ABORT_VERSION: Version = (1, 110)
+# disable_ramdisk by target (Ironic's check_allow_disable_ramdisk): 406 below, 400 elsewhere.
+DISABLE_RAMDISK_VERSIONS: dict[str, Version] = {"clean": (1, 70), "service": (1, 108)}
 
 router = api_router(prefix="/v1/nodes")
 # Targets Ironic answers 406 to below their version (the others: 400).
@@ -98,6 +100,7 @@ def set_provision_state(ident: str, request: Request, body: Any = Body(...),
             options = runbooks.provision_options(session, node.uuid, list(node.traits or []),
                                                  target, options, version)
         options.pop("runbook", None)
+    _check_disable_ramdisk(node, target, options.get("disable_ramdisk"), version)
     _check_rescue_password(node, target, options.get("rescue_password"))
     manager.do_provisioning_action(node.uuid, target, options)
     return _accepted(request, node)
@@ -116,6 +119,20 @@ def _check_deploy_wait_abort(node: Node, target: str, version: Version) -> None:
     if (target == "abort" and node.provision_state == states.ProvisionState.DEPLOYWAIT
             and version < DEPLOY_WAIT_ABORT_VERSION <= versions.MAX_VERSION):
         raise NotAcceptable("Request not acceptable.")
+
+
+def _check_disable_ramdisk(node: Node, target: str, disable_ramdisk: bool | None,
+                           version: Version) -> None:
+    """Ironic's, after its check of the node's state (a runbook's value counts: a service
+    with a runbook is 406 below 1.108, as in Ironic). Servicing never boots a ramdisk here
+    (steps on the agent are refused), so ``disable_ramdisk`` changes nothing in its flow."""
+    if disable_ramdisk is None or not states.allows(node.provision_state,
+                                                    states.API_TARGET_EVENTS[target]):
+        return
+    if target not in DISABLE_RAMDISK_VERSIONS:
+        raise Invalid("disable_ramdisk is supported only with manual cleaning or servicing")
+    if version < DISABLE_RAMDISK_VERSIONS[target]:
+        raise NotAcceptable("disable_ramdisk is not acceptable in this API version")
 
 
 def _check_rescue_password(node: Node, target: str, password: str | None) -> None:

@@ -2,7 +2,8 @@
 floppy or USB disk (``POST``) and detach them (``DELETE``, ``?device_types=``), as Ironic
 does: its schema and texts, 204, then a conductor's worker through the node's management
 interface (services/conductor/flows/vmedia.py; Redfish's in services/drivers/redfish.py).
-An interface that cannot do it fails in the worker: the node's last_error says so."""
+An interface that cannot do it fails in the worker: the node's last_error says so.
+``GET`` (API 1.93; 404 below it, as Ironic) lists the BMC's drives at once, as a JSON list."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from services.conductor.interface import ConductorAPI
 router = api_router(prefix="/v1/nodes/{ident}/vmedia")
 
 VERSION: Version = (1, 89)
+GET_VERSION: Version = (1, 93)
 URL_SCHEMES = ("http", "https", "nfs", "cifs", "smb")  # Ironic's VMEDIA_SUPPORTED_URL_SCHEMES
 ATTACH_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -35,11 +37,19 @@ ATTACH_SCHEMA: dict[str, Any] = {
 }
 
 
-def _node_uuid(db: Database, ident: str, version: Version) -> str:
-    if version < VERSION:
+def _node_uuid(db: Database, ident: str, version: Version,
+               since: Version = VERSION) -> str:
+    if version < since:
         raise NotFound("The resource could not be found.")
     with db.session() as session:
         return find_node(session, ident, version).uuid
+
+
+@router.get("")
+def listed(ident: str, version: Version = Depends(api_version),
+           db: Database = Depends(database),
+           manager: ConductorAPI = Depends(conductor)) -> list[dict[str, Any]]:
+    return manager.get_virtual_media(_node_uuid(db, ident, version, GET_VERSION))
 
 
 @router.post("", status_code=204)

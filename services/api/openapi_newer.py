@@ -99,6 +99,9 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
             "status": 202, "body": "SecureBootChange", "errors": (404, *CONDUCTOR),
             "path_names": IDENT, "summary": "Turn UEFI secure boot on or off (API 1.76; 404 "
                                             "below)"},
+        ("get", "/v1/nodes/{ident}/vmedia"): {
+            "status": 200, "response": "VmediaList", "errors": (404, *CONDUCTOR, 500),
+            "path_names": IDENT, "summary": "The BMC's virtual media (API 1.93; 404 below)"},
         ("post", "/v1/nodes/{ident}/vmedia"): {
             "status": 204, "body": "VmediaAttach", "errors": (404, *CONDUCTOR),
             "path_names": IDENT, "summary": "Attach virtual media (API 1.89; 404 below)"},
@@ -159,4 +162,9 @@ def schemas() -> dict[str, Schema]:
             "type": "object", "required": ["target"], "additionalProperties": False,
             "properties": {"target": BOOLEAN}},
         "VmediaAttach": node_vmedia.ATTACH_SCHEMA,
+        "VmediaList": {"type": "array", "items": {
+            "type": "object", "required": ["media_types", "inserted", "image"],
+            "properties": {"media_types": {"type": "array", "items": {"type": "string"}},
+                           "inserted": {"type": ["boolean", "null"]},
+                           "image": {"type": ["string", "null"]}}}},
     }

@@ -34,6 +34,7 @@ from services.api.views import (
     VTEP_VERSION,
     port_document,
     visible_fields,
+    vtep_allowed,
 )
 from services.common import validation
 from services.common.db import Database
@@ -96,8 +97,6 @@ def _check(values: dict[str, Any], version: Version,
         clean[field] = validation.json_object(field, clean.get(field) or {})
     link = clean["local_link_connection"]
     vtep = [key for key in VTEP_KEYS if key in link]
-    if vtep and version < VTEP_VERSION and creating:
-        raise NotAcceptable("Request not acceptable.")  # Ironic's answer below 1.90
     if len(vtep) == 1:  # Ironic's dependentRequired: both switches or neither
         missing = next(key for key in VTEP_KEYS if key not in link)
         raise Invalid(f"Invalid local_link_connection: {missing!r} is a dependency of "
@@ -106,6 +105,8 @@ def _check(values: dict[str, Any], version: Version,
     if extra_keys:
         raise Invalid(f"Invalid local_link_connection: unknown key(s) {sorted(extra_keys)}; "
                       f"allowed are {sorted(LOCAL_LINK_KEYS)}.")
+    if vtep and not vtep_allowed(version) and creating:  # after Ironic's schema, as Ironic
+        raise NotAcceptable("Request not acceptable.")  # Ironic's answer below 1.90, from 1.105
     clean["local_link_connection"] = {
         key: validation.text(f"local_link_connection/{key}", value,
                              limit_of="local_link_connection")

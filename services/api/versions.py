@@ -17,7 +17,7 @@ from services.api.errors import error_body
 Version = tuple[int, int]
 
 MIN_VERSION: Version = (1, 1)
-MAX_VERSION: Version = (1, 92)
+MAX_VERSION: Version = (1, 115)
 
 HEADER = "x-openstack-ironic-api-version"
 GENERIC_HEADER = "openstack-api-version"

@@ -56,10 +56,16 @@ PORT_FIELD_VERSIONS: dict[str, Version] = {
     "available_for_dynamic_portgroup": (1, 111),
 }
 PORT_LIST_FIELDS = ("uuid", "address", "links")
-# OVN VTEP switches in a port's local_link_connection (API 1.90): below it, a connection
-# that names them is shown empty, as Ironic shows it.
+# OVN VTEP switches in a port's local_link_connection: added by API 1.90, removed by 1.105
+# (Ironic's allow_ovn_vtep_version). Outside that range a connection that names them is shown
+# empty, and a port created with them is refused (406), as Ironic does.
 VTEP_KEYS = ("vtep-logical-switch", "vtep-physical-switch")
 VTEP_VERSION: Version = (1, 90)
+VTEP_REMOVED_VERSION: Version = (1, 105)
+
+
+def vtep_allowed(version: Version) -> bool:
+    return VTEP_VERSION <= version < VTEP_REMOVED_VERSION
 
 PORTGROUP_FIELD_VERSIONS: dict[str, Version] = {
     name: (1, 23) for name in (
@@ -156,7 +162,7 @@ def node_document(request: Request, node: Node, fields: list[str],
 
 def _local_link(request: Request, link: dict[str, Any]) -> dict[str, Any]:
     version = getattr(request.state, "api_version", VTEP_VERSION)
-    if version < VTEP_VERSION and any(key in link for key in VTEP_KEYS):
+    if not vtep_allowed(version) and any(key in link for key in VTEP_KEYS):
         return {}
     return link
 

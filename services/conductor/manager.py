@@ -256,6 +256,10 @@ class ConductorManager(PortOperations, VolumeOperations, AllocationOperations,
         self.runner.start(node_uuid, *vmedia.detach(self.settings, device_types),
                           "management")
 
+    def get_virtual_media(self, node_uuid: str) -> list[dict[str, Any]]:
+        with self.task(self.runner.node_id(node_uuid)) as task:
+            return vmedia.listed(task)
+
     def set_boot_device(self, node_uuid: str, device: str, persistent: bool) -> None:
         with self.locked(node_uuid) as task:
             supported = task.driver.management.get_supported_boot_devices(task)

@@ -46,6 +46,7 @@ SECRET_HEADER = "X-Enclume-RPC-Secret"
 METHODS = frozenset({
     "do_provisioning_action", "change_power_state", "change_node_boot_mode",
     "change_node_secure_boot", "attach_virtual_media", "detach_virtual_media",
+    "get_virtual_media",
     "set_boot_device", "get_boot_device",
     "get_supported_boot_devices", "set_target_raid_config", "validate", "update_node",
     "destroy_node", "update_traits",
@@ -144,6 +145,11 @@ class RpcClient:
                              ) -> None:
         self.call(node_uuid, "detach_virtual_media", node_uuid=node_uuid,
                   device_types=device_types)
+
+    def get_virtual_media(self, node_uuid: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.call(node_uuid, "get_virtual_media",
+                                                 node_uuid=node_uuid)
+        return result
 
     def set_boot_device(self, node_uuid: str, device: str, persistent: bool) -> None:
         self.call(node_uuid, "set_boot_device", node_uuid=node_uuid, device=device,

@@ -111,6 +111,10 @@ class ManagementInterface(Interface):
     def detach_virtual_media(self, task: Task, device_types: list[str] | None) -> None:
         raise unsupported(task, "detach_virtual_media")
 
+    # The BMC's drives (API 1.93): each {"media_types": [...], "inserted": ..., "image": ...}.
+    def get_virtual_media(self, task: Task) -> list[dict[str, Any]]:
+        raise unsupported(task, "get_virtual_media")
+
     # The hardware's health as the BMC reports it, one of HEALTH_STATES or None (API 1.109).
     def get_node_health(self, task: Task) -> str | None:
         raise unsupported(task, "get_node_health")

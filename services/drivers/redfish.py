@@ -283,6 +283,15 @@ class RedfishManagement(BmcManagement):
 
         self._run(task, "detach virtual media", eject)
 
+    def get_virtual_media(self, task: Task) -> list[dict[str, Any]]:
+        """Every drive as Ironic's redfish get_vmedia shows it (the system's, else its
+        managers'): its media types' Redfish names, whether inserted, the image's URL."""
+        def listed(system: System) -> list[dict[str, Any]]:
+            return [{"media_types": [kind.value for kind in drive.media_types or []],
+                     "inserted": drive.inserted, "image": drive.image}
+                    for drive in redfish_media.drives(system)]
+        return self._run(task, "get virtual media", listed)
+
     def get_node_health(self, task: Task) -> str | None:
         """The system's ``Status.Health`` (OK, Warning, Critical), None when it has none."""
         def health(system: System) -> str | None:

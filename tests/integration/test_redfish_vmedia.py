@@ -285,6 +285,16 @@ def test_an_instance_iso_the_bmc_cannot_download_fails_the_deploy_cleanly_a_boot
         assert not (served.files / "vmedia" / f"{uuid}.iso").exists()  # nothing built
 
 
+def bmc_drives(peers: RedfishPeers, index: int) -> list[dict[str, Any]]:
+    """The system's virtual media as Ironic's get_vmedia shows them, read from the BMC."""
+    with httpx.Client(auth=(peers.username, peers.password)) as client:
+        address = peers.emulator.address
+        members = bmc(peers, index, "/VirtualMedia")["Members"]
+        drives = [client.get(f"{address}{member['@odata.id']}").json() for member in members]
+    return [{"media_types": drive["MediaTypes"], "inserted": drive["Inserted"],
+             "image": drive.get("Image")} for drive in drives]
+
+
 def test_vmedia_attach_and_detach_through_the_api(tmp_path: Path, peers: RedfishPeers) -> None:
     with stack(tmp_path) as served:
         api = served.api
@@ -316,3 +326,11 @@ def test_vmedia_attach_and_detach_through_the_api(tmp_path: Path, peers: Redfish
         eventually(lambda: bmc(peers, 4, "/VirtualMedia/Cd").get("Image") == image, 15,
                    f"the CD holds {image}")
         assert node_of(api, uuid)["last_error"] is None
+        # 1.93: the drives as the BMC shows them (404 below it, as Ironic).
+        assert api.get(f"/v1/nodes/{uuid}/vmedia",
+                       headers={"X-OpenStack-Ironic-API-Version": "1.92"}).status_code == 404
+        listed = api.get(f"/v1/nodes/{uuid}/vmedia",
+                         headers={"X-OpenStack-Ironic-API-Version": "1.93"})
+        assert listed.status_code == 200, listed.text
+        assert sorted(listed.json(), key=str) == sorted(bmc_drives(peers, 4), key=str)
+        assert {"media_types": ["CD", "DVD"], "inserted": True, "image": image} in listed.json()

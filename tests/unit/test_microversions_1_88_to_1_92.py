@@ -99,16 +99,16 @@ def test_ovn_vtep_switches_from_1_90(api: httpx.Client) -> None:
     half = {"local_link_connection": {"port_id": "p1", "vtep-logical-switch": "ls1"}}
     assert "'vtep-physical-switch' is a dependency" in fault(
         port(api, uuid, "52:54:00:90:00:01", **half))
-    created = port(api, uuid, "52:54:00:90:00:01", **vtep)
+    created = port(api, uuid, "52:54:00:90:00:01", "1.104", **vtep)
     assert created.status_code == 201, created.text
     path = f"/v1/ports/{created.json()['uuid']}"
-    assert api.get(path).json()["local_link_connection"] == VTEP
+    assert api.get(path, headers=at("1.104")).json()["local_link_connection"] == VTEP
     assert api.get(path, headers=at("1.89")).json()["local_link_connection"] == {}
     # An older client's patch of another field keeps the connection it cannot see.
     patched = api.patch(path, headers=at("1.89"),
                         json=[{"op": "add", "path": "/extra/a", "value": 1}])
     assert patched.status_code == 200, patched.text
-    assert api.get(path).json()["local_link_connection"] == VTEP
+    assert api.get(path, headers=at("1.104")).json()["local_link_connection"] == VTEP
 
 
 def test_the_json_suffix_is_dropped_below_1_91_only(api: httpx.Client) -> None:
@@ -125,7 +125,8 @@ def test_runbooks_from_1_92_and_a_servicing_by_runbook(api: httpx.Client) -> Non
     assert api.post("/v1/runbooks", headers=at("1.91"), json={}).status_code == 405
     step = {"interface": "bios", "step": "apply_configuration", "order": 1,
             "args": {"settings": [{"name": "HyperThreading", "value": "Disabled"}]}}
-    created = api.post("/v1/runbooks", json={"name": "CUSTOM_NO_HT", "steps": [step]})
+    created = api.post("/v1/runbooks", json={"name": "CUSTOM_NO_HT", "steps": [step]},
+                       headers=at("1.92"))
     assert created.status_code == 201, created.text
     uuid = new_node(api, bios_interface="fake")["uuid"]
     for target, reached in (("manage", "manageable"), ("provide", "available"),
@@ -134,13 +135,16 @@ def test_runbooks_from_1_92_and_a_servicing_by_runbook(api: httpx.Client) -> Non
                        json={"target": target}).status_code == 202
         eventually(lambda r=reached: node(api, uuid)["provision_state"] == r, 15, reached)
     body = {"target": "service", "runbook": "CUSTOM_NO_HT"}
-    refused = api.put(f"/v1/nodes/{uuid}/states/provision", json=body)
+    refused = api.put(f"/v1/nodes/{uuid}/states/provision", json=body, headers=at("1.92"))
     assert "has not been approved for use on this node" in fault(refused)
     assert api.put(f"/v1/nodes/{uuid}/traits/CUSTOM_NO_HT").status_code == 204
     both = body | {"service_steps": [{"interface": "deploy", "step": "hold"}]}
     assert "either \"service_steps\" or a runbook" in fault(
-        api.put(f"/v1/nodes/{uuid}/states/provision", json=both))
-    assert api.put(f"/v1/nodes/{uuid}/states/provision", json=body).status_code == 202
+        api.put(f"/v1/nodes/{uuid}/states/provision", json=both, headers=at("1.92")))
+    assert api.put(f"/v1/nodes/{uuid}/states/provision", json=body,
+                   headers=at("1.92")).status_code == 406  # its disable_ramdisk, below 1.108
+    assert api.put(f"/v1/nodes/{uuid}/states/provision", json=body,
+                   headers=at("1.111")).status_code == 202
     eventually(lambda: node(api, uuid)["provision_state"] == "active"
                and node(api, uuid)["service_step"] == {}, 15, "serviced")
     listed = api.get(f"/v1/nodes/{uuid}/bios").json()["bios"]

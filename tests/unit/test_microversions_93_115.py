@@ -298,7 +298,7 @@ def test_a_node_with_disable_power_off_is_not_powered_off(api: httpx.Client) -> 
     node = new_node(api, "1.10")
     assert "disable_power_off" not in api.get(f"/v1/nodes/{node}", headers=at("1.94")).json()
     assert patch(api, node, {"op": "replace", "path": "/disable_power_off", "value": True},
-                 version="1.94").status_code == 406
+                 version="1.94").status_code == 406  # as Ironic
     shown = patch(api, node, {"op": "replace", "path": "/disable_power_off", "value": "True"},
                   version="1.95").json()
     assert shown["disable_power_off"] is True
@@ -366,3 +366,83 @@ def test_dynamic_portgroup_fields(api: httpx.Client) -> None:
     assert dynamic["dynamic_portgroup"] is True
     assert "dynamic_portgroup" not in api.get(f"/v1/portgroups/{group['uuid']}",
                                               headers=at("1.110")).json()
+
+
+# -- 1.93: the BMC's virtual media (Redfish's in tests/integration/test_redfish_vmedia.py) --
+
+
+def test_vmedia_is_listed_from_1_93_as_ironic_answers_an_interface_without_it(
+        api: httpx.Client) -> None:
+    node = new_node(api)
+    assert api.get(f"/v1/nodes/{node}/vmedia", headers=at("1.92")).status_code == 404
+    assert api.get(f"/v1/nodes/{node}/vmedia", headers=at("1.88")).status_code == 404
+    listed = api.get(f"/v1/nodes/{node}/vmedia", headers=at("1.93"))
+    assert listed.status_code == 400
+    assert fault(listed) == ("Driver fake-hardware does not support get_virtual_media "
+                             "(disabled or not implemented).")
+    assert api.get("/v1/nodes/no-such-node/vmedia").status_code == 404
+
+
+# -- 1.105: OVN VTEP switches in local_link_connection removed ------------------------------
+
+
+def test_vtep_switches_are_refused_and_hidden_from_1_105(api: httpx.Client) -> None:
+    node = new_node(api)
+    vtep = {"port_id": "p1", "vtep-logical-switch": "ls1", "vtep-physical-switch": "ps1"}
+    body = {"address": "52:54:00:12:37:01", "node_uuid": node, "local_link_connection": vtep}
+    assert api.post("/v1/ports", json=body, headers=at("1.105")).status_code == 406
+    half = {**body, "local_link_connection": {"port_id": "p1", "vtep-logical-switch": "ls1"}}
+    assert "is a dependency" in fault(api.post("/v1/ports", json=half, headers=at("1.105")))
+    created = api.post("/v1/ports", json=body, headers=at("1.104"))
+    assert created.status_code == 201, created.text
+    path = f"/v1/ports/{created.json()['uuid']}"
+    assert api.get(path, headers=at("1.104")).json()["local_link_connection"] == vtep
+    assert api.get(path, headers=at("1.105")).json()["local_link_connection"] == {}
+    plain = {"port_id": "p2", "switch_id": "0a:1b:2c:3d:4e:5f"}
+    other = api.post("/v1/ports", json={"address": "52:54:00:12:37:02", "node_uuid": node,
+                                        "local_link_connection": plain})
+    assert other.status_code == 201 and other.json()["local_link_connection"] == plain
+
+
+# -- 1.108: disable_ramdisk with the service verb -------------------------------------------
+
+
+def test_disable_ramdisk_is_taken_for_servicing_from_1_108(api: httpx.Client) -> None:
+    node = new_node(api, "1.10")
+    patch(api, node, {"op": "add", "path": "/bios_interface", "value": "fake"})
+    deploy = api.put(f"/v1/nodes/{node}/states/provision",
+                     json={"target": "active", "disable_ramdisk": True})
+    assert deploy.status_code == 400
+    assert fault(deploy) == "disable_ramdisk is supported only with manual cleaning or servicing"
+    assert api.put(f"/v1/nodes/{node}/states/provision",
+                   json={"target": "active"}).status_code == 202
+    wait_state(api, node, "active")
+    step = {"interface": "bios", "step": "apply_configuration",
+            "args": {"settings": [{"name": "HyperThreading", "value": "Disabled"}]}}
+    body = {"target": "service", "service_steps": [step], "disable_ramdisk": True}
+    old = api.put(f"/v1/nodes/{node}/states/provision", json=body, headers=at("1.107"))
+    assert old.status_code == 406
+    assert fault(old) == "disable_ramdisk is not acceptable in this API version"
+    assert api.put(f"/v1/nodes/{node}/states/provision", json=body,
+                   headers=at("1.108")).status_code == 202
+
+    def serviced() -> bool:
+        shown = api.get(f"/v1/nodes/{node}").json()
+        bios = api.get(f"/v1/nodes/{node}/bios").json()["bios"]
+        return (shown["provision_state"] == "active" and shown["service_step"] == {}
+                and {s["name"]: s["value"] for s in bios}.get("HyperThreading") == "Disabled")
+
+    eventually(serviced, 30, "serviced without a ramdisk")
+    assert api.get(f"/v1/nodes/{node}").json()["last_error"] is None
+
+
+def test_disable_ramdisk_of_a_manual_cleaning_from_1_70(api: httpx.Client) -> None:
+    node = new_node(api, "1.10")
+    assert api.put(f"/v1/nodes/{node}/states/provision",
+                   json={"target": "manage"}).status_code == 202
+    wait_state(api, node, "manageable")
+    body = {"target": "clean", "clean_steps": [{"interface": "deploy", "step": "hold"}],
+            "disable_ramdisk": True}
+    old = api.put(f"/v1/nodes/{node}/states/provision", json=body, headers=at("1.69"))
+    assert old.status_code == 406
+    assert fault(old) == "disable_ramdisk is not acceptable in this API version"

@@ -41,10 +41,10 @@ def new_node(api: httpx.Client, **fields: Any) -> dict[str, Any]:
     return document
 
 
-def test_the_served_maximum_is_1_92(api: httpx.Client) -> None:
-    assert MAX_VERSION == (1, 92)
-    assert api.get("/v1/", headers=at("1.92")).status_code == 200
-    assert api.get("/v1/", headers=at("1.93")).status_code == 406
+def test_the_served_maximum_is_1_115(api: httpx.Client) -> None:
+    assert MAX_VERSION == (1, 115)
+    assert api.get("/v1/", headers=at("1.115")).status_code == 200
+    assert api.get("/v1/", headers=at("1.116")).status_code == 406
 
 
 def test_boot_mode_fields_appear_at_1_75_and_change_at_1_76(api: httpx.Client) -> None:

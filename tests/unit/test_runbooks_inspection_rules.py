@@ -1,7 +1,7 @@
-"""Runbooks (API 1.92, served) and inspection rules (1.96, built ahead of the versions Enclume
-speaks): served here by an app made while ``MAX_VERSION`` is raised to 1.96, on SQLite with
-fake hardware and an in-process conductor. Without that, the inspection rules' paths are not
-routes at all (checked too)."""
+"""Runbooks (API 1.92) and inspection rules (1.96), both served now that Enclume speaks 1.115:
+served here by an app made while ``MAX_VERSION`` is set to 1.96, on SQLite with fake hardware
+and an in-process conductor. Below 1.96 the inspection rules' paths are not routes at all
+(checked too)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from services.api import app as app_module
-from services.api import openapi, runbook_traits, runbooks, versions
+from services.api import inspection_rules, openapi, runbooks, versions
 from tests.support.api_stack import ServedApi, served_sqlite_api
 from tests.support.polling import eventually
 
@@ -48,13 +48,15 @@ def created(api: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any
     return document
 
 
-def test_without_the_version_the_paths_are_not_routes() -> None:
-    # Runs first, before the module's app raises the maximum: Enclume's real one speaks 1.92
-    # (runbooks served), not yet 1.96 (inspection rules).
-    assert (1, 92) <= versions.MAX_VERSION < (1, 96)
-    assert app_module._speakable_routers() == [runbooks.router, runbook_traits.router]
-    assert not any(path.startswith("/v1/inspection_rules")
-                   for _method, path in openapi.OPERATIONS)
+def test_without_the_version_the_paths_are_not_routes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Runs first, before the module's app sets the maximum: Enclume's real one speaks 1.115
+    # (runbooks and inspection rules served); below 1.96 inspection rules are no routes.
+    assert versions.MAX_VERSION >= (1, 96)
+    assert inspection_rules.router in app_module._speakable_routers()
+    assert any(path.startswith("/v1/inspection_rules") for _method, path in openapi.OPERATIONS)
+    monkeypatch.setattr(versions, "MAX_VERSION", (1, 95))
+    assert inspection_rules.router not in app_module._speakable_routers()
+    assert runbooks.router in app_module._speakable_routers()
     assert any(path.startswith("/v1/runbooks") for _method, path in openapi.OPERATIONS)
 
 

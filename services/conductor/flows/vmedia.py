@@ -3,19 +3,22 @@ validated under the lock (400), then a worker attaches or detaches; the outcome 
 history event, a failure also the node's ``last_error`` (Ironic's texts), never a change of
 state. An image whose ``image_download_source`` is ``local`` (the default) is downloaded into
 the boot service's files and the BMC is given its URL there; ``http`` hands the BMC the URL
-as it is. Swift is refused: Enclume has none."""
+as it is. Swift is refused: Enclume has none. Listing the drives (API 1.93) is a read under
+no lock, answered at once."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from services.common.bootconfig.files import served_url
 from services.common.config import Settings
-from services.common.exceptions import Invalid
+from services.common.exceptions import DriverError, EnclumeError, Invalid
 from services.common.hardware_types import VMEDIA_DEVICES
 from services.conductor.flows.boot_mode import validated_management
 from services.conductor.flows.steps import Step
 from services.conductor.task import Task
+from services.drivers.driver_errors import UnsupportedDriverExtension
 from services.drivers.url_download import download
 
 DIRECTORY = "vmedia"
@@ -70,6 +73,26 @@ def detach(settings: Settings, device_types: list[str] | None) -> tuple[Step, St
         task.record("management", f"Device(s) {named} detached from node {task.node.uuid}")
 
     return validated_management, work
+
+
+def listed(task: Task) -> list[dict[str, Any]]:
+    """The BMC's virtual media (API 1.93), as Ironic's get_virtual_media: the management
+    interface validated, then read; an interface without it, or a BMC with no drive, is 400
+    (Ironic's texts); a BMC that fails, 500."""
+    try:
+        task.driver.management.validate(task)
+    except DriverError as exc:
+        raise Invalid(str(exc)) from exc
+    try:
+        media = task.driver.management.get_virtual_media(task)
+    except UnsupportedDriverExtension as exc:
+        raise Invalid(str(exc)) from exc
+    except DriverError as exc:
+        raise EnclumeError(f"Failed to get the virtual media of node {task.node.uuid}: "
+                           f"{exc}") from exc
+    if not media:
+        raise Invalid("No suitable virtual media device found")
+    return media
 
 
 def _failed(task: Task, message: str) -> None:
