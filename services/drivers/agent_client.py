@@ -8,6 +8,7 @@ the URL, so it stays out of access logs).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,8 +34,12 @@ TOKEN_HEADER = "X-Agent-Token"
 # One client for every agent request of the process: httpx.request() makes a client, and with
 # it an SSL context (the CA bundle loaded), per call, which was ~45% of enclume-aio's CPU while
 # 40 PCs started a room restore (docs/benchmarks.md, "The start of a 40-PC room"). A Client is
-# safe to share between threads; each request still gives its own timeout.
-_CLIENT = httpx.Client()
+# safe to share between threads; each request still gives its own timeout. Made at the first
+# request, not at import: its SSL context and transports cost the server ~4 MiB it may never use.
+@functools.cache
+def _client() -> httpx.Client:
+    return httpx.Client()
+
 
 RUNNING = "RUNNING"
 SUCCEEDED = "SUCCEEDED"
@@ -89,7 +94,7 @@ def _request(node: Node, method: str, path: str, what: str, timeout_s: float,
              body: dict[str, Any] | None = None) -> httpx.Response:
     base, token = _endpoint(node)
     try:
-        return _CLIENT.request(method, base + path, json=body, headers={TOKEN_HEADER: token},
+        return _client().request(method, base + path, json=body, headers={TOKEN_HEADER: token},
                                timeout=timeout_s)
     except httpx.HTTPError as exc:
         raise AgentUnavailable(f"the agent of node {node.uuid} did not answer {what}: "
