@@ -51,6 +51,8 @@ async def enforce_policy(request: Request) -> None:
         return
     template: str = getattr(request.scope.get("route"), "path", path)
     method = "GET" if request.method == "HEAD" else request.method
+    if template.startswith("/v1/runbooks") and not _runbooks_spoken(request, template):
+        return  # the endpoint's 404 or 405 comes first in Ironic (RunbooksController._route)
     if method == "GET" and template in LISTS:
         await _authorize_list(request, credentials, LISTS[template])
     elif (method, template) == ("POST", "/v1/nodes"):
@@ -197,6 +199,8 @@ async def _authorize_steps(request: Request, credentials: policy.Credentials,
     if not isinstance(body, dict):
         return
     if body.get("runbook"):
+        if not _runbooks_spoken(request, "/v1/runbooks"):
+            return  # the endpoint's 406 first (Ironic's _handle_runbook)
         runbook = body["runbook"]
         used = await lookup(request, RUNBOOK, runbook) if isinstance(runbook, str) else None
         if used is not None:
@@ -243,6 +247,15 @@ async def _authorize_runbook_patch(request: Request, credentials: policy.Credent
         rules.append("baremetal:runbook:update")
     for rule in rules:
         _require(rule, credentials, found.target)
+
+
+def _runbooks_spoken(request: Request, template: str) -> bool:
+    """Runbooks at the request's version (1.92; their traits 1.112)."""
+    from services.api import runbooks  # runbooks reads this module's project_filter
+
+    version = request.scope["state"]["api_version"]
+    needed = runbooks.TRAITS_VERSION if "/traits" in template else runbooks.VERSION
+    return bool(version >= needed)
 
 
 def _require(rule: str, credentials: policy.Credentials,

@@ -541,3 +541,12 @@ def test_a_projects_manager_cleans_its_node_with_its_own_runbook(
     eventually(lambda: [e for e in world.api.get(history, headers=admin).json()["history"]
                         if "factory_reset" in e["event"]], 60, "the runbook's step run")
     eventually(manageable, 60, "manageable again")
+
+
+def test_runbooks_below_their_version_answer_the_endpoints_404_first(
+        world: World, runbooks: dict[str, str]) -> None:
+    old = {**world.as_("stranger"), "X-OpenStack-Ironic-API-Version": "1.91"}
+    assert world.api.get(f"/v1/runbooks/{runbooks['owned']}", headers=old).status_code == 404
+    traits = {**world.as_("stranger"), **RUNBOOKS}  # traits: 1.112
+    assert world.api.get(f"/v1/runbooks/{runbooks['owned']}/traits",
+                         headers=traits).status_code == 404
