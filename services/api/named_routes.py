@@ -42,6 +42,8 @@ class NamedResource:
     updated_conflict: str
     conflict: Callable[[Session, dict[str, Any], int | None], None] = lambda *_: None
     list_filter: Callable[[Request, Select[Any]], Select[Any]] = lambda _request, s: s
+    # A created resource's values as the caller's policy leaves them (a runbook's owner).
+    owned: Callable[[Request, dict[str, Any]], dict[str, Any]] = lambda _request, v: v
 
     def check_version(self, version: Version, method: str) -> None:
         require_collection_version(version, self.version, method, self.too_old)
@@ -84,7 +86,7 @@ def install(router: APIRouter, resource: NamedResource) -> None:
                version: Version = Depends(api_version),
                db: Database = Depends(database)) -> Response:
         resource.check_version(version, "POST")
-        values = resource.check(body, version)
+        values = resource.owned(request, resource.check(body, version))
         try:
             with db.session() as session:
                 resource.conflict(session, values, None)

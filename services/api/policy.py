@@ -5,10 +5,11 @@ Python predicates under Ironic's names instead of oslo.policy check strings: osl
 bring oslo.config's global configuration into every strategy (http_basic, users_file, ldap use
 this table too). A caller is ``Credentials`` (Keystone's roles and scope, or what a classroom
 role maps to, ``credentials_of``); a target is the node's ``owner`` and ``lessee`` (a port's,
-port group's or volume's are its node's; an allocation's is its ``owner``). Keystone expands
-implied roles (admin implies manager, member, reader) in the token, and the classroom mapping
-gives the same sets. tests/integration/test_policy_matches_ironic.py asks Ironic's own
-defaults, loaded with oslo.policy, the same questions for every rule here and each persona.
+port group's or volume's are its node's; an allocation's or a runbook's is its ``owner``).
+Keystone expands implied roles (admin implies manager, member, reader) in the token, and
+the classroom mapping gives the same sets. tests/integration/test_policy_matches_ironic.py
+asks Ironic's own defaults, loaded with oslo.policy, the same questions for every rule here
+and each persona.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Target:
     owner: str | None = None
     lessee: str | None = None
     allocation_owner: str | None = None
+    runbook_owner: str | None = None
 
 
 Check = Callable[[Credentials, Target], bool]
@@ -62,9 +64,10 @@ def _role(name: str, *, system: bool = False, of: str | None = None) -> Check:
     return check
 
 
-def _allocation_owner(name: str) -> Check:
-    """``role:name and project_id:%(allocation.owner)s`` (None matches None, as above)."""
-    return lambda c, t: name in c.roles and t.allocation_owner == c.project_id
+def _owned(name: str, owner: str) -> Check:
+    """``role:name and project_id:%(allocation.owner)s`` (``owner`` "allocation_owner") or
+    ``%(runbook.owner)s`` ("runbook_owner"); None matches None, as above."""
+    return lambda c, t: name in c.roles and getattr(t, owner) == c.project_id
 
 
 def _system_scope(check: Check) -> Check:
@@ -100,10 +103,14 @@ SYSTEM_OR_OWNER_READER = _any(SYSTEM_READER, SYSTEM_SERVICE, OWNER_READER, PROJE
 SYSTEM_MEMBER_OR_OWNER_LESSEE_ADMIN = _any(
     SYSTEM_MEMBER, SYSTEM_SERVICE, OWNER_ADMIN, OWNER_MANAGER, LESSEE_ADMIN, LESSEE_MANAGER,
     PROJECT_SERVICE)
-ALLOCATION_MEMBER = _any(SYSTEM_MEMBER, _allocation_owner("member"))
-ALLOCATION_READER = _any(SYSTEM_READER, _allocation_owner("reader"))
+ALLOCATION_MEMBER = _any(SYSTEM_MEMBER, _owned("member", "allocation_owner"))
+ALLOCATION_READER = _any(SYSTEM_READER, _owned("reader", "allocation_owner"))
 ALLOCATION_CREATOR = _any(SYSTEM_MEMBER, _role("member"))
 API_READER = _any(_role("reader"), _role("service"))
+# Any project's service role, as Ironic's RUNBOOK_* strings have it (not rule:service_role).
+RUNBOOK_ADMIN = _any(SYSTEM_MEMBER, _owned("manager", "runbook_owner"), _role("service"))
+RUNBOOK_READER = _any(SYSTEM_READER, _owned("reader", "runbook_owner"), _role("service"))
+RUNBOOK_CREATOR = _any(SYSTEM_MEMBER, _role("manager"), _role("service"))
 TARGET_PROPERTIES_READER = _any(SYSTEM_READER, _role("admin"))
 ANYONE: Check = lambda c, t: True  # noqa: E731  (Ironic's empty check string)
 
@@ -224,8 +231,19 @@ RULES: dict[str, Check] = {
     "baremetal:inspection_rule:create": SYSTEM_ADMIN,
     "baremetal:inspection_rule:update": SYSTEM_ADMIN,
     "baremetal:inspection_rule:delete": SYSTEM_ADMIN,
-    # Enclume's own routes (/v1/enclume, and runbooks until their owner rules are built):
-    # the system's readers read them and its members change them.
+    # A runbook's owner project reads it (a public one: anyone, RunbooksController.get_one)
+    # and its managers change and use it; ``use``: a runbook named in a provision request.
+    "baremetal:runbook:get": RUNBOOK_READER,
+    "baremetal:runbook:list": API_READER,
+    "baremetal:runbook:list_all": SYSTEM_READER,
+    "baremetal:runbook:create": RUNBOOK_CREATOR,
+    "baremetal:runbook:update": RUNBOOK_ADMIN,
+    "baremetal:runbook:delete": RUNBOOK_ADMIN,
+    "baremetal:runbook:use": RUNBOOK_ADMIN,
+    "baremetal:runbook:update:public": SYSTEM_MEMBER,
+    "baremetal:runbook:update:owner": SYSTEM_MEMBER,
+    # Enclume's own routes (/v1/enclume): the system's readers read them and its members
+    # change them.
     "enclume:system:read": SYSTEM_READER,
     "enclume:system:write": SYSTEM_MEMBER,
 }

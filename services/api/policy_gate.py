@@ -7,6 +7,8 @@ and answers as Ironic's ``check_*_policy_and_retrieve`` do: an object the caller
 see is a 404 (``baremetal:node:get``, ``baremetal:allocation:get`` first), a visible one whose
 action the caller may not take is a 403. A list the caller may not see whole is limited to its
 project's share (``project_filter``, read by the list endpoints); another project's is a 403.
+Runbooks are Ironic's RunbooksController's: no concealment (another project's private runbook
+is a 403), a public one readable by anyone, a project's manager creating one for its project.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from fastapi import Request
 from services.api import policy
 from services.api.auth import PUBLIC_PATHS, PUBLIC_PREFIXES
 from services.api.policy_lookup import Found, lookup, lookup_body_node
-from services.api.policy_routes import ALLOCATION, LISTS, NODE, ROUTES, ListRoute
+from services.api.policy_routes import ALLOCATION, LISTS, NODE, ROUTES, RUNBOOK, ListRoute
 from services.common.exceptions import Conflict, Forbidden, Invalid
 
 PROJECT_FILTER = "policy_project"
@@ -49,12 +51,18 @@ async def enforce_policy(request: Request) -> None:
         return
     template: str = getattr(request.scope.get("route"), "path", path)
     method = "GET" if request.method == "HEAD" else request.method
+    if template.startswith("/v1/runbooks") and not _runbooks_spoken(request, template):
+        return  # the endpoint's 404 or 405 comes first in Ironic (RunbooksController._route)
     if method == "GET" and template in LISTS:
         await _authorize_list(request, credentials, LISTS[template])
     elif (method, template) == ("POST", "/v1/nodes"):
         await _authorize_node_create(request, credentials)
     elif (method, template) == ("POST", "/v1/allocations"):
         await _authorize_allocation_create(request, credentials)
+    elif (method, template) == ("POST", "/v1/runbooks"):
+        await _authorize_runbook_create(request, credentials)
+    elif (method, template) == ("PATCH", "/v1/runbooks/{ident}"):
+        await _authorize_runbook_patch(request, credentials)
     elif (method, template) == ("PATCH", "/v1/nodes/{ident}"):
         found = await _visible(request, credentials, NODE)
         if found is not None:
@@ -63,6 +71,11 @@ async def enforce_policy(request: Request) -> None:
         rule, kind = ROUTES[(method, template)]
         if kind is None:
             _require(rule, credentials)
+        elif kind == RUNBOOK:
+            found = await lookup(request, RUNBOOK, request.path_params["ident"])
+            public_read = template == "/v1/runbooks/{ident}" and found and found.public
+            if found is not None and not public_read:
+                _require(rule, credentials, found.target)
         elif kind == "body_node":
             body = await request.json()
             ident = body.get("node_uuid") if isinstance(body, dict) else None
@@ -78,7 +91,7 @@ async def enforce_policy(request: Request) -> None:
                 _require(rule, credentials, found.target)
                 if rule == "baremetal:node:set_provision_state":
                     await _authorize_steps(request, credentials, found)
-    else:  # /v1/enclume and the resources whose owner rules are not built (runbooks)
+    else:  # /v1/enclume
         _require("enclume:system:read" if method == "GET" else "enclume:system:write",
                  credentials)
 
@@ -179,14 +192,70 @@ async def _authorize_node_patch(request: Request, credentials: policy.Credential
 
 async def _authorize_steps(request: Request, credentials: policy.Credentials,
                            found: Found) -> None:
-    """Ironic's NodeStatesController.provision: clean or service steps have their own rules
-    (not for a runbook's)."""
+    """Ironic's NodeStatesController.provision: clean or service steps have their own rules;
+    a runbook's need ``baremetal:runbook:use`` on the runbook instead (a missing one: the
+    endpoint's 404)."""
     body: Any = await request.json()
-    if not isinstance(body, dict) or body.get("runbook"):
+    if not isinstance(body, dict):
+        return
+    if body.get("runbook"):
+        if not _runbooks_spoken(request, "/v1/runbooks"):
+            return  # the endpoint's 406 first (Ironic's _handle_runbook)
+        runbook = body["runbook"]
+        used = await lookup(request, RUNBOOK, runbook) if isinstance(runbook, str) else None
+        if used is not None:
+            _require("baremetal:runbook:use", credentials, used.target)
         return
     for steps in ("clean_steps", "service_steps"):
         if body.get(steps):
             _require(f"baremetal:node:set_provision_state:{steps}", credentials, found.target)
+
+
+async def _authorize_runbook_create(request: Request,
+                                    credentials: policy.Credentials) -> None:
+    """Ironic's RunbooksController.post: a project's caller creates a private runbook its
+    project owns (``forced_owner``, read by the endpoint)."""
+    _require("baremetal:runbook:create", credentials)
+    if credentials.system:
+        return
+    body = await request.json()
+    values = body if isinstance(body, dict) else {}
+    if values.get("owner") and values["owner"] != credentials.project_id:
+        raise Invalid("Cannot create a runbook as a project scoped admin with an owner other "
+                      "than your own project.")
+    if credentials.project_id and values.get("public"):
+        raise Invalid("Cannot create a public runbook as a project scoped admin.")
+    request.scope.setdefault("state", {})[FORCED_OWNER] = credentials.project_id
+
+
+async def _authorize_runbook_patch(request: Request, credentials: policy.Credentials) -> None:
+    """Ironic's _authorize_patch_and_get_runbook: ``/owner`` and ``/public`` have their own
+    rules, any other path needs ``baremetal:runbook:update``."""
+    found = await lookup(request, RUNBOOK, request.path_params["ident"])
+    if found is None:
+        return  # the endpoint's 404
+    patch: Any = await request.json()
+    rules: list[str] = []
+    generic = False
+    for operation in patch if isinstance(patch, list) else []:
+        path = str(operation.get("path", "")) if isinstance(operation, dict) else ""
+        rule = next((f"baremetal:runbook:update:{name}" for name in ("owner", "public")
+                     if path.startswith(f"/{name}")), None)
+        generic = generic or rule is None
+        rules += [rule] if rule else []
+    if generic or not rules:
+        rules.append("baremetal:runbook:update")
+    for rule in rules:
+        _require(rule, credentials, found.target)
+
+
+def _runbooks_spoken(request: Request, template: str) -> bool:
+    """Runbooks at the request's version (1.92; their traits 1.112)."""
+    from services.api import runbooks  # runbooks reads this module's project_filter
+
+    version = request.scope["state"]["api_version"]
+    needed = runbooks.TRAITS_VERSION if "/traits" in template else runbooks.VERSION
+    return bool(version >= needed)
 
 
 def _require(rule: str, credentials: policy.Credentials,

@@ -1,9 +1,10 @@
 """The object a /v1 path names, as the policy gate needs it (services/api/policy_gate.py).
 
 Its policy target (a node's owner and lessee; a port's, port group's or volume's node's; an
-allocation's owner) and the 404 that conceals it from a caller who may not see it (the very
-error the endpoint gives for one that does not exist). None when there is no such object: the
-endpoint then answers its own 404 (or 400 for a malformed ident).
+allocation's or a runbook's owner) and the 404 that conceals it from a caller who may not see
+it (the very error the endpoint gives for one that does not exist; runbooks are not concealed).
+None when there is no such object: the endpoint then answers its own 404 (or 400 for a
+malformed ident).
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from services.api.policy_routes import (
     NODE,
     PORT,
     PORTGROUP,
+    RUNBOOK,
     VOLUME_TARGET,
 )
 from services.common.db import Database
 from services.common.exceptions import EnclumeError, NodeNotFound, NotFound
 from services.common.models import Allocation, Node, Port, Portgroup
+from services.common.rule_models import Runbook
 from services.common.validation import is_uuid, is_valid_name
 from services.common.volumes import CONNECTORS, TARGETS
 
@@ -39,6 +42,7 @@ class Found:
     missing: NotFound  # what the caller who may not see it is told
     uuid: str | None = None  # a node's
     provision_state: str | None = None  # a node's
+    public: bool = False  # a runbook's
 
 
 def owned_or_leased(project: str) -> Select[tuple[int]]:
@@ -78,6 +82,13 @@ def _find(session: Session, kind: str, ident: str, version: tuple[int, int]) -> 
             return None
         return Found(policy.Target(allocation_owner=owner[0]),
                      NotFound(f"Allocation {ident} could not be found."))
+    if kind == RUNBOOK:
+        by = Runbook.uuid == ident.lower() if is_uuid(ident) else Runbook.name == ident
+        runbook = session.execute(select(Runbook.owner, Runbook.public).where(by)).first()
+        if runbook is None:
+            return None
+        return Found(policy.Target(runbook_owner=runbook.owner),
+                     NotFound(f"Runbook {ident} could not be found."), public=runbook.public)
     model, missing = _NODE_CHILDREN[kind]
     if kind == PORTGROUP and not is_uuid(ident):
         if not is_valid_name(ident):

@@ -1,8 +1,9 @@
 """Which of Ironic's rules each /v1 route needs, and on what object (services/api/policy_gate.py).
 
 As Ironic's controllers pick them: the rule of the action, checked on the object the path names
-(a node, a port or port group, a volume connector or target, an allocation) or on nothing (the
-system's resources: chassis, drivers, conductors, deploy templates, inspection rules, shards).
+(a node, a port or port group, a volume connector or target, an allocation, a runbook) or on
+nothing (the system's resources: chassis, drivers, conductors, deploy templates, inspection
+rules, shards).
 Lists have their own table: the rule pair ``list_all``/``list`` and the query parameter that
 asks for another project's share (Ironic's ``check_list_policy``).
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 NODE, PORT, PORTGROUP = "node", "port", "portgroup"
 CONNECTOR, VOLUME_TARGET, ALLOCATION = "volume_connector", "volume_target", "allocation"
+RUNBOOK = "runbook"
 BODY_NODE = "body_node"  # a create naming its node in the body (node_uuid)
 
 _N = "/v1/nodes/{ident}"
@@ -84,6 +86,14 @@ ROUTES: dict[tuple[str, str], tuple[str, str | None]] = {
     ("GET", "/v1/allocations/{ident}"): ("baremetal:allocation:get", ALLOCATION),
     ("PATCH", "/v1/allocations/{ident}"): ("baremetal:allocation:update", ALLOCATION),
     ("DELETE", "/v1/allocations/{ident}"): ("baremetal:allocation:delete", ALLOCATION),
+    # A runbook's get also shows a public one (policy_gate); create and PATCH: policy_gate.
+    ("GET", "/v1/runbooks/{ident}"): ("baremetal:runbook:get", RUNBOOK),
+    ("DELETE", "/v1/runbooks/{ident}"): ("baremetal:runbook:delete", RUNBOOK),
+    ("GET", "/v1/runbooks/{ident}/traits"): ("baremetal:runbook:get", RUNBOOK),
+    ("PUT", "/v1/runbooks/{ident}/traits"): ("baremetal:runbook:update", RUNBOOK),
+    ("PUT", "/v1/runbooks/{ident}/traits/{trait}"): ("baremetal:runbook:update", RUNBOOK),
+    ("DELETE", "/v1/runbooks/{ident}/traits"): ("baremetal:runbook:update", RUNBOOK),
+    ("DELETE", "/v1/runbooks/{ident}/traits/{trait}"): ("baremetal:runbook:update", RUNBOOK),
     ("GET", "/v1/chassis"): ("baremetal:chassis:get", None),
     ("GET", "/v1/chassis/detail"): ("baremetal:chassis:get", None),
     ("GET", "/v1/chassis/{ident}"): ("baremetal:chassis:get", None),
@@ -142,4 +152,7 @@ LISTS: dict[str, ListRoute] = {
     f"{_N}/volume/targets": ListRoute("volume", NODE, asked=None),
     "/v1/allocations": ListRoute("allocation", asked="owner"),
     f"{_N}/allocation": ListRoute("allocation", NODE, asked=None),
+    # A project's share: its runbooks and the public ones (services/api/runbooks.py).
+    "/v1/runbooks": ListRoute("runbook", asked=None),
+    "/v1/runbooks/detail": ListRoute("runbook", asked=None),
 }

@@ -7,7 +7,8 @@ them on a node whose traits hold the runbook's name (services/api/node_states.py
 (runbook_traits.py sets them), a name is any unreserved URL text, and a runbook has a
 ``description``; a PATCH accepts those names at every version, as Ironic's. Its steps
 are checked as a deploy template's are (``validation.runbook_steps``, duplicates refused).
-Runbooks have no conductor: the API writes them.
+Runbooks have no conductor: the API writes them. Who may read, change and use one is Ironic's
+runbook policy (services/api/policy_gate.py): a project lists its own and the public ones.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import re
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from services.api import collection, named_routes
 from services.api.deploy_templates import check_no_duplicates, check_trait_name
 from services.api.patch import apply_patch
+from services.api.policy_gate import forced_owner, project_filter
 from services.api.routing import api_router
 from services.api.versions import Version
 from services.api.views import links, timestamp
@@ -158,12 +160,27 @@ def _patched(session: Session, runbook: Runbook, patch: list[dict[str, Any]],
     return _check(apply_patch(stored, patch), version, any_name=True)
 
 
+def _project_share(request: Request, statement: Select[Any]) -> Select[Any]:
+    """A project's list (Ironic's ``project`` filter of runbooks): its own and the public."""
+    project = project_filter(request)
+    if project is None:
+        return statement
+    return statement.where(or_(Runbook.owner == project, Runbook.public.is_(True)))
+
+
+def _owned(request: Request, values: dict[str, Any]) -> dict[str, Any]:
+    """A project's caller creates its project's runbook (policy_gate checked the body)."""
+    owner = forced_owner(request)
+    return values if owner is None else {**values, "owner": owner}
+
+
 RESOURCE = named_routes.NamedResource(
     kind=KIND, version=VERSION, too_old="The API version does not allow runbooks",
     find=find_runbook, check=_check, patched=_patched,
     not_writable="Cannot update the field {field!r} of a runbook.", writable=writable,
     created_conflict=lambda values: f"A runbook with name {values['name']} already exists.",
-    updated_conflict="A runbook with that name already exists.", conflict=_conflict)
+    updated_conflict="A runbook with that name already exists.", conflict=_conflict,
+    list_filter=_project_share, owned=_owned)
 named_routes.install(router, RESOURCE)
 
 

@@ -22,6 +22,7 @@ from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from tests.support.api_stack import served_api
 from tests.support.keystone_server import Keystone, KeystoneServer, seeded_template
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -434,3 +435,118 @@ def test_volume_target_properties_need_view_target_properties(world: World) -> N
     listed = world.api.get("/v1/volume/targets?detail=True",
                            headers={**world.as_("owner_reader"), **LATEST})
     assert [t["properties"] for t in listed.json()["targets"]] == [seen["owner_member"]]
+
+
+# -- runbooks: Ironic's RunbooksController and baremetal:runbook:* (a project's manager owns,
+# changes and uses its runbooks; another project's private one is a 403, not concealed) --
+
+RUNBOOKS = {"X-OpenStack-Ironic-API-Version": "1.92"}  # runbooks named by a node trait
+STEPS = [{"interface": "bios", "step": "factory_reset", "args": {}, "order": 0}]
+
+
+def _runbook_codes(world: World, method: str, path: str, callers: dict[str, int],
+                   body: Any = None) -> dict[str, int]:
+    return {caller: world.api.request(method, path, json=body,
+                                      headers={**world.as_(caller), **RUNBOOKS}).status_code
+            for caller in callers}
+
+
+@pytest.fixture(scope="module")
+def runbooks(world: World) -> dict[str, str]:
+    """The owner project's runbook (made by its admin), a public one and another project's."""
+    made = {}
+    for label, caller, body in (
+            ("owned", "owner_admin", {"name": "CUSTOM_RBAC_OWNED"}),
+            ("public", "sys_admin", {"name": "CUSTOM_RBAC_PUBLIC", "public": True}),
+            ("others", "sys_admin", {"name": "CUSTOM_RBAC_OTHERS",
+                                     "owner": world.projects["other"]})):
+        answer = world.api.post("/v1/runbooks", json={**body, "steps": STEPS},
+                                headers={**world.as_(caller), **RUNBOOKS})
+        assert answer.status_code == 201, answer.text
+        made[label] = answer.json()["uuid"]
+        assert answer.json()["owner"] == {"owned": world.projects["owner"], "public": None,
+                                          "others": world.projects["other"]}[label]
+    return made
+
+
+def test_a_projects_runbooks_are_its_own_and_the_public_ones(
+        world: World, runbooks: dict[str, str]) -> None:
+    expected = {"sys_reader": 200, "owner_reader": 200, "lessee_admin": 403, "stranger": 403}
+    assert _runbook_codes(world, "GET", f"/v1/runbooks/{runbooks['owned']}",
+                          expected) == expected
+    expected = {"owner_admin": 403, "sys_reader": 200}
+    assert _runbook_codes(world, "GET", f"/v1/runbooks/{runbooks['others']}",
+                          expected) == expected
+    expected = {"owner_reader": 200, "stranger": 200, "lessee_member": 200}
+    assert _runbook_codes(world, "GET", f"/v1/runbooks/{runbooks['public']}",
+                          expected) == expected
+    assert _runbook_codes(world, "GET", "/v1/runbooks/CUSTOM_RBAC_MISSING",
+                          {"owner_admin": 404}) == {"owner_admin": 404}
+    mine = {runbooks["owned"], runbooks["public"]}
+    shown = world.api.get("/v1/runbooks", headers={**world.as_("owner_reader"), **RUNBOOKS})
+    assert {r["uuid"] for r in shown.json()["runbooks"]} & set(runbooks.values()) == mine
+    shown = world.api.get("/v1/runbooks", headers={**world.as_("sys_reader"), **RUNBOOKS})
+    assert {r["uuid"] for r in shown.json()["runbooks"]} >= set(runbooks.values())
+
+
+def test_a_projects_manager_changes_its_runbooks_and_the_system_their_owner(
+        world: World, runbooks: dict[str, str]) -> None:
+    for caller, body in (("owner_member", {}), ("owner_admin", {"owner": "someone"}),
+                         ("owner_admin", {"public": True})):
+        refused = world.api.post("/v1/runbooks", json={"name": "CUSTOM_RBAC_NEW",
+                                                       "steps": STEPS, **body},
+                                 headers={**world.as_(caller), **RUNBOOKS})
+        assert refused.status_code == (403 if caller == "owner_member" else 400), refused.text
+    extra = [{"op": "add", "path": "/extra/why", "value": "rbac"}]
+    owned = f"/v1/runbooks/{runbooks['owned']}"
+    expected = {"owner_member": 403, "stranger": 403, "owner_admin": 200}
+    assert _runbook_codes(world, "PATCH", owned, expected, extra) == expected
+    public = [{"op": "replace", "path": "/public", "value": True}]
+    assert _runbook_codes(world, "PATCH", owned, {"owner_admin": 403}, public) == {
+        "owner_admin": 403}
+    expected = {"owner_admin": 403}
+    assert _runbook_codes(world, "DELETE", f"/v1/runbooks/{runbooks['others']}",
+                          expected) == expected
+
+
+def test_a_projects_manager_cleans_its_node_with_its_own_runbook(
+        world: World, runbooks: dict[str, str]) -> None:
+    admin = {**world.as_("sys_admin"), **RUNBOOKS}
+    node = world.api.post("/v1/nodes", headers=admin, json={
+        "driver": "fake-hardware", "bios_interface": "fake",
+        "owner": world.projects["owner"]}).json()["uuid"]
+    for trait in ("CUSTOM_RBAC_OWNED", "CUSTOM_RBAC_OTHERS"):
+        assert world.api.put(f"/v1/nodes/{node}/traits/{trait}", headers=admin).status_code \
+            == 204
+    assert world.api.put(f"/v1/nodes/{node}/states/provision", headers=admin,
+                         json={"target": "manage"}).status_code == 202
+    state = f"/v1/nodes/{node}"
+
+    def manageable() -> bool:
+        return bool(world.api.get(state, headers=admin).json()["provision_state"]
+                    == "manageable")
+    eventually(manageable, 60, "manageable")
+    provision = f"/v1/nodes/{node}/states/provision"
+    # The owner's member may clean its node but not use a runbook (baremetal:runbook:use is
+    # the runbook owner's managers'); nobody of the owner uses another project's.
+    expected = {"owner_member": 403, "stranger": 404}
+    assert _runbook_codes(world, "PUT", provision, expected,
+                          {"target": "clean", "runbook": "CUSTOM_RBAC_OWNED"}) == expected
+    expected = {"owner_admin": 403}
+    assert _runbook_codes(world, "PUT", provision, expected,
+                          {"target": "clean", "runbook": "CUSTOM_RBAC_OTHERS"}) == expected
+    assert _runbook_codes(world, "PUT", provision, {"owner_admin": 202}, {
+        "target": "clean", "runbook": "CUSTOM_RBAC_OWNED"}) == {"owner_admin": 202}
+    history = f"/v1/nodes/{node}/history"
+    eventually(lambda: [e for e in world.api.get(history, headers=admin).json()["history"]
+                        if "factory_reset" in e["event"]], 60, "the runbook's step run")
+    eventually(manageable, 60, "manageable again")
+
+
+def test_runbooks_below_their_version_answer_the_endpoints_404_first(
+        world: World, runbooks: dict[str, str]) -> None:
+    old = {**world.as_("stranger"), "X-OpenStack-Ironic-API-Version": "1.91"}
+    assert world.api.get(f"/v1/runbooks/{runbooks['owned']}", headers=old).status_code == 404
+    traits = {**world.as_("stranger"), **RUNBOOKS}  # traits: 1.112
+    assert world.api.get(f"/v1/runbooks/{runbooks['owned']}/traits",
+                         headers=traits).status_code == 404

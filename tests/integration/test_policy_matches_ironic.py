@@ -6,8 +6,9 @@ rule Enclume serves for every persona (the system's admins, members and readers;
 admins, managers, members and readers as the node's owner, as its lessee and as a stranger;
 the service role in the service project, system-scoped and in the owner's project; a
 domain-scoped admin; the classroom roles as ``credentials_of`` maps them) on nodes owned and
-leased, owned only, leased only and of no project, and on allocations of the owner, of another
-project and of none. Both answers must be the same.
+leased, owned only, leased only and of no project, on allocations of the owner, of another
+project and of none, and on runbooks of the owner, of another project and public (no
+owner). Both answers must be the same.
 """
 
 from __future__ import annotations
@@ -29,9 +30,7 @@ IMPLIED = {"admin": {"admin", "manager", "member", "reader"},
 # Ironic's rules Enclume does not serve: no route of Enclume's reaches them.
 UNSERVED = {"baremetal:events:post",  # Enclume's events are /v1/enclume/events
             "baremetal:allocation:create_pre_rbac",  # legacy (enforce_new_defaults off)
-            } | {f"baremetal:runbook:{action}" for action in (
-                "get", "list", "list_all", "create", "delete", "update", "update:public",
-                "update:owner", "use")}  # runbooks: enclume:system:* (docs/architecture.md)
+            }
 
 
 def _personas() -> dict[str, Credentials]:
@@ -65,11 +64,18 @@ NODE_TARGETS = {"owned-and-leased": Target(owner=OWNER, lessee=LESSEE),
 ALLOCATION_TARGETS = {"allocation-of-owner": Target(allocation_owner=OWNER),
                       "allocation-of-other": Target(allocation_owner=OTHER),
                       "allocation-of-none": Target()}
-TARGETS = {**NODE_TARGETS, **ALLOCATION_TARGETS}
+# Runbook rules read the runbook's owner only; a public runbook has none (its public flag is
+# the controller's fallback, not the policy's: tests/integration/test_keystone_auth.py).
+RUNBOOK_TARGETS = {"runbook-of-owner": Target(runbook_owner=OWNER),
+                   "runbook-of-other": Target(runbook_owner=OTHER),
+                   "runbook-public": Target()}
+TARGETS = {**NODE_TARGETS, **ALLOCATION_TARGETS, **RUNBOOK_TARGETS}
 
 
 def _targets(rule: str) -> dict[str, Target]:
-    return ALLOCATION_TARGETS if rule.startswith("baremetal:allocation:") else NODE_TARGETS
+    if rule.startswith("baremetal:allocation:"):
+        return ALLOCATION_TARGETS
+    return RUNBOOK_TARGETS if rule.startswith("baremetal:runbook:") else NODE_TARGETS
 
 
 def _ironic_creds(credentials: Credentials) -> dict[str, Any]:
@@ -86,7 +92,8 @@ def _ironic_target(creds: dict[str, Any], target: Target) -> dict[str, Any]:
     """Ironic's target dicts: the caller's values, the service project of rule:service_role
     (RequestContext.to_policy_values), and the object's owner (check_owner_policy)."""
     values = {**creds, "config.service_project_name": SERVICE_PROJECT,
-              "node.owner": target.owner, "allocation.owner": target.allocation_owner}
+              "node.owner": target.owner, "allocation.owner": target.allocation_owner,
+              "runbook.owner": target.runbook_owner}
     if target.lessee:
         values["node.lessee"] = target.lessee
     return values
