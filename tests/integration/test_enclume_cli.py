@@ -560,7 +560,9 @@ def test_history_api_shape_pages_and_versions(enclume: Enclume, api: httpx.Clien
         f"/v1/nodes/{node['uuid']}/history/{events[0]['uuid']}")
     detail = api.get(f"/v1/nodes/{node['uuid']}/history", params={"detail": "true"}).json()
     assert set(detail["history"][0]) == {"uuid", "created_at", "user", "severity", "event",
-                                         "event_type", "conductor", "links"}
+                                         "event_type", "conductor", "links", "project",
+                                         "state", "target_provision_state",
+                                         "duration_seconds"}  # the last four: 1.113, 1.115
     first = api.get(f"/v1/nodes/{node['uuid']}/history", params={"limit": 1}).json()
     assert [e["uuid"] for e in first["history"]] == [events[0]["uuid"]]
     following = httpx.get(first["next"], headers=API_HEADERS).json()

@@ -172,7 +172,8 @@ def test_fake_firmware_is_cached_updated_and_refuses_unknown_components(
     assert [(c["component"], c["current_version"]) for c in listed] == [
         ("bios", "1.0.0"), ("bmc", "1.0.0")]
     assert set(listed[0]) == {"component", "initial_version", "current_version",
-                              "last_version_flashed", "created_at", "updated_at"}
+                              "last_version_flashed", "created_at", "updated_at",
+                              "vendor", "model", "serial_number"}  # the last three: 1.114
 
     step = {"interface": "firmware", "step": "update",
             "args": {"settings": [{"component": "bmc", "url": "http://x.invalid/bmc.bin"}]}}
