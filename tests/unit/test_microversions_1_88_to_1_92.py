@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api_stack import ServedApi, fault, served_sqlite_api
+from tests.support.api_stack import ServedApi, at, fault, served_sqlite_api
 from tests.support.polling import eventually
 
 VTEP = {"port_id": "p1", "vtep-logical-switch": "ls1", "vtep-physical-switch": "ps1"}
@@ -28,9 +28,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
 def api(served: ServedApi) -> httpx.Client:
     return served.client
 
-
-def at(version: str) -> dict[str, str]:
-    return {"X-OpenStack-Ironic-API-Version": version}
 
 
 def new_node(api: httpx.Client, **fields: Any) -> dict[str, Any]:

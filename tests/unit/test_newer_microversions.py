@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from services.api.versions import MAX_VERSION
-from tests.support.api_stack import ServedApi, served_sqlite_api
+from tests.support.api_stack import ServedApi, at, served_sqlite_api
 from tests.support.polling import eventually
 
 
@@ -25,9 +25,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
 def api(served: ServedApi) -> httpx.Client:
     return served.client
 
-
-def at(version: str) -> dict[str, str]:
-    return {"X-OpenStack-Ironic-API-Version": version}
 
 
 def fault(response: httpx.Response) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
-from tests.support.api_stack import served_api
+from tests.support.api_stack import at, served_api
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +34,6 @@ def fault(response: httpx.Response) -> str:
 def mac() -> str:
     return "52:54:02:" + ":".join(uuid.uuid4().hex[i:i + 2] for i in (0, 2, 4))
 
-
-def at(version: str) -> dict[str, str]:
-    return {"X-OpenStack-Ironic-API-Version": version}
 
 
 def new_node(api: httpx.Client, **values: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 
 from services.api import app as app_module
 from services.api import inspection_rules, openapi, runbooks, versions
-from tests.support.api_stack import ServedApi, served_sqlite_api
+from tests.support.api_stack import ServedApi, at, served_sqlite_api
 from tests.support.polling import eventually
 
 STEP = {"interface": "deploy", "step": "erase_devices_metadata", "args": {}, "order": 1}
@@ -32,9 +32,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
 def api(served: ServedApi) -> httpx.Client:
     return served.client
 
-
-def at(version: str) -> dict[str, str]:
-    return {"X-OpenStack-Ironic-API-Version": version}
 
 
 def fault(response: httpx.Response) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
-from tests.support.api_stack import served_api
+from tests.support.api_stack import at, served_api
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +31,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
 def fault(response: httpx.Response) -> str:
     return str(json.loads(response.json()["error_message"])["faultstring"])
 
-
-def at(version: str) -> dict[str, str]:
-    return {"X-OpenStack-Ironic-API-Version": version}
 
 
 def iqn() -> str:
