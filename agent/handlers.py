@@ -33,6 +33,7 @@ class AgentContext:
     advertise_host: Callable[[], str]
     token: Callable[[], str | None] = lambda: None  # the agent's own, from its lookup
     rescued: Callable[[], None] = lambda: None  # finalize_rescue succeeded: stop serving
+    command_finished: Callable[[], None] = lambda: None  # a long command ended: heartbeat now
 
     def disks(self) -> list[Disk]:
         return discover(self.config.disks)
@@ -181,4 +182,4 @@ def build(context: AgentContext) -> Commands:
         "standby.reboot": Spec(reboot),
         "standby.sync": Spec(sync),
         "rescue.finalize_rescue": Spec(finalize_rescue),
-    })
+    }, on_finished=context.command_finished)

@@ -37,6 +37,9 @@ class Agent:
         self.config = config
         self.token = TokenState()
         self.stopped = threading.Event()
+        # Set to heartbeat before the interval is over: a long command ended, or the agent
+        # stops (every setter of ``stopped`` sets it too).
+        self.beat_now = threading.Event()
         self.rescue_done = False
         self.lookup: Lookup | None = None
         self.ca_loaded = not (config.api_ca_file or config.api_ca_url)
@@ -45,7 +48,7 @@ class Agent:
                       else inventory.interface_names())
         self.lldp = LldpListener(interfaces).start()
         context = handlers.AgentContext(config, self.lldp, self.advertise_host,
-                                          self.token.get, self.rescued)
+                                          self.token.get, self.rescued, self.beat_now.set)
         self.server = AgentServer((config.listen_host, config.listen_port),
                                   handlers.build(context), self.token)
 
@@ -53,7 +56,11 @@ class Agent:
         """finalize_rescue succeeded: once its answer has left, no API and no heartbeats
         (the tenant network must not reach the agent), as Ironic's agent."""
         self.rescue_done = True
-        threading.Timer(self.config.power_action_delay_s, self.stopped.set).start()
+        threading.Timer(self.config.power_action_delay_s, self.stop_beating).start()
+
+    def stop_beating(self) -> None:
+        self.stopped.set()
+        self.beat_now.set()
 
     def advertise_host(self) -> str:
         if self._advertise is None:
@@ -123,10 +130,11 @@ class Agent:
                     self.lookup = None
                     self.stopped.wait(self.config.lookup_retry_s)
                     continue
-            self.stopped.wait(self.interval())
+            self.beat_now.wait(self.interval())
+            self.beat_now.clear()
 
     def stop(self) -> None:
-        self.stopped.set()
+        self.stop_beating()
         self.server.shutdown()
         self.server.server_close()
         self.lldp.stop()
@@ -180,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         LOG.error("cannot listen on %s:%d: %s", config.listen_host, config.listen_port,
                   exc.strerror or exc)
         return 1
-    _on_signals(agent.stopped, signalled)
+    _on_signals(agent.stopped, agent.beat_now, signalled)
     agent.run()
     agent.stop()
     return _stay_rescued(config, signalled) if agent.rescue_done else 0

@@ -58,6 +58,19 @@ def test_lookup_gives_a_token_once_and_heartbeats_carry_it(agent: RunningAgent) 
     assert agent.token not in agent.logs()
 
 
+def test_the_end_of_a_long_command_is_heartbeated_at_once(fake_api: FakeApi, tmp_path: Path,
+                                                          disks: list[Path]) -> None:
+    """As Ironic's agent, the end of a long command is told at once, not an interval later:
+    with an hour between heartbeats, only that early heartbeat can arrive."""
+    with running_agent(fake_api, tmp_path, disks,
+                       extra=["--heartbeat-interval", "3600"]) as running:
+        before = len(running.node.heartbeats)
+        document = running.run("deploy.erase_devices_metadata")
+        assert document["command_status"] == "SUCCEEDED", document
+        eventually(lambda: len(running.node.heartbeats) > before,
+                   what="a heartbeat after the command ended")
+
+
 def test_commands_without_the_token_are_refused_and_do_nothing(agent: RunningAgent,
                                                                 tmp_path: Path) -> None:
     status, answer = agent.command("standby.power_off", token=None)

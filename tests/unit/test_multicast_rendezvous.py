@@ -65,6 +65,7 @@ def test_the_sender_sends_only_to_the_receivers_that_joined_in_time() -> None:
     argv = sender_argv(MulticastSettings(rate_mbit=90), "eth1", session, Path("/tmp/image"))
     assert option(argv, "-H") == "0x0a00000b,0x0a00000c"
     assert option(argv, "-R") == "90000"
+    assert option(argv, "-r") == "0.2"  # uftp's first round trip guess: a LAN's, not 0.5 s
     assert argv[-1] == "/tmp/image"
     assert "-H" not in sender_argv(MulticastSettings(), "eth1",
                                    MulticastSession("s2", "v1", 3, "239.192.77.6", 9210, 5),
