@@ -28,7 +28,7 @@ there). Figures:
 
 ``--transfer multicast`` sets the room's transfer mode (PATCH of the room's ``transfer``) before
 the restore.
-The multicast sender runs at ``--rate-share`` of a PC's link (0.9, as the default 90 Mbit/s
+The multicast sender runs at ``--rate-share`` of a PC's link (0.95, as the default 95 Mbit/s
 for 100 Mbit/s PCs), uftp with its NAK passes (no FEC); ``fetched_bytes`` is what
 the PCs fetched over HTTP (unicast: everything; multicast: the repairs), ``pcs_that_fetched``
 how many did, ``pc_port_drops`` the packets the switch's PC ports dropped (a stream faster than
@@ -176,9 +176,9 @@ def main() -> None:
     parser.add_argument("--real-uplink-mbit", type=float, default=1000.0)
     parser.add_argument("--transfer", choices=("unicast", "multicast"), default="unicast")
     parser.add_argument("--lossy", type=int, default=0, help="PCs on a 5%%-lossy link")
-    parser.add_argument("--rate-share", type=float, default=0.9,
-                        help="multicast: the sender's rate cap, of a PC's link (default 0.9, "
-                             "as the setting's 90 Mbit/s for 100 Mbit/s PCs)")
+    parser.add_argument("--rate-share", type=float, default=0.95,
+                        help="multicast: the sender's rate cap, of a PC's link (default 0.95, "
+                             "as the setting's 95 Mbit/s for 100 Mbit/s PCs)")
     parser.add_argument("--start-wait", type=float, default=30.0,
                         help="multicast: ENCLUME_MULTICAST_START_WAIT_S (default 30, the "
                              "setting's: the stream starts when every PC joined)")

@@ -66,7 +66,7 @@ class RoomSpec:
     heartbeat_s: float = 0.5  # the agents' heartbeat interval
     lookup_retry_s: float = 0.5
     callback_timeout_s: float = 1800.0  # a node waiting for its agent longer fails
-    multicast_rate_share: float = 0.9  # the sender's rate cap, of a PC's link (90 of 100 Mbit)
+    multicast_rate_share: float = 0.95  # the sender's rate cap, of a PC's link (95 of 100 Mbit)
     multicast_start_wait_s: float = 2.0  # the agents are running already: no ramdisk boots
     rooms: int = 1  # the PCs split into this many rooms (ROOM, then ROOM2, ROOM3...)
     env: dict[str, str] = field(default_factory=dict)  # more ENCLUME_* for enclume-aio

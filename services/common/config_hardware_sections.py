@@ -149,7 +149,7 @@ class MulticastSettings(BaseSettings):
     group_range: str = "239.192.77.0/24"  # one group address per session, in this range
     port_base: int = Field(default=9200, gt=0, le=65000)  # session n: port PORT_BASE + 2n
     max_sessions: int = Field(default=16, ge=1)
-    rate_mbit: float = Field(default=90.0, gt=0)  # the sender's fixed rate cap
+    rate_mbit: float = Field(default=95.0, gt=0)  # the sender's fixed rate cap (uftp's -R)
     fec: str = "8x16/128"  # ignored since uftp (NAK passes, no FEC): udpcast's --fec was
     start_wait_s: float = Field(default=30.0, ge=0)  # after the 1st joined: start anyway
     interface: str | None = None  # default: ENCLUME_BOOT_INTERFACE, else eth0
