@@ -1,13 +1,13 @@
 """The partition table a multicast session held back from its stream, written last.
 
 The boot service's sender streams the image with its partition table's bytes zeroed and names
-them in the session's document (``table``: ``[[offset, length], ...]``; the MBR, a GPT's
-headers and entries): a PC cut off mid-stream has no partition table over its half-written
-disk. The agent fetches those few bytes over HTTP before the stream starts; after it, the
-blocks holding them are read back from the disk, patched with them and checked against the
-manifest: the ones that match are handed to the repair as held blocks, which
-``restore_blocks(..., last=...)`` writes only once the rest of the disk verified (a table block
-the stream spoiled is fetched whole there instead).
+them in the session's document (``table``: ``[[offset, length], ...]``; the MBR and the EBRs
+of its logical partitions, or a GPT's headers and entries): a PC cut off mid-stream has no
+partition table over its half-written disk. The agent fetches those few bytes over HTTP before
+the stream starts; after it, the blocks holding them are read back from the disk, patched with
+them and checked against the manifest: the ones that match are handed to the repair as held
+blocks, which ``restore_blocks(..., last=...)`` writes only once the rest of the disk verified
+(a table block the stream spoiled is fetched whole there instead).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from agent.restore_blocks import RestoreRequest
 from agent.stream_verify import read_back
 
 LOG = logging.getLogger(__name__)
-MAX_TABLE_BYTES = 1024 * 1024  # a GPT's entries are 16 KiB; a session naming more is wrong
+MAX_TABLE_BYTES = 1024 * 1024  # a GPT's entries are 16 KiB, an MBR's 256 EBRs at most
+# (services.boot.partition_table.MAX_EBRS) 128 KiB; a session naming more is wrong
 Range = tuple[int, int]
 
 

@@ -18,14 +18,18 @@ closed group (``-H``), so it waits for no announce of a PC that is not there; a 
 later is told it is late and repairs over HTTP. A session nobody joins is closed after
 UNJOINED_LIMIT_S.
 
-The partition table is not streamed (``services.boot.partition_table``): the file carries its
-bytes zeroed and the session's document names them (``table``: ``[[offset, length], ...]``), which
-the agents fetch over HTTP and write last, once the rest of their disk verified.
+The partition table is not streamed (``services.boot.partition_table``: the MBR and its EBR
+chain, or a GPT's headers and entries): the file carries its bytes zeroed and the session's
+document names them (``table``: ``[[offset, length], ...]``), which the agents fetch over HTTP and
+write last, once the rest of their disk verified. A corrupt EBR chain is logged; the EBRs read
+before the fault are held back, the rest is streamed (the PCs verify it by the manifest).
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import logging
 import re
 import shutil
@@ -38,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.boot.partition_table import HEAD_BYTES, Range, table_ranges, zeroed
+from services.boot.partition_table import Range, held_ranges, zeroed
 from services.common.bootconfig.image_cache import ImageCache
 from services.common.config_hardware_sections import MulticastSettings
 from services.images.store import ImageStore
@@ -116,6 +120,13 @@ def sender_argv(settings: MulticastSettings, interface: str, session: MulticastS
             "-D", DEST_NAME, str(image)]
 
 
+def sender_file_key(version_id: str, table: list[Range]) -> str:
+    """The image cache's key of a version's file with ``table`` zeroed: it names the ranges (a
+    digest), so a file an earlier boot service made with other ranges zeroed is not reused."""
+    digest = hashlib.sha256(json.dumps(table).encode()).hexdigest()[:16]
+    return f"multicast-version-{version_id}-table-zeroed-{digest}.raw"
+
+
 class MulticastSessions:
     """The boot service's open sessions, at most ``max_sessions``, each in its own slot (group
     address and port); the versions' raw disks are made into ``cache`` (a cache of its own in
@@ -143,8 +154,7 @@ class MulticastSessions:
 
     def open(self, version_id: str, expected: int) -> MulticastSession:
         size = self.store.manifest(version_id).size  # UnknownVersion before anything starts
-        table = table_ranges(b"".join(self.store.read_range(version_id, 0,
-                                                            min(HEAD_BYTES, size))), size)
+        table = self._held_ranges(version_id, size)
         if shutil.which(SENDER) is None:
             raise SessionError(f"{SENDER} is missing (Debian package uftp)")
         self._reap()
@@ -165,10 +175,20 @@ class MulticastSessions:
                          name=f"multicast-send-{session.slot}").start()
         return session
 
+    def _held_ranges(self, version_id: str, size: int) -> list[Range]:
+        """The version's partition table's ranges (a corrupt EBR chain: those read before the
+        fault, which is logged)."""
+        held = held_ranges(lambda offset, length: b"".join(
+            self.store.read_range(version_id, offset, length)), size)
+        for fault in held.faults:
+            LOG.warning("version %s: %s; the rest of its partition table is streamed, the "
+                        "PCs verify it by the block manifest", version_id, fault)
+        return held.ranges
+
     def _send(self, session: MulticastSession, size: int) -> None:
         """Makes the version's regular file (while the PCs join), then runs uftp once the
         session starts."""
-        key = f"multicast-version-{session.version_id}-table-zeroed.raw"
+        key = sender_file_key(session.version_id, session.table)
         try:
             image = self.cache.acquire_built(key, size, lambda: zeroed(self.store.read_range(
                 session.version_id, 0, size), session.table))
