@@ -92,6 +92,8 @@ FRENCH: dict[str, str] = {
     "restore": "restauration",
     "restore-delta": "restauration différentielle",
     "power-off": "extinction",
+    "log-out": "déconnexion",
+    "leaving the class network": "quitte le réseau du cours",
     "Jobs": "Actions",
     "Recent actions": "Actions récentes",
     "No action yet.": "Aucune action pour l'instant.",
