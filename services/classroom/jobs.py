@@ -35,6 +35,9 @@ ACTIVE_JOB_STATES = ("pending", "running")
 FORCED_DELTA = "restore-delta"  # a restore that asks the agent for delta whatever the PC had
 RESTORE_KINDS = ("restore", FORCED_DELTA)
 ENDED_JOB_STATES = ("done", "failed-partly", "failed")
+# A session's end with ``after: nothing``: its PCs on the class VLAN go back to the idle VLAN
+# and their logins end. Only the timetable starts it (no action of the API).
+LOG_OUT = "log-out"
 
 
 def _pcs(room: Room, wanted: Any) -> list[str]:
@@ -95,7 +98,8 @@ def create_job(session: Session, room: Room, body: Any, *, requested_by: str | N
     """A room action from a request body, recorded as a pending job; Invalid/Conflict and
     nothing stored when the request cannot run."""
     values = fields.known_keys("room action", body, ACTION_FIELDS)
-    kind = fields.choice("action", values.get("action"), fields.JOB_KINDS)
+    kind = fields.choice("action", values.get("action"),
+                         fields.JOB_KINDS if occurrence is None else (*fields.JOB_KINDS, LOG_OUT))
     force = values.get("force", False)
     if not isinstance(force, bool):
         raise Invalid(f"Invalid value for force: {shown(force)}; true or false.")

@@ -30,7 +30,11 @@ def login_policy(session: Session, node_id: int, settings: Settings) -> LoginPol
         .where(RoomPC.node_id == node_id)).first()
     if row is None:
         return None
-    return LoginPolicy(
-        row.name,
-        settings.pc_login.at_boot if row.pc_logins is None else row.pc_logins,
-        row.login_language or settings.pc_login.language)
+    return applied(row.name, row.pc_logins, row.login_language, settings)
+
+
+def applied(room: str, pc_logins: bool | None, login_language: str | None,
+            settings: Settings) -> LoginPolicy:
+    """What a room's own switch and language (None: the settings decide) come to."""
+    return LoginPolicy(room, settings.pc_login.at_boot if pc_logins is None else pc_logins,
+                       login_language or settings.pc_login.language)

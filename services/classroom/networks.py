@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.common import states
 from services.common.classroom_models import Room, RoomPC
+
+VLAN_INTERFACE = "vlan"  # the network interface that moves a PC's switch ports
 
 
 @dataclass(frozen=True)
@@ -30,3 +33,12 @@ def room_vlans(session: Session, node_id: int) -> RoomVlans | None:
         .join(RoomPC, RoomPC.room_id == Room.id)
         .where(RoomPC.node_id == node_id)).first()
     return None if row is None else RoomVlans(row.name, row.idle_vlan, row.class_vlan)
+
+
+def class_vlan_pcs(session: Session, room: Room) -> list[str]:
+    """The node UUIDs of the room's PCs on its class VLAN: those of the ``vlan`` network
+    interface that run the OS a deploy wrote (``active``: a deploy ends with the ports on the
+    class VLAN), in the room's order."""
+    return [pc.node.uuid for pc in room.pcs
+            if pc.node.network_interface == VLAN_INTERFACE
+            and pc.node.provision_state == states.S.ACTIVE.value]

@@ -7,7 +7,8 @@ password is checked by the caller (the one identity source); this module decides
 
 Who is logged in at a PC is ``driver_internal_info["pc_login"]`` (``record_login`` when the
 user's choice is accepted, ``clear_login`` when the PC is restored for the next class or
-powered off): the user, the action, the state resumed and the image version, and when.
+powered off, ``end_login`` at a class's end that does neither): the user, the action, the
+state resumed and the image version, and when.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.classroom.access import room_visible_to
+from services.classroom.state_capture import logged_in
 from services.common.agent_checks import agent_token_matches
 from services.common.classroom_models import ClassSession, Occurrence, Room, RoomPC
 from services.common.exceptions import Conflict, EnclumeError, Forbidden, NotFound
@@ -109,6 +111,21 @@ def clear_login(node: Node) -> None:
     info = node.driver_internal_info or {}
     if PC_LOGIN in info:
         node.driver_internal_info = {k: v for k, v in info.items() if k != PC_LOGIN}
+
+
+def end_login(node: Node, now: datetime) -> None:
+    """The class ended without a restore or a power-off: nobody is logged in at ``node`` for
+    the class any more. A login with work to save (fresh, resume) is kept, marked ``ended_at``,
+    so that the PC's next restore or power-off saves that work first, as it would have; one
+    with nothing to save (maintenance) is cleared as a restore clears it."""
+    login = login_of(node)
+    if login is None:
+        return
+    if logged_in(node.driver_internal_info) is None:
+        clear_login(node)
+        return
+    node.driver_internal_info = {**(node.driver_internal_info or {}),
+                                 PC_LOGIN: {**login, "ended_at": now.isoformat()}}
 
 
 def login_of(node: Node) -> dict[str, Any] | None:

@@ -44,6 +44,7 @@ from services.common.secrets import scrub
 from services.common.validation import traits as check_traits
 from services.conductor import agent, allocations, discovery, flows
 from services.conductor.allocations import AllocationOperations
+from services.conductor.classroom_ops import ClassroomOperations
 from services.conductor.console_ops import ConsoleOperations
 from services.conductor.flows import boot_mode, power, vmedia
 from services.conductor.flows.steps import event_type
@@ -80,7 +81,7 @@ def _retired_rules(node: Node, values: dict[str, Any]) -> dict[str, Any]:
 
 
 class ConductorManager(PortOperations, VolumeOperations, AllocationOperations,
-                       ConsoleOperations):
+                       ConsoleOperations, ClassroomOperations):
     def __init__(self, db: Database, settings: Settings, drivers: Drivers,
                  membership: Membership | None = None, rpc_address: str | None = None) -> None:
         """``rpc_address`` is where other processes reach this conductor (None: in process)."""

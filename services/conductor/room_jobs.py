@@ -30,6 +30,11 @@ session for the PCs it starts in a pass and puts it in their instance_info
 over HTTP. No session (the boot service refused, the store lacks the version): unicast. A PC
 that dies is reported as any failed deploy; the stream does not wait for it.
 
+A ``log-out`` (a class's end with ``after: nothing``) asks the conductor of each PC, all at
+once, to move its ports back to the idle VLAN and end its login (``leave_class_vlan``); its
+answer is the PC's outcome at once (``idle VLAN``; a switch's failure fails that PC alone; a
+busy node waits for a later pass).
+
 A job ends ``done`` when every PC succeeded, ``failed`` when every PC failed, ``failed-partly``
 when some failed and others succeeded.
 """
@@ -37,6 +42,7 @@ when some failed and others succeeded.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -45,7 +51,13 @@ from sqlalchemy.orm import selectinload
 
 from services.classroom import state_capture
 from services.classroom.image_versions import instance_info
-from services.classroom.jobs import ACTIVE_JOB_STATES, ENDED_JOB_STATES, FORCED_DELTA, QUEUED
+from services.classroom.jobs import (
+    ACTIVE_JOB_STATES,
+    ENDED_JOB_STATES,
+    FORCED_DELTA,
+    LOG_OUT,
+    QUEUED,
+)
 from services.classroom.times import as_utc
 from services.common import states
 from services.common.classroom_models import ImageVersion, Job, JobPC, Room
@@ -72,6 +84,8 @@ STARTING_S = timedelta(seconds=60)  # longer than a start (an update and a provi
 
 
 AGENT_WRITES = (WRITE_IMAGE, RESTORE_BLOCKS, deploy_multicast.MULTICAST_RESTORE)
+LOG_OUT_THREADS = 16  # a log-out's PCs moved at once (their switch batches them)
+IDLE_VLAN, CLASS_VLAN = "idle VLAN", "class VLAN"  # a log-out PC's step once it is done
 
 
 class JobAdvancer:
@@ -121,6 +135,10 @@ class JobAdvancer:
                 kind if kind not in POWER_TARGET or pc.restore_mode is None else "restore",
                 nodes.get(uuid), pc) for uuid, pc in rows.items() if pc.step != QUEUED}
             by_id = {pc.id: pc.node_uuid for pc in rows.values()}
+        if kind == LOG_OUT:
+            claimed = [by_id[pc_id] for pc_id in queued if self._claim_start(pc_id)]
+            self._record(job_id, self._leave_class_vlan(claimed))
+            queued = []
         if multicast and queued and info is not None:
             claimed = [pc_id for pc_id in queued if self._claim_start(pc_id)]
             info = {**info, **self._session_for(info["image_version"], len(claimed))}
@@ -133,6 +151,30 @@ class JobAdvancer:
                 self._record(job_id, {by_id[pc_id]: self._start(kind, by_id[pc_id], info,
                                                                 image_id)})
         self._record(job_id, observed)
+
+    def _leave_class_vlan(self, node_uuids: list[str]) -> dict[str, dict[str, Any]]:
+        """A log-out's PCs (a class's end without restore or power-off) all at once, in
+        threads, so that each switch takes their ports in one batch (SwitchBatcher); one PC
+        that fails (its switch does not answer) fails alone."""
+        if not node_uuids:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(LOG_OUT_THREADS, len(node_uuids)),
+                                thread_name_prefix="log-out") as pool:
+            return dict(zip(node_uuids, pool.map(self._leave_one, node_uuids), strict=True))
+
+    def _leave_one(self, node_uuid: str) -> dict[str, Any]:
+        try:
+            moved = self.conductor.leave_class_vlan(node_uuid)
+        except EnclumeError as exc:
+            if exc.code in (409, 503):  # the node busy, no conductor free: a later pass
+                LOG.info("room job: PC %s waits: %s", node_uuid, exc.message)
+                return {"step": QUEUED}
+            return {"outcome": "failed", "error": scrub(exc.message)}
+        if moved.get("error"):
+            return {"step": CLASS_VLAN, "outcome": "failed", "error": scrub(moved["error"])}
+        # Not active (being restored, cleaned...): not on the class VLAN, nothing to move.
+        return {"step": IDLE_VLAN if moved.get("moved") else moved.get("state"),
+                "outcome": "succeeded"}
 
     def _session_for(self, version_uuid: str, pcs: int) -> dict[str, Any]:
         """The instance_info of the PCs a multicast room starts in this pass: one boot service
@@ -209,7 +251,7 @@ class JobAdvancer:
         """A started PC's row values from its node's state now."""
         if node is None:
             return {"outcome": "failed", "error": "The PC's node no longer exists."}
-        if pc.step == STARTING and not _began(kind, node, pc):
+        if pc.step == STARTING and (kind == LOG_OUT or not _began(kind, node, pc)):
             # Being started by this or another conductor; one that died before it could say
             # whether it started the PC leaves it here: queued again after a while, unless its
             # node shows the work began (then it is followed as any started PC).

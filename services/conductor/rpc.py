@@ -54,6 +54,7 @@ METHODS = frozenset({
     "destroy_volume", "process_allocation", "backfill_allocation", "destroy_allocation",
     "issue_agent_token", "heartbeat", "process_discovery",
     "vif_list", "vif_attach", "vif_detach", "set_console_mode", "get_console_information",
+    "leave_class_vlan",
 })
 
 
@@ -261,6 +262,10 @@ class RpcClient:
 
     def vif_detach(self, node_uuid: str, vif_id: str) -> None:
         self.call(node_uuid, "vif_detach", node_uuid=node_uuid, vif_id=vif_id)
+
+    def leave_class_vlan(self, node_uuid: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(node_uuid, "leave_class_vlan", node_uuid=node_uuid)
+        return result
 
     def issue_agent_token(self, node_uuid: str) -> str | None:
         token: str | None = self.call(node_uuid, "issue_agent_token", node_uuid=node_uuid)

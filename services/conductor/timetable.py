@@ -15,7 +15,9 @@ Each pass, with ``now`` from an injectable clock:
   skipped for being late, leaves its reason on the occurrence too;
 - at its start a claimed occurrence is ``running``; at its end it is ``done`` and the session's
   "after" action (power-off or restore) is created as a job, by the same kind of conditional
-  UPDATE (``running`` → ``done``), at most once (after more than the grace: not at all);
+  UPDATE (``running`` → ``done``), at most once (after more than the grace: not at all); after
+  ``nothing``, a ``log-out`` job of the room's PCs on the class VLAN (the same once, the same
+  grace), which moves them back to the idle VLAN and ends their logins;
 - an occurrence claimed by a conductor that is no longer alive is handed over: ``claimed_by``
   becomes the room's new owner. Its job is not created again; the job advancer of the new owner
   goes on with the PCs that have not finished (the job rows say which did).
@@ -35,6 +37,7 @@ from sqlalchemy.orm import Session
 from services.classroom import jobs, occurrences
 from services.classroom.fields import RESTORING
 from services.classroom.lead import Lead, LeadPolicy, room_leads
+from services.classroom.networks import class_vlan_pcs
 from services.classroom.times import as_utc
 from services.common.classroom_models import ClassSession, Occurrence, Room
 from services.common.config import Settings
@@ -176,9 +179,14 @@ class TimetableRunner:
                 return 0
             occurrence = session.get(Occurrence, occurrence_id)
             assert occurrence is not None
-            after = occurrence.session.after
+            after, pcs = occurrence.session.after, None
             if after == "nothing":
-                return 1
+                # Neither restored nor powered off: the PCs a deploy left on the class VLAN
+                # go back to the idle VLAN (their logins end), if there are any.
+                pcs = class_vlan_pcs(session, occurrence.session.room)
+                if not pcs:
+                    return 1
+                after = jobs.LOG_OUT
             if now > occurrence.planned_end + self.grace:
                 occurrence.reason = (
                     f"The {after} after the class was skipped: the class ended at "
@@ -187,7 +195,7 @@ class TimetableRunner:
                     f"{_seconds(self.grace)} s); it is never run late.")
                 LOG.warning("timetable: occurrence %s: %s", occurrence.uuid, occurrence.reason)
                 return 1
-            self._job(session, occurrence, after, now)
+            self._job(session, occurrence, after, now, pcs)
         return 1
 
     def _hand_over(self, occurrence_id: int, previous: str | None, now: datetime) -> int:
@@ -202,9 +210,12 @@ class TimetableRunner:
             LOG.info("timetable: occurrence %s handed over from %s", occurrence_id, previous)
         return int(moved)
 
-    def _job(self, session: Session, occurrence: Occurrence, kind: str, now: datetime) -> None:
+    def _job(self, session: Session, occurrence: Occurrence, kind: str, now: datetime,
+             pcs: list[str] | None = None) -> None:
         cls_session = occurrence.session
         body: dict[str, Any] = {"action": kind}
+        if pcs is not None:
+            body["pcs"] = pcs
         if kind in jobs.RESTORE_KINDS:
             body["image"] = cls_session.image_version.uuid
         try:

@@ -6,7 +6,8 @@ change from ready to restoring (a percentage, then with its rate, as the fake de
 their progress) to "active on debian-12:2026-09" without the page reloading, smoothly (the
 cards drawn in batches, few long tasks, each PC's end shown within seconds), one PC fails with
 its reason and is retried once the administrator has fixed it. She lays the room out in five
-rows of eight from the keyboard. Another room's URL is 404; the page switches to French;
+rows of eight from the keyboard, and asks for logins at the PCs (in French) from the room page,
+then gives the room back to the default. Another room's URL is 404; the page switches to French;
 axe-core finds no accessibility violation on the pages; it fits a phone's width; a weekly
 class is planned from the timetable and shows in its weeks; an iCalendar feed is imported by
 its address (refused in words when unreachable, missing or not a calendar); logging out leads
@@ -408,3 +409,44 @@ def test_the_timetable_imports_a_feed_by_its_address(
         assert import_a_feed(browser, f"{feeds.url}/week.ics") == "The class is planned."
     open_page(browser, f"{aio.url}/ui/rooms/B12/timetable?week={wednesday}")
     assert "09:00\N{EN DASH}10:00 From the school's timetable" in main_text(browser)
+
+
+def save_the_logins(browser: Chrome, switch: str, language: str) -> str:
+    """The room's logins form sent with ``switch`` (default, on, off) and ``language``; the
+    summary of the room page that answers."""
+    summary = browser.find_element(By.CSS_SELECTOR, "#logins summary")
+    summary.click()
+    until(lambda: browser.find_element(By.ID, f"pc-logins-{switch}").is_displayed(), 10,
+          "the logins form open")
+    browser.find_element(By.ID, f"pc-logins-{switch}").click()
+    Select(browser.find_element(By.ID, "login-language")).select_by_value(language)
+    browser.execute_script("window.beforeSaving = true;")  # gone once the answer has loaded
+    browser.find_element(By.XPATH, "//button[text()='Save the logins']").click()
+    until(lambda: browser.execute_script(
+        "return !window.beforeSaving && document.readyState === 'complete';"), 30,
+        "the room page again")
+    address = urlsplit(browser.current_url)
+    assert (address.path, address.query) == ("/ui/rooms/B12", "notice=logins-saved")
+    assert "The logins at the PCs are saved." in main_text(browser)
+    return str(browser.find_element(By.CSS_SELECTOR, "#logins summary").text)
+
+
+def test_a_teacher_asks_for_logins_at_her_rooms_pcs(
+        aio: Server, admin: httpx.Client, world: dict[str, Any], chromium: Chrome) -> None:
+    browser = chromium
+    browser.set_script_timeout(30)
+    log_in(browser, aio.url, "alice")
+    open_page(browser, f"{aio.url}/ui/rooms/B12")
+    assert browser.find_element(By.CSS_SELECTOR, "#logins summary").text == (
+        "Logins at the PCs: not asked (the default); prompt in English (the default)")
+    assert save_the_logins(browser, "on", "fr") == (
+        "Logins at the PCs: asked (this room's choice); prompt in Français (this room's "
+        "choice)")
+    room = ok(admin.get(f"{E}/rooms/B12"))
+    assert (room["pc_logins"], room["login_language"]) == (True, "fr")
+    assert browser.find_element(By.ID, "pc-logins-on").is_selected()
+    assert accessibility_violations(browser) == []
+    assert save_the_logins(browser, "default", "default") == (
+        "Logins at the PCs: not asked (the default); prompt in English (the default)")
+    room = ok(admin.get(f"{E}/rooms/B12"))
+    assert (room["pc_logins"], room["login_language"]) == (None, None)

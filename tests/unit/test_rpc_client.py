@@ -197,3 +197,17 @@ def test_volumes_portgroups_and_allocations_cross_rpc(db: Database, tmp_path: Pa
         assert session.scalar(select(Portgroup.id)) is None
         assert session.scalar(select(Allocation.node_id).where(
             Allocation.uuid == allocation_uuid)) is not None
+
+
+def test_a_class_end_reaches_the_nodes_conductor_over_rpc(db: Database, tmp_path: Path) -> None:
+    """A log-out job's call (leave_class_vlan) is served over RPC with its answer: a PC that
+    is not active is not on the class VLAN, nothing moves."""
+    settings = Settings(process={"data_dir": tmp_path}, conductor={"hostname": "rpc-conductor"})
+    manager = ConductorManager(db, settings, Drivers(settings), Membership(db, settings))
+    with serving(server_app(manager, SECRET)) as url:
+        client, uuid = client_routing_to(db, tmp_path, url)
+        try:
+            assert client.leave_class_vlan(uuid) == {"moved": False, "state": "available",
+                                                     "error": None}
+        finally:
+            client.close()

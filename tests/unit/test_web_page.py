@@ -427,3 +427,52 @@ def test_a_teacher_sets_her_rooms_layout_from_the_page(stack: Stack,
                                                             "csrf": token})
         assert cleared.status_code == 303
         assert "laid-out" not in ok(client.get("/ui/rooms/B12")).text
+
+
+def test_a_teacher_sets_her_rooms_logins_from_the_page(stack: Stack,
+                                                       world: dict[str, Any]) -> None:
+    """The room's pc_logins and login_language through the room page, checked by the same
+    room update as the API's PATCH: "the default" (null) says what the default is."""
+    with httpx.Client(base_url=stack.url, auth=("root", PASSWORD), timeout=10) as admin, \
+            logged_in(stack, "alice") as (client, token):
+        page = ok(client.get("/ui/rooms/B12")).text
+        assert "Logins at the PCs: not asked (the default); prompt in English (the default)" \
+            in page
+        assert 'id="pc-logins-default" name="pc_logins" value="default" checked' in page
+        assert "The default (not asked)" in page
+        form = {"pc_logins": "on", "login_language": "fr"}
+        assert client.post("/ui/rooms/B12/logins", data=form).status_code == 403
+        assert client.post("/ui/rooms/A1/logins", data={**form, "csrf": token}
+                           ).status_code == 404
+        with stack.browser() as stranger:  # not logged in, or no classroom role
+            assert stranger.post("/ui/rooms/B12/logins", data={**form, "csrf": token}
+                                 ).status_code == 401
+        for wrong, words in (({"pc_logins": "maybe", "login_language": "fr"},
+                              "Invalid value for pc_logins: &#39;maybe&#39;"),
+                             ({"pc_logins": "on", "login_language": "de"},
+                              "Invalid value for login_language: &#39;de&#39;; one of en, fr.")):
+            refused = client.post("/ui/rooms/B12/logins", data={**wrong, "csrf": token})
+            assert refused.status_code == 400 and words in refused.text, refused.text
+        room = ok(admin.get(f"{E}/rooms/B12"))
+        assert (room["pc_logins"], room["login_language"]) == (None, None)  # nothing stored
+
+        saved = client.post("/ui/rooms/B12/logins", data={**form, "csrf": token})
+        assert saved.status_code == 303
+        page = ok(client.get(saved.headers["location"])).text
+        assert "The logins at the PCs are saved." in page
+        assert "Logins at the PCs: asked (this room&#39;s choice); prompt in Français " \
+               "(this room&#39;s choice)" in page
+        assert 'value="on" checked' in page and '<option value="fr" selected>' in page
+        room = ok(admin.get(f"{E}/rooms/B12"))
+        assert (room["pc_logins"], room["login_language"]) == (True, "fr")
+        off = client.post("/ui/rooms/B12/logins", data={"pc_logins": "off",
+                                                        "login_language": "default",
+                                                        "csrf": token})
+        assert off.status_code == 303
+        room = ok(admin.get(f"{E}/rooms/B12"))
+        assert (room["pc_logins"], room["login_language"]) == (False, None)
+        back = client.post("/ui/rooms/B12/logins", data={"pc_logins": "default",
+                                                         "login_language": "default",
+                                                         "csrf": token})
+        assert back.status_code == 303
+        assert ok(admin.get(f"{E}/rooms/B12"))["pc_logins"] is None

@@ -92,6 +92,8 @@ FRENCH: dict[str, str] = {
     "restore": "restauration",
     "restore-delta": "restauration différentielle",
     "power-off": "extinction",
+    "log-out": "déconnexion",
+    "leaving the class network": "quitte le réseau du cours",
     "Jobs": "Actions",
     "Recent actions": "Actions récentes",
     "No action yet.": "Aucune action pour l'instant.",
@@ -171,6 +173,27 @@ FRENCH: dict[str, str] = {
     "Rows": "Rangées",
     "Columns": "Colonnes",
     "Save the layout": "Enregistrer la disposition",
+    "The logins at the PCs are saved.": "Les connexions aux PC sont enregistrées.",
+    "Logins at the PCs: {state} ({source}); prompt in {language} ({language_source})":
+        "Connexions aux PC : {state} ({source}) ; invite en {language} ({language_source})",
+    "asked": "demandées",
+    "not asked": "non demandées",
+    "the default": "par défaut",
+    "this room's choice": "choix de cette salle",
+    "When logins are asked, each PC a restore of the room reaches waits at a prompt on its "
+    "screen until a student logs in and chooses to start fresh or resume their work; it moves "
+    "to the class network only then. The default is the administrator's setting for every "
+    "room.":
+        "Quand les connexions sont demandées, chaque PC qu'une restauration de la salle atteint "
+        "attend sur son écran qu'un étudiant se connecte et choisisse de repartir de zéro ou de "
+        "reprendre son travail ; il ne passe qu'alors sur le réseau du cours. La valeur par "
+        "défaut est le réglage de l'administrateur pour toutes les salles.",
+    "Ask for a login at each PC": "Demander une connexion sur chaque PC",
+    "The default ({value})": "Par défaut ({value})",
+    "Yes": "Oui",
+    "No": "Non",
+    "Language of the prompt": "Langue de l'invite",
+    "Save the logins": "Enregistrer les connexions",
     "Or import an iCalendar feed from its address (the timetable system's URL)":
         "Ou importer un flux iCalendar depuis son adresse (l'URL de l'emploi du temps)",
     "Plan": "Planifier",

@@ -22,10 +22,12 @@ from services.api.ui.web import (
     database,
     redirect,
     render,
+    settings_of,
     visitor,
 )
 from services.classroom import jobs, rooms
 from services.classroom.access import find_room
+from services.classroom.login_policy import applied
 from services.common.classroom_models import Job, Room
 from services.common.db import Database
 from services.common.exceptions import Conflict, Invalid, NotFound
@@ -35,7 +37,10 @@ router = api_router(include_in_schema=False)
 ACTIONS = ("wake", "restore", "power-off")
 NOTICES = {"started": "Started: {action} of {count} PCs.",
            "retried": "Retried {count} failed PCs.", "nothing-to-retry": "No failed PC to retry.",
-           "laid-out": "The room's layout is saved."}
+           "laid-out": "The room's layout is saved.",
+           "logins-saved": "The logins at the PCs are saved."}
+# The login form's words for a room's pc_logins ("default": null, the setting decides).
+LOGIN_SWITCH = {"default": None, "on": True, "off": False}
 HISTORY_LENGTH = 30
 
 
@@ -57,9 +62,12 @@ def room_view(request: Request, who: Visitor, session: Session, room: Room, *,
               status: int = 200, error: str | None = None) -> Response:
     notice = NOTICES.get(request.query_params.get("notice", ""))
     action = request.query_params.get("action", "")
+    settings = settings_of(request)
     return render(request, "room.html", status=status, session=who.session,
                   identity=who.identity, room=room, pcs=room_statuses(session, room),
                   images=image_choices(room), error=error, notice=notice,
+                  logins=applied(room.name, room.pc_logins, room.login_language, settings),
+                  login_defaults=applied(room.name, None, None, settings),
                   notice_action=action if action in ACTIONS else "",
                   notice_count=_count(request.query_params.get("count")))
 
@@ -135,6 +143,27 @@ def room_layout(ident: str, request: Request, rows: str = Form(""), columns: str
             return room_view(request, who, session, room_of(session, who.identity, ident),
                              status=exc.code, error=exc.message)
     return redirect(request, f"{PREFIX}/rooms/{ident}?notice=laid-out")
+
+
+@router.post(f"{PREFIX}/rooms/{{ident}}/logins")
+def room_logins(ident: str, request: Request, pc_logins: str = Form(""),
+                login_language: str = Form(""), csrf: str = Form(""),
+                who: Visitor = Depends(visitor), db: Database = Depends(database)) -> Response:
+    """The room's switch of logins at its PCs and their prompt's language ("default": the
+    settings decide), checked and stored as the API's PATCH of the room does."""
+    check_csrf(who.session, csrf)
+    with db.session() as session:
+        room = room_of(session, who.identity, ident)
+        # A word of the form as the API takes it; anything else as typed, for its refusal.
+        values = {"pc_logins": LOGIN_SWITCH.get(pc_logins, pc_logins),
+                  "login_language": None if login_language == "default" else login_language}
+        try:
+            rooms.update_room(session, room, values)
+        except Invalid as exc:
+            session.rollback()
+            return room_view(request, who, session, room_of(session, who.identity, ident),
+                             status=exc.code, error=exc.message)
+    return redirect(request, f"{PREFIX}/rooms/{ident}?notice=logins-saved")
 
 
 @router.post(f"{PREFIX}/rooms/{{ident}}/retry")

@@ -15,7 +15,8 @@ from services.common.classroom_models import Image, ImageVersion, Job, JobPC, Ro
 
 QUEUED = "queued"
 POWER_WORDS = {"power on": "on", "power off": "off"}
-IN_PROGRESS_WORDS = {"wake": "powering on", "power-off": "powering off"}
+IN_PROGRESS_WORDS = {"wake": "powering on", "power-off": "powering off",
+                     "log-out": "leaving the class network"}
 # The conductor's "<Operation> failed for node <uuid>: <reason>": the teacher reads the reason.
 NODE_PREFIX = re.compile(r"^\w[\w ]* failed for node [0-9a-f-]{36}: ")
 

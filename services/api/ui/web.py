@@ -16,6 +16,7 @@ from services.api.ui.cookies import SessionCookies, WebSession, csrf_matches, ne
 from services.api.ui.i18n import LANGUAGES, language_of, translator
 from services.api.ui.status import power_words, reason_words, state_words, tone
 from services.classroom.access import require_classroom_user
+from services.common.config import Settings
 from services.common.db import Database
 from services.common.exceptions import Forbidden
 from services.common.identity import ANONYMOUS_ADMIN, Identity, IdentitySource
@@ -72,6 +73,11 @@ def database(request: Request) -> Database:
     # which the web page's import contract keeps out of reach.
     db: Database = request.app.state.db
     return db
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def ui_of(request: Request) -> WebUI:

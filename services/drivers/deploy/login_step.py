@@ -14,19 +14,22 @@ command ends. Then the deploy does what was chosen:
 
 and ends as every deploy does, the PC's switch ports on the tenant VLAN (a room PC's class
 VLAN). Who is logged in is forgotten (``clear_login``) when the next deploy starts or the PC is
-powered off.
+powered off; a class's end that does neither moves the ports back to the idle VLAN and ends
+the login (``leave_class_vlan``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from services.classroom.image_versions import instance_info
 from services.classroom.login_policy import login_policy
-from services.classroom.pc_logins import clear_login, login_of
+from services.classroom.pc_logins import clear_login, end_login, login_of
 from services.classroom.state_capture import POWER_OFF_AFTER
+from services.common import states
 from services.common.classroom_models import ImageVersion
 from services.common.config import Settings
 from services.drivers.agent_client import AGENT_COMMAND
@@ -101,9 +104,31 @@ def log_out(task: Task) -> None:
     if login is None:
         return
     clear_login(task.node)
+    _back_to_idle_vlan(task, f"The switch ports of the PC {login.get('user')} had logged in at")
+
+
+def leave_class_vlan(task: Task, now: datetime) -> dict[str, Any]:
+    """A class's end that neither restores nor powers the PC off (a ``log-out`` room job): an
+    ``active`` PC's ports back to the idle VLAN, whether the PC is on or off (switch work
+    only), and its login ended (``end_login``: work not yet saved stays recorded for the next
+    restore). A PC in another state is not on the class VLAN: nothing to do. When the switch
+    fails, the login is kept (the PC is still on the class network) and ``error`` says why."""
+    state = task.node.provision_state
+    if state != states.S.ACTIVE.value:
+        return {"moved": False, "state": state, "error": None}
+    error = _back_to_idle_vlan(task, "At the end of the class, the PC's switch ports")
+    if error is None:
+        end_login(task.node, now)
+    return {"moved": error is None, "state": state, "error": error}
+
+
+def _back_to_idle_vlan(task: Task, subject: str) -> str | None:
+    """The node's ports back on its provisioning VLAN (a room PC's idle VLAN); the failure,
+    recorded on the node, or None."""
     try:
         task.driver.network.unconfigure_tenant_networks(task)
     except DriverError as exc:
-        task.record("network", f"The switch ports of the PC {login.get('user')} had logged in "
-                               f"at could not go back to the idle VLAN: {exc}",
-                    severity="ERROR")
+        message = f"{subject} could not go back to the idle VLAN: {exc}"
+        task.record("network", message, severity="ERROR")
+        return message
+    return None
