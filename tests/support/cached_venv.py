@@ -1,10 +1,11 @@
 """A venv of pinned PyPI packages cached under .cache/ for the tests that drive other projects'
 code (the clients' functional suites, metalsmith, Ironic's policy defaults).
 
-Built once from a requirements file and built again when that file changes (a stamp holds its
-sha256); one builder at a time under a file lock beside the venv (pytest-xdist workers wait for
-it). Packages named in ``no_deps`` go in first without their dependencies, then the other pins:
-a project whose whole stack is not wanted (Ironic, for its policy module alone).
+Built once from a requirements file, and built again when that file changes (a stamp holds its
+sha256) or when the venv was copied from another place; one builder at a time under a file
+lock beside the venv (pytest-xdist workers wait for it). Packages named in ``no_deps`` go in
+first without their dependencies, then the other pins: a project whose whole stack is not
+wanted (Ironic, for its policy module alone).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def ensure_venv(requirements: Path, venv: Path, *, no_deps: Collection[str] = ()
 
     ``stamp`` is where the requirements' sha256 is kept (inside the venv unless given).
     """
+    venv = venv.absolute()  # as the scripts' first lines name it
     venv.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(venv.parent / f".{venv.name}.lock"):
         return _ensure_venv(requirements, venv, frozenset(map(canonicalize_name, no_deps)),
@@ -38,7 +40,8 @@ def ensure_venv(requirements: Path, venv: Path, *, no_deps: Collection[str] = ()
 def _ensure_venv(requirements: Path, venv: Path, no_deps: frozenset[str], stamp: Path) -> Path:
     python = venv / "bin" / "python"
     wanted = hashlib.sha256(requirements.read_bytes()).hexdigest()
-    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted \
+            and _built_here(venv):
         return venv
     stamp.unlink(missing_ok=True)  # a build that fails half-way is not taken for a whole one
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
@@ -51,6 +54,13 @@ def _ensure_venv(requirements: Path, venv: Path, no_deps: frozenset[str], stamp:
             _install([*pip, *options, *packages], requirements)
     stamp.write_text(wanted)
     return venv
+
+
+def _built_here(venv: Path) -> bool:
+    """False for a venv copied from another place (`cp -a` of a worktree's .cache): its scripts
+    still start the interpreter of the place it was built in, which may be gone."""
+    pip = venv / "bin" / "pip"
+    return pip.exists() and pip.read_text().startswith(f"#!{venv}/bin/")
 
 
 def _pins(requirements: Path) -> list[str]:

@@ -29,3 +29,16 @@ def test_a_venv_is_built_again_when_its_requirements_change_and_kept_after(
     marker.touch()
     ensure_venv(requirements, venv)
     assert marker.exists()  # the same requirements: the venv is kept
+
+
+def test_a_venv_copied_from_elsewhere_is_built_again(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("\n")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    (venv / "bin" / "pip").write_text("#!/elsewhere/venv/bin/python3.11\n")
+    (venv / ".requirements-sha256").write_text(hashlib.sha256(b"\n").hexdigest())
+
+    ensure_venv(requirements, venv)
+    assert (venv / "bin" / "pip").read_text().startswith(f"#!{venv}/bin/")
