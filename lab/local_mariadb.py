@@ -8,16 +8,12 @@ MySQL deployments use.
 
 from __future__ import annotations
 
-import os
-import pwd
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lab.local_postgres import ensure_user, stop_and_remove
+from lab.local_postgres import owned_workdir, stop_and_remove, wait_ready
 from lab.local_service import free_port
 
 SERVICE_USER = "enclume-mariadb"
@@ -47,9 +43,7 @@ def running_mariadb_urls(database: str = "enclume") -> Iterator[tuple[str, str]]
     """
     if not mariadb_installed():
         raise RuntimeError("MariaDB is not installed (Debian package mariadb-server)")
-    user = ensure_user(SERVICE_USER) if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
-    workdir = Path(tempfile.mkdtemp(prefix="enclume-mariadb-"))
-    os.chown(workdir, user.pw_uid, user.pw_gid)
+    user, workdir = owned_workdir(SERVICE_USER, "enclume-mariadb-")
     data, port, socket = workdir / "data", free_port(), workdir / "mysqld.sock"
     subprocess.run([str(INSTALL_DB), f"--user={user.pw_name}", f"--datadir={data}",
                     "--auth-root-authentication-method=normal", "--skip-test-db",
@@ -65,7 +59,8 @@ def running_mariadb_urls(database: str = "enclume") -> Iterator[tuple[str, str]]
          f"--log-error={workdir / 'error.log'}"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait_ready(socket, server)
+        wait_ready(server, [str(ADMIN), f"--socket={socket}", "-uroot", "ping"], "MariaDB",
+                   timeout=60)
         # 'enclume'@'localhost' is the same user over the Unix socket.
         users = " ".join(f"CREATE USER 'enclume'@'{host}' IDENTIFIED BY 'enclume';"
                          f" GRANT ALL ON `{database}`.* TO 'enclume'@'{host}';"
@@ -79,16 +74,3 @@ def running_mariadb_urls(database: str = "enclume") -> Iterator[tuple[str, str]]
                f"?unix_socket={socket}&charset=utf8mb4")
     finally:
         stop_and_remove(server, log, workdir, timeout=30)
-
-
-def _wait_ready(socket: Path, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"MariaDB exited with {server.returncode}")
-        ready = subprocess.run([str(ADMIN), f"--socket={socket}", "-uroot", "ping"],
-                               capture_output=True)
-        if ready.returncode == 0:
-            return
-        time.sleep(0.2)
-    raise RuntimeError("MariaDB did not become ready within 60 s")

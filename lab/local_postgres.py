@@ -63,6 +63,29 @@ def stop_and_remove(server: subprocess.Popen[bytes], log: IO[bytes], workdir: Pa
     shutil.rmtree(workdir, ignore_errors=True)
 
 
+def owned_workdir(service_user: str, prefix: str) -> tuple[pwd.struct_passwd, Path]:
+    """The user a throw-away server runs as (``service_user`` when run as root) and a new
+    temporary directory it owns."""
+    user = ensure_user(service_user) if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chown(workdir, user.pw_uid, user.pw_gid)
+    return user, workdir
+
+
+def wait_ready(server: subprocess.Popen[bytes], ping: list[str], name: str,
+               timeout: float) -> None:
+    """Wait until ``ping`` (the server's own client asking it) succeeds; RuntimeError when the
+    server exits or ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"{name} exited with {server.returncode}")
+        if subprocess.run(ping, capture_output=True).returncode == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} did not become ready within {timeout:g} s")
+
+
 def _as_user(user: pwd.struct_passwd) -> dict[str, object]:
     if os.geteuid() != 0:
         return {}
@@ -86,9 +109,7 @@ def running_postgres_urls(database: str = "enclume") -> Iterator[tuple[str, str]
     bindir = postgres_bin()
     if bindir is None:
         raise RuntimeError("PostgreSQL is not installed (Debian package postgresql)")
-    user = ensure_user() if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
-    workdir = Path(tempfile.mkdtemp(prefix="enclume-pg-"))
-    os.chown(workdir, user.pw_uid, user.pw_gid)
+    user, workdir = owned_workdir(SERVICE_USER, "enclume-pg-")
     data, port = workdir / "data", free_port()
     as_user = _as_user(user)
     subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
@@ -100,23 +121,11 @@ def running_postgres_urls(database: str = "enclume") -> Iterator[tuple[str, str]
          "-c", "full_page_writes=off", "-c", "max_connections=300"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **as_user)
     try:
-        _wait_ready(bindir, port, server)
+        wait_ready(server, [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                   "PostgreSQL", timeout=30)
         subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p",
                         str(port), "-U", "postgres", database], check=True, capture_output=True)
         yield (f"postgresql+psycopg://postgres@127.0.0.1:{port}/{database}",
                f"postgresql+psycopg://postgres@/{database}?host={workdir}&port={port}")
     finally:
         stop_and_remove(server, log, workdir)
-
-
-def _wait_ready(bindir: Path, port: int, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"PostgreSQL exited with {server.returncode}")
-        ready = subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                               capture_output=True)
-        if ready.returncode == 0:
-            return
-        time.sleep(0.2)
-    raise RuntimeError("PostgreSQL did not become ready within 30 s")

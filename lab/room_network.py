@@ -29,7 +29,6 @@ their veths with them. Needs root, iproute2, tc and iptables.
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import json
 import os
@@ -41,6 +40,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ramdisk.buildcache import exclusive
 
 LOCK_FILE = Path("/run/lock/enclume-test-netns.lock")  # shared with tests/support/netns.py
 FIRST_PC_HOST = 10
@@ -197,9 +198,7 @@ def room_network(pcs: int, pc_mbit: float | None, uplink_mbit: float | None,
         raise ValueError(f"a room has 1 to {MAX_PCS} PCs")
     tag = f"{os.getpid()}-{secrets.token_hex(2)}"
     tag_byte = secrets.randbelow(256)
-    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with LOCK_FILE.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(LOCK_FILE):
         net = RoomNetwork(tag, f"enclume-room-{tag}-switch", free_network(),
                           f"rs{tag.replace('-', '')[-11:]}", pc_mbit, uplink_mbit)
         try:
@@ -218,8 +217,6 @@ def room_network(pcs: int, pc_mbit: float | None, uplink_mbit: float | None,
         except BaseException:
             _remove(net)
             raise
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
     try:
         for index in range(pcs):
             _add_pc(net, index, macs[index] if macs else pc_mac(tag_byte, index))

@@ -89,8 +89,8 @@ def check_no_duplicates(steps: list[dict[str, Any]], holder: str) -> None:
                        + "; ".join(duplicates))
 
 
-def _check(values: Any) -> dict[str, Any]:
-    """A template's fields as Ironic validates them (its texts)."""
+def _check(values: Any, _version: Version) -> dict[str, Any]:
+    """A template's fields as Ironic validates them (its texts; the same at every version)."""
     if not isinstance(values, dict):
         raise Invalid("Invalid deploy template: expected a JSON object.")
     unknown = sorted(set(values) - CREATABLE)
@@ -124,18 +124,20 @@ def _conflict(session: Session, values: dict[str, Any], own_id: int | None) -> N
                                f"{text.format(values[key])} already exists.")
 
 
-def _patched(session: Session, template: DeployTemplate, patch: list[dict[str, Any]]
-             ) -> dict[str, Any]:
+def _patched(session: Session, template: DeployTemplate, patch: list[dict[str, Any]],
+             version: Version) -> dict[str, Any]:
     stored = {"name": template.name, "steps": template.steps, "extra": template.extra}
-    return _check({"extra": {}} | apply_patch(stored, patch))
+    return _check({"extra": {}} | apply_patch(stored, patch), version)
+
+
+def _writable(_version: Version) -> frozenset[str]:
+    return WRITABLE
 
 
 RESOURCE = named_routes.NamedResource(
     kind=KIND, version=VERSION, too_old="The API version does not allow deploy templates",
-    find=find_template, check=lambda body, _version: _check(body),
-    patched=lambda session, record, patch, _version: _patched(session, record, patch),
-    not_writable="'/{field}' can not be updated on a deploy template.",
-    writable=lambda _version: WRITABLE,
+    find=find_template, check=_check, patched=_patched,
+    not_writable="'/{field}' can not be updated on a deploy template.", writable=_writable,
     created_conflict=lambda values: f"A deploy template with name {values['name']} already "
                                     "exists.",
     updated_conflict="A deploy template with that name already exists.", conflict=_conflict)

@@ -76,6 +76,14 @@ def require_version(version: Version, since: Version = PORTGROUPS_VERSION) -> No
         raise NotFound("The resource could not be found.")
 
 
+def find_node_uuid(db: Database, ident: str, version: Version, since: Version) -> str:
+    """The UUID of the node of a path below /v1/nodes/{ident} that exists from ``since`` on
+    (404 below it, as ``require_version``)."""
+    require_version(version, since)
+    with db.session() as session:
+        return find_node(session, ident, version).uuid
+
+
 def require_collection_version(version: Version, since: Version, method: str,
                                message: str) -> None:
     """A top-level collection newer than the request's version (deploy templates, runbooks,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from services.api.versions import Version
 from services.common import validation
 from services.common.exceptions import Invalid
 from services.common.inspection_rule_ops import ACTIONS, OPERATORS, PLUGIN_DATA_ACTIONS
@@ -66,9 +67,9 @@ def _argument_errors(kind: str, op: str, signature: tuple[tuple[str, ...], tuple
         if problems else []
 
 
-def check(rule: Any) -> dict[str, Any]:
-    """The rule's fields, checked; Invalid with Ironic's texts (one error, or "Multiple
-    validation errors occurred: ...")."""
+def check(rule: Any, _version: Version) -> dict[str, Any]:
+    """The rule's fields, checked (the same at every version); Invalid with Ironic's texts (one
+    error, or "Multiple validation errors occurred: ...")."""
     import jsonschema  # here, not at start: a server rarely needs it (enclume-aio's memory)
 
     if not isinstance(rule, dict):

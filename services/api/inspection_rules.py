@@ -66,23 +66,25 @@ def _by_phase(request: Request, statement: Select[Any]) -> Select[Any]:
     return statement
 
 
-def _patched(session: Session, rule: InspectionRule, patch: list[dict[str, Any]]
-             ) -> dict[str, Any]:
+def _patched(session: Session, rule: InspectionRule, patch: list[dict[str, Any]],
+             version: Version) -> dict[str, Any]:
     unset = [op for op in patch if op["path"] == "/sensitive" and op["op"] != "remove"
              and not op.get("value")]
     if unset and rule.sensitive:
         raise Invalid("Couldn't apply patch. Reason: Inspection rules cannot have the "
                       "sensitive flag unset.")
     stored = {field: getattr(rule, field) for field in WRITABLE}
-    return check(apply_patch(stored, patch))
+    return check(apply_patch(stored, patch), version)
+
+
+def _writable(_version: Version) -> frozenset[str]:
+    return WRITABLE
 
 
 RESOURCE = named_routes.NamedResource(
     kind=KIND, version=VERSION, too_old="The API version does not allow inspection rules",
-    find=find_rule, check=lambda body, _version: check(body),
-    patched=lambda session, record, patch, _version: _patched(session, record, patch),
-    not_writable="Cannot update the field {field!r} of an inspection rule.",
-    writable=lambda _version: WRITABLE,
+    find=find_rule, check=check, patched=_patched,
+    not_writable="Cannot update the field {field!r} of an inspection rule.", writable=_writable,
     created_conflict=lambda values: f"An inspection rule with UUID {values.get('uuid')} "
                                     "already exists.",
     updated_conflict="An inspection rule with that UUID already exists.",

@@ -29,6 +29,10 @@ Record = Any
 
 @dataclass(frozen=True)
 class NamedResource:
+    """A collection, and its own rules: ``check``, ``patched`` and ``writable`` are each given
+    the request's API version, also where the rules are the same at every version (one shape
+    for every collection: no adapters)."""
+
     kind: collection.NamedCollection
     version: Version
     too_old: str  # the 404/405 text below ``version``

@@ -11,12 +11,12 @@ from typing import Any
 
 from fastapi import Body, Depends, Response
 
-from services.api.deps import api_version, conductor, database, find_node
+from services.api.deps import api_version, conductor, database, find_node_uuid
 from services.api.routing import api_router
 from services.api.versions import Version
 from services.common import validation
 from services.common.db import Database
-from services.common.exceptions import Invalid, NotFound
+from services.common.exceptions import Invalid
 from services.conductor.interface import ConductorAPI
 
 router = api_router(prefix="/v1/nodes")
@@ -25,25 +25,18 @@ VIFS_VERSION: Version = (1, 28)
 PORT_HINTS_VERSION: Version = (1, 67)  # port_uuid / portgroup_uuid in the body
 
 
-def _node_uuid(db: Database, ident: str, version: Version) -> str:
-    if version < VIFS_VERSION:
-        raise NotFound("The resource could not be found.")
-    with db.session() as session:
-        return find_node(session, ident, version).uuid
-
-
 @router.get("/{ident}/vifs")
 def list_vifs(ident: str, version: Version = Depends(api_version),
               db: Database = Depends(database),
               manager: ConductorAPI = Depends(conductor)) -> dict[str, Any]:
-    return {"vifs": manager.vif_list(_node_uuid(db, ident, version))}
+    return {"vifs": manager.vif_list(find_node_uuid(db, ident, version, VIFS_VERSION))}
 
 
 @router.post("/{ident}/vifs", status_code=204)
 def attach_vif(ident: str, body: Any = Body(...), version: Version = Depends(api_version),
                db: Database = Depends(database),
                manager: ConductorAPI = Depends(conductor)) -> Response:
-    node_uuid = _node_uuid(db, ident, version)
+    node_uuid = find_node_uuid(db, ident, version, VIFS_VERSION)
     if not isinstance(body, dict) or "id" not in body:
         raise Invalid("Invalid input for field/attribute vif: 'id' is a required property.")
     if not isinstance(body["id"], str) or not body["id"]:
@@ -66,6 +59,6 @@ def attach_vif(ident: str, body: Any = Body(...), version: Version = Depends(api
 def detach_vif(ident: str, vif_id: str, version: Version = Depends(api_version),
                db: Database = Depends(database),
                manager: ConductorAPI = Depends(conductor)) -> Response:
-    node_uuid = _node_uuid(db, ident, version)
+    node_uuid = find_node_uuid(db, ident, version, VIFS_VERSION)
     manager.vif_detach(node_uuid, validation.text("vif", vif_id))
     return Response(status_code=204)

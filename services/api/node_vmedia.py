@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 
 from fastapi import Body, Depends, Request, Response
 
-from services.api.deps import api_version, conductor, database, find_node
+from services.api.deps import api_version, conductor, database, find_node_uuid
 from services.api.routing import api_router
 from services.api.versions import Version
 from services.common.db import Database
-from services.common.exceptions import Invalid, NotFound
+from services.common.exceptions import Invalid
 from services.common.hardware_types import VMEDIA_DEVICES
 from services.conductor.interface import ConductorAPI
 
@@ -37,19 +37,11 @@ ATTACH_SCHEMA: dict[str, Any] = {
 }
 
 
-def _node_uuid(db: Database, ident: str, version: Version,
-               since: Version = VERSION) -> str:
-    if version < since:
-        raise NotFound("The resource could not be found.")
-    with db.session() as session:
-        return find_node(session, ident, version).uuid
-
-
 @router.get("")
 def listed(ident: str, version: Version = Depends(api_version),
            db: Database = Depends(database),
            manager: ConductorAPI = Depends(conductor)) -> list[dict[str, Any]]:
-    return manager.get_virtual_media(_node_uuid(db, ident, version, GET_VERSION))
+    return manager.get_virtual_media(find_node_uuid(db, ident, version, GET_VERSION))
 
 
 @router.post("", status_code=204)
@@ -58,7 +50,7 @@ def attach(ident: str, body: Any = Body(...), version: Version = Depends(api_ver
            manager: ConductorAPI = Depends(conductor)) -> Response:
     import jsonschema  # as validation.py: loaded when first needed
 
-    node_uuid = _node_uuid(db, ident, version)
+    node_uuid = find_node_uuid(db, ident, version, VERSION)
     try:
         jsonschema.validate(body, ATTACH_SCHEMA)
     except jsonschema.ValidationError as exc:
@@ -75,7 +67,7 @@ def attach(ident: str, body: Any = Body(...), version: Version = Depends(api_ver
 def detach(ident: str, request: Request, version: Version = Depends(api_version),
            db: Database = Depends(database),
            manager: ConductorAPI = Depends(conductor)) -> Response:
-    node_uuid = _node_uuid(db, ident, version)
+    node_uuid = find_node_uuid(db, ident, version, VERSION)
     asked = request.query_params.get("device_types")
     device_types = [item for item in asked.split(",") if item] if asked else None
     invalid = [item for item in device_types or [] if item not in VMEDIA_DEVICES]

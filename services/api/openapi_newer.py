@@ -15,6 +15,7 @@ from services.api import (
     runbooks,
     versions,
 )
+from services.api.openapi_deploy_templates import collection_operations
 from services.api.openapi_schemas import (
     BOOLEAN,
     LINKS,
@@ -31,28 +32,6 @@ from services.common.validation import RUNBOOK_STEP_SCHEMA
 Schema = dict[str, Any]
 IDENT = {"ident": "A node's UUID or name (API 1.5)."}
 CONDUCTOR = (409, 503)
-
-
-def _collection_operations(base: str, name: str, ident: str, *filters: str
-                           ) -> dict[tuple[str, str], dict[str, Any]]:
-    """A collection built like deploy templates' (404 for GET, 405 otherwise below it)."""
-    listing = ("fields", "limit", "marker", "sort_dir", "detail", "sort_key", *filters)
-    one = {"path_names": {"ident": ident}}
-    return {
-        ("get", base): {"status": 200, "response": f"{name}Collection", "query": listing,
-                        "errors": (404,)},
-        ("get", f"{base}/detail"): {"status": 200, "response": f"{name}Collection",
-                                    "query": tuple(q for q in listing if q != "detail"),
-                                    "errors": (404,)},
-        ("post", base): {"status": 201, "response": name, "body": f"{name}Create",
-                         "errors": (405, 409)},
-        ("get", f"{base}/{{ident}}"): {"status": 200, "response": name, "query": ("fields",),
-                                       "errors": (404,)} | one,
-        ("patch", f"{base}/{{ident}}"): {"status": 200, "response": name,
-                                         "body": f"{name}Patch", "errors": (404, 405, 409)}
-        | one,
-        ("delete", f"{base}/{{ident}}"): {"status": 204, "errors": (404, 405)} | one,
-    }
 
 
 def _runbook_traits() -> dict[tuple[str, str], dict[str, Any]]:
@@ -81,11 +60,11 @@ def operations() -> dict[tuple[str, str], dict[str, Any]]:
     once ``MAX_VERSION`` reaches theirs, as services/api/app.py includes their routes)."""
     built: dict[tuple[str, str], dict[str, Any]] = {}
     if runbooks.VERSION <= versions.MAX_VERSION:
-        built |= _collection_operations("/v1/runbooks", "Runbook",
-                                        "A runbook's UUID or name.") | _runbook_traits()
+        built |= collection_operations("/v1/runbooks", "Runbook",
+                                       "A runbook's UUID or name.") | _runbook_traits()
     if inspection_rules.VERSION <= versions.MAX_VERSION:
-        built |= _collection_operations("/v1/inspection_rules", "InspectionRule",
-                                        "An inspection rule's UUID.", "phase")
+        built |= collection_operations("/v1/inspection_rules", "InspectionRule",
+                                       "An inspection rule's UUID.", "phase")
     return built | {
         ("get", "/v1/shards"): {"status": 200, "response": "ShardCollection", "errors": (404,),
                                 "summary": "Nodes per shard (API 1.82; 404 below)"},

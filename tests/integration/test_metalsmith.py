@@ -20,7 +20,8 @@ import pytest
 
 from tests.support.aio import running_aio
 from tests.support.api_stack import wait_state
-from tests.support.client_functional import CLIENTS, ensure_venv, prepare_workdir
+from tests.support.cached_venv import ensure_venv
+from tests.support.client_functional import CLIENTS, prepare_workdir
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

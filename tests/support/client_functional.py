@@ -1,23 +1,22 @@
 """Run the clients' own functional suites (tests/clients) against a running enclume-aio.
 
 The clients live in their own venv under .cache/ (as a user installs them from PyPI), built
-once from tests/clients/requirements.txt and rebuilt when that file changes. Each suite runs in
-a few processes at once (its tests drive the ``openstack`` CLI, one process per command).
+once from tests/clients/requirements.txt and rebuilt when that file changes
+(tests/support/cached_venv.py). Each suite runs in a few processes at once (its tests drive the
+``openstack`` CLI, one process per command).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ramdisk.buildcache import exclusive
+from tests.support.cached_venv import ensure_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ROOT / "tests" / "clients"
@@ -40,29 +39,6 @@ class Outcome:
 def ensure_clients_venv() -> Path:
     """The clients' venv, installed from PyPI when missing or when the requirements changed."""
     return ensure_venv(REQUIREMENTS, VENV)
-
-
-def ensure_venv(requirements: Path, venv: Path) -> Path:
-    """``venv`` with ``requirements`` installed from PyPI, built again when that file changes;
-    one builder at a time (pytest-xdist workers wait for it)."""
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(venv.parent / f".{venv.name}.lock"):
-        return _ensure_venv(requirements, venv)
-
-
-def _ensure_venv(requirements: Path, venv: Path) -> Path:
-    python, stamp = venv / "bin" / "python", venv / ".requirements-sha256"
-    wanted = hashlib.sha256(requirements.read_bytes()).hexdigest()
-    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
-        return venv
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    installed = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "-r", str(requirements)],
-        capture_output=True, text=True, check=False)
-    if installed.returncode != 0:
-        raise RuntimeError(f"pip could not install {requirements}:\n{installed.stderr}")
-    stamp.write_text(wanted)
-    return venv
 
 
 def prepare_workdir(workdir: Path, api_url: str) -> dict[str, str]:

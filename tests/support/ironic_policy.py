@@ -2,30 +2,30 @@
 
 Ironic lives in its own venv under .cache/ironic-policy (as Keystone's does), built once from
 tests/ironic_policy/requirements.txt under a file lock (pytest-xdist workers: one builds, the
-others wait) and rebuilt when that file changes. Ironic goes in without its dependencies: its
-policy module needs oslo.policy, oslo.concurrency and oslo.log only, a venv of seconds instead
-of Ironic's whole stack. ``ask`` answers a batch of questions in one process.
+others wait) and rebuilt when that file changes (tests/support/cached_venv.py). Ironic goes in
+without its dependencies: its policy module needs oslo.policy, oslo.concurrency and oslo.log
+only, a venv of seconds instead of Ironic's whole stack. ``ask`` answers a batch of questions
+in one process.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ramdisk.buildcache import exclusive
+from tests.support.cached_venv import ensure_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "tests" / "ironic_policy" / "requirements.txt"
 ENFORCE = ROOT / "tests" / "ironic_policy" / "enforce.py"
 CACHE = ROOT / ".cache" / "ironic-policy"
 VENV = CACHE / "venv"
+# Where this module kept it before cached_venv.py (which keeps a stamp inside the venv unless
+# told): a venv built then stays valid.
 STAMP = CACHE / ".requirements-sha256"
-LOCK = CACHE / ".venv.lock"
 
 
 @dataclass(frozen=True)
@@ -41,25 +41,8 @@ class Answers:
     allowed: list[bool]  # one per question
 
 
-def ensure_venv() -> Path:
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with exclusive(LOCK):
-        wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-        if STAMP.exists() and STAMP.read_text() == wanted:
-            return VENV
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
-        pins = [line.strip() for line in REQUIREMENTS.read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
-        ironic = [pin for pin in pins if pin.startswith("ironic==")]
-        pip = [str(VENV / "bin" / "python"), "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, "--no-deps", *ironic], check=True)
-        subprocess.run([*pip, *[pin for pin in pins if pin not in ironic]], check=True)
-        STAMP.write_text(wanted)
-        return VENV
-
-
 def ask(questions: list[Question]) -> Answers:
-    venv = ensure_venv()
+    venv = ensure_venv(REQUIREMENTS, VENV, no_deps=("ironic",), stamp=STAMP)
     payload = json.dumps([q.__dict__ for q in questions])
     done = subprocess.run([str(venv / "bin" / "python"), str(ENFORCE)], input=payload,
                           capture_output=True, text=True, check=True, cwd=CACHE)

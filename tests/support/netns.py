@@ -12,7 +12,6 @@ processes from picking the same one at the same moment. Needs root and iproute2.
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import os
 import secrets
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 
 from lab.room_network import LOCK_FILE
 from lab.room_network import free_network as _free_network
+from ramdisk.buildcache import exclusive
 
 IP_TIMEOUT_S = 30
 
@@ -65,17 +65,6 @@ def ip(*args: str, check: bool = True) -> str:
     return done.stdout
 
 
-@contextmanager
-def _creation_lock() -> Iterator[None]:
-    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with LOCK_FILE.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _remove(link: VethNamespace) -> None:
     # Deleting either end of a veth pair deletes both; the namespace goes with `netns del`.
     ip("link", "del", link.root_interface, check=False)
@@ -86,7 +75,7 @@ def _remove(link: VethNamespace) -> None:
 def veth_namespace(purpose: str = "test") -> Iterator[VethNamespace]:
     """A fresh namespace + veth pair with 10.X.Y.1 (root) and 10.X.Y.2 (namespace)."""
     token = secrets.token_hex(3)
-    with _creation_lock():
+    with exclusive(LOCK_FILE):
         link = VethNamespace(name=f"enclume-{purpose}-{os.getpid()}-{token}",
                              root_interface=f"v{token}r", namespace_interface=f"v{token}n",
                              network=_free_network())
@@ -118,7 +107,7 @@ def routed_network(link: VethNamespace) -> Iterator[ipaddress.IPv4Network]:
     namespace (10.X.Y.2). A datagram sent from the root namespace to the /24's broadcast
     address (a directed broadcast) travels as unicast to the namespace, which takes it as a
     broadcast of its subnet. The route is removed on exit; the address goes with the namespace."""
-    with _creation_lock():
+    with exclusive(LOCK_FILE):
         network = _free_network()
         try:
             ip("-n", link.name, "addr", "add", f"{network.network_address + 2}/24", "brd", "+",

@@ -113,6 +113,15 @@ def test_field_list() -> None:
         args.field_list(" , ")
 
 
+def test_list_columns_are_the_fields_asked_or_the_short_or_long_set() -> None:
+    short, every = ("uuid", "name"), ("uuid", "name", "extra")
+    assert args.list_columns("name,uuid", False, short, every) == ["name", "uuid"]
+    assert args.list_columns(None, False, short, every) == ["uuid", "name"]
+    assert args.list_columns(None, True, short, every) == ["uuid", "name", "extra"]
+    with pytest.raises(typer.BadParameter, match="cannot be combined"):
+        args.list_columns("name", True, short, every)
+
+
 def test_patches() -> None:
     assert pointer("driver_info", "a/b~c") == "/driver_info/a~1b~0c"
     assert set_operations({"name": "n1", "description": None},

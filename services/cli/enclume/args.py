@@ -7,7 +7,7 @@ import base64
 import gzip
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +149,13 @@ def field_list(raw: str | None) -> list[str] | None:
         raise typer.BadParameter("expected field names separated by commas",
                                  param_hint="--fields")
     return fields
+
+
+def list_columns(fields: str | None, long: bool, short: Sequence[str],
+                 every: Sequence[str]) -> list[str]:
+    """A ``list`` command's columns: ``--fields``', or ``short`` (``every`` with ``--long``);
+    ``--fields`` and ``--long`` cannot be combined."""
+    wanted = field_list(fields)
+    if wanted and long:
+        raise typer.BadParameter("--fields and --long cannot be combined", param_hint="--long")
+    return wanted or list(every if long else short)

@@ -90,11 +90,8 @@ def list_nodes(
     fmt: Format = None,
 ) -> None:
     """List nodes (every page)."""
-    wanted = args.field_list(fields)
-    if wanted and long:
-        raise typer.BadParameter("--fields and --long cannot be combined", param_hint="--long")
+    columns = args.list_columns(fields, long, LIST_COLUMNS, LONG_COLUMNS)
     labels = args.label_filter(label)
-    columns = wanted or list(LONG_COLUMNS if long else LIST_COLUMNS)
     params: dict[str, Any] = {}
     path = "/v1/nodes/detail" if long else "/v1/nodes"
     if not long:

@@ -87,10 +87,7 @@ def list_ports(
     fmt: Format = None,
 ) -> None:
     """List ports (every page)."""
-    wanted = args.field_list(fields)
-    if wanted and long:
-        raise typer.BadParameter("--fields and --long cannot be combined", param_hint="--long")
-    columns = wanted or list(LONG_COLUMNS if long else LIST_COLUMNS)
+    columns = args.list_columns(fields, long, LIST_COLUMNS, LONG_COLUMNS)
     base = f"/v1/nodes/{node}/ports" if node else "/v1/ports"
     params: dict[str, Any] = {}
     if long:
