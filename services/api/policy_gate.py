@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import Request
 
-from services.api import policy
+from services.api import policy, policy_steps
 from services.api.auth import PUBLIC_PATHS, PUBLIC_PREFIXES
 from services.api.policy_lookup import Found, lookup, lookup_body_node
 from services.api.policy_routes import ALLOCATION, LISTS, NODE, ROUTES, RUNBOOK, ListRoute
@@ -192,9 +192,9 @@ async def _authorize_node_patch(request: Request, credentials: policy.Credential
 
 async def _authorize_steps(request: Request, credentials: policy.Credentials,
                            found: Found) -> None:
-    """Ironic's NodeStatesController.provision: clean or service steps have their own rules;
-    a runbook's need ``baremetal:runbook:use`` on the runbook instead (a missing one: the
-    endpoint's 404)."""
+    """Ironic's NodeStatesController.provision: clean or service steps have their own rules,
+    and each step its step-level rule (services/api/policy_steps.py); a runbook's need
+    ``baremetal:runbook:use`` on the runbook instead (a missing one: the endpoint's 404)."""
     body: Any = await request.json()
     if not isinstance(body, dict):
         return
@@ -210,6 +210,10 @@ async def _authorize_steps(request: Request, credentials: policy.Credentials,
         if body.get(steps):
             _require(request, f"baremetal:node:set_provision_state:{steps}", credentials,
                      found.target)
+    policy_steps.authorize(request, [step for steps in ("deploy_steps", "clean_steps",
+                                                        "service_steps")
+                                     if isinstance(body.get(steps), list)
+                                     for step in body[steps]], found.target)
 
 
 async def _authorize_runbook_create(request: Request,

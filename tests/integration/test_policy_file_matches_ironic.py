@@ -59,6 +59,8 @@ POLICY_FILE = """\
 "baremetal:node:bios:get": "roles:member and True:%(node.lessee)s or project_name:%(config.service_project_name)s"
 "baremetal:node:firmware:get": "((role:admin) or (rule:in_domain))"
 "baremetal:volume:get": "True:%(is_public_api)s or rule:baremetal:node:get"
+# a step-level rule: only a file defines them
+"baremetal:step:execute:deploy.erase_devices": "role:admin or rule:owner_member and not rule:lessee_reader"
 """  # noqa: E501  (check strings as an operator writes them, one a line)
 FILE_RULES = [line.split('"')[1] for line in POLICY_FILE.splitlines() if line.startswith('"')]
 UNTOUCHED = ["baremetal:node:validate", "baremetal:port:update", "baremetal:allocation:update"]

@@ -16,7 +16,7 @@ import pytest
 from services.api import policy
 from services.api.policy import Credentials, Target
 from services.api.policy_file import PolicyFileError, load_rules
-from tests.support.api_stack import served_sqlite_api
+from tests.support.api_stack import at, served_sqlite_api
 from tests.support.classroom_users import write_users_file
 
 PROJECT_READER = Credentials(frozenset({"reader"}), project_id="p1", project_name="p1")
@@ -125,7 +125,12 @@ POLICY = """\
 "baremetal:node:list": "role:admin"
 "baremetal:node:list_all": "role:admin"
 "baremetal:node:delete": "role:admin or rule:service_role"
+# wiping disks is the admins'
+"baremetal:step:execute:deploy.erase_devices": "role:admin"
 """
+WIPE = {"interface": "deploy", "step": "erase_devices"}
+METADATA = {"interface": "deploy", "step": "erase_devices_metadata"}
+REFUSED = "insufficient privileges to execute step erase_devices on interface deploy"
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +155,46 @@ def test_an_override_changes_what_a_user_may_do(api: httpx.Client) -> None:
     uuid = node.json()["uuid"]
     assert api.get(f"/v1/nodes/{uuid}", auth=service).status_code == 200  # the defaults'
     assert api.delete(f"/v1/nodes/{uuid}", auth=service).status_code == 204
+
+
+def test_a_step_rule_of_the_file_guards_the_step_in_a_request(api: httpx.Client) -> None:
+    root, service = ("root", PASSWORD), ("svc", PASSWORD)
+    uuid = api.post("/v1/nodes", auth=root, json={"driver": "fake-hardware"}).json()["uuid"]
+    provision = f"/v1/nodes/{uuid}/states/provision"
+    refused = api.put(provision, auth=service, json={"target": "clean", "clean_steps": [
+        METADATA, WIPE]})
+    assert refused.status_code == 403 and REFUSED in refused.text
+    # Allowed: the step rule passes, the endpoint answers (a node in enroll is not cleaned).
+    for caller, steps in ((root, [METADATA, WIPE]), (service, [METADATA])):
+        answer = api.put(provision, auth=caller, json={"target": "clean",
+                                                      "clean_steps": steps})
+        assert answer.status_code == 400 and "can not be performed" in answer.text
+
+
+def test_a_step_rule_guards_runbooks_and_their_use(api: httpx.Client) -> None:
+    root, service = ("root", PASSWORD), ("svc", PASSWORD)
+    wipe = {**WIPE, "order": 1}
+    created = api.post("/v1/runbooks", auth=service, json={"name": "CUSTOM_WIPE",
+                                                           "steps": [wipe]})
+    assert created.status_code == 403 and REFUSED in created.text
+    light = api.post("/v1/runbooks", auth=service, json={"name": "CUSTOM_LIGHT", "steps": [
+        {**METADATA, "order": 1}]})
+    assert light.status_code == 201, light.text
+    to_wipe = [{"op": "add", "path": "/steps/-", "value": {**wipe, "order": 2}}]
+    patched = api.patch("/v1/runbooks/CUSTOM_LIGHT", auth=service, json=to_wipe)
+    assert patched.status_code == 403 and REFUSED in patched.text
+    assert api.patch("/v1/runbooks/CUSTOM_LIGHT", auth=service, json=[
+        {"op": "add", "path": "/extra/site", "value": "lab"}]).status_code == 200
+    assert api.patch("/v1/runbooks/CUSTOM_LIGHT", auth=root, json=to_wipe).status_code == 200
+    # A project's runbook (not the system's, not public): its steps pass the step rules.
+    assert api.patch("/v1/runbooks/CUSTOM_LIGHT", auth=root, json=[
+        {"op": "add", "path": "/owner", "value": "p1"}]).status_code == 200
+    uuid = api.post("/v1/nodes", auth=root, json={"driver": "fake-hardware"}).json()["uuid"]
+    assert api.put(f"/v1/nodes/{uuid}/traits/CUSTOM_LIGHT", auth=root).status_code == 204
+    clean = {"target": "clean", "runbook": "CUSTOM_LIGHT"}
+    used = api.put(f"/v1/nodes/{uuid}/states/provision", auth=service, json=clean,
+                   headers=at("1.92"))
+    assert used.status_code == 403 and REFUSED in used.text
+    by_admin = api.put(f"/v1/nodes/{uuid}/states/provision", auth=root, json=clean,
+                       headers=at("1.92"))
+    assert by_admin.status_code == 400 and "can not be performed" in by_admin.text
