@@ -92,6 +92,10 @@ def create_app(settings: Settings, db: Database, conductor_api: ConductorAPI,
     app.state.pc_login_limiter = enclume_pc_logins.limiter_for(settings)
     app.state.pc_login_tickets = enclume_pc_login_choice.Tickets(settings)
     app.state.discovery_rules = discovery.load_rules(settings)
+    if settings.api.policy_file is not None:  # else Ironic's defaults (policy.rules_of)
+        from services.api import policy_file  # YAML and the parser only when a file is set
+
+        app.state.policy_rules = policy_file.load_rules(settings.api.policy_file)
     errors.install(app)
     # Routes with fixed segments (/detail, /ports) come before /{ident}.
     for router in (root.router, ports.router, portgroups.router, chassis.router,

@@ -48,6 +48,9 @@ class NamedResource:
     list_filter: Callable[[Request, Select[Any]], Select[Any]] = lambda _request, s: s
     # A created resource's values as the caller's policy leaves them (a runbook's owner).
     owned: Callable[[Request, dict[str, Any]], dict[str, Any]] = lambda _request, v: v
+    # The caller's step-level rules on a created resource's values, or a patched one's when
+    # the patch changes its ``steps`` (a runbook's: services/api/policy_steps.py).
+    steps_authorized: Callable[[Request, dict[str, Any]], None] = lambda _request, _v: None
 
     def check_version(self, version: Version, method: str) -> None:
         require_collection_version(version, self.version, method, self.too_old)
@@ -90,7 +93,9 @@ def install(router: APIRouter, resource: NamedResource) -> None:
                version: Version = Depends(api_version),
                db: Database = Depends(database)) -> Response:
         resource.check_version(version, "POST")
-        values = resource.owned(request, resource.check(body, version))
+        values = resource.check(body, version)
+        resource.steps_authorized(request, values)
+        values = resource.owned(request, values)
         try:
             with db.session() as session:
                 resource.conflict(session, values, None)
@@ -117,6 +122,9 @@ def install(router: APIRouter, resource: NamedResource) -> None:
             with db.session() as session:
                 record = resource.find(session, ident)
                 values = resource.patched(session, record, patch, version)
+                if any(operation["path"] == "/steps"
+                       or operation["path"].startswith("/steps/") for operation in patch):
+                    resource.steps_authorized(request, values)
                 resource.conflict(session, values, record.id)
                 for field, value in values.items():
                     setattr(record, field, value)

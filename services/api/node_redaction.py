@@ -36,9 +36,10 @@ def redact(request: Request, node: Node, document: dict[str, Any]) -> None:
         document["instance_info"] = {**info, "image_url": MASK}
     credentials = policy.credentials_of(request.scope.get("state", {}).get("identity"))
     target = policy.Target(node.owner, node.lessee)
-    if policy.allowed("baremetal:node:get:filter_threshold", credentials, target):
+    rules = policy.rules_of(request)
+    if policy.allowed("baremetal:node:get:filter_threshold", credentials, target, rules):
         return
     for field, text in _REDACTED.items():
         if field in document and not policy.allowed(f"baremetal:node:get:{field}",
-                                                    credentials, target):
+                                                    credentials, target, rules):
             document[field] = text

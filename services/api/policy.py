@@ -9,14 +9,17 @@ port group's or volume's are its node's; an allocation's or a runbook's is its `
 Keystone expands implied roles (admin implies manager, member, reader) in the token, and
 the classroom mapping gives the same sets. tests/integration/test_policy_matches_ironic.py
 asks Ironic's own defaults, loaded with oslo.policy, the same questions for every rule here
-and each persona.
+and each persona. An operator's policy file changes the table the app holds
+(services/api/policy_file.py, ``rules_of``); scopes stay as below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from starlette.requests import Request
 
 from services.common.identity import Identity
 
@@ -68,11 +71,6 @@ def _owned(name: str, owner: str) -> Check:
     """``role:name and project_id:%(allocation.owner)s`` (``owner`` "allocation_owner") or
     ``%(runbook.owner)s`` ("runbook_owner"); None matches None, as above."""
     return lambda c, t: name in c.roles and getattr(t, owner) == c.project_id
-
-
-def _system_scope(check: Check) -> Check:
-    """A rule of ``scope_types=['system']``: oslo.policy refuses project-scoped tokens."""
-    return lambda c, t: c.system and check(c, t)
 
 
 SERVICE_ROLE: Check = lambda c, t: "service" in c.roles and c.project_name == SERVICE_PROJECT  # noqa: E731
@@ -143,7 +141,7 @@ RULES: dict[str, Check] = {
     "baremetal:node:update_extra": SYSTEM_OR_PROJECT_MEMBER,
     "baremetal:node:update_instance_info": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
     # A new owner for a node in ``active``: else a 409 (NodesController.patch).
-    "baremetal:node:update_owner_provisioned": _system_scope(SYSTEM_ADMIN),
+    "baremetal:node:update_owner_provisioned": SYSTEM_ADMIN,
     "baremetal:node:delete": SYSTEM_ADMIN,
     "baremetal:node:delete:self_owned_node": OWNER_ADMIN,
     "baremetal:node:validate": SYSTEM_OR_OWNER_MEMBER_AND_LESSEE_ADMIN,
@@ -194,15 +192,15 @@ RULES: dict[str, Check] = {
     "baremetal:portgroup:update": SYSTEM_MEMBER_OR_OWNER_ADMIN,
     "baremetal:portgroup:list": API_READER,
     "baremetal:portgroup:list_all": SYSTEM_READER,
-    "baremetal:chassis:get": _system_scope(SYSTEM_READER),
-    "baremetal:chassis:create": _system_scope(SYSTEM_ADMIN),
-    "baremetal:chassis:delete": _system_scope(SYSTEM_ADMIN),
-    "baremetal:chassis:update": _system_scope(SYSTEM_MEMBER),
-    "baremetal:driver:get": _system_scope(SYSTEM_READER),
-    "baremetal:driver:get_properties": _system_scope(SYSTEM_READER),
-    "baremetal:driver:get_raid_logical_disk_properties": _system_scope(SYSTEM_READER),
+    "baremetal:chassis:get": SYSTEM_READER,
+    "baremetal:chassis:create": SYSTEM_ADMIN,
+    "baremetal:chassis:delete": SYSTEM_ADMIN,
+    "baremetal:chassis:update": SYSTEM_MEMBER,
+    "baremetal:driver:get": SYSTEM_READER,
+    "baremetal:driver:get_properties": SYSTEM_READER,
+    "baremetal:driver:get_raid_logical_disk_properties": SYSTEM_READER,
     "baremetal:node:vendor_passthru": SYSTEM_ADMIN,
-    "baremetal:driver:vendor_passthru": _system_scope(SYSTEM_ADMIN),
+    "baremetal:driver:vendor_passthru": SYSTEM_ADMIN,
     # The agent's routes: public (services/api/auth.py), the agent token is the check.
     "baremetal:node:ipa_heartbeat": ANYONE,
     "baremetal:driver:ipa_lookup": ANYONE,
@@ -271,16 +269,37 @@ _PATCH_RULES = (
 _FALSE = ("false", "0", "no", "off", "f", "n")
 
 
-def allowed(rule: str, credentials: Credentials, target: Target = Target()) -> bool:
-    check = RULES[rule]
-    if credentials.domain_id and not credentials.system and check is not ANYONE:
-        return False  # oslo.policy: a domain-scoped token is in no rule's scope_types
-    return check(credentials, target)
+# Ironic's rules of ``scope_types=['system']``: oslo.policy refuses other tokens whatever the
+# check string says; the others are ['system', 'project'] but the agent's (no scope_types).
+SYSTEM_SCOPED = frozenset({
+    "baremetal:chassis:get", "baremetal:chassis:create", "baremetal:chassis:delete",
+    "baremetal:chassis:update", "baremetal:driver:get", "baremetal:driver:get_properties",
+    "baremetal:driver:get_raid_logical_disk_properties", "baremetal:driver:vendor_passthru",
+    "baremetal:node:update_owner_provisioned"})
+UNSCOPED = frozenset(rule for rule, check in RULES.items() if check is ANYONE)
 
 
-def unrestricted(credentials: Credentials) -> bool:
-    """Every rule allows the caller whatever the target (a system admin): nothing to look up."""
-    return all(allowed(rule, credentials) for rule in RULES)
+def allowed(rule: str, credentials: Credentials, target: Target = Target(),
+            rules: Mapping[str, Check] = RULES) -> bool:
+    """``rules``: the table in force, Ironic's defaults or a policy file's
+    (services/api/policy_file.py, ``rules_of``); a rule it lacks allows nobody."""
+    if rule in RULES and rule not in UNSCOPED and not credentials.system and (
+            credentials.domain_id or rule in SYSTEM_SCOPED):
+        return False  # oslo.policy: the token's scope is not in the rule's scope_types
+    check = rules.get(rule)
+    return check is not None and check(credentials, target)
+
+
+def unrestricted(credentials: Credentials, rules: Mapping[str, Check] = RULES) -> bool:
+    """Every rule allows the caller whatever the target (a system admin): nothing to look up.
+    Under a policy file, nobody: its rules may read the target in any way."""
+    return rules is RULES and all(allowed(rule, credentials) for rule in RULES)
+
+
+def rules_of(request: Request) -> Mapping[str, Check]:
+    """The table the API was started with (``app.state.policy_rules``)."""
+    rules: Mapping[str, Check] = getattr(request.app.state, "policy_rules", RULES)
+    return rules
 
 
 def node_patch_rules(patch: Iterable[Any]) -> list[str]:

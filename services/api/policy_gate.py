@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import Request
 
-from services.api import policy
+from services.api import policy, policy_steps
 from services.api.auth import PUBLIC_PATHS, PUBLIC_PREFIXES
 from services.api.policy_lookup import Found, lookup, lookup_body_node
 from services.api.policy_routes import ALLOCATION, LISTS, NODE, ROUTES, RUNBOOK, ListRoute
@@ -47,7 +47,7 @@ async def enforce_policy(request: Request) -> None:
     if not path.startswith("/v1/") or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return
     credentials = policy.credentials_of(request.scope.get("state", {}).get("identity"))
-    if policy.unrestricted(credentials):
+    if policy.unrestricted(credentials, policy.rules_of(request)):
         return
     template: str = getattr(request.scope.get("route"), "path", path)
     method = "GET" if request.method == "HEAD" else request.method
@@ -70,29 +70,29 @@ async def enforce_policy(request: Request) -> None:
     elif (method, template) in ROUTES:
         rule, kind = ROUTES[(method, template)]
         if kind is None:
-            _require(rule, credentials)
+            _require(request, rule, credentials)
         elif kind == RUNBOOK:
             found = await lookup(request, RUNBOOK, request.path_params["ident"])
             public_read = template == "/v1/runbooks/{ident}" and found and found.public
             if found is not None and not public_read:
-                _require(rule, credentials, found.target)
+                _require(request, rule, credentials, found.target)
         elif kind == "body_node":
             body = await request.json()
             ident = body.get("node_uuid") if isinstance(body, dict) else None
             found = await lookup_body_node(request, ident)
             # Ironic checks the rule before it says the node does not exist (then a 400).
-            _require(rule, credentials, found.target if found else policy.Target())
+            _require(request, rule, credentials, found.target if found else policy.Target())
         else:
             found = await _visible(request, credentials, kind)
             if found is not None:
-                if rule == "baremetal:node:delete" and not policy.allowed(
+                if rule == "baremetal:node:delete" and not _allowed(request,
                         rule, credentials, found.target):
                     rule = "baremetal:node:delete:self_owned_node"
-                _require(rule, credentials, found.target)
+                _require(request, rule, credentials, found.target)
                 if rule == "baremetal:node:set_provision_state":
                     await _authorize_steps(request, credentials, found)
     else:  # /v1/enclume
-        _require("enclume:system:read" if method == "GET" else "enclume:system:write",
+        _require(request, "enclume:system:read" if method == "GET" else "enclume:system:write",
                  credentials)
 
 
@@ -104,7 +104,7 @@ async def _visible(request: Request, credentials: policy.Credentials, kind: str
     if found is None:
         return None
     rule = "baremetal:allocation:get" if kind == ALLOCATION else "baremetal:node:get"
-    if not policy.allowed(rule, credentials, found.target):
+    if not _allowed(request, rule, credentials, found.target):
         raise found.missing
     return found
 
@@ -119,7 +119,7 @@ async def _authorize_list(request: Request, credentials: policy.Credentials,
         if found is None:
             return  # the endpoint's 404
     asked = request.query_params.get(route.asked) if route.asked else None
-    if policy.allowed(f"baremetal:{route.kind}:list_all", credentials):
+    if _allowed(request, f"baremetal:{route.kind}:list_all", credentials):
         if asked:
             request.scope.setdefault("state", {})[PROJECT_FILTER] = asked
         return
@@ -127,15 +127,15 @@ async def _authorize_list(request: Request, credentials: policy.Credentials,
     if not project or (asked and asked != project):
         raise Forbidden("Access was denied to the following resource: "
                         f"baremetal:{route.kind}:list_all")
-    _require(f"baremetal:{route.kind}:list", credentials)
+    _require(request, f"baremetal:{route.kind}:list", credentials)
     request.scope.setdefault("state", {})[PROJECT_FILTER] = project
 
 
 async def _authorize_node_create(request: Request, credentials: policy.Credentials) -> None:
     """Ironic's node create: the system's admins (and services), or a project's admin for a
     node its project owns (``forced_owner``, read by the endpoint)."""
-    if not policy.allowed("baremetal:node:create:self_owned_node", credentials):
-        _require("baremetal:node:create", credentials)
+    if not _allowed(request, "baremetal:node:create:self_owned_node", credentials):
+        _require(request, "baremetal:node:create", credentials)
         return
     if credentials.system:
         return
@@ -151,22 +151,22 @@ async def _authorize_allocation_create(request: Request,
                                        credentials: policy.Credentials) -> None:
     """Ironic's AllocationsController.post: a project's member allocates for its project (the
     owner it gets); another owner needs ``create_restricted``."""
-    _require("baremetal:allocation:create", credentials)
+    _require(request, "baremetal:allocation:create", credentials)
     if credentials.system:
         return
     body = await request.json()
     asked = body.get("owner") if isinstance(body, dict) else None
-    if not policy.allowed("baremetal:allocation:create_restricted", credentials):
+    if not _allowed(request, "baremetal:allocation:create_restricted", credentials):
         # Its candidate nodes are its project's share (the endpoint's 400 for the others).
         request.scope.setdefault("state", {})[PROJECT_FILTER] = credentials.project_id
     backfill = body.get("node") if isinstance(body, dict) else None
     found = await lookup_body_node(request, backfill)
-    if found is not None and not policy.allowed("baremetal:node:get", credentials,
+    if found is not None and not _allowed(request, "baremetal:node:get", credentials,
                                                 found.target):
         raise Invalid(found.missing.message)  # a node it may not see: Ironic's 400
     if not asked:
         request.scope.setdefault("state", {})[FORCED_OWNER] = credentials.project_id
-    elif asked != credentials.project_id and not policy.allowed(
+    elif asked != credentials.project_id and not _allowed(request,
             "baremetal:allocation:create_restricted", credentials):
         raise Forbidden(f"Cannot create allocation with an owner Project ID value {asked} not "
                         f"matching the requester Project ID {credentials.project_id}. Policy "
@@ -181,10 +181,10 @@ async def _authorize_node_patch(request: Request, credentials: policy.Credential
     patch: Any = await request.json()
     operations = patch if isinstance(patch, list) else []
     for rule in policy.node_patch_rules(operations):
-        _require(rule, credentials, found.target)
+        _require(request, rule, credentials, found.target)
     changes_owner = any(isinstance(op, dict) and str(op.get("path", "")).startswith("/owner")
                         for op in operations)
-    if changes_owner and found.provision_state == "active" and not policy.allowed(
+    if changes_owner and found.provision_state == "active" and not _allowed(request,
             "baremetal:node:update_owner_provisioned", credentials, found.target):
         raise Conflict(f'Cannot update owner of node "{found.uuid}" while it is in state '
                        '"active".')
@@ -192,9 +192,9 @@ async def _authorize_node_patch(request: Request, credentials: policy.Credential
 
 async def _authorize_steps(request: Request, credentials: policy.Credentials,
                            found: Found) -> None:
-    """Ironic's NodeStatesController.provision: clean or service steps have their own rules;
-    a runbook's need ``baremetal:runbook:use`` on the runbook instead (a missing one: the
-    endpoint's 404)."""
+    """Ironic's NodeStatesController.provision: clean or service steps have their own rules,
+    and each step its step-level rule (services/api/policy_steps.py); a runbook's need
+    ``baremetal:runbook:use`` on the runbook instead (a missing one: the endpoint's 404)."""
     body: Any = await request.json()
     if not isinstance(body, dict):
         return
@@ -204,18 +204,23 @@ async def _authorize_steps(request: Request, credentials: policy.Credentials,
         runbook = body["runbook"]
         used = await lookup(request, RUNBOOK, runbook) if isinstance(runbook, str) else None
         if used is not None:
-            _require("baremetal:runbook:use", credentials, used.target)
+            _require(request, "baremetal:runbook:use", credentials, used.target)
         return
     for steps in ("clean_steps", "service_steps"):
         if body.get(steps):
-            _require(f"baremetal:node:set_provision_state:{steps}", credentials, found.target)
+            _require(request, f"baremetal:node:set_provision_state:{steps}", credentials,
+                     found.target)
+    policy_steps.authorize(request, [step for steps in ("deploy_steps", "clean_steps",
+                                                        "service_steps")
+                                     if isinstance(body.get(steps), list)
+                                     for step in body[steps]], found.target)
 
 
 async def _authorize_runbook_create(request: Request,
                                     credentials: policy.Credentials) -> None:
     """Ironic's RunbooksController.post: a project's caller creates a private runbook its
     project owns (``forced_owner``, read by the endpoint)."""
-    _require("baremetal:runbook:create", credentials)
+    _require(request, "baremetal:runbook:create", credentials)
     if credentials.system:
         return
     body = await request.json()
@@ -246,7 +251,7 @@ async def _authorize_runbook_patch(request: Request, credentials: policy.Credent
     if generic or not rules:
         rules.append("baremetal:runbook:update")
     for rule in rules:
-        _require(rule, credentials, found.target)
+        _require(request, rule, credentials, found.target)
 
 
 def _runbooks_spoken(request: Request, template: str) -> bool:
@@ -258,8 +263,12 @@ def _runbooks_spoken(request: Request, template: str) -> bool:
     return bool(version >= needed)
 
 
-def _require(rule: str, credentials: policy.Credentials,
-             target: policy.Target = policy.Target()) -> None:
-    if not policy.allowed(rule, credentials, target):
-        raise Forbidden(f"Access was denied to the following resource: {rule}")
+def _allowed(request: Request, rule: str, credentials: policy.Credentials,
+             target: policy.Target = policy.Target()) -> bool:
+    return policy.allowed(rule, credentials, target, policy.rules_of(request))
 
+
+def _require(request: Request, rule: str, credentials: policy.Credentials,
+             target: policy.Target = policy.Target()) -> None:
+    if not _allowed(request, rule, credentials, target):
+        raise Forbidden(f"Access was denied to the following resource: {rule}")

@@ -14,13 +14,14 @@ runbook policy (services/api/policy_gate.py): a project lists its own and the pu
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from services.api import collection, named_routes
+from services.api import collection, named_routes, policy_steps
 from services.api.deploy_templates import check_no_duplicates, check_trait_name
 from services.api.patch import apply_patch
 from services.api.policy_gate import forced_owner, project_filter
@@ -180,7 +181,8 @@ RESOURCE = named_routes.NamedResource(
     not_writable="Cannot update the field {field!r} of a runbook.", writable=writable,
     created_conflict=lambda values: f"A runbook with name {values['name']} already exists.",
     updated_conflict="A runbook with that name already exists.", conflict=_conflict,
-    list_filter=_project_share, owned=_owned)
+    list_filter=_project_share, owned=_owned,
+    steps_authorized=lambda request, values: policy_steps.authorize(request, values["steps"]))
 named_routes.install(router, RESOURCE)
 
 
@@ -196,10 +198,13 @@ def _check_runbook_traits(runbook: Runbook, node_uuid: str, node_traits: list[st
 
 
 def provision_options(session: Session, node_uuid: str, node_traits: list[str],
-                      target: str, options: dict[str, Any], version: Version) -> dict[str, Any]:
+                      target: str, options: dict[str, Any], version: Version,
+                      steps_authorized: Callable[[list[dict[str, Any]]], None]
+                      ) -> dict[str, Any]:
     """A provision request's ``runbook`` (1.92, 406 below) made its clean or service steps
     (by ``target``), as Ironic's _handle_runbook: the node's traits must hold the runbook's
-    name (from 1.112: one of the runbook's traits)."""
+    name (from 1.112: one of the runbook's traits); the steps of a runbook with an owner that
+    is not public pass ``steps_authorized`` (the caller's step-level rules)."""
     if version < VERSION:
         raise NotAcceptable("Not Acceptable")
     runbook = find_runbook(session, validation.text("runbook", options.pop("runbook"),
@@ -215,5 +220,7 @@ def provision_options(session: Session, node_uuid: str, node_traits: list[str],
     steps_field = f"{target}_steps"
     if options.get(steps_field):
         raise Invalid(f"Please provide either \"{steps_field}\" or a runbook, but not both.")
-    return {**options, steps_field: steps_in_order(runbook),
-            "disable_ramdisk": runbook.disable_ramdisk}
+    steps = steps_in_order(runbook)
+    if runbook.owner is not None and not runbook.public:
+        steps_authorized(steps)
+    return {**options, steps_field: steps, "disable_ramdisk": runbook.disable_ramdisk}

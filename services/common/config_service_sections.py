@@ -35,6 +35,7 @@ class ApiSettings(BaseSettings):
     default_resource_class: str | None = env_var("DEFAULT_RESOURCE_CLASS")
     tls_cert_file: Path | None = None  # both set: the API serves https itself
     tls_key_file: Path | None = None
+    policy_file: Path | None = None  # Ironic's policy.yaml: rules over Ironic's defaults
 
 
 class AuthSettings(BaseSettings):

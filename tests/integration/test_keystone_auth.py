@@ -246,6 +246,38 @@ def test_keystone_out_of_reach_is_a_503_that_names_no_secret(
     assert SERVICE_PASSWORD not in answer.text and world.tokens["sys_reader"] not in answer.text
 
 
+POLICY_FILE = """\
+"owner_reader": "role:reader and project_id:%(node.owner)s"
+"baremetal:node:update_extra": "rule:owner_reader"
+"baremetal:node:get": "role:reader and system_scope:all or rule:is_node_owner"
+"""
+
+
+def test_a_policy_file_changes_what_a_projects_callers_may_do(
+        world: World, tmp_path: Path) -> None:
+    """ENCLUME_API_POLICY_FILE: the owner's readers patch ``extra``, the lessee no longer sees
+    the node (Ironic's defaults: the opposite of both)."""
+    node, extra = f"/v1/nodes/{world.leased}", [{"op": "add", "path": "/extra/site",
+                                                 "value": "rack 4"}]
+    assert world.api.patch(node, headers=world.as_("owner_reader"), json=extra
+                           ).status_code == 403
+    assert world.api.get(node, headers=world.as_("lessee_member")).status_code == 200
+    (tmp_path / "policy.yaml").write_text(POLICY_FILE)
+    settings = _settings(tmp_path, world.keystone.url, hostname="c-policy").model_copy(
+        update={"api": Settings(api={"policy_file": tmp_path / "policy.yaml"}).api})
+    with served_api(settings, world.db) as served:
+        patched = served.client.patch(node, headers=world.as_("owner_reader"), json=extra)
+        assert patched.status_code == 200, patched.text
+        assert served.client.get(node, headers=world.as_("lessee_member")).status_code == 404
+        assert served.client.get(node, headers=world.as_("sys_reader")).status_code == 200
+        # Nobody else patches extra now: the system's admin neither (Ironic's answer too).
+        assert served.client.patch(node, headers=world.as_("sys_admin"), json=[
+            {"op": "remove", "path": "/extra/site"}]).status_code == 403
+    removed = world.api.patch(node, headers=world.as_("sys_admin"), json=[
+        {"op": "remove", "path": "/extra/site"}])
+    assert removed.status_code == 200, removed.text
+
+
 @contextmanager
 def socket_closed() -> Iterator[int]:
     """A loopback port nothing listens on (bound, never listening) while the block runs."""

@@ -41,10 +41,22 @@ class Answers:
     allowed: list[bool]  # one per question
 
 
-def ask(questions: list[Question]) -> Answers:
+def ask(questions: list[Question], policy_file: Path | None = None) -> Answers:
+    """``policy_file``: an operator's policy.yaml over the defaults (an absolute path)."""
     venv = ensure_venv(REQUIREMENTS, VENV, no_deps=("ironic",), stamp=STAMP)
     payload = json.dumps([q.__dict__ for q in questions])
-    done = subprocess.run([str(venv / "bin" / "python"), str(ENFORCE)], input=payload,
+    extra = [str(policy_file)] if policy_file else []
+    done = subprocess.run([str(venv / "bin" / "python"), str(ENFORCE), *extra], input=payload,
                           capture_output=True, text=True, check=True, cwd=CACHE)
     result = json.loads(done.stdout)
     return Answers(set(result["rules"]), list(result["answers"]))
+
+
+def disagreements(cases: list[tuple[str, str, str, bool]], answers: Answers) -> list[str]:
+    """Where Ironic's answer (one per case, in order) is not Enclume's; a case is (rule,
+    persona, target, Enclume's answer)."""
+    assert len(answers.allowed) == len(cases)
+    return [f"{rule} for {persona} on {target}: Ironic {theirs}, Enclume {ours}"
+            for (rule, persona, target, ours), theirs in zip(cases, answers.allowed,
+                                                               strict=True)
+            if ours != theirs]
