@@ -5,7 +5,7 @@ user was logged in at it goes back to its idle VLAN (``login_step.log_out``). A 
 
 from __future__ import annotations
 
-from services.common.exceptions import EnclumeError, Invalid
+from services.common.exceptions import Invalid
 from services.conductor.flows.steps import Step
 from services.conductor.task import Task
 from services.drivers.base import (
@@ -17,7 +17,7 @@ from services.drivers.base import (
     DriverError,
 )
 from services.drivers.deploy import login_step
-from services.drivers.power_actions import record_power
+from services.drivers.power_actions import record_power, refuse_power_off
 
 _EVENTUAL_POWER = {POWER_ON: POWER_ON, POWER_OFF: POWER_OFF, REBOOT: POWER_ON,
                    SOFT_REBOOT: POWER_ON, SOFT_POWER_OFF: POWER_OFF}
@@ -25,9 +25,7 @@ _EVENTUAL_POWER = {POWER_ON: POWER_ON, POWER_OFF: POWER_OFF, REBOOT: POWER_ON,
 
 def change(target: str) -> tuple[Step, Step]:
     def prepare(task: Task) -> None:
-        if target in (POWER_OFF, SOFT_POWER_OFF) and task.node.disable_power_off:
-            # API 1.95, Ironic's PowerStateFailure (a 500): this node is never powered off.
-            raise EnclumeError(f"Failed to set node power state to {target}.")
+        refuse_power_off(task, target)  # API 1.95: a 500, as Ironic's PowerStateFailure
         try:
             task.driver.power.validate(task)
         except DriverError as exc:
