@@ -33,6 +33,7 @@ class AgentContext:
     advertise_host: Callable[[], str]
     token: Callable[[], str | None] = lambda: None  # the agent's own, from its lookup
     rescued: Callable[[], None] = lambda: None  # finalize_rescue succeeded: stop serving
+    locked_down: Callable[[], None] = lambda: None  # system.lockdown: stop serving, network down
 
     def disks(self) -> list[Disk]:
         return discover(self.config.disks)
@@ -166,6 +167,15 @@ def build(context: AgentContext) -> Commands:
         _no_params(params)
         return lambda _: power.sync()
 
+    def lockdown(params: dict[str, Any]) -> Runner:
+        _no_params(params)
+
+        def run(_: Progress) -> dict[str, Any]:
+            power.sync()
+            context.locked_down()
+            return {}
+        return run
+
     return Commands({
         "inventory.get": Spec(inventory_get),
         "standby.write_image": Spec(write, long=True),
@@ -180,5 +190,6 @@ def build(context: AgentContext) -> Commands:
         "standby.power_off": Spec(power_off),
         "standby.reboot": Spec(reboot),
         "standby.sync": Spec(sync),
+        "system.lockdown": Spec(lockdown),
         "rescue.finalize_rescue": Spec(finalize_rescue),
     })

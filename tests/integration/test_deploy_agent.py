@@ -266,6 +266,11 @@ def test_a_node_with_disable_power_off_is_reset_where_others_are_powered_off(
     assert disk_head(machine, len(raw)) == raw and hardware.agent_boots == 3
     assert hardware.boots[-1].device == "disk" and hardware.agent is None
     lab.assert_agent_forgotten(machine)
+    # Before the reset into the instance the deploy's agent was locked down (Ironic's
+    # tear_down_agent); inspection's and cleaning's were not.
+    locked = [n for n in (1, 2, 3) if "command system.lockdown" in
+              (hardware.workdir / f"agent-{n}.log").read_text()]
+    assert locked == [3], hardware.logs()
 
     lab.provision(machine, "deleted")  # tear down (a reset out of the instance), cleaning
     lab.settled(machine, "available")

@@ -1,7 +1,7 @@
 """Power changes the user asks for: validated under the lock, made by a worker; a failure is
 recorded on the node (it does not fail a provisioning operation). A PC powered off while a
 user was logged in at it goes back to its idle VLAN (``login_step.log_out``). A node with
-``disable_power_off`` (API 1.95) is not powered off on request."""
+``disable_power_off`` (API 1.95) is not powered off on request, nor by a soft reboot."""
 
 from __future__ import annotations
 
@@ -39,6 +39,10 @@ def change(target: str) -> tuple[Step, Step]:
         try:
             if target == REBOOT:
                 task.driver.power.reboot(task)
+            elif target == SOFT_REBOOT and task.node.disable_power_off:
+                # Never off: only an interface's own soft reboot (Redfish GracefulRestart);
+                # the others refuse it, as Ironic's IPMIPower.set_power_state.
+                task.driver.power.set_power_state(task, SOFT_REBOOT)
             elif target == SOFT_REBOOT:
                 # Ask the OS to shut down, then power on: what every interface can do.
                 task.driver.power.set_power_state(task, SOFT_POWER_OFF)
