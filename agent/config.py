@@ -18,6 +18,9 @@ DEFAULT_CMDLINE = Path("/proc/cmdline")
 DEFAULT_PORT = 9999
 DEFAULT_POWEROFF = ("poweroff", "-f")
 DEFAULT_REBOOT = ("reboot", "-f")
+# system.lockdown: every network interface down, as Ironic's agent (_lockdown_system).
+DEFAULT_LOCKDOWN = ("sh", "-c", 'for nic in /sys/class/net/*; do nic="${nic##*/}"; '
+                    '[ "$nic" = lo ] || ip link set "$nic" down; done')
 DEFAULT_LOGIN_CONSOLE = "/dev/console"
 # What a machine does once its discovery inventory was posted (enclume.after_discovery=).
 AFTER_DISCOVERY = ("poweroff", "reboot", "stay")
@@ -43,6 +46,7 @@ class AgentConfig:
     disks: tuple[str, ...] = ()  # explicit disks (files or devices); empty: discover /sys/block
     poweroff_command: tuple[str, ...] = DEFAULT_POWEROFF
     reboot_command: tuple[str, ...] = DEFAULT_REBOOT
+    lockdown_command: tuple[str, ...] = DEFAULT_LOCKDOWN  # run once locked down
     power_action_delay_s: float = 1.0  # lets the answer to power_off/reboot leave first
     lookup_retry_s: float = 5.0
     http_timeout_s: float = 30.0
@@ -97,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
                              "(default: the block devices of /sys/block)")
     parser.add_argument("--poweroff-command", help="command run by standby.power_off")
     parser.add_argument("--reboot-command", help="command run by standby.reboot")
+    parser.add_argument("--lockdown-command",
+                        help="command run once system.lockdown stopped the agent (default: "
+                             "every network interface down)")
     parser.add_argument("--power-action-delay", type=float, default=1.0)
     parser.add_argument("--lookup-retry", type=float, default=5.0)
     parser.add_argument("--staging-dir", default="/tmp")
@@ -157,6 +164,8 @@ def load(argv: list[str] | None = None) -> tuple[AgentConfig, bool]:
                           else DEFAULT_POWEROFF),
         reboot_command=(tuple(shlex.split(args.reboot_command)) if args.reboot_command
                         else DEFAULT_REBOOT),
+        lockdown_command=(tuple(shlex.split(args.lockdown_command)) if args.lockdown_command
+                          else DEFAULT_LOCKDOWN),
         power_action_delay_s=args.power_action_delay,
         lookup_retry_s=args.lookup_retry,
         staging_dir=args.staging_dir,

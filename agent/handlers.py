@@ -34,6 +34,7 @@ class AgentContext:
     token: Callable[[], str | None] = lambda: None  # the agent's own, from its lookup
     rescued: Callable[[], None] = lambda: None  # finalize_rescue succeeded: stop serving
     command_finished: Callable[[], None] = lambda: None  # a long command ended: heartbeat now
+    locked_down: Callable[[], None] = lambda: None  # system.lockdown: stop serving, network down
 
     def disks(self) -> list[Disk]:
         return discover(self.config.disks)
@@ -167,6 +168,15 @@ def build(context: AgentContext) -> Commands:
         _no_params(params)
         return lambda _: power.sync()
 
+    def lockdown(params: dict[str, Any]) -> Runner:
+        _no_params(params)
+
+        def run(_: Progress) -> dict[str, Any]:
+            power.sync()
+            context.locked_down()
+            return {}
+        return run
+
     return Commands({
         "inventory.get": Spec(inventory_get),
         "standby.write_image": Spec(write, long=True),
@@ -181,5 +191,6 @@ def build(context: AgentContext) -> Commands:
         "standby.power_off": Spec(power_off),
         "standby.reboot": Spec(reboot),
         "standby.sync": Spec(sync),
+        "system.lockdown": Spec(lockdown),
         "rescue.finalize_rescue": Spec(finalize_rescue),
     }, on_finished=context.command_finished)

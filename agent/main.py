@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -41,6 +42,7 @@ class Agent:
         # stops (every setter of ``stopped`` sets it too).
         self.beat_now = threading.Event()
         self.rescue_done = False
+        self.lockdown_done = False
         self.lookup: Lookup | None = None
         self.ca_loaded = not (config.api_ca_file or config.api_ca_url)
         self._advertise = config.advertise_host
@@ -48,7 +50,9 @@ class Agent:
                       else inventory.interface_names())
         self.lldp = LldpListener(interfaces).start()
         context = handlers.AgentContext(config, self.lldp, self.advertise_host,
-                                          self.token.get, self.rescued, self.beat_now.set)
+                                          token=self.token.get, rescued=self.rescued,
+                                          command_finished=self.beat_now.set,
+                                          locked_down=self.locked_down)
         self.server = AgentServer((config.listen_host, config.listen_port),
                                   handlers.build(context), self.token)
 
@@ -61,6 +65,13 @@ class Agent:
     def stop_beating(self) -> None:
         self.stopped.set()
         self.beat_now.set()
+
+    def locked_down(self) -> None:
+        """system.lockdown succeeded (a node that is never powered off, at the end of its
+        deploy): once its answer has left, no API, no heartbeats and no network until the
+        machine reboots, as Ironic's agent."""
+        self.lockdown_done = True
+        threading.Timer(self.config.power_action_delay_s, self.stop_beating).start()
 
     def advertise_host(self) -> str:
         if self._advertise is None:
@@ -168,6 +179,16 @@ def _stay_rescued(config: AgentConfig, signalled: threading.Event) -> int:
     return 0
 
 
+def _stay_locked_down(config: AgentConfig, signalled: threading.Event) -> int:
+    """Bring the network down and wait for the reboot (init would start a new agent)."""
+    LOG.info("locked down: no API, no heartbeat; running %s", " ".join(config.lockdown_command))
+    done = subprocess.run(list(config.lockdown_command), check=False, capture_output=True)
+    if done.returncode != 0:
+        LOG.error("the lockdown command failed: %s", done.stderr.decode(errors="replace"))
+    signalled.wait()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         config, verbose = load(argv)
@@ -191,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     _on_signals(agent.stopped, agent.beat_now, signalled)
     agent.run()
     agent.stop()
+    if agent.lockdown_done:
+        return _stay_locked_down(config, signalled)
     return _stay_rescued(config, signalled) if agent.rescue_done else 0
 
 

@@ -264,6 +264,7 @@ def _start_agent(room: RoomSim, pc: SimPc, workdir: Path) -> None:
         "--lldp-interface", "lo", "--heartbeat-interval", str(spec.heartbeat_s),
         "--lookup-retry", str(spec.lookup_retry_s), "--staging-dir", str(workdir),
         "--disk", str(pc.disk), "--poweroff-command", "true", "--reboot-command", "true",
+        "--lockdown-command", "true",
         "--power-action-delay", "0.1")
     with pc.log.open("ab") as out:
         pc.agent = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,

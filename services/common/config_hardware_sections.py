@@ -140,6 +140,9 @@ class NetworkSettings(BaseSettings):
     tenant_vlan: int | None = Field(default=None, ge=MIN_VLAN, le=MAX_VLAN)
     switch_batch_window_s: float = env_var("SWITCH_BATCH_WINDOW_S", 0.2, ge=0)
     switch_timeout_s: float = env_var("SWITCH_TIMEOUT_S", 30.0, gt=0)
+    # Ironic's [neutron]allow_disabling_power_off: a node with disable_power_off keeps running
+    # while its ports move (tear down leaves the instance up on the provisioning VLAN)
+    allow_disabling_power_off: bool = False
 
 
 class MulticastSettings(BaseSettings):

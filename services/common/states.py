@@ -73,6 +73,11 @@ BUSY_STATES: frozenset[ProvisionState] = frozenset(
     {S.VERIFYING, S.DEPLOYING, S.DELETING, S.CLEANING, S.INSPECTING, S.ADOPTING, S.RESCUING,
      S.UNRESCUING, S.SERVICING}
 )
+# Not read by the power sync, as Ironic's SYNC_EXCLUDED_STATES (ironic/conductor/manager.py):
+# an agent may be calling back, the node is still being enrolled, or its adoption failed.
+POWER_SYNC_EXCLUDED_STATES: frozenset[ProvisionState] = frozenset(
+    {S.DEPLOYWAIT, S.CLEANWAIT, S.ENROLL, S.ADOPTFAIL}
+)
 
 # The target a non-stable state works towards when an operation enters it.
 DEFAULT_TARGET: dict[ProvisionState, ProvisionState] = {

@@ -42,7 +42,6 @@ from services.conductor.runner import Work
 from services.conductor.state_retention import PERIOD_S, remove_expired_states
 from services.conductor.task import Task
 from services.conductor.timetable import TimetableRunner
-from services.discovery import untrusted
 from services.drivers.base import HEALTH_STATES
 from services.drivers.driver_errors import UnsupportedDriverExtension
 
@@ -207,16 +206,22 @@ class PeriodicTasks:
 
         Nodes in maintenance for ``power failure`` are tried as well (unless
         ENCLUME_POWER_FAILURE_RECOVERY is off) and leave maintenance when their BMC answers.
+        Left out as by Ironic's ``_sync_power_states`` and ``_power_failure_recovery``
+        (ironic/conductor/manager.py): nodes being worked on (locked or busy), with a power
+        change under way (``target_power_state``), in ``SYNC_EXCLUDED_STATES`` (recovery:
+        in ``enroll``). Discovered nodes are all in ``enroll`` until an operator manages them:
+        their BMC address and password came from an inventory anyone may post
+        (services/discovery/untrusted.py).
         """
         started = time.monotonic()
         busy = [s.value for s in states.BUSY_STATES]
-        in_scope = Node.maintenance.is_(False)
+        excluded = [s.value for s in states.POWER_SYNC_EXCLUDED_STATES]
+        in_scope = and_(Node.maintenance.is_(False), Node.provision_state.not_in(excluded))
         if self.settings.conductor.power_failure_recovery:
-            in_scope = or_(in_scope, Node.fault == POWER_FAILURE)
-        # Discovered nodes not yet taken on by an operator: their BMC address and password
-        # were chosen by an inventory anyone may post (services/discovery/untrusted.py).
-        rows = self._rows(in_scope, Node.provision_state.not_in(busy), untrusted.trusted(),
-                          locks.is_free())
+            in_scope = or_(in_scope, and_(Node.fault == POWER_FAILURE,
+                                          Node.provision_state != states.S.ENROLL.value))
+        rows = self._rows(in_scope, Node.provision_state.not_in(busy),
+                          Node.target_power_state.is_(None), locks.is_free())
         workers = max(1, self.settings.conductor.power_sync_workers)
         with ThreadPoolExecutor(workers, "power-sync") as pool:
             outcomes = list(pool.map(self._sync_one, [row.id for row in rows]))

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from services.common.config import Settings
 from services.drivers.agent_client import AgentCommandFailed
 from services.drivers.base import (
-    POWER_ON,
     WAIT,
     DriverError,
     MissingParameters,
@@ -26,7 +25,7 @@ from services.drivers.base import (
 )
 from services.drivers.deploy import steps
 from services.drivers.deploy.ramdisk import forget_agent
-from services.drivers.power_actions import power_off_or_ask, set_power
+from services.drivers.power_actions import power_off_or_ask, power_on_or_reboot
 from services.drivers.rescue_password import forget_password
 
 if TYPE_CHECKING:
@@ -58,7 +57,7 @@ class AgentRescue(RescueInterface):
         task.driver.network.add_rescuing_network(task)
         task.driver.boot.prepare_ramdisk(task)
         forget_agent(task)  # an agent of an earlier boot is not this one
-        set_power(task, POWER_ON)
+        power_on_or_reboot(task)
         return WAIT
 
     def continue_rescue(self, task: Task, resume: Resume) -> str | None:
@@ -81,7 +80,7 @@ class AgentRescue(RescueInterface):
         self.clean_up(task)
         task.driver.network.configure_tenant_networks(task)
         task.driver.boot.prepare_instance(task)
-        set_power(task, POWER_ON)
+        power_on_or_reboot(task)
 
     def clean_up(self, task: Task) -> None:
         forget_password(task)

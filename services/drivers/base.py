@@ -171,6 +171,11 @@ class DeployInterface(Interface):
         after cleaning and inspection, for the next operation. The default: never."""
         return False
 
+    def lock_down_agent(self, task: Task) -> None:
+        """At the end of a deploy of a node that is not powered off (``disable_power_off``):
+        the agent stops serving and takes the network down until the reboot into the
+        instance (Ironic's ``tear_down_agent``). The default: no agent, nothing to do."""
+
 
 class NetworkInterface(Interface):
     @abstractmethod

@@ -6,7 +6,10 @@ protocol.
 done, the words of a timeout) is the ``BmcPowerControl`` it is composed with. ``BmcManagement``
 likewise checks and reads or sets the boot device through a ``BmcBootControl``. A change is sent,
 then the state polled until reached (``ENCLUME_POWER_STATE_CHANGE_TIMEOUT_S``); reboot is
-power off (when not off) then on, as in Ironic: a reset of a machine that is off fails.
+power off (when not off) then on, as in Ironic: a reset of a machine that is off fails. A node
+with ``disable_power_off`` (API 1.95) is never powered off: its reboot is a reset when it is on
+(IPMI ``power reset``, Redfish ``ForceRestart``), as Ironic's ``IPMIPower.reboot`` and
+``RedfishPower.reboot``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class PowerCommand:
 class BmcPowerControl(Protocol):
     name: str  # "IPMI", "Redfish": for messages
     commands: Mapping[str, PowerCommand]  # by power target; POWER_ON and POWER_OFF at least
+    reset: PowerCommand  # a hard reset of a machine that is on (it never goes off)
 
     def access(self, driver_info: dict[str, Any]) -> Any:
         """Where and how to reach the BMC; DriverError when driver_info cannot say."""
@@ -75,7 +79,11 @@ class BmcPower(PowerInterface):
 
     def reboot(self, task: Task) -> None:
         access = self.control.access(task.node.driver_info)
-        if self.control.read(access) != POWER_OFF:
+        state = self.control.read(access)
+        if task.node.disable_power_off and state == POWER_ON:
+            self._run(access, self.control.reset)
+            return
+        if state != POWER_OFF:
             self._run(access, self.control.commands[POWER_OFF])
         self._run(access, self.control.commands[POWER_ON])
 

@@ -52,6 +52,7 @@ POWER_STATES = {"on": POWER_ON, "off": POWER_OFF}
 POWER_COMMANDS = {POWER_ON: PowerCommand("on", POWER_ON, "on"),
                   POWER_OFF: PowerCommand("off", POWER_OFF, "off"),
                   SOFT_POWER_OFF: PowerCommand("shutdown", POWER_OFF, "soft off")}
+RESET = PowerCommand("reset", POWER_ON, "reset")
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class IpmiBmc:
 
     name = "IPMI"
     commands = POWER_COMMANDS
+    reset = RESET
     devices = BOOT_DEVICES
 
     def __init__(self, sessions: IpmiSessions) -> None:

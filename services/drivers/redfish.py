@@ -56,6 +56,7 @@ POWER_COMMANDS = {
     SOFT_REBOOT: PowerCommand(sushy.ResetType.GRACEFUL_RESTART, sushy.PowerState.ON,
                               "GracefulRestart"),
 }
+RESET = PowerCommand(sushy.ResetType.FORCE_RESTART, sushy.PowerState.ON, "ForceRestart")
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,7 @@ class RedfishBmc:
 
     name = "Redfish"
     commands = POWER_COMMANDS
+    reset = RESET
     devices = BOOT_DEVICES
 
     def __init__(self, sessions: RedfishSessions) -> None:

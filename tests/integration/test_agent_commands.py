@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -253,6 +254,23 @@ def test_sync(agent: RunningAgent) -> None:
     assert status == 200 and document["command_status"] == "SUCCEEDED"
     status, listing = agent.request("GET", "/v1/commands")
     assert [c["id"] for c in listing["commands"]] == [document["id"]]
+
+
+def test_lockdown_answers_then_closes_the_api_stops_heartbeats_and_runs_its_command(
+        agent: RunningAgent, tmp_path: Path) -> None:
+    """Ironic's system.lockdown (a node with disable_power_off at the end of its deploy)."""
+    status, document = agent.command("system.lockdown")
+    assert status == 200 and document["command_status"] == "SUCCEEDED", document
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "locked-down").exists():  # the harness's --lockdown-command
+        assert time.monotonic() < deadline, agent.logs()
+        time.sleep(0.05)
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        agent.request("GET", "/v1/commands/")
+    beats = len(agent.node.heartbeats)
+    time.sleep(1.0)  # five heartbeat intervals
+    assert len(agent.node.heartbeats) == beats
+    assert agent.process.poll() is None  # it stays until the machine reboots
 
 
 def test_iscsi_export_refuses_bad_credentials_before_touching_the_kernel(

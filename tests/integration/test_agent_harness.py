@@ -304,6 +304,7 @@ def running_agent(api: FakeApi, workdir: Path, disks: list[Path],
             "--heartbeat-interval", "0.2", "--lookup-retry", "0.2", "--staging-dir", str(workdir),
             "--poweroff-command", f"touch {workdir}/powered-off",
             "--reboot-command", f"touch {workdir}/rebooted",
+            "--lockdown-command", f"touch {workdir}/locked-down",
             "--power-action-delay", str(POWER_ACTION_DELAY_S),
             *(arg for disk in disks for arg in ("--disk", str(disk))), *(extra or [])]
     with log.open("wb") as out:

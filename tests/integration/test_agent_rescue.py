@@ -12,13 +12,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import subprocess
+import threading
 import time
 import urllib.error
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,6 +39,7 @@ from tests.integration.test_agent_harness import (
     running_agent,
 )
 from tests.support.api_stack import ServedApi, served_sqlite_api, wait_state
+from tests.support.peers_fixtures import IpmiPeers
 from tests.support.polling import eventually
 from tests.support.procfs import stop_process
 
@@ -276,3 +281,60 @@ def test_an_agent_that_cannot_set_the_password_fails_the_rescue_and_forgets_it(
         assert not {"rescue_password", "hashed_rescue_password"} & set(stored.instance_info)
         assert not {"agent_url", "agent_secret_token"} & set(stored.driver_internal_info)
     assert PASSWORD not in str(failed)
+
+
+@pytest.fixture
+def deploy_files(tmp_path: Path) -> Iterator[str]:
+    """A web server of a deploy kernel and ramdisk (the ipxe boot checks they answer)."""
+    for name in ("kernel", "ramdisk"):
+        (tmp_path / name).write_bytes(name.encode())
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+        server.shutdown()
+        thread.join()
+
+
+def test_a_disable_power_off_node_is_reset_never_powered_off_by_rescue_abort_and_unrescue(
+        served: ServedApi, ipmi_fleet: IpmiPeers, deploy_files: str) -> None:
+    """API 1.95, as Ironic's AgentRescue.rescue/unrescue (drivers/utils.py power_off_and_on:
+    one reboot, no power-off) and rescuing_error_handler (its power-off refused): a real
+    IPMI BMC (emulated) sees resets only."""
+    api = served.client
+    port, machine = ipmi_fleet.bmcs[0]
+    machine.power_on()
+    created = api.post("/v1/nodes", json={
+        "driver": "ipmi", "rescue_interface": "agent", "disable_power_off": True,
+        "driver_info": {**ipmi_fleet.driver_info(port),
+                        "deploy_kernel": f"{deploy_files}/kernel",
+                        "deploy_ramdisk": f"{deploy_files}/ramdisk"}})
+    assert created.status_code == 201, created.text
+    node = created.json()["uuid"]
+    assert api.post("/v1/ports", json={"node_uuid": node,
+                                       "address": "52:54:00:5e:00:95"}).status_code == 201
+    with served.manager.db.session() as session:  # deployed earlier
+        stored = session.scalar(select(Node).where(Node.uuid == node))
+        assert stored is not None
+        stored.provision_state, stored.power_state = "active", "power on"
+
+    def settled(state: str) -> dict[str, Any]:
+        return eventually(lambda: (shown := api.get(f"/v1/nodes/{node}").json())[
+            "provision_state"] == state and shown["target_power_state"] is None and shown,
+            60, f"the node {state}")
+
+    rescue = api.put(f"/v1/nodes/{node}/states/provision",
+                     json={"target": "rescue", "rescue_password": PASSWORD})
+    assert rescue.status_code == 202, rescue.text
+    assert settled("rescue wait")["power_state"] == "power on"
+    assert api.put(f"/v1/nodes/{node}/states/provision",
+                   json={"target": "abort"}).status_code == 202
+    assert settled("rescue failed")["power_state"] == "power on"
+    assert api.put(f"/v1/nodes/{node}/states/provision",
+                   json={"target": "unrescue"}).status_code == 202
+    back = settled("active")
+    assert back["last_error"] is None and back["power_state"] == "power on"
+    power = [a for a in machine.actions if a.startswith("power")]
+    assert power == ["power_on", "power_reset", "power_reset"], power
+    assert machine.power_state() == "on"

@@ -228,3 +228,54 @@ def test_user_deploy_steps_run_on_the_agent_between_the_core_steps(
     assert "/dev/no-such-disk" in error
     assert failed["deploy_step"] == {} or failed["deploy_step"]["step"] == "erase_devices_metadata"
     lab.assert_agent_forgotten(machine)
+
+
+def test_a_node_with_disable_power_off_is_reset_where_others_are_powered_off(
+        machines: DeployLab, ipmi_fleet: IpmiPeers, tmp_path: Path) -> None:
+    """API 1.95 in the flows, as Ironic (conductor/utils.py node_power_action, agent_base's
+    tear_down and clean_up, deploy_utils.tear_down_inband_cleaning, the inspector's
+    tear_down_managed_boot, boot_instance, IPMIPower.reboot): inspection, cleaning, deploy and
+    tear down never power the machine off; where they would, the BMC resets it, out of the
+    ramdisk (or the instance) once its boot is removed."""
+    lab = machines
+    machine = new_machine(lab, ipmi_fleet, tmp_path, disable_power_off=True)
+    hardware = machine.hardware
+    put_old_os_on(machine)
+    lab.provision(machine, "manage")
+    lab.settled(machine, "manageable")
+
+    lab.provision(machine, "inspect")
+    assert lab.settled(machine, "manageable")["inspection_finished_at"] is not None
+    # The ramdisk booted from off, then a reset out of it: no agent runs, nothing network-booted.
+    assert hardware.power_state() == "on" and hardware.agent is None
+    assert hardware.boots[-1].device != "pxe" and hardware.agent_boots == 1
+    lab.assert_agent_forgotten(machine)
+
+    lab.provision(machine, "provide")  # automated cleaning
+    available = lab.settled(machine, "available")
+    assert available["power_state"] == "power on" and available["last_error"] is None
+    assert not bootable(machine) and hardware.agent_boots == 2
+    assert hardware.power_state() == "on" and hardware.agent is None
+    assert hardware.boots[-1].device != "pxe"
+
+    raw = lab.images["raw"].read_bytes()
+    lab.set_image(machine, **lab.image_info("raw", image_download_source="http"))
+    lab.provision(machine, "active")
+    active = lab.settled(machine, "active")
+    assert active["last_error"] is None and active["power_state"] == "power on"
+    assert disk_head(machine, len(raw)) == raw and hardware.agent_boots == 3
+    assert hardware.boots[-1].device == "disk" and hardware.agent is None
+    lab.assert_agent_forgotten(machine)
+    # Before the reset into the instance the deploy's agent was locked down (Ironic's
+    # tear_down_agent); inspection's and cleaning's were not.
+    locked = [n for n in (1, 2, 3) if "command system.lockdown" in
+              (hardware.workdir / f"agent-{n}.log").read_text()]
+    assert locked == [3], hardware.logs()
+
+    lab.provision(machine, "deleted")  # tear down (a reset out of the instance), cleaning
+    lab.settled(machine, "available")
+    assert not bootable(machine) and hardware.agent_boots == 4 and hardware.agent is None
+    power = [a for a in hardware.actions if a.startswith("power")]
+    # on for inspection; resets: out of inspection, into and out of cleaning, into and out of
+    # the deploy, out of the instance, into and out of cleaning.
+    assert power == ["power_on"] + ["power_reset"] * 8, power

@@ -245,7 +245,8 @@ def _start_agent(world: World, api_url: str, ca_url: str, top: Path
             "--advertise-host", "127.0.0.1", "--heartbeat-interval", "0.3",
             "--lookup-retry", "0.2", "--lldp-interface", "lo", "--staging-dir", str(top),
             "--disk", str(world.disk), "--poweroff-command", "true",
-            "--reboot-command", "true", "--power-action-delay", "0.1"]
+            "--reboot-command", "true", "--lockdown-command", "true",
+            "--power-action-delay", "0.1"]
     with world.agent_log.open("wb") as out:
         return subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
 

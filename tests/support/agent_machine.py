@@ -89,6 +89,7 @@ class AgentMachine(MemoryMachine):
                     "--lookup-retry", "0.2", "--lldp-interface", "lo",
                     "--staging-dir", str(self.workdir), "--disk", str(self.disk),
                     "--poweroff-command", "true", "--reboot-command", "true",
+                    "--lockdown-command", f"touch {self.workdir}/locked-down",
                     "--power-action-delay", "0.1"]
             self._argv = argv
             self._start_agent(log)

@@ -371,7 +371,10 @@ def test_abort_forgets_the_agent_and_refuses_its_heartbeats(stack: Stack) -> Non
     assert shown["last_error"] == "Deployment was aborted by the user."
 
 
-def test_a_callback_timeout_powers_off_and_removes_the_ramdisk_boot(stack: Stack) -> None:
+@pytest.mark.parametrize("disable_power_off", [False, True])
+def test_a_callback_timeout_powers_off_and_removes_the_ramdisk_boot(
+        stack: Stack, disable_power_off: bool) -> None:
+    """A node with disable_power_off (API 1.95) stays on: Ironic refuses its power-off."""
     from services.conductor.periodic import PeriodicTasks
 
     old = utcnow() - timedelta(seconds=stack.settings.conductor.callback_timeout_s + 60)
@@ -380,13 +383,15 @@ def test_a_callback_timeout_powers_off_and_removes_the_ramdisk_boot(stack: Stack
                                           "fake_power_state": "power on",
                                           "agent_secret_token": "t" * 43,
                                           "agent_url": "http://192.0.2.7:9999"},
-                    power_state="power on", boot_interface="ipxe")
+                    power_state="power on", boot_interface="ipxe",
+                    disable_power_off=disable_power_off)
     assert PeriodicTasks(stack.manager).fail_callback_timeouts() == 1
     with stack.db.session() as session:
         eventually(lambda: session.get(Node, node.id, populate_existing=True)
                    .provision_state == "clean failed")  # type: ignore[union-attr]
+    power = "power on" if disable_power_off else "power off"
     info = internal(stack.db, node.id)
-    assert info == {"fake_power_state": "power off"}
+    assert info == {"fake_power_state": power}
     shown = stack.api.get(f"/v1/nodes/{node.uuid}").json()
-    assert shown["power_state"] == "power off"
+    assert shown["power_state"] == power
     assert "Timeout reached while waiting for callback" in shown["last_error"]

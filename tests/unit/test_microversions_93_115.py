@@ -310,6 +310,16 @@ def test_a_node_with_disable_power_off_is_not_powered_off(api: httpx.Client) -> 
                    json={"target": "rebooting"}).status_code == 202
     eventually(lambda: api.get(f"/v1/nodes/{node}").json()["target_power_state"] is None, 30,
                "the reboot done")  # else the patch below may meet the node locked (409)
+    # A soft reboot never goes through off: fake power has no soft reboot of its own (as
+    # Ironic's ipmitool with disable_power_off), so it fails and the machine stays on.
+    assert api.put(f"/v1/nodes/{node}/states/power",
+                   json={"target": "soft rebooting"}).status_code == 202
+    eventually(lambda: api.get(f"/v1/nodes/{node}").json()["target_power_state"] is None, 30,
+               "the soft reboot done")
+    shown = api.get(f"/v1/nodes/{node}").json()
+    assert "fake power cannot set the power state 'soft rebooting'" in shown["last_error"]
+    assert shown["power_state"] == "power on"
+    assert shown["driver_internal_info"]["fake_power_state"] == "power on"
     assert patch(api, node, {"op": "remove", "path": "/disable_power_off"}).status_code == 200
     assert api.get(f"/v1/nodes/{node}").json()["disable_power_off"] is False
     assert api.put(f"/v1/nodes/{node}/states/power",

@@ -89,6 +89,35 @@ def test_power_sync_reads_only_owned_nodes_and_sees_out_of_band_changes(
     assert any("out of band" in e.event for e in events)
 
 
+def test_power_sync_leaves_out_the_states_ironic_leaves_out(
+        db: Database, manager: ConductorManager) -> None:
+    """Ironic's SYNC_EXCLUDED_STATES, a power change under way, and (recovery) enroll."""
+    pressed = {"fake_power_state": "power on"}  # a read would see the machine on
+    def one(**values: Any) -> Node:
+        """One node this conductor owns (the others of the batch are deleted)."""
+        batch = add_nodes(db, 12, power_state="power off", driver_internal_info=pressed,
+                          **values)
+        owned = mine(batch)[0]
+        with db.session() as session:
+            for other in batch:
+                if other.id != owned.id:
+                    session.delete(session.get(Node, other.id))
+        return owned
+    synced = one(provision_state="available")
+    left_out = [one(provision_state=state) for state in
+                ("enroll", "wait call-back", "clean wait", "adopt failed")]
+    left_out.append(one(provision_state="manageable", target_power_state="power on"))
+    failed = {"maintenance": True, "fault": "power failure", "maintenance_reason": "BMC gone"}
+    recovered = one(provision_state="clean wait", **failed)
+    left_out.append(one(provision_state="enroll", **failed))
+    report = PeriodicTasks(manager).sync_power_states()
+    assert report.nodes == 2
+    assert node(db, synced.id).power_state == "power on"
+    assert node(db, recovered.id).power_state == "power on"
+    assert not node(db, recovered.id).maintenance
+    assert [node(db, n.id).power_state for n in left_out] == ["power off"] * len(left_out)
+
+
 def test_cut_off_work_fails_cleanly_and_live_work_is_left_alone(
         db: Database, manager: ConductorManager) -> None:
     expired = utcnow() - timedelta(seconds=5)

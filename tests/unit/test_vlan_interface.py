@@ -262,6 +262,19 @@ def test_validate_says_what_is_missing(settings: Settings, session: Session,
     assert fx.session_count() == 0
 
 
+def test_a_node_with_disable_power_off_is_refused_unless_the_setting_allows_it(
+        settings: Settings, session: Session) -> None:
+    """Ironic's neutron interface validate and [neutron]allow_disabling_power_off (API 1.95)."""
+    task = make_task(session, [link("tor-1", "Gi1/0/1")])
+    task.node.disable_power_off = True
+    with pytest.raises(DriverError, match="Nodes with disable_power_off cannot be used with "
+                                          "the vlan network interface"):
+        Fixture(settings).network.validate(task)
+    allowed = settings.model_copy(update={"network": settings.network.model_copy(
+        update={"allow_disabling_power_off": True})})
+    Fixture(allowed).network.validate(task)
+
+
 def test_validate_without_a_switches_file_says_which_setting(session: Session) -> None:
     settings = Settings(network={"provisioning_vlan": 100, "tenant_vlan": 200})
     task = make_task(session, [link("tor-1", "Gi1/0/1")])

@@ -17,12 +17,17 @@ from services.conductor.flows import clean, step_runner
 from services.conductor.flows.steps import Step, advance, after_agent, on_ramdisk, validate
 from services.conductor.step_plan import CORE_STEP
 from services.conductor.task import Task
-from services.drivers.base import POWER_OFF, POWER_ON, Resume
+from services.drivers.base import POWER_OFF, Resume
 from services.drivers.deploy import login_step
 from services.drivers.deploy.agent_deploy import AgentDeploy
 from services.drivers.deploy.block_restore import forget_written
 from services.drivers.deploy.state_resume import STUDENT_STATE
-from services.drivers.power_actions import power_off_or_ask, set_power
+from services.drivers.power_actions import (
+    power_off_or_ask,
+    power_on_or_reboot,
+    reboot_if_kept_on,
+    set_power,
+)
 
 
 def prepare(event: str, options: dict[str, Any]) -> Step:
@@ -94,7 +99,8 @@ def continue_on_heartbeat(task: Task) -> None:
 def finish(task: Task) -> None:
     """After the image is written: boot the instance on the tenant network."""
     # A session's end that saved a student's work and restored the PC may leave it off: then
-    # nobody is logged in and its ports stay on the provisioning (a room's idle) VLAN.
+    # nobody is logged in and its ports stay on the provisioning (a room's idle) VLAN. A PC
+    # with disable_power_off is rebooted instead, on that VLAN.
     off_after = bool(task.node.instance_info.get(POWER_OFF_AFTER))
     task.driver.boot.clean_up_ramdisk(task)
     if not off_after:
@@ -102,7 +108,10 @@ def finish(task: Task) -> None:
         task.driver.network.configure_tenant_networks(task)
     task.driver.boot.prepare_instance(task)
     task.node.conductor_affinity = task.conductor
-    set_power(task, POWER_OFF if off_after else POWER_ON)
+    if off_after and not task.node.disable_power_off:
+        set_power(task, POWER_OFF)
+    else:
+        power_on_or_reboot(task)  # Ironic's boot_instance
     steps = step_runner.plan_of(task, "deploy")
     if any(step_plan.runs_in_conductor(step) for step in steps):  # bios or firmware changed
         component_caches.refresh(task, "deploying", step_plan.flashed_components(steps))
@@ -116,6 +125,7 @@ def tear_down(task: Task) -> None:
     task.driver.deploy.tear_down(task)
     task.driver.network.unconfigure_tenant_networks(task)
     task.driver.boot.clean_up_instance(task)
+    reboot_if_kept_on(task)  # out of the instance: Ironic's AgentBaseMixin.clean_up
     _release_instance(task)
     task.process_event("clean")
     task.commit()

@@ -1,11 +1,11 @@
 """Power changes the user asks for: validated under the lock, made by a worker; a failure is
 recorded on the node (it does not fail a provisioning operation). A PC powered off while a
 user was logged in at it goes back to its idle VLAN (``login_step.log_out``). A node with
-``disable_power_off`` (API 1.95) is not powered off on request."""
+``disable_power_off`` (API 1.95) is not powered off on request, nor by a soft reboot."""
 
 from __future__ import annotations
 
-from services.common.exceptions import EnclumeError, Invalid
+from services.common.exceptions import Invalid
 from services.conductor.flows.steps import Step
 from services.conductor.task import Task
 from services.drivers.base import (
@@ -17,7 +17,7 @@ from services.drivers.base import (
     DriverError,
 )
 from services.drivers.deploy import login_step
-from services.drivers.power_actions import record_power
+from services.drivers.power_actions import record_power, refuse_power_off
 
 _EVENTUAL_POWER = {POWER_ON: POWER_ON, POWER_OFF: POWER_OFF, REBOOT: POWER_ON,
                    SOFT_REBOOT: POWER_ON, SOFT_POWER_OFF: POWER_OFF}
@@ -25,9 +25,7 @@ _EVENTUAL_POWER = {POWER_ON: POWER_ON, POWER_OFF: POWER_OFF, REBOOT: POWER_ON,
 
 def change(target: str) -> tuple[Step, Step]:
     def prepare(task: Task) -> None:
-        if target in (POWER_OFF, SOFT_POWER_OFF) and task.node.disable_power_off:
-            # API 1.95, Ironic's PowerStateFailure (a 500): this node is never powered off.
-            raise EnclumeError(f"Failed to set node power state to {target}.")
+        refuse_power_off(task, target)  # API 1.95: a 500, as Ironic's PowerStateFailure
         try:
             task.driver.power.validate(task)
         except DriverError as exc:
@@ -41,6 +39,10 @@ def change(target: str) -> tuple[Step, Step]:
         try:
             if target == REBOOT:
                 task.driver.power.reboot(task)
+            elif target == SOFT_REBOOT and task.node.disable_power_off:
+                # Never off: only an interface's own soft reboot (Redfish GracefulRestart);
+                # the others refuse it, as Ironic's IPMIPower.set_power_state.
+                task.driver.power.set_power_state(task, SOFT_REBOOT)
             elif target == SOFT_REBOOT:
                 # Ask the OS to shut down, then power on: what every interface can do.
                 task.driver.power.set_power_state(task, SOFT_POWER_OFF)

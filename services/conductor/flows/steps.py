@@ -15,7 +15,7 @@ from services.conductor.task import Task
 from services.drivers.agent_client import AgentUnavailable
 from services.drivers.base import WAIT, DriverError, Resume
 from services.drivers.deploy.ramdisk import forget_agent
-from services.drivers.power_actions import power_off_or_ask
+from services.drivers.power_actions import power_off_or_ask, reboot_if_kept_on
 
 LOG = logging.getLogger(__name__)
 
@@ -124,16 +124,29 @@ def fail_with(task: Task, operation: str, message: str) -> None:
 
 def after_agent(finish: Step, fast_track: bool = False) -> Step:
     """``finish`` once the agent is done: power the node off and forget its agent first;
-    with ``fast_track`` (cleaning, inspection), not when the deploy interface keeps the agent
-    up for the next operation (services/common/fast_track.py)."""
+    with ``fast_track`` (cleaning, inspection: they leave the node off), not when the deploy
+    interface keeps the agent up for the next operation (services/common/fast_track.py).
+    A node with ``disable_power_off`` stays on: cleaning and inspection reboot it once their
+    finish removed the ramdisk boot (Ironic's ``tear_down_inband_cleaning``, inspector
+    ``tear_down_managed_boot``); a deploy locks its agent down and its finish reboots it
+    into the instance (Ironic's ``tear_down_agent``, ``boot_instance``)."""
 
     def finish_after_agent(task: Task) -> None:
+        operation = event_type(task.node.provision_state)
         if fast_track and task.driver.deploy.keeps_agent(task):
-            task.record(event_type(task.node.provision_state),
-                        "Fast track: the agent stays up for the next operation.")
-        else:
-            power_off_or_ask(task)
-            forget_agent(task)
+            task.record(operation, "Fast track: the agent stays up for the next operation.")
+            finish(task)
+            return
+        if task.node.disable_power_off and not fast_track:
+            try:
+                task.driver.deploy.lock_down_agent(task)
+            except DriverError as exc:
+                fail(task, operation, exc)
+                return
+        power_off_or_ask(task)
+        forget_agent(task)
         finish(task)
+        if fast_track:
+            reboot_if_kept_on(task)
 
     return finish_after_agent

@@ -38,6 +38,7 @@ INTERNAL_STEPS: dict[str, DriverStep] = {
     capture.STEP: DriverStep(capture.STEP, 0, capture.AGENT_COMMAND),
 }
 STEP_INDEX = "clean_step_index"
+LOCKDOWN = "system.lockdown"  # Ironic's agent command, for nodes not powered off
 
 
 def automated_steps(settings: Settings) -> list[dict[str, Any]]:
@@ -131,3 +132,10 @@ class CleansThroughAgent(DeployInterface):
 
     def keeps_agent(self, task: Task) -> bool:
         return agent_is_up(task, self.settings)
+
+    def lock_down_agent(self, task: Task) -> None:
+        try:
+            steps.run_to_end(task, LOCKDOWN, {}, self.settings.deploy.agent_command_timeout_s)
+        except DriverError as exc:
+            raise DriverError(f"Error locking down the agent of node {task.node.uuid} after "
+                              f"deploy: {exc}") from None

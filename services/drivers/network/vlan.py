@@ -163,6 +163,10 @@ class VlanNetwork(NetworkInterface):
                           room_vlans(task.session, task.node.id))
 
     def validate(self, task: Task) -> None:
+        if task.node.disable_power_off and not self.settings.network.allow_disabling_power_off:
+            raise DriverError("Nodes with disable_power_off cannot be used with the vlan "
+                              "network interface (disallowed in the configuration: "
+                              "ENCLUME_NETWORK_ALLOW_DISABLING_POWER_OFF)")
         vlans = self._vlans(task)
         if vlans.tenant is None:
             raise MissingParameters("No tenant VLAN for the vlan network interface: set the "
