@@ -83,6 +83,41 @@ class NoFreeConductorWorker(TemporaryFailure):
                          "workers.")
 
 
+# The class a status stands for, for an error whose own class this process does not know.
+STATUS_CLASSES: dict[int, type[EnclumeError]] = {
+    cls.code: cls for cls in (Invalid, Forbidden, NotFound, NotAcceptable, Conflict,
+                              TemporaryFailure)}
+
+
+def remote_error(kind: str | None, message: str, code: int) -> EnclumeError:
+    """The error another process (a conductor answering an RPC call) raised, as the class it
+    raised, so that callers catch the same classes locally and remotely.
+
+    ``kind`` is the class's name: a class of that name this process has loaded, else the class
+    of the status (409 Conflict, 503 TemporaryFailure...), else EnclumeError. An answer naming
+    no class (the RPC layer's own refusals) stays an EnclumeError. The status and the message
+    are the remote ones; the class's ``__init__`` is not run (it takes other arguments, or
+    logs what the remote side already logged)."""
+    cls = EnclumeError
+    if kind is not None:
+        cls = _loaded_class(kind) or STATUS_CLASSES.get(code, EnclumeError)
+    error = cls.__new__(cls, message)
+    EnclumeError.__init__(error, message, code)
+    return error
+
+
+def _loaded_class(name: str) -> type[EnclumeError] | None:
+    """The one EnclumeError class of that name among those imported (None: none, or several)."""
+    found: set[type[EnclumeError]] = set()
+    pending: list[type[EnclumeError]] = [EnclumeError]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == name:
+            found.add(cls)
+        pending.extend(cls.__subclasses__())
+    return found.pop() if len(found) == 1 else None
+
+
 # How each database names the unique key of a port's name in its error (SQLite, PostgreSQL and
 # MySQL with migration 0022's constraint).
 PORT_NAME_KEYS = ("ports.name", "uniq_ports0name", "ports_name_key")

@@ -2,8 +2,9 @@
 
 The client picks the conductor that the hash ring gives the node, posts
 ``{"kwargs": {...}}`` to ``<rpc_address>/rpc/<method>`` with the shared secret, retries
-connection errors, and turns the conductor's error answers back into the same exceptions
-(with the same HTTP status) that an in-process conductor would raise.
+connection errors, and turns the conductor's error answers back into the exceptions an
+in-process conductor raises: the same class (named by the answer's ``kind``), status and
+message (`services.common.exceptions.remote_error`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from services.common.config import Settings
 from services.common.db import Database
-from services.common.exceptions import EnclumeError, Invalid, StaleUpdate, TemporaryFailure
+from services.common.exceptions import EnclumeError, Invalid, TemporaryFailure, remote_error
 from services.common.lifecycle import Service, lifespan_of
 from services.common.lookups import (
     node_uuid_of_port,
@@ -35,7 +36,6 @@ from services.common.lookups import (
 from services.common.membership import Membership
 from services.common.metrics_asgi import MetricsEndpoint, RequestTimer, metrics_bearer
 from services.common.models import Allocation, Node
-from services.common.transient import TransientDatabaseError
 from services.common.volumes import KINDS
 
 LOG = logging.getLogger(__name__)
@@ -112,11 +112,9 @@ class RpcClient:
         if response.status_code >= 400:
             error = body.get("error") or {}
             message = error.get("message") or f"Conductor error {response.status_code}"
-            if error.get("kind") == StaleUpdate.__name__:  # the API retries on it
-                raise StaleUpdate(message)
-            if error.get("kind") == TransientDatabaseError.__name__:  # 503 with Retry-After
-                raise TransientDatabaseError(message)
-            raise EnclumeError(message, response.status_code)
+            kind = error.get("kind")
+            raise remote_error(kind if isinstance(kind, str) else None, message,
+                               response.status_code)
         return body.get("result")
 
     # The conductor API: the same signatures as ConductorManager's.

@@ -1,5 +1,6 @@
 """The API's RPC client tells "never reached the conductor" from "reached it, no answer":
-both are 503, but only the first is safe to retry blindly."""
+both are 503, but only the first is safe to retry blindly. A conductor's refusal comes back as
+the exception class it raised, so a caller over RPC sees what an in-process caller sees."""
 
 from __future__ import annotations
 
@@ -7,18 +8,39 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from services.classroom.jobs import QUEUED
+from services.common.classroom_models import Image, ImageVersion, Job, JobPC, Room
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
-from services.common.exceptions import EnclumeError, StaleUpdate
+from services.common.exceptions import (
+    Conflict,
+    EnclumeError,
+    Invalid,
+    NodeLocked,
+    StaleUpdate,
+    TemporaryFailure,
+    remote_error,
+)
 from services.common.membership import Membership
-from services.common.models import Allocation, Conductor, Node, Portgroup, VolumeTarget
+from services.common.models import (
+    Allocation,
+    Conductor,
+    Node,
+    Portgroup,
+    VolumeTarget,
+    utcnow,
+)
 from services.common.optimistic import retrying_stale
+from services.common.transient import TransientDatabaseError
+from services.conductor.discovery import NodeRefused
 from services.conductor.manager import ConductorManager
+from services.conductor.room_jobs import JobAdvancer
 from services.conductor.rpc import RpcClient, server_app
 from services.drivers.registry import Drivers
 from tests.support.asgi import serving
@@ -211,3 +233,103 @@ def test_a_class_end_reaches_the_nodes_conductor_over_rpc(db: Database, tmp_path
                                                      "error": None}
         finally:
             client.close()
+
+
+def add_node(db: Database, provision_state: str, held_by: str | None = None,
+             maintenance: bool = False) -> str:
+    """A fake node; ``held_by``: the conductor whose lock it is under for the next hour."""
+    with db.session() as session:
+        node = Node(driver="fake-hardware", provision_state=provision_state,
+                    maintenance=maintenance, reservation=held_by,
+                    reservation_expires_at=utcnow() + timedelta(hours=1) if held_by else None)
+        session.add(node)
+        session.flush()
+        return node.uuid
+
+
+def busy_conductor(db: Database, tmp_path: Path) -> ConductorManager:
+    """A conductor at its deploy limit (one node deploying, the limit is one)."""
+    settings = Settings(process={"data_dir": tmp_path},
+                        conductor={"hostname": "rpc-conductor", "max_concurrent_deploys": 1})
+    add_node(db, "deploying")
+    return ConductorManager(db, settings, Drivers(settings), Membership(db, settings))
+
+
+def test_a_busy_node_and_the_deploy_limit_cross_rpc_as_themselves(
+        db: Database, tmp_path: Path) -> None:
+    """409 "locked" comes back as NodeLocked, 503 "too many deploys" as TemporaryFailure, with
+    the conductor's status and message, as a call in process raises them."""
+    manager = busy_conductor(db, tmp_path)
+    with serving(server_app(manager, SECRET)) as url:
+        client, available = client_routing_to(db, tmp_path, url)
+        locked = add_node(db, "active", held_by="other-conductor")
+        try:
+            with pytest.raises(NodeLocked) as busy:
+                client.change_power_state(locked, "power on")
+            with pytest.raises(TemporaryFailure) as limited:
+                client.do_provisioning_action(available, "active", {})
+        finally:
+            client.close()
+    assert busy.value.code == 409
+    assert busy.value.message == (f"Node {locked} is locked by host other-conductor, please "
+                                  "retry after the current operation is completed.")
+    assert limited.value.code == 503
+    assert limited.value.message == ("Too many nodes are deploying (1, the limit is 1); "
+                                     "please retry later.")
+
+
+def test_a_room_job_over_rpc_leaves_a_busy_pc_queued(db: Database, tmp_path: Path) -> None:
+    """A cluster conductor starts a room's PCs through the RPC client: a PC whose node another
+    operation holds (409) or that would pass the deploy limit (503) waits for a later pass, as
+    in process; a PC the conductor refuses for good (400, in maintenance) fails with its
+    reason."""
+    manager = busy_conductor(db, tmp_path)
+    with serving(server_app(manager, SECRET)) as url:
+        client, available = client_routing_to(db, tmp_path, url)
+        locked = add_node(db, "active", held_by="other-conductor")
+        maintained = add_node(db, "available", maintenance=True)
+        with db.session() as session:
+            image = Image(name="debian")
+            version = ImageVersion(image=image, version="v1", source="http://images.example/d",
+                                   checksum="d" * 64, disk_format="raw",
+                                   image_type="whole-disk", boot_mode="uefi")
+            room = Room(name="B12", time_zone="UTC")
+            job = Job(room=room, kind="restore", image_version=version, pcs=[
+                JobPC(node_uuid=uuid, step=QUEUED) for uuid in (available, locked, maintained)])
+            session.add(job)
+            session.flush()
+            job_id = job.id
+        advancer = JobAdvancer(db, client.membership, "rpc-conductor", "", client)
+        try:
+            advancer.advance_job(job_id)
+        finally:
+            client.close()
+    with db.session() as session:
+        pcs = {pc.node_uuid: (pc.step, pc.outcome, pc.error)
+               for pc in session.scalars(select(JobPC))}
+    assert pcs[available] == (QUEUED, None, None)
+    assert pcs[locked] == (QUEUED, None, None)
+    assert pcs[maintained] == ("starting", "failed", (
+        f'The requested action "active" can not be performed on node "{maintained}" while it '
+        "is in maintenance mode."))
+
+
+@pytest.mark.parametrize(("kind", "code", "expected"), [
+    ("NodeLocked", 409, NodeLocked),
+    ("NodeRefused", 409, NodeRefused),  # its __init__ takes a Node and logs: not run here
+    ("TransientDatabaseError", 503, TransientDatabaseError),
+    ("EnclumeError", 409, EnclumeError),  # raised as such with a status: stays as such
+    ("SomeConductorOnlyError", 409, Conflict),  # a class this process never imported
+    ("SomeConductorOnlyError", 503, TemporaryFailure),
+    ("SomeConductorOnlyError", 400, Invalid),
+    ("SomeConductorOnlyError", 418, EnclumeError),
+    ("ValueError", 400, Invalid),  # not an EnclumeError: the status decides
+    (None, 400, EnclumeError),  # the RPC layer's own refusal (a malformed call)
+])
+def test_a_remote_error_is_rebuilt_as_its_class_with_its_status_and_message(
+        kind: str | None, code: int, expected: type[EnclumeError]) -> None:
+    error = remote_error(kind, "what the conductor said", code)
+    assert type(error) is expected
+    assert (error.code, error.message, str(error)) == (
+        code, "what the conductor said", "what the conductor said")
+    assert error.retry_after_s == expected.retry_after_s  # a Retry-After for the API

@@ -30,7 +30,7 @@ from services.classroom.fields import choice, known_keys
 from services.classroom.student_states import find_own_state
 from services.common.config import Settings
 from services.common.db import Database
-from services.common.exceptions import EnclumeError, Forbidden, Invalid, StaleUpdate
+from services.common.exceptions import EnclumeError, Forbidden, Invalid, NodeLocked
 from services.common.identity import Identity
 from services.common.models import Node
 from services.common.optimistic import retrying_stale
@@ -85,10 +85,8 @@ def _record(db: Database, api: ConductorAPI, node_uuid: str, identity: Identity,
         try:
             retrying_stale(attempt)
             return
-        except StaleUpdate:
-            raise
-        except EnclumeError as exc:  # NodeLocked (locally, or a 409 through the RPC)
-            if exc.code != 409 or "locked" not in str(exc) or time.monotonic() > deadline:
+        except NodeLocked:  # locally, or through the RPC (rpc.py raises the same class)
+            if time.monotonic() > deadline:
                 raise
             time.sleep(LOCKED_PAUSE_S)
 
