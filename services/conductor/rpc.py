@@ -110,8 +110,11 @@ class RpcClient:
                 f"before retrying.") from exc
         body = _json(response)
         if response.status_code >= 400:
-            error = body.get("error") or {}
-            message = error.get("message") or f"Conductor error {response.status_code}"
+            error = body.get("error")
+            error = error if isinstance(error, dict) else {}  # a proxy's page, another server
+            message = error.get("message")
+            message = message if isinstance(message, str) and message else (
+                f"Conductor error {response.status_code}")
             kind = error.get("kind")
             raise remote_error(kind if isinstance(kind, str) else None, message,
                                response.status_code)

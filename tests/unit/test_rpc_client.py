@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
 
 from services.classroom.jobs import QUEUED
 from services.common.classroom_models import Image, ImageVersion, Job, JobPC, Room
@@ -333,3 +336,23 @@ def test_a_remote_error_is_rebuilt_as_its_class_with_its_status_and_message(
     assert (error.code, error.message, str(error)) == (
         code, "what the conductor said", "what the conductor said")
     assert error.retry_after_s == expected.retry_after_s  # a Retry-After for the API
+
+
+@pytest.mark.parametrize("body", ['{"error": "bad gateway"}', '{"error": {"message": 5}}',
+                                  "<html>502 Bad Gateway</html>", "[1, 2]"])
+def test_an_error_page_not_from_a_conductor_is_a_clean_error(db: Database, tmp_path: Path,
+                                                              body: str) -> None:
+    """Something else answering on the conductor's address (a proxy's error page): its status
+    and a message of Enclume's own, never an AttributeError from the body's shape."""
+    async def answer(_request: object) -> Response:
+        return Response(body, status_code=502, media_type="application/json")
+
+    app = Starlette(routes=[Route("/rpc/{method}", answer, methods=["POST"])])
+    with serving(app) as url:
+        client, uuid = client_routing_to(db, tmp_path, url)
+        try:
+            with pytest.raises(EnclumeError) as failed:
+                client.change_power_state(uuid, "power on")
+        finally:
+            client.close()
+    assert (failed.value.code, failed.value.message) == (502, "Conductor error 502")
