@@ -7,6 +7,8 @@ namespace.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -23,6 +25,7 @@ import pytest
 import sushy
 from pyghmi import exceptions as pyghmi_exceptions
 from pyghmi.ipmi import command as ipmi_command
+from pyghmi.ipmi.private import session as pyghmi_session
 from sushy import exceptions as sushy_exceptions
 
 from tests.support import peers_fixtures
@@ -262,6 +265,62 @@ def test_rmcp_plus_refusals_and_junk(ipmi_fleet: IpmiPeers) -> None:
         for datagram in junk[-2:]:
             exchange(datagram)
     assert ipmitool_ok(ipmi_fleet, port, "power", "status") == "Chassis Power is off\n"
+
+
+def test_a_late_rakp1_gets_the_keys_of_the_session_it_names() -> None:
+    """A client that retried its open session request (pyghmi does, with a new session id,
+    when the answer is late) has two sessions at the BMC; its RAKP 1 names the first one. The
+    RAKP 2 must be that session's: its console id, and an HMAC over its ids, or the client
+    reads it as "Incorrect password provided" (what a loaded CI run once showed)."""
+    user, password = b"admin", b"late-rakp-password"
+    with BmcFleet(user.decode(), password.decode()) as fleet, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        [(port, _)] = fleet.start(1)
+        client.settimeout(10)
+        bmc = (fleet.host, port)
+        first_id, second_id = b"\x01\x00\x00\x70", b"\x02\x00\x00\x70"
+        suite_3 = bytes([0, 0, 0, 8, 1, 0, 0, 0, 1, 0, 0, 8, 1, 0, 0, 0, 2, 0, 0, 8, 1, 0, 0, 0])
+        for tag, console_id in ((1, first_id), (2, second_id)):
+            client.sendto(rmcp_plus(OPEN_SESSION_REQUEST,
+                                    bytes([tag, 0, 0, 0]) + console_id + suite_3), bmc)
+        answers = {}
+        for _ in range(2):
+            answer = client.recv(512)[16:]
+            assert answer[1] == 0, answer.hex()
+            answers[bytes(answer[4:8])] = bytes(answer[8:12])
+        assert set(answers) == {first_id, second_id}
+        first_bmc_id = answers[first_id]
+        assert first_bmc_id != answers[second_id]
+
+        console_random, role = os.urandom(16), 0x14  # name-only lookup, administrator
+        client.sendto(rmcp_plus(RAKP1, bytes([3, 0, 0, 0]) + first_bmc_id + console_random
+                                + bytes([role, 0, 0, len(user)]) + user), bmc)
+        rakp2 = client.recv(512)[16:]
+        assert (rakp2[0], rakp2[1], bytes(rakp2[4:8])) == (3, 0, first_id)
+        bmc_random, guid, code = rakp2[8:24], rakp2[24:40], rakp2[40:60]
+        signed = (first_id + first_bmc_id + console_random + bmc_random + guid
+                  + bytes([role, len(user)]) + user)
+        assert code == hmac.new(password, signed, hashlib.sha1).digest()
+
+
+def test_pyghmi_logs_in_through_a_repeated_open_session_request(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyghmi (1.6.19) runs a session's retry timer and its answers on whichever threads call
+    its loop: a timer that fired while the channel auth answer was awaited resends the last
+    payload, which another thread has just made the open session request. Replayed here on one
+    thread: each open session request goes out twice, byte for byte."""
+    send_open_request = pyghmi_session.Session._open_rmcpplus_request
+
+    def sent_twice(session: Any) -> None:
+        send_open_request(session)
+        session.send_payload()  # the timer's resend of lastpayload
+
+    monkeypatch.setattr(pyghmi_session.Session, "_open_rmcpplus_request", sent_twice)
+    with BmcFleet("admin", "repeated-open-password") as fleet:
+        [(port, _)] = fleet.start(1)
+        command = ipmi_command.Command(bmc=fleet.host, port=port, userid=b"admin",
+                                       password=b"repeated-open-password")
+        assert command.get_power() == {"powerstate": "off"}
 
 
 def power_state_of(port: int) -> str:

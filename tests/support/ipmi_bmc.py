@@ -18,7 +18,11 @@ password fail authentication; established sessions are dropped), ``restore``.
 Workarounds for pyghmi 1.6.19 (LAB-NOTES): the server answers any cipher-suite proposal with suite
 3 and "OK", which crashes pyghmi's client (it proposes SHA-256 first); this emulator refuses
 everything but suite 3 with RMCP+ status 0x11 so the client falls back. Unknown user names get
-RAKP2 status 0x0D ("unauthorized name") instead of silence.
+RAKP2 status 0x0D ("unauthorized name") instead of silence. Sessions are kept by client address
+*and* the session id this BMC gave, as a real BMC: a client whose open session request was
+answered late opens another one (pyghmi does, with a new id) and may then go on with the first;
+its RAKP 1 names the first, and answering it with the newest session's ids made pyghmi read the
+RAKP 2 as "Incorrect password provided" (seen once in a loaded CI run).
 
 Semantics of ``MemoryMachine`` (chosen to match real BMCs): reset and power cycle of a machine that
 is off are refused with completion code 0xD5 ("not supported in present state"); power on/off of a
@@ -269,7 +273,7 @@ class _EmulatedSession(serversession.ServerSession):
         super()._got_rakp3(data)
 
     def close_server_session(self) -> None:
-        self.bmc.forget_session(self.sockaddr)
+        self.bmc.forget_session(self)
 
 
 class EmulatedBmc(pyghmi_bmc.Bmc):
@@ -296,7 +300,8 @@ class EmulatedBmc(pyghmi_bmc.Bmc):
         self.serversocket = sock
         self.port = sock.getsockname()[1]
         self.machine = machine
-        self.sessions: dict[Any, tuple[_EmulatedSession, float]] = {}
+        # (client address, this BMC's session id) -> (session, last datagram seen)
+        self.sessions: dict[tuple[Any, bytes], tuple[_EmulatedSession, float]] = {}
 
     # --- datagrams -------------------------------------------------------------------------
 
@@ -315,12 +320,26 @@ class EmulatedBmc(pyghmi_bmc.Bmc):
         if payload_type == ipmi_constants.payload_types["ipmi"] and packet[6:10] == bytes(4):
             self.sessionless_data(packet, address)
             return
-        known = self.sessions.get(address)
-        if known is None:
+        key = self._session_key(address, payload_type, packet)
+        known = self.sessions.get(key) if key is not None else None
+        if key is None or known is None:
             return  # RAKP or session traffic of a session this BMC does not know (any more)
         session = known[0]
-        self.sessions[address] = (session, time.monotonic())
+        self.sessions[key] = (session, time.monotonic())
         session._handle_ipmi_packet(packet, sockaddr=address)
+
+    def _session_key(self, address: Any, payload_type: int,
+                     packet: bytearray) -> tuple[Any, bytes] | None:
+        """The session a datagram is for, by the id this BMC gave it: RAKP 1 and 3 name it in
+        their payload (the header's is still 0), session traffic in the header. A RAKP naming
+        no session of this client goes to its newest one (whose checks then answer it)."""
+        if payload_type not in (ipmi_constants.payload_types["rakp1"],
+                                ipmi_constants.payload_types["rakp3"]):
+            return (address, bytes(packet[6:10]))
+        named = (address, bytes(packet[16 + 4:16 + 8]))
+        if named in self.sessions:
+            return named
+        return next((key for key in reversed(self.sessions) if key[0] == address), None)
 
     def _open_session(self, packet: bytearray, address: Any) -> None:
         session = _EmulatedSession(self.authdata, self.kg, address, self.serversocket,
@@ -331,15 +350,20 @@ class EmulatedBmc(pyghmi_bmc.Bmc):
             handlers.pop(self.port, None)
             if not handlers:
                 ipmi_session.Session.bmc_handlers.pop(address, None)
-        self.sessions[address] = (session, time.monotonic())
+        if not session.refused:
+            # By the session id this BMC gave it, as a real BMC: a client that retried its
+            # open request (or two clients on one UDP port) has several sessions here, and a
+            # late RAKP 1 for the first must get the first one's keys, not the newest one's.
+            self.sessions[(address, bytes(session.managedsessionid))] = (
+                session, time.monotonic())
 
-    def forget_session(self, address: Any) -> None:
-        self.sessions.pop(address, None)
+    def forget_session(self, session: _EmulatedSession) -> None:
+        self.sessions.pop((session.sockaddr, bytes(session.managedsessionid)), None)
 
     def forget_idle_sessions(self, now: float) -> None:
-        for address, (_, last_seen) in list(self.sessions.items()):
+        for key, (_, last_seen) in list(self.sessions.items()):
             if now - last_seen > SESSION_IDLE_TIMEOUT_S:
-                del self.sessions[address]
+                del self.sessions[key]
 
     # --- chassis ---------------------------------------------------------------------------
 
