@@ -153,6 +153,17 @@ def _found(value: Any, path: list[str], match: str) -> bool:
     return _found(value, path[1:], match)
 
 
+def caller_fields(node: Node) -> set[str]:
+    """The caller's fields a check compares (the first name of each generic check's path)."""
+    if isinstance(node, GenericCheck):
+        return set() if node.literal is not None else {node.kind.split(".")[0]}
+    if isinstance(node, Not):
+        return caller_fields(node.operand)
+    if isinstance(node, And | Or):
+        return set().union(*(caller_fields(operand) for operand in node.operands))
+    return set()
+
+
 def referenced_rules(node: Node) -> set[str]:
     """The rules a check names with ``rule:``."""
     if isinstance(node, RuleRef):

@@ -41,6 +41,14 @@ BASE_RULES = {
     "is_node_lessee": "project_id:%(node.lessee)s",
     "is_allocation_owner": "project_id:%(allocation.owner)s",
 }
+# Base rules Enclume's defaults hold built in (Ironic's system member and reader rules name
+# ``rule:service_role``, its agent's lookup and heartbeat ``rule:public_api``): a file's
+# override would not reach the defaults, so it is refused rather than half applied.
+BUILT_IN = frozenset({"service_role", "public_api"})
+# The caller's values a generic check can compare (policy_checks.Question.creds); a check of
+# another (user_id, user_domain_id, ...) would be false for everyone, and true under ``not``.
+CALLER_FIELDS = frozenset({"roles", "system_scope", "system", "project_id", "project_name",
+                           "domain_id", "is_public_api"})
 # Ironic's rules no request of Enclume's asks: secrets are masked for everyone.
 NOT_CONSULTED = frozenset({"show_password", "show_instance_secrets"})
 # Ironic's finer rules that replaced a coarser one: the coarser rule and its deprecated check
@@ -132,6 +140,15 @@ def table(overrides: Mapping[str, tuple[Node, int]], path: Path) -> dict[str, po
             origins[rule] = (coarser, line)
     names = set(policy.RULES) | set(parsed)
     for name, (node, line) in overrides.items():
+        if name in BUILT_IN:
+            raise PolicyFileError(f"policy file {path}, line {line}: rule {name!r} cannot be "
+                                  "overridden: Enclume's defaults hold it built in; override "
+                                  "the rules that use it instead")
+        unknown_fields = sorted(policy_checks.caller_fields(node) - CALLER_FIELDS)
+        if unknown_fields:
+            raise PolicyFileError(f"policy file {path}, line {line}: rule {name!r} compares "
+                                  f"{', '.join(unknown_fields)}, which Enclume does not know "
+                                  f"of a caller (it knows {', '.join(sorted(CALLER_FIELDS))})")
         unknown = sorted(policy_checks.referenced_rules(node) - names)
         if unknown:
             raise PolicyFileError(f"policy file {path}, line {line}: rule {name!r} references "

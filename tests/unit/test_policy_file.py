@@ -81,6 +81,13 @@ def test_a_deprecated_rules_override_reaches_its_finer_rules(tmp_path: Path) -> 
     ('"a": ["role:x"]\n', "line 1: rule 'a' needs a check string"),
     ('- "role:x"\n', "expected a mapping of rule names to check strings"),
     ('"a": "role:x\n', "not YAML or JSON: line 2"),
+    # Ironic's system member and reader rules use it: the file could not change them here
+    ('"a": "role:x"\n"service_role": "!"\n',
+     "line 2: rule 'service_role' cannot be overridden"),
+    ('"public_api": "!"\n', "line 1: rule 'public_api' cannot be overridden"),
+    # false for everyone here, so "not user_id:..." would let everyone in
+    ('"baremetal:node:delete": "role:admin and not user_id:1234"\n',
+     "line 1: rule 'baremetal:node:delete' compares user_id, which Enclume does not know"),
 ])
 def test_a_file_that_cannot_be_used_is_refused_with_its_line(tmp_path: Path, text: str,
                                                              says: str) -> None:
