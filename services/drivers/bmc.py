@@ -80,7 +80,8 @@ class BmcPower(PowerInterface):
     def reboot(self, task: Task) -> None:
         access = self.control.access(task.node.driver_info)
         state = self.control.read(access)
-        if task.node.disable_power_off and state == POWER_ON:
+        if task.node.disable_power_off and state != POWER_OFF:
+            # Never off, whatever else the BMC reads (on, unknown, in between): a reset.
             self._run(access, self.control.reset)
             return
         if state != POWER_OFF:
