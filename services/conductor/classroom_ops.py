@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from services.common.exceptions import Invalid
 from services.drivers.deploy import login_step
 
 if TYPE_CHECKING:
@@ -19,8 +20,15 @@ class ClassroomOperations:
 
     runner: TaskRunner
 
-    def leave_class_vlan(self, node_uuid: str) -> dict[str, Any]:
+    def leave_class_vlan(self, node_uuid: str, class_ended_at: str) -> dict[str, Any]:
         """``{"moved", "state", "error"}``: whether the ports moved, the node's provision
-        state, the switch's failure. 409 while the node is locked (the job retries)."""
+        state, the switch's failure. 409 while the node is locked (the job retries).
+        ``class_ended_at`` (ISO 8601): a PC provisioned since then is another use's, left
+        alone."""
+        try:
+            ended = datetime.fromisoformat(class_ended_at)
+        except (TypeError, ValueError):
+            raise Invalid(f"class_ended_at must be an ISO 8601 time, got {class_ended_at!r}"
+                          ) from None
         with self.runner.locked(node_uuid) as task:
-            return login_step.leave_class_vlan(task, datetime.now(UTC))
+            return login_step.leave_class_vlan(task, datetime.now(UTC), ended)

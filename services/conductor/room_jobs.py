@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -121,7 +121,7 @@ class JobAdvancer:
                 selectinload(Job.room)))
             if job is None:
                 return
-            kind, version = job.kind, job.image_version
+            kind, version, created_at = job.kind, job.image_version, job.created_at
             multicast = (kind not in POWER_TARGET and version is not None
                          and job.room.transfer == "multicast" and self.settings is not None)
             info = instance_info(version) if version is not None else None
@@ -137,7 +137,7 @@ class JobAdvancer:
             by_id = {pc.id: pc.node_uuid for pc in rows.values()}
         if kind == LOG_OUT:
             claimed = [by_id[pc_id] for pc_id in queued if self._claim_start(pc_id)]
-            self._record(job_id, self._leave_class_vlan(claimed))
+            self._record(job_id, self._leave_class_vlan(claimed, as_utc(created_at)))
             queued = []
         if multicast and queued and info is not None:
             claimed = [pc_id for pc_id in queued if self._claim_start(pc_id)]
@@ -152,24 +152,32 @@ class JobAdvancer:
                                                                 image_id)})
         self._record(job_id, observed)
 
-    def _leave_class_vlan(self, node_uuids: list[str]) -> dict[str, dict[str, Any]]:
+    def _leave_class_vlan(self, node_uuids: list[str], class_ended_at: datetime
+                          ) -> dict[str, dict[str, Any]]:
         """A log-out's PCs (a class's end without restore or power-off) all at once, in
         threads, so that each switch takes their ports in one batch (SwitchBatcher); one PC
-        that fails (its switch does not answer) fails alone."""
+        that fails (its switch does not answer) fails alone. ``class_ended_at``: the job's
+        creation; a PC provisioned since (busy then, restored for the next class) is left."""
         if not node_uuids:
             return {}
         with ThreadPoolExecutor(max_workers=min(LOG_OUT_THREADS, len(node_uuids)),
                                 thread_name_prefix="log-out") as pool:
-            return dict(zip(node_uuids, pool.map(self._leave_one, node_uuids), strict=True))
+            return dict(zip(node_uuids, pool.map(
+                lambda uuid: self._leave_one(uuid, class_ended_at.isoformat()), node_uuids),
+                strict=True))
 
-    def _leave_one(self, node_uuid: str) -> dict[str, Any]:
+    def _leave_one(self, node_uuid: str, class_ended_at: str) -> dict[str, Any]:
         try:
-            moved = self.conductor.leave_class_vlan(node_uuid)
+            moved = self.conductor.leave_class_vlan(node_uuid, class_ended_at)
         except EnclumeError as exc:
             if exc.code in (409, 503):  # the node busy, no conductor free: a later pass
                 LOG.info("room job: PC %s waits: %s", node_uuid, exc.message)
                 return {"step": QUEUED}
             return {"outcome": "failed", "error": scrub(exc.message)}
+        except Exception:  # one PC's surprise must not lose the others' recorded moves
+            LOG.exception("room job: PC %s could not leave the class VLAN", node_uuid)
+            return {"outcome": "failed",
+                    "error": "An internal error of the conductor; see its log."}
         if moved.get("error"):
             return {"step": CLASS_VLAN, "outcome": "failed", "error": scrub(moved["error"])}
         # Not active (being restored, cleaned...): not on the class VLAN, nothing to move.

@@ -264,8 +264,9 @@ class RpcClient:
     def vif_detach(self, node_uuid: str, vif_id: str) -> None:
         self.call(node_uuid, "vif_detach", node_uuid=node_uuid, vif_id=vif_id)
 
-    def leave_class_vlan(self, node_uuid: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.call(node_uuid, "leave_class_vlan", node_uuid=node_uuid)
+    def leave_class_vlan(self, node_uuid: str, class_ended_at: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(node_uuid, "leave_class_vlan", node_uuid=node_uuid,
+                                           class_ended_at=class_ended_at)
         return result
 
     def issue_agent_token(self, node_uuid: str) -> str | None:

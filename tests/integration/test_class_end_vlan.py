@@ -28,7 +28,7 @@ from sqlalchemy import select
 from services.classroom.state_capture import logged_in
 from services.common.config import Settings
 from services.common.db import Database
-from services.common.models import Node, NodeHistory
+from services.common.models import Node, NodeHistory, utcnow
 from services.conductor.room_jobs import JobAdvancer
 from services.conductor.timetable import TimetableRunner
 from tests.lab.harness import Lab, VdeSwitch
@@ -242,3 +242,31 @@ def test_a_class_end_noticed_after_its_grace_moves_nothing(world: World) -> None
     assert occurrence["reason"].startswith(
         "The log-out after the class was skipped: the class ended at 2027-06-01 12:00:00 UTC "
         "and no conductor ended it before "), occurrence
+
+
+def test_a_pc_restored_since_the_class_ended_is_not_taken_off_its_new_class(
+        world: World) -> None:
+    """A PC busy at the class's end (409: the job waits for it) and restored for the next
+    class before the job's next pass belongs to that class: its ports stay where they are."""
+    for pc in ("pc-sam", "pc-tina"):
+        world.near.set_port_vlan(world.ports[pc], CLASS)
+    ok(world.api.post(f"{E}/sessions", json={
+        "room": "B12", "image": "debian:v1", "start": "2027-06-08T10:00",
+        "end": "2027-06-08T12:00", "before": "none", "after": "nothing"}), 201)
+    runner = world.timetable()
+    assert runner.run(at("2027-06-08T10:00")).claimed == 1
+    assert runner.run(at("2027-06-08T10:01")).started == 1
+    assert runner.run(at("2027-06-08T12:00")).ended == 1
+    (job,) = [job for job in ok(world.api.get(f"{E}/jobs", params={"room": "B12"}))["jobs"]
+              if job["state"] == "pending"]
+    assert job["kind"] == "log-out", job
+    with world.db.session() as session:  # its restore for the next class ended after the job
+        node = session.scalar(select(Node).where(Node.name == "pc-sam"))
+        assert node is not None
+        node.provision_updated_at = utcnow().replace(tzinfo=None) + timedelta(minutes=1)
+    world.advance_jobs()
+    rows = {pc["node"]: (pc["step"], pc["outcome"]) for pc in
+            ok(world.api.get(f"{E}/jobs/{job['uuid']}"))["pcs"]}
+    assert rows["pc-sam"] == ("active", "succeeded"), rows
+    assert rows["pc-tina"] == ("idle VLAN", "succeeded"), rows
+    assert (world.vlan("pc-sam"), world.vlan("pc-tina")) == (CLASS, IDLE)

@@ -232,8 +232,8 @@ def test_a_class_end_reaches_the_nodes_conductor_over_rpc(db: Database, tmp_path
     with serving(server_app(manager, SECRET)) as url:
         client, uuid = client_routing_to(db, tmp_path, url)
         try:
-            assert client.leave_class_vlan(uuid) == {"moved": False, "state": "available",
-                                                     "error": None}
+            assert client.leave_class_vlan(uuid, "2027-05-25T12:00:00+00:00") == {
+                "moved": False, "state": "available", "error": None}
         finally:
             client.close()
 

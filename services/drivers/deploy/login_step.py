@@ -29,6 +29,7 @@ from services.classroom.image_versions import instance_info
 from services.classroom.login_policy import login_policy
 from services.classroom.pc_logins import clear_login, end_login, login_of
 from services.classroom.state_capture import POWER_OFF_AFTER
+from services.classroom.times import as_utc
 from services.common import states
 from services.common.classroom_models import ImageVersion
 from services.common.config import Settings
@@ -107,19 +108,26 @@ def log_out(task: Task) -> None:
     _back_to_idle_vlan(task, f"The switch ports of the PC {login.get('user')} had logged in at")
 
 
-def leave_class_vlan(task: Task, now: datetime) -> dict[str, Any]:
+def leave_class_vlan(task: Task, now: datetime, class_ended_at: datetime) -> dict[str, Any]:
     """A class's end that neither restores nor powers the PC off (a ``log-out`` room job): an
     ``active`` PC's ports back to the idle VLAN, whether the PC is on or off (switch work
     only), and its login ended (``end_login``: work not yet saved stays recorded for the next
     restore). A PC in another state is not on the class VLAN: nothing to do. When the switch
-    fails, the login is kept (the PC is still on the class network) and ``error`` says why."""
+    fails, the login is kept (the PC is still on the class network) and ``error`` says why.
+    A PC provisioned since ``class_ended_at`` (busy at the class's end, then restored for the
+    next class) belongs to that use: nothing to do."""
     state = task.node.provision_state
-    if state != states.S.ACTIVE.value:
+    if state != states.S.ACTIVE.value or _provisioned_since(task.node, class_ended_at):
         return {"moved": False, "state": state, "error": None}
     error = _back_to_idle_vlan(task, "At the end of the class, the PC's switch ports")
     if error is None:
         end_login(task.node, now)
     return {"moved": error is None, "state": state, "error": error}
+
+
+def _provisioned_since(node: Any, moment: datetime) -> bool:
+    changed = node.provision_updated_at
+    return changed is not None and as_utc(changed) > as_utc(moment)
 
 
 def _back_to_idle_vlan(task: Task, subject: str) -> str | None:
