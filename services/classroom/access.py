@@ -31,6 +31,23 @@ def require_staff(identity: Identity, action: str) -> None:
         raise Forbidden(f"Access was denied: only an admin or an operator may {action}.")
 
 
+# What a room's teachers may change of it (the room page's forms); the rest is staff's.
+TEACHER_ROOM_FIELDS = frozenset({"layout", "pc_logins", "login_language"})
+
+
+def require_room_change(identity: Identity, fields: Any) -> None:
+    """Staff change anything of a room they see; its teachers its layout and its logins at
+    the PCs (the room page's forms), nothing else (Forbidden, naming the fields)."""
+    if identity.is_staff:
+        return
+    others = sorted(str(name) for name in fields if name not in TEACHER_ROOM_FIELDS)
+    if others or not fields:
+        allowed = ", ".join(sorted(TEACHER_ROOM_FIELDS))
+        raise Forbidden(f"Access was denied: only an admin or an operator may change a room's "
+                        f"{', '.join(others) or 'settings'}; a teacher of the room may change "
+                        f"its {allowed}.")
+
+
 def room_visible_to(identity: Identity) -> ColumnElement[bool]:
     """A condition on ``Room``: the rooms ``identity`` may see."""
     if identity.is_staff:

@@ -276,6 +276,17 @@ def test_a_teacher_sees_their_room_only(stack: Stack, admin: httpx.Client, world
         refused(client.post(f"{E}/rooms", json={"name": "X", "time_zone": "UTC"}), 403,
                 "admin or an operator")
         refused(client.post(f"{E}/rooms/B12/pcs", json={"pcs": ["pc3"]}), 403, "admin")
+        # A teacher changes what the room page offers (logins at the PCs, the layout), no more.
+        changed = ok(client.patch(f"{E}/rooms/B12", json={"pc_logins": True,
+                                                          "login_language": "fr"}))
+        assert (changed["pc_logins"], changed["login_language"]) == (True, "fr")
+        refused(client.patch(f"{E}/rooms/B12", json={"pc_logins": None, "name": "B13"}), 403,
+                "only an admin or an operator may change a room's name")
+        refused(client.patch(f"{E}/rooms/A1", json={"pc_logins": True}), 404,
+                "could not be found")
+        assert ok(client.patch(f"{E}/rooms/B12", json={"pc_logins": None,
+                                                       "login_language": None}))[
+            "pc_logins"] is None
         created = ok(client.post(f"{E}/sessions", json={
             "room": "B12", "image": "debian:v1", "start": "2027-06-01T10:00",
             "end": "2027-06-01T11:00"}), 201)
