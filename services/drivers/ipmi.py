@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -53,6 +54,12 @@ POWER_COMMANDS = {POWER_ON: PowerCommand("on", POWER_ON, "on"),
                   POWER_OFF: PowerCommand("off", POWER_OFF, "off"),
                   SOFT_POWER_OFF: PowerCommand("shutdown", POWER_OFF, "soft off")}
 RESET = PowerCommand("reset", POWER_ON, "reset")
+# A BMC forgets a session idle for its inactivity timeout (60 s by default in IPMI 2.0), and
+# pyghmi only keeps sessions alive while one of its calls runs. A session not used for this
+# long is asked of pyghmi again (a new Command), which logs in anew when it judges the old
+# one expired, instead of sending into a session the BMC has dropped (pyghmi would retry for
+# ~10 s, then log in again: past a call's deadline on a loaded conductor).
+STALE_SESSION_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,7 @@ class IpmiSessions:
     def __init__(self, settings: Settings) -> None:
         self.calls = BoundedCalls("ipmi", settings.ipmi.max_concurrency, settings.ipmi.timeout_s)
         self._commands: dict[IpmiAccess, ipmi_command.Command] = {}
+        self._used: dict[IpmiAccess, float] = {}  # when each cached Command last served
         self._bmc_locks: dict[IpmiAccess, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -125,7 +133,11 @@ class IpmiSessions:
             return self._bmc_locks.setdefault(access, threading.Lock())
 
     def _command(self, access: IpmiAccess) -> ipmi_command.Command:
+        now = time.monotonic()
         command = self._commands.get(access)
+        if command is not None and now - self._used.get(access, now) > STALE_SESSION_S:
+            command = None
+        self._used[access] = now
         if command is None:
             # pyghmi needs bytes credentials to keep several sessions apart in one process.
             command = ipmi_command.Command(

@@ -558,6 +558,12 @@ class BmcFleet:
             self._faults[port].password = password
             bmc.sessions.clear()
 
+    def forget_sessions(self, port: int) -> None:
+        """The BMC drops its sessions, as at its inactivity timeout: their traffic goes
+        unanswered, a client must log in again."""
+        with self._lock:
+            self._bmc(port).sessions.clear()
+
     def restore(self, port: int) -> None:
         """Back to normal: answering, no delay, the fleet's password."""
         with self._lock:

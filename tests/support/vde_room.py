@@ -22,7 +22,8 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.netns import _creation_lock, _free_network, ip
+from ramdisk.buildcache import exclusive
+from tests.support.netns import LOCK_FILE, _free_network, ip
 
 SETTLE_TIMEOUT_S = 10.0
 
@@ -88,7 +89,7 @@ def vde_room(pcs: int) -> Iterator[Room]:
                     plug.kill()
                     plug.wait()
         cleanup.callback(end_plugs)
-        with _creation_lock():
+        with exclusive(LOCK_FILE):
             network = _free_network()
             server_tap = f"vr{token}"
             plugs.append(subprocess.Popen(["vde_plug2tap", "-s", str(switch), "-p", "1",
