@@ -21,9 +21,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from services.api.policy import SERVICE_PROJECT, Credentials, Target
-
-Check = Callable[[Credentials, Target], bool]
+from services.api.policy import SERVICE_PROJECT, Check, Credentials, Target
 
 
 class CheckSyntaxError(ValueError):
