@@ -33,6 +33,7 @@ from services.conductor.room_jobs import JobAdvancer
 from services.conductor.timetable import TimetableRunner
 from tests.lab.harness import Lab, VdeSwitch
 from tests.support.api_stack import ServedApi, served_sqlite_api
+from tests.support.classroom_users import ok
 from tests.support.polling import eventually
 
 pytestmark = [pytest.mark.integration]
@@ -82,11 +83,6 @@ class World:
         with self.db.session() as session:
             return list(session.scalars(select(NodeHistory.event).join(Node).where(
                 Node.name == pc).order_by(NodeHistory.id)))
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json() if response.content else None
 
 
 def settle(api: httpx.Client, pcs: list[str], verb: str, state: str) -> None:
