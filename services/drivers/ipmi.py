@@ -123,8 +123,8 @@ class IpmiSessions:
 
     def __init__(self, settings: Settings) -> None:
         self.calls = BoundedCalls("ipmi", settings.ipmi.max_concurrency, settings.ipmi.timeout_s)
-        # Each BMC's pyghmi Command and when it last served (STALE_SESSION_S).
-        self._commands: dict[IpmiAccess, tuple[ipmi_command.Command, float]] = {}
+        self._commands: dict[IpmiAccess, ipmi_command.Command] = {}
+        self._used: dict[IpmiAccess, float] = {}  # when each cached Command last served
         self._bmc_locks: dict[IpmiAccess, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -134,13 +134,16 @@ class IpmiSessions:
 
     def _command(self, access: IpmiAccess) -> ipmi_command.Command:
         now = time.monotonic()
-        command, used = self._commands.get(access, (None, now))
-        if command is None or now - used > STALE_SESSION_S:
+        command = self._commands.get(access)
+        if command is not None and now - self._used.get(access, now) > STALE_SESSION_S:
+            command = None
+        self._used[access] = now
+        if command is None:
             # pyghmi needs bytes credentials to keep several sessions apart in one process.
             command = ipmi_command.Command(
                 bmc=access.address, port=access.port, userid=access.username.encode(),
                 password=access.password.encode(), privlevel=access.privilege, kg=access.kg)
-        self._commands[access] = (command, now)
+            self._commands[access] = command
         return command
 
     def run(self, access: IpmiAccess, what: str, fn: Callable[[ipmi_command.Command], T]) -> T:
