@@ -21,7 +21,8 @@ def main() -> None:
     logs.setup("info")  # as enclume-boot: the multicast sessions' start lines among them
     app = create_boot_app(settings, open_database(settings))
     uvicorn.run(app, host=settings.boot.http_host, port=settings.boot.http_port,
-                log_level="warning", access_log=False, log_config=None)
+                log_level="warning", access_log=False, log_config=None,
+                timeout_keep_alive=settings.process.http_keep_alive_s)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from services.common.config import Settings
 from services.common.lifecycle import StartedFirst
 from services.common.logs import setup as setup_logging
 from services.common.memory import release_free_heap
+from services.common.uvicorn_options import uvicorn_options
 
 LOG = logging.getLogger("enclume.api")
 
@@ -45,9 +46,7 @@ def serve(app_factory: Callable[[Settings], FastAPI], settings: Settings) -> int
         uvicorn.run(app, host=settings.api.host, port=settings.api.port,
                     ssl_certfile=settings.api.tls_cert_file if tls else None,
                     ssl_keyfile=settings.api.tls_key_file if tls else None,
-                    log_level=settings.process.log_level.lower(),
-                    access_log=settings.process.access_log,
-                    log_config=None)  # uvicorn logs through our (scrubbing) handlers
+                    **uvicorn_options(settings.process))
     finally:
         if started_first is not None:
             started_first.stop()  # when uvicorn could not serve (its lifespan stops it otherwise)

@@ -26,6 +26,7 @@ from services.common.config import Settings, get_settings
 from services.common.db import open_database
 from services.common.lifecycle import StartedFirst
 from services.common.logs import setup as setup_logging
+from services.common.uvicorn_options import uvicorn_options
 
 LOG = logging.getLogger("enclume.boot")
 HEALTH_PATH = "/health"
@@ -59,9 +60,7 @@ def run(settings: Settings) -> int:
         LOG.info("boot service HTTP on http://%s:%d", settings.boot.http_host,
                  settings.boot.http_port)
         uvicorn.run(app, host=settings.boot.http_host, port=settings.boot.http_port,
-                    log_level=settings.process.log_level.lower(),
-                    access_log=settings.process.access_log,
-                    log_config=None)
+                    **uvicorn_options(settings.process))
     finally:
         services.stop()  # when uvicorn could not serve (its lifespan stops them otherwise)
     return 0

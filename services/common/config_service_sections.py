@@ -18,6 +18,10 @@ class ProcessSettings(BaseSettings):
     data_dir: Path = Path("/var/lib/enclume")
     log_level: str = "INFO"
     access_log: bool = True
+    # An idle keep-alive connection is closed by the server only after its clients would
+    # have let it go (httpx's 5 s): when both wait 5 s, a request sent as the server closes
+    # is reset. 75 s is nginx's default.
+    http_keep_alive_s: float = Field(default=75.0, gt=0)
 
 
 class DatabaseSettings(BaseSettings):

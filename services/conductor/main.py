@@ -12,6 +12,7 @@ from services.common.config import get_settings
 from services.common.db import open_database
 from services.common.logs import setup as setup_logging
 from services.common.membership import Membership
+from services.common.uvicorn_options import uvicorn_options
 from services.conductor.console_web import console_routes
 from services.conductor.manager import ConductorManager
 from services.conductor.periodic import PeriodicTasks
@@ -37,7 +38,7 @@ def main() -> None:
     LOG.info("conductor %s (group %r) serving RPC on %s", manager.host,
              settings.conductor.group, settings.effective_rpc_address)
     uvicorn.run(app, host=settings.rpc.host, port=settings.rpc.port,
-                log_level=settings.process.log_level.lower(), access_log=False, log_config=None)
+                **uvicorn_options(settings.process, access_log=False))
 
 
 def dbsync() -> None:

@@ -7,11 +7,14 @@ set of secrets that never appears in a response or a log line of a scenario full
 from __future__ import annotations
 
 import base64
+import http.client
 import json
+import select
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -58,6 +61,27 @@ def test_credentials_of_any_shape_are_401_and_the_connection_stays_usable(
         good = client.get("/v1/nodes", headers=basic(user, password))
         assert good.status_code == 200, good.text
     assert "Traceback" not in aio_basic.log_text()
+
+
+def test_an_idle_connection_is_kept_longer_than_httpx_keeps_it(aio: Server) -> None:
+    """The server must not close an idle connection before its clients let it go (httpx: 5 s),
+    or a request sent just as it closes is reset (a CI run's "Connection reset by peer")."""
+    idle_s = httpx.Limits().keepalive_expiry
+    assert idle_s is not None
+    connection = http.client.HTTPConnection(urlsplit(aio.url).netloc, timeout=10)
+    try:
+        statuses = []
+        for pause in (idle_s + 1, 0):
+            connection.request("GET", "/v1", headers=HEADERS)
+            answer = connection.getresponse()
+            answer.read()
+            statuses.append(answer.status)
+            time.sleep(pause)
+            readable, _, _ = select.select([connection.sock], [], [], 0)
+            assert not readable, "the server closed the idle connection"
+        assert statuses == [200, 200]
+    finally:
+        connection.close()
 
 
 @pytest.mark.parametrize("version", [

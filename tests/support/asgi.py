@@ -12,6 +12,8 @@ from typing import Any
 
 import uvicorn
 
+from services.common.config_service_sections import ProcessSettings
+
 
 def bound_socket() -> socket.socket:
     """A TCP socket bound to a free loopback port, to hand to ``serving`` later."""
@@ -33,8 +35,9 @@ def serving(app: Any, sock: socket.socket | None = None, timeout: float = 10.0,
     (certificate, key) files to serve https with."""
     sock = sock or bound_socket()
     server = uvicorn.Server(uvicorn.Config(
-        app, log_level="warning", lifespan="on", ssl_certfile=tls[0] if tls else None,
-        ssl_keyfile=tls[1] if tls else None))
+        app, log_level="warning", lifespan="on",
+        timeout_keep_alive=ProcessSettings().http_keep_alive_s,
+        ssl_certfile=tls[0] if tls else None, ssl_keyfile=tls[1] if tls else None))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
