@@ -311,6 +311,24 @@ class ImageCache:
         return evicted
 
 
+class StartedAtFirstUse:
+    """An image cache made and started by its first caller (a driver's: created with the
+    conductor, used only by the nodes that need it)."""
+
+    def __init__(self, make: Callable[[], ImageCache]) -> None:
+        self._make = make
+        self._cache: ImageCache | None = None
+        self._guard = threading.Lock()
+
+    def __call__(self) -> ImageCache:
+        with self._guard:
+            if self._cache is None:
+                cache = self._make()
+                cache.start()
+                self._cache = cache
+            return self._cache
+
+
 def _write(path: Path, chunks: Iterable[bytes]) -> None:
     with path.open("wb") as out:
         for chunk in chunks:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import httpx
 
-from services.common.bootconfig.image_cache import ImageCache, ImageError
+from services.common.bootconfig.image_cache import ImageCache, ImageError, StartedAtFirstUse
 from services.common.config import Settings
 from services.drivers.base import DriverError
 from services.drivers.boot import vmedia_iso
@@ -146,20 +146,11 @@ class IsoCache:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.iso_dir = settings.effective_boot_files_dir / ISO_DIRECTORY
-        self._cache: ImageCache | None = None
-        self._guard = threading.Lock()
-
-    def cache(self) -> ImageCache:
-        with self._guard:
-            if self._cache is None:
-                # Conductors share the files directory: each builds in its own partial one.
-                cache = ImageCache(self.iso_dir / CACHE_DIRECTORY,
-                                   self.settings.images.cache_max_bytes,
-                                   self.settings.images.download_timeout_s,
-                                   partial_name=f".partial-{self.settings.conductor.hostname}")
-                cache.start()
-                self._cache = cache
-            return self._cache
+        # Conductors share the files directory: each builds in its own partial one.
+        self.cache = StartedAtFirstUse(lambda: ImageCache(
+            self.iso_dir / CACHE_DIRECTORY, settings.images.cache_max_bytes,
+            settings.images.download_timeout_s,
+            partial_name=f".partial-{settings.conductor.hostname}"))
 
     def node_iso(self, node_uuid: str) -> Path:
         return self.iso_dir / f"{node_uuid}.iso"
