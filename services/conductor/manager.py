@@ -267,10 +267,7 @@ class ConductorManager(PortOperations, VolumeOperations, AllocationOperations,
             if device not in supported:
                 raise Invalid(f"Invalid boot device {device}, supported boot devices for node "
                               f"{node_uuid} are: {', '.join(supported)}.")
-            try:
-                task.driver.management.validate(task)
-            except DriverError as exc:
-                raise Invalid(str(exc)) from exc
+            boot_mode.check_management(task)
             try:
                 task.driver.management.set_boot_device(task, device, persistent)
             except DriverError as exc:

@@ -28,6 +28,7 @@ from tests.support.static_http import serving_directory
 pytestmark = pytest.mark.skipif(bool(vmedia_iso.missing_tools()),
                                 reason="the ISO tools are not installed")
 MiB = 1024 * 1024
+HOUR_S = 3600
 NODE_A, NODE_B = "0d4c3b8e-5f55-4c1b-9a55-3f1f6c1d2a01", "0d4c3b8e-5f55-4c1b-9a55-3f1f6c1d2a02"
 VERSION = "6b1f3c2e-8d7a-4e5b-9c0d-1a2b3c4d5e6f"
 NO_KERNEL = "6b1f3c2e-8d7a-4e5b-9c0d-1a2b3c4d5e60"
@@ -46,13 +47,21 @@ class QuietHandler(SimpleHTTPRequestHandler):
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
-    """``tmp_path/inputs`` over HTTP on loopback: a kernel of 1 MiB, a ramdisk of 6 MiB."""
+    """``tmp_path/inputs`` over HTTP on loopback: a kernel of 1 MiB, a ramdisk of 6 MiB, last
+    modified an hour ago (a Last-Modified that identifies their content: see
+    ``test_a_file_modified_within_the_minute_is_downloaded_at_each_prepare``)."""
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     (inputs / "vmlinuz").write_bytes(b"\x7fkernel" * (MiB // 7))
     (inputs / "initrd").write_bytes(bytes(range(256)) * (6 * MiB // 256))
+    for name in ("vmlinuz", "initrd"):
+        dated(inputs / name, HOUR_S)
     with serving_directory(inputs, QuietHandler) as url:
         yield url
+
+
+def dated(path: Path, age_s: float) -> None:
+    os.utime(path, (time.time() - age_s, time.time() - age_s))
 
 
 def isos(tmp_path: Path, max_bytes: int = 1024 * MiB) -> IsoCache:
@@ -88,10 +97,29 @@ def test_one_build_per_content_shared_by_nodes_and_timed(served: str, tmp_path: 
     # A ramdisk replaced on its server (a new Last-Modified) is downloaded: a new ISO.
     ramdisk = tmp_path / "inputs" / "initrd"
     ramdisk.write_bytes(b"new" + ramdisk.read_bytes()[3:])
-    os.utime(ramdisk, (time.time() + 5, time.time() + 5))
+    dated(ramdisk, HOUR_S / 2)
     QuietHandler.downloads.clear()
     changed = cache.publish(NODE_A, files, params)
     assert not changed.reused and changed.key not in (first.key, other.key)
+    assert QuietHandler.downloads == ["/vmlinuz", "/initrd"]
+
+
+def test_a_file_modified_within_the_minute_is_downloaded_at_each_prepare(
+        served: str, tmp_path: Path) -> None:
+    """The file server gives no ETag, and a Last-Modified of one-second resolution: the
+    ramdisk just written could be written again within the same second, so its sha256 is not
+    remembered (RFC 9110's weak Last-Modified) and each prepare downloads it."""
+    cache = isos(tmp_path)
+    ramdisk = tmp_path / "inputs" / "initrd"
+    dated(ramdisk, 0)
+    written = ramdisk.stat().st_mtime
+    files = {"kernel": f"{served}/vmlinuz", "ramdisk": f"{served}/initrd"}
+    first = cache.publish(NODE_A, files, "a")
+    ramdisk.write_bytes(b"new" + ramdisk.read_bytes()[3:])  # same size,
+    os.utime(ramdisk, (written, written))  # and within the same second: the same validators
+    QuietHandler.downloads.clear()
+    second = cache.publish(NODE_A, files, "a")
+    assert not second.reused and second.key != first.key
     assert QuietHandler.downloads == ["/vmlinuz", "/initrd"]
 
 

@@ -234,14 +234,7 @@ class ImageCache:
                 self._downloads.pop(key, None)
 
     def _build(self, key: str, size: int, chunks: Callable[[], Iterable[bytes]]) -> None:
-        def write(path: Path) -> None:
-            with path.open("wb") as out:
-                for chunk in chunks():
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-
-        self._make(key, size, write)
+        self._make(key, size, lambda path: _write(path, chunks()))
 
     def _make(self, key: str, size: int, make: Callable[[Path], None]) -> None:
         if size > self.max_bytes:
@@ -268,35 +261,27 @@ class ImageCache:
                 announced = _content_length(response)
                 if announced is not None and announced > self.max_bytes:
                     raise ImageTooLarge(self._too_large(source, announced))
-                self.make_room(announced or 0, keep=source.key)
-                self._store(source, response)
+                self._make(source.key, announced or 0,
+                           lambda path: _write(path, self._verified(source, response)))
         except httpx.HTTPError as exc:
             raise DownloadFailed(f"downloading {source.shown} failed: "
                                  f"{type(exc).__name__}") from None
 
-    def _store(self, source: ImageSource, response: httpx.Response) -> None:
-        fd, temporary = tempfile.mkstemp(dir=self.partial, prefix=f"{source.key}.")
+    def _verified(self, source: ImageSource, response: httpx.Response) -> Iterator[bytes]:
+        """The body's chunks; ImageTooLarge past the cache's size, ChecksumMismatch at its end
+        unless it has ``source``'s checksum."""
         hasher = hashlib.new(source.algorithm)
         size = 0
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in response.iter_bytes(CHUNK_BYTES):
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise ImageTooLarge(self._too_large(source, size))
-                    hasher.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            actual = hasher.hexdigest()
-            if actual != source.digest:
-                raise ChecksumMismatch(f"the {source.algorithm} checksum of {source.shown} is "
-                                       f"{actual}, expected {source.digest}; not cached")
-            os.replace(temporary, self.path_of(source))
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        LOG.info("cached image %s: %d bytes, %s verified", source.shown, size, source.algorithm)
+        for chunk in response.iter_bytes(CHUNK_BYTES):
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise ImageTooLarge(self._too_large(source, size))
+            hasher.update(chunk)
+            yield chunk
+        actual = hasher.hexdigest()
+        if actual != source.digest:
+            raise ChecksumMismatch(f"the {source.algorithm} checksum of {source.shown} is "
+                                   f"{actual}, expected {source.digest}; not cached")
 
     def _too_large(self, source: ImageSource, size: int) -> str:
         return (f"{source.shown} is larger ({size} bytes) than the image cache "
@@ -324,6 +309,32 @@ class ImageCache:
             LOG.warning("the image cache holds %d bytes, over its %d: the rest is in use",
                         total, self.max_bytes)
         return evicted
+
+
+class StartedAtFirstUse:
+    """An image cache made and started by its first caller (a driver's: created with the
+    conductor, used only by the nodes that need it)."""
+
+    def __init__(self, make: Callable[[], ImageCache]) -> None:
+        self._make = make
+        self._cache: ImageCache | None = None
+        self._guard = threading.Lock()
+
+    def __call__(self) -> ImageCache:
+        with self._guard:
+            if self._cache is None:
+                cache = self._make()
+                cache.start()
+                self._cache = cache
+            return self._cache
+
+
+def _write(path: Path, chunks: Iterable[bytes]) -> None:
+    with path.open("wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def _files(directory: Path) -> Iterator[tuple[str, os.stat_result]]:

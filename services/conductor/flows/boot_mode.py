@@ -17,12 +17,17 @@ from services.drivers.base import DriverError
 LOG = logging.getLogger(__name__)
 
 
-def validated_management(task: Task) -> None:
-    """A prepare step: the management interface validated (400), the last error cleared."""
+def check_management(task: Task) -> None:
+    """The management interface validated; what it finds wrong answers 400 (Invalid)."""
     try:
         task.driver.management.validate(task)
     except DriverError as exc:
         raise Invalid(str(exc)) from exc
+
+
+def validated_management(task: Task) -> None:
+    """A prepare step: the management interface validated (400), the last error cleared."""
+    check_management(task)
     task.node.last_error = None
     task.commit()
 

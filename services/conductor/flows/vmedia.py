@@ -15,7 +15,7 @@ from services.common.bootconfig.files import served_url
 from services.common.config import Settings
 from services.common.exceptions import DriverError, EnclumeError, Invalid
 from services.common.hardware_types import VMEDIA_DEVICES
-from services.conductor.flows.boot_mode import validated_management
+from services.conductor.flows.boot_mode import check_management, validated_management
 from services.conductor.flows.steps import Step
 from services.conductor.task import Task
 from services.drivers.driver_errors import UnsupportedDriverExtension
@@ -79,10 +79,7 @@ def listed(task: Task) -> list[dict[str, Any]]:
     """The BMC's virtual media (API 1.93), as Ironic's get_virtual_media: the management
     interface validated, then read; an interface without it, or a BMC with no drive, is 400
     (Ironic's texts); a BMC that fails, 500."""
-    try:
-        task.driver.management.validate(task)
-    except DriverError as exc:
-        raise Invalid(str(exc)) from exc
+    check_management(task)
     try:
         media = task.driver.management.get_virtual_media(task)
     except UnsupportedDriverExtension as exc:

@@ -6,8 +6,10 @@ line, the UEFI loader's sha256 and the builder's layout (``FORMAT``). The kernel
 hashed as they are downloaded; their sha256 is remembered with the validators their server
 answered (``ETag``, ``Last-Modified``, ``Content-Length``) in ``vmedia/.sources/``, and a later
 prepare whose HEAD answers the same validators takes the remembered sha256 without downloading
-(as Ironic's image cache trusts an HTTP image's ``Last-Modified``); a server that gives neither
-ETag nor Last-Modified has its files downloaded at each prepare. When the ISO is not cached the
+(as Ironic's image cache trusts an HTTP image's ``Last-Modified``); a server that gives no ETag
+and a Last-Modified less than a minute older than its answer (RFC 9110's weak one: the file may
+change again within the same second) has its files downloaded at each prepare, as one that
+gives neither. When the ISO is not cached the
 files are downloaded, and a content that no longer has the remembered sha256 fails the prepare
 (try again: the remembered one is replaced).
 
@@ -38,11 +40,11 @@ from pathlib import Path
 
 import httpx
 
-from services.common.bootconfig.image_cache import ImageCache, ImageError
+from services.common.bootconfig.image_cache import ImageCache, ImageError, StartedAtFirstUse
 from services.common.config import Settings
 from services.drivers.base import DriverError
 from services.drivers.boot import vmedia_iso
-from services.drivers.url_download import download, validators
+from services.drivers.url_download import download_hashed, validators
 
 ISO_DIRECTORY = "vmedia"
 CACHE_DIRECTORY = "cache"
@@ -104,7 +106,7 @@ class _Inputs:
         digests = []
         self.sources.mkdir(parents=True, exist_ok=True)
         for (label, url), path in zip(self.files, self.paths, strict=True):
-            digest, version = download(label, url, path, self.timeout_s)
+            digest, version = download_hashed(label, url, path, self.timeout_s)
             record = self._record(url)
             if version is None:
                 record.unlink(missing_ok=True)
@@ -144,20 +146,11 @@ class IsoCache:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.iso_dir = settings.effective_boot_files_dir / ISO_DIRECTORY
-        self._cache: ImageCache | None = None
-        self._guard = threading.Lock()
-
-    def cache(self) -> ImageCache:
-        with self._guard:
-            if self._cache is None:
-                # Conductors share the files directory: each builds in its own partial one.
-                cache = ImageCache(self.iso_dir / CACHE_DIRECTORY,
-                                   self.settings.images.cache_max_bytes,
-                                   self.settings.images.download_timeout_s,
-                                   partial_name=f".partial-{self.settings.conductor.hostname}")
-                cache.start()
-                self._cache = cache
-            return self._cache
+        # Conductors share the files directory: each builds in its own partial one.
+        self.cache = StartedAtFirstUse(lambda: ImageCache(
+            self.iso_dir / CACHE_DIRECTORY, settings.images.cache_max_bytes,
+            settings.images.download_timeout_s,
+            partial_name=f".partial-{settings.conductor.hostname}"))
 
     def node_iso(self, node_uuid: str) -> Path:
         return self.iso_dir / f"{node_uuid}.iso"

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from services.common.bootconfig.image_cache import ImageCache, ImageError
+from services.common.bootconfig.image_cache import ImageCache, ImageError, StartedAtFirstUse
 from services.common.config import Settings
 from services.drivers import agent_client
 from services.drivers.base import DriverError, Resume
@@ -68,18 +67,9 @@ class IscsiWriter:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._cache: ImageCache | None = None
-        self._cache_guard = threading.Lock()
-
-    def cache(self) -> ImageCache:
-        with self._cache_guard:
-            if self._cache is None:
-                cache = ImageCache(self.settings.effective_conductor_image_cache_dir,
-                                   self.settings.images.cache_max_bytes,
-                                   self.settings.images.download_timeout_s)
-                cache.start()
-                self._cache = cache
-            return self._cache
+        self.cache = StartedAtFirstUse(lambda: ImageCache(
+            settings.effective_conductor_image_cache_dir, settings.images.cache_max_bytes,
+            settings.images.download_timeout_s))
 
     def validate(self, task: Task) -> None:
         version_id, in_store_only = block_restore.named_version(task.node, self.settings)
