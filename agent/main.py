@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import signal
-import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
-from agent import api_client, discovery, handlers, inventory, rescue
+from agent import api_client, discovery, handlers, inventory, power, rescue
 from agent.api_client import ApiError, Lookup
 from agent.config import MIN_HEARTBEAT_S, AgentConfig, ConfigError, load
 from agent.lldp import LldpListener
@@ -19,6 +20,8 @@ from agent.server import AgentServer
 from agent.tokens import TokenState
 
 LOG = logging.getLogger("enclume-agent")
+# What the process does once its agent stopped serving, until the machine stops: its exit code.
+Stay = Callable[[AgentConfig, threading.Event], int]
 
 
 def lookup_macs(config: AgentConfig) -> list[str]:
@@ -41,8 +44,7 @@ class Agent:
         # Set to heartbeat before the interval is over: a long command ended, or the agent
         # stops (every setter of ``stopped`` sets it too).
         self.beat_now = threading.Event()
-        self.rescue_done = False
-        self.lockdown_done = False
+        self.stays: Stay | None = None  # None while the agent serves
         self.lookup: Lookup | None = None
         self.ca_loaded = not (config.api_ca_file or config.api_ca_url)
         self._advertise = config.advertise_host
@@ -50,28 +52,25 @@ class Agent:
                       else inventory.interface_names())
         self.lldp = LldpListener(interfaces).start()
         context = handlers.AgentContext(config, self.lldp, self.advertise_host,
-                                          token=self.token.get, rescued=self.rescued,
+                                          token=self.token.get,
+                                          rescued=partial(self.stop_serving, _stay_rescued),
                                           command_finished=self.beat_now.set,
-                                          locked_down=self.locked_down)
+                                          locked_down=partial(self.stop_serving,
+                                                              _stay_locked_down))
         self.server = AgentServer((config.listen_host, config.listen_port),
                                   handlers.build(context), self.token)
 
-    def rescued(self) -> None:
-        """finalize_rescue succeeded: once its answer has left, no API and no heartbeats
-        (the tenant network must not reach the agent), as Ironic's agent."""
-        self.rescue_done = True
+    def stop_serving(self, then: Stay) -> None:
+        """finalize_rescue (the tenant network must not reach the agent) or system.lockdown
+        (a node that is never powered off, at the end of its deploy) succeeded: once its
+        answer has left, no API and no heartbeats, as Ironic's agent; the process then
+        ``stays`` as ``then`` says until the machine stops."""
+        self.stays = then
         threading.Timer(self.config.power_action_delay_s, self.stop_beating).start()
 
     def stop_beating(self) -> None:
         self.stopped.set()
         self.beat_now.set()
-
-    def locked_down(self) -> None:
-        """system.lockdown succeeded (a node that is never powered off, at the end of its
-        deploy): once its answer has left, no API, no heartbeats and no network until the
-        machine reboots, as Ironic's agent."""
-        self.lockdown_done = True
-        threading.Timer(self.config.power_action_delay_s, self.stop_beating).start()
 
     def advertise_host(self) -> str:
         if self._advertise is None:
@@ -181,10 +180,8 @@ def _stay_rescued(config: AgentConfig, signalled: threading.Event) -> int:
 
 def _stay_locked_down(config: AgentConfig, signalled: threading.Event) -> int:
     """Bring the network down and wait for the reboot (init would start a new agent)."""
-    LOG.info("locked down: no API, no heartbeat; running %s", " ".join(config.lockdown_command))
-    done = subprocess.run(list(config.lockdown_command), check=False, capture_output=True)
-    if done.returncode != 0:
-        LOG.error("the lockdown command failed: %s", done.stderr.decode(errors="replace"))
+    LOG.info("locked down: no API, no heartbeat")
+    power.run(config.lockdown_command)
     signalled.wait()
     return 0
 
@@ -212,9 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     _on_signals(agent.stopped, agent.beat_now, signalled)
     agent.run()
     agent.stop()
-    if agent.lockdown_done:
-        return _stay_locked_down(config, signalled)
-    return _stay_rescued(config, signalled) if agent.rescue_done else 0
+    return agent.stays(config, signalled) if agent.stays else 0
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ Shared by the conductor's flows and the interfaces that boot a node into the dep
 A node with ``disable_power_off`` (API 1.95) is never powered off, as in Ironic: a power-off
 is refused (``refuse_power_off``, Ironic's ``conductor/utils.py`` ``node_power_action``), the
 flows' power-offs are skipped (``power_off_or_ask``), a power-on that ends a power-off is a
-reboot (``power_on_or_reboot``, Ironic's ``drivers/utils.py`` ``power_off_and_on``) and an
-operation that would leave the node off reboots it instead (``reboot_if_kept_on``).
+reboot (``power_on_or_reboot``, Ironic's ``drivers/utils.py`` ``power_off_and_on``), an
+operation that would leave the node off reboots it instead (``reboot_if_kept_on``) and a soft
+reboot is the interface's own, never a soft power-off then on (``soft_reboot``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import logging
 from typing import TYPE_CHECKING
 
 from services.common.exceptions import EnclumeError
-from services.drivers.base import POWER_OFF, POWER_ON, SOFT_POWER_OFF, ManualActionRequired
+from services.drivers.base import (
+    POWER_OFF,
+    POWER_ON,
+    SOFT_POWER_OFF,
+    SOFT_REBOOT,
+    ManualActionRequired,
+)
 
 if TYPE_CHECKING:
     from services.conductor.task import Task
@@ -46,6 +53,18 @@ def reboot(task: Task) -> None:
     """Restart the machine (power it on if it is off), e.g. into the deploy ramdisk."""
     task.driver.power.reboot(task)
     record_power(task, POWER_ON)
+
+
+def soft_reboot(task: Task) -> None:
+    """Ask the OS to shut down, then power on: what every interface can do. A node with
+    ``disable_power_off`` only gets an interface's own soft reboot (Redfish GracefulRestart);
+    the others refuse it, as Ironic's ``IPMIPower.set_power_state``."""
+    power = task.driver.power
+    if task.node.disable_power_off:
+        power.set_power_state(task, SOFT_REBOOT)
+        return
+    power.set_power_state(task, SOFT_POWER_OFF)
+    power.set_power_state(task, POWER_ON)
 
 
 def power_off_or_ask(task: Task) -> None:

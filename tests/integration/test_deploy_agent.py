@@ -278,4 +278,22 @@ def test_a_node_with_disable_power_off_is_reset_where_others_are_powered_off(
     power = [a for a in hardware.actions if a.startswith("power")]
     # on for inspection; resets: out of inspection, into and out of cleaning, into and out of
     # the deploy, out of the instance, into and out of cleaning.
+    # The tear down's two resets in a row (out of the instance, then into cleaning's ramdisk)
+    # are Ironic's: _do_node_tear_down runs AgentBaseMixin.clean_up, which reboots a
+    # disable_power_off node "so that it no longer runs the instance image", then automated
+    # cleaning's prepare_inband_cleaning reboots it into the ramdisk.
     assert power == ["power_on"] + ["power_reset"] * 8, power
+
+    # Without automated cleaning (automated_clean False) the tear down resets it once, out of
+    # the instance: Ironic's clean_up alone.
+    patch = [{"op": "replace", "path": "/automated_clean", "value": False}]
+    assert lab.api.patch(f"/v1/nodes/{machine.uuid}", json=patch).status_code == 200
+    lab.set_image(machine, **lab.image_info("raw", image_download_source="http"))
+    lab.provision(machine, "active")
+    assert lab.settled(machine, "active")["last_error"] is None
+    deployed = len([a for a in hardware.actions if a.startswith("power")])
+    lab.provision(machine, "deleted")
+    lab.settled(machine, "available")
+    power = [a for a in hardware.actions if a.startswith("power")]
+    assert power[deployed:] == ["power_reset"], power
+    assert hardware.agent_boots == 5 and hardware.boots[-1].device != "pxe"

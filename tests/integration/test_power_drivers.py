@@ -270,6 +270,27 @@ def test_redfish_power_and_boot_device(api: httpx.Client, aio: Server,
     assert redfish_emulator.password not in aio.log_text()
 
 
+def test_redfish_soft_reboot_of_a_node_never_powered_off_is_one_graceful_restart(
+        api: httpx.Client, make_redfish_emulator: Callable[..., RedfishPeers]) -> None:
+    """API 1.95: a soft reboot of a disable_power_off node is the BMC's own soft reboot (as
+    Ironic's RedfishPower: GracefulRestart), never a GracefulShutdown then On."""
+    from tests.support.redfish_emulator import fake_systems
+
+    peers = make_redfish_emulator(fake_systems(1, power_state="On"))
+    node = enroll(api, "redfish", peers.driver_info(peers.emulator.system_ids[0]))["uuid"]
+    assert manage(api, node)["power_state"] == "power on"
+    kept_on = [{"op": "replace", "path": "/disable_power_off", "value": True}]
+    patched = api.patch(f"/v1/nodes/{node}", json=kept_on,
+                        headers={"X-OpenStack-Ironic-API-Version": "1.95"})
+    assert patched.status_code == 200, patched.text
+    logged = len(peers.emulator.log_file.read_text())
+    rebooted = set_power(api, node, "soft rebooting", timeout=40)
+    assert rebooted["power_state"] == "power on" and rebooted["last_error"] is None
+    resets = [line for line in peers.emulator.log_file.read_text()[logged:].splitlines()
+              if "ComputerSystem.Reset" in line]
+    assert len(resets) == 1, resets
+
+
 def test_redfish_without_system_id_uses_the_only_system_or_says_which(
         api: httpx.Client, make_redfish_emulator: Callable[..., RedfishPeers]) -> None:
     from tests.support.redfish_emulator import fake_systems

@@ -326,6 +326,17 @@ def test_a_dict_where_a_string_is_expected_is_400_before_any_sql(
     assert "sql" not in logged.lower() and "Traceback" not in logged, logged
 
 
+def test_a_power_change_the_power_interface_cannot_validate_is_400(api: httpx.Client) -> None:
+    """Ironic's words (the conductor's validation of every flow), and nothing changes."""
+    node = make_node(api, driver="ipmi", driver_info={"ipmi_username": "admin"})
+    before = snapshot(api, node["uuid"])
+    message = refused(api.put(f"/v1/nodes/{node['uuid']}/states/power",
+                              json={"target": "power on"}),
+                      f"Failed to validate power interface for node {node['uuid']}: ")
+    assert "ipmi_address" in message, message
+    assert snapshot(api, node["uuid"]) == before
+
+
 @pytest.mark.parametrize(("suffix", "body"), [
     ("/maintenance", {"reason": {"a": 1}}),
     ("/states/power", {"target": {"a": 1}}),

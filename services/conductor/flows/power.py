@@ -5,8 +5,7 @@ user was logged in at it goes back to its idle VLAN (``login_step.log_out``). A 
 
 from __future__ import annotations
 
-from services.common.exceptions import Invalid
-from services.conductor.flows.steps import Step
+from services.conductor.flows.steps import Step, validate
 from services.conductor.task import Task
 from services.drivers.base import (
     POWER_OFF,
@@ -14,10 +13,9 @@ from services.drivers.base import (
     REBOOT,
     SOFT_POWER_OFF,
     SOFT_REBOOT,
-    DriverError,
 )
 from services.drivers.deploy import login_step
-from services.drivers.power_actions import record_power, refuse_power_off
+from services.drivers.power_actions import record_power, refuse_power_off, soft_reboot
 
 _EVENTUAL_POWER = {POWER_ON: POWER_ON, POWER_OFF: POWER_OFF, REBOOT: POWER_ON,
                    SOFT_REBOOT: POWER_ON, SOFT_POWER_OFF: POWER_OFF}
@@ -26,11 +24,7 @@ _EVENTUAL_POWER = {POWER_ON: POWER_ON, POWER_OFF: POWER_OFF, REBOOT: POWER_ON,
 def change(target: str) -> tuple[Step, Step]:
     def prepare(task: Task) -> None:
         refuse_power_off(task, target)  # API 1.95: a 500, as Ironic's PowerStateFailure
-        try:
-            task.driver.power.validate(task)
-        except DriverError as exc:
-            raise Invalid(f"Failed to validate power interface for node {task.node.uuid}: "
-                          f"{exc}") from exc
+        validate(task, "power")
         task.node.last_error = None
         task.node.target_power_state = _EVENTUAL_POWER[target]
         task.commit()
@@ -39,14 +33,8 @@ def change(target: str) -> tuple[Step, Step]:
         try:
             if target == REBOOT:
                 task.driver.power.reboot(task)
-            elif target == SOFT_REBOOT and task.node.disable_power_off:
-                # Never off: only an interface's own soft reboot (Redfish GracefulRestart);
-                # the others refuse it, as Ironic's IPMIPower.set_power_state.
-                task.driver.power.set_power_state(task, SOFT_REBOOT)
             elif target == SOFT_REBOOT:
-                # Ask the OS to shut down, then power on: what every interface can do.
-                task.driver.power.set_power_state(task, SOFT_POWER_OFF)
-                task.driver.power.set_power_state(task, POWER_ON)
+                soft_reboot(task)
             else:
                 task.driver.power.set_power_state(task, target)
         except Exception as exc:
