@@ -47,12 +47,14 @@ async def enforce_policy(request: Request) -> None:
     if not path.startswith("/v1/") or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return
     credentials = policy.caller(request)
-    if policy.rules_of(request).unrestricted(credentials):
-        return
     template: str = getattr(request.scope.get("route"), "path", path)
     method = "GET" if request.method == "HEAD" else request.method
     if template.startswith("/v1/runbooks") and not _runbooks_spoken(request, template):
         return  # the endpoint's 404 or 405 comes first in Ironic (RunbooksController._route)
+    if policy.rules_of(request).unrestricted(credentials):
+        if method == "GET" and template in LISTS:
+            _limit_to_asked(request, LISTS[template])
+        return
     if method == "GET" and template in LISTS:
         await _authorize_list(request, credentials, LISTS[template])
     elif (method, template) == ("POST", "/v1/nodes"):
@@ -120,17 +122,23 @@ async def _authorize_list(request: Request, credentials: policy.Credentials,
         found = await _visible(request, credentials, route.parent)
         if found is None:
             return  # the endpoint's 404
-    asked = request.query_params.get(route.asked) if route.asked else None
     if _allowed(request, f"baremetal:{route.kind}:list_all", credentials):
-        if asked:
-            request.scope.setdefault("state", {})[PROJECT_FILTER] = asked
+        _limit_to_asked(request, route)
         return
+    asked = request.query_params.get(route.asked) if route.asked else None
     project = credentials.project_id
     if not project or (asked and asked != project):
         raise Forbidden("Access was denied to the following resource: "
                         f"baremetal:{route.kind}:list_all")
     _require(request, f"baremetal:{route.kind}:list", credentials)
     request.scope.setdefault("state", {})[PROJECT_FILTER] = project
+
+
+def _limit_to_asked(request: Request, route: ListRoute) -> None:
+    """Who may see the whole list sees the share of the project it asks for, if any."""
+    asked = request.query_params.get(route.asked) if route.asked else None
+    if asked:
+        request.scope.setdefault("state", {})[PROJECT_FILTER] = asked
 
 
 async def _authorize_node_create(request: Request, credentials: policy.Credentials) -> None:

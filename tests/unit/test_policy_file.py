@@ -270,3 +270,21 @@ def test_a_provision_request_reads_its_runbook_once(stack: ServedApi) -> None:
         event.remove(stack.app.state.db.engine, "before_cursor_execute", executed)
     assert answer.status_code == 400 and "can not be performed" in answer.text
     assert len([s for s in statements if "FROM runbooks" in s]) == 1, statements
+
+
+def test_a_caller_who_may_do_all_lists_the_project_it_asks_for(
+        api: httpx.Client, tmp_path: Path) -> None:
+    """The gate skips its lookups for them, not ``?project=`` (Ironic's check_list_policy):
+    under the file's rules (root may do all) and Ironic's defaults (noauth)."""
+    root = ("root", PASSWORD)
+    with served_sqlite_api(tmp_path) as defaults:
+        for client, auth in ((api, root), (defaults.client, None)):
+            owned = client.post("/v1/nodes", auth=auth, json={
+                "driver": "fake-hardware", "owner": "p-asked"}).json()["uuid"]
+            leased = client.post("/v1/nodes", auth=auth, json={
+                "driver": "fake-hardware", "lessee": "p-asked"}).json()["uuid"]
+            assert client.post("/v1/nodes", auth=auth, json={
+                "driver": "fake-hardware"}).status_code == 201
+            listed = client.get("/v1/nodes?project=p-asked", auth=auth)
+            assert {node["uuid"] for node in listed.json()["nodes"]} == {owned, leased}
+            assert len(client.get("/v1/nodes", auth=auth).json()["nodes"]) >= 3
