@@ -64,8 +64,8 @@ class Target:
 
     def values(self) -> dict[str, str | None]:
         """The object's entries of Ironic's target dict."""
-        if self.kind is None:
-            return {}
+        if self.kind in (None, _ANY):
+            return {}  # ANY_OBJECT's: policy_checks asks for them
         values = {f"{self.kind}.owner": self.owner}
         if self.lessee or (self.kind == NODE and self.unset_lessee_shown):
             values[f"{self.kind}.lessee"] = self.lessee
@@ -183,6 +183,7 @@ class RuleTable(dict[str, Check]):
                        for rule in (*RULES, *self.step_rules) if rule not in _FALLBACKS)
         except ObjectNeeded:
             return False
+
 
 RULES: RuleTable = RuleTable({
     "baremetal:node:create": _any(SYSTEM_ADMIN, SYSTEM_SERVICE),
