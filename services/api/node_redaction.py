@@ -34,8 +34,8 @@ def redact(request: Request, node: Node, document: dict[str, Any]) -> None:
     info = document.get("instance_info")
     if isinstance(info, dict) and info.get("image_url"):
         document["instance_info"] = {**info, "image_url": MASK}
-    credentials = policy.credentials_of(request.scope.get("state", {}).get("identity"))
-    target = policy.Target(node.owner, node.lessee)
+    credentials = policy.caller(request)
+    target = policy.Target(policy.NODE, node.owner, node.lessee)
     rules = policy.rules_of(request)
     if policy.allowed("baremetal:node:get:filter_threshold", credentials, target, rules):
         return

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Body, Depends, Request, Response
 
-from services.api import node_rules, policy, policy_steps, runbooks, versions
+from services.api import node_rules, runbooks, versions
 from services.api.deps import api_version, conductor, database, find_node
 from services.api.drivers import RAID_VERSION
 from services.api.nodes import NodeRenderer, full_fields
@@ -97,10 +97,8 @@ def set_provision_state(ident: str, request: Request, body: Any = Body(...),
         node = find_node(session, ident, version)
         _check_deploy_wait_abort(node, target, version)
         if options.get("runbook") is not None:
-            owners = policy.Target(node.owner, node.lessee)
-            options = runbooks.provision_options(
-                session, node.uuid, list(node.traits or []), target, options, version,
-                lambda steps: policy_steps.authorize(request, steps, owners))
+            options = runbooks.provision_options(request, session, node, target, options,
+                                                 version)
         options.pop("runbook", None)
     _check_disable_ramdisk(node, target, options.get("disable_ramdisk"), version)
     _check_rescue_password(node, target, options.get("rescue_password"))

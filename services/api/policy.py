@@ -4,8 +4,9 @@ The checks below are Ironic's ``ironic/common/policy.py`` defaults (Ironic 39), 
 Python predicates under Ironic's names instead of oslo.policy check strings: oslo.policy would
 bring oslo.config's global configuration into every strategy (http_basic, users_file, ldap use
 this table too). A caller is ``Credentials`` (Keystone's roles and scope, or what a classroom
-role maps to, ``credentials_of``); a target is the node's ``owner`` and ``lessee`` (a port's,
-port group's or volume's are its node's; an allocation's or a runbook's is its ``owner``).
+role maps to, ``credentials_of``); a target is the object a rule is asked on, ``Target``: a
+node's ``owner`` and ``lessee`` (a port's, port group's or volume's are its node's), an
+allocation's or a runbook's ``owner``, or no object (chassis, drivers, lists, creates).
 Keystone expands implied roles (admin implies manager, member, reader) in the token, and
 the classroom mapping gives the same sets. tests/integration/test_policy_matches_ironic.py
 asks Ironic's own defaults, loaded with oslo.policy, the same questions for every rule here
@@ -15,9 +16,9 @@ and each persona. An operator's policy file changes the table the app holds
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
 
 from starlette.requests import Request
 
@@ -36,12 +37,50 @@ class Credentials:
     domain_id: str | None = None  # a domain-scoped token's
 
 
+# Ironic's step-level rules, ``baremetal:step:execute:<interface>.<step>`` (policy_steps.py).
+STEP_PREFIX = "baremetal:step:execute:"
+_CALLERS_REMEMBERED = 4096  # a table's answers of ``unrestricted``, then forgotten
+# Asked only when another rule refused (policy_gate: a node's delete).
+_FALLBACKS = frozenset({"baremetal:node:delete:self_owned_node"})
+# Ironic's object types (check_owner_policy's ``object_type``): the target's ``<kind>.owner``.
+NODE, ALLOCATION, RUNBOOK = "node", "allocation", "runbook"
+# Not an object: ``ANY_OBJECT``'s kind, for what a caller may do whatever the object.
+_ANY = "any"
+
+
 @dataclass(frozen=True)
 class Target:
+    """The object a rule is asked on, as Ironic gives it to oslo.policy: its kind (NODE for a
+    node and its ports, port groups and volumes; ALLOCATION, RUNBOOK), its owner and a node's
+    lessee. No kind: no object (Ironic's check_policy: chassis, drivers, lists, creates),
+    whose rules find no owner at all, as oslo.policy finds no ``node.owner`` there."""
+
+    kind: str | None = None
     owner: str | None = None
     lessee: str | None = None
-    allocation_owner: str | None = None
-    runbook_owner: str | None = None
+    # Ironic's step rules get ``node.lessee`` even when None (steps._check_step_policy);
+    # check_owner_policy leaves an unset lessee out.
+    unset_lessee_shown: bool = False
+
+    def values(self) -> dict[str, str | None]:
+        """The object's entries of Ironic's target dict."""
+        if self.kind in (None, _ANY):
+            return {}  # ANY_OBJECT's: policy_checks asks for them
+        values = {f"{self.kind}.owner": self.owner}
+        if self.lessee or (self.kind == NODE and self.unset_lessee_shown):
+            values[f"{self.kind}.lessee"] = self.lessee
+        return values
+
+
+# Any object at all: ``unrestricted`` asks the rules on it; a check its object decides raises
+# ObjectNeeded (services/api/policy_checks.py), the defaults answer as for no object.
+ANY_OBJECT = Target(_ANY)
+OBJECT_FIELDS = frozenset({f"{NODE}.owner", f"{NODE}.lessee", f"{ALLOCATION}.owner",
+                           f"{RUNBOOK}.owner"})
+
+
+class ObjectNeeded(Exception):
+    """A check asked on ANY_OBJECT whose answer depends on the object."""
 
 
 Check = Callable[[Credentials, Target], bool]
@@ -58,8 +97,10 @@ def _role(name: str, *, system: bool = False, of: str | None = None) -> Check:
             return False
         if of is None:
             return True
+        if t.kind != NODE:
+            return False  # no node.<of> in the target: oslo.policy's no match
         project = getattr(t, of)
-        if of == "lessee" and project is None:
+        if of == "lessee" and project is None and not t.unset_lessee_shown:
             return False  # check_owner_policy leaves node.lessee out: no match
         # node.owner is always there, None too, and oslo.policy compares text: an unowned
         # node's "None" matches a caller without a project, as in Ironic.
@@ -67,10 +108,10 @@ def _role(name: str, *, system: bool = False, of: str | None = None) -> Check:
     return check
 
 
-def _owned(name: str, owner: str) -> Check:
-    """``role:name and project_id:%(allocation.owner)s`` (``owner`` "allocation_owner") or
-    ``%(runbook.owner)s`` ("runbook_owner"); None matches None, as above."""
-    return lambda c, t: name in c.roles and getattr(t, owner) == c.project_id
+def _owned(name: str, kind: str) -> Check:
+    """``role:name and project_id:%(<kind>.owner)s`` (ALLOCATION or RUNBOOK); None matches
+    None, as above."""
+    return lambda c, t: name in c.roles and t.kind == kind and t.owner == c.project_id
 
 
 SERVICE_ROLE: Check = lambda c, t: "service" in c.roles and c.project_name == SERVICE_PROJECT  # noqa: E731
@@ -101,18 +142,50 @@ SYSTEM_OR_OWNER_READER = _any(SYSTEM_READER, SYSTEM_SERVICE, OWNER_READER, PROJE
 SYSTEM_MEMBER_OR_OWNER_LESSEE_ADMIN = _any(
     SYSTEM_MEMBER, SYSTEM_SERVICE, OWNER_ADMIN, OWNER_MANAGER, LESSEE_ADMIN, LESSEE_MANAGER,
     PROJECT_SERVICE)
-ALLOCATION_MEMBER = _any(SYSTEM_MEMBER, _owned("member", "allocation_owner"))
-ALLOCATION_READER = _any(SYSTEM_READER, _owned("reader", "allocation_owner"))
+ALLOCATION_MEMBER = _any(SYSTEM_MEMBER, _owned("member", ALLOCATION))
+ALLOCATION_READER = _any(SYSTEM_READER, _owned("reader", ALLOCATION))
 ALLOCATION_CREATOR = _any(SYSTEM_MEMBER, _role("member"))
 API_READER = _any(_role("reader"), _role("service"))
 # Any project's service role, as Ironic's RUNBOOK_* strings have it (not rule:service_role).
-RUNBOOK_ADMIN = _any(SYSTEM_MEMBER, _owned("manager", "runbook_owner"), _role("service"))
-RUNBOOK_READER = _any(SYSTEM_READER, _owned("reader", "runbook_owner"), _role("service"))
+RUNBOOK_ADMIN = _any(SYSTEM_MEMBER, _owned("manager", RUNBOOK), _role("service"))
+RUNBOOK_READER = _any(SYSTEM_READER, _owned("reader", RUNBOOK), _role("service"))
 RUNBOOK_CREATOR = _any(SYSTEM_MEMBER, _role("manager"), _role("service"))
 TARGET_PROPERTIES_READER = _any(SYSTEM_READER, _role("admin"))
 ANYONE: Check = lambda c, t: True  # noqa: E731  (Ironic's empty check string)
 
-RULES: dict[str, Check] = {
+
+class RuleTable(dict[str, Check]):
+    """Rules by name (Ironic's defaults, or a policy file's over them), and what is the same
+    for every request under them, worked out once: the step rules, and who may do all."""
+
+    def __init__(self, rules: Mapping[str, Check]) -> None:
+        super().__init__(rules)
+        self._unrestricted: dict[Credentials, bool] = {}
+
+    @cached_property
+    def step_rules(self) -> frozenset[str]:
+        """Its rules of steps (none in Ironic's defaults), once it is complete."""
+        return frozenset(name for name in self if name.startswith(STEP_PREFIX))
+
+    def unrestricted(self, credentials: Credentials) -> bool:
+        """Every rule the API asks allows the caller whatever the object (a system admin,
+        unless a policy file says otherwise): the gate has nothing to look up."""
+        known = self._unrestricted.get(credentials)
+        if known is None:
+            if len(self._unrestricted) >= _CALLERS_REMEMBERED:
+                self._unrestricted.clear()
+            known = self._unrestricted[credentials] = self._allows_all(credentials)
+        return known
+
+    def _allows_all(self, credentials: Credentials) -> bool:
+        try:
+            return all(allowed(rule, credentials, ANY_OBJECT, self)
+                       for rule in (*RULES, *self.step_rules) if rule not in _FALLBACKS)
+        except ObjectNeeded:
+            return False
+
+
+RULES: RuleTable = RuleTable({
     "baremetal:node:create": _any(SYSTEM_ADMIN, SYSTEM_SERVICE),
     # Ironic's [api]project_admin_can_manage_own_nodes (on by default): a project's admin
     # creates nodes owned by its project and deletes them.
@@ -244,30 +317,7 @@ RULES: dict[str, Check] = {
     # change them.
     "enclume:system:read": SYSTEM_READER,
     "enclume:system:write": SYSTEM_MEMBER,
-}
-
-# Ironic's NodesController._authorize_patch_and_get_node: the rule of each patched path.
-_PATCH_RULES = (
-    ("/instance_info", "baremetal:node:update_instance_info"),
-    ("/extra", "baremetal:node:update_extra"),
-    ("/driver_info", "baremetal:node:update:driver_info"),
-    ("/properties", "baremetal:node:update:properties"),
-    ("/chassis_uuid", "baremetal:node:update:chassis_uuid"),
-    ("/instance_uuid", "baremetal:node:update:instance_uuid"),
-    ("/instance_name", "baremetal:node:update_instance_info"),
-    ("/lessee", "baremetal:node:update:lessee"),
-    ("/owner", "baremetal:node:update:owner"),
-    ("/driver", "baremetal:node:update:driver_interfaces"),
-    ("/network_data", "baremetal:node:update:network_data"),
-    ("/conductor_group", "baremetal:node:update:conductor_group"),
-    ("/name", "baremetal:node:update:name"),
-    ("/retired", "baremetal:node:update:retired"),
-    ("/shard", "baremetal:node:update:shard"),
-    ("/parent_node", "baremetal:node:update:parent_node"),
-    ("/disable_power_off", "baremetal:node:update:disable_power_off"),
-)
-_FALSE = ("false", "0", "no", "off", "f", "n")
-
+})
 
 # Ironic's rules of ``scope_types=['system']``: oslo.policy refuses other tokens whatever the
 # check string says; the others are ['system', 'project'] but the agent's (no scope_types).
@@ -290,37 +340,15 @@ def allowed(rule: str, credentials: Credentials, target: Target = Target(),
     return check is not None and check(credentials, target)
 
 
-def unrestricted(credentials: Credentials, rules: Mapping[str, Check] = RULES) -> bool:
-    """Every rule allows the caller whatever the target (a system admin): nothing to look up.
-    Under a policy file, nobody: its rules may read the target in any way."""
-    return rules is RULES and all(allowed(rule, credentials) for rule in RULES)
-
-
-def rules_of(request: Request) -> Mapping[str, Check]:
+def rules_of(request: Request) -> RuleTable:
     """The table the API was started with (``app.state.policy_rules``)."""
-    rules: Mapping[str, Check] = getattr(request.app.state, "policy_rules", RULES)
+    rules: RuleTable = getattr(request.app.state, "policy_rules", RULES)
     return rules
 
 
-def node_patch_rules(patch: Iterable[Any]) -> list[str]:
-    """The rules a node PATCH needs, as Ironic picks them from the patched paths."""
-    rules: list[str] = []
-    generic = False
-    for operation in patch:
-        path = str(operation.get("path", "")) if isinstance(operation, dict) else ""
-        rule = next((name for prefix, name in _PATCH_RULES if path.startswith(prefix)), None)
-        if rule is None and path.endswith("_interface"):
-            rule = "baremetal:node:update:driver_interfaces"
-        if rule is None and path.startswith("/automated_clean") and (
-                str(operation.get("value")).lower() in _FALSE):
-            rule = "baremetal:node:disable_cleaning"
-        if rule is None:
-            generic = True
-        else:
-            rules.append(rule)
-    if generic or not rules:
-        rules.append("baremetal:node:update")
-    return rules
+def caller(request: Request) -> Credentials:
+    """The credentials of the request's caller."""
+    return credentials_of(request.scope.get("state", {}).get("identity"))
 
 
 def credentials_of(identity: Identity | None) -> Credentials:

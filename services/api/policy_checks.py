@@ -16,49 +16,65 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from services.api.policy import SERVICE_PROJECT, Check, Credentials, Target
+from services.api.policy import (
+    ANY_OBJECT,
+    OBJECT_FIELDS,
+    SERVICE_PROJECT,
+    Check,
+    Credentials,
+    ObjectNeeded,
+    Target,
+)
 
 
 class CheckSyntaxError(ValueError):
     """A check string that does not parse; the message says what and where."""
 
 
-@dataclass(frozen=True)
+def caller_values(credentials: Credentials) -> dict[str, Any]:
+    """Ironic's RequestContext.to_policy_values, as far as Enclume knows the caller."""
+    values: dict[str, Any] = {
+        "roles": sorted(credentials.roles),
+        "system_scope": "all" if credentials.system else None,
+        "project_id": credentials.project_id, "project_name": credentials.project_name,
+        "domain_id": credentials.domain_id, "is_public_api": False}
+    if credentials.system:
+        values["system"] = "all"  # oslo.policy's copy of system_scope
+    return values
+
+
+# The caller's values a generic check can compare: a check of another (user_id, ...) would
+# be false for everyone, and true under ``not``.
+CALLER_FIELDS = frozenset(caller_values(Credentials(frozenset(), system=True)))
+
+
+class _AnyObjectValues(dict[str, Any]):
+    """ANY_OBJECT's target dict: a field of the object is not known."""
+
+    def __missing__(self, key: str) -> Any:
+        if key in OBJECT_FIELDS:
+            raise ObjectNeeded(key)
+        raise KeyError(key)
+
+
 class Question:
-    """What the caller and the object are, as Ironic gives them to oslo.policy."""
+    """One decision: what the caller and the object are, as Ironic gives them to
+    oslo.policy, built once for every check and ``rule:`` reference it answers."""
 
-    credentials: Credentials
-    target: Target
-    rules: Mapping[str, Check]  # what ``rule:name`` names
-
-    @cached_property
-    def creds(self) -> dict[str, Any]:
-        """Ironic's RequestContext.to_policy_values, as far as Enclume knows the caller."""
-        c = self.credentials
-        values: dict[str, Any] = {
-            "roles": sorted(c.roles), "system_scope": "all" if c.system else None,
-            "project_id": c.project_id, "project_name": c.project_name,
-            "domain_id": c.domain_id, "is_public_api": False}
-        if c.system:
-            values["system"] = "all"  # oslo.policy's copy of system_scope
-        return values
-
-    @cached_property
-    def target_values(self) -> dict[str, Any]:
-        """Ironic's target dict: the caller's values, the service project, the object's
-        owners (``node.lessee`` only when the node has one, as check_owner_policy)."""
-        t = self.target
+    def __init__(self, credentials: Credentials, target: Target,
+                 rules: Mapping[str, Check]) -> None:
+        self.credentials = credentials
+        self.target = target
+        self.rules = rules  # what ``rule:name`` names
+        self.creds = caller_values(credentials)
+        # Ironic's target dict: the caller's values, the service project, the object's.
         values = {**self.creds, "config.service_project_name": SERVICE_PROJECT,
-                  "node.owner": t.owner, "allocation.owner": t.allocation_owner,
-                  "runbook.owner": t.runbook_owner}
-        if t.lessee:
-            values["node.lessee"] = t.lessee
-        return values
+                  **target.values()}
+        self.target_values = _AnyObjectValues(values) if target is ANY_OBJECT else values
 
 
 class Node:
@@ -80,7 +96,15 @@ class RuleRef(Node):
 
     def answer(self, question: Question) -> bool:
         check = question.rules.get(self.name)
-        return check is not None and check(question.credentials, question.target)
+        if isinstance(check, FileRule):
+            return check.node.answer(question)
+        if check is None:
+            return False
+        if check(question.credentials, question.target):
+            return True
+        if question.target is ANY_OBJECT:
+            raise ObjectNeeded(self.name)  # a default: false with no object, maybe not with one
+        return False
 
 
 @dataclass(frozen=True)
@@ -127,7 +151,7 @@ class And(Node):
     operands: tuple[Node, ...]
 
     def answer(self, question: Question) -> bool:
-        return all(operand.answer(question) for operand in self.operands)
+        return _joined(self.operands, question, decisive=False)
 
 
 @dataclass(frozen=True)
@@ -135,7 +159,22 @@ class Or(Node):
     operands: tuple[Node, ...]
 
     def answer(self, question: Question) -> bool:
-        return any(operand.answer(question) for operand in self.operands)
+        return _joined(self.operands, question, decisive=True)
+
+
+def _joined(operands: tuple[Node, ...], question: Question, decisive: bool) -> bool:
+    """``decisive`` when an operand answers it (``or``: True, ``and``: False), else the other;
+    on ANY_OBJECT an operand the object decides leaves it open unless another is decisive."""
+    needed: ObjectNeeded | None = None
+    for operand in operands:
+        try:
+            if operand.answer(question) == decisive:
+                return decisive
+        except ObjectNeeded as exc:
+            needed = exc
+    if needed is not None:
+        raise needed
+    return not decisive
 
 
 def _found(value: Any, path: list[str], match: str) -> bool:
@@ -151,31 +190,37 @@ def _found(value: Any, path: list[str], match: str) -> bool:
     return _found(value, path[1:], match)
 
 
+def _leaves(node: Node) -> Iterator[Node]:
+    if isinstance(node, Not):
+        yield from _leaves(node.operand)
+    elif isinstance(node, And | Or):
+        for operand in node.operands:
+            yield from _leaves(operand)
+    else:
+        yield node
+
+
 def caller_fields(node: Node) -> set[str]:
     """The caller's fields a check compares (the first name of each generic check's path)."""
-    if isinstance(node, GenericCheck):
-        return set() if node.literal is not None else {node.kind.split(".")[0]}
-    if isinstance(node, Not):
-        return caller_fields(node.operand)
-    if isinstance(node, And | Or):
-        return set().union(*(caller_fields(operand) for operand in node.operands))
-    return set()
+    return {leaf.kind.split(".")[0] for leaf in _leaves(node)
+            if isinstance(leaf, GenericCheck) and leaf.literal is None}
 
 
 def referenced_rules(node: Node) -> set[str]:
     """The rules a check names with ``rule:``."""
-    if isinstance(node, RuleRef):
-        return {node.name}
-    if isinstance(node, Not):
-        return referenced_rules(node.operand)
-    if isinstance(node, And | Or):
-        return set().union(*(referenced_rules(operand) for operand in node.operands))
-    return set()
+    return {leaf.name for leaf in _leaves(node) if isinstance(leaf, RuleRef)}
 
 
-def compile_check(node: Node, rules: Mapping[str, Check]) -> Check:
-    """The check as services/api/policy.py's table holds them; ``rules``: the table itself."""
-    return lambda credentials, target: node.answer(Question(credentials, target, rules))
+@dataclass(frozen=True)
+class FileRule:
+    """A policy file's rule as services/api/policy.py's table holds it; ``rules``: the table
+    itself. A ``rule:`` reference to another file rule answers the same Question."""
+
+    node: Node
+    rules: Mapping[str, Check] = field(compare=False, repr=False)
+
+    def __call__(self, credentials: Credentials, target: Target) -> bool:
+        return self.node.answer(Question(credentials, target, self.rules))
 
 
 class _AnyField(dict[str, str]):

@@ -45,10 +45,6 @@ BASE_RULES = {
 # ``rule:service_role``, its agent's lookup and heartbeat ``rule:public_api``): a file's
 # override would not reach the defaults, so it is refused rather than half applied.
 BUILT_IN = frozenset({"service_role", "public_api"})
-# The caller's values a generic check can compare (policy_checks.Question.creds); a check of
-# another (user_id, user_domain_id, ...) would be false for everyone, and true under ``not``.
-CALLER_FIELDS = frozenset({"roles", "system_scope", "system", "project_id", "project_name",
-                           "domain_id", "is_public_api"})
 # Ironic's rules no request of Enclume's asks: secrets are masked for everyone.
 NOT_CONSULTED = frozenset({"show_password", "show_instance_secrets"})
 # Ironic's finer rules that replaced a coarser one: the coarser rule and its deprecated check
@@ -79,7 +75,7 @@ class PolicyFileError(RuntimeError):
     """The policy file cannot be used; the message names the file, the rule and its line."""
 
 
-def load_rules(path: Path) -> dict[str, policy.Check]:
+def load_rules(path: Path) -> policy.RuleTable:
     """The table in force: Ironic's defaults (``policy.RULES``) with the file's rules."""
     overrides = read(path)
     LOG.info("policy file %s: %d rule(s) over Ironic's defaults", path, len(overrides))
@@ -125,7 +121,7 @@ def read(path: Path) -> dict[str, tuple[Node, int]]:
     return rules
 
 
-def table(overrides: Mapping[str, tuple[Node, int]], path: Path) -> dict[str, policy.Check]:
+def table(overrides: Mapping[str, tuple[Node, int]], path: Path) -> policy.RuleTable:
     """Ironic's defaults and base rules, the file's rules over them, checked whole."""
     parsed = {name: policy_checks.parse(text) for name, text in BASE_RULES.items()}
     parsed.update({name: node for name, (node, _) in overrides.items()})
@@ -144,19 +140,19 @@ def table(overrides: Mapping[str, tuple[Node, int]], path: Path) -> dict[str, po
             raise PolicyFileError(f"policy file {path}, line {line}: rule {name!r} cannot be "
                                   "overridden: Enclume's defaults hold it built in; override "
                                   "the rules that use it instead")
-        unknown_fields = sorted(policy_checks.caller_fields(node) - CALLER_FIELDS)
+        known = policy_checks.CALLER_FIELDS
+        unknown_fields = sorted(policy_checks.caller_fields(node) - known)
         if unknown_fields:
             raise PolicyFileError(f"policy file {path}, line {line}: rule {name!r} compares "
                                   f"{', '.join(unknown_fields)}, which Enclume does not know "
-                                  f"of a caller (it knows {', '.join(sorted(CALLER_FIELDS))})")
+                                  f"of a caller (it knows {', '.join(sorted(known))})")
         unknown = sorted(policy_checks.referenced_rules(node) - names)
         if unknown:
             raise PolicyFileError(f"policy file {path}, line {line}: rule {name!r} references "
                                   f"undefined rule(s) {', '.join(unknown)}")
     _refuse_cycles(parsed, origins, path)
-    rules: dict[str, policy.Check] = dict(policy.RULES)
-    rules.update({name: policy_checks.compile_check(node, rules)
-                  for name, node in parsed.items()})
+    rules = policy.RuleTable(policy.RULES)
+    rules.update({name: policy_checks.FileRule(node, rules) for name, node in parsed.items()})
     return rules
 
 

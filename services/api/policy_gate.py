@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import Request
 
-from services.api import policy, policy_steps
+from services.api import policy, policy_patches, policy_steps
 from services.api.auth import PUBLIC_PATHS, PUBLIC_PREFIXES
 from services.api.policy_lookup import Found, lookup, lookup_body_node
 from services.api.policy_routes import ALLOCATION, LISTS, NODE, ROUTES, RUNBOOK, ListRoute
@@ -46,13 +46,15 @@ async def enforce_policy(request: Request) -> None:
     path = request.scope["path"]
     if not path.startswith("/v1/") or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return
-    credentials = policy.credentials_of(request.scope.get("state", {}).get("identity"))
-    if policy.unrestricted(credentials, policy.rules_of(request)):
-        return
+    credentials = policy.caller(request)
     template: str = getattr(request.scope.get("route"), "path", path)
     method = "GET" if request.method == "HEAD" else request.method
     if template.startswith("/v1/runbooks") and not _runbooks_spoken(request, template):
         return  # the endpoint's 404 or 405 comes first in Ironic (RunbooksController._route)
+    if policy.rules_of(request).unrestricted(credentials):
+        if method == "GET" and template in LISTS:
+            _limit_to_asked(request, LISTS[template])
+        return
     if method == "GET" and template in LISTS:
         await _authorize_list(request, credentials, LISTS[template])
     elif (method, template) == ("POST", "/v1/nodes"):
@@ -80,8 +82,10 @@ async def enforce_policy(request: Request) -> None:
             body = await request.json()
             ident = body.get("node_uuid") if isinstance(body, dict) else None
             found = await lookup_body_node(request, ident)
-            # Ironic checks the rule before it says the node does not exist (then a 400).
-            _require(request, rule, credentials, found.target if found else policy.Target())
+            # Ironic checks the rule on no owner before it says the node does not exist
+            # (then a 400).
+            _require(request, rule, credentials,
+                     found.target if found else policy.Target(policy.NODE))
         else:
             found = await _visible(request, credentials, kind)
             if found is not None:
@@ -118,17 +122,23 @@ async def _authorize_list(request: Request, credentials: policy.Credentials,
         found = await _visible(request, credentials, route.parent)
         if found is None:
             return  # the endpoint's 404
-    asked = request.query_params.get(route.asked) if route.asked else None
     if _allowed(request, f"baremetal:{route.kind}:list_all", credentials):
-        if asked:
-            request.scope.setdefault("state", {})[PROJECT_FILTER] = asked
+        _limit_to_asked(request, route)
         return
+    asked = request.query_params.get(route.asked) if route.asked else None
     project = credentials.project_id
     if not project or (asked and asked != project):
         raise Forbidden("Access was denied to the following resource: "
                         f"baremetal:{route.kind}:list_all")
     _require(request, f"baremetal:{route.kind}:list", credentials)
     request.scope.setdefault("state", {})[PROJECT_FILTER] = project
+
+
+def _limit_to_asked(request: Request, route: ListRoute) -> None:
+    """Who may see the whole list sees the share of the project it asks for, if any."""
+    asked = request.query_params.get(route.asked) if route.asked else None
+    if asked:
+        request.scope.setdefault("state", {})[PROJECT_FILTER] = asked
 
 
 async def _authorize_node_create(request: Request, credentials: policy.Credentials) -> None:
@@ -180,7 +190,7 @@ async def _authorize_node_patch(request: Request, credentials: policy.Credential
     ``update_owner_provisioned`` (else Ironic's 409)."""
     patch: Any = await request.json()
     operations = patch if isinstance(patch, list) else []
-    for rule in policy.node_patch_rules(operations):
+    for rule in policy_patches.node_patch_rules(operations):
         _require(request, rule, credentials, found.target)
     changes_owner = any(isinstance(op, dict) and str(op.get("path", "")).startswith("/owner")
                         for op in operations)
@@ -193,18 +203,11 @@ async def _authorize_node_patch(request: Request, credentials: policy.Credential
 async def _authorize_steps(request: Request, credentials: policy.Credentials,
                            found: Found) -> None:
     """Ironic's NodeStatesController.provision: clean or service steps have their own rules,
-    and each step its step-level rule (services/api/policy_steps.py); a runbook's need
-    ``baremetal:runbook:use`` on the runbook instead (a missing one: the endpoint's 404)."""
+    and each step its step-level rule (services/api/policy_steps.py). A runbook's are the
+    endpoint's, where it finds the runbook (runbooks.provision_options, as Ironic's
+    _handle_runbook)."""
     body: Any = await request.json()
-    if not isinstance(body, dict):
-        return
-    if body.get("runbook"):
-        if not _runbooks_spoken(request, "/v1/runbooks"):
-            return  # the endpoint's 406 first (Ironic's _handle_runbook)
-        runbook = body["runbook"]
-        used = await lookup(request, RUNBOOK, runbook) if isinstance(runbook, str) else None
-        if used is not None:
-            _require(request, "baremetal:runbook:use", credentials, used.target)
+    if not isinstance(body, dict) or body.get("runbook"):
         return
     for steps in ("clean_steps", "service_steps"):
         if body.get(steps):
@@ -240,17 +243,7 @@ async def _authorize_runbook_patch(request: Request, credentials: policy.Credent
     if found is None:
         return  # the endpoint's 404
     patch: Any = await request.json()
-    rules: list[str] = []
-    generic = False
-    for operation in patch if isinstance(patch, list) else []:
-        path = str(operation.get("path", "")) if isinstance(operation, dict) else ""
-        rule = next((f"baremetal:runbook:update:{name}" for name in ("owner", "public")
-                     if path.startswith(f"/{name}")), None)
-        generic = generic or rule is None
-        rules += [rule] if rule else []
-    if generic or not rules:
-        rules.append("baremetal:runbook:update")
-    for rule in rules:
+    for rule in policy_patches.runbook_patch_rules(patch if isinstance(patch, list) else []):
         _require(request, rule, credentials, found.target)
 
 
@@ -266,6 +259,12 @@ def _runbooks_spoken(request: Request, template: str) -> bool:
 def _allowed(request: Request, rule: str, credentials: policy.Credentials,
              target: policy.Target = policy.Target()) -> bool:
     return policy.allowed(rule, credentials, target, policy.rules_of(request))
+
+
+def require(request: Request, rule: str, target: policy.Target) -> None:
+    """``rule`` for the request's caller on ``target``, where an endpoint asks it (as
+    Ironic's controller does, after what the endpoint checks first): a 403 when refused."""
+    _require(request, rule, policy.caller(request), target)
 
 
 def _require(request: Request, rule: str, credentials: policy.Credentials,

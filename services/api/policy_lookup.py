@@ -73,21 +73,21 @@ async def lookup_body_node(request: Request, ident: object) -> Found | None:
 def _find(session: Session, kind: str, ident: str, version: tuple[int, int]) -> Found | None:
     if kind == NODE:
         node = find_node(session, ident, version)
-        return Found(policy.Target(node.owner, node.lessee), NodeNotFound(ident), node.uuid,
-                     node.provision_state)
+        return Found(policy.Target(policy.NODE, node.owner, node.lessee), NodeNotFound(ident),
+                     node.uuid, node.provision_state)
     if kind == ALLOCATION:
         by = Allocation.uuid == ident.lower() if is_uuid(ident) else Allocation.name == ident
         owner = session.execute(select(Allocation.owner).where(by)).first()
         if owner is None:
             return None
-        return Found(policy.Target(allocation_owner=owner[0]),
+        return Found(policy.Target(policy.ALLOCATION, owner[0]),
                      NotFound(f"Allocation {ident} could not be found."))
     if kind == RUNBOOK:
         by = Runbook.uuid == ident.lower() if is_uuid(ident) else Runbook.name == ident
         runbook = session.execute(select(Runbook.owner, Runbook.public).where(by)).first()
         if runbook is None:
             return None
-        return Found(policy.Target(runbook_owner=runbook.owner),
+        return Found(policy.Target(policy.RUNBOOK, runbook.owner),
                      NotFound(f"Runbook {ident} could not be found."), public=runbook.public)
     model, missing = _NODE_CHILDREN[kind]
     if kind == PORTGROUP and not is_uuid(ident):
@@ -102,7 +102,8 @@ def _find(session: Session, kind: str, ident: str, version: tuple[int, int]) -> 
                           .where(by)).first()
     if row is None:
         return None
-    return Found(policy.Target(row.owner, row.lessee), NotFound(missing.format(ident)))
+    return Found(policy.Target(policy.NODE, row.owner, row.lessee),
+                 NotFound(missing.format(ident)))
 
 
 # A node's children: their model and the endpoint's 404 text.

@@ -12,6 +12,7 @@ controller). A refused step is Ironic's 403, naming each step refused.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -19,22 +20,22 @@ from starlette.requests import Request
 from services.api import policy
 from services.common.exceptions import Forbidden
 
-PREFIX = "baremetal:step:execute:"
-
 
 def authorize(request: Request, steps: Iterable[Any],
               target: policy.Target = policy.Target()) -> None:
+    """``target``: the node the steps run on; none for a runbook's."""
     rules = policy.rules_of(request)
-    if rules is policy.RULES or not any(rule.startswith(PREFIX) for rule in rules):
+    if not rules.step_rules:
         return  # Ironic's defaults define none
-    credentials = policy.credentials_of(request.scope.get("state", {}).get("identity"))
+    credentials = policy.caller(request)
+    on_node = replace(target, unset_lessee_shown=True)
     refused = []
     for step in steps:
         if not isinstance(step, dict):
             continue  # the endpoint's 400
         interface, name = step.get("interface"), step.get("step")
-        rule = f"{PREFIX}{interface}.{name}"
-        if rule in rules and not policy.allowed(rule, credentials, target, rules):
+        rule = f"{policy.STEP_PREFIX}{interface}.{name}"
+        if rule in rules.step_rules and not policy.allowed(rule, credentials, on_node, rules):
             refused.append(f"insufficient privileges to execute step {name} on interface "
                            f"{interface}")
     if refused:

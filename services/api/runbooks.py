@@ -14,22 +14,22 @@ runbook policy (services/api/policy_gate.py): a project lists its own and the pu
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from services.api import collection, named_routes, policy_steps
+from services.api import collection, named_routes, policy, policy_steps
 from services.api.deploy_templates import check_no_duplicates, check_trait_name
 from services.api.patch import apply_patch
-from services.api.policy_gate import forced_owner, project_filter
+from services.api.policy_gate import forced_owner, project_filter, require
 from services.api.routing import api_router
 from services.api.versions import Version
 from services.api.views import links, timestamp
 from services.common import validation
 from services.common.exceptions import Conflict, Invalid, NotAcceptable, NotFound
+from services.common.models import Node
 from services.common.rule_models import Runbook
 from services.common.secrets import mask
 
@@ -197,18 +197,19 @@ def _check_runbook_traits(runbook: Runbook, node_uuid: str, node_traits: list[st
                       "matching trait to your node.")
 
 
-def provision_options(session: Session, node_uuid: str, node_traits: list[str],
-                      target: str, options: dict[str, Any], version: Version,
-                      steps_authorized: Callable[[list[dict[str, Any]]], None]
-                      ) -> dict[str, Any]:
+def provision_options(request: Request, session: Session, node: Node, target: str,
+                      options: dict[str, Any], version: Version) -> dict[str, Any]:
     """A provision request's ``runbook`` (1.92, 406 below) made its clean or service steps
-    (by ``target``), as Ironic's _handle_runbook: the node's traits must hold the runbook's
-    name (from 1.112: one of the runbook's traits); the steps of a runbook with an owner that
-    is not public pass ``steps_authorized`` (the caller's step-level rules)."""
+    (by ``target``), as Ironic's _handle_runbook: the caller needs ``baremetal:runbook:use``
+    on it, the node's traits must hold the runbook's name (from 1.112: one of the runbook's
+    traits); the steps of a runbook with an owner that is not public pass the caller's
+    step-level rules on the node."""
     if version < VERSION:
         raise NotAcceptable("Not Acceptable")
     runbook = find_runbook(session, validation.text("runbook", options.pop("runbook"),
                                                     limit_of="name"))
+    require(request, "baremetal:runbook:use", policy.Target(policy.RUNBOOK, runbook.owner))
+    node_uuid, node_traits = node.uuid, list(node.traits or [])
     if version >= TRAITS_VERSION:
         _check_runbook_traits(runbook, node_uuid, node_traits)
     elif runbook.name not in node_traits:
@@ -222,5 +223,6 @@ def provision_options(session: Session, node_uuid: str, node_traits: list[str],
         raise Invalid(f"Please provide either \"{steps_field}\" or a runbook, but not both.")
     steps = steps_in_order(runbook)
     if runbook.owner is not None and not runbook.public:
-        steps_authorized(steps)
+        policy_steps.authorize(request, steps, policy.Target(policy.NODE, node.owner,
+                                                             node.lessee))
     return {**options, steps_field: steps, "disable_ramdisk": runbook.disable_ramdisk}

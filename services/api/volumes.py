@@ -66,7 +66,7 @@ def _document(request: Request, kind: VolumeKind, row: Any, fields: list[str],
         values[name] = mask(getattr(row, name)) if name == "properties" else getattr(row, name)
     if shown and "properties" in values and not policy.allowed(
             "baremetal:volume:view_target_properties",
-            policy.credentials_of(request.scope.get("state", {}).get("identity")),
+            policy.caller(request),
             rules=policy.rules_of(request)):
         values["properties"] = {"redacted_contents": REDACTED_PROPERTIES}
     for name in TIMESTAMPS:

@@ -50,6 +50,9 @@ POLICY_FILE = """\
 # system-scoped rules stay so whatever their check string says
 "baremetal:chassis:get": "role:reader"
 "baremetal:node:update_owner_provisioned": "role:admin"
+# the system's resources have no owner: a check of one matches nobody there
+"baremetal:chassis:update": "rule:is_node_owner or (role:admin and not rule:is_allocation_owner)"
+"baremetal:driver:get": "role:reader and project_id:%(node.owner)s"
 "baremetal:node:delete": "!"
 "baremetal:node:vif:list": "@"
 "baremetal:port:get": ""

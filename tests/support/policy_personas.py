@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.api import policy
-from services.api.policy import SERVICE_PROJECT, Credentials, Target
+from services.api.policy import ALLOCATION, NODE, RUNBOOK, SERVICE_PROJECT, Credentials, Target
 from services.common.identity import Identity
 
 OWNER, LESSEE, OTHER = "p-owner", "p-lessee", "p-other"
@@ -40,26 +40,38 @@ def personas() -> dict[str, Credentials]:
     return found
 
 
-NODE_TARGETS = {"owned-and-leased": Target(owner=OWNER, lessee=LESSEE),
-                "owned": Target(owner=OWNER),
-                "leased-only": Target(lessee=LESSEE),
-                "no-project": Target()}
-# Allocation rules read the allocation's owner only (the node's fields stay None).
-ALLOCATION_TARGETS = {"allocation-of-owner": Target(allocation_owner=OWNER),
-                      "allocation-of-other": Target(allocation_owner=OTHER),
-                      "allocation-of-none": Target()}
-# Runbook rules read the runbook's owner only; a public runbook has none (its public flag is
-# the controller's fallback, not the policy's: tests/integration/test_keystone_auth.py).
-RUNBOOK_TARGETS = {"runbook-of-owner": Target(runbook_owner=OWNER),
-                   "runbook-of-other": Target(runbook_owner=OTHER),
-                   "runbook-public": Target()}
-TARGETS = {**NODE_TARGETS, **ALLOCATION_TARGETS, **RUNBOOK_TARGETS}
+NODE_TARGETS = {"owned-and-leased": Target(NODE, OWNER, LESSEE),
+                "owned": Target(NODE, OWNER),
+                "leased-only": Target(NODE, lessee=LESSEE),
+                "no-project": Target(NODE)}
+ALLOCATION_TARGETS = {"allocation-of-owner": Target(ALLOCATION, OWNER),
+                      "allocation-of-other": Target(ALLOCATION, OTHER),
+                      "allocation-of-none": Target(ALLOCATION)}
+# A public runbook has no owner (its public flag is the controller's fallback, not the
+# policy's: tests/integration/test_keystone_auth.py).
+RUNBOOK_TARGETS = {"runbook-of-owner": Target(RUNBOOK, OWNER),
+                   "runbook-of-other": Target(RUNBOOK, OTHER),
+                   "runbook-public": Target(RUNBOOK)}
+# Ironic's check_policy: the system's resources (chassis, drivers ...), lists, creates.
+NO_OBJECT = {"no-object": Target()}
+# Ironic's step rules on a node (steps._check_step_policy).
+STEP_TARGETS = {f"steps-on-{name}": Target(NODE, target.owner, target.lessee,
+                                           unset_lessee_shown=True)
+                for name, target in NODE_TARGETS.items()}
+TARGETS = {**NODE_TARGETS, **ALLOCATION_TARGETS, **RUNBOOK_TARGETS, **NO_OBJECT,
+           **STEP_TARGETS}
 
 
 def targets_of(rule: str) -> dict[str, Target]:
+    """The objects the rule is asked on: its kind's, and no object (where Ironic asks some
+    rules: chassis, drivers, lists; the others are as well answered there)."""
+    if rule.startswith("baremetal:step:execute:"):
+        return {**STEP_TARGETS, **NO_OBJECT}  # a runbook's steps: no object
     if rule.startswith("baremetal:allocation:"):
-        return ALLOCATION_TARGETS
-    return RUNBOOK_TARGETS if rule.startswith("baremetal:runbook:") else NODE_TARGETS
+        return {**ALLOCATION_TARGETS, **NO_OBJECT}
+    if rule.startswith("baremetal:runbook:"):
+        return {**RUNBOOK_TARGETS, **NO_OBJECT}
+    return {**NODE_TARGETS, **NO_OBJECT}
 
 
 def ironic_creds(credentials: Credentials) -> dict[str, Any]:
@@ -73,11 +85,17 @@ def ironic_creds(credentials: Credentials) -> dict[str, Any]:
 
 
 def ironic_target(creds: dict[str, Any], target: Target) -> dict[str, Any]:
-    """Ironic's target dicts: the caller's values, the service project of rule:service_role
-    (RequestContext.to_policy_values), and the object's owner (check_owner_policy)."""
-    values = {**creds, "config.service_project_name": SERVICE_PROJECT,
-              "node.owner": target.owner, "allocation.owner": target.allocation_owner,
-              "runbook.owner": target.runbook_owner}
-    if target.lessee:
-        values["node.lessee"] = target.lessee
+    """Ironic's target dicts, as ironic/api/controllers/v1/utils.py and
+    ironic/conductor/steps.py build them: the caller's values and the service project of
+    rule:service_role (RequestContext.to_policy_values; check_policy gives no more), the
+    object's owner and a node's lessee when it has one (check_owner_policy), a node's owner
+    and lessee, None too (_check_step_policy)."""
+    values = {**creds, "config.service_project_name": SERVICE_PROJECT}
+    if target.kind is None:
+        return values  # check_policy
+    values[f"{target.kind}.owner"] = target.owner
+    if target.unset_lessee_shown:
+        values["node.lessee"] = target.lessee  # _check_step_policy
+    elif target.lessee:
+        values[f"{target.kind}.lessee"] = target.lessee  # check_owner_policy
     return values

@@ -8,7 +8,8 @@ import pytest
 
 from services.api.app import create_app
 from services.api.auth import PUBLIC_PATHS, PUBLIC_PREFIXES
-from services.api.policy import Credentials, Target, allowed, credentials_of, node_patch_rules
+from services.api.policy import NODE, Credentials, Target, allowed, credentials_of
+from services.api.policy_patches import node_patch_rules, runbook_patch_rules
 from services.api.policy_routes import LISTS, ROUTES
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
@@ -17,7 +18,7 @@ from services.common.membership import Membership
 from services.conductor.manager import ConductorManager
 from services.drivers.registry import Drivers
 
-LEASED = Target(owner="p-owner", lessee="p-lessee")
+LEASED = Target(NODE, "p-owner", "p-lessee")
 
 
 def project(role: str, project_id: str) -> Credentials:
@@ -63,8 +64,8 @@ def test_rules_answer_as_ironics_defaults(rule: str, caller: Credentials, expect
 
 
 def test_a_node_without_owner_belongs_to_no_project() -> None:
-    assert not allowed("baremetal:node:get", project("admin", "p-owner"), Target())
-    assert allowed("baremetal:node:get", SYSTEM_READER, Target())
+    assert not allowed("baremetal:node:get", project("admin", "p-owner"), Target(NODE))
+    assert allowed("baremetal:node:get", SYSTEM_READER, Target(NODE))
 
 
 def test_classroom_roles_map_to_ironic_personas() -> None:
@@ -91,6 +92,16 @@ def test_classroom_roles_map_to_ironic_personas() -> None:
 def test_a_node_patch_needs_the_rules_of_its_paths(patch: list[dict[str, object]],
                                                    rules: list[str]) -> None:
     assert node_patch_rules(patch) == rules
+
+
+def test_a_runbook_patch_needs_the_rules_of_its_paths() -> None:
+    assert runbook_patch_rules([{"op": "replace", "path": "/public", "value": True},
+                                {"op": "replace", "path": "/owner", "value": "p1"}]) == [
+        "baremetal:runbook:update:public", "baremetal:runbook:update:owner"]
+    assert runbook_patch_rules([{"op": "replace", "path": "/public", "value": True},
+                                {"op": "add", "path": "/extra/a", "value": 1}]) == [
+        "baremetal:runbook:update:public", "baremetal:runbook:update"]
+    assert runbook_patch_rules([]) == ["baremetal:runbook:update"]
 
 
 def test_every_ironic_route_is_in_the_policy_gates_tables(tmp_path: Path) -> None:

@@ -12,15 +12,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from services.api import policy
 from services.api.policy import Credentials, Target
 from services.api.policy_file import PolicyFileError, load_rules
-from tests.support.api_stack import at, served_sqlite_api
+from tests.support.api_stack import ServedApi, at, served_sqlite_api
 from tests.support.classroom_users import write_users_file
 
 PROJECT_READER = Credentials(frozenset({"reader"}), project_id="p1", project_name="p1")
-OWNED = Target(owner="p1")
+OWNED = Target(policy.NODE, "p1")
 
 
 def _loaded(tmp_path: Path, text: str, name: str = "policy.yaml") -> dict[str, policy.Check]:
@@ -36,7 +37,7 @@ def test_a_rule_of_the_file_replaces_the_default_and_aliases_add(tmp_path: Path)
     assert not policy.allowed("baremetal:node:set_power_state", PROJECT_READER, OWNED)
     assert policy.allowed("baremetal:node:set_power_state", PROJECT_READER, OWNED, rules)
     assert not policy.allowed("baremetal:node:set_power_state", PROJECT_READER,
-                              Target(owner="p2"), rules)
+                              Target(policy.NODE, "p2"), rules)
     # The rules the file leaves alone are Ironic's defaults.
     assert policy.allowed("baremetal:node:get", PROJECT_READER, OWNED, rules)
     assert not policy.allowed("baremetal:node:update", PROJECT_READER, OWNED, rules)
@@ -55,10 +56,46 @@ def test_a_rules_scope_stays_ironics(tmp_path: Path) -> None:
     assert policy.allowed("baremetal:chassis:get", system_reader, Target(), rules)
 
 
-def test_under_a_file_nobody_skips_the_lookups(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("text", "unrestricted"), [
+    ('"x": "@"\n', True),  # an alias: no request asks it
+    ('"baremetal:node:get": "role:admin or project_id:%(node.owner)s"\n', True),
+    ('"baremetal:node:get": "project_id:%(node.owner)s"\n', False),  # the node decides
+    ('"baremetal:node:get": "role:admin and not project_id:%(node.owner)s"\n', False),
+    ('"baremetal:node:get": "not project_id:%(node.owner)s or role:admin"\n', True),
+    ('"baremetal:node:get": "role:admin and not \'x\':%(nothing)s"\n', True),  # no such field
+    # a default's answer with no object (false here) may be another with one
+    ('"baremetal:node:get": "role:admin and not rule:baremetal:runbook:use"\n', False),
+    ('"baremetal:node:get": "role:admin or rule:baremetal:node:delete"\n', True),
+    ('"baremetal:step:execute:deploy.erase_devices": "role:nobody"\n', False),
+    ('"baremetal:node:delete": "!"\n', False),
+])
+def test_who_may_do_all_under_a_file_skips_the_lookups(tmp_path: Path, text: str,
+                                                      unrestricted: bool) -> None:
+    """The gate looks nothing up for a caller every rule allows whatever the object; under a
+    file, rules that may read the object leave it unknown unless their answer is the same
+    for any."""
     admin = policy.credentials_of(None)
-    assert policy.unrestricted(admin)
-    assert not policy.unrestricted(admin, _loaded(tmp_path, '"x": "@"\n'))
+    assert policy.RULES.unrestricted(admin)
+    assert _loaded(tmp_path, text).unrestricted(admin) is unrestricted
+    assert not policy.RULES.unrestricted(PROJECT_READER)
+
+
+def test_the_step_rules_are_indexed_with_the_table(tmp_path: Path) -> None:
+    rules = _loaded(tmp_path, '"baremetal:step:execute:deploy.erase_devices": "role:admin"\n'
+                    '"baremetal:step:execute:bios.apply_configuration": "role:admin"\n')
+    assert rules.step_rules == {"baremetal:step:execute:deploy.erase_devices",
+                                "baremetal:step:execute:bios.apply_configuration"}
+    assert policy.RULES.step_rules == frozenset()
+
+
+def test_a_project_check_on_the_systems_resources_matches_nobody(tmp_path: Path) -> None:
+    """No object (a chassis, a driver) has no node.owner: a caller without a project does
+    not match it as an unowned node's "None" (Ironic's check_policy target)."""
+    rules = _loaded(tmp_path, '"baremetal:chassis:update": "rule:is_node_owner"\n'
+                    '"baremetal:node:update": "rule:is_node_owner"\n')
+    system_member = Credentials(frozenset({"member", "reader"}), system=True)
+    assert not policy.allowed("baremetal:chassis:update", system_member, Target(), rules)
+    assert policy.allowed("baremetal:node:update", system_member, Target(policy.NODE), rules)
 
 
 def test_a_deprecated_rules_override_reaches_its_finer_rules(tmp_path: Path) -> None:
@@ -141,14 +178,19 @@ REFUSED = "insufficient privileges to execute step erase_devices on interface de
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
     directory = tmp_path_factory.mktemp("policy-file-api")
     users = write_users_file(directory, {"root": (["admin"], []), "svc": (["service"], [])},
                              PASSWORD)
     (directory / "policy.yaml").write_text(POLICY)
     with served_sqlite_api(directory, auth={"strategy": "users_file", "users_file": users},
-                           api={"policy_file": directory / "policy.yaml"}) as stack:
-        yield stack.client
+                           api={"policy_file": directory / "policy.yaml"}) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def api(stack: ServedApi) -> httpx.Client:
+    return stack.client
 
 
 def test_an_override_changes_what_a_user_may_do(api: httpx.Client) -> None:
@@ -205,3 +247,44 @@ def test_a_step_rule_guards_runbooks_and_their_use(api: httpx.Client) -> None:
     by_admin = api.put(f"/v1/nodes/{uuid}/states/provision", auth=root, json=clean,
                        headers=at("1.92"))
     assert by_admin.status_code == 400 and "can not be performed" in by_admin.text
+
+
+def test_a_provision_request_reads_its_runbook_once(stack: ServedApi) -> None:
+    """The runbook a provision request names is found where it is used (the endpoint, as
+    Ironic's _handle_runbook), its ``baremetal:runbook:use`` checked there, not found first
+    by the gate (the service role: not a caller every rule allows, the gate runs)."""
+    api, root, service = stack.client, ("root", PASSWORD), ("svc", PASSWORD)
+    assert api.post("/v1/runbooks", auth=root, json={"name": "CUSTOM_ONCE", "steps": [
+        {**METADATA, "order": 1}]}).status_code == 201
+    uuid = api.post("/v1/nodes", auth=root, json={"driver": "fake-hardware"}).json()["uuid"]
+    assert api.put(f"/v1/nodes/{uuid}/traits/CUSTOM_ONCE", auth=root).status_code == 204
+    statements: list[str] = []
+
+    def executed(connection: object, cursor: object, statement: str, *rest: object) -> None:
+        statements.append(statement)
+    event.listen(stack.app.state.db.engine, "before_cursor_execute", executed)
+    try:
+        answer = api.put(f"/v1/nodes/{uuid}/states/provision", auth=service, headers=at("1.92"),
+                         json={"target": "clean", "runbook": "CUSTOM_ONCE"})
+    finally:
+        event.remove(stack.app.state.db.engine, "before_cursor_execute", executed)
+    assert answer.status_code == 400 and "can not be performed" in answer.text
+    assert len([s for s in statements if "FROM runbooks" in s]) == 1, statements
+
+
+def test_a_caller_who_may_do_all_lists_the_project_it_asks_for(
+        api: httpx.Client, tmp_path: Path) -> None:
+    """The gate skips its lookups for them, not ``?project=`` (Ironic's check_list_policy):
+    under the file's rules (root may do all) and Ironic's defaults (noauth)."""
+    root = ("root", PASSWORD)
+    with served_sqlite_api(tmp_path) as defaults:
+        for client, auth in ((api, root), (defaults.client, None)):
+            owned = client.post("/v1/nodes", auth=auth, json={
+                "driver": "fake-hardware", "owner": "p-asked"}).json()["uuid"]
+            leased = client.post("/v1/nodes", auth=auth, json={
+                "driver": "fake-hardware", "lessee": "p-asked"}).json()["uuid"]
+            assert client.post("/v1/nodes", auth=auth, json={
+                "driver": "fake-hardware"}).status_code == 201
+            listed = client.get("/v1/nodes?project=p-asked", auth=auth)
+            assert {node["uuid"] for node in listed.json()["nodes"]} == {owned, leased}
+            assert len(client.get("/v1/nodes", auth=auth).json()["nodes"]) >= 3
