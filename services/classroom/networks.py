@@ -35,7 +35,7 @@ def room_vlans(session: Session, node_id: int) -> RoomVlans | None:
     return None if row is None else RoomVlans(row.name, row.idle_vlan, row.class_vlan)
 
 
-def class_vlan_pcs(session: Session, room: Room) -> list[str]:
+def class_vlan_pcs(room: Room) -> list[str]:
     """The node UUIDs of the room's PCs on its class VLAN: those of the ``vlan`` network
     interface that run the OS a deploy wrote (``active``: a deploy ends with the ports on the
     class VLAN), in the room's order."""

@@ -10,11 +10,14 @@ one pass of the advancer puts pc-sam, pc-tina and pc-off back on the idle VLAN (
 off), ends sam's login but keeps his unsaved work recorded for the next restore to save,
 clears tina's maintenance login, and fails pc-far alone with the switch's reason (its login
 kept: it is still on the class network). pc-idle is not touched. Once the far switch answers
-again, the teacher's retry of pc-far moves it too.
+again, the teacher's retry of pc-far moves it too. With no class on, a teacher's log-out
+(``enclume room log-out``) takes the PCs named that are on the class VLAN.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +29,7 @@ import pytest
 from sqlalchemy import select
 
 from services.classroom.state_capture import logged_in
+from services.cli.enclume import main as cli_main
 from services.common.config import Settings
 from services.common.db import Database
 from services.common.models import Node, NodeHistory, utcnow
@@ -266,3 +270,46 @@ def test_a_pc_restored_since_the_class_ended_is_not_taken_off_its_new_class(
     assert rows["pc-sam"] == ("active", "succeeded"), rows
     assert rows["pc-tina"] == ("idle VLAN", "succeeded"), rows
     assert (world.vlan("pc-sam"), world.vlan("pc-tina")) == (CLASS, IDLE)
+
+
+def test_a_teacher_logs_the_pcs_on_the_class_vlan_out_now(
+        world: World, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """No class on: the teacher's ``enclume room log-out`` of pc-sam and pc-idle (the CLI, in
+    process, against the served API) is a job of pc-sam alone, the one on the class VLAN; one
+    pass of the advancer puts it on the idle VLAN and ends sam's login, his work kept for the
+    next restore. pc-idle alone is refused, and nothing is stored."""
+    world.near.set_port_vlan(world.ports["pc-sam"], CLASS)
+    with world.db.session() as session:  # the previous test's "restore for the next class"
+        node = session.scalar(select(Node).where(Node.name == "pc-sam"))
+        assert node is not None
+        node.provision_updated_at = utcnow().replace(tzinfo=None) - timedelta(minutes=1)
+    log_in(world, "pc-sam", "sam", "fresh")
+    jobs_before = ok(world.api.get(f"{E}/jobs", params={"room": "B12"}))["jobs"]
+
+    refused = world.api.post(f"{E}/rooms/B12/actions",
+                             json={"action": "log-out", "pcs": ["pc-idle"]})
+    assert refused.status_code == 409, refused.text
+    assert "None of the chosen PCs of room B12 is on its class VLAN" in refused.text
+    assert ok(world.api.get(f"{E}/jobs", params={"room": "B12"}))["jobs"] == jobs_before
+
+    monkeypatch.setenv("ENCLUME_URL", str(world.api.base_url))
+    monkeypatch.setenv("ENCLUME_CLI_CONFIG", "")
+    monkeypatch.setenv("XDG_CONFIG_HOME", "/nonexistent")
+    monkeypatch.setattr(sys, "argv", ["enclume", "room", "log-out", "B12", "--pc", "pc-sam",
+                                      "--pc", "pc-idle", "-f", "json"])
+    try:
+        cli_main.main()
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr()
+    job = json.loads(capsys.readouterr().out)
+    assert (job["kind"], job["state"], job["occurrence"]) == ("log-out", "pending", None)
+    assert [pc["node"] for pc in job["pcs"]] == ["pc-sam"]
+
+    world.advance_jobs()
+    job = ok(world.api.get(f"{E}/jobs/{job['uuid']}"))
+    assert job["state"] == "done", job
+    assert (job["pcs"][0]["step"], job["pcs"][0]["outcome"]) == ("idle VLAN", "succeeded")
+    assert world.vlan("pc-sam") == IDLE
+    assert world.internal("pc-sam")["pc_login"]["ended_at"].startswith("20")
+    assert logged_in(world.internal("pc-sam")) is not None  # saved by the next restore
