@@ -32,7 +32,7 @@ from services.classroom.state_capture import logged_in
 from services.cli.enclume import main as cli_main
 from services.common.config import Settings
 from services.common.db import Database
-from services.common.models import Node, NodeHistory, utcnow
+from services.common.models import Node, NodeHistory, Port, utcnow
 from services.conductor.room_jobs import JobAdvancer
 from services.conductor.timetable import TimetableRunner
 from tests.lab.harness import Lab, VdeSwitch
@@ -148,6 +148,16 @@ def log_in(world: World, pc: str, user: str, action: str) -> None:
             "at": "2027-05-25T10:05:00+00:00"}}
 
 
+def back_on_the_class_vlan(world: World, pc: str) -> None:
+    """As a deploy for the next class leaves a PC of the near switch: its switch port on the
+    class VLAN, and the record of it on its port."""
+    world.near.set_port_vlan(world.ports[pc], CLASS)
+    with world.db.session() as session:
+        port = session.scalar(select(Port).join(Node).where(Node.name == pc))
+        assert port is not None
+        port.internal_info = {**port.internal_info, "access_vlan": CLASS}
+
+
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
@@ -227,6 +237,7 @@ def test_a_class_that_ends_with_nothing_sends_its_pcs_back_to_the_idle_vlan(
 def test_a_class_end_noticed_after_its_grace_moves_nothing(world: World) -> None:
     """Ended more than the grace late (no conductor ran the timetable then): the next class
     may have begun, so no log-out job; the occurrence says why."""
+    back_on_the_class_vlan(world, "pc-tina")  # someone to log out
     cls = ok(world.api.post(f"{E}/sessions", json={
         "room": "B12", "image": "debian:v1", "start": "2027-06-01T10:00",
         "end": "2027-06-01T12:00", "before": "none", "after": "nothing"}), 201)
@@ -249,7 +260,7 @@ def test_a_pc_restored_since_the_class_ended_is_not_taken_off_its_new_class(
     """A PC busy at the class's end (409: the job waits for it) and restored for the next
     class before the job's next pass belongs to that class: its ports stay where they are."""
     for pc in ("pc-sam", "pc-tina"):
-        world.near.set_port_vlan(world.ports[pc], CLASS)
+        back_on_the_class_vlan(world, pc)
     ok(world.api.post(f"{E}/sessions", json={
         "room": "B12", "image": "debian:v1", "start": "2027-06-08T10:00",
         "end": "2027-06-08T12:00", "before": "none", "after": "nothing"}), 201)
@@ -278,8 +289,8 @@ def test_a_teacher_logs_the_pcs_on_the_class_vlan_out_now(
     """No class on: the teacher's ``enclume room log-out`` of pc-sam and pc-idle (the CLI, in
     process, against the served API) is a job of pc-sam alone, the one on the class VLAN; one
     pass of the advancer puts it on the idle VLAN and ends sam's login, his work kept for the
-    next restore. pc-idle alone is refused, and nothing is stored."""
-    world.near.set_port_vlan(world.ports["pc-sam"], CLASS)
+    next restore. pc-idle alone is refused, and nothing is stored; so is pc-sam once moved."""
+    back_on_the_class_vlan(world, "pc-sam")
     with world.db.session() as session:  # the previous test's "restore for the next class"
         node = session.scalar(select(Node).where(Node.name == "pc-sam"))
         assert node is not None
@@ -313,3 +324,7 @@ def test_a_teacher_logs_the_pcs_on_the_class_vlan_out_now(
     assert world.vlan("pc-sam") == IDLE
     assert world.internal("pc-sam")["pc_login"]["ended_at"].startswith("20")
     assert logged_in(world.internal("pc-sam")) is not None  # saved by the next restore
+    # Still active, but no longer on the class VLAN: a second log-out has nothing to take.
+    again = world.api.post(f"{E}/rooms/B12/actions",
+                           json={"action": "log-out", "pcs": ["pc-sam"]})
+    assert again.status_code == 409, again.text
