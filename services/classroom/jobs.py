@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from services.classroom import fields
 from services.classroom.images import find_image, find_version
+from services.classroom.networks import class_vlan_pcs
 from services.classroom.pc_logins import clear_login
 from services.classroom.times import as_utc
 from services.common.classroom_models import (
@@ -35,8 +36,9 @@ ACTIVE_JOB_STATES = ("pending", "running")
 FORCED_DELTA = "restore-delta"  # a restore that asks the agent for delta whatever the PC had
 RESTORE_KINDS = ("restore", FORCED_DELTA)
 ENDED_JOB_STATES = ("done", "failed-partly", "failed")
-# A session's end with ``after: nothing``: its PCs on the class VLAN go back to the idle VLAN
-# and their logins end. Only the timetable starts it (no action of the API).
+# The PCs on the class VLAN go back to the idle VLAN and their logins end (work not yet saved
+# stays recorded for their next restore): a teacher's action, or a class's end with ``after:
+# nothing``.
 LOG_OUT = "log-out"
 
 
@@ -98,8 +100,7 @@ def create_job(session: Session, room: Room, body: Any, *, requested_by: str | N
     """A room action from a request body, recorded as a pending job; Invalid/Conflict and
     nothing stored when the request cannot run."""
     values = fields.known_keys("room action", body, ACTION_FIELDS)
-    kind = fields.choice("action", values.get("action"),
-                         fields.JOB_KINDS if occurrence is None else (*fields.JOB_KINDS, LOG_OUT))
+    kind = fields.choice("action", values.get("action"), fields.JOB_KINDS)
     force = values.get("force", False)
     if not isinstance(force, bool):
         raise Invalid(f"Invalid value for force: {shown(force)}; true or false.")
@@ -114,6 +115,8 @@ def create_job(session: Session, room: Room, body: Any, *, requested_by: str | N
     elif values.get("image") is not None:
         raise Invalid(f"A {kind} action takes no image.")
     _discard_unsaved(session, kind, values.get("discard_unsaved", False), pcs)
+    if kind == LOG_OUT:
+        pcs = on_class_vlan(room, pcs)
     job = Job(room_id=room.id, kind=kind, requested_by=requested_by, state="pending",
               image_version_id=version.id if version else None,
               occurrence_id=occurrence.id if occurrence else None)
@@ -121,6 +124,17 @@ def create_job(session: Session, room: Room, body: Any, *, requested_by: str | N
     session.add(job)
     session.flush()
     return job
+
+
+def on_class_vlan(room: Room, pcs: list[str]) -> list[str]:
+    """Those of ``pcs`` on the room's class VLAN now; Conflict when none is (nothing to log
+    out: the others rest on the idle VLAN already, or are being provisioned there)."""
+    there = set(class_vlan_pcs(room))
+    chosen = [uuid for uuid in pcs if uuid in there]
+    if not chosen:
+        raise Conflict(f"None of the chosen PCs of room {room.name} is on its class VLAN: "
+                       "there is nothing to log out.")
+    return chosen
 
 
 def _discard_unsaved(session: Session, kind: str, discard: Any, pcs: list[str]) -> None:

@@ -15,8 +15,10 @@ from sqlalchemy.orm import Session
 
 from services.common import states
 from services.common.classroom_models import Room, RoomPC
+from services.common.models import Node
 
 VLAN_INTERFACE = "vlan"  # the network interface that moves a PC's switch ports
+PORT_VLAN_KEY = "access_vlan"  # in a port's internal_info: the VLAN Enclume last put it in
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,18 @@ def room_vlans(session: Session, node_id: int) -> RoomVlans | None:
     return None if row is None else RoomVlans(row.name, row.idle_vlan, row.class_vlan)
 
 
-def class_vlan_pcs(session: Session, room: Room) -> list[str]:
-    """The node UUIDs of the room's PCs on its class VLAN: those of the ``vlan`` network
-    interface that run the OS a deploy wrote (``active``: a deploy ends with the ports on the
-    class VLAN), in the room's order."""
+def class_vlan_pcs(room: Room) -> list[str]:
+    """The node UUIDs of the room's PCs on its class VLAN, in the room's order: those of the
+    ``vlan`` network interface that run the OS a deploy wrote (``active``: a deploy ends with
+    the ports on the class VLAN) and whose ports have not left it since (a log-out)."""
     return [pc.node.uuid for pc in room.pcs
             if pc.node.network_interface == VLAN_INTERFACE
-            and pc.node.provision_state == states.S.ACTIVE.value]
+            and pc.node.provision_state == states.S.ACTIVE.value
+            and not _left_vlan(pc.node, room.class_vlan)]
+
+
+def _left_vlan(node: Node, vlan: int | None) -> bool:
+    """Whether the VLANs the node's ports were last put in (as recorded) leave out ``vlan``;
+    False when that cannot be told (no VLAN recorded, the class VLAN not the room's)."""
+    recorded = {(port.internal_info or {}).get(PORT_VLAN_KEY) for port in node.ports} - {None}
+    return vlan is not None and bool(recorded) and vlan not in recorded

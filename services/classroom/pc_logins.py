@@ -128,6 +128,13 @@ def end_login(node: Node, now: datetime) -> None:
                                  PC_LOGIN: {**login, "ended_at": now.isoformat()}}
 
 
+def ended_with_unsaved_work(node: Node) -> dict[str, Any] | None:
+    """The login ``end_login`` kept: its class over, its student's work still on the PC until
+    the PC's next restore or power-off saves it; None when there is none."""
+    login = logged_in(node.driver_internal_info)
+    return login if login is not None and login.get("ended_at") else None
+
+
 def login_of(node: Node) -> dict[str, Any] | None:
     found = (node.driver_internal_info or {}).get(PC_LOGIN)
     return found if isinstance(found, dict) else None

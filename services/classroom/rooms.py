@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session
 
 from services.classroom import fields
+from services.classroom.access import require_room_change
 from services.classroom.images import find_image
 from services.classroom.times import zone
 from services.common import validation
@@ -20,6 +21,7 @@ from services.common.classroom_models import (
     RoomTeacher,
 )
 from services.common.exceptions import Conflict, Invalid, NotFound
+from services.common.identity import Identity
 from services.common.lookups import by_uuid_or_name
 from services.common.models import Node
 
@@ -103,7 +105,10 @@ def create_room(session: Session, body: Any) -> Room:
     return room
 
 
-def update_room(session: Session, room: Room, body: Any) -> Room:
+def update_room(session: Session, identity: Identity, room: Room, body: Any) -> Room:
+    """A change of ``room`` by ``identity`` (the API's PATCH, the room page's forms): staff
+    change anything, the room's teachers what ``require_room_change`` lets them."""
+    require_room_change(identity, body if isinstance(body, dict) else {})
     values = fields.known_keys("room update", body, UPDATABLE)
     if "time_zone" in values and zone(values["time_zone"]).key != room.time_zone and (
             session.scalar(select(ClassSession.id).where(ClassSession.room_id == room.id))):

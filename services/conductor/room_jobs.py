@@ -30,10 +30,11 @@ session for the PCs it starts in a pass and puts it in their instance_info
 over HTTP. No session (the boot service refused, the store lacks the version): unicast. A PC
 that dies is reported as any failed deploy; the stream does not wait for it.
 
-A ``log-out`` (a class's end with ``after: nothing``) asks the conductor of each PC, all at
-once, to move its ports back to the idle VLAN and end its login (``leave_class_vlan``); its
-answer is the PC's outcome at once (``idle VLAN``; a switch's failure fails that PC alone; a
-busy node waits for a later pass).
+A ``log-out`` (a teacher's action, or a class's end with ``after: nothing``) asks the
+conductor of each PC, all at once, to move its ports back to the idle VLAN and end its login
+(``leave_class_vlan``, the class ended when the job was created); its answer is the PC's
+outcome at once (``idle VLAN``; a switch's failure fails that PC alone; a busy node waits for
+a later pass).
 
 A job ends ``done`` when every PC succeeded, ``failed`` when every PC failed, ``failed-partly``
 when some failed and others succeeded.
@@ -138,26 +139,26 @@ class JobAdvancer:
         if kind == LOG_OUT:
             claimed = [by_id[pc_id] for pc_id in queued if self._claim_start(pc_id)]
             self._record(job_id, self._leave_class_vlan(claimed, as_utc(created_at)))
-            queued = []
-        if multicast and queued and info is not None:
+        elif multicast and info is not None:
             claimed = [pc_id for pc_id in queued if self._claim_start(pc_id)]
             info = {**info, **self._session_for(info["image_version"], len(claimed))}
             for pc_id in claimed:
                 self._record(job_id, {by_id[pc_id]: self._start(kind, by_id[pc_id], info,
                                                                 image_id)})
-        for pc_id in [] if multicast else queued:
-            if self._claim_start(pc_id):
-                # Recorded at once: a conductor killed later in the pass loses no start.
-                self._record(job_id, {by_id[pc_id]: self._start(kind, by_id[pc_id], info,
-                                                                image_id)})
+        else:
+            for pc_id in queued:
+                if self._claim_start(pc_id):
+                    # Recorded at once: a conductor killed later in the pass loses no start.
+                    self._record(job_id, {by_id[pc_id]: self._start(kind, by_id[pc_id], info,
+                                                                    image_id)})
         self._record(job_id, observed)
 
     def _leave_class_vlan(self, node_uuids: list[str], class_ended_at: datetime
                           ) -> dict[str, dict[str, Any]]:
-        """A log-out's PCs (a class's end without restore or power-off) all at once, in
-        threads, so that each switch takes their ports in one batch (SwitchBatcher); one PC
-        that fails (its switch does not answer) fails alone. ``class_ended_at``: the job's
-        creation; a PC provisioned since (busy then, restored for the next class) is left."""
+        """A log-out's PCs all at once, in threads, so that each switch takes their ports in
+        one batch (SwitchBatcher); one PC that fails (its switch does not answer) fails alone.
+        ``class_ended_at``: the job's creation (the class's end, or the teacher's request); a
+        PC provisioned since (busy then, restored for the next class) is left."""
         if not node_uuids:
             return {}
         with ThreadPoolExecutor(max_workers=min(LOG_OUT_THREADS, len(node_uuids)),

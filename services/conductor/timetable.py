@@ -179,12 +179,11 @@ class TimetableRunner:
                 return 0
             occurrence = session.get(Occurrence, occurrence_id)
             assert occurrence is not None
-            after, pcs = occurrence.session.after, None
+            after = occurrence.session.after
             if after == "nothing":
                 # Neither restored nor powered off: the PCs a deploy left on the class VLAN
                 # go back to the idle VLAN (their logins end), if there are any.
-                pcs = class_vlan_pcs(session, occurrence.session.room)
-                if not pcs:
+                if not class_vlan_pcs(occurrence.session.room):
                     return 1
                 after = jobs.LOG_OUT
             if now > occurrence.planned_end + self.grace:
@@ -195,7 +194,7 @@ class TimetableRunner:
                     f"{_seconds(self.grace)} s); it is never run late.")
                 LOG.warning("timetable: occurrence %s: %s", occurrence.uuid, occurrence.reason)
                 return 1
-            self._job(session, occurrence, after, now, pcs)
+            self._job(session, occurrence, after, now)
         return 1
 
     def _hand_over(self, occurrence_id: int, previous: str | None, now: datetime) -> int:
@@ -210,12 +209,10 @@ class TimetableRunner:
             LOG.info("timetable: occurrence %s handed over from %s", occurrence_id, previous)
         return int(moved)
 
-    def _job(self, session: Session, occurrence: Occurrence, kind: str, now: datetime,
-             pcs: list[str] | None = None) -> None:
+    def _job(self, session: Session, occurrence: Occurrence, kind: str, now: datetime) -> None:
+        """The occurrence's job of all the room's PCs (a log-out: those on the class VLAN)."""
         cls_session = occurrence.session
         body: dict[str, Any] = {"action": kind}
-        if pcs is not None:
-            body["pcs"] = pcs
         if kind in jobs.RESTORE_KINDS:
             body["image"] = cls_session.image_version.uuid
         try:

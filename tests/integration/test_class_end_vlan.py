@@ -10,11 +10,14 @@ one pass of the advancer puts pc-sam, pc-tina and pc-off back on the idle VLAN (
 off), ends sam's login but keeps his unsaved work recorded for the next restore to save,
 clears tina's maintenance login, and fails pc-far alone with the switch's reason (its login
 kept: it is still on the class network). pc-idle is not touched. Once the far switch answers
-again, the teacher's retry of pc-far moves it too.
+again, the teacher's retry of pc-far moves it too. With no class on, a teacher's log-out
+(``enclume room log-out``) takes the PCs named that are on the class VLAN.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,9 +29,10 @@ import pytest
 from sqlalchemy import select
 
 from services.classroom.state_capture import logged_in
+from services.cli.enclume import main as cli_main
 from services.common.config import Settings
 from services.common.db import Database
-from services.common.models import Node, NodeHistory, utcnow
+from services.common.models import Node, NodeHistory, Port, utcnow
 from services.conductor.room_jobs import JobAdvancer
 from services.conductor.timetable import TimetableRunner
 from tests.lab.harness import Lab, VdeSwitch
@@ -144,6 +148,16 @@ def log_in(world: World, pc: str, user: str, action: str) -> None:
             "at": "2027-05-25T10:05:00+00:00"}}
 
 
+def back_on_the_class_vlan(world: World, pc: str) -> None:
+    """As a deploy for the next class leaves a PC of the near switch: its switch port on the
+    class VLAN, and the record of it on its port."""
+    world.near.set_port_vlan(world.ports[pc], CLASS)
+    with world.db.session() as session:
+        port = session.scalar(select(Port).join(Node).where(Node.name == pc))
+        assert port is not None
+        port.internal_info = {**port.internal_info, "access_vlan": CLASS}
+
+
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
@@ -223,6 +237,7 @@ def test_a_class_that_ends_with_nothing_sends_its_pcs_back_to_the_idle_vlan(
 def test_a_class_end_noticed_after_its_grace_moves_nothing(world: World) -> None:
     """Ended more than the grace late (no conductor ran the timetable then): the next class
     may have begun, so no log-out job; the occurrence says why."""
+    back_on_the_class_vlan(world, "pc-tina")  # someone to log out
     cls = ok(world.api.post(f"{E}/sessions", json={
         "room": "B12", "image": "debian:v1", "start": "2027-06-01T10:00",
         "end": "2027-06-01T12:00", "before": "none", "after": "nothing"}), 201)
@@ -245,7 +260,7 @@ def test_a_pc_restored_since_the_class_ended_is_not_taken_off_its_new_class(
     """A PC busy at the class's end (409: the job waits for it) and restored for the next
     class before the job's next pass belongs to that class: its ports stay where they are."""
     for pc in ("pc-sam", "pc-tina"):
-        world.near.set_port_vlan(world.ports[pc], CLASS)
+        back_on_the_class_vlan(world, pc)
     ok(world.api.post(f"{E}/sessions", json={
         "room": "B12", "image": "debian:v1", "start": "2027-06-08T10:00",
         "end": "2027-06-08T12:00", "before": "none", "after": "nothing"}), 201)
@@ -266,3 +281,50 @@ def test_a_pc_restored_since_the_class_ended_is_not_taken_off_its_new_class(
     assert rows["pc-sam"] == ("active", "succeeded"), rows
     assert rows["pc-tina"] == ("idle VLAN", "succeeded"), rows
     assert (world.vlan("pc-sam"), world.vlan("pc-tina")) == (CLASS, IDLE)
+
+
+def test_a_teacher_logs_the_pcs_on_the_class_vlan_out_now(
+        world: World, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """No class on: the teacher's ``enclume room log-out`` of pc-sam and pc-idle (the CLI, in
+    process, against the served API) is a job of pc-sam alone, the one on the class VLAN; one
+    pass of the advancer puts it on the idle VLAN and ends sam's login, his work kept for the
+    next restore. pc-idle alone is refused, and nothing is stored; so is pc-sam once moved."""
+    back_on_the_class_vlan(world, "pc-sam")
+    with world.db.session() as session:  # the previous test's "restore for the next class"
+        node = session.scalar(select(Node).where(Node.name == "pc-sam"))
+        assert node is not None
+        node.provision_updated_at = utcnow().replace(tzinfo=None) - timedelta(minutes=1)
+    log_in(world, "pc-sam", "sam", "fresh")
+    jobs_before = ok(world.api.get(f"{E}/jobs", params={"room": "B12"}))["jobs"]
+
+    refused = world.api.post(f"{E}/rooms/B12/actions",
+                             json={"action": "log-out", "pcs": ["pc-idle"]})
+    assert refused.status_code == 409, refused.text
+    assert "None of the chosen PCs of room B12 is on its class VLAN" in refused.text
+    assert ok(world.api.get(f"{E}/jobs", params={"room": "B12"}))["jobs"] == jobs_before
+
+    monkeypatch.setenv("ENCLUME_URL", str(world.api.base_url))
+    monkeypatch.setenv("ENCLUME_CLI_CONFIG", "")
+    monkeypatch.setenv("XDG_CONFIG_HOME", "/nonexistent")
+    monkeypatch.setattr(sys, "argv", ["enclume", "room", "log-out", "B12", "--pc", "pc-sam",
+                                      "--pc", "pc-idle", "-f", "json"])
+    try:
+        cli_main.main()
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr()
+    job = json.loads(capsys.readouterr().out)
+    assert (job["kind"], job["state"], job["occurrence"]) == ("log-out", "pending", None)
+    assert [pc["node"] for pc in job["pcs"]] == ["pc-sam"]
+
+    world.advance_jobs()
+    job = ok(world.api.get(f"{E}/jobs/{job['uuid']}"))
+    assert job["state"] == "done", job
+    assert (job["pcs"][0]["step"], job["pcs"][0]["outcome"]) == ("idle VLAN", "succeeded")
+    assert world.vlan("pc-sam") == IDLE
+    assert world.internal("pc-sam")["pc_login"]["ended_at"].startswith("20")
+    assert logged_in(world.internal("pc-sam")) is not None  # saved by the next restore
+    # Still active, but no longer on the class VLAN: a second log-out has nothing to take.
+    again = world.api.post(f"{E}/rooms/B12/actions",
+                           json={"action": "log-out", "pcs": ["pc-sam"]})
+    assert again.status_code == 409, again.text

@@ -14,7 +14,14 @@ from agent import api_client, login_prompt, login_texts
 from agent.api_client import ApiError
 from agent.config import load
 from agent.console import printable
-from services.classroom.pc_logins import PC_LOGIN, clear_login, login_of, record_login
+from services.classroom.pc_logins import (
+    PC_LOGIN,
+    clear_login,
+    end_login,
+    ended_with_unsaved_work,
+    login_of,
+    record_login,
+)
 from services.common.bootconfig.params import UnsafeScriptValue, agent_kernel_params
 from services.common.config import Settings
 from services.common.identity import Identity
@@ -125,3 +132,21 @@ def test_a_login_is_recorded_and_cleared_on_the_node() -> None:
     clear_login(node)
     assert node.driver_internal_info == {"agent_url": "http://10.0.0.5:9999"}
     assert login_of(node) is None
+
+
+def test_an_ended_login_with_work_to_save_is_what_the_room_page_reads() -> None:
+    """A log-out keeps a student's login marked ``ended_at`` (the room page's card says the
+    work waits for the next restore); a login still on, or a maintenance one, says nothing."""
+    at = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    sam, tina = Node(driver_internal_info={}), Node(driver_internal_info={})
+    record_login(sam, Identity("sam", frozenset({"student"}), frozenset()),
+                 {"action": "fresh", "image_version": "v-uuid"}, at)
+    record_login(tina, Identity("tina", frozenset({"teacher"}), frozenset()),
+                 {"action": "maintenance"}, at)
+    assert ended_with_unsaved_work(sam) is None  # still logged in
+    for node in (sam, tina):
+        end_login(node, at)
+    ended = ended_with_unsaved_work(sam)
+    assert ended is not None and (ended["user"], ended["ended_at"]) == (
+        "sam", "2026-12-05T12:00:00+00:00")
+    assert ended_with_unsaved_work(tina) is None and login_of(tina) is None

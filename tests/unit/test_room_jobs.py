@@ -221,8 +221,9 @@ def test_power_off_and_wake(stack: tuple[ServedApi, Database], room: dict[str, A
 def test_refusals(stack: tuple[ServedApi, Database], room: dict[str, Any]) -> None:
     served, db = stack
     with client(served, "bob") as bob:
-        response = bob.post(f"{E}/rooms/B12/actions", json={"action": "wake"})
-        assert response.status_code == 404, response.text
+        for action in ("wake", "log-out"):
+            response = bob.post(f"{E}/rooms/B12/actions", json={"action": action})
+            assert response.status_code == 404, response.text
     with client(served, "alice") as alice:
         jobs = ok(alice.get(f"{E}/jobs"))["jobs"]
         for body, status, fragment in [
@@ -234,6 +235,11 @@ def test_refusals(stack: tuple[ServedApi, Database], room: dict[str, Any]) -> No
             ({"action": "wake", "colour": 1}, 400, "colour"),
             ({"action": "restore", "discard_unsaved": "yes"}, 400, "discard_unsaved"),
             ({"action": "wake", "discard_unsaved": True}, 400, "saves nothing"),
+            ({"action": "log-out", "image": "debian"}, 400, "no image"),
+            ({"action": "log-out", "discard_unsaved": True}, 400, "saves nothing"),
+            # Fake PCs without the vlan network interface: none is on the class VLAN.
+            ({"action": "log-out"}, 409, "None of the chosen PCs of room B12 is on its "
+                                         "class VLAN"),
         ]:
             response = alice.post(f"{E}/rooms/B12/actions", json=body)
             assert response.status_code == status, (body, response.text)

@@ -57,7 +57,8 @@ def show_job(ident: str, request: Request, caller: Identity = Depends(identity),
 def room_action(ident: str, request: Request, body: Any = Body(...),
                 caller: Identity = Depends(identity),
                 db: Database = Depends(database)) -> Response:
-    """Wake, restore or power off a room's PCs (all, or those named): a job, 202."""
+    """Wake, restore, power off or log out (of the class VLAN) a room's PCs (all, or those
+    named): a job, 202."""
     with db.session() as session:
         room = find_room(session, caller, ident)
         job = jobs.create_job(session, room, body, requested_by=caller.user, now=now())

@@ -15,12 +15,7 @@ from services.api.enclume.views import ROOM_FIELDS, room_document
 from services.api.responses import rendered
 from services.api.routing import api_router
 from services.classroom import rooms
-from services.classroom.access import (
-    find_room,
-    require_room_change,
-    require_staff,
-    visible_rooms,
-)
+from services.classroom.access import find_room, require_staff, visible_rooms
 from services.classroom.fields import known_keys
 from services.classroom.plans import room_plan
 from services.common.classroom_models import Room, RoomImage, RoomPC
@@ -71,8 +66,7 @@ def update_room(ident: str, request: Request, body: Any = Body(...),
                 db: Database = Depends(database)) -> dict[str, Any]:
     with db.session() as session:
         room = find_room(session, caller, ident)
-        require_room_change(caller, body if isinstance(body, dict) else {})
-        return room_document(request, rooms.update_room(session, room, body))
+        return room_document(request, rooms.update_room(session, caller, room, body))
 
 
 @router.delete(f"{PREFIX}/rooms/{{ident}}", status_code=204)

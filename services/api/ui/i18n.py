@@ -85,6 +85,21 @@ FRENCH: dict[str, str] = {
     "on these PCs.":
         "Un cours a lieu dans cette salle jusqu'à {end} ({session}) : les élèves perdront ce "
         "qui est sur ces PC.",
+    "Log out of the class network": "Déconnecter du réseau du cours",
+    "Log {count} PCs of room {room} out of the class network?":
+        "Déconnecter {count} PC de la salle {room} du réseau du cours ?",
+    "They leave the class network and their students' logins end. Their work stays on the "
+    "PCs and is saved at their next restore or power-off.":
+        "Ils quittent le réseau du cours et les connexions de leurs étudiants prennent fin. "
+        "Leur travail reste sur les PC et est enregistré à leur prochaine restauration ou "
+        "extinction.",
+    "A class is in progress in this room until {end} ({session}): its students lose the "
+    "class network.":
+        "Un cours a lieu dans cette salle jusqu'à {end} ({session}) : ses étudiants perdent le "
+        "réseau du cours.",
+    "{user} is logged out; their work is saved at the next restore or power-off.":
+        "{user} est déconnecté ; son travail est enregistré à la prochaine restauration ou "
+        "extinction.",
     "Started: {action} of {count} PCs.": "Lancé : {action} de {count} PC.",
     "Retried {count} failed PCs.": "{count} PC en échec relancés.",
     "No failed PC to retry.": "Aucun PC en échec à relancer.",

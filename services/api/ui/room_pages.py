@@ -30,11 +30,11 @@ from services.classroom.access import find_room
 from services.classroom.login_policy import applied
 from services.common.classroom_models import Job, Room
 from services.common.db import Database
-from services.common.exceptions import Conflict, Invalid, NotFound
+from services.common.exceptions import Conflict, Forbidden, Invalid, NotFound
 from services.common.identity import Identity
 
 router = api_router(include_in_schema=False)
-ACTIONS = ("wake", "restore", "power-off")
+ACTIONS = ("wake", "restore", "power-off", jobs.LOG_OUT)
 NOTICES = {"started": "Started: {action} of {count} PCs.",
            "retried": "Retried {count} failed PCs.", "nothing-to-retry": "No failed PC to retry.",
            "laid-out": "The room's layout is saved.",
@@ -107,6 +107,12 @@ def room_action(ident: str, request: Request, action: str = Form(""),
         body: dict[str, Any] = {"action": action, "pcs": pcs}
         if action == "restore":
             body.update(image=image or None, force=running is not None)
+        if not confirm and action == jobs.LOG_OUT:
+            try:  # the confirmation names the PCs the job will take: those on the class VLAN
+                pcs = jobs.on_class_vlan(room, pcs)
+            except Conflict as exc:
+                return room_view(request, who, session, room, status=exc.code,
+                                 error=exc.message)
         if not confirm:
             names = {s.uuid: s.name for s in room_statuses(session, room)}
             return render(request, "confirm.html", session=who.session,
@@ -115,12 +121,27 @@ def room_action(ident: str, request: Request, action: str = Form(""),
                           session_name=running.session.name if running else None,
                           session_end=_local_end(room, running.planned_end) if running else None)
         try:
-            jobs.create_job(session, room, body, requested_by=who.identity.user, now=now)
+            job = jobs.create_job(session, room, body, requested_by=who.identity.user, now=now)
         except (Invalid, Conflict) as exc:
             session.rollback()
             return room_view(request, who, session, room, status=exc.code, error=exc.message)
+        count = len(job.pcs)
     return redirect(request, f"{PREFIX}/rooms/{ident}?notice=started&action={action}"
-                             f"&count={len(pcs)}")
+                             f"&count={count}")
+
+
+def _change_room(request: Request, who: Visitor, db: Database, ident: str,
+                 values: dict[str, Any], notice: str) -> Response:
+    """A room form's values, checked and stored as the API's PATCH of the room does."""
+    with db.session() as session:
+        room = room_of(session, who.identity, ident)
+        try:
+            rooms.update_room(session, who.identity, room, values)
+        except (Invalid, Conflict, Forbidden) as exc:
+            session.rollback()
+            return room_view(request, who, session, room_of(session, who.identity, ident),
+                             status=exc.code, error=exc.message)
+    return redirect(request, f"{PREFIX}/rooms/{ident}?notice={notice}")
 
 
 @router.post(f"{PREFIX}/rooms/{{ident}}/layout")
@@ -129,20 +150,12 @@ def room_layout(ident: str, request: Request, rows: str = Form(""), columns: str
                 db: Database = Depends(database)) -> Response:
     """The rows and columns the room's PCs are drawn in; both empty: no layout."""
     check_csrf(who.session, csrf)
-    with db.session() as session:
-        room = room_of(session, who.identity, ident)
-        given = {"rows": rows.strip(), "columns": columns.strip()}
-        # A number as the API takes it; anything else as typed, for the API's refusal to name.
-        layout = None if not any(given.values()) else {
-            key: int(text) if text.isdecimal() and len(text) < 4 else text
-            for key, text in given.items()}
-        try:
-            rooms.update_room(session, room, {"layout": layout})
-        except Invalid as exc:
-            session.rollback()
-            return room_view(request, who, session, room_of(session, who.identity, ident),
-                             status=exc.code, error=exc.message)
-    return redirect(request, f"{PREFIX}/rooms/{ident}?notice=laid-out")
+    given = {"rows": rows.strip(), "columns": columns.strip()}
+    # A number as the API takes it; anything else as typed, for the API's refusal to name.
+    layout = None if not any(given.values()) else {
+        key: int(text) if text.isdecimal() and len(text) < 4 else text
+        for key, text in given.items()}
+    return _change_room(request, who, db, ident, {"layout": layout}, "laid-out")
 
 
 @router.post(f"{PREFIX}/rooms/{{ident}}/logins")
@@ -150,20 +163,12 @@ def room_logins(ident: str, request: Request, pc_logins: str = Form(""),
                 login_language: str = Form(""), csrf: str = Form(""),
                 who: Visitor = Depends(visitor), db: Database = Depends(database)) -> Response:
     """The room's switch of logins at its PCs and their prompt's language ("default": the
-    settings decide), checked and stored as the API's PATCH of the room does."""
+    settings decide)."""
     check_csrf(who.session, csrf)
-    with db.session() as session:
-        room = room_of(session, who.identity, ident)
-        # A word of the form as the API takes it; anything else as typed, for its refusal.
-        values = {"pc_logins": LOGIN_SWITCH.get(pc_logins, pc_logins),
-                  "login_language": None if login_language == "default" else login_language}
-        try:
-            rooms.update_room(session, room, values)
-        except Invalid as exc:
-            session.rollback()
-            return room_view(request, who, session, room_of(session, who.identity, ident),
-                             status=exc.code, error=exc.message)
-    return redirect(request, f"{PREFIX}/rooms/{ident}?notice=logins-saved")
+    # A word of the form as the API takes it; anything else as typed, for its refusal.
+    values = {"pc_logins": LOGIN_SWITCH.get(pc_logins, pc_logins),
+              "login_language": None if login_language == "default" else login_language}
+    return _change_room(request, who, db, ident, values, "logins-saved")
 
 
 @router.post(f"{PREFIX}/rooms/{{ident}}/retry")

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.api.ui.i18n import Translate
+from services.classroom.pc_logins import ended_with_unsaved_work
 from services.common import states
 from services.common.classroom_models import Image, ImageVersion, Job, JobPC, Room
 
@@ -35,6 +36,7 @@ class PcStatus:
     outcome: str | None = None
     error: str | None = None
     image: str | None = None  # IMAGE:VERSION of its last successful restore
+    unsaved_work_of: str | None = None  # the student logged out with work not yet saved
 
     @property
     def failed(self) -> bool:
@@ -62,13 +64,14 @@ def room_statuses(session: Session, room: Room) -> list[PcStatus]:
         node = room_pc.node
         found = latest.get(node.uuid)
         row, job = found if found else (None, None)
+        ended = ended_with_unsaved_work(node)
         statuses.append(PcStatus(
             uuid=node.uuid, name=node.name or node.uuid, power=node.power_state,
             provision=node.provision_state, job=job.uuid if job else None,
             kind=job.kind if job else None, step=row.step if row else None,
             percent=row.percent if row else None, bytes_done=row.bytes_done if row else None,
             outcome=row.outcome if row else None, error=row.error if row else None,
-            image=images.get(node.uuid)))
+            image=images.get(node.uuid), unsaved_work_of=ended["user"] if ended else None))
     return statuses
 
 

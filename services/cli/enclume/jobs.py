@@ -1,5 +1,5 @@
-"""``enclume job list|show|retry``: room actions (wake, restore, power-off) and how each PC
-fared. ``room wake|restore|power-off`` start them."""
+"""``enclume job list|show|retry``: room actions (wake, restore, power-off, log-out) and how
+each PC fared. ``room wake|restore|power-off|log-out`` start them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``enclume room wake|restore|power-off ROOM`` and ``enclume room status ROOM [--watch]``.
+"""``enclume room wake|restore|power-off|log-out ROOM`` and ``enclume room status ROOM
+[--watch]``.
 
 An action is one job of the room (``POST /enclume/v1/rooms/{room}/actions``); ``--wait``
 follows its PCs live (room_progress.py). ``status`` shows each PC's state with the step and
@@ -89,6 +90,14 @@ def power_off(ctx: typer.Context, room: Room, pc: Pc = None, force: Force = Fals
               timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S, fmt: Format = None) -> None:
     """Power off the room's PCs (saving the work of students logged in first)."""
     act(ctx, room, "power-off", pc, None, force, wait, timeout, fmt, discard)
+
+
+@app.command("log-out")
+def log_out(ctx: typer.Context, room: Room, pc: Pc = None, wait: Wait = False,
+            timeout: Timeout = DEFAULT_WAIT_TIMEOUT_S, fmt: Format = None) -> None:
+    """Take the room's PCs on the class network back to the idle network and end their
+    students' logins (their work is saved at the PCs' next restore or power-off)."""
+    act(ctx, room, "log-out", pc, None, False, wait, timeout, fmt)
 
 
 def latest_job(client: ApiClient, room: str) -> dict[str, Any] | None:

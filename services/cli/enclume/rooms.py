@@ -13,7 +13,7 @@ from services.cli.enclume.options import Format
 
 app = typer.Typer(no_args_is_help=True,
                   help="Rooms of PCs: who teaches there, which images they may run, and "
-                       "actions on the whole room (wake, restore, power-off, status).")
+                       "actions on the whole room (wake, restore, power-off, log-out, status).")
 
 LIST_COLUMNS = ("name", "time_zone", "default_image", "allowed_images", "pcs", "teachers")
 SHOW_COLUMNS = ("uuid", "name", "description", "time_zone", "idle_vlan", "class_vlan",

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from services.classroom.networks import RoomVlans, room_vlans
+from services.classroom.networks import PORT_VLAN_KEY, RoomVlans, room_vlans
 from services.common.config import Settings
 from services.drivers.base import DriverError, MissingParameters, NetworkInterface
 from services.drivers.network.batching import SwitchBatcher
@@ -46,8 +46,6 @@ from services.drivers.network.vifs import vif_ports
 if TYPE_CHECKING:
     from services.common.models import Port
     from services.conductor.task import Task
-
-PORT_VLAN_KEY = "access_vlan"  # in a port's internal_info: the VLAN Enclume last put it in
 
 
 @dataclass(frozen=True)
