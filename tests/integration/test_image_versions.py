@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
-import json
 import os
 import shutil
 import socket
@@ -29,6 +28,7 @@ from services.images.manifest import BLOCK_SIZE
 from services.images.store import ImageStore
 from tests.integration.test_enclume_cli import Enclume
 from tests.support.aio import Server, running_aio
+from tests.support.api_stack import fault
 
 pytestmark = pytest.mark.integration
 E = "/enclume/v1"
@@ -73,11 +73,6 @@ def store(aio: Server) -> ImageStore:
 def made(response: httpx.Response, status: int = 201) -> Any:
     assert response.status_code == status, response.text
     return response.json() if response.content else None
-
-
-def fault(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    return str(json.loads(response.json()["error_message"])["faultstring"])
 
 
 def start(admin: httpx.Client, image: str, version: str, data: bytes,
