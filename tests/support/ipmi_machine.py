@@ -96,20 +96,18 @@ class MemoryMachine:
             self._soft_off_at = None
 
     def power_reset(self) -> None:
-        with self._lock:
-            self._settle()
-            if self._power == POWER_OFF:
-                raise MachineStateError("reset of a machine that is off")
-            self.actions.append("power_reset")
-            self._soft_off_at = None
-            self._boot_now()
+        self._boot_again("power_reset", "reset of a machine that is off")
 
     def power_cycle(self) -> None:
+        self._boot_again("power_cycle", "power cycle of a machine that is off")
+
+    def _boot_again(self, action: str, refusal: str) -> None:
+        """Reset and power cycle: a new boot of a machine that is on, refused when it is off."""
         with self._lock:
             self._settle()
             if self._power == POWER_OFF:
-                raise MachineStateError("power cycle of a machine that is off")
-            self.actions.append("power_cycle")
+                raise MachineStateError(refusal)
+            self.actions.append(action)
             self._soft_off_at = None
             self._boot_now()
 
