@@ -31,6 +31,7 @@ import httpx
 
 from ramdisk.buildcache import exclusive
 from tests.support.cached_venv import ensure_venv
+from tests.support.procfs import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "tests" / "keystone" / "requirements.txt"
@@ -170,12 +171,7 @@ class KeystoneServer:
 
     def stop(self) -> None:
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            stop_process(self._process, 10)
             self._process = None
 
 
