@@ -3,12 +3,13 @@ so that several processes (parallel test runs, `make`) never build the same thin
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from services.common import file_lock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE_DIR = REPO_ROOT / ".cache"
@@ -43,11 +44,8 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 @contextmanager
 def exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `lock_path` (created when missing) for the block."""
+    """Hold an exclusive lock on `lock_path` (created, with its directory, when missing) for
+    the block."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with file_lock.exclusive(lock_path):
+        yield

@@ -4,7 +4,6 @@ MariaDB at READ COMMITTED. A unit of work the database gave up (deadlock, lock w
 
 from __future__ import annotations
 
-import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ from sqlalchemy.pool import NullPool
 
 from services.common import scrubbed_fields
 from services.common.config import Settings
+from services.common.file_lock import exclusive
 from services.common.transient import TransientDatabaseError, is_transient
 
 # The migrations ship inside the package: found from it, whatever the working directory.
@@ -115,12 +115,8 @@ def _migration_lock(url: str) -> Iterator[None]:
         if not database or database == ":memory:":
             yield
             return
-        with open(f"{database}.migrate-lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive(f"{database}.migrate-lock"):
+            yield
         return
     engine = create_engine(url, poolclass=NullPool)
     if engine.dialect.name == "mysql":  # MariaDB: a named lock, held by this connection

@@ -17,7 +17,6 @@ session untouched for ``IDLE_S`` is removed by the store's garbage collection.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -26,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from services.common.file_lock import exclusive
 from services.images import manifest as manifests
 from services.images.errors import ChecksumMismatch, StoreError, StoreFull
 from services.images.ingest import commit_version
@@ -56,13 +56,9 @@ class CaptureSession:
             self.blocks.mkdir(parents=True, exist_ok=True)
         elif not self.blocks.is_dir():
             raise UnknownCapture(f"no capture session {self.area.name}")
-        with open(self.area / ".lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                os.utime(self.area)  # the garbage collection's idle clock
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive(self.area / ".lock"):
+            os.utime(self.area)  # the garbage collection's idle clock
+            yield
 
     def _manifest(self) -> Manifest:
         try:

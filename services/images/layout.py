@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from services.common.file_lock import exclusive
 from services.images.errors import StoreError
 
 _VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -62,12 +63,8 @@ class Layout:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        with open(self.root / ".lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive(self.root / ".lock"):
+            yield
 
 
 def lock_is_free(lock: Path) -> bool:

@@ -12,15 +12,12 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import subprocess
-import threading
 import time
 import urllib.error
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +39,7 @@ from tests.support.api_stack import ServedApi, served_sqlite_api, wait_state
 from tests.support.peers_fixtures import IpmiPeers
 from tests.support.polling import eventually
 from tests.support.procfs import stop_process
+from tests.support.static_http import serving_directory
 
 pytestmark = pytest.mark.integration
 
@@ -288,13 +286,8 @@ def deploy_files(tmp_path: Path) -> Iterator[str]:
     """A web server of a deploy kernel and ramdisk (the ipxe boot checks they answer)."""
     for name in ("kernel", "ramdisk"):
         (tmp_path / name).write_bytes(name.encode())
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
-    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-        server.shutdown()
-        thread.join()
+    with serving_directory(tmp_path) as url:
+        yield url
 
 
 def test_a_disable_power_off_node_is_reset_never_powered_off_by_rescue_abort_and_unrescue(

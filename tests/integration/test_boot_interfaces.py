@@ -4,8 +4,7 @@ the right steps of cleaning, deploy and undeploy, and validate says clearly what
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from services.common.db import Database
 from services.common.models import Port
 from tests.support.aio import Server, running_aio
 from tests.support.asgi import bound_socket, serving, url_of
+from tests.support.polling import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -91,16 +91,6 @@ def script(lab: Lab, mac: str) -> str:
     return httpx.get(f"{lab.boot_url}/boot.ipxe", params={"mac": mac}).text
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def provision(lab: Lab, uuid: str, target: str) -> None:
     response = lab.api.put(f"/v1/nodes/{uuid}/states/provision", json={"target": target})
     assert response.status_code == 202, response.text
@@ -111,7 +101,7 @@ def settled_in(lab: Lab, uuid: str, state: str) -> dict[str, Any]:
         current = node(lab, uuid)
         assert current["provision_state"] not in ("deploy failed", "clean failed"), current
         return current if current["provision_state"] == state else None
-    return dict(wait_for(settled, f"{uuid} to reach {state}"))
+    return dict(eventually(settled, 20, f"{uuid} to reach {state}"))
 
 
 def ramdisk_while(lab: Lab, uuid: str, state: str) -> dict[str, Any]:
@@ -120,7 +110,7 @@ def ramdisk_while(lab: Lab, uuid: str, state: str) -> dict[str, Any]:
         current = node(lab, uuid)
         boot = current["driver_internal_info"].get("boot")
         return current if current["provision_state"] == state and boot else None
-    return dict(wait_for(seen, f"a desired boot while {state}"))
+    return dict(eventually(seen, 20, f"a desired boot while {state}"))
 
 
 def test_desired_boot_follows_cleaning_deploy_and_undeploy(lab: Lab) -> None:

@@ -13,7 +13,6 @@ console)."""
 
 from __future__ import annotations
 
-import uuid as uuid_module
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,10 @@ import pytest
 import websocket
 
 from lab.local_cluster import Cluster, running_cluster
-from services.common.ring import ConductorRing
 from tests.integration.test_console_sol import close_frame, enabled_console, received_until, ws_url
 from tests.support.api_stack import HEADERS
 from tests.support.polling import eventually
+from tests.support.ring_owned import uuids_owned_by
 from tests.support.sol_bmc import SerialLine, SolBmc
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -41,13 +40,6 @@ SETTINGS = {
 }
 BOTH = ("conductor-1", "conductor-2")
 MOVE_S = 60  # a ring refresh and a periodic pass; generous for a loaded machine
-
-
-def uuid_owned_by(owner: str) -> str:
-    """The first of a fixed series of UUIDs that the two conductors' ring gives ``owner``."""
-    ring = ConductorRing(list(BOTH))
-    return next(candidate for i in range(1000) if ring.owner(
-        candidate := str(uuid_module.uuid5(uuid_module.NAMESPACE_URL, f"console-{i}"))) == owner)
 
 
 def served_by(api: httpx.Client, node: str, cluster: Cluster, conductor: str
@@ -89,7 +81,7 @@ def test_the_console_moves_with_its_node(tmp_path: Path) -> None:
                 env=SETTINGS) as cluster, httpx.Client(
                     base_url=cluster.apis["api-1"].url, headers=HEADERS, timeout=30) as api:
             eventually(lambda: line.connected, 30, "ipmi_sim connecting to the serial line")
-            node = uuid_owned_by("conductor-2")
+            node = next(uuids_owned_by("conductor-2", BOTH, "console"))
             created = api.post("/v1/nodes", json={
                 "uuid": node, "driver": "ipmi", "driver_info": bmc.driver_info(),
                 "console_interface": "ipmitool-shellinabox"})

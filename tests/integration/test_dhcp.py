@@ -44,7 +44,7 @@ from tests.support.dhcp_client import DHCP_MAGIC, DhcpClient, Reply, encode_opti
 from tests.support.dnsmasq_hash import macs_hashed_alike
 from tests.support.metrics import Scrape, parse
 from tests.support.polling import eventually
-from tests.support.procfs import process_alive
+from tests.support.procfs import process_alive, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -175,12 +175,7 @@ class OtherDhcpServer:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, 10)
 
 
 @pytest.fixture(scope="module")

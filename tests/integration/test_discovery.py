@@ -34,6 +34,7 @@ from tests.support.aio import Server, running_aio
 from tests.support.asgi import bound_socket, serving, url_of
 from tests.support.deploy_lab import GiB, require_agent_python
 from tests.support.netns import VethNamespace, ip, veth_namespace
+from tests.support.procfs import stop_process
 from tests.support.tcp_forward import TcpForwarder
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -91,13 +92,7 @@ class AgentRun:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 10)
 
 
 @dataclass

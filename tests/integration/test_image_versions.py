@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
-import json
 import os
 import shutil
 import socket
@@ -20,15 +19,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 import httpx
 import pytest
-import yaml
 
 from services.images.manifest import BLOCK_SIZE
 from services.images.store import ImageStore
 from tests.integration.test_enclume_cli import Enclume
 from tests.support.aio import Server, running_aio
+from tests.support.api_stack import fault
+from tests.support.classroom_users import write_users_file
 
 pytestmark = pytest.mark.integration
 E = "/enclume/v1"
@@ -46,12 +45,10 @@ def disk_bytes(seed: int, blocks: int = 3) -> bytes:
 @pytest.fixture(scope="module")
 def aio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     directory = tmp_path_factory.mktemp("images-aio")
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    (directory / "users.yaml").write_text(yaml.safe_dump({"users": [
-        {"name": "admin", "password_hash": hashed, "roles": ["admin"]},
-        {"name": "alice", "password_hash": hashed, "roles": ["teacher"], "rooms": ["B12"]}]}))
+    users_file = write_users_file(
+        directory, {"admin": (["admin"], []), "alice": (["teacher"], ["B12"])}, PASSWORD)
     env = {"ENCLUME_AUTH_STRATEGY": "users_file",
-           "ENCLUME_USERS_FILE": str(directory / "users.yaml"),
+           "ENCLUME_USERS_FILE": str(users_file),
            "ENCLUME_MAX_REQUEST_BODY_BYTES": str(BODY_LIMIT),
            "ENCLUME_IMAGE_STORE_MAX_BYTES": str(STORE_MAX)}
     with running_aio(directory / "data", env=env) as server:
@@ -73,11 +70,6 @@ def store(aio: Server) -> ImageStore:
 def made(response: httpx.Response, status: int = 201) -> Any:
     assert response.status_code == status, response.text
     return response.json() if response.content else None
-
-
-def fault(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    return str(json.loads(response.json()["error_message"])["faultstring"])
 
 
 def start(admin: httpx.Client, image: str, version: str, data: bytes,

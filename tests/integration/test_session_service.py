@@ -25,10 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 import httpx
 import pytest
-import yaml
 from sqlalchemy import select
 
 from services.boot.http import create_boot_app
@@ -42,6 +40,7 @@ from services.conductor.task import Task
 from services.drivers.deploy import config_drive
 from tests.support.api_stack import ServedApi, served_api
 from tests.support.asgi import bound_socket, serving, url_of
+from tests.support.classroom_users import write_users_file
 from tests.support.netns import routed_network
 from tests.support.polling import eventually
 from tests.support.session_service import (
@@ -66,16 +65,14 @@ UNREACHED = "no BMC and the session service did not answer"
 def stack(tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[tuple[ServedApi, Database, Settings]]:
     directory: Path = tmp_path_factory.mktemp("sessionsvc")
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    (directory / "users.yaml").write_text(yaml.safe_dump({"users": [
-        {"name": "root", "password_hash": hashed, "roles": ["admin"], "rooms": []}]}))
+    users_file = write_users_file(directory, {"root": (["admin"], [])}, PASSWORD)
     url = f"sqlite:///{directory / 'db.sqlite'}"
     upgrade_schema(url)
     db = Database(url)
     settings = Settings(
         process={"data_dir": directory},
         conductor={"hostname": "c1"},
-        auth={"strategy": "users_file", "users_file": directory / "users.yaml"},
+        auth={"strategy": "users_file", "users_file": users_file},
         drivers={"enabled_hardware_types": ["wol", "fake-hardware"]},
         wol={"default_host": "127.0.0.1"},
         session_service={"enabled": True, "wait_s": 1.0, "timeout_s": 4.0,

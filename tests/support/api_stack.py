@@ -98,10 +98,10 @@ def faultstring(response: httpx.Response) -> str:
     return str(json.loads(response.json()["error_message"])["faultstring"])
 
 
-def fault(response: httpx.Response) -> str:
-    """The faultstring of a 400 answer."""
-    assert response.status_code == 400, response.text
-    return str(json.loads(response.json()["error_message"])["faultstring"])
+def fault(response: httpx.Response, status: int = 400) -> str:
+    """The faultstring of an answer that must have ``status``."""
+    assert response.status_code == status, response.text
+    return faultstring(response)
 
 
 def wait_state(api: httpx.Client, node: str, state: str) -> dict[str, Any]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import bcrypt
 import httpx
 import yaml
+
+from tests.support.api_stack import fault
 
 
 def write_users_file(directory: Path, users: dict[str, tuple[list[str], list[str]]],
@@ -29,6 +30,5 @@ def ok(response: httpx.Response, status: int = 200) -> Any:
 
 def refused(response: httpx.Response, status: int, fragment: str) -> None:
     """An error answer of ``status`` whose message holds ``fragment``."""
-    assert response.status_code == status, response.text
-    fault = json.loads(response.json()["error_message"])
-    assert fragment in fault["faultstring"], fault["faultstring"]
+    message = fault(response, status)
+    assert fragment in message, message

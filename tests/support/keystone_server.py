@@ -1,8 +1,8 @@
 """A real Keystone (PyPI ``keystone``) on SQLite, served on loopback for the tests.
 
-Keystone lives in its own venv under .cache/keystone (as the clients' venv does), built once
-from tests/keystone/requirements.txt under a file lock (pytest-xdist workers: one builds, the
-others wait) and rebuilt when that file changes. The same build bootstraps a template: a
+Keystone lives in its own venv under .cache/keystone (tests/support/cached_venv.py builds it,
+as it does the clients' venv: once from tests/keystone/requirements.txt under a file lock, again
+when that file changes). Then, under the same lock, a template is bootstrapped once: a
 database after ``db_sync`` and ``bootstrap`` with fernet and credential keys, so that each test
 module copies it instead of spending ~20 s in keystone-manage; ``seeded_template`` caches a
 copy with a module's projects and users too. ``KeystoneServer`` serves a copy
@@ -21,7 +21,6 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +30,8 @@ from typing import Any
 import httpx
 
 from ramdisk.buildcache import exclusive
+from tests.support.cached_venv import ensure_venv
+from tests.support.procfs import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "tests" / "keystone" / "requirements.txt"
@@ -39,7 +40,8 @@ CACHE = ROOT / ".cache" / "keystone"
 VENV = CACHE / "venv"
 TEMPLATE = CACHE / "template"
 STAMP = CACHE / ".requirements-sha256"
-LOCK = CACHE / ".venv.lock"
+TEMPLATE_STAMP = TEMPLATE / ".requirements-sha256"  # written last: the template is whole
+LOCK = CACHE / f".{VENV.name}.lock"  # ensure_venv's lock, beside the venv
 ADMIN_PASSWORD = "keystone-test-admin"  # the throw-away Keystone's bootstrap admin
 PLACEHOLDER_URL = "http://keystone.invalid/v3"  # the template's endpoint, rewritten per copy
 
@@ -59,13 +61,11 @@ def _config(home: Path, token_expiration_s: int = 3600) -> str:
 
 def ensure_keystone() -> Path:
     """The Keystone venv and its bootstrapped template, built when missing or outdated."""
+    ensure_venv(REQUIREMENTS, VENV, stamp=STAMP)  # takes LOCK itself: not under it here
     with exclusive(LOCK):
         wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-        if STAMP.exists() and STAMP.read_text() == wanted and (TEMPLATE / "keystone.db").exists():
+        if TEMPLATE_STAMP.exists() and TEMPLATE_STAMP.read_text() == wanted:
             return VENV
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
-        _run([str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", "-r",
-              str(REQUIREMENTS)])
         shutil.rmtree(TEMPLATE, ignore_errors=True)
         TEMPLATE.mkdir(parents=True)
         config = TEMPLATE / "keystone.conf"
@@ -79,7 +79,7 @@ def ensure_keystone() -> Path:
         _run([*manage, "credential_setup", *owner])
         _run([*manage, "bootstrap", "--bootstrap-password", ADMIN_PASSWORD,
               "--bootstrap-public-url", PLACEHOLDER_URL])
-        STAMP.write_text(wanted)
+        TEMPLATE_STAMP.write_text(wanted)
         return VENV
 
 
@@ -171,12 +171,7 @@ class KeystoneServer:
 
     def stop(self) -> None:
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            stop_process(self._process, 10)
             self._process = None
 
 

@@ -18,7 +18,6 @@ The directory (base ``dc=school,dc=test``): people under ``ou=people`` (password
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.config_classroom_sections import LdapSettings
+from tests.support.procfs import stop_process
 from tests.support.throwaway_ca import create_ca, issue_server_certificate
 
 SLAPD = Path("/usr/sbin/slapd")
@@ -150,13 +150,8 @@ class Slapd:
         raise RuntimeError("slapd did not listen within 15 s")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, 10)
         if self.process is not None and self.process.stderr is not None:
             self.process.stderr.close()
         self.process = None

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.local_service import free_port
+from tests.support.procfs import stop_process
 
 IPMI_SIM = shutil.which("ipmi_sim") or "/usr/bin/ipmi_sim"
 USER = "admin"
@@ -122,13 +123,8 @@ class SolBmc:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, 10)
 
     def driver_info(self, **extra: Any) -> dict[str, Any]:
         return {"ipmi_address": "127.0.0.1", "ipmi_port": self.port,

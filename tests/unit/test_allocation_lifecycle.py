@@ -4,7 +4,6 @@ rules, deleted with their node, and decided again when their conductor died."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.models import Allocation, Node, utcnow
 from services.conductor.periodic import ORPHANED_ALLOCATION_S, PeriodicTasks
-from tests.support.api_stack import ServedApi, served_api
+from tests.support.api_stack import ServedApi, fault, served_api
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +35,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
 @pytest.fixture
 def api(served: ServedApi) -> httpx.Client:
     return served.client
-
-
-def fault(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    return str(json.loads(response.json()["error_message"])["faultstring"])
 
 
 def rc() -> str:

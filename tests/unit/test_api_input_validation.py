@@ -24,6 +24,7 @@ from services.api.routing import CheckedJSONRoute
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.common.models import Allocation, Node, Port
+from tests.support.api_stack import faultstring as fault
 from tests.support.api_stack import served_api
 
 JSON = {"content-type": "application/json"}
@@ -57,10 +58,6 @@ def api(stack: Stack) -> httpx.Client:
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def fault(response: httpx.Response) -> str:
-    return str(json.loads(response.json()["error_message"])["faultstring"])
 
 
 def refused(response: httpx.Response, fragment: str = "") -> str:

@@ -4,7 +4,6 @@ a refused setting failing the cleaning with the machine's reason, and the API's 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from services.drivers.bios import FAKE_DEFAULTS, FakeBios, NoBios
 from services.drivers.contract_check import ContractError
 from services.drivers.node_driver import check_implementation
 from tests.support.api_stack import ServedApi, served_sqlite_api
+from tests.support.api_stack import faultstring as fault
 from tests.support.polling import eventually
 
 
@@ -29,10 +29,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
 @pytest.fixture(scope="module")
 def api(served: ServedApi) -> httpx.Client:
     return served.client
-
-
-def fault(response: httpx.Response) -> str:
-    return str(json.loads(response.json()["error_message"])["faultstring"])
 
 
 def node(api: httpx.Client, uuid: str) -> dict[str, Any]:

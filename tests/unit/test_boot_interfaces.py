@@ -3,8 +3,6 @@ without boot device control, and that a conductor taking over prepares the boot 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from services.drivers.fake import FakeManagement
 from services.drivers.node_driver import NodeDriver
 from services.drivers.noop import NoopManagement
 from services.drivers.registry import FAKE_HARDWARE, Drivers
+from tests.support.polling import eventually
 
 
 @pytest.fixture
@@ -98,15 +97,6 @@ def test_machines_with_boot_device_control_boot_their_disk_without_network_answe
         info = committed_info(db, node_id)
         assert "boot" not in info
         assert info["fake_boot_device"] == {"boot_device": "disk", "persistent": True}
-
-
-def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 def test_a_conductor_taking_over_an_active_node_prepares_its_boot_again(db: Database) -> None:

@@ -8,17 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 import httpx
 import pytest
-import yaml
 from sqlalchemy import func, select
 
 from services.common.classroom_models import ClassSession, Job, JobPC, Occurrence, Room, RoomPC
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from tests.support.api_stack import served_api
-from tests.support.classroom_users import ok, refused
+from tests.support.classroom_users import ok, refused, write_users_file
 
 E = "/enclume/v1"
 SUM = "a" * 64
@@ -60,16 +58,13 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Stack]:
     directory: Path = tmp_path_factory.mktemp("classroom")
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    users = [{"name": n, "password_hash": hashed, "roles": r, "rooms": rooms}
-             for n, (r, rooms) in USERS.items()]
-    (directory / "users.yaml").write_text(yaml.safe_dump({"users": users}))
+    users_file = write_users_file(directory, USERS, PASSWORD)
     upgrade_schema(database_url)
     db = Database(database_url)
     settings = Settings(
         process={"data_dir": directory},
         conductor={"hostname": "c1"},
-        auth={"strategy": "users_file", "users_file": directory / "users.yaml"},
+        auth={"strategy": "users_file", "users_file": users_file},
         classroom={"ical_max_bytes": 20_000, "ical_max_events": 50, "occurrence_horizon_days": 366},
     )
     with served_api(settings, db) as served:

@@ -5,25 +5,17 @@ one whose node was deleted is closed with that reason."""
 
 from __future__ import annotations
 
-import uuid as uuid_module
-
 from sqlalchemy import delete, update
 
 from services.common.db import Database
 from services.common.models import Conductor, Node
-from services.common.ring import ConductorRing
 from services.conductor.consoles import Closed
 from services.conductor.manager import ConductorManager
 from tests.support.polling import eventually
+from tests.support.ring_owned import uuids_owned_by
 
 # The periodic tasks' fixtures: this conductor (ME) started, OTHER a live row in the ring.
 from tests.unit.test_periodic import ME, OTHER, db, manager  # noqa: F401
-
-
-def uuid_owned_by(owner: str, series: str) -> str:
-    ring = ConductorRing([ME, OTHER])
-    return next(candidate for i in range(1000) if ring.owner(
-        candidate := str(uuid_module.uuid5(uuid_module.NAMESPACE_URL, f"{series}-{i}"))) == owner)
 
 
 def set_other_online(db: Database, manager: ConductorManager,  # noqa: F811
@@ -47,7 +39,8 @@ def listen(manager: ConductorManager, uuid: str) -> list[bytes | Closed]:  # noq
 
 def test_consoles_follow_the_ring(db: Database,  # noqa: F811
                                   manager: ConductorManager) -> None:  # noqa: F811
-    mine, theirs = uuid_owned_by(ME, "mine"), uuid_owned_by(OTHER, "theirs")
+    mine = next(uuids_owned_by(ME, [ME, OTHER], "mine"))
+    theirs = next(uuids_owned_by(OTHER, [ME, OTHER], "theirs"))
     with db.session() as session:
         session.add_all([Node(uuid=uuid, driver="fake-hardware", console_interface="fake",
                               console_enabled=True) for uuid in (mine, theirs)])

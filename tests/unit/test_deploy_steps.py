@@ -4,7 +4,6 @@ Ironic's texts before any state change, run by the conductor, a failing one name
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.conductor.step_plan import sorted_steps
 from services.drivers.bios import FAKE_DEFAULTS
+from tests.support.api_stack import faultstring as fault
 from tests.support.api_stack import served_api
 from tests.support.polling import eventually
 
@@ -31,10 +31,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     settings = Settings(process={"data_dir": directory}, conductor={"hostname": "conductor-1"})
     with served_api(settings, Database(url)) as served:
         yield served.client
-
-
-def fault(response: httpx.Response) -> str:
-    return str(json.loads(response.json()["error_message"])["faultstring"])
 
 
 def node_of(api: httpx.Client, uuid: str) -> dict[str, Any]:

@@ -14,8 +14,9 @@ import pytest
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from services.drivers.bios import FAKE_DEFAULTS
+from tests.support.api_stack import faultstring as fault
 from tests.support.api_stack import served_api
-from tests.unit.test_deploy_steps import APPLY, available_node, fault, provision, settled
+from tests.unit.test_deploy_steps import APPLY, available_node, provision, settled
 
 STEP = {"interface": "bios", "step": "apply_configuration", "priority": 150,
         "args": {"settings": [{"name": "HyperThreading", "value": "Disabled"}]}}

@@ -8,7 +8,6 @@ a QEMU machine discovered in the virtual lab in tests/lab/test_discovery_lab.py.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import stat
 import time
@@ -33,6 +32,7 @@ from services.conductor.rpc import RpcClient, server_app
 from services.discovery.rules import RulesError
 from services.drivers.registry import Drivers
 from tests.support.aio import write_htpasswd
+from tests.support.api_stack import faultstring as fault
 from tests.support.api_stack import served_api
 from tests.support.asgi import bound_socket, serving, url_of
 from tests.support.settings import Sections, merged_settings
@@ -122,11 +122,6 @@ def add_node(db: Database, state: str, mac: str = BOOT_MAC, **values: Any) -> No
         session.flush()
         session.add(Port(address=mac, node_id=node.id, pxe_enabled=True))
     return node
-
-
-def fault(response: httpx.Response) -> str:
-    """The faultstring of an Ironic error body."""
-    return str(json.loads(response.json()["error_message"])["faultstring"])
 
 
 def show(stack: Stack, uuid: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ on every path. Through a served API with an in-process conductor."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Any
@@ -12,15 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.api_stack import fault
 from tests.unit import test_portgroups_chassis as portgroup_tests
 
 # The port group tests' served API (a module of its own here).
 api = portgroup_tests.api
-
-
-def fault(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    return str(json.loads(response.json()["error_message"])["faultstring"])
 
 
 def new_node(api: httpx.Client, version: str = "latest", **values: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@ SQLite): each field, filter and endpoint from its version on, and Ironic's answe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from services.api.versions import MAX_VERSION
 from tests.support.api_stack import ServedApi, at, served_sqlite_api
+from tests.support.api_stack import faultstring as fault
 from tests.support.polling import eventually
 
 
@@ -24,11 +24,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
 @pytest.fixture(scope="module")
 def api(served: ServedApi) -> httpx.Client:
     return served.client
-
-
-
-def fault(response: httpx.Response) -> str:
-    return str(json.loads(response.json()["error_message"])["faultstring"])
 
 
 def new_node(api: httpx.Client, **fields: Any) -> dict[str, Any]:

@@ -49,11 +49,15 @@ def gpt_image(path: Path, size: int) -> bytes:
 LOGICALS = b"label: dos\n2048,2048,L\n4096,2048,L\n6144,2048,L\n8192,,E\n" + b",4096,L\n" * 3
 
 
-def mbr_image_with_logicals(path: Path, size: int = 16 * MiB) -> tuple[bytes, list[int]]:
-    """Random bytes partitioned by sfdisk, and the sectors of its EBRs: those sfdisk changed
-    besides the MBR (found by comparing, not by reading the chain)."""
+@pytest.fixture(scope="module")
+def mbr_with_logicals(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[int]]:
+    """16 MiB of random bytes partitioned by sfdisk, and the sectors of its EBRs: those sfdisk
+    changed besides the MBR (found by comparing, not by reading the chain). Made once: the
+    tests only read it."""
     if shutil.which("sfdisk") is None:
         pytest.skip("sfdisk (Debian fdisk) is missing")
+    size = 16 * MiB
+    path = tmp_path_factory.mktemp("mbr") / "mbr.img"
     before = os.urandom(size)
     path.write_bytes(before)
     subprocess.run(["sfdisk", "-q", str(path)], input=LOGICALS, check=True,
@@ -193,8 +197,9 @@ def test_the_senders_file_has_the_table_zeroed_and_its_session_names_it(
         sessions.stop()
 
 
-def test_an_mbr_images_logical_partitions_have_their_ebrs_held_back(tmp_path: Path) -> None:
-    image, ebrs = mbr_image_with_logicals(tmp_path / "mbr.img")
+def test_an_mbr_images_logical_partitions_have_their_ebrs_held_back(
+        tmp_path: Path, mbr_with_logicals: tuple[bytes, list[int]]) -> None:
+    image, ebrs = mbr_with_logicals
     held = held_ranges(reader(image), len(image))
     assert held.faults == []
     assert held.ranges == [(0, SECTOR)] + [(sector * SECTOR, SECTOR) for sector in ebrs]
@@ -235,8 +240,8 @@ def corrupt(image: bytearray, ebrs: list[int], how: str) -> None:
     ("extended partition outside the image", 0, "outside the image"),
 ])
 def test_a_corrupt_ebr_chain_holds_what_is_valid_and_says_what_is_not(
-        tmp_path: Path, how: str, kept: int, fault: str) -> None:
-    image, ebrs = mbr_image_with_logicals(tmp_path / "mbr.img")
+        mbr_with_logicals: tuple[bytes, list[int]], how: str, kept: int, fault: str) -> None:
+    image, ebrs = mbr_with_logicals
     edited = bytearray(image)
     corrupt(edited, ebrs, how)
     held = held_ranges(reader(edited), len(edited))
@@ -268,8 +273,9 @@ def test_an_endless_ebr_chain_stops_within_what_the_agent_takes() -> None:
     assert (1 + MAX_EBRS) * SECTOR <= MAX_TABLE_BYTES
 
 
-def test_the_agent_holds_the_ebr_blocks_and_writes_them_after_the_rest(tmp_path: Path) -> None:
-    image, _ = mbr_image_with_logicals(tmp_path / "mbr.img")
+def test_the_agent_holds_the_ebr_blocks_and_writes_them_after_the_rest(
+        tmp_path: Path, mbr_with_logicals: tuple[bytes, list[int]]) -> None:
+    image, _ = mbr_with_logicals
     ranges = held_ranges(reader(image), len(image)).ranges
     manifest = manifest_of(image, MiB)
     tables = table_blocks(manifest, ranges)
@@ -309,10 +315,11 @@ def test_the_agent_holds_the_ebr_blocks_and_writes_them_after_the_rest(tmp_path:
 
 
 def test_a_session_of_an_image_with_a_corrupt_ebr_chain_holds_its_valid_ebrs(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        mbr_with_logicals: tuple[bytes, list[int]]) -> None:
     if shutil.which("uftp") is None:
         pytest.skip("uftp (Debian uftp) is missing")
-    image, ebrs = mbr_image_with_logicals(tmp_path / "mbr.img")
+    image, ebrs = mbr_with_logicals
     edited = bytearray(image)
     corrupt(edited, ebrs, "loop to the first")
     source = tmp_path / "image.raw"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from services.common.ring import ConductorRing
 from services.conductor.manager import ConductorManager
 from services.conductor.periodic import PeriodicTasks
 from services.drivers.registry import Drivers
+from tests.support.polling import eventually
+from tests.support.ring_owned import uuids_owned_by
 
 ME, OTHER = "conductor-me", "conductor-other"
 
@@ -63,15 +64,6 @@ def node(db: Database, node_id: int) -> Node:
         return found
 
 
-def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
-
-
 def test_power_sync_reads_only_owned_nodes_and_sees_out_of_band_changes(
         db: Database, manager: ConductorManager) -> None:
     nodes = add_nodes(db, 40, provision_state="available", power_state="power off")
@@ -92,24 +84,20 @@ def test_power_sync_reads_only_owned_nodes_and_sees_out_of_band_changes(
 def test_power_sync_leaves_out_the_states_ironic_leaves_out(
         db: Database, manager: ConductorManager) -> None:
     """Ironic's SYNC_EXCLUDED_STATES, a power change under way, and (recovery) enroll."""
-    pressed = {"fake_power_state": "power on"}  # a read would see the machine on
-    def one(**values: Any) -> Node:
-        """One node this conductor owns (the others of the batch are deleted)."""
-        batch = add_nodes(db, 12, power_state="power off", driver_internal_info=pressed,
-                          **values)
-        owned = mine(batch)[0]
-        with db.session() as session:
-            for other in batch:
-                if other.id != owned.id:
-                    session.delete(session.get(Node, other.id))
-        return owned
-    synced = one(provision_state="available")
-    left_out = [one(provision_state=state) for state in
-                ("enroll", "wait call-back", "clean wait", "adopt failed")]
-    left_out.append(one(provision_state="manageable", target_power_state="power on"))
     failed = {"maintenance": True, "fault": "power failure", "maintenance_reason": "BMC gone"}
-    recovered = one(provision_state="clean wait", **failed)
-    left_out.append(one(provision_state="enroll", **failed))
+    states: list[dict[str, Any]] = [
+        {"provision_state": "available"}, {"provision_state": "clean wait", **failed},
+        *({"provision_state": state} for state in
+          ("enroll", "wait call-back", "clean wait", "adopt failed")),
+        {"provision_state": "manageable", "target_power_state": "power on"},
+        {"provision_state": "enroll", **failed}]
+    owned = uuids_owned_by(ME, [ME, OTHER], "power-sync")
+    pressed = {"fake_power_state": "power on"}  # a read would see the machine on
+    synced, recovered, *left_out = [
+        Node(driver="fake-hardware", uuid=next(owned), power_state="power off",
+             driver_internal_info=pressed, **values) for values in states]
+    with db.session() as session:
+        session.add_all([synced, recovered, *left_out])
     report = PeriodicTasks(manager).sync_power_states()
     assert report.nodes == 2
     assert node(db, synced.id).power_state == "power on"

@@ -3,7 +3,6 @@ Ironic's fields per microversion, links that answer, its rules and error texts."
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from tests.support.api_stack import at, served_api
+from tests.support.api_stack import faultstring as fault
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +27,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         yield served.client
 
 
-def fault(response: httpx.Response) -> str:
-    return str(json.loads(response.json()["error_message"])["faultstring"])
-
-
 def mac() -> str:
     return "52:54:02:" + ":".join(uuid.uuid4().hex[i:i + 2] for i in (0, 2, 4))
-
 
 
 def new_node(api: httpx.Client, **values: Any) -> dict[str, Any]:

@@ -18,8 +18,9 @@ from services.common.db import Database, upgrade_schema
 from services.common.models import Node
 from services.common.raid_config import SCHEMA, configuration_error, logical_disk_properties
 from services.drivers.raid import record
+from tests.support.api_stack import faultstring as fault
 from tests.support.api_stack import served_api
-from tests.unit.test_deploy_steps import fault, history, node_of, provision, settled
+from tests.unit.test_deploy_steps import history, node_of, provision, settled
 
 V12 = {"X-OpenStack-Ironic-API-Version": "1.12"}
 V11 = {"X-OpenStack-Ironic-API-Version": "1.11"}

@@ -13,10 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 import httpx
 import pytest
-import yaml
 from sqlalchemy import select
 
 from services.common.classroom_models import ClassSession, Job, JobPC, Occurrence, Room
@@ -26,6 +24,7 @@ from services.common.models import Node
 from services.conductor.room_jobs import JobAdvancer
 from services.drivers.fake import FakeDelay
 from tests.support.api_stack import ServedApi, served_api
+from tests.support.classroom_users import write_users_file
 from tests.support.polling import eventually
 
 E = "/enclume/v1"
@@ -39,17 +38,14 @@ DEPLOY_LIMIT = 8
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServedApi, Database]]:
     directory: Path = tmp_path_factory.mktemp("roomjobs")
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    users = [{"name": n, "password_hash": hashed, "roles": r, "rooms": rooms}
-             for n, (r, rooms) in USERS.items()]
-    (directory / "users.yaml").write_text(yaml.safe_dump({"users": users}))
+    users_file = write_users_file(directory, USERS, PASSWORD)
     url = f"sqlite:///{directory / 'db.sqlite'}"
     upgrade_schema(url)
     db = Database(url)
     settings = Settings(
         process={"data_dir": directory},
         conductor={"hostname": "c1", "max_concurrent_deploys": DEPLOY_LIMIT},
-        auth={"strategy": "users_file", "users_file": directory / "users.yaml"},
+        auth={"strategy": "users_file", "users_file": users_file},
         fake={"deploy_delay_s": (0.3, 0.5)},
     )
     with served_api(settings, db) as served:

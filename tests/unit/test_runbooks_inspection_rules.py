@@ -5,7 +5,6 @@ and an in-process conductor. Below 1.96 the inspection rules' paths are not rout
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from services.api import app as app_module
 from services.api import inspection_rules, openapi, runbooks, versions
 from tests.support.api_stack import ServedApi, at, served_sqlite_api
+from tests.support.api_stack import faultstring as fault
 from tests.support.polling import eventually
 
 STEP = {"interface": "deploy", "step": "erase_devices_metadata", "args": {}, "order": 1}
@@ -31,11 +31,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
 @pytest.fixture(scope="module")
 def api(served: ServedApi) -> httpx.Client:
     return served.client
-
-
-
-def fault(response: httpx.Response) -> str:
-    return str(json.loads(response.json()["error_message"])["faultstring"])
 
 
 def created(api: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:

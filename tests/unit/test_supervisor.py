@@ -12,19 +12,13 @@ import pytest
 
 from services.boot import supervisor
 from services.boot.supervisor import ProcessSupervisor, StartError
+from tests.support.polling import eventually
 
 LOG = logging.getLogger("test.supervisor")
 
 
 def python(code: str) -> list[str]:
     return [sys.executable, "-c", code]
-
-
-def wait_until(check: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_a_process_that_dies_at_start_is_a_clear_error() -> None:
@@ -46,7 +40,8 @@ def test_a_process_that_dies_later_is_restarted_with_back_off(
         assert first is not None
         os.kill(first, signal.SIGKILL)
         # The new pid is visible a moment before the restart is counted.
-        wait_until(lambda: keeper.pid not in (None, first) and keeper.restarts == 1, 5)
+        eventually(lambda: keeper.pid not in (None, first) and keeper.restarts == 1, 5,
+                   "the restarted process")
         assert (f"sleeper (pid {first}) exited with status -9; restarting in 0 s. "
                 f"Last output: up") in caplog.text
     finally:
@@ -72,7 +67,7 @@ def test_output_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
                                                 "sys.stdout.flush(); time.sleep(60)"), LOG)
     keeper.start()
     try:
-        wait_until(lambda: "dhcp ready" in caplog.text, 5)
+        eventually(lambda: "dhcp ready" in caplog.text, 5, "its log line")
         assert any(r.levelno == logging.DEBUG and r.getMessage() == "dhcp ready"
                    for r in caplog.records)
     finally:

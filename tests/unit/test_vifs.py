@@ -3,7 +3,6 @@ with them, and the API's answers, through a served API with an in-process conduc
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from services.conductor.rpc import server_app
 from services.drivers.fake import FakeNetwork, NoopNetwork
 from services.drivers.network.vifs import TENANT_VIF_KEY
 from services.drivers.registry import Drivers
+from tests.support.api_stack import faultstring as fault
 from tests.support.api_stack import served_api
 from tests.support.asgi import serving
 from tests.unit import test_rpc_client as rpc_tests
@@ -213,10 +213,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
                             conductor={"hostname": "conductor-1"})
     with served_api(api_settings, Database(url)) as served:
         yield served.client
-
-
-def fault(response: httpx.Response) -> str:
-    return str(json.loads(response.json()["error_message"])["faultstring"])
 
 
 def node_with_ports(api: httpx.Client, count: int, network: str = "flat") -> str:

@@ -3,7 +3,6 @@ Ironic's fields, filters, links, state rules and error texts."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import pytest
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from tests.support.api_stack import at, served_api
+from tests.support.api_stack import faultstring as fault
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +26,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     settings = Settings(process={"data_dir": directory}, conductor={"hostname": "conductor-1"})
     with served_api(settings, Database(url)) as served:
         yield served.client
-
-
-def fault(response: httpx.Response) -> str:
-    return str(json.loads(response.json()["error_message"])["faultstring"])
-
 
 
 def iqn() -> str:

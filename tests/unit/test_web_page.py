@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import bcrypt
 import httpx
 import pytest
-import yaml
 from sqlalchemy import delete, func, select
 
 from services.api.login_limit import LoginLimiter
@@ -26,6 +24,7 @@ from services.common.classroom_models import ClassSession, Job, Occurrence
 from services.common.config import Settings
 from services.common.db import Database, upgrade_schema
 from tests.support.api_stack import served_api
+from tests.support.classroom_users import write_users_file
 
 E = "/enclume/v1"
 DASH = "\N{EN DASH}"  # between a class's start and end times
@@ -51,17 +50,14 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     directory: Path = tmp_path_factory.mktemp("web-page")
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    users = [{"name": n, "password_hash": hashed, "roles": r, "rooms": rooms}
-             for n, (r, rooms) in USERS.items()]
-    (directory / "users.yaml").write_text(yaml.safe_dump({"users": users}))
+    users_file = write_users_file(directory, USERS, PASSWORD)
     url = f"sqlite:///{directory / 'db.sqlite'}"
     upgrade_schema(url)
     db = Database(url)
     settings = Settings(
         process={"data_dir": directory},
         conductor={"hostname": "c1"},
-        auth={"strategy": "users_file", "users_file": directory / "users.yaml"},
+        auth={"strategy": "users_file", "users_file": users_file},
         ui={"login_attempts": 3},
     )
     with served_api(settings, db) as served:
