@@ -44,11 +44,13 @@ def class_vlan_pcs(room: Room) -> list[str]:
     return [pc.node.uuid for pc in room.pcs
             if pc.node.network_interface == VLAN_INTERFACE
             and pc.node.provision_state == states.S.ACTIVE.value
-            and not _left_vlan(pc.node, room.class_vlan)]
+            and not _logged_out(pc.node, room.idle_vlan)]
 
 
-def _left_vlan(node: Node, vlan: int | None) -> bool:
-    """Whether the VLANs the node's ports were last put in (as recorded) leave out ``vlan``;
-    False when that cannot be told (no VLAN recorded, the class VLAN not the room's)."""
-    recorded = {(port.internal_info or {}).get(PORT_VLAN_KEY) for port in node.ports} - {None}
-    return vlan is not None and bool(recorded) and vlan not in recorded
+def _logged_out(node: Node, idle_vlan: int | None) -> bool:
+    """Whether the node's ports were all last put in the room's idle VLAN (as recorded): a
+    log-out moved it. A PC still on a class VLAN the room no longer names (staff changed it,
+    or the PC came from another room) is not logged out; without a record, or without an idle
+    VLAN of the room, it cannot be told: False."""
+    recorded = {(port.internal_info or {}).get(PORT_VLAN_KEY) for port in node.ports}
+    return idle_vlan is not None and recorded == {idle_vlan}

@@ -200,7 +200,7 @@ def test_a_class_that_ends_with_nothing_sends_its_pcs_back_to_the_idle_vlan(
     assert rows == {pc: ("idle VLAN", "succeeded", None)
                     for pc in ("pc-sam", "pc-tina", "pc-off")}
     assert far[:2] == ("class VLAN", "failed")
-    assert far[2].startswith("At the end of the class, the PC's switch ports could not go back "
+    assert far[2].startswith("Leaving the class VLAN, the PC's switch ports could not go back "
                              "to the idle VLAN: "), far
 
     assert {pc: world.vlan(pc) for pc in ("pc-sam", "pc-tina", "pc-off", "pc-idle")} == {
@@ -216,7 +216,7 @@ def test_a_class_that_ends_with_nothing_sends_its_pcs_back_to_the_idle_vlan(
     assert max_login["user"] == "max" and "ended_at" not in max_login
     assert f"Switch ports moved to the provisioning VLAN {IDLE} (the idle VLAN of room B12): " \
            f"near {world.ports['pc-sam']}." in world.history("pc-sam")
-    assert any(event.startswith("At the end of the class, the PC's switch ports could not go")
+    assert any(event.startswith("Leaving the class VLAN, the PC's switch ports could not go")
                for event in world.history("pc-far"))
     assert world.history("pc-idle") == idle_history  # not on the class VLAN: untouched
 
@@ -328,3 +328,20 @@ def test_a_teacher_logs_the_pcs_on_the_class_vlan_out_now(
     again = world.api.post(f"{E}/rooms/B12/actions",
                            json={"action": "log-out", "pcs": ["pc-sam"]})
     assert again.status_code == 409, again.text
+
+
+def test_a_pc_left_on_an_older_class_vlan_is_still_logged_out(world: World) -> None:
+    """Staff changed the room's class VLAN after pc-sam's deploy: pc-sam is still on the old
+    one, so a log-out takes it back to the idle VLAN (only ports all recorded on the room's
+    idle VLAN mean that a log-out moved the PC already)."""
+    back_on_the_class_vlan(world, "pc-sam")
+    ok(world.api.patch(f"{E}/rooms/B12", json={"class_vlan": CLASS + 10}))
+    try:
+        job = ok(world.api.post(f"{E}/rooms/B12/actions",
+                                json={"action": "log-out", "pcs": ["pc-sam"]}), 202)
+        assert [pc["node"] for pc in job["pcs"]] == ["pc-sam"]
+        world.advance_jobs()
+        assert ok(world.api.get(f"{E}/jobs/{job['uuid']}"))["state"] == "done"
+        assert world.vlan("pc-sam") == IDLE
+    finally:
+        ok(world.api.patch(f"{E}/rooms/B12", json={"class_vlan": CLASS}))

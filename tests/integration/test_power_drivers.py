@@ -270,10 +270,11 @@ def test_redfish_power_and_boot_device(api: httpx.Client, aio: Server,
     assert redfish_emulator.password not in aio.log_text()
 
 
-def test_redfish_soft_reboot_of_a_node_never_powered_off_is_one_graceful_restart(
+def test_redfish_soft_reboot_of_a_node_never_powered_off_is_one_reset(
         api: httpx.Client, make_redfish_emulator: Callable[..., RedfishPeers]) -> None:
     """API 1.95: a soft reboot of a disable_power_off node is the BMC's own soft reboot (as
-    Ironic's RedfishPower: GracefulRestart), never a GracefulShutdown then On."""
+    Ironic's RedfishPower: GracefulRestart), never a GracefulShutdown then On: one Reset
+    request (the emulator's log has no bodies, so its ResetType is not read here)."""
     from tests.support.redfish_emulator import fake_systems
 
     peers = make_redfish_emulator(fake_systems(1, power_state="On"))

@@ -119,7 +119,7 @@ def leave_class_vlan(task: Task, now: datetime, class_ended_at: datetime) -> dic
     state = task.node.provision_state
     if state != states.S.ACTIVE.value or _provisioned_since(task.node, class_ended_at):
         return {"moved": False, "state": state, "error": None}
-    error = _back_to_idle_vlan(task, "At the end of the class, the PC's switch ports")
+    error = _back_to_idle_vlan(task, "Leaving the class VLAN, the PC's switch ports")
     if error is None:
         end_login(task.node, now)
     return {"moved": error is None, "state": state, "error": error}
